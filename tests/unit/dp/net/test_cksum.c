@@ -1,0 +1,94 @@
+/* Unit tests for dp/net/cksum.c against RFC 1071's example and a reference sum. */
+#include "net_test.h"
+
+static void test_rfc1071_example(void **state)
+{
+	(void)state;
+	/* RFC 1071 section 3: the words sum to 0xddf2; the checksum is its complement. */
+	const uint8_t b[8] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+	uint16_t c = wp_inet_cksum(b, sizeof(b));
+	uint8_t out[2];
+	memcpy(out, &c, 2);
+	assert_int_equal(get16(out), 0x220d);
+}
+
+static void test_matches_reference_all_lengths_and_alignments(void **state)
+{
+	(void)state;
+	uint8_t buf[300];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (unsigned off = 0; off < 8; off++) {
+		for (unsigned len = 0; len + off <= sizeof(buf); len++) {
+			uint16_t c = wp_inet_cksum(buf + off, len);
+			uint8_t out[2];
+			memcpy(out, &c, 2);
+			assert_int_equal(get16(out), ref_cksum(buf + off, len));
+		}
+	}
+}
+
+static void test_all_ones_and_zero(void **state)
+{
+	(void)state;
+	uint8_t z[64] = {0};
+	uint8_t f[64];
+	memset(f, 0xff, sizeof(f));
+	uint16_t c = wp_inet_cksum(z, sizeof(z));
+	assert_int_equal(c, 0xffff);
+	c = wp_inet_cksum(f, sizeof(f));
+	assert_int_equal(c, 0x0000);
+}
+
+static void test_verify_sums_to_zero(void **state)
+{
+	(void)state;
+	uint8_t ip[20];
+	put_ipv4(ip, 20, IP4(10, 0, 0, 1), IP4(10, 0, 0, 2), 6, 100, 64, 0);
+	assert_int_equal(wp_inet_cksum(ip, 20), 0);
+	ip[8]--; /* TTL */
+	assert_int_not_equal(wp_inet_cksum(ip, 20), 0);
+}
+
+static void test_tcp_pseudo_header(void **state)
+{
+	(void)state;
+	uint32_t src = IP4(198, 18, 0, 1), dst = IP4(198, 18, 0, 2);
+	for (unsigned len = 20; len < 60; len++) {
+		uint8_t seg[64];
+		for (unsigned i = 0; i < len; i++)
+			seg[i] = (uint8_t)(i * 31 + len);
+		put16(seg + 16, 0);
+		/* Reference: pseudo header (src, dst, 0, 6, len) then the segment. */
+		uint8_t ph[12 + 64];
+		put_ip(ph, src);
+		put_ip(ph + 4, dst);
+		ph[8] = 0;
+		ph[9] = 6;
+		put16(ph + 10, (uint16_t)len);
+		memcpy(ph + 12, seg, len);
+		uint16_t want = ref_cksum(ph, 12 + len);
+		uint16_t got = wp_tcp_cksum(src, dst, seg, (uint16_t)len);
+		uint8_t out[2];
+		memcpy(out, &got, 2);
+		assert_int_equal(get16(out), want);
+		/* Stored as is, the segment then verifies to zero. */
+		memcpy(seg + 16, &got, 2);
+		assert_int_equal(wp_tcp_cksum(src, dst, seg, (uint16_t)len), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_rfc1071_example),
+	        cmocka_unit_test(test_matches_reference_all_lengths_and_alignments),
+	        cmocka_unit_test(test_all_ones_and_zero),
+	        cmocka_unit_test(test_verify_sums_to_zero),
+	        cmocka_unit_test(test_tcp_pseudo_header),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
