@@ -1,0 +1,921 @@
+/*
+ * mTLS over memory BIOs (see tls.h). One SSL per connection, two shared
+ * SSL_CTXs per wp_tls_ctx. The SPIFFE identity of the peer is checked in
+ * the verify callback at depth 0, after OpenSSL accepted the chain, so a
+ * foreign trust domain fails the handshake with an alert; resumed sessions
+ * (no verify callback) are checked again when the handshake completes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "dp/tls/tls.h"
+#include "wp/counters.h"
+
+#define CIPHERS13 "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+#define CIPHERS12                                                                                  \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"                             \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
+#define DEFAULT_BIO_CAP (64 * 1024)
+
+enum { F_CERT, F_KEY, F_CA, F_MAX };
+
+struct file_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct wp_tls_ctx {
+	atomic_int refs;
+	SSL_CTX *server;
+	SSL_CTX *client;
+	struct wp_tls_config cfg; /* strings below, owned */
+	char *strs[F_MAX + 1 + WP_TLS_MAX_ALIASES];
+	struct file_stamp stamp[F_MAX];
+	size_t bio_cap;
+};
+
+enum conn_state {
+	ST_HANDSHAKE,
+	ST_ESTABLISHED,
+	ST_EOF, /* close_notify received */
+	ST_FAILED,
+};
+
+struct wp_tls_conn {
+	SSL *ssl;
+	BIO *rbio;              /* owned by ssl */
+	BIO *wbio;              /* owned by ssl */
+	struct wp_tls_ctx *ctx; /* one reference */
+	uint64_t *ctrs;
+	char *peer_id;  /* OPENSSL_malloc'ed */
+	char *expected; /* client: expected server identity, or NULL */
+	uint16_t td_len, ns_off, ns_len, sa_off, sa_len;
+	uint8_t role;
+	uint8_t state;
+	uint8_t fail; /* enum wp_tls_fail */
+	uint8_t shut_sent;
+};
+
+static const char *const fail_names[] = {
+        [WP_TLS_FAIL_NONE] = "none",
+        [WP_TLS_FAIL_NO_PEER_CERT] = "no peer certificate",
+        [WP_TLS_FAIL_BAD_CHAIN] = "certificate chain not trusted",
+        [WP_TLS_FAIL_EXPIRED] = "certificate expired or not yet valid",
+        [WP_TLS_FAIL_NO_SPIFFE_ID] = "no valid SPIFFE URI SAN",
+        [WP_TLS_FAIL_FOREIGN_TD] = "foreign trust domain",
+        [WP_TLS_FAIL_WRONG_PEER] = "unexpected peer identity",
+        [WP_TLS_FAIL_NO_ALPN_H2] = "peer does not speak h2 (ALPN)",
+        [WP_TLS_FAIL_PROTOCOL_VERSION] = "protocol version refused",
+        [WP_TLS_FAIL_PEER_ALERT] = "peer sent a fatal alert",
+        [WP_TLS_FAIL_OTHER] = "TLS error",
+};
+
+const char *wp_tls_fail_str(enum wp_tls_fail f)
+{
+	if ((size_t)f >= WP_ARRAY_SIZE(fail_names))
+		return "?";
+	return fail_names[f];
+}
+
+static const enum wp_ctr fail_ctr[] = {
+        [WP_TLS_FAIL_NONE] = WP_CTR_TLS_HS_OTHER,
+        [WP_TLS_FAIL_NO_PEER_CERT] = WP_CTR_TLS_HS_NO_PEER_CERT,
+        [WP_TLS_FAIL_BAD_CHAIN] = WP_CTR_TLS_HS_BAD_CHAIN,
+        [WP_TLS_FAIL_EXPIRED] = WP_CTR_TLS_HS_EXPIRED,
+        [WP_TLS_FAIL_NO_SPIFFE_ID] = WP_CTR_TLS_HS_NO_SPIFFE_ID,
+        [WP_TLS_FAIL_FOREIGN_TD] = WP_CTR_TLS_HS_FOREIGN_TRUST_DOMAIN,
+        [WP_TLS_FAIL_WRONG_PEER] = WP_CTR_TLS_HS_WRONG_PEER,
+        [WP_TLS_FAIL_NO_ALPN_H2] = WP_CTR_TLS_HS_NO_ALPN_H2,
+        [WP_TLS_FAIL_PROTOCOL_VERSION] = WP_CTR_TLS_HS_PROTOCOL_VERSION,
+        [WP_TLS_FAIL_PEER_ALERT] = WP_CTR_TLS_HS_PEER_ALERT,
+        [WP_TLS_FAIL_OTHER] = WP_CTR_TLS_HS_OTHER,
+};
+
+static inline void ctr_inc(uint64_t *ctrs, enum wp_ctr c)
+{
+	if (ctrs != NULL)
+		wp_ctr_inc(ctrs, c);
+}
+
+/* ---- SPIFFE identities ---- */
+
+int wp_tls_spiffe_parse(const char *id, size_t len, const char **td, size_t *td_len,
+                        const char **ns, size_t *ns_len, const char **sa, size_t *sa_len)
+{
+	static const char scheme[] = "spiffe://";
+	const char *p, *end = id + len, *slash;
+
+	if (len <= sizeof(scheme) - 1 || strncasecmp(id, scheme, sizeof(scheme) - 1) != 0)
+		return -EINVAL;
+	p = id + sizeof(scheme) - 1;
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (slash == NULL || slash == p)
+		return -EINVAL;
+	*td = p;
+	*td_len = (size_t)(slash - p);
+	p = slash + 1;
+	if ((size_t)(end - p) < 3 || memcmp(p, "ns/", 3) != 0)
+		return -EINVAL;
+	p += 3;
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (slash == NULL || slash == p)
+		return -EINVAL;
+	*ns = p;
+	*ns_len = (size_t)(slash - p);
+	p = slash + 1;
+	if ((size_t)(end - p) < 3 || memcmp(p, "sa/", 3) != 0)
+		return -EINVAL;
+	p += 3;
+	if (p == end || memchr(p, '/', (size_t)(end - p)) != NULL)
+		return -EINVAL;
+	*sa = p;
+	*sa_len = (size_t)(end - p);
+	for (const char *q = id; q < end; q++)
+		if (*q == '\0' || (unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+			return -EINVAL;
+	return 0;
+}
+
+static bool td_allowed(const struct wp_tls_ctx *t, const char *td, size_t len)
+{
+	if (strlen(t->cfg.trust_domain) == len && memcmp(t->cfg.trust_domain, td, len) == 0)
+		return true;
+	for (size_t i = 0; i < WP_TLS_MAX_ALIASES && t->cfg.aliases[i] != NULL; i++)
+		if (strlen(t->cfg.aliases[i]) == len && memcmp(t->cfg.aliases[i], td, len) == 0)
+			return true;
+	return false;
+}
+
+/* Extracts and checks the leaf's SPIFFE ID; on success stores it in c. */
+static enum wp_tls_fail check_identity(struct wp_tls_conn *c, X509 *leaf)
+{
+	GENERAL_NAMES *gens;
+	const char *uri = NULL, *td, *ns, *sa;
+	size_t ulen = 0, td_len, ns_len, sa_len;
+	int nuri = 0;
+	enum wp_tls_fail f = WP_TLS_FAIL_NONE;
+
+	if (leaf == NULL)
+		return WP_TLS_FAIL_NO_PEER_CERT;
+	gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	if (gens == NULL)
+		return WP_TLS_FAIL_NO_SPIFFE_ID;
+	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		if (g->type != GEN_URI)
+			continue;
+		nuri++;
+		uri = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+		ulen = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+	}
+	/* A SPIFFE SVID carries exactly one URI SAN. */
+	if (nuri != 1 || ulen >= WP_TLS_ID_MAX ||
+	    wp_tls_spiffe_parse(uri, ulen, &td, &td_len, &ns, &ns_len, &sa, &sa_len) != 0) {
+		f = WP_TLS_FAIL_NO_SPIFFE_ID;
+		goto out;
+	}
+	if (!td_allowed(c->ctx, td, td_len)) {
+		f = WP_TLS_FAIL_FOREIGN_TD;
+		goto out;
+	}
+	if (c->expected != NULL &&
+	    (strlen(c->expected) != ulen || memcmp(c->expected, uri, ulen))) {
+		f = WP_TLS_FAIL_WRONG_PEER;
+		goto out;
+	}
+	OPENSSL_free(c->peer_id);
+	c->peer_id = OPENSSL_strndup(uri, ulen);
+	if (c->peer_id == NULL) {
+		f = WP_TLS_FAIL_OTHER;
+		goto out;
+	}
+	c->td_len = (uint16_t)td_len;
+	c->ns_off = (uint16_t)(ns - uri);
+	c->ns_len = (uint16_t)ns_len;
+	c->sa_off = (uint16_t)(sa - uri);
+	c->sa_len = (uint16_t)sa_len;
+out:
+	GENERAL_NAMES_free(gens);
+	return f;
+}
+
+/* ---- callbacks ---- */
+
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct wp_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	enum wp_tls_fail f;
+
+	if (c == NULL)
+		return 0;
+	if (!ok) {
+		int e = X509_STORE_CTX_get_error(xs);
+		if (c->fail == WP_TLS_FAIL_NONE)
+			c->fail = (e == X509_V_ERR_CERT_HAS_EXPIRED ||
+			           e == X509_V_ERR_CERT_NOT_YET_VALID)
+			                  ? WP_TLS_FAIL_EXPIRED
+			                  : WP_TLS_FAIL_BAD_CHAIN;
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(xs) != 0)
+		return 1;
+	f = check_identity(c, X509_STORE_CTX_get_current_cert(xs));
+	if (f != WP_TLS_FAIL_NONE) {
+		c->fail = f;
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		return 0;
+	}
+	return 1;
+}
+
+/* Server: refuse a ClientHello that carries no ALPN extension at all (the
+ * select callback below only runs when there is one). */
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	const unsigned char *ext;
+	size_t len;
+	struct wp_tls_conn *c = SSL_get_app_data(ssl);
+
+	(void)arg;
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+	                              &len) == 1)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (c != NULL)
+		c->fail = WP_TLS_FAIL_NO_ALPN_H2;
+	*al = SSL_AD_NO_APPLICATION_PROTOCOL;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct wp_tls_conn *c = SSL_get_app_data(ssl);
+
+	(void)arg;
+	for (unsigned int i = 0; i < inlen;) {
+		unsigned int l = in[i];
+		if (i + 1 + l > inlen)
+			break;
+		if (l == 2 && in[i + 1] == 'h' && in[i + 2] == '2') {
+			*out = in + i + 1;
+			*outlen = 2;
+			return SSL_TLSEXT_ERR_OK;
+		}
+		i += 1 + l;
+	}
+	if (c != NULL)
+		c->fail = WP_TLS_FAIL_NO_ALPN_H2;
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* ---- contexts ---- */
+
+static int stamp_file(const char *path, struct file_stamp *st)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0)
+		return -errno;
+	st->dev = sb.st_dev;
+	st->ino = sb.st_ino;
+	st->size = sb.st_size;
+	st->mtime = sb.st_mtim;
+	return 0;
+}
+
+static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
+{
+	static const unsigned char alpn[] = "\x02h2";
+	static const unsigned char sid_ctx[] = "waypointd-hbone";
+	SSL_CTX *s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+	*err = -ENOMEM;
+	if (s == NULL)
+		return NULL;
+	*err = -EINVAL;
+	if (!SSL_CTX_set_min_proto_version(s,
+	                                   t->cfg.allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(s, CIPHERS13) || !SSL_CTX_set_cipher_list(s, CIPHERS12))
+		goto fail;
+	SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_read_ahead(s, 0);
+	SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+	                               (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+	/* The files were stat'ed: a failure now means bad content. */
+	if (SSL_CTX_use_certificate_chain_file(s, t->cfg.cert_file) != 1)
+		goto fail;
+	if (SSL_CTX_use_PrivateKey_file(s, t->cfg.key_file, SSL_FILETYPE_PEM) != 1)
+		goto fail;
+	if (SSL_CTX_check_private_key(s) != 1)
+		goto fail;
+	if (SSL_CTX_load_verify_locations(s, t->cfg.ca_file, NULL) != 1)
+		goto fail;
+	SSL_CTX_set_verify(s, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+	                   verify_cb);
+	SSL_CTX_set_verify_depth(s, 4);
+	if (server) {
+		SSL_CTX_set_client_hello_cb(s, client_hello_cb, NULL);
+		SSL_CTX_set_alpn_select_cb(s, alpn_select_cb, NULL);
+		if (!SSL_CTX_set_session_id_context(s, sid_ctx, sizeof(sid_ctx) - 1))
+			goto fail;
+		/* Stateless tickets only: no server-side session cache to grow. */
+		SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+		if (t->cfg.no_session_tickets) {
+			SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+			SSL_CTX_set_num_tickets(s, 0);
+		} else {
+			SSL_CTX_set_num_tickets(s, 1);
+		}
+	} else {
+		if (SSL_CTX_set_alpn_protos(s, alpn, sizeof(alpn) - 1) != 0)
+			goto fail;
+		SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+	}
+	*err = 0;
+	return s;
+fail:
+	SSL_CTX_free(s);
+	ERR_clear_error();
+	return NULL;
+}
+
+static char *dupstr(struct wp_tls_ctx *t, int i, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	t->strs[i] = strdup(s);
+	return t->strs[i];
+}
+
+struct wp_tls_ctx *wp_tls_ctx_new(const struct wp_tls_config *cfg, int *errp)
+{
+	struct wp_tls_ctx *t;
+	int err = -EINVAL;
+
+	if (cfg == NULL || cfg->cert_file == NULL || cfg->key_file == NULL ||
+	    cfg->ca_file == NULL || cfg->trust_domain == NULL || cfg->trust_domain[0] == '\0')
+		goto fail0;
+	err = -ENOMEM;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		goto fail0;
+	atomic_init(&t->refs, 1);
+	t->cfg = *cfg;
+	t->cfg.cert_file = dupstr(t, 0, cfg->cert_file);
+	t->cfg.key_file = dupstr(t, 1, cfg->key_file);
+	t->cfg.ca_file = dupstr(t, 2, cfg->ca_file);
+	t->cfg.trust_domain = dupstr(t, 3, cfg->trust_domain);
+	if (!t->cfg.cert_file || !t->cfg.key_file || !t->cfg.ca_file || !t->cfg.trust_domain)
+		goto fail1;
+	for (int i = 0; i < WP_TLS_MAX_ALIASES && cfg->aliases[i] != NULL; i++)
+		if ((t->cfg.aliases[i] = dupstr(t, 4 + i, cfg->aliases[i])) == NULL)
+			goto fail1;
+	t->bio_cap = cfg->bio_cap ? cfg->bio_cap : DEFAULT_BIO_CAP;
+	/* Stamp first: a file replaced while we read it shows up next time. */
+	if ((err = stamp_file(t->cfg.cert_file, &t->stamp[F_CERT])) ||
+	    (err = stamp_file(t->cfg.key_file, &t->stamp[F_KEY])) ||
+	    (err = stamp_file(t->cfg.ca_file, &t->stamp[F_CA])))
+		goto fail1;
+	t->server = build_ssl_ctx(t, true, &err);
+	if (t->server == NULL)
+		goto fail1;
+	t->client = build_ssl_ctx(t, false, &err);
+	if (t->client == NULL)
+		goto fail1;
+	return t;
+fail1:
+	wp_tls_ctx_unref(t);
+fail0:
+	if (errp != NULL)
+		*errp = err;
+	return NULL;
+}
+
+void wp_tls_ctx_ref(struct wp_tls_ctx *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void wp_tls_ctx_unref(struct wp_tls_ctx *t)
+{
+	if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	SSL_CTX_free(t->server);
+	SSL_CTX_free(t->client);
+	for (size_t i = 0; i < WP_ARRAY_SIZE(t->strs); i++)
+		free(t->strs[i]);
+	free(t);
+}
+
+bool wp_tls_ctx_files_changed(const struct wp_tls_ctx *t)
+{
+	const char *files[F_MAX] = {t->cfg.cert_file, t->cfg.key_file, t->cfg.ca_file};
+
+	for (int i = 0; i < F_MAX; i++) {
+		struct file_stamp now;
+		const struct file_stamp *old = &t->stamp[i];
+		if (stamp_file(files[i], &now) != 0)
+			return true;
+		if (now.dev != old->dev || now.ino != old->ino || now.size != old->size ||
+		    now.mtime.tv_sec != old->mtime.tv_sec ||
+		    now.mtime.tv_nsec != old->mtime.tv_nsec)
+			return true;
+	}
+	return false;
+}
+
+int wp_tls_store_init(struct wp_tls_store *st, const struct wp_tls_config *cfg)
+{
+	int err = 0;
+	struct wp_tls_ctx *t = wp_tls_ctx_new(cfg, &err);
+
+	if (t == NULL)
+		return err;
+	atomic_store(&st->cur, t);
+	return 0;
+}
+
+struct wp_tls_ctx *wp_tls_store_get(struct wp_tls_store *st)
+{
+	return atomic_load_explicit(&st->cur, memory_order_acquire);
+}
+
+int wp_tls_store_reload(struct wp_tls_store *st, bool force, struct wp_tls_ctx **old,
+                        uint64_t *ctrs)
+{
+	struct wp_tls_ctx *cur = atomic_load(&st->cur), *n;
+	int err = 0;
+
+	*old = NULL;
+	if (!force && !wp_tls_ctx_files_changed(cur))
+		return 0;
+	n = wp_tls_ctx_new(&cur->cfg, &err);
+	if (n == NULL) {
+		ctr_inc(ctrs, WP_CTR_TLS_RELOAD_FAILED);
+		return err;
+	}
+	atomic_store_explicit(&st->cur, n, memory_order_release);
+	*old = cur;
+	ctr_inc(ctrs, WP_CTR_TLS_RELOADED);
+	return 1;
+}
+
+void wp_tls_store_fini(struct wp_tls_store *st)
+{
+	wp_tls_ctx_unref(atomic_exchange(&st->cur, NULL));
+}
+
+/* ---- connections ---- */
+
+static int new_bios(struct wp_tls_conn *c)
+{
+	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+
+	if (r == NULL || w == NULL) {
+		BIO_free(r);
+		BIO_free(w);
+		return -ENOMEM;
+	}
+	/* Empty means "retry later", not EOF. */
+	BIO_set_mem_eof_return(r, -1);
+	BIO_set_mem_eof_return(w, -1);
+	SSL_set_bio(c->ssl, r, w);
+	c->rbio = r;
+	c->wbio = w;
+	return 0;
+}
+
+struct wp_tls_conn *wp_tls_conn_new(struct wp_tls_ctx *t, enum wp_tls_role role, uint64_t *ctrs)
+{
+	struct wp_tls_conn *c = OPENSSL_zalloc(sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->ssl = SSL_new(role == WP_TLS_SERVER ? t->server : t->client);
+	if (c->ssl == NULL || new_bios(c) != 0) {
+		SSL_free(c->ssl);
+		OPENSSL_free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	wp_tls_ctx_ref(t);
+	c->ctx = t;
+	c->ctrs = ctrs;
+	c->role = (uint8_t)role;
+	c->state = ST_HANDSHAKE;
+	SSL_set_app_data(c->ssl, c);
+	if (role == WP_TLS_SERVER)
+		SSL_set_accept_state(c->ssl);
+	else
+		SSL_set_connect_state(c->ssl); /* no SNI, like ztunnel */
+	return c;
+}
+
+void wp_tls_conn_free(struct wp_tls_conn *c)
+{
+	if (c == NULL)
+		return;
+	SSL_free(c->ssl);
+	wp_tls_ctx_unref(c->ctx);
+	OPENSSL_free(c->peer_id);
+	OPENSSL_free(c->expected);
+	OPENSSL_free(c);
+}
+
+int wp_tls_conn_set_expected_peer(struct wp_tls_conn *c, const char *id)
+{
+	const char *td, *ns, *sa;
+	size_t a, b, d, len = strlen(id);
+
+	if (len >= WP_TLS_ID_MAX)
+		return -ENAMETOOLONG;
+	if (c->role != WP_TLS_CLIENT || wp_tls_spiffe_parse(id, len, &td, &a, &ns, &b, &sa, &d))
+		return -EINVAL;
+	OPENSSL_free(c->expected);
+	c->expected = OPENSSL_strdup(id);
+	return c->expected != NULL ? 0 : -ENOMEM;
+}
+
+static void set_failed(struct wp_tls_conn *c, enum wp_tls_fail f)
+{
+	bool after_hs = c->state != ST_HANDSHAKE;
+
+	if (c->state == ST_FAILED)
+		return;
+	if (c->fail == WP_TLS_FAIL_NONE)
+		c->fail = (uint8_t)f;
+	c->state = ST_FAILED;
+	/* After the handshake only a peer's alert (e.g. a TLS 1.3 server that
+	 * refused our certificate after we finished) keeps its reason; the
+	 * rest are record-layer errors. */
+	if (after_hs && c->fail != WP_TLS_FAIL_PEER_ALERT)
+		ctr_inc(c->ctrs, WP_CTR_TLS_RECORD_ERROR);
+	else
+		ctr_inc(c->ctrs, fail_ctr[c->fail]);
+}
+
+/* Maps the error queue after a failed handshake step to a reason. A reason
+ * a callback already recorded wins. */
+static enum wp_tls_fail classify(struct wp_tls_conn *c)
+{
+	unsigned long e;
+	enum wp_tls_fail f = WP_TLS_FAIL_OTHER;
+
+	while ((e = ERR_get_error()) != 0) {
+		if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+			continue;
+		switch (ERR_GET_REASON(e)) {
+		case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+			f = WP_TLS_FAIL_NO_PEER_CERT;
+			break;
+		case SSL_R_UNSUPPORTED_PROTOCOL:
+		case SSL_R_WRONG_VERSION_NUMBER:
+		case SSL_R_NO_PROTOCOLS_AVAILABLE:
+		case SSL_R_VERSION_TOO_LOW:
+		case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+			f = WP_TLS_FAIL_PROTOCOL_VERSION;
+			break;
+		case SSL_R_NO_APPLICATION_PROTOCOL:
+		case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
+			f = WP_TLS_FAIL_NO_ALPN_H2;
+			break;
+		case SSL_R_CERTIFICATE_VERIFY_FAILED:
+			f = WP_TLS_FAIL_BAD_CHAIN;
+			break;
+		default:
+			if (ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET && f == WP_TLS_FAIL_OTHER)
+				f = WP_TLS_FAIL_PEER_ALERT;
+			break;
+		}
+	}
+	return c->fail != WP_TLS_FAIL_NONE ? (enum wp_tls_fail)c->fail : f;
+}
+
+/* Checks done once the handshake completed (also for resumed sessions,
+ * which skip the verify callback). */
+static enum wp_tls_fail post_handshake(struct wp_tls_conn *c)
+{
+	const unsigned char *proto = NULL;
+	unsigned int plen = 0;
+
+	SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+	if (plen != 2 || memcmp(proto, "h2", 2) != 0)
+		return WP_TLS_FAIL_NO_ALPN_H2;
+	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+		return WP_TLS_FAIL_BAD_CHAIN;
+	if (c->peer_id == NULL)
+		return check_identity(c, SSL_get0_peer_certificate(c->ssl));
+	return WP_TLS_FAIL_NONE;
+}
+
+int wp_tls_conn_handshake(struct wp_tls_conn *c)
+{
+	int r;
+	enum wp_tls_fail f;
+
+	if (c->state == ST_ESTABLISHED || c->state == ST_EOF)
+		return 1;
+	if (c->state == ST_FAILED)
+		return -EPROTO;
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		f = post_handshake(c);
+		if (f != WP_TLS_FAIL_NONE) {
+			c->fail = (uint8_t)f;
+			set_failed(c, f);
+			/* Tell the peer why; for TLS 1.3 the handshake is already
+			 * complete on its side. */
+			SSL_shutdown(c->ssl);
+			return -EPROTO;
+		}
+		c->state = ST_ESTABLISHED;
+		ctr_inc(c->ctrs,
+		        SSL_session_reused(c->ssl) ? WP_CTR_TLS_HS_RESUMED : WP_CTR_TLS_HS_DONE);
+		return 1;
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	default:
+		set_failed(c, classify(c));
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
+{
+	size_t pend;
+	int n;
+
+	if (c->state == ST_FAILED)
+		return -EPIPE;
+	pend = BIO_ctrl_pending(c->rbio);
+	if (pend >= c->ctx->bio_cap || len == 0)
+		return 0;
+	len = WP_MIN(len, c->ctx->bio_cap - pend);
+	n = BIO_write(c->rbio, buf, (int)len);
+	return n > 0 ? n : -ENOMEM;
+}
+
+ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
+{
+	int r, n;
+
+	if (c->state == ST_HANDSHAKE) {
+		r = wp_tls_conn_handshake(c);
+		if (r <= 0)
+			return r;
+	}
+	if (c->state == ST_FAILED)
+		return -EPROTO;
+	if (c->state == ST_EOF)
+		return -EPIPE;
+	ERR_clear_error();
+	n = SSL_read(c->ssl, buf, (int)WP_MIN(len, (size_t)INT_MAX));
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return WP_AGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		c->state = ST_EOF;
+		return -EPIPE;
+	case SSL_ERROR_SSL:
+		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			c->state = ST_FAILED;
+			ctr_inc(c->ctrs, WP_CTR_TLS_UNCLEAN_EOF);
+			return -ECONNRESET;
+		}
+		/* fallthrough */
+	default:
+		set_failed(c, classify(c));
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+/* TCP saw FIN: what is buffered can still be read, then reads end. */
+void wp_tls_conn_feed_eof(struct wp_tls_conn *c)
+{
+	BIO_set_mem_eof_return(c->rbio, 0);
+}
+
+ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
+{
+	size_t pend;
+	int r;
+
+	if (c->state == ST_HANDSHAKE) {
+		r = wp_tls_conn_handshake(c);
+		if (r <= 0)
+			return r;
+	}
+	if (c->state == ST_FAILED)
+		return -EPROTO;
+	if (c->shut_sent)
+		return -EPIPE;
+	pend = BIO_ctrl_pending(c->wbio);
+	if (pend >= c->ctx->bio_cap || len == 0)
+		return WP_AGAIN;
+	len = WP_MIN(len, c->ctx->bio_cap - pend);
+	ERR_clear_error();
+	r = SSL_write(c->ssl, buf, (int)WP_MIN(len, (size_t)INT_MAX));
+	if (r > 0)
+		return r;
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return WP_AGAIN;
+	default:
+		set_failed(c, classify(c));
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
+size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
+{
+	return BIO_ctrl_pending(c->wbio);
+}
+
+size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
+{
+	int n = BIO_read(c->wbio, buf, (int)WP_MIN(len, (size_t)INT_MAX));
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+int wp_tls_conn_shutdown(struct wp_tls_conn *c)
+{
+	if (c->state == ST_HANDSHAKE || c->state == ST_FAILED)
+		return -EPROTO;
+	if (c->shut_sent)
+		return 0;
+	ERR_clear_error();
+	c->shut_sent = 1;
+	if (SSL_shutdown(c->ssl) < 0) {
+		ERR_clear_error();
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static size_t bio_capacity(BIO *b)
+{
+	BUF_MEM *m = NULL;
+
+	BIO_get_mem_ptr(b, &m);
+	return m != NULL ? m->max : 0;
+}
+
+void wp_tls_conn_trim(struct wp_tls_conn *c)
+{
+	if (BIO_ctrl_pending(c->rbio) != 0 || BIO_ctrl_pending(c->wbio) != 0)
+		return;
+	if (bio_capacity(c->rbio) == 0 && bio_capacity(c->wbio) == 0)
+		return;
+	/* Keep the old BIOs if the new ones cannot be had. */
+	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+	if (r == NULL || w == NULL) {
+		BIO_free(r);
+		BIO_free(w);
+		return;
+	}
+	BIO_set_mem_eof_return(r, -1);
+	BIO_set_mem_eof_return(w, -1);
+	SSL_set_bio(c->ssl, r, w); /* frees the old pair */
+	c->rbio = r;
+	c->wbio = w;
+}
+
+bool wp_tls_conn_established(const struct wp_tls_conn *c)
+{
+	return c->state == ST_ESTABLISHED || c->state == ST_EOF;
+}
+
+bool wp_tls_conn_failed(const struct wp_tls_conn *c)
+{
+	return c->state == ST_FAILED;
+}
+
+bool wp_tls_conn_resumed(const struct wp_tls_conn *c)
+{
+	return wp_tls_conn_established(c) && SSL_session_reused(c->ssl);
+}
+
+enum wp_tls_fail wp_tls_conn_fail_reason(const struct wp_tls_conn *c)
+{
+	return (enum wp_tls_fail)c->fail;
+}
+
+const char *wp_tls_conn_peer_id(const struct wp_tls_conn *c)
+{
+	return wp_tls_conn_established(c) ? c->peer_id : NULL;
+}
+
+int wp_tls_conn_peer_parts(const struct wp_tls_conn *c, const char **td, size_t *td_len,
+                           const char **ns, size_t *ns_len, const char **sa, size_t *sa_len)
+{
+	const char *id = wp_tls_conn_peer_id(c);
+
+	if (id == NULL)
+		return -ENOENT;
+	*td = id + sizeof("spiffe://") - 1;
+	*td_len = c->td_len;
+	*ns = id + c->ns_off;
+	*ns_len = c->ns_len;
+	*sa = id + c->sa_off;
+	*sa_len = c->sa_len;
+	return 0;
+}
+
+int wp_tls_conn_version(const struct wp_tls_conn *c)
+{
+	return wp_tls_conn_established(c) ? SSL_version(c->ssl) : 0;
+}
+
+/* ---- OpenSSL memory accounting ---- */
+
+static __thread int64_t mem_live;
+
+struct mem_hdr {
+	size_t size;
+	size_t pad; /* keeps the payload 16-byte aligned */
+};
+
+static void *acct_malloc(size_t n, const char *file, int line)
+{
+	struct mem_hdr *h;
+
+	(void)file;
+	(void)line;
+	h = malloc(sizeof(*h) + n);
+	if (h == NULL)
+		return NULL;
+	h->size = n;
+	mem_live += (int64_t)n;
+	return h + 1;
+}
+
+static void acct_free(void *p, const char *file, int line)
+{
+	struct mem_hdr *h;
+
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	h = (struct mem_hdr *)p - 1;
+	mem_live -= (int64_t)h->size;
+	free(h);
+}
+
+static void *acct_realloc(void *p, size_t n, const char *file, int line)
+{
+	struct mem_hdr *h;
+	size_t old;
+
+	if (p == NULL)
+		return acct_malloc(n, file, line);
+	if (n == 0) {
+		acct_free(p, file, line);
+		return NULL;
+	}
+	h = (struct mem_hdr *)p - 1;
+	old = h->size;
+	h = realloc(h, sizeof(*h) + n);
+	if (h == NULL)
+		return NULL;
+	h->size = n;
+	mem_live += (int64_t)n - (int64_t)old;
+	return h + 1;
+}
+
+int wp_tls_mem_accounting_enable(void)
+{
+	return CRYPTO_set_mem_functions(acct_malloc, acct_realloc, acct_free) ? 0 : -EBUSY;
+}
+
+int64_t wp_tls_mem_live(void)
+{
+	return mem_live;
+}
