@@ -8,6 +8,7 @@
 #ifndef WP_TEST_NET_H
 #define WP_TEST_NET_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
