@@ -1,0 +1,539 @@
+/*
+ * Loads conf/waypoint.conf (libconfig) into struct wp_config.
+ *
+ * Three passes: libconfig parses the file; each --set override is applied to
+ * the parsed tree (so an override is type-checked exactly like the file);
+ * then a schema walk copies every known key into the struct, checking type
+ * and range and refusing unknown keys. Errors carry "FILE:LINE: key 'k'" so
+ * the operator knows where to look; overrides report "--set k=v".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include "wp/addr.h"
+#include "wp/config.h"
+
+struct loader {
+	config_t lc;
+	const char *path;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static void fail(struct loader *ld, const config_setting_t *s, const char *key, const char *fmt,
+		 ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (ld->failed)
+		return; /* keep the first error: it is the one to fix first */
+	ld->failed = 1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s != NULL && config_setting_source_line(s) > 0)
+		snprintf(ld->err, ld->errlen, "%s:%u: key '%s': %s", ld->path,
+			 config_setting_source_line(s), key, msg);
+	else
+		snprintf(ld->err, ld->errlen, "%s: key '%s': %s", ld->path, key, msg);
+}
+
+/* ---- --set overrides ---------------------------------------------------- */
+
+static int parse_index(const char *seg, int *idx)
+{
+	char *end;
+	long v;
+	const char *p = seg;
+
+	if (*p == '[')
+		p++;
+	if (*p < '0' || *p > '9')
+		return -1;
+	v = strtol(p, &end, 10);
+	if (seg[0] == '[') {
+		if (*end != ']' || end[1] != '\0')
+			return -1;
+	} else if (*end != '\0') {
+		return -1;
+	}
+	*idx = (int)v;
+	return 0;
+}
+
+/* Infers the type of a value for a key that the file does not have. */
+static int infer_type(const char *v)
+{
+	char *end;
+
+	if (!strcmp(v, "true") || !strcmp(v, "false"))
+		return CONFIG_TYPE_BOOL;
+	strtoll(v, &end, 0);
+	if (*v != '\0' && *end == '\0')
+		return CONFIG_TYPE_INT64;
+	strtod(v, &end);
+	if (*v != '\0' && *end == '\0')
+		return CONFIG_TYPE_FLOAT;
+	return CONFIG_TYPE_STRING;
+}
+
+static int set_value(config_setting_t *s, const char *v)
+{
+	char *end;
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: {
+		long long n = strtoll(v, &end, 0);
+		if (*v == '\0' || *end != '\0')
+			return -1;
+		if (config_setting_type(s) == CONFIG_TYPE_INT)
+			return config_setting_set_int(s, (int)n) == CONFIG_TRUE ? 0 : -1;
+		return config_setting_set_int64(s, n) == CONFIG_TRUE ? 0 : -1;
+	}
+	case CONFIG_TYPE_FLOAT: {
+		double d = strtod(v, &end);
+		if (*v == '\0' || *end != '\0')
+			return -1;
+		return config_setting_set_float(s, d) == CONFIG_TRUE ? 0 : -1;
+	}
+	case CONFIG_TYPE_BOOL:
+		if (!strcmp(v, "true"))
+			return config_setting_set_bool(s, 1) == CONFIG_TRUE ? 0 : -1;
+		if (!strcmp(v, "false"))
+			return config_setting_set_bool(s, 0) == CONFIG_TRUE ? 0 : -1;
+		return -1;
+	case CONFIG_TYPE_STRING:
+		return config_setting_set_string(s, v) == CONFIG_TRUE ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+static int apply_set(struct loader *ld, const char *assignment)
+{
+	char buf[512], *eq, *path, *val, *seg, *save = NULL, *next;
+	config_setting_t *s = config_root_setting(&ld->lc);
+
+	if (strlen(assignment) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, assignment);
+	eq = strchr(buf, '=');
+	if (eq == NULL || eq == buf)
+		goto bad;
+	*eq = '\0';
+	path = buf;
+	val = eq + 1;
+
+	for (seg = strtok_r(path, ".", &save); seg != NULL; seg = next) {
+		config_setting_t *child;
+		int idx;
+
+		next = strtok_r(NULL, ".", &save);
+		if (parse_index(seg, &idx) == 0) {
+			child = config_setting_get_elem(s, (unsigned)idx);
+		} else {
+			if (!config_setting_is_group(s)) {
+				snprintf(ld->err, ld->errlen, "--set %s: '%s' is not a group",
+					 assignment, seg);
+				return -EINVAL;
+			}
+			child = config_setting_get_member(s, seg);
+			if (child == NULL)
+				child = config_setting_add(
+					s, seg, next ? CONFIG_TYPE_GROUP : infer_type(val));
+		}
+		if (child == NULL) {
+			snprintf(ld->err, ld->errlen, "--set %s: no element '%s' there", assignment,
+				 seg);
+			return -EINVAL;
+		}
+		s = child;
+	}
+	if (set_value(s, val) != 0) {
+		snprintf(ld->err, ld->errlen, "--set %s: value '%s' does not fit the key's type",
+			 assignment, val);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	snprintf(ld->err, ld->errlen, "--set '%s': expected path=value", assignment);
+	return -EINVAL;
+}
+
+/* ---- schema walk -------------------------------------------------------- */
+
+/* Refuses members of <g> that are not in the NULL-terminated <known>. */
+static void check_known(struct loader *ld, const config_setting_t *g, const char *prefix,
+			const char *const *known)
+{
+	int n = config_setting_length(g);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(m);
+		int ok = 0;
+
+		for (const char *const *k = known; *k; k++)
+			if (name && !strcmp(name, *k))
+				ok = 1;
+		if (!ok) {
+			char key[128];
+			snprintf(key, sizeof(key), "%s%s", prefix, name ? name : "?");
+			fail(ld, m, key, "unknown key");
+		}
+	}
+}
+
+static const config_setting_t *member(const config_setting_t *g, const char *name)
+{
+	return g ? config_setting_get_member(g, name) : NULL;
+}
+
+static void get_uint(struct loader *ld, const config_setting_t *g, const char *prefix,
+		     const char *name, unsigned long long min, unsigned long long max, void *out,
+		     size_t width)
+{
+	const config_setting_t *s = member(g, name);
+	char key[128];
+	long long v;
+
+	if (s == NULL)
+		return; /* keep the default */
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		fail(ld, s, key, "expected an integer");
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < 0 || (unsigned long long)v < min || (unsigned long long)v > max) {
+		fail(ld, s, key, "%lld is out of range [%llu, %llu]", v, min, max);
+		return;
+	}
+	if (width == sizeof(uint64_t))
+		*(uint64_t *)out = (uint64_t)v;
+	else if (width == sizeof(unsigned))
+		*(unsigned *)out = (unsigned)v;
+	else if (width == sizeof(uint16_t))
+		*(uint16_t *)out = (uint16_t)v;
+	else
+		*(uint8_t *)out = (uint8_t)v;
+}
+
+#define GET_UINT(ld, g, prefix, name, min, max, field)                                             \
+	get_uint(ld, g, prefix, name, min, max, &(field), sizeof(field))
+
+static void get_fraction(struct loader *ld, const config_setting_t *g, const char *prefix,
+			 const char *name, double *out)
+{
+	const config_setting_t *s = member(g, name);
+	char key[128];
+	double v;
+
+	if (s == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_FLOAT:
+		v = config_setting_get_float(s);
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		v = (double)config_setting_get_int64(s);
+		break;
+	default:
+		fail(ld, s, key, "expected a number");
+		return;
+	}
+	if (!(v >= 0.0 && v <= 1.0)) {
+		fail(ld, s, key, "%g is not a fraction in [0, 1]", v);
+		return;
+	}
+	*out = v;
+}
+
+static void get_bool(struct loader *ld, const config_setting_t *g, const char *prefix,
+		     const char *name, bool *out)
+{
+	const config_setting_t *s = member(g, name);
+	char key[128];
+
+	if (s == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		fail(ld, s, key, "expected true or false");
+		return;
+	}
+	*out = config_setting_get_bool(s);
+}
+
+static void get_string(struct loader *ld, const config_setting_t *g, const char *prefix,
+		       const char *name, char *out, size_t outlen)
+{
+	const config_setting_t *s = member(g, name);
+	char key[128];
+	const char *v;
+
+	if (s == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		fail(ld, s, key, "expected a string");
+		return;
+	}
+	v = config_setting_get_string(s);
+	if (strlen(v) >= outlen) {
+		fail(ld, s, key, "longer than %zu characters", outlen - 1);
+		return;
+	}
+	strcpy(out, v);
+}
+
+static void get_ipv4(struct loader *ld, const config_setting_t *g, const char *prefix,
+		     const char *name, struct wp_addr *out)
+{
+	char text[64] = "", key[128];
+	const config_setting_t *s = member(g, name);
+
+	if (s == NULL)
+		return;
+	get_string(ld, g, prefix, name, text, sizeof(text));
+	if (ld->failed)
+		return;
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	if (wp_addr_parse(text, out) != 0 || out->family != WP_AF_INET)
+		fail(ld, s, key, "'%s' is not an IPv4 address", text);
+}
+
+static const config_setting_t *get_group(struct loader *ld, const char *name)
+{
+	const config_setting_t *s = config_lookup(&ld->lc, name);
+
+	if (s != NULL && !config_setting_is_group(s)) {
+		fail(ld, s, name, "expected a group { ... }");
+		return NULL;
+	}
+	return s;
+}
+
+static void load_eal(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"lcores",  "file_prefix", "memory_mb", "in_memory",
+					    "no_huge", "log_level",   "args",	   NULL};
+	const config_setting_t *g = get_group(ld, "eal"), *args;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "eal.", known);
+	get_string(ld, g, "eal.", "lcores", cfg->eal_lcores, sizeof(cfg->eal_lcores));
+	get_string(ld, g, "eal.", "file_prefix", cfg->eal_file_prefix,
+		   sizeof(cfg->eal_file_prefix));
+	GET_UINT(ld, g, "eal.", "memory_mb", 16, 1 << 20, cfg->eal_memory_mb);
+	get_bool(ld, g, "eal.", "in_memory", &cfg->eal_in_memory);
+	get_bool(ld, g, "eal.", "no_huge", &cfg->eal_no_huge);
+	get_string(ld, g, "eal.", "log_level", cfg->eal_log_level, sizeof(cfg->eal_log_level));
+	args = member(g, "args");
+	if (args != NULL) {
+		int n = config_setting_length(args);
+
+		if (!config_setting_is_array(args) && !config_setting_is_list(args)) {
+			fail(ld, args, "eal.args", "expected an array of strings");
+			return;
+		}
+		if (n > WP_MAX_EAL_ARGS) {
+			fail(ld, args, "eal.args", "at most %d arguments", WP_MAX_EAL_ARGS);
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *a = config_setting_get_elem(args, (unsigned)i);
+			const char *v = config_setting_get_string(a);
+
+			if (v == NULL || strlen(v) >= sizeof(cfg->eal_args[0])) {
+				fail(ld, a, "eal.args", "element %d is not a string (or too long)",
+				     i);
+				return;
+			}
+			strcpy(cfg->eal_args[cfg->eal_nargs++], v);
+		}
+	}
+	if (strchr(cfg->eal_file_prefix, '/') || cfg->eal_file_prefix[0] == '\0')
+		fail(ld, member(g, "file_prefix"), "eal.file_prefix",
+		     "must be a non-empty name without '/'");
+}
+
+static void load_polling(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"mode", "idle_polls", "sleep_us", NULL};
+	const config_setting_t *g = get_group(ld, "polling");
+	char mode[32] = "";
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "polling.", known);
+	get_string(ld, g, "polling.", "mode", mode, sizeof(mode));
+	if (mode[0] != '\0') {
+		if (!strcmp(mode, "busy"))
+			cfg->poll_mode = WP_POLL_BUSY;
+		else if (!strcmp(mode, "adaptive"))
+			cfg->poll_mode = WP_POLL_ADAPTIVE;
+		else
+			fail(ld, member(g, "mode"), "polling.mode",
+			     "'%s' is neither \"busy\" nor \"adaptive\"", mode);
+	}
+	GET_UINT(ld, g, "polling.", "idle_polls", 1, 1u << 30, cfg->poll_idle_polls);
+	GET_UINT(ld, g, "polling.", "sleep_us", 1, 1000000, cfg->poll_sleep_us);
+}
+
+static void load_ports(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"device", "ip",	 "prefix", "gateway",
+					    "mtu",    "rx_desc", "tx_desc", NULL};
+	const config_setting_t *list = config_lookup(&ld->lc, "ports");
+	int n;
+
+	if (list == NULL) {
+		fail(ld, NULL, "ports", "missing: at least one port is required");
+		return;
+	}
+	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+		fail(ld, list, "ports", "expected a list ( { ... }, ... )");
+		return;
+	}
+	n = config_setting_length(list);
+	if (n < 1 || n > WP_MAX_PORTS) {
+		fail(ld, list, "ports", "between 1 and %d ports, not %d", WP_MAX_PORTS, n);
+		return;
+	}
+	cfg->n_ports = (unsigned)n;
+	for (int i = 0; i < n && !ld->failed; i++) {
+		const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		struct wp_port_config *p = &cfg->ports[i];
+		char prefix[32];
+
+		snprintf(prefix, sizeof(prefix), "ports.[%d].", i);
+		if (!config_setting_is_group(g)) {
+			fail(ld, g, prefix, "expected a group { ... }");
+			return;
+		}
+		p->mtu = 1500;
+		p->rx_desc = 1024;
+		p->tx_desc = 1024;
+		p->prefix = 24;
+		check_known(ld, g, prefix, known);
+		get_string(ld, g, prefix, "device", p->device, sizeof(p->device));
+		if (!ld->failed && p->device[0] == '\0')
+			fail(ld, g, prefix, "'device' is required");
+		if (!ld->failed && member(g, "ip") == NULL)
+			fail(ld, g, prefix, "'ip' is required");
+		get_ipv4(ld, g, prefix, "ip", &p->ip);
+		GET_UINT(ld, g, prefix, "prefix", 1, 32, p->prefix);
+		get_ipv4(ld, g, prefix, "gateway", &p->gateway);
+		GET_UINT(ld, g, prefix, "mtu", 576, 9000, p->mtu);
+		GET_UINT(ld, g, prefix, "rx_desc", 64, 32768, p->rx_desc);
+		GET_UINT(ld, g, prefix, "tx_desc", 64, 32768, p->tx_desc);
+	}
+}
+
+static void load_arp(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"entries", "pending", "ttl_s", NULL};
+	const config_setting_t *g = get_group(ld, "arp");
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "arp.", known);
+	GET_UINT(ld, g, "arp.", "entries", 16, 1u << 20, cfg->arp_entries);
+	GET_UINT(ld, g, "arp.", "pending", 1, 1u << 16, cfg->arp_pending);
+	GET_UINT(ld, g, "arp.", "ttl_s", 1, 86400, cfg->arp_ttl_s);
+}
+
+static void load_fault(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"rx_drop", "rx_dup",     "rx_reorder", "tx_drop",
+					    "tx_dup",  "tx_reorder", "seed",	   NULL};
+	const config_setting_t *g = get_group(ld, "fault");
+	struct wp_fault_config *f = &cfg->fault;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "fault.", known);
+	get_fraction(ld, g, "fault.", "rx_drop", &f->rx_drop);
+	get_fraction(ld, g, "fault.", "rx_dup", &f->rx_dup);
+	get_fraction(ld, g, "fault.", "rx_reorder", &f->rx_reorder);
+	get_fraction(ld, g, "fault.", "tx_drop", &f->tx_drop);
+	get_fraction(ld, g, "fault.", "tx_dup", &f->tx_dup);
+	get_fraction(ld, g, "fault.", "tx_reorder", &f->tx_reorder);
+	GET_UINT(ld, g, "fault.", "seed", 0, UINT64_MAX, f->seed);
+}
+
+static void set_defaults(struct wp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->workers = 1;
+	strcpy(cfg->eal_file_prefix, "waypointd");
+	cfg->eal_memory_mb = 256;
+	cfg->eal_in_memory = true;
+	strcpy(cfg->eal_log_level, "notice");
+	cfg->poll_mode = WP_POLL_ADAPTIVE;
+	cfg->poll_idle_polls = 64;
+	cfg->poll_sleep_us = 100;
+	cfg->mbufs_per_worker = 16383;
+	cfg->arp_entries = 1024;
+	cfg->arp_pending = 256;
+	cfg->arp_ttl_s = 300;
+	cfg->fault.seed = 1;
+}
+
+int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
+		   struct wp_config *cfg, char *err, size_t errlen)
+{
+	static const char *const known[] = {"workers", "eal",		   "polling", "ports",
+					    "arp",     "mbufs_per_worker", "fault",   NULL};
+	struct loader ld = {.path = path, .err = err, .errlen = errlen};
+	int rc = 0;
+
+	set_defaults(cfg);
+	if (strlen(path) >= sizeof(cfg->path)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -EINVAL;
+	}
+	strcpy(cfg->path, path);
+	config_init(&ld.lc);
+	if (config_read_file(&ld.lc, path) != CONFIG_TRUE) {
+		if (config_error_type(&ld.lc) == CONFIG_ERR_FILE_IO)
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		else
+			snprintf(err, errlen, "%s:%d: %s", config_error_file(&ld.lc) ?: path,
+				 config_error_line(&ld.lc), config_error_text(&ld.lc));
+		rc = -EINVAL;
+		goto out;
+	}
+	for (unsigned i = 0; i < n_sets; i++) {
+		rc = apply_set(&ld, sets[i]);
+		if (rc)
+			goto out;
+	}
+
+	check_known(&ld, config_root_setting(&ld.lc), "", known);
+	GET_UINT(&ld, config_root_setting(&ld.lc), "", "workers", 1, WP_MAX_WORKERS,
+		 cfg->workers);
+	GET_UINT(&ld, config_root_setting(&ld.lc), "", "mbufs_per_worker", 1023, 1u << 22,
+		 cfg->mbufs_per_worker);
+	load_eal(&ld, cfg);
+	load_polling(&ld, cfg);
+	load_ports(&ld, cfg);
+	load_arp(&ld, cfg);
+	load_fault(&ld, cfg);
+	rc = ld.failed ? -EINVAL : 0;
+out:
+	config_destroy(&ld.lc);
+	return rc;
+}

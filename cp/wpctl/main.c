@@ -1,0 +1,48 @@
+/*
+ * wpctl entry point: picks the command named by argv[1] and hands it the
+ * remaining arguments. See wpctl.h for the command contract.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "wpctl.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{"stats", wp_wpctl_stats, "per-core data-plane statistics (DPDK telemetry)"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: wpctl COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\n'wpctl COMMAND --help' describes one command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("wpctl %s\n", WP_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "wpctl: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

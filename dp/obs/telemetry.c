@@ -1,0 +1,131 @@
+/*
+ * DPDK telemetry commands for waypointd (see telemetry.h). Telemetry
+ * callbacks take no user argument in DPDK 22.11, so the worker table lives
+ * in this file's one static registry, written once before the workers start
+ * and only read afterwards.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_telemetry.h>
+
+#include "telemetry.h"
+#include "wp/common.h"
+
+static struct {
+	struct wp_stats *const *stats;
+	const unsigned *lcores;
+	unsigned n;
+	uint64_t tsc_hz;
+} reg;
+
+static inline uint64_t load(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Sums the workers named by ids[0..n) into *out. */
+static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned k = 0; k < n; k++) {
+		const struct wp_stats *s = reg.stats[ids[k]];
+
+		out->rx_pkts += load(&s->rx_pkts);
+		out->rx_bytes += load(&s->rx_bytes);
+		out->tx_pkts += load(&s->tx_pkts);
+		out->tx_bytes += load(&s->tx_bytes);
+		out->busy_cycles += load(&s->busy_cycles);
+		out->idle_cycles += load(&s->idle_cycles);
+		out->loops += load(&s->loops);
+		for (unsigned i = 0; i < WP_CTR_MAX; i++)
+			out->ctr[i] += load(&s->ctr[i]);
+	}
+}
+
+static void fill(struct rte_tel_data *d, const struct wp_stats *s)
+{
+	rte_tel_data_add_dict_u64(d, "rx_packets", s->rx_pkts);
+	rte_tel_data_add_dict_u64(d, "rx_bytes", s->rx_bytes);
+	rte_tel_data_add_dict_u64(d, "tx_packets", s->tx_pkts);
+	rte_tel_data_add_dict_u64(d, "tx_bytes", s->tx_bytes);
+	rte_tel_data_add_dict_u64(d, "busy_cycles", s->busy_cycles);
+	rte_tel_data_add_dict_u64(d, "idle_cycles", s->idle_cycles);
+	rte_tel_data_add_dict_u64(d, "loops", s->loops);
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		rte_tel_data_add_dict_u64(d, wp_ctr_info[i].name, s->ctr[i]);
+}
+
+static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
+		    struct rte_tel_data *d)
+{
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_string(d, "version", WP_VERSION);
+	rte_tel_data_add_dict_u64(d, "workers", reg.n);
+	rte_tel_data_add_dict_u64(d, "tsc_hz", reg.tsc_hz);
+	rte_tel_data_add_dict_u64(d, "counters", WP_CTR_MAX);
+	return 0;
+}
+
+static int cmd_workers(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
+		       struct rte_tel_data *d)
+{
+	rte_tel_data_start_array(d, RTE_TEL_INT_VAL);
+	for (unsigned i = 0; i < reg.n; i++)
+		rte_tel_data_add_array_int(d, (int)i);
+	return 0;
+}
+
+static int cmd_worker(const char *cmd WP_UNUSED, const char *params, struct rte_tel_data *d)
+{
+	struct wp_stats s;
+	unsigned id;
+	char *end;
+
+	if (params == NULL || *params == '\0')
+		return -EINVAL;
+	id = (unsigned)strtoul(params, &end, 10);
+	if (*end != '\0' || id >= reg.n)
+		return -EINVAL;
+	sum(&id, 1, &s);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "worker", id);
+	rte_tel_data_add_dict_u64(d, "lcore", reg.lcores[id]);
+	fill(d, &s);
+	return 0;
+}
+
+static int cmd_stats(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
+		     struct rte_tel_data *d)
+{
+	unsigned ids[WP_MAX_TEL_WORKERS];
+	struct wp_stats s;
+
+	for (unsigned i = 0; i < reg.n; i++)
+		ids[i] = i;
+	sum(ids, reg.n, &s);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "workers", reg.n);
+	fill(d, &s);
+	return 0;
+}
+
+int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores, unsigned n,
+			  uint64_t tsc_hz)
+{
+	if (n == 0 || n > WP_MAX_TEL_WORKERS)
+		return -EINVAL;
+	reg.stats = stats;
+	reg.lcores = lcores;
+	reg.n = n;
+	reg.tsc_hz = tsc_hz;
+	if (rte_telemetry_register_cmd("/wp/info", cmd_info, "waypointd version and workers") ||
+	    rte_telemetry_register_cmd("/wp/workers", cmd_workers, "list of worker ids") ||
+	    rte_telemetry_register_cmd("/wp/worker", cmd_worker,
+				       "one worker's statistics. Parameters: int worker_id") ||
+	    rte_telemetry_register_cmd("/wp/stats", cmd_stats, "statistics summed over workers"))
+		return -EEXIST;
+	return 0;
+}

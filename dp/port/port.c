@@ -1,0 +1,316 @@
+/*
+ * EAL arguments, ports and pools (see port.h).
+ *
+ * Devices: a configured device string that looks like a PCI address goes to
+ * the EAL allow-list (-a), anything else is a virtual device (--vdev). The
+ * DPDK port is then found by name (the part before the first comma).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_thash.h>
+
+#include "port.h"
+#include "wp/common.h"
+
+#define MAX_ARGS 64
+
+/* The default Toeplitz key most NICs ship with (Microsoft's RSS spec). */
+static const uint8_t default_rss_key[WP_RSS_KEY_LEN] = {
+	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
+static bool is_pci_address(const char *dev)
+{
+	/* dddd:bb:dd.f or bb:dd.f */
+	unsigned colons = 0, dots = 0;
+
+	for (const char *p = dev; *p && *p != ','; p++) {
+		if (*p == ':')
+			colons++;
+		else if (*p == '.')
+			dots++;
+		else if (!isxdigit((unsigned char)*p))
+			return false;
+	}
+	return colons >= 1 && dots == 1;
+}
+
+static void device_name(const char *dev, char *name, size_t len)
+{
+	size_t n = strcspn(dev, ",");
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(name, dev, n);
+	name[n] = '\0';
+}
+
+/* Free 2 MiB hugepages on the machine, or 0 if none or unknown. */
+static unsigned long free_hugepages_2m(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "r");
+	unsigned long n = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n;
+}
+
+/* "0,1,3" of the CPUs this process may run on. */
+static void allowed_cpus(char *buf, size_t len)
+{
+	cpu_set_t set;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (int c = 0; c < CPU_SETSIZE && off < len; c++)
+		if (CPU_ISSET(c, &set))
+			off += (size_t)snprintf(buf + off, len - off, "%s%d", off ? "," : "", c);
+}
+
+int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, size_t errlen)
+{
+	static char store[MAX_ARGS][300];
+	char *argv[MAX_ARGS];
+	int argc = 0;
+	bool no_huge = cfg->eal_no_huge, any_pci = false;
+	unsigned long need = (cfg->eal_memory_mb + 1) / 2;
+	int rc;
+
+#define ARG(...)                                                                                   \
+	do {                                                                                       \
+		snprintf(store[argc], sizeof(store[argc]), __VA_ARGS__);                           \
+		argv[argc] = store[argc];                                                          \
+		argc++;                                                                            \
+	} while (0)
+
+	ARG("%s", argv0);
+	if (cfg->eal_lcores[0] != '\0') {
+		ARG("--lcores=%s", cfg->eal_lcores);
+	} else {
+		char cpus[200];
+
+		allowed_cpus(cpus, sizeof(cpus));
+		ARG("--lcores=(0-%u)@(%s)", cfg->workers, cpus);
+	}
+	ARG("--main-lcore=0");
+	ARG("--file-prefix=%s", cfg->eal_file_prefix);
+	if (cfg->eal_in_memory)
+		ARG("--in-memory");
+	if (!no_huge && free_hugepages_2m() < need) {
+		fprintf(stderr,
+			"waypointd: warning: %lu free 2 MiB hugepages, %lu needed for "
+			"eal.memory_mb=%u; falling back to --no-huge (slower, not for "
+			"production). Reserve them with: echo %lu > /proc/sys/vm/nr_hugepages\n",
+			free_hugepages_2m(), need, cfg->eal_memory_mb, need + 64);
+		no_huge = true;
+	}
+	if (no_huge)
+		ARG("--no-huge");
+	ARG("-m");
+	ARG("%u", cfg->eal_memory_mb);
+	ARG("--log-level=%s", cfg->eal_log_level);
+	for (unsigned i = 0; i < cfg->n_ports; i++) {
+		if (is_pci_address(cfg->ports[i].device)) {
+			ARG("-a");
+			any_pci = true;
+		} else {
+			ARG("--vdev");
+		}
+		ARG("%s", cfg->ports[i].device);
+	}
+	if (!any_pci)
+		ARG("--no-pci");
+	for (unsigned i = 0; i < cfg->eal_nargs && argc < MAX_ARGS - 1; i++)
+		ARG("%s", cfg->eal_args[i]);
+#undef ARG
+	argv[argc] = NULL;
+
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0) {
+		snprintf(err, errlen, "EAL initialisation failed: %s", rte_strerror(rte_errno));
+		return -rte_errno ?: -EINVAL;
+	}
+	if (rte_lcore_count() < cfg->workers + 1) {
+		snprintf(err, errlen, "%u workers need %u lcores, the EAL has %u", cfg->workers,
+			 cfg->workers + 1, rte_lcore_count());
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports,
+		      char *err, size_t errlen)
+{
+	const struct wp_port_config *pc = &cfg->ports[idx];
+	struct wp_port *p = &ports->port[idx];
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf conf;
+	struct rte_ether_addr mac;
+	uint16_t nq = (uint16_t)cfg->workers, rxd = pc->rx_desc, txd = pc->tx_desc;
+	int rc;
+
+	device_name(pc->device, p->name, sizeof(p->name));
+	if (rte_eth_dev_get_port_by_name(p->name, &p->port_id) != 0) {
+		snprintf(err, errlen, "ports.[%u].device '%s': no such DPDK port (is it bound to a "
+			 "DPDK driver / a valid vdev?)", idx, pc->device);
+		return -ENODEV;
+	}
+	rc = rte_eth_dev_info_get(p->port_id, &info);
+	if (rc != 0)
+		goto fail;
+	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
+		snprintf(err, errlen, "ports.[%u] %s: %u workers need %u queues, device has %u/%u",
+			 idx, p->name, cfg->workers, nq, info.max_rx_queues, info.max_tx_queues);
+		return -EINVAL;
+	}
+
+	/*
+	 * Virtual devices may advertise RSS without being able to honour it
+	 * (TAP without the multiq qdisc picks queues in the kernel): trust the
+	 * device to steer only when it is a real NIC or VF.
+	 */
+	memset(&conf, 0, sizeof(conf));
+	memcpy(p->rss_key, default_rss_key, sizeof(p->rss_key));
+	p->rss = false;
+	if (nq > 1 && info.flow_type_rss_offloads != 0 && is_pci_address(pc->device)) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = p->rss_key;
+		conf.rx_adv_conf.rss_conf.rss_key_len = WP_RSS_KEY_LEN;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+			info.flow_type_rss_offloads &
+			(RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_IPV4);
+		p->rss = true;
+	}
+	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
+	if (rc != 0 && p->rss) {
+		/* The device advertises RSS but refuses it (TAP without multiq): steer in software. */
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+		memset(&conf.rx_adv_conf, 0, sizeof(conf.rx_adv_conf));
+		p->rss = false;
+		rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
+	}
+	if (rc != 0)
+		goto fail;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &rxd, &txd);
+	if (rc != 0)
+		goto fail;
+	for (uint16_t q = 0; q < nq; q++) {
+		int socket = rte_eth_dev_socket_id(p->port_id);
+
+		rc = rte_eth_rx_queue_setup(p->port_id, q, rxd, socket < 0 ? 0 : (unsigned)socket,
+					    NULL, ports->pool[q]);
+		if (rc != 0)
+			goto fail;
+		rc = rte_eth_tx_queue_setup(p->port_id, q, txd, socket < 0 ? 0 : (unsigned)socket,
+					    NULL);
+		if (rc != 0)
+			goto fail;
+	}
+	rc = rte_eth_dev_set_mtu(p->port_id, pc->mtu);
+	if (rc != 0 && rc != -ENOTSUP)
+		goto fail;
+	rc = rte_eth_dev_start(p->port_id);
+	if (rc != 0)
+		goto fail;
+	rte_eth_macaddr_get(p->port_id, &mac);
+	memcpy(p->mac, mac.addr_bytes, 6);
+
+	/* Hash -> queue map: the device's RETA when it hashes, else modulo. */
+	p->reta_size = 0;
+	if (p->rss && info.reta_size > 0 && info.reta_size <= WP_ARRAY_SIZE(p->reta)) {
+		struct rte_eth_rss_reta_entry64 conf64[WP_ARRAY_SIZE(p->reta) / RTE_ETH_RETA_GROUP_SIZE];
+		struct rte_eth_rss_conf rss = {.rss_key = p->rss_key, .rss_key_len = WP_RSS_KEY_LEN};
+
+		memset(conf64, 0, sizeof(conf64));
+		for (unsigned g = 0; g < info.reta_size / RTE_ETH_RETA_GROUP_SIZE; g++)
+			conf64[g].mask = UINT64_MAX;
+		if (rte_eth_dev_rss_reta_query(p->port_id, conf64, info.reta_size) == 0 &&
+		    rte_eth_dev_rss_hash_conf_get(p->port_id, &rss) == 0) {
+			for (unsigned i = 0; i < info.reta_size; i++)
+				p->reta[i] = conf64[i / RTE_ETH_RETA_GROUP_SIZE]
+						     .reta[i % RTE_ETH_RETA_GROUP_SIZE];
+			p->reta_size = info.reta_size;
+		} else {
+			p->rss = false; /* cannot predict the device: steer in software */
+		}
+	}
+	ports->n = idx + 1;
+	return 0;
+fail:
+	snprintf(err, errlen, "ports.[%u] %s: set-up failed: %s", idx, p->name, rte_strerror(-rc));
+	return rc;
+}
+
+int wp_ports_start(const struct wp_config *cfg, struct wp_ports *ports, char *err, size_t errlen)
+{
+	memset(ports, 0, sizeof(*ports));
+	for (unsigned w = 0; w < cfg->workers; w++) {
+		char name[RTE_MEMPOOL_NAMESIZE];
+
+		snprintf(name, sizeof(name), "wp_mbuf_%u", w);
+		ports->pool[w] = rte_pktmbuf_pool_create(name, cfg->mbufs_per_worker, 256, 0,
+							 RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		if (ports->pool[w] == NULL) {
+			snprintf(err, errlen,
+				 "cannot create %u mbufs for worker %u: %s (raise eal.memory_mb)",
+				 cfg->mbufs_per_worker, w, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; i < cfg->n_ports; i++) {
+		int rc = start_port(cfg, i, ports, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+void wp_ports_stop(struct wp_ports *ports)
+{
+	for (unsigned i = 0; i < ports->n; i++) {
+		rte_eth_dev_stop(ports->port[i].port_id);
+		rte_eth_dev_close(ports->port[i].port_id);
+	}
+	ports->n = 0;
+	for (unsigned w = 0; w < WP_MAX_WORKERS; w++) {
+		rte_mempool_free(ports->pool[w]);
+		ports->pool[w] = NULL;
+	}
+}
+
+unsigned wp_port_flow_owner(const struct wp_port *p, uint32_t src_ip, uint32_t dst_ip,
+			    uint16_t src_port, uint16_t dst_port, unsigned n_workers)
+{
+	struct rte_ipv4_tuple t;
+	uint32_t h;
+
+	if (n_workers <= 1)
+		return 0;
+	t.src_addr = rte_be_to_cpu_32(src_ip);
+	t.dst_addr = rte_be_to_cpu_32(dst_ip);
+	t.sport = rte_be_to_cpu_16(src_port);
+	t.dport = rte_be_to_cpu_16(dst_port);
+	h = rte_softrss((uint32_t *)&t, RTE_THASH_V4_L4_LEN, p->rss_key);
+	if (p->rss && p->reta_size)
+		return p->reta[h % p->reta_size] % n_workers;
+	return h % n_workers;
+}

@@ -1,0 +1,163 @@
+/*
+ * waypointd: the process. Reads the configuration, initialises the EAL and
+ * the ports, registers telemetry, launches one worker per worker lcore and
+ * keeps the main lcore for the control plane. SIGINT/SIGTERM stop the
+ * workers, close the ports (a TAP interface disappears with its port) and
+ * exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include "dp/obs/telemetry.h"
+#include "dp/port/port.h"
+#include "dp/worker.h"
+#include "wp/addr.h"
+#include "wp/config.h"
+
+#define MAX_SETS 64
+
+static volatile bool quit;
+
+static void on_signal(int sig WP_UNUSED)
+{
+	quit = true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
+		"\n"
+		"  -c, --config FILE    configuration file (default conf/waypoint.conf)\n"
+		"  -s, --set PATH=VALUE override one key, e.g. --set workers=2 or\n"
+		"                       --set ports.[0].ip=198.18.0.2 (repeatable)\n"
+		"      --check-config   validate the configuration and exit\n"
+		"  -h, --help           this text\n"
+		"  -V, --version        print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+		{"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	};
+	static struct wp_config cfg;
+	static struct wp_ports ports;
+	const char *path = "conf/waypoint.conf";
+	const char *sets[MAX_SETS];
+	unsigned n_sets = 0, lcores[WP_MAX_WORKERS], id = 0, lcore;
+	struct wp_worker *workers[WP_MAX_WORKERS] = {0};
+	struct wp_stats *stats[WP_MAX_WORKERS];
+	bool check_only = false;
+	char err[WP_CONFIG_ERRLEN];
+	struct sigaction sa;
+	int opt, rc = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 's':
+			if (n_sets == MAX_SETS) {
+				fprintf(stderr, "waypointd: at most %d --set options\n", MAX_SETS);
+				return 2;
+			}
+			sets[n_sets++] = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("waypointd %s\n", WP_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "waypointd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (wp_config_load(path, sets, n_sets, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "waypointd: %s\n", err);
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration ok (%u workers, %u ports)\n", path, cfg.workers,
+		       cfg.n_ports);
+		return 0;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	if (wp_port_eal_init(&cfg, argv[0], err, sizeof(err)) != 0) {
+		fprintf(stderr, "waypointd: %s\n", err);
+		return 1;
+	}
+	if (wp_ports_start(&cfg, &ports, err, sizeof(err)) != 0) {
+		fprintf(stderr, "waypointd: %s\n", err);
+		goto out_ports;
+	}
+	RTE_LCORE_FOREACH_WORKER(lcore)
+	{
+		if (id == cfg.workers)
+			break;
+		workers[id] = wp_worker_create(id, lcore, &cfg, &ports, &quit);
+		if (workers[id] == NULL) {
+			fprintf(stderr, "waypointd: cannot allocate worker %u\n", id);
+			goto out_workers;
+		}
+		stats[id] = &workers[id]->stats;
+		lcores[id] = lcore;
+		id++;
+	}
+	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0)
+		fprintf(stderr, "waypointd: warning: telemetry commands not registered\n");
+	for (unsigned w = 0; w < cfg.workers; w++)
+		rte_eal_remote_launch(wp_worker_main, workers[w], lcores[w]);
+	for (unsigned i = 0; i < ports.n; i++) {
+		char ip[WP_ADDR_STRLEN];
+
+		printf("waypointd %s: port %s (%s) %s/%u, %u workers, %s polling\n", WP_VERSION,
+		       ports.port[i].name, ports.port[i].rss ? "RSS" : "software steering",
+		       wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
+		       cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
+	}
+	fflush(stdout);
+
+	while (!quit)
+		usleep(20000);
+	rc = 0;
+
+out_workers:
+	quit = true;
+	rte_eal_mp_wait_lcore();
+	for (unsigned w = 0; w < cfg.workers; w++)
+		wp_worker_destroy(workers[w]);
+out_ports:
+	wp_ports_stop(&ports);
+	rte_eal_cleanup();
+	return rc;
+}

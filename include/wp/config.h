@@ -1,0 +1,78 @@
+/*
+ * waypointd's configuration: the libconfig file (conf/waypoint.conf) plus
+ * --set overrides, validated into one plain struct that the rest of the
+ * process reads. Every error names the file (or "--set"), the line and the
+ * key, so an operator can fix it without reading code.
+ */
+#ifndef WP_CONFIG_H
+#define WP_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wp/addr_types.h"
+
+#define WP_MAX_PORTS	 8
+#define WP_MAX_WORKERS	 64
+#define WP_MAX_EAL_ARGS	 16
+#define WP_CONFIG_ERRLEN 512
+
+enum wp_poll_mode {
+	WP_POLL_BUSY,
+	WP_POLL_ADAPTIVE,
+};
+
+struct wp_port_config {
+	char device[256];	 /* DPDK device string: vdev args or PCI address */
+	struct wp_addr ip;	 /* the appliance's address on this port */
+	uint8_t prefix;		 /* on-link prefix length */
+	struct wp_addr gateway; /* default route; family NONE = none */
+	uint16_t mtu;
+	uint16_t rx_desc;
+	uint16_t tx_desc;
+};
+
+struct wp_fault_config {
+	double rx_drop, rx_dup, rx_reorder; /* fractions 0..1 */
+	double tx_drop, tx_dup, tx_reorder;
+	uint64_t seed;
+};
+
+struct wp_config {
+	char path[PATH_MAX]; /* the file it came from */
+
+	unsigned workers;
+	char eal_lcores[256];
+	char eal_file_prefix[64];
+	unsigned eal_memory_mb;
+	bool eal_in_memory;
+	bool eal_no_huge;
+	char eal_log_level[32];
+	unsigned eal_nargs;
+	char eal_args[WP_MAX_EAL_ARGS][256];
+
+	enum wp_poll_mode poll_mode;
+	unsigned poll_idle_polls;
+	unsigned poll_sleep_us;
+
+	unsigned n_ports;
+	struct wp_port_config ports[WP_MAX_PORTS];
+
+	unsigned mbufs_per_worker;
+	unsigned arp_entries;
+	unsigned arp_pending;
+	unsigned arp_ttl_s;
+
+	struct wp_fault_config fault;
+};
+
+/*
+ * Reads <path>, applies the <n_sets> "path=value" overrides in order, and
+ * validates the result into *cfg. Returns 0, or -EINVAL with a message of the
+ * form "FILE:LINE: key 'x.y': problem" in err.
+ */
+int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
+		   struct wp_config *cfg, char *err, size_t errlen);
+
+#endif /* WP_CONFIG_H */

@@ -1,0 +1,8 @@
+/*
+ * Every module's counter rows, in one list. Included with WP_CTR defined by
+ * wp/counters.h (the enum) and dp/obs/counters.c (the names). One line per
+ * module .def file.
+ */
+#include "wp/counters/port.def"
+#include "wp/counters/net.def"
+#include "wp/counters/tcp.def"

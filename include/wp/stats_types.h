@@ -1,0 +1,26 @@
+/*
+ * Per-core statistics. Each worker owns one struct wp_stats and is its only
+ * writer; readers (telemetry, the control plane's Prometheus view) load the
+ * fields without locks, which is safe for naturally aligned 64-bit words on
+ * the platforms DPDK supports. Totals are sums over workers.
+ */
+#ifndef WP_STATS_TYPES_H
+#define WP_STATS_TYPES_H
+
+#include <stdint.h>
+
+#include "wp/common.h"
+#include "wp/counters.h"
+
+struct wp_stats {
+	uint64_t rx_pkts;
+	uint64_t rx_bytes;
+	uint64_t tx_pkts;
+	uint64_t tx_bytes;
+	uint64_t busy_cycles; /* TSC cycles in loop iterations that did work */
+	uint64_t idle_cycles; /* TSC cycles in empty iterations and sleeps */
+	uint64_t loops;
+	uint64_t ctr[WP_CTR_MAX]; /* enum wp_ctr */
+} WP_CACHE_ALIGNED;
+
+#endif /* WP_STATS_TYPES_H */

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Foundation acceptance 2: ping and arping against the appliance on a TAP
+# port, and the per-core counters read through wpctl and through DPDK's own
+# dpdk-telemetry.py agree.
+. "$(dirname "$0")/lib.sh"
+
+tb_up "$(tb_name)" --workers 1
+
+out=$(in_ns ping -c 200 -i 0.01 -W 1 "$WP_IP") || true
+got=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+[ "$got" = 200 ] || fail "ping: expected 200 replies, got '$got': $out"
+pass "ping -c 200 -i 0.01: 200 replies"
+
+in_ns ip neigh flush dev wp0
+out=$(in_ns arping -c 3 -w 5 -I wp0 "$WP_IP" 2>&1) || fail "arping: $out"
+echo "$out" | grep -qi "reply\|bytes from" || fail "arping saw no reply: $out"
+pass "arping resolves $WP_IP"
+
+# Counters are quiet now (no traffic): both readers must agree exactly.
+sleep 0.3
+json=$("$WPCTL" stats --json --prefix "$WP_PREFIX") || fail "wpctl stats --json"
+tel=$(echo "/wp/stats" | dpdk-telemetry.py -f "$WP_PREFIX" 2>/dev/null | tail -n +1) ||
+	fail "dpdk-telemetry.py"
+/usr/bin/python3 - "$json" "$tel" <<'PY' || fail "wpctl and dpdk-telemetry.py disagree"
+import json, sys, re
+wp = json.loads(sys.argv[1])["total"]
+# dpdk-telemetry.py prints the greeting, then the reply JSON on its own line.
+objs = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip().startswith("{")]
+tel = [o["/wp/stats"] for o in objs if "/wp/stats" in o][0]
+keys = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "icmp_echo_replied", "arp_reply_sent"]
+for k in keys:
+    if wp[k] != tel[k]:
+        sys.exit(f"{k}: wpctl {wp[k]} != telemetry {tel[k]}")
+assert wp["icmp_echo_replied"] >= 200, wp["icmp_echo_replied"]
+assert wp["arp_reply_sent"] >= 1
+print("counters agree:", {k: wp[k] for k in keys})
+PY
+pass "wpctl stats --json matches dpdk-telemetry.py"
+
+table=$("$WPCTL" stats --prefix "$WP_PREFIX") || fail "wpctl stats"
+echo "$table" | grep -q "^icmp_echo_replied" || fail "table lacks icmp_echo_replied: $table"
+pass "wpctl stats table"
