@@ -88,16 +88,23 @@ bool wp_arp_cache_contains(const struct wp_arp_cache *c, uint32_t ip);
 uint32_t wp_arp_cache_count(const struct wp_arp_cache *c);
 uint32_t wp_arp_cache_pending_count(const struct wp_arp_cache *c);
 
-/* Adds or refreshes a neighbour. Returns 0, or -ENOSPC when the table is full. */
+/*
+ * Adds or refreshes a neighbour (ARP_LEARNED counted). Returns 0, or -ENOSPC
+ * when the table is full even after reclaiming stale entries that hold no
+ * packets (ARP_TABLE_FULL counted). Queued packets stay queued: take them.
+ */
 int wp_arp_cache_learn(struct wp_arp_cache *c, uint32_t ip, const uint8_t mac[6], uint64_t now_us,
                        uint64_t *ctr);
 
 /*
  * Queues <pkt> until <ip> resolves. Returns 1 when the caller should send an
  * ARP request now (first packet for this ip, or the last request is older
- * than a second), 0 when queued behind an outstanding request, -ENOBUFS when
- * the queue is full (the packet is still the caller's; ARP_PENDING_FULL is
- * counted).
+ * than a second, or the entry was resolved and has gone stale), 0 when queued
+ * behind an outstanding request, -ENOBUFS when the queue is full
+ * (ARP_PENDING_FULL) or no entry can be made for ip (ARP_TABLE_FULL); then
+ * the packet is still the caller's. On success the cache owns pkt until it
+ * is taken back or expired (free_cb). The caller sends the request and counts
+ * ARP_REQUEST_SENT. Call it after wp_arp_cache_lookup() missed.
  */
 int wp_arp_cache_queue(struct wp_arp_cache *c, uint32_t ip, void *pkt, uint64_t now_us,
                        uint64_t *ctr);
@@ -115,7 +122,11 @@ void wp_arp_cache_expire(struct wp_arp_cache *c, uint64_t now_us, uint64_t *ctr)
 
 /*
  * Parses one frame of <len> bytes. May rewrite the frame in place (replies);
- * never reads beyond len. Learns ARP senders into <arp>.
+ * never reads beyond len. Learns ARP senders into <arp> (RFC 826 merge: a
+ * sender on our subnet is refreshed if cached, added if the packet targets
+ * us). A WP_NET_REPLY to an ARP request may also have learned the sender
+ * (rx->learned): release its queue after sending the reply. Echo replies
+ * carry no IP options. Every WP_NET_DROP increments exactly one counter.
  */
 enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache *arp,
                                  uint64_t now_us, uint8_t *frame, uint16_t len,
@@ -144,7 +155,11 @@ int wp_net_next_hop(const struct wp_iface *ifc, uint32_t dst_ip, uint32_t *next_
 uint16_t wp_net_prepend_ipv4(const struct wp_iface *ifc, uint8_t *frame, const uint8_t dst_mac[6],
                              uint32_t dst_ip, uint8_t proto, uint16_t l4_len, uint16_t ip_id);
 
-/* Internet checksum helpers (RFC 1071), for ICMP, IPv4 and the TCP pseudo header. */
+/*
+ * Internet checksum helpers (RFC 1071), for ICMP, IPv4 and the TCP pseudo
+ * header. The result is in memory order: memcpy it into the checksum field
+ * as is. Over data that includes a correct checksum field, the result is 0.
+ */
 uint16_t wp_inet_cksum(const void *data, uint32_t len);
 uint16_t wp_tcp_cksum(uint32_t src_ip, uint32_t dst_ip, const void *seg, uint16_t seg_len);
 
