@@ -36,23 +36,22 @@ static void on_signal(int sig WP_UNUSED)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
-		"\n"
-		"  -c, --config FILE    configuration file (default conf/waypoint.conf)\n"
-		"  -s, --set PATH=VALUE override one key, e.g. --set workers=2 or\n"
-		"                       --set ports.[0].ip=198.18.0.2 (repeatable)\n"
-		"      --check-config   validate the configuration and exit\n"
-		"  -h, --help           this text\n"
-		"  -V, --version        print the version\n");
+	fprintf(f, "usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
+	           "\n"
+	           "  -c, --config FILE    configuration file (default conf/waypoint.conf)\n"
+	           "  -s, --set PATH=VALUE override one key, e.g. --set workers=2 or\n"
+	           "                       --set ports.[0].ip=198.18.0.2 (repeatable)\n"
+	           "      --check-config   validate the configuration and exit\n"
+	           "  -h, --help           this text\n"
+	           "  -V, --version        print the version\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-		{"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+	        {"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	static struct wp_config cfg;
 	static struct wp_ports ports;

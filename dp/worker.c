@@ -37,7 +37,7 @@ static inline uint64_t now_us(const struct wp_worker *w, uint64_t tsc)
 }
 
 struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_config *cfg,
-				   const struct wp_ports *ports, volatile const bool *quit)
+                                   const struct wp_ports *ports, volatile const bool *quit)
 {
 	struct wp_worker *w = rte_zmalloc("wp_worker", sizeof(*w), WP_CACHE_LINE);
 
@@ -64,16 +64,16 @@ struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_
 		wp->ifc.gateway = pc->gateway.family == WP_AF_INET ? pc->gateway.v4 : 0;
 		wp->ifc.port_id = ports->port[i].port_id;
 		wp->arp = wp_arp_cache_create(cfg->arp_entries, cfg->arp_pending,
-					      (uint64_t)cfg->arp_ttl_s * 1000000, 3000000, free_mbuf,
-					      NULL);
+		                              (uint64_t)cfg->arp_ttl_s * 1000000, 3000000,
+		                              free_mbuf, NULL);
 		if (wp->arp == NULL)
 			goto fail;
 		wp_fault_init(&wp->fault_rx, cfg->fault.rx_drop, cfg->fault.rx_dup,
-			      cfg->fault.rx_reorder, cfg->fault.seed, id * 64 + i * 2,
-			      WP_CTR_FAULT_RX_DROP, WP_CTR_FAULT_RX_DUP, WP_CTR_FAULT_RX_REORDER);
+		              cfg->fault.rx_reorder, cfg->fault.seed, id * 64 + i * 2,
+		              WP_CTR_FAULT_RX_DROP, WP_CTR_FAULT_RX_DUP, WP_CTR_FAULT_RX_REORDER);
 		wp_fault_init(&wp->fault_tx, cfg->fault.tx_drop, cfg->fault.tx_dup,
-			      cfg->fault.tx_reorder, cfg->fault.seed, id * 64 + i * 2 + 1,
-			      WP_CTR_FAULT_TX_DROP, WP_CTR_FAULT_TX_DUP, WP_CTR_FAULT_TX_REORDER);
+		              cfg->fault.tx_reorder, cfg->fault.seed, id * 64 + i * 2 + 1,
+		              WP_CTR_FAULT_TX_DROP, WP_CTR_FAULT_TX_DUP, WP_CTR_FAULT_TX_REORDER);
 	}
 	return w;
 fail:
@@ -99,8 +99,8 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 	void *out[2 * WP_BURST + 1];
 	uint16_t n, sent;
 
-	n = wp_fault_filter(&wp->fault_tx, (void **)wp->tx, wp->n_tx, out, WP_ARRAY_SIZE(out),
-			    &ops, w->stats.ctr);
+	n = wp_fault_filter(&wp->fault_tx, (void **)wp->tx, wp->n_tx, out, WP_ARRAY_SIZE(out), &ops,
+	                    w->stats.ctr);
 	wp->n_tx = 0;
 	if (n == 0)
 		return;
@@ -124,7 +124,7 @@ static void tx_enqueue(struct wp_worker *w, struct wp_worker_port *wp, struct rt
 
 /* Sends what waited for <ip>'s MAC now that it is known. */
 static void release_pending(struct wp_worker *w, struct wp_worker_port *wp, uint32_t ip,
-			    uint64_t now)
+                            uint64_t now)
 {
 	void *pkts[WP_BURST];
 	uint8_t mac[6];
@@ -143,8 +143,7 @@ static void release_pending(struct wp_worker *w, struct wp_worker_port *wp, uint
 	}
 }
 
-static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m,
-		   uint64_t now)
+static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m, uint64_t now)
 {
 	struct wp_net_rx rx;
 	enum wp_net_verdict v;
@@ -157,7 +156,7 @@ static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		return;
 	}
 	v = wp_net_input(&wp->ifc, wp->arp, now, rte_pktmbuf_mtod(m, uint8_t *),
-			 rte_pktmbuf_data_len(m), &rx, w->stats.ctr);
+	                 rte_pktmbuf_data_len(m), &rx, w->stats.ctr);
 	switch (v) {
 	case WP_NET_REPLY:
 		rte_pktmbuf_data_len(m) = rx.reply_len;
@@ -192,7 +191,7 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 
 	n = rte_eth_rx_burst(wp->port->port_id, (uint16_t)w->id, burst, WP_BURST);
 	k = wp_fault_filter(&wp->fault_rx, (void **)burst, n, in, WP_ARRAY_SIZE(in), &ops,
-			    w->stats.ctr);
+	                    w->stats.ctr);
 	for (uint16_t i = 0; i < k; i++) {
 		if (i + 1 < k)
 			rte_prefetch0(rte_pktmbuf_mtod((struct rte_mbuf *)in[i + 1], void *));

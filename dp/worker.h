@@ -48,7 +48,7 @@ struct wp_worker {
  * (main) thread. Returns NULL on allocation failure.
  */
 struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_config *cfg,
-				   const struct wp_ports *ports, volatile const bool *quit);
+                                   const struct wp_ports *ports, volatile const bool *quit);
 
 /* The lcore entry point: polls until *quit, then frees what it holds. */
 int wp_worker_main(void *worker);

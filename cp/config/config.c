@@ -27,7 +27,7 @@ struct loader {
 };
 
 static void fail(struct loader *ld, const config_setting_t *s, const char *key, const char *fmt,
-		 ...)
+                 ...)
 {
 	char msg[256];
 	va_list ap;
@@ -40,7 +40,9 @@ static void fail(struct loader *ld, const config_setting_t *s, const char *key, 
 	va_end(ap);
 	if (s != NULL && config_setting_source_line(s) > 0)
 		snprintf(ld->err, ld->errlen, "%s:%u: key '%s': %s", ld->path,
-			 config_setting_source_line(s), key, msg);
+		         config_setting_source_line(s), key, msg);
+	else if (s != NULL)
+		snprintf(ld->err, ld->errlen, "--set: key '%s': %s", key, msg); /* made by --set */
 	else
 		snprintf(ld->err, ld->errlen, "%s: key '%s': %s", ld->path, key, msg);
 }
@@ -142,24 +144,24 @@ static int apply_set(struct loader *ld, const char *assignment)
 		} else {
 			if (!config_setting_is_group(s)) {
 				snprintf(ld->err, ld->errlen, "--set %s: '%s' is not a group",
-					 assignment, seg);
+				         assignment, seg);
 				return -EINVAL;
 			}
 			child = config_setting_get_member(s, seg);
 			if (child == NULL)
 				child = config_setting_add(
-					s, seg, next ? CONFIG_TYPE_GROUP : infer_type(val));
+				        s, seg, next ? CONFIG_TYPE_GROUP : infer_type(val));
 		}
 		if (child == NULL) {
 			snprintf(ld->err, ld->errlen, "--set %s: no element '%s' there", assignment,
-				 seg);
+			         seg);
 			return -EINVAL;
 		}
 		s = child;
 	}
 	if (set_value(s, val) != 0) {
 		snprintf(ld->err, ld->errlen, "--set %s: value '%s' does not fit the key's type",
-			 assignment, val);
+		         assignment, val);
 		return -EINVAL;
 	}
 	return 0;
@@ -172,7 +174,7 @@ bad:
 
 /* Refuses members of <g> that are not in the NULL-terminated <known>. */
 static void check_known(struct loader *ld, const config_setting_t *g, const char *prefix,
-			const char *const *known)
+                        const char *const *known)
 {
 	int n = config_setting_length(g);
 
@@ -198,8 +200,8 @@ static const config_setting_t *member(const config_setting_t *g, const char *nam
 }
 
 static void get_uint(struct loader *ld, const config_setting_t *g, const char *prefix,
-		     const char *name, unsigned long long min, unsigned long long max, void *out,
-		     size_t width)
+                     const char *name, unsigned long long min, unsigned long long max, void *out,
+                     size_t width)
 {
 	const config_setting_t *s = member(g, name);
 	char key[128];
@@ -208,7 +210,8 @@ static void get_uint(struct loader *ld, const config_setting_t *g, const char *p
 	if (s == NULL)
 		return; /* keep the default */
 	snprintf(key, sizeof(key), "%s%s", prefix, name);
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		fail(ld, s, key, "expected an integer");
 		return;
 	}
@@ -231,7 +234,7 @@ static void get_uint(struct loader *ld, const config_setting_t *g, const char *p
 	get_uint(ld, g, prefix, name, min, max, &(field), sizeof(field))
 
 static void get_fraction(struct loader *ld, const config_setting_t *g, const char *prefix,
-			 const char *name, double *out)
+                         const char *name, double *out)
 {
 	const config_setting_t *s = member(g, name);
 	char key[128];
@@ -260,7 +263,7 @@ static void get_fraction(struct loader *ld, const config_setting_t *g, const cha
 }
 
 static void get_bool(struct loader *ld, const config_setting_t *g, const char *prefix,
-		     const char *name, bool *out)
+                     const char *name, bool *out)
 {
 	const config_setting_t *s = member(g, name);
 	char key[128];
@@ -276,7 +279,7 @@ static void get_bool(struct loader *ld, const config_setting_t *g, const char *p
 }
 
 static void get_string(struct loader *ld, const config_setting_t *g, const char *prefix,
-		       const char *name, char *out, size_t outlen)
+                       const char *name, char *out, size_t outlen)
 {
 	const config_setting_t *s = member(g, name);
 	char key[128];
@@ -298,7 +301,7 @@ static void get_string(struct loader *ld, const config_setting_t *g, const char 
 }
 
 static void get_ipv4(struct loader *ld, const config_setting_t *g, const char *prefix,
-		     const char *name, struct wp_addr *out)
+                     const char *name, struct wp_addr *out)
 {
 	char text[64] = "", key[128];
 	const config_setting_t *s = member(g, name);
@@ -327,7 +330,7 @@ static const config_setting_t *get_group(struct loader *ld, const char *name)
 static void load_eal(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"lcores",  "file_prefix", "memory_mb", "in_memory",
-					    "no_huge", "log_level",   "args",	   NULL};
+	                                    "no_huge", "log_level",   "args",      NULL};
 	const config_setting_t *g = get_group(ld, "eal"), *args;
 
 	if (g == NULL)
@@ -335,7 +338,7 @@ static void load_eal(struct loader *ld, struct wp_config *cfg)
 	check_known(ld, g, "eal.", known);
 	get_string(ld, g, "eal.", "lcores", cfg->eal_lcores, sizeof(cfg->eal_lcores));
 	get_string(ld, g, "eal.", "file_prefix", cfg->eal_file_prefix,
-		   sizeof(cfg->eal_file_prefix));
+	           sizeof(cfg->eal_file_prefix));
 	GET_UINT(ld, g, "eal.", "memory_mb", 16, 1 << 20, cfg->eal_memory_mb);
 	get_bool(ld, g, "eal.", "in_memory", &cfg->eal_in_memory);
 	get_bool(ld, g, "eal.", "no_huge", &cfg->eal_no_huge);
@@ -394,8 +397,8 @@ static void load_polling(struct loader *ld, struct wp_config *cfg)
 
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"device", "ip",	 "prefix", "gateway",
-					    "mtu",    "rx_desc", "tx_desc", NULL};
+	static const char *const known[] = {"device", "ip",      "prefix",  "gateway",
+	                                    "mtu",    "rx_desc", "tx_desc", NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -458,7 +461,7 @@ static void load_arp(struct loader *ld, struct wp_config *cfg)
 static void load_fault(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"rx_drop", "rx_dup",     "rx_reorder", "tx_drop",
-					    "tx_dup",  "tx_reorder", "seed",	   NULL};
+	                                    "tx_dup",  "tx_reorder", "seed",       NULL};
 	const config_setting_t *g = get_group(ld, "fault");
 	struct wp_fault_config *f = &cfg->fault;
 
@@ -493,10 +496,10 @@ static void set_defaults(struct wp_config *cfg)
 }
 
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
-		   struct wp_config *cfg, char *err, size_t errlen)
+                   struct wp_config *cfg, char *err, size_t errlen)
 {
-	static const char *const known[] = {"workers", "eal",		   "polling", "ports",
-					    "arp",     "mbufs_per_worker", "fault",   NULL};
+	static const char *const known[] = {"workers",          "eal",   "polling", "ports", "arp",
+	                                    "mbufs_per_worker", "fault", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -512,7 +515,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		else
 			snprintf(err, errlen, "%s:%d: %s", config_error_file(&ld.lc) ?: path,
-				 config_error_line(&ld.lc), config_error_text(&ld.lc));
+			         config_error_line(&ld.lc), config_error_text(&ld.lc));
 		rc = -EINVAL;
 		goto out;
 	}
@@ -523,10 +526,9 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	}
 
 	check_known(&ld, config_root_setting(&ld.lc), "", known);
-	GET_UINT(&ld, config_root_setting(&ld.lc), "", "workers", 1, WP_MAX_WORKERS,
-		 cfg->workers);
+	GET_UINT(&ld, config_root_setting(&ld.lc), "", "workers", 1, WP_MAX_WORKERS, cfg->workers);
 	GET_UINT(&ld, config_root_setting(&ld.lc), "", "mbufs_per_worker", 1023, 1u << 22,
-		 cfg->mbufs_per_worker);
+	         cfg->mbufs_per_worker);
 	load_eal(&ld, cfg);
 	load_polling(&ld, cfg);
 	load_ports(&ld, cfg);

@@ -36,9 +36,10 @@ static int tel_open(struct tel *t, const char *prefix)
 		return -errno;
 	if (connect(t->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
 		int e = errno;
-		fprintf(stderr, "wpctl: cannot connect to %s: %s (is waypointd running with "
-				"eal.file_prefix=%s?)\n",
-			sun.sun_path, strerror(e), prefix);
+		fprintf(stderr,
+		        "wpctl: cannot connect to %s: %s (is waypointd running with "
+		        "eal.file_prefix=%s?)\n",
+		        sun.sun_path, strerror(e), prefix);
 		close(t->fd);
 		return -e;
 	}
@@ -107,7 +108,7 @@ static json_t *collect(struct tel *t)
 		goto done;
 	}
 	out = json_pack("{s:O, s:O, s:o, s:o}", "version", json_object_get(info, "version"),
-			"tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "total", total);
+	                "tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "total", total);
 done:
 	json_decref(info);
 	json_decref(ids);
@@ -137,15 +138,16 @@ static void print_table(json_t *s, bool all)
 	printf("%-28s", "busy%");
 	json_array_foreach(workers, i, w)
 	{
-		double b = (double)get_u64(w, "busy_cycles"), id = (double)get_u64(w, "idle_cycles");
+		double b = (double)get_u64(w, "busy_cycles"),
+		       id = (double)get_u64(w, "idle_cycles");
 		printf(" %13.1f%%", b + id > 0 ? 100.0 * b / (b + id) : 0.0);
 	}
 	printf(" %14s\n", "");
 	json_object_foreach(total, key, val)
 	{
 		bool fixed = !strcmp(key, "rx_packets") || !strcmp(key, "rx_bytes") ||
-			     !strcmp(key, "tx_packets") || !strcmp(key, "tx_bytes") ||
-			     !strcmp(key, "busy_cycles") || !strcmp(key, "idle_cycles");
+		             !strcmp(key, "tx_packets") || !strcmp(key, "tx_bytes") ||
+		             !strcmp(key, "busy_cycles") || !strcmp(key, "idle_cycles");
 
 		if (!strcmp(key, "workers") || !strcmp(key, "loops"))
 			continue;
@@ -160,20 +162,20 @@ static void print_table(json_t *s, bool all)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: wpctl stats [--prefix P] [--json] [--all] [--watch [SECONDS]]\n"
-		   "\n"
-		   "  -p, --prefix P   DPDK file prefix of the waypointd to read (default:\n"
-		   "                   $WP_PREFIX, else \"waypointd\")\n"
-		   "  -j, --json       print JSON instead of a table\n"
-		   "  -a, --all        list counters that are still zero too\n"
-		   "  -w, --watch [S]  redraw every S seconds (default 1) until interrupted\n");
+	           "\n"
+	           "  -p, --prefix P   DPDK file prefix of the waypointd to read (default:\n"
+	           "                   $WP_PREFIX, else \"waypointd\")\n"
+	           "  -j, --json       print JSON instead of a table\n"
+	           "  -a, --all        list counters that are still zero too\n"
+	           "  -w, --watch [S]  redraw every S seconds (default 1) until interrupted\n");
 }
 
 int wp_wpctl_stats(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"prefix", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-		{"all", no_argument, NULL, 'a'},	  {"watch", optional_argument, NULL, 'w'},
-		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+	        {"prefix", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
+	        {"all", no_argument, NULL, 'a'},          {"watch", optional_argument, NULL, 'w'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *prefix = getenv("WP_PREFIX") ?: "waypointd";
 	bool json = false, all = false;
@@ -217,7 +219,8 @@ int wp_wpctl_stats(int argc, char **argv)
 		json_t *s = collect(t);
 
 		if (s == NULL) {
-			fprintf(stderr, "wpctl: waypointd did not answer the /wp/ telemetry commands\n");
+			fprintf(stderr,
+			        "wpctl: waypointd did not answer the /wp/ telemetry commands\n");
 			break;
 		}
 		if (watch > 0)

@@ -58,8 +58,7 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 		rte_tel_data_add_dict_u64(d, wp_ctr_info[i].name, s->ctr[i]);
 }
 
-static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
-		    struct rte_tel_data *d)
+static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED, struct rte_tel_data *d)
 {
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_string(d, "version", WP_VERSION);
@@ -70,7 +69,7 @@ static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
 }
 
 static int cmd_workers(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
-		       struct rte_tel_data *d)
+                       struct rte_tel_data *d)
 {
 	rte_tel_data_start_array(d, RTE_TEL_INT_VAL);
 	for (unsigned i = 0; i < reg.n; i++)
@@ -98,7 +97,7 @@ static int cmd_worker(const char *cmd WP_UNUSED, const char *params, struct rte_
 }
 
 static int cmd_stats(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
-		     struct rte_tel_data *d)
+                     struct rte_tel_data *d)
 {
 	unsigned ids[WP_MAX_TEL_WORKERS];
 	struct wp_stats s;
@@ -113,7 +112,7 @@ static int cmd_stats(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
 }
 
 int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores, unsigned n,
-			  uint64_t tsc_hz)
+                          uint64_t tsc_hz)
 {
 	if (n == 0 || n > WP_MAX_TEL_WORKERS)
 		return -EINVAL;
@@ -124,7 +123,7 @@ int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores,
 	if (rte_telemetry_register_cmd("/wp/info", cmd_info, "waypointd version and workers") ||
 	    rte_telemetry_register_cmd("/wp/workers", cmd_workers, "list of worker ids") ||
 	    rte_telemetry_register_cmd("/wp/worker", cmd_worker,
-				       "one worker's statistics. Parameters: int worker_id") ||
+	                               "one worker's statistics. Parameters: int worker_id") ||
 	    rte_telemetry_register_cmd("/wp/stats", cmd_stats, "statistics summed over workers"))
 		return -EEXIST;
 	return 0;

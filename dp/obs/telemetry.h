@@ -21,6 +21,6 @@
  * Returns 0 or -errno.
  */
 int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores, unsigned n,
-			  uint64_t tsc_hz);
+                          uint64_t tsc_hz);
 
 #endif /* WP_DP_TELEMETRY_H */

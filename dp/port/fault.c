@@ -29,7 +29,8 @@ static inline bool chance(struct wp_fault *f, double p)
 }
 
 void wp_fault_init(struct wp_fault *f, double drop, double dup, double reorder, uint64_t seed,
-		   uint64_t salt, enum wp_ctr ctr_drop, enum wp_ctr ctr_dup, enum wp_ctr ctr_reorder)
+                   uint64_t salt, enum wp_ctr ctr_drop, enum wp_ctr ctr_dup,
+                   enum wp_ctr ctr_reorder)
 {
 	memset(f, 0, sizeof(*f));
 	f->drop = drop;
@@ -43,7 +44,7 @@ void wp_fault_init(struct wp_fault *f, double drop, double dup, double reorder, 
 }
 
 uint16_t wp_fault_filter(struct wp_fault *f, void **pkts, uint16_t n, void **out, uint16_t out_max,
-			 const struct wp_fault_ops *ops, uint64_t *ctr)
+                         const struct wp_fault_ops *ops, uint64_t *ctr)
 {
 	uint16_t k = 0;
 

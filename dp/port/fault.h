@@ -23,8 +23,8 @@ struct wp_fault_ops {
 
 struct wp_fault {
 	double drop, dup, reorder; /* fractions 0..1 */
-	uint64_t rng;		   /* xorshift64* state, never 0 */
-	void *held;		   /* a packet held back to be sent after a later one */
+	uint64_t rng;              /* xorshift64* state, never 0 */
+	void *held;                /* a packet held back to be sent after a later one */
 	unsigned held_polls;
 	enum wp_ctr ctr_drop, ctr_dup, ctr_reorder;
 	bool enabled;
@@ -32,7 +32,8 @@ struct wp_fault {
 
 /* Sets up one direction. seed is mixed with <salt> (e.g. worker and port). */
 void wp_fault_init(struct wp_fault *f, double drop, double dup, double reorder, uint64_t seed,
-		   uint64_t salt, enum wp_ctr ctr_drop, enum wp_ctr ctr_dup, enum wp_ctr ctr_reorder);
+                   uint64_t salt, enum wp_ctr ctr_drop, enum wp_ctr ctr_dup,
+                   enum wp_ctr ctr_reorder);
 
 /*
  * Filters pkts[0..n) into out[] (room for out_max, which must be at least
@@ -41,7 +42,7 @@ void wp_fault_init(struct wp_fault *f, double drop, double dup, double reorder, 
  * n == 0 too, so a held-back packet is released in time.
  */
 uint16_t wp_fault_filter(struct wp_fault *f, void **pkts, uint16_t n, void **out, uint16_t out_max,
-			 const struct wp_fault_ops *ops, uint64_t *ctr);
+                         const struct wp_fault_ops *ops, uint64_t *ctr);
 
 /* Frees a held-back packet (at shutdown). */
 void wp_fault_flush(struct wp_fault *f, const struct wp_fault_ops *ops);

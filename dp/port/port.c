@@ -25,9 +25,9 @@
 
 /* The default Toeplitz key most NICs ship with (Microsoft's RSS spec). */
 static const uint8_t default_rss_key[WP_RSS_KEY_LEN] = {
-	0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
-	0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
-	0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+        0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+        0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
 };
 
 static bool is_pci_address(const char *dev)
@@ -117,10 +117,10 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 		ARG("--in-memory");
 	if (!no_huge && free_hugepages_2m() < need) {
 		fprintf(stderr,
-			"waypointd: warning: %lu free 2 MiB hugepages, %lu needed for "
-			"eal.memory_mb=%u; falling back to --no-huge (slower, not for "
-			"production). Reserve them with: echo %lu > /proc/sys/vm/nr_hugepages\n",
-			free_hugepages_2m(), need, cfg->eal_memory_mb, need + 64);
+		        "waypointd: warning: %lu free 2 MiB hugepages, %lu needed for "
+		        "eal.memory_mb=%u; falling back to --no-huge (slower, not for "
+		        "production). Reserve them with: echo %lu > /proc/sys/vm/nr_hugepages\n",
+		        free_hugepages_2m(), need, cfg->eal_memory_mb, need + 64);
 		no_huge = true;
 	}
 	if (no_huge)
@@ -151,14 +151,14 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	}
 	if (rte_lcore_count() < cfg->workers + 1) {
 		snprintf(err, errlen, "%u workers need %u lcores, the EAL has %u", cfg->workers,
-			 cfg->workers + 1, rte_lcore_count());
+		         cfg->workers + 1, rte_lcore_count());
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports,
-		      char *err, size_t errlen)
+static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports, char *err,
+                      size_t errlen)
 {
 	const struct wp_port_config *pc = &cfg->ports[idx];
 	struct wp_port *p = &ports->port[idx];
@@ -170,8 +170,10 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 
 	device_name(pc->device, p->name, sizeof(p->name));
 	if (rte_eth_dev_get_port_by_name(p->name, &p->port_id) != 0) {
-		snprintf(err, errlen, "ports.[%u].device '%s': no such DPDK port (is it bound to a "
-			 "DPDK driver / a valid vdev?)", idx, pc->device);
+		snprintf(err, errlen,
+		         "ports.[%u].device '%s': no such DPDK port (is it bound to a "
+		         "DPDK driver / a valid vdev?)",
+		         idx, pc->device);
 		return -ENODEV;
 	}
 	rc = rte_eth_dev_info_get(p->port_id, &info);
@@ -179,7 +181,7 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		goto fail;
 	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
 		snprintf(err, errlen, "ports.[%u] %s: %u workers need %u queues, device has %u/%u",
-			 idx, p->name, cfg->workers, nq, info.max_rx_queues, info.max_tx_queues);
+		         idx, p->name, cfg->workers, nq, info.max_rx_queues, info.max_tx_queues);
 		return -EINVAL;
 	}
 
@@ -196,13 +198,15 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		conf.rx_adv_conf.rss_conf.rss_key = p->rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len = WP_RSS_KEY_LEN;
 		conf.rx_adv_conf.rss_conf.rss_hf =
-			info.flow_type_rss_offloads &
-			(RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_IPV4);
+		        info.flow_type_rss_offloads &
+		        (RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP |
+		         RTE_ETH_RSS_IPV4);
 		p->rss = true;
 	}
 	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
 	if (rc != 0 && p->rss) {
-		/* The device advertises RSS but refuses it (TAP without multiq): steer in software. */
+		/* The device advertises RSS but refuses it (TAP without multiq): steer in software.
+		 */
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
 		memset(&conf.rx_adv_conf, 0, sizeof(conf.rx_adv_conf));
 		p->rss = false;
@@ -217,11 +221,11 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		int socket = rte_eth_dev_socket_id(p->port_id);
 
 		rc = rte_eth_rx_queue_setup(p->port_id, q, rxd, socket < 0 ? 0 : (unsigned)socket,
-					    NULL, ports->pool[q]);
+		                            NULL, ports->pool[q]);
 		if (rc != 0)
 			goto fail;
 		rc = rte_eth_tx_queue_setup(p->port_id, q, txd, socket < 0 ? 0 : (unsigned)socket,
-					    NULL);
+		                            NULL);
 		if (rc != 0)
 			goto fail;
 	}
@@ -237,8 +241,10 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 	/* Hash -> queue map: the device's RETA when it hashes, else modulo. */
 	p->reta_size = 0;
 	if (p->rss && info.reta_size > 0 && info.reta_size <= WP_ARRAY_SIZE(p->reta)) {
-		struct rte_eth_rss_reta_entry64 conf64[WP_ARRAY_SIZE(p->reta) / RTE_ETH_RETA_GROUP_SIZE];
-		struct rte_eth_rss_conf rss = {.rss_key = p->rss_key, .rss_key_len = WP_RSS_KEY_LEN};
+		struct rte_eth_rss_reta_entry64
+		        conf64[WP_ARRAY_SIZE(p->reta) / RTE_ETH_RETA_GROUP_SIZE];
+		struct rte_eth_rss_conf rss = {.rss_key = p->rss_key,
+		                               .rss_key_len = WP_RSS_KEY_LEN};
 
 		memset(conf64, 0, sizeof(conf64));
 		for (unsigned g = 0; g < info.reta_size / RTE_ETH_RETA_GROUP_SIZE; g++)
@@ -247,7 +253,7 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		    rte_eth_dev_rss_hash_conf_get(p->port_id, &rss) == 0) {
 			for (unsigned i = 0; i < info.reta_size; i++)
 				p->reta[i] = conf64[i / RTE_ETH_RETA_GROUP_SIZE]
-						     .reta[i % RTE_ETH_RETA_GROUP_SIZE];
+				                     .reta[i % RTE_ETH_RETA_GROUP_SIZE];
 			p->reta_size = info.reta_size;
 		} else {
 			p->rss = false; /* cannot predict the device: steer in software */
@@ -267,12 +273,13 @@ int wp_ports_start(const struct wp_config *cfg, struct wp_ports *ports, char *er
 		char name[RTE_MEMPOOL_NAMESIZE];
 
 		snprintf(name, sizeof(name), "wp_mbuf_%u", w);
-		ports->pool[w] = rte_pktmbuf_pool_create(name, cfg->mbufs_per_worker, 256, 0,
-							 RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		ports->pool[w] =
+		        rte_pktmbuf_pool_create(name, cfg->mbufs_per_worker, 256, 0,
+		                                RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 		if (ports->pool[w] == NULL) {
 			snprintf(err, errlen,
-				 "cannot create %u mbufs for worker %u: %s (raise eal.memory_mb)",
-				 cfg->mbufs_per_worker, w, rte_strerror(rte_errno));
+			         "cannot create %u mbufs for worker %u: %s (raise eal.memory_mb)",
+			         cfg->mbufs_per_worker, w, rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
 	}
@@ -298,7 +305,7 @@ void wp_ports_stop(struct wp_ports *ports)
 }
 
 unsigned wp_port_flow_owner(const struct wp_port *p, uint32_t src_ip, uint32_t dst_ip,
-			    uint16_t src_port, uint16_t dst_port, unsigned n_workers)
+                            uint16_t src_port, uint16_t dst_port, unsigned n_workers)
 {
 	struct rte_ipv4_tuple t;
 	uint32_t h;

@@ -20,10 +20,10 @@
 struct wp_port {
 	uint16_t port_id;
 	uint8_t mac[6];
-	bool rss;		       /* the device spreads flows by RSS itself */
+	bool rss;                        /* the device spreads flows by RSS itself */
 	uint8_t rss_key[WP_RSS_KEY_LEN]; /* key the device (or our software map) hashes with */
 	uint16_t reta_size;
-	uint16_t reta[512];	       /* hash -> queue (== worker id) */
+	uint16_t reta[512]; /* hash -> queue (== worker id) */
 	char name[64];
 };
 
@@ -52,6 +52,6 @@ void wp_ports_stop(struct wp_ports *ports);
  * in network byte order, as they are on the wire.
  */
 unsigned wp_port_flow_owner(const struct wp_port *p, uint32_t src_ip, uint32_t dst_ip,
-			    uint16_t src_port, uint16_t dst_port, unsigned n_workers);
+                            uint16_t src_port, uint16_t dst_port, unsigned n_workers);
 
 #endif /* WP_DP_PORT_H */

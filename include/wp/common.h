@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define WP_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define WP_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define WP_MUST_CHECK  __attribute__((warn_unused_result))
-#define WP_UNUSED      __attribute__((unused))
-#define WP_CACHE_LINE  64
+#define WP_LIKELY(x)     __builtin_expect(!!(x), 1)
+#define WP_UNLIKELY(x)   __builtin_expect(!!(x), 0)
+#define WP_MUST_CHECK    __attribute__((warn_unused_result))
+#define WP_UNUSED        __attribute__((unused))
+#define WP_CACHE_LINE    64
 #define WP_CACHE_ALIGNED __attribute__((aligned(WP_CACHE_LINE)))
 
 #define WP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -38,7 +38,7 @@
 	do {                                                                                       \
 		if (WP_UNLIKELY(!(cond))) {                                                        \
 			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,       \
-				#cond);                                                            \
+			        #cond);                                                            \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)

@@ -13,9 +13,9 @@
 
 #include "wp/addr_types.h"
 
-#define WP_MAX_PORTS	 8
-#define WP_MAX_WORKERS	 64
-#define WP_MAX_EAL_ARGS	 16
+#define WP_MAX_PORTS     8
+#define WP_MAX_WORKERS   64
+#define WP_MAX_EAL_ARGS  16
 #define WP_CONFIG_ERRLEN 512
 
 enum wp_poll_mode {
@@ -24,9 +24,9 @@ enum wp_poll_mode {
 };
 
 struct wp_port_config {
-	char device[256];	 /* DPDK device string: vdev args or PCI address */
-	struct wp_addr ip;	 /* the appliance's address on this port */
-	uint8_t prefix;		 /* on-link prefix length */
+	char device[256];       /* DPDK device string: vdev args or PCI address */
+	struct wp_addr ip;      /* the appliance's address on this port */
+	uint8_t prefix;         /* on-link prefix length */
 	struct wp_addr gateway; /* default route; family NONE = none */
 	uint16_t mtu;
 	uint16_t rx_desc;
@@ -73,6 +73,6 @@ struct wp_config {
  * form "FILE:LINE: key 'x.y': problem" in err.
  */
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
-		   struct wp_config *cfg, char *err, size_t errlen);
+                   struct wp_config *cfg, char *err, size_t errlen);
 
 #endif /* WP_CONFIG_H */

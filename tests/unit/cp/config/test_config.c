@@ -1,0 +1,191 @@
+/*
+ * Unit tests for waypoint.conf loading (cp/config/config.c): the shipped
+ * file validates, --set overrides are typed like the file, and every kind of
+ * mistake is refused with FILE:LINE and the key's name.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "wp/addr.h"
+#include "wp/config.h"
+
+static char path[64];
+
+static const char *write_conf(const char *text)
+{
+	FILE *f;
+
+	strcpy(path, "/tmp/wp-config-test-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static const char *base = "ports = ( { device = \"net_tap0,iface=wp0\"; ip = \"10.1.0.2\";\n"
+                          "            prefix = 16; gateway = \"10.1.0.1\"; } );\n";
+
+static void test_shipped_config_is_valid(void **state)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", NULL, 0, &cfg, err,
+	                                sizeof(err)),
+	                 0);
+	assert_int_equal(cfg.n_ports, 1);
+	assert_int_equal(cfg.poll_mode, WP_POLL_ADAPTIVE);
+	assert_true(cfg.eal_in_memory);
+}
+
+static void test_values_and_defaults(void **state)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", ip[WP_ADDR_STRLEN];
+
+	(void)state;
+	assert_int_equal(wp_config_load(write_conf(base), NULL, 0, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.workers, 1);
+	assert_string_equal(cfg.ports[0].device, "net_tap0,iface=wp0");
+	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.2");
+	assert_int_equal(cfg.ports[0].prefix, 16);
+	assert_int_equal(cfg.ports[0].mtu, 1500);
+	assert_string_equal(cfg.eal_file_prefix, "waypointd");
+	assert_true(cfg.fault.rx_drop == 0.0);
+	unlink(path);
+}
+
+static void test_set_overrides(void **state)
+{
+	const char *sets[] = {"workers=3",
+	                      "ports.[0].ip=10.1.0.9",
+	                      "ports.0.mtu=9000",
+	                      "fault.rx_drop=0.25",
+	                      "polling.mode=busy",
+	                      "eal.in_memory=false",
+	                      "eal.file_prefix=other"};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", ip[WP_ADDR_STRLEN];
+
+	(void)state;
+	assert_int_equal(wp_config_load(write_conf(base), sets, 7, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.workers, 3);
+	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.9");
+	assert_int_equal(cfg.ports[0].mtu, 9000);
+	assert_true(cfg.fault.rx_drop == 0.25);
+	assert_int_equal(cfg.poll_mode, WP_POLL_BUSY);
+	assert_false(cfg.eal_in_memory);
+	assert_string_equal(cfg.eal_file_prefix, "other");
+	unlink(path);
+}
+
+struct bad {
+	const char *text; /* appended to base, or the whole file when it has no ports */
+	const char *set;
+	const char *expect[3]; /* substrings of the error */
+};
+
+static void check_bad(const struct bad *b)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", text[2048];
+	const char *sets[1] = {b->set};
+
+	snprintf(text, sizeof(text), "%s%s", strstr(b->text, "ports") ? "" : base, b->text);
+	assert_int_equal(
+	        wp_config_load(write_conf(text), sets, b->set ? 1 : 0, &cfg, err, sizeof(err)),
+	        -EINVAL);
+	for (int i = 0; i < 3 && b->expect[i]; i++) {
+		if (strstr(err, b->expect[i]) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", err, b->expect[i]);
+	}
+	unlink(path);
+}
+
+static void test_errors_name_file_line_key(void **state)
+{
+	static const struct bad cases[] = {
+	        {"wrkers = 2;\n", NULL, {":3:", "key 'wrkers'", "unknown key"}},
+	        {"workers = \"two\";\n", NULL, {":3:", "key 'workers'", "integer"}},
+	        {"workers = 0;\n", NULL, {":3:", "key 'workers'", "out of range"}},
+	        {"fault = { rx_drop = 1.5; };\n", NULL, {":3:", "fault.rx_drop", "fraction"}},
+	        {"polling = { mode = \"sometimes\"; };\n", NULL, {":3:", "polling.mode", "busy"}},
+	        {"eal = { lcores = 3; };\n", NULL, {":3:", "eal.lcores", "string"}},
+	        {"arp = { entries = 1; };\n", NULL, {":3:", "arp.entries", "out of range"}},
+	        {"ports = ( { device = \"x\"; ip = \"300.1.1.1\"; } );\n",
+	         NULL,
+	         {":1:", "ports.[0].ip", "not an IPv4 address"}},
+	        {"ports = ( { ip = \"1.1.1.1\"; } );\n", NULL, {"ports.[0]", "device", "required"}},
+	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; speed = 1; } );\n",
+	         NULL,
+	         {":1:", "ports.[0].speed", "unknown key"}},
+	        {"\nworkers = = 2;\n", NULL, {":4:", "syntax error", NULL}},
+	        {"", "workers=abc", {"--set", "key 'workers'", "integer"}},
+	        {"workers = 2;\n", "workers=abc", {"--set workers=abc", "type", NULL}},
+	        {"", "ports.[4].ip=1.1.1.1", {"--set", "no element", NULL}},
+	        {"", "noequals", {"--set", "path=value", NULL}},
+	        {"", "ports.[0].mtu=100", {"ports.[0].mtu", "out of range", NULL}},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_bad(&cases[i]);
+}
+
+static void test_missing_file(void **state)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(
+	        wp_config_load("/nonexistent/waypoint.conf", NULL, 0, &cfg, err, sizeof(err)),
+	        -EINVAL);
+	assert_non_null(strstr(err, "/nonexistent/waypoint.conf: cannot read"));
+}
+
+static void test_addr_parse(void **state)
+{
+	struct wp_sockaddr sa;
+	char buf[WP_ADDR_STRLEN];
+
+	(void)state;
+	assert_int_equal(wp_sockaddr_parse("10.0.0.1:8080", &sa), 0);
+	assert_int_equal(sa.port, 8080);
+	assert_string_equal(wp_sockaddr_format(&sa, buf, sizeof(buf)), "10.0.0.1:8080");
+	assert_int_equal(wp_sockaddr_parse("[fd00::1]:443", &sa), 0);
+	assert_int_equal(sa.addr.family, WP_AF_INET6);
+	assert_string_equal(wp_sockaddr_format(&sa, buf, sizeof(buf)), "[fd00::1]:443");
+	assert_int_equal(wp_sockaddr_parse("10.0.0.1", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("10.0.0.1:", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("10.0.0.1:65536", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("10.0.0.1:+80", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("fd00::1:80", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("[10.0.0.1]:80", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("[fd00::1]80", &sa), -EINVAL);
+	assert_int_equal(wp_sockaddr_parse("host.example:80", &sa), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_shipped_config_is_valid),
+	        cmocka_unit_test(test_values_and_defaults),
+	        cmocka_unit_test(test_set_overrides),
+	        cmocka_unit_test(test_errors_name_file_line_key),
+	        cmocka_unit_test(test_missing_file),
+	        cmocka_unit_test(test_addr_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
