@@ -6,3 +6,5 @@
 #include "wp/counters/port.def"
 #include "wp/counters/net.def"
 #include "wp/counters/tcp.def"
+#include "wp/counters/http.def"
+#include "wp/counters/l7.def"
