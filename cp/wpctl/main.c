@@ -15,6 +15,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"stats", wp_wpctl_stats, "per-core data-plane statistics (DPDK telemetry)"},
+	{"waypoint", wp_wpctl_waypoint, "generate, apply, delete, list waypoints (as istioctl)"},
 };
 
 static void usage(FILE *f)

@@ -8,3 +8,4 @@
 #include "wp/counters/tcp.def"
 #include "wp/counters/http.def"
 #include "wp/counters/l7.def"
+#include "wp/counters/kube.def"

@@ -1,0 +1,942 @@
+/*
+ * wpctl waypoint generate|apply|delete|list|status: istioctl's waypoint
+ * verbs, with its flags, output and error texts (DESIGN §6), talking to the
+ * API server through cp/kube.
+ *
+ * Differences from istioctl, on purpose: --class picks the GatewayClass
+ * (default istio-waypoint, as istioctl); list/status/delete also consider
+ * Gateways of the class named by --class (default WP_WPCTL_APPLIANCE_CLASS,
+ * the appliance's own class from deploy/gatewayclass.yaml) besides
+ * istio-waypoint; status without --wait prints once instead of polling
+ * until Programmed. generate prints the seed's Gateway exactly (the
+ * documented istioctl output: no apiVersion line).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cp/kube/kube.h"
+#include "wpctl.h"
+
+#define ISTIO_WAYPOINT_CLASS     "istio-waypoint"
+#define WP_WPCTL_APPLIANCE_CLASS "waypointd"
+#define LABEL_WAYPOINT_FOR       "istio.io/waypoint-for"
+#define LABEL_USE_WAYPOINT       "istio.io/use-waypoint"
+#define LABEL_DATAPLANE_MODE     "istio.io/dataplane-mode"
+#define LABEL_REV                "istio.io/rev"
+#define FIELD_MANAGER            "istioctl"
+
+struct opts {
+	const char *verb;
+	const char *ns; /* -n, NULL when not given */
+	const char *name;
+	const char *traffic; /* --for, NULL when not given */
+	const char *revision;
+	const char *klass; /* --class, NULL when not given */
+	const char *kubeconfig;
+	const char *context;
+	bool enroll, overwrite, wait, all, all_ns;
+	double timeout; /* seconds */
+	char **args;
+	int nargs;
+};
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: wpctl waypoint COMMAND [flags]\n\n"
+	        "A group of commands used to manage waypoint configuration\n\n"
+	        "commands:\n"
+	        "  generate   Generate a waypoint configuration as YAML\n"
+	        "  apply      Apply a waypoint configuration to the cluster\n"
+	        "  delete     Delete a waypoint configuration from the cluster\n"
+	        "  list       List managed waypoint configurations in the cluster\n"
+	        "  status     Show the status of waypoints in a namespace\n\n"
+	        "flags:\n"
+	        "      --name string            name of the waypoint (default \"waypoint\")\n"
+	        "  -n, --namespace string       Kubernetes namespace\n"
+	        "      --for string             Specify the traffic type [all none service "
+	        "workload] for the waypoint (generate, apply)\n"
+	        "      --class string           GatewayClass of the waypoint (generate, apply; "
+	        "default \"istio-waypoint\")\n"
+	        "  -r, --revision string        The revision to label the waypoint with\n"
+	        "      --enroll-namespace       If set, the namespace will be labeled with the "
+	        "waypoint name (apply)\n"
+	        "      --overwrite              Overwrite the existing Waypoint used by the "
+	        "namespace (apply)\n"
+	        "  -w, --wait                   Wait for the waypoint to be ready (apply, status)\n"
+	        "      --waypoint-timeout dur   Timeout for waiting for waypoint ready (default "
+	        "1m30s)\n"
+	        "      --all                    Delete all waypoints in the namespace (delete)\n"
+	        "  -A, --all-namespaces         List all waypoints in all namespaces (list)\n"
+	        "  -c, --kubeconfig string      Kubernetes configuration file\n"
+	        "      --context string         Kubernetes configuration context\n");
+}
+
+/* Go duration: "90s", "1m30s", "500ms", "2h". Returns seconds or -1. */
+static double parse_duration(const char *s)
+{
+	double total = 0;
+
+	if (!strcmp(s, "0"))
+		return 0;
+	while (*s) {
+		char *end;
+		double v = strtod(s, &end);
+
+		if (end == s)
+			return -1;
+		s = end;
+		if (!strncmp(s, "ms", 2))
+			v /= 1000, s += 2;
+		else if (!strncmp(s, "us", 2))
+			v /= 1e6, s += 2;
+		else if (!strncmp(s, "ns", 2))
+			v /= 1e9, s += 2;
+		else if (*s == 's')
+			s++;
+		else if (*s == 'm')
+			v *= 60, s++;
+		else if (*s == 'h')
+			v *= 3600, s++;
+		else
+			return -1;
+		total += v;
+	}
+	return total;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "t")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "f")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+/* Returns 0, or an exit status after printing the problem. */
+static int parse_flags(struct opts *o, int argc, char **argv)
+{
+	static const struct {
+		const char *lng;
+		char shrt;
+		int type; /* 0 string, 1 bool */
+		size_t off;
+	} flags[] = {
+	        {"namespace", 'n', 0, offsetof(struct opts, ns)},
+	        {"name", 0, 0, offsetof(struct opts, name)},
+	        {"for", 0, 0, offsetof(struct opts, traffic)},
+	        {"revision", 'r', 0, offsetof(struct opts, revision)},
+	        {"class", 0, 0, offsetof(struct opts, klass)},
+	        {"kubeconfig", 'c', 0, offsetof(struct opts, kubeconfig)},
+	        {"context", 0, 0, offsetof(struct opts, context)},
+	        {"enroll-namespace", 0, 1, offsetof(struct opts, enroll)},
+	        {"overwrite", 0, 1, offsetof(struct opts, overwrite)},
+	        {"wait", 'w', 1, offsetof(struct opts, wait)},
+	        {"all", 0, 1, offsetof(struct opts, all)},
+	        {"all-namespaces", 'A', 1, offsetof(struct opts, all_ns)},
+	        {"waypoint-timeout", 0, 2, 0},
+	};
+	bool dashdash = false;
+
+	o->args = calloc((size_t)argc + 1, sizeof(char *));
+	if (!o->args)
+		return fail("out of memory");
+	for (int i = 0; i < argc; i++) {
+		char *a = argv[i], *val = NULL, *eq;
+		const char *lname = NULL;
+		char sname = 0;
+		size_t f;
+
+		if (dashdash || a[0] != '-' || !a[1]) {
+			o->args[o->nargs++] = a;
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			dashdash = true;
+			continue;
+		}
+		if (a[1] == '-') {
+			lname = a + 2;
+			if ((eq = strchr(a, '='))) {
+				*eq = 0;
+				val = eq + 1;
+			}
+		} else {
+			sname = a[1];
+			if (a[2])
+				val = a[2] == '=' ? a + 3 : a + 2;
+		}
+		if ((lname && (!strcmp(lname, "help"))) || sname == 'h') {
+			usage(stdout);
+			return -1;
+		}
+		for (f = 0; f < WP_ARRAY_SIZE(flags); f++)
+			if ((lname && !strcmp(lname, flags[f].lng)) ||
+			    (sname && sname == flags[f].shrt))
+				break;
+		if (f == WP_ARRAY_SIZE(flags)) {
+			if (lname)
+				fprintf(stderr, "Error: unknown flag: --%s\n", lname);
+			else
+				fprintf(stderr, "Error: unknown shorthand flag: '%c' in %s\n",
+				        sname, a);
+			return 1;
+		}
+		if (flags[f].type == 1) {
+			if (!parse_bool(val, (bool *)((char *)o + flags[f].off)))
+				return fail("invalid argument \"%s\" for \"--%s\" flag", val,
+				            flags[f].lng);
+			continue;
+		}
+		if (!val) {
+			if (i + 1 >= argc)
+				return fail("flag needs an argument: --%s", flags[f].lng);
+			val = argv[++i];
+		}
+		if (flags[f].type == 2) {
+			o->timeout = parse_duration(val);
+			if (o->timeout < 0)
+				return fail("invalid argument \"%s\" for \"--%s\" flag: time: "
+				            "invalid duration \"%s\"",
+				            val, flags[f].lng, val);
+			continue;
+		}
+		*(const char **)((char *)o + flags[f].off) = val;
+	}
+	return 0;
+}
+
+/* --- Kubernetes access ---------------------------------------------------- */
+
+struct session {
+	struct wp_kube *k;
+	char *ctx_ns; /* namespace of the kubeconfig context */
+};
+
+static int connect_kube(const struct opts *o, struct session *s)
+{
+	struct wp_kube_config cfg;
+	char err[512] = "";
+	int ret;
+
+	if (o->kubeconfig || o->context || !getenv("KUBERNETES_SERVICE_HOST"))
+		ret = wp_kube_config_load(&cfg, o->kubeconfig, o->context, err, sizeof(err));
+	else
+		ret = wp_kube_config_in_cluster(&cfg, getenv("WP_KUBE_SA_DIR"));
+	if (ret == -ENOENT && !o->kubeconfig && !o->context)
+		ret = wp_kube_config_in_cluster(&cfg, getenv("WP_KUBE_SA_DIR"));
+	if (ret)
+		return fail("failed to create Kubernetes client: %s",
+		            err[0] ? err : "no kubeconfig and not in a cluster");
+	s->k = wp_kube_new(&cfg);
+	s->ctx_ns = cfg.namespace ? strdup(cfg.namespace) : NULL;
+	wp_kube_config_clear(&cfg);
+	if (!s->k)
+		return fail("failed to create Kubernetes client: cannot set up libcurl");
+	return 0;
+}
+
+static void session_close(struct session *s)
+{
+	wp_kube_free(s->k);
+	free(s->ctx_ns);
+}
+
+/* ctx.NamespaceOrDefault(ctx.Namespace()) */
+static const char *ns_or_default(const struct opts *o, const struct session *s)
+{
+	if (o->ns && o->ns[0])
+		return o->ns;
+	if (s && s->ctx_ns && s->ctx_ns[0])
+		return s->ctx_ns;
+	return "default";
+}
+
+/* Turns an API error answer into istioctl-like text. */
+static int api_fail(const char *prefix, struct wp_kube_resp *r)
+{
+	int ret = fail("%s%s", prefix ? prefix : "", wp_kube_resp_message(r));
+	wp_kube_resp_clear(r);
+	return ret;
+}
+
+/* GET the namespace; 0 and *out (caller decrefs), or an exit status. */
+static int get_namespace(struct session *s, const char *ns, json_t **out)
+{
+	struct wp_kube_resp r;
+	char path[512];
+
+	wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_NAMESPACE], NULL, ns, NULL);
+	if (wp_kube_get(s->k, path, &r) != 0)
+		return api_fail("failed to get namespace: ", &r);
+	if (r.status == 404) {
+		wp_kube_resp_clear(&r);
+		return fail("namespace: %s not found", ns);
+	}
+	if (r.status != 200 || !r.json) {
+		char pre[300];
+		snprintf(pre, sizeof(pre), "failed to get namespace %s: ", ns);
+		return api_fail(pre, &r);
+	}
+	*out = json_incref(r.json);
+	wp_kube_resp_clear(&r);
+	return 0;
+}
+
+static const char *label_of(json_t *obj, const char *key)
+{
+	return json_string_value(
+	        json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), key));
+}
+
+/* --- generate / apply ------------------------------------------------------ */
+
+static int check_traffic(const char *t)
+{
+	if (!t)
+		return 0;
+	if (!strcmp(t, "all") || !strcmp(t, "none") || !strcmp(t, "service") ||
+	    !strcmp(t, "workload"))
+		return 0;
+	return fail("failed to create gateway: invalid traffic type: %s. Valid options are: [all "
+	            "none service workload]",
+	            t);
+}
+
+/* The waypoint name after istioctl's defaulting; NULL (after printing) when
+ * reserved. */
+static const char *waypoint_name(const struct opts *o)
+{
+	if (!o->name || !o->name[0])
+		return "waypoint";
+	if (!strcmp(o->name, "none")) {
+		fail("failed to create gateway: invalid name provided for waypoint, 'none' is a "
+		     "reserved value");
+		return NULL;
+	}
+	return o->name;
+}
+
+/* YAML as sigs.k8s.io/yaml prints the Gateway (keys sorted). Names and
+ * values are Kubernetes names (no quoting needed) except a revision, which
+ * is quoted when it could read as something else. */
+static void print_yaml_scalar(const char *v)
+{
+	bool plain = v[0] && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                               "0123456789-._/") == strlen(v);
+	bool numeric = strspn(v, "0123456789.-") == strlen(v);
+
+	if (plain && !numeric && strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "null") &&
+	    strcmp(v, "yes") && strcmp(v, "no") && strcmp(v, "on") && strcmp(v, "off"))
+		printf("%s\n", v);
+	else
+		printf("\"%s\"\n", v);
+}
+
+static int cmd_generate(const struct opts *o)
+{
+	const char *name = waypoint_name(o);
+	const char *ns = o->ns && o->ns[0] ? o->ns : NULL;
+
+	if (!name)
+		return 1;
+	if (check_traffic(o->traffic))
+		return 1;
+	printf("kind: Gateway\nmetadata:\n");
+	if (o->revision || o->traffic) {
+		printf("  labels:\n");
+		if (o->revision) {
+			printf("    " LABEL_REV ": ");
+			print_yaml_scalar(o->revision);
+		}
+		if (o->traffic)
+			printf("    " LABEL_WAYPOINT_FOR ": %s\n", o->traffic);
+	}
+	printf("  name: %s\n", name);
+	if (ns)
+		printf("  namespace: %s\n", ns);
+	printf("spec:\n  gatewayClassName: %s\n  listeners:\n  - name: mesh\n    port: 15008\n"
+	       "    protocol: HBONE\n",
+	       o->klass ? o->klass : ISTIO_WAYPOINT_CLASS);
+	return 0;
+}
+
+static json_t *make_gateway(const struct opts *o, const char *name, const char *ns)
+{
+	json_t *labels = json_object();
+	json_t *gw;
+
+	if (o->traffic)
+		json_object_set_new(labels, LABEL_WAYPOINT_FOR, json_string(o->traffic));
+	if (o->revision)
+		json_object_set_new(labels, LABEL_REV, json_string(o->revision));
+	gw = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:[{s:s, s:i, s:s}]}}", "apiVersion",
+	               "gateway.networking.k8s.io/v1", "kind", "Gateway", "metadata", "name", name,
+	               "namespace", ns, "spec", "gatewayClassName",
+	               o->klass ? o->klass : ISTIO_WAYPOINT_CLASS, "listeners", "name", "mesh",
+	               "port", 15008, "protocol", "HBONE");
+	if (json_object_size(labels))
+		json_object_set(json_object_get(gw, "metadata"), "labels", labels);
+	json_decref(labels);
+	return gw;
+}
+
+/* 1 when the Gateway has Programmed=True. */
+static int is_programmed(json_t *gw)
+{
+	json_t *conds = json_object_get(json_object_get(gw, "status"), "conditions"), *c;
+	size_t i;
+
+	json_array_foreach(conds, i, c)
+	{
+		const char *t = json_string_value(json_object_get(c, "type"));
+		const char *st = json_string_value(json_object_get(c, "status"));
+		if (t && st && !strcmp(t, "Programmed") && !strcmp(st, "True"))
+			return 1;
+	}
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmd_apply(const struct opts *o)
+{
+	struct session s = {0};
+	struct wp_kube_resp r;
+	const char *name, *ns;
+	json_t *nsobj = NULL, *gw;
+	char path[512], *body;
+	int ret;
+
+	if ((ret = connect_kube(o, &s)))
+		return ret;
+	ns = ns_or_default(o, &s);
+	ret = get_namespace(&s, ns, &nsobj);
+	if (ret)
+		goto out;
+	if (o->enroll) {
+		const char *cur = label_of(nsobj, LABEL_USE_WAYPOINT);
+		const char *mode = label_of(nsobj, LABEL_DATAPLANE_MODE);
+
+		if (!o->overwrite && cur && cur[0]) {
+			printf("⚠️ Warning: namespace (%s) already has an enrolled Waypoint. "
+			       "Consider "
+			       "adding the `--overwrite` flag to your apply command.\n",
+			       ns);
+			goto out;
+		}
+		if (!mode || strcmp(mode, "ambient"))
+			printf("⚠️ Warning: namespace is not enrolled in ambient. Consider "
+			       "running\t`kubectl label namespace %s "
+			       "istio.io/dataplane-mode=ambient`\n",
+			       ns);
+	}
+	name = waypoint_name(o);
+	if (!name || check_traffic(o->traffic)) {
+		ret = 1;
+		goto out;
+	}
+	gw = make_gateway(o, name, ns);
+	body = json_dumps(gw, JSON_COMPACT);
+	json_decref(gw);
+	wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_GATEWAY], ns, name, NULL);
+	ret = wp_kube_patch(s.k, path, WP_KUBE_PATCH_APPLY, FIELD_MANAGER, false, body, &r);
+	free(body);
+	if (ret) {
+		ret = api_fail("", &r);
+		goto out;
+	}
+	if (r.status == 404) {
+		char pre[128];
+		snprintf(pre, sizeof(pre),
+		         "missing Kubernetes Gateway CRDs need to be installed "
+		         "before applying a waypoint: ");
+		ret = api_fail(pre, &r);
+		goto out;
+	}
+	if (r.status < 200 || r.status > 299) {
+		ret = api_fail("", &r);
+		goto out;
+	}
+	wp_kube_resp_clear(&r);
+	printf("✅ waypoint %s/%s applied\n", ns, name);
+	fflush(stdout);
+
+	if (o->wait) {
+		double start = now_s();
+		for (;;) {
+			int prog = 0;
+
+			sleep(1);
+			if (wp_kube_get(s.k, path, &r) == 0 && r.status == 200)
+				prog = is_programmed(r.json);
+			if (prog) {
+				wp_kube_resp_clear(&r);
+				break;
+			}
+			if (now_s() - start > o->timeout) {
+				if (r.status == 200)
+					ret = fail("timed out while waiting for waypoint\t%s/%s",
+					           ns, name);
+				else
+					ret = fail(
+					        "timed out while waiting for waypoint\t%s/%s: %s",
+					        ns, name, wp_kube_resp_message(&r));
+				wp_kube_resp_clear(&r);
+				goto out;
+			}
+			wp_kube_resp_clear(&r);
+		}
+		printf("✅ waypoint %s/%s is ready!\n", ns, name);
+	}
+	if (o->enroll) {
+		json_t *patch =
+		        json_pack("{s:{s:{s:s}}}", "metadata", "labels", LABEL_USE_WAYPOINT, name);
+		body = json_dumps(patch, JSON_COMPACT);
+		json_decref(patch);
+		wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_NAMESPACE], NULL,
+		             ns, NULL);
+		ret = wp_kube_patch(s.k, path, WP_KUBE_PATCH_MERGE, NULL, false, body, &r);
+		free(body);
+		if (ret || r.status != 200) {
+			char pre[300];
+			snprintf(pre, sizeof(pre),
+			         "failed to label namespace with waypoint: failed to update "
+			         "namespace "
+			         "%s: ",
+			         ns);
+			ret = api_fail(pre, &r);
+			goto out;
+		}
+		wp_kube_resp_clear(&r);
+		printf("✅ namespace %s labeled with \"" LABEL_USE_WAYPOINT ": %s\"\n", ns, name);
+	}
+	ret = 0;
+out:
+	if (nsobj)
+		json_decref(nsobj);
+	session_close(&s);
+	return ret;
+}
+
+/* --- list / status / delete -------------------------------------------------- */
+
+static bool is_waypoint_class(const struct opts *o, json_t *gw)
+{
+	const char *c =
+	        json_string_value(json_object_get(json_object_get(gw, "spec"), "gatewayClassName"));
+
+	if (!c)
+		return false;
+	return !strcmp(c, ISTIO_WAYPOINT_CLASS) ||
+	       !strcmp(c, o->klass ? o->klass : WP_WPCTL_APPLIANCE_CLASS);
+}
+
+static const char *meta_str(json_t *obj, const char *key)
+{
+	const char *v = json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
+	return v ? v : "";
+}
+
+static int cmp_gw(const void *a, const void *b)
+{
+	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	int r = strcmp(meta_str(x, "namespace"), meta_str(y, "namespace"));
+
+	return r ? r : strcmp(meta_str(x, "name"), meta_str(y, "name"));
+}
+
+/* Lists Gateways (ns NULL: all), sorted by namespace/name. Returns the array
+ * (caller decrefs) or NULL after printing an error. */
+static json_t *list_gateways(struct session *s, const char *ns, const char *selector)
+{
+	struct wp_kube_resp r;
+	char path[512], *url = NULL;
+	json_t *items, *sorted;
+	json_t **v;
+	size_t n, i;
+
+	wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_GATEWAY], ns, NULL, NULL);
+	if (selector) {
+		char *esc = curl_easy_escape(NULL, selector, 0);
+		if (!esc || asprintf(&url, "%s?labelSelector=%s", path, esc) < 0)
+			url = NULL;
+		curl_free(esc);
+	}
+	if (wp_kube_get(s->k, url ? url : path, &r) != 0) {
+		free(url);
+		api_fail("", &r);
+		return NULL;
+	}
+	free(url);
+	if (r.status != 200 || !(items = json_object_get(r.json, "items"))) {
+		api_fail("", &r);
+		return NULL;
+	}
+	n = json_array_size(items);
+	v = calloc(n + 1, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = json_array_get(items, i);
+	qsort(v, n, sizeof(*v), cmp_gw);
+	sorted = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append(sorted, v[i]);
+	free(v);
+	wp_kube_resp_clear(&r);
+	return sorted;
+}
+
+/* Go's text/tabwriter with minwidth 0, tabwidth 8, padding 5, padchar ' ',
+ * flags 0, for rows that all have the same number of cells: every cell but
+ * the last of a row is padded to the widest cell of its column plus 5. */
+struct table {
+	char **cells;
+	size_t ncols, nrows, cap;
+};
+
+static void table_add(struct table *t, size_t ncols, ...)
+{
+	va_list ap;
+
+	t->ncols = ncols;
+	if ((t->nrows + 1) * ncols > t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		while (t->cap < (t->nrows + 1) * ncols)
+			t->cap *= 2;
+		t->cells = realloc(t->cells, t->cap * sizeof(char *));
+	}
+	va_start(ap, ncols);
+	for (size_t i = 0; i < ncols; i++) {
+		const char *c = va_arg(ap, const char *);
+		t->cells[t->nrows * ncols + i] = strdup(c ? c : "");
+	}
+	va_end(ap);
+	t->nrows++;
+}
+
+/* Display width of UTF-8 text (code points). */
+static size_t text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void table_print(struct table *t)
+{
+	size_t *w = calloc(t->ncols ? t->ncols : 1, sizeof(size_t));
+
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t c = 0; c + 1 < t->ncols; c++) {
+			size_t l = text_width(t->cells[r * t->ncols + c]);
+			if (l > w[c])
+				w[c] = l;
+		}
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+			if (c + 1 < t->ncols)
+				printf("%s%*s", cell, (int)(w[c] + 5 - text_width(cell)), "");
+			else
+				printf("%s\n", cell);
+		}
+	}
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(w);
+}
+
+static int cmd_list(const struct opts *o)
+{
+	struct session s = {0};
+	struct table t = {0};
+	json_t *gws, *gw;
+	size_t i;
+	int ret;
+
+	if ((ret = connect_kube(o, &s)))
+		return ret;
+	gws = list_gateways(&s, o->all_ns ? NULL : ns_or_default(o, &s), NULL);
+	if (!gws) {
+		session_close(&s);
+		return 1;
+	}
+	if (json_array_size(gws) == 0) {
+		printf("No waypoints found.\n");
+		goto out;
+	}
+	if (o->all_ns)
+		table_add(&t, 5, "NAMESPACE", "NAME", "REVISION", "TRAFFIC TYPE", "PROGRAMMED");
+	else
+		table_add(&t, 4, "NAME", "REVISION", "TRAFFIC TYPE", "PROGRAMMED");
+	json_array_foreach(gws, i, gw)
+	{
+		const char *rev = label_of(gw, LABEL_REV);
+		const char *traffic = label_of(gw, LABEL_WAYPOINT_FOR);
+		const char *prog = "False";
+		json_t *conds = json_object_get(json_object_get(gw, "status"), "conditions"), *c;
+		size_t j;
+
+		if (!is_waypoint_class(o, gw))
+			continue;
+		json_array_foreach(conds, j, c)
+		{
+			const char *ty = json_string_value(json_object_get(c, "type"));
+			if (ty && !strcmp(ty, "Programmed"))
+				prog = json_string_value(json_object_get(c, "status"));
+		}
+		if (!rev || !rev[0])
+			rev = "default";
+		if (!traffic || !traffic[0])
+			traffic = "none";
+		if (o->all_ns)
+			table_add(&t, 5, meta_str(gw, "namespace"), meta_str(gw, "name"), rev,
+			          traffic, prog);
+		else
+			table_add(&t, 4, meta_str(gw, "name"), rev, traffic, prog);
+	}
+	table_print(&t);
+out:
+	json_decref(gws);
+	session_close(&s);
+	return 0;
+}
+
+static int cmd_status(const struct opts *o)
+{
+	struct session s = {0};
+	struct table t = {0};
+	const char *ns;
+	json_t *gws, *gw;
+	bool with_ns = !(o->ns && o->ns[0]);
+	size_t i;
+	int ret = 0;
+
+	if (o->nargs)
+		return fail("unknown subcommand \"%s\"", o->args[0]);
+	if ((ret = connect_kube(o, &s)))
+		return ret;
+	ns = ns_or_default(o, &s);
+	gws = list_gateways(&s, ns, NULL);
+	if (!gws) {
+		session_close(&s);
+		return 1;
+	}
+	if (json_array_size(gws) == 0) {
+		printf("No waypoints found.\n");
+		goto out;
+	}
+	if (with_ns)
+		table_add(&t, 6, "NAMESPACE", "NAME", "STATUS", "TYPE", "REASON", "MESSAGE");
+	else
+		table_add(&t, 5, "NAME", "STATUS", "TYPE", "REASON", "MESSAGE");
+	json_array_foreach(gws, i, gw)
+	{
+		double start = now_s();
+		char path[512];
+
+		if (!is_waypoint_class(o, gw))
+			continue;
+		wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_GATEWAY], ns,
+		             meta_str(gw, "name"), NULL);
+		for (;;) {
+			struct wp_kube_resp r;
+			json_t *cur = gw, *conds, *c, *last = NULL;
+			size_t j;
+			int prog = 0;
+
+			if (wp_kube_get(s.k, path, &r) == 0 && r.status == 200 && r.json)
+				cur = r.json;
+			conds = json_object_get(json_object_get(cur, "status"), "conditions");
+			json_array_foreach(conds, j, c)
+			{
+				const char *ty = json_string_value(json_object_get(c, "type"));
+				const char *st = json_string_value(json_object_get(c, "status"));
+				last = c;
+				if (ty && st && !strcmp(ty, "Programmed") && !strcmp(st, "True")) {
+					prog = 1;
+					break;
+				}
+			}
+#define F(k) (last ? json_string_value(json_object_get(last, k)) : "")
+			if (prog || !o->wait || now_s() - start > o->timeout) {
+				if (with_ns)
+					table_add(&t, 6, meta_str(cur, "namespace"),
+					          meta_str(cur, "name"), F("status"), F("type"),
+					          F("reason"), F("message"));
+				else
+					table_add(&t, 5, meta_str(cur, "name"), F("status"),
+					          F("type"), F("reason"), F("message"));
+			}
+#undef F
+			if (!prog && o->wait && now_s() - start > o->timeout) {
+				table_print(&t);
+				t = (struct table){0};
+				ret = fail("timed out while retrieving status for waypoint\t%s/%s",
+				           meta_str(cur, "namespace"), meta_str(cur, "name"));
+				wp_kube_resp_clear(&r);
+				goto out;
+			}
+			wp_kube_resp_clear(&r);
+			if (prog || !o->wait)
+				break;
+			sleep(1);
+		}
+	}
+	table_print(&t);
+out:
+	json_decref(gws);
+	session_close(&s);
+	return ret;
+}
+
+static int cmd_delete(const struct opts *o)
+{
+	struct session s = {0};
+	const char *ns;
+	json_t *gws, *gw;
+	char **names;
+	size_t n = 0, i;
+	int ret = 0;
+
+	if ((o->all || o->revision) && o->nargs > 0)
+		return fail("cannot specify waypoint names when deleting all waypoints");
+	if (!(o->all || o->revision) && o->nargs == 0)
+		return fail("must specify a waypoint name or delete all using --all or delete "
+		            "specific revision using --revision");
+	if ((ret = connect_kube(o, &s)))
+		return ret;
+	ns = ns_or_default(o, &s);
+	if (o->all || o->revision) {
+		char sel[300];
+		snprintf(sel, sizeof(sel), LABEL_REV "=%s", o->revision ? o->revision : "");
+		gws = list_gateways(&s, ns, o->revision ? sel : NULL);
+	} else {
+		gws = list_gateways(&s, ns, NULL);
+	}
+	if (!gws) {
+		session_close(&s);
+		return 1;
+	}
+	names = calloc(json_array_size(gws) + (size_t)o->nargs + 1, sizeof(char *));
+	if (o->all || o->revision) {
+		json_array_foreach(gws, i, gw)
+		{
+			if (is_waypoint_class(o, gw))
+				names[n++] = strdup(meta_str(gw, "name"));
+		}
+	} else {
+		for (int a = 0; a < o->nargs; a++) {
+			bool found = false;
+			json_array_foreach(gws, i, gw)
+			{
+				if (is_waypoint_class(o, gw) &&
+				    !strcmp(meta_str(gw, "name"), o->args[a]))
+					found = true;
+			}
+			if (found)
+				names[n++] = strdup(o->args[a]);
+			else
+				printf("waypoint %s/%s not found\n", ns, o->args[a]);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		struct wp_kube_resp r;
+		char path[512];
+
+		wp_kube_path(path, sizeof(path), &wp_kube_resources[WP_KUBE_RES_GATEWAY], ns,
+		             names[i], NULL);
+		if (wp_kube_delete(s.k, path, &r) != 0 ||
+		    (r.status != 200 && r.status != 202 && r.status != 404)) {
+			fprintf(stderr, "Error: %s\n", wp_kube_resp_message(&r));
+			ret = 1;
+		} else if (r.status == 404) {
+			printf("waypoint %s/%s not found\n", ns, names[i]);
+		} else {
+			printf("waypoint %s/%s deleted\n", ns, names[i]);
+		}
+		wp_kube_resp_clear(&r);
+		free(names[i]);
+	}
+	free(names);
+	json_decref(gws);
+	session_close(&s);
+	return ret;
+}
+
+int wp_wpctl_waypoint(int argc, char **argv)
+{
+	struct opts o = {.timeout = 90};
+	int ret;
+
+	ret = parse_flags(&o, argc - 1, argv + 1);
+	if (ret) {
+		free(o.args);
+		return ret < 0 ? 0 : ret;
+	}
+	if (o.nargs == 0) {
+		usage(stdout);
+		free(o.args);
+		return 0;
+	}
+	/* The first word that is not a flag is the verb (cobra lets flags come
+	 * before it). */
+	o.verb = o.args[0];
+	o.args++;
+	o.nargs--;
+	if (!strcmp(o.verb, "generate"))
+		ret = cmd_generate(&o);
+	else if (!strcmp(o.verb, "apply"))
+		ret = cmd_apply(&o);
+	else if (!strcmp(o.verb, "delete"))
+		ret = cmd_delete(&o);
+	else if (!strcmp(o.verb, "list"))
+		ret = cmd_list(&o);
+	else if (!strcmp(o.verb, "status"))
+		ret = cmd_status(&o);
+	else if (!strcmp(o.verb, "--help") || !strcmp(o.verb, "-h") || !strcmp(o.verb, "help")) {
+		usage(stdout);
+		ret = 0;
+	} else {
+		ret = fail("unknown subcommand \"%s\"", o.verb);
+	}
+	free(o.args - 1);
+	return ret;
+}
