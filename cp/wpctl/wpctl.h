@@ -14,4 +14,15 @@ int wp_wpctl_stats(int argc, char **argv);
  * (cmd_waypoint.c; errors printed as istioctl does, "Error: ..."). */
 int wp_wpctl_waypoint(int argc, char **argv);
 
+/* `config dump`: the running snapshot as JSON (cmd_config.c). */
+int wp_wpctl_config(int argc, char **argv);
+
+/* `enrollment`: Services and Pods with their waypoint and reason, offline
+ * with --dir or from the admin endpoint (cmd_enrollment.c). */
+int wp_wpctl_enrollment(int argc, char **argv);
+
+/* GET http://HOSTPORT/PATH. Returns the HTTP status (body in *body, the
+ * caller frees it) or <0 after printing why (cmd_config.c). */
+int wp_wpctl_admin_get(const char *hostport, const char *path, char **body);
+
 #endif /* WP_WPCTL_H */

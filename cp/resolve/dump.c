@@ -1,0 +1,156 @@
+/*
+ * JSON renderings of a snapshot and of the enrollment view (wp/cp_json.h).
+ * Control plane only; the admin server and wpctl print these.
+ */
+#include "wp/addr.h"
+#include "wp/cp_json.h"
+#include "wp/model.h"
+
+const char *wp_app_proto_name(enum wp_app_proto p)
+{
+	static const char *const n[] = {
+	        [WP_PROTO_UNKNOWN] = "unknown", [WP_PROTO_HTTP] = "http",
+	        [WP_PROTO_HTTP2] = "http2",     [WP_PROTO_GRPC] = "grpc",
+	        [WP_PROTO_TCP] = "tcp",         [WP_PROTO_TLS] = "tls",
+	        [WP_PROTO_HTTPS] = "https",
+	};
+	return (unsigned)p < WP_ARRAY_SIZE(n) ? n[p] : "unknown";
+}
+
+static json_t *addr_json(const struct wp_addr *a)
+{
+	char buf[WP_ADDR_STRLEN];
+
+	return json_string(wp_addr_format(a, buf, sizeof(buf)));
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *wp_snapshot_json(const struct wp_snapshot *s)
+{
+	json_t *o, *gws, *svcs, *wls, *errs;
+
+	if (!s)
+		return json_null();
+	o = json_object();
+	gws = json_array();
+	svcs = json_array();
+	wls = json_array();
+	errs = json_array();
+	json_object_set_new(o, "version", json_integer((json_int_t)s->version));
+	json_object_set_new(o, "built_unix_ns", json_integer((json_int_t)s->built_ns));
+	for (uint32_t i = 0; i < s->n_gateways; i++) {
+		const struct wp_snap_gateway *g = &s->gateways[i];
+
+		json_array_append_new(gws, json_pack("{s:s, s:s, s:s?, s:s, s:i, s:i}", "namespace",
+		                                     g->ns, "name", g->name, "gatewayClassName",
+		                                     g->class_name, "waypointFor", g->waypoint_for,
+		                                     "services", (int)g->n_services, "workloads",
+		                                     (int)g->n_workloads));
+	}
+	for (uint32_t i = 0; i < s->n_services; i++) {
+		const struct wp_snap_service *v = s->services[i];
+		json_t *so = json_object(), *vips = json_array(), *ports = json_array();
+
+		json_object_set_new(so, "namespace", json_string(v->ns));
+		json_object_set_new(so, "name", json_string(v->name));
+		json_object_set_new(so, "hostname", json_string(v->hostname));
+		json_object_set_new(
+		        so, "waypoint",
+		        json_sprintf("%s/%s", s->gateways[v->gw].ns, s->gateways[v->gw].name));
+		json_object_set_new(so, "via",
+		                    json_string(v->via_namespace ? "namespace" : "self"));
+		for (uint32_t j = 0; j < v->n_vips; j++)
+			json_array_append_new(vips, addr_json(&v->vips[j]));
+		for (uint32_t j = 0; j < v->n_ports; j++) {
+			const struct wp_snap_svc_port *p = &v->ports[j];
+			json_t *po = json_object(), *eps = json_array();
+
+			json_object_set_new(po, "name", json_string(p->name));
+			json_object_set_new(po, "port", json_integer(p->port));
+			json_object_set_new(po, "protocol",
+			                    json_string(wp_app_proto_name(p->proto)));
+			for (uint32_t k = 0; k < p->n_endpoints; k++) {
+				const struct wp_snap_endpoint *e = &p->endpoints[k];
+				json_t *eo = json_object();
+
+				json_object_set_new(eo, "address", addr_json(&e->addr));
+				json_object_set_new(eo, "port", json_integer(e->port));
+				json_object_set_new(eo, "ready", json_boolean(e->ready));
+				json_object_set_new(eo, "pod", str_or_null(e->name));
+				json_object_set_new(eo, "serviceAccount",
+				                    str_or_null(e->service_account));
+				json_object_set_new(eo, "node", str_or_null(e->node));
+				json_array_append_new(eps, eo);
+			}
+			json_object_set_new(po, "endpoints", eps);
+			json_array_append_new(ports, po);
+		}
+		json_object_set_new(so, "vips", vips);
+		json_object_set_new(so, "ports", ports);
+		json_array_append_new(svcs, so);
+	}
+	for (uint32_t i = 0; i < s->n_workloads; i++) {
+		const struct wp_snap_workload *w = s->workloads[i];
+		json_t *wo = json_object(), *addrs = json_array();
+
+		json_object_set_new(wo, "namespace", json_string(w->ns));
+		json_object_set_new(wo, "name", json_string(w->name));
+		json_object_set_new(
+		        wo, "waypoint",
+		        json_sprintf("%s/%s", s->gateways[w->gw].ns, s->gateways[w->gw].name));
+		json_object_set_new(wo, "via",
+		                    json_string(w->via_namespace ? "namespace" : "self"));
+		json_object_set_new(wo, "serviceAccount", str_or_null(w->service_account));
+		json_object_set_new(wo, "node", str_or_null(w->node));
+		json_object_set_new(wo, "ready", json_boolean(w->ready));
+		for (uint32_t j = 0; j < w->n_addrs; j++)
+			json_array_append_new(addrs, addr_json(&w->addrs[j]));
+		json_object_set_new(wo, "addresses", addrs);
+		json_array_append_new(wls, wo);
+	}
+	for (uint32_t i = 0; i < s->n_errors; i++)
+		json_array_append_new(errs, json_string(s->errors[i]));
+	json_object_set_new(o, "gateways", gws);
+	json_object_set_new(o, "services", svcs);
+	json_object_set_new(o, "workloads", wls);
+	json_object_set_new(o, "captured_destinations", json_integer(s->n_dests));
+	json_object_set_new(o, "errors", errs);
+	return o;
+}
+
+struct ectx {
+	json_t *arr;
+	bool details;
+};
+
+static void enroll_row(void *ctx, const struct wp_enrollment *e)
+{
+	struct ectx *x = ctx;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "kind", json_string(wp_kind_name(e->kind)));
+	json_object_set_new(o, "namespace", json_string(e->ns));
+	json_object_set_new(o, "name", json_string(e->name));
+	json_object_set_new(o, "waypoint", e->bound ? json_string(e->waypoint) : json_null());
+	json_object_set_new(o, "reason", json_string(wp_enroll_reason_name(e->reason)));
+	if (x->details) {
+		json_object_set_new(o, "message", json_string(e->message));
+		json_object_set_new(o, "via", json_string(e->via_namespace ? "namespace" : "self"));
+		json_object_set_new(o, "served", json_boolean(e->served));
+	}
+	json_array_append_new(x->arr, o);
+}
+
+json_t *wp_enrollment_json(struct wp_resolver *r, bool details)
+{
+	struct ectx x = {.arr = json_array(), .details = details};
+
+	if (!x.arr)
+		return NULL;
+	wp_resolver_enrollment(r, enroll_row, &x);
+	return x.arr;
+}

@@ -1,0 +1,99 @@
+/*
+ * Configuration sources. A source turns some outside truth (a manifest
+ * directory, the Kubernetes API) into a stream of object events delivered to
+ * a sink (the resolver's object store). Everything runs on the control-plane
+ * thread: the runner calls start() once, then polls the source's fd and
+ * calls poll() when it is readable (or every tick when fd() is -1). A source
+ * that does blocking I/O on a thread of its own (the Kubernetes watch) must
+ * queue what it receives and deliver it from poll(), so sink calls never
+ * race.
+ *
+ * Implementations: the manifest directory (wp_source_manifest_dir_create,
+ * cp/source/manifest_dir.c) and, later, the Kubernetes list/watch
+ * (cp/kube/).
+ */
+#ifndef WP_SOURCE_H
+#define WP_SOURCE_H
+
+#include <stddef.h>
+
+#include "wp/common.h"
+#include "wp/model_types.h"
+
+/* Where a source delivers events. Implemented by the resolver
+ * (wp_resolver_sink()). All calls on the control-plane thread. */
+struct wp_source_sink_ops {
+	/* Adds or replaces the object (kind, meta.ns, meta.name). The sink
+	 * owns obj afterwards, whatever the return. 0 or -errno. */
+	int (*upsert)(void *ctx, struct wp_obj *obj);
+	/* Removes an object; removing an unknown one is not an error. */
+	int (*remove)(void *ctx, enum wp_kind kind, const char *ns, const char *name);
+	/* Reports a rejected object or file: msg is "ORIGIN:LINE: ...". The
+	 * object's last good version (if any) stays. */
+	void (*error)(void *ctx, const char *origin, const char *msg);
+	/* Forgets every error reported earlier for origin (it was re-read). */
+	void (*clear_errors)(void *ctx, const char *origin);
+	/* The source has delivered a complete initial state (its first list
+	 * is done); the runner publishes the first snapshot after every source
+	 * has synced. */
+	void (*synced)(void *ctx, const char *source_name);
+};
+
+struct wp_source_sink {
+	const struct wp_source_sink_ops *ops;
+	void *ctx;
+};
+
+struct wp_source;
+
+struct wp_source_ops {
+	const char *name; /* "manifest-dir", "kubernetes" */
+	/* Delivers the initial state to sink, then sink->synced (a source
+	 * that cannot do that synchronously calls synced later from poll).
+	 * The sink must outlive the source. 0 or -errno. */
+	int (*start)(struct wp_source *src, const struct wp_source_sink *sink);
+	/* A descriptor that turns readable when poll() has work, or -1. */
+	int (*fd)(struct wp_source *src);
+	/* Delivers pending changes. >0 when something was delivered, 0 when
+	 * nothing, <0 on an error (the source stays usable). */
+	int (*poll)(struct wp_source *src);
+	void (*destroy)(struct wp_source *src);
+};
+
+/* Every source starts with this header (embed it first). */
+struct wp_source {
+	const struct wp_source_ops *ops;
+	const struct wp_source_sink *sink; /* set by start() */
+};
+
+/*
+ * Helper for sources that receive object text (e.g. one JSON object per
+ * Kubernetes watch event): parses buf as one or more objects, upserts the
+ * valid ones and reports the rejected ones through sink->error. origin names
+ * the text in messages ("k8s:Pod/ns/name"). Returns the number of objects
+ * upserted, or -errno (the error was reported).
+ */
+int wp_source_deliver_text(const struct wp_source_sink *sink, const char *origin, const char *buf,
+                           size_t len);
+
+/*
+ * The manifest-directory source: every *.yaml, *.yml and *.json file directly
+ * in dir, loaded at start() and followed with inotify. A changed file is
+ * re-parsed and applied as a difference (objects that left the file are
+ * removed). A file with a YAML syntax error keeps all its previous objects;
+ * a rejected document keeps that object's previous version. NULL on error.
+ */
+struct wp_source *wp_source_manifest_dir_create(const char *dir);
+
+/* Loads a directory once (no inotify) into sink; for offline tools such as
+ * `wpctl enrollment --dir`. Returns the number of rejected documents or
+ * files, or -errno if the directory cannot be read. */
+int wp_source_manifest_dir_load(const char *dir, const struct wp_source_sink *sink);
+
+static inline void wp_source_destroy(struct wp_source *src)
+{
+	if (src)
+		src->ops->destroy(src);
+}
+
+#endif /* WP_SOURCE_H */
