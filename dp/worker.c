@@ -98,6 +98,7 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
 	void *out[2 * WP_BURST + 1];
 	uint16_t n, sent;
+	uint64_t t0;
 
 	n = wp_fault_filter(&wp->fault_tx, (void **)wp->tx, wp->n_tx, out, WP_ARRAY_SIZE(out), &ops,
 	                    w->stats.ctr);
@@ -106,7 +107,9 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 		return;
 	for (uint16_t i = 0; i < n; i++)
 		w->stats.tx_bytes += rte_pktmbuf_pkt_len((struct rte_mbuf *)out[i]);
+	t0 = rte_rdtsc();
 	sent = rte_eth_tx_burst(wp->port->port_id, (uint16_t)w->id, (struct rte_mbuf **)out, n);
+	w->stats.io_cycles += rte_rdtsc() - t0;
 	w->stats.tx_pkts += sent;
 	for (uint16_t i = sent; i < n; i++) {
 		w->stats.tx_bytes -= rte_pktmbuf_pkt_len((struct rte_mbuf *)out[i]);
@@ -189,7 +192,11 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
 	uint16_t n, k;
 
+	uint64_t t0 = rte_rdtsc();
+
 	n = rte_eth_rx_burst(wp->port->port_id, (uint16_t)w->id, burst, WP_BURST);
+	if (n)
+		w->stats.io_cycles += rte_rdtsc() - t0;
 	k = wp_fault_filter(&wp->fault_rx, (void **)burst, n, in, WP_ARRAY_SIZE(in), &ops,
 	                    w->stats.ctr);
 	for (uint16_t i = 0; i < k; i++) {

@@ -39,6 +39,7 @@ static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
 		out->tx_bytes += load(&s->tx_bytes);
 		out->busy_cycles += load(&s->busy_cycles);
 		out->idle_cycles += load(&s->idle_cycles);
+		out->io_cycles += load(&s->io_cycles);
 		out->loops += load(&s->loops);
 		for (unsigned i = 0; i < WP_CTR_MAX; i++)
 			out->ctr[i] += load(&s->ctr[i]);
@@ -53,6 +54,7 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 	rte_tel_data_add_dict_u64(d, "tx_bytes", s->tx_bytes);
 	rte_tel_data_add_dict_u64(d, "busy_cycles", s->busy_cycles);
 	rte_tel_data_add_dict_u64(d, "idle_cycles", s->idle_cycles);
+	rte_tel_data_add_dict_u64(d, "io_cycles", s->io_cycles);
 	rte_tel_data_add_dict_u64(d, "loops", s->loops);
 	for (unsigned i = 0; i < WP_CTR_MAX; i++)
 		rte_tel_data_add_dict_u64(d, wp_ctr_info[i].name, s->ctr[i]);

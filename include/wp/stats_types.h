@@ -19,6 +19,7 @@ struct wp_stats {
 	uint64_t tx_bytes;
 	uint64_t busy_cycles; /* TSC cycles in loop iterations that did work */
 	uint64_t idle_cycles; /* TSC cycles in empty iterations and sleeps */
+	uint64_t io_cycles;   /* part of busy_cycles spent inside the PMD's rx/tx burst calls */
 	uint64_t loops;
 	uint64_t ctr[WP_CTR_MAX]; /* enum wp_ctr */
 } WP_CACHE_ALIGNED;
