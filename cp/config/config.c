@@ -397,8 +397,8 @@ static void load_polling(struct loader *ld, struct wp_config *cfg)
 
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"device", "ip",      "prefix",  "gateway",
-	                                    "mtu",    "rx_desc", "tx_desc", NULL};
+	static const char *const known[] = {"device",  "ip",      "prefix", "gateway", "mtu",
+	                                    "rx_desc", "tx_desc", "diag",   NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -442,6 +442,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		GET_UINT(ld, g, prefix, "mtu", 576, 9000, p->mtu);
 		GET_UINT(ld, g, prefix, "rx_desc", 64, 32768, p->rx_desc);
 		GET_UINT(ld, g, prefix, "tx_desc", 64, 32768, p->tx_desc);
+		get_bool(ld, g, prefix, "diag", &p->diag);
 	}
 }
 
@@ -456,6 +457,28 @@ static void load_arp(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "arp.", "entries", 16, 1u << 20, cfg->arp_entries);
 	GET_UINT(ld, g, "arp.", "pending", 1, 1u << 16, cfg->arp_pending);
 	GET_UINT(ld, g, "arp.", "ttl_s", 1, 86400, cfg->arp_ttl_s);
+}
+
+static void load_tcp(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {
+	        "max_conns", "syn_backlog", "accept_backlog", "time_wait_max", "time_wait_ms",
+	        "rcv_buf",   "snd_buf",     "buffers",        "keepalive_s",   NULL};
+	const config_setting_t *g = get_group(ld, "tcp");
+	struct wp_tcp_limits *t = &cfg->tcp;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "tcp.", known);
+	GET_UINT(ld, g, "tcp.", "max_conns", 16, 1u << 24, t->max_conns);
+	GET_UINT(ld, g, "tcp.", "syn_backlog", 1, 1u << 20, t->syn_backlog);
+	GET_UINT(ld, g, "tcp.", "accept_backlog", 1, 1u << 20, t->accept_backlog);
+	GET_UINT(ld, g, "tcp.", "time_wait_max", 16, 1u << 24, t->time_wait_max);
+	GET_UINT(ld, g, "tcp.", "time_wait_ms", 0, 120000, t->time_wait_ms);
+	GET_UINT(ld, g, "tcp.", "rcv_buf", 4096, 1u << 30, t->rcv_buf);
+	GET_UINT(ld, g, "tcp.", "snd_buf", 4096, 1u << 30, t->snd_buf);
+	GET_UINT(ld, g, "tcp.", "buffers", 16, 1u << 24, t->buffers);
+	GET_UINT(ld, g, "tcp.", "keepalive_s", 0, 86400, t->keepalive_s);
 }
 
 static void load_fault(struct loader *ld, struct wp_config *cfg)
@@ -493,13 +516,22 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->arp_pending = 256;
 	cfg->arp_ttl_s = 300;
 	cfg->fault.seed = 1;
+	cfg->tcp.max_conns = 16384;
+	cfg->tcp.syn_backlog = 1024;
+	cfg->tcp.accept_backlog = 1024;
+	cfg->tcp.time_wait_max = 16384;
+	cfg->tcp.time_wait_ms = 2000;
+	cfg->tcp.rcv_buf = 65536;
+	cfg->tcp.snd_buf = 65536;
+	cfg->tcp.buffers = 2048;
+	cfg->tcp.keepalive_s = 0;
 }
 
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {"workers",          "eal",   "polling", "ports", "arp",
-	                                    "mbufs_per_worker", "fault", NULL};
+	                                    "mbufs_per_worker", "fault", "tcp",     NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -534,6 +566,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_ports(&ld, cfg);
 	load_arp(&ld, cfg);
 	load_fault(&ld, cfg);
+	load_tcp(&ld, cfg);
 	rc = ld.failed ? -EINVAL : 0;
 out:
 	config_destroy(&ld.lc);

@@ -31,6 +31,20 @@ struct wp_port_config {
 	uint16_t mtu;
 	uint16_t rx_desc;
 	uint16_t tx_desc;
+	bool diag; /* TCP echo (7), discard (9) and source (19) services */
+};
+
+/* The per-worker TCP stack's limits (dp/net/tcp); per worker and port. */
+struct wp_tcp_limits {
+	unsigned max_conns;      /* control blocks */
+	unsigned syn_backlog;    /* per listener, before SYN cookies */
+	unsigned accept_backlog; /* per listener */
+	unsigned time_wait_max;  /* compact TIME_WAIT entries */
+	unsigned time_wait_ms;
+	unsigned rcv_buf;     /* bytes per connection (the largest window) */
+	unsigned snd_buf;     /* bytes per connection */
+	unsigned buffers;     /* receive and send buffers each, in the pool */
+	unsigned keepalive_s; /* 0 = off */
 };
 
 struct wp_fault_config {
@@ -65,6 +79,7 @@ struct wp_config {
 	unsigned arp_ttl_s;
 
 	struct wp_fault_config fault;
+	struct wp_tcp_limits tcp;
 };
 
 /*
