@@ -1,0 +1,387 @@
+/*
+ * The control-plane thread runner (see wp/cp.h): sources -> resolver ->
+ * snapshot slot, plus the admin endpoint, driven by one epoll loop on a
+ * pthread of its own.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "wp/counters.h"
+#include "wp/cp.h"
+#include "wp/cp_json.h"
+#include "wp/model.h"
+
+#define MAX_SOURCES 8
+
+struct wp_cp {
+	struct wp_resolver *res;
+	struct wp_snapshot_slot *slot;
+	struct wp_source *src[MAX_SOURCES];
+	unsigned n_src;
+	struct wp_source_sink sink; /* wraps the resolver's: counts and logs errors */
+	int lfd, efd, epfd;
+	uint16_t port;
+	unsigned debounce_ms;
+	pthread_t thread;
+	bool running;
+	bool published;
+	uint64_t dirty_since_ms;
+	uint64_t ctr[WP_CTR_MAX];
+};
+
+static const struct {
+	enum wp_ctr id;
+	const char *name;
+} cp_ctrs[] = {
+#define WP_CTR(name, kind, desc) {WP_CTR_##name, #name},
+#include "wp/counters/cp.def"
+#undef WP_CTR
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- sink wrapper ---------------------------------------------------------- */
+
+static const struct wp_source_sink *inner(void *ctx)
+{
+	return wp_resolver_sink(((struct wp_cp *)ctx)->res);
+}
+
+static int w_upsert(void *ctx, struct wp_obj *obj)
+{
+	const struct wp_source_sink *s = inner(ctx);
+
+	return s->ops->upsert(s->ctx, obj);
+}
+
+static int w_remove(void *ctx, enum wp_kind k, const char *ns, const char *name)
+{
+	const struct wp_source_sink *s = inner(ctx);
+
+	return s->ops->remove(s->ctx, k, ns, name);
+}
+
+static void w_error(void *ctx, const char *origin, const char *msg)
+{
+	struct wp_cp *cp = ctx;
+	const struct wp_source_sink *s = inner(ctx);
+
+	wp_ctr_inc(cp->ctr, WP_CTR_CP_MANIFEST_REJECTED);
+	fprintf(stderr, "waypointd: config rejected (last good version kept): %s\n", msg);
+	s->ops->error(s->ctx, origin, msg);
+}
+
+static void w_clear(void *ctx, const char *origin)
+{
+	const struct wp_source_sink *s = inner(ctx);
+
+	s->ops->clear_errors(s->ctx, origin);
+}
+
+static void w_synced(void *ctx, const char *name)
+{
+	const struct wp_source_sink *s = inner(ctx);
+
+	s->ops->synced(s->ctx, name);
+}
+
+static const struct wp_source_sink_ops wrap_ops = {
+        .upsert = w_upsert,
+        .remove = w_remove,
+        .error = w_error,
+        .clear_errors = w_clear,
+        .synced = w_synced,
+};
+
+/* ---- build / publish -------------------------------------------------------- */
+
+static void rebuild(struct wp_cp *cp)
+{
+	struct wp_snapshot *s = wp_resolver_build(cp->res);
+
+	if (!s) {
+		wp_ctr_inc(cp->ctr, WP_CTR_CP_BUILD_FAILED);
+		fprintf(stderr, "waypointd: snapshot build failed; keeping the last good one\n");
+		return;
+	}
+	if (wp_snapshot_publish(cp->slot, s)) {
+		wp_ctr_inc(cp->ctr, WP_CTR_CP_PUBLISH_FAILED);
+		return;
+	}
+	cp->published = true;
+	wp_ctr_inc(cp->ctr, WP_CTR_CP_SNAPSHOT_PUBLISHED);
+}
+
+/* ---- admin ------------------------------------------------------------------ */
+
+static char *dump_config(struct wp_cp *cp)
+{
+	json_t *o = json_object(), *errs = json_array(), *ctr = json_object(),
+	       *objs = json_object();
+	const char *const *msgs;
+	unsigned ne = wp_resolver_errors(cp->res, &msgs);
+	char *out;
+
+	json_object_set_new(o, "snapshot", wp_snapshot_json(wp_snapshot_slot_current(cp->slot)));
+	for (unsigned i = 0; i < ne; i++)
+		json_array_append_new(errs, json_string(msgs[i]));
+	json_object_set_new(o, "errors", errs);
+	for (size_t i = 0; i < WP_ARRAY_SIZE(cp_ctrs); i++)
+		json_object_set_new(ctr, cp_ctrs[i].name,
+		                    json_integer((json_int_t)cp->ctr[cp_ctrs[i].id]));
+	json_object_set_new(o, "counters", ctr);
+	for (int k = WP_KIND_NONE + 1; k < WP_KIND_MAX; k++)
+		json_object_set_new(objs, wp_kind_name(k),
+		                    json_integer((json_int_t)wp_resolver_count(cp->res, k)));
+	json_object_set_new(o, "objects", objs);
+	out = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	return out;
+}
+
+static void handle(void *ctx, const char *path, struct wp_admin_reply *rep)
+{
+	struct wp_cp *cp = ctx;
+
+	if (!strcmp(path, "/config_dump")) {
+		rep->status = 200;
+		rep->body = dump_config(cp);
+	} else if (!strcmp(path, "/enrollment")) {
+		json_t *a = wp_enrollment_json(cp->res, true);
+
+		rep->status = 200;
+		rep->body = a ? json_dumps(a, JSON_INDENT(2)) : NULL;
+		json_decref(a);
+	} else if (!strcmp(path, "/healthz/ready")) {
+		rep->status = cp->published ? 200 : 503;
+		rep->ctype = "text/plain";
+		rep->body = strdup(cp->published ? "ready\n" : "not ready\n");
+	} else {
+		rep->status = 404;
+		rep->ctype = "text/plain";
+		rep->body = strdup("not found\n");
+	}
+	if (!rep->body && rep->status == 200) {
+		rep->status = 503;
+		rep->ctype = "text/plain";
+		rep->body = strdup("out of memory\n");
+	}
+}
+
+/* ---- loop ------------------------------------------------------------------- */
+
+static void *run(void *arg)
+{
+	struct wp_cp *cp = arg;
+	struct epoll_event evs[16];
+
+	for (;;) {
+		int timeout = 200, n;
+		uint64_t t;
+
+		if (wp_resolver_dirty(cp->res)) {
+			uint64_t due = cp->dirty_since_ms + cp->debounce_ms;
+
+			t = now_ms();
+			timeout = due > t ? (int)(due - t) : 0;
+		}
+		n = epoll_wait(cp->epfd, evs, WP_ARRAY_SIZE(evs), timeout);
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == cp->efd)
+				return NULL;
+			if (fd == cp->lfd) {
+				int rc;
+
+				while ((rc = wp_admin_serve_one(cp->lfd, handle, cp)) != 0) {
+					if (rc == -EINVAL)
+						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_BAD_REQUEST);
+					else if (rc == -ENOENT)
+						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_NOT_FOUND);
+					else if (rc > 0)
+						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_REQUEST);
+					if (rc < 0 && rc != -EINVAL && rc != -ENOENT)
+						break;
+				}
+				continue;
+			}
+			for (unsigned s = 0; s < cp->n_src; s++) {
+				if (cp->src[s]->ops->fd(cp->src[s]) != fd)
+					continue;
+				bool was = wp_resolver_dirty(cp->res);
+
+				if (cp->src[s]->ops->poll(cp->src[s]) < 0)
+					wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
+				if (!was && wp_resolver_dirty(cp->res))
+					cp->dirty_since_ms = now_ms();
+			}
+		}
+		/* sources without a descriptor are polled every tick */
+		for (unsigned s = 0; s < cp->n_src; s++) {
+			if (cp->src[s]->ops->fd(cp->src[s]) >= 0)
+				continue;
+			bool was = wp_resolver_dirty(cp->res);
+
+			if (cp->src[s]->ops->poll(cp->src[s]) < 0)
+				wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
+			if (!was && wp_resolver_dirty(cp->res))
+				cp->dirty_since_ms = now_ms();
+		}
+		if (wp_resolver_dirty(cp->res) && now_ms() >= cp->dirty_since_ms + cp->debounce_ms)
+			rebuild(cp);
+		wp_snapshot_slot_reclaim(cp->slot);
+	}
+	return NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
+{
+	struct wp_cp *cp = calloc(1, sizeof(*cp));
+
+	if (!cp)
+		return NULL;
+	cp->lfd = cp->efd = cp->epfd = -1;
+	cp->debounce_ms = cfg->debounce_ms;
+	cp->sink.ops = &wrap_ops;
+	cp->sink.ctx = cp;
+	cp->res = wp_resolver_create(&cfg->served);
+	cp->slot = wp_snapshot_slot_create(cfg->n_workers);
+	if (!cp->res || !cp->slot) {
+		fprintf(stderr, "waypointd: control plane: out of memory\n");
+		goto fail;
+	}
+	if (!cfg->admin_disabled) {
+		int fd = wp_admin_listen(&cfg->admin_addr, cfg->admin_port, &cp->port);
+
+		if (fd < 0) {
+			fprintf(stderr, "waypointd: admin endpoint port %u: %s\n", cfg->admin_port,
+			        strerror(-fd));
+			goto fail;
+		}
+		cp->lfd = fd;
+	}
+	if (cfg->manifest_dir && cfg->manifest_dir[0]) {
+		struct wp_source *s = wp_source_manifest_dir_create(cfg->manifest_dir);
+
+		if (!s || wp_cp_add_source(cp, s)) {
+			wp_source_destroy(s);
+			goto fail;
+		}
+	}
+	return cp;
+fail:
+	wp_cp_destroy(cp);
+	return NULL;
+}
+
+int wp_cp_add_source(struct wp_cp *cp, struct wp_source *src)
+{
+	if (cp->n_src == MAX_SOURCES || cp->running)
+		return -ENOSPC;
+	cp->src[cp->n_src++] = src;
+	return 0;
+}
+
+int wp_cp_start(struct wp_cp *cp)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int rc;
+
+	for (unsigned i = 0; i < cp->n_src; i++) {
+		rc = cp->src[i]->ops->start(cp->src[i], &cp->sink);
+		if (rc) {
+			wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
+			fprintf(stderr, "waypointd: source %s: %s\n", cp->src[i]->ops->name,
+			        strerror(-rc));
+			return rc;
+		}
+	}
+	rebuild(cp);
+	if (!cp->published)
+		return -ENOMEM;
+	cp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	cp->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (cp->efd < 0 || cp->epfd < 0)
+		return -errno;
+	ev.data.fd = cp->efd;
+	epoll_ctl(cp->epfd, EPOLL_CTL_ADD, cp->efd, &ev);
+	if (cp->lfd >= 0) {
+		ev.data.fd = cp->lfd;
+		epoll_ctl(cp->epfd, EPOLL_CTL_ADD, cp->lfd, &ev);
+	}
+	for (unsigned i = 0; i < cp->n_src; i++) {
+		int fd = cp->src[i]->ops->fd(cp->src[i]);
+
+		if (fd >= 0) {
+			ev.data.fd = fd;
+			epoll_ctl(cp->epfd, EPOLL_CTL_ADD, fd, &ev);
+		}
+	}
+	rc = pthread_create(&cp->thread, NULL, run, cp);
+	if (rc)
+		return -rc;
+	pthread_setname_np(cp->thread, "wp-cp");
+	cp->running = true;
+	return 0;
+}
+
+void wp_cp_stop(struct wp_cp *cp)
+{
+	uint64_t one = 1;
+
+	if (!cp->running)
+		return;
+	if (write(cp->efd, &one, sizeof(one)) != sizeof(one))
+		perror("waypointd: control plane stop");
+	pthread_join(cp->thread, NULL);
+	cp->running = false;
+}
+
+void wp_cp_destroy(struct wp_cp *cp)
+{
+	if (!cp)
+		return;
+	wp_cp_stop(cp);
+	for (unsigned i = 0; i < cp->n_src; i++)
+		wp_source_destroy(cp->src[i]);
+	wp_snapshot_slot_destroy(cp->slot);
+	wp_resolver_destroy(cp->res);
+	if (cp->lfd >= 0)
+		close(cp->lfd);
+	if (cp->efd >= 0)
+		close(cp->efd);
+	if (cp->epfd >= 0)
+		close(cp->epfd);
+	free(cp);
+}
+
+struct wp_snapshot_slot *wp_cp_slot(struct wp_cp *cp)
+{
+	return cp->slot;
+}
+
+uint16_t wp_cp_admin_port(const struct wp_cp *cp)
+{
+	return cp->port;
+}
+
+const uint64_t *wp_cp_counters(const struct wp_cp *cp)
+{
+	return cp->ctr;
+}

@@ -1,0 +1,74 @@
+/*
+ * The control-plane thread. It owns the configuration sources, the
+ * resolver and the snapshot slot; it loads the sources, publishes a first
+ * snapshot, then runs on its own pthread: follows source changes (debounced),
+ * rebuilds and publishes snapshots, reclaims retired ones, and serves the
+ * admin HTTP endpoint on a kernel socket:
+ *
+ *   GET /config_dump    the running snapshot, errors and counters (JSON)
+ *   GET /enrollment     every Service and Pod with waypoint and reason (JSON)
+ *   GET /healthz/ready  200 once a snapshot is published, else 503
+ *
+ * A bad edit (rejected document or file) keeps the object's last good
+ * version, is logged to stderr, counted (CP_MANIFEST_REJECTED) and listed in
+ * /config_dump's "errors"; a failed build keeps the last good snapshot.
+ *
+ * waypointd's main: create, add sources (the manifest dir is added from the
+ * config), start (returns after the first publish), hand wp_cp_slot() to the
+ * workers, stop and destroy at exit.
+ */
+#ifndef WP_CP_H
+#define WP_CP_H
+
+#include <stdint.h>
+
+#include "wp/addr_types.h"
+#include "wp/common.h"
+#include "wp/resolve.h"
+#include "wp/snapshot.h"
+#include "wp/source.h"
+
+struct wp_cp_config {
+	const char *manifest_dir;  /* waypoint.conf cluster.manifest_dir; NULL/"" = none */
+	struct wp_served served;   /* cluster.gateways (list "ns/name") and cluster.gateway_class */
+	struct wp_addr admin_addr; /* admin.address; family NONE = 127.0.0.1 */
+	uint16_t admin_port;       /* admin.port; 0 = pick a free port (tests) */
+	bool admin_disabled;       /* admin.enabled = false */
+	unsigned n_workers;        /* RCU readers (worker ids 0..n-1) */
+	unsigned debounce_ms;      /* cluster.debounce_ms: wait this long after a change
+	                            * before rebuilding (coalesces bursts); 0 = none */
+};
+
+struct wp_cp;
+
+/* Creates the resolver, the snapshot slot and (unless disabled) binds the
+ * admin socket, and adds the manifest-dir source when configured. NULL on
+ * error, with the reason on stderr. */
+struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg);
+
+/* Adds another source (e.g. the Kubernetes one); before wp_cp_start. The
+ * control plane owns src from now on. 0 or -errno. */
+int wp_cp_add_source(struct wp_cp *cp, struct wp_source *src);
+
+/* Starts every source, builds and publishes the first snapshot, then
+ * launches the thread. 0 or -errno (the sources' errors were reported). */
+int wp_cp_start(struct wp_cp *cp);
+
+/* Stops the thread (idempotent). */
+void wp_cp_stop(struct wp_cp *cp);
+
+/* Stops, then frees everything, including the slot: workers must have
+ * unregistered. */
+void wp_cp_destroy(struct wp_cp *cp);
+
+/* The slot the workers read (valid until wp_cp_destroy). */
+struct wp_snapshot_slot *wp_cp_slot(struct wp_cp *cp);
+
+/* The admin port actually bound (useful with admin_port 0). */
+uint16_t wp_cp_admin_port(const struct wp_cp *cp);
+
+/* The control plane's counters, indexed by enum wp_ctr (cp rows only are
+ * non-zero). Read racily from other threads: statistics only. */
+const uint64_t *wp_cp_counters(const struct wp_cp *cp);
+
+#endif /* WP_CP_H */
