@@ -12,4 +12,3 @@
 #include "wp/counters/kube.def"
 #include "wp/counters/hbone.def"
 #include "wp/counters/cp.def"
-#include "wp/counters/worker.def"
