@@ -883,6 +883,23 @@ class Handler(BaseHTTPRequestHandler):
                 st.min_rv = st.next_rv()
                 st.expire_gen += 1
                 st.lock.notify_all()
+        elif op == "vanish":
+            # {"kind": plural, "group": g, "namespace": ns, "name": n}: deletes
+            # the object and compacts history in one step, so watchers get a
+            # 410 instead of the DELETED event and must find out by relisting.
+            with st.lock:
+                kind = next((k for k in KIND_LIST if k.plural == arg.get("kind") and
+                             k.group == arg.get("group", k.group)), None)
+                key = (Store.kkey(kind), arg.get("namespace", "") if kind.namespaced else "", arg.get("name"))
+                old = st.objects.pop(key, None)
+                if old is None:
+                    return self.send_status(404, "NotFound", "no such object")
+                gone = copy.deepcopy(old)
+                gone["metadata"]["resourceVersion"] = str(st.next_rv())
+                st.record(kind, "DELETED", gone)
+                st.min_rv = st.next_rv()
+                st.expire_gen += 1
+                st.lock.notify_all()
         elif op == "close-watches":
             with st.lock:
                 st.watch_gen += 1

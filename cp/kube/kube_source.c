@@ -1,0 +1,542 @@
+/*
+ * The Kubernetes list/watch source: per-kind threads that list and watch,
+ * a queue to the control-plane thread, and the hand-off to the Gateway
+ * status writer (status.c). See cp/kube/kube_source.h for the behaviour.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cp/kube/kube_source.h"
+#include "cp/kube/status.h"
+#include "wp/counters.h"
+#include "wp/model.h"
+
+enum item_type { ITEM_UPSERT, ITEM_DELETE, ITEM_LISTED };
+
+/* One queued event for the control-plane thread. */
+struct item {
+	struct item *next;
+	enum item_type type;
+	int res; /* WP_KUBE_RES_* */
+	char *ns, *name;
+	char *text; /* the object as JSON (UPSERT) */
+	size_t len;
+};
+
+struct kube_source;
+
+struct kind_state {
+	struct kube_source *src;
+	int res;
+	pthread_t thread;
+	bool started;
+	struct wp_kube *k;
+	char path[512];
+	char rv[64];
+	json_t *known;   /* "ns/name" -> resourceVersion string, this thread only */
+	json_t *listing; /* the keys of a list in progress */
+	struct wp_kube_backoff bo;
+	bool stale;      /* in-stream 410 seen */
+	unsigned events; /* during the current watch */
+};
+
+struct kube_source {
+	struct wp_source base;
+	struct wp_kube_source_config cfg;
+	char *namespace;
+	int efd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* signalled on stop */
+	volatile int stop;
+	struct item *head, *tail;
+	struct kind_state kinds[WP_KUBE_RES_COUNT];
+	unsigned listed; /* kinds whose first list was delivered */
+	bool synced;
+	struct wp_kube_status *status;
+};
+
+static const struct wp_source_ops kube_source_ops;
+
+static void item_free(struct item *it)
+{
+	free(it->ns);
+	free(it->name);
+	free(it->text);
+	free(it);
+}
+
+static void enqueue(struct kube_source *s, struct item *it)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->tail)
+		s->tail->next = it;
+	else
+		s->head = it;
+	s->tail = it;
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->efd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow in practice; poll() drains anyway. */
+	}
+}
+
+static const char *meta_str(json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
+}
+
+static void key_of(char *buf, size_t len, json_t *obj)
+{
+	const char *ns = meta_str(obj, "namespace");
+
+	snprintf(buf, len, "%s/%s", ns ? ns : "", meta_str(obj, "name"));
+}
+
+/* Queues an upsert of obj (kind/apiVersion are added when missing, as in
+ * list items) and hands Gateways and GatewayClasses to the status writer. */
+static int queue_upsert(struct kind_state *ks, json_t *obj)
+{
+	const struct wp_kube_resource *r = &wp_kube_resources[ks->res];
+	struct item *it;
+	const char *ns = meta_str(obj, "namespace"), *name = meta_str(obj, "name");
+	char av[128];
+
+	if (!name)
+		return 0;
+	if (!json_object_get(obj, "kind"))
+		json_object_set_new(obj, "kind", json_string(r->kind));
+	if (!json_object_get(obj, "apiVersion")) {
+		snprintf(av, sizeof(av), "%s%s%s", r->group, r->group[0] ? "/" : "", r->version);
+		json_object_set_new(obj, "apiVersion", json_string(av));
+	}
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->type = ITEM_UPSERT;
+	it->res = ks->res;
+	it->ns = ns ? strdup(ns) : NULL;
+	it->name = strdup(name);
+	it->text = wp_kube_json_dump(obj);
+	if (!it->text || !it->name) {
+		item_free(it);
+		return -ENOMEM;
+	}
+	it->len = strlen(it->text);
+	if (ks->src->status &&
+	    (ks->res == WP_KUBE_RES_GATEWAY || ks->res == WP_KUBE_RES_GATEWAYCLASS))
+		wp_kube_status_update(ks->src->status, ks->res, obj);
+	enqueue(ks->src, it);
+	return 0;
+}
+
+static void queue_delete(struct kind_state *ks, const char *key)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	const char *slash = strchr(key, '/');
+
+	if (!it || !slash) {
+		free(it);
+		return;
+	}
+	it->type = ITEM_DELETE;
+	it->res = ks->res;
+	it->ns = slash == key ? NULL : strndup(key, (size_t)(slash - key));
+	it->name = strdup(slash + 1);
+	if (ks->src->status &&
+	    (ks->res == WP_KUBE_RES_GATEWAY || ks->res == WP_KUBE_RES_GATEWAYCLASS))
+		wp_kube_status_forget(ks->src->status, ks->res, it->ns, it->name);
+	enqueue(ks->src, it);
+}
+
+static int list_item_cb(void *arg, json_t *item)
+{
+	struct kind_state *ks = arg;
+	const char *rv = meta_str(item, "resourceVersion");
+	const char *old;
+	char key[600];
+
+	if (!meta_str(item, "name"))
+		return 0;
+	key_of(key, sizeof(key), item);
+	json_object_set_new(ks->listing, key, json_string(rv ? rv : ""));
+	old = json_string_value(json_object_get(ks->known, key));
+	/* Unchanged since we last delivered it: nothing to do. */
+	if (old && rv && !strcmp(old, rv))
+		return 0;
+	return queue_upsert(ks, item);
+}
+
+static int event_cb(void *arg, const struct wp_kube_event *ev)
+{
+	struct kind_state *ks = arg;
+	char key[600];
+
+	ks->events++;
+	switch (ev->type) {
+	case WP_KUBE_EV_ADDED:
+	case WP_KUBE_EV_MODIFIED:
+		key_of(key, sizeof(key), ev->object);
+		json_object_set_new(ks->known, key, json_string(ev->rv ? ev->rv : ""));
+		if (queue_upsert(ks, ev->object) != 0)
+			return -ENOMEM;
+		break;
+	case WP_KUBE_EV_DELETED:
+		key_of(key, sizeof(key), ev->object);
+		json_object_del(ks->known, key);
+		queue_delete(ks, key);
+		break;
+	case WP_KUBE_EV_BOOKMARK:
+		break;
+	case WP_KUBE_EV_ERROR:
+		if (ev->code == 410) {
+			wp_ctr_inc(wp_kube_counters(ks->k), WP_CTR_KUBE_WATCH_EXPIRED);
+			ks->stale = true;
+			return -ESTALE;
+		}
+		return -EPROTO;
+	}
+	if (ev->rv && ev->rv[0])
+		snprintf(ks->rv, sizeof(ks->rv), "%s", ev->rv);
+	return 0;
+}
+
+/* Sleeps up to secs or until stop. Returns true when stopping. */
+static bool nap(struct kube_source *s, double secs)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)secs;
+	ts.tv_nsec += (long)((secs - floor(secs)) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+		;
+	stop = s->stop;
+	pthread_mutex_unlock(&s->lock);
+	return stop;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits before the next attempt after an error: the backoff, or longer when
+ * the server asked for it with Retry-After. */
+static bool back_off(struct kind_state *ks, long retry_after)
+{
+	double d = wp_kube_backoff_next(&ks->bo);
+
+	if (retry_after > 0 && (double)retry_after > d)
+		d = (double)retry_after;
+	return nap(ks->src, d);
+}
+
+/* Paged LIST; on success swaps in the new key set and queues deletions for
+ * keys that vanished. Returns 0 or the list's error. */
+static int relist(struct kind_state *ks, long *retry_after)
+{
+	struct kube_source *s = ks->src;
+	const char *key;
+	json_t *v;
+	void *tmp;
+	int ret;
+
+	ks->listing = json_object();
+	ret = wp_kube_list(ks->k, ks->path, NULL, s->cfg.page_limit, list_item_cb, ks, ks->rv,
+	                   sizeof(ks->rv), retry_after);
+	if (ret) {
+		/* Upserts already queued are real objects: remember them, but
+		 * keep the old keys so the next list still sees what vanished. */
+		json_object_update(ks->known, ks->listing);
+		json_decref(ks->listing);
+		ks->listing = NULL;
+		return ret;
+	}
+	json_object_foreach_safe(ks->known, tmp, key, v)
+	{
+		if (!json_object_get(ks->listing, key))
+			queue_delete(ks, key);
+	}
+	json_decref(ks->known);
+	ks->known = ks->listing;
+	ks->listing = NULL;
+	return 0;
+}
+
+static void *kind_thread(void *arg)
+{
+	struct kind_state *ks = arg;
+	struct kube_source *s = ks->src;
+	bool need_list = true, first = true;
+
+	while (!s->stop) {
+		long ra = -1;
+		double t0;
+		int ret;
+
+		if (need_list) {
+			ret = relist(ks, &ra);
+			if (ret == -ECANCELED || s->stop)
+				break;
+			if (ret) {
+				if (back_off(ks, ra))
+					break;
+				continue;
+			}
+			need_list = false;
+			wp_kube_backoff_reset(&ks->bo);
+			if (first) {
+				struct item *it = calloc(1, sizeof(*it));
+				if (it) {
+					it->type = ITEM_LISTED;
+					it->res = ks->res;
+					enqueue(s, it);
+				}
+				first = false;
+			}
+		}
+		ks->stale = false;
+		ks->events = 0;
+		t0 = now_s();
+		ret = wp_kube_watch(ks->k, ks->path, ks->rv, s->cfg.watch_timeout, event_cb, ks,
+		                    &s->stop, &ra);
+		if (ret == -ECANCELED || s->stop)
+			break;
+		if (ret == -ESTALE || ks->stale) {
+			/* Expired resourceVersion: relist right away (no
+			 * backoff unless the list itself fails). */
+			need_list = true;
+			continue;
+		}
+		if (ret == 0) {
+			/* Clean end: rewatch from the last version. A watch that
+			 * ends at once with nothing in it counts as a failure so
+			 * a misbehaving server is not hammered. */
+			if (ks->events == 0 && now_s() - t0 < 1.0) {
+				if (back_off(ks, -1))
+					break;
+			} else {
+				wp_kube_backoff_reset(&ks->bo);
+			}
+			continue;
+		}
+		if (ks->events)
+			wp_kube_backoff_reset(&ks->bo);
+		if (back_off(ks, ra))
+			break;
+	}
+	return NULL;
+}
+
+static int ks_start(struct wp_source *src, const struct wp_source_sink *sink)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	src->sink = sink;
+	if (s->status && wp_kube_status_start(s->status) != 0)
+		return -EAGAIN;
+	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
+		struct kind_state *ks = &s->kinds[i];
+
+		if (pthread_create(&ks->thread, NULL, kind_thread, ks) != 0)
+			return -EAGAIN;
+		ks->started = true;
+	}
+	return 0;
+}
+
+static int ks_fd(struct wp_source *src)
+{
+	return ((struct kube_source *)src)->efd;
+}
+
+static enum wp_kind res_kind(int res)
+{
+	const struct wp_kube_resource *r = &wp_kube_resources[res];
+	char av[128];
+
+	snprintf(av, sizeof(av), "%s%s%s", r->group, r->group[0] ? "/" : "", r->version);
+	return wp_kind_from_name(r->kind, av);
+}
+
+static int ks_poll(struct wp_source *src)
+{
+	struct kube_source *s = (struct kube_source *)src;
+	const struct wp_source_sink *sink = src->sink;
+	struct item *list, *it;
+	uint64_t n;
+	int delivered = 0;
+
+	if (read(s->efd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing signalled; drain the queue anyway. */
+	}
+	pthread_mutex_lock(&s->lock);
+	list = s->head;
+	s->head = s->tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+	while ((it = list)) {
+		const struct wp_kube_resource *r = &wp_kube_resources[it->res];
+		char origin[700];
+
+		list = it->next;
+		snprintf(origin, sizeof(origin), "k8s:%s/%s%s%s", r->kind, it->ns ? it->ns : "",
+		         it->ns ? "/" : "", it->name ? it->name : "");
+		switch (it->type) {
+		case ITEM_UPSERT:
+			if (wp_source_deliver_text(sink, origin, it->text, it->len) <= 0)
+				wp_ctr_inc(wp_kube_counters(s->kinds[it->res].k),
+				           WP_CTR_KUBE_OBJECT_REJECTED);
+			delivered++;
+			break;
+		case ITEM_DELETE:
+			sink->ops->clear_errors(sink->ctx, origin);
+			sink->ops->remove(sink->ctx, res_kind(it->res), it->ns, it->name);
+			delivered++;
+			break;
+		case ITEM_LISTED:
+			s->listed++;
+			break;
+		}
+		item_free(it);
+	}
+	/* Everything listed before the markers was delivered above, in order. */
+	if (!s->synced && s->listed == WP_KUBE_RES_COUNT) {
+		s->synced = true;
+		sink->ops->synced(sink->ctx, kube_source_ops.name);
+		delivered++;
+	}
+	return delivered;
+}
+
+static void ks_destroy(struct wp_source *src)
+{
+	struct kube_source *s = (struct kube_source *)src;
+	struct item *it;
+
+	pthread_mutex_lock(&s->lock);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
+		struct kind_state *ks = &s->kinds[i];
+
+		if (ks->started)
+			pthread_join(ks->thread, NULL);
+		wp_kube_free(ks->k);
+		if (ks->known)
+			json_decref(ks->known);
+	}
+	if (s->status)
+		wp_kube_status_destroy(s->status);
+	while ((it = s->head)) {
+		s->head = it->next;
+		item_free(it);
+	}
+	if (s->efd >= 0)
+		close(s->efd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s->namespace);
+	wp_kube_config_clear(&s->cfg.kube);
+	free(s);
+}
+
+static const struct wp_source_ops kube_source_ops = {
+        .name = "kubernetes",
+        .start = ks_start,
+        .fd = ks_fd,
+        .poll = ks_poll,
+        .destroy = ks_destroy,
+};
+
+struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
+{
+	struct kube_source *s = calloc(1, sizeof(*s));
+	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+	if (!s)
+		return NULL;
+	s->base.ops = &kube_source_ops;
+	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->cfg = *cfg;
+	/* Only the kube config is owned; other pointers are the caller's and
+	 * copied where kept (the status writer copies its own). */
+	memset(&s->cfg.kube, 0, sizeof(s->cfg.kube));
+	s->namespace = cfg->namespace ? strdup(cfg->namespace) : NULL;
+	s->cfg.namespace = s->namespace;
+	if (!s->cfg.page_limit)
+		s->cfg.page_limit = 500;
+	if (!s->cfg.watch_timeout)
+		s->cfg.watch_timeout = 300;
+	if (s->cfg.backoff_base <= 0)
+		s->cfg.backoff_base = 0.8;
+	if (s->cfg.backoff_max <= 0)
+		s->cfg.backoff_max = 30;
+	if (s->efd < 0)
+		goto fail;
+	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
+		struct kind_state *ks = &s->kinds[i];
+		const struct wp_kube_resource *r = &wp_kube_resources[i];
+
+		ks->src = s;
+		ks->res = i;
+		ks->k = wp_kube_new(&cfg->kube);
+		ks->known = json_object();
+		if (!ks->k || !ks->known)
+			goto fail;
+		if (wp_kube_path(ks->path, sizeof(ks->path), r, r->namespaced ? s->namespace : NULL,
+		                 NULL, NULL) < 0)
+			goto fail;
+		wp_kube_backoff_init(&ks->bo, s->cfg.backoff_base, s->cfg.backoff_max,
+		                     seed + (uint64_t)i * 0x9e3779b97f4a7c15ull);
+	}
+	if (cfg->status_enabled) {
+		s->status = wp_kube_status_create(cfg);
+		if (!s->status)
+			goto fail;
+	}
+	return &s->base;
+fail:
+	ks_destroy(&s->base);
+	return NULL;
+}
+
+void wp_kube_source_counters(struct wp_source *src, uint64_t *out)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	memset(out, 0, sizeof(uint64_t) * WP_CTR_MAX);
+	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
+		uint64_t *c = wp_kube_counters(s->kinds[i].k);
+		for (int j = 0; j < WP_CTR_MAX; j++)
+			out[j] += __atomic_load_n(&c[j], __ATOMIC_RELAXED);
+	}
+	if (s->status)
+		wp_kube_status_counters(s->status, out);
+}
+
+uint64_t wp_kube_source_status_writes(struct wp_source *src)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	return s->status ? wp_kube_status_writes(s->status) : 0;
+}

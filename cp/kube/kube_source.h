@@ -1,0 +1,76 @@
+/*
+ * The Kubernetes list/watch source (wp/source.h) and the Gateway status
+ * writer that rides on it.
+ *
+ * One thread per kind lists (paged) and then watches from the list's
+ * resourceVersion with bookmarks, each with its own API client; what they
+ * receive is queued and delivered to the sink from poll() on the
+ * control-plane thread (the fd is an eventfd). An expired resourceVersion
+ * (410 as HTTP status or as an in-stream ERROR) relists and emits deletions
+ * for objects that vanished meanwhile; a cleanly ended watch rewatches from
+ * the last version seen; errors (transport, 429, 5xx, 401) back off
+ * exponentially with jitter (0.8 s doubling to 30 s by default, Retry-After
+ * honoured). sink->synced is called only once every kind has finished its
+ * first list and everything it listed was delivered.
+ *
+ * The status writer (a thread of its own, fed the Gateways and GatewayClasses
+ * the watches see) writes Accepted/Programmed with observedGeneration,
+ * listener status and status.addresses on Gateways this appliance owns:
+ * those whose GatewayClass has our controllerName, or, with standalone on,
+ * every waypoint Gateway (an HBONE listener on 15008) — never an
+ * istio-waypoint Gateway in Istio's manual-deployment mode (spec.addresses
+ * holding a Hostname: istiod owns that status). It reads the current status
+ * and replaces only its own condition types (PUT /status with the object's
+ * resourceVersion, retried on conflict), so conditions others wrote stay.
+ * It also marks its own GatewayClasses Accepted.
+ */
+#ifndef WP_CP_KUBE_SOURCE_H
+#define WP_CP_KUBE_SOURCE_H
+
+#include <stdbool.h>
+
+#include "cp/kube/kube.h"
+#include "wp/source.h"
+
+/* The appliance's controllerName (deploy/gatewayclass.yaml). */
+#define WP_KUBE_CONTROLLER_NAME "waypointd.io/controller"
+
+struct wp_kube_source_config {
+	/* API server and credentials (copied). */
+	struct wp_kube_config kube;
+	/* Watch one namespace only (NULL: all). Namespaces and GatewayClasses
+	 * are cluster-wide whatever this says. */
+	const char *namespace;
+	/* Items per LIST page; 0 means 500. */
+	unsigned page_limit;
+	/* Server-side watch timeout in seconds; 0 means 300 (then rewatch). */
+	unsigned watch_timeout;
+	/* Backoff: first delay and cap in seconds; 0 means 0.8 and 30. */
+	double backoff_base, backoff_max;
+
+	/* Gateway status. Off when status_enabled is false. */
+	bool status_enabled;
+	/* controllerName of our GatewayClasses; NULL = WP_KUBE_CONTROLLER_NAME. */
+	const char *controller_name;
+	/* Program every waypoint Gateway it sees (no istiod in the cluster). */
+	bool standalone;
+	/* status.addresses: Hostname "<service_name>.<gateway ns>.svc.<domain>"
+	 * by default (service_name NULL = "waypointd", cluster_domain NULL =
+	 * "cluster.local"); or these IPAddress values when n_ips > 0. */
+	const char *service_name;
+	const char *cluster_domain;
+	const char *const *ips;
+	unsigned n_ips;
+};
+
+/* Creates the source (threads start in start()). NULL on error. */
+struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg);
+
+/* Counters summed over the source's clients (KUBE_* rows of enum wp_ctr);
+ * out must hold WP_CTR_MAX entries. Safe from the control-plane thread. */
+void wp_kube_source_counters(struct wp_source *src, uint64_t *out);
+
+/* Number of status writes that succeeded (for tests and metrics). */
+uint64_t wp_kube_source_status_writes(struct wp_source *src);
+
+#endif /* WP_CP_KUBE_SOURCE_H */

@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""The Kubernetes list/watch source (cp/kube/kube_source.c) against the fake
+API server, through tests/k8s/kube_source_probe (a sink that prints events):
+initial paged sync and no publication before it, label changes within a
+second, watch reliability (410 mid-stream, API server restart, 429/500, a
+rotated token, a cleanly ended watch) and the Gateway status writer."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import FakeAPI, Failures, kubectl, wait_for, wpctl  # noqa: E402
+
+PROBE = os.environ.get("KUBE_SOURCE_PROBE") or os.path.join(os.environ.get("WP_BUILD_DIR", ""),
+                                                            "tests/k8s/kube_source_probe")
+GWS = "/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways"
+
+
+class Probe:
+    def __init__(self, api, *args, kubeconfig=None):
+        env = dict(os.environ, KUBECONFIG=kubeconfig or api.kubeconfig, HOME=api.dir)
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        self.proc = subprocess.Popen([PROBE, "--backoff", "0.2,1"] + list(args), env=env, stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(api.dir, "probe.err"), "w"), text=True)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def all(self):
+        with self.lock:
+            return [l for _, l in self.lines]
+
+    def find(self, prefix, after=0):
+        with self.lock:
+            for t, l in self.lines[after:]:
+                if l.startswith(prefix):
+                    return t, l
+        return None
+
+    def wait(self, prefix, timeout=5.0, after=0):
+        return wait_for(lambda: self.find(prefix, after), timeout, what="probe line %r; got %s" % (
+            prefix, self.all()[-20:]))
+
+    def mark(self):
+        with self.lock:
+            return len(self.lines)
+
+    def counters(self):
+        n = self.mark()
+        self.proc.send_signal(signal.SIGUSR1)
+        _, line = self.wait("COUNTERS", after=n)
+        return {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("probe did not stop on SIGTERM")
+        self.t.join(5)
+        assert self.proc.returncode == 0, "probe exit %d" % self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def seed(api, pods=5):
+    api.create({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "default", "labels": {"istio.io/dataplane-mode": "ambient"}}})
+    api.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "default"},
+                "spec": {"clusterIP": "198.19.0.10", "ports": [{"port": 9080, "name": "http"}],
+                         "selector": {"app": "reviews"}}})
+    for i in range(pods):
+        api.create({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "p%d" % i, "namespace": "default", "labels": {"app": "reviews"}},
+                    "status": {"podIP": "198.18.1.%d" % (10 + i), "podIPs": [{"ip": "198.18.1.%d" % (10 + i)}]}})
+
+
+def add_pod(api, name):
+    api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}})
+
+
+def test_initial_sync_is_paged_and_gates_publication():
+    with FakeAPI() as api:
+        seed(api, pods=5)
+        api.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                    "metadata": {"name": "waypointd"}, "spec": {"controllerName": "waypointd.io/controller"}})
+        api.control("requests", clear=True)
+        # GatewayClass lists fail for a while: nothing may be published.
+        api.control("fail", count=4, code=500, match="gatewayclasses?limit")
+        with Probe(api, "--limit", "2") as p:
+            p.wait("SYNCED", timeout=15)
+            lines = p.all()
+            synced = lines.index("SYNCED kubernetes")
+            ups = [l for l in lines if l.startswith("UPSERT")]
+            assert len(ups) == 8, lines
+            assert lines.index([l for l in lines if l.startswith("UPSERT GatewayClass")][0]) < synced
+            assert all(lines.index(u) < synced for u in ups)
+            reqs = [r["path"] for r in api.control("requests")["requests"]]
+            pod_lists = [r for r in reqs if r.startswith("/api/v1/pods?limit=2")]
+            assert len(pod_lists) == 3 and sum("continue=" in r for r in pod_lists) == 2, pod_lists
+            assert sum(r.startswith("/apis/gateway.networking.k8s.io/v1/gatewayclasses?limit") for r in reqs) == 5
+            c = p.counters()
+            assert c["KUBE_HTTP_RETRYABLE"] >= 4, c
+
+
+def test_label_change_within_a_second():
+    with FakeAPI() as api:
+        seed(api)
+        with Probe(api) as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            t0 = time.monotonic()
+            kubectl(api, "label", "ns", "default", "istio.io/use-waypoint=waypoint")
+            t, line = p.wait("UPSERT Namespace /default", after=m)
+            assert line.endswith("use-waypoint=waypoint"), line
+            assert t - t0 < 1.0, t - t0
+            m = p.mark()
+            t0 = time.monotonic()
+            kubectl(api, "label", "service", "reviews", "istio.io/use-waypoint=reviews-svc-waypoint")
+            t, line = p.wait("UPSERT Service default/reviews", after=m)
+            assert line.endswith("use-waypoint=reviews-svc-waypoint") and t - t0 < 1.0, (line, t - t0)
+            m = p.mark()
+            kubectl(api, "label", "ns", "default", "istio.io/use-waypoint-")
+            _, line = p.wait("UPSERT Namespace /default", after=m)
+            assert line.endswith("use-waypoint=-"), line
+
+
+def test_410_mid_stream_relists_and_deletes_what_vanished():
+    with FakeAPI() as api:
+        seed(api, pods=3)
+        with Probe(api) as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            api.control("vanish", kind="pods", namespace="default", name="p1")
+            p.wait("DELETE Pod default/p1", after=m)
+            add_pod(api, "after")
+            p.wait("UPSERT Pod default/after", after=m)
+            # Unchanged objects are not delivered again by the relist.
+            assert not p.find("UPSERT Pod default/p0", after=m), p.all()
+            c = p.counters()
+            assert c["KUBE_WATCH_EXPIRED"] >= 1, c
+
+
+def test_plain_expire_relists():
+    with FakeAPI() as api:
+        seed(api, pods=1)
+        with Probe(api) as p:
+            p.wait("SYNCED")
+            api.control("requests", clear=True)
+            api.control("expire")
+            wait_for(lambda: any(r["path"].startswith("/api/v1/pods?limit")
+                                 for r in api.control("requests")["requests"]), 5, what="relist")
+            m = p.mark()
+            add_pod(api, "x")
+            p.wait("UPSERT Pod default/x", after=m)
+
+
+def test_api_server_restart():
+    with FakeAPI() as api:
+        seed(api, pods=2)
+        with Probe(api) as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            api.control("down", seconds=2)
+            time.sleep(2.2)
+            add_pod(api, "back")
+            p.wait("UPSERT Pod default/back", timeout=8, after=m)
+            c = p.counters()
+            assert c["KUBE_WATCH_BROKEN"] + c["KUBE_TRANSPORT_ERROR"] >= 1, c
+            assert p.all().count("SYNCED kubernetes") == 1
+
+
+def test_429_and_500():
+    with FakeAPI() as api:
+        seed(api, pods=1)
+        with Probe(api, "--watch-timeout", "1") as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            t0 = time.monotonic()
+            api.control("fail", count=3, code=429, match="/api/v1/pods?", retry_after=1)
+            wait_for(lambda: p.counters()["KUBE_HTTP_RETRYABLE"] >= 3, 10, interval=0.2, what="three 429s")
+            # Retry-After: 1 was honoured between the 429s.
+            assert time.monotonic() - t0 >= 2.0
+            api.control("fail", count=2, code=500, match="/api/v1/pods?")
+            wait_for(lambda: p.counters()["KUBE_HTTP_RETRYABLE"] >= 5, 10, interval=0.2, what="two 500s")
+            add_pod(api, "late")
+            p.wait("UPSERT Pod default/late", timeout=10, after=m)
+
+
+def test_rotated_token():
+    with FakeAPI() as api:
+        seed(api, pods=1)
+        kc = os.path.join(api.dir, "kc-tokfile")
+        api.write_kubeconfig(kc, user="    tokenFile: token\n")
+        with Probe(api, kubeconfig=kc) as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            with open(api.token_file + ".new", "w") as f:
+                f.write("rotated-token\n")
+            os.rename(api.token_file + ".new", api.token_file)
+            api.control("token", token="rotated-token")
+            api.token = "rotated-token"
+            api.control("close-watches")
+            add_pod(api, "rot")
+            p.wait("UPSERT Pod default/rot", timeout=8, after=m)
+            c = p.counters()
+            assert c["KUBE_TOKEN_RELOADED"] >= 1, c
+
+
+def test_clean_watch_end_rewatches_from_last_version():
+    with FakeAPI() as api:
+        seed(api, pods=1)
+        with Probe(api, "--watch-timeout", "1") as p:
+            p.wait("SYNCED")
+            api.control("requests", clear=True)
+            time.sleep(2.5)
+            m = p.mark()
+            add_pod(api, "w")
+            p.wait("UPSERT Pod default/w", after=m)
+            reqs = [r["path"] for r in api.control("requests")["requests"]]
+            watches = [r for r in reqs if r.startswith("/api/v1/pods?watch=1")]
+            assert len(watches) >= 2 and all("resourceVersion=" in w for w in watches), watches
+            assert not any(r.startswith("/api/v1/pods?limit") for r in reqs), reqs
+            c = p.counters()
+            assert c["KUBE_WATCH_CLOSED"] >= 2, c
+
+
+def gw_status(api, name):
+    code, gw = api.api("GET", GWS + "/" + name)
+    return gw.get("status", {}) if code == 200 else None
+
+
+def cond(st, typ):
+    return next((c for c in st.get("conditions", []) if c["type"] == typ), None)
+
+
+def test_gateway_status_for_own_class():
+    with FakeAPI() as api:
+        seed(api)
+        r = kubectl(api, "apply", "-f", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "../../deploy/gatewayclass.yaml"))
+        assert r.stdout == "gatewayclass.gateway.networking.k8s.io/waypointd created\n", r.stdout
+        with Probe(api, "--status") as p:
+            p.wait("SYNCED")
+            r = wpctl(api, "waypoint", "apply", "-n", "default", "--class", "waypointd", "--wait")
+            assert r.returncode == 0 and r.stdout == ("✅ waypoint default/waypoint applied\n"
+                                                      "✅ waypoint default/waypoint is ready!\n"), r.stdout + r.stderr
+            st = gw_status(api, "waypoint")
+            assert st["addresses"] == [{"type": "Hostname", "value": "waypointd.default.svc.cluster.local"}], st
+            assert cond(st, "Accepted")["status"] == "True" and cond(st, "Programmed")["observedGeneration"] == 1
+            assert st["listeners"][0]["name"] == "mesh" and st["listeners"][0]["attachedRoutes"] == 0
+            code, gc = api.api("GET", "/apis/gateway.networking.k8s.io/v1/gatewayclasses/waypointd")
+            assert cond(gc["status"], "Accepted")["status"] == "True"
+            # Someone else's condition survives our next write.
+            code, gw = api.api("GET", GWS + "/waypoint")
+            gw["status"]["conditions"].append({"type": "example.com/Audited", "status": "True", "reason": "Ok",
+                                               "message": "", "lastTransitionTime": "2024-01-01T00:00:00Z"})
+            assert api.api("PUT", GWS + "/waypoint/status", gw)[0] == 200
+            r = wpctl(api, "waypoint", "apply", "-n", "default", "--class", "waypointd", "--for", "all")
+            assert r.returncode == 0
+            code, gw = api.api("GET", GWS + "/waypoint")
+            assert gw["metadata"]["generation"] == 1  # labels are metadata
+            api.api("PATCH", GWS + "/waypoint", {"spec": {"listeners": [
+                {"name": "mesh", "port": 15008, "protocol": "HBONE"},
+                {"name": "extra", "port": 15009, "protocol": "HBONE"}]}}, ctype="application/merge-patch+json")
+            wait_for(lambda: (cond(gw_status(api, "waypoint"), "Programmed") or {}).get("observedGeneration") == 2,
+                     5, what="observedGeneration 2")
+            st = gw_status(api, "waypoint")
+            assert cond(st, "example.com/Audited") is not None, st
+            assert [l["name"] for l in st["listeners"]] == ["mesh", "extra"]
+            # istio-waypoint Gateways are istiod's when not standalone.
+            assert wpctl(api, "waypoint", "apply", "-n", "default", "--name", "istio-one").returncode == 0
+            time.sleep(1.0)
+            assert gw_status(api, "istio-one") == {}
+            writes = p.counters()["status_writes"]
+            time.sleep(1.0)
+            assert p.counters()["status_writes"] == writes  # no write loop
+
+
+def test_gateway_status_standalone_and_manual_deployment():
+    with FakeAPI() as api:
+        seed(api)
+        api.create({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                    "metadata": {"name": "manual", "namespace": "default"},
+                    "spec": {"gatewayClassName": "istio-waypoint",
+                             "addresses": [{"type": "Hostname", "value": "wp.default.svc.cluster.local"}],
+                             "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}})
+        with Probe(api, "--status", "--standalone", "--ip", "198.18.0.2") as p:
+            p.wait("SYNCED")
+            r = wpctl(api, "waypoint", "apply", "-n", "default", "--wait", "--waypoint-timeout", "10s")
+            assert r.returncode == 0, r.stdout + r.stderr
+            st = gw_status(api, "waypoint")
+            assert st["addresses"] == [{"type": "IPAddress", "value": "198.18.0.2"}], st
+            time.sleep(0.5)
+            assert gw_status(api, "manual") == {}
+            r = wpctl(api, "waypoint", "list")
+            assert r.stdout.split("\n")[1].split() == ["manual", "default", "none", "False"], r.stdout
+            assert r.stdout.split("\n")[2].split() == ["waypoint", "default", "none", "True"], r.stdout
+
+
+if __name__ == "__main__":
+    Failures().run(globals(), only=sys.argv[1:] or None)
