@@ -1,0 +1,2880 @@
+/*
+ * The per-core TCP stack (see tcp.h for the contract with the worker and the
+ * app). This file holds all of it: segment parsing and building, the flow
+ * table, the RFC 9293 state machine with the RFC 5961 hardening, RFC 7323
+ * options (window scale, timestamps + PAWS), SACK (RFC 2018) on both sides,
+ * NewReno congestion control with SACK-guided loss recovery (RFC 5681, 6582,
+ * a simplified RFC 6675 pipe), RFC 6298 retransmission timing, SYN cookies,
+ * RFC 6528 ISNs, a 1 ms timer wheel and the compact TIME_WAIT table.
+ *
+ * Memory: control blocks, receive buffers, send buffers and TIME_WAIT entries
+ * are fixed pools allocated at create. A connection takes a buffer only when
+ * it first has bytes to hold and gives it back once drained, so idle
+ * connections stay small. A receive buffer is a ring that also holds
+ * out-of-order data at its final position; the advertised window never
+ * exceeds the ring's free space, so reassembly needs no other memory (only a
+ * small table of ranges, bounded by cfg.max_ooo_ranges).
+ *
+ * Re-entrancy: callbacks may call the API. A freed block is only marked dead
+ * and unlinked; it returns to the free list when the outermost entry point
+ * (input, timers or an app call) unwinds, so code that made a callback can
+ * still test c->dead afterwards.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "dp/net/tcp/tcp.h"
+#include "wp/counters.h"
+
+#define NIL              UINT32_MAX
+#define TICK_US          1000u
+#define WHEEL_SLOTS      4096u
+#define WHEEL_MASK       (WHEEL_SLOTS - 1)
+#define SB_MAX           8
+#define MSS_DEFAULT      536
+#define MSS_MIN          64
+#define PAWS_IDLE_US     (24ull * 24 * 3600 * 1000000) /* RFC 7323 5.5: 24 days */
+#define COOKIE_PERIOD_US (64ull * 1000000)
+#define ONE_SEC_US       1000000ull
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_PSH 0x08
+#define TH_ACK 0x10
+#define TH_URG 0x20
+
+#define OPT_EOL    0
+#define OPT_NOP    1
+#define OPT_MSS    2
+#define OPT_WS     3
+#define OPT_SACKOK 4
+#define OPT_SACK   5
+#define OPT_TS     8
+
+/* Sequence arithmetic: always a signed 32-bit difference. */
+#define SEQ_LT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
+#define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
+#define SEQ_GT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
+#define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+#define SEQ_MAX(a, b) (SEQ_GT(a, b) ? (a) : (b))
+
+enum { T_RTO, T_PERSIST, T_DELACK, T_KEEP, T_MAX };
+
+struct seq_range {
+	uint32_t start, end; /* [start, end) */
+};
+
+/* A parsed incoming segment. */
+struct seg {
+	uint16_t sport, dport, wnd;
+	uint32_t seq, ack;
+	uint8_t flags;
+	const uint8_t *data;
+	uint32_t len;
+	bool has_mss, has_ws, has_sackok, has_ts;
+	uint16_t mss;
+	uint8_t ws, nsack;
+	uint32_t tsval, tsecr;
+	struct seq_range sack[4];
+};
+
+struct wp_tcp_conn {
+	struct wp_tcp_stack *st;
+	uint32_t idx;
+	uint32_t hnext;               /* flow hash chain */
+	uint32_t wnext, wprev, wslot; /* timer wheel slot list */
+	uint32_t aq_next;             /* listener accept queue */
+	uint32_t list_next;           /* free list / dead list */
+	uint32_t fire_next;           /* expired-timer batch */
+	struct wp_addr laddr, raddr;
+	uint16_t lport, rport;
+	uint8_t state;
+	uint8_t listener; /* listener index + 1 for passive opens */
+	bool used, dead, passive, app_owned, app_closed, closed_notified;
+	bool in_synq, in_acceptq, in_wheel, delivering;
+	bool fin_rcvd, eof_delivered, fin_queued, want_writable;
+	bool ws_ok, ts_ok, sack_ok, in_recovery, rtt_active, rtt_valid, syn_rexmit;
+	bool ack_now, ack_pending, ooo_fin;
+
+	/* send side */
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, max_snd_wnd, snd_wl1, snd_wl2;
+	uint32_t sbuf_seq; /* sequence number of the first byte in sbuf */
+	uint32_t fin_seq;
+	uint32_t cwnd, ssthresh, recover, rexmt_high, rtt_seq;
+	uint16_t mss; /* peer's MSS clamped to ours (payload + options) */
+	uint16_t dupacks;
+	uint8_t snd_wscale, rcv_wscale, retries, backoff, persist_backoff, keep_probes, nsb;
+	struct seq_range sb[SB_MAX]; /* SACK scoreboard, sorted, disjoint */
+	uint32_t srtt_us, rttvar_us, rto_us;
+	uint64_t rtt_start_us;
+
+	/* receive side */
+	uint32_t irs, rcv_nxt, rcv_adv, last_ack_sent, rcv_unacked, rcv_mss;
+	uint32_t ts_recent, ts_offset, ooo_fin_seq;
+	uint64_t ts_recent_us, last_rcv_us;
+	uint8_t nooo, ooo_recent;
+	struct seq_range ooo[WP_TCP_MAX_OOO]; /* sorted, disjoint, all above rcv_nxt */
+
+	/* buffers (rings) */
+	uint8_t *rbuf, *sbuf;
+	uint32_t rhead, rlen, shead, slen;
+
+	/* timers: absolute deadlines (0 = off); one wheel entry at the earliest */
+	uint64_t tdl[T_MAX];
+	uint64_t wexpire;
+
+	const struct wp_tcp_callbacks *cbs;
+	void *arg;
+};
+
+struct listener {
+	bool used;
+	uint16_t port;
+	wp_tcp_accept_cb cb;
+	void *arg;
+	uint32_t synq, acceptq;
+	uint32_t aq_head, aq_tail;
+	uint64_t cookie_us; /* last time a cookie was sent (0: never) */
+};
+
+struct tw_entry {
+	struct wp_addr laddr, raddr;
+	uint16_t lport, rport;
+	uint32_t snd_nxt, rcv_nxt, ts_recent, ts_offset;
+	uint64_t expire_us;
+	uint32_t hnext;
+	uint16_t wnd;
+	bool ts_ok, live;
+};
+
+struct bufpool {
+	uint8_t *mem;
+	uint32_t size, count, nfree;
+	uint32_t *free;
+};
+
+struct wp_tcp_stack {
+	struct wp_tcp_config cfg;
+	struct wp_tcp_io_ops ops;
+	uint64_t *ctr;
+	uint64_t key[2];
+	uint64_t now_us;
+	int depth;
+	uint8_t rcv_wscale;
+
+	struct wp_tcp_conn *conns;
+	uint32_t conn_free, conn_used, dead_head;
+	uint32_t *hash;
+	uint32_t hmask;
+	uint32_t by_state[WP_TCP_STATE_MAX];
+
+	struct bufpool rpool, spool;
+	struct listener listeners[WP_TCP_MAX_LISTENERS];
+
+	struct tw_entry *tw;
+	uint32_t tw_cap, tw_head, tw_fill, tw_live;
+	uint32_t *tw_hash;
+	uint32_t tw_hmask;
+
+	uint32_t wheel[WHEEL_SLOTS];
+	uint64_t wheel_tick;
+
+	uint64_t chack_start;
+	uint32_t chack_n;
+	uint32_t eph_cursor;
+};
+
+static void tcp_output(struct wp_tcp_conn *c);
+static void deliver(struct wp_tcp_conn *c);
+static void maybe_finish(struct wp_tcp_conn *c);
+static void try_accept(struct wp_tcp_stack *st, struct listener *l);
+
+static inline void ctr_inc(struct wp_tcp_stack *st, enum wp_ctr id)
+{
+	wp_ctr_inc(st->ctr, id);
+}
+
+/* ---- byte helpers -------------------------------------------------------- */
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = (v >> 16) & 0xff;
+	p[2] = (v >> 8) & 0xff;
+	p[3] = v & 0xff;
+}
+
+static void ring_write(uint8_t *ring, uint32_t size, uint32_t pos, const uint8_t *src, uint32_t len)
+{
+	pos %= size;
+	uint32_t first = WP_MIN(len, size - pos);
+	memcpy(ring + pos, src, first);
+	if (len > first)
+		memcpy(ring, src + first, len - first);
+}
+
+static void ring_read(const uint8_t *ring, uint32_t size, uint32_t pos, uint8_t *dst, uint32_t len)
+{
+	pos %= size;
+	uint32_t first = WP_MIN(len, size - pos);
+	memcpy(dst, ring + pos, first);
+	if (len > first)
+		memcpy(dst + first, ring, len - first);
+}
+
+/* ---- keyed hash (SipHash-2-4) and checksum --------------------------------- */
+
+static inline uint64_t rotl64(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                                   \
+	do {                                                                                       \
+		v0 += v1;                                                                          \
+		v1 = rotl64(v1, 13);                                                               \
+		v1 ^= v0;                                                                          \
+		v0 = rotl64(v0, 32);                                                               \
+		v2 += v3;                                                                          \
+		v3 = rotl64(v3, 16);                                                               \
+		v3 ^= v2;                                                                          \
+		v0 += v3;                                                                          \
+		v3 = rotl64(v3, 21);                                                               \
+		v3 ^= v0;                                                                          \
+		v2 += v1;                                                                          \
+		v1 = rotl64(v1, 17);                                                               \
+		v1 ^= v2;                                                                          \
+		v2 = rotl64(v2, 32);                                                               \
+	} while (0)
+
+static uint64_t siphash24(const uint64_t k[2], const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t v0 = k[0] ^ 0x736f6d6570736575ull;
+	uint64_t v1 = k[1] ^ 0x646f72616e646f6dull;
+	uint64_t v2 = k[0] ^ 0x6c7967656e657261ull;
+	uint64_t v3 = k[1] ^ 0x7465646279746573ull;
+	size_t blocks = len / 8;
+	for (size_t i = 0; i < blocks; i++) {
+		uint64_t m = 0;
+		for (int j = 0; j < 8; j++)
+			m |= (uint64_t)p[i * 8 + j] << (8 * j);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	uint64_t b = (uint64_t)len << 56;
+	for (size_t j = 0; j < (len & 7); j++)
+		b |= (uint64_t)p[blocks * 8 + j] << (8 * j);
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/*
+ * RFC 1071 sum over the IPv4 pseudo header and the segment. Returns the value
+ * for the checksum field when that field is zero, and 0 when verifying a
+ * segment whose checksum is right.
+ */
+static uint16_t tcp_checksum(uint32_t src_ip, uint32_t dst_ip, const uint8_t *seg, uint32_t len)
+{
+	uint64_t sum = 0;
+	const uint8_t *s = (const uint8_t *)&src_ip, *d = (const uint8_t *)&dst_ip;
+	sum += (uint32_t)(s[0] << 8 | s[1]) + (uint32_t)(s[2] << 8 | s[3]);
+	sum += (uint32_t)(d[0] << 8 | d[1]) + (uint32_t)(d[2] << 8 | d[3]);
+	sum += 6 + len;
+	uint32_t i = 0;
+	for (; i + 8 <= len; i += 8)
+		sum += (uint32_t)(seg[i] << 8 | seg[i + 1]) +
+		       (uint32_t)(seg[i + 2] << 8 | seg[i + 3]) +
+		       (uint32_t)(seg[i + 4] << 8 | seg[i + 5]) +
+		       (uint32_t)(seg[i + 6] << 8 | seg[i + 7]);
+	for (; i + 1 < len; i += 2)
+		sum += (uint32_t)(seg[i] << 8 | seg[i + 1]);
+	if (i < len)
+		sum += (uint32_t)seg[i] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static size_t addr_len(const struct wp_addr *a)
+{
+	return a->family == WP_AF_INET6 ? 16 : 4;
+}
+
+static bool addr_eq(const struct wp_addr *a, const struct wp_addr *b)
+{
+	return a->family == b->family && memcmp(a->v6, b->v6, addr_len(a)) == 0;
+}
+
+static size_t tuple_bytes(uint8_t *b, const struct wp_addr *la, uint16_t lp,
+                          const struct wp_addr *ra, uint16_t rp)
+{
+	size_t n = 0, al = addr_len(la);
+	memcpy(b + n, la->v6, al);
+	n += al;
+	memcpy(b + n, ra->v6, al);
+	n += al;
+	wr16(b + n, lp);
+	wr16(b + n + 2, rp);
+	return n + 4;
+}
+
+static uint32_t flow_hash(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                          const struct wp_addr *ra, uint16_t rp)
+{
+	uint8_t b[40];
+	size_t n = tuple_bytes(b, la, lp, ra, rp);
+	return (uint32_t)siphash24(st->key, b, n);
+}
+
+/* RFC 6528: ISN = keyed hash of the 4-tuple + a 4 us clock. */
+static uint32_t isn_make(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                         const struct wp_addr *ra, uint16_t rp)
+{
+	uint8_t b[44];
+	size_t n = tuple_bytes(b, la, lp, ra, rp);
+	memcpy(b + n, "isn!", 4);
+	return (uint32_t)(siphash24(st->key, b, n + 4) >> 32) + (uint32_t)(st->now_us / 4);
+}
+
+/* ---- pools ----------------------------------------------------------------- */
+
+static int pool_init(struct bufpool *p, uint32_t size, uint32_t count)
+{
+	p->size = size;
+	p->count = count;
+	p->mem = malloc((size_t)size * count);
+	p->free = malloc(sizeof(uint32_t) * count);
+	if (!p->mem || !p->free)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++)
+		p->free[i] = count - 1 - i;
+	p->nfree = count;
+	return 0;
+}
+
+static uint8_t *pool_get(struct bufpool *p)
+{
+	if (!p->nfree)
+		return NULL;
+	return p->mem + (size_t)p->free[--p->nfree] * p->size;
+}
+
+static void pool_put(struct bufpool *p, uint8_t *b)
+{
+	WP_ASSERT(p->nfree < p->count);
+	p->free[p->nfree++] = (uint32_t)((size_t)(b - p->mem) / p->size);
+}
+
+/* ---- flow table ------------------------------------------------------------ */
+
+static struct wp_tcp_conn *conn_lookup(struct wp_tcp_stack *st, const struct wp_addr *la,
+                                       uint16_t lp, const struct wp_addr *ra, uint16_t rp)
+{
+	uint32_t i = st->hash[flow_hash(st, la, lp, ra, rp) & st->hmask];
+	while (i != NIL) {
+		struct wp_tcp_conn *c = &st->conns[i];
+		if (c->lport == lp && c->rport == rp && addr_eq(&c->raddr, ra) &&
+		    addr_eq(&c->laddr, la))
+			return c;
+		i = c->hnext;
+	}
+	return NULL;
+}
+
+static void hash_insert(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t *head =
+	        &st->hash[flow_hash(st, &c->laddr, c->lport, &c->raddr, c->rport) & st->hmask];
+	c->hnext = *head;
+	*head = c->idx;
+}
+
+static void hash_remove(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t *p =
+	        &st->hash[flow_hash(st, &c->laddr, c->lport, &c->raddr, c->rport) & st->hmask];
+	while (*p != NIL) {
+		if (*p == c->idx) {
+			*p = c->hnext;
+			return;
+		}
+		p = &st->conns[*p].hnext;
+	}
+}
+
+/* ---- timer wheel ----------------------------------------------------------- */
+
+static void wheel_insert(struct wp_tcp_conn *c, uint64_t when)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint64_t tick = (when + TICK_US - 1) / TICK_US;
+	if (tick <= st->wheel_tick)
+		tick = st->wheel_tick + 1;
+	uint32_t *head = &st->wheel[tick & WHEEL_MASK];
+	c->wexpire = when;
+	c->wprev = NIL;
+	c->wnext = *head;
+	if (*head != NIL)
+		st->conns[*head].wprev = c->idx;
+	*head = c->idx;
+	c->in_wheel = true;
+	c->wslot = (uint32_t)(tick & WHEEL_MASK);
+}
+
+static void wheel_unlink(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (!c->in_wheel)
+		return;
+	if (c->wprev != NIL)
+		st->conns[c->wprev].wnext = c->wnext;
+	else
+		st->wheel[c->wslot] = c->wnext;
+	if (c->wnext != NIL)
+		st->conns[c->wnext].wprev = c->wprev;
+	c->in_wheel = false;
+}
+
+static void timer_sched(struct wp_tcp_conn *c)
+{
+	uint64_t next = 0;
+	for (int t = 0; t < T_MAX; t++)
+		if (c->tdl[t] && (!next || c->tdl[t] < next))
+			next = c->tdl[t];
+	if (!next) {
+		wheel_unlink(c);
+		return;
+	}
+	if (c->in_wheel && c->wexpire <= next)
+		return; /* fires early and reschedules */
+	wheel_unlink(c);
+	wheel_insert(c, next);
+}
+
+static void set_timer(struct wp_tcp_conn *c, int t, uint64_t when)
+{
+	c->tdl[t] = when ? when : 1;
+	if (!c->in_wheel || c->tdl[t] < c->wexpire) {
+		wheel_unlink(c);
+		wheel_insert(c, c->tdl[t]);
+	}
+}
+
+static inline void stop_timer(struct wp_tcp_conn *c, int t)
+{
+	c->tdl[t] = 0; /* the wheel entry is lazy */
+}
+
+static uint32_t cur_rto(const struct wp_tcp_conn *c)
+{
+	uint64_t r = (uint64_t)c->rto_us << WP_MIN(c->backoff, 20);
+	return (uint32_t)WP_MIN(r, (uint64_t)c->st->cfg.rto_max_us);
+}
+
+static void arm_rto(struct wp_tcp_conn *c)
+{
+	set_timer(c, T_RTO, c->st->now_us + cur_rto(c));
+}
+
+/* ---- states and lifetime ------------------------------------------------------- */
+
+static void set_state(struct wp_tcp_conn *c, enum wp_tcp_state s)
+{
+	c->st->by_state[c->state]--;
+	c->st->by_state[s]++;
+	c->state = (uint8_t)s;
+}
+
+static bool synchronized(const struct wp_tcp_conn *c)
+{
+	return c->state >= WP_TCP_ESTABLISHED && c->state <= WP_TCP_TIME_WAIT;
+}
+
+static struct wp_tcp_conn *conn_alloc(struct wp_tcp_stack *st)
+{
+	if (st->conn_free == NIL) {
+		ctr_inc(st, WP_CTR_TCP_CONN_POOL_EMPTY);
+		return NULL;
+	}
+	struct wp_tcp_conn *c = &st->conns[st->conn_free];
+	st->conn_free = c->list_next;
+	uint32_t idx = c->idx;
+	memset(c, 0, sizeof(*c));
+	c->st = st;
+	c->idx = idx;
+	c->hnext = c->wnext = c->wprev = c->aq_next = c->list_next = NIL;
+	c->used = true;
+	c->state = WP_TCP_CLOSED;
+	st->by_state[WP_TCP_CLOSED]++;
+	st->conn_used++;
+	c->rto_us = st->cfg.rto_initial_us;
+	c->mss = MSS_DEFAULT;
+	c->rcv_mss = MSS_DEFAULT;
+	c->ssthresh = UINT32_MAX / 2;
+	return c;
+}
+
+static void acceptq_remove(struct listener *l, struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t *p = &l->aq_head, prev = NIL;
+	while (*p != NIL) {
+		if (*p == c->idx) {
+			*p = c->aq_next;
+			if (l->aq_tail == c->idx)
+				l->aq_tail = prev;
+			break;
+		}
+		prev = *p;
+		p = &st->conns[*p].aq_next;
+	}
+	c->aq_next = NIL;
+	c->in_acceptq = false;
+	l->acceptq--;
+}
+
+static void acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front)
+{
+	struct wp_tcp_stack *st = c->st;
+	c->in_acceptq = true;
+	l->acceptq++;
+	if (front) {
+		c->aq_next = l->aq_head;
+		l->aq_head = c->idx;
+		if (l->aq_tail == NIL)
+			l->aq_tail = c->idx;
+		return;
+	}
+	c->aq_next = NIL;
+	if (l->aq_tail != NIL)
+		st->conns[l->aq_tail].aq_next = c->idx;
+	else
+		l->aq_head = c->idx;
+	l->aq_tail = c->idx;
+}
+
+/* Unlinks <c> everywhere; the block is recycled when the outermost call unwinds. */
+static void conn_release(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead)
+		return;
+	hash_remove(c);
+	wheel_unlink(c);
+	if (c->listener) {
+		struct listener *l = &st->listeners[c->listener - 1];
+		if (c->in_synq) {
+			l->synq--;
+			c->in_synq = false;
+		}
+		if (c->in_acceptq)
+			acceptq_remove(l, c);
+	}
+	if (c->rbuf)
+		pool_put(&st->rpool, c->rbuf);
+	if (c->sbuf)
+		pool_put(&st->spool, c->sbuf);
+	c->rbuf = c->sbuf = NULL;
+	st->by_state[c->state]--;
+	st->conn_used--;
+	c->dead = true;
+	c->list_next = st->dead_head;
+	st->dead_head = c->idx;
+}
+
+static void enter(struct wp_tcp_stack *st, uint64_t now_us)
+{
+	if (now_us > st->now_us)
+		st->now_us = now_us;
+	st->depth++;
+}
+
+static void leave(struct wp_tcp_stack *st)
+{
+	if (--st->depth)
+		return;
+	while (st->dead_head != NIL) {
+		struct wp_tcp_conn *c = &st->conns[st->dead_head];
+		st->dead_head = c->list_next;
+		c->used = false;
+		c->list_next = st->conn_free;
+		st->conn_free = c->idx;
+	}
+}
+
+/* Tells the app (once) that the connection ended; the block stays until released. */
+static void notify_closed(struct wp_tcp_conn *c, enum wp_tcp_close_reason why)
+{
+	if (c->closed_notified)
+		return;
+	c->closed_notified = true;
+	if (c->app_owned && !c->app_closed && c->cbs && c->cbs->closed)
+		c->cbs->closed(c, c->arg, why);
+}
+
+static void terminate(struct wp_tcp_conn *c, enum wp_tcp_close_reason why)
+{
+	notify_closed(c, why);
+	conn_release(c);
+}
+
+/* ---- TIME_WAIT table ------------------------------------------------------------ */
+
+static uint32_t *tw_head_of(struct wp_tcp_stack *st, const struct tw_entry *e)
+{
+	return &st->tw_hash[flow_hash(st, &e->laddr, e->lport, &e->raddr, e->rport) & st->tw_hmask];
+}
+
+static void tw_unhash(struct wp_tcp_stack *st, struct tw_entry *e)
+{
+	uint32_t idx = (uint32_t)(e - st->tw);
+	uint32_t *p = tw_head_of(st, e);
+	while (*p != NIL) {
+		if (*p == idx) {
+			*p = e->hnext;
+			break;
+		}
+		p = &st->tw[*p].hnext;
+	}
+	e->live = false;
+	st->tw_live--;
+}
+
+static struct tw_entry *tw_lookup(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                                  const struct wp_addr *ra, uint16_t rp)
+{
+	if (!st->tw_cap)
+		return NULL;
+	uint32_t i = st->tw_hash[flow_hash(st, la, lp, ra, rp) & st->tw_hmask];
+	while (i != NIL) {
+		struct tw_entry *e = &st->tw[i];
+		if (e->lport == lp && e->rport == rp && addr_eq(&e->raddr, ra) &&
+		    addr_eq(&e->laddr, la))
+			return e;
+		i = e->hnext;
+	}
+	return NULL;
+}
+
+static uint16_t rcv_wnd_advertise(struct wp_tcp_conn *c);
+
+static void tw_insert(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (!st->tw_cap)
+		return;
+	if (st->tw_fill == st->tw_cap) {
+		struct tw_entry *old = &st->tw[st->tw_head];
+		if (old->live) {
+			tw_unhash(st, old);
+			ctr_inc(st, WP_CTR_TCP_TIME_WAIT_RECYCLED);
+		}
+		st->tw_head = (st->tw_head + 1) % st->tw_cap;
+		st->tw_fill--;
+	}
+	uint32_t idx = (st->tw_head + st->tw_fill) % st->tw_cap;
+	st->tw_fill++;
+	struct tw_entry *e = &st->tw[idx];
+	e->laddr = c->laddr;
+	e->raddr = c->raddr;
+	e->lport = c->lport;
+	e->rport = c->rport;
+	e->snd_nxt = c->snd_max;
+	e->rcv_nxt = c->rcv_nxt;
+	e->ts_ok = c->ts_ok;
+	e->ts_recent = c->ts_recent;
+	e->ts_offset = c->ts_offset;
+	e->wnd = rcv_wnd_advertise(c);
+	e->expire_us = st->now_us + st->cfg.time_wait_us;
+	e->live = true;
+	uint32_t *h = tw_head_of(st, e);
+	e->hnext = *h;
+	*h = idx;
+	st->tw_live++;
+}
+
+static void tw_expire(struct wp_tcp_stack *st)
+{
+	while (st->tw_fill && st->tw[st->tw_head].expire_us <= st->now_us) {
+		struct tw_entry *e = &st->tw[st->tw_head];
+		if (e->live)
+			tw_unhash(st, e);
+		st->tw_head = (st->tw_head + 1) % st->tw_cap;
+		st->tw_fill--;
+	}
+}
+
+/* ---- segment output --------------------------------------------------------------- */
+
+struct txinfo {
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t wnd;
+	uint8_t opt[40];
+	uint8_t optlen;
+	const uint8_t *ring;
+	uint32_t ring_size, ring_pos, len;
+};
+
+static int tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct wp_addr *dst,
+              uint16_t sport, uint16_t dport, const struct txinfo *t)
+{
+	uint16_t hl = (uint16_t)(20 + t->optlen);
+	uint16_t total = (uint16_t)(hl + t->len);
+	void *h = NULL;
+	uint8_t *p = st->ops.tx_alloc(st->ops.arg, total, &h);
+	if (!p) {
+		ctr_inc(st, WP_CTR_TCP_TX_ALLOC_FAIL);
+		return -ENOBUFS;
+	}
+	wr16(p, sport);
+	wr16(p + 2, dport);
+	wr32(p + 4, t->seq);
+	wr32(p + 8, t->ack);
+	p[12] = (uint8_t)((hl / 4) << 4);
+	p[13] = t->flags;
+	wr16(p + 14, t->wnd);
+	wr16(p + 16, 0);
+	wr16(p + 18, 0);
+	memcpy(p + 20, t->opt, t->optlen);
+	if (t->len)
+		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
+	wr16(p + 16, tcp_checksum(src->v4, dst->v4, p, total));
+	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total);
+	if (t->flags & TH_RST)
+		ctr_inc(st, WP_CTR_TCP_RST_SENT);
+	return 0;
+}
+
+static uint32_t ts_now(const struct wp_tcp_stack *st)
+{
+	return (uint32_t)(st->now_us / 1000);
+}
+
+static uint8_t put_ts(uint8_t *o, uint32_t tsval, uint32_t tsecr)
+{
+	o[0] = OPT_NOP;
+	o[1] = OPT_NOP;
+	o[2] = OPT_TS;
+	o[3] = 10;
+	wr32(o + 4, tsval);
+	wr32(o + 8, tsecr);
+	return 12;
+}
+
+static uint8_t sack_blocks_room(const struct wp_tcp_conn *c)
+{
+	if (!c->sack_ok || !c->nooo)
+		return 0;
+	return (uint8_t)WP_MIN(c->nooo, c->ts_ok ? 3 : 4);
+}
+
+/* Options of a non-SYN segment: timestamps, then SACK blocks (recent first). */
+static uint8_t build_opts(const struct wp_tcp_conn *c, uint8_t *o)
+{
+	uint8_t n = 0;
+	if (c->ts_ok)
+		n = put_ts(o, ts_now(c->st) + c->ts_offset, c->ts_recent);
+	uint8_t nb = sack_blocks_room(c);
+	if (nb) {
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_SACK;
+		o[n++] = (uint8_t)(2 + 8 * nb);
+		uint8_t order[WP_TCP_MAX_OOO];
+		uint8_t k = 0;
+		order[k++] = c->ooo_recent < c->nooo ? c->ooo_recent : 0;
+		for (uint8_t i = 0; i < c->nooo && k < nb; i++)
+			if (i != order[0])
+				order[k++] = i;
+		for (uint8_t i = 0; i < nb; i++) {
+			wr32(o + n, c->ooo[order[i]].start);
+			wr32(o + n + 4, c->ooo[order[i]].end);
+			n += 8;
+		}
+	}
+	return n;
+}
+
+static uint8_t opts_len(const struct wp_tcp_conn *c)
+{
+	uint8_t nb = sack_blocks_room(c);
+	return (uint8_t)((c->ts_ok ? 12 : 0) + (nb ? 4 + 8 * nb : 0));
+}
+
+/* Free receive space, as the window may claim it. */
+static uint32_t rcv_space(const struct wp_tcp_conn *c)
+{
+	return c->st->cfg.rcv_buf - c->rlen;
+}
+
+/* What the peer may still send: what we advertised, never more than the ring holds. */
+static uint32_t rcv_wnd_accept(const struct wp_tcp_conn *c)
+{
+	uint32_t adv = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+	return WP_MIN(adv, rcv_space(c));
+}
+
+/*
+ * The window field for an outgoing segment. The right edge never moves left;
+ * small openings are not advertised (receiver SWS avoidance, RFC 1122).
+ */
+static uint16_t rcv_wnd_advertise(struct wp_tcp_conn *c)
+{
+	uint32_t space = rcv_space(c);
+	uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+	uint32_t thr = WP_MIN(c->st->cfg.rcv_buf / 2, c->rcv_mss);
+	uint32_t w = space;
+	if (space > cur && space - cur < thr)
+		w = cur;
+	uint32_t field = w >> c->rcv_wscale;
+	if (field > 65535)
+		field = 65535;
+	uint32_t edge = c->rcv_nxt + (field << c->rcv_wscale);
+	if (SEQ_GT(edge, c->rcv_adv))
+		c->rcv_adv = edge;
+	return (uint16_t)field;
+}
+
+static void ack_sent(struct wp_tcp_conn *c)
+{
+	c->ack_now = c->ack_pending = false;
+	c->rcv_unacked = 0;
+	c->last_ack_sent = c->rcv_nxt;
+	stop_timer(c, T_DELACK);
+}
+
+/* A segment without payload: ACK, probe or RST. */
+static void send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags)
+{
+	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = (uint8_t)(flags | TH_ACK)};
+	t.wnd = rcv_wnd_advertise(c);
+	t.optlen = build_opts(c, t.opt);
+	tx(c->st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
+	ack_sent(c);
+}
+
+static void send_ack(struct wp_tcp_conn *c)
+{
+	send_ctl(c, c->snd_max, 0);
+}
+
+/* Keepalive / zero-window probe: an old sequence number draws an ACK. */
+static void send_probe(struct wp_tcp_conn *c)
+{
+	send_ctl(c, c->snd_una - 1, 0);
+}
+
+static void send_rst_conn(struct wp_tcp_conn *c)
+{
+	send_ctl(c, c->snd_max, TH_RST);
+}
+
+/* RST in reply to a segment that has no connection (RFC 9293 3.10.7.1). */
+static void send_rst_reply(struct wp_tcp_stack *st, const struct wp_addr *la,
+                           const struct wp_addr *ra, const struct seg *s)
+{
+	struct txinfo t = {0};
+	if (s->flags & TH_ACK) {
+		t.seq = s->ack;
+		t.flags = TH_RST;
+	} else {
+		t.ack = s->seq + s->len + !!(s->flags & TH_SYN) + !!(s->flags & TH_FIN);
+		t.flags = TH_RST | TH_ACK;
+	}
+	tx(st, la, ra, s->dport, s->sport, &t);
+}
+
+static void challenge_ack(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (st->now_us - st->chack_start >= ONE_SEC_US) {
+		st->chack_start = st->now_us;
+		st->chack_n = 0;
+	}
+	if (st->chack_n >= st->cfg.challenge_ack_per_sec) {
+		ctr_inc(st, WP_CTR_TCP_CHALLENGE_ACK_LIMITED);
+		return;
+	}
+	st->chack_n++;
+	ctr_inc(st, WP_CTR_TCP_CHALLENGE_ACK);
+	send_ack(c);
+}
+
+/* SYN options: MSS, SACK-permitted, timestamps, window scale as negotiated. */
+static uint8_t syn_opts(const struct wp_tcp_conn *c, uint8_t *o, bool ws, bool sack, bool ts,
+                        uint32_t tsval)
+{
+	uint8_t n = 0;
+	o[n++] = OPT_MSS;
+	o[n++] = 4;
+	wr16(o + n, c->st->cfg.mss);
+	n += 2;
+	if (sack && ts) {
+		o[n++] = OPT_SACKOK;
+		o[n++] = 2;
+		o[n++] = OPT_TS;
+		o[n++] = 10;
+		wr32(o + n, tsval);
+		wr32(o + n + 4, c->ts_recent);
+		n += 8;
+	} else if (ts) {
+		n += put_ts(o + n, tsval, c->ts_recent);
+	} else if (sack) {
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_SACKOK;
+		o[n++] = 2;
+	}
+	if (ws) {
+		o[n++] = OPT_NOP;
+		o[n++] = OPT_WS;
+		o[n++] = 3;
+		o[n++] = c->st->rcv_wscale;
+	}
+	return n;
+}
+
+static uint16_t syn_window(const struct wp_tcp_stack *st)
+{
+	return (uint16_t)WP_MIN(st->cfg.rcv_buf, 65535u); /* a SYN's window is never scaled */
+}
+
+static void send_syn(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	struct txinfo t = {.seq = c->iss, .flags = TH_SYN, .wnd = syn_window(st)};
+	t.optlen = syn_opts(c, t.opt, st->cfg.window_scaling, st->cfg.sack, st->cfg.timestamps,
+	                    ts_now(st) + c->ts_offset);
+	if (!c->syn_rexmit)
+		c->rtt_start_us = st->now_us;
+	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
+}
+
+static void send_synack(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	struct txinfo t = {.seq = c->iss, .ack = c->rcv_nxt, .flags = TH_SYN | TH_ACK};
+	t.wnd = syn_window(st);
+	t.optlen = syn_opts(c, t.opt, c->ws_ok, c->sack_ok, c->ts_ok, ts_now(st) + c->ts_offset);
+	if (!c->syn_rexmit)
+		c->rtt_start_us = st->now_us;
+	c->rcv_adv = c->rcv_nxt + t.wnd;
+	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
+	ack_sent(c);
+}
+
+/*
+ * Sends [seq, seq+len) from the send buffer (FIN too when it ends at the
+ * FIN). Advances snd_nxt when seq == snd_nxt; otherwise it is a hole refill.
+ */
+static void send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool retrans)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = TH_ACK, .len = len};
+	bool fin = c->fin_queued && seq + len == c->fin_seq;
+	if (fin)
+		t.flags |= TH_FIN;
+	if (len && seq + len == data_end)
+		t.flags |= TH_PSH;
+	if (len) {
+		t.ring = c->sbuf;
+		t.ring_size = st->cfg.snd_buf;
+		t.ring_pos = c->shead + (seq - c->sbuf_seq);
+	}
+	t.wnd = rcv_wnd_advertise(c);
+	t.optlen = build_opts(c, t.opt);
+	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
+	ack_sent(c);
+	if (retrans) {
+		ctr_inc(st, WP_CTR_TCP_RETRANSMIT);
+		c->rtt_active = false; /* Karn */
+	} else if (!c->rtt_active && !c->ts_ok) {
+		c->rtt_active = true;
+		c->rtt_seq = seq + len;
+		c->rtt_start_us = st->now_us;
+	}
+	if (seq == c->snd_nxt) {
+		c->snd_nxt += len + fin;
+		if (SEQ_GT(c->snd_nxt, c->snd_max))
+			c->snd_max = c->snd_nxt;
+	}
+	if (!c->tdl[T_RTO])
+		arm_rto(c);
+}
+
+/* ---- congestion control and loss recovery ------------------------------------------ */
+
+static uint32_t seg_payload_max(const struct wp_tcp_conn *c)
+{
+	uint32_t o = opts_len(c);
+	return c->mss > o + 8 ? c->mss - o : 8;
+}
+
+static uint32_t sacked_bytes(const struct wp_tcp_conn *c)
+{
+	uint32_t n = 0;
+	for (int i = 0; i < c->nsb; i++)
+		n += c->sb[i].end - c->sb[i].start;
+	return n;
+}
+
+/* Bytes below the highest SACK, not SACKed and not yet retransmitted: deemed lost. */
+static uint32_t lost_bytes(const struct wp_tcp_conn *c)
+{
+	uint32_t n = 0, from = SEQ_MAX(c->rexmt_high, c->snd_una);
+	for (int i = 0; i < c->nsb; i++) {
+		if (SEQ_LT(from, c->sb[i].start))
+			n += c->sb[i].start - from;
+		from = SEQ_MAX(from, c->sb[i].end);
+	}
+	return n;
+}
+
+/* Estimate of bytes in the network (RFC 6675 "pipe", simplified). */
+static uint32_t pipe_bytes(const struct wp_tcp_conn *c)
+{
+	if (!c->in_recovery)
+		return c->snd_nxt - c->snd_una;
+	int64_t out = (int64_t)(c->snd_max - c->snd_una);
+	if (c->sack_ok && c->nsb)
+		out -= (int64_t)sacked_bytes(c) + lost_bytes(c);
+	else
+		out -= (int64_t)c->dupacks * c->mss;
+	return out > 0 ? (uint32_t)out : 0;
+}
+
+/* Next un-SACKed hole below the highest SACK not yet retransmitted. */
+static bool next_hole(const struct wp_tcp_conn *c, uint32_t *seq, uint32_t *len, uint32_t max)
+{
+	uint32_t from = SEQ_MAX(c->rexmt_high, c->snd_una);
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	for (int i = 0; i < c->nsb; i++) {
+		if (SEQ_LT(from, c->sb[i].start)) {
+			if (SEQ_GEQ(from, data_end))
+				return false;
+			uint32_t end = SEQ_LT(c->sb[i].start, data_end) ? c->sb[i].start : data_end;
+			*seq = from;
+			*len = WP_MIN(end - from, max);
+			return *len > 0;
+		}
+		from = SEQ_MAX(from, c->sb[i].end);
+	}
+	return false;
+}
+
+/* Retransmits the first unacknowledged segment (fast retransmit, partial ACK). */
+static void retransmit_head(struct wp_tcp_conn *c)
+{
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	uint32_t avail = SEQ_GT(data_end, c->snd_una) ? data_end - c->snd_una : 0;
+	uint32_t len = WP_MIN(avail, seg_payload_max(c));
+	if (!len && !(c->fin_queued && c->snd_una == c->fin_seq))
+		return;
+	send_data(c, c->snd_una, len, true);
+	c->rexmt_high = c->snd_una + len;
+}
+
+static void enter_recovery(struct wp_tcp_conn *c)
+{
+	uint32_t flight = c->snd_max - c->snd_una;
+	c->ssthresh = WP_MAX(flight / 2, 2u * c->mss);
+	c->cwnd = c->ssthresh;
+	c->recover = c->snd_max;
+	c->in_recovery = true;
+	c->rexmt_high = c->snd_una;
+	ctr_inc(c->st, WP_CTR_TCP_FAST_RETRANSMIT);
+	retransmit_head(c);
+	arm_rto(c);
+}
+
+static void sb_add(struct wp_tcp_conn *c, uint32_t s, uint32_t e)
+{
+	struct seq_range out[SB_MAX + 1];
+	int n = 0;
+	bool placed = false;
+	for (int i = 0; i < c->nsb; i++) {
+		struct seq_range r = c->sb[i];
+		if (SEQ_LT(r.end, s)) {
+			out[n++] = r;
+		} else if (SEQ_GT(r.start, e)) {
+			if (!placed) {
+				out[n++] = (struct seq_range){s, e};
+				placed = true;
+			}
+			out[n++] = r;
+		} else {
+			if (SEQ_LT(r.start, s))
+				s = r.start;
+			if (SEQ_GT(r.end, e))
+				e = r.end;
+		}
+	}
+	if (!placed)
+		out[n++] = (struct seq_range){s, e};
+	if (n > SB_MAX)
+		n = SB_MAX; /* forget the highest range; it is only advice */
+	memcpy(c->sb, out, sizeof(out[0]) * n);
+	c->nsb = (uint8_t)n;
+}
+
+static void sb_trim(struct wp_tcp_conn *c)
+{
+	int n = 0;
+	for (int i = 0; i < c->nsb; i++) {
+		if (SEQ_LEQ(c->sb[i].end, c->snd_una))
+			continue;
+		c->sb[n] = c->sb[i];
+		if (SEQ_LT(c->sb[n].start, c->snd_una))
+			c->sb[n].start = c->snd_una;
+		n++;
+	}
+	c->nsb = (uint8_t)n;
+}
+
+static void rtt_sample(struct wp_tcp_conn *c, uint32_t r)
+{
+	const struct wp_tcp_config *cfg = &c->st->cfg;
+	if (!c->rtt_valid) {
+		c->srtt_us = r;
+		c->rttvar_us = r / 2;
+		c->rtt_valid = true;
+	} else {
+		uint32_t d = c->srtt_us > r ? c->srtt_us - r : r - c->srtt_us;
+		c->rttvar_us = (3 * c->rttvar_us + d) / 4;
+		c->srtt_us = (7 * c->srtt_us + r) / 8;
+	}
+	uint64_t rto = (uint64_t)c->srtt_us + WP_MAX(TICK_US, 4u * c->rttvar_us);
+	c->rto_us =
+	        (uint32_t)WP_MIN(WP_MAX(rto, (uint64_t)cfg->rto_min_us), (uint64_t)cfg->rto_max_us);
+}
+
+static void on_established(struct wp_tcp_conn *c)
+{
+	c->cwnd = WP_MIN(10u * c->mss, WP_MAX(2u * c->mss, 14600u)); /* RFC 6928 */
+	c->ssthresh = UINT32_MAX / 2;
+	c->recover = c->snd_una;
+	c->retries = 0;
+	c->backoff = 0;
+	c->syn_rexmit = false;
+	stop_timer(c, T_RTO);
+	set_state(c, c->fin_queued ? WP_TCP_FIN_WAIT_1 : WP_TCP_ESTABLISHED);
+	if (c->st->cfg.keepalive_idle_us)
+		set_timer(c, T_KEEP, c->st->now_us + c->st->cfg.keepalive_idle_us);
+}
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static bool can_send_state(const struct wp_tcp_conn *c)
+{
+	switch (c->state) {
+	case WP_TCP_ESTABLISHED:
+	case WP_TCP_CLOSE_WAIT:
+	case WP_TCP_FIN_WAIT_1:
+	case WP_TCP_CLOSING:
+	case WP_TCP_LAST_ACK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Sends what the windows allow (no Nagle), then any ACK still owed. */
+static void tcp_output(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead)
+		return;
+	if (can_send_state(c)) {
+		for (int guard = 0; guard < 4096; guard++) {
+			uint32_t data_end = c->sbuf_seq + c->slen;
+			uint32_t mss = seg_payload_max(c);
+			uint32_t pipe = pipe_bytes(c);
+			if (c->in_recovery && c->sack_ok && c->nsb) {
+				if (pipe + mss > c->cwnd)
+					break;
+				uint32_t hs, hl;
+				if (next_hole(c, &hs, &hl, mss)) {
+					send_data(c, hs, hl, true);
+					c->rexmt_high = hs + hl;
+					continue;
+				}
+			}
+			uint32_t cw_room = c->cwnd > pipe ? c->cwnd - pipe : 0;
+			int32_t rw = (int32_t)(c->snd_una + c->snd_wnd - c->snd_nxt);
+			uint32_t rw_room = rw > 0 ? (uint32_t)rw : 0;
+			uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
+			uint32_t len = WP_MIN(WP_MIN(avail, mss), WP_MIN(cw_room, rw_room));
+			bool retrans = SEQ_LT(c->snd_nxt, c->snd_max);
+			if (len) {
+				send_data(c, c->snd_nxt, len, retrans);
+				continue;
+			}
+			if (!avail && c->fin_queued && c->snd_nxt == c->fin_seq && rw >= 0 &&
+			    (cw_room || c->snd_una == c->snd_nxt)) {
+				send_data(c, c->snd_nxt, 0, retrans);
+				continue;
+			}
+			break;
+		}
+		/* Zero window with data waiting and nothing in flight: persist. */
+		uint32_t data_end = c->sbuf_seq + c->slen;
+		bool pending = SEQ_LT(c->snd_nxt, data_end) ||
+		               (c->fin_queued && SEQ_LEQ(c->snd_nxt, c->fin_seq));
+		if (c->snd_wnd == 0 && pending && c->snd_max == c->snd_una) {
+			if (!c->tdl[T_PERSIST]) {
+				c->persist_backoff = 0;
+				stop_timer(c, T_RTO);
+				set_timer(c, T_PERSIST, st->now_us + c->rto_us);
+			}
+		} else {
+			stop_timer(c, T_PERSIST);
+		}
+	}
+	if (c->ack_now && synchronized(c)) {
+		send_ack(c);
+	} else if (c->ack_pending && !c->tdl[T_DELACK]) {
+		set_timer(c, T_DELACK, st->now_us + st->cfg.delack_us);
+	}
+}
+
+/* ---- input: ACK processing ---------------------------------------------------------- */
+
+/* Returns false when the connection is gone. */
+static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
+{
+	struct wp_tcp_stack *st = c->st;
+	bool wnd_changed = false;
+	uint32_t new_wnd = (uint32_t)s->wnd << c->snd_wscale;
+
+	if (SEQ_LT(c->snd_wl1, s->seq) || (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, s->ack))) {
+		wnd_changed = new_wnd != c->snd_wnd;
+		c->snd_wnd = new_wnd;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		if (new_wnd > c->max_snd_wnd)
+			c->max_snd_wnd = new_wnd;
+	}
+	if (c->sack_ok) {
+		for (int i = 0; i < s->nsack; i++) {
+			uint32_t a = s->sack[i].start, b = s->sack[i].end;
+			if (SEQ_LEQ(b, a) || SEQ_LEQ(b, s->ack) || SEQ_GT(b, c->snd_max))
+				continue; /* D-SACK or bogus */
+			if (SEQ_LT(a, s->ack))
+				a = s->ack;
+			sb_add(c, a, b);
+		}
+	}
+
+	if (s->ack == c->snd_una) {
+		if (s->len == 0 && !wnd_changed && !(s->flags & (TH_SYN | TH_FIN)) &&
+		    c->snd_max != c->snd_una) {
+			c->dupacks++;
+			if (!c->in_recovery && c->dupacks == 3 && SEQ_GEQ(c->snd_una, c->recover))
+				enter_recovery(c);
+		}
+		return true;
+	}
+
+	/* New data acknowledged (the SYN's sequence number is not data). */
+	uint32_t acked = s->ack - c->snd_una - (c->snd_una == c->iss);
+	if (c->ts_ok && s->has_ts && s->tsecr) {
+		uint32_t r = ts_now(st) + c->ts_offset - s->tsecr;
+		if (r < 60000)
+			rtt_sample(c, r * 1000);
+	} else if (c->rtt_active && SEQ_GEQ(s->ack, c->rtt_seq)) {
+		c->rtt_active = false;
+		rtt_sample(c, (uint32_t)(st->now_us - c->rtt_start_us));
+	}
+	c->backoff = 0;
+	c->retries = 0;
+
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	if (SEQ_GT(s->ack, c->sbuf_seq)) {
+		uint32_t upto = SEQ_LT(s->ack, data_end) ? s->ack : data_end;
+		uint32_t n = upto - c->sbuf_seq;
+		c->shead = (c->shead + n) % st->cfg.snd_buf;
+		c->slen -= n;
+		c->sbuf_seq += n;
+		if (!c->slen && c->sbuf) {
+			pool_put(&st->spool, c->sbuf);
+			c->sbuf = NULL;
+			c->shead = 0;
+		}
+	}
+	c->snd_una = s->ack;
+	if (SEQ_LT(c->snd_nxt, c->snd_una))
+		c->snd_nxt = c->snd_una;
+	sb_trim(c);
+
+	if (c->in_recovery) {
+		if (SEQ_GEQ(s->ack, c->recover)) {
+			c->in_recovery = false;
+			c->cwnd = c->ssthresh;
+			c->dupacks = 0;
+		} else {
+			/* Partial ACK (RFC 6582): the next segment was lost too. */
+			c->dupacks = 0;
+			if (SEQ_LEQ(c->rexmt_high, c->snd_una))
+				retransmit_head(c);
+		}
+	} else {
+		c->dupacks = 0;
+		if (!acked)
+			;
+		else if (c->cwnd < c->ssthresh)
+			c->cwnd += WP_MIN(acked, 2u * c->mss);
+		else
+			c->cwnd += WP_MAX(1u, (uint32_t)((uint64_t)c->mss * c->mss / c->cwnd));
+		if (c->cwnd > (1u << 30))
+			c->cwnd = 1u << 30;
+	}
+
+	if (c->snd_una == c->snd_max)
+		stop_timer(c, T_RTO);
+	else
+		arm_rto(c);
+
+	if (c->fin_queued && SEQ_GT(s->ack, c->fin_seq)) {
+		switch (c->state) {
+		case WP_TCP_FIN_WAIT_1:
+			set_state(c, WP_TCP_FIN_WAIT_2);
+			if (c->app_closed)
+				set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
+			break;
+		case WP_TCP_CLOSING:
+			set_state(c, WP_TCP_TIME_WAIT);
+			break;
+		case WP_TCP_LAST_ACK:
+			set_state(c, WP_TCP_CLOSED);
+			break;
+		default:
+			break;
+		}
+	}
+
+	if (c->want_writable && c->app_owned && !c->app_closed && !c->fin_queued &&
+	    c->slen < st->cfg.snd_buf) {
+		c->want_writable = false;
+		if (c->cbs && c->cbs->writable) {
+			c->cbs->writable(c, c->arg);
+			if (c->dead)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* ---- input: data and reassembly --------------------------------------------------------- */
+
+/* Adds [s, e) to the out-of-order table. -1 when the table is full. */
+static int reasm_insert(struct wp_tcp_conn *c, uint32_t s, uint32_t e)
+{
+	struct seq_range out[WP_TCP_MAX_OOO + 1];
+	int n = 0, at = -1;
+	for (int i = 0; i < c->nooo; i++) {
+		struct seq_range r = c->ooo[i];
+		if (SEQ_LEQ(r.start, s) && SEQ_GEQ(r.end, e))
+			ctr_inc(c->st, WP_CTR_TCP_REASM_DUP);
+		if (SEQ_LT(r.end, s)) {
+			out[n++] = r;
+		} else if (SEQ_GT(r.start, e)) {
+			if (at < 0) {
+				at = n;
+				out[n++] = (struct seq_range){s, e};
+			}
+			out[n++] = r;
+		} else {
+			if (SEQ_LT(r.start, s))
+				s = r.start;
+			if (SEQ_GT(r.end, e))
+				e = r.end;
+		}
+	}
+	if (at < 0) {
+		at = n;
+		out[n++] = (struct seq_range){s, e};
+	}
+	if (n > c->st->cfg.max_ooo_ranges)
+		return -1;
+	memcpy(c->ooo, out, sizeof(out[0]) * n);
+	c->nooo = (uint8_t)n;
+	c->ooo_recent = (uint8_t)at;
+	return 0;
+}
+
+/* Moves out-of-order ranges that now touch rcv_nxt into the in-order data. */
+static void reasm_pull(struct wp_tcp_conn *c)
+{
+	int i = 0;
+	while (i < c->nooo && SEQ_LEQ(c->ooo[i].start, c->rcv_nxt)) {
+		if (SEQ_GT(c->ooo[i].end, c->rcv_nxt)) {
+			c->rlen += c->ooo[i].end - c->rcv_nxt;
+			c->rcv_nxt = c->ooo[i].end;
+		}
+		i++;
+	}
+	if (i) {
+		memmove(c->ooo, c->ooo + i, sizeof(c->ooo[0]) * (c->nooo - i));
+		c->nooo = (uint8_t)(c->nooo - i);
+		c->ooo_recent = 0;
+	}
+}
+
+static void fin_input(struct wp_tcp_conn *c)
+{
+	c->rcv_nxt++;
+	c->fin_rcvd = true;
+	c->ooo_fin = false;
+	c->ack_now = true;
+	switch (c->state) {
+	case WP_TCP_SYN_RECEIVED:
+	case WP_TCP_ESTABLISHED:
+		set_state(c, WP_TCP_CLOSE_WAIT);
+		break;
+	case WP_TCP_FIN_WAIT_1:
+		set_state(c, WP_TCP_CLOSING);
+		break;
+	case WP_TCP_FIN_WAIT_2:
+		set_state(c, WP_TCP_TIME_WAIT);
+		break;
+	default:
+		break;
+	}
+	stop_timer(c, T_KEEP);
+}
+
+/* Places trimmed payload (s->seq >= rcv_nxt) into the receive ring. */
+static void data_input(struct wp_tcp_conn *c, struct seg *s)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t wnd = rcv_wnd_accept(c);
+	uint32_t off = s->seq - c->rcv_nxt;
+	if (off >= wnd) {
+		ctr_inc(st, wnd ? WP_CTR_TCP_OUT_OF_WINDOW : WP_CTR_TCP_ZERO_WINDOW_DROP);
+		s->len = 0;
+		s->flags &= (uint8_t)~TH_FIN;
+		c->ack_now = true;
+		return;
+	}
+	if (off + s->len > wnd) {
+		s->len = wnd - off;
+		s->flags &= (uint8_t)~TH_FIN;
+		c->ack_now = true;
+	}
+	if (!c->rbuf) {
+		c->rbuf = pool_get(&st->rpool);
+		if (!c->rbuf) {
+			ctr_inc(st, WP_CTR_TCP_RCVBUF_POOL_EMPTY);
+			s->len = 0;
+			s->flags &= (uint8_t)~TH_FIN;
+			return;
+		}
+		c->rhead = 0;
+	}
+	if (s->len > c->rcv_mss)
+		c->rcv_mss = WP_MIN(s->len, (uint32_t)st->cfg.mss);
+	ring_write(c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off, s->data, s->len);
+	if (off == 0) {
+		c->rlen += s->len;
+		c->rcv_nxt += s->len;
+		c->rcv_unacked += s->len;
+		if (c->nooo) {
+			reasm_pull(c);
+			c->ack_now = true; /* a hole filled: tell the sender at once */
+		} else if (c->rcv_unacked >= 2 * c->rcv_mss) {
+			c->ack_now = true;
+		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss) {
+			c->ack_now = true; /* end of a message: no delayed-ACK stall */
+		} else {
+			c->ack_pending = true;
+		}
+	} else {
+		if (reasm_insert(c, s->seq, s->seq + s->len) < 0) {
+			ctr_inc(st, WP_CTR_TCP_REASM_OVERFLOW);
+			s->flags &= (uint8_t)~TH_FIN;
+		} else {
+			ctr_inc(st, WP_CTR_TCP_REASM_QUEUED);
+		}
+		c->ack_now = true; /* duplicate ACK with SACK blocks */
+	}
+}
+
+/* Offers buffered in-order bytes to the app, then EOF once everything is read. */
+static void deliver(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead || !c->app_owned || c->app_closed || c->delivering)
+		return;
+	c->delivering = true;
+	while (c->rlen && c->cbs && !c->app_closed) {
+		uint32_t chunk = WP_MIN(c->rlen, st->cfg.rcv_buf - c->rhead);
+		size_t n = chunk;
+		if (c->cbs->data)
+			n = c->cbs->data(c, c->arg, c->rbuf + c->rhead, chunk);
+		if (c->dead)
+			return;
+		if (n > chunk)
+			n = chunk;
+		c->rhead = (c->rhead + (uint32_t)n) % st->cfg.rcv_buf;
+		c->rlen -= (uint32_t)n;
+		if (n < chunk)
+			break;
+	}
+	c->delivering = false;
+	if (!c->rlen) {
+		c->rhead = 0;
+		if (!c->nooo && c->rbuf) {
+			pool_put(&st->rpool, c->rbuf);
+			c->rbuf = NULL;
+		}
+	}
+	if (c->fin_rcvd && !c->rlen && !c->eof_delivered && !c->app_closed) {
+		c->eof_delivered = true;
+		if (c->cbs && c->cbs->eof) {
+			c->cbs->eof(c, c->arg);
+			if (c->dead)
+				return;
+		}
+	}
+	/* Window update once the app freed a worthwhile amount. */
+	if (!c->fin_rcvd && synchronized(c)) {
+		uint32_t space = rcv_space(c);
+		uint32_t cur = SEQ_GT(c->rcv_adv, c->rcv_nxt) ? c->rcv_adv - c->rcv_nxt : 0;
+		uint32_t thr = WP_MIN(st->cfg.rcv_buf / 2, 2 * c->rcv_mss);
+		if (space > cur && space - cur >= thr)
+			c->ack_now = true;
+	}
+}
+
+/* TIME_WAIT / CLOSED: once the app read everything, say closed and free the block. */
+static void maybe_finish(struct wp_tcp_conn *c)
+{
+	if (c->dead || (c->state != WP_TCP_TIME_WAIT && c->state != WP_TCP_CLOSED))
+		return;
+	if (!c->app_owned && !c->app_closed)
+		return; /* still in an accept queue: delivered when accepted */
+	if (c->app_owned && !c->app_closed && !c->closed_notified) {
+		if (c->rlen || !c->eof_delivered)
+			return;
+		notify_closed(c, WP_TCP_CLOSE_NORMAL);
+		if (c->dead)
+			return;
+	}
+	if (c->state == WP_TCP_TIME_WAIT)
+		tw_insert(c);
+	conn_release(c);
+}
+
+/* ---- input: per-state processing ---------------------------------------------------------- */
+
+static void syn_options(struct wp_tcp_conn *c, const struct seg *s)
+{
+	struct wp_tcp_stack *st = c->st;
+	c->mss = (uint16_t)WP_MIN(s->has_mss ? s->mss : MSS_DEFAULT, st->cfg.mss);
+	if (c->mss < MSS_MIN)
+		c->mss = MSS_MIN;
+	c->ws_ok = st->cfg.window_scaling && s->has_ws;
+	c->snd_wscale = c->ws_ok ? (uint8_t)WP_MIN(s->ws, 14) : 0;
+	c->rcv_wscale = c->ws_ok ? st->rcv_wscale : 0;
+	c->sack_ok = st->cfg.sack && s->has_sackok;
+	c->ts_ok = st->cfg.timestamps && s->has_ts;
+	if (c->ts_ok) {
+		c->ts_recent = s->tsval;
+		c->ts_recent_us = st->now_us;
+	}
+	c->snd_wnd = s->wnd; /* never scaled in a SYN */
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = s->seq;
+	c->rcv_mss = (uint32_t)st->cfg.mss - (c->ts_ok ? 12 : 0);
+}
+
+static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (s->flags & TH_ACK) {
+		if (SEQ_LEQ(s->ack, c->iss) || SEQ_GT(s->ack, c->snd_max)) {
+			ctr_inc(st, WP_CTR_TCP_BAD_SYNSENT_ACK);
+			if (!(s->flags & TH_RST))
+				send_rst_reply(st, &c->laddr, &c->raddr, s);
+			return;
+		}
+	}
+	if (s->flags & TH_RST) {
+		if (s->flags & TH_ACK) {
+			ctr_inc(st, WP_CTR_TCP_CONN_RESET);
+			terminate(c, WP_TCP_CLOSE_RESET);
+		} else {
+			ctr_inc(st, WP_CTR_TCP_OUT_OF_WINDOW);
+		}
+		return;
+	}
+	if (!(s->flags & TH_SYN))
+		return;
+	c->irs = s->seq;
+	c->rcv_nxt = s->seq + 1;
+	c->rcv_adv = c->rcv_nxt + syn_window(st);
+	syn_options(c, s);
+	if (s->flags & TH_ACK) {
+		if (!c->syn_rexmit)
+			rtt_sample(c, (uint32_t)(st->now_us - c->rtt_start_us));
+		c->snd_una = s->ack;
+		c->snd_wl2 = s->ack;
+		on_established(c);
+		c->ack_now = true;
+		if (c->cbs && c->cbs->connected) {
+			c->cbs->connected(c, c->arg);
+			if (c->dead)
+				return;
+		}
+		tcp_output(c);
+		return;
+	}
+	/* Simultaneous open. */
+	set_state(c, WP_TCP_SYN_RECEIVED);
+	send_synack(c);
+	arm_rto(c);
+}
+
+static void conn_input(struct wp_tcp_conn *c, struct seg *s)
+{
+	struct wp_tcp_stack *st = c->st;
+	c->last_rcv_us = st->now_us;
+	c->keep_probes = 0;
+
+	if (c->state == WP_TCP_SYN_SENT) {
+		syn_sent_input(c, s);
+		return;
+	}
+	if (c->state == WP_TCP_CLOSED) {
+		if (!(s->flags & TH_RST))
+			send_rst_reply(st, &c->laddr, &c->raddr, s);
+		return;
+	}
+	/* PAWS (RFC 7323 5). */
+	if (c->ts_ok && s->has_ts && !(s->flags & TH_RST) && SEQ_LT(s->tsval, c->ts_recent) &&
+	    st->now_us - c->ts_recent_us < PAWS_IDLE_US) {
+		ctr_inc(st, WP_CTR_TCP_PAWS_REJECTED);
+		send_ack(c);
+		return;
+	}
+	/* The peer retransmitted its SYN: our SYN-ACK was lost. */
+	if (c->state == WP_TCP_SYN_RECEIVED && (s->flags & (TH_SYN | TH_ACK)) == TH_SYN &&
+	    s->seq == c->irs) {
+		send_synack(c);
+		return;
+	}
+
+	/* Simultaneous open: the peer's SYN-ACK repeats the SYN we already have. */
+	if (c->state == WP_TCP_SYN_RECEIVED &&
+	    (s->flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK) && s->seq == c->irs) {
+		s->flags &= (uint8_t)~TH_SYN;
+		s->seq++;
+	}
+	uint32_t seglen = s->len + !!(s->flags & TH_SYN) + !!(s->flags & TH_FIN);
+	uint32_t wnd = rcv_wnd_accept(c);
+	uint32_t nxt = c->rcv_nxt;
+	bool ok;
+	if (seglen == 0)
+		ok = wnd == 0 ? s->seq == nxt : SEQ_GEQ(s->seq, nxt) && SEQ_LT(s->seq, nxt + wnd);
+	else if (wnd == 0)
+		ok = false;
+	else
+		ok = (SEQ_GEQ(s->seq, nxt) && SEQ_LT(s->seq, nxt + wnd)) ||
+		     (SEQ_GEQ(s->seq + seglen - 1, nxt) &&
+		      SEQ_LT(s->seq + seglen - 1, nxt + wnd)) ||
+		     (SEQ_LT(s->seq, nxt) && SEQ_GEQ(s->seq + seglen - 1, nxt + wnd));
+	if (!ok) {
+		if (s->flags & TH_RST) {
+			ctr_inc(st, WP_CTR_TCP_OUT_OF_WINDOW);
+			return;
+		}
+		if (wnd == 0 && s->seq == nxt) {
+			/* Zero window: keep the ACK information, drop the text. */
+			ctr_inc(st, WP_CTR_TCP_ZERO_WINDOW_DROP);
+			s->len = 0;
+			s->flags &= (uint8_t) ~(TH_FIN | TH_SYN);
+			c->ack_now = true;
+		} else {
+			ctr_inc(st, SEQ_LEQ(s->seq + seglen, nxt) ? WP_CTR_TCP_DUP_SEGMENT
+			                                          : WP_CTR_TCP_OUT_OF_WINDOW);
+			send_ack(c);
+			return;
+		}
+	}
+	/* RST (RFC 5961 3): only an exact match resets; in-window draws a challenge. */
+	if (s->flags & TH_RST) {
+		if (s->seq != c->rcv_nxt) {
+			challenge_ack(c);
+			return;
+		}
+		if (c->state == WP_TCP_TIME_WAIT) {
+			ctr_inc(st, WP_CTR_TCP_TIME_WAIT_RST_IGNORED);
+			return;
+		}
+		ctr_inc(st, WP_CTR_TCP_CONN_RESET);
+		terminate(c, WP_TCP_CLOSE_RESET);
+		return;
+	}
+	if (c->ts_ok && s->has_ts && SEQ_GEQ(s->tsval, c->ts_recent) &&
+	    SEQ_LEQ(s->seq, c->last_ack_sent)) {
+		c->ts_recent = s->tsval;
+		c->ts_recent_us = st->now_us;
+	}
+	/* Trim what was already received. */
+	bool syn = s->flags & TH_SYN;
+	if (SEQ_LT(s->seq, c->rcv_nxt)) {
+		uint32_t d = c->rcv_nxt - s->seq;
+		if (s->flags & TH_SYN) {
+			s->flags &= (uint8_t)~TH_SYN;
+			s->seq++;
+			d--;
+		}
+		if (d > s->len) {
+			s->flags &= (uint8_t)~TH_FIN;
+			d = s->len;
+		}
+		s->data += d;
+		s->len -= d;
+		s->seq += d;
+	}
+	/* A SYN in a synchronized state (RFC 5961 4): challenge ACK. */
+	if (syn && (c->state != WP_TCP_SYN_RECEIVED || (s->flags & TH_SYN))) {
+		challenge_ack(c);
+		return;
+	}
+	if (!(s->flags & TH_ACK)) {
+		ctr_inc(st, WP_CTR_TCP_NO_ACK_FLAG);
+		return;
+	}
+	bool established_now = false;
+	if (c->state == WP_TCP_SYN_RECEIVED) {
+		if (SEQ_LEQ(s->ack, c->snd_una) || SEQ_GT(s->ack, c->snd_max)) {
+			send_rst_reply(st, &c->laddr, &c->raddr, s);
+			return;
+		}
+		if (c->passive) {
+			struct listener *l = &st->listeners[c->listener - 1];
+			if (l->acceptq >= st->cfg.accept_backlog) {
+				ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
+				return;
+			}
+			l->synq--;
+			c->in_synq = false;
+			acceptq_push(l, c, false);
+		}
+		if (!c->syn_rexmit)
+			rtt_sample(c, (uint32_t)(st->now_us - c->rtt_start_us));
+		c->snd_wnd = (uint32_t)s->wnd << c->snd_wscale;
+		c->max_snd_wnd = c->snd_wnd;
+		c->snd_wl1 = s->seq;
+		c->snd_wl2 = s->ack;
+		on_established(c);
+		established_now = true;
+	}
+	/* ACK validation (RFC 5961 5). */
+	if (SEQ_GT(s->ack, c->snd_max)) {
+		ctr_inc(st, WP_CTR_TCP_ACK_UNSENT);
+		send_ack(c);
+		return;
+	}
+	if (SEQ_LT(s->ack, c->snd_una - c->max_snd_wnd)) {
+		ctr_inc(st, WP_CTR_TCP_ACK_TOO_OLD);
+		challenge_ack(c);
+		return;
+	}
+	if (!process_ack(c, s))
+		return;
+
+	bool fin = s->flags & TH_FIN;
+	if (s->len) {
+		switch (c->state) {
+		case WP_TCP_ESTABLISHED:
+		case WP_TCP_FIN_WAIT_1:
+		case WP_TCP_FIN_WAIT_2:
+			if (c->app_closed) {
+				ctr_inc(st, WP_CTR_TCP_DATA_AFTER_CLOSE);
+				send_rst_conn(c);
+				conn_release(c);
+				return;
+			}
+			data_input(c, s);
+			fin = s->flags & TH_FIN;
+			break;
+		default:
+			fin = false; /* text after the peer's FIN: ignore */
+			break;
+		}
+	}
+	if (fin && !c->fin_rcvd) {
+		if (s->seq + s->len == c->rcv_nxt) {
+			fin_input(c);
+		} else if (SEQ_GT(s->seq + s->len, c->rcv_nxt)) {
+			c->ooo_fin = true;
+			c->ooo_fin_seq = s->seq + s->len;
+			c->ack_now = true;
+		}
+	}
+	if (c->ooo_fin && !c->fin_rcvd && c->rcv_nxt == c->ooo_fin_seq)
+		fin_input(c);
+
+	if (established_now) {
+		if (c->passive) {
+			ctr_inc(st, WP_CTR_TCP_PASSIVE_OPEN);
+			try_accept(st, &st->listeners[c->listener - 1]);
+		} else if (c->cbs && c->cbs->connected) {
+			c->cbs->connected(c, c->arg);
+		}
+		if (c->dead)
+			return;
+	}
+	deliver(c);
+	if (c->dead)
+		return;
+	tcp_output(c);
+	maybe_finish(c);
+}
+
+/* ---- SYN cookies (RFC 4987) ------------------------------------------------------------------ */
+
+static const uint16_t cookie_mss[8] = {536, 1220, 1360, 1400, 1440, 1452, 1460, 8960};
+
+static uint32_t cookie_hash(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                            const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn, uint32_t t)
+{
+	uint8_t b[48];
+	size_t n = tuple_bytes(b, la, lp, ra, rp);
+	wr32(b + n, peer_isn);
+	wr32(b + n + 4, t);
+	uint64_t k[2] = {st->key[0] ^ 0x636f6f6b6965ull, st->key[1]};
+	return (uint32_t)siphash24(k, b, n + 8);
+}
+
+/* Layout: 5 bits time counter | 3 bits MSS index | 24 bits keyed hash. */
+static uint32_t cookie_make(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                            const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn,
+                            unsigned mssidx)
+{
+	uint32_t t = (uint32_t)(st->now_us / COOKIE_PERIOD_US);
+	return (t & 31) << 27 | (uint32_t)mssidx << 24 |
+	       (cookie_hash(st, la, lp, ra, rp, peer_isn, t) & 0xffffff);
+}
+
+static int cookie_check(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                        const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn, uint32_t cookie,
+                        unsigned *mssidx)
+{
+	uint32_t now_t = (uint32_t)(st->now_us / COOKIE_PERIOD_US);
+	for (uint32_t d = 0; d < 2 && d <= now_t; d++) {
+		uint32_t t = now_t - d;
+		if ((t & 31) != cookie >> 27)
+			continue;
+		if ((cookie_hash(st, la, lp, ra, rp, peer_isn, t) & 0xffffff) ==
+		    (cookie & 0xffffff)) {
+			*mssidx = (cookie >> 24) & 7;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Stateless SYN-ACK. Window scale and SACK-permitted ride in the low six bits
+ * of our timestamp (echoed back in TSecr); without timestamps they are not
+ * offered.
+ */
+static void send_cookie_synack(struct wp_tcp_stack *st, const struct wp_addr *la,
+                               const struct wp_addr *ra, const struct seg *s)
+{
+	unsigned idx = 0;
+	uint16_t peer_mss = s->has_mss ? s->mss : MSS_DEFAULT;
+	for (unsigned i = 0; i < 8; i++)
+		if (cookie_mss[i] <= peer_mss && cookie_mss[i] <= st->cfg.mss)
+			idx = i;
+	uint32_t cookie = cookie_make(st, la, s->dport, ra, s->sport, s->seq, idx);
+	struct txinfo t = {.seq = cookie, .ack = s->seq + 1, .flags = TH_SYN | TH_ACK};
+	t.wnd = syn_window(st);
+	uint8_t *o = t.opt, n = 0;
+	o[n++] = OPT_MSS;
+	o[n++] = 4;
+	wr16(o + n, st->cfg.mss);
+	n += 2;
+	bool ts = st->cfg.timestamps && s->has_ts;
+	if (ts) {
+		bool ws = st->cfg.window_scaling && s->has_ws;
+		bool sack = st->cfg.sack && s->has_sackok;
+		uint32_t tsval = (ts_now(st) & ~0x3fu) | 0x20 | (sack ? 0x10 : 0) |
+		                 (ws ? st->rcv_wscale : 0xf);
+		n += put_ts(o + n, tsval, s->tsval);
+		if (sack) {
+			o[n++] = OPT_NOP;
+			o[n++] = OPT_NOP;
+			o[n++] = OPT_SACKOK;
+			o[n++] = 2;
+		}
+		if (ws) {
+			o[n++] = OPT_NOP;
+			o[n++] = OPT_WS;
+			o[n++] = 3;
+			o[n++] = st->rcv_wscale;
+		}
+	}
+	t.optlen = n;
+	tx(st, la, ra, s->dport, s->sport, &t);
+}
+
+/* A bare ACK to a listener: maybe the third step of a cookie handshake. */
+static bool cookie_accept(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
+                          const struct wp_addr *ra, struct seg *s)
+{
+	unsigned idx;
+	if (cookie_check(st, la, s->dport, ra, s->sport, s->seq - 1, s->ack - 1, &idx) < 0)
+		return false;
+	if (l->acceptq >= st->cfg.accept_backlog) {
+		ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
+		return true;
+	}
+	struct wp_tcp_conn *c = conn_alloc(st);
+	if (!c)
+		return true;
+	ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_OK);
+	c->laddr = *la;
+	c->raddr = *ra;
+	c->lport = s->dport;
+	c->rport = s->sport;
+	c->passive = true;
+	c->listener = (uint8_t)(l - st->listeners + 1);
+	c->irs = s->seq - 1;
+	c->rcv_nxt = s->seq;
+	c->last_ack_sent = s->seq;
+	c->rcv_adv = c->rcv_nxt + syn_window(st);
+	c->iss = s->ack - 1;
+	c->snd_una = c->snd_nxt = c->snd_max = s->ack;
+	c->sbuf_seq = s->ack;
+	c->mss = (uint16_t)WP_MIN(cookie_mss[idx], st->cfg.mss);
+	if (st->cfg.timestamps && s->has_ts && (s->tsecr & 0x20)) {
+		c->ts_ok = true;
+		c->ts_recent = s->tsval;
+		c->ts_recent_us = st->now_us;
+		c->ts_offset = 0;
+		c->sack_ok = st->cfg.sack && (s->tsecr & 0x10);
+		if ((s->tsecr & 0xf) != 0xf) {
+			/* Our SYN-ACK offered scaling, so the SYN carried it; its shift is lost. */
+			c->ws_ok = true;
+			c->rcv_wscale = (uint8_t)(s->tsecr & 0xf);
+			c->snd_wscale = 0;
+		}
+	}
+	c->rcv_mss = (uint32_t)st->cfg.mss - (c->ts_ok ? 12 : 0);
+	c->snd_wnd = (uint32_t)s->wnd << c->snd_wscale;
+	c->max_snd_wnd = c->snd_wnd;
+	c->snd_wl1 = s->seq;
+	c->snd_wl2 = s->ack;
+	hash_insert(c);
+	on_established(c);
+	acceptq_push(l, c, false);
+	ctr_inc(st, WP_CTR_TCP_PASSIVE_OPEN);
+	conn_input(c, s);
+	if (!c->dead && c->in_acceptq)
+		try_accept(st, l);
+	return true;
+}
+
+/* ---- listeners ------------------------------------------------------------------------------- */
+
+static struct listener *listener_find(struct wp_tcp_stack *st, uint16_t port)
+{
+	for (int i = 0; i < WP_TCP_MAX_LISTENERS; i++)
+		if (st->listeners[i].used && st->listeners[i].port == port)
+			return &st->listeners[i];
+	return NULL;
+}
+
+static void listen_input(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
+                         const struct wp_addr *ra, struct seg *s)
+{
+	if (s->flags & TH_RST) {
+		ctr_inc(st, WP_CTR_TCP_RST_NO_CONN);
+		return;
+	}
+	if (s->flags & TH_ACK) {
+		if (!(s->flags & TH_SYN) && l->cookie_us &&
+		    st->now_us - l->cookie_us < 2 * COOKIE_PERIOD_US) {
+			if (cookie_accept(st, l, la, ra, s))
+				return;
+			ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_FAILED);
+		} else {
+			ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);
+		}
+		send_rst_reply(st, la, ra, s);
+		return;
+	}
+	if (!(s->flags & TH_SYN)) {
+		ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);
+		return;
+	}
+	if (l->acceptq >= st->cfg.accept_backlog) {
+		ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
+		return;
+	}
+	struct wp_tcp_conn *c = NULL;
+	if (l->synq < st->cfg.syn_backlog)
+		c = conn_alloc(st);
+	else
+		ctr_inc(st, WP_CTR_TCP_SYN_QUEUE_FULL);
+	if (!c) {
+		send_cookie_synack(st, la, ra, s);
+		ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_SENT);
+		l->cookie_us = st->now_us ? st->now_us : 1;
+		return;
+	}
+	c->laddr = *la;
+	c->raddr = *ra;
+	c->lport = s->dport;
+	c->rport = s->sport;
+	c->passive = true;
+	c->listener = (uint8_t)(l - st->listeners + 1);
+	c->in_synq = true;
+	l->synq++;
+	c->irs = s->seq;
+	c->rcv_nxt = s->seq + 1;
+	c->last_ack_sent = c->rcv_nxt;
+	syn_options(c, s);
+	c->iss = isn_make(st, la, s->dport, ra, s->sport);
+	c->ts_offset = (uint32_t)siphash24(st->key, &c->iss, sizeof(c->iss));
+	c->snd_una = c->iss;
+	c->snd_nxt = c->snd_max = c->iss + 1;
+	c->sbuf_seq = c->iss + 1;
+	c->recover = c->iss;
+	hash_insert(c);
+	set_state(c, WP_TCP_SYN_RECEIVED);
+	send_synack(c);
+	arm_rto(c);
+}
+
+static void try_accept(struct wp_tcp_stack *st, struct listener *l)
+{
+	while (l->aq_head != NIL) {
+		struct wp_tcp_conn *c = &st->conns[l->aq_head];
+		acceptq_remove(l, c);
+		c->app_owned = true;
+		int r = l->cb ? l->cb(c, l->arg) : -ECONNREFUSED;
+		if (c->dead)
+			continue;
+		if (r == -EAGAIN) {
+			c->app_owned = false;
+			acceptq_push(l, c, true);
+			return;
+		}
+		if (r < 0) {
+			ctr_inc(st, WP_CTR_TCP_ACCEPT_REFUSED);
+			c->app_owned = false;
+			send_rst_conn(c);
+			conn_release(c);
+			continue;
+		}
+		deliver(c);
+		if (c->dead)
+			continue;
+		tcp_output(c);
+		maybe_finish(c);
+	}
+}
+
+/* ---- TIME_WAIT input ----------------------------------------------------------------------------
+ */
+
+static void tw_send_ack(struct wp_tcp_stack *st, const struct tw_entry *e)
+{
+	struct txinfo t = {.seq = e->snd_nxt, .ack = e->rcv_nxt, .flags = TH_ACK, .wnd = e->wnd};
+	if (e->ts_ok)
+		t.optlen = put_ts(t.opt, ts_now(st) + e->ts_offset, e->ts_recent);
+	tx(st, &e->laddr, &e->raddr, e->lport, e->rport, &t);
+}
+
+/* Returns true when consumed; false when a new SYN took over the 4-tuple. */
+static bool tw_input(struct wp_tcp_stack *st, struct tw_entry *e, const struct seg *s)
+{
+	if (s->flags & TH_RST) {
+		ctr_inc(st, WP_CTR_TCP_TIME_WAIT_RST_IGNORED);
+		return true;
+	}
+	if ((s->flags & (TH_SYN | TH_ACK)) == TH_SYN) {
+		if (SEQ_GT(s->seq, e->rcv_nxt) ||
+		    (e->ts_ok && s->has_ts && SEQ_GT(s->tsval, e->ts_recent))) {
+			tw_unhash(st, e);
+			ctr_inc(st, WP_CTR_TCP_TIME_WAIT_REUSED);
+			return false;
+		}
+		tw_send_ack(st, e);
+		return true;
+	}
+	if (e->ts_ok && s->has_ts && SEQ_LT(s->tsval, e->ts_recent)) {
+		ctr_inc(st, WP_CTR_TCP_PAWS_REJECTED);
+		tw_send_ack(st, e);
+		return true;
+	}
+	if (s->len || (s->flags & TH_FIN))
+		tw_send_ack(st, e);
+	return true;
+}
+
+/* ---- entry points -------------------------------------------------------------------------------
+ */
+
+static void parse_opts(const uint8_t *o, unsigned n, struct seg *s)
+{
+	unsigned i = 0;
+	bool syn = s->flags & TH_SYN;
+	while (i < n) {
+		uint8_t k = o[i];
+		if (k == OPT_EOL)
+			break;
+		if (k == OPT_NOP) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n)
+			break;
+		uint8_t l = o[i + 1];
+		if (l < 2 || i + l > n)
+			break;
+		switch (k) {
+		case OPT_MSS:
+			if (l == 4 && syn) {
+				s->has_mss = true;
+				s->mss = rd16(o + i + 2);
+			}
+			break;
+		case OPT_WS:
+			if (l == 3 && syn) {
+				s->has_ws = true;
+				s->ws = o[i + 2];
+			}
+			break;
+		case OPT_SACKOK:
+			if (l == 2 && syn)
+				s->has_sackok = true;
+			break;
+		case OPT_SACK:
+			if (l >= 10 && (l - 2) % 8 == 0 && !syn) {
+				unsigned nb = WP_MIN((unsigned)(l - 2) / 8, 4u);
+				for (unsigned b = 0; b < nb; b++) {
+					s->sack[b].start = rd32(o + i + 2 + 8 * b);
+					s->sack[b].end = rd32(o + i + 6 + 8 * b);
+				}
+				s->nsack = (uint8_t)nb;
+			}
+			break;
+		case OPT_TS:
+			if (l == 10) {
+				s->has_ts = true;
+				s->tsval = rd32(o + i + 2);
+				s->tsecr = rd32(o + i + 6);
+			}
+			break;
+		default:
+			break;
+		}
+		i += l;
+	}
+}
+
+static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, const uint8_t *p,
+                 uint16_t len)
+{
+	if (len < 20) {
+		ctr_inc(st, WP_CTR_TCP_TRUNCATED);
+		return -EINVAL;
+	}
+	unsigned doff = (unsigned)(p[12] >> 4) * 4;
+	if (doff < 20 || doff > len) {
+		ctr_inc(st, WP_CTR_TCP_BAD_OFFSET);
+		return -EINVAL;
+	}
+	if (tcp_checksum(src_ip, dst_ip, p, len) != 0) {
+		ctr_inc(st, WP_CTR_TCP_BAD_CHECKSUM);
+		return -EINVAL;
+	}
+	struct seg s = {0};
+	s.sport = rd16(p);
+	s.dport = rd16(p + 2);
+	s.seq = rd32(p + 4);
+	s.ack = rd32(p + 8);
+	s.flags = p[13] & 0x3f;
+	s.wnd = rd16(p + 14);
+	s.data = p + doff;
+	s.len = len - doff;
+	if (((s.flags & TH_SYN) && (s.flags & (TH_FIN | TH_RST))) || !s.sport || !s.dport) {
+		ctr_inc(st, WP_CTR_TCP_BAD_FLAGS);
+		return -EINVAL;
+	}
+	parse_opts(p + 20, doff - 20, &s);
+
+	struct wp_addr la = {.family = WP_AF_INET, .v4 = dst_ip};
+	struct wp_addr ra = {.family = WP_AF_INET, .v4 = src_ip};
+	struct wp_tcp_conn *c = conn_lookup(st, &la, s.dport, &ra, s.sport);
+	if (c) {
+		conn_input(c, &s);
+		return 0;
+	}
+	struct tw_entry *e = tw_lookup(st, &la, s.dport, &ra, s.sport);
+	if (e && tw_input(st, e, &s))
+		return 0;
+	struct listener *l = listener_find(st, s.dport);
+	if (l) {
+		listen_input(st, l, &la, &ra, &s);
+		return 0;
+	}
+	if (s.flags & TH_RST) {
+		ctr_inc(st, WP_CTR_TCP_RST_NO_CONN);
+		return 0;
+	}
+	ctr_inc(st, WP_CTR_TCP_NO_LISTENER);
+	send_rst_reply(st, &la, &ra, &s);
+	return 0;
+}
+
+int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, const uint8_t *seg,
+                 uint16_t seg_len, uint64_t now_us)
+{
+	enter(st, now_us);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len);
+	leave(st);
+	return rc;
+}
+
+/* ---- timers
+ * --------------------------------------------------------------------------------------- */
+
+static void rto_expired(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->state == WP_TCP_SYN_SENT || c->state == WP_TCP_SYN_RECEIVED) {
+		uint8_t limit =
+		        c->state == WP_TCP_SYN_SENT ? st->cfg.syn_retries : st->cfg.synack_retries;
+		if (++c->retries > limit) {
+			ctr_inc(st, WP_CTR_TCP_SYN_TIMEOUT);
+			terminate(c, WP_TCP_CLOSE_TIMEOUT);
+			return;
+		}
+		c->backoff++;
+		c->syn_rexmit = true;
+		ctr_inc(st, WP_CTR_TCP_SYN_RETRANSMIT);
+		if (c->state == WP_TCP_SYN_SENT)
+			send_syn(c);
+		else
+			send_synack(c);
+		arm_rto(c);
+		return;
+	}
+	if (c->snd_una == c->snd_max || !can_send_state(c))
+		return;
+	if (++c->retries > st->cfg.max_retries) {
+		ctr_inc(st, WP_CTR_TCP_CONN_TIMEOUT);
+		send_rst_conn(c);
+		terminate(c, WP_TCP_CLOSE_TIMEOUT);
+		return;
+	}
+	ctr_inc(st, WP_CTR_TCP_RTO_TIMEOUT);
+	if (c->backoff == 0)
+		c->ssthresh = WP_MAX((c->snd_max - c->snd_una) / 2, 2u * c->mss);
+	c->cwnd = c->mss;
+	c->in_recovery = false;
+	c->dupacks = 0;
+	c->recover = c->snd_max;
+	c->nsb = 0; /* RFC 2018: the receiver may have reneged */
+	c->rtt_active = false;
+	c->snd_nxt = c->snd_una;
+	if (c->backoff < 20)
+		c->backoff++;
+	tcp_output(c);
+	arm_rto(c);
+}
+
+static void persist_expired(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	bool pending =
+	        SEQ_LT(c->snd_nxt, data_end) || (c->fin_queued && SEQ_LEQ(c->snd_nxt, c->fin_seq));
+	if (c->snd_wnd || !pending || c->snd_max != c->snd_una) {
+		tcp_output(c);
+		return;
+	}
+	ctr_inc(st, WP_CTR_TCP_PERSIST_PROBE);
+	send_probe(c);
+	if (c->persist_backoff < 20)
+		c->persist_backoff++;
+	uint64_t iv = (uint64_t)c->rto_us << c->persist_backoff;
+	set_timer(c, T_PERSIST, st->now_us + WP_MIN(iv, (uint64_t)st->cfg.rto_max_us));
+}
+
+static void keep_expired(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->state == WP_TCP_FIN_WAIT_2 && c->app_closed) {
+		ctr_inc(st, WP_CTR_TCP_FIN_WAIT2_TIMEOUT);
+		conn_release(c);
+		return;
+	}
+	if (!st->cfg.keepalive_idle_us ||
+	    (c->state != WP_TCP_ESTABLISHED && c->state != WP_TCP_CLOSE_WAIT))
+		return;
+	if (!c->keep_probes && st->now_us - c->last_rcv_us < st->cfg.keepalive_idle_us) {
+		set_timer(c, T_KEEP, c->last_rcv_us + st->cfg.keepalive_idle_us);
+		return;
+	}
+	if (c->keep_probes >= st->cfg.keepalive_probes) {
+		ctr_inc(st, WP_CTR_TCP_KEEPALIVE_TIMEOUT);
+		send_rst_conn(c);
+		terminate(c, WP_TCP_CLOSE_TIMEOUT);
+		return;
+	}
+	ctr_inc(st, WP_CTR_TCP_KEEPALIVE_PROBE);
+	send_probe(c);
+	c->keep_probes++;
+	set_timer(c, T_KEEP, st->now_us + st->cfg.keepalive_intvl_us);
+}
+
+static void conn_timers(struct wp_tcp_conn *c)
+{
+	uint64_t now = c->st->now_us;
+	if (c->tdl[T_RTO] && c->tdl[T_RTO] <= now) {
+		c->tdl[T_RTO] = 0;
+		rto_expired(c);
+		if (c->dead)
+			return;
+	}
+	if (c->tdl[T_PERSIST] && c->tdl[T_PERSIST] <= now) {
+		c->tdl[T_PERSIST] = 0;
+		persist_expired(c);
+		if (c->dead)
+			return;
+	}
+	if (c->tdl[T_DELACK] && c->tdl[T_DELACK] <= now) {
+		c->tdl[T_DELACK] = 0;
+		if (c->ack_pending && synchronized(c)) {
+			ctr_inc(c->st, WP_CTR_TCP_DELAYED_ACK);
+			send_ack(c);
+		}
+	}
+	if (c->tdl[T_KEEP] && c->tdl[T_KEEP] <= now) {
+		c->tdl[T_KEEP] = 0;
+		keep_expired(c);
+		if (c->dead)
+			return;
+	}
+	timer_sched(c);
+}
+
+void wp_tcp_timers(struct wp_tcp_stack *st, uint64_t now_us)
+{
+	enter(st, now_us);
+	uint64_t target = st->now_us / TICK_US;
+	if (target > st->wheel_tick) {
+		uint64_t n = WP_MIN(target - st->wheel_tick, (uint64_t)WHEEL_SLOTS);
+		uint32_t fire = NIL;
+		for (uint64_t i = 1; i <= n; i++) {
+			uint32_t slot = (uint32_t)((st->wheel_tick + i) & WHEEL_MASK);
+			uint32_t ci = st->wheel[slot];
+			while (ci != NIL) {
+				struct wp_tcp_conn *c = &st->conns[ci];
+				ci = c->wnext;
+				if (c->wexpire <= st->now_us) {
+					wheel_unlink(c);
+					c->fire_next = fire;
+					fire = c->idx;
+				}
+			}
+		}
+		st->wheel_tick = target;
+		while (fire != NIL) {
+			struct wp_tcp_conn *c = &st->conns[fire];
+			fire = c->fire_next;
+			c->fire_next = NIL;
+			if (!c->dead)
+				conn_timers(c);
+		}
+	}
+	tw_expire(st);
+	leave(st);
+}
+
+/* ---- app API
+ * ------------------------------------------------------------------------------------------ */
+
+void wp_tcp_conn_set_callbacks(struct wp_tcp_conn *c, const struct wp_tcp_callbacks *cbs, void *arg)
+{
+	c->cbs = cbs;
+	c->arg = arg;
+}
+
+ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead || c->app_closed || c->closed_notified)
+		return -EBADF;
+	if (c->fin_queued)
+		return -EPIPE;
+	switch (c->state) {
+	case WP_TCP_SYN_SENT:
+	case WP_TCP_SYN_RECEIVED:
+	case WP_TCP_ESTABLISHED:
+	case WP_TCP_CLOSE_WAIT:
+		break;
+	default:
+		return -ENOTCONN;
+	}
+	if (!len)
+		return 0;
+	if (!c->sbuf) {
+		c->sbuf = pool_get(&st->spool);
+		if (!c->sbuf) {
+			ctr_inc(st, WP_CTR_TCP_SNDBUF_POOL_EMPTY);
+			return -ENOBUFS;
+		}
+		c->shead = 0;
+	}
+	uint32_t space = st->cfg.snd_buf - c->slen;
+	uint32_t n = (uint32_t)WP_MIN(len, (size_t)space);
+	ring_write(c->sbuf, st->cfg.snd_buf, c->shead + c->slen, data, n);
+	c->slen += n;
+	if (n < len)
+		c->want_writable = true;
+	enter(st, 0);
+	tcp_output(c);
+	leave(st);
+	return n;
+}
+
+size_t wp_tcp_send_space(const struct wp_tcp_conn *c)
+{
+	if (c->fin_queued || c->app_closed)
+		return 0;
+	return c->st->cfg.snd_buf - c->slen;
+}
+
+void wp_tcp_recv_resume(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead)
+		return;
+	enter(st, 0);
+	deliver(c);
+	if (!c->dead) {
+		tcp_output(c);
+		maybe_finish(c);
+	}
+	leave(st);
+}
+
+int wp_tcp_shutdown(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead)
+		return -EBADF;
+	if (c->fin_queued)
+		return 0;
+	switch (c->state) {
+	case WP_TCP_ESTABLISHED:
+		set_state(c, WP_TCP_FIN_WAIT_1);
+		break;
+	case WP_TCP_CLOSE_WAIT:
+		set_state(c, WP_TCP_LAST_ACK);
+		break;
+	case WP_TCP_SYN_SENT:
+	case WP_TCP_SYN_RECEIVED:
+		break; /* FIN follows the handshake (on_established) */
+	default:
+		return -ENOTCONN;
+	}
+	c->fin_queued = true;
+	c->fin_seq = c->sbuf_seq + c->slen;
+	enter(st, 0);
+	tcp_output(c);
+	leave(st);
+	return 0;
+}
+
+void wp_tcp_close(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead || c->app_closed)
+		return;
+	enter(st, 0);
+	bool notified = c->closed_notified;
+	c->app_closed = true;
+	c->cbs = NULL;
+	if (notified) {
+		/* Called from inside closed(): the stack releases it. */
+	} else if (c->state == WP_TCP_SYN_SENT) {
+		conn_release(c);
+	} else if (c->rlen || c->state == WP_TCP_SYN_RECEIVED) {
+		if (c->rlen)
+			ctr_inc(st, WP_CTR_TCP_CLOSE_UNREAD);
+		send_rst_conn(c);
+		conn_release(c);
+	} else {
+		if (c->state == WP_TCP_ESTABLISHED || c->state == WP_TCP_CLOSE_WAIT) {
+			c->app_closed = false;
+			(void)wp_tcp_shutdown(c);
+			c->app_closed = true;
+		}
+		if (!c->dead && c->state == WP_TCP_FIN_WAIT_2)
+			set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
+		maybe_finish(c);
+	}
+	leave(st);
+}
+
+void wp_tcp_abort(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->dead)
+		return;
+	enter(st, 0);
+	if (c->state != WP_TCP_SYN_SENT && c->state != WP_TCP_CLOSED &&
+	    c->state != WP_TCP_TIME_WAIT)
+		send_rst_conn(c);
+	ctr_inc(st, WP_CTR_TCP_CONN_ABORTED);
+	c->app_closed = true;
+	conn_release(c);
+	leave(st);
+}
+
+static bool port_busy(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                      const struct wp_addr *ra, uint16_t rp)
+{
+	return listener_find(st, lp) || conn_lookup(st, la, lp, ra, rp) ||
+	       tw_lookup(st, la, lp, ra, rp);
+}
+
+int wp_tcp_pick_port(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port,
+                     wp_tcp_port_pred_cb pred, void *pred_arg, uint16_t *port)
+{
+	struct wp_addr la = {.family = WP_AF_INET, .v4 = st->cfg.local_ip};
+	struct wp_addr ra = {.family = WP_AF_INET, .v4 = dst_ip};
+	uint32_t lo = st->cfg.eph_port_lo, n = (uint32_t)st->cfg.eph_port_hi - lo + 1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t p = (uint16_t)(lo + (st->eph_cursor + i) % n);
+		if (port_busy(st, &la, p, &ra, dst_port))
+			continue;
+		if (pred && !pred(p, pred_arg))
+			continue;
+		st->eph_cursor = (st->eph_cursor + i + 1) % n;
+		*port = p;
+		return 0;
+	}
+	return -EADDRNOTAVAIL;
+}
+
+int wp_tcp_connect(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port, uint16_t local_port,
+                   const struct wp_tcp_callbacks *cbs, void *arg, struct wp_tcp_conn **connp)
+{
+	struct wp_addr la = {.family = WP_AF_INET, .v4 = st->cfg.local_ip};
+	struct wp_addr ra = {.family = WP_AF_INET, .v4 = dst_ip};
+	if (!dst_port)
+		return -EINVAL;
+	if (!local_port) {
+		int rc = wp_tcp_pick_port(st, dst_ip, dst_port, NULL, NULL, &local_port);
+		if (rc < 0)
+			return rc;
+	} else if (conn_lookup(st, &la, local_port, &ra, dst_port) ||
+	           tw_lookup(st, &la, local_port, &ra, dst_port)) {
+		return -EADDRINUSE;
+	}
+	enter(st, 0);
+	struct wp_tcp_conn *c = conn_alloc(st);
+	if (!c) {
+		leave(st);
+		return -ENOBUFS;
+	}
+	c->laddr = la;
+	c->raddr = ra;
+	c->lport = local_port;
+	c->rport = dst_port;
+	c->cbs = cbs;
+	c->arg = arg;
+	c->app_owned = true;
+	c->iss = isn_make(st, &la, local_port, &ra, dst_port);
+	c->ts_offset = (uint32_t)siphash24(st->key, &c->iss, sizeof(c->iss));
+	c->snd_una = c->iss;
+	c->snd_nxt = c->snd_max = c->iss + 1;
+	c->sbuf_seq = c->iss + 1;
+	c->recover = c->iss;
+	hash_insert(c);
+	set_state(c, WP_TCP_SYN_SENT);
+	ctr_inc(st, WP_CTR_TCP_ACTIVE_OPEN);
+	send_syn(c);
+	arm_rto(c);
+	*connp = c;
+	leave(st);
+	return 0;
+}
+
+int wp_tcp_listen(struct wp_tcp_stack *st, uint16_t port, wp_tcp_accept_cb cb, void *arg)
+{
+	if (!port || !cb)
+		return -EINVAL;
+	if (listener_find(st, port))
+		return -EADDRINUSE;
+	for (int i = 0; i < WP_TCP_MAX_LISTENERS; i++) {
+		struct listener *l = &st->listeners[i];
+		if (l->used)
+			continue;
+		memset(l, 0, sizeof(*l));
+		l->used = true;
+		l->port = port;
+		l->cb = cb;
+		l->arg = arg;
+		l->aq_head = l->aq_tail = NIL;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int wp_tcp_unlisten(struct wp_tcp_stack *st, uint16_t port)
+{
+	struct listener *l = listener_find(st, port);
+	if (!l)
+		return -ENOENT;
+	enter(st, 0);
+	uint8_t id = (uint8_t)(l - st->listeners + 1);
+	for (uint32_t i = 0; i < st->cfg.max_conns; i++) {
+		struct wp_tcp_conn *c = &st->conns[i];
+		if (c->used && !c->dead && c->listener == id && !c->app_owned) {
+			ctr_inc(st, WP_CTR_TCP_CONN_ABORTED);
+			send_rst_conn(c);
+			conn_release(c);
+		}
+	}
+	for (uint32_t i = 0; i < st->cfg.max_conns; i++)
+		if (st->conns[i].used && st->conns[i].listener == id)
+			st->conns[i].listener = 0;
+	l->used = false;
+	leave(st);
+	return 0;
+}
+
+void wp_tcp_accept_resume(struct wp_tcp_stack *st, uint16_t port)
+{
+	struct listener *l = listener_find(st, port);
+	if (!l)
+		return;
+	enter(st, 0);
+	try_accept(st, l);
+	leave(st);
+}
+
+/* ---- create / destroy / introspection
+ * ---------------------------------------------------------------- */
+
+void wp_tcp_config_default(struct wp_tcp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->max_conns = 4096;
+	cfg->syn_backlog = 256;
+	cfg->accept_backlog = 256;
+	cfg->time_wait_max = 4096;
+	cfg->rcv_buf = 64 * 1024;
+	cfg->snd_buf = 64 * 1024;
+	cfg->mss = 1460;
+	cfg->max_ooo_ranges = 8;
+	cfg->rto_min_us = 200000;
+	cfg->rto_max_us = 60000000;
+	cfg->rto_initial_us = 1000000;
+	cfg->max_retries = 8;
+	cfg->syn_retries = 5;
+	cfg->synack_retries = 5;
+	cfg->keepalive_probes = 5;
+	cfg->delack_us = 40000;
+	cfg->time_wait_us = 2000000;
+	cfg->fin_wait2_us = 30000000;
+	cfg->keepalive_idle_us = 0;
+	cfg->keepalive_intvl_us = 15000000;
+	cfg->challenge_ack_per_sec = 1000;
+	cfg->eph_port_lo = 32768;
+	cfg->eph_port_hi = 60999;
+	cfg->window_scaling = true;
+	cfg->timestamps = true;
+	cfg->sack = true;
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 16;
+	while (p < n && p < (1u << 30))
+		p <<= 1;
+	return p;
+}
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+struct wp_tcp_stack *wp_tcp_stack_create(const struct wp_tcp_config *cfg,
+                                         const struct wp_tcp_io_ops *ops, uint64_t *ctr)
+{
+	if (!cfg || !ops || !ops->tx_alloc || !ops->tx_send || !ctr || !cfg->max_conns ||
+	    cfg->mss < MSS_MIN + 40 || cfg->rcv_buf < cfg->mss || cfg->snd_buf < 1 ||
+	    cfg->rcv_buf > (1u << 30) || cfg->snd_buf > (1u << 30) || !cfg->max_ooo_ranges ||
+	    cfg->max_ooo_ranges > WP_TCP_MAX_OOO || cfg->eph_port_lo == 0 ||
+	    cfg->eph_port_hi < cfg->eph_port_lo || !cfg->rto_min_us ||
+	    cfg->rto_max_us < cfg->rto_min_us || cfg->max_conns >= NIL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct wp_tcp_stack *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->cfg = *cfg;
+	st->ops = *ops;
+	st->ctr = ctr;
+	if (cfg->seed) {
+		uint64_t x = cfg->seed;
+		st->key[0] = splitmix(&x);
+		st->key[1] = splitmix(&x);
+	} else if (getrandom(st->key, sizeof(st->key), 0) != sizeof(st->key)) {
+		goto fail;
+	}
+	while ((cfg->rcv_buf >> st->rcv_wscale) > 65535 && st->rcv_wscale < 14)
+		st->rcv_wscale++;
+
+	st->conns = calloc(cfg->max_conns, sizeof(*st->conns));
+	uint32_t hsize = pow2_at_least(cfg->max_conns * 2);
+	st->hash = malloc(sizeof(uint32_t) * hsize);
+	if (!st->conns || !st->hash)
+		goto fail;
+	st->hmask = hsize - 1;
+	memset(st->hash, 0xff, sizeof(uint32_t) * hsize);
+	for (uint32_t i = 0; i < cfg->max_conns; i++) {
+		st->conns[i].idx = i;
+		st->conns[i].list_next = i + 1 < cfg->max_conns ? i + 1 : NIL;
+	}
+	st->conn_free = 0;
+	st->dead_head = NIL;
+
+	if (pool_init(&st->rpool, cfg->rcv_buf,
+	              cfg->rcv_buf_count ? cfg->rcv_buf_count : cfg->max_conns) ||
+	    pool_init(&st->spool, cfg->snd_buf,
+	              cfg->snd_buf_count ? cfg->snd_buf_count : cfg->max_conns))
+		goto fail;
+
+	st->tw_cap = cfg->time_wait_max;
+	if (st->tw_cap) {
+		uint32_t tsize = pow2_at_least(st->tw_cap * 2);
+		st->tw = calloc(st->tw_cap, sizeof(*st->tw));
+		st->tw_hash = malloc(sizeof(uint32_t) * tsize);
+		if (!st->tw || !st->tw_hash)
+			goto fail;
+		st->tw_hmask = tsize - 1;
+		memset(st->tw_hash, 0xff, sizeof(uint32_t) * tsize);
+	}
+	memset(st->wheel, 0xff, sizeof(st->wheel));
+	for (int i = 0; i < WP_TCP_MAX_LISTENERS; i++)
+		st->listeners[i].aq_head = st->listeners[i].aq_tail = NIL;
+	st->eph_cursor =
+	        (uint32_t)(st->key[0] % ((uint32_t)cfg->eph_port_hi - cfg->eph_port_lo + 1));
+	return st;
+fail:
+	wp_tcp_stack_destroy(st);
+	return NULL;
+}
+
+void wp_tcp_stack_destroy(struct wp_tcp_stack *st)
+{
+	if (!st)
+		return;
+	free(st->conns);
+	free(st->hash);
+	free(st->rpool.mem);
+	free(st->rpool.free);
+	free(st->spool.mem);
+	free(st->spool.free);
+	free(st->tw);
+	free(st->tw_hash);
+	free(st);
+}
+
+void wp_tcp_stack_gauges(const struct wp_tcp_stack *st, struct wp_tcp_gauges *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->conns = st->conn_used;
+	memcpy(g->state, st->by_state, sizeof(g->state));
+	g->time_wait = st->tw_live;
+	for (int i = 0; i < WP_TCP_MAX_LISTENERS; i++) {
+		if (!st->listeners[i].used)
+			continue;
+		g->listeners++;
+		g->syn_queue += st->listeners[i].synq;
+		g->accept_queue += st->listeners[i].acceptq;
+	}
+	g->rcv_bufs = st->rpool.count - st->rpool.nfree;
+	g->snd_bufs = st->spool.count - st->spool.nfree;
+}
+
+void wp_tcp_conn_info(const struct wp_tcp_conn *c, struct wp_tcp_conn_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->local = c->laddr;
+	info->remote = c->raddr;
+	info->local_port = c->lport;
+	info->remote_port = c->rport;
+	info->state = (enum wp_tcp_state)c->state;
+	info->snd_queued = c->slen;
+	info->rcv_queued = c->rlen;
+	info->srtt_us = c->srtt_us;
+	info->rto_us = c->rto_us;
+	info->cwnd = c->cwnd;
+	info->snd_wnd = c->snd_wnd;
+	info->mss = c->mss;
+	info->ts_ok = c->ts_ok;
+	info->sack_ok = c->sack_ok;
+	info->ws_ok = c->ws_ok;
+}
+
+const char *wp_tcp_state_name(enum wp_tcp_state s)
+{
+	static const char *const names[WP_TCP_STATE_MAX] = {
+	        "CLOSED",     "SYN_SENT",   "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1",
+	        "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",      "LAST_ACK",    "TIME_WAIT",
+	};
+	return (unsigned)s < WP_TCP_STATE_MAX ? names[s] : "?";
+}
