@@ -19,11 +19,13 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include "dp/diag_client.h"
 #include "dp/obs/telemetry.h"
 #include "dp/port/port.h"
 #include "dp/worker.h"
 #include "wp/addr.h"
 #include "wp/config.h"
+#include "wp/cp.h"
 
 #define MAX_SETS 64
 
@@ -55,10 +57,14 @@ int main(int argc, char **argv)
 	};
 	static struct wp_config cfg;
 	static struct wp_ports ports;
+	static struct wp_steer steer;
+	const char *gateways[WP_MAX_SERVED_GATEWAYS];
+	struct wp_cp_config cpc;
+	struct wp_cp *cp = NULL;
 	const char *path = "conf/waypoint.conf";
 	const char *sets[MAX_SETS];
 	unsigned n_sets = 0, lcores[WP_MAX_WORKERS], id = 0, lcore;
-	struct wp_worker *workers[WP_MAX_WORKERS] = {0};
+	static struct wp_worker *workers[WP_MAX_WORKERS]; /* telemetry reads it until exit */
 	struct wp_stats *stats[WP_MAX_WORKERS];
 	bool check_only = false;
 	char err[WP_CONFIG_ERRLEN];
@@ -119,20 +125,44 @@ int main(int argc, char **argv)
 		fprintf(stderr, "waypointd: %s\n", err);
 		goto out_ports;
 	}
+	memset(&cpc, 0, sizeof(cpc));
+	for (unsigned i = 0; i < cfg.cluster.n_gateways; i++)
+		gateways[i] = cfg.cluster.gateways[i];
+	cpc.manifest_dir = cfg.cluster.manifest_dir;
+	cpc.served.n_gateways = cfg.cluster.n_gateways;
+	cpc.served.gateways = gateways;
+	cpc.served.class_name = cfg.cluster.gateway_class;
+	cpc.served.cluster_domain = cfg.cluster.cluster_domain;
+	cpc.admin_addr = cfg.admin.address;
+	cpc.admin_port = cfg.admin.port;
+	cpc.admin_disabled = !cfg.admin.enabled;
+	cpc.n_workers = cfg.workers;
+	cpc.debounce_ms = cfg.cluster.debounce_ms;
+	cp = wp_cp_create(&cpc);
+	if (cp == NULL || wp_cp_start(cp) != 0) {
+		fprintf(stderr, "waypointd: the control plane did not start (see above)\n");
+		goto out_cp;
+	}
+	if (wp_steer_create(&steer, cfg.workers) != 0) {
+		fprintf(stderr, "waypointd: cannot create the steering rings\n");
+		goto out_cp;
+	}
 	RTE_LCORE_FOREACH_WORKER(lcore)
 	{
 		if (id == cfg.workers)
 			break;
-		workers[id] = wp_worker_create(id, lcore, &cfg, &ports, &quit);
+		workers[id] = wp_worker_create(id, lcore, &cfg, &ports, &steer, &quit);
 		if (workers[id] == NULL) {
 			fprintf(stderr, "waypointd: cannot allocate worker %u\n", id);
 			goto out_workers;
 		}
+		workers[id]->slot = wp_cp_slot(cp);
 		stats[id] = &workers[id]->stats;
 		lcores[id] = lcore;
 		id++;
 	}
-	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0)
+	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
+	    wp_diag_client_register(workers, cfg.workers) != 0)
 		fprintf(stderr, "waypointd: warning: telemetry commands not registered\n");
 	for (unsigned w = 0; w < cfg.workers; w++)
 		rte_eal_remote_launch(wp_worker_main, workers[w], lcores[w]);
@@ -155,6 +185,9 @@ out_workers:
 	rte_eal_mp_wait_lcore();
 	for (unsigned w = 0; w < cfg.workers; w++)
 		wp_worker_destroy(workers[w]);
+	wp_steer_destroy(&steer);
+out_cp:
+	wp_cp_destroy(cp);
 out_ports:
 	wp_ports_stop(&ports);
 	rte_eal_cleanup();

@@ -1,10 +1,18 @@
 /*
  * The poll loop (see worker.h). Run to completion: every iteration receives
  * a burst per port, passes it through fault injection and the network
- * layers, transmits what they produced, runs timers, and accounts the TSC
- * cycles spent as busy (the iteration did work) or idle. In adaptive mode a
- * run of empty polls puts the core to sleep briefly, so a 2-core test
- * machine stays usable; busy mode never sleeps.
+ * layers, hands TCP segments to the stack of the worker that owns the flow,
+ * transmits what the layers produced, runs timers, reports RCU quiescence,
+ * and accounts the TSC cycles spent as busy (the iteration did work) or
+ * idle. In adaptive mode a run of empty polls puts the core to sleep
+ * briefly, so a 2-core test machine stays usable; busy mode never sleeps.
+ *
+ * Flow ownership: wp_port_flow_owner() names the worker that owns a TCP
+ * flow (the NIC's RSS result, or the same Toeplitz hash in software). A
+ * segment that lands on another worker's queue is handed over through the
+ * SPSC steering ring between the two; active opens pick a local port whose
+ * hash lands on the opening worker, so their replies need no steering on a
+ * NIC that honours RSS.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,8 +24,18 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "diag_client.h"
+#include "dp/net/tcp/tcp_diag.h"
 #include "worker.h"
 #include "wp/common.h"
+#include "wp/snapshot.h"
+
+#define STEER_RING_SIZE 1024
+
+/* The diagnostic services' well-known ports (RFC 862, RFC 863, chargen's). */
+#define WP_DIAG_ECHO_PORT    7
+#define WP_DIAG_DISCARD_PORT 9
+#define WP_DIAG_SOURCE_PORT  19
 
 static void free_mbuf(void *pkt, void *arg WP_UNUSED)
 {
@@ -31,67 +49,49 @@ static void *copy_mbuf(void *pkt, void *arg)
 	return rte_pktmbuf_copy(pkt, w->pool, 0, UINT32_MAX);
 }
 
-static inline uint64_t now_us(const struct wp_worker *w, uint64_t tsc)
+uint64_t wp_worker_now_us(const struct wp_worker *w)
 {
-	return tsc / (w->tsc_hz / 1000000);
+	return rte_rdtsc() / (w->tsc_hz / 1000000);
 }
 
-struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_config *cfg,
-                                   const struct wp_ports *ports, volatile const bool *quit)
+int wp_steer_create(struct wp_steer *s, unsigned n)
 {
-	struct wp_worker *w = rte_zmalloc("wp_worker", sizeof(*w), WP_CACHE_LINE);
+	memset(s, 0, sizeof(*s));
+	s->n = n;
+	for (unsigned a = 0; a < n; a++)
+		for (unsigned b = 0; b < n; b++) {
+			char name[RTE_RING_NAMESIZE + 16];
 
-	if (w == NULL)
-		return NULL;
-	w->id = id;
-	w->lcore = lcore;
-	w->n_workers = cfg->workers;
-	w->cfg = cfg;
-	w->pool = ports->pool[id];
-	w->quit = quit;
-	w->tsc_hz = rte_get_tsc_hz();
-	w->n_ports = ports->n;
-	for (unsigned i = 0; i < ports->n; i++) {
-		struct wp_worker_port *wp = &w->ports[i];
-		const struct wp_port_config *pc = &cfg->ports[i];
-		uint32_t mask = pc->prefix ? htonl(~0u << (32 - pc->prefix)) : 0;
-
-		wp->port = &ports->port[i];
-		memcpy(wp->ifc.mac, ports->port[i].mac, 6);
-		wp->ifc.mtu = pc->mtu;
-		wp->ifc.ip = pc->ip.v4;
-		wp->ifc.netmask = mask;
-		wp->ifc.gateway = pc->gateway.family == WP_AF_INET ? pc->gateway.v4 : 0;
-		wp->ifc.port_id = ports->port[i].port_id;
-		wp->arp = wp_arp_cache_create(cfg->arp_entries, cfg->arp_pending,
-		                              (uint64_t)cfg->arp_ttl_s * 1000000, 3000000,
-		                              free_mbuf, NULL);
-		if (wp->arp == NULL)
-			goto fail;
-		wp_fault_init(&wp->fault_rx, cfg->fault.rx_drop, cfg->fault.rx_dup,
-		              cfg->fault.rx_reorder, cfg->fault.seed, id * 64 + i * 2,
-		              WP_CTR_FAULT_RX_DROP, WP_CTR_FAULT_RX_DUP, WP_CTR_FAULT_RX_REORDER);
-		wp_fault_init(&wp->fault_tx, cfg->fault.tx_drop, cfg->fault.tx_dup,
-		              cfg->fault.tx_reorder, cfg->fault.seed, id * 64 + i * 2 + 1,
-		              WP_CTR_FAULT_TX_DROP, WP_CTR_FAULT_TX_DUP, WP_CTR_FAULT_TX_REORDER);
-	}
-	return w;
-fail:
-	wp_worker_destroy(w);
-	return NULL;
+			if (a == b)
+				continue;
+			snprintf(name, sizeof(name), "wp_steer_%u_%u", a, b);
+			s->ring[a][b] = rte_ring_create(name, STEER_RING_SIZE, SOCKET_ID_ANY,
+			                                RING_F_SP_ENQ | RING_F_SC_DEQ);
+			if (s->ring[a][b] == NULL) {
+				wp_steer_destroy(s);
+				return -ENOMEM;
+			}
+		}
+	return 0;
 }
 
-void wp_worker_destroy(struct wp_worker *w)
+void wp_steer_destroy(struct wp_steer *s)
 {
-	if (w == NULL)
-		return;
-	for (unsigned i = 0; i < w->n_ports; i++)
-		wp_arp_cache_destroy(w->ports[i].arp);
-	rte_free(w);
+	for (unsigned a = 0; a < s->n; a++)
+		for (unsigned b = 0; b < s->n; b++) {
+			struct rte_ring *r = s->ring[a][b];
+			void *m;
+
+			if (r == NULL)
+				continue;
+			while (rte_ring_dequeue(r, &m) == 0)
+				rte_pktmbuf_free(m);
+			rte_ring_free(r);
+			s->ring[a][b] = NULL;
+		}
 }
 
-/* Queues one frame for transmit on port <wp>; flushed at the end of the iteration. */
-static void tx_enqueue(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m);
+/* ---- transmit ------------------------------------------------------------ */
 
 static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 {
@@ -118,12 +118,183 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 	}
 }
 
+/* Queues one frame for transmit; flushed when the burst fills or at the end of the iteration. */
 static void tx_enqueue(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m)
 {
 	if (wp->n_tx == WP_BURST)
 		tx_flush(w, wp);
 	wp->tx[wp->n_tx++] = m;
 }
+
+static void send_arp_request(struct wp_worker *w, struct wp_worker_port *wp, uint32_t ip)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
+	uint8_t *buf;
+
+	if (m == NULL || (buf = (uint8_t *)rte_pktmbuf_append(m, 60)) == NULL) {
+		rte_pktmbuf_free(m);
+		wp_ctr_inc(w->stats.ctr, WP_CTR_PORT_NOMBUF);
+		return;
+	}
+	rte_pktmbuf_trim(m, (uint16_t)(60 - wp_arp_build_request(&wp->ifc, ip, buf)));
+	tx_enqueue(w, wp, m);
+	wp_ctr_inc(w->stats.ctr, WP_CTR_ARP_REQUEST_SENT);
+}
+
+void wp_worker_send_ipv4(struct wp_worker_port *wp, struct rte_mbuf *m, uint32_t dst_ip,
+                         uint8_t proto, uint16_t l4_len)
+{
+	static const uint8_t unknown[6];
+	struct wp_worker *w = wp->w;
+	uint64_t now = wp_worker_now_us(w);
+	uint32_t next_hop;
+	uint8_t mac[6];
+	int rc;
+
+	if (wp_net_next_hop(&wp->ifc, dst_ip, &next_hop, w->stats.ctr) != 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (wp_arp_cache_lookup(wp->arp, next_hop, now, mac)) {
+		wp_net_prepend_ipv4(&wp->ifc, rte_pktmbuf_mtod(m, uint8_t *), mac, dst_ip, proto,
+		                    l4_len, wp->ip_id++);
+		tx_enqueue(w, wp, m);
+		return;
+	}
+	/* The destination MAC is filled in when the neighbour answers. */
+	wp_net_prepend_ipv4(&wp->ifc, rte_pktmbuf_mtod(m, uint8_t *), unknown, dst_ip, proto,
+	                    l4_len, wp->ip_id++);
+	rc = wp_arp_cache_queue(wp->arp, next_hop, m, now, w->stats.ctr);
+	if (rc < 0)
+		rte_pktmbuf_free(m);
+	else if (rc == 1)
+		send_arp_request(w, wp, next_hop);
+}
+
+/* wp_tcp_io_ops: room for one TCP segment behind the Ethernet + IPv4 headers. */
+static uint8_t *tcp_tx_alloc(void *arg, uint16_t len, void **handle)
+{
+	struct wp_worker_port *wp = arg;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(wp->w->pool);
+	char *p;
+
+	if (m == NULL)
+		return NULL;
+	p = rte_pktmbuf_append(m, (uint16_t)(WP_NET_HDR_ROOM + len));
+	if (p == NULL) {
+		rte_pktmbuf_free(m);
+		return NULL;
+	}
+	*handle = m;
+	return (uint8_t *)p + WP_NET_HDR_ROOM;
+}
+
+static void tcp_tx_send(void *arg, void *handle, uint32_t src_ip WP_UNUSED, uint32_t dst_ip,
+                        uint16_t len)
+{
+	wp_worker_send_ipv4(arg, handle, dst_ip, WP_IPPROTO_TCP, len);
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_port *wp,
+                                       const struct wp_config *cfg, const struct wp_port_config *pc)
+{
+	struct wp_tcp_io_ops ops = {tcp_tx_alloc, tcp_tx_send, wp};
+	struct wp_tcp_config tc;
+	struct wp_tcp_stack *st;
+
+	wp_tcp_config_default(&tc);
+	tc.local_ip = pc->ip.v4;
+	tc.max_conns = cfg->tcp.max_conns;
+	tc.syn_backlog = cfg->tcp.syn_backlog;
+	tc.accept_backlog = cfg->tcp.accept_backlog;
+	tc.time_wait_max = cfg->tcp.time_wait_max;
+	tc.time_wait_us = cfg->tcp.time_wait_ms * 1000u;
+	tc.rcv_buf = cfg->tcp.rcv_buf;
+	tc.snd_buf = cfg->tcp.snd_buf;
+	tc.rcv_buf_count = cfg->tcp.buffers;
+	tc.snd_buf_count = cfg->tcp.buffers;
+	tc.keepalive_idle_us = cfg->tcp.keepalive_s * 1000000u;
+	tc.mss = (uint16_t)(pc->mtu - 40);
+	st = wp_tcp_stack_create(&tc, &ops, w->stats.ctr);
+	if (st != NULL && pc->diag) {
+		wp->diag = wp_tcp_diag_listen(st, WP_DIAG_ECHO_PORT, WP_DIAG_DISCARD_PORT,
+		                              WP_DIAG_SOURCE_PORT, cfg->tcp.max_conns);
+		if (wp->diag == NULL) {
+			wp_tcp_stack_destroy(st);
+			return NULL;
+		}
+	}
+	return st;
+}
+
+struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_config *cfg,
+                                   const struct wp_ports *ports, const struct wp_steer *steer,
+                                   volatile const bool *quit)
+{
+	struct wp_worker *w = rte_zmalloc("wp_worker", sizeof(*w), WP_CACHE_LINE);
+
+	if (w == NULL)
+		return NULL;
+	w->id = id;
+	w->lcore = lcore;
+	w->n_workers = cfg->workers;
+	w->cfg = cfg;
+	w->pool = ports->pool[id];
+	w->quit = quit;
+	w->steer = steer;
+	w->tsc_hz = rte_get_tsc_hz();
+	w->n_ports = ports->n;
+	for (unsigned i = 0; i < ports->n; i++) {
+		struct wp_worker_port *wp = &w->ports[i];
+		const struct wp_port_config *pc = &cfg->ports[i];
+		uint32_t mask = pc->prefix ? htonl(~0u << (32 - pc->prefix)) : 0;
+
+		wp->w = w;
+		wp->port = &ports->port[i];
+		memcpy(wp->ifc.mac, ports->port[i].mac, 6);
+		wp->ifc.mtu = pc->mtu;
+		wp->ifc.ip = pc->ip.v4;
+		wp->ifc.netmask = mask;
+		wp->ifc.gateway = pc->gateway.family == WP_AF_INET ? pc->gateway.v4 : 0;
+		wp->ifc.port_id = ports->port[i].port_id;
+		wp->ip_id = (uint16_t)(id << 12);
+		wp->arp = wp_arp_cache_create(cfg->arp_entries, cfg->arp_pending,
+		                              (uint64_t)cfg->arp_ttl_s * 1000000, 3000000,
+		                              free_mbuf, NULL);
+		if (wp->arp == NULL)
+			goto fail;
+		wp->tcp = create_tcp(w, wp, cfg, pc);
+		if (wp->tcp == NULL)
+			goto fail;
+		wp_fault_init(&wp->fault_rx, cfg->fault.rx_drop, cfg->fault.rx_dup,
+		              cfg->fault.rx_reorder, cfg->fault.seed, id * 64 + i * 2,
+		              WP_CTR_FAULT_RX_DROP, WP_CTR_FAULT_RX_DUP, WP_CTR_FAULT_RX_REORDER);
+		wp_fault_init(&wp->fault_tx, cfg->fault.tx_drop, cfg->fault.tx_dup,
+		              cfg->fault.tx_reorder, cfg->fault.seed, id * 64 + i * 2 + 1,
+		              WP_CTR_FAULT_TX_DROP, WP_CTR_FAULT_TX_DUP, WP_CTR_FAULT_TX_REORDER);
+	}
+	return w;
+fail:
+	wp_worker_destroy(w);
+	return NULL;
+}
+
+void wp_worker_destroy(struct wp_worker *w)
+{
+	if (w == NULL)
+		return;
+	for (unsigned i = 0; i < w->n_ports; i++) {
+		wp_tcp_diag_destroy(w->ports[i].diag); /* unlistens: before the stack goes */
+		if (w->ports[i].tcp != NULL)
+			wp_tcp_stack_destroy(w->ports[i].tcp);
+		wp_arp_cache_destroy(w->ports[i].arp);
+	}
+	rte_free(w);
+}
+
+/* ---- receive ------------------------------------------------------------- */
 
 /* Sends what waited for <ip>'s MAC now that it is known. */
 static void release_pending(struct wp_worker *w, struct wp_worker_port *wp, uint32_t ip,
@@ -138,30 +309,107 @@ static void release_pending(struct wp_worker *w, struct wp_worker_port *wp, uint
 	while ((n = wp_arp_cache_take_pending(wp->arp, ip, pkts, WP_BURST)) > 0) {
 		for (unsigned i = 0; i < n; i++) {
 			struct rte_mbuf *m = pkts[i];
-			uint8_t *eth = rte_pktmbuf_mtod(m, uint8_t *);
 
-			memcpy(eth, mac, 6);
+			memcpy(rte_pktmbuf_mtod(m, uint8_t *), mac, 6);
 			tx_enqueue(w, wp, m);
 		}
 	}
 }
 
-static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m, uint64_t now)
+static inline uint16_t get_be16_raw(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/*
+ * A TCP segment in <m> (offsets in rx). Hands it to the owning worker's ring
+ * when the flow is not ours; otherwise to our stack. Consumes <m>.
+ */
+static void tcp_rx(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m,
+                   const struct wp_net_rx *rx, uint64_t now, bool steered)
+{
+	const uint8_t *seg = rte_pktmbuf_mtod_offset(m, const uint8_t *, rx->l4_off);
+	unsigned owner = w->id;
+
+	if (!steered && w->n_workers > 1 && rx->l4_len >= 4)
+		owner = wp_port_flow_owner(wp->port, rx->src_ip, rx->dst_ip, get_be16_raw(seg),
+		                           get_be16_raw(seg + 2), w->n_workers);
+	if (owner != w->id) {
+		if (rte_ring_enqueue(w->steer->ring[w->id][owner], m) != 0) {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_RING_FULL);
+			rte_pktmbuf_free(m);
+		} else {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_OUT);
+		}
+		return;
+	}
+	(void)wp_tcp_input(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
+	rte_pktmbuf_free(m);
+}
+
+/*
+ * Neighbour caches are per worker, but an ARP reply lands on whichever queue
+ * the peer's hash picks: every worker gets a copy of each ARP packet, so the
+ * one holding packets for that neighbour learns it too.
+ */
+static void share_arp(struct wp_worker *w, struct rte_mbuf *m)
+{
+	for (unsigned dst = 0; dst < w->n_workers; dst++) {
+		struct rte_mbuf *c;
+
+		if (dst == w->id)
+			continue;
+		c = rte_pktmbuf_copy(m, w->pool, 0, UINT32_MAX);
+		if (c == NULL) {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_PORT_NOMBUF);
+			continue;
+		}
+		if (rte_ring_enqueue(w->steer->ring[w->id][dst], c) != 0) {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_RING_FULL);
+			rte_pktmbuf_free(c);
+		} else {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_OUT);
+		}
+	}
+}
+
+static inline bool is_arp(const struct rte_mbuf *m)
+{
+	const uint8_t *eth = rte_pktmbuf_mtod(m, const uint8_t *);
+
+	return rte_pktmbuf_data_len(m) >= WP_ETH_HLEN && eth[12] == 0x08 && eth[13] == 0x06;
+}
+
+static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m, uint64_t now,
+                   bool steered)
 {
 	struct wp_net_rx rx;
 	enum wp_net_verdict v;
 
-	w->stats.rx_pkts++;
-	w->stats.rx_bytes += rte_pktmbuf_pkt_len(m);
+	if (!steered) {
+		w->stats.rx_pkts++;
+		w->stats.rx_bytes += rte_pktmbuf_pkt_len(m);
+	}
 	if (!rte_pktmbuf_is_contiguous(m) && rte_pktmbuf_linearize(m) != 0) {
 		wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR);
 		rte_pktmbuf_free(m);
 		return;
 	}
+	if (!steered && w->n_workers > 1 && is_arp(m))
+		share_arp(w, m);
 	v = wp_net_input(&wp->ifc, wp->arp, now, rte_pktmbuf_mtod(m, uint8_t *),
 	                 rte_pktmbuf_data_len(m), &rx, w->stats.ctr);
 	switch (v) {
 	case WP_NET_REPLY:
+		if (steered) { /* a shared ARP request: the receiving worker answered it */
+			rte_pktmbuf_free(m);
+			if (rx.learned)
+				release_pending(w, wp, rx.learned_ip, now);
+			return;
+		}
 		rte_pktmbuf_data_len(m) = rx.reply_len;
 		rte_pktmbuf_pkt_len(m) = rx.reply_len;
 		tx_enqueue(w, wp, m);
@@ -173,9 +421,7 @@ static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		release_pending(w, wp, rx.learned_ip, now);
 		return;
 	case WP_NET_TCP:
-		/* No TCP stack on this build yet: refuse politely by dropping. */
-		wp_ctr_inc(w->stats.ctr, WP_CTR_IPV4_UNKNOWN_PROTO);
-		rte_pktmbuf_free(m);
+		tcp_rx(w, wp, m, &rx, now, steered);
 		return;
 	case WP_NET_DROP:
 	default:
@@ -184,15 +430,50 @@ static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 	}
 }
 
+static struct wp_worker_port *port_of(struct wp_worker *w, uint16_t port_id)
+{
+	for (unsigned i = 0; i < w->n_ports; i++)
+		if (w->ports[i].port->port_id == port_id)
+			return &w->ports[i];
+	return NULL;
+}
+
+/* Segments other workers received for flows we own. */
+static unsigned poll_steer(struct wp_worker *w, uint64_t now)
+{
+	unsigned total = 0;
+
+	for (unsigned src = 0; src < w->n_workers; src++) {
+		struct rte_ring *r = w->steer->ring[src][w->id];
+		struct rte_mbuf *burst[WP_BURST];
+		unsigned n;
+
+		if (r == NULL)
+			continue;
+		n = rte_ring_dequeue_burst(r, (void **)burst, WP_BURST, NULL);
+		for (unsigned i = 0; i < n; i++) {
+			struct wp_worker_port *wp = port_of(w, burst[i]->port);
+
+			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_IN);
+			if (wp == NULL) {
+				rte_pktmbuf_free(burst[i]);
+				continue;
+			}
+			rx_one(w, wp, burst[i], now, true);
+		}
+		total += n;
+	}
+	return total;
+}
+
 /* One poll of one port. Returns how many packets it handled. */
 static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64_t now)
 {
 	struct rte_mbuf *burst[WP_BURST];
 	void *in[2 * WP_BURST + 1];
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
-	uint16_t n, k;
-
 	uint64_t t0 = rte_rdtsc();
+	uint16_t n, k;
 
 	n = rte_eth_rx_burst(wp->port->port_id, (uint16_t)w->id, burst, WP_BURST);
 	if (n)
@@ -202,9 +483,31 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 	for (uint16_t i = 0; i < k; i++) {
 		if (i + 1 < k)
 			rte_prefetch0(rte_pktmbuf_mtod((struct rte_mbuf *)in[i + 1], void *));
-		rx_one(w, wp, in[i], now);
+		rx_one(w, wp, in[i], now, false);
 	}
 	return n + k;
+}
+
+/* Copies the TCP stacks' occupancy into the stats that telemetry reads. */
+static void publish_gauges(struct wp_worker *w)
+{
+	uint64_t conns = 0, est = 0, tw = 0, rb = 0, sb = 0;
+
+	for (unsigned i = 0; i < w->n_ports; i++) {
+		struct wp_tcp_gauges g;
+
+		wp_tcp_stack_gauges(w->ports[i].tcp, &g);
+		conns += g.conns;
+		est += g.state[WP_TCP_ESTABLISHED];
+		tw += g.time_wait;
+		rb += g.rcv_bufs;
+		sb += g.snd_bufs;
+	}
+	__atomic_store_n(&w->stats.tcp_conns, conns, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->stats.tcp_established, est, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->stats.tcp_time_wait, tw, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->stats.tcp_rcv_bufs, rb, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->stats.tcp_snd_bufs, sb, __ATOMIC_RELAXED);
 }
 
 static void sleep_us(unsigned us)
@@ -221,21 +524,34 @@ int wp_worker_main(void *arg)
 	unsigned empty = 0;
 	uint64_t last_expire = 0;
 
+	if (w->slot != NULL && wp_snapshot_slot_register(w->slot, w->id) != 0)
+		return -EINVAL;
 	while (!*w->quit) {
-		uint64_t start = rte_rdtsc(), now = now_us(w, start), end;
+		uint64_t start = rte_rdtsc(), now = start / (w->tsc_hz / 1000000), end;
 		unsigned work = 0;
 
 		for (unsigned i = 0; i < w->n_ports; i++)
 			work += poll_port(w, &w->ports[i], now);
+		work += poll_steer(w, now);
+		work += wp_diag_client_poll(w, now);
+		for (unsigned i = 0; i < w->n_ports; i++)
+			wp_tcp_timers(w->ports[i].tcp, now);
 		if (now - last_expire >= 1000) {
 			for (unsigned i = 0; i < w->n_ports; i++)
 				wp_arp_cache_expire(w->ports[i].arp, now, w->stats.ctr);
+			publish_gauges(w);
 			last_expire = now;
 		}
 		for (unsigned i = 0; i < w->n_ports; i++)
-			if (w->ports[i].n_tx || w->ports[i].fault_tx.held)
+			if (w->ports[i].n_tx) {
+				work++;
 				tx_flush(w, &w->ports[i]);
+			} else if (w->ports[i].fault_tx.held) {
+				tx_flush(w, &w->ports[i]);
+			}
 		w->stats.loops++;
+		if (w->slot != NULL)
+			wp_snapshot_quiescent(w->slot, w->id);
 		end = rte_rdtsc();
 		if (work) {
 			w->stats.busy_cycles += end - start;
@@ -248,6 +564,9 @@ int wp_worker_main(void *arg)
 			w->stats.idle_cycles += rte_rdtsc() - end;
 		}
 	}
+	wp_diag_client_stop(w);
+	if (w->slot != NULL)
+		wp_snapshot_slot_unregister(w->slot, w->id);
 	for (unsigned i = 0; i < w->n_ports; i++) {
 		struct wp_worker_port *wp = &w->ports[i];
 

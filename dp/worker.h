@@ -11,8 +11,10 @@
 #include <stdint.h>
 
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "dp/net/net.h"
+#include "dp/net/tcp/tcp.h"
 #include "dp/port/fault.h"
 #include "dp/port/port.h"
 #include "wp/config.h"
@@ -20,14 +22,30 @@
 
 #define WP_BURST 32
 
+struct wp_worker;
+
 struct wp_worker_port {
+	struct wp_worker *w;
 	const struct wp_port *port;
+	struct wp_tcp_stack *tcp;
+	struct wp_tcp_diag *diag; /* echo/discard/source services, or NULL */
 	struct wp_iface ifc;
 	struct wp_arp_cache *arp;
 	struct wp_fault fault_rx;
 	struct wp_fault fault_tx;
+	uint16_t ip_id;
 	uint16_t n_tx;
 	struct rte_mbuf *tx[WP_BURST];
+};
+
+/*
+ * Rings that hand a packet to the worker owning its flow: steer[src][dst] is
+ * single-producer (worker src) single-consumer (worker dst); NULL on the
+ * diagonal. Created once by wp_steer_create().
+ */
+struct wp_steer {
+	unsigned n;
+	struct rte_ring *ring[WP_MAX_WORKERS][WP_MAX_WORKERS];
 };
 
 struct wp_worker {
@@ -39,16 +57,37 @@ struct wp_worker {
 	struct rte_mempool *pool;
 	volatile const bool *quit;
 	uint64_t tsc_hz;
+	const struct wp_steer *steer;
+	struct wp_snapshot_slot *slot; /* the control plane's snapshots (RCU reader) */
+	struct wp_diag_client *client; /* an active-open test job, or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;
 
+/* Creates the n x n steering rings (start-up). 0 or -ENOMEM. */
+int wp_steer_create(struct wp_steer *s, unsigned n);
+void wp_steer_destroy(struct wp_steer *s);
+
 /*
- * Allocates and prepares worker <id> (caches, fault state) on the calling
- * (main) thread. Returns NULL on allocation failure.
+ * Allocates and prepares worker <id> (neighbour caches, TCP stacks, fault
+ * state) on the calling (main) thread. <cfg>, <ports> and <steer> must
+ * outlive the worker. Returns NULL on allocation failure.
  */
 struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_config *cfg,
-                                   const struct wp_ports *ports, volatile const bool *quit);
+                                   const struct wp_ports *ports, const struct wp_steer *steer,
+                                   volatile const bool *quit);
+
+/*
+ * Sends an IPv4 packet whose L4 part (l4_len bytes) sits at
+ * WP_NET_HDR_ROOM in <m>'s data: writes Ethernet + IPv4, and transmits, or
+ * waits for ARP. The mbuf is consumed in every case (freed and counted when
+ * it cannot go).
+ */
+void wp_worker_send_ipv4(struct wp_worker_port *wp, struct rte_mbuf *m, uint32_t dst_ip,
+                         uint8_t proto, uint16_t l4_len);
+
+/* The worker's clock in microseconds (TSC based, monotonic). */
+uint64_t wp_worker_now_us(const struct wp_worker *w);
 
 /* The lcore entry point: polls until *quit, then frees what it holds. */
 int wp_worker_main(void *worker);

@@ -7,6 +7,7 @@
  * and range and refusing unknown keys. Errors carry "FILE:LINE: key 'k'" so
  * the operator knows where to look; overrides report "--set k=v".
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -481,6 +482,62 @@ static void load_tcp(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "tcp.", "keepalive_s", 0, 86400, t->keepalive_s);
 }
 
+static void load_cluster(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"manifest_dir",   "gateway_class", "gateways",
+	                                    "cluster_domain", "debounce_ms",   NULL};
+	const config_setting_t *g = get_group(ld, "cluster"), *list;
+	struct wp_cluster_config *c = &cfg->cluster;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "cluster.", known);
+	get_string(ld, g, "cluster.", "manifest_dir", c->manifest_dir, sizeof(c->manifest_dir));
+	get_string(ld, g, "cluster.", "gateway_class", c->gateway_class, sizeof(c->gateway_class));
+	get_string(ld, g, "cluster.", "cluster_domain", c->cluster_domain,
+	           sizeof(c->cluster_domain));
+	GET_UINT(ld, g, "cluster.", "debounce_ms", 0, 60000, c->debounce_ms);
+	list = member(g, "gateways");
+	if (list == NULL)
+		return;
+	if (!config_setting_is_array(list) && !config_setting_is_list(list)) {
+		fail(ld, list, "cluster.gateways",
+		     "expected an array of \"namespace/name\" strings");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(list) && !ld->failed; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = config_setting_get_string(e), *slash;
+
+		if (v == NULL || (slash = strchr(v, '/')) == NULL || slash == v ||
+		    slash[1] == '\0' || strchr(slash + 1, '/') != NULL ||
+		    strlen(v) >= sizeof(c->gateways[0])) {
+			fail(ld, e, "cluster.gateways",
+			     "element %d is not a \"namespace/name\" string", i);
+			return;
+		}
+		if (c->n_gateways == WP_MAX_SERVED_GATEWAYS) {
+			fail(ld, e, "cluster.gateways", "at most %d gateways",
+			     WP_MAX_SERVED_GATEWAYS);
+			return;
+		}
+		strcpy(c->gateways[c->n_gateways++], v);
+	}
+}
+
+static void load_admin(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"enabled", "address", "port", NULL};
+	const config_setting_t *g = get_group(ld, "admin");
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "admin.", known);
+	get_bool(ld, g, "admin.", "enabled", &cfg->admin.enabled);
+	get_ipv4(ld, g, "admin.", "address", &cfg->admin.address);
+	GET_UINT(ld, g, "admin.", "port", 0, 65535, cfg->admin.port);
+}
+
 static void load_fault(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"rx_drop", "rx_dup",     "rx_reorder", "tx_drop",
@@ -525,13 +582,20 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->tcp.snd_buf = 65536;
 	cfg->tcp.buffers = 2048;
 	cfg->tcp.keepalive_s = 0;
+	strcpy(cfg->cluster.manifest_dir, "conf/cluster");
+	strcpy(cfg->cluster.cluster_domain, "cluster.local");
+	cfg->cluster.debounce_ms = 50;
+	cfg->admin.enabled = true;
+	cfg->admin.address = wp_addr_v4(htonl(0x7f000001));
+	cfg->admin.port = 15000;
 }
 
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
-	static const char *const known[] = {"workers",          "eal",   "polling", "ports", "arp",
-	                                    "mbufs_per_worker", "fault", "tcp",     NULL};
+	static const char *const known[] = {
+	        "workers", "eal", "polling", "ports", "arp", "mbufs_per_worker",
+	        "fault",   "tcp", "cluster", "admin", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -567,6 +631,8 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_arp(&ld, cfg);
 	load_fault(&ld, cfg);
 	load_tcp(&ld, cfg);
+	load_cluster(&ld, cfg);
+	load_admin(&ld, cfg);
 	rc = ld.failed ? -EINVAL : 0;
 out:
 	config_destroy(&ld.lc);

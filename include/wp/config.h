@@ -53,6 +53,24 @@ struct wp_fault_config {
 	uint64_t seed;
 };
 
+#define WP_MAX_SERVED_GATEWAYS 64
+
+/* What the control plane watches and serves (cp/, DESIGN §2). */
+struct wp_cluster_config {
+	char manifest_dir[PATH_MAX]; /* "" = no manifest source */
+	char gateway_class[128];     /* serve every Gateway of this class; "" = none by class */
+	unsigned n_gateways;         /* and these "ns/name" Gateways */
+	char gateways[WP_MAX_SERVED_GATEWAYS][256];
+	char cluster_domain[128];
+	unsigned debounce_ms;
+};
+
+struct wp_admin_config {
+	bool enabled;
+	struct wp_addr address; /* kernel socket, loopback by default */
+	uint16_t port;
+};
+
 struct wp_config {
 	char path[PATH_MAX]; /* the file it came from */
 
@@ -80,6 +98,8 @@ struct wp_config {
 
 	struct wp_fault_config fault;
 	struct wp_tcp_limits tcp;
+	struct wp_cluster_config cluster;
+	struct wp_admin_config admin;
 };
 
 /*

@@ -21,6 +21,12 @@ struct wp_stats {
 	uint64_t idle_cycles; /* TSC cycles in empty iterations and sleeps */
 	uint64_t io_cycles;   /* part of busy_cycles spent inside the PMD's rx/tx burst calls */
 	uint64_t loops;
+	/* TCP occupancy, refreshed by the worker every millisecond. */
+	uint64_t tcp_conns;       /* control blocks in use */
+	uint64_t tcp_established; /* ... of which ESTABLISHED */
+	uint64_t tcp_time_wait;   /* compact TIME_WAIT entries */
+	uint64_t tcp_rcv_bufs;    /* receive buffers in use */
+	uint64_t tcp_snd_bufs;    /* send buffers in use */
 	uint64_t ctr[WP_CTR_MAX]; /* enum wp_ctr */
 } WP_CACHE_ALIGNED;
 

@@ -12,3 +12,4 @@
 #include "wp/counters/kube.def"
 #include "wp/counters/hbone.def"
 #include "wp/counters/cp.def"
+#include "wp/counters/worker.def"
