@@ -97,6 +97,7 @@ struct wp_tcp_conn {
 	bool fin_rcvd, eof_delivered, fin_queued, want_writable;
 	bool ws_ok, ts_ok, sack_ok, in_recovery, rtt_active, rtt_valid, syn_rexmit;
 	bool ack_now, ack_pending, ooo_fin;
+	uint32_t offered; /* bytes handed to the data callback right now */
 
 	/* send side */
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, max_snd_wnd, snd_wl1, snd_wl2;
@@ -1542,24 +1543,25 @@ static void deliver(struct wp_tcp_conn *c)
 	while (c->rlen && c->cbs && !c->app_closed) {
 		uint32_t chunk = WP_MIN(c->rlen, st->cfg.rcv_buf - c->rhead);
 		size_t n = chunk;
+		c->offered = chunk;
 		if (c->cbs->data)
 			n = c->cbs->data(c, c->arg, c->rbuf + c->rhead, chunk);
+		c->offered = 0;
 		if (c->dead)
 			return;
-		if (n > chunk)
-			n = chunk;
+		if (n > chunk || c->app_closed)
+			n = chunk; /* closed from inside the callback: the chunk is done */
 		c->rhead = (c->rhead + (uint32_t)n) % st->cfg.rcv_buf;
 		c->rlen -= (uint32_t)n;
 		if (n < chunk)
 			break;
 	}
 	c->delivering = false;
-	if (!c->rlen) {
+	if (!c->rlen && !c->nooo && c->rbuf) {
+		/* Out-of-order data sits relative to rhead: only reset when none. */
+		pool_put(&st->rpool, c->rbuf);
+		c->rbuf = NULL;
 		c->rhead = 0;
-		if (!c->nooo && c->rbuf) {
-			pool_put(&st->rpool, c->rbuf);
-			c->rbuf = NULL;
-		}
 	}
 	if (c->fin_rcvd && !c->rlen && !c->eof_delivered && !c->app_closed) {
 		c->eof_delivered = true;
@@ -2542,8 +2544,8 @@ void wp_tcp_close(struct wp_tcp_conn *c)
 		/* Called from inside closed(): the stack releases it. */
 	} else if (c->state == WP_TCP_SYN_SENT) {
 		conn_release(c);
-	} else if (c->rlen || c->state == WP_TCP_SYN_RECEIVED) {
-		if (c->rlen)
+	} else if (c->rlen > c->offered || c->state == WP_TCP_SYN_RECEIVED) {
+		if (c->rlen > c->offered)
 			ctr_inc(st, WP_CTR_TCP_CLOSE_UNREAD);
 		send_rst_conn(c);
 		conn_release(c);

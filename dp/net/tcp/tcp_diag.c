@@ -85,10 +85,8 @@ static void source_fill(struct wp_tcp_conn *c, struct source_session *s)
 	uint8_t buf[SOURCE_CHUNK];
 	while (s->sent < s->want) {
 		size_t n = (size_t)WP_MIN((uint64_t)sizeof(buf), s->want - s->sent);
-		size_t space = wp_tcp_send_space(c);
-		if (!space)
-			return; /* writable() resumes */
-		n = WP_MIN(n, space);
+		/* With no space, a 1-byte send returns 0 and arms writable(). */
+		n = WP_MIN(n, WP_MAX(wp_tcp_send_space(c), (size_t)1));
 		for (size_t i = 0; i < n; i++)
 			buf[i] = wp_tcp_diag_pattern(s->sent + i);
 		ssize_t w = wp_tcp_send(c, buf, n);
