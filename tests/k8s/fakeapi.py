@@ -33,8 +33,10 @@ Usage: fakeapi.py [--port 0] [--port-file F] [--cert C --key K
 
 import argparse
 import base64
+import bisect
 import copy
 import datetime
+import itertools
 import json
 import os
 import socket
@@ -216,6 +218,7 @@ class Store:
         self.min_rv = 0    # watches/continues from below this are expired
         self.watch_gen = 0  # bumped to end every open watch
         self.expire_gen = 0  # bumped to send 410 to every open watch
+        self.key_cache = {}  # (kind key, ns) -> sorted object keys
 
     @staticmethod
     def kkey(kind):
@@ -225,7 +228,22 @@ class Store:
         self.rv += 1
         return self.rv
 
+    def sorted_keys(self, kind, ns):
+        """Sorted keys of one kind (and namespace), cached until a create or
+        delete of that kind."""
+        kk = self.kkey(kind)
+        ck = (kk, ns)
+        keys = self.key_cache.get(ck)
+        if keys is None:
+            keys = sorted(k for k in self.objects if k[0] == kk and (ns is None or k[1] == ns))
+            self.key_cache[ck] = keys
+        return keys
+
     def record(self, kind, typ, obj):
+        if typ != "MODIFIED":
+            kk = self.kkey(kind)
+            for ck in [c for c in self.key_cache if c[0] == kk]:
+                del self.key_cache[ck]
         self.events.append((int(obj["metadata"]["resourceVersion"]), self.kkey(kind),
                             obj["metadata"].get("namespace", ""), typ, copy.deepcopy(obj)))
         self.lock.notify_all()
@@ -553,20 +571,19 @@ class Handler(BaseHTTPRequestHandler):
                     return self.send_status(410, "Expired",
                                             "The provided continue parameter is too old to display a consistent "
                                             "list result. You can start a new list without the continue parameter.")
-            kk = Store.kkey(kind)
-            keys = sorted(k for k in st.objects if k[0] == kk and (ns is None or k[1] == ns))
+            keys = st.sorted_keys(kind, ns)
+            pos = bisect.bisect_right(keys, start) if start is not None else 0
             matched = []
-            for k in keys:
-                if start is not None and list(k) <= list(start):
-                    continue
+            for k in itertools.islice(keys, pos, None):
                 o = st.objects[k]
                 if lsel(o["metadata"].get("labels")) and fsel(o):
                     matched.append((k, o))
+                    if limit and len(matched) > limit:
+                        break
             meta = {"resourceVersion": str(list_rv)}
             if limit and len(matched) > limit:
                 last = matched[limit - 1][0]
                 meta["continue"] = base64.b64encode(json.dumps({"start": list(last), "rv": list_rv}).encode()).decode()
-                meta["remainingItemCount"] = len(matched) - limit
                 matched = matched[:limit]
             items = [copy.deepcopy(o) for _, o in matched]
         if self.wants_table():
