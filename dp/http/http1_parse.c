@@ -339,7 +339,8 @@ static bool ieq(const char *a, size_t alen, const char *b, size_t blen)
 		}                                                                                  \
 	} while (0)
 
-/* Marks every header named by a Connection token as hop-by-hop. */
+/* Marks every header named by a Connection token as hop-by-hop, except the
+ * ones the next hop needs to frame and route the message. */
 static void mark_connection_tokens(struct wp_http1_msg *m)
 {
 	for (uint16_t c = 0; c < m->n_hdrs; c++) {
@@ -349,6 +350,11 @@ static void mark_connection_tokens(struct wp_http1_msg *m)
 		FOR_EACH_TOKEN(ch->value, ch->value_len, tok, tlen, {
 			for (uint16_t j = 0; j < m->n_hdrs; j++) {
 				struct wp_http_hdr *h = &m->hdrs[j];
+				/* "Connection: content-length" must not strip the
+				 * framing (the body would become a smuggled
+				 * request), nor "Connection: host" the authority */
+				if (h->id == WP_HDR_CONTENT_LENGTH || h->id == WP_HDR_HOST)
+					continue;
 				if (ieq(tok, tlen, h->name, h->name_len))
 					h->flags |= WP_HDR_F_HOP;
 			}

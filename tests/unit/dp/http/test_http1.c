@@ -814,6 +814,25 @@ static void test_request_hop_by_hop(void **state)
 	fx_free(x);
 }
 
+/* A client naming Content-Length or Host in Connection must not make the
+ * proxy drop them: the body would reach the backend as a second request. */
+static void test_connection_cannot_strip_framing(void **state)
+{
+	(void)state;
+	struct fx *x;
+	struct wp_http1_msg *m = parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+	                                   "Connection: content-length, host, x-a\r\nX-A: 1\r\n"
+	                                   "X-Request-Id: r\r\n\r\n",
+	                                   &x);
+	char buf[512];
+	int n = wp_http1_write_request_head(m, NULL, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[n] = 0;
+	assert_string_equal(buf, "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n"
+	                         "x-request-id: r\r\n\r\n");
+	fx_free(x);
+}
+
 static bool is_uuid4(const char *s)
 {
 	for (int i = 0; i < 36; i++) {
@@ -1122,6 +1141,7 @@ int main(void)
 	        cmocka_unit_test(test_eof),
 	        cmocka_unit_test(test_response_paths),
 	        cmocka_unit_test(test_request_hop_by_hop),
+	        cmocka_unit_test(test_connection_cannot_strip_framing),
 	        cmocka_unit_test(test_request_id),
 	        cmocka_unit_test(test_request_mods_upgrade_authority),
 	        cmocka_unit_test(test_request_round_trip),
