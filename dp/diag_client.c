@@ -21,6 +21,7 @@
 #include "wp/addr.h"
 
 #define OPEN_PER_POLL 32
+#define MAX_INFLIGHT  512 /* per worker: open connections at any time */
 #define CHUNK         4096
 
 struct client_conn {
@@ -92,15 +93,15 @@ static void push(struct client_conn *cc)
 		size_t len = (size_t)WP_MIN((uint64_t)CHUNK, j->bytes - cc->sent);
 		ssize_t n;
 
-		len = WP_MIN(len, wp_tcp_send_space(cc->c));
-		if (len == 0)
-			return; /* writable() calls back */
 		for (size_t i = 0; i < len; i++)
 			buf[i] = wp_diag_pattern(cc->sent + i, cc->k);
+		/* Asking for more than fits arms the writable() callback. */
 		n = wp_tcp_send(cc->c, buf, len);
 		if (n <= 0)
 			return;
 		cc->sent += (uint64_t)n;
+		if ((size_t)n < len)
+			return;
 	}
 }
 
@@ -204,16 +205,20 @@ unsigned wp_diag_client_poll(struct wp_worker *w, uint64_t now_us WP_UNUSED)
 	pred.wp = wp;
 	pred.dst_ip = j->dst_ip;
 	pred.dst_port = htons(j->dst_port);
-	while (s->opened < s->n && opened < OPEN_PER_POLL) {
-		struct client_conn *cc = &s->conns[s->opened++];
+	while (s->opened < s->n && opened < OPEN_PER_POLL &&
+	       s->opened - s->finished < MAX_INFLIGHT) {
+		struct client_conn *cc = &s->conns[s->opened];
 		uint16_t port;
 
+		/* Every local port busy (TIME_WAIT): wait for some to free up. */
+		if (wp_tcp_pick_port(wp->tcp, j->dst_ip, j->dst_port, port_is_ours, &pred, &port) !=
+		    0)
+			break;
+		s->opened++;
 		opened++;
 		cc->w = w;
-		if (wp_tcp_pick_port(wp->tcp, j->dst_ip, j->dst_port, port_is_ours, &pred, &port) !=
-		            0 ||
-		    wp_tcp_connect(wp->tcp, j->dst_ip, j->dst_port, port, &client_cbs, cc,
-		                   &cc->c) != 0) {
+		if (wp_tcp_connect(wp->tcp, j->dst_ip, j->dst_port, port, &client_cbs, cc, &cc->c) !=
+		    0) {
 			cc->c = NULL;
 			finish(cc, false);
 		}

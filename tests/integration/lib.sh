@@ -37,3 +37,39 @@ pass() { echo "PASS: $*"; }
 
 # unique name for this test's namespace
 tb_name() { echo "wpt-$(basename "$0" .sh | tr '_' '-' | cut -c1-20)-$$"; }
+
+# tel CMD: one DPDK telemetry command to the testbed's waypointd; prints the
+# JSON value of the reply (what the command returned).
+tel() {
+	echo "$1" | dpdk-telemetry.py -f "$WP_PREFIX" 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+cmd = sys.argv[1].split(",")[0]
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("{"):
+        o = json.loads(line)
+        if cmd in o:
+            print(json.dumps(o[cmd]))
+            sys.exit(0)
+sys.exit("no reply to " + cmd)' "$1"
+}
+
+# stat KEY: a total from wpctl stats --json.
+stat() {
+	"$WPCTL" stats --json --prefix "$WP_PREFIX" |
+		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["total"][sys.argv[1]])' "$1"
+}
+
+TCPCHECK="/usr/bin/python3 $ROOT/tests/integration/tcpcheck.py"
+
+# wait_gauge KEY VALUE SECONDS: waits until the total KEY equals VALUE.
+wait_gauge() {
+	local v
+	for _ in $(seq $(($3 * 10))); do
+		v=$(stat "$1")
+		[ "$v" = "$2" ] && return 0
+		sleep 0.1
+	done
+	fail "$1 is $v, expected $2 after $3 s"
+}
