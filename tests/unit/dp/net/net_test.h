@@ -209,4 +209,33 @@ WP_UNUSED static void free_nothing(void *pkt, void *arg)
 	(void)arg;
 }
 
+/* The fixture every dp/net test file uses: an interface, a small neighbour
+ * cache, the counters, and a frame buffer. */
+struct fx {
+	struct wp_iface ifc;
+	struct wp_arp_cache *arp;
+	uint64_t ctr[WP_CTR_MAX];
+	struct wp_net_rx rx;
+	uint8_t f[1600];
+};
+
+WP_UNUSED static int fx_setup(void **state, uint32_t entries, uint32_t pending)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	x->ifc = test_iface();
+	x->arp = wp_arp_cache_create(entries, pending, 60000000, 3000000, free_nothing, NULL);
+	*state = x;
+	return x->arp ? 0 : -1;
+}
+
+WP_UNUSED static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	wp_arp_cache_destroy(x->arp);
+	free(x);
+	return 0;
+}
+
 #endif /* WP_TEST_NET_H */

@@ -5,29 +5,9 @@
  */
 #include "net_test.h"
 
-struct fx {
-	struct wp_iface ifc;
-	struct wp_arp_cache *arp;
-	uint64_t ctr[WP_CTR_MAX];
-	struct wp_net_rx rx;
-	uint8_t f[1600];
-};
-
 static int setup(void **state)
 {
-	struct fx *x = calloc(1, sizeof(*x));
-	x->ifc = test_iface();
-	x->arp = wp_arp_cache_create(16, 16, 60000000, 3000000, free_nothing, NULL);
-	*state = x;
-	return x->arp ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fx *x = *state;
-	wp_arp_cache_destroy(x->arp);
-	free(x);
-	return 0;
+	return fx_setup(state, 16, 16);
 }
 
 static enum wp_net_verdict input(struct fx *x, uint16_t len)
