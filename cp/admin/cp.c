@@ -2,6 +2,14 @@
  * The control-plane thread runner (see wp/cp.h): sources -> resolver ->
  * snapshot slot, plus the admin endpoint, driven by one epoll loop on a
  * pthread of its own.
+ *
+ * Nothing is published before every source has reported its first full
+ * sync (sink->synced): a snapshot built from half a list would withdraw
+ * captured destinations that are merely not listed yet. wp_cp_start runs
+ * the loop on the caller's thread for up to sync_wait_ms waiting for that;
+ * if a source (the Kubernetes one, when the API server is unreachable) is
+ * still listing then, it logs so and returns anyway, and the thread
+ * publishes the first snapshot the moment the last source syncs.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +40,10 @@ struct wp_cp {
 	pthread_t thread;
 	bool running;
 	bool published;
+	bool synced[MAX_SOURCES]; /* the source reported its first full sync */
+	unsigned n_synced;
+	unsigned sync_wait_ms;
+	uint64_t start_ms;
 	uint64_t dirty_since_ms;
 	uint64_t ctr[WP_CTR_MAX];
 };
@@ -93,9 +105,37 @@ static void w_clear(void *ctx, const char *origin)
 
 static void w_synced(void *ctx, const char *name)
 {
+	struct wp_cp *cp = ctx;
 	const struct wp_source_sink *s = inner(ctx);
 
+	/* Sources name themselves; the first unsynced one of that name. */
+	for (unsigned i = 0; i < cp->n_src; i++) {
+		if (cp->synced[i] || strcmp(cp->src[i]->ops->name, name))
+			continue;
+		cp->synced[i] = true;
+		cp->n_synced++;
+		fprintf(stderr, "waypointd: source %s: first full sync done after %llu ms\n", name,
+		        (unsigned long long)(now_ms() - cp->start_ms));
+		break;
+	}
 	s->ops->synced(s->ctx, name);
+}
+
+static bool all_synced(const struct wp_cp *cp)
+{
+	return cp->n_synced == cp->n_src;
+}
+
+/* The names of the sources still on their first list, for log lines. */
+static void unsynced_names(const struct wp_cp *cp, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < cp->n_src && off < len; i++)
+		if (!cp->synced[i])
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
+			                        cp->src[i]->ops->name);
 }
 
 static const struct wp_source_sink_ops wrap_ops = {
@@ -121,6 +161,11 @@ static void rebuild(struct wp_cp *cp)
 		wp_ctr_inc(cp->ctr, WP_CTR_CP_PUBLISH_FAILED);
 		return;
 	}
+	if (!cp->published)
+		fprintf(stderr,
+		        "waypointd: first snapshot (version %llu) published after %llu ms\n",
+		        (unsigned long long)s->version,
+		        (unsigned long long)(now_ms() - cp->start_ms));
 	cp->published = true;
 	wp_ctr_inc(cp->ctr, WP_CTR_CP_SNAPSHOT_PUBLISHED);
 }
@@ -130,7 +175,7 @@ static void rebuild(struct wp_cp *cp)
 static char *dump_config(struct wp_cp *cp)
 {
 	json_t *o = json_object(), *errs = json_array(), *ctr = json_object(),
-	       *objs = json_object();
+	       *objs = json_object(), *srcs;
 	const char *const *msgs;
 	unsigned ne = wp_resolver_errors(cp->res, &msgs);
 	char *out;
@@ -147,6 +192,12 @@ static char *dump_config(struct wp_cp *cp)
 		json_object_set_new(objs, wp_kind_name(k),
 		                    json_integer((json_int_t)wp_resolver_count(cp->res, k)));
 	json_object_set_new(o, "objects", objs);
+	json_object_set_new(o, "synced", json_boolean(all_synced(cp)));
+	srcs = json_array();
+	for (unsigned i = 0; i < cp->n_src; i++)
+		json_array_append_new(srcs, json_pack("{s:s, s:b}", "name", cp->src[i]->ops->name,
+		                                      "synced", cp->synced[i]));
+	json_object_set_new(o, "sources", srcs);
 	out = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	return out;
@@ -183,68 +234,82 @@ static void handle(void *ctx, const char *path, struct wp_admin_reply *rep)
 
 /* ---- loop ------------------------------------------------------------------- */
 
+/* Polls one source and notes when the resolver turned dirty. */
+static void poll_source(struct wp_cp *cp, struct wp_source *src)
+{
+	bool was = wp_resolver_dirty(cp->res);
+
+	if (src->ops->poll(src) < 0)
+		wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
+	if (!was && wp_resolver_dirty(cp->res))
+		cp->dirty_since_ms = now_ms();
+}
+
+/* One turn of the loop: waits at most max_wait ms for sources or admin
+ * clients, then rebuilds when due. Returns true when asked to stop. */
+static bool step(struct wp_cp *cp, int max_wait)
+{
+	struct epoll_event evs[16];
+	bool synced = all_synced(cp);
+	int timeout = max_wait, n;
+
+	/* Before the first full sync the resolver is dirty all along: no
+	 * rebuild is due then, so no busy loop either. */
+	if (synced && wp_resolver_dirty(cp->res)) {
+		uint64_t due = cp->dirty_since_ms + cp->debounce_ms, t = now_ms();
+
+		timeout = due > t ? (int)(due - t) : 0;
+		if (timeout > max_wait)
+			timeout = max_wait;
+	}
+	n = epoll_wait(cp->epfd, evs, WP_ARRAY_SIZE(evs), timeout);
+	for (int i = 0; i < n; i++) {
+		int fd = evs[i].data.fd;
+
+		if (fd == cp->efd)
+			return true;
+		if (fd == cp->lfd) {
+			int rc;
+
+			while ((rc = wp_admin_serve_one(cp->lfd, handle, cp)) != 0) {
+				if (rc == -EINVAL)
+					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_BAD_REQUEST);
+				else if (rc == -ENOENT)
+					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_NOT_FOUND);
+				else if (rc > 0)
+					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_REQUEST);
+				if (rc < 0 && rc != -EINVAL && rc != -ENOENT)
+					break;
+			}
+			continue;
+		}
+		for (unsigned s = 0; s < cp->n_src; s++)
+			if (cp->src[s]->ops->fd(cp->src[s]) == fd)
+				poll_source(cp, cp->src[s]);
+	}
+	/* sources without a descriptor are polled every tick */
+	for (unsigned s = 0; s < cp->n_src; s++)
+		if (cp->src[s]->ops->fd(cp->src[s]) < 0)
+			poll_source(cp, cp->src[s]);
+	if (all_synced(cp)) {
+		if (!synced) /* the last source just synced: publish at once */
+			rebuild(cp);
+		else if (wp_resolver_dirty(cp->res) &&
+		         now_ms() >= cp->dirty_since_ms + cp->debounce_ms)
+			rebuild(cp);
+		else if (!cp->published) /* a failed first build: retry */
+			rebuild(cp);
+	}
+	wp_snapshot_slot_reclaim(cp->slot);
+	return false;
+}
+
 static void *run(void *arg)
 {
 	struct wp_cp *cp = arg;
-	struct epoll_event evs[16];
 
-	for (;;) {
-		int timeout = 200, n;
-		uint64_t t;
-
-		if (wp_resolver_dirty(cp->res)) {
-			uint64_t due = cp->dirty_since_ms + cp->debounce_ms;
-
-			t = now_ms();
-			timeout = due > t ? (int)(due - t) : 0;
-		}
-		n = epoll_wait(cp->epfd, evs, WP_ARRAY_SIZE(evs), timeout);
-		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
-
-			if (fd == cp->efd)
-				return NULL;
-			if (fd == cp->lfd) {
-				int rc;
-
-				while ((rc = wp_admin_serve_one(cp->lfd, handle, cp)) != 0) {
-					if (rc == -EINVAL)
-						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_BAD_REQUEST);
-					else if (rc == -ENOENT)
-						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_NOT_FOUND);
-					else if (rc > 0)
-						wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_REQUEST);
-					if (rc < 0 && rc != -EINVAL && rc != -ENOENT)
-						break;
-				}
-				continue;
-			}
-			for (unsigned s = 0; s < cp->n_src; s++) {
-				if (cp->src[s]->ops->fd(cp->src[s]) != fd)
-					continue;
-				bool was = wp_resolver_dirty(cp->res);
-
-				if (cp->src[s]->ops->poll(cp->src[s]) < 0)
-					wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
-				if (!was && wp_resolver_dirty(cp->res))
-					cp->dirty_since_ms = now_ms();
-			}
-		}
-		/* sources without a descriptor are polled every tick */
-		for (unsigned s = 0; s < cp->n_src; s++) {
-			if (cp->src[s]->ops->fd(cp->src[s]) >= 0)
-				continue;
-			bool was = wp_resolver_dirty(cp->res);
-
-			if (cp->src[s]->ops->poll(cp->src[s]) < 0)
-				wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
-			if (!was && wp_resolver_dirty(cp->res))
-				cp->dirty_since_ms = now_ms();
-		}
-		if (wp_resolver_dirty(cp->res) && now_ms() >= cp->dirty_since_ms + cp->debounce_ms)
-			rebuild(cp);
-		wp_snapshot_slot_reclaim(cp->slot);
-	}
+	while (!step(cp, 200))
+		;
 	return NULL;
 }
 
@@ -258,6 +323,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 		return NULL;
 	cp->lfd = cp->efd = cp->epfd = -1;
 	cp->debounce_ms = cfg->debounce_ms;
+	cp->sync_wait_ms = cfg->sync_wait_ms ? cfg->sync_wait_ms : 10000;
 	cp->sink.ops = &wrap_ops;
 	cp->sink.ctx = cp;
 	cp->res = wp_resolver_create(&cfg->served);
@@ -301,20 +367,11 @@ int wp_cp_add_source(struct wp_cp *cp, struct wp_source *src)
 int wp_cp_start(struct wp_cp *cp)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
+	char names[256];
+	uint64_t deadline;
 	int rc;
 
-	for (unsigned i = 0; i < cp->n_src; i++) {
-		rc = cp->src[i]->ops->start(cp->src[i], &cp->sink);
-		if (rc) {
-			wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
-			fprintf(stderr, "waypointd: source %s: %s\n", cp->src[i]->ops->name,
-			        strerror(-rc));
-			return rc;
-		}
-	}
-	rebuild(cp);
-	if (!cp->published)
-		return -ENOMEM;
+	cp->start_ms = now_ms();
 	cp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	cp->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (cp->efd < 0 || cp->epfd < 0)
@@ -326,12 +383,49 @@ int wp_cp_start(struct wp_cp *cp)
 		epoll_ctl(cp->epfd, EPOLL_CTL_ADD, cp->lfd, &ev);
 	}
 	for (unsigned i = 0; i < cp->n_src; i++) {
+		rc = cp->src[i]->ops->start(cp->src[i], &cp->sink);
+		if (rc) {
+			wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
+			fprintf(stderr, "waypointd: source %s: %s\n", cp->src[i]->ops->name,
+			        strerror(-rc));
+			return rc;
+		}
+	}
+	for (unsigned i = 0; i < cp->n_src; i++) {
 		int fd = cp->src[i]->ops->fd(cp->src[i]);
 
 		if (fd >= 0) {
 			ev.data.fd = fd;
 			epoll_ctl(cp->epfd, EPOLL_CTL_ADD, fd, &ev);
 		}
+	}
+	/* Wait (bounded) for every source's first full sync; the admin
+	 * endpoint answers meanwhile (/healthz/ready: 503). */
+	deadline = cp->start_ms + cp->sync_wait_ms;
+	if (!all_synced(cp)) {
+		unsynced_names(cp, names, sizeof(names));
+		fprintf(stderr,
+		        "waypointd: waiting up to %u ms for the first full sync of: %s "
+		        "(no snapshot is published before it)\n",
+		        cp->sync_wait_ms, names);
+	}
+	while (!all_synced(cp) && now_ms() < deadline) {
+		uint64_t left = deadline - now_ms();
+
+		step(cp, left < 100 ? (int)left : 100);
+	}
+	if (all_synced(cp)) {
+		if (!cp->published)
+			rebuild(cp);
+		if (!cp->published)
+			return -ENOMEM;
+	} else {
+		unsynced_names(cp, names, sizeof(names));
+		fprintf(stderr,
+		        "waypointd: no first full sync of %s after %u ms; starting without a "
+		        "snapshot: nothing is captured and /healthz/ready answers 503 until it "
+		        "completes\n",
+		        names, cp->sync_wait_ms);
 	}
 	rc = pthread_create(&cp->thread, NULL, run, cp);
 	if (rc)

@@ -5,7 +5,8 @@
  * rebuilds and publishes snapshots, reclaims retired ones, and serves the
  * admin HTTP endpoint on a kernel socket:
  *
- *   GET /config_dump    the running snapshot, errors and counters (JSON)
+ *   GET /config_dump    the running snapshot, errors, counters, and whether
+ *                       each source finished its first sync (JSON)
  *   GET /enrollment     every Service and Pod with waypoint and reason (JSON)
  *   GET /healthz/ready  200 once a snapshot is published, else 503
  *
@@ -37,6 +38,8 @@ struct wp_cp_config {
 	unsigned n_workers;        /* RCU readers (worker ids 0..n-1) */
 	unsigned debounce_ms;      /* cluster.debounce_ms: wait this long after a change
 	                            * before rebuilding (coalesces bursts); 0 = none */
+	unsigned sync_wait_ms;     /* how long wp_cp_start waits for every source's
+	                            * first full sync; 0 = 10000 */
 };
 
 struct wp_cp;
@@ -50,8 +53,13 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg);
  * control plane owns src from now on. 0 or -errno. */
 int wp_cp_add_source(struct wp_cp *cp, struct wp_source *src);
 
-/* Starts every source, builds and publishes the first snapshot, then
- * launches the thread. 0 or -errno (the sources' errors were reported). */
+/* Starts every source, waits (up to sync_wait_ms, serving the admin
+ * endpoint) until each has reported its first full sync, publishes the
+ * first snapshot, then launches the thread. Nothing is ever published
+ * before every source synced: when the wait runs out it says so on stderr
+ * and returns 0 without a snapshot (workers see NULL, /healthz/ready is
+ * 503), and the thread publishes as soon as the last source syncs.
+ * 0 or -errno (the sources' errors were reported). */
 int wp_cp_start(struct wp_cp *cp);
 
 /* Stops the thread (idempotent). */
