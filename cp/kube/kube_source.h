@@ -19,10 +19,13 @@
  * those whose GatewayClass has our controllerName, or, with standalone on,
  * every waypoint Gateway (an HBONE listener on 15008) — never an
  * istio-waypoint Gateway in Istio's manual-deployment mode (spec.addresses
- * holding a Hostname: istiod owns that status). It reads the current status
- * and replaces only its own condition types (PUT /status with the object's
- * resourceVersion, retried on conflict), so conditions others wrote stay.
- * It also marks its own GatewayClasses Accepted.
+ * holding a Hostname: istiod owns that status). When the served set is
+ * given (served_filter), only Gateways the appliance serves are candidates:
+ * it never marks Programmed a Gateway that no snapshot will carry, and in
+ * standalone mode it programs exactly what it serves, whatever the class. It reads the current
+ * status and replaces only its own condition types (PUT /status with the object's resourceVersion,
+ * retried on conflict), so conditions others wrote stay. It also marks its own GatewayClasses
+ * Accepted.
  */
 #ifndef WP_CP_KUBE_SOURCE_H
 #define WP_CP_KUBE_SOURCE_H
@@ -59,8 +62,18 @@ struct wp_kube_source_config {
 	 * "cluster.local"); or these IPAddress values when n_ips > 0. */
 	const char *service_name;
 	const char *cluster_domain;
+	/* The namespace in that Hostname; NULL or "" = the Gateway's own. */
+	const char *service_namespace;
 	const char *const *ips;
 	unsigned n_ips;
+	/* The served set (waypointd.conf cluster.gateway_class and
+	 * cluster.gateways, as the resolver reads them). Ignored unless
+	 * served_filter; then a Gateway is served when its gatewayClassName is
+	 * served_class (non-empty) or "ns/name" is in served_gateways. */
+	bool served_filter;
+	const char *served_class;
+	const char *const *served_gateways;
+	unsigned n_served_gateways;
 };
 
 /* Creates the source (threads start in start()). NULL on error. */

@@ -20,8 +20,8 @@
 
 struct wp_kube_status {
 	struct wp_kube_status_policy pol;
-	char *controller_name, *service_name, *cluster_domain;
-	char **ips;
+	char *controller_name, *service_name, *cluster_domain, *service_namespace, *served_class;
+	char **ips, **served;
 	struct wp_kube *k;
 	pthread_t thread;
 	bool started;
@@ -77,11 +77,38 @@ static bool is_istio_manual(json_t *gw)
 	return false;
 }
 
+/* In the served set (the resolver's rule: by class, or by "ns/name"). */
+static bool is_served(const struct wp_kube_status_policy *p, json_t *gw)
+{
+	json_t *meta = json_object_get(gw, "metadata");
+	const char *cls = jstr(json_object_get(gw, "spec"), "gatewayClassName");
+	const char *ns = jstr(meta, "namespace"), *name = jstr(meta, "name");
+	size_t nl;
+
+	if (p->served_class && p->served_class[0] && cls && !strcmp(cls, p->served_class))
+		return true;
+	if (!ns || !name)
+		return false;
+	nl = strlen(ns);
+	for (unsigned i = 0; i < p->n_served_gateways; i++) {
+		const char *g = p->served_gateways[i];
+		if (!strncmp(g, ns, nl) && g[nl] == '/' && !strcmp(g + nl + 1, name))
+			return true;
+	}
+	return false;
+}
+
 bool wp_kube_status_owns(const struct wp_kube_status_policy *p, json_t *gw,
                          const char *class_controller)
 {
 	if (is_istio_manual(gw))
 		return false;
+	if (p->served_filter) {
+		if (!is_served(p, gw))
+			return false;
+		if (p->standalone)
+			return true;
+	}
 	if (class_controller && !strcmp(class_controller, p->controller_name))
 		return true;
 	return p->standalone && is_waypoint_gateway(gw);
@@ -143,6 +170,8 @@ json_t *wp_kube_status_desired(const struct wp_kube_status_policy *p, json_t *gw
 		snprintf(msg, sizeof(msg), "Resource programmed, assigned to address(es) %s%s",
 		         p->ips[0], p->n_ips > 1 ? ", ..." : "");
 	} else {
+		if (p->service_namespace && p->service_namespace[0])
+			ns = p->service_namespace;
 		snprintf(host, sizeof(host), "%s.%s.svc.%s", p->service_name, ns ? ns : "default",
 		         p->cluster_domain);
 		json_array_append_new(addrs,
@@ -449,6 +478,24 @@ struct wp_kube_status *wp_kube_status_create(const struct wp_kube_source_config 
 	st->pol.ips = (const char *const *)st->ips;
 	st->pol.n_ips = st->ips ? cfg->n_ips : 0;
 	st->pol.standalone = cfg->standalone;
+	if (cfg->service_namespace && cfg->service_namespace[0]) {
+		st->service_namespace = strdup(cfg->service_namespace);
+		st->pol.service_namespace = st->service_namespace;
+	}
+	st->pol.served_filter = cfg->served_filter;
+	if (cfg->served_filter) {
+		if (cfg->served_class && cfg->served_class[0]) {
+			st->served_class = strdup(cfg->served_class);
+			st->pol.served_class = st->served_class;
+		}
+		if (cfg->n_served_gateways) {
+			st->served = calloc(cfg->n_served_gateways, sizeof(char *));
+			for (unsigned i = 0; st->served && i < cfg->n_served_gateways; i++)
+				st->served[i] = strdup(cfg->served_gateways[i]);
+			st->pol.served_gateways = (const char *const *)st->served;
+			st->pol.n_served_gateways = st->served ? cfg->n_served_gateways : 0;
+		}
+	}
 	st->k = wp_kube_new(&cfg->kube);
 	st->gateways = json_object();
 	st->classes = json_object();
@@ -489,6 +536,11 @@ void wp_kube_status_destroy(struct wp_kube_status *st)
 	for (unsigned i = 0; st->ips && i < st->pol.n_ips; i++)
 		free(st->ips[i]);
 	free(st->ips);
+	for (unsigned i = 0; st->served && i < st->pol.n_served_gateways; i++)
+		free(st->served[i]);
+	free(st->served);
+	free(st->served_class);
+	free(st->service_namespace);
 	free(st->controller_name);
 	free(st->service_name);
 	free(st->cluster_domain);

@@ -39,8 +39,13 @@ struct wp_kube_status_policy {
 	bool standalone;
 	const char *service_name;
 	const char *cluster_domain;
+	const char *service_namespace; /* NULL or "" = the Gateway's */
 	const char *const *ips;
 	unsigned n_ips;
+	bool served_filter; /* see wp_kube_source_config */
+	const char *served_class;
+	const char *const *served_gateways;
+	unsigned n_served_gateways;
 };
 
 /* True when this appliance writes gw's status; class_controller is the

@@ -412,6 +412,51 @@ static void test_status_policy(void **state)
 	json_decref(manual);
 }
 
+/* With the served set given, ownership follows it: our class but not
+ * served → no status; standalone → exactly the served ones, any class, but
+ * never Istio's manual deployment. And the Service namespace override. */
+static void test_status_policy_served(void **state)
+{
+	static const char *const served[] = {"apps/w", "other/x"};
+	struct wp_kube_status_policy p = {.controller_name = "waypointd.io/controller",
+	                                  .service_name = "waypointd",
+	                                  .cluster_domain = "cluster.local",
+	                                  .served_filter = true,
+	                                  .served_gateways = served,
+	                                  .n_served_gateways = 2};
+	json_t *ours = gw("waypointd", ""), *istio = gw("istio-waypoint", "");
+	json_t *manual = gw("istio-waypoint",
+	                    ",\"addresses\":[{\"type\":\"Hostname\",\"value\":\"x.apps.svc\"}]");
+	json_t *st, *addr;
+
+	(void)state;
+	/* gw() makes apps/w: served by name */
+	assert_true(wp_kube_status_owns(&p, ours, "waypointd.io/controller"));
+	assert_false(wp_kube_status_owns(&p, istio, "istio.io/mesh-controller"));
+	p.n_served_gateways = 1;
+	p.served_gateways = served + 1; /* only other/x */
+	assert_false(wp_kube_status_owns(&p, ours, "waypointd.io/controller"));
+	p.served_class = "waypointd"; /* served by class */
+	assert_true(wp_kube_status_owns(&p, ours, "waypointd.io/controller"));
+	assert_false(wp_kube_status_owns(&p, istio, "istio.io/mesh-controller"));
+	p.standalone = true;
+	assert_true(wp_kube_status_owns(&p, ours, NULL));
+	assert_false(wp_kube_status_owns(&p, istio, "istio.io/mesh-controller")); /* not served */
+	p.served_class = "istio-waypoint";
+	assert_true(wp_kube_status_owns(&p, istio, "istio.io/mesh-controller"));
+	assert_false(wp_kube_status_owns(&p, manual, "istio.io/mesh-controller"));
+
+	p.service_namespace = "waypoint-system";
+	st = wp_kube_status_desired(&p, ours, "T1");
+	addr = json_array_get(json_object_get(st, "addresses"), 0);
+	assert_string_equal(json_string_value(json_object_get(addr, "value")),
+	                    "waypointd.waypoint-system.svc.cluster.local");
+	json_decref(st);
+	json_decref(ours);
+	json_decref(istio);
+	json_decref(manual);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +470,7 @@ int main(void)
 	        cmocka_unit_test(test_backoff),
 	        cmocka_unit_test(test_paths),
 	        cmocka_unit_test(test_status_policy),
+	        cmocka_unit_test(test_status_policy_served),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
