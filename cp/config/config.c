@@ -538,6 +538,94 @@ static void load_admin(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "admin.", "port", 0, 65535, cfg->admin.port);
 }
 
+static void load_tls(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"cert",
+	                                    "key",
+	                                    "ca",
+	                                    "trust_domain",
+	                                    "trust_domain_aliases",
+	                                    "allow_tls12",
+	                                    "session_tickets",
+	                                    "reload_ms",
+	                                    NULL};
+	const config_setting_t *g = get_group(ld, "tls"), *list;
+	struct wp_tls_files_config *t = &cfg->tls;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "tls.", known);
+	get_string(ld, g, "tls.", "cert", t->cert, sizeof(t->cert));
+	get_string(ld, g, "tls.", "key", t->key, sizeof(t->key));
+	get_string(ld, g, "tls.", "ca", t->ca, sizeof(t->ca));
+	get_string(ld, g, "tls.", "trust_domain", t->trust_domain, sizeof(t->trust_domain));
+	get_bool(ld, g, "tls.", "allow_tls12", &t->allow_tls12);
+	get_bool(ld, g, "tls.", "session_tickets", &t->session_tickets);
+	GET_UINT(ld, g, "tls.", "reload_ms", 0, 3600000, t->reload_ms);
+	if (!ld->failed && t->trust_domain[0] == '\0')
+		fail(ld, member(g, "trust_domain"), "tls.trust_domain", "must not be empty");
+	list = member(g, "trust_domain_aliases");
+	if (list == NULL)
+		return;
+	if (!config_setting_is_array(list) && !config_setting_is_list(list)) {
+		fail(ld, list, "tls.trust_domain_aliases", "expected an array of strings");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(list) && !ld->failed; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL || v[0] == '\0' || strlen(v) >= sizeof(t->aliases[0])) {
+			fail(ld, e, "tls.trust_domain_aliases", "element %d is not a trust domain",
+			     i);
+			return;
+		}
+		if (t->n_aliases == WP_MAX_TD_ALIASES) {
+			fail(ld, e, "tls.trust_domain_aliases", "at most %d aliases",
+			     WP_MAX_TD_ALIASES);
+			return;
+		}
+		strcpy(t->aliases[t->n_aliases++], v);
+	}
+}
+
+static void load_hbone(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"enabled",
+	                                    "port",
+	                                    "max_streams",
+	                                    "stream_window",
+	                                    "conn_window",
+	                                    "ping_interval_ms",
+	                                    "ping_timeout_ms",
+	                                    "max_sessions",
+	                                    "max_tunnels",
+	                                    "pool_streams",
+	                                    "connect_timeout_ms",
+	                                    "drain_timeout_ms",
+	                                    "memory_mb",
+	                                    NULL};
+	const config_setting_t *g = get_group(ld, "hbone");
+	struct wp_hbone_listen_config *h = &cfg->hbone;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "hbone.", known);
+	get_bool(ld, g, "hbone.", "enabled", &h->enabled);
+	GET_UINT(ld, g, "hbone.", "port", 1, 65535, h->port);
+	GET_UINT(ld, g, "hbone.", "max_streams", 1, 1000, h->max_streams);
+	GET_UINT(ld, g, "hbone.", "stream_window", 65535, 0x7fffffff, h->stream_window);
+	GET_UINT(ld, g, "hbone.", "conn_window", 65535, 0x7fffffff, h->conn_window);
+	GET_UINT(ld, g, "hbone.", "ping_interval_ms", 100, 3600000, h->ping_interval_ms);
+	GET_UINT(ld, g, "hbone.", "ping_timeout_ms", 100, 3600000, h->ping_timeout_ms);
+	GET_UINT(ld, g, "hbone.", "max_sessions", 4, 1u << 22, h->max_sessions);
+	GET_UINT(ld, g, "hbone.", "max_tunnels", 4, 1u << 22, h->max_tunnels);
+	GET_UINT(ld, g, "hbone.", "pool_streams", 1, 1000, h->pool_streams);
+	GET_UINT(ld, g, "hbone.", "connect_timeout_ms", 10, 600000, h->connect_timeout_ms);
+	GET_UINT(ld, g, "hbone.", "drain_timeout_ms", 0, 600000, h->drain_timeout_ms);
+	GET_UINT(ld, g, "hbone.", "memory_mb", 1, 1u << 20, h->memory_mb);
+}
+
 static void load_fault(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"rx_drop", "rx_dup",     "rx_reorder", "tx_drop",
@@ -588,14 +676,30 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->admin.enabled = true;
 	cfg->admin.address = wp_addr_v4(htonl(0x7f000001));
 	cfg->admin.port = 15000;
+	strcpy(cfg->tls.trust_domain, "cluster.local");
+	cfg->tls.session_tickets = true;
+	cfg->tls.reload_ms = 1000;
+	cfg->hbone.enabled = false;
+	cfg->hbone.port = 15008;
+	cfg->hbone.max_streams = 100;
+	cfg->hbone.stream_window = 4u << 20;
+	cfg->hbone.conn_window = 16u << 20;
+	cfg->hbone.ping_interval_ms = 10000;
+	cfg->hbone.ping_timeout_ms = 20000;
+	cfg->hbone.max_sessions = 16384;
+	cfg->hbone.max_tunnels = 65536;
+	cfg->hbone.pool_streams = 100;
+	cfg->hbone.connect_timeout_ms = 5000;
+	cfg->hbone.drain_timeout_ms = 10000;
+	cfg->hbone.memory_mb = 512;
 }
 
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers", "eal", "polling", "ports", "arp", "mbufs_per_worker",
-	        "fault",   "tcp", "cluster", "admin", NULL};
+	        "workers", "eal",   "polling", "ports", "arp", "mbufs_per_worker", "fault", "tcp",
+	        "cluster", "admin", "tls",     "hbone", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -633,6 +737,8 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_tcp(&ld, cfg);
 	load_cluster(&ld, cfg);
 	load_admin(&ld, cfg);
+	load_tls(&ld, cfg);
+	load_hbone(&ld, cfg);
 	rc = ld.failed ? -EINVAL : 0;
 out:
 	config_destroy(&ld.lc);

@@ -71,6 +71,37 @@ struct wp_admin_config {
 	uint16_t port;
 };
 
+/* mTLS material for HBONE (dp/tls): PEM files, reloaded when they change. */
+#define WP_MAX_TD_ALIASES 8
+struct wp_tls_files_config {
+	char cert[PATH_MAX]; /* the waypoint's chain, leaf first */
+	char key[PATH_MAX];
+	char ca[PATH_MAX]; /* trusted roots */
+	char trust_domain[256];
+	unsigned n_aliases;
+	char aliases[WP_MAX_TD_ALIASES][256];
+	bool allow_tls12;     /* default false: TLS 1.3 only */
+	bool session_tickets; /* server side; default true */
+	unsigned reload_ms;   /* how often the files are checked; 0 = never */
+};
+
+/* The HBONE server (port 15008), originate pools and L4 tunnels (dp/tunnel). */
+struct wp_hbone_listen_config {
+	bool enabled;
+	uint16_t port;
+	unsigned max_streams;   /* concurrent CONNECT streams per connection */
+	unsigned stream_window; /* bytes */
+	unsigned conn_window;   /* bytes */
+	unsigned ping_interval_ms;
+	unsigned ping_timeout_ms;
+	unsigned max_sessions;       /* HBONE connections (in + out) per worker */
+	unsigned max_tunnels;        /* tunnels per worker */
+	unsigned pool_streams;       /* streams per originated connection */
+	unsigned connect_timeout_ms; /* upstream TCP + TLS */
+	unsigned drain_timeout_ms;   /* SIGTERM: how long open tunnels may finish */
+	unsigned memory_mb;          /* per-worker budget: HTTP/2 state + tunnel buffers */
+};
+
 struct wp_config {
 	char path[PATH_MAX]; /* the file it came from */
 
@@ -100,6 +131,8 @@ struct wp_config {
 	struct wp_tcp_limits tcp;
 	struct wp_cluster_config cluster;
 	struct wp_admin_config admin;
+	struct wp_tls_files_config tls;
+	struct wp_hbone_listen_config hbone;
 };
 
 /*
