@@ -84,6 +84,7 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 				json_object_set_new(eo, "serviceAccount",
 				                    str_or_null(e->service_account));
 				json_object_set_new(eo, "node", str_or_null(e->node));
+				json_object_set_new(eo, "ambient", json_boolean(e->ambient));
 				json_array_append_new(eps, eo);
 			}
 			json_object_set_new(po, "endpoints", eps);
@@ -107,6 +108,7 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 		json_object_set_new(wo, "serviceAccount", str_or_null(w->service_account));
 		json_object_set_new(wo, "node", str_or_null(w->node));
 		json_object_set_new(wo, "ready", json_boolean(w->ready));
+		json_object_set_new(wo, "ambient", json_boolean(w->ambient));
 		for (uint32_t j = 0; j < w->n_addrs; j++)
 			json_array_append_new(addrs, addr_json(&w->addrs[j]));
 		json_object_set_new(wo, "addresses", addrs);

@@ -347,10 +347,15 @@ static void on_change(struct wp_resolver *r, struct rnode *n, const struct wp_ob
 	case WP_KIND_NAMESPACE: {
 		struct rns *b = n->ns;
 
-		for (struct rnode *x = b->list[WP_KIND_SERVICE]; x; x = x->next)
+		/* Its labels decide enrollment and ambient membership (blocks). */
+		for (struct rnode *x = b->list[WP_KIND_SERVICE]; x; x = x->next) {
 			mark_enroll(r, x);
-		for (struct rnode *x = b->list[WP_KIND_POD]; x; x = x->next)
+			mark_block(r, x);
+		}
+		for (struct rnode *x = b->list[WP_KIND_POD]; x; x = x->next) {
 			mark_enroll(r, x);
+			mark_block(r, x);
+		}
 		break;
 	}
 	case WP_KIND_SERVICE:
@@ -865,6 +870,24 @@ static const struct wp_eps_port *eps_port(const struct wp_k8s_endpointslice *es,
 	return NULL;
 }
 
+/*
+ * Ambient membership as istio-cni decides it: the namespace carries
+ * istio.io/dataplane-mode=ambient and the pod does not opt out with
+ * istio.io/dataplane-mode=none (a pod may also opt in by itself). Decides
+ * whether the data plane reaches the workload by HBONE or in plaintext.
+ */
+static bool in_ambient(const struct rns *ns, const struct wp_obj *pod)
+{
+	const char *pm = pod ? wp_labels_get(&pod->meta.labels, "istio.io/dataplane-mode") : NULL;
+	const char *nm = ns && ns->nsobj ? wp_labels_get(&ns->nsobj->obj->meta.labels,
+	                                                 "istio.io/dataplane-mode")
+	                                 : NULL;
+
+	if (pm != NULL)
+		return strcmp(pm, "ambient") == 0;
+	return nm != NULL && strcmp(nm, "ambient") == 0;
+}
+
 /* Fills ep (or just counts when ep is NULL); returns the count. */
 static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_svc_port *sp,
                        struct wp_snap_endpoint *ep, struct wp_arena *a, bool *from_eps)
@@ -907,6 +930,7 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 				             : pod && pod->u.pod.node_name
 				                     ? wp_arena_strdup(a, pod->u.pod.node_name)
 				                     : NULL;
+				ep[c].ambient = in_ambient(n->ns, pod);
 			}
 			c++;
 		}
@@ -929,6 +953,7 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 			ep[c].name = p->obj->meta.name;
 			ep[c].service_account = pod->service_account;
 			ep[c].node = pod->node_name;
+			ep[c].ambient = in_ambient(n->ns, p->obj);
 		}
 		c++;
 	}
@@ -1015,6 +1040,7 @@ static struct wp_snap_workload *build_wl(struct rnode *n, uint32_t gw)
 	b->service_account = wp_arena_strdup(a, p->service_account);
 	b->node = wp_arena_strdup(a, p->node_name);
 	b->ready = p->ready;
+	b->ambient = in_ambient(n->ns, o);
 	addrs = wp_arena_alloc(a, sizeof(*addrs) * (p->n_ips + 1));
 	if (!b->ns || !b->name || !addrs) {
 		wp_arena_free(a);

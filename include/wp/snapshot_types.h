@@ -40,6 +40,7 @@ struct wp_snap_endpoint {
 	const char *name;            /* the Pod's name, or NULL when unknown */
 	const char *service_account; /* for the upstream identity check; may be NULL */
 	const char *node;            /* may be NULL */
+	bool ambient; /* in the mesh (istio.io/dataplane-mode=ambient): reach it by HBONE */
 };
 
 struct wp_snap_svc_port {
@@ -73,6 +74,7 @@ struct wp_snap_workload {
 	const char *node;
 	bool ready;
 	bool via_namespace;
+	bool ambient; /* in the mesh: reach it by HBONE, else plaintext */
 	uint32_t n_addrs;
 	const struct wp_addr *addrs;
 	struct wp_arena arena;
