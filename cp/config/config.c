@@ -525,6 +525,80 @@ static void load_cluster(struct loader *ld, struct wp_config *cfg)
 	}
 }
 
+static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"enabled",
+	                                    "kubeconfig",
+	                                    "context",
+	                                    "namespace",
+	                                    "status",
+	                                    "standalone",
+	                                    "controller_name",
+	                                    "service_name",
+	                                    "service_namespace",
+	                                    "addresses",
+	                                    "page_limit",
+	                                    "watch_timeout_s",
+	                                    "backoff_base_ms",
+	                                    "backoff_max_ms",
+	                                    "sync_wait_ms",
+	                                    NULL};
+	const config_setting_t *g = get_group(ld, "kubernetes"), *list;
+	struct wp_kubernetes_config *k = &cfg->kubernetes;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "kubernetes.", known);
+	get_bool(ld, g, "kubernetes.", "enabled", &k->enabled);
+	get_string(ld, g, "kubernetes.", "kubeconfig", k->kubeconfig, sizeof(k->kubeconfig));
+	get_string(ld, g, "kubernetes.", "context", k->context, sizeof(k->context));
+	get_string(ld, g, "kubernetes.", "namespace", k->namespace, sizeof(k->namespace));
+	get_bool(ld, g, "kubernetes.", "status", &k->status);
+	get_bool(ld, g, "kubernetes.", "standalone", &k->standalone);
+	get_string(ld, g, "kubernetes.", "controller_name", k->controller_name,
+	           sizeof(k->controller_name));
+	get_string(ld, g, "kubernetes.", "service_name", k->service_name, sizeof(k->service_name));
+	get_string(ld, g, "kubernetes.", "service_namespace", k->service_namespace,
+	           sizeof(k->service_namespace));
+	GET_UINT(ld, g, "kubernetes.", "page_limit", 1, 100000, k->page_limit);
+	GET_UINT(ld, g, "kubernetes.", "watch_timeout_s", 1, 86400, k->watch_timeout_s);
+	GET_UINT(ld, g, "kubernetes.", "backoff_base_ms", 1, 600000, k->backoff_base_ms);
+	GET_UINT(ld, g, "kubernetes.", "backoff_max_ms", 1, 3600000, k->backoff_max_ms);
+	GET_UINT(ld, g, "kubernetes.", "sync_wait_ms", 1, 3600000, k->sync_wait_ms);
+	if (!ld->failed && k->controller_name[0] == '\0')
+		fail(ld, member(g, "controller_name"), "kubernetes.controller_name",
+		     "must not be empty");
+	if (!ld->failed && k->service_name[0] == '\0')
+		fail(ld, member(g, "service_name"), "kubernetes.service_name", "must not be empty");
+	if (!ld->failed && k->backoff_base_ms > k->backoff_max_ms)
+		fail(ld, member(g, "backoff_base_ms"), "kubernetes.backoff_base_ms",
+		     "larger than backoff_max_ms (%u)", k->backoff_max_ms);
+	list = member(g, "addresses");
+	if (list == NULL || ld->failed)
+		return;
+	if (!config_setting_is_array(list) && !config_setting_is_list(list)) {
+		fail(ld, list, "kubernetes.addresses", "expected an array of IP address strings");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(list) && !ld->failed; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		struct wp_addr a;
+
+		if (v == NULL || strlen(v) >= sizeof(k->addresses[0]) ||
+		    wp_addr_parse(v, &a) != 0) {
+			fail(ld, e, "kubernetes.addresses", "element %d is not an IP address", i);
+			return;
+		}
+		if (k->n_addresses == WP_MAX_STATUS_ADDRS) {
+			fail(ld, e, "kubernetes.addresses", "at most %d addresses",
+			     WP_MAX_STATUS_ADDRS);
+			return;
+		}
+		strcpy(k->addresses[k->n_addresses++], v);
+	}
+}
+
 static void load_admin(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"enabled", "address", "port", NULL};
@@ -676,6 +750,14 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->admin.enabled = true;
 	cfg->admin.address = wp_addr_v4(htonl(0x7f000001));
 	cfg->admin.port = 15000;
+	cfg->kubernetes.status = true;
+	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
+	strcpy(cfg->kubernetes.service_name, "waypointd");
+	cfg->kubernetes.page_limit = 500;
+	cfg->kubernetes.watch_timeout_s = 300;
+	cfg->kubernetes.backoff_base_ms = 800;
+	cfg->kubernetes.backoff_max_ms = 30000;
+	cfg->kubernetes.sync_wait_ms = 10000;
 	strcpy(cfg->tls.trust_domain, "cluster.local");
 	cfg->tls.session_tickets = true;
 	cfg->tls.reload_ms = 1000;
@@ -698,8 +780,8 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers", "eal",   "polling", "ports", "arp", "mbufs_per_worker", "fault", "tcp",
-	        "cluster", "admin", "tls",     "hbone", NULL};
+	        "workers", "eal",     "polling", "ports", "arp",   "mbufs_per_worker", "fault",
+	        "tcp",     "cluster", "admin",   "tls",   "hbone", "kubernetes",       NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -737,6 +819,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_tcp(&ld, cfg);
 	load_cluster(&ld, cfg);
 	load_admin(&ld, cfg);
+	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);
 	rc = ld.failed ? -EINVAL : 0;

@@ -102,6 +102,28 @@ struct wp_hbone_listen_config {
 	unsigned memory_mb;          /* per-worker budget: HTTP/2 state + tunnel buffers */
 };
 
+/* The Kubernetes list/watch source and Gateway status writer (cp/kube). */
+#define WP_MAX_STATUS_ADDRS 8
+struct wp_kubernetes_config {
+	bool enabled;               /* off: the manifest directory alone */
+	char kubeconfig[PATH_MAX];  /* "" = in-cluster when KUBERNETES_SERVICE_HOST is set,
+	                             * else $KUBECONFIG or ~/.kube/config */
+	char context[128];          /* "" = the kubeconfig's current-context */
+	char namespace[64];         /* watch one namespace; "" = all */
+	bool status;                /* write Gateway status for the Gateways it owns */
+	bool standalone;            /* no istiod: program every Gateway it serves */
+	char controller_name[256];  /* our GatewayClass's controllerName */
+	char service_name[64];      /* status.addresses Hostname <name>.<ns>.svc.<domain> */
+	char service_namespace[64]; /* "" = the Gateway's namespace */
+	unsigned n_addresses;       /* IPAddress entries instead of the Hostname */
+	char addresses[WP_MAX_STATUS_ADDRS][64];
+	unsigned page_limit;      /* items per LIST page */
+	unsigned watch_timeout_s; /* server-side watch timeout, then rewatch */
+	unsigned backoff_base_ms; /* first retry delay, doubling ... */
+	unsigned backoff_max_ms;  /* ... up to this */
+	unsigned sync_wait_ms;    /* start-up wait for the first full sync */
+};
+
 struct wp_config {
 	char path[PATH_MAX]; /* the file it came from */
 
@@ -131,6 +153,7 @@ struct wp_config {
 	struct wp_tcp_limits tcp;
 	struct wp_cluster_config cluster;
 	struct wp_admin_config admin;
+	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;
 };
