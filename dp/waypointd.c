@@ -19,6 +19,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include "cp/kube/kube_source.h"
 #include "dp/diag_client.h"
 #include "dp/obs/telemetry.h"
 #include "dp/port/port.h"
@@ -138,7 +139,17 @@ int main(int argc, char **argv)
 	cpc.admin_disabled = !cfg.admin.enabled;
 	cpc.n_workers = cfg.workers;
 	cpc.debounce_ms = cfg.cluster.debounce_ms;
+	cpc.sync_wait_ms = cfg.kubernetes.sync_wait_ms;
 	cp = wp_cp_create(&cpc);
+	if (cp != NULL && cfg.kubernetes.enabled) {
+		struct wp_source *ks = wp_kube_source_from_config(&cfg, err, sizeof(err));
+
+		if (ks == NULL || wp_cp_add_source(cp, ks) != 0) {
+			fprintf(stderr, "waypointd: %s\n", ks ? "too many sources" : err);
+			wp_source_destroy(ks);
+			goto out_cp;
+		}
+	}
 	if (cp == NULL || wp_cp_start(cp) != 0) {
 		fprintf(stderr, "waypointd: the control plane did not start (see above)\n");
 		goto out_cp;

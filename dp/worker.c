@@ -26,6 +26,7 @@
 
 #include "diag_client.h"
 #include "dp/net/tcp/tcp_diag.h"
+#include "dp/obs/snapview.h"
 #include "worker.h"
 #include "wp/common.h"
 #include "wp/snapshot.h"
@@ -550,8 +551,10 @@ int wp_worker_main(void *arg)
 				tx_flush(w, &w->ports[i]);
 			}
 		w->stats.loops++;
-		if (w->slot != NULL)
+		if (w->slot != NULL) {
 			wp_snapshot_quiescent(w->slot, w->id);
+			wp_snapview_observe(w->id, wp_snapshot_get(w->slot));
+		}
 		end = rte_rdtsc();
 		if (work) {
 			w->stats.busy_cycles += end - start;

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 
 #include "cp/kube/kube.h"
+#include "wp/config.h"
 #include "wp/source.h"
 
 /* The appliance's controllerName (deploy/gatewayclass.yaml). */
@@ -78,6 +79,11 @@ struct wp_kube_source_config {
 
 /* Creates the source (threads start in start()). NULL on error. */
 struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg);
+
+/* The source waypointd runs: credentials and settings from the config's
+ * `kubernetes` group, the served set from its `cluster` group (the status
+ * writer follows it). NULL with the reason in err. (cp/kube/kube_conf.c) */
+struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen);
 
 /* Counters summed over the source's clients (KUBE_* rows of enum wp_ctr);
  * out must hold WP_CTR_MAX entries. Safe from the control-plane thread. */

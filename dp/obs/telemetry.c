@@ -11,6 +11,7 @@
 
 #include <rte_telemetry.h>
 
+#include "dp/obs/snapview.h"
 #include "telemetry.h"
 #include "wp/common.h"
 
@@ -136,7 +137,8 @@ int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores,
 	    rte_telemetry_register_cmd("/wp/workers", cmd_workers, "list of worker ids") ||
 	    rte_telemetry_register_cmd("/wp/worker", cmd_worker,
 	                               "one worker's statistics. Parameters: int worker_id") ||
-	    rte_telemetry_register_cmd("/wp/stats", cmd_stats, "statistics summed over workers"))
+	    rte_telemetry_register_cmd("/wp/stats", cmd_stats, "statistics summed over workers") ||
+	    wp_snapview_register(n))
 		return -EEXIST;
 	return 0;
 }

@@ -6,6 +6,7 @@
  *   /wp/workers         the worker ids
  *   /wp/worker,<id>     one worker's packets, bytes, cycles and counters
  *   /wp/stats           the same fields summed over all workers
+ *   /wp/snapshot[,<id>] the snapshot each worker runs (dp/obs/snapview.h)
  */
 #ifndef WP_DP_TELEMETRY_H
 #define WP_DP_TELEMETRY_H

@@ -1,0 +1,73 @@
+/*
+ * From waypoint.conf to a running Kubernetes source: reads the credentials
+ * the `kubernetes` group names (a kubeconfig, or the pod's service account)
+ * and maps the group and the served set (cluster.gateway_class,
+ * cluster.gateways) onto struct wp_kube_source_config. Kept apart from
+ * kube_source.c so that the source itself knows nothing of the config file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cp/kube/kube_source.h"
+
+struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen)
+{
+	const struct wp_kubernetes_config *k = &cfg->kubernetes;
+	const char *gws[WP_MAX_SERVED_GATEWAYS], *ips[WP_MAX_STATUS_ADDRS];
+	struct wp_kube_source_config kc;
+	struct wp_source *src;
+	char why[256] = "";
+	int rc;
+
+	memset(&kc, 0, sizeof(kc));
+	if (k->kubeconfig[0] == '\0' && k->context[0] == '\0')
+		rc = wp_kube_config_auto(&kc.kube, why, sizeof(why));
+	else
+		rc = wp_kube_config_load(&kc.kube, k->kubeconfig[0] ? k->kubeconfig : NULL,
+		                         k->context[0] ? k->context : NULL, why, sizeof(why));
+	if (rc == -ENOENT) {
+		snprintf(err, errlen,
+		         "kubernetes: no credentials: %s%s (set kubernetes.kubeconfig, or run "
+		         "in a pod)",
+		         k->kubeconfig[0] ? "cannot read "
+		                          : "no in-cluster service account and "
+		                            "no kubeconfig",
+		         k->kubeconfig);
+		return NULL;
+	}
+	if (rc) {
+		snprintf(err, errlen, "kubernetes: %s", why[0] ? why : strerror(-rc));
+		return NULL;
+	}
+	kc.namespace = k->namespace[0] ? k->namespace : NULL;
+	kc.page_limit = k->page_limit;
+	kc.watch_timeout = k->watch_timeout_s;
+	kc.backoff_base = k->backoff_base_ms / 1000.0;
+	kc.backoff_max = k->backoff_max_ms / 1000.0;
+	kc.status_enabled = k->status;
+	kc.controller_name = k->controller_name;
+	kc.standalone = k->standalone;
+	kc.service_name = k->service_name;
+	kc.service_namespace = k->service_namespace;
+	kc.cluster_domain = cfg->cluster.cluster_domain[0] ? cfg->cluster.cluster_domain : NULL;
+	for (unsigned i = 0; i < k->n_addresses; i++)
+		ips[i] = k->addresses[i];
+	kc.ips = ips;
+	kc.n_ips = k->n_addresses;
+	kc.served_filter = true;
+	kc.served_class = cfg->cluster.gateway_class;
+	for (unsigned i = 0; i < cfg->cluster.n_gateways; i++)
+		gws[i] = cfg->cluster.gateways[i];
+	kc.served_gateways = gws;
+	kc.n_served_gateways = cfg->cluster.n_gateways;
+	src = wp_kube_source_create(&kc); /* copies what it keeps */
+	if (!src)
+		snprintf(err, errlen, "kubernetes: cannot create the source (out of memory?)");
+	else
+		fprintf(stderr, "waypointd: kubernetes source: %s, %s, status %s%s\n",
+		        kc.kube.server, kc.namespace ? kc.namespace : "all namespaces",
+		        k->status ? "on" : "off", k->standalone ? " (standalone)" : "");
+	wp_kube_config_clear(&kc.kube);
+	return src;
+}
