@@ -169,28 +169,11 @@ static const struct wp_tcp_callbacks client_cbs = {
         .closed = on_closed,
 };
 
-struct owner_pred {
-	struct wp_worker_port *wp;
-	uint32_t dst_ip;
-	uint16_t dst_port; /* network order */
-};
-
-/* True when the reply to a connection from <port> hashes to this worker. */
-static bool port_is_ours(uint16_t port, void *arg)
-{
-	struct owner_pred *p = arg;
-	struct wp_worker *w = p->wp->w;
-
-	return wp_port_flow_owner(p->wp->port, p->dst_ip, p->wp->ifc.ip, p->dst_port, htons(port),
-	                          w->n_workers) == w->id;
-}
-
 unsigned wp_diag_client_poll(struct wp_worker *w, uint64_t now_us WP_UNUSED)
 {
 	struct job *j = __atomic_load_n(&reg.job, __ATOMIC_ACQUIRE);
 	struct worker_share *s;
 	struct wp_worker_port *wp = &w->ports[0];
-	struct owner_pred pred;
 	unsigned opened = 0;
 
 	if (j == NULL)
@@ -202,23 +185,19 @@ unsigned wp_diag_client_poll(struct wp_worker *w, uint64_t now_us WP_UNUSED)
 		__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
 		return 1;
 	}
-	pred.wp = wp;
-	pred.dst_ip = j->dst_ip;
-	pred.dst_port = htons(j->dst_port);
 	while (s->opened < s->n && opened < OPEN_PER_POLL &&
 	       s->opened - s->finished < MAX_INFLIGHT) {
 		struct client_conn *cc = &s->conns[s->opened];
 		uint16_t port;
 
 		/* Every local port busy (TIME_WAIT): wait for some to free up. */
-		if (wp_tcp_pick_port(wp->tcp, j->dst_ip, j->dst_port, port_is_ours, &pred, &port) !=
-		    0)
+		if (wp_worker_pick_port(wp, j->dst_ip, j->dst_port, &port) != 0)
 			break;
 		s->opened++;
 		opened++;
 		cc->w = w;
-		if (wp_tcp_connect(wp->tcp, j->dst_ip, j->dst_port, port, &client_cbs, cc, &cc->c) !=
-		    0) {
+		if (wp_tcp_connect(wp->tcp, j->dst_ip, j->dst_port, port, &client_cbs, cc,
+		                   &cc->c) != 0) {
 			cc->c = NULL;
 			finish(cc, false);
 		}

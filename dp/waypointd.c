@@ -3,7 +3,9 @@
  * the ports, registers telemetry, launches one worker per worker lcore and
  * keeps the main lcore for the control plane. SIGINT/SIGTERM stop the
  * workers, close the ports (a TAP interface disappears with its port) and
- * exit 0.
+ * exit 0. With HBONE on, SIGTERM first drains: GOAWAY on every inbound
+ * connection, then up to hbone.drain_timeout_ms for open tunnels to finish
+ * (a second signal cuts it short).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -23,6 +26,7 @@
 #include "dp/diag_client.h"
 #include "dp/obs/telemetry.h"
 #include "dp/port/port.h"
+#include "dp/tunnel/tunnel.h"
 #include "dp/worker.h"
 #include "wp/addr.h"
 #include "wp/config.h"
@@ -30,11 +34,21 @@
 
 #define MAX_SETS 64
 
-static volatile bool quit;
+static volatile bool quit, stop, drain;
 
 static void on_signal(int sig WP_UNUSED)
 {
-	quit = true;
+	if (stop)
+		quit = true; /* a second signal: no more waiting for the drain */
+	stop = true;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void usage(FILE *f)
@@ -59,6 +73,8 @@ int main(int argc, char **argv)
 	static struct wp_config cfg;
 	static struct wp_ports ports;
 	static struct wp_steer steer;
+	static struct wp_tunnel_shared tunnels;
+	bool hbone = false;
 	const char *gateways[WP_MAX_SERVED_GATEWAYS];
 	struct wp_cp_config cpc;
 	struct wp_cp *cp = NULL;
@@ -72,6 +88,9 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int opt, rc = 1;
 
+	/* OpenSSL's allocations are counted per thread (tunnel memory gauges):
+	 * this must come before anything allocates through OpenSSL. */
+	(void)wp_tls_mem_accounting_enable();
 	while ((opt = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -154,6 +173,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "waypointd: the control plane did not start (see above)\n");
 		goto out_cp;
 	}
+	if (cfg.hbone.enabled) {
+		if (wp_tunnel_shared_init(&tunnels, &cfg, &drain) != 0)
+			goto out_cp;
+		hbone = true;
+	}
 	if (wp_steer_create(&steer, cfg.workers) != 0) {
 		fprintf(stderr, "waypointd: cannot create the steering rings\n");
 		goto out_cp;
@@ -168,12 +192,18 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		workers[id]->slot = wp_cp_slot(cp);
+		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
+			fprintf(stderr, "waypointd: cannot set up HBONE on worker %u\n", id);
+			id++;
+			goto out_workers;
+		}
 		stats[id] = &workers[id]->stats;
 		lcores[id] = lcore;
 		id++;
 	}
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
-	    wp_diag_client_register(workers, cfg.workers) != 0)
+	    wp_diag_client_register(workers, cfg.workers) != 0 ||
+	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0))
 		fprintf(stderr, "waypointd: warning: telemetry commands not registered\n");
 	for (unsigned w = 0; w < cfg.workers; w++)
 		rte_eal_remote_launch(wp_worker_main, workers[w], lcores[w]);
@@ -187,8 +217,25 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
-	while (!quit)
+	while (!stop) {
 		usleep(20000);
+		if (hbone)
+			(void)wp_tunnel_shared_tick(&tunnels, workers, cfg.workers, mono_ms());
+	}
+	if (hbone) {
+		uint64_t until = mono_ms() + cfg.hbone.drain_timeout_ms, active = 0;
+
+		drain = true;
+		do {
+			usleep(20000);
+			active = 0;
+			for (unsigned w = 0; w < cfg.workers; w++)
+				active += wp_tunnel_worker_active(workers[w]->tunnel);
+		} while (active > 0 && !quit && mono_ms() < until);
+		printf("waypointd: drained%s (%llu connections and tunnels left)\n",
+		       active ? " until the timeout" : "", (unsigned long long)active);
+		fflush(stdout);
+	}
 	rc = 0;
 
 out_workers:
@@ -197,6 +244,8 @@ out_workers:
 	for (unsigned w = 0; w < cfg.workers; w++)
 		wp_worker_destroy(workers[w]);
 	wp_steer_destroy(&steer);
+	if (hbone)
+		wp_tunnel_shared_fini(&tunnels);
 out_cp:
 	wp_cp_destroy(cp);
 out_ports:

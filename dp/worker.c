@@ -14,6 +14,7 @@
  * hash lands on the opening worker, so their replies need no steering on a
  * NIC that honours RSS.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "diag_client.h"
 #include "dp/net/tcp/tcp_diag.h"
+#include "dp/tunnel/tunnel.h"
 #include "dp/obs/snapview.h"
 #include "worker.h"
 #include "wp/common.h"
@@ -196,6 +198,32 @@ static void tcp_tx_send(void *arg, void *handle, uint32_t src_ip WP_UNUSED, uint
 	wp_worker_send_ipv4(arg, handle, dst_ip, WP_IPPROTO_TCP, len);
 }
 
+/* ---- active opens -------------------------------------------------------- */
+
+struct owner_pred {
+	struct wp_worker_port *wp;
+	uint32_t dst_ip;
+	uint16_t dst_port; /* network order */
+};
+
+/* True when the reply to a connection from <port> hashes to this worker. */
+static bool port_is_ours(uint16_t port, void *arg)
+{
+	struct owner_pred *p = arg;
+	struct wp_worker *w = p->wp->w;
+
+	return wp_port_flow_owner(p->wp->port, p->dst_ip, p->wp->ifc.ip, p->dst_port, htons(port),
+	                          w->n_workers) == w->id;
+}
+
+int wp_worker_pick_port(struct wp_worker_port *wp, uint32_t dst_ip, uint16_t dst_port,
+                        uint16_t *port)
+{
+	struct owner_pred pred = {wp, dst_ip, htons(dst_port)};
+
+	return wp_tcp_pick_port(wp->tcp, dst_ip, dst_port, port_is_ours, &pred, port);
+}
+
 /* ---- set-up -------------------------------------------------------------- */
 
 static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_port *wp,
@@ -286,6 +314,8 @@ void wp_worker_destroy(struct wp_worker *w)
 {
 	if (w == NULL)
 		return;
+	wp_tunnel_worker_destroy(w->tunnel); /* closes its connections: before the stacks go */
+	w->tunnel = NULL;
 	for (unsigned i = 0; i < w->n_ports; i++) {
 		wp_tcp_diag_destroy(w->ports[i].diag); /* unlistens: before the stack goes */
 		if (w->ports[i].tcp != NULL)
@@ -535,6 +565,7 @@ int wp_worker_main(void *arg)
 			work += poll_port(w, &w->ports[i], now);
 		work += poll_steer(w, now);
 		work += wp_diag_client_poll(w, now);
+		work += wp_tunnel_poll(w->tunnel, now);
 		for (unsigned i = 0; i < w->n_ports; i++)
 			wp_tcp_timers(w->ports[i].tcp, now);
 		if (now - last_expire >= 1000) {
@@ -568,6 +599,7 @@ int wp_worker_main(void *arg)
 		}
 	}
 	wp_diag_client_stop(w);
+	wp_tunnel_worker_stop(w->tunnel);
 	if (w->slot != NULL)
 		wp_snapshot_slot_unregister(w->slot, w->id);
 	for (unsigned i = 0; i < w->n_ports; i++) {

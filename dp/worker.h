@@ -58,8 +58,9 @@ struct wp_worker {
 	volatile const bool *quit;
 	uint64_t tsc_hz;
 	const struct wp_steer *steer;
-	struct wp_snapshot_slot *slot; /* the control plane's snapshots (RCU reader) */
-	struct wp_diag_client *client; /* an active-open test job, or NULL */
+	struct wp_snapshot_slot *slot;   /* the control plane's snapshots (RCU reader) */
+	struct wp_diag_client *client;   /* an active-open test job, or NULL */
+	struct wp_tunnel_worker *tunnel; /* HBONE server and tunnels (dp/tunnel), or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;
@@ -85,6 +86,15 @@ struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_
  */
 void wp_worker_send_ipv4(struct wp_worker_port *wp, struct rte_mbuf *m, uint32_t dst_ip,
                          uint8_t proto, uint16_t l4_len);
+
+/*
+ * Picks a free local port on <wp> for an active open to dst_ip:dst_port
+ * (network order IP, host order port) whose reply hashes to this worker
+ * (wp_port_flow_owner), so the connection's segments need no steering on a
+ * NIC that honours RSS. 0 or -EADDRNOTAVAIL.
+ */
+int wp_worker_pick_port(struct wp_worker_port *wp, uint32_t dst_ip, uint16_t dst_port,
+                        uint16_t *port) WP_MUST_CHECK;
 
 /* The worker's clock in microseconds (TSC based, monotonic). */
 uint64_t wp_worker_now_us(const struct wp_worker *w);

@@ -13,3 +13,4 @@
 #include "wp/counters/hbone.def"
 #include "wp/counters/cp.def"
 #include "wp/counters/worker.def"
+#include "wp/counters/tunnel.def"

@@ -1,0 +1,1584 @@
+/*
+ * Tunnels (see tunnel.h). Two object kinds, both from fixed per-worker
+ * pools sized at start:
+ *
+ *  struct sess    one HBONE connection: a user-space TCP connection, a TLS
+ *                 connection over memory BIOs and an HTTP/2 session. Inbound
+ *                 ones are servers (ztunnel -> us); originated ones are
+ *                 clients (us -> podIP:15008), pooled by destination.
+ *  struct tunnel  one CONNECT stream spliced to its upstream: end 0 is the
+ *                 inbound stream, end 1 a plaintext TCP connection or an
+ *                 originated stream.
+ *
+ * Reentrancy: TCP callbacks pump their own session directly (TCP -> TLS ->
+ * HTTP/2 and back); HTTP/2 callbacks never pump a session, they only mark
+ * the sessions they touched dirty, and wp_tunnel_poll() pumps dirty sessions
+ * in the same loop iteration. Sessions and tunnels that end are put on dead
+ * lists and freed by the poll, so no callback frees an object its caller
+ * still uses.
+ *
+ * Flow control, per direction from a source end to a sink end:
+ *  - source is an HTTP/2 stream: on_data offers bytes; what the sink takes
+ *    at once is consumed (the peer's window reopens), the rest waits in the
+ *    sink's byte queue and is consumed as it drains. The queue is bounded by
+ *    the window we granted.
+ *  - source is TCP: the data callback returns what the sink took; the rest
+ *    stays in TCP (our advertised window closes) until the sink is writable
+ *    again and wp_tcp_recv_resume() offers it anew.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+#include <rte_malloc.h>
+#include <rte_telemetry.h>
+
+#include "dp/tunnel/bq.h"
+#include "dp/tunnel/tunnel.h"
+#include "dp/worker.h"
+#include "wp/addr.h"
+#include "wp/counters.h"
+#include "wp/snapshot.h"
+
+#define IOBUF           16384
+#define POOL_BUCKETS    1024 /* originated connections: hash of (dst ip, identity) */
+#define MAX_GW_PER_SESS 4
+#define TICK_MS         100
+#define IDLE_TRIM_MS    1000
+#define HBONE_PORT      15008
+
+enum sess_state {
+	SESS_FREE = 0,
+	SESS_CONNECTING, /* client: TCP SYN sent */
+	SESS_HANDSHAKE,  /* TLS handshake running */
+	SESS_READY,      /* HTTP/2 session up */
+	SESS_CLOSING,    /* flushing the last ciphertext (alert, GOAWAY) */
+	SESS_DEAD,       /* on the dead list */
+};
+
+struct tunnel;
+
+struct sess {
+	struct wp_tunnel_worker *tw;
+	struct wp_worker_port *wp;
+	struct wp_tcp_conn *tcp; /* NULL once TCP is gone */
+	struct wp_tls_conn *tls;
+	struct wp_h2c *h2;
+	uint8_t state;
+	bool client;
+	bool dirty;       /* on the dirty list */
+	bool in_pump;     /* pump running: TCP callbacks only feed */
+	bool need_resume; /* TCP holds ciphertext that TLS refused */
+	bool drained;     /* GOAWAY sent */
+	bool tcp_eof;
+	uint8_t n_gw;
+	uint64_t gw_hash[MAX_GW_PER_SESS]; /* server: Gateways it carried tunnels for */
+	uint64_t deadline_ms;              /* set-up must finish by then (0 = none) */
+	uint64_t last_active_ms;
+	/* client (originate) side */
+	uint32_t dst_ip; /* network order */
+	uint64_t id_hash;
+	uint32_t n_waiting;
+	struct tunnel *waiting; /* tunnels waiting for the HTTP/2 session */
+	struct sess *pnext;     /* pool bucket */
+	/* ciphertext TCP did not take (rare: the send pool was empty) */
+	uint8_t *obuf;
+	uint32_t ooff, olen;
+	bool on_dead;
+	struct sess *next, *prev; /* live list */
+	struct sess *dnext;       /* dirty list */
+	struct sess *xnext;       /* dead list */
+};
+
+enum end_kind {
+	END_NONE = 0,
+	END_H2,  /* an HTTP/2 stream (inbound, or originated) */
+	END_TCP, /* a plaintext TCP connection */
+};
+
+struct end {
+	uint8_t kind;
+	bool eof_in; /* the peer half-closed towards us */
+	bool shut;   /* we half-closed towards the peer */
+	bool gone;   /* the stream / connection no longer exists */
+	struct wp_h2s *s;
+	struct wp_tcp_conn *c;
+	struct sess *sess; /* END_H2: its connection */
+	struct wp_bq q;    /* bytes waiting to be written to this end */
+};
+
+struct tunnel {
+	struct wp_tunnel_worker *tw;
+	struct end e[2]; /* 0: downstream (inbound stream), 1: upstream */
+	struct wp_sockaddr target;
+	bool live;
+	bool responded; /* the inbound CONNECT got its answer */
+	bool dead;
+	bool counted_done;
+	struct tunnel *wnext; /* waiting for an originated session */
+	struct tunnel *dnext; /* dead list */
+};
+
+struct wp_tunnel_worker {
+	struct wp_worker *w;
+	struct wp_tunnel_shared *sh;
+	uint64_t *ctr;
+	struct wp_h2mem *mem;
+	struct sess *sess_pool;
+	struct sess *sess_free;
+	struct sess *live;
+	struct sess *dirty, *dead_sess;
+	uint32_t n_sess, n_tunnels;
+	struct tunnel *tun_pool;
+	struct tunnel *tun_free; /* via wnext */
+	struct tunnel *dead_tun;
+	struct sess *pool[POOL_BUCKETS];
+	uint64_t rr;
+	uint64_t now_ms, last_tick_ms;
+	uint64_t snap_version;
+	const struct wp_tls_ctx *seen_ctx;
+	bool draining;
+	bool listening[WP_MAX_PORTS];
+	char td[256]; /* trust domain, for the expected upstream identity */
+	uint8_t io[IOBUF];
+	struct wp_tunnel_gauges g;
+};
+
+static void mark_dirty(struct sess *s);
+static void sess_close(struct sess *s);
+static void tun_kill(struct tunnel *t);
+static void tun_check_done(struct tunnel *t);
+static void end_flush(struct tunnel *t, int i);
+
+static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
+{
+	wp_ctr_inc(tw->ctr, k);
+}
+
+static uint64_t hash64(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t gw_key(const struct wp_snap_gateway *g)
+{
+	uint64_t h = hash64(g->ns, strlen(g->ns), 0xcbf29ce484222325ull);
+
+	h = hash64("/", 1, h);
+	return hash64(g->name, strlen(g->name), h);
+}
+
+/* ---- sessions: pool -------------------------------------------------------- */
+
+static struct sess *sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_port *wp, bool client)
+{
+	struct sess *s = tw->sess_free;
+
+	if (s == NULL)
+		return NULL;
+	tw->sess_free = s->next;
+	memset(s, 0, sizeof(*s));
+	s->tw = tw;
+	s->wp = wp;
+	s->client = client;
+	s->last_active_ms = tw->now_ms;
+	s->deadline_ms = tw->now_ms + tw->sh->cfg->hbone.connect_timeout_ms;
+	s->tls = wp_tls_conn_new(wp_tls_store_get(&tw->sh->tls),
+	                         client ? WP_TLS_CLIENT : WP_TLS_SERVER, tw->ctr);
+	if (s->tls == NULL) {
+		s->next = tw->sess_free;
+		tw->sess_free = s;
+		ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+		return NULL;
+	}
+	s->next = tw->live;
+	if (tw->live != NULL)
+		tw->live->prev = s;
+	tw->live = s;
+	tw->n_sess++;
+	if (client)
+		tw->g.sessions_out++;
+	else
+		tw->g.sessions_in++;
+	return s;
+}
+
+static void pool_unlink(struct sess *s)
+{
+	struct sess **pp = &s->tw->pool[s->id_hash % POOL_BUCKETS];
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->pnext;
+	if (*pp == s)
+		*pp = s->pnext;
+	s->pnext = NULL;
+}
+
+/* Frees a dead session (poll only). */
+static void sess_free(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+
+	if (s->client)
+		pool_unlink(s);
+	/* Streams end first: their tunnels learn the connection went away. */
+	if (s->h2 != NULL) {
+		struct wp_h2c *h2 = s->h2;
+
+		wp_h2c_free(h2);
+		s->h2 = NULL;
+	}
+	while (s->waiting != NULL) {
+		struct tunnel *t = s->waiting;
+
+		s->waiting = t->wnext;
+		t->wnext = NULL;
+		t->e[1].gone = true;
+		t->e[1].sess = NULL;
+		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
+		tun_kill(t);
+	}
+	if (s->tcp != NULL) {
+		struct wp_tcp_conn *c = s->tcp;
+
+		s->tcp = NULL;
+		wp_tcp_abort(c);
+	}
+	wp_tls_conn_free(s->tls);
+	wp_h2mem_release(tw->mem, s->obuf);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		tw->live = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	if (s->client)
+		tw->g.sessions_out--;
+	else
+		tw->g.sessions_in--;
+	tw->n_sess--;
+	s->state = SESS_FREE;
+	s->next = tw->sess_free;
+	tw->sess_free = s;
+}
+
+/* Ends a session: the poll frees it. Its TCP connection, if any, is aborted. */
+static void sess_kill(struct sess *s)
+{
+	if (s->state == SESS_DEAD || s->state == SESS_FREE)
+		return;
+	s->state = SESS_DEAD;
+	s->need_resume = false;
+	if (!s->on_dead) {
+		s->on_dead = true;
+		s->xnext = s->tw->dead_sess;
+		s->tw->dead_sess = s;
+	}
+}
+
+/* ---- sessions: bytes -------------------------------------------------------- */
+
+/* Ciphertext from TLS to TCP, as much as TCP takes. Returns true on progress. */
+static bool sess_flush_out(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	bool progress = false;
+
+	if (s->tcp == NULL)
+		return false;
+	while (s->olen > 0) {
+		ssize_t n = wp_tcp_send(s->tcp, s->obuf + s->ooff, s->olen);
+
+		if (n <= 0)
+			return progress;
+		s->ooff += (uint32_t)n;
+		s->olen -= (uint32_t)n;
+		progress = true;
+	}
+	if (s->obuf != NULL) {
+		wp_h2mem_release(tw->mem, s->obuf);
+		s->obuf = NULL;
+		s->ooff = 0;
+	}
+	for (;;) {
+		size_t space = wp_tcp_send_space(s->tcp), pend = wp_tls_conn_pending(s->tls), n;
+		ssize_t sent;
+
+		if (space == 0 || pend == 0)
+			return progress;
+		n = wp_tls_conn_take(s->tls, tw->io, WP_MIN(WP_MIN(space, pend), sizeof(tw->io)));
+		if (n == 0)
+			return progress;
+		progress = true;
+		sent = wp_tcp_send(s->tcp, tw->io, n);
+		if (sent < 0)
+			sent = 0;
+		if ((size_t)sent < n) {
+			/* Keep what TCP refused; it goes first next time. */
+			s->obuf = wp_h2mem_alloc(tw->mem, n - (size_t)sent);
+			if (s->obuf == NULL) {
+				ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+				sess_kill(s);
+				return progress;
+			}
+			memcpy(s->obuf, tw->io + sent, n - (size_t)sent);
+			s->ooff = 0;
+			s->olen = (uint32_t)(n - (size_t)sent);
+			return progress;
+		}
+	}
+}
+
+static const struct wp_hbone_ops server_ops;
+static const struct wp_hbone_ops client_ops;
+static void client_ready(struct sess *s);
+
+/* Starts closing: what TLS still has (an alert, a GOAWAY) is sent, then FIN. */
+static void sess_close(struct sess *s)
+{
+	if (s->state >= SESS_CLOSING)
+		return;
+	s->state = SESS_CLOSING;
+	mark_dirty(s);
+}
+
+/*
+ * TCP -> TLS -> HTTP/2 -> TLS -> TCP until nothing moves. Never called from
+ * an HTTP/2 callback.
+ */
+static void sess_pump(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	uint8_t pt[IOBUF];
+	bool progress;
+	int guard = 0;
+
+	if (s->state == SESS_DEAD || s->state == SESS_FREE || s->in_pump)
+		return;
+	s->in_pump = true;
+	do {
+		ssize_t n;
+
+		progress = false;
+		if (s->state == SESS_HANDSHAKE) {
+			int r = wp_tls_conn_handshake(s->tls);
+
+			if (r < 0) {
+				ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_FAILED);
+				sess_close(s);
+			} else if (r == 1) {
+				s->h2 = wp_h2c_new(!s->client, &tw->sh->h2, tw->mem,
+				                   s->client ? &client_ops : &server_ops, s,
+				                   tw->ctr, tw->now_ms);
+				if (s->h2 == NULL) {
+					ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+					sess_close(s);
+				} else {
+					s->state = SESS_READY;
+					s->deadline_ms = 0;
+					if (s->client)
+						client_ready(s);
+				}
+				progress = true;
+			}
+		}
+		if (s->state == SESS_READY) {
+			while ((n = wp_tls_conn_read(s->tls, pt, sizeof(pt))) > 0) {
+				progress = true;
+				if (wp_h2c_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
+					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
+					sess_close(s);
+					break;
+				}
+			}
+			if (n < 0 && s->state == SESS_READY) {
+				/* close_notify, an unclean end, or a record error */
+				if (n == -EPROTO)
+					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
+				sess_close(s);
+			}
+		}
+		if (s->h2 != NULL && (s->state == SESS_READY || s->state == SESS_CLOSING)) {
+			const uint8_t *p;
+
+			while ((n = wp_h2c_peek(s->h2, &p)) > 0) {
+				ssize_t w = wp_tls_conn_write(s->tls, p, (size_t)n);
+
+				if (w <= 0)
+					break;
+				wp_h2c_advance(s->h2, (size_t)w);
+				progress = true;
+			}
+			if (n < 0 && s->state == SESS_READY)
+				sess_close(s);
+			if (s->state == SESS_READY && wp_h2c_done(s->h2))
+				sess_close(s);
+		}
+		progress |= sess_flush_out(s);
+	} while (progress && ++guard < 64 && s->state != SESS_DEAD);
+	s->in_pump = false;
+	if (s->state == SESS_CLOSING && s->olen == 0 && wp_tls_conn_pending(s->tls) == 0) {
+		/* Everything went to TCP: FIN after it, and forget the connection. */
+		if (s->tcp != NULL) {
+			struct wp_tcp_conn *c = s->tcp;
+
+			s->tcp = NULL;
+			wp_tcp_close(c);
+		}
+		sess_kill(s);
+	}
+	if (progress && guard >= 64)
+		mark_dirty(s); /* more to do: next iteration */
+	s->last_active_ms = tw->now_ms;
+}
+
+static void mark_dirty(struct sess *s)
+{
+	if (s == NULL || s->dirty || s->state == SESS_DEAD || s->state == SESS_FREE)
+		return;
+	s->dirty = true;
+	s->dnext = s->tw->dirty;
+	s->tw->dirty = s;
+}
+
+/* ---- sessions: TCP callbacks ------------------------------------------------- */
+
+static size_t sess_tcp_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, size_t len)
+{
+	struct sess *s = arg;
+	size_t done = 0;
+
+	(void)c;
+	if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
+		return len; /* nobody will read them */
+	for (int round = 0; round < 8 && done < len; round++) {
+		ssize_t n = wp_tls_conn_feed(s->tls, data + done, len - done);
+
+		if (n < 0) {
+			sess_close(s);
+			return len;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+		if (s->in_pump)
+			break; /* the running pump reads them */
+		sess_pump(s);
+		if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
+			return len;
+	}
+	if (done < len) {
+		s->need_resume = true;
+		mark_dirty(s);
+	}
+	return done;
+}
+
+static void sess_tcp_eof(struct wp_tcp_conn *c, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->tcp_eof = true;
+	wp_tls_conn_feed_eof(s->tls);
+	if (s->state == SESS_CONNECTING || s->state == SESS_HANDSHAKE)
+		sess_close(s);
+	if (!s->in_pump)
+		sess_pump(s);
+	else
+		mark_dirty(s);
+}
+
+static void sess_tcp_writable(struct wp_tcp_conn *c, void *arg)
+{
+	(void)c;
+	mark_dirty(arg);
+}
+
+static void sess_tcp_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason why)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->tcp = NULL;
+	if (s->state == SESS_CONNECTING)
+		ctr(s->tw, why == WP_TCP_CLOSE_TIMEOUT ? WP_CTR_TUNNEL_CONNECT_TIMEOUT
+		                                       : WP_CTR_TUNNEL_CONNECT_REFUSED);
+	sess_kill(s);
+}
+
+static void sess_tcp_connected(struct wp_tcp_conn *c, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->state = SESS_HANDSHAKE;
+	sess_pump(s); /* ClientHello */
+}
+
+static const struct wp_tcp_callbacks sess_tcp_cbs = {
+        .connected = sess_tcp_connected,
+        .data = sess_tcp_data,
+        .eof = sess_tcp_eof,
+        .writable = sess_tcp_writable,
+        .closed = sess_tcp_closed,
+};
+
+static int on_accept(struct wp_tcp_conn *c, void *arg)
+{
+	struct wp_worker_port *wp = arg;
+	struct wp_tunnel_worker *tw = wp->w->tunnel;
+	struct sess *s;
+
+	if (tw->draining)
+		return -ECONNREFUSED;
+	s = sess_alloc(tw, wp, false);
+	if (s == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_SESSION_LIMIT);
+		return -ENOBUFS;
+	}
+	ctr(tw, WP_CTR_TUNNEL_SESSION_ACCEPTED);
+	s->tcp = c;
+	s->state = SESS_HANDSHAKE;
+	wp_tcp_conn_set_callbacks(c, &sess_tcp_cbs, s);
+	return 0;
+}
+
+/* ---- tunnels: pool ------------------------------------------------------------- */
+
+static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw)
+{
+	struct tunnel *t = tw->tun_free;
+
+	if (t == NULL)
+		return NULL;
+	tw->tun_free = t->wnext;
+	memset(t, 0, sizeof(*t));
+	t->tw = tw;
+	t->live = true;
+	wp_bq_init(&t->e[0].q);
+	wp_bq_init(&t->e[1].q);
+	tw->n_tunnels++;
+	tw->g.tunnels++;
+	return t;
+}
+
+static void tun_free(struct tunnel *t)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+
+	wp_bq_clear(&t->e[0].q, tw->mem);
+	wp_bq_clear(&t->e[1].q, tw->mem);
+	t->live = false;
+	tw->n_tunnels--;
+	tw->g.tunnels--;
+	t->wnext = tw->tun_free;
+	tw->tun_free = t;
+}
+
+static void tun_bury(struct tunnel *t)
+{
+	if (t->dead)
+		return;
+	t->dead = true;
+	t->dnext = t->tw->dead_tun;
+	t->tw->dead_tun = t;
+}
+
+/* ---- tunnels: ends ---------------------------------------------------------------- */
+
+/* Writes to end i; returns the bytes it took. */
+static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
+{
+	struct end *e = &t->e[i];
+	ssize_t n = 0;
+
+	if (e->gone || e->shut || len == 0)
+		return 0;
+	if (e->kind == END_H2 && e->s != NULL) {
+		n = wp_h2s_write(e->s, p, len);
+		if (n > 0)
+			mark_dirty(e->sess);
+	} else if (e->kind == END_TCP && e->c != NULL) {
+		n = wp_tcp_send(e->c, p, len);
+	}
+	if (n <= 0)
+		return 0;
+	wp_ctr_add(t->tw->ctr, i == 1 ? WP_CTR_TUNNEL_BYTES_UP : WP_CTR_TUNNEL_BYTES_DOWN,
+	           (uint64_t)n);
+	return (size_t)n;
+}
+
+/* Half-closes end i (FIN or END_STREAM after what is queued). */
+static void end_shut(struct tunnel *t, int i)
+{
+	struct end *e = &t->e[i];
+
+	if (e->shut || e->gone)
+		return;
+	e->shut = true;
+	if (e->kind == END_H2 && e->s != NULL) {
+		(void)wp_h2s_shutdown(e->s);
+		mark_dirty(e->sess);
+	} else if (e->kind == END_TCP && e->c != NULL) {
+		(void)wp_tcp_shutdown(e->c);
+	}
+}
+
+/* Acknowledges n bytes from end i (an HTTP/2 source) as passed on. */
+static void end_consume(struct tunnel *t, int i, size_t n)
+{
+	struct end *e = &t->e[i];
+
+	if (e->kind == END_H2 && e->s != NULL && n > 0) {
+		(void)wp_h2s_consume(e->s, n);
+		mark_dirty(e->sess);
+	}
+}
+
+/*
+ * Drains end i's queue into it, reopening the source's window, then
+ * half-closes it once the source ended and nothing is left; a TCP source is
+ * offered its held bytes again.
+ */
+static void end_flush(struct tunnel *t, int i)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	struct end *e = &t->e[i], *src = &t->e[1 - i];
+
+	if (!t->responded)
+		return;
+	while (wp_bq_len(&e->q) > 0) {
+		const uint8_t *p;
+		size_t n = wp_bq_peek(&e->q, &p), w;
+
+		if (e->gone) {
+			/* Nowhere to go: give the window back and drop them. */
+			end_consume(t, 1 - i, wp_bq_len(&e->q));
+			tw->g.queued_bytes -= wp_bq_len(&e->q);
+			wp_bq_clear(&e->q, tw->mem);
+			break;
+		}
+		w = end_write(t, i, p, n);
+		if (w == 0)
+			break;
+		wp_bq_pop(&e->q, tw->mem, w);
+		tw->g.queued_bytes -= w;
+		end_consume(t, 1 - i, w);
+	}
+	if (wp_bq_len(&e->q) > 0)
+		return;
+	if (src->kind == END_TCP && src->c != NULL && !src->eof_in)
+		wp_tcp_recv_resume(src->c);
+	if (src->eof_in && !e->shut)
+		end_shut(t, i);
+}
+
+/* Bytes arrived from end i (an HTTP/2 stream): pass them to the other end. */
+static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	int j = 1 - i;
+	size_t w = 0;
+
+	if (t->e[j].gone) {
+		end_consume(t, i, len);
+		return;
+	}
+	if (wp_bq_len(&t->e[j].q) == 0 && t->responded)
+		w = end_write(t, j, data, len);
+	if (w > 0)
+		end_consume(t, i, w);
+	if (w < len) {
+		if (wp_bq_push(&t->e[j].q, tw->mem, data + w, len - w) != 0) {
+			ctr(tw, WP_CTR_TUNNEL_BUF_NOMEM);
+			tun_kill(t);
+			return;
+		}
+		tw->g.queued_bytes += len - w;
+	}
+}
+
+/* ---- tunnels: lifecycle ------------------------------------------------------- */
+
+/* The inbound CONNECT's answer; non-200 ends the stream. */
+static void tun_respond(struct tunnel *t, int status)
+{
+	struct end *d = &t->e[0];
+
+	if (t->responded || d->s == NULL)
+		return;
+	t->responded = true;
+	(void)wp_h2s_respond(d->s, status);
+	mark_dirty(d->sess);
+	if (status == 200) {
+		ctr(t->tw, WP_CTR_TUNNEL_OPENED);
+		/* Bytes that came with or right after the CONNECT. */
+		end_flush(t, 1);
+		end_flush(t, 0);
+	}
+}
+
+/*
+ * Abnormal end: answers 503 if the CONNECT is still unanswered, otherwise
+ * resets what is left of either end.
+ */
+static void tun_kill(struct tunnel *t)
+{
+	for (int i = 0; i < 2; i++) {
+		struct end *e = &t->e[i];
+
+		if (e->gone)
+			continue;
+		if (i == 0 && !t->responded && e->s != NULL) {
+			tun_respond(t, 503);
+			continue; /* its on_close follows */
+		}
+		if (e->kind == END_H2 && e->s != NULL) {
+			(void)wp_h2s_reset(e->s, NGHTTP2_CONNECT_ERROR);
+			mark_dirty(e->sess);
+		} else if (e->kind == END_TCP && e->c != NULL) {
+			struct wp_tcp_conn *c = e->c;
+
+			e->c = NULL;
+			e->gone = true;
+			wp_tcp_abort(c);
+		} else if (e->kind == END_NONE || (e->kind == END_H2 && e->s == NULL)) {
+			e->gone = true;
+		}
+	}
+	tun_check_done(t);
+}
+
+/* Frees the tunnel once both ends are gone. */
+static void tun_check_done(struct tunnel *t)
+{
+	struct end *u = &t->e[1];
+
+	/* A plaintext upstream whose both directions ended is closed now. */
+	if (u->kind == END_TCP && u->c != NULL && u->eof_in && u->shut && wp_bq_len(&u->q) == 0) {
+		struct wp_tcp_conn *c = u->c;
+
+		u->c = NULL;
+		u->gone = true;
+		wp_tcp_close(c);
+	}
+	if (t->e[0].gone && t->e[1].gone) {
+		if (!t->counted_done && t->e[0].eof_in && t->e[1].eof_in) {
+			t->counted_done = true;
+			ctr(t->tw, WP_CTR_TUNNEL_DONE);
+		}
+		tun_bury(t);
+	}
+}
+
+/* An end went away (stream closed, TCP closed). normal: both ways ended. */
+static void end_gone(struct tunnel *t, int i, bool normal)
+{
+	struct end *e = &t->e[i], *o = &t->e[1 - i];
+
+	e->gone = true;
+	e->s = NULL;
+	e->c = NULL;
+	if (t->dead)
+		return;
+	if (normal && t->responded) {
+		e->eof_in = true;
+		end_flush(t, 1 - i); /* shuts the other end once its queue is out */
+	} else if (!o->gone) {
+		if (t->responded)
+			ctr(t->tw,
+			    i == 0 ? WP_CTR_TUNNEL_DOWNSTREAM_RESET : WP_CTR_TUNNEL_UPSTREAM_RESET);
+		tun_kill(t);
+		return;
+	}
+	tun_check_done(t);
+}
+
+/* ---- upstream: plaintext TCP ------------------------------------------------------ */
+
+static void up_connected(struct wp_tcp_conn *c, void *arg)
+{
+	struct tunnel *t = arg;
+
+	(void)c;
+	tun_respond(t, 200);
+}
+
+static size_t up_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, size_t len)
+{
+	struct tunnel *t = arg;
+
+	(void)c;
+	if (t->e[0].gone)
+		return len; /* nowhere to go: tun_check_done closes it */
+	return end_write(t, 0, data, len);
+}
+
+static void up_eof(struct wp_tcp_conn *c, void *arg)
+{
+	struct tunnel *t = arg;
+
+	(void)c;
+	t->e[1].eof_in = true;
+	end_shut(t, 0);
+	tun_check_done(t);
+}
+
+static void up_writable(struct wp_tcp_conn *c, void *arg)
+{
+	(void)c;
+	end_flush(arg, 1);
+	tun_check_done(arg);
+}
+
+static void up_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason why)
+{
+	struct tunnel *t = arg;
+
+	(void)c;
+	t->e[1].c = NULL;
+	if (!t->responded) {
+		ctr(t->tw, why == WP_TCP_CLOSE_TIMEOUT ? WP_CTR_TUNNEL_CONNECT_TIMEOUT
+		                                       : WP_CTR_TUNNEL_CONNECT_REFUSED);
+		t->e[1].gone = true;
+		tun_kill(t);
+		return;
+	}
+	end_gone(t, 1, why == WP_TCP_CLOSE_NORMAL);
+}
+
+static const struct wp_tcp_callbacks up_tcp_cbs = {
+        .connected = up_connected,
+        .data = up_data,
+        .eof = up_eof,
+        .writable = up_writable,
+        .closed = up_closed,
+};
+
+static int connect_plain(struct tunnel *t, struct wp_worker_port *wp)
+{
+	uint16_t port;
+	int rc;
+
+	t->e[1].kind = END_TCP;
+	if (wp_worker_pick_port(wp, t->target.addr.v4, t->target.port, &port) != 0)
+		return -EADDRNOTAVAIL;
+	rc = wp_tcp_connect(wp->tcp, t->target.addr.v4, t->target.port, port, &up_tcp_cbs, t,
+	                    &t->e[1].c);
+	if (rc != 0)
+		t->e[1].c = NULL;
+	return rc;
+}
+
+/* ---- upstream: HBONE originate ------------------------------------------------------ */
+
+static void open_stream(struct sess *s, struct tunnel *t)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	const struct wp_hbone_req *rq = t->e[0].s != NULL ? wp_h2s_request(t->e[0].s) : NULL;
+	struct wp_h2s *us;
+
+	if (rq == NULL || t->e[0].gone) {
+		t->e[1].gone = true;
+		tun_kill(t);
+		return;
+	}
+	us = wp_h2c_open(s->h2, &t->target, rq->baggage.base, rq->forwarded.base,
+	                 rq->traceparent.base, t);
+	if (us == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
+		t->e[1].gone = true;
+		tun_kill(t);
+		return;
+	}
+	t->e[1].s = us;
+	t->e[1].sess = s;
+	mark_dirty(s);
+}
+
+/* The originated session's HTTP/2 is up: open the waiting tunnels' streams. */
+static void client_ready(struct sess *s)
+{
+	while (s->waiting != NULL) {
+		struct tunnel *t = s->waiting;
+
+		s->waiting = t->wnext;
+		t->wnext = NULL;
+		s->n_waiting--;
+		open_stream(s, t);
+	}
+}
+
+static bool sess_usable(const struct sess *s, uint32_t dst_ip, uint64_t id_hash, uint32_t max)
+{
+	if (s->dst_ip != dst_ip || s->id_hash != id_hash || s->drained)
+		return false;
+	if (s->state == SESS_CONNECTING || s->state == SESS_HANDSHAKE)
+		return s->n_waiting < max;
+	return s->state == SESS_READY && wp_h2c_can_open(s->h2) && wp_h2c_streams(s->h2) < max;
+}
+
+static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	uint32_t max = tw->sh->cfg->hbone.pool_streams;
+	uint64_t id_hash =
+	        hash64(peer_id, strlen(peer_id), t->target.addr.v4 * 0x9e3779b97f4a7c15ull);
+	struct sess **bucket = &tw->pool[id_hash % POOL_BUCKETS], *s;
+	uint16_t port;
+
+	t->e[1].kind = END_H2;
+	for (s = *bucket; s != NULL; s = s->pnext)
+		if (sess_usable(s, t->target.addr.v4, id_hash, max))
+			break;
+	if (s != NULL) {
+		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_REUSE);
+	} else {
+		if (wp_worker_pick_port(wp, t->target.addr.v4, HBONE_PORT, &port) != 0)
+			return -EADDRNOTAVAIL;
+		s = sess_alloc(tw, wp, true);
+		if (s == NULL)
+			return -ENOBUFS;
+		s->dst_ip = t->target.addr.v4;
+		s->id_hash = id_hash;
+		if (peer_id[0] != '\0' && wp_tls_conn_set_expected_peer(s->tls, peer_id) != 0) {
+			sess_kill(s);
+			return -EINVAL;
+		}
+		s->state = SESS_CONNECTING;
+		if (wp_tcp_connect(wp->tcp, s->dst_ip, HBONE_PORT, port, &sess_tcp_cbs, s,
+		                   &s->tcp) != 0) {
+			s->tcp = NULL;
+			sess_kill(s);
+			return -ENOBUFS;
+		}
+		s->pnext = *bucket;
+		*bucket = s;
+		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_CONN);
+	}
+	t->e[1].sess = s;
+	if (s->state == SESS_READY) {
+		open_stream(s, t);
+	} else {
+		t->wnext = s->waiting;
+		s->waiting = t;
+		s->n_waiting++;
+	}
+	return 0;
+}
+
+/* Removes t from its originated session's waiting list (the CONNECT went away). */
+static void unwait(struct tunnel *t)
+{
+	struct sess *s = t->e[1].sess;
+	struct tunnel **pp;
+
+	if (s == NULL || t->e[1].s != NULL)
+		return;
+	for (pp = &s->waiting; *pp != NULL; pp = &(*pp)->wnext)
+		if (*pp == t) {
+			*pp = t->wnext;
+			t->wnext = NULL;
+			s->n_waiting--;
+			t->e[1].gone = true;
+			t->e[1].sess = NULL;
+			return;
+		}
+}
+
+/* ---- HTTP/2 callbacks: both sides ---------------------------------------------------- */
+
+static int end_of(struct tunnel *t, struct wp_h2s *s)
+{
+	return t->e[1].kind == END_H2 && t->e[1].s == s ? 1 : 0;
+}
+
+static void h2_data(struct wp_h2s *s, const uint8_t *data, size_t len)
+{
+	struct tunnel *t = wp_h2s_app(s);
+
+	if (t == NULL || t->dead) {
+		(void)wp_h2s_consume(s, len);
+		return;
+	}
+	from_h2(t, end_of(t, s), data, len);
+}
+
+static void h2_eof(struct wp_h2s *s)
+{
+	struct tunnel *t = wp_h2s_app(s);
+	int i;
+
+	if (t == NULL || t->dead)
+		return;
+	i = end_of(t, s);
+	t->e[i].eof_in = true;
+	end_flush(t, 1 - i);
+	tun_check_done(t);
+}
+
+static void h2_writable(struct wp_h2s *s)
+{
+	struct tunnel *t = wp_h2s_app(s);
+	int i;
+
+	if (t == NULL || t->dead)
+		return;
+	i = end_of(t, s);
+	end_flush(t, i);
+	tun_check_done(t);
+}
+
+static void h2_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+{
+	struct tunnel *t = wp_h2s_app(s);
+	int i;
+
+	(void)err;
+	if (t == NULL)
+		return;
+	wp_h2s_set_app(s, NULL);
+	i = end_of(t, s);
+	if (i == 0)
+		unwait(t);
+	if (i == 1 && !t->responded) {
+		/* The destination refused the CONNECT or the session died first. */
+		ctr(t->tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
+		t->e[1].gone = true;
+		t->e[1].s = NULL;
+		tun_kill(t);
+		return;
+	}
+	end_gone(t, i, why == WP_HBONE_CLOSE_DONE || why == WP_HBONE_CLOSE_EOF);
+}
+
+/* ---- HTTP/2 callbacks: server (inbound CONNECT) ------------------------------------------ */
+
+static void note_gateway(struct sess *s, const struct wp_snap_gateway *g)
+{
+	uint64_t k = gw_key(g);
+
+	for (unsigned i = 0; i < s->n_gw; i++)
+		if (s->gw_hash[i] == k)
+			return;
+	if (s->n_gw < MAX_GW_PER_SESS)
+		s->gw_hash[s->n_gw++] = k;
+}
+
+/* Builds spiffe://<td>/ns/<ns>/sa/<sa> into buf ("" when the account is unknown). */
+static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
+                          char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (ns != NULL && sa != NULL && sa[0] != '\0')
+		snprintf(buf, len, "spiffe://%s/ns/%s/sa/%s", tw->td, ns, sa);
+}
+
+static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbone_req *req)
+{
+	struct sess *s = wp_h2c_app(c);
+	struct wp_tunnel_worker *tw = s->tw;
+	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
+	const struct wp_snap_dest *d;
+	struct wp_sockaddr target;
+	char peer[WP_TLS_ID_MAX];
+	bool ambient;
+	struct tunnel *t;
+	int rc;
+
+	if (snap == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_NO_SNAPSHOT);
+		(void)wp_h2s_respond(hs, 503);
+		return;
+	}
+	d = wp_snapshot_lookup(snap, &req->authority);
+	if (d == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_NOT_CAPTURED);
+		(void)wp_h2s_respond(hs, 400);
+		return;
+	}
+	if (d->gw < snap->n_gateways)
+		note_gateway(s, &snap->gateways[d->gw]);
+	if (d->kind == WP_DEST_SERVICE) {
+		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
+		const struct wp_snap_endpoint *ep = NULL;
+
+		for (uint32_t k = 0; k < p->n_endpoints; k++) {
+			const struct wp_snap_endpoint *x =
+			        &p->endpoints[(tw->rr + k) % p->n_endpoints];
+
+			if (x->ready) {
+				ep = x;
+				break;
+			}
+		}
+		tw->rr++;
+		if (ep == NULL) {
+			ctr(tw, WP_CTR_TUNNEL_NO_ENDPOINT);
+			(void)wp_h2s_respond(hs, 503);
+			return;
+		}
+		target.addr = ep->addr;
+		target.port = ep->port;
+		ambient = ep->ambient;
+		peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
+	} else {
+		const struct wp_snap_workload *wl = d->wl;
+
+		if (!wl->ready) {
+			ctr(tw, WP_CTR_TUNNEL_NO_ENDPOINT);
+			(void)wp_h2s_respond(hs, 503);
+			return;
+		}
+		target = req->authority;
+		ambient = wl->ambient;
+		peer_identity(tw, wl->ns, wl->service_account, peer, sizeof(peer));
+	}
+	if (target.addr.family != WP_AF_INET) {
+		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
+		(void)wp_h2s_respond(hs, 503);
+		return;
+	}
+	t = tun_alloc(tw);
+	if (t == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_LIMIT);
+		(void)wp_h2s_respond(hs, 503);
+		return;
+	}
+	t->target = target;
+	t->e[0].kind = END_H2;
+	t->e[0].s = hs;
+	t->e[0].sess = s;
+	wp_h2s_set_app(hs, t);
+	if (ambient) {
+		ctr(tw, WP_CTR_TUNNEL_HBONE);
+		rc = connect_hbone(t, s->wp, peer);
+	} else {
+		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
+		rc = connect_plain(t, s->wp);
+	}
+	if (rc != 0) {
+		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
+		t->e[1].gone = true;
+		tun_kill(t);
+	}
+}
+
+static const struct wp_hbone_ops server_ops = {
+        .on_request = srv_request,
+        .on_data = h2_data,
+        .on_eof = h2_eof,
+        .on_writable = h2_writable,
+        .on_close = h2_close,
+};
+
+/* ---- HTTP/2 callbacks: client (originated CONNECT) ---------------------------------------- */
+
+static void cli_response(struct wp_h2s *s, int status)
+{
+	struct tunnel *t = wp_h2s_app(s);
+
+	if (t == NULL || t->dead || status != 200)
+		return; /* non-200: on_close follows and answers 503 */
+	tun_respond(t, 200);
+}
+
+static const struct wp_hbone_ops client_ops = {
+        .on_response = cli_response,
+        .on_data = h2_data,
+        .on_eof = h2_eof,
+        .on_writable = h2_writable,
+        .on_close = h2_close,
+};
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+/* GOAWAY on connections that carried a Gateway the new snapshot lacks. */
+static void check_gateways(struct wp_tunnel_worker *tw, const struct wp_snapshot *snap)
+{
+	for (struct sess *s = tw->live; s != NULL; s = s->next) {
+		if (s->client || s->n_gw == 0 || s->drained || s->h2 == NULL)
+			continue;
+		for (unsigned i = 0; i < s->n_gw; i++) {
+			bool found = false;
+
+			for (uint32_t k = 0; k < snap->n_gateways && !found; k++)
+				found = gw_key(&snap->gateways[k]) == s->gw_hash[i];
+			if (!found) {
+				s->drained = true;
+				(void)wp_h2c_drain(s->h2);
+				ctr(tw, WP_CTR_TUNNEL_DRAIN_GATEWAY_GONE);
+				mark_dirty(s);
+				break;
+			}
+		}
+	}
+}
+
+static void start_drain(struct wp_tunnel_worker *tw)
+{
+	tw->draining = true;
+	for (unsigned i = 0; i < tw->w->n_ports; i++)
+		if (tw->listening[i]) {
+			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);
+			tw->listening[i] = false;
+		}
+	for (struct sess *s = tw->live; s != NULL; s = s->next) {
+		if (s->drained)
+			continue;
+		s->drained = true;
+		if (s->h2 != NULL) {
+			(void)wp_h2c_drain(s->h2);
+			if (!s->client)
+				ctr(tw, WP_CTR_TUNNEL_DRAIN_SHUTDOWN);
+			mark_dirty(s);
+		} else if (!s->client) {
+			sess_close(s);
+		}
+	}
+}
+
+static void tick(struct wp_tunnel_worker *tw)
+{
+	struct wp_h2mem_stats ms;
+
+	for (struct sess *s = tw->live; s != NULL; s = s->next) {
+		if (s->state == SESS_DEAD)
+			continue;
+		if (s->deadline_ms != 0 && tw->now_ms >= s->deadline_ms) {
+			ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_TIMEOUT);
+			sess_kill(s);
+			continue;
+		}
+		if (s->h2 != NULL) {
+			const uint8_t *p;
+
+			if (wp_h2c_tick(s->h2, tw->now_ms) < 0)
+				sess_close(s);
+			else if (wp_h2c_peek(s->h2, &p) > 0)
+				mark_dirty(s); /* a PING is due */
+		}
+		if (tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS)
+			wp_tls_conn_trim(s->tls);
+	}
+	wp_h2mem_stats(tw->mem, &ms);
+	__atomic_store_n(&tw->g.h2_live, ms.held_bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&tw->g.h2_slab, ms.slab_bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&tw->g.tls_live, wp_tls_mem_live(), __ATOMIC_RELAXED);
+}
+
+unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
+{
+	unsigned work = 0;
+
+	if (tw == NULL)
+		return 0;
+	tw->now_ms = now_us / 1000;
+	if (!tw->draining && *tw->sh->drain)
+		start_drain(tw);
+	if (tw->w->slot != NULL) {
+		const struct wp_snapshot *snap = wp_snapshot_get(tw->w->slot);
+
+		if (snap != NULL && snap->version != tw->snap_version) {
+			tw->snap_version = snap->version;
+			check_gateways(tw, snap);
+		}
+	}
+	{
+		const struct wp_tls_ctx *cur = wp_tls_store_get(&tw->sh->tls);
+
+		if (cur != tw->seen_ctx) {
+			if (tw->seen_ctx != NULL)
+				ctr(tw, WP_CTR_TUNNEL_TLS_RELOADED);
+			tw->seen_ctx = cur;
+		}
+	}
+	if (tw->now_ms - tw->last_tick_ms >= TICK_MS) {
+		tw->last_tick_ms = tw->now_ms;
+		tick(tw);
+	}
+	for (int round = 0; round < 8 && tw->dirty != NULL; round++) {
+		struct sess *list = tw->dirty;
+
+		tw->dirty = NULL;
+		while (list != NULL) {
+			struct sess *s = list;
+
+			list = s->dnext;
+			s->dirty = false;
+			if (s->state == SESS_DEAD)
+				continue; /* on the dead list */
+			work++;
+			sess_pump(s);
+			if (s->need_resume && s->tcp != NULL && s->state != SESS_DEAD) {
+				s->need_resume = false;
+				wp_tcp_recv_resume(s->tcp);
+			}
+		}
+	}
+	{
+		struct sess *later = NULL;
+
+		while (tw->dead_sess != NULL) {
+			struct sess *s = tw->dead_sess;
+
+			tw->dead_sess = s->xnext;
+			if (s->dirty) { /* still on the dirty list: next time */
+				s->xnext = later;
+				later = s;
+				continue;
+			}
+			sess_free(s); /* may kill more sessions: they join dead_sess */
+			work++;
+		}
+		tw->dead_sess = later;
+	}
+	while (tw->dead_tun != NULL) {
+		struct tunnel *t = tw->dead_tun;
+
+		tw->dead_tun = t->dnext;
+		tun_free(t);
+		work++;
+	}
+	return work;
+}
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *cfg,
+                          volatile const bool *drain)
+{
+	struct wp_tls_config tc;
+	int rc;
+
+	memset(sh, 0, sizeof(*sh));
+	sh->cfg = cfg;
+	sh->drain = drain;
+	memset(&tc, 0, sizeof(tc));
+	tc.cert_file = cfg->tls.cert;
+	tc.key_file = cfg->tls.key;
+	tc.ca_file = cfg->tls.ca;
+	tc.trust_domain = cfg->tls.trust_domain;
+	for (unsigned i = 0; i < cfg->tls.n_aliases && i < WP_TLS_MAX_ALIASES; i++)
+		tc.aliases[i] = cfg->tls.aliases[i];
+	tc.allow_tls12 = cfg->tls.allow_tls12;
+	tc.no_session_tickets = !cfg->tls.session_tickets;
+	rc = wp_tls_store_init(&sh->tls, &tc);
+	if (rc != 0) {
+		fprintf(stderr,
+		        "waypointd: cannot load tls.cert '%s', tls.key '%s', tls.ca '%s': %s\n",
+		        cfg->tls.cert, cfg->tls.key, cfg->tls.ca, strerror(-rc));
+		return rc;
+	}
+	wp_hbone_config_default(&sh->h2);
+	sh->h2.max_streams = cfg->hbone.max_streams;
+	sh->h2.stream_window = cfg->hbone.stream_window;
+	sh->h2.conn_window = cfg->hbone.conn_window;
+	sh->h2.ping_interval_ms = cfg->hbone.ping_interval_ms;
+	sh->h2.ping_timeout_ms = cfg->hbone.ping_timeout_ms;
+	return 0;
+}
+
+int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *workers, unsigned n,
+                          uint64_t now_ms)
+{
+	struct wp_tls_ctx *old = NULL;
+	int rc;
+
+	if (sh->retired != NULL) {
+		bool passed = true;
+
+		/* Every worker ended the iteration it was in when we swapped. */
+		for (unsigned i = 0; i < n && passed; i++)
+			passed = __atomic_load_n(&workers[i]->stats.loops, __ATOMIC_ACQUIRE) >
+			         sh->retired_loops[i];
+		if (!passed)
+			return 0;
+		wp_tls_ctx_unref(sh->retired);
+		sh->retired = NULL;
+	}
+	if (sh->cfg->tls.reload_ms == 0 || now_ms < sh->next_check_ms)
+		return 0;
+	sh->next_check_ms = now_ms + sh->cfg->tls.reload_ms;
+	rc = wp_tls_store_reload(&sh->tls, false, &old, NULL);
+	if (rc < 0) {
+		fprintf(stderr, "waypointd: tls reload failed (%s); keeping the old certificate\n",
+		        strerror(-rc));
+		return rc;
+	}
+	if (rc == 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		sh->retired_loops[i] = __atomic_load_n(&workers[i]->stats.loops, __ATOMIC_ACQUIRE);
+	sh->retired = old;
+	printf("waypointd: tls certificate, key and roots reloaded\n");
+	fflush(stdout);
+	return 1;
+}
+
+void wp_tunnel_shared_fini(struct wp_tunnel_shared *sh)
+{
+	wp_tls_ctx_unref(sh->retired);
+	sh->retired = NULL;
+	wp_tls_store_fini(&sh->tls);
+}
+
+struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_tunnel_shared *sh)
+{
+	const struct wp_hbone_listen_config *hc = &sh->cfg->hbone;
+	struct wp_tunnel_worker *tw = rte_zmalloc("wp_tunnel", sizeof(*tw), WP_CACHE_LINE);
+
+	if (tw == NULL)
+		return NULL;
+	tw->w = w;
+	tw->sh = sh;
+	tw->ctr = w->stats.ctr;
+	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
+	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
+	tw->sess_pool = rte_zmalloc("wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);
+	tw->tun_pool = rte_zmalloc("wp_tunnel_tun", sizeof(struct tunnel) * hc->max_tunnels, 0);
+	if (tw->mem == NULL || tw->sess_pool == NULL || tw->tun_pool == NULL)
+		goto fail;
+	for (unsigned i = hc->max_sessions; i-- > 0;) {
+		tw->sess_pool[i].next = tw->sess_free;
+		tw->sess_free = &tw->sess_pool[i];
+	}
+	for (unsigned i = hc->max_tunnels; i-- > 0;) {
+		tw->tun_pool[i].wnext = tw->tun_free;
+		tw->tun_free = &tw->tun_pool[i];
+	}
+	w->tunnel = tw;
+	for (unsigned i = 0; i < w->n_ports; i++) {
+		if (wp_tcp_listen(w->ports[i].tcp, hc->port, on_accept, &w->ports[i]) != 0)
+			goto fail;
+		tw->listening[i] = true;
+	}
+	return tw;
+fail:
+	w->tunnel = NULL;
+	wp_tunnel_worker_destroy(tw);
+	return NULL;
+}
+
+void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
+{
+	if (tw == NULL)
+		return;
+	for (struct sess *s = tw->live; s != NULL; s = s->next) {
+		s->state = SESS_DEAD;
+		s->dirty = false;
+		s->on_dead = true;
+	}
+	while (tw->live != NULL)
+		sess_free(tw->live); /* aborts TCP, frees HTTP/2: tunnels are reset */
+	tw->dirty = tw->dead_sess = NULL;
+	/* Plaintext tunnels whose downstream is gone already. */
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
+		struct tunnel *t = &tw->tun_pool[i];
+
+		if (!t->live)
+			continue;
+		if (t->e[1].kind == END_TCP && t->e[1].c != NULL) {
+			struct wp_tcp_conn *c = t->e[1].c;
+
+			t->e[1].c = NULL;
+			wp_tcp_abort(c);
+		}
+		if (!t->dead)
+			tun_free(t);
+	}
+	while (tw->dead_tun != NULL) {
+		struct tunnel *t = tw->dead_tun;
+
+		tw->dead_tun = t->dnext;
+		if (t->live)
+			tun_free(t);
+	}
+	for (unsigned i = 0; i < tw->w->n_ports; i++)
+		if (tw->listening[i]) {
+			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);
+			tw->listening[i] = false;
+		}
+}
+
+void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
+{
+	if (tw == NULL)
+		return;
+	if (tw->live != NULL || tw->listening[0])
+		wp_tunnel_worker_stop(tw);
+	rte_free(tw->sess_pool);
+	rte_free(tw->tun_pool);
+	if (tw->mem != NULL)
+		wp_h2mem_destroy(tw->mem);
+	rte_free(tw);
+}
+
+const struct wp_tunnel_gauges *wp_tunnel_worker_gauges(const struct wp_tunnel_worker *tw)
+{
+	return &tw->g;
+}
+
+uint64_t wp_tunnel_worker_active(const struct wp_tunnel_worker *tw)
+{
+	if (tw == NULL)
+		return 0;
+	return __atomic_load_n(&tw->g.sessions_in, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&tw->g.tunnels, __ATOMIC_RELAXED);
+}
+
+/* ---- telemetry ---------------------------------------------------------------------------- */
+
+static struct {
+	struct wp_worker *const *workers;
+	unsigned n;
+} tel;
+
+static int cmd_tunnels(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	uint64_t in = 0, out = 0, tun = 0, q = 0, h2 = 0, slab = 0;
+	int64_t tls = 0;
+
+	(void)cmd;
+	(void)params;
+	for (unsigned i = 0; i < tel.n; i++) {
+		const struct wp_tunnel_worker *tw = tel.workers[i]->tunnel;
+
+		if (tw == NULL)
+			continue;
+		in += __atomic_load_n(&tw->g.sessions_in, __ATOMIC_RELAXED);
+		out += __atomic_load_n(&tw->g.sessions_out, __ATOMIC_RELAXED);
+		tun += __atomic_load_n(&tw->g.tunnels, __ATOMIC_RELAXED);
+		q += __atomic_load_n(&tw->g.queued_bytes, __ATOMIC_RELAXED);
+		h2 += __atomic_load_n(&tw->g.h2_live, __ATOMIC_RELAXED);
+		slab += __atomic_load_n(&tw->g.h2_slab, __ATOMIC_RELAXED);
+		tls += __atomic_load_n(&tw->g.tls_live, __ATOMIC_RELAXED);
+	}
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "sessions_in", in);
+	rte_tel_data_add_dict_u64(d, "sessions_out", out);
+	rte_tel_data_add_dict_u64(d, "tunnels", tun);
+	rte_tel_data_add_dict_u64(d, "queued_bytes", q);
+	rte_tel_data_add_dict_u64(d, "h2_held_bytes", h2);
+	rte_tel_data_add_dict_u64(d, "h2_slab_bytes", slab);
+	rte_tel_data_add_dict_u64(d, "tls_live_bytes", tls > 0 ? (uint64_t)tls : 0);
+	return 0;
+}
+
+int wp_tunnel_telemetry_register(struct wp_worker *const *workers, unsigned n)
+{
+	tel.workers = workers;
+	tel.n = n;
+	return rte_telemetry_register_cmd("/wp/tunnels", cmd_tunnels,
+	                                  "HBONE connections, tunnels and their memory, summed "
+	                                  "over workers") == 0
+	               ? 0
+	               : -EEXIST;
+}
