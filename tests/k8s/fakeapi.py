@@ -27,7 +27,8 @@ It speaks enough of the real protocol that Debian's kubectl and our C client
   Control.handle below.
 
 Usage: fakeapi.py [--port 0] [--port-file F] [--cert C --key K
-[--client-ca CA]] [--token T] [--bookmark-interval S]. It listens on
+[--client-ca CA]] [--token T] [--bookmark-interval S] [--load FILE]...
+[--fail JSON] (a fault armed before the first request). It listens on
 127.0.0.1 only and prints "READY <port>" on stdout once it accepts.
 """
 
@@ -1029,6 +1030,8 @@ def main():
     ap.add_argument("--bookmark-interval", type=float, default=1.0)
     ap.add_argument("--load", action="append", default=[],
                     help="YAML file of objects to create at start (may repeat)")
+    ap.add_argument("--fail", help="a fault armed at start, as the JSON body of POST /_fake/fail "
+                    "(e.g. '{\"count\": 1000, \"code\": 500, \"match\": \"/pods\"}')")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     ctx = None
@@ -1040,6 +1043,12 @@ def main():
             ctx.verify_mode = ssl.CERT_OPTIONAL
     store, ctl = Store(), Control(a.token)
     ctl.bookmark_interval = a.bookmark_interval
+    if a.fail:
+        f = json.loads(a.fail)
+        ctl.fail_count = int(f.get("count", 1))
+        ctl.fail_code = int(f.get("code", 500))
+        ctl.fail_match = f.get("match", "")
+        ctl.fail_retry_after = f.get("retry_after")
     srv = Server(("127.0.0.1", a.port), ctx, store, ctl, a.verbose)
     for path in a.load:
         with open(path) as f:

@@ -52,12 +52,16 @@ def make_pki(d):
 class FakeAPI:
     """A fakeapi.py process. tls=False gives plain HTTP."""
 
-    def __init__(self, tls=True, token="secret-token", bookmark_interval=1.0, load=(), workdir=None):
+    def __init__(self, tls=True, token="secret-token", bookmark_interval=1.0, load=(), workdir=None,
+                 port=0, fail=None, pki=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="fakeapi-")
         self.token = token
         self.tls = tls
-        self.pki = make_pki(self.dir) if tls else None
-        args = [PY, os.path.join(HERE, "fakeapi.py"), "--bookmark-interval", str(bookmark_interval)]
+        self.pki = (pki or make_pki(self.dir)) if tls else None
+        args = [PY, os.path.join(HERE, "fakeapi.py"), "--bookmark-interval", str(bookmark_interval),
+                "--port", str(port)]
+        if fail:
+            args += ["--fail", json.dumps(fail)]
         if token:
             args += ["--token", token]
         if tls:
