@@ -31,7 +31,8 @@
 #define TICK_US          1000u
 #define WHEEL_SLOTS      4096u
 #define WHEEL_MASK       (WHEEL_SLOTS - 1)
-#define SB_MAX           8
+#define DUPTHRESH        3
+#define PTO_MIN_US       10000u /* tail-loss probe floor (Linux: 2 jiffies) */
 #define MSS_DEFAULT      536
 #define MSS_MIN          64
 #define PAWS_IDLE_US     (24ull * 24 * 3600 * 1000000) /* RFC 7323 5.5: 24 days */
@@ -60,10 +61,25 @@
 #define SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
 #define SEQ_MAX(a, b) (SEQ_GT(a, b) ? (a) : (b))
 
-enum { T_RTO, T_PERSIST, T_DELACK, T_KEEP, T_MAX };
+enum { T_RTO, T_PERSIST, T_DELACK, T_KEEP, T_REO, T_PTO, T_MAX };
 
 struct seq_range {
 	uint32_t start, end; /* [start, end) */
+};
+
+/*
+ * One data segment in flight (the sender's scoreboard, RFC 6675 + RFC 8985).
+ * Records are kept in sequence order in a ring stored behind the send
+ * buffer's bytes (see wp_tcp_stack.rec_cap): they exist only while data is
+ * unacknowledged, exactly when the connection holds a send buffer.
+ */
+#define TR_SACKED  0x01 /* the peer SACKed all of it */
+#define TR_LOST    0x02 /* deemed lost, waiting to be retransmitted */
+#define TR_RETRANS 0x04 /* retransmitted at least once */
+struct txrec {
+	uint32_t seq, end; /* data bytes [seq, end); never the FIN */
+	uint32_t xmit_us;  /* low 32 bits of the clock at the last (re)transmission */
+	uint8_t flags;
 };
 
 /* A parsed incoming segment. */
@@ -97,17 +113,25 @@ struct wp_tcp_conn {
 	bool fin_rcvd, eof_delivered, fin_queued, want_writable;
 	bool ws_ok, ts_ok, sack_ok, in_recovery, rtt_active, rtt_valid, syn_rexmit;
 	bool ack_now, ack_pending, ooo_fin;
+	bool rack_valid, rescue_done, tlp_out;
 	uint32_t offered; /* bytes handed to the data callback right now */
 
 	/* send side */
 	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, max_snd_wnd, snd_wl1, snd_wl2;
 	uint32_t sbuf_seq; /* sequence number of the first byte in sbuf */
 	uint32_t fin_seq;
-	uint32_t cwnd, ssthresh, recover, rexmt_high, rtt_seq;
-	uint16_t mss; /* peer's MSS clamped to ours (payload + options) */
-	uint16_t dupacks;
-	uint8_t snd_wscale, rcv_wscale, retries, backoff, persist_backoff, keep_probes, nsb;
-	struct seq_range sb[SB_MAX]; /* SACK scoreboard, sorted, disjoint */
+	uint32_t cwnd, ssthresh, recover, rtt_seq;
+	uint16_t mss;     /* peer's MSS clamped to ours (payload + options) */
+	uint16_t dupacks; /* non-SACK peers only (NewReno) */
+	uint8_t snd_wscale, rcv_wscale, retries, backoff, persist_backoff, keep_probes;
+	/* scoreboard: ring of segments in flight (NULL without a send buffer) */
+	struct txrec *rec;
+	uint32_t rec_head, rec_n;
+	uint32_t sacked_out, lost_out; /* bytes of records marked SACKED / LOST */
+	/* RACK (RFC 8985): the most recently sent segment known delivered */
+	uint32_t rack_xmit_us, rack_end, rack_rtt_us, min_rtt_us;
+	/* PRR (RFC 6937) during recovery */
+	uint32_t prr_delivered, prr_out, recover_fs;
 	uint32_t srtt_us, rttvar_us, rto_us;
 	uint64_t rtt_start_us;
 
@@ -172,6 +196,7 @@ struct wp_tcp_stack {
 	uint32_t by_state[WP_TCP_STATE_MAX];
 
 	struct bufpool rpool, spool;
+	uint32_t rec_cap, rec_off; /* scoreboard records per send buffer (power of 2), offset */
 	struct listener listeners[WP_TCP_MAX_LISTENERS];
 
 	struct tw_entry *tw;
@@ -607,6 +632,8 @@ static void conn_release(struct wp_tcp_conn *c)
 	if (c->sbuf)
 		pool_put(&st->spool, c->sbuf);
 	c->rbuf = c->sbuf = NULL;
+	c->rec = NULL;
+	c->rec_n = 0;
 	st->by_state[c->state]--;
 	st->conn_used--;
 	c->dead = true;
@@ -801,13 +828,19 @@ static uint8_t sack_blocks_room(const struct wp_tcp_conn *c)
 	return (uint8_t)WP_MIN(c->nooo, c->ts_ok ? 3 : 4);
 }
 
-/* Options of a non-SYN segment: timestamps, then SACK blocks (recent first). */
-static uint8_t build_opts(const struct wp_tcp_conn *c, uint8_t *o)
+/*
+ * Options of a non-SYN segment: timestamps, then SACK blocks (recent first),
+ * as many blocks as fit in <room> bytes (a retransmission keeps its original
+ * payload size and may carry fewer blocks than an ACK).
+ */
+static uint8_t build_opts(const struct wp_tcp_conn *c, uint8_t *o, uint32_t room)
 {
 	uint8_t n = 0;
 	if (c->ts_ok)
 		n = put_ts(o, ts_now(c->st) + c->ts_offset, c->ts_recent);
 	uint8_t nb = sack_blocks_room(c);
+	if (nb && room < n + 4u + 8u * nb)
+		nb = room >= n + 12u ? (uint8_t)((room - n - 4u) / 8u) : 0;
 	if (nb) {
 		o[n++] = OPT_NOP;
 		o[n++] = OPT_NOP;
@@ -881,7 +914,7 @@ static void send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags)
 {
 	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = (uint8_t)(flags | TH_ACK)};
 	t.wnd = rcv_wnd_advertise(c);
-	t.optlen = build_opts(c, t.opt);
+	t.optlen = build_opts(c, t.opt, 40);
 	tx(c->st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
 	ack_sent(c);
 }
@@ -996,9 +1029,192 @@ static void send_synack(struct wp_tcp_conn *c)
 	ack_sent(c);
 }
 
+/* ---- sender scoreboard ------------------------------------------------------------------ */
+
+static inline struct txrec *rec_get(const struct wp_tcp_conn *c, uint32_t i)
+{
+	return &c->rec[(c->rec_head + i) & (c->st->rec_cap - 1)];
+}
+
+static inline uint32_t rec_len(const struct txrec *r)
+{
+	return r->end - r->seq;
+}
+
+/* Index of the first record that ends after <seq> (rec_n when none). */
+static uint32_t rec_find(const struct wp_tcp_conn *c, uint32_t seq)
+{
+	uint32_t lo = 0, hi = c->rec_n;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (SEQ_LEQ(rec_get(c, mid)->end, seq))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void rec_mark_lost(struct wp_tcp_conn *c, struct txrec *r, enum wp_ctr why)
+{
+	if (r->flags & (TR_SACKED | TR_LOST))
+		return;
+	r->flags |= TR_LOST;
+	c->lost_out += rec_len(r);
+	ctr_inc(c->st, why);
+	if (r->flags & TR_RETRANS)
+		ctr_inc(c->st, WP_CTR_TCP_LOST_RETRANSMIT);
+}
+
+/* RACK_sent_after (RFC 8985): was (t1, e1) sent after (t2, e2)? */
+static inline bool sent_after(uint32_t t1, uint32_t e1, uint32_t t2, uint32_t e2)
+{
+	return (int32_t)(t1 - t2) > 0 || (t1 == t2 && SEQ_GT(e1, e2));
+}
+
+/* A record was just delivered (cumulatively ACKed or SACKed): RACK update. */
+static void rack_update(struct wp_tcp_conn *c, const struct txrec *r)
+{
+	uint32_t rtt = (uint32_t)c->st->now_us - r->xmit_us;
+	if (r->flags & TR_RETRANS) {
+		/* Too fast for the retransmission: the original was delivered (RFC 8985 6.2). */
+		if (c->min_rtt_us && rtt < c->min_rtt_us)
+			return;
+	} else if (!c->min_rtt_us || rtt < c->min_rtt_us) {
+		c->min_rtt_us = rtt ? rtt : 1;
+	}
+	if (!c->rack_valid || sent_after(r->xmit_us, r->end, c->rack_xmit_us, c->rack_end)) {
+		c->rack_xmit_us = r->xmit_us;
+		c->rack_end = r->end;
+		c->rack_rtt_us = rtt;
+		c->rack_valid = true;
+	}
+}
+
+/* Marks the records the SACK blocks of <s> cover. True when any was newly SACKed. */
+static bool sack_mark(struct wp_tcp_conn *c, const struct seg *s)
+{
+	bool newly = false;
+	for (int i = 0; i < s->nsack; i++) {
+		uint32_t a = s->sack[i].start, b = s->sack[i].end;
+		if (SEQ_LEQ(b, a) || SEQ_LEQ(b, s->ack) || SEQ_GT(b, c->snd_max))
+			continue; /* D-SACK or bogus */
+		for (uint32_t j = rec_find(c, a); j < c->rec_n; j++) {
+			struct txrec *r = rec_get(c, j);
+			if (SEQ_GEQ(r->seq, b))
+				break;
+			if (SEQ_LT(r->seq, a) || SEQ_GT(r->end, b) || (r->flags & TR_SACKED))
+				continue;
+			if (r->flags & TR_LOST) {
+				r->flags &= (uint8_t)~TR_LOST;
+				c->lost_out -= rec_len(r);
+			}
+			r->flags |= TR_SACKED;
+			c->sacked_out += rec_len(r);
+			rack_update(c, r);
+			newly = true;
+		}
+	}
+	return newly;
+}
+
+/* Drops the records below the cumulative ACK <ack>. */
+static void rec_ack(struct wp_tcp_conn *c, uint32_t ack)
+{
+	uint32_t cap_mask = c->st->rec_cap - 1;
+	while (c->rec_n) {
+		struct txrec *r = rec_get(c, 0);
+		if (SEQ_LEQ(r->end, ack)) {
+			if (r->flags & TR_SACKED) {
+				c->sacked_out -= rec_len(r);
+			} else {
+				if (r->flags & TR_LOST)
+					c->lost_out -= rec_len(r);
+				rack_update(c, r);
+			}
+			c->rec_head = (c->rec_head + 1) & cap_mask;
+			c->rec_n--;
+			continue;
+		}
+		if (SEQ_LT(r->seq, ack)) { /* the peer acknowledged part of a segment */
+			uint32_t cut = ack - r->seq;
+			if (r->flags & TR_SACKED)
+				c->sacked_out -= cut;
+			else if (r->flags & TR_LOST)
+				c->lost_out -= cut;
+			r->seq = ack;
+		}
+		break;
+	}
+}
+
+/* Bytes deemed in the network (RFC 6675 "pipe"; RFC 8985 in-flight). */
+static uint32_t pipe_bytes(const struct wp_tcp_conn *c)
+{
+	uint64_t sub = (uint64_t)c->sacked_out + c->lost_out;
+	if (!c->sack_ok)
+		sub += (uint64_t)c->dupacks * c->mss; /* NewReno: each dupack left the network */
+	uint32_t out = c->snd_max - c->snd_una;
+	return out > sub ? (uint32_t)(out - sub) : 0;
+}
+
+static uint32_t reo_wnd(const struct wp_tcp_conn *c)
+{
+	uint32_t w = c->min_rtt_us / 4;
+	return WP_MAX(w, 1u);
+}
+
+/*
+ * Loss detection on the scoreboard (SACK peers):
+ *  - RFC 6675 IsLost: a segment never retransmitted with DupThresh SACKed
+ *    segments above it is lost (fast retransmit without waiting for time);
+ *  - RACK (RFC 8985): a segment (original or retransmission) sent before a
+ *    segment that was delivered is lost once a reordering window has passed
+ *    since its RTT elapsed. This is what catches lost retransmissions.
+ * Arms the reordering timer for segments not yet old enough.
+ */
+static void detect_loss(struct wp_tcp_conn *c)
+{
+	if (!c->rec_n) {
+		stop_timer(c, T_REO);
+		return;
+	}
+	if (c->sacked_out) {
+		uint32_t nsacked = 0;
+		for (uint32_t i = c->rec_n; i-- > 0;) {
+			struct txrec *r = rec_get(c, i);
+			if (r->flags & TR_SACKED)
+				nsacked++;
+			else if (nsacked >= DUPTHRESH && !(r->flags & (TR_LOST | TR_RETRANS)))
+				rec_mark_lost(c, r, WP_CTR_TCP_SACK_LOST);
+		}
+	}
+	if (!c->rack_valid)
+		return;
+	uint32_t now = (uint32_t)c->st->now_us, reo = reo_wnd(c);
+	uint32_t wait = 0;
+	for (uint32_t i = 0; i < c->rec_n; i++) {
+		struct txrec *r = rec_get(c, i);
+		if (r->flags & (TR_SACKED | TR_LOST))
+			continue;
+		if (!sent_after(c->rack_xmit_us, c->rack_end, r->xmit_us, r->end))
+			continue;
+		int32_t left = (int32_t)(r->xmit_us + c->rack_rtt_us + reo - now);
+		if (left <= 0)
+			rec_mark_lost(c, r, WP_CTR_TCP_RACK_LOST);
+		else if ((uint32_t)left > wait)
+			wait = (uint32_t)left;
+	}
+	if (wait)
+		set_timer(c, T_REO, c->st->now_us + wait);
+	else
+		stop_timer(c, T_REO);
+}
+
 /*
  * Sends [seq, seq+len) from the send buffer (FIN too when it ends at the
- * FIN). Advances snd_nxt when seq == snd_nxt; otherwise it is a hole refill.
+ * FIN). New data (seq == snd_nxt) gets a scoreboard record; a retransmission
+ * keeps its record's size and may carry fewer SACK blocks.
  */
 static void send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool retrans)
 {
@@ -1016,7 +1232,7 @@ static void send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 		t.ring_pos = c->shead + (seq - c->sbuf_seq);
 	}
 	t.wnd = rcv_wnd_advertise(c);
-	t.optlen = build_opts(c, t.opt);
+	t.optlen = build_opts(c, t.opt, c->mss > len ? WP_MIN(c->mss - len, 40u) : 0);
 	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
 	ack_sent(c);
 	if (retrans) {
@@ -1027,7 +1243,17 @@ static void send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 		c->rtt_seq = seq + len;
 		c->rtt_start_us = st->now_us;
 	}
+	if (c->in_recovery)
+		c->prr_out += len ? len : 1;
 	if (seq == c->snd_nxt) {
+		if (len && c->rec && c->rec_n < st->rec_cap) {
+			struct txrec *r = &c->rec[(c->rec_head + c->rec_n) & (st->rec_cap - 1)];
+			r->seq = seq;
+			r->end = seq + len;
+			r->xmit_us = (uint32_t)st->now_us;
+			r->flags = 0;
+			c->rec_n++;
+		}
 		c->snd_nxt += len + fin;
 		if (SEQ_GT(c->snd_nxt, c->snd_max))
 			c->snd_max = c->snd_nxt;
@@ -1044,125 +1270,98 @@ static uint32_t seg_payload_max(const struct wp_tcp_conn *c)
 	return c->mss > o + 8 ? c->mss - o : 8;
 }
 
-static uint32_t sacked_bytes(const struct wp_tcp_conn *c)
+/* Retransmits one scoreboard record (lost, probe or rescue). */
+static void retransmit_rec(struct wp_tcp_conn *c, struct txrec *r)
 {
-	uint32_t n = 0;
-	for (int i = 0; i < c->nsb; i++)
-		n += c->sb[i].end - c->sb[i].start;
-	return n;
-}
-
-/* Bytes below the highest SACK, not SACKed and not yet retransmitted: deemed lost. */
-static uint32_t lost_bytes(const struct wp_tcp_conn *c)
-{
-	uint32_t n = 0, from = SEQ_MAX(c->rexmt_high, c->snd_una);
-	for (int i = 0; i < c->nsb; i++) {
-		if (SEQ_LT(from, c->sb[i].start))
-			n += c->sb[i].start - from;
-		from = SEQ_MAX(from, c->sb[i].end);
+	if (r->flags & TR_LOST) {
+		r->flags &= (uint8_t)~TR_LOST;
+		c->lost_out -= rec_len(r);
 	}
-	return n;
-}
-
-/* Estimate of bytes in the network (RFC 6675 "pipe", simplified). */
-static uint32_t pipe_bytes(const struct wp_tcp_conn *c)
-{
-	if (!c->in_recovery)
-		return c->snd_nxt - c->snd_una;
-	int64_t out = (int64_t)(c->snd_max - c->snd_una);
-	if (c->sack_ok && c->nsb)
-		out -= (int64_t)sacked_bytes(c) + lost_bytes(c);
-	else
-		out -= (int64_t)c->dupacks * c->mss;
-	return out > 0 ? (uint32_t)out : 0;
-}
-
-/* Next un-SACKed hole below the highest SACK not yet retransmitted. */
-static bool next_hole(const struct wp_tcp_conn *c, uint32_t *seq, uint32_t *len, uint32_t max)
-{
-	uint32_t from = SEQ_MAX(c->rexmt_high, c->snd_una);
-	uint32_t data_end = c->sbuf_seq + c->slen;
-	for (int i = 0; i < c->nsb; i++) {
-		if (SEQ_LT(from, c->sb[i].start)) {
-			if (SEQ_GEQ(from, data_end))
-				return false;
-			uint32_t end = SEQ_LT(c->sb[i].start, data_end) ? c->sb[i].start : data_end;
-			*seq = from;
-			*len = WP_MIN(end - from, max);
-			return *len > 0;
-		}
-		from = SEQ_MAX(from, c->sb[i].end);
-	}
-	return false;
-}
-
-/* Retransmits the first unacknowledged segment (fast retransmit, partial ACK). */
-static void retransmit_head(struct wp_tcp_conn *c)
-{
-	uint32_t data_end = c->sbuf_seq + c->slen;
-	uint32_t avail = SEQ_GT(data_end, c->snd_una) ? data_end - c->snd_una : 0;
-	uint32_t len = WP_MIN(avail, seg_payload_max(c));
-	if (!len && !(c->fin_queued && c->snd_una == c->fin_seq))
-		return;
-	send_data(c, c->snd_una, len, true);
-	c->rexmt_high = c->snd_una + len;
+	send_data(c, r->seq, rec_len(r), true);
+	r->flags |= TR_RETRANS;
+	r->xmit_us = (uint32_t)c->st->now_us;
 }
 
 static void enter_recovery(struct wp_tcp_conn *c)
 {
 	uint32_t flight = c->snd_max - c->snd_una;
 	c->ssthresh = WP_MAX(flight / 2, 2u * c->mss);
-	c->cwnd = c->ssthresh;
 	c->recover = c->snd_max;
 	c->in_recovery = true;
-	c->rexmt_high = c->snd_una;
+	c->rescue_done = false;
+	c->prr_delivered = c->prr_out = 0;
+	c->recover_fs = WP_MAX(flight, 1u);
 	ctr_inc(c->st, WP_CTR_TCP_FAST_RETRANSMIT);
-	retransmit_head(c);
-	arm_rto(c);
 }
 
-static void sb_add(struct wp_tcp_conn *c, uint32_t s, uint32_t e)
+/*
+ * Proportional rate reduction (RFC 6937, slow-start reduction bound): sets
+ * cwnd so that tcp_output() sends what this ACK's <delivered> bytes earn.
+ * The first retransmission of a recovery always goes out (RFC 6675).
+ */
+static void prr_update(struct wp_tcp_conn *c, uint32_t delivered)
 {
-	struct seq_range out[SB_MAX + 1];
-	int n = 0;
-	bool placed = false;
-	for (int i = 0; i < c->nsb; i++) {
-		struct seq_range r = c->sb[i];
-		if (SEQ_LT(r.end, s)) {
-			out[n++] = r;
-		} else if (SEQ_GT(r.start, e)) {
-			if (!placed) {
-				out[n++] = (struct seq_range){s, e};
-				placed = true;
-			}
-			out[n++] = r;
-		} else {
-			if (SEQ_LT(r.start, s))
-				s = r.start;
-			if (SEQ_GT(r.end, e))
-				e = r.end;
-		}
+	c->prr_delivered += delivered;
+	uint32_t pipe = pipe_bytes(c);
+	int64_t sndcnt;
+	if (pipe > c->ssthresh) {
+		sndcnt = (int64_t)(((uint64_t)c->prr_delivered * c->ssthresh + c->recover_fs - 1) /
+		                   c->recover_fs) -
+		         c->prr_out;
+	} else {
+		int64_t limit =
+		        WP_MAX((int64_t)c->prr_delivered - c->prr_out, (int64_t)delivered) + c->mss;
+		sndcnt = WP_MIN((int64_t)c->ssthresh - pipe, limit);
 	}
-	if (!placed)
-		out[n++] = (struct seq_range){s, e};
-	if (n > SB_MAX)
-		n = SB_MAX; /* forget the highest range; it is only advice */
-	memcpy(c->sb, out, sizeof(out[0]) * n);
-	c->nsb = (uint8_t)n;
+	if (sndcnt < 0)
+		sndcnt = 0;
+	if (!c->prr_out && c->lost_out && sndcnt < 1)
+		sndcnt = 1;
+	c->cwnd = pipe + (uint32_t)sndcnt;
 }
 
-static void sb_trim(struct wp_tcp_conn *c)
+/*
+ * After an ACK (or the reordering timer): find losses, enter recovery once
+ * per window of data (RFC 6582 guard: not for losses below <recover>, which
+ * an RTO or the previous recovery already answered) and pace the recovery.
+ */
+static void recovery_step(struct wp_tcp_conn *c, uint32_t delivered)
 {
-	int n = 0;
-	for (int i = 0; i < c->nsb; i++) {
-		if (SEQ_LEQ(c->sb[i].end, c->snd_una))
-			continue;
-		c->sb[n] = c->sb[i];
-		if (SEQ_LT(c->sb[n].start, c->snd_una))
-			c->sb[n].start = c->snd_una;
-		n++;
+	if (c->sack_ok) {
+		detect_loss(c);
+	} else if (!c->in_recovery && c->dupacks >= DUPTHRESH && c->rec_n &&
+	           SEQ_GEQ(c->snd_una, c->recover)) {
+		rec_mark_lost(c, rec_get(c, 0), WP_CTR_TCP_SACK_LOST);
 	}
-	c->nsb = (uint8_t)n;
+	if (!c->in_recovery && c->lost_out && SEQ_GEQ(c->snd_una, c->recover))
+		enter_recovery(c);
+	if (c->in_recovery)
+		prr_update(c, delivered);
+}
+
+/*
+ * Tail-loss probe (RFC 8985 7): with SACK, data in flight and no probe
+ * outstanding, a probe goes out after max(2 SRTT, 10 ms) (+ the minimum RTO
+ * when one segment is in flight, as Linux does) unless the RTO comes first. Unlike RFC
+ * 8985 it is also armed in recovery: a lost retransmission at the end of a
+ * send-buffer-limited flight has no later segment for RACK to compare with.
+ * Not after an RTO until an ACK makes progress (backoff 0 again).
+ */
+static void arm_pto(struct wp_tcp_conn *c)
+{
+	if (!c->sack_ok || !c->rec_n || c->tlp_out || c->backoff) {
+		stop_timer(c, T_PTO);
+		return;
+	}
+	uint64_t pto = WP_MAX(2ull * c->srtt_us, (uint64_t)PTO_MIN_US);
+	if (c->rec_n == 1)
+		pto += c->st->cfg.rto_min_us; /* the ACK may be delayed: as Linux, ~no probe */
+	uint64_t when = c->st->now_us + pto;
+	if (c->tdl[T_RTO] && when >= c->tdl[T_RTO]) {
+		stop_timer(c, T_PTO);
+		return;
+	}
+	set_timer(c, T_PTO, when);
 }
 
 static void rtt_sample(struct wp_tcp_conn *c, uint32_t r)
@@ -1212,40 +1411,60 @@ static bool can_send_state(const struct wp_tcp_conn *c)
 	}
 }
 
-/* Sends what the windows allow (no Nagle), then any ACK still owed. */
+/*
+ * Sends what the windows allow (no Nagle), then any ACK still owed. Order
+ * (RFC 6675 NextSeg): segments deemed lost first, then new data, then once
+ * per recovery the rescue retransmission. A segment goes out while the pipe
+ * is below cwnd (cwnd counts whole segments, as Linux does).
+ */
 static void tcp_output(struct wp_tcp_conn *c)
 {
 	struct wp_tcp_stack *st = c->st;
 	if (c->dead)
 		return;
 	if (can_send_state(c)) {
+		uint32_t lost_from = 0;
 		for (int guard = 0; guard < 4096; guard++) {
 			uint32_t data_end = c->sbuf_seq + c->slen;
 			uint32_t mss = seg_payload_max(c);
-			uint32_t pipe = pipe_bytes(c);
-			if (c->in_recovery && c->sack_ok && c->nsb) {
-				if (pipe + mss > c->cwnd)
+			bool room = pipe_bytes(c) < c->cwnd;
+			if (c->lost_out) {
+				if (!room)
 					break;
-				uint32_t hs, hl;
-				if (next_hole(c, &hs, &hl, mss)) {
-					send_data(c, hs, hl, true);
-					c->rexmt_high = hs + hl;
-					continue;
-				}
+				while (lost_from < c->rec_n &&
+				       !(rec_get(c, lost_from)->flags & TR_LOST))
+					lost_from++;
+				WP_ASSERT(lost_from < c->rec_n);
+				retransmit_rec(c, rec_get(c, lost_from));
+				continue;
 			}
-			uint32_t cw_room = c->cwnd > pipe ? c->cwnd - pipe : 0;
 			int32_t rw = (int32_t)(c->snd_una + c->snd_wnd - c->snd_nxt);
 			uint32_t rw_room = rw > 0 ? (uint32_t)rw : 0;
 			uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
-			uint32_t len = WP_MIN(WP_MIN(avail, mss), WP_MIN(cw_room, rw_room));
-			bool retrans = SEQ_LT(c->snd_nxt, c->snd_max);
-			if (len) {
-				send_data(c, c->snd_nxt, len, retrans);
+			uint32_t len = WP_MIN(WP_MIN(avail, mss), rw_room);
+			bool rec_full = c->rec_n >= st->rec_cap;
+			if (len && room && !rec_full) {
+				send_data(c, c->snd_nxt, len, false);
 				continue;
 			}
+			if (len && rec_full)
+				ctr_inc(st, WP_CTR_TCP_SCOREBOARD_FULL);
 			if (!avail && c->fin_queued && c->snd_nxt == c->fin_seq && rw >= 0 &&
-			    (cw_room || c->snd_una == c->snd_nxt)) {
-				send_data(c, c->snd_nxt, 0, retrans);
+			    (room || c->snd_una == c->snd_nxt)) {
+				send_data(c, c->snd_nxt, 0, false);
+				continue;
+			}
+			/* RFC 6675 rule 4: nothing else to send; once per recovery. */
+			if (c->in_recovery && c->sack_ok && !c->rescue_done && room && !len) {
+				c->rescue_done = true;
+				for (uint32_t i = c->rec_n; i-- > 0;) {
+					struct txrec *r = rec_get(c, i);
+					if (!(r->flags & TR_SACKED)) {
+						ctr_inc(st, WP_CTR_TCP_RESCUE_RETRANSMIT);
+						retransmit_rec(c, r);
+						break;
+					}
+				}
 				continue;
 			}
 			break;
@@ -1263,6 +1482,8 @@ static void tcp_output(struct wp_tcp_conn *c)
 		} else {
 			stop_timer(c, T_PERSIST);
 		}
+		if (c->rec_n && !c->tdl[T_PTO] && !c->tlp_out)
+			arm_pto(c);
 	}
 	if (c->ack_now && synchronized(c)) {
 		send_ack(c);
@@ -1288,25 +1509,21 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 		if (new_wnd > c->max_snd_wnd)
 			c->max_snd_wnd = new_wnd;
 	}
-	if (c->sack_ok) {
-		for (int i = 0; i < s->nsack; i++) {
-			uint32_t a = s->sack[i].start, b = s->sack[i].end;
-			if (SEQ_LEQ(b, a) || SEQ_LEQ(b, s->ack) || SEQ_GT(b, c->snd_max))
-				continue; /* D-SACK or bogus */
-			if (SEQ_LT(a, s->ack))
-				a = s->ack;
-			sb_add(c, a, b);
-		}
-	}
+	uint32_t prior_sacked = c->sacked_out;
+	bool sack_new = c->sack_ok && c->rec_n && s->nsack && sack_mark(c, s);
 
 	if (s->ack == c->snd_una) {
-		if (s->len == 0 && !wnd_changed && !(s->flags & (TH_SYN | TH_FIN)) &&
-		    c->snd_max != c->snd_una) {
-			c->dupacks++;
-			if (!c->in_recovery && c->dupacks == 3 && SEQ_GEQ(c->snd_una, c->recover))
-				enter_recovery(c);
+		if (c->snd_max == c->snd_una)
+			return true;
+		uint32_t delivered = c->sacked_out - prior_sacked;
+		if (!c->sack_ok && s->len == 0 && !wnd_changed && !(s->flags & (TH_SYN | TH_FIN))) {
+			c->dupacks++; /* RFC 5681 duplicate ACK; counts as one MSS delivered */
+			delivered = c->mss;
+		} else if (!c->sack_ok || !sack_new) {
+			return true;
 		}
-		return true;
+		recovery_step(c, delivered);
+		return true; /* conn_input() sends what the step allows */
 	}
 
 	/* New data acknowledged (the SYN's sequence number is not data). */
@@ -1321,7 +1538,9 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 	}
 	c->backoff = 0;
 	c->retries = 0;
+	c->tlp_out = false;
 
+	rec_ack(c, s->ack);
 	uint32_t data_end = c->sbuf_seq + c->slen;
 	if (SEQ_GT(s->ack, c->sbuf_seq)) {
 		uint32_t upto = SEQ_LT(s->ack, data_end) ? s->ack : data_end;
@@ -1330,43 +1549,45 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 		c->slen -= n;
 		c->sbuf_seq += n;
 		if (!c->slen && c->sbuf) {
+			WP_ASSERT(!c->rec_n);
 			pool_put(&st->spool, c->sbuf);
 			c->sbuf = NULL;
+			c->rec = NULL;
 			c->shead = 0;
 		}
 	}
 	c->snd_una = s->ack;
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
 		c->snd_nxt = c->snd_una;
-	sb_trim(c);
+	uint32_t delivered = acked + (c->sacked_out - prior_sacked); /* may wrap below 0 */
+	if ((int32_t)delivered < 0)
+		delivered = 0;
+	c->dupacks = 0;
 
-	if (c->in_recovery) {
-		if (SEQ_GEQ(s->ack, c->recover)) {
-			c->in_recovery = false;
-			c->cwnd = c->ssthresh;
-			c->dupacks = 0;
-		} else {
-			/* Partial ACK (RFC 6582): the next segment was lost too. */
-			c->dupacks = 0;
-			if (SEQ_LEQ(c->rexmt_high, c->snd_una))
-				retransmit_head(c);
-		}
-	} else {
-		c->dupacks = 0;
-		if (!acked)
-			;
-		else if (c->cwnd < c->ssthresh)
+	if (c->in_recovery && SEQ_GEQ(s->ack, c->recover)) {
+		c->in_recovery = false;
+		c->cwnd = c->ssthresh;
+	} else if (c->in_recovery) {
+		/* Partial ACK (RFC 6582): without SACK the next segment is lost too. */
+		if (!c->sack_ok && c->rec_n && !(rec_get(c, 0)->flags & TR_RETRANS))
+			rec_mark_lost(c, rec_get(c, 0), WP_CTR_TCP_SACK_LOST);
+	} else if (acked) {
+		if (c->cwnd < c->ssthresh)
 			c->cwnd += WP_MIN(acked, 2u * c->mss);
 		else
 			c->cwnd += WP_MAX(1u, (uint32_t)((uint64_t)c->mss * c->mss / c->cwnd));
 		if (c->cwnd > (1u << 30))
 			c->cwnd = 1u << 30;
 	}
+	recovery_step(c, delivered);
 
-	if (c->snd_una == c->snd_max)
+	if (c->snd_una == c->snd_max) {
 		stop_timer(c, T_RTO);
-	else
+		stop_timer(c, T_REO);
+	} else {
 		arm_rto(c);
+	}
+	arm_pto(c);
 
 	if (c->fin_queued && SEQ_GT(s->ack, c->fin_seq)) {
 		switch (c->state) {
@@ -2317,12 +2538,68 @@ static void rto_expired(struct wp_tcp_conn *c)
 	c->in_recovery = false;
 	c->dupacks = 0;
 	c->recover = c->snd_max;
-	c->nsb = 0; /* RFC 2018: the receiver may have reneged */
 	c->rtt_active = false;
-	c->snd_nxt = c->snd_una;
+	c->tlp_out = false;
+	stop_timer(c, T_REO);
+	stop_timer(c, T_PTO);
+	/*
+	 * Everything not SACKed is lost. SACK marks survive the first expiry
+	 * (as in Linux); a repeated one forgets them in case the receiver
+	 * reneged (RFC 2018).
+	 */
+	bool unsacked = false;
+	for (uint32_t i = 0; i < c->rec_n; i++) {
+		struct txrec *r = rec_get(c, i);
+		if (c->backoff && (r->flags & TR_SACKED)) {
+			r->flags &= (uint8_t)~TR_SACKED;
+			c->sacked_out -= rec_len(r);
+		}
+		if (!(r->flags & (TR_SACKED | TR_LOST))) {
+			r->flags |= TR_LOST;
+			c->lost_out += rec_len(r);
+		}
+		unsacked |= !(r->flags & TR_SACKED);
+	}
 	if (c->backoff < 20)
 		c->backoff++;
+	if (!unsacked && c->fin_queued && SEQ_GT(c->snd_max, c->fin_seq))
+		send_data(c, c->fin_seq, 0, true); /* only the FIN is missing */
 	tcp_output(c);
+	arm_rto(c);
+}
+
+/* RACK reordering window over: the segments it held back are lost now. */
+static void reo_expired(struct wp_tcp_conn *c)
+{
+	if (!can_send_state(c) || !c->rec_n)
+		return;
+	recovery_step(c, 0);
+	tcp_output(c);
+}
+
+/* Tail-loss probe: new data if the windows allow, else the last segment again. */
+static void pto_expired(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (!can_send_state(c) || !c->rec_n || c->tlp_out)
+		return;
+	ctr_inc(st, WP_CTR_TCP_TLP_PROBE);
+	c->tlp_out = true;
+	uint32_t data_end = c->sbuf_seq + c->slen;
+	int32_t rw = (int32_t)(c->snd_una + c->snd_wnd - c->snd_nxt);
+	uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
+	uint32_t len = WP_MIN(WP_MIN(avail, seg_payload_max(c)), rw > 0 ? (uint32_t)rw : 0u);
+	if (len && c->rec_n < st->rec_cap) {
+		send_data(c, c->snd_nxt, len, false);
+	} else {
+		for (uint32_t i = c->rec_n; i-- > 0;) {
+			struct txrec *r = rec_get(c, i);
+			if (!(r->flags & TR_SACKED)) {
+				retransmit_rec(c, r);
+				break;
+			}
+		}
+	}
 	arm_rto(c);
 }
 
@@ -2383,6 +2660,18 @@ static void conn_timers(struct wp_tcp_conn *c)
 	if (c->tdl[T_PERSIST] && c->tdl[T_PERSIST] <= now) {
 		c->tdl[T_PERSIST] = 0;
 		persist_expired(c);
+		if (c->dead)
+			return;
+	}
+	if (c->tdl[T_REO] && c->tdl[T_REO] <= now) {
+		c->tdl[T_REO] = 0;
+		reo_expired(c);
+		if (c->dead)
+			return;
+	}
+	if (c->tdl[T_PTO] && c->tdl[T_PTO] <= now) {
+		c->tdl[T_PTO] = 0;
+		pto_expired(c);
 		if (c->dead)
 			return;
 	}
@@ -2469,6 +2758,9 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
 			return -ENOBUFS;
 		}
 		c->shead = 0;
+		c->rec = (struct txrec *)(void *)(c->sbuf + st->rec_off);
+		c->rec_head = c->rec_n = 0;
+		c->sacked_out = c->lost_out = 0;
 	}
 	uint32_t space = st->cfg.snd_buf - c->slen;
 	uint32_t n = (uint32_t)WP_MIN(len, (size_t)space);
@@ -2779,6 +3071,12 @@ struct wp_tcp_stack *wp_tcp_stack_create(const struct wp_tcp_config *cfg,
 	while ((cfg->rcv_buf >> st->rcv_wscale) > 65535 && st->rcv_wscale < 14)
 		st->rcv_wscale++;
 
+	/* Scoreboard records: one per segment in flight, at most one per 256 bytes. */
+	st->rec_cap = 64;
+	while (st->rec_cap < cfg->snd_buf / 256 && st->rec_cap < 65536)
+		st->rec_cap <<= 1;
+	st->rec_off = (cfg->snd_buf + 15u) & ~15u;
+
 	st->conns = calloc(cfg->max_conns, sizeof(*st->conns));
 	uint32_t hsize = pow2_at_least(cfg->max_conns * 2);
 	st->hash = malloc(sizeof(uint32_t) * hsize);
@@ -2795,7 +3093,7 @@ struct wp_tcp_stack *wp_tcp_stack_create(const struct wp_tcp_config *cfg,
 
 	if (pool_init(&st->rpool, cfg->rcv_buf,
 	              cfg->rcv_buf_count ? cfg->rcv_buf_count : cfg->max_conns) ||
-	    pool_init(&st->spool, cfg->snd_buf,
+	    pool_init(&st->spool, st->rec_off + st->rec_cap * (uint32_t)sizeof(struct txrec),
 	              cfg->snd_buf_count ? cfg->snd_buf_count : cfg->max_conns))
 		goto fail;
 

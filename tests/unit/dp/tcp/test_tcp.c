@@ -905,19 +905,26 @@ static void test_fast_retransmit(void **state)
 	uint32_t base = out(n0).seq;
 	uint32_t mss = out(n0).len;
 	assert_int_equal(mss, 1460);
-	/* Segment 0 lost: the peer ACKs nothing new, SACKs segments 1..3. */
+	/*
+	 * Segment 0 lost: the peer ACKs nothing new, SACKs segments 1..3. The
+	 * first two SACKs each release one new segment (limited transmit, RFC
+	 * 3042); the third makes segment 0 lost (DupThresh SACKed above it).
+	 */
 	struct pkt p = {.seq = F.pseq, .ack = base, .flags = TH_ACK, .wnd = 65535, .nsack = 1};
 	for (int k = 1; k <= 3; k++) {
 		p.sack[0][0] = base + mss;
 		p.sack[0][1] = base + (k + 1) * mss;
 		unsigned before = ncap;
 		inject(&p);
-		if (k < 3)
-			assert_int_equal(ncap, before);
+		if (k < 3) {
+			assert_int_equal(ncap, before + 1);
+			assert_int_equal(out(-1).seq, base + (9 + k) * mss);
+			assert_false(c->in_recovery);
+		}
 	}
 	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
 	assert_true(c->in_recovery);
-	struct seg r = out(n0 + sent);
+	struct seg r = out(n0 + sent + 2);
 	assert_int_equal(r.seq, base);
 	assert_int_equal(r.len, mss);
 	assert_memory_equal(r.data, buf, mss);
