@@ -176,6 +176,63 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return !errno && !*end && *out <= max;
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* An RFC 3339 timestamp (metav1.Time: "2024-05-01T10:20:30Z", fractions and
+ * numeric offsets accepted) as Unix seconds; absent or null gives 0. */
+static void get_timestamp(struct pctx *p, const struct wp_ynode *map, const char *key,
+                          const char *field, int64_t *out)
+{
+	const struct wp_ynode *n = wp_ynode_get(map, key);
+	unsigned y, mo, d, h, mi, sec;
+	int used = 0;
+	const char *s;
+
+	*out = 0;
+	if (wp_ynode_is_null(n))
+		return;
+	if (n->type != WP_YNODE_SCALAR)
+		goto bad;
+	s = n->value;
+	if (sscanf(s, "%4u-%2u-%2u%*1[Tt ]%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+	    used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		goto bad;
+	s += used;
+	if (*s == '.') {
+		s++;
+		if (*s < '0' || *s > '9')
+			goto bad;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+	if ((*s == 'Z' || *s == 'z') && !s[1])
+		return;
+	if ((*s == '+' || *s == '-') && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' &&
+	    s[3] == ':' && s[4] >= '0' && s[4] <= '9' && s[5] >= '0' && s[5] <= '9' && !s[6]) {
+		int64_t off = ((s[1] - '0') * 10 + (s[2] - '0')) * 3600 +
+		              ((s[4] - '0') * 10 + (s[5] - '0')) * 60;
+
+		*out += *s == '+' ? -off : off;
+		return;
+	}
+bad:
+	*out = 0;
+	fail(p, n, field, "expected an RFC 3339 time such as 2024-05-01T10:20:30Z, got %s",
+	     n->type == WP_YNODE_SCALAR ? n->value : "a collection");
+}
+
 /* An integer port 1..65535 (0 allowed when allow0). Returns false on error. */
 static bool get_port(struct pctx *p, const struct wp_ynode *map, const char *key, const char *field,
                      bool required, bool allow0, uint16_t *out)
@@ -1042,6 +1099,7 @@ static struct wp_obj *extract(struct pctx *p, const struct wp_ynode *root, const
 	o->meta.uid = get_str(p, meta, "uid", "metadata.uid", false);
 	o->meta.resource_version =
 	        get_str(p, meta, "resourceVersion", "metadata.resourceVersion", false);
+	get_timestamp(p, meta, "creationTimestamp", "metadata.creationTimestamp", &o->meta.created);
 	get_labels(p, meta, "labels", "metadata.labels", &o->meta.labels);
 	get_labels(p, meta, "annotations", "metadata.annotations", &o->meta.annotations);
 	if (p->failed)

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "hmap.h"
+#include "route_compile.h"
 #include "wp/addr.h"
 #include "wp/model.h"
 #include "wp/resolve.h"
@@ -47,6 +48,7 @@ struct rnode {
 	uint8_t reason, detail;
 	bool via_ns, bound, served, enrolled_once;
 	bool in_enroll, in_block;
+	bool l7_ext;                 /* Services: its route tables reach other services */
 	struct rnode *enext, *bnext; /* dirty lists */
 	void *block;                 /* struct wp_snap_service / wp_snap_workload */
 	uint32_t cap_idx;            /* index in the captured array, UINT32_MAX = none */
@@ -248,6 +250,8 @@ static void unlink_dirty(struct wp_resolver *r, struct rnode *n)
 static void svc_block_put(struct wp_snap_service *b)
 {
 	if (b && --b->refcnt == 0) {
+		for (uint32_t i = 0; i < b->n_ports; i++)
+			wp_route_table_free((struct wp_route_table *)b->ports[i].routes);
 		wp_arena_free(&b->arena);
 		free(b);
 	}
@@ -339,11 +343,28 @@ static void mark_eps_service(struct wp_resolver *r, struct rns *b, const struct 
 		mark_block(r, wp_container_of(e, struct rnode, h));
 }
 
+/* Route tables of captured services: all of them (an HTTPRoute or a
+ * DestinationRule changed), or those that reach other services (some
+ * service's endpoints may have changed). */
+static void mark_l7(struct wp_resolver *r, bool all)
+{
+	for (uint32_t i = 0; i < r->cap_svc.n; i++)
+		if (all || r->cap_svc.v[i]->l7_ext)
+			mark_block(r, r->cap_svc.v[i]);
+}
+
 static void on_change(struct wp_resolver *r, struct rnode *n, const struct wp_obj *old,
                       const struct wp_obj *cur)
 {
+	enum wp_kind k = n->obj ? n->obj->kind : old->kind;
+
 	r->changed = true;
-	switch (n->obj ? n->obj->kind : old->kind) {
+	if (k == WP_KIND_SERVICE || k == WP_KIND_POD || k == WP_KIND_ENDPOINTSLICE ||
+	    k == WP_KIND_NAMESPACE)
+		mark_l7(r, false);
+	else if (k == WP_KIND_HTTPROUTE || k == WP_KIND_DESTINATIONRULE)
+		mark_l7(r, true);
+	switch (k) {
 	case WP_KIND_NAMESPACE: {
 		struct rns *b = n->ns;
 
@@ -890,7 +911,8 @@ static bool in_ambient(const struct rns *ns, const struct wp_obj *pod)
 
 /* Fills ep (or just counts when ep is NULL); returns the count. */
 static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_svc_port *sp,
-                       struct wp_snap_endpoint *ep, struct wp_arena *a, bool *from_eps)
+                       struct wp_snap_endpoint *ep, struct wp_arena *a, bool *from_eps,
+                       const struct wp_labels **labels)
 {
 	const struct wp_obj *svc = n->obj;
 	uint32_t c = 0;
@@ -931,6 +953,8 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 				                     ? wp_arena_strdup(a, pod->u.pod.node_name)
 				                     : NULL;
 				ep[c].ambient = in_ambient(n->ns, pod);
+				if (labels)
+					labels[c] = pod ? &pod->meta.labels : NULL;
 			}
 			c++;
 		}
@@ -954,10 +978,131 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 			ep[c].service_account = pod->service_account;
 			ep[c].node = pod->node_name;
 			ep[c].ambient = in_ambient(n->ns, p->obj);
+			if (labels)
+				labels[c] = &p->obj->meta.labels;
 		}
 		c++;
 	}
 	return c;
+}
+
+/* ---- L7 policy ------------------------------------------------------------------ */
+
+/* wp_route_lookup_cb: Service ns/name port <port> from the store. */
+static int l7_lookup(void *ctx, const char *ns, const char *name, uint16_t port, struct wp_arena *a,
+                     struct wp_route_svc_eps *out)
+{
+	struct wp_resolver *r = ctx;
+	const struct wp_svc_port *sp = NULL;
+	const struct wp_labels **lab;
+	struct wp_snap_endpoint *ep;
+	const char *ens;
+	struct rnode *n;
+	struct hent *e;
+	char key[512];
+	uint32_t cnt;
+	bool fe;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	e = hmap_find(&r->objs[WP_KIND_SERVICE], key);
+	if (!e)
+		return -ENOENT;
+	n = wp_container_of(e, struct rnode, h);
+	for (uint32_t i = 0; i < n->obj->u.svc.n_ports; i++)
+		if (n->obj->u.svc.ports[i].port == port)
+			sp = &n->obj->u.svc.ports[i];
+	if (!sp)
+		return -ESRCH;
+	cnt = gather(r, n, sp, NULL, a, &fe, NULL);
+	ep = wp_arena_alloc(a, sizeof(*ep) * (cnt + 1));
+	lab = wp_arena_alloc(a, sizeof(*lab) * (cnt + 1));
+	ens = wp_arena_strdup(a, ns);
+	if (!ep || !lab || !ens)
+		return -ENOMEM;
+	gather(r, n, sp, ep, a, &fe, lab);
+	for (uint32_t j = 0; j < cnt; j++) {
+		ep[j].ns = ens;
+		if (!fe) { /* strings of selector-built endpoints belong to the Pods */
+			ep[j].name = wp_arena_strdup(a, ep[j].name);
+			ep[j].service_account = wp_arena_strdup(a, ep[j].service_account);
+			ep[j].node = wp_arena_strdup(a, ep[j].node);
+		}
+	}
+	out->port_name = sp->name;
+	out->n = cnt;
+	out->eps = ep;
+	out->labels = lab;
+	return 0;
+}
+
+struct objvec {
+	const struct wp_obj **v;
+	uint32_t n;
+};
+
+/* Compiles the route table of every port of block b (Service n). */
+static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_service *b)
+{
+	struct objvec routes = {0}, drs = {0};
+	size_t nr = r->objs[WP_KIND_HTTPROUTE].n, nd = r->objs[WP_KIND_DESTINATIONRULE].n;
+	int rc = 0;
+
+	routes.v = malloc(sizeof(*routes.v) * (nr + 1));
+	drs.v = malloc(sizeof(*drs.v) * (nd + 1));
+	if (!routes.v || !drs.v) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	hmap_foreach(&r->objs[WP_KIND_HTTPROUTE], e)
+	{
+		const struct wp_obj *o = wp_container_of(e, struct rnode, h)->obj;
+
+		if (wp_route_attaches(o, b->ns, b->name))
+			routes.v[routes.n++] = o;
+	}
+	hmap_foreach(&r->objs[WP_KIND_DESTINATIONRULE], e)
+	{
+		drs.v[drs.n++] = wp_container_of(e, struct rnode, h)->obj;
+	}
+	n->l7_ext = false;
+	for (uint32_t i = 0; i < b->n_ports; i++) {
+		struct wp_snap_svc_port *p = (struct wp_snap_svc_port *)&b->ports[i];
+		struct wp_route_compile_in in = {
+		        .ns = b->ns,
+		        .name = b->name,
+		        .port = p->port,
+		        .port_name = p->name,
+		        .cluster_domain = r->cfg_domain,
+		        .n_routes = routes.n,
+		        .routes = routes.v,
+		        .n_drs = drs.n,
+		        .drs = drs.v,
+		        .lookup = l7_lookup,
+		        .ctx = r,
+		};
+		struct wp_route_table *t = wp_route_table_build(&in);
+
+		if (!t) {
+			rc = -ENOMEM;
+			break;
+		}
+		p->routes = t;
+		for (uint32_t c = 0; c < t->n_clusters; c++)
+			if (strcmp(t->clusters[c].svc_ns, b->ns) ||
+			    strcmp(t->clusters[c].svc_name, b->name))
+				n->l7_ext = true;
+	}
+	if (rc)
+		for (uint32_t i = 0; i < b->n_ports; i++) {
+			struct wp_snap_svc_port *p = (struct wp_snap_svc_port *)&b->ports[i];
+
+			wp_route_table_free((struct wp_route_table *)p->routes);
+			p->routes = NULL;
+		}
+out:
+	free(routes.v);
+	free(drs.v);
+	return rc;
 }
 
 static struct wp_snap_service *build_svc(struct wp_resolver *r, struct rnode *n, uint32_t gw)
@@ -990,13 +1135,13 @@ static struct wp_snap_service *build_svc(struct wp_resolver *r, struct rnode *n,
 	b->n_vips = s->n_cluster_ips;
 	for (uint32_t i = 0; i < s->n_ports; i++) {
 		const struct wp_svc_port *sp = &s->ports[i];
-		uint32_t cnt = gather(r, n, sp, NULL, a, &fe);
+		uint32_t cnt = gather(r, n, sp, NULL, a, &fe, NULL);
 		struct wp_snap_endpoint *ep = wp_arena_alloc(a, sizeof(*ep) * (cnt + 1));
 
 		if (!ep)
 			goto fail;
 		/* endpoint strings from pods are copied below; eps ones already are */
-		gather(r, n, sp, ep, a, &fe);
+		gather(r, n, sp, ep, a, &fe, NULL);
 		for (uint32_t j = 0; j < cnt && !fe; j++) {
 			ep[j].ns = b->ns;
 			ep[j].name = wp_arena_strdup(a, ep[j].name);
@@ -1013,6 +1158,8 @@ static struct wp_snap_service *build_svc(struct wp_resolver *r, struct rnode *n,
 	}
 	b->ports = ports;
 	b->n_ports = s->n_ports;
+	if (build_l7(r, n, b))
+		goto fail;
 	return b;
 fail:
 	wp_arena_free(a);
@@ -1195,7 +1342,7 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 	struct wp_snap_workload **wls;
 	struct wp_snap_dest *t;
 	const char **errs;
-	uint32_t n_keys = 0, cap = 16;
+	uint32_t n_keys = 0, cap = 16, n_l7err = 0;
 	struct timespec ts;
 
 	if (process(r))
@@ -1212,13 +1359,19 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 	}
 	for (uint32_t i = 0; i < r->cap_pod.n; i++)
 		n_keys += ((struct wp_snap_workload *)r->cap_pod.v[i]->block)->n_addrs;
+	for (uint32_t i = 0; i < r->cap_svc.n; i++) {
+		const struct wp_snap_service *b = r->cap_svc.v[i]->block;
+
+		for (uint32_t p = 0; p < b->n_ports; p++)
+			n_l7err += b->ports[p].routes ? b->ports[p].routes->n_errors : 0;
+	}
 	while (cap < n_keys * 2)
 		cap *= 2;
 	gws = wp_arena_alloc(&s->arena, sizeof(*gws) * (r->n_served + 1));
 	svcs = wp_arena_alloc(&s->arena, sizeof(*svcs) * (r->cap_svc.n + 1));
 	wls = wp_arena_alloc(&s->arena, sizeof(*wls) * (r->cap_pod.n + 1));
 	t = wp_arena_alloc(&s->arena, sizeof(*t) * cap);
-	errs = wp_arena_alloc(&s->arena, sizeof(*errs) * (r->n_errs + 1));
+	errs = wp_arena_alloc(&s->arena, sizeof(*errs) * (r->n_errs + n_l7err + 1));
 	if (!gws || !svcs || !wls || !t || !errs) {
 		wp_arena_free(&s->arena);
 		free(s);
@@ -1274,8 +1427,23 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 	s->workloads = wls;
 	for (unsigned i = 0; i < r->n_errs; i++)
 		errs[i] = wp_arena_strdup(&s->arena, r->errs[i].msg);
-	s->errors = errs;
 	s->n_errors = r->n_errs;
+	/* route compilation errors; a DestinationRule problem shows up in every
+	 * table that uses it: list it once */
+	for (uint32_t i = 0; i < s->n_services; i++)
+		for (uint32_t p = 0; p < svcs[i]->n_ports; p++) {
+			const struct wp_route_table *t = svcs[i]->ports[p].routes;
+
+			for (uint32_t k = 0; t && k < t->n_errors; k++) {
+				bool dup = false;
+
+				for (uint32_t j = r->n_errs; j < s->n_errors && !dup; j++)
+					dup = !strcmp(errs[j], t->errors[k]);
+				if (!dup)
+					errs[s->n_errors++] = t->errors[k];
+			}
+		}
+	s->errors = errs;
 	s->version = ++r->version;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->built_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;

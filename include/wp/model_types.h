@@ -98,6 +98,7 @@ struct wp_obj_meta {
 	const char *name;
 	const char *uid;              /* may be NULL */
 	const char *resource_version; /* opaque; may be NULL */
+	int64_t created;              /* creationTimestamp, Unix seconds; 0 = absent */
 	struct wp_labels labels;
 	struct wp_labels annotations;
 };

@@ -20,6 +20,8 @@
 #include "wp/addr_types.h"
 #include "wp/arena.h"
 
+struct wp_route_table;
+
 /* The protocol spoken inside the tunnel, from the Service port's
  * appProtocol, else its name prefix; UNKNOWN means "sniff the first bytes". */
 enum wp_app_proto {
@@ -49,6 +51,11 @@ struct wp_snap_svc_port {
 	uint8_t proto;    /* enum wp_app_proto */
 	uint32_t n_endpoints;
 	const struct wp_snap_endpoint *endpoints;
+	/* Compiled L7 policy (dp/l7/route.h): HTTPRoutes attached to this
+	 * port, their backends and DestinationRule load balancing; with no
+	 * route, one default rule to this service. Owned by the block; NULL
+	 * only if it could not be built (out of memory). */
+	const struct wp_route_table *routes;
 };
 
 struct wp_snap_service {
