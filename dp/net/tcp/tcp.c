@@ -3,8 +3,12 @@
  * app). This file holds all of it: segment parsing and building, the flow
  * table, the RFC 9293 state machine with the RFC 5961 hardening, RFC 7323
  * options (window scale, timestamps + PAWS), SACK (RFC 2018) on both sides,
- * NewReno congestion control with SACK-guided loss recovery (RFC 5681, 6582,
- * a simplified RFC 6675 pipe), RFC 6298 retransmission timing, SYN cookies,
+ * NewReno congestion control (RFC 5681) with loss recovery driven by a
+ * per-segment scoreboard: RFC 6675 SACK recovery (IsLost, pipe, rescue
+ * retransmission), RACK-TLP (RFC 8985: time-based loss detection, which
+ * also finds lost retransmissions, and tail-loss probes), PRR (RFC 6937),
+ * limited transmit (RFC 3042) and NewReno (RFC 6582) for peers without
+ * SACK; RFC 6298 retransmission timing, SYN cookies,
  * RFC 6528 ISNs, a 1 ms timer wheel and the compact TIME_WAIT table.
  *
  * Memory: control blocks, receive buffers, send buffers and TIME_WAIT entries
