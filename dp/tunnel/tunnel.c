@@ -310,8 +310,13 @@ static bool sess_flush_out(struct sess *s)
 		size_t space = wp_tcp_send_space(s->tcp), pend = wp_tls_conn_pending(s->tls), n;
 		ssize_t sent;
 
-		if (space == 0 || pend == 0)
+		if (pend == 0)
 			return progress;
+		if (space == 0) {
+			/* Full: a send that cannot take anything arms writable(). */
+			(void)wp_tcp_send(s->tcp, tw->io, 1);
+			return progress;
+		}
 		n = wp_tls_conn_take(s->tls, tw->io, WP_MIN(WP_MIN(space, pend), sizeof(tw->io)));
 		if (n == 0)
 			return progress;
@@ -1257,6 +1262,8 @@ static void tick(struct wp_tunnel_worker *tw)
 			sess_kill(s);
 			continue;
 		}
+		if (wp_tls_conn_pending(s->tls) > 0 || s->olen > 0)
+			mark_dirty(s); /* TCP refused (send pool empty): try again */
 		if (s->h2 != NULL) {
 			const uint8_t *p;
 
