@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 5, acceptance 3: every rejection, each with its counter.
+#   foreign trust domain, expired certificate, no client certificate
+#     -> the TLS handshake fails (tls_hs_foreign_trust_domain, tls_hs_expired,
+#        tls_hs_no_peer_cert; tunnel_handshake_failed)
+#   non-CONNECT -> 400 (hbone_not_connect)
+#   an authority this waypoint does not capture -> 400 (tunnel_not_captured)
+#   no endpoints -> 503 (tunnel_no_endpoint)
+#   endpoint refuses -> 503 (tunnel_connect_refused)
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hbone_common.sh"
+LOAD="/usr/bin/python3 $ROOT/tests/integration/hbone_load.py"
+
+hb_up "$(tb_name)"
+hb_echo_server
+hb_wait_captured 198.19.0.10:7000
+
+# expect_delta COUNTER BEFORE: the counter grew by exactly one.
+expect_delta() {
+	local now
+	now=$(ctr "$1")
+	[ "$now" = $(($2 + 1)) ] || fail "$1 is $now, expected $(($2 + 1))"
+}
+
+for case in evil:tls_hs_foreign_trust_domain expired:tls_hs_expired none:tls_hs_no_peer_cert \
+	rogue:tls_hs_bad_chain; do
+	id=${case%%:*} c=${case#*:}
+	b=$(ctr "$c") h=$(ctr tunnel_handshake_failed)
+	out=$(in_ns $LOAD handshake --addr "$WP_IP:15008" --certs "$HB_PKI" --identity "$id") ||
+		fail "identity $id: $out"
+	expect_delta "$c" "$b"
+	expect_delta tunnel_handshake_failed "$h"
+	pass "client certificate '$id': handshake fails, $c counted"
+done
+
+check() { # description counter expected-status client-args...
+	local what=$1 c=$2 st=$3 b out
+	shift 3
+	b=$(ctr "$c")
+	out=$(in_ns $HB_CLIENT --addr "$WP_IP:15008" --certs "$HB_PKI" --expect-status "$st" "$@") ||
+		fail "$what: $out"
+	expect_delta "$c" "$b"
+	pass "$what: $st, $c counted ($out)"
+}
+check "GET instead of CONNECT" hbone_not_connect 400 --method GET --authority 198.19.0.10:7000
+check "uncaptured authority 198.19.9.9:80" tunnel_not_captured 400 --authority 198.19.9.9:80
+check "service without endpoints" tunnel_no_endpoint 503 --authority 198.19.0.12:7002
+check "endpoint refuses the connection" tunnel_connect_refused 503 --authority 198.19.0.11:7001
+
+check "HBONE destination down (nothing on podIP:15008)" tunnel_originate_failed 503 --authority 198.19.0.20:7000
