@@ -1,0 +1,911 @@
+/*
+ * HTTP/1.1 proxy session (see h1proxy.h): one client connection's request
+ * loop driven by the http1 codec, the route table and the per-core
+ * upstream pool. Everything a core needs is allocated in
+ * wp_h1p_core_create(); sessions and upstream objects recycle through free
+ * lists.
+ *
+ * Session state: the request parser runs while a request is being read
+ * (REQ); once the request is complete the session waits for its response
+ * (downstream input is refused so pipelined requests stay queued in the
+ * host); errors queue a local response and move to CLOSING; Upgrade / CONNECT
+ * accepted by the upstream moves to TUNNEL (raw bytes both ways).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp/l7/h1proxy.h"
+#include "dp/l7/lb.h"
+#include "wp/counters.h"
+#include "wp/snapshot_types.h"
+
+const struct wp_h1p_cfg wp_h1p_default_cfg = {
+        .lim = {.max_line = 8192, .max_header_bytes = 60 * 1024, .max_headers = 100},
+        .buf_size = 64 * 1024,
+        .max_sessions = 256,
+        .max_upstreams = 512,
+        .max_idle_per_ep = 16,
+        .idle_timeout_ms = 60000,
+};
+
+/* A fixed-size output buffer: bytes at p[off, off + len). */
+struct obuf {
+	uint8_t *p;
+	uint32_t off, len, cap;
+};
+
+enum sess_state {
+	S_FREE = 0,
+	S_REQ,     /* reading a request (head or body) */
+	S_TUNNEL,  /* raw passthrough */
+	S_CLOSING, /* no more input; close once the queued bytes went out */
+};
+
+/* Per-cluster load balancer cursor, cached by table pointer. */
+#define LB_SLOTS 64
+struct lb_slot {
+	const struct wp_lb_table *t;
+	struct wp_lb_core c;
+};
+
+struct wp_h1p_sess {
+	struct wp_h1p_core *core;
+	struct wp_h1p_sess *next_free;
+	const struct wp_route_table *routes;
+	const struct wp_addr *src;
+	const char *authority;
+	size_t authority_len;
+	uint8_t state;
+	/* the request being served */
+	bool req_active;   /* a head was parsed, its response is not complete */
+	bool req_done;     /* the request message is complete (all queued upstream) */
+	bool req_chunked;  /* re-chunk the body upstream */
+	bool req_upgrade;  /* the request asked for Upgrade / CONNECT */
+	bool hold_head;    /* chunked request: nothing goes upstream before a valid chunk line */
+	bool resp_started; /* response bytes went to the client */
+	bool resp_done;
+	bool close_after;        /* close the client connection after this response */
+	bool down_eof;           /* the client half-closed */
+	bool down_shut;          /* passthrough: half-close the client after the bytes */
+	uint8_t framing;         /* enum wp_http1_framing of the response */
+	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
+	const struct wp_route_rule *rule;
+	struct wp_h1p_up *up;
+	struct wp_http1_parser qp; /* requests */
+	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
+	void *rp_arena;
+	size_t arena_size;
+	struct obuf down, upb;
+};
+
+struct wp_h1p_core {
+	struct wp_h1p_cfg cfg;
+	const struct wp_h1p_ops *ops;
+	void *host;
+	struct wp_route_core *rc;
+	uint64_t *ctr;
+	uint64_t now_ms;
+	struct wp_http_reqid_rng rng;
+	uint64_t lb_seed;
+	struct lb_slot lb[LB_SLOTS];
+	struct wp_h1p_sess *sessions;
+	struct wp_h1p_sess *free_sess;
+	struct wp_h1p_up *ups;
+	struct wp_h1p_up *free_up;               /* singly linked via next */
+	struct wp_h1p_up *idle_head, *idle_tail; /* LRU at the head, MRU at the tail */
+	uint32_t n_idle, n_busy;
+	uint8_t *mem;   /* arenas and buffers of every session */
+	char tgt[8192]; /* rewritten request-target, transient */
+};
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+static uint32_t ob_room(struct obuf *b)
+{
+	if (b->len == 0)
+		b->off = 0;
+	if (b->off + b->len + (b->cap / 4) > b->cap && b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return b->cap - b->off - b->len;
+}
+
+static uint8_t *ob_tail(struct obuf *b)
+{
+	return b->p + b->off + b->len;
+}
+
+static bool ob_put(struct obuf *b, const void *d, size_t n)
+{
+	if (ob_room(b) < n)
+		return false;
+	memcpy(ob_tail(b), d, n);
+	b->len += (uint32_t)n;
+	return true;
+}
+
+static void ob_consume(struct obuf *b, size_t n)
+{
+	WP_ASSERT(n <= b->len);
+	b->off += (uint32_t)n;
+	b->len -= (uint32_t)n;
+	if (b->len == 0)
+		b->off = 0;
+}
+
+/* ---- core --------------------------------------------------------------------------------- */
+
+struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
+                                       void *host, struct wp_route_core *rc, uint64_t seed,
+                                       uint64_t *ctr)
+{
+	struct wp_h1p_core *c;
+	size_t arena, per;
+
+	if (!cfg || !ops || !ops->up_open || !ops->up_close || !rc || !ctr ||
+	    cfg->max_sessions == 0 || cfg->max_upstreams == 0 || cfg->buf_size < 4096) {
+		errno = EINVAL;
+		return NULL;
+	}
+	arena = (wp_http1_arena_size(&cfg->lim) + 63) & ~(size_t)63;
+	per = 2 * arena + 2 * (size_t)cfg->buf_size;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->cfg = *cfg;
+	c->ops = ops;
+	c->host = host;
+	c->rc = rc;
+	c->ctr = ctr;
+	c->lb_seed = seed | 1;
+	wp_http_reqid_seed(&c->rng, seed);
+	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
+	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
+	c->mem = aligned_alloc(64, per * cfg->max_sessions);
+	if (!c->sessions || !c->ups || !c->mem) {
+		free(c->sessions);
+		free(c->ups);
+		free(c->mem);
+		free(c);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (uint32_t i = cfg->max_sessions; i-- > 0;) {
+		struct wp_h1p_sess *s = &c->sessions[i];
+		uint8_t *m = c->mem + per * i;
+
+		s->core = c;
+		s->arena_size = arena;
+		s->rp_arena = m + arena;
+		s->down.p = m + 2 * arena;
+		s->down.cap = cfg->buf_size;
+		s->upb.p = m + 2 * arena + cfg->buf_size;
+		s->upb.cap = cfg->buf_size;
+		s->next_free = c->free_sess;
+		c->free_sess = s;
+	}
+	for (uint32_t i = cfg->max_upstreams; i-- > 0;) {
+		c->ups[i].core = c;
+		c->ups[i].next = c->free_up;
+		c->free_up = &c->ups[i];
+	}
+	return c;
+}
+
+static void idle_unlink(struct wp_h1p_core *c, struct wp_h1p_up *up)
+{
+	if (up->prev)
+		up->prev->next = up->next;
+	else
+		c->idle_head = up->next;
+	if (up->next)
+		up->next->prev = up->prev;
+	else
+		c->idle_tail = up->prev;
+	up->prev = up->next = NULL;
+	c->n_idle--;
+}
+
+static void up_free(struct wp_h1p_core *c, struct wp_h1p_up *up)
+{
+	memset(up, 0, sizeof(*up));
+	up->core = c;
+	up->next = c->free_up;
+	c->free_up = up;
+}
+
+/* Closes an idle or bound upstream (the host closes its transport). */
+static void up_destroy(struct wp_h1p_core *c, struct wp_h1p_up *up, bool host_close)
+{
+	if (up->state == WP_H1P_UP_IDLE)
+		idle_unlink(c, up);
+	else if (up->state != WP_H1P_UP_FREE)
+		c->n_busy--;
+	if (host_close)
+		c->ops->up_close(c->host, up);
+	up_free(c, up);
+}
+
+void wp_h1p_core_destroy(struct wp_h1p_core *c)
+{
+	if (!c)
+		return;
+	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++)
+		if (c->ups[i].state != WP_H1P_UP_FREE)
+			up_destroy(c, &c->ups[i], true);
+	free(c->sessions);
+	free(c->ups);
+	free(c->mem);
+	free(c);
+}
+
+unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
+{
+	unsigned n = 0;
+
+	c->now_ms = now_ms;
+	while (c->idle_head && now_ms - c->idle_head->idle_since_ms >= c->cfg.idle_timeout_ms) {
+		up_destroy(c, c->idle_head, true);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED);
+		n++;
+	}
+	return n;
+}
+
+uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
+{
+	return c->n_idle;
+}
+
+uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c)
+{
+	return c->n_busy;
+}
+
+static bool same_ep(const struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
+{
+	return up->port == ep->port && up->ambient == ep->ambient &&
+	       up->addr.family == ep->addr.family &&
+	       (ep->addr.family == WP_AF_INET ? up->addr.v4 == ep->addr.v4
+	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
+}
+
+/* An upstream for <ep>: the most recently idled matching one, else a new
+ * one (evicting the least recently used idle connection if needed). NULL
+ * (counted) when none can be had. */
+static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s,
+                                    const struct wp_snap_endpoint *ep)
+{
+	struct wp_h1p_up *up;
+
+	for (up = c->idle_tail; up; up = up->prev) {
+		if (same_ep(up, ep)) {
+			idle_unlink(c, up);
+			up->state = WP_H1P_UP_BUSY;
+			up->reused = true;
+			up->sess = s;
+			c->n_busy++;
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
+			return up;
+		}
+	}
+	if (!c->free_up && c->idle_head) {
+		up_destroy(c, c->idle_head, true);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
+	}
+	up = c->free_up;
+	if (!up) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_UPSTREAM);
+		return NULL;
+	}
+	c->free_up = up->next;
+	up->next = NULL;
+	up->addr = ep->addr;
+	up->port = ep->port;
+	up->ambient = ep->ambient;
+	up->state = WP_H1P_UP_CONNECTING;
+	up->sess = s;
+	c->n_busy++;
+	if (c->ops->up_open(c->host, up, ep) != 0) {
+		c->n_busy--;
+		up_free(c, up);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_CONNECT_FAILED);
+		return NULL;
+	}
+	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_NEW);
+	return up;
+}
+
+/* The exchange on <up> ended cleanly: keep it idle, or close it when the
+ * endpoint already has enough idle connections. */
+static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
+{
+	uint32_t same = 0;
+
+	for (struct wp_h1p_up *u = c->idle_head; u; u = u->next)
+		if (u->port == up->port && u->addr.v4 == up->addr.v4 &&
+		    !memcmp(u->addr.v6, up->addr.v6, 16))
+			same++;
+	if (same >= c->cfg.max_idle_per_ep || up->state != WP_H1P_UP_BUSY) {
+		up_destroy(c, up, true);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_OVER_LIMIT);
+		return;
+	}
+	c->n_busy--;
+	up->sess = NULL;
+	up->reused = false;
+	up->state = WP_H1P_UP_IDLE;
+	up->idle_since_ms = c->now_ms;
+	up->next = NULL;
+	up->prev = c->idle_tail;
+	if (c->idle_tail)
+		c->idle_tail->next = up;
+	else
+		c->idle_head = up;
+	c->idle_tail = up;
+	c->n_idle++;
+}
+
+static struct wp_lb_core *lb_core(struct wp_h1p_core *c, const struct wp_lb_table *t)
+{
+	struct lb_slot *sl = &c->lb[((uintptr_t)t >> 6) % LB_SLOTS];
+
+	if (sl->t != t) {
+		sl->t = t;
+		c->lb_seed = c->lb_seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		wp_lb_core_init(&sl->c, t, c->lb_seed | 1, NULL, c->ctr);
+	} else if (sl->c.rr_pos >= t->rr_len) {
+		/* another table now lives at this address */
+		sl->c.rr_pos = 0;
+	}
+	return &sl->c;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_route_table *routes,
+                                     const struct wp_addr *src, const char *authority,
+                                     size_t authority_len)
+{
+	struct wp_h1p_sess *s = c->free_sess;
+	void *qa;
+
+	if (!s) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_SESSION);
+		return NULL;
+	}
+	c->free_sess = s->next_free;
+	qa = (uint8_t *)s->rp_arena - s->arena_size;
+	if (wp_http1_parser_init(&s->qp, HTTP_REQUEST, &c->cfg.lim, qa, s->arena_size, c->ctr)) {
+		s->next_free = c->free_sess;
+		c->free_sess = s;
+		return NULL;
+	}
+	s->next_free = NULL;
+	s->routes = routes;
+	s->src = src;
+	s->authority = authority;
+	s->authority_len = authority_len;
+	s->state = S_REQ;
+	s->req_active = s->req_done = s->resp_started = s->resp_done = false;
+	s->hold_head = s->close_after = s->down_eof = s->down_shut = false;
+	s->up = NULL;
+	s->rule = NULL;
+	s->down.off = s->down.len = 0;
+	s->upb.off = s->upb.len = 0;
+	return s;
+}
+
+/* Detaches the session's upstream: back to the pool if <reuse>, else closed. */
+static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
+{
+	struct wp_h1p_up *up = s->up;
+
+	if (!up)
+		return;
+	s->up = NULL;
+	up->sess = NULL;
+	if (reuse && s->upb.len == 0)
+		up_release(s->core, up);
+	else
+		up_destroy(s->core, up, true);
+	s->upb.off = s->upb.len = 0;
+}
+
+void wp_h1p_sess_close(struct wp_h1p_sess *s)
+{
+	struct wp_h1p_core *c = s->core;
+
+	sess_drop_up(s, false);
+	s->state = S_FREE;
+	s->next_free = c->free_sess;
+	c->free_sess = s;
+}
+
+/* Ends the session's use of the client connection: queue <status> (if no
+ * response byte was sent yet and status != 0), stop reading, close after. */
+static void sess_fail(struct wp_h1p_sess *s, uint16_t status)
+{
+	if (status && !s->resp_started) {
+		int n = wp_http1_write_error(status, (char *)ob_tail(&s->down), ob_room(&s->down));
+		if (n > 0)
+			s->down.len += (uint32_t)n;
+	}
+	sess_drop_up(s, false);
+	s->state = S_CLOSING;
+}
+
+/* A local answer (404, 503, redirect ...) queued as the whole response. */
+static void sess_local(struct wp_h1p_sess *s, uint16_t status)
+{
+	sess_fail(s, status);
+	s->resp_started = true;
+}
+
+static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
+{
+	struct wp_h1p_core *c = s->core;
+	struct wp_route_req rq;
+	struct wp_route_decision d;
+	struct wp_http1_msg out;
+	struct wp_http1_req_opts o = {.rng = &c->rng, .ctr = c->ctr};
+	uint64_t h = 0;
+	bool has;
+	int i, n;
+
+	if (!s->routes) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_TABLE);
+		sess_local(s, 500);
+		return false;
+	}
+	wp_route_req_init_http1(&rq, m, s->src);
+	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
+		sess_local(s, 404);
+		return false;
+	}
+	if (d.status >= 300 && d.status < 400) {
+		n = wp_route_write_redirect(&d, &rq, false, (char *)ob_tail(&s->down),
+		                            ob_room(&s->down));
+		if (n > 0) {
+			s->down.len += (uint32_t)n;
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REDIRECT);
+			sess_local(s, 0);
+		} else {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
+			sess_local(s, 500);
+		}
+		return false;
+	}
+	if (!d.cluster) {
+		sess_local(s, d.status ? d.status : 500);
+		return false;
+	}
+	has = wp_route_cluster_hash(d.cluster, &rq, &h);
+	i = wp_lb_pick(d.cluster->lb, lb_core(c, d.cluster->lb), h, has);
+	if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
+		sess_local(s, 503);
+		return false;
+	}
+	s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
+	if (!s->up) {
+		sess_local(s, 503);
+		return false;
+	}
+	s->rule = d.rule;
+	if (wp_http1_parser_init(&s->rp, HTTP_RESPONSE, &c->cfg.lim, s->rp_arena, s->arena_size,
+	                         c->ctr)) {
+		sess_local(s, 500);
+		return false;
+	}
+	wp_http1_parser_expect_response(&s->rp, m->method);
+	out = *m;
+	n = wp_route_rewrite_target(&d, &rq, c->tgt, sizeof(c->tgt));
+	if (n < 0) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
+		sess_local(s, 431);
+		return false;
+	}
+	if (n > 0) {
+		out.target = c->tgt;
+		out.target_len = (uint32_t)n;
+	}
+	o.mods = &d.rule->req_mods;
+	o.authority = s->authority;
+	o.authority_len = s->authority_len;
+	s->upb.off = s->upb.len = 0;
+	n = wp_http1_write_request_head(&out, &o, (char *)ob_tail(&s->upb), ob_room(&s->upb));
+	if (n < 0) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
+		sess_local(s, 431);
+		return false;
+	}
+	s->upb.len += (uint32_t)n;
+	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REQUEST);
+	return true;
+}
+
+/* The response is complete and so is the request: next request, or close. */
+static void exchange_done(struct wp_h1p_sess *s)
+{
+	bool reuse = (s->rp.msg.flags & WP_HTTP1_F_KEEP_ALIVE) && s->req_done && !s->req_upgrade;
+
+	sess_drop_up(s, reuse);
+	s->req_active = false;
+	s->rule = NULL;
+	if (s->close_after || s->down_eof)
+		s->state = S_CLOSING;
+}
+
+#define CHUNK_ROOM 32 /* chunk header + CRLF around a slice */
+
+size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
+{
+	size_t used = 0;
+
+	for (;;) {
+		struct wp_http1_ev ev;
+		size_t feed, n;
+		uint32_t room;
+
+		if (s->state == S_TUNNEL) {
+			n = WP_MIN(len - used, ob_room(&s->upb));
+			if (s->up && n > 0) {
+				ob_put(&s->upb, data + used, n);
+				used += n;
+			}
+			return used;
+		}
+		if (s->state != S_REQ)
+			return used;
+		if (s->req_active && s->req_done) {
+			if (s->req_upgrade && s->up) {
+				/* raw bytes behind an Upgrade request */
+				n = WP_MIN(len - used, ob_room(&s->upb));
+				ob_put(&s->upb, data + used, n);
+				return used + n;
+			}
+			return used; /* pipelining: wait for the response */
+		}
+		feed = len - used;
+		if (s->req_active) {
+			room = ob_room(&s->upb);
+			if (room <= CHUNK_ROOM + 1024)
+				return used; /* backpressure */
+			feed = WP_MIN(feed, room - CHUNK_ROOM - 1024);
+		}
+		n = wp_http1_parse(&s->qp, data + used, feed, &ev);
+		used += n;
+		switch (ev.type) {
+		case WP_HTTP1_EV_NONE:
+			if (used == len)
+				return used;
+			break;
+		case WP_HTTP1_EV_HEAD:
+			s->req = *ev.msg;
+			s->req_active = true;
+			s->req_done = s->resp_started = s->resp_done = false;
+			s->req_chunked = (ev.msg->flags & WP_HTTP1_F_CHUNKED) != 0;
+			/* a bad first chunk size must not reach the backend; with
+			 * 100-continue the upstream needs the head to answer */
+			s->hold_head =
+			        s->req_chunked && !(ev.msg->flags & WP_HTTP1_F_EXPECT_CONTINUE);
+			s->req_upgrade = (ev.msg->flags & WP_HTTP1_F_UPGRADE) != 0;
+			s->close_after = !(ev.msg->flags & WP_HTTP1_F_KEEP_ALIVE);
+			if (!route_request(s, ev.msg))
+				return used;
+			break;
+		case WP_HTTP1_EV_BODY:
+			s->hold_head = false;
+			if (s->req_chunked) {
+				int h = wp_http1_write_chunk_header(
+				        ev.len, (char *)ob_tail(&s->upb), ob_room(&s->upb));
+				WP_ASSERT(h > 0);
+				s->upb.len += (uint32_t)h;
+			}
+			ob_put(&s->upb, ev.data, ev.len);
+			if (s->req_chunked)
+				ob_put(&s->upb, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
+			break;
+		case WP_HTTP1_EV_DONE:
+			s->hold_head = false;
+			if (s->req_chunked) {
+				int k = wp_http1_write_last_chunk(
+				        ev.msg->trailers, ev.msg->n_trailers,
+				        (char *)ob_tail(&s->upb), ob_room(&s->upb));
+				if (k < 0) {
+					wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
+					sess_fail(s, 431);
+					return used;
+				}
+				s->upb.len += (uint32_t)k;
+			}
+			s->req_done = true;
+			if (s->resp_done) /* the response came first */
+				exchange_done(s);
+			break;
+		case WP_HTTP1_EV_UPGRADE:
+			s->req_done = true;
+			s->req_upgrade = true;
+			break;
+		case WP_HTTP1_EV_ERROR:
+			sess_fail(s, ev.status);
+			return used;
+		}
+	}
+	return used;
+}
+
+void wp_h1p_down_eof(struct wp_h1p_sess *s)
+{
+	s->down_eof = true;
+	if (s->state == S_TUNNEL) {
+		if (s->up)
+			s->up->shut_wr = true;
+		return;
+	}
+	if (s->state != S_REQ)
+		return;
+	if (!s->req_active) {
+		s->state = S_CLOSING;
+		return;
+	}
+	if (!s->req_done) {
+		/* cut in the middle of a request */
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_DOWN_ABORT);
+		sess_fail(s, 0);
+	}
+	/* else: the response still comes, then the connection closes */
+}
+
+size_t wp_h1p_down_peek(const struct wp_h1p_sess *s, const uint8_t **p)
+{
+	*p = s->down.p + s->down.off;
+	return s->down.len;
+}
+
+void wp_h1p_down_consume(struct wp_h1p_sess *s, size_t n)
+{
+	ob_consume(&s->down, n);
+}
+
+bool wp_h1p_down_finished(const struct wp_h1p_sess *s)
+{
+	return s->state == S_CLOSING && s->down.len == 0;
+}
+
+bool wp_h1p_down_shut(const struct wp_h1p_sess *s)
+{
+	return s->down_shut && s->down.len == 0;
+}
+
+struct wp_h1p_up *wp_h1p_sess_up(const struct wp_h1p_sess *s)
+{
+	return s->up;
+}
+
+void wp_h1p_up_connected(struct wp_h1p_up *up)
+{
+	if (up->state == WP_H1P_UP_CONNECTING)
+		up->state = WP_H1P_UP_BUSY;
+}
+
+void wp_h1p_up_failed(struct wp_h1p_up *up)
+{
+	struct wp_h1p_core *c = up->core;
+	struct wp_h1p_sess *s = up->sess;
+	bool connecting = up->state == WP_H1P_UP_CONNECTING;
+
+	if (!s) {
+		up_destroy(c, up, false);
+		return;
+	}
+	s->up = NULL;
+	up_destroy(c, up, false);
+	s->upb.off = s->upb.len = 0;
+	if (s->state == S_TUNNEL) {
+		s->state = S_CLOSING;
+		return;
+	}
+	wp_ctr_inc(c->ctr, connecting ? WP_CTR_L7_H1P_CONNECT_FAILED : WP_CTR_L7_H1P_UP_RESET);
+	sess_fail(s, connecting ? 503 : 502);
+}
+
+static void resp_error(struct wp_h1p_sess *s, uint16_t status)
+{
+	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_BAD_RESPONSE);
+	sess_fail(s, status);
+}
+
+static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
+{
+	enum wp_http1_framing f;
+	bool ka;
+	int n;
+
+	if (m->status / 100 == 1 && m->status != 101) {
+		/* interim: 100 Continue goes to the client, others are dropped */
+		if (m->status == 100 && (s->req.flags & WP_HTTP1_F_EXPECT_CONTINUE) &&
+		    s->req.http_minor >= 1) {
+			n = wp_http1_write_continue((char *)ob_tail(&s->down), ob_room(&s->down));
+			if (n > 0)
+				s->down.len += (uint32_t)n;
+		} else {
+			wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_INTERIM_DROPPED);
+		}
+		s->framing = WP_HTTP1_FRAME_NONE;
+		return;
+	}
+	if (!s->req_done) {
+		/* answered before the request body ended: that connection cannot
+		 * be reused, the rest of the request is not forwarded */
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_EARLY_RESPONSE);
+		s->close_after = true;
+	}
+	if (s->req_upgrade && m->status != 101 &&
+	    !(s->req.method == HTTP_CONNECT && m->status / 100 == 2)) {
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_REFUSED);
+		s->close_after = true;
+	}
+	ka = !s->close_after;
+	n = wp_http1_write_response_head(m, &s->req, ka, s->rule ? &s->rule->resp_mods : NULL, &f,
+	                                 (char *)ob_tail(&s->down), ob_room(&s->down));
+	if (n < 0) {
+		resp_error(s, 502);
+		return;
+	}
+	s->down.len += (uint32_t)n;
+	s->resp_started = true;
+	s->framing = (uint8_t)f;
+	if (f == WP_HTTP1_FRAME_CLOSE)
+		s->close_after = true;
+}
+
+size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
+{
+	struct wp_h1p_sess *s = up->sess;
+	size_t used = 0;
+
+	if (!s) {
+		/* an idle connection spoke: it cannot be reused */
+		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H1P_IDLE_UNSOLICITED);
+		up_destroy(up->core, up, true);
+		return len;
+	}
+	up->state = up->state == WP_H1P_UP_CONNECTING ? WP_H1P_UP_BUSY : up->state;
+	for (;;) {
+		struct wp_http1_ev ev;
+		uint32_t room = ob_room(&s->down);
+		size_t n, feed;
+
+		if (s->state == S_TUNNEL) {
+			n = WP_MIN(len - used, room);
+			ob_put(&s->down, data + used, n);
+			return used + n;
+		}
+		if (s->state != S_REQ || !s->req_active || s->resp_done) {
+			if (s->state == S_REQ && s->up == up) {
+				/* bytes after a complete response */
+				wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_BAD_RESPONSE);
+				s->close_after = true;
+				sess_drop_up(s, false);
+				if (s->req_active && s->req_done)
+					exchange_done(s);
+			}
+			return len;
+		}
+		if (room <= CHUNK_ROOM + 1024)
+			return used;
+		feed = WP_MIN(len - used, room - CHUNK_ROOM - 1024);
+		n = wp_http1_parse(&s->rp, data + used, feed, &ev);
+		used += n;
+		switch (ev.type) {
+		case WP_HTTP1_EV_NONE:
+			if (used == len)
+				return used;
+			break;
+		case WP_HTTP1_EV_HEAD:
+			resp_head(s, ev.msg);
+			if (s->state != S_REQ)
+				return used;
+			break;
+		case WP_HTTP1_EV_BODY:
+			if (s->framing == WP_HTTP1_FRAME_CHUNKED) {
+				int h = wp_http1_write_chunk_header(
+				        ev.len, (char *)ob_tail(&s->down), ob_room(&s->down));
+				WP_ASSERT(h > 0);
+				s->down.len += (uint32_t)h;
+			}
+			ob_put(&s->down, ev.data, ev.len);
+			if (s->framing == WP_HTTP1_FRAME_CHUNKED)
+				ob_put(&s->down, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
+			break;
+		case WP_HTTP1_EV_DONE:
+			if (ev.msg->status / 100 == 1 && ev.msg->status != 101) {
+				wp_http1_parser_expect_response(&s->rp, s->req.method);
+				break;
+			}
+			if (s->framing == WP_HTTP1_FRAME_CHUNKED) {
+				int k = wp_http1_write_last_chunk(
+				        ev.msg->trailers, ev.msg->n_trailers,
+				        (char *)ob_tail(&s->down), ob_room(&s->down));
+				if (k < 0) {
+					resp_error(s, 0);
+					return used;
+				}
+				s->down.len += (uint32_t)k;
+			}
+			s->resp_done = true;
+			if (s->framing == WP_HTTP1_FRAME_TUNNEL) {
+				/* 101 / CONNECT 2xx: raw bytes from here on */
+				s->state = S_TUNNEL;
+				break;
+			}
+			if (s->req_done) {
+				exchange_done(s);
+			} else {
+				/* early response: stop the request here */
+				sess_drop_up(s, false);
+				s->state = S_CLOSING;
+			}
+			return used;
+		case WP_HTTP1_EV_UPGRADE:
+			s->state = S_TUNNEL;
+			break;
+		case WP_HTTP1_EV_ERROR:
+			resp_error(s, ev.status);
+			return used;
+		}
+	}
+	return used;
+}
+
+void wp_h1p_up_eof(struct wp_h1p_up *up)
+{
+	struct wp_h1p_sess *s = up->sess;
+	struct wp_http1_ev ev;
+
+	if (!s) {
+		up_destroy(up->core, up, true);
+		return;
+	}
+	if (s->state == S_TUNNEL) {
+		s->down_shut = true;
+		return;
+	}
+	if (s->state != S_REQ || !s->req_active)
+		return;
+	wp_http1_parse_eof(&s->rp, &ev);
+	if (ev.type == WP_HTTP1_EV_DONE) {
+		/* body until EOF */
+		s->resp_done = true;
+		s->close_after = true;
+		sess_drop_up(s, false);
+		if (s->req_done)
+			exchange_done(s);
+		else
+			s->state = S_CLOSING;
+		return;
+	}
+	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UP_RESET);
+	sess_fail(s, 502);
+}
+
+size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p)
+{
+	const struct wp_h1p_sess *s = up->sess;
+
+	if (!s || s->up != up || s->hold_head) {
+		*p = NULL;
+		return 0;
+	}
+	*p = s->upb.p + s->upb.off;
+	return s->upb.len;
+}
+
+void wp_h1p_up_consume(struct wp_h1p_up *up, size_t n)
+{
+	if (up->sess)
+		ob_consume(&up->sess->upb, n);
+}

@@ -1,0 +1,184 @@
+/*
+ * HTTP/1.1 proxy session, sans-I/O: the L7 half of a tunnel whose inner
+ * protocol is HTTP/1.x (issue 6). The host (dp/tunnel, or a test) moves
+ * bytes; this module decides what they mean.
+ *
+ *   downstream bytes (the client's side of an HBONE tunnel)
+ *     -> request parser (dp/http/http1.h): 400/431 + close on malformed,
+ *        smuggling shapes refused
+ *     -> route (dp/l7/route.h): 404 no rule, 3xx redirect, 500 no backend
+ *     -> load balancer pick -> endpoint (503 if none)
+ *     -> an upstream connection to that endpoint from the per-core pool
+ *        (idle keep-alive connections reused, else the host is asked to
+ *        open one through struct wp_h1p_ops; 503 when that fails)
+ *     -> rewritten request head + body streamed (re-chunked if chunked)
+ *   upstream bytes -> response parser -> response head (resp mods) + body
+ *     streamed back; 100 Continue passed through; 101 / CONNECT 2xx switch
+ *     both sides to raw passthrough; the upstream connection goes back to
+ *     the pool when both messages ended cleanly and both sides keep alive.
+ *
+ * Pipelined requests are handled one at a time: once a request is complete
+ * the session takes no more downstream bytes until its response is done
+ * (wp_h1p_down_in() returns a short count, the host keeps the rest).
+ * Backpressure: the two output buffers (to the client, to the upstream)
+ * are fixed-size; input is taken only while the buffer it feeds has room,
+ * so a slow reader stops the writer and nothing grows. Bodies are never
+ * buffered whole.
+ *
+ * Host contract, after any call into a session: drain wp_h1p_down_peek()
+ * towards the client and wp_h1p_up_peek() of wp_h1p_sess_up() towards the
+ * upstream (once connected), re-offer input that was not consumed, and
+ * close the client side when wp_h1p_down_finished() says so.
+ *
+ * Memory: wp_h1p_core_create() allocates every session and upstream object
+ * of a core up front (start-up); nothing is allocated per request.
+ * Not done yet: request mirrors, retries, route timeouts, and a retry of a
+ * request whose reused idle connection turned out to be closed (it gets 502).
+ */
+#ifndef WP_DP_L7_H1PROXY_H
+#define WP_DP_L7_H1PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp/http/http1.h"
+#include "dp/l7/route.h"
+#include "wp/addr_types.h"
+#include "wp/common.h"
+
+struct wp_h1p_core;
+struct wp_h1p_sess;
+struct wp_h1p_up;
+
+/* What the host does for the proxy. */
+struct wp_h1p_ops {
+	/* Start opening a transport to <ep> (its address and target port;
+	 * plaintext or HBONE per ep->ambient) for <up>; the host keeps its own
+	 * handle in up->io and later calls wp_h1p_up_connected() or
+	 * wp_h1p_up_failed(). Returns 0, or -errno if it cannot even start
+	 * (the request gets 503). */
+	int (*up_open)(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep);
+	/* Close (abort) the transport of <up>; the proxy forgets it. Not
+	 * called after wp_h1p_up_failed(). */
+	void (*up_close)(void *host, struct wp_h1p_up *up);
+};
+
+struct wp_h1p_cfg {
+	struct wp_http1_limits lim; /* request and response heads */
+	uint32_t buf_size;          /* each of a session's two output buffers */
+	uint32_t max_sessions;      /* per core */
+	uint32_t max_upstreams;     /* upstream connection objects (busy + idle) per core */
+	uint16_t max_idle_per_ep;   /* idle keep-alive connections kept per endpoint */
+	uint32_t idle_timeout_ms;   /* idle connections older than this are closed */
+};
+
+/* 64 KiB buffers, 256 sessions, 512 upstreams, 16 idle per endpoint, 60 s. */
+extern const struct wp_h1p_cfg wp_h1p_default_cfg;
+
+/* wp_h1p_up.state */
+enum wp_h1p_up_state {
+	WP_H1P_UP_FREE = 0,
+	WP_H1P_UP_CONNECTING, /* opened, bound to a session, not connected yet */
+	WP_H1P_UP_BUSY,       /* connected, bound to a session */
+	WP_H1P_UP_IDLE,       /* connected, in the keep-alive pool */
+};
+
+/* One upstream connection (the host's transport behind up->io). Owned by
+ * the core's pool; bound to at most one session at a time. */
+struct wp_h1p_up {
+	void *io; /* the host's; set in ops->up_open */
+	struct wp_h1p_core *core;
+	struct wp_h1p_sess *sess;      /* while CONNECTING / BUSY */
+	struct wp_h1p_up *prev, *next; /* free list / idle list (LRU at the head) */
+	struct wp_addr addr;
+	uint16_t port;
+	bool ambient;
+	uint8_t state; /* enum wp_h1p_up_state */
+	bool reused;   /* taken from the idle pool for the current request */
+	bool shut_wr;  /* passthrough: the client half-closed, send FIN after the bytes */
+	uint64_t idle_since_ms;
+};
+
+/*
+ * Creates a core's proxy state: every session and upstream object,
+ * allocated now. <ops>/<host> are how upstreams are opened; <rc> is the
+ * core's route matcher state (reserved for the tables in use), <ctr> its
+ * counters; all stay the caller's. NULL on failure (errno set).
+ */
+struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
+                                       void *host, struct wp_route_core *rc, uint64_t seed,
+                                       uint64_t *ctr);
+
+/* Closes every upstream (ops->up_close) and frees everything. Sessions
+ * must have been closed. NULL is a no-op. */
+void wp_h1p_core_destroy(struct wp_h1p_core *c);
+
+/* Closes idle connections older than idle_timeout_ms. <now_ms> is also the
+ * clock idle connections are stamped with. Returns how many were closed. */
+unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms);
+
+/* Idle / busy (incl. connecting) upstream connections of the core. */
+uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c);
+uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c);
+
+/*
+ * Opens a session for one tunnel to a service port. <routes> (the port's
+ * compiled table), <src> (client address, for hashing; may be NULL) and
+ * <authority> (the tunnel's host:port, written as Host for HTTP/1.0
+ * requests without one) must outlive the session. NULL when every session
+ * is in use (counted).
+ */
+struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_route_table *routes,
+                                     const struct wp_addr *src, const char *authority,
+                                     size_t authority_len);
+
+/* Ends the session: its upstream is closed unless idle-able, the session
+ * object is recycled. */
+void wp_h1p_sess_close(struct wp_h1p_sess *s);
+
+/* Downstream bytes in. Returns how many were taken (fewer when waiting for
+ * a response, when an output buffer is full, or after an error). */
+size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len);
+
+/* The client half-closed (FIN / END_STREAM). */
+void wp_h1p_down_eof(struct wp_h1p_sess *s);
+
+/* Bytes waiting to go to the client: sets *p, returns the length. */
+size_t wp_h1p_down_peek(const struct wp_h1p_sess *s, const uint8_t **p);
+
+/* The host sent <n> of them. */
+void wp_h1p_down_consume(struct wp_h1p_sess *s, size_t n);
+
+/* True once the client connection should be closed: everything due was
+ * queued and the connection cannot carry more (error, close framing,
+ * client EOF, passthrough ended). Close after draining wp_h1p_down_peek(). */
+bool wp_h1p_down_finished(const struct wp_h1p_sess *s);
+
+/* True when the client side should be half-closed after the queued bytes
+ * (passthrough: the upstream sent FIN). */
+bool wp_h1p_down_shut(const struct wp_h1p_sess *s);
+
+/* The session's current upstream (NULL when none). */
+struct wp_h1p_up *wp_h1p_sess_up(const struct wp_h1p_sess *s);
+
+/* The transport of <up> is connected: bytes may flow. */
+void wp_h1p_up_connected(struct wp_h1p_up *up);
+
+/* The transport of <up> failed (connect refused, reset): the host already
+ * dropped it. The session answers 503 (connect) or 502, or just closes. */
+void wp_h1p_up_failed(struct wp_h1p_up *up);
+
+/* Upstream bytes in. Returns how many were taken. */
+size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len);
+
+/* The upstream half-closed. */
+void wp_h1p_up_eof(struct wp_h1p_up *up);
+
+/* Bytes waiting to go to the upstream of a bound <up>. */
+size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p);
+
+/* The host sent <n> of them. */
+void wp_h1p_up_consume(struct wp_h1p_up *up, size_t n);
+
+#endif /* WP_DP_L7_H1PROXY_H */

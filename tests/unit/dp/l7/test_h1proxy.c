@@ -1,0 +1,861 @@
+/*
+ * HTTP/1.1 proxy session (dp/l7/h1proxy.c) driven with byte streams: a fake
+ * host records the upstream connections the proxy asks for, the test plays
+ * the client and the backends. Route tables are compiled from HTTPRoute
+ * YAML by the real compiler (cp/resolve/route_compile.c) over fake
+ * endpoints. Covers keep-alive and pool reuse, pipelining one at a time,
+ * chunked both ways, 100-continue, Upgrade passthrough, HTTP/1.0, local
+ * answers (400/431/404/redirect/503/502), early responses, backpressure with
+ * a large body fed in odd slices, idle limits/expiry/eviction, the weighted
+ * split through the proxy.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cp/resolve/route_compile.h"
+#include "dp/l7/h1proxy.h"
+#include "dp/l7/route.h"
+#include "wp/counters.h"
+#include "wp/model.h"
+#include "wp/snapshot_types.h"
+
+/* ---- route fixture ------------------------------------------------------------------------ */
+
+struct fsvc {
+	const char *name;
+	uint32_t n;
+	uint8_t net; /* endpoints 10.0.<net>.<i+1>:9081 */
+};
+
+static const struct fsvc fsvcs[] = {
+        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"reviews-v3", 1, 4}};
+
+static int fake_lookup(void *ctx, const char *ns, const char *name, uint16_t port,
+                       struct wp_arena *a, struct wp_route_svc_eps *out)
+{
+	(void)ctx;
+	for (size_t i = 0; i < WP_ARRAY_SIZE(fsvcs); i++) {
+		const struct fsvc *f = &fsvcs[i];
+		struct wp_snap_endpoint *ep;
+		const struct wp_labels **lab;
+
+		if (strcmp(ns, "default") || strcmp(f->name, name))
+			continue;
+		if (port != 9080)
+			return -ESRCH;
+		ep = wp_arena_alloc(a, sizeof(*ep) * f->n);
+		lab = wp_arena_alloc(a, sizeof(*lab) * f->n);
+		assert_non_null(ep);
+		assert_non_null(lab);
+		for (uint32_t k = 0; k < f->n; k++) {
+			memset(&ep[k], 0, sizeof(ep[k]));
+			ep[k].addr.family = WP_AF_INET;
+			ep[k].addr.v4 = __builtin_bswap32(0x0a000000u | (f->net << 8) | (k + 1));
+			ep[k].port = 9081;
+			ep[k].ready = true;
+			ep[k].ns = "default";
+			lab[k] = NULL;
+		}
+		out->port_name = "http";
+		out->n = f->n;
+		out->eps = ep;
+		out->labels = lab;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct objs {
+	struct wp_obj *v[32];
+	unsigned n;
+};
+
+static int obj_cb(void *ctx, struct wp_obj *o)
+{
+	struct objs *s = ctx;
+
+	assert_true(s->n < WP_ARRAY_SIZE(s->v));
+	s->v[s->n++] = o;
+	return 0;
+}
+
+static void err_cb(void *ctx, const struct wp_model_error *e)
+{
+	(void)ctx;
+	fail_msg("model error: %s", e->msg);
+}
+
+static struct objs g_objs;
+
+/* An HTTPRoute on reviews:9080 with <rules>; NULL rules: no route at all. */
+static struct wp_route_table *build(const char *rules)
+{
+	static char y[8192];
+	const struct wp_obj *routes[32];
+	struct wp_route_compile_in in = {
+	        .ns = "default",
+	        .name = "reviews",
+	        .port = 9080,
+	        .port_name = "http",
+	        .routes = routes,
+	        .lookup = fake_lookup,
+	};
+	struct wp_route_table *t;
+
+	for (unsigned i = 0; i < g_objs.n; i++)
+		wp_obj_free(g_objs.v[i]);
+	g_objs.n = 0;
+	if (rules) {
+		snprintf(
+		        y, sizeof(y),
+		        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n"
+		        "  name: r\n  namespace: default\nspec:\n  parentRefs:\n  - kind: Service\n"
+		        "    group: \"\"\n    name: reviews\n    port: 9080\n  rules:\n%s",
+		        rules);
+		assert_int_equal(wp_model_parse(y, strlen(y), "r.yaml", obj_cb, err_cb, &g_objs),
+		                 0);
+		for (unsigned i = 0; i < g_objs.n; i++)
+			routes[in.n_routes++] = g_objs.v[i];
+	}
+	t = wp_route_table_build(&in);
+	assert_non_null(t);
+	assert_int_equal(t->n_errors, 0);
+	return t;
+}
+
+static const char *std_rules =
+        "  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
+        "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /split}}]\n"
+        "    backendRefs:\n    - {name: reviews-v1, port: 9080, weight: 80}\n"
+        "    - {name: reviews-v2, port: 9080, weight: 20}\n"
+        "  - matches: [{path: {type: PathPrefix, value: /go}}]\n"
+        "    filters:\n    - type: RequestRedirect\n      requestRedirect:\n"
+        "        hostname: other.example\n        statusCode: 301\n"
+        "  - matches: [{path: {type: PathPrefix, value: /mods}}]\n"
+        "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
+        "        set: [{name: X-Set, value: s}]\n"
+        "    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
+        "        add: [{name: X-Resp, value: r}]\n"
+        "    - type: URLRewrite\n      urlRewrite:\n"
+        "        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}\n"
+        "    backendRefs: [{name: reviews-v3, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /r}}]\n"
+        "    backendRefs: [{name: reviews, port: 9080}]\n";
+
+/* ---- fake host ---------------------------------------------------------------------------- */
+
+struct fup {
+	struct wp_h1p_up *up;
+	struct wp_snap_endpoint ep;
+	bool closed;
+};
+
+static struct fup fups[4096];
+static int n_open, n_close, fail_open;
+static uint64_t ctr[WP_CTR_MAX];
+static struct wp_route_core rcore;
+static struct wp_h1p_core *core;
+static struct wp_route_table *tab;
+
+static int f_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
+{
+	(void)host;
+	if (fail_open)
+		return -ECONNREFUSED;
+	assert_true(n_open < (int)WP_ARRAY_SIZE(fups));
+	fups[n_open].up = up;
+	fups[n_open].ep = *ep;
+	fups[n_open].closed = false;
+	up->io = &fups[n_open];
+	n_open++;
+	return 0;
+}
+
+static void f_close(void *host, struct wp_h1p_up *up)
+{
+	struct fup *f = up->io;
+
+	(void)host;
+	assert_non_null(f);
+	assert_false(f->closed);
+	f->closed = true;
+	n_close++;
+}
+
+static const struct wp_h1p_ops ops = {.up_open = f_open, .up_close = f_close};
+
+static void mk_core(const struct wp_h1p_cfg *cfg, const char *rules)
+{
+	memset(ctr, 0, sizeof(ctr));
+	n_open = n_close = fail_open = 0;
+	wp_route_core_init(&rcore, 7, ctr);
+	tab = build(rules);
+	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
+	core = wp_h1p_core_create(cfg ? cfg : &wp_h1p_default_cfg, &ops, NULL, &rcore, 99, ctr);
+	assert_non_null(core);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	wp_h1p_core_destroy(core);
+	core = NULL;
+	assert_int_equal(n_open, n_close); /* every transport opened was closed */
+	wp_route_table_free(tab);
+	wp_route_core_fini(&rcore);
+	for (unsigned i = 0; i < g_objs.n; i++)
+		wp_obj_free(g_objs.v[i]);
+	g_objs.n = 0;
+	return 0;
+}
+
+static struct wp_h1p_sess *sess_open(void)
+{
+	struct wp_h1p_sess *s = wp_h1p_sess_open(core, tab, NULL, "reviews:9080", 12);
+
+	assert_non_null(s);
+	return s;
+}
+
+/* Feeds all of <str> downstream; asserts it was all taken. */
+static void down_all(struct wp_h1p_sess *s, const char *str)
+{
+	size_t n = strlen(str);
+
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)str, n), n);
+}
+
+static void up_all(struct wp_h1p_up *up, const char *str)
+{
+	size_t n = strlen(str);
+
+	assert_int_equal(wp_h1p_up_in(up, (const uint8_t *)str, n), n);
+}
+
+/* Drains the bytes for the client / upstream into a static string. */
+static char *take_down(struct wp_h1p_sess *s)
+{
+	static char buf[1 << 16];
+	const uint8_t *p;
+	size_t n = wp_h1p_down_peek(s, &p);
+
+	assert_true(n < sizeof(buf));
+	if (n)
+		memcpy(buf, p, n);
+	buf[n] = '\0';
+	wp_h1p_down_consume(s, n);
+	return buf;
+}
+
+static char *take_up(struct wp_h1p_up *up)
+{
+	static char buf[1 << 16];
+	const uint8_t *p;
+	size_t n = wp_h1p_up_peek(up, &p);
+
+	assert_true(n < sizeof(buf));
+	if (n)
+		memcpy(buf, p, n);
+	buf[n] = '\0';
+	wp_h1p_up_consume(up, n);
+	return buf;
+}
+
+static uint32_t ep_host(const struct wp_h1p_up *up)
+{
+	return __builtin_bswap32(up->addr.v4) & 0xffff;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_keepalive_and_reuse(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up, *up2;
+	char *u;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "GET /v1/a HTTP/1.1\r\nHost: reviews:9080\r\nConnection: keep-alive\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	assert_non_null(up);
+	assert_int_equal(n_open, 1);
+	assert_int_equal(ep_host(up) >> 8, 2); /* reviews-v1 */
+	assert_int_equal(up->port, 9081);
+	wp_h1p_up_connected(up);
+	u = take_up(up);
+	assert_non_null(strstr(u, "GET /v1/a HTTP/1.1\r\nhost: reviews:9080\r\n"));
+	assert_non_null(strstr(u, "x-request-id: "));
+	assert_null(strstr(u, "keep-alive"));
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: v1\r\n\r\nhello");
+	assert_string_equal(take_down(s),
+	                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nserver: v1\r\n\r\nhello");
+	assert_null(wp_h1p_sess_up(s));
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	assert_false(wp_h1p_down_finished(s));
+
+	/* second request: the idle connection is reused */
+	down_all(s, "GET /v1/b HTTP/1.1\r\nHost: reviews:9080\r\nX-Request-Id: abc\r\n\r\n");
+	up2 = wp_h1p_sess_up(s);
+	assert_ptr_equal(up2, up);
+	assert_true(up2->reused);
+	assert_int_equal(n_open, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UP_REUSED], 1);
+	u = take_up(up);
+	assert_non_null(strstr(u, "x-request-id: abc\r\n"));
+	up_all(up, "HTTP/1.1 204 No Content\r\n\r\n");
+	assert_string_equal(take_down(s), "HTTP/1.1 204 No Content\r\n\r\n");
+	assert_int_equal(ctr[WP_CTR_L7_H1P_REQUEST], 2);
+
+	/* the client closes between requests */
+	wp_h1p_down_eof(s);
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	assert_int_equal(n_close, 0);
+}
+
+static void test_pipelining(void **state)
+{
+	const char *two =
+	        "GET /v1/1 HTTP/1.1\r\nHost: r\r\n\r\nGET /v1/2 HTTP/1.1\r\nHost: r\r\n\r\n";
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	size_t n, first;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	first = strstr(two, "GET /v1/2") - two;
+	n = wp_h1p_down_in(s, (const uint8_t *)two, strlen(two));
+	assert_int_equal(n, first); /* the second waits for the first response */
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	assert_non_null(strstr(take_up(up), "GET /v1/1 "));
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)two + n, strlen(two) - n), 0);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
+	assert_non_null(strstr(take_down(s), "\r\n\r\n1"));
+	/* the host re-offers the rest */
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)two + n, strlen(two) - n),
+	                 strlen(two) - n);
+	up = wp_h1p_sess_up(s);
+	assert_non_null(strstr(take_up(up), "GET /v1/2 "));
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2");
+	assert_non_null(strstr(take_down(s), "\r\n\r\n2"));
+	assert_int_equal(n_open, 1);
+	wp_h1p_sess_close(s);
+}
+
+static void test_chunked_both_ways_bytewise(void **state)
+{
+	const char *req = "POST /v1/up HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                  "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+	const char *resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                   "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up = NULL;
+	static char ub[4096], db[4096];
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	ub[0] = db[0] = '\0';
+	for (size_t i = 0; i < strlen(req); i++) {
+		assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)req + i, 1), 1);
+		if (!up && (up = wp_h1p_sess_up(s)) != NULL)
+			wp_h1p_up_connected(up);
+		if (up)
+			strcat(ub, take_up(up));
+	}
+	assert_non_null(strstr(ub, "transfer-encoding: chunked\r\n\r\n"));
+	/* bytes re-framed chunk by chunk (one per body slice), same payload */
+	assert_non_null(strstr(ub, "\r\n0\r\nx-t: 1\r\n\r\n"));
+	{
+		/* de-chunk what went upstream */
+		const char *p = strstr(ub, "\r\n\r\n") + 4;
+		char payload[64] = "";
+
+		for (;;) {
+			unsigned long len = strtoul(p, NULL, 16);
+			if (len == 0)
+				break;
+			p = strstr(p, "\r\n") + 2;
+			strncat(payload, p, len);
+			p += len + 2;
+		}
+		assert_string_equal(payload, "hello world");
+	}
+	for (size_t i = 0; i < strlen(resp); i++) {
+		assert_int_equal(wp_h1p_up_in(up, (const uint8_t *)resp + i, 1), 1);
+		strcat(db, take_down(s));
+	}
+	assert_non_null(strstr(db, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"));
+	assert_non_null(strstr(db, "\r\n0\r\n\r\n"));
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	wp_h1p_sess_close(s);
+}
+
+static void test_expect_continue(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "PUT /v1/x HTTP/1.1\r\nHost: r\r\nExpect: 100-continue\r\nContent-Length: "
+	            "4\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	assert_non_null(strstr(take_up(up), "expect: 100-continue\r\n"));
+	up_all(up, "HTTP/1.1 100 Continue\r\n\r\n");
+	assert_string_equal(take_down(s), "HTTP/1.1 100 Continue\r\n\r\n");
+	down_all(s, "data");
+	assert_string_equal(take_up(up), "data");
+	up_all(up, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+	assert_string_equal(take_down(s), "HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n");
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	wp_h1p_sess_close(s);
+}
+
+static void test_upgrade_passthrough(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	char *u;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s,
+	         "GET /v1/ws HTTP/1.1\r\nHost: r\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+	         "\r\n\x81\x02hi");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	u = take_up(up);
+	assert_non_null(strstr(u, "connection: upgrade\r\nupgrade: websocket\r\n\r\n\x81\x02hi"));
+	up_all(up,
+	       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+	       "\r\n\x82\x01z");
+	u = take_down(s);
+	assert_non_null(strstr(u, "HTTP/1.1 101 Switching Protocols\r\n"));
+	assert_non_null(strstr(u, "\r\n\r\n\x82\x01z"));
+	/* raw both ways, HTTP-looking or not */
+	down_all(s, "GET nonsense\r\n\r\n");
+	assert_string_equal(take_up(up), "GET nonsense\r\n\r\n");
+	up_all(up, "HTTP/9 garbage");
+	assert_string_equal(take_down(s), "HTTP/9 garbage");
+	wp_h1p_down_eof(s);
+	assert_true(up->shut_wr);
+	wp_h1p_up_eof(up);
+	assert_true(wp_h1p_down_shut(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(n_close, 1); /* an upgraded connection is never pooled */
+}
+
+static void test_http10_until_eof(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	char *u;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "GET /v1/old HTTP/1.0\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	u = take_up(up);
+	assert_non_null(strstr(u, "GET /v1/old HTTP/1.1\r\nhost: reviews:9080\r\n"));
+	up_all(up, "HTTP/1.1 200 OK\r\n\r\nbody until eof");
+	wp_h1p_up_eof(up);
+	u = take_down(s);
+	assert_string_equal(u, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nbody until eof");
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+}
+
+/* <req> is refused with <status> and the connection closes; fed one byte at
+ * a time, not one byte is ever offered to an upstream. */
+static void refused(const char *req, const char *status_line)
+{
+	struct wp_h1p_sess *s = sess_open();
+	char *d;
+
+	for (size_t i = 0; req[i] && !wp_h1p_down_finished(s); i++) {
+		struct wp_h1p_up *up;
+		const uint8_t *p;
+
+		wp_h1p_down_in(s, (const uint8_t *)req + i, 1);
+		up = wp_h1p_sess_up(s);
+		if (up) {
+			wp_h1p_up_connected(up);
+			assert_int_equal(wp_h1p_up_peek(up, &p), 0);
+		}
+	}
+	assert_null(wp_h1p_sess_up(s));
+	d = take_down(s);
+	assert_true(strncmp(d, status_line, strlen(status_line)) == 0);
+	assert_non_null(strstr(d, "connection: close\r\n"));
+	assert_true(wp_h1p_down_finished(s));
+	/* nothing more is read */
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)"GET /v1 HTTP/1.1\r\n\r\n", 20), 0);
+	wp_h1p_sess_close(s);
+}
+
+static void test_malformed_and_smuggling(void **state)
+{
+	char big[10000];
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	refused("GET /v1 HTTP/1.1\r\nHost: r\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+	        "\r\n0\r\n\r\n",
+	        "HTTP/1.1 400 ");
+	refused("POST /v1 HTTP/1.1\r\nHost: r\r\nContent-Length: 3\r\nContent-Length: "
+	        "4\r\n\r\nabcd",
+	        "HTTP/1.1 400 ");
+	refused("POST /v1 HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	        "HTTP/1.1 400 ");
+	refused("GET /v1 HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "); /* no Host */
+	refused("GET /v1 HTTP/1.1\r\nHost: r\r\nX: a\r\n b\r\n\r\n", "HTTP/1.1 400 ");
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	memcpy(big + sizeof(big) - 30, " HTTP/1.1\r\nHost: r\r\n\r\n", 23);
+	big[sizeof(big) - 7] = '\0';
+	refused(big, "HTTP/1.1 431 ");
+	assert_int_equal(n_open, 1); /* the chunked one: opened, never written to */
+	assert_int_equal(ctr[WP_CTR_HTTP1_CL_WITH_TE], 1);
+	assert_int_equal(ctr[WP_CTR_HTTP1_CL_DUPLICATE], 1);
+}
+
+static void test_local_answers(void **state)
+{
+	struct wp_h1p_sess *s;
+	char *d;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	refused("GET /nothing HTTP/1.1\r\nHost: r\r\n\r\n", "HTTP/1.1 404 ");
+	assert_int_equal(ctr[WP_CTR_L7_ROUTE_NO_MATCH], 1);
+	s = sess_open();
+	down_all(s, "GET /go/x HTTP/1.1\r\nHost: reviews:9080\r\n\r\n");
+	d = take_down(s);
+	assert_true(strncmp(d, "HTTP/1.1 301 ", 13) == 0);
+	assert_non_null(strstr(d, "location: http://other.example:9080/go/x\r\n"));
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	fail_open = 1;
+	refused("GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n", "HTTP/1.1 503 ");
+	assert_int_equal(ctr[WP_CTR_L7_H1P_CONNECT_FAILED], 1);
+	assert_int_equal(n_open, 0);
+}
+
+static void test_upstream_failures(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	/* connect refused later */
+	s = sess_open();
+	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_failed(up);
+	n_close++; /* the host dropped it itself */
+	assert_true(strncmp(take_down(s), "HTTP/1.1 503 ", 13) == 0);
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	/* malformed response */
+	s = sess_open();
+	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	wp_h1p_up_in(up, (const uint8_t *)"HTTP/1.1 2x0 OK\r\n\r\n", 19);
+	assert_true(strncmp(take_down(s), "HTTP/1.1 502 ", 13) == 0);
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	/* upstream closes mid-body: no error page after the head, just close */
+	s = sess_open();
+	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+	wp_h1p_up_eof(up);
+	assert_string_equal(take_down(s), "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_CONNECT_FAILED], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_BAD_RESPONSE], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UP_RESET], 1);
+}
+
+static void test_early_response(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "POST /v1 HTTP/1.1\r\nHost: r\r\nContent-Length: 100\r\n\r\nab");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	up_all(up, "HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n");
+	assert_string_equal(
+	        take_down(s),
+	        "HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+	assert_true(wp_h1p_down_finished(s));
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)"cd", 2), 0);
+	wp_h1p_sess_close(s);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+}
+
+static void test_mods_and_rewrite(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	char *u;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "GET /mods/x?q=1 HTTP/1.1\r\nHost: r\r\nX-Set: old\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	assert_int_equal(ep_host(up) >> 8, 4); /* reviews-v3 */
+	wp_h1p_up_connected(up);
+	u = take_up(up);
+	assert_non_null(strstr(u, "GET /new/x?q=1 HTTP/1.1\r\n"));
+	assert_non_null(strstr(u, "x-set: s\r\n"));
+	assert_null(strstr(u, "old"));
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_string_equal(take_down(s),
+	                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-resp: r\r\n\r\n");
+	wp_h1p_sess_close(s);
+}
+
+/* A 1 MiB body fed in odd slices while the host drains the upstream only
+ * now and then: input is refused while the buffer is full, nothing is lost,
+ * the buffer never grows past its size. */
+static void test_backpressure_large_body(void **state)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	enum { BODY = 1 << 20 };
+	static uint8_t body[BODY];
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	size_t off = 0, got = 0, refused_feeds = 0, hdr = 0;
+	uint64_t sum_in = 0, sum_out = 0;
+	char head[128];
+	int k = 0;
+
+	(void)state;
+	cfg.buf_size = 8192;
+	mk_core(&cfg, std_rules);
+	for (size_t i = 0; i < BODY; i++)
+		body[i] = (uint8_t)(i * 7 + (i >> 9));
+	for (size_t i = 0; i < BODY; i++)
+		sum_in += body[i] * (i + 1);
+	s = sess_open();
+	snprintf(head, sizeof(head),
+	         "PUT /v1/big HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n", BODY);
+	down_all(s, head);
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	hdr = strlen(take_up(up));
+	assert_true(hdr > 0);
+	while (got < BODY) {
+		size_t slice = WP_MIN((size_t)(1 + (k * 7919) % 20000), BODY - off);
+		size_t n = off < BODY ? wp_h1p_down_in(s, body + off, slice) : 0;
+		const uint8_t *p;
+		size_t m;
+
+		if (n < slice)
+			refused_feeds++;
+		off += n;
+		m = wp_h1p_up_peek(up, &p);
+		assert_true(m <= cfg.buf_size);
+		if (k++ % 3 == 0) { /* drain only every third round */
+			for (size_t i = 0; i < m; i++)
+				sum_out += p[i] * (got + i + 1);
+			got += m;
+			wp_h1p_up_consume(up, m);
+		}
+		assert_true(k < 100000);
+	}
+	assert_int_equal(off, BODY);
+	assert_true(sum_in == sum_out);
+	assert_true(refused_feeds > 0);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take_down(s);
+	wp_h1p_sess_close(s);
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+}
+
+/* The response body is throttled the same way when the client is slow. */
+static void test_backpressure_response(void **state)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	static uint8_t big[200000];
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+	size_t off = 0, got = 0, hl;
+	char head[128];
+
+	(void)state;
+	cfg.buf_size = 8192;
+	mk_core(&cfg, std_rules);
+	s = sess_open();
+	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	hl = (size_t)snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+	                      sizeof(big));
+	memset(big, 'x', sizeof(big));
+	up_all(up, head);
+	while (off < sizeof(big)) {
+		size_t n = wp_h1p_up_in(up, big + off, sizeof(big) - off);
+		const uint8_t *p;
+
+		assert_true(n < sizeof(big)); /* never all at once */
+		off += n;
+		got += wp_h1p_down_peek(s, &p);
+		wp_h1p_down_consume(s, wp_h1p_down_peek(s, &p));
+	}
+	got += wp_h1p_down_peek(s, &(const uint8_t *){NULL});
+	assert_int_equal(got, sizeof(big) + hl - 0 /* same head length */);
+	wp_h1p_sess_close(s);
+}
+
+static void test_pool_limits(void **state)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	struct wp_h1p_sess *s[3];
+	struct wp_h1p_up *up[3];
+
+	(void)state;
+	cfg.max_idle_per_ep = 1;
+	cfg.max_upstreams = 2;
+	cfg.idle_timeout_ms = 1000;
+	mk_core(&cfg, "  - backendRefs: [{name: reviews-v3, port: 9080}]\n");
+	wp_h1p_core_tick(core, 5000);
+	for (int i = 0; i < 3; i++) {
+		s[i] = sess_open();
+		down_all(s[i], "GET / HTTP/1.1\r\nHost: r\r\n\r\n");
+		up[i] = wp_h1p_sess_up(s[i]);
+	}
+	/* two connection objects: the third request gets 503 */
+	assert_non_null(up[0]);
+	assert_non_null(up[1]);
+	assert_null(up[2]);
+	assert_true(strncmp(take_down(s[2]), "HTTP/1.1 503 ", 13) == 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_NO_UPSTREAM], 1);
+	for (int i = 0; i < 2; i++) {
+		wp_h1p_up_connected(up[i]);
+		take_up(up[i]);
+		up_all(up[i], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	}
+	/* one idle per endpoint: the second was closed */
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	assert_int_equal(n_close, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_IDLE_OVER_LIMIT], 1);
+	/* an idle connection that speaks is dropped */
+	assert_int_equal(wp_h1p_up_in(up[0], (const uint8_t *)"x", 1), 1);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+	assert_int_equal(n_close, 2);
+	/* expiry */
+	wp_h1p_sess_close(s[2]);
+	s[2] = sess_open();
+	down_all(s[2], "GET / HTTP/1.1\r\nHost: r\r\n\r\n");
+	up[2] = wp_h1p_sess_up(s[2]);
+	wp_h1p_up_connected(up[2]);
+	take_up(up[2]);
+	up_all(up[2], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	assert_int_equal(wp_h1p_core_tick(core, 5500), 0);
+	assert_int_equal(wp_h1p_core_tick(core, 6000), 1);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+	/* idle closed by the peer */
+	down_all(s[2], "GET / HTTP/1.1\r\nHost: r\r\n\r\n");
+	up[2] = wp_h1p_sess_up(s[2]);
+	wp_h1p_up_connected(up[2]);
+	take_up(up[2]);
+	up_all(up[2], "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	wp_h1p_up_eof(up[2]);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+	for (int i = 0; i < 3; i++)
+		wp_h1p_sess_close(s[i]);
+	assert_int_equal(wp_h1p_core_busy(core), 0);
+}
+
+static void test_weighted_split(void **state)
+{
+	struct wp_h1p_sess *s;
+	unsigned v1 = 0, v2 = 0;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	for (int i = 0; i < 10000; i++) {
+		struct wp_h1p_up *up;
+		unsigned net;
+
+		down_all(s, "GET /split HTTP/1.1\r\nHost: r\r\n\r\n");
+		up = wp_h1p_sess_up(s);
+		assert_non_null(up);
+		wp_h1p_up_connected(up);
+		take_up(up);
+		net = ep_host(up) >> 8;
+		if (net == 2)
+			v1++;
+		else if (net == 3)
+			v2++;
+		else
+			fail_msg("net %u", net);
+		up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+		take_down(s);
+	}
+	print_message("80/20 through the proxy: %u / %u, %d connections\n", v1, v2, n_open);
+	assert_in_range(v1, 7700, 8300);
+	assert_in_range(v2, 1700, 2300);
+	assert_true(n_open <= 4); /* reused: one per endpoint */
+	wp_h1p_sess_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_keepalive_and_reuse, teardown),
+	        cmocka_unit_test_teardown(test_pipelining, teardown),
+	        cmocka_unit_test_teardown(test_chunked_both_ways_bytewise, teardown),
+	        cmocka_unit_test_teardown(test_expect_continue, teardown),
+	        cmocka_unit_test_teardown(test_upgrade_passthrough, teardown),
+	        cmocka_unit_test_teardown(test_http10_until_eof, teardown),
+	        cmocka_unit_test_teardown(test_malformed_and_smuggling, teardown),
+	        cmocka_unit_test_teardown(test_local_answers, teardown),
+	        cmocka_unit_test_teardown(test_upstream_failures, teardown),
+	        cmocka_unit_test_teardown(test_early_response, teardown),
+	        cmocka_unit_test_teardown(test_mods_and_rewrite, teardown),
+	        cmocka_unit_test_teardown(test_backpressure_large_body, teardown),
+	        cmocka_unit_test_teardown(test_backpressure_response, teardown),
+	        cmocka_unit_test_teardown(test_pool_limits, teardown),
+	        cmocka_unit_test_teardown(test_weighted_split, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
