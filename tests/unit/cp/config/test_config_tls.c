@@ -1,0 +1,249 @@
+/*
+ * The `tls` and `hbone` groups of waypoint.conf (cp/config/config.c), which
+ * dp/tunnel reads: defaults (TLS 1.3 only, tickets on, 1 s reload; HBONE
+ * off on 15008 with ztunnel's windows), every key read, --set on groups the
+ * file lacks (what tests/testbed does), range edges accepted, and refused
+ * values named as FILE:LINE: key 'group.key'.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "wp/config.h"
+
+static char path[64];
+
+/* A config file: line 1 is the port, <text> starts on line 2. */
+static const char *write_conf(const char *text)
+{
+	FILE *f;
+
+	strcpy(path, "/tmp/wp-config-tls-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("ports = ( { device = \"net_tap0,iface=wp0\"; ip = \"10.1.0.2\"; } );\n", f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int load(const char *text, const char *const *sets, unsigned n, struct wp_config *cfg,
+                char *err)
+{
+	int rc = wp_config_load(write_conf(text), sets, n, cfg, err, WP_CONFIG_ERRLEN);
+
+	unlink(path);
+	return rc;
+}
+
+static void test_defaults(void **state)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(load("", NULL, 0, &cfg, err), 0);
+	assert_string_equal(cfg.tls.cert, "");
+	assert_string_equal(cfg.tls.key, "");
+	assert_string_equal(cfg.tls.ca, "");
+	assert_string_equal(cfg.tls.trust_domain, "cluster.local");
+	assert_int_equal(cfg.tls.n_aliases, 0);
+	assert_false(cfg.tls.allow_tls12);
+	assert_true(cfg.tls.session_tickets);
+	assert_int_equal(cfg.tls.reload_ms, 1000);
+	assert_false(cfg.hbone.enabled);
+	assert_int_equal(cfg.hbone.port, 15008);
+	assert_int_equal(cfg.hbone.max_streams, 100);
+	assert_int_equal(cfg.hbone.stream_window, 4u << 20);
+	assert_int_equal(cfg.hbone.conn_window, 16u << 20);
+	assert_int_equal(cfg.hbone.ping_interval_ms, 10000);
+	assert_int_equal(cfg.hbone.ping_timeout_ms, 20000);
+	assert_int_equal(cfg.hbone.max_sessions, 16384);
+	assert_int_equal(cfg.hbone.max_tunnels, 65536);
+	assert_int_equal(cfg.hbone.pool_streams, 100);
+	assert_int_equal(cfg.hbone.connect_timeout_ms, 5000);
+	assert_int_equal(cfg.hbone.drain_timeout_ms, 10000);
+	assert_int_equal(cfg.hbone.memory_mb, 512);
+}
+
+static void test_every_key(void **state)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(load("tls = {\n"
+	                      "  cert = \"/etc/wp/cert.pem\";\n"
+	                      "  key = \"/etc/wp/key.pem\";\n"
+	                      "  ca = \"/etc/wp/ca.pem\";\n"
+	                      "  trust_domain = \"mesh.example\";\n"
+	                      "  trust_domain_aliases = [\"old.example\", \"cluster.local\"];\n"
+	                      "  allow_tls12 = true;\n"
+	                      "  session_tickets = false;\n"
+	                      "  reload_ms = 0;\n"
+	                      "};\n"
+	                      "hbone = {\n"
+	                      "  enabled = true;\n"
+	                      "  port = 15009;\n"
+	                      "  max_streams = 1000;\n"
+	                      "  stream_window = 65535;\n"
+	                      "  conn_window = 2147483647;\n"
+	                      "  ping_interval_ms = 100;\n"
+	                      "  ping_timeout_ms = 250;\n"
+	                      "  max_sessions = 4;\n"
+	                      "  max_tunnels = 8;\n"
+	                      "  pool_streams = 1;\n"
+	                      "  connect_timeout_ms = 10;\n"
+	                      "  drain_timeout_ms = 0;\n"
+	                      "  memory_mb = 1;\n"
+	                      "};\n",
+	                      NULL, 0, &cfg, err),
+	                 0);
+	assert_string_equal(cfg.tls.cert, "/etc/wp/cert.pem");
+	assert_string_equal(cfg.tls.key, "/etc/wp/key.pem");
+	assert_string_equal(cfg.tls.ca, "/etc/wp/ca.pem");
+	assert_string_equal(cfg.tls.trust_domain, "mesh.example");
+	assert_int_equal(cfg.tls.n_aliases, 2);
+	assert_string_equal(cfg.tls.aliases[0], "old.example");
+	assert_string_equal(cfg.tls.aliases[1], "cluster.local");
+	assert_true(cfg.tls.allow_tls12);
+	assert_false(cfg.tls.session_tickets);
+	assert_int_equal(cfg.tls.reload_ms, 0);
+	assert_true(cfg.hbone.enabled);
+	assert_int_equal(cfg.hbone.port, 15009);
+	assert_int_equal(cfg.hbone.max_streams, 1000);
+	assert_int_equal(cfg.hbone.stream_window, 65535);
+	assert_int_equal(cfg.hbone.conn_window, 0x7fffffff);
+	assert_int_equal(cfg.hbone.ping_interval_ms, 100);
+	assert_int_equal(cfg.hbone.ping_timeout_ms, 250);
+	assert_int_equal(cfg.hbone.max_sessions, 4);
+	assert_int_equal(cfg.hbone.max_tunnels, 8);
+	assert_int_equal(cfg.hbone.pool_streams, 1);
+	assert_int_equal(cfg.hbone.connect_timeout_ms, 10);
+	assert_int_equal(cfg.hbone.drain_timeout_ms, 0);
+	assert_int_equal(cfg.hbone.memory_mb, 1);
+}
+
+/* tests/testbed: --certs and the HBONE tests' small PING timers via --set. */
+static void test_set(void **state)
+{
+	const char *sets[] = {"tls.cert=/tmp/c/cert.pem", "tls.key=/tmp/c/key.pem",
+	                      "tls.ca=/tmp/c/ca.pem",     "tls.reload_ms=200",
+	                      "hbone.enabled=true",       "hbone.ping_interval_ms=300",
+	                      "hbone.ping_timeout_ms=600"};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(load("", sets, 7, &cfg, err), 0);
+	assert_string_equal(cfg.tls.cert, "/tmp/c/cert.pem");
+	assert_string_equal(cfg.tls.key, "/tmp/c/key.pem");
+	assert_string_equal(cfg.tls.ca, "/tmp/c/ca.pem");
+	assert_int_equal(cfg.tls.reload_ms, 200);
+	assert_true(cfg.hbone.enabled);
+	assert_int_equal(cfg.hbone.ping_interval_ms, 300);
+	assert_int_equal(cfg.hbone.ping_timeout_ms, 600);
+	/* untouched keys keep their defaults */
+	assert_int_equal(cfg.hbone.port, 15008);
+	assert_string_equal(cfg.tls.trust_domain, "cluster.local");
+	/* --set overrides what the file says */
+	const char *one[] = {"hbone.port=16000"};
+	assert_int_equal(load("hbone = { port = 15010; };\n", one, 1, &cfg, err), 0);
+	assert_int_equal(cfg.hbone.port, 16000);
+}
+
+/*
+ * <text> must be refused; the message must name the file, <line> (0: no
+ * line, a --set value) and the key, and contain <why>.
+ */
+static void bad(const char *text, const char *set, int line, const char *key, const char *why)
+{
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", want[128];
+	const char *sets[1] = {set};
+
+	assert_int_equal(load(text, sets, set ? 1 : 0, &cfg, err), -EINVAL);
+	if (line > 0)
+		snprintf(want, sizeof(want), "%s:%d: key '%s'", path, line, key);
+	else
+		snprintf(want, sizeof(want), "key '%s'", key);
+	if (strstr(err, want) == NULL || strstr(err, why) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\" or \"%s\"", err, want, why);
+}
+
+static void test_refused(void **state)
+{
+	char many[1024] = "tls = {\n  trust_domain_aliases = [";
+
+	(void)state;
+	/* tls */
+	bad("tls = {\n  certs = \"x\";\n};\n", NULL, 3, "tls.certs", "unknown key");
+	bad("tls = {\n  reload_ms = 3600001;\n};\n", NULL, 3, "tls.reload_ms", "out of range");
+	bad("tls = {\n  reload_ms = -1;\n};\n", NULL, 3, "tls.reload_ms", "");
+	bad("tls = {\n  allow_tls12 = 1;\n};\n", NULL, 3, "tls.allow_tls12", "true or false");
+	bad("tls = {\n  session_tickets = \"yes\";\n};\n", NULL, 3, "tls.session_tickets",
+	    "true or false");
+	bad("tls = {\n  cert = 5;\n};\n", NULL, 3, "tls.cert", "");
+	bad("tls = {\n\n  trust_domain = \"\";\n};\n", NULL, 4, "tls.trust_domain",
+	    "must not be empty");
+	bad("tls = {\n  trust_domain_aliases = \"a.example\";\n};\n", NULL, 3,
+	    "tls.trust_domain_aliases", "array of strings");
+	bad("tls = {\n  trust_domain_aliases = [\"a\", \"\"];\n};\n", NULL, 3,
+	    "tls.trust_domain_aliases", "element 1");
+	for (int i = 0; i <= WP_MAX_TD_ALIASES; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s\"td%d.example\"",
+		         i ? ", " : "", i);
+	strcat(many, "];\n};\n");
+	bad(many, NULL, 3, "tls.trust_domain_aliases", "at most");
+	/* hbone */
+	bad("hbone = {\n  enable = true;\n};\n", NULL, 3, "hbone.enable", "unknown key");
+	bad("hbone = {\n  enabled = \"on\";\n};\n", NULL, 3, "hbone.enabled", "true or false");
+	bad("hbone = {\n  port = 0;\n};\n", NULL, 3, "hbone.port", "out of range");
+	bad("hbone = {\n  port = 65536;\n};\n", NULL, 3, "hbone.port", "out of range");
+	bad("hbone = {\n  max_streams = 1001;\n};\n", NULL, 3, "hbone.max_streams", "out of range");
+	bad("hbone = {\n  stream_window = 65534;\n};\n", NULL, 3, "hbone.stream_window",
+	    "out of range");
+	bad("hbone = {\n  conn_window = 2147483648;\n};\n", NULL, 3, "hbone.conn_window",
+	    "out of range");
+	bad("hbone = {\n  ping_interval_ms = 99;\n};\n", NULL, 3, "hbone.ping_interval_ms",
+	    "out of range");
+	bad("hbone = {\n  ping_timeout_ms = 50;\n};\n", NULL, 3, "hbone.ping_timeout_ms",
+	    "out of range");
+	bad("hbone = {\n  max_sessions = 3;\n};\n", NULL, 3, "hbone.max_sessions", "out of range");
+	bad("hbone = {\n  max_tunnels = 4194305;\n};\n", NULL, 3, "hbone.max_tunnels",
+	    "out of range");
+	bad("hbone = {\n  pool_streams = 0;\n};\n", NULL, 3, "hbone.pool_streams", "out of range");
+	bad("hbone = {\n  connect_timeout_ms = 9;\n};\n", NULL, 3, "hbone.connect_timeout_ms",
+	    "out of range");
+	bad("hbone = {\n  drain_timeout_ms = 600001;\n};\n", NULL, 3, "hbone.drain_timeout_ms",
+	    "out of range");
+	bad("hbone = {\n  memory_mb = 0;\n};\n", NULL, 3, "hbone.memory_mb", "out of range");
+	bad("hbone = {\n  memory_mb = 1.5;\n};\n", NULL, 3, "hbone.memory_mb", "");
+	/* the first error wins: line 3 before line 4 */
+	bad("hbone = {\n  port = 0;\n  max_streams = 0;\n};\n", NULL, 3, "hbone.port",
+	    "out of range");
+	/* --set values are checked the same way */
+	bad("", "hbone.ping_interval_ms=10", 0, "hbone.ping_interval_ms", "out of range");
+	bad("", "tls.allow_tls12=maybe", 0, "tls.allow_tls12", "");
+	bad("", "hbone.bogus=1", 0, "hbone.bogus", "unknown key");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_every_key),
+	        cmocka_unit_test(test_set),
+	        cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
