@@ -49,6 +49,9 @@ struct lb_slot {
 	struct wp_lb_core c;
 };
 
+#define RM_MAX   16   /* response header modifier entries copied per request */
+#define RM_BYTES 2048 /* their names and values */
+
 struct wp_h1p_sess {
 	struct wp_h1p_core *core;
 	struct wp_h1p_sess *next_free;
@@ -70,7 +73,13 @@ struct wp_h1p_sess {
 	bool down_shut;          /* passthrough: half-close the client after the bytes */
 	uint8_t framing;         /* enum wp_http1_framing of the response */
 	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
-	const struct wp_route_rule *rule;
+	void *app;
+	/* the response header modifiers of the current rule, copied: the
+	 * route table may go away with its snapshot before the response */
+	struct wp_http_hdr_mods rmods;
+	bool has_rmods;
+	struct wp_http_hdr rm_hdrs[RM_MAX];
+	char rm_bytes[RM_BYTES];
 	struct wp_h1p_up *up;
 	struct wp_http1_parser qp; /* requests */
 	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
@@ -392,7 +401,8 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->req_active = s->req_done = s->resp_started = s->resp_done = false;
 	s->hold_head = s->close_after = s->down_eof = s->down_shut = false;
 	s->up = NULL;
-	s->rule = NULL;
+	s->app = NULL;
+	s->has_rmods = false;
 	s->down.off = s->down.len = 0;
 	s->upb.off = s->upb.len = 0;
 	return s;
@@ -444,6 +454,66 @@ static void sess_local(struct wp_h1p_sess *s, uint16_t status)
 	s->resp_started = true;
 }
 
+/* Copies the header array <n> entries of <src> into the session. */
+static int copy_hdrs(struct wp_h1p_sess *s, const struct wp_http_hdr *src, uint16_t n,
+                     uint32_t *used_h, size_t *used_b, const struct wp_http_hdr **out)
+{
+	*out = &s->rm_hdrs[*used_h];
+	if (*used_h + n > RM_MAX)
+		return -ENOSPC;
+	for (uint16_t i = 0; i < n; i++) {
+		struct wp_http_hdr *h = &s->rm_hdrs[(*used_h)++];
+		size_t need = (size_t)src[i].name_len + (src[i].value ? src[i].value_len : 0);
+
+		if (*used_b + need > RM_BYTES)
+			return -ENOSPC;
+		*h = src[i];
+		memcpy(s->rm_bytes + *used_b, src[i].name, src[i].name_len);
+		h->name = s->rm_bytes + *used_b;
+		*used_b += src[i].name_len;
+		if (src[i].value) {
+			memcpy(s->rm_bytes + *used_b, src[i].value, src[i].value_len);
+			h->value = s->rm_bytes + *used_b;
+			*used_b += src[i].value_len;
+		}
+	}
+	return 0;
+}
+
+static int copy_rmods(struct wp_h1p_sess *s, const struct wp_http_hdr_mods *m)
+{
+	uint32_t uh = 0;
+	size_t ub = 0;
+
+	s->has_rmods = false;
+	if (m->n_set + m->n_add + m->n_remove == 0)
+		return 0;
+	if (copy_hdrs(s, m->set, m->n_set, &uh, &ub, &s->rmods.set) ||
+	    copy_hdrs(s, m->add, m->n_add, &uh, &ub, &s->rmods.add) ||
+	    copy_hdrs(s, m->remove, m->n_remove, &uh, &ub, &s->rmods.remove))
+		return -ENOSPC;
+	s->rmods.n_set = m->n_set;
+	s->rmods.n_add = m->n_add;
+	s->rmods.n_remove = m->n_remove;
+	s->has_rmods = true;
+	return 0;
+}
+
+void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *routes)
+{
+	s->routes = routes;
+}
+
+void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app)
+{
+	s->app = app;
+}
+
+void *wp_h1p_sess_app(const struct wp_h1p_sess *s)
+{
+	return s->app;
+}
+
 static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 {
 	struct wp_h1p_core *c = s->core;
@@ -493,7 +563,11 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		sess_local(s, 503);
 		return false;
 	}
-	s->rule = d.rule;
+	if (copy_rmods(s, &d.rule->resp_mods) != 0) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
+		sess_local(s, 500);
+		return false;
+	}
 	if (wp_http1_parser_init(&s->rp, HTTP_RESPONSE, &c->cfg.lim, s->rp_arena, s->arena_size,
 	                         c->ctr)) {
 		sess_local(s, 500);
@@ -533,7 +607,7 @@ static void exchange_done(struct wp_h1p_sess *s)
 
 	sess_drop_up(s, reuse);
 	s->req_active = false;
-	s->rule = NULL;
+	s->has_rmods = false;
 	if (s->close_after || s->down_eof)
 		s->state = S_CLOSING;
 }
@@ -749,7 +823,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		s->close_after = true;
 	}
 	ka = !s->close_after;
-	n = wp_http1_write_response_head(m, &s->req, ka, s->rule ? &s->rule->resp_mods : NULL, &f,
+	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods : NULL, &f,
 	                                 (char *)ob_tail(&s->down), ob_room(&s->down));
 	if (n < 0) {
 		resp_error(s, 502);

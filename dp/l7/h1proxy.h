@@ -124,14 +124,23 @@ uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c);
 
 /*
  * Opens a session for one tunnel to a service port. <routes> (the port's
- * compiled table), <src> (client address, for hashing; may be NULL) and
- * <authority> (the tunnel's host:port, written as Host for HTTP/1.0
- * requests without one) must outlive the session. NULL when every session
- * is in use (counted).
+ * compiled table, see wp_h1p_sess_set_routes()), <src> (client address, for hashing; may be NULL)
+ * and <authority> (the tunnel's host:port, written as Host for HTTP/1.0 requests without one) must
+ * outlive the session. NULL when every session is in use (counted).
  */
 struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_route_table *routes,
                                      const struct wp_addr *src, const char *authority,
                                      size_t authority_len);
+
+/* Replaces the route table. The table is read only while a request head is
+ * routed (wp_h1p_down_in()), never kept across requests: a host whose
+ * tables live in RCU snapshots sets the current one before each
+ * wp_h1p_down_in() call. NULL: requests get 500. */
+void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *routes);
+
+/* The host's pointer for the session (NULL after open). */
+void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app);
+void *wp_h1p_sess_app(const struct wp_h1p_sess *s);
 
 /* Ends the session: its upstream is closed unless idle-able, the session
  * object is recycled. */

@@ -641,9 +641,23 @@ static void test_mods_and_rewrite(void **state)
 	assert_non_null(strstr(u, "GET /new/x?q=1 HTTP/1.1\r\n"));
 	assert_non_null(strstr(u, "x-set: s\r\n"));
 	assert_null(strstr(u, "old"));
+	/* the table goes away (snapshot swap) before the response: the
+	 * response modifiers were copied */
+	{
+		struct wp_route_table *t2 = build(std_rules);
+
+		wp_h1p_sess_set_routes(s, t2);
+		wp_route_table_free(tab);
+		tab = t2;
+	}
 	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_string_equal(take_down(s),
 	                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-resp: r\r\n\r\n");
+	/* no table: 500 */
+	wp_h1p_sess_set_routes(s, NULL);
+	down_all(s, "GET /mods/x HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_true(strncmp(take_down(s), "HTTP/1.1 500 ", 13) == 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_NO_TABLE], 1);
 	wp_h1p_sess_close(s);
 }
 
