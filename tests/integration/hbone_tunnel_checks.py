@@ -1,0 +1,465 @@
+#!/usr/bin/python3
+"""Tunnel-level checks for the HBONE integration tests (reload, flow control,
+RST_STREAM, PING). Run inside the test's namespace with /usr/bin/python3;
+each mode is bounded in time, starts its own TCP backend on 0.0.0.0:PORT
+(the pod IP of the test service) when it needs one, prints one JSON report
+line and exits 0 only when every check passed.
+
+  probe     --addr A --cert C --key K --ca CA --authority AUTH
+            one HBONE connection: prints the server certificate's SHA-256
+            fingerprint and serial, and echoes 64 KiB through one tunnel.
+  flow-up   --addr A --certs DIR --authority AUTH --prefix P --window W
+            client -> backend while the backend does not read: the client's
+            HTTP/2 send window must run dry and stay dry, waypointd's queued
+            bytes stay <= W (hbone.stream_window) and the bytes in flight
+            stay bounded; then the backend reads and all of it arrives
+            (SHA-256).
+  flow-down --addr A --certs DIR --authority AUTH --prefix P
+            backend -> client while the client reads frames but returns no
+            window (no WINDOW_UPDATE): the backend's writes must block, the
+            gauges stay bounded; then the client opens its window and all of
+            it arrives (SHA-256).
+  rst       --addr A --certs DIR --authority AUTH --prefix P
+            RST_STREAM(CANCEL) mid-upload: the backend sees EOF or RST, the
+            connection stays usable; then the backend resets a tunnel
+            (SO_LINGER 0): the client gets RST_STREAM.
+  ping      --addr A --certs DIR --authority AUTH --prefix P --wait S
+            two connections with a tunnel each: one answers PINGs, the other
+            goes silent for S seconds. The silent one must be closed (its
+            backend sees EOF or RST), the answering one must stay up and work.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "hbone"))
+sys.path.insert(0, HERE)
+import h2.events  # noqa: E402
+from client import HboneClient  # noqa: E402
+from hbone_load import Source  # noqa: E402
+
+CHUNK = 65536
+PENDING_MAX = 256 * 1024
+
+
+def report(ok, **kw):
+    kw["ok"] = bool(ok)
+    print(json.dumps(kw), flush=True)
+    return 0 if ok else 1
+
+
+def gauges(prefix):
+    """/wp/tunnels over DPDK telemetry (the unix socket is reachable from the namespace)."""
+    out = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input="/wp/tunnels\n",
+                         capture_output=True, text=True, timeout=20).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            o = json.loads(line)
+            if "/wp/tunnels" in o:
+                return o["/wp/tunnels"]
+    raise RuntimeError("no /wp/tunnels reply: %r" % out[-200:])
+
+
+def connect(a, tls_ctx=None):
+    host, port = a.addr.rsplit(":", 1)
+    return HboneClient(host, int(port), os.path.join(a.certs, "productpage.pem"),
+                       os.path.join(a.certs, "productpage-key.pem"),
+                       os.path.join(a.certs, "ca.pem"), timeout=a.timeout, tls_ctx=tls_ctx)
+
+
+class Backend:
+    """A TCP server on 0.0.0.0:port; handler(conn, rec) runs per connection in
+    a thread and fills rec (a dict, appended to self.conns)."""
+
+    def __init__(self, port, handler, rcvbuf=None, sndbuf=None):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Set on the listener so accepted sockets start small (no autotuning).
+        if rcvbuf:
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if sndbuf:
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        self.ls.bind(("0.0.0.0", port))
+        self.ls.listen(16)
+        self.handler = handler
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            rec = {"rx": 0, "tx": 0, "end": None, "rx_sha": hashlib.sha256()}
+            with self.lock:
+                self.conns.append(rec)
+            threading.Thread(target=self.handler, args=(c, rec), daemon=True).start()
+
+    def wait_conns(self, n, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if len(self.conns) >= n:
+                    return True
+            time.sleep(0.02)
+        return False
+
+
+def read_until_end(c, rec, gate=None):
+    """Reads (when gate is set) until EOF or reset; rec["end"] says which."""
+    c.settimeout(0.2)
+    while True:
+        if gate is not None and not gate.is_set():
+            time.sleep(0.02)
+            continue
+        try:
+            d = c.recv(CHUNK)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            rec["end"] = "rst"
+            break
+        except OSError as e:
+            rec["end"] = "error %s" % e
+            break
+        if not d:
+            rec["end"] = "eof"
+            break
+        rec["rx"] += len(d)
+        rec["rx_sha"].update(d)
+    rec["end_t"] = time.monotonic()
+    c.close()
+
+
+def open_tunnel(c, authority, timeout):
+    sid = c.open(authority)
+    if not c.run_until(lambda: c.streams[sid].status is not None or
+                       c.streams[sid].reset is not None, timeout):
+        raise RuntimeError("no answer to CONNECT")
+    if c.streams[sid].status != 200:
+        raise RuntimeError("CONNECT answered %s" % c.streams[sid].status)
+    return sid
+
+
+def pump(c, sid, src):
+    """Keeps up to PENDING_MAX of src queued on the stream; END_STREAM at the end."""
+    st = c.streams[sid]
+    while len(st.pending) < PENDING_MAX and src.off < src.n:
+        st.pending += src.next(CHUNK)
+    if src.off >= src.n:
+        st.end_after = True
+
+
+def handed(c, sid, src):
+    """Bytes the client's HTTP/2 flow control let out (the rest waits in pending)."""
+    return src.off - len(c.streams[sid].pending)
+
+
+# ---- probe ---------------------------------------------------------------------------------
+
+
+def cmd_probe(a):
+    host, port = a.addr.rsplit(":", 1)
+    try:
+        c = HboneClient(host, int(port), a.cert, a.key, a.ca, timeout=a.timeout)
+        der = c.sock.getpeercert(binary_form=True)
+        info = c.sock.getpeercert()
+        sid = open_tunnel(c, a.authority, a.timeout)
+    except (ssl.SSLError, OSError, RuntimeError) as e:
+        return report(False, error=str(e))
+    data = os.urandom(65536)
+    c.send(sid, data, end=True)
+    done = c.run_until(lambda: c.streams[sid].ended or c.streams[sid].reset is not None)
+    ok = done and bytes(c.streams[sid].rx) == data
+    c.close()
+    return report(ok, fingerprint=hashlib.sha256(der).hexdigest(),
+                  serial=info.get("serialNumber", "").lower(), peer=c.peer_ids,
+                  echoed=len(c.streams[sid].rx))
+
+
+# ---- flow control --------------------------------------------------------------------------
+
+
+def cmd_flow_up(a):
+    gate = threading.Event()  # the backend reads only once set
+    be = Backend(a.port, lambda c, rec: read_until_end(c, rec, gate), rcvbuf=16384)
+    c = connect(a)
+    sid = open_tunnel(c, a.authority, a.timeout)
+    if not be.wait_conns(1, 5):
+        return report(False, error="backend never connected")
+    rec = be.conns[0]
+    src = Source(1, a.bytes)
+    c.streams[sid].keep_rx = False
+    samples = []
+    t0 = time.monotonic()
+    # Stall: push as hard as the window lets us for a.stall seconds.
+    while time.monotonic() - t0 < a.stall:
+        pump(c, sid, src)
+        c.poll(0.02)
+        samples.append((time.monotonic() - t0, handed(c, sid, src)))
+    g = gauges(a.prefix)
+    win = c.h2.local_flow_control_window(sid)
+    sent_stall = handed(c, sid, src)
+    half = [n for (t, n) in samples if t >= a.stall / 2]
+    plateau = half[-1] - half[0] if half else -1
+    checks = {
+        "backend_read_nothing": rec["rx"] == 0,
+        "client_window_dry": win == 0 and len(c.streams[sid].pending) > 0,
+        "plateau_second_half": plateau == 0,
+        # what left the client sits in waypointd (<= the window it granted),
+        # its TCP send buffer and the backend's small socket buffers
+        "in_flight_bounded": sent_stall <= a.window + a.slack,
+        "queued_le_window": g["queued_bytes"] <= a.window,
+        "not_everything": sent_stall < a.bytes // 2,
+    }
+    gate.set()
+    # The backend reads to EOF (our END_STREAM) and closes: END_STREAM comes back.
+    end = time.monotonic() + a.timeout
+    st = c.streams[sid]
+    while not st.ended and st.reset is None and not c.closed and time.monotonic() < end:
+        pump(c, sid, src)
+        c.poll(0.02)
+    checks["tunnel_ended"] = st.ended and st.reset is None
+    checks["all_arrived"] = rec["rx"] == a.bytes and rec["rx_sha"].hexdigest() == \
+        src.sha.hexdigest()
+    checks["backend_eof"] = rec["end"] == "eof"
+    c.close()
+    return report(all(checks.values()), checks=checks, stall_sent=sent_stall,
+                  stall_window=win, gauges_stalled=g, backend_rx=rec["rx"], bytes=a.bytes)
+
+
+class HoldingClient(HboneClient):
+    """Reads every frame (PINGs are answered) but returns no flow-control
+    window while self.hold is set: the HTTP/2 reader is 'slow'."""
+
+    hold = False
+    unacked = {}
+
+    def _handle(self, ev):
+        if isinstance(ev, h2.events.DataReceived) and self.hold:
+            st = self.streams.get(ev.stream_id)
+            if st is not None:
+                st.rx_hash.update(ev.data)
+                st.rx_len += len(ev.data)
+            self.unacked[ev.stream_id] = self.unacked.get(ev.stream_id, 0) + \
+                ev.flow_controlled_length
+            return
+        super()._handle(ev)
+
+    def release(self):
+        self.hold = False
+        for sid, n in self.unacked.items():
+            if n:
+                self.h2.acknowledge_received_data(n, sid)
+        self.unacked = {}
+        self._flush()
+
+
+def cmd_flow_down(a):
+    src = Source(2, a.bytes)
+    lock = threading.Lock()
+
+    def serve(c, rec):
+        # Writes as fast as the kernel takes it; blocks when the tunnel is full.
+        try:
+            while src.off < src.n:
+                with lock:
+                    d = src.next(CHUNK)
+                c.sendall(d)
+                rec["tx"] += len(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            rec["end"] = "send error %s" % e
+            return
+        read_until_end(c, rec)
+
+    be = Backend(a.port, serve, sndbuf=16384)
+    host, port = a.addr.rsplit(":", 1)
+    c = HoldingClient(host, int(port), os.path.join(a.certs, "productpage.pem"),
+                      os.path.join(a.certs, "productpage-key.pem"),
+                      os.path.join(a.certs, "ca.pem"), timeout=a.timeout)
+    c.hold = True
+    sid = open_tunnel(c, a.authority, a.timeout)
+    if not be.wait_conns(1, 5):
+        return report(False, error="backend never connected")
+    rec = be.conns[0]
+    st = c.streams[sid]
+    st.keep_rx = False
+    samples = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < a.stall:
+        c.poll(0.02)
+        samples.append((time.monotonic() - t0, rec["tx"], st.rx_len))
+    g = gauges(a.prefix)
+    half = [s for s in samples if s[0] >= a.stall / 2]
+    tx_stall, rx_stall = rec["tx"], st.rx_len
+    checks = {
+        "client_alive": not c.closed,
+        "client_window_full": rx_stall > 0 and rx_stall <= a.client_window,
+        "backend_blocked": half and half[-1][1] == half[0][1],
+        "in_flight_bounded": tx_stall - rx_stall <= a.slack,
+        "queued_bounded": g["queued_bytes"] <= a.slack,
+        "not_everything": tx_stall < a.bytes // 2,
+    }
+    c.release()
+    c.send(sid, b"", end=True)
+    end = time.monotonic() + a.timeout
+    c.run_until(lambda: st.ended or st.reset is not None, a.timeout)
+    while rec["end"] is None and time.monotonic() < end:
+        c.poll(0.05)
+    checks["all_arrived"] = st.ended and st.rx_len == a.bytes and \
+        st.rx_hash.hexdigest() == src.sha.hexdigest()
+    checks["backend_eof"] = rec["end"] == "eof"
+    c.close()
+    return report(all(checks.values()), checks=checks, stall_backend_tx=tx_stall,
+                  stall_client_rx=rx_stall, gauges_stalled=g, client_rx=st.rx_len,
+                  bytes=a.bytes)
+
+
+# ---- RST_STREAM ----------------------------------------------------------------------------
+
+
+def cmd_rst(a):
+    mode = {"n": 0}
+
+    def serve(c, rec):
+        mode["n"] += 1
+        if mode["n"] == 1:
+            read_until_end(c, rec)  # tunnel 1: the client cancels mid-upload
+            return
+        # tunnel 2: the backend reads 64 KiB, then resets
+        c.settimeout(10)
+        got = 0
+        while got < 65536:
+            d = c.recv(CHUNK)
+            if not d:
+                break
+            got += len(d)
+        rec["rx"] = got
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        rec["end"] = "we reset"
+
+    be = Backend(a.port, serve)
+    c = connect(a)
+    checks = {}
+    # 1: client cancels after the backend got >= 256 KiB of a 16 MiB upload.
+    sid = open_tunnel(c, a.authority, a.timeout)
+    if not be.wait_conns(1, 5):
+        return report(False, error="backend never connected")
+    rec = be.conns[0]
+    src = Source(3, 16 << 20)
+    c.streams[sid].keep_rx = False
+    end = time.monotonic() + a.timeout
+    while rec["rx"] < 262144 and time.monotonic() < end:
+        pump(c, sid, src)
+        c.poll(0.02)
+    checks["mid_transfer"] = 262144 <= rec["rx"] < src.n
+    c.streams[sid].pending.clear()
+    c.reset(sid, 8)
+    t_rst = time.monotonic()
+    while rec["end"] is None and time.monotonic() < t_rst + 5:
+        c.poll(0.05)
+    checks["backend_closed"] = rec["end"] in ("eof", "rst")
+    checks["backend_closed_fast"] = rec["end"] is not None and rec["end_t"] - t_rst < 2.0
+    # the HBONE connection is still usable
+    c.ping()
+    acked = c.pings_acked
+    checks["conn_alive"] = c.run_until(lambda: c.pings_acked > acked, 5) and not c.closed
+    # 2: the backend resets: the client gets RST_STREAM on that tunnel.
+    sid2 = open_tunnel(c, a.authority, a.timeout)
+    if not be.wait_conns(2, 5):
+        return report(False, error="backend never connected (2)")
+    c.send(sid2, os.urandom(131072))
+    c.run_until(lambda: c.streams[sid2].reset is not None or c.streams[sid2].ended, 5)
+    checks["client_got_rst"] = c.streams[sid2].reset is not None
+    time.sleep(0.3)
+    g = gauges(a.prefix)
+    checks["no_tunnel_left"] = g["tunnels"] == 0
+    c.close()
+    return report(all(checks.values()), checks=checks, backend1=rec["end"],
+                  backend1_rx=rec["rx"], rst2=c.streams[sid2].reset, gauges=g)
+
+
+# ---- PING ----------------------------------------------------------------------------------
+
+
+def cmd_ping(a):
+    be = Backend(a.port, read_until_end)
+    good = connect(a)
+    mute = connect(a)
+    sg = open_tunnel(good, a.authority, a.timeout)
+    sm = open_tunnel(mute, a.authority, a.timeout)
+    if not be.wait_conns(2, 5):
+        return report(False, error="backend never connected")
+    mute.send(sm, b"m" * 1000)
+    good.send(sg, b"g" * 1000)
+    mute.run_until(lambda: False, 0.2)
+    # From now on "mute" is never read or written: its PINGs go unanswered.
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < a.wait:
+        good.poll(0.05)
+    recs = sorted(be.conns, key=lambda r: r["rx"])
+    # both sent 1000 bytes; which record is whose: the one that ended is mute's
+    ended = [r for r in be.conns if r["end"] is not None]
+    checks = {
+        "good_alive": not good.closed and good.streams[sg].reset is None,
+        "one_backend_closed": len(ended) == 1 and ended[0]["end"] in ("eof", "rst"),
+    }
+    # the answering connection still carries data
+    good.send(sg, b"x" * 5000, end=True)
+    open_rec = [r for r in be.conns if r["end"] is None or r is not (ended[0] if ended else None)]
+    good.run_until(lambda: any(r["rx"] >= 6000 for r in be.conns), 5)
+    checks["good_works"] = any(r["rx"] >= 6000 for r in be.conns)
+    # the mute client finds GOAWAY and/or a closed connection when it looks
+    mute.run_until(lambda: mute.closed, 5)
+    checks["mute_closed"] = mute.closed
+    good.close()
+    del recs, open_rec
+    return report(all(checks.values()), checks=checks,
+                  backends=[{"rx": r["rx"], "end": r["end"]} for r in be.conns],
+                  mute_goaway=mute.goaway is not None)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("probe", "flow-up", "flow-down", "rst", "ping"):
+        p = sub.add_parser(name)
+        p.add_argument("--addr", required=True)
+        p.add_argument("--authority", required=True)
+        p.add_argument("--timeout", type=float, default=60.0)
+        p.add_argument("--port", type=int, default=7000, help="backend port")
+        if name == "probe":
+            for k in ("cert", "key", "ca"):
+                p.add_argument("--" + k, required=True)
+            continue
+        p.add_argument("--certs", required=True)
+        p.add_argument("--prefix", required=True, help="waypointd's EAL file prefix")
+        p.add_argument("--bytes", type=int, default=32 << 20)
+        p.add_argument("--stall", type=float, default=3.0)
+        p.add_argument("--window", type=int, default=1 << 20, help="hbone.stream_window")
+        p.add_argument("--client-window", type=int, default=4 << 20)
+        p.add_argument("--slack", type=int, default=768 << 10)
+        p.add_argument("--wait", type=float, default=3.0)
+    a = ap.parse_args()
+    return {"probe": cmd_probe, "flow-up": cmd_flow_up, "flow-down": cmd_flow_down,
+            "rst": cmd_rst, "ping": cmd_ping}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
