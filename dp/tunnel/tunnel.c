@@ -139,6 +139,7 @@ struct wp_tunnel_worker {
 	uint64_t now_ms, last_tick_ms;
 	uint64_t snap_version;
 	const struct wp_tls_ctx *seen_ctx;
+	uint64_t seen_reload_failures;
 	bool draining;
 	bool listening[WP_MAX_PORTS];
 	char td[256]; /* trust domain, for the expected upstream identity */
@@ -1307,6 +1308,15 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 			tw->seen_ctx = cur;
 		}
 	}
+	{
+		uint64_t f = __atomic_load_n(&tw->sh->reload_failures, __ATOMIC_RELAXED);
+
+		/* No counters on the main thread: each worker counts the failure. */
+		if (f != tw->seen_reload_failures) {
+			wp_ctr_add(tw->ctr, WP_CTR_TLS_RELOAD_FAILED, f - tw->seen_reload_failures);
+			tw->seen_reload_failures = f;
+		}
+	}
 	if (tw->now_ms - tw->last_tick_ms >= TICK_MS) {
 		tw->last_tick_ms = tw->now_ms;
 		tick(tw);
@@ -1416,10 +1426,16 @@ int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *
 	sh->next_check_ms = now_ms + sh->cfg->tls.reload_ms;
 	rc = wp_tls_store_reload(&sh->tls, false, &old, NULL);
 	if (rc < 0) {
-		fprintf(stderr, "waypointd: tls reload failed (%s); keeping the old certificate\n",
-		        strerror(-rc));
+		/* Retried every reload_ms until the files load (a writer may be mid-way). */
+		__atomic_add_fetch(&sh->reload_failures, 1, __ATOMIC_RELAXED);
+		if (!sh->reload_failing)
+			fprintf(stderr,
+			        "waypointd: tls reload failed (%s); keeping the old certificate\n",
+			        strerror(-rc));
+		sh->reload_failing = true;
 		return rc;
 	}
+	sh->reload_failing = false;
 	if (rc == 0)
 		return 0;
 	for (unsigned i = 0; i < n; i++)

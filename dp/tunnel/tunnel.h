@@ -46,6 +46,8 @@ struct wp_tunnel_shared {
 	volatile const bool *drain; /* set by the main thread on SIGTERM */
 	/* TLS reload, main thread only */
 	uint64_t next_check_ms;
+	uint64_t reload_failures; /* failed reloads; workers count them (tls_reload_failed) */
+	bool reload_failing;      /* the last attempt failed (logged once per streak) */
 	struct wp_tls_ctx *retired;
 	uint64_t retired_loops[WP_MAX_WORKERS];
 };
