@@ -36,6 +36,7 @@
 #include <rte_telemetry.h>
 
 #include "dp/tunnel/bq.h"
+#include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
 #include "dp/worker.h"
 #include "wp/addr.h"
@@ -96,6 +97,7 @@ enum end_kind {
 	END_NONE = 0,
 	END_H2,  /* an HTTP/2 stream (inbound, or originated) */
 	END_TCP, /* a plaintext TCP connection */
+	END_L7,  /* the HTTP proxy (dp/tunnel/l7.h) */
 };
 
 struct end {
@@ -119,6 +121,7 @@ struct tunnel {
 	bool counted_done;
 	struct tunnel *wnext; /* waiting for an originated session */
 	struct tunnel *dnext; /* dead list */
+	struct wp_tunnel_l7_tun l7;
 };
 
 struct wp_tunnel_worker {
@@ -145,6 +148,7 @@ struct wp_tunnel_worker {
 	char td[256]; /* trust domain, for the expected upstream identity */
 	uint8_t io[IOBUF];
 	struct wp_tunnel_gauges g;
+	struct wp_tunnel_l7_worker l7;
 };
 
 static void mark_dirty(struct sess *s);
@@ -157,6 +161,8 @@ static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 {
 	wp_ctr_inc(tw->ctr, k);
 }
+
+#include "dp/tunnel/l7_glue.c" /* L7 hooks (l7_*), part of this file */
 
 static uint64_t hash64(const void *p, size_t n, uint64_t h)
 {
@@ -581,6 +587,7 @@ static void tun_free(struct tunnel *t)
 
 	wp_bq_clear(&t->e[0].q, tw->mem);
 	wp_bq_clear(&t->e[1].q, tw->mem);
+	l7_unlist(t);
 	t->live = false;
 	tw->n_tunnels--;
 	tw->g.tunnels--;
@@ -613,6 +620,8 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 			mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
 		n = wp_tcp_send(e->c, p, len);
+	} else if (e->kind == END_L7) {
+		n = (ssize_t)l7_input(t, p, len);
 	}
 	if (n <= 0)
 		return 0;
@@ -634,6 +643,8 @@ static void end_shut(struct tunnel *t, int i)
 		mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
 		(void)wp_tcp_shutdown(e->c);
+	} else if (e->kind == END_L7) {
+		l7_eof(t);
 	}
 }
 
@@ -718,6 +729,11 @@ static void tun_respond(struct tunnel *t, int status)
 {
 	struct end *d = &t->e[0];
 
+	if (d->kind == END_L7) { /* an L7 upstream connected */
+		if (!t->responded && status == 200)
+			l7_connected(t);
+		return;
+	}
 	if (t->responded || d->s == NULL)
 		return;
 	t->responded = true;
@@ -755,6 +771,9 @@ static void tun_kill(struct tunnel *t)
 			e->c = NULL;
 			e->gone = true;
 			wp_tcp_abort(c);
+		} else if (e->kind == END_L7) {
+			e->gone = true;
+			l7_detach(t);
 		} else if (e->kind == END_NONE || (e->kind == END_H2 && e->s == NULL)) {
 			e->gone = true;
 		}
@@ -794,6 +813,7 @@ static void end_gone(struct tunnel *t, int i, bool normal)
 	e->c = NULL;
 	if (t->dead)
 		return;
+	l7_mark(t);
 	if (normal && t->responded) {
 		e->eof_in = true;
 		end_flush(t, 1 - i); /* shuts the other end once its queue is out */
@@ -841,6 +861,7 @@ static void up_writable(struct wp_tcp_conn *c, void *arg)
 {
 	(void)c;
 	end_flush(arg, 1);
+	l7_mark(arg);
 	tun_check_done(arg);
 }
 
@@ -891,13 +912,13 @@ static void open_stream(struct sess *s, struct tunnel *t)
 	const struct wp_hbone_req *rq = t->e[0].s != NULL ? wp_h2s_request(t->e[0].s) : NULL;
 	struct wp_h2s *us;
 
-	if (rq == NULL || t->e[0].gone) {
+	if ((rq == NULL && t->e[0].kind != END_L7) || t->e[0].gone) {
 		t->e[1].gone = true;
 		tun_kill(t);
 		return;
 	}
-	us = wp_h2c_open(s->h2, &t->target, rq->baggage.base, rq->forwarded.base,
-	                 rq->traceparent.base, t);
+	us = wp_h2c_open(s->h2, &t->target, rq ? rq->baggage.base : NULL,
+	                 rq ? rq->forwarded.base : NULL, rq ? rq->traceparent.base : NULL, t);
 	if (us == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
 		t->e[1].gone = true;
@@ -1039,6 +1060,7 @@ static void h2_writable(struct wp_h2s *s)
 		return;
 	i = end_of(t, s);
 	end_flush(t, i);
+	l7_mark(t);
 	tun_check_done(t);
 }
 
@@ -1116,6 +1138,10 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 		const struct wp_snap_endpoint *ep = NULL;
 
+		if (l7_wants(tw, p)) {
+			l7_start(s, hs, req, d);
+			return;
+		}
 		for (uint32_t k = 0; k < p->n_endpoints; k++) {
 			const struct wp_snap_endpoint *x =
 			        &p->endpoints[(tw->rr + k) % p->n_endpoints];
@@ -1276,6 +1302,8 @@ static void tick(struct wp_tunnel_worker *tw)
 		if (tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS)
 			wp_tls_conn_trim(s->tls);
 	}
+	if (tw->l7.core != NULL)
+		wp_h1p_core_tick(tw->l7.core, tw->now_ms);
 	wp_h2mem_stats(tw->mem, &ms);
 	__atomic_store_n(&tw->g.h2_live, ms.held_bytes, __ATOMIC_RELAXED);
 	__atomic_store_n(&tw->g.h2_slab, ms.slab_bytes, __ATOMIC_RELAXED);
@@ -1321,9 +1349,11 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 		tw->last_tick_ms = tw->now_ms;
 		tick(tw);
 	}
-	for (int round = 0; round < 8 && tw->dirty != NULL; round++) {
-		struct sess *list = tw->dirty;
+	for (int round = 0; round < 8 && (tw->dirty != NULL || tw->l7.pump != NULL); round++) {
+		struct sess *list;
 
+		l7_pump_all(tw);
+		list = tw->dirty;
 		tw->dirty = NULL;
 		while (list != NULL) {
 			struct sess *s = list;
@@ -1478,6 +1508,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 		tw->tun_free = &tw->tun_pool[i];
 	}
 	w->tunnel = tw;
+	l7_worker_init(tw);
 	for (unsigned i = 0; i < w->n_ports; i++) {
 		if (wp_tcp_listen(w->ports[i].tcp, hc->port, on_accept, &w->ports[i]) != 0)
 			goto fail;
@@ -1494,6 +1525,7 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
 {
 	if (tw == NULL)
 		return;
+	l7_worker_stop(tw);
 	for (struct sess *s = tw->live; s != NULL; s = s->next) {
 		s->state = SESS_DEAD;
 		s->dirty = false;
@@ -1537,6 +1569,7 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 		return;
 	if (tw->live != NULL || tw->listening[0])
 		wp_tunnel_worker_stop(tw);
+	l7_worker_fini(tw);
 	rte_free(tw->sess_pool);
 	rte_free(tw->tun_pool);
 	if (tw->mem != NULL)

@@ -1,0 +1,48 @@
+/*
+ * L7 in the tunnel (issue 6): the per-tunnel and per-worker state tunnel.c
+ * keeps for HTTP/1.1 proxying. The glue itself is dp/tunnel/l7_glue.c,
+ * which tunnel.c #includes so it shares tunnel.c's static functions.
+ *
+ * A CONNECT to a service port whose protocol is HTTP (appProtocol or port
+ * name prefix `http`) is answered 200 at once and becomes a downstream L7
+ * tunnel: end 0 the inbound stream, end 1 a struct wp_h1p_sess
+ * (dp/l7/h1proxy.h) that parses requests, routes them and balances them.
+ * Every upstream connection the proxy asks for is an upstream L7 tunnel:
+ * end 0 the proxy's struct wp_h1p_up, end 1 a plaintext TCP connection or an
+ * originated HBONE stream, made exactly as for L4 tunnels. The proxy pools
+ * those per worker (keep-alive), so one upstream tunnel serves requests of
+ * many downstream tunnels over its life.
+ */
+#ifndef WP_DP_TUNNEL_L7_H
+#define WP_DP_TUNNEL_L7_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dp/l7/h1proxy.h"
+#include "dp/l7/route.h"
+#include "wp/addr_types.h"
+
+struct tunnel;
+
+#define WP_TUNNEL_L7_AUTH_MAX 128
+
+/* In struct tunnel. */
+struct wp_tunnel_l7_tun {
+	struct wp_h1p_sess *sess; /* downstream L7 tunnel: its proxy session */
+	struct wp_h1p_up *up;     /* upstream L7 tunnel: the proxy's connection */
+	struct tunnel *next;      /* pump list */
+	bool listed;              /* on the pump list */
+	bool close;               /* upstream: the proxy let go of it, close the transport */
+	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (re-looked up per request) */
+	char auth[WP_TUNNEL_L7_AUTH_MAX]; /* downstream: "<service hostname>:<port>" */
+};
+
+/* In struct wp_tunnel_worker. */
+struct wp_tunnel_l7_worker {
+	struct wp_h1p_core *core; /* NULL: L7 disabled (could not allocate) */
+	struct wp_route_core rc;
+	struct tunnel *pump; /* tunnels whose proxy side has work */
+};
+
+#endif /* WP_DP_TUNNEL_L7_H */

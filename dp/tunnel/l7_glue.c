@@ -1,0 +1,394 @@
+/*
+ * L7 glue for tunnel.c (see dp/tunnel/l7.h): NOT a separate translation
+ * unit. tunnel.c #includes it after its type definitions, so it uses
+ * tunnel.c's statics (declared below, defined there) and tunnel.c calls the
+ * l7_* hooks from a handful of places:
+ *
+ *   end_write / end_shut   an END_L7 end takes bytes / EOF: the proxy's
+ *                          wp_h1p_down_in / _up_in / _down_eof / _up_eof
+ *   tun_respond            an upstream L7 tunnel connected
+ *   tun_kill               an END_L7 end dies: session closed / upstream failed
+ *   h2_writable/up_writable a real end can take more: pump
+ *   srv_request            a CONNECT to an HTTP service port: l7_start()
+ *   wp_tunnel_poll / tick  the pump list; idle upstream expiry
+ *
+ * The proxy never touches a transport: every byte it queues is moved by
+ * l7_pump(), which runs from the poll loop (never from inside a TCP or
+ * HTTP/2 callback), so closing a transport at the proxy's request is
+ * deferred to it too.
+ */
+
+static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len);
+static void end_shut(struct tunnel *t, int i);
+static void end_flush(struct tunnel *t, int i);
+static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw);
+static void tun_free(struct tunnel *t);
+static void tun_respond(struct tunnel *t, int status);
+static int connect_plain(struct tunnel *t, struct wp_worker_port *wp);
+static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id);
+static void unwait(struct tunnel *t);
+static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
+                          char *buf, size_t len);
+
+static void l7_mark(struct tunnel *t)
+{
+	struct wp_tunnel_l7_worker *lw;
+
+	if (t == NULL || t->l7.listed || !t->live || t->dead ||
+	    (t->e[0].kind != END_L7 && t->e[1].kind != END_L7))
+		return;
+	lw = &t->tw->l7;
+	t->l7.listed = true;
+	t->l7.next = lw->pump;
+	lw->pump = t;
+}
+
+/* tun_free(): off the pump list. */
+static void l7_unlist(struct tunnel *t)
+{
+	struct tunnel **pp;
+
+	if (!t->l7.listed)
+		return;
+	for (pp = &t->tw->l7.pump; *pp != NULL; pp = &(*pp)->l7.next)
+		if (*pp == t) {
+			*pp = t->l7.next;
+			break;
+		}
+	t->l7.listed = false;
+}
+
+/* The downstream tunnel of the session an upstream currently serves. */
+static struct tunnel *l7_down_of(const struct wp_h1p_up *up)
+{
+	return up != NULL && up->sess != NULL ? wp_h1p_sess_app(up->sess) : NULL;
+}
+
+/* The current route table of a downstream tunnel's destination (the
+ * snapshot may have changed since the CONNECT). */
+static void l7_refresh_routes(struct tunnel *t)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
+	const struct wp_snap_dest *d = snap != NULL ? wp_snapshot_lookup(snap, &t->l7.dest) : NULL;
+	const struct wp_route_table *rt = NULL;
+
+	if (d != NULL && d->kind == WP_DEST_SERVICE)
+		rt = d->svc->ports[d->port_idx].routes;
+	if (rt != NULL)
+		(void)wp_route_core_reserve(&tw->l7.rc, rt);
+	wp_h1p_sess_set_routes(t->l7.sess, rt);
+}
+
+/* end_write() on an END_L7 end. */
+static size_t l7_input(struct tunnel *t, const uint8_t *p, size_t len)
+{
+	const uint8_t *q;
+	size_t n;
+
+	if (t->l7.sess != NULL) {
+		struct wp_h1p_up *up;
+
+		l7_refresh_routes(t);
+		n = wp_h1p_down_in(t->l7.sess, p, len);
+		up = wp_h1p_sess_up(t->l7.sess);
+		if (up != NULL && wp_h1p_up_peek(up, &q) > 0)
+			l7_mark(up->io);
+		if (wp_h1p_down_peek(t->l7.sess, &q) > 0 || wp_h1p_down_finished(t->l7.sess))
+			l7_mark(t);
+		return n;
+	}
+	if (t->l7.up != NULL) {
+		struct tunnel *d = l7_down_of(t->l7.up);
+
+		n = wp_h1p_up_in(t->l7.up, p, len);
+		l7_mark(d);
+		return n;
+	}
+	return len; /* the proxy let go: nowhere to go */
+}
+
+/* end_shut() on an END_L7 end: the real end's EOF, after its queued bytes. */
+static void l7_eof(struct tunnel *t)
+{
+	if (t->l7.sess != NULL) {
+		wp_h1p_down_eof(t->l7.sess);
+		l7_mark(t);
+	} else if (t->l7.up != NULL) {
+		l7_mark(l7_down_of(t->l7.up));
+		wp_h1p_up_eof(t->l7.up);
+	}
+}
+
+/* tun_respond() on an upstream L7 tunnel: its transport is connected. */
+static void l7_connected(struct tunnel *t)
+{
+	t->responded = true;
+	ctr(t->tw, WP_CTR_TUNNEL_OPENED);
+	if (t->l7.up != NULL)
+		wp_h1p_up_connected(t->l7.up);
+	l7_mark(t);
+}
+
+/* tun_kill() reached an END_L7 end. */
+static void l7_detach(struct tunnel *t)
+{
+	if (t->l7.sess != NULL) {
+		struct wp_h1p_sess *s = t->l7.sess;
+
+		t->l7.sess = NULL;
+		wp_h1p_sess_close(s); /* its upstream: l7_up_close() */
+	} else if (t->l7.up != NULL) {
+		struct wp_h1p_up *up = t->l7.up;
+
+		t->l7.up = NULL;
+		l7_mark(l7_down_of(up)); /* it has a 503/502 to send, or closes */
+		wp_h1p_up_failed(up);
+	}
+}
+
+/* ---- struct wp_h1p_ops -------------------------------------------------------------------- */
+
+static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
+{
+	struct wp_tunnel_worker *tw = host;
+	struct tunnel *d = l7_down_of(up), *t;
+	char peer[WP_TLS_ID_MAX];
+	int rc;
+
+	if (d == NULL || d->e[0].sess == NULL)
+		return -EINVAL;
+	if (ep->addr.family != WP_AF_INET) {
+		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
+		return -EAFNOSUPPORT;
+	}
+	t = tun_alloc(tw);
+	if (t == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_LIMIT);
+		return -ENOBUFS;
+	}
+	t->target.addr = ep->addr;
+	t->target.port = ep->port;
+	t->e[0].kind = END_L7;
+	t->l7.up = up;
+	up->io = t;
+	peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
+	if (ep->ambient) {
+		ctr(tw, WP_CTR_TUNNEL_HBONE);
+		rc = connect_hbone(t, d->e[0].sess->wp, peer);
+	} else {
+		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
+		rc = connect_plain(t, d->e[0].sess->wp);
+	}
+	if (rc != 0) {
+		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
+		t->l7.up = NULL;
+		up->io = NULL;
+		t->e[0].gone = true;
+		t->e[1].gone = true;
+		tun_kill(t);
+		return rc;
+	}
+	return 0;
+}
+
+static void l7_up_close(void *host, struct wp_h1p_up *up)
+{
+	struct tunnel *t = up->io;
+
+	(void)host;
+	if (t == NULL || t->l7.up != up)
+		return;
+	t->l7.up = NULL;
+	t->e[0].gone = true;
+	t->l7.close = true;
+	l7_mark(t);
+}
+
+static const struct wp_h1p_ops l7_ops = {
+        .up_open = l7_up_open,
+        .up_close = l7_up_close,
+};
+
+/* ---- downstream tunnels ------------------------------------------------------------------- */
+
+/* srv_request(): is this service port proxied at L7? */
+static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+{
+	return tw->l7.core != NULL && p->proto == WP_PROTO_HTTP;
+}
+
+/* srv_request(): a CONNECT to an HTTP service port. Answers it. */
+static void l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
+                     const struct wp_snap_dest *d)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
+	struct tunnel *t = tun_alloc(tw);
+	int n;
+
+	if (t == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_LIMIT);
+		(void)wp_h2s_respond(hs, 503);
+		return;
+	}
+	t->l7.dest = req->authority;
+	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
+	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
+		n = 0;
+	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, NULL, t->l7.auth, (size_t)n);
+	if (t->l7.sess == NULL) {
+		tun_free(t);
+		(void)wp_h2s_respond(hs, 503);
+		return;
+	}
+	wp_h1p_sess_set_app(t->l7.sess, t);
+	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
+	t->target = req->authority;
+	t->e[0].kind = END_H2;
+	t->e[0].s = hs;
+	t->e[0].sess = s;
+	t->e[1].kind = END_L7;
+	wp_h2s_set_app(hs, t);
+	tun_respond(t, 200);
+}
+
+/* The session is over: close it and end the inbound stream. */
+static void l7_down_done(struct tunnel *t)
+{
+	struct wp_h1p_sess *s = t->l7.sess;
+
+	t->l7.sess = NULL;
+	wp_h1p_sess_close(s);
+	t->e[1].gone = true;
+	t->e[1].eof_in = true;
+	end_flush(t, 1); /* drops what the client still had queued */
+	if (!t->e[0].gone)
+		end_shut(t, 0);
+	tun_check_done(t);
+}
+
+static void l7_pump(struct tunnel *t)
+{
+	const uint8_t *p;
+	size_t n, w;
+
+	if (t->e[1].kind == END_L7) {
+		struct wp_h1p_sess *s = t->l7.sess;
+		struct wp_h1p_up *up;
+
+		if (s == NULL)
+			return;
+		if (t->e[0].gone) { /* the client went away */
+			l7_down_done(t);
+			return;
+		}
+		while ((n = wp_h1p_down_peek(s, &p)) > 0) {
+			w = end_write(t, 0, p, n);
+			if (w == 0)
+				break;
+			wp_h1p_down_consume(s, w);
+		}
+		/* client bytes the proxy could not take yet (pipelining, full
+		 * upstream buffer), and the client's EOF behind them */
+		end_flush(t, 1);
+		if (t->l7.sess == NULL)
+			return;
+		up = wp_h1p_sess_up(s);
+		if (up != NULL && wp_h1p_up_peek(up, &p) > 0)
+			l7_mark(up->io);
+		if (wp_h1p_down_finished(s))
+			l7_down_done(t);
+		else if (wp_h1p_down_shut(s) && !t->e[0].shut)
+			end_shut(t, 0);
+		return;
+	}
+	if (t->e[0].kind != END_L7)
+		return;
+	if (t->l7.close) {
+		/* the proxy closed this connection: abort the transport */
+		t->l7.close = false;
+		if (t->e[1].kind == END_H2 && t->e[1].s == NULL)
+			unwait(t);
+		tun_kill(t);
+		return;
+	}
+	if (t->l7.up == NULL || !t->responded)
+		return;
+	while ((n = wp_h1p_up_peek(t->l7.up, &p)) > 0) {
+		w = end_write(t, 1, p, n);
+		if (w == 0)
+			break;
+		wp_h1p_up_consume(t->l7.up, w);
+	}
+	if (t->l7.up != NULL && t->l7.up->shut_wr && wp_h1p_up_peek(t->l7.up, &p) == 0)
+		end_shut(t, 1);
+	end_flush(t, 0); /* upstream bytes the proxy could not take yet; TCP resume */
+}
+
+static void l7_pump_all(struct wp_tunnel_worker *tw)
+{
+	for (int round = 0; round < 4 && tw->l7.pump != NULL; round++) {
+		struct tunnel *list = tw->l7.pump;
+
+		tw->l7.pump = NULL;
+		while (list != NULL) {
+			struct tunnel *t = list;
+
+			list = t->l7.next;
+			t->l7.listed = false;
+			if (t->live && !t->dead)
+				l7_pump(t);
+		}
+	}
+}
+
+/* ---- worker ------------------------------------------------------------------------------- */
+
+static void l7_worker_init(struct wp_tunnel_worker *tw)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
+
+	/* Sessions and upstreams are tunnels too; leave half the pool to L4. */
+	cfg.buf_size = 16384;
+	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 4));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(128u, max_tun / 4));
+	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
+	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
+	if (tw->l7.core == NULL)
+		fprintf(stderr,
+		        "waypointd: worker %u: no memory for the HTTP proxy: HTTP ports "
+		        "are forwarded at L4\n",
+		        tw->w->id);
+}
+
+/* Before the worker's sessions and tunnels are torn down. */
+static void l7_worker_stop(struct wp_tunnel_worker *tw)
+{
+	if (tw->l7.core == NULL)
+		return;
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
+		struct tunnel *t = &tw->tun_pool[i];
+
+		if (t->live && t->l7.sess != NULL) {
+			struct wp_h1p_sess *s = t->l7.sess;
+
+			t->l7.sess = NULL;
+			t->e[1].gone = true;
+			wp_h1p_sess_close(s);
+		}
+	}
+	wp_h1p_core_destroy(tw->l7.core); /* l7_up_close() on every upstream */
+	tw->l7.core = NULL;
+	tw->l7.pump = NULL;
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++)
+		tw->tun_pool[i].l7.listed = false;
+}
+
+static void l7_worker_fini(struct wp_tunnel_worker *tw)
+{
+	wp_h1p_core_destroy(tw->l7.core);
+	tw->l7.core = NULL;
+	wp_route_core_fini(&tw->l7.rc);
+}

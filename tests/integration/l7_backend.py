@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""A bookinfo-like test backend for the L7 integration test (issue 6).
+
+Listens on --bind ip:port, answers every HTTP/1.1 request with
+"<name> <version> <method> <path>\n" (keep-alive, Content-Length) and logs
+one JSON line per request it received (method, path, headers) to stdout,
+so the test can check what reached the backend and what did not.
+"""
+import argparse
+import http.server
+import json
+import socketserver
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bind", required=True, help="ip:port")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--version", default="v1")
+    a = ap.parse_args()
+    host, port = a.bind.rsplit(":", 1)
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            pass
+
+        def handle_any(self):
+            n = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(n) if n else b""
+            sys.stdout.write(json.dumps({"method": self.command, "path": self.path,
+                                         "headers": dict(self.headers.items()),
+                                         "body_len": len(body)}) + "\n")
+            sys.stdout.flush()
+            out = ("%s %s %s %s\n" % (a.name, a.version, self.command, self.path)).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", str(len(out)))
+            self.send_header("x-backend", a.name)
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+    class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = S((host, int(port)), H)
+    sys.stdout.write(json.dumps({"listening": a.bind}) + "\n")
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Issue 6, acceptance 1, 2 (split) and 4, end to end: HTTP/1.1 inside HBONE
+# tunnels through waypointd's L7 proxy (dp/l7/h1proxy.c wired in
+# dp/tunnel/l7_glue.c).
+#   - manifests: conf/cluster (bookinfo-like: productpage, details, ratings,
+#     reviews v1/v2/v3; the namespace waypoint, reviews-svc-waypoint on
+#     reviews, the workload waypoint on reviews-v2), with the namespace not
+#     ambient (backends are plain HTTP servers, so upstreams are plaintext),
+#     plus services reviews-v1/reviews-v2 and an HTTPRoute sending reviews
+#     80/20 to them;
+#   - each pod's backend (tests/integration/l7_backend.py) answers with its
+#     own name and logs every request it receives;
+#   - requests to each service VIP reach that service's backend; the 80/20
+#     split lands within +-3 % over N requests (default 2000); a destination
+#     not enrolled gets 400 from the HBONE layer; malformed and smuggling
+#     requests get 400/431 and an ended stream, and nothing reaches the
+#     backend.
+. "$(dirname "$0")/lib.sh"
+N=${L7_SPLIT_N:-2000}
+T=$(mktemp -d /tmp/wp-l7.XXXXXX)
+PKI=$T/pki
+MAN=$T/manifests
+PY=/usr/bin/python3
+CLIENT="$PY $ROOT/tests/hbone/client.py"
+L7="$PY $ROOT/tests/integration/l7_http.py"
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	tb_cleanup
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+"$ROOT/tests/pki/mkpki.sh" "$PKI" >/dev/null 2>&1 || fail "mkpki.sh failed"
+mkdir -p "$MAN"
+cp "$ROOT"/conf/cluster/*.yaml "$MAN/"
+sed -i '/istio.io\/dataplane-mode/d' "$MAN/00-namespace.yaml"
+cat >"$MAN/30-reviews-split.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-v1
+  namespace: default
+spec:
+  clusterIP: 198.19.0.21
+  selector:
+    app: reviews
+    version: v1
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-v2
+  namespace: default
+spec:
+  clusterIP: 198.19.0.22
+  selector:
+    app: reviews
+    version: v2
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: reviews
+    port: 9080
+  rules:
+  - backendRefs:
+    - name: reviews-v1
+      port: 9080
+      weight: 80
+    - name: reviews-v2
+      port: 9080
+      weight: 20
+YAML
+
+tb_up "$(tb_name)" --manifests "$MAN" --certs "$PKI" --set cluster.gateway_class=istio-waypoint
+
+# backends: name version pod-ip
+while read -r name ver ip; do
+	in_ns $PY "$ROOT/tests/integration/l7_backend.py" --bind "$ip:9080" --name "$name" \
+		--version "$ver" >"$T/$name.log" 2>"$T/$name.err" &
+	PIDS+=($!)
+done <<'EOF2'
+productpage v1 198.18.1.10
+details v1 198.18.1.11
+ratings v1 198.18.1.12
+reviews-v1 v1 198.18.1.13
+reviews-v2 v2 198.18.1.14
+reviews-v3 v3 198.18.1.15
+EOF2
+for f in productpage details ratings reviews-v1 reviews-v2 reviews-v3; do
+	for _ in $(seq 50); do grep -q listening "$T/$f.log" 2>/dev/null && break; sleep 0.1; done
+	grep -q listening "$T/$f.log" || fail "backend $f did not start: $(cat "$T/$f.log")"
+done
+
+for _ in $(seq 100); do
+	in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.11:9080 \
+		--expect-status 200 --timeout 5 >/dev/null 2>&1 && break
+	sleep 0.2
+done
+
+l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
+
+# 1. every service VIP reaches its own backend (3 keep-alive requests each)
+for pair in productpage:198.19.0.10 details:198.19.0.11 ratings:198.19.0.12; do
+	svc=${pair%%:*}
+	vip=${pair#*:}
+	out=$(l7 get --authority "$vip:9080" --host "$svc:9080" --path "/$svc" --n 3) ||
+		fail "$svc: $out"
+	echo "$out" | grep -q "\"backends\": {\"$svc\": 3}" || fail "$svc: $out"
+	echo "$out" | grep -q '"statuses": {"200": 3}' || fail "$svc statuses: $out"
+done
+pass "productpage, details, ratings: HTTP/1.1 through the HBONE tunnel reach their own backend"
+grep -q '"x-request-id"' "$T/details.log" || grep -qi 'x-request-id' "$T/details.log" ||
+	fail "no x-request-id added: $(tail -1 "$T/details.log")"
+
+# 2. reviews: the HTTPRoute's 80/20 split over N requests (over 4 streams)
+v1=0
+v2=0
+other=0
+per=$((N / 4))
+for s in 1 2 3 4; do
+	out=$(l7 get --authority 198.19.0.13:9080 --host reviews:9080 --path /reviews --n $per \
+		--timeout 120) || fail "reviews split: $out"
+	eval "$(echo "$out" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)["backends"]
+print("a=%d b=%d c=%d" % (d.get("reviews-v1", 0), d.get("reviews-v2", 0),
+      sum(v for k, v in d.items() if k not in ("reviews-v1", "reviews-v2"))))')"
+	v1=$((v1 + a))
+	v2=$((v2 + b))
+	other=$((other + c))
+done
+total=$((v1 + v2 + other))
+[ "$other" = 0 ] || fail "reviews: $other requests went elsewhere (v1 $v1, v2 $v2)"
+[ "$total" = $((per * 4)) ] || fail "reviews: $total responses for $((per * 4)) requests"
+# within +-3 percentage points of 80 %
+pct=$((v1 * 1000 / total))
+[ $pct -ge 770 ] && [ $pct -le 830 ] || fail "80/20 split off: v1 $v1 v2 $v2 (${pct} per mille)"
+pass "reviews HTTPRoute 80/20: v1 $v1 / v2 $v2 of $total (v1 ${pct} per mille)"
+
+# 3. a destination not enrolled here: 400 from the HBONE layer
+in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.9.9:80 \
+	--expect-status 400 --timeout 10 >/dev/null || fail "uncaptured destination not refused with 400"
+pass "destination not enrolled: CONNECT answered 400"
+
+# 4. malformed and smuggling requests: 400/431, stream ended, backend untouched
+before=$(grep -c '"method"' "$T/details.log")
+bad() { # expected-status data
+	local out
+	out=$(l7 raw --authority 198.19.0.11:9080 --data "$2") || fail "raw: $out"
+	echo "$out" | grep -q "\"rx\": \"HTTP/1.1 $1 " || fail "expected $1 for $2: $out"
+	echo "$out" | grep -q '"ended": true' || fail "stream not ended after $1: $out"
+}
+bad 400 'POST / HTTP/1.1\r\nHost: details\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+bad 400 'POST / HTTP/1.1\r\nHost: details\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef'
+bad 400 'POST / HTTP/1.1\r\nHost: details\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'
+bad 400 'GET / HTTP/1.1\r\nHost: details\r\nX: a\r\n  folded\r\n\r\n'
+bad 400 'GET / HTTP/1.1\r\n\r\n'
+bad 400 'GARBAGE\r\n\r\n'
+bad 431 "GET /$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: details\r\n\r\n"
+sleep 0.5
+after=$(grep -c '"method"' "$T/details.log")
+[ "$before" = "$after" ] || fail "malformed requests reached the backend: $(tail -n +$((before + 1)) "$T/details.log")"
+pass "malformed/smuggling requests: 400/431, stream ended, nothing reached the backend"
+
+# 5. the proxy's counters
+[ "$(stat l7_tunnel_http)" -ge 10 ] || fail "l7_tunnel_http: $(stat l7_tunnel_http)"
+[ "$(stat l7_h1p_request)" -ge $((9 + per * 4)) ] || fail "l7_h1p_request: $(stat l7_h1p_request)"
+[ "$(stat l7_h1p_up_reused)" -ge 1 ] || fail "no upstream connection reused"
+pass "counters: l7_tunnel_http $(stat l7_tunnel_http), l7_h1p_request $(stat l7_h1p_request), up_new $(stat l7_h1p_up_new), up_reused $(stat l7_h1p_up_reused)"
