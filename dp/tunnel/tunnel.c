@@ -786,10 +786,19 @@ static void tun_check_done(struct tunnel *t)
 {
 	struct end *u = &t->e[1];
 
-	/* A plaintext upstream whose both directions ended is closed now. */
-	if (u->kind == END_TCP && u->c != NULL && u->eof_in && u->shut && wp_bq_len(&u->q) == 0) {
+	/*
+	 * A plaintext upstream whose both directions ended is closed now; so is
+	 * one whose downstream stream is gone (RST_STREAM NO_ERROR/CANCEL reads
+	 * as EOF, but nothing can be sent back on a reset stream): once our FIN
+	 * is out, wp_tcp_close() answers what the upstream still sends with RST
+	 * instead of swallowing it for as long as the upstream cares to send.
+	 */
+	if (u->kind == END_TCP && u->c != NULL && u->shut && wp_bq_len(&u->q) == 0 &&
+	    (u->eof_in || t->e[0].gone)) {
 		struct wp_tcp_conn *c = u->c;
 
+		if (!u->eof_in)
+			ctr(t->tw, WP_CTR_TUNNEL_DOWNSTREAM_RESET);
 		u->c = NULL;
 		u->gone = true;
 		wp_tcp_close(c);

@@ -30,6 +30,7 @@ line and exits 0 only when every check passed.
 """
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -118,7 +119,7 @@ class Backend:
         return False
 
 
-def read_until_end(c, rec, gate=None):
+def read_until_end(c, rec, gate=None, close=True):
     """Reads (when gate is set) until EOF or reset; rec["end"] says which."""
     c.settimeout(0.2)
     while True:
@@ -141,7 +142,8 @@ def read_until_end(c, rec, gate=None):
         rec["rx"] += len(d)
         rec["rx_sha"].update(d)
     rec["end_t"] = time.monotonic()
-    c.close()
+    if close:
+        c.close()
 
 
 def open_tunnel(c, authority, timeout):
@@ -338,7 +340,19 @@ def cmd_rst(a):
     def serve(c, rec):
         mode["n"] += 1
         if mode["n"] == 1:
-            read_until_end(c, rec)  # tunnel 1: the client cancels mid-upload
+            # tunnel 1: both ways busy when the client cancels; the backend
+            # keeps sending until its connection is closed under it
+            def writer():
+                blk = os.urandom(CHUNK)
+                try:
+                    while True:
+                        c.sendall(blk)
+                        rec["tx"] += len(blk)
+                except OSError as e:
+                    rec["tx_end"] = "%s" % (errno.errorcode.get(e.errno) or e)
+                    rec["tx_end_t"] = time.monotonic()
+            threading.Thread(target=writer, daemon=True).start()
+            read_until_end(c, rec, close=False)
             return
         # tunnel 2: the backend reads 64 KiB, then resets
         c.settimeout(10)
@@ -375,6 +389,14 @@ def cmd_rst(a):
         c.poll(0.05)
     checks["backend_closed"] = rec["end"] in ("eof", "rst")
     checks["backend_closed_fast"] = rec["end"] is not None and rec["end_t"] - t_rst < 2.0
+    # Nothing can go back on a reset stream: the upstream must not stay
+    # half-open, its further bytes are refused (RST), not swallowed.
+    while "tx_end" not in rec and time.monotonic() < t_rst + 5:
+        c.poll(0.05)
+    checks["backend_send_refused"] = "tx_end" in rec and rec["tx_end_t"] - t_rst < 3.0
+    checks["downloaded_before"] = c.streams[sid].rx_len > 0
+    g1 = gauges(a.prefix)
+    checks["cancelled_tunnel_freed"] = g1["tunnels"] == 0
     # the HBONE connection is still usable
     c.ping()
     acked = c.pings_acked
@@ -391,7 +413,8 @@ def cmd_rst(a):
     checks["no_tunnel_left"] = g["tunnels"] == 0
     c.close()
     return report(all(checks.values()), checks=checks, backend1=rec["end"],
-                  backend1_rx=rec["rx"], rst2=c.streams[sid2].reset, gauges=g)
+                  backend1_rx=rec["rx"], backend1_tx_end=rec.get("tx_end"),
+                  gauges_after_cancel=g1, rst2=c.streams[sid2].reset, gauges=g)
 
 
 # ---- PING ----------------------------------------------------------------------------------
@@ -400,38 +423,43 @@ def cmd_rst(a):
 def cmd_ping(a):
     be = Backend(a.port, read_until_end)
     good = connect(a)
-    mute = connect(a)
     sg = open_tunnel(good, a.authority, a.timeout)
+    if not be.wait_conns(1, 5):
+        return report(False, error="backend never connected")
+    good_rec = be.conns[0]
+    mute = connect(a)
     sm = open_tunnel(mute, a.authority, a.timeout)
     if not be.wait_conns(2, 5):
-        return report(False, error="backend never connected")
-    mute.send(sm, b"m" * 1000)
+        return report(False, error="backend never connected (2)")
+    mute_rec = be.conns[1]
     good.send(sg, b"g" * 1000)
-    mute.run_until(lambda: False, 0.2)
-    # From now on "mute" is never read or written: its PINGs go unanswered.
+    # The last frames "mute" ever sends: waypointd hears nothing after t0, so
+    # it may not give up before t0 + ping_interval + ping_timeout.
     t0 = time.monotonic()
+    mute.send(sm, b"m" * 1000)
+    # From now on "mute" is never read or written: its PINGs go unanswered.
     while time.monotonic() - t0 < a.wait:
         good.poll(0.05)
-    recs = sorted(be.conns, key=lambda r: r["rx"])
-    # both sent 1000 bytes; which record is whose: the one that ended is mute's
-    ended = [r for r in be.conns if r["end"] is not None]
     checks = {
         "good_alive": not good.closed and good.streams[sg].reset is None,
-        "one_backend_closed": len(ended) == 1 and ended[0]["end"] in ("eof", "rst"),
+        "good_backend_open": good_rec["end"] is None,
+        "mute_backend_closed": mute_rec["end"] in ("eof", "rst"),
+        "mute_closed_in_time": mute_rec["end"] is not None and
+        mute_rec["end_t"] - t0 >= a.min_close,
     }
-    # the answering connection still carries data
+    # the answering connection still carries data, to the end
     good.send(sg, b"x" * 5000, end=True)
-    open_rec = [r for r in be.conns if r["end"] is None or r is not (ended[0] if ended else None)]
-    good.run_until(lambda: any(r["rx"] >= 6000 for r in be.conns), 5)
-    checks["good_works"] = any(r["rx"] >= 6000 for r in be.conns)
-    # the mute client finds GOAWAY and/or a closed connection when it looks
+    good.run_until(lambda: good_rec["end"] is not None, 5)
+    checks["good_works"] = good_rec["rx"] == 6000 and good_rec["end"] == "eof"
+    # the mute client finds the connection closed when it looks again
     mute.run_until(lambda: mute.closed, 5)
-    checks["mute_closed"] = mute.closed
+    checks["mute_conn_closed"] = mute.closed
     good.close()
-    del recs, open_rec
     return report(all(checks.values()), checks=checks,
-                  backends=[{"rx": r["rx"], "end": r["end"]} for r in be.conns],
-                  mute_goaway=mute.goaway is not None)
+                  mute_backend={"rx": mute_rec["rx"], "end": mute_rec["end"],
+                                "after_s": round(mute_rec.get("end_t", t0) - t0, 2)},
+                  good_backend={"rx": good_rec["rx"], "end": good_rec["end"]},
+                  mute_goaway=mute.goaway is not None and mute.goaway.error_code)
 
 
 def main():
@@ -456,6 +484,8 @@ def main():
         p.add_argument("--client-window", type=int, default=4 << 20)
         p.add_argument("--slack", type=int, default=768 << 10)
         p.add_argument("--wait", type=float, default=3.0)
+        p.add_argument("--min-close", type=float, default=0.0,
+                       help="ping: the mute connection may not close sooner (s)")
     a = ap.parse_args()
     return {"probe": cmd_probe, "flow-up": cmd_flow_up, "flow-down": cmd_flow_down,
             "rst": cmd_rst, "ping": cmd_ping}[a.cmd](a)

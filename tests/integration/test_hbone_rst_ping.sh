@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 5, tunnel-level RST_STREAM and PING keepalive (hbone.ping_interval_ms
+# = 300, ping_timeout_ms = 600):
+#   - the client resets a tunnel (RST_STREAM CANCEL) while bytes flow both
+#     ways: the backend sees EOF within 2 s (DESIGN: CANCEL reads as EOF)
+#     and, since nothing can go back on a reset stream, its further sends
+#     are refused within 3 s (no half-open upstream left streaming into the
+#     void); the tunnel is freed, tunnel_downstream_reset counts it once,
+#     the HBONE connection stays usable;
+#   - the backend resets a tunnel (SO_LINGER 0): the client gets RST_STREAM,
+#     tunnel_upstream_reset counts it;
+#   - of two connections with a tunnel each, the one that stops answering
+#     PINGs is closed (hbone_ping_timeout, its backend sees EOF or RST, not
+#     before interval + timeout), the one that answers stays up and works.
+# The backends are the check's own, on the "refuse" pod (198.19.0.11:7001).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hbone_common.sh"
+CHECK="/usr/bin/python3 $ROOT/tests/integration/hbone_tunnel_checks.py"
+
+hb_up "$(tb_name)" --set hbone.ping_interval_ms=300 --set hbone.ping_timeout_ms=600
+ARGS=(--addr "$WP_IP:15008" --certs "$HB_PKI" --authority 198.19.0.11:7001 --port 7001 --prefix "$WP_PREFIX")
+hb_echo_server
+hb_wait_captured 198.19.0.10:7000
+
+down=$(ctr tunnel_downstream_reset)
+up=$(ctr tunnel_upstream_reset)
+out=$(in_ns $CHECK rst "${ARGS[@]}") || fail "RST_STREAM: $out"
+[ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "tunnel_downstream_reset moved by $(($(ctr tunnel_downstream_reset) - down)), not 1 (the client's CANCEL)"
+[ $(($(ctr tunnel_upstream_reset) - up)) -eq 1 ] || fail "tunnel_upstream_reset did not count the backend's RST once"
+pass "RST_STREAM(CANCEL) closes the upstream, an upstream RST resets the stream, counted: $out"
+
+timeouts=$(ctr hbone_ping_timeout)
+sent=$(ctr hbone_ping_sent)
+down=$(ctr tunnel_downstream_reset)
+out=$(in_ns $CHECK ping "${ARGS[@]}" --wait 3 --min-close 0.85) || fail "PING timeout: $out"
+[ $(($(ctr hbone_ping_timeout) - timeouts)) -eq 1 ] || fail "hbone_ping_timeout moved by $(($(ctr hbone_ping_timeout) - timeouts)), not 1"
+[ $(($(ctr hbone_ping_sent) - sent)) -ge 2 ] || fail "hbone_ping_sent did not move on both connections"
+[ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "the mute connection's tunnel was not counted as lost"
+pass "a client that answers no PINGs is dropped, one that answers is kept: $out"
