@@ -272,6 +272,7 @@ static void l7_pump(struct tunnel *t)
 {
 	const uint8_t *p;
 	size_t n, w;
+	bool moved = false;
 
 	if (t->e[1].kind == END_L7) {
 		struct wp_h1p_sess *s = t->l7.sess;
@@ -288,14 +289,16 @@ static void l7_pump(struct tunnel *t)
 			if (w == 0)
 				break;
 			wp_h1p_down_consume(s, w);
+			moved = true;
 		}
 		/* client bytes the proxy could not take yet (pipelining, full
 		 * upstream buffer), and the client's EOF behind them */
 		end_flush(t, 1);
 		if (t->l7.sess == NULL)
 			return;
+		/* room for the response again: the upstream's held bytes */
 		up = wp_h1p_sess_up(s);
-		if (up != NULL && wp_h1p_up_peek(up, &p) > 0)
+		if (up != NULL && (moved || wp_h1p_up_peek(up, &p) > 0))
 			l7_mark(up->io);
 		if (wp_h1p_down_finished(s))
 			l7_down_done(t);
@@ -320,7 +323,10 @@ static void l7_pump(struct tunnel *t)
 		if (w == 0)
 			break;
 		wp_h1p_up_consume(t->l7.up, w);
+		moved = true;
 	}
+	if (moved) /* room for the request again: the client's queued bytes */
+		l7_mark(l7_down_of(t->l7.up));
 	if (t->l7.up != NULL && t->l7.up->shut_wr && wp_h1p_up_peek(t->l7.up, &p) == 0)
 		end_shut(t, 1);
 	end_flush(t, 0); /* upstream bytes the proxy could not take yet; TCP resume */

@@ -2,11 +2,14 @@
 """A bookinfo-like test backend for the L7 integration test (issue 6).
 
 Listens on --bind ip:port, answers every HTTP/1.1 request with
-"<name> <version> <method> <path>\n" (keep-alive, Content-Length) and logs
+"<name> <version> <method> <path> <body length> <body sha256>\n"
+(keep-alive, Content-Length; request bodies by length or chunked), or for
+GET /big/<n> n bytes of "0123456789abcdef" repeated, and logs
 one JSON line per request it received (method, path, headers) to stdout,
 so the test can check what reached the backend and what did not.
 """
 import argparse
+import hashlib
 import http.server
 import json
 import socketserver
@@ -28,13 +31,29 @@ def main():
             pass
 
         def handle_any(self):
-            n = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(n) if n else b""
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+            else:
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else b""
             sys.stdout.write(json.dumps({"method": self.command, "path": self.path,
                                          "headers": dict(self.headers.items()),
                                          "body_len": len(body)}) + "\n")
             sys.stdout.flush()
-            out = ("%s %s %s %s\n" % (a.name, a.version, self.command, self.path)).encode()
+            if self.path.startswith("/big/"):
+                n = int(self.path[5:])
+                out = (b"0123456789abcdef" * (n // 16 + 1))[:n]
+            else:
+                out = ("%s %s %s %s %d %s\n" % (a.name, a.version, self.command, self.path, len(body),
+                                                 hashlib.sha256(body).hexdigest())).encode()
             self.send_response(200)
             self.send_header("content-type", "text/plain")
             self.send_header("content-length", str(len(out)))
