@@ -170,6 +170,13 @@ pct=$((v1 * 1000 / total))
 [ $pct -ge 770 ] && [ $pct -le 830 ] || fail "80/20 split off: v1 $v1 v2 $v2 (${pct} per mille)"
 pass "reviews HTTPRoute 80/20: v1 $v1 / v2 $v2 of $total (v1 ${pct} per mille)"
 
+# 2b. the reviews-v2 pod, enrolled to its --for workload waypoint, addressed
+# by pod IP: a workload destination (L4 splice) reaches that pod
+out=$(l7 get --authority 198.18.1.14:9080 --host reviews:9080 --path /pod --n 3) ||
+	fail "reviews-v2 pod: $out"
+echo "$out" | grep -q '"backends": {"reviews-v2": 3}' || fail "reviews-v2 pod: $out"
+pass "reviews-v2 pod (workload waypoint) by pod IP: reaches reviews-v2"
+
 # 3. a destination not enrolled here: 400 from the HBONE layer
 in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.9.9:80 \
 	--expect-status 400 --timeout 10 >/dev/null || fail "uncaptured destination not refused with 400"
