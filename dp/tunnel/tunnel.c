@@ -585,6 +585,8 @@ static void tun_free(struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 
+	/* What a killed tunnel still held leaves the gauge with it. */
+	tw->g.queued_bytes -= wp_bq_len(&t->e[0].q) + wp_bq_len(&t->e[1].q);
 	wp_bq_clear(&t->e[0].q, tw->mem);
 	wp_bq_clear(&t->e[1].q, tw->mem);
 	l7_unlist(t);
@@ -802,6 +804,16 @@ static void tun_check_done(struct tunnel *t)
 		u->c = NULL;
 		u->gone = true;
 		wp_tcp_close(c);
+	}
+	/* The same for an originated upstream stream: CANCEL it (detached now). */
+	if (u->kind == END_H2 && u->s != NULL && t->e[0].gone && u->shut && !u->eof_in &&
+	    wp_bq_len(&u->q) == 0) {
+		ctr(t->tw, WP_CTR_TUNNEL_DOWNSTREAM_RESET);
+		wp_h2s_set_app(u->s, NULL);
+		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		mark_dirty(u->sess);
+		u->s = NULL;
+		u->gone = true;
 	}
 	if (t->e[0].gone && t->e[1].gone) {
 		if (!t->counted_done && t->e[0].eof_in && t->e[1].eof_in) {

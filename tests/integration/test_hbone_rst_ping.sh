@@ -6,7 +6,8 @@
 #     and, since nothing can go back on a reset stream, its further sends
 #     are refused within 3 s (no half-open upstream left streaming into the
 #     void); the tunnel is freed, tunnel_downstream_reset counts it once,
-#     the HBONE connection stays usable;
+#     the HBONE connection stays usable; the same over HBONE originate
+#     (the upstream stream is CANCELled, dest.py closes its backend);
 #   - the backend resets a tunnel (SO_LINGER 0): the client gets RST_STREAM,
 #     tunnel_upstream_reset counts it;
 #   - of two connections with a tunnel each, the one that stops answering
@@ -28,6 +29,18 @@ out=$(in_ns $CHECK rst "${ARGS[@]}") || fail "RST_STREAM: $out"
 [ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "tunnel_downstream_reset moved by $(($(ctr tunnel_downstream_reset) - down)), not 1 (the client's CANCEL)"
 [ $(($(ctr tunnel_upstream_reset) - up)) -eq 1 ] || fail "tunnel_upstream_reset did not count the backend's RST once"
 pass "RST_STREAM(CANCEL) closes the upstream, an upstream RST resets the stream, counted: $out"
+
+# The same CANCEL on a tunnel forwarded by HBONE originate: dest.py forwards
+# the destination's stream to the backend on its loopback.
+in_ns $HB_DEST --listen 198.18.1.20:15008 --certs "$HB_PKI" --forward 127.0.0.1:7001 >"$HB_TMP/dest.out" 2>&1 &
+HB_PIDS+=($!)
+for _ in $(seq 50); do grep -q listening "$HB_TMP/dest.out" 2>/dev/null && break; sleep 0.1; done
+down=$(ctr tunnel_downstream_reset)
+hbone=$(ctr tunnel_hbone)
+out=$(in_ns $CHECK rst "${ARGS[@]}" --authority 198.19.0.20:7000 --only-cancel) || fail "RST_STREAM over HBONE originate: $out"
+[ $(($(ctr tunnel_hbone) - hbone)) -eq 1 ] || fail "the tunnel did not go by HBONE originate"
+[ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "tunnel_downstream_reset moved by $(($(ctr tunnel_downstream_reset) - down)), not 1 (originate)"
+pass "RST_STREAM(CANCEL) cancels the originated upstream stream too: $out"
 
 timeouts=$(ctr hbone_ping_timeout)
 sent=$(ctr hbone_ping_sent)
