@@ -29,6 +29,18 @@
 #include "route_compile.h"
 #include "wp/model.h"
 
+/* Writes a field path for an error message ("spec.rules[0].matches[1]");
+ * a path longer than the buffer is cut, which only shortens the message. */
+__attribute__((format(printf, 3, 4))) static void fieldf(char *buf, size_t len, const char *fmt,
+                                                         ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
 #define NO_CLUSTER UINT32_MAX
 
 /* A match with its precedence key. */
@@ -362,7 +374,7 @@ static bool parse_kvs(struct cctx *c, const struct wp_obj *o, const struct wp_yn
 		           *type = sget(e, "type");
 		bool dup = false;
 
-		snprintf(f, sizeof(f), "%s[%u]", field, i);
+		fieldf(f, sizeof(f), "%s[%u]", field, i);
 		if (e->type != WP_YNODE_MAP) {
 			cerr(c, o, e, f, "expected a mapping");
 			return false;
@@ -421,7 +433,7 @@ static bool parse_match(struct cctx *c, const struct wp_obj *o, const struct wp_
 	if (path) {
 		const char *type = sget(path, "type"), *value = sget(path, "value");
 
-		snprintf(f, sizeof(f), "%s.path", field);
+		fieldf(f, sizeof(f), "%s.path", field);
 		if (path->type != WP_YNODE_MAP) {
 			cerr(c, o, path, f, "expected a mapping");
 			return false;
@@ -469,16 +481,16 @@ static bool parse_match(struct cctx *c, const struct wp_obj *o, const struct wp_
 	}
 	if (method) {
 		if (!method_of(method, &m->method)) {
-			snprintf(f, sizeof(f), "%s.method", field);
+			fieldf(f, sizeof(f), "%s.method", field);
 			cerr(c, o, wp_ynode_get(mn, "method"), f, "unknown method %s", method);
 			return false;
 		}
 		m->has_method = true;
 	}
-	snprintf(f, sizeof(f), "%s.headers", field);
+	fieldf(f, sizeof(f), "%s.headers", field);
 	if (!parse_kvs(c, o, nget(mn, "headers"), f, true, &m->n_headers, &m->headers))
 		return false;
-	snprintf(f, sizeof(f), "%s.queryParams", field);
+	fieldf(f, sizeof(f), "%s.queryParams", field);
 	return parse_kvs(c, o, nget(mn, "queryParams"), f, false, &m->n_query, &m->query);
 }
 
@@ -546,16 +558,6 @@ static const struct wp_obj *dr_for(struct cctx *c, const char *fqdn)
 	return best;
 }
 
-static bool is_prime(uint32_t m)
-{
-	if (m < 2)
-		return false;
-	for (uint32_t d = 2; (uint64_t)d * d <= m; d++)
-		if (m % d == 0)
-			return false;
-	return true;
-}
-
 /* Applies a loadBalancer node onto *lb; errors leave the default. */
 static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *lbn,
                      const char *field, struct lbspec *lb)
@@ -575,7 +577,7 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		return;
 	}
 	if (simple) {
-		snprintf(f, sizeof(f), "%s.simple", field);
+		fieldf(f, sizeof(f), "%s.simple", field);
 		if (!strcmp(simple, "ROUND_ROBIN"))
 			lb->policy = WP_LB_ROUND_ROBIN;
 		else if (!strcmp(simple, "LEAST_REQUEST") || !strcmp(simple, "LEAST_CONN") ||
@@ -592,7 +594,7 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	if (!ch)
 		return;
 	if (ch->type != WP_YNODE_MAP) {
-		snprintf(f, sizeof(f), "%s.consistentHash", field);
+		fieldf(f, sizeof(f), "%s.consistentHash", field);
 		cerr(c, dr, ch, f, "expected a mapping");
 		return;
 	}
@@ -605,7 +607,7 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		const char *mrs = sget(ch, "minimumRingSize");
 		int keys = !!hh + !!qp + !!ck + (sip && !strcmp(sip, "true"));
 
-		snprintf(f, sizeof(f), "%s.consistentHash", field);
+		fieldf(f, sizeof(f), "%s.consistentHash", field);
 		if (keys != 1) {
 			cerr(c, dr, ch, f,
 			     "exactly one of httpHeaderName, httpCookie, useSourceIp, "
@@ -656,7 +658,7 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 			const char *v = sget(mg, "tableSize");
 
 			n.policy = WP_LB_MAGLEV;
-			if (v && (!parse_u32(v, 5000011, &n.maglev) || !is_prime(n.maglev))) {
+			if (v && (!parse_u32(v, 5000011, &n.maglev) || !wp_lb_is_prime(n.maglev))) {
 				cerr(c, dr, mg, f,
 				     "maglev.tableSize must be a prime up to 5000011, got %s", v);
 				return;
@@ -680,7 +682,7 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		cerr(c, dr, tp, field, "expected a mapping");
 		return;
 	}
-	snprintf(f, sizeof(f), "%s.loadBalancer", field);
+	fieldf(f, sizeof(f), "%s.loadBalancer", field);
 	lb_parse(c, dr, nget(tp, "loadBalancer"), f, lb);
 	pls = nget(tp, "portLevelSettings");
 	if (!pls || pls->type != WP_YNODE_SEQ)
@@ -690,7 +692,7 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		uint32_t p;
 
 		if (num && parse_u32(num, 65535, &p) && p == port) {
-			snprintf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
 			lb_parse(c, dr, nget(e, "loadBalancer"), f, lb);
 		}
 	}
@@ -843,7 +845,7 @@ static uint32_t cluster_get(struct cctx *c, const char *ns, const char *name, ui
 			const struct wp_ynode *labels = nget(s, "labels");
 			struct lbspec lb = base;
 
-			snprintf(f, sizeof(f), "spec.subsets[%u]", i);
+			fieldf(f, sizeof(f), "spec.subsets[%u]", i);
 			if (s->type != WP_YNODE_MAP || !sn || !*sn) {
 				cerr(c, dr, s, f, "a subset needs a name");
 				continue;
@@ -856,7 +858,7 @@ static uint32_t cluster_get(struct cctx *c, const char *ns, const char *name, ui
 				cerr(c, dr, s, f, "duplicate subset name %s", sn);
 				continue;
 			}
-			snprintf(f, sizeof(f), "spec.subsets[%u].trafficPolicy", i);
+			fieldf(f, sizeof(f), "spec.subsets[%u].trafficPolicy", i);
 			tp_parse(c, dr, nget(s, "trafficPolicy"), f, port, &lb);
 			if (cluster_add(c, ns, name, port, sn, &se, labels, &lb, fqdn) ==
 			    NO_CLUSTER)
@@ -937,7 +939,7 @@ static bool parse_hdr_mod(struct cctx *c, const struct wp_obj *o, const struct w
 
 		if (!seq)
 			continue;
-		snprintf(f, sizeof(f), "%s.%s", field, pass ? "add" : "set");
+		fieldf(f, sizeof(f), "%s.%s", field, pass ? "add" : "set");
 		if (seq->type != WP_YNODE_SEQ) {
 			cerr(c, o, seq, f, "expected a list");
 			return false;
@@ -980,7 +982,7 @@ static bool parse_hdr_mod(struct cctx *c, const struct wp_obj *o, const struct w
 	if (rm) {
 		uint32_t i = 0;
 
-		snprintf(f, sizeof(f), "%s.remove", field);
+		fieldf(f, sizeof(f), "%s.remove", field);
 		if (rm->type != WP_YNODE_SEQ) {
 			cerr(c, o, rm, f, "expected a list");
 			return false;
@@ -1056,7 +1058,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 	for (const struct wp_ynode *e = fs->child; e; e = e->next, i++) {
 		const char *type = sget(e, "type");
 
-		snprintf(f, sizeof(f), "%s[%u]", field, i);
+		fieldf(f, sizeof(f), "%s[%u]", field, i);
 		if (e->type != WP_YNODE_MAP || !type) {
 			cerr(c, o, e, f, "type is required");
 			return false;
@@ -1064,7 +1066,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 		if (!strcmp(type, "RequestHeaderModifier")) {
 			const struct wp_ynode *hm = nget(e, "requestHeaderModifier");
 
-			snprintf(f, sizeof(f), "%s[%u].requestHeaderModifier", field, i);
+			fieldf(f, sizeof(f), "%s[%u].requestHeaderModifier", field, i);
 			if (seen_req || !hm) {
 				cerr(c, o, e, f, seen_req ? "at most one per rule" : "required");
 				return false;
@@ -1075,7 +1077,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 		} else if (!strcmp(type, "ResponseHeaderModifier")) {
 			const struct wp_ynode *hm = nget(e, "responseHeaderModifier");
 
-			snprintf(f, sizeof(f), "%s[%u].responseHeaderModifier", field, i);
+			fieldf(f, sizeof(f), "%s[%u].responseHeaderModifier", field, i);
 			if (seen_resp || !hm) {
 				cerr(c, o, e, f, seen_resp ? "at most one per rule" : "required");
 				return false;
@@ -1087,7 +1089,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 			const struct wp_ynode *u = nget(e, "urlRewrite");
 			const char *host = sget(u, "hostname");
 
-			snprintf(f, sizeof(f), "%s[%u].urlRewrite", field, i);
+			fieldf(f, sizeof(f), "%s[%u].urlRewrite", field, i);
 			if ((r->flags & (WP_ROUTE_F_REWRITE | WP_ROUTE_F_REDIRECT)) || !u) {
 				cerr(c, o, e, f,
 				     u ? "URLRewrite and RequestRedirect: one, once" : "required");
@@ -1101,7 +1103,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 			if (host &&
 			    !parse_hdr_mod(c, o, NULL, f, &r->req_mods, true, astrdup(c, host)))
 				return false;
-			snprintf(f, sizeof(f), "%s[%u].urlRewrite.path", field, i);
+			fieldf(f, sizeof(f), "%s[%u].urlRewrite.path", field, i);
 			if (!parse_path_mod(c, o, nget(u, "path"), f, &r->rewrite))
 				return false;
 		} else if (!strcmp(type, "RequestRedirect")) {
@@ -1110,7 +1112,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 			           *port = sget(rd, "port"), *code = sget(rd, "statusCode");
 			uint32_t v;
 
-			snprintf(f, sizeof(f), "%s[%u].requestRedirect", field, i);
+			fieldf(f, sizeof(f), "%s[%u].requestRedirect", field, i);
 			if ((r->flags & (WP_ROUTE_F_REWRITE | WP_ROUTE_F_REDIRECT)) || !rd) {
 				cerr(c, o, e, f,
 				     rd ? "URLRewrite and RequestRedirect: one, once" : "required");
@@ -1145,7 +1147,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 			}
 			r->redirect.scheme = scheme ? astrdup(c, scheme) : NULL;
 			r->redirect.hostname = host ? astrdup(c, host) : NULL;
-			snprintf(f, sizeof(f), "%s[%u].requestRedirect.path", field, i);
+			fieldf(f, sizeof(f), "%s[%u].requestRedirect.path", field, i);
 			if (!parse_path_mod(c, o, nget(rd, "path"), f, &r->redirect.path))
 				return false;
 		} else if (!strcmp(type, "RequestMirror")) {
@@ -1153,7 +1155,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 			const char *pct = sget(mn, "percent");
 			uint32_t pm = 1000000, v, d;
 
-			snprintf(f, sizeof(f), "%s[%u].requestMirror", field, i);
+			fieldf(f, sizeof(f), "%s[%u].requestMirror", field, i);
 			if (!mn || !nget(mn, "backendRef")) {
 				cerr(c, o, e, f, "backendRef is required");
 				return false;
@@ -1178,7 +1180,7 @@ static bool parse_filters(struct cctx *c, const struct wp_obj *o, const struct w
 				}
 				pm = (uint32_t)((uint64_t)v * 1000000 / (de ? d : 100));
 			}
-			snprintf(f, sizeof(f), "%s[%u].requestMirror.backendRef", field, i);
+			fieldf(f, sizeof(f), "%s[%u].requestMirror.backendRef", field, i);
 			(*mirrors)[nm].cluster = backend_cluster(c, o, nget(mn, "backendRef"), f);
 			(*mirrors)[nm].per_million = pm;
 			if ((*mirrors)[nm].cluster == NO_CLUSTER)
@@ -1265,13 +1267,13 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 	r.index = ri;
 	retry_default(&r.retry);
 	if (rn->type != WP_YNODE_MAP) {
-		snprintf(f, sizeof(f), "spec.rules[%u]", ri);
+		fieldf(f, sizeof(f), "spec.rules[%u]", ri);
 		cerr(c, o, rn, f, "expected a mapping");
 		return;
 	}
 	/* matches (none = one PathPrefix "/") */
 	if (ms && ms->type != WP_YNODE_SEQ) {
-		snprintf(f, sizeof(f), "spec.rules[%u].matches", ri);
+		fieldf(f, sizeof(f), "spec.rules[%u].matches", ri);
 		cerr(c, o, ms, f, "expected a list");
 		return;
 	}
@@ -1287,7 +1289,7 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 		tm->m = aalloc(c, sizeof(*tm->m));
 		if (!tm->m)
 			return;
-		snprintf(f, sizeof(f), "spec.rules[%u].matches[%u]", ri, mi);
+		fieldf(f, sizeof(f), "spec.rules[%u].matches[%u]", ri, mi);
 		if (!parse_match(c, o, mn, f, tm->m))
 			return;
 		tm->route = o;
@@ -1297,11 +1299,11 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 		if (!mn)
 			break;
 	}
-	snprintf(f, sizeof(f), "spec.rules[%u].filters", ri);
+	fieldf(f, sizeof(f), "spec.rules[%u].filters", ri);
 	if (!parse_filters(c, o, nget(rn, "filters"), f, &r, &mirrors))
 		return;
 	if (r.flags & WP_ROUTE_F_REDIRECT && bs && bs->n) {
-		snprintf(f, sizeof(f), "spec.rules[%u]", ri);
+		fieldf(f, sizeof(f), "spec.rules[%u]", ri);
 		cerr(c, o, rn, f, "RequestRedirect cannot be combined with backendRefs");
 		return;
 	}
@@ -1309,7 +1311,7 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 	    ((r.flags & WP_ROUTE_F_REDIRECT) && r.redirect.path.type == WP_ROUTE_REWRITE_PREFIX)) {
 		for (uint32_t i = 0; i < c->n_mpend; i++)
 			if (c->mpend[i].m->path_type != WP_ROUTE_PATH_PREFIX) {
-				snprintf(f, sizeof(f), "spec.rules[%u].filters", ri);
+				fieldf(f, sizeof(f), "spec.rules[%u].filters", ri);
 				cerr(c, o, rn, f,
 				     "ReplacePrefixMatch needs every match of the rule to be a "
 				     "PathPrefix");
@@ -1319,7 +1321,7 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 	if (to) {
 		const char *rq = sget(to, "request"), *bq = sget(to, "backendRequest");
 
-		snprintf(f, sizeof(f), "spec.rules[%u].timeouts", ri);
+		fieldf(f, sizeof(f), "spec.rules[%u].timeouts", ri);
 		if ((rq && wp_route_parse_duration(rq, &r.request_timeout_ms)) ||
 		    (bq && wp_route_parse_duration(bq, &r.backend_timeout_ms))) {
 			cerr(c, o, to, f, "not a duration: %s", rq ? rq : bq);
@@ -1330,14 +1332,14 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 			return;
 		}
 	}
-	snprintf(f, sizeof(f), "spec.rules[%u].retry", ri);
+	fieldf(f, sizeof(f), "spec.rules[%u].retry", ri);
 	if (!parse_retry(c, o, nget(rn, "retry"), f, &r.retry))
 		return;
 	if (bs) {
 		uint32_t i = 0;
 
 		if (bs->type != WP_YNODE_SEQ) {
-			snprintf(f, sizeof(f), "spec.rules[%u].backendRefs", ri);
+			fieldf(f, sizeof(f), "spec.rules[%u].backendRefs", ri);
 			cerr(c, o, bs, f, "expected a list");
 			return;
 		}
@@ -1348,7 +1350,7 @@ static void parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_y
 			const char *w = sget(b, "weight");
 			uint32_t wv = 1;
 
-			snprintf(f, sizeof(f), "spec.rules[%u].backendRefs[%u]", ri, i);
+			fieldf(f, sizeof(f), "spec.rules[%u].backendRefs[%u]", ri, i);
 			if (w && !parse_u32(w, 1000000, &wv)) {
 				cerr(c, o, b, f, "weight must be 0..1000000, got %s", w);
 				return;

@@ -27,6 +27,7 @@
 
 #include "dp/l7/lb.h"
 #include "wp/counters.h"
+#include "wp/rand.h"
 
 static inline uint32_t weight_of(const struct wp_lb_endpoint *e)
 {
@@ -43,7 +44,7 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
 	return a;
 }
 
-static bool is_prime(uint32_t m)
+bool wp_lb_is_prime(uint32_t m)
 {
 	if (m < 2)
 		return false;
@@ -232,7 +233,7 @@ struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
 
 	if (params->policy > WP_LB_MAGLEV || n > WP_LB_MAX_ENDPOINTS || (n && !eps) ||
 	    ring_min > ring_max || (params->policy == WP_LB_ROUND_ROBIN && rr_max <= n) ||
-	    (params->policy == WP_LB_MAGLEV && (!is_prime(mag) || mag <= n))) {
+	    (params->policy == WP_LB_MAGLEV && (!wp_lb_is_prime(mag) || mag <= n))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -287,20 +288,9 @@ void wp_lb_table_free(struct wp_lb_table *t)
 	free(t);
 }
 
-static inline uint64_t rng_next(struct wp_lb_core *c)
-{
-	uint64_t x = c->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	c->rng = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-/* Uniform in [0, n) by multiply-shift (bias < n / 2^64). */
 static inline uint64_t rng_below(struct wp_lb_core *c, uint64_t n)
 {
-	return (uint64_t)(((__uint128_t)rng_next(c) * n) >> 64);
+	return wp_rand_below(&c->rng, n);
 }
 
 void wp_lb_core_init(struct wp_lb_core *c, const struct wp_lb_table *t, uint64_t seed,

@@ -93,6 +93,10 @@ struct wp_lb_core {
 struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
                                       const struct wp_lb_endpoint *eps, uint32_t n);
 
+/* True when m is prime: what a MAGLEV table size must be (checked when
+ * compiling a DestinationRule, so the error names the field). */
+bool wp_lb_is_prime(uint32_t m);
+
 /* Frees a table built by wp_lb_table_build() (NULL is fine). */
 void wp_lb_table_free(struct wp_lb_table *t);
 

@@ -16,6 +16,7 @@
 
 #include "dp/l7/route.h"
 #include "wp/counters.h"
+#include "wp/rand.h"
 
 void wp_route_req_init_http1(struct wp_route_req *r, const struct wp_http1_msg *msg,
                              const struct wp_addr *src)
@@ -61,21 +62,9 @@ void wp_route_core_fini(struct wp_route_core *c)
 	c->scratch = NULL;
 }
 
-static inline uint64_t rng_next(struct wp_route_core *c)
-{
-	uint64_t x = c->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	c->rng = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-/* Uniform in [0, n) (Lemire's multiply-shift; bias < n / 2^64). */
 static inline uint64_t rng_below(struct wp_route_core *c, uint64_t n)
 {
-	return (uint64_t)(((unsigned __int128)rng_next(c) * n) >> 64);
+	return wp_rand_below(&c->rng, n);
 }
 
 static const struct wp_http_hdr *find_hdr(const struct wp_route_req *req, const char *name,

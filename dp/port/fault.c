@@ -8,24 +8,12 @@
 
 #include "fault.h"
 #include "wp/common.h"
-
-static inline uint64_t next_u64(struct wp_fault *f)
-{
-	uint64_t x = f->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	f->rng = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
+#include "wp/rand.h"
 
 /* True with probability p. */
 static inline bool chance(struct wp_fault *f, double p)
 {
-	if (p <= 0.0)
-		return false;
-	return (double)(next_u64(f) >> 11) * (1.0 / 9007199254740992.0) < p;
+	return wp_rand_chance(&f->rng, p);
 }
 
 void wp_fault_init(struct wp_fault *f, double drop, double dup, double reorder, uint64_t seed,

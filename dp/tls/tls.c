@@ -426,7 +426,7 @@ bool wp_tls_ctx_files_changed(const struct wp_tls_ctx *t)
 	const char *files[F_MAX] = {t->cfg.cert_file, t->cfg.key_file, t->cfg.ca_file};
 
 	for (int i = 0; i < F_MAX; i++) {
-		struct file_stamp now;
+		struct file_stamp now = {0};
 		const struct file_stamp *old = &t->stamp[i];
 		if (stamp_file(files[i], &now) != 0)
 			return true;
