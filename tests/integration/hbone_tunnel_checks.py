@@ -19,10 +19,12 @@ line and exits 0 only when every check passed.
             window (no WINDOW_UPDATE): the backend's writes must block, the
             gauges stay bounded; then the client opens its window and all of
             it arrives (SHA-256).
-  rst       --addr A --certs DIR --authority AUTH --prefix P
-            RST_STREAM(CANCEL) mid-upload: the backend sees EOF or RST, the
-            connection stays usable; then the backend resets a tunnel
-            (SO_LINGER 0): the client gets RST_STREAM.
+  rst       --addr A --certs DIR --authority AUTH --prefix P [--only-cancel]
+            RST_STREAM(CANCEL) while bytes flow both ways: the backend sees
+            EOF or RST, its further sends are refused (the upstream is not
+            left half-open), the tunnel is freed, the connection stays
+            usable; then the backend resets a tunnel (SO_LINGER 0): the
+            client gets RST_STREAM.
   ping      --addr A --certs DIR --authority AUTH --prefix P --wait S
             two connections with a tunnel each: one answers PINGs, the other
             goes silent for S seconds. The silent one must be closed (its
