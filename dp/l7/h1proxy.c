@@ -49,8 +49,10 @@ struct lb_slot {
 	struct wp_lb_core c;
 };
 
-#define RM_MAX   16   /* response header modifier entries copied per request */
-#define RM_BYTES 2048 /* their names and values */
+#define RETRY_AVOID 4    /* failed endpoints a retry avoids (Istio: previous_hosts) */
+#define RETRY_PICKS 5    /* picks per retry to find one not tried (Envoy's default) */
+#define RM_MAX      16   /* response header modifier entries copied per request */
+#define RM_BYTES    2048 /* their names and values */
 
 struct wp_h1p_sess {
 	struct wp_h1p_core *core;
@@ -74,6 +76,18 @@ struct wp_h1p_sess {
 	uint8_t framing;         /* enum wp_http1_framing of the response */
 	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
 	void *app;
+	/* connect-failure retries: the cluster picked (by index, valid while
+	 * the session's table is still <pick_table>) and its hash key */
+	const struct wp_route_table *pick_table;
+	uint32_t pick_cluster;
+	uint64_t pick_hash;
+	bool pick_has_hash;
+	uint16_t retries_left;
+	uint8_t n_failed; /* endpoints that refused this request (avoided on retry) */
+	struct {
+		struct wp_addr addr;
+		uint16_t port;
+	} failed[RETRY_AVOID];
 	/* the response header modifiers of the current rule, copied: the
 	 * route table may go away with its snapshot before the response */
 	struct wp_http_hdr_mods rmods;
@@ -553,15 +567,29 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		return false;
 	}
 	has = wp_route_cluster_hash(d.cluster, &rq, &h);
-	i = wp_lb_pick(d.cluster->lb, lb_core(c, d.cluster->lb), h, has);
-	if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
-		sess_local(s, 503);
-		return false;
-	}
-	s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
-	if (!s->up) {
-		sess_local(s, 503);
-		return false;
+	s->pick_table = s->routes;
+	s->pick_cluster = (uint32_t)(d.cluster - s->routes->clusters);
+	s->pick_hash = h;
+	s->pick_has_hash = has;
+	s->retries_left =
+	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
+	s->n_failed = 0;
+	for (;;) {
+		i = wp_lb_pick(d.cluster->lb, lb_core(c, d.cluster->lb), h, has);
+		if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
+			sess_local(s, 503);
+			return false;
+		}
+		s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
+		if (s->up)
+			break;
+		if (s->retries_left == 0 || (!c->free_up && !c->idle_head)) {
+			/* out of retries, or of connection objects */
+			sess_local(s, 503);
+			return false;
+		}
+		s->retries_left--;
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY);
 	}
 	if (copy_rmods(s, &d.rule->resp_mods) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
@@ -765,6 +793,49 @@ void wp_h1p_up_connected(struct wp_h1p_up *up)
 		up->state = WP_H1P_UP_BUSY;
 }
 
+static bool tried(const struct wp_h1p_sess *s, const struct wp_snap_endpoint *ep)
+{
+	for (uint8_t k = 0; k < s->n_failed; k++)
+		if (s->failed[k].port == ep->port && s->failed[k].addr.family == ep->addr.family &&
+		    !memcmp(s->failed[k].addr.v6, ep->addr.v6,
+		            ep->addr.family == WP_AF_INET ? 4 : 16))
+			return true;
+	return false;
+}
+
+/* The upstream of <s> failed to connect: nothing was sent on it, so the
+ * request (head and the body bytes taken so far, all still in upb) goes to
+ * another pick of the same cluster, within the rule's retry budget. */
+static bool retry_connect(struct wp_h1p_sess *s)
+{
+	struct wp_h1p_core *c = s->core;
+	const struct wp_route_cluster *cl;
+
+	if (s->state != S_REQ || !s->req_active || s->resp_started || !s->routes ||
+	    s->routes != s->pick_table || s->pick_cluster >= s->routes->n_clusters)
+		return false;
+	cl = &s->routes->clusters[s->pick_cluster];
+	while (s->retries_left > 0) {
+		int i = -1;
+
+		s->retries_left--;
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY);
+		/* like Istio's previous_hosts predicate: re-pick (a few times)
+		 * to avoid the endpoints that already failed this request */
+		for (int k = 0; k < RETRY_PICKS; k++) {
+			i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), s->pick_hash, s->pick_has_hash);
+			if (i < 0 || (uint32_t)i >= cl->n_endpoints)
+				return false;
+			if (!tried(s, &cl->endpoints[i]))
+				break;
+		}
+		s->up = up_acquire(c, s, &cl->endpoints[i]);
+		if (s->up)
+			return true;
+	}
+	return false;
+}
+
 void wp_h1p_up_failed(struct wp_h1p_up *up)
 {
 	struct wp_h1p_core *c = up->core;
@@ -776,7 +847,14 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	s->up = NULL;
+	if (connecting && s->n_failed < RETRY_AVOID) {
+		s->failed[s->n_failed].addr = up->addr;
+		s->failed[s->n_failed].port = up->port;
+		s->n_failed++;
+	}
 	up_destroy(c, up, false);
+	if (connecting && retry_connect(s))
+		return;
 	s->upb.off = s->upb.len = 0;
 	if (s->state == S_TUNNEL) {
 		s->state = S_CLOSING;

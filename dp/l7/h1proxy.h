@@ -32,8 +32,12 @@
  *
  * Memory: wp_h1p_core_create() allocates every session and upstream object
  * of a core up front (start-up); nothing is allocated per request.
- * Not done yet: request mirrors, retries, route timeouts, and a retry of a
- * request whose reused idle connection turned out to be closed (it gets 502).
+ * Retries: a request whose upstream could not be connected (nothing was
+ * sent on it) goes to another pick of the same cluster, up to the rule's
+ * retry attempts when its retry policy has connect-failure (Istio's default:
+ * 2). Not done yet: request mirrors, other retry conditions, route timeouts,
+ * and a retry of a request whose reused idle connection turned out to be
+ * closed (it gets 502).
  */
 #ifndef WP_DP_L7_H1PROXY_H
 #define WP_DP_L7_H1PROXY_H
@@ -175,7 +179,10 @@ struct wp_h1p_up *wp_h1p_sess_up(const struct wp_h1p_sess *s);
 void wp_h1p_up_connected(struct wp_h1p_up *up);
 
 /* The transport of <up> failed (connect refused, reset): the host already
- * dropped it. The session answers 503 (connect) or 502, or just closes. */
+ * dropped it. A connect failure is retried on another endpoint when the
+ * rule allows (the session then has a new upstream: wp_h1p_sess_up());
+ * otherwise the session answers 503 (connect) or 502, or just closes. The
+ * host sets the session's current route table first. */
 void wp_h1p_up_failed(struct wp_h1p_up *up);
 
 /* Upstream bytes in. Returns how many were taken. */

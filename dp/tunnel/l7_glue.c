@@ -141,8 +141,12 @@ static void l7_detach(struct tunnel *t)
 	} else if (t->l7.up != NULL) {
 		struct wp_h1p_up *up = t->l7.up;
 
+		struct tunnel *d = l7_down_of(up);
+
 		t->l7.up = NULL;
-		l7_mark(l7_down_of(up)); /* it has a 503/502 to send, or closes */
+		if (d != NULL && d->l7.sess != NULL)
+			l7_refresh_routes(d); /* a connect failure may be retried */
+		l7_mark(d);                   /* it has a 503/502 to send, closes, or retries */
 		wp_h1p_up_failed(up);
 	}
 }

@@ -76,6 +76,19 @@ spec:
   - name: http
     port: 9080
 ---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-all
+  namespace: default
+spec:
+  clusterIP: 198.19.0.23
+  selector:
+    app: reviews
+  ports:
+  - name: http
+    port: 9080
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -101,9 +114,11 @@ tb_up "$(tb_name)" --manifests "$MAN" --certs "$PKI" --set cluster.gateway_class
 
 # backends: name version pod-ip
 while read -r name ver ip; do
-	in_ns $PY "$ROOT/tests/integration/l7_backend.py" --bind "$ip:9080" --name "$name" \
+	# (ip netns exec directly, not in_ns: $! must be the backend itself)
+	ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind "$ip:9080" --name "$name" \
 		--version "$ver" >"$T/$name.log" 2>"$T/$name.err" &
 	PIDS+=($!)
+	[ "$name" = reviews-v3 ] && V3_PID=$!
 done <<'EOF2'
 productpage v1 198.18.1.10
 details v1 198.18.1.11
@@ -127,6 +142,8 @@ for _ in $(seq 100); do
 done
 
 l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
+# the proxy's non-zero counters, for failure messages
+l7_stats() { "$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | grep -E '^(l7_|tunnel_|http1_)' | awk '$2 != 0 {printf "%s=%s ", $1, $2}'; }
 
 # 1. every service VIP reaches its own backend (3 keep-alive requests each)
 for pair in productpage:198.19.0.10 details:198.19.0.11 ratings:198.19.0.12; do
@@ -176,6 +193,18 @@ out=$(l7 get --authority 198.18.1.14:9080 --host reviews:9080 --path /pod --n 3)
 	fail "reviews-v2 pod: $out"
 echo "$out" | grep -q '"backends": {"reviews-v2": 3}' || fail "reviews-v2 pod: $out"
 pass "reviews-v2 pod (workload waypoint) by pod IP: reaches reviews-v2"
+
+# 2c. connect failures are retried on another endpoint (Istio's default
+# policy): reviews-all has the three reviews pods; reviews-v3's backend is
+# stopped, so its picks are refused and retried
+kill "$V3_PID"
+sleep 0.3
+out=$(l7 get --authority 198.19.0.23:9080 --host reviews-all:9080 --path /all --n 60) ||
+	fail "reviews-all: $out; $(l7_stats)"
+echo "$out" | grep -q '"statuses": {"200": 60}' || fail "reviews-all with one endpoint down: $out"
+echo "$out" | grep -q 'reviews-v3' && fail "reviews-v3 answered after being stopped: $out"
+[ "$(stat l7_h1p_retry)" -ge 1 ] || fail "no retry counted"
+pass "one endpoint refusing: 60/60 requests answered 200 by the others ($(stat l7_h1p_retry) connect-failure retries): $out"
 
 # 3. a destination not enrolled here: 400 from the HBONE layer
 in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.9.9:80 \

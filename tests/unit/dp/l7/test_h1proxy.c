@@ -557,7 +557,8 @@ static void test_local_answers(void **state)
 	wp_h1p_sess_close(s);
 	fail_open = 1;
 	refused("GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n", "HTTP/1.1 503 ");
-	assert_int_equal(ctr[WP_CTR_L7_H1P_CONNECT_FAILED], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_CONNECT_FAILED], 3); /* first try + 2 retries */
+	assert_int_equal(ctr[WP_CTR_L7_H1P_RETRY], 2);
 	assert_int_equal(n_open, 0);
 }
 
@@ -568,12 +569,25 @@ static void test_upstream_failures(void **state)
 
 	(void)state;
 	mk_core(NULL, std_rules);
-	/* connect refused later */
+	/* connect refused later: retried twice (Istio's default policy) on
+	 * new connections, the head still queued for each, then 503 */
 	s = sess_open();
 	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
-	up = wp_h1p_sess_up(s);
-	wp_h1p_up_failed(up);
-	n_close++; /* the host dropped it itself */
+	for (int k = 0; k < 3; k++) {
+		const uint8_t *p;
+
+		up = wp_h1p_sess_up(s);
+		assert_non_null(up);
+		assert_int_equal(up->state, WP_H1P_UP_CONNECTING);
+		assert_true(wp_h1p_up_peek(up, &p) > 20);
+		assert_true(memcmp(p, "GET /v1 HTTP/1.1\r\n", 18) == 0);
+		assert_int_equal(wp_h1p_down_peek(s, &p), 0);
+		wp_h1p_up_failed(up);
+		n_close++; /* the host dropped it itself */
+	}
+	assert_null(wp_h1p_sess_up(s));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_RETRY], 2);
+	assert_int_equal(n_open, 3);
 	assert_true(strncmp(take_down(s), "HTTP/1.1 503 ", 13) == 0);
 	assert_true(wp_h1p_down_finished(s));
 	wp_h1p_sess_close(s);
@@ -600,6 +614,37 @@ static void test_upstream_failures(void **state)
 	assert_int_equal(wp_h1p_core_idle(core), 0);
 	assert_int_equal(ctr[WP_CTR_L7_H1P_CONNECT_FAILED], 1);
 	assert_int_equal(ctr[WP_CTR_L7_H1P_BAD_RESPONSE], 1);
+	/* a retry that succeeds: the request goes out on the second connection */
+	s = sess_open();
+	down_all(s, "POST /v1 HTTP/1.1\r\nHost: r\r\nContent-Length: 3\r\n\r\nabc");
+	wp_h1p_up_failed(wp_h1p_sess_up(s));
+	n_close++;
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	{
+		char *u = take_up(up);
+
+		assert_true(strncmp(u, "POST /v1 HTTP/1.1\r\n", 18) == 0);
+		assert_non_null(strstr(u, "\r\n\r\nabc"));
+	}
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_string_equal(take_down(s), "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+	wp_h1p_sess_close(s);
+	/* the retry avoids the endpoint that failed (2 endpoints, 30 tries) */
+	for (int k = 0; k < 30; k++) {
+		uint32_t first;
+
+		s = sess_open();
+		down_all(s, "GET /r HTTP/1.1\r\nHost: r\r\n\r\n");
+		up = wp_h1p_sess_up(s);
+		first = up->addr.v4;
+		wp_h1p_up_failed(up);
+		n_close++;
+		up = wp_h1p_sess_up(s);
+		assert_non_null(up);
+		assert_int_not_equal(up->addr.v4, first);
+		wp_h1p_sess_close(s);
+	}
 	assert_int_equal(ctr[WP_CTR_L7_H1P_UP_RESET], 1);
 }
 
