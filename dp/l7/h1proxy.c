@@ -42,11 +42,14 @@ enum sess_state {
 	S_CLOSING, /* no more input; close once the queued bytes went out */
 };
 
-/* Per-cluster load balancer cursor, cached by table pointer. */
-#define LB_SLOTS 64
+/* Per-cluster load balancer state (cursor, active requests per endpoint for
+ * LEAST_REQUEST), cached by table pointer. */
+#define LB_SLOTS      64
+#define LB_ACTIVE_MAX 1024 /* endpoints tracked per slot; larger clusters: no counts */
 struct lb_slot {
 	const struct wp_lb_table *t;
 	struct wp_lb_core c;
+	uint32_t *active; /* LB_ACTIVE_MAX counters */
 };
 
 #define RETRY_AVOID 4    /* failed endpoints a retry avoids (Istio: previous_hosts) */
@@ -83,6 +86,9 @@ struct wp_h1p_sess {
 	uint64_t pick_hash;
 	bool pick_has_hash;
 	uint16_t retries_left;
+	/* the pick counted in its lb slot's active requests (LEAST_REQUEST) */
+	const struct wp_lb_table *act_t;
+	uint32_t act_ep;
 	uint8_t n_failed; /* endpoints that refused this request (avoided on retry) */
 	struct {
 		struct wp_addr addr;
@@ -112,6 +118,7 @@ struct wp_h1p_core {
 	struct wp_http_reqid_rng rng;
 	uint64_t lb_seed;
 	struct lb_slot lb[LB_SLOTS];
+	uint32_t *lb_active; /* LB_SLOTS * LB_ACTIVE_MAX */
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;
 	struct wp_h1p_up *ups;
@@ -187,7 +194,9 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
-	if (!c->sessions || !c->ups || !c->mem) {
+	c->lb_active = calloc((size_t)LB_SLOTS * LB_ACTIVE_MAX, sizeof(uint32_t));
+	if (!c->sessions || !c->ups || !c->mem || !c->lb_active) {
+		free(c->lb_active);
 		free(c->sessions);
 		free(c->ups);
 		free(c->mem);
@@ -209,6 +218,8 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 		s->next_free = c->free_sess;
 		c->free_sess = s;
 	}
+	for (uint32_t i = 0; i < LB_SLOTS; i++)
+		c->lb[i].active = c->lb_active + (size_t)i * LB_ACTIVE_MAX;
 	for (uint32_t i = cfg->max_upstreams; i-- > 0;) {
 		c->ups[i].core = c;
 		c->ups[i].next = c->free_up;
@@ -261,6 +272,7 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 	free(c->sessions);
 	free(c->ups);
 	free(c->mem);
+	free(c->lb_active);
 	free(c);
 }
 
@@ -378,12 +390,41 @@ static struct wp_lb_core *lb_core(struct wp_h1p_core *c, const struct wp_lb_tabl
 	if (sl->t != t) {
 		sl->t = t;
 		c->lb_seed = c->lb_seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		wp_lb_core_init(&sl->c, t, c->lb_seed | 1, NULL, c->ctr);
+		memset(sl->active, 0, LB_ACTIVE_MAX * sizeof(uint32_t));
+		wp_lb_core_init(&sl->c, t, c->lb_seed | 1,
+		                t->n_ep <= LB_ACTIVE_MAX ? sl->active : NULL, c->ctr);
 	} else if (sl->c.rr_pos >= t->rr_len) {
 		/* another table now lives at this address */
 		sl->c.rr_pos = 0;
 	}
 	return &sl->c;
+}
+
+/* The session's request now runs on endpoint <i> of <t>: count it active
+ * (LEAST_REQUEST reads the counts) until act_end(). */
+static void act_begin(struct wp_h1p_sess *s, const struct wp_lb_table *t, int i)
+{
+	struct wp_lb_core *lc = lb_core(s->core, t);
+
+	if (lc->active && (uint32_t)i < LB_ACTIVE_MAX) {
+		lc->active[i]++;
+		s->act_t = t;
+		s->act_ep = (uint32_t)i;
+	}
+}
+
+static void act_end(struct wp_h1p_sess *s)
+{
+	struct lb_slot *sl;
+
+	if (!s->act_t)
+		return;
+	sl = &s->core->lb[((uintptr_t)s->act_t >> 6) % LB_SLOTS];
+	/* the slot may have been taken by another table since: then its
+	 * counts were reset and this one is not in them */
+	if (sl->t == s->act_t && sl->c.active && sl->active[s->act_ep] > 0)
+		sl->active[s->act_ep]--;
+	s->act_t = NULL;
 }
 
 /* ---- sessions ----------------------------------------------------------------------------- */
@@ -416,6 +457,7 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->hold_head = s->close_after = s->down_eof = s->down_shut = false;
 	s->up = NULL;
 	s->app = NULL;
+	s->act_t = NULL;
 	s->has_rmods = false;
 	s->down.off = s->down.len = 0;
 	s->upb.off = s->upb.len = 0;
@@ -427,6 +469,7 @@ static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
 {
 	struct wp_h1p_up *up = s->up;
 
+	act_end(s);
 	if (!up)
 		return;
 	s->up = NULL;
@@ -581,8 +624,10 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			return false;
 		}
 		s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
-		if (s->up)
+		if (s->up) {
+			act_begin(s, d.cluster->lb, i);
 			break;
+		}
 		if (s->retries_left == 0 || (!c->free_up && !c->idle_head)) {
 			/* out of retries, or of connection objects */
 			sess_local(s, 503);
@@ -830,8 +875,10 @@ static bool retry_connect(struct wp_h1p_sess *s)
 				break;
 		}
 		s->up = up_acquire(c, s, &cl->endpoints[i]);
-		if (s->up)
+		if (s->up) {
+			act_begin(s, cl->lb, i);
 			return true;
+		}
 	}
 	return false;
 }
@@ -847,6 +894,7 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	s->up = NULL;
+	act_end(s);
 	if (connecting && s->n_failed < RETRY_AVOID) {
 		s->failed[s->n_failed].addr = up->addr;
 		s->failed[s->n_failed].port = up->port;
