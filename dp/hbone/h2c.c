@@ -333,8 +333,15 @@ static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 			c->ops->on_eof(s);
 		break;
 	case NGHTTP2_RST_STREAM:
-		if (s != NULL)
-			s->peer_rst = 1;
+		/*
+		 * Rapid reset counts the streams the peer opened and reset. A reset
+		 * of a stream already closed here costs nothing and is what a peer
+		 * like python-h2 answers each DATA frame that was in flight when it
+		 * reset a stream with: not counted (a busy CANCEL hit the limit).
+		 */
+		if (s == NULL)
+			break;
+		s->peer_rst = 1;
 		if (c->now - c->rst_window >= 1000) {
 			c->rst_window = c->now;
 			c->rst_count = 0;

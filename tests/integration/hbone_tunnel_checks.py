@@ -401,7 +401,22 @@ def cmd_rst(a):
     checks["downloaded_before"] = c.streams[sid].rx_len > 0
     g1 = gauges(a.prefix)
     checks["cancelled_tunnel_freed"] = g1["tunnels"] == 0
+    # python-h2 answers each DATA frame still in flight after its CANCEL
+    # with RST_STREAM(STREAM_CLOSED); make that deterministic: 250 of them
+    # (over hbone's 200/s rapid-reset bound) for the stream now closed. They
+    # are no rapid reset (no stream opened) and must not cost the connection.
+    c.poll(0.2)
+    c._flush()
+    burst = b"".join(struct.pack(">I", 4)[1:] + bytes([3, 0]) + struct.pack(">II", sid, 5)
+                     for _ in range(250))
+    c._out += burst
+    c._flush()
     # the HBONE connection is still usable
+    c.run_until(lambda: c.closed or c.goaway is not None, 0.5)
+    if c.closed or c.goaway is not None:
+        return report(False, checks=checks, error="connection closed after the CANCEL",
+                      goaway=c.goaway and (c.goaway.error_code, c.goaway.additional_data),
+                      backend1=rec["end"], gauges=gauges(a.prefix))
     c.ping()
     acked = c.pings_acked
     checks["conn_alive"] = c.run_until(lambda: c.pings_acked > acked, 5) and not c.closed

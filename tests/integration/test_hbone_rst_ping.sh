@@ -6,7 +6,9 @@
 #     and, since nothing can go back on a reset stream, its further sends
 #     are refused within 3 s (no half-open upstream left streaming into the
 #     void); the tunnel is freed, tunnel_downstream_reset counts it once,
-#     the HBONE connection stays usable; the same over HBONE originate
+#     the HBONE connection stays usable, even after 250 RST_STREAMs for
+#     the closed stream (what python-h2 answers in-flight DATA with; not a
+#     rapid reset: hbone_rapid_reset stays); the same over HBONE originate
 #     (the upstream stream is CANCELled, dest.py closes its backend);
 #   - the backend resets a tunnel (SO_LINGER 0): the client gets RST_STREAM,
 #     tunnel_upstream_reset counts it;
@@ -25,9 +27,11 @@ hb_wait_captured 198.19.0.10:7000
 
 down=$(ctr tunnel_downstream_reset)
 up=$(ctr tunnel_upstream_reset)
+rr=$(ctr hbone_rapid_reset)
 out=$(in_ns $CHECK rst "${ARGS[@]}") || fail "RST_STREAM: $out"
 [ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "tunnel_downstream_reset moved by $(($(ctr tunnel_downstream_reset) - down)), not 1 (the client's CANCEL)"
 [ $(($(ctr tunnel_upstream_reset) - up)) -eq 1 ] || fail "tunnel_upstream_reset did not count the backend's RST once"
+[ "$(ctr hbone_rapid_reset)" = "$rr" ] || fail "resets of an already closed stream were taken for a rapid reset"
 pass "RST_STREAM(CANCEL) closes the upstream, an upstream RST resets the stream, counted: $out"
 
 # The same CANCEL on a tunnel forwarded by HBONE originate: dest.py forwards
