@@ -26,9 +26,11 @@ line and exits 0 only when every check passed.
             usable; then the backend resets a tunnel (SO_LINGER 0): the
             client gets RST_STREAM.
   ping      --addr A --certs DIR --authority AUTH --prefix P --wait S
-            two connections with a tunnel each: one answers PINGs, the other
-            goes silent for S seconds. The silent one must be closed (its
-            backend sees EOF or RST), the answering one must stay up and work.
+            three connections with a tunnel each: one answers PINGs, one goes
+            silent for S seconds, one reads everything and sends DATA every
+            0.5 s but returns no PING ACK. The silent and the deaf one must
+            be closed (their backends see EOF or RST), the answering one must
+            stay up and work.
 """
 
 import argparse
@@ -48,6 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "hbone"))
 sys.path.insert(0, HERE)
 import h2.events  # noqa: E402
+from hyperframe.frame import PingFrame  # noqa: E402
 from client import HboneClient  # noqa: E402
 from hbone_load import Source  # noqa: E402
 
@@ -458,20 +461,50 @@ def cmd_ping(a):
     if not be.wait_conns(2, 5):
         return report(False, error="backend never connected (2)")
     mute_rec = be.conns[1]
+    # "deaf" reads everything and keeps sending DATA every 0.5 s, but its
+    # HTTP/2 stack returns no PING ACK: busy is not alive.
+    deaf = connect(a)
+    sd = open_tunnel(deaf, a.authority, a.timeout)
+    if not be.wait_conns(3, 5):
+        return report(False, error="backend never connected (3)")
+    deaf_rec = be.conns[2]
+    ping_rx = deaf.h2._frame_dispatch_table[PingFrame]
+
+    def no_ack(frame):
+        frames, events = ping_rx(frame)
+        return [f for f in frames if not isinstance(f, PingFrame)], events
+
+    deaf.h2._frame_dispatch_table[PingFrame] = no_ack
     good.send(sg, b"g" * 1000)
     # The last frames "mute" ever sends: waypointd hears nothing after t0, so
     # it may not give up before t0 + ping_interval + ping_timeout.
     t0 = time.monotonic()
     mute.send(sm, b"m" * 1000)
     # From now on "mute" is never read or written: its PINGs go unanswered.
+    deaf_sent, next_deaf = 0, t0
     while time.monotonic() - t0 < a.wait:
-        good.poll(0.05)
+        good.poll(0.03)
+        if not deaf.closed:
+            if time.monotonic() >= next_deaf and deaf.streams[sd].reset is None:
+                try:
+                    deaf.send(sd, b"d" * 100)
+                    deaf_sent += 100
+                except Exception:
+                    pass
+                next_deaf += 0.5
+            try:
+                deaf.poll(0.02)
+            except Exception:
+                deaf.closed = True
     checks = {
         "good_alive": not good.closed and good.streams[sg].reset is None,
         "good_backend_open": good_rec["end"] is None,
         "mute_backend_closed": mute_rec["end"] in ("eof", "rst"),
         "mute_closed_in_time": mute_rec["end"] is not None and
         mute_rec["end_t"] - t0 >= a.min_close,
+        "deaf_backend_closed": deaf_rec["end"] in ("eof", "rst"),
+        "deaf_was_busy": deaf_rec["rx"] >= 200,
+        "deaf_conn_closed": deaf.closed,
     }
     # the answering connection still carries data, to the end
     good.send(sg, b"x" * 5000, end=True)
@@ -485,6 +518,8 @@ def cmd_ping(a):
                   mute_backend={"rx": mute_rec["rx"], "end": mute_rec["end"],
                                 "after_s": round(mute_rec.get("end_t", t0) - t0, 2)},
                   good_backend={"rx": good_rec["rx"], "end": good_rec["end"]},
+                  deaf_backend={"rx": deaf_rec["rx"], "end": deaf_rec["end"],
+                                "after_s": round(deaf_rec.get("end_t", t0) - t0, 2)},
                   mute_goaway=mute.goaway is not None and mute.goaway.error_code)
 
 

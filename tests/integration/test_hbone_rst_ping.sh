@@ -12,9 +12,10 @@
 #     (the upstream stream is CANCELled, dest.py closes its backend);
 #   - the backend resets a tunnel (SO_LINGER 0): the client gets RST_STREAM,
 #     tunnel_upstream_reset counts it;
-#   - of two connections with a tunnel each, the one that stops answering
-#     PINGs is closed (hbone_ping_timeout, its backend sees EOF or RST, not
-#     before interval + timeout), the one that answers stays up and works.
+#   - of three connections with a tunnel each, the one that goes silent is
+#     closed (hbone_ping_timeout, its backend sees EOF or RST, not before
+#     interval + timeout), so is the one that keeps sending DATA but never
+#     ACKs a PING; the one that answers stays up and works.
 # The backends are the check's own, on the "refuse" pod (198.19.0.11:7001).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
@@ -50,7 +51,7 @@ timeouts=$(ctr hbone_ping_timeout)
 sent=$(ctr hbone_ping_sent)
 down=$(ctr tunnel_downstream_reset)
 out=$(in_ns $CHECK ping "${ARGS[@]}" --wait 3 --min-close 0.85) || fail "PING timeout: $out"
-[ $(($(ctr hbone_ping_timeout) - timeouts)) -eq 1 ] || fail "hbone_ping_timeout moved by $(($(ctr hbone_ping_timeout) - timeouts)), not 1"
+[ $(($(ctr hbone_ping_timeout) - timeouts)) -eq 2 ] || fail "hbone_ping_timeout moved by $(($(ctr hbone_ping_timeout) - timeouts)), not 2"
 [ $(($(ctr hbone_ping_sent) - sent)) -ge 2 ] || fail "hbone_ping_sent did not move on both connections"
-[ $(($(ctr tunnel_downstream_reset) - down)) -eq 1 ] || fail "the mute connection's tunnel was not counted as lost"
+[ $(($(ctr tunnel_downstream_reset) - down)) -eq 2 ] || fail "the mute and deaf connections' tunnels were not counted as lost"
 pass "a client that answers no PINGs is dropped, one that answers is kept: $out"
