@@ -1360,9 +1360,11 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	{
 		uint64_t f = __atomic_load_n(&tw->sh->reload_failures, __ATOMIC_RELAXED);
 
-		/* No counters on the main thread: each worker counts the failure. */
+		/* No counters on the main thread: worker 0 counts each failed attempt. */
 		if (f != tw->seen_reload_failures) {
-			wp_ctr_add(tw->ctr, WP_CTR_TLS_RELOAD_FAILED, f - tw->seen_reload_failures);
+			if (tw->w->id == 0)
+				wp_ctr_add(tw->ctr, WP_CTR_TLS_RELOAD_FAILED,
+				           f - tw->seen_reload_failures);
 			tw->seen_reload_failures = f;
 		}
 	}

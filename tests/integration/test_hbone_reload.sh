@@ -4,14 +4,16 @@
 #   - while 8 tunnels stream 6 MiB each (1 MiB/s) over one HBONE connection,
 #     the --certs files are replaced (rename) by a waypoint certificate and
 #     key from a NEW CA, and the roots by old CA + new CA;
-#   - tunnel_tls_reloaded moves while those tunnels are still open, and they
-#     all finish verified (SHA-256), with no tunnel reset;
+#   - tunnel_tls_reloaded moves (once per worker, 2 workers) while those
+#     tunnels are still open, and they all finish verified (SHA-256), with
+#     no tunnel reset;
 #   - new handshakes present the new certificate (fingerprint and serial as
 #     the python client sees them), and a client certificate of the new CA,
 #     refused before, is now accepted; the old CA's clients still are;
 #   - a half-written key file is refused: tls_reload_failed counts each
-#     attempt, the log says so once, new handshakes still get the last good
-#     certificate; when the key is whole again it is reloaded.
+#     attempt (once, not per worker), the log says so once, new handshakes
+#     still get the last good certificate; when the key is whole again it
+#     is reloaded.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 LOAD="/usr/bin/python3 $ROOT/tests/integration/hbone_load.py"
@@ -19,7 +21,8 @@ CHECK="/usr/bin/python3 $ROOT/tests/integration/hbone_tunnel_checks.py"
 AUTH=198.19.0.10:7000
 PKI2=$HB_TMP/pki2
 
-hb_up "$(tb_name)" --set tls.reload_ms=200
+# Two workers: both must pick the new context up; failures count once.
+hb_up "$(tb_name)" --workers 2 --set tls.reload_ms=200
 hb_echo_server
 hb_wait_captured $AUTH
 
@@ -62,6 +65,11 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 [ "$(ctr tunnel_tls_reloaded)" -gt "$base_reloaded" ] || fail "tunnel_tls_reloaded did not move"
+for _ in $(seq 20); do
+	[ $(($(ctr tunnel_tls_reloaded) - base_reloaded)) -ge 2 ] && break
+	sleep 0.1
+done
+[ $(($(ctr tunnel_tls_reloaded) - base_reloaded)) -eq 2 ] || fail "tunnel_tls_reloaded moved by $(($(ctr tunnel_tls_reloaded) - base_reloaded)), not once per worker"
 kill -0 "$load" 2>/dev/null || fail "the load ended before the reload; the test proves nothing: $(cat "$HB_TMP/load.out")"
 grep -q "tls certificate, key and roots reloaded" "$WP_LOG" || fail "no reload line in the log"
 
@@ -83,6 +91,7 @@ head -c 60 "$PKI2/key.pem" >"$HB_PKI/key.pem"
 sleep 1.2
 failed=$(($(ctr tls_reload_failed) - base_failed))
 [ "$failed" -ge 2 ] || fail "tls_reload_failed moved by $failed after 1.2 s of a broken key (retries every 200 ms)"
+[ "$failed" -le 8 ] || fail "tls_reload_failed moved by $failed in 1.2 s: more than one per attempt"
 [ "$(ctr tunnel_tls_reloaded)" = "$reloaded" ] || fail "a broken key was 'reloaded'"
 [ "$(grep -c "tls reload failed" "$WP_LOG")" = 1 ] || fail "the failure is not logged exactly once: $(grep "tls reload failed" "$WP_LOG" | head -3)"
 out=$(probe "$HB_PKI" "$HB_PKI/ca.pem") || fail "handshake with a broken key file on disk: $out"
