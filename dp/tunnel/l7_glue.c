@@ -222,8 +222,10 @@ static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc
 	return tw->l7.core != NULL && p->proto == WP_PROTO_HTTP;
 }
 
-/* srv_request(): a CONNECT to an HTTP service port. Answers it. */
-static void l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
+/* srv_request(): a CONNECT to an HTTP service port. Answers it and returns
+ * true, or returns false (counted) when the worker has no proxy session
+ * free: the caller then serves the tunnel at L4. */
+static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
                      const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
@@ -234,17 +236,17 @@ static void l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		(void)wp_h2s_respond(hs, 503);
-		return;
+		return true;
 	}
 	t->l7.dest = req->authority;
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
 	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, NULL, t->l7.auth, (size_t)n);
-	if (t->l7.sess == NULL) {
+	if (t->l7.sess == NULL) { /* l7_h1p_no_session counted */
 		tun_free(t);
-		(void)wp_h2s_respond(hs, 503);
-		return;
+		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		return false;
 	}
 	wp_h1p_sess_set_app(t->l7.sess, t);
 	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
@@ -255,6 +257,7 @@ static void l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	t->e[1].kind = END_L7;
 	wp_h2s_set_app(hs, t);
 	tun_respond(t, 200);
+	return true;
 }
 
 /* The session is over: close it and end the inbound stream. */
@@ -360,10 +363,13 @@ static void l7_worker_init(struct wp_tunnel_worker *tw)
 	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
 	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
 
-	/* Sessions and upstreams are tunnels too; leave half the pool to L4. */
+	/* Sessions and upstreams are tunnels too; leave half the pool to L4.
+	 * A session holds two parser arenas (~73 KiB each at the default
+	 * limits) and two 16 KiB buffers: 256 sessions are ~45 MiB per
+	 * worker. Beyond them, HTTP ports are served at L4 (counted). */
 	cfg.buf_size = 16384;
-	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 4));
-	cfg.max_upstreams = WP_MAX(1u, WP_MIN(128u, max_tun / 4));
+	cfg.max_sessions = WP_MAX(1u, WP_MIN(256u, max_tun / 4));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(512u, max_tun / 4));
 	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
 	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
 	if (tw->l7.core == NULL)

@@ -1159,10 +1159,8 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 		const struct wp_snap_endpoint *ep = NULL;
 
-		if (l7_wants(tw, p)) {
-			l7_start(s, hs, req, d);
+		if (l7_wants(tw, p) && l7_start(s, hs, req, d))
 			return;
-		}
 		for (uint32_t k = 0; k < p->n_endpoints; k++) {
 			const struct wp_snap_endpoint *x =
 			        &p->endpoints[(tw->rr + k) % p->n_endpoints];

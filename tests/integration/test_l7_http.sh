@@ -119,6 +119,7 @@ while read -r name ver ip; do
 		--version "$ver" >"$T/$name.log" 2>"$T/$name.err" &
 	PIDS+=($!)
 	[ "$name" = reviews-v3 ] && V3_PID=$!
+	disown $! # no "Killed" notice when the testbed goes down
 done <<'EOF2'
 productpage v1 198.18.1.10
 details v1 198.18.1.11
@@ -260,3 +261,24 @@ pass "curl through a local HBONE forwarder: keep-alive GETs, 1 MiB chunked POST 
 [ "$(stat l7_h1p_request)" -ge $((9 + per * 4)) ] || fail "l7_h1p_request: $(stat l7_h1p_request)"
 [ "$(stat l7_h1p_up_reused)" -ge 1 ] || fail "no upstream connection reused"
 pass "counters: l7_tunnel_http $(stat l7_tunnel_http), l7_h1p_request $(stat l7_h1p_request), up_new $(stat l7_h1p_up_new), up_reused $(stat l7_h1p_up_reused)"
+
+# 7. more HTTP tunnels than proxy sessions: the rest are served at L4
+# (hbone.max_tunnels=8 leaves the worker 2 proxy sessions), all answered
+"$TESTBED" down "$(tb_name)"
+tb_up "$(tb_name)b" --manifests "$MAN" --certs "$PKI" --set cluster.gateway_class=istio-waypoint \
+	--set hbone.max_tunnels=8
+ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind 198.18.1.11:9080 \
+	--name details >"$T/details2.log" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q listening "$T/details2.log" 2>/dev/null && break; sleep 0.1; done
+JP=()
+for k in 1 2 3 4; do
+	l7 get --authority 198.19.0.11:9080 --host details:9080 --path /x --n 300 >"$T/par$k.out" 2>&1 &
+	JP+=($!)
+done
+for p in "${JP[@]}"; do wait "$p" || fail "parallel client: $(cat "$T"/par*.out)"; done
+for k in 1 2 3 4; do
+	grep -q '"statuses": {"200": 300}' "$T/par$k.out" || fail "client $k: $(cat "$T/par$k.out")"
+done
+[ "$(stat l7_tunnel_l4_fallback)" -ge 1 ] || fail "no L4 fallback counted: $(l7_stats)"
+pass "4 parallel HTTP tunnels with 2 proxy sessions: $(stat l7_tunnel_http) at L7, $(stat l7_tunnel_l4_fallback) at L4, 1200/1200 answered"
