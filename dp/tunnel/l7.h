@@ -34,6 +34,7 @@ struct wp_tunnel_l7_tun {
 	struct tunnel *next;      /* pump list */
 	bool listed;              /* on the pump list */
 	bool close;               /* upstream: the proxy let go of it, close the transport */
+	bool sniff; /* L4 tunnel to a port of unknown protocol: the first client bytes decide */
 	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (re-looked up per request) */
 	char auth[WP_TUNNEL_L7_AUTH_MAX]; /* downstream: "<service hostname>:<port>" */
 };

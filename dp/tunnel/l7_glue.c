@@ -260,6 +260,89 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	return true;
 }
 
+/* ---- protocol sniffing (ports whose protocol the snapshot does not know) ---------------- */
+
+/* srv_request(): an L4 tunnel to a service port was set up; if the port's
+ * protocol is unknown, its first client bytes may turn it into L7. */
+static void l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
+                         const struct wp_snap_dest *d)
+{
+	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
+	int n;
+
+	if (t->tw->l7.core == NULL || p->proto != WP_PROTO_UNKNOWN)
+		return;
+	t->l7.sniff = true;
+	t->l7.dest = req->authority;
+	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
+	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
+		t->l7.auth[0] = '\0';
+}
+
+/* An HTTP/1.x request line starts with a method and a space. */
+static bool l7_looks_http(const uint8_t *d, size_t len)
+{
+	static const char *const m[] = {"GET ",   "POST ",    "PUT ",   "HEAD ",   "DELETE ",
+	                                "PATCH ", "OPTIONS ", "TRACE ", "CONNECT "};
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(m); i++) {
+		size_t n = strlen(m[i]);
+
+		if (len >= n && memcmp(d, m[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * from_h2(): the first bytes from the client of a sniffing tunnel. Not an
+ * HTTP/1.x request line (or no proxy session free): the tunnel stays L4.
+ * Otherwise the L4 upstream (connected or not, nothing written to it yet)
+ * is dropped and end 1 becomes the proxy; the caller then hands it the
+ * bytes. The decision is taken on the first DATA frame alone, so a client
+ * whose first frame is shorter than "GET " stays L4, and a server-first
+ * protocol whose client later sends a request line is not expected.
+ */
+static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	struct end *u = &t->e[1];
+	struct wp_h1p_sess *s;
+
+	t->l7.sniff = false;
+	if (!l7_looks_http(data, len) || u->gone) {
+		ctr(tw, WP_CTR_L7_SNIFF_OPAQUE);
+		return;
+	}
+	s = wp_h1p_sess_open(tw->l7.core, NULL, NULL, t->l7.auth, strlen(t->l7.auth));
+	if (s == NULL) {
+		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		return;
+	}
+	if (u->kind == END_TCP && u->c != NULL) {
+		struct wp_tcp_conn *c = u->c;
+
+		u->c = NULL;
+		wp_tcp_abort(c); /* no callbacks after this */
+	} else if (u->kind == END_H2 && u->s != NULL) {
+		wp_h2s_set_app(u->s, NULL); /* its on_close finds no tunnel */
+		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		mark_dirty(u->sess);
+	} else if (u->kind == END_H2) {
+		unwait(t);
+	}
+	wp_bq_clear(&u->q, tw->mem);
+	memset(u, 0, sizeof(*u));
+	wp_bq_init(&u->q);
+	u->kind = END_L7;
+	t->l7.sess = s;
+	wp_h1p_sess_set_app(s, t);
+	ctr(tw, WP_CTR_L7_SNIFF_HTTP);
+	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
+	if (!t->responded)
+		tun_respond(t, 200);
+}
+
 /* The session is over: close it and end the inbound stream. */
 static void l7_down_done(struct tunnel *t)
 {

@@ -706,6 +706,8 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 	int j = 1 - i;
 	size_t w = 0;
 
+	if (i == 0 && t->l7.sniff)
+		l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
 	if (t->e[j].gone) {
 		end_consume(t, i, len);
 		return;
@@ -1208,6 +1210,8 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 	t->e[0].s = hs;
 	t->e[0].sess = s;
 	wp_h2s_set_app(hs, t);
+	if (d->kind == WP_DEST_SERVICE)
+		l7_sniff_arm(t, req, d); /* unknown protocol: the first bytes may make it L7 */
 	if (ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
 		rc = connect_hbone(t, s->wp, peer);

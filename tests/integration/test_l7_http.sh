@@ -89,6 +89,50 @@ spec:
   - name: http
     port: 9080
 ---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: default
+spec:
+  clusterIP: 198.19.0.30
+  selector:
+    app: details
+  ports:
+  - name: web
+    port: 9080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+  namespace: default
+spec:
+  clusterIP: 198.19.0.31
+  selector:
+    app: echo
+  ports:
+  - name: raw
+    port: 7000
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: echo-1
+  namespace: default
+  labels:
+    app: echo
+spec:
+  nodeName: node-1
+status:
+  phase: Running
+  podIP: 198.18.1.30
+  podIPs:
+  - ip: 198.18.1.30
+  conditions:
+  - type: Ready
+    status: "True"
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -206,6 +250,19 @@ echo "$out" | grep -q '"statuses": {"200": 60}' || fail "reviews-all with one en
 echo "$out" | grep -q 'reviews-v3' && fail "reviews-v3 answered after being stopped: $out"
 [ "$(stat l7_h1p_retry)" -ge 1 ] || fail "no retry counted"
 pass "one endpoint refusing: 60/60 requests answered 200 by the others ($(stat l7_h1p_retry) connect-failure retries): $out"
+
+# 2d. ports whose protocol is unknown (names "web", "raw"): the first bytes
+# decide. HTTP/1.x is proxied at L7; anything else stays an L4 splice.
+in_ns $TCPCHECK server 7000 >"$T/echo.log" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+out=$(l7 get --authority 198.19.0.30:9080 --host web:9080 --path /sniffed --n 5) || fail "web: $out"
+echo "$out" | grep -q '"backends": {"details": 5}' || fail "web (sniffed): $out"
+[ "$(stat l7_sniff_http)" -ge 1 ] || fail "web not sniffed as HTTP: $(l7_stats)"
+in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.31:7000 --tunnels 4 \
+	--bytes 262144 --timeout 30 >"$T/echo.out" 2>&1 || fail "opaque echo: $(cat "$T/echo.out")"
+[ "$(stat l7_sniff_opaque)" -ge 4 ] || fail "echo not kept at L4: $(l7_stats)"
+pass "unknown protocol: HTTP/1.x sniffed and routed at L7 ($(stat l7_sniff_http)), opaque bytes kept at L4 ($(stat l7_sniff_opaque) tunnels echoed)"
 
 # 3. a destination not enrolled here: 400 from the HBONE layer
 in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.9.9:80 \
