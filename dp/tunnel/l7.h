@@ -35,7 +35,9 @@ struct wp_tunnel_l7_tun {
 	bool listed;              /* on the pump list */
 	bool close;               /* upstream: the proxy let go of it, close the transport */
 	bool sniff; /* L4 tunnel to a port of unknown protocol: the first client bytes decide */
-	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (re-looked up per request) */
+	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (looked up per snapshot) */
+	uint64_t routes_version; /* downstream: snapshot version of the table the session has */
+	bool routes_valid;
 	char auth[WP_TUNNEL_L7_AUTH_MAX]; /* downstream: "<service hostname>:<port>" */
 };
 

@@ -70,9 +70,14 @@ static void l7_refresh_routes(struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
-	const struct wp_snap_dest *d = snap != NULL ? wp_snapshot_lookup(snap, &t->l7.dest) : NULL;
+	const struct wp_snap_dest *d;
 	const struct wp_route_table *rt = NULL;
 
+	if (snap != NULL && t->l7.routes_valid && t->l7.routes_version == snap->version)
+		return; /* the table set last time is this snapshot's */
+	d = snap != NULL ? wp_snapshot_lookup(snap, &t->l7.dest) : NULL;
+	t->l7.routes_valid = snap != NULL;
+	t->l7.routes_version = snap != NULL ? snap->version : 0;
 	if (d != NULL && d->kind == WP_DEST_SERVICE)
 		rt = d->svc->ports[d->port_idx].routes;
 	if (rt != NULL)
