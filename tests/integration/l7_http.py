@@ -5,7 +5,9 @@ Uses tests/hbone/client.py's HboneClient (python3-h2, ztunnel-like):
   l7_http.py get   --authority VIP:PORT --path /x [--n N]
       N keep-alive GETs on one CONNECT stream; prints a JSON object counting
       the first word of each response body (the backend's name) and the
-      statuses.
+      statuses. With --pause-after K --pause-file F: after K requests it
+      creates F.paused, waits for F, goes on on the same stream and reports
+      the backends before and after separately.
   l7_http.py raw   --authority VIP:PORT --data 'python-escaped bytes'
       sends the bytes on a fresh CONNECT stream (no END_STREAM) and prints
       JSON: the CONNECT status, what came back, whether the stream ended.
@@ -55,7 +57,15 @@ def cmd_get(a):
     if c.streams[sid].status != 200:
         sys.exit("CONNECT status %s" % c.streams[sid].status)
     st = c.streams[sid]
+    after = {}
     for i in range(a.n):
+        if a.pause_after and i == a.pause_after:
+            # phase 2 (same stream, same connection): wait for the go file
+            open(a.pause_file + ".paused", "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(a.pause_file) and time.monotonic() < deadline:
+                c.poll(0.1)
+            counts, after = {}, counts
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n\r\n" %
                (a.path, a.host or a.authority)).encode()
         c.send(sid, req)
@@ -76,7 +86,10 @@ def cmd_get(a):
         counts[w] = counts.get(w, 0) + 1
     c.send(sid, b"", end=True)
     c.run_until(lambda: st.ended or st.reset is not None, timeout=5)
-    print(json.dumps({"backends": counts, "statuses": statuses, "closed": st.ended}))
+    out = {"backends": counts, "statuses": statuses, "closed": st.ended}
+    if a.pause_after:
+        out = {"before": after, "after": counts, "statuses": statuses, "closed": st.ended}
+    print(json.dumps(out))
 
 
 def cmd_raw(a):
@@ -103,6 +116,10 @@ def main():
     ap.add_argument("--path", default="/")
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--data", default="")
+    ap.add_argument("--pause-after", type=int, default=0,
+                    help="get: after this many requests, wait for --pause-file to exist "
+                         "(touching PAUSE_FILE.paused first), then go on on the same stream")
+    ap.add_argument("--pause-file", default="")
     ap.add_argument("--wait", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()

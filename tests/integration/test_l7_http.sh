@@ -232,6 +232,24 @@ pct=$((v1 * 1000 / total))
 [ $pct -ge 770 ] && [ $pct -le 830 ] || fail "80/20 split off: v1 $v1 v2 $v2 (${pct} per mille)"
 pass "reviews HTTPRoute 80/20: v1 $v1 / v2 $v2 of $total (v1 ${pct} per mille)"
 
+# 2a. the route changes under an open keep-alive connection: the HTTPRoute
+# now sends everything to v2; the same stream's next requests follow it
+l7 get --authority 198.19.0.13:9080 --host reviews:9080 --path /live --n 100 --pause-after 50 \
+	--pause-file "$T/go" >"$T/live.out" 2>&1 &
+LIVE=$!
+for _ in $(seq 100); do [ -e "$T/go.paused" ] && break; sleep 0.1; done
+[ -e "$T/go.paused" ] || fail "live client did not pause: $(cat "$T/live.out")"
+sed -i 's/weight: 80/weight: 0/' "$MAN/30-reviews-split.yaml"
+sleep 1.5 # inotify -> resolve -> publish
+touch "$T/go"
+wait $LIVE || fail "live client: $(cat "$T/live.out")"
+out=$(cat "$T/live.out")
+echo "$out" | grep -q '"after": {"reviews-v2": 50}' || fail "route change not followed on the open stream: $out"
+echo "$out" | grep -q '"reviews-v1"' || fail "no v1 before the change: $out"
+sed -i 's/weight: 0/weight: 80/' "$MAN/30-reviews-split.yaml"
+sleep 1.5
+pass "HTTPRoute changed under an open keep-alive stream: the next requests follow it ($out)"
+
 # 2b. the reviews-v2 pod, enrolled to its --for workload waypoint, addressed
 # by pod IP: a workload destination (L4 splice) reaches that pod
 out=$(l7 get --authority 198.18.1.14:9080 --host reviews:9080 --path /pod --n 3) ||
