@@ -125,6 +125,7 @@ struct wp_h1p_core {
 	struct wp_h1p_up *free_up;               /* singly linked via next */
 	struct wp_h1p_up *idle_head, *idle_tail; /* LRU at the head, MRU at the tail */
 	uint32_t n_idle, n_busy;
+	bool draining;  /* no more pooling; responses close their connection */
 	uint8_t *mem;   /* arenas and buffers of every session */
 	char tgt[8192]; /* rewritten request-target, transient */
 };
@@ -289,6 +290,13 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 	return n;
 }
 
+void wp_h1p_core_drain(struct wp_h1p_core *c)
+{
+	c->draining = true;
+	while (c->idle_head)
+		up_destroy(c, c->idle_head, true);
+}
+
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
 {
 	return c->n_idle;
@@ -363,7 +371,7 @@ static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
 		if (u->port == up->port && u->addr.v4 == up->addr.v4 &&
 		    !memcmp(u->addr.v6, up->addr.v6, 16))
 			same++;
-	if (same >= c->cfg.max_idle_per_ep || up->state != WP_H1P_UP_BUSY) {
+	if (same >= c->cfg.max_idle_per_ep || up->state != WP_H1P_UP_BUSY || c->draining) {
 		up_destroy(c, up, true);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_OVER_LIMIT);
 		return;
@@ -784,6 +792,16 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 	return used;
 }
 
+void wp_h1p_sess_drain(struct wp_h1p_sess *s)
+{
+	if (s->state != S_REQ)
+		return;
+	if (!s->req_active)
+		s->state = S_CLOSING; /* between requests: close now */
+	else
+		s->close_after = true; /* after the response in progress */
+}
+
 void wp_h1p_down_eof(struct wp_h1p_sess *s)
 {
 	s->down_eof = true;
@@ -948,6 +966,8 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_REFUSED);
 		s->close_after = true;
 	}
+	if (s->core->draining)
+		s->close_after = true; /* shutting down: this is the connection's last response */
 	ka = !s->close_after;
 	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods : NULL, &f,
 	                                 (char *)ob_tail(&s->down), ob_room(&s->down));

@@ -122,6 +122,14 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c);
  * clock idle connections are stamped with. Returns how many were closed. */
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms);
 
+/* Shutting down: closes every idle upstream, pools no more, and every
+ * response from now on closes its client connection. */
+void wp_h1p_core_drain(struct wp_h1p_core *c);
+
+/* Shutting down: a session between requests finishes now
+ * (wp_h1p_down_finished()), one in a request after its response. */
+void wp_h1p_sess_drain(struct wp_h1p_sess *s);
+
 /* Idle / busy (incl. connecting) upstream connections of the core. */
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c);
 uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c);

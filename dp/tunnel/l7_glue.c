@@ -467,6 +467,23 @@ static void l7_worker_init(struct wp_tunnel_worker *tw)
 		        tw->w->id);
 }
 
+/* start_drain(): idle upstreams closed, keep-alive client sessions end
+ * (between requests: now; otherwise after their response). */
+static void l7_drain(struct wp_tunnel_worker *tw)
+{
+	if (tw->l7.core == NULL)
+		return;
+	wp_h1p_core_drain(tw->l7.core); /* l7_up_close() on each idle upstream */
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
+		struct tunnel *t = &tw->tun_pool[i];
+
+		if (t->live && !t->dead && t->l7.sess != NULL) {
+			wp_h1p_sess_drain(t->l7.sess);
+			l7_mark(t);
+		}
+	}
+}
+
 /* Before the worker's sessions and tunnels are torn down. */
 static void l7_worker_stop(struct wp_tunnel_worker *tw)
 {

@@ -1280,6 +1280,7 @@ static void check_gateways(struct wp_tunnel_worker *tw, const struct wp_snapshot
 static void start_drain(struct wp_tunnel_worker *tw)
 {
 	tw->draining = true;
+	l7_drain(tw);
 	for (unsigned i = 0; i < tw->w->n_ports; i++)
 		if (tw->listening[i]) {
 			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);

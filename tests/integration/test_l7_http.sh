@@ -337,6 +337,22 @@ pass "curl through a local HBONE forwarder: keep-alive GETs, 1 MiB chunked POST 
 [ "$(stat l7_h1p_up_reused)" -ge 1 ] || fail "no upstream connection reused"
 pass "counters: l7_tunnel_http $(stat l7_tunnel_http), l7_h1p_request $(stat l7_h1p_request), up_new $(stat l7_h1p_up_new), up_reused $(stat l7_h1p_up_reused)"
 
+# 6b. SIGTERM with idle pooled upstreams and keep-alive client tunnels: the
+# drain closes the pool and ends idle sessions, waypointd exits 0 at once
+sleep 0.3
+in_ns $L7 get --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.11:9080 --host details:9080 \
+	--path /held --n 1 --pause-after 1 --pause-file "$T/never" >/dev/null 2>&1 &
+for _ in $(seq 100); do [ -e "$T/never.paused" ] && break; sleep 0.1; done
+start=$(date +%s%N)
+kill -TERM "$WP_PID"
+for _ in $(seq 200); do kill -0 "$WP_PID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$WP_PID" 2>/dev/null && fail "waypointd still running 10 s after SIGTERM: $(tail -3 "$WP_LOG")"
+ms=$((($(date +%s%N) - start) / 1000000))
+for _ in $(seq 20); do [ -s "$WP_RC_FILE" ] && break; sleep 0.05; done
+[ "$(cat "$WP_RC_FILE" 2>/dev/null)" = 0 ] || fail "exit status '$(cat "$WP_RC_FILE" 2>/dev/null)'"
+grep -q "drained (0 " "$WP_LOG" || fail "drain left tunnels: $(grep drained "$WP_LOG")"
+pass "SIGTERM with pooled upstreams and an idle keep-alive tunnel: drained, exit 0 in $ms ms"
+
 # 7. more HTTP tunnels than proxy sessions: the rest are served at L4
 # (hbone.max_tunnels=8 leaves the worker 2 proxy sessions), all answered
 "$TESTBED" down "$(tb_name)"

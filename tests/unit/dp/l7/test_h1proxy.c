@@ -896,6 +896,45 @@ static void test_weighted_split(void **state)
 	wp_h1p_sess_close(s);
 }
 
+/* Shutdown: idle upstreams closed, no more pooling, sessions end. */
+static void test_drain(void **state)
+{
+	struct wp_h1p_sess *a, *b;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	a = sess_open();
+	b = sess_open();
+	down_all(a, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(a);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take_down(a);
+	assert_int_equal(wp_h1p_core_idle(core), 1);
+	/* b is in a request when the drain starts; a is between requests */
+	down_all(b, "GET /r HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(b);
+	wp_h1p_core_drain(core);
+	wp_h1p_sess_drain(a);
+	wp_h1p_sess_drain(b);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+	assert_int_equal(n_close, 1);
+	assert_true(wp_h1p_down_finished(a));
+	assert_false(wp_h1p_down_finished(b));
+	wp_h1p_up_connected(up);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	assert_string_equal(take_down(b),
+	                    "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+	assert_true(wp_h1p_down_finished(b));
+	assert_int_equal(wp_h1p_core_idle(core), 0); /* not pooled */
+	assert_int_equal(n_close, 2);
+	wp_h1p_sess_close(a);
+	wp_h1p_sess_close(b);
+}
+
 /* LEAST_REQUEST (Istio's default) sees the requests in flight: 400
  * requests held open on the 2 endpoints of "reviews" stay balanced (a blind
  * random pick drifts), and completed requests stop counting. */
@@ -954,6 +993,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_pool_limits, teardown),
 	        cmocka_unit_test_teardown(test_weighted_split, teardown),
 	        cmocka_unit_test_teardown(test_least_request, teardown),
+	        cmocka_unit_test_teardown(test_drain, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
