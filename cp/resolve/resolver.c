@@ -22,6 +22,7 @@
 #include "hmap.h"
 #include "route_compile.h"
 #include "wp/addr.h"
+#include "wp/hash.h"
 #include "wp/model.h"
 #include "wp/resolve.h"
 #include "wp/snapshot.h"
@@ -1245,12 +1246,7 @@ static inline uint64_t dest_hash(const struct wp_sockaddr *k)
 		memcpy(&b, k->addr.v6 + 8, 8);
 		h = a ^ (b * 0x9e3779b97f4a7c15ULL) ^ k->port;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return wp_hash_mix64(h);
 }
 
 static inline bool key_eq(const struct wp_sockaddr *a, const struct wp_sockaddr *b)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dp/l7/lb.h"
+#include "wp/hash.h"
 
 /* FNV-1a over the bytes, then a 64-bit avalanche finaliser so that keys
  * differing in one byte land far apart on the ring and in the table. */
@@ -20,12 +21,7 @@ uint64_t wp_lb_hash(const void *key, size_t len)
 		h ^= p[i];
 		h *= 0x100000001b3ULL;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return wp_hash_mix64(h);
 }
 
 uint64_t wp_lb_hash_addr(const struct wp_addr *a)
