@@ -14,10 +14,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"config", wp_wpctl_config, "print the running snapshot (config dump) from the admin endpoint"},
-	{"enrollment", wp_wpctl_enrollment, "every Service and Pod with its waypoint and why"},
-	{"stats", wp_wpctl_stats, "per-core data-plane statistics (DPDK telemetry)"},
-	{"waypoint", wp_wpctl_waypoint, "generate, apply, delete, list waypoints (as istioctl)"},
+        {"config", wp_wpctl_config,
+         "print the running snapshot (config dump) from the admin endpoint"},
+        {"enrollment", wp_wpctl_enrollment, "every Service and Pod with its waypoint and why"},
+        {"stats", wp_wpctl_stats, "per-core data-plane statistics (DPDK telemetry)"},
+        {"waypoint", wp_wpctl_waypoint, "generate, apply, delete, list waypoints (as istioctl)"},
 };
 
 static void usage(FILE *f)

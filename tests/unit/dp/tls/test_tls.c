@@ -424,7 +424,8 @@ static void test_unclean_eof(void **state)
 static void copy_file(const char *from, const char *to)
 {
 	char cmd[4 * PATH_MAX + 32];
-	int n = snprintf(cmd, sizeof(cmd), "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", from, to, to, to);
+	int n = snprintf(cmd, sizeof(cmd), "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", from, to, to,
+	                 to);
 
 	assert_true(n > 0 && (size_t)n < sizeof(cmd));
 	assert_int_equal(system(cmd), 0);
