@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""L7 benchmark (issue 6): waypointd against HAProxy on the same load, same run.
+
+  sudo bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
+
+Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker):
+  backend   bench/l7_load serve: a C epoll HTTP/1.1 server on the pod IP
+            198.18.1.10:9080 answering every request with 200 and a
+            1024-byte body (keep-alive).
+  waypointd HBONE on :15008; service "web" 198.19.0.10:9080 (port name
+            http, namespace not ambient: plaintext pooled upstreams) -> pod.
+  HAProxy   (Debian haproxy) on the namespace's loopback :15443: TLS 1.3
+            with client-certificate verification (same CA and identities),
+            ALPN h2, one thread; HTTP/1.1 to the same backend with
+            connection reuse (http-reuse always).
+Load (bench/l7_load, C, OpenSSL + nghttp2, kernel sockets, one thread per
+connection): 1 KiB HTTP/1.1 requests (POST, 1024-byte body; the response
+carries 1024 bytes), one in flight per connection:
+  waypointd: N persistent HBONE tunnels (one mTLS h2 connection each, one
+             CONNECT stream) looping keep-alive HTTP/1.1 inside the tunnel;
+  HAProxy:   N mTLS h2 connections, each looping h2 POST requests (a new
+             stream per request), which HAProxy forwards as HTTP/1.1 --
+             HAProxy does not proxy HTTP/1.1 inside h2 CONNECT, so this is
+             the closest equivalent it supports: same TLS, same h2 framing
+             in front, same HTTP/1.1 requests behind, same bytes;
+  direct:    N plain keep-alive HTTP/1.1 connections to the backend (the
+             baseline for the added latency).
+Figures:
+  1. closed loop (saturation), S seconds each: requests/s seen by the
+     client; waypointd's busy TSC cycles per request (wpctl stats; io_cycles
+     is the TAP PMD's system-call share), requests/s per core = TSC Hz /
+     cycles; HAProxy's utime+stime (/proc/PID/stat) per request, as cycles
+     at the TSC rate and requests/s per core.
+  2. half load: the three paced at the same rate, half the lower of the two
+     proxies' closed-loop rates; p50/p99 latency and the added latency over
+     the direct baseline.
+Prints JSON with the ratios (waypointd over HAProxy, per core and latency).
+Bounded (3 x 2 runs of S seconds plus set-up); not a pass/fail test.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NS = "wpbench-l7"
+VIP = "198.19.0.10"
+POD = "198.18.1.10"
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
+
+
+def ns_run(*args):
+    """Runs in the namespace; returns (json of the last stdout line, rc)."""
+    p = subprocess.run(["ip", "netns", "exec", NS, *args], capture_output=True, text=True,
+                       timeout=600)
+    lines = p.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError("%s: no output (rc %d): %s" % (args[0], p.returncode, p.stderr[-500:]))
+    return json.loads(lines[-1]), p.returncode
+
+
+def stats(wpctl, prefix):
+    return json.loads(sh(wpctl, "stats", "--json", "--prefix", prefix))
+
+
+def total(st, key):
+    t = st["total"]
+    return t.get(key, (t.get("counters") or {}).get(key, 0))
+
+
+def proc_cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+MANIFEST = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: bench
+  labels: {istio.io/use-waypoint: waypoint}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: bench
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: bench}
+spec:
+  clusterIP: %s
+  selector: {app: web}
+  ports: [{name: http, port: 9080, targetPort: 9080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: bench, labels: {app: web}}
+spec: {serviceAccountName: web}
+status:
+  phase: Running
+  podIP: %s
+  conditions: [{type: Ready, status: "True"}]
+""" % (VIP, POD)
+
+HAPROXY_CFG = """global
+    nbthread 1
+    maxconn 4096
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend fe
+    bind 127.0.0.1:15443 ssl crt {pki}/haproxy.pem ca-file {pki}/ca.pem verify required alpn h2 ssl-min-ver TLSv1.3
+    default_backend be
+backend be
+    http-reuse always
+    server s1 {pod}:9080
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--conns", type=int, default=16, help="tunnels / connections (default 16)")
+    ap.add_argument("--seconds", type=float, default=10, help="per run (default 10)")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("l7_bench: run as root")
+    if not shutil.which("haproxy"):
+        sys.exit("l7_bench: haproxy missing (apt-get install haproxy)")
+    a.conns = max(1, min(a.conns, 256))
+    a.seconds = max(1.0, min(a.seconds, 120.0))
+    wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
+    load = os.path.join(a.build, "bench/l7_load")
+    tmp = tempfile.mkdtemp(prefix="wp-l7-bench.")
+    pki, man = os.path.join(tmp, "pki"), os.path.join(tmp, "man")
+    os.makedirs(man)
+    sh(os.path.join(ROOT, "tests/pki/mkpki.sh"), pki)
+    with open(os.path.join(pki, "haproxy.pem"), "w") as f:
+        for n in ("cert.pem", "key.pem"):
+            f.write(open(os.path.join(pki, n)).read())
+    with open(os.path.join(man, "cluster.yaml"), "w") as f:
+        f.write(MANIFEST)
+    with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
+        f.write(HAPROXY_CFG.format(pki=pki, pod=POD))
+    env = dict(os.environ, WP_BIN=os.path.join(a.build, "dp/waypointd"))
+    sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
+    out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
+             "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint", env=env)
+    tb = dict(line.split("=", 1) for line in out.split())
+    prefix, wip = tb["WP_PREFIX"], tb["WP_IP"]
+    procs = []
+    res = {"conns": a.conns, "seconds_per_run": a.seconds, "request_body": 1024,
+           "response_body": 1024}
+    cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
+    auth = "%s:9080" % VIP
+
+    def hbone(conns, secs, rate):
+        return ns_run(load, "hbone", wip, "15008", str(conns), str(secs), str(rate), *cert, auth)
+
+    def h2(conns, secs, rate):
+        return ns_run(load, "h2", "127.0.0.1", "15443", str(conns), str(secs), str(rate), *cert,
+                      auth)
+
+    def h1(conns, secs, rate):
+        return ns_run(load, "h1", POD, "9080", str(conns), str(secs), str(rate))
+
+    try:
+        be = subprocess.Popen(["ip", "netns", "exec", NS, load, "serve", "9080"],
+                              stdout=subprocess.PIPE, text=True)
+        procs.append(be)
+        be.stdout.readline()
+        hp = subprocess.Popen(["ip", "netns", "exec", NS, "haproxy", "-db", "-f",
+                               os.path.join(tmp, "haproxy.cfg")],
+                              stdout=subprocess.DEVNULL, stderr=open(tmp + "/haproxy.log", "w"))
+        procs.append(hp)
+        # the control plane loads the manifests: wait until the VIP is captured
+        for _ in range(100):
+            r, rc = hbone(1, 0.3, 0)
+            if rc == 0 and r["requests"] > 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("web VIP never answered through waypointd: %s" % r)
+        r, rc = h2(1, 0.3, 0)
+        if rc != 0 or r["requests"] == 0:
+            raise RuntimeError("HAProxy does not answer: %s %s" % (r, open(tmp + "/haproxy.log").read()))
+        tsc = stats(wpctl, prefix)["tsc_hz"]
+        res["tsc_hz"] = tsc
+
+        # 1. closed loop
+        s0 = stats(wpctl, prefix)
+        wr, wrc = hbone(a.conns, a.seconds, 0)
+        s1 = stats(wpctl, prefix)
+        busy = total(s1, "busy_cycles") - total(s0, "busy_cycles")
+        io = total(s1, "io_cycles") - total(s0, "io_cycles")
+        l7req = total(s1, "l7_h1p_request") - total(s0, "l7_h1p_request")
+        n = max(wr["requests"], 1)
+        wcyc = busy / n
+        res["waypointd"] = {"requests": wr["requests"], "failed": wr["failed"],
+                            "l7_h1p_request": l7req, "rps_wall": wr["rps"],
+                            "closed_loop_p50_us": wr["p50_us"], "closed_loop_p99_us": wr["p99_us"],
+                            "busy_cycles_per_request": round(wcyc),
+                            "io_cycles_per_request": round(io / n),
+                            "own_cycles_per_request": round((busy - io) / n),
+                            "rps_per_core": round(tsc / wcyc) if wcyc else None,
+                            "goal_cycles_per_request": 15000}
+        c0 = proc_cpu_s(hp.pid)
+        hr, hrc = h2(a.conns, a.seconds, 0)
+        c1 = proc_cpu_s(hp.pid)
+        hn = max(hr["requests"], 1)
+        hcpu = (c1 - c0) / hn
+        res["haproxy"] = {"requests": hr["requests"], "failed": hr["failed"], "rps_wall": hr["rps"],
+                          "closed_loop_p50_us": hr["p50_us"], "closed_loop_p99_us": hr["p99_us"],
+                          "cpu_us_per_request": round(hcpu * 1e6, 2),
+                          "cycles_per_request_at_tsc_hz": round(hcpu * tsc),
+                          "rps_per_core": round(1 / hcpu) if hcpu else None}
+        dr, _ = h1(a.conns, a.seconds, 0)
+        res["direct"] = {"requests": dr["requests"], "rps_wall": dr["rps"],
+                         "closed_loop_p50_us": dr["p50_us"], "closed_loop_p99_us": dr["p99_us"]}
+
+        # 2. half load, the same rate for all three
+        rate = round(min(wr["rps"], hr["rps"]) / 2)
+        hw, _ = hbone(a.conns, a.seconds, rate)
+        hh, _ = h2(a.conns, a.seconds, rate)
+        hd, _ = h1(a.conns, a.seconds, rate)
+        half = {"rate": rate,
+                "direct": {"rps": hd["rps"], "p50_us": hd["p50_us"], "p99_us": hd["p99_us"]}}
+        for name, r in (("waypointd", hw), ("haproxy", hh)):
+            half[name] = {"rps": r["rps"], "failed": r["failed"], "p50_us": r["p50_us"],
+                          "p99_us": r["p99_us"],
+                          "added_p50_us": round(r["p50_us"] - hd["p50_us"], 1),
+                          "added_p99_us": round(r["p99_us"] - hd["p99_us"], 1)}
+        res["half_load"] = half
+
+        ratios = {}
+        if res["waypointd"]["rps_per_core"] and res["haproxy"]["rps_per_core"]:
+            ratios["rps_per_core_waypointd_over_haproxy"] = round(
+                res["waypointd"]["rps_per_core"] / res["haproxy"]["rps_per_core"], 2)
+        for q in ("p50", "p99"):
+            hw_, hh_ = half["waypointd"]["added_%s_us" % q], half["haproxy"]["added_%s_us" % q]
+            if hw_ > 0 and hh_ > 0:
+                ratios["added_%s_haproxy_over_waypointd" % q] = round(hh_ / hw_, 2)
+        ratios["rps_wall_waypointd_over_haproxy"] = round(wr["rps"] / max(hr["rps"], 1), 2)
+        res["ratios"] = ratios
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", NS], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+/*
+ * HTTP/1.1 load generator and backend for bench/l7_bench.py (issue 6's
+ * benchmark; kernel sockets, OpenSSL, nghttp2; not a data path).
+ *
+ *   l7_load hbone IP PORT CONNS SECONDS RATE CERT KEY CA AUTHORITY
+ *       CONNS threads, each one mTLS + HTTP/2 connection (ALPN h2, client
+ *       certificate, like a ztunnel) with one persistent HBONE tunnel
+ *       (CONNECT AUTHORITY) in which it loops keep-alive HTTP/1.1 requests:
+ *       POST with a 1024-byte body, waits for the whole response
+ *       (Content-Length), sends the next.
+ *   l7_load h2 IP PORT CONNS SECONDS RATE CERT KEY CA AUTHORITY
+ *       the same over plain HTTP/2 requests (POST, 1024-byte body) on one
+ *       TLS + h2 connection per thread, one request in flight: what a TLS+h2
+ *       reverse proxy (HAProxy) is offered.
+ *   l7_load h1 IP PORT CONNS SECONDS RATE
+ *       the same HTTP/1.1 loop on a plain TCP connection (the backend
+ *       directly: the baseline the added latency is measured against).
+ *   l7_load serve PORT
+ *       the backend: epoll, one thread, answers every HTTP/1.1 request
+ *       (Content-Length bodies) with 200 and a 1024-byte body, keep-alive.
+ *
+ * RATE 0 is closed loop (as fast as answers come); RATE > 0 paces the
+ * requests at RATE per second in total (each thread RATE/CONNS on a fixed
+ * schedule; latency counts from the send, not from the schedule). Prints one
+ * JSON line: requests, failed, seconds, rps, p50_us, p99_us.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define BODY        1024
+#define MAX_SAMPLES (1 << 20)
+#define INBUF       (256 * 1024)
+
+enum mode { M_HBONE, M_H2, M_H1 };
+
+static enum mode g_mode;
+static struct sockaddr_in g_sin;
+static double g_seconds, g_rate;
+static long g_conns;
+static const char *g_authority = "bench";
+static SSL_CTX *g_ctx;
+static unsigned char g_req[2048];
+static size_t g_req_len;
+static unsigned char g_body[BODY];
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* One generator thread: its connection and its latency samples. */
+struct gen {
+	pthread_t th;
+	int fd;
+	SSL *ssl;
+	nghttp2_session *s;
+	int32_t sid;
+	const unsigned char *out; /* pending tunnel bytes (hbone) or body (h2) */
+	size_t out_len;
+	unsigned char in[INBUF]; /* received HTTP/1.1 bytes / h2 body */
+	size_t in_len;
+	int status, stream_done, eof;
+	long ok, failed;
+	float *lat_us; /* owned, MAX_SAMPLES / g_conns entries */
+	long nlat, cap;
+};
+
+static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u)
+{
+	struct gen *g = u;
+	int n;
+
+	(void)s;
+	(void)flags;
+	n = SSL_write(g->ssl, data, (int)len);
+	return n > 0 ? n : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
+                    void *u)
+{
+	struct gen *g = u;
+
+	(void)s;
+	(void)flags;
+	if (sid != g->sid || g->in_len + len > sizeof(g->in))
+		return 0;
+	memcpy(g->in + g->in_len, data, len);
+	g->in_len += len;
+	return 0;
+}
+
+static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *u)
+{
+	struct gen *g = u;
+
+	(void)s;
+	(void)flags;
+	(void)vlen;
+	if (f->hd.stream_id == g->sid && nlen == 7 && memcmp(name, ":status", 7) == 0)
+		g->status = atoi((const char *)value);
+	return 0;
+}
+
+static int frame_cb(nghttp2_session *s, const nghttp2_frame *f, void *u)
+{
+	struct gen *g = u;
+
+	(void)s;
+	if (f->hd.stream_id == g->sid && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS))
+		g->stream_done = 1;
+	return 0;
+}
+
+static int close_cb(nghttp2_session *s, int32_t sid, uint32_t err, void *u)
+{
+	struct gen *g = u;
+
+	(void)s;
+	(void)err;
+	if (sid == g->sid)
+		g->stream_done = 1;
+	return 0;
+}
+
+/* Data source: hbone tunnel bytes (deferred when none) or the h2 body. */
+static ssize_t read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *u)
+{
+	struct gen *g = u;
+	size_t n;
+
+	(void)s;
+	(void)sid;
+	(void)src;
+	if (g->out_len == 0) {
+		if (g_mode == M_H2) {
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+			return 0;
+		}
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	n = g->out_len < len ? g->out_len : len;
+	memcpy(buf, g->out, n);
+	g->out += n;
+	g->out_len -= n;
+	if (g_mode == M_H2 && g->out_len == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* Reads once from the connection and feeds nghttp2 (or the h1 buffer). */
+static int pump(struct gen *g)
+{
+	unsigned char buf[32768];
+	int n;
+
+	if (g_mode == M_H1) {
+		ssize_t r = read(g->fd, g->in + g->in_len, sizeof(g->in) - g->in_len);
+
+		if (r <= 0)
+			return -1;
+		g->in_len += (size_t)r;
+		return 0;
+	}
+	n = SSL_read(g->ssl, buf, sizeof(buf));
+	if (n <= 0)
+		return -1;
+	if (nghttp2_session_mem_recv(g->s, buf, (size_t)n) < 0)
+		return -1;
+	return nghttp2_session_send(g->s) == 0 ? 0 : -1;
+}
+
+/* Length of one complete HTTP/1.1 response at the head of in[], or 0. */
+static size_t h1_complete(const unsigned char *in, size_t len, int *status)
+{
+	const unsigned char *end = memmem(in, len, "\r\n\r\n", 4);
+	size_t hl, cl = 0;
+
+	if (end == NULL)
+		return 0;
+	hl = (size_t)(end - in) + 4;
+	for (const unsigned char *p = in; p < end; p++) {
+		if ((p == in || p[-1] == '\n') && (size_t)(end - p) > 15 &&
+		    strncasecmp((const char *)p, "content-length:", 15) == 0) {
+			cl = strtoul((const char *)p + 15, NULL, 10);
+			break;
+		}
+	}
+	if (len < hl + cl)
+		return 0;
+	*status = len > 12 ? atoi((const char *)in + 9) : 0;
+	return hl + cl;
+}
+
+static int gen_connect(struct gen *g)
+{
+	static const unsigned char alpn[] = "\x02h2";
+	int one = 1;
+	nghttp2_session_callbacks *cb;
+	nghttp2_settings_entry set[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+
+	g->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (g->fd < 0)
+		return -1;
+	setsockopt(g->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(g->fd, (const struct sockaddr *)&g_sin, sizeof(g_sin)) != 0)
+		return -1;
+	if (g_mode == M_H1)
+		return 0;
+	g->ssl = SSL_new(g_ctx);
+	SSL_set_fd(g->ssl, g->fd);
+	SSL_set_alpn_protos(g->ssl, alpn, sizeof(alpn) - 1);
+	if (SSL_connect(g->ssl) != 1)
+		return -1;
+	nghttp2_session_callbacks_new(&cb);
+	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, chunk_cb);
+	nghttp2_session_callbacks_set_on_header_callback(cb, header_cb);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, frame_cb);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, close_cb);
+	nghttp2_session_client_new(&g->s, cb, g);
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_submit_settings(g->s, NGHTTP2_FLAG_NONE, set, 1);
+	nghttp2_session_set_local_window_size(g->s, NGHTTP2_FLAG_NONE, 0, 1 << 24);
+	if (g_mode == M_HBONE) {
+		nghttp2_nv nv[] = {
+		        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+		        {(uint8_t *)":authority", (uint8_t *)g_authority, 10, strlen(g_authority),
+		         0},
+		};
+		nghttp2_data_provider dp = {.read_callback = read_cb};
+
+		g->sid = nghttp2_submit_request(g->s, NULL, nv, 2, &dp, NULL);
+		if (g->sid < 0 || nghttp2_session_send(g->s) != 0)
+			return -1;
+		while (g->status == 0 && !g->stream_done)
+			if (pump(g) != 0)
+				return -1;
+		return g->status == 200 && !g->stream_done ? 0 : -1;
+	}
+	return nghttp2_session_send(g->s) == 0 ? 0 : -1;
+}
+
+/* One request and its whole response; 0 when answered 200. */
+static int one_request(struct gen *g)
+{
+	if (g_mode == M_H2) {
+		char cl[8];
+		nghttp2_nv nv[] = {
+		        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+		        {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, 0},
+		        {(uint8_t *)":path", (uint8_t *)"/bench", 5, 6, 0},
+		        {(uint8_t *)":authority", (uint8_t *)g_authority, 10, strlen(g_authority),
+		         0},
+		        {(uint8_t *)"content-type", (uint8_t *)"application/octet-stream", 12, 24,
+		         0},
+		        {(uint8_t *)"content-length", (uint8_t *)cl, 14, 0, 0},
+		};
+		nghttp2_data_provider dp = {.read_callback = read_cb};
+
+		nv[5].valuelen = (size_t)snprintf(cl, sizeof(cl), "%d", BODY);
+		g->out = g_body;
+		g->out_len = BODY;
+		g->status = 0;
+		g->stream_done = 0;
+		g->in_len = 0;
+		g->sid = nghttp2_submit_request(g->s, NULL, nv, 6, &dp, NULL);
+		if (g->sid < 0 || nghttp2_session_send(g->s) != 0)
+			return -1;
+		while (!g->stream_done)
+			if (pump(g) != 0)
+				return -1;
+		return g->status == 200 && g->in_len == BODY ? 0 : 1;
+	}
+	if (g_mode == M_H1) {
+		size_t off = 0;
+
+		while (off < g_req_len) {
+			ssize_t w = write(g->fd, g_req + off, g_req_len - off);
+
+			if (w <= 0)
+				return -1;
+			off += (size_t)w;
+		}
+	} else {
+		g->out = g_req;
+		g->out_len = g_req_len;
+		if (nghttp2_session_resume_data(g->s, g->sid) != 0 ||
+		    nghttp2_session_send(g->s) != 0)
+			return -1;
+	}
+	for (;;) {
+		int status = 0;
+		size_t n = h1_complete(g->in, g->in_len, &status);
+
+		if (n > 0) {
+			memmove(g->in, g->in + n, g->in_len - n);
+			g->in_len -= n;
+			return status == 200 ? 0 : 1;
+		}
+		if ((g_mode == M_HBONE && g->stream_done) || pump(g) != 0)
+			return -1;
+	}
+}
+
+static void *gen_run(void *arg)
+{
+	struct gen *g = arg;
+	double t_end, next, interval = g_rate > 0 ? (double)g_conns / g_rate : 0;
+
+	if (gen_connect(g) != 0) {
+		g->failed++;
+		ERR_print_errors_fp(stderr);
+		return NULL;
+	}
+	next = now_s();
+	t_end = next + g_seconds;
+	for (;;) {
+		double t0, t1;
+		int rc;
+
+		if (interval > 0) {
+			next += interval;
+			sleep_until(next);
+		}
+		t0 = now_s();
+		if (t0 >= t_end)
+			break;
+		rc = one_request(g);
+		t1 = now_s();
+		if (rc < 0) {
+			g->failed++;
+			break;
+		}
+		if (rc > 0) {
+			g->failed++;
+			continue;
+		}
+		g->ok++;
+		if (g->nlat < g->cap)
+			g->lat_us[g->nlat++] = (float)((t1 - t0) * 1e6);
+	}
+	return NULL;
+}
+
+static int cmp_f(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* --- the backend --------------------------------------------------- */
+
+#define MAXFD 8192
+struct peer {
+	unsigned char in[16384];
+	size_t len;
+};
+
+static int serve(int port)
+{
+	static struct peer *peers[MAXFD];
+	static unsigned char resp[BODY + 256];
+	size_t resp_len;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct epoll_event ev, evs[256];
+	int ls = socket(AF_INET, SOCK_STREAM, 0), ep = epoll_create1(0), one = 1;
+
+	resp_len = (size_t)snprintf((char *)resp, sizeof(resp),
+	                            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+	                            "Content-Length: %d\r\n\r\n",
+	                            BODY);
+	memset(resp + resp_len, 'r', BODY);
+	resp_len += BODY;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 1024) != 0) {
+		perror("serve");
+		return 1;
+	}
+	ev.events = EPOLLIN;
+	ev.data.fd = ls;
+	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	printf("{\"listening\": %d}\n", port);
+	fflush(stdout);
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			struct peer *p;
+			ssize_t r;
+
+			if (fd == ls) {
+				int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+
+				if (c < 0)
+					continue;
+				if (c >= MAXFD) {
+					close(c);
+					continue;
+				}
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				if (peers[c] == NULL)
+					peers[c] = calloc(1, sizeof(struct peer));
+				peers[c]->len = 0;
+				ev.events = EPOLLIN;
+				ev.data.fd = c;
+				epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+				continue;
+			}
+			p = peers[fd];
+			r = read(fd, p->in + p->len, sizeof(p->in) - p->len);
+			if (r <= 0) {
+				if (r < 0 && errno == EAGAIN)
+					continue;
+				close(fd);
+				continue;
+			}
+			p->len += (size_t)r;
+			for (;;) {
+				const unsigned char *end = memmem(p->in, p->len, "\r\n\r\n", 4);
+				size_t hl, cl = 0, k;
+
+				if (end == NULL)
+					break;
+				hl = (size_t)(end - p->in) + 4;
+				for (const unsigned char *q = p->in; q < end; q++)
+					if ((q == p->in || q[-1] == '\n') &&
+					    (size_t)(end - q) > 15 &&
+					    strncasecmp((const char *)q, "content-length:", 15) ==
+					            0) {
+						cl = strtoul((const char *)q + 15, NULL, 10);
+						break;
+					}
+				if (p->len < hl + cl)
+					break;
+				k = 0;
+				while (k < resp_len) { /* small: the socket buffer takes it */
+					ssize_t w = write(fd, resp + k, resp_len - k);
+
+					if (w <= 0)
+						break;
+					k += (size_t)w;
+				}
+				memmove(p->in, p->in + hl + cl, p->len - hl - cl);
+				p->len -= hl + cl;
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct gen *gens;
+	long ok = 0, failed = 0, nlat = 0;
+	float *all;
+	double t0, secs;
+
+	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
+		return serve(atoi(argv[2]));
+	if (argc < 7) {
+		fprintf(stderr, "usage: l7_load hbone|h2|h1 IP PORT CONNS SECONDS RATE "
+		                "[CERT KEY CA AUTHORITY] | l7_load serve PORT\n");
+		return 2;
+	}
+	g_mode = strcmp(argv[1], "hbone") == 0 ? M_HBONE : strcmp(argv[1], "h2") == 0 ? M_H2 : M_H1;
+	memset(&g_sin, 0, sizeof(g_sin));
+	g_sin.sin_family = AF_INET;
+	g_sin.sin_port = htons((uint16_t)atoi(argv[3]));
+	g_conns = atol(argv[4]);
+	g_seconds = atof(argv[5]);
+	g_rate = atof(argv[6]);
+	if (inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1 || g_conns <= 0 || g_seconds <= 0)
+		return 2;
+	if (g_mode != M_H1) {
+		if (argc < 11)
+			return 2;
+		g_authority = argv[10];
+		g_ctx = SSL_CTX_new(TLS_client_method());
+		SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION);
+		if (SSL_CTX_use_certificate_chain_file(g_ctx, argv[7]) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(g_ctx, argv[8], SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_load_verify_locations(g_ctx, argv[9], NULL) != 1) {
+			ERR_print_errors_fp(stderr);
+			return 1;
+		}
+		SSL_CTX_set_verify(g_ctx, SSL_VERIFY_PEER, NULL);
+	}
+	memset(g_body, 'q', sizeof(g_body));
+	g_req_len = (size_t)snprintf((char *)g_req, sizeof(g_req),
+	                             "POST /bench HTTP/1.1\r\nHost: %s\r\n"
+	                             "Content-Type: application/octet-stream\r\n"
+	                             "Content-Length: %d\r\n\r\n",
+	                             g_authority, BODY);
+	memcpy(g_req + g_req_len, g_body, BODY);
+	g_req_len += BODY;
+	gens = calloc((size_t)g_conns, sizeof(*gens));
+	all = malloc(sizeof(float) * MAX_SAMPLES);
+	if (gens == NULL || all == NULL)
+		return 1;
+	t0 = now_s();
+	for (long i = 0; i < g_conns; i++) {
+		gens[i].cap = MAX_SAMPLES / g_conns;
+		gens[i].lat_us = all + i * gens[i].cap;
+		gens[i].fd = -1;
+		pthread_create(&gens[i].th, NULL, gen_run, &gens[i]);
+	}
+	for (long i = 0; i < g_conns; i++) {
+		pthread_join(gens[i].th, NULL);
+		ok += gens[i].ok;
+		failed += gens[i].failed;
+	}
+	secs = now_s() - t0;
+	for (long i = 0; i < g_conns; i++) {
+		memmove(all + nlat, gens[i].lat_us, sizeof(float) * (size_t)gens[i].nlat);
+		nlat += gens[i].nlat;
+	}
+	qsort(all, (size_t)nlat, sizeof(float), cmp_f);
+	printf("{\"requests\": %ld, \"failed\": %ld, \"seconds\": %.3f, \"rps\": %.0f, "
+	       "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+	       ok, failed, secs, ok / secs, nlat ? all[nlat / 2] : 0.0,
+	       nlat ? all[(long)(nlat * 0.99)] : 0.0);
+	return failed ? 1 : 0;
+}
