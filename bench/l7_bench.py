@@ -29,7 +29,9 @@ Figures:
   1. closed loop (saturation), S seconds each: requests/s seen by the
      client; waypointd's busy TSC cycles per request (wpctl stats; io_cycles
      is the TAP PMD's system-call share), requests/s per core = TSC Hz /
-     cycles; HAProxy's utime+stime (/proc/PID/stat) per request, as cycles
+     cycles; as a cross-check waypointd's whole-process utime+stime
+     (/proc; includes its adaptive idle polling, so an upper bound);
+     HAProxy's utime+stime (/proc/PID/stat) per request, as cycles
      at the TSC rate and requests/s per core.
   2. half load: the three paced at the same rate, half the lower of the two
      proxies' closed-loop rates; p50/p99 latency and the added latency over
@@ -165,7 +167,7 @@ def main():
     out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
              "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint", env=env)
     tb = dict(line.split("=", 1) for line in out.split())
-    prefix, wip = tb["WP_PREFIX"], tb["WP_IP"]
+    prefix, wip, wpid = tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
     procs = []
     res = {"conns": a.conns, "seconds_per_run": a.seconds, "request_body": 1024,
            "response_body": 1024}
@@ -207,8 +209,12 @@ def main():
 
         # 1. closed loop
         s0 = stats(wpctl, prefix)
+        p0 = proc_cpu_s(wpid)
         wr, wrc = hbone(a.conns, a.seconds, 0)
+        p1 = proc_cpu_s(wpid)
         s1 = stats(wpctl, prefix)
+        pkts = (total(s1, "rx_packets") - total(s0, "rx_packets") + total(s1, "tx_packets") -
+                total(s0, "tx_packets"))
         busy = total(s1, "busy_cycles") - total(s0, "busy_cycles")
         io = total(s1, "io_cycles") - total(s0, "io_cycles")
         l7req = total(s1, "l7_h1p_request") - total(s0, "l7_h1p_request")
@@ -221,6 +227,10 @@ def main():
                             "io_cycles_per_request": round(io / n),
                             "own_cycles_per_request": round((busy - io) / n),
                             "rps_per_core": round(tsc / wcyc) if wcyc else None,
+                            "tap_packets_per_request": round(pkts / n, 2),
+                            "io_cycles_per_packet": round(io / pkts) if pkts else None,
+                            "proc_cpu_us_per_request": round((p1 - p0) / n * 1e6, 2),
+                            "proc_cycles_per_request_at_tsc_hz": round((p1 - p0) / n * tsc),
                             "goal_cycles_per_request": 15000}
         c0 = proc_cpu_s(hp.pid)
         hr, hrc = h2(a.conns, a.seconds, 0)
