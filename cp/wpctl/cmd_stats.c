@@ -80,6 +80,27 @@ static json_t *tel_query(struct tel *t, const char *cmd)
 	return v;
 }
 
+/*
+ * Telemetry nests the counters in one dict per name prefix (a telemetry
+ * dict holds at most 256 values); merge them back into one flat object.
+ */
+static json_t *flatten(json_t *o)
+{
+	json_t *flat = json_object(), *v, *iv;
+	const char *k, *ik;
+
+	json_object_foreach(o, k, v)
+	{
+		if (json_is_object(v)) {
+			json_object_foreach(v, ik, iv) json_object_set(flat, ik, iv);
+		} else {
+			json_object_set(flat, k, v);
+		}
+	}
+	json_decref(o);
+	return flat;
+}
+
 /* {"tsc_hz": .., "workers": [per-worker dicts], "total": {..}} */
 static json_t *collect(struct tel *t)
 {
@@ -100,13 +121,14 @@ static json_t *collect(struct tel *t)
 			json_decref(arr);
 			goto done;
 		}
-		json_array_append_new(arr, w);
+		json_array_append_new(arr, flatten(w));
 	}
 	total = tel_query(t, "/wp/stats");
 	if (total == NULL) {
 		json_decref(arr);
 		goto done;
 	}
+	total = flatten(total);
 	out = json_pack("{s:O, s:O, s:o, s:o}", "version", json_object_get(info, "version"),
 	                "tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "total", total);
 done:

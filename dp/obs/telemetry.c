@@ -52,6 +52,49 @@ static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
 	}
 }
 
+/*
+ * A telemetry dict holds at most RTE_TEL_MAX_DICT_ENTRIES values, fewer than
+ * we have counters, so the counters travel in one nested dict per name
+ * prefix ("tcp", "tls", "tunnel", ...), each holding the counters' full
+ * names: {"tcp": {"tcp_rst_sent": 3, ...}, ...}. Readers flatten them.
+ */
+static void add_counter_groups(struct rte_tel_data *d, const struct wp_stats *s)
+{
+	struct group {
+		char prefix[24];
+		struct rte_tel_data *c;
+	} groups[RTE_TEL_MAX_DICT_ENTRIES / 2];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < WP_CTR_MAX; i++) {
+		const char *name = wp_ctr_info[i].name;
+		size_t plen = strcspn(name, "_");
+		unsigned g;
+
+		if (plen >= sizeof(groups[0].prefix))
+			plen = sizeof(groups[0].prefix) - 1;
+		for (g = 0; g < n; g++)
+			if (strlen(groups[g].prefix) == plen &&
+			    !strncmp(groups[g].prefix, name, plen))
+				break;
+		if (g == n) {
+			if (n == WP_ARRAY_SIZE(groups))
+				continue; /* cannot happen with today's prefixes; counted nowhere */
+			groups[n].c = rte_tel_data_alloc();
+			if (groups[n].c == NULL)
+				continue;
+			memcpy(groups[n].prefix, name, plen);
+			groups[n].prefix[plen] = '\0';
+			rte_tel_data_start_dict(groups[n].c);
+			n++;
+		}
+		rte_tel_data_add_dict_u64(groups[g].c, name, s->ctr[i]);
+	}
+	for (unsigned g = 0; g < n; g++)
+		if (rte_tel_data_add_dict_container(d, groups[g].prefix, groups[g].c, 0) != 0)
+			rte_tel_data_free(groups[g].c);
+}
+
 static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 {
 	rte_tel_data_add_dict_u64(d, "rx_packets", s->rx_pkts);
@@ -67,8 +110,7 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 	rte_tel_data_add_dict_u64(d, "tcp_time_wait", s->tcp_time_wait);
 	rte_tel_data_add_dict_u64(d, "tcp_rcv_bufs", s->tcp_rcv_bufs);
 	rte_tel_data_add_dict_u64(d, "tcp_snd_bufs", s->tcp_snd_bufs);
-	for (unsigned i = 0; i < WP_CTR_MAX; i++)
-		rte_tel_data_add_dict_u64(d, wp_ctr_info[i].name, s->ctr[i]);
+	add_counter_groups(d, s);
 }
 
 static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED, struct rte_tel_data *d)

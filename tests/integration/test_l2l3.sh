@@ -26,7 +26,11 @@ import json, sys, re
 wp = json.loads(sys.argv[1])["total"]
 # dpdk-telemetry.py prints the greeting, then the reply JSON on its own line.
 objs = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip().startswith("{")]
-tel = [o["/wp/stats"] for o in objs if "/wp/stats" in o][0]
+raw = [o["/wp/stats"] for o in objs if "/wp/stats" in o][0]
+# counters come nested by name prefix ({"icmp": {"icmp_echo_replied": ..}})
+tel = {}
+for k, v in raw.items():
+    tel.update(v if isinstance(v, dict) else {k: v})
 keys = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "icmp_echo_replied", "arp_reply_sent"]
 for k in keys:
     if wp[k] != tel[k]:
