@@ -2652,43 +2652,33 @@ static void keep_expired(struct wp_tcp_conn *c)
 	set_timer(c, T_KEEP, st->now_us + st->cfg.keepalive_intvl_us);
 }
 
+static void delack_expired(struct wp_tcp_conn *c)
+{
+	if (c->ack_pending && synchronized(c)) {
+		ctr_inc(c->st, WP_CTR_TCP_DELAYED_ACK);
+		send_ack(c);
+	}
+}
+
+/* Runs the connection's due timers in a fixed order; stops once it died. */
 static void conn_timers(struct wp_tcp_conn *c)
 {
+	static const struct {
+		int t;
+		void (*expired)(struct wp_tcp_conn *c);
+	} order[] = {
+	        {T_RTO, rto_expired}, {T_PERSIST, persist_expired}, {T_REO, reo_expired},
+	        {T_PTO, pto_expired}, {T_DELACK, delack_expired},   {T_KEEP, keep_expired},
+	};
 	uint64_t now = c->st->now_us;
-	if (c->tdl[T_RTO] && c->tdl[T_RTO] <= now) {
-		c->tdl[T_RTO] = 0;
-		rto_expired(c);
-		if (c->dead)
-			return;
-	}
-	if (c->tdl[T_PERSIST] && c->tdl[T_PERSIST] <= now) {
-		c->tdl[T_PERSIST] = 0;
-		persist_expired(c);
-		if (c->dead)
-			return;
-	}
-	if (c->tdl[T_REO] && c->tdl[T_REO] <= now) {
-		c->tdl[T_REO] = 0;
-		reo_expired(c);
-		if (c->dead)
-			return;
-	}
-	if (c->tdl[T_PTO] && c->tdl[T_PTO] <= now) {
-		c->tdl[T_PTO] = 0;
-		pto_expired(c);
-		if (c->dead)
-			return;
-	}
-	if (c->tdl[T_DELACK] && c->tdl[T_DELACK] <= now) {
-		c->tdl[T_DELACK] = 0;
-		if (c->ack_pending && synchronized(c)) {
-			ctr_inc(c->st, WP_CTR_TCP_DELAYED_ACK);
-			send_ack(c);
-		}
-	}
-	if (c->tdl[T_KEEP] && c->tdl[T_KEEP] <= now) {
-		c->tdl[T_KEEP] = 0;
-		keep_expired(c);
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(order); i++) {
+		int t = order[i].t;
+
+		if (!c->tdl[t] || c->tdl[t] > now)
+			continue;
+		c->tdl[t] = 0;
+		order[i].expired(c);
 		if (c->dead)
 			return;
 	}
