@@ -29,68 +29,17 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, proc_cpu_s, proc_rss, sh, stats, tel, total
+
 NS = "wpbench-hbone"
 PY = "/usr/bin/python3"
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
 
 
 def ns(*args, **kw):
     return sh("ip", "netns", "exec", NS, *args, **kw)
 
 
-def stats(wpctl, prefix):
-    return json.loads(sh(wpctl, "stats", "--json", "--prefix", prefix))
-
-
-def total(st, key):
-    t = st["total"]
-    return t.get(key, (t.get("counters") or {}).get(key, 0))
-
-
-def tel(prefix, cmd):
-    out = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input=cmd + "\n",
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("{") and cmd in line:
-            return json.loads(line)[cmd]
-    return {}
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-MANIFEST = """apiVersion: v1
-kind: Namespace
-metadata:
-  name: bench
-  labels: {istio.io/use-waypoint: waypoint}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: bench
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
-apiVersion: v1
+MANIFEST = WAYPOINT_MANIFEST_HEAD + """apiVersion: v1
 kind: Service
 metadata: {name: echo, namespace: bench}
 spec:

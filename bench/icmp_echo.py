@@ -30,24 +30,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_busy_jiffies, sh
+
 BUILD = os.environ.get("WP_BUILD_DIR", os.path.join(ROOT, "build"))
 WPCTL = os.path.join(BUILD, "cp", "wpctl", "wpctl")
 TESTBED = os.path.join(ROOT, "tests", "testbed")
 DEADLINE = 60
-
-
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
-
-
-def cpu_busy_jiffies():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]  # idle + iowait
-    return sum(v[:8]) - idle
 
 
 def telemetry(prefix):

@@ -49,14 +49,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, proc_cpu_s, sh, stats, total
+
 NS = "wpbench-l7"
 VIP = "198.19.0.10"
 POD = "198.18.1.10"
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
 
 
 def ns_run(*args):
@@ -69,37 +66,7 @@ def ns_run(*args):
     return json.loads(lines[-1]), p.returncode
 
 
-def stats(wpctl, prefix):
-    return json.loads(sh(wpctl, "stats", "--json", "--prefix", prefix))
-
-
-def total(st, key):
-    t = st["total"]
-    return t.get(key, (t.get("counters") or {}).get(key, 0))
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-MANIFEST = """apiVersion: v1
-kind: Namespace
-metadata:
-  name: bench
-  labels: {istio.io/use-waypoint: waypoint}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: bench
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
----
-apiVersion: v1
+MANIFEST = WAYPOINT_MANIFEST_HEAD + """apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: bench}
 spec:

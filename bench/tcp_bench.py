@@ -36,23 +36,14 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_busy_jiffies, sh
+
 BUILD = os.environ.get("WP_BUILD_DIR", os.path.join(ROOT, "build"))
 WPCTL = os.path.join(BUILD, "cp", "wpctl", "wpctl")
 TESTBED = os.path.join(ROOT, "tests", "testbed")
 os.environ.setdefault("WP_BIN", os.path.join(BUILD, "dp", "waypointd"))
 DEADLINE = 60
 CHUNK = 1 << 20
-
-
-def sh(*args):
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def cpu_busy_jiffies():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v[:8]) - v[3] - v[4]
 
 
 # ---- the kernel-side server (--serve), run inside its namespace ----

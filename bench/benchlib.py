@@ -1,0 +1,77 @@
+"""Helpers shared by the benchmarks in bench/: running commands, reading
+waypointd's counters (wpctl stats --json, DPDK telemetry), and reading CPU
+and memory use from /proc for the peers measured in the same run."""
+import json
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The head of every benchmark's manifests: namespace "bench" enrolled to the
+# waypoint Gateway "waypoint" (istioctl's shape). Benchmarks append their
+# Services and Pods.
+WAYPOINT_MANIFEST_HEAD = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: bench
+  labels: {istio.io/use-waypoint: waypoint}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: bench
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+"""
+
+
+def sh(*args, **kw):
+    """Runs a command; returns its stdout, raises on a non-zero exit."""
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
+
+
+def stats(wpctl, prefix):
+    """wpctl stats --json of the waypointd with DPDK file prefix <prefix>."""
+    return json.loads(sh(wpctl, "stats", "--json", "--prefix", prefix))
+
+
+def total(st, key):
+    """One counter summed over workers from a stats() result (0 if absent)."""
+    return st["total"].get(key, 0)
+
+
+def tel(prefix, cmd):
+    """One DPDK telemetry command through dpdk-telemetry.py; its value or {}."""
+    out = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input=cmd + "\n",
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{") and cmd in line:
+            return json.loads(line)[cmd]
+    return {}
+
+
+def cpu_busy_jiffies():
+    """The machine's non-idle CPU time so far (/proc/stat), in jiffies."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]) - v[3] - v[4]  # minus idle and iowait
+
+
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss(pid):
+    """Resident memory of a process, bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
