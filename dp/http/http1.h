@@ -239,6 +239,14 @@ struct wp_http1_req_opts {
 	/* written as host: when the request has no Host (HTTP/1.0 clients) */
 	const char *authority;
 	size_t authority_len;
+	/* a mirrored copy (Envoy's shadow request): the host name gets the
+	 * suffix "-shadow" (before any :port) and "connection: close" is sent,
+	 * since nobody waits for the response */
+	bool shadow;
+	/* if non-NULL and the request has no x-request-id: this one (36 bytes)
+	 * is written instead of a generated one (a mirror carries the id of
+	 * the request it copies) */
+	const char *reqid;
 };
 
 /* Writes the upstream request head for <req> into <buf> (HTTP/1.1, hop-by-hop

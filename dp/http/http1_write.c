@@ -64,10 +64,33 @@ static bool name_in(const struct wp_http_hdr *list, uint16_t n, const struct wp_
 	return false;
 }
 
+#define SHADOW_SUFFIX "-shadow"
+
+/* host: <v> with "-shadow" inserted before the port ("[v6]:port" aware). */
+static void put_shadow_host(struct out *o, const char *v, size_t len)
+{
+	size_t cut = len;
+
+	for (size_t i = len; i-- > 0;) {
+		if (v[i] == ':') {
+			cut = i;
+			break;
+		}
+		if (v[i] < '0' || v[i] > '9')
+			break;
+	}
+	PUT_LIT(o, "host: ");
+	put(o, v, cut);
+	PUT_LIT(o, SHADOW_SUFFIX);
+	put(o, v + cut, len - cut);
+	PUT_LIT(o, "\r\n");
+}
+
 /* Writes the end-to-end headers of <m> (hop-by-hop and hook-removed ones
- * dropped), then the hook's set and add headers. */
+ * dropped), then the hook's set and add headers. <shadow>: the host header
+ * is written with the mirror suffix. */
 static void put_headers(struct out *o, const struct wp_http1_msg *m,
-                        const struct wp_http_hdr_mods *mods)
+                        const struct wp_http_hdr_mods *mods, bool shadow)
 {
 	for (uint16_t i = 0; i < m->n_hdrs; i++) {
 		const struct wp_http_hdr *h = &m->hdrs[i];
@@ -76,7 +99,10 @@ static void put_headers(struct out *o, const struct wp_http1_msg *m,
 		if (mods && (name_in(mods->remove, mods->n_remove, h) ||
 		             name_in(mods->set, mods->n_set, h)))
 			continue;
-		put_hdr(o, h->name, h->name_len, h->value, h->value_len);
+		if (shadow && h->id == WP_HDR_HOST)
+			put_shadow_host(o, h->value, h->value_len);
+		else
+			put_hdr(o, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (!mods)
 		return;
@@ -174,10 +200,16 @@ int wp_http1_write_request_head(const struct wp_http1_msg *req,
 		else if (req->hdrs[i].id == WP_HDR_HOST)
 			has_host = true;
 	}
-	if (!has_host && opts && opts->authority)
-		put_hdr(&o, "host", 4, opts->authority, opts->authority_len);
-	put_headers(&o, req, mods);
-	if (!has_id && opts && opts->rng) {
+	if (!has_host && opts && opts->authority) {
+		if (opts->shadow)
+			put_shadow_host(&o, opts->authority, opts->authority_len);
+		else
+			put_hdr(&o, "host", 4, opts->authority, opts->authority_len);
+	}
+	put_headers(&o, req, mods, opts && opts->shadow);
+	if (!has_id && opts && opts->reqid) {
+		put_hdr(&o, "x-request-id", 12, opts->reqid, WP_HTTP1_REQID_LEN);
+	} else if (!has_id && opts && opts->rng) {
 		char id[WP_HTTP1_REQID_LEN];
 		wp_http_reqid_gen(opts->rng, id);
 		put_hdr(&o, "x-request-id", 12, id, sizeof(id));
@@ -194,6 +226,8 @@ int wp_http1_write_request_head(const struct wp_http1_msg *req,
 		PUT_LIT(&o, "te: trailers\r\n");
 	if (upgrade)
 		put_upgrade(&o, req);
+	if (opts && opts->shadow)
+		PUT_LIT(&o, "connection: close\r\n");
 	PUT_LIT(&o, "\r\n");
 	return finish(&o);
 }
@@ -230,7 +264,7 @@ int wp_http1_write_response_head(const struct wp_http1_msg *resp, const struct w
 		put(&o, r, strlen(r));
 	}
 	PUT_LIT(&o, "\r\n");
-	put_headers(&o, resp, mods);
+	put_headers(&o, resp, mods, false);
 	if (f == WP_HTTP1_FRAME_CHUNKED)
 		PUT_LIT(&o, "transfer-encoding: chunked\r\n");
 	if (resp->status == 101) {

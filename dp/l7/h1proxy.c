@@ -27,6 +27,9 @@ const struct wp_h1p_cfg wp_h1p_default_cfg = {
         .max_upstreams = 512,
         .max_idle_per_ep = 16,
         .idle_timeout_ms = 60000,
+        .max_mirrors = 64,
+        .mirror_timeout_ms = 30000,
+        .down_idle_timeout_ms = 3600 * 1000,
 };
 
 /* A fixed-size output buffer: bytes at p[off, off + len). */
@@ -56,6 +59,17 @@ struct lb_slot {
 #define RETRY_PICKS 5    /* picks per retry to find one not tried (Envoy's default) */
 #define RM_MAX      16   /* response header modifier entries copied per request */
 #define RM_BYTES    2048 /* their names and values */
+
+/* A request copy in flight: its own upstream connection and buffer. Fed by
+ * its session while the request is read, then on its own until the
+ * upstream closes (or the mirror timeout). */
+struct wp_h1p_mirror {
+	struct wp_h1p_mirror *next_free;
+	struct wp_h1p_up *up;
+	struct wp_h1p_sess *feeder; /* while the request is being copied */
+	uint64_t started_ms;
+	struct obuf out;
+};
 
 struct wp_h1p_sess {
 	struct wp_h1p_core *core;
@@ -101,6 +115,13 @@ struct wp_h1p_sess {
 	struct wp_http_hdr rm_hdrs[RM_MAX];
 	char rm_bytes[RM_BYTES];
 	struct wp_h1p_up *up;
+	/* timeouts (0 = none): the request's, its current try's; the last
+	 * client activity (idle timeout between requests) */
+	uint64_t deadline_ms, try_deadline_ms, last_ms;
+	uint32_t try_timeout_ms;
+	/* mirrors still being fed this request */
+	struct wp_h1p_mirror *mir[WP_ROUTE_MAX_MIRRORS];
+	uint8_t n_mir;
 	struct wp_http1_parser qp; /* requests */
 	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
 	void *rp_arena;
@@ -125,9 +146,11 @@ struct wp_h1p_core {
 	struct wp_h1p_up *free_up;               /* singly linked via next */
 	struct wp_h1p_up *idle_head, *idle_tail; /* LRU at the head, MRU at the tail */
 	uint32_t n_idle, n_busy;
-	bool draining;  /* no more pooling; responses close their connection */
-	uint8_t *mem;   /* arenas and buffers of every session */
-	char tgt[8192]; /* rewritten request-target, transient */
+	bool draining; /* no more pooling; responses close their connection */
+	uint8_t *mem;  /* arenas and buffers of every session */
+	struct wp_h1p_mirror *mirrors, *free_mir;
+	uint8_t *mir_mem; /* their buffers */
+	char tgt[8192];   /* rewritten request-target, transient */
 };
 
 /* ---- buffers ------------------------------------------------------------------------------ */
@@ -196,7 +219,14 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
 	c->lb_active = calloc((size_t)LB_SLOTS * LB_ACTIVE_MAX, sizeof(uint32_t));
-	if (!c->sessions || !c->ups || !c->mem || !c->lb_active) {
+	if (cfg->max_mirrors > 0) {
+		c->mirrors = calloc(cfg->max_mirrors, sizeof(*c->mirrors));
+		c->mir_mem = malloc((size_t)cfg->max_mirrors * cfg->buf_size);
+	}
+	if (!c->sessions || !c->ups || !c->mem || !c->lb_active ||
+	    (cfg->max_mirrors > 0 && (!c->mirrors || !c->mir_mem))) {
+		free(c->mirrors);
+		free(c->mir_mem);
 		free(c->lb_active);
 		free(c->sessions);
 		free(c->ups);
@@ -204,6 +234,14 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 		free(c);
 		errno = ENOMEM;
 		return NULL;
+	}
+	for (uint32_t i = cfg->max_mirrors; i-- > 0;) {
+		struct wp_h1p_mirror *m = &c->mirrors[i];
+
+		m->out.p = c->mir_mem + (size_t)cfg->buf_size * i;
+		m->out.cap = cfg->buf_size;
+		m->next_free = c->free_mir;
+		c->free_mir = m;
 	}
 	for (uint32_t i = cfg->max_sessions; i-- > 0;) {
 		struct wp_h1p_sess *s = &c->sessions[i];
@@ -273,9 +311,14 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 	free(c->sessions);
 	free(c->ups);
 	free(c->mem);
+	free(c->mirrors);
+	free(c->mir_mem);
 	free(c->lb_active);
 	free(c);
 }
+
+static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close);
+static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
 
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 {
@@ -287,7 +330,23 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED);
 		n++;
 	}
+	for (uint32_t i = 0; i < c->cfg.max_mirrors; i++) {
+		struct wp_h1p_mirror *m = &c->mirrors[i];
+
+		if (m->up && now_ms - m->started_ms >= c->cfg.mirror_timeout_ms) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_TIMEOUT);
+			mirror_end(c, m, true);
+		}
+	}
+	for (uint32_t i = 0; i < c->cfg.max_sessions; i++)
+		if (c->sessions[i].state != S_FREE)
+			sess_timers(&c->sessions[i], now_ms);
 	return n;
+}
+
+void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
+{
+	c->now_ms = now_ms;
 }
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
@@ -315,25 +374,14 @@ static bool same_ep(const struct wp_h1p_up *up, const struct wp_snap_endpoint *e
 	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
 }
 
-/* An upstream for <ep>: the most recently idled matching one, else a new
- * one (evicting the least recently used idle connection if needed). NULL
- * (counted) when none can be had. */
-static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s,
-                                    const struct wp_snap_endpoint *ep)
+/* A new connection to <ep> for session <s>'s request, or for its mirror <m>
+ * (then bound to no session). Evicts the least recently used idle
+ * connection when no object is free. NULL (counted) when none can be had. */
+static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
+                                     struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep)
 {
 	struct wp_h1p_up *up;
 
-	for (up = c->idle_tail; up; up = up->prev) {
-		if (same_ep(up, ep)) {
-			idle_unlink(c, up);
-			up->state = WP_H1P_UP_BUSY;
-			up->reused = true;
-			up->sess = s;
-			c->n_busy++;
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
-			return up;
-		}
-	}
 	if (!c->free_up && c->idle_head) {
 		up_destroy(c, c->idle_head, true);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
@@ -349,7 +397,9 @@ static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s
 	up->port = ep->port;
 	up->ambient = ep->ambient;
 	up->state = WP_H1P_UP_CONNECTING;
-	up->sess = s;
+	up->sess = m ? NULL : s;
+	up->origin = s;
+	up->mirror = m;
 	c->n_busy++;
 	if (c->ops->up_open(c->host, up, ep) != 0) {
 		c->n_busy--;
@@ -359,6 +409,28 @@ static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_NEW);
 	return up;
+}
+
+/* An upstream for <ep>: the most recently idled matching one, else a new
+ * one. NULL (counted) when none can be had. */
+static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s,
+                                    const struct wp_snap_endpoint *ep)
+{
+	struct wp_h1p_up *up;
+
+	for (up = c->idle_tail; up; up = up->prev) {
+		if (same_ep(up, ep)) {
+			idle_unlink(c, up);
+			up->state = WP_H1P_UP_BUSY;
+			up->reused = true;
+			up->sess = s;
+			up->origin = s;
+			c->n_busy++;
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
+			return up;
+		}
+	}
+	return up_open_new(c, s, NULL, ep);
 }
 
 /* The exchange on <up> ended cleanly: keep it idle, or close it when the
@@ -435,6 +507,119 @@ static void act_end(struct wp_h1p_sess *s)
 	s->act_t = NULL;
 }
 
+/* ---- request mirrors ---------------------------------------------------------------------- */
+
+/* Ends mirror <m>: its connection is closed (the host told, unless it
+ * already dropped the transport) and the object recycled. */
+static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close)
+{
+	struct wp_h1p_sess *s = m->feeder;
+	struct wp_h1p_up *up = m->up;
+
+	if (s) {
+		for (uint8_t k = 0; k < s->n_mir; k++)
+			if (s->mir[k] == m) {
+				s->mir[k] = s->mir[--s->n_mir];
+				break;
+			}
+	}
+	if (up) {
+		up->mirror = NULL;
+		up_destroy(c, up, host_close);
+	}
+	m->up = NULL;
+	m->feeder = NULL;
+	m->out.off = m->out.len = 0;
+	m->next_free = c->free_mir;
+	c->free_mir = m;
+}
+
+/* The real exchange ended before the request was copied whole: the copies
+ * still being fed are abandoned. */
+static void mirrors_abort(struct wp_h1p_sess *s)
+{
+	while (s->n_mir > 0) {
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_MIRROR_ABANDONED);
+		mirror_end(s->core, s->mir[s->n_mir - 1], true);
+	}
+}
+
+/* The request was copied whole: the mirrors go on alone. */
+static void mirrors_detach(struct wp_h1p_sess *s)
+{
+	for (uint8_t k = 0; k < s->n_mir; k++)
+		s->mir[k]->feeder = NULL;
+	s->n_mir = 0;
+}
+
+/* Copies the last <k> bytes queued for the real upstream to every mirror
+ * being fed; a mirror without room is abandoned (it must never slow the
+ * real request). */
+static void mirrors_tee(struct wp_h1p_sess *s, size_t k)
+{
+	struct wp_h1p_core *c = s->core;
+	const uint8_t *p = s->upb.p + s->upb.off + s->upb.len - k;
+
+	for (uint8_t i = s->n_mir; i-- > 0;) {
+		struct wp_h1p_mirror *m = s->mir[i];
+
+		if (!ob_put(&m->out, p, k)) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_OVERFLOW);
+			mirror_end(c, m, true);
+			continue;
+		}
+		c->ops->up_ready(c->host, m->up);
+	}
+}
+
+/* Starts a copy of the request <out> (as routed; <o> are the options its
+ * head was written with) to an endpoint of <cl>. Failures are counted and
+ * the request goes on unmirrored. */
+static void mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
+                         const struct wp_http1_msg *out, const struct wp_http1_req_opts *o,
+                         uint64_t h, bool has)
+{
+	struct wp_h1p_core *c = s->core;
+	struct wp_http1_req_opts mo = *o;
+	struct wp_h1p_mirror *m = c->free_mir;
+	int i, n;
+
+	if (!c->ops->up_ready || !m || s->n_mir >= WP_ROUTE_MAX_MIRRORS) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
+		return;
+	}
+	i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), h, has);
+	if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
+		return;
+	}
+	mo.shadow = true;
+	mo.rng = NULL;
+	mo.reqid_out = NULL;
+	mo.reqid_generated = NULL;
+	n = wp_http1_write_request_head(out, &mo, (char *)m->out.p, m->out.cap);
+	if (n < 0) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
+		return;
+	}
+	c->free_mir = m->next_free;
+	m->next_free = NULL;
+	m->out.off = 0;
+	m->out.len = (uint32_t)n;
+	m->up = up_open_new(c, s, m, &cl->endpoints[i]);
+	if (!m->up) { /* counted */
+		m->out.len = 0;
+		m->next_free = c->free_mir;
+		c->free_mir = m;
+		return;
+	}
+	m->feeder = s;
+	m->started_ms = c->now_ms;
+	s->mir[s->n_mir++] = m;
+	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR);
+	c->ops->up_ready(c->host, m->up);
+}
+
 /* ---- sessions ----------------------------------------------------------------------------- */
 
 struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_route_table *routes,
@@ -467,6 +652,9 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->app = NULL;
 	s->act_t = NULL;
 	s->has_rmods = false;
+	s->n_mir = 0;
+	s->deadline_ms = s->try_deadline_ms = 0;
+	s->last_ms = c->now_ms;
 	s->down.off = s->down.len = 0;
 	s->upb.off = s->upb.len = 0;
 	return s;
@@ -478,6 +666,8 @@ static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
 	struct wp_h1p_up *up = s->up;
 
 	act_end(s);
+	mirrors_abort(s);
+	s->deadline_ms = s->try_deadline_ms = 0;
 	if (!up)
 		return;
 	s->up = NULL;
@@ -517,6 +707,32 @@ static void sess_local(struct wp_h1p_sess *s, uint16_t status)
 {
 	sess_fail(s, status);
 	s->resp_started = true;
+}
+
+/* wp_h1p_core_tick(): the request's deadlines, the client's idle time. */
+static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
+{
+	struct wp_h1p_core *c = s->core;
+
+	if (s->state != S_REQ)
+		return;
+	if (s->req_active && !s->resp_done) {
+		if ((!s->deadline_ms || now_ms < s->deadline_ms) &&
+		    (!s->try_deadline_ms || now_ms < s->try_deadline_ms))
+			return;
+		/* Envoy: 504 if nothing was sent yet, else the stream is cut */
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_TIMEOUT);
+		sess_fail(s, s->resp_started ? 0 : 504);
+		s->resp_started = true;
+	} else if (!s->req_active && c->cfg.down_idle_timeout_ms &&
+	           now_ms - s->last_ms >= c->cfg.down_idle_timeout_ms) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_DOWN_IDLE_TIMEOUT);
+		s->state = S_CLOSING;
+	} else {
+		return;
+	}
+	if (c->ops->wake)
+		c->ops->wake(c->host, s);
 }
 
 /* Copies the header array <n> entries of <src> into the session. */
@@ -586,6 +802,8 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	struct wp_route_decision d;
 	struct wp_http1_msg out;
 	struct wp_http1_req_opts o = {.rng = &c->rng, .ctr = c->ctr};
+	char reqid[WP_HTTP1_REQID_LEN];
+	bool reqid_new = false;
 	uint64_t h = 0;
 	bool has;
 	int i, n;
@@ -669,6 +887,8 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	o.mods = &d.rule->req_mods;
 	o.authority = s->authority;
 	o.authority_len = s->authority_len;
+	o.reqid_out = reqid;
+	o.reqid_generated = &reqid_new;
 	s->upb.off = s->upb.len = 0;
 	n = wp_http1_write_request_head(&out, &o, (char *)ob_tail(&s->upb), ob_room(&s->upb));
 	if (n < 0) {
@@ -678,6 +898,15 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	}
 	s->upb.len += (uint32_t)n;
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REQUEST);
+	s->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
+	s->try_timeout_ms = d.rule->backend_timeout_ms;
+	s->try_deadline_ms = s->try_timeout_ms ? c->now_ms + s->try_timeout_ms : 0;
+	/* mirrors: not for upgrades (the copy could not follow the switch) */
+	if (d.n_mirrors > 0 && !(m->flags & WP_HTTP1_F_UPGRADE)) {
+		o.reqid = reqid_new ? reqid : NULL;
+		for (uint16_t k = 0; k < d.n_mirrors; k++)
+			mirror_start(s, d.mirrors[k], &out, &o, h, has);
+	}
 	return true;
 }
 
@@ -689,6 +918,7 @@ static void exchange_done(struct wp_h1p_sess *s)
 	sess_drop_up(s, reuse);
 	s->req_active = false;
 	s->has_rmods = false;
+	s->last_ms = s->core->now_ms;
 	if (s->close_after || s->down_eof)
 		s->state = S_CLOSING;
 }
@@ -698,6 +928,8 @@ static void exchange_done(struct wp_h1p_sess *s)
 size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 {
 	size_t used = 0;
+
+	s->last_ms = s->core->now_ms;
 
 	for (;;) {
 		struct wp_http1_ev ev;
@@ -751,8 +983,11 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			if (!route_request(s, ev.msg))
 				return used;
 			break;
-		case WP_HTTP1_EV_BODY:
+		case WP_HTTP1_EV_BODY: {
+			uint32_t before;
+
 			s->hold_head = false;
+			before = s->upb.len; /* a compaction below keeps the length */
 			if (s->req_chunked) {
 				int h = wp_http1_write_chunk_header(
 				        ev.len, (char *)ob_tail(&s->upb), ob_room(&s->upb));
@@ -762,7 +997,10 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			ob_put(&s->upb, ev.data, ev.len);
 			if (s->req_chunked)
 				ob_put(&s->upb, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
+			if (s->n_mir > 0)
+				mirrors_tee(s, s->upb.len - before);
 			break;
+		}
 		case WP_HTTP1_EV_DONE:
 			s->hold_head = false;
 			if (s->req_chunked) {
@@ -775,7 +1013,10 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 					return used;
 				}
 				s->upb.len += (uint32_t)k;
+				if (s->n_mir > 0)
+					mirrors_tee(s, (size_t)k);
 			}
+			mirrors_detach(s);
 			s->req_done = true;
 			if (s->resp_done) /* the response came first */
 				exchange_done(s);
@@ -895,6 +1136,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		s->up = up_acquire(c, s, &cl->endpoints[i]);
 		if (s->up) {
 			act_begin(s, cl->lb, i);
+			if (s->try_timeout_ms) /* per try */
+				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
 			return true;
 		}
 	}
@@ -907,6 +1150,11 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 	struct wp_h1p_sess *s = up->sess;
 	bool connecting = up->state == WP_H1P_UP_CONNECTING;
 
+	if (up->mirror) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_FAILED);
+		mirror_end(c, up->mirror, false);
+		return;
+	}
 	if (!s) {
 		up_destroy(c, up, false);
 		return;
@@ -987,6 +1235,10 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 	struct wp_h1p_sess *s = up->sess;
 	size_t used = 0;
 
+	if (up->mirror) {
+		up->state = WP_H1P_UP_BUSY;
+		return len; /* a mirror's response is thrown away */
+	}
 	if (!s) {
 		/* an idle connection spoke: it cannot be reused */
 		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H1P_IDLE_UNSOLICITED);
@@ -1057,6 +1309,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 				s->down.len += (uint32_t)k;
 			}
 			s->resp_done = true;
+			s->deadline_ms = s->try_deadline_ms = 0;
 			if (s->framing == WP_HTTP1_FRAME_TUNNEL) {
 				/* 101 / CONNECT 2xx: raw bytes from here on */
 				s->state = S_TUNNEL;
@@ -1086,6 +1339,10 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 	struct wp_h1p_sess *s = up->sess;
 	struct wp_http1_ev ev;
 
+	if (up->mirror) { /* the mirror's response ended (connection: close) */
+		mirror_end(up->core, up->mirror, true);
+		return;
+	}
 	if (!s) {
 		up_destroy(up->core, up, true);
 		return;
@@ -1115,7 +1372,16 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p)
 {
 	const struct wp_h1p_sess *s = up->sess;
+	const struct wp_h1p_mirror *m = up->mirror;
 
+	if (m) {
+		if (m->feeder && m->feeder->hold_head) {
+			*p = NULL;
+			return 0;
+		}
+		*p = m->out.p + m->out.off;
+		return m->out.len;
+	}
 	if (!s || s->up != up || s->hold_head) {
 		*p = NULL;
 		return 0;
@@ -1126,6 +1392,8 @@ size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p)
 
 void wp_h1p_up_consume(struct wp_h1p_up *up, size_t n)
 {
-	if (up->sess)
+	if (up->mirror)
+		ob_consume(&up->mirror->out, n);
+	else if (up->sess)
 		ob_consume(&up->sess->upb, n);
 }

@@ -35,9 +35,22 @@
  * Retries: a request whose upstream could not be connected (nothing was
  * sent on it) goes to another pick of the same cluster, up to the rule's
  * retry attempts when its retry policy has connect-failure (Istio's default:
- * 2). Not done yet: request mirrors, other retry conditions, route timeouts,
- * and a retry of a request whose reused idle connection turned out to be
- * closed (it gets 502).
+ * 2). Not done yet: other retry conditions, and a retry of a request whose
+ * reused idle connection turned out to be closed (it gets 502).
+ *
+ * Timeouts (checked by wp_h1p_core_tick()): the rule's timeouts.request
+ * (from the request head to the end of the response) and
+ * timeouts.backendRequest (per try, from sending to the end of the
+ * response) answer 504 when no response byte was sent yet, else abort the
+ * client connection, like Envoy. A client connection idle between requests
+ * for down_idle_timeout_ms is closed.
+ *
+ * Mirrors (RequestMirror): a sampled request is copied to one endpoint of
+ * each mirror cluster on a fresh upstream connection of its own (host
+ * "<host>-shadow", "connection: close"); its response is read and thrown
+ * away. A mirror never slows the real request: when its buffer is full, or
+ * the real exchange ends before the request was copied whole, the copy is
+ * abandoned (counted). Mirror connections live at most mirror_timeout_ms.
  */
 #ifndef WP_DP_L7_H1PROXY_H
 #define WP_DP_L7_H1PROXY_H
@@ -54,6 +67,7 @@
 struct wp_h1p_core;
 struct wp_h1p_sess;
 struct wp_h1p_up;
+struct wp_h1p_mirror;
 
 /* What the host does for the proxy. */
 struct wp_h1p_ops {
@@ -66,18 +80,29 @@ struct wp_h1p_ops {
 	/* Close (abort) the transport of <up>; the proxy forgets it. Not
 	 * called after wp_h1p_up_failed(). */
 	void (*up_close)(void *host, struct wp_h1p_up *up);
+	/* Optional. <up> has bytes to send that no session call will report
+	 * (a request mirror): drain wp_h1p_up_peek(up) once it is connected.
+	 * Without it, requests are not mirrored (counted). */
+	void (*up_ready)(void *host, struct wp_h1p_up *up);
+	/* Optional. A timer acted on <s> inside wp_h1p_core_tick() (504 queued,
+	 * or the connection is to be closed): pump it as after a session call. */
+	void (*wake)(void *host, struct wp_h1p_sess *s);
 };
 
 struct wp_h1p_cfg {
-	struct wp_http1_limits lim; /* request and response heads */
-	uint32_t buf_size;          /* each of a session's two output buffers */
-	uint32_t max_sessions;      /* per core */
-	uint32_t max_upstreams;     /* upstream connection objects (busy + idle) per core */
-	uint16_t max_idle_per_ep;   /* idle keep-alive connections kept per endpoint */
-	uint32_t idle_timeout_ms;   /* idle connections older than this are closed */
+	struct wp_http1_limits lim;    /* request and response heads */
+	uint32_t buf_size;             /* each of a session's two output buffers */
+	uint32_t max_sessions;         /* per core */
+	uint32_t max_upstreams;        /* upstream connection objects (busy + idle) per core */
+	uint16_t max_idle_per_ep;      /* idle keep-alive connections kept per endpoint */
+	uint32_t idle_timeout_ms;      /* idle connections older than this are closed */
+	uint32_t max_mirrors;          /* request copies in flight per core (buf_size each) */
+	uint32_t mirror_timeout_ms;    /* a mirror connection is closed after this */
+	uint32_t down_idle_timeout_ms; /* client connection idle between requests; 0 = never */
 };
 
-/* 64 KiB buffers, 256 sessions, 512 upstreams, 16 idle per endpoint, 60 s. */
+/* 64 KiB buffers, 256 sessions, 512 upstreams, 16 idle per endpoint, 60 s;
+ * 64 mirrors of at most 30 s; clients idle for 1 h (Istio's default) closed. */
 extern const struct wp_h1p_cfg wp_h1p_default_cfg;
 
 /* wp_h1p_up.state */
@@ -93,7 +118,9 @@ enum wp_h1p_up_state {
 struct wp_h1p_up {
 	void *io; /* the host's; set in ops->up_open */
 	struct wp_h1p_core *core;
-	struct wp_h1p_sess *sess;      /* while CONNECTING / BUSY */
+	struct wp_h1p_sess *sess;      /* while CONNECTING / BUSY (NULL for a mirror) */
+	struct wp_h1p_sess *origin;    /* the session whose request opened it (for up_open) */
+	struct wp_h1p_mirror *mirror;  /* set: this connection carries a request copy */
 	struct wp_h1p_up *prev, *next; /* free list / idle list (LRU at the head) */
 	struct wp_addr addr;
 	uint16_t port;
@@ -118,9 +145,15 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
  * must have been closed. NULL is a no-op. */
 void wp_h1p_core_destroy(struct wp_h1p_core *c);
 
-/* Closes idle connections older than idle_timeout_ms. <now_ms> is also the
- * clock idle connections are stamped with. Returns how many were closed. */
+/* Closes idle connections older than idle_timeout_ms and mirrors older than
+ * mirror_timeout_ms, fires request timeouts and closes idle clients
+ * (ops->wake for each such session). Returns how many upstreams were closed
+ * for idleness. Call every few hundred ms at most. */
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms);
+
+/* The core's clock (ms, monotonic): what request deadlines and idle stamps
+ * are taken from. The host sets it before feeding sessions. */
+void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms);
 
 /* Shutting down: closes every idle upstream, pools no more, and every
  * response from now on closes its client connection. */

@@ -38,6 +38,8 @@ struct wp_tunnel_l7_tun {
 	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (looked up per snapshot) */
 	uint64_t routes_version; /* downstream: snapshot version of the table the session has */
 	bool routes_valid;
+	bool has_src;
+	struct wp_addr src; /* downstream: the client (Forwarded for=, else the HBONE peer) */
 	char auth[WP_TUNNEL_L7_AUTH_MAX]; /* downstream: "<service hostname>:<port>" */
 };
 

@@ -161,7 +161,7 @@ static void l7_detach(struct tunnel *t)
 static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
 {
 	struct wp_tunnel_worker *tw = host;
-	struct tunnel *d = l7_down_of(up), *t;
+	struct tunnel *d = up->origin != NULL ? wp_h1p_sess_app(up->origin) : NULL, *t;
 	char peer[WP_TLS_ID_MAX];
 	int rc;
 
@@ -214,12 +214,46 @@ static void l7_up_close(void *host, struct wp_h1p_up *up)
 	l7_mark(t);
 }
 
+/* A mirror connection has bytes of its own to send. */
+static void l7_up_ready(void *host, struct wp_h1p_up *up)
+{
+	(void)host;
+	l7_mark(up->io);
+}
+
+/* A timer answered or ended a session. */
+static void l7_wake(void *host, struct wp_h1p_sess *s)
+{
+	(void)host;
+	l7_mark(wp_h1p_sess_app(s));
+}
+
 static const struct wp_h1p_ops l7_ops = {
         .up_open = l7_up_open,
         .up_close = l7_up_close,
+        .up_ready = l7_up_ready,
+        .wake = l7_wake,
 };
 
 /* ---- downstream tunnels ------------------------------------------------------------------- */
+
+/* The client of a downstream tunnel, for hashing on the source IP: the
+ * `for=` of the CONNECT's Forwarded header (ztunnel's original source),
+ * else the address the HBONE connection comes from. */
+static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
+                                       const struct wp_hbone_req *req)
+{
+	t->l7.has_src = req->forwarded.base != NULL &&
+	                wp_forwarded_for(req->forwarded.base, req->forwarded.len, &t->l7.src) == 0;
+	if (!t->l7.has_src && s->tcp != NULL) {
+		struct wp_tcp_conn_info ci;
+
+		wp_tcp_conn_info(s->tcp, &ci);
+		t->l7.src = ci.remote;
+		t->l7.has_src = true;
+	}
+	return t->l7.has_src ? &t->l7.src : NULL;
+}
 
 /* srv_request(): is this service port proxied at L7? */
 static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
@@ -247,7 +281,8 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
-	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, NULL, t->l7.auth, (size_t)n);
+	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, l7_client(t, s, req), t->l7.auth,
+	                              (size_t)n);
 	if (t->l7.sess == NULL) { /* l7_h1p_no_session counted */
 		tun_free(t);
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
@@ -279,6 +314,7 @@ static void l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
 		return;
 	t->l7.sniff = true;
 	t->l7.dest = req->authority;
+	(void)l7_client(t, t->e[0].sess, req);
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		t->l7.auth[0] = '\0';
@@ -319,7 +355,8 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 		ctr(tw, WP_CTR_L7_SNIFF_OPAQUE);
 		return;
 	}
-	s = wp_h1p_sess_open(tw->l7.core, NULL, NULL, t->l7.auth, strlen(t->l7.auth));
+	s = wp_h1p_sess_open(tw->l7.core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
+	                     strlen(t->l7.auth));
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
 		return;

@@ -35,6 +35,7 @@
 #include <rte_malloc.h>
 #include <rte_telemetry.h>
 
+#include "dp/http/forwarded.h"
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
@@ -1341,6 +1342,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	if (tw == NULL)
 		return 0;
 	tw->now_ms = now_us / 1000;
+	if (tw->l7.core != NULL)
+		wp_h1p_core_clock(tw->l7.core, tw->now_ms); /* request deadlines */
 	if (!tw->draining && *tw->sh->drain)
 		start_drain(tw);
 	if (tw->w->slot != NULL) {

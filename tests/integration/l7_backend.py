@@ -4,7 +4,8 @@
 Listens on --bind ip:port, answers every HTTP/1.1 request with
 "<name> <version> <method> <path> <body length> <body sha256>\n"
 (keep-alive, Content-Length; request bodies by length or chunked), or for
-GET /big/<n> n bytes of "0123456789abcdef" repeated, and logs
+GET /big/<n> n bytes of "0123456789abcdef" repeated (GET /sleep/<ms>/...:
+the same answer after <ms> milliseconds), and logs
 one JSON line per request it received (method, path, headers) to stdout,
 so the test can check what reached the backend and what did not.
 """
@@ -14,6 +15,7 @@ import http.server
 import json
 import socketserver
 import sys
+import time
 
 
 def main():
@@ -48,6 +50,8 @@ def main():
                                          "headers": dict(self.headers.items()),
                                          "body_len": len(body)}) + "\n")
             sys.stdout.flush()
+            if self.path.startswith("/sleep/"):
+                time.sleep(int(self.path.split("/")[2]) / 1000.0)
             if self.path.startswith("/big/"):
                 n = int(self.path[5:])
                 out = (b"0123456789abcdef" * (n // 16 + 1))[:n]

@@ -159,7 +159,7 @@ struct fup {
 };
 
 static struct fup fups[4096];
-static int n_open, n_close, fail_open;
+static int n_open, n_close, fail_open, n_ready, n_wake;
 static uint64_t ctr[WP_CTR_MAX];
 static struct wp_route_core rcore;
 static struct wp_h1p_core *core;
@@ -190,12 +190,27 @@ static void f_close(void *host, struct wp_h1p_up *up)
 	n_close++;
 }
 
-static const struct wp_h1p_ops ops = {.up_open = f_open, .up_close = f_close};
+static void f_ready(void *host, struct wp_h1p_up *up)
+{
+	(void)host;
+	assert_non_null(up->mirror);
+	n_ready++;
+}
+
+static void f_wake(void *host, struct wp_h1p_sess *s)
+{
+	(void)host;
+	assert_non_null(s);
+	n_wake++;
+}
+
+static const struct wp_h1p_ops ops = {
+        .up_open = f_open, .up_close = f_close, .up_ready = f_ready, .wake = f_wake};
 
 static void mk_core(const struct wp_h1p_cfg *cfg, const char *rules)
 {
 	memset(ctr, 0, sizeof(ctr));
-	n_open = n_close = fail_open = 0;
+	n_open = n_close = fail_open = n_ready = n_wake = 0;
 	wp_route_core_init(&rcore, 7, ctr);
 	tab = build(rules);
 	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
@@ -974,6 +989,234 @@ static void test_least_request(void **state)
 	}
 }
 
+/* HTTPRoute timeouts: request (whole exchange) -> 504 before any response
+ * byte; backendRequest (per try) -> the response in progress is cut. */
+static void test_timeouts(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, "  - matches: [{path: {type: PathPrefix, value: /slow}}]\n"
+	              "    timeouts: {request: 2s}\n"
+	              "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+	              "  - matches: [{path: {type: PathPrefix, value: /try}}]\n"
+	              "    timeouts: {request: 10s, backendRequest: 500ms}\n"
+	              "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+	              "  - backendRefs: [{name: reviews-v2, port: 9080}]\n");
+	wp_h1p_core_tick(core, 10000);
+	s = sess_open();
+	down_all(s, "GET /slow HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	wp_h1p_core_tick(core, 11999);
+	assert_int_equal(wp_h1p_down_peek(s, &(const uint8_t *){NULL}), 0);
+	assert_int_equal(n_wake, 0);
+	wp_h1p_core_tick(core, 12000);
+	assert_int_equal(n_wake, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_TIMEOUT], 1);
+	assert_true(strncmp(take_down(s), "HTTP/1.1 504 ", 13) == 0);
+	assert_true(wp_h1p_down_finished(s));
+	assert_int_equal(n_close, 1); /* the late upstream is not reused */
+	wp_h1p_sess_close(s);
+
+	/* a request answered in time has no timer left */
+	s = sess_open();
+	down_all(s, "GET /slow HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take_down(s);
+	wp_h1p_core_tick(core, 20000);
+	assert_false(wp_h1p_down_finished(s));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_TIMEOUT], 1);
+
+	/* per try: the response started, then stalled: cut, no 504 */
+	wp_h1p_core_clock(core, 20000);
+	down_all(s, "GET /try HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+	assert_non_null(strstr(take_down(s), "abc"));
+	wp_h1p_core_tick(core, 20400);
+	assert_false(wp_h1p_down_finished(s));
+	wp_h1p_core_tick(core, 20500);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_TIMEOUT], 2);
+	assert_string_equal(take_down(s), "");
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+
+	/* no timeouts configured: never */
+	s = sess_open();
+	down_all(s, "GET /other HTTP/1.1\r\nHost: r\r\n\r\n");
+	wp_h1p_core_tick(core, 20500 + 3000000);
+	assert_false(wp_h1p_down_finished(s));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_TIMEOUT], 2);
+	wp_h1p_sess_close(s);
+}
+
+/* A client idle between requests is closed after down_idle_timeout_ms; one
+ * waiting for a response is not. */
+static void test_client_idle_timeout(void **state)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	struct wp_h1p_sess *s, *busy;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	cfg.down_idle_timeout_ms = 5000;
+	mk_core(&cfg, std_rules);
+	wp_h1p_core_tick(core, 1000);
+	s = sess_open();
+	busy = sess_open();
+	down_all(busy, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	wp_h1p_core_clock(core, 3000);
+	down_all(s, "GET /v1 HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take_down(s);
+	wp_h1p_core_tick(core, 7999); /* idle since 3000 */
+	assert_false(wp_h1p_down_finished(s));
+	wp_h1p_core_tick(core, 8000);
+	assert_true(wp_h1p_down_finished(s));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_DOWN_IDLE_TIMEOUT], 1);
+	assert_int_equal(n_wake, 1);
+	assert_false(wp_h1p_down_finished(busy)); /* in a request */
+	wp_h1p_sess_close(s);
+	wp_h1p_sess_close(busy);
+}
+
+static const char *mirror_rules = "  - matches: [{path: {type: PathPrefix, value: /m}}]\n"
+                                  "    filters:\n    - type: RequestMirror\n      requestMirror:\n"
+                                  "        backendRef: {name: reviews-v3, port: 9080}\n"
+                                  "    backendRefs: [{name: reviews-v1, port: 9080}]\n";
+
+/* The upstream opened for the mirror (reviews-v3: 10.0.4.x). */
+static struct wp_h1p_up *mirror_up(void)
+{
+	for (int i = n_open; i-- > 0;)
+		if (fups[i].up->mirror && !fups[i].closed)
+			return fups[i].up;
+	return NULL;
+}
+
+/* RequestMirror: the copy goes to the mirror cluster with the shadow host,
+ * the same request id and the whole body (chunked too); its response is
+ * thrown away; a slow mirror or a request cut short abandons the copy and
+ * never the request. */
+static void test_mirror(void **state)
+{
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up, *mu;
+	static char big[12000];
+	char id[40], *u;
+
+	(void)state;
+	cfg.buf_size = 8192;
+	mk_core(&cfg, mirror_rules);
+	s = sess_open();
+	down_all(s, "POST /m/x HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 5\r\n\r\nhel");
+	up = wp_h1p_sess_up(s);
+	mu = mirror_up();
+	assert_non_null(up);
+	assert_non_null(mu);
+	assert_null(up->mirror);
+	assert_int_equal(n_open, 2);
+	assert_int_equal(ep_host(mu) >> 8, 4); /* reviews-v3 */
+	assert_int_equal(ep_host(up) >> 8, 2); /* reviews-v1 */
+	assert_int_equal(ctr[WP_CTR_L7_H1P_MIRROR], 1);
+	assert_true(n_ready >= 1);
+	down_all(s, "lo");
+	wp_h1p_up_connected(up);
+	u = take_up(up);
+	assert_non_null(strstr(u, "host: reviews:9080\r\n"));
+	assert_non_null(strstr(u, "\r\n\r\nhello"));
+	assert_non_null(strstr(u, "x-request-id: "));
+	memcpy(id, strstr(u, "x-request-id: ") + 14, 36);
+	id[36] = '\0';
+	wp_h1p_up_connected(mu);
+	u = take_up(mu);
+	assert_true(strncmp(u, "POST /m/x HTTP/1.1\r\n", 20) == 0);
+	assert_non_null(strstr(u, "host: reviews-shadow:9080\r\n"));
+	assert_non_null(strstr(u, "connection: close\r\n"));
+	assert_non_null(strstr(u, id)); /* the same generated request id */
+	assert_non_null(strstr(u, "\r\n\r\nhello"));
+	/* responses: the real one reaches the client, the mirror's nowhere */
+	assert_int_equal(wp_h1p_up_in(mu, (const uint8_t *)"HTTP/1.1 500 X\r\n\r\n", 18), 18);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	u = take_down(s);
+	assert_true(strncmp(u, "HTTP/1.1 200 OK", 15) == 0);
+	assert_null(strstr(u, "500"));
+	wp_h1p_up_eof(mu); /* connection: close */
+	assert_true(fups[1].closed);
+
+	/* chunked body, copied chunk by chunk */
+	down_all(s, "POST /m/c HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n"
+	            "3\r\nabc\r\n0\r\n\r\n");
+	mu = mirror_up();
+	assert_non_null(mu);
+	u = take_up(mu);
+	assert_non_null(strstr(u, "host: r-shadow\r\n"));
+	assert_non_null(strstr(u, "\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+	up = wp_h1p_sess_up(s);
+	take_up(up);
+	up_all(up, "HTTP/1.1 204 No Content\r\n\r\n");
+	take_down(s);
+	((struct fup *)mu->io)->closed = true;
+	wp_h1p_up_failed(mu); /* the mirror's connection dies: only counted */
+	n_close++;            /* the host dropped it itself */
+	assert_int_equal(ctr[WP_CTR_L7_H1P_MIRROR_FAILED], 1);
+	assert_false(wp_h1p_down_finished(s));
+
+	/* a mirror slower than the request is abandoned; the request is whole */
+	memset(big, 'b', sizeof(big));
+	down_all(s, "POST /m/big HTTP/1.1\r\nHost: r\r\nContent-Length: 12000\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	take_up(up);
+	{
+		size_t off = 0, total = 0;
+
+		while (off < sizeof(big)) {
+			off += wp_h1p_down_in(s, (const uint8_t *)big + off, sizeof(big) - off);
+			total += strlen(take_up(up));
+		}
+		assert_int_equal(total, sizeof(big));
+	}
+	assert_int_equal(ctr[WP_CTR_L7_H1P_MIRROR_OVERFLOW], 1);
+	assert_null(mirror_up());
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	take_down(s);
+
+	/* the client goes away mid-body: the copy is abandoned */
+	down_all(s, "POST /m/cut HTTP/1.1\r\nHost: r\r\nContent-Length: 10\r\n\r\nab");
+	assert_non_null(mirror_up());
+	wp_h1p_down_eof(s);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_MIRROR_ABANDONED], 1);
+	assert_null(mirror_up());
+	wp_h1p_sess_close(s);
+
+	/* a mirror whose backend never closes is closed by the timer */
+	s = sess_open();
+	wp_h1p_core_clock(core, 100);
+	down_all(s, "GET /m/t HTTP/1.1\r\nHost: r\r\n\r\n");
+	mu = mirror_up();
+	assert_non_null(mu);
+	up = wp_h1p_sess_up(s);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+	wp_h1p_core_tick(core, 100 + cfg.mirror_timeout_ms - 1);
+	assert_non_null(mirror_up());
+	wp_h1p_core_tick(core, 100 + cfg.mirror_timeout_ms);
+	assert_null(mirror_up());
+	assert_int_equal(ctr[WP_CTR_L7_H1P_MIRROR_TIMEOUT], 1);
+	wp_h1p_sess_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -994,6 +1237,9 @@ int main(void)
 	        cmocka_unit_test_teardown(test_weighted_split, teardown),
 	        cmocka_unit_test_teardown(test_least_request, teardown),
 	        cmocka_unit_test_teardown(test_drain, teardown),
+	        cmocka_unit_test_teardown(test_timeouts, teardown),
+	        cmocka_unit_test_teardown(test_client_idle_timeout, teardown),
+	        cmocka_unit_test_teardown(test_mirror, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
