@@ -1,0 +1,1074 @@
+/*
+ * h2c / gRPC proxy session (dp/l7/h2proxy.c) between real nghttp2 peers:
+ * the test's nghttp2 client session plays the downstream client, one
+ * nghttp2 server session per upstream connection the proxy opens plays
+ * the backend, and a pump moves the bytes. Route tables are compiled from
+ * HTTPRoute YAML by the real compiler over fake endpoints (as in
+ * test_h1proxy.c). Covers routing to the right backend, header modifiers
+ * and URL rewrite, redirects, multiplexing many streams on one upstream
+ * connection (and a second one when the backend's
+ * SETTINGS_MAX_CONCURRENT_STREAMS is reached), trailers both ways, resets
+ * both ways, local replies in HTTP and gRPC forms, connection-specific
+ * headers refused, flow control stall and resume, upstream connection loss
+ * and GOAWAY (refused streams retried), idle expiry.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cp/resolve/route_compile.h"
+#include "dp/hbone/mem.h"
+#include "dp/l7/h2proxy.h"
+#include "dp/l7/route.h"
+#include "wp/counters.h"
+#include "wp/model.h"
+#include "wp/snapshot_types.h"
+
+/* ---- route fixture (as test_h1proxy.c) -------------------------------------------------- */
+
+struct fsvc {
+	const char *name;
+	uint32_t n;
+	uint8_t net; /* endpoints 10.0.<net>.<i+1>:9081 */
+};
+
+static const struct fsvc fsvcs[] = {
+        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"empty", 0, 5}};
+
+static int fake_lookup(void *ctx, const char *ns, const char *name, uint16_t port,
+                       struct wp_arena *a, struct wp_route_svc_eps *out)
+{
+	(void)ctx;
+	for (size_t i = 0; i < WP_ARRAY_SIZE(fsvcs); i++) {
+		const struct fsvc *f = &fsvcs[i];
+		struct wp_snap_endpoint *ep;
+		const struct wp_labels **lab;
+
+		if (strcmp(ns, "default") || strcmp(f->name, name))
+			continue;
+		if (port != 9080)
+			return -ESRCH;
+		ep = wp_arena_alloc(a, sizeof(*ep) * (f->n + 1));
+		lab = wp_arena_alloc(a, sizeof(*lab) * (f->n + 1));
+		assert_non_null(ep);
+		assert_non_null(lab);
+		for (uint32_t k = 0; k < f->n; k++) {
+			memset(&ep[k], 0, sizeof(ep[k]));
+			ep[k].addr.family = WP_AF_INET;
+			ep[k].addr.v4 = __builtin_bswap32(0x0a000000u | (f->net << 8) | (k + 1));
+			ep[k].port = 9081;
+			ep[k].ready = true;
+			ep[k].ns = "default";
+			lab[k] = NULL;
+		}
+		out->port_name = "grpc";
+		out->n = f->n;
+		out->eps = ep;
+		out->labels = lab;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct objs {
+	struct wp_obj *v[32];
+	unsigned n;
+};
+
+static int obj_cb(void *ctx, struct wp_obj *o)
+{
+	struct objs *s = ctx;
+
+	assert_true(s->n < WP_ARRAY_SIZE(s->v));
+	s->v[s->n++] = o;
+	return 0;
+}
+
+static void err_cb(void *ctx, const struct wp_model_error *e)
+{
+	(void)ctx;
+	fail_msg("model error: %s", e->msg);
+}
+
+static struct objs g_objs;
+
+/* An HTTPRoute on <svc>:9080 with <rules>; NULL rules: no route at all. */
+static struct wp_route_table *build(const char *svc, const char *rules)
+{
+	static char y[8192];
+	const struct wp_obj *routes[32];
+	struct wp_route_compile_in in = {
+	        .ns = "default",
+	        .name = svc,
+	        .port = 9080,
+	        .port_name = "grpc",
+	        .routes = routes,
+	        .lookup = fake_lookup,
+	};
+	struct wp_route_table *t;
+
+	for (unsigned i = 0; i < g_objs.n; i++)
+		wp_obj_free(g_objs.v[i]);
+	g_objs.n = 0;
+	if (rules) {
+		snprintf(
+		        y, sizeof(y),
+		        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n"
+		        "  name: r\n  namespace: default\nspec:\n  parentRefs:\n  - kind: Service\n"
+		        "    group: \"\"\n    name: %s\n    port: 9080\n  rules:\n%s",
+		        svc, rules);
+		assert_int_equal(wp_model_parse(y, strlen(y), "r.yaml", obj_cb, err_cb, &g_objs),
+		                 0);
+		for (unsigned i = 0; i < g_objs.n; i++)
+			routes[in.n_routes++] = g_objs.v[i];
+	}
+	t = wp_route_table_build(&in);
+	assert_non_null(t);
+	return t;
+}
+
+static const char *std_rules =
+        "  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
+        "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /go}}]\n"
+        "    filters:\n    - type: RequestRedirect\n      requestRedirect:\n"
+        "        hostname: other.example\n        statusCode: 301\n"
+        "  - matches: [{path: {type: PathPrefix, value: /mods}}]\n"
+        "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
+        "        set: [{name: X-Set, value: s}]\n        remove: [x-drop]\n"
+        "    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
+        "        add: [{name: X-Resp, value: r}]\n"
+        "    - type: URLRewrite\n      urlRewrite:\n"
+        "        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}\n"
+        "    backendRefs: [{name: reviews-v2, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /none}}]\n"
+        "    backendRefs: [{name: empty, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /missing}}]\n"
+        "    backendRefs: [{name: nosuch, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /r}}]\n"
+        "    backendRefs: [{name: reviews, port: 9080}]\n";
+
+/* ---- the backends: one nghttp2 server per upstream connection --------------------------- */
+
+#define MAX_FUP 64
+#define MAX_REQ 1024
+
+struct fup {
+	struct wp_h2p_up *up;
+	struct wp_snap_endpoint ep;
+	nghttp2_session *ng;
+	bool connected, closed, failed;
+};
+
+/* What a backend saw of one request. */
+struct breq {
+	int fup;
+	int32_t sid;
+	char path[128], authority[64], xset[16], xdrop[16], te[16];
+	bool has_reqid, ended, reset;
+	uint32_t reset_code;
+	size_t body;
+	char trailer[32]; /* value of x-trl */
+	bool responded;
+	size_t resp_left; /* body bytes still to send */
+};
+
+static struct fup fups[MAX_FUP];
+static int n_fup, n_close, fail_open;
+static struct breq breqs[MAX_REQ];
+static int n_breq;
+/* backend behaviour */
+static bool be_hold;       /* don't answer on request end */
+static size_t be_body = 2; /* response body bytes ("ok") */
+static bool be_trailers;   /* end with grpc-status 7 trailers */
+static uint32_t be_max_streams = 100;
+static uint64_t ctr[WP_CTR_MAX];
+static struct wp_route_core rcore;
+static struct wp_h2p_core *core;
+static struct wp_route_table *tab;
+static struct wp_h2mem *hmem;
+
+static struct breq *breq_of(int f, int32_t sid)
+{
+	for (int i = n_breq - 1; i >= 0; i--)
+		if (breqs[i].fup == f && breqs[i].sid == sid)
+			return &breqs[i];
+	return NULL;
+}
+
+static int be_idx(void *ud)
+{
+	return (int)((struct fup *)ud - fups);
+}
+
+static int be_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	(void)ng;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		struct breq *r = &breqs[n_breq++];
+
+		assert_true(n_breq < MAX_REQ);
+		memset(r, 0, sizeof(*r));
+		r->fup = be_idx(ud);
+		r->sid = f->hd.stream_id;
+	}
+	return 0;
+}
+
+static void cpy(char *d, size_t cap, const uint8_t *v, size_t n)
+{
+	n = WP_MIN(n, cap - 1);
+	memcpy(d, v, n);
+	d[n] = '\0';
+}
+
+static int be_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+                     const uint8_t *v, size_t vl, uint8_t fl, void *ud)
+{
+	struct breq *r = breq_of(be_idx(ud), f->hd.stream_id);
+
+	(void)ng;
+	(void)fl;
+	if (!r)
+		return 0;
+#define IS(s) (nl == strlen(s) && !memcmp(n, s, nl))
+	if (IS(":path"))
+		cpy(r->path, sizeof(r->path), v, vl);
+	else if (IS(":authority"))
+		cpy(r->authority, sizeof(r->authority), v, vl);
+	else if (IS("x-set"))
+		cpy(r->xset, sizeof(r->xset), v, vl);
+	else if (IS("x-drop"))
+		cpy(r->xdrop, sizeof(r->xdrop), v, vl);
+	else if (IS("te"))
+		cpy(r->te, sizeof(r->te), v, vl);
+	else if (IS("x-request-id"))
+		r->has_reqid = true;
+	else if (IS("x-trl"))
+		cpy(r->trailer, sizeof(r->trailer), v, vl);
+#undef IS
+	return 0;
+}
+
+static ssize_t be_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+	struct breq *r = breq_of(be_idx(ud), sid);
+	size_t n;
+
+	(void)src;
+	assert_non_null(r);
+	n = WP_MIN(len, r->resp_left);
+	memset(buf, 'a' + (int)(r->resp_left % 26), n);
+	r->resp_left -= n;
+	if (r->resp_left == 0) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (be_trailers) {
+			static const nghttp2_nv trl[] = {
+			        {(uint8_t *)"grpc-status", (uint8_t *)"7", 11, 1, 0},
+			        {(uint8_t *)"grpc-message", (uint8_t *)"denied%20here", 12, 13, 0},
+			};
+			assert_int_equal(nghttp2_submit_trailer(ng, sid, trl, 2), 0);
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		}
+	}
+	return (ssize_t)n;
+}
+
+/* The backend answers request <r>: 200, x-backend, body be_body. */
+static void be_respond(struct breq *r)
+{
+	char bk[16];
+	nghttp2_nv nv[] = {
+	        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+	        {(uint8_t *)"x-backend", (uint8_t *)bk, 9, 0, 0},
+	        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+	};
+	nghttp2_data_provider prd = {.read_callback = be_read};
+
+	snprintf(bk, sizeof(bk), "%d", r->fup);
+	nv[1].valuelen = strlen(bk);
+	r->responded = true;
+	r->resp_left = be_body;
+	assert_int_equal(nghttp2_submit_response(fups[r->fup].ng, r->sid, nv, 3,
+	                                         be_body || be_trailers ? &prd : NULL),
+	                 0);
+}
+
+static int be_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct breq *r = breq_of(be_idx(ud), f->hd.stream_id);
+
+	(void)ng;
+	if (!r || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
+		return 0;
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+		r->ended = true;
+		if (!be_hold)
+			be_respond(r);
+	}
+	return 0;
+}
+
+static int be_data(nghttp2_session *ng, uint8_t fl, int32_t sid, const uint8_t *d, size_t len,
+                   void *ud)
+{
+	struct breq *r = breq_of(be_idx(ud), sid);
+
+	(void)ng;
+	(void)fl;
+	(void)d;
+	if (r)
+		r->body += len;
+	return 0;
+}
+
+static int be_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
+{
+	struct breq *r = breq_of(be_idx(ud), sid);
+
+	(void)ng;
+	if (r && code != NGHTTP2_NO_ERROR) {
+		r->reset = true;
+		r->reset_code = code;
+	}
+	return 0;
+}
+
+static nghttp2_session_callbacks *be_cbs, *cl_cbs;
+
+static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
+{
+	struct fup *f;
+	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, be_max_streams}};
+
+	(void)host;
+	if (fail_open)
+		return -ECONNREFUSED;
+	assert_true(n_fup < MAX_FUP);
+	f = &fups[n_fup++];
+	memset(f, 0, sizeof(*f));
+	f->up = up;
+	f->ep = *ep;
+	up->io = f;
+	assert_int_equal(nghttp2_session_server_new(&f->ng, be_cbs, f), 0);
+	assert_int_equal(nghttp2_submit_settings(f->ng, NGHTTP2_FLAG_NONE, iv, 1), 0);
+	return 0;
+}
+
+static void f_close(void *host, struct wp_h2p_up *up)
+{
+	struct fup *f = up->io;
+
+	(void)host;
+	assert_non_null(f);
+	assert_false(f->closed);
+	f->closed = true;
+	n_close++;
+}
+
+static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = f_close};
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+struct cresp {
+	int32_t sid;
+	int status;
+	char backend[16], xresp[16], location[64], grpc_status[8], grpc_message[64];
+	size_t body;
+	bool closed, trailers;
+	uint32_t code;
+};
+
+static struct cresp cresps[MAX_REQ];
+static int n_cresp;
+static nghttp2_session *cl;
+static struct wp_h2p_sess *sess;
+static bool cl_no_consume; /* the client does not read: its window stays closed */
+
+static struct cresp *cresp_of(int32_t sid)
+{
+	for (int i = 0; i < n_cresp; i++)
+		if (cresps[i].sid == sid)
+			return &cresps[i];
+	return NULL;
+}
+
+static int cl_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct cresp *r = cresp_of(f->hd.stream_id);
+
+	(void)ng;
+	(void)ud;
+	if (r && r->status)
+		r->trailers = true;
+	return 0;
+}
+
+static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+                     const uint8_t *v, size_t vl, uint8_t fl, void *ud)
+{
+	struct cresp *r = cresp_of(f->hd.stream_id);
+	char tmp[16];
+
+	(void)ng;
+	(void)fl;
+	(void)ud;
+	if (!r)
+		return 0;
+#define IS(s) (nl == strlen(s) && !memcmp(n, s, nl))
+	if (IS(":status")) {
+		cpy(tmp, sizeof(tmp), v, vl);
+		r->status = atoi(tmp);
+	} else if (IS("x-backend")) {
+		cpy(r->backend, sizeof(r->backend), v, vl);
+	} else if (IS("x-resp")) {
+		cpy(r->xresp, sizeof(r->xresp), v, vl);
+	} else if (IS("location")) {
+		cpy(r->location, sizeof(r->location), v, vl);
+	} else if (IS("grpc-status")) {
+		cpy(r->grpc_status, sizeof(r->grpc_status), v, vl);
+	} else if (IS("grpc-message")) {
+		cpy(r->grpc_message, sizeof(r->grpc_message), v, vl);
+	}
+#undef IS
+	return 0;
+}
+
+static int cl_data(nghttp2_session *ng, uint8_t fl, int32_t sid, const uint8_t *d, size_t len,
+                   void *ud)
+{
+	struct cresp *r = cresp_of(sid);
+
+	(void)fl;
+	(void)d;
+	(void)ud;
+	if (r)
+		r->body += len;
+	if (!cl_no_consume)
+		(void)nghttp2_session_consume(ng, sid, len);
+	return 0;
+}
+
+static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
+{
+	struct cresp *r = cresp_of(sid);
+
+	(void)ng;
+	(void)ud;
+	if (r) {
+		r->closed = true;
+		r->code = code;
+	}
+	return 0;
+}
+
+/* ---- harness ---------------------------------------------------------------------------- */
+
+static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
+{
+	nghttp2_option *o;
+
+	memset(ctr, 0, sizeof(ctr));
+	n_fup = n_close = fail_open = n_breq = n_cresp = 0;
+	be_hold = be_trailers = cl_no_consume = false;
+	be_body = 2;
+	be_max_streams = 100;
+	wp_route_core_init(&rcore, 7, ctr);
+	tab = build("reviews", rules);
+	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
+	hmem = wp_h2mem_new(0, 0);
+	assert_non_null(hmem);
+	core = wp_h2p_core_create(cfg ? cfg : &wp_h2p_default_cfg, &ops, NULL, &rcore,
+	                          wp_h2mem_nghttp2(hmem), 99, ctr);
+	assert_non_null(core);
+	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12);
+	assert_non_null(sess);
+	if (!be_cbs) {
+		assert_int_equal(nghttp2_session_callbacks_new(&be_cbs), 0);
+		nghttp2_session_callbacks_set_on_begin_headers_callback(be_cbs, be_begin);
+		nghttp2_session_callbacks_set_on_header_callback(be_cbs, be_header);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(be_cbs, be_frame);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(be_cbs, be_data);
+		nghttp2_session_callbacks_set_on_stream_close_callback(be_cbs, be_close);
+		assert_int_equal(nghttp2_session_callbacks_new(&cl_cbs), 0);
+		nghttp2_session_callbacks_set_on_begin_headers_callback(cl_cbs, cl_begin);
+		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl_cbs, cl_data);
+		nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
+	}
+	assert_int_equal(nghttp2_option_new(&o), 0);
+	nghttp2_option_set_no_auto_window_update(o, 1);
+	assert_int_equal(nghttp2_session_client_new2(&cl, cl_cbs, NULL, o), 0);
+	nghttp2_option_del(o);
+	assert_int_equal(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (sess)
+		wp_h2p_sess_close(sess);
+	sess = NULL;
+	wp_h2p_core_destroy(core);
+	core = NULL;
+	for (int i = 0; i < n_fup; i++) {
+		if (!fups[i].failed)
+			assert_true(fups[i].closed); /* every transport opened was closed */
+		nghttp2_session_del(fups[i].ng);
+	}
+	nghttp2_session_del(cl);
+	cl = NULL;
+	wp_route_table_free(tab);
+	wp_route_core_fini(&rcore);
+	wp_h2mem_destroy(hmem);
+	for (unsigned i = 0; i < g_objs.n; i++)
+		wp_obj_free(g_objs.v[i]);
+	g_objs.n = 0;
+	return 0;
+}
+
+/* Moves bytes everywhere until nothing moves. Upstreams are connected on
+ * their first round unless <hold_connect>. */
+static bool hold_connect;
+
+static void pump(void)
+{
+	for (int round = 0; round < 10000; round++) {
+		bool moved = false;
+		const uint8_t *p;
+		ssize_t n;
+		size_t k;
+
+		while ((n = nghttp2_session_mem_send(cl, &p)) > 0) {
+			assert_int_equal(wp_h2p_down_in(sess, p, (size_t)n), (size_t)n);
+			moved = true;
+		}
+		while ((k = wp_h2p_down_peek(sess, &p)) > 0) {
+			assert_int_equal(nghttp2_session_mem_recv(cl, p, k), (ssize_t)k);
+			wp_h2p_down_consume(sess, k);
+			moved = true;
+		}
+		for (int i = 0; i < n_fup; i++) {
+			struct fup *f = &fups[i];
+
+			if (f->closed || f->failed)
+				continue;
+			if (!f->connected) {
+				if (hold_connect)
+					continue;
+				f->connected = true;
+				wp_h2p_up_connected(f->up);
+			}
+			while (!f->closed && (k = wp_h2p_up_peek(f->up, &p)) > 0) {
+				assert_int_equal(nghttp2_session_mem_recv(f->ng, p, k), (ssize_t)k);
+				wp_h2p_up_consume(f->up, k);
+				moved = true;
+			}
+			while (!f->closed && (n = nghttp2_session_mem_send(f->ng, &p)) > 0) {
+				assert_int_equal(wp_h2p_up_in(f->up, p, (size_t)n), (size_t)n);
+				moved = true;
+			}
+		}
+		if (!moved)
+			return;
+	}
+	fail_msg("pump did not settle");
+}
+
+/* A request on the client: returns its stream id. */
+static int32_t req(const char *method, const char *path, bool grpc, const char *body,
+                   const nghttp2_nv *extra, size_t n_extra);
+
+static const char *g_body;
+static size_t g_body_left;
+
+static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+	size_t n = WP_MIN(len, g_body_left);
+
+	(void)ng;
+	(void)sid;
+	(void)src;
+	(void)ud;
+	if (n)
+		memcpy(buf, g_body, n);
+	g_body += n;
+	g_body_left -= n;
+	if (g_body_left == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static int32_t req(const char *method, const char *path, bool grpc, const char *body,
+                   const nghttp2_nv *extra, size_t n_extra)
+{
+	nghttp2_nv nv[16] = {
+	        {(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	};
+	size_t n = 4;
+	nghttp2_data_provider prd = {.read_callback = cl_read};
+	int32_t sid;
+
+	if (grpc) {
+		nv[n++] = (nghttp2_nv){(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12,
+		                       16, 0};
+		nv[n++] = (nghttp2_nv){(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, 0};
+	}
+	for (size_t i = 0; i < n_extra; i++)
+		nv[n++] = extra[i];
+	g_body = body;
+	g_body_left = body ? strlen(body) : 0;
+	sid = nghttp2_submit_request(cl, NULL, nv, n, body ? &prd : NULL, NULL);
+	assert_true(sid > 0);
+	memset(&cresps[n_cresp], 0, sizeof(cresps[0]));
+	cresps[n_cresp++].sid = sid;
+	return sid;
+}
+
+static uint32_t ep_net(int f)
+{
+	return (__builtin_bswap32(fups[f].ep.addr.v4) >> 8) & 0xff;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_route_and_mods(void **state)
+{
+	static const nghttp2_nv x[] = {
+	        {(uint8_t *)"x-drop", (uint8_t *)"d", 6, 1, 0},
+	        {(uint8_t *)"x-keep", (uint8_t *)"k", 6, 1, 0},
+	};
+	struct cresp *r;
+	int32_t a, b;
+
+	(void)state;
+	mk(NULL, std_rules);
+	a = req("GET", "/v1/x", false, NULL, NULL, 0);
+	b = req("POST", "/mods/a?q=1", false, "hello", x, 2);
+	pump();
+	assert_int_equal(n_fup, 2);
+	assert_int_equal(n_breq, 2);
+	for (int i = 0; i < 2; i++) {
+		struct breq *br = &breqs[i];
+
+		assert_true(br->ended);
+		assert_true(br->has_reqid);
+		if (!strcmp(br->path, "/v1/x")) {
+			assert_int_equal(ep_net(br->fup), 2);
+			assert_string_equal(br->xset, "");
+		} else {
+			assert_string_equal(br->path, "/new/a?q=1");
+			assert_int_equal(ep_net(br->fup), 3);
+			assert_string_equal(br->xset, "s");
+			assert_string_equal(br->xdrop, "");
+			assert_int_equal(br->body, 5);
+		}
+		assert_string_equal(br->authority, "reviews:9080");
+	}
+	r = cresp_of(a);
+	assert_int_equal(r->status, 200);
+	assert_true(r->closed);
+	assert_int_equal(r->code, 0);
+	assert_int_equal(r->body, 2);
+	assert_string_equal(r->xresp, "");
+	r = cresp_of(b);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->xresp, "r");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_REQUEST], 2);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	assert_int_equal(wp_h2p_sess_streams(sess), 0);
+}
+
+static void test_multiplex(void **state)
+{
+	(void)state;
+	mk(NULL, std_rules);
+	for (int i = 0; i < 50; i++)
+		req("GET", "/v1/m", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 1); /* one connection carried all 50 */
+	assert_int_equal(n_breq, 50);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(cresps[i].status, 200);
+		assert_true(cresps[i].closed);
+	}
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_NEW], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_SHARED], 49);
+	/* the connection is idle now; a second wave reuses it */
+	for (int i = 0; i < 10; i++)
+		req("GET", "/v1/m", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 1);
+	assert_int_equal(n_breq, 60);
+	/* idle expiry */
+	assert_int_equal(wp_h2p_core_tick(core, 1000), 0);
+	assert_int_equal(wp_h2p_core_tick(core, 1000 + 60000), 1);
+	assert_true(fups[0].closed);
+	assert_int_equal(wp_h2p_core_upstreams(core), 0);
+}
+
+static void test_multiplex_limit(void **state)
+{
+	(void)state;
+	mk(NULL, std_rules);
+	be_max_streams = 4;
+	be_hold = true;
+	/* the first request opens the connection and learns its limit */
+	req("GET", "/v1/a", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 1);
+	for (int i = 0; i < 9; i++)
+		req("GET", "/v1/b", false, NULL, NULL, 0);
+	pump();
+	/* 10 streams, at most 4 per connection */
+	assert_int_equal(n_fup, 3);
+	assert_int_equal(n_breq, 10);
+	for (int i = 0; i < n_breq; i++)
+		be_respond(&breqs[i]);
+	pump();
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cresps[i].status, 200);
+}
+
+static void test_grpc_trailers(void **state)
+{
+	struct cresp *r;
+
+	(void)state;
+	mk(NULL, std_rules);
+	be_trailers = true;
+	be_body = 100000; /* more than one window: flow control on the way */
+	req("POST", "/v1/pkg.Svc/Call", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	r = &cresps[0];
+	assert_int_equal(r->status, 200);
+	assert_int_equal(r->body, 100000);
+	assert_true(r->trailers);
+	assert_string_equal(r->grpc_status, "7");
+	assert_string_equal(r->grpc_message, "denied%20here");
+	assert_true(r->closed);
+	assert_int_equal(r->code, 0);
+	assert_string_equal(breqs[0].te, "trailers");
+}
+
+static void test_request_trailers(void **state)
+{
+	static const nghttp2_nv trl[] = {{(uint8_t *)"x-trl", (uint8_t *)"tv", 5, 2, 0}};
+	nghttp2_nv nv[] = {
+	        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	        {(uint8_t *)":path", (uint8_t *)"/v1/t", 5, 5, 0},
+	};
+	int32_t sid;
+
+	(void)state;
+	mk(NULL, std_rules);
+	sid = nghttp2_submit_headers(cl, NGHTTP2_FLAG_NONE, -1, NULL, nv, 4, NULL);
+	assert_true(sid > 0);
+	memset(&cresps[0], 0, sizeof(cresps[0]));
+	cresps[n_cresp++].sid = sid;
+	pump();
+	assert_int_equal(n_breq, 1);
+	assert_false(breqs[0].ended);
+	assert_int_equal(nghttp2_submit_trailer(cl, sid, trl, 1), 0);
+	pump();
+	assert_true(breqs[0].ended);
+	assert_string_equal(breqs[0].trailer, "tv");
+	assert_int_equal(cresps[0].status, 200);
+}
+
+static void test_resets(void **state)
+{
+	int32_t a, b, c;
+
+	(void)state;
+	mk(NULL, std_rules);
+	be_hold = true;
+	a = req("GET", "/v1/a", false, NULL, NULL, 0);
+	b = req("GET", "/v1/b", false, NULL, NULL, 0);
+	c = req("GET", "/v1/c", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 3);
+	/* client cancels a: the backend sees CANCEL */
+	assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_true(breq_of(0, breqs[0].sid)->reset);
+	assert_int_equal(breqs[0].reset_code, NGHTTP2_CANCEL);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_DOWN_RESET], 1);
+	/* the backend resets b before answering: 503; c after its head: reset */
+	assert_int_equal(nghttp2_submit_rst_stream(fups[0].ng, NGHTTP2_FLAG_NONE, breqs[1].sid,
+	                                           NGHTTP2_INTERNAL_ERROR),
+	                 0);
+	be_body = 100;
+	be_respond(&breqs[2]);
+	breqs[2].resp_left = 1000000; /* does not end before the reset */
+	cl_no_consume = true;
+	pump();
+	assert_int_equal(nghttp2_submit_rst_stream(fups[0].ng, NGHTTP2_FLAG_NONE, breqs[2].sid,
+	                                           NGHTTP2_ENHANCE_YOUR_CALM),
+	                 0);
+	pump();
+	assert_int_equal(cresp_of(b)->status, 503);
+	assert_true(cresp_of(b)->closed);
+	assert_int_equal(cresp_of(b)->code, 0);
+	assert_int_equal(cresp_of(c)->status, 200);
+	assert_true(cresp_of(c)->closed);
+	assert_int_equal(cresp_of(c)->code, NGHTTP2_ENHANCE_YOUR_CALM);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_RESET], 2);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
+static void test_local_replies(void **state)
+{
+	int32_t s[8];
+
+	(void)state;
+	mk(NULL, std_rules);
+	s[0] = req("GET", "/go/x?a=b", false, NULL, NULL, 0);
+	s[1] = req("GET", "/none", false, NULL, NULL, 0);
+	s[2] = req("POST", "/none/pkg.S/M", true, "xxxxx", NULL, 0);
+	s[3] = req("GET", "/missing", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 0);
+	assert_int_equal(cresp_of(s[0])->status, 301);
+	assert_string_equal(cresp_of(s[0])->location, "http://other.example:9080/go/x?a=b");
+	assert_int_equal(cresp_of(s[1])->status, 503);
+	assert_int_equal(cresp_of(s[2])->status, 200);
+	assert_string_equal(cresp_of(s[2])->grpc_status, "14");
+	assert_int_equal(cresp_of(s[2])->body, 0);
+	assert_int_equal(cresp_of(s[3])->status, 500);
+	for (int i = 0; i < 4; i++)
+		assert_true(cresp_of(s[i])->closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_REDIRECT], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_NO_ENDPOINT], 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_LOCAL_GRPC], 1);
+	/* connect failure: 503, gRPC UNAVAILABLE */
+	fail_open = 1;
+	s[4] = req("GET", "/v1/x", false, NULL, NULL, 0);
+	s[5] = req("GET", "/v1/x", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(s[4])->status, 503);
+	assert_string_equal(cresp_of(s[5])->grpc_status, "14");
+	assert_true(ctr[WP_CTR_L7_H2P_CONNECT_FAILED] >= 2);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
+static void test_no_route(void **state)
+{
+	int32_t a, b;
+
+	(void)state;
+	mk(NULL, "  - matches: [{path: {type: Exact, value: /only}}]\n"
+	         "    backendRefs: [{name: reviews, port: 9080}]\n");
+	a = req("GET", "/other", false, NULL, NULL, 0);
+	b = req("POST", "/pkg.S/M", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(a)->status, 404);
+	assert_int_equal(cresp_of(b)->status, 200);
+	assert_string_equal(cresp_of(b)->grpc_status, "12");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_NO_ROUTE], 2);
+	assert_int_equal(n_fup, 0);
+}
+
+static void test_conn_header_refused(void **state)
+{
+	static const nghttp2_nv x[] = {
+	        {(uint8_t *)"connection", (uint8_t *)"keep-alive", 10, 10, NGHTTP2_NV_FLAG_NONE}};
+	int32_t a, b;
+
+	(void)state;
+	mk(NULL, std_rules);
+	a = req("GET", "/v1/a", false, NULL, x, 1);
+	b = req("GET", "/v1/b", false, NULL, NULL, 0);
+	pump();
+	assert_true(cresp_of(a)->closed);
+	assert_int_equal(cresp_of(a)->status, 0);
+	assert_int_not_equal(cresp_of(a)->code, 0);
+	assert_int_equal(cresp_of(b)->status, 200);
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_INVALID_HEADER], 1);
+}
+
+static void test_flow_control(void **state)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+	struct cresp *r;
+	size_t before;
+
+	(void)state;
+	cfg.stream_buf = 65536;
+	mk(&cfg, std_rules);
+	be_body = 2 * 1024 * 1024;
+	cl_no_consume = true; /* the client reads nothing */
+	req("GET", "/v1/big", false, NULL, NULL, 0);
+	pump();
+	r = &cresps[0];
+	assert_int_equal(r->status, 200);
+	/* the client's window (64 KiB) and the proxy's ring (64 KiB) hold it */
+	assert_true(r->body <= 65535);
+	before = breqs[0].resp_left;
+	assert_true(be_body - before <= 65535 + 65536 + 16384);
+	assert_false(r->closed);
+	pump();
+	assert_int_equal(breqs[0].resp_left, before); /* stalled: nothing moves */
+	/* the client reads: everything flows */
+	cl_no_consume = false;
+	assert_int_equal(nghttp2_session_consume(cl, r->sid, r->body), 0);
+	pump();
+	for (int i = 0; i < 200 && !r->closed; i++)
+		pump();
+	assert_true(r->closed);
+	assert_int_equal(r->body, be_body);
+	assert_int_equal(r->code, 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_BUF_OVERRUN], 0);
+}
+
+static void test_upload_flow_control(void **state)
+{
+	static char big[300000];
+	struct cresp *r;
+
+	(void)state;
+	mk(NULL, std_rules);
+	memset(big, 'u', sizeof(big) - 1);
+	req("POST", "/v1/up", false, big, NULL, 0);
+	pump();
+	r = &cresps[0];
+	assert_int_equal(breqs[0].body, sizeof(big) - 1);
+	assert_int_equal(r->status, 200);
+	assert_true(r->closed);
+}
+
+static void test_up_lost(void **state)
+{
+	int32_t a, b;
+
+	(void)state;
+	mk(NULL, std_rules);
+	be_hold = true;
+	a = req("GET", "/v1/a", false, NULL, NULL, 0);
+	b = req("GET", "/v1/b", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 2);
+	fups[0].failed = true;
+	wp_h2p_up_failed(fups[0].up);
+	pump();
+	assert_int_equal(cresp_of(a)->status, 503);
+	assert_string_equal(cresp_of(b)->grpc_status, "14");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_LOST], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	assert_int_equal(wp_h2p_core_upstreams(core), 0);
+}
+
+static void test_connect_failure_retry(void **state)
+{
+	(void)state;
+	mk(NULL, std_rules);
+	hold_connect = true;
+	req("GET", "/r/a", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 1);
+	/* the connect fails: the request goes to the other endpoint */
+	fups[0].failed = true;
+	wp_h2p_up_failed(fups[0].up);
+	hold_connect = false;
+	pump();
+	assert_int_equal(n_fup, 2);
+	assert_int_not_equal(fups[0].ep.addr.v4, fups[1].ep.addr.v4);
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
+}
+
+static void test_goaway_retry(void **state)
+{
+	(void)state;
+	mk(NULL, std_rules);
+	be_hold = true;
+	req("GET", "/v1/a", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 1);
+	/* the backend goes away having processed nothing: the stream is
+	 * refused and retried on a new connection */
+	assert_int_equal(
+	        nghttp2_submit_goaway(fups[0].ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0),
+	        0);
+	be_hold = false;
+	pump();
+	assert_int_equal(n_fup, 2);
+	assert_true(fups[0].closed);
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_GOAWAY], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_REFUSED], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
+}
+
+static void test_session_close_cancels(void **state)
+{
+	(void)state;
+	mk(NULL, std_rules);
+	be_hold = true;
+	for (int i = 0; i < 5; i++)
+		req("GET", "/v1/a", false, "body", NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 5);
+	wp_h2p_sess_close(sess);
+	sess = NULL;
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	/* the upstream gets its RST_STREAMs */
+	for (int i = 0; i < n_fup; i++) {
+		const uint8_t *p;
+		size_t k;
+
+		while ((k = wp_h2p_up_peek(fups[i].up, &p)) > 0) {
+			assert_int_equal(nghttp2_session_mem_recv(fups[i].ng, p, k), (ssize_t)k);
+			wp_h2p_up_consume(fups[i].up, k);
+		}
+	}
+	for (int i = 0; i < 5; i++)
+		assert_true(breqs[i].reset);
+}
+
+static void test_preface(void **state)
+{
+	(void)state;
+	assert_true(wp_h2p_is_preface((const uint8_t *)"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nxx", 26));
+	assert_true(wp_h2p_is_preface((const uint8_t *)"PRI * HT", 8));
+	assert_false(wp_h2p_is_preface((const uint8_t *)"GET / HTTP/1.1\r\n", 16));
+	assert_false(wp_h2p_is_preface((const uint8_t *)"PR", 2));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_route_and_mods, teardown),
+	        cmocka_unit_test_teardown(test_multiplex, teardown),
+	        cmocka_unit_test_teardown(test_multiplex_limit, teardown),
+	        cmocka_unit_test_teardown(test_grpc_trailers, teardown),
+	        cmocka_unit_test_teardown(test_request_trailers, teardown),
+	        cmocka_unit_test_teardown(test_resets, teardown),
+	        cmocka_unit_test_teardown(test_local_replies, teardown),
+	        cmocka_unit_test_teardown(test_no_route, teardown),
+	        cmocka_unit_test_teardown(test_conn_header_refused, teardown),
+	        cmocka_unit_test_teardown(test_flow_control, teardown),
+	        cmocka_unit_test_teardown(test_upload_flow_control, teardown),
+	        cmocka_unit_test_teardown(test_up_lost, teardown),
+	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
+	        cmocka_unit_test_teardown(test_goaway_retry, teardown),
+	        cmocka_unit_test_teardown(test_session_close_cancels, teardown),
+	        cmocka_unit_test(test_preface),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
