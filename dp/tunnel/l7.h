@@ -12,6 +12,13 @@
  * originated HBONE stream, made exactly as for L4 tunnels. The proxy pools
  * those per worker (keep-alive), so one upstream tunnel serves requests of
  * many downstream tunnels over its life.
+ *
+ * HTTP/2 ports (http2, grpc, grpc-web, kubernetes.io/h2c; or sniffed by
+ * the connection preface) get the h2c / gRPC proxy instead
+ * (dp/l7/h2proxy.h, glue in dp/tunnel/l7_h2_glue.c): end 1 of the
+ * downstream tunnel is a struct wp_h2p_sess, end 0 of an upstream tunnel a
+ * struct wp_h2p_up, an h2c connection whose streams serve requests of any
+ * session of the worker at the same time.
  */
 #ifndef WP_DP_TUNNEL_L7_H
 #define WP_DP_TUNNEL_L7_H
@@ -20,6 +27,7 @@
 #include <stdint.h>
 
 #include "dp/l7/h1proxy.h"
+#include "dp/l7/h2proxy.h"
 #include "dp/l7/route.h"
 #include "wp/addr_types.h"
 
@@ -41,13 +49,17 @@ struct wp_tunnel_l7_tun {
 	bool has_src;
 	struct wp_addr src; /* downstream: the client (Forwarded for=, else the HBONE peer) */
 	char auth[WP_TUNNEL_L7_AUTH_MAX]; /* downstream: "<service hostname>:<port>" */
+	struct wp_h2p_sess *h2sess;       /* downstream h2c tunnel: its session (l7_h2_glue.c) */
+	struct wp_h2p_up *h2up;           /* upstream h2c connection */
 };
 
 /* In struct wp_tunnel_worker. */
 struct wp_tunnel_l7_worker {
 	struct wp_h1p_core *core; /* NULL: L7 disabled (could not allocate) */
 	struct wp_route_core rc;
-	struct tunnel *pump; /* tunnels whose proxy side has work */
+	struct tunnel *pump;         /* tunnels whose proxy side has work */
+	struct wp_h2p_core *h2core;  /* h2c / gRPC proxy; NULL: HTTP/2 ports stay L4 */
+	struct wp_worker_port *h2wp; /* the port h2c upstreams are opened on */
 };
 
 #endif /* WP_DP_TUNNEL_L7_H */

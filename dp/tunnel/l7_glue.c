@@ -82,7 +82,10 @@ static void l7_refresh_routes(struct tunnel *t)
 		rt = d->svc->ports[d->port_idx].routes;
 	if (rt != NULL)
 		(void)wp_route_core_reserve(&tw->l7.rc, rt);
-	wp_h1p_sess_set_routes(t->l7.sess, rt);
+	if (t->l7.h2sess != NULL)
+		wp_h2p_sess_set_routes(t->l7.h2sess, rt);
+	else
+		wp_h1p_sess_set_routes(t->l7.sess, rt);
 }
 
 /* end_write() on an END_L7 end. */
@@ -91,6 +94,8 @@ static size_t l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 	const uint8_t *q;
 	size_t n;
 
+	if (t->l7.h2sess != NULL || t->l7.h2up != NULL)
+		return l7h2_input(t, p, len);
 	if (t->l7.sess != NULL) {
 		struct wp_h1p_up *up;
 
@@ -116,6 +121,8 @@ static size_t l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 /* end_shut() on an END_L7 end: the real end's EOF, after its queued bytes. */
 static void l7_eof(struct tunnel *t)
 {
+	if (l7h2_eof(t))
+		return;
 	if (t->l7.sess != NULL) {
 		wp_h1p_down_eof(t->l7.sess);
 		l7_mark(t);
@@ -128,6 +135,8 @@ static void l7_eof(struct tunnel *t)
 /* tun_respond() on an upstream L7 tunnel: its transport is connected. */
 static void l7_connected(struct tunnel *t)
 {
+	if (l7h2_connected(t))
+		return;
 	t->responded = true;
 	ctr(t->tw, WP_CTR_TUNNEL_OPENED);
 	if (t->l7.up != NULL)
@@ -138,6 +147,8 @@ static void l7_connected(struct tunnel *t)
 /* tun_kill() reached an END_L7 end. */
 static void l7_detach(struct tunnel *t)
 {
+	if (l7h2_detach(t))
+		return;
 	if (t->l7.sess != NULL) {
 		struct wp_h1p_sess *s = t->l7.sess;
 
@@ -258,6 +269,8 @@ static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
 /* srv_request(): is this service port proxied at L7? */
 static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
+	if (l7h2_proto(p))
+		return l7h2_wants(tw, p);
 	return tw->l7.core != NULL && p->proto == WP_PROTO_HTTP;
 }
 
@@ -269,9 +282,12 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 {
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
-	struct tunnel *t = tun_alloc(tw);
+	struct tunnel *t;
 	int n;
 
+	if (l7h2_proto(p))
+		return l7h2_start(s, hs, req, d);
+	t = tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		(void)wp_h2s_respond(hs, 503);
@@ -351,6 +367,8 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	struct wp_h1p_sess *s;
 
 	t->l7.sniff = false;
+	if (l7h2_sniff(t, data, len))
+		return;
 	if (!l7_looks_http(data, len) || u->gone) {
 		ctr(tw, WP_CTR_L7_SNIFF_OPAQUE);
 		return;
@@ -406,6 +424,8 @@ static void l7_pump(struct tunnel *t)
 	size_t n, w;
 	bool moved = false;
 
+	if (l7h2_pump(t))
+		return;
 	if (t->e[1].kind == END_L7) {
 		struct wp_h1p_sess *s = t->l7.sess;
 		struct wp_h1p_up *up;
@@ -502,12 +522,14 @@ static void l7_worker_init(struct wp_tunnel_worker *tw)
 		        "waypointd: worker %u: no memory for the HTTP proxy: HTTP ports "
 		        "are forwarded at L4\n",
 		        tw->w->id);
+	l7h2_worker_init(tw);
 }
 
 /* start_drain(): idle upstreams closed, keep-alive client sessions end
  * (between requests: now; otherwise after their response). */
 static void l7_drain(struct wp_tunnel_worker *tw)
 {
+	l7h2_drain(tw);
 	if (tw->l7.core == NULL)
 		return;
 	wp_h1p_core_drain(tw->l7.core); /* l7_up_close() on each idle upstream */
@@ -524,6 +546,7 @@ static void l7_drain(struct wp_tunnel_worker *tw)
 /* Before the worker's sessions and tunnels are torn down. */
 static void l7_worker_stop(struct wp_tunnel_worker *tw)
 {
+	l7h2_worker_stop(tw);
 	if (tw->l7.core == NULL)
 		return;
 	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
@@ -546,6 +569,7 @@ static void l7_worker_stop(struct wp_tunnel_worker *tw)
 
 static void l7_worker_fini(struct wp_tunnel_worker *tw)
 {
+	l7h2_worker_fini(tw);
 	wp_h1p_core_destroy(tw->l7.core);
 	tw->l7.core = NULL;
 	wp_route_core_fini(&tw->l7.rc);

@@ -163,6 +163,7 @@ static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 	wp_ctr_inc(tw->ctr, k);
 }
 
+#include "dp/tunnel/l7_h2_glue.c" /* h2c hooks (l7h2_*), called from l7_glue.c */
 #include "dp/tunnel/l7_glue.c" /* L7 hooks (l7_*), part of this file */
 
 static uint64_t hash64(const void *p, size_t n, uint64_t h)
@@ -1329,6 +1330,7 @@ static void tick(struct wp_tunnel_worker *tw)
 	}
 	if (tw->l7.core != NULL)
 		wp_h1p_core_tick(tw->l7.core, tw->now_ms);
+	l7h2_tick(tw);
 	wp_h2mem_stats(tw->mem, &ms);
 	__atomic_store_n(&tw->g.h2_live, ms.held_bytes, __ATOMIC_RELAXED);
 	__atomic_store_n(&tw->g.h2_slab, ms.slab_bytes, __ATOMIC_RELAXED);

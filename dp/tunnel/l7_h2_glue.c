@@ -1,0 +1,411 @@
+/*
+ * h2c / gRPC glue for tunnel.c (see dp/tunnel/l7.h and dp/l7/h2proxy.h):
+ * NOT a separate translation unit. tunnel.c #includes it right before
+ * l7_glue.c, whose l7_* hooks hand over to the l7h2_* functions here when
+ * a tunnel belongs to the h2 proxy:
+ *
+ *   l7h2_wants / l7h2_start  a CONNECT to a service port whose protocol is
+ *                            HTTP/2 (appProtocol http2, grpc, grpc-web,
+ *                            kubernetes.io/h2c, or a name prefix http2 /
+ *                            grpc): answered 200, end 1 a struct wp_h2p_sess
+ *   l7h2_sniff               a port of unknown protocol whose first client
+ *                            bytes are the HTTP/2 connection preface
+ *   l7h2_input / _eof        bytes / EOF into a session or an upstream
+ *   l7h2_connected / _detach an upstream connected / a tunnel end died
+ *   l7h2_pump                moves the proxy's output (from the poll loop)
+ *   l7h2_worker_* / _tick    per-worker core, idle upstream expiry, drain
+ *
+ * Every upstream h2c connection is an upstream L7 tunnel (end 0 the
+ * proxy's struct wp_h2p_up, end 1 plaintext TCP or an originated HBONE
+ * stream, exactly as for HTTP/1.1), pooled by the proxy per worker and
+ * endpoint and shared by the streams of every session of the worker.
+ */
+
+static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len);
+static void end_shut(struct tunnel *t, int i);
+static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw);
+static void tun_free(struct tunnel *t);
+static void tun_respond(struct tunnel *t, int status);
+static int connect_plain(struct tunnel *t, struct wp_worker_port *wp);
+static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id);
+static void unwait(struct tunnel *t);
+static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
+                          char *buf, size_t len);
+static void l7_mark(struct tunnel *t);
+static void l7_refresh_routes(struct tunnel *t);
+static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
+                                       const struct wp_hbone_req *req);
+
+/* ---- struct wp_h2p_ops ------------------------------------------------------------------- */
+
+static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
+{
+	struct wp_tunnel_worker *tw = host;
+	char peer[WP_TLS_ID_MAX];
+	struct tunnel *t;
+	int rc;
+
+	if (tw->l7.h2wp == NULL)
+		return -EINVAL;
+	if (ep->addr.family != WP_AF_INET) {
+		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
+		return -EAFNOSUPPORT;
+	}
+	t = tun_alloc(tw);
+	if (t == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_LIMIT);
+		return -ENOBUFS;
+	}
+	t->target.addr = ep->addr;
+	t->target.port = ep->port;
+	t->e[0].kind = END_L7;
+	t->l7.h2up = up;
+	up->io = t;
+	peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
+	if (ep->ambient) {
+		ctr(tw, WP_CTR_TUNNEL_HBONE);
+		rc = connect_hbone(t, tw->l7.h2wp, peer);
+	} else {
+		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
+		rc = connect_plain(t, tw->l7.h2wp);
+	}
+	if (rc != 0) {
+		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
+		t->l7.h2up = NULL;
+		up->io = NULL;
+		t->e[0].gone = true;
+		t->e[1].gone = true;
+		tun_kill(t);
+		return rc;
+	}
+	return 0;
+}
+
+static void l7h2_up_close(void *host, struct wp_h2p_up *up)
+{
+	struct tunnel *t = up->io;
+
+	(void)host;
+	if (t == NULL || t->l7.h2up != up)
+		return;
+	t->l7.h2up = NULL;
+	t->e[0].gone = true;
+	t->l7.close = true;
+	l7_mark(t);
+}
+
+static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
+{
+	(void)host;
+	l7_mark(wp_h2p_sess_app(s));
+}
+
+static void l7h2_wake_up(void *host, struct wp_h2p_up *up)
+{
+	(void)host;
+	l7_mark(up->io);
+}
+
+static const struct wp_h2p_ops l7h2_ops = {
+        .up_open = l7h2_up_open,
+        .up_close = l7h2_up_close,
+        .wake_sess = l7h2_wake_sess,
+        .wake_up = l7h2_wake_up,
+};
+
+/* ---- tunnel ends ------------------------------------------------------------------------- */
+
+/* l7_input(): bytes for the h2 proxy. */
+static size_t l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
+{
+	if (t->l7.h2sess != NULL) {
+		if (t->e[0].sess != NULL)
+			t->tw->l7.h2wp = t->e[0].sess->wp; /* where upstreams are opened */
+		l7_refresh_routes(t);
+		(void)wp_h2p_down_in(t->l7.h2sess, p, len);
+		l7_mark(t);
+		return len;
+	}
+	if (t->l7.h2up != NULL) {
+		struct tunnel *self = t;
+
+		(void)wp_h2p_up_in(t->l7.h2up, p, len); /* may let go of it */
+		l7_mark(self);
+		return len;
+	}
+	return len;
+}
+
+/* l7_eof(): true if it was an h2 end. */
+static bool l7h2_eof(struct tunnel *t)
+{
+	if (t->l7.h2sess != NULL) {
+		wp_h2p_down_eof(t->l7.h2sess);
+		l7_mark(t);
+		return true;
+	}
+	if (t->l7.h2up != NULL) {
+		wp_h2p_up_eof(t->l7.h2up); /* l7h2_up_close() */
+		return true;
+	}
+	return false;
+}
+
+/* l7_connected(): true if it was an h2 upstream. */
+static bool l7h2_connected(struct tunnel *t)
+{
+	if (t->l7.h2up == NULL)
+		return false;
+	t->responded = true;
+	ctr(t->tw, WP_CTR_TUNNEL_OPENED);
+	wp_h2p_up_connected(t->l7.h2up);
+	l7_mark(t);
+	return true;
+}
+
+/* l7_detach(): true if it was an h2 end. */
+static bool l7h2_detach(struct tunnel *t)
+{
+	if (t->l7.h2sess != NULL) {
+		struct wp_h2p_sess *s = t->l7.h2sess;
+
+		t->l7.h2sess = NULL;
+		wp_h2p_sess_close(s);
+		return true;
+	}
+	if (t->l7.h2up != NULL) {
+		struct wp_h2p_up *up = t->l7.h2up;
+
+		t->l7.h2up = NULL;
+		up->io = NULL;
+		wp_h2p_up_failed(up); /* streams retried, answered or reset */
+		return true;
+	}
+	return false;
+}
+
+/* ---- downstream tunnels ------------------------------------------------------------------ */
+
+/* Istio's rules: appProtocol http2 / grpc / grpc-web / kubernetes.io/h2c,
+ * or a port name prefixed http2 / grpc (the resolver maps grpc-web to
+ * HTTP: it is looked at by name here). */
+static bool l7h2_proto(const struct wp_snap_svc_port *p)
+{
+	if (p->proto == WP_PROTO_HTTP2 || p->proto == WP_PROTO_GRPC)
+		return true;
+	return p->name != NULL && !strncasecmp(p->name, "grpc-web", 8) &&
+	       (p->name[8] == '\0' || p->name[8] == '-');
+}
+
+static bool l7h2_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+{
+	return tw->l7.h2core != NULL && l7h2_proto(p);
+}
+
+/* The tunnel's session from now on is <s>: end 1 is the h2 proxy. */
+static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
+{
+	t->l7.h2sess = s;
+	wp_h2p_sess_set_app(s, t);
+	if (t->e[0].sess != NULL)
+		t->tw->l7.h2wp = t->e[0].sess->wp;
+	l7_mark(t); /* the server preface goes out */
+}
+
+/* l7_start() for an HTTP/2 port; as l7_start(): false = serve it at L4. */
+static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
+                       const struct wp_snap_dest *d)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
+	struct tunnel *t = tun_alloc(tw);
+	struct wp_h2p_sess *hsess;
+	int n;
+
+	if (t == NULL) {
+		ctr(tw, WP_CTR_TUNNEL_LIMIT);
+		(void)wp_h2s_respond(hs, 503);
+		return true;
+	}
+	t->l7.dest = req->authority;
+	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
+	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
+		n = 0;
+	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, l7_client(t, s, req), t->l7.auth,
+	                         (size_t)n);
+	if (hsess == NULL) { /* l7_h2p_no_session counted */
+		tun_free(t);
+		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		return false;
+	}
+	t->target = req->authority;
+	t->e[0].kind = END_H2;
+	t->e[0].s = hs;
+	t->e[0].sess = s;
+	t->e[1].kind = END_L7;
+	wp_h2s_set_app(hs, t);
+	l7h2_bind(t, hsess);
+	tun_respond(t, 200);
+	return true;
+}
+
+/* l7_sniff(): the first client bytes of a tunnel of unknown protocol. If
+ * they are the HTTP/2 preface, end 1 becomes the h2 proxy (the L4
+ * upstream, unused so far, is dropped) and true is returned. */
+static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	struct end *u = &t->e[1];
+	struct wp_h2p_sess *s;
+
+	if (tw->l7.h2core == NULL || !wp_h2p_is_preface(data, len) || u->gone)
+		return false;
+	s = wp_h2p_sess_open(tw->l7.h2core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
+	                     strlen(t->l7.auth));
+	if (s == NULL) {
+		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		return true; /* stays L4 */
+	}
+	if (u->kind == END_TCP && u->c != NULL) {
+		struct wp_tcp_conn *c = u->c;
+
+		u->c = NULL;
+		wp_tcp_abort(c);
+	} else if (u->kind == END_H2 && u->s != NULL) {
+		wp_h2s_set_app(u->s, NULL);
+		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		mark_dirty(u->sess);
+	} else if (u->kind == END_H2) {
+		unwait(t);
+	}
+	wp_bq_clear(&u->q, tw->mem);
+	memset(u, 0, sizeof(*u));
+	wp_bq_init(&u->q);
+	u->kind = END_L7;
+	l7h2_bind(t, s);
+	ctr(tw, WP_CTR_L7_SNIFF_H2);
+	if (!t->responded)
+		tun_respond(t, 200);
+	return true;
+}
+
+/* The session is over: close it and end the inbound stream. */
+static void l7h2_down_done(struct tunnel *t)
+{
+	struct wp_h2p_sess *s = t->l7.h2sess;
+
+	t->l7.h2sess = NULL;
+	wp_h2p_sess_close(s);
+	t->e[1].gone = true;
+	t->e[1].eof_in = true;
+	end_flush(t, 1);
+	if (!t->e[0].gone)
+		end_shut(t, 0);
+	tun_check_done(t);
+}
+
+/* l7_pump(): true if it was an h2 tunnel. */
+static bool l7h2_pump(struct tunnel *t)
+{
+	const uint8_t *p;
+	size_t n, w;
+
+	if (t->l7.h2sess != NULL) {
+		struct wp_h2p_sess *s = t->l7.h2sess;
+
+		if (t->e[0].gone) {
+			l7h2_down_done(t);
+			return true;
+		}
+		while ((n = wp_h2p_down_peek(s, &p)) > 0) {
+			w = end_write(t, 0, p, n);
+			if (w == 0)
+				break;
+			wp_h2p_down_consume(s, w);
+		}
+		end_flush(t, 1);
+		if (t->l7.h2sess != NULL && wp_h2p_down_finished(s))
+			l7h2_down_done(t);
+		return true;
+	}
+	if (t->l7.h2up == NULL)
+		return false;
+	if (!t->responded)
+		return true;
+	while (t->l7.h2up != NULL && (n = wp_h2p_up_peek(t->l7.h2up, &p)) > 0) {
+		w = end_write(t, 1, p, n);
+		if (w == 0)
+			break;
+		wp_h2p_up_consume(t->l7.h2up, w);
+	}
+	end_flush(t, 0);
+	return true;
+}
+
+/* ---- worker ------------------------------------------------------------------------------ */
+
+static void l7h2_worker_init(struct wp_tunnel_worker *tw)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
+
+	/* A stream holds two 64 KiB rings and two 16 KiB header blocks: 256
+	 * streams are ~40 MiB per worker. Sessions and upstreams are tunnels. */
+	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
+	tw->l7.h2core = wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc,
+	                                   wp_h2mem_nghttp2(tw->mem), tw->w->id + 7, tw->ctr);
+	if (tw->l7.h2core == NULL)
+		fprintf(stderr,
+		        "waypointd: worker %u: no memory for the h2c proxy: HTTP/2 ports "
+		        "are forwarded at L4\n",
+		        tw->w->id);
+}
+
+static void l7h2_tick(struct wp_tunnel_worker *tw)
+{
+	if (tw->l7.h2core != NULL)
+		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
+}
+
+/* l7_drain(): idle upstreams closed, sessions GOAWAY. */
+static void l7h2_drain(struct wp_tunnel_worker *tw)
+{
+	if (tw->l7.h2core == NULL)
+		return;
+	wp_h2p_core_drain(tw->l7.h2core);
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
+		struct tunnel *t = &tw->tun_pool[i];
+
+		if (t->live && !t->dead && t->l7.h2sess != NULL) {
+			wp_h2p_sess_drain(t->l7.h2sess);
+			l7_mark(t);
+		}
+	}
+}
+
+/* l7_worker_stop(): sessions closed, then every upstream. */
+static void l7h2_worker_stop(struct wp_tunnel_worker *tw)
+{
+	if (tw->l7.h2core == NULL)
+		return;
+	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
+		struct tunnel *t = &tw->tun_pool[i];
+
+		if (t->live && t->l7.h2sess != NULL) {
+			struct wp_h2p_sess *s = t->l7.h2sess;
+
+			t->l7.h2sess = NULL;
+			t->e[1].gone = true;
+			wp_h2p_sess_close(s);
+		}
+	}
+	wp_h2p_core_destroy(tw->l7.h2core); /* l7h2_up_close() on every upstream */
+	tw->l7.h2core = NULL;
+}
+
+static void l7h2_worker_fini(struct wp_tunnel_worker *tw)
+{
+	wp_h2p_core_destroy(tw->l7.h2core);
+	tw->l7.h2core = NULL;
+}
