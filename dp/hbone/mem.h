@@ -1,7 +1,9 @@
 /*
  * A per-core allocator for nghttp2 (and the HBONE stream buffers): size
- * classes from 32 bytes to 64 KiB (four per doubling), each a free list
- * refilled by carving 64 KiB slabs. A worker owns one; nothing is shared or locked.
+ * classes from 32 bytes to 64 KiB (four per doubling, plus the exact sizes
+ * an nghttp2 session keeps for its lifetime, learnt from the installed
+ * libnghttp2 when the allocator is made), each a free list refilled by
+ * carving slabs of about 64 KiB. A worker owns one; nothing is shared or locked.
  * It keeps exact accounting (bytes requested and bytes held), so tests can
  * measure the cost of an idle connection, and it enforces a byte budget:
  * past it allocations fail and nghttp2 answers with NGHTTP2_ERR_NOMEM
@@ -19,9 +21,10 @@
 struct wp_h2mem;
 
 struct wp_h2mem_stats {
-	size_t live_bytes; /* requested by callers, not yet freed */
-	size_t held_bytes; /* the same rounded to size classes + headers */
-	size_t slab_bytes; /* carved slabs (free lists included) + large blocks */
+	size_t live_bytes;  /* requested by callers, not yet freed */
+	size_t held_bytes;  /* the same rounded to size classes + headers */
+	size_t slab_bytes;  /* carved slabs (free lists included) + large blocks */
+	size_t live_blocks; /* blocks handed out, not yet freed */
 	uint64_t allocs;
 	uint64_t fails; /* refused: budget or malloc */
 };
