@@ -80,6 +80,7 @@ void wp_hbone_config_default(struct wp_hbone_config *cfg)
 	cfg->ping_interval_ms = 10000;
 	cfg->ping_timeout_ms = 20000;
 	cfg->stream_sndbuf = (64 << 10) - 16; /* one 64 KiB allocator class */
+	cfg->header_table_size = 0;
 }
 
 /* ---- streams ---- */
@@ -440,6 +441,11 @@ static void cbs_init(void)
 		if (nghttp2_option_new(o) != 0)
 			return;
 		nghttp2_option_set_no_auto_window_update(*o, 1);
+		/* Memory an idle connection need not keep: closed streams (kept
+		 * for RFC 7540 priorities, which HBONE does not use) and our
+		 * encoder's dynamic table (CONNECT headers differ per tunnel). */
+		nghttp2_option_set_no_closed_streams(*o, 1);
+		nghttp2_option_set_max_deflate_dynamic_table_size(*o, 0);
 		/* Until the peer's SETTINGS say otherwise. */
 		nghttp2_option_set_peer_max_concurrent_streams(*o, 100);
 	}
@@ -452,7 +458,7 @@ struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, str
                           uint64_t now_ms)
 {
 	struct wp_h2c *c;
-	nghttp2_settings_entry iv[4];
+	nghttp2_settings_entry iv[5];
 	size_t niv = 0;
 	int rv;
 
@@ -491,6 +497,8 @@ struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, str
 	}
 	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
 	                                     c->cfg.stream_window};
+	iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_HEADER_TABLE_SIZE,
+	                                     c->cfg.header_table_size};
 	if (nghttp2_submit_settings(c->ss, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
 	    nghttp2_session_set_local_window_size(c->ss, NGHTTP2_FLAG_NONE, 0,
 	                                          (int32_t)c->cfg.conn_window) != 0)

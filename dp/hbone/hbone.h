@@ -46,6 +46,11 @@ struct wp_hbone_config {
 	uint32_t ping_interval_ms;  /* keepalive PING after this much silence: 10 s */
 	uint32_t ping_timeout_ms;   /* close when the PING ACK is this late: 20 s */
 	uint32_t stream_sndbuf;     /* bytes buffered per stream towards the peer: 64 KiB */
+	/* HPACK dynamic table the peer's encoder may use towards us
+	 * (SETTINGS_HEADER_TABLE_SIZE): 0, so an idle connection keeps no
+	 * header entries (a CONNECT's headers then travel as literals, ~200
+	 * bytes). Our own encoder never indexes either. */
+	uint32_t header_table_size;
 };
 
 /* Fills in the defaults above. */
