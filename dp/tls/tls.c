@@ -55,8 +55,8 @@ enum conn_state {
 
 struct wp_tls_conn {
 	SSL *ssl;
-	BIO *rbio;              /* owned by ssl */
-	BIO *wbio;              /* owned by ssl */
+	BIO *rbio;              /* owned by ssl; NULL while trimmed */
+	BIO *wbio;              /* owned by ssl; NULL while trimmed */
 	struct wp_tls_ctx *ctx; /* one reference */
 	uint64_t *ctrs;
 	char *peer_id;  /* OPENSSL_malloc'ed */
@@ -66,6 +66,7 @@ struct wp_tls_conn {
 	uint8_t state;
 	uint8_t fail; /* enum wp_tls_fail */
 	uint8_t shut_sent;
+	uint8_t eof_fed; /* wp_tls_conn_feed_eof was called */
 };
 
 static const char *const fail_names[] = {
@@ -481,17 +482,25 @@ void wp_tls_store_fini(struct wp_tls_store *st)
 
 /* ---- connections ---- */
 
-static int new_bios(struct wp_tls_conn *c)
+/* Gives the SSL its pair of memory BIOs unless it has them (they are
+ * released by wp_tls_conn_trim while the connection is idle). */
+static int bios(struct wp_tls_conn *c)
 {
-	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+	BIO *r, *w;
 
+	if (c->rbio != NULL)
+		return 0;
+	r = BIO_new(BIO_s_mem());
+	w = BIO_new(BIO_s_mem());
 	if (r == NULL || w == NULL) {
 		BIO_free(r);
 		BIO_free(w);
+		ERR_clear_error();
+		ctr_inc(c->ctrs, WP_CTR_TLS_NOMEM);
 		return -ENOMEM;
 	}
-	/* Empty means "retry later", not EOF. */
-	BIO_set_mem_eof_return(r, -1);
+	/* Empty means "retry later", not EOF (until TCP delivered FIN). */
+	BIO_set_mem_eof_return(r, c->eof_fed ? 0 : -1);
 	BIO_set_mem_eof_return(w, -1);
 	SSL_set_bio(c->ssl, r, w);
 	c->rbio = r;
@@ -506,7 +515,7 @@ struct wp_tls_conn *wp_tls_conn_new(struct wp_tls_ctx *t, enum wp_tls_role role,
 	if (c == NULL)
 		return NULL;
 	c->ssl = SSL_new(role == WP_TLS_SERVER ? t->server : t->client);
-	if (c->ssl == NULL || new_bios(c) != 0) {
+	if (c->ssl == NULL || bios(c) != 0) {
 		SSL_free(c->ssl);
 		OPENSSL_free(c);
 		ERR_clear_error();
@@ -605,6 +614,26 @@ static enum wp_tls_fail classify(struct wp_tls_conn *c)
 	return c->fail != WP_TLS_FAIL_NONE ? (enum wp_tls_fail)c->fail : f;
 }
 
+/*
+ * Once the handshake verified the chain and we copied the peer's identity,
+ * the certificates the peer sent beyond its leaf (intermediates; OpenSSL
+ * and Python clients also send the root) are not needed again: nothing
+ * here reads SSL_get_peer_cert_chain() or the verified chain, OpenSSL 3.0
+ * reads them only while verifying, and a session (ticket) encodes the leaf
+ * alone. Emptying both stacks frees those certificates (~3 KiB each with
+ * their parsed keys). The leaf stays (the session owns it).
+ */
+static void drop_peer_chain(struct wp_tls_conn *c)
+{
+	STACK_OF(X509) *sk = SSL_get_peer_cert_chain(c->ssl);
+
+	while (sk != NULL && sk_X509_num(sk) > 0)
+		X509_free(sk_X509_pop(sk));
+	sk = SSL_get0_verified_chain(c->ssl);
+	while (sk != NULL && sk_X509_num(sk) > 0)
+		X509_free(sk_X509_pop(sk));
+}
+
 /* Checks done once the handshake completed (also for resumed sessions,
  * which skip the verify callback). */
 static enum wp_tls_fail post_handshake(struct wp_tls_conn *c)
@@ -631,6 +660,8 @@ int wp_tls_conn_handshake(struct wp_tls_conn *c)
 		return 1;
 	if (c->state == ST_FAILED)
 		return -EPROTO;
+	if (bios(c) != 0)
+		return 0; /* counted; nothing can move until memory is back */
 	ERR_clear_error();
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
@@ -644,6 +675,7 @@ int wp_tls_conn_handshake(struct wp_tls_conn *c)
 			return -EPROTO;
 		}
 		c->state = ST_ESTABLISHED;
+		drop_peer_chain(c);
 		ctr_inc(c->ctrs,
 		        SSL_session_reused(c->ssl) ? WP_CTR_TLS_HS_RESUMED : WP_CTR_TLS_HS_DONE);
 		return 1;
@@ -666,6 +698,10 @@ ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
 
 	if (c->state == ST_FAILED)
 		return -EPIPE;
+	if (len == 0)
+		return 0;
+	if (bios(c) != 0)
+		return 0; /* stays in TCP; counted */
 	pend = BIO_ctrl_pending(c->rbio);
 	if (pend >= c->ctx->bio_cap || len == 0)
 		return 0;
@@ -687,6 +723,8 @@ ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
 		return -EPROTO;
 	if (c->state == ST_EOF)
 		return -EPIPE;
+	if (bios(c) != 0)
+		return WP_AGAIN;
 	ERR_clear_error();
 	n = SSL_read(c->ssl, buf, (int)WP_MIN(len, (size_t)INT_MAX));
 	if (n > 0)
@@ -716,7 +754,9 @@ ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
 /* TCP saw FIN: what is buffered can still be read, then reads end. */
 void wp_tls_conn_feed_eof(struct wp_tls_conn *c)
 {
-	BIO_set_mem_eof_return(c->rbio, 0);
+	c->eof_fed = 1;
+	if (c->rbio != NULL)
+		BIO_set_mem_eof_return(c->rbio, 0);
 }
 
 ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
@@ -733,6 +773,8 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 		return -EPROTO;
 	if (c->shut_sent)
 		return -EPIPE;
+	if (bios(c) != 0)
+		return WP_AGAIN;
 	pend = BIO_ctrl_pending(c->wbio);
 	if (pend >= c->ctx->bio_cap || len == 0)
 		return WP_AGAIN;
@@ -754,13 +796,16 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
 {
-	return BIO_ctrl_pending(c->wbio);
+	return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
 }
 
 size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
 {
-	int n = BIO_read(c->wbio, buf, (int)WP_MIN(len, (size_t)INT_MAX));
+	int n;
 
+	if (c->wbio == NULL)
+		return 0;
+	n = BIO_read(c->wbio, buf, (int)WP_MIN(len, (size_t)INT_MAX));
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -770,6 +815,8 @@ int wp_tls_conn_shutdown(struct wp_tls_conn *c)
 		return -EPROTO;
 	if (c->shut_sent)
 		return 0;
+	if (bios(c) != 0)
+		return -ENOMEM;
 	ERR_clear_error();
 	c->shut_sent = 1;
 	if (SSL_shutdown(c->ssl) < 0) {
@@ -779,32 +826,19 @@ int wp_tls_conn_shutdown(struct wp_tls_conn *c)
 	return 0;
 }
 
-static size_t bio_capacity(BIO *b)
-{
-	BUF_MEM *m = NULL;
-
-	BIO_get_mem_ptr(b, &m);
-	return m != NULL ? m->max : 0;
-}
-
 void wp_tls_conn_trim(struct wp_tls_conn *c)
 {
+	if (c->rbio == NULL || c->state == ST_HANDSHAKE)
+		return;
 	if (BIO_ctrl_pending(c->rbio) != 0 || BIO_ctrl_pending(c->wbio) != 0)
 		return;
-	if (bio_capacity(c->rbio) == 0 && bio_capacity(c->wbio) == 0)
-		return;
-	/* Keep the old BIOs if the new ones cannot be had. */
-	BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
-	if (r == NULL || w == NULL) {
-		BIO_free(r);
-		BIO_free(w);
-		return;
-	}
-	BIO_set_mem_eof_return(r, -1);
-	BIO_set_mem_eof_return(w, -1);
-	SSL_set_bio(c->ssl, r, w); /* frees the old pair */
-	c->rbio = r;
-	c->wbio = w;
+	/* Record buffers too, should RELEASE_BUFFERS have kept any (it
+	 * refuses while one holds a partial record; that state stays in the
+	 * SSL, not in the BIOs). */
+	(void)SSL_free_buffers(c->ssl);
+	SSL_set_bio(c->ssl, NULL, NULL); /* frees both */
+	c->rbio = NULL;
+	c->wbio = NULL;
 }
 
 bool wp_tls_conn_established(const struct wp_tls_conn *c)

@@ -168,8 +168,10 @@ size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len);
 int wp_tls_conn_shutdown(struct wp_tls_conn *c);
 
 /*
- * Frees the BIO buffers when both are empty, for idle connections (the
- * SSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS).
+ * For idle connections: when no ciphertext waits in either direction,
+ * frees both memory BIOs (and any record buffer OpenSSL kept); the next
+ * call that moves bytes makes new ones, transparently. A no-op during the
+ * handshake and while bytes wait.
  */
 void wp_tls_conn_trim(struct wp_tls_conn *c);
 
