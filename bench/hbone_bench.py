@@ -16,7 +16,12 @@ Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker):
      cycles. (nghttpx cannot splice CONNECT tunnels: no peer figure.)
   3. Memory per idle HBONE connection with N idle connections: waypointd's
      HTTP/2 + TLS + TCP buffer bytes (telemetry /wp/tunnels, wpctl stats)
-     over N; nghttpx's RSS growth over N for the same N connections.
+     over N, with the parts: HTTP/2 as held in size classes and as slabs
+     carved, OpenSSL's live bytes, TCP buffers; and waypointd's RSS growth
+     over N as a cross-check (malloc'd memory: HTTP/2 slabs, OpenSSL and
+     malloc's own overhead; hugepage memory -- mbufs, TCP buffers, the
+     session and connection pools sized at start -- is not in RSS).
+     nghttpx's RSS growth over N for the same N connections.
 Prints the figures and the ratios. Bounded; not a pass/fail test.
 """
 
@@ -87,7 +92,7 @@ def main():
              "--set", "hbone.max_sessions=%d" % conns, "--set", "mbufs_per_worker=65535",
              env=env)
     tb = dict(line.split("=", 1) for line in out.split())
-    prefix, wip = tb["WP_PREFIX"], tb["WP_IP"]
+    prefix, wip, wp_pid = tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
     procs = []
     res = {}
     try:
@@ -158,7 +163,7 @@ def main():
 
         # 3. idle connections
         def idle(addr, port, pid_for_rss):
-            rss0 = proc_rss(pid_for_rss) if pid_for_rss else 0
+            rss0 = proc_rss(pid_for_rss)
             p = subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                   os.path.join(ROOT, "tests/integration/hbone_load.py"), "idle",
                                   "--addr", "%s:%s" % (addr, port), "--certs", pki,
@@ -167,9 +172,8 @@ def main():
             line = json.loads(p.stdout.readline())
             time.sleep(2.5)  # idle: buffers trimmed after 1 s
             snap = {"established": line["established"], "setup_s": line["setup_seconds"]}
-            if pid_for_rss:
-                snap["rss_growth"] = proc_rss(pid_for_rss) - rss0
-            else:
+            snap["rss_growth"] = proc_rss(pid_for_rss) - rss0
+            if pid_for_rss == wp_pid:
                 snap["tel"] = tel(prefix, "/wp/tunnels")
                 snap["stats"] = stats(wpctl, prefix)
             p.terminate()
@@ -177,22 +181,25 @@ def main():
             return snap
 
         base = tel(prefix, "/wp/tunnels")
-        w = idle(wip, 15008, None)
+        w = idle(wip, 15008, wp_pid)
         t = w["tel"]
         tcpb = (total(w["stats"], "tcp_rcv_bufs") + total(w["stats"], "tcp_snd_bufs")) * 65536
         wp_bytes = (t.get("h2_held_bytes", 0) - base.get("h2_held_bytes", 0) +
                     t.get("tls_live_bytes", 0) - base.get("tls_live_bytes", 0) + tcpb)
         n = max(w["established"], 1)
+
+        def each(key):
+            return round((t.get(key, 0) - base.get(key, 0)) / n)
         time.sleep(3)
         g = idle("127.0.0.1", 15443, ng_pid)
         res["idle"] = {
             "connections": a.idle,
             "waypointd": {"established": w["established"], "bytes_each": round(wp_bytes / n),
-                          "h2_bytes_each": round((t.get("h2_held_bytes", 0) -
-                                                  base.get("h2_held_bytes", 0)) / n),
-                          "tls_bytes_each": round((t.get("tls_live_bytes", 0) -
-                                                   base.get("tls_live_bytes", 0)) / n),
+                          "h2_bytes_each": each("h2_held_bytes"),
+                          "h2_slab_bytes_each": each("h2_slab_bytes"),
+                          "tls_bytes_each": each("tls_live_bytes"),
                           "tcp_buffer_bytes_each": round(tcpb / n),
+                          "rss_bytes_each": round(w["rss_growth"] / n),
                           "goal_bytes": 16384},
             "nghttpx": {"established": g["established"],
                         "rss_bytes_each": round(g["rss_growth"] / max(g["established"], 1))},
@@ -200,6 +207,10 @@ def main():
         if g["rss_growth"] > 0 and wp_bytes > 0:
             res["idle"]["ratio_nghttpx_over_waypointd"] = round(
                 (g["rss_growth"] / max(g["established"], 1)) / (wp_bytes / n), 2)
+        if g["rss_growth"] > 0 and w["rss_growth"] > 0:
+            # RSS against RSS (waypointd's hugepage memory excluded, see above).
+            res["idle"]["ratio_rss_nghttpx_over_waypointd"] = round(
+                (g["rss_growth"] / max(g["established"], 1)) / (w["rss_growth"] / n), 2)
     finally:
         for p in procs:
             p.terminate()
