@@ -68,6 +68,28 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid, comm_prefix):
+    """(user, system) CPU seconds summed over the threads of <pid> whose
+    name starts with <comm_prefix> (DPDK names its worker lcores
+    "rte-worker-N"): user time is the process's own code, system time
+    its system calls (for a TAP port: the PMD's read/write and the kernel
+    network stack they run)."""
+    user = system = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if not f.read().startswith(comm_prefix):
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / tick, system / tick
+
+
 def proc_rss(pid):
     """Resident memory of a process, bytes."""
     with open("/proc/%d/status" % pid) as f:

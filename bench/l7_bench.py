@@ -29,7 +29,10 @@ Figures:
   1. closed loop (saturation), S seconds each: requests/s seen by the
      client; waypointd's busy TSC cycles per request (wpctl stats; io_cycles
      is the TAP PMD's system-call share), requests/s per core = TSC Hz /
-     cycles; as a cross-check waypointd's whole-process utime+stime
+     cycles; the worker thread's user and system CPU time per request
+     (/proc/PID/task: user = waypointd's own code, which TSC figures
+     over-state when the worker is preempted on this shared machine;
+     system = the TAP PMD's syscalls); as a cross-check waypointd's whole-process utime+stime
      (/proc; includes its adaptive idle polling, so an upper bound);
      HAProxy's utime+stime (/proc/PID/stat) per request, as cycles
      at the TSC rate and requests/s per core.
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, proc_cpu_s, sh, stats, total
+from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, proc_cpu_s, sh, stats, thread_cpu_s, total
 
 NS = "wpbench-l7"
 VIP = "198.19.0.10"
@@ -177,8 +180,10 @@ def main():
         # 1. closed loop
         s0 = stats(wpctl, prefix)
         p0 = proc_cpu_s(wpid)
+        u0, k0 = thread_cpu_s(wpid, "rte-worker")
         wr, wrc = hbone(a.conns, a.seconds, 0)
         p1 = proc_cpu_s(wpid)
+        u1, k1 = thread_cpu_s(wpid, "rte-worker")
         s1 = stats(wpctl, prefix)
         pkts = (total(s1, "rx_packets") - total(s0, "rx_packets") + total(s1, "tx_packets") -
                 total(s0, "tx_packets"))
@@ -195,7 +200,17 @@ def main():
                             "own_cycles_per_request": round((busy - io) / n),
                             "rps_per_core": round(tsc / wcyc) if wcyc else None,
                             "tap_packets_per_request": round(pkts / n, 2),
+                            "rx_packets_per_request": round(
+                                (total(s1, "rx_packets") - total(s0, "rx_packets")) / n, 2),
+                            "ack_only_segments_per_request": round(
+                                (total(s1, "tcp_ack_only") - total(s0, "tcp_ack_only")) / n, 2),
                             "io_cycles_per_packet": round(io / pkts) if pkts else None,
+                            # the worker thread's CPU time split by the kernel
+                            # (10 ms ticks): user = waypointd's own code
+                            # (TLS, HTTP/2, HTTP/1.1, proxy, TCP/IP) incl. its
+                            # idle polls; system = the TAP PMD's syscalls
+                            "worker_user_cycles_per_request": round((u1 - u0) / n * tsc),
+                            "worker_system_cycles_per_request": round((k1 - k0) / n * tsc),
                             "proc_cpu_us_per_request": round((p1 - p0) / n * 1e6, 2),
                             "proc_cycles_per_request_at_tsc_hz": round((p1 - p0) / n * tsc),
                             "goal_cycles_per_request": 15000}

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,34 @@ static void allowed_cpus(char *buf, size_t len)
 			off += (size_t)snprintf(buf + off, len - off, "%s%d", off ? "," : "", c);
 }
 
+/*
+ * The TAP PMD (DPDK 22.11) claims the first real-time signal whose
+ * disposition is still the default, turns on O_ASYNC on its queues with
+ * that signal, and counts signals so that an empty RX burst can skip the
+ * read() system call. Under load that is one queued signal per received
+ * packet, delivered to whichever thread does not block it (the main,
+ * telemetry and control-plane threads here): a few microseconds each,
+ * more than the read() it saves on a busy core, and it interrupts every
+ * thread's system calls. When no real-time signal is free, the PMD says so
+ * ("No Rx trigger signal available") and polls with read() like any
+ * other poll-mode driver. So, for TAP ports, the unused real-time signals
+ * are set to be ignored before the EAL creates the devices; nothing in
+ * waypointd uses them.
+ */
+static void tap_no_rx_signals(const struct wp_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_ports; i++)
+		if (strncmp(cfg->ports[i].device, "net_tap", 7) == 0) {
+			for (int sig = SIGRTMIN + 1; sig < SIGRTMAX; sig++) {
+				struct sigaction sa;
+
+				if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+					(void)signal(sig, SIG_IGN);
+			}
+			return;
+		}
+}
+
 int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, size_t errlen)
 {
 	static char store[MAX_ARGS][300];
@@ -144,6 +173,7 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 #undef ARG
 	argv[argc] = NULL;
 
+	tap_no_rx_signals(cfg);
 	rc = rte_eal_init(argc, argv);
 	if (rc < 0) {
 		snprintf(err, errlen, "EAL initialisation failed: %s", rte_strerror(rte_errno));

@@ -925,6 +925,7 @@ static void send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags)
 
 static void send_ack(struct wp_tcp_conn *c)
 {
+	ctr_inc(c->st, WP_CTR_TCP_ACK_ONLY);
 	send_ctl(c, c->snd_max, 0);
 }
 
