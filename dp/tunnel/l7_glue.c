@@ -371,12 +371,14 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 		return;
 	if (!l7_looks_http(data, len) || u->gone) {
 		ctr(tw, WP_CTR_L7_SNIFF_OPAQUE);
+		l7h2_sniff_done(t, false);
 		return;
 	}
 	s = wp_h1p_sess_open(tw->l7.core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
 	                     strlen(t->l7.auth));
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		l7h2_sniff_done(t, false);
 		return;
 	}
 	if (u->kind == END_TCP && u->c != NULL) {
@@ -394,6 +396,7 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	wp_bq_clear(&u->q, tw->mem);
 	memset(u, 0, sizeof(*u));
 	wp_bq_init(&u->q);
+	l7h2_sniff_done(t, true);
 	u->kind = END_L7;
 	t->l7.sess = s;
 	wp_h1p_sess_set_app(s, t);

@@ -32,6 +32,7 @@ static void unwait(struct tunnel *t);
 static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
                           char *buf, size_t len);
 static void l7_mark(struct tunnel *t);
+static void l7h2_sniff_done(struct tunnel *t, bool l7);
 static void l7_refresh_routes(struct tunnel *t);
 static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req);
@@ -264,6 +265,7 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	                     strlen(t->l7.auth));
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		l7h2_sniff_done(t, false);
 		return true; /* stays L4 */
 	}
 	if (u->kind == END_TCP && u->c != NULL) {
@@ -281,12 +283,40 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	wp_bq_clear(&u->q, tw->mem);
 	memset(u, 0, sizeof(*u));
 	wp_bq_init(&u->q);
+	l7h2_sniff_done(t, true);
 	u->kind = END_L7;
 	l7h2_bind(t, s);
 	ctr(tw, WP_CTR_L7_SNIFF_H2);
 	if (!t->responded)
 		tun_respond(t, 200);
 	return true;
+}
+
+/* end_write() towards the client of a tunnel whose first client bytes are
+ * still awaited: an HTTP/2 server's preface (a SETTINGS frame on stream 0,
+ * which an h2c upstream sends as soon as it accepts) must not reach the
+ * client before the sniff, or a client whose tunnel then becomes the h2
+ * proxy would see two server prefaces. Such bytes are held (queued, or
+ * left in TCP) until l7h2_sniff_done(); any other upstream bytes (a
+ * server-first protocol's greeting) pass as before. */
+static bool l7h2_hold(const uint8_t *p, size_t len)
+{
+	return len >= 9 && p[3] == NGHTTP2_SETTINGS && (p[4] & NGHTTP2_FLAG_ACK) == 0 &&
+	       p[5] == 0 && p[6] == 0 && p[7] == 0 && p[8] == 0;
+}
+
+/* The sniff decided: an L7 tunnel drops the held upstream bytes (its L4
+ * upstream is gone), an L4 one gets them flushed to the client. */
+static void l7h2_sniff_done(struct tunnel *t, bool l7)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+
+	if (l7) {
+		tw->g.queued_bytes -= wp_bq_len(&t->e[0].q);
+		wp_bq_clear(&t->e[0].q, tw->mem);
+	} else {
+		end_flush(t, 0);
+	}
 }
 
 /* The session is over: close it and end the inbound stream. */

@@ -164,7 +164,7 @@ static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 }
 
 #include "dp/tunnel/l7_h2_glue.c" /* h2c hooks (l7h2_*), called from l7_glue.c */
-#include "dp/tunnel/l7_glue.c" /* L7 hooks (l7_*), part of this file */
+#include "dp/tunnel/l7_glue.c"    /* L7 hooks (l7_*), part of this file */
 
 static uint64_t hash64(const void *p, size_t n, uint64_t h)
 {
@@ -618,6 +618,8 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 
 	if (e->gone || e->shut || len == 0)
 		return 0;
+	if (i == 0 && t->l7.sniff && l7h2_hold(p, len))
+		return 0; /* an h2 server's preface waits for the sniff (l7_h2_glue.c) */
 	if (e->kind == END_H2 && e->s != NULL) {
 		n = wp_h2s_write(e->s, p, len);
 		if (n > 0)
