@@ -5,15 +5,17 @@
 #   - manifests written here: a namespace enrolled to its waypoint (not
 #     ambient: upstreams are plaintext h2c), Services h2web (port name
 #     http2, two nghttpd --no-tls pods), grpc (port name grpc, one grpcio
-#     server pod, tests/integration/l7_h2_grpc.py), grpc-none (grpc port,
-#     no endpoints) and h2sniff (port name "web": protocol unknown, sniffed
+#     server pod, tests/integration/l7_h2_grpc.py), grpc-mesh (the same on
+#     an ambient pod, reached by HBONE originate through tests/hbone/dest.py),
+#     grpc-none (grpc port, no endpoints) and h2sniff (port name "web": protocol unknown, sniffed
 #     by the HTTP/2 preface);
 #   - clients reach the waypoint through a local HBONE forwarder
 #     (tests/integration/hbone_fwd.py), as ztunnel would carry them:
 #     (a) h2load -n 5000 -c 4 -m 10 (h2c prior knowledge): every request
 #         2xx, the proxy's counters moved, upstream streams multiplexed;
 #     (b) gRPC bidi and server-streaming calls: messages in order, trailing
-#         metadata and a non-OK status with its details intact;
+#         metadata and a non-OK status with its details intact; also to the
+#         ambient pod (the h2c upstream inside an originated HBONE tunnel);
 #     (c) a gRPC call to a service without endpoints: UNAVAILABLE from the
 #         waypoint (trailers-only answer);
 #     (d) the sniffed port: h2load again, l7_sniff_h2 counted.
@@ -113,6 +115,41 @@ spec:
   - name: grpc
     port: 50051
 YAML
+cat >>"$MAN/00-h2.yaml" <<'YAML'
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: grpc-mesh
+  namespace: default
+spec:
+  clusterIP: 198.19.0.44
+  selector:
+    app: grpc-mesh
+  ports:
+  - name: grpc
+    port: 50051
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: grpc-mesh-1
+  namespace: default
+  labels:
+    app: grpc-mesh
+    istio.io/dataplane-mode: ambient
+spec:
+  nodeName: node-1
+  serviceAccountName: dest
+status:
+  phase: Running
+  podIP: 198.18.1.44
+  podIPs:
+  - ip: 198.18.1.44
+  conditions:
+  - type: Ready
+    status: "True"
+YAML
 for pod in h2web-1:h2web:198.18.1.40 h2web-2:h2web:198.18.1.43 grpc-1:grpc:198.18.1.41; do
 	IFS=: read -r name app ip <<<"$pod"
 	cat >>"$MAN/00-h2.yaml" <<YAML
@@ -148,6 +185,15 @@ done
 ip netns exec "$WP_NETNS" $GRPC server --bind 198.18.1.41:50051 >"$T/grpc.log" 2>&1 &
 PIDS+=($!)
 disown $!
+# the ambient pod: reached by HBONE originate; dest.py (its "ztunnel")
+# forwards each tunnel to the gRPC server beside it
+ip netns exec "$WP_NETNS" $GRPC server --bind 198.18.1.44:50051 >"$T/grpc-mesh.log" 2>&1 &
+PIDS+=($!)
+disown $!
+ip netns exec "$WP_NETNS" $PY "$ROOT/tests/hbone/dest.py" --listen 198.18.1.44:15008 --certs "$PKI" \
+	--identity dest --forward 198.18.1.44:50051 >"$T/dest.log" 2>&1 &
+PIDS+=($!)
+disown $!
 # local HBONE forwarders: one per destination
 fwd() { # port authority
 	ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/hbone_fwd.py" --listen "127.0.0.1:$1" \
@@ -159,7 +205,8 @@ fwd 15001 198.19.0.40:8080
 fwd 15002 198.19.0.41:50051
 fwd 15003 198.19.0.42:50051
 fwd 15004 198.19.0.43:8080
-for f in grpc fwd-15001 fwd-15002 fwd-15003 fwd-15004; do
+fwd 15005 198.19.0.44:50051
+for f in grpc grpc-mesh dest fwd-15001 fwd-15002 fwd-15003 fwd-15004 fwd-15005; do
 	for _ in $(seq 100); do grep -q listening "$T/$f.log" 2>/dev/null && break; sleep 0.1; done
 	grep -q listening "$T/$f.log" || fail "$f did not start: $(cat "$T/$f.log")"
 done
@@ -205,6 +252,13 @@ pass "gRPC bidi stream of 40 x 100 kB messages (flow control both ways): $out"
 out=$(in_ns timeout 60 $GRPC count --target 127.0.0.1:15002 --k 1000) ||
 	fail "gRPC server streaming: $out; $(h2_stats)"
 pass "gRPC server streaming (1000 messages): in order, OK, trailing metadata: $out"
+
+# (b') the same to the ambient pod: the upstream h2c connection is an
+# originated HBONE tunnel
+out=$(in_ns timeout 60 $GRPC bidi --target 127.0.0.1:15005 --n 100 --size 1000) ||
+	fail "gRPC bidi over HBONE originate: $out; $(h2_stats)"
+[ "$(stat tunnel_hbone)" -ge 1 ] || fail "ambient pod not reached by HBONE: $(h2_stats)"
+pass "gRPC bidi stream to an ambient pod (h2c upstream inside an originated HBONE tunnel): $out"
 
 # (c) no endpoints: UNAVAILABLE from the waypoint itself
 out=$(in_ns timeout 60 $GRPC unavailable --target 127.0.0.1:15003) ||
