@@ -9,8 +9,9 @@
  * connection (and a second one when the backend's
  * SETTINGS_MAX_CONCURRENT_STREAMS is reached), trailers both ways, resets
  * both ways, local replies in HTTP and gRPC forms, connection-specific
- * headers refused, flow control stall and resume, upstream connection loss
- * and GOAWAY (refused streams retried), idle expiry.
+ * headers refused, the header block limit (431), flow control stall and
+ * resume, upstream connection loss and GOAWAY (refused streams retried),
+ * idle expiry.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -1040,6 +1041,30 @@ static void test_session_close_cancels(void **state)
 		assert_true(breqs[i].reset);
 }
 
+static void test_header_limit(void **state)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+	static char big[600];
+	nghttp2_nv x[] = {{(uint8_t *)"x-big", (uint8_t *)big, 5, sizeof(big) - 1, 0}};
+	int32_t a, b, c;
+
+	(void)state;
+	cfg.max_header_bytes = 512;
+	cfg.max_headers = 16;
+	mk(&cfg, std_rules);
+	memset(big, 'b', sizeof(big) - 1);
+	a = req("GET", "/v1/a", false, NULL, x, 1);
+	b = req("GET", "/v1/b", true, NULL, x, 1);
+	c = req("GET", "/v1/c", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(a)->status, 431);
+	assert_int_equal(cresp_of(b)->status, 200); /* gRPC form */
+	assert_string_equal(cresp_of(b)->grpc_status, "2");
+	assert_int_equal(cresp_of(c)->status, 200);
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_HEADER_TOO_BIG], 2);
+}
+
 static void test_preface(void **state)
 {
 	(void)state;
@@ -1067,6 +1092,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
 	        cmocka_unit_test_teardown(test_goaway_retry, teardown),
 	        cmocka_unit_test_teardown(test_session_close_cancels, teardown),
+	        cmocka_unit_test_teardown(test_header_limit, teardown),
 	        cmocka_unit_test(test_preface),
 	};
 
