@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp/net/cksum.h"
 #include "wp/common.h"
 
 #define WP_ETH_HLEN         14
@@ -154,13 +155,5 @@ int wp_net_next_hop(const struct wp_iface *ifc, uint32_t dst_ip, uint32_t *next_
  */
 uint16_t wp_net_prepend_ipv4(const struct wp_iface *ifc, uint8_t *frame, const uint8_t dst_mac[6],
                              uint32_t dst_ip, uint8_t proto, uint16_t l4_len, uint16_t ip_id);
-
-/*
- * Internet checksum helpers (RFC 1071), for ICMP, IPv4 and the TCP pseudo
- * header. The result is in memory order: memcpy it into the checksum field
- * as is. Over data that includes a correct checksum field, the result is 0.
- */
-uint16_t wp_inet_cksum(const void *data, uint32_t len);
-uint16_t wp_tcp_cksum(uint32_t src_ip, uint32_t dst_ip, const void *seg, uint16_t seg_len);
 
 #endif /* WP_DP_NET_H */

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "dp/net/cksum.h"
 #include "dp/net/tcp/tcp.h"
 #include "wp/counters.h"
 
@@ -325,33 +326,6 @@ static uint64_t siphash24(const uint64_t k[2], const void *data, size_t len)
 	SIPROUND;
 	SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/*
- * RFC 1071 sum over the IPv4 pseudo header and the segment. Returns the value
- * for the checksum field when that field is zero, and 0 when verifying a
- * segment whose checksum is right.
- */
-static uint16_t tcp_checksum(uint32_t src_ip, uint32_t dst_ip, const uint8_t *seg, uint32_t len)
-{
-	uint64_t sum = 0;
-	const uint8_t *s = (const uint8_t *)&src_ip, *d = (const uint8_t *)&dst_ip;
-	sum += (uint32_t)(s[0] << 8 | s[1]) + (uint32_t)(s[2] << 8 | s[3]);
-	sum += (uint32_t)(d[0] << 8 | d[1]) + (uint32_t)(d[2] << 8 | d[3]);
-	sum += 6 + len;
-	uint32_t i = 0;
-	for (; i + 8 <= len; i += 8)
-		sum += (uint32_t)(seg[i] << 8 | seg[i + 1]) +
-		       (uint32_t)(seg[i + 2] << 8 | seg[i + 3]) +
-		       (uint32_t)(seg[i + 4] << 8 | seg[i + 5]) +
-		       (uint32_t)(seg[i + 6] << 8 | seg[i + 7]);
-	for (; i + 1 < len; i += 2)
-		sum += (uint32_t)(seg[i] << 8 | seg[i + 1]);
-	if (i < len)
-		sum += (uint32_t)seg[i] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
 }
 
 static size_t addr_len(const struct wp_addr *a)
@@ -802,7 +776,11 @@ static int tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 	memcpy(p + 20, t->opt, t->optlen);
 	if (t->len)
 		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
-	wr16(p + 16, tcp_checksum(src->v4, dst->v4, p, total));
+	{
+		uint16_t ck = wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
+
+		memcpy(p + 16, &ck, sizeof(ck));
+	}
 	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total);
 	if (t->flags & TH_RST)
 		ctr_inc(st, WP_CTR_TCP_RST_SENT);
@@ -2452,7 +2430,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 		ctr_inc(st, WP_CTR_TCP_BAD_OFFSET);
 		return -EINVAL;
 	}
-	if (tcp_checksum(src_ip, dst_ip, p, len) != 0) {
+	if (wp_tcp_cksum(src_ip, dst_ip, p, (uint16_t)len) != 0) {
 		ctr_inc(st, WP_CTR_TCP_BAD_CHECKSUM);
 		return -EINVAL;
 	}
