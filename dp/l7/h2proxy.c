@@ -40,6 +40,7 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .max_headers = 64,
         .idle_timeout_ms = 60000,
         .max_idle_per_ep = 4,
+        .rst_per_sec = 200,
 };
 
 #define RM_MAX        16   /* response header modifier entries copied per stream */
@@ -128,8 +129,10 @@ struct wp_h2p_sess {
 	struct wp_h2p_strm *strms;
 	uint32_t n_strms;
 	bool in_use;
-	bool fatal;    /* protocol error: finish once the output is out */
-	bool down_eof; /* the client half-closed */
+	bool fatal;             /* protocol error: finish once the output is out */
+	bool down_eof;          /* the client half-closed */
+	uint64_t rst_window_ms; /* rapid-reset accounting: this second's start */
+	uint32_t rst_count;     /* and the client's resets in it */
 	void *app;
 	const uint8_t *out;
 	size_t out_len;
@@ -1368,7 +1371,21 @@ static int d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 	struct wp_h2p_strm *t;
 	bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
-	(void)ng;
+	if (f->hd.type == NGHTTP2_RST_STREAM && down_strm(s, f->hd.stream_id)) {
+		/* a client that opens and resets streams makes us open and
+		 * cancel upstream ones: bounded, like the HBONE layer does */
+		if (s->core->now_ms - s->rst_window_ms >= 1000) {
+			s->rst_window_ms = s->core->now_ms;
+			s->rst_count = 0;
+		}
+		if (++s->rst_count > s->core->cfg.rst_per_sec) {
+			wp_ctr_inc(s->core->ctr, WP_CTR_L7_H2P_RAPID_RESET);
+			(void)nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+			s->fatal = true;
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		}
+		return 0;
+	}
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
 	t = down_strm(s, f->hd.stream_id);
@@ -1791,6 +1808,8 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 	s->strms = NULL;
 	s->n_strms = 0;
 	s->fatal = s->down_eof = false;
+	s->rst_window_ms = c->now_ms;
+	s->rst_count = 0;
 	s->app = NULL;
 	s->out = NULL;
 	s->out_len = 0;
@@ -1854,7 +1873,7 @@ size_t wp_h2p_down_in(struct wp_h2p_sess *s, const uint8_t *data, size_t len)
 	if (s->fatal)
 		return len;
 	n = nghttp2_session_mem_recv(s->ng, data, len);
-	if (n < 0) {
+	if (n < 0 && !s->fatal) { /* (a callback that ended it counted why) */
 		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H2P_DOWN_PROTOCOL);
 		s->fatal = true;
 		(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);

@@ -94,12 +94,15 @@ struct wp_h2p_cfg {
 	uint16_t max_headers;      /* fields of one header block (431) */
 	uint32_t idle_timeout_ms;  /* upstreams without streams closed after this */
 	uint16_t max_idle_per_ep;  /* upstreams without streams kept per endpoint */
+	/* client RST_STREAMs of proxied streams per second before the session
+	 * ends with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487) */
+	uint32_t rst_per_sec;
 };
 
 /* 64 sessions, 64 upstreams, 256 streams, 100 per connection both ways,
  * 64 KiB rings and windows (the HTTP/2 default window, so no peer can
  * overrun a ring before our SETTINGS arrive), 16 KiB / 64 fields per
- * header block, 60 s idle, 4 idle per endpoint. */
+ * header block, 60 s idle, 4 idle per endpoint, 200 client resets a second. */
 extern const struct wp_h2p_cfg wp_h2p_default_cfg;
 
 enum wp_h2p_up_state {

@@ -470,6 +470,18 @@ static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
 	return 0;
 }
 
+/* The error code of the last GOAWAY the client received (0 = none). */
+static uint32_t cl_goaway_code;
+
+static int cl_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	(void)ng;
+	(void)ud;
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		cl_goaway_code = f->goaway.error_code;
+	return 0;
+}
+
 /* ---- harness ---------------------------------------------------------------------------- */
 
 static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
@@ -481,6 +493,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 	be_hold = be_trailers = cl_no_consume = false;
 	be_body = 2;
 	be_max_streams = 100;
+	cl_goaway_code = 0;
 	wp_route_core_init(&rcore, 7, ctr);
 	tab = build("reviews", rules);
 	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
@@ -503,6 +516,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
 		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl_cbs, cl_data);
 		nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(cl_cbs, cl_frame);
 	}
 	assert_int_equal(nghttp2_option_new(&o), 0);
 	nghttp2_option_set_no_auto_window_update(o, 1);
@@ -1074,6 +1088,47 @@ static void test_preface(void **state)
 	assert_false(wp_h2p_is_preface((const uint8_t *)"PR", 2));
 }
 
+/* Rapid reset: a client that opens and resets streams faster than
+ * rst_per_sec loses the session (GOAWAY ENHANCE_YOUR_CALM); one below
+ * the limit does not. */
+static void test_rapid_reset(void **state)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+	const uint8_t *p;
+
+	(void)state;
+	cfg.rst_per_sec = 20;
+	mk(&cfg, std_rules);
+	be_hold = true;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 10; i++) {
+			int32_t sid = req("GET", "/v1/r", false, NULL, NULL, 0);
+
+			pump();
+			assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, sid,
+			                                           NGHTTP2_CANCEL),
+			                 0);
+			pump();
+		}
+		/* 10 then 20 resets within one second: still under the limit */
+		assert_int_equal(ctr[WP_CTR_L7_H2P_RAPID_RESET], 0);
+	}
+	assert_false(wp_h2p_down_finished(sess));
+	{
+		int32_t sid = req("GET", "/v1/r", false, NULL, NULL, 0);
+
+		pump();
+		assert_int_equal(
+		        nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL), 0);
+		pump();
+	}
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RAPID_RESET], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_DOWN_PROTOCOL], 0);
+	assert_int_equal(wp_h2p_down_peek(sess, &p), 0);
+	assert_true(wp_h2p_down_finished(sess));
+	assert_int_equal(cl_goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1093,6 +1148,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_goaway_retry, teardown),
 	        cmocka_unit_test_teardown(test_session_close_cancels, teardown),
 	        cmocka_unit_test_teardown(test_header_limit, teardown),
+	        cmocka_unit_test_teardown(test_rapid_reset, teardown),
 	        cmocka_unit_test(test_preface),
 	};
 
