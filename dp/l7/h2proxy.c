@@ -95,6 +95,9 @@ struct wp_h2p_strm {
 	bool local;     /* answered locally: request bytes are dropped */
 	bool routed;
 	uint64_t up_sent; /* request body bytes taken by the upstream session */
+	/* HTTPRoute timeouts (0 = none): the stream's, its current try's */
+	uint64_t deadline_ms, try_deadline_ms;
+	uint32_t try_timeout_ms;
 	/* retries: the cluster picked (index, valid while the session's table
 	 * is still pick_table) and its hash key */
 	const struct wp_route_table *pick_table;
@@ -676,12 +679,32 @@ static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 	return up;
 }
 
+static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len);
+static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code);
+
+/* HTTPRoute timeouts.request / backendRequest: a stream whose response has
+ * not ended in time gets 504 (gRPC: UNAVAILABLE) when no response head went
+ * out yet, else is reset; its upstream stream is cancelled. */
+static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
+{
+	if (!t->in_use || !t->routed || t->local || t->resp_eof ||
+	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
+	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
+		return;
+	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
+	t->deadline_ms = t->try_deadline_ms = 0;
+	strm_cancel_up(t, NGHTTP2_CANCEL);
+	strm_local(t, 504, NULL, 0);
+}
+
 unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 {
 	unsigned n = 0;
 	struct wp_h2p_up *up, *nx;
 
 	c->now_ms = now_ms;
+	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
+		strm_timers(&c->strms[i], now_ms);
 	for (up = c->used_up; up; up = nx) {
 		nx = up->next;
 		if (up->n_strms == 0 && !up->reap && up->state != WP_H2P_UP_CONNECTING &&
@@ -693,6 +716,11 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 	}
 	core_reap(c);
 	return n;
+}
+
+void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms)
+{
+	c->now_ms = now_ms;
 }
 
 void wp_h2p_core_drain(struct wp_h2p_core *c)
@@ -866,6 +894,8 @@ static const char *local_text(uint16_t status)
 		return "no valid backend";
 	case 503:
 		return "no healthy upstream";
+	case 504:
+		return "upstream request timeout";
 	default:
 		return "local reply";
 	}
@@ -1002,6 +1032,8 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 			if (strm_submit(t, up) != 0)
 				return -ENOMEM;
 			act_begin(t, cl->lb, i);
+			if (t->try_timeout_ms) /* per try */
+				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
 			return 0;
 		}
 		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE))
@@ -1286,6 +1318,8 @@ static void strm_route(struct wp_h2p_strm *t)
 	t->pick_cluster = (uint32_t)(d.cluster - s->routes->clusters);
 	t->retry_on = d.rule->retry.on;
 	t->retries_left = d.rule->retry.attempts;
+	t->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
+	t->try_timeout_ms = d.rule->backend_timeout_ms;
 	n = wp_route_rewrite_target(&d, &rq, c->tmp2, sizeof(c->tmp2));
 	path = (const char *)p->value;
 	path_len = p->valuelen;

@@ -145,9 +145,14 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
  * must have been closed. NULL is a no-op. */
 void wp_h2p_core_destroy(struct wp_h2p_core *c);
 
-/* Closes upstreams without streams idle for idle_timeout_ms; <now_ms> is
- * also the clock idle upstreams are stamped with. Returns how many. */
+/* Closes upstreams without streams idle for idle_timeout_ms and fires the
+ * streams' HTTPRoute timeouts (504 / gRPC UNAVAILABLE before a response
+ * head, else a reset). Returns how many upstreams were closed. */
 unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms);
+
+/* The core's clock (ms, monotonic) for deadlines and idle stamps; the host
+ * sets it before feeding sessions. */
+void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms);
 
 /* Shutting down: idle upstreams closed, none kept idle from now on. */
 void wp_h2p_core_drain(struct wp_h2p_core *c);

@@ -1348,6 +1348,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	tw->now_ms = now_us / 1000;
 	if (tw->l7.core != NULL)
 		wp_h1p_core_clock(tw->l7.core, tw->now_ms); /* request deadlines */
+	if (tw->l7.h2core != NULL)
+		wp_h2p_core_clock(tw->l7.h2core, tw->now_ms);
 	if (!tw->draining && *tw->sh->drain)
 		start_drain(tw);
 	if (tw->w->slot != NULL) {

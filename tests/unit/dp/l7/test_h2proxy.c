@@ -1129,6 +1129,44 @@ static void test_rapid_reset(void **state)
 	assert_int_equal(cl_goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
+/* HTTPRoute timeouts on h2 streams: a backend that does not answer in
+ * time gives 504 (a gRPC call: UNAVAILABLE, trailers-only) and its stream
+ * is cancelled upstream; one answered in time is untouched. */
+static void test_timeouts(void **state)
+{
+	int32_t a, g, ok;
+
+	(void)state;
+	mk(NULL, "  - matches: [{path: {type: PathPrefix, value: /slow}}]\n"
+	         "    timeouts: {request: 2s}\n"
+	         "    backendRefs: [{name: reviews-v1, port: 9080}]\n");
+	wp_h2p_core_tick(core, 10000);
+	be_hold = true;
+	a = req("GET", "/slow/a", false, NULL, NULL, 0);
+	g = req("POST", "/slow/g", true, "x", NULL, 0);
+	ok = req("GET", "/slow/ok", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 3);
+	be_respond(&breqs[2]);
+	pump();
+	assert_int_equal(cresp_of(ok)->status, 200);
+	wp_h2p_core_tick(core, 11999);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_H2P_TIMEOUT], 0);
+	wp_h2p_core_tick(core, 12000);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_H2P_TIMEOUT], 2);
+	assert_int_equal(cresp_of(a)->status, 504);
+	assert_true(cresp_of(a)->closed);
+	assert_int_equal(cresp_of(g)->status, 200);
+	assert_string_equal(cresp_of(g)->grpc_status, "14");
+	assert_string_equal(cresp_of(g)->grpc_message, "upstream request timeout");
+	assert_true(breqs[0].reset);
+	assert_int_equal(breqs[0].reset_code, NGHTTP2_CANCEL);
+	assert_true(breqs[1].reset);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1149,6 +1187,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_session_close_cancels, teardown),
 	        cmocka_unit_test_teardown(test_header_limit, teardown),
 	        cmocka_unit_test_teardown(test_rapid_reset, teardown),
+	        cmocka_unit_test_teardown(test_timeouts, teardown),
 	        cmocka_unit_test(test_preface),
 	};
 
