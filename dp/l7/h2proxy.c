@@ -41,6 +41,7 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .idle_timeout_ms = 60000,
         .max_idle_per_ep = 4,
         .rst_per_sec = 200,
+        .down_idle_timeout_ms = 3600 * 1000,
 };
 
 #define RM_MAX        16   /* response header modifier entries copied per stream */
@@ -136,6 +137,7 @@ struct wp_h2p_sess {
 	bool down_eof;          /* the client half-closed */
 	uint64_t rst_window_ms; /* rapid-reset accounting: this second's start */
 	uint32_t rst_count;     /* and the client's resets in it */
+	uint64_t last_ms;       /* the client's last bytes, or its last stream's end */
 	void *app;
 	const uint8_t *out;
 	size_t out_len;
@@ -705,6 +707,17 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 	c->now_ms = now_ms;
 	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
 		strm_timers(&c->strms[i], now_ms);
+	for (uint32_t i = 0; i < c->cfg.max_sessions; i++) {
+		struct wp_h2p_sess *s = &c->sessions[i];
+
+		if (s->in_use && !s->fatal && s->n_strms == 0 && c->cfg.down_idle_timeout_ms &&
+		    now_ms - s->last_ms >= c->cfg.down_idle_timeout_ms) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_DOWN_IDLE_TIMEOUT);
+			(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+			s->fatal = true;
+			wake_sess(s);
+		}
+	}
 	for (up = c->used_up; up; up = nx) {
 		nx = up->next;
 		if (up->n_strms == 0 && !up->reap && up->state != WP_H2P_UP_CONNECTING &&
@@ -852,6 +865,7 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 		if (t->snext)
 			t->snext->sprev = t->sprev;
 		s->n_strms--;
+		s->last_ms = t->core->now_ms;
 	}
 	t->sprev = t->snext = NULL;
 	t->sess = NULL;
@@ -1842,7 +1856,7 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 	s->strms = NULL;
 	s->n_strms = 0;
 	s->fatal = s->down_eof = false;
-	s->rst_window_ms = c->now_ms;
+	s->rst_window_ms = s->last_ms = c->now_ms;
 	s->rst_count = 0;
 	s->app = NULL;
 	s->out = NULL;
@@ -1906,6 +1920,7 @@ size_t wp_h2p_down_in(struct wp_h2p_sess *s, const uint8_t *data, size_t len)
 
 	if (s->fatal)
 		return len;
+	s->last_ms = s->core->now_ms;
 	n = nghttp2_session_mem_recv(s->ng, data, len);
 	if (n < 0 && !s->fatal) { /* (a callback that ended it counted why) */
 		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H2P_DOWN_PROTOCOL);

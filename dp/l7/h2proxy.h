@@ -97,12 +97,16 @@ struct wp_h2p_cfg {
 	/* client RST_STREAMs of proxied streams per second before the session
 	 * ends with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487) */
 	uint32_t rst_per_sec;
+	/* a client connection without streams for this long gets GOAWAY and
+	 * ends (0 = never) */
+	uint32_t down_idle_timeout_ms;
 };
 
 /* 64 sessions, 64 upstreams, 256 streams, 100 per connection both ways,
  * 64 KiB rings and windows (the HTTP/2 default window, so no peer can
  * overrun a ring before our SETTINGS arrive), 16 KiB / 64 fields per
- * header block, 60 s idle, 4 idle per endpoint, 200 client resets a second. */
+ * header block, 60 s idle, 4 idle per endpoint, 200 client resets a second,
+ * clients idle for 1 h (Istio's default idle timeout) closed. */
 extern const struct wp_h2p_cfg wp_h2p_default_cfg;
 
 enum wp_h2p_up_state {

@@ -470,7 +470,7 @@ static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
 	return 0;
 }
 
-/* The error code of the last GOAWAY the client received (0 = none). */
+/* The error code of the last GOAWAY the client received (UINT32_MAX: none). */
 static uint32_t cl_goaway_code;
 
 static int cl_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -493,7 +493,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 	be_hold = be_trailers = cl_no_consume = false;
 	be_body = 2;
 	be_max_streams = 100;
-	cl_goaway_code = 0;
+	cl_goaway_code = UINT32_MAX; /* none received */
 	wp_route_core_init(&rcore, 7, ctr);
 	tab = build("reviews", rules);
 	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
@@ -1167,6 +1167,36 @@ static void test_timeouts(void **state)
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 }
 
+/* A client connection is closed (GOAWAY NO_ERROR) once it has had no
+ * stream for down_idle_timeout_ms; an open stream keeps it. */
+static void test_client_idle_timeout(void **state)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+	int32_t a;
+
+	(void)state;
+	cfg.down_idle_timeout_ms = 5000;
+	mk(&cfg, std_rules);
+	be_hold = true;
+	a = req("GET", "/v1/a", false, NULL, NULL, 0);
+	pump();
+	wp_h2p_core_tick(core, 9000); /* a stream is open */
+	pump();
+	assert_false(wp_h2p_down_finished(sess));
+	wp_h2p_core_clock(core, 9000);
+	be_respond(&breqs[0]);
+	pump();
+	assert_true(cresp_of(a)->closed);
+	wp_h2p_core_tick(core, 13999); /* idle since 9000 */
+	pump();
+	assert_false(wp_h2p_down_finished(sess));
+	wp_h2p_core_tick(core, 14000);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_H2P_DOWN_IDLE_TIMEOUT], 1);
+	assert_true(wp_h2p_down_finished(sess));
+	assert_int_equal(cl_goaway_code, NGHTTP2_NO_ERROR);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1188,6 +1218,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_header_limit, teardown),
 	        cmocka_unit_test_teardown(test_rapid_reset, teardown),
 	        cmocka_unit_test_teardown(test_timeouts, teardown),
+	        cmocka_unit_test_teardown(test_client_idle_timeout, teardown),
 	        cmocka_unit_test(test_preface),
 	};
 
