@@ -1,9 +1,34 @@
 /*
- * mTLS over memory BIOs (see tls.h). One SSL per connection, two shared
- * SSL_CTXs per wp_tls_ctx. The SPIFFE identity of the peer is checked in
- * the verify callback at depth 0, after OpenSSL accepted the chain, so a
- * foreign trust domain fails the handshake with an alert; resumed sessions
- * (no verify callback) are checked again when the handshake completes.
+ * mTLS over memory BIOs (see tls.h). One SSL per connection during the
+ * handshake, two shared SSL_CTXs per wp_tls_ctx. The SPIFFE identity of
+ * the peer is checked in the verify callback at depth 0, after OpenSSL
+ * accepted the chain, so a foreign trust domain fails the handshake with
+ * an alert; resumed sessions (no verify callback) are checked again when
+ * the handshake completes.
+ *
+ * Once a TLS 1.3 handshake completed, the connection moves to our own
+ * record layer (record.c) and the SSL object is freed: an idle connection
+ * then holds two AEAD states and two secrets instead of ~18 KB of OpenSSL.
+ * The secrets come from the keylog callback (CLIENT_/SERVER_TRAFFIC_SECRET_0,
+ * checked against the connection's client random). The sequence numbers
+ * are counted, not assumed: OpenSSL calls the keylog callback for a
+ * direction's application secret exactly where it installs that key (right
+ * after writing/reading the Finished of that direction; checked against
+ * OpenSSL 3.0.22), and the message callback reports the header of every
+ * record it writes and reads (SSL3_RT_HEADER). The records counted since
+ * the secret's keylog call are the records protected with it: on the
+ * server the NewSessionTicket records (one per ticket), everywhere else 0.
+ * The receiving count is 0 by construction (OpenSSL without read-ahead
+ * reads record by record and stops after the peer's Finished; a TLS 1.3
+ * key change is on a record boundary) and is checked, as is
+ * SSL_has_pending(): what OpenSSL did not read is still in the memory BIO
+ * and moves, with the ciphertext OpenSSL wrote and nobody took yet, into
+ * our buffers. kTLS's BIO_CTRL_SET_KTLS hook would also hand over key, IV
+ * and sequence, but only with SSL_OP_ENABLE_KTLS, a kernel-supported
+ * suite and a BIO that then receives plaintext records; counting needs
+ * none of that. A connection we cannot move (TLS 1.2, a suite record.c
+ * does not implement, a secret or count missing) stays on OpenSSL,
+ * counted (TLS_REC_KEPT_OPENSSL).
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +43,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "dp/tls/record.h"
 #include "dp/tls/tls.h"
 #include "wp/counters.h"
 
@@ -53,8 +79,20 @@ enum conn_state {
 	ST_FAILED,
 };
 
+/* What the keylog and message callbacks learn during a handshake, until
+ * the switch to record.c (then cleansed and freed). */
+struct hs_keys {
+	uint8_t csecret[WP_TLS_REC_SECRET_MAX]; /* CLIENT_TRAFFIC_SECRET_0 */
+	uint8_t ssecret[WP_TLS_REC_SECRET_MAX]; /* SERVER_TRAFFIC_SECRET_0 */
+	uint8_t clen, slen;                     /* 0 until seen */
+	uint32_t crecs, srecs;                  /* records written (client: c, server: s) or
+	                                         * read since the secret's keylog call */
+};
+
 struct wp_tls_conn {
-	SSL *ssl;
+	SSL *ssl;               /* NULL once record.c took over */
+	struct wp_tls_rec *rec; /* after the switch, else NULL */
+	struct hs_keys *keys;   /* OPENSSL_malloc'ed during the handshake */
 	BIO *rbio;              /* owned by ssl; NULL while trimmed */
 	BIO *wbio;              /* owned by ssl; NULL while trimmed */
 	struct wp_tls_ctx *ctx; /* one reference */
@@ -67,6 +105,7 @@ struct wp_tls_conn {
 	uint8_t fail; /* enum wp_tls_fail */
 	uint8_t shut_sent;
 	uint8_t eof_fed; /* wp_tls_conn_feed_eof was called */
+	uint8_t resumed; /* copied at the switch */
 };
 
 static const char *const fail_names[] = {
@@ -282,6 +321,110 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/* ---- secrets and record counts for the switch to record.c ---- */
+
+static int unhex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Decodes exactly len hex digits pairs from s into out; false if bad. */
+static bool hex_eq_or_decode(const char *s, size_t nhex, uint8_t *out, const uint8_t *cmp)
+{
+	for (size_t i = 0; i < nhex / 2; i++) {
+		int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		if (out != NULL)
+			out[i] = (uint8_t)(hi << 4 | lo);
+		else if (cmp[i] != (uint8_t)(hi << 4 | lo))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * NSS key log line: "<LABEL> <client random, 64 hex> <secret hex>". Only
+ * the two application traffic secrets are kept, decoded straight into the
+ * connection (OpenSSL cleanses its line after the call). Called by OpenSSL
+ * where it installs the key: the record counts of that direction restart.
+ */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+	static const char cl[] = "CLIENT_TRAFFIC_SECRET_0 ", sl[] = "SERVER_TRAFFIC_SECRET_0 ";
+	struct wp_tls_conn *c = SSL_get_app_data(ssl);
+	uint8_t cr[SSL3_RANDOM_SIZE], *dst;
+	bool client_secret;
+	const char *p, *sp;
+	size_t n;
+
+	if (c == NULL || c->state != ST_HANDSHAKE)
+		return;
+	if (strncmp(line, cl, sizeof(cl) - 1) == 0)
+		client_secret = true;
+	else if (strncmp(line, sl, sizeof(sl) - 1) == 0)
+		client_secret = false;
+	else
+		return;
+	p = line + sizeof(cl) - 1;
+	sp = strchr(p, ' ');
+	if (sp == NULL || (size_t)(sp - p) != 2 * SSL3_RANDOM_SIZE ||
+	    SSL_get_client_random(ssl, cr, sizeof(cr)) != sizeof(cr) ||
+	    !hex_eq_or_decode(p, 2 * SSL3_RANDOM_SIZE, NULL, cr))
+		return; /* not this connection's: no switch */
+	p = sp + 1;
+	n = strlen(p);
+	if (n == 0 || n % 2 != 0 || n / 2 > WP_TLS_REC_SECRET_MAX)
+		return;
+	if (c->keys == NULL && (c->keys = OPENSSL_zalloc(sizeof(*c->keys))) == NULL)
+		return;
+	dst = client_secret ? c->keys->csecret : c->keys->ssecret;
+	if (!hex_eq_or_decode(p, n, dst, NULL)) {
+		OPENSSL_cleanse(dst, WP_TLS_REC_SECRET_MAX);
+		return;
+	}
+	if (client_secret) {
+		c->keys->clen = (uint8_t)(n / 2);
+		c->keys->crecs = 0;
+	} else {
+		c->keys->slen = (uint8_t)(n / 2);
+		c->keys->srecs = 0;
+	}
+}
+
+/* Counts the records OpenSSL writes and reads, by direction. */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
+{
+	struct wp_tls_conn *c = SSL_get_app_data(ssl);
+	bool client_dir;
+
+	(void)version;
+	(void)buf;
+	(void)len;
+	(void)arg;
+	if (c == NULL || c->keys == NULL || content_type != SSL3_RT_HEADER)
+		return;
+	/* A client writes with the client secret, a server reads with it. */
+	client_dir = (c->role == WP_TLS_CLIENT) == (write_p != 0);
+	if (client_dir)
+		c->keys->crecs++;
+	else
+		c->keys->srecs++;
+}
+
+static void keys_free(struct wp_tls_conn *c)
+{
+	OPENSSL_clear_free(c->keys, sizeof(*c->keys));
+	c->keys = NULL;
+}
+
 /* ---- contexts ---- */
 
 static int stamp_file(const char *path, struct file_stamp *st)
@@ -328,6 +471,8 @@ static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
 	SSL_CTX_set_verify(s, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 	                   verify_cb);
 	SSL_CTX_set_verify_depth(s, 4);
+	SSL_CTX_set_keylog_callback(s, keylog_cb);
+	SSL_CTX_set_msg_callback(s, msg_cb);
 	if (server) {
 		SSL_CTX_set_client_hello_cb(s, client_hello_cb, NULL);
 		SSL_CTX_set_alpn_select_cb(s, alpn_select_cb, NULL);
@@ -539,6 +684,8 @@ void wp_tls_conn_free(struct wp_tls_conn *c)
 	if (c == NULL)
 		return;
 	SSL_free(c->ssl);
+	wp_tls_rec_free(c->rec);
+	keys_free(c);
 	wp_tls_ctx_unref(c->ctx);
 	OPENSSL_free(c->peer_id);
 	OPENSSL_free(c->expected);
@@ -651,6 +798,64 @@ static enum wp_tls_fail post_handshake(struct wp_tls_conn *c)
 	return WP_TLS_FAIL_NONE;
 }
 
+/*
+ * Right after a successful handshake: hands a TLS 1.3 connection to
+ * record.c and frees the SSL (see the top of this file). On any doubt the
+ * connection stays on OpenSSL, counted.
+ */
+static void switch_to_rec(struct wp_tls_conn *c)
+{
+	struct hs_keys *k = c->keys;
+	struct wp_tls_rec_params rp = {0};
+	struct wp_tls_rec *rec = NULL;
+	const SSL_CIPHER *ciph = SSL_get_current_cipher(c->ssl);
+	bool client = c->role == WP_TLS_CLIENT;
+	char *in = NULL, *out = NULL;
+	long in_len = 0, out_len = 0;
+
+	if (k == NULL || SSL_version(c->ssl) != TLS1_3_VERSION || ciph == NULL || k->clen == 0 ||
+	    k->clen != k->slen || SSL_has_pending(c->ssl) ||
+	    (client ? k->srecs : k->crecs) != 0 /* records read with the new key */)
+		goto keep;
+	rp.suite = SSL_CIPHER_get_protocol_id(ciph);
+	rp.client = client;
+	rp.wsecret = client ? k->csecret : k->ssecret;
+	rp.rsecret = client ? k->ssecret : k->csecret;
+	rp.secret_len = k->clen;
+	rp.wseq = client ? k->crecs : k->srecs;
+	rp.rseq = 0;
+	rp.cap = c->ctx->bio_cap;
+	rp.ctrs = c->ctrs;
+	if (!wp_tls_rec_suite_ok(rp.suite, rp.secret_len))
+		goto keep;
+	rec = wp_tls_rec_new(&rp);
+	if (rec == NULL)
+		goto keep;
+	if (c->rbio != NULL) {
+		in_len = BIO_get_mem_data(c->rbio, &in);
+		out_len = BIO_get_mem_data(c->wbio, &out);
+	}
+	if (in_len < 0 || out_len < 0 ||
+	    wp_tls_rec_preload(rec, in, (size_t)in_len, out, (size_t)out_len) != 0)
+		goto keep;
+	if (c->eof_fed)
+		wp_tls_rec_feed_eof(rec);
+	c->resumed = SSL_session_reused(c->ssl) ? 1 : 0;
+	SSL_free(c->ssl); /* and both BIOs */
+	c->ssl = NULL;
+	c->rbio = c->wbio = NULL;
+	c->rec = rec;
+	keys_free(c);
+	ctr_inc(c->ctrs, WP_CTR_TLS_REC_SWITCHED);
+	return;
+keep:
+	ERR_clear_error();
+	wp_tls_rec_free(rec);
+	keys_free(c);
+	SSL_set_msg_callback(c->ssl, NULL);
+	ctr_inc(c->ctrs, WP_CTR_TLS_REC_KEPT_OPENSSL);
+}
+
 int wp_tls_conn_handshake(struct wp_tls_conn *c)
 {
 	int r;
@@ -678,6 +883,7 @@ int wp_tls_conn_handshake(struct wp_tls_conn *c)
 		drop_peer_chain(c);
 		ctr_inc(c->ctrs,
 		        SSL_session_reused(c->ssl) ? WP_CTR_TLS_HS_RESUMED : WP_CTR_TLS_HS_DONE);
+		switch_to_rec(c);
 		return 1;
 	}
 	switch (SSL_get_error(c->ssl, r)) {
@@ -700,6 +906,8 @@ ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
 		return -EPIPE;
 	if (len == 0)
 		return 0;
+	if (c->rec != NULL)
+		return wp_tls_rec_feed(c->rec, buf, len);
 	if (bios(c) != 0)
 		return 0; /* stays in TCP; counted */
 	pend = BIO_ctrl_pending(c->rbio);
@@ -708,6 +916,27 @@ ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
 	len = WP_MIN(len, c->ctx->bio_cap - pend);
 	n = BIO_write(c->rbio, buf, (int)len);
 	return n > 0 ? n : -ENOMEM;
+}
+
+static ssize_t rec_read(struct wp_tls_conn *c, void *buf, size_t len)
+{
+	ssize_t n = wp_tls_rec_read(c->rec, buf, len);
+
+	switch (n) {
+	case -EPIPE:
+		c->state = ST_EOF;
+		break;
+	case -ECONNRESET:
+		c->state = ST_FAILED;
+		ctr_inc(c->ctrs, WP_CTR_TLS_UNCLEAN_EOF);
+		break;
+	case -EPROTO:
+		set_failed(c, wp_tls_rec_fail(c->rec));
+		break;
+	default:
+		break;
+	}
+	return n;
 }
 
 ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
@@ -723,6 +952,8 @@ ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
 		return -EPROTO;
 	if (c->state == ST_EOF)
 		return -EPIPE;
+	if (c->rec != NULL)
+		return rec_read(c, buf, len);
 	if (bios(c) != 0)
 		return WP_AGAIN;
 	ERR_clear_error();
@@ -755,6 +986,8 @@ ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
 void wp_tls_conn_feed_eof(struct wp_tls_conn *c)
 {
 	c->eof_fed = 1;
+	if (c->rec != NULL)
+		wp_tls_rec_feed_eof(c->rec);
 	if (c->rbio != NULL)
 		BIO_set_mem_eof_return(c->rbio, 0);
 }
@@ -773,6 +1006,13 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 		return -EPROTO;
 	if (c->shut_sent)
 		return -EPIPE;
+	if (c->rec != NULL) {
+		ssize_t n = wp_tls_rec_write(c->rec, buf, len);
+
+		if (n == -EPROTO)
+			set_failed(c, wp_tls_rec_fail(c->rec));
+		return n;
+	}
 	if (bios(c) != 0)
 		return WP_AGAIN;
 	pend = BIO_ctrl_pending(c->wbio);
@@ -796,6 +1036,8 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
 {
+	if (c->rec != NULL)
+		return wp_tls_rec_pending(c->rec);
 	return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
 }
 
@@ -803,6 +1045,8 @@ size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
 {
 	int n;
 
+	if (c->rec != NULL)
+		return wp_tls_rec_take(c->rec, buf, len);
 	if (c->wbio == NULL)
 		return 0;
 	n = BIO_read(c->wbio, buf, (int)WP_MIN(len, (size_t)INT_MAX));
@@ -815,6 +1059,15 @@ int wp_tls_conn_shutdown(struct wp_tls_conn *c)
 		return -EPROTO;
 	if (c->shut_sent)
 		return 0;
+	if (c->rec != NULL) {
+		int r = wp_tls_rec_shutdown(c->rec);
+
+		if (r == 0)
+			c->shut_sent = 1;
+		else if (r == -EPROTO)
+			set_failed(c, wp_tls_rec_fail(c->rec));
+		return r;
+	}
 	if (bios(c) != 0)
 		return -ENOMEM;
 	ERR_clear_error();
@@ -828,6 +1081,10 @@ int wp_tls_conn_shutdown(struct wp_tls_conn *c)
 
 void wp_tls_conn_trim(struct wp_tls_conn *c)
 {
+	if (c->rec != NULL) {
+		wp_tls_rec_trim(c->rec);
+		return;
+	}
 	if (c->rbio == NULL || c->state == ST_HANDSHAKE)
 		return;
 	if (BIO_ctrl_pending(c->rbio) != 0 || BIO_ctrl_pending(c->wbio) != 0)
@@ -853,7 +1110,9 @@ bool wp_tls_conn_failed(const struct wp_tls_conn *c)
 
 bool wp_tls_conn_resumed(const struct wp_tls_conn *c)
 {
-	return wp_tls_conn_established(c) && SSL_session_reused(c->ssl);
+	if (!wp_tls_conn_established(c))
+		return false;
+	return c->rec != NULL ? c->resumed : SSL_session_reused(c->ssl);
 }
 
 enum wp_tls_fail wp_tls_conn_fail_reason(const struct wp_tls_conn *c)
@@ -884,7 +1143,9 @@ int wp_tls_conn_peer_parts(const struct wp_tls_conn *c, const char **td, size_t 
 
 int wp_tls_conn_version(const struct wp_tls_conn *c)
 {
-	return wp_tls_conn_established(c) ? SSL_version(c->ssl) : 0;
+	if (!wp_tls_conn_established(c))
+		return 0;
+	return c->rec != NULL ? TLS1_3_VERSION : SSL_version(c->ssl);
 }
 
 /* ---- OpenSSL memory accounting ---- */

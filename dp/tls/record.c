@@ -1,0 +1,777 @@
+/*
+ * TLS 1.3 record layer after the handshake (see record.h): the kTLS idea
+ * in user space. tls.c lets OpenSSL run the handshake, then moves the
+ * connection here and frees the SSL object (~18 KB per idle connection).
+ *
+ * What a connection keeps: per direction an EVP AEAD context holding the
+ * key schedule, the 12-byte IV, the 64-bit record sequence number and the
+ * traffic secret (the next one is derived from it on KeyUpdate, RFC 8446
+ * §7.2); the input and output buffers exist only while bytes are in
+ * flight (wp_tls_rec_trim frees them when idle).
+ *
+ * Records (§5): the outer header is always (application_data, 0x0303,
+ * length); the AEAD nonce is the IV xor the sequence number, the AAD the
+ * 5-byte header; the plaintext is content || content type || zero
+ * padding. We read: application data, alerts (close_notify is EOF,
+ * user_canceled is ignored, the rest are fatal) and the post-handshake
+ * messages KeyUpdate (both roles) and NewSessionTicket (client: skipped
+ * without buffering, we do not resume as a client); anything else is
+ * unexpected_message. We write records of at most 16 KiB of plaintext,
+ * without padding, and a KeyUpdate of our own once a key protected
+ * rekey_after records (AES-GCM's safety margin, §5.5). Every error queues
+ * the alert RFC 8446 asks for (unless we already sent close_notify), fails
+ * the connection and increments a TLS_REC_* counter.
+ *
+ * Buffers: the input holds [plaintext of the current record][ciphertext
+ * not yet decrypted]; records are decrypted in place. It accepts cap bytes
+ * unread (at least one whole record) and grows on demand, never beyond
+ * cap plus one record. The output holds whole records until taken.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "dp/tls/record.h"
+#include "wp/counters.h"
+
+#define REC_HDR      5
+#define REC_TAG      16
+#define REC_IV       12
+#define REC_MAX_PT   16384                   /* 2^14 */
+#define REC_MAX_CT   (REC_MAX_PT + 256)      /* 2^14 + 256 */
+#define REC_MAX      (REC_HDR + REC_MAX_CT)  /* one whole record on the wire */
+#define REC_OVERHEAD (REC_HDR + 1 + REC_TAG) /* what we add per record */
+
+enum {
+	CT_ALERT = 21,
+	CT_HANDSHAKE = 22,
+	CT_APP = 23,
+};
+
+enum {
+	HS_NEW_SESSION_TICKET = 4,
+	HS_KEY_UPDATE = 24,
+};
+
+enum {
+	AL_CLOSE_NOTIFY = 0,
+	AL_UNEXPECTED_MESSAGE = 10,
+	AL_BAD_RECORD_MAC = 20,
+	AL_RECORD_OVERFLOW = 22,
+	AL_ILLEGAL_PARAMETER = 47,
+	AL_DECODE_ERROR = 50,
+	AL_INTERNAL_ERROR = 80,
+	AL_USER_CANCELED = 90,
+};
+
+enum rec_state {
+	R_OPEN,
+	R_CLOSED, /* close_notify received: reads return -EPIPE */
+	R_RESET,  /* EOF from TCP without close_notify: -ECONNRESET */
+	R_FAILED, /* -EPROTO */
+};
+
+/* Records one key protects before we send a KeyUpdate of our own; the
+ * tests lower it. 2^24 stays within AES-GCM's limit of 2^24.5 (§5.5). */
+static uint64_t rekey_after = (uint64_t)1 << 24;
+
+struct suite {
+	uint16_t id;
+	uint8_t key_len;
+	uint8_t hash_len;
+	const char *cipher; /* EVP name */
+	const char *digest;
+};
+
+static const struct suite suites[] = {
+        {0x1301, 16, 32, "AES-128-GCM", "SHA256"},
+        {0x1302, 32, 48, "AES-256-GCM", "SHA384"},
+        {0x1303, 32, 32, "ChaCha20-Poly1305", "SHA256"},
+};
+
+/* Fetched once per process, shared read-only by all cores. */
+static EVP_CIPHER *ciphers[WP_ARRAY_SIZE(suites)];
+static EVP_KDF *hkdf;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algs(void)
+{
+	for (size_t i = 0; i < WP_ARRAY_SIZE(suites); i++)
+		ciphers[i] = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
+	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
+struct dir {
+	EVP_CIPHER_CTX *aead;
+	uint64_t seq;
+	uint8_t iv[REC_IV];
+	uint8_t secret[WP_TLS_REC_SECRET_MAX];
+};
+
+struct wp_tls_rec {
+	const struct suite *suite;
+	const EVP_CIPHER *cipher;
+	uint64_t *ctrs;
+	struct dir rd, wr;
+	uint8_t *in;     /* OPENSSL_malloc'ed, NULL while idle */
+	uint32_t in_cap; /* bytes allocated */
+	uint32_t in_off; /* first byte not yet decrypted */
+	uint32_t in_len; /* bytes held */
+	uint32_t pt_off; /* plaintext of the current record not yet read */
+	uint32_t pt_len;
+	uint8_t *out; /* OPENSSL_malloc'ed, NULL while idle */
+	uint32_t out_cap, out_off, out_len;
+	uint32_t cap;
+	uint32_t hs_left;  /* body bytes of the handshake message being read */
+	uint8_t hs_hdr[4]; /* its header, hs_have bytes of it so far */
+	uint8_t hs_have;
+	uint8_t state; /* enum rec_state */
+	uint8_t fail;  /* enum wp_tls_fail */
+	bool client;
+	bool eof_fed;
+	bool shut_sent;
+};
+
+static inline void rec_ctr(struct wp_tls_rec *r, enum wp_ctr c)
+{
+	if (r->ctrs != NULL)
+		wp_ctr_inc(r->ctrs, c);
+}
+
+static const struct suite *find_suite(uint16_t id, size_t *idx)
+{
+	for (size_t i = 0; i < WP_ARRAY_SIZE(suites); i++)
+		if (suites[i].id == id) {
+			*idx = i;
+			return &suites[i];
+		}
+	return NULL;
+}
+
+bool wp_tls_rec_suite_ok(uint16_t id, size_t secret_len)
+{
+	size_t i = 0;
+	const struct suite *s = find_suite(id, &i);
+
+	if (s == NULL || s->hash_len != secret_len)
+		return false;
+	pthread_once(&fetch_once, fetch_algs);
+	return ciphers[i] != NULL && hkdf != NULL;
+}
+
+/* ---- key schedule ---- */
+
+/* HKDF-Expand-Label(secret, label, "", out_len) (RFC 8446 §7.1). */
+static int expand_label(const struct suite *s, const uint8_t *secret, const char *label,
+                        uint8_t *out, size_t out_len)
+{
+	uint8_t info[2 + 1 + 6 + 16 + 1];
+	size_t llen = strlen(label), n = 0;
+	OSSL_PARAM params[5], *p = params;
+	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok;
+	EVP_KDF_CTX *k;
+
+	if (llen > 16)
+		return -EINVAL;
+	info[n++] = (uint8_t)(out_len >> 8);
+	info[n++] = (uint8_t)out_len;
+	info[n++] = (uint8_t)(6 + llen);
+	memcpy(info + n, "tls13 ", 6);
+	n += 6;
+	memcpy(info + n, label, llen);
+	n += llen;
+	info[n++] = 0; /* empty context */
+	k = EVP_KDF_CTX_new(hkdf);
+	if (k == NULL)
+		return -ENOMEM;
+	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)s->digest, 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, s->hash_len);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
+	*p = OSSL_PARAM_construct_end();
+	ok = EVP_KDF_derive(k, out, out_len, params);
+	EVP_KDF_CTX_free(k);
+	return ok == 1 ? 0 : -EPROTO;
+}
+
+/* (Re)keys one direction from d->secret; the sequence number restarts. */
+static int install(struct wp_tls_rec *r, struct dir *d, bool enc)
+{
+	uint8_t key[32];
+	int err;
+
+	if ((err = expand_label(r->suite, d->secret, "key", key, r->suite->key_len)) != 0 ||
+	    (err = expand_label(r->suite, d->secret, "iv", d->iv, REC_IV)) != 0)
+		goto out;
+	if (d->aead == NULL && (d->aead = EVP_CIPHER_CTX_new()) == NULL) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (EVP_CipherInit_ex2(d->aead, r->cipher, key, NULL, enc ? 1 : 0, NULL) != 1)
+		err = -EPROTO;
+	d->seq = 0;
+out:
+	OPENSSL_cleanse(key, sizeof(key));
+	return err;
+}
+
+/* secret = HKDF-Expand-Label(secret, "traffic upd", "", Hash.length),
+ * then new keys (§7.2). The old secret does not survive. */
+static int update_dir(struct wp_tls_rec *r, struct dir *d, bool enc)
+{
+	uint8_t next[WP_TLS_REC_SECRET_MAX];
+	int err = expand_label(r->suite, d->secret, "traffic upd", next, r->suite->hash_len);
+
+	if (err == 0) {
+		memcpy(d->secret, next, r->suite->hash_len);
+		err = install(r, d, enc);
+	}
+	OPENSSL_cleanse(next, sizeof(next));
+	return err;
+}
+
+static void nonce(const struct dir *d, uint8_t out[REC_IV])
+{
+	memcpy(out, d->iv, REC_IV);
+	for (int i = 0; i < 8; i++)
+		out[REC_IV - 1 - i] ^= (uint8_t)(d->seq >> (8 * i));
+}
+
+/* ---- buffers ---- */
+
+static uint32_t round_up(size_t n)
+{
+	return (uint32_t)((n + 4095) & ~(size_t)4095);
+}
+
+/* Room for `more` bytes at the end of the output. */
+static int out_room(struct wp_tls_rec *r, size_t more)
+{
+	uint8_t *n;
+	uint32_t want;
+
+	if (r->out_off > 0 && r->out_len + more > r->out_cap) {
+		memmove(r->out, r->out + r->out_off, r->out_len - r->out_off);
+		r->out_len -= r->out_off;
+		r->out_off = 0;
+	}
+	if (r->out_len + more <= r->out_cap)
+		return 0;
+	want = round_up(r->out_len + more);
+	n = OPENSSL_realloc(r->out, want);
+	if (n == NULL) {
+		rec_ctr(r, WP_CTR_TLS_NOMEM);
+		return -ENOMEM;
+	}
+	r->out = n;
+	r->out_cap = want;
+	return 0;
+}
+
+/* Room for `more` bytes at the end of the input, keeping unread plaintext. */
+static int in_room(struct wp_tls_rec *r, size_t more)
+{
+	uint32_t start = r->pt_len > 0 ? r->pt_off : r->in_off;
+	uint8_t *n;
+	uint32_t want;
+
+	if (start > 0 && r->in_len + more > r->in_cap) {
+		memmove(r->in, r->in + start, r->in_len - start);
+		r->in_len -= start;
+		r->in_off -= start;
+		if (r->pt_len > 0)
+			r->pt_off -= start;
+		else
+			r->pt_off = 0;
+	}
+	if (r->in_len + more <= r->in_cap)
+		return 0;
+	want = round_up(r->in_len + more);
+	n = OPENSSL_realloc(r->in, want);
+	if (n == NULL) {
+		rec_ctr(r, WP_CTR_TLS_NOMEM);
+		return -ENOMEM;
+	}
+	r->in = n;
+	r->in_cap = want;
+	return 0;
+}
+
+/* ---- writing records ---- */
+
+/* Appends one record of content type `type` protected with the sending
+ * key. The caller made room (len + REC_OVERHEAD). */
+static int seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t len)
+{
+	struct dir *d = &r->wr;
+	uint8_t *h = r->out + r->out_len, iv[REC_IV];
+	size_t ct = len + 1 + REC_TAG;
+	int n;
+
+	if (d->seq == UINT64_MAX) {
+		rec_ctr(r, WP_CTR_TLS_REC_SEQ_WRAP);
+		return -EPROTO;
+	}
+	h[0] = CT_APP;
+	h[1] = 3;
+	h[2] = 3;
+	h[3] = (uint8_t)(ct >> 8);
+	h[4] = (uint8_t)ct;
+	nonce(d, iv);
+	if (EVP_EncryptInit_ex(d->aead, NULL, NULL, NULL, iv) != 1 ||
+	    EVP_EncryptUpdate(d->aead, NULL, &n, h, REC_HDR) != 1 ||
+	    (len > 0 && EVP_EncryptUpdate(d->aead, h + REC_HDR, &n, data, (int)len) != 1) ||
+	    EVP_EncryptUpdate(d->aead, h + REC_HDR + len, &n, &type, 1) != 1 ||
+	    EVP_EncryptFinal_ex(d->aead, h + REC_HDR + len + 1, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, h + REC_HDR + len + 1) !=
+	            1) {
+		ERR_clear_error();
+		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
+		return -EPROTO;
+	}
+	OPENSSL_cleanse(iv, sizeof(iv));
+	d->seq++;
+	r->out_len += (uint32_t)(REC_HDR + ct);
+	return 0;
+}
+
+static void rec_failed(struct wp_tls_rec *r, enum wp_tls_fail f)
+{
+	if (r->state == R_FAILED)
+		return;
+	r->state = R_FAILED;
+	r->fail = (uint8_t)f;
+}
+
+/* A fatal error of ours: tell the peer (unless we already closed) and
+ * fail. The caller counted the reason. Returns -EPROTO. */
+static ssize_t fatal(struct wp_tls_rec *r, uint8_t alert)
+{
+	uint8_t a[2] = {2, alert};
+
+	if (r->state == R_OPEN && !r->shut_sent && out_room(r, sizeof(a) + REC_OVERHEAD) == 0 &&
+	    seal(r, CT_ALERT, a, sizeof(a)) == 0)
+		r->shut_sent = true; /* nothing may follow a fatal alert */
+	rec_failed(r, WP_TLS_FAIL_OTHER);
+	return -EPROTO;
+}
+
+int wp_tls_rec_key_update(struct wp_tls_rec *r, bool request_peer)
+{
+	uint8_t m[5] = {HS_KEY_UPDATE, 0, 0, 1, request_peer ? 1 : 0};
+
+	if (r->state == R_FAILED)
+		return -EPROTO;
+	if (r->shut_sent)
+		return -EPIPE;
+	if (out_room(r, sizeof(m) + REC_OVERHEAD) != 0)
+		return -ENOMEM;
+	if (seal(r, CT_HANDSHAKE, m, sizeof(m)) != 0) {
+		rec_failed(r, WP_TLS_FAIL_OTHER); /* counted by seal */
+		return -EPROTO;
+	}
+	if (update_dir(r, &r->wr, true) != 0) {
+		ERR_clear_error();
+		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
+		rec_failed(r, WP_TLS_FAIL_OTHER);
+		return -EPROTO;
+	}
+	rec_ctr(r, WP_CTR_TLS_REC_KEY_UPDATE_TX);
+	return 0;
+}
+
+ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t pend = r->out_len - r->out_off, done = 0, nrec;
+
+	if (r->state == R_FAILED)
+		return -EPROTO;
+	if (r->shut_sent)
+		return -EPIPE;
+	if (pend >= r->cap || len == 0)
+		return 0;
+	len = WP_MIN(len, r->cap - pend);
+	nrec = (len + REC_MAX_PT - 1) / REC_MAX_PT;
+	/* The records and possibly one KeyUpdate. */
+	if (out_room(r, len + nrec * REC_OVERHEAD + 5 + REC_OVERHEAD) != 0)
+		return 0; /* counted; the bytes stay with the caller */
+	while (done < len) {
+		size_t n = WP_MIN(len - done, (size_t)REC_MAX_PT);
+
+		if (r->wr.seq >= rekey_after && wp_tls_rec_key_update(r, false) != 0)
+			break;
+		if (seal(r, CT_APP, p + done, n) != 0) {
+			rec_failed(r, WP_TLS_FAIL_OTHER);
+			break;
+		}
+		done += n;
+	}
+	if (done == 0 && r->state == R_FAILED)
+		return -EPROTO;
+	return (ssize_t)done;
+}
+
+int wp_tls_rec_shutdown(struct wp_tls_rec *r)
+{
+	static const uint8_t a[2] = {1, AL_CLOSE_NOTIFY};
+
+	if (r->state == R_FAILED)
+		return -EPROTO;
+	if (r->shut_sent)
+		return 0;
+	if (out_room(r, sizeof(a) + REC_OVERHEAD) != 0)
+		return -ENOMEM;
+	r->shut_sent = true;
+	if (seal(r, CT_ALERT, a, sizeof(a)) != 0) {
+		rec_failed(r, WP_TLS_FAIL_OTHER);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+size_t wp_tls_rec_pending(const struct wp_tls_rec *r)
+{
+	return r->out_len - r->out_off;
+}
+
+size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len)
+{
+	size_t n = WP_MIN(len, (size_t)(r->out_len - r->out_off));
+
+	if (n == 0)
+		return 0;
+	memcpy(buf, r->out + r->out_off, n);
+	r->out_off += (uint32_t)n;
+	if (r->out_off == r->out_len)
+		r->out_off = r->out_len = 0;
+	return n;
+}
+
+/* ---- reading records ---- */
+
+ssize_t wp_tls_rec_feed(struct wp_tls_rec *r, const void *buf, size_t len)
+{
+	size_t pend;
+
+	if (r->state == R_FAILED)
+		return -EPIPE;
+	pend = r->in_len - r->in_off + r->pt_len;
+	if (len == 0 || pend >= r->cap)
+		return 0;
+	len = WP_MIN(len, r->cap - pend);
+	if (in_room(r, len) != 0)
+		return 0; /* stays in TCP; counted */
+	memcpy(r->in + r->in_len, buf, len);
+	r->in_len += (uint32_t)len;
+	return (ssize_t)len;
+}
+
+void wp_tls_rec_feed_eof(struct wp_tls_rec *r)
+{
+	r->eof_fed = true;
+}
+
+/* A post-handshake message's bytes (p, n): the last ones of a record. */
+static ssize_t handshake(struct wp_tls_rec *r, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (r->hs_have < 4) {
+			size_t t = WP_MIN(n, (size_t)(4 - r->hs_have));
+
+			memcpy(r->hs_hdr + r->hs_have, p, t);
+			r->hs_have += (uint8_t)t;
+			p += t;
+			n -= t;
+			if (r->hs_have < 4)
+				break;
+			r->hs_left = (uint32_t)r->hs_hdr[1] << 16 | (uint32_t)r->hs_hdr[2] << 8 |
+			             r->hs_hdr[3];
+			switch (r->hs_hdr[0]) {
+			case HS_NEW_SESSION_TICKET:
+				if (!r->client)
+					goto unexpected;
+				break;
+			case HS_KEY_UPDATE:
+				if (r->hs_left != 1) {
+					rec_ctr(r, WP_CTR_TLS_REC_BAD_KEY_UPDATE);
+					return fatal(r, AL_DECODE_ERROR);
+				}
+				break;
+			default:
+				goto unexpected;
+			}
+			if (r->hs_left == 0)
+				r->hs_have = 0;
+			continue;
+		}
+		if (r->hs_hdr[0] == HS_NEW_SESSION_TICKET) {
+			/* We never resume as a client: skip it. */
+			size_t t = WP_MIN(n, (size_t)r->hs_left);
+
+			p += t;
+			n -= t;
+			r->hs_left -= (uint32_t)t;
+			if (r->hs_left == 0)
+				r->hs_have = 0;
+			continue;
+		}
+		/* KeyUpdate: its one byte, which must end the record (a key
+		 * change happens on a record boundary, §5.1). */
+		uint8_t req = p[0];
+
+		r->hs_have = 0;
+		r->hs_left = 0;
+		if (n != 1)
+			goto unexpected;
+		if (req > 1) {
+			rec_ctr(r, WP_CTR_TLS_REC_BAD_KEY_UPDATE);
+			return fatal(r, AL_ILLEGAL_PARAMETER);
+		}
+		if (update_dir(r, &r->rd, false) != 0) {
+			ERR_clear_error();
+			rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
+			return fatal(r, AL_INTERNAL_ERROR);
+		}
+		rec_ctr(r, WP_CTR_TLS_REC_KEY_UPDATE_RX);
+		/* Asked to update ours too: once, before any more data. After
+		 * our close_notify nothing more may be sent. */
+		if (req == 1 && !r->shut_sent) {
+			int err = wp_tls_rec_key_update(r, false);
+
+			if (err == -ENOMEM)
+				return fatal(r, AL_INTERNAL_ERROR);
+			if (err != 0)
+				return -EPROTO;
+		}
+		break;
+	}
+	return 1;
+unexpected:
+	rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+	return fatal(r, AL_UNEXPECTED_MESSAGE);
+}
+
+/* Opens the next whole record. 1: a record was processed (plaintext may be
+ * waiting), 0: more bytes needed, <0: end or failure (state set). */
+static ssize_t next_record(struct wp_tls_rec *r)
+{
+	struct dir *d = &r->rd;
+	uint8_t *h = r->in + r->in_off, *p, iv[REC_IV], type;
+	size_t avail = r->in_len - r->in_off, clen, n;
+	int outl, ok;
+
+	if (avail < REC_HDR)
+		return 0;
+	if (h[0] != CT_APP) {
+		/* Plaintext records (alert, change_cipher_spec) are over. */
+		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
+		return fatal(r, AL_UNEXPECTED_MESSAGE);
+	}
+	clen = (size_t)h[3] << 8 | h[4];
+	if (h[1] != 3 || h[2] != 3) {
+		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
+		return fatal(r, AL_DECODE_ERROR);
+	}
+	if (clen > REC_MAX_CT) {
+		rec_ctr(r, WP_CTR_TLS_REC_OVERFLOW);
+		return fatal(r, AL_RECORD_OVERFLOW);
+	}
+	if (clen < 1 + REC_TAG) {
+		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
+		return fatal(r, AL_DECODE_ERROR);
+	}
+	if (avail < REC_HDR + clen)
+		return 0;
+	if (d->seq == UINT64_MAX) {
+		rec_ctr(r, WP_CTR_TLS_REC_SEQ_WRAP);
+		return fatal(r, AL_INTERNAL_ERROR);
+	}
+	p = h + REC_HDR;
+	n = clen - REC_TAG;
+	nonce(d, iv);
+	ok = EVP_DecryptInit_ex(d->aead, NULL, NULL, NULL, iv) == 1 &&
+	     EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_SET_TAG, REC_TAG, p + n) == 1 &&
+	     EVP_DecryptUpdate(d->aead, NULL, &outl, h, REC_HDR) == 1 &&
+	     EVP_DecryptUpdate(d->aead, p, &outl, p, (int)n) == 1 &&
+	     EVP_DecryptFinal_ex(d->aead, p + n, &outl) == 1;
+	OPENSSL_cleanse(iv, sizeof(iv));
+	if (!ok) {
+		ERR_clear_error();
+		rec_ctr(r, WP_CTR_TLS_REC_BAD_MAC);
+		return fatal(r, AL_BAD_RECORD_MAC);
+	}
+	d->seq++;
+	r->in_off += (uint32_t)(REC_HDR + clen);
+	/* content || type || zeros */
+	while (n > 0 && p[n - 1] == 0)
+		n--;
+	if (n == 0) {
+		rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+		return fatal(r, AL_UNEXPECTED_MESSAGE);
+	}
+	type = p[--n];
+	if (n > REC_MAX_PT) {
+		rec_ctr(r, WP_CTR_TLS_REC_OVERFLOW);
+		return fatal(r, AL_RECORD_OVERFLOW);
+	}
+	/* A handshake message in pieces admits only more handshake records;
+	 * and none of those may be empty (§5.1). */
+	if ((r->hs_have > 0 && type != CT_HANDSHAKE) || (type != CT_APP && n == 0)) {
+		rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+		return fatal(r, AL_UNEXPECTED_MESSAGE);
+	}
+	switch (type) {
+	case CT_APP:
+		r->pt_off = (uint32_t)(p - r->in);
+		r->pt_len = (uint32_t)n;
+		return 1;
+	case CT_ALERT:
+		if (n != 2) {
+			rec_ctr(r, WP_CTR_TLS_REC_BAD_KEY_UPDATE);
+			return fatal(r, AL_DECODE_ERROR);
+		}
+		if (p[1] == AL_CLOSE_NOTIFY) {
+			r->state = R_CLOSED;
+			return -EPIPE;
+		}
+		if (p[1] == AL_USER_CANCELED)
+			return 1; /* a close_notify follows */
+		rec_failed(r, WP_TLS_FAIL_PEER_ALERT);
+		return -EPROTO;
+	case CT_HANDSHAKE:
+		return handshake(r, p, n);
+	default:
+		rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+		return fatal(r, AL_UNEXPECTED_MESSAGE);
+	}
+}
+
+static ssize_t state_ret(const struct wp_tls_rec *r)
+{
+	switch (r->state) {
+	case R_CLOSED:
+		return -EPIPE;
+	case R_RESET:
+		return -ECONNRESET;
+	case R_FAILED:
+		return -EPROTO;
+	default:
+		return 0;
+	}
+}
+
+ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len)
+{
+	uint8_t *dst = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t rc;
+
+		if (r->pt_len > 0) {
+			size_t n = WP_MIN(len - got, (size_t)r->pt_len);
+
+			memcpy(dst + got, r->in + r->pt_off, n);
+			r->pt_off += (uint32_t)n;
+			r->pt_len -= (uint32_t)n;
+			got += n;
+			continue;
+		}
+		if (r->state != R_OPEN)
+			break;
+		rc = next_record(r);
+		if (rc <= 0)
+			break;
+	}
+	if (r->pt_len == 0 && r->in_off == r->in_len)
+		r->in_off = r->in_len = r->pt_off = 0;
+	if (got > 0)
+		return (ssize_t)got;
+	if (r->state == R_OPEN && r->eof_fed) {
+		/* Nothing whole is left and nothing more will come. */
+		r->state = R_RESET;
+	}
+	return state_ret(r);
+}
+
+/* ---- life cycle ---- */
+
+struct wp_tls_rec *wp_tls_rec_new(const struct wp_tls_rec_params *p)
+{
+	struct wp_tls_rec *r;
+	size_t i = 0;
+
+	if (!wp_tls_rec_suite_ok(p->suite, p->secret_len))
+		return NULL;
+	r = OPENSSL_zalloc(sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->suite = find_suite(p->suite, &i);
+	r->cipher = ciphers[i];
+	r->ctrs = p->ctrs;
+	r->client = p->client;
+	r->cap = (uint32_t)WP_MAX(p->cap, (size_t)REC_MAX);
+	memcpy(r->wr.secret, p->wsecret, p->secret_len);
+	memcpy(r->rd.secret, p->rsecret, p->secret_len);
+	if (install(r, &r->wr, true) != 0 || install(r, &r->rd, false) != 0) {
+		ERR_clear_error();
+		wp_tls_rec_free(r);
+		return NULL;
+	}
+	r->wr.seq = p->wseq;
+	r->rd.seq = p->rseq;
+	return r;
+}
+
+int wp_tls_rec_preload(struct wp_tls_rec *r, const void *in, size_t in_len, const void *out,
+                       size_t out_len)
+{
+	if (in_len > 0) {
+		if (in_room(r, in_len) != 0)
+			return -ENOMEM;
+		memcpy(r->in + r->in_len, in, in_len);
+		r->in_len += (uint32_t)in_len;
+	}
+	if (out_len > 0) {
+		if (out_room(r, out_len) != 0)
+			return -ENOMEM;
+		memcpy(r->out + r->out_len, out, out_len);
+		r->out_len += (uint32_t)out_len;
+	}
+	return 0;
+}
+
+void wp_tls_rec_trim(struct wp_tls_rec *r)
+{
+	if (r->in_len != r->in_off || r->pt_len != 0 || r->out_len != r->out_off)
+		return;
+	/* The input may hold decrypted plaintext already read: cleanse. */
+	OPENSSL_clear_free(r->in, r->in_cap);
+	OPENSSL_free(r->out);
+	r->in = r->out = NULL;
+	r->in_cap = r->in_off = r->in_len = r->pt_off = 0;
+	r->out_cap = r->out_off = r->out_len = 0;
+}
+
+void wp_tls_rec_free(struct wp_tls_rec *r)
+{
+	if (r == NULL)
+		return;
+	EVP_CIPHER_CTX_free(r->rd.aead);
+	EVP_CIPHER_CTX_free(r->wr.aead);
+	OPENSSL_clear_free(r->in, r->in_cap);
+	OPENSSL_free(r->out);
+	OPENSSL_clear_free(r, sizeof(*r));
+}
+
+enum wp_tls_fail wp_tls_rec_fail(const struct wp_tls_rec *r)
+{
+	return r->state == R_FAILED ? (enum wp_tls_fail)r->fail : WP_TLS_FAIL_NONE;
+}
