@@ -1,10 +1,13 @@
 /*
- * HBONE: HTTP/2 CONNECT tunnels (nghttp2), sans-I/O.
+ * HBONE: HTTP/2 CONNECT tunnels, sans-I/O.
  *
  * A struct wp_h2c is one HTTP/2 connection over an established TLS
  * connection, either a server (inbound HBONE from ztunnel, port 15008) or a
  * client (HBONE originate to podIP:15008). A struct wp_h2s is one CONNECT
- * stream on it: a TCP tunnel.
+ * stream on it: a TCP tunnel. The server is our own RFC 9113 framer
+ * (h2srv.c, with nghttp2's HPACK inflater; ~1.5 KB per idle connection),
+ * the client an nghttp2 session (h2c.c); both behave the same through
+ * this API.
  *
  * The worker moves bytes: plaintext from TLS goes to wp_h2c_input(), and
  * whatever wp_h2c_peek() offers goes to TLS (wp_h2c_advance() by what TLS

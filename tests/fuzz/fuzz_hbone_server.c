@@ -1,11 +1,14 @@
 /*
- * libFuzzer driver for the HBONE server (dp/hbone): arbitrary bytes after
+ * libFuzzer driver for the HBONE server (dp/hbone/h2srv.c, our own HTTP/2
+ * framer): arbitrary bytes after
  * the client preface go into a server wp_h2c whose application accepts
  * every CONNECT (port parity picks 200 or 503) and echoes tunnels. The
  * input is split at 0xff-marked points into several wp_h2c_input calls,
  * time advances between them (PING keepalive, rapid-reset windows). Checks
  * besides memory safety: every stream the application saw is closed
- * exactly once, and all memory returns to the per-core allocator.
+ * exactly once, all memory returns to the per-core allocator, and what
+ * the server sends is a well-formed sequence of the frames a server may
+ * send (known types, at most 16 KiB each, the SETTINGS first).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,6 +50,64 @@ static void on_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
 	closed++;
 }
 
+/* Follows the server's output across peeks, frame by frame. */
+static struct {
+	uint8_t hd[9];
+	size_t hdlen, left;
+	unsigned frames;
+} ow;
+
+static void out_check(const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		size_t k;
+
+		if (ow.left > 0) {
+			k = n < ow.left ? n : ow.left;
+			ow.left -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		k = 9 - ow.hdlen < n ? 9 - ow.hdlen : n;
+		memcpy(ow.hd + ow.hdlen, p, k);
+		ow.hdlen += k;
+		p += k;
+		n -= k;
+		if (ow.hdlen < 9)
+			continue;
+		ow.hdlen = 0;
+		ow.left = (size_t)ow.hd[0] << 16 | (size_t)ow.hd[1] << 8 | ow.hd[2];
+		if (ow.left > 16384)
+			abort();
+		switch (ow.hd[3]) {
+		case NGHTTP2_DATA:
+		case NGHTTP2_HEADERS:
+		case NGHTTP2_RST_STREAM:
+		case NGHTTP2_SETTINGS:
+		case NGHTTP2_PING:
+		case NGHTTP2_GOAWAY:
+		case NGHTTP2_WINDOW_UPDATE:
+			break;
+		default:
+			abort();
+		}
+		if (ow.frames++ == 0 && ow.hd[3] != NGHTTP2_SETTINGS)
+			abort();
+	}
+}
+
+static void flush(struct wp_h2c *c)
+{
+	const uint8_t *p;
+	ssize_t n;
+
+	while ((n = wp_h2c_peek(c, &p)) > 0) {
+		out_check(p, (size_t)n);
+		wp_h2c_advance(c, (size_t)n);
+	}
+}
+
 static const struct wp_hbone_ops ops = {
         .on_request = on_request,
         .on_data = on_data,
@@ -61,11 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wp_h2mem_stats st;
 	struct wp_h2c *c;
 	uint64_t now = 1000;
-	const uint8_t *p;
-	ssize_t n;
 	size_t off = 0;
 
 	opened = closed = 0;
+	memset(&ow, 0, sizeof(ow));
 	c = wp_h2c_new(true, NULL, mem, &ops, NULL, ctrs, now);
 	if (c == NULL)
 		abort();
@@ -83,12 +143,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += len;
 		now += data[off - 1] * 100u;
 		(void)wp_h2c_tick(c, now);
-		while ((n = wp_h2c_peek(c, &p)) > 0)
-			wp_h2c_advance(c, (size_t)n);
+		flush(c);
 	}
+	flush(c);
 	(void)wp_h2c_drain(c);
-	while ((n = wp_h2c_peek(c, &p)) > 0)
-		wp_h2c_advance(c, (size_t)n);
+	flush(c);
+	if (ow.hdlen != 0 || ow.left != 0)
+		abort(); /* a frame cut short */
 	wp_h2c_free(c);
 	if (opened != closed)
 		abort();
