@@ -30,6 +30,11 @@ in_ns() { ip netns exec "$WP_NETNS" "$@"; }
 fail() {
 	echo "FAIL: $*" >&2
 	[ -n "${WP_LOG:-}" ] && [ -f "$WP_LOG" ] && { echo "--- waypointd log:" >&2; tail -20 "$WP_LOG" >&2; }
+	if [ -n "${WP_PREFIX:-}" ]; then
+		echo "--- waypointd counters (non-zero):" >&2
+		"$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | awk '$2 != 0' | tr '\n' ' ' >&2
+		echo >&2
+	fi
 	exit 1
 }
 

@@ -171,6 +171,11 @@ def short(host, port, count):
 
 
 def server(port):
+    """Echo server, event-driven: every connection has its own pending
+    output; a connection whose peer reads slowly stops being read (its
+    output above ECHO_HOLD) instead of blocking the others, and nothing
+    ever gives up on a slow peer -- the flow control under test decides."""
+    ECHO_HOLD = 1 << 20
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("0.0.0.0", port))
@@ -180,35 +185,68 @@ def server(port):
     sel.register(ls, selectors.EVENT_READ)
     total = {"conns": 0, "bytes": 0}
     shas = {}
+    out = {}  # socket -> bytearray still to send
+    eof = set()  # peers that half-closed: close once their output is out
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     print("ready", flush=True)
     start = time.time()
+
+    def close(c):
+        sel.unregister(c)
+        c.close()
+        out.pop(c, None)
+        eof.discard(c)
+
+    def interest(c):
+        ev = 0
+        if c not in eof and len(out[c]) < ECHO_HOLD:
+            ev |= selectors.EVENT_READ
+        if out[c]:
+            ev |= selectors.EVENT_WRITE
+        if ev == 0:
+            close(c)  # half-closed and everything echoed
+        else:
+            sel.modify(c, ev)
+
     while not stop and time.time() - start < DEADLINE:
-        for key, _ in sel.select(timeout=0.2):
-            s = key.fileobj
-            if s is ls:
+        for key, ev in sel.select(timeout=0.2):
+            c = key.fileobj
+            if c is ls:
                 try:
                     c, _ = ls.accept()
                 except BlockingIOError:
                     continue
-                c.setblocking(True)
-                c.settimeout(5)
+                c.setblocking(False)
                 total["conns"] += 1
                 shas[c] = hashlib.sha256()
+                out[c] = bytearray()
                 sel.register(c, selectors.EVENT_READ)
                 continue
-            try:
-                data = s.recv(1 << 20)
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(s)
-                s.close()
-                continue
-            shas[s].update(data)
-            total["bytes"] += len(data)
-            s.sendall(data)
+            if ev & selectors.EVENT_WRITE and out[c]:
+                try:
+                    n = c.send(out[c])
+                    del out[c][:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    close(c)
+                    continue
+            if ev & selectors.EVENT_READ:
+                try:
+                    data = c.recv(1 << 20)
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    close(c)
+                    continue
+                if data == b"":
+                    eof.add(c)
+                elif data:
+                    shas[c].update(data)
+                    total["bytes"] += len(data)
+                    out[c] += data
+            interest(c)
     digest = ""
     if len(shas) == 1:
         digest = next(iter(shas.values())).hexdigest()
