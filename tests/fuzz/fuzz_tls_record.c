@@ -1,0 +1,133 @@
+/*
+ * libFuzzer driver for our TLS 1.3 record layer (dp/tls/record.c). Two
+ * record layers, a client and a server, share traffic secrets; the input is
+ * a script of operations on them, so the receiving side parses records that
+ * authenticate (and therefore reach the inner parser: content types,
+ * padding, alerts, split handshake messages, KeyUpdate) as well as
+ * corrupted and arbitrary bytes:
+ *
+ *   op % 8 == 0  client writes <len> application bytes
+ *   op % 8 == 1  client seals one record of content type <t> with <len>
+ *                bytes of payload (anything: handshake messages, alerts,
+ *                zero padding, an empty or oversize inner plaintext)
+ *   op % 8 == 2  <len> raw bytes go to the server as ciphertext
+ *   op % 8 == 3  the next client ciphertext byte at <off> is flipped
+ *   op % 8 == 4  client KeyUpdate (update_requested from <t>)
+ *   op % 8 == 5  client close_notify
+ *   op % 8 == 6  server writes <len> bytes back; client reads
+ *   op % 8 == 7  end of stream at the server
+ * After every op the client's ciphertext moves to the server and the server
+ * reads what it can. Build with -Dfuzz=true (see meson.build).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "dp/tls/record.c"
+
+static uint64_t ctrs[WP_CTR_MAX];
+
+static void move(struct wp_tls_rec *from, struct wp_tls_rec *to, int flip_at)
+{
+	uint8_t buf[4096];
+	size_t n;
+
+	while ((n = wp_tls_rec_take(from, buf, sizeof(buf))) > 0) {
+		if (flip_at >= 0 && (size_t)flip_at < n) {
+			buf[flip_at] ^= 0x5a;
+			flip_at = -1;
+		}
+		(void)wp_tls_rec_feed(to, buf, n);
+	}
+}
+
+static void drain(struct wp_tls_rec *r)
+{
+	uint8_t buf[4096];
+
+	while (wp_tls_rec_read(r, buf, sizeof(buf)) > 0)
+		;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint8_t cs[32] = {1, 2, 3}, ss[32] = {4, 5, 6};
+	struct wp_tls_rec_params pc = {.suite = 0x1301,
+	                               .client = true,
+	                               .wsecret = cs,
+	                               .rsecret = ss,
+	                               .secret_len = 32,
+	                               .cap = 1 << 18,
+	                               .ctrs = ctrs};
+	struct wp_tls_rec_params ps = pc;
+	struct wp_tls_rec *c, *s;
+	size_t i = 0;
+
+	if (size > 0 && (data[0] & 3) == 1) {
+		pc.suite = ps.suite = 0x1303;
+	} else if (size > 0 && (data[0] & 3) == 2) {
+		static const uint8_t c48[48] = {7}, s48[48] = {8};
+		pc.suite = ps.suite = 0x1302;
+		pc.secret_len = ps.secret_len = 48;
+		pc.wsecret = c48;
+		pc.rsecret = s48;
+	}
+	ps.client = false;
+	ps.wsecret = pc.rsecret;
+	ps.rsecret = pc.wsecret;
+	c = wp_tls_rec_new(&pc);
+	s = wp_tls_rec_new(&ps);
+	if (!c || !s)
+		goto out;
+	i = 1;
+	while (i + 3 <= size) {
+		uint8_t op = data[i], t = data[i + 1];
+		size_t len = data[i + 2] * 64u + (t & 63u), flip = (size_t)-1;
+
+		i += 3;
+		switch (op % 8) {
+		case 0:
+			len = WP_MIN(len, size - i);
+			(void)wp_tls_rec_write(c, data + i, len);
+			i += len;
+			break;
+		case 1:
+			len = WP_MIN(len, size - i);
+			if (c->state == R_OPEN && out_room(c, len + REC_OVERHEAD) == 0)
+				(void)seal(c, t, data + i, len);
+			i += len;
+			break;
+		case 2:
+			len = WP_MIN(len, size - i);
+			(void)wp_tls_rec_feed(s, data + i, len);
+			i += len;
+			break;
+		case 3:
+			flip = len;
+			break;
+		case 4:
+			(void)wp_tls_rec_key_update(c, t & 1);
+			break;
+		case 5:
+			(void)wp_tls_rec_shutdown(c);
+			break;
+		case 6: {
+			static uint8_t back[16384];
+			(void)wp_tls_rec_write(s, back, WP_MIN(len, sizeof(back)));
+			move(s, c, -1);
+			drain(c);
+			break;
+		}
+		case 7:
+			wp_tls_rec_feed_eof(s);
+			break;
+		}
+		move(c, s, flip == (size_t)-1 ? -1 : (int)WP_MIN(flip, 4095u));
+		drain(s);
+		if (t & 0x80)
+			wp_tls_rec_trim(s);
+	}
+out:
+	wp_tls_rec_free(c);
+	wp_tls_rec_free(s);
+	return 0;
+}
