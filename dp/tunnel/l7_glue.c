@@ -169,47 +169,87 @@ static void l7_detach(struct tunnel *t)
 
 /* ---- struct wp_h1p_ops -------------------------------------------------------------------- */
 
-static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
+/*
+ * An upstream L7 tunnel to <ep> (HTTP/1.1 or h2c proxy alike): end 0 is the
+ * proxy's connection object, linked by the caller between l7_up_alloc()
+ * and l7_up_connect(); end 1 a plaintext TCP connection or an originated
+ * HBONE stream (by the endpoint's namespace), made through worker port
+ * <wp> exactly as for L4 tunnels. A failed connect kills the tunnel
+ * (unlinked first, so the proxy hears nothing) and returns -errno.
+ */
+static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
+                                  int *rc)
 {
-	struct wp_tunnel_worker *tw = host;
-	struct tunnel *d = up->origin != NULL ? wp_h1p_sess_app(up->origin) : NULL, *t;
-	char peer[WP_TLS_ID_MAX];
-	int rc;
+	struct tunnel *t;
 
-	if (d == NULL || d->e[0].sess == NULL)
-		return -EINVAL;
 	if (ep->addr.family != WP_AF_INET) {
 		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
-		return -EAFNOSUPPORT;
+		*rc = -EAFNOSUPPORT;
+		return NULL;
 	}
 	t = tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
-		return -ENOBUFS;
+		*rc = -ENOBUFS;
+		return NULL;
 	}
 	t->target.addr = ep->addr;
 	t->target.port = ep->port;
 	t->e[0].kind = END_L7;
-	t->l7.up = up;
-	up->io = t;
+	return t;
+}
+
+static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
+                         struct wp_worker_port *wp)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	char peer[WP_TLS_ID_MAX];
+	int rc;
+
 	peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
 	if (ep->ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = connect_hbone(t, d->e[0].sess->wp, peer);
+		rc = connect_hbone(t, wp, peer);
 	} else {
 		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = connect_plain(t, d->e[0].sess->wp);
+		rc = connect_plain(t, wp);
 	}
 	if (rc != 0) {
 		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
 		t->l7.up = NULL;
-		up->io = NULL;
+		t->l7.h2up = NULL;
 		t->e[0].gone = true;
 		t->e[1].gone = true;
 		tun_kill(t);
-		return rc;
 	}
-	return 0;
+	return rc;
+}
+
+/* The proxy let go of upstream tunnel <t>: abort its transport from the pump. */
+static void l7_up_let_go(struct tunnel *t)
+{
+	t->e[0].gone = true;
+	t->l7.close = true;
+	l7_mark(t);
+}
+
+static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
+{
+	struct wp_tunnel_worker *tw = host;
+	struct tunnel *d = up->origin != NULL ? wp_h1p_sess_app(up->origin) : NULL, *t;
+	int rc;
+
+	if (d == NULL || d->e[0].sess == NULL)
+		return -EINVAL;
+	t = l7_up_alloc(tw, ep, &rc);
+	if (t == NULL)
+		return rc;
+	t->l7.up = up;
+	up->io = t;
+	rc = l7_up_connect(t, ep, d->e[0].sess->wp);
+	if (rc != 0)
+		up->io = NULL;
+	return rc;
 }
 
 static void l7_up_close(void *host, struct wp_h1p_up *up)
@@ -220,9 +260,7 @@ static void l7_up_close(void *host, struct wp_h1p_up *up)
 	if (t == NULL || t->l7.up != up)
 		return;
 	t->l7.up = NULL;
-	t->e[0].gone = true;
-	t->l7.close = true;
-	l7_mark(t);
+	l7_up_let_go(t);
 }
 
 /* A mirror connection has bytes of its own to send. */

@@ -34,6 +34,11 @@ static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, con
 static void l7_mark(struct tunnel *t);
 static void l7h2_sniff_done(struct tunnel *t, bool l7);
 static void l7_refresh_routes(struct tunnel *t);
+static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
+                                  int *rc);
+static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
+                         struct wp_worker_port *wp);
+static void l7_up_let_go(struct tunnel *t);
 static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req);
 
@@ -42,44 +47,20 @@ static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
 static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
 {
 	struct wp_tunnel_worker *tw = host;
-	char peer[WP_TLS_ID_MAX];
 	struct tunnel *t;
 	int rc;
 
 	if (tw->l7.h2wp == NULL)
 		return -EINVAL;
-	if (ep->addr.family != WP_AF_INET) {
-		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
-		return -EAFNOSUPPORT;
-	}
-	t = tun_alloc(tw);
-	if (t == NULL) {
-		ctr(tw, WP_CTR_TUNNEL_LIMIT);
-		return -ENOBUFS;
-	}
-	t->target.addr = ep->addr;
-	t->target.port = ep->port;
-	t->e[0].kind = END_L7;
+	t = l7_up_alloc(tw, ep, &rc);
+	if (t == NULL)
+		return rc;
 	t->l7.h2up = up;
 	up->io = t;
-	peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
-	if (ep->ambient) {
-		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = connect_hbone(t, tw->l7.h2wp, peer);
-	} else {
-		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = connect_plain(t, tw->l7.h2wp);
-	}
-	if (rc != 0) {
-		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
-		t->l7.h2up = NULL;
+	rc = l7_up_connect(t, ep, tw->l7.h2wp);
+	if (rc != 0)
 		up->io = NULL;
-		t->e[0].gone = true;
-		t->e[1].gone = true;
-		tun_kill(t);
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 static void l7h2_up_close(void *host, struct wp_h2p_up *up)
@@ -90,9 +71,7 @@ static void l7h2_up_close(void *host, struct wp_h2p_up *up)
 	if (t == NULL || t->l7.h2up != up)
 		return;
 	t->l7.h2up = NULL;
-	t->e[0].gone = true;
-	t->l7.close = true;
-	l7_mark(t);
+	l7_up_let_go(t);
 }
 
 static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
