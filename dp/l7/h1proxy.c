@@ -17,6 +17,7 @@
 
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/lb.h"
+#include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"
 
@@ -43,16 +44,6 @@ enum sess_state {
 	S_REQ,     /* reading a request (head or body) */
 	S_TUNNEL,  /* raw passthrough */
 	S_CLOSING, /* no more input; close once the queued bytes went out */
-};
-
-/* Per-cluster load balancer state (cursor, active requests per endpoint for
- * LEAST_REQUEST), cached by table pointer. */
-#define LB_SLOTS      64
-#define LB_ACTIVE_MAX 1024 /* endpoints tracked per slot; larger clusters: no counts */
-struct lb_slot {
-	const struct wp_lb_table *t;
-	struct wp_lb_core c;
-	uint32_t *active; /* LB_ACTIVE_MAX counters */
 };
 
 #define RETRY_AVOID 4    /* failed endpoints a retry avoids (Istio: previous_hosts) */
@@ -100,9 +91,8 @@ struct wp_h1p_sess {
 	uint64_t pick_hash;
 	bool pick_has_hash;
 	uint16_t retries_left;
-	/* the pick counted in its lb slot's active requests (LEAST_REQUEST) */
-	const struct wp_lb_table *act_t;
-	uint32_t act_ep;
+	/* the pick counted in flight (LEAST_REQUEST) */
+	struct wp_lb_active act;
 	uint8_t n_failed; /* endpoints that refused this request (avoided on retry) */
 	struct {
 		struct wp_addr addr;
@@ -137,9 +127,7 @@ struct wp_h1p_core {
 	uint64_t *ctr;
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
-	uint64_t lb_seed;
-	struct lb_slot lb[LB_SLOTS];
-	uint32_t *lb_active; /* LB_SLOTS * LB_ACTIVE_MAX */
+	struct wp_lb_cache *lbc;
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;
 	struct wp_h1p_up *ups;
@@ -213,21 +201,20 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->host = host;
 	c->rc = rc;
 	c->ctr = ctr;
-	c->lb_seed = seed | 1;
 	wp_http_reqid_seed(&c->rng, seed);
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
-	c->lb_active = calloc((size_t)LB_SLOTS * LB_ACTIVE_MAX, sizeof(uint32_t));
+	c->lbc = wp_lb_cache_new(seed, ctr);
 	if (cfg->max_mirrors > 0) {
 		c->mirrors = calloc(cfg->max_mirrors, sizeof(*c->mirrors));
 		c->mir_mem = malloc((size_t)cfg->max_mirrors * cfg->buf_size);
 	}
-	if (!c->sessions || !c->ups || !c->mem || !c->lb_active ||
+	if (!c->sessions || !c->ups || !c->mem || !c->lbc ||
 	    (cfg->max_mirrors > 0 && (!c->mirrors || !c->mir_mem))) {
 		free(c->mirrors);
 		free(c->mir_mem);
-		free(c->lb_active);
+		wp_lb_cache_free(c->lbc);
 		free(c->sessions);
 		free(c->ups);
 		free(c->mem);
@@ -257,8 +244,6 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 		s->next_free = c->free_sess;
 		c->free_sess = s;
 	}
-	for (uint32_t i = 0; i < LB_SLOTS; i++)
-		c->lb[i].active = c->lb_active + (size_t)i * LB_ACTIVE_MAX;
 	for (uint32_t i = cfg->max_upstreams; i-- > 0;) {
 		c->ups[i].core = c;
 		c->ups[i].next = c->free_up;
@@ -313,7 +298,7 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 	free(c->mem);
 	free(c->mirrors);
 	free(c->mir_mem);
-	free(c->lb_active);
+	wp_lb_cache_free(c->lbc);
 	free(c);
 }
 
@@ -463,50 +448,6 @@ static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
 	c->n_idle++;
 }
 
-static struct wp_lb_core *lb_core(struct wp_h1p_core *c, const struct wp_lb_table *t)
-{
-	struct lb_slot *sl = &c->lb[((uintptr_t)t >> 6) % LB_SLOTS];
-
-	if (sl->t != t) {
-		sl->t = t;
-		c->lb_seed = c->lb_seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		memset(sl->active, 0, LB_ACTIVE_MAX * sizeof(uint32_t));
-		wp_lb_core_init(&sl->c, t, c->lb_seed | 1,
-		                t->n_ep <= LB_ACTIVE_MAX ? sl->active : NULL, c->ctr);
-	} else if (sl->c.rr_pos >= t->rr_len) {
-		/* another table now lives at this address */
-		sl->c.rr_pos = 0;
-	}
-	return &sl->c;
-}
-
-/* The session's request now runs on endpoint <i> of <t>: count it active
- * (LEAST_REQUEST reads the counts) until act_end(). */
-static void act_begin(struct wp_h1p_sess *s, const struct wp_lb_table *t, int i)
-{
-	struct wp_lb_core *lc = lb_core(s->core, t);
-
-	if (lc->active && (uint32_t)i < LB_ACTIVE_MAX) {
-		lc->active[i]++;
-		s->act_t = t;
-		s->act_ep = (uint32_t)i;
-	}
-}
-
-static void act_end(struct wp_h1p_sess *s)
-{
-	struct lb_slot *sl;
-
-	if (!s->act_t)
-		return;
-	sl = &s->core->lb[((uintptr_t)s->act_t >> 6) % LB_SLOTS];
-	/* the slot may have been taken by another table since: then its
-	 * counts were reset and this one is not in them */
-	if (sl->t == s->act_t && sl->c.active && sl->active[s->act_ep] > 0)
-		sl->active[s->act_ep]--;
-	s->act_t = NULL;
-}
-
 /* ---- request mirrors ---------------------------------------------------------------------- */
 
 /* Ends mirror <m>: its connection is closed (the host told, unless it
@@ -588,7 +529,7 @@ static void mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *c
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
 		return;
 	}
-	i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), h, has);
+	i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), h, has);
 	if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
 		return;
@@ -650,7 +591,7 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->hold_head = s->close_after = s->down_eof = s->down_shut = false;
 	s->up = NULL;
 	s->app = NULL;
-	s->act_t = NULL;
+	s->act.t = NULL;
 	s->has_rmods = false;
 	s->n_mir = 0;
 	s->deadline_ms = s->try_deadline_ms = 0;
@@ -665,7 +606,7 @@ static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
 {
 	struct wp_h1p_up *up = s->up;
 
-	act_end(s);
+	wp_lb_cache_end(s->core->lbc, &s->act);
 	mirrors_abort(s);
 	s->deadline_ms = s->try_deadline_ms = 0;
 	if (!up)
@@ -844,14 +785,14 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
 	s->n_failed = 0;
 	for (;;) {
-		i = wp_lb_pick(d.cluster->lb, lb_core(c, d.cluster->lb), h, has);
+		i = wp_lb_pick(d.cluster->lb, wp_lb_cache_core(c->lbc, d.cluster->lb), h, has);
 		if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
 			sess_local(s, 503);
 			return false;
 		}
 		s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
 		if (s->up) {
-			act_begin(s, d.cluster->lb, i);
+			wp_lb_cache_begin(c->lbc, d.cluster->lb, i, &s->act);
 			break;
 		}
 		if (s->retries_left == 0 || (!c->free_up && !c->idle_head)) {
@@ -1127,7 +1068,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		/* like Istio's previous_hosts predicate: re-pick (a few times)
 		 * to avoid the endpoints that already failed this request */
 		for (int k = 0; k < RETRY_PICKS; k++) {
-			i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), s->pick_hash, s->pick_has_hash);
+			i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), s->pick_hash,
+			               s->pick_has_hash);
 			if (i < 0 || (uint32_t)i >= cl->n_endpoints)
 				return false;
 			if (!tried(s, &cl->endpoints[i]))
@@ -1135,7 +1077,7 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		}
 		s->up = up_acquire(c, s, &cl->endpoints[i]);
 		if (s->up) {
-			act_begin(s, cl->lb, i);
+			wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
 			if (s->try_timeout_ms) /* per try */
 				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
 			return true;
@@ -1160,7 +1102,7 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	s->up = NULL;
-	act_end(s);
+	wp_lb_cache_end(s->core->lbc, &s->act);
 	if (connecting && s->n_failed < RETRY_AVOID) {
 		s->failed[s->n_failed].addr = up->addr;
 		s->failed[s->n_failed].port = up->port;
