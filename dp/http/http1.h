@@ -216,6 +216,21 @@ struct wp_http_hdr_mods {
 	uint16_t n_remove;
 };
 
+/* An owned copy of a struct wp_http_hdr_mods: a proxy keeps the rule's
+ * ResponseHeaderModifier here, since the route table (in an RCU snapshot)
+ * may go away before the response comes. */
+#define WP_HTTP_MODS_COPY_HDRS  16
+#define WP_HTTP_MODS_COPY_BYTES 2048
+struct wp_http_mods_copy {
+	struct wp_http_hdr_mods mods; /* points into hdrs[] / bytes[] */
+	struct wp_http_hdr hdrs[WP_HTTP_MODS_COPY_HDRS];
+	char bytes[WP_HTTP_MODS_COPY_BYTES];
+};
+
+/* Copies <src> into <dst>. 0, or -ENOSPC when it does not fit (then
+ * <dst> is unusable). */
+int wp_http_mods_copy(struct wp_http_mods_copy *dst, const struct wp_http_hdr_mods *src);
+
 /* Per-core generator of x-request-id values (UUIDv4, xoshiro256**). */
 struct wp_http_reqid_rng {
 	uint64_t s[4];

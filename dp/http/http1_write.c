@@ -417,3 +417,44 @@ const char *wp_http1_reason(uint16_t status)
 		return "Unknown";
 	}
 }
+
+/* Appends <n> headers of <src> to the copy (names and values into bytes[]). */
+static int copy_hdrs(struct wp_http_mods_copy *d, const struct wp_http_hdr *src, uint16_t n,
+                     uint32_t *used_h, size_t *used_b, const struct wp_http_hdr **out)
+{
+	*out = &d->hdrs[*used_h];
+	if (*used_h + n > WP_HTTP_MODS_COPY_HDRS)
+		return -ENOSPC;
+	for (uint16_t i = 0; i < n; i++) {
+		struct wp_http_hdr *h = &d->hdrs[(*used_h)++];
+		size_t vlen = src[i].value ? src[i].value_len : 0;
+
+		if (*used_b + src[i].name_len + vlen > WP_HTTP_MODS_COPY_BYTES)
+			return -ENOSPC;
+		*h = src[i];
+		memcpy(d->bytes + *used_b, src[i].name, src[i].name_len);
+		h->name = d->bytes + *used_b;
+		*used_b += src[i].name_len;
+		if (src[i].value) {
+			memcpy(d->bytes + *used_b, src[i].value, vlen);
+			h->value = d->bytes + *used_b;
+			*used_b += vlen;
+		}
+	}
+	return 0;
+}
+
+int wp_http_mods_copy(struct wp_http_mods_copy *dst, const struct wp_http_hdr_mods *src)
+{
+	uint32_t uh = 0;
+	size_t ub = 0;
+
+	if (copy_hdrs(dst, src->set, src->n_set, &uh, &ub, &dst->mods.set) ||
+	    copy_hdrs(dst, src->add, src->n_add, &uh, &ub, &dst->mods.add) ||
+	    copy_hdrs(dst, src->remove, src->n_remove, &uh, &ub, &dst->mods.remove))
+		return -ENOSPC;
+	dst->mods.n_set = src->n_set;
+	dst->mods.n_add = src->n_add;
+	dst->mods.n_remove = src->n_remove;
+	return 0;
+}

@@ -46,10 +46,8 @@ enum sess_state {
 	S_CLOSING, /* no more input; close once the queued bytes went out */
 };
 
-#define RETRY_AVOID 4    /* failed endpoints a retry avoids (Istio: previous_hosts) */
-#define RETRY_PICKS 5    /* picks per retry to find one not tried (Envoy's default) */
-#define RM_MAX      16   /* response header modifier entries copied per request */
-#define RM_BYTES    2048 /* their names and values */
+#define RETRY_AVOID 4 /* failed endpoints a retry avoids (Istio: previous_hosts) */
+#define RETRY_PICKS 5 /* picks per retry to find one not tried (Envoy's default) */
 
 /* A request copy in flight: its own upstream connection and buffer. Fed by
  * its session while the request is read, then on its own until the
@@ -100,10 +98,8 @@ struct wp_h1p_sess {
 	} failed[RETRY_AVOID];
 	/* the response header modifiers of the current rule, copied: the
 	 * route table may go away with its snapshot before the response */
-	struct wp_http_hdr_mods rmods;
+	struct wp_http_mods_copy rmods;
 	bool has_rmods;
-	struct wp_http_hdr rm_hdrs[RM_MAX];
-	char rm_bytes[RM_BYTES];
 	struct wp_h1p_up *up;
 	/* timeouts (0 = none): the request's, its current try's; the last
 	 * client activity (idle timeout between requests) */
@@ -676,47 +672,13 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 		c->ops->wake(c->host, s);
 }
 
-/* Copies the header array <n> entries of <src> into the session. */
-static int copy_hdrs(struct wp_h1p_sess *s, const struct wp_http_hdr *src, uint16_t n,
-                     uint32_t *used_h, size_t *used_b, const struct wp_http_hdr **out)
-{
-	*out = &s->rm_hdrs[*used_h];
-	if (*used_h + n > RM_MAX)
-		return -ENOSPC;
-	for (uint16_t i = 0; i < n; i++) {
-		struct wp_http_hdr *h = &s->rm_hdrs[(*used_h)++];
-		size_t need = (size_t)src[i].name_len + (src[i].value ? src[i].value_len : 0);
-
-		if (*used_b + need > RM_BYTES)
-			return -ENOSPC;
-		*h = src[i];
-		memcpy(s->rm_bytes + *used_b, src[i].name, src[i].name_len);
-		h->name = s->rm_bytes + *used_b;
-		*used_b += src[i].name_len;
-		if (src[i].value) {
-			memcpy(s->rm_bytes + *used_b, src[i].value, src[i].value_len);
-			h->value = s->rm_bytes + *used_b;
-			*used_b += src[i].value_len;
-		}
-	}
-	return 0;
-}
-
 static int copy_rmods(struct wp_h1p_sess *s, const struct wp_http_hdr_mods *m)
 {
-	uint32_t uh = 0;
-	size_t ub = 0;
-
 	s->has_rmods = false;
 	if (m->n_set + m->n_add + m->n_remove == 0)
 		return 0;
-	if (copy_hdrs(s, m->set, m->n_set, &uh, &ub, &s->rmods.set) ||
-	    copy_hdrs(s, m->add, m->n_add, &uh, &ub, &s->rmods.add) ||
-	    copy_hdrs(s, m->remove, m->n_remove, &uh, &ub, &s->rmods.remove))
+	if (wp_http_mods_copy(&s->rmods, m) != 0)
 		return -ENOSPC;
-	s->rmods.n_set = m->n_set;
-	s->rmods.n_add = m->n_add;
-	s->rmods.n_remove = m->n_remove;
 	s->has_rmods = true;
 	return 0;
 }
@@ -1159,7 +1121,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	if (s->core->draining)
 		s->close_after = true; /* shutting down: this is the connection's last response */
 	ka = !s->close_after;
-	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods : NULL, &f,
+	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods.mods : NULL, &f,
 	                                 (char *)ob_tail(&s->down), ob_room(&s->down));
 	if (n < 0) {
 		resp_error(s, 502);
