@@ -42,6 +42,7 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .max_idle_per_ep = 4,
         .rst_per_sec = 200,
         .down_idle_timeout_ms = 3600 * 1000,
+        .mirror_timeout_ms = 30000,
 };
 
 #define RM_MAX        16   /* response header modifier entries copied per stream */
@@ -95,6 +96,7 @@ struct wp_h2p_strm {
 	bool head_sent; /* a response head (upstream's or local) was submitted downstream */
 	bool local;     /* answered locally: request bytes are dropped */
 	bool routed;
+	bool mirror;      /* a request copy: no downstream, its response discarded */
 	uint64_t up_sent; /* request body bytes taken by the upstream session */
 	/* HTTPRoute timeouts (0 = none): the stream's, its current try's */
 	uint64_t deadline_ms, try_deadline_ms;
@@ -120,6 +122,13 @@ struct wp_h2p_strm {
 	struct wp_http_hdr rm_hdrs[RM_MAX];
 	char rm_bytes[RM_BYTES];
 	char reqid[WP_HTTP1_REQID_LEN];
+	/* request mirrors: a real stream's copies still being fed (mir), and
+	 * for a copy the real stream feeding it (feeder, NULL once its request
+	 * ended). A copy lives at most mirror_deadline_ms. */
+	struct wp_h2p_strm *mir[WP_ROUTE_MAX_MIRRORS];
+	uint8_t n_mir;
+	struct wp_h2p_strm *feeder;
+	uint64_t mirror_deadline_ms;
 };
 
 struct wp_h2p_sess {
@@ -383,12 +392,16 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 }
 
 static void up_destroy(struct wp_h2p_up *up, bool host_close);
+static void mirror_free(struct wp_h2p_strm *m, bool cancel);
 
 void wp_h2p_core_destroy(struct wp_h2p_core *c)
 {
 	if (!c)
 		return;
 	if (c->ups) {
+		for (uint32_t i = 0; c->strms && i < c->cfg.max_streams; i++)
+			if (c->strms[i].in_use && c->strms[i].mirror)
+				mirror_free(&c->strms[i], false);
 		while (c->used_up)
 			up_destroy(c->used_up, true);
 	}
@@ -684,11 +697,19 @@ static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len);
 static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code);
 
+static void mirror_free(struct wp_h2p_strm *m, bool cancel);
+
 /* HTTPRoute timeouts.request / backendRequest: a stream whose response has
  * not ended in time gets 504 (gRPC: UNAVAILABLE) when no response head went
- * out yet, else is reset; its upstream stream is cancelled. */
+ * out yet, else is reset; its upstream stream is cancelled. A request
+ * mirror is reset once it is older than mirror_timeout_ms. */
 static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 {
+	if (t->in_use && t->mirror && t->mirror_deadline_ms && now_ms >= t->mirror_deadline_ms) {
+		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+		mirror_free(t, true);
+		return;
+	}
 	if (!t->in_use || !t->routed || t->local || t->resp_eof ||
 	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
@@ -774,6 +795,9 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->n_failed = 0;
 	t->act_t = NULL;
 	t->has_rmods = false;
+	t->mirror = false;
+	t->n_mir = 0;
+	t->feeder = NULL;
 	t->sprev = NULL;
 	t->snext = s->strms;
 	if (s->strms)
@@ -848,11 +872,193 @@ static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 	up_unlink_strm(t);
 }
 
+static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);
+
+/* ---- request mirrors -------------------------------------------------------------------- */
+
+/* A copy <m> is over: off its upstream (reset with CANCEL when still open,
+ * if <cancel>), off its feeder, back to the pool. */
+static void mirror_free(struct wp_h2p_strm *m, bool cancel)
+{
+	struct wp_h2p_strm *f = m->feeder;
+
+	if (f) {
+		for (uint8_t k = 0; k < f->n_mir; k++)
+			if (f->mir[k] == m) {
+				f->mir[k] = f->mir[--f->n_mir];
+				break;
+			}
+		m->feeder = NULL;
+	}
+	if (cancel)
+		strm_cancel_up(m, NGHTTP2_CANCEL);
+	else
+		up_unlink_strm(m);
+	m->mirror = false;
+	m->qb.head = m->qb.len = 0;
+	strm_free(m);
+}
+
+/* The copies <t> still feeds are cut short: abandoned (counted). */
+static void mirrors_abort(struct wp_h2p_strm *t)
+{
+	while (t->n_mir > 0) {
+		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+		mirror_free(t->mir[t->n_mir - 1], true);
+	}
+}
+
+/* The request of <t> ended (END_STREAM): its copies end too and go on
+ * alone until their response ends (or the mirror timeout). */
+static void mirrors_finish(struct wp_h2p_strm *t)
+{
+	while (t->n_mir > 0) {
+		struct wp_h2p_strm *m = t->mir[--t->n_mir];
+
+		m->feeder = NULL;
+		m->req_eof = true;
+		if (t->req.has_trl)
+			for (uint16_t i = t->req.trl; i < t->req.n; i++)
+				hb_add(&m->req, t->req.nv[i].name, t->req.nv[i].namelen,
+				       t->req.nv[i].value, t->req.nv[i].valuelen);
+		m->req.has_trl = t->req.has_trl;
+		if (m->req.over) { /* its trailers do not fit: the copy would be short */
+			wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+			mirror_free(m, true);
+			continue;
+		}
+		if (m->up && m->up_sid > 0) {
+			(void)nghttp2_session_resume_data(m->up->ng, m->up_sid);
+			wake_up(m->up);
+		}
+	}
+}
+
+/* Copies <len> request body bytes of <t> to its copies; one without room
+ * is abandoned (a copy never holds back the real stream's window). */
+static void mirrors_tee(struct wp_h2p_strm *t, const uint8_t *d, size_t len)
+{
+	for (uint8_t k = t->n_mir; k-- > 0;) {
+		struct wp_h2p_strm *m = t->mir[k];
+
+		if (ring_room(&m->qb) < len) {
+			wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_OVERFLOW);
+			mirror_free(m, true);
+			continue;
+		}
+		ring_put(&m->qb, d, len);
+		if (m->up && m->up_sid > 0) {
+			(void)nghttp2_session_resume_data(m->up->ng, m->up_sid);
+			wake_up(m->up);
+		}
+	}
+}
+
+/* Starts a copy of the request of <t> (its upstream block t->onv is
+ * built) to an endpoint of <cl>: same fields but :authority
+ * "<authority>-shadow" (port kept). Failures are counted; the real stream
+ * goes on unmirrored. */
+static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *cl,
+                         const struct wp_route_req *rq)
+{
+	struct wp_h2p_core *c = t->core;
+	struct wp_h2p_strm *m = c->free_strm;
+	struct wp_h2p_up *up;
+	uint64_t h = 0;
+	bool has;
+	int i;
+
+	if (!m || t->n_mir >= WP_ROUTE_MAX_MIRRORS) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
+		return;
+	}
+	has = wp_route_cluster_hash(cl, rq, &h);
+	i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), h, has);
+	if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
+		return;
+	}
+	c->free_strm = m->next_free;
+	m->next_free = NULL;
+	m->in_use = true;
+	m->mirror = true;
+	m->sess = NULL;
+	m->down_sid = 0;
+	m->up = NULL;
+	m->up_sid = 0;
+	m->sprev = m->snext = NULL;
+	hb_reset(&m->req);
+	hb_reset(&m->resp);
+	m->qb.head = m->qb.len = 0;
+	m->rb.head = m->rb.len = 0;
+	m->grpc = m->req_eof = m->resp_eof = m->head_sent = m->local = m->routed = false;
+	m->up_sent = 0;
+	m->pick_table = NULL;
+	m->retries_left = m->retry_on = 0;
+	m->n_failed = 0;
+	m->act_t = NULL;
+	m->has_rmods = false;
+	m->n_mir = 0;
+	m->feeder = NULL;
+	m->deadline_ms = m->try_deadline_ms = 0;
+	m->mirror_deadline_ms = c->cfg.mirror_timeout_ms ? c->now_ms + c->cfg.mirror_timeout_ms : 0;
+	c->n_strms++;
+	/* the block: its bytes copied into m->req, fields in m->onv */
+	for (uint16_t k = 0; k < t->n_onv; k++) {
+		const nghttp2_nv *f = &t->onv[k];
+		char *nm = hb_copy(&m->req, f->name, f->namelen);
+		char *v;
+		size_t vl = f->valuelen;
+
+		if (nm && f->namelen == 10 && !memcmp(f->name, ":authority", 10)) {
+			size_t cut = f->valuelen;
+
+			for (size_t j = f->valuelen; j-- > 0;) {
+				if (f->value[j] == ':') {
+					cut = j;
+					break;
+				}
+				if (f->value[j] < '0' || f->value[j] > '9')
+					break;
+			}
+			v = hb_copy(&m->req, f->value, cut);
+			if (v && hb_copy(&m->req, "-shadow", 7) &&
+			    hb_copy(&m->req, f->value + cut, f->valuelen - cut))
+				vl += 7;
+			else
+				v = NULL;
+		} else {
+			v = nm ? hb_copy(&m->req, f->value, f->valuelen) : NULL;
+		}
+		if (!v) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
+			mirror_free(m, false);
+			return;
+		}
+		nv_set(&m->onv[k], nm, f->namelen, v, vl);
+	}
+	m->n_onv = t->n_onv; /* trailers are added after the block's bytes */
+	m->req_eof = t->req_eof;
+	up = up_acquire(c, &cl->endpoints[i]);
+	if (!up || strm_submit(m, up) != 0) { /* counted */
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
+		mirror_free(m, false);
+		return;
+	}
+	act_begin(m, cl->lb, i);
+	if (!m->req_eof) {
+		m->feeder = t;
+		t->mir[t->n_mir++] = m;
+	}
+	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR);
+}
+
 /* The downstream side of <t> is over (stream closed or session gone). */
 static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 {
 	struct wp_h2p_sess *s = t->sess;
 
+	mirrors_abort(t); /* reset before its request ended */
 	if (code != NGHTTP2_NO_ERROR && !t->local && t->up)
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_DOWN_RESET);
 	if (t->up)
@@ -928,6 +1134,7 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 	const char *txt = local_text(status);
 
 	t->local = true;
+	mirrors_abort(t);
 	qb_discard(t);
 	if (!s)
 		return;
@@ -1355,6 +1562,8 @@ static void strm_route(struct wp_h2p_strm *t)
 		return;
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_REQUEST);
+	for (uint16_t k = 0; k < d.n_mirrors; k++)
+		mirror_start(t, d.mirrors[k], &rq);
 }
 
 /* ---- downstream callbacks --------------------------------------------------------------- */
@@ -1452,6 +1661,8 @@ static int d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 		}
 		t->req.has_trl = true;
 	}
+	if (end && t->n_mir > 0)
+		mirrors_finish(t);
 	if (t->up && end) {
 		(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
 		wake_up(t->up);
@@ -1466,6 +1677,8 @@ static int d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 	struct wp_h2p_strm *t = down_strm(s, sid);
 
 	(void)flags;
+	if (t && t->n_mir > 0)
+		mirrors_tee(t, data, len);
 	if (!t || t->local || (!t->up && t->routed)) {
 		/* nobody takes them: the window comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
@@ -1737,6 +1950,12 @@ static int u_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void 
 
 	if (!t)
 		return 0;
+	if (t->mirror) { /* its response was thrown away */
+		if (t->feeder)
+			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+		mirror_free(t, false);
+		return 0;
+	}
 	if (unprocessed)
 		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_REFUSED);
 	/* what rb still holds will go downstream (or nowhere): give the
@@ -1776,6 +1995,11 @@ static int u_not_send(nghttp2_session *ng, const nghttp2_frame *f, int err, void
 		;
 	if (!t)
 		return 0;
+	if (t->mirror) {
+		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+		mirror_free(t, false);
+		return 0;
+	}
 	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_REFUSED);
 	up_unlink_strm(t);
 	act_end(t);
@@ -1996,6 +2220,13 @@ static void up_lost(struct wp_h2p_up *up)
 		/* never opened on the wire: the upstream cannot have seen it */
 		bool unprocessed =
 		        connecting || nghttp2_session_find_stream(up->ng, t->up_sid) == NULL;
+
+		if (t->mirror) {
+			if (t->feeder || !t->resp_eof)
+				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
+			mirror_free(t, false);
+			continue;
+		}
 
 		if (connecting && t->n_failed < RETRY_AVOID) {
 			t->failed[t->n_failed].addr = up->addr;

@@ -27,6 +27,16 @@
  * bytes, and the windows we advertise never exceed it, so a slow reader
  * stops the writer and nothing grows.
  *
+ * RequestMirror: a routed stream whose decision has mirrors opens, for each
+ * mirror cluster, a copy stream on a pooled upstream connection to a pick
+ * of that cluster (a stream object of the core, no downstream): the same
+ * request block but :authority "<authority>-shadow" (port kept, same
+ * x-request-id), then the request DATA and trailers teed into its own
+ * ring. Its response is read and thrown away. A copy never slows the real
+ * stream: one whose ring is full is reset (CANCEL) and counted, as is one
+ * whose real stream is reset or answered locally before the request
+ * ended; it ends with the real request's END_STREAM.
+ *
  * Resets: a downstream RST_STREAM cancels the upstream stream (CANCEL); an
  * upstream reset resets the downstream stream (same code), or answers 503
  * (UNAVAILABLE for gRPC) when no response head went out yet; a stream the
@@ -100,13 +110,16 @@ struct wp_h2p_cfg {
 	/* a client connection without streams for this long gets GOAWAY and
 	 * ends (0 = never) */
 	uint32_t down_idle_timeout_ms;
+	/* a request mirror stream is reset after this (0 = never) */
+	uint32_t mirror_timeout_ms;
 };
 
 /* 64 sessions, 64 upstreams, 256 streams, 100 per connection both ways,
  * 64 KiB rings and windows (the HTTP/2 default window, so no peer can
  * overrun a ring before our SETTINGS arrive), 16 KiB / 64 fields per
  * header block, 60 s idle, 4 idle per endpoint, 200 client resets a second,
- * clients idle for 1 h (Istio's default idle timeout) closed. */
+ * clients idle for 1 h (Istio's default idle timeout) closed, mirror
+ * streams of at most 30 s. */
 extern const struct wp_h2p_cfg wp_h2p_default_cfg;
 
 enum wp_h2p_up_state {

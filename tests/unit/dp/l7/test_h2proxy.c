@@ -39,8 +39,11 @@ struct fsvc {
 	uint8_t net; /* endpoints 10.0.<net>.<i+1>:9081 */
 };
 
-static const struct fsvc fsvcs[] = {
-        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"empty", 0, 5}};
+static const struct fsvc fsvcs[] = {{"reviews", 2, 1},
+                                    {"reviews-v1", 1, 2},
+                                    {"reviews-v2", 2, 3},
+                                    {"reviews-v3", 1, 4},
+                                    {"empty", 0, 5}};
 
 static int fake_lookup(void *ctx, const char *ns, const char *name, uint16_t port,
                        struct wp_arena *a, struct wp_route_svc_eps *out)
@@ -171,7 +174,7 @@ struct fup {
 struct breq {
 	int fup;
 	int32_t sid;
-	char path[128], authority[64], xset[16], xdrop[16], te[16];
+	char path[128], authority[64], xset[16], xdrop[16], te[16], reqid[64];
 	bool has_reqid, ended, reset;
 	uint32_t reset_code;
 	size_t body;
@@ -189,6 +192,9 @@ static bool be_hold;       /* don't answer on request end */
 static size_t be_body = 2; /* response body bytes ("ok") */
 static bool be_trailers;   /* end with grpc-status 7 trailers */
 static uint32_t be_max_streams = 100;
+/* backends of 10.0.<net>.x take what fits in their windows but never
+ * reopen them nor answer (0: none) */
+static uint32_t be_stall_net;
 static uint64_t ctr[WP_CTR_MAX];
 static struct wp_route_core rcore;
 static struct wp_h2p_core *core;
@@ -249,9 +255,10 @@ static int be_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 		cpy(r->xdrop, sizeof(r->xdrop), v, vl);
 	else if (IS("te"))
 		cpy(r->te, sizeof(r->te), v, vl);
-	else if (IS("x-request-id"))
+	else if (IS("x-request-id")) {
 		r->has_reqid = true;
-	else if (IS("x-trl"))
+		cpy(r->reqid, sizeof(r->reqid), v, vl);
+	} else if (IS("x-trl"))
 		cpy(r->trailer, sizeof(r->trailer), v, vl);
 #undef IS
 	return 0;
@@ -493,6 +500,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 	be_hold = be_trailers = cl_no_consume = false;
 	be_body = 2;
 	be_max_streams = 100;
+	be_stall_net = 0;
 	cl_goaway_code = UINT32_MAX; /* none received */
 	wp_route_core_init(&rcore, 7, ctr);
 	tab = build("reviews", rules);
@@ -552,6 +560,7 @@ static int teardown(void **state)
 /* Moves bytes everywhere until nothing moves. Upstreams are connected on
  * their first round unless <hold_connect>. */
 static bool hold_connect;
+static uint32_t ep_net(int f);
 
 static void pump(void)
 {
@@ -586,6 +595,8 @@ static void pump(void)
 				wp_h2p_up_consume(f->up, k);
 				moved = true;
 			}
+			if (be_stall_net && ep_net(i) == be_stall_net)
+				continue; /* it sends nothing: no WINDOW_UPDATE either */
 			while (!f->closed && (n = nghttp2_session_mem_send(f->ng, &p)) > 0) {
 				assert_int_equal(wp_h2p_up_in(f->up, p, (size_t)n), (size_t)n);
 				moved = true;
@@ -1197,6 +1208,196 @@ static void test_client_idle_timeout(void **state)
 	assert_int_equal(cl_goaway_code, NGHTTP2_NO_ERROR);
 }
 
+static const char *mirror_rules = "  - matches: [{path: {type: PathPrefix, value: /m}}]\n"
+                                  "    filters:\n    - type: RequestMirror\n      requestMirror:\n"
+                                  "        backendRef: {name: reviews-v3, port: 9080}\n"
+                                  "    backendRefs: [{name: reviews-v1, port: 9080}]\n";
+
+/* The last request a backend of 10.0.<net>.x saw (reviews-v1: 2, the
+ * mirror cluster reviews-v3: 4), NULL if none. */
+static struct breq *breq_net(uint32_t net)
+{
+	for (int i = n_breq - 1; i >= 0; i--)
+		if (ep_net(breqs[i].fup) == net)
+			return &breqs[i];
+	return NULL;
+}
+
+/* A POST /m... whose head goes out without END_STREAM, then <body> (not
+ * ending the stream either). */
+static int32_t open_post(const char *path, const char *body)
+{
+	nghttp2_nv nv[] = {
+	        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	        {(uint8_t *)"x-request-id", (uint8_t *)"rid-0123", 12, 8, 0},
+	};
+	nghttp2_data_provider prd = {.read_callback = cl_read};
+	int32_t sid;
+
+	sid = nghttp2_submit_headers(cl, NGHTTP2_FLAG_NONE, -1, NULL, nv, WP_ARRAY_SIZE(nv), NULL);
+	assert_true(sid > 0);
+	memset(&cresps[n_cresp], 0, sizeof(cresps[0]));
+	cresps[n_cresp++].sid = sid;
+	pump(); /* the stream is open: DATA may follow */
+	g_body = body;
+	g_body_left = strlen(body);
+	assert_int_equal(nghttp2_submit_data(cl, NGHTTP2_FLAG_NONE, sid, &prd), 0);
+	return sid;
+}
+
+/* RequestMirror: the copy reaches the mirror cluster with the shadow
+ * authority, the same x-request-id, the whole body and the trailers; its
+ * response is thrown away and the client sees only the real one. */
+static void test_mirror(void **state)
+{
+	static char big[150001];
+	static const nghttp2_nv trl[] = {{(uint8_t *)"x-trl", (uint8_t *)"tv", 5, 2, 0}};
+	struct breq *real, *copy;
+	int32_t sid;
+
+	(void)state;
+	mk(NULL, mirror_rules);
+	memset(big, 'b', sizeof(big) - 1);
+	sid = open_post("/m/x", big);
+	for (int i = 0; i < 20; i++)
+		pump();
+	real = breq_net(2);
+	copy = breq_net(4);
+	assert_non_null(real);
+	assert_non_null(copy);
+	assert_int_equal(n_breq, 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR], 1);
+	assert_false(copy->ended);
+	assert_string_equal(real->authority, "reviews:9080");
+	assert_string_equal(copy->authority, "reviews-shadow:9080");
+	assert_string_equal(copy->path, "/m/x");
+	assert_string_equal(real->reqid, "rid-0123");
+	assert_string_equal(copy->reqid, "rid-0123");
+	assert_int_equal(wp_h2p_core_streams(core), 2); /* a copy takes a stream object */
+	assert_int_equal(nghttp2_submit_trailer(cl, sid, trl, 1), 0);
+	pump();
+	assert_true(real->ended);
+	assert_true(copy->ended);
+	assert_false(copy->reset);
+	assert_int_equal(real->body, sizeof(big) - 1);
+	assert_int_equal(copy->body, sizeof(big) - 1);
+	assert_string_equal(real->trailer, "tv");
+	assert_string_equal(copy->trailer, "tv");
+	assert_true(copy->responded); /* the mirror backend answered too */
+	/* the client saw only the real response */
+	assert_int_equal(n_cresp, 1);
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(atoi(cresps[0].backend), real->fup);
+	assert_int_equal(cresps[0].body, 2);
+	assert_true(cresps[0].closed);
+	assert_int_equal(cresps[0].code, 0);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_OVERFLOW], 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_ABANDONED], 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_DROPPED], 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_BUF_OVERRUN], 0);
+
+	/* a gRPC-style request without body: the copy ends with its head;
+	 * a generated x-request-id is the same on both */
+	req("GET", "/m/get", true, NULL, NULL, 0);
+	pump();
+	real = breq_net(2);
+	copy = breq_net(4);
+	assert_string_equal(real->path, "/m/get");
+	assert_string_equal(copy->path, "/m/get");
+	assert_true(copy->ended);
+	assert_int_equal(strlen(real->reqid), 36);
+	assert_string_equal(copy->reqid, real->reqid);
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(atoi(cresps[1].backend), real->fup);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR], 2);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
+/* A mirror backend that never reads: the copy's ring fills, it is reset
+ * (overflow) and the real stream completes at full length. */
+static void test_mirror_overflow(void **state)
+{
+	static char big[300001];
+	struct breq *real, *copy;
+
+	(void)state;
+	mk(NULL, mirror_rules);
+	be_stall_net = 4;
+	memset(big, 'o', sizeof(big) - 1);
+	req("POST", "/m/big", false, big, NULL, 0);
+	for (int i = 0; i < 40 && !cresps[0].closed; i++)
+		pump();
+	real = breq_net(2);
+	assert_non_null(real);
+	assert_true(real->ended);
+	assert_int_equal(real->body, sizeof(big) - 1);
+	assert_int_equal(cresps[0].status, 200);
+	assert_true(cresps[0].closed);
+	assert_int_equal(cresps[0].code, 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_OVERFLOW], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	/* the mirror backend catches up: its copy was cancelled, short */
+	be_stall_net = 0;
+	pump();
+	copy = breq_net(4);
+	assert_non_null(copy);
+	assert_string_equal(copy->authority, "reviews-shadow:9080");
+	assert_true(copy->reset);
+	assert_int_equal(copy->reset_code, NGHTTP2_CANCEL);
+	assert_false(copy->ended);
+	assert_true(copy->body < sizeof(big) - 1);
+}
+
+/* The client resets mid-body: the copy is abandoned (CANCEL). */
+static void test_mirror_client_reset(void **state)
+{
+	struct breq *real, *copy;
+	int32_t sid;
+
+	(void)state;
+	mk(NULL, mirror_rules);
+	be_hold = true;
+	sid = open_post("/m/r", "partial body");
+	pump();
+	real = breq_net(2);
+	copy = breq_net(4);
+	assert_non_null(real);
+	assert_non_null(copy);
+	assert_int_equal(copy->body, 12);
+	assert_false(copy->ended);
+	assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, sid, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_true(real->reset);
+	assert_true(copy->reset);
+	assert_int_equal(copy->reset_code, NGHTTP2_CANCEL);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_ABANDONED], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_OVERFLOW], 0);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+
+	/* a copy whose request ended goes on alone after the real stream is
+	 * gone, and is reset by the mirror timeout if it never finishes */
+	req("GET", "/m/t", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(
+	        nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, cresps[1].sid, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_ABANDONED], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 1); /* the copy, awaiting its response */
+	wp_h2p_core_tick(core, wp_h2p_default_cfg.mirror_timeout_ms + 1);
+	pump();
+	copy = breq_net(4);
+	assert_string_equal(copy->path, "/m/t");
+	assert_true(copy->ended);
+	assert_true(copy->reset);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR_ABANDONED], 2);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1219,6 +1420,9 @@ int main(void)
 	        cmocka_unit_test_teardown(test_rapid_reset, teardown),
 	        cmocka_unit_test_teardown(test_timeouts, teardown),
 	        cmocka_unit_test_teardown(test_client_idle_timeout, teardown),
+	        cmocka_unit_test_teardown(test_mirror, teardown),
+	        cmocka_unit_test_teardown(test_mirror_overflow, teardown),
+	        cmocka_unit_test_teardown(test_mirror_client_reset, teardown),
 	        cmocka_unit_test(test_preface),
 	};
 
