@@ -435,11 +435,11 @@ static int copy_hdrs(struct wp_http_mods_copy *d, const struct wp_http_hdr *src,
 		memcpy(d->bytes + *used_b, src[i].name, src[i].name_len);
 		h->name = d->bytes + *used_b;
 		*used_b += src[i].name_len;
-		if (src[i].value) {
+		if (vlen)
 			memcpy(d->bytes + *used_b, src[i].value, vlen);
-			h->value = d->bytes + *used_b;
-			*used_b += vlen;
-		}
+		h->value = d->bytes + *used_b; /* never NULL in the copy */
+		h->value_len = (uint32_t)vlen;
+		*used_b += vlen;
 	}
 	return 0;
 }

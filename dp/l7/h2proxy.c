@@ -25,6 +25,7 @@
 
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/lb.h"
+#include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"
 
@@ -45,13 +46,9 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .mirror_timeout_ms = 30000,
 };
 
-#define RM_MAX        16   /* response header modifier entries copied per stream */
-#define RM_BYTES      2048 /* their names and values */
-#define OUT_EXTRA     24   /* fields a forwarded block may gain (mods, x-request-id) */
-#define RETRY_AVOID   4
-#define RETRY_PICKS   5
-#define LB_SLOTS      64
-#define LB_ACTIVE_MAX 1024
+#define OUT_EXTRA   24 /* fields a forwarded block may gain (mods, x-request-id) */
+#define RETRY_AVOID 4
+#define RETRY_PICKS 5
 
 /* A byte ring. */
 struct ring {
@@ -68,12 +65,6 @@ struct hblock {
 	uint16_t trl; /* first trailer field (== n until trailers came) */
 	bool has_trl; /* trailers complete */
 	bool over;    /* a limit was hit in the current block */
-};
-
-struct lb_slot {
-	const struct wp_lb_table *t;
-	struct wp_lb_core c;
-	uint32_t *active;
 };
 
 struct wp_h2p_strm {
@@ -114,13 +105,10 @@ struct wp_h2p_strm {
 		struct wp_addr addr;
 		uint16_t port;
 	} failed[RETRY_AVOID];
-	const struct wp_lb_table *act_t;
-	uint32_t act_ep;
+	struct wp_lb_active act; /* the pick counted in flight (LEAST_REQUEST) */
 	/* ResponseHeaderModifier of the rule, copied (the table may go away) */
-	struct wp_http_hdr_mods rmods;
+	struct wp_http_mods_copy rmods;
 	bool has_rmods;
-	struct wp_http_hdr rm_hdrs[RM_MAX];
-	char rm_bytes[RM_BYTES];
 	char reqid[WP_HTTP1_REQID_LEN];
 	/* request mirrors: a real stream's copies still being fed (mir), and
 	 * for a copy the real stream feeding it (feeder, NULL once its request
@@ -162,9 +150,7 @@ struct wp_h2p_core {
 	uint64_t now_ms;
 	bool draining;
 	struct wp_http_reqid_rng rng;
-	uint64_t lb_seed;
-	struct lb_slot lb[LB_SLOTS];
-	uint32_t *lb_active;
+	struct wp_lb_cache *lbc;
 	nghttp2_session_callbacks *cb_down, *cb_up;
 	nghttp2_option *opt_down, *opt_up;
 	struct wp_h2p_sess *sessions, *free_sess;
@@ -327,24 +313,23 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->rc = rc;
 	c->mem = mem;
 	c->ctr = ctr;
-	c->lb_seed = seed | 1;
 	wp_http_reqid_seed(&c->rng, seed ^ 0x5bd1e995);
 	nvs = (size_t)cfg->max_headers;
 	/* per stream: 2 rings, 2 header blocks (bytes + fields), the out fields */
 	per = 2 * (size_t)cfg->stream_buf + 2 * (size_t)cfg->max_header_bytes +
 	      (2 * nvs + nvs + OUT_EXTRA) * sizeof(nghttp2_nv);
 	per = (per + 63) & ~(size_t)63;
-	c->tnv_cap = (uint32_t)nvs + OUT_EXTRA + RM_MAX;
+	c->tnv_cap = (uint32_t)nvs + OUT_EXTRA + WP_HTTP_MODS_COPY_HDRS;
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->reap = calloc(cfg->max_upstreams, sizeof(*c->reap));
 	c->strms = calloc(cfg->max_streams, sizeof(*c->strms));
 	c->mem_blk = aligned_alloc(64, per * cfg->max_streams);
-	c->lb_active = calloc((size_t)LB_SLOTS * LB_ACTIVE_MAX, sizeof(uint32_t));
+	c->lbc = wp_lb_cache_new(seed, ctr);
 	c->tnv = calloc(c->tnv_cap, sizeof(*c->tnv));
 	c->rh = calloc(nvs + 1, sizeof(*c->rh));
-	if (!c->sessions || !c->ups || !c->reap || !c->strms || !c->mem_blk || !c->lb_active ||
-	    !c->tnv || !c->rh || setup_callbacks(c) != 0) {
+	if (!c->sessions || !c->ups || !c->reap || !c->strms || !c->mem_blk || !c->lbc || !c->tnv ||
+	    !c->rh || setup_callbacks(c) != 0) {
 		wp_h2p_core_destroy(c);
 		errno = ENOMEM;
 		return NULL;
@@ -386,8 +371,6 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 		c->ups[i].next = c->free_up;
 		c->free_up = &c->ups[i];
 	}
-	for (uint32_t i = 0; i < LB_SLOTS; i++)
-		c->lb[i].active = c->lb_active + (size_t)i * LB_ACTIVE_MAX;
 	return c;
 }
 
@@ -418,7 +401,7 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c)
 	free(c->reap);
 	free(c->strms);
 	free(c->mem_blk);
-	free(c->lb_active);
+	wp_lb_cache_free(c->lbc);
 	free(c->tnv);
 	free(c->rh);
 	free(c);
@@ -432,47 +415,6 @@ uint32_t wp_h2p_core_upstreams(const struct wp_h2p_core *c)
 uint32_t wp_h2p_core_streams(const struct wp_h2p_core *c)
 {
 	return c->n_strms;
-}
-
-/* ---- load balancing state (as h1proxy) -------------------------------------------------- */
-
-static struct wp_lb_core *lb_core(struct wp_h2p_core *c, const struct wp_lb_table *t)
-{
-	struct lb_slot *sl = &c->lb[((uintptr_t)t >> 6) % LB_SLOTS];
-
-	if (sl->t != t) {
-		sl->t = t;
-		c->lb_seed = c->lb_seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		memset(sl->active, 0, LB_ACTIVE_MAX * sizeof(uint32_t));
-		wp_lb_core_init(&sl->c, t, c->lb_seed | 1,
-		                t->n_ep <= LB_ACTIVE_MAX ? sl->active : NULL, c->ctr);
-	} else if (sl->c.rr_pos >= t->rr_len) {
-		sl->c.rr_pos = 0;
-	}
-	return &sl->c;
-}
-
-static void act_begin(struct wp_h2p_strm *t, const struct wp_lb_table *lt, int i)
-{
-	struct wp_lb_core *lc = lb_core(t->core, lt);
-
-	if (lc->active && (uint32_t)i < LB_ACTIVE_MAX) {
-		lc->active[i]++;
-		t->act_t = lt;
-		t->act_ep = (uint32_t)i;
-	}
-}
-
-static void act_end(struct wp_h2p_strm *t)
-{
-	struct lb_slot *sl;
-
-	if (!t->act_t)
-		return;
-	sl = &t->core->lb[((uintptr_t)t->act_t >> 6) % LB_SLOTS];
-	if (sl->t == t->act_t && sl->c.active && sl->active[t->act_ep] > 0)
-		sl->active[t->act_ep]--;
-	t->act_t = NULL;
 }
 
 /* ---- upstream pool ---------------------------------------------------------------------- */
@@ -793,7 +735,7 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->retries_left = 0;
 	t->retry_on = 0;
 	t->n_failed = 0;
-	t->act_t = NULL;
+	t->act.t = NULL;
 	t->has_rmods = false;
 	t->mirror = false;
 	t->n_mir = 0;
@@ -813,7 +755,7 @@ static void strm_free(struct wp_h2p_strm *t)
 	struct wp_h2p_core *c = t->core;
 
 	WP_ASSERT(t->sess == NULL && t->up == NULL);
-	act_end(t);
+	wp_lb_cache_end(t->core->lbc, &t->act);
 	t->in_use = false;
 	t->down_sid = t->up_sid = 0;
 	t->next_free = c->free_strm;
@@ -973,7 +915,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		return;
 	}
 	has = wp_route_cluster_hash(cl, rq, &h);
-	i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), h, has);
+	i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), h, has);
 	if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
 		return;
@@ -996,7 +938,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	m->pick_table = NULL;
 	m->retries_left = m->retry_on = 0;
 	m->n_failed = 0;
-	m->act_t = NULL;
+	m->act.t = NULL;
 	m->has_rmods = false;
 	m->n_mir = 0;
 	m->feeder = NULL;
@@ -1045,7 +987,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		mirror_free(m, false);
 		return;
 	}
-	act_begin(m, cl->lb, i);
+	wp_lb_cache_begin(c->lbc, cl->lb, i, &m->act);
 	if (!m->req_eof) {
 		m->feeder = t;
 		t->mir[t->n_mir++] = m;
@@ -1240,7 +1182,8 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		int i = -1;
 
 		for (int k = 0; k < (avoid ? RETRY_PICKS : 1); k++) {
-			i = wp_lb_pick(cl->lb, lb_core(c, cl->lb), t->pick_hash, t->pick_has_hash);
+			i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), t->pick_hash,
+			               t->pick_has_hash);
 			if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
 				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ENDPOINT);
 				return -ENOENT;
@@ -1252,7 +1195,7 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		if (up) {
 			if (strm_submit(t, up) != 0)
 				return -ENOMEM;
-			act_begin(t, cl->lb, i);
+			wp_lb_cache_begin(c->lbc, cl->lb, i, &t->act);
 			if (t->try_timeout_ms) /* per try */
 				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
 			return 0;
@@ -1277,48 +1220,17 @@ static bool strm_retry(struct wp_h2p_strm *t, uint16_t why)
 		return false;
 	t->retries_left--;
 	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_RETRY);
-	act_end(t);
+	wp_lb_cache_end(t->core->lbc, &t->act);
 	return strm_dispatch(t, &s->routes->clusters[t->pick_cluster], true) == 0;
-}
-
-static int copy_hdrs(struct wp_h2p_strm *t, const struct wp_http_hdr *in, uint16_t n, uint32_t *uh,
-                     size_t *ub, const struct wp_http_hdr **out)
-{
-	*out = &t->rm_hdrs[*uh];
-	for (uint16_t i = 0; i < n; i++) {
-		struct wp_http_hdr *h = &t->rm_hdrs[*uh];
-		size_t need = (size_t)in[i].name_len + in[i].value_len;
-
-		if (*uh >= RM_MAX || *ub + need > RM_BYTES)
-			return -ENOSPC;
-		*h = in[i];
-		memcpy(t->rm_bytes + *ub, in[i].name, in[i].name_len);
-		h->name = t->rm_bytes + *ub;
-		*ub += in[i].name_len;
-		if (in[i].value_len)
-			memcpy(t->rm_bytes + *ub, in[i].value, in[i].value_len);
-		h->value = t->rm_bytes + *ub;
-		*ub += in[i].value_len;
-		(*uh)++;
-	}
-	return 0;
 }
 
 static int copy_rmods(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *m)
 {
-	uint32_t uh = 0;
-	size_t ub = 0;
-
 	t->has_rmods = false;
 	if (m->n_set + m->n_add + m->n_remove == 0)
 		return 0;
-	if (copy_hdrs(t, m->set, m->n_set, &uh, &ub, &t->rmods.set) ||
-	    copy_hdrs(t, m->add, m->n_add, &uh, &ub, &t->rmods.add) ||
-	    copy_hdrs(t, m->remove, m->n_remove, &uh, &ub, &t->rmods.remove))
+	if (wp_http_mods_copy(&t->rmods, m) != 0)
 		return -ENOSPC;
-	t->rmods.n_set = m->n_set;
-	t->rmods.n_add = m->n_add;
-	t->rmods.n_remove = m->n_remove;
 	t->has_rmods = true;
 	return 0;
 }
@@ -1800,7 +1712,7 @@ static void resp_head(struct wp_h2p_strm *t, bool end)
 	struct wp_h2p_core *c = t->core;
 	struct wp_h2p_sess *s = t->sess;
 	struct hblock *h = &t->resp;
-	const struct wp_http_hdr_mods *mods = t->has_rmods ? &t->rmods : NULL;
+	const struct wp_http_hdr_mods *mods = t->has_rmods ? &t->rmods.mods : NULL;
 	nghttp2_data_provider prd = {.source = {.ptr = NULL}, .read_callback = down_read};
 	uint32_t n = 0;
 	bool ok = true;
@@ -1826,7 +1738,7 @@ static void resp_head(struct wp_h2p_strm *t, bool end)
 				ok = false;
 				break;
 			}
-			/* rm_hdrs names are ours: lower-case them in place */
+			/* the copied names are ours: lower-case them in place */
 			for (uint16_t j = 0; j < a[i].name_len; j++)
 				if (a[i].name[j] >= 'A' && a[i].name[j] <= 'Z')
 					((char *)a[i].name)[j] = (char)(a[i].name[j] - 'A' + 'a');
@@ -1965,7 +1877,7 @@ static int u_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void 
 	if (code != NGHTTP2_NO_ERROR || !t->resp_eof)
 		t->rb.head = t->rb.len = 0;
 	up_unlink_strm(t);
-	act_end(t);
+	wp_lb_cache_end(t->core->lbc, &t->act);
 	if (code != NGHTTP2_NO_ERROR || !t->resp_eof) {
 		strm_up_failed(t, code, unprocessed);
 	} else if (t->sess) {
@@ -2002,7 +1914,7 @@ static int u_not_send(nghttp2_session *ng, const nghttp2_frame *f, int err, void
 	}
 	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_REFUSED);
 	up_unlink_strm(t);
-	act_end(t);
+	wp_lb_cache_end(t->core->lbc, &t->act);
 	strm_up_failed(t, NGHTTP2_REFUSED_STREAM, true);
 	return 0;
 }
@@ -2234,7 +2146,7 @@ static void up_lost(struct wp_h2p_up *up)
 			t->n_failed++;
 		}
 		up_unlink_strm(t);
-		act_end(t);
+		wp_lb_cache_end(t->core->lbc, &t->act);
 		if (!(t->resp_eof && t->head_sent))
 			t->rb.head = t->rb.len = 0;
 		if (t->sess && unprocessed &&
