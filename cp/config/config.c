@@ -678,6 +678,7 @@ static void load_hbone(struct loader *ld, struct wp_config *cfg)
 	                                    "connect_timeout_ms",
 	                                    "drain_timeout_ms",
 	                                    "memory_mb",
+	                                    "header_table_size",
 	                                    NULL};
 	const config_setting_t *g = get_group(ld, "hbone");
 	struct wp_hbone_listen_config *h = &cfg->hbone;
@@ -698,6 +699,7 @@ static void load_hbone(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "hbone.", "connect_timeout_ms", 10, 600000, h->connect_timeout_ms);
 	GET_UINT(ld, g, "hbone.", "drain_timeout_ms", 0, 600000, h->drain_timeout_ms);
 	GET_UINT(ld, g, "hbone.", "memory_mb", 1, 1u << 20, h->memory_mb);
+	GET_UINT(ld, g, "hbone.", "header_table_size", 0, 65536, h->header_table_size);
 }
 
 static void load_fault(struct loader *ld, struct wp_config *cfg)

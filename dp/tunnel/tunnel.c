@@ -1465,6 +1465,7 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 	sh->h2.conn_window = cfg->hbone.conn_window;
 	sh->h2.ping_interval_ms = cfg->hbone.ping_interval_ms;
 	sh->h2.ping_timeout_ms = cfg->hbone.ping_timeout_ms;
+	sh->h2.header_table_size = cfg->hbone.header_table_size;
 	return 0;
 }
 

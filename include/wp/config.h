@@ -100,6 +100,7 @@ struct wp_hbone_listen_config {
 	unsigned connect_timeout_ms; /* upstream TCP + TLS */
 	unsigned drain_timeout_ms;   /* SIGTERM: how long open tunnels may finish */
 	unsigned memory_mb;          /* per-worker budget: HTTP/2 state + tunnel buffers */
+	unsigned header_table_size;  /* HPACK table the peer may use towards us (0: none) */
 };
 
 /* The Kubernetes list/watch source and Gateway status writer (cp/kube). */

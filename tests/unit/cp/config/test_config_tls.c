@@ -73,6 +73,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.hbone.connect_timeout_ms, 5000);
 	assert_int_equal(cfg.hbone.drain_timeout_ms, 10000);
 	assert_int_equal(cfg.hbone.memory_mb, 512);
+	assert_int_equal(cfg.hbone.header_table_size, 0);
 }
 
 static void test_every_key(void **state)
@@ -105,6 +106,7 @@ static void test_every_key(void **state)
 	                      "  connect_timeout_ms = 10;\n"
 	                      "  drain_timeout_ms = 0;\n"
 	                      "  memory_mb = 1;\n"
+	                      "  header_table_size = 4096;\n"
 	                      "};\n",
 	                      NULL, 0, &cfg, err),
 	                 0);
@@ -131,6 +133,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.hbone.connect_timeout_ms, 10);
 	assert_int_equal(cfg.hbone.drain_timeout_ms, 0);
 	assert_int_equal(cfg.hbone.memory_mb, 1);
+	assert_int_equal(cfg.hbone.header_table_size, 4096);
 }
 
 /* tests/testbed: --certs and the HBONE tests' small PING timers via --set. */
@@ -228,6 +231,8 @@ static void test_refused(void **state)
 	    "out of range");
 	bad("hbone = {\n  memory_mb = 0;\n};\n", NULL, 3, "hbone.memory_mb", "out of range");
 	bad("hbone = {\n  memory_mb = 1.5;\n};\n", NULL, 3, "hbone.memory_mb", "");
+	bad("hbone = {\n  header_table_size = 65537;\n};\n", NULL, 3, "hbone.header_table_size",
+	    "out of range");
 	/* the first error wins: line 3 before line 4 */
 	bad("hbone = {\n  port = 0;\n  max_streams = 0;\n};\n", NULL, 3, "hbone.port",
 	    "out of range");
