@@ -19,113 +19,28 @@
 
 #include <cmocka.h>
 
-#include "cp/resolve/route_compile.h"
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/route.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
 
+#include "route_fixture.h"
+
 /* ---- route fixture ------------------------------------------------------------------------ */
 
-struct fsvc {
-	const char *name;
-	uint32_t n;
-	uint8_t net; /* endpoints 10.0.<net>.<i+1>:9081 */
-};
-
-static const struct fsvc fsvcs[] = {
+static const struct fx_svc fsvcs[] = {
         {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"reviews-v3", 1, 4}};
-
-static int fake_lookup(void *ctx, const char *ns, const char *name, uint16_t port,
-                       struct wp_arena *a, struct wp_route_svc_eps *out)
-{
-	(void)ctx;
-	for (size_t i = 0; i < WP_ARRAY_SIZE(fsvcs); i++) {
-		const struct fsvc *f = &fsvcs[i];
-		struct wp_snap_endpoint *ep;
-		const struct wp_labels **lab;
-
-		if (strcmp(ns, "default") || strcmp(f->name, name))
-			continue;
-		if (port != 9080)
-			return -ESRCH;
-		ep = wp_arena_alloc(a, sizeof(*ep) * f->n);
-		lab = wp_arena_alloc(a, sizeof(*lab) * f->n);
-		assert_non_null(ep);
-		assert_non_null(lab);
-		for (uint32_t k = 0; k < f->n; k++) {
-			memset(&ep[k], 0, sizeof(ep[k]));
-			ep[k].addr.family = WP_AF_INET;
-			ep[k].addr.v4 = __builtin_bswap32(0x0a000000u | (f->net << 8) | (k + 1));
-			ep[k].port = 9081;
-			ep[k].ready = true;
-			ep[k].ns = "default";
-			lab[k] = NULL;
-		}
-		out->port_name = "http";
-		out->n = f->n;
-		out->eps = ep;
-		out->labels = lab;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-struct objs {
-	struct wp_obj *v[32];
-	unsigned n;
-};
-
-static int obj_cb(void *ctx, struct wp_obj *o)
-{
-	struct objs *s = ctx;
-
-	assert_true(s->n < WP_ARRAY_SIZE(s->v));
-	s->v[s->n++] = o;
-	return 0;
-}
-
-static void err_cb(void *ctx, const struct wp_model_error *e)
-{
-	(void)ctx;
-	fail_msg("model error: %s", e->msg);
-}
-
-static struct objs g_objs;
 
 /* An HTTPRoute on reviews:9080 with <rules>; NULL rules: no route at all. */
 static struct wp_route_table *build(const char *rules)
 {
-	static char y[8192];
-	const struct wp_obj *routes[32];
-	struct wp_route_compile_in in = {
-	        .ns = "default",
-	        .name = "reviews",
-	        .port = 9080,
-	        .port_name = "http",
-	        .routes = routes,
-	        .lookup = fake_lookup,
-	};
 	struct wp_route_table *t;
 
-	for (unsigned i = 0; i < g_objs.n; i++)
-		wp_obj_free(g_objs.v[i]);
-	g_objs.n = 0;
-	if (rules) {
-		snprintf(
-		        y, sizeof(y),
-		        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n"
-		        "  name: r\n  namespace: default\nspec:\n  parentRefs:\n  - kind: Service\n"
-		        "    group: \"\"\n    name: reviews\n    port: 9080\n  rules:\n%s",
-		        rules);
-		assert_int_equal(wp_model_parse(y, strlen(y), "r.yaml", obj_cb, err_cb, &g_objs),
-		                 0);
-		for (unsigned i = 0; i < g_objs.n; i++)
-			routes[in.n_routes++] = g_objs.v[i];
-	}
-	t = wp_route_table_build(&in);
-	assert_non_null(t);
+	fx_svcs = fsvcs;
+	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
+	fx_port_name = "http";
+	t = fx_build("reviews", rules);
 	assert_int_equal(t->n_errors, 0);
 	return t;
 }
@@ -226,9 +141,7 @@ static int teardown(void **state)
 	assert_int_equal(n_open, n_close); /* every transport opened was closed */
 	wp_route_table_free(tab);
 	wp_route_core_fini(&rcore);
-	for (unsigned i = 0; i < g_objs.n; i++)
-		wp_obj_free(g_objs.v[i]);
-	g_objs.n = 0;
+	fx_free_objs();
 	return 0;
 }
 
