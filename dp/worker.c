@@ -4,8 +4,11 @@
  * layers, hands TCP segments to the stack of the worker that owns the flow,
  * transmits what the layers produced, runs timers, reports RCU quiescence,
  * and accounts the TSC cycles spent as busy (the iteration did work) or
- * idle. In adaptive mode a run of empty polls puts the core to sleep
- * briefly, so a 2-core test machine stays usable; busy mode never sleeps.
+ * idle. In adaptive mode a run of empty polls puts the core to sleep,
+ * first for polling.first_sleep_us and twice as long after each further
+ * idle sleep up to polling.sleep_us, so that a core that just went quiet
+ * answers the next packet within microseconds and an idle one costs
+ * little; busy mode never sleeps.
  *
  * Flow ownership: wp_port_flow_owner() names the worker that owns a TCP
  * flow (the NIC's RSS result, or the same Toeplitz hash in software). A
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <rte_cycles.h>
@@ -552,11 +556,13 @@ int wp_worker_main(void *arg)
 {
 	struct wp_worker *w = arg;
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
-	unsigned empty = 0;
+	unsigned empty = 0, nap_us = w->cfg->poll_first_sleep_us;
 	uint64_t last_expire = 0;
 
 	if (w->slot != NULL && wp_snapshot_slot_register(w->slot, w->id) != 0)
 		return -EINVAL;
+	/* sleeps as short as asked, not rounded up by the default 50 us slack */
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	while (!*w->quit) {
 		uint64_t start = rte_rdtsc(), now = start / (w->tsc_hz / 1000000), end;
 		unsigned work = 0;
@@ -590,11 +596,13 @@ int wp_worker_main(void *arg)
 		if (work) {
 			w->stats.busy_cycles += end - start;
 			empty = 0;
+			nap_us = w->cfg->poll_first_sleep_us;
 			continue;
 		}
 		w->stats.idle_cycles += end - start;
 		if (w->cfg->poll_mode == WP_POLL_ADAPTIVE && ++empty >= w->cfg->poll_idle_polls) {
-			sleep_us(w->cfg->poll_sleep_us);
+			sleep_us(nap_us);
+			nap_us = RTE_MIN(nap_us * 2, w->cfg->poll_sleep_us);
 			w->stats.idle_cycles += rte_rdtsc() - end;
 		}
 	}

@@ -375,7 +375,7 @@ static void load_eal(struct loader *ld, struct wp_config *cfg)
 
 static void load_polling(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"mode", "idle_polls", "sleep_us", NULL};
+	static const char *const known[] = {"mode", "idle_polls", "sleep_us", "first_sleep_us", NULL};
 	const config_setting_t *g = get_group(ld, "polling");
 	char mode[32] = "";
 
@@ -394,6 +394,13 @@ static void load_polling(struct loader *ld, struct wp_config *cfg)
 	}
 	GET_UINT(ld, g, "polling.", "idle_polls", 1, 1u << 30, cfg->poll_idle_polls);
 	GET_UINT(ld, g, "polling.", "sleep_us", 1, 1000000, cfg->poll_sleep_us);
+	GET_UINT(ld, g, "polling.", "first_sleep_us", 1, 1000000, cfg->poll_first_sleep_us);
+	if (cfg->poll_first_sleep_us > cfg->poll_sleep_us && member(g, "first_sleep_us") == NULL)
+		cfg->poll_first_sleep_us = cfg->poll_sleep_us; /* only sleep_us was given */
+	else if (cfg->poll_first_sleep_us > cfg->poll_sleep_us)
+		fail(ld, member(g, "first_sleep_us"), "polling.first_sleep_us",
+		     "%u is longer than polling.sleep_us (%u), the longest sleep",
+		     cfg->poll_first_sleep_us, cfg->poll_sleep_us);
 }
 
 static void load_ports(struct loader *ld, struct wp_config *cfg)
@@ -732,6 +739,7 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->poll_mode = WP_POLL_ADAPTIVE;
 	cfg->poll_idle_polls = 64;
 	cfg->poll_sleep_us = 100;
+	cfg->poll_first_sleep_us = 2;
 	cfg->mbufs_per_worker = 16383;
 	cfg->arp_entries = 1024;
 	cfg->arp_pending = 256;

@@ -140,7 +140,8 @@ struct wp_config {
 
 	enum wp_poll_mode poll_mode;
 	unsigned poll_idle_polls;
-	unsigned poll_sleep_us;
+	unsigned poll_sleep_us;       /* adaptive: the longest sleep */
+	unsigned poll_first_sleep_us; /* adaptive: the first; doubled per idle sleep */
 
 	unsigned n_ports;
 	struct wp_port_config ports[WP_MAX_PORTS];

@@ -90,6 +90,31 @@ static void test_set_overrides(void **state)
 	unlink(path);
 }
 
+/* Adaptive sleeps: defaults, and a sleep_us below the default first sleep
+ * given alone caps the first sleep instead of failing. */
+static void test_polling_sleeps(void **state)
+{
+	const char *short_sleep[] = {"polling.sleep_us=1"};
+	const char *both[] = {"polling.sleep_us=500", "polling.first_sleep_us=7"};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(wp_config_load(write_conf(base), NULL, 0, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.poll_first_sleep_us, 2);
+	assert_int_equal(cfg.poll_sleep_us, 100);
+	unlink(path);
+	assert_int_equal(wp_config_load(write_conf(base), short_sleep, 1, &cfg, err, sizeof(err)),
+	                 0);
+	assert_int_equal(cfg.poll_first_sleep_us, 1);
+	assert_int_equal(cfg.poll_sleep_us, 1);
+	unlink(path);
+	assert_int_equal(wp_config_load(write_conf(base), both, 2, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.poll_first_sleep_us, 7);
+	assert_int_equal(cfg.poll_sleep_us, 500);
+	unlink(path);
+}
+
 struct bad {
 	const char *text; /* appended to base, or the whole file when it has no ports */
 	const char *set;
@@ -121,6 +146,9 @@ static void test_errors_name_file_line_key(void **state)
 	        {"workers = 0;\n", NULL, {":3:", "key 'workers'", "out of range"}},
 	        {"fault = { rx_drop = 1.5; };\n", NULL, {":3:", "fault.rx_drop", "fraction"}},
 	        {"polling = { mode = \"sometimes\"; };\n", NULL, {":3:", "polling.mode", "busy"}},
+	        {"polling = { sleep_us = 10; first_sleep_us = 20; };\n",
+	         NULL,
+	         {":3:", "polling.first_sleep_us", "longer than polling.sleep_us (10)"}},
 	        {"eal = { lcores = 3; };\n", NULL, {":3:", "eal.lcores", "string"}},
 	        {"arp = { entries = 1; };\n", NULL, {":3:", "arp.entries", "out of range"}},
 	        {"ports = ( { device = \"x\"; ip = \"300.1.1.1\"; } );\n",
@@ -183,6 +211,7 @@ int main(void)
 	        cmocka_unit_test(test_shipped_config_is_valid),
 	        cmocka_unit_test(test_values_and_defaults),
 	        cmocka_unit_test(test_set_overrides),
+	        cmocka_unit_test(test_polling_sleeps),
 	        cmocka_unit_test(test_errors_name_file_line_key),
 	        cmocka_unit_test(test_missing_file),
 	        cmocka_unit_test(test_addr_parse),
