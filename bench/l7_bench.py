@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """L7 benchmark (issue 6): waypointd against HAProxy on the same load, same run.
 
-  sudo bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
+  sudo bench/l7_bench.py [--build DIR] [--conns N] [--seconds S] [--links tap,memif]
 
 Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker):
   backend   bench/l7_load serve: a C epoll HTTP/1.1 server on the pod IP
@@ -39,8 +39,16 @@ Figures:
   2. half load: the three paced at the same rate, half the lower of the two
      proxies' closed-loop rates; p50/p99 latency and the added latency over
      the direct baseline.
+3. memif link (--links memif): the closed loop of 1. again with the TAP
+     moved behind dpdk-testpmd (tests/testbed --link memif): waypointd's
+     port is a memif ring, as it would be a NIC's descriptor ring, the
+     wire's core pays the TAP's system calls and the kernel peers' TCP,
+     waypointd's worker runs alone on the last CPU and the load generator,
+     backend and wire share CPU 0 (which bounds the rate; the cycles per
+     request are the figure). The worker's user time there includes its
+     idle polls, so the TSC busy cycles are the measure.
 Prints JSON with the ratios (waypointd over HAProxy, per core and latency).
-Bounded (3 x 2 runs of S seconds plus set-up); not a pass/fail test.
+Bounded (3 x 2 runs + 1 run of S seconds plus set-up); not a pass/fail test.
 """
 
 import argparse
