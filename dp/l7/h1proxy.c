@@ -1107,6 +1107,12 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		s->framing = WP_HTTP1_FRAME_NONE;
 		return;
 	}
+	if (m->status == 101 && !s->req_upgrade) {
+		/* a switch nobody asked for (RFC 9110 15.2.2): the client's next
+		 * bytes would go to the backend raw, outside any request */
+		resp_error(s, 502);
+		return;
+	}
 	if (!s->req_done) {
 		/* answered before the request body ended: that connection cannot
 		 * be reused, the rest of the request is not forwarded */
