@@ -210,8 +210,15 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < ports.n; i++) {
 		char ip[WP_ADDR_STRLEN];
 
-		printf("waypointd %s: port %s (%s) %s/%u, %u workers, %s polling\n", WP_VERSION,
-		       ports.port[i].name, ports.port[i].rss ? "RSS" : "software steering",
+		const struct wp_port *p = &ports.port[i];
+
+		printf("waypointd %s: port %s (%s, TCP checksums: %s) %s/%u, %u workers, %s "
+		       "polling\n",
+		       WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
+		       p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
+		       : p->tx_tcp_cksum                  ? "device on transmit"
+		       : p->rx_tcp_cksum                  ? "device on receive"
+		                                          : "software",
 		       wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
 		       cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
 	}

@@ -199,7 +199,15 @@ static uint8_t *tcp_tx_alloc(void *arg, uint16_t len, void **handle)
 static void tcp_tx_send(void *arg, void *handle, uint32_t src_ip WP_UNUSED, uint32_t dst_ip,
                         uint16_t len)
 {
-	wp_worker_send_ipv4(arg, handle, dst_ip, WP_IPPROTO_TCP, len);
+	struct wp_worker_port *wp = arg;
+	struct rte_mbuf *m = handle;
+
+	if (wp->port->tx_tcp_cksum) { /* the stack left the pseudo-header sum */
+		m->l2_len = WP_ETH_HLEN;
+		m->l3_len = WP_IPV4_HLEN;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+	}
+	wp_worker_send_ipv4(wp, m, dst_ip, WP_IPPROTO_TCP, len);
 }
 
 /* ---- active opens -------------------------------------------------------- */
@@ -250,6 +258,7 @@ static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_por
 	tc.snd_buf_count = cfg->tcp.buffers;
 	tc.keepalive_idle_us = cfg->tcp.keepalive_s * 1000000u;
 	tc.mss = (uint16_t)(pc->mtu - 40);
+	tc.tx_cksum_offload = wp->port->tx_tcp_cksum;
 	st = wp_tcp_stack_create(&tc, &ops, w->stats.ctr);
 	if (st != NULL && pc->diag) {
 		wp->diag = wp_tcp_diag_listen(st, WP_DIAG_ECHO_PORT, WP_DIAG_DISCARD_PORT,
@@ -381,7 +390,10 @@ static void tcp_rx(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		}
 		return;
 	}
-	(void)wp_tcp_input(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		(void)wp_tcp_input_verified(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
+	else /* not verified, or flagged bad: the stack checks (and counts) */
+		(void)wp_tcp_input(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
 	rte_pktmbuf_free(m);
 }
 

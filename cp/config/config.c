@@ -375,7 +375,8 @@ static void load_eal(struct loader *ld, struct wp_config *cfg)
 
 static void load_polling(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"mode", "idle_polls", "sleep_us", "first_sleep_us", NULL};
+	static const char *const known[] = {"mode", "idle_polls", "sleep_us", "first_sleep_us",
+	                                    NULL};
 	const config_setting_t *g = get_group(ld, "polling");
 	char mode[32] = "";
 
@@ -403,10 +404,30 @@ static void load_polling(struct loader *ld, struct wp_config *cfg)
 		     cfg->poll_first_sleep_us, cfg->poll_sleep_us);
 }
 
+static void get_cksum_offload(struct loader *ld, const config_setting_t *g, const char *prefix,
+                              enum wp_cksum_offload *out)
+{
+	char v[16] = "", key[48];
+
+	get_string(ld, g, prefix, "checksum_offload", v, sizeof(v));
+	if (v[0] == '\0' || !strcmp(v, "auto"))
+		*out = WP_CKSUM_OFFLOAD_AUTO;
+	else if (!strcmp(v, "on"))
+		*out = WP_CKSUM_OFFLOAD_ON;
+	else if (!strcmp(v, "off"))
+		*out = WP_CKSUM_OFFLOAD_OFF;
+	else {
+		snprintf(key, sizeof(key), "%schecksum_offload", prefix);
+		fail(ld, member(g, "checksum_offload"), key,
+		     "'%s' is not \"auto\", \"on\" or \"off\"", v);
+	}
+}
+
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"device",  "ip",      "prefix", "gateway", "mtu",
-	                                    "rx_desc", "tx_desc", "diag",   NULL};
+	static const char *const known[] = {
+	        "device",  "ip",      "prefix", "gateway",          "mtu",
+	        "rx_desc", "tx_desc", "diag",   "checksum_offload", NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -451,6 +472,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		GET_UINT(ld, g, prefix, "rx_desc", 64, 32768, p->rx_desc);
 		GET_UINT(ld, g, prefix, "tx_desc", 64, 32768, p->tx_desc);
 		get_bool(ld, g, prefix, "diag", &p->diag);
+		get_cksum_offload(ld, g, prefix, &p->cksum_offload);
 	}
 }
 

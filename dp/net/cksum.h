@@ -79,4 +79,13 @@ static inline uint16_t wp_tcp_cksum(uint32_t src_ip, uint32_t dst_ip, const void
 	return wp_cksum_fold(wp_cksum_add(sum, (const uint8_t *)seg, seg_len));
 }
 
+/* What a device that offloads TCP checksums wants in the field before it
+ * sums the segment: the pseudo-header's sum, folded, not complemented. */
+static inline uint16_t wp_tcp_phdr_sum(uint32_t src_ip, uint32_t dst_ip, uint16_t seg_len)
+{
+	uint64_t sum = (uint64_t)src_ip + dst_ip + htons(6 /* TCP */) + htons(seg_len);
+
+	return (uint16_t)~wp_cksum_fold(sum);
+}
+
 #endif /* WP_DP_NET_CKSUM_H */

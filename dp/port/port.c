@@ -187,6 +187,38 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	return 0;
 }
 
+/*
+ * TCP checksum offload (ports.[N].checksum_offload): on transmit the
+ * device fills in the checksum over the pseudo-header sum the stack leaves
+ * in the field; on receive it flags segments it verified, and the stack
+ * skips its own pass over them (anything else it still verifies). "auto"
+ * trusts only NICs and VFs: virtual devices that advertise it (TAP) do the
+ * same work in software inside the driver. IPv4 header checksums stay in
+ * software (20 bytes).
+ */
+static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
+                          const struct rte_eth_dev_info *info, struct wp_port *p,
+                          struct rte_eth_conf *conf, char *err, size_t errlen)
+{
+	bool want = pc->cksum_offload == WP_CKSUM_OFFLOAD_ON ||
+	            (pc->cksum_offload == WP_CKSUM_OFFLOAD_AUTO && is_pci_address(pc->device));
+
+	p->tx_tcp_cksum = want && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
+	p->rx_tcp_cksum = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
+	if (pc->cksum_offload == WP_CKSUM_OFFLOAD_ON && !p->tx_tcp_cksum && !p->rx_tcp_cksum) {
+		snprintf(err, errlen,
+		         "ports.[%u].checksum_offload is \"on\" but %s offers no TCP checksum "
+		         "offload (use \"auto\" or \"off\")",
+		         idx, p->name);
+		return -ENOTSUP;
+	}
+	if (p->tx_tcp_cksum)
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+	if (p->rx_tcp_cksum)
+		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+	return 0;
+}
+
 static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports, char *err,
                       size_t errlen)
 {
@@ -233,6 +265,9 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		         RTE_ETH_RSS_IPV4);
 		p->rss = true;
 	}
+	rc = cksum_offloads(pc, idx, &info, p, &conf, err, errlen);
+	if (rc != 0)
+		return rc;
 	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
 	if (rc != 0 && p->rss) {
 		/* The device advertises RSS but refuses it (TAP without multiq): steer in software.

@@ -24,6 +24,8 @@ struct wp_port {
 	uint8_t rss_key[WP_RSS_KEY_LEN]; /* key the device (or our software map) hashes with */
 	uint16_t reta_size;
 	uint16_t reta[512]; /* hash -> queue (== worker id) */
+	bool tx_tcp_cksum;  /* the device fills in TCP checksums (pseudo-header sum given) */
+	bool rx_tcp_cksum;  /* the device verifies TCP checksums and flags the mbuf */
 	char name[64];
 };
 

@@ -23,6 +23,13 @@ enum wp_poll_mode {
 	WP_POLL_ADAPTIVE,
 };
 
+/* ports.[N].checksum_offload: who computes and verifies TCP checksums. */
+enum wp_cksum_offload {
+	WP_CKSUM_OFFLOAD_AUTO = 0, /* the device, when it is a NIC / VF that can */
+	WP_CKSUM_OFFLOAD_ON,       /* the device (its driver), or fail to start */
+	WP_CKSUM_OFFLOAD_OFF,      /* waypointd */
+};
+
 struct wp_port_config {
 	char device[256];       /* DPDK device string: vdev args or PCI address */
 	struct wp_addr ip;      /* the appliance's address on this port */
@@ -32,6 +39,7 @@ struct wp_port_config {
 	uint16_t rx_desc;
 	uint16_t tx_desc;
 	bool diag; /* TCP echo (7), discard (9) and source (19) services */
+	enum wp_cksum_offload cksum_offload;
 };
 
 /* The per-worker TCP stack's limits (dp/net/tcp); per worker and port. */

@@ -777,7 +777,9 @@ static int tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 	if (t->len)
 		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
 	{
-		uint16_t ck = wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
+		uint16_t ck = st->cfg.tx_cksum_offload
+		                      ? wp_tcp_phdr_sum(src->v4, dst->v4, total)
+		                      : wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
 
 		memcpy(p + 16, &ck, sizeof(ck));
 	}
@@ -2419,7 +2421,7 @@ static void parse_opts(const uint8_t *o, unsigned n, struct seg *s)
 }
 
 static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, const uint8_t *p,
-                 uint16_t len)
+                 uint16_t len, bool verified)
 {
 	if (len < 20) {
 		ctr_inc(st, WP_CTR_TCP_TRUNCATED);
@@ -2430,7 +2432,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 		ctr_inc(st, WP_CTR_TCP_BAD_OFFSET);
 		return -EINVAL;
 	}
-	if (wp_tcp_cksum(src_ip, dst_ip, p, (uint16_t)len) != 0) {
+	if (!verified && wp_tcp_cksum(src_ip, dst_ip, p, (uint16_t)len) != 0) {
 		ctr_inc(st, WP_CTR_TCP_BAD_CHECKSUM);
 		return -EINVAL;
 	}
@@ -2477,7 +2479,16 @@ int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
                  uint16_t seg_len, uint64_t now_us)
 {
 	enter(st, now_us);
-	int rc = input(st, src_ip, dst_ip, seg, seg_len);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len, false);
+	leave(st);
+	return rc;
+}
+
+int wp_tcp_input_verified(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
+                          const uint8_t *seg, uint16_t seg_len, uint64_t now_us)
+{
+	enter(st, now_us);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len, true);
 	leave(st);
 	return rc;
 }

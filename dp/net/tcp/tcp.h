@@ -92,6 +92,9 @@ struct wp_tcp_config {
 	uint32_t challenge_ack_per_sec; /* RFC 5961 challenge ACK rate limit */
 	uint16_t eph_port_lo, eph_port_hi; /* ephemeral range for active opens */
 	bool window_scaling, timestamps, sack;
+	/* the device fills in checksums: segments leave with the pseudo-header
+	 * sum in the field (wp_tcp_phdr_sum()), not the checksum */
+	bool tx_cksum_offload;
 	uint64_t seed; /* 0: secret from getrandom(); else derived (tests) */
 };
 
@@ -140,6 +143,10 @@ void wp_tcp_stack_destroy(struct wp_tcp_stack *st);
  */
 int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, const uint8_t *seg,
                  uint16_t seg_len, uint64_t now_us);
+
+/* wp_tcp_input() for a segment whose checksum the device verified. */
+int wp_tcp_input_verified(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
+                          const uint8_t *seg, uint16_t seg_len, uint64_t now_us);
 
 /* Runs expired timers. Call once per loop iteration with a monotonic clock. */
 void wp_tcp_timers(struct wp_tcp_stack *st, uint64_t now_us);

@@ -104,6 +104,7 @@ struct pkt {
 	uint8_t nsack;
 	uint32_t sack[3][2];
 	bool bad_cksum;
+	bool verified; /* as a device that checked the checksum hands it over */
 };
 
 static int inject(const struct pkt *p)
@@ -144,6 +145,9 @@ static int inject(const struct pkt *p)
 	if (p->bad_cksum)
 		ck ^= 0x1234;
 	wr16(b + 16, ck);
+	if (p->verified)
+		return wp_tcp_input_verified(F.st, PEER_IP, US_IP, b, (uint16_t)(n + p->len),
+		                             F.now);
 	return wp_tcp_input(F.st, PEER_IP, US_IP, b, (uint16_t)(n + p->len), F.now);
 }
 
@@ -1258,6 +1262,41 @@ static void test_bad_segments(void **state)
 	assert_no_blocks();
 }
 
+/* Checksum offload: segments leave with the pseudo-header sum, which a
+ * device summing the segment turns into the right checksum; a segment the
+ * device verified is not summed again (so a bad one it let through would
+ * pass: the device is trusted), one it did not verify still is. */
+static void test_checksum_offload(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.tx_cksum_offload = true;
+	start(&cfg);
+	struct pkt p = {.seq = 1, .flags = TH_SYN, .wnd = 100, .syn_opts = true};
+	assert_int_equal(inject(&p), 0);
+	assert_int_equal(ncap, 1);
+	struct cap *c = &caps[0];
+	uint32_t sum = 0;
+	for (unsigned i = 0; i < c->len; i++) /* the device: sum the segment as it is */
+		sum += (i & 1) ? c->b[i] : (uint32_t)c->b[i] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	assert_int_not_equal(ref_cksum(c->src, c->dst, c->b, c->len), 0);
+	wr16(c->b + 16, (uint16_t)~sum);
+	assert_int_equal(ref_cksum(c->src, c->dst, c->b, c->len), 0);
+	assert_int_equal(out(0).flags, TH_SYN | TH_ACK);
+
+	struct pkt q = {
+	        .sport = PPORT + 1, .seq = 7, .flags = TH_SYN, .wnd = 100, .bad_cksum = true};
+	assert_int_equal(inject(&q), -EINVAL);
+	assert_int_equal(F.ctr[WP_CTR_TCP_BAD_CHECKSUM], 1);
+	q.verified = true;
+	assert_int_equal(inject(&q), 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_BAD_CHECKSUM], 1);
+	assert_int_equal(ncap, 2);
+}
+
 static void test_accept_queue(void **state)
 {
 	(void)state;
@@ -1726,6 +1765,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_time_wait_bound, teardown),
 	        cmocka_unit_test_teardown(test_delayed_ack, teardown),
 	        cmocka_unit_test_teardown(test_bad_segments, teardown),
+	        cmocka_unit_test_teardown(test_checksum_offload, teardown),
 	        cmocka_unit_test_teardown(test_accept_queue, teardown),
 	        cmocka_unit_test_teardown(test_keepalive, teardown),
 	        cmocka_unit_test_teardown(test_pick_port_and_isn, teardown),
