@@ -17,6 +17,15 @@
  * nghttp2 sessions are never destroyed from inside one of their callbacks:
  * an upstream that must close is put on the core's reap list and closed at
  * the end of the public call.
+ *
+ * HTTP/1.1 upstreams (sessions opened with WP_H2P_SESS_H1_UPSTREAM) share
+ * the upstream pool: such an up has no nghttp2 session but a struct h1up
+ * (a dp/http response parser with its arena, and an output buffer holding
+ * the request head and the body framed from qb) and carries at most one
+ * stream. Request bytes are taken from qb by h1_peek() (which reopens the
+ * client's window, as up_read() does), response bytes are fed to the
+ * parser only as far as the stream's rb has room, so wp_h2p_up_in() takes
+ * fewer bytes while the client does not read.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -123,6 +132,7 @@ struct wp_h2p_sess {
 	struct wp_h2p_core *core;
 	struct wp_h2p_sess *next_free;
 	nghttp2_session *ng;
+	bool h1up; /* WP_H2P_SESS_H1_UPSTREAM */
 	const struct wp_route_table *routes;
 	const struct wp_addr *src;
 	const char *authority;
@@ -140,6 +150,26 @@ struct wp_h2p_sess {
 	size_t out_len;
 };
 
+/* The HTTP/1.1 side of an upstream object (used when up->h1). */
+enum { H1_FRAME_NONE, H1_FRAME_LENGTH, H1_FRAME_CHUNKED };
+
+struct h1up {
+	struct wp_http1_parser p;
+	void *arena;
+	size_t arena_size;
+	char *ob; /* output: request head, then body slices framed */
+	uint32_t ob_cap;
+	struct wp_h2p_strm *cur; /* the stream in flight (== up->strms) */
+	uint8_t framing;         /* H1_FRAME_* of the current request */
+	bool req_done;           /* the whole request is in ob (or was sent) */
+	bool wrote;              /* the host took bytes of the current request */
+	bool interim;            /* a 1xx response is being skipped */
+	bool head_in;            /* a response head of the current request was parsed */
+	uint8_t method;          /* enum llhttp_method of the current request */
+};
+
+#define H1_OB_BODY 16384 /* body bytes framed per refill */
+
 struct wp_h2p_core {
 	struct wp_h2p_cfg cfg;
 	const struct wp_h2p_ops *ops;
@@ -150,6 +180,8 @@ struct wp_h2p_core {
 	uint64_t now_ms;
 	bool draining;
 	struct wp_http_reqid_rng rng;
+	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
+	struct wp_http1_limits h1lim;
 	struct wp_lb_cache *lbc;
 	nghttp2_session_callbacks *cb_down, *cb_up;
 	nghttp2_option *opt_down, *opt_up;
@@ -289,6 +321,29 @@ static void wake_up(struct wp_h2p_up *up)
 
 static int setup_callbacks(struct wp_h2p_core *c);
 
+/* Every upstream object's HTTP/1.1 parser arena and output buffer, in one
+ * block (c->h1ups[0].arena). */
+static int h1_alloc(struct wp_h2p_core *c)
+{
+	size_t asz = (wp_http1_arena_size(&c->h1lim) + 63) & ~(size_t)63;
+	size_t ocap = 2 * (size_t)c->cfg.max_header_bytes + 64 * (size_t)c->cfg.max_headers +
+	              H1_OB_BODY + 256;
+	size_t per = asz + ((ocap + 63) & ~(size_t)63);
+	uint8_t *m = aligned_alloc(64, per * c->cfg.max_upstreams);
+
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++) {
+		struct h1up *h = &c->h1ups[i];
+
+		h->arena = m + per * i;
+		h->arena_size = asz;
+		h->ob = (char *)m + per * i + asz;
+		h->ob_cap = (uint32_t)ocap;
+	}
+	return 0;
+}
+
 struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struct wp_h2p_ops *ops,
                                        void *host, struct wp_route_core *rc, nghttp2_mem *mem,
                                        uint64_t seed, uint64_t *ctr)
@@ -328,8 +383,12 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->lbc = wp_lb_cache_new(seed, ctr);
 	c->tnv = calloc(c->tnv_cap, sizeof(*c->tnv));
 	c->rh = calloc(nvs + 1, sizeof(*c->rh));
+	c->h1lim.max_line = 8192;
+	c->h1lim.max_header_bytes = cfg->max_header_bytes;
+	c->h1lim.max_headers = cfg->max_headers;
+	c->h1ups = calloc(cfg->max_upstreams, sizeof(*c->h1ups));
 	if (!c->sessions || !c->ups || !c->reap || !c->strms || !c->mem_blk || !c->lbc || !c->tnv ||
-	    !c->rh || setup_callbacks(c) != 0) {
+	    !c->rh || !c->h1ups || h1_alloc(c) != 0 || setup_callbacks(c) != 0) {
 		wp_h2p_core_destroy(c);
 		errno = ENOMEM;
 		return NULL;
@@ -404,6 +463,9 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c)
 	wp_lb_cache_free(c->lbc);
 	free(c->tnv);
 	free(c->rh);
+	if (c->h1ups)
+		free(c->h1ups[0].arena);
+	free(c->h1ups);
 	free(c);
 }
 
@@ -427,10 +489,18 @@ static bool same_ep(const struct wp_h2p_up *up, const struct wp_snap_endpoint *e
 	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
 }
 
+static struct h1up *h1s(const struct wp_h2p_up *up)
+{
+	return &up->core->h1ups[up - up->core->ups];
+}
+
 static uint32_t up_limit(const struct wp_h2p_up *up)
 {
-	uint32_t peer = nghttp2_session_get_remote_settings(
-	        up->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	uint32_t peer;
+
+	if (up->h1)
+		return 1; /* one request at a time */
+	peer = nghttp2_session_get_remote_settings(up->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 
 	return WP_MIN(peer, up->core->cfg.max_up_streams);
 }
@@ -506,7 +576,7 @@ static int32_t idle_count(struct wp_h2p_core *c, const struct wp_h2p_up *up)
 
 	for (struct wp_h2p_up *u = c->used_up; u; u = u->next)
 		if (u != up && u->n_strms == 0 && u->state == WP_H2P_UP_READY && !u->reap &&
-		    u->port == up->port && u->addr.v4 == up->addr.v4 &&
+		    u->h1 == up->h1 && u->port == up->port && u->addr.v4 == up->addr.v4 &&
 		    !memcmp(u->addr.v6, up->addr.v6, 16))
 			n++;
 	return n;
@@ -578,21 +648,23 @@ static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
 }
 
 /* An upstream connection for <ep> with room for one more stream: a shared
- * one (connected ones first), else a new one. NULL (counted) if none. */
-static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep)
+ * one (connected ones first), else a new one; HTTP/1.1 ones when <h1> (an
+ * idle kept-alive one, else a new one). NULL (counted) if none. */
+static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
+                                    bool h1)
 {
 	struct wp_h2p_up *up, *best = NULL;
 
 	for (up = c->used_up; up; up = up->next) {
-		if (up->reap || up->state == WP_H2P_UP_CLOSED || !same_ep(up, ep) ||
-		    up->n_strms >= up_limit(up))
+		if (up->reap || up->state == WP_H2P_UP_CLOSED || up->h1 != h1 || !same_ep(up, ep) ||
+		    up->n_strms >= up_limit(up) || (h1 && h1s(up)->cur))
 			continue;
 		if (!best || (best->state != WP_H2P_UP_READY && up->state == WP_H2P_UP_READY) ||
 		    (best->state == up->state && up->n_strms > best->n_strms))
 			best = up;
 	}
 	if (best) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_SHARED);
+		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
 		return best;
 	}
 	if (!c->free_up) {
@@ -622,7 +694,19 @@ static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 	up->ambient = ep->ambient;
 	up->state = WP_H2P_UP_CONNECTING;
 	up->idle_since_ms = c->now_ms;
-	if (up_new_session(c, up) != 0) {
+	up->h1 = h1;
+	if (h1) {
+		struct h1up *h = h1s(up);
+
+		h->cur = NULL;
+		h->req_done = h->wrote = h->interim = h->head_in = false;
+		if (wp_http1_parser_init(&h->p, HTTP_RESPONSE, &c->h1lim, h->arena, h->arena_size,
+		                         c->ctr) != 0) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
+			up_destroy(up, false);
+			return NULL;
+		}
+	} else if (up_new_session(c, up) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
 		up_destroy(up, false);
 		return NULL;
@@ -632,7 +716,7 @@ static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		up_destroy(up, false);
 		return NULL;
 	}
-	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_NEW);
+	wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_CONN : WP_CTR_L7_H2P_UP_NEW);
 	return up;
 }
 
@@ -797,6 +881,8 @@ static void rb_discard(struct wp_h2p_strm *t)
 	wake_up(t->up);
 }
 
+static void h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t);
+
 /* Lets go of the upstream stream (cancelled when still open). */
 static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 {
@@ -805,6 +891,10 @@ static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 	if (!up)
 		return;
 	rb_discard(t);
+	if (up->h1) {
+		h1_abort(up, t);
+		return;
+	}
 	if (t->up_sid > 0 && up->ng) {
 		/* still linked: open, or queued in nghttp2 */
 		(void)nghttp2_submit_rst_stream(up->ng, NGHTTP2_FLAG_NONE, t->up_sid, code);
@@ -981,7 +1071,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	}
 	m->n_onv = t->n_onv; /* trailers are added after the block's bytes */
 	m->req_eof = t->req_eof;
-	up = up_acquire(c, &cl->endpoints[i]);
+	up = up_acquire(c, &cl->endpoints[i], false);
 	if (!up || strm_submit(m, up) != 0) { /* counted */
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
 		mirror_free(m, false);
@@ -1054,6 +1144,8 @@ static const char *local_text(uint16_t status)
 		return "request header fields too large";
 	case 500:
 		return "no valid backend";
+	case 502:
+		return "upstream protocol error";
 	case 503:
 		return "no healthy upstream";
 	case 504:
@@ -1142,12 +1234,16 @@ static ssize_t up_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 	return (ssize_t)n;
 }
 
+static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);
+
 /* Submits the request of <t> on <up>. 0 or -errno. */
 static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 {
 	nghttp2_data_provider prd = {.source = {.ptr = NULL}, .read_callback = up_read};
 	int32_t sid;
 
+	if (up->h1)
+		return h1_submit(t, up);
 	sid = nghttp2_submit_request(up->ng, NULL, t->onv, t->n_onv,
 	                             t->req_eof && t->qb.len == 0 && !t->req.has_trl ? NULL : &prd,
 	                             t);
@@ -1191,7 +1287,7 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 			if (!tried(t, &cl->endpoints[i]))
 				break;
 		}
-		up = up_acquire(c, &cl->endpoints[i]);
+		up = up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
 		if (up) {
 			if (strm_submit(t, up) != 0)
 				return -ENOMEM;
@@ -1474,8 +1570,12 @@ static void strm_route(struct wp_h2p_strm *t)
 		return;
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_REQUEST);
-	for (uint16_t k = 0; k < d.n_mirrors; k++)
-		mirror_start(t, d.mirrors[k], &rq);
+	for (uint16_t k = 0; k < d.n_mirrors; k++) {
+		if (s->h1up) /* copies are not sent over HTTP/1.1 */
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_MIRROR_SKIPPED);
+		else
+			mirror_start(t, d.mirrors[k], &rq);
+	}
 }
 
 /* ---- downstream callbacks --------------------------------------------------------------- */
@@ -1576,7 +1676,8 @@ static int d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 	if (end && t->n_mir > 0)
 		mirrors_finish(t);
 	if (t->up && end) {
-		(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
+		if (!t->up->h1)
+			(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
 		wake_up(t->up);
 	}
 	return 0;
@@ -1605,7 +1706,8 @@ static int d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 	}
 	ring_put(&t->qb, data, len);
 	if (t->up) {
-		(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
+		if (!t->up->h1)
+			(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
 		wake_up(t->up);
 	}
 	return 0;
@@ -1662,7 +1764,9 @@ static ssize_t down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = ring_get(&t->rb, buf, len);
 	if (n > 0 && t->up) {
-		(void)nghttp2_session_consume(t->up->ng, t->up_sid, n);
+		/* HTTP/1.1: room in rb again, the held response bytes may come */
+		if (!t->up->h1)
+			(void)nghttp2_session_consume(t->up->ng, t->up_sid, n);
 		wake_up(t->up);
 	}
 	if (t->rb.len == 0 && t->resp_eof) {
@@ -1950,11 +2054,375 @@ static int setup_callbacks(struct wp_h2p_core *c)
 	return 0;
 }
 
+/* ---- HTTP/1.1 upstreams ----------------------------------------------------------------- */
+
+/* Fields never sent on an HTTP/1.1 request (hop-by-hop, or HTTP/2 only). */
+static bool h1_hop(const uint8_t *n, size_t l)
+{
+	static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",
+	                                  "transfer-encoding", "upgrade",    "te",
+	                                  "http2-settings"};
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(hop); i++)
+		if (strlen(hop[i]) == l && !memcmp(hop[i], n, l))
+			return true;
+	return false;
+}
+
+struct obuf {
+	char *b;
+	size_t cap, n;
+	bool over;
+};
+
+static void ob_put(struct obuf *o, const void *p, size_t n)
+{
+	if (o->over || o->cap - o->n < n) {
+		o->over = true;
+		return;
+	}
+	memcpy(o->b + o->n, p, n);
+	o->n += n;
+}
+
+#define OB_LIT(o, s) ob_put(o, s, sizeof(s) - 1)
+
+/* Writes the request head of <t> (its upstream block t->onv) into the
+ * output of the idle <up> and makes <t> its stream. 0, or -ENOSPC (counted)
+ * when the head does not fit. */
+static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
+{
+	struct wp_h2p_core *c = t->core;
+	struct h1up *h = h1s(up);
+	const nghttp2_nv *m = NULL, *p = NULL, *au = NULL;
+	struct obuf o = {.b = h->ob, .cap = h->ob_cap};
+	bool has_cl = false;
+	uint8_t framing;
+
+	if (up->out_len > 0 && up->out != (const uint8_t *)h->ob) /* the last request's tail */
+		memmove(h->ob, up->out, up->out_len);
+	o.n = up->out_len;
+	for (uint16_t i = 0; i < t->n_onv; i++) {
+		const nghttp2_nv *f = &t->onv[i];
+
+		if (f->namelen == 7 && !memcmp(f->name, ":method", 7))
+			m = f;
+		else if (f->namelen == 5 && !memcmp(f->name, ":path", 5))
+			p = f;
+		else if (f->namelen == 10 && !memcmp(f->name, ":authority", 10))
+			au = f;
+	}
+	if (!m || !p)
+		return -EINVAL; /* build_onv() always writes both */
+	ob_put(&o, m->value, m->valuelen);
+	OB_LIT(&o, " ");
+	ob_put(&o, p->value, p->valuelen);
+	OB_LIT(&o, " HTTP/1.1\r\nhost: ");
+	if (au)
+		ob_put(&o, au->value, au->valuelen);
+	OB_LIT(&o, "\r\n");
+	for (uint16_t i = 0; i < t->n_onv; i++) {
+		const nghttp2_nv *f = &t->onv[i];
+
+		if ((f->namelen > 0 && f->name[0] == ':') || h1_hop(f->name, f->namelen))
+			continue;
+		if (f->namelen == 14 && !memcmp(f->name, "content-length", 14))
+			has_cl = true;
+		ob_put(&o, f->name, f->namelen);
+		OB_LIT(&o, ": ");
+		ob_put(&o, f->value, f->valuelen);
+		OB_LIT(&o, "\r\n");
+	}
+	if (t->req_eof && t->qb.len == 0 && !(t->req.has_trl && t->req.n > t->req.trl)) {
+		framing = H1_FRAME_NONE;
+	} else if (has_cl) {
+		framing = H1_FRAME_LENGTH;
+	} else {
+		framing = H1_FRAME_CHUNKED;
+		OB_LIT(&o, "transfer-encoding: chunked\r\n");
+	}
+	OB_LIT(&o, "\r\n");
+	if (o.over) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_HEAD_TOO_BIG);
+		return -ENOSPC;
+	}
+	up->out = (const uint8_t *)h->ob;
+	up->out_len = o.n;
+	h->cur = t;
+	h->framing = framing;
+	h->req_done = framing == H1_FRAME_NONE;
+	h->wrote = h->interim = h->head_in = false;
+	h->method = method_id(m->value, m->valuelen);
+	if (h->method == 0xff)
+		h->method = HTTP_GET; /* framed like any method but HEAD / CONNECT */
+	wp_http1_parser_expect_response(&h->p, h->method);
+	t->up_sid = 1; /* linked */
+	up_link_strm(up, t);
+	wake_up(up);
+	return 0;
+}
+
+/* Refills the output of <up> (empty) with the next request body slice of
+ * its stream, framed, or the end of the request. */
+static void h1_fill(struct wp_h2p_up *up)
+{
+	struct wp_h2p_core *c = up->core;
+	struct h1up *h = h1s(up);
+	struct wp_h2p_strm *t = h->cur;
+	size_t n, o = 0;
+	int k;
+
+	if (!t || h->req_done)
+		return;
+	n = WP_MIN((size_t)t->qb.len, (size_t)H1_OB_BODY);
+	if (n > 0) {
+		if (h->framing == H1_FRAME_CHUNKED) {
+			k = wp_http1_write_chunk_header(n, h->ob, 32);
+			if (k < 0)
+				return; /* cannot happen: 32 bytes hold any length */
+			o = (size_t)k;
+		}
+		o += ring_get(&t->qb, (uint8_t *)h->ob + o, n);
+		if (h->framing == H1_FRAME_CHUNKED) {
+			memcpy(h->ob + o, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
+			o += WP_HTTP1_CHUNK_END_LEN;
+		}
+		t->up_sent += n;
+		if (t->sess) {
+			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
+			wake_sess(t->sess);
+		}
+	} else if (t->req_eof) {
+		bool trl = t->req.has_trl && t->req.n > t->req.trl;
+
+		if (h->framing == H1_FRAME_CHUNKED) {
+			uint16_t nt = 0;
+
+			for (uint16_t i = t->req.trl; trl && i < t->req.n; i++) {
+				const nghttp2_nv *f = &t->req.nv[i];
+				struct wp_http_hdr *r = &c->rh[nt];
+
+				if (h1_hop(f->name, f->namelen))
+					continue;
+				memset(r, 0, sizeof(*r));
+				r->name = (const char *)f->name;
+				r->name_len = (uint16_t)f->namelen;
+				r->value = (const char *)f->value;
+				r->value_len = (uint32_t)f->valuelen;
+				nt++;
+			}
+			k = wp_http1_write_last_chunk(c->rh, nt, h->ob, h->ob_cap);
+			if (k < 0) { /* cannot happen: the block fits the buffer */
+				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_TRAILERS_DROPPED);
+				k = wp_http1_write_last_chunk(NULL, 0, h->ob, h->ob_cap);
+			}
+			o = (size_t)WP_MAX(k, 0);
+		} else if (trl) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_TRAILERS_DROPPED);
+		}
+		h->req_done = true;
+	}
+	up->out = (const uint8_t *)h->ob;
+	up->out_len = o;
+}
+
+/* <t> leaves <up> (its exchange is over or abandoned); the connection is
+ * closed (after what it still has to write is dropped) unless <keep>. */
+static void h1_detach(struct wp_h2p_up *up, struct wp_h2p_strm *t, bool keep)
+{
+	struct h1up *h = h1s(up);
+
+	h->cur = NULL;
+	h->head_in = h->interim = false;
+	if (!keep) {
+		up->state = WP_H2P_UP_CLOSED; /* up_went_idle() closes it */
+		up->out_len = 0;
+	}
+	wp_lb_cache_end(t->core->lbc, &t->act);
+	up_unlink_strm(t);
+	wake_up(up);
+}
+
+/* strm_cancel_up() of a stream on an HTTP/1.1 upstream: the message cannot
+ * be finished, so the connection is closed, unless nothing of the request
+ * went out yet (then it stays for the next one). */
+static void h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t)
+{
+	struct h1up *h = h1s(up);
+	bool keep = false;
+
+	if (h->cur == t) {
+		keep = !h->wrote && !h->head_in && up->state != WP_H2P_UP_CLOSED;
+		if (keep)
+			up->out_len = 0; /* its head was not taken: forget it */
+		else
+			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_ABORT);
+	}
+	h1_detach(up, t, keep);
+}
+
+/* A malformed, short or upgrading response: 502 before a head went out,
+ * else a reset (INTERNAL_ERROR); the connection is closed. */
+static void h1_bad(struct wp_h2p_up *up, struct wp_h2p_strm *t)
+{
+	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE);
+	h1_detach(up, t, false);
+	if (t->sess) {
+		t->rb.head = t->rb.len = 0;
+		strm_local(t, 502, NULL, 0);
+	}
+}
+
+/* A response head for <t>. False when the exchange was abandoned. */
+static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp_http1_msg *msg)
+{
+	struct h1up *h = h1s(up);
+	char st[8];
+	bool end;
+	int n;
+
+	if (msg->status / 100 == 1 && msg->status != 101) {
+		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_INTERIM_DROPPED);
+		h->interim = true;
+		return true;
+	}
+	if (msg->status == 101 || (msg->flags & WP_HTTP1_F_UPGRADE)) {
+		h1_bad(up, t);
+		return false;
+	}
+	h->head_in = true;
+	hb_reset(&t->resp);
+	n = snprintf(st, sizeof(st), "%u", msg->status);
+	hb_add(&t->resp, (const uint8_t *)":status", 7, (const uint8_t *)st, (size_t)n);
+	for (uint16_t i = 0; i < msg->n_hdrs; i++) {
+		const struct wp_http_hdr *f = &msg->hdrs[i];
+
+		if (!(f->flags & WP_HDR_F_HOP))
+			hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
+			       (const uint8_t *)f->value, f->value_len);
+	}
+	end = (msg->flags & WP_HTTP1_F_NO_BODY) ||
+	      ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length == 0);
+	if (end)
+		t->resp_eof = true;
+	resp_head(t, end); /* may abandon it (h1_abort) */
+	return h->cur == t;
+}
+
+/* The response of <t> is complete (trailers in <msg>). */
+static void h1_done(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp_http1_msg *msg)
+{
+	struct wp_h2p_core *c = up->core;
+	struct h1up *h = h1s(up);
+	bool keep =
+	        (msg->flags & WP_HTTP1_F_KEEP_ALIVE) && !(msg->flags & WP_HTTP1_F_BODY_UNTIL_EOF);
+	bool req_done = h->req_done;
+
+	if (h->interim) { /* the 1xx ended: the real response comes next */
+		h->interim = false;
+		wp_http1_parser_expect_response(&h->p, h->method);
+		return;
+	}
+	if (!t->resp_eof) {
+		t->resp.trl = t->resp.n;
+		t->resp.over = false;
+		for (uint16_t i = 0; i < msg->n_trailers; i++) {
+			const struct wp_http_hdr *f = &msg->trailers[i];
+
+			if (!(f->flags & WP_HDR_F_HOP))
+				hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
+				       (const uint8_t *)f->value, f->value_len);
+		}
+		if (t->resp.over) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
+			t->resp.n = t->resp.trl;
+		}
+		t->resp.has_trl = t->resp.n > t->resp.trl;
+		t->resp_eof = true;
+	}
+	if (!keep || !req_done) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_CLOSE);
+		keep = false;
+	}
+	h1_detach(up, t, keep);
+	if (t->sess) {
+		if (!req_done)
+			qb_discard(t); /* the rest of the request is not forwarded */
+		(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
+		wake_sess(t->sess);
+	}
+}
+
+/* Response bytes: fed to the parser as far as the stream's rb has room.
+ * Returns how many were taken. */
+static size_t h1_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
+{
+	struct h1up *h = h1s(up);
+	size_t used = 0;
+
+	if (up->state == WP_H2P_UP_CONNECTING)
+		up->state = WP_H2P_UP_READY;
+	for (;;) {
+		struct wp_h2p_strm *t = h->cur;
+		struct wp_http1_ev ev;
+		size_t avail = len - used;
+
+		if (!t) {
+			if (avail > 0 && up->state != WP_H2P_UP_CLOSED) {
+				wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_STRAY);
+				up->state = WP_H2P_UP_CLOSED;
+				up->out_len = 0;
+				up_reap_later(up);
+			}
+			return up->state == WP_H2P_UP_CLOSED ? len : used;
+		}
+		if (h->head_in)
+			avail = WP_MIN(avail, (size_t)ring_room(&t->rb));
+		used += wp_http1_parse(&h->p, data + used, avail, &ev);
+		switch (ev.type) {
+		case WP_HTTP1_EV_NONE:
+			return used;
+		case WP_HTTP1_EV_HEAD:
+			if (!h1_head(up, t, ev.msg))
+				return len;
+			break;
+		case WP_HTTP1_EV_BODY:
+			ring_put(&t->rb, ev.data, ev.len);
+			(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
+			wake_sess(t->sess);
+			break;
+		case WP_HTTP1_EV_DONE:
+			h1_done(up, t, ev.msg);
+			break;
+		default: /* EV_ERROR, EV_UPGRADE */
+			h1_bad(up, t);
+			return len;
+		}
+	}
+}
+
+/* The upstream closed its side: a response read until EOF ends, a cut one
+ * is bad; no response at all is left to up_lost() (503 or a retry). */
+static void h1_eof(struct wp_h2p_up *up)
+{
+	struct h1up *h = h1s(up);
+	struct wp_h2p_strm *t = h->cur;
+	struct wp_http1_ev ev;
+
+	if (!t)
+		return;
+	wp_http1_parse_eof(&h->p, &ev);
+	if (ev.type == WP_HTTP1_EV_DONE && !h->interim)
+		h1_done(up, t, ev.msg);
+	else if (ev.type != WP_HTTP1_EV_NONE || h->head_in)
+		h1_bad(up, t);
+}
+
 /* ---- sessions --------------------------------------------------------------------------- */
 
 struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_route_table *routes,
                                      const struct wp_addr *src, const char *authority,
-                                     size_t authority_len)
+                                     size_t authority_len, uint32_t flags)
 {
 	struct wp_h2p_sess *s = c->free_sess;
 	nghttp2_settings_entry iv[] = {
@@ -1985,6 +2453,7 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 	c->free_sess = s->next_free;
 	s->next_free = NULL;
 	s->in_use = true;
+	s->h1up = (flags & WP_H2P_SESS_H1_UPSTREAM) != 0;
 	s->routes = routes;
 	s->src = src;
 	s->authority = authority;
@@ -2131,7 +2600,9 @@ static void up_lost(struct wp_h2p_up *up)
 		struct wp_h2p_strm *t = up->strms;
 		/* never opened on the wire: the upstream cannot have seen it */
 		bool unprocessed =
-		        connecting || nghttp2_session_find_stream(up->ng, t->up_sid) == NULL;
+		        connecting ||
+		        (up->h1 ? !h1s(up)->wrote
+		                : nghttp2_session_find_stream(up->ng, t->up_sid) == NULL);
 
 		if (t->mirror) {
 			if (t->feeder || !t->resp_eof)
@@ -2145,6 +2616,8 @@ static void up_lost(struct wp_h2p_up *up)
 			t->failed[t->n_failed].port = up->port;
 			t->n_failed++;
 		}
+		if (up->h1)
+			h1s(up)->cur = NULL;
 		up_unlink_strm(t);
 		wp_lb_cache_end(t->core->lbc, &t->act);
 		if (!(t->resp_eof && t->head_sent))
@@ -2176,6 +2649,8 @@ void wp_h2p_up_eof(struct wp_h2p_up *up)
 {
 	struct wp_h2p_core *c = up->core;
 
+	if (up->h1)
+		h1_eof(up); /* a response read until EOF is complete now */
 	up_lost(up);
 	up_destroy(up, true);
 	core_reap(c);
@@ -2186,6 +2661,17 @@ size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 	struct wp_h2p_core *c = up->core;
 	ssize_t n;
 
+	if (up->h1) {
+		size_t k;
+
+		if (up->state == WP_H2P_UP_FREE)
+			return len;
+		c->cur_up = up;
+		k = h1_in(up, data, len);
+		c->cur_up = NULL;
+		core_reap(c);
+		return k;
+	}
 	if (!up->ng)
 		return len;
 	if (up->state == WP_H2P_UP_CONNECTING)
@@ -2208,6 +2694,14 @@ size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 size_t wp_h2p_up_peek(struct wp_h2p_up *up, const uint8_t **p)
 {
 	*p = NULL;
+	if (up->h1) {
+		if (up->state == WP_H2P_UP_FREE || up->state == WP_H2P_UP_CONNECTING)
+			return 0;
+		if (up->out_len == 0)
+			h1_fill(up);
+		*p = up->out;
+		return up->out_len;
+	}
 	if (!up->ng || up->state == WP_H2P_UP_CONNECTING)
 		return 0;
 	if (up->out_len == 0) {
@@ -2237,6 +2731,8 @@ void wp_h2p_up_consume(struct wp_h2p_up *up, size_t n)
 	WP_ASSERT(n <= up->out_len);
 	up->out += n;
 	up->out_len -= n;
+	if (up->h1 && n > 0)
+		h1s(up)->wrote = true;
 }
 
 bool wp_h2p_is_preface(const uint8_t *data, size_t len)

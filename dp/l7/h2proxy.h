@@ -20,6 +20,32 @@
  *        URLRewrite), DATA and trailers forwarded; the response headers
  *        (ResponseHeaderModifier), DATA and trailers (grpc-status) back.
  *
+ * HTTP/1.1 upstreams (a session opened with WP_H2P_SESS_H1_UPSTREAM: an h2c
+ * client on an HTTP/1.1 port, as Envoy's codec auto-detection serves it):
+ * everything above holds but the upstream codec, which is HTTP/1.1 over
+ * dp/http (http1.h). Each request stream takes an upstream connection of
+ * its own to the picked endpoint (one request at a time; kept alive
+ * afterwards on a per-core, per-endpoint idle list bounded by
+ * max_idle_per_ep and idle_timeout_ms, reused before a new one is
+ * opened). The request goes as `:method :path HTTP/1.1`, `host:
+ * <:authority>`, the fields minus pseudo-headers and hop-by-hop ones (te
+ * included), content-length kept when the client sent one, else
+ * `transfer-encoding: chunked` when a body follows the HEADERS (request
+ * trailers then become the chunked trailer section; with a content-length
+ * they are dropped, counted). The response is parsed strictly: its status
+ * and fields minus hop-by-hop ones as HEADERS, the body as DATA, chunked
+ * trailers as trailing HEADERS. 1xx responses (but 101) are dropped; a
+ * 101 or a malformed response answers 502 before a head went out, and
+ * resets the stream (INTERNAL_ERROR) after; the connection is closed.
+ * `connection: close` and HTTP/1.0 responses close the connection after
+ * the message, and so does a stream that ends (client reset, timeout,
+ * local answer) before both its request and its response are complete.
+ * Request mirrors are not sent on such sessions (counted). The host
+ * contract is unchanged, but wp_h2p_up_in() of an HTTP/1.1 upstream may
+ * take fewer bytes than given: the response ring of its stream is full
+ * (the client does not read); the host holds the rest (and stops reading
+ * the transport) and offers it again after ops->wake_up.
+ *
  * Flow control is end to end: both nghttp2 sessions run with
  * NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE and a stream's bytes are consumed (its
  * window reopened) only when the other side's nghttp2 took them into a
@@ -66,6 +92,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "dp/http/http1.h"
 #include "dp/l7/route.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
@@ -142,9 +169,10 @@ struct wp_h2p_up {
 	bool ambient;
 	uint8_t state; /* enum wp_h2p_up_state */
 	bool reap;     /* close once out of nghttp2 (deferred) */
+	bool h1;       /* an HTTP/1.1 connection (ng is NULL; see WP_H2P_SESS_H1_UPSTREAM) */
 	uint32_t n_strms;
 	uint64_t idle_since_ms;
-	const uint8_t *out; /* pending output from nghttp2_session_mem_send */
+	const uint8_t *out; /* pending output (nghttp2_session_mem_send, or the HTTP/1.1 writer) */
 	size_t out_len;
 };
 
@@ -178,16 +206,19 @@ void wp_h2p_core_drain(struct wp_h2p_core *c);
 uint32_t wp_h2p_core_upstreams(const struct wp_h2p_core *c);
 uint32_t wp_h2p_core_streams(const struct wp_h2p_core *c);
 
+/* wp_h2p_sess_open() flags */
+#define WP_H2P_SESS_H1_UPSTREAM 0x1 /* requests go to HTTP/1.1 upstreams (an HTTP/1.1 port) */
+
 /*
  * Opens a session for one tunnel. <routes> (see wp_h2p_sess_set_routes()),
  * <src> (client address, for hashing; may be NULL) and <authority> (used
  * when a request has neither :authority nor host) must outlive the
- * session. The server preface (SETTINGS) is queued at once. NULL when
- * every session is in use (counted).
+ * session. <flags>: WP_H2P_SESS_*. The server preface (SETTINGS) is
+ * queued at once. NULL when every session is in use (counted).
  */
 struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_route_table *routes,
                                      const struct wp_addr *src, const char *authority,
-                                     size_t authority_len);
+                                     size_t authority_len, uint32_t flags);
 
 /* As wp_h1p_sess_set_routes(): read only while a request head is routed
  * (and for connect/refused retries); NULL: requests get 500. */
@@ -233,8 +264,10 @@ void wp_h2p_up_failed(struct wp_h2p_up *up);
  * proxy asks the host to close the transport (ops->up_close). */
 void wp_h2p_up_eof(struct wp_h2p_up *up);
 
-/* Upstream bytes in. Returns how many were taken (all, or 0 for a
- * connection the proxy let go of). */
+/* Upstream bytes in. Returns how many were taken: all for an h2c
+ * connection (or one the proxy let go of); an HTTP/1.1 connection may take
+ * fewer (its stream's response ring is full): the host keeps the rest and
+ * offers it again after ops->wake_up. */
 size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len);
 
 /* Bytes to send to the upstream (nothing while connecting). */

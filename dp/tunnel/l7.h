@@ -19,6 +19,12 @@
  * downstream tunnel is a struct wp_h2p_sess, end 0 of an upstream tunnel a
  * struct wp_h2p_up, an h2c connection whose streams serve requests of any
  * session of the worker at the same time.
+ *
+ * An HTTP/1.1 port whose client opens with the HTTP/2 preface (h2c with
+ * prior knowledge; Envoy's codec auto-detection serves both there) gets an
+ * h2c session too, opened with WP_H2P_SESS_H1_UPSTREAM: its requests go to
+ * HTTP/1.1 upstream connections (struct wp_h2p_up with up->h1, one request
+ * at a time, kept alive per worker and endpoint), the port's protocol.
  */
 #ifndef WP_DP_TUNNEL_L7_H
 #define WP_DP_TUNNEL_L7_H
@@ -43,6 +49,9 @@ struct wp_tunnel_l7_tun {
 	bool listed;              /* on the pump list */
 	bool close;               /* upstream: the proxy let go of it, close the transport */
 	bool sniff; /* L4 tunnel to a port of unknown protocol: the first client bytes decide */
+	/* downstream tunnel to an HTTP/1.1 port, no client bytes yet: an HTTP/2
+	 * preface turns it into an h2c session with HTTP/1.1 upstreams */
+	bool h2probe;
 	struct wp_sockaddr dest; /* downstream: the CONNECT :authority (looked up per snapshot) */
 	uint64_t routes_version; /* downstream: snapshot version of the table the session has */
 	bool routes_valid;

@@ -10,6 +10,7 @@
  *   tun_kill               an END_L7 end dies: session closed / upstream failed
  *   h2_writable/up_writable a real end can take more: pump
  *   srv_request            a CONNECT to an HTTP service port: l7_start()
+ *   l7_input (first bytes) an h2c client on an HTTP/1.1 port: l7h2_on_http()
  *   wp_tunnel_poll / tick  the pump list; idle upstream expiry
  *
  * The proxy never touches a transport: every byte it queues is moved by
@@ -99,6 +100,9 @@ static size_t l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 	if (t->l7.sess != NULL) {
 		struct wp_h1p_up *up;
 
+		/* the tunnel's first bytes: h2c with prior knowledge? */
+		if (WP_UNLIKELY(t->l7.h2probe) && l7h2_on_http(t, p, len))
+			return l7h2_input(t, p, len);
 		l7_refresh_routes(t);
 		n = wp_h1p_down_in(t->l7.sess, p, len);
 		up = wp_h1p_sess_up(t->l7.sess);
@@ -344,6 +348,7 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	}
 	wp_h1p_sess_set_app(t->l7.sess, t);
 	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
+	t->l7.h2probe = tw->l7.h2core != NULL;
 	t->target = req->authority;
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;

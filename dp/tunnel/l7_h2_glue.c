@@ -10,6 +10,9 @@
  *                            grpc): answered 200, end 1 a struct wp_h2p_sess
  *   l7h2_sniff               a port of unknown protocol whose first client
  *                            bytes are the HTTP/2 connection preface
+ *   l7h2_on_http             an HTTP/1.1 port (its h1proxy session just
+ *                            opened) whose first client bytes are the
+ *                            preface: an h2 session with HTTP/1.1 upstreams
  *   l7h2_input / _eof        bytes / EOF into a session or an upstream
  *   l7h2_connected / _detach an upstream connected / a tunnel end died
  *   l7h2_pump                moves the proxy's output (from the poll loop)
@@ -108,10 +111,14 @@ static size_t l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
 	}
 	if (t->l7.h2up != NULL) {
 		struct tunnel *self = t;
+		size_t n;
 
-		(void)wp_h2p_up_in(t->l7.h2up, p, len); /* may let go of it */
+		/* may let go of it; an HTTP/1.1 upstream takes fewer bytes while
+		 * its client does not read (the rest waits in the tunnel, offered
+		 * again by end_flush() once the proxy wakes it) */
+		n = wp_h2p_up_in(t->l7.h2up, p, len);
 		l7_mark(self);
-		return len;
+		return n;
 	}
 	return len;
 }
@@ -212,7 +219,7 @@ static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
 	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, l7_client(t, s, req), t->l7.auth,
-	                         (size_t)n);
+	                         (size_t)n, 0);
 	if (hsess == NULL) { /* l7_h2p_no_session counted */
 		tun_free(t);
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
@@ -241,7 +248,7 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	if (tw->l7.h2core == NULL || !wp_h2p_is_preface(data, len) || u->gone)
 		return false;
 	s = wp_h2p_sess_open(tw->l7.h2core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
-	                     strlen(t->l7.auth));
+	                     strlen(t->l7.auth), 0);
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
 		l7h2_sniff_done(t, false);
@@ -268,6 +275,35 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	ctr(tw, WP_CTR_L7_SNIFF_H2);
 	if (!t->responded)
 		tun_respond(t, 200);
+	return true;
+}
+
+/*
+ * l7_input(): the first client bytes of a tunnel to an HTTP/1.1 port (its
+ * h1proxy session has parsed nothing yet). If they are the HTTP/2
+ * preface (h2c with prior knowledge), the h1proxy session is closed and
+ * end 1 becomes an h2 session whose requests go to HTTP/1.1 upstreams (the
+ * port's protocol); true is returned and the caller hands it the bytes.
+ * Otherwise (or with no h2 session free: the h1proxy then answers the
+ * preface 400, as before) false. Checked once per tunnel.
+ */
+static bool l7h2_on_http(struct tunnel *t, const uint8_t *data, size_t len)
+{
+	struct wp_tunnel_worker *tw = t->tw;
+	struct wp_h2p_sess *s;
+
+	t->l7.h2probe = false;
+	if (!wp_h2p_is_preface(data, len))
+		return false;
+	s = wp_h2p_sess_open(tw->l7.h2core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
+	                     strlen(t->l7.auth), WP_H2P_SESS_H1_UPSTREAM);
+	if (s == NULL) /* l7_h2p_no_session counted */
+		return false;
+	wp_h1p_sess_close(t->l7.sess);
+	t->l7.sess = NULL;
+	t->l7.routes_valid = false; /* l7h2_input() gives the new session its table */
+	ctr(tw, WP_CTR_L7_TUNNEL_H2_ON_HTTP);
+	l7h2_bind(t, s);
 	return true;
 }
 

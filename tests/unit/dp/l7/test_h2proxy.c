@@ -422,7 +422,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 	core = wp_h2p_core_create(cfg ? cfg : &wp_h2p_default_cfg, &ops, NULL, &rcore,
 	                          wp_h2mem_nghttp2(hmem), 99, ctr);
 	assert_non_null(core);
-	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12);
+	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12, 0);
 	assert_non_null(sess);
 	if (!be_cbs) {
 		assert_int_equal(nghttp2_session_callbacks_new(&be_cbs), 0);

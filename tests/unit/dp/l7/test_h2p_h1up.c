@@ -1,0 +1,821 @@
+/*
+ * h2c proxy session with HTTP/1.1 upstreams (dp/l7/h2proxy.c, a session
+ * opened with WP_H2P_SESS_H1_UPSTREAM: an h2c client on an HTTP/1.1 port).
+ * The test's nghttp2 client plays the downstream client; each upstream
+ * connection the proxy opens is an in-memory HTTP/1.1 backend that parses
+ * what it receives with the dp/http request parser (so the request framing
+ * on the wire is checked strictly) and answers with scripted bytes. Covers
+ * GET, POST with content-length, POST without (chunked on the wire),
+ * request trailers as chunked trailers, a chunked response with trailers
+ * (h2 trailers), 1xx dropped, keep-alive reuse for sequential streams and a
+ * second connection for concurrent ones, `connection: close`, a malformed
+ * response (502), an upstream close mid-body (RST_STREAM), a client reset
+ * mid-request (the upstream connection closed), flow control with a client
+ * that does not read (the upstream is no longer read), header modifiers,
+ * and mirrors skipped.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dp/hbone/mem.h"
+#include "dp/http/http1.h"
+#include "dp/l7/h2proxy.h"
+#include "dp/l7/route.h"
+#include "wp/counters.h"
+#include "wp/model.h"
+#include "wp/snapshot_types.h"
+
+#include "route_fixture.h"
+
+static const struct fx_svc fsvcs[] = {{"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"mirror", 1, 6}};
+
+static const char *rules =
+        "  - matches: [{path: {type: PathPrefix, value: /mods}}]\n"
+        "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
+        "        set: [{name: X-Set, value: s}]\n"
+        "    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
+        "        add: [{name: X-Resp, value: r}]\n"
+        "    - type: RequestMirror\n      requestMirror:\n"
+        "        backendRef: {name: mirror, port: 9080}\n"
+        "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /}}]\n"
+        "    backendRefs: [{name: reviews-v1, port: 9080}]\n";
+
+/* ---- the HTTP/1.1 backends -------------------------------------------------------------- */
+
+#define MAX_FB  16
+#define MAX_REQ 64
+#define BIG     (1024 * 1024)
+
+enum be_mode {
+	BE_OK,        /* 200, content-length 2, "ok" */
+	BE_CHUNKED,   /* 200 chunked "hello" with trailer x-trl: done */
+	BE_CLOSE,     /* 200 with connection: close, then EOF */
+	BE_MALFORMED, /* a bad status line */
+	BE_SHORT,     /* content-length 100, 5 bytes, then EOF */
+	BE_BIG,       /* content-length BIG */
+	BE_HOLD,      /* no answer */
+	BE_CONTINUE,  /* 100 Continue, then BE_OK */
+};
+
+struct fb {
+	struct wp_h2p_up *up;
+	struct wp_snap_endpoint ep;
+	bool connected, closed, eof_sent, eof_after;
+	struct wp_http1_parser p;
+	void *arena;
+	char out[512];
+	size_t out_len, out_off, big_left, big_sent;
+	int cur; /* request being received */
+};
+
+struct brq {
+	int fb;
+	char method[8], target[64], host[64], xset[8], xtrl[16], body[64];
+	size_t body_len;
+	bool chunked, has_cl, has_te, done;
+};
+
+static struct fb fbs[MAX_FB];
+static int n_fb, n_close;
+static struct brq brqs[MAX_REQ];
+static int n_brq;
+static enum be_mode be_mode;
+static bool be_eof_hold; /* the backends' EOFs wait */
+static uint64_t ctr[WP_CTR_MAX], be_ctr[WP_CTR_MAX];
+static struct wp_route_core rcore;
+static struct wp_h2p_core *core;
+static struct wp_route_table *tab;
+static struct wp_h2mem *hmem;
+
+static void cpy(char *d, size_t cap, const void *v, size_t n)
+{
+	n = WP_MIN(n, cap - 1);
+	memcpy(d, v, n);
+	d[n] = '\0';
+}
+
+static void hdr_cpy(const struct wp_http1_msg *m, const char *name, char *d, size_t cap)
+{
+	const struct wp_http_hdr *h = wp_http1_find(m, name, strlen(name));
+
+	if (h)
+		cpy(d, cap, h->value, h->value_len);
+}
+
+static void be_answer(struct fb *f)
+{
+	int i = (int)(f - fbs);
+
+	f->out_off = 0;
+	switch (be_mode) {
+	case BE_OK:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
+		                              "x-backend: %d\r\n\r\nok",
+		                              i);
+		break;
+	case BE_CONTINUE:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 100 Continue\r\n\r\n"
+		                              "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
+		                              "x-backend: %d\r\n\r\nok",
+		                              i);
+		break;
+	case BE_CHUNKED:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
+		                              "trailer: x-trl\r\nx-backend: %d\r\n\r\n"
+		                              "5\r\nhello\r\n0\r\nx-trl: done\r\n\r\n",
+		                              i);
+		break;
+	case BE_CLOSE:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 200 OK\r\nconnection: close\r\n"
+		                              "content-length: 2\r\n\r\nok");
+		f->eof_after = true;
+		break;
+	case BE_MALFORMED:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out), "HTTP/1.1 2x0 OK\r\n\r\n");
+		break;
+	case BE_SHORT:
+		f->out_len =
+		        (size_t)snprintf(f->out, sizeof(f->out),
+		                         "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort");
+		f->eof_after = true;
+		break;
+	case BE_BIG:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n", BIG);
+		f->big_left = BIG;
+		break;
+	case BE_HOLD:
+		f->out_len = 0;
+		break;
+	}
+}
+
+/* The backend reads request bytes (strictly, with the dp/http parser). */
+static void be_in(struct fb *f, const uint8_t *d, size_t len)
+{
+	for (;;) {
+		struct wp_http1_ev ev;
+		size_t n = wp_http1_parse(&f->p, d, len, &ev);
+		struct brq *r = f->cur >= 0 ? &brqs[f->cur] : NULL;
+
+		d += n;
+		len -= n;
+		switch (ev.type) {
+		case WP_HTTP1_EV_NONE:
+			assert_int_equal(len, 0);
+			return;
+		case WP_HTTP1_EV_HEAD:
+			assert_true(n_brq < MAX_REQ);
+			f->cur = n_brq++;
+			r = &brqs[f->cur];
+			memset(r, 0, sizeof(*r));
+			r->fb = (int)(f - fbs);
+			assert_int_equal(ev.msg->http_major, 1);
+			assert_int_equal(ev.msg->http_minor, 1);
+			cpy(r->method, sizeof(r->method), llhttp_method_name(ev.msg->method),
+			    strlen(llhttp_method_name(ev.msg->method)));
+			cpy(r->target, sizeof(r->target), ev.msg->target, ev.msg->target_len);
+			hdr_cpy(ev.msg, "host", r->host, sizeof(r->host));
+			hdr_cpy(ev.msg, "x-set", r->xset, sizeof(r->xset));
+			r->chunked = (ev.msg->flags & WP_HTTP1_F_CHUNKED) != 0;
+			r->has_cl = (ev.msg->flags & WP_HTTP1_F_CONTENT_LENGTH) != 0;
+			r->has_te = wp_http1_find(ev.msg, "te", 2) != NULL;
+			break;
+		case WP_HTTP1_EV_BODY:
+			assert_non_null(r);
+			if (r->body_len < sizeof(r->body) - 1)
+				cpy(r->body + r->body_len, sizeof(r->body) - r->body_len, ev.data,
+				    ev.len);
+			r->body_len += ev.len;
+			break;
+		case WP_HTTP1_EV_DONE:
+			assert_non_null(r);
+			for (uint16_t i = 0; i < ev.msg->n_trailers; i++)
+				if (ev.msg->trailers[i].name_len == 5 &&
+				    !memcmp(ev.msg->trailers[i].name, "x-trl", 5))
+					cpy(r->xtrl, sizeof(r->xtrl), ev.msg->trailers[i].value,
+					    ev.msg->trailers[i].value_len);
+			r->done = true;
+			f->cur = -1;
+			be_answer(f);
+			break;
+		default:
+			fail_msg("backend: bad request bytes (status %u)", ev.status);
+		}
+	}
+}
+
+static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
+{
+	struct fb *f;
+	size_t asz = wp_http1_arena_size(&wp_http1_default_limits);
+
+	(void)host;
+	assert_true(up->h1);
+	assert_true(n_fb < MAX_FB);
+	f = &fbs[n_fb++];
+	memset(f, 0, sizeof(*f));
+	f->up = up;
+	f->ep = *ep;
+	f->cur = -1;
+	f->arena = aligned_alloc(64, (asz + 63) & ~(size_t)63);
+	assert_non_null(f->arena);
+	assert_int_equal(wp_http1_parser_init(&f->p, HTTP_REQUEST, &wp_http1_default_limits,
+	                                      f->arena, asz, be_ctr),
+	                 0);
+	up->io = f;
+	return 0;
+}
+
+static void f_close(void *host, struct wp_h2p_up *up)
+{
+	struct fb *f = up->io;
+
+	(void)host;
+	assert_non_null(f);
+	assert_false(f->closed);
+	f->closed = true;
+	n_close++;
+}
+
+static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = f_close};
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+struct cresp {
+	int32_t sid;
+	int status;
+	char backend[16], xresp[16], xtrl[16], text[64];
+	size_t body, unconsumed;
+	bool closed, trailers, has_conn;
+	uint32_t code;
+};
+
+static struct cresp cresps[MAX_REQ];
+static int n_cresp;
+static nghttp2_session *cl;
+static nghttp2_session_callbacks *cl_cbs;
+static struct wp_h2p_sess *sess;
+static bool cl_no_consume;
+
+static struct cresp *cresp_of(int32_t sid)
+{
+	for (int i = 0; i < n_cresp; i++)
+		if (cresps[i].sid == sid)
+			return &cresps[i];
+	return NULL;
+}
+
+static int cl_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	struct cresp *r = cresp_of(f->hd.stream_id);
+
+	(void)ng;
+	(void)ud;
+	if (r && r->status)
+		r->trailers = true;
+	return 0;
+}
+
+static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+                     const uint8_t *v, size_t vl, uint8_t fl, void *ud)
+{
+	struct cresp *r = cresp_of(f->hd.stream_id);
+	char tmp[16];
+
+	(void)ng;
+	(void)fl;
+	(void)ud;
+	if (!r)
+		return 0;
+#define IS(s) (nl == strlen(s) && !memcmp(n, s, nl))
+	if (IS(":status")) {
+		cpy(tmp, sizeof(tmp), v, vl);
+		r->status = atoi(tmp);
+	} else if (IS("x-backend")) {
+		cpy(r->backend, sizeof(r->backend), v, vl);
+	} else if (IS("x-resp")) {
+		cpy(r->xresp, sizeof(r->xresp), v, vl);
+	} else if (IS("x-trl")) {
+		cpy(r->xtrl, sizeof(r->xtrl), v, vl);
+	} else if (IS("connection") || IS("transfer-encoding") || IS("trailer")) {
+		r->has_conn = true;
+	}
+#undef IS
+	return 0;
+}
+
+static int cl_data(nghttp2_session *ng, uint8_t fl, int32_t sid, const uint8_t *d, size_t len,
+                   void *ud)
+{
+	struct cresp *r = cresp_of(sid);
+
+	(void)fl;
+	(void)ud;
+	if (r) {
+		if (r->body < sizeof(r->text) - 1)
+			cpy(r->text + r->body, sizeof(r->text) - r->body, d, len);
+		r->body += len;
+	}
+	if (!cl_no_consume)
+		(void)nghttp2_session_consume(ng, sid, len);
+	else if (r)
+		r->unconsumed += len;
+	return 0;
+}
+
+static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
+{
+	struct cresp *r = cresp_of(sid);
+
+	(void)ng;
+	(void)ud;
+	if (r) {
+		r->closed = true;
+		r->code = code;
+	}
+	return 0;
+}
+
+/* the request body: g_body, then (unless g_open) the end, with trailer
+ * x-trl: <g_trailer> when set */
+static const char *g_body;
+static size_t g_body_left;
+static bool g_open;
+static const char *g_trailer;
+
+static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+	size_t n = WP_MIN(len, g_body_left);
+
+	(void)src;
+	(void)ud;
+	if (n)
+		memcpy(buf, g_body, n);
+	g_body += n;
+	g_body_left -= n;
+	if (g_body_left == 0) {
+		if (g_open)
+			return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (g_trailer) {
+			nghttp2_nv t = {(uint8_t *)"x-trl", (uint8_t *)g_trailer, 5,
+			                strlen(g_trailer), 0};
+
+			assert_int_equal(nghttp2_submit_trailer(ng, sid, &t, 1), 0);
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		}
+	}
+	return (ssize_t)n;
+}
+
+static int32_t req(const char *method, const char *path, const char *body, const char *clen)
+{
+	nghttp2_nv nv[8] = {
+	        {(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+	        {(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, 0},
+	};
+	size_t n = 5;
+	nghttp2_data_provider prd = {.read_callback = cl_read};
+	int32_t sid;
+
+	if (clen)
+		nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
+		                       strlen(clen), 0};
+	g_body = body;
+	g_body_left = body ? strlen(body) : 0;
+	sid = nghttp2_submit_request(cl, NULL, nv, n, body ? &prd : NULL, NULL);
+	assert_true(sid > 0);
+	memset(&cresps[n_cresp], 0, sizeof(cresps[0]));
+	cresps[n_cresp++].sid = sid;
+	return sid;
+}
+
+/* ---- harness ---------------------------------------------------------------------------- */
+
+static void mk(void)
+{
+	nghttp2_option *o;
+
+	memset(ctr, 0, sizeof(ctr));
+	n_fb = n_close = n_brq = n_cresp = 0;
+	be_mode = BE_OK;
+	cl_no_consume = g_open = be_eof_hold = false;
+	g_trailer = NULL;
+	fx_svcs = fsvcs;
+	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
+	fx_port_name = "http";
+	wp_route_core_init(&rcore, 7, ctr);
+	tab = fx_build("reviews", rules);
+	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
+	hmem = wp_h2mem_new(0, 0);
+	assert_non_null(hmem);
+	core = wp_h2p_core_create(&wp_h2p_default_cfg, &ops, NULL, &rcore, wp_h2mem_nghttp2(hmem),
+	                          99, ctr);
+	assert_non_null(core);
+	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12, WP_H2P_SESS_H1_UPSTREAM);
+	assert_non_null(sess);
+	if (!cl_cbs) {
+		assert_int_equal(nghttp2_session_callbacks_new(&cl_cbs), 0);
+		nghttp2_session_callbacks_set_on_begin_headers_callback(cl_cbs, cl_begin);
+		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
+		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl_cbs, cl_data);
+		nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
+	}
+	assert_int_equal(nghttp2_option_new(&o), 0);
+	nghttp2_option_set_no_auto_window_update(o, 1);
+	assert_int_equal(nghttp2_session_client_new2(&cl, cl_cbs, NULL, o), 0);
+	nghttp2_option_del(o);
+	assert_int_equal(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (sess)
+		wp_h2p_sess_close(sess);
+	sess = NULL;
+	wp_h2p_core_destroy(core);
+	core = NULL;
+	for (int i = 0; i < n_fb; i++) {
+		assert_true(fbs[i].closed); /* every connection opened was closed */
+		free(fbs[i].arena);
+	}
+	nghttp2_session_del(cl);
+	cl = NULL;
+	wp_route_table_free(tab);
+	wp_route_core_fini(&rcore);
+	wp_h2mem_destroy(hmem);
+	fx_free_objs();
+	return 0;
+}
+
+static uint8_t bigbuf[16384];
+
+/* Moves bytes everywhere until nothing moves. */
+static void pump(void)
+{
+	for (int round = 0; round < 100000; round++) {
+		bool moved = false;
+		const uint8_t *p;
+		ssize_t n;
+		size_t k;
+
+		while ((n = nghttp2_session_mem_send(cl, &p)) > 0) {
+			assert_int_equal(wp_h2p_down_in(sess, p, (size_t)n), (size_t)n);
+			moved = true;
+		}
+		while ((k = wp_h2p_down_peek(sess, &p)) > 0) {
+			assert_int_equal(nghttp2_session_mem_recv(cl, p, k), (ssize_t)k);
+			wp_h2p_down_consume(sess, k);
+			moved = true;
+		}
+		for (int i = 0; i < n_fb; i++) {
+			struct fb *f = &fbs[i];
+
+			if (f->closed)
+				continue;
+			if (!f->connected) {
+				f->connected = true;
+				wp_h2p_up_connected(f->up);
+			}
+			while (!f->closed && (k = wp_h2p_up_peek(f->up, &p)) > 0) {
+				be_in(f, p, k);
+				wp_h2p_up_consume(f->up, k);
+				moved = true;
+			}
+			while (!f->closed && f->out_off < f->out_len) {
+				k = wp_h2p_up_in(f->up, (const uint8_t *)f->out + f->out_off,
+				                 f->out_len - f->out_off);
+				if (k == 0)
+					break;
+				f->out_off += k;
+				moved = true;
+			}
+			while (!f->closed && f->out_off == f->out_len && f->big_left > 0) {
+				size_t m = WP_MIN(f->big_left, sizeof(bigbuf));
+
+				memset(bigbuf, 'b', m);
+				k = wp_h2p_up_in(f->up, bigbuf, m);
+				if (k == 0)
+					break;
+				f->big_left -= k;
+				f->big_sent += k;
+				moved = true;
+			}
+			if (!f->closed && f->eof_after && !be_eof_hold && !f->eof_sent &&
+			    f->out_off == f->out_len) {
+				f->eof_sent = true;
+				wp_h2p_up_eof(f->up); /* f_close() */
+				moved = true;
+			}
+		}
+		if (!moved)
+			return;
+	}
+	fail_msg("pump did not settle");
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_get(void **state)
+{
+	struct cresp *r;
+
+	(void)state;
+	mk();
+	req("GET", "/a?x=1", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	assert_int_equal(n_brq, 1);
+	assert_string_equal(brqs[0].method, "GET");
+	assert_string_equal(brqs[0].target, "/a?x=1");
+	assert_string_equal(brqs[0].host, "reviews:9080");
+	assert_false(brqs[0].chunked);
+	assert_false(brqs[0].has_cl);
+	assert_false(brqs[0].has_te); /* hop-by-hop, not forwarded */
+	r = &cresps[0];
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->text, "ok");
+	assert_string_equal(r->backend, "0");
+	assert_true(r->closed);
+	assert_int_equal(r->code, 0);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_CONN], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_NEW], 0);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	/* the connection stays for the next request; idle expiry closes it */
+	assert_false(fbs[0].closed);
+	assert_int_equal(wp_h2p_core_tick(core, 60000), 1);
+	assert_true(fbs[0].closed);
+}
+
+static void test_post_content_length(void **state)
+{
+	(void)state;
+	mk();
+	req("POST", "/p", "hello", "5");
+	pump();
+	assert_int_equal(n_brq, 1);
+	assert_string_equal(brqs[0].method, "POST");
+	assert_true(brqs[0].has_cl);
+	assert_false(brqs[0].chunked);
+	assert_string_equal(brqs[0].body, "hello");
+	assert_int_equal(cresps[0].status, 200);
+	assert_string_equal(cresps[0].text, "ok");
+}
+
+static void test_post_chunked_and_trailers(void **state)
+{
+	(void)state;
+	mk();
+	req("POST", "/p", "hello", NULL);
+	pump();
+	assert_int_equal(n_brq, 1);
+	assert_true(brqs[0].chunked); /* no content-length: chunked on the wire */
+	assert_string_equal(brqs[0].body, "hello");
+	assert_string_equal(brqs[0].xtrl, "");
+	/* request trailers become the chunked trailer section (same connection) */
+	g_trailer = "t1";
+	req("POST", "/p", "world", NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	assert_int_equal(n_brq, 2);
+	assert_true(brqs[1].chunked);
+	assert_string_equal(brqs[1].body, "world");
+	assert_string_equal(brqs[1].xtrl, "t1");
+	assert_int_equal(cresps[1].status, 200);
+	/* with a content-length they are dropped (counted) */
+	req("POST", "/p", "abc", "3");
+	pump();
+	assert_int_equal(n_brq, 3);
+	assert_true(brqs[2].has_cl);
+	assert_string_equal(brqs[2].body, "abc");
+	assert_string_equal(brqs[2].xtrl, "");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_TRAILERS_DROPPED], 1);
+	assert_int_equal(cresps[2].status, 200);
+}
+
+static void test_chunked_response_trailers(void **state)
+{
+	struct cresp *r;
+
+	(void)state;
+	mk();
+	be_mode = BE_CHUNKED;
+	req("GET", "/c", NULL, NULL);
+	pump();
+	r = &cresps[0];
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->text, "hello");
+	assert_true(r->trailers);
+	assert_string_equal(r->xtrl, "done");
+	assert_false(r->has_conn); /* transfer-encoding / trailer not forwarded */
+	assert_true(r->closed);
+	assert_int_equal(r->code, 0);
+	/* a 1xx is dropped, the final response forwarded */
+	be_mode = BE_CONTINUE;
+	req("GET", "/c", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[1].status, 200);
+	assert_string_equal(cresps[1].text, "ok");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_INTERIM_DROPPED], 1);
+	assert_int_equal(n_fb, 1);
+}
+
+static void test_keepalive_reuse(void **state)
+{
+	(void)state;
+	mk();
+	for (int i = 0; i < 5; i++) {
+		req("GET", "/s", NULL, NULL);
+		pump();
+	}
+	assert_int_equal(n_fb, 1); /* sequential: one connection */
+	assert_int_equal(n_brq, 5);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_CONN], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 4);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(cresps[i].status, 200);
+	/* concurrent streams: one connection each (the idle one reused) */
+	be_mode = BE_HOLD;
+	req("GET", "/c1", NULL, NULL);
+	req("GET", "/c2", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 2);
+	assert_int_equal(n_brq, 7);
+	assert_int_equal(wp_h2p_core_upstreams(core), 2);
+	assert_int_not_equal(brqs[5].fb, brqs[6].fb);
+	be_mode = BE_OK;
+	be_answer(&fbs[0]);
+	be_answer(&fbs[1]);
+	pump();
+	assert_int_equal(cresps[5].status, 200);
+	assert_int_equal(cresps[6].status, 200);
+	assert_true(cresps[6].closed);
+}
+
+static void test_connection_close(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_CLOSE;
+	req("GET", "/x", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_string_equal(cresps[0].text, "ok");
+	assert_int_equal(cresps[0].code, 0);
+	assert_false(cresps[0].has_conn);
+	assert_true(fbs[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_CLOSE], 1);
+	be_mode = BE_OK;
+	req("GET", "/y", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 2); /* a new connection */
+	assert_int_equal(cresps[1].status, 200);
+}
+
+static void test_malformed_502(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_MALFORMED;
+	req("GET", "/x", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 502);
+	assert_true(cresps[0].closed);
+	assert_true(fbs[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	assert_int_equal(wp_h2p_core_upstreams(core), 0);
+}
+
+static void test_close_mid_body(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_SHORT;
+	be_eof_hold = true;
+	req("GET", "/x", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 200); /* the head went out */
+	assert_string_equal(cresps[0].text, "short");
+	assert_false(cresps[0].closed);
+	be_eof_hold = false;
+	pump();
+	assert_true(cresps[0].closed);
+	assert_int_equal(cresps[0].code, NGHTTP2_INTERNAL_ERROR);
+	assert_true(fbs[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
+static void test_client_reset(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_HOLD;
+	g_open = true; /* the body never ends */
+	req("POST", "/x", "part", NULL);
+	pump();
+	assert_int_equal(n_brq, 1);
+	assert_string_equal(brqs[0].body, "part");
+	assert_false(brqs[0].done);
+	assert_int_equal(
+	        nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, cresps[0].sid, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_true(fbs[0].closed); /* the message cannot be finished */
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_ABORT], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	assert_int_equal(wp_h2p_core_upstreams(core), 0);
+	/* the next request gets a new connection */
+	g_open = false;
+	be_mode = BE_OK;
+	req("GET", "/y", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 2);
+	assert_int_equal(cresps[1].status, 200);
+}
+
+static void test_flow_control(void **state)
+{
+	struct cresp *r;
+
+	(void)state;
+	mk();
+	be_mode = BE_BIG;
+	cl_no_consume = true;
+	req("GET", "/big", NULL, NULL);
+	pump();
+	r = &cresps[0];
+	assert_int_equal(r->status, 200);
+	assert_false(r->closed);
+	/* the client window (64 KiB) and the stream ring (64 KiB) are full:
+	 * the upstream is no longer read */
+	assert_true(r->body <= 65535);
+	assert_true(fbs[0].big_sent <= 65535 + 65536);
+	assert_true(fbs[0].big_sent >= 65535);
+	{
+		size_t before = fbs[0].big_sent;
+
+		pump();
+		assert_int_equal(fbs[0].big_sent, before);
+	}
+	/* the client reads: everything flows */
+	cl_no_consume = false;
+	assert_int_equal(nghttp2_session_consume(cl, r->sid, r->unconsumed), 0);
+	pump();
+	assert_true(r->closed);
+	assert_int_equal(r->code, 0);
+	assert_int_equal(r->body, BIG);
+	assert_int_equal(fbs[0].big_sent, BIG);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_BUF_OVERRUN], 0);
+}
+
+static void test_mods_and_mirror(void **state)
+{
+	(void)state;
+	mk();
+	req("GET", "/mods/a", NULL, NULL);
+	pump();
+	assert_int_equal(n_brq, 1); /* the mirror got nothing */
+	assert_string_equal(brqs[0].xset, "s");
+	assert_int_equal(cresps[0].status, 200);
+	assert_string_equal(cresps[0].xresp, "r");
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_MIRROR_SKIPPED], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_get, teardown),
+	        cmocka_unit_test_teardown(test_post_content_length, teardown),
+	        cmocka_unit_test_teardown(test_post_chunked_and_trailers, teardown),
+	        cmocka_unit_test_teardown(test_chunked_response_trailers, teardown),
+	        cmocka_unit_test_teardown(test_keepalive_reuse, teardown),
+	        cmocka_unit_test_teardown(test_connection_close, teardown),
+	        cmocka_unit_test_teardown(test_malformed_502, teardown),
+	        cmocka_unit_test_teardown(test_close_mid_body, teardown),
+	        cmocka_unit_test_teardown(test_client_reset, teardown),
+	        cmocka_unit_test_teardown(test_flow_control, teardown),
+	        cmocka_unit_test_teardown(test_mods_and_mirror, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
