@@ -50,6 +50,7 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .max_headers = 64,
         .idle_timeout_ms = 60000,
         .max_idle_per_ep = 4,
+        .max_idle_h1_per_ep = 64,
         .rst_per_sec = 200,
         .down_idle_timeout_ms = 3600 * 1000,
         .mirror_timeout_ms = 30000,
@@ -589,7 +590,8 @@ static void up_went_idle(struct wp_h2p_up *up)
 
 	up->idle_since_ms = c->now_ms;
 	if (up->state == WP_H2P_UP_CLOSED || c->draining ||
-	    idle_count(c, up) >= (int32_t)c->cfg.max_idle_per_ep) {
+	    idle_count(c, up) >=
+	            (int32_t)(up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep)) {
 		if (up->state != WP_H2P_UP_CLOSED)
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_OVER_LIMIT);
 		up_reap_later(up);

@@ -120,17 +120,18 @@ struct wp_h2p_ops {
 };
 
 struct wp_h2p_cfg {
-	uint32_t max_sessions;     /* downstream connections per core */
-	uint32_t max_upstreams;    /* upstream connections per core */
-	uint32_t max_streams;      /* proxied streams per core */
-	uint32_t max_down_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS we advertise */
-	uint32_t max_up_streams;   /* cap on streams per upstream connection */
-	uint32_t stream_buf;       /* each direction's ring per stream (>= window) */
-	uint32_t window;           /* per-stream window we advertise (<= stream_buf) */
-	uint32_t max_header_bytes; /* name + value bytes of one header block (431) */
-	uint16_t max_headers;      /* fields of one header block (431) */
-	uint32_t idle_timeout_ms;  /* upstreams without streams closed after this */
-	uint16_t max_idle_per_ep;  /* upstreams without streams kept per endpoint */
+	uint32_t max_sessions;       /* downstream connections per core */
+	uint32_t max_upstreams;      /* upstream connections per core */
+	uint32_t max_streams;        /* proxied streams per core */
+	uint32_t max_down_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS we advertise */
+	uint32_t max_up_streams;     /* cap on streams per upstream connection */
+	uint32_t stream_buf;         /* each direction's ring per stream (>= window) */
+	uint32_t window;             /* per-stream window we advertise (<= stream_buf) */
+	uint32_t max_header_bytes;   /* name + value bytes of one header block (431) */
+	uint16_t max_headers;        /* fields of one header block (431) */
+	uint32_t idle_timeout_ms;    /* upstreams without streams closed after this */
+	uint16_t max_idle_per_ep;    /* upstreams without streams kept per endpoint */
+	uint16_t max_idle_h1_per_ep; /* the same for HTTP/1.1 upstreams (one stream each) */
 	/* client RST_STREAMs of proxied streams per second before the session
 	 * ends with GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487) */
 	uint32_t rst_per_sec;
@@ -144,7 +145,7 @@ struct wp_h2p_cfg {
 /* 64 sessions, 64 upstreams, 256 streams, 100 per connection both ways,
  * 64 KiB rings and windows (the HTTP/2 default window, so no peer can
  * overrun a ring before our SETTINGS arrive), 16 KiB / 64 fields per
- * header block, 60 s idle, 4 idle per endpoint, 200 client resets a second,
+ * header block, 60 s idle, 4 idle per endpoint (64 HTTP/1.1 ones), 200 client resets a second,
  * clients idle for 1 h (Istio's default idle timeout) closed, mirror
  * streams of at most 30 s. */
 extern const struct wp_h2p_cfg wp_h2p_default_cfg;

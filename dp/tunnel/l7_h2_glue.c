@@ -395,9 +395,12 @@ static void l7h2_worker_init(struct wp_tunnel_worker *tw)
 	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
 
 	/* A stream holds two 64 KiB rings and two 16 KiB header blocks: 256
-	 * streams are ~40 MiB per worker. Sessions and upstreams are tunnels. */
+	 * streams are ~40 MiB per worker. Sessions and upstreams are tunnels.
+	 * An HTTP/1.1 upstream (h2c clients on HTTP/1.1 ports) carries one
+	 * stream at a time, so there are more upstreams than h2c alone needs;
+	 * each has a parser arena and an output buffer (~80 KiB, ~10 MiB). */
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
-	cfg.max_upstreams = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(128u, max_tun / 8));
 	tw->l7.h2core = wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc,
 	                                   wp_h2mem_nghttp2(tw->mem), tw->w->id + 7, tw->ctr);
 	if (tw->l7.h2core == NULL)

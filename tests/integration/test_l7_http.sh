@@ -408,6 +408,43 @@ got=$(in_ns $CURL "$URL/big/8000000" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "8 MB response: sha256 $got, expected $want"
 pass "curl through a local HBONE forwarder: keep-alive GETs, 1 MiB chunked POST and 100-continue POST, 8 MB response (SHA-256 verified), HTTP/1.0"
 
+# 5b. h2c with prior knowledge on the same `http` port (Envoy's codec
+# auto-detection): the waypoint proxies it with its h2c proxy and speaks
+# HTTP/1.1 (the port's protocol) to the backend
+AUTH="-H :authority:productpage:9080"
+out=$(in_ns timeout 120 h2load -n 2000 -c 4 -m 10 $AUTH "$URL/h2load" 2>&1) ||
+	fail "h2load on an http port: $out; $(l7_stats)"
+echo "$out" | grep -q 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed' ||
+	fail "h2load on an http port: not all succeeded: $out; $(l7_stats)"
+echo "$out" | grep -q 'status codes: 2000 2xx' || fail "h2load on an http port: not all 2xx: $out"
+echo "$out" | grep -q 'Application protocol: h2c' || fail "h2load did not speak h2c: $out"
+[ "$(stat l7_tunnel_h2_on_http)" -ge 4 ] || fail "l7_tunnel_h2_on_http: $(l7_stats)"
+[ "$(stat l7_h2p_up_h1_reuse)" -ge 1000 ] || fail "HTTP/1.1 upstreams not kept alive: $(l7_stats)"
+[ "$(grep -c '"path": "/h2load", "version": "HTTP/1.1"' "$T/productpage.log")" -ge 2000 ] ||
+	fail "productpage did not see 2000 HTTP/1.1 requests: $(grep -c /h2load "$T/productpage.log")"
+H2CURL="curl -sS --max-time 30 --http2-prior-knowledge -H Host:productpage:9080"
+out=$(in_ns $H2CURL -w ' %{http_version}' --data-binary @"$T/body" "$URL/h2post") ||
+	fail "curl --http2-prior-knowledge POST: $out; $(l7_stats)"
+[ "$out" = "productpage v1 POST /h2post 1048576 $sum
+ 2" ] || fail "h2c POST (content-length): $out"
+line=$(grep '"path": "/h2post"' "$T/productpage.log")
+echo "$line" | grep -q '"version": "HTTP/1.1"' || fail "h2c POST did not reach the backend as HTTP/1.1: $line"
+echo "$line" | grep -q '"body_len": 1048576' || fail "h2c POST body: $line"
+echo "$line" | grep -qi '"content-length": "1048576"' || fail "h2c POST content-length: $line"
+# no content-length (a body of unknown size from stdin): chunked upstream
+out=$(in_ns bash -c "cat '$T/body' | $H2CURL -T - '$URL/h2chunked'") ||
+	fail "curl --http2-prior-knowledge upload from stdin: $out; $(l7_stats)"
+[ "$out" = "productpage v1 PUT /h2chunked 1048576 $sum" ] || fail "h2c PUT (no length): $out"
+line=$(grep '"path": "/h2chunked"' "$T/productpage.log")
+echo "$line" | grep -qi '"transfer-encoding": "chunked"' || fail "h2c PUT without length not chunked: $line"
+echo "$line" | grep -q '"version": "HTTP/1.1"' || fail "h2c chunked PUT: $line"
+got=$(in_ns $H2CURL "$URL/big/8000000" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "h2c 8 MB response: sha256 $got, expected $want"
+# HTTP/1.1 clients on the same port: unchanged
+out=$(in_ns $CURL "$URL/again") || fail "curl HTTP/1.1 after h2c: $out"
+echo "$out" | grep -q '^productpage v1 GET /again 0 ' || fail "HTTP/1.1 after h2c: $out"
+pass "h2c (prior knowledge) on an http port, HTTP/1.1 to the backend: h2load -n 2000 -c 4 -m 10 2000/2000 2xx ($(stat l7_tunnel_h2_on_http) tunnels, $(stat l7_h2p_up_h1_conn) upstream connections, $(stat l7_h2p_up_h1_reuse) reuses); 1 MiB POST (content-length) and PUT (no length: chunked upstream) and an 8 MB response SHA-256 verified; HTTP/1.1 curl on the same port still served"
+
 # 6. the proxy's counters
 [ "$(stat l7_tunnel_http)" -ge 10 ] || fail "l7_tunnel_http: $(stat l7_tunnel_http)"
 [ "$(stat l7_h1p_request)" -ge $((9 + per * 4)) ] || fail "l7_h1p_request: $(stat l7_h1p_request)"

@@ -409,7 +409,7 @@ static int32_t req(const char *method, const char *path, const char *body, const
 
 /* ---- harness ---------------------------------------------------------------------------- */
 
-static void mk(void)
+static void mk_cfg(const struct wp_h2p_cfg *cfg)
 {
 	nghttp2_option *o;
 
@@ -426,8 +426,7 @@ static void mk(void)
 	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
 	hmem = wp_h2mem_new(0, 0);
 	assert_non_null(hmem);
-	core = wp_h2p_core_create(&wp_h2p_default_cfg, &ops, NULL, &rcore, wp_h2mem_nghttp2(hmem),
-	                          99, ctr);
+	core = wp_h2p_core_create(cfg, &ops, NULL, &rcore, wp_h2mem_nghttp2(hmem), 99, ctr);
 	assert_non_null(core);
 	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12, WP_H2P_SESS_H1_UPSTREAM);
 	assert_non_null(sess);
@@ -443,6 +442,11 @@ static void mk(void)
 	assert_int_equal(nghttp2_session_client_new2(&cl, cl_cbs, NULL, o), 0);
 	nghttp2_option_del(o);
 	assert_int_equal(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+}
+
+static void mk(void)
+{
+	mk_cfg(&wp_h2p_default_cfg);
 }
 
 static int teardown(void **state)
@@ -670,6 +674,25 @@ static void test_keepalive_reuse(void **state)
 	assert_true(cresps[6].closed);
 }
 
+/* at most max_idle_h1_per_ep connections stay idle per endpoint */
+static void test_idle_bound(void **state)
+{
+	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
+
+	(void)state;
+	cfg.max_idle_h1_per_ep = 2;
+	mk_cfg(&cfg);
+	for (int i = 0; i < 4; i++)
+		req("GET", "/c", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(cresps[i].status, 200);
+	assert_int_equal(wp_h2p_core_upstreams(core), 2);
+	assert_int_equal(n_close, 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_IDLE_OVER_LIMIT], 2);
+}
+
 static void test_connection_close(void **state)
 {
 	(void)state;
@@ -809,6 +832,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_post_chunked_and_trailers, teardown),
 	        cmocka_unit_test_teardown(test_chunked_response_trailers, teardown),
 	        cmocka_unit_test_teardown(test_keepalive_reuse, teardown),
+	        cmocka_unit_test_teardown(test_idle_bound, teardown),
 	        cmocka_unit_test_teardown(test_connection_close, teardown),
 	        cmocka_unit_test_teardown(test_malformed_502, teardown),
 	        cmocka_unit_test_teardown(test_close_mid_body, teardown),
