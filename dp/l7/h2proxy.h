@@ -26,7 +26,7 @@
  * dp/http (http1.h). Each request stream takes an upstream connection of
  * its own to the picked endpoint (one request at a time; kept alive
  * afterwards on a per-core, per-endpoint idle list bounded by
- * max_idle_per_ep and idle_timeout_ms, reused before a new one is
+ * max_idle_h1_per_ep and idle_timeout_ms, reused before a new one is
  * opened). The request goes as `:method :path HTTP/1.1`, `host:
  * <:authority>`, the fields minus pseudo-headers and hop-by-hop ones (te
  * included), content-length kept when the client sent one, else
@@ -39,7 +39,8 @@
  * resets the stream (INTERNAL_ERROR) after; the connection is closed.
  * `connection: close` and HTTP/1.0 responses close the connection after
  * the message, and so does a stream that ends (client reset, timeout,
- * local answer) before both its request and its response are complete.
+ * local answer) before both its request and its response are complete
+ * (unless none of its request went out yet).
  * Request mirrors are not sent on such sessions (counted). The host
  * contract is unchanged, but wp_h2p_up_in() of an HTTP/1.1 upstream may
  * take fewer bytes than given: the response ring of its stream is full
@@ -79,7 +80,8 @@
  * inside a peek/consume except through ops->wake_*.
  *
  * Memory: wp_h2p_core_create() allocates every session, upstream and
- * stream object (with its rings and header blocks) up front; the nghttp2
+ * stream object (with its rings and header blocks, and each upstream's
+ * HTTP/1.1 parser arena and output buffer) up front; the nghttp2
  * sessions allocate through the host's per-core nghttp2_mem (dp/hbone/mem.h).
  * Nothing else is allocated per request.
  */

@@ -14,7 +14,11 @@
 #     split lands within +-3 % over N requests (default 10000, as the issue asks); a destination
 #     not enrolled gets 400 from the HBONE layer; malformed and smuggling
 #     requests get 400/431 and an ended stream, and nothing reaches the
-#     backend.
+#     backend;
+#   - h2c with prior knowledge on productpage's `http` port (Envoy's codec
+#     auto-detection): h2load and curl --http2-prior-knowledge get their
+#     answers, the backend sees HTTP/1.1 (content-length or chunked), and
+#     HTTP/1.1 clients of the same port are served as before.
 . "$(dirname "$0")/lib.sh"
 N=${L7_SPLIT_N:-10000}
 T=$(mktemp -d /tmp/wp-l7.XXXXXX)
