@@ -45,6 +45,11 @@ static const char *rules =
         "    - type: RequestMirror\n      requestMirror:\n"
         "        backendRef: {name: mirror, port: 9080}\n"
         "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /slow}}]\n"
+        "    timeouts: {request: 2s}\n"
+        "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+        "  - matches: [{path: {type: PathPrefix, value: /r}}]\n"
+        "    backendRefs: [{name: reviews, port: 9080}]\n"
         "  - matches: [{path: {type: PathPrefix, value: /}}]\n"
         "    backendRefs: [{name: reviews-v1, port: 9080}]\n";
 
@@ -63,12 +68,13 @@ enum be_mode {
 	BE_BIG,       /* content-length BIG */
 	BE_HOLD,      /* no answer */
 	BE_CONTINUE,  /* 100 Continue, then BE_OK */
+	BE_HEAD,      /* 200, content-length 10, no body (a HEAD answer) */
 };
 
 struct fb {
 	struct wp_h2p_up *up;
 	struct wp_snap_endpoint ep;
-	bool connected, closed, eof_sent, eof_after;
+	bool connected, closed, failed, eof_sent, eof_after;
 	struct wp_http1_parser p;
 	void *arena;
 	char out[512];
@@ -88,7 +94,8 @@ static int n_fb, n_close;
 static struct brq brqs[MAX_REQ];
 static int n_brq;
 static enum be_mode be_mode;
-static bool be_eof_hold; /* the backends' EOFs wait */
+static bool be_eof_hold;  /* the backends' EOFs wait */
+static bool hold_connect; /* new connections stay connecting */
 static uint64_t ctr[WP_CTR_MAX], be_ctr[WP_CTR_MAX];
 static struct wp_route_core rcore;
 static struct wp_h2p_core *core;
@@ -158,6 +165,10 @@ static void be_answer(struct fb *f)
 		break;
 	case BE_HOLD:
 		f->out_len = 0;
+		break;
+	case BE_HEAD:
+		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
+		                              "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
 		break;
 	}
 }
@@ -416,7 +427,7 @@ static void mk_cfg(const struct wp_h2p_cfg *cfg)
 	memset(ctr, 0, sizeof(ctr));
 	n_fb = n_close = n_brq = n_cresp = 0;
 	be_mode = BE_OK;
-	cl_no_consume = g_open = be_eof_hold = false;
+	cl_no_consume = g_open = be_eof_hold = hold_connect = false;
 	g_trailer = NULL;
 	fx_svcs = fsvcs;
 	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
@@ -458,7 +469,8 @@ static int teardown(void **state)
 	wp_h2p_core_destroy(core);
 	core = NULL;
 	for (int i = 0; i < n_fb; i++) {
-		assert_true(fbs[i].closed); /* every connection opened was closed */
+		if (!fbs[i].failed)
+			assert_true(fbs[i].closed); /* every connection opened was closed */
 		free(fbs[i].arena);
 	}
 	nghttp2_session_del(cl);
@@ -493,9 +505,11 @@ static void pump(void)
 		for (int i = 0; i < n_fb; i++) {
 			struct fb *f = &fbs[i];
 
-			if (f->closed)
+			if (f->closed || f->failed)
 				continue;
 			if (!f->connected) {
+				if (hold_connect)
+					continue;
 				f->connected = true;
 				wp_h2p_up_connected(f->up);
 			}
@@ -824,6 +838,91 @@ static void test_mods_and_mirror(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H2P_MIRROR], 0);
 }
 
+static void test_head(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_HEAD;
+	req("HEAD", "/h", NULL, NULL);
+	pump();
+	assert_string_equal(brqs[0].method, "HEAD");
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(cresps[0].body, 0);
+	assert_true(cresps[0].closed);
+	assert_int_equal(cresps[0].code, 0);
+	/* no body was awaited: the connection is reused */
+	be_mode = BE_OK;
+	req("GET", "/h2", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	assert_int_equal(cresps[1].status, 200);
+}
+
+/* the backend closes an idle kept-alive connection: the next request
+ * opens a new one */
+static void test_idle_closed_by_upstream(void **state)
+{
+	(void)state;
+	mk();
+	req("GET", "/a", NULL, NULL);
+	pump();
+	assert_false(fbs[0].closed);
+	wp_h2p_up_eof(fbs[0].up);
+	assert_true(fbs[0].closed);
+	assert_int_equal(wp_h2p_core_upstreams(core), 0);
+	req("GET", "/b", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 2);
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 0);
+}
+
+static void test_connect_failure_retry(void **state)
+{
+	(void)state;
+	mk();
+	hold_connect = true;
+	req("POST", "/r/a", "data", "4");
+	pump();
+	assert_int_equal(n_fb, 1);
+	/* the connect fails: the request goes to the other endpoint */
+	fbs[0].failed = true;
+	wp_h2p_up_failed(fbs[0].up);
+	hold_connect = false;
+	pump();
+	assert_int_equal(n_fb, 2);
+	assert_int_not_equal(fbs[0].ep.addr.v4, fbs[1].ep.addr.v4);
+	assert_int_equal(n_brq, 1);
+	assert_int_equal(brqs[0].fb, 1);
+	assert_string_equal(brqs[0].body, "data");
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
+}
+
+/* timeouts.request: 504, and the connection (request written, no
+ * response) is closed */
+static void test_timeout(void **state)
+{
+	(void)state;
+	mk();
+	wp_h2p_core_tick(core, 10000);
+	be_mode = BE_HOLD;
+	req("GET", "/slow/a", NULL, NULL);
+	pump();
+	assert_int_equal(n_brq, 1);
+	wp_h2p_core_tick(core, 11999);
+	pump();
+	assert_int_equal(cresps[0].status, 0);
+	wp_h2p_core_tick(core, 12000);
+	pump();
+	assert_int_equal(cresps[0].status, 504);
+	assert_true(cresps[0].closed);
+	assert_true(fbs[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_TIMEOUT], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_ABORT], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +938,10 @@ int main(void)
 	        cmocka_unit_test_teardown(test_client_reset, teardown),
 	        cmocka_unit_test_teardown(test_flow_control, teardown),
 	        cmocka_unit_test_teardown(test_mods_and_mirror, teardown),
+	        cmocka_unit_test_teardown(test_head, teardown),
+	        cmocka_unit_test_teardown(test_idle_closed_by_upstream, teardown),
+	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
+	        cmocka_unit_test_teardown(test_timeout, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
