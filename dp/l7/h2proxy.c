@@ -22,7 +22,7 @@
  * the upstream pool: such an up has no nghttp2 session but a struct h1up
  * (a dp/http response parser with its arena, and an output buffer holding
  * the request head and the body framed from qb) and carries at most one
- * stream. Request bytes are taken from qb by h1_peek() (which reopens the
+ * stream. Request bytes are taken from qb by h1_fill() (which reopens the
  * client's window, as up_read() does), response bytes are fed to the
  * parser only as far as the stream's rb has room, so wp_h2p_up_in() takes
  * fewer bytes while the client does not read.
@@ -2098,7 +2098,7 @@ static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 	struct h1up *h = h1s(up);
 	const nghttp2_nv *m = NULL, *p = NULL, *au = NULL;
 	struct obuf o = {.b = h->ob, .cap = h->ob_cap};
-	bool has_cl = false;
+	bool has_cl = false, cookie = false;
 	uint8_t framing;
 
 	if (up->out_len > 0 && up->out != (const uint8_t *)h->ob) /* the last request's tail */
@@ -2130,9 +2130,29 @@ static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 			continue;
 		if (f->namelen == 14 && !memcmp(f->name, "content-length", 14))
 			has_cl = true;
+		if (f->namelen == 6 && !memcmp(f->name, "cookie", 6)) {
+			cookie = true; /* written below, as one field */
+			continue;
+		}
 		ob_put(&o, f->name, f->namelen);
 		OB_LIT(&o, ": ");
 		ob_put(&o, f->value, f->valuelen);
+		OB_LIT(&o, "\r\n");
+	}
+	if (cookie) { /* RFC 9113 8.2.3: cookie fields joined with "; " */
+		bool first = true;
+
+		OB_LIT(&o, "cookie: ");
+		for (uint16_t i = 0; i < t->n_onv; i++) {
+			const nghttp2_nv *f = &t->onv[i];
+
+			if (f->namelen != 6 || memcmp(f->name, "cookie", 6))
+				continue;
+			if (!first)
+				OB_LIT(&o, "; ");
+			ob_put(&o, f->value, f->valuelen);
+			first = false;
+		}
 		OB_LIT(&o, "\r\n");
 	}
 	if (t->req_eof && t->qb.len == 0 && !(t->req.has_trl && t->req.n > t->req.trl)) {

@@ -29,7 +29,7 @@
  * max_idle_h1_per_ep and idle_timeout_ms, reused before a new one is
  * opened). The request goes as `:method :path HTTP/1.1`, `host:
  * <:authority>`, the fields minus pseudo-headers and hop-by-hop ones (te
- * included), content-length kept when the client sent one, else
+ * included; cookie fields joined into one), content-length kept when the client sent one, else
  * `transfer-encoding: chunked` when a body follows the HEADERS (request
  * trailers then become the chunked trailer section; with a content-length
  * they are dropped, counted). The response is parsed strictly: its status

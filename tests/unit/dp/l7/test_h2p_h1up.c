@@ -84,7 +84,8 @@ struct fb {
 
 struct brq {
 	int fb;
-	char method[8], target[64], host[64], xset[8], xtrl[16], body[64];
+	char method[8], target[64], host[64], xset[8], xtrl[16], body[64], cookie[32];
+	int n_cookie;
 	size_t body_len;
 	bool chunked, has_cl, has_te, done;
 };
@@ -200,6 +201,9 @@ static void be_in(struct fb *f, const uint8_t *d, size_t len)
 			cpy(r->target, sizeof(r->target), ev.msg->target, ev.msg->target_len);
 			hdr_cpy(ev.msg, "host", r->host, sizeof(r->host));
 			hdr_cpy(ev.msg, "x-set", r->xset, sizeof(r->xset));
+			hdr_cpy(ev.msg, "cookie", r->cookie, sizeof(r->cookie));
+			for (uint16_t k = 0; k < ev.msg->n_hdrs; k++)
+				r->n_cookie += ev.msg->hdrs[k].id == WP_HDR_COOKIE;
 			r->chunked = (ev.msg->flags & WP_HTTP1_F_CHUNKED) != 0;
 			r->has_cl = (ev.msg->flags & WP_HTTP1_F_CONTENT_LENGTH) != 0;
 			r->has_te = wp_http1_find(ev.msg, "te", 2) != NULL;
@@ -393,6 +397,9 @@ static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 	return (ssize_t)n;
 }
 
+static const nghttp2_nv *g_extra; /* more request fields */
+static size_t g_n_extra;
+
 static int32_t req(const char *method, const char *path, const char *body, const char *clen)
 {
 	nghttp2_nv nv[8] = {
@@ -409,6 +416,8 @@ static int32_t req(const char *method, const char *path, const char *body, const
 	if (clen)
 		nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
 		                       strlen(clen), 0};
+	for (size_t i = 0; i < g_n_extra && n < WP_ARRAY_SIZE(nv); i++)
+		nv[n++] = g_extra[i];
 	g_body = body;
 	g_body_left = body ? strlen(body) : 0;
 	sid = nghttp2_submit_request(cl, NULL, nv, n, body ? &prd : NULL, NULL);
@@ -428,6 +437,8 @@ static void mk_cfg(const struct wp_h2p_cfg *cfg)
 	n_fb = n_close = n_brq = n_cresp = 0;
 	be_mode = BE_OK;
 	cl_no_consume = g_open = be_eof_hold = hold_connect = false;
+	g_extra = NULL;
+	g_n_extra = 0;
 	g_trailer = NULL;
 	fx_svcs = fsvcs;
 	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
@@ -554,10 +565,17 @@ static void pump(void)
 
 static void test_get(void **state)
 {
+	static const nghttp2_nv x[] = {
+	        {(uint8_t *)"cookie", (uint8_t *)"a=1", 6, 3, 0},
+	        {(uint8_t *)"x-other", (uint8_t *)"o", 7, 1, 0},
+	        {(uint8_t *)"cookie", (uint8_t *)"b=2", 6, 3, 0},
+	};
 	struct cresp *r;
 
 	(void)state;
 	mk();
+	g_extra = x;
+	g_n_extra = 3;
 	req("GET", "/a?x=1", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 1);
@@ -567,7 +585,9 @@ static void test_get(void **state)
 	assert_string_equal(brqs[0].host, "reviews:9080");
 	assert_false(brqs[0].chunked);
 	assert_false(brqs[0].has_cl);
-	assert_false(brqs[0].has_te); /* hop-by-hop, not forwarded */
+	assert_false(brqs[0].has_te);                    /* hop-by-hop, not forwarded */
+	assert_string_equal(brqs[0].cookie, "a=1; b=2"); /* one field (RFC 9113 8.2.3) */
+	assert_int_equal(brqs[0].n_cookie, 1);
 	r = &cresps[0];
 	assert_int_equal(r->status, 200);
 	assert_string_equal(r->text, "ok");
