@@ -390,6 +390,33 @@ static void test_upgrade_passthrough(void **state)
 	assert_int_equal(n_close, 1); /* an upgraded connection is never pooled */
 }
 
+/* A 101 to a request that asked for no upgrade (found by fuzz_h1proxy):
+ * 502, the upstream closed, and the client's next bytes never reach it. */
+static void test_unasked_switch(void **state)
+{
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	s = sess_open();
+	down_all(s, "GET /v1/ws HTTP/1.1\r\nHost: r\r\nConnection: upgrade\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	assert_null(strstr(take_up(up), "upgrade"));
+	wp_h1p_up_in(up,
+	             (const uint8_t *)"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+	                              "Connection: upgrade\r\n\r\nraw",
+	             72);
+	assert_true(strncmp(take_down(s), "HTTP/1.1 502 ", 13) == 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_BAD_RESPONSE], 1);
+	assert_true(wp_h1p_down_finished(s));
+	assert_null(wp_h1p_sess_up(s)); /* nowhere for raw bytes to go */
+	wp_h1p_sess_close(s);
+	assert_int_equal(n_close, 1);
+	assert_int_equal(wp_h1p_core_idle(core), 0);
+}
+
 static void test_http10_until_eof(void **state)
 {
 	struct wp_h1p_sess *s;
@@ -1138,6 +1165,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_chunked_both_ways_bytewise, teardown),
 	        cmocka_unit_test_teardown(test_expect_continue, teardown),
 	        cmocka_unit_test_teardown(test_upgrade_passthrough, teardown),
+	        cmocka_unit_test_teardown(test_unasked_switch, teardown),
 	        cmocka_unit_test_teardown(test_http10_until_eof, teardown),
 	        cmocka_unit_test_teardown(test_malformed_and_smuggling, teardown),
 	        cmocka_unit_test_teardown(test_local_answers, teardown),
