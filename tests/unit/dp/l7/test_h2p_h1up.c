@@ -12,7 +12,8 @@
  * response (502), an upstream close mid-body (RST_STREAM), a client reset
  * mid-request (the upstream connection closed), flow control with a client
  * that does not read (the upstream is no longer read), header modifiers,
- * and mirrors skipped.
+ * and mirrors skipped. The client side and the harness are in
+ * h2c_fixture.h (shared with test_h2proxy.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -32,7 +33,7 @@
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
 
-#include "route_fixture.h"
+#include "h2c_fixture.h"
 
 static const struct fx_svc fsvcs[] = {{"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"mirror", 1, 6}};
 
@@ -72,9 +73,8 @@ enum be_mode {
 };
 
 struct fb {
-	struct wp_h2p_up *up;
-	struct wp_snap_endpoint ep;
-	bool connected, closed, failed, eof_sent, eof_after;
+	struct h2fx_conn c; /* first: up->io points here */
+	bool eof_sent, eof_after;
 	struct wp_http1_parser p;
 	void *arena;
 	char out[512];
@@ -91,24 +91,12 @@ struct brq {
 };
 
 static struct fb fbs[MAX_FB];
-static int n_fb, n_close;
+static int n_fb;
 static struct brq brqs[MAX_REQ];
 static int n_brq;
 static enum be_mode be_mode;
-static bool be_eof_hold;  /* the backends' EOFs wait */
-static bool hold_connect; /* new connections stay connecting */
-static uint64_t ctr[WP_CTR_MAX], be_ctr[WP_CTR_MAX];
-static struct wp_route_core rcore;
-static struct wp_h2p_core *core;
-static struct wp_route_table *tab;
-static struct wp_h2mem *hmem;
-
-static void cpy(char *d, size_t cap, const void *v, size_t n)
-{
-	n = WP_MIN(n, cap - 1);
-	memcpy(d, v, n);
-	d[n] = '\0';
-}
+static bool be_eof_hold; /* the backends' EOFs wait */
+static uint64_t be_ctr[WP_CTR_MAX];
 
 static void hdr_cpy(const struct wp_http1_msg *m, const char *name, char *d, size_t cap)
 {
@@ -118,58 +106,62 @@ static void hdr_cpy(const struct wp_http1_msg *m, const char *name, char *d, siz
 		cpy(d, cap, h->value, h->value_len);
 }
 
+/* Sets the bytes the backend <f> sends next. */
+__attribute__((format(printf, 2, 3))) static void be_out(struct fb *f, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(f->out, sizeof(f->out), fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < sizeof(f->out));
+	f->out_len = (size_t)n;
+	f->out_off = 0;
+}
+
+/* The backend <f> has received a whole request: its answer, per be_mode. */
 static void be_answer(struct fb *f)
 {
 	int i = (int)(f - fbs);
 
-	f->out_off = 0;
 	switch (be_mode) {
 	case BE_OK:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
-		                              "x-backend: %d\r\n\r\nok",
-		                              i);
+		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-backend: %d\r\n\r\nok", i);
 		break;
 	case BE_CONTINUE:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 100 Continue\r\n\r\n"
-		                              "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
-		                              "x-backend: %d\r\n\r\nok",
-		                              i);
+		be_out(f,
+		       "HTTP/1.1 100 Continue\r\n\r\n"
+		       "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-backend: %d\r\n\r\nok",
+		       i);
 		break;
 	case BE_CHUNKED:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
-		                              "trailer: x-trl\r\nx-backend: %d\r\n\r\n"
-		                              "5\r\nhello\r\n0\r\nx-trl: done\r\n\r\n",
-		                              i);
+		be_out(f,
+		       "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
+		       "trailer: x-trl\r\nx-backend: %d\r\n\r\n"
+		       "5\r\nhello\r\n0\r\nx-trl: done\r\n\r\n",
+		       i);
 		break;
 	case BE_CLOSE:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 200 OK\r\nconnection: close\r\n"
-		                              "content-length: 2\r\n\r\nok");
+		be_out(f, "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok");
 		f->eof_after = true;
 		break;
 	case BE_MALFORMED:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out), "HTTP/1.1 2x0 OK\r\n\r\n");
+		be_out(f, "HTTP/1.1 2x0 OK\r\n\r\n");
 		break;
 	case BE_SHORT:
-		f->out_len =
-		        (size_t)snprintf(f->out, sizeof(f->out),
-		                         "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort");
+		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort");
 		f->eof_after = true;
 		break;
 	case BE_BIG:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n", BIG);
+		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n", BIG);
 		f->big_left = BIG;
 		break;
 	case BE_HOLD:
-		f->out_len = 0;
+		f->out_len = f->out_off = 0;
 		break;
 	case BE_HEAD:
-		f->out_len = (size_t)snprintf(f->out, sizeof(f->out),
-		                              "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
+		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
 		break;
 	}
 }
@@ -242,164 +234,25 @@ static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoin
 	assert_true(n_fb < MAX_FB);
 	f = &fbs[n_fb++];
 	memset(f, 0, sizeof(*f));
-	f->up = up;
-	f->ep = *ep;
 	f->cur = -1;
 	f->arena = aligned_alloc(64, (asz + 63) & ~(size_t)63);
 	assert_non_null(f->arena);
 	assert_int_equal(wp_http1_parser_init(&f->p, HTTP_REQUEST, &wp_http1_default_limits,
 	                                      f->arena, asz, be_ctr),
 	                 0);
-	up->io = f;
+	h2fx_conn_init(&f->c, up, ep);
 	return 0;
 }
 
-static void f_close(void *host, struct wp_h2p_up *up)
-{
-	struct fb *f = up->io;
-
-	(void)host;
-	assert_non_null(f);
-	assert_false(f->closed);
-	f->closed = true;
-	n_close++;
-}
-
-static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = f_close};
+static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = h2fx_up_close};
 
 /* ---- the client ------------------------------------------------------------------------- */
-
-struct cresp {
-	int32_t sid;
-	int status;
-	char backend[16], xresp[16], xtrl[16], text[64];
-	size_t body, unconsumed;
-	bool closed, trailers, has_conn;
-	uint32_t code;
-};
-
-static struct cresp cresps[MAX_REQ];
-static int n_cresp;
-static nghttp2_session *cl;
-static nghttp2_session_callbacks *cl_cbs;
-static struct wp_h2p_sess *sess;
-static bool cl_no_consume;
-
-static struct cresp *cresp_of(int32_t sid)
-{
-	for (int i = 0; i < n_cresp; i++)
-		if (cresps[i].sid == sid)
-			return &cresps[i];
-	return NULL;
-}
-
-static int cl_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-	struct cresp *r = cresp_of(f->hd.stream_id);
-
-	(void)ng;
-	(void)ud;
-	if (r && r->status)
-		r->trailers = true;
-	return 0;
-}
-
-static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
-                     const uint8_t *v, size_t vl, uint8_t fl, void *ud)
-{
-	struct cresp *r = cresp_of(f->hd.stream_id);
-	char tmp[16];
-
-	(void)ng;
-	(void)fl;
-	(void)ud;
-	if (!r)
-		return 0;
-#define IS(s) (nl == strlen(s) && !memcmp(n, s, nl))
-	if (IS(":status")) {
-		cpy(tmp, sizeof(tmp), v, vl);
-		r->status = atoi(tmp);
-	} else if (IS("x-backend")) {
-		cpy(r->backend, sizeof(r->backend), v, vl);
-	} else if (IS("x-resp")) {
-		cpy(r->xresp, sizeof(r->xresp), v, vl);
-	} else if (IS("x-trl")) {
-		cpy(r->xtrl, sizeof(r->xtrl), v, vl);
-	} else if (IS("connection") || IS("transfer-encoding") || IS("trailer")) {
-		r->has_conn = true;
-	}
-#undef IS
-	return 0;
-}
-
-static int cl_data(nghttp2_session *ng, uint8_t fl, int32_t sid, const uint8_t *d, size_t len,
-                   void *ud)
-{
-	struct cresp *r = cresp_of(sid);
-
-	(void)fl;
-	(void)ud;
-	if (r) {
-		if (r->body < sizeof(r->text) - 1)
-			cpy(r->text + r->body, sizeof(r->text) - r->body, d, len);
-		r->body += len;
-	}
-	if (!cl_no_consume)
-		(void)nghttp2_session_consume(ng, sid, len);
-	else if (r)
-		r->unconsumed += len;
-	return 0;
-}
-
-static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
-{
-	struct cresp *r = cresp_of(sid);
-
-	(void)ng;
-	(void)ud;
-	if (r) {
-		r->closed = true;
-		r->code = code;
-	}
-	return 0;
-}
-
-/* the request body: g_body, then (unless g_open) the end, with trailer
- * x-trl: <g_trailer> when set */
-static const char *g_body;
-static size_t g_body_left;
-static bool g_open;
-static const char *g_trailer;
-
-static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
-                       nghttp2_data_source *src, void *ud)
-{
-	size_t n = WP_MIN(len, g_body_left);
-
-	(void)src;
-	(void)ud;
-	if (n)
-		memcpy(buf, g_body, n);
-	g_body += n;
-	g_body_left -= n;
-	if (g_body_left == 0) {
-		if (g_open)
-			return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (g_trailer) {
-			nghttp2_nv t = {(uint8_t *)"x-trl", (uint8_t *)g_trailer, 5,
-			                strlen(g_trailer), 0};
-
-			assert_int_equal(nghttp2_submit_trailer(ng, sid, &t, 1), 0);
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-		}
-	}
-	return (ssize_t)n;
-}
 
 static const nghttp2_nv *g_extra; /* more request fields */
 static size_t g_n_extra;
 
+/* A request on the client (te: trailers, content-length: <clen> when set, the
+ * g_extra fields); returns its stream id. */
 static int32_t req(const char *method, const char *path, const char *body, const char *clen)
 {
 	nghttp2_nv nv[8] = {
@@ -410,60 +263,28 @@ static int32_t req(const char *method, const char *path, const char *body, const
 	        {(uint8_t *)"te", (uint8_t *)"trailers", 2, 8, 0},
 	};
 	size_t n = 5;
-	nghttp2_data_provider prd = {.read_callback = cl_read};
-	int32_t sid;
 
 	if (clen)
 		nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
 		                       strlen(clen), 0};
 	for (size_t i = 0; i < g_n_extra && n < WP_ARRAY_SIZE(nv); i++)
 		nv[n++] = g_extra[i];
-	g_body = body;
-	g_body_left = body ? strlen(body) : 0;
-	sid = nghttp2_submit_request(cl, NULL, nv, n, body ? &prd : NULL, NULL);
-	assert_true(sid > 0);
-	memset(&cresps[n_cresp], 0, sizeof(cresps[0]));
-	cresps[n_cresp++].sid = sid;
-	return sid;
+	return h2fx_submit(nv, n, body);
 }
 
 /* ---- harness ---------------------------------------------------------------------------- */
 
 static void mk_cfg(const struct wp_h2p_cfg *cfg)
 {
-	nghttp2_option *o;
-
-	memset(ctr, 0, sizeof(ctr));
-	n_fb = n_close = n_brq = n_cresp = 0;
+	n_fb = n_brq = 0;
 	be_mode = BE_OK;
-	cl_no_consume = g_open = be_eof_hold = hold_connect = false;
+	be_eof_hold = false;
 	g_extra = NULL;
 	g_n_extra = 0;
-	g_trailer = NULL;
 	fx_svcs = fsvcs;
 	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
 	fx_port_name = "http";
-	wp_route_core_init(&rcore, 7, ctr);
-	tab = fx_build("reviews", rules);
-	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
-	hmem = wp_h2mem_new(0, 0);
-	assert_non_null(hmem);
-	core = wp_h2p_core_create(cfg, &ops, NULL, &rcore, wp_h2mem_nghttp2(hmem), 99, ctr);
-	assert_non_null(core);
-	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12, WP_H2P_SESS_H1_UPSTREAM);
-	assert_non_null(sess);
-	if (!cl_cbs) {
-		assert_int_equal(nghttp2_session_callbacks_new(&cl_cbs), 0);
-		nghttp2_session_callbacks_set_on_begin_headers_callback(cl_cbs, cl_begin);
-		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
-		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl_cbs, cl_data);
-		nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
-	}
-	assert_int_equal(nghttp2_option_new(&o), 0);
-	nghttp2_option_set_no_auto_window_update(o, 1);
-	assert_int_equal(nghttp2_session_client_new2(&cl, cl_cbs, NULL, o), 0);
-	nghttp2_option_del(o);
-	assert_int_equal(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+	h2fx_open(cfg, &ops, rules, WP_H2P_SESS_H1_UPSTREAM);
 }
 
 static void mk(void)
@@ -474,22 +295,9 @@ static void mk(void)
 static int teardown(void **state)
 {
 	(void)state;
-	if (sess)
-		wp_h2p_sess_close(sess);
-	sess = NULL;
-	wp_h2p_core_destroy(core);
-	core = NULL;
-	for (int i = 0; i < n_fb; i++) {
-		if (!fbs[i].failed)
-			assert_true(fbs[i].closed); /* every connection opened was closed */
+	h2fx_close();
+	for (int i = 0; i < n_fb; i++)
 		free(fbs[i].arena);
-	}
-	nghttp2_session_del(cl);
-	cl = NULL;
-	wp_route_table_free(tab);
-	wp_route_core_fini(&rcore);
-	wp_h2mem_destroy(hmem);
-	fx_free_objs();
 	return 0;
 }
 
@@ -499,59 +307,43 @@ static uint8_t bigbuf[16384];
 static void pump(void)
 {
 	for (int round = 0; round < 100000; round++) {
-		bool moved = false;
+		bool moved = h2fx_pump_down();
 		const uint8_t *p;
-		ssize_t n;
 		size_t k;
 
-		while ((n = nghttp2_session_mem_send(cl, &p)) > 0) {
-			assert_int_equal(wp_h2p_down_in(sess, p, (size_t)n), (size_t)n);
-			moved = true;
-		}
-		while ((k = wp_h2p_down_peek(sess, &p)) > 0) {
-			assert_int_equal(nghttp2_session_mem_recv(cl, p, k), (ssize_t)k);
-			wp_h2p_down_consume(sess, k);
-			moved = true;
-		}
 		for (int i = 0; i < n_fb; i++) {
 			struct fb *f = &fbs[i];
 
-			if (f->closed || f->failed)
+			if (!h2fx_conn_ready(&f->c))
 				continue;
-			if (!f->connected) {
-				if (hold_connect)
-					continue;
-				f->connected = true;
-				wp_h2p_up_connected(f->up);
-			}
-			while (!f->closed && (k = wp_h2p_up_peek(f->up, &p)) > 0) {
+			while (!f->c.closed && (k = wp_h2p_up_peek(f->c.up, &p)) > 0) {
 				be_in(f, p, k);
-				wp_h2p_up_consume(f->up, k);
+				wp_h2p_up_consume(f->c.up, k);
 				moved = true;
 			}
-			while (!f->closed && f->out_off < f->out_len) {
-				k = wp_h2p_up_in(f->up, (const uint8_t *)f->out + f->out_off,
+			while (!f->c.closed && f->out_off < f->out_len) {
+				k = wp_h2p_up_in(f->c.up, (const uint8_t *)f->out + f->out_off,
 				                 f->out_len - f->out_off);
 				if (k == 0)
 					break;
 				f->out_off += k;
 				moved = true;
 			}
-			while (!f->closed && f->out_off == f->out_len && f->big_left > 0) {
+			while (!f->c.closed && f->out_off == f->out_len && f->big_left > 0) {
 				size_t m = WP_MIN(f->big_left, sizeof(bigbuf));
 
 				memset(bigbuf, 'b', m);
-				k = wp_h2p_up_in(f->up, bigbuf, m);
+				k = wp_h2p_up_in(f->c.up, bigbuf, m);
 				if (k == 0)
 					break;
 				f->big_left -= k;
 				f->big_sent += k;
 				moved = true;
 			}
-			if (!f->closed && f->eof_after && !be_eof_hold && !f->eof_sent &&
+			if (!f->c.closed && f->eof_after && !be_eof_hold && !f->eof_sent &&
 			    f->out_off == f->out_len) {
 				f->eof_sent = true;
-				wp_h2p_up_eof(f->up); /* f_close() */
+				wp_h2p_up_eof(f->c.up); /* h2fx_up_close() */
 				moved = true;
 			}
 		}
@@ -598,9 +390,9 @@ static void test_get(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_NEW], 0);
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 	/* the connection stays for the next request; idle expiry closes it */
-	assert_false(fbs[0].closed);
+	assert_false(fbs[0].c.closed);
 	assert_int_equal(wp_h2p_core_tick(core, 60000), 1);
-	assert_true(fbs[0].closed);
+	assert_true(fbs[0].c.closed);
 }
 
 static void test_post_content_length(void **state)
@@ -738,7 +530,7 @@ static void test_connection_close(void **state)
 	assert_string_equal(cresps[0].text, "ok");
 	assert_int_equal(cresps[0].code, 0);
 	assert_false(cresps[0].has_conn);
-	assert_true(fbs[0].closed);
+	assert_true(fbs[0].c.closed);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_CLOSE], 1);
 	be_mode = BE_OK;
 	req("GET", "/y", NULL, NULL);
@@ -756,7 +548,7 @@ static void test_malformed_502(void **state)
 	pump();
 	assert_int_equal(cresps[0].status, 502);
 	assert_true(cresps[0].closed);
-	assert_true(fbs[0].closed);
+	assert_true(fbs[0].c.closed);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE], 1);
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 	assert_int_equal(wp_h2p_core_upstreams(core), 0);
@@ -777,7 +569,7 @@ static void test_close_mid_body(void **state)
 	pump();
 	assert_true(cresps[0].closed);
 	assert_int_equal(cresps[0].code, NGHTTP2_INTERNAL_ERROR);
-	assert_true(fbs[0].closed);
+	assert_true(fbs[0].c.closed);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE], 1);
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 }
@@ -796,7 +588,7 @@ static void test_client_reset(void **state)
 	assert_int_equal(
 	        nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, cresps[0].sid, NGHTTP2_CANCEL), 0);
 	pump();
-	assert_true(fbs[0].closed); /* the message cannot be finished */
+	assert_true(fbs[0].c.closed); /* the message cannot be finished */
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_ABORT], 1);
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 	assert_int_equal(wp_h2p_core_upstreams(core), 0);
@@ -886,9 +678,9 @@ static void test_idle_closed_by_upstream(void **state)
 	mk();
 	req("GET", "/a", NULL, NULL);
 	pump();
-	assert_false(fbs[0].closed);
-	wp_h2p_up_eof(fbs[0].up);
-	assert_true(fbs[0].closed);
+	assert_false(fbs[0].c.closed);
+	wp_h2p_up_eof(fbs[0].c.up);
+	assert_true(fbs[0].c.closed);
 	assert_int_equal(wp_h2p_core_upstreams(core), 0);
 	req("GET", "/b", NULL, NULL);
 	pump();
@@ -906,12 +698,12 @@ static void test_connect_failure_retry(void **state)
 	pump();
 	assert_int_equal(n_fb, 1);
 	/* the connect fails: the request goes to the other endpoint */
-	fbs[0].failed = true;
-	wp_h2p_up_failed(fbs[0].up);
+	fbs[0].c.failed = true;
+	wp_h2p_up_failed(fbs[0].c.up);
 	hold_connect = false;
 	pump();
 	assert_int_equal(n_fb, 2);
-	assert_int_not_equal(fbs[0].ep.addr.v4, fbs[1].ep.addr.v4);
+	assert_int_not_equal(fbs[0].c.ep.addr.v4, fbs[1].c.ep.addr.v4);
 	assert_int_equal(n_brq, 1);
 	assert_int_equal(brqs[0].fb, 1);
 	assert_string_equal(brqs[0].body, "data");
@@ -937,7 +729,7 @@ static void test_timeout(void **state)
 	pump();
 	assert_int_equal(cresps[0].status, 504);
 	assert_true(cresps[0].closed);
-	assert_true(fbs[0].closed);
+	assert_true(fbs[0].c.closed);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_TIMEOUT], 1);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_ABORT], 1);
 	assert_int_equal(wp_h2p_core_streams(core), 0);

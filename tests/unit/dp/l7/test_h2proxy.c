@@ -11,7 +11,8 @@
  * both ways, local replies in HTTP and gRPC forms, connection-specific
  * headers refused, the header block limit (431), flow control stall and
  * resume, upstream connection loss and GOAWAY (refused streams retried),
- * idle expiry.
+ * idle expiry. The client side and the harness are in h2c_fixture.h
+ * (shared with test_h2p_h1up.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -30,7 +31,7 @@
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
 
-#include "route_fixture.h"
+#include "h2c_fixture.h"
 
 /* ---- route fixture (as test_h1proxy.c) -------------------------------------------------- */
 
@@ -39,15 +40,6 @@ static const struct fx_svc fsvcs[] = {{"reviews", 2, 1},
                                       {"reviews-v2", 2, 3},
                                       {"reviews-v3", 1, 4},
                                       {"empty", 0, 5}};
-
-/* An HTTPRoute on <svc>:9080 with <rules>; NULL rules: no route at all. */
-static struct wp_route_table *build(const char *svc, const char *rules)
-{
-	fx_svcs = fsvcs;
-	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
-	fx_port_name = "grpc";
-	return fx_build(svc, rules);
-}
 
 static const char *std_rules =
         "  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
@@ -76,10 +68,8 @@ static const char *std_rules =
 #define MAX_REQ 1024
 
 struct fup {
-	struct wp_h2p_up *up;
-	struct wp_snap_endpoint ep;
+	struct h2fx_conn c; /* first: up->io points here */
 	nghttp2_session *ng;
-	bool connected, closed, failed;
 };
 
 /* What a backend saw of one request. */
@@ -96,7 +86,7 @@ struct breq {
 };
 
 static struct fup fups[MAX_FUP];
-static int n_fup, n_close, fail_open;
+static int n_fup, fail_open;
 static struct breq breqs[MAX_REQ];
 static int n_breq;
 /* backend behaviour */
@@ -107,11 +97,6 @@ static uint32_t be_max_streams = 100;
 /* backends of 10.0.<net>.x take what fits in their windows but never
  * reopen them nor answer (0: none) */
 static uint32_t be_stall_net;
-static uint64_t ctr[WP_CTR_MAX];
-static struct wp_route_core rcore;
-static struct wp_h2p_core *core;
-static struct wp_route_table *tab;
-static struct wp_h2mem *hmem;
 
 static struct breq *breq_of(int f, int32_t sid)
 {
@@ -138,13 +123,6 @@ static int be_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 		r->sid = f->hd.stream_id;
 	}
 	return 0;
-}
-
-static void cpy(char *d, size_t cap, const uint8_t *v, size_t n)
-{
-	n = WP_MIN(n, cap - 1);
-	memcpy(d, v, n);
-	d[n] = '\0';
 }
 
 static int be_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
@@ -261,7 +239,7 @@ static int be_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
 	return 0;
 }
 
-static nghttp2_session_callbacks *be_cbs, *cl_cbs;
+static nghttp2_session_callbacks *be_cbs;
 
 static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
 {
@@ -274,156 +252,23 @@ static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoin
 	assert_true(n_fup < MAX_FUP);
 	f = &fups[n_fup++];
 	memset(f, 0, sizeof(*f));
-	f->up = up;
-	f->ep = *ep;
-	up->io = f;
+	h2fx_conn_init(&f->c, up, ep);
 	assert_int_equal(nghttp2_session_server_new(&f->ng, be_cbs, f), 0);
 	assert_int_equal(nghttp2_submit_settings(f->ng, NGHTTP2_FLAG_NONE, iv, 1), 0);
 	return 0;
 }
 
-static void f_close(void *host, struct wp_h2p_up *up)
-{
-	struct fup *f = up->io;
-
-	(void)host;
-	assert_non_null(f);
-	assert_false(f->closed);
-	f->closed = true;
-	n_close++;
-}
-
-static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = f_close};
-
-/* ---- the client ------------------------------------------------------------------------- */
-
-struct cresp {
-	int32_t sid;
-	int status;
-	char backend[16], xresp[16], location[64], grpc_status[8], grpc_message[64];
-	size_t body;
-	bool closed, trailers;
-	uint32_t code;
-};
-
-static struct cresp cresps[MAX_REQ];
-static int n_cresp;
-static nghttp2_session *cl;
-static struct wp_h2p_sess *sess;
-static bool cl_no_consume; /* the client does not read: its window stays closed */
-
-static struct cresp *cresp_of(int32_t sid)
-{
-	for (int i = 0; i < n_cresp; i++)
-		if (cresps[i].sid == sid)
-			return &cresps[i];
-	return NULL;
-}
-
-static int cl_begin(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-	struct cresp *r = cresp_of(f->hd.stream_id);
-
-	(void)ng;
-	(void)ud;
-	if (r && r->status)
-		r->trailers = true;
-	return 0;
-}
-
-static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *n, size_t nl,
-                     const uint8_t *v, size_t vl, uint8_t fl, void *ud)
-{
-	struct cresp *r = cresp_of(f->hd.stream_id);
-	char tmp[16];
-
-	(void)ng;
-	(void)fl;
-	(void)ud;
-	if (!r)
-		return 0;
-#define IS(s) (nl == strlen(s) && !memcmp(n, s, nl))
-	if (IS(":status")) {
-		cpy(tmp, sizeof(tmp), v, vl);
-		r->status = atoi(tmp);
-	} else if (IS("x-backend")) {
-		cpy(r->backend, sizeof(r->backend), v, vl);
-	} else if (IS("x-resp")) {
-		cpy(r->xresp, sizeof(r->xresp), v, vl);
-	} else if (IS("location")) {
-		cpy(r->location, sizeof(r->location), v, vl);
-	} else if (IS("grpc-status")) {
-		cpy(r->grpc_status, sizeof(r->grpc_status), v, vl);
-	} else if (IS("grpc-message")) {
-		cpy(r->grpc_message, sizeof(r->grpc_message), v, vl);
-	}
-#undef IS
-	return 0;
-}
-
-static int cl_data(nghttp2_session *ng, uint8_t fl, int32_t sid, const uint8_t *d, size_t len,
-                   void *ud)
-{
-	struct cresp *r = cresp_of(sid);
-
-	(void)fl;
-	(void)d;
-	(void)ud;
-	if (r)
-		r->body += len;
-	if (!cl_no_consume)
-		(void)nghttp2_session_consume(ng, sid, len);
-	return 0;
-}
-
-static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
-{
-	struct cresp *r = cresp_of(sid);
-
-	(void)ng;
-	(void)ud;
-	if (r) {
-		r->closed = true;
-		r->code = code;
-	}
-	return 0;
-}
-
-/* The error code of the last GOAWAY the client received (UINT32_MAX: none). */
-static uint32_t cl_goaway_code;
-
-static int cl_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-	(void)ng;
-	(void)ud;
-	if (f->hd.type == NGHTTP2_GOAWAY)
-		cl_goaway_code = f->goaway.error_code;
-	return 0;
-}
+static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = h2fx_up_close};
 
 /* ---- harness ---------------------------------------------------------------------------- */
 
 static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 {
-	nghttp2_option *o;
-
-	memset(ctr, 0, sizeof(ctr));
-	n_fup = n_close = fail_open = n_breq = n_cresp = 0;
-	be_hold = be_trailers = cl_no_consume = false;
+	n_fup = fail_open = n_breq = 0;
+	be_hold = be_trailers = false;
 	be_body = 2;
 	be_max_streams = 100;
 	be_stall_net = 0;
-	cl_goaway_code = UINT32_MAX; /* none received */
-	wp_route_core_init(&rcore, 7, ctr);
-	tab = build("reviews", rules);
-	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
-	hmem = wp_h2mem_new(0, 0);
-	assert_non_null(hmem);
-	core = wp_h2p_core_create(cfg ? cfg : &wp_h2p_default_cfg, &ops, NULL, &rcore,
-	                          wp_h2mem_nghttp2(hmem), 99, ctr);
-	assert_non_null(core);
-	sess = wp_h2p_sess_open(core, tab, NULL, "reviews:9080", 12, 0);
-	assert_non_null(sess);
 	if (!be_cbs) {
 		assert_int_equal(nghttp2_session_callbacks_new(&be_cbs), 0);
 		nghttp2_session_callbacks_set_on_begin_headers_callback(be_cbs, be_begin);
@@ -431,84 +276,48 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 		nghttp2_session_callbacks_set_on_frame_recv_callback(be_cbs, be_frame);
 		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(be_cbs, be_data);
 		nghttp2_session_callbacks_set_on_stream_close_callback(be_cbs, be_close);
-		assert_int_equal(nghttp2_session_callbacks_new(&cl_cbs), 0);
-		nghttp2_session_callbacks_set_on_begin_headers_callback(cl_cbs, cl_begin);
-		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
-		nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cl_cbs, cl_data);
-		nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
-		nghttp2_session_callbacks_set_on_frame_recv_callback(cl_cbs, cl_frame);
 	}
-	assert_int_equal(nghttp2_option_new(&o), 0);
-	nghttp2_option_set_no_auto_window_update(o, 1);
-	assert_int_equal(nghttp2_session_client_new2(&cl, cl_cbs, NULL, o), 0);
-	nghttp2_option_del(o);
-	assert_int_equal(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+	fx_svcs = fsvcs;
+	fx_n_svcs = WP_ARRAY_SIZE(fsvcs);
+	fx_port_name = "grpc";
+	h2fx_open(cfg, &ops, rules, 0);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	if (sess)
-		wp_h2p_sess_close(sess);
-	sess = NULL;
-	wp_h2p_core_destroy(core);
-	core = NULL;
-	for (int i = 0; i < n_fup; i++) {
-		if (!fups[i].failed)
-			assert_true(fups[i].closed); /* every transport opened was closed */
+	h2fx_close();
+	for (int i = 0; i < n_fup; i++)
 		nghttp2_session_del(fups[i].ng);
-	}
-	nghttp2_session_del(cl);
-	cl = NULL;
-	wp_route_table_free(tab);
-	wp_route_core_fini(&rcore);
-	wp_h2mem_destroy(hmem);
-	fx_free_objs();
 	return 0;
 }
 
 /* Moves bytes everywhere until nothing moves. Upstreams are connected on
  * their first round unless <hold_connect>. */
-static bool hold_connect;
 static uint32_t ep_net(int f);
 
 static void pump(void)
 {
 	for (int round = 0; round < 10000; round++) {
-		bool moved = false;
+		bool moved = h2fx_pump_down();
 		const uint8_t *p;
 		ssize_t n;
 		size_t k;
 
-		while ((n = nghttp2_session_mem_send(cl, &p)) > 0) {
-			assert_int_equal(wp_h2p_down_in(sess, p, (size_t)n), (size_t)n);
-			moved = true;
-		}
-		while ((k = wp_h2p_down_peek(sess, &p)) > 0) {
-			assert_int_equal(nghttp2_session_mem_recv(cl, p, k), (ssize_t)k);
-			wp_h2p_down_consume(sess, k);
-			moved = true;
-		}
 		for (int i = 0; i < n_fup; i++) {
 			struct fup *f = &fups[i];
 
-			if (f->closed || f->failed)
+			if (!h2fx_conn_ready(&f->c))
 				continue;
-			if (!f->connected) {
-				if (hold_connect)
-					continue;
-				f->connected = true;
-				wp_h2p_up_connected(f->up);
-			}
-			while (!f->closed && (k = wp_h2p_up_peek(f->up, &p)) > 0) {
+			while (!f->c.closed && (k = wp_h2p_up_peek(f->c.up, &p)) > 0) {
 				assert_int_equal(nghttp2_session_mem_recv(f->ng, p, k), (ssize_t)k);
-				wp_h2p_up_consume(f->up, k);
+				wp_h2p_up_consume(f->c.up, k);
 				moved = true;
 			}
 			if (be_stall_net && ep_net(i) == be_stall_net)
 				continue; /* it sends nothing: no WINDOW_UPDATE either */
-			while (!f->closed && (n = nghttp2_session_mem_send(f->ng, &p)) > 0) {
-				assert_int_equal(wp_h2p_up_in(f->up, p, (size_t)n), (size_t)n);
+			while (!f->c.closed && (n = nghttp2_session_mem_send(f->ng, &p)) > 0) {
+				assert_int_equal(wp_h2p_up_in(f->c.up, p, (size_t)n), (size_t)n);
 				moved = true;
 			}
 		}
@@ -518,31 +327,8 @@ static void pump(void)
 	fail_msg("pump did not settle");
 }
 
-/* A request on the client: returns its stream id. */
-static int32_t req(const char *method, const char *path, bool grpc, const char *body,
-                   const nghttp2_nv *extra, size_t n_extra);
-
-static const char *g_body;
-static size_t g_body_left;
-
-static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
-                       nghttp2_data_source *src, void *ud)
-{
-	size_t n = WP_MIN(len, g_body_left);
-
-	(void)ng;
-	(void)sid;
-	(void)src;
-	(void)ud;
-	if (n)
-		memcpy(buf, g_body, n);
-	g_body += n;
-	g_body_left -= n;
-	if (g_body_left == 0)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
-}
-
+/* A request on the client (gRPC: content-type and te: trailers); returns its
+ * stream id. */
 static int32_t req(const char *method, const char *path, bool grpc, const char *body,
                    const nghttp2_nv *extra, size_t n_extra)
 {
@@ -553,8 +339,6 @@ static int32_t req(const char *method, const char *path, bool grpc, const char *
 	        {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
 	};
 	size_t n = 4;
-	nghttp2_data_provider prd = {.read_callback = cl_read};
-	int32_t sid;
 
 	if (grpc) {
 		nv[n++] = (nghttp2_nv){(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12,
@@ -563,18 +347,12 @@ static int32_t req(const char *method, const char *path, bool grpc, const char *
 	}
 	for (size_t i = 0; i < n_extra; i++)
 		nv[n++] = extra[i];
-	g_body = body;
-	g_body_left = body ? strlen(body) : 0;
-	sid = nghttp2_submit_request(cl, NULL, nv, n, body ? &prd : NULL, NULL);
-	assert_true(sid > 0);
-	memset(&cresps[n_cresp], 0, sizeof(cresps[0]));
-	cresps[n_cresp++].sid = sid;
-	return sid;
+	return h2fx_submit(nv, n, body);
 }
 
 static uint32_t ep_net(int f)
 {
-	return (__builtin_bswap32(fups[f].ep.addr.v4) >> 8) & 0xff;
+	return (__builtin_bswap32(fups[f].c.ep.addr.v4) >> 8) & 0xff;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -650,7 +428,7 @@ static void test_multiplex(void **state)
 	/* idle expiry */
 	assert_int_equal(wp_h2p_core_tick(core, 1000), 0);
 	assert_int_equal(wp_h2p_core_tick(core, 1000 + 60000), 1);
-	assert_true(fups[0].closed);
+	assert_true(fups[0].c.closed);
 	assert_int_equal(wp_h2p_core_upstreams(core), 0);
 }
 
@@ -898,8 +676,8 @@ static void test_up_lost(void **state)
 	b = req("GET", "/v1/b", true, NULL, NULL, 0);
 	pump();
 	assert_int_equal(n_breq, 2);
-	fups[0].failed = true;
-	wp_h2p_up_failed(fups[0].up);
+	fups[0].c.failed = true;
+	wp_h2p_up_failed(fups[0].c.up);
 	pump();
 	assert_int_equal(cresp_of(a)->status, 503);
 	assert_string_equal(cresp_of(b)->grpc_status, "14");
@@ -917,12 +695,12 @@ static void test_connect_failure_retry(void **state)
 	pump();
 	assert_int_equal(n_fup, 1);
 	/* the connect fails: the request goes to the other endpoint */
-	fups[0].failed = true;
-	wp_h2p_up_failed(fups[0].up);
+	fups[0].c.failed = true;
+	wp_h2p_up_failed(fups[0].c.up);
 	hold_connect = false;
 	pump();
 	assert_int_equal(n_fup, 2);
-	assert_int_not_equal(fups[0].ep.addr.v4, fups[1].ep.addr.v4);
+	assert_int_not_equal(fups[0].c.ep.addr.v4, fups[1].c.ep.addr.v4);
 	assert_int_equal(cresps[0].status, 200);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
 }
@@ -943,7 +721,7 @@ static void test_goaway_retry(void **state)
 	be_hold = false;
 	pump();
 	assert_int_equal(n_fup, 2);
-	assert_true(fups[0].closed);
+	assert_true(fups[0].c.closed);
 	assert_int_equal(cresps[0].status, 200);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_GOAWAY], 1);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_REFUSED], 1);
@@ -967,9 +745,9 @@ static void test_session_close_cancels(void **state)
 		const uint8_t *p;
 		size_t k;
 
-		while ((k = wp_h2p_up_peek(fups[i].up, &p)) > 0) {
+		while ((k = wp_h2p_up_peek(fups[i].c.up, &p)) > 0) {
 			assert_int_equal(nghttp2_session_mem_recv(fups[i].ng, p, k), (ssize_t)k);
-			wp_h2p_up_consume(fups[i].up, k);
+			wp_h2p_up_consume(fups[i].c.up, k);
 		}
 	}
 	for (int i = 0; i < 5; i++)
