@@ -13,9 +13,9 @@
  * for h2c, a real nghttp2 SERVER session fed what the proxy sends, which
  * answers with script-made response heads, DATA, trailers, RST_STREAMs and
  * GOAWAYs (raw garbage can be thrown at wp_h2p_up_in() too). Connects,
- * connect failures, EOFs, partial drains both ways and clock ticks past
- * every timeout are ops of their own. Checks beyond memory safety (ASan,
- * UBSan, LSan):
+ * connect failures, EOFs, partial drains both ways, clock ticks past every
+ * timeout and shutdown drains are ops of their own. Checks beyond memory
+ * safety (ASan, UBSan, LSan):
  *   - what the proxy sends to an HTTP/1.1 upstream parses, with llhttp in
  *     its strict default mode, as a sequence of HTTP/1.1 requests;
  *   - what the proxy sends to a client (and to an h2c upstream) never makes
@@ -68,12 +68,14 @@ enum op {
 	OP_UP_CONNECT, /* transport <arg> connects */
 	OP_UP_FAIL,    /* transport <arg> fails (refused, reset) */
 	OP_UP_EOF,     /* the upstream of transport <arg> half-closes */
-	OP_UP_IN,      /* <bytes> from the upstream of transport <arg> (raw) */
+	OP_UP_IN,      /* <bytes> from the upstream of transport <arg> (raw; what an
+	                * HTTP/1.1 one does not take is held and offered again) */
 	OP_UP_DRAIN,   /* transport <arg> sends up to <bytes[0]> * 64 + 1 bytes */
 	OP_SRV_RESP,   /* h2c backend of transport <arg> answers (see srv_resp) */
 	OP_SRV_RST,    /* ... resets stream <bytes[0]> with code <bytes[1]> */
 	OP_SRV_GOAWAY, /* ... sends GOAWAY (last stream id <bytes[0]>, code <bytes[1]>) */
 	OP_TICK,       /* the clock moves <arg> * 250 ms; the core's timers run */
+	OP_DRAIN,      /* shutting down: session <arg & 1> (GOAWAY), or the core (<arg & 2>) */
 	OP_N
 };
 
@@ -104,6 +106,8 @@ struct transport {
 	llhttp_t parser;      /* HTTP/1.1: what the proxy sent so far, as requests */
 	nghttp2_session *srv; /* h2c: the backend */
 	struct body b[N_SLOTS];
+	uint8_t held[1024]; /* HTTP/1.1: response bytes the proxy did not take yet */
+	size_t n_held;
 };
 
 static struct transport tr[64];
@@ -329,9 +333,10 @@ static int cl_sent(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 
 /*
  * A request: <bytes[0]> flags (bit 0 END_STREAM with the head, bit 1
- * content-type application/grpc, bit 2 a content-length of the bytes to
- * come, bits 3-5 the method, bit 6 the path from the first token instead
- * of a fixed one of <bytes[1]>, bit 7 :authority from the second token);
+ * content-type application/grpc, bit 2 a content-length of <bytes[1]> >> 4,
+ * bits 3-5 the method (7: from the first token), bit 6 the path from the
+ * next token instead of a fixed one of <bytes[1]>, bit 7 :authority from
+ * the next token; <bytes[1]> bit 3: no :authority);
  * the rest '\n'-separated tokens, then name / value pairs.
  */
 static void cl_req(struct csess *c, const uint8_t *d, size_t len)
@@ -350,7 +355,12 @@ static void cl_req(struct csess *c, const uint8_t *d, size_t len)
 	int32_t sid;
 	const char *m = methods[(fl >> 3) & 7];
 
-	nv_put(&nv[n++], ":method", 7, m, strlen(m));
+	if (m) {
+		nv_put(&nv[n++], ":method", 7, m, strlen(m));
+	} else if (k < nt) {
+		nv_put(&nv[n++], ":method", 7, tok[k], tl[k]);
+		k++;
+	}
 	nv_put(&nv[n++], ":scheme", 7, "http", 4);
 	if ((fl & 0x40) && k < nt) {
 		nv_put(&nv[n++], ":path", 5, tok[k], tl[k]);
@@ -673,6 +683,7 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 	struct csess *c = &sess[arg & 1];
 	struct transport *t;
 	struct body *b;
+	size_t n;
 
 	switch (op) {
 	case OP_OPEN:
@@ -764,9 +775,20 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 		break;
 	case OP_UP_IN:
 		if ((t = pick(arg)) && t->connected) {
-			if (!t->h1)
+			if (!t->h1) {
 				t->tainted = true; /* the backend's framing is broken now */
-			(void)wp_h2p_up_in(t->up, d, len);
+				(void)wp_h2p_up_in(t->up, d, len);
+				break;
+			}
+			len = WP_MIN(len, sizeof(t->held) - t->n_held);
+			memcpy(t->held + t->n_held, d, len);
+			t->n_held += len;
+			n = wp_h2p_up_in(t->up, t->held, t->n_held);
+			if (!t->closed) {
+				assert_true(n <= t->n_held);
+				memmove(t->held, t->held + n, t->n_held - n);
+				t->n_held -= n;
+			}
 		}
 		break;
 	case OP_UP_DRAIN:
@@ -801,6 +823,12 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 		now_ms += (uint64_t)arg * 250;
 		wp_h2p_core_clock(core, now_ms);
 		(void)wp_h2p_core_tick(core, now_ms);
+		break;
+	case OP_DRAIN:
+		if (arg & 2)
+			wp_h2p_core_drain(core);
+		else if (c->s)
+			wp_h2p_sess_drain(c->s);
 		break;
 	default:
 		break;
