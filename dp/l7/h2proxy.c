@@ -2308,7 +2308,10 @@ static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 		h->interim = true;
 		return true;
 	}
-	if (msg->status == 101 || (msg->flags & WP_HTTP1_F_UPGRADE)) {
+	/* :status is three digits in HTTP/2 (RFC 9113 8.3.2); llhttp takes
+	 * "HTTP/1.1 20": a status it cannot carry is a malformed response */
+	if (msg->status == 101 || (msg->flags & WP_HTTP1_F_UPGRADE) || msg->status < 100 ||
+	    msg->status > 999) {
 		h1_bad(up, t);
 		return false;
 	}

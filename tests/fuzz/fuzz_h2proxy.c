@@ -20,7 +20,8 @@
  *     its strict default mode, as a sequence of HTTP/1.1 requests;
  *   - what the proxy sends to a client (and to an h2c upstream) never makes
  *     that nghttp2 session fail (nghttp2_session_mem_recv < 0) nor end the
- *     connection with an error GOAWAY of its own, unless the script threw
+ *     connection with an error GOAWAY of its own, nor makes the client reset
+ *     a stream the script did not ask it to, unless the script threw
  *     raw bytes into that session (then it is no longer checked);
  *   - the host contract holds: up_close is never called twice or after a
  *     failure, and when the core is destroyed every transport it opened has
@@ -97,6 +98,7 @@ struct csess {
 	struct wp_h2p_sess *s;
 	nghttp2_session *cl;
 	bool h1, tainted, stall, our_goaway;
+	unsigned rst_ours, rst_sent; /* RST_STREAMs the script asked for / the client sent */
 	struct body b[N_SLOTS];
 };
 
@@ -297,6 +299,24 @@ static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	return 0;
 }
 
+static int cl_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+	(void)ng;
+	fprintf(stderr, "client %d gets frame %u flags %x stream %d length %zu\n",
+	        (int)((struct csess *)ud - sess), f->hd.type, f->hd.flags, f->hd.stream_id,
+	        f->hd.length);
+	return 0;
+}
+
+static int cl_invalid(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
+{
+	(void)ng;
+	fprintf(stderr, "client %d: invalid frame %u stream %d: %s\n",
+	        (int)((struct csess *)ud - sess), f->hd.type, f->hd.stream_id,
+	        nghttp2_strerror(err));
+	return 0;
+}
+
 static int cl_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
 {
 	struct csess *c = ud;
@@ -328,6 +348,13 @@ static int cl_sent(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct csess *c = ud;
 
+	/* the client resets a stream on its own only when the proxy's answer
+	 * on it breaks the protocol (bad fields, flow control, framing) */
+	if (f->hd.type == NGHTTP2_RST_STREAM && ++c->rst_sent > c->rst_ours && !c->tainted) {
+		fprintf(stderr, "the client resets stream %d on its own: %s\n", f->hd.stream_id,
+		        nghttp2_http2_strerror(f->rst_stream.error_code));
+		abort();
+	}
 	return peer_sent(ng, f, c->tainted, c->our_goaway, "the client");
 }
 
@@ -650,8 +677,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	nghttp2_session_callbacks_set_on_stream_close_callback(cl_cbs, cl_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cl_cbs, cl_sent);
 	trace = getenv("H2FZ_TRACE") != NULL;
-	if (trace)
+	if (trace) {
 		nghttp2_session_callbacks_set_on_header_callback(cl_cbs, cl_header);
+		nghttp2_session_callbacks_set_on_invalid_header_callback(cl_cbs, cl_header);
+		nghttp2_session_callbacks_set_on_frame_recv_callback(cl_cbs, cl_frame);
+		nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cl_cbs, cl_invalid);
+	}
 	nghttp2_session_callbacks_set_on_begin_headers_callback(srv_cbs, srv_begin);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv_cbs, srv_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(srv_cbs, srv_close);
@@ -697,6 +728,7 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 			memset(c->b, 0, sizeof(c->b));
 			c->h1 = (arg & 2) != 0;
 			c->tainted = c->stall = c->our_goaway = false;
+			c->rst_ours = c->rst_sent = 0;
 			if (nghttp2_option_new(&o) != 0)
 				abort();
 			nghttp2_option_set_no_auto_window_update(o, 1);
@@ -724,9 +756,10 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 		}
 		break;
 	case OP_CL_RST:
-		if (c->s && (b = body_pick(c->b, arg >> 1)))
-			(void)nghttp2_submit_rst_stream(c->cl, NGHTTP2_FLAG_NONE, b->sid,
-			                                len ? d[0] % 14 : NGHTTP2_CANCEL);
+		if (c->s && (b = body_pick(c->b, arg >> 1)) &&
+		    nghttp2_submit_rst_stream(c->cl, NGHTTP2_FLAG_NONE, b->sid,
+		                              len ? d[0] % 14 : NGHTTP2_CANCEL) == 0)
+			c->rst_ours++;
 		break;
 	case OP_CL_GOAWAY:
 		if (c->s) {
