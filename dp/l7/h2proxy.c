@@ -2322,7 +2322,10 @@ static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 	for (uint16_t i = 0; i < msg->n_hdrs; i++) {
 		const struct wp_http_hdr *f = &msg->hdrs[i];
 
-		if (!(f->flags & WP_HDR_F_HOP))
+		/* a 204 has no content-length (RFC 9110 8.6): HTTP/2 clients
+		 * reject one, so a backend's is dropped */
+		if (!(f->flags & WP_HDR_F_HOP) &&
+		    !(msg->status == 204 && f->id == WP_HDR_CONTENT_LENGTH))
 			hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
 			       (const uint8_t *)f->value, f->value_len);
 	}
