@@ -2357,7 +2357,9 @@ static void h1_done(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 		for (uint16_t i = 0; i < msg->n_trailers; i++) {
 			const struct wp_http_hdr *f = &msg->trailers[i];
 
-			if (!(f->flags & WP_HDR_F_HOP))
+			/* no framing field in trailers (RFC 9110 6.5.1): an HTTP/2
+			 * client would take a content-length there as the body's */
+			if (!(f->flags & WP_HDR_F_HOP) && f->id != WP_HDR_CONTENT_LENGTH)
 				hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
 				       (const uint8_t *)f->value, f->value_len);
 		}
