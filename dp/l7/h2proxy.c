@@ -2303,6 +2303,15 @@ static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 	bool end;
 	int n;
 
+	/* a 1xx has no content (RFC 9110 15.2), but llhttp reads one when the
+	 * head announces it (but 100, 102, 103): the bytes would go to the
+	 * real response, unbounded; such a response is malformed */
+	if (msg->status / 100 == 1 && msg->status != 101 &&
+	    ((msg->flags & WP_HTTP1_F_CHUNKED) ||
+	     ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length > 0))) {
+		h1_bad(up, t);
+		return false;
+	}
 	if (msg->status / 100 == 1 && msg->status != 101) {
 		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_INTERIM_DROPPED);
 		h->interim = true;

@@ -441,6 +441,12 @@ static void cl_pump(struct csess *c, size_t piece)
 			c->tainted = true; /* the client gave up on its own */
 		if (c->s && (k = wp_h2p_down_peek(c->s, &p)) > 0) {
 			k = WP_MIN(k, piece);
+			if (trace) {
+				fprintf(stderr, "to client %d:", (int)(c - sess));
+				for (size_t i = 0; i < k; i++)
+					fprintf(stderr, " %02x", p[i]);
+				fprintf(stderr, "\n");
+			}
 			n = nghttp2_session_mem_recv(c->cl, p, k);
 			if (n < 0 && !c->tainted) {
 				fprintf(stderr, "the client fails on the proxy's output: %s\n",
