@@ -407,10 +407,12 @@ static int response_head(struct wp_http1_parser *p)
 	m->status = (uint16_t)ll->status_code;
 	if (m->http_major != 1)
 		return fail(p, 502, WP_CTR_HTTP1_VERSION_INVALID);
-	if (m->method == HTTP_HEAD || m->status / 100 == 1 || m->status == 204 || m->status == 304)
+	/* no body whatever Content-Length or Transfer-Encoding say (RFC 9110
+	 * 6.4.1); llhttp would read one after a 1xx, 204 or 304 that has them */
+	if (m->method == HTTP_HEAD || m->status / 100 == 1 || m->status == 204 || m->status == 304) {
 		m->flags |= WP_HTTP1_F_NO_BODY;
-	if (m->method == HTTP_HEAD)
 		ll->flags |= F_SKIPBODY;
+	}
 	if (m->status == 101 || (m->method == HTTP_CONNECT && m->status / 100 == 2)) {
 		/* the rest of the connection is another protocol */
 		ll->upgrade = 1;

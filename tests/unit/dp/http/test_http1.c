@@ -706,6 +706,24 @@ static void test_response_paths(void **state)
 	assert_int_equal(r->dones, 2);
 	fx_free(x);
 
+	/* nor with framing headers (RFC 9110 6.4.1), nor does a 1xx: the next
+	 * response starts right after the empty line (fuzz_h2proxy's find) */
+	static const char c2[] = "HTTP/1.1 199 Early\r\nContent-Length: 7\r\n\r\n"
+	                         "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"
+	                         "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	x = fx_new(HTTP_RESPONSE, NULL);
+	wp_http1_parser_expect_response(&x->p, HTTP_GET);
+	feed_all(x, c2, strlen(c2), r);
+	assert_int_equal(r->errors, 0);
+	assert_int_equal(r->dones, 4);
+	assert_non_null(strstr(r->log, "BODY 0:\nHEAD m=1 s=199"));
+	assert_non_null(strstr(r->log, "BODY 0:\nHEAD m=1 s=204"));
+	assert_non_null(strstr(r->log, "BODY 0:\nHEAD m=1 s=304"));
+	assert_non_null(strstr(r->log, "BODY 2:ok\n"));
+	fx_free(x);
+	check_splits(HTTP_RESPONSE, HTTP_GET, c2);
+
 	/* body until EOF */
 	static const char d[] = "HTTP/1.1 200 OK\r\n\r\nstream until close";
 	x = fx_new(HTTP_RESPONSE, NULL);
