@@ -28,20 +28,7 @@
 #include "dp/l7/route.h"
 #include "wp/counters.h"
 
-/* route_fixture.h is written for cmocka; here a failed check aborts. */
-#define assert_non_null(x)                                                                         \
-	do {                                                                                       \
-		if ((x) == NULL)                                                                   \
-			abort();                                                                   \
-	} while (0)
-#define assert_true(x)                                                                             \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-#define assert_int_equal(a, b) assert_true((a) == (b))
-#define fail_msg(fmt, ...)     (fprintf(stderr, fmt "\n", __VA_ARGS__), abort())
-#include "../unit/dp/l7/route_fixture.h"
+#include "proxy_fixture.h"
 
 enum op {
 	OP_OPEN,       /* open session <arg & 1> if it is not open */
@@ -60,45 +47,16 @@ enum op {
 
 struct transport {
 	struct wp_h1p_up *up;
-	bool connected, closed, raw;
-	llhttp_t parser; /* what the proxy sent so far, as requests */
+	bool connected, closed;
+	struct pfx_reqcheck req; /* what the proxy sent so far, as requests */
 };
 
 static struct transport tr[256];
 static unsigned n_tr;
 static struct wp_h1p_sess *sess[2];
 static uint64_t ctr[WP_CTR_MAX];
-static struct wp_route_core rcore;
-static struct wp_route_table *table;
 static struct wp_h1p_core *core;
 static uint64_t now_ms;
-static llhttp_settings_t req_settings;
-
-static const struct fx_svc svcs[] = {
-        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"shadow", 1, 4}};
-
-static const char *rules =
-        "  - matches: [{path: {type: PathPrefix, value: /split}}]\n"
-        "    backendRefs:\n    - {name: reviews-v1, port: 9080, weight: 80}\n"
-        "    - {name: reviews-v2, port: 9080, weight: 20}\n"
-        "    timeouts: {request: 2s, backendRequest: 1s}\n"
-        "  - matches: [{path: {type: PathPrefix, value: /go}}]\n"
-        "    filters:\n    - type: RequestRedirect\n      requestRedirect:\n"
-        "        hostname: other.example\n        statusCode: 301\n"
-        "  - matches: [{path: {type: PathPrefix, value: /m}, method: POST}]\n"
-        "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
-        "        set: [{name: X-Set, value: s}]\n        remove: [x-drop]\n"
-        "    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
-        "        add: [{name: X-Resp, value: r}]\n"
-        "    - type: URLRewrite\n      urlRewrite:\n"
-        "        hostname: rewritten.example\n"
-        "        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}\n"
-        "    - type: RequestMirror\n      requestMirror:\n"
-        "        backendRef: {name: shadow, port: 9080}\n"
-        "    backendRefs: [{name: reviews-v2, port: 9080}]\n"
-        "  - matches: [{headers: [{name: x-h, value: a}]}]\n"
-        "    backendRefs: [{name: nowhere, port: 9080}]\n"
-        "  - backendRefs: [{name: reviews, port: 9080}]\n";
 
 static struct wp_h1p_cfg cfg = {
         .buf_size = 4096, /* the smallest the core takes */
@@ -122,7 +80,7 @@ static int f_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoin
 	t = &tr[n_tr++];
 	memset(t, 0, sizeof(*t));
 	t->up = up;
-	llhttp_init(&t->parser, HTTP_REQUEST, &req_settings);
+	pfx_reqcheck_init(&t->req);
 	up->io = t;
 	return 0;
 }
@@ -156,36 +114,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	cfg.lim = wp_h1p_default_cfg.lim; /* the default config's parse limits */
-	fx_svcs = svcs;
-	fx_n_svcs = WP_ARRAY_SIZE(svcs);
-	/* "nowhere" does not exist: that rule's requests get 500 */
-	table = fx_build("reviews", rules);
-	wp_route_core_init(&rcore, 7, ctr);
-	if (wp_route_core_reserve(&rcore, table) != 0)
-		abort();
-	llhttp_settings_init(&req_settings);
+	pfx_routes_init(ctr);
 	return 0;
-}
-
-/* The proxy sent <len> bytes to transport <t>'s upstream: they must
- * continue a well-formed request stream. */
-static void check_upstream(struct transport *t, const uint8_t *p, size_t len)
-{
-	llhttp_errno_t e;
-
-	if (t->raw || len == 0)
-		return;
-	e = llhttp_execute(&t->parser, (const char *)p, len);
-	if (e == HPE_PAUSED_UPGRADE) {
-		t->raw = true; /* an Upgrade / CONNECT head: raw bytes follow */
-		return;
-	}
-	if (e != HPE_OK) {
-		fprintf(stderr, "upstream bytes do not parse as requests: %s (%s)\n%.*s\n",
-		        llhttp_errno_name(e), llhttp_get_error_reason(&t->parser), (int)len,
-		        (const char *)p);
-		abort();
-	}
 }
 
 static struct transport *pick(uint8_t arg)
@@ -222,11 +152,11 @@ static void up_drain(struct transport *t, size_t max)
 		n = max;
 	if (n == 0)
 		return;
-	check_upstream(t, p, n);
+	pfx_reqcheck_feed(&t->req, p, n);
 	wp_h1p_up_consume(t->up, n);
 }
 
-static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
+static void step(unsigned op, uint8_t arg, const uint8_t *d, size_t len)
 {
 	struct wp_h1p_sess **s = &sess[arg & 1];
 	struct transport *t;
@@ -236,11 +166,11 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 	switch (op) {
 	case OP_OPEN:
 		if (*s == NULL)
-			*s = wp_h1p_sess_open(core, table, NULL, "reviews:9080", 12);
+			*s = wp_h1p_sess_open(core, pfx_table, NULL, "reviews:9080", 12);
 		break;
 	case OP_DOWN_IN:
 		if (*s) {
-			wp_h1p_sess_set_routes(*s, table);
+			wp_h1p_sess_set_routes(*s, pfx_table);
 			(void)wp_h1p_down_in(*s, d, len);
 		}
 		break;
@@ -269,7 +199,7 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 			t->closed = true; /* the host dropped it before telling */
 			for (int i = 0; i < 2; i++)
 				if (sess[i])
-					wp_h1p_sess_set_routes(sess[i], table);
+					wp_h1p_sess_set_routes(sess[i], pfx_table);
 			wp_h1p_up_failed(t->up);
 		}
 		break;
@@ -301,22 +231,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(ctr, 0, sizeof(ctr));
 	n_tr = 0;
 	now_ms = 1000;
-	core = wp_h1p_core_create(&cfg, &ops, NULL, &rcore, 99, ctr);
+	core = wp_h1p_core_create(&cfg, &ops, NULL, &pfx_rcore, 99, ctr);
 	if (core == NULL)
 		abort();
 	wp_h1p_core_clock(core, now_ms);
-	while (size >= 3) {
-		enum op op = (enum op)(data[0] % OP_N);
-		uint8_t arg = data[1];
-		size_t len = WP_MIN((size_t)data[2], size - 3);
-		uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees over-reads */
-
-		memcpy(copy, data + 3, len);
-		step(op, arg, copy, len);
-		free(copy);
-		data += 3 + len;
-		size -= 3 + len;
-	}
+	pfx_play(data, size, OP_N, step);
 	/* what is still queued for a connected upstream goes out and is checked */
 	for (unsigned i = 0; i < n_tr; i++)
 		if (!tr[i].closed && tr[i].connected)

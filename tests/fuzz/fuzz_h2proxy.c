@@ -40,20 +40,7 @@
 #include "dp/l7/route.h"
 #include "wp/counters.h"
 
-/* route_fixture.h is written for cmocka; here a failed check aborts. */
-#define assert_non_null(x)                                                                         \
-	do {                                                                                       \
-		if ((x) == NULL)                                                                   \
-			abort();                                                                   \
-	} while (0)
-#define assert_true(x)                                                                             \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-#define assert_int_equal(a, b) assert_true((a) == (b))
-#define fail_msg(fmt, ...)     (fprintf(stderr, fmt "\n", __VA_ARGS__), abort())
-#include "../unit/dp/l7/route_fixture.h"
+#include "proxy_fixture.h"
 
 enum op {
 	OP_OPEN,       /* open session <arg & 1>; <arg & 2>: HTTP/1.1 upstreams */
@@ -104,9 +91,9 @@ struct csess {
 
 struct transport {
 	struct wp_h2p_up *up;
-	bool connected, closed, raw, h1, tainted, our_goaway;
-	llhttp_t parser;      /* HTTP/1.1: what the proxy sent so far, as requests */
-	nghttp2_session *srv; /* h2c: the backend */
+	bool connected, closed, h1, tainted, our_goaway;
+	struct pfx_reqcheck req; /* HTTP/1.1: what the proxy sent so far, as requests */
+	nghttp2_session *srv;    /* h2c: the backend */
 	struct body b[N_SLOTS];
 	uint8_t held[1024]; /* HTTP/1.1: response bytes the proxy did not take yet */
 	size_t n_held;
@@ -116,39 +103,10 @@ static struct transport tr[64];
 static unsigned n_tr;
 static struct csess sess[2];
 static uint64_t ctr[WP_CTR_MAX];
-static struct wp_route_core rcore;
-static struct wp_route_table *table;
 static struct wp_h2p_core *core;
 static uint64_t now_ms;
-static llhttp_settings_t req_settings;
 static nghttp2_session_callbacks *cl_cbs, *srv_cbs;
 static bool trace; /* H2FZ_TRACE set: what the client gets, on stderr (writing seeds) */
-
-static const struct fx_svc svcs[] = {
-        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"shadow", 1, 4}};
-
-static const char *rules =
-        "  - matches: [{path: {type: PathPrefix, value: /split}}]\n"
-        "    backendRefs:\n    - {name: reviews-v1, port: 9080, weight: 80}\n"
-        "    - {name: reviews-v2, port: 9080, weight: 20}\n"
-        "    timeouts: {request: 2s, backendRequest: 1s}\n"
-        "  - matches: [{path: {type: PathPrefix, value: /go}}]\n"
-        "    filters:\n    - type: RequestRedirect\n      requestRedirect:\n"
-        "        hostname: other.example\n        statusCode: 301\n"
-        "  - matches: [{path: {type: PathPrefix, value: /m}, method: POST}]\n"
-        "    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n"
-        "        set: [{name: X-Set, value: s}]\n        remove: [x-drop]\n"
-        "    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n"
-        "        add: [{name: X-Resp, value: r}]\n"
-        "    - type: URLRewrite\n      urlRewrite:\n"
-        "        hostname: rewritten.example\n"
-        "        path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}\n"
-        "    - type: RequestMirror\n      requestMirror:\n"
-        "        backendRef: {name: shadow, port: 9080}\n"
-        "    backendRefs: [{name: reviews-v2, port: 9080}]\n"
-        "  - matches: [{headers: [{name: x-h, value: a}]}]\n"
-        "    backendRefs: [{name: nowhere, port: 9080}]\n"
-        "  - backendRefs: [{name: reviews, port: 9080}]\n";
 
 static struct wp_h2p_cfg cfg = {
         .max_sessions = 2,
@@ -515,7 +473,7 @@ static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoin
 	t->up = up;
 	t->h1 = up->h1;
 	if (t->h1) {
-		llhttp_init(&t->parser, HTTP_REQUEST, &req_settings);
+		pfx_reqcheck_init(&t->req);
 	} else {
 		nghttp2_option *o;
 
@@ -543,27 +501,6 @@ static void f_close(void *host, struct wp_h2p_up *up)
 }
 
 static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = f_close};
-
-/* The proxy sent <len> bytes to HTTP/1.1 transport <t>'s upstream: they
- * must continue a well-formed request stream. */
-static void check_upstream(struct transport *t, const uint8_t *p, size_t len)
-{
-	llhttp_errno_t e;
-
-	if (t->raw || len == 0)
-		return;
-	e = llhttp_execute(&t->parser, (const char *)p, len);
-	if (e == HPE_PAUSED_UPGRADE) {
-		t->raw = true; /* an Upgrade / CONNECT head: raw bytes follow */
-		return;
-	}
-	if (e != HPE_OK) {
-		fprintf(stderr, "upstream bytes do not parse as requests: %s (%s)\n%.*s\n",
-		        llhttp_errno_name(e), llhttp_get_error_reason(&t->parser), (int)len,
-		        (const char *)p);
-		abort();
-	}
-}
 
 static struct transport *pick(uint8_t arg)
 {
@@ -610,7 +547,7 @@ static void up_drain(struct transport *t, size_t max)
 			if (trace)
 				fprintf(stderr, "to upstream %d: %.*s\n", (int)(t - tr), (int)n,
 				        (const char *)p);
-			check_upstream(t, p, n);
+			pfx_reqcheck_feed(&t->req, p, n);
 			wp_h2p_up_consume(t->up, n);
 			continue;
 		}
@@ -668,14 +605,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fx_svcs = svcs;
-	fx_n_svcs = WP_ARRAY_SIZE(svcs);
-	/* "nowhere" does not exist: that rule's requests get 500 */
-	table = fx_build("reviews", rules);
-	wp_route_core_init(&rcore, 7, ctr);
-	if (wp_route_core_reserve(&rcore, table) != 0)
-		abort();
-	llhttp_settings_init(&req_settings);
+	pfx_routes_init(ctr);
 	if (nghttp2_session_callbacks_new(&cl_cbs) != 0 ||
 	    nghttp2_session_callbacks_new(&srv_cbs) != 0)
 		abort();
@@ -715,7 +645,7 @@ static void settle(void)
 		}
 }
 
-static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
+static void step(unsigned op, uint8_t arg, const uint8_t *d, size_t len)
 {
 	struct csess *c = &sess[arg & 1];
 	struct transport *t;
@@ -727,7 +657,7 @@ static void step(enum op op, uint8_t arg, const uint8_t *d, size_t len)
 		if (c->s == NULL) {
 			nghttp2_option *o;
 
-			c->s = wp_h2p_sess_open(core, table, NULL, "reviews:9080", 12,
+			c->s = wp_h2p_sess_open(core, pfx_table, NULL, "reviews:9080", 12,
 			                        (arg & 2) ? WP_H2P_SESS_H1_UPSTREAM : 0);
 			if (!c->s)
 				break;
@@ -880,22 +810,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(ctr, 0, sizeof(ctr));
 	n_tr = 0;
 	now_ms = 1000;
-	core = wp_h2p_core_create(&cfg, &ops, NULL, &rcore, NULL, 99, ctr);
+	core = wp_h2p_core_create(&cfg, &ops, NULL, &pfx_rcore, NULL, 99, ctr);
 	if (core == NULL)
 		abort();
 	wp_h2p_core_clock(core, now_ms);
-	while (size >= 3) {
-		enum op op = (enum op)(data[0] % OP_N);
-		uint8_t arg = data[1];
-		size_t len = WP_MIN((size_t)data[2], size - 3);
-		uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan sees over-reads */
-
-		memcpy(copy, data + 3, len);
-		step(op, arg, copy, len);
-		free(copy);
-		data += 3 + len;
-		size -= 3 + len;
-	}
+	pfx_play(data, size, OP_N, step);
 	/* what is still queued goes out and is checked */
 	for (int i = 0; i < 2; i++)
 		if (sess[i].s)
