@@ -409,7 +409,8 @@ static int response_head(struct wp_http1_parser *p)
 		return fail(p, 502, WP_CTR_HTTP1_VERSION_INVALID);
 	/* no body whatever Content-Length or Transfer-Encoding say (RFC 9110
 	 * 6.4.1); llhttp would read one after a 1xx, 204 or 304 that has them */
-	if (m->method == HTTP_HEAD || m->status / 100 == 1 || m->status == 204 || m->status == 304) {
+	if (m->method == HTTP_HEAD || m->status / 100 == 1 || m->status == 204 ||
+	    m->status == 304) {
 		m->flags |= WP_HTTP1_F_NO_BODY;
 		ll->flags |= F_SKIPBODY;
 	}
