@@ -70,22 +70,25 @@ static inline uint16_t wp_inet_cksum(const void *data, uint32_t len)
 	return wp_cksum_fold(wp_cksum_add(0, (const uint8_t *)data, len));
 }
 
+/* The TCP/IPv4 pseudo-header, unfolded: <src_ip>/<dst_ip> in network order. */
+static inline uint64_t wp_tcp_phdr_add(uint32_t src_ip, uint32_t dst_ip, uint16_t seg_len)
+{
+	return (uint64_t)src_ip + dst_ip + htons(6 /* TCP */) + htons(seg_len);
+}
+
 /* TCP over IPv4: <src_ip>/<dst_ip> in network order. */
 static inline uint16_t wp_tcp_cksum(uint32_t src_ip, uint32_t dst_ip, const void *seg,
                                     uint16_t seg_len)
 {
-	uint64_t sum = (uint64_t)src_ip + dst_ip + htons(6 /* TCP */) + htons(seg_len);
-
-	return wp_cksum_fold(wp_cksum_add(sum, (const uint8_t *)seg, seg_len));
+	return wp_cksum_fold(wp_cksum_add(wp_tcp_phdr_add(src_ip, dst_ip, seg_len),
+	                                  (const uint8_t *)seg, seg_len));
 }
 
 /* What a device that offloads TCP checksums wants in the field before it
  * sums the segment: the pseudo-header's sum, folded, not complemented. */
 static inline uint16_t wp_tcp_phdr_sum(uint32_t src_ip, uint32_t dst_ip, uint16_t seg_len)
 {
-	uint64_t sum = (uint64_t)src_ip + dst_ip + htons(6 /* TCP */) + htons(seg_len);
-
-	return (uint16_t)~wp_cksum_fold(sum);
+	return (uint16_t)~wp_cksum_fold(wp_tcp_phdr_add(src_ip, dst_ip, seg_len));
 }
 
 #endif /* WP_DP_NET_CKSUM_H */
