@@ -31,6 +31,9 @@ ok=$(stat tcp_syncookie_ok)
 full=$(stat tcp_syn_queue_full)
 conns=$(stat tcp_conns)
 [ "$sent" -gt 1000 ] || fail "only $sent SYN cookies sent"
-# Each worker holds at most syn_backlog (1024) embryos per listener.
-[ "$conns" -le 2048 ] || fail "$conns control blocks after the flood (bound 2048)"
+# Each worker holds at most syn_backlog (1024) embryos per listener; the 400
+# legitimate connections of this test may still be closing (FIN_WAIT,
+# LAST_ACK) when the gauge is read, on top of those.
+[ "$conns" -le $((2048 + 400)) ] ||
+	fail "$conns control blocks after the flood (bound 2048 embryos + 400 closing)"
 pass "SYN cookies sent $sent (queue full $full, cookie connections $ok), $conns blocks left, short run overlapped flood: $overlap"
