@@ -11,6 +11,8 @@
  * no routing, no pool): the ratio is what routing and the session cost.
  *
  *   ./build/bench/h1proxy [iterations]     (default 1,000,000)
+ *
+ * Prints the figures, then the same as one JSON line.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -280,6 +282,12 @@ int main(int argc, char **argv)
 		printf("  ratio (proxy / codec): %.2f;  bytes up %.0f, down %.0f per request; "
 		       "upstream connections opened: %u\n",
 		       proxy_cyc / codec_cyc, (double)bytes_up / iters, (double)bytes_down / iters,
+		       n_ups);
+		printf("{\"bench\": \"h1proxy\", \"iterations\": %ld, \"proxy_ns\": %.1f, "
+		       "\"proxy_cycles\": %.0f, \"peer\": \"codec alone\", \"peer_ns\": %.1f, "
+		       "\"peer_cycles\": %.0f, \"ratio_cycles_proxy_over_peer\": %.2f, "
+		       "\"upstream_connections\": %u}\n",
+		       iters, proxy_ns, proxy_cyc, codec_ns, codec_cyc, proxy_cyc / codec_cyc,
 		       n_ups);
 		free(qa);
 		free(ra);
