@@ -3,7 +3,9 @@ waypointd's counters (wpctl stats --json, DPDK telemetry), and reading CPU
 and memory use from /proc for the peers measured in the same run."""
 import json
 import os
+import socket
 import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,6 +54,53 @@ def tel(prefix, cmd):
         if line.startswith("{") and cmd in line:
             return json.loads(line)[cmd]
     return {}
+
+
+class Telemetry:
+    """A connection to waypointd's DPDK telemetry socket, kept open so that a
+    query costs about a millisecond (no process to start): benchmarks read
+    /proc/stat right beside it, so waypointd's counters and the machine's CPU
+    cover the same window."""
+
+    def __init__(self, prefix):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.s.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix)
+        self.s.recv(65536)  # the greeting
+
+    def query(self, cmd):
+        """The value of one telemetry command (e.g. "/wp/stats")."""
+        self.s.send(cmd.encode())
+        return json.loads(self.s.recv(1 << 20).decode())[cmd.split(",")[0]]
+
+    def totals(self):
+        """The /wp/stats counters summed over workers, flattened (telemetry
+        nests them in one dict per name prefix)."""
+        flat = {}
+        for k, v in self.query("/wp/stats").items():
+            if isinstance(v, dict):
+                flat.update(v)
+            else:
+                flat[k] = v
+        return flat
+
+    def heap_alloc_bytes(self):
+        """Bytes allocated from DPDK's heaps (hugepage memory, not in RSS)."""
+        return sum(self.query("/eal/heap_info,%d" % h).get("Alloc_size", 0)
+                   for h in self.query("/eal/heap_list"))
+
+    def close(self):
+        self.s.close()
+
+
+def sample(t):
+    """waypointd's counters and the machine's busy jiffies at one instant:
+    (totals, busy jiffies, skew seconds). /proc/stat is read right after the
+    telemetry answer; skew is how long that answer took (the most the two
+    windows can differ by at one end, against /proc/stat's 10 ms tick)."""
+    t0 = time.monotonic()
+    c = t.totals()
+    j = cpu_busy_jiffies()
+    return c, j, time.monotonic() - t0
 
 
 def cpu_busy_jiffies():
