@@ -8,10 +8,13 @@
  *       (CONNECT AUTHORITY) in which it loops keep-alive HTTP/1.1 requests:
  *       POST with a 1024-byte body, waits for the whole response
  *       (Content-Length), sends the next.
- *   l7_load h2 IP PORT CONNS SECONDS RATE CERT KEY CA AUTHORITY
+ *   l7_load h2 IP PORT CONNS SECONDS RATE CERT KEY CA AUTHORITY [STREAMS]
  *       the same over plain HTTP/2 requests (POST, 1024-byte body) on one
  *       TLS + h2 connection per thread, one request in flight: what a TLS+h2
- *       reverse proxy (HAProxy) is offered.
+ *       reverse proxy (HAProxy) is offered. STREAMS > 1 (closed loop only)
+ *       keeps that many requests in flight on each connection, each on its
+ *       own stream, a new one submitted as each ends: the shape h2 clients
+ *       that multiplex use.
  *   l7_load h1 IP PORT CONNS SECONDS RATE
  *       the same HTTP/1.1 loop on a plain TCP connection (the backend
  *       directly: the baseline the added latency is measured against).
@@ -22,7 +25,7 @@
  * RATE 0 is closed loop (as fast as answers come); RATE > 0 paces the
  * requests at RATE per second in total (each thread RATE/CONNS on a fixed
  * schedule; latency counts from the send, not from the schedule). Prints one
- * JSON line: requests, failed, seconds, rps, p50_us, p99_us.
+ * JSON line: requests, failed, seconds, rps, p50_us, p99_us, conns, streams.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +56,7 @@ static enum mode g_mode;
 static struct sockaddr_in g_sin;
 static double g_seconds, g_rate;
 static long g_conns;
+static long g_streams = 1; /* h2: requests in flight per connection */
 static const char *g_authority = "bench";
 static SSL_CTX *g_ctx;
 static unsigned char g_req[2048];
@@ -77,6 +81,15 @@ static void sleep_until(double t)
 		;
 }
 
+/* One of a connection's concurrent h2 requests (STREAMS > 1); the stream's
+ * user data, and the read callback's source. */
+struct h2req {
+	int busy;
+	double t0;
+	size_t sent, got;
+	int status;
+};
+
 /* One generator thread: its connection and its latency samples. */
 struct gen {
 	pthread_t th;
@@ -92,6 +105,7 @@ struct gen {
 	long ok, failed;
 	float *lat_us; /* owned, MAX_SAMPLES / g_conns entries */
 	long nlat, cap;
+	struct h2req *reqs; /* STREAMS > 1: g_streams slots (owned) */
 };
 
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u)
@@ -109,9 +123,14 @@ static int chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_
                     void *u)
 {
 	struct gen *g = u;
+	struct h2req *r = nghttp2_session_get_stream_user_data(s, sid);
 
-	(void)s;
 	(void)flags;
+	(void)data;
+	if (r != NULL) {
+		r->got += len;
+		return 0;
+	}
 	if (sid != g->sid || g->in_len + len > sizeof(g->in))
 		return 0;
 	memcpy(g->in + g->in_len, data, len);
@@ -123,11 +142,15 @@ static int header_cb(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
                      const uint8_t *value, size_t vlen, uint8_t flags, void *u)
 {
 	struct gen *g = u;
+	struct h2req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 
-	(void)s;
 	(void)flags;
 	(void)vlen;
-	if (f->hd.stream_id == g->sid && nlen == 7 && memcmp(name, ":status", 7) == 0)
+	if (nlen != 7 || memcmp(name, ":status", 7) != 0)
+		return 0;
+	if (r != NULL)
+		r->status = atoi((const char *)value);
+	else if (f->hd.stream_id == g->sid)
 		g->status = atoi((const char *)value);
 	return 0;
 }
@@ -143,12 +166,27 @@ static int frame_cb(nghttp2_session *s, const nghttp2_frame *f, void *u)
 	return 0;
 }
 
+static void record(struct gen *g, double t0, double t1)
+{
+	g->ok++;
+	if (g->nlat < g->cap)
+		g->lat_us[g->nlat++] = (float)((t1 - t0) * 1e6);
+}
+
 static int close_cb(nghttp2_session *s, int32_t sid, uint32_t err, void *u)
 {
 	struct gen *g = u;
+	struct h2req *r = nghttp2_session_get_stream_user_data(s, sid);
 
-	(void)s;
 	(void)err;
+	if (r != NULL) {
+		if (r->status == 200 && r->got == BODY)
+			record(g, r->t0, now_s());
+		else
+			g->failed++;
+		r->busy = 0;
+		return 0;
+	}
 	if (sid == g->sid)
 		g->stream_done = 1;
 	return 0;
@@ -159,11 +197,19 @@ static ssize_t read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len
                        nghttp2_data_source *src, void *u)
 {
 	struct gen *g = u;
+	struct h2req *r = src->ptr;
 	size_t n;
 
 	(void)s;
 	(void)sid;
-	(void)src;
+	if (r != NULL) {
+		n = BODY - r->sent < len ? BODY - r->sent : len;
+		memcpy(buf, g_body + r->sent, n);
+		r->sent += n;
+		if (r->sent == BODY)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		return (ssize_t)n;
+	}
 	if (g->out_len == 0) {
 		if (g_mode == M_H2) {
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -335,6 +381,51 @@ static int one_request(struct gen *g)
 	}
 }
 
+/* Submits a POST on slot r (STREAMS > 1). */
+static int submit_multi(struct gen *g, struct h2req *r)
+{
+	char cl[8];
+	nghttp2_nv nv[] = {
+	        {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, 0},
+	        {(uint8_t *)":path", (uint8_t *)"/bench", 5, 6, 0},
+	        {(uint8_t *)":authority", (uint8_t *)g_authority, 10, strlen(g_authority), 0},
+	        {(uint8_t *)"content-type", (uint8_t *)"application/octet-stream", 12, 24, 0},
+	        {(uint8_t *)"content-length", (uint8_t *)cl, 14, 0, 0},
+	};
+	nghttp2_data_provider dp = {.source.ptr = r, .read_callback = read_cb};
+
+	nv[5].valuelen = (size_t)snprintf(cl, sizeof(cl), "%d", BODY);
+	memset(r, 0, sizeof(*r));
+	r->busy = 1;
+	r->t0 = now_s();
+	return nghttp2_submit_request(g->s, NULL, nv, 6, &dp, r) < 0 ? -1 : 0;
+}
+
+/* Closed loop with g_streams requests in flight on the connection: a new
+ * stream replaces each one that ends, until the time is up; then the ones
+ * in flight finish. */
+static void run_multi(struct gen *g)
+{
+	double t_end = now_s() + g_seconds;
+
+	for (;;) {
+		int open = 0, more = now_s() < t_end;
+
+		for (long i = 0; i < g_streams; i++) {
+			if (!g->reqs[i].busy && more && submit_multi(g, &g->reqs[i]) != 0)
+				more = 0;
+			open += g->reqs[i].busy;
+		}
+		if (open == 0)
+			return;
+		if (nghttp2_session_send(g->s) != 0 || pump(g) != 0) {
+			g->failed += open;
+			return;
+		}
+	}
+}
+
 static void *gen_run(void *arg)
 {
 	struct gen *g = arg;
@@ -343,6 +434,10 @@ static void *gen_run(void *arg)
 	if (gen_connect(g) != 0) {
 		g->failed++;
 		ERR_print_errors_fp(stderr);
+		return NULL;
+	}
+	if (g->reqs != NULL) {
+		run_multi(g);
 		return NULL;
 	}
 	next = now_s();
@@ -368,9 +463,7 @@ static void *gen_run(void *arg)
 			g->failed++;
 			continue;
 		}
-		g->ok++;
-		if (g->nlat < g->cap)
-			g->lat_us[g->nlat++] = (float)((t1 - t0) * 1e6);
+		record(g, t0, t1);
 	}
 	return NULL;
 }
@@ -493,7 +586,7 @@ int main(int argc, char **argv)
 		return serve(atoi(argv[2]));
 	if (argc < 7) {
 		fprintf(stderr, "usage: l7_load hbone|h2|h1 IP PORT CONNS SECONDS RATE "
-		                "[CERT KEY CA AUTHORITY] | l7_load serve PORT\n");
+		                "[CERT KEY CA AUTHORITY [STREAMS]] | l7_load serve PORT\n");
 		return 2;
 	}
 	g_mode = strcmp(argv[1], "hbone") == 0 ? M_HBONE : strcmp(argv[1], "h2") == 0 ? M_H2 : M_H1;
@@ -509,6 +602,12 @@ int main(int argc, char **argv)
 		if (argc < 11)
 			return 2;
 		g_authority = argv[10];
+		if (g_mode == M_H2 && argc > 11)
+			g_streams = atol(argv[11]);
+		if (g_streams < 1 || g_streams > 100 || (g_streams > 1 && g_rate > 0)) {
+			fprintf(stderr, "l7_load: STREAMS 1..100, and > 1 only in closed loop\n");
+			return 2;
+		}
 		g_ctx = SSL_CTX_new(TLS_client_method());
 		SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION);
 		if (SSL_CTX_use_certificate_chain_file(g_ctx, argv[7]) != 1 ||
@@ -536,12 +635,16 @@ int main(int argc, char **argv)
 		gens[i].cap = MAX_SAMPLES / g_conns;
 		gens[i].lat_us = all + i * gens[i].cap;
 		gens[i].fd = -1;
+		if (g_streams > 1 &&
+		    (gens[i].reqs = calloc((size_t)g_streams, sizeof(struct h2req))) == NULL)
+			return 1;
 		pthread_create(&gens[i].th, NULL, gen_run, &gens[i]);
 	}
 	for (long i = 0; i < g_conns; i++) {
 		pthread_join(gens[i].th, NULL);
 		ok += gens[i].ok;
 		failed += gens[i].failed;
+		free(gens[i].reqs);
 	}
 	secs = now_s() - t0;
 	for (long i = 0; i < g_conns; i++) {
@@ -550,8 +653,8 @@ int main(int argc, char **argv)
 	}
 	qsort(all, (size_t)nlat, sizeof(float), cmp_f);
 	printf("{\"requests\": %ld, \"failed\": %ld, \"seconds\": %.3f, \"rps\": %.0f, "
-	       "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+	       "\"p50_us\": %.1f, \"p99_us\": %.1f, \"conns\": %ld, \"streams\": %ld}\n",
 	       ok, failed, secs, ok / secs, nlat ? all[nlat / 2] : 0.0,
-	       nlat ? all[(long)(nlat * 0.99)] : 0.0);
+	       nlat ? all[(long)(nlat * 0.99)] : 0.0, g_conns, g_streams);
 	return failed ? 1 : 0;
 }
