@@ -45,17 +45,6 @@ def total(st, key):
     return st["total"].get(key, 0)
 
 
-def tel(prefix, cmd):
-    """One DPDK telemetry command through dpdk-telemetry.py; its value or {}."""
-    out = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input=cmd + "\n",
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("{") and cmd in line:
-            return json.loads(line)[cmd]
-    return {}
-
-
 class Telemetry:
     """A connection to waypointd's DPDK telemetry socket, kept open so that a
     query costs about a millisecond (no process to start): benchmarks read

@@ -2,27 +2,58 @@
 """HBONE benchmark: waypointd against nghttpx on the same loads, same run.
 
   sudo bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
+                            (defaults 2000, 256 MiB, 10000)
 
-Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker):
-  1. mTLS handshakes: bench/hbone_hs (TLS 1.3, client certificate, ALPN h2,
-     HTTP/2 preface + SETTINGS, full handshakes) against waypointd:15008 and
-     against nghttpx (Debian nghttp2-proxy; --verify-client, same
-     certificates, one worker) on the namespace's loopback. Per core:
-     waypointd's TSC busy cycles per handshake (wpctl stats), nghttpx's
-     utime+stime per handshake (/proc).
-  2. Tunnel throughput: one HBONE tunnel, N bytes to a plaintext echo
-     backend and back (tests/integration/hbone_load.py): Gbit/s as seen by
-     the client, cycles per forwarded byte and Gbit/s per core from the busy
-     cycles. (nghttpx cannot splice CONNECT tunnels: no peer figure.)
-  3. Memory per idle HBONE connection with N idle connections: waypointd's
-     HTTP/2 + TLS + TCP buffer bytes (telemetry /wp/tunnels, wpctl stats)
-     over N, with the parts: HTTP/2 as held in size classes and as slabs
-     carved, OpenSSL's live bytes, TCP buffers; and waypointd's RSS growth
-     over N as a cross-check (malloc'd memory: HTTP/2 slabs, OpenSSL and
-     malloc's own overhead; hugepage memory -- mbufs, TCP buffers, the
-     session and connection pools sized at start -- is not in RSS).
-     nghttpx's RSS growth over N for the same N connections.
-Prints the figures and the ratios. Bounded; not a pass/fail test.
+Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker);
+the peer is nghttpx (Debian nghttp2-proxy; --verify-client, the same
+certificates, one worker process) on the namespace's loopback.
+
+  1. Memory per idle HBONE connection, N idle connections (mTLS + HTTP/2
+     preface and SETTINGS, then nothing), measured first, on fresh processes,
+     so that memory freed by earlier phases does not hide growth.
+     The headline, bytes_each, counts every part of an idle connection on
+     our side, in four terms that do not overlap:
+       rss_growth    waypointd's resident memory growth over N (/proc VmRSS):
+                     everything malloc'd for the connections -- HTTP/2 slabs
+                     (with their slack), OpenSSL's allocations and malloc's
+                     own overhead, the TLS connection structs, and pages
+                     touched during set-up that are free again at idle (TCP
+                     buffers, malloc's), as the peer's RSS holds its own;
+       h2_prealloc   HTTP/2 blocks served from the 1 MiB of slabs carved at
+                     start (resident before the phase, so not in rss_growth):
+                     the growth of HTTP/2 bytes held minus the growth of
+                     slabs carved, when positive (telemetry /wp/tunnels);
+       heap_growth   DPDK heap (hugepage) allocations made meanwhile
+                     (telemetry /eal/heap_info; hugepages are not in RSS);
+       reserved      the pools sized at start per connection of capacity --
+                     HBONE session structs (hugepages), TCP control blocks,
+                     their hash table, the TCP buffer free lists: measured as
+                     the growth of waypointd's start-up footprint (VmRSS +
+                     DPDK heap) from a start with capacity for 0 + 1024 to
+                     one for N + 1024 connections, over N (the element sizes
+                     are not exported; this measures them).
+     The peer's figure is nghttpx's worker RSS growth over N, which counts
+     all of its parts. Ratio: nghttpx's bytes per connection over
+     waypointd's bytes_each. Printed beside it, not summed into the
+     headline: waypointd's own accounting (telemetry /wp/tunnels, wpctl
+     stats) -- HTTP/2 bytes held in size classes (with block headers) and
+     slabs carved during the phase, OpenSSL's live bytes (without its
+     per-allocation header and malloc overhead), TCP buffer bytes held --
+     and accounted_bytes_each, their sum (held HTTP/2 + OpenSSL + TCP
+     buffers), which was the headline before and leaves out the pools,
+     slab slack and malloc overhead. Limit: memory malloc already held free
+     at the start is reused without growing RSS; on a fresh process that
+     is little against N connections, but it is not counted.
+  2. mTLS handshakes: bench/hbone_hs (TLS 1.3, client certificate, ALPN h2,
+     HTTP/2 preface + SETTINGS, full handshakes, 2 threads) against both.
+     Like quantities: process CPU (user+system, /proc/PID/stat) per
+     handshake for both, at the TSC rate; waypointd's TSC busy cycles per
+     handshake printed apart (not a ratio).
+  3. Tunnel throughput: one HBONE tunnel, BYTES to a plaintext echo backend
+     and back (tests/integration/hbone_load.py): Gbit/s as seen by the
+     client, waypointd's TSC busy cycles per forwarded byte and Gbit/s per
+     core. No peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
+Prints a summary, then one JSON line. Bounded; not a pass/fail test.
 """
 
 import argparse
@@ -34,7 +65,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, proc_cpu_s, proc_rss, sh, stats, tel, total
+from benchlib import (ROOT, WAYPOINT_MANIFEST_HEAD, Telemetry, proc_cpu_s, proc_rss, sh, stats,
+                      total)
 
 NS = "wpbench-hbone"
 PY = "/usr/bin/python3"
@@ -63,18 +95,49 @@ status:
 """
 
 
+def testbed_up(pki, man, build, conns):
+    """waypointd with capacity for conns HBONE connections; (prefix, ip, pid)."""
+    sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
+    out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
+             "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint",
+             "--set", "tcp.max_conns=%d" % (conns + 1024), "--set", "tcp.buffers=%d" % conns,
+             "--set", "tcp.accept_backlog=4096", "--set", "tcp.syn_backlog=4096",
+             "--set", "hbone.max_sessions=%d" % conns, "--set", "mbufs_per_worker=65535",
+             env=dict(os.environ, WP_BIN=os.path.join(build, "dp/waypointd")))
+    tb = dict(line.split("=", 1) for line in out.split())
+    return tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
+
+
+def footprint(prefix, pid):
+    """waypointd's resident memory plus its DPDK heap allocations, bytes."""
+    time.sleep(1.0)  # the control plane has loaded the manifests
+    t = Telemetry(prefix)
+    heap = t.heap_alloc_bytes()
+    t.close()
+    return proc_rss(pid) + heap
+
+
+# TCP buffer element sizes at the default tcp.rcv_buf = tcp.snd_buf = 65536
+# (dp/net/tcp/tcp.c pool_init: a send buffer carries its scoreboard, one
+# 16-byte record per 256 bytes); used for the accounted breakdown only.
+TCP_RCV_BUF = 65536
+TCP_SND_BUF = 65536 + 256 * 16
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--handshakes", type=int, default=2000)
-    ap.add_argument("--bytes", type=int, default=256 << 20)
-    ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--handshakes", type=int, default=2000, help="per proxy (default 2000)")
+    ap.add_argument("--bytes", type=int, default=256 << 20,
+                    help="tunnel bytes each way (default 256 MiB)")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections (default 10000)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hbone_bench: run as root")
     if not shutil.which("nghttpx"):
         sys.exit("hbone_bench: nghttpx missing (apt-get install nghttp2-proxy)")
+    a.idle = max(100, min(a.idle, 100000))
     wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
     hs = os.path.join(a.build, "bench/hbone_hs")
     tmp = tempfile.mkdtemp(prefix="wp-hbone-bench.")
@@ -83,19 +146,16 @@ def main():
     sh(os.path.join(ROOT, "tests/pki/mkpki.sh"), pki)
     with open(os.path.join(man, "cluster.yaml"), "w") as f:
         f.write(MANIFEST)
-    env = dict(os.environ, WP_BIN=os.path.join(a.build, "dp/waypointd"))
-    conns = a.idle + 1024
-    out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
-             "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint",
-             "--set", "tcp.max_conns=%d" % (conns + 1024), "--set", "tcp.buffers=%d" % conns,
-             "--set", "tcp.accept_backlog=4096", "--set", "tcp.syn_backlog=4096",
-             "--set", "hbone.max_sessions=%d" % conns, "--set", "mbufs_per_worker=65535",
-             env=env)
-    tb = dict(line.split("=", 1) for line in out.split())
-    prefix, wip, wp_pid = tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
     procs = []
-    res = {}
+    res = {"bench": "hbone_bench"}
     try:
+        # The pools sized at start, per connection of capacity: two starts.
+        prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024)
+        f0 = footprint(prefix, wp_pid)
+        prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024)
+        f1 = footprint(prefix, wp_pid)
+        reserved_each = (f1 - f0) / a.idle
+
         procs.append(subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                        os.path.join(ROOT, "tests/integration/tcpcheck.py"),
                                        "server", "7000"], stdout=subprocess.DEVNULL))
@@ -104,7 +164,7 @@ def main():
                                "--verify-client", "--verify-client-cacert=" + pki + "/ca.pem",
                                "--tls-min-proto-version=TLSv1.3", "--no-ocsp",
                                "--frontend-http2-max-concurrent-streams=100",
-                               "--worker-frontend-connections=%d" % (conns),
+                               "--worker-frontend-connections=%d" % (a.idle + 1024),
                                "--errorlog-file=" + tmp + "/nghttpx.log",
                                "--accesslog-file=/dev/null",
                                pki + "/key.pem", pki + "/cert.pem"],
@@ -115,55 +175,15 @@ def main():
         kids = subprocess.run(["pgrep", "-P", str(ng.pid)], capture_output=True,
                               text=True).stdout.split()
         ng_pid = int(kids[0]) if kids else ng.pid
-        st = stats(wpctl, prefix)
-        tsc = st["tsc_hz"]
+        t = Telemetry(prefix)
+        tsc = t.query("/wp/info")["tsc_hz"]
+        res["tsc_hz"] = tsc
         cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
 
-        # 1. handshakes
-        ns(hs, wip, "15008", *cert, "50", "1")  # warm-up (ARP, caches)
-        b0 = total(stats(wpctl, prefix), "busy_cycles")
-        r = json.loads(ns(hs, wip, "15008", *cert, str(a.handshakes), "2"))
-        b1 = total(stats(wpctl, prefix), "busy_cycles")
-        wp_cyc = (b1 - b0) / max(r["handshakes"], 1)
-        ns(hs, "127.0.0.1", "15443", *cert, "50", "1")
-        c0 = proc_cpu_s(ng_pid)
-        rn = json.loads(ns(hs, "127.0.0.1", "15443", *cert, str(a.handshakes), "2"))
-        c1 = proc_cpu_s(ng_pid)
-        ng_s = (c1 - c0) / max(rn["handshakes"], 1)
-        res["handshakes"] = {
-            "waypointd": {"count": r["handshakes"], "failed": r["failed"],
-                          "wall_per_s": round(r["handshakes"] / r["seconds"]),
-                          "cycles_each": round(wp_cyc),
-                          "per_core_per_s": round(tsc / wp_cyc) if wp_cyc else None},
-            "nghttpx": {"count": rn["handshakes"], "failed": rn["failed"],
-                        "wall_per_s": round(rn["handshakes"] / rn["seconds"]),
-                        "cpu_us_each": round(ng_s * 1e6, 1),
-                        "per_core_per_s": round(1 / ng_s) if ng_s else None},
-        }
-        if wp_cyc and ng_s:
-            res["handshakes"]["ratio_per_core"] = round((tsc / wp_cyc) * ng_s, 2)
-
-        # 2. throughput
-        b0 = stats(wpctl, prefix)
-        r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"), "echo",
-                          "--addr", wip + ":15008", "--certs", pki, "--authority",
-                          "198.19.0.10:7000", "--tunnels", "1", "--bytes", str(a.bytes),
-                          "--timeout", "600"))
-        b1 = stats(wpctl, prefix)
-        fwd = (total(b1, "tunnel_bytes_up") - total(b0, "tunnel_bytes_up") +
-               total(b1, "tunnel_bytes_down") - total(b0, "tunnel_bytes_down"))
-        busy = total(b1, "busy_cycles") - total(b0, "busy_cycles")
-        io = total(b1, "io_cycles") - total(b0, "io_cycles")
-        cpb = busy / fwd if fwd else 0
-        res["tunnel"] = {"bytes_each_way": a.bytes, "ok": r["ok"] == 1,
-                         "client_gbit_s_both_ways": round(r["mbit_s_both_ways"] / 1000, 3),
-                         "cycles_per_byte": round(cpb, 2),
-                         "cycles_per_byte_without_pmd_io": round((busy - io) / fwd, 2) if fwd else 0,
-                         "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
-
-        # 3. idle connections
+        # 1. idle connections, first, on fresh processes
         def idle(addr, port, pid_for_rss):
             rss0 = proc_rss(pid_for_rss)
+            heap0 = t.heap_alloc_bytes() if pid_for_rss == wp_pid else 0
             p = subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                   os.path.join(ROOT, "tests/integration/hbone_load.py"), "idle",
                                   "--addr", "%s:%s" % (addr, port), "--certs", pki,
@@ -174,49 +194,125 @@ def main():
             snap = {"established": line["established"], "setup_s": line["setup_seconds"]}
             snap["rss_growth"] = proc_rss(pid_for_rss) - rss0
             if pid_for_rss == wp_pid:
-                snap["tel"] = tel(prefix, "/wp/tunnels")
+                snap["heap_growth"] = t.heap_alloc_bytes() - heap0
+                snap["tel"] = t.query("/wp/tunnels")
                 snap["stats"] = stats(wpctl, prefix)
             p.terminate()
             p.wait()
             return snap
 
-        base = tel(prefix, "/wp/tunnels")
+        base = t.query("/wp/tunnels")
+        base_st = stats(wpctl, prefix)
         w = idle(wip, 15008, wp_pid)
-        t = w["tel"]
-        tcpb = (total(w["stats"], "tcp_rcv_bufs") + total(w["stats"], "tcp_snd_bufs")) * 65536
-        wp_bytes = (t.get("h2_held_bytes", 0) - base.get("h2_held_bytes", 0) +
-                    t.get("tls_live_bytes", 0) - base.get("tls_live_bytes", 0) + tcpb)
         n = max(w["established"], 1)
+        tl = w["tel"]
 
         def each(key):
-            return round((t.get(key, 0) - base.get(key, 0)) / n)
+            return (tl.get(key, 0) - base.get(key, 0)) / n
+        tcpb = ((total(w["stats"], "tcp_rcv_bufs") - total(base_st, "tcp_rcv_bufs")) * TCP_RCV_BUF +
+                (total(w["stats"], "tcp_snd_bufs") - total(base_st, "tcp_snd_bufs")) * TCP_SND_BUF)
+        accounted = each("h2_held_bytes") + each("tls_live_bytes") + tcpb / n
+        rss_each, heap_each = w["rss_growth"] / n, w["heap_growth"] / n
+        pre_each = max(0.0, each("h2_held_bytes") - each("h2_slab_bytes"))
+        wp_each = rss_each + pre_each + heap_each + reserved_each
         time.sleep(3)
         g = idle("127.0.0.1", 15443, ng_pid)
+        ng_each = g["rss_growth"] / max(g["established"], 1)
         res["idle"] = {
             "connections": a.idle,
-            "waypointd": {"established": w["established"], "bytes_each": round(wp_bytes / n),
-                          "h2_bytes_each": each("h2_held_bytes"),
-                          "h2_slab_bytes_each": each("h2_slab_bytes"),
-                          "tls_bytes_each": each("tls_live_bytes"),
-                          "tcp_buffer_bytes_each": round(tcpb / n),
-                          "rss_bytes_each": round(w["rss_growth"] / n),
+            "waypointd": {"established": w["established"],
+                          "bytes_each": round(wp_each),
+                          "rss_growth_each": round(rss_each),
+                          "h2_prealloc_each": round(pre_each),
+                          "heap_growth_each": round(heap_each),
+                          "reserved_each": round(reserved_each),
+                          "accounted": {
+                              "accounted_bytes_each": round(accounted),
+                              "h2_held_bytes_each": round(each("h2_held_bytes")),
+                              "h2_slab_bytes_each": round(each("h2_slab_bytes")),
+                              "tls_live_bytes_each": round(each("tls_live_bytes")),
+                              "tcp_buffer_bytes_each": round(tcpb / n)},
                           "goal_bytes": 16384},
-            "nghttpx": {"established": g["established"],
-                        "rss_bytes_each": round(g["rss_growth"] / max(g["established"], 1))},
+            "nghttpx": {"established": g["established"], "rss_growth_each": round(ng_each)},
+            "ratio_nghttpx_over_waypointd": round(ng_each / wp_each, 2) if wp_each > 0 else None,
         }
-        if g["rss_growth"] > 0 and wp_bytes > 0:
-            res["idle"]["ratio_nghttpx_over_waypointd"] = round(
-                (g["rss_growth"] / max(g["established"], 1)) / (wp_bytes / n), 2)
-        if g["rss_growth"] > 0 and w["rss_growth"] > 0:
-            # RSS against RSS (waypointd's hugepage memory excluded, see above).
-            res["idle"]["ratio_rss_nghttpx_over_waypointd"] = round(
-                (g["rss_growth"] / max(g["established"], 1)) / (w["rss_growth"] / n), 2)
+
+        # 2. handshakes: process CPU for both
+        ns(hs, wip, "15008", *cert, "50", "1")  # warm-up (ARP, caches)
+        b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
+        r = json.loads(ns(hs, wip, "15008", *cert, str(a.handshakes), "2"))
+        b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
+        ns(hs, "127.0.0.1", "15443", *cert, "50", "1")
+        c0 = proc_cpu_s(ng_pid)
+        rn = json.loads(ns(hs, "127.0.0.1", "15443", *cert, str(a.handshakes), "2"))
+        c1 = proc_cpu_s(ng_pid)
+        wn, gn = max(r["handshakes"], 1), max(rn["handshakes"], 1)
+        wcpu, gcpu = (p1 - p0) / wn, (c1 - c0) / gn
+        res["handshakes"] = {
+            "waypointd": {"count": r["handshakes"], "failed": r["failed"],
+                          "wall_per_s": round(r["handshakes"] / r["seconds"]),
+                          "cpu_cycles_each": round(wcpu * tsc),
+                          "per_core_per_s": round(1 / wcpu) if wcpu else None,
+                          "not_ratio_tsc_busy_cycles_each": round((b1 - b0) / wn)},
+            "nghttpx": {"count": rn["handshakes"], "failed": rn["failed"],
+                        "wall_per_s": round(rn["handshakes"] / rn["seconds"]),
+                        "cpu_cycles_each": round(gcpu * tsc),
+                        "per_core_per_s": round(1 / gcpu) if gcpu else None},
+            "ratio_cpu_each_nghttpx_over_waypointd": round(gcpu / wcpu, 2) if wcpu else None,
+        }
+
+        # 3. throughput (no peer)
+        b0 = t.totals()
+        r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"), "echo",
+                          "--addr", wip + ":15008", "--certs", pki, "--authority",
+                          "198.19.0.10:7000", "--tunnels", "1", "--bytes", str(a.bytes),
+                          "--timeout", "600"))
+        b1 = t.totals()
+        t.close()
+        fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
+               b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
+        busy = b1["busy_cycles"] - b0["busy_cycles"]
+        io = b1["io_cycles"] - b0["io_cycles"]
+        cpb = busy / fwd if fwd else 0
+        res["tunnel"] = {"bytes_each_way": a.bytes, "ok": r["ok"] == 1, "peer": None,
+                         "client_gbit_s_both_ways": round(r["mbit_s_both_ways"] / 1000, 3),
+                         "tsc_busy_cycles_per_byte": round(cpb, 2),
+                         "tsc_busy_cycles_per_byte_without_pmd_io":
+                             round((busy - io) / fwd, 2) if fwd else None,
+                         "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
     finally:
         for p in procs:
             p.terminate()
         subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", NS], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(res, indent=2))
+    i, h, u = res["idle"], res["handshakes"], res["tunnel"]
+    wi = i["waypointd"]
+    print("hbone_bench: tsc_hz %d" % res["tsc_hz"])
+    print("idle connections (%d): bytes per connection, every part on each side" % a.idle)
+    print("  waypointd  %8d = RSS growth %d + HTTP/2 from start-up slabs %d + DPDK heap growth "
+          "%d + pools reserved at start %d (per connection of capacity)" % (
+              wi["bytes_each"], wi["rss_growth_each"], wi["h2_prealloc_each"],
+              wi["heap_growth_each"], wi["reserved_each"]))
+    print("  nghttpx    %8d = RSS growth of its worker" % i["nghttpx"]["rss_growth_each"])
+    print("  ratio nghttpx / waypointd: %s" % i["ratio_nghttpx_over_waypointd"])
+    ac = wi["accounted"]
+    print("  not summed (waypointd's own accounting): HTTP/2 held %d, slabs carved %d; OpenSSL live %d;"
+          " TCP buffers %d; their sum (held + OpenSSL + TCP, the old headline) %d" % (
+              ac["h2_held_bytes_each"], ac["h2_slab_bytes_each"], ac["tls_live_bytes_each"],
+              ac["tcp_buffer_bytes_each"], ac["accounted_bytes_each"]))
+    print("handshakes (%d each, process CPU at the TSC rate):" % a.handshakes)
+    print("  waypointd %d cycles each (%s per core per s); nghttpx %d cycles each (%s per core per "
+          "s); ratio nghttpx / waypointd %s" % (
+              h["waypointd"]["cpu_cycles_each"], h["waypointd"]["per_core_per_s"],
+              h["nghttpx"]["cpu_cycles_each"], h["nghttpx"]["per_core_per_s"],
+              h["ratio_cpu_each_nghttpx_over_waypointd"]))
+    print("  not a ratio: waypointd TSC busy cycles per handshake %d" %
+          h["waypointd"]["not_ratio_tsc_busy_cycles_each"])
+    print("tunnel (no peer): %s Gbit/s at the client, %s TSC busy cycles per byte (%s without "
+          "the PMD's I/O), %s Gbit/s per core" % (
+              u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
+              u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"]))
+    print(json.dumps(res))
 
 
 if __name__ == "__main__":
