@@ -1,6 +1,8 @@
 """Helpers shared by the benchmarks in bench/: running commands, reading
-waypointd's counters (wpctl stats --json, DPDK telemetry), and reading CPU
-and memory use from /proc for the peers measured in the same run."""
+waypointd's counters (wpctl stats --json, or its DPDK telemetry socket held
+open, read beside /proc/stat so both cover the same window), and reading CPU
+and memory use from /proc for waypointd and the peers measured in the same
+run."""
 import json
 import os
 import socket

@@ -118,14 +118,15 @@ def main():
     print(f"icmp_echo: ping -f -c {args.count}; tsc_hz {hz}")
     print(f"echoes answered: waypointd {d['icmp_echo_replied']} (ping saw "
           f"{d['ping_received']}), kernel {kgot}")
-    print("whole-machine CPU per echo (sender + link + responder, /proc/stat at the TSC rate):")
-    print(f"  kernel responder (veth)                {k_machine:8.0f} cycles")
-    print(f"  waypointd responder (TAP), idle polls out {wp_machine:5.0f} cycles"
-          f"   (windows differ by <= {d['skew_ms']} ms)")
+    print("whole-machine CPU cycles per echo (sender + link + responder; /proc/stat at the "
+          "TSC rate):")
+    print(f"  kernel responder (veth)                {k_machine:8.0f}")
+    print(f"  waypointd responder (TAP)              {wp_machine:8.0f}   (its idle polls "
+          f"subtracted; windows differ by <= {d['skew_ms']} ms)")
     print(f"  ratio kernel / waypointd               {ratio:8.2f}" if ratio else
           "  ratio kernel / waypointd                    n/a")
-    print("not a ratio -- waypointd's worker alone, its TSC accounting:")
-    print(f"  busy cycles per echo                   {wp:8.0f}")
+    print("not a ratio -- waypointd's worker alone, its TSC accounting, cycles per echo:")
+    print(f"  busy                                   {wp:8.0f}")
     print(f"    inside the TAP PMD (syscalls)        {wp_io:8.0f}")
     print(f"    waypointd's own processing           {wp - wp_io:8.0f}")
     print(json.dumps({
