@@ -188,8 +188,9 @@ def main():
     pin_proxy = ["taskset", "-c", str(proxy_cpu)] if ncpu > 1 else []
     res = {"bench": "l7_bench", "conns": a.conns, "seconds_per_run": a.seconds,
            "request_body": 1024, "response_body": 1024,
-           "pinning": ("proxy alone on CPU %d; load generator, backend, memif wire and "
-                       "waypointd's main lcore on CPU 0" % proxy_cpu) if ncpu > 1 else "none",
+           "pinning": ("proxy alone on CPU %d; load generator, backend, waypointd's main "
+                       "lcore and (memif link) the wire on CPU 0" % proxy_cpu)
+                      if ncpu > 1 else "none",
            "cpu_measure": "process user+system CPU time (/proc/PID/stat) x TSC Hz / requests",
            "links": {}}
     cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
