@@ -1,15 +1,14 @@
 /*
  * The per-core TCP stack (see tcp.h for the contract with the worker and the
- * app). This file holds all of it: segment parsing and building, the flow
- * table, the RFC 9293 state machine with the RFC 5961 hardening, RFC 7323
- * options (window scale, timestamps + PAWS), SACK (RFC 2018) on both sides,
+ * app). This file holds what is not yet in a piece of its own (README.md):
+ * segment parsing and building, the RFC 9293 state machine with the RFC
+ * 5961 hardening, RFC 7323 options (window scale, timestamps + PAWS), SACK (RFC 2018) on both sides,
  * NewReno congestion control (RFC 5681) with loss recovery driven by a
  * per-segment scoreboard: RFC 6675 SACK recovery (IsLost, pipe, rescue
  * retransmission), RACK-TLP (RFC 8985: time-based loss detection, which
  * also finds lost retransmissions, and tail-loss probes), PRR (RFC 6937),
  * limited transmit (RFC 3042) and NewReno (RFC 6582) for peers without
- * SACK; RFC 6298 retransmission timing, SYN cookies,
- * RFC 6528 ISNs, a 1 ms timer wheel and the compact TIME_WAIT table.
+ * SACK; RFC 6298 retransmission timing, SYN cookies and a 1 ms timer wheel.
  *
  * Memory: control blocks, receive buffers, send buffers and TIME_WAIT entries
  * are fixed pools allocated at create. A connection takes a buffer only when
@@ -33,83 +32,7 @@
 
 static void tcp_output(struct wp_tcp_conn *c);
 static void deliver(struct wp_tcp_conn *c);
-static void maybe_finish(struct wp_tcp_conn *c);
 static void try_accept(struct wp_tcp_stack *st, struct listener *l);
-
-/* ---- keyed hash (SipHash-2-4) and checksum --------------------------------- */
-
-static inline uint64_t rotl64(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1;                                                                          \
-		v1 = rotl64(v1, 13);                                                               \
-		v1 ^= v0;                                                                          \
-		v0 = rotl64(v0, 32);                                                               \
-		v2 += v3;                                                                          \
-		v3 = rotl64(v3, 16);                                                               \
-		v3 ^= v2;                                                                          \
-		v0 += v3;                                                                          \
-		v3 = rotl64(v3, 21);                                                               \
-		v3 ^= v0;                                                                          \
-		v2 += v1;                                                                          \
-		v1 = rotl64(v1, 17);                                                               \
-		v1 ^= v2;                                                                          \
-		v2 = rotl64(v2, 32);                                                               \
-	} while (0)
-
-static uint64_t siphash24(const uint64_t k[2], const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint64_t v0 = k[0] ^ 0x736f6d6570736575ull;
-	uint64_t v1 = k[1] ^ 0x646f72616e646f6dull;
-	uint64_t v2 = k[0] ^ 0x6c7967656e657261ull;
-	uint64_t v3 = k[1] ^ 0x7465646279746573ull;
-	size_t blocks = len / 8;
-	for (size_t i = 0; i < blocks; i++) {
-		uint64_t m = 0;
-		for (int j = 0; j < 8; j++)
-			m |= (uint64_t)p[i * 8 + j] << (8 * j);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	uint64_t b = (uint64_t)len << 56;
-	for (size_t j = 0; j < (len & 7); j++)
-		b |= (uint64_t)p[blocks * 8 + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static uint32_t flow_hash(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                          const struct wp_addr *ra, uint16_t rp)
-{
-	uint8_t b[40];
-	size_t n = tuple_bytes(b, la, lp, ra, rp);
-	return (uint32_t)siphash24(st->key, b, n);
-}
-
-/* RFC 6528: ISN = keyed hash of the 4-tuple + a 4 us clock. */
-static uint32_t isn_make(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                         const struct wp_addr *ra, uint16_t rp)
-{
-	uint8_t b[44];
-	size_t n = tuple_bytes(b, la, lp, ra, rp);
-	memcpy(b + n, "isn!", 4);
-	return (uint32_t)(siphash24(st->key, b, n + 4) >> 32) + (uint32_t)(st->now_us / 4);
-}
 
 /* ---- pools ----------------------------------------------------------------- */
 
@@ -125,45 +48,6 @@ static int pool_init(struct bufpool *p, uint32_t size, uint32_t count)
 		p->free[i] = count - 1 - i;
 	p->nfree = count;
 	return 0;
-}
-
-/* ---- flow table ------------------------------------------------------------ */
-
-static struct wp_tcp_conn *conn_lookup(struct wp_tcp_stack *st, const struct wp_addr *la,
-                                       uint16_t lp, const struct wp_addr *ra, uint16_t rp)
-{
-	uint32_t i = st->hash[flow_hash(st, la, lp, ra, rp) & st->hmask];
-	while (i != NIL) {
-		struct wp_tcp_conn *c = &st->conns[i];
-		if (c->lport == lp && c->rport == rp && addr_eq(&c->raddr, ra) &&
-		    addr_eq(&c->laddr, la))
-			return c;
-		i = c->hnext;
-	}
-	return NULL;
-}
-
-static void hash_insert(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	uint32_t *head =
-	        &st->hash[flow_hash(st, &c->laddr, c->lport, &c->raddr, c->rport) & st->hmask];
-	c->hnext = *head;
-	*head = c->idx;
-}
-
-static void hash_remove(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	uint32_t *p =
-	        &st->hash[flow_hash(st, &c->laddr, c->lport, &c->raddr, c->rport) & st->hmask];
-	while (*p != NIL) {
-		if (*p == c->idx) {
-			*p = c->hnext;
-			return;
-		}
-		p = &st->conns[*p].hnext;
-	}
 }
 
 /* ---- timer wheel ----------------------------------------------------------- */
@@ -221,33 +105,9 @@ static void arm_rto(struct wp_tcp_conn *c)
 	set_timer(c, T_RTO, c->st->now_us + cur_rto(c));
 }
 
-/* ---- states and lifetime ------------------------------------------------------- */
+/* ---- accept queues ---------------------------------------------------------------- */
 
-static struct wp_tcp_conn *conn_alloc(struct wp_tcp_stack *st)
-{
-	if (st->conn_free == NIL) {
-		ctr_inc(st, WP_CTR_TCP_CONN_POOL_EMPTY);
-		return NULL;
-	}
-	struct wp_tcp_conn *c = &st->conns[st->conn_free];
-	st->conn_free = c->list_next;
-	uint32_t idx = c->idx;
-	memset(c, 0, sizeof(*c));
-	c->st = st;
-	c->idx = idx;
-	c->hnext = c->wnext = c->wprev = c->aq_next = c->list_next = NIL;
-	c->used = true;
-	c->state = WP_TCP_CLOSED;
-	st->by_state[WP_TCP_CLOSED]++;
-	st->conn_used++;
-	c->rto_us = st->cfg.rto_initial_us;
-	c->mss = MSS_DEFAULT;
-	c->rcv_mss = MSS_DEFAULT;
-	c->ssthresh = UINT32_MAX / 2;
-	return c;
-}
-
-static void acceptq_remove(struct listener *l, struct wp_tcp_conn *c)
+void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c)
 {
 	struct wp_tcp_stack *st = c->st;
 	uint32_t *p = &l->aq_head, prev = NIL;
@@ -266,7 +126,7 @@ static void acceptq_remove(struct listener *l, struct wp_tcp_conn *c)
 	l->acceptq--;
 }
 
-static void acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front)
+void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front)
 {
 	struct wp_tcp_stack *st = c->st;
 	c->in_acceptq = true;
@@ -286,122 +146,14 @@ static void acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front)
 	l->aq_tail = c->idx;
 }
 
-/* Unlinks <c> everywhere; the block is recycled when the outermost call unwinds. */
-static void conn_release(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	if (c->dead)
-		return;
-	hash_remove(c);
-	wheel_unlink(c);
-	if (c->listener) {
-		struct listener *l = &st->listeners[c->listener - 1];
-		if (c->in_synq) {
-			l->synq--;
-			c->in_synq = false;
-		}
-		if (c->in_acceptq)
-			acceptq_remove(l, c);
-	}
-	if (c->rbuf)
-		pool_put(&st->rpool, c->rbuf);
-	if (c->sbuf)
-		pool_put(&st->spool, c->sbuf);
-	c->rbuf = c->sbuf = NULL;
-	c->rec = NULL;
-	c->rec_n = 0;
-	st->by_state[c->state]--;
-	st->conn_used--;
-	c->dead = true;
-	c->list_next = st->dead_head;
-	st->dead_head = c->idx;
-}
-
-static void terminate(struct wp_tcp_conn *c, enum wp_tcp_close_reason why)
-{
-	notify_closed(c, why);
-	conn_release(c);
-}
-
-/* ---- TIME_WAIT table ------------------------------------------------------------ */
-
-static uint32_t *tw_head_of(struct wp_tcp_stack *st, const struct tw_entry *e)
-{
-	return &st->tw_hash[flow_hash(st, &e->laddr, e->lport, &e->raddr, e->rport) & st->tw_hmask];
-}
-
-static void tw_unhash(struct wp_tcp_stack *st, struct tw_entry *e)
-{
-	uint32_t idx = (uint32_t)(e - st->tw);
-	uint32_t *p = tw_head_of(st, e);
-	while (*p != NIL) {
-		if (*p == idx) {
-			*p = e->hnext;
-			break;
-		}
-		p = &st->tw[*p].hnext;
-	}
-	e->live = false;
-	st->tw_live--;
-}
-
-static struct tw_entry *tw_lookup(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                                  const struct wp_addr *ra, uint16_t rp)
-{
-	if (!st->tw_cap)
-		return NULL;
-	uint32_t i = st->tw_hash[flow_hash(st, la, lp, ra, rp) & st->tw_hmask];
-	while (i != NIL) {
-		struct tw_entry *e = &st->tw[i];
-		if (e->lport == lp && e->rport == rp && addr_eq(&e->raddr, ra) &&
-		    addr_eq(&e->laddr, la))
-			return e;
-		i = e->hnext;
-	}
-	return NULL;
-}
-
-static void tw_insert(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	if (!st->tw_cap)
-		return;
-	if (st->tw_fill == st->tw_cap) {
-		struct tw_entry *old = &st->tw[st->tw_head];
-		if (old->live) {
-			tw_unhash(st, old);
-			ctr_inc(st, WP_CTR_TCP_TIME_WAIT_RECYCLED);
-		}
-		st->tw_head = (st->tw_head + 1) % st->tw_cap;
-		st->tw_fill--;
-	}
-	uint32_t idx = (st->tw_head + st->tw_fill) % st->tw_cap;
-	st->tw_fill++;
-	struct tw_entry *e = &st->tw[idx];
-	e->laddr = c->laddr;
-	e->raddr = c->raddr;
-	e->lport = c->lport;
-	e->rport = c->rport;
-	e->snd_nxt = c->snd_max;
-	e->rcv_nxt = c->rcv_nxt;
-	e->ts_ok = c->ts_ok;
-	e->ts_recent = c->ts_recent;
-	e->ts_offset = c->ts_offset;
-	e->wnd = rcv_wnd_advertise(c);
-	e->expire_us = st->now_us + st->cfg.time_wait_us;
-	e->live = true;
-	uint32_t *h = tw_head_of(st, e);
-	e->hnext = *h;
-	*h = idx;
-	st->tw_live++;
-}
+/* ---- TIME_WAIT expiry ------------------------------------------------------------ */
 
 static void tw_expire(struct wp_tcp_stack *st)
 {
 	while (st->tw_fill && st->tw[st->tw_head].expire_us <= st->now_us) {
 		struct tw_entry *e = &st->tw[st->tw_head];
 		if (e->live)
-			tw_unhash(st, e);
+			wp_tcp_tw_unhash(st, e);
 		st->tw_head = (st->tw_head + 1) % st->tw_cap;
 		st->tw_fill--;
 	}
@@ -1324,25 +1076,6 @@ static void deliver(struct wp_tcp_conn *c)
 	}
 }
 
-/* TIME_WAIT / CLOSED: once the app read everything, say closed and free the block. */
-static void maybe_finish(struct wp_tcp_conn *c)
-{
-	if (c->dead || (c->state != WP_TCP_TIME_WAIT && c->state != WP_TCP_CLOSED))
-		return;
-	if (!c->app_owned && !c->app_closed)
-		return; /* still in an accept queue: delivered when accepted */
-	if (c->app_owned && !c->app_closed && !c->closed_notified) {
-		if (c->rlen || !c->eof_delivered)
-			return;
-		notify_closed(c, WP_TCP_CLOSE_NORMAL);
-		if (c->dead)
-			return;
-	}
-	if (c->state == WP_TCP_TIME_WAIT)
-		tw_insert(c);
-	conn_release(c);
-}
-
 /* ---- input: per-state processing ---------------------------------------------------------- */
 
 static void syn_options(struct wp_tcp_conn *c, const struct seg *s)
@@ -1538,7 +1271,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 			}
 			l->synq--;
 			c->in_synq = false;
-			acceptq_push(l, c, false);
+			wp_tcp_acceptq_push(l, c, false);
 		}
 		if (!c->syn_rexmit)
 			rtt_sample(c, (uint32_t)(st->now_us - c->rtt_start_us));
@@ -1572,7 +1305,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 			if (c->app_closed) {
 				ctr_inc(st, WP_CTR_TCP_DATA_AFTER_CLOSE);
 				send_rst_conn(c);
-				conn_release(c);
+				wp_tcp_conn_release(c);
 				return;
 			}
 			data_input(c, s);
@@ -1609,7 +1342,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	if (c->dead)
 		return;
 	tcp_output(c);
-	maybe_finish(c);
+	wp_tcp_maybe_finish(c);
 }
 
 /* ---- SYN cookies (RFC 4987) ------------------------------------------------------------------ */
@@ -1624,7 +1357,7 @@ static uint32_t cookie_hash(const struct wp_tcp_stack *st, const struct wp_addr 
 	wr32(b + n, peer_isn);
 	wr32(b + n + 4, t);
 	uint64_t k[2] = {st->key[0] ^ 0x636f6f6b6965ull, st->key[1]};
-	return (uint32_t)siphash24(k, b, n + 8);
+	return (uint32_t)wp_tcp_siphash24(k, b, n + 8);
 }
 
 /* Layout: 5 bits time counter | 3 bits MSS index | 24 bits keyed hash. */
@@ -1711,7 +1444,7 @@ static bool cookie_accept(struct wp_tcp_stack *st, struct listener *l, const str
 		ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
 		return true;
 	}
-	struct wp_tcp_conn *c = conn_alloc(st);
+	struct wp_tcp_conn *c = wp_tcp_conn_alloc(st);
 	if (!c)
 		return true;
 	ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_OK);
@@ -1747,9 +1480,9 @@ static bool cookie_accept(struct wp_tcp_stack *st, struct listener *l, const str
 	c->max_snd_wnd = c->snd_wnd;
 	c->snd_wl1 = s->seq;
 	c->snd_wl2 = s->ack;
-	hash_insert(c);
+	wp_tcp_hash_insert(c);
 	on_established(c);
-	acceptq_push(l, c, false);
+	wp_tcp_acceptq_push(l, c, false);
 	ctr_inc(st, WP_CTR_TCP_PASSIVE_OPEN);
 	conn_input(c, s);
 	if (!c->dead && c->in_acceptq)
@@ -1788,7 +1521,7 @@ static void listen_input(struct wp_tcp_stack *st, struct listener *l, const stru
 	}
 	struct wp_tcp_conn *c = NULL;
 	if (l->synq < st->cfg.syn_backlog)
-		c = conn_alloc(st);
+		c = wp_tcp_conn_alloc(st);
 	else
 		ctr_inc(st, WP_CTR_TCP_SYN_QUEUE_FULL);
 	if (!c) {
@@ -1810,12 +1543,12 @@ static void listen_input(struct wp_tcp_stack *st, struct listener *l, const stru
 	c->last_ack_sent = c->rcv_nxt;
 	syn_options(c, s);
 	c->iss = isn_make(st, la, s->dport, ra, s->sport);
-	c->ts_offset = (uint32_t)siphash24(st->key, &c->iss, sizeof(c->iss));
+	c->ts_offset = (uint32_t)wp_tcp_siphash24(st->key, &c->iss, sizeof(c->iss));
 	c->snd_una = c->iss;
 	c->snd_nxt = c->snd_max = c->iss + 1;
 	c->sbuf_seq = c->iss + 1;
 	c->recover = c->iss;
-	hash_insert(c);
+	wp_tcp_hash_insert(c);
 	set_state(c, WP_TCP_SYN_RECEIVED);
 	send_synack(c);
 	arm_rto(c);
@@ -1825,28 +1558,28 @@ static void try_accept(struct wp_tcp_stack *st, struct listener *l)
 {
 	while (l->aq_head != NIL) {
 		struct wp_tcp_conn *c = &st->conns[l->aq_head];
-		acceptq_remove(l, c);
+		wp_tcp_acceptq_remove(l, c);
 		c->app_owned = true;
 		int r = l->cb ? l->cb(c, l->arg) : -ECONNREFUSED;
 		if (c->dead)
 			continue;
 		if (r == -EAGAIN) {
 			c->app_owned = false;
-			acceptq_push(l, c, true);
+			wp_tcp_acceptq_push(l, c, true);
 			return;
 		}
 		if (r < 0) {
 			ctr_inc(st, WP_CTR_TCP_ACCEPT_REFUSED);
 			c->app_owned = false;
 			send_rst_conn(c);
-			conn_release(c);
+			wp_tcp_conn_release(c);
 			continue;
 		}
 		deliver(c);
 		if (c->dead)
 			continue;
 		tcp_output(c);
-		maybe_finish(c);
+		wp_tcp_maybe_finish(c);
 	}
 }
 
@@ -1871,7 +1604,7 @@ static bool tw_input(struct wp_tcp_stack *st, struct tw_entry *e, const struct s
 	if ((s->flags & (TH_SYN | TH_ACK)) == TH_SYN) {
 		if (SEQ_GT(s->seq, e->rcv_nxt) ||
 		    (e->ts_ok && s->has_ts && SEQ_GT(s->tsval, e->ts_recent))) {
-			tw_unhash(st, e);
+			wp_tcp_tw_unhash(st, e);
 			ctr_inc(st, WP_CTR_TCP_TIME_WAIT_REUSED);
 			return false;
 		}
@@ -1982,12 +1715,12 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 
 	struct wp_addr la = {.family = WP_AF_INET, .v4 = dst_ip};
 	struct wp_addr ra = {.family = WP_AF_INET, .v4 = src_ip};
-	struct wp_tcp_conn *c = conn_lookup(st, &la, s.dport, &ra, s.sport);
+	struct wp_tcp_conn *c = wp_tcp_conn_lookup(st, &la, s.dport, &ra, s.sport);
 	if (c) {
 		conn_input(c, &s);
 		return 0;
 	}
-	struct tw_entry *e = tw_lookup(st, &la, s.dport, &ra, s.sport);
+	struct tw_entry *e = wp_tcp_tw_lookup(st, &la, s.dport, &ra, s.sport);
 	if (e && tw_input(st, e, &s))
 		return 0;
 	struct listener *l = listener_find(st, s.dport);
@@ -2149,7 +1882,7 @@ static void keep_expired(struct wp_tcp_conn *c)
 	struct wp_tcp_stack *st = c->st;
 	if (c->state == WP_TCP_FIN_WAIT_2 && c->app_closed) {
 		ctr_inc(st, WP_CTR_TCP_FIN_WAIT2_TIMEOUT);
-		conn_release(c);
+		wp_tcp_conn_release(c);
 		return;
 	}
 	if (!st->cfg.keepalive_idle_us ||
@@ -2303,7 +2036,7 @@ void wp_tcp_recv_resume(struct wp_tcp_conn *c)
 	deliver(c);
 	if (!c->dead) {
 		tcp_output(c);
-		maybe_finish(c);
+		wp_tcp_maybe_finish(c);
 	}
 	leave(st);
 }
@@ -2348,12 +2081,12 @@ void wp_tcp_close(struct wp_tcp_conn *c)
 	if (notified) {
 		/* Called from inside closed(): the stack releases it. */
 	} else if (c->state == WP_TCP_SYN_SENT) {
-		conn_release(c);
+		wp_tcp_conn_release(c);
 	} else if (c->rlen > c->offered || c->state == WP_TCP_SYN_RECEIVED) {
 		if (c->rlen > c->offered)
 			ctr_inc(st, WP_CTR_TCP_CLOSE_UNREAD);
 		send_rst_conn(c);
-		conn_release(c);
+		wp_tcp_conn_release(c);
 	} else {
 		if (c->state == WP_TCP_ESTABLISHED || c->state == WP_TCP_CLOSE_WAIT) {
 			c->app_closed = false;
@@ -2362,7 +2095,7 @@ void wp_tcp_close(struct wp_tcp_conn *c)
 		}
 		if (!c->dead && c->state == WP_TCP_FIN_WAIT_2)
 			set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
-		maybe_finish(c);
+		wp_tcp_maybe_finish(c);
 	}
 	leave(st);
 }
@@ -2378,15 +2111,15 @@ void wp_tcp_abort(struct wp_tcp_conn *c)
 		send_rst_conn(c);
 	ctr_inc(st, WP_CTR_TCP_CONN_ABORTED);
 	c->app_closed = true;
-	conn_release(c);
+	wp_tcp_conn_release(c);
 	leave(st);
 }
 
 static bool port_busy(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
                       const struct wp_addr *ra, uint16_t rp)
 {
-	return listener_find(st, lp) || conn_lookup(st, la, lp, ra, rp) ||
-	       tw_lookup(st, la, lp, ra, rp);
+	return listener_find(st, lp) || wp_tcp_conn_lookup(st, la, lp, ra, rp) ||
+	       wp_tcp_tw_lookup(st, la, lp, ra, rp);
 }
 
 int wp_tcp_pick_port(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port,
@@ -2419,12 +2152,12 @@ int wp_tcp_connect(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port, 
 		int rc = wp_tcp_pick_port(st, dst_ip, dst_port, NULL, NULL, &local_port);
 		if (rc < 0)
 			return rc;
-	} else if (conn_lookup(st, &la, local_port, &ra, dst_port) ||
-	           tw_lookup(st, &la, local_port, &ra, dst_port)) {
+	} else if (wp_tcp_conn_lookup(st, &la, local_port, &ra, dst_port) ||
+	           wp_tcp_tw_lookup(st, &la, local_port, &ra, dst_port)) {
 		return -EADDRINUSE;
 	}
 	enter(st, 0);
-	struct wp_tcp_conn *c = conn_alloc(st);
+	struct wp_tcp_conn *c = wp_tcp_conn_alloc(st);
 	if (!c) {
 		leave(st);
 		return -ENOBUFS;
@@ -2437,12 +2170,12 @@ int wp_tcp_connect(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port, 
 	c->arg = arg;
 	c->app_owned = true;
 	c->iss = isn_make(st, &la, local_port, &ra, dst_port);
-	c->ts_offset = (uint32_t)siphash24(st->key, &c->iss, sizeof(c->iss));
+	c->ts_offset = (uint32_t)wp_tcp_siphash24(st->key, &c->iss, sizeof(c->iss));
 	c->snd_una = c->iss;
 	c->snd_nxt = c->snd_max = c->iss + 1;
 	c->sbuf_seq = c->iss + 1;
 	c->recover = c->iss;
-	hash_insert(c);
+	wp_tcp_hash_insert(c);
 	set_state(c, WP_TCP_SYN_SENT);
 	ctr_inc(st, WP_CTR_TCP_ACTIVE_OPEN);
 	send_syn(c);
@@ -2485,7 +2218,7 @@ int wp_tcp_unlisten(struct wp_tcp_stack *st, uint16_t port)
 		if (c->used && !c->dead && c->listener == id && !c->app_owned) {
 			ctr_inc(st, WP_CTR_TCP_CONN_ABORTED);
 			send_rst_conn(c);
-			conn_release(c);
+			wp_tcp_conn_release(c);
 		}
 	}
 	for (uint32_t i = 0; i < st->cfg.max_conns; i++)

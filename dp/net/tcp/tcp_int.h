@@ -218,6 +218,33 @@ struct txinfo {
 	uint32_t ring_size, ring_pos, len;
 };
 
+/* ---- Functions one piece defines and the others call ---- */
+
+/* Hidden: internal to the library (see the top of this file). */
+#pragma GCC visibility push(hidden)
+
+/* tcp_conn.c */
+uint64_t wp_tcp_siphash24(const uint64_t k[2], const void *data, size_t len);
+/* The block for the 4-tuple, or NULL. */
+struct wp_tcp_conn *wp_tcp_conn_lookup(struct wp_tcp_stack *st, const struct wp_addr *la,
+                                       uint16_t lp, const struct wp_addr *ra, uint16_t rp);
+void wp_tcp_hash_insert(struct wp_tcp_conn *c);
+/* A zeroed block in CLOSED, or NULL (counted) when the pool is empty. */
+struct wp_tcp_conn *wp_tcp_conn_alloc(struct wp_tcp_stack *st);
+/* Unlinks <c> everywhere and frees its buffers; recycled when the outermost call unwinds. */
+void wp_tcp_conn_release(struct wp_tcp_conn *c);
+/* TIME_WAIT / CLOSED: once the app read everything, say closed and free the block. */
+void wp_tcp_maybe_finish(struct wp_tcp_conn *c);
+void wp_tcp_tw_unhash(struct wp_tcp_stack *st, struct tw_entry *e);
+struct tw_entry *wp_tcp_tw_lookup(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
+                                  const struct wp_addr *ra, uint16_t rp);
+
+/* tcp.c (until the listener piece) */
+void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c);
+void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front);
+
+#pragma GCC visibility pop
+
 /* ---- Bytes and rings ---- */
 
 static inline uint16_t rd16(const uint8_t *p)
@@ -351,6 +378,22 @@ static inline void notify_closed(struct wp_tcp_conn *c, enum wp_tcp_close_reason
 	c->closed_notified = true;
 	if (c->app_owned && !c->app_closed && c->cbs && c->cbs->closed)
 		c->cbs->closed(c, c->arg, why);
+}
+
+/* RFC 6528: ISN = keyed hash of the 4-tuple + a 4 us clock. */
+static inline uint32_t isn_make(const struct wp_tcp_stack *st, const struct wp_addr *la,
+                                uint16_t lp, const struct wp_addr *ra, uint16_t rp)
+{
+	uint8_t b[44];
+	size_t n = tuple_bytes(b, la, lp, ra, rp);
+	memcpy(b + n, "isn!", 4);
+	return (uint32_t)(wp_tcp_siphash24(st->key, b, n + 4) >> 32) + (uint32_t)(st->now_us / 4);
+}
+
+static inline void terminate(struct wp_tcp_conn *c, enum wp_tcp_close_reason why)
+{
+	notify_closed(c, why);
+	wp_tcp_conn_release(c);
 }
 
 /* ---- Timers ---- */
