@@ -1,14 +1,13 @@
 /*
  * The per-core TCP stack (see tcp.h for the contract with the worker and the
  * app). This file holds what is not yet in a piece of its own (README.md):
- * segment parsing and building, the RFC 9293 state machine with the RFC
- * 5961 hardening, RFC 7323 options (window scale, timestamps + PAWS), SACK (RFC 2018) on both sides,
- * NewReno congestion control (RFC 5681) with loss recovery driven by a
- * per-segment scoreboard: RFC 6675 SACK recovery (IsLost, pipe, rescue
- * retransmission), RACK-TLP (RFC 8985: time-based loss detection, which
- * also finds lost retransmissions, and tail-loss probes), PRR (RFC 6937),
- * limited transmit (RFC 3042) and NewReno (RFC 6582) for peers without
- * SACK; RFC 6298 retransmission timing, SYN cookies and a 1 ms timer wheel.
+ * segment parsing, the RFC 9293 state machine with the RFC
+ * 5961 hardening, RFC 7323 options (window scale, timestamps + PAWS), SACK (RFC 2018) on both
+ * sides, NewReno congestion control (RFC 5681) with loss recovery driven by a per-segment
+ * scoreboard: RFC 6675 SACK recovery (IsLost, pipe, rescue retransmission), RACK-TLP (RFC 8985:
+ * time-based loss detection, which also finds lost retransmissions, and tail-loss probes), PRR (RFC
+ * 6937), limited transmit (RFC 3042) and NewReno (RFC 6582) for peers without SACK; RFC 6298
+ * retransmission timing, SYN cookies and a 1 ms timer wheel.
  *
  * Memory: control blocks, receive buffers, send buffers and TIME_WAIT entries
  * are fixed pools allocated at create. A connection takes a buffer only when
@@ -30,7 +29,6 @@
 #include "dp/net/cksum.h"
 #include "dp/net/tcp/tcp_int.h"
 
-static void tcp_output(struct wp_tcp_conn *c);
 static void deliver(struct wp_tcp_conn *c);
 static void try_accept(struct wp_tcp_stack *st, struct listener *l);
 
@@ -85,7 +83,7 @@ static void timer_sched(struct wp_tcp_conn *c)
 	wheel_insert(c, next);
 }
 
-static void set_timer(struct wp_tcp_conn *c, int t, uint64_t when)
+void wp_tcp_set_timer(struct wp_tcp_conn *c, int t, uint64_t when)
 {
 	c->tdl[t] = when ? when : 1;
 	if (!c->in_wheel || c->tdl[t] < c->wexpire) {
@@ -100,9 +98,9 @@ static uint32_t cur_rto(const struct wp_tcp_conn *c)
 	return (uint32_t)WP_MIN(r, (uint64_t)c->st->cfg.rto_max_us);
 }
 
-static void arm_rto(struct wp_tcp_conn *c)
+void wp_tcp_arm_rto(struct wp_tcp_conn *c)
 {
-	set_timer(c, T_RTO, c->st->now_us + cur_rto(c));
+	wp_tcp_set_timer(c, T_RTO, c->st->now_us + cur_rto(c));
 }
 
 /* ---- accept queues ---------------------------------------------------------------- */
@@ -159,126 +157,7 @@ static void tw_expire(struct wp_tcp_stack *st)
 	}
 }
 
-/* ---- segment output --------------------------------------------------------------- */
-
-static int tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct wp_addr *dst,
-              uint16_t sport, uint16_t dport, const struct txinfo *t)
-{
-	uint16_t hl = (uint16_t)(20 + t->optlen);
-	uint16_t total = (uint16_t)(hl + t->len);
-	void *h = NULL;
-	uint8_t *p = st->ops.tx_alloc(st->ops.arg, total, &h);
-	if (!p) {
-		ctr_inc(st, WP_CTR_TCP_TX_ALLOC_FAIL);
-		return -ENOBUFS;
-	}
-	wr16(p, sport);
-	wr16(p + 2, dport);
-	wr32(p + 4, t->seq);
-	wr32(p + 8, t->ack);
-	p[12] = (uint8_t)((hl / 4) << 4);
-	p[13] = t->flags;
-	wr16(p + 14, t->wnd);
-	wr16(p + 16, 0);
-	wr16(p + 18, 0);
-	memcpy(p + 20, t->opt, t->optlen);
-	if (t->len)
-		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
-	{
-		uint16_t ck = st->cfg.tx_cksum_offload
-		                      ? wp_tcp_phdr_sum(src->v4, dst->v4, total)
-		                      : wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
-
-		memcpy(p + 16, &ck, sizeof(ck));
-	}
-	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total);
-	if (t->flags & TH_RST)
-		ctr_inc(st, WP_CTR_TCP_RST_SENT);
-	return 0;
-}
-
-/*
- * Options of a non-SYN segment: timestamps, then SACK blocks (recent first),
- * as many blocks as fit in <room> bytes (a retransmission keeps its original
- * payload size and may carry fewer blocks than an ACK).
- */
-static uint8_t build_opts(const struct wp_tcp_conn *c, uint8_t *o, uint32_t room)
-{
-	uint8_t n = 0;
-	if (c->ts_ok)
-		n = put_ts(o, ts_now(c->st) + c->ts_offset, c->ts_recent);
-	uint8_t nb = sack_blocks_room(c);
-	if (nb && room < n + 4u + 8u * nb)
-		nb = room >= n + 12u ? (uint8_t)((room - n - 4u) / 8u) : 0;
-	if (nb) {
-		o[n++] = OPT_NOP;
-		o[n++] = OPT_NOP;
-		o[n++] = OPT_SACK;
-		o[n++] = (uint8_t)(2 + 8 * nb);
-		uint8_t order[WP_TCP_MAX_OOO];
-		uint8_t k = 0;
-		order[k++] = c->ooo_recent < c->nooo ? c->ooo_recent : 0;
-		for (uint8_t i = 0; i < c->nooo && k < nb; i++)
-			if (i != order[0])
-				order[k++] = i;
-		for (uint8_t i = 0; i < nb; i++) {
-			wr32(o + n, c->ooo[order[i]].start);
-			wr32(o + n + 4, c->ooo[order[i]].end);
-			n += 8;
-		}
-	}
-	return n;
-}
-
-static void ack_sent(struct wp_tcp_conn *c)
-{
-	c->ack_now = c->ack_pending = false;
-	c->rcv_unacked = 0;
-	c->last_ack_sent = c->rcv_nxt;
-	stop_timer(c, T_DELACK);
-}
-
-/* A segment without payload: ACK, probe or RST. */
-static void send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags)
-{
-	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = (uint8_t)(flags | TH_ACK)};
-	t.wnd = rcv_wnd_advertise(c);
-	t.optlen = build_opts(c, t.opt, 40);
-	tx(c->st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
-	ack_sent(c);
-}
-
-static void send_ack(struct wp_tcp_conn *c)
-{
-	ctr_inc(c->st, WP_CTR_TCP_ACK_ONLY);
-	send_ctl(c, c->snd_max, 0);
-}
-
-/* Keepalive / zero-window probe: an old sequence number draws an ACK. */
-static void send_probe(struct wp_tcp_conn *c)
-{
-	send_ctl(c, c->snd_una - 1, 0);
-}
-
-static void send_rst_conn(struct wp_tcp_conn *c)
-{
-	send_ctl(c, c->snd_max, TH_RST);
-}
-
-/* RST in reply to a segment that has no connection (RFC 9293 3.10.7.1). */
-static void send_rst_reply(struct wp_tcp_stack *st, const struct wp_addr *la,
-                           const struct wp_addr *ra, const struct seg *s)
-{
-	struct txinfo t = {0};
-	if (s->flags & TH_ACK) {
-		t.seq = s->ack;
-		t.flags = TH_RST;
-	} else {
-		t.ack = s->seq + s->len + !!(s->flags & TH_SYN) + !!(s->flags & TH_FIN);
-		t.flags = TH_RST | TH_ACK;
-	}
-	tx(st, la, ra, s->dport, s->sport, &t);
-}
+/* ---- challenge ACK (RFC 5961) ---------------------------------------------------- */
 
 static void challenge_ack(struct wp_tcp_conn *c)
 {
@@ -294,64 +173,6 @@ static void challenge_ack(struct wp_tcp_conn *c)
 	st->chack_n++;
 	ctr_inc(st, WP_CTR_TCP_CHALLENGE_ACK);
 	send_ack(c);
-}
-
-/* SYN options: MSS, SACK-permitted, timestamps, window scale as negotiated. */
-static uint8_t syn_opts(const struct wp_tcp_conn *c, uint8_t *o, bool ws, bool sack, bool ts,
-                        uint32_t tsval)
-{
-	uint8_t n = 0;
-	o[n++] = OPT_MSS;
-	o[n++] = 4;
-	wr16(o + n, c->st->cfg.mss);
-	n += 2;
-	if (sack && ts) {
-		o[n++] = OPT_SACKOK;
-		o[n++] = 2;
-		o[n++] = OPT_TS;
-		o[n++] = 10;
-		wr32(o + n, tsval);
-		wr32(o + n + 4, c->ts_recent);
-		n += 8;
-	} else if (ts) {
-		n += put_ts(o + n, tsval, c->ts_recent);
-	} else if (sack) {
-		o[n++] = OPT_NOP;
-		o[n++] = OPT_NOP;
-		o[n++] = OPT_SACKOK;
-		o[n++] = 2;
-	}
-	if (ws) {
-		o[n++] = OPT_NOP;
-		o[n++] = OPT_WS;
-		o[n++] = 3;
-		o[n++] = c->st->rcv_wscale;
-	}
-	return n;
-}
-
-static void send_syn(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	struct txinfo t = {.seq = c->iss, .flags = TH_SYN, .wnd = syn_window(st)};
-	t.optlen = syn_opts(c, t.opt, st->cfg.window_scaling, st->cfg.sack, st->cfg.timestamps,
-	                    ts_now(st) + c->ts_offset);
-	if (!c->syn_rexmit)
-		c->rtt_start_us = st->now_us;
-	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
-}
-
-static void send_synack(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	struct txinfo t = {.seq = c->iss, .ack = c->rcv_nxt, .flags = TH_SYN | TH_ACK};
-	t.wnd = syn_window(st);
-	t.optlen = syn_opts(c, t.opt, c->ws_ok, c->sack_ok, c->ts_ok, ts_now(st) + c->ts_offset);
-	if (!c->syn_rexmit)
-		c->rtt_start_us = st->now_us;
-	c->rcv_adv = c->rcv_nxt + t.wnd;
-	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
-	ack_sent(c);
 }
 
 /* ---- sender scoreboard ------------------------------------------------------------------ */
@@ -500,75 +321,12 @@ static void detect_loss(struct wp_tcp_conn *c)
 			wait = (uint32_t)left;
 	}
 	if (wait)
-		set_timer(c, T_REO, c->st->now_us + wait);
+		wp_tcp_set_timer(c, T_REO, c->st->now_us + wait);
 	else
 		stop_timer(c, T_REO);
 }
 
-/*
- * Sends [seq, seq+len) from the send buffer (FIN too when it ends at the
- * FIN). New data (seq == snd_nxt) gets a scoreboard record; a retransmission
- * keeps its record's size and may carry fewer SACK blocks.
- */
-static void send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool retrans)
-{
-	struct wp_tcp_stack *st = c->st;
-	uint32_t data_end = c->sbuf_seq + c->slen;
-	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = TH_ACK, .len = len};
-	bool fin = c->fin_queued && seq + len == c->fin_seq;
-	if (fin)
-		t.flags |= TH_FIN;
-	if (len && seq + len == data_end)
-		t.flags |= TH_PSH;
-	if (len) {
-		t.ring = c->sbuf;
-		t.ring_size = st->cfg.snd_buf;
-		t.ring_pos = c->shead + (seq - c->sbuf_seq);
-	}
-	t.wnd = rcv_wnd_advertise(c);
-	t.optlen = build_opts(c, t.opt, c->mss > len ? WP_MIN(c->mss - len, 40u) : 0);
-	tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
-	ack_sent(c);
-	if (retrans) {
-		ctr_inc(st, WP_CTR_TCP_RETRANSMIT);
-		c->rtt_active = false; /* Karn */
-	} else if (!c->rtt_active && !c->ts_ok) {
-		c->rtt_active = true;
-		c->rtt_seq = seq + len;
-		c->rtt_start_us = st->now_us;
-	}
-	if (c->in_recovery)
-		c->prr_out += len ? len : 1;
-	if (seq == c->snd_nxt) {
-		if (len && c->rec && c->rec_n < st->rec_cap) {
-			struct txrec *r = &c->rec[(c->rec_head + c->rec_n) & (st->rec_cap - 1)];
-			r->seq = seq;
-			r->end = seq + len;
-			r->xmit_us = (uint32_t)st->now_us;
-			r->flags = 0;
-			c->rec_n++;
-		}
-		c->snd_nxt += len + fin;
-		if (SEQ_GT(c->snd_nxt, c->snd_max))
-			c->snd_max = c->snd_nxt;
-	}
-	if (!c->tdl[T_RTO])
-		arm_rto(c);
-}
-
 /* ---- congestion control and loss recovery ------------------------------------------ */
-
-/* Retransmits one scoreboard record (lost, probe or rescue). */
-static void retransmit_rec(struct wp_tcp_conn *c, struct txrec *r)
-{
-	if (r->flags & TR_LOST) {
-		r->flags &= (uint8_t)~TR_LOST;
-		c->lost_out -= rec_len(r);
-	}
-	send_data(c, r->seq, rec_len(r), true);
-	r->flags |= TR_RETRANS;
-	r->xmit_us = (uint32_t)c->st->now_us;
-}
 
 static void enter_recovery(struct wp_tcp_conn *c)
 {
@@ -584,7 +342,7 @@ static void enter_recovery(struct wp_tcp_conn *c)
 
 /*
  * Proportional rate reduction (RFC 6937, slow-start reduction bound): sets
- * cwnd so that tcp_output() sends what this ACK's <delivered> bytes earn.
+ * cwnd so that wp_tcp_output() sends what this ACK's <delivered> bytes earn.
  * The first retransmission of a recovery always goes out (RFC 6675).
  */
 static void prr_update(struct wp_tcp_conn *c, uint32_t delivered)
@@ -627,31 +385,6 @@ static void recovery_step(struct wp_tcp_conn *c, uint32_t delivered)
 		prr_update(c, delivered);
 }
 
-/*
- * Tail-loss probe (RFC 8985 7): with SACK, data in flight and no probe
- * outstanding, a probe goes out after max(2 SRTT, 10 ms) (+ the minimum RTO
- * when one segment is in flight, as Linux does) unless the RTO comes first. Unlike RFC
- * 8985 it is also armed in recovery: a lost retransmission at the end of a
- * send-buffer-limited flight has no later segment for RACK to compare with.
- * Not after an RTO until an ACK makes progress (backoff 0 again).
- */
-static void arm_pto(struct wp_tcp_conn *c)
-{
-	if (!c->sack_ok || !c->rec_n || c->tlp_out || c->backoff) {
-		stop_timer(c, T_PTO);
-		return;
-	}
-	uint64_t pto = WP_MAX(2ull * c->srtt_us, (uint64_t)PTO_MIN_US);
-	if (c->rec_n == 1)
-		pto += c->st->cfg.rto_min_us; /* the ACK may be delayed: as Linux, ~no probe */
-	uint64_t when = c->st->now_us + pto;
-	if (c->tdl[T_RTO] && when >= c->tdl[T_RTO]) {
-		stop_timer(c, T_PTO);
-		return;
-	}
-	set_timer(c, T_PTO, when);
-}
-
 static void rtt_sample(struct wp_tcp_conn *c, uint32_t r)
 {
 	const struct wp_tcp_config *cfg = &c->st->cfg;
@@ -680,90 +413,7 @@ static void on_established(struct wp_tcp_conn *c)
 	stop_timer(c, T_RTO);
 	set_state(c, c->fin_queued ? WP_TCP_FIN_WAIT_1 : WP_TCP_ESTABLISHED);
 	if (c->st->cfg.keepalive_idle_us)
-		set_timer(c, T_KEEP, c->st->now_us + c->st->cfg.keepalive_idle_us);
-}
-
-/* ---- output --------------------------------------------------------------------------- */
-
-/*
- * Sends what the windows allow (no Nagle), then any ACK still owed. Order
- * (RFC 6675 NextSeg): segments deemed lost first, then new data, then once
- * per recovery the rescue retransmission. A segment goes out while the pipe
- * is below cwnd (cwnd counts whole segments, as Linux does).
- */
-static void tcp_output(struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	if (c->dead)
-		return;
-	if (can_send_state(c)) {
-		uint32_t lost_from = 0;
-		for (int guard = 0; guard < 4096; guard++) {
-			uint32_t data_end = c->sbuf_seq + c->slen;
-			uint32_t mss = seg_payload_max(c);
-			bool room = pipe_bytes(c) < c->cwnd;
-			if (c->lost_out) {
-				if (!room)
-					break;
-				while (lost_from < c->rec_n &&
-				       !(rec_get(c, lost_from)->flags & TR_LOST))
-					lost_from++;
-				WP_ASSERT(lost_from < c->rec_n);
-				retransmit_rec(c, rec_get(c, lost_from));
-				continue;
-			}
-			int32_t rw = (int32_t)(c->snd_una + c->snd_wnd - c->snd_nxt);
-			uint32_t rw_room = rw > 0 ? (uint32_t)rw : 0;
-			uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
-			uint32_t len = WP_MIN(WP_MIN(avail, mss), rw_room);
-			bool rec_full = c->rec_n >= st->rec_cap;
-			if (len && room && !rec_full) {
-				send_data(c, c->snd_nxt, len, false);
-				continue;
-			}
-			if (len && rec_full)
-				ctr_inc(st, WP_CTR_TCP_SCOREBOARD_FULL);
-			if (!avail && c->fin_queued && c->snd_nxt == c->fin_seq && rw >= 0 &&
-			    (room || c->snd_una == c->snd_nxt)) {
-				send_data(c, c->snd_nxt, 0, false);
-				continue;
-			}
-			/* RFC 6675 rule 4: nothing else to send; once per recovery. */
-			if (c->in_recovery && c->sack_ok && !c->rescue_done && room && !len) {
-				c->rescue_done = true;
-				for (uint32_t i = c->rec_n; i-- > 0;) {
-					struct txrec *r = rec_get(c, i);
-					if (!(r->flags & TR_SACKED)) {
-						ctr_inc(st, WP_CTR_TCP_RESCUE_RETRANSMIT);
-						retransmit_rec(c, r);
-						break;
-					}
-				}
-				continue;
-			}
-			break;
-		}
-		/* Zero window with data waiting and nothing in flight: persist. */
-		uint32_t data_end = c->sbuf_seq + c->slen;
-		bool pending = SEQ_LT(c->snd_nxt, data_end) ||
-		               (c->fin_queued && SEQ_LEQ(c->snd_nxt, c->fin_seq));
-		if (c->snd_wnd == 0 && pending && c->snd_max == c->snd_una) {
-			if (!c->tdl[T_PERSIST]) {
-				c->persist_backoff = 0;
-				stop_timer(c, T_RTO);
-				set_timer(c, T_PERSIST, st->now_us + c->rto_us);
-			}
-		} else {
-			stop_timer(c, T_PERSIST);
-		}
-		if (c->rec_n && !c->tdl[T_PTO] && !c->tlp_out)
-			arm_pto(c);
-	}
-	if (c->ack_now && synchronized(c)) {
-		send_ack(c);
-	} else if (c->ack_pending && !c->tdl[T_DELACK]) {
-		set_timer(c, T_DELACK, st->now_us + st->cfg.delack_us);
-	}
+		wp_tcp_set_timer(c, T_KEEP, c->st->now_us + c->st->cfg.keepalive_idle_us);
 }
 
 /* ---- input: ACK processing ---------------------------------------------------------- */
@@ -859,7 +509,7 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 		stop_timer(c, T_RTO);
 		stop_timer(c, T_REO);
 	} else {
-		arm_rto(c);
+		wp_tcp_arm_rto(c);
 	}
 	arm_pto(c);
 
@@ -868,7 +518,7 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 		case WP_TCP_FIN_WAIT_1:
 			set_state(c, WP_TCP_FIN_WAIT_2);
 			if (c->app_closed)
-				set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
+				wp_tcp_set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
 			break;
 		case WP_TCP_CLOSING:
 			set_state(c, WP_TCP_TIME_WAIT);
@@ -1106,7 +756,7 @@ static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
 		if (SEQ_LEQ(s->ack, c->iss) || SEQ_GT(s->ack, c->snd_max)) {
 			ctr_inc(st, WP_CTR_TCP_BAD_SYNSENT_ACK);
 			if (!(s->flags & TH_RST))
-				send_rst_reply(st, &c->laddr, &c->raddr, s);
+				wp_tcp_send_rst_reply(st, &c->laddr, &c->raddr, s);
 			return;
 		}
 	}
@@ -1137,13 +787,13 @@ static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
 			if (c->dead)
 				return;
 		}
-		tcp_output(c);
+		wp_tcp_output(c);
 		return;
 	}
 	/* Simultaneous open. */
 	set_state(c, WP_TCP_SYN_RECEIVED);
-	send_synack(c);
-	arm_rto(c);
+	wp_tcp_send_synack(c);
+	wp_tcp_arm_rto(c);
 }
 
 static void conn_input(struct wp_tcp_conn *c, struct seg *s)
@@ -1158,7 +808,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	}
 	if (c->state == WP_TCP_CLOSED) {
 		if (!(s->flags & TH_RST))
-			send_rst_reply(st, &c->laddr, &c->raddr, s);
+			wp_tcp_send_rst_reply(st, &c->laddr, &c->raddr, s);
 		return;
 	}
 	/* PAWS (RFC 7323 5). */
@@ -1171,7 +821,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	/* The peer retransmitted its SYN: our SYN-ACK was lost. */
 	if (c->state == WP_TCP_SYN_RECEIVED && (s->flags & (TH_SYN | TH_ACK)) == TH_SYN &&
 	    s->seq == c->irs) {
-		send_synack(c);
+		wp_tcp_send_synack(c);
 		return;
 	}
 
@@ -1260,7 +910,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	bool established_now = false;
 	if (c->state == WP_TCP_SYN_RECEIVED) {
 		if (SEQ_LEQ(s->ack, c->snd_una) || SEQ_GT(s->ack, c->snd_max)) {
-			send_rst_reply(st, &c->laddr, &c->raddr, s);
+			wp_tcp_send_rst_reply(st, &c->laddr, &c->raddr, s);
 			return;
 		}
 		if (c->passive) {
@@ -1341,7 +991,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	deliver(c);
 	if (c->dead)
 		return;
-	tcp_output(c);
+	wp_tcp_output(c);
 	wp_tcp_maybe_finish(c);
 }
 
@@ -1430,7 +1080,7 @@ static void send_cookie_synack(struct wp_tcp_stack *st, const struct wp_addr *la
 		}
 	}
 	t.optlen = n;
-	tx(st, la, ra, s->dport, s->sport, &t);
+	wp_tcp_tx(st, la, ra, s->dport, s->sport, &t);
 }
 
 /* A bare ACK to a listener: maybe the third step of a cookie handshake. */
@@ -1508,7 +1158,7 @@ static void listen_input(struct wp_tcp_stack *st, struct listener *l, const stru
 		} else {
 			ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);
 		}
-		send_rst_reply(st, la, ra, s);
+		wp_tcp_send_rst_reply(st, la, ra, s);
 		return;
 	}
 	if (!(s->flags & TH_SYN)) {
@@ -1550,8 +1200,8 @@ static void listen_input(struct wp_tcp_stack *st, struct listener *l, const stru
 	c->recover = c->iss;
 	wp_tcp_hash_insert(c);
 	set_state(c, WP_TCP_SYN_RECEIVED);
-	send_synack(c);
-	arm_rto(c);
+	wp_tcp_send_synack(c);
+	wp_tcp_arm_rto(c);
 }
 
 static void try_accept(struct wp_tcp_stack *st, struct listener *l)
@@ -1578,7 +1228,7 @@ static void try_accept(struct wp_tcp_stack *st, struct listener *l)
 		deliver(c);
 		if (c->dead)
 			continue;
-		tcp_output(c);
+		wp_tcp_output(c);
 		wp_tcp_maybe_finish(c);
 	}
 }
@@ -1591,7 +1241,7 @@ static void tw_send_ack(struct wp_tcp_stack *st, const struct tw_entry *e)
 	struct txinfo t = {.seq = e->snd_nxt, .ack = e->rcv_nxt, .flags = TH_ACK, .wnd = e->wnd};
 	if (e->ts_ok)
 		t.optlen = put_ts(t.opt, ts_now(st) + e->ts_offset, e->ts_recent);
-	tx(st, &e->laddr, &e->raddr, e->lport, e->rport, &t);
+	wp_tcp_tx(st, &e->laddr, &e->raddr, e->lport, e->rport, &t);
 }
 
 /* Returns true when consumed; false when a new SYN took over the 4-tuple. */
@@ -1733,7 +1383,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 		return 0;
 	}
 	ctr_inc(st, WP_CTR_TCP_NO_LISTENER);
-	send_rst_reply(st, &la, &ra, &s);
+	wp_tcp_send_rst_reply(st, &la, &ra, &s);
 	return 0;
 }
 
@@ -1773,10 +1423,10 @@ static void rto_expired(struct wp_tcp_conn *c)
 		c->syn_rexmit = true;
 		ctr_inc(st, WP_CTR_TCP_SYN_RETRANSMIT);
 		if (c->state == WP_TCP_SYN_SENT)
-			send_syn(c);
+			wp_tcp_send_syn(c);
 		else
-			send_synack(c);
-		arm_rto(c);
+			wp_tcp_send_synack(c);
+		wp_tcp_arm_rto(c);
 		return;
 	}
 	if (c->snd_una == c->snd_max || !can_send_state(c))
@@ -1819,9 +1469,9 @@ static void rto_expired(struct wp_tcp_conn *c)
 	if (c->backoff < 20)
 		c->backoff++;
 	if (!unsacked && c->fin_queued && SEQ_GT(c->snd_max, c->fin_seq))
-		send_data(c, c->fin_seq, 0, true); /* only the FIN is missing */
-	tcp_output(c);
-	arm_rto(c);
+		wp_tcp_send_data(c, c->fin_seq, 0, true); /* only the FIN is missing */
+	wp_tcp_output(c);
+	wp_tcp_arm_rto(c);
 }
 
 /* RACK reordering window over: the segments it held back are lost now. */
@@ -1830,7 +1480,7 @@ static void reo_expired(struct wp_tcp_conn *c)
 	if (!can_send_state(c) || !c->rec_n)
 		return;
 	recovery_step(c, 0);
-	tcp_output(c);
+	wp_tcp_output(c);
 }
 
 /* Tail-loss probe: new data if the windows allow, else the last segment again. */
@@ -1846,7 +1496,7 @@ static void pto_expired(struct wp_tcp_conn *c)
 	uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
 	uint32_t len = WP_MIN(WP_MIN(avail, seg_payload_max(c)), rw > 0 ? (uint32_t)rw : 0u);
 	if (len && c->rec_n < st->rec_cap) {
-		send_data(c, c->snd_nxt, len, false);
+		wp_tcp_send_data(c, c->snd_nxt, len, false);
 	} else {
 		for (uint32_t i = c->rec_n; i-- > 0;) {
 			struct txrec *r = rec_get(c, i);
@@ -1856,7 +1506,7 @@ static void pto_expired(struct wp_tcp_conn *c)
 			}
 		}
 	}
-	arm_rto(c);
+	wp_tcp_arm_rto(c);
 }
 
 static void persist_expired(struct wp_tcp_conn *c)
@@ -1866,7 +1516,7 @@ static void persist_expired(struct wp_tcp_conn *c)
 	bool pending =
 	        SEQ_LT(c->snd_nxt, data_end) || (c->fin_queued && SEQ_LEQ(c->snd_nxt, c->fin_seq));
 	if (c->snd_wnd || !pending || c->snd_max != c->snd_una) {
-		tcp_output(c);
+		wp_tcp_output(c);
 		return;
 	}
 	ctr_inc(st, WP_CTR_TCP_PERSIST_PROBE);
@@ -1874,7 +1524,7 @@ static void persist_expired(struct wp_tcp_conn *c)
 	if (c->persist_backoff < 20)
 		c->persist_backoff++;
 	uint64_t iv = (uint64_t)c->rto_us << c->persist_backoff;
-	set_timer(c, T_PERSIST, st->now_us + WP_MIN(iv, (uint64_t)st->cfg.rto_max_us));
+	wp_tcp_set_timer(c, T_PERSIST, st->now_us + WP_MIN(iv, (uint64_t)st->cfg.rto_max_us));
 }
 
 static void keep_expired(struct wp_tcp_conn *c)
@@ -1889,7 +1539,7 @@ static void keep_expired(struct wp_tcp_conn *c)
 	    (c->state != WP_TCP_ESTABLISHED && c->state != WP_TCP_CLOSE_WAIT))
 		return;
 	if (!c->keep_probes && st->now_us - c->last_rcv_us < st->cfg.keepalive_idle_us) {
-		set_timer(c, T_KEEP, c->last_rcv_us + st->cfg.keepalive_idle_us);
+		wp_tcp_set_timer(c, T_KEEP, c->last_rcv_us + st->cfg.keepalive_idle_us);
 		return;
 	}
 	if (c->keep_probes >= st->cfg.keepalive_probes) {
@@ -1901,7 +1551,7 @@ static void keep_expired(struct wp_tcp_conn *c)
 	ctr_inc(st, WP_CTR_TCP_KEEPALIVE_PROBE);
 	send_probe(c);
 	c->keep_probes++;
-	set_timer(c, T_KEEP, st->now_us + st->cfg.keepalive_intvl_us);
+	wp_tcp_set_timer(c, T_KEEP, st->now_us + st->cfg.keepalive_intvl_us);
 }
 
 static void delack_expired(struct wp_tcp_conn *c)
@@ -2015,7 +1665,7 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
 	if (n < len)
 		c->want_writable = true;
 	enter(st, 0);
-	tcp_output(c);
+	wp_tcp_output(c);
 	leave(st);
 	return n;
 }
@@ -2035,7 +1685,7 @@ void wp_tcp_recv_resume(struct wp_tcp_conn *c)
 	enter(st, 0);
 	deliver(c);
 	if (!c->dead) {
-		tcp_output(c);
+		wp_tcp_output(c);
 		wp_tcp_maybe_finish(c);
 	}
 	leave(st);
@@ -2064,7 +1714,7 @@ int wp_tcp_shutdown(struct wp_tcp_conn *c)
 	c->fin_queued = true;
 	c->fin_seq = c->sbuf_seq + c->slen;
 	enter(st, 0);
-	tcp_output(c);
+	wp_tcp_output(c);
 	leave(st);
 	return 0;
 }
@@ -2094,7 +1744,7 @@ void wp_tcp_close(struct wp_tcp_conn *c)
 			c->app_closed = true;
 		}
 		if (!c->dead && c->state == WP_TCP_FIN_WAIT_2)
-			set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
+			wp_tcp_set_timer(c, T_KEEP, st->now_us + st->cfg.fin_wait2_us);
 		wp_tcp_maybe_finish(c);
 	}
 	leave(st);
@@ -2178,8 +1828,8 @@ int wp_tcp_connect(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port, 
 	wp_tcp_hash_insert(c);
 	set_state(c, WP_TCP_SYN_SENT);
 	ctr_inc(st, WP_CTR_TCP_ACTIVE_OPEN);
-	send_syn(c);
-	arm_rto(c);
+	wp_tcp_send_syn(c);
+	wp_tcp_arm_rto(c);
 	*connp = c;
 	leave(st);
 	return 0;

@@ -243,6 +243,26 @@ struct tw_entry *wp_tcp_tw_lookup(struct wp_tcp_stack *st, const struct wp_addr 
 void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c);
 void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front);
 
+/* tcp_output.c */
+/* Builds and sends one segment; -ENOBUFS (counted) when tx_alloc fails. */
+int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct wp_addr *dst,
+              uint16_t sport, uint16_t dport, const struct txinfo *t);
+/* A segment without payload: ACK, probe or RST. */
+void wp_tcp_send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags);
+/* RST in reply to a segment that has no connection (RFC 9293 3.10.7.1). */
+void wp_tcp_send_rst_reply(struct wp_tcp_stack *st, const struct wp_addr *la,
+                           const struct wp_addr *ra, const struct seg *s);
+void wp_tcp_send_syn(struct wp_tcp_conn *c);
+void wp_tcp_send_synack(struct wp_tcp_conn *c);
+/* Sends [seq, seq+len) of the send buffer (and the FIN when it ends there). */
+void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool retrans);
+/* Sends what the windows allow, then any ACK still owed. */
+void wp_tcp_output(struct wp_tcp_conn *c);
+
+/* tcp.c (until the timer piece) */
+void wp_tcp_set_timer(struct wp_tcp_conn *c, int t, uint64_t when);
+void wp_tcp_arm_rto(struct wp_tcp_conn *c);
+
 #pragma GCC visibility pop
 
 /* ---- Bytes and rings ---- */
@@ -517,6 +537,23 @@ static inline bool can_send_state(const struct wp_tcp_conn *c)
 	}
 }
 
+static inline void send_ack(struct wp_tcp_conn *c)
+{
+	ctr_inc(c->st, WP_CTR_TCP_ACK_ONLY);
+	wp_tcp_send_ctl(c, c->snd_max, 0);
+}
+
+/* Keepalive / zero-window probe: an old sequence number draws an ACK. */
+static inline void send_probe(struct wp_tcp_conn *c)
+{
+	wp_tcp_send_ctl(c, c->snd_una - 1, 0);
+}
+
+static inline void send_rst_conn(struct wp_tcp_conn *c)
+{
+	wp_tcp_send_ctl(c, c->snd_max, TH_RST);
+}
+
 /* ---- Sender scoreboard ---- */
 
 static inline struct txrec *rec_get(const struct wp_tcp_conn *c, uint32_t i)
@@ -548,6 +585,43 @@ static inline uint32_t pipe_bytes(const struct wp_tcp_conn *c)
 		sub += (uint64_t)c->dupacks * c->mss; /* NewReno: each dupack left the network */
 	uint32_t out = c->snd_max - c->snd_una;
 	return out > sub ? (uint32_t)(out - sub) : 0;
+}
+
+/* Retransmits one scoreboard record (lost, probe or rescue). */
+static inline void retransmit_rec(struct wp_tcp_conn *c, struct txrec *r)
+{
+	if (r->flags & TR_LOST) {
+		r->flags &= (uint8_t)~TR_LOST;
+		c->lost_out -= rec_len(r);
+	}
+	wp_tcp_send_data(c, r->seq, rec_len(r), true);
+	r->flags |= TR_RETRANS;
+	r->xmit_us = (uint32_t)c->st->now_us;
+}
+
+/*
+ * Tail-loss probe (RFC 8985 7): with SACK, data in flight and no probe
+ * outstanding, a probe goes out after max(2 SRTT, 10 ms) (+ the minimum RTO
+ * when one segment is in flight, as Linux does) unless the RTO comes first. Unlike RFC
+ * 8985 it is also armed in recovery: a lost retransmission at the end of a
+ * send-buffer-limited flight has no later segment for RACK to compare with.
+ * Not after an RTO until an ACK makes progress (backoff 0 again).
+ */
+static inline void arm_pto(struct wp_tcp_conn *c)
+{
+	if (!c->sack_ok || !c->rec_n || c->tlp_out || c->backoff) {
+		stop_timer(c, T_PTO);
+		return;
+	}
+	uint64_t pto = WP_MAX(2ull * c->srtt_us, (uint64_t)PTO_MIN_US);
+	if (c->rec_n == 1)
+		pto += c->st->cfg.rto_min_us; /* the ACK may be delayed: as Linux, ~no probe */
+	uint64_t when = c->st->now_us + pto;
+	if (c->tdl[T_RTO] && when >= c->tdl[T_RTO]) {
+		stop_timer(c, T_PTO);
+		return;
+	}
+	wp_tcp_set_timer(c, T_PTO, when);
 }
 
 #endif /* WP_DP_NET_TCP_TCP_INT_H */
