@@ -259,9 +259,14 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 /* Sends what the windows allow, then any ACK still owed. */
 void wp_tcp_output(struct wp_tcp_conn *c);
 
-/* tcp.c (until the timer piece) */
+/* tcp_timer.c */
+/* Arms timer <t> (T_*) at <when>, an absolute time in us. */
 void wp_tcp_set_timer(struct wp_tcp_conn *c, int t, uint64_t when);
+/* Arms the retransmission timer at now + RTO (backed off, capped). */
 void wp_tcp_arm_rto(struct wp_tcp_conn *c);
+
+/* tcp.c (until the recovery piece) */
+void wp_tcp_recovery_step(struct wp_tcp_conn *c, uint32_t delivered);
 
 #pragma GCC visibility pop
 
