@@ -265,7 +265,12 @@ void wp_tcp_set_timer(struct wp_tcp_conn *c, int t, uint64_t when);
 /* Arms the retransmission timer at now + RTO (backed off, capped). */
 void wp_tcp_arm_rto(struct wp_tcp_conn *c);
 
-/* tcp.c (until the recovery piece) */
+/* tcp_recovery.c */
+/* Marks the records the SACK blocks of <s> cover. True when any was newly SACKed. */
+bool wp_tcp_sack_mark(struct wp_tcp_conn *c, const struct seg *s);
+/* Drops the records below the cumulative ACK <ack>. */
+void wp_tcp_rec_ack(struct wp_tcp_conn *c, uint32_t ack);
+/* After an ACK or the reordering timer: find losses, enter or pace recovery. */
 void wp_tcp_recovery_step(struct wp_tcp_conn *c, uint32_t delivered);
 
 #pragma GCC visibility pop
