@@ -29,9 +29,6 @@
 #include "dp/net/cksum.h"
 #include "dp/net/tcp/tcp_int.h"
 
-static void deliver(struct wp_tcp_conn *c);
-static void try_accept(struct wp_tcp_stack *st, struct listener *l);
-
 /* ---- pools ----------------------------------------------------------------- */
 
 static int pool_init(struct bufpool *p, uint32_t size, uint32_t count)
@@ -46,47 +43,6 @@ static int pool_init(struct bufpool *p, uint32_t size, uint32_t count)
 		p->free[i] = count - 1 - i;
 	p->nfree = count;
 	return 0;
-}
-
-/* ---- accept queues ---------------------------------------------------------------- */
-
-void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c)
-{
-	struct wp_tcp_stack *st = c->st;
-	uint32_t *p = &l->aq_head, prev = NIL;
-	while (*p != NIL) {
-		if (*p == c->idx) {
-			*p = c->aq_next;
-			if (l->aq_tail == c->idx)
-				l->aq_tail = prev;
-			break;
-		}
-		prev = *p;
-		p = &st->conns[*p].aq_next;
-	}
-	c->aq_next = NIL;
-	c->in_acceptq = false;
-	l->acceptq--;
-}
-
-void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front)
-{
-	struct wp_tcp_stack *st = c->st;
-	c->in_acceptq = true;
-	l->acceptq++;
-	if (front) {
-		c->aq_next = l->aq_head;
-		l->aq_head = c->idx;
-		if (l->aq_tail == NIL)
-			l->aq_tail = c->idx;
-		return;
-	}
-	c->aq_next = NIL;
-	if (l->aq_tail != NIL)
-		st->conns[l->aq_tail].aq_next = c->idx;
-	else
-		l->aq_head = c->idx;
-	l->aq_tail = c->idx;
 }
 
 /* ---- challenge ACK (RFC 5961) ---------------------------------------------------- */
@@ -126,7 +82,7 @@ static void rtt_sample(struct wp_tcp_conn *c, uint32_t r)
 	        (uint32_t)WP_MIN(WP_MAX(rto, (uint64_t)cfg->rto_min_us), (uint64_t)cfg->rto_max_us);
 }
 
-static void on_established(struct wp_tcp_conn *c)
+void wp_tcp_on_established(struct wp_tcp_conn *c)
 {
 	c->cwnd = WP_MIN(10u * c->mss, WP_MAX(2u * c->mss, 14600u)); /* RFC 6928 */
 	c->ssthresh = UINT32_MAX / 2;
@@ -171,7 +127,7 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 			return true;
 		}
 		wp_tcp_recovery_step(c, delivered);
-		return true; /* conn_input() sends what the step allows */
+		return true; /* wp_tcp_conn_input() sends what the step allows */
 	}
 
 	/* New data acknowledged (the SYN's sequence number is not data). */
@@ -403,7 +359,7 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 }
 
 /* Offers buffered in-order bytes to the app, then EOF once everything is read. */
-static void deliver(struct wp_tcp_conn *c)
+void wp_tcp_deliver(struct wp_tcp_conn *c)
 {
 	struct wp_tcp_stack *st = c->st;
 	if (c->dead || !c->app_owned || c->app_closed || c->delivering)
@@ -452,7 +408,7 @@ static void deliver(struct wp_tcp_conn *c)
 
 /* ---- input: per-state processing ---------------------------------------------------------- */
 
-static void syn_options(struct wp_tcp_conn *c, const struct seg *s)
+void wp_tcp_syn_options(struct wp_tcp_conn *c, const struct seg *s)
 {
 	struct wp_tcp_stack *st = c->st;
 	c->mss = (uint16_t)WP_MIN(s->has_mss ? s->mss : MSS_DEFAULT, st->cfg.mss);
@@ -498,13 +454,13 @@ static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
 	c->irs = s->seq;
 	c->rcv_nxt = s->seq + 1;
 	c->rcv_adv = c->rcv_nxt + syn_window(st);
-	syn_options(c, s);
+	wp_tcp_syn_options(c, s);
 	if (s->flags & TH_ACK) {
 		if (!c->syn_rexmit)
 			rtt_sample(c, (uint32_t)(st->now_us - c->rtt_start_us));
 		c->snd_una = s->ack;
 		c->snd_wl2 = s->ack;
-		on_established(c);
+		wp_tcp_on_established(c);
 		c->ack_now = true;
 		if (c->cbs && c->cbs->connected) {
 			c->cbs->connected(c, c->arg);
@@ -520,7 +476,7 @@ static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
 	wp_tcp_arm_rto(c);
 }
 
-static void conn_input(struct wp_tcp_conn *c, struct seg *s)
+void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 {
 	struct wp_tcp_stack *st = c->st;
 	c->last_rcv_us = st->now_us;
@@ -653,7 +609,7 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 		c->max_snd_wnd = c->snd_wnd;
 		c->snd_wl1 = s->seq;
 		c->snd_wl2 = s->ack;
-		on_established(c);
+		wp_tcp_on_established(c);
 		established_now = true;
 	}
 	/* ACK validation (RFC 5961 5). */
@@ -705,256 +661,18 @@ static void conn_input(struct wp_tcp_conn *c, struct seg *s)
 	if (established_now) {
 		if (c->passive) {
 			ctr_inc(st, WP_CTR_TCP_PASSIVE_OPEN);
-			try_accept(st, &st->listeners[c->listener - 1]);
+			wp_tcp_try_accept(st, &st->listeners[c->listener - 1]);
 		} else if (c->cbs && c->cbs->connected) {
 			c->cbs->connected(c, c->arg);
 		}
 		if (c->dead)
 			return;
 	}
-	deliver(c);
+	wp_tcp_deliver(c);
 	if (c->dead)
 		return;
 	wp_tcp_output(c);
 	wp_tcp_maybe_finish(c);
-}
-
-/* ---- SYN cookies (RFC 4987) ------------------------------------------------------------------ */
-
-static const uint16_t cookie_mss[8] = {536, 1220, 1360, 1400, 1440, 1452, 1460, 8960};
-
-static uint32_t cookie_hash(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                            const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn, uint32_t t)
-{
-	uint8_t b[48];
-	size_t n = tuple_bytes(b, la, lp, ra, rp);
-	wr32(b + n, peer_isn);
-	wr32(b + n + 4, t);
-	uint64_t k[2] = {st->key[0] ^ 0x636f6f6b6965ull, st->key[1]};
-	return (uint32_t)wp_tcp_siphash24(k, b, n + 8);
-}
-
-/* Layout: 5 bits time counter | 3 bits MSS index | 24 bits keyed hash. */
-static uint32_t cookie_make(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                            const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn,
-                            unsigned mssidx)
-{
-	uint32_t t = (uint32_t)(st->now_us / COOKIE_PERIOD_US);
-	return (t & 31) << 27 | (uint32_t)mssidx << 24 |
-	       (cookie_hash(st, la, lp, ra, rp, peer_isn, t) & 0xffffff);
-}
-
-static int cookie_check(const struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
-                        const struct wp_addr *ra, uint16_t rp, uint32_t peer_isn, uint32_t cookie,
-                        unsigned *mssidx)
-{
-	uint32_t now_t = (uint32_t)(st->now_us / COOKIE_PERIOD_US);
-	for (uint32_t d = 0; d < 2 && d <= now_t; d++) {
-		uint32_t t = now_t - d;
-		if ((t & 31) != cookie >> 27)
-			continue;
-		if ((cookie_hash(st, la, lp, ra, rp, peer_isn, t) & 0xffffff) ==
-		    (cookie & 0xffffff)) {
-			*mssidx = (cookie >> 24) & 7;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/*
- * Stateless SYN-ACK. Window scale and SACK-permitted ride in the low six bits
- * of our timestamp (echoed back in TSecr); without timestamps they are not
- * offered.
- */
-static void send_cookie_synack(struct wp_tcp_stack *st, const struct wp_addr *la,
-                               const struct wp_addr *ra, const struct seg *s)
-{
-	unsigned idx = 0;
-	uint16_t peer_mss = s->has_mss ? s->mss : MSS_DEFAULT;
-	for (unsigned i = 0; i < 8; i++)
-		if (cookie_mss[i] <= peer_mss && cookie_mss[i] <= st->cfg.mss)
-			idx = i;
-	uint32_t cookie = cookie_make(st, la, s->dport, ra, s->sport, s->seq, idx);
-	struct txinfo t = {.seq = cookie, .ack = s->seq + 1, .flags = TH_SYN | TH_ACK};
-	t.wnd = syn_window(st);
-	uint8_t *o = t.opt, n = 0;
-	o[n++] = OPT_MSS;
-	o[n++] = 4;
-	wr16(o + n, st->cfg.mss);
-	n += 2;
-	bool ts = st->cfg.timestamps && s->has_ts;
-	if (ts) {
-		bool ws = st->cfg.window_scaling && s->has_ws;
-		bool sack = st->cfg.sack && s->has_sackok;
-		uint32_t tsval = (ts_now(st) & ~0x3fu) | 0x20 | (sack ? 0x10 : 0) |
-		                 (ws ? st->rcv_wscale : 0xf);
-		n += put_ts(o + n, tsval, s->tsval);
-		if (sack) {
-			o[n++] = OPT_NOP;
-			o[n++] = OPT_NOP;
-			o[n++] = OPT_SACKOK;
-			o[n++] = 2;
-		}
-		if (ws) {
-			o[n++] = OPT_NOP;
-			o[n++] = OPT_WS;
-			o[n++] = 3;
-			o[n++] = st->rcv_wscale;
-		}
-	}
-	t.optlen = n;
-	wp_tcp_tx(st, la, ra, s->dport, s->sport, &t);
-}
-
-/* A bare ACK to a listener: maybe the third step of a cookie handshake. */
-static bool cookie_accept(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
-                          const struct wp_addr *ra, struct seg *s)
-{
-	unsigned idx;
-	if (cookie_check(st, la, s->dport, ra, s->sport, s->seq - 1, s->ack - 1, &idx) < 0)
-		return false;
-	if (l->acceptq >= st->cfg.accept_backlog) {
-		ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
-		return true;
-	}
-	struct wp_tcp_conn *c = wp_tcp_conn_alloc(st);
-	if (!c)
-		return true;
-	ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_OK);
-	c->laddr = *la;
-	c->raddr = *ra;
-	c->lport = s->dport;
-	c->rport = s->sport;
-	c->passive = true;
-	c->listener = (uint8_t)(l - st->listeners + 1);
-	c->irs = s->seq - 1;
-	c->rcv_nxt = s->seq;
-	c->last_ack_sent = s->seq;
-	c->rcv_adv = c->rcv_nxt + syn_window(st);
-	c->iss = s->ack - 1;
-	c->snd_una = c->snd_nxt = c->snd_max = s->ack;
-	c->sbuf_seq = s->ack;
-	c->mss = (uint16_t)WP_MIN(cookie_mss[idx], st->cfg.mss);
-	if (st->cfg.timestamps && s->has_ts && (s->tsecr & 0x20)) {
-		c->ts_ok = true;
-		c->ts_recent = s->tsval;
-		c->ts_recent_us = st->now_us;
-		c->ts_offset = 0;
-		c->sack_ok = st->cfg.sack && (s->tsecr & 0x10);
-		if ((s->tsecr & 0xf) != 0xf) {
-			/* Our SYN-ACK offered scaling, so the SYN carried it; its shift is lost. */
-			c->ws_ok = true;
-			c->rcv_wscale = (uint8_t)(s->tsecr & 0xf);
-			c->snd_wscale = 0;
-		}
-	}
-	c->rcv_mss = (uint32_t)st->cfg.mss - (c->ts_ok ? 12 : 0);
-	c->snd_wnd = (uint32_t)s->wnd << c->snd_wscale;
-	c->max_snd_wnd = c->snd_wnd;
-	c->snd_wl1 = s->seq;
-	c->snd_wl2 = s->ack;
-	wp_tcp_hash_insert(c);
-	on_established(c);
-	wp_tcp_acceptq_push(l, c, false);
-	ctr_inc(st, WP_CTR_TCP_PASSIVE_OPEN);
-	conn_input(c, s);
-	if (!c->dead && c->in_acceptq)
-		try_accept(st, l);
-	return true;
-}
-
-/* ---- listeners ------------------------------------------------------------------------------- */
-
-static void listen_input(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
-                         const struct wp_addr *ra, struct seg *s)
-{
-	if (s->flags & TH_RST) {
-		ctr_inc(st, WP_CTR_TCP_RST_NO_CONN);
-		return;
-	}
-	if (s->flags & TH_ACK) {
-		if (!(s->flags & TH_SYN) && l->cookie_us &&
-		    st->now_us - l->cookie_us < 2 * COOKIE_PERIOD_US) {
-			if (cookie_accept(st, l, la, ra, s))
-				return;
-			ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_FAILED);
-		} else {
-			ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);
-		}
-		wp_tcp_send_rst_reply(st, la, ra, s);
-		return;
-	}
-	if (!(s->flags & TH_SYN)) {
-		ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);
-		return;
-	}
-	if (l->acceptq >= st->cfg.accept_backlog) {
-		ctr_inc(st, WP_CTR_TCP_ACCEPT_QUEUE_FULL);
-		return;
-	}
-	struct wp_tcp_conn *c = NULL;
-	if (l->synq < st->cfg.syn_backlog)
-		c = wp_tcp_conn_alloc(st);
-	else
-		ctr_inc(st, WP_CTR_TCP_SYN_QUEUE_FULL);
-	if (!c) {
-		send_cookie_synack(st, la, ra, s);
-		ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_SENT);
-		l->cookie_us = st->now_us ? st->now_us : 1;
-		return;
-	}
-	c->laddr = *la;
-	c->raddr = *ra;
-	c->lport = s->dport;
-	c->rport = s->sport;
-	c->passive = true;
-	c->listener = (uint8_t)(l - st->listeners + 1);
-	c->in_synq = true;
-	l->synq++;
-	c->irs = s->seq;
-	c->rcv_nxt = s->seq + 1;
-	c->last_ack_sent = c->rcv_nxt;
-	syn_options(c, s);
-	c->iss = isn_make(st, la, s->dport, ra, s->sport);
-	c->ts_offset = (uint32_t)wp_tcp_siphash24(st->key, &c->iss, sizeof(c->iss));
-	c->snd_una = c->iss;
-	c->snd_nxt = c->snd_max = c->iss + 1;
-	c->sbuf_seq = c->iss + 1;
-	c->recover = c->iss;
-	wp_tcp_hash_insert(c);
-	set_state(c, WP_TCP_SYN_RECEIVED);
-	wp_tcp_send_synack(c);
-	wp_tcp_arm_rto(c);
-}
-
-static void try_accept(struct wp_tcp_stack *st, struct listener *l)
-{
-	while (l->aq_head != NIL) {
-		struct wp_tcp_conn *c = &st->conns[l->aq_head];
-		wp_tcp_acceptq_remove(l, c);
-		c->app_owned = true;
-		int r = l->cb ? l->cb(c, l->arg) : -ECONNREFUSED;
-		if (c->dead)
-			continue;
-		if (r == -EAGAIN) {
-			c->app_owned = false;
-			wp_tcp_acceptq_push(l, c, true);
-			return;
-		}
-		if (r < 0) {
-			ctr_inc(st, WP_CTR_TCP_ACCEPT_REFUSED);
-			c->app_owned = false;
-			send_rst_conn(c);
-			wp_tcp_conn_release(c);
-			continue;
-		}
-		deliver(c);
-		if (c->dead)
-			continue;
-		wp_tcp_output(c);
-		wp_tcp_maybe_finish(c);
-	}
 }
 
 /* ---- TIME_WAIT input ----------------------------------------------------------------------------
@@ -1091,7 +809,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 	struct wp_addr ra = {.family = WP_AF_INET, .v4 = src_ip};
 	struct wp_tcp_conn *c = wp_tcp_conn_lookup(st, &la, s.dport, &ra, s.sport);
 	if (c) {
-		conn_input(c, &s);
+		wp_tcp_conn_input(c, &s);
 		return 0;
 	}
 	struct tw_entry *e = wp_tcp_tw_lookup(st, &la, s.dport, &ra, s.sport);
@@ -1099,7 +817,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 		return 0;
 	struct listener *l = listener_find(st, s.dport);
 	if (l) {
-		listen_input(st, l, &la, &ra, &s);
+		wp_tcp_listen_input(st, l, &la, &ra, &s);
 		return 0;
 	}
 	if (s.flags & TH_RST) {
@@ -1192,7 +910,7 @@ void wp_tcp_recv_resume(struct wp_tcp_conn *c)
 	if (c->dead)
 		return;
 	enter(st, 0);
-	deliver(c);
+	wp_tcp_deliver(c);
 	if (!c->dead) {
 		wp_tcp_output(c);
 		wp_tcp_maybe_finish(c);
@@ -1342,60 +1060,6 @@ int wp_tcp_connect(struct wp_tcp_stack *st, uint32_t dst_ip, uint16_t dst_port, 
 	*connp = c;
 	leave(st);
 	return 0;
-}
-
-int wp_tcp_listen(struct wp_tcp_stack *st, uint16_t port, wp_tcp_accept_cb cb, void *arg)
-{
-	if (!port || !cb)
-		return -EINVAL;
-	if (listener_find(st, port))
-		return -EADDRINUSE;
-	for (int i = 0; i < WP_TCP_MAX_LISTENERS; i++) {
-		struct listener *l = &st->listeners[i];
-		if (l->used)
-			continue;
-		memset(l, 0, sizeof(*l));
-		l->used = true;
-		l->port = port;
-		l->cb = cb;
-		l->arg = arg;
-		l->aq_head = l->aq_tail = NIL;
-		return 0;
-	}
-	return -ENOSPC;
-}
-
-int wp_tcp_unlisten(struct wp_tcp_stack *st, uint16_t port)
-{
-	struct listener *l = listener_find(st, port);
-	if (!l)
-		return -ENOENT;
-	enter(st, 0);
-	uint8_t id = (uint8_t)(l - st->listeners + 1);
-	for (uint32_t i = 0; i < st->cfg.max_conns; i++) {
-		struct wp_tcp_conn *c = &st->conns[i];
-		if (c->used && !c->dead && c->listener == id && !c->app_owned) {
-			ctr_inc(st, WP_CTR_TCP_CONN_ABORTED);
-			send_rst_conn(c);
-			wp_tcp_conn_release(c);
-		}
-	}
-	for (uint32_t i = 0; i < st->cfg.max_conns; i++)
-		if (st->conns[i].used && st->conns[i].listener == id)
-			st->conns[i].listener = 0;
-	l->used = false;
-	leave(st);
-	return 0;
-}
-
-void wp_tcp_accept_resume(struct wp_tcp_stack *st, uint16_t port)
-{
-	struct listener *l = listener_find(st, port);
-	if (!l)
-		return;
-	enter(st, 0);
-	try_accept(st, l);
-	leave(st);
 }
 
 /* ---- create / destroy / introspection

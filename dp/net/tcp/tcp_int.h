@@ -239,10 +239,6 @@ void wp_tcp_tw_unhash(struct wp_tcp_stack *st, struct tw_entry *e);
 struct tw_entry *wp_tcp_tw_lookup(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
                                   const struct wp_addr *ra, uint16_t rp);
 
-/* tcp.c (until the listener piece) */
-void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c);
-void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front);
-
 /* tcp_output.c */
 /* Builds and sends one segment; -ENOBUFS (counted) when tx_alloc fails. */
 int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct wp_addr *dst,
@@ -272,6 +268,26 @@ bool wp_tcp_sack_mark(struct wp_tcp_conn *c, const struct seg *s);
 void wp_tcp_rec_ack(struct wp_tcp_conn *c, uint32_t ack);
 /* After an ACK or the reordering timer: find losses, enter or pace recovery. */
 void wp_tcp_recovery_step(struct wp_tcp_conn *c, uint32_t delivered);
+
+/* tcp_listen.c */
+void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c);
+/* Queues an established passive connection (at the head when the app deferred it). */
+void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front);
+/* Offers the accept queue to the app's accept callback. */
+void wp_tcp_try_accept(struct wp_tcp_stack *st, struct listener *l);
+/* A segment for no connection, to the listener on its port. */
+void wp_tcp_listen_input(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
+                         const struct wp_addr *ra, struct seg *s);
+
+/* tcp.c (until the input piece) */
+/* The negotiated options of a SYN (either side of the handshake). */
+void wp_tcp_syn_options(struct wp_tcp_conn *c, const struct seg *s);
+/* The handshake is complete: initial cwnd, state, keepalive. */
+void wp_tcp_on_established(struct wp_tcp_conn *c);
+/* A parsed segment for <c>: the state machine. */
+void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s);
+/* Offers buffered in-order bytes to the app, then EOF once everything is read. */
+void wp_tcp_deliver(struct wp_tcp_conn *c);
 
 #pragma GCC visibility pop
 
