@@ -8,9 +8,22 @@
  * scoreboard types, and the small helpers more than one piece uses, as
  * static inline so that the per-segment path inlines them exactly as it did
  * when the stack was one file. Functions that one piece defines and others
- * call are declared at the end: they are named wp_tcp_<what> like the public
+ * call are declared after the types: they are named wp_tcp_<what> like the public
  * API, but have hidden visibility, so they never leave the library and calls
  * to them inside their own file can still be inlined.
+ *
+ * Memory: control blocks, receive buffers, send buffers and TIME_WAIT entries
+ * are fixed pools allocated at create. A connection takes a buffer only when
+ * it first has bytes to hold and gives it back once drained, so idle
+ * connections stay small. A receive buffer is a ring that also holds
+ * out-of-order data at its final position; the advertised window never
+ * exceeds the ring's free space, so reassembly needs no other memory (only a
+ * small table of ranges, bounded by cfg.max_ooo_ranges).
+ *
+ * Re-entrancy: callbacks may call the API. A freed block is only marked dead
+ * and unlinked; it returns to the free list when the outermost entry point
+ * (input, timers or an app call) unwinds, so code that made a callback can
+ * still test c->dead afterwards.
  */
 #ifndef WP_DP_NET_TCP_TCP_INT_H
 #define WP_DP_NET_TCP_TCP_INT_H
@@ -91,6 +104,7 @@ struct seg {
 	struct seq_range sack[4];
 };
 
+/* A connection's control block: an element of wp_tcp_stack.conns, linked by index. */
 struct wp_tcp_conn {
 	struct wp_tcp_stack *st;
 	uint32_t idx;
@@ -149,6 +163,7 @@ struct wp_tcp_conn {
 	void *arg;
 };
 
+/* A listening port with its SYN and accept queues (tcp_listen.c). */
 struct listener {
 	bool used;
 	uint16_t port;
@@ -159,6 +174,7 @@ struct listener {
 	uint64_t cookie_us; /* last time a cookie was sent (0: never) */
 };
 
+/* What TIME_WAIT keeps of a closed connection (tcp_conn.c). */
 struct tw_entry {
 	struct wp_addr laddr, raddr;
 	uint16_t lport, rport;
@@ -169,12 +185,14 @@ struct tw_entry {
 	bool ts_ok, live;
 };
 
+/* A fixed pool of equal buffers: receive rings or send rings with their scoreboard. */
 struct bufpool {
 	uint8_t *mem;
 	uint32_t size, count, nfree;
 	uint32_t *free;
 };
 
+/* One worker's stack: configuration, I/O ops, the pools and tables, the wheel. */
 struct wp_tcp_stack {
 	struct wp_tcp_config cfg;
 	struct wp_tcp_io_ops ops;
@@ -224,10 +242,12 @@ struct txinfo {
 #pragma GCC visibility push(hidden)
 
 /* tcp_conn.c */
+/* SipHash-2-4 of <data> under the 128-bit key <k>. */
 uint64_t wp_tcp_siphash24(const uint64_t k[2], const void *data, size_t len);
 /* The block for the 4-tuple, or NULL. */
 struct wp_tcp_conn *wp_tcp_conn_lookup(struct wp_tcp_stack *st, const struct wp_addr *la,
                                        uint16_t lp, const struct wp_addr *ra, uint16_t rp);
+/* Adds <c> to the flow table under its 4-tuple. */
 void wp_tcp_hash_insert(struct wp_tcp_conn *c);
 /* A zeroed block in CLOSED, or NULL (counted) when the pool is empty. */
 struct wp_tcp_conn *wp_tcp_conn_alloc(struct wp_tcp_stack *st);
@@ -235,7 +255,9 @@ struct wp_tcp_conn *wp_tcp_conn_alloc(struct wp_tcp_stack *st);
 void wp_tcp_conn_release(struct wp_tcp_conn *c);
 /* TIME_WAIT / CLOSED: once the app read everything, say closed and free the block. */
 void wp_tcp_maybe_finish(struct wp_tcp_conn *c);
+/* Takes <e> out of the TIME_WAIT hash (its slot ages out of the ring later). */
 void wp_tcp_tw_unhash(struct wp_tcp_stack *st, struct tw_entry *e);
+/* The live TIME_WAIT entry for the 4-tuple, or NULL. */
 struct tw_entry *wp_tcp_tw_lookup(struct wp_tcp_stack *st, const struct wp_addr *la, uint16_t lp,
                                   const struct wp_addr *ra, uint16_t rp);
 
@@ -248,6 +270,7 @@ void wp_tcp_send_ctl(struct wp_tcp_conn *c, uint32_t seq, uint8_t flags);
 /* RST in reply to a segment that has no connection (RFC 9293 3.10.7.1). */
 void wp_tcp_send_rst_reply(struct wp_tcp_stack *st, const struct wp_addr *la,
                            const struct wp_addr *ra, const struct seg *s);
+/* The handshake segments of <c> (first send or retransmission). */
 void wp_tcp_send_syn(struct wp_tcp_conn *c);
 void wp_tcp_send_synack(struct wp_tcp_conn *c);
 /* Sends [seq, seq+len) of the send buffer (and the FIN when it ends there). */
@@ -270,6 +293,7 @@ void wp_tcp_rec_ack(struct wp_tcp_conn *c, uint32_t ack);
 void wp_tcp_recovery_step(struct wp_tcp_conn *c, uint32_t delivered);
 
 /* tcp_listen.c */
+/* Takes <c> out of the accept queue of <l>. */
 void wp_tcp_acceptq_remove(struct listener *l, struct wp_tcp_conn *c);
 /* Queues an established passive connection (at the head when the app deferred it). */
 void wp_tcp_acceptq_push(struct listener *l, struct wp_tcp_conn *c, bool front);
@@ -279,7 +303,7 @@ void wp_tcp_try_accept(struct wp_tcp_stack *st, struct listener *l);
 void wp_tcp_listen_input(struct wp_tcp_stack *st, struct listener *l, const struct wp_addr *la,
                          const struct wp_addr *ra, struct seg *s);
 
-/* tcp.c (until the input piece) */
+/* tcp_input.c */
 /* The negotiated options of a SYN (either side of the handshake). */
 void wp_tcp_syn_options(struct wp_tcp_conn *c, const struct seg *s);
 /* The handshake is complete: initial cwnd, state, keepalive. */
@@ -362,6 +386,16 @@ static inline size_t tuple_bytes(uint8_t *b, const struct wp_addr *la, uint16_t 
 	return n + 4;
 }
 
+/* RFC 6528: ISN = keyed hash of the 4-tuple + a 4 us clock. */
+static inline uint32_t isn_make(const struct wp_tcp_stack *st, const struct wp_addr *la,
+                                uint16_t lp, const struct wp_addr *ra, uint16_t rp)
+{
+	uint8_t b[44];
+	size_t n = tuple_bytes(b, la, lp, ra, rp);
+	memcpy(b + n, "isn!", 4);
+	return (uint32_t)(wp_tcp_siphash24(st->key, b, n + 4) >> 32) + (uint32_t)(st->now_us / 4);
+}
+
 static inline void ctr_inc(struct wp_tcp_stack *st, enum wp_ctr id)
 {
 	wp_ctr_inc(st->ctr, id);
@@ -426,16 +460,6 @@ static inline void notify_closed(struct wp_tcp_conn *c, enum wp_tcp_close_reason
 		c->cbs->closed(c, c->arg, why);
 }
 
-/* RFC 6528: ISN = keyed hash of the 4-tuple + a 4 us clock. */
-static inline uint32_t isn_make(const struct wp_tcp_stack *st, const struct wp_addr *la,
-                                uint16_t lp, const struct wp_addr *ra, uint16_t rp)
-{
-	uint8_t b[44];
-	size_t n = tuple_bytes(b, la, lp, ra, rp);
-	memcpy(b + n, "isn!", 4);
-	return (uint32_t)(wp_tcp_siphash24(st->key, b, n + 4) >> 32) + (uint32_t)(st->now_us / 4);
-}
-
 static inline void terminate(struct wp_tcp_conn *c, enum wp_tcp_close_reason why)
 {
 	notify_closed(c, why);
@@ -473,7 +497,7 @@ static inline struct listener *listener_find(struct wp_tcp_stack *st, uint16_t p
 	return NULL;
 }
 
-/* ---- Options and windows of outgoing segments ---- */
+/* ---- Outgoing segments: options, windows, control segments ---- */
 
 static inline uint32_t ts_now(const struct wp_tcp_stack *st)
 {
@@ -580,7 +604,7 @@ static inline void send_rst_conn(struct wp_tcp_conn *c)
 	wp_tcp_send_ctl(c, c->snd_max, TH_RST);
 }
 
-/* ---- Sender scoreboard ---- */
+/* ---- Sender scoreboard and loss recovery ---- */
 
 static inline struct txrec *rec_get(const struct wp_tcp_conn *c, uint32_t i)
 {
