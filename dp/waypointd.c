@@ -156,6 +156,9 @@ int main(int argc, char **argv)
 	cpc.admin_addr = cfg.admin.address;
 	cpc.admin_port = cfg.admin.port;
 	cpc.admin_disabled = !cfg.admin.enabled;
+	cpc.admin_max_clients = cfg.admin.max_clients;
+	cpc.admin_request_timeout_ms = cfg.admin.request_timeout_ms;
+	cpc.admin_max_request_bytes = cfg.admin.max_request_bytes;
 	cpc.n_workers = cfg.workers;
 	cpc.debounce_ms = cfg.cluster.debounce_ms;
 	cpc.sync_wait_ms = cfg.kubernetes.sync_wait_ms;

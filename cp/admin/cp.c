@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "admin.h"
+#include "httpd.h"
 #include "wp/counters.h"
 #include "wp/cp.h"
 #include "wp/cp_json.h"
@@ -34,7 +34,8 @@ struct wp_cp {
 	struct wp_source *src[MAX_SOURCES];
 	unsigned n_src;
 	struct wp_source_sink sink; /* wraps the resolver's: counts and logs errors */
-	int lfd, efd, epfd;
+	struct wp_httpd *httpd;     /* the admin endpoint; NULL when disabled */
+	int efd, epfd;
 	uint16_t port;
 	unsigned debounce_ms;
 	pthread_t thread;
@@ -203,34 +204,45 @@ static char *dump_config(struct wp_cp *cp)
 	return out;
 }
 
-static void handle(void *ctx, const char *path, struct wp_admin_reply *rep)
+/* A 200 whose body could not be built (out of memory) is a 503. */
+static void reply_json(struct wp_httpd_reply *rep, char *body)
+{
+	rep->status = body ? 200 : 503;
+	rep->ctype = body ? NULL : "text/plain";
+	rep->body = body ? body : strdup("out of memory\n");
+}
+
+static void h_config_dump(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
+                          struct wp_httpd_reply *rep)
+{
+	reply_json(rep, dump_config(ctx));
+}
+
+static void h_enrollment(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
+                         struct wp_httpd_reply *rep)
+{
+	struct wp_cp *cp = ctx;
+	json_t *a = wp_enrollment_json(cp->res, true);
+
+	reply_json(rep, a ? json_dumps(a, JSON_INDENT(2)) : NULL);
+	json_decref(a);
+}
+
+static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct wp_httpd_reply *rep)
 {
 	struct wp_cp *cp = ctx;
 
-	if (!strcmp(path, "/config_dump")) {
-		rep->status = 200;
-		rep->body = dump_config(cp);
-	} else if (!strcmp(path, "/enrollment")) {
-		json_t *a = wp_enrollment_json(cp->res, true);
-
-		rep->status = 200;
-		rep->body = a ? json_dumps(a, JSON_INDENT(2)) : NULL;
-		json_decref(a);
-	} else if (!strcmp(path, "/healthz/ready")) {
-		rep->status = cp->published ? 200 : 503;
-		rep->ctype = "text/plain";
-		rep->body = strdup(cp->published ? "ready\n" : "not ready\n");
-	} else {
-		rep->status = 404;
-		rep->ctype = "text/plain";
-		rep->body = strdup("not found\n");
-	}
-	if (!rep->body && rep->status == 200) {
-		rep->status = 503;
-		rep->ctype = "text/plain";
-		rep->body = strdup("out of memory\n");
-	}
+	rep->status = cp->published ? 200 : 503;
+	rep->ctype = "text/plain";
+	rep->body = strdup(cp->published ? "ready\n" : "not ready\n");
 }
+
+static const struct wp_httpd_route admin_routes[] = {
+        {"/config_dump", h_config_dump},
+        {"/enrollment", h_enrollment},
+        {"/healthz/ready", h_ready},
+        {NULL, NULL},
+};
 
 /* ---- loop ------------------------------------------------------------------- */
 
@@ -245,8 +257,9 @@ static void poll_source(struct wp_cp *cp, struct wp_source *src)
 		cp->dirty_since_ms = now_ms();
 }
 
-/* One turn of the loop: waits at most max_wait ms for sources or admin
- * clients, then rebuilds when due. Returns true when asked to stop. */
+/* One turn of the loop: waits at most max_wait ms for sources, admin
+ * clients or an admin deadline, then rebuilds when due. Nothing in it
+ * blocks but that wait. Returns true when asked to stop. */
 static bool step(struct wp_cp *cp, int max_wait)
 {
 	struct epoll_event evs[16];
@@ -262,31 +275,25 @@ static bool step(struct wp_cp *cp, int max_wait)
 		if (timeout > max_wait)
 			timeout = max_wait;
 	}
+	if (cp->httpd) {
+		int t = wp_httpd_timeout(cp->httpd, now_ms());
+
+		if (t >= 0 && t < timeout)
+			timeout = t;
+	}
 	n = epoll_wait(cp->epfd, evs, WP_ARRAY_SIZE(evs), timeout);
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 
 		if (fd == cp->efd)
 			return true;
-		if (fd == cp->lfd) {
-			int rc;
-
-			while ((rc = wp_admin_serve_one(cp->lfd, handle, cp)) != 0) {
-				if (rc == -EINVAL)
-					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_BAD_REQUEST);
-				else if (rc == -ENOENT)
-					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_NOT_FOUND);
-				else if (rc > 0)
-					wp_ctr_inc(cp->ctr, WP_CTR_ADMIN_REQUEST);
-				if (rc < 0 && rc != -EINVAL && rc != -ENOENT)
-					break;
-			}
-			continue;
-		}
 		for (unsigned s = 0; s < cp->n_src; s++)
 			if (cp->src[s]->ops->fd(cp->src[s]) == fd)
 				poll_source(cp, cp->src[s]);
 	}
+	/* admin clients, and the admin deadlines that fell due */
+	if (cp->httpd)
+		wp_httpd_run(cp->httpd, now_ms());
 	/* sources without a descriptor are polled every tick */
 	for (unsigned s = 0; s < cp->n_src; s++)
 		if (cp->src[s]->ops->fd(cp->src[s]) < 0)
@@ -321,7 +328,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 
 	if (!cp)
 		return NULL;
-	cp->lfd = cp->efd = cp->epfd = -1;
+	cp->efd = cp->epfd = -1;
 	cp->debounce_ms = cfg->debounce_ms;
 	cp->sync_wait_ms = cfg->sync_wait_ms ? cfg->sync_wait_ms : 10000;
 	cp->sink.ops = &wrap_ops;
@@ -333,14 +340,29 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 		goto fail;
 	}
 	if (!cfg->admin_disabled) {
-		int fd = wp_admin_listen(&cfg->admin_addr, cfg->admin_port, &cp->port);
+		struct wp_httpd_config hc = {
+		        .max_clients = cfg->admin_max_clients ? cfg->admin_max_clients : 32,
+		        .request_timeout_ms = cfg->admin_request_timeout_ms
+		                                      ? cfg->admin_request_timeout_ms
+		                                      : 5000,
+		        .max_request_bytes =
+		                cfg->admin_max_request_bytes ? cfg->admin_max_request_bytes : 8192,
+		        .ctr = cp->ctr,
+		};
+		int rc;
 
-		if (fd < 0) {
-			fprintf(stderr, "waypointd: admin endpoint port %u: %s\n", cfg->admin_port,
-			        strerror(-fd));
+		cp->httpd = wp_httpd_create(&hc);
+		if (!cp->httpd) {
+			fprintf(stderr, "waypointd: admin endpoint: out of memory\n");
 			goto fail;
 		}
-		cp->lfd = fd;
+		rc = wp_httpd_listen(cp->httpd, &cfg->admin_addr, cfg->admin_port, admin_routes, cp,
+		                     &cp->port);
+		if (rc < 0) {
+			fprintf(stderr, "waypointd: admin endpoint port %u: %s\n", cfg->admin_port,
+			        strerror(-rc));
+			goto fail;
+		}
 	}
 	if (cfg->manifest_dir && cfg->manifest_dir[0]) {
 		struct wp_source *s = wp_source_manifest_dir_create(cfg->manifest_dir);
@@ -378,9 +400,9 @@ int wp_cp_start(struct wp_cp *cp)
 		return -errno;
 	ev.data.fd = cp->efd;
 	epoll_ctl(cp->epfd, EPOLL_CTL_ADD, cp->efd, &ev);
-	if (cp->lfd >= 0) {
-		ev.data.fd = cp->lfd;
-		epoll_ctl(cp->epfd, EPOLL_CTL_ADD, cp->lfd, &ev);
+	if (cp->httpd) {
+		ev.data.fd = wp_httpd_fd(cp->httpd);
+		epoll_ctl(cp->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
 	}
 	for (unsigned i = 0; i < cp->n_src; i++) {
 		rc = cp->src[i]->ops->start(cp->src[i], &cp->sink);
@@ -456,8 +478,7 @@ void wp_cp_destroy(struct wp_cp *cp)
 		wp_source_destroy(cp->src[i]);
 	wp_snapshot_slot_destroy(cp->slot);
 	wp_resolver_destroy(cp->res);
-	if (cp->lfd >= 0)
-		close(cp->lfd);
+	wp_httpd_destroy(cp->httpd);
 	if (cp->efd >= 0)
 		close(cp->efd);
 	if (cp->epfd >= 0)

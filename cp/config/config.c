@@ -630,7 +630,9 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 
 static void load_admin(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"enabled", "address", "port", NULL};
+	static const char *const known[] = {
+	        "enabled",           "address", "port", "max_clients", "request_timeout_ms",
+	        "max_request_bytes", NULL};
 	const config_setting_t *g = get_group(ld, "admin");
 
 	if (g == NULL)
@@ -639,6 +641,9 @@ static void load_admin(struct loader *ld, struct wp_config *cfg)
 	get_bool(ld, g, "admin.", "enabled", &cfg->admin.enabled);
 	get_ipv4(ld, g, "admin.", "address", &cfg->admin.address);
 	GET_UINT(ld, g, "admin.", "port", 0, 65535, cfg->admin.port);
+	GET_UINT(ld, g, "admin.", "max_clients", 1, 1024, cfg->admin.max_clients);
+	GET_UINT(ld, g, "admin.", "request_timeout_ms", 100, 600000, cfg->admin.request_timeout_ms);
+	GET_UINT(ld, g, "admin.", "max_request_bytes", 1024, 1 << 20, cfg->admin.max_request_bytes);
 }
 
 static void load_tls(struct loader *ld, struct wp_config *cfg)
@@ -782,6 +787,9 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->admin.enabled = true;
 	cfg->admin.address = wp_addr_v4(htonl(0x7f000001));
 	cfg->admin.port = 15000;
+	cfg->admin.max_clients = 32;
+	cfg->admin.request_timeout_ms = 5000;
+	cfg->admin.max_request_bytes = 8192;
 	cfg->kubernetes.status = true;
 	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
 	strcpy(cfg->kubernetes.service_name, "waypointd");

@@ -77,6 +77,9 @@ struct wp_admin_config {
 	bool enabled;
 	struct wp_addr address; /* kernel socket, loopback by default */
 	uint16_t port;
+	unsigned max_clients;        /* connections at once; one more gets 503 */
+	unsigned request_timeout_ms; /* to send a request and read its answer */
+	unsigned max_request_bytes;  /* head + body (431/414/413 beyond) */
 };
 
 /* mTLS material for HBONE (dp/tls): PEM files, reloaded when they change. */

@@ -3,7 +3,9 @@
  * resolver and the snapshot slot; it loads the sources, publishes a first
  * snapshot, then runs on its own pthread: follows source changes (debounced),
  * rebuilds and publishes snapshots, reclaims retired ones, and serves the
- * admin HTTP endpoint on a kernel socket:
+ * admin HTTP endpoint on a kernel socket (cp/admin/httpd.h: non-blocking,
+ * in the same event loop, so no admin client can delay an update or the
+ * stop; bounded clients, request size and time per request):
  *
  *   GET /config_dump    the running snapshot, errors, counters, and whether
  *                       each source finished its first sync (JSON)
@@ -35,11 +37,14 @@ struct wp_cp_config {
 	struct wp_addr admin_addr; /* admin.address; family NONE = 127.0.0.1 */
 	uint16_t admin_port;       /* admin.port; 0 = pick a free port (tests) */
 	bool admin_disabled;       /* admin.enabled = false */
-	unsigned n_workers;        /* RCU readers (worker ids 0..n-1) */
-	unsigned debounce_ms;      /* cluster.debounce_ms: wait this long after a change
-	                            * before rebuilding (coalesces bursts); 0 = none */
-	unsigned sync_wait_ms;     /* how long wp_cp_start waits for every source's
-	                            * first full sync; 0 = 10000 */
+	unsigned admin_max_clients;        /* admin.max_clients; 0 = 32 */
+	unsigned admin_request_timeout_ms; /* admin.request_timeout_ms; 0 = 5000 */
+	unsigned admin_max_request_bytes;  /* admin.max_request_bytes; 0 = 8192 */
+	unsigned n_workers;                /* RCU readers (worker ids 0..n-1) */
+	unsigned debounce_ms;              /* cluster.debounce_ms: wait this long after a change
+	                                    * before rebuilding (coalesces bursts); 0 = none */
+	unsigned sync_wait_ms;             /* how long wp_cp_start waits for every source's
+	                                    * first full sync; 0 = 10000 */
 };
 
 struct wp_cp;

@@ -64,6 +64,9 @@ static void test_values_and_defaults(void **state)
 	assert_int_equal(cfg.ports[0].mtu, 1500);
 	assert_string_equal(cfg.eal_file_prefix, "waypointd");
 	assert_true(cfg.fault.rx_drop == 0.0);
+	assert_int_equal(cfg.admin.max_clients, 32);
+	assert_int_equal(cfg.admin.request_timeout_ms, 5000);
+	assert_int_equal(cfg.admin.max_request_bytes, 8192);
 	unlink(path);
 }
 
@@ -154,6 +157,15 @@ static void test_errors_name_file_line_key(void **state)
 	         {":3:", "polling.first_sleep_us", "longer than polling.sleep_us (10)"}},
 	        {"eal = { lcores = 3; };\n", NULL, {":3:", "eal.lcores", "string"}},
 	        {"arp = { entries = 1; };\n", NULL, {":3:", "arp.entries", "out of range"}},
+	        {"admin = { max_clients = 0; };\n",
+	         NULL,
+	         {":3:", "admin.max_clients", "out of range"}},
+	        {"admin = { request_timeout_ms = 10; };\n",
+	         NULL,
+	         {":3:", "admin.request_timeout_ms", "out of range"}},
+	        {"admin = { max_request_bytes = 100; };\n",
+	         NULL,
+	         {":3:", "admin.max_request_bytes", "out of range"}},
 	        {"ports = ( { device = \"x\"; ip = \"300.1.1.1\"; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].ip", "not an IPv4 address"}},
