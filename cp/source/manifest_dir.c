@@ -6,6 +6,12 @@
  * delivered, so a re-read turns into upserts for what is there and removes
  * for what left. Editors that save by rename (vim, kubectl-style atomic
  * writes) show up as IN_MOVED_TO and are handled like a write.
+ *
+ * A written file is read when its writer closes it (IN_CLOSE_WRITE), never
+ * on IN_MODIFY: an editor that truncates the file and then writes the new
+ * text would otherwise have it read empty in between, and every object in
+ * it would be withdrawn from the snapshot for a moment
+ * (tests/integration/test_manifest_edit.sh holds a file truncated for 1 s).
  */
 #include <dirent.h>
 #include <errno.h>
