@@ -51,6 +51,19 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The control plane's counters for telemetry (called on its thread). */
+static void cp_counters(void *cp, uint64_t *out)
+{
+	wp_cp_counters(cp, out);
+}
+
+/* The Kubernetes source's counters, for the control plane to publish
+ * (called on the control-plane thread, which owns the source). */
+static void kube_counters(void *ks, uint64_t *out)
+{
+	wp_kube_source_counters(ks, out);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
@@ -171,6 +184,7 @@ int main(int argc, char **argv)
 			wp_source_destroy(ks);
 			goto out_cp;
 		}
+		wp_cp_set_extra_counters(cp, kube_counters, ks);
 	}
 	if (cp == NULL || wp_cp_start(cp) != 0) {
 		fprintf(stderr, "waypointd: the control plane did not start (see above)\n");
@@ -204,6 +218,7 @@ int main(int argc, char **argv)
 		lcores[id] = lcore;
 		id++;
 	}
+	wp_telemetry_set_cp(cp_counters, cp);
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
 	    wp_diag_client_register(workers, cfg.workers) != 0 ||
 	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0))
@@ -257,6 +272,7 @@ out_workers:
 	if (hbone)
 		wp_tunnel_shared_fini(&tunnels);
 out_cp:
+	wp_telemetry_set_cp(NULL, NULL); /* before the counters it reads go */
 	wp_cp_destroy(cp);
 out_ports:
 	wp_ports_stop(&ports);

@@ -46,7 +46,10 @@ struct wp_cp {
 	unsigned sync_wait_ms;
 	uint64_t start_ms;
 	uint64_t dirty_since_ms;
-	uint64_t ctr[WP_CTR_MAX];
+	uint64_t ctr[WP_CTR_MAX]; /* written by the control-plane thread only */
+	wp_cp_counters_cb extra;  /* counters kept by others (the Kubernetes source) */
+	void *extra_ctx;
+	uint64_t pub[WP_CTR_MAX]; /* ctr + extra, republished every turn for other threads */
 };
 
 static const struct {
@@ -246,6 +249,18 @@ static const struct wp_httpd_route admin_routes[] = {
 
 /* ---- loop ------------------------------------------------------------------- */
 
+/* Republishes the counters for other threads (telemetry): ours plus the
+ * ones the hook reports, read here, on the thread that owns them. */
+static void publish_counters(struct wp_cp *cp)
+{
+	uint64_t extra[WP_CTR_MAX] = {0};
+
+	if (cp->extra)
+		cp->extra(cp->extra_ctx, extra);
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		__atomic_store_n(&cp->pub[i], cp->ctr[i] + extra[i], __ATOMIC_RELAXED);
+}
+
 /* Polls one source and notes when the resolver turned dirty. */
 static void poll_source(struct wp_cp *cp, struct wp_source *src)
 {
@@ -308,6 +323,7 @@ static bool step(struct wp_cp *cp, int max_wait)
 			rebuild(cp);
 	}
 	wp_snapshot_slot_reclaim(cp->slot);
+	publish_counters(cp);
 	return false;
 }
 
@@ -496,7 +512,14 @@ uint16_t wp_cp_admin_port(const struct wp_cp *cp)
 	return cp->port;
 }
 
-const uint64_t *wp_cp_counters(const struct wp_cp *cp)
+void wp_cp_set_extra_counters(struct wp_cp *cp, wp_cp_counters_cb fn, void *ctx)
 {
-	return cp->ctr;
+	cp->extra = fn;
+	cp->extra_ctx = ctx;
+}
+
+void wp_cp_counters(const struct wp_cp *cp, uint64_t *out)
+{
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		out[i] = __atomic_load_n(&cp->pub[i], __ATOMIC_RELAXED);
 }

@@ -1,8 +1,9 @@
 /*
  * wpctl stats: per-core data-plane statistics read from waypointd's DPDK
  * telemetry socket (/var/run/dpdk/<prefix>/dpdk_telemetry.v2), the same
- * socket dpdk-telemetry.py reads. Prints a table (one column per worker and
- * a total), or JSON with --json; --watch redraws every interval.
+ * socket dpdk-telemetry.py reads. Prints a table (one column per worker,
+ * one for the control plane's counters, and a total), or JSON with --json;
+ * --watch redraws every interval.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -101,10 +102,11 @@ static json_t *flatten(json_t *o)
 	return flat;
 }
 
-/* {"tsc_hz": .., "workers": [per-worker dicts], "total": {..}} */
+/* {"tsc_hz": .., "workers": [per-worker dicts], "control_plane": {..},
+ *  "total": {..}}; the total includes the control plane's counters. */
 static json_t *collect(struct tel *t)
 {
-	json_t *info = tel_query(t, "/wp/info"), *ids = NULL, *out = NULL, *arr, *total, *v;
+	json_t *info = tel_query(t, "/wp/info"), *ids = NULL, *out = NULL, *arr, *total, *v, *cp;
 	size_t i;
 
 	if (info == NULL || (ids = tel_query(t, "/wp/workers")) == NULL)
@@ -129,8 +131,11 @@ static json_t *collect(struct tel *t)
 		goto done;
 	}
 	total = flatten(total);
-	out = json_pack("{s:O, s:O, s:o, s:o}", "version", json_object_get(info, "version"),
-	                "tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "total", total);
+	cp = tel_query(t, "/wp/cp");
+	cp = cp ? flatten(cp) : json_object();
+	out = json_pack("{s:O, s:O, s:o, s:o, s:o}", "version", json_object_get(info, "version"),
+	                "tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "control_plane",
+	                cp, "total", total);
 done:
 	json_decref(info);
 	json_decref(ids);
@@ -144,7 +149,8 @@ static unsigned long long get_u64(json_t *o, const char *k)
 
 static void print_table(json_t *s, bool all)
 {
-	json_t *workers = json_object_get(s, "workers"), *total = json_object_get(s, "total"), *w;
+	json_t *workers = json_object_get(s, "workers"), *total = json_object_get(s, "total"), *w,
+	       *cp = json_object_get(s, "control_plane");
 	size_t i;
 	const char *key;
 	json_t *val;
@@ -156,7 +162,7 @@ static void print_table(json_t *s, bool all)
 		snprintf(h, sizeof(h), "worker%llu", get_u64(w, "worker"));
 		printf(" %14s", h);
 	}
-	printf(" %14s\n", "TOTAL");
+	printf(" %14s %14s\n", "cp", "TOTAL");
 	printf("%-28s", "busy%");
 	json_array_foreach(workers, i, w)
 	{
@@ -164,7 +170,7 @@ static void print_table(json_t *s, bool all)
 		       id = (double)get_u64(w, "idle_cycles");
 		printf(" %13.1f%%", b + id > 0 ? 100.0 * b / (b + id) : 0.0);
 	}
-	printf(" %14s\n", "");
+	printf(" %14s %14s\n", "", "");
 	json_object_foreach(total, key, val)
 	{
 		bool fixed = !strcmp(key, "rx_packets") || !strcmp(key, "rx_bytes") ||
@@ -177,7 +183,8 @@ static void print_table(json_t *s, bool all)
 			continue;
 		printf("%-28s", key);
 		json_array_foreach(workers, i, w) printf(" %14llu", get_u64(w, key));
-		printf(" %14llu\n", (unsigned long long)json_integer_value(val));
+		printf(" %14llu %14llu\n", get_u64(cp, key),
+		       (unsigned long long)json_integer_value(val));
 	}
 }
 

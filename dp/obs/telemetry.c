@@ -2,9 +2,12 @@
  * DPDK telemetry commands for waypointd (see telemetry.h). Telemetry
  * callbacks take no user argument in DPDK 22.11, so the worker table lives
  * in this file's one static registry, written once before the workers start
- * and only read afterwards.
+ * and only read afterwards. The control plane's counters come through a
+ * hook that the process sets and clears (under a lock: the control plane
+ * goes away before the telemetry thread does).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,30 @@ static struct {
 	unsigned n;
 	uint64_t tsc_hz;
 } reg;
+
+static struct {
+	pthread_mutex_t lock;
+	wp_telemetry_cp_cb fn;
+	void *ctx;
+} cp_hook = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void wp_telemetry_set_cp(wp_telemetry_cp_cb fn, void *ctx)
+{
+	pthread_mutex_lock(&cp_hook.lock);
+	cp_hook.fn = fn;
+	cp_hook.ctx = ctx;
+	pthread_mutex_unlock(&cp_hook.lock);
+}
+
+/* The control plane's counters into out (all 0 without a hook). */
+static void cp_counters(uint64_t *out)
+{
+	memset(out, 0, sizeof(uint64_t) * WP_CTR_MAX);
+	pthread_mutex_lock(&cp_hook.lock);
+	if (cp_hook.fn)
+		cp_hook.fn(cp_hook.ctx, out);
+	pthread_mutex_unlock(&cp_hook.lock);
+}
 
 static inline uint64_t load(const uint64_t *p)
 {
@@ -58,7 +85,8 @@ static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
  * prefix ("tcp", "tls", "tunnel", ...), each holding the counters' full
  * names: {"tcp": {"tcp_rst_sent": 3, ...}, ...}. Readers flatten them.
  */
-static void add_counter_groups(struct rte_tel_data *d, const struct wp_stats *s)
+static void add_counter_groups(struct rte_tel_data *d, const struct wp_stats *s,
+                               const char *const *only)
 {
 	struct group {
 		char prefix[24];
@@ -73,6 +101,14 @@ static void add_counter_groups(struct rte_tel_data *d, const struct wp_stats *s)
 
 		if (plen >= sizeof(groups[0].prefix))
 			plen = sizeof(groups[0].prefix) - 1;
+		if (only) {
+			const char *const *o = only;
+
+			while (*o && (strlen(*o) != plen || strncmp(*o, name, plen)))
+				o++;
+			if (!*o)
+				continue;
+		}
 		for (g = 0; g < n; g++)
 			if (strlen(groups[g].prefix) == plen &&
 			    !strncmp(groups[g].prefix, name, plen))
@@ -110,7 +146,7 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 	rte_tel_data_add_dict_u64(d, "tcp_time_wait", s->tcp_time_wait);
 	rte_tel_data_add_dict_u64(d, "tcp_rcv_bufs", s->tcp_rcv_bufs);
 	rte_tel_data_add_dict_u64(d, "tcp_snd_bufs", s->tcp_snd_bufs);
-	add_counter_groups(d, s);
+	add_counter_groups(d, s, NULL);
 }
 
 static int cmd_info(const char *cmd WP_UNUSED, const char *params WP_UNUSED, struct rte_tel_data *d)
@@ -155,14 +191,30 @@ static int cmd_stats(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
                      struct rte_tel_data *d)
 {
 	unsigned ids[WP_MAX_TEL_WORKERS];
+	uint64_t cp[WP_CTR_MAX];
 	struct wp_stats s;
 
 	for (unsigned i = 0; i < reg.n; i++)
 		ids[i] = i;
 	sum(ids, reg.n, &s);
+	cp_counters(cp);
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		s.ctr[i] += cp[i];
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_u64(d, "workers", reg.n);
 	fill(d, &s);
+	return 0;
+}
+
+static int cmd_cp(const char *cmd WP_UNUSED, const char *params WP_UNUSED, struct rte_tel_data *d)
+{
+	/* the name prefixes of the control plane's rows (cp.def, kube.def) */
+	static const char *const groups[] = {"cp", "admin", "kube", NULL};
+	struct wp_stats s; /* only ctr is used */
+
+	cp_counters(s.ctr);
+	rte_tel_data_start_dict(d);
+	add_counter_groups(d, &s, groups);
 	return 0;
 }
 
@@ -179,7 +231,10 @@ int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores,
 	    rte_telemetry_register_cmd("/wp/workers", cmd_workers, "list of worker ids") ||
 	    rte_telemetry_register_cmd("/wp/worker", cmd_worker,
 	                               "one worker's statistics. Parameters: int worker_id") ||
-	    rte_telemetry_register_cmd("/wp/stats", cmd_stats, "statistics summed over workers") ||
+	    rte_telemetry_register_cmd("/wp/stats", cmd_stats,
+	                               "statistics summed over workers, and the control plane's "
+	                               "counters") ||
+	    rte_telemetry_register_cmd("/wp/cp", cmd_cp, "the control plane's counters") ||
 	    wp_snapview_register(n))
 		return -EEXIST;
 	return 0;

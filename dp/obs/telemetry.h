@@ -5,7 +5,9 @@
  *   /wp/info            version, worker count, TSC frequency
  *   /wp/workers         the worker ids
  *   /wp/worker,<id>     one worker's packets, bytes, cycles and counters
- *   /wp/stats           the same fields summed over all workers
+ *   /wp/stats           the same fields summed over all workers, plus the
+ *                       control plane's counters (cp_*, admin_*, kube_*)
+ *   /wp/cp              the control plane's counters alone
  *   /wp/snapshot[,<id>] the snapshot each worker runs (dp/obs/snapview.h)
  */
 #ifndef WP_DP_TELEMETRY_H
@@ -23,5 +25,15 @@
  */
 int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores, unsigned n,
                           uint64_t tsc_hz);
+
+/* Fills out[WP_CTR_MAX] with the control plane's counters (wp_cp_counters). */
+typedef void (*wp_telemetry_cp_cb)(void *ctx, uint64_t *out);
+
+/*
+ * Makes the control plane's counters part of /wp/stats and /wp/cp; fn is
+ * called on the telemetry thread. wp_telemetry_set_cp(NULL, NULL) unhooks
+ * it, and returns only once no call is running, so ctx may be freed then.
+ */
+void wp_telemetry_set_cp(wp_telemetry_cp_cb fn, void *ctx);
 
 #endif /* WP_DP_TELEMETRY_H */

@@ -80,8 +80,17 @@ struct wp_snapshot_slot *wp_cp_slot(struct wp_cp *cp);
 /* The admin port actually bound (useful with admin_port 0). */
 uint16_t wp_cp_admin_port(const struct wp_cp *cp);
 
-/* The control plane's counters, indexed by enum wp_ctr (cp rows only are
- * non-zero). Read racily from other threads: statistics only. */
-const uint64_t *wp_cp_counters(const struct wp_cp *cp);
+/* Fills out[WP_CTR_MAX] with counters the control plane does not keep
+ * itself (the Kubernetes source's KUBE_* rows), every entry. */
+typedef void (*wp_cp_counters_cb)(void *ctx, uint64_t *out);
+
+/* Makes fn's counters part of wp_cp_counters. fn is called on the
+ * control-plane thread, once per turn of its loop. Before wp_cp_start. */
+void wp_cp_set_extra_counters(struct wp_cp *cp, wp_cp_counters_cb fn, void *ctx);
+
+/* Copies the control plane's counters (CP_*, ADMIN_* and the extra ones;
+ * indexed by enum wp_ctr, other rows 0) into out[WP_CTR_MAX]. Safe from
+ * any thread; the copy is at most one loop turn (200 ms) old. */
+void wp_cp_counters(const struct wp_cp *cp, uint64_t *out);
 
 #endif /* WP_CP_H */

@@ -32,7 +32,7 @@ fail() {
 	[ -n "${WP_LOG:-}" ] && [ -f "$WP_LOG" ] && { echo "--- waypointd log:" >&2; tail -20 "$WP_LOG" >&2; }
 	if [ -n "${WP_PREFIX:-}" ]; then
 		echo "--- waypointd counters (non-zero):" >&2
-		"$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | awk '$2 != 0' | tr '\n' ' ' >&2
+		"$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | awk '$NF != 0' | tr '\n' ' ' >&2
 		echo >&2
 	fi
 	exit 1

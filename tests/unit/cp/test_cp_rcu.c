@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "wp/addr.h"
+#include "wp/counters.h"
 #include "wp/cp.h"
 #include "wp/resolve.h"
 #include "wp/snapshot.h"
@@ -167,6 +168,14 @@ static void test_publish_does_not_block(void **state)
 	wp_resolver_destroy(r);
 }
 
+/* Stands in for the Kubernetes source's counters (waypointd's hook). */
+static void extra_counters(void *ctx, uint64_t *out)
+{
+	(void)ctx;
+	memset(out, 0, sizeof(uint64_t) * WP_CTR_MAX);
+	out[WP_CTR_KUBE_WATCH_CLOSED] = 7;
+}
+
 static int http_get(uint16_t port, const char *path, char *body, size_t len)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -202,11 +211,13 @@ static void test_cp_admin(void **state)
 	        .debounce_ms = 10,
 	};
 	static char body[1 << 16];
+	static uint64_t ctr[WP_CTR_MAX];
 	struct wp_cp *cp = wp_cp_create(&cfg);
 	json_error_t jerr;
 	json_t *j;
 
 	assert_non_null(cp);
+	wp_cp_set_extra_counters(cp, extra_counters, NULL);
 	assert_int_equal(wp_cp_start(cp), 0);
 	assert_int_equal(http_get(wp_cp_admin_port(cp), "/healthz/ready", body, sizeof(body)), 200);
 	assert_int_equal(http_get(wp_cp_admin_port(cp), "/config_dump", body, sizeof(body)), 200);
@@ -223,6 +234,18 @@ static void test_cp_admin(void **state)
 	assert_int_equal(json_array_size(j), 10);
 	json_decref(j);
 	assert_int_equal(http_get(wp_cp_admin_port(cp), "/nope", body, sizeof(body)), 404);
+	/* other threads see the counters, the hook's included, within a
+	 * turn of the loop (200 ms) */
+	for (int i = 0; i < 50; i++) {
+		wp_cp_counters(cp, ctr);
+		if (ctr[WP_CTR_ADMIN_REQUEST] == 3 && ctr[WP_CTR_ADMIN_NOT_FOUND] == 1)
+			break;
+		usleep(20000);
+	}
+	assert_int_equal(ctr[WP_CTR_ADMIN_REQUEST], 3);
+	assert_int_equal(ctr[WP_CTR_ADMIN_NOT_FOUND], 1);
+	assert_int_equal(ctr[WP_CTR_CP_SNAPSHOT_PUBLISHED], 1);
+	assert_int_equal(ctr[WP_CTR_KUBE_WATCH_CLOSED], 7);
 	/* the workers' side: a registered reader sees the published snapshot */
 	assert_int_equal(wp_snapshot_slot_register(wp_cp_slot(cp), 0), 0);
 	wp_snapshot_quiescent(wp_cp_slot(cp), 0);
