@@ -24,11 +24,12 @@
 #include "wp/common.h"
 #include "wp/counters.h"
 
-#define ACCEPTS_PER_RUN 64  /* then other work gets a turn */
-#define EVENTS_PER_RUN  32  /* the rest stay ready for the next run */
-#define LINGER_MS       500 /* how long a closing connection drains the client */
-#define LINGER_READS    16  /* reads per event while lingering */
-#define ACCEPT_PAUSE_MS 100 /* after accept() fails for want of resources */
+#define ACCEPTS_PER_RUN  64  /* then other work gets a turn */
+#define EVENTS_PER_RUN   32  /* the rest stay ready for the next run */
+#define LINGER_MS        500 /* how long a closing connection drains the client */
+#define LINGER_READS     16  /* reads per event while lingering */
+#define ACCEPT_PAUSE_MS  100 /* after accept() fails for want of resources */
+#define ANSWERS_PER_TURN 4   /* pipelined answers to one client before the others get a turn */
 
 enum kind { LISTENER, CONN };
 enum state { READING, WRITING, LINGER };
@@ -303,7 +304,7 @@ static void answer(struct conn *c, int status, const char *ctype, char *body, bo
 	c->body = body;
 	c->body_owned = own;
 	c->body_len = blen;
-	if (c->req.method == WP_HTTPD_HEAD && status < 400)
+	if (c->req.method == WP_HTTPD_HEAD) /* the length is announced, the body is not sent */
 		drop_body(c);
 	c->sent = 0;
 	c->close_after = !keep_alive;
@@ -386,8 +387,15 @@ static int flush(struct conn *c)
  */
 static bool advance(struct wp_httpd *h, struct conn *c, uint64_t now, bool eof)
 {
-	for (;;) {
+	for (unsigned answered = 0;; answered++) {
 		int rc;
+
+		if (c->st == READING && answered == ANSWERS_PER_TURN && c->in_len) {
+			/* more pipelined requests are buffered: come back next run
+			 * (the socket is writable, so EPOLLOUT fires at once) */
+			set_events(h, c, EPOLLIN | EPOLLOUT);
+			return true;
+		}
 
 		if (c->st == READING) {
 			rc = wp_httpd_req_parse(&c->p, c->buf, c->in_len, &c->req);
@@ -402,6 +410,8 @@ static bool advance(struct wp_httpd *h, struct conn *c, uint64_t now, bool eof)
 				return false;
 			}
 			if (rc < 0) {
+				c->req.method =
+				        WP_HTTPD_GET; /* what the head said no longer counts */
 				c->req.keep_alive = false;
 				answer_error(h, c, -rc);
 			} else {
@@ -489,6 +499,12 @@ static void on_event(struct wp_httpd *h, struct conn *c, uint32_t events, uint64
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			advance(h, c, now, false);
 		return;
+	}
+	if (c->st == READING && (events & EPOLLOUT)) {
+		/* the rest of a pipelined batch (advance() asked for this) */
+		set_events(h, c, EPOLLIN);
+		if (!advance(h, c, now, false))
+			return;
 	}
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		on_readable(h, c, now);
