@@ -5,6 +5,7 @@
  * version of a bad edit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,6 +288,53 @@ static void test_manifest_dir(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* An editor that truncates the file, then writes the new text through the
+ * same descriptor: the empty file is never read (the source waits for the
+ * close, IN_CLOSE_WRITE), so its objects never leave the resolver. */
+static void test_manifest_dir_truncate(void **state)
+{
+	(void)state;
+	static const char v1[] = "apiVersion: v1\nkind: Namespace\nmetadata: {name: n1}\n---\n"
+	                         "apiVersion: v1\nkind: Service\nmetadata: {name: s1, namespace: "
+	                         "n1}\nspec:\n  ports:\n  - port: 80\n";
+	static const char v2[] = "---\napiVersion: v1\nkind: Service\nmetadata: {name: s2, "
+	                         "namespace: n1}\nspec:\n  ports:\n  - port: 81\n";
+	char dir[] = "/tmp/wp-cp-test-XXXXXX", path[600], cmd[600];
+	struct wp_served served = {.class_name = "istio-waypoint"};
+	struct wp_resolver *r = wp_resolver_create(&served);
+	struct wp_source *src;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	write_file(dir, "a.yaml", v1);
+	src = wp_source_manifest_dir_create(dir);
+	assert_non_null(src);
+	assert_int_equal(src->ops->start(src, wp_resolver_sink(r)), 0);
+	assert_int_equal(wp_resolver_count(r, WP_KIND_SERVICE), 1);
+
+	snprintf(path, sizeof(path), "%s/a.yaml", dir);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 20; i++) { /* 100 ms empty and open */
+		assert_int_equal(src->ops->poll(src), 0);
+		usleep(5000);
+	}
+	assert_int_equal(wp_resolver_count(r, WP_KIND_NAMESPACE), 1);
+	assert_int_equal(wp_resolver_count(r, WP_KIND_SERVICE), 1);
+	assert_int_equal(write(fd, v1, strlen(v1)), (ssize_t)strlen(v1));
+	assert_int_equal(write(fd, v2, strlen(v2)), (ssize_t)strlen(v2));
+	assert_int_equal(src->ops->poll(src), 0); /* written, not yet closed */
+	assert_int_equal(close(fd), 0);
+	assert_true(poll_until(src) > 0);
+	assert_int_equal(wp_resolver_count(r, WP_KIND_NAMESPACE), 1);
+	assert_int_equal(wp_resolver_count(r, WP_KIND_SERVICE), 2);
+
+	wp_source_destroy(src);
+	wp_resolver_destroy(r);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +343,7 @@ int main(void)
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_selector_match),
 	        cmocka_unit_test(test_manifest_dir),
+	        cmocka_unit_test(test_manifest_dir_truncate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
