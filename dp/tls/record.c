@@ -563,12 +563,14 @@ unexpected:
 static ssize_t next_record(struct wp_tls_rec *r)
 {
 	struct dir *d = &r->rd;
-	uint8_t *h = r->in + r->in_off, *p, iv[REC_IV], type;
+	uint8_t *h, *p, iv[REC_IV], type;
 	size_t avail = r->in_len - r->in_off, clen, n;
 	int outl, ok;
 
+	/* While idle the input is NULL (trimmed): no pointer into it yet. */
 	if (avail < REC_HDR)
 		return 0;
+	h = r->in + r->in_off;
 	if (h[0] != CT_APP) {
 		/* Plaintext records (alert, change_cipher_spec) are over. */
 		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
