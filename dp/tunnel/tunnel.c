@@ -75,6 +75,7 @@ struct sess {
 	bool need_resume; /* TCP holds ciphertext that TLS refused */
 	bool drained;     /* GOAWAY sent */
 	bool tcp_eof;
+	bool hs_gated; /* server: holds a place in the handshake gate */
 	uint8_t n_gw;
 	uint64_t gw_hash[MAX_GW_PER_SESS]; /* server: Gateways it carried tunnels for */
 	uint64_t deadline_ms;              /* set-up must finish by then (0 = none) */
@@ -229,11 +230,22 @@ static void pool_unlink(struct sess *s)
 	s->pnext = NULL;
 }
 
+/* The session's handshake is over (or it goes): its place in the handshake
+ * gate is free for the next inbound connection. */
+static void hs_leave(struct sess *s)
+{
+	if (!s->hs_gated)
+		return;
+	s->hs_gated = false;
+	wp_hsgate_leave(&s->tw->g.hs);
+}
+
 /* Frees a dead session (poll only). */
 static void sess_free(struct sess *s)
 {
 	struct wp_tunnel_worker *tw = s->tw;
 
+	hs_leave(s);
 	if (s->client)
 		pool_unlink(s);
 	/* Streams end first: their tunnels learn the connection went away. */
@@ -396,6 +408,7 @@ static void sess_pump(struct sess *s)
 				} else {
 					s->state = SESS_READY;
 					s->deadline_ms = 0;
+					hs_leave(s);
 					if (s->client)
 						client_ready(s);
 				}
@@ -552,12 +565,17 @@ static int on_accept(struct wp_tcp_conn *c, void *arg)
 
 	if (tw->draining)
 		return -ECONNREFUSED;
+	/* Before sess_alloc: a refused connection costs no TLS state. */
+	if (!wp_hsgate_enter(&tw->g.hs, tw->ctr))
+		return -ECONNREFUSED;
 	s = sess_alloc(tw, wp, false);
 	if (s == NULL) {
+		wp_hsgate_leave(&tw->g.hs);
 		ctr(tw, WP_CTR_TUNNEL_SESSION_LIMIT);
 		return -ENOBUFS;
 	}
 	ctr(tw, WP_CTR_TUNNEL_SESSION_ACCEPTED);
+	s->hs_gated = true;
 	s->tcp = c;
 	s->state = SESS_HANDSHAKE;
 	wp_tcp_conn_set_callbacks(c, &sess_tcp_cbs, s);
@@ -1529,6 +1547,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	tw->w = w;
 	tw->sh = sh;
 	tw->ctr = w->stats.ctr;
+	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
 	tw->sess_pool = rte_zmalloc("wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);
@@ -1635,7 +1654,7 @@ static struct {
 
 static int cmd_tunnels(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	uint64_t in = 0, out = 0, tun = 0, q = 0, h2 = 0, slab = 0;
+	uint64_t in = 0, out = 0, tun = 0, q = 0, h2 = 0, slab = 0, hs = 0, hs_peak = 0;
 	int64_t tls = 0;
 
 	(void)cmd;
@@ -1652,6 +1671,8 @@ static int cmd_tunnels(const char *cmd, const char *params, struct rte_tel_data 
 		h2 += __atomic_load_n(&tw->g.h2_live, __ATOMIC_RELAXED);
 		slab += __atomic_load_n(&tw->g.h2_slab, __ATOMIC_RELAXED);
 		tls += __atomic_load_n(&tw->g.tls_live, __ATOMIC_RELAXED);
+		hs += wp_hsgate_busy(&tw->g.hs);
+		hs_peak = WP_MAX(hs_peak, (uint64_t)wp_hsgate_peak(&tw->g.hs));
 	}
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_u64(d, "sessions_in", in);
@@ -1661,6 +1682,9 @@ static int cmd_tunnels(const char *cmd, const char *params, struct rte_tel_data 
 	rte_tel_data_add_dict_u64(d, "h2_held_bytes", h2);
 	rte_tel_data_add_dict_u64(d, "h2_slab_bytes", slab);
 	rte_tel_data_add_dict_u64(d, "tls_live_bytes", tls > 0 ? (uint64_t)tls : 0);
+	/* hbone.max_handshakes is per worker: the peak is the highest one. */
+	rte_tel_data_add_dict_u64(d, "handshakes", hs);
+	rte_tel_data_add_dict_u64(d, "handshakes_peak", hs_peak);
 	return 0;
 }
 

@@ -32,6 +32,7 @@
 
 #include "dp/hbone/hbone.h"
 #include "dp/tls/tls.h"
+#include "dp/tunnel/hsgate.h"
 #include "wp/common.h"
 #include "wp/config.h"
 
@@ -61,6 +62,7 @@ struct wp_tunnel_gauges {
 	uint64_t h2_live;      /* HTTP/2 + tunnel buffer bytes held (wp_h2mem) */
 	uint64_t h2_slab;      /* slabs carved by the worker's allocator */
 	int64_t tls_live;      /* OpenSSL bytes allocated by this worker's thread */
+	struct wp_hsgate hs;   /* inbound connections in TCP+TLS set-up (hbone.max_handshakes) */
 };
 
 /*

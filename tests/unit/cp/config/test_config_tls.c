@@ -68,6 +68,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.hbone.ping_interval_ms, 10000);
 	assert_int_equal(cfg.hbone.ping_timeout_ms, 20000);
 	assert_int_equal(cfg.hbone.max_sessions, 16384);
+	assert_int_equal(cfg.hbone.max_handshakes, 1024);
 	assert_int_equal(cfg.hbone.max_tunnels, 65536);
 	assert_int_equal(cfg.hbone.pool_streams, 100);
 	assert_int_equal(cfg.hbone.connect_timeout_ms, 5000);
@@ -101,6 +102,7 @@ static void test_every_key(void **state)
 	                      "  ping_interval_ms = 100;\n"
 	                      "  ping_timeout_ms = 250;\n"
 	                      "  max_sessions = 4;\n"
+	                      "  max_handshakes = 1;\n"
 	                      "  max_tunnels = 8;\n"
 	                      "  pool_streams = 1;\n"
 	                      "  connect_timeout_ms = 10;\n"
@@ -128,6 +130,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.hbone.ping_interval_ms, 100);
 	assert_int_equal(cfg.hbone.ping_timeout_ms, 250);
 	assert_int_equal(cfg.hbone.max_sessions, 4);
+	assert_int_equal(cfg.hbone.max_handshakes, 1);
 	assert_int_equal(cfg.hbone.max_tunnels, 8);
 	assert_int_equal(cfg.hbone.pool_streams, 1);
 	assert_int_equal(cfg.hbone.connect_timeout_ms, 10);
@@ -222,6 +225,11 @@ static void test_refused(void **state)
 	bad("hbone = {\n  ping_timeout_ms = 50;\n};\n", NULL, 3, "hbone.ping_timeout_ms",
 	    "out of range");
 	bad("hbone = {\n  max_sessions = 3;\n};\n", NULL, 3, "hbone.max_sessions", "out of range");
+	bad("hbone = {\n  max_handshakes = 0;\n};\n", NULL, 3, "hbone.max_handshakes",
+	    "out of range");
+	bad("hbone = {\n  max_handshakes = 4194305;\n};\n", NULL, 3, "hbone.max_handshakes",
+	    "out of range");
+	bad("", "hbone.max_handshakes=-1", 0, "hbone.max_handshakes", "");
 	bad("hbone = {\n  max_tunnels = 4194305;\n};\n", NULL, 3, "hbone.max_tunnels",
 	    "out of range");
 	bad("hbone = {\n  pool_streams = 0;\n};\n", NULL, 3, "hbone.pool_streams", "out of range");

@@ -1,0 +1,51 @@
+/*
+ * The handshake gate: how many inbound HBONE connections one worker holds
+ * in TCP+TLS set-up at once (hbone.max_handshakes).
+ *
+ * An accepted connection holds some 41 KB of OpenSSL state (measured by
+ * test_hbone_hsflood with OpenSSL 3.0) from its accept until its TLS
+ * handshake completes (tls.c then frees the SSL object and keeps only the
+ * record layer) or the connection goes.
+ * hbone.connect_timeout_ms bounds how long a handshake may stall; this gate
+ * bounds how many may stall at once. Past the cap the accept callback
+ * refuses the connection before anything is allocated for it (the TCP
+ * stack answers RST) and counts tunnel_handshake_limit. Established
+ * connections never pass through the gate, so stalled handshakes can take
+ * neither their place nor their memory.
+ *
+ * One per worker, changed by that worker only; busy and peak are also read
+ * by telemetry (relaxed atomics).
+ */
+#ifndef WP_DP_TUNNEL_HSGATE_H
+#define WP_DP_TUNNEL_HSGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wp/common.h"
+
+struct wp_hsgate {
+	uint32_t cap;  /* hbone.max_handshakes */
+	uint32_t busy; /* admitted and not yet left */
+	uint32_t peak; /* the highest busy since start (never above cap) */
+};
+
+void wp_hsgate_init(struct wp_hsgate *g, uint32_t cap);
+
+/*
+ * A newly accepted connection asks to start its handshake. true: admitted;
+ * the caller calls wp_hsgate_leave() exactly once, when the handshake
+ * completed or the connection is freed, whichever comes first. false: the
+ * cap is reached, refuse the connection; counted in ctr
+ * (WP_CTR_TUNNEL_HANDSHAKE_LIMIT, the per-core counter array).
+ */
+bool wp_hsgate_enter(struct wp_hsgate *g, uint64_t *ctr) WP_MUST_CHECK;
+
+/* The admitted connection's handshake is over (done, failed or gone). */
+void wp_hsgate_leave(struct wp_hsgate *g);
+
+/* In flight now, and the high-water mark (any thread). */
+uint32_t wp_hsgate_busy(const struct wp_hsgate *g);
+uint32_t wp_hsgate_peak(const struct wp_hsgate *g);
+
+#endif /* WP_DP_TUNNEL_HSGATE_H */
