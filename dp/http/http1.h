@@ -6,7 +6,9 @@
  * Parsing (client requests and upstream responses): wp_http1_parse() is fed
  * arbitrary slices and returns how many bytes it consumed plus at most one
  * event: a head is complete (method/status, target, version and headers,
- * copied into a bounded arena because input buffers are recycled), a body
+ * copied into a bounded arena because input buffers are recycled; a head
+ * ends only at CRLF CRLF, an absolute-form target becomes origin-form plus
+ * Host), a body
  * slice (pointing into the caller's input: streamed, never buffered), the
  * message is complete (with trailers), the connection switches to raw
  * passthrough (Upgrade / CONNECT: the raw bytes start right after the bytes
@@ -94,7 +96,8 @@ struct wp_http_hdr {
  * arena and stays valid until the parser is fed again after the
  * WP_HTTP1_EV_DONE of this message (or reset). */
 struct wp_http1_msg {
-	const char *target; /* request-target (requests) */
+	const char *target; /* request-target (requests; an absolute-form one is
+	                     * given in origin-form, its authority as Host) */
 	const char *reason; /* reason phrase (responses) */
 	struct wp_http_hdr *hdrs;
 	struct wp_http_hdr *trailers; /* valid at WP_HTTP1_EV_DONE */
@@ -157,6 +160,7 @@ struct wp_http1_parser {
 	uint8_t err_ctr_set;
 	uint8_t req_method; /* responses: method of the request being answered */
 	uint8_t last_byte;  /* last byte of the previous feed (obs-fold test) */
+	uint8_t crlf_prev;  /* last byte consumed outside a body (0 after body bytes) */
 	uint16_t err_status;
 	uint16_t err_ctr;
 	uint8_t pending; /* enum wp_http1_ev_type set by a callback */

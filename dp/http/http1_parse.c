@@ -15,6 +15,19 @@
  * what llhttp's default build lets through: obs-fold, header names that are
  * not tokens ("Transfer-Encoding : chunked"), missing or repeated Host, and it
  * enforces the size limits. Each refusal increments its own counter.
+ *
+ * Line endings: outside body bytes (request/status line, fields, chunk
+ * framing, trailers) every CR must be followed by LF and every LF preceded
+ * by CR. llhttp's default build ends a head at CR + any byte ("\r\n\rX"
+ * swallows the X) and takes a bare LF as the empty line; RFC 9112 2.2 lets a
+ * recipient take bare LF as a line end, but only if it does so everywhere,
+ * and llhttp refuses it after a field value. So a head ends only at CRLF
+ * CRLF, checked here over the bytes llhttp consumed, in order, whatever the
+ * feeds (check_crlf()).
+ *
+ * An absolute-form target (RFC 9112 3.2.2: "GET http://a/p HTTP/1.1") is
+ * turned into origin-form, its authority becoming the Host field, so routing
+ * and the upstream see the same host the target named.
  */
 #include <errno.h>
 #include <string.h>
@@ -362,6 +375,59 @@ static void mark_connection_tokens(struct wp_http1_msg *m)
 	}
 }
 
+/* RFC 9112 3.2.2: the authority of an absolute-form target replaces Host
+ * (added when the request had none, HTTP/1.0); the target goes on in
+ * origin-form ("/" when it had no path). Rewritten in place in the arena:
+ * the authority moves one byte left into the "//" when a '/' must be put
+ * before a query. Other forms: origin-form, "*" and CONNECT's authority-form
+ * are left alone; any other scheme is refused (400). */
+static int absolute_form(struct wp_http1_parser *p)
+{
+	struct wp_http1_msg *m = &p->msg;
+	char *t = (char *)m->target;
+	uint32_t len = m->target_len, a, e;
+	struct wp_http_hdr *host = NULL;
+
+	if (m->method == HTTP_CONNECT || len == 0 || t[0] == '/' || (len == 1 && t[0] == '*'))
+		return 0;
+	if (len >= 7 && ieq(t, 7, "http://", 7))
+		a = 7;
+	else if (len >= 8 && ieq(t, 8, "https://", 8))
+		a = 8;
+	else
+		return fail(p, 400, WP_CTR_HTTP1_TARGET_INVALID);
+	for (e = a; e < len && t[e] != '/' && t[e] != '?' && t[e] != '#'; e++)
+		if (t[e] == '@') /* userinfo (RFC 9110 4.2.4): an error */
+			return fail(p, 400, WP_CTR_HTTP1_TARGET_INVALID);
+	if (e == a)
+		return fail(p, 400, WP_CTR_HTTP1_TARGET_INVALID);
+	for (uint16_t i = 0; i < m->n_hdrs; i++)
+		if (m->hdrs[i].id == WP_HDR_HOST)
+			host = &m->hdrs[i];
+	if (!host) {
+		if (m->n_hdrs >= p->lim.max_headers)
+			return fail(p, 431, WP_CTR_HTTP1_TOO_MANY_HEADERS);
+		host = &m->hdrs[m->n_hdrs++];
+		p->n_lines++;
+		memset(host, 0, sizeof(*host));
+		host->name = "host";
+		host->name_len = 4;
+		host->id = WP_HDR_HOST;
+	}
+	host->value_len = e - a;
+	if (e < len && t[e] == '/') {
+		host->value = t + a;
+	} else {
+		memmove(t + a - 1, t + a, e - a);
+		host->value = t + a - 1;
+		t[--e] = '/';
+	}
+	m->target = t + e;
+	m->target_len = len - e;
+	wp_ctr_inc(p->ctr, WP_CTR_HTTP1_ABSOLUTE_FORM);
+	return 0;
+}
+
 static int request_head(struct wp_http1_parser *p)
 {
 	struct wp_http1_msg *m = &p->msg;
@@ -395,6 +461,8 @@ static int request_head(struct wp_http1_parser *p)
 		return fail(p, 400, WP_CTR_HTTP1_VERSION_INVALID);
 	if (m->method == HTTP_CONNECT)
 		m->flags |= WP_HTTP1_F_CONNECT;
+	if (absolute_form(p))
+		return HPE_USER;
 	wp_ctr_inc(p->ctr, WP_CTR_HTTP1_REQ_HEAD);
 	return 0;
 }
@@ -575,6 +643,24 @@ static enum wp_ctr map_error(const struct wp_http1_parser *p, llhttp_errno_t e)
 	}
 }
 
+/* The bytes llhttp consumed in [s, e) were no body bytes (head, chunk
+ * framing, trailers); <body> says a body slice follows them. False when a CR
+ * is not followed by LF or a LF not preceded by CR (see the top of the file). */
+static bool check_crlf(struct wp_http1_parser *p, const uint8_t *s, const uint8_t *e, bool body)
+{
+	uint8_t prev = p->crlf_prev;
+
+	for (; s < e; s++) {
+		if ((prev == '\r') != (*s == '\n'))
+			return false;
+		prev = *s;
+	}
+	if (body && prev == '\r')
+		return false;
+	p->crlf_prev = body ? 0 : prev;
+	return true;
+}
+
 static void set_error(struct wp_http1_parser *p, struct wp_http1_ev *ev)
 {
 	p->phase = WP_HTTP1_PH_DEAD;
@@ -601,8 +687,11 @@ size_t wp_http1_parse(struct wp_http1_parser *p, const uint8_t *data, size_t len
 		return 0;
 	}
 	if (len > 0 && p->phase == WP_HTTP1_PH_IDLE && p->ll.initial_message_completed &&
-	    !(p->msg.flags & WP_HTTP1_F_KEEP_ALIVE)) {
-		/* the last message closes the connection: nothing more is read */
+	    !(p->msg.flags & (WP_HTTP1_F_KEEP_ALIVE | WP_HTTP1_F_UPGRADE))) {
+		/* the last message closes the connection: nothing more is read.
+		 * Not after an upgrade (HTTP/1.0 asks for one without keep-alive):
+		 * llhttp reports it next, at the same offset, whether or not more
+		 * bytes came in this feed */
 		fail(p, bad_status(p), WP_CTR_HTTP1_DATA_AFTER_CLOSE);
 		set_error(p, ev);
 		return len;
@@ -623,6 +712,15 @@ size_t wp_http1_parse(struct wp_http1_parser *p, const uint8_t *data, size_t len
 		p->fold_lf = 1;
 	if (used > 0)
 		p->last_byte = data[used - 1];
+	if (e == HPE_OK || e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+		bool body = e == HPE_PAUSED && p->pending == WP_HTTP1_EV_BODY;
+
+		if (!check_crlf(p, data, body ? p->body : data + used, body)) {
+			fail(p, bad_status(p), WP_CTR_HTTP1_LINE_ENDING_INVALID);
+			set_error(p, ev);
+			return used;
+		}
+	}
 
 	switch (e) {
 	case HPE_OK:

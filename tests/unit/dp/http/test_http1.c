@@ -644,6 +644,124 @@ static void test_smuggling_refused(void **state)
 	              NULL, 400, WP_CTR_HTTP1_CHUNK_INVALID);
 }
 
+/* A head ends only at CRLF CRLF (issue 19): llhttp's default build ended it
+ * at "\r\n\r" + any byte and swallowed that byte, and took a bare LF as the
+ * empty line. Every cut gives the same 400 (expect_reject feeds byte-wise). */
+static void test_head_end_needs_crlf(void **state)
+{
+	(void)state;
+	expect_reject("GET / HTTP/1.1\r\nHost: a\r\n\rX", NULL, 400,
+	              WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	expect_reject("GET / HTTP/1.1\r\nHost: a\r\n\r\tGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+	              NULL, 400, WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	expect_reject("GET / HTTP/1.1\r\nHost: a\r\n\n", NULL, 400,
+	              WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	expect_reject("GET / HTTP/1.1\nHost: a\r\n\r\n", NULL, 400,
+	              WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	/* the same inside chunk framing and trailers (the body may hold any byte) */
+	expect_reject("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "2\r\n\r\r\r\n0\r\nT: 1\r\n\rX",
+	              NULL, 400, WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	expect_reject("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "2\rXab\r\n0\r\n\r\n",
+	              NULL, 400, WP_CTR_HTTP1_LINE_ENDING_INVALID);
+	/* CR and LF in bodies are body bytes */
+	check_splits(HTTP_REQUEST, 0,
+	             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	             "3\r\n\r\r\n\r\n0\r\n\r\n"
+	             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n\n\r");
+
+	/* responses: 502 */
+	struct fx *x = fx_new(HTTP_RESPONSE, NULL);
+	struct rec *r = malloc(sizeof(*r));
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\rXok";
+	wp_http1_parser_expect_response(&x->p, HTTP_GET);
+	feed_all(x, resp, strlen(resp), r);
+	assert_int_equal(r->errors, 1);
+	assert_int_equal(r->heads, 0);
+	assert_int_equal(r->err_status, 502);
+	assert_int_equal(x->ctr[WP_CTR_HTTP1_LINE_ENDING_INVALID], 1);
+	free(r);
+	fx_free(x);
+}
+
+/* An HTTP/1.0 Upgrade request (no keep-alive) followed by more bytes: the
+ * upgrade at the same offset whatever the cut (found by fuzz_http1_request:
+ * one feed said 400 "data after close", a cut one an upgrade). */
+static void test_http10_upgrade_split(void **state)
+{
+	(void)state;
+	static const char in[] = "GET /up HTTP/1.0\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"
+	                         "GET /SMUGGLED HTTP/1.1\r\n";
+	struct fx *x = fx_new(HTTP_REQUEST, NULL);
+	struct rec *r = malloc(sizeof(*r));
+
+	feed_all(x, in, strlen(in), r);
+	assert_int_equal(r->errors, 0);
+	assert_true(r->upgraded);
+	assert_int_equal(r->upgrade_at, strlen(in) - 24);
+	free(r);
+	fx_free(x);
+	check_splits(HTTP_REQUEST, 0, in);
+
+	/* the fuzzer's minimized input (its first byte, the cut seed, dropped):
+	 * the second head ends at "\r\t", refused at every cut */
+	static const char fz[] = "GET / HTTP/1.0\r\nContnwncei:0\r\nConnection: keep-alive\r\n\r3"
+	                         "GET / HTTP/1.0\r\nCion: upgr$a\r\nUpgrade: \x85"
+	                         "9\xb6\r\nConnection: upgrade\r\n\r\t\t";
+	expect_reject(fz, NULL, 400, WP_CTR_HTTP1_LINE_ENDING_INVALID);
+}
+
+/* RFC 9112 3.2.2: the authority of an absolute-form target replaces Host
+ * (added if missing), the target goes on in origin-form. */
+static void test_absolute_form(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in, *target, *host;
+	} ok[] = {
+	        {"GET http://evil/abs HTTP/1.1\r\nHost: p\r\n\r\n", "/abs", "evil"},
+	        {"GET HTTP://Evil:8080/a?b=1 HTTP/1.1\r\nHost: p\r\n\r\n", "/a?b=1", "Evil:8080"},
+	        {"GET https://evil HTTP/1.1\r\nHost: p\r\n\r\n", "/", "evil"},
+	        {"GET http://evil?q=1 HTTP/1.1\r\nHost: p\r\n\r\n", "/?q=1", "evil"},
+	        {"GET http://evil/x HTTP/1.0\r\n\r\n", "/x", "evil"},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct fx *x = fx_new(HTTP_REQUEST, NULL);
+		struct wp_http1_ev ev;
+		const struct wp_http_hdr *h;
+		char out[512];
+		int n;
+
+		wp_http1_parse(&x->p, (const uint8_t *)ok[i].in, strlen(ok[i].in), &ev);
+		assert_int_equal(ev.type, WP_HTTP1_EV_HEAD);
+		assert_int_equal(ev.msg->target_len, strlen(ok[i].target));
+		assert_memory_equal(ev.msg->target, ok[i].target, ev.msg->target_len);
+		h = wp_http1_find(ev.msg, "host", 4);
+		assert_non_null(h);
+		assert_int_equal(h->value_len, strlen(ok[i].host));
+		assert_memory_equal(h->value, ok[i].host, h->value_len);
+		assert_int_equal(x->ctr[WP_CTR_HTTP1_ABSOLUTE_FORM], 1);
+		/* and so it goes upstream: one Host, the target's */
+		n = wp_http1_write_request_head(ev.msg, NULL, out, sizeof(out) - 1);
+		assert_true(n > 0);
+		out[n] = '\0';
+		assert_true(strncmp(out + 4, ok[i].target, strlen(ok[i].target)) == 0);
+		assert_non_null(strstr(out, ok[i].host));
+		assert_null(strstr(out, "host: p\r\n"));
+		fx_free(x);
+	}
+	check_splits(HTTP_REQUEST, 0, "GET http://evil?q HTTP/1.1\r\nHost: p\r\n\r\n");
+	expect_reject("GET http://u@evil/ HTTP/1.1\r\nHost: p\r\n\r\n", NULL, 400,
+	              WP_CTR_HTTP1_TARGET_INVALID);
+	expect_reject("GET http:///x HTTP/1.1\r\nHost: p\r\n\r\n", NULL, 400,
+	              WP_CTR_HTTP1_TARGET_INVALID);
+	expect_reject("GET ftp://evil/x HTTP/1.1\r\nHost: p\r\n\r\n", NULL, 400,
+	              WP_CTR_HTTP1_TARGET_INVALID);
+	/* HTTP/1.1 still needs a Host (RFC 9112 3.2) */
+	expect_reject("GET http://evil/x HTTP/1.1\r\n\r\n", NULL, 400, WP_CTR_HTTP1_HOST_MISSING);
+}
+
 static void test_eof(void **state)
 {
 	(void)state;
@@ -1156,6 +1274,9 @@ int main(void)
 	        cmocka_unit_test(test_limits_431),
 	        cmocka_unit_test(test_malformed_400),
 	        cmocka_unit_test(test_smuggling_refused),
+	        cmocka_unit_test(test_head_end_needs_crlf),
+	        cmocka_unit_test(test_http10_upgrade_split),
+	        cmocka_unit_test(test_absolute_form),
 	        cmocka_unit_test(test_eof),
 	        cmocka_unit_test(test_response_paths),
 	        cmocka_unit_test(test_request_hop_by_hop),
