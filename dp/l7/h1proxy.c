@@ -10,6 +10,16 @@
  * (downstream input is refused so pipelined requests stay queued in the
  * host); errors queue a local response and move to CLOSING; Upgrade / CONNECT
  * accepted by the upstream moves to TUNNEL (raw bytes both ways).
+ *
+ * The client's bytes behind an Upgrade or CONNECT request are not taken
+ * until the upstream answered, exactly like a pipelined request: the host
+ * keeps them (bounded by its own buffer and the client's flow-control window:
+ * backpressure). Forwarding them at once would smuggle them: a backend that
+ * declines the upgrade (200 on a kept-alive connection) parses them as
+ * requests the proxy never routed. A 101 (CONNECT: 2xx) switches to TUNNEL and
+ * the host offers them again; any other final answer goes to the client with
+ * `connection: close` and the session closes after it, so they are dropped
+ * with the client connection (l7_h1p_upgrade_held / _discarded).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +89,7 @@ struct wp_h1p_sess {
 	bool close_after;        /* close the client connection after this response */
 	bool down_eof;           /* the client half-closed */
 	bool down_shut;          /* passthrough: half-close the client after the bytes */
+	bool upg_held;           /* client bytes came behind an Upgrade / CONNECT request */
 	uint8_t framing;         /* enum wp_http1_framing of the response */
 	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
 	void *app;
@@ -282,6 +293,19 @@ static void up_destroy(struct wp_h1p_core *c, struct wp_h1p_up *up, bool host_cl
 	up_free(c, up);
 }
 
+/* Closes an upstream with no exchange in flight (idle, or its last one
+ * ended cleanly): gracefully (FIN) when the host can, the backend must not
+ * read it as a failure. */
+static void up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up)
+{
+	if (!c->ops->up_finish) {
+		up_destroy(c, up, true);
+		return;
+	}
+	c->ops->up_finish(c->host, up);
+	up_destroy(c, up, false);
+}
+
 void wp_h1p_core_destroy(struct wp_h1p_core *c)
 {
 	if (!c)
@@ -307,7 +331,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 
 	c->now_ms = now_ms;
 	while (c->idle_head && now_ms - c->idle_head->idle_since_ms >= c->cfg.idle_timeout_ms) {
-		up_destroy(c, c->idle_head, true);
+		up_retire(c, c->idle_head);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED);
 		n++;
 	}
@@ -334,7 +358,7 @@ void wp_h1p_core_drain(struct wp_h1p_core *c)
 {
 	c->draining = true;
 	while (c->idle_head)
-		up_destroy(c, c->idle_head, true);
+		up_retire(c, c->idle_head);
 }
 
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
@@ -364,7 +388,7 @@ static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *
 	struct wp_h1p_up *up;
 
 	if (!c->free_up && c->idle_head) {
-		up_destroy(c, c->idle_head, true);
+		up_retire(c, c->idle_head);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
 	}
 	up = c->free_up;
@@ -425,7 +449,7 @@ static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
 		    !memcmp(u->addr.v6, up->addr.v6, 16))
 			same++;
 	if (same >= c->cfg.max_idle_per_ep || up->state != WP_H1P_UP_BUSY || c->draining) {
-		up_destroy(c, up, true);
+		up_retire(c, up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_OVER_LIMIT);
 		return;
 	}
@@ -850,13 +874,13 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 		if (s->state != S_REQ)
 			return used;
 		if (s->req_active && s->req_done) {
-			if (s->req_upgrade && s->up) {
-				/* raw bytes behind an Upgrade request */
-				n = WP_MIN(len - used, ob_room(&s->upb));
-				ob_put(&s->upb, data + used, n);
-				return used + n;
+			/* pipelining, or raw bytes behind an Upgrade / CONNECT
+			 * request: both wait for the response (see the top) */
+			if (s->req_upgrade && used < len && !s->upg_held) {
+				s->upg_held = true;
+				wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_HELD);
 			}
-			return used; /* pipelining: wait for the response */
+			return used;
 		}
 		feed = len - used;
 		if (s->req_active) {
@@ -882,6 +906,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			s->hold_head =
 			        s->req_chunked && !(ev.msg->flags & WP_HTTP1_F_EXPECT_CONTINUE);
 			s->req_upgrade = (ev.msg->flags & WP_HTTP1_F_UPGRADE) != 0;
+			s->upg_held = false;
 			s->close_after = !(ev.msg->flags & WP_HTTP1_F_KEEP_ALIVE);
 			if (!route_request(s, ev.msg))
 				return used;
@@ -1121,7 +1146,11 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	}
 	if (s->req_upgrade && m->status != 101 &&
 	    !(s->req.method == HTTP_CONNECT && m->status / 100 == 2)) {
+		/* the client may have sent the other protocol already: it is
+		 * never read (the connection closes after this response) */
 		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_REFUSED);
+		if (s->upg_held)
+			wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_DISCARDED);
 		s->close_after = true;
 	}
 	if (s->core->draining)
@@ -1221,8 +1250,12 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 			s->resp_done = true;
 			s->deadline_ms = s->try_deadline_ms = 0;
 			if (s->framing == WP_HTTP1_FRAME_TUNNEL) {
-				/* 101 / CONNECT 2xx: raw bytes from here on */
+				/* 101 / CONNECT 2xx: raw bytes from here on; the
+				 * host offers the client's held bytes again, and
+				 * its EOF if it came while we waited */
 				s->state = S_TUNNEL;
+				if (s->down_eof && s->up)
+					s->up->shut_wr = true;
 				break;
 			}
 			if (s->req_done) {

@@ -19,7 +19,10 @@
  *
  * Pipelined requests are handled one at a time: once a request is complete
  * the session takes no more downstream bytes until its response is done
- * (wp_h1p_down_in() returns a short count, the host keeps the rest).
+ * (wp_h1p_down_in() returns a short count, the host keeps the rest). The
+ * same for the bytes behind an Upgrade / CONNECT request until the upstream
+ * switched (101, CONNECT 2xx); if it declined, they are never taken: the
+ * response goes with `connection: close` and the session finishes.
  * Backpressure: the two output buffers (to the client, to the upstream)
  * are fixed-size; input is taken only while the buffer it feeds has room,
  * so a slow reader stops the writer and nothing grows. Bodies are never
@@ -87,6 +90,11 @@ struct wp_h1p_ops {
 	/* Optional. A timer acted on <s> inside wp_h1p_core_tick() (504 queued,
 	 * or the connection is to be closed): pump it as after a session call. */
 	void (*wake)(void *host, struct wp_h1p_sess *s);
+	/* Optional. Like up_close, for a connection with no exchange in flight
+	 * (idle in the pool, or its last response complete): close it
+	 * gracefully (FIN), the backend must not see a reset. Never calls into
+	 * the proxy. Without it, up_close. */
+	void (*up_finish)(void *host, struct wp_h1p_up *up);
 };
 
 struct wp_h1p_cfg {

@@ -267,6 +267,18 @@ static void l7_up_close(void *host, struct wp_h1p_up *up)
 	l7_up_let_go(t);
 }
 
+/* The proxy let go of an upstream with no exchange in flight (idle pool
+ * closed at drain or expiry): like l7_up_close(), but a plaintext TCP
+ * upstream gets a FIN, not a reset (an HBONE one is still cancelled). */
+static void l7_up_finish(void *host, struct wp_h1p_up *up)
+{
+	struct tunnel *t = up->io;
+
+	l7_up_close(host, up);
+	if (t != NULL && t->l7.close)
+		t->l7.fin = true;
+}
+
 /* A mirror connection has bytes of its own to send. */
 static void l7_up_ready(void *host, struct wp_h1p_up *up)
 {
@@ -286,6 +298,7 @@ static const struct wp_h1p_ops l7_ops = {
         .up_close = l7_up_close,
         .up_ready = l7_up_ready,
         .wake = l7_wake,
+        .up_finish = l7_up_finish,
 };
 
 /* ---- downstream tunnels ------------------------------------------------------------------- */
@@ -507,8 +520,17 @@ static void l7_pump(struct tunnel *t)
 	if (t->e[0].kind != END_L7)
 		return;
 	if (t->l7.close) {
-		/* the proxy closed this connection: abort the transport */
+		/* the proxy closed this connection: abort the transport, or
+		 * close it gracefully (wp_tcp_close(): FIN) when idle */
 		t->l7.close = false;
+		if (t->l7.fin && t->e[1].kind == END_TCP && t->e[1].c != NULL) {
+			struct wp_tcp_conn *c = t->e[1].c;
+
+			t->e[1].c = NULL;
+			t->e[1].gone = true;
+			wp_tcp_close(c);
+		}
+		t->l7.fin = false;
 		if (t->e[1].kind == END_H2 && t->e[1].s == NULL)
 			unwait(t);
 		tun_kill(t);

@@ -74,7 +74,7 @@ struct fup {
 };
 
 static struct fup fups[4096];
-static int n_open, n_close, fail_open, n_ready, n_wake;
+static int n_open, n_close, fail_open, n_ready, n_wake, n_finish;
 static uint64_t ctr[WP_CTR_MAX];
 static struct wp_route_core rcore;
 static struct wp_h1p_core *core;
@@ -105,6 +105,13 @@ static void f_close(void *host, struct wp_h1p_up *up)
 	n_close++;
 }
 
+/* A graceful close: counted as a close too (every transport opened is closed). */
+static void f_finish(void *host, struct wp_h1p_up *up)
+{
+	f_close(host, up);
+	n_finish++;
+}
+
 static void f_ready(void *host, struct wp_h1p_up *up)
 {
 	(void)host;
@@ -119,13 +126,16 @@ static void f_wake(void *host, struct wp_h1p_sess *s)
 	n_wake++;
 }
 
-static const struct wp_h1p_ops ops = {
-        .up_open = f_open, .up_close = f_close, .up_ready = f_ready, .wake = f_wake};
+static const struct wp_h1p_ops ops = {.up_open = f_open,
+                                      .up_close = f_close,
+                                      .up_ready = f_ready,
+                                      .wake = f_wake,
+                                      .up_finish = f_finish};
 
 static void mk_core(const struct wp_h1p_cfg *cfg, const char *rules)
 {
 	memset(ctr, 0, sizeof(ctr));
-	n_open = n_close = fail_open = n_ready = n_wake = 0;
+	n_open = n_close = fail_open = n_ready = n_wake = n_finish = 0;
 	wp_route_core_init(&rcore, 7, ctr);
 	tab = build(rules);
 	assert_int_equal(wp_route_core_reserve(&rcore, tab), 0);
@@ -355,6 +365,8 @@ static void test_expect_continue(void **state)
 	wp_h1p_sess_close(s);
 }
 
+#define UPG_WS "GET /v1/ws HTTP/1.1\r\nHost: r\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+
 static void test_upgrade_passthrough(void **state)
 {
 	struct wp_h1p_sess *s;
@@ -364,19 +376,26 @@ static void test_upgrade_passthrough(void **state)
 	(void)state;
 	mk_core(NULL, std_rules);
 	s = sess_open();
-	down_all(s,
-	         "GET /v1/ws HTTP/1.1\r\nHost: r\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-	         "\r\n\x81\x02hi");
+	/* the frame behind the request waits for the upstream's answer */
+	assert_int_equal(
+	        wp_h1p_down_in(s, (const uint8_t *)UPG_WS "\x81\x02hi", strlen(UPG_WS) + 4),
+	        strlen(UPG_WS));
 	up = wp_h1p_sess_up(s);
 	wp_h1p_up_connected(up);
 	u = take_up(up);
-	assert_non_null(strstr(u, "connection: upgrade\r\nupgrade: websocket\r\n\r\n\x81\x02hi"));
+	assert_non_null(strstr(u, "connection: upgrade\r\nupgrade: websocket\r\n\r\n"));
+	assert_null(strstr(u, "hi"));
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)"\x81\x02hi", 4), 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_HELD], 1);
 	up_all(up,
 	       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
 	       "\r\n\x82\x01z");
 	u = take_down(s);
 	assert_non_null(strstr(u, "HTTP/1.1 101 Switching Protocols\r\n"));
 	assert_non_null(strstr(u, "\r\n\r\n\x82\x01z"));
+	/* switched: the host offers the held bytes again */
+	down_all(s, "\x81\x02hi");
+	assert_string_equal(take_up(up), "\x81\x02hi");
 	/* raw both ways, HTTP-looking or not */
 	down_all(s, "GET nonsense\r\n\r\n");
 	assert_string_equal(take_up(up), "GET nonsense\r\n\r\n");
@@ -388,6 +407,88 @@ static void test_upgrade_passthrough(void **state)
 	assert_true(wp_h1p_down_shut(s));
 	wp_h1p_sess_close(s);
 	assert_int_equal(n_close, 1); /* an upgraded connection is never pooled */
+}
+
+/* Requests smuggled behind a declined Upgrade (issue 19): the bytes after an
+ * Upgrade / CONNECT request are not taken before the upstream answered; a
+ * backend that declines (200 on a kept-alive connection) never sees them,
+ * the client gets the answer with `connection: close`, and nothing more of
+ * its bytes is read. Each shape the outside probe used. */
+static void test_upgrade_declined_nothing_smuggled(void **state)
+{
+	static const struct {
+		const char *head, *resp;
+	} shapes[] = {
+	        {"GET /v1/up HTTP/1.1\r\nHost: r\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+	         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	        {"GET /v1/up HTTP/1.1\r\nHost: r\r\nUpgrade: h2c\r\n"
+	         "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+	         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	        {"GET /v1/ws HTTP/1.1\r\nHost: r\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 99\r\n\r\n",
+	         "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n"
+	         "Content-Length: 0\r\n\r\n"},
+	        {"GET /v1/up HTTP/1.0\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+	         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	        {"CONNECT reviews:9080 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n",
+	         "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n"},
+	};
+	static const char smuggled[] = "GET /v1/SMUGGLED HTTP/1.1\r\nHost: r\r\n\r\n";
+
+	(void)state;
+	/* a regex path matches CONNECT's authority-form target too */
+	mk_core(NULL, "  - matches: [{path: {type: RegularExpression, value: \".*\"}}]\n"
+	              "    backendRefs: [{name: reviews-v1, port: 9080}]\n");
+	for (size_t i = 0; i < WP_ARRAY_SIZE(shapes); i++) {
+		char in[1024];
+		size_t hl = strlen(shapes[i].head);
+		struct wp_h1p_sess *s = sess_open();
+		struct wp_h1p_up *up;
+		char *d;
+
+		snprintf(in, sizeof(in), "%s%s", shapes[i].head, smuggled);
+		/* the whole input in one piece, then its rest offered again (as
+		 * the host does) before and after the answer */
+		assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)in, strlen(in)), hl);
+		up = wp_h1p_sess_up(s);
+		if (!up)
+			fail_msg("shape %zu: %s", i, take_down(s));
+		wp_h1p_up_connected(up);
+		assert_null(strstr(take_up(up), "SMUGGLED"));
+		assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)in + hl, strlen(in) - hl), 0);
+		up_all(up, shapes[i].resp);
+		d = take_down(s);
+		assert_true(strncmp(d, shapes[i].resp, 12) == 0);
+		assert_non_null(strstr(d, "connection: close\r\n"));
+		assert_true(wp_h1p_down_finished(s));
+		assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)in + hl, strlen(in) - hl), 0);
+		assert_null(wp_h1p_sess_up(s));
+		wp_h1p_sess_close(s);
+		assert_int_equal(wp_h1p_core_idle(core), 0); /* never pooled */
+	}
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_REFUSED], WP_ARRAY_SIZE(shapes));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_HELD], WP_ARRAY_SIZE(shapes));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_DISCARDED], WP_ARRAY_SIZE(shapes));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_REQUEST], WP_ARRAY_SIZE(shapes));
+
+	/* CONNECT answered 2xx: the held bytes go through, the client's EOF
+	 * that came while waiting too */
+	struct wp_h1p_sess *s = sess_open();
+	struct wp_h1p_up *up;
+#define CONN "CONNECT reviews:9080 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"
+
+	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)CONN "\x16\x03\x01", sizeof(CONN) + 2),
+	                 sizeof(CONN) - 1);
+	wp_h1p_down_eof(s);
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	assert_null(strstr(take_up(up), "\x16"));
+	up_all(up, "HTTP/1.1 200 Connection established\r\n\r\n");
+	assert_true(strncmp(take_down(s), "HTTP/1.1 200 ", 13) == 0);
+	down_all(s, "\x16\x03\x01");
+	assert_string_equal(take_up(up), "\x16\x03\x01");
+	assert_true(up->shut_wr);
+	wp_h1p_sess_close(s);
 }
 
 /* A 101 to a request that asked for no upgrade (found by fuzz_h1proxy):
@@ -876,6 +977,7 @@ static void test_drain(void **state)
 	wp_h1p_sess_drain(b);
 	assert_int_equal(wp_h1p_core_idle(core), 0);
 	assert_int_equal(n_close, 1);
+	assert_int_equal(n_finish, 1); /* idle: closed with a FIN, not reset */
 	assert_true(wp_h1p_down_finished(a));
 	assert_false(wp_h1p_down_finished(b));
 	wp_h1p_up_connected(up);
@@ -886,6 +988,7 @@ static void test_drain(void **state)
 	assert_true(wp_h1p_down_finished(b));
 	assert_int_equal(wp_h1p_core_idle(core), 0); /* not pooled */
 	assert_int_equal(n_close, 2);
+	assert_int_equal(n_finish, 2); /* its exchange ended: FIN too */
 	wp_h1p_sess_close(a);
 	wp_h1p_sess_close(b);
 }
@@ -1165,6 +1268,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_chunked_both_ways_bytewise, teardown),
 	        cmocka_unit_test_teardown(test_expect_continue, teardown),
 	        cmocka_unit_test_teardown(test_upgrade_passthrough, teardown),
+	        cmocka_unit_test_teardown(test_upgrade_declined_nothing_smuggled, teardown),
 	        cmocka_unit_test_teardown(test_unasked_switch, teardown),
 	        cmocka_unit_test_teardown(test_http10_until_eof, teardown),
 	        cmocka_unit_test_teardown(test_malformed_and_smuggling, teardown),
