@@ -621,8 +621,16 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	return s;
 }
 
-/* Detaches the session's upstream: back to the pool if <reuse>, else closed. */
-static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
+/* How a session lets go of its upstream. */
+enum up_end {
+	UP_ABORT, /* in the middle of an exchange: closed at once */
+	UP_CLOSE, /* its exchange is complete: closed gracefully */
+	UP_REUSE, /* its exchange is complete and both sides keep alive: pooled */
+};
+
+/* Detaches the session's upstream (request bytes still queued for it make
+ * any end an abort). */
+static void sess_drop_up(struct wp_h1p_sess *s, enum up_end how)
 {
 	struct wp_h1p_up *up = s->up;
 
@@ -633,8 +641,10 @@ static void sess_drop_up(struct wp_h1p_sess *s, bool reuse)
 		return;
 	s->up = NULL;
 	up->sess = NULL;
-	if (reuse && s->upb.len == 0)
+	if (how == UP_REUSE && s->upb.len == 0)
 		up_release(s->core, up);
+	else if (how == UP_CLOSE && s->upb.len == 0)
+		up_retire(s->core, up);
 	else
 		up_destroy(s->core, up, true);
 	s->upb.off = s->upb.len = 0;
@@ -644,7 +654,7 @@ void wp_h1p_sess_close(struct wp_h1p_sess *s)
 {
 	struct wp_h1p_core *c = s->core;
 
-	sess_drop_up(s, false);
+	sess_drop_up(s, UP_ABORT);
 	s->state = S_FREE;
 	s->next_free = c->free_sess;
 	c->free_sess = s;
@@ -659,7 +669,7 @@ static void sess_fail(struct wp_h1p_sess *s, uint16_t status)
 		if (n > 0)
 			s->down.len += (uint32_t)n;
 	}
-	sess_drop_up(s, false);
+	sess_drop_up(s, UP_ABORT);
 	s->state = S_CLOSING;
 }
 
@@ -842,7 +852,7 @@ static void exchange_done(struct wp_h1p_sess *s)
 {
 	bool reuse = (s->rp.msg.flags & WP_HTTP1_F_KEEP_ALIVE) && s->req_done && !s->req_upgrade;
 
-	sess_drop_up(s, reuse);
+	sess_drop_up(s, reuse ? UP_REUSE : UP_CLOSE);
 	s->req_active = false;
 	s->has_rmods = false;
 	s->last_ms = s->core->now_ms;
@@ -1200,7 +1210,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 				/* bytes after a complete response */
 				wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_BAD_RESPONSE);
 				s->close_after = true;
-				sess_drop_up(s, false);
+				sess_drop_up(s, UP_ABORT);
 				if (s->req_active && s->req_done)
 					exchange_done(s);
 			}
@@ -1262,7 +1272,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 				exchange_done(s);
 			} else {
 				/* early response: stop the request here */
-				sess_drop_up(s, false);
+				sess_drop_up(s, UP_ABORT);
 				s->state = S_CLOSING;
 			}
 			return used;
@@ -1301,7 +1311,7 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 		/* body until EOF */
 		s->resp_done = true;
 		s->close_after = true;
-		sess_drop_up(s, false);
+		sess_drop_up(s, UP_ABORT);
 		if (s->req_done)
 			exchange_done(s);
 		else
