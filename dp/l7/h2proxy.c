@@ -2058,7 +2058,17 @@ static int setup_callbacks(struct wp_h2p_core *c)
 
 /* ---- HTTP/1.1 upstreams ----------------------------------------------------------------- */
 
-/* Fields never sent on an HTTP/1.1 request (hop-by-hop, or HTTP/2 only). */
+/* Fields never sent on an HTTP/1.1 request (hop-by-hop, or HTTP/2 only).
+ *
+ * No Upgrade / CONNECT ever reaches an HTTP/1.1 upstream, so no client bytes
+ * can follow a request the backend might decline and parse as requests of
+ * its own (unlike dp/l7/h1proxy.c, which holds them): Upgrade and
+ * Connection are connection-specific fields nghttp2 refuses from the client
+ * (and would be dropped here), a CONNECT has no :path (400 in strm_route(),
+ * or refused by nghttp2 when it has one without :protocol, which we never
+ * enable), every request body is framed by content-length or chunked, and a
+ * 101 or CONNECT-style 2xx from the backend answers 502 (h1_head()).
+ * test_h2p_h1up.c: test_no_upgrade. */
 static bool h1_hop(const uint8_t *n, size_t l)
 {
 	static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",

@@ -70,6 +70,7 @@ enum be_mode {
 	BE_HOLD,      /* no answer */
 	BE_CONTINUE,  /* 100 Continue, then BE_OK */
 	BE_HEAD,      /* 200, content-length 10, no body (a HEAD answer) */
+	BE_SWITCH,    /* 101 Switching Protocols, then raw bytes */
 };
 
 struct fb {
@@ -156,6 +157,10 @@ static void be_answer(struct fb *f)
 	case BE_BIG:
 		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n", BIG);
 		f->big_left = BIG;
+		break;
+	case BE_SWITCH:
+		be_out(f, "HTTP/1.1 101 Switching Protocols\r\nupgrade: foo\r\n"
+		          "connection: upgrade\r\n\r\nraw");
 		break;
 	case BE_HOLD:
 		f->out_len = f->out_off = 0;
@@ -554,6 +559,59 @@ static void test_malformed_502(void **state)
 	assert_int_equal(wp_h2p_core_upstreams(core), 0);
 }
 
+/* No upgrade arises on an HTTP/1.1 upstream (issue 19: bytes behind an
+ * Upgrade request must not reach a backend that declined it). An h2c client
+ * cannot ask for one: Upgrade / Connection are connection-specific fields,
+ * refused by nghttp2 (and never written, h1_hop()); a CONNECT has no :path
+ * and is answered 400 (a CONNECT with :path and no :protocol is refused by
+ * nghttp2). Every request body is framed by content-length or chunked, and a
+ * 101 from the backend answers 502: nothing is ever passed through raw. */
+static void test_no_upgrade(void **state)
+{
+	static const nghttp2_nv up[] = {
+	        {(uint8_t *)"upgrade", (uint8_t *)"websocket", 7, 9, 0},
+	        {(uint8_t *)"connection", (uint8_t *)"upgrade", 10, 7, 0},
+	};
+	static const nghttp2_nv conn[] = {
+	        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	};
+	static const nghttp2_nv conn_path[] = {
+	        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+	        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+	        {(uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0},
+	        {(uint8_t *)":path", (uint8_t *)"/r", 5, 2, 0},
+	};
+
+	(void)state;
+	mk();
+	g_extra = up;
+	g_n_extra = 2;
+	req("GET", "/ws", NULL, NULL);
+	pump();
+	g_extra = NULL;
+	g_n_extra = 0;
+	assert_true(cresps[0].closed);
+	assert_int_equal(cresps[0].code, NGHTTP2_PROTOCOL_ERROR);
+	h2fx_submit(conn, WP_ARRAY_SIZE(conn), NULL);
+	pump();
+	assert_int_equal(cresps[1].status, 400);
+	h2fx_submit(conn_path, WP_ARRAY_SIZE(conn_path), NULL);
+	pump();
+	assert_true(cresps[2].closed);
+	assert_int_equal(cresps[2].status, 0);
+	assert_int_equal(n_brq, 0); /* none reached a backend */
+	/* a backend switching protocols on its own: 502, connection closed */
+	be_mode = BE_SWITCH;
+	req("GET", "/x", NULL, NULL);
+	pump();
+	assert_int_equal(n_brq, 1);
+	assert_int_equal(cresps[3].status, 502);
+	assert_true(fbs[n_fb - 1].c.closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE], 1);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
 static void test_close_mid_body(void **state)
 {
 	(void)state;
@@ -746,6 +804,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_idle_bound, teardown),
 	        cmocka_unit_test_teardown(test_connection_close, teardown),
 	        cmocka_unit_test_teardown(test_malformed_502, teardown),
+	        cmocka_unit_test_teardown(test_no_upgrade, teardown),
 	        cmocka_unit_test_teardown(test_close_mid_body, teardown),
 	        cmocka_unit_test_teardown(test_client_reset, teardown),
 	        cmocka_unit_test_teardown(test_flow_control, teardown),
