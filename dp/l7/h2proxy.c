@@ -539,6 +539,22 @@ static void up_destroy(struct wp_h2p_up *up, bool host_close)
 	c->free_up = up;
 }
 
+/* Closes <up>, which has no stream: an HTTP/1.1 connection with nothing in
+ * flight (idle and healthy) gracefully when the host can, the backend must
+ * not read a reset; anything else is aborted. */
+static void up_retire(struct wp_h2p_up *up)
+{
+	struct wp_h2p_core *c = up->core;
+
+	if (up->h1 && up->state == WP_H2P_UP_READY && !h1s(up)->cur && up->out_len == 0 &&
+	    c->ops->up_finish) {
+		c->ops->up_finish(c->host, up);
+		up_destroy(up, false);
+		return;
+	}
+	up_destroy(up, true);
+}
+
 static void up_reap_later(struct wp_h2p_up *up)
 {
 	struct wp_h2p_core *c = up->core;
@@ -566,7 +582,7 @@ static void core_reap(struct wp_h2p_core *c)
 		}
 		c->reap[i] = NULL;
 		up->reap = false;
-		up_destroy(up, true);
+		up_retire(up);
 	}
 	c->n_reap = keep;
 }
@@ -676,7 +692,7 @@ static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 				break;
 		if (up) {
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EVICTED);
-			up_destroy(up, true);
+			up_retire(up);
 		}
 	}
 	up = c->free_up;

@@ -119,6 +119,10 @@ struct wp_h2p_ops {
 	/* Optional: <s> / <up> may have bytes to send or may have finished. */
 	void (*wake_sess)(void *host, struct wp_h2p_sess *s);
 	void (*wake_up)(void *host, struct wp_h2p_up *up);
+	/* Optional. Like up_close, for an idle HTTP/1.1 upstream (nothing in
+	 * flight: drain, idle expiry or limit, eviction): close it gracefully
+	 * (FIN). Never calls into the proxy. Without it, up_close. */
+	void (*up_finish)(void *host, struct wp_h2p_up *up);
 };
 
 struct wp_h2p_cfg {

@@ -77,6 +77,16 @@ static void l7h2_up_close(void *host, struct wp_h2p_up *up)
 	l7_up_let_go(t);
 }
 
+/* An idle HTTP/1.1 upstream let go: a FIN, not a reset (l7_up_finish()). */
+static void l7h2_up_finish(void *host, struct wp_h2p_up *up)
+{
+	struct tunnel *t = up->io;
+
+	l7h2_up_close(host, up);
+	if (t != NULL && t->l7.close)
+		t->l7.fin = true;
+}
+
 static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
 {
 	(void)host;
@@ -94,6 +104,7 @@ static const struct wp_h2p_ops l7h2_ops = {
         .up_close = l7h2_up_close,
         .wake_sess = l7h2_wake_sess,
         .wake_up = l7h2_wake_up,
+        .up_finish = l7h2_up_finish,
 };
 
 /* ---- tunnel ends ------------------------------------------------------------------------- */

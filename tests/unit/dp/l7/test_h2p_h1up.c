@@ -249,7 +249,17 @@ static int f_open(void *host, struct wp_h2p_up *up, const struct wp_snap_endpoin
 	return 0;
 }
 
-static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = h2fx_up_close};
+/* A graceful close (FIN): a close for the harness, counted apart. */
+static int n_finish;
+
+static void f_finish(void *host, struct wp_h2p_up *up)
+{
+	h2fx_up_close(host, up);
+	n_finish++;
+}
+
+static const struct wp_h2p_ops ops = {
+        .up_open = f_open, .up_close = h2fx_up_close, .up_finish = f_finish};
 
 /* ---- the client ------------------------------------------------------------------------- */
 
@@ -281,7 +291,7 @@ static int32_t req(const char *method, const char *path, const char *body, const
 
 static void mk_cfg(const struct wp_h2p_cfg *cfg)
 {
-	n_fb = n_brq = 0;
+	n_fb = n_brq = n_finish = 0;
 	be_mode = BE_OK;
 	be_eof_hold = false;
 	g_extra = NULL;
@@ -398,6 +408,28 @@ static void test_get(void **state)
 	assert_false(fbs[0].c.closed);
 	assert_int_equal(wp_h2p_core_tick(core, 60000), 1);
 	assert_true(fbs[0].c.closed);
+	assert_int_equal(n_finish, 1); /* idle: a FIN, not a reset */
+}
+
+/* SIGTERM drain: an idle HTTP/1.1 upstream is closed gracefully (issue 19:
+ * the backend saw a reset); one whose exchange was cut is aborted. */
+static void test_drain_fin(void **state)
+{
+	(void)state;
+	mk();
+	req("GET", "/a", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_false(fbs[0].c.closed);
+	wp_h2p_core_drain(core);
+	assert_true(fbs[0].c.closed);
+	assert_int_equal(n_finish, 1);
+	be_mode = BE_MALFORMED;
+	req("GET", "/b", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[1].status, 502);
+	assert_true(fbs[1].c.closed);
+	assert_int_equal(n_finish, 1); /* aborted */
 }
 
 static void test_post_content_length(void **state)
@@ -805,6 +837,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_connection_close, teardown),
 	        cmocka_unit_test_teardown(test_malformed_502, teardown),
 	        cmocka_unit_test_teardown(test_no_upgrade, teardown),
+	        cmocka_unit_test_teardown(test_drain_fin, teardown),
 	        cmocka_unit_test_teardown(test_close_mid_body, teardown),
 	        cmocka_unit_test_teardown(test_client_reset, teardown),
 	        cmocka_unit_test_teardown(test_flow_control, teardown),
