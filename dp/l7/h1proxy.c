@@ -1179,6 +1179,17 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		s->close_after = true;
 }
 
+/* The upstream accepted the Upgrade (101) / CONNECT (2xx): raw bytes from
+ * here on. The host offers the client's held bytes again, and its EOF if it
+ * came while we waited. */
+static void sess_switch(struct wp_h1p_sess *s)
+{
+	s->state = S_TUNNEL;
+	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_SWITCHED);
+	if (s->down_eof && s->up)
+		s->up->shut_wr = true;
+}
+
 size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 {
 	struct wp_h1p_sess *s = up->sess;
@@ -1260,12 +1271,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 			s->resp_done = true;
 			s->deadline_ms = s->try_deadline_ms = 0;
 			if (s->framing == WP_HTTP1_FRAME_TUNNEL) {
-				/* 101 / CONNECT 2xx: raw bytes from here on; the
-				 * host offers the client's held bytes again, and
-				 * its EOF if it came while we waited */
-				s->state = S_TUNNEL;
-				if (s->down_eof && s->up)
-					s->up->shut_wr = true;
+				sess_switch(s);
 				break;
 			}
 			if (s->req_done) {
@@ -1277,7 +1283,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 			}
 			return used;
 		case WP_HTTP1_EV_UPGRADE:
-			s->state = S_TUNNEL;
+			sess_switch(s);
 			break;
 		case WP_HTTP1_EV_ERROR:
 			resp_error(s, ev.status);

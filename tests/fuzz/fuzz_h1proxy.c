@@ -12,6 +12,10 @@
  *     default mode, as a sequence of HTTP/1.1 requests (raw bytes only after
  *     an Upgrade or CONNECT head): nothing malformed reaches a backend,
  *     whatever the client sent;
+ *   - raw bytes after an Upgrade / CONNECT head reach that upstream only
+ *     once it switched (l7_h1p_upgrade_switched moved inside its
+ *     wp_h1p_up_in()): a backend that declines the upgrade must never parse
+ *     them as requests the proxy did not route (issue 19);
  *   - the host contract holds: up_close is never called twice or after a
  *     failure, and when the core is destroyed every transport it opened has
  *     been closed or failed.
@@ -48,6 +52,7 @@ enum op {
 struct transport {
 	struct wp_h1p_up *up;
 	bool connected, closed;
+	bool switched;           /* the proxy took a 101 / CONNECT 2xx from it */
 	struct pfx_reqcheck req; /* what the proxy sent so far, as requests */
 };
 
@@ -146,13 +151,20 @@ static void settle(void)
 static void up_drain(struct transport *t, size_t max)
 {
 	const uint8_t *p;
-	size_t n = wp_h1p_up_peek(t->up, &p);
+	size_t n = wp_h1p_up_peek(t->up, &p), raw;
 
 	if (n > max)
 		n = max;
 	if (n == 0)
 		return;
+	raw = t->req.raw ? n : 0;
 	pfx_reqcheck_feed(&t->req, p, n);
+	if (!raw && t->req.raw) /* the bytes past the Upgrade / CONNECT head */
+		raw = (size_t)(p + n - (const uint8_t *)llhttp_get_error_pos(&t->req.parser));
+	if (raw > 0 && !t->switched) {
+		fprintf(stderr, "%zu raw bytes to an upstream that did not switch\n", raw);
+		abort();
+	}
 	wp_h1p_up_consume(t->up, n);
 }
 
@@ -204,8 +216,12 @@ static void step(unsigned op, uint8_t arg, const uint8_t *d, size_t len)
 		}
 		break;
 	case OP_UP_IN:
-		if ((t = pick(arg)) && t->connected)
+		if ((t = pick(arg)) && t->connected) {
+			uint64_t sw = ctr[WP_CTR_L7_H1P_UPGRADE_SWITCHED];
+
 			(void)wp_h1p_up_in(t->up, d, len);
+			t->switched |= ctr[WP_CTR_L7_H1P_UPGRADE_SWITCHED] != sw;
+		}
 		break;
 	case OP_UP_DRAIN:
 		if ((t = pick(arg)) && t->connected)

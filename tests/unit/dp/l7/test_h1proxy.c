@@ -470,6 +470,7 @@ static void test_upgrade_declined_nothing_smuggled(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_HELD], WP_ARRAY_SIZE(shapes));
 	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_DISCARDED], WP_ARRAY_SIZE(shapes));
 	assert_int_equal(ctr[WP_CTR_L7_H1P_REQUEST], WP_ARRAY_SIZE(shapes));
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_SWITCHED], 0);
 
 	/* CONNECT answered 2xx: the held bytes go through, the client's EOF
 	 * that came while waiting too */
@@ -485,6 +486,7 @@ static void test_upgrade_declined_nothing_smuggled(void **state)
 	assert_null(strstr(take_up(up), "\x16"));
 	up_all(up, "HTTP/1.1 200 Connection established\r\n\r\n");
 	assert_true(strncmp(take_down(s), "HTTP/1.1 200 ", 13) == 0);
+	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_SWITCHED], 1);
 	down_all(s, "\x16\x03\x01");
 	assert_string_equal(take_up(up), "\x16\x03\x01");
 	assert_true(up->shut_wr);
