@@ -267,9 +267,10 @@ static void l7_up_close(void *host, struct wp_h1p_up *up)
 	l7_up_let_go(t);
 }
 
-/* The proxy let go of an upstream with no exchange in flight (idle pool
- * closed at drain or expiry): like l7_up_close(), but a plaintext TCP
- * upstream gets a FIN, not a reset (an HBONE one is still cancelled). */
+/* The proxy let go of an upstream with no exchange in flight (idle in the
+ * pool at drain, expiry or eviction, or its last exchange complete): like
+ * l7_up_close(), but a plaintext TCP upstream gets a FIN, not a reset (an
+ * HBONE one is still cancelled). */
 static void l7_up_finish(void *host, struct wp_h1p_up *up)
 {
 	struct tunnel *t = up->io;
