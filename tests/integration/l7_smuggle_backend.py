@@ -28,7 +28,7 @@ def log(obj):
 
 def serve(conn, peer):
     buf = b""
-    end = "eof"
+    end = "other"  # neither a FIN nor a reset (an error of ours)
     try:
         while True:
             while b"\r\n\r\n" not in buf and b"\n\n" not in buf:
