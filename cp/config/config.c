@@ -556,22 +556,13 @@ static void load_cluster(struct loader *ld, struct wp_config *cfg)
 
 static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"enabled",
-	                                    "kubeconfig",
-	                                    "context",
-	                                    "namespace",
-	                                    "status",
-	                                    "standalone",
-	                                    "controller_name",
-	                                    "service_name",
-	                                    "service_namespace",
-	                                    "addresses",
-	                                    "page_limit",
-	                                    "watch_timeout_s",
-	                                    "backoff_base_ms",
-	                                    "backoff_max_ms",
-	                                    "sync_wait_ms",
-	                                    NULL};
+	static const char *const known[] = {
+	        "enabled",         "kubeconfig",     "context",
+	        "namespace",       "status",         "standalone",
+	        "controller_name", "service_name",   "service_namespace",
+	        "addresses",       "page_limit",     "watch_timeout_s",
+	        "backoff_base_ms", "backoff_max_ms", "sync_wait_ms",
+	        "max_event_bytes", "max_list_bytes", NULL};
 	const config_setting_t *g = get_group(ld, "kubernetes"), *list;
 	struct wp_kubernetes_config *k = &cfg->kubernetes;
 
@@ -594,6 +585,8 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "kubernetes.", "backoff_base_ms", 1, 600000, k->backoff_base_ms);
 	GET_UINT(ld, g, "kubernetes.", "backoff_max_ms", 1, 3600000, k->backoff_max_ms);
 	GET_UINT(ld, g, "kubernetes.", "sync_wait_ms", 1, 3600000, k->sync_wait_ms);
+	GET_UINT(ld, g, "kubernetes.", "max_event_bytes", 4096, 1u << 30, k->max_event_bytes);
+	GET_UINT(ld, g, "kubernetes.", "max_list_bytes", 4096, 0xffffffffu, k->max_list_bytes);
 	if (!ld->failed && k->controller_name[0] == '\0')
 		fail(ld, member(g, "controller_name"), "kubernetes.controller_name",
 		     "must not be empty");
@@ -602,6 +595,10 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 	if (!ld->failed && k->backoff_base_ms > k->backoff_max_ms)
 		fail(ld, member(g, "backoff_base_ms"), "kubernetes.backoff_base_ms",
 		     "larger than backoff_max_ms (%u)", k->backoff_max_ms);
+	if (!ld->failed && k->max_list_bytes < k->max_event_bytes)
+		fail(ld, member(g, "max_list_bytes"), "kubernetes.max_list_bytes",
+		     "smaller than max_event_bytes (%u): a page must hold the largest object",
+		     k->max_event_bytes);
 	list = member(g, "addresses");
 	if (list == NULL || ld->failed)
 		return;
@@ -792,6 +789,8 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->kubernetes.backoff_base_ms = 800;
 	cfg->kubernetes.backoff_max_ms = 30000;
 	cfg->kubernetes.sync_wait_ms = 10000;
+	cfg->kubernetes.max_event_bytes = 4u << 20;
+	cfg->kubernetes.max_list_bytes = 64u << 20;
 	strcpy(cfg->tls.trust_domain, "cluster.local");
 	cfg->tls.session_tickets = true;
 	cfg->tls.reload_ms = 1000;

@@ -4,7 +4,9 @@
  *
  * A watch is one long GET whose chunked body carries one JSON event per
  * line; the curl write callback cuts lines and hands each decoded event to
- * the caller as it arrives, so memory stays bounded by the longest event.
+ * the caller as it arrives, so memory stays bounded by the longest event,
+ * and that by max_event (wp_kube_set_limits); a LIST page is held whole, so
+ * it is bounded by max_body.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,6 +47,7 @@ struct wp_kube {
 	struct timespec token_mtime;
 	ino_t token_ino;
 	off_t token_size;
+	size_t max_event, max_body; /* 0 = unbounded (wp_kube_set_limits) */
 	uint64_t ctr[WP_CTR_MAX];
 };
 
@@ -192,6 +195,12 @@ void wp_kube_set_timeout(struct wp_kube *k, long seconds)
 	k->timeout = seconds;
 }
 
+void wp_kube_set_limits(struct wp_kube *k, size_t max_event, size_t max_body)
+{
+	k->max_event = max_event;
+	k->max_body = max_body;
+}
+
 void wp_kube_resp_clear(struct wp_kube_resp *resp)
 {
 	free(resp->body);
@@ -212,13 +221,20 @@ const char *wp_kube_resp_message(const struct wp_kube_resp *resp)
 	return resp->body ? resp->body : "";
 }
 
+/* A growing byte buffer; max (0 = none) bounds len, and over records that
+ * something was refused for it. */
 struct buf {
 	char *p;
-	size_t len, cap;
+	size_t len, cap, max;
+	bool over;
 };
 
 static int buf_add(struct buf *b, const char *p, size_t n)
 {
+	if (b->max && n > b->max - b->len) {
+		b->over = true;
+		return -EMSGSIZE;
+	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *q;
@@ -327,7 +343,7 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
                         struct wp_kube_resp *resp)
 {
 	struct curl_slist *hdrs = NULL;
-	struct buf b = {0};
+	struct buf b = {.max = k->max_body};
 	CURLcode rc;
 	int ret;
 
@@ -347,6 +363,15 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
 	curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &resp->retry_after);
 	rc = curl_easy_perform(k->curl);
 	curl_slist_free_all(hdrs);
+	if (b.over) {
+		/* Refused by our own bound, not a transport failure. */
+		curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+		snprintf(resp->error, sizeof(resp->error), "%s%s: answer longer than %zu bytes",
+		         k->cfg.server, path, b.max);
+		free(b.p);
+		wp_ctr_inc(k->ctr, WP_CTR_KUBE_BODY_TOO_BIG);
+		return -EMSGSIZE;
+	}
 	if (rc != CURLE_OK) {
 		snprintf(resp->error, sizeof(resp->error), "%s%s: %s", k->cfg.server, path,
 		         curl_easy_strerror(rc));
@@ -604,7 +629,7 @@ static int watch_progress_cb(void *arg, curl_off_t a, curl_off_t b, curl_off_t c
 int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned timeout_s,
                   wp_kube_event_cb cb, void *arg, const volatile int *stop, long *retry_after)
 {
-	struct watch_ctx w = {.k = k, .cb = cb, .arg = arg, .stop = stop};
+	struct watch_ctx w = {.k = k, .cb = cb, .arg = arg, .stop = stop, .line.max = k->max_event};
 	struct curl_slist *hdrs = NULL;
 	long ra = -1;
 	char *url, *esc = NULL;
@@ -658,6 +683,12 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		*retry_after = ra;
 	if (w.cb_ret)
 		return w.cb_ret;
+	if (w.line.over) {
+		/* One line (or an error body) outgrew max_event: the stream
+		 * cannot be resumed past it. */
+		wp_ctr_inc(k->ctr, WP_CTR_KUBE_EVENT_TOO_BIG);
+		return -EMSGSIZE;
+	}
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 		return -ECANCELED;
 	if (w.status && w.status != 200) {

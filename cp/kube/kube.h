@@ -122,6 +122,14 @@ uint64_t *wp_kube_counters(struct wp_kube *k);
 /* Per-request timeout in seconds for non-watch calls (default 30). */
 void wp_kube_set_timeout(struct wp_kube *k, long seconds);
 
+/*
+ * Memory bounds (0 = none, the default): max_event caps one watch event line
+ * (wp_kube_watch returns -EMSGSIZE past it, counted KUBE_EVENT_TOO_BIG);
+ * max_body caps the answer to any other request, a LIST page included
+ * (-EMSGSIZE, counted KUBE_BODY_TOO_BIG).
+ */
+void wp_kube_set_limits(struct wp_kube *k, size_t max_event, size_t max_body);
+
 /* The answer to one request. body is NUL-terminated and owned by the struct;
  * json is the parsed body (NULL when not JSON) and also owned by it. */
 struct wp_kube_resp {
@@ -142,8 +150,9 @@ const char *wp_kube_resp_message(const struct wp_kube_resp *resp);
 /*
  * One request. path starts with "/" and may carry a query. body may be NULL.
  * Returns 0 when an HTTP answer arrived (whatever its status: check
- * resp->status), -EIO when none did (resp->error says why). A 401 makes the
- * client re-read its token file once and retry.
+ * resp->status), -EIO when none did (resp->error says why), -EMSGSIZE when
+ * the answer outgrew max_body (resp->error says so). A 401 makes the client
+ * re-read its token file once and retry.
  */
 int wp_kube_request(struct wp_kube *k, const char *method, const char *path,
                     const char *content_type, const char *body, size_t len,
@@ -179,8 +188,8 @@ typedef int (*wp_kube_item_cb)(void *arg, json_t *item);
  * stores the list's resourceVersion in rv (rvlen bytes) and returns 0.
  * Returns -ESTALE for 410 Gone (an expired continue token: relist),
  * -EAGAIN for 429/5xx (retry later; *retry_after set when not NULL),
- * -EACCES for 401/403, -EIO for a transport error, -EPROTO for anything
- * else, or the callback's error. resp (may be NULL) gets the failing answer.
+ * -EACCES for 401/403, -EIO for a transport error, -EMSGSIZE for a page
+ * longer than max_body, -EPROTO for anything else, or the callback's error.
  */
 int wp_kube_list(struct wp_kube *k, const char *path, const char *label_selector, unsigned limit,
                  wp_kube_item_cb cb, void *arg, char *rv, size_t rvlen,
@@ -224,8 +233,10 @@ typedef int (*wp_kube_event_cb)(void *arg, const struct wp_kube_event *ev);
  * watch early (-ECANCELED). Returns 0 when the server ended the stream
  * cleanly, -ESTALE when the server answered 410 (HTTP status; an in-stream
  * 410 ERROR arrives through cb), -EAGAIN for 429/5xx (*retry_after set),
- * -EACCES for 401/403, -EIO when the connection broke, -EPROTO otherwise, or
- * cb's negative value. Events with bad JSON are skipped and counted.
+ * -EACCES for 401/403, -EIO when the connection broke, -EMSGSIZE when an
+ * event line outgrew max_event (the stream was dropped there: relist),
+ * -EPROTO otherwise, or cb's negative value. Events with bad JSON are skipped
+ * and counted.
  */
 int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned timeout_s,
                   wp_kube_event_cb cb, void *arg, const volatile int *stop,

@@ -45,6 +45,8 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	kc.watch_timeout = k->watch_timeout_s;
 	kc.backoff_base = k->backoff_base_ms / 1000.0;
 	kc.backoff_max = k->backoff_max_ms / 1000.0;
+	kc.max_event_bytes = k->max_event_bytes;
+	kc.max_list_bytes = k->max_list_bytes;
 	kc.status_enabled = k->status;
 	kc.controller_name = k->controller_name;
 	kc.standalone = k->standalone;

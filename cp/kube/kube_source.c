@@ -284,6 +284,7 @@ static void *kind_thread(void *arg)
 {
 	struct kind_state *ks = arg;
 	struct kube_source *s = ks->src;
+	const char *kind = wp_kube_resources[ks->res].kind;
 	bool need_list = true, first = true;
 
 	while (!s->stop) {
@@ -295,6 +296,11 @@ static void *kind_thread(void *arg)
 			ret = relist(ks, &ra);
 			if (ret == -ECANCELED || s->stop)
 				break;
+			if (ret == -EMSGSIZE)
+				fprintf(stderr,
+				        "kube: LIST of %s: a page longer than %zu bytes "
+				        "(kubernetes.max_list_bytes); relisting after a backoff\n",
+				        kind, s->cfg.max_list_bytes);
 			if (ret) {
 				if (back_off(ks, ra))
 					break;
@@ -319,6 +325,16 @@ static void *kind_thread(void *arg)
 		                    &s->stop, &ra);
 		if (ret == -ECANCELED || s->stop)
 			break;
+		if (ret == -EMSGSIZE) {
+			/* The stream cannot go on past the line we refused: what
+			 * it carried comes back with the list. */
+			fprintf(stderr,
+			        "kube: watch of %s: an event longer than %zu bytes "
+			        "(kubernetes.max_event_bytes) dropped; relisting\n",
+			        kind, s->cfg.max_event_bytes);
+			need_list = true;
+			continue;
+		}
 		if (ret == -ESTALE || ks->stale) {
 			/* Expired resourceVersion: relist right away (no
 			 * backoff unless the list itself fails). */
@@ -503,6 +519,7 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 		ks->known = json_object();
 		if (!ks->k || !ks->known)
 			goto fail;
+		wp_kube_set_limits(ks->k, s->cfg.max_event_bytes, s->cfg.max_list_bytes);
 		if (wp_kube_path(ks->path, sizeof(ks->path), r, r->namespaced ? s->namespace : NULL,
 		                 NULL, NULL) < 0)
 			goto fail;

@@ -13,6 +13,11 @@
  * honoured). sink->synced is called only once every kind has finished its
  * first list and everything it listed was delivered.
  *
+ * Memory is bounded: a watch event line longer than max_event_bytes drops
+ * the stream and relists; a LIST page longer than max_list_bytes fails the
+ * list, which is retried with backoff. Both are logged with the kind and
+ * the limit and counted (KUBE_EVENT_TOO_BIG, KUBE_BODY_TOO_BIG).
+ *
  * The status writer (a thread of its own, fed the Gateways and GatewayClasses
  * the watches see) writes Accepted/Programmed with observedGeneration,
  * listener status and status.addresses on Gateways this appliance owns:
@@ -51,6 +56,9 @@ struct wp_kube_source_config {
 	unsigned watch_timeout;
 	/* Backoff: first delay and cap in seconds; 0 means 0.8 and 30. */
 	double backoff_base, backoff_max;
+	/* Longest watch event line and LIST page (or other answer) in bytes;
+	 * 0 means unbounded. */
+	size_t max_event_bytes, max_list_bytes;
 
 	/* Gateway status. Off when status_enabled is false. */
 	bool status_enabled;

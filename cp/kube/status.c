@@ -503,6 +503,8 @@ struct wp_kube_status *wp_kube_status_create(const struct wp_kube_source_config 
 	st->dirty_classes = json_object();
 	wp_kube_backoff_init(&st->bo, cfg->backoff_base > 0 ? cfg->backoff_base : 0.8,
 	                     cfg->backoff_max > 0 ? cfg->backoff_max : 30, (uint64_t)time(NULL));
+	if (st->k)
+		wp_kube_set_limits(st->k, cfg->max_event_bytes, cfg->max_list_bytes);
 	if (!st->k || !st->controller_name || !st->service_name || !st->cluster_domain) {
 		wp_kube_status_destroy(st);
 		return NULL;

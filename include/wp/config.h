@@ -135,6 +135,8 @@ struct wp_kubernetes_config {
 	unsigned backoff_base_ms; /* first retry delay, doubling ... */
 	unsigned backoff_max_ms;  /* ... up to this */
 	unsigned sync_wait_ms;    /* start-up wait for the first full sync */
+	unsigned max_event_bytes; /* longest watch event line (else relist) */
+	unsigned max_list_bytes;  /* longest LIST page (else retry) */
 };
 
 struct wp_config {

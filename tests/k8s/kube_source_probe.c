@@ -10,7 +10,8 @@
  * A line "COUNTERS name=value ..." is printed on SIGUSR1 and at exit; the
  * probe exits on SIGTERM/SIGINT.
  * Options: --status (write Gateway status), --standalone, --ip ADDR (repeat),
- * --service NAME, --limit N, --watch-timeout S, --backoff BASE,MAX.
+ * --service NAME, --limit N, --watch-timeout S, --backoff BASE,MAX,
+ * --max-event BYTES, --max-list BYTES.
  */
 #include <errno.h>
 #include <poll.h>
@@ -116,6 +117,10 @@ int main(int argc, char **argv)
 			cfg.service_name = argv[++i];
 		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
 			cfg.page_limit = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--max-event") && i + 1 < argc)
+			cfg.max_event_bytes = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--max-list") && i + 1 < argc)
+			cfg.max_list_bytes = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--watch-timeout") && i + 1 < argc)
 			cfg.watch_timeout = (unsigned)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--backoff") && i + 1 < argc) {

@@ -3,7 +3,9 @@
 API server, through tests/k8s/kube_source_probe (a sink that prints events):
 initial paged sync and no publication before it, label changes within a
 second, watch reliability (410 mid-stream, API server restart, 429/500, a
-rotated token, a cleanly ended watch) and the Gateway status writer."""
+rotated token, a cleanly ended watch), every kind back at once after a late
+or long-gone API server (issue 21), bounded watch lines and LIST pages
+(issue 19) and the Gateway status writer."""
 
 import os
 import signal
@@ -185,6 +187,57 @@ def test_api_server_restart():
             c = p.counters()
             assert c["KUBE_WATCH_BROKEN"] + c["KUBE_TRANSPORT_ERROR"] >= 1, c
             assert p.all().count("SYNCED kubernetes") == 1
+
+
+def probe_log(api):
+    with open(os.path.join(api.dir, "probe.err")) as f:
+        return f.read()
+
+
+def big_pod(name, size):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "annotations": {"blob": "x" * size}}}
+
+
+def test_oversized_watch_event_relists():
+    """A watch event longer than max_event_bytes is dropped with a log line
+    naming the kind and the limit, counted, and the kind relists (the object
+    arrives with the list, whose page bound is larger)."""
+    with FakeAPI() as api:
+        seed(api, pods=1)
+        with Probe(api, "--max-event", "16384", "--max-list", "1048576") as p:
+            p.wait("SYNCED")
+            m = p.mark()
+            api.control("requests", clear=True)
+            api.create(big_pod("big", 40000))
+            p.wait("UPSERT Pod default/big", after=m)
+            c = p.counters()
+            assert c["KUBE_EVENT_TOO_BIG"] == 1, c
+            reqs = [r["path"] for r in api.control("requests")["requests"]]
+            assert any(r.startswith("/api/v1/pods?limit") for r in reqs), reqs
+            assert ("kube: watch of Pod: an event longer than 16384 bytes (kubernetes.max_event_bytes) "
+                    "dropped; relisting") in probe_log(api)
+            add_pod(api, "small")  # the watch goes on after the relist
+            p.wait("UPSERT Pod default/small", after=m)
+
+
+def test_oversized_list_page_retries():
+    """A LIST page longer than max_list_bytes fails the list (logged with the
+    kind and the limit, counted) and it is retried: nothing syncs until the
+    page fits."""
+    with FakeAPI() as api:
+        seed(api, pods=0)
+        for i in range(3):
+            api.create(big_pod("big%d" % i, 30000))
+        with Probe(api, "--max-event", "65536", "--max-list", "65536") as p:
+            msg = ("kube: LIST of Pod: a page longer than 65536 bytes (kubernetes.max_list_bytes); "
+                   "relisting after a backoff\n")
+            wait_for(lambda: probe_log(api).count(msg) >= 2, 10, interval=0.2, what="two refused pages")
+            assert p.counters()["KUBE_BODY_TOO_BIG"] >= 2
+            assert not p.find("SYNCED"), p.all()
+            assert api.api("DELETE", "/api/v1/namespaces/default/pods/big0")[0] == 200
+            p.wait("SYNCED", timeout=10)
+            assert p.find("UPSERT Pod default/big1") and not p.find("UPSERT Pod default/big0")
 
 
 def test_429_and_500():

@@ -52,6 +52,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.kubernetes.backoff_base_ms, 800);
 	assert_int_equal(cfg.kubernetes.backoff_max_ms, 30000);
 	assert_int_equal(cfg.kubernetes.sync_wait_ms, 10000);
+	assert_int_equal(cfg.kubernetes.max_event_bytes, 4u << 20);
+	assert_int_equal(cfg.kubernetes.max_list_bytes, 64u << 20);
 	/* the shipped file keeps it off: the embedded default is the manifest dir */
 	assert_int_equal(wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", NULL, 0, &cfg, err,
 	                                sizeof(err)),
@@ -81,6 +83,8 @@ static void test_every_key(void **state)
 	                                           "  backoff_base_ms = 100;\n"
 	                                           "  backoff_max_ms = 2000;\n"
 	                                           "  sync_wait_ms = 1500;\n"
+	                                           "  max_event_bytes = 65536;\n"
+	                                           "  max_list_bytes = 1048576;\n"
 	                                           "};\n"),
 	                                NULL, 0, &cfg, err, sizeof(err)),
 	                 0);
@@ -101,6 +105,8 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.kubernetes.backoff_base_ms, 100);
 	assert_int_equal(cfg.kubernetes.backoff_max_ms, 2000);
 	assert_int_equal(cfg.kubernetes.sync_wait_ms, 1500);
+	assert_int_equal(cfg.kubernetes.max_event_bytes, 65536);
+	assert_int_equal(cfg.kubernetes.max_list_bytes, 1048576);
 }
 
 /* What tests/testbed does: --set on keys of a group the file lacks. */
@@ -146,6 +152,10 @@ static void test_refused(void **state)
 	bad("kubernetes = { backoff_base_ms = 5000; backoff_max_ms = 100; };\n", NULL,
 	    "kubernetes.backoff_base_ms", "larger");
 	bad("kubernetes = { page_limit = 0; };\n", NULL, "kubernetes.page_limit", "out of range");
+	bad("kubernetes = { max_event_bytes = 100; };\n", NULL, "kubernetes.max_event_bytes",
+	    "out of range");
+	bad("kubernetes = { max_event_bytes = 1048576; max_list_bytes = 65536; };\n", NULL,
+	    "kubernetes.max_list_bytes", "smaller than max_event_bytes");
 	bad("", "kubernetes.enabled=yes", "kubernetes.enabled", "true or false");
 }
 
