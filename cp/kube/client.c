@@ -48,6 +48,8 @@ struct wp_kube {
 	ino_t token_ino;
 	off_t token_size;
 	size_t max_event, max_body; /* 0 = unbounded (wp_kube_set_limits) */
+	wp_kube_answer_cb answer_cb;
+	void *answer_arg;
 	uint64_t ctr[WP_CTR_MAX];
 };
 
@@ -201,6 +203,12 @@ void wp_kube_set_limits(struct wp_kube *k, size_t max_event, size_t max_body)
 	k->max_body = max_body;
 }
 
+void wp_kube_set_answer_cb(struct wp_kube *k, wp_kube_answer_cb cb, void *arg)
+{
+	k->answer_cb = cb;
+	k->answer_arg = arg;
+}
+
 void wp_kube_resp_clear(struct wp_kube_resp *resp)
 {
 	free(resp->body);
@@ -262,13 +270,26 @@ static size_t body_cb(char *p, size_t sz, size_t nm, void *arg)
 	return sz * nm;
 }
 
+/* What the header callback fills in for one request. */
+struct hdr_ctx {
+	struct wp_kube *k;
+	long retry_after;
+};
+
 static size_t header_cb(char *p, size_t sz, size_t nm, void *arg)
 {
-	long *retry_after = arg;
+	struct hdr_ctx *h = arg;
 	size_t n = sz * nm;
 
 	if (n > 12 && !strncasecmp(p, "Retry-After:", 12))
-		*retry_after = strtol(p + 12, NULL, 10);
+		h->retry_after = strtol(p + 12, NULL, 10);
+	else if (n > 9 && !strncmp(p, "HTTP/", 5) && h->k->answer_cb) {
+		/* A status line ("HTTP/1.1 200 OK"): the server answered. */
+		const char *sp = memchr(p, ' ', n);
+
+		if (sp && sp + 4 <= p + n)
+			h->k->answer_cb(h->k->answer_arg, strtol(sp + 1, NULL, 10));
+	}
 	return n;
 }
 
@@ -344,6 +365,7 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf b = {.max = k->max_body};
+	struct hdr_ctx h = {.k = k, .retry_after = -1};
 	CURLcode rc;
 	int ret;
 
@@ -360,9 +382,10 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
 	curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, body_cb);
 	curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(k->curl, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &resp->retry_after);
+	curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &h);
 	rc = curl_easy_perform(k->curl);
 	curl_slist_free_all(hdrs);
+	resp->retry_after = h.retry_after;
 	if (b.over) {
 		/* Refused by our own bound, not a transport failure. */
 		curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -631,7 +654,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 {
 	struct watch_ctx w = {.k = k, .cb = cb, .arg = arg, .stop = stop, .line.max = k->max_event};
 	struct curl_slist *hdrs = NULL;
-	long ra = -1;
+	struct hdr_ctx h = {.k = k, .retry_after = -1};
 	char *url, *esc = NULL;
 	CURLcode rc;
 	int ret;
@@ -661,7 +684,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, watch_body_cb);
 		curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &w);
 		curl_easy_setopt(k->curl, CURLOPT_HEADERFUNCTION, header_cb);
-		curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &ra);
+		curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &h);
 		curl_easy_setopt(k->curl, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(k->curl, CURLOPT_XFERINFOFUNCTION, watch_progress_cb);
 		curl_easy_setopt(k->curl, CURLOPT_XFERINFODATA, &w);
@@ -674,13 +697,14 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 			token_refresh(k, true);
 			w.status = 0;
 			w.line.len = 0;
+			h.retry_after = -1;
 			continue;
 		}
 		break;
 	}
 	free(w.line.p);
 	if (retry_after)
-		*retry_after = ra;
+		*retry_after = h.retry_after;
 	if (w.cb_ret)
 		return w.cb_ret;
 	if (w.line.over) {

@@ -130,6 +130,12 @@ void wp_kube_set_timeout(struct wp_kube *k, long seconds);
  */
 void wp_kube_set_limits(struct wp_kube *k, size_t max_event, size_t max_body);
 
+/* Told the HTTP status of every answer k receives (each status line, before
+ * the body), on the thread making the request. The list/watch source learns
+ * from it that the API server is reachable again. */
+typedef void (*wp_kube_answer_cb)(void *arg, long status);
+void wp_kube_set_answer_cb(struct wp_kube *k, wp_kube_answer_cb cb, void *arg);
+
 /* The answer to one request. body is NUL-terminated and owned by the struct;
  * json is the parsed body (NULL when not JSON) and also owned by it. */
 struct wp_kube_resp {

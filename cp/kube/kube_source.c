@@ -2,6 +2,14 @@
  * The Kubernetes list/watch source: per-kind threads that list and watch,
  * a queue to the control-plane thread, and the hand-off to the Gateway
  * status writer (status.c). See cp/kube/kube_source.h for the behaviour.
+ *
+ * The kinds back off on their own, so after an outage their next attempts
+ * are spread over up to backoff_max. To come back together, the source
+ * keeps one shared notion of the server's health (under the lock): a kind
+ * whose request got no answer marks the server unreachable, which starts a
+ * probe thread (GET /version every min(backoff_base, 1 s)); a 5xx marks it
+ * failing. The first answer after that (the probe's, or a 2xx to any kind)
+ * bumps wake_gen, and every kind waiting in its backoff retries at once.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,6 +27,16 @@
 #include "wp/model.h"
 
 enum item_type { ITEM_UPSERT, ITEM_DELETE, ITEM_LISTED };
+
+/* Where a kind stands with the API server; everything but WATCHING means
+ * its objects in the sink may be missing or stale (wp_source_state). */
+enum phase { PH_LISTING, PH_WATCHING, PH_RELISTING, PH_RETRYING };
+static const char *const phase_names[] = {
+        [PH_LISTING] = "listing",
+        [PH_WATCHING] = "watching",
+        [PH_RELISTING] = "relisting",
+        [PH_RETRYING] = "retrying",
+};
 
 /* One queued event for the control-plane thread. */
 struct item {
@@ -43,8 +61,10 @@ struct kind_state {
 	json_t *known;   /* "ns/name" -> resourceVersion string, this thread only */
 	json_t *listing; /* the keys of a list in progress */
 	struct wp_kube_backoff bo;
-	bool stale;      /* in-stream 410 seen */
-	unsigned events; /* during the current watch */
+	bool stale;       /* in-stream 410 seen */
+	unsigned events;  /* during the current watch */
+	bool in_watch;    /* a watch request is under way (answer_cb) */
+	enum phase phase; /* under src->lock */
 };
 
 struct kube_source {
@@ -60,6 +80,14 @@ struct kube_source {
 	unsigned listed; /* kinds whose first list was delivered */
 	bool synced;
 	struct wp_kube_status *status;
+	/* The server's health as the kinds saw it (under lock). */
+	bool unreachable;  /* a request got no answer: the probe runs */
+	bool failing;      /* a request got 5xx/429 */
+	unsigned wake_gen; /* bumped when the server answers again */
+	uint64_t reconnects;
+	struct wp_kube *probe;
+	pthread_t probe_thread;
+	bool probe_started;
 };
 
 static const struct wp_source_ops kube_source_ops;
@@ -208,11 +236,11 @@ static int event_cb(void *arg, const struct wp_kube_event *ev)
 	return 0;
 }
 
-/* Sleeps up to secs or until stop. Returns true when stopping. */
-static bool nap(struct kube_source *s, double secs)
+/* Under s->lock: sleeps up to secs, until stop, or (when wakeable) until
+ * wake_gen moves past gen. Returns true when stopping. */
+static bool nap_locked(struct kube_source *s, double secs, bool wakeable, unsigned gen)
 {
 	struct timespec ts;
-	bool stop;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += (time_t)secs;
@@ -221,12 +249,82 @@ static bool nap(struct kube_source *s, double secs)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_mutex_lock(&s->lock);
-	while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+	while (!s->stop && (!wakeable || s->wake_gen == gen) &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
 		;
-	stop = s->stop;
+	return s->stop;
+}
+
+/* Under s->lock: the server answered after being unreachable or failing;
+ * every kind waiting in back_off retries now. Only the end of an outage
+ * (unreachable) is logged and counted. */
+static void server_back_locked(struct kube_source *s, const char *who)
+{
+	if (!s->unreachable && !s->failing)
+		return;
+	if (s->unreachable) {
+		fprintf(stderr,
+		        "kube: API server answering again (%s): retrying every waiting kind now\n",
+		        who);
+		s->reconnects++;
+	}
+	s->unreachable = s->failing = false;
+	s->wake_gen++;
+	pthread_cond_broadcast(&s->cond);
+}
+
+/* answer_cb of a kind's client: a 2xx says the server is back; a watch's
+ * 200 says the kind is in sync again. */
+static void kind_answer(void *arg, long status)
+{
+	struct kind_state *ks = arg;
+	struct kube_source *s = ks->src;
+
+	if (status < 200 || status > 299)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (ks->in_watch)
+		ks->phase = PH_WATCHING;
+	server_back_locked(s, wp_kube_resources[ks->res].kind);
 	pthread_mutex_unlock(&s->lock);
-	return stop;
+}
+
+/* The probe: while the server is unreachable, asks GET /version every
+ * probe interval; any HTTP answer ends the outage for every kind. */
+static void *probe_thread(void *arg)
+{
+	struct kube_source *s = arg;
+	double interval = s->cfg.backoff_base < 1.0 ? s->cfg.backoff_base : 1.0;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		struct wp_kube_resp resp;
+		int rc;
+
+		if (!s->unreachable) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		if (nap_locked(s, interval, true, s->wake_gen))
+			break;
+		if (!s->unreachable)
+			continue;
+		pthread_mutex_unlock(&s->lock);
+		rc = wp_kube_get(s->probe, "/version", &resp);
+		wp_kube_resp_clear(&resp);
+		pthread_mutex_lock(&s->lock);
+		if (rc == 0)
+			server_back_locked(s, "probe");
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void set_phase(struct kind_state *ks, enum phase ph)
+{
+	pthread_mutex_lock(&ks->src->lock);
+	ks->phase = ph;
+	pthread_mutex_unlock(&ks->src->lock);
 }
 
 static double now_s(void)
@@ -237,15 +335,32 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Waits before the next attempt after an error: the backoff, or longer when
- * the server asked for it with Retry-After. */
-static bool back_off(struct kind_state *ks, long retry_after)
+/* Waits before the next attempt after error err (0: a watch that ended at
+ * once): the backoff, or until the server answers again after an outage
+ * (then the backoff is kept: a kind that fails again waits longer). When
+ * the server asked for a Retry-After longer than the backoff, that is
+ * waited out whatever happens. Returns true when stopping. */
+static bool back_off(struct kind_state *ks, int err, long retry_after, bool first)
 {
+	struct kube_source *s = ks->src;
 	double d = wp_kube_backoff_next(&ks->bo);
+	bool stop, wakeable = true;
 
-	if (retry_after > 0 && (double)retry_after > d)
+	if (retry_after > 0 && (double)retry_after > d) {
 		d = (double)retry_after;
-	return nap(ks->src, d);
+		wakeable = false;
+	}
+	pthread_mutex_lock(&s->lock);
+	ks->phase = first ? PH_LISTING : PH_RETRYING;
+	if (err == -EIO && !s->unreachable) {
+		s->unreachable = true;
+		pthread_cond_broadcast(&s->cond); /* starts the probe */
+	} else if (err == -EAGAIN) {
+		s->failing = true;
+	}
+	stop = nap_locked(s, d, wakeable, s->wake_gen);
+	pthread_mutex_unlock(&s->lock);
+	return stop;
 }
 
 /* Paged LIST; on success swaps in the new key set and queues deletions for
@@ -293,6 +408,7 @@ static void *kind_thread(void *arg)
 		int ret;
 
 		if (need_list) {
+			set_phase(ks, first ? PH_LISTING : PH_RELISTING);
 			ret = relist(ks, &ra);
 			if (ret == -ECANCELED || s->stop)
 				break;
@@ -302,11 +418,12 @@ static void *kind_thread(void *arg)
 				        "(kubernetes.max_list_bytes); relisting after a backoff\n",
 				        kind, s->cfg.max_list_bytes);
 			if (ret) {
-				if (back_off(ks, ra))
+				if (back_off(ks, ret, ra, first))
 					break;
 				continue;
 			}
 			need_list = false;
+			set_phase(ks, PH_WATCHING);
 			wp_kube_backoff_reset(&ks->bo);
 			if (first) {
 				struct item *it = calloc(1, sizeof(*it));
@@ -321,8 +438,10 @@ static void *kind_thread(void *arg)
 		ks->stale = false;
 		ks->events = 0;
 		t0 = now_s();
+		ks->in_watch = true;
 		ret = wp_kube_watch(ks->k, ks->path, ks->rv, s->cfg.watch_timeout, event_cb, ks,
 		                    &s->stop, &ra);
+		ks->in_watch = false;
 		if (ret == -ECANCELED || s->stop)
 			break;
 		if (ret == -EMSGSIZE) {
@@ -346,7 +465,7 @@ static void *kind_thread(void *arg)
 			 * ends at once with nothing in it counts as a failure so
 			 * a misbehaving server is not hammered. */
 			if (ks->events == 0 && now_s() - t0 < 1.0) {
-				if (back_off(ks, -1))
+				if (back_off(ks, 0, -1, false))
 					break;
 			} else {
 				wp_kube_backoff_reset(&ks->bo);
@@ -355,7 +474,7 @@ static void *kind_thread(void *arg)
 		}
 		if (ks->events)
 			wp_kube_backoff_reset(&ks->bo);
-		if (back_off(ks, ra))
+		if (back_off(ks, ret, ra, false))
 			break;
 	}
 	return NULL;
@@ -368,6 +487,9 @@ static int ks_start(struct wp_source *src, const struct wp_source_sink *sink)
 	src->sink = sink;
 	if (s->status && wp_kube_status_start(s->status) != 0)
 		return -EAGAIN;
+	if (pthread_create(&s->probe_thread, NULL, probe_thread, s) != 0)
+		return -EAGAIN;
+	s->probe_started = true;
 	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
 		struct kind_state *ks = &s->kinds[i];
 
@@ -441,6 +563,23 @@ static int ks_poll(struct wp_source *src)
 	return delivered;
 }
 
+static void ks_state(struct wp_source *src, struct wp_source_state *st)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < WP_KUBE_RES_COUNT && st->n_lagging < WP_SOURCE_MAX_LAGGING; i++) {
+		if (s->kinds[i].phase == PH_WATCHING)
+			continue;
+		st->lagging[st->n_lagging] = wp_kube_resources[i].kind;
+		st->why[st->n_lagging++] = phase_names[s->kinds[i].phase];
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (s->status)
+		st->pending_writes = wp_kube_status_pending(s->status);
+}
+
 static void ks_destroy(struct wp_source *src)
 {
 	struct kube_source *s = (struct kube_source *)src;
@@ -459,6 +598,9 @@ static void ks_destroy(struct wp_source *src)
 		if (ks->known)
 			json_decref(ks->known);
 	}
+	if (s->probe_started)
+		pthread_join(s->probe_thread, NULL);
+	wp_kube_free(s->probe);
 	if (s->status)
 		wp_kube_status_destroy(s->status);
 	while ((it = s->head)) {
@@ -479,6 +621,7 @@ static const struct wp_source_ops kube_source_ops = {
         .start = ks_start,
         .fd = ks_fd,
         .poll = ks_poll,
+        .state = ks_state,
         .destroy = ks_destroy,
 };
 
@@ -509,6 +652,10 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 		s->cfg.backoff_max = 30;
 	if (s->efd < 0)
 		goto fail;
+	s->probe = wp_kube_new(&cfg->kube);
+	if (!s->probe)
+		goto fail;
+	wp_kube_set_timeout(s->probe, 5);
 	for (int i = 0; i < WP_KUBE_RES_COUNT; i++) {
 		struct kind_state *ks = &s->kinds[i];
 		const struct wp_kube_resource *r = &wp_kube_resources[i];
@@ -520,6 +667,7 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 		if (!ks->k || !ks->known)
 			goto fail;
 		wp_kube_set_limits(ks->k, s->cfg.max_event_bytes, s->cfg.max_list_bytes);
+		wp_kube_set_answer_cb(ks->k, kind_answer, ks);
 		if (wp_kube_path(ks->path, sizeof(ks->path), r, r->namespaced ? s->namespace : NULL,
 		                 NULL, NULL) < 0)
 			goto fail;
@@ -549,6 +697,9 @@ void wp_kube_source_counters(struct wp_source *src, uint64_t *out)
 	}
 	if (s->status)
 		wp_kube_status_counters(s->status, out);
+	pthread_mutex_lock(&s->lock);
+	out[WP_CTR_KUBE_RECONNECTED] += s->reconnects;
+	pthread_mutex_unlock(&s->lock);
 }
 
 uint64_t wp_kube_source_status_writes(struct wp_source *src)

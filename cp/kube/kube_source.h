@@ -10,8 +10,13 @@
  * for objects that vanished meanwhile; a cleanly ended watch rewatches from
  * the last version seen; errors (transport, 429, 5xx, 401) back off
  * exponentially with jitter (0.8 s doubling to 30 s by default, Retry-After
- * honoured). sink->synced is called only once every kind has finished its
- * first list and everything it listed was delivered.
+ * honoured). When the server answers again after requests got no answer
+ * (noticed by a GET /version probe every min(backoff_base, 1 s)) or 5xx,
+ * every kind still waiting retries at once, so the kinds come back together
+ * instead of one by one over backoff_max. sink->synced is called only once
+ * every kind has finished its first list and everything it listed was
+ * delivered; ops->state names the kinds not current at any moment (listing,
+ * relisting, or retrying after an error).
  *
  * Memory is bounded: a watch event line longer than max_event_bytes drops
  * the stream and relists; a LIST page longer than max_list_bytes fails the

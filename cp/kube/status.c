@@ -34,6 +34,7 @@ struct wp_kube_status {
 	json_t *dirty_classes; /* name -> true */
 	struct wp_kube_backoff bo;
 	uint64_t writes;
+	unsigned inflight; /* keys of the batch being written */
 };
 
 /* --- policy ------------------------------------------------------------- */
@@ -360,6 +361,7 @@ static void *status_thread(void *arg)
 		gcs = st->dirty_classes;
 		st->dirty_gw = json_object();
 		st->dirty_classes = json_object();
+		st->inflight = (unsigned)(json_object_size(gws) + json_object_size(gcs));
 		pthread_mutex_unlock(&st->lock);
 
 		json_object_foreach(gcs, key, v)
@@ -387,6 +389,7 @@ static void *status_thread(void *arg)
 		json_decref(gws);
 		json_decref(gcs);
 		pthread_mutex_lock(&st->lock);
+		st->inflight = 0;
 		if (failed)
 			delay = wp_kube_backoff_next(&st->bo);
 		else
@@ -562,4 +565,15 @@ void wp_kube_status_counters(struct wp_kube_status *st, uint64_t *out)
 
 	for (int j = 0; j < WP_CTR_MAX; j++)
 		out[j] += __atomic_load_n(&c[j], __ATOMIC_RELAXED);
+}
+
+unsigned wp_kube_status_pending(struct wp_kube_status *st)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&st->lock);
+	n = st->inflight +
+	    (unsigned)(json_object_size(st->dirty_gw) + json_object_size(st->dirty_classes));
+	pthread_mutex_unlock(&st->lock);
+	return n;
 }

@@ -30,6 +30,9 @@ void wp_kube_status_update(struct wp_kube_status *st, int res, json_t *obj);
 void wp_kube_status_forget(struct wp_kube_status *st, int res, const char *ns, const char *name);
 
 uint64_t wp_kube_status_writes(struct wp_kube_status *st);
+/* Gateways and GatewayClasses whose status is to be written or being
+ * written now (0: the writer is idle). */
+unsigned wp_kube_status_pending(struct wp_kube_status *st);
 /* Adds the writer's counters to out[WP_CTR_MAX]. */
 void wp_kube_status_counters(struct wp_kube_status *st, uint64_t *out);
 

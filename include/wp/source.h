@@ -46,6 +46,19 @@ struct wp_source_sink {
 
 struct wp_source;
 
+/* How far a source is from its origin right now (wp_source_ops.state). */
+#define WP_SOURCE_MAX_LAGGING 16
+struct wp_source_state {
+	/* Kinds whose objects in the sink may be missing or stale: not listed
+	 * yet ("listing"), relisting ("relisting"), or cut off from the origin
+	 * and retrying ("retrying"). Static strings. */
+	unsigned n_lagging;
+	const char *lagging[WP_SOURCE_MAX_LAGGING];
+	const char *why[WP_SOURCE_MAX_LAGGING];
+	/* Writes back to the origin (Gateway status) decided but not done. */
+	unsigned pending_writes;
+};
+
 struct wp_source_ops {
 	const char *name; /* "manifest-dir", "kubernetes" */
 	/* Delivers the initial state to sink, then sink->synced (a source
@@ -57,6 +70,9 @@ struct wp_source_ops {
 	/* Delivers pending changes. >0 when something was delivered, 0 when
 	 * nothing, <0 on an error (the source stays usable). */
 	int (*poll)(struct wp_source *src);
+	/* Optional (NULL: the source is current once it synced, and writes
+	 * nothing back). Fills *st; control-plane thread. */
+	void (*state)(struct wp_source *src, struct wp_source_state *st);
 	void (*destroy)(struct wp_source *src);
 };
 

@@ -7,8 +7,9 @@
  *     DELETE <Kind> <ns>/<name>
  *     ERROR <origin> <msg>
  *     SYNCED <source>
- * A line "COUNTERS name=value ..." is printed on SIGUSR1 and at exit; the
- * probe exits on SIGTERM/SIGINT.
+ * A line "COUNTERS name=value ..." is printed on SIGUSR1 and at exit (the
+ * KUBE_* counters, status_writes, status_pending: status writes not done
+ * yet, lagging: kinds not current); the probe exits on SIGTERM/SIGINT.
  * Options: --status (write Gateway status), --standalone, --ip ADDR (repeat),
  * --service NAME, --limit N, --watch-timeout S, --backoff BASE,MAX,
  * --max-event BYTES, --max-list BYTES.
@@ -87,13 +88,17 @@ static const char *const ctr_names[] = {
 static void print_counters(struct wp_source *src)
 {
 	uint64_t c[WP_CTR_MAX];
+	struct wp_source_state st;
 
 	wp_kube_source_counters(src, c);
 	printf("COUNTERS");
 	for (int i = 0; i < WP_CTR_MAX; i++)
 		if (!strncmp(ctr_names[i], "KUBE_", 5))
 			printf(" %s=%llu", ctr_names[i], (unsigned long long)c[i]);
-	printf(" status_writes=%llu\n", (unsigned long long)wp_kube_source_status_writes(src));
+	src->ops->state(src, &st);
+	printf(" status_writes=%llu status_pending=%u lagging=%u\n",
+	       (unsigned long long)wp_kube_source_status_writes(src), st.pending_writes,
+	       st.n_lagging);
 }
 
 int main(int argc, char **argv)

@@ -194,6 +194,49 @@ def probe_log(api):
         return f.read()
 
 
+def test_late_api_server_every_kind_at_once():
+    """The API server answers only after every kind is deep in its backoff
+    (0.8 s doubling to 30 s): the first answer (the /version probe's) sends
+    every kind back at once, so the sync follows within 2 s, not one kind at
+    a time over the backoff."""
+    with FakeAPI() as api:
+        seed(api, pods=2)
+        t_up = time.monotonic() + 9.0
+        api.control("down", seconds=9.0)
+        with Probe(api, "--backoff", "0.8,30") as p:
+            time.sleep(1.0)
+            assert p.counters()["lagging"] == 10
+            t, _ = p.wait("SYNCED", timeout=25)
+            assert t > t_up, (t, t_up)
+            assert t - t_up < 2.0, "first full sync %.2f s after the API server answered" % (t - t_up)
+            c = p.counters()
+            assert c["KUBE_RECONNECTED"] >= 1 and c["lagging"] == 0, c
+            assert "API server answering again" in probe_log(api)
+
+
+def test_long_outage_every_kind_back_at_once():
+    """Mid-run, the API server is gone for longer than the longest backoff: every
+    kind says it is retrying meanwhile, and all are watching again within 2 s
+    of its return (a change made then arrives)."""
+    with FakeAPI() as api:
+        seed(api, pods=2)
+        with Probe(api, "--backoff", "0.8,8") as p:
+            p.wait("SYNCED")
+            assert p.counters()["lagging"] == 0
+            m = p.mark()
+            t_up = time.monotonic() + 10.0
+            api.control("down", seconds=10.0)
+            time.sleep(1.0)
+            assert p.counters()["lagging"] == 10
+            time.sleep(t_up - time.monotonic() + 0.05)
+            add_pod(api, "back")
+            t, _ = p.wait("UPSERT Pod default/back", timeout=10, after=m)
+            assert t - t_up < 2.0, "a change after the outage arrived %.2f s after the return" % (t - t_up)
+            wait_for(lambda: p.counters()["lagging"] == 0, max(0.1, t_up + 2.0 - time.monotonic()),
+                     interval=0.1, what="every kind watching again within 2 s")
+            assert p.counters()["KUBE_RECONNECTED"] >= 1
+
+
 def big_pod(name, size):
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "annotations": {"blob": "x" * size}}}
@@ -304,6 +347,12 @@ def cond(st, typ):
     return next((c for c in st.get("conditions", []) if c["type"] == typ), None)
 
 
+def writer_idle(p):
+    """The sync point for "no status written": the status writer has nothing
+    left to write (objects delivered before this were handed to it first)."""
+    wait_for(lambda: p.counters()["status_pending"] == 0, 5, interval=0.05, what="status writer idle")
+
+
 def test_gateway_status_for_own_class():
     with FakeAPI() as api:
         seed(api)
@@ -338,9 +387,12 @@ def test_gateway_status_for_own_class():
             st = gw_status(api, "waypoint")
             assert cond(st, "example.com/Audited") is not None, st
             assert [l["name"] for l in st["listeners"]] == ["mesh", "extra"]
-            # istio-waypoint Gateways are istiod's when not standalone.
+            # istio-waypoint Gateways are istiod's when not standalone: once
+            # the source delivered it and the writer is idle, nothing was written.
+            m = p.mark()
             assert wpctl(api, "waypoint", "apply", "-n", "default", "--name", "istio-one").returncode == 0
-            time.sleep(1.0)
+            p.wait("UPSERT Gateway default/istio-one", after=m)
+            writer_idle(p)
             assert gw_status(api, "istio-one") == {}
             writes = p.counters()["status_writes"]
             time.sleep(1.0)
@@ -361,7 +413,7 @@ def test_gateway_status_standalone_and_manual_deployment():
             assert r.returncode == 0, r.stdout + r.stderr
             st = gw_status(api, "waypoint")
             assert st["addresses"] == [{"type": "IPAddress", "value": "198.18.0.2"}], st
-            time.sleep(0.5)
+            writer_idle(p)  # manual was listed before SYNCED
             assert gw_status(api, "manual") == {}
             r = wpctl(api, "waypoint", "list")
             assert r.stdout.split("\n")[1].split() == ["manual", "default", "none", "False"], r.stdout
