@@ -50,6 +50,7 @@ struct wp_cp {
 	wp_cp_counters_cb extra;  /* counters kept by others (the Kubernetes source) */
 	void *extra_ctx;
 	uint64_t pub[WP_CTR_MAX]; /* ctr + extra, republished every turn for other threads */
+	json_t *pub_rows; /* enrollment rows of the published snapshot (rebuild) */
 };
 
 static const struct {
@@ -165,6 +166,12 @@ static void rebuild(struct wp_cp *cp)
 		wp_ctr_inc(cp->ctr, WP_CTR_CP_PUBLISH_FAILED);
 		return;
 	}
+	/* /enrollment shows what the workers run: the rows of this snapshot,
+	 * taken now from the store it was built from (later events may change
+	 * the store before the next publish). */
+	if (cp->pub_rows)
+		json_decref(cp->pub_rows);
+	cp->pub_rows = wp_enrollment_json(cp->res, true);
 	if (!cp->published)
 		fprintf(stderr,
 		        "waypointd: first snapshot (version %llu) published after %llu ms\n",
@@ -176,10 +183,83 @@ static void rebuild(struct wp_cp *cp)
 
 /* ---- admin ------------------------------------------------------------------ */
 
-static char *dump_config(struct wp_cp *cp)
+/*
+ * The views. By default /config_dump and /enrollment show what the workers
+ * run (the published snapshot; nothing before the first one), and say
+ * whether that is current: "lagging" names the kinds a source has not
+ * caught up on (first list, relist, or retrying after an outage). With
+ * ?view=store they show the control plane's object store instead (what has
+ * been received so far, possibly half-listed), labelled as such.
+ */
+
+/* Whether the request's query asks for the store view. */
+static bool wants_store(const char *query)
 {
-	json_t *o = json_object(), *errs = json_array(), *ctr = json_object(),
-	       *objs = json_object(), *srcs;
+	for (const char *q = query; q && *q;) {
+		size_t n = strcspn(q, "&");
+
+		if (n == 10 && !strncmp(q, "view=store", 10))
+			return true;
+		q += n + (q[n] == '&');
+	}
+	return false;
+}
+
+/* {"view", "snapshot_version", "synced", "lagging": [{"source", "kind",
+ * "state"}], "note"}: what the answer shows and how current it is. */
+static json_t *view_json(struct wp_cp *cp, bool store)
+{
+	const struct wp_snapshot *snap = wp_snapshot_slot_current(cp->slot);
+	json_t *o = json_object(), *lag = json_array();
+	char note[512], kinds[256] = "";
+	size_t off = 0;
+
+	for (unsigned i = 0; i < cp->n_src; i++) {
+		struct wp_source_state st;
+
+		if (!cp->src[i]->ops->state)
+			continue;
+		cp->src[i]->ops->state(cp->src[i], &st);
+		for (unsigned k = 0; k < st.n_lagging; k++) {
+			json_array_append_new(lag, json_pack("{s:s, s:s, s:s}", "source",
+			                                     cp->src[i]->ops->name, "kind",
+			                                     st.lagging[k], "state", st.why[k]));
+			if (off < sizeof(kinds))
+				off += (size_t)snprintf(kinds + off, sizeof(kinds) - off,
+				                        "%s%s (%s)", off ? ", " : "", st.lagging[k],
+				                        st.why[k]);
+		}
+	}
+	json_object_set_new(o, "view", json_string(store ? "store" : snap ? "snapshot" : "none"));
+	json_object_set_new(o, "snapshot_version",
+	                    snap ? json_integer((json_int_t)snap->version) : json_null());
+	json_object_set_new(o, "synced", json_boolean(all_synced(cp)));
+	json_object_set_new(o, "lagging", lag);
+	if (store)
+		snprintf(note, sizeof(note),
+		         "the control plane's object store, not what the workers run%s%s%s",
+		         kinds[0] ? "; not current for: " : "", kinds,
+		         all_synced(cp) ? ""
+		                        : "; first full sync not done: objects may be missing");
+	else if (!snap)
+		snprintf(note, sizeof(note),
+		         "no snapshot published yet: the workers capture nothing until the first "
+		         "full sync%s%s (?view=store shows what has been received)",
+		         kinds[0] ? "; waiting for: " : "", kinds);
+	else if (kinds[0])
+		snprintf(note, sizeof(note),
+		         "the snapshot the workers run; not current for: %s (changes to those "
+		         "kinds follow when they catch up)",
+		         kinds);
+	else
+		snprintf(note, sizeof(note), "the snapshot the workers run");
+	json_object_set_new(o, "note", json_string(note));
+	return o;
+}
+
+static char *dump_config(struct wp_cp *cp, bool store)
+{
+	json_t *o = view_json(cp, store), *errs = json_array(), *ctr = json_object(), *srcs;
 	const char *const *msgs;
 	unsigned ne = wp_resolver_errors(cp->res, &msgs);
 	char *out;
@@ -192,15 +272,27 @@ static char *dump_config(struct wp_cp *cp)
 		json_object_set_new(ctr, cp_ctrs[i].name,
 		                    json_integer((json_int_t)cp->ctr[cp_ctrs[i].id]));
 	json_object_set_new(o, "counters", ctr);
-	for (int k = WP_KIND_NONE + 1; k < WP_KIND_MAX; k++)
-		json_object_set_new(objs, wp_kind_name(k),
-		                    json_integer((json_int_t)wp_resolver_count(cp->res, k)));
-	json_object_set_new(o, "objects", objs);
-	json_object_set_new(o, "synced", json_boolean(all_synced(cp)));
+	if (store) {
+		json_t *objs = json_object();
+
+		for (int k = WP_KIND_NONE + 1; k < WP_KIND_MAX; k++)
+			json_object_set_new(
+			        objs, wp_kind_name(k),
+			        json_integer((json_int_t)wp_resolver_count(cp->res, k)));
+		json_object_set_new(o, "objects", objs);
+	}
 	srcs = json_array();
-	for (unsigned i = 0; i < cp->n_src; i++)
-		json_array_append_new(srcs, json_pack("{s:s, s:b}", "name", cp->src[i]->ops->name,
-		                                      "synced", cp->synced[i]));
+	for (unsigned i = 0; i < cp->n_src; i++) {
+		struct wp_source_state st = {0};
+		json_t *so = json_pack("{s:s, s:b}", "name", cp->src[i]->ops->name, "synced",
+		                       cp->synced[i]);
+
+		if (cp->src[i]->ops->state) {
+			cp->src[i]->ops->state(cp->src[i], &st);
+			json_object_set_new(so, "pending_writes", json_integer(st.pending_writes));
+		}
+		json_array_append_new(srcs, so);
+	}
 	json_object_set_new(o, "sources", srcs);
 	out = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
@@ -215,20 +307,33 @@ static void reply_json(struct wp_httpd_reply *rep, char *body)
 	rep->body = body ? body : strdup("out of memory\n");
 }
 
-static void h_config_dump(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
-                          struct wp_httpd_reply *rep)
+static void h_config_dump(void *ctx, const struct wp_httpd_req *req, struct wp_httpd_reply *rep)
 {
-	reply_json(rep, dump_config(ctx));
+	reply_json(rep, dump_config(ctx, wants_store(req->query)));
 }
 
-static void h_enrollment(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
-                         struct wp_httpd_reply *rep)
+/* The enrollment view: view_json's fields plus "rows" (wp_enrollment_json
+ * with details) of the published snapshot, or of the store on request. */
+static char *dump_enrollment(struct wp_cp *cp, bool store)
 {
-	struct wp_cp *cp = ctx;
-	json_t *a = wp_enrollment_json(cp->res, true);
+	json_t *o = view_json(cp, store);
+	json_t *rows = store ? wp_enrollment_json(cp->res, true)
+	               : cp->pub_rows && wp_snapshot_slot_current(cp->slot)
+	                       ? json_incref(cp->pub_rows)
+	                       : json_array();
+	char *out = NULL;
 
-	reply_json(rep, a ? json_dumps(a, JSON_INDENT(2)) : NULL);
-	json_decref(a);
+	if (o && rows && !json_object_set_new(o, "rows", rows))
+		out = json_dumps(o, JSON_INDENT(2));
+	else if (rows && !o)
+		json_decref(rows);
+	json_decref(o);
+	return out;
+}
+
+static void h_enrollment(void *ctx, const struct wp_httpd_req *req, struct wp_httpd_reply *rep)
+{
+	reply_json(rep, dump_enrollment(ctx, wants_store(req->query)));
 }
 
 static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct wp_httpd_reply *rep)
@@ -492,6 +597,8 @@ void wp_cp_destroy(struct wp_cp *cp)
 	wp_cp_stop(cp);
 	for (unsigned i = 0; i < cp->n_src; i++)
 		wp_source_destroy(cp->src[i]);
+	if (cp->pub_rows)
+		json_decref(cp->pub_rows);
 	wp_snapshot_slot_destroy(cp->slot);
 	wp_resolver_destroy(cp->res);
 	wp_httpd_destroy(cp->httpd);

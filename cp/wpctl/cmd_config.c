@@ -1,6 +1,8 @@
 /*
- * `wpctl config dump [--admin HOST:PORT]`: prints the running snapshot as
- * JSON (GET /config_dump on the admin endpoint). Also home of the tiny
+ * `wpctl config dump [--admin HOST:PORT] [--store]`: prints the running
+ * snapshot as JSON (GET /config_dump on the admin endpoint; with --store
+ * also the object store's counts, ?view=store), and on stderr what the
+ * endpoint says when that view is not current. Also home of the tiny
  * HTTP/1.1 GET client the admin-talking commands share; the admin server
  * is on loopback by default, so a plain socket is enough.
  */
@@ -12,6 +14,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "wpctl.h"
 
@@ -86,12 +90,14 @@ out:
 
 int wp_wpctl_config(int argc, char **argv)
 {
-	const char *admin = "127.0.0.1:15000";
+	static const char usage[] = "usage: wpctl config dump [--admin HOST:PORT] [--store]\n";
+	const char *admin = "127.0.0.1:15000", *path = "/config_dump";
 	char *body = NULL;
+	json_t *dump;
 	int st;
 
 	if (argc < 2 || strcmp(argv[1], "dump")) {
-		fprintf(stderr, "usage: wpctl config dump [--admin HOST:PORT]\n");
+		fputs(usage, stderr);
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -99,17 +105,31 @@ int wp_wpctl_config(int argc, char **argv)
 			admin = argv[++i];
 		} else if (!strncmp(argv[i], "--admin=", 8)) {
 			admin = argv[i] + 8;
+		} else if (!strcmp(argv[i], "--store")) {
+			path = "/config_dump?view=store";
 		} else {
-			fprintf(stderr, "usage: wpctl config dump [--admin HOST:PORT]\n");
+			fputs(usage, stderr);
 			return 2;
 		}
 	}
-	st = wp_wpctl_admin_get(admin, "/config_dump", &body);
+	st = wp_wpctl_admin_get(admin, path, &body);
 	if (st != 200) {
 		if (st > 0)
-			fprintf(stderr, "wpctl: %s/config_dump answered %d\n", admin, st);
+			fprintf(stderr, "wpctl: %s%s answered %d\n", admin, path, st);
 		free(body);
 		return 1;
+	}
+	/* Say it on stderr too when the view is not the current running state:
+	 * the JSON alone is easy to take for it. */
+	dump = json_loads(body, 0, NULL);
+	if (dump) {
+		const char *view = json_string_value(json_object_get(dump, "view"));
+		const char *note = json_string_value(json_object_get(dump, "note"));
+
+		if (note && (json_array_size(json_object_get(dump, "lagging")) || !view ||
+		             strcmp(view, "snapshot")))
+			fprintf(stderr, "wpctl: %s\n", note);
+		json_decref(dump);
 	}
 	fputs(body, stdout);
 	if (body[0] && body[strlen(body) - 1] != '\n')

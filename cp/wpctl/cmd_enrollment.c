@@ -1,11 +1,16 @@
 /*
- * `wpctl enrollment [--dir DIR] [--admin HOST:PORT] [-o table|json]`: every
- * Service and Pod with the waypoint it is bound to and why. With --dir the
- * view is computed offline from a manifest directory (the same parser and
- * resolver waypointd runs); otherwise it is fetched from the running
- * appliance's admin endpoint (GET /enrollment).
+ * `wpctl enrollment [--dir DIR] [--admin HOST:PORT] [--store] [-o table|json]`:
+ * every Service and Pod with the waypoint it is bound to and why. With --dir
+ * the view is computed offline from a manifest directory (the same parser
+ * and resolver waypointd runs; -o json prints the rows). Otherwise it is
+ * fetched from the running appliance's admin endpoint (GET /enrollment):
+ * what the workers run, or with --store the control plane's object store;
+ * the table opens with a line saying which and what is not current yet, and
+ * -o json prints the endpoint's object (view, snapshot_version, synced,
+ * lagging, note, rows).
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,10 +22,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: wpctl enrollment [--dir DIR] [--admin HOST:PORT] [-o table|json]\n"
+	fprintf(f, "usage: wpctl enrollment [--dir DIR] [--admin HOST:PORT] [--store] "
+	           "[-o table|json]\n"
 	           "  --dir DIR            compute offline from the manifests in DIR\n"
 	           "  --admin HOST:PORT    admin endpoint of a running waypointd "
 	           "(default 127.0.0.1:15000)\n"
+	           "  --store              the appliance's object store (what it has received, "
+	           "maybe half-listed)\n"
+	           "                       instead of the snapshot its workers run\n"
 	           "  --gateway NS/NAME    (offline) treat this Gateway as served (repeatable)\n"
 	           "  --class NAME         (offline) serve every Gateway of this class "
 	           "(default istio-waypoint)\n"
@@ -50,18 +59,16 @@ static void print_table(json_t *rows)
 int wp_wpctl_enrollment(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"dir", required_argument, NULL, 'd'},
-	        {"admin", required_argument, NULL, 'a'},
-	        {"output", required_argument, NULL, 'o'},
-	        {"gateway", required_argument, NULL, 'g'},
-	        {"class", required_argument, NULL, 'c'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
+	        {"dir", required_argument, NULL, 'd'},    {"admin", required_argument, NULL, 'a'},
+	        {"output", required_argument, NULL, 'o'}, {"gateway", required_argument, NULL, 'g'},
+	        {"class", required_argument, NULL, 'c'},  {"store", no_argument, NULL, 's'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *admin = "127.0.0.1:15000", *out = "table", *cls = NULL;
 	const char *gws[64];
 	unsigned n_gws = 0;
-	json_t *rows = NULL;
+	json_t *rows = NULL, *view = NULL;
+	bool store = false;
 	int c, rc = 0;
 
 	optind = 1;
@@ -83,6 +90,9 @@ int wp_wpctl_enrollment(int argc, char **argv)
 		case 'c':
 			cls = optarg;
 			break;
+		case 's':
+			store = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -91,7 +101,7 @@ int wp_wpctl_enrollment(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || (strcmp(out, "json") && strcmp(out, "table"))) {
+	if (optind < argc || (strcmp(out, "json") && strcmp(out, "table")) || (store && dir)) {
 		usage(stderr);
 		return 2;
 	}
@@ -124,18 +134,23 @@ int wp_wpctl_enrollment(int argc, char **argv)
 	} else {
 		char *body = NULL;
 		json_error_t jerr;
-		int st = wp_wpctl_admin_get(admin, "/enrollment", &body);
+		const char *path = store ? "/enrollment?view=store" : "/enrollment";
+		int st = wp_wpctl_admin_get(admin, path, &body);
 
 		if (st != 200) {
 			if (st > 0)
-				fprintf(stderr, "wpctl: %s/enrollment answered %d\n", admin, st);
+				fprintf(stderr, "wpctl: %s%s answered %d\n", admin, path, st);
 			free(body);
 			return 1;
 		}
-		rows = json_loads(body, 0, &jerr);
+		view = json_loads(body, 0, &jerr);
 		free(body);
-		if (!rows) {
-			fprintf(stderr, "wpctl: bad JSON from %s: %s\n", admin, jerr.text);
+		rows = json_incref(json_object_get(view, "rows"));
+		if (!json_is_array(rows)) {
+			fprintf(stderr, "wpctl: bad answer from %s: %s\n", admin,
+			        view ? "no rows" : jerr.text);
+			json_decref(view);
+			json_decref(rows);
 			return 1;
 		}
 		if (!strcmp(out, "json")) {
@@ -156,11 +171,15 @@ int wp_wpctl_enrollment(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(out, "json")) {
-		if (json_dumpf(rows, stdout, JSON_INDENT(2)) || putchar('\n') == EOF)
+		if (json_dumpf(view ? view : rows, stdout, JSON_INDENT(2)) || putchar('\n') == EOF)
 			rc = 1;
 	} else {
+		if (view)
+			printf("# %s: %s\n", json_string_value(json_object_get(view, "view")),
+			       json_string_value(json_object_get(view, "note")));
 		print_table(rows);
 	}
 	json_decref(rows);
+	json_decref(view);
 	return rc;
 }

@@ -9,8 +9,14 @@
  *
  *   GET /config_dump    the running snapshot, errors, counters, and whether
  *                       each source finished its first sync (JSON)
- *   GET /enrollment     every Service and Pod with waypoint and reason (JSON)
+ *   GET /enrollment     every Service and Pod with waypoint and reason, as
+ *                       the running snapshot has them (JSON)
  *   GET /healthz/ready  200 once a snapshot is published, else 503
+ *
+ * Both JSON views say what they show ("view": "snapshot", or "none" before
+ * the first publish) and which kinds a source has not caught up on
+ * ("lagging"); ?view=store shows the object store instead (what has been
+ * received so far, possibly half-listed), labelled "store".
  *
  * A bad edit (rejected document or file) keeps the object's last good
  * version, is logged to stderr, counted (CP_MANIFEST_REJECTED) and listed in

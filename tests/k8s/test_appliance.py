@@ -99,12 +99,14 @@ def step(msg):
 
 def enrollment(wp):
     """{(kind, ns/name): row} from `wpctl enrollment -o json` (waypoint, reason)
-    plus "served" from the admin endpoint."""
+    plus "served" from the admin endpoint; both show the running snapshot."""
     r = wp.wpctl("enrollment", "-o", "json")
     ok(r)
-    rows = {(e["kind"], "%s/%s" % (e["namespace"], e["name"])): e for e in json.loads(r.stdout)}
+    view = json.loads(r.stdout)
+    assert view["view"] == "snapshot", view
+    rows = {(e["kind"], "%s/%s" % (e["namespace"], e["name"])): e for e in view["rows"]}
     # the admin endpoint's own view adds whether the waypoint is one this appliance serves
-    for e in wp.admin_json("/enrollment"):
+    for e in wp.admin_json("/enrollment")["rows"]:
         rows[(e["kind"], "%s/%s" % (e["namespace"], e["name"]))]["served"] = e["served"]
     return rows
 
@@ -141,11 +143,20 @@ def phase_first_sync(wp):
         pod_lists = [p for p in reqs if p.startswith("/api/v1/pods")]
         return "services" in watching and "gateways" in watching and len(pod_lists) >= 2
     wait_for(listed, 15, what="the other kinds watching and Pod lists retried")
-    time.sleep(0.3)
+    # the sync point: the appliance itself says only Pods are still listing
+    only_pods = [{"source": "kubernetes", "kind": "Pod", "state": "listing"}]
+    wait_for(lambda: wp.admin_json("/config_dump")["lagging"] == only_pods, 5, interval=0.05,
+             what="every kind but Pod listed")
     assert wp.admin("/healthz/ready")[0] == 503
     assert all(v == 0 for v in wp.snapshot()["version"]), wp.snapshot()
     dump = wp.admin_json("/config_dump")
-    assert dump["synced"] is False and dump["sources"] == [{"name": "kubernetes", "synced": False}], dump["sources"]
+    assert dump["synced"] is False and dump["sources"] == [
+        {"name": "kubernetes", "synced": False, "pending_writes": 0}], dump["sources"]
+    # what the workers run is nothing; the half-listed store only on request
+    view = json.loads(wp.wpctl("enrollment", "-o", "json").stdout)
+    assert view["view"] == "none" and view["rows"] == [] and view["lagging"] == only_pods, view
+    store = json.loads(wp.wpctl("enrollment", "--store", "-o", "json").stdout)
+    assert store["view"] == "store" and len(store["rows"]) == 5, store  # no Pods yet
 
     step("Pods list: the first snapshot the workers see holds them")
     api.control("fail", count=0)

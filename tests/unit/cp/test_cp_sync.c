@@ -38,11 +38,17 @@ static const char CLUSTER[] = "apiVersion: v1\n"
                               "---\n"
                               "apiVersion: v1\n"
                               "kind: Service\n"
+                              "metadata: {name: early, namespace: default}\n"
+                              "spec: {clusterIP: 198.19.0.2, ports: [{name: http, port: 80}]}\n"
+                              "---\n"
+                              "apiVersion: v1\n"
+                              "kind: Service\n"
                               "metadata: {name: a, namespace: default}\n"
                               "spec: {clusterIP: 198.19.0.1, ports: [{name: http, port: 80}]}\n";
 
-/* A source that lists in two halves: the Namespace and Gateway at once, the
- * Service and the synced report only after release. */
+/* A source that lists in two halves: the Namespace, the Gateway and Service
+ * early at once, Service a and the synced report only after release. Until
+ * then it says Services are still listing (ops->state). */
 struct slow_source {
 	struct wp_source base;
 	int efd;
@@ -64,7 +70,7 @@ static int slow_fd(struct wp_source *src)
 static int slow_poll(struct wp_source *src)
 {
 	struct slow_source *s = (struct slow_source *)src;
-	const char *svc = strstr(CLUSTER, "---\napiVersion: v1\nkind: Service");
+	const char *svc = strstr(CLUSTER, "---\napiVersion: v1\nkind: Service\nmetadata: {name: a");
 	uint64_t n;
 
 	if (read(s->efd, &n, sizeof(n)) < 0) {
@@ -74,7 +80,7 @@ static int slow_poll(struct wp_source *src)
 		/* the first half of the list */
 		assert_int_equal(
 		        wp_source_deliver_text(src->sink, "slow", CLUSTER, (size_t)(svc - CLUSTER)),
-		        2);
+		        3);
 		s->stage = 1;
 	}
 	if (s->stage == 1 && __atomic_load_n(&s->released, __ATOMIC_ACQUIRE)) {
@@ -83,6 +89,18 @@ static int slow_poll(struct wp_source *src)
 		s->stage = 2;
 	}
 	return 1;
+}
+
+static void slow_state(struct wp_source *src, struct wp_source_state *st)
+{
+	struct slow_source *s = (struct slow_source *)src;
+
+	memset(st, 0, sizeof(*st));
+	if (s->stage < 2) {
+		st->lagging[0] = "Service";
+		st->why[0] = "listing";
+		st->n_lagging = 1;
+	}
 }
 
 static void slow_destroy(struct wp_source *src)
@@ -98,6 +116,7 @@ static const struct wp_source_ops slow_ops = {
         .start = slow_start,
         .fd = slow_fd,
         .poll = slow_poll,
+        .state = slow_state,
         .destroy = slow_destroy,
 };
 
@@ -204,7 +223,7 @@ static void test_no_publication_before_sync(void **state)
 	s = wait_published(cp, 2000);
 	assert_non_null(s);
 	assert_int_equal(s->version, 1);
-	assert_int_equal(s->n_services, 1); /* the second half is in the first snapshot */
+	assert_int_equal(s->n_services, 2); /* the second half is in the first snapshot */
 	assert_int_equal(http_get(wp_cp_admin_port(cp), "/healthz/ready", body, sizeof(body)), 200);
 	assert_int_equal(http_get(wp_cp_admin_port(cp), "/config_dump", body, sizeof(body)), 200);
 	j = json_loads(body, 0, NULL);
@@ -243,7 +262,7 @@ static void test_start_waits_for_sync(void **state)
 	s = wp_snapshot_slot_current(wp_cp_slot(cp));
 	assert_non_null(s);
 	assert_int_equal(s->version, 1);
-	assert_int_equal(s->n_services, 1);
+	assert_int_equal(s->n_services, 2);
 	/* it waited for the release, not for the whole bound */
 	double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(el >= 0.09 && el < 4.0);
@@ -269,12 +288,93 @@ static void test_every_source_must_sync(void **state)
 	wp_cp_destroy(cp);
 }
 
+static json_t *get_json(struct wp_cp *cp, const char *path)
+{
+	static char body[1 << 16];
+	json_t *j;
+
+	assert_int_equal(http_get(wp_cp_admin_port(cp), path, body, sizeof(body)), 200);
+	j = json_loads(body, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+/* The rows of /enrollment by name ("Service/default/a ..."), for asserts. */
+static void row_names(json_t *view, char *buf, size_t len)
+{
+	json_t *r;
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(view, "rows"), i, r) off +=
+	        (size_t)snprintf(buf + off, len - off, "%s%s/%s/%s", off ? " " : "",
+	                         json_string_value(json_object_get(r, "kind")),
+	                         json_string_value(json_object_get(r, "namespace")),
+	                         json_string_value(json_object_get(r, "name")));
+}
+
+/* /enrollment and /config_dump show what the workers run (nothing before
+ * the first snapshot) and say what is not current; the half-listed store
+ * only with ?view=store, labelled as such. */
+static void test_views_follow_the_snapshot(void **state)
+{
+	(void)state;
+	struct wp_cp *cp = make_cp(200);
+	struct slow_source *src = slow_create();
+	json_t *j, *lag;
+	char names[256];
+
+	assert_non_null(cp);
+	assert_int_equal(wp_cp_add_source(cp, &src->base), 0);
+	assert_int_equal(wp_cp_start(cp), 0);
+
+	j = get_json(cp, "/enrollment");
+	assert_string_equal(json_string_value(json_object_get(j, "view")), "none");
+	assert_true(json_is_null(json_object_get(j, "snapshot_version")));
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
+	lag = json_object_get(j, "lagging");
+	assert_int_equal(json_array_size(lag), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(lag, 0), "kind")),
+	                    "Service");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(lag, 0), "state")),
+	                    "listing");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "note")), "Service (listing)"));
+	json_decref(j);
+
+	j = get_json(cp, "/enrollment?view=store");
+	assert_string_equal(json_string_value(json_object_get(j, "view")), "store");
+	row_names(j, names, sizeof(names));
+	assert_string_equal(names, "Service/default/early");
+	json_decref(j);
+
+	j = get_json(cp, "/config_dump");
+	assert_string_equal(json_string_value(json_object_get(j, "view")), "none");
+	assert_null(json_object_get(j, "objects")); /* the store's counts: on request */
+	json_decref(j);
+	j = get_json(cp, "/config_dump?view=store");
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(j, "objects"), "Service")), 1);
+	json_decref(j);
+
+	release(src);
+	assert_non_null(wait_published(cp, 2000));
+	j = get_json(cp, "/enrollment");
+	assert_string_equal(json_string_value(json_object_get(j, "view")), "snapshot");
+	assert_int_equal(json_integer_value(json_object_get(j, "snapshot_version")), 1);
+	assert_int_equal(json_array_size(json_object_get(j, "lagging")), 0);
+	row_names(j, names, sizeof(names));
+	assert_string_equal(names, "Service/default/a Service/default/early");
+	json_decref(j);
+	wp_cp_destroy(cp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_no_publication_before_sync),
 	        cmocka_unit_test(test_start_waits_for_sync),
 	        cmocka_unit_test(test_every_source_must_sync),
+	        cmocka_unit_test(test_views_follow_the_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
