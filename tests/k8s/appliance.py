@@ -118,19 +118,24 @@ class Appliance:
         s = self.snapshot(worker)
         return {n: (sv, wl) for n, sv, wl in zip(s["gw_names"], s["gw_services"], s["gw_workloads"])}
 
-    def wait_snapshot(self, pred, timeout=5.0, what="snapshot"):
-        """Waits until pred(row of every worker) holds; returns worker 0's row."""
+    def wait_snapshot_rows(self, pred, timeout=5.0, what="snapshot"):
+        """Waits until pred(row of every worker) holds; returns every
+        worker's row (seen_ns: when that worker first ran that snapshot)."""
         last = {}
 
         def check():
             nonlocal last
             rows = [self.snapshot(w) for w in range(self.snapshot()["workers"])]
             last = rows
-            return rows[0] if all(pred(r) for r in rows) else None
+            return rows if all(pred(r) for r in rows) else None
         try:
             return wait_for(check, timeout, interval=0.02, what=what)
         except AssertionError:
             raise AssertionError("timed out waiting for %s; workers run %s" % (what, last))
+
+    def wait_snapshot(self, pred, timeout=5.0, what="snapshot"):
+        """Waits until pred(row of every worker) holds; returns worker 0's row."""
+        return self.wait_snapshot_rows(pred, timeout, what)[0]
 
     def log_text(self):
         with open(self.log) as f:

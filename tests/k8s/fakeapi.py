@@ -318,7 +318,7 @@ class Control:
         self.fail_match = ""
         self.fail_retry_after = None
         self.down_until = 0.0
-        self.requests = []  # (method, path) log
+        self.requests = []  # (method, path, wall-clock ns when it arrived) log
         self.bookmark_interval = 1.0
 
     def take_fault(self, path):
@@ -409,7 +409,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_fake/"):
             return self.control(path[len("/_fake/"):], method)
         with ctl.lock:
-            ctl.requests.append((method, self.path))
+            ctl.requests.append((method, self.path, time.time_ns()))
         if not self.authorized():
             self.read_body()
             return self.send_status(401, "Unauthorized", "Unauthorized")
@@ -933,11 +933,13 @@ class Handler(BaseHTTPRequestHandler):
         elif op == "bookmark-interval":
             ctl.bookmark_interval = float(arg.get("seconds", 1))
         elif op == "requests":
+            # {"clear": bool}: the request log, each with its arrival time
+            # (t_ns, wall clock) so tests can time what followed a change.
             with ctl.lock:
                 reqs = list(ctl.requests)
                 if arg.get("clear"):
                     ctl.requests.clear()
-            return self.send_json(200, {"requests": [{"method": m, "path": p} for m, p in reqs]})
+            return self.send_json(200, {"requests": [{"method": m, "path": p, "t_ns": t} for m, p, t in reqs]})
         elif op == "state":
             with st.lock:
                 return self.send_json(200, {"resourceVersion": str(st.rv), "minResourceVersion": str(st.min_rv),
