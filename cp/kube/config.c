@@ -216,6 +216,7 @@ static int parse_kubeconfig(struct wp_kube_config *cfg, yaml_document_t *doc, co
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 	yaml_node_t *ctx, *cluster, *user;
 	const char *s, *cname, *uname;
+	size_t n;
 	int ret;
 
 	if (!root || root->type != YAML_MAPPING_NODE) {
@@ -241,14 +242,18 @@ static int parse_kubeconfig(struct wp_kube_config *cfg, yaml_document_t *doc, co
 		         cname ? cname : "", ctx_name);
 		return -EINVAL;
 	}
+	/* Trailing slashes go (paths are appended); nothing else may be left. */
 	s = yscalar(ymap_get(doc, cluster, "server"));
-	if (!s || !s[0]) {
+	n = s ? strlen(s) : 0;
+	while (n && s[n - 1] == '/')
+		n--;
+	if (!n) {
 		snprintf(err, errlen, "cluster \"%s\" has no server", cname);
 		return -EINVAL;
 	}
-	cfg->server = strdup(s);
-	while (cfg->server[0] && cfg->server[strlen(cfg->server) - 1] == '/')
-		cfg->server[strlen(cfg->server) - 1] = 0;
+	cfg->server = strndup(s, n);
+	if (!cfg->server)
+		return -ENOMEM;
 	if ((s = yscalar(ymap_get(doc, cluster, "certificate-authority-data")))) {
 		ret = set_data(&cfg->ca_data, &cfg->ca_len, s, "certificate-authority-data", err,
 		               errlen);

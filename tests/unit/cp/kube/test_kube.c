@@ -158,6 +158,23 @@ static void test_kubeconfig_errors(void **state)
 	assert_null(c.server);
 }
 
+/* Found by fuzz_kubeconfig: a server of slashes alone was accepted as "". */
+static void test_kubeconfig_server_of_slashes(void **state)
+{
+	struct wp_kube_config c;
+	char err[256] = "";
+	const char *slashes = "clusters: [{name: c, cluster: {server: \"//\"}}]\n"
+	                      "contexts: [{name: a, context: {cluster: c}}]\n"
+	                      "current-context: a\n";
+
+	(void)state;
+	assert_int_equal(
+	        wp_kube_config_parse(&c, slashes, strlen(slashes), NULL, NULL, err, sizeof(err)),
+	        -EINVAL);
+	assert_string_equal(err, "cluster \"c\" has no server");
+	assert_null(c.server);
+}
+
 static void test_kubeconfig_load_from_env(void **state)
 {
 	char dir[] = "/tmp/kubecfgXXXXXX", path[300], err[256] = "";
@@ -464,6 +481,7 @@ int main(void)
 	        cmocka_unit_test(test_kubeconfig_data_fields),
 	        cmocka_unit_test(test_kubeconfig_files_and_token_file),
 	        cmocka_unit_test(test_kubeconfig_errors),
+	        cmocka_unit_test(test_kubeconfig_server_of_slashes),
 	        cmocka_unit_test(test_kubeconfig_load_from_env),
 	        cmocka_unit_test(test_in_cluster),
 	        cmocka_unit_test(test_event_parse),
