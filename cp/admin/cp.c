@@ -168,7 +168,8 @@ static void rebuild(struct wp_cp *cp)
 	}
 	/* /enrollment shows what the workers run: the rows of this snapshot,
 	 * taken now from the store it was built from (later events may change
-	 * the store before the next publish). */
+	 * the store before the next publish). One row per Service and Pod, the
+	 * same order of work as the build. */
 	if (cp->pub_rows)
 		json_decref(cp->pub_rows);
 	cp->pub_rows = wp_enrollment_json(cp->res, true);
@@ -317,10 +318,12 @@ static void h_config_dump(void *ctx, const struct wp_httpd_req *req, struct wp_h
 static char *dump_enrollment(struct wp_cp *cp, bool store)
 {
 	json_t *o = view_json(cp, store);
-	json_t *rows = store ? wp_enrollment_json(cp->res, true)
-	               : cp->pub_rows && wp_snapshot_slot_current(cp->slot)
-	                       ? json_incref(cp->pub_rows)
-	                       : json_array();
+	/* No rows for a published snapshot (out of memory at publish): 503,
+	 * not an empty view that looks like the workers capture nothing. */
+	json_t *rows = store                                 ? wp_enrollment_json(cp->res, true)
+	               : !wp_snapshot_slot_current(cp->slot) ? json_array()
+	               : cp->pub_rows                        ? json_incref(cp->pub_rows)
+	                                                     : NULL;
 	char *out = NULL;
 
 	if (o && rows && !json_object_set_new(o, "rows", rows))
