@@ -245,7 +245,7 @@ static json_t *view_json(struct wp_cp *cp, bool store)
 	else if (!snap)
 		snprintf(note, sizeof(note),
 		         "no snapshot published yet: the workers capture nothing until the first "
-		         "full sync%s%s (?view=store shows what has been received)",
+		         "full sync%s%s (?view=store, wpctl --store, shows what has been received)",
 		         kinds[0] ? "; waiting for: " : "", kinds);
 	else if (kinds[0])
 		snprintf(note, sizeof(note),
