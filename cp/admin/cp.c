@@ -50,7 +50,7 @@ struct wp_cp {
 	wp_cp_counters_cb extra;  /* counters kept by others (the Kubernetes source) */
 	void *extra_ctx;
 	uint64_t pub[WP_CTR_MAX]; /* ctr + extra, republished every turn for other threads */
-	json_t *pub_rows; /* enrollment rows of the published snapshot (rebuild) */
+	json_t *pub_rows;         /* enrollment rows of the published snapshot (rebuild) */
 };
 
 static const struct {
