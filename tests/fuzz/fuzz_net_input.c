@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mac[6];
 	switch (v) {
 	case WP_NET_DROP:
-		if (total < 1)
+		if (total != 1)
 			abort();
 		break;
 	case WP_NET_REPLY:
