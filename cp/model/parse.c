@@ -189,6 +189,22 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* The fixed part of an RFC 3339 timestamp, digit by digit: sscanf's %u
+ * alone also takes signs and leading blanks ("-001-..." would be the year
+ * 4294967295). */
+static bool ts_shape(const char *s)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:dd";
+
+	for (size_t i = 0; i < sizeof(pat) - 1; i++) {
+		if (pat[i] == 'd'   ? s[i] < '0' || s[i] > '9'
+		    : pat[i] == 'T' ? s[i] != 'T' && s[i] != 't' && s[i] != ' '
+		                    : s[i] != pat[i])
+			return false;
+	}
+	return true;
+}
+
 /* An RFC 3339 timestamp (metav1.Time: "2024-05-01T10:20:30Z", fractions and
  * numeric offsets accepted) as Unix seconds; absent or null gives 0. */
 static void get_timestamp(struct pctx *p, const struct wp_ynode *map, const char *key,
@@ -205,7 +221,8 @@ static void get_timestamp(struct pctx *p, const struct wp_ynode *map, const char
 	if (n->type != WP_YNODE_SCALAR)
 		goto bad;
 	s = n->value;
-	if (sscanf(s, "%4u-%2u-%2u%*1[Tt ]%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+	if (!ts_shape(s) ||
+	    sscanf(s, "%4u-%2u-%2u%*1[Tt ]%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
 	    used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		goto bad;
 	s += used;

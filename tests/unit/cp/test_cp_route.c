@@ -183,6 +183,10 @@ static void test_creation_timestamp(void **state)
 	        {"null", 0, true},
 	        {"yesterday", 0, false},
 	        {"2024-13-01T00:00:00Z", 0, false},
+	        /* found by fuzz_manifest: signs and blanks that %u takes */
+	        {"\"-001-01-01T00:00:00Z\"", 0, false},
+	        {"\"2024-+1-01T00:00:00Z\"", 0, false},
+	        {"\" 024-01-01T00:00:00Z\"", 0, false},
 	};
 
 	(void)state;
