@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,11 +95,19 @@ static int set_value(config_setting_t *s, const char *v)
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 	case CONFIG_TYPE_INT64: {
-		long long n = strtoll(v, &end, 0);
-		if (*v == '\0' || *end != '\0')
+		long long n;
+
+		errno = 0;
+		n = strtoll(v, &end, 0);
+		if (*v == '\0' || *end != '\0' || errno == ERANGE)
 			return -1;
-		if (config_setting_type(s) == CONFIG_TYPE_INT)
+		if (config_setting_type(s) == CONFIG_TYPE_INT) {
+			/* refuse what does not fit an int, rather than take it
+			 * modulo 2^32 (workers=4294967298 is not 2 workers) */
+			if (n < INT_MIN || n > INT_MAX)
+				return -1;
 			return config_setting_set_int(s, (int)n) == CONFIG_TRUE ? 0 : -1;
+		}
 		return config_setting_set_int64(s, n) == CONFIG_TRUE ? 0 : -1;
 	}
 	case CONFIG_TYPE_FLOAT: {

@@ -179,6 +179,11 @@ static void test_errors_name_file_line_key(void **state)
 	        {"\nworkers = = 2;\n", NULL, {":4:", "syntax error", NULL}},
 	        {"", "workers=abc", {"--set", "key 'workers'", "integer"}},
 	        {"workers = 2;\n", "workers=abc", {"--set workers=abc", "type", NULL}},
+	        /* found by fuzz_config: not modulo 2^32, not clamped to 2^63-1 */
+	        {"workers = 2;\n",
+	         "workers=4294967298",
+	         {"--set workers=4294967298", "type", NULL}},
+	        {"", "fault.seed=99999999999999999999", {"--set fault.seed=", "type", NULL}},
 	        {"", "ports.[4].ip=1.1.1.1", {"--set", "no element", NULL}},
 	        {"", "noequals", {"--set", "path=value", NULL}},
 	        {"", "ports.[0].mtu=100", {"ports.[0].mtu", "out of range", NULL}},
