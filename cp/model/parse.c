@@ -1190,6 +1190,7 @@ struct run {
 	const char *origin;
 	wp_model_obj_cb obj_cb;
 	wp_model_err_cb err_cb;
+	wp_model_doc_cb doc_cb;
 	void *ctx;
 	int rejected;
 	int stop; /* callback's negative return */
@@ -1235,6 +1236,8 @@ static void handle_root(struct run *r, const struct wp_ynode *root)
 			handle_root(r, c);
 		return;
 	}
+	if (r->doc_cb)
+		r->doc_cb(r->ctx, r->origin, root);
 	o = extract(&p, root, r->origin);
 	if (o) {
 		int rc = r->obj_cb(r->ctx, o);
@@ -1251,7 +1254,14 @@ static void handle_root(struct run *r, const struct wp_ynode *root)
 int wp_model_parse(const char *buf, size_t len, const char *origin, wp_model_obj_cb obj_cb,
                    wp_model_err_cb err_cb, void *ctx)
 {
-	struct run r = {.origin = origin, .obj_cb = obj_cb, .err_cb = err_cb, .ctx = ctx};
+	return wp_model_parse_docs(buf, len, origin, obj_cb, err_cb, NULL, ctx);
+}
+
+int wp_model_parse_docs(const char *buf, size_t len, const char *origin, wp_model_obj_cb obj_cb,
+                        wp_model_err_cb err_cb, wp_model_doc_cb doc_cb, void *ctx)
+{
+	struct run r = {
+	        .origin = origin, .obj_cb = obj_cb, .err_cb = err_cb, .doc_cb = doc_cb, .ctx = ctx};
 	struct wp_ynode *stack[MAX_DEPTH];
 	struct wp_ynode *root = NULL;
 	const char *pending_key = NULL;

@@ -131,6 +131,13 @@ static void c_err(void *ctx, const struct wp_model_error *e)
 	c->n_rej++;
 }
 
+static void c_doc(void *ctx, const char *origin, const struct wp_ynode *root)
+{
+	struct collect *c = ctx;
+
+	c->sink->ops->document(c->sink->ctx, origin, root);
+}
+
 static char *read_file(const char *path, size_t *len, int *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -214,7 +221,8 @@ static int apply_file(struct mdir *md, const char *dir, const char *name,
 		}
 		return 0;
 	}
-	rc = wp_model_parse(buf, len, path, c_obj, c_err, &c);
+	rc = wp_model_parse_docs(buf, len, path, c_obj, c_err, sink->ops->document ? c_doc : NULL,
+	                         &c);
 	free(buf);
 	if (rc < 0) {
 		/* syntax error or no memory: the file's previous objects stay */

@@ -58,6 +58,15 @@ typedef void (*wp_model_err_cb)(void *ctx, const struct wp_model_error *err);
 int wp_model_parse(const char *buf, size_t len, const char *origin, wp_model_obj_cb obj_cb,
                    wp_model_err_cb err_cb, void *ctx);
 
+/* Receives every document that is a mapping (each item of a List) as the
+ * generic node tree, before it is typed and whatever its kind, so a checker
+ * (wpctl analyze) also sees what the model skips. Valid during the call. */
+typedef void (*wp_model_doc_cb)(void *ctx, const char *origin, const struct wp_ynode *root);
+
+/* wp_model_parse that also calls doc_cb (NULL: none) for each document. */
+int wp_model_parse_docs(const char *buf, size_t len, const char *origin, wp_model_obj_cb obj_cb,
+                        wp_model_err_cb err_cb, wp_model_doc_cb doc_cb, void *ctx);
+
 /*
  * Parses a buffer that holds exactly one object (e.g. one JSON object from
  * the Kubernetes API). Returns the object (caller owns it) or NULL with the

@@ -37,6 +37,10 @@ struct wp_source_sink_ops {
 	 * is done); the runner publishes the first snapshot after every source
 	 * has synced. */
 	void (*synced)(void *ctx, const char *source_name);
+	/* Optional (NULL for the resolver): every document the manifest-dir
+	 * source parses, before it is typed, whatever its kind
+	 * (wp_model_doc_cb); for checkers such as `wpctl analyze`. */
+	void (*document)(void *ctx, const char *origin, const struct wp_ynode *root);
 };
 
 struct wp_source_sink {

@@ -50,6 +50,47 @@ static void got_free(struct got *g)
 		wp_obj_free(g->objs[i]);
 }
 
+/* wp_model_parse_docs: every mapping document reaches doc_cb with its line,
+ * the kinds the model skips and each item of a List included. */
+struct docs {
+	char seen[8][64];
+	int n;
+};
+
+static void on_doc(void *ctx, const char *origin, const struct wp_ynode *root)
+{
+	struct docs *d = ctx;
+	const struct wp_ynode *k = wp_ynode_get(root, "kind");
+
+	assert_string_equal(origin, "d.yaml");
+	assert_true(d->n < 8);
+	snprintf(d->seen[d->n++], sizeof(d->seen[0]), "%s@%u", k ? k->value : "-", root->line);
+}
+
+static int drop_obj(void *ctx, struct wp_obj *o)
+{
+	(void)ctx;
+	wp_obj_free(o);
+	return 0;
+}
+
+static void test_parse_docs_sees_skipped_kinds(void **state)
+{
+	(void)state;
+	const char *y = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n"
+	                "apiVersion: v1\nkind: Servce\nmetadata: {name: s}\n---\n"
+	                "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n"
+	                "  metadata: {name: n}\n";
+	struct docs d = {0};
+
+	assert_int_equal(wp_model_parse_docs(y, strlen(y), "d.yaml", drop_obj, NULL, on_doc, &d),
+	                 0);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.seen[0], "Deployment@1");
+	assert_string_equal(d.seen[1], "Servce@5");
+	assert_string_equal(d.seen[2], "Namespace@12");
+}
+
 static void test_parse_service_pod(void **state)
 {
 	(void)state;
@@ -342,6 +383,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_json_and_list),
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_selector_match),
+	        cmocka_unit_test(test_parse_docs_sees_skipped_kinds),
 	        cmocka_unit_test(test_manifest_dir),
 	        cmocka_unit_test(test_manifest_dir_truncate),
 	};
