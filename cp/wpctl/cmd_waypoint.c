@@ -8,8 +8,13 @@
  * Gateways of the class named by --class (default WP_WPCTL_APPLIANCE_CLASS,
  * the appliance's own class from deploy/gatewayclass.yaml) besides
  * istio-waypoint; status without --wait prints once instead of polling
- * until Programmed. generate prints the seed's Gateway exactly (the
- * documented istioctl output: no apiVersion line).
+ * until Programmed. generate prints what istioctl prints (its testdata):
+ * apiVersion first, so `wpctl waypoint generate | kubectl apply -f -` works
+ * (the seed's example output without it was a documentation slip).
+ *
+ * Flags follow istioctl's cobra tree: each verb takes only its own flags
+ * plus the global ones (-n, -i, -c, --context, --name); `VERB --help` shows
+ * them. Usage errors exit 2, API and runtime failures 1 (wpctl.h).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,19 +39,109 @@
 #define LABEL_REV                "istio.io/rev"
 #define FIELD_MANAGER            "istioctl"
 
+/* Which commands a flag belongs to, as in istioctl's cobra tree: the
+ * global flags (-n, -i, -c, --context) and waypoint's persistent --name
+ * apply everywhere, the others to the verbs that define them. */
+enum {
+	V_GROUP = 1 << 0, /* `wpctl waypoint` itself */
+	V_GENERATE = 1 << 1,
+	V_APPLY = 1 << 2,
+	V_DELETE = 1 << 3,
+	V_LIST = 1 << 4,
+	V_STATUS = 1 << 5,
+	V_ANY = (1 << 6) - 1,
+};
+
 struct opts {
-	const char *verb;
-	const char *ns; /* -n, NULL when not given */
+	unsigned verb;        /* V_* of the verb, V_GROUP when none */
+	const char *ns;       /* -n, NULL when not given */
+	const char *istio_ns; /* -i: accepted as istioctl's global flag; no waypoint
+	                       * verb reads it there either */
 	const char *name;
 	const char *traffic; /* --for, NULL when not given */
 	const char *revision;
 	const char *klass; /* --class, NULL when not given */
 	const char *kubeconfig;
 	const char *context;
-	bool enroll, overwrite, wait, all, all_ns;
+	bool enroll, overwrite, wait, all, all_ns, help;
 	double timeout; /* seconds */
 	char **args;
 	int nargs;
+	unsigned long seen; /* bit i: flags[i] was given */
+};
+
+enum { F_STRING, F_BOOL, F_DURATION };
+
+/* One line of a verb's help. A flag listed twice (its text differs per
+ * verb, as istioctl's) shares its name, type and field. */
+struct flag {
+	const char *lng;
+	char shrt;
+	uint8_t type;
+	unsigned verbs;
+	size_t off;
+	const char *arg; /* value placeholder in the help */
+	const char *help;
+};
+
+static const struct flag flags[] = {
+        {"all", 0, F_BOOL, V_DELETE, offsetof(struct opts, all), "",
+         "Delete all waypoints in the namespace"},
+        {"all-namespaces", 'A', F_BOOL, V_LIST, offsetof(struct opts, all_ns), "",
+         "List all waypoints in all namespaces"},
+        {"class", 0, F_STRING, V_GENERATE | V_APPLY, offsetof(struct opts, klass), "string",
+         "GatewayClass of the waypoint (default \"istio-waypoint\")"},
+        {"class", 0, F_STRING, V_DELETE | V_LIST | V_STATUS, offsetof(struct opts, klass), "string",
+         "Also consider Gateways of this class (default \"waypointd\")"},
+        {"context", 0, F_STRING, V_ANY, offsetof(struct opts, context), "string",
+         "Kubernetes configuration context"},
+        {"enroll-namespace", 0, F_BOOL, V_APPLY, offsetof(struct opts, enroll), "",
+         "If set, the namespace will be labeled with the waypoint name"},
+        {"for", 0, F_STRING, V_GENERATE | V_APPLY, offsetof(struct opts, traffic), "string",
+         "Specify the traffic type [all none service workload] for the waypoint"},
+        {"help", 'h', F_BOOL, V_ANY, offsetof(struct opts, help), "", "help for this command"},
+        {"istioNamespace", 'i', F_STRING, V_ANY, offsetof(struct opts, istio_ns), "string",
+         "Istio system namespace (default \"istio-system\")"},
+        {"kubeconfig", 'c', F_STRING, V_ANY, offsetof(struct opts, kubeconfig), "string",
+         "Kubernetes configuration file"},
+        {"name", 0, F_STRING, V_ANY, offsetof(struct opts, name), "string",
+         "name of the waypoint (default \"waypoint\")"},
+        {"namespace", 'n', F_STRING, V_ANY, offsetof(struct opts, ns), "string",
+         "Kubernetes namespace"},
+        {"overwrite", 0, F_BOOL, V_APPLY, offsetof(struct opts, overwrite), "",
+         "Overwrite the existing Waypoint used by the namespace"},
+        {"revision", 'r', F_STRING, V_GENERATE | V_APPLY, offsetof(struct opts, revision), "string",
+         "The revision to label the waypoint with"},
+        {"revision", 'r', F_STRING, V_DELETE, offsetof(struct opts, revision), "string",
+         "Delete the specified version of the waypoint in the namespace"},
+        {"wait", 'w', F_BOOL, V_APPLY, offsetof(struct opts, wait), "",
+         "Wait for the waypoint to be ready"},
+        {"wait", 'w', F_BOOL, V_STATUS, offsetof(struct opts, wait), "", "Wait for status"},
+        {"waypoint-timeout", 0, F_DURATION, V_APPLY, 0, "duration",
+         "Timeout for waiting for waypoint ready (default 1m30s)"},
+        {"waypoint-timeout", 0, F_DURATION, V_STATUS, 0, "duration",
+         "Timeout for retrieving status for waypoint (default 1m30s)"},
+};
+
+static int cmd_generate(const struct opts *o);
+static int cmd_apply(const struct opts *o);
+static int cmd_delete(const struct opts *o);
+static int cmd_list(const struct opts *o);
+static int cmd_status(const struct opts *o);
+
+static const struct verb {
+	const char *name;
+	unsigned bit;
+	const char *args; /* positional arguments in the usage line */
+	const char *desc;
+	int (*run)(const struct opts *o);
+} verbs[] = {
+        {"generate", V_GENERATE, "", "Generate a waypoint configuration as YAML", cmd_generate},
+        {"apply", V_APPLY, "", "Apply a waypoint configuration to the cluster", cmd_apply},
+        {"delete", V_DELETE, " [NAME...]", "Delete a waypoint configuration from the cluster",
+         cmd_delete},
+        {"list", V_LIST, "", "List managed waypoint configurations in the cluster", cmd_list},
+        {"status", V_STATUS, "", "Show the status of waypoints in a namespace", cmd_status},
 };
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -62,36 +157,35 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
-static void usage(FILE *f)
+/* The help of one verb (or of the group), with the flags that apply to it. */
+static void usage(FILE *f, unsigned verb)
 {
-	fprintf(f,
-	        "usage: wpctl waypoint COMMAND [flags]\n\n"
-	        "A group of commands used to manage waypoint configuration\n\n"
-	        "commands:\n"
-	        "  generate   Generate a waypoint configuration as YAML\n"
-	        "  apply      Apply a waypoint configuration to the cluster\n"
-	        "  delete     Delete a waypoint configuration from the cluster\n"
-	        "  list       List managed waypoint configurations in the cluster\n"
-	        "  status     Show the status of waypoints in a namespace\n\n"
-	        "flags:\n"
-	        "      --name string            name of the waypoint (default \"waypoint\")\n"
-	        "  -n, --namespace string       Kubernetes namespace\n"
-	        "      --for string             Specify the traffic type [all none service "
-	        "workload] for the waypoint (generate, apply)\n"
-	        "      --class string           GatewayClass of the waypoint (generate, apply; "
-	        "default \"istio-waypoint\")\n"
-	        "  -r, --revision string        The revision to label the waypoint with\n"
-	        "      --enroll-namespace       If set, the namespace will be labeled with the "
-	        "waypoint name (apply)\n"
-	        "      --overwrite              Overwrite the existing Waypoint used by the "
-	        "namespace (apply)\n"
-	        "  -w, --wait                   Wait for the waypoint to be ready (apply, status)\n"
-	        "      --waypoint-timeout dur   Timeout for waiting for waypoint ready (default "
-	        "1m30s)\n"
-	        "      --all                    Delete all waypoints in the namespace (delete)\n"
-	        "  -A, --all-namespaces         List all waypoints in all namespaces (list)\n"
-	        "  -c, --kubeconfig string      Kubernetes configuration file\n"
-	        "      --context string         Kubernetes configuration context\n");
+	const struct verb *v = NULL;
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(verbs); i++)
+		if (verbs[i].bit == verb)
+			v = &verbs[i];
+	if (v) {
+		fprintf(f, "%s\n\nusage: wpctl waypoint %s%s [flags]\n", v->desc, v->name, v->args);
+	} else {
+		fprintf(f, "A group of commands used to manage waypoint configuration\n\n"
+		           "usage: wpctl waypoint COMMAND [flags]\n\ncommands:\n");
+		for (size_t i = 0; i < WP_ARRAY_SIZE(verbs); i++)
+			fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].desc);
+	}
+	fprintf(f, "\nflags:\n");
+	for (size_t i = 0; i < WP_ARRAY_SIZE(flags); i++) {
+		const struct flag *fl = &flags[i];
+		char lhs[64];
+
+		if (!(fl->verbs & verb))
+			continue;
+		snprintf(lhs, sizeof(lhs), "%c%c%c --%s %s", fl->shrt ? '-' : ' ',
+		         fl->shrt ? fl->shrt : ' ', fl->shrt ? ',' : ' ', fl->lng, fl->arg);
+		fprintf(f, "  %-28s %s\n", lhs, fl->help);
+	}
+	if (!v)
+		fprintf(f, "\n'wpctl waypoint COMMAND --help' describes one command.\n");
 }
 
 /* Go duration: "90s", "1m30s", "500ms", "2h". Returns seconds or -1. */
@@ -140,34 +234,34 @@ static bool parse_bool(const char *v, bool *out)
 	return false;
 }
 
-/* Returns 0, or an exit status after printing the problem. */
-static int parse_flags(struct opts *o, int argc, char **argv)
+/* Usage errors exit 2 (wpctl.h); the text is istioctl's. */
+static int usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_fail(const char *fmt, ...)
 {
-	static const struct {
-		const char *lng;
-		char shrt;
-		int type; /* 0 string, 1 bool */
-		size_t off;
-	} flags[] = {
-	        {"namespace", 'n', 0, offsetof(struct opts, ns)},
-	        {"name", 0, 0, offsetof(struct opts, name)},
-	        {"for", 0, 0, offsetof(struct opts, traffic)},
-	        {"revision", 'r', 0, offsetof(struct opts, revision)},
-	        {"class", 0, 0, offsetof(struct opts, klass)},
-	        {"kubeconfig", 'c', 0, offsetof(struct opts, kubeconfig)},
-	        {"context", 0, 0, offsetof(struct opts, context)},
-	        {"enroll-namespace", 0, 1, offsetof(struct opts, enroll)},
-	        {"overwrite", 0, 1, offsetof(struct opts, overwrite)},
-	        {"wait", 'w', 1, offsetof(struct opts, wait)},
-	        {"all", 0, 1, offsetof(struct opts, all)},
-	        {"all-namespaces", 'A', 1, offsetof(struct opts, all_ns)},
-	        {"waypoint-timeout", 0, 2, 0},
-	};
+	va_list ap;
+
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
+/*
+ * Parses every flag wherever it stands (cobra lets flags come before or after
+ * the verb); the words left are o->args. A problem is kept in err (the first
+ * one) rather than printed: --help anywhere wins over it. Returns 0 or 2.
+ */
+static int parse_flags(struct opts *o, int argc, char **argv, char *err, size_t errlen)
+{
 	bool dashdash = false;
 
 	o->args = calloc((size_t)argc + 1, sizeof(char *));
-	if (!o->args)
-		return fail("out of memory");
+	if (!o->args) {
+		snprintf(err, errlen, "out of memory");
+		return 1;
+	}
 	for (int i = 0; i < argc; i++) {
 		char *a = argv[i], *val = NULL, *eq;
 		const char *lname = NULL;
@@ -193,44 +287,65 @@ static int parse_flags(struct opts *o, int argc, char **argv)
 			if (a[2])
 				val = a[2] == '=' ? a + 3 : a + 2;
 		}
-		if ((lname && (!strcmp(lname, "help"))) || sname == 'h') {
-			usage(stdout);
-			return -1;
-		}
 		for (f = 0; f < WP_ARRAY_SIZE(flags); f++)
 			if ((lname && !strcmp(lname, flags[f].lng)) ||
 			    (sname && sname == flags[f].shrt))
 				break;
 		if (f == WP_ARRAY_SIZE(flags)) {
+			if (err[0])
+				continue;
 			if (lname)
-				fprintf(stderr, "Error: unknown flag: --%s\n", lname);
+				snprintf(err, errlen, "unknown flag: --%s", lname);
 			else
-				fprintf(stderr, "Error: unknown shorthand flag: '%c' in %s\n",
-				        sname, a);
-			return 1;
+				snprintf(err, errlen, "unknown shorthand flag: '%c' in %s", sname,
+				         a);
+			continue;
 		}
-		if (flags[f].type == 1) {
-			if (!parse_bool(val, (bool *)((char *)o + flags[f].off)))
-				return fail("invalid argument \"%s\" for \"--%s\" flag", val,
-				            flags[f].lng);
+		o->seen |= 1ul << f;
+		if (flags[f].type == F_BOOL) {
+			if (!parse_bool(val, (bool *)((char *)o + flags[f].off)) && !err[0])
+				snprintf(err, errlen, "invalid argument \"%s\" for \"--%s\" flag",
+				         val, flags[f].lng);
 			continue;
 		}
 		if (!val) {
-			if (i + 1 >= argc)
-				return fail("flag needs an argument: --%s", flags[f].lng);
+			if (i + 1 >= argc) {
+				if (!err[0])
+					snprintf(err, errlen, "flag needs an argument: --%s",
+					         flags[f].lng);
+				continue;
+			}
 			val = argv[++i];
 		}
-		if (flags[f].type == 2) {
+		if (flags[f].type == F_DURATION) {
 			o->timeout = parse_duration(val);
-			if (o->timeout < 0)
-				return fail("invalid argument \"%s\" for \"--%s\" flag: time: "
-				            "invalid duration \"%s\"",
-				            val, flags[f].lng, val);
+			if (o->timeout < 0 && !err[0])
+				snprintf(err, errlen,
+				         "invalid argument \"%s\" for \"--%s\" flag: time: "
+				         "invalid duration \"%s\"",
+				         val, flags[f].lng, val);
 			continue;
 		}
 		*(const char **)((char *)o + flags[f].off) = val;
 	}
-	return 0;
+	return err[0] ? 2 : 0;
+}
+
+/* The first flag given that the verb does not define, or NULL. */
+static const char *foreign_flag(const struct opts *o)
+{
+	for (size_t f = 0; f < WP_ARRAY_SIZE(flags); f++) {
+		bool ok = false;
+
+		if (!(o->seen & (1ul << f)))
+			continue;
+		for (size_t g = 0; g < WP_ARRAY_SIZE(flags); g++)
+			if (!strcmp(flags[g].lng, flags[f].lng) && (flags[g].verbs & o->verb))
+				ok = true;
+		if (!ok)
+			return flags[f].lng;
+	}
+	return NULL;
 }
 
 /* --- Kubernetes access ---------------------------------------------------- */
@@ -318,30 +433,28 @@ static const char *label_of(json_t *obj, const char *key)
 
 /* --- generate / apply ------------------------------------------------------ */
 
-static int check_traffic(const char *t)
+/* --for and --name as istioctl's makeGateway checks them, before anything
+ * is sent: a usage error (2) after printing, or 0. */
+static int check_gateway_flags(const struct opts *o)
 {
-	if (!t)
-		return 0;
-	if (!strcmp(t, "all") || !strcmp(t, "none") || !strcmp(t, "service") ||
-	    !strcmp(t, "workload"))
-		return 0;
-	return fail("failed to create gateway: invalid traffic type: %s. Valid options are: [all "
-	            "none service workload]",
-	            t);
+	const char *t = o->traffic;
+
+	if (t && strcmp(t, "all") && strcmp(t, "none") && strcmp(t, "service") &&
+	    strcmp(t, "workload"))
+		return usage_fail("failed to create gateway: invalid traffic type: %s. Valid "
+		                  "options are: [all none service workload]",
+		                  t);
+	if (o->name && !strcmp(o->name, "none"))
+		return usage_fail("failed to create gateway: invalid name provided for waypoint, "
+		                  "'none' is a reserved value");
+	return 0;
 }
 
-/* The waypoint name after istioctl's defaulting; NULL (after printing) when
- * reserved. */
+/* The waypoint name after istioctl's defaulting ("none" was refused by
+ * check_gateway_flags). */
 static const char *waypoint_name(const struct opts *o)
 {
-	if (!o->name || !o->name[0])
-		return "waypoint";
-	if (!strcmp(o->name, "none")) {
-		fail("failed to create gateway: invalid name provided for waypoint, 'none' is a "
-		     "reserved value");
-		return NULL;
-	}
-	return o->name;
+	return o->name && o->name[0] ? o->name : "waypoint";
 }
 
 /* YAML as sigs.k8s.io/yaml prints the Gateway (keys sorted). Names and
@@ -365,11 +478,7 @@ static int cmd_generate(const struct opts *o)
 	const char *name = waypoint_name(o);
 	const char *ns = o->ns && o->ns[0] ? o->ns : NULL;
 
-	if (!name)
-		return 1;
-	if (check_traffic(o->traffic))
-		return 1;
-	printf("kind: Gateway\nmetadata:\n");
+	printf("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n");
 	if (o->revision || o->traffic) {
 		printf("  labels:\n");
 		if (o->revision) {
@@ -465,10 +574,6 @@ static int cmd_apply(const struct opts *o)
 			       ns);
 	}
 	name = waypoint_name(o);
-	if (!name || check_traffic(o->traffic)) {
-		ret = 1;
-		goto out;
-	}
 	gw = make_gateway(o, name, ns);
 	body = json_dumps(gw, JSON_COMPACT);
 	json_decref(gw);
@@ -749,8 +854,6 @@ static int cmd_status(const struct opts *o)
 	size_t i;
 	int ret = 0;
 
-	if (o->nargs)
-		return fail("unknown subcommand \"%s\"", o->args[0]);
 	if ((ret = connect_kube(o, &s)))
 		return ret;
 	ns = ns_or_default(o, &s);
@@ -836,11 +939,6 @@ static int cmd_delete(const struct opts *o)
 	size_t n = 0, i;
 	int ret = 0;
 
-	if ((o->all || o->revision) && o->nargs > 0)
-		return fail("cannot specify waypoint names when deleting all waypoints");
-	if (!(o->all || o->revision) && o->nargs == 0)
-		return fail("must specify a waypoint name or delete all using --all or delete "
-		            "specific revision using --revision");
 	if ((ret = connect_kube(o, &s)))
 		return ret;
 	ns = ns_or_default(o, &s);
@@ -903,40 +1001,59 @@ static int cmd_delete(const struct opts *o)
 
 int wp_wpctl_waypoint(int argc, char **argv)
 {
-	struct opts o = {.timeout = 90};
+	struct opts o = {.timeout = 90, .verb = V_GROUP};
+	const struct verb *v = NULL;
+	char err[256] = "";
+	const char *bad;
+	char **args0;
 	int ret;
 
-	ret = parse_flags(&o, argc - 1, argv + 1);
-	if (ret) {
-		free(o.args);
-		return ret < 0 ? 0 : ret;
+	ret = parse_flags(&o, argc - 1, argv + 1, err, sizeof(err));
+	args0 = o.args;
+	/* The first word that is not a flag is the verb; `help [VERB]` is
+	 * cobra's help command. */
+	if (o.nargs && !strcmp(o.args[0], "help")) {
+		o.help = true;
+		o.args++;
+		o.nargs--;
 	}
-	if (o.nargs == 0) {
-		usage(stdout);
-		free(o.args);
-		return 0;
+	if (o.nargs) {
+		for (size_t i = 0; i < WP_ARRAY_SIZE(verbs); i++)
+			if (!strcmp(o.args[0], verbs[i].name))
+				v = &verbs[i];
+		if (v) {
+			o.verb = v->bit;
+			o.args++;
+			o.nargs--;
+		}
 	}
-	/* The first word that is not a flag is the verb (cobra lets flags come
-	 * before it). */
-	o.verb = o.args[0];
-	o.args++;
-	o.nargs--;
-	if (!strcmp(o.verb, "generate"))
-		ret = cmd_generate(&o);
-	else if (!strcmp(o.verb, "apply"))
-		ret = cmd_apply(&o);
-	else if (!strcmp(o.verb, "delete"))
-		ret = cmd_delete(&o);
-	else if (!strcmp(o.verb, "list"))
-		ret = cmd_list(&o);
-	else if (!strcmp(o.verb, "status"))
-		ret = cmd_status(&o);
-	else if (!strcmp(o.verb, "--help") || !strcmp(o.verb, "-h") || !strcmp(o.verb, "help")) {
-		usage(stdout);
+	if (o.help) {
+		usage(stdout, o.verb);
 		ret = 0;
+	} else if (ret) {
+		ret = ret == 2 ? usage_fail("%s", err) : fail("%s", err);
+	} else if ((bad = foreign_flag(&o))) {
+		ret = usage_fail("unknown flag: --%s", bad);
+	} else if (!v && o.nargs) {
+		ret = usage_fail("unknown subcommand \"%s\"", o.args[0]);
+	} else if (!v) {
+		usage(stdout, V_GROUP);
+		ret = 0;
+	} else if (o.nargs && (o.verb & (V_GENERATE | V_APPLY | V_LIST))) {
+		ret = usage_fail("unknown command \"%s\" for \"wpctl waypoint %s\"", o.args[0],
+		                 v->name);
+	} else if (o.nargs && o.verb == V_STATUS) {
+		ret = usage_fail("unknown subcommand \"%s\"", o.args[0]);
+	} else if (o.verb == V_DELETE && (o.all || o.revision) && o.nargs > 0) {
+		ret = usage_fail("cannot specify waypoint names when deleting all waypoints");
+	} else if (o.verb == V_DELETE && !(o.all || o.revision) && o.nargs == 0) {
+		ret = usage_fail("must specify a waypoint name or delete all using --all or delete "
+		                 "specific revision using --revision");
+	} else if ((o.verb & (V_GENERATE | V_APPLY)) && (ret = check_gateway_flags(&o))) {
+		/* printed */
 	} else {
-		ret = fail("unknown subcommand \"%s\"", o.verb);
+		ret = v->run(&o);
 	}
-	free(o.args - 1);
+	free(args0);
 	return ret;
 }

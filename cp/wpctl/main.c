@@ -1,6 +1,7 @@
 /*
  * wpctl entry point: picks the command named by argv[1] and hands it the
- * remaining arguments. See wpctl.h for the command contract.
+ * remaining arguments. See wpctl.h for the command contract (help on stdout
+ * and 0, usage errors on stderr and 2, runtime failures 1).
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		/* `wpctl help COMMAND` is `wpctl COMMAND --help` */
+		for (size_t i = 0; argc > 2 && i < sizeof(commands) / sizeof(commands[0]); i++) {
+			char *help_argv[] = {argv[2], "--help", NULL};
+
+			if (!strcmp(argv[2], commands[i].name))
+				return commands[i].run(2, help_argv);
+		}
+		if (argc > 2) {
+			fprintf(stderr, "wpctl: unknown command \"%s\"\n", argv[2]);
+			usage(stderr);
+			return 2;
+		}
 		usage(stdout);
 		return 0;
 	}

@@ -2,7 +2,11 @@
  * wpctl: the operator's CLI. main.c dispatches the first word to one of the
  * commands below; each lives in its own cmd_<name>.c and parses the rest of
  * argv itself. A command returns the process exit status (0 ok, 1 failure,
- * 2 usage error) and prints its own errors to stderr, prefixed "wpctl: ".
+ * 2 usage error) and prints its own errors to stderr, prefixed "wpctl: "
+ * (the istioctl-compatible waypoint verbs: "Error: "). Every command and
+ * subcommand answers --help, -h and a `help` word with its own help on
+ * stdout and 0; an unknown flag or subcommand, or a missing argument, is a
+ * usage error (stderr, 2).
  */
 #ifndef WP_WPCTL_H
 #define WP_WPCTL_H

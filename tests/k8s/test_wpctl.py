@@ -12,7 +12,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import FakeAPI, Failures, kubectl, wpctl  # noqa: E402
 
-SEED_GATEWAY = """kind: Gateway
+SEED_GATEWAY = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
 metadata:
   labels:
     istio.io/waypoint-for: service
