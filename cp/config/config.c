@@ -781,7 +781,7 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->tcp.snd_buf = 65536;
 	cfg->tcp.buffers = 2048;
 	cfg->tcp.keepalive_s = 0;
-	strcpy(cfg->cluster.manifest_dir, "conf/cluster");
+	strcpy(cfg->cluster.manifest_dir, WP_DEFAULT_MANIFEST_DIR);
 	strcpy(cfg->cluster.cluster_domain, "cluster.local");
 	cfg->cluster.debounce_ms = 50;
 	cfg->admin.enabled = true;

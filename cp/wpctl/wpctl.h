@@ -25,6 +25,10 @@ int wp_wpctl_config(int argc, char **argv);
  * with --dir or from the admin endpoint (cmd_enrollment.c). */
 int wp_wpctl_enrollment(int argc, char **argv);
 
+/* `analyze`: istioctl analyze for a manifest directory, read as waypointd
+ * reads it (cmd_analyze.c). */
+int wp_wpctl_analyze(int argc, char **argv);
+
 /* GET http://HOSTPORT/PATH. Returns the HTTP status (body in *body, the
  * caller frees it) or <0 after printing why (cmd_config.c). */
 int wp_wpctl_admin_get(const char *hostport, const char *path, char **body);

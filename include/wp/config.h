@@ -63,6 +63,10 @@ struct wp_fault_config {
 
 #define WP_MAX_SERVED_GATEWAYS 64
 
+/* cluster.manifest_dir when the file does not set it (also `wpctl analyze`'s
+ * default directory). */
+#define WP_DEFAULT_MANIFEST_DIR "conf/cluster"
+
 /* What the control plane watches and serves (cp/, DESIGN §2). */
 struct wp_cluster_config {
 	char manifest_dir[PATH_MAX]; /* "" = no manifest source */
