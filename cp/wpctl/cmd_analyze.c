@@ -17,9 +17,9 @@
  *            Gateway no manifest defines, istio.io/waypoint-for with a value
  *            istiod does not know.
  *
- * Messages go to stdout as `LEVEL [FILE:LINE] message` (or a JSON array);
- * the exit status is 1 when one is at or above --failure-threshold (Error by
- * default, as istioctl), 2 on a usage error.
+ * Messages go to stdout as `LEVEL [FILE:LINE] message` (or a JSON array),
+ * the all-clear line to stderr as istioctl prints it; the exit status is 1 when one is at or above
+ * --failure-threshold (Error by default, as istioctl), 2 on a usage error.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -655,8 +655,6 @@ int wp_wpctl_analyze(int argc, char **argv)
 			worst = a.msgs[i].level;
 	if (!strcmp(out, "json")) {
 		rc = print_json(&a);
-	} else if (!a.n_msgs) {
-		printf("\u2714 No validation issues found when analyzing directory %s.\n", dir);
 	} else {
 		for (unsigned i = 0; i < a.n_msgs; i++) {
 			const struct msg *m = &a.msgs[i];
@@ -668,6 +666,10 @@ int wp_wpctl_analyze(int argc, char **argv)
 				printf("%s [%s] %s\n", level_names[m->level], m->file, m->text);
 		}
 	}
+	/* as istioctl: the all-clear on stderr, so stdout holds only messages */
+	if (!rc && !a.n_msgs)
+		fprintf(stderr, "\u2714 No validation issues found when analyzing directory %s.\n",
+		        dir);
 	if (!rc && a.n_msgs && worst >= threshold) {
 		fflush(stdout);
 		fprintf(stderr, "Error: Analyzers found issues when analyzing directory %s.\n",

@@ -14,7 +14,9 @@
  *
  * Flags follow istioctl's cobra tree: each verb takes only its own flags
  * plus the global ones (-n, -i, -c, --context, --name); `VERB --help` shows
- * them. Usage errors exit 2, API and runtime failures 1 (wpctl.h).
+ * them. Usage errors exit 2, API and runtime failures 1 (wpctl.h). Unlike
+ * cobra, a stray word after generate, apply or list is refused rather than
+ * ignored.
  */
 #include <errno.h>
 #include <stdarg.h>
