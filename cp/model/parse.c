@@ -947,6 +947,7 @@ static void x_authz(struct pctx *p, const struct wp_ynode *spec)
 		get_target_refs(p, spec, a);
 		a->has_selector = wp_ynode_get(spec, "selector") != NULL;
 	}
+	wp_authz_parse(p->o, spec);
 }
 
 static void x_httproute(struct pctx *p, const struct wp_ynode *spec)

@@ -75,6 +75,18 @@ int wp_model_parse_docs(const char *buf, size_t len, const char *origin, wp_mode
 struct wp_obj *wp_model_parse_one(const char *buf, size_t len, const char *origin, char *err,
                                   size_t errlen);
 
+/*
+ * Types the rules of an AuthorizationPolicy (cp/model/authz_parse.c) into
+ * obj->u.authz. Never rejects the object: a rule that cannot be used gets
+ * rule.invalid, a policy-wide problem authz.invalid ("ORIGIN:LINE: ..."),
+ * so the compiler can fail closed on it. spec may be NULL.
+ */
+void wp_authz_parse(struct wp_obj *obj, const struct wp_ynode *spec);
+
+/* Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (full length).
+ * Host bits are cleared. 0 or -EINVAL. */
+int wp_authz_cidr_parse(const char *s, struct wp_authz_cidr *out);
+
 /* Frees an object and everything it owns. NULL is fine. */
 void wp_obj_free(struct wp_obj *obj);
 

@@ -241,11 +241,88 @@ struct wp_target_ref {
 	const char *ns; /* may be NULL */
 };
 
+/*
+ * AuthorizationPolicy rules, typed by cp/model/authz_parse.c. One key covers
+ * a `from.source` field, a `to.operation` field and the `when` key that
+ * Istio evaluates the same way (ipBlocks and source.ip, ports and
+ * destination.port, ...).
+ */
+enum wp_authz_key {
+	WP_AUTHZ_K_PRINCIPAL = 0,   /* principals, source.principal */
+	WP_AUTHZ_K_NAMESPACE,       /* namespaces, source.namespace */
+	WP_AUTHZ_K_SERVICE_ACCOUNT, /* serviceAccounts, source.serviceAccount */
+	WP_AUTHZ_K_SOURCE_IP,       /* ipBlocks, source.ip */
+	WP_AUTHZ_K_REMOTE_IP,       /* remoteIpBlocks, remote.ip */
+	WP_AUTHZ_K_REQ_PRINCIPAL,   /* requestPrincipals, request.auth.principal */
+	WP_AUTHZ_K_HOST,            /* hosts */
+	WP_AUTHZ_K_PORT,            /* ports, destination.port */
+	WP_AUTHZ_K_METHOD,          /* methods */
+	WP_AUTHZ_K_PATH,            /* paths */
+	WP_AUTHZ_K_HEADER,          /* request.headers[arg] */
+	WP_AUTHZ_K_DEST_IP,         /* destination.ip */
+	WP_AUTHZ_K_SNI,             /* connection.sni */
+	WP_AUTHZ_K_AUTH_AUDIENCE,   /* request.auth.audiences */
+	WP_AUTHZ_K_AUTH_PRESENTER,  /* request.auth.presenter */
+	WP_AUTHZ_K_AUTH_CLAIM,      /* request.auth.claims[arg] */
+	WP_AUTHZ_K_MAX
+};
+
+/* An address block: a CIDR, or one address as a full-length prefix. */
+struct wp_authz_cidr {
+	struct wp_addr addr; /* host bits cleared */
+	uint8_t len;
+};
+
+/* One field: values OR-ed, and none of not_values. For IP keys the parsed
+ * blocks are in cidrs/not_cidrs, for PORT the numbers in ports/not_ports
+ * (same indexes as the text). */
+struct wp_authz_cond {
+	uint8_t key;     /* enum wp_authz_key */
+	const char *arg; /* HEADER: lower-case name; AUTH_CLAIM: "[a][b]"; else NULL */
+	uint32_t line;
+	uint32_t n_values;
+	uint32_t n_not;
+	const char *const *values;
+	const char *const *not_values;
+	const struct wp_authz_cidr *cidrs, *not_cidrs;
+	const uint16_t *ports, *not_ports;
+};
+
+/* One from[].source or to[].operation entry: its fields AND-ed. */
+struct wp_authz_match {
+	uint32_t line;
+	uint32_t n_conds;
+	const struct wp_authz_cond *conds;
+};
+
+/* A rule: (any from entry) AND (any to entry) AND every when condition; a
+ * missing from / to / when puts no constraint. */
+struct wp_authz_rule {
+	uint32_t line;
+	uint32_t n_from, n_to, n_when;
+	const struct wp_authz_match *from, *to;
+	const struct wp_authz_cond *when;
+	const char *invalid; /* "ORIGIN:LINE: ...: problem" when it cannot be used */
+};
+
+enum wp_authz_action {
+	WP_AUTHZ_ALLOW = 0,
+	WP_AUTHZ_DENY,
+	WP_AUTHZ_AUDIT,
+	WP_AUTHZ_CUSTOM,
+};
+
 struct wp_k8s_authz {
 	const char *action; /* ALLOW (default), DENY, AUDIT, CUSTOM */
 	uint32_t n_target_refs;
 	const struct wp_target_ref *target_refs;
-	bool has_selector; /* spec.selector present (ignored by waypoints) */
+	bool has_selector;    /* spec.selector present (ignored by waypoints) */
+	uint8_t act;          /* enum wp_authz_action */
+	bool dry_run;         /* annotation istio.io/dry-run: true */
+	const char *provider; /* CUSTOM: provider.name, may be NULL */
+	uint32_t n_rules;
+	const struct wp_authz_rule *rules;
+	const char *invalid; /* a problem with the policy as a whole, or NULL */
 };
 
 struct wp_k8s_destrule {
