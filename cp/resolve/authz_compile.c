@@ -2,14 +2,15 @@
  * AuthorizationPolicy -> struct wp_authz_table (see authz_compile.h and
  * wp/authz.h for the layout and the semantics).
  *
- * Each field (from.source / to.operation / when) of each entry becomes one
- * or two terms: the OR of its values, and the OR of its notValues (used
- * negated). Values are registered with the request field they test:
- *   principals       exact / prefix / suffix literal on the principal, "*"
+ * Each field (from.source / to.operation / when) of each entry refers to
+ * one or two terms: the OR of its values, and the OR of its notValues (used
+ * negated); rules that test the same value set share its term. Values are registered with the
+ * request field they test: principals       exact / prefix / suffix literal on the principal, "*"
  *                    = a principal is present; trust-domain aliases expand
  *                    a value into one per alias (Istio's MigrateTrustDomain);
  *   namespaces       Istio's regex .*\/ns/<v>/.* over the principal;
- *   serviceAccounts  Istio's regex .+/ns/<ns>/(.+/|)sa/<sa>(/.+)?;
+ *   serviceAccounts  Istio's regex .+/ns/<ns>/(.+/|)sa/<sa>(/.+)? (both
+ *                    rewritten without end anchors, same language);
  *   hosts            caseless literal on :authority as received, "*" =
  *                    present; methods, paths, request.headers[x], SNI
  *                    likewise (case-sensitive; "*" on paths / SNI = non-empty);
@@ -19,7 +20,7 @@
  *                    RequestAuthentication no JWT is ever validated, so
  *                    their values never match (and notValues always do).
  * Every pattern of one field goes into one Hyperscan database (literals
- * escaped byte by byte, anchored with \A / \z, HS_FLAG_SINGLEMATCH).
+ * escaped byte by byte; see literal_pattern() for the anchoring).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -75,7 +76,15 @@ static int vpush_u32(struct vec *v, uint32_t x)
 struct bpat {
 	char *expr;
 	unsigned flags;
+	uint8_t check;    /* enum wp_authz_check */
 	struct vec terms; /* uint32_t */
+};
+
+/* A pattern as built: Hyperscan expression, flags and end check. */
+struct pat {
+	char *expr;
+	unsigned flags;
+	uint8_t check;
 };
 
 struct bfield {
@@ -121,6 +130,11 @@ struct build {
 	struct vec errors;     /* const char * */
 	const char *const *td; /* trust domain bundle: local first */
 	uint32_t n_td;
+	/* value set -> term, so that rules testing the same values (say
+	 * methods: [GET]) share one term and a hit sets one bit */
+	char **tkeys;
+	uint32_t *tvals;
+	uint32_t tn, tcap;
 };
 
 static uint64_t str_hash(const char *s, unsigned flags)
@@ -163,7 +177,7 @@ static int slot_grow(struct bfield *f)
 		return -ENOMEM;
 	memset(s, 0xff, sizeof(*s) * n);
 	for (size_t i = 0; i < f->pats.n; i++) {
-		uint64_t h = str_hash(p[i].expr, p[i].flags);
+		uint64_t h = str_hash(p[i].expr, p[i].flags | (unsigned)p[i].check << 24);
 
 		while (s[h & (n - 1)] != UINT32_MAX)
 			h++;
@@ -175,43 +189,44 @@ static int slot_grow(struct bfield *f)
 	return 0;
 }
 
-/* Adds term to the pattern (expr, flags) of field f; takes expr. */
-static void add_pat(struct build *b, struct bfield *f, char *expr, unsigned flags, uint32_t term)
+/* Adds term to pattern pt of field f (deduplicated); takes pt.expr. */
+static void add_pat(struct build *b, struct bfield *f, struct pat pt, uint32_t term)
 {
 	struct bpat *p;
 	uint64_t h;
 	uint32_t i;
 
-	if (!expr || !f) {
-		free(expr);
+	if (!pt.expr || !f) {
+		free(pt.expr);
 		b->oom = true;
 		return;
 	}
 	if ((f->pats.n + 1) * 2 > f->nslot && slot_grow(f)) {
-		free(expr);
+		free(pt.expr);
 		b->oom = true;
 		return;
 	}
-	h = str_hash(expr, flags);
+	h = str_hash(pt.expr, pt.flags | (unsigned)pt.check << 24);
 	for (;; h++) {
 		i = f->slot[h & (f->nslot - 1)];
 		if (i == UINT32_MAX)
 			break;
 		p = (struct bpat *)f->pats.p + i;
-		if (p->flags == flags && !strcmp(p->expr, expr)) {
-			free(expr);
+		if (p->flags == pt.flags && p->check == pt.check && !strcmp(p->expr, pt.expr)) {
+			free(pt.expr);
 			goto add;
 		}
 	}
 	p = vpush(&f->pats);
 	if (!p) {
-		free(expr);
+		free(pt.expr);
 		b->oom = true;
 		return;
 	}
 	i = (uint32_t)(f->pats.n - 1);
-	p->expr = expr;
-	p->flags = flags;
+	p->expr = pt.expr;
+	p->flags = pt.flags;
+	p->check = pt.check;
 	p->terms.sz = sizeof(uint32_t);
 	f->slot[h & (f->nslot - 1)] = i;
 add:
@@ -221,7 +236,6 @@ add:
 	if (vpush_u32(&p->terms, term))
 		b->oom = true;
 }
-
 /* Appends s[0..n) to buf as a Hyperscan literal (every byte but [A-Za-z0-9]
  * as \xHH). */
 static size_t lit(char *buf, const char *s, size_t n)
@@ -244,71 +258,80 @@ static size_t lit(char *buf, const char *s, size_t n)
 	return o;
 }
 
-/* "\A<v>\z", "\A<prefix>", "<suffix>\z" for an exact / prefix* / *suffix
- * value. NULL on allocation failure. */
-static char *literal_pattern(const char *v)
+/*
+ * Patterns avoid end anchors, which Hyperscan serves far slower than
+ * literals; the end is checked in the match callback instead
+ * (enum wp_authz_check):
+ *   exact    "\A<v>"   start-anchored literal, the match must end at the end;
+ *   prefix*  "\A<v>"   start-anchored literal;
+ *   *suffix  "<v>"     literal anywhere (every occurrence reported), one
+ *                      must end at the end.
+ */
+static struct pat literal_pattern(const char *v, unsigned flags)
 {
 	size_t n = strlen(v), o = 0;
 	bool pre = v[n - 1] == '*', suf = v[0] == '*';
-	char *e = malloc(n * 4 + 8);
+	struct pat pt = {malloc(n * 4 + 8), flags | HS_FLAG_SINGLEMATCH, WP_AUTHZ_CHECK_END};
 
-	if (!e)
-		return NULL;
+	if (!pt.expr)
+		return pt;
 	if (suf) {
-		o += lit(e + o, v + 1, n - 1);
+		o += lit(pt.expr + o, v + 1, n - 1);
+		pt.flags &= ~(unsigned)HS_FLAG_SINGLEMATCH;
 	} else {
-		memcpy(e, "\\A", 2);
+		memcpy(pt.expr, "\\A", 2);
 		o = 2;
-		o += lit(e + o, v, pre ? n - 1 : n);
+		o += lit(pt.expr + o, v, pre ? n - 1 : n);
+		if (pre)
+			pt.check = WP_AUTHZ_CHECK_NONE;
 	}
-	if (!pre) {
-		memcpy(e + o, "\\z", 2);
-		o += 2;
-	}
-	e[o] = 0;
-	return e;
+	pt.expr[o] = 0;
+	return pt;
 }
 
-/* Istio's namespace regex over the principal: .*\/ns/<v, '*' = .*>/.* */
-static char *namespace_pattern(const char *v)
+/* Istio's namespace regex over the principal, ".*\/ns/<v>/.*" with '*' in v
+ * as ".*", matches where "/ns/<v>/" occurs: that is the pattern. */
+static struct pat namespace_pattern(const char *v)
 {
 	size_t n = strlen(v), o = 0;
-	char *e = malloc(n * 4 + 32);
+	struct pat pt = {malloc(n * 4 + 32), HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL,
+	                 WP_AUTHZ_CHECK_NONE};
 
-	if (!e)
-		return NULL;
-	o += (size_t)sprintf(e, "\\A.*\\x2fns\\x2f");
+	if (!pt.expr)
+		return pt;
+	o += (size_t)sprintf(pt.expr, "\\x2fns\\x2f");
 	for (size_t i = 0; i < n; i++) {
 		if (v[i] == '*') {
-			memcpy(e + o, ".*", 2);
+			memcpy(pt.expr + o, ".*", 2);
 			o += 2;
 		} else {
-			o += lit(e + o, v + i, 1);
+			o += lit(pt.expr + o, v + i, 1);
 		}
 	}
-	o += (size_t)sprintf(e + o, "\\x2f.*\\z");
-	return e;
+	sprintf(pt.expr + o, "\\x2f");
+	return pt;
 }
 
-/* Istio's service-account regex over the principal (without spiffe://):
- * .+/ns/<ns>/(.+/|)sa/<sa>(/.+)? ; <ns> defaults to the policy's. */
-static char *sa_pattern(const char *v, const char *policy_ns)
+/* Istio's service-account regex over the principal (without spiffe://),
+ * ".+/ns/<ns>/(.+/|)sa/<sa>(/.+)?" with <ns> the policy's by default: the
+ * pattern is the part up to <sa>, every end is reported, and the callback
+ * wants the end of the input or a '/' with something after it. */
+static struct pat sa_pattern(const char *v, const char *policy_ns)
 {
 	const char *sl = strchr(v, '/');
 	const char *ns = sl ? v : policy_ns, *sa = sl ? sl + 1 : v;
 	size_t nl = sl ? (size_t)(sl - v) : strlen(policy_ns), sal = strlen(sa), o;
-	char *e = malloc((nl + sal) * 4 + 64);
+	struct pat pt = {malloc((nl + sal) * 4 + 64), HS_FLAG_DOTALL, WP_AUTHZ_CHECK_SA};
 
-	if (!e)
-		return NULL;
-	o = (size_t)sprintf(e, "\\A.+\\x2fns\\x2f");
-	o += lit(e + o, ns, nl);
-	o += (size_t)sprintf(e + o, "\\x2f(?:.+\\x2f)?sa\\x2f");
-	o += lit(e + o, sa, sal);
-	o += (size_t)sprintf(e + o, "(?:\\x2f.+)?\\z");
-	return e;
+	if (!pt.expr)
+		return pt;
+	o = (size_t)sprintf(pt.expr, ".\\x2fns\\x2f");
+	o += lit(pt.expr + o, ns, nl);
+	o += (size_t)sprintf(pt.expr + o, "\\x2f(?:.+\\x2f)?sa\\x2f");
+	o += lit(pt.expr + o, sa, sal);
+	pt.expr[o] = 0;
+	return pt;
 }
-
 /* ---- trust domain aliases (Istio's trustdomain.Bundle) -------------------- */
 
 static bool td_prefix(const char *a, const char *pat)
@@ -421,7 +444,7 @@ static void add_principal(struct build *b, const char *v, void *ctx)
 			b->oom = true;
 		return;
 	}
-	add_pat(b, a->f, literal_pattern(v), HS_FLAG_SINGLEMATCH, a->term);
+	add_pat(b, a->f, literal_pattern(v, 0), a->term);
 }
 
 static void add_ip(struct build *b, int which, const struct wp_authz_cidr *c, uint32_t term)
@@ -447,6 +470,75 @@ static void add_ip(struct build *b, int which, const struct wp_authz_cidr *c, ui
 }
 
 /* Registers the values of one side of cond c as a new term; returns it. */
+/* The canonical text of a value set: key, header / claim name, the
+ * policy's namespace where it matters (service accounts), the values. */
+static char *term_key(const struct wp_authz_cond *c, uint32_t n, const char *const *v,
+                      const char *policy_ns)
+{
+	size_t len = 32 + (c->arg ? strlen(c->arg) : 0) + strlen(policy_ns), o;
+	char *k;
+
+	for (uint32_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	k = malloc(len);
+	if (!k)
+		return NULL;
+	o = (size_t)sprintf(k, "%u\x01%s\x01%s", c->key, c->arg ? c->arg : "",
+	                    c->key == WP_AUTHZ_K_SERVICE_ACCOUNT ? policy_ns : "");
+	for (uint32_t i = 0; i < n; i++)
+		o += (size_t)sprintf(k + o, "\x01%s", v[i]);
+	return k;
+}
+
+/* The term already made for key k (which is then freed), or UINT32_MAX
+ * after remembering k for term t. */
+static uint32_t term_find(struct build *b, char *k, uint32_t t)
+{
+	uint64_t h;
+
+	if ((b->tn + 1) * 2 > b->tcap) {
+		uint32_t nc = b->tcap ? b->tcap * 2 : 256;
+		char **nk = calloc(nc, sizeof(*nk));
+		uint32_t *nv = calloc(nc, sizeof(*nv));
+
+		if (!nk || !nv) {
+			free(nk);
+			free(nv);
+			free(k);
+			b->oom = true;
+			return 0;
+		}
+		for (uint32_t i = 0; i < b->tcap; i++) {
+			if (!b->tkeys[i])
+				continue;
+			for (h = str_hash(b->tkeys[i], 0);; h++)
+				if (!nk[h & (nc - 1)])
+					break;
+			nk[h & (nc - 1)] = b->tkeys[i];
+			nv[h & (nc - 1)] = b->tvals[i];
+		}
+		free(b->tkeys);
+		free(b->tvals);
+		b->tkeys = nk;
+		b->tvals = nv;
+		b->tcap = nc;
+	}
+	for (h = str_hash(k, 0);; h++) {
+		char *e = b->tkeys[h & (b->tcap - 1)];
+
+		if (!e)
+			break;
+		if (!strcmp(e, k)) {
+			free(k);
+			return b->tvals[h & (b->tcap - 1)];
+		}
+	}
+	b->tkeys[h & (b->tcap - 1)] = k;
+	b->tvals[h & (b->tcap - 1)] = t;
+	b->tn++;
+	return UINT32_MAX;
+}
+
 static uint32_t make_term(struct build *b, const struct wp_authz_cond *c, bool neg,
                           const char *policy_ns)
 {
@@ -454,11 +546,20 @@ static uint32_t make_term(struct build *b, const struct wp_authz_cond *c, bool n
 	const char *const *v = neg ? c->not_values : c->values;
 	const struct wp_authz_cidr *cidrs = neg ? c->not_cidrs : c->cidrs;
 	const uint16_t *ports = neg ? c->not_ports : c->ports;
-	uint32_t term = (uint32_t)b->terms.n;
-	struct bterm *bt = vpush(&b->terms);
+	uint32_t term = (uint32_t)b->terms.n, old;
+	char *key = term_key(c, n, v, policy_ns);
+	struct bterm *bt;
 	struct bfield *f = NULL;
-	unsigned fl = HS_FLAG_SINGLEMATCH;
+	unsigned fl = 0;
 
+	if (!key) {
+		b->oom = true;
+		return 0;
+	}
+	old = term_find(b, key, term);
+	if (old != UINT32_MAX || b->oom)
+		return old;
+	bt = vpush(&b->terms);
 	if (!bt) {
 		b->oom = true;
 		return 0;
@@ -478,12 +579,12 @@ static uint32_t make_term(struct build *b, const struct wp_authz_cond *c, bool n
 	case WP_AUTHZ_K_NAMESPACE:
 		f = field_get(b, WP_AUTHZ_F_PRINCIPAL, NULL);
 		for (uint32_t i = 0; i < n; i++)
-			add_pat(b, f, namespace_pattern(v[i]), fl | HS_FLAG_DOTALL, term);
+			add_pat(b, f, namespace_pattern(v[i]), term);
 		return term;
 	case WP_AUTHZ_K_SERVICE_ACCOUNT:
 		f = field_get(b, WP_AUTHZ_F_PRINCIPAL, NULL);
 		for (uint32_t i = 0; i < n; i++)
-			add_pat(b, f, sa_pattern(v[i], policy_ns), fl | HS_FLAG_DOTALL, term);
+			add_pat(b, f, sa_pattern(v[i], policy_ns), term);
 		return term;
 	case WP_AUTHZ_K_SOURCE_IP:
 	case WP_AUTHZ_K_REMOTE_IP:
@@ -534,7 +635,7 @@ static uint32_t make_term(struct build *b, const struct wp_authz_cond *c, bool n
 			if (vpush_u32(&f->present, term))
 				b->oom = true;
 		} else {
-			add_pat(b, f, literal_pattern(v[i]), fl, term);
+			add_pat(b, f, literal_pattern(v[i], fl), term);
 		}
 	}
 	return term;
@@ -899,6 +1000,7 @@ static void freeze_fields(struct build *b)
 	for (size_t i = 0; i < b->fields.n && !b->oom; i++) {
 		struct bpat *p = bf[i].pats.p;
 		uint32_t *off, *terms, k = 0, total = 0;
+		uint8_t *check;
 
 		sf[i].kind = bf[i].kind;
 		sf[i].name = bf[i].name;
@@ -911,11 +1013,13 @@ static void freeze_fields(struct build *b)
 			total += (uint32_t)p[j].terms.n;
 		off = wp_arena_alloc(&t->arena, sizeof(*off) * (bf[i].pats.n + 1));
 		terms = wp_arena_alloc(&t->arena, sizeof(*terms) * total);
-		if (!off || !terms) {
+		check = wp_arena_alloc(&t->arena, bf[i].pats.n);
+		if (!off || !terms || !check) {
 			b->oom = true;
 			return;
 		}
 		for (size_t j = 0; j < bf[i].pats.n; j++) {
+			check[j] = p[j].check;
 			off[j] = k;
 			memcpy(terms + k, p[j].terms.p, p[j].terms.n * sizeof(uint32_t));
 			k += (uint32_t)p[j].terms.n;
@@ -923,6 +1027,7 @@ static void freeze_fields(struct build *b)
 		off[bf[i].pats.n] = k;
 		sf[i].off = off;
 		sf[i].terms = terms;
+		sf[i].check = check;
 		sf[i].n_pats = (uint32_t)bf[i].pats.n;
 		sf[i].db = db_get(b, &bf[i]);
 		if (sf[i].db)
@@ -1167,6 +1272,10 @@ static void build_free(struct build *b)
 	free(b->ignored.p);
 	free(b->errors.p);
 	free((void *)b->td);
+	for (uint32_t i = 0; i < b->tcap; i++)
+		free(b->tkeys[i]);
+	free(b->tkeys);
+	free(b->tvals);
 }
 
 struct wp_authz_table *wp_authz_compile(const struct wp_authz_compile_in *in)

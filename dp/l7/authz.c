@@ -137,6 +137,8 @@ static inline bool term_set(const struct run *r, uint32_t term)
 struct scan_ctx {
 	struct run *r;
 	const struct wp_authz_sfield *f;
+	const char *v;
+	uint32_t len;
 };
 
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
@@ -145,8 +147,19 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 	struct scan_ctx *c = ctx;
 
 	(void)from;
-	(void)to;
 	(void)flags;
+	switch (c->f->check[id]) {
+	case WP_AUTHZ_CHECK_END:
+		if (to != c->len)
+			return 0;
+		break;
+	case WP_AUTHZ_CHECK_SA:
+		if (to != c->len && (to + 1 >= c->len || c->v[to] != '/'))
+			return 0;
+		break;
+	default:
+		break;
+	}
 	for (uint32_t i = c->f->off[id]; i < c->f->off[id + 1]; i++)
 		set_term(c->r, c->f->terms[i]);
 	return 0;
@@ -155,7 +168,7 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 static void scan_field(struct run *r, const struct wp_authz_sfield *f, const char *v, uint32_t len,
                        bool present)
 {
-	struct scan_ctx c = {r, f};
+	struct scan_ctx c = {r, f, v, len};
 
 	if (!present)
 		return;

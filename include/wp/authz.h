@@ -122,9 +122,18 @@ struct wp_authz_db_cache {
 	uint32_t n; /* databases alive */
 };
 
+/* What a pattern's match must also satisfy (patterns carry no end anchor:
+ * Hyperscan serves those much slower than plain literals). */
+enum wp_authz_check {
+	WP_AUTHZ_CHECK_NONE = 0,
+	WP_AUTHZ_CHECK_END, /* the match ends at the end of the value */
+	WP_AUTHZ_CHECK_SA,  /* ends at the end, or at a '/' followed by more */
+};
+
 /* A string field scanned with one database. Pattern p sets the terms
- * terms[off[p] .. off[p+1]); present[] are set when the field is present
- * (host, method, header: value "*") or non-empty (principal, path, SNI). */
+ * terms[off[p] .. off[p+1]) when its match passes check[p]; present[] are
+ * set when the field is present (host, method, header: value "*") or
+ * non-empty (principal, path, SNI). */
 struct wp_authz_sfield {
 	uint8_t kind;     /* enum wp_authz_field_kind */
 	const char *name; /* HEADER: lower-case name */
@@ -133,6 +142,7 @@ struct wp_authz_sfield {
 	uint32_t n_pats;
 	const uint32_t *off;
 	const uint32_t *terms;
+	const uint8_t *check; /* enum wp_authz_check */
 	uint32_t n_present;
 	const uint32_t *present;
 };

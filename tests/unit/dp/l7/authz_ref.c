@@ -195,11 +195,13 @@ static bool principal_match(const struct wp_authz_compile_in *in, const char *v,
 		bool keep = td[0] == '*' && strlen(bundle[i]) >= strlen(td) - 1 &&
 		            !strcmp(bundle[i] + strlen(bundle[i]) - (strlen(td) - 1), td + 1);
 		size_t cap = strlen(bundle[i]) + strlen(v) + 2;
+		char small[256];
 
-		alt = malloc(cap);
+		alt = cap <= sizeof(small) ? small : malloc(cap);
 		snprintf(alt, cap, "%s%s", keep ? td : bundle[i], rest);
 		m = str_form(alt, s, n, false);
-		free(alt);
+		if (alt != small)
+			free(alt);
 	}
 	return m;
 }
