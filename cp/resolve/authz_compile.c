@@ -814,7 +814,9 @@ static void add_error(struct build *b, const char *e)
 	if (!p)
 		b->oom = true;
 	else
-		*p = e;
+		*p = wp_arena_strdup(&b->t->arena, e);
+	if (p && !*p)
+		b->oom = true;
 }
 
 static void add_policy(struct build *b, const struct wp_obj *o, const char *how)
@@ -829,8 +831,10 @@ static void add_policy(struct build *b, const struct wp_obj *o, const char *how)
 		b->oom = true;
 		return;
 	}
-	pi->ns = o->meta.ns;
-	pi->name = o->meta.name;
+	pi->ns = wp_arena_strdup(&b->t->arena, o->meta.ns);
+	pi->name = wp_arena_strdup(&b->t->arena, o->meta.name);
+	if (!pi->ns || !pi->name)
+		b->oom = true;
 	pi->attach = how;
 	pi->action = a->act;
 	if (a->act == WP_AUTHZ_ALLOW)
@@ -865,8 +869,10 @@ static void add_ignored(struct build *b, const struct wp_obj *o, const char *why
 		b->oom = true;
 		return;
 	}
-	ig->ns = o->meta.ns;
-	ig->name = o->meta.name;
+	ig->ns = wp_arena_strdup(&b->t->arena, o->meta.ns);
+	ig->name = wp_arena_strdup(&b->t->arena, o->meta.name);
+	if (!ig->ns || !ig->name)
+		b->oom = true;
 	ig->why = why;
 }
 
@@ -1003,7 +1009,9 @@ static void freeze_fields(struct build *b)
 		uint8_t *check;
 
 		sf[i].kind = bf[i].kind;
-		sf[i].name = bf[i].name;
+		sf[i].name = wp_arena_strdup(&t->arena, bf[i].name);
+		if (bf[i].name && !sf[i].name)
+			b->oom = true;
 		sf[i].name_len = bf[i].name ? (uint32_t)strlen(bf[i].name) : 0;
 		sf[i].present = dup_into(b, &bf[i].present);
 		sf[i].n_present = (uint32_t)bf[i].present.n;

@@ -51,7 +51,7 @@ struct wp_authz_compile_in {
  * Builds the table. Returns it (free with wp_authz_table_free()) or NULL
  * with errno ENOMEM. A Hyperscan failure does not fail the build: the table
  * is marked broken (every request denied) with the reason in errors.
- * The table points into the policy objects (names): keep them alive as long.
+ * The table copies what it keeps: the policy objects may go before it.
  */
 struct wp_authz_table *wp_authz_compile(const struct wp_authz_compile_in *in);
 

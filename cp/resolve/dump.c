@@ -3,6 +3,7 @@
  * Control plane only; the admin server and wpctl print these.
  */
 #include "wp/addr.h"
+#include "wp/authz.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"
 
@@ -15,6 +16,41 @@ const char *wp_app_proto_name(enum wp_app_proto p)
 	        [WP_PROTO_HTTPS] = "https",
 	};
 	return (unsigned)p < WP_ARRAY_SIZE(n) ? n[p] : "unknown";
+}
+
+/* The AuthorizationPolicies compiled for a service: applied (with how they
+ * attach), ignored (with why) and unreadable (file:line). */
+static json_t *authz_json(const struct wp_authz_table *t)
+{
+	static const char *const act[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
+	json_t *o = json_object(), *pol = json_array(), *ign = json_array(), *errs = json_array();
+
+	json_object_set_new(o, "enforced", json_false()); /* the data path does not yet */
+	for (uint32_t i = 0; i < t->n_policies; i++) {
+		const struct wp_authz_pinfo *p = &t->policies[i];
+		json_t *po = json_object();
+
+		json_object_set_new(po, "namespace", json_string(p->ns));
+		json_object_set_new(po, "name", json_string(p->name));
+		json_object_set_new(po, "action", json_string(act[p->action & 3]));
+		json_object_set_new(po, "targetRef", json_string(p->attach));
+		json_object_set_new(po, "compiledRules", json_integer(p->n_rules));
+		json_array_append_new(pol, po);
+	}
+	for (uint32_t i = 0; i < t->n_ignored; i++) {
+		json_t *io = json_object();
+
+		json_object_set_new(io, "namespace", json_string(t->ignored[i].ns));
+		json_object_set_new(io, "name", json_string(t->ignored[i].name));
+		json_object_set_new(io, "why", json_string(t->ignored[i].why));
+		json_array_append_new(ign, io);
+	}
+	for (uint32_t i = 0; i < t->n_errors; i++)
+		json_array_append_new(errs, json_string(t->errors[i]));
+	json_object_set_new(o, "policies", pol);
+	json_object_set_new(o, "ignored", ign);
+	json_object_set_new(o, "errors", errs);
+	return o;
 }
 
 static json_t *addr_json(const struct wp_addr *a)
@@ -92,6 +128,8 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 		}
 		json_object_set_new(so, "vips", vips);
 		json_object_set_new(so, "ports", ports);
+		if (v->authz)
+			json_object_set_new(so, "authorization", authz_json(v->authz));
 		json_array_append_new(svcs, so);
 	}
 	for (uint32_t i = 0; i < s->n_workloads; i++) {

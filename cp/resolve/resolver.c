@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "authz_compile.h"
 #include "hmap.h"
 #include "route_compile.h"
 #include "wp/addr.h"
@@ -253,6 +254,7 @@ static void svc_block_put(struct wp_snap_service *b)
 	if (b && --b->refcnt == 0) {
 		for (uint32_t i = 0; i < b->n_ports; i++)
 			wp_route_table_free((struct wp_route_table *)b->ports[i].routes);
+		wp_authz_table_free((struct wp_authz_table *)b->authz);
 		wp_arena_free(&b->arena);
 		free(b);
 	}
@@ -363,7 +365,8 @@ static void on_change(struct wp_resolver *r, struct rnode *n, const struct wp_ob
 	if (k == WP_KIND_SERVICE || k == WP_KIND_POD || k == WP_KIND_ENDPOINTSLICE ||
 	    k == WP_KIND_NAMESPACE)
 		mark_l7(r, false);
-	else if (k == WP_KIND_HTTPROUTE || k == WP_KIND_DESTINATIONRULE)
+	else if (k == WP_KIND_HTTPROUTE || k == WP_KIND_DESTINATIONRULE ||
+	         k == WP_KIND_AUTHORIZATIONPOLICY)
 		mark_l7(r, true);
 	switch (k) {
 	case WP_KIND_NAMESPACE: {
@@ -1041,6 +1044,35 @@ struct objvec {
 	uint32_t n;
 };
 
+/* Compiles the AuthorizationPolicies that attach to block b (a Service
+ * behind waypoint b->gw) into b->authz (cp/resolve/authz_compile.h). */
+static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
+{
+	const struct wp_obj *gw = b->gw < r->n_served ? r->served_gw[b->gw]->gw : NULL;
+	struct objvec pol = {0};
+	struct wp_authz_compile_in in = {
+	        .gw_ns = gw ? gw->meta.ns : NULL,
+	        .gw_name = gw ? gw->meta.name : NULL,
+	        .gw_class = gw ? gw->u.gw.class_name : NULL,
+	        .dest_kind = WP_AUTHZ_DEST_SERVICE,
+	        .dest_ns = b->ns,
+	        .dest_name = b->name,
+	};
+
+	pol.v = malloc(sizeof(*pol.v) * (r->objs[WP_KIND_AUTHORIZATIONPOLICY].n + 1));
+	if (!pol.v)
+		return -ENOMEM;
+	hmap_foreach(&r->objs[WP_KIND_AUTHORIZATIONPOLICY], e)
+	{
+		pol.v[pol.n++] = wp_container_of(e, struct rnode, h)->obj;
+	}
+	in.policies = pol.v;
+	in.n_policies = pol.n;
+	b->authz = wp_authz_compile(&in);
+	free(pol.v);
+	return b->authz ? 0 : -ENOMEM;
+}
+
 /* Compiles the route table of every port of block b (Service n). */
 static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_service *b)
 {
@@ -1093,6 +1125,8 @@ static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_servi
 			    strcmp(t->clusters[c].svc_name, b->name))
 				n->l7_ext = true;
 	}
+	if (!rc)
+		rc = build_authz(r, b);
 	if (rc)
 		for (uint32_t i = 0; i < b->n_ports; i++) {
 			struct wp_snap_svc_port *p = (struct wp_snap_svc_port *)&b->ports[i];

@@ -20,6 +20,7 @@
 #include "wp/addr_types.h"
 #include "wp/arena.h"
 
+struct wp_authz_table;
 struct wp_route_table;
 
 /* The protocol spoken inside the tunnel, from the Service port's
@@ -68,7 +69,11 @@ struct wp_snap_service {
 	const struct wp_addr *vips;
 	uint32_t n_ports;
 	const struct wp_snap_svc_port *ports;
-	bool via_namespace;    /* enrolled through its namespace's label */
+	bool via_namespace; /* enrolled through its namespace's label */
+	/* AuthorizationPolicies attached to this Service behind its waypoint,
+	 * compiled (wp/authz.h); owned by the block, NULL only if it could not
+	 * be built. Not enforced by the data path yet. */
+	const struct wp_authz_table *authz;
 	struct wp_arena arena; /* owns everything above */
 };
 

@@ -3,7 +3,8 @@
  * the examples of Istio's "Authorization Policy" reference and its tasks:
  * parsing (cp/model/authz_parse.c), attachment and compilation
  * (cp/resolve/authz_compile.c) and decisions (dp/l7/authz.c), with paths
- * normalized as the data path will (dp/http/path_norm.c).
+ * normalized as the data path will (dp/http/path_norm.c); and the tables in
+ * snapshots (cp/resolve/resolver.c) and the config dump.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +19,11 @@
 #include "cp/resolve/authz_compile.h"
 #include "dp/http/path_norm.h"
 #include "wp/addr.h"
+#include "wp/cp_json.h"
 #include "wp/model.h"
+#include "wp/resolve.h"
+#include "wp/snapshot.h"
+#include "wp/source.h"
 
 struct fx {
 	struct wp_obj *o[16];
@@ -460,6 +465,71 @@ static void test_databases_shared(void **state)
 	unload(&f);
 }
 
+/* The snapshot carries each captured Service's table, rebuilt when a policy
+ * changes, and the config dump lists applied and ignored policies. */
+static void test_snapshot_tables(void **state)
+{
+	static const char base[] =
+	        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels:\n"
+	        "    istio.io/use-waypoint: wp\n"
+	        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n"
+	        "  name: wp\n  namespace: a\nspec:\n  gatewayClassName: istio-waypoint\n"
+	        "  listeners:\n  - {name: mesh, port: 15008, protocol: HBONE}\n"
+	        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n  namespace: a\n"
+	        "spec:\n  clusterIP: 198.19.0.10\n  ports: [{name: http, port: 80}]\n"
+	        "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+	        "metadata: {name: sel, namespace: a}\n"
+	        "spec: {selector: {matchLabels: {app: svc}}, rules: [{}]}\n";
+	static const char deny[] = HDR("a", "no-admin", "DENY", TO_SVC) "  rules: [{to: "
+	                                                                "[{operation: {paths: "
+	                                                                "[\"/admin\"]}}]}]\n";
+	struct wp_served served = {.class_name = "istio-waypoint"};
+	struct wp_resolver *r = wp_resolver_create(&served);
+	struct wp_snapshot *s1, *s2;
+	struct wp_sockaddr sa;
+	const struct wp_snap_dest *d;
+	const struct wp_authz_table *t;
+	json_t *j;
+	char *text;
+
+	(void)state;
+	assert_non_null(r);
+	assert_true(wp_source_deliver_text(wp_resolver_sink(r), "t.yaml", base, strlen(base)) > 0);
+	assert_true(wp_source_deliver_text(wp_resolver_sink(r), "p.yaml", deny, strlen(deny)) > 0);
+	s1 = wp_resolver_build(r);
+	assert_non_null(s1);
+	assert_int_equal(wp_sockaddr_parse("198.19.0.10:80", &sa), 0);
+	d = wp_snapshot_lookup(s1, &sa);
+	assert_non_null(d);
+	t = d->svc->authz;
+	assert_non_null(t);
+	assert_int_equal(t->n_policies, 1);
+	assert_string_equal(t->policies[0].name, "no-admin");
+	assert_string_equal(t->policies[0].attach, "Service");
+	assert_int_equal(t->n_ignored, 1);
+	assert_string_equal(t->ignored[0].name, "sel");
+	j = wp_snapshot_json(s1);
+	text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(strstr(text, "\"authorization\":{\"enforced\":false,\"policies\":[{"
+	                             "\"namespace\":\"a\",\"name\":\"no-admin\",\"action\":"
+	                             "\"DENY\",\"targetRef\":\"Service\",\"compiledRules\":1}]"));
+	assert_non_null(strstr(text, "\"why\":\"spec.selector: selector policies apply"));
+	free(text);
+	json_decref(j);
+	/* the policy goes: the table is rebuilt without it (the old snapshot
+	 * keeps its own, self-contained) */
+	assert_int_equal(wp_resolver_remove(r, WP_KIND_AUTHORIZATIONPOLICY, "a", "no-admin"), 0);
+	s2 = wp_resolver_build(r);
+	assert_non_null(s2);
+	d = wp_snapshot_lookup(s2, &sa);
+	assert_non_null(d);
+	assert_int_equal(d->svc->authz->n_policies, 0);
+	assert_string_equal(t->policies[0].name, "no-admin");
+	wp_snapshot_free(s1);
+	wp_snapshot_free(s2);
+	wp_resolver_destroy(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +547,7 @@ int main(void)
 	        cmocka_unit_test(test_jwt_fields),
 	        cmocka_unit_test(test_invalid_fails_closed),
 	        cmocka_unit_test(test_databases_shared),
+	        cmocka_unit_test(test_snapshot_tables),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
