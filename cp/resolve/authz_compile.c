@@ -1209,6 +1209,8 @@ static void freeze_anchors(struct build *b)
 	const struct wp_authz_crule *rules = b->rules.p;
 	uint32_t nt = (uint32_t)b->terms.n, pick[64];
 
+	if (!b->rules.n)
+		return; /* nothing is ever evaluated (the common case: no policy) */
 	for (int m = 0; m < 2; m++) {
 		uint32_t *off = wp_arena_alloc(&t->arena, sizeof(*off) * (nt + 2));
 		struct vec always = VEC(uint32_t);
@@ -1316,7 +1318,7 @@ struct wp_authz_table *wp_authz_compile(const struct wp_authz_compile_in *in)
 		errno = ENOMEM;
 		return NULL;
 	}
-	wp_arena_init(&t->arena, 4096);
+	wp_arena_init(&t->arena, 1024);
 	b.t = t;
 	td[0] = in->trust_domain ? in->trust_domain : DEFAULT_TD;
 	for (uint32_t i = 0; i < in->n_aliases; i++)
