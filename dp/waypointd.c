@@ -24,6 +24,7 @@
 
 #include "cp/kube/kube_source.h"
 #include "dp/diag_client.h"
+#include "dp/obs/prom.h"
 #include "dp/obs/telemetry.h"
 #include "dp/port/port.h"
 #include "dp/tunnel/tunnel.h"
@@ -64,6 +65,12 @@ static void kube_counters(void *ks, uint64_t *out)
 	wp_kube_source_counters(ks, out);
 }
 
+/* /stats/prometheus, rendered on the control-plane thread. */
+static char *prometheus(void *prom, const uint64_t *cp_ctr, size_t *len)
+{
+	return wp_prom_render(prom, cp_ctr, len);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
@@ -96,6 +103,8 @@ int main(int argc, char **argv)
 	unsigned n_sets = 0, lcores[WP_MAX_WORKERS], id = 0, lcore;
 	static struct wp_worker *workers[WP_MAX_WORKERS]; /* telemetry reads it until exit */
 	struct wp_stats *stats[WP_MAX_WORKERS];
+	static struct wp_metrics_core *cells[WP_MAX_WORKERS]; /* the scrapes read them until exit */
+	struct wp_prom *prom = NULL;
 	bool check_only = false;
 	char err[WP_CONFIG_ERRLEN];
 	struct sigaction sa;
@@ -172,6 +181,10 @@ int main(int argc, char **argv)
 	cpc.admin_max_clients = cfg.admin.max_clients;
 	cpc.admin_request_timeout_ms = cfg.admin.request_timeout_ms;
 	cpc.admin_max_request_bytes = cfg.admin.max_request_bytes;
+	cpc.metrics_enabled = cfg.metrics.enabled;
+	cpc.metrics_addr = cfg.metrics.address;
+	cpc.metrics_port = cfg.metrics.port;
+	cpc.metrics_envoy_port = cfg.metrics.envoy_port;
 	cpc.n_workers = cfg.workers;
 	cpc.debounce_ms = cfg.cluster.debounce_ms;
 	cpc.sync_wait_ms = cfg.kubernetes.sync_wait_ms;
@@ -214,11 +227,25 @@ int main(int argc, char **argv)
 			id++;
 			goto out_workers;
 		}
+		cells[id] = wp_metrics_core_create(cfg.metrics.max_series_per_core,
+		                                   workers[id]->stats.ctr);
+		if (cells[id] == NULL) {
+			fprintf(stderr, "waypointd: cannot allocate worker %u's metric cells\n",
+			        id);
+			id++;
+			goto out_workers;
+		}
+		workers[id]->metrics = cells[id];
 		stats[id] = &workers[id]->stats;
 		lcores[id] = lcore;
 		id++;
 	}
 	wp_telemetry_set_cp(cp_counters, cp);
+	prom = wp_prom_create(stats, cells, cfg.workers, rte_get_tsc_hz());
+	if (prom == NULL)
+		fprintf(stderr, "waypointd: warning: no memory for /stats/prometheus (503)\n");
+	else
+		wp_cp_set_prometheus(cp, prometheus, prom);
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
 	    wp_diag_client_register(workers, cfg.workers) != 0 ||
 	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0))
@@ -266,8 +293,12 @@ int main(int argc, char **argv)
 out_workers:
 	quit = true;
 	rte_eal_mp_wait_lcore();
-	for (unsigned w = 0; w < cfg.workers; w++)
+	wp_cp_set_prometheus(cp, NULL, NULL); /* before what it reads goes */
+	wp_prom_destroy(prom);
+	for (unsigned w = 0; w < cfg.workers; w++) {
 		wp_worker_destroy(workers[w]);
+		wp_metrics_core_destroy(cells[w]);
+	}
 	wp_steer_destroy(&steer);
 	if (hbone)
 		wp_tunnel_shared_fini(&tunnels);

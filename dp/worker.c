@@ -535,7 +535,7 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 	return n + k;
 }
 
-/* Copies the TCP stacks' occupancy into the stats that telemetry reads. */
+/* Copies the TCP stacks' and the tunnels' occupancy into the stats that telemetry reads. */
 static void publish_gauges(struct wp_worker *w)
 {
 	uint64_t conns = 0, est = 0, tw = 0, rb = 0, sb = 0;
@@ -555,6 +555,13 @@ static void publish_gauges(struct wp_worker *w)
 	__atomic_store_n(&w->stats.tcp_time_wait, tw, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->stats.tcp_rcv_bufs, rb, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->stats.tcp_snd_bufs, sb, __ATOMIC_RELAXED);
+	if (w->tunnel) {
+		const struct wp_tunnel_gauges *t = wp_tunnel_worker_gauges(w->tunnel);
+
+		__atomic_store_n(&w->stats.hbone_conns, t->sessions_in + t->sessions_out,
+		                 __ATOMIC_RELAXED);
+		__atomic_store_n(&w->stats.tunnels, t->tunnels, __ATOMIC_RELAXED);
+	}
 }
 
 static void sleep_us(unsigned us)

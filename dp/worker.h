@@ -18,6 +18,7 @@
 #include "dp/port/fault.h"
 #include "dp/port/port.h"
 #include "wp/config.h"
+#include "wp/metrics.h"
 #include "wp/stats_types.h"
 
 #define WP_BURST 32
@@ -61,6 +62,8 @@ struct wp_worker {
 	struct wp_snapshot_slot *slot;   /* the control plane's snapshots (RCU reader) */
 	struct wp_diag_client *client;   /* an active-open test job, or NULL */
 	struct wp_tunnel_worker *tunnel; /* HBONE server and tunnels (dp/tunnel), or NULL */
+	struct wp_metrics_core
+	        *metrics; /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;

@@ -34,9 +34,15 @@ struct wp_cp {
 	struct wp_source *src[MAX_SOURCES];
 	unsigned n_src;
 	struct wp_source_sink sink; /* wraps the resolver's: counts and logs errors */
-	struct wp_httpd *httpd;     /* the admin endpoint; NULL when disabled */
+	struct wp_httpd *httpd;     /* admin and metrics listeners; NULL when both disabled */
 	int efd, epfd;
 	uint16_t port;
+	uint16_t metrics_port;
+	struct {
+		pthread_mutex_t lock; /* held by a scrape, and to change the hook */
+		wp_cp_prom_cb fn;
+		void *ctx;
+	} prom;
 	unsigned debounce_ms;
 	pthread_t thread;
 	bool running;
@@ -348,10 +354,56 @@ static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct 
 	rep->body = strdup(cp->published ? "ready\n" : "not ready\n");
 }
 
+/* The control plane's counters as other threads see them: ours plus the
+ * ones the hook reports (read here, on the thread that owns them). */
+static void all_counters(struct wp_cp *cp, uint64_t *out)
+{
+	uint64_t extra[WP_CTR_MAX] = {0};
+
+	if (cp->extra)
+		cp->extra(cp->extra_ctx, extra);
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		out[i] = cp->ctr[i] + extra[i];
+}
+
+static void h_prometheus(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
+                         struct wp_httpd_reply *rep)
+{
+	struct wp_cp *cp = ctx;
+	uint64_t ctr[WP_CTR_MAX];
+	size_t len = 0;
+	char *body = NULL;
+	bool hooked;
+
+	all_counters(cp, ctr);
+	/* uncontended but for the moment the hook is set or cleared */
+	pthread_mutex_lock(&cp->prom.lock);
+	hooked = cp->prom.fn != NULL;
+	if (hooked)
+		body = cp->prom.fn(cp->prom.ctx, ctr, &len);
+	pthread_mutex_unlock(&cp->prom.lock);
+	rep->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	if (body) {
+		rep->status = 200;
+		rep->body = body;
+		return;
+	}
+	rep->status = 503;
+	rep->ctype = "text/plain";
+	rep->body = strdup(hooked ? "out of memory\n" : "the data path is not running yet\n");
+}
+
 static const struct wp_httpd_route admin_routes[] = {
         {"/config_dump", h_config_dump},
         {"/enrollment", h_enrollment},
         {"/healthz/ready", h_ready},
+        {"/stats/prometheus", h_prometheus},
+        {NULL, NULL},
+};
+
+static const struct wp_httpd_route metrics_routes[] = {
+        {"/stats/prometheus", h_prometheus},
+        {"/metrics", h_prometheus},
         {NULL, NULL},
 };
 
@@ -361,12 +413,11 @@ static const struct wp_httpd_route admin_routes[] = {
  * ones the hook reports, read here, on the thread that owns them. */
 static void publish_counters(struct wp_cp *cp)
 {
-	uint64_t extra[WP_CTR_MAX] = {0};
+	uint64_t all[WP_CTR_MAX];
 
-	if (cp->extra)
-		cp->extra(cp->extra_ctx, extra);
+	all_counters(cp, all);
 	for (unsigned i = 0; i < WP_CTR_MAX; i++)
-		__atomic_store_n(&cp->pub[i], cp->ctr[i] + extra[i], __ATOMIC_RELAXED);
+		__atomic_store_n(&cp->pub[i], all[i], __ATOMIC_RELAXED);
 }
 
 /* Polls one source and notes when the resolver turned dirty. */
@@ -446,6 +497,16 @@ static void *run(void *arg)
 
 /* ---- life cycle ---------------------------------------------------------------- */
 
+static int listen_on(struct wp_cp *cp, const char *what, const struct wp_addr *addr, uint16_t port,
+                     const struct wp_httpd_route *routes, uint16_t *bound)
+{
+	int rc = wp_httpd_listen(cp->httpd, addr, port, routes, cp, bound);
+
+	if (rc < 0)
+		fprintf(stderr, "waypointd: %s port %u: %s\n", what, port, strerror(-rc));
+	return rc;
+}
+
 struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 {
 	struct wp_cp *cp = calloc(1, sizeof(*cp));
@@ -453,6 +514,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 	if (!cp)
 		return NULL;
 	cp->efd = cp->epfd = -1;
+	pthread_mutex_init(&cp->prom.lock, NULL);
 	cp->debounce_ms = cfg->debounce_ms;
 	cp->sync_wait_ms = cfg->sync_wait_ms ? cfg->sync_wait_ms : 10000;
 	cp->sink.ops = &wrap_ops;
@@ -463,7 +525,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 		fprintf(stderr, "waypointd: control plane: out of memory\n");
 		goto fail;
 	}
-	if (!cfg->admin_disabled) {
+	if (!cfg->admin_disabled || cfg->metrics_enabled) {
 		struct wp_httpd_config hc = {
 		        .max_clients = cfg->admin_max_clients ? cfg->admin_max_clients : 32,
 		        .request_timeout_ms = cfg->admin_request_timeout_ms
@@ -473,20 +535,26 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 		                cfg->admin_max_request_bytes ? cfg->admin_max_request_bytes : 8192,
 		        .ctr = cp->ctr,
 		};
-		int rc;
 
 		cp->httpd = wp_httpd_create(&hc);
 		if (!cp->httpd) {
 			fprintf(stderr, "waypointd: admin endpoint: out of memory\n");
 			goto fail;
 		}
-		rc = wp_httpd_listen(cp->httpd, &cfg->admin_addr, cfg->admin_port, admin_routes, cp,
-		                     &cp->port);
-		if (rc < 0) {
-			fprintf(stderr, "waypointd: admin endpoint port %u: %s\n", cfg->admin_port,
-			        strerror(-rc));
+	}
+	if (!cfg->admin_disabled && listen_on(cp, "admin endpoint", &cfg->admin_addr,
+	                                      cfg->admin_port, admin_routes, &cp->port))
+		goto fail;
+	if (cfg->metrics_enabled) {
+		uint16_t envoy;
+
+		if (listen_on(cp, "metrics", &cfg->metrics_addr, cfg->metrics_port, metrics_routes,
+		              &cp->metrics_port))
 			goto fail;
-		}
+		if (cfg->metrics_envoy_port &&
+		    listen_on(cp, "metrics (Envoy's port)", &cfg->metrics_addr,
+		              cfg->metrics_envoy_port, metrics_routes, &envoy))
+			goto fail;
 	}
 	if (cfg->manifest_dir && cfg->manifest_dir[0]) {
 		struct wp_source *s = wp_source_manifest_dir_create(cfg->manifest_dir);
@@ -605,6 +673,7 @@ void wp_cp_destroy(struct wp_cp *cp)
 	wp_snapshot_slot_destroy(cp->slot);
 	wp_resolver_destroy(cp->res);
 	wp_httpd_destroy(cp->httpd);
+	pthread_mutex_destroy(&cp->prom.lock);
 	if (cp->efd >= 0)
 		close(cp->efd);
 	if (cp->epfd >= 0)
@@ -620,6 +689,19 @@ struct wp_snapshot_slot *wp_cp_slot(struct wp_cp *cp)
 uint16_t wp_cp_admin_port(const struct wp_cp *cp)
 {
 	return cp->port;
+}
+
+uint16_t wp_cp_metrics_port(const struct wp_cp *cp)
+{
+	return cp->metrics_port;
+}
+
+void wp_cp_set_prometheus(struct wp_cp *cp, wp_cp_prom_cb fn, void *ctx)
+{
+	pthread_mutex_lock(&cp->prom.lock);
+	cp->prom.fn = fn;
+	cp->prom.ctx = ctx;
+	pthread_mutex_unlock(&cp->prom.lock);
 }
 
 void wp_cp_set_extra_counters(struct wp_cp *cp, wp_cp_counters_cb fn, void *ctx)

@@ -652,6 +652,25 @@ static void load_admin(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "admin.", "max_request_bytes", 1024, 1 << 20, cfg->admin.max_request_bytes);
 }
 
+static void load_metrics(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {
+	        "enabled", "address", "port", "envoy_port", "max_series_per_core", NULL};
+	const config_setting_t *g = get_group(ld, "metrics");
+	struct wp_metrics_config *m = &cfg->metrics;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "metrics.", known);
+	get_bool(ld, g, "metrics.", "enabled", &m->enabled);
+	get_ipv4(ld, g, "metrics.", "address", &m->address);
+	GET_UINT(ld, g, "metrics.", "port", 0, 65535, m->port);
+	GET_UINT(ld, g, "metrics.", "envoy_port", 0, 65535, m->envoy_port);
+	GET_UINT(ld, g, "metrics.", "max_series_per_core", 1, 1u << 20, m->max_series_per_core);
+	if (!ld->failed && m->port && m->port == m->envoy_port)
+		fail(ld, member(g, "envoy_port"), "metrics.envoy_port", "the same as metrics.port");
+}
+
 static void load_tls(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"cert",
@@ -790,6 +809,11 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->admin.max_clients = 32;
 	cfg->admin.request_timeout_ms = 5000;
 	cfg->admin.max_request_bytes = 8192;
+	cfg->metrics.enabled = true;
+	cfg->metrics.address = wp_addr_v4(htonl(0));
+	cfg->metrics.port = 15020;
+	cfg->metrics.envoy_port = 15090;
+	cfg->metrics.max_series_per_core = 2048;
 	cfg->kubernetes.status = true;
 	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
 	strcpy(cfg->kubernetes.service_name, "waypointd");
@@ -823,8 +847,9 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers", "eal",     "polling", "ports", "arp",   "mbufs_per_worker", "fault",
-	        "tcp",     "cluster", "admin",   "tls",   "hbone", "kubernetes",       NULL};
+	        "workers",    "eal",     "polling", "ports", "arp", "mbufs_per_worker",
+	        "fault",      "tcp",     "cluster", "admin", "tls", "hbone",
+	        "kubernetes", "metrics", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -862,6 +887,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_tcp(&ld, cfg);
 	load_cluster(&ld, cfg);
 	load_admin(&ld, cfg);
+	load_metrics(&ld, cfg);
 	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);

@@ -96,7 +96,7 @@ enum wp_net_verdict wp_net_arp_input(const struct wp_iface *ifc, struct wp_arp_c
 	if (rx->learned)
 		return WP_NET_ARP_LEARNED;
 	if (!for_us)
-		wp_ctr_inc(ctr, WP_CTR_ARP_NOT_FOR_US);
+		wp_ctr_inc(ctr, WP_CTR_ARP_NOT_OURS);
 	else if (!ip_on_link(ifc, spa))
 		wp_ctr_inc(ctr, WP_CTR_ARP_OFF_SUBNET);
 	/* else: learning failed on a full table, ARP_TABLE_FULL already counted. */

@@ -17,7 +17,7 @@ enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache
 	}
 	const uint8_t *dst = frame + ETH_DST;
 	if (memcmp(dst, ifc->mac, 6) != 0 && !mac_is_broadcast(dst)) {
-		wp_ctr_inc(ctr, WP_CTR_ETH_NOT_FOR_US);
+		wp_ctr_inc(ctr, WP_CTR_ETH_NOT_OURS);
 		return WP_NET_DROP;
 	}
 	/* A group address is never a sender; replying to one would flood. */

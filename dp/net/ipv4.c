@@ -56,7 +56,7 @@ enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame
 	uint32_t dst = ld32n(ip + IPH_DST);
 	if (dst != ifc->ip) {
 		/* Broadcast and multicast included: we serve only our unicast address. */
-		wp_ctr_inc(ctr, WP_CTR_IPV4_NOT_FOR_US);
+		wp_ctr_inc(ctr, WP_CTR_IPV4_NOT_OURS);
 		return WP_NET_DROP;
 	}
 	uint32_t src = ld32n(ip + IPH_SRC);

@@ -74,6 +74,8 @@ static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
 		out->tcp_time_wait += load(&s->tcp_time_wait);
 		out->tcp_rcv_bufs += load(&s->tcp_rcv_bufs);
 		out->tcp_snd_bufs += load(&s->tcp_snd_bufs);
+		out->hbone_conns += load(&s->hbone_conns);
+		out->tunnels += load(&s->tunnels);
 		for (unsigned i = 0; i < WP_CTR_MAX; i++)
 			out->ctr[i] += load(&s->ctr[i]);
 	}
@@ -131,6 +133,17 @@ static void add_counter_groups(struct rte_tel_data *d, const struct wp_stats *s,
 			rte_tel_data_free(groups[g].c);
 }
 
+/* The sum of the DROP rows: every packet or request discarded. */
+static uint64_t drops(const struct wp_stats *s)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < WP_CTR_MAX; i++)
+		if (wp_ctr_info[i].kind == WP_CTR_KIND_DROP)
+			n += s->ctr[i];
+	return n;
+}
+
 static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 {
 	rte_tel_data_add_dict_u64(d, "rx_packets", s->rx_pkts);
@@ -146,6 +159,9 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 	rte_tel_data_add_dict_u64(d, "tcp_time_wait", s->tcp_time_wait);
 	rte_tel_data_add_dict_u64(d, "tcp_rcv_bufs", s->tcp_rcv_bufs);
 	rte_tel_data_add_dict_u64(d, "tcp_snd_bufs", s->tcp_snd_bufs);
+	rte_tel_data_add_dict_u64(d, "hbone_conns", s->hbone_conns);
+	rte_tel_data_add_dict_u64(d, "tunnels", s->tunnels);
+	rte_tel_data_add_dict_u64(d, "drops", drops(s));
 	add_counter_groups(d, s, NULL);
 }
 

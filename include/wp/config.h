@@ -86,6 +86,15 @@ struct wp_admin_config {
 	unsigned max_request_bytes;  /* head + body (431/414/413 beyond) */
 };
 
+/* Prometheus metrics (cp/admin, dp/obs/prom.c, wp/metrics.h). */
+struct wp_metrics_config {
+	bool enabled;
+	struct wp_addr address;       /* kernel socket; 0.0.0.0 by default */
+	uint16_t port;                /* Istio's merged-metrics port, 15020; 0 = any free port */
+	uint16_t envoy_port;          /* Envoy's prometheus port, 15090; 0 = none */
+	unsigned max_series_per_core; /* Istio label sets per core (HTTP, and TCP), then overflow */
+};
+
 /* mTLS material for HBONE (dp/tls): PEM files, reloaded when they change. */
 #define WP_MAX_TD_ALIASES 8
 struct wp_tls_files_config {
@@ -173,6 +182,7 @@ struct wp_config {
 	struct wp_tcp_limits tcp;
 	struct wp_cluster_config cluster;
 	struct wp_admin_config admin;
+	struct wp_metrics_config metrics;
 	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;

@@ -12,6 +12,11 @@
  *   GET /enrollment     every Service and Pod with waypoint and reason, as
  *                       the running snapshot has them (JSON)
  *   GET /healthz/ready  200 once a snapshot is published, else 503
+ *   GET /stats/prometheus  the Prometheus exposition (wp_cp_set_prometheus)
+ *
+ * and the same /stats/prometheus (and /metrics) on the metrics listeners
+ * (metrics.port, Istio's merged-metrics port 15020, and metrics.envoy_port,
+ * Envoy's 15090), with the admin listener's bounds.
  *
  * Both JSON views say what they show ("view": "snapshot", or "none" before
  * the first publish) and which kinds a source has not caught up on
@@ -46,6 +51,10 @@ struct wp_cp_config {
 	unsigned admin_max_clients;        /* admin.max_clients; 0 = 32 */
 	unsigned admin_request_timeout_ms; /* admin.request_timeout_ms; 0 = 5000 */
 	unsigned admin_max_request_bytes;  /* admin.max_request_bytes; 0 = 8192 */
+	bool metrics_enabled;              /* metrics.enabled */
+	struct wp_addr metrics_addr;       /* metrics.address; family NONE = 127.0.0.1 */
+	uint16_t metrics_port;             /* metrics.port; 0 = pick a free port (tests) */
+	uint16_t metrics_envoy_port;       /* metrics.envoy_port; 0 = none */
 	unsigned n_workers;                /* RCU readers (worker ids 0..n-1) */
 	unsigned debounce_ms;              /* cluster.debounce_ms: wait this long after a change
 	                                    * before rebuilding (coalesces bursts); 0 = none */
@@ -85,6 +94,25 @@ struct wp_snapshot_slot *wp_cp_slot(struct wp_cp *cp);
 
 /* The admin port actually bound (useful with admin_port 0). */
 uint16_t wp_cp_admin_port(const struct wp_cp *cp);
+
+/* The first metrics port actually bound (metrics.port), 0 when disabled. */
+uint16_t wp_cp_metrics_port(const struct wp_cp *cp);
+
+/*
+ * Renders the Prometheus exposition of a scrape, the control plane's
+ * counters (cp_ctr[WP_CTR_MAX]) included: a malloc'd NUL-terminated text
+ * (*len bytes) or NULL when out of memory. Called on the control-plane
+ * thread, once per scrape; it must not block.
+ */
+typedef char *(*wp_cp_prom_cb)(void *ctx, const uint64_t *cp_ctr, size_t *len);
+
+/*
+ * Sets (or with fn NULL, clears) what /stats/prometheus renders; until it
+ * is set the path answers 503. May be called at any time from any thread;
+ * clearing returns only once no scrape is using the old one, so its ctx
+ * may be freed then.
+ */
+void wp_cp_set_prometheus(struct wp_cp *cp, wp_cp_prom_cb fn, void *ctx);
 
 /* Fills out[WP_CTR_MAX] with counters the control plane does not keep
  * itself (the Kubernetes source's KUBE_* rows), every entry. */

@@ -27,6 +27,9 @@ struct wp_stats {
 	uint64_t tcp_time_wait;   /* compact TIME_WAIT entries */
 	uint64_t tcp_rcv_bufs;    /* receive buffers in use */
 	uint64_t tcp_snd_bufs;    /* send buffers in use */
+	/* HBONE occupancy (dp/tunnel), refreshed with the TCP gauges. */
+	uint64_t hbone_conns;     /* HBONE connections, inbound and originated */
+	uint64_t tunnels;         /* tunnels open */
 	uint64_t ctr[WP_CTR_MAX]; /* enum wp_ctr */
 } WP_CACHE_ALIGNED;
 

@@ -15,3 +15,4 @@
 #include "wp/counters/cp.def"
 #include "wp/counters/worker.def"
 #include "wp/counters/tunnel.def"
+#include "wp/counters/metrics.def"

@@ -115,7 +115,7 @@ static void test_request_for_other_not_cached(void **state)
 	memcpy(before, x->f, 42);
 	assert_int_equal(input(x, len), WP_NET_DROP);
 	assert_false(x->rx.learned);
-	assert_only_ctr(x->ctr, WP_CTR_ARP_NOT_FOR_US);
+	assert_only_ctr(x->ctr, WP_CTR_ARP_NOT_OURS);
 	assert_int_equal(wp_arp_cache_count(x->arp), 0);
 	assert_memory_equal(x->f, before, 42); /* untouched */
 }
@@ -156,7 +156,7 @@ static void test_gratuitous_unknown_not_added(void **state)
 	uint32_t peer = IP4(198, 18, 0, 1);
 	uint16_t len = build_arp(x->f, BCAST_MAC, 1, PEER_MAC, peer, ZERO_MAC, peer);
 	assert_int_equal(input(x, len), WP_NET_DROP);
-	assert_only_ctr(x->ctr, WP_CTR_ARP_NOT_FOR_US);
+	assert_only_ctr(x->ctr, WP_CTR_ARP_NOT_OURS);
 	assert_false(wp_arp_cache_contains(x->arp, peer));
 }
 

@@ -32,14 +32,14 @@ static void test_not_for_us(void **state)
 	uint16_t len = build_tcp(x->f, 20, IP4(198, 18, 0, 1), 0);
 	x->f[5] = 0x03; /* another unicast MAC */
 	assert_int_equal(input(x, len), WP_NET_DROP);
-	assert_only_ctr(x->ctr, WP_CTR_ETH_NOT_FOR_US);
+	assert_only_ctr(x->ctr, WP_CTR_ETH_NOT_OURS);
 
 	/* A multicast MAC (IPv4 multicast 01:00:5e:...) is not ours either. */
 	memset(x->ctr, 0, sizeof(x->ctr));
 	const uint8_t mc[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
 	memcpy(x->f, mc, 6);
 	assert_int_equal(input(x, len), WP_NET_DROP);
-	assert_only_ctr(x->ctr, WP_CTR_ETH_NOT_FOR_US);
+	assert_only_ctr(x->ctr, WP_CTR_ETH_NOT_OURS);
 }
 
 static void test_broadcast_accepted(void **state)

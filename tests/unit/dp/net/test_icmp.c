@@ -152,7 +152,7 @@ static void test_echo_to_other_host_ignored(void **state)
 	put_ip(x->f + 14 + 16, IP4(198, 18, 0, 255)); /* subnet broadcast ping */
 	fix_ip_cksum(x->f + 14);
 	assert_int_equal(input(x, len), WP_NET_DROP);
-	assert_only_ctr(x->ctr, WP_CTR_IPV4_NOT_FOR_US);
+	assert_only_ctr(x->ctr, WP_CTR_IPV4_NOT_OURS);
 }
 
 int main(void)

@@ -195,7 +195,7 @@ static void test_not_for_us(void **state)
 		uint16_t len = build_tcp(x->f, 20, IP4(198, 18, 0, 1), 0);
 		put_ip(iph(x) + 16, dsts[i]);
 		fix_ip_cksum(iph(x));
-		expect_drop(x, len, WP_CTR_IPV4_NOT_FOR_US);
+		expect_drop(x, len, WP_CTR_IPV4_NOT_OURS);
 	}
 }
 
