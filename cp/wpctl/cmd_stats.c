@@ -3,144 +3,18 @@
  * telemetry socket (/var/run/dpdk/<prefix>/dpdk_telemetry.v2), the same
  * socket dpdk-telemetry.py reads. Prints a table (one column per worker,
  * one for the control plane's counters, and a total), or JSON with --json;
- * --watch redraws every interval.
+ * --watch prints again every interval (see usage()).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "wpctl.h"
-
-#define TEL_BUF (64 * 1024)
-
-struct tel {
-	int fd;
-	char buf[TEL_BUF];
-};
-
-static int tel_open(struct tel *t, const char *prefix)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	ssize_t n;
-
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "/var/run/dpdk/%s/dpdk_telemetry.v2", prefix);
-	t->fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	if (t->fd < 0)
-		return -errno;
-	if (connect(t->fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		int e = errno;
-		fprintf(stderr,
-		        "wpctl: cannot connect to %s: %s (is waypointd running with "
-		        "eal.file_prefix=%s?)\n",
-		        sun.sun_path, strerror(e), prefix);
-		close(t->fd);
-		return -e;
-	}
-	n = recv(t->fd, t->buf, sizeof(t->buf) - 1, 0); /* the greeting */
-	if (n <= 0) {
-		close(t->fd);
-		return -EIO;
-	}
-	return 0;
-}
-
-/* Sends one command; returns the value under the command's key (caller decrefs). */
-static json_t *tel_query(struct tel *t, const char *cmd)
-{
-	json_error_t jerr;
-	json_t *root, *v;
-	ssize_t n;
-
-	if (send(t->fd, cmd, strlen(cmd), 0) < 0)
-		return NULL;
-	n = recv(t->fd, t->buf, sizeof(t->buf) - 1, 0);
-	if (n <= 0)
-		return NULL;
-	t->buf[n] = '\0';
-	root = json_loads(t->buf, 0, &jerr);
-	if (root == NULL) {
-		fprintf(stderr, "wpctl: bad telemetry reply to %s: %s\n", cmd, jerr.text);
-		return NULL;
-	}
-	{
-		char key[64];
-
-		snprintf(key, sizeof(key), "%.*s", (int)strcspn(cmd, ","), cmd);
-		v = json_object_get(root, key);
-	}
-	json_incref(v);
-	json_decref(root);
-	return v;
-}
-
-/*
- * Telemetry nests the counters in one dict per name prefix (a telemetry
- * dict holds at most 256 values); merge them back into one flat object.
- */
-static json_t *flatten(json_t *o)
-{
-	json_t *flat = json_object(), *v, *iv;
-	const char *k, *ik;
-
-	json_object_foreach(o, k, v)
-	{
-		if (json_is_object(v)) {
-			json_object_foreach(v, ik, iv) json_object_set(flat, ik, iv);
-		} else {
-			json_object_set(flat, k, v);
-		}
-	}
-	json_decref(o);
-	return flat;
-}
-
-/* {"tsc_hz": .., "workers": [per-worker dicts], "control_plane": {..},
- *  "total": {..}}; the total includes the control plane's counters. */
-static json_t *collect(struct tel *t)
-{
-	json_t *info = tel_query(t, "/wp/info"), *ids = NULL, *out = NULL, *arr, *total, *v, *cp;
-	size_t i;
-
-	if (info == NULL || (ids = tel_query(t, "/wp/workers")) == NULL)
-		goto done;
-	arr = json_array();
-	json_array_foreach(ids, i, v)
-	{
-		char cmd[64];
-		json_t *w;
-
-		snprintf(cmd, sizeof(cmd), "/wp/worker,%lld", json_integer_value(v));
-		w = tel_query(t, cmd);
-		if (w == NULL) {
-			json_decref(arr);
-			goto done;
-		}
-		json_array_append_new(arr, flatten(w));
-	}
-	total = tel_query(t, "/wp/stats");
-	if (total == NULL) {
-		json_decref(arr);
-		goto done;
-	}
-	total = flatten(total);
-	cp = tel_query(t, "/wp/cp");
-	cp = cp ? flatten(cp) : json_object();
-	out = json_pack("{s:O, s:O, s:o, s:o, s:o}", "version", json_object_get(info, "version"),
-	                "tsc_hz", json_object_get(info, "tsc_hz"), "workers", arr, "control_plane",
-	                cp, "total", total);
-done:
-	json_decref(info);
-	json_decref(ids);
-	return out;
-}
 
 static unsigned long long get_u64(json_t *o, const char *k)
 {
@@ -196,7 +70,24 @@ static void usage(FILE *f)
 	           "                   $WP_PREFIX, else \"waypointd\")\n"
 	           "  -j, --json       print JSON instead of a table\n"
 	           "  -a, --all        list counters that are still zero too\n"
-	           "  -w, --watch [S]  redraw every S seconds (default 1) until interrupted\n");
+	           "  -w, --watch [S]  print again every S seconds (default 1) until\n"
+	           "                   interrupted: redrawn in place on a terminal, one\n"
+	           "                   after the other (no escape sequences) otherwise\n");
+}
+
+/* The optional argument of --watch, given as "--watch=S" or "--watch S". */
+static const char *watch_arg(int argc, char **argv)
+{
+	char *end;
+
+	if (optarg)
+		return optarg;
+	if (optind < argc && argv[optind][0] != '-') {
+		strtod(argv[optind], &end);
+		if (*end == '\0')
+			return argv[optind++];
+	}
+	return NULL;
 }
 
 int wp_wpctl_stats(int argc, char **argv)
@@ -206,10 +97,10 @@ int wp_wpctl_stats(int argc, char **argv)
 	        {"all", no_argument, NULL, 'a'},          {"watch", optional_argument, NULL, 'w'},
 	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	const char *prefix = getenv("WP_PREFIX") ?: "waypointd";
-	bool json = false, all = false;
-	double watch = 0;
-	struct tel *t;
+	const char *prefix = getenv("WP_PREFIX") ?: "waypointd", *w;
+	bool json = false, all = false, tty = isatty(STDOUT_FILENO);
+	double watch = 0, next;
+	struct wp_wpctl_tel *t;
 	int opt, rc = 1;
 
 	optind = 1;
@@ -225,7 +116,8 @@ int wp_wpctl_stats(int argc, char **argv)
 			all = true;
 			break;
 		case 'w':
-			watch = optarg ? atof(optarg) : 1.0;
+			w = watch_arg(argc, argv);
+			watch = w ? atof(w) : 1.0;
 			if (watch <= 0) {
 				fprintf(stderr, "wpctl: --watch needs a positive interval\n");
 				return 2;
@@ -239,23 +131,34 @@ int wp_wpctl_stats(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "wpctl: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
 	t = malloc(sizeof(*t));
-	if (t == NULL || tel_open(t, prefix) != 0) {
+	if (t == NULL || wp_wpctl_tel_open(t, prefix) != 0) {
 		free(t);
 		return 1;
 	}
-	for (;;) {
-		json_t *s = collect(t);
+	next = wp_wpctl_now();
+	for (unsigned n = 0;; n++) {
+		json_t *s = wp_wpctl_tel_collect(t);
 
 		if (s == NULL) {
 			fprintf(stderr,
 			        "wpctl: waypointd did not answer the /wp/ telemetry commands\n");
 			break;
 		}
-		if (watch > 0)
+		if (watch > 0 && tty)
 			printf("\033[H\033[2J");
+		else if (n > 0 && !json)
+			printf("\n");
 		if (json) {
-			json_dumpf(s, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+			/* one document per line when printing again */
+			json_dumpf(s, stdout,
+			           watch > 0 ? JSON_COMPACT | JSON_SORT_KEYS
+			                     : JSON_INDENT(2) | JSON_SORT_KEYS);
 			printf("\n");
 		} else {
 			print_table(s, all);
@@ -266,9 +169,12 @@ int wp_wpctl_stats(int argc, char **argv)
 			rc = 0;
 			break;
 		}
-		usleep((useconds_t)(watch * 1e6));
+		/* the next deadline, not now + interval: the interval holds
+		 * however long a read takes */
+		next += watch;
+		wp_wpctl_sleep_until(next);
 	}
-	close(t->fd);
+	wp_wpctl_tel_close(t);
 	free(t);
 	return rc;
 }

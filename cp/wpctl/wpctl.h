@@ -11,8 +11,44 @@
 #ifndef WP_WPCTL_H
 #define WP_WPCTL_H
 
+#include <jansson.h>
+
 /* Per-core data-plane statistics from the DPDK telemetry socket. */
 int wp_wpctl_stats(int argc, char **argv);
+
+/* `top`: a live per-core view of rates (cmd_top.c). */
+int wp_wpctl_top(int argc, char **argv);
+
+/* CLOCK_MONOTONIC in seconds, and a sleep until such a time (tel.c). */
+double wp_wpctl_now(void);
+void wp_wpctl_sleep_until(double t);
+
+/* ---- the DPDK telemetry client (tel.c) ---------------------------------------------------- */
+
+struct wp_wpctl_tel {
+	int fd;
+	char buf[64 * 1024]; /* one reply */
+};
+
+/* Connects to the waypointd of DPDK file prefix <prefix>. 0 or -errno
+ * (the reason printed). */
+int wp_wpctl_tel_open(struct wp_wpctl_tel *t, const char *prefix);
+
+void wp_wpctl_tel_close(struct wp_wpctl_tel *t);
+
+/* Sends one command; returns the value under the command's key, or NULL
+ * (caller decrefs). */
+json_t *wp_wpctl_tel_query(struct wp_wpctl_tel *t, const char *cmd);
+
+/* Telemetry nests the counters in one dict per name prefix (a telemetry
+ * dict holds at most 256 values): merges them into one flat object. Takes
+ * o's reference, returns a new one. */
+json_t *wp_wpctl_tel_flatten(json_t *o);
+
+/* {"version", "tsc_hz", "workers": [flat per-worker dicts],
+ *  "control_plane": {..}, "total": {..}} (the total includes the control
+ * plane's counters), or NULL. */
+json_t *wp_wpctl_tel_collect(struct wp_wpctl_tel *t);
 
 /* istioctl-compatible waypoint verbs against the Kubernetes API
  * (cmd_waypoint.c; errors printed as istioctl does, "Error: ..."). */
