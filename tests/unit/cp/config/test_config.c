@@ -67,6 +67,11 @@ static void test_values_and_defaults(void **state)
 	assert_int_equal(cfg.admin.max_clients, 32);
 	assert_int_equal(cfg.admin.request_timeout_ms, 5000);
 	assert_int_equal(cfg.admin.max_request_bytes, 8192);
+	assert_true(cfg.metrics.enabled);
+	assert_string_equal(wp_addr_format(&cfg.metrics.address, ip, sizeof(ip)), "0.0.0.0");
+	assert_int_equal(cfg.metrics.port, 15020);
+	assert_int_equal(cfg.metrics.envoy_port, 15090);
+	assert_int_equal(cfg.metrics.max_series_per_core, 2048);
 	unlink(path);
 }
 
@@ -166,6 +171,15 @@ static void test_errors_name_file_line_key(void **state)
 	        {"admin = { max_request_bytes = 100; };\n",
 	         NULL,
 	         {":3:", "admin.max_request_bytes", "out of range"}},
+	        {"metrics = { max_series_per_core = 0; };\n",
+	         NULL,
+	         {":3:", "metrics.max_series_per_core", "out of range"}},
+	        {"metrics = { port = 9000; envoy_port = 9000; };\n",
+	         NULL,
+	         {":3:", "metrics.envoy_port", "the same as metrics.port"}},
+	        {"metrics = { address = \"x\"; };\n",
+	         NULL,
+	         {":3:", "metrics.address", "not an IPv4 address"}},
 	        {"ports = ( { device = \"x\"; ip = \"300.1.1.1\"; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].ip", "not an IPv4 address"}},
