@@ -42,6 +42,8 @@ struct wp_cp {
 		pthread_mutex_t lock; /* held by a scrape, and to change the hook */
 		wp_cp_prom_cb fn;
 		void *ctx;
+		char *text; /* this turn's rendering, shared by its scrapes; freed after */
+		size_t len;
 	} prom;
 	unsigned debounce_ms;
 	pthread_t thread;
@@ -366,25 +368,40 @@ static void all_counters(struct wp_cp *cp, uint64_t *out)
 		out[i] = cp->ctr[i] + extra[i];
 }
 
+/*
+ * /stats/prometheus. Rendering costs the control-plane thread about 2.5 us
+ * per series, so a turn of the loop renders at most once: every scrape
+ * answered in the same turn (other clients, pipelined requests) gets a copy
+ * of that text, and a burst of scrapes cannot hold the loop for more than
+ * one rendering per turn.
+ */
 static void h_prometheus(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
                          struct wp_httpd_reply *rep)
 {
 	struct wp_cp *cp = ctx;
 	uint64_t ctr[WP_CTR_MAX];
-	size_t len = 0;
 	char *body = NULL;
 	bool hooked;
 
-	all_counters(cp, ctr);
-	/* uncontended but for the moment the hook is set or cleared */
-	pthread_mutex_lock(&cp->prom.lock);
-	hooked = cp->prom.fn != NULL;
-	if (hooked)
-		body = cp->prom.fn(cp->prom.ctx, ctr, &len);
-	pthread_mutex_unlock(&cp->prom.lock);
-	rep->ctype = "text/plain; version=0.0.4; charset=utf-8";
+	if (!cp->prom.text) {
+		all_counters(cp, ctr);
+		/* uncontended but for the moment the hook is set or cleared */
+		pthread_mutex_lock(&cp->prom.lock);
+		hooked = cp->prom.fn != NULL;
+		if (hooked)
+			cp->prom.text = cp->prom.fn(cp->prom.ctx, ctr, &cp->prom.len);
+		pthread_mutex_unlock(&cp->prom.lock);
+	} else {
+		hooked = true;
+	}
+	if (cp->prom.text) {
+		body = malloc(cp->prom.len + 1);
+		if (body)
+			memcpy(body, cp->prom.text, cp->prom.len + 1);
+	}
 	if (body) {
 		rep->status = 200;
+		rep->ctype = "text/plain; version=0.0.4; charset=utf-8";
 		rep->body = body;
 		return;
 	}
@@ -468,6 +485,8 @@ static bool step(struct wp_cp *cp, int max_wait)
 	/* admin clients, and the admin deadlines that fell due */
 	if (cp->httpd)
 		wp_httpd_run(cp->httpd, now_ms());
+	free(cp->prom.text); /* a later turn's scrapes render afresh */
+	cp->prom.text = NULL;
 	/* sources without a descriptor are polled every tick */
 	for (unsigned s = 0; s < cp->n_src; s++)
 		if (cp->src[s]->ops->fd(cp->src[s]) < 0)

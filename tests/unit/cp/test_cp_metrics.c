@@ -3,8 +3,8 @@
  * the data path hands over its renderer, then its text with the
  * exposition's content type on the metrics port (/stats/prometheus and
  * /metrics) and on the admin port, the control plane's counters passed in;
- * nothing else on the metrics port; 503 again once the renderer is taken
- * away.
+ * nothing else on the metrics port; scrapes answered in the same turn of
+ * the loop share one rendering; 503 again once the renderer is taken away.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -85,9 +85,15 @@ static void test_prometheus_endpoints(void **state)
 	assert_non_null(strstr(buf, "\nx 3\n"));
 	assert_int_equal(renders, 3);
 	assert_int_equal(http_get(mp, "/config_dump", buf, sizeof(buf)), 404);
+	/* two pipelined scrapes are answered in one turn: one rendering */
+	assert_int_equal(
+	        http_get(mp, "/metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics", buf, sizeof(buf)),
+	        200);
+	assert_non_null(strstr(strstr(buf, "# HELP x hello") + 1, "# HELP x hello"));
+	assert_int_equal(renders, 4);
 	wp_cp_set_prometheus(cp, NULL, NULL);
 	assert_int_equal(http_get(mp, "/stats/prometheus", buf, sizeof(buf)), 503);
-	assert_int_equal(renders, 3);
+	assert_int_equal(renders, 4);
 	wp_cp_destroy(cp);
 }
 
