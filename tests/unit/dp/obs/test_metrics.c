@@ -5,6 +5,7 @@
  * label-value escaping, promtool's verdict on a whole exposition, and the
  * cost of rendering 10,000 series.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,13 +394,75 @@ static void test_render_cost(void **state)
 	wp_metrics_core_destroy(c[1]);
 }
 
+/* A worker records while the control plane scrapes, without a lock: every
+ * scrape sees a total that never goes backwards, series appear whole, and
+ * the last scrape sees every request. */
+#define RACE_REQUESTS 200000
+
+static void *race_writer(void *arg)
+{
+	struct wp_metrics_core *m = arg;
+	struct wp_metrics_labels l = {{0}};
+
+	for (unsigned i = 0; i < RACE_REQUESTS; i++) {
+		l.v[WP_ML_RESPONSE_CODE] = i % 3; /* three series, made while scraped */
+		wp_metrics_http_record(m, &l, i % 5000, 1, 1);
+	}
+	return NULL;
+}
+
+static long long total_requests(const char *t)
+{
+	long long n = 0;
+
+	for (const char *p = t; (p = strstr(p, "\nistio_requests_total{")) != NULL; p++)
+		n += atoll(strstr(p, "} ") + 2);
+	return n;
+}
+
+static void test_scrape_while_recording(void **state)
+{
+	struct wp_metrics_core *m = wp_metrics_core_create(8, NULL);
+	struct wp_stats *sp[1] = {&stats[0]};
+	struct wp_prom *p = wp_prom_create(sp, &m, 1, 1);
+	long long last = 0, n;
+	unsigned scrapes = 0;
+	pthread_t th;
+	size_t len;
+	char *t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&th, NULL, race_writer, m), 0);
+	do {
+		t = wp_prom_render(p, NULL, &len);
+		n = total_requests(t);
+		assert_true(n >= last);
+		last = n;
+		scrapes++;
+		free(t);
+	} while (n < RACE_REQUESTS);
+	pthread_join(th, NULL);
+	t = wp_prom_render(p, NULL, &len);
+	assert_int_equal(total_requests(t), RACE_REQUESTS);
+	assert_int_equal(count_lines(t, "\nistio_requests_total{"), 3);
+	fprintf(stderr, "%u scrapes while recording\n", scrapes);
+	free(t);
+	wp_prom_destroy(p);
+	wp_metrics_core_destroy(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_intern),      cmocka_unit_test(test_overflow_series),
-	        cmocka_unit_test(test_merge_cores), cmocka_unit_test(test_histogram),
-	        cmocka_unit_test(test_escape),      cmocka_unit_test(test_waypointd_series),
-	        cmocka_unit_test(test_promtool),    cmocka_unit_test(test_render_cost),
+	        cmocka_unit_test(test_intern),
+	        cmocka_unit_test(test_overflow_series),
+	        cmocka_unit_test(test_merge_cores),
+	        cmocka_unit_test(test_histogram),
+	        cmocka_unit_test(test_escape),
+	        cmocka_unit_test(test_waypointd_series),
+	        cmocka_unit_test(test_promtool),
+	        cmocka_unit_test(test_render_cost),
+	        cmocka_unit_test(test_scrape_while_recording),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
