@@ -103,13 +103,6 @@ static uint64_t hash_labels(const struct wp_metrics_labels *l)
 	return h;
 }
 
-static void add_fixed(struct wp_metrics_core *m, const char *s)
-{
-	uint32_t id = wp_metrics_intern(m, s, strlen(s));
-
-	(void)id; /* 0, 1, 2 in order: the WP_METRICS_* ids */
-}
-
 struct wp_metrics_core *wp_metrics_core_create(unsigned max_series, uint64_t *ctr)
 {
 	struct wp_metrics_core *m;
@@ -138,9 +131,10 @@ struct wp_metrics_core *wp_metrics_core_create(unsigned max_series, uint64_t *ct
 		wp_metrics_core_destroy(m);
 		return NULL;
 	}
-	add_fixed(m, "unknown");
-	add_fixed(m, "overflow");
-	add_fixed(m, "");
+	/* the first three strings: ids WP_METRICS_UNKNOWN, _OVERFLOW, _EMPTY */
+	(void)wp_metrics_intern(m, "unknown", 7);
+	(void)wp_metrics_intern(m, "overflow", 8);
+	(void)wp_metrics_intern(m, "", 0);
 	for (unsigned i = 0; i < WP_ML_MAX; i++) {
 		m->http[0].labels.v[i] = WP_METRICS_OVERFLOW;
 		m->tcp[0].labels.v[i] = WP_METRICS_OVERFLOW;
