@@ -6,11 +6,18 @@
  * exit 0. With HBONE on, SIGTERM first drains: GOAWAY on every inbound
  * connection, then up to hbone.drain_timeout_ms for open tunnels to finish
  * (a second signal cuts it short).
+ *
+ * Under systemd (Type=notify, wp/sdnotify.h) it says READY=1 once the ports
+ * are up, the workers run and the first snapshot is published, and
+ * STOPPING=1 when SIGTERM starts the drain. SIGHUP (ExecReload) reloads
+ * what can change while running and logs what needs a restart: see
+ * on_reload().
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +39,91 @@
 #include "wp/addr.h"
 #include "wp/config.h"
 #include "wp/cp.h"
+#include "wp/sdnotify.h"
+#include "wp/snapshot.h"
 
 #define MAX_SETS 64
 
-static volatile bool quit, stop, drain;
+static volatile bool quit, stop, drain, hup;
 
-static void on_signal(int sig WP_UNUSED)
+static void on_signal(int sig)
 {
+	if (sig == SIGHUP) {
+		hup = true;
+		return;
+	}
 	if (stop)
 		quit = true; /* a second signal: no more waiting for the drain */
 	stop = true;
+}
+
+/* The groups of waypoint.conf in the order struct wp_config holds them:
+ * each runs from its first member to the next group's (the last one to the
+ * end), for telling which of them a SIGHUP found changed. */
+#define GROUP(name, first)                                                                         \
+	{                                                                                          \
+		name, offsetof(struct wp_config, first)                                            \
+	}
+static const struct {
+	const char *name;
+	size_t from;
+} groups[] = {
+        GROUP("workers", workers),
+        GROUP("eal", eal_lcores),
+        GROUP("polling", poll_mode),
+        GROUP("ports", n_ports),
+        GROUP("mbufs_per_worker", mbufs_per_worker),
+        GROUP("arp", arp_entries),
+        GROUP("fault", fault),
+        GROUP("tcp", tcp),
+        GROUP("cluster", cluster),
+        GROUP("admin", admin),
+        GROUP("kubernetes", kubernetes),
+        GROUP("tls", tls),
+        GROUP("hbone", hbone),
+};
+#undef GROUP
+
+/*
+ * SIGHUP. What changes while running is already picked up without it: the
+ * manifest directory (inotify), the Kubernetes objects (watch), and the TLS
+ * files (checked every tls.reload_ms); a SIGHUP makes that TLS check happen
+ * now. waypoint.conf itself is read once at start (ports, pools and
+ * lcores are sized from it), so the file is read again only to log which
+ * groups differ from the running ones and need a restart, or why it does
+ * not load. Every struct wp_config starts zeroed (wp_config_load), so
+ * comparing bytes compares values.
+ */
+static void on_reload(const struct wp_config *cfg, const char *const *sets, unsigned n_sets,
+                      struct wp_tunnel_shared *tunnels)
+{
+	static struct wp_config now;
+	char err[WP_CONFIG_ERRLEN], changed[256] = "";
+	size_t off = 0;
+
+	if (wp_config_load(cfg->path, sets, n_sets, &now, err, sizeof(err)) != 0) {
+		fprintf(stderr, "waypointd: SIGHUP: %s; the running configuration stays\n", err);
+	} else {
+		for (size_t i = 0; i < WP_ARRAY_SIZE(groups) && off < sizeof(changed); i++) {
+			size_t to =
+			        i + 1 < WP_ARRAY_SIZE(groups) ? groups[i + 1].from : sizeof(now);
+
+			if (memcmp((const char *)&now + groups[i].from,
+			           (const char *)cfg + groups[i].from, to - groups[i].from))
+				off += (size_t)snprintf(changed + off, sizeof(changed) - off,
+				                        "%s%s", off ? ", " : "", groups[i].name);
+		}
+		if (off)
+			printf("waypointd: SIGHUP: %s changed (%s): restart to apply it\n",
+			       cfg->path, changed);
+		else
+			printf("waypointd: SIGHUP: %s unchanged\n", cfg->path);
+	}
+	if (tunnels != NULL && cfg->tls.reload_ms == 0)
+		printf("waypointd: SIGHUP: tls.reload_ms = 0: the TLS files are not re-read\n");
+	else if (tunnels != NULL)
+		tunnels->next_check_ms = 0; /* the next tick checks the files */
+	fflush(stdout);
 }
 
 static uint64_t mono_ms(void)
@@ -105,7 +187,7 @@ int main(int argc, char **argv)
 	struct wp_stats *stats[WP_MAX_WORKERS];
 	static struct wp_metrics_core *cells[WP_MAX_WORKERS]; /* the scrapes read them until exit */
 	struct wp_prom *prom = NULL;
-	bool check_only = false;
+	bool check_only = false, ready = false;
 	char err[WP_CONFIG_ERRLEN];
 	struct sigaction sa;
 	int opt, rc = 1;
@@ -158,6 +240,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* before, it ended the process */
+	(void)wp_sdnotify_init();     /* before the EAL starts threads: it unsets variables */
 
 	if (wp_port_eal_init(&cfg, argv[0], err, sizeof(err)) != 0) {
 		fprintf(stderr, "waypointd: %s\n", err);
@@ -269,11 +353,22 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 
+	if (wp_snapshot_get(wp_cp_slot(cp)) == NULL)
+		(void)wp_sdnotify_send("STATUS=ports up, waiting for the first snapshot");
 	while (!stop) {
 		usleep(20000);
+		if (!ready && wp_snapshot_get(wp_cp_slot(cp)) != NULL) {
+			ready = true;
+			(void)wp_sdnotify_send("READY=1\nSTATUS=ports up, snapshot published");
+		}
+		if (hup) {
+			hup = false;
+			on_reload(&cfg, sets, n_sets, hbone ? &tunnels : NULL);
+		}
 		if (hbone)
 			(void)wp_tunnel_shared_tick(&tunnels, workers, cfg.workers, mono_ms());
 	}
+	(void)wp_sdnotify_send("STOPPING=1\nSTATUS=draining");
 	if (hbone) {
 		uint64_t until = mono_ms() + cfg.hbone.drain_timeout_ms, active = 0;
 

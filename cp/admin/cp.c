@@ -25,6 +25,7 @@
 #include "wp/cp.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"
+#include "wp/sdnotify.h"
 
 #define MAX_SOURCES 8
 
@@ -510,7 +511,7 @@ static void *run(void *arg)
 	struct wp_cp *cp = arg;
 
 	while (!step(cp, 200))
-		;
+		(void)wp_sdnotify_watchdog(now_ms()); /* a wedged loop stops the pings */
 	return NULL;
 }
 
