@@ -157,7 +157,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: waypointd [-c FILE] [--set path=value]... [--check-config]\n"
 	           "\n"
-	           "  -c, --config FILE    configuration file (default conf/waypoint.conf)\n"
+	           "  -c, --config FILE    configuration file (default " WP_DEFAULT_CONFIG ")\n"
 	           "  -s, --set PATH=VALUE override one key, e.g. --set workers=2 or\n"
 	           "                       --set ports.[0].ip=198.18.0.2 (repeatable)\n"
 	           "      --check-config   validate the configuration and exit\n"
@@ -180,7 +180,7 @@ int main(int argc, char **argv)
 	const char *gateways[WP_MAX_SERVED_GATEWAYS];
 	struct wp_cp_config cpc;
 	struct wp_cp *cp = NULL;
-	const char *path = "conf/waypoint.conf";
+	const char *path = WP_DEFAULT_CONFIG;
 	const char *sets[MAX_SETS];
 	unsigned n_sets = 0, lcores[WP_MAX_WORKERS], id = 0, lcore;
 	static struct wp_worker *workers[WP_MAX_WORKERS]; /* telemetry reads it until exit */
