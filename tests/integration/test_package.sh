@@ -20,11 +20,16 @@ done
 WORK=$(mktemp -d /tmp/wp-package.XXXXXX)
 trap 'tb_cleanup; rm -rf "$WORK"' EXIT
 
-# A copy of the tree as git sees it (tracked and new files, not build/).
+# A copy of the tree as git sees it (tracked and new files, not build/);
+# outside a git checkout, everything but the build directories.
 SRC=$WORK/src/waypointd
 mkdir -p "$SRC"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
-	tar --null -T - -cf -) | tar -xf - -C "$SRC"
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
+		tar --null -T - -cf -) | tar -xf - -C "$SRC"
+else
+	tar -C "$ROOT" --exclude='./build*' --exclude='./obj-*' -cf - . | tar -xf - -C "$SRC"
+fi
 start=$(date +%s)
 (cd "$SRC" && DEB_BUILD_OPTIONS="parallel=2 ${DEB_BUILD_OPTIONS:-}" \
 	dpkg-buildpackage -b -us -uc >"$WORK/build.log" 2>&1) ||
