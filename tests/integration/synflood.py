@@ -7,11 +7,13 @@ Sends TCP SYNs with spoofed source addresses from 198.19.0.0/16 (RFC 2544
 benchmark space, routed by the appliance through its gateway, the
 namespace's kernel, which does not forward: every SYN-ACK ends there) and
 random source ports, as fast as one Python thread can, for at most SECONDS
-(capped at 10) and at most MAX_PACKETS (default 5,000,000). Prints
+(capped at 30) and at most MAX_PACKETS (default 5,000,000), or until
+SIGTERM (the test stops it once its checks under the flood are done). Prints
 "synflood: N packets in S s (R pps)". Needs CAP_NET_RAW; never leaves the
 namespace it runs in (the destination must be on-link there).
 """
 import os
+import signal
 import socket
 import struct
 import sys
@@ -51,16 +53,18 @@ def build(dst, dport, rnd):
 def main():
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
-    dst_s, dport, secs = sys.argv[1], int(sys.argv[2]), min(float(sys.argv[3]), 10.0)
+    dst_s, dport, secs = sys.argv[1], int(sys.argv[2]), min(float(sys.argv[3]), 30.0)
     limit = int(sys.argv[4]) if len(sys.argv) == 5 else 5_000_000
     dst = socket.inet_aton(dst_s)
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     start = time.monotonic()
     sent = 0
     addr = (dst_s, 0)
-    while sent < limit and time.monotonic() - start < secs:
+    while not stop and sent < limit and time.monotonic() - start < secs:
         pkts = build(dst, dport, os.urandom(BATCH * 8))
         for p in pkts:
             try:
@@ -68,7 +72,7 @@ def main():
             except (BlockingIOError, OSError):
                 continue  # device queue full: count only what went out
             sent += 1
-            if sent & 1023 == 0 and time.monotonic() - start >= secs:
+            if sent & 1023 == 0 and (stop or time.monotonic() - start >= secs):
                 break
             if sent >= limit:
                 break
