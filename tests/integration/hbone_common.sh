@@ -163,8 +163,15 @@ hb_dest() {
 	fail "dest.py did not start: $(cat "$HB_TMP/dest.out")"
 }
 
-# ctr NAME: a counter total (lower-case name) from wpctl stats --json.
+# ctr NAME: a counter or gauge total from wpctl stats --json. An unknown
+# name is an error, as with lib.sh's stat: a renamed counter must not read
+# as 0 and pass an "equals 0" check (the caller's comparison then fails, or
+# set -e ends the test on an assignment).
 ctr() {
-	"$WPCTL" stats --json --prefix "$WP_PREFIX" |
-		/usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); t=d["total"]; print(t.get("counters", t).get(sys.argv[1], t.get(sys.argv[1], 0)))' "$1"
+	"$WPCTL" stats --json --prefix "$WP_PREFIX" | /usr/bin/python3 -c '
+import json, sys
+t = json.load(sys.stdin)["total"]
+if sys.argv[1] not in t:
+    sys.exit("FAIL: no counter %r in wpctl stats" % sys.argv[1])
+print(t[sys.argv[1]])' "$1"
 }

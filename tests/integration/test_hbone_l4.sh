@@ -6,7 +6,8 @@
 #   - upstream by HBONE originate (ambient namespace -> tests/hbone/dest.py
 #     on podIP:15008, server identity checked) and by plaintext (the echo
 #     pod in a non-ambient namespace), each verified and counted.
-# With --loss P (test_hbone_loss.sh) the port drops P of packets each way.
+# With --loss P (test_hbone_loss.sh) the port drops P of packets each way,
+# and the drops are checked to have happened.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 LOAD="/usr/bin/python3 $ROOT/tests/integration/hbone_load.py"
@@ -40,3 +41,12 @@ grep -q '"baggage"' "$HB_TMP/dest.out" || fail "baggage not forwarded to the des
 pass "HBONE originate to podIP:15008 (20 tunnels, $(ctr tunnel_originate_conn) connection(s), identity checked): $out"
 [ "$(ctr tunnel_upstream_reset)" = 0 ] || fail "upstream resets: $(ctr tunnel_upstream_reset)"
 [ "$(ctr tunnel_buf_nomem)" = 0 ] || fail "tunnel_buf_nomem: $(ctr tunnel_buf_nomem)"
+# the loss really happened (or, without --loss, nothing was dropped)
+drops=$(($(ctr fault_rx_drop) + $(ctr fault_tx_drop)))
+if [ "$loss" = 0 ]; then
+	[ "$drops" = 0 ] || fail "$drops packets dropped without --loss"
+else
+	# ~400 MiB each way is ~300,000 full segments: 1% is ~3,000 per direction
+	[ "$drops" -gt 1000 ] || fail "fault injection (loss $loss) dropped only $drops packets"
+	pass "fault injection dropped $drops packets (loss $loss); retransmits $(ctr tcp_retransmit)"
+fi
