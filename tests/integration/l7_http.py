@@ -51,7 +51,10 @@ def connect(a):
 def cmd_get(a):
     c = connect(a)
     counts, statuses = {}, {}
-    sid = c.open(a.authority)
+    if a.forwarded_for:
+        sid = c.open(a.authority, forwarded='for="%s"' % a.forwarded_for)
+    else:
+        sid = c.open(a.authority)
     if not c.run_until(lambda: c.streams[sid].status is not None):
         sys.exit("no CONNECT answer")
     if c.streams[sid].status != 200:
@@ -66,8 +69,8 @@ def cmd_get(a):
             while not os.path.exists(a.pause_file) and time.monotonic() < deadline:
                 c.poll(0.1)
             counts, after = {}, counts
-        req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n\r\n" %
-               (a.path, a.host or a.authority)).encode()
+        req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n%s\r\n" %
+               (a.path, a.host or a.authority, "".join(h + "\r\n" for h in a.header))).encode()
         c.send(sid, req)
         got = {}
 
@@ -120,6 +123,8 @@ def main():
                     help="get: after this many requests, wait for --pause-file to exist "
                          "(touching PAUSE_FILE.paused first), then go on on the same stream")
     ap.add_argument("--pause-file", default="")
+    ap.add_argument("--forwarded-for", default="")
+    ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--wait", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()
