@@ -234,9 +234,10 @@ static ssize_t cl_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 
 	(void)src;
 	(void)ud;
-	if (n)
+	if (n) { /* g_body may be NULL with nothing left: no NULL + 0 */
 		memcpy(buf, g_body, n);
-	g_body += n;
+		g_body += n;
+	}
 	g_body_left -= n;
 	if (g_body_left == 0) {
 		if (g_open)
