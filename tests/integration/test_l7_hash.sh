@@ -124,7 +124,7 @@ check() {
 		[ "$pod" = "${first[$k]}" ] ||
 			fail "$kind: source $k went to ${first[$k]}, then to $pod on a new connection"
 	done
-	pods=$(printf '%s\n' "${first[@]}" | sort | uniq -c | awk '{printf "%s%s %s", NR > 1 ? ", " : "", $2, $1}')
+	pods=$(printf '%s\n' "${first[@]}" | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1}')
 	[ "$(printf '%s\n' "${first[@]}" | sort -u | wc -l)" -ge 2 ] ||
 		fail "$kind: 12 sources all on one pod: $pods"
 	pass "$kind: each of 12 sources kept on one pod over 2 connections x 4 requests; spread: $pods"
