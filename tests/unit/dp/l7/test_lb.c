@@ -3,7 +3,8 @@
  * over a cycle, weighted random 80/20 within 3% over 10,000 picks, power of
  * two choices preferring the less loaded endpoint, ring hash and maglev
  * stickiness and disruption when one of ten endpoints leaves, and the
- * cookie / query / source-address keys.
+ * cookie / query / source-address keys; the per-core cache (lb_cache.c)
+ * counting what is in flight for LEAST_REQUEST, each end counted once.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 
 #include "dp/l7/lb.h"
+#include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
 
 static uint64_t ctr[WP_CTR_MAX];
@@ -381,6 +383,43 @@ static void test_keys(void **state)
 	wp_lb_table_free(t);
 }
 
+/* What the L4 tunnels rely on (dp/tunnel/tunnel.c): begin counts an endpoint
+ * in flight, end uncounts it exactly once however often it is called, and
+ * LEAST_REQUEST picks through the cache avoid the loaded endpoints. */
+static void test_cache_in_flight(void **state)
+{
+	struct wp_lb_endpoint e[3] = {ep(1, 80, 1), ep(2, 80, 1), ep(3, 80, 1)};
+	struct wp_lb_table *t = build(WP_LB_LEAST_REQUEST, e, 3);
+	struct wp_lb_cache *c = wp_lb_cache_new(7, ctr);
+	struct wp_lb_active a[4], none = {0};
+	struct wp_lb_core *lc;
+	unsigned idle = 0;
+
+	(void)state;
+	assert_non_null(c);
+	lc = wp_lb_cache_core(c, t);
+	assert_non_null(lc->active);
+	for (int k = 0; k < 4; k++)
+		wp_lb_cache_begin(c, t, k / 2, &a[k]); /* two on 0, two on 1 */
+	assert_int_equal(lc->active[0], 2);
+	assert_int_equal(lc->active[1], 2);
+	for (int k = 0; k < 300; k++)
+		idle += wp_lb_pick(t, wp_lb_cache_core(c, t), 0, false) == 2;
+	/* endpoint 2 is in the pair of draws with probability 17/27 */
+	assert_true(idle > 150);
+	wp_lb_cache_end(c, &a[0]);
+	wp_lb_cache_end(c, &a[0]); /* a second end of the same request: nothing */
+	wp_lb_cache_end(c, &none);
+	assert_int_equal(lc->active[0], 1);
+	assert_int_equal(lc->active[1], 2);
+	for (int k = 1; k < 4; k++)
+		wp_lb_cache_end(c, &a[k]);
+	assert_int_equal(lc->active[0], 0);
+	assert_int_equal(lc->active[1], 0);
+	wp_lb_cache_free(c);
+	wp_lb_table_free(t);
+}
+
 static void test_bad_params(void **state)
 {
 	(void)state;
@@ -406,6 +445,7 @@ int main(void)
 	        cmocka_unit_test(test_maglev),
 	        cmocka_unit_test(test_empty_and_fallback),
 	        cmocka_unit_test(test_keys),
+	        cmocka_unit_test(test_cache_in_flight),
 	        cmocka_unit_test(test_bad_params),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
