@@ -304,21 +304,12 @@ static const struct wp_h1p_ops l7_ops = {
 
 /* ---- downstream tunnels ------------------------------------------------------------------- */
 
-/* The client of a downstream tunnel, for hashing on the source IP: the
- * `for=` of the CONNECT's Forwarded header (ztunnel's original source),
- * else the address the HBONE connection comes from. */
+/* The client of a downstream tunnel, for hashing on the source IP
+ * (req_source() in tunnel.c). */
 static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req)
 {
-	t->l7.has_src = req->forwarded.base != NULL &&
-	                wp_forwarded_for(req->forwarded.base, req->forwarded.len, &t->l7.src) == 0;
-	if (!t->l7.has_src && s->tcp != NULL) {
-		struct wp_tcp_conn_info ci;
-
-		wp_tcp_conn_info(s->tcp, &ci);
-		t->l7.src = ci.remote;
-		t->l7.has_src = true;
-	}
+	t->l7.has_src = req_source(s, req, &t->l7.src);
 	return t->l7.has_src ? &t->l7.src : NULL;
 }
 

@@ -36,6 +36,7 @@
 #include <rte_telemetry.h>
 
 #include "dp/http/forwarded.h"
+#include "dp/l7/lb_cache.h"
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
@@ -124,6 +125,10 @@ struct tunnel {
 	struct tunnel *wnext; /* waiting for an originated session */
 	struct tunnel *dnext; /* dead list */
 	struct wp_tunnel_l7_tun l7;
+	/* L4 tunnel to a service port: counted open on its endpoint (what
+	 * LEAST_REQUEST reads) from the pick until the tunnel is freed or its
+	 * upstream is dropped for the L7 proxy (end_lb()) */
+	struct wp_lb_active lb;
 };
 
 struct wp_tunnel_worker {
@@ -140,7 +145,7 @@ struct wp_tunnel_worker {
 	struct tunnel *tun_free; /* via wnext */
 	struct tunnel *dead_tun;
 	struct sess *pool[POOL_BUCKETS];
-	uint64_t rr;
+	struct wp_lb_cache *lbc; /* L4 tunnels' per-core load-balancer state */
 	uint64_t now_ms, last_tick_ms;
 	uint64_t snap_version;
 	const struct wp_tls_ctx *seen_ctx;
@@ -162,6 +167,30 @@ static void end_flush(struct tunnel *t, int i);
 static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 {
 	wp_ctr_inc(tw->ctr, k);
+}
+
+/* The client of a tunnel, for hashing on the source IP: the `for=` of the
+ * CONNECT's Forwarded header (ztunnel's original source), else the address
+ * the HBONE connection comes from. False when neither is known. */
+static bool req_source(const struct sess *s, const struct wp_hbone_req *req, struct wp_addr *out)
+{
+	struct wp_tcp_conn_info ci;
+
+	if (req->forwarded.base != NULL &&
+	    wp_forwarded_for(req->forwarded.base, req->forwarded.len, out) == 0)
+		return true;
+	if (s->tcp == NULL)
+		return false;
+	wp_tcp_conn_info(s->tcp, &ci);
+	*out = ci.remote;
+	return true;
+}
+
+/* The tunnel no longer holds a connection to the endpoint it was counted
+ * on (freed, or its L4 upstream dropped for the L7 proxy). Idempotent. */
+static void end_lb(struct tunnel *t)
+{
+	wp_lb_cache_end(t->tw->lbc, &t->lb);
 }
 
 #include "dp/tunnel/l7_h2_glue.c" /* h2c hooks (l7h2_*), called from l7_glue.c */
@@ -610,6 +639,7 @@ static void tun_free(struct tunnel *t)
 	wp_bq_clear(&t->e[0].q, tw->mem);
 	wp_bq_clear(&t->e[1].q, tw->mem);
 	l7_unlist(t);
+	end_lb(t);
 	t->live = false;
 	tw->n_tunnels--;
 	tw->g.tunnels--;
@@ -728,8 +758,11 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 	int j = 1 - i;
 	size_t w = 0;
 
-	if (i == 0 && t->l7.sniff)
+	if (i == 0 && t->l7.sniff) {
 		l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
+		if (t->e[1].kind == END_L7)
+			end_lb(t); /* the L4 upstream was dropped */
+	}
 	if (t->e[j].gone) {
 		end_consume(t, i, len);
 		return;
@@ -1154,12 +1187,43 @@ static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, con
 		snprintf(buf, len, "spiffe://%s/ns/%s/sa/%s", tw->td, ns, sa);
 }
 
+/*
+ * The endpoint of an L4 tunnel to a service port, picked from the port's
+ * own cluster <cl> (built with the DestinationRule loadBalancer for this
+ * host and port, as the L7 proxies pick; ready endpoints only) with this
+ * worker's per-core state: round robin, least request (the tunnels open
+ * from this worker to each endpoint), random, or ring hash / maglev on the
+ * source address. A header, cookie or query key has nothing to hash on a
+ * byte stream: the table then falls back to its keyless pick (weighted
+ * random, counted l7_lb_hash_key_missing), as Envoy picks a host at random
+ * when a hash policy yields no key. Returns the index in cl->endpoints, or
+ * -1 when the cluster has no endpoint.
+ */
+static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
+                   const struct wp_hbone_req *req, const struct wp_route_cluster *cl)
+{
+	struct wp_addr src;
+	uint64_t h = 0;
+	bool has = false;
+	int i;
+
+	if (cl->hash_key == WP_ROUTE_HASH_SOURCE_IP && req_source(s, req, &src) &&
+	    src.family != WP_AF_NONE) {
+		h = wp_lb_hash_addr(&src);
+		has = true;
+	}
+	i = wp_lb_pick(cl->lb, wp_lb_cache_core(tw->lbc, cl->lb), h, has);
+	return i >= 0 && (uint32_t)i < cl->n_endpoints ? i : -1;
+}
+
 static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbone_req *req)
 {
 	struct sess *s = wp_h2c_app(c);
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
 	const struct wp_snap_dest *d;
+	const struct wp_route_cluster *cl = NULL; /* service: the cluster picked from */
+	int ep_idx = -1;
 	struct wp_sockaddr target;
 	char peer[WP_TLS_ID_MAX];
 	bool ambient;
@@ -1181,25 +1245,23 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		note_gateway(s, &snap->gateways[d->gw]);
 	if (d->kind == WP_DEST_SERVICE) {
 		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
-		const struct wp_snap_endpoint *ep = NULL;
+		const struct wp_snap_endpoint *ep;
 
 		if (l7_wants(tw, p) && l7_start(s, hs, req, d))
 			return;
-		for (uint32_t k = 0; k < p->n_endpoints; k++) {
-			const struct wp_snap_endpoint *x =
-			        &p->endpoints[(tw->rr + k) % p->n_endpoints];
-
-			if (x->ready) {
-				ep = x;
-				break;
-			}
+		if (p->routes == NULL || p->routes->default_cluster >= p->routes->n_clusters) {
+			ctr(tw, WP_CTR_TUNNEL_NO_LB_TABLE);
+			(void)wp_h2s_respond(hs, 503);
+			return;
 		}
-		tw->rr++;
-		if (ep == NULL) {
+		cl = &p->routes->clusters[p->routes->default_cluster];
+		ep_idx = l4_pick(tw, s, req, cl);
+		if (ep_idx < 0) {
 			ctr(tw, WP_CTR_TUNNEL_NO_ENDPOINT);
 			(void)wp_h2s_respond(hs, 503);
 			return;
 		}
+		ep = &cl->endpoints[ep_idx];
 		target.addr = ep->addr;
 		target.port = ep->port;
 		ambient = ep->ambient;
@@ -1232,6 +1294,8 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 	t->e[0].s = hs;
 	t->e[0].sess = s;
 	wp_h2s_set_app(hs, t);
+	if (cl != NULL)
+		wp_lb_cache_begin(tw->lbc, cl->lb, ep_idx, &t->lb);
 	if (d->kind == WP_DEST_SERVICE)
 		l7_sniff_arm(t, req, d); /* unknown protocol: the first bytes may make it L7 */
 	if (ambient) {
@@ -1562,6 +1626,10 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 		tw->tun_pool[i].wnext = tw->tun_free;
 		tw->tun_free = &tw->tun_pool[i];
 	}
+	/* seeded per worker: round-robin cursors start apart */
+	tw->lbc = wp_lb_cache_new(0x2545f4914f6cdd1dull * (w->id + 1), tw->ctr);
+	if (tw->lbc == NULL)
+		goto fail;
 	w->tunnel = tw;
 	l7_worker_init(tw);
 	for (unsigned i = 0; i < w->n_ports; i++) {
@@ -1625,6 +1693,7 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 	if (tw->live != NULL || tw->listening[0])
 		wp_tunnel_worker_stop(tw);
 	l7_worker_fini(tw);
+	wp_lb_cache_free(tw->lbc);
 	rte_free(tw->sess_pool);
 	rte_free(tw->tun_pool);
 	if (tw->mem != NULL)

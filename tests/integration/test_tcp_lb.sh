@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Issue 12, acceptance 3: opaque TCP tunnels pick their endpoint through the
+# DestinationRule load balancer of their service port (dp/tunnel/tunnel.c
+# l4_pick(), dp/l7/lb.c), as the L7 proxies do.
+#   - one TCP service port (name `tcp`) per policy, all over the same three
+#     pods, whose backends (tests/integration/tcp_lb.py serve) send their own
+#     name on every connection and hold it until the client closes;
+#   - LEAST_REQUEST: with two endpoints holding open tunnels and one idle,
+#     short tunnels mostly go to the idle one (round robin: a third);
+#   - consistentHash useSourceIp (ring hash, and maglev): every tunnel with
+#     the same `Forwarded: for=` source (or, without one, from the same HBONE
+#     peer) lands on the same endpoint, and several sources reach more than
+#     one; an httpHeaderName key has nothing to hash on a byte stream: the
+#     picks fall back to random (counted l7_lb_hash_key_missing);
+#   - ROUND_ROBIN: exactly even; RANDOM, and no DestinationRule (Istio's default,
+#     LEAST_REQUEST): every endpoint gets its share.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hbone_common.sh"
+DRV="/usr/bin/python3 $ROOT/tests/integration/tcp_lb.py"
+
+dr() { # name host lb-yaml
+	cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: $1
+  namespace: plain
+spec:
+  host: $2
+  trafficPolicy:
+    loadBalancer: $3
+YAML
+}
+{
+	for i in 1 2 3; do hb_pod plain tlb-$i 198.18.1.4$i tlb tlb; done
+	hb_svc plain lr 198.19.0.41 7100 7100 tlb
+	hb_svc plain sh 198.19.0.42 7100 7100 tlb
+	hb_svc plain mg 198.19.0.43 7100 7100 tlb
+	hb_svc plain hh 198.19.0.44 7100 7100 tlb
+	hb_svc plain rr 198.19.0.45 7100 7100 tlb
+	hb_svc plain dflt 198.19.0.46 7100 7100 tlb
+	hb_svc plain rd 198.19.0.47 7100 7100 tlb
+	dr lr lr.plain.svc.cluster.local '{simple: LEAST_REQUEST}'
+	dr sh sh '{consistentHash: {useSourceIp: true}}'
+	dr mg mg '{consistentHash: {useSourceIp: true, maglev: {tableSize: 65537}}}'
+	dr hh hh '{consistentHash: {httpHeaderName: x-user}}'
+	dr rr rr '{simple: ROUND_ROBIN}'
+	dr rd rd '{simple: RANDOM}'
+} >"$HB_MAN/30-tcplb.yaml"
+
+hb_up "$(tb_name)"
+in_ns $DRV serve --bind 198.18.1.41:7100=tlb-1 --bind 198.18.1.42:7100=tlb-2 \
+	--bind 198.18.1.43:7100=tlb-3 --max-time 600 >"$HB_TMP/backends.out" 2>&1 &
+HB_PIDS+=($!)
+for _ in $(seq 50); do grep -q listening "$HB_TMP/backends.out" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$HB_TMP/backends.out" || fail "backends did not start: $(cat "$HB_TMP/backends.out")"
+for vip in 198.19.0.41 198.19.0.42 198.19.0.43 198.19.0.44 198.19.0.45 198.19.0.46 198.19.0.47; do
+	hb_wait_captured $vip:7100
+done
+drv() { in_ns $DRV "$1" --addr "$WP_IP:15008" --certs "$HB_PKI" --authority "$2" "${@:3}"; }
+
+# (a) 120 short tunnels; P(idle endpoint in the pair of draws) = 17/27, so
+# ~76 expected, sd ~5.3; round robin gives 40, random 40 +- 5.2
+out=$(drv least 198.19.0.41:7100 --n 120 --min-free 55) || fail "LEAST_REQUEST: $out"
+pass "LEAST_REQUEST: short tunnels avoid the endpoints holding open ones: $out"
+
+# (b) 12 sources x 8 tunnels, and 8 tunnels keyed by the HBONE peer
+for svc in 198.19.0.42:ring 198.19.0.43:maglev; do
+	out=$(drv hash "${svc%%:*}:7100" --n 8 --sources 12) || fail "useSourceIp (${svc#*:}): $out"
+	pass "consistentHash useSourceIp (${svc#*:}): one endpoint per source, several overall: $out"
+done
+miss=$(ctr l7_lb_hash_key_missing)
+out=$(drv spread 198.19.0.44:7100 --n 60 --min-each 5) || fail "httpHeaderName on TCP: $out"
+[ $(($(ctr l7_lb_hash_key_missing) - miss)) -ge 60 ] ||
+	fail "httpHeaderName on TCP: l7_lb_hash_key_missing $miss -> $(ctr l7_lb_hash_key_missing)"
+pass "consistentHash httpHeaderName on a TCP port: keyless pick, spread: $out"
+
+# (c) one HBONE connection = one worker: its cursor cycles the three endpoints
+out=$(drv spread 198.19.0.45:7100 --n 90 --exact) || fail "ROUND_ROBIN: $out"
+pass "ROUND_ROBIN: exactly even: $out"
+out=$(drv spread 198.19.0.47:7100 --n 90 --min-each 15) || fail "RANDOM: $out"
+pass "RANDOM: every endpoint gets its share: $out"
+# idle endpoints: the least-request pick is a uniform draw; 30 +- 4.5 each
+out=$(drv spread 198.19.0.46:7100 --n 90 --min-each 15) || fail "no DestinationRule: $out"
+pass "no DestinationRule (LEAST_REQUEST): every endpoint gets its share: $out"
+
+[ "$(ctr tunnel_no_endpoint)" = 0 ] || fail "tunnel_no_endpoint: $(ctr tunnel_no_endpoint)"
+[ "$(ctr tunnel_upstream_reset)" = 0 ] || fail "upstream resets: $(ctr tunnel_upstream_reset)"
