@@ -96,12 +96,19 @@ int wp_wpctl_config(int argc, char **argv)
 	json_t *dump;
 	int st;
 
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[1], "dump")) {
 		fputs(usage, stderr);
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--admin") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--admin") && i + 1 < argc) {
 			admin = argv[++i];
 		} else if (!strncmp(argv[i], "--admin=", 8)) {
 			admin = argv[i] + 8;

@@ -58,9 +58,20 @@ int main(int argc, char **argv)
 		printf("wpctl %s\n", WP_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		static char prog[64];
+
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		/* getopt's messages then read "wpctl stats: ...". */
+		snprintf(prog, sizeof(prog), "wpctl %s", commands[i].name);
+		argv[1] = prog;
+		/* `wpctl COMMAND help` is `wpctl COMMAND --help` (waypoint has
+		 * `help VERB` of its own). */
+		if (argc == 3 && !strcmp(argv[2], "help") && strcmp(commands[i].name, "waypoint"))
+			argv[2] = "--help";
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "wpctl: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -253,11 +253,7 @@ def test_analyze_exit_codes():
 
 # Commands whose help / usage handling is not yet the contract (cp/wpctl/wpctl.h);
 # their owners align them (issue #16) and then drop the entry here.
-PENDING = {
-    ("config", "--help"), ("config", "-h"), ("config", "help"),
-    ("enrollment", "help"),
-    ("stats", "help"),
-}
+PENDING = set()  # every command follows the contract
 
 
 def test_every_command_help_and_usage_errors():
