@@ -23,6 +23,7 @@
 #include "httpd.h"
 #include "wp/common.h"
 #include "wp/counters.h"
+#include "wp/http_reason.h"
 
 #define ACCEPTS_PER_RUN  64  /* then other work gets a turn */
 #define EVENTS_PER_RUN   32  /* the rest stay ready for the next run */
@@ -74,36 +75,6 @@ struct wp_httpd {
 static void count(struct wp_httpd *h, enum wp_ctr c)
 {
 	wp_ctr_inc(h->cfg.ctr, c);
-}
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 411:
-		return "Length Required";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 503:
-		return "Service Unavailable";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-	}
 }
 
 /* ---- set-up ----------------------------------------------------------------- */
@@ -297,8 +268,8 @@ static void answer(struct conn *c, int status, const char *ctype, char *body, bo
 	n = snprintf(c->hdr, sizeof(c->hdr),
 	             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
 	             "Connection: %s\r\n\r\n",
-	             status, reason(status), ctype ? ctype : "application/json", blen,
-	             status == 405 ? "Allow: GET, HEAD\r\n" : "",
+	             status, wp_http_reason((unsigned)status), ctype ? ctype : "application/json",
+	             blen, status == 405 ? "Allow: GET, HEAD\r\n" : "",
 	             keep_alive ? "keep-alive" : "close");
 	c->hdr_len = (size_t)n < sizeof(c->hdr) ? (size_t)n : sizeof(c->hdr) - 1;
 	c->body = body;

@@ -312,7 +312,4 @@ int wp_http1_write_error(uint16_t status, char *buf, size_t cap) WP_MUST_CHECK;
 /* "HTTP/1.1 100 Continue\r\n\r\n" into <buf>; returns its length or -ENOSPC. */
 int wp_http1_write_continue(char *buf, size_t cap) WP_MUST_CHECK;
 
-/* Standard reason phrase of <status> ("Unknown" if none). */
-const char *wp_http1_reason(uint16_t status);
-
 #endif /* WP_DP_HTTP1_H */

@@ -16,6 +16,7 @@
 
 #include "dp/http/http1.h"
 #include "wp/counters.h"
+#include "wp/http_reason.h"
 
 struct out {
 	char *buf;
@@ -260,7 +261,7 @@ int wp_http1_write_response_head(const struct wp_http1_msg *resp, const struct w
 	if (resp->reason_len > 0) {
 		put(&o, resp->reason, resp->reason_len);
 	} else {
-		const char *r = wp_http1_reason(resp->status);
+		const char *r = wp_http_reason(resp->status);
 		put(&o, r, strlen(r));
 	}
 	PUT_LIT(&o, "\r\n");
@@ -317,7 +318,7 @@ int wp_http1_write_last_chunk(const struct wp_http_hdr *trailers, uint16_t n, ch
 int wp_http1_write_error(uint16_t status, char *buf, size_t cap)
 {
 	struct out o = {.buf = buf, .cap = cap};
-	const char *r = wp_http1_reason(status);
+	const char *r = wp_http_reason(status);
 	size_t rlen = strlen(r);
 	size_t body = 4 + rlen + 1; /* "431 " + reason + "\n" */
 
@@ -344,78 +345,6 @@ int wp_http1_write_continue(char *buf, size_t cap)
 		return -ENOSPC;
 	memcpy(buf, c, sizeof(c) - 1);
 	return (int)(sizeof(c) - 1);
-}
-
-const char *wp_http1_reason(uint16_t status)
-{
-	switch (status) {
-	case 100:
-		return "Continue";
-	case 101:
-		return "Switching Protocols";
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 204:
-		return "No Content";
-	case 206:
-		return "Partial Content";
-	case 301:
-		return "Moved Permanently";
-	case 302:
-		return "Found";
-	case 303:
-		return "See Other";
-	case 304:
-		return "Not Modified";
-	case 307:
-		return "Temporary Redirect";
-	case 308:
-		return "Permanent Redirect";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 411:
-		return "Length Required";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 417:
-		return "Expectation Failed";
-	case 426:
-		return "Upgrade Required";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return "Unknown";
-	}
 }
 
 /* Appends <n> headers of <src> to the copy (names and values into bytes[]). */

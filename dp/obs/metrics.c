@@ -76,21 +76,7 @@ static uint32_t pow2_at_least(uint64_t n)
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-
-	for (; len >= 8; s += 8, len -= 8) {
-		uint64_t w;
-
-		memcpy(&w, s, 8);
-		h = wp_hash_mix64(h ^ w);
-	}
-	if (len) {
-		uint64_t w = 0;
-
-		memcpy(&w, s, len);
-		h = wp_hash_mix64(h ^ w ^ 0xff);
-	}
-	return h;
+	return wp_hash_bytes(0x9e3779b97f4a7c15ull ^ len, s, len);
 }
 
 static uint64_t hash_labels(const struct wp_metrics_labels *l)

@@ -264,21 +264,7 @@ static void render_waypointd(struct wp_prom *p, struct buf *b, const uint64_t *c
 
 static uint64_t hash_text(const char *s, size_t len, enum fam fam)
 {
-	uint64_t h = 0x27d4eb2f165667c5ull ^ len ^ ((uint64_t)fam << 63);
-
-	for (; len >= 8; s += 8, len -= 8) {
-		uint64_t w;
-
-		memcpy(&w, s, 8);
-		h = wp_hash_mix64(h ^ w);
-	}
-	if (len) {
-		uint64_t w = 0;
-
-		memcpy(&w, s, len);
-		h = wp_hash_mix64(h ^ w ^ 0xff);
-	}
-	return h;
+	return wp_hash_bytes(0x27d4eb2f165667c5ull ^ len ^ ((uint64_t)fam << 63), s, len);
 }
 
 static int grow_index(struct wp_prom *p)
