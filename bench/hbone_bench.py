@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """HBONE benchmark: waypointd against nghttpx on the same loads, same run.
 
-  sudo bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
+  bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                             (defaults 2000, 256 MiB, 10000)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """ICMP echo cost: waypointd against the Linux kernel, measured in one run.
 
-  sudo bench/icmp_echo.py [--count N]          (default 200000; ~10 s)
+  bench/icmp_echo.py [--count N]          (default 200000; ~10 s)
 
 The same bounded ping flood (ping -f -c COUNT, at most 60 s) is answered
 twice:

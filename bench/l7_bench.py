@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """L7 benchmark (issue 6): waypointd against HAProxy on the same load, same run.
 
-  sudo bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
+  bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests

@@ -2,7 +2,7 @@
 """TCP benchmark: waypointd's user-space stack against the Linux kernel's,
 measured in one run with the same Linux client.
 
-  sudo bench/tcp_bench.py [--bytes N] [--count N]   (defaults 256 MiB, 5000)
+  bench/tcp_bench.py [--bytes N] [--count N]   (defaults 256 MiB, 5000)
 
 Three bounded phases (each at most 60 s), run against three servers:
 
