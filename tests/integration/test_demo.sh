@@ -34,7 +34,7 @@ n=$(echo "$line" | grep -oE "'reviews-v[123]': [0-9]+" | wc -l)
 echo "$line" | grep -qvE "'(productpage|details|ratings)'" || fail "reviews answered by another service: $line"
 sed -n '/does not capture is refused/,/per-core statistics/p' "$OUT" | grep -qF '"status": 400' ||
 	fail "no 400 for the uncaptured CONNECT"
-grep -qE '^COUNTER +worker0 +worker1 +TOTAL' "$OUT" || fail "no per-core stats table for 2 workers"
+grep -qE '^COUNTER +worker0 +worker1 +cp +TOTAL' "$OUT" || fail "no per-core stats table for 2 workers (and the control plane's column)"
 grep -qE '^tunnel_' "$OUT" || fail "no tunnel counters in the stats table"
 pass_line="productpage, details, reviews over $n pods, 400 for the uncaptured CONNECT, stats table"
 
