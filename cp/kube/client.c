@@ -43,7 +43,9 @@ struct wp_kube {
 	struct wp_kube_config cfg;
 	CURL *curl;
 	long timeout;
-	char *token; /* current bearer token (from cfg.token or the file) */
+	char *token;              /* current bearer token (cfg.token, the file or the plugin) */
+	struct wp_kube_cred cred; /* the exec plugin's credential (cfg.exec) */
+	bool cred_failed;         /* the last attempt to get it failed */
 	struct timespec token_mtime;
 	ino_t token_ino;
 	off_t token_size;
@@ -169,6 +171,7 @@ struct wp_kube *wp_kube_new(const struct wp_kube_config *cfg)
 	k->cfg.token_file = dup_or_null(cfg->token_file);
 	k->cfg.namespace = dup_or_null(cfg->namespace);
 	k->cfg.insecure = cfg->insecure;
+	k->cfg.exec = cfg->exec ? wp_kube_exec_ref(cfg->exec) : NULL;
 	k->curl = curl_easy_init();
 	if (!k->curl || !k->cfg.server) {
 		wp_kube_free(k);
@@ -188,6 +191,7 @@ void wp_kube_free(struct wp_kube *k)
 	if (k->curl)
 		curl_easy_cleanup(k->curl);
 	free(k->token);
+	wp_kube_cred_clear(&k->cred);
 	wp_kube_config_clear(&k->cfg);
 	free(k);
 }
@@ -293,6 +297,36 @@ static size_t header_cb(char *p, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
+/*
+ * With an exec plugin: makes k->token / k->cred current before a request.
+ * The plugin runs (through the shared cache) when k holds no credential, it
+ * expired, or rejected (a 401) says the server refused the one k holds.
+ * Returns 0, or <0 with the message in err.
+ */
+static int cred_ensure(struct wp_kube *k, bool rejected, char *err, size_t errlen)
+{
+	struct wp_kube_cred fresh;
+	int ret;
+
+	if (!k->cfg.exec)
+		return 0;
+	if (!rejected && k->cred.gen && !wp_kube_cred_expired(&k->cred, time(NULL)))
+		return 0;
+	ret = wp_kube_exec_credential(k->cfg.exec, rejected ? k->cred.gen : 0, &fresh, err, errlen);
+	k->cred_failed = ret < 0;
+	if (ret < 0) {
+		wp_ctr_inc(k->ctr, WP_CTR_KUBE_EXEC_FAILED);
+		return ret;
+	}
+	if (ret > 0)
+		wp_ctr_inc(k->ctr, WP_CTR_KUBE_EXEC_RUN);
+	wp_kube_cred_clear(&k->cred);
+	k->cred = fresh;
+	free(k->token);
+	k->token = dup_or_null(k->cred.token);
+	return 0;
+}
+
 /* Sets up the handle for one request: URL, TLS, auth. */
 static int prepare(struct wp_kube *k, const char *method, const char *path,
                    struct curl_slist **hdrs, const char *content_type)
@@ -318,7 +352,15 @@ static int prepare(struct wp_kube *k, const char *method, const char *path,
 	} else if (k->cfg.ca_file) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, k->cfg.ca_file);
 	}
-	if (k->cfg.cert_data) {
+	if (k->cred.cert_data) {
+		struct curl_blob blob = {k->cred.cert_data, k->cred.cert_len, CURL_BLOB_COPY};
+		struct curl_blob key = {k->cred.key_data, k->cred.key_len, CURL_BLOB_COPY};
+
+		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (k->cfg.cert_data) {
 		struct curl_blob blob = {k->cfg.cert_data, k->cfg.cert_len, CURL_BLOB_COPY};
 		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &blob);
 		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
@@ -371,6 +413,8 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after = -1;
+	if (cred_ensure(k, false, resp->error, sizeof(resp->error)) != 0)
+		return -EIO;
 	ret = prepare(k, method, path, &hdrs, content_type);
 	if (ret)
 		return ret;
@@ -416,11 +460,14 @@ int wp_kube_request(struct wp_kube *k, const char *method, const char *path,
 {
 	int ret = request_once(k, method, path, content_type, body, len, resp);
 
-	if (ret == 0 && resp->status == 401 && k->cfg.token_file) {
+	if (ret == 0 && resp->status == 401 && (k->cfg.token_file || k->cfg.exec)) {
 		/* The token may have rotated between our stat and the server's
-		 * check: re-read it unconditionally and try once more. */
+		 * check (or the plugin's credential been revoked): re-read it
+		 * unconditionally and try once more. */
 		token_refresh(k, true);
 		wp_kube_resp_clear(resp);
+		if (cred_ensure(k, true, resp->error, sizeof(resp->error)) != 0)
+			return -EIO;
 		ret = request_once(k, method, path, content_type, body, len, resp);
 	}
 	return ret;
@@ -503,6 +550,9 @@ int wp_kube_list(struct wp_kube *k, const char *path, const char *label_selector
 		ret = wp_kube_get(k, url, &resp);
 		free(url);
 		if (ret) {
+			/* The source has no answer to show: say why here. */
+			if (k->cred_failed)
+				fprintf(stderr, "kube: %s\n", resp.error);
 			wp_kube_resp_clear(&resp);
 			break;
 		}
@@ -655,7 +705,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 	struct watch_ctx w = {.k = k, .cb = cb, .arg = arg, .stop = stop, .line.max = k->max_event};
 	struct curl_slist *hdrs = NULL;
 	struct hdr_ctx h = {.k = k, .retry_after = -1};
-	char *url, *esc = NULL;
+	char *url, *esc = NULL, cerr[1024];
 	CURLcode rc;
 	int ret;
 
@@ -670,6 +720,12 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		}
 		curl_free(esc);
 		esc = NULL;
+		ret = cred_ensure(k, false, cerr, sizeof(cerr));
+		if (ret) {
+			fprintf(stderr, "kube: %s\n", cerr);
+			free(url);
+			return -EIO;
+		}
 		ret = prepare(k, "GET", url, &hdrs, NULL);
 		free(url);
 		if (ret)
@@ -693,8 +749,13 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		hdrs = NULL;
 		if (w.status == 0)
 			curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &w.status);
-		if (rc == CURLE_OK && w.status == 401 && k->cfg.token_file && attempt == 0) {
+		if (rc == CURLE_OK && w.status == 401 && (k->cfg.token_file || k->cfg.exec) &&
+		    attempt == 0) {
 			token_refresh(k, true);
+			if (cred_ensure(k, true, cerr, sizeof(cerr)) != 0) {
+				fprintf(stderr, "kube: %s\n", cerr);
+				break;
+			}
 			w.status = 0;
 			w.line.len = 0;
 			h.retry_after = -1;

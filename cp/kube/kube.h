@@ -9,7 +9,12 @@
  * API server). WATCH streams line-delimited JSON events through a curl write
  * callback to a caller's function as they arrive.
  *
- * Not supported: kubeconfig exec/auth-provider plugins, merging several
+ * A kubeconfig user may name an exec credential plugin (the
+ * client.authentication.k8s.io ExecCredential protocol, as kubectl runs it);
+ * its credential is cached, shared by every client made from one loaded
+ * config, and renewed when it expires or the server answers 401.
+ *
+ * Not supported: auth-provider plugins (gone from kubectl), merging several
  * kubeconfig files (the first readable file of $KUBECONFIG is used), HTTP
  * proxies other than what libcurl picks from the environment.
  */
@@ -19,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -26,6 +32,22 @@
 
 /* Where the service-account files live inside a pod. */
 #define WP_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+/* A kubeconfig user's exec credential plugin, with its cached credential
+ * (opaque; reference counted and locked, shared between clients). */
+struct wp_kube_exec;
+
+/* A credential an exec plugin printed. Strings are heap copies; cert/key
+ * are PEM. */
+struct wp_kube_cred {
+	char *token;
+	char *cert_data;
+	size_t cert_len;
+	char *key_data;
+	size_t key_len;
+	time_t expiry; /* status.expirationTimestamp; 0 = does not expire */
+	unsigned gen;  /* which run of the plugin produced it (from 1) */
+};
 
 /* Connection settings. All strings are heap copies owned by the struct;
  * *_data are decoded PEM bytes (from a kubeconfig's "-data" fields). */
@@ -40,10 +62,11 @@ struct wp_kube_config {
 	char *key_file;
 	char *key_data;
 	size_t key_len;
-	char *token;      /* a fixed bearer token */
-	char *token_file; /* re-read whenever it changes (rotation) */
-	char *namespace;  /* the context's / pod's namespace, or NULL */
-	bool insecure;    /* insecure-skip-tls-verify */
+	char *token;               /* a fixed bearer token */
+	char *token_file;          /* re-read whenever it changes (rotation) */
+	char *namespace;           /* the context's / pod's namespace, or NULL */
+	bool insecure;             /* insecure-skip-tls-verify */
+	struct wp_kube_exec *exec; /* exec plugin (one reference), or NULL */
 };
 
 /*
@@ -73,8 +96,42 @@ int wp_kube_config_parse(struct wp_kube_config *cfg, const char *buf, size_t len
  * KUBERNETES_SERVICE_HOST is set, else the kubeconfig. */
 int wp_kube_config_auto(struct wp_kube_config *cfg, char *err, size_t errlen) WP_MUST_CHECK;
 
-/* Frees the strings in cfg and zeroes it. */
+/* Frees the strings in cfg (drops its exec reference) and zeroes it. */
 void wp_kube_config_clear(struct wp_kube_config *cfg);
+
+/* Seconds an exec plugin may run before it is killed. */
+#define WP_KUBE_EXEC_TIMEOUT_S 60
+
+/* Another reference to ex (returns ex); the last unref frees it. */
+struct wp_kube_exec *wp_kube_exec_ref(struct wp_kube_exec *ex);
+void wp_kube_exec_unref(struct wp_kube_exec *ex);
+
+/*
+ * The plugin's current credential, copied into out (clear it with
+ * wp_kube_cred_clear): the cached one unless there is none, it expired, or
+ * its gen is rejected_gen (the server refused it; 0 = nothing refused), in
+ * which case the plugin runs (at most one run at a time per ex). Returns 0
+ * (cached), 1 (the plugin ran), or <0 with a message in err naming the
+ * kubeconfig and user, with the plugin's stderr or installHint.
+ */
+int wp_kube_exec_credential(struct wp_kube_exec *ex, unsigned rejected_gen,
+                            struct wp_kube_cred *out, char *err, size_t errlen) WP_MUST_CHECK;
+
+/*
+ * Decodes a plugin's stdout: an ExecCredential of apiVersion api_version
+ * with status.token, or status.clientCertificateData and clientKeyData, and
+ * an optional status.expirationTimestamp. Returns 0 or -EINVAL with err.
+ */
+int wp_kube_exec_cred_parse(const char *buf, size_t len, const char *api_version,
+                            struct wp_kube_cred *cred, char *err, size_t errlen) WP_MUST_CHECK;
+
+/* True when cred has an expiry and now is at or past it. */
+bool wp_kube_cred_expired(const struct wp_kube_cred *cred, time_t now);
+void wp_kube_cred_clear(struct wp_kube_cred *cred);
+
+/* An RFC 3339 time ("2026-01-02T03:04:05Z", fraction and offset allowed)
+ * into *t. Returns 0 or -EINVAL. */
+int wp_kube_rfc3339_parse(const char *s, time_t *t) WP_MUST_CHECK;
 
 /* A Kubernetes resource type: enough to build its paths. */
 struct wp_kube_resource {
@@ -144,7 +201,7 @@ struct wp_kube_resp {
 	size_t len;
 	json_t *json;
 	long retry_after; /* seconds from Retry-After, -1 when absent */
-	char error[256];  /* transport error (curl) when status is 0 */
+	char error[1024]; /* transport or credential error when status is 0 */
 };
 
 /* Frees what resp holds and zeroes it. */

@@ -1,7 +1,9 @@
 /*
  * Unit tests for the Kubernetes client pieces that need no server:
  * kubeconfig parsing (contexts, relative paths, -data fields, tokens,
- * errors), in-cluster configuration, watch-event decoding, the backoff
+ * errors), exec credential plugins (ExecCredential decoding, RFC 3339
+ * expiry, a real plugin run through /bin/sh with its cache, expiry and
+ * refusal), in-cluster configuration, watch-event decoding, the backoff
  * schedule, resource paths, and the Gateway status policy.
  */
 #include <errno.h>
@@ -147,7 +149,8 @@ static void test_kubeconfig_errors(void **state)
 	assert_int_equal(wp_kube_config_parse(&c, kubeconfig, strlen(kubeconfig), NULL, "execctx",
 	                                      err, sizeof(err)),
 	                 -EINVAL);
-	assert_non_null(strstr(err, "exec and auth-provider plugins are not supported"));
+	assert_string_equal(err, "user \"plugin\": exec apiVersion \"\" is not "
+	                         "client.authentication.k8s.io/v1 or v1beta1");
 	assert_int_equal(
 	        wp_kube_config_parse(&c, nocur, strlen(nocur), NULL, NULL, err, sizeof(err)),
 	        -EINVAL);
@@ -474,6 +477,234 @@ static void test_status_policy_served(void **state)
 	json_decref(manual);
 }
 
+static const char exec_head[] = "apiVersion: v1\n"
+                                "current-context: x\n"
+                                "clusters:\n"
+                                "- name: c\n"
+                                "  cluster:\n"
+                                "    server: https://10.0.0.9:6443\n"
+                                "    certificate-authority-data: aGVsbG8gY2E=\n"
+                                "contexts:\n"
+                                "- name: x\n"
+                                "  context: {cluster: c, user: u}\n"
+                                "users:\n"
+                                "- name: u\n"
+                                "  user:\n";
+
+static int parse_user(struct wp_kube_config *c, const char *user, char *err, size_t errlen)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s%s", exec_head, user);
+	return wp_kube_config_parse(c, buf, strlen(buf), "/kc", NULL, err, errlen);
+}
+
+static void test_exec_config(void **state)
+{
+	struct wp_kube_config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse_user(&c,
+	                            "    exec:\n"
+	                            "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+	                            "      command: aws\n"
+	                            "      args: [eks, get-token]\n"
+	                            "      interactiveMode: IfAvailable\n",
+	                            err, sizeof(err)),
+	                 0);
+	assert_non_null(c.exec);
+	assert_null(c.token);
+	wp_kube_config_clear(&c);
+	assert_null(c.exec);
+	assert_int_equal(parse_user(&c,
+	                            "    exec:\n"
+	                            "      apiVersion: client.authentication.k8s.io/v1\n"
+	                            "      command: gke-gcloud-auth-plugin\n"
+	                            "      interactiveMode: Always\n",
+	                            err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "interactiveMode \"Always\" needs a terminal"));
+	assert_int_equal(parse_user(&c,
+	                            "    exec:\n"
+	                            "      apiVersion: client.authentication.k8s.io/v1alpha1\n"
+	                            "      command: x\n",
+	                            err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(parse_user(&c,
+	                            "    exec:\n"
+	                            "      apiVersion: client.authentication.k8s.io/v1\n"
+	                            "      command: x\n"
+	                            "      env: [{name: A}]\n",
+	                            err, sizeof(err)),
+	                 -EINVAL);
+	assert_string_equal(err, "user \"u\": exec env entries need a name and a value");
+	assert_int_equal(parse_user(&c, "    auth-provider: {name: gcp}\n", err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "auth-provider plugins are not supported"));
+	assert_null(c.server);
+}
+
+static void test_exec_cred_parse(void **state)
+{
+	const char *v1 = "client.authentication.k8s.io/v1";
+	struct wp_kube_cred cr;
+	char err[256] = "";
+	const char *tok =
+	        "{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s.io/"
+	        "v1\",\"status\":{\"token\":\"t0k\",\"expirationTimestamp\":\"2030-01-02T03:"
+	        "04:05Z\"}}";
+	const char *cert =
+	        "{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s."
+	        "io/v1\",\"status\":{\"clientCertificateData\":\"CERT\","
+	        "\"clientKeyData\":\"KEY\"}}";
+	const char *nokey =
+	        "{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s."
+	        "io/v1\",\"status\":{\"clientCertificateData\":\"CERT\"}}";
+	const char *empty =
+	        "{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s."
+	        "io/v1\",\"status\":{}}";
+	const char *badexp =
+	        "{\"kind\":\"ExecCredential\",\"apiVersion\":\"client.authentication.k8s."
+	        "io/v1\",\"status\":{\"token\":\"a\",\"expirationTimestamp\":\"soon\"}}";
+	time_t t;
+
+	(void)state;
+	assert_int_equal(wp_kube_exec_cred_parse(tok, strlen(tok), v1, &cr, err, sizeof(err)), 0);
+	assert_string_equal(cr.token, "t0k");
+	assert_int_equal(cr.expiry, 1893553445);
+	assert_false(wp_kube_cred_expired(&cr, 1893553444));
+	assert_true(wp_kube_cred_expired(&cr, 1893553445));
+	wp_kube_cred_clear(&cr);
+	assert_int_equal(wp_kube_exec_cred_parse(cert, strlen(cert), v1, &cr, err, sizeof(err)), 0);
+	assert_null(cr.token);
+	assert_int_equal(cr.cert_len, 4);
+	assert_string_equal(cr.key_data, "KEY");
+	assert_int_equal(cr.expiry, 0);
+	assert_false(wp_kube_cred_expired(&cr, 1893553445));
+	wp_kube_cred_clear(&cr);
+	/* The apiVersion must be the one the kubeconfig asked for. */
+	assert_int_equal(wp_kube_exec_cred_parse(tok, strlen(tok),
+	                                         "client.authentication.k8s.io/v1beta1", &cr, err,
+	                                         sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "kubeconfig asks for client.authentication.k8s.io/v1beta1"));
+	assert_int_equal(wp_kube_exec_cred_parse(nokey, strlen(nokey), v1, &cr, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(wp_kube_exec_cred_parse(empty, strlen(empty), v1, &cr, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "neither token nor"));
+	assert_int_equal(wp_kube_exec_cred_parse(badexp, strlen(badexp), v1, &cr, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(wp_kube_exec_cred_parse("token", 5, v1, &cr, err, sizeof(err)), -EINVAL);
+	assert_null(cr.token);
+
+	assert_int_equal(wp_kube_rfc3339_parse("2030-01-02T03:04:05.123456+01:30", &t), 0);
+	assert_int_equal(t, 1893553445 - 5400);
+	assert_int_equal(wp_kube_rfc3339_parse("2030-01-02t03:04:05-00:00", &t), 0);
+	assert_int_equal(t, 1893553445);
+	assert_int_equal(wp_kube_rfc3339_parse("2030-01-02T03:04:05", &t), -EINVAL);
+	assert_int_equal(wp_kube_rfc3339_parse("2030-13-02T03:04:05Z", &t), -EINVAL);
+	assert_int_equal(wp_kube_rfc3339_parse("2030-01-02T03:04:05Zjunk", &t), -EINVAL);
+}
+
+/* A plugin run for real: /bin/sh -c SCRIPT, which counts its runs in a
+ * file and prints what the exit status and expiry given in $MODE say. */
+static void test_exec_run(void **state)
+{
+	char dir[] = "/tmp/test_kube_execXXXXXX", user[2048], count[256], err[1024] = "";
+	struct wp_kube_config c;
+	struct wp_kube_cred cr;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(count, sizeof(count), "%s/count", dir);
+	snprintf(user, sizeof(user),
+	         "    exec:\n"
+	         "      apiVersion: client.authentication.k8s.io/v1\n"
+	         "      command: /bin/sh\n"
+	         "      provideClusterInfo: true\n"
+	         "      installHint: get it\n"
+	         "      env: [{name: COUNT, value: '%s'}]\n"
+	         "      args:\n"
+	         "      - -c\n"
+	         "      - |\n"
+	         "        echo x >> \"$COUNT\"\n"
+	         "        n=$(wc -l < \"$COUNT\")\n"
+	         "        case \"$KUBERNETES_EXEC_INFO\" in\n"
+	         "        *'\"interactive\":false'*'\"server\":\"https://10.0.0.9:6443\"'*) ;;\n"
+	         "        *) echo \"bad info $KUBERNETES_EXEC_INFO\" >&2; exit 3;;\n"
+	         "        esac\n"
+	         "        case \"$KUBERNETES_EXEC_INFO\" in *aGVsbG8gY2E=*) ;; *) exit 4;; esac\n"
+	         "        if [ \"$(cat %s/mode)\" = fail ]; then echo 'no login' >&2; exit 2; fi\n"
+	         "        exp=$(cat %s/mode)\n"
+	         "        printf '{\"kind\":\"ExecCredential\",\"apiVersion\":"
+	         "\"client.authentication.k8s.io/v1\",\"status\":{\"token\":\"tok-%%s\"%%s}}' "
+	         "\"$n\" \"$exp\"\n",
+	         count, dir, dir);
+	assert_int_equal(parse_user(&c, user, err, sizeof(err)), 0);
+
+	/* No expiry: one run serves every request; a refusal runs it again. */
+	snprintf(count, sizeof(count), "%s/mode", dir);
+	f = fopen(count, "w");
+	fclose(f);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 0, &cr, err, sizeof(err)), 1);
+	assert_string_equal(cr.token, "tok-1");
+	assert_int_equal(cr.gen, 1);
+	wp_kube_cred_clear(&cr);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 0, &cr, err, sizeof(err)), 0);
+	assert_string_equal(cr.token, "tok-1");
+	wp_kube_cred_clear(&cr);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 1, &cr, err, sizeof(err)), 1);
+	assert_string_equal(cr.token, "tok-2");
+	wp_kube_cred_clear(&cr);
+	/* Refusing a generation already replaced does not run it again. */
+	assert_int_equal(wp_kube_exec_credential(c.exec, 1, &cr, err, sizeof(err)), 0);
+	assert_string_equal(cr.token, "tok-2");
+	wp_kube_cred_clear(&cr);
+
+	/* An expired credential is renewed on the next call. */
+	f = fopen(count, "w");
+	fputs(",\"expirationTimestamp\":\"2001-01-01T00:00:00Z\"", f);
+	fclose(f);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 2, &cr, err, sizeof(err)), 1);
+	assert_string_equal(cr.token, "tok-3");
+	assert_int_equal(cr.expiry, 978307200);
+	wp_kube_cred_clear(&cr);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 0, &cr, err, sizeof(err)), 1);
+	assert_string_equal(cr.token, "tok-4");
+	wp_kube_cred_clear(&cr);
+
+	/* A failing plugin: the error names the user and quotes stderr. */
+	f = fopen(count, "w");
+	fputs("fail", f);
+	fclose(f);
+	assert_true(wp_kube_exec_credential(c.exec, 0, &cr, err, sizeof(err)) < 0);
+	assert_string_equal(err, "kubeconfig (in memory), user \"u\": exec plugin \"/bin/sh\" "
+	                         "failed: exit status 2: no login");
+	assert_null(cr.token);
+	wp_kube_config_clear(&c);
+
+	/* A command that is not there: the install hint follows. */
+	assert_int_equal(parse_user(&c,
+	                            "    exec:\n"
+	                            "      apiVersion: client.authentication.k8s.io/v1\n"
+	                            "      command: wp-no-such-plugin\n"
+	                            "      installHint: install wp-no-such-plugin first\n",
+	                            err, sizeof(err)),
+	                 0);
+	assert_int_equal(wp_kube_exec_credential(c.exec, 0, &cr, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "kubeconfig (in memory), user \"u\": exec plugin "
+	                         "\"wp-no-such-plugin\": executable file not found in $PATH\n"
+	                         "install wp-no-such-plugin first");
+	wp_kube_config_clear(&c);
+	unlink(count);
+	snprintf(count, sizeof(count), "%s/count", dir);
+	unlink(count);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +714,9 @@ int main(void)
 	        cmocka_unit_test(test_kubeconfig_errors),
 	        cmocka_unit_test(test_kubeconfig_server_of_slashes),
 	        cmocka_unit_test(test_kubeconfig_load_from_env),
+	        cmocka_unit_test(test_exec_config),
+	        cmocka_unit_test(test_exec_cred_parse),
+	        cmocka_unit_test(test_exec_run),
 	        cmocka_unit_test(test_in_cluster),
 	        cmocka_unit_test(test_event_parse),
 	        cmocka_unit_test(test_backoff),
