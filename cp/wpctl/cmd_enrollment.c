@@ -1,17 +1,24 @@
 /*
- * `wpctl enrollment [--dir DIR] [--admin HOST:PORT] [--store] [-o table|json]`:
- * every Service and Pod with the waypoint it is bound to and why. With --dir
- * the view is computed offline from a manifest directory (the same parser
- * and resolver waypointd runs; -o json prints the rows). Otherwise it is
- * fetched from the running appliance's admin endpoint (GET /enrollment):
- * what the workers run, or with --store the control plane's object store;
- * the table opens with a line saying which and what is not current yet, and
- * -o json prints the endpoint's object (view, snapshot_version, synced,
- * lagging, note, rows).
+ * `wpctl enrollment [--dir DIR] [--admin HOST:PORT] [--store]
+ * [-o table|wide|json|yaml]`: every Service and Pod with the waypoint it is
+ * bound to and why. With --dir the view is computed offline from a manifest
+ * directory (the same parser and resolver waypointd runs; -o json/yaml print
+ * the rows). Otherwise it is fetched from the running appliance's admin
+ * endpoint (GET /enrollment): what the workers run, or with --store the
+ * control plane's object store; the table opens with a line saying which and
+ * what is not current yet, and -o json/yaml print the endpoint's object
+ * (view, snapshot_version, synced, lagging, note, rows). Rows carry every
+ * field in every format: kind, namespace, name, waypoint, reason, message,
+ * via (self or namespace: where the use-waypoint label came from) and served
+ * (whether this appliance serves that waypoint); the table leaves out via
+ * and served, -o wide adds them. Columns are as wide as their widest cell,
+ * as kubectl's printers make them.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wp/cp_json.h"
@@ -33,26 +40,141 @@ static void usage(FILE *f)
 	           "  --gateway NS/NAME    (offline) treat this Gateway as served (repeatable)\n"
 	           "  --class NAME         (offline) serve every Gateway of this class "
 	           "(default istio-waypoint)\n"
-	           "  -o, --output FORMAT  table (default) or json\n");
+	           "  -o, --output FORMAT  table (default), wide (adds VIA and SERVED), json "
+	           "or yaml\n");
 }
 
-static void print_table(json_t *rows)
+/* The table's columns: header and row field; the wide ones only with -o
+ * wide. MESSAGE stays last (it is long and unpadded). */
+static const struct column {
+	const char *head, *field;
+	bool wide;
+} columns[] = {
+        {"KIND", "kind", false},         {"NAMESPACE", "namespace", false}, {"NAME", "name", false},
+        {"WAYPOINT", "waypoint", false}, {"REASON", "reason", false},       {"VIA", "via", true},
+        {"SERVED", "served", true},      {"MESSAGE", "message", false},
+};
+#define N_COLUMNS (sizeof(columns) / sizeof(columns[0]))
+
+/* A cell's text: strings as they are, booleans as true/false, null/absent
+ * as "-" (the message column: empty). */
+static const char *cell(json_t *row, const struct column *c)
 {
-	size_t i;
+	json_t *v = json_object_get(row, c->field);
+
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_boolean(v))
+		return json_is_true(v) ? "true" : "false";
+	return strcmp(c->field, "message") ? "-" : "";
+}
+
+static void print_table(json_t *rows, bool wide)
+{
+	size_t width[N_COLUMNS], i, last = N_COLUMNS - 1;
 	json_t *r;
 
-	printf("%-8s %-20s %-32s %-32s %-24s %s\n", "KIND", "NAMESPACE", "NAME", "WAYPOINT",
-	       "REASON", "MESSAGE");
+	for (size_t c = 0; c < N_COLUMNS; c++)
+		width[c] = strlen(columns[c].head);
 	json_array_foreach(rows, i, r)
 	{
-		const char *wp = json_string_value(json_object_get(r, "waypoint"));
-		const char *msg = json_string_value(json_object_get(r, "message"));
+		for (size_t c = 0; c < N_COLUMNS; c++) {
+			size_t n = strlen(cell(r, &columns[c]));
 
-		printf("%-8s %-20s %-32s %-32s %-24s %s\n",
-		       json_string_value(json_object_get(r, "kind")),
-		       json_string_value(json_object_get(r, "namespace")),
-		       json_string_value(json_object_get(r, "name")), wp ? wp : "-",
-		       json_string_value(json_object_get(r, "reason")), msg ? msg : "");
+			if (n > width[c])
+				width[c] = n;
+		}
+	}
+	/* Three spaces between columns, as kubectl's tabwriter pads. */
+	for (size_t c = 0; c < last; c++)
+		if (wide || !columns[c].wide)
+			printf("%-*s   ", (int)width[c], columns[c].head);
+	printf("%s\n", columns[last].head);
+	json_array_foreach(rows, i, r)
+	{
+		for (size_t c = 0; c < last; c++)
+			if (wide || !columns[c].wide)
+				printf("%-*s   ", (int)width[c], cell(r, &columns[c]));
+		printf("%s\n", cell(r, &columns[last]));
+	}
+}
+
+/* A string YAML reads back as the same string without quotes: no YAML 1.1
+ * keyword or number, no indicator characters (see PITFALLS: YAML booleans). */
+static bool yaml_plain(const char *s)
+{
+	static const char *const words[] = {"true", "false", "yes", "no", "on",
+	                                    "off",  "null",  "y",   "n",  "~"};
+	char *end;
+
+	if (!s[0] || isspace((unsigned char)s[0]) || isspace((unsigned char)s[strlen(s) - 1]))
+		return false;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcasecmp(s, words[i]))
+			return false;
+	strtod(s, &end);
+	if (!*end)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-") ==
+	               strlen(s) &&
+	       s[0] != '-' && s[0] != '.';
+}
+
+static void yaml_scalar(json_t *v)
+{
+	char *q;
+
+	if (json_is_string(v) && yaml_plain(json_string_value(v))) {
+		fputs(json_string_value(v), stdout);
+		return;
+	}
+	/* A JSON scalar is a valid YAML flow scalar (double-quoted string). */
+	q = json_dumps(v, JSON_ENCODE_ANY);
+	fputs(q ? q : "null", stdout);
+	free(q);
+}
+
+/* The JSON value v as block YAML at indent (in spaces); in_seq: v is a
+ * sequence item whose "- " is already printed. Key order as in the JSON. */
+static void yaml_value(json_t *v, int indent, bool in_seq)
+{
+	const char *key;
+	json_t *x;
+	size_t i;
+	bool first = true;
+
+	if (json_is_object(v) && json_object_size(v)) {
+		json_object_foreach(v, key, x)
+		{
+			if (!(in_seq && first))
+				printf("%*s", indent, "");
+			first = false;
+			printf("%s:", key);
+			if ((json_is_object(x) && json_object_size(x)) ||
+			    (json_is_array(x) && json_array_size(x))) {
+				putchar('\n');
+				yaml_value(x, json_is_array(x) ? indent : indent + 2, false);
+			} else {
+				putchar(' ');
+				yaml_value(x, indent + 2, false);
+			}
+		}
+	} else if (json_is_array(v) && json_array_size(v)) {
+		json_array_foreach(v, i, x)
+		{
+			if (!(in_seq && i == 0))
+				printf("%*s", indent, "");
+			fputs("- ", stdout);
+			yaml_value(x, indent + 2, true);
+		}
+	} else {
+		if (json_is_object(v))
+			fputs("{}", stdout);
+		else if (json_is_array(v))
+			fputs("[]", stdout);
+		else
+			yaml_scalar(v);
+		putchar('\n');
 	}
 }
 
@@ -101,7 +223,10 @@ int wp_wpctl_enrollment(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || (strcmp(out, "json") && strcmp(out, "table")) || (store && dir)) {
+	if (optind < argc ||
+	    (strcmp(out, "json") && strcmp(out, "yaml") && strcmp(out, "table") &&
+	     strcmp(out, "wide")) ||
+	    (store && dir)) {
 		usage(stderr);
 		return 2;
 	}
@@ -129,7 +254,7 @@ int wp_wpctl_enrollment(int argc, char **argv)
 		ne = wp_resolver_errors(r, &errs);
 		for (unsigned i = 0; i < ne; i++)
 			fprintf(stderr, "wpctl: %s\n", errs[i]);
-		rows = wp_enrollment_json(r, !strcmp(out, "table"));
+		rows = wp_enrollment_json(r, true);
 		wp_resolver_destroy(r);
 	} else {
 		char *body = NULL;
@@ -153,18 +278,6 @@ int wp_wpctl_enrollment(int argc, char **argv)
 			json_decref(rows);
 			return 1;
 		}
-		if (!strcmp(out, "json")) {
-			/* the documented format: drop the detail fields */
-			size_t i;
-			json_t *r;
-
-			json_array_foreach(rows, i, r)
-			{
-				json_object_del(r, "message");
-				json_object_del(r, "via");
-				json_object_del(r, "served");
-			}
-		}
 	}
 	if (!rows) {
 		fprintf(stderr, "wpctl: out of memory\n");
@@ -173,12 +286,16 @@ int wp_wpctl_enrollment(int argc, char **argv)
 	if (!strcmp(out, "json")) {
 		if (json_dumpf(view ? view : rows, stdout, JSON_INDENT(2)) || putchar('\n') == EOF)
 			rc = 1;
+	} else if (!strcmp(out, "yaml")) {
+		yaml_value(view ? view : rows, 0, false);
 	} else {
 		if (view)
 			printf("# %s: %s\n", json_string_value(json_object_get(view, "view")),
 			       json_string_value(json_object_get(view, "note")));
-		print_table(rows);
+		print_table(rows, !strcmp(out, "wide"));
 	}
+	if (fflush(stdout) != 0)
+		rc = 1;
 	json_decref(rows);
 	json_decref(view);
 	return rc;
