@@ -527,6 +527,8 @@ static int exec_run(struct wp_kube_exec *ex, struct wp_kube_cred *cred, char *er
 {
 	int op[2] = {-1, -1}, ep[2] = {-1, -1}, status = 0, ret;
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	char ebuf[EXEC_STDERR_MAX + 1], why[512] = "", *out = NULL;
 	size_t olen = 0, elen = 0;
 	char **envp, *exe = look_path(ex->command);
@@ -554,7 +556,16 @@ static int exec_run(struct wp_kube_exec *ex, struct wp_kube_cred *cred, char *er
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, op[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
-	ret = -posix_spawn(&pid, exe, &fa, NULL, ex->argv, envp);
+	/* The calling thread may block or ignore signals (waypointd takes
+	 * them through signalfd): the plugin starts with none of that. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	ret = -posix_spawn(&pid, exe, &fa, &attr, ex->argv, envp);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	free(envp);
 	close(op[1]);
