@@ -680,14 +680,19 @@ static char *exec_info(const char *api_version, bool cluster_info, const struct 
 
 		if (cfg->insecure)
 			json_object_set_new(cl, "insecure-skip-tls-verify", json_true());
-		if (cfg->ca_data)
+		if (cfg->ca_data) {
 			ca = b64encode(cfg->ca_data, cfg->ca_len);
-		else if (cfg->ca_file)
-			ca = read_small_file(cfg->ca_file, EXEC_STDOUT_MAX);
-		if (ca && cfg->ca_file && !cfg->ca_data) {
-			char *enc = b64encode(ca, strlen(ca));
-			free(ca);
-			ca = enc;
+		} else if (cfg->ca_file) {
+			/* The file's bytes as they are (the plugin may hash them). */
+			FILE *f = fopen(cfg->ca_file, "r");
+			char *pem = calloc(1, EXEC_STDOUT_MAX);
+			size_t n = f && pem ? fread(pem, 1, EXEC_STDOUT_MAX, f) : 0;
+
+			if (n)
+				ca = b64encode(pem, n);
+			free(pem);
+			if (f)
+				fclose(f);
 		}
 		if (ca)
 			json_object_set_new(cl, "certificate-authority-data", json_string(ca));

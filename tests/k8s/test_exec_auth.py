@@ -8,14 +8,15 @@ failing or missing plugin is a clear error and exit 1; the list/watch source
 test_exec_auth.py (WPCTL/KUBE_SOURCE_PROBE or WP_BUILD_DIR locate the
 binaries)."""
 
+import base64
 import json
 import os
 import stat
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FakeAPI, Failures, wpctl  # noqa: E402
-from test_kube_source import Probe  # noqa: E402
+from harness import FakeAPI, Failures, wait_for, wpctl  # noqa: E402
+from test_kube_source import Probe, probe_log  # noqa: E402
 
 # The plugin: counts its runs in $PLUGIN_DIR/runs, then acts on
 # $PLUGIN_DIR/mode (JSON): "exit" (status, with "stderr" on stderr), else
@@ -105,7 +106,9 @@ def test_list_and_apply_through_the_plugin():
         assert info["apiVersion"] == API_V1 and info["kind"] == "ExecCredential", info
         assert info["spec"]["interactive"] is False, info
         assert info["spec"]["cluster"]["server"] == api.url, info
-        assert info["spec"]["cluster"]["certificate-authority-data"], info
+        with open(api.pki["ca.crt"], "rb") as f:
+            ca = f.read()
+        assert base64.b64decode(info["spec"]["cluster"]["certificate-authority-data"]) == ca, info
         # apply makes several requests: one run of the plugin serves them.
         p.mode(tokens=[api.token])
         ok(wpctl(api, "waypoint", "apply", "-n", "default", "--kubeconfig", p.kubeconfig))
@@ -180,6 +183,15 @@ def test_source_syncs_through_the_plugin():
         # One credential serves every kind's thread.
         assert p.runs() == 1, p.runs()
         assert c["KUBE_EXEC_RUN"] >= 1 and c["KUBE_EXEC_FAILED"] == 0, c
+        # A failing plugin: the source says why in its log, and counts it.
+        p.mode(exit=1, stderr="token expired, log in again\n")
+        with Probe(api, kubeconfig=p.kubeconfig) as probe:
+            wait_for(lambda: "token expired, log in again" in probe_log(api), timeout=10,
+                     what="the plugin's error in the source's log")
+            assert probe.counters()["KUBE_EXEC_FAILED"] >= 1
+            assert not probe.find("SYNCED")
+        assert ('kube: kubeconfig %s, user "tester": exec plugin "%s" failed: exit status 1: '
+                "token expired, log in again\n" % (p.kubeconfig, p.path)) in probe_log(api)
 
 
 if __name__ == "__main__":
