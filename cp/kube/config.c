@@ -556,6 +556,8 @@ static int exec_run(struct wp_kube_exec *ex, struct wp_kube_cred *cred, char *er
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, op[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
+	/* Nothing else of ours (sockets, files without O_CLOEXEC) leaks in. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	/* The calling thread may block or ignore signals (waypointd takes
 	 * them through signalfd): the plugin starts with none of that. */
 	sigemptyset(&none);

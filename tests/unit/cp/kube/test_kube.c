@@ -7,6 +7,7 @@
  * schedule, resource paths, and the Gateway status policy.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -615,9 +616,12 @@ static void test_exec_run(void **state)
 	char dir[] = "/tmp/test_kube_execXXXXXX", user[2048], count[256], err[1024] = "";
 	struct wp_kube_config c;
 	struct wp_kube_cred cr;
+	/* Not close-on-exec: the plugin must not get it all the same. */
+	int leak = open("/dev/null", O_RDONLY);
 	FILE *f;
 
 	(void)state;
+	assert_true(leak >= 3);
 	assert_non_null(mkdtemp(dir));
 	snprintf(count, sizeof(count), "%s/count", dir);
 	snprintf(user, sizeof(user),
@@ -637,12 +641,13 @@ static void test_exec_run(void **state)
 	         "        *) echo \"bad info $KUBERNETES_EXEC_INFO\" >&2; exit 3;;\n"
 	         "        esac\n"
 	         "        case \"$KUBERNETES_EXEC_INFO\" in *aGVsbG8gY2E=*) ;; *) exit 4;; esac\n"
+	         "        if [ -e /proc/$$/fd/%d ]; then echo 'fd leaked' >&2; exit 5; fi\n"
 	         "        if [ \"$(cat %s/mode)\" = fail ]; then echo 'no login' >&2; exit 2; fi\n"
 	         "        exp=$(cat %s/mode)\n"
 	         "        printf '{\"kind\":\"ExecCredential\",\"apiVersion\":"
 	         "\"client.authentication.k8s.io/v1\",\"status\":{\"token\":\"tok-%%s\"%%s}}' "
 	         "\"$n\" \"$exp\"\n",
-	         count, dir, dir);
+	         count, leak, dir, dir);
 	assert_int_equal(parse_user(&c, user, err, sizeof(err)), 0);
 
 	/* No expiry: one run serves every request; a refusal runs it again. */
@@ -703,6 +708,7 @@ static void test_exec_run(void **state)
 	snprintf(count, sizeof(count), "%s/count", dir);
 	unlink(count);
 	rmdir(dir);
+	close(leak);
 }
 
 int main(void)
