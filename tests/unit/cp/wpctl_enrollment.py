@@ -3,12 +3,14 @@
 seed's answers, with every field a row has; -o yaml says the same; the
 table's columns (and -o wide's) are as wide as a long-named Service needs.
 Usage: wpctl_enrollment.py WPCTL CLUSTER_DIR"""
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 import yaml
 
@@ -68,4 +70,41 @@ try:
             assert long_line[0].split()[5:7] == ["namespace", "true"], long_line
 finally:
     shutil.rmtree(d)
+
+# From the admin endpoint (a stand-in on loopback): -o json and -o yaml pass
+# every field of the endpoint's rows through; -o wide shows via and served.
+VIEW = {"view": "snapshot", "snapshot_version": 3, "synced": True, "lagging": [], "note": "what the workers run",
+        "rows": [{"kind": "Service", "namespace": "default", "name": LONG, "waypoint": "default/waypoint",
+                  "reason": "WaypointBound", "message": "bound by its namespace label", "via": "namespace",
+                  "served": False}]}
+
+
+class Admin(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(VIEW).encode() if self.path == "/enrollment" else b"{}"
+        self.send_response(200 if self.path == "/enrollment" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+srv = http.server.HTTPServer(("127.0.0.1", 0), Admin)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+admin = "127.0.0.1:%d" % srv.server_address[1]
+try:
+    def run(fmt):
+        return subprocess.run([wpctl, "enrollment", "--admin", admin, "-o", fmt], check=True,
+                              capture_output=True, text=True, timeout=20).stdout
+    assert json.loads(run("json")) == VIEW
+    assert yaml.safe_load(run("yaml")) == VIEW
+    wide = run("wide").splitlines()
+    assert wide[0] == "# snapshot: what the workers run", wide
+    assert wide[2].split() == ["Service", "default", LONG, "default/waypoint", "WaypointBound", "namespace",
+                               "false", "bound", "by", "its", "namespace", "label"], wide
+finally:
+    srv.shutdown()
 print("ok: %d rows" % len(rows))
