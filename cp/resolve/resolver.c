@@ -1059,6 +1059,11 @@ static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
 	        .dest_name = b->name,
 	};
 
+	/* No policy at all: no table, which reads as "nothing applies" (and
+	 * spares a compile per Service in a cluster without policies). */
+	b->authz = NULL;
+	if (r->objs[WP_KIND_AUTHORIZATIONPOLICY].n == 0)
+		return 0;
 	pol.v = malloc(sizeof(*pol.v) * (r->objs[WP_KIND_AUTHORIZATIONPOLICY].n + 1));
 	if (!pol.v)
 		return -ENOMEM;

@@ -71,8 +71,9 @@ struct wp_snap_service {
 	const struct wp_snap_svc_port *ports;
 	bool via_namespace; /* enrolled through its namespace's label */
 	/* AuthorizationPolicies attached to this Service behind its waypoint,
-	 * compiled (wp/authz.h); owned by the block, NULL only if it could not
-	 * be built. Not enforced by the data path yet. */
+	 * compiled (wp/authz.h); owned by the block, NULL when the cluster has
+	 * no AuthorizationPolicy at all (nothing applies). Not enforced by the
+	 * data path yet. */
 	const struct wp_authz_table *authz;
 	struct wp_arena arena; /* owns everything above */
 };
