@@ -28,11 +28,11 @@ grep -q "5 packets transmitted, 5 received" "$OUT" || fail "ping of the applianc
 grep -qF "productpage -> {'productpage': 5} statuses {'200': 5}" "$OUT" || fail "productpage"
 grep -qF "details -> {'details': 5} statuses {'200': 5}" "$OUT" || fail "details"
 line=$(grep -F "reviews -> " "$OUT") || fail "no reviews line"
-echo "$line" | grep -qF "statuses {'200': 30}" || fail "reviews: not 30 x 200"
+grep -qF "statuses {'200': 30}" <<<"$line" || fail "reviews: not 30 x 200"
 n=$(echo "$line" | grep -oE "'reviews-v[123]': [0-9]+" | wc -l)
 [ "$n" -ge 2 ] || fail "reviews not load-balanced over its pods: $line"
-echo "$line" | grep -qvE "'(productpage|details|ratings)'" || fail "reviews answered by another service: $line"
-sed -n '/does not capture is refused/,/per-core statistics/p' "$OUT" | grep -qF '"status": 400' ||
+grep -qvE "'(productpage|details|ratings)'" <<<"$line" || fail "reviews answered by another service: $line"
+grep -qF '"status": 400' <<<"$(sed -n '/does not capture is refused/,/per-core statistics/p' "$OUT")" ||
 	fail "no 400 for the uncaptured CONNECT"
 grep -qE '^COUNTER +worker0 +worker1 +cp +TOTAL' "$OUT" || fail "no per-core stats table for 2 workers (and the control plane's column)"
 grep -qE '^tunnel_' "$OUT" || fail "no tunnel counters in the stats table"

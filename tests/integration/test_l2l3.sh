@@ -13,7 +13,7 @@ pass "ping -c 200 -i 0.01: 200 replies"
 
 in_ns ip neigh flush dev wp0
 out=$(in_ns arping -c 3 -w 5 -I wp0 "$WP_IP" 2>&1) || fail "arping: $out"
-echo "$out" | grep -qi "reply\|bytes from" || fail "arping saw no reply: $out"
+grep -qi "reply\|bytes from" <<<"$out" || fail "arping saw no reply: $out"
 pass "arping resolves $WP_IP"
 
 # Counters are quiet now (no traffic): both readers must agree exactly.
@@ -42,5 +42,5 @@ PY
 pass "wpctl stats --json matches dpdk-telemetry.py"
 
 table=$("$WPCTL" stats --prefix "$WP_PREFIX") || fail "wpctl stats"
-echo "$table" | grep -q "^icmp_echo_replied" || fail "table lacks icmp_echo_replied: $table"
+grep -q "^icmp_echo_replied" <<<"$table" || fail "table lacks icmp_echo_replied: $table"
 pass "wpctl stats table"

@@ -229,10 +229,10 @@ done
 # (a) h2load, h2c prior knowledge, 4 connections x 10 streams
 out=$(in_ns timeout 120 h2load -n 5000 -c 4 -m 10 http://127.0.0.1:15001/index.html 2>&1) ||
 	fail "h2load: $out; $(h2_stats)"
-echo "$out" | grep -q 'requests: 5000 total, 5000 started, 5000 done, 5000 succeeded, 0 failed' ||
+grep -q 'requests: 5000 total, 5000 started, 5000 done, 5000 succeeded, 0 failed' <<<"$out" ||
 	fail "h2load: not all requests succeeded: $out; $(h2_stats)"
-echo "$out" | grep -q 'status codes: 5000 2xx' || fail "h2load: not all 2xx: $out"
-echo "$out" | grep -q 'Application protocol: h2c' || fail "h2load did not speak h2c: $out"
+grep -q 'status codes: 5000 2xx' <<<"$out" || fail "h2load: not all 2xx: $out"
+grep -q 'Application protocol: h2c' <<<"$out" || fail "h2load did not speak h2c: $out"
 req=$(stat l7_h2p_request)
 [ "$req" -ge 5000 ] || fail "l7_h2p_request $req; $(h2_stats)"
 [ "$(stat l7_h2p_session)" -ge 4 ] || fail "l7_h2p_session $(stat l7_h2p_session)"
@@ -263,14 +263,14 @@ pass "gRPC bidi stream to an ambient pod (h2c upstream inside an originated HBON
 # (c) no endpoints: UNAVAILABLE from the waypoint itself
 out=$(in_ns timeout 60 $GRPC unavailable --target 127.0.0.1:15003) ||
 	fail "gRPC to a service without endpoints: $out; $(h2_stats)"
-echo "$out" | grep -q '"details": "no healthy upstream"' || fail "not the waypoint's answer: $out"
+grep -q '"details": "no healthy upstream"' <<<"$out" || fail "not the waypoint's answer: $out"
 [ "$(stat l7_h2p_local_grpc)" -ge 1 ] || fail "l7_h2p_local_grpc not counted: $(h2_stats)"
 pass "gRPC to a service without endpoints: UNAVAILABLE (trailers-only, from the waypoint): $out"
 
 # (d) a port of unknown protocol: the HTTP/2 preface makes it h2c
 out=$(in_ns timeout 60 h2load -n 500 -c 2 -m 5 http://127.0.0.1:15004/index.html 2>&1) ||
 	fail "h2load (sniffed): $out"
-echo "$out" | grep -q 'requests: 500 total, 500 started, 500 done, 500 succeeded' ||
+grep -q 'requests: 500 total, 500 started, 500 done, 500 succeeded' <<<"$out" ||
 	fail "h2load (sniffed): $out; $(h2_stats)"
 [ "$(stat l7_sniff_h2)" -ge 2 ] || fail "l7_sniff_h2 $(stat l7_sniff_h2); $(h2_stats)"
 pass "port of unknown protocol, HTTP/2 preface: sniffed ($(stat l7_sniff_h2) tunnels) and proxied, 500/500 succeeded"

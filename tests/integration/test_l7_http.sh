@@ -244,8 +244,8 @@ for pair in productpage:198.19.0.10 details:198.19.0.11 ratings:198.19.0.12; do
 	vip=${pair#*:}
 	out=$(l7 get --authority "$vip:9080" --host "$svc:9080" --path "/$svc" --n 3) ||
 		fail "$svc: $out"
-	echo "$out" | grep -q "\"backends\": {\"$svc\": 3}" || fail "$svc: $out"
-	echo "$out" | grep -q '"statuses": {"200": 3}' || fail "$svc statuses: $out"
+	grep -q "\"backends\": {\"$svc\": 3}" <<<"$out" || fail "$svc: $out"
+	grep -q '"statuses": {"200": 3}' <<<"$out" || fail "$svc statuses: $out"
 done
 # (dest.py logs a tunnel when it ends; the waypoint keeps it as an idle
 # keep-alive upstream, so count on the waypoint's side)
@@ -295,8 +295,8 @@ sleep 1.5 # inotify -> resolve -> publish
 touch "$T/go"
 wait $LIVE || fail "live client: $(cat "$T/live.out")"
 out=$(cat "$T/live.out")
-echo "$out" | grep -q '"after": {"reviews-v2": 50}' || fail "route change not followed on the open stream: $out"
-echo "$out" | grep -q '"reviews-v1"' || fail "no v1 before the change: $out"
+grep -q '"after": {"reviews-v2": 50}' <<<"$out" || fail "route change not followed on the open stream: $out"
+grep -q '"reviews-v1"' <<<"$out" || fail "no v1 before the change: $out"
 sed -i 's/weight: 0/weight: 80/' "$MAN/30-reviews-split.yaml"
 sleep 1.5
 pass "HTTPRoute changed under an open keep-alive stream: the next requests follow it ($out)"
@@ -305,7 +305,7 @@ pass "HTTPRoute changed under an open keep-alive stream: the next requests follo
 # by pod IP: a workload destination (L4 splice) reaches that pod
 out=$(l7 get --authority 198.18.1.14:9080 --host reviews:9080 --path /pod --n 3) ||
 	fail "reviews-v2 pod: $out"
-echo "$out" | grep -q '"backends": {"reviews-v2": 3}' || fail "reviews-v2 pod: $out"
+grep -q '"backends": {"reviews-v2": 3}' <<<"$out" || fail "reviews-v2 pod: $out"
 pass "reviews-v2 pod (workload waypoint) by pod IP: reaches reviews-v2"
 
 # 2c. connect failures are retried on another endpoint (Istio's default
@@ -315,8 +315,8 @@ kill "$V3_PID"
 sleep 0.3
 out=$(l7 get --authority 198.19.0.23:9080 --host reviews-all:9080 --path /all --n 60) ||
 	fail "reviews-all: $out; $(l7_stats)"
-echo "$out" | grep -q '"statuses": {"200": 60}' || fail "reviews-all with one endpoint down: $out"
-echo "$out" | grep -q 'reviews-v3' && fail "reviews-v3 answered after being stopped: $out"
+grep -q '"statuses": {"200": 60}' <<<"$out" || fail "reviews-all with one endpoint down: $out"
+grep -q 'reviews-v3' <<<"$out" && fail "reviews-v3 answered after being stopped: $out"
 [ "$(stat l7_h1p_retry)" -ge 1 ] || fail "no retry counted"
 pass "one endpoint refusing: 60/60 requests answered 200 by the others ($(stat l7_h1p_retry) connect-failure retries): $out"
 
@@ -326,7 +326,7 @@ in_ns $TCPCHECK server 7000 >"$T/echo.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
 out=$(l7 get --authority 198.19.0.30:9080 --host web:9080 --path /sniffed --n 5) || fail "web: $out"
-echo "$out" | grep -q '"backends": {"details": 5}' || fail "web (sniffed): $out"
+grep -q '"backends": {"details": 5}' <<<"$out" || fail "web (sniffed): $out"
 [ "$(stat l7_sniff_http)" -ge 1 ] || fail "web not sniffed as HTTP: $(l7_stats)"
 in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.31:7000 --tunnels 4 \
 	--bytes 262144 --timeout 30 >"$T/echo.out" 2>&1 || fail "opaque echo: $(cat "$T/echo.out")"
@@ -340,7 +340,7 @@ pass "unknown protocol: HTTP/1.x sniffed and routed at L7 ($(stat l7_sniff_http)
 # is answered
 out=$(l7 get --authority 198.19.0.32:9080 --host shop:9080 --path /mirror/m --n 20) ||
 	fail "shop mirror: $out"
-echo "$out" | grep -q '"backends": {"details": 20}' || fail "mirrored requests answered by: $out"
+grep -q '"backends": {"details": 20}' <<<"$out" || fail "mirrored requests answered by: $out"
 for _ in $(seq 50); do
 	[ "$(grep -c '"/mirror/m' "$T/reviews-v1.log")" -ge 20 ] && break
 	sleep 0.1
@@ -359,11 +359,11 @@ PY
 pass "RequestMirror: 20/20 requests answered by details, copied to reviews-v1 as shop-shadow:9080 with the same x-request-id"
 out=$(l7 get --authority 198.19.0.32:9080 --host shop:9080 --path /sleep/2000/x --n 1) ||
 	fail "shop timeout: $out"
-echo "$out" | grep -q '"statuses": {"504": 1}' || fail "slow backend not answered 504: $out"
+grep -q '"statuses": {"504": 1}' <<<"$out" || fail "slow backend not answered 504: $out"
 [ "$(stat l7_h1p_timeout)" = 1 ] || fail "l7_h1p_timeout $(stat l7_h1p_timeout)"
 out=$(l7 get --authority 198.19.0.32:9080 --host shop:9080 --path /sleep/50/x --n 3) ||
 	fail "shop fast: $out"
-echo "$out" | grep -q '"statuses": {"200": 3}' || fail "fast backend within the timeout: $out"
+grep -q '"statuses": {"200": 3}' <<<"$out" || fail "fast backend within the timeout: $out"
 pass "HTTPRoute timeouts.request 400ms: a 2 s backend answered 504, 50 ms ones 200"
 
 # 3. a destination not enrolled here: 400 from the HBONE layer
@@ -376,8 +376,8 @@ before=$(grep -c '"method"' "$T/details.log")
 bad() { # expected-status data
 	local out
 	out=$(l7 raw --authority 198.19.0.11:9080 --data "$2") || fail "raw: $out"
-	echo "$out" | grep -q "\"rx\": \"HTTP/1.1 $1 " || fail "expected $1 for $2: $out"
-	echo "$out" | grep -q '"ended": true' || fail "stream not ended after $1: $out"
+	grep -q "\"rx\": \"HTTP/1.1 $1 " <<<"$out" || fail "expected $1 for $2: $out"
+	grep -q '"ended": true' <<<"$out" || fail "stream not ended after $1: $out"
 }
 bad 400 'POST / HTTP/1.1\r\nHost: details\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
 bad 400 'POST / HTTP/1.1\r\nHost: details\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef'
@@ -409,7 +409,7 @@ out=$(in_ns $CURL -H 'Expect: 100-continue' --data-binary @"$T/body" "$URL/put")
 	fail "curl 100-continue: $out"
 [ "$out" = "productpage v1 POST /put 1048576 $sum" ] || fail "100-continue POST: $out"
 out=$(in_ns $CURL -0 "$URL/old") || fail "curl HTTP/1.0: $out"
-echo "$out" | grep -q '^productpage v1 GET /old 0 ' || fail "HTTP/1.0: $out"
+grep -q '^productpage v1 GET /old 0 ' <<<"$out" || fail "HTTP/1.0: $out"
 want=$($PY -c 'import hashlib; print(hashlib.sha256((b"0123456789abcdef" * 1000000)[:8000000]).hexdigest())')
 got=$(in_ns $CURL "$URL/big/8000000" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "8 MB response: sha256 $got, expected $want"
@@ -421,10 +421,10 @@ pass "curl through a local HBONE forwarder: keep-alive GETs, 1 MiB chunked POST 
 AUTH="-H :authority:productpage:9080"
 out=$(in_ns timeout 120 h2load -n 2000 -c 4 -m 10 $AUTH "$URL/h2load" 2>&1) ||
 	fail "h2load on an http port: $out; $(l7_stats)"
-echo "$out" | grep -q 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed' ||
+grep -q 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed' <<<"$out" ||
 	fail "h2load on an http port: not all succeeded: $out; $(l7_stats)"
-echo "$out" | grep -q 'status codes: 2000 2xx' || fail "h2load on an http port: not all 2xx: $out"
-echo "$out" | grep -q 'Application protocol: h2c' || fail "h2load did not speak h2c: $out"
+grep -q 'status codes: 2000 2xx' <<<"$out" || fail "h2load on an http port: not all 2xx: $out"
+grep -q 'Application protocol: h2c' <<<"$out" || fail "h2load did not speak h2c: $out"
 [ "$(stat l7_tunnel_h2_on_http)" -ge 4 ] || fail "l7_tunnel_h2_on_http: $(l7_stats)"
 [ "$(stat l7_h2p_up_h1_reuse)" -ge 1000 ] || fail "HTTP/1.1 upstreams not kept alive: $(l7_stats)"
 [ "$(grep -c '"path": "/h2load", "version": "HTTP/1.1"' "$T/productpage.log")" -ge 2000 ] ||
@@ -435,21 +435,21 @@ out=$(in_ns $H2CURL -w ' %{http_version}' --data-binary @"$T/body" "$URL/h2post"
 [ "$out" = "productpage v1 POST /h2post 1048576 $sum
  2" ] || fail "h2c POST (content-length): $out"
 line=$(grep '"path": "/h2post"' "$T/productpage.log")
-echo "$line" | grep -q '"version": "HTTP/1.1"' || fail "h2c POST did not reach the backend as HTTP/1.1: $line"
-echo "$line" | grep -q '"body_len": 1048576' || fail "h2c POST body: $line"
-echo "$line" | grep -qi '"content-length": "1048576"' || fail "h2c POST content-length: $line"
+grep -q '"version": "HTTP/1.1"' <<<"$line" || fail "h2c POST did not reach the backend as HTTP/1.1: $line"
+grep -q '"body_len": 1048576' <<<"$line" || fail "h2c POST body: $line"
+grep -qi '"content-length": "1048576"' <<<"$line" || fail "h2c POST content-length: $line"
 # no content-length (a body of unknown size from stdin): chunked upstream
 out=$(in_ns bash -c "cat '$T/body' | $H2CURL -T - '$URL/h2chunked'") ||
 	fail "curl --http2-prior-knowledge upload from stdin: $out; $(l7_stats)"
 [ "$out" = "productpage v1 PUT /h2chunked 1048576 $sum" ] || fail "h2c PUT (no length): $out"
 line=$(grep '"path": "/h2chunked"' "$T/productpage.log")
-echo "$line" | grep -qi '"transfer-encoding": "chunked"' || fail "h2c PUT without length not chunked: $line"
-echo "$line" | grep -q '"version": "HTTP/1.1"' || fail "h2c chunked PUT: $line"
+grep -qi '"transfer-encoding": "chunked"' <<<"$line" || fail "h2c PUT without length not chunked: $line"
+grep -q '"version": "HTTP/1.1"' <<<"$line" || fail "h2c chunked PUT: $line"
 got=$(in_ns $H2CURL "$URL/big/8000000" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "h2c 8 MB response: sha256 $got, expected $want"
 # HTTP/1.1 clients on the same port: unchanged
 out=$(in_ns $CURL "$URL/again") || fail "curl HTTP/1.1 after h2c: $out"
-echo "$out" | grep -q '^productpage v1 GET /again 0 ' || fail "HTTP/1.1 after h2c: $out"
+grep -q '^productpage v1 GET /again 0 ' <<<"$out" || fail "HTTP/1.1 after h2c: $out"
 pass "h2c (prior knowledge) on an http port, HTTP/1.1 to the backend: h2load -n 2000 -c 4 -m 10 2000/2000 2xx ($(stat l7_tunnel_h2_on_http) tunnels, $(stat l7_h2p_up_h1_conn) upstream connections, $(stat l7_h2p_up_h1_reuse) reuses); 1 MiB POST (content-length) and PUT (no length: chunked upstream) and an 8 MB response SHA-256 verified; HTTP/1.1 curl on the same port still served"
 
 # 6. the proxy's counters

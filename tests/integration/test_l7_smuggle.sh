@@ -83,9 +83,9 @@ while IFS='|' read -r want head; do
 	out=$(l7 raw --authority 198.19.0.11:9080 \
 		--data "${head}GET /SMUGGLED-$n HTTP/1.1\\r\\nHost: details\\r\\n\\r\\n" </dev/null) ||
 		fail "shape $n: $out"
-	echo "$out" | grep -q "\"rx\": \"HTTP/1.1 $want " || fail "shape $n: expected $want: $out"
-	echo "$out" | grep -qi 'connection: close' || fail "shape $n: no connection: close: $out"
-	echo "$out" | grep -q '"ended": true' || fail "shape $n: stream not ended: $out"
+	grep -q "\"rx\": \"HTTP/1.1 $want " <<<"$out" || fail "shape $n: expected $want: $out"
+	grep -qi 'connection: close' <<<"$out" || fail "shape $n: no connection: close: $out"
+	grep -q '"ended": true' <<<"$out" || fail "shape $n: stream not ended: $out"
 	sleep 0.3
 	grep -q SMUGGLED "$BLOG" && fail "shape $n: smuggled request reached the backend: $(grep SMUGGLED "$BLOG")"
 	[ "$(parsed)" = $((before + 1)) ] ||
@@ -105,8 +105,8 @@ before=$(parsed)
 out=$(l7 raw --authority 198.19.0.11:9080 \
 	--data 'GET /crlf HTTP/1.1\r\nHost: details\r\n\rXGET /SMUGGLED-cr HTTP/1.1\r\nHost: details\r\n\r\n') ||
 	fail "bare CR: $out"
-echo "$out" | grep -q '"rx": "HTTP/1.1 400 ' || fail "bare CR head end not refused: $out"
-echo "$out" | grep -q '"ended": true' || fail "bare CR: stream not ended: $out"
+grep -q '"rx": "HTTP/1.1 400 ' <<<"$out" || fail "bare CR head end not refused: $out"
+grep -q '"ended": true' <<<"$out" || fail "bare CR: stream not ended: $out"
 sleep 0.3
 [ "$(parsed)" = "$before" ] || fail "bare CR head reached the backend: $(tail -2 "$BLOG")"
 [ "$(stat http1_line_ending_invalid)" -ge 1 ] || fail "http1_line_ending_invalid not counted"
@@ -115,9 +115,9 @@ pass "head ended by \\r\\n\\rX: 400, nothing reached the backend"
 # 3. absolute-form: the target's authority is the Host the backend sees
 out=$(l7 raw --authority 198.19.0.11:9080 --data 'GET http://evil/abs HTTP/1.1\r\nHost: p\r\n\r\n') ||
 	fail "absolute-form: $out"
-echo "$out" | grep -q '"rx": "HTTP/1.1 200 ' || fail "absolute-form: $out"
+grep -q '"rx": "HTTP/1.1 200 ' <<<"$out" || fail "absolute-form: $out"
 line=$(grep '"target": "/abs"' "$BLOG") || fail "absolute-form not sent in origin-form: $(tail -2 "$BLOG")"
-echo "$line" | grep -q '"host": "evil"' || fail "absolute-form: Host not rewritten: $line"
+grep -q '"host": "evil"' <<<"$line" || fail "absolute-form: Host not rewritten: $line"
 pass "absolute-form GET http://evil/abs with Host: p reaches the backend as GET /abs, Host: evil"
 
 # 4. SIGTERM with an idle pooled upstream: closed with a FIN
@@ -131,5 +131,5 @@ for _ in $(seq 200); do kill -0 "$WP_PID" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$WP_PID" 2>/dev/null && fail "waypointd still running 10 s after SIGTERM"
 for _ in $(seq 50); do grep '"end"' "$BLOG" | grep -q "\"$peer\"" && break; sleep 0.1; done
 end=$(grep "\"end\"" "$BLOG" | grep "\"$peer\"") || fail "the backend saw no end of the pooled connection $peer"
-echo "$end" | grep -q '"end": "eof"' || fail "pooled upstream not closed with a FIN at drain: $end"
+grep -q '"end": "eof"' <<<"$end" || fail "pooled upstream not closed with a FIN at drain: $end"
 pass "SIGTERM: the idle pooled upstream ($peer) was closed with a FIN (backend: EOF, not ECONNRESET)"

@@ -58,7 +58,7 @@ grep -qx /etc/waypointd/waypoint.conf "$WORK/control/conffiles" ||
 	fail "/etc/waypointd/waypoint.conf is not a conffile: $(cat "$WORK/control/conffiles")"
 
 # The installed binary: its default configuration, and the shipped one.
-"$R/usr/sbin/waypointd" --help | grep -q "default /etc/waypointd/waypoint.conf" ||
+grep -q "default /etc/waypointd/waypoint.conf" <<<"$("$R/usr/sbin/waypointd" --help)" ||
 	fail "the installed waypointd does not default to /etc/waypointd/waypoint.conf"
 "$R/usr/sbin/waypointd" -c "$R/etc/waypointd/waypoint.conf" --check-config ||
 	fail "the shipped configuration does not pass --check-config"

@@ -14,7 +14,7 @@ run_job() {
 	tel "/wp/tcp_client,$WP_PEER_IP:5007,$1,$2" >/dev/null || fail "tcp_client refused"
 	for _ in $(seq $(($3 * 10))); do
 		st=$(tel /wp/tcp_client_status)
-		echo "$st" | grep -q '"running": 0' && break
+		grep -q '"running": 0' <<<"$st" && break
 		sleep 0.1
 	done
 	echo "$st"

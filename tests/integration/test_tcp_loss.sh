@@ -19,7 +19,7 @@ for _ in $(seq 50); do grep -q ready "$WP_LOG.server" && break; sleep 0.1; done
 tel "/wp/tcp_client,$WP_PEER_IP:5007,1000,65536" >/dev/null || fail "tcp_client refused"
 for _ in $(seq 1200); do
 	st=$(tel /wp/tcp_client_status)
-	echo "$st" | grep -q '"running": 0' && break
+	grep -q '"running": 0' <<<"$st" && break
 	sleep 0.1
 done
 /usr/bin/python3 -c '

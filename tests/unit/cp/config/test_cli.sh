@@ -25,12 +25,12 @@ expect_exit() {
 
 printf 'ports = ( { device = "net_tap0"; ip = "198.18.0.2"; } );\npolling = { mode = "fast"; };\n' >"$tmp/bad.conf"
 expect_exit 1 "$WP" -c "$tmp/bad.conf" --check-config
-echo "$out" | grep -q "bad.conf:2: key 'polling.mode'" || { echo "unexpected: $out"; exit 1; }
+grep -q "bad.conf:2: key 'polling.mode'" <<<"$out" || { echo "unexpected: $out"; exit 1; }
 
 expect_exit 1 "$WP" -c "$ROOT/conf/waypoint.conf" --set fault.rx_drop=2 --check-config
-echo "$out" | grep -q "fault.rx_drop" || { echo "unexpected: $out"; exit 1; }
+grep -q "fault.rx_drop" <<<"$out" || { echo "unexpected: $out"; exit 1; }
 
 expect_exit 1 "$WP" -c "$tmp/missing.conf" --check-config
-echo "$out" | grep -q "missing.conf: cannot read" || { echo "unexpected: $out"; exit 1; }
+grep -q "missing.conf: cannot read" <<<"$out" || { echo "unexpected: $out"; exit 1; }
 expect_exit 2 "$WP" --no-such-flag
 echo "waypointd command line: ok"
