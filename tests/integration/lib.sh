@@ -78,3 +78,27 @@ wait_gauge() {
 	done
 	fail "$1 is $v, expected $2 after $3 s"
 }
+
+# l7_setup TAG: the L7 tests' common start: a scratch directory $T (removed
+# at exit with the processes in PIDS and the testbed), a test PKI in $PKI,
+# and the embedded cluster copied to $MAN with every namespace out of the
+# ambient data plane (pods reached in plaintext unless a test opts in).
+l7_setup() {
+	T=$(mktemp -d "/tmp/wp-$1.XXXXXX")
+	PKI=$T/pki
+	MAN=$T/manifests
+	PY=/usr/bin/python3
+	CLIENT="$PY $ROOT/tests/hbone/client.py"
+	L7="$PY $ROOT/tests/integration/l7_http.py"
+	PIDS=()
+	trap l7_cleanup EXIT
+	"$ROOT/tests/pki/mkpki.sh" "$PKI" >/dev/null 2>&1 || fail "mkpki.sh failed"
+	mkdir -p "$MAN"
+	cp "$ROOT"/conf/cluster/*.yaml "$MAN/"
+	sed -i '/istio.io\/dataplane-mode/d' "$MAN/00-namespace.yaml"
+}
+l7_cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	tb_cleanup
+	rm -rf "$T"
+}

@@ -14,24 +14,7 @@
 #     clients come from one HBONE peer address: the spread shows the hash
 #     took the Forwarded for= address, not the connection's.
 . "$(dirname "$0")/lib.sh"
-T=$(mktemp -d /tmp/wp-l7hash.XXXXXX)
-PKI=$T/pki
-MAN=$T/manifests
-PY=/usr/bin/python3
-CLIENT="$PY $ROOT/tests/hbone/client.py"
-L7="$PY $ROOT/tests/integration/l7_http.py"
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	tb_cleanup
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-"$ROOT/tests/pki/mkpki.sh" "$PKI" >/dev/null 2>&1 || fail "mkpki.sh failed"
-mkdir -p "$MAN"
-cp "$ROOT"/conf/cluster/*.yaml "$MAN/"
-sed -i '/istio.io\/dataplane-mode/d' "$MAN/00-namespace.yaml"
+l7_setup l7hash
 cat >"$MAN/30-hash.yaml" <<'YAML'
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -21,24 +21,7 @@
 #     HTTP/1.1 clients of the same port are served as before.
 . "$(dirname "$0")/lib.sh"
 N=${L7_SPLIT_N:-10000}
-T=$(mktemp -d /tmp/wp-l7.XXXXXX)
-PKI=$T/pki
-MAN=$T/manifests
-PY=/usr/bin/python3
-CLIENT="$PY $ROOT/tests/hbone/client.py"
-L7="$PY $ROOT/tests/integration/l7_http.py"
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	tb_cleanup
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-"$ROOT/tests/pki/mkpki.sh" "$PKI" >/dev/null 2>&1 || fail "mkpki.sh failed"
-mkdir -p "$MAN"
-cp "$ROOT"/conf/cluster/*.yaml "$MAN/"
-sed -i '/istio.io\/dataplane-mode/d' "$MAN/00-namespace.yaml"
+l7_setup l7
 # ratings-v1 alone is in the mesh (pod label), with the identity of the test
 # HBONE destination: the waypoint reaches it by HBONE originate, dest.py
 # forwards to its plain backend

@@ -19,24 +19,8 @@
 #   - SIGTERM with an idle pooled upstream: the backend sees a FIN (EOF),
 #     not a reset.
 . "$(dirname "$0")/lib.sh"
-T=$(mktemp -d /tmp/wp-smuggle.XXXXXX)
-PKI=$T/pki
-MAN=$T/manifests
-PY=/usr/bin/python3
-L7="$PY $ROOT/tests/integration/l7_http.py"
+l7_setup smuggle
 BLOG=$T/backend.log
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	tb_cleanup
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-"$ROOT/tests/pki/mkpki.sh" "$PKI" >/dev/null 2>&1 || fail "mkpki.sh failed"
-mkdir -p "$MAN"
-cp "$ROOT"/conf/cluster/*.yaml "$MAN/"
-sed -i '/istio.io\/dataplane-mode/d' "$MAN/00-namespace.yaml"
 cat >"$MAN/30-details-route.yaml" <<'YAML'
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
