@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	static struct wp_tunnel_shared tunnels;
 	bool hbone = false;
 	const char *gateways[WP_MAX_SERVED_GATEWAYS];
+	const char *td_aliases[WP_MAX_TD_ALIASES];
 	struct wp_cp_config cpc;
 	struct wp_cp *cp = NULL;
 	const char *path = WP_DEFAULT_CONFIG;
@@ -259,6 +260,12 @@ int main(int argc, char **argv)
 	cpc.served.gateways = gateways;
 	cpc.served.class_name = cfg.cluster.gateway_class;
 	cpc.served.cluster_domain = cfg.cluster.cluster_domain;
+	cpc.served.root_ns = cfg.cluster.root_namespace;
+	cpc.served.trust_domain = cfg.tls.trust_domain;
+	cpc.served.n_aliases = cfg.tls.n_aliases;
+	for (unsigned i = 0; i < cfg.tls.n_aliases; i++)
+		td_aliases[i] = cfg.tls.aliases[i];
+	cpc.served.aliases = td_aliases;
 	cpc.admin_addr = cfg.admin.address;
 	cpc.admin_port = cfg.admin.port;
 	cpc.admin_disabled = !cfg.admin.enabled;

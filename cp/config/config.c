@@ -522,8 +522,9 @@ static void load_tcp(struct loader *ld, struct wp_config *cfg)
 
 static void load_cluster(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"manifest_dir",   "gateway_class", "gateways",
-	                                    "cluster_domain", "debounce_ms",   NULL};
+	static const char *const known[] = {
+	        "manifest_dir",   "gateway_class", "gateways", "cluster_domain",
+	        "root_namespace", "debounce_ms",   NULL};
 	const config_setting_t *g = get_group(ld, "cluster"), *list;
 	struct wp_cluster_config *c = &cfg->cluster;
 
@@ -534,6 +535,11 @@ static void load_cluster(struct loader *ld, struct wp_config *cfg)
 	get_string(ld, g, "cluster.", "gateway_class", c->gateway_class, sizeof(c->gateway_class));
 	get_string(ld, g, "cluster.", "cluster_domain", c->cluster_domain,
 	           sizeof(c->cluster_domain));
+	get_string(ld, g, "cluster.", "root_namespace", c->root_namespace,
+	           sizeof(c->root_namespace));
+	if (!ld->failed && c->root_namespace[0] == '\0')
+		fail(ld, member(g, "root_namespace"), "cluster.root_namespace",
+		     "must not be empty");
 	GET_UINT(ld, g, "cluster.", "debounce_ms", 0, 60000, c->debounce_ms);
 	list = member(g, "gateways");
 	if (list == NULL)
@@ -802,6 +808,7 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->tcp.keepalive_s = 0;
 	strcpy(cfg->cluster.manifest_dir, WP_DEFAULT_MANIFEST_DIR);
 	strcpy(cfg->cluster.cluster_domain, "cluster.local");
+	strcpy(cfg->cluster.root_namespace, "istio-system");
 	cfg->cluster.debounce_ms = 50;
 	cfg->admin.enabled = true;
 	cfg->admin.address = wp_addr_v4(htonl(0x7f000001));

@@ -97,6 +97,10 @@ struct wp_resolver {
 	char **cfg_names;
 	char *cfg_class;
 	char *cfg_domain;
+	char *cfg_root;                     /* AuthorizationPolicy root namespace */
+	char *cfg_td;                       /* trust domain */
+	char **cfg_aliases;                 /* cfg.n_aliases trust domain aliases */
+	struct wp_authz_db_cache authz_dbs; /* Hyperscan databases shared by the blocks */
 	struct rnode *enroll_list, *block_list;
 	struct capset cap_svc, cap_pod;
 	bool full, changed;
@@ -1054,9 +1058,14 @@ static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
 	        .gw_ns = gw ? gw->meta.ns : NULL,
 	        .gw_name = gw ? gw->meta.name : NULL,
 	        .gw_class = gw ? gw->u.gw.class_name : NULL,
+	        .root_ns = r->cfg_root,
+	        .trust_domain = r->cfg_td,
+	        .n_aliases = r->cfg.n_aliases,
+	        .aliases = (const char *const *)r->cfg_aliases,
 	        .dest_kind = WP_AUTHZ_DEST_SERVICE,
 	        .dest_ns = b->ns,
 	        .dest_name = b->name,
+	        .cache = &r->authz_dbs,
 	};
 
 	/* No policy at all: no table, which reads as "nothing applies" (and
@@ -1588,6 +1597,16 @@ struct wp_resolver *wp_resolver_create(const struct wp_served *served)
 			goto fail;
 		if (served->cluster_domain && !(r->cfg_domain = strdup(served->cluster_domain)))
 			goto fail;
+		if (served->root_ns && !(r->cfg_root = strdup(served->root_ns)))
+			goto fail;
+		if (served->trust_domain && !(r->cfg_td = strdup(served->trust_domain)))
+			goto fail;
+		r->cfg_aliases = calloc(served->n_aliases + 1, sizeof(char *));
+		if (!r->cfg_aliases)
+			goto fail;
+		for (unsigned i = 0; i < served->n_aliases; i++)
+			if (!(r->cfg_aliases[i] = strdup(served->aliases[i])))
+				goto fail;
 	}
 	return r;
 fail:
@@ -1630,6 +1649,13 @@ void wp_resolver_destroy(struct wp_resolver *r)
 	free(r->cfg_names);
 	free(r->cfg_class);
 	free(r->cfg_domain);
+	free(r->cfg_root);
+	free(r->cfg_td);
+	for (unsigned i = 0; r->cfg_aliases && i < r->cfg.n_aliases; i++)
+		free(r->cfg_aliases[i]);
+	free(r->cfg_aliases);
+	/* every block (and its tables) is gone: the cache is empty */
+	WP_ASSERT(r->authz_dbs.n == 0);
 	free(r->cap_svc.v);
 	free(r->cap_pod.v);
 	for (unsigned i = 0; i < r->n_errs; i++) {

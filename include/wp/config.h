@@ -74,6 +74,7 @@ struct wp_cluster_config {
 	unsigned n_gateways;         /* and these "ns/name" Gateways */
 	char gateways[WP_MAX_SERVED_GATEWAYS][256];
 	char cluster_domain[128];
+	char root_namespace[64]; /* Istio's root namespace (GatewayClass-wide policies) */
 	unsigned debounce_ms;
 };
 

@@ -28,6 +28,11 @@ struct wp_served {
 	const char *const *gateways; /* "ns/name" */
 	const char *class_name;      /* NULL or "" = none by class */
 	const char *cluster_domain;  /* NULL = "cluster.local" */
+	/* AuthorizationPolicy attachment and principals (cp/resolve/authz_compile.h) */
+	const char *root_ns;      /* NULL = "istio-system" */
+	const char *trust_domain; /* NULL = "cluster.local" */
+	unsigned n_aliases;       /* trust domain aliases */
+	const char *const *aliases;
 };
 
 enum wp_enroll_reason {
