@@ -304,6 +304,11 @@ int wp_http1_write_chunk_header(size_t len, char *buf, size_t cap) WP_MUST_CHECK
 int wp_http1_write_last_chunk(const struct wp_http_hdr *trailers, uint16_t n, char *buf,
                               size_t cap) WP_MUST_CHECK;
 
+/* A local answer: <status> with a text/plain <body>; keep_alive false adds
+ * "connection: close". Returns the length, or -ENOSPC / -EINVAL. */
+int wp_http1_write_local(uint16_t status, const char *body, size_t body_len, bool keep_alive,
+                         char *buf, size_t cap) WP_MUST_CHECK;
+
 /* A minimal response for <status> (400, 408, 413, 414, 417, 431, 500, 502,
  * 503, 504, 505 ...) with a short text body and `connection: close`.
  * Returns bytes written or -ENOSPC. */

@@ -11,6 +11,7 @@
  * `connection: upgrade` + Upgrade when the connection is being upgraded.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -315,27 +316,37 @@ int wp_http1_write_last_chunk(const struct wp_http_hdr *trailers, uint16_t n, ch
 	return finish(&o);
 }
 
-int wp_http1_write_error(uint16_t status, char *buf, size_t cap)
+int wp_http1_write_local(uint16_t status, const char *body, size_t body_len, bool keep_alive,
+                         char *buf, size_t cap)
 {
 	struct out o = {.buf = buf, .cap = cap};
 	const char *r = wp_http_reason(status);
-	size_t rlen = strlen(r);
-	size_t body = 4 + rlen + 1; /* "431 " + reason + "\n" */
 
 	if (status < 100 || status > 999)
 		return -EINVAL;
 	PUT_LIT(&o, "HTTP/1.1 ");
 	put_u64(&o, status);
 	PUT_LIT(&o, " ");
-	put(&o, r, rlen);
+	put(&o, r, strlen(r));
 	PUT_LIT(&o, "\r\ncontent-type: text/plain\r\ncontent-length: ");
-	put_u64(&o, body);
-	PUT_LIT(&o, "\r\nconnection: close\r\n\r\n");
-	put_u64(&o, status);
-	PUT_LIT(&o, " ");
-	put(&o, r, rlen);
-	PUT_LIT(&o, "\n");
+	put_u64(&o, body_len);
+	if (keep_alive)
+		PUT_LIT(&o, "\r\n\r\n");
+	else
+		PUT_LIT(&o, "\r\nconnection: close\r\n\r\n");
+	put(&o, body, body_len);
 	return finish(&o);
+}
+
+int wp_http1_write_error(uint16_t status, char *buf, size_t cap)
+{
+	const char *r = wp_http_reason(status);
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%u %s\n", status, r);
+
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -EINVAL;
+	return wp_http1_write_local(status, body, (size_t)n, false, buf, cap);
 }
 
 int wp_http1_write_continue(char *buf, size_t cap)

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "dp/l7/h1proxy.h"
+#include "dp/l7/pipeline.h"
 #include "dp/l7/lb.h"
 #include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
@@ -74,6 +75,7 @@ struct wp_h1p_sess {
 	struct wp_h1p_core *core;
 	struct wp_h1p_sess *next_free;
 	const struct wp_route_table *routes;
+	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
 	const struct wp_addr *src;
 	const char *authority;
 	size_t authority_len;
@@ -90,6 +92,7 @@ struct wp_h1p_sess {
 	bool down_eof;           /* the client half-closed */
 	bool down_shut;          /* passthrough: half-close the client after the bytes */
 	bool upg_held;           /* client bytes came behind an Upgrade / CONNECT request */
+	bool discard;            /* answered locally, connection kept: drop the request body */
 	uint8_t framing;         /* enum wp_http1_framing of the response */
 	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
 	void *app;
@@ -608,7 +611,8 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->authority_len = authority_len;
 	s->state = S_REQ;
 	s->req_active = s->req_done = s->resp_started = s->resp_done = false;
-	s->hold_head = s->close_after = s->down_eof = s->down_shut = false;
+	s->hold_head = s->close_after = s->down_eof = s->down_shut = s->discard = false;
+	s->conn = NULL;
 	s->up = NULL;
 	s->app = NULL;
 	s->act.t = NULL;
@@ -722,6 +726,11 @@ void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *
 	s->routes = routes;
 }
 
+void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, const struct wp_pipe_conn *conn)
+{
+	s->conn = conn;
+}
+
 void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app)
 {
 	s->app = app;
@@ -730,6 +739,32 @@ void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app)
 void *wp_h1p_sess_app(const struct wp_h1p_sess *s)
 {
 	return s->app;
+}
+
+/* Authorization denied the request: 403 "RBAC: access denied". The
+ * connection stays usable (the request body is read and dropped) unless the
+ * request was to end it anyway, asked for an Upgrade or waits for 100. Returns whether the
+ * session reads on. */
+static bool sess_deny(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
+{
+	/* a client waiting for 100-continue may not send the body at all */
+	bool ka = !s->close_after && !s->req_upgrade && !(m->flags & WP_HTTP1_F_EXPECT_CONTINUE);
+	int n = wp_http1_write_local(WP_PIPE_DENIED_STATUS, WP_PIPE_DENIED_BODY,
+	                             WP_PIPE_DENIED_BODY_LEN, ka, (char *)ob_tail(&s->down),
+	                             ob_room(&s->down));
+
+	if (n <= 0 || !ka) {
+		if (n > 0)
+			s->down.len += (uint32_t)n;
+		sess_local(s, n > 0 ? 0 : 500);
+		return false;
+	}
+	if (m->method == HTTP_HEAD) /* the head only */
+		n -= (int)WP_PIPE_DENIED_BODY_LEN;
+	s->down.len += (uint32_t)n;
+	s->resp_started = s->resp_done = true;
+	s->discard = true;
+	return true;
 }
 
 static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
@@ -751,6 +786,19 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		return false;
 	}
 	wp_route_req_init_http1(&rq, m, s->src);
+	if (s->conn && wp_pipe_normalize(s->conn->core, &rq) != 0) {
+		sess_local(s, 400);
+		return false;
+	}
+	/* authorization before any answer of the router (as Envoy's RBAC
+	 * filter runs before its router filter) */
+	if (s->conn) {
+		const char *mn = llhttp_method_name((llhttp_method_t)m->method);
+		struct wp_authz_decision az;
+
+		if (!wp_pipe_authorize(s->conn, &rq, mn, strlen(mn), &az))
+			return sess_deny(s, m);
+	}
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
 		sess_local(s, 404);
 		return false;
@@ -811,6 +859,8 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	}
 	wp_http1_parser_expect_response(&s->rp, m->method);
 	out = *m;
+	out.target = rq.target; /* normalized */
+	out.target_len = rq.target_len;
 	n = wp_route_rewrite_target(&d, &rq, c->tgt, sizeof(c->tgt));
 	if (n < 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
@@ -854,6 +904,7 @@ static void exchange_done(struct wp_h1p_sess *s)
 
 	sess_drop_up(s, reuse ? UP_REUSE : UP_CLOSE);
 	s->req_active = false;
+	s->discard = false;
 	s->has_rmods = false;
 	s->last_ms = s->core->now_ms;
 	if (s->close_after || s->down_eof)
@@ -924,6 +975,8 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 		case WP_HTTP1_EV_BODY: {
 			uint32_t before;
 
+			if (s->discard)
+				break;
 			s->hold_head = false;
 			before = s->upb.len; /* a compaction below keeps the length */
 			if (s->req_chunked) {
@@ -941,7 +994,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 		}
 		case WP_HTTP1_EV_DONE:
 			s->hold_head = false;
-			if (s->req_chunked) {
+			if (s->req_chunked && !s->discard) {
 				int k = wp_http1_write_last_chunk(
 				        ev.msg->trailers, ev.msg->n_trailers,
 				        (char *)ob_tail(&s->upb), ob_room(&s->upb));

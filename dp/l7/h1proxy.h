@@ -6,6 +6,8 @@
  *   downstream bytes (the client's side of an HBONE tunnel)
  *     -> request parser (dp/http/http1.h): 400/431 + close on malformed,
  *        smuggling shapes refused
+ *     -> normalize the path and authorize (dp/l7/pipeline.h): 400 for a
+ *        path Envoy refuses, 403 "RBAC: access denied" (connection kept)
  *     -> route (dp/l7/route.h): 404 no rule, 3xx redirect, 500 no backend
  *     -> load balancer pick -> endpoint (503 if none)
  *     -> an upstream connection to that endpoint from the per-core pool
@@ -71,6 +73,7 @@ struct wp_h1p_core;
 struct wp_h1p_sess;
 struct wp_h1p_up;
 struct wp_h1p_mirror;
+struct wp_pipe_conn;
 
 /* What the host does for the proxy. */
 struct wp_h1p_ops {
@@ -190,6 +193,12 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
  * tables live in RCU snapshots sets the current one before each
  * wp_h1p_down_in() call. NULL: requests get 500. */
 void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *routes);
+
+/* The downstream connection's identity and policy (dp/l7/pipeline.h),
+ * host-owned, outliving the session: each request is normalized and
+ * authorized with it (denied: 403, the connection kept). NULL (after open):
+ * no authorization, paths forwarded as sent. */
+void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, const struct wp_pipe_conn *conn);
 
 /* The host's pointer for the session (NULL after open). */
 void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app);

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "dp/l7/h2proxy.h"
+#include "dp/l7/pipeline.h"
 #include "dp/l7/lb.h"
 #include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
@@ -97,6 +98,7 @@ struct wp_h2p_strm {
 	bool head_sent; /* a response head (upstream's or local) was submitted downstream */
 	bool local;     /* answered locally: request bytes are dropped */
 	bool routed;
+	uint8_t body_off; /* a local answer's body: bytes submitted */
 	bool mirror;      /* a request copy: no downstream, its response discarded */
 	uint64_t up_sent; /* request body bytes taken by the upstream session */
 	/* HTTPRoute timeouts (0 = none): the stream's, its current try's */
@@ -135,6 +137,7 @@ struct wp_h2p_sess {
 	nghttp2_session *ng;
 	bool h1up; /* WP_H2P_SESS_H1_UPSTREAM */
 	const struct wp_route_table *routes;
+	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
 	const struct wp_addr *src;
 	const char *authority;
 	size_t authority_len;
@@ -1156,6 +1159,8 @@ static const char *local_text(uint16_t status)
 	switch (status) {
 	case 400:
 		return "bad request";
+	case WP_PIPE_DENIED_STATUS:
+		return WP_PIPE_DENIED_BODY;
 	case 404:
 		return "no route";
 	case 431:
@@ -1173,6 +1178,25 @@ static const char *local_text(uint16_t status)
 	}
 }
 
+/* The body of a local answer that has one (403 "RBAC: access denied"). */
+static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
+                               uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct wp_h2p_strm *t = down_strm(ud, sid);
+	size_t n;
+
+	(void)ng;
+	(void)src;
+	if (!t || t->body_off > WP_PIPE_DENIED_BODY_LEN)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	n = WP_MIN(len, WP_PIPE_DENIED_BODY_LEN - t->body_off);
+	memcpy(buf, WP_PIPE_DENIED_BODY + t->body_off, n);
+	t->body_off = (uint8_t)(t->body_off + n);
+	if (t->body_off == WP_PIPE_DENIED_BODY_LEN)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
 /* Answers the downstream stream of <t> with <status> (a gRPC request: a
  * trailers-only response) unless a response head was sent already (then
  * the stream is reset). Request bytes from here on are dropped. */
@@ -1184,6 +1208,8 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 	nghttp2_nv nv[5];
 	size_t n = 0;
 	const char *txt = local_text(status);
+	nghttp2_data_provider body = {.read_callback = local_body_read};
+	bool has_body = false;
 
 	t->local = true;
 	mirrors_abort(t);
@@ -1209,11 +1235,22 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		nv_set(&nv[n++], ":status", 7, st, strlen(st));
 		if (loc)
 			nv_set(&nv[n++], "location", 8, loc, loc_len);
-		nv_set(&nv[n++], "content-length", 14, "0", 1);
+		has_body = status == WP_PIPE_DENIED_STATUS;
+		if (has_body) {
+			static const char cl[] = {'0' + WP_PIPE_DENIED_BODY_LEN / 10,
+			                          '0' + WP_PIPE_DENIED_BODY_LEN % 10};
+
+			_Static_assert(WP_PIPE_DENIED_BODY_LEN < 100, "two digits");
+			nv_set(&nv[n++], "content-type", 12, "text/plain", 10);
+			nv_set(&nv[n++], "content-length", 14, cl, sizeof(cl));
+			t->body_off = 0;
+		} else {
+			nv_set(&nv[n++], "content-length", 14, "0", 1);
+		}
 	}
 	/* the rest of the request is not wanted: d_frame_send() resets the
 	 * stream (NO_ERROR) once this response is out */
-	if (nghttp2_submit_response(s->ng, t->down_sid, nv, n, NULL) != 0)
+	if (nghttp2_submit_response(s->ng, t->down_sid, nv, n, has_body ? &body : NULL) != 0)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
 	wake_sess(s);
 }
@@ -1532,6 +1569,19 @@ static void strm_route(struct wp_h2p_strm *t)
 	rq.hdrs = c->rh;
 	rq.n_hdrs = nh;
 	rq.src = s->src;
+	if (s->conn && wp_pipe_normalize(s->conn->core, &rq) != 0) {
+		strm_local(t, 400, NULL, 0);
+		return;
+	}
+	/* authorization before any answer of the router, as in Envoy */
+	if (s->conn) {
+		struct wp_authz_decision az;
+
+		if (!wp_pipe_authorize(s->conn, &rq, (const char *)m->value, m->valuelen, &az)) {
+			strm_local(t, WP_PIPE_DENIED_STATUS, NULL, 0);
+			return;
+		}
+	}
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ROUTE);
 		strm_local(t, 404, NULL, 0);
@@ -1570,6 +1620,10 @@ static void strm_route(struct wp_h2p_strm *t)
 	n = wp_route_rewrite_target(&d, &rq, c->tmp2, sizeof(c->tmp2));
 	path = (const char *)p->value;
 	path_len = p->valuelen;
+	if (n == 0 && rq.target != path) { /* normalized: the core's buffer, copy it */
+		path = hb_copy(h, rq.target, rq.target_len);
+		path_len = rq.target_len;
+	}
 	if (n > 0) {
 		path = hb_copy(h, c->tmp2, (size_t)n);
 		path_len = (size_t)n;
@@ -1737,7 +1791,8 @@ static int d_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct wp_h2p_strm *t;
 
-	if (f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
 	t = down_strm(ud, f->hd.stream_id);
 	if (t && t->local && !t->req_eof)
@@ -2520,6 +2575,7 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 	s->in_use = true;
 	s->h1up = (flags & WP_H2P_SESS_H1_UPSTREAM) != 0;
 	s->routes = routes;
+	s->conn = NULL;
 	s->src = src;
 	s->authority = authority;
 	s->authority_len = authority_len;
@@ -2538,6 +2594,11 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 void wp_h2p_sess_set_routes(struct wp_h2p_sess *s, const struct wp_route_table *routes)
 {
 	s->routes = routes;
+}
+
+void wp_h2p_sess_set_conn(struct wp_h2p_sess *s, const struct wp_pipe_conn *conn)
+{
+	s->conn = conn;
 }
 
 void wp_h2p_sess_set_app(struct wp_h2p_sess *s, void *app)

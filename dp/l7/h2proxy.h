@@ -99,6 +99,7 @@
 #include "wp/addr_types.h"
 #include "wp/common.h"
 
+struct wp_pipe_conn;
 struct wp_h2p_core;
 struct wp_h2p_sess;
 struct wp_h2p_up;
@@ -230,6 +231,10 @@ struct wp_h2p_sess *wp_h2p_sess_open(struct wp_h2p_core *c, const struct wp_rout
 /* As wp_h1p_sess_set_routes(): read only while a request head is routed
  * (and for connect/refused retries); NULL: requests get 500. */
 void wp_h2p_sess_set_routes(struct wp_h2p_sess *s, const struct wp_route_table *routes);
+
+/* As wp_h1p_sess_set_conn(): requests are normalized and authorized with
+ * it (denied: 403 "RBAC: access denied", gRPC: grpc-status 7). */
+void wp_h2p_sess_set_conn(struct wp_h2p_sess *s, const struct wp_pipe_conn *conn);
 
 void wp_h2p_sess_set_app(struct wp_h2p_sess *s, void *app);
 void *wp_h2p_sess_app(const struct wp_h2p_sess *s);

@@ -83,6 +83,8 @@ static void l7_refresh_routes(struct tunnel *t)
 		rt = d->svc->ports[d->port_idx].routes;
 	if (rt != NULL)
 		(void)wp_route_core_reserve(&tw->l7.rc, rt);
+	wp_pipe_conn_set_authz(&t->pc,
+	                       d != NULL && d->kind == WP_DEST_SERVICE ? d->svc->authz : NULL);
 	if (t->l7.h2sess != NULL)
 		wp_h2p_sess_set_routes(t->l7.h2sess, rt);
 	else
@@ -313,6 +315,13 @@ static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
 	return t->l7.has_src ? &t->l7.src : NULL;
 }
 
+/* srv_request(): is the protocol of this service port sniffed (its first
+ * client bytes may make the tunnel L7)? */
+static bool l7_sniffs(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+{
+	return tw->l7.core != NULL && p->proto == WP_PROTO_UNKNOWN;
+}
+
 /* srv_request(): is this service port proxied at L7? */
 static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
@@ -344,6 +353,9 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
+	pipe_conn_fill(&t->pc, tw, s, req, d);
+	t->pc.authority = t->l7.auth;
+	t->pc.authority_len = (uint32_t)n;
 	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, l7_client(t, s, req), t->l7.auth,
 	                              (size_t)n);
 	if (t->l7.sess == NULL) { /* l7_h1p_no_session counted */
@@ -352,6 +364,7 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 		return false;
 	}
 	wp_h1p_sess_set_app(t->l7.sess, t);
+	wp_h1p_sess_set_conn(t->l7.sess, &t->pc);
 	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
 	t->l7.h2probe = tw->l7.h2core != NULL;
 	t->target = req->authority;
@@ -374,7 +387,7 @@ static void l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 	int n;
 
-	if (t->tw->l7.core == NULL || p->proto != WP_PROTO_UNKNOWN)
+	if (!l7_sniffs(t->tw, p))
 		return;
 	t->l7.sniff = true;
 	t->l7.dest = req->authority;
@@ -382,6 +395,8 @@ static void l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		t->l7.auth[0] = '\0';
+	t->pc.authority = t->l7.auth;
+	t->pc.authority_len = (uint32_t)strlen(t->l7.auth);
 }
 
 /* An HTTP/1.x request line starts with a method and a space. */
@@ -448,6 +463,7 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	u->kind = END_L7;
 	t->l7.sess = s;
 	wp_h1p_sess_set_app(s, t);
+	wp_h1p_sess_set_conn(s, &t->pc);
 	ctr(tw, WP_CTR_L7_SNIFF_HTTP);
 	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
 	if (!t->responded)

@@ -44,6 +44,9 @@ static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
 static void l7_up_let_go(struct tunnel *t);
 static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req);
+static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
+                           const struct sess *s, const struct wp_hbone_req *req,
+                           const struct wp_snap_dest *d);
 
 /* ---- struct wp_h2p_ops ------------------------------------------------------------------- */
 
@@ -205,6 +208,7 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 {
 	t->l7.h2sess = s;
 	wp_h2p_sess_set_app(s, t);
+	wp_h2p_sess_set_conn(s, &t->pc);
 	if (t->e[0].sess != NULL)
 		t->tw->l7.h2wp = t->e[0].sess->wp;
 	l7_mark(t); /* the server preface goes out */
@@ -229,6 +233,9 @@ static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
+	pipe_conn_fill(&t->pc, tw, s, req, d);
+	t->pc.authority = t->l7.auth;
+	t->pc.authority_len = (uint32_t)n;
 	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, l7_client(t, s, req), t->l7.auth,
 	                         (size_t)n, 0);
 	if (hsess == NULL) { /* l7_h2p_no_session counted */

@@ -37,6 +37,7 @@
 
 #include "dp/http/forwarded.h"
 #include "dp/l7/lb_cache.h"
+#include "dp/l7/pipeline.h"
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
@@ -125,6 +126,12 @@ struct tunnel {
 	struct tunnel *wnext; /* waiting for an originated session */
 	struct tunnel *dnext; /* dead list */
 	struct wp_tunnel_l7_tun l7;
+	/* downstream tunnel: its identity and policy for the request pipeline
+	 * (dp/l7/pipeline.h); tcp_denied: authorization refused it as opaque
+	 * TCP, but its port's protocol is sniffed: only HTTP may pass (each
+	 * request then decided), anything else is reset */
+	struct wp_pipe_conn pc;
+	bool tcp_denied;
 	/* L4 tunnel to a service port: counted open on its endpoint (what
 	 * LEAST_REQUEST reads) from the pick until the tunnel is freed or its
 	 * upstream is dropped for the L7 proxy (end_lb()) */
@@ -145,7 +152,8 @@ struct wp_tunnel_worker {
 	struct tunnel *tun_free; /* via wnext */
 	struct tunnel *dead_tun;
 	struct sess *pool[POOL_BUCKETS];
-	struct wp_lb_cache *lbc; /* L4 tunnels' per-core load-balancer state */
+	struct wp_lb_cache *lbc;  /* L4 tunnels' per-core load-balancer state */
+	struct wp_pipe_core pipe; /* request pipeline: authorization scratch */
 	uint64_t now_ms, last_tick_ms;
 	uint64_t snap_version;
 	const struct wp_tls_ctx *seen_ctx;
@@ -666,8 +674,9 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 
 	if (e->gone || e->shut || len == 0)
 		return 0;
-	if (i == 0 && t->l7.sniff && l7h2_hold(p, len))
-		return 0; /* an h2 server's preface waits for the sniff (l7_h2_glue.c) */
+	if (i == 0 && t->l7.sniff && (t->tcp_denied || l7h2_hold(p, len)))
+		return 0; /* an h2 server's preface waits for the sniff (l7_h2_glue.c);
+		           * so does all of a denied tunnel's upstream */
 	if (e->kind == END_H2 && e->s != NULL) {
 		n = wp_h2s_write(e->s, p, len);
 		if (n > 0)
@@ -760,8 +769,15 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 
 	if (i == 0 && t->l7.sniff) {
 		l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
-		if (t->e[1].kind == END_L7)
+		if (t->e[1].kind == END_L7) {
 			end_lb(t); /* the L4 upstream was dropped */
+		} else if (t->tcp_denied) {
+			/* not HTTP: the CONNECT-time denial stands */
+			ctr(tw, WP_CTR_AUTHZ_TCP_RESET);
+			end_consume(t, i, len);
+			tun_kill(t);
+			return;
+		}
 	}
 	if (t->e[j].gone) {
 		end_consume(t, i, len);
@@ -1216,6 +1232,35 @@ static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
 	return i >= 0 && (uint32_t)i < cl->n_endpoints ? i : -1;
 }
 
+/* What the request pipeline knows of the CONNECT <req> on <s> to <d>
+ * (dp/l7/pipeline.h): the peer's workload identity (its certificate's
+ * SPIFFE ID), its address, the original client's (Forwarded for=), the
+ * target, and the destination's AuthorizationPolicies in this snapshot. */
+static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
+                           const struct sess *s, const struct wp_hbone_req *req,
+                           const struct wp_snap_dest *d)
+{
+	const char *id = wp_tls_conn_peer_id(s->tls);
+	struct wp_tcp_conn_info ci;
+
+	memset(pc, 0, sizeof(*pc));
+	pc->core = &tw->pipe;
+	if (id != NULL && strncmp(id, "spiffe://", 9) == 0) {
+		pc->principal = id + 9;
+		pc->principal_len = (uint32_t)strlen(id + 9);
+	}
+	if (s->tcp != NULL) {
+		wp_tcp_conn_info(s->tcp, &ci);
+		pc->peer = ci.remote;
+	}
+	if (req->forwarded.base == NULL ||
+	    wp_forwarded_for(req->forwarded.base, req->forwarded.len, &pc->remote) != 0)
+		pc->remote = pc->peer;
+	pc->dst = req->authority.addr;
+	pc->dst_port = req->authority.port;
+	wp_pipe_conn_set_authz(pc, d->kind == WP_DEST_SERVICE ? d->svc->authz : NULL);
+}
+
 static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbone_req *req)
 {
 	struct sess *s = wp_h2c_app(c);
@@ -1226,7 +1271,9 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 	int ep_idx = -1;
 	struct wp_sockaddr target;
 	char peer[WP_TLS_ID_MAX];
-	bool ambient;
+	struct wp_pipe_conn pc;
+	struct wp_authz_decision az;
+	bool ambient, tcp_denied = false;
 	struct tunnel *t;
 	int rc;
 
@@ -1249,6 +1296,17 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 
 		if (l7_wants(tw, p) && l7_start(s, hs, req, d))
 			return;
+		/* opaque TCP: authorized once, now (Istio's rules for HTTP-only
+		 * fields on TCP); a port whose protocol is sniffed may still turn
+		 * out to be HTTP, decided request by request */
+		pipe_conn_fill(&pc, tw, s, req, d);
+		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
+			if (!l7_sniffs(tw, p)) {
+				(void)wp_h2s_respond(hs, WP_PIPE_DENIED_CONNECT);
+				return;
+			}
+			tcp_denied = true;
+		}
 		if (p->routes == NULL || p->routes->default_cluster >= p->routes->n_clusters) {
 			ctr(tw, WP_CTR_TUNNEL_NO_LB_TABLE);
 			(void)wp_h2s_respond(hs, 503);
@@ -1276,6 +1334,11 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		}
 		target = req->authority;
 		ambient = wl->ambient;
+		pipe_conn_fill(&pc, tw, s, req, d);
+		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
+			(void)wp_h2s_respond(hs, WP_PIPE_DENIED_CONNECT);
+			return;
+		}
 		peer_identity(tw, wl->ns, wl->service_account, peer, sizeof(peer));
 	}
 	if (target.addr.family != WP_AF_INET) {
@@ -1290,6 +1353,8 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		return;
 	}
 	t->target = target;
+	t->pc = pc;
+	t->tcp_denied = tcp_denied;
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;
 	t->e[0].sess = s;
@@ -1611,6 +1676,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	tw->w = w;
 	tw->sh = sh;
 	tw->ctr = w->stats.ctr;
+	wp_pipe_core_init(&tw->pipe, tw->ctr);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
@@ -1694,6 +1760,7 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 		wp_tunnel_worker_stop(tw);
 	l7_worker_fini(tw);
 	wp_lb_cache_free(tw->lbc);
+	wp_pipe_core_fini(&tw->pipe);
 	rte_free(tw->sess_pool);
 	rte_free(tw->tun_pool);
 	if (tw->mem != NULL)

@@ -72,8 +72,8 @@ struct wp_snap_service {
 	bool via_namespace; /* enrolled through its namespace's label */
 	/* AuthorizationPolicies attached to this Service behind its waypoint,
 	 * compiled (wp/authz.h); owned by the block, NULL when the cluster has
-	 * no AuthorizationPolicy at all (nothing applies). Not enforced by the
-	 * data path yet. */
+	 * no AuthorizationPolicy at all (nothing applies). Enforced by the
+	 * request pipeline (dp/l7/pipeline.h) on every request and tunnel. */
 	const struct wp_authz_table *authz;
 	struct wp_arena arena; /* owns everything above */
 };
