@@ -25,7 +25,7 @@ static json_t *authz_json(const struct wp_authz_table *t)
 	static const char *const act[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
 	json_t *o = json_object(), *pol = json_array(), *ign = json_array(), *errs = json_array();
 
-	json_object_set_new(o, "enforced", json_false()); /* the data path does not yet */
+	json_object_set_new(o, "enforced", json_true()); /* by the request pipeline */
 	for (uint32_t i = 0; i < t->n_policies; i++) {
 		const struct wp_authz_pinfo *p = &t->policies[i];
 		json_t *po = json_object();

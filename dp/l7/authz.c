@@ -299,8 +299,12 @@ static void scan_all(struct run *r, const struct wp_authz_req *q)
 			scan_field(r, f, q->sni, q->sni_len, q->sni && q->sni_len);
 			break;
 		case WP_AUTHZ_F_HOST:
-			if (q->is_http)
+			if (q->is_http) {
 				scan_field(r, f, q->host, q->host_len, q->host != NULL);
+				if (q->host && wp_authz_host_len(q->host, q->host_len) != q->host_len)
+					scan_field(r, f, q->host,
+					           wp_authz_host_len(q->host, q->host_len), true);
+			}
 			break;
 		case WP_AUTHZ_F_METHOD:
 			if (q->is_http)

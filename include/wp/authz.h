@@ -77,7 +77,8 @@ struct wp_authz_req {
 	struct wp_addr dst_ip;    /* destination.ip */
 	uint16_t dst_port;        /* ports / destination.port */
 	bool is_http;             /* false: opaque TCP (HTTP fields handled as Istio does) */
-	const char *host;         /* :authority as received (port kept) */
+	const char *host;         /* :authority as received (port kept; values
+	                           * match it with or without the port) */
 	uint32_t host_len;
 	const char *method;
 	uint32_t method_len;
@@ -88,6 +89,25 @@ struct wp_authz_req {
 	wp_authz_header_cb header; /* may be NULL: no headers */
 	void *header_ctx;
 };
+
+/* Hosts match with or without the port: the length of host[0..len) without
+ * a trailing ":<digits>" (an IPv6 literal keeps its brackets), or len. */
+static inline uint32_t wp_authz_host_len(const char *host, uint32_t len)
+{
+	uint32_t i = len;
+
+	while (i > 0 && host[i - 1] >= '0' && host[i - 1] <= '9')
+		i--;
+	if (i == len || i < 2 || host[i - 1] != ':')
+		return len;
+	i--; /* the colon */
+	if (host[0] == '[')
+		return host[i - 1] == ']' ? i : len;
+	for (uint32_t k = 0; k < i; k++)
+		if (host[k] == ':')
+			return len; /* a bare IPv6 address: no port */
+	return i;
+}
 
 /* ---- compiled table (built by cp/resolve/authz_compile.c) ---------------- */
 

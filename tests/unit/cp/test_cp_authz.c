@@ -230,8 +230,12 @@ static void test_hosts_ports_methods(void **state)
 	                                          "        notPorts: [\"9090\"]\n");
 	assert_true(decide(&f, (struct rq){.host = "EXAMPLE.com"}).allowed);
 	assert_true(decide(&f, (struct rq){.host = "api.Example.COM:8080"}).allowed);
-	/* the host is compared as sent: a port must be in the value */
-	assert_false(decide(&f, (struct rq){.host = "example.com:80"}).allowed);
+	/* hosts match with or without the port the client sent */
+	assert_true(decide(&f, (struct rq){.host = "example.com:80"}).allowed);
+	assert_false(decide(&f, (struct rq){.host = "example.com.evil:80"}).allowed);
+	/* a value with a port needs that port */
+	assert_false(decide(&f, (struct rq){.host = "api.example.com"}).allowed);
+	assert_false(decide(&f, (struct rq){.host = "api.example.com:8081"}).allowed);
 	assert_false(decide(&f, (struct rq){.host = "example.com", .method = "POST"}).allowed);
 	/* methods are case-sensitive */
 	assert_false(decide(&f, (struct rq){.host = "example.com", .method = "get"}).allowed);
@@ -510,7 +514,7 @@ static void test_snapshot_tables(void **state)
 	assert_string_equal(t->ignored[0].name, "sel");
 	j = wp_snapshot_json(s1);
 	text = json_dumps(j, JSON_COMPACT);
-	assert_non_null(strstr(text, "\"authorization\":{\"enforced\":false,\"policies\":[{"
+	assert_non_null(strstr(text, "\"authorization\":{\"enforced\":true,\"policies\":[{"
 	                             "\"namespace\":\"a\",\"name\":\"no-admin\",\"action\":"
 	                             "\"DENY\",\"targetRef\":\"Service\",\"compiledRules\":1}]"));
 	assert_non_null(strstr(text, "\"why\":\"spec.selector: selector policies apply"));

@@ -255,7 +255,8 @@ static bool value_match(const struct authz_ref *r, const struct wp_obj *o,
 	case WP_AUTHZ_K_HOST:
 		if (!q->host)
 			return false;
-		return !strcmp(v, "*") || str_form(v, q->host, q->host_len, true);
+		return !strcmp(v, "*") || str_form(v, q->host, q->host_len, true) ||
+		       str_form(v, q->host, wp_authz_host_len(q->host, q->host_len), true);
 	case WP_AUTHZ_K_METHOD:
 		if (!q->method)
 			return false;

@@ -25,6 +25,7 @@
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
 
+#include "authz_fixture.h"
 #include "route_fixture.h"
 
 /* ---- route fixture ------------------------------------------------------------------------ */
@@ -1287,6 +1288,101 @@ static void test_mirror(void **state)
 	wp_h1p_sess_close(s);
 }
 
+/* Authorization (dp/l7/pipeline.h) on the session: a denied request gets
+ * 403 "RBAC: access denied", reaches no upstream, and the connection goes
+ * on (its body read and dropped); paths are normalized before the decision
+ * and before they go upstream. */
+static void test_authz_deny(void **state)
+{
+	static const char *const deny =
+	        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 19\r\n"
+	        "\r\nRBAC: access denied";
+	struct az_fx f;
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	az_fx_init(&f,
+	           "apiVersion: security.istio.io/v1\n"
+	           "kind: AuthorizationPolicy\n"
+	           "metadata: {name: no-admin, namespace: default}\n"
+	           "spec:\n"
+	           "  targetRefs: [{kind: Service, group: '', name: reviews}]\n"
+	           "  action: DENY\n"
+	           "  rules: [{to: [{operation: {paths: ['/v1/admin*']}}]}]\n",
+	           "cluster.local/ns/default/sa/productpage", ctr);
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+
+	/* a dot segment does not get around the DENY */
+	down_all(s, "GET /v1/x/%2e%2e/admin HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_string_equal(take_down(s), deny);
+	assert_null(wp_h1p_sess_up(s));
+	assert_int_equal(n_open, 0);
+	assert_false(wp_h1p_down_finished(s));
+	/* a denied request's body is dropped, the next request is served */
+	down_all(s, "POST /v1/admin HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\n\r\nhello"
+	            "GET /v1/./ok HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_string_equal(take_down(s), deny);
+	up = wp_h1p_sess_up(s);
+	assert_non_null(up);
+	wp_h1p_up_connected(up);
+	assert_non_null(strstr(take_up(up), "GET /v1/ok HTTP/1.1\r\n"));
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+	assert_non_null(strstr(take_down(s), "200 OK"));
+	/* HEAD: the head only */
+	down_all(s, "HEAD /v1/admin HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_string_equal(take_down(s), "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n"
+	                                  "content-length: 19\r\n\r\n");
+	/* a path Envoy refuses */
+	down_all(s, "GET /v1/a%00 HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_non_null(strstr(take_down(s), "HTTP/1.1 400 "));
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(ctr[WP_CTR_AUTHZ_DENIED_MATCH], 3);
+	assert_int_equal(ctr[WP_CTR_AUTHZ_ALLOWED_NO_POLICY], 1);
+	assert_int_equal(ctr[WP_CTR_L7_PATH_INVALID], 1);
+	az_fx_fini(&f);
+}
+
+/* Denied with `Connection: close`, or waiting for 100-continue: answered,
+ * then the connection ends. */
+static void test_authz_deny_closes(void **state)
+{
+	struct az_fx f;
+	struct wp_h1p_sess *s;
+
+	(void)state;
+	mk_core(NULL, std_rules);
+	az_fx_init(&f,
+	           "apiVersion: security.istio.io/v1\n"
+	           "kind: AuthorizationPolicy\n"
+	           "metadata: {name: only-ops, namespace: default}\n"
+	           "spec:\n"
+	           "  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: "
+	           "waypoint}]\n"
+	           "  rules: [{from: [{source: {namespaces: [ops]}}]}]\n",
+	           "cluster.local/ns/default/sa/productpage", ctr);
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+	down_all(s, "PUT /v1/a HTTP/1.1\r\nHost: r\r\nContent-Length: 3\r\n"
+	            "Expect: 100-continue\r\n\r\n");
+	assert_non_null(strstr(take_down(s), "403 Forbidden\r\ncontent-type: text/plain\r\n"
+	                                     "content-length: 19\r\nconnection: close\r\n"));
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+	down_all(s, "GET /v1/a HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n");
+	assert_non_null(strstr(take_down(s), "RBAC: access denied"));
+	assert_true(wp_h1p_down_finished(s));
+	wp_h1p_sess_close(s);
+	assert_int_equal(ctr[WP_CTR_AUTHZ_DENIED_NO_ALLOW], 2);
+	assert_int_equal(n_open, 0);
+	az_fx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1312,6 +1408,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_timeouts, teardown),
 	        cmocka_unit_test_teardown(test_client_idle_timeout, teardown),
 	        cmocka_unit_test_teardown(test_mirror, teardown),
+	        cmocka_unit_test_teardown(test_authz_deny, teardown),
+	        cmocka_unit_test_teardown(test_authz_deny_closes, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

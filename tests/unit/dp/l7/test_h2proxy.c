@@ -31,6 +31,7 @@
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
 
+#include "authz_fixture.h"
 #include "h2c_fixture.h"
 
 /* ---- route fixture (as test_h1proxy.c) -------------------------------------------------- */
@@ -1086,6 +1087,49 @@ static void test_mirror_client_reset(void **state)
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 }
 
+/* Authorization (dp/l7/pipeline.h) on h2c streams: a denied request gets
+ * 403 "RBAC: access denied", a denied gRPC call grpc-status 7 with that
+ * message, neither reaches a backend; the session serves other streams and
+ * the normalized path goes upstream. */
+static void test_authz_deny(void **state)
+{
+	struct az_fx f;
+	int32_t a, b, c, d;
+
+	(void)state;
+	mk(NULL, std_rules);
+	az_fx_init(&f,
+	           "apiVersion: security.istio.io/v1\n"
+	           "kind: AuthorizationPolicy\n"
+	           "metadata: {name: no-admin, namespace: default}\n"
+	           "spec:\n"
+	           "  targetRefs: [{kind: Service, group: '', name: reviews}]\n"
+	           "  action: DENY\n"
+	           "  rules: [{to: [{operation: {paths: ['/v1/admin*', '/pkg.Admin/*']}}]}]\n",
+	           "cluster.local/ns/default/sa/productpage", ctr);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+	a = req("GET", "/v1/x/../admin", false, NULL, NULL, 0);
+	b = req("POST", "/pkg.Admin/Drop", true, "xxxxx", NULL, 0);
+	c = req("GET", "/v1/./fine", false, NULL, NULL, 0);
+	d = req("GET", "/v1/a%00", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(a)->status, 403);
+	assert_int_equal(cresp_of(a)->body, 19);
+	assert_string_equal(cresp_of(a)->text, "RBAC: access denied");
+	assert_true(cresp_of(a)->closed);
+	assert_int_equal(cresp_of(b)->status, 200);
+	assert_string_equal(cresp_of(b)->grpc_status, "7");
+	assert_string_equal(cresp_of(b)->grpc_message, "RBAC: access denied");
+	assert_int_equal(cresp_of(b)->body, 0);
+	assert_int_equal(cresp_of(c)->status, 200);
+	assert_int_equal(cresp_of(d)->status, 400);
+	assert_int_equal(n_breq, 1);
+	assert_string_equal(breqs[0].path, "/v1/fine");
+	assert_int_equal(ctr[WP_CTR_AUTHZ_DENIED_MATCH], 2);
+	assert_int_equal(ctr[WP_CTR_L7_PATH_INVALID], 1);
+	az_fx_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1156,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_mirror_overflow, teardown),
 	        cmocka_unit_test_teardown(test_mirror_client_reset, teardown),
 	        cmocka_unit_test(test_preface),
+	        cmocka_unit_test_teardown(test_authz_deny, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
