@@ -4,7 +4,7 @@
  * parsing (cp/model/authz_parse.c), attachment and compilation
  * (cp/resolve/authz_compile.c) and decisions (dp/l7/authz.c), with paths
  * normalized as the data path will (dp/http/path_norm.c); and the tables in
- * snapshots (cp/resolve/resolver.c) and the config dump.
+ * snapshots (cp/resolve/snap_build.c) and the config dump.
  */
 #include <setjmp.h>
 #include <stdarg.h>

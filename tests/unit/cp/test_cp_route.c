@@ -1,5 +1,5 @@
 /*
- * Route tables in snapshots (cp/resolve/resolver.c + route_compile.c): a
+ * Route tables in snapshots (cp/resolve/snap_build.c + route_compile.c): a
  * captured service port carries its compiled HTTPRoutes and DestinationRule
  * clusters, compile errors join the snapshot's errors, and the tables are
  * rebuilt when a route, a DestinationRule or a backend's endpoints change.
