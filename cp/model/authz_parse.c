@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse_int.h"
 #include "wp/addr.h"
 #include "wp/model.h"
 
@@ -525,4 +526,65 @@ void wp_authz_parse(struct wp_obj *o, const struct wp_ynode *spec)
 		get_rule(&c, n, i, &r[i]);
 	a->rules = r;
 	a->n_rules = i;
+}
+
+/* ---- the object ------------------------------------------------------------ */
+
+static void get_target_refs(struct pctx *p, const struct wp_ynode *spec, struct wp_k8s_authz *a)
+{
+	const struct wp_ynode *s =
+	        wp_model_get_typed(p, spec, "targetRefs", WP_YNODE_SEQ, "spec.targetRefs");
+	const struct wp_ynode *one =
+	        wp_model_get_typed(p, spec, "targetRef", WP_YNODE_MAP, "spec.targetRef");
+	uint32_t n = (s ? s->n : 0) + (one ? 1 : 0), i = 0;
+	struct wp_target_ref *r;
+	char f[96];
+
+	if (!n)
+		return;
+	r = wp_model_palloc(p, sizeof(*r) * n);
+	if (!r)
+		return;
+	for (const struct wp_ynode *c = s ? s->child : NULL; c && !p->failed; c = c->next, i++) {
+		snprintf(f, sizeof(f), "spec.targetRefs[%u]", i);
+		if (c->type != WP_YNODE_MAP) {
+			wp_model_fail(p, c, f, "expected a mapping");
+			return;
+		}
+		r[i].group = wp_model_get_str(p, c, "group", f, false);
+		snprintf(f, sizeof(f), "spec.targetRefs[%u].kind", i);
+		r[i].kind = wp_model_get_str(p, c, "kind", f, true);
+		snprintf(f, sizeof(f), "spec.targetRefs[%u].name", i);
+		r[i].name = wp_model_get_str(p, c, "name", f, true);
+		r[i].ns = wp_model_get_str(p, c, "namespace", f, false);
+	}
+	if (one) {
+		r[i].group = wp_model_get_str(p, one, "group", "spec.targetRef", false);
+		r[i].kind = wp_model_get_str(p, one, "kind", "spec.targetRef.kind", true);
+		r[i].name = wp_model_get_str(p, one, "name", "spec.targetRef.name", true);
+		r[i].ns = wp_model_get_str(p, one, "namespace", "spec.targetRef", false);
+		i++;
+	}
+	a->target_refs = r;
+	a->n_target_refs = i;
+}
+
+void wp_model_read_authz(struct pctx *p, const struct wp_ynode *spec)
+{
+	struct wp_k8s_authz *a = &p->o->u.authz;
+
+	a->action = spec ? wp_model_get_str(p, spec, "action", "spec.action", false) : NULL;
+	if (!a->action)
+		a->action = "ALLOW";
+	if (strcmp(a->action, "ALLOW") && strcmp(a->action, "DENY") && strcmp(a->action, "AUDIT") &&
+	    strcmp(a->action, "CUSTOM")) {
+		wp_model_fail(p, wp_ynode_get(spec, "action"), "spec.action",
+		              "must be ALLOW, DENY, AUDIT or CUSTOM, got %s", a->action);
+		return;
+	}
+	if (spec) {
+		get_target_refs(p, spec, a);
+		a->has_selector = wp_ynode_get(spec, "selector") != NULL;
+	}
+	wp_authz_parse(p->o, spec);
 }
