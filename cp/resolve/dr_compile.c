@@ -1,0 +1,403 @@
+/*
+ * Clusters and DestinationRules (route_compile_int.h): a cluster is one
+ * (service, port, subset) a route reaches, with its ready endpoints (from
+ * the resolver's lookup callback; a subset's filtered by its labels) and a
+ * wp_lb_table (dp/l7/lb.h) built with the load-balancing policy of the
+ * best DestinationRule for the service's host: exact host before wildcard,
+ * then the oldest, then namespace/name. trafficPolicy.loadBalancer (simple
+ * or consistentHash with ringHash or maglev), its portLevelSettings for the
+ * port and each subset's own trafficPolicy apply in that order; a bad field
+ * is reported and leaves the previous value (LEAST_REQUEST by default).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "route_compile_int.h"
+
+/* ---- clusters -------------------------------------------------------------- */
+
+static const char *svc_host(struct cctx *c, const char *ns, const char *name)
+{
+	return wp_arena_sprintf(c->a, "%s.%s.svc.%s", name, ns, c->domain);
+}
+
+/* 2 exact, 1 wildcard, 0 no match. */
+static int dr_host_match(struct cctx *c, const struct wp_obj *dr, const char *fqdn)
+{
+	const char *h = dr->u.dr.host;
+	char buf[512];
+
+	if (!h)
+		return 0;
+	if (!strchr(h, '.') && strcmp(h, "*")) {
+		snprintf(buf, sizeof(buf), "%s.%s.svc.%s", h, dr->meta.ns, c->domain);
+		h = buf;
+	}
+	if (!strcasecmp(h, fqdn))
+		return 2;
+	if (h[0] == '*') {
+		size_t hl = strlen(h + 1), fl = strlen(fqdn);
+
+		return fl >= hl && !strcasecmp(fqdn + fl - hl, h + 1) ? 1 : 0;
+	}
+	return 0;
+}
+
+/* Best DestinationRule for a host: exact beats wildcard, then the oldest,
+ * then ns/name. */
+static const struct wp_obj *dr_for(struct cctx *c, const char *fqdn)
+{
+	const struct wp_obj *best = NULL;
+	int bs = 0;
+
+	for (uint32_t i = 0; i < c->in->n_drs; i++) {
+		const struct wp_obj *d = c->in->drs[i];
+		int s = dr_host_match(c, d, fqdn);
+		int cmp;
+
+		if (!s || s < bs)
+			continue;
+		if (best && s == bs) {
+			int64_t ta = d->meta.created ? d->meta.created : INT64_MAX;
+			int64_t tb = best->meta.created ? best->meta.created : INT64_MAX;
+
+			if (ta != tb) {
+				if (ta > tb)
+					continue;
+			} else {
+				cmp = strcmp(d->meta.ns, best->meta.ns);
+				if (!cmp)
+					cmp = strcmp(d->meta.name, best->meta.name);
+				if (cmp > 0)
+					continue;
+			}
+		}
+		best = d;
+		bs = s;
+	}
+	return best;
+}
+
+/* Applies a loadBalancer node onto *lb; errors leave the default. */
+static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *lbn,
+                     const char *field, struct lbspec *lb)
+{
+	const char *simple = sget(lbn, "simple");
+	const struct wp_ynode *ch = nget(lbn, "consistentHash");
+	char f[200];
+
+	if (!lbn)
+		return;
+	if (lbn->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, lbn, field, "expected a mapping");
+		return;
+	}
+	if (simple && ch) {
+		wp_route_cerr(c, dr, lbn, field, "simple and consistentHash are exclusive");
+		return;
+	}
+	if (simple) {
+		fieldf(f, sizeof(f), "%s.simple", field);
+		if (!strcmp(simple, "ROUND_ROBIN"))
+			lb->policy = WP_LB_ROUND_ROBIN;
+		else if (!strcmp(simple, "LEAST_REQUEST") || !strcmp(simple, "LEAST_CONN") ||
+		         !strcmp(simple, "UNSPECIFIED"))
+			lb->policy = WP_LB_LEAST_REQUEST;
+		else if (!strcmp(simple, "RANDOM"))
+			lb->policy = WP_LB_RANDOM;
+		else
+			wp_route_cerr(c, dr, wp_ynode_get(lbn, "simple"), f,
+			              "unsupported policy %s (ROUND_ROBIN, LEAST_REQUEST, RANDOM)",
+			              simple);
+		lb->hash_key = WP_ROUTE_HASH_NONE;
+		return;
+	}
+	if (!ch)
+		return;
+	if (ch->type != WP_YNODE_MAP) {
+		fieldf(f, sizeof(f), "%s.consistentHash", field);
+		wp_route_cerr(c, dr, ch, f, "expected a mapping");
+		return;
+	}
+	{
+		struct lbspec n = {.policy = WP_LB_RING_HASH};
+		const char *hh = sget(ch, "httpHeaderName"),
+		           *qp = sget(ch, "httpQueryParameterName"), *sip = sget(ch, "useSourceIp");
+		const struct wp_ynode *ck = nget(ch, "httpCookie"), *rh = nget(ch, "ringHash"),
+		                      *mg = nget(ch, "maglev");
+		const char *mrs = sget(ch, "minimumRingSize");
+		int keys = !!hh + !!qp + !!ck + (sip && !strcmp(sip, "true"));
+
+		fieldf(f, sizeof(f), "%s.consistentHash", field);
+		if (keys != 1) {
+			wp_route_cerr(c, dr, ch, f,
+			              "exactly one of httpHeaderName, httpCookie, useSourceIp, "
+			              "httpQueryParameterName is required");
+			return;
+		}
+		if (hh) {
+			if (!is_token(hh)) {
+				wp_route_cerr(c, dr, ch, f, "invalid httpHeaderName \"%s\"", hh);
+				return;
+			}
+			n.hash_key = WP_ROUTE_HASH_HEADER;
+			n.hash_name = lower_dup(c, hh);
+		} else if (qp) {
+			n.hash_key = WP_ROUTE_HASH_QUERY;
+			n.hash_name = astrdup(c, qp);
+		} else if (ck) {
+			const char *cn = sget(ck, "name");
+
+			if (!cn || !*cn) {
+				wp_route_cerr(c, dr, ck, f, "httpCookie.name is required");
+				return;
+			}
+			n.hash_key = WP_ROUTE_HASH_COOKIE;
+			n.hash_name = astrdup(c, cn);
+		} else {
+			n.hash_key = WP_ROUTE_HASH_SOURCE_IP;
+		}
+		if (rh && mg) {
+			wp_route_cerr(c, dr, ch, f, "ringHash and maglev are exclusive");
+			return;
+		}
+		if (mrs && !parse_u32(mrs, 1u << 23, &n.ring_min)) {
+			wp_route_cerr(c, dr, wp_ynode_get(ch, "minimumRingSize"), f,
+			              "minimumRingSize must be 1..8388608, got %s", mrs);
+			return;
+		}
+		if (rh) {
+			const char *v = sget(rh, "minimumRingSize");
+
+			if (v && !parse_u32(v, 1u << 23, &n.ring_min)) {
+				wp_route_cerr(c, dr, rh, f,
+				              "ringHash.minimumRingSize must be 1..8388608, got %s",
+				              v);
+				return;
+			}
+		}
+		if (mg) {
+			const char *v = sget(mg, "tableSize");
+
+			n.policy = WP_LB_MAGLEV;
+			if (v && (!parse_u32(v, 5000011, &n.maglev) || !wp_lb_is_prime(n.maglev))) {
+				wp_route_cerr(
+				        c, dr, mg, f,
+				        "maglev.tableSize must be a prime up to 5000011, got %s",
+				        v);
+				return;
+			}
+		}
+		*lb = n;
+	}
+}
+
+/* trafficPolicy (with portLevelSettings for <port>) onto *lb. */
+static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
+                     const char *field, uint16_t port, struct lbspec *lb)
+{
+	const struct wp_ynode *pls;
+	char f[200];
+	uint32_t i = 0;
+
+	if (!tp)
+		return;
+	if (tp->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, tp, field, "expected a mapping");
+		return;
+	}
+	fieldf(f, sizeof(f), "%s.loadBalancer", field);
+	lb_parse(c, dr, nget(tp, "loadBalancer"), f, lb);
+	pls = nget(tp, "portLevelSettings");
+	if (!pls || pls->type != WP_YNODE_SEQ)
+		return;
+	for (const struct wp_ynode *e = pls->child; e; e = e->next, i++) {
+		const char *num = sget(nget(e, "port"), "number");
+		uint32_t p;
+
+		if (num && parse_u32(num, 65535, &p) && p == port) {
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
+			lb_parse(c, dr, nget(e, "loadBalancer"), f, lb);
+		}
+	}
+}
+
+static bool labels_match(const struct wp_ynode *sel, const struct wp_labels *l)
+{
+	if (!sel)
+		return true;
+	for (const struct wp_ynode *kv = sel->child; kv; kv = kv->next) {
+		const char *v = l ? wp_labels_get(l, kv->key) : NULL;
+
+		if (!v || !kv->value || strcmp(v, kv->value))
+			return false;
+	}
+	return true;
+}
+
+static uint32_t cluster_find(struct cctx *c, const char *ns, const char *name, uint16_t port,
+                             const char *subset)
+{
+	for (uint32_t i = 0; i < c->n_cl; i++) {
+		const struct wp_route_cluster *k = &c->cl[i];
+
+		if (k->port == port && !strcmp(k->svc_ns, ns) && !strcmp(k->svc_name, name) &&
+		    ((!k->subset && !subset) ||
+		     (k->subset && subset && !strcmp(k->subset, subset))))
+			return i;
+	}
+	return NO_CLUSTER;
+}
+
+/* Adds one cluster over eps[] (only ready ones, only those whose labels
+ * match <sel>). */
+static uint32_t cluster_add(struct cctx *c, const char *ns, const char *name, uint16_t port,
+                            const char *subset, const struct wp_route_svc_eps *se,
+                            const struct wp_ynode *sel, const struct lbspec *lb, const char *fqdn)
+{
+	struct wp_route_cluster *k;
+	struct wp_snap_endpoint *eps;
+	struct wp_lb_endpoint *lbe;
+	struct wp_lb_params prm = {0};
+	uint32_t n = 0;
+
+	if (!GROW(c, c->cl, c->n_cl, c->cap_cl))
+		return NO_CLUSTER;
+	eps = aalloc(c, sizeof(*eps) * (se->n + 1));
+	lbe = calloc(se->n + 1, sizeof(*lbe));
+	if (!eps || !lbe) {
+		free(lbe);
+		c->oom = true;
+		return NO_CLUSTER;
+	}
+	for (uint32_t i = 0; i < se->n; i++) {
+		if (!se->eps[i].ready || !labels_match(sel, se->labels ? se->labels[i] : NULL))
+			continue;
+		eps[n] = se->eps[i];
+		lbe[n].addr = se->eps[i].addr;
+		lbe[n].port = se->eps[i].port;
+		lbe[n].weight = 1;
+		n++;
+	}
+	prm.policy = lb->policy;
+	prm.ring_min_size = lb->ring_min;
+	prm.maglev_size = lb->maglev;
+	k = &c->cl[c->n_cl];
+	memset(k, 0, sizeof(*k));
+	k->lb = wp_lb_table_build(&prm, lbe, n);
+	if (!k->lb && errno == EINVAL) {
+		/* e.g. a maglev table not larger than the endpoint count */
+		prm.maglev_size = 0;
+		prm.ring_min_size = 0;
+		k->lb = wp_lb_table_build(&prm, lbe, n);
+	}
+	free(lbe);
+	if (!k->lb) {
+		c->oom = true;
+		return NO_CLUSTER;
+	}
+	k->svc_ns = astrdup(c, ns);
+	k->svc_name = astrdup(c, name);
+	k->subset = subset ? astrdup(c, subset) : NULL;
+	k->port = port;
+	k->name = wp_arena_sprintf(c->a, "outbound|%u|%s|%s", port, subset ? subset : "", fqdn);
+	k->endpoints = eps;
+	k->n_endpoints = n;
+	if (lb->policy == WP_LB_RING_HASH || lb->policy == WP_LB_MAGLEV) {
+		k->hash_key = lb->hash_key;
+		k->hash_name = lb->hash_name;
+		k->hash_name_len = (uint16_t)(lb->hash_name ? strlen(lb->hash_name) : 0);
+	}
+	if (!k->svc_ns || !k->svc_name || !k->name) {
+		c->oom = true;
+		wp_lb_table_free(k->lb);
+		return NO_CLUSTER;
+	}
+	return c->n_cl++;
+}
+
+/*
+ * The cluster for Service ns/name port <port> (and its DestinationRule
+ * subsets, built alongside). Returns NO_CLUSTER with *why set when the
+ * Service or port does not exist.
+ */
+uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, uint16_t port,
+                              const char *subset, const char **why)
+{
+	struct wp_route_svc_eps se = {0};
+	const struct wp_obj *dr;
+	const struct wp_ynode *subsets;
+	struct lbspec base = {.policy = WP_LB_LEAST_REQUEST};
+	const char *fqdn;
+	uint32_t idx;
+	int rc;
+
+	idx = cluster_find(c, ns, name, port, subset);
+	if (idx != NO_CLUSTER)
+		return idx;
+	if (cluster_find(c, ns, name, port, NULL) != NO_CLUSTER) {
+		*why = "no such subset";
+		return NO_CLUSTER; /* the service is built; the subset does not exist */
+	}
+	rc = c->in->lookup(c->in->ctx, ns, name, port, c->a, &se);
+	if (rc == -ENOMEM) {
+		c->oom = true;
+		return NO_CLUSTER;
+	}
+	if (rc) {
+		*why = rc == -ESRCH ? "the Service has no such port" : "no such Service";
+		return NO_CLUSTER;
+	}
+	fqdn = svc_host(c, ns, name);
+	if (!fqdn) {
+		c->oom = true;
+		return NO_CLUSTER;
+	}
+	dr = dr_for(c, fqdn);
+	if (dr && dr->spec)
+		tp_parse(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port, &base);
+	idx = cluster_add(c, ns, name, port, NULL, &se, NULL, &base, fqdn);
+	if (idx == NO_CLUSTER)
+		return idx;
+	subsets = dr && dr->spec ? nget(dr->spec, "subsets") : NULL;
+	if (subsets && subsets->type == WP_YNODE_SEQ) {
+		uint32_t i = 0;
+		char f[96];
+
+		for (const struct wp_ynode *s = subsets->child; s; s = s->next, i++) {
+			const char *sn = sget(s, "name");
+			const struct wp_ynode *labels = nget(s, "labels");
+			struct lbspec lb = base;
+
+			fieldf(f, sizeof(f), "spec.subsets[%u]", i);
+			if (s->type != WP_YNODE_MAP || !sn || !*sn) {
+				wp_route_cerr(c, dr, s, f, "a subset needs a name");
+				continue;
+			}
+			if (labels && labels->type != WP_YNODE_MAP) {
+				wp_route_cerr(c, dr, labels, f, "labels must be a mapping");
+				continue;
+			}
+			if (cluster_find(c, ns, name, port, sn) != NO_CLUSTER) {
+				wp_route_cerr(c, dr, s, f, "duplicate subset name %s", sn);
+				continue;
+			}
+			fieldf(f, sizeof(f), "spec.subsets[%u].trafficPolicy", i);
+			tp_parse(c, dr, nget(s, "trafficPolicy"), f, port, &lb);
+			if (cluster_add(c, ns, name, port, sn, &se, labels, &lb, fqdn) ==
+			    NO_CLUSTER)
+				return NO_CLUSTER;
+		}
+	} else if (subsets) {
+		wp_route_cerr(c, dr, subsets, "spec.subsets", "expected a list");
+	}
+	if (subset) {
+		idx = cluster_find(c, ns, name, port, subset);
+		if (idx == NO_CLUSTER)
+			*why = "no such subset";
+	}
+	return idx;
+}
