@@ -1,6 +1,6 @@
 /*
  * The control-plane runner publishes nothing before every source has
- * reported its first full sync (cp/admin/cp.c). A scripted source stands in
+ * reported its first full sync (cp/thread/cp.c). A scripted source stands in
  * for the Kubernetes one: it delivers its objects and reports synced only
  * when the test releases it (from another thread, through an eventfd, as
  * the real source does).

@@ -1,7 +1,8 @@
 /*
  * The control-plane thread runner (see wp/cp.h): sources -> resolver ->
- * snapshot slot, plus the admin endpoint, driven by one epoll loop on a
- * pthread of its own.
+ * snapshot slot, plus the admin endpoint (its handlers are in
+ * cp/admin/handlers.c, its server cp/admin/httpd.c), driven by one epoll
+ * loop on a pthread of its own.
  *
  * Nothing is published before every source has reported its first full
  * sync (sink->synced): a snapshot built from half a list would withdraw
@@ -20,56 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "httpd.h"
-#include "wp/counters.h"
-#include "wp/cp.h"
-#include "wp/cp_json.h"
+#include "cp_int.h"
 #include "wp/model.h"
 #include "wp/sdnotify.h"
-
-#define MAX_SOURCES 8
-
-struct wp_cp {
-	struct wp_resolver *res;
-	struct wp_snapshot_slot *slot;
-	struct wp_source *src[MAX_SOURCES];
-	unsigned n_src;
-	struct wp_source_sink sink; /* wraps the resolver's: counts and logs errors */
-	struct wp_httpd *httpd;     /* admin and metrics listeners; NULL when both disabled */
-	int efd, epfd;
-	uint16_t port;
-	uint16_t metrics_port;
-	struct {
-		pthread_mutex_t lock; /* held by a scrape, and to change the hook */
-		wp_cp_prom_cb fn;
-		void *ctx;
-		char *text; /* this turn's rendering, shared by its scrapes; freed after */
-		size_t len;
-	} prom;
-	unsigned debounce_ms;
-	pthread_t thread;
-	bool running;
-	bool published;
-	bool synced[MAX_SOURCES]; /* the source reported its first full sync */
-	unsigned n_synced;
-	unsigned sync_wait_ms;
-	uint64_t start_ms;
-	uint64_t dirty_since_ms;
-	uint64_t ctr[WP_CTR_MAX]; /* written by the control-plane thread only */
-	wp_cp_counters_cb extra;  /* counters kept by others (the Kubernetes source) */
-	void *extra_ctx;
-	uint64_t pub[WP_CTR_MAX]; /* ctr + extra, republished every turn for other threads */
-	json_t *pub_rows;         /* enrollment rows of the published snapshot (rebuild) */
-};
-
-static const struct {
-	enum wp_ctr id;
-	const char *name;
-} cp_ctrs[] = {
-#define WP_CTR(name, kind, desc) {WP_CTR_##name, #name},
-#include "wp/counters/cp.def"
-#undef WP_CTR
-};
 
 static uint64_t now_ms(void)
 {
@@ -135,11 +89,6 @@ static void w_synced(void *ctx, const char *name)
 	s->ops->synced(s->ctx, name);
 }
 
-static bool all_synced(const struct wp_cp *cp)
-{
-	return cp->n_synced == cp->n_src;
-}
-
 /* The names of the sources still on their first list, for log lines. */
 static void unsynced_names(const struct wp_cp *cp, char *buf, size_t len)
 {
@@ -160,7 +109,7 @@ static const struct wp_source_sink_ops wrap_ops = {
         .synced = w_synced,
 };
 
-/* ---- build / publish -------------------------------------------------------- */
+/* ---- build / publish ------------------------------------------------------- */
 
 static void rebuild(struct wp_cp *cp)
 {
@@ -191,175 +140,11 @@ static void rebuild(struct wp_cp *cp)
 	wp_ctr_inc(cp->ctr, WP_CTR_CP_SNAPSHOT_PUBLISHED);
 }
 
-/* ---- admin ------------------------------------------------------------------ */
-
-/*
- * The views. By default /config_dump and /enrollment show what the workers
- * run (the published snapshot; nothing before the first one), and say
- * whether that is current: "lagging" names the kinds a source has not
- * caught up on (first list, relist, or retrying after an outage). With
- * ?view=store they show the control plane's object store instead (what has
- * been received so far, possibly half-listed), labelled as such.
- */
-
-/* Whether the request's query asks for the store view. */
-static bool wants_store(const char *query)
-{
-	for (const char *q = query; q && *q;) {
-		size_t n = strcspn(q, "&");
-
-		if (n == 10 && !strncmp(q, "view=store", 10))
-			return true;
-		q += n + (q[n] == '&');
-	}
-	return false;
-}
-
-/* {"view", "snapshot_version", "synced", "lagging": [{"source", "kind",
- * "state"}], "note"}: what the answer shows and how current it is. */
-static json_t *view_json(struct wp_cp *cp, bool store)
-{
-	const struct wp_snapshot *snap = wp_snapshot_slot_current(cp->slot);
-	json_t *o = json_object(), *lag = json_array();
-	char note[512], kinds[256] = "";
-	size_t off = 0;
-
-	for (unsigned i = 0; i < cp->n_src; i++) {
-		struct wp_source_state st;
-
-		if (!cp->src[i]->ops->state)
-			continue;
-		cp->src[i]->ops->state(cp->src[i], &st);
-		for (unsigned k = 0; k < st.n_lagging; k++) {
-			json_array_append_new(lag, json_pack("{s:s, s:s, s:s}", "source",
-			                                     cp->src[i]->ops->name, "kind",
-			                                     st.lagging[k], "state", st.why[k]));
-			if (off < sizeof(kinds))
-				off += (size_t)snprintf(kinds + off, sizeof(kinds) - off,
-				                        "%s%s (%s)", off ? ", " : "", st.lagging[k],
-				                        st.why[k]);
-		}
-	}
-	json_object_set_new(o, "view", json_string(store ? "store" : snap ? "snapshot" : "none"));
-	json_object_set_new(o, "snapshot_version",
-	                    snap ? json_integer((json_int_t)snap->version) : json_null());
-	json_object_set_new(o, "synced", json_boolean(all_synced(cp)));
-	json_object_set_new(o, "lagging", lag);
-	if (store)
-		snprintf(note, sizeof(note),
-		         "the control plane's object store, not what the workers run%s%s%s",
-		         kinds[0] ? "; not current for: " : "", kinds,
-		         all_synced(cp) ? ""
-		                        : "; first full sync not done: objects may be missing");
-	else if (!snap)
-		snprintf(note, sizeof(note),
-		         "no snapshot published yet: the workers capture nothing until the first "
-		         "full sync%s%s (?view=store, wpctl --store, shows what has been received)",
-		         kinds[0] ? "; waiting for: " : "", kinds);
-	else if (kinds[0])
-		snprintf(note, sizeof(note),
-		         "the snapshot the workers run; not current for: %s (changes to those "
-		         "kinds follow when they catch up)",
-		         kinds);
-	else
-		snprintf(note, sizeof(note), "the snapshot the workers run");
-	json_object_set_new(o, "note", json_string(note));
-	return o;
-}
-
-static char *dump_config(struct wp_cp *cp, bool store)
-{
-	json_t *o = view_json(cp, store), *errs = json_array(), *ctr = json_object(), *srcs;
-	const char *const *msgs;
-	unsigned ne = wp_resolver_errors(cp->res, &msgs);
-	char *out;
-
-	json_object_set_new(o, "snapshot", wp_snapshot_json(wp_snapshot_slot_current(cp->slot)));
-	for (unsigned i = 0; i < ne; i++)
-		json_array_append_new(errs, json_string(msgs[i]));
-	json_object_set_new(o, "errors", errs);
-	for (size_t i = 0; i < WP_ARRAY_SIZE(cp_ctrs); i++)
-		json_object_set_new(ctr, cp_ctrs[i].name,
-		                    json_integer((json_int_t)cp->ctr[cp_ctrs[i].id]));
-	json_object_set_new(o, "counters", ctr);
-	if (store) {
-		json_t *objs = json_object();
-
-		for (int k = WP_KIND_NONE + 1; k < WP_KIND_MAX; k++)
-			json_object_set_new(
-			        objs, wp_kind_name(k),
-			        json_integer((json_int_t)wp_resolver_count(cp->res, k)));
-		json_object_set_new(o, "objects", objs);
-	}
-	srcs = json_array();
-	for (unsigned i = 0; i < cp->n_src; i++) {
-		struct wp_source_state st = {0};
-		json_t *so = json_pack("{s:s, s:b}", "name", cp->src[i]->ops->name, "synced",
-		                       cp->synced[i]);
-
-		if (cp->src[i]->ops->state) {
-			cp->src[i]->ops->state(cp->src[i], &st);
-			json_object_set_new(so, "pending_writes", json_integer(st.pending_writes));
-		}
-		json_array_append_new(srcs, so);
-	}
-	json_object_set_new(o, "sources", srcs);
-	out = json_dumps(o, JSON_INDENT(2));
-	json_decref(o);
-	return out;
-}
-
-/* A 200 whose body could not be built (out of memory) is a 503. */
-static void reply_json(struct wp_httpd_reply *rep, char *body)
-{
-	rep->status = body ? 200 : 503;
-	rep->ctype = body ? NULL : "text/plain";
-	rep->body = body ? body : strdup("out of memory\n");
-}
-
-static void h_config_dump(void *ctx, const struct wp_httpd_req *req, struct wp_httpd_reply *rep)
-{
-	reply_json(rep, dump_config(ctx, wants_store(req->query)));
-}
-
-/* The enrollment view: view_json's fields plus "rows" (wp_enrollment_json
- * with details) of the published snapshot, or of the store on request. */
-static char *dump_enrollment(struct wp_cp *cp, bool store)
-{
-	json_t *o = view_json(cp, store);
-	/* No rows for a published snapshot (out of memory at publish): 503,
-	 * not an empty view that looks like the workers capture nothing. */
-	json_t *rows = store                                 ? wp_enrollment_json(cp->res, true)
-	               : !wp_snapshot_slot_current(cp->slot) ? json_array()
-	               : cp->pub_rows                        ? json_incref(cp->pub_rows)
-	                                                     : NULL;
-	char *out = NULL;
-
-	if (o && rows && !json_object_set_new(o, "rows", rows))
-		out = json_dumps(o, JSON_INDENT(2));
-	else if (rows && !o)
-		json_decref(rows);
-	json_decref(o);
-	return out;
-}
-
-static void h_enrollment(void *ctx, const struct wp_httpd_req *req, struct wp_httpd_reply *rep)
-{
-	reply_json(rep, dump_enrollment(ctx, wants_store(req->query)));
-}
-
-static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct wp_httpd_reply *rep)
-{
-	struct wp_cp *cp = ctx;
-
-	rep->status = cp->published ? 200 : 503;
-	rep->ctype = "text/plain";
-	rep->body = strdup(cp->published ? "ready\n" : "not ready\n");
-}
+/* ---- counters -------------------------------------------------------------- */
 
 /* The control plane's counters as other threads see them: ours plus the
  * ones the hook reports (read here, on the thread that owns them). */
-static void all_counters(struct wp_cp *cp, uint64_t *out)
+void wp_cp_all_counters(struct wp_cp *cp, uint64_t *out)
 {
 	uint64_t extra[WP_CTR_MAX] = {0};
 
@@ -369,63 +154,7 @@ static void all_counters(struct wp_cp *cp, uint64_t *out)
 		out[i] = cp->ctr[i] + extra[i];
 }
 
-/*
- * /stats/prometheus. Rendering costs the control-plane thread about 2.5 us
- * per series, so a turn of the loop renders at most once: every scrape
- * answered in the same turn (other clients, pipelined requests) gets a copy
- * of that text, and a burst of scrapes cannot hold the loop for more than
- * one rendering per turn.
- */
-static void h_prometheus(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
-                         struct wp_httpd_reply *rep)
-{
-	struct wp_cp *cp = ctx;
-	uint64_t ctr[WP_CTR_MAX];
-	char *body = NULL;
-	bool hooked;
-
-	if (!cp->prom.text) {
-		all_counters(cp, ctr);
-		/* uncontended but for the moment the hook is set or cleared */
-		pthread_mutex_lock(&cp->prom.lock);
-		hooked = cp->prom.fn != NULL;
-		if (hooked)
-			cp->prom.text = cp->prom.fn(cp->prom.ctx, ctr, &cp->prom.len);
-		pthread_mutex_unlock(&cp->prom.lock);
-	} else {
-		hooked = true;
-	}
-	if (cp->prom.text) {
-		body = malloc(cp->prom.len + 1);
-		if (body)
-			memcpy(body, cp->prom.text, cp->prom.len + 1);
-	}
-	if (body) {
-		rep->status = 200;
-		rep->ctype = "text/plain; version=0.0.4; charset=utf-8";
-		rep->body = body;
-		return;
-	}
-	rep->status = 503;
-	rep->ctype = "text/plain";
-	rep->body = strdup(hooked ? "out of memory\n" : "the data path is not running yet\n");
-}
-
-static const struct wp_httpd_route admin_routes[] = {
-        {"/config_dump", h_config_dump},
-        {"/enrollment", h_enrollment},
-        {"/healthz/ready", h_ready},
-        {"/stats/prometheus", h_prometheus},
-        {NULL, NULL},
-};
-
-static const struct wp_httpd_route metrics_routes[] = {
-        {"/stats/prometheus", h_prometheus},
-        {"/metrics", h_prometheus},
-        {NULL, NULL},
-};
-
-/* ---- loop ------------------------------------------------------------------- */
+/* ---- loop ------------------------------------------------------------------ */
 
 /* Republishes the counters for other threads (telemetry): ours plus the
  * ones the hook reports, read here, on the thread that owns them. */
@@ -433,7 +162,7 @@ static void publish_counters(struct wp_cp *cp)
 {
 	uint64_t all[WP_CTR_MAX];
 
-	all_counters(cp, all);
+	wp_cp_all_counters(cp, all);
 	for (unsigned i = 0; i < WP_CTR_MAX; i++)
 		__atomic_store_n(&cp->pub[i], all[i], __ATOMIC_RELAXED);
 }
@@ -515,7 +244,7 @@ static void *run(void *arg)
 	return NULL;
 }
 
-/* ---- life cycle ---------------------------------------------------------------- */
+/* ---- life cycle ------------------------------------------------------------ */
 
 static int listen_on(struct wp_cp *cp, const char *what, const struct wp_addr *addr, uint16_t port,
                      const struct wp_httpd_route *routes, uint16_t *bound)
@@ -563,17 +292,17 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 		}
 	}
 	if (!cfg->admin_disabled && listen_on(cp, "admin endpoint", &cfg->admin_addr,
-	                                      cfg->admin_port, admin_routes, &cp->port))
+	                                      cfg->admin_port, wp_cp_admin_routes, &cp->port))
 		goto fail;
 	if (cfg->metrics_enabled) {
 		uint16_t envoy;
 
-		if (listen_on(cp, "metrics", &cfg->metrics_addr, cfg->metrics_port, metrics_routes,
-		              &cp->metrics_port))
+		if (listen_on(cp, "metrics", &cfg->metrics_addr, cfg->metrics_port,
+		              wp_cp_metrics_routes, &cp->metrics_port))
 			goto fail;
 		if (cfg->metrics_envoy_port &&
 		    listen_on(cp, "metrics (Envoy's port)", &cfg->metrics_addr,
-		              cfg->metrics_envoy_port, metrics_routes, &envoy))
+		              cfg->metrics_envoy_port, wp_cp_metrics_routes, &envoy))
 			goto fail;
 	}
 	if (cfg->manifest_dir && cfg->manifest_dir[0]) {
