@@ -1,0 +1,449 @@
+/*
+ * Unit tests for the TCP stack's retransmission and loss recovery
+ * (dp/net/tcp) driven by crafted segments (the fake peer of
+ * tcp_fake_peer.h): RTO backoff, fast retransmit with and without SACK
+ * (NewReno), and the SACK scoreboard, RACK-TLP and PRR: recovery on ACKs
+ * that carry data, the reordering window, lost retransmissions, tail loss
+ * probes, rescue retransmissions, limited transmit, and an RTO followed by
+ * SACK repair.
+ */
+#include "tcp_fake_peer.h"
+
+/* ---- RTO and fast retransmit ---- */
+
+static void test_rto_backoff(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.max_retries = 4;
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	assert_int_equal(wp_tcp_send(c, "data", 4), 4);
+	struct seg d = out(-1);
+	uint64_t t0 = F.now;
+	unsigned n = ncap;
+	uint64_t expect = c->rto_us;
+	assert_true(expect >= cfg.rto_min_us);
+	uint64_t last = t0;
+	for (int i = 0; i < 4; i++) {
+		while (ncap == n)
+			advance(1000);
+		uint64_t gap = F.now - last;
+		/* Each retransmission waits (about) twice as long as the previous one. */
+		assert_true(gap >= expect && gap <= expect + 2000);
+		struct seg r = out(-1);
+		assert_int_equal(r.seq, d.seq);
+		assert_int_equal(r.len, 4);
+		last = F.now;
+		expect *= 2;
+		n = ncap;
+	}
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 4);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RETRANSMIT], 4);
+	/* The fifth expiry aborts. */
+	advance(expect + 2000);
+	assert_int_equal(F.closed, 1);
+	assert_int_equal(F.why, WP_TCP_CLOSE_TIMEOUT);
+	assert_int_equal(out(-1).flags & TH_RST, TH_RST);
+	assert_int_equal(F.ctr[WP_CTR_TCP_CONN_TIMEOUT], 1);
+	assert_no_blocks();
+
+	/* Karn + reset: an ACK after a retransmission resets the backoff. */
+	start(&cfg);
+	open_passive(false);
+	c = F.conn;
+	wp_tcp_send(c, "x", 1);
+	advance(c->rto_us + 2000);
+	assert_int_equal(c->backoff, 1);
+	F.pack += 1;
+	peer(TH_ACK, NULL, 0);
+	assert_int_equal(c->backoff, 0);
+	assert_int_equal(c->tdl[T_RTO], 0);
+}
+
+static void test_fast_retransmit(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	static uint8_t buf[20000];
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)i;
+	unsigned n0 = ncap;
+	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	unsigned sent = ncap - n0;
+	assert_int_equal(sent, 10); /* initial window: 10 segments */
+	uint32_t base = out(n0).seq;
+	uint32_t mss = out(n0).len;
+	assert_int_equal(mss, 1460);
+	/*
+	 * Segment 0 lost: the peer ACKs nothing new, SACKs segments 1..3. The
+	 * first two SACKs each release one new segment (limited transmit, RFC
+	 * 3042); the third makes segment 0 lost (DupThresh SACKed above it).
+	 */
+	struct pkt p = {.seq = F.pseq, .ack = base, .flags = TH_ACK, .wnd = 65535, .nsack = 1};
+	for (int k = 1; k <= 3; k++) {
+		p.sack[0][0] = base + mss;
+		p.sack[0][1] = base + (k + 1) * mss;
+		unsigned before = ncap;
+		inject(&p);
+		if (k < 3) {
+			assert_int_equal(ncap, before + 1);
+			assert_int_equal(out(-1).seq, base + (9 + k) * mss);
+			assert_false(c->in_recovery);
+		}
+	}
+	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
+	assert_true(c->in_recovery);
+	struct seg r = out(n0 + sent + 2);
+	assert_int_equal(r.seq, base);
+	assert_int_equal(r.len, mss);
+	assert_memory_equal(r.data, buf, mss);
+	/* Full ACK of everything sent ends recovery; cwnd = ssthresh. */
+	p.nsack = 0;
+	p.ack = c->snd_max;
+	inject(&p);
+	assert_false(c->in_recovery);
+	assert_int_equal(c->cwnd, c->ssthresh);
+	assert_true(c->ssthresh >= 2 * mss);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 0);
+}
+
+static void test_fast_retransmit_newreno(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.sack = false;
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	static uint8_t buf[14600];
+	memset(buf, 'q', sizeof(buf));
+	unsigned n0 = ncap;
+	wp_tcp_send(c, buf, sizeof(buf));
+	uint32_t base = out(n0).seq, mss = out(n0).len;
+	struct pkt p = {.seq = F.pseq, .ack = base + mss, .flags = TH_ACK, .wnd = 65535};
+	inject(&p); /* first segment acked */
+	for (int k = 0; k < 3; k++)
+		inject(&p); /* segments 2.. lost? three dupacks */
+	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
+	assert_int_equal(out(-1).seq, base + mss);
+	/* Partial ACK: the next hole is retransmitted at once (RFC 6582). */
+	p.ack = base + 3 * mss;
+	unsigned before = ncap;
+	inject(&p);
+	assert_true(ncap > before);
+	assert_int_equal(out(before).seq, base + 3 * mss);
+	assert_true(c->in_recovery);
+	p.ack = c->snd_max;
+	inject(&p);
+	assert_false(c->in_recovery);
+}
+
+/* ---- loss recovery (scoreboard, RACK-TLP, PRR) ---- */
+
+static uint8_t rbuf_data[60000];
+
+/* Queues <n> bytes on F.conn; returns the first sequence number sent. */
+static uint32_t send_bulk(unsigned n, unsigned *first_cap)
+{
+	for (unsigned i = 0; i < sizeof(rbuf_data); i++)
+		rbuf_data[i] = (uint8_t)(i * 7);
+	*first_cap = ncap;
+	assert_int_equal(wp_tcp_send(F.conn, rbuf_data, n), (ssize_t)n);
+	return out(*first_cap).seq;
+}
+
+/* An ACK from the peer for <ack>, SACKing [s0,e0) (and [s1,e1) when e1), with <len> bytes. */
+static void peer_sack(uint32_t ack, uint32_t s0, uint32_t e0, uint32_t s1, uint32_t e1,
+                      uint16_t len)
+{
+	static uint8_t pdata[1000];
+	struct pkt p = {.seq = F.pseq,
+	                .ack = ack,
+	                .flags = TH_ACK,
+	                .wnd = 65535,
+	                .data = pdata,
+	                .len = len};
+	if (e0) {
+		p.sack[p.nsack][0] = s0;
+		p.sack[p.nsack++][1] = e0;
+	}
+	if (e1) {
+		p.sack[p.nsack][0] = s1;
+		p.sack[p.nsack++][1] = e1;
+	}
+	inject(&p);
+	F.pseq += len;
+}
+
+/* Index of the last captured data segment starting at <seq> (-1: none) after <from>. */
+static int find_sent(uint32_t seq, unsigned from)
+{
+	int found = -1;
+	for (unsigned i = from; i < ncap; i++) {
+		struct seg s = out((int)i);
+		if (s.seq == seq && s.len)
+			found = (int)i;
+	}
+	return found;
+}
+
+/*
+ * Root cause of the RTO storms against Linux: on a bidirectional transfer
+ * every ACK carries data, which RFC 5681 does not count as a duplicate ACK.
+ * With SACK, new SACK information is the evidence (RFC 6675): recovery
+ * starts after DupThresh SACKed segments even though each ACK has data.
+ */
+static void test_recovery_on_data_acks(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(14600, &n0), mss = 1460;
+	assert_int_equal(ncap - n0, 10);
+	F.now += 1000;
+	for (uint32_t k = 1; k <= 3; k++)
+		peer_sack(base, base + mss, base + (k + 1) * mss, 0, 0, 100);
+	assert_int_equal(F.rxlen, 300); /* the data on those ACKs was taken too */
+	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SACK_LOST], 1);
+	assert_true(F.conn->in_recovery);
+	assert_true(find_sent(base, n0 + 10) >= 0);
+	/* The full ACK ends recovery. */
+	peer_sack(F.conn->snd_max, 0, 0, 0, 0, 0);
+	assert_false(F.conn->in_recovery);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 0);
+}
+
+/*
+ * One segment reordered behind the next (what the testbed's fault layer
+ * does): one SACKed segment above a hole is not a loss yet; RACK waits a
+ * reordering window. If the hole is filled in time nothing is sent again;
+ * if not, RACK declares it lost although fewer than DupThresh are SACKed.
+ */
+static void test_rack_reordering_window(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(14600, &n0), mss = 1460;
+	F.now += 1000;
+	peer_sack(base, base + mss, base + 2 * mss, 0, 0, 0);
+	assert_int_not_equal(F.conn->tdl[T_REO], 0);
+	peer_sack(base + 2 * mss, 0, 0, 0, 0, 0); /* the reordered segment arrived */
+	advance(5000);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RETRANSMIT], 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RACK_LOST], 0);
+
+	/* Now segment 2 is really lost: only segment 3 is SACKed above it. */
+	unsigned n1 = ncap;
+	F.now += 1000;
+	peer_sack(base + 2 * mss, base + 3 * mss, base + 4 * mss, 0, 0, 0);
+	assert_int_equal(find_sent(base + 2 * mss, n1), -1); /* not yet */
+	advance(3000);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RACK_LOST], 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
+	assert_true(find_sent(base + 2 * mss, n1) >= 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 0);
+}
+
+/*
+ * A lost retransmission: segment 0 is retransmitted, the retransmission is
+ * lost too, and segments sent after it are SACKed. RACK sees a later-sent
+ * segment delivered and sends segment 0 a third time, with no RTO.
+ */
+static void test_lost_retransmission(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(40000, &n0), mss = 1460;
+	F.now += 1000;
+	uint32_t k = 1;
+	for (; k <= 3; k++)
+		peer_sack(base, base + mss, base + (k + 1) * mss, 0, 0, 0);
+	int r1 = find_sent(base, n0 + 10);
+	assert_true(r1 >= 0);
+	/* More SACKs, a millisecond apart, until new data goes out after the retransmission. */
+	uint32_t high = 0;
+	for (; k < 12 && !high; k++) {
+		F.now += 1000;
+		peer_sack(base, base + mss, base + (k + 1) * mss, 0, 0, 0);
+		for (unsigned i = (unsigned)r1 + 1; i < ncap; i++)
+			if (SEQ_GEQ(out((int)i).seq, base + 10 * mss) && out((int)i).len)
+				high = out((int)i).seq + out((int)i).len;
+	}
+	assert_true(high != 0);
+	/* The peer SACKs everything sent so far except segment 0. */
+	F.now += 1000;
+	unsigned n2 = ncap;
+	peer_sack(base, base + mss, F.conn->snd_max, 0, 0, 0);
+	advance(2000);
+	assert_int_equal(F.ctr[WP_CTR_TCP_LOST_RETRANSMIT], 1);
+	assert_true(find_sent(base, n2) >= 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 0);
+	peer_sack(F.conn->snd_max, 0, 0, 0, 0, 0);
+	assert_false(F.conn->in_recovery);
+}
+
+/*
+ * Tail loss: the last two segments of a flight are lost, so no ACK comes.
+ * The probe (after max(2 SRTT, 10 ms), long before the 200 ms RTO)
+ * retransmits the last segment; its SACK lets RACK find the other one.
+ */
+static void test_tail_loss_probe(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(5 * 1460, &n0), mss = 1460;
+	F.now += 1000;
+	peer_sack(base + 3 * mss, 0, 0, 0, 0, 0);
+	unsigned n1 = ncap;
+	advance(9000);
+	assert_int_equal(ncap, n1);
+	advance(3000);
+	assert_int_equal(F.ctr[WP_CTR_TCP_TLP_PROBE], 1);
+	int pr = find_sent(base + 4 * mss, n1);
+	assert_true(pr >= 0);
+	F.now += 1000;
+	peer_sack(base + 3 * mss, base + 4 * mss, base + 5 * mss, 0, 0, 0);
+	advance(2000);
+	assert_true(find_sent(base + 3 * mss, (unsigned)pr) >= 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 0);
+	peer_sack(base + 5 * mss, 0, 0, 0, 0, 0);
+	assert_int_equal(F.conn->snd_una, F.conn->snd_max);
+	assert_int_equal(F.conn->rec_n, 0);
+	assert_int_equal(F.conn->tdl[T_PTO], 0);
+}
+
+/*
+ * RFC 6675 rule 4: in recovery with nothing lost and nothing new to send,
+ * the highest unSACKed segment is retransmitted once (rescue), not twice.
+ */
+static void test_rescue_retransmission(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(14600, &n0), mss = 1460; /* all of it in the first flight */
+	F.now += 1000;
+	for (uint32_t k = 1; k <= 3; k++)
+		peer_sack(base, base + mss, base + (k + 1) * mss, 0, 0, 0);
+	assert_true(F.conn->in_recovery);
+	unsigned n1 = ncap;
+	for (uint32_t k = 4; k <= 8; k++)
+		peer_sack(base, base + mss, base + (k + 1) * mss, 0, 0, 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RESCUE_RETRANSMIT], 1);
+	assert_true(find_sent(base + 9 * mss, n1) >= 0);
+	unsigned n2 = ncap;
+	peer_sack(base + mss, base + 2 * mss, base + 9 * mss, 0, 0, 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RESCUE_RETRANSMIT], 1);
+	assert_int_equal(find_sent(base + 9 * mss, n2), -1);
+}
+
+/*
+ * Without SACK: the first two duplicate ACKs each release one new segment
+ * (limited transmit, RFC 3042), the third starts NewReno recovery.
+ */
+static void test_limited_transmit_newreno(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.sack = false;
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(30000, &n0), mss = 1460;
+	assert_int_equal(ncap - n0, 10);
+	for (uint32_t k = 1; k <= 2; k++) {
+		unsigned before = ncap;
+		peer_sack(base, 0, 0, 0, 0, 0);
+		assert_int_equal(ncap, before + 1);
+		assert_int_equal(out(-1).seq, base + (9 + k) * mss);
+	}
+	assert_false(F.conn->in_recovery);
+	unsigned before = ncap;
+	peer_sack(base, 0, 0, 0, 0, 0);
+	assert_true(F.conn->in_recovery);
+	assert_int_equal(out((int)before).seq, base);
+	assert_int_equal(F.ctr[WP_CTR_TCP_FAST_RETRANSMIT], 1);
+	/* An ACK with data is not a duplicate ACK for NewReno (RFC 5681). */
+	uint16_t d = F.conn->dupacks;
+	peer_sack(base, 0, 0, 0, 0, 10);
+	assert_int_equal(F.conn->dupacks, d);
+}
+
+/*
+ * After an RTO, losses inside the same window are still repaired from the
+ * scoreboard at the pace of slow start, not by one RTO each.
+ */
+static void test_rto_then_sack_repair(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0;
+	uint32_t base = send_bulk(14600, &n0), mss = 1460;
+	advance(F.conn->rto_us + PTO_MIN_US + 2000); /* the probe, then the RTO */
+	assert_int_equal(F.ctr[WP_CTR_TCP_TLP_PROBE], 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 1);
+	assert_int_equal(F.conn->cwnd, mss);
+	assert_int_equal(out(-1).seq, base);
+	unsigned n1 = ncap;
+	/* Segments 0 and 5 were lost; the retransmitted 0 arrives. */
+	F.now += 1000;
+	peer_sack(base + 5 * mss, base + 6 * mss, base + 10 * mss, 0, 0, 0);
+	F.now += 1000;
+	peer_sack(base + 5 * mss, base + 6 * mss, base + 10 * mss, 0, 0, 0);
+	assert_true(find_sent(base + 5 * mss, n1) >= 0);
+	/* Nothing SACKed is sent again. */
+	for (uint32_t k = 6; k < 10; k++)
+		assert_int_equal(find_sent(base + k * mss, n1), -1);
+	peer_sack(base + 10 * mss, 0, 0, 0, 0, 0);
+	assert_int_equal(F.ctr[WP_CTR_TCP_RTO_TIMEOUT], 1);
+	assert_int_equal(F.conn->rec_n, 0);
+	assert_int_equal(F.conn->sacked_out + F.conn->lost_out, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_rto_backoff, teardown),
+	        cmocka_unit_test_teardown(test_fast_retransmit, teardown),
+	        cmocka_unit_test_teardown(test_fast_retransmit_newreno, teardown),
+	        cmocka_unit_test_teardown(test_recovery_on_data_acks, teardown),
+	        cmocka_unit_test_teardown(test_rack_reordering_window, teardown),
+	        cmocka_unit_test_teardown(test_lost_retransmission, teardown),
+	        cmocka_unit_test_teardown(test_tail_loss_probe, teardown),
+	        cmocka_unit_test_teardown(test_rescue_retransmission, teardown),
+	        cmocka_unit_test_teardown(test_limited_transmit_newreno, teardown),
+	        cmocka_unit_test_teardown(test_rto_then_sack_repair, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
