@@ -37,7 +37,7 @@ void wp_hbone_config_default(struct wp_hbone_config *cfg)
 
 /* ---- shared: streams ---- */
 
-struct wp_h2s *h2_stream_new(struct wp_h2c *c)
+struct wp_h2s *wp_hbone_stream_new(struct wp_h2c *c)
 {
 	struct wp_h2s *s = wp_h2mem_calloc(c->mem, 1, sizeof(*s));
 
@@ -56,7 +56,7 @@ struct wp_h2s *h2_stream_new(struct wp_h2c *c)
 	return s;
 }
 
-void h2_stream_free(struct wp_h2s *s)
+void wp_hbone_stream_free(struct wp_h2s *s)
 {
 	struct wp_h2c *c = s->c;
 
@@ -80,7 +80,7 @@ void h2_stream_free(struct wp_h2s *s)
 	wp_h2mem_release(c->mem, s);
 }
 
-void h2_stream_closed(struct wp_h2s *s, uint32_t err)
+void wp_hbone_stream_closed(struct wp_h2s *s, uint32_t err)
 {
 	struct wp_h2c *c = s->c;
 	enum wp_hbone_close why;
@@ -96,10 +96,10 @@ void h2_stream_closed(struct wp_h2s *s, uint32_t err)
 		h2_ctr(c, WP_CTR_HBONE_PEER_RESET);
 	if (s->known && c->ops->on_close != NULL)
 		c->ops->on_close(s, why, err);
-	h2_stream_free(s);
+	wp_hbone_stream_free(s);
 }
 
-size_t h2_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len)
+size_t wp_hbone_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len)
 {
 	size_t n = WP_MIN(len, (size_t)s->slen);
 
@@ -121,7 +121,7 @@ size_t h2_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len)
 	return n;
 }
 
-bool h2_notify_writable(struct wp_h2c *c)
+bool wp_hbone_notify_writable(struct wp_h2c *c)
 {
 	struct wp_h2s *s, *next;
 	bool any = false;
@@ -139,7 +139,7 @@ bool h2_notify_writable(struct wp_h2c *c)
 	return any;
 }
 
-bool h2_rst_over_limit(struct wp_h2c *c)
+bool wp_hbone_rst_over_limit(struct wp_h2c *c)
 {
 	if (c->now - c->rst_window >= 1000) {
 		c->rst_window = c->now;
@@ -152,7 +152,7 @@ bool h2_rst_over_limit(struct wp_h2c *c)
 	return false;
 }
 
-bool h2_cont_over_limit(struct wp_h2c *c)
+bool wp_hbone_cont_over_limit(struct wp_h2c *c)
 {
 	if (++c->conts > c->cfg.max_continuations) {
 		h2_ctr(c, WP_CTR_HBONE_CONTINUATION_FLOOD);
@@ -161,7 +161,7 @@ bool h2_cont_over_limit(struct wp_h2c *c)
 	return false;
 }
 
-void h2_count_response(struct wp_h2s *s, int status)
+void wp_hbone_count_response(struct wp_h2s *s, int status)
 {
 	if (s->known)
 		h2_ctr(s->c, status == 400   ? WP_CTR_HBONE_RESP_400
@@ -177,7 +177,7 @@ static ssize_t read_cb(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t len
                        nghttp2_data_source *src, void *ud)
 {
 	struct wp_h2s *s = src->ptr;
-	size_t n = h2_sbuf_take(s, buf, len);
+	size_t n = wp_hbone_sbuf_take(s, buf, len);
 
 	(void)ss;
 	(void)id;
@@ -207,7 +207,7 @@ static int on_begin_frame(nghttp2_session *ss, const nghttp2_frame_hd *hd, void 
 
 	if (hd->type == NGHTTP2_HEADERS) {
 		c->conts = 0;
-	} else if (hd->type == NGHTTP2_CONTINUATION && h2_cont_over_limit(c)) {
+	} else if (hd->type == NGHTTP2_CONTINUATION && wp_hbone_cont_over_limit(c)) {
 		(void)nghttp2_session_terminate_session(ss, NGHTTP2_ENHANCE_YOUR_CALM);
 		c->failed = true;
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -272,7 +272,7 @@ static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 		if (s == NULL)
 			break;
 		s->peer_rst = 1;
-		if (h2_rst_over_limit(c)) {
+		if (wp_hbone_rst_over_limit(c)) {
 			(void)nghttp2_session_terminate_session(ss, NGHTTP2_ENHANCE_YOUR_CALM);
 			c->failed = true;
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -319,7 +319,7 @@ static int on_stream_close(nghttp2_session *ss, int32_t id, uint32_t err, void *
 	(void)nghttp2_session_set_stream_user_data(ss, id, NULL);
 	if (s->unconsumed > 0)
 		(void)nghttp2_session_consume_connection(ss, s->unconsumed);
-	h2_stream_closed(s, err);
+	wp_hbone_stream_closed(s, err);
 	return 0;
 }
 
@@ -407,7 +407,7 @@ static ssize_t cli_peek(struct wp_h2c *c, const uint8_t **p)
 				return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
 			}
 			k->outlen = (size_t)n;
-			(void)h2_notify_writable(c);
+			(void)wp_hbone_notify_writable(c);
 			if (n > 0)
 				break;
 			/* on_writable may have queued data: try once more. */
@@ -444,7 +444,7 @@ struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, str
 		c->cfg = *cfg;
 	else
 		wp_hbone_config_default(&c->cfg);
-	if ((is_server ? h2srv_init(c) : cli_init(c)) != 0) {
+	if ((is_server ? wp_hbone_srv_init(c) : cli_init(c)) != 0) {
 		h2_ctr(c, WP_CTR_HBONE_NOMEM);
 		wp_h2mem_release(mem, c);
 		return NULL;
@@ -462,10 +462,10 @@ void wp_h2c_free(struct wp_h2c *c)
 			(void)nghttp2_session_set_stream_user_data(c->u.cli.ss, s->id, NULL);
 		if (s->known && c->ops->on_close != NULL)
 			c->ops->on_close(s, WP_HBONE_CLOSE_ABORT, NGHTTP2_CANCEL);
-		h2_stream_free(s);
+		wp_hbone_stream_free(s);
 	}
 	if (c->server)
-		h2srv_fini(c);
+		wp_hbone_srv_fini(c);
 	else
 		nghttp2_session_del(c->u.cli.ss);
 	wp_h2mem_release(c->mem, c);
@@ -482,18 +482,18 @@ ssize_t wp_h2c_input(struct wp_h2c *c, const uint8_t *buf, size_t len, uint64_t 
 		return -EPROTO;
 	c->now = now_ms;
 	c->last_rx = now_ms;
-	return c->server ? h2srv_input(c, buf, len) : cli_input(c, buf, len);
+	return c->server ? wp_hbone_srv_input(c, buf, len) : cli_input(c, buf, len);
 }
 
 ssize_t wp_h2c_peek(struct wp_h2c *c, const uint8_t **p)
 {
-	return c->server ? h2srv_peek(c, p) : cli_peek(c, p);
+	return c->server ? wp_hbone_srv_peek(c, p) : cli_peek(c, p);
 }
 
 void wp_h2c_advance(struct wp_h2c *c, size_t n)
 {
 	if (c->server) {
-		h2srv_advance(c, n);
+		wp_hbone_srv_advance(c, n);
 		return;
 	}
 	WP_ASSERT(n <= c->u.cli.outlen);
@@ -509,14 +509,14 @@ int wp_h2c_tick(struct wp_h2c *c, uint64_t now_ms)
 	if (c->ping_out && now_ms - c->ping_sent >= c->cfg.ping_timeout_ms) {
 		h2_ctr(c, WP_CTR_HBONE_PING_TIMEOUT);
 		if (c->server)
-			h2srv_terminate(c, NGHTTP2_NO_ERROR);
+			wp_hbone_srv_terminate(c, NGHTTP2_NO_ERROR);
 		else
 			(void)nghttp2_session_terminate_session(c->u.cli.ss, NGHTTP2_NO_ERROR);
 		c->failed = true;
 		return -ETIMEDOUT;
 	}
 	if (!c->ping_out && now_ms - c->last_rx >= c->cfg.ping_interval_ms) {
-		if ((c->server ? h2srv_ping(c)
+		if ((c->server ? wp_hbone_srv_ping(c)
 		               : nghttp2_submit_ping(c->u.cli.ss, NGHTTP2_FLAG_NONE, NULL)) == 0) {
 			c->ping_out = true;
 			c->ping_sent = now_ms;
@@ -531,7 +531,7 @@ int wp_h2c_drain(struct wp_h2c *c)
 	int rv;
 
 	if (c->server)
-		rv = h2srv_drain(c);
+		rv = wp_hbone_srv_drain(c);
 	else
 		rv = nghttp2_submit_goaway(c->u.cli.ss, NGHTTP2_FLAG_NONE,
 		                           nghttp2_session_get_last_proc_stream_id(c->u.cli.ss),
@@ -546,7 +546,7 @@ int wp_h2c_drain(struct wp_h2c *c)
 bool wp_h2c_done(const struct wp_h2c *c)
 {
 	if (c->server)
-		return h2srv_done(c);
+		return wp_hbone_srv_done(c);
 	if (c->u.cli.outlen > 0 || nghttp2_session_want_write(c->u.cli.ss))
 		return false;
 	return c->failed || !nghttp2_session_want_read(c->u.cli.ss);
@@ -594,7 +594,7 @@ struct wp_h2s *wp_h2c_open(struct wp_h2c *c, const struct wp_sockaddr *authority
 		nva[n++] = NV("forwarded", forwarded, strlen(forwarded));
 	if (traceparent != NULL)
 		nva[n++] = NV("traceparent", traceparent, strlen(traceparent));
-	s = h2_stream_new(c);
+	s = wp_hbone_stream_new(c);
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
@@ -603,7 +603,7 @@ struct wp_h2s *wp_h2c_open(struct wp_h2c *c, const struct wp_sockaddr *authority
 	prd.read_callback = read_cb;
 	id = nghttp2_submit_request(c->u.cli.ss, NULL, nva, n, &prd, s);
 	if (id < 0) {
-		h2_stream_free(s);
+		wp_hbone_stream_free(s);
 		errno = id == NGHTTP2_ERR_NOMEM ? ENOMEM : ECONNRESET;
 		return NULL;
 	}
@@ -623,7 +623,7 @@ int wp_h2s_respond(struct wp_h2s *s, int status)
 		return -EALREADY;
 	if (status < 100 || status > 999)
 		return -EINVAL;
-	return h2srv_respond(s, status);
+	return wp_hbone_srv_respond(s, status);
 }
 
 ssize_t wp_h2s_write(struct wp_h2s *s, const uint8_t *data, size_t len)
@@ -679,14 +679,14 @@ int wp_h2s_consume(struct wp_h2s *s, size_t n)
 		return 0;
 	s->unconsumed -= n;
 	if (s->c->server)
-		return h2srv_consume(s, n);
+		return wp_hbone_srv_consume(s, n);
 	return nghttp2_session_consume(s->c->u.cli.ss, s->id, n) == 0 ? 0 : -EINVAL;
 }
 
 int wp_h2s_reset(struct wp_h2s *s, uint32_t h2_error)
 {
 	if (s->c->server)
-		return h2srv_reset(s, h2_error);
+		return wp_hbone_srv_reset(s, h2_error);
 	s->local_close = 1;
 	return nghttp2_submit_rst_stream(s->c->u.cli.ss, NGHTTP2_FLAG_NONE, s->id, h2_error) == 0
 	               ? 0

@@ -136,39 +136,39 @@ static inline void h2_ctr(struct wp_h2c *c, enum wp_ctr k)
 /* ---- shared (h2c.c) ---- */
 
 /* A zeroed stream linked into c (NULL: NOMEM, counted). */
-struct wp_h2s *h2_stream_new(struct wp_h2c *c);
+struct wp_h2s *wp_hbone_stream_new(struct wp_h2c *c);
 /* Unlinks and frees s (no callback). */
-void h2_stream_free(struct wp_h2s *s);
+void wp_hbone_stream_free(struct wp_h2s *s);
 /* The application's view of a stream that ends with code err: on_close
  * (when the application knows it), the PEER_RESET counter, then free. */
-void h2_stream_closed(struct wp_h2s *s, uint32_t err);
+void wp_hbone_stream_closed(struct wp_h2s *s, uint32_t err);
 /* Takes up to len bytes of s's send buffer into buf (releasing the
  * buffer when it empties, noting on_writable when due). */
-size_t h2_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len);
+size_t wp_hbone_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len);
 /* Calls on_writable for the streams that have it due; true if any. */
-bool h2_notify_writable(struct wp_h2c *c);
+bool wp_hbone_notify_writable(struct wp_h2c *c);
 /* A peer RST_STREAM on a live stream: true when over the rapid-reset
  * limit (counted). */
-bool h2_rst_over_limit(struct wp_h2c *c);
+bool wp_hbone_rst_over_limit(struct wp_h2c *c);
 /* A CONTINUATION frame: true when over the per-block limit (counted). */
-bool h2_cont_over_limit(struct wp_h2c *c);
+bool wp_hbone_cont_over_limit(struct wp_h2c *c);
 /* Counts a non-200 answer the application gave (RESP_400/401/503/OTHER). */
-void h2_count_response(struct wp_h2s *s, int status);
+void wp_hbone_count_response(struct wp_h2s *s, int status);
 
 /* ---- server side (h2srv.c) ---- */
 
-int h2srv_init(struct wp_h2c *c);
-void h2srv_fini(struct wp_h2c *c);
-ssize_t h2srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len);
-ssize_t h2srv_peek(struct wp_h2c *c, const uint8_t **p);
-void h2srv_advance(struct wp_h2c *c, size_t n);
+int wp_hbone_srv_init(struct wp_h2c *c);
+void wp_hbone_srv_fini(struct wp_h2c *c);
+ssize_t wp_hbone_srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len);
+ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p);
+void wp_hbone_srv_advance(struct wp_h2c *c, size_t n);
 /* GOAWAY with code and the session fails. */
-void h2srv_terminate(struct wp_h2c *c, uint32_t code);
-int h2srv_ping(struct wp_h2c *c);
-int h2srv_drain(struct wp_h2c *c);
-bool h2srv_done(const struct wp_h2c *c);
-int h2srv_respond(struct wp_h2s *s, int status);
-int h2srv_consume(struct wp_h2s *s, size_t n);
-int h2srv_reset(struct wp_h2s *s, uint32_t code);
+void wp_hbone_srv_terminate(struct wp_h2c *c, uint32_t code);
+int wp_hbone_srv_ping(struct wp_h2c *c);
+int wp_hbone_srv_drain(struct wp_h2c *c);
+bool wp_hbone_srv_done(const struct wp_h2c *c);
+int wp_hbone_srv_respond(struct wp_h2s *s, int status);
+int wp_hbone_srv_consume(struct wp_h2s *s, size_t n);
+int wp_hbone_srv_reset(struct wp_h2s *s, uint32_t code);
 
 #endif /* WP_DP_HBONE_H2INT_H */

@@ -145,7 +145,7 @@ static void emit_goaway(struct wp_h2c *c, uint32_t code, int kind)
 	put32(p + 13, code);
 }
 
-void h2srv_terminate(struct wp_h2c *c, uint32_t code)
+void wp_hbone_srv_terminate(struct wp_h2c *c, uint32_t code)
 {
 	if (c->failed)
 		return;
@@ -158,7 +158,7 @@ static int conn_error(struct wp_h2c *c, uint32_t code, enum wp_ctr k)
 {
 	if (!c->failed)
 		h2_ctr(c, k);
-	h2srv_terminate(c, code);
+	wp_hbone_srv_terminate(c, code);
 	return -1;
 }
 
@@ -283,7 +283,7 @@ static void close_now(struct wp_h2s *s, uint32_t err)
 		conn_consumed(s->c, s->unconsumed);
 		s->unconsumed = 0;
 	}
-	h2_stream_closed(s, err);
+	wp_hbone_stream_closed(s, err);
 }
 
 /* Closes at the next sweep (inside an application call). */
@@ -502,7 +502,7 @@ static struct wp_hbone_hval hval(const struct wp_h2s *s, int idx)
 static void respond_internal(struct wp_h2s *s, int status, enum wp_ctr k)
 {
 	h2_ctr(s->c, k);
-	(void)h2srv_respond(s, status);
+	(void)wp_hbone_srv_respond(s, status);
 }
 
 /* A request header block is complete: validate, answer or hand over. */
@@ -512,7 +512,7 @@ static void request(struct wp_h2c *c, struct wp_h2s *s, uint16_t seen, bool end_
 
 	if (seen & (B_BIG | B_NOMEM)) {
 		(void)emit_rst(c, s->id, NGHTTP2_INTERNAL_ERROR);
-		h2_stream_free(s);
+		wp_hbone_stream_free(s);
 		return;
 	}
 	if ((seen & B_BAD) || !(seen & SEEN_METHOD) || (seen & SEEN_PROTO) ||
@@ -520,7 +520,7 @@ static void request(struct wp_h2c *c, struct wp_h2s *s, uint16_t seen, bool end_
 	    (!connect && (seen & (SEEN_SCHEME | SEEN_PATH)) != (SEEN_SCHEME | SEEN_PATH))) {
 		h2_ctr(c, WP_CTR_HBONE_MALFORMED_REQUEST);
 		(void)emit_rst(c, s->id, NGHTTP2_PROTOCOL_ERROR);
-		h2_stream_free(s);
+		wp_hbone_stream_free(s);
 		return;
 	}
 	if (end_stream)
@@ -684,7 +684,7 @@ static int headers_begin(struct wp_h2c *c)
 			 * from its last stream id that they were not processed). */
 		} else if (c->nstreams >= c->cfg.max_streams) {
 			v->bseen |= B_REFUSE;
-		} else if ((s = h2_stream_new(c)) == NULL) {
+		} else if ((s = wp_hbone_stream_new(c)) == NULL) {
 			v->bseen |= B_NOMEM;
 		} else {
 			s->id = v->fsid;
@@ -792,8 +792,8 @@ static int collected(struct wp_h2c *c)
 		if (s == NULL)
 			return 0;
 		s->peer_rst = 1;
-		if (h2_rst_over_limit(c)) {
-			h2srv_terminate(c, NGHTTP2_ENHANCE_YOUR_CALM);
+		if (wp_hbone_rst_over_limit(c)) {
+			wp_hbone_srv_terminate(c, NGHTTP2_ENHANCE_YOUR_CALM);
 			return -1;
 		}
 		close_now(s, be32(v->fb));
@@ -907,8 +907,8 @@ static int frame_begin(struct wp_h2c *c)
 	case NGHTTP2_CONTINUATION:
 		if (v->bmode == BM_NONE)
 			return conn_error(c, NGHTTP2_PROTOCOL_ERROR, WP_CTR_HBONE_PROTOCOL_ERROR);
-		if (h2_cont_over_limit(c)) {
-			h2srv_terminate(c, NGHTTP2_ENHANCE_YOUR_CALM);
+		if (wp_hbone_cont_over_limit(c)) {
+			wp_hbone_srv_terminate(c, NGHTTP2_ENHANCE_YOUR_CALM);
 			return -1;
 		}
 		v->bflags |= v->fflags & NGHTTP2_FLAG_END_HEADERS;
@@ -958,7 +958,7 @@ static int frame_end(struct wp_h2c *c)
 	}
 }
 
-ssize_t h2srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
+ssize_t wp_hbone_srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
 {
 	struct h2srv *v = &c->u.srv;
 	size_t off = 0;
@@ -1077,7 +1077,7 @@ static int fill(struct wp_h2c *c)
 				return -ENOMEM;
 			put_head(p, (uint32_t)n, NGHTTP2_DATA, eof ? NGHTTP2_FLAG_END_STREAM : 0,
 			         s->id);
-			(void)h2_sbuf_take(s, p + 9, n);
+			(void)wp_hbone_sbuf_take(s, p + 9, n);
 			t->swin -= (int64_t)n;
 			v->conn_swin -= (int64_t)n;
 			progress = true;
@@ -1091,7 +1091,7 @@ static int fill(struct wp_h2c *c)
 	return 0;
 }
 
-ssize_t h2srv_peek(struct wp_h2c *c, const uint8_t **p)
+ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1103,7 +1103,7 @@ ssize_t h2srv_peek(struct wp_h2c *c, const uint8_t **p)
 				return -ENOMEM;
 			}
 			/* on_writable may queue more: one more round. */
-			if (!h2_notify_writable(c))
+			if (!wp_hbone_notify_writable(c))
 				break;
 		}
 		sweep(c);
@@ -1130,7 +1130,7 @@ ssize_t h2srv_peek(struct wp_h2c *c, const uint8_t **p)
 	return (ssize_t)v->olen;
 }
 
-void h2srv_advance(struct wp_h2c *c, size_t n)
+void wp_hbone_srv_advance(struct wp_h2c *c, size_t n)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1143,7 +1143,7 @@ void h2srv_advance(struct wp_h2c *c, size_t n)
 
 /* ---- the connection ---- */
 
-int h2srv_init(struct wp_h2c *c)
+int wp_hbone_srv_init(struct wp_h2c *c)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1155,7 +1155,7 @@ int h2srv_init(struct wp_h2c *c)
 	v->conn_rwin = conn_limit(c);
 	if (emit_settings(c) != 0 ||
 	    (conn_limit(c) > 65535 && emit_wu(c, 0, conn_limit(c) - 65535) != 0)) {
-		h2srv_fini(c);
+		wp_hbone_srv_fini(c);
 		return -ENOMEM;
 	}
 	v->settings_unacked = 1;
@@ -1163,7 +1163,7 @@ int h2srv_init(struct wp_h2c *c)
 	return 0;
 }
 
-void h2srv_fini(struct wp_h2c *c)
+void wp_hbone_srv_fini(struct wp_h2c *c)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1173,12 +1173,12 @@ void h2srv_fini(struct wp_h2c *c)
 	out_release(c);
 }
 
-int h2srv_ping(struct wp_h2c *c)
+int wp_hbone_srv_ping(struct wp_h2c *c)
 {
 	return emit_ping(c, 0, NULL);
 }
 
-int h2srv_drain(struct wp_h2c *c)
+int wp_hbone_srv_drain(struct wp_h2c *c)
 {
 	uint8_t *p;
 
@@ -1194,7 +1194,7 @@ int h2srv_drain(struct wp_h2c *c)
 	return 0;
 }
 
-bool h2srv_done(const struct wp_h2c *c)
+bool wp_hbone_srv_done(const struct wp_h2c *c)
 {
 	const struct h2srv *v = &c->u.srv;
 
@@ -1205,7 +1205,7 @@ bool h2srv_done(const struct wp_h2c *c)
 
 /* ---- streams: the application's side ---- */
 
-int h2srv_respond(struct wp_h2s *s, int status)
+int wp_hbone_srv_respond(struct wp_h2s *s, int status)
 {
 	struct wp_h2c *c = s->c;
 	struct h2srv *v = &c->u.srv;
@@ -1267,20 +1267,20 @@ int h2srv_respond(struct wp_h2s *s, int status)
 	}
 	t->tx_end = 1;
 	s->local_close = 1;
-	h2_count_response(s, status);
+	wp_hbone_count_response(s, status);
 	if (t->rx_end)
 		close_later(s, NGHTTP2_NO_ERROR);
 	return 0;
 }
 
-int h2srv_consume(struct wp_h2s *s, size_t n)
+int wp_hbone_srv_consume(struct wp_h2s *s, size_t n)
 {
 	conn_consumed(s->c, n);
 	stream_consumed(s, n);
 	return 0;
 }
 
-int h2srv_reset(struct wp_h2s *s, uint32_t code)
+int wp_hbone_srv_reset(struct wp_h2s *s, uint32_t code)
 {
 	struct h2srv_stream *t = &s->u.srv;
 	int rv = 0;
