@@ -1,9 +1,9 @@
 /*
  * HBONE internals shared by the two sides (private to dp/hbone).
  *
- * struct wp_h2c and struct wp_h2s have a common part (application, memory,
+ * struct wp_hbconn and struct wp_hbstream have a common part (application, memory,
  * counters, the stream list, the per-stream send buffer, keepalive and
- * abuse accounting) used by h2c.c, which holds the public API, the shared
+ * abuse accounting) used by conn.c, which holds the public API, the shared
  * logic and the client side on nghttp2, and a per-side part in a union:
  * the client keeps an nghttp2 session, the server (h2srv.c) its own
  * RFC 9113 framer with nghttp2's public HPACK inflater. Each public
@@ -41,14 +41,14 @@ struct h2cli_stream {
 	uint8_t deferred : 1; /* the provider returned DEFERRED */
 };
 
-struct wp_h2s {
-	struct wp_h2c *c;
-	struct wp_h2s *prev, *next; /* c->streams */
+struct wp_hbstream {
+	struct wp_hbconn *c;
+	struct wp_hbstream *prev, *next; /* c->streams */
 	void *app;
 	int32_t id;
 	uint8_t known : 1; /* the application saw it: owes it on_close */
 	uint8_t responded : 1;
-	uint8_t shut_out : 1; /* wp_h2s_shutdown called */
+	uint8_t shut_out : 1; /* wp_hbstream_shutdown called */
 	uint8_t want_writable : 1;
 	uint8_t notify : 1;      /* on_writable due */
 	uint8_t local_close : 1; /* we reset it or answered non-200 */
@@ -84,9 +84,9 @@ struct h2srv {
 	uint8_t hblen, fblen, need, padlen;
 	uint32_t flen, rem, body;
 	int32_t fsid;
-	struct wp_h2s *cur; /* the frame's stream, NULL when none or gone */
+	struct wp_hbstream *cur; /* the frame's stream, NULL when none or gone */
 	/* header block in progress */
-	struct wp_h2s *bs;
+	struct wp_hbstream *bs;
 	int32_t bsid;
 	uint8_t bmode; /* new stream, trailers, ignored */
 	uint8_t bflags;
@@ -105,13 +105,13 @@ struct h2srv {
 	uint8_t oerr;     /* an output append failed: flood or NOMEM */
 };
 
-struct wp_h2c {
+struct wp_hbconn {
 	struct wp_h2mem *mem;
 	const struct wp_hbone_ops *ops;
 	void *app;
 	uint64_t *ctrs;
 	struct wp_hbone_config cfg;
-	struct wp_h2s *streams, *tail;
+	struct wp_hbstream *streams, *tail;
 	uint32_t nstreams;
 	bool server;
 	bool failed;
@@ -127,48 +127,48 @@ struct wp_h2c {
 	} u;
 };
 
-static inline void h2_ctr(struct wp_h2c *c, enum wp_ctr k)
+static inline void h2_ctr(struct wp_hbconn *c, enum wp_ctr k)
 {
 	if (c->ctrs != NULL)
 		wp_ctr_inc(c->ctrs, k);
 }
 
-/* ---- shared (h2c.c) ---- */
+/* ---- shared (conn.c) ---- */
 
 /* A zeroed stream linked into c (NULL: NOMEM, counted). */
-struct wp_h2s *wp_hbone_stream_new(struct wp_h2c *c);
+struct wp_hbstream *wp_hbone_stream_new(struct wp_hbconn *c);
 /* Unlinks and frees s (no callback). */
-void wp_hbone_stream_free(struct wp_h2s *s);
+void wp_hbone_stream_free(struct wp_hbstream *s);
 /* The application's view of a stream that ends with code err: on_close
  * (when the application knows it), the PEER_RESET counter, then free. */
-void wp_hbone_stream_closed(struct wp_h2s *s, uint32_t err);
+void wp_hbone_stream_closed(struct wp_hbstream *s, uint32_t err);
 /* Takes up to len bytes of s's send buffer into buf (releasing the
  * buffer when it empties, noting on_writable when due). */
-size_t wp_hbone_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len);
+size_t wp_hbone_sbuf_take(struct wp_hbstream *s, uint8_t *buf, size_t len);
 /* Calls on_writable for the streams that have it due; true if any. */
-bool wp_hbone_notify_writable(struct wp_h2c *c);
+bool wp_hbone_notify_writable(struct wp_hbconn *c);
 /* A peer RST_STREAM on a live stream: true when over the rapid-reset
  * limit (counted). */
-bool wp_hbone_rst_over_limit(struct wp_h2c *c);
+bool wp_hbone_rst_over_limit(struct wp_hbconn *c);
 /* A CONTINUATION frame: true when over the per-block limit (counted). */
-bool wp_hbone_cont_over_limit(struct wp_h2c *c);
+bool wp_hbone_cont_over_limit(struct wp_hbconn *c);
 /* Counts a non-200 answer the application gave (RESP_400/401/503/OTHER). */
-void wp_hbone_count_response(struct wp_h2s *s, int status);
+void wp_hbone_count_response(struct wp_hbstream *s, int status);
 
 /* ---- server side (h2srv.c) ---- */
 
-int wp_hbone_srv_init(struct wp_h2c *c);
-void wp_hbone_srv_fini(struct wp_h2c *c);
-ssize_t wp_hbone_srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len);
-ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p);
-void wp_hbone_srv_advance(struct wp_h2c *c, size_t n);
+int wp_hbone_srv_init(struct wp_hbconn *c);
+void wp_hbone_srv_fini(struct wp_hbconn *c);
+ssize_t wp_hbone_srv_input(struct wp_hbconn *c, const uint8_t *buf, size_t len);
+ssize_t wp_hbone_srv_peek(struct wp_hbconn *c, const uint8_t **p);
+void wp_hbone_srv_advance(struct wp_hbconn *c, size_t n);
 /* GOAWAY with code and the session fails. */
-void wp_hbone_srv_terminate(struct wp_h2c *c, uint32_t code);
-int wp_hbone_srv_ping(struct wp_h2c *c);
-int wp_hbone_srv_drain(struct wp_h2c *c);
-bool wp_hbone_srv_done(const struct wp_h2c *c);
-int wp_hbone_srv_respond(struct wp_h2s *s, int status);
-int wp_hbone_srv_consume(struct wp_h2s *s, size_t n);
-int wp_hbone_srv_reset(struct wp_h2s *s, uint32_t code);
+void wp_hbone_srv_terminate(struct wp_hbconn *c, uint32_t code);
+int wp_hbone_srv_ping(struct wp_hbconn *c);
+int wp_hbone_srv_drain(struct wp_hbconn *c);
+bool wp_hbone_srv_done(const struct wp_hbconn *c);
+int wp_hbone_srv_respond(struct wp_hbstream *s, int status);
+int wp_hbone_srv_consume(struct wp_hbstream *s, size_t n);
+int wp_hbone_srv_reset(struct wp_hbstream *s, uint32_t code);
 
 #endif /* WP_DP_HBONE_H2INT_H */

@@ -1,7 +1,7 @@
 /*
  * The HBONE server side (see hbone.h, h2int.h): an RFC 9113 framer of our
  * own for the small, fixed subset HBONE needs -- CONNECT streams only --
- * so that an idle inbound connection holds only its struct wp_h2c and
+ * so that an idle inbound connection holds only its struct wp_hbconn and
  * nghttp2's public HPACK inflater (about 1.5 KB) instead of a whole
  * nghttp2 session (about 26 KB).
  *
@@ -10,7 +10,7 @@
  * fragment to the inflater, fixed control payloads (at most 8 bytes) are
  * collected in the struct. Output (our frames) is appended to one buffer
  * from the per-core allocator that is released whenever it empties; DATA
- * is copied into it from the streams' send buffers when wp_h2c_peek asks,
+ * is copied into it from the streams' send buffers when wp_hbconn_peek asks,
  * within the peer's windows and frame size. Our responses are a single
  * :status field, encoded here (static table or literal without indexing,
  * after a table size update to 0), so there is no HPACK deflater.
@@ -20,9 +20,9 @@
  * WINDOW_UPDATE goes out when what the application consumed (padding and
  * ignored DATA count as consumed at once) reaches half the window.
  *
- * Streams close from inside wp_h2c_input/peek (the application's callbacks
+ * Streams close from inside wp_hbconn_input/peek (the application's callbacks
  * may run there); a close caused by an application call (a reset, a
- * refusal) is marked and done at the next wp_h2c_peek, as nghttp2 did.
+ * refusal) is marked and done at the next wp_hbconn_peek, as nghttp2 did.
  */
 #include <errno.h>
 #include <string.h>
@@ -89,7 +89,7 @@ static void put_head(uint8_t *p, uint32_t len, uint8_t type, uint8_t flags, int3
 
 /* Room for n more bytes at the end of the output, or NULL (v->oerr says
  * why, unless the session failed: then only the GOAWAY goes out). */
-static uint8_t *out_room(struct wp_h2c *c, size_t n, int kind)
+static uint8_t *out_room(struct wp_hbconn *c, size_t n, int kind)
 {
 	struct h2srv *v = &c->u.srv;
 	size_t need = v->olen + n;
@@ -125,7 +125,7 @@ static uint8_t *out_room(struct wp_h2c *c, size_t n, int kind)
 	return p;
 }
 
-static void out_release(struct wp_h2c *c)
+static void out_release(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -134,7 +134,7 @@ static void out_release(struct wp_h2c *c)
 	v->ohead = v->olen = v->ocap = 0;
 }
 
-static void emit_goaway(struct wp_h2c *c, uint32_t code, int kind)
+static void emit_goaway(struct wp_hbconn *c, uint32_t code, int kind)
 {
 	uint8_t *p = out_room(c, 17, kind);
 
@@ -145,7 +145,7 @@ static void emit_goaway(struct wp_h2c *c, uint32_t code, int kind)
 	put32(p + 13, code);
 }
 
-void wp_hbone_srv_terminate(struct wp_h2c *c, uint32_t code)
+void wp_hbone_srv_terminate(struct wp_hbconn *c, uint32_t code)
 {
 	if (c->failed)
 		return;
@@ -154,7 +154,7 @@ void wp_hbone_srv_terminate(struct wp_h2c *c, uint32_t code)
 }
 
 /* A connection error: counted, GOAWAY, the session fails. */
-static int conn_error(struct wp_h2c *c, uint32_t code, enum wp_ctr k)
+static int conn_error(struct wp_hbconn *c, uint32_t code, enum wp_ctr k)
 {
 	if (!c->failed)
 		h2_ctr(c, k);
@@ -163,7 +163,7 @@ static int conn_error(struct wp_h2c *c, uint32_t code, enum wp_ctr k)
 }
 
 /* Turns a failed output append into a connection error. */
-static int check_oerr(struct wp_h2c *c)
+static int check_oerr(struct wp_hbconn *c)
 {
 	uint8_t e = c->u.srv.oerr;
 
@@ -175,7 +175,7 @@ static int check_oerr(struct wp_h2c *c)
 	return conn_error(c, NGHTTP2_ENHANCE_YOUR_CALM, WP_CTR_HBONE_CONTROL_FLOOD);
 }
 
-static int emit_rst(struct wp_h2c *c, int32_t sid, uint32_t code)
+static int emit_rst(struct wp_hbconn *c, int32_t sid, uint32_t code)
 {
 	uint8_t *p = out_room(c, 13, OUT_CONTROL);
 
@@ -186,7 +186,7 @@ static int emit_rst(struct wp_h2c *c, int32_t sid, uint32_t code)
 	return 0;
 }
 
-static int emit_wu(struct wp_h2c *c, int32_t sid, uint32_t inc)
+static int emit_wu(struct wp_hbconn *c, int32_t sid, uint32_t inc)
 {
 	uint8_t *p = out_room(c, 13, OUT_CONTROL);
 
@@ -197,7 +197,7 @@ static int emit_wu(struct wp_h2c *c, int32_t sid, uint32_t inc)
 	return 0;
 }
 
-static int emit_ping(struct wp_h2c *c, uint8_t flags, const uint8_t *opaque)
+static int emit_ping(struct wp_hbconn *c, uint8_t flags, const uint8_t *opaque)
 {
 	uint8_t *p = out_room(c, 17, OUT_CONTROL);
 
@@ -211,7 +211,7 @@ static int emit_ping(struct wp_h2c *c, uint8_t flags, const uint8_t *opaque)
 	return 0;
 }
 
-static int emit_settings(struct wp_h2c *c)
+static int emit_settings(struct wp_hbconn *c)
 {
 	const struct wp_hbone_config *cfg = &c->cfg;
 	const uint32_t iv[][2] = {
@@ -236,13 +236,13 @@ static int emit_settings(struct wp_h2c *c)
 
 /* ---- flow control (receiving) ---- */
 
-static uint32_t conn_limit(const struct wp_h2c *c)
+static uint32_t conn_limit(const struct wp_hbconn *c)
 {
 	return WP_MAX(c->cfg.conn_window, 65535u);
 }
 
 /* n bytes of the connection's received DATA are done with. */
-static void conn_consumed(struct wp_h2c *c, size_t n)
+static void conn_consumed(struct wp_hbconn *c, size_t n)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -253,7 +253,7 @@ static void conn_consumed(struct wp_h2c *c, size_t n)
 	}
 }
 
-static void stream_consumed(struct wp_h2s *s, size_t n)
+static void stream_consumed(struct wp_hbstream *s, size_t n)
 {
 	struct h2srv_stream *t = &s->u.srv;
 
@@ -268,16 +268,16 @@ static void stream_consumed(struct wp_h2s *s, size_t n)
 
 /* ---- streams ---- */
 
-static struct wp_h2s *find(struct wp_h2c *c, int32_t sid)
+static struct wp_hbstream *find(struct wp_hbconn *c, int32_t sid)
 {
-	for (struct wp_h2s *s = c->streams; s != NULL; s = s->next)
+	for (struct wp_hbstream *s = c->streams; s != NULL; s = s->next)
 		if (s->id == sid)
 			return s->u.srv.closing ? NULL : s;
 	return NULL;
 }
 
 /* Closes s now (inside input or peek). */
-static void close_now(struct wp_h2s *s, uint32_t err)
+static void close_now(struct wp_hbstream *s, uint32_t err)
 {
 	if (s->unconsumed > 0) {
 		conn_consumed(s->c, s->unconsumed);
@@ -287,7 +287,7 @@ static void close_now(struct wp_h2s *s, uint32_t err)
 }
 
 /* Closes at the next sweep (inside an application call). */
-static void close_later(struct wp_h2s *s, uint32_t err)
+static void close_later(struct wp_hbstream *s, uint32_t err)
 {
 	if (!s->u.srv.closing) {
 		s->u.srv.closing = 1;
@@ -295,9 +295,9 @@ static void close_later(struct wp_h2s *s, uint32_t err)
 	}
 }
 
-static void sweep(struct wp_h2c *c)
+static void sweep(struct wp_hbconn *c)
 {
-	struct wp_h2s *s, *next;
+	struct wp_hbstream *s, *next;
 
 	for (s = c->streams; s != NULL; s = next) {
 		next = s->next;
@@ -307,7 +307,7 @@ static void sweep(struct wp_h2c *c)
 }
 
 /* A stream error found while reading: RST_STREAM, counted, closed. */
-static void stream_error(struct wp_h2s *s, uint32_t code, enum wp_ctr k)
+static void stream_error(struct wp_hbstream *s, uint32_t code, enum wp_ctr k)
 {
 	h2_ctr(s->c, k);
 	(void)emit_rst(s->c, s->id, code);
@@ -315,9 +315,9 @@ static void stream_error(struct wp_h2s *s, uint32_t code, enum wp_ctr k)
 }
 
 /* The peer ended its direction (END_STREAM). */
-static void peer_end(struct wp_h2s *s)
+static void peer_end(struct wp_hbstream *s)
 {
-	struct wp_h2c *c = s->c;
+	struct wp_hbconn *c = s->c;
 
 	s->u.srv.rx_end = 1;
 	if (s->known && c->ops->on_eof != NULL)
@@ -359,9 +359,9 @@ static bool value_ok(const uint8_t *p, size_t n)
 }
 
 /* Keeps the first value of field idx in the stream's hv buffer. */
-static void keep(struct wp_h2s *s, int idx, const uint8_t *val, size_t vl)
+static void keep(struct wp_hbstream *s, int idx, const uint8_t *val, size_t vl)
 {
-	struct wp_h2c *c = s->c;
+	struct wp_hbconn *c = s->c;
 	struct h2srv_stream *t = &s->u.srv;
 
 	if (t->hset & (1u << idx))
@@ -385,10 +385,10 @@ static void keep(struct wp_h2s *s, int idx, const uint8_t *val, size_t vl)
 	t->hset |= (uint8_t)(1u << idx);
 }
 
-static void on_field(struct wp_h2c *c, const nghttp2_nv *nv)
+static void on_field(struct wp_hbconn *c, const nghttp2_nv *nv)
 {
 	struct h2srv *v = &c->u.srv;
-	struct wp_h2s *s = v->bs;
+	struct wp_hbstream *s = v->bs;
 	const uint8_t *n = nv->name, *val = nv->value;
 	size_t nl = nv->namelen, vl = nv->valuelen;
 
@@ -457,7 +457,7 @@ static void on_field(struct wp_h2c *c, const nghttp2_nv *nv)
 }
 
 /* Feeds a header block fragment (final: the block ends here). */
-static int inflate(struct wp_h2c *c, const uint8_t *in, size_t inlen, bool final)
+static int inflate(struct wp_hbconn *c, const uint8_t *in, size_t inlen, bool final)
 {
 	static const uint8_t none[1];
 
@@ -487,7 +487,7 @@ static int inflate(struct wp_h2c *c, const uint8_t *in, size_t inlen, bool final
 	}
 }
 
-static struct wp_hbone_hval hval(const struct wp_h2s *s, int idx)
+static struct wp_hbone_hval hval(const struct wp_hbstream *s, int idx)
 {
 	const struct h2srv_stream *t = &s->u.srv;
 	struct wp_hbone_hval h = {NULL, 0};
@@ -499,14 +499,14 @@ static struct wp_hbone_hval hval(const struct wp_h2s *s, int idx)
 	return h;
 }
 
-static void respond_internal(struct wp_h2s *s, int status, enum wp_ctr k)
+static void respond_internal(struct wp_hbstream *s, int status, enum wp_ctr k)
 {
 	h2_ctr(s->c, k);
 	(void)wp_hbone_srv_respond(s, status);
 }
 
 /* A request header block is complete: validate, answer or hand over. */
-static void request(struct wp_h2c *c, struct wp_h2s *s, uint16_t seen, bool end_stream)
+static void request(struct wp_hbconn *c, struct wp_hbstream *s, uint16_t seen, bool end_stream)
 {
 	bool connect = seen & B_CONNECT;
 
@@ -544,10 +544,10 @@ static void request(struct wp_h2c *c, struct wp_h2s *s, uint16_t seen, bool end_
 		c->ops->on_eof(s);
 }
 
-static void block_end(struct wp_h2c *c)
+static void block_end(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
-	struct wp_h2s *s = v->bs;
+	struct wp_hbstream *s = v->bs;
 	uint8_t mode = v->bmode;
 	uint16_t seen = v->bseen;
 	bool es = v->bflags & NGHTTP2_FLAG_END_STREAM;
@@ -603,10 +603,10 @@ static bool idle(const struct h2srv *v, int32_t sid)
 	return (sid & 1) == 0 || sid > v->last_sid;
 }
 
-static int data_begin(struct wp_h2c *c)
+static int data_begin(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	bool padded = v->fflags & NGHTTP2_FLAG_PADDED;
 
 	if (v->fsid == 0 || idle(v, v->fsid))
@@ -643,9 +643,9 @@ static int data_begin(struct wp_h2c *c)
 	return 0;
 }
 
-static void data_chunk(struct wp_h2c *c, const uint8_t *p, size_t n)
+static void data_chunk(struct wp_hbconn *c, const uint8_t *p, size_t n)
 {
-	struct wp_h2s *s = c->u.srv.cur;
+	struct wp_hbstream *s = c->u.srv.cur;
 
 	if (s == NULL)
 		return;
@@ -661,12 +661,12 @@ static void data_chunk(struct wp_h2c *c, const uint8_t *p, size_t n)
 	}
 }
 
-static int headers_begin(struct wp_h2c *c)
+static int headers_begin(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 	uint8_t prefix = (v->fflags & NGHTTP2_FLAG_PADDED ? 1 : 0) +
 	                 (v->fflags & NGHTTP2_FLAG_PRIORITY ? 5 : 0);
-	struct wp_h2s *s = NULL;
+	struct wp_hbstream *s = NULL;
 
 	if (v->fsid == 0 || (v->fsid & 1) == 0)
 		return conn_error(c, NGHTTP2_PROTOCOL_ERROR, WP_CTR_HBONE_PROTOCOL_ERROR);
@@ -704,7 +704,7 @@ static int headers_begin(struct wp_h2c *c)
 	return 0;
 }
 
-static int apply_setting(struct wp_h2c *c, uint16_t id, uint32_t val)
+static int apply_setting(struct wp_hbconn *c, uint16_t id, uint32_t val)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -720,7 +720,7 @@ static int apply_setting(struct wp_h2c *c, uint16_t id, uint32_t val)
 		if (val > WIN_MAX)
 			return conn_error(c, NGHTTP2_FLOW_CONTROL_ERROR,
 			                  WP_CTR_HBONE_FLOW_CONTROL_ERROR);
-		for (struct wp_h2s *s = c->streams; s != NULL; s = s->next) {
+		for (struct wp_hbstream *s = c->streams; s != NULL; s = s->next) {
 			s->u.srv.swin += delta;
 			if (s->u.srv.swin > WIN_MAX)
 				return conn_error(c, NGHTTP2_FLOW_CONTROL_ERROR,
@@ -743,10 +743,10 @@ static int apply_setting(struct wp_h2c *c, uint16_t id, uint32_t val)
 }
 
 /* The fixed part of a frame is in fb. */
-static int collected(struct wp_h2c *c)
+static int collected(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	uint32_t x;
 
 	switch (v->ftype) {
@@ -829,7 +829,7 @@ static int collected(struct wp_h2c *c)
 	}
 }
 
-static int frame_begin(struct wp_h2c *c)
+static int frame_begin(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 	const uint8_t *h = v->hb;
@@ -919,10 +919,10 @@ static int frame_begin(struct wp_h2c *c)
 	}
 }
 
-static int frame_end(struct wp_h2c *c)
+static int frame_end(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
-	struct wp_h2s *s = v->cur;
+	struct wp_hbstream *s = v->cur;
 
 	v->rstate = RS_HEAD;
 	v->hblen = 0;
@@ -958,7 +958,7 @@ static int frame_end(struct wp_h2c *c)
 	}
 }
 
-ssize_t wp_hbone_srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
+ssize_t wp_hbone_srv_input(struct wp_hbconn *c, const uint8_t *buf, size_t len)
 {
 	struct h2srv *v = &c->u.srv;
 	size_t off = 0;
@@ -1036,7 +1036,7 @@ ssize_t wp_hbone_srv_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
 
 /* ---- sending ---- */
 
-static bool sendable(const struct wp_h2s *s)
+static bool sendable(const struct wp_hbstream *s)
 {
 	const struct h2srv_stream *t = &s->u.srv;
 
@@ -1045,13 +1045,13 @@ static bool sendable(const struct wp_h2s *s)
 
 /* Copies DATA frames into the output, one per stream and round, within
  * the windows and one frame's worth of buffer. */
-static int fill(struct wp_h2c *c)
+static int fill(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 	bool progress = true;
 
 	while (progress) {
-		struct wp_h2s *s, *next;
+		struct wp_hbstream *s, *next;
 
 		progress = false;
 		for (s = c->streams; s != NULL; s = next) {
@@ -1091,7 +1091,7 @@ static int fill(struct wp_h2c *c)
 	return 0;
 }
 
-ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p)
+ssize_t wp_hbone_srv_peek(struct wp_hbconn *c, const uint8_t **p)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1109,7 +1109,7 @@ ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p)
 		sweep(c);
 		/* Rotate, so that no stream always goes first. */
 		if (c->streams != NULL && c->streams != c->tail) {
-			struct wp_h2s *s = c->streams;
+			struct wp_hbstream *s = c->streams;
 			c->streams = s->next;
 			c->streams->prev = NULL;
 			s->prev = c->tail;
@@ -1130,7 +1130,7 @@ ssize_t wp_hbone_srv_peek(struct wp_h2c *c, const uint8_t **p)
 	return (ssize_t)v->olen;
 }
 
-void wp_hbone_srv_advance(struct wp_h2c *c, size_t n)
+void wp_hbone_srv_advance(struct wp_hbconn *c, size_t n)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1143,7 +1143,7 @@ void wp_hbone_srv_advance(struct wp_h2c *c, size_t n)
 
 /* ---- the connection ---- */
 
-int wp_hbone_srv_init(struct wp_h2c *c)
+int wp_hbone_srv_init(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1163,7 +1163,7 @@ int wp_hbone_srv_init(struct wp_h2c *c)
 	return 0;
 }
 
-void wp_hbone_srv_fini(struct wp_h2c *c)
+void wp_hbone_srv_fini(struct wp_hbconn *c)
 {
 	struct h2srv *v = &c->u.srv;
 
@@ -1173,12 +1173,12 @@ void wp_hbone_srv_fini(struct wp_h2c *c)
 	out_release(c);
 }
 
-int wp_hbone_srv_ping(struct wp_h2c *c)
+int wp_hbone_srv_ping(struct wp_hbconn *c)
 {
 	return emit_ping(c, 0, NULL);
 }
 
-int wp_hbone_srv_drain(struct wp_h2c *c)
+int wp_hbone_srv_drain(struct wp_hbconn *c)
 {
 	uint8_t *p;
 
@@ -1194,7 +1194,7 @@ int wp_hbone_srv_drain(struct wp_h2c *c)
 	return 0;
 }
 
-bool wp_hbone_srv_done(const struct wp_h2c *c)
+bool wp_hbone_srv_done(const struct wp_hbconn *c)
 {
 	const struct h2srv *v = &c->u.srv;
 
@@ -1205,9 +1205,9 @@ bool wp_hbone_srv_done(const struct wp_h2c *c)
 
 /* ---- streams: the application's side ---- */
 
-int wp_hbone_srv_respond(struct wp_h2s *s, int status)
+int wp_hbone_srv_respond(struct wp_hbstream *s, int status)
 {
-	struct wp_h2c *c = s->c;
+	struct wp_hbconn *c = s->c;
 	struct h2srv *v = &c->u.srv;
 	struct h2srv_stream *t = &s->u.srv;
 	uint8_t blk[6];
@@ -1273,14 +1273,14 @@ int wp_hbone_srv_respond(struct wp_h2s *s, int status)
 	return 0;
 }
 
-int wp_hbone_srv_consume(struct wp_h2s *s, size_t n)
+int wp_hbone_srv_consume(struct wp_hbstream *s, size_t n)
 {
 	conn_consumed(s->c, n);
 	stream_consumed(s, n);
 	return 0;
 }
 
-int wp_hbone_srv_reset(struct wp_h2s *s, uint32_t code)
+int wp_hbone_srv_reset(struct wp_hbstream *s, uint32_t code)
 {
 	struct h2srv_stream *t = &s->u.srv;
 	int rv = 0;

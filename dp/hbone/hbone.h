@@ -1,24 +1,24 @@
 /*
  * HBONE: HTTP/2 CONNECT tunnels, sans-I/O.
  *
- * A struct wp_h2c is one HTTP/2 connection over an established TLS
+ * A struct wp_hbconn is one HTTP/2 connection over an established TLS
  * connection, either a server (inbound HBONE from ztunnel, port 15008) or a
- * client (HBONE originate to podIP:15008). A struct wp_h2s is one CONNECT
+ * client (HBONE originate to podIP:15008). A struct wp_hbstream is one CONNECT
  * stream on it: a TCP tunnel. The server is our own RFC 9113 framer
  * (h2srv.c, with nghttp2's HPACK inflater; ~1.5 KB per idle connection),
- * the client an nghttp2 session (h2c.c); both behave the same through
+ * the client an nghttp2 session (conn.c); both behave the same through
  * this API.
  *
- * The worker moves bytes: plaintext from TLS goes to wp_h2c_input(), and
- * whatever wp_h2c_peek() offers goes to TLS (wp_h2c_advance() by what TLS
+ * The worker moves bytes: plaintext from TLS goes to wp_hbconn_input(), and
+ * whatever wp_hbconn_peek() offers goes to TLS (wp_hbconn_advance() by what TLS
  * accepted). The application (policy, upstream) gets callbacks
- * (struct wp_hbone_ops) and answers with wp_h2s_respond(), wp_h2s_write(),
- * wp_h2s_consume(), wp_h2s_shutdown() and wp_h2s_reset().
+ * (struct wp_hbone_ops) and answers with wp_hbstream_respond(), wp_hbstream_write(),
+ * wp_hbstream_consume(), wp_hbstream_shutdown() and wp_hbstream_reset().
  *
  * Flow control is end to end: received tunnel bytes are only acknowledged
- * to the peer (WINDOW_UPDATE) when the application calls wp_h2s_consume()
+ * to the peer (WINDOW_UPDATE) when the application calls wp_hbstream_consume()
  * after its upstream took them; bytes for the peer wait in a bounded
- * per-stream buffer (wp_h2s_write accepts what fits, on_writable says when
+ * per-stream buffer (wp_hbstream_write accepts what fits, on_writable says when
  * there is room again).
  *
  * Memory comes from a per-core struct wp_h2mem (mem.h). Time is passed in
@@ -36,8 +36,8 @@
 #include "wp/addr_types.h"
 #include "wp/common.h"
 
-struct wp_h2c;
-struct wp_h2s;
+struct wp_hbconn;
+struct wp_hbstream;
 
 struct wp_hbone_config {
 	uint32_t max_streams;       /* concurrent CONNECT streams: 100 */
@@ -66,7 +66,7 @@ struct wp_hbone_hval {
 };
 
 /* What a CONNECT request carried (server side). Valid during on_request
- * and, through wp_h2s_request(), until the stream closes. */
+ * and, through wp_hbstream_request(), until the stream closes. */
 struct wp_hbone_req {
 	struct wp_sockaddr authority; /* parsed :authority */
 	struct wp_hbone_hval authority_text;
@@ -79,35 +79,36 @@ enum wp_hbone_close {
 	WP_HBONE_CLOSE_DONE,  /* both directions ended (END_STREAM each way) */
 	WP_HBONE_CLOSE_EOF,   /* the peer reset with NO_ERROR or CANCEL: EOF */
 	WP_HBONE_CLOSE_RESET, /* the peer reset with another error */
-	WP_HBONE_CLOSE_LOCAL, /* we reset it (wp_h2s_reset) or answered non-200 */
+	WP_HBONE_CLOSE_LOCAL, /* we reset it (wp_hbstream_reset) or answered non-200 */
 	WP_HBONE_CLOSE_ABORT, /* the connection went away */
 };
 
 /*
  * Callbacks. s belongs to the connection; the application keeps its own
- * state in wp_h2s_set_app(). Every stream the application has seen
- * (on_request / wp_h2c_open) gets exactly one on_close, after which s is
- * gone. Callbacks run inside wp_h2c_input/peek/tick/free; they may call
- * the wp_h2s_* functions but not wp_h2c_input or wp_h2c_free.
+ * state in wp_hbstream_set_app(). Every stream the application has seen
+ * (on_request / wp_hbconn_open) gets exactly one on_close, after which s is
+ * gone. Callbacks run inside wp_hbconn_input/peek/tick/free; they may call
+ * the wp_hbstream_* functions but not wp_hbconn_input or wp_hbconn_free.
  */
 struct wp_hbone_ops {
 	/* Server: a CONNECT to a well-formed ip:port arrived. Answer now or
-	 * later with wp_h2s_respond(). (Non-CONNECT and bad authorities are
+	 * later with wp_hbstream_respond(). (Non-CONNECT and bad authorities are
 	 * answered 400 by this module and never reach the application.) */
-	void (*on_request)(struct wp_h2c *c, struct wp_h2s *s, const struct wp_hbone_req *req);
+	void (*on_request)(struct wp_hbconn *c, struct wp_hbstream *s,
+	                   const struct wp_hbone_req *req);
 	/* Client: the response arrived; 200 means the tunnel is open. Any
 	 * other status is followed by on_close. */
-	void (*on_response)(struct wp_h2s *s, int status);
+	void (*on_response)(struct wp_hbstream *s, int status);
 	/* Tunnel bytes from the peer, borrowed for the call. Call
-	 * wp_h2s_consume(s, n) once the upstream took them. */
-	void (*on_data)(struct wp_h2s *s, const uint8_t *data, size_t len);
+	 * wp_hbstream_consume(s, n) once the upstream took them. */
+	void (*on_data)(struct wp_hbstream *s, const uint8_t *data, size_t len);
 	/* The peer half-closed its direction (END_STREAM). */
-	void (*on_eof)(struct wp_h2s *s);
-	/* The send buffer has room again after wp_h2s_write accepted less
+	void (*on_eof)(struct wp_hbstream *s);
+	/* The send buffer has room again after wp_hbstream_write accepted less
 	 * than asked. */
-	void (*on_writable)(struct wp_h2s *s);
+	void (*on_writable)(struct wp_hbstream *s);
 	/* The stream is gone; h2_error is the RST code when one was seen. */
-	void (*on_close)(struct wp_h2s *s, enum wp_hbone_close why, uint32_t h2_error);
+	void (*on_close)(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t h2_error);
 };
 
 /*
@@ -115,41 +116,41 @@ struct wp_hbone_ops {
  * (per-core counter array, enum wp_ctr) must outlive it; cfg is copied
  * (NULL: defaults). The connection preface/SETTINGS are queued at once.
  */
-struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, struct wp_h2mem *mem,
-                          const struct wp_hbone_ops *ops, void *app, uint64_t *ctrs,
-                          uint64_t now_ms);
+struct wp_hbconn *wp_hbconn_new(bool is_server, const struct wp_hbone_config *cfg,
+                                struct wp_h2mem *mem, const struct wp_hbone_ops *ops, void *app,
+                                uint64_t *ctrs, uint64_t now_ms);
 /* Frees the connection; open streams get on_close(ABORT). */
-void wp_h2c_free(struct wp_h2c *c);
-void *wp_h2c_app(const struct wp_h2c *c);
+void wp_hbconn_free(struct wp_hbconn *c);
+void *wp_hbconn_app(const struct wp_hbconn *c);
 
 /*
  * Plaintext from TLS. Returns len (everything is consumed), or -EPROTO when
- * the session failed (abuse, protocol error): flush wp_h2c_peek (it may
+ * the session failed (abuse, protocol error): flush wp_hbconn_peek (it may
  * hold a GOAWAY) and close.
  */
-ssize_t wp_h2c_input(struct wp_h2c *c, const uint8_t *buf, size_t len, uint64_t now_ms);
+ssize_t wp_hbconn_input(struct wp_hbconn *c, const uint8_t *buf, size_t len, uint64_t now_ms);
 /*
  * Bytes to send to TLS: returns their count and sets *p (valid until the
- * next wp_h2c_advance/peek/input), 0 when nothing is ready, -ENOMEM/-EPROTO
- * on failure. Call wp_h2c_advance(c, n) with what TLS accepted.
+ * next wp_hbconn_advance/peek/input), 0 when nothing is ready, -ENOMEM/-EPROTO
+ * on failure. Call wp_hbconn_advance(c, n) with what TLS accepted.
  */
-ssize_t wp_h2c_peek(struct wp_h2c *c, const uint8_t **p);
-void wp_h2c_advance(struct wp_h2c *c, size_t n);
+ssize_t wp_hbconn_peek(struct wp_hbconn *c, const uint8_t **p);
+void wp_hbconn_advance(struct wp_hbconn *c, size_t n);
 /*
  * Timers: PING keepalive and its timeout. Call at least once a second.
  * Returns 0, or -ETIMEDOUT when the peer stopped answering (close it).
  */
-int wp_h2c_tick(struct wp_h2c *c, uint64_t now_ms);
+int wp_hbconn_tick(struct wp_hbconn *c, uint64_t now_ms);
 /* Graceful drain: GOAWAY (NO_ERROR) now; open streams run to their end,
  * new ones are refused. */
-int wp_h2c_drain(struct wp_h2c *c);
+int wp_hbconn_drain(struct wp_hbconn *c);
 /* True when nothing more will happen: both sides done (after GOAWAY and
  * the last stream) or the session failed and its output was taken. */
-bool wp_h2c_done(const struct wp_h2c *c);
+bool wp_hbconn_done(const struct wp_hbconn *c);
 /* Open streams. */
-uint32_t wp_h2c_streams(const struct wp_h2c *c);
+uint32_t wp_hbconn_streams(const struct wp_hbconn *c);
 /* Client: true while another stream may be opened. */
-bool wp_h2c_can_open(const struct wp_h2c *c);
+bool wp_hbconn_can_open(const struct wp_hbconn *c);
 
 /*
  * Client: opens a CONNECT stream to authority (":authority ip:port", no
@@ -157,33 +158,33 @@ bool wp_h2c_can_open(const struct wp_h2c *c);
  * to omit). Returns the stream, or NULL (errno: EAGAIN at the concurrency
  * limit, ECONNRESET after GOAWAY, ENOMEM).
  */
-struct wp_h2s *wp_h2c_open(struct wp_h2c *c, const struct wp_sockaddr *authority,
-                           const char *baggage, const char *forwarded, const char *traceparent,
-                           void *app);
+struct wp_hbstream *wp_hbconn_open(struct wp_hbconn *c, const struct wp_sockaddr *authority,
+                                   const char *baggage, const char *forwarded,
+                                   const char *traceparent, void *app);
 
 /* Server: answers the CONNECT. 200 opens the tunnel (HEADERS without
  * END_STREAM); 400/401/503 (or any other status) end the stream.
  * 0, -EALREADY, or -ENOMEM. */
-int wp_h2s_respond(struct wp_h2s *s, int status);
+int wp_hbstream_respond(struct wp_hbstream *s, int status);
 /* Copies up to len tunnel bytes for the peer into the stream's buffer.
  * Returns the bytes accepted (0: full, wait for on_writable) or -EPIPE
- * after wp_h2s_shutdown/close. */
-ssize_t wp_h2s_write(struct wp_h2s *s, const uint8_t *data, size_t len);
+ * after wp_hbstream_shutdown/close. */
+ssize_t wp_hbstream_write(struct wp_hbstream *s, const uint8_t *data, size_t len);
 /* Half-close towards the peer: an empty DATA with END_STREAM once the
  * buffer is sent. */
-int wp_h2s_shutdown(struct wp_h2s *s);
+int wp_hbstream_shutdown(struct wp_hbstream *s);
 /* Acknowledges n bytes of on_data as taken by the upstream (opens the
  * peer's window). */
-int wp_h2s_consume(struct wp_h2s *s, size_t n);
+int wp_hbstream_consume(struct wp_hbstream *s, size_t n);
 /* Resets the stream (RST_STREAM code, e.g. NGHTTP2_CANCEL for EOF). */
-int wp_h2s_reset(struct wp_h2s *s, uint32_t h2_error);
-void wp_h2s_set_app(struct wp_h2s *s, void *app);
-void *wp_h2s_app(const struct wp_h2s *s);
-struct wp_h2c *wp_h2s_conn(const struct wp_h2s *s);
-int32_t wp_h2s_id(const struct wp_h2s *s);
+int wp_hbstream_reset(struct wp_hbstream *s, uint32_t h2_error);
+void wp_hbstream_set_app(struct wp_hbstream *s, void *app);
+void *wp_hbstream_app(const struct wp_hbstream *s);
+struct wp_hbconn *wp_hbstream_conn(const struct wp_hbstream *s);
+int32_t wp_hbstream_id(const struct wp_hbstream *s);
 /* Server: the request (see struct wp_hbone_req). */
-const struct wp_hbone_req *wp_h2s_request(const struct wp_h2s *s);
+const struct wp_hbone_req *wp_hbstream_request(const struct wp_hbstream *s);
 /* Bytes waiting in the send buffer. */
-size_t wp_h2s_pending(const struct wp_h2s *s);
+size_t wp_hbstream_pending(const struct wp_hbstream *s);
 
 #endif /* WP_DP_HBONE_H */

@@ -4,7 +4,7 @@
  * HTTP/2 hands the tunnel every DATA frame the peer sent within the window
  * we advertised; when the upstream (a TCP send buffer or another HBONE
  * stream) accepts only part of it, the rest waits here, and the peer's
- * window reopens (wp_h2s_consume) only as bytes leave the queue. So the
+ * window reopens (wp_hbstream_consume) only as bytes leave the queue. So the
  * queue never holds more than the window we granted: bounded by
  * construction, no malloc on the data path (chunks come from the worker's
  * wp_h2mem), and an empty queue holds no memory at all.

@@ -333,7 +333,7 @@ static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc
 /* srv_request(): a CONNECT to an HTTP service port. Answers it and returns
  * true, or returns false (counted) when the worker has no proxy session
  * free: the caller then serves the tunnel at L4. */
-static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
+static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                      const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
@@ -346,7 +346,7 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	t = tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
-		(void)wp_h2s_respond(hs, 503);
+		(void)wp_hbstream_respond(hs, 503);
 		return true;
 	}
 	t->l7.dest = req->authority;
@@ -372,7 +372,7 @@ static bool l7_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_re
 	t->e[0].s = hs;
 	t->e[0].sess = s;
 	t->e[1].kind = END_L7;
-	wp_h2s_set_app(hs, t);
+	wp_hbstream_set_app(hs, t);
 	tun_respond(t, 200);
 	return true;
 }
@@ -450,8 +450,8 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 		u->c = NULL;
 		wp_tcp_abort(c); /* no callbacks after this */
 	} else if (u->kind == END_H2 && u->s != NULL) {
-		wp_h2s_set_app(u->s, NULL); /* its on_close finds no tunnel */
-		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		wp_hbstream_set_app(u->s, NULL); /* its on_close finds no tunnel */
+		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
 		mark_dirty(u->sess);
 	} else if (u->kind == END_H2) {
 		unwait(t);

@@ -215,7 +215,7 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 }
 
 /* l7_start() for an HTTP/2 port; as l7_start(): false = serve it at L4. */
-static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_req *req,
+static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                        const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
@@ -226,7 +226,7 @@ static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_
 
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
-		(void)wp_h2s_respond(hs, 503);
+		(void)wp_hbstream_respond(hs, 503);
 		return true;
 	}
 	t->l7.dest = req->authority;
@@ -248,7 +248,7 @@ static bool l7h2_start(struct sess *s, struct wp_h2s *hs, const struct wp_hbone_
 	t->e[0].s = hs;
 	t->e[0].sess = s;
 	t->e[1].kind = END_L7;
-	wp_h2s_set_app(hs, t);
+	wp_hbstream_set_app(hs, t);
 	l7h2_bind(t, hsess);
 	tun_respond(t, 200);
 	return true;
@@ -278,8 +278,8 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 		u->c = NULL;
 		wp_tcp_abort(c);
 	} else if (u->kind == END_H2 && u->s != NULL) {
-		wp_h2s_set_app(u->s, NULL);
-		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		wp_hbstream_set_app(u->s, NULL);
+		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
 		mark_dirty(u->sess);
 	} else if (u->kind == END_H2) {
 		unwait(t);

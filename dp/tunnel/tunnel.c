@@ -69,7 +69,7 @@ struct sess {
 	struct wp_worker_port *wp;
 	struct wp_tcp_conn *tcp; /* NULL once TCP is gone */
 	struct wp_tls_conn *tls;
-	struct wp_h2c *h2;
+	struct wp_hbconn *h2;
 	uint8_t state;
 	bool client;
 	bool dirty;       /* on the dirty list */
@@ -109,7 +109,7 @@ struct end {
 	bool eof_in; /* the peer half-closed towards us */
 	bool shut;   /* we half-closed towards the peer */
 	bool gone;   /* the stream / connection no longer exists */
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	struct wp_tcp_conn *c;
 	struct sess *sess; /* END_H2: its connection */
 	struct wp_bq q;    /* bytes waiting to be written to this end */
@@ -287,9 +287,9 @@ static void sess_free(struct sess *s)
 		pool_unlink(s);
 	/* Streams end first: their tunnels learn the connection went away. */
 	if (s->h2 != NULL) {
-		struct wp_h2c *h2 = s->h2;
+		struct wp_hbconn *h2 = s->h2;
 
-		wp_h2c_free(h2);
+		wp_hbconn_free(h2);
 		s->h2 = NULL;
 	}
 	while (s->waiting != NULL) {
@@ -436,9 +436,9 @@ static void sess_pump(struct sess *s)
 				ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_FAILED);
 				sess_close(s);
 			} else if (r == 1) {
-				s->h2 = wp_h2c_new(!s->client, &tw->sh->h2, tw->mem,
-				                   s->client ? &client_ops : &server_ops, s,
-				                   tw->ctr, tw->now_ms);
+				s->h2 = wp_hbconn_new(!s->client, &tw->sh->h2, tw->mem,
+				                      s->client ? &client_ops : &server_ops, s,
+				                      tw->ctr, tw->now_ms);
 				if (s->h2 == NULL) {
 					ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
 					sess_close(s);
@@ -455,7 +455,7 @@ static void sess_pump(struct sess *s)
 		if (s->state == SESS_READY) {
 			while ((n = wp_tls_conn_read(s->tls, pt, sizeof(pt))) > 0) {
 				progress = true;
-				if (wp_h2c_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
+				if (wp_hbconn_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
 					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
 					sess_close(s);
 					break;
@@ -471,17 +471,17 @@ static void sess_pump(struct sess *s)
 		if (s->h2 != NULL && (s->state == SESS_READY || s->state == SESS_CLOSING)) {
 			const uint8_t *p;
 
-			while ((n = wp_h2c_peek(s->h2, &p)) > 0) {
+			while ((n = wp_hbconn_peek(s->h2, &p)) > 0) {
 				ssize_t w = wp_tls_conn_write(s->tls, p, (size_t)n);
 
 				if (w <= 0)
 					break;
-				wp_h2c_advance(s->h2, (size_t)w);
+				wp_hbconn_advance(s->h2, (size_t)w);
 				progress = true;
 			}
 			if (n < 0 && s->state == SESS_READY)
 				sess_close(s);
-			if (s->state == SESS_READY && wp_h2c_done(s->h2))
+			if (s->state == SESS_READY && wp_hbconn_done(s->h2))
 				sess_close(s);
 		}
 		progress |= sess_flush_out(s);
@@ -678,7 +678,7 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 		return 0; /* an h2 server's preface waits for the sniff (l7_h2_glue.c);
 		           * so does all of a denied tunnel's upstream */
 	if (e->kind == END_H2 && e->s != NULL) {
-		n = wp_h2s_write(e->s, p, len);
+		n = wp_hbstream_write(e->s, p, len);
 		if (n > 0)
 			mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
@@ -702,7 +702,7 @@ static void end_shut(struct tunnel *t, int i)
 		return;
 	e->shut = true;
 	if (e->kind == END_H2 && e->s != NULL) {
-		(void)wp_h2s_shutdown(e->s);
+		(void)wp_hbstream_shutdown(e->s);
 		mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
 		(void)wp_tcp_shutdown(e->c);
@@ -717,7 +717,7 @@ static void end_consume(struct tunnel *t, int i, size_t n)
 	struct end *e = &t->e[i];
 
 	if (e->kind == END_H2 && e->s != NULL && n > 0) {
-		(void)wp_h2s_consume(e->s, n);
+		(void)wp_hbstream_consume(e->s, n);
 		mark_dirty(e->sess);
 	}
 }
@@ -812,7 +812,7 @@ static void tun_respond(struct tunnel *t, int status)
 	if (t->responded || d->s == NULL)
 		return;
 	t->responded = true;
-	(void)wp_h2s_respond(d->s, status);
+	(void)wp_hbstream_respond(d->s, status);
 	mark_dirty(d->sess);
 	if (status == 200) {
 		ctr(t->tw, WP_CTR_TUNNEL_OPENED);
@@ -838,7 +838,7 @@ static void tun_kill(struct tunnel *t)
 			continue; /* its on_close follows */
 		}
 		if (e->kind == END_H2 && e->s != NULL) {
-			(void)wp_h2s_reset(e->s, NGHTTP2_CONNECT_ERROR);
+			(void)wp_hbstream_reset(e->s, NGHTTP2_CONNECT_ERROR);
 			mark_dirty(e->sess);
 		} else if (e->kind == END_TCP && e->c != NULL) {
 			struct wp_tcp_conn *c = e->c;
@@ -882,8 +882,8 @@ static void tun_check_done(struct tunnel *t)
 	if (u->kind == END_H2 && u->s != NULL && t->e[0].gone && u->shut && !u->eof_in &&
 	    wp_bq_len(&u->q) == 0) {
 		ctr(t->tw, WP_CTR_TUNNEL_DOWNSTREAM_RESET);
-		wp_h2s_set_app(u->s, NULL);
-		(void)wp_h2s_reset(u->s, NGHTTP2_CANCEL);
+		wp_hbstream_set_app(u->s, NULL);
+		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
 		mark_dirty(u->sess);
 		u->s = NULL;
 		u->gone = true;
@@ -1003,16 +1003,16 @@ static int connect_plain(struct tunnel *t, struct wp_worker_port *wp)
 static void open_stream(struct sess *s, struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = s->tw;
-	const struct wp_hbone_req *rq = t->e[0].s != NULL ? wp_h2s_request(t->e[0].s) : NULL;
-	struct wp_h2s *us;
+	const struct wp_hbone_req *rq = t->e[0].s != NULL ? wp_hbstream_request(t->e[0].s) : NULL;
+	struct wp_hbstream *us;
 
 	if ((rq == NULL && t->e[0].kind != END_L7) || t->e[0].gone) {
 		t->e[1].gone = true;
 		tun_kill(t);
 		return;
 	}
-	us = wp_h2c_open(s->h2, &t->target, rq ? rq->baggage.base : NULL,
-	                 rq ? rq->forwarded.base : NULL, rq ? rq->traceparent.base : NULL, t);
+	us = wp_hbconn_open(s->h2, &t->target, rq ? rq->baggage.base : NULL,
+	                    rq ? rq->forwarded.base : NULL, rq ? rq->traceparent.base : NULL, t);
 	if (us == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
 		t->e[1].gone = true;
@@ -1043,7 +1043,8 @@ static bool sess_usable(const struct sess *s, uint32_t dst_ip, uint64_t id_hash,
 		return false;
 	if (s->state == SESS_CONNECTING || s->state == SESS_HANDSHAKE)
 		return s->n_waiting < max;
-	return s->state == SESS_READY && wp_h2c_can_open(s->h2) && wp_h2c_streams(s->h2) < max;
+	return s->state == SESS_READY && wp_hbconn_can_open(s->h2) &&
+	       wp_hbconn_streams(s->h2) < max;
 }
 
 static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id)
@@ -1116,25 +1117,25 @@ static void unwait(struct tunnel *t)
 
 /* ---- HTTP/2 callbacks: both sides ---------------------------------------------------- */
 
-static int end_of(struct tunnel *t, struct wp_h2s *s)
+static int end_of(struct tunnel *t, struct wp_hbstream *s)
 {
 	return t->e[1].kind == END_H2 && t->e[1].s == s ? 1 : 0;
 }
 
-static void h2_data(struct wp_h2s *s, const uint8_t *data, size_t len)
+static void h2_data(struct wp_hbstream *s, const uint8_t *data, size_t len)
 {
-	struct tunnel *t = wp_h2s_app(s);
+	struct tunnel *t = wp_hbstream_app(s);
 
 	if (t == NULL || t->dead) {
-		(void)wp_h2s_consume(s, len);
+		(void)wp_hbstream_consume(s, len);
 		return;
 	}
 	from_h2(t, end_of(t, s), data, len);
 }
 
-static void h2_eof(struct wp_h2s *s)
+static void h2_eof(struct wp_hbstream *s)
 {
-	struct tunnel *t = wp_h2s_app(s);
+	struct tunnel *t = wp_hbstream_app(s);
 	int i;
 
 	if (t == NULL || t->dead)
@@ -1145,9 +1146,9 @@ static void h2_eof(struct wp_h2s *s)
 	tun_check_done(t);
 }
 
-static void h2_writable(struct wp_h2s *s)
+static void h2_writable(struct wp_hbstream *s)
 {
-	struct tunnel *t = wp_h2s_app(s);
+	struct tunnel *t = wp_hbstream_app(s);
 	int i;
 
 	if (t == NULL || t->dead)
@@ -1158,15 +1159,15 @@ static void h2_writable(struct wp_h2s *s)
 	tun_check_done(t);
 }
 
-static void h2_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+static void h2_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
 {
-	struct tunnel *t = wp_h2s_app(s);
+	struct tunnel *t = wp_hbstream_app(s);
 	int i;
 
 	(void)err;
 	if (t == NULL)
 		return;
-	wp_h2s_set_app(s, NULL);
+	wp_hbstream_set_app(s, NULL);
 	i = end_of(t, s);
 	if (i == 0)
 		unwait(t);
@@ -1261,9 +1262,9 @@ static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
 	wp_pipe_conn_set_authz(pc, d->kind == WP_DEST_SERVICE ? d->svc->authz : NULL);
 }
 
-static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbone_req *req)
+static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struct wp_hbone_req *req)
 {
-	struct sess *s = wp_h2c_app(c);
+	struct sess *s = wp_hbconn_app(c);
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
 	const struct wp_snap_dest *d;
@@ -1279,13 +1280,13 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 
 	if (snap == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_NO_SNAPSHOT);
-		(void)wp_h2s_respond(hs, 503);
+		(void)wp_hbstream_respond(hs, 503);
 		return;
 	}
 	d = wp_snapshot_lookup(snap, &req->authority);
 	if (d == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_NOT_CAPTURED);
-		(void)wp_h2s_respond(hs, 400);
+		(void)wp_hbstream_respond(hs, 400);
 		return;
 	}
 	if (d->gw < snap->n_gateways)
@@ -1302,21 +1303,21 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 		pipe_conn_fill(&pc, tw, s, req, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
 			if (!l7_sniffs(tw, p)) {
-				(void)wp_h2s_respond(hs, WP_PIPE_DENIED_CONNECT);
+				(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
 				return;
 			}
 			tcp_denied = true;
 		}
 		if (p->routes == NULL || p->routes->default_cluster >= p->routes->n_clusters) {
 			ctr(tw, WP_CTR_TUNNEL_NO_LB_TABLE);
-			(void)wp_h2s_respond(hs, 503);
+			(void)wp_hbstream_respond(hs, 503);
 			return;
 		}
 		cl = &p->routes->clusters[p->routes->default_cluster];
 		ep_idx = l4_pick(tw, s, req, cl);
 		if (ep_idx < 0) {
 			ctr(tw, WP_CTR_TUNNEL_NO_ENDPOINT);
-			(void)wp_h2s_respond(hs, 503);
+			(void)wp_hbstream_respond(hs, 503);
 			return;
 		}
 		ep = &cl->endpoints[ep_idx];
@@ -1329,27 +1330,27 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 
 		if (!wl->ready) {
 			ctr(tw, WP_CTR_TUNNEL_NO_ENDPOINT);
-			(void)wp_h2s_respond(hs, 503);
+			(void)wp_hbstream_respond(hs, 503);
 			return;
 		}
 		target = req->authority;
 		ambient = wl->ambient;
 		pipe_conn_fill(&pc, tw, s, req, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
-			(void)wp_h2s_respond(hs, WP_PIPE_DENIED_CONNECT);
+			(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
 			return;
 		}
 		peer_identity(tw, wl->ns, wl->service_account, peer, sizeof(peer));
 	}
 	if (target.addr.family != WP_AF_INET) {
 		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
-		(void)wp_h2s_respond(hs, 503);
+		(void)wp_hbstream_respond(hs, 503);
 		return;
 	}
 	t = tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
-		(void)wp_h2s_respond(hs, 503);
+		(void)wp_hbstream_respond(hs, 503);
 		return;
 	}
 	t->target = target;
@@ -1358,7 +1359,7 @@ static void srv_request(struct wp_h2c *c, struct wp_h2s *hs, const struct wp_hbo
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;
 	t->e[0].sess = s;
-	wp_h2s_set_app(hs, t);
+	wp_hbstream_set_app(hs, t);
 	if (cl != NULL)
 		wp_lb_cache_begin(tw->lbc, cl->lb, ep_idx, &t->lb);
 	if (d->kind == WP_DEST_SERVICE)
@@ -1387,9 +1388,9 @@ static const struct wp_hbone_ops server_ops = {
 
 /* ---- HTTP/2 callbacks: client (originated CONNECT) ---------------------------------------- */
 
-static void cli_response(struct wp_h2s *s, int status)
+static void cli_response(struct wp_hbstream *s, int status)
 {
-	struct tunnel *t = wp_h2s_app(s);
+	struct tunnel *t = wp_hbstream_app(s);
 
 	if (t == NULL || t->dead || status != 200)
 		return; /* non-200: on_close follows and answers 503 */
@@ -1419,7 +1420,7 @@ static void check_gateways(struct wp_tunnel_worker *tw, const struct wp_snapshot
 				found = gw_key(&snap->gateways[k]) == s->gw_hash[i];
 			if (!found) {
 				s->drained = true;
-				(void)wp_h2c_drain(s->h2);
+				(void)wp_hbconn_drain(s->h2);
 				ctr(tw, WP_CTR_TUNNEL_DRAIN_GATEWAY_GONE);
 				mark_dirty(s);
 				break;
@@ -1442,7 +1443,7 @@ static void start_drain(struct wp_tunnel_worker *tw)
 			continue;
 		s->drained = true;
 		if (s->h2 != NULL) {
-			(void)wp_h2c_drain(s->h2);
+			(void)wp_hbconn_drain(s->h2);
 			if (!s->client)
 				ctr(tw, WP_CTR_TUNNEL_DRAIN_SHUTDOWN);
 			mark_dirty(s);
@@ -1469,9 +1470,9 @@ static void tick(struct wp_tunnel_worker *tw)
 		if (s->h2 != NULL) {
 			const uint8_t *p;
 
-			if (wp_h2c_tick(s->h2, tw->now_ms) < 0)
+			if (wp_hbconn_tick(s->h2, tw->now_ms) < 0)
 				sess_close(s);
-			else if (wp_h2c_peek(s->h2, &p) > 0)
+			else if (wp_hbconn_peek(s->h2, &p) > 0)
 				mark_dirty(s); /* a PING is due */
 		}
 		if (tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS)

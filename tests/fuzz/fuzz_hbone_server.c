@@ -1,9 +1,9 @@
 /*
  * libFuzzer driver for the HBONE server (dp/hbone/h2srv.c, our own HTTP/2
  * framer): arbitrary bytes after
- * the client preface go into a server wp_h2c whose application accepts
+ * the client preface go into a server wp_hbconn whose application accepts
  * every CONNECT (port parity picks 200 or 503) and echoes tunnels. The
- * input is split at 0xff-marked points into several wp_h2c_input calls,
+ * input is split at 0xff-marked points into several wp_hbconn_input calls,
  * time advances between them (PING keepalive, rapid-reset windows). Checks
  * besides memory safety: every stream the application saw is closed
  * exactly once, all memory returns to the per-core allocator, and what
@@ -21,28 +21,28 @@
 
 static int opened, closed;
 
-static void on_request(struct wp_h2c *c, struct wp_h2s *s, const struct wp_hbone_req *req)
+static void on_request(struct wp_hbconn *c, struct wp_hbstream *s, const struct wp_hbone_req *req)
 {
 	(void)c;
 	opened++;
 	if (req->authority_text.base == NULL ||
 	    strlen(req->authority_text.base) != req->authority_text.len)
 		abort();
-	(void)wp_h2s_respond(s, req->authority.port & 1 ? 503 : 200);
+	(void)wp_hbstream_respond(s, req->authority.port & 1 ? 503 : 200);
 }
 
-static void on_data(struct wp_h2s *s, const uint8_t *d, size_t len)
+static void on_data(struct wp_hbstream *s, const uint8_t *d, size_t len)
 {
-	ssize_t n = wp_h2s_write(s, d, len);
-	(void)wp_h2s_consume(s, n > 0 ? (size_t)n : 0);
+	ssize_t n = wp_hbstream_write(s, d, len);
+	(void)wp_hbstream_consume(s, n > 0 ? (size_t)n : 0);
 }
 
-static void on_eof(struct wp_h2s *s)
+static void on_eof(struct wp_hbstream *s)
 {
-	(void)wp_h2s_shutdown(s);
+	(void)wp_hbstream_shutdown(s);
 }
 
-static void on_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+static void on_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
 {
 	(void)s;
 	(void)why;
@@ -97,14 +97,14 @@ static void out_check(const uint8_t *p, size_t n)
 	}
 }
 
-static void flush(struct wp_h2c *c)
+static void flush(struct wp_hbconn *c)
 {
 	const uint8_t *p;
 	ssize_t n;
 
-	while ((n = wp_h2c_peek(c, &p)) > 0) {
+	while ((n = wp_hbconn_peek(c, &p)) > 0) {
 		out_check(p, (size_t)n);
-		wp_h2c_advance(c, (size_t)n);
+		wp_hbconn_advance(c, (size_t)n);
 	}
 }
 
@@ -120,37 +120,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint64_t ctrs[WP_CTR_MAX];
 	struct wp_h2mem *mem = wp_h2mem_new(0, 8 << 20);
 	struct wp_h2mem_stats st;
-	struct wp_h2c *c;
+	struct wp_hbconn *c;
 	uint64_t now = 1000;
 	size_t off = 0;
 
 	opened = closed = 0;
 	memset(&ow, 0, sizeof(ow));
-	c = wp_h2c_new(true, NULL, mem, &ops, NULL, ctrs, now);
+	c = wp_hbconn_new(true, NULL, mem, &ops, NULL, ctrs, now);
 	if (c == NULL)
 		abort();
-	(void)wp_h2c_input(c, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN, now);
+	(void)wp_hbconn_input(c, (const uint8_t *)NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN,
+	                      now);
 	while (off < size) {
 		const uint8_t *cut = memchr(data + off, 0xff, size - off);
 		size_t len = cut ? (size_t)(cut - (data + off)) + 1 : size - off;
 		uint8_t *chunk = malloc(len); /* exact size: ASan sees overreads */
 		memcpy(chunk, data + off, len);
-		if (wp_h2c_input(c, chunk, len, now) < 0) {
+		if (wp_hbconn_input(c, chunk, len, now) < 0) {
 			free(chunk);
 			break;
 		}
 		free(chunk);
 		off += len;
 		now += data[off - 1] * 100u;
-		(void)wp_h2c_tick(c, now);
+		(void)wp_hbconn_tick(c, now);
 		flush(c);
 	}
 	flush(c);
-	(void)wp_h2c_drain(c);
+	(void)wp_hbconn_drain(c);
 	flush(c);
 	if (ow.hdlen != 0 || ow.left != 0)
 		abort(); /* a frame cut short */
-	wp_h2c_free(c);
+	wp_hbconn_free(c);
 	if (opened != closed)
 		abort();
 	wp_h2mem_stats(mem, &st);

@@ -60,7 +60,7 @@ struct hconn {
 	bool closing; /* flush what is pending, then close */
 	bool eof_in;
 	struct wp_tls_conn *tls;
-	struct wp_h2c *h2;
+	struct wp_hbconn *h2;
 	uint8_t *in; /* ciphertext read, not yet fed */
 	size_t inoff, inlen;
 	uint8_t *out; /* ciphertext taken, not yet sent */
@@ -69,7 +69,7 @@ struct hconn {
 
 /* An echo tunnel (server) or a checked tunnel (originate). */
 struct estream {
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	uint8_t *buf;
 	size_t len, cap;
 	bool eof;
@@ -99,47 +99,47 @@ static uint8_t pattern(uint32_t seed, size_t i)
 static void echo_flush(struct estream *e)
 {
 	while (e->len > 0) {
-		ssize_t n = wp_h2s_write(e->s, e->buf, e->len);
+		ssize_t n = wp_hbstream_write(e->s, e->buf, e->len);
 		if (n <= 0)
 			break;
 		/* The "upstream" (the echo buffer's way out) took them. */
-		(void)wp_h2s_consume(e->s, (size_t)n);
+		(void)wp_hbstream_consume(e->s, (size_t)n);
 		memmove(e->buf, e->buf + n, e->len - (size_t)n);
 		e->len -= (size_t)n;
 	}
 	if (e->eof && e->len == 0)
-		(void)wp_h2s_shutdown(e->s);
+		(void)wp_hbstream_shutdown(e->s);
 }
 
-static void srv_request(struct wp_h2c *c, struct wp_h2s *s, const struct wp_hbone_req *req)
+static void srv_request(struct wp_hbconn *c, struct wp_hbstream *s, const struct wp_hbone_req *req)
 {
 	struct estream *e;
 
 	(void)c;
 	switch (req->authority.port) {
 	case 1:
-		(void)wp_h2s_respond(s, 503);
+		(void)wp_hbstream_respond(s, 503);
 		return;
 	case 2:
-		(void)wp_h2s_respond(s, 401);
+		(void)wp_hbstream_respond(s, 401);
 		return;
 	case 3:
-		(void)wp_h2s_respond(s, 400);
+		(void)wp_hbstream_respond(s, 400);
 		return;
 	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {
-		(void)wp_h2s_respond(s, 503);
+		(void)wp_hbstream_respond(s, 503);
 		return;
 	}
 	e->s = s;
-	wp_h2s_set_app(s, e);
-	(void)wp_h2s_respond(s, 200);
+	wp_hbstream_set_app(s, e);
+	(void)wp_hbstream_respond(s, 200);
 }
 
-static void srv_data(struct wp_h2s *s, const uint8_t *d, size_t len)
+static void srv_data(struct wp_hbstream *s, const uint8_t *d, size_t len)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 
 	if (e->len + len > e->cap) {
 		e->cap = (e->len + len) * 2;
@@ -152,21 +152,21 @@ static void srv_data(struct wp_h2s *s, const uint8_t *d, size_t len)
 	echo_flush(e);
 }
 
-static void srv_eof(struct wp_h2s *s)
+static void srv_eof(struct wp_hbstream *s)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 	e->eof = true;
 	echo_flush(e);
 }
 
-static void srv_writable(struct wp_h2s *s)
+static void srv_writable(struct wp_hbstream *s)
 {
-	echo_flush(wp_h2s_app(s));
+	echo_flush(wp_hbstream_app(s));
 }
 
-static void srv_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+static void srv_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 
 	(void)why;
 	(void)err;
@@ -199,52 +199,52 @@ static void cli_push(struct estream *e)
 		size_t n = WP_MIN(sizeof(chunk), e->want - e->sent);
 		for (size_t i = 0; i < n; i++)
 			chunk[i] = pattern(e->seed, e->sent + i);
-		ssize_t w = wp_h2s_write(e->s, chunk, n);
+		ssize_t w = wp_hbstream_write(e->s, chunk, n);
 		if (w <= 0)
 			return;
 		e->sent += (size_t)w;
 	}
-	(void)wp_h2s_shutdown(e->s);
+	(void)wp_hbstream_shutdown(e->s);
 }
 
-static void cli_response(struct wp_h2s *s, int status)
+static void cli_response(struct wp_hbstream *s, int status)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 	e->status200 = status == 200;
 	if (!e->status200)
-		fprintf(stderr, "tunnel %d: status %d\n", wp_h2s_id(s), status);
+		fprintf(stderr, "tunnel %d: status %d\n", wp_hbstream_id(s), status);
 	cli_push(e);
 }
 
-static void cli_data(struct wp_h2s *s, const uint8_t *d, size_t len)
+static void cli_data(struct wp_hbstream *s, const uint8_t *d, size_t len)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 
 	for (size_t i = 0; i < len; i++)
 		if (d[i] != pattern(e->seed, e->got + i))
 			e->ok = false;
 	e->got += len;
-	(void)wp_h2s_consume(s, len);
+	(void)wp_hbstream_consume(s, len);
 }
 
-static void cli_eof(struct wp_h2s *s)
+static void cli_eof(struct wp_hbstream *s)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 	e->eof = true;
 }
 
-static void cli_writable(struct wp_h2s *s)
+static void cli_writable(struct wp_hbstream *s)
 {
-	cli_push(wp_h2s_app(s));
+	cli_push(wp_hbstream_app(s));
 }
 
-static void cli_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+static void cli_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
 {
-	struct estream *e = wp_h2s_app(s);
+	struct estream *e = wp_hbstream_app(s);
 
 	if (why != WP_HBONE_CLOSE_DONE || !e->eof || e->got != e->want)
-		fprintf(stderr, "tunnel %d: closed why=%d err=%u got=%zu want=%zu\n", wp_h2s_id(s),
-		        why, err, e->got, e->want);
+		fprintf(stderr, "tunnel %d: closed why=%d err=%u got=%zu want=%zu\n",
+		        wp_hbstream_id(s), why, err, e->got, e->want);
 	e->ok = e->ok && why == WP_HBONE_CLOSE_DONE && e->eof && e->got == e->want;
 	e->done = true;
 	e->s = NULL;
@@ -291,7 +291,7 @@ static void hconn_free(int i)
 {
 	struct hconn *h = conns[i];
 
-	wp_h2c_free(h->h2);
+	wp_hbconn_free(h->h2);
 	wp_tls_conn_free(h->tls);
 	close(h->fd);
 	free(h->in);
@@ -336,8 +336,9 @@ static bool service(struct hconn *h, uint64_t now)
 			if (r < 0) {
 				h->closing = true; /* the alert is in the output */
 			} else if (r == 1) {
-				h->h2 = wp_h2c_new(!h->client, NULL, mem,
-				                   h->client ? &cli_ops : &srv_ops, h, ctrs, now);
+				h->h2 = wp_hbconn_new(!h->client, NULL, mem,
+				                      h->client ? &cli_ops : &srv_ops, h, ctrs,
+				                      now);
 				if (h->h2 == NULL)
 					return false;
 				progress = true;
@@ -345,7 +346,7 @@ static bool service(struct hconn *h, uint64_t now)
 		}
 		/* TLS -> HTTP/2 */
 		while (h->h2 != NULL && (n = wp_tls_conn_read(h->tls, pt, sizeof(pt))) > 0) {
-			if (wp_h2c_input(h->h2, pt, (size_t)n, now) < 0)
+			if (wp_hbconn_input(h->h2, pt, (size_t)n, now) < 0)
 				h->closing = true;
 			progress = true;
 		}
@@ -354,11 +355,11 @@ static bool service(struct hconn *h, uint64_t now)
 		/* HTTP/2 -> TLS */
 		if (h->h2 != NULL) {
 			const uint8_t *p;
-			while ((n = wp_h2c_peek(h->h2, &p)) > 0) {
+			while ((n = wp_hbconn_peek(h->h2, &p)) > 0) {
 				ssize_t w = wp_tls_conn_write(h->tls, p, (size_t)n);
 				if (w <= 0)
 					break;
-				wp_h2c_advance(h->h2, (size_t)w);
+				wp_hbconn_advance(h->h2, (size_t)w);
 				progress = true;
 			}
 		}
@@ -384,11 +385,11 @@ static bool service(struct hconn *h, uint64_t now)
 		}
 	} while (progress && ++guard < 64);
 
-	if (h->h2 != NULL && wp_h2c_tick(h->h2, now) < 0)
+	if (h->h2 != NULL && wp_hbconn_tick(h->h2, now) < 0)
 		h->closing = true;
 	if (h->outlen > 0 || wp_tls_conn_pending(h->tls) > 0)
 		return true;
-	if (h->h2 != NULL && wp_h2c_done(h->h2))
+	if (h->h2 != NULL && wp_hbconn_done(h->h2))
 		return false;
 	if (h->closing || (h->eof_in && h->inlen == 0))
 		return false;
@@ -572,9 +573,9 @@ int main(int argc, char **argv)
 					otun[i].want = nbytes;
 					otun[i].seed = (uint32_t)i + 1;
 					otun[i].ok = true;
-					otun[i].s = wp_h2c_open(h->h2, &auth,
-					                        "k8s.namespace.name=default", NULL,
-					                        NULL, &otun[i]);
+					otun[i].s = wp_hbconn_open(h->h2, &auth,
+					                           "k8s.namespace.name=default",
+					                           NULL, NULL, &otun[i]);
 					if (otun[i].s == NULL) {
 						fprintf(stderr, "open %d: %s\n", i,
 						        strerror(errno));
@@ -650,7 +651,7 @@ int main(int argc, char **argv)
 			close(lfd);
 			for (int i = 0; i < nconns; i++) {
 				if (conns[i]->h2 != NULL)
-					(void)wp_h2c_drain(conns[i]->h2);
+					(void)wp_hbconn_drain(conns[i]->h2);
 				else
 					conns[i]->closing = true;
 			}

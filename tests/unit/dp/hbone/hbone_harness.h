@@ -1,6 +1,6 @@
 /*
  * The harness of the dp/hbone unit tests (test_hbone.c, test_hbone_srv.c):
- * a recording application behind both ends of a wp_h2c pair, the
+ * a recording application behind both ends of a wp_hbconn pair, the
  * setup/teardown that checks every byte went back to the allocator, the
  * pump between two connections, and frame helpers. Each test executable
  * includes it once; its functions are static inline, so a file that does
@@ -28,7 +28,7 @@
 /* ---- a recording application ---- */
 
 struct tstream {
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	uint8_t *rx;
 	size_t rxlen, rxcap;
 	bool eof, closed, writable, autoconsume;
@@ -65,7 +65,8 @@ static inline void rx_append(struct tstream *t, const uint8_t *d, size_t len)
 	t->rxlen += len;
 }
 
-static inline void on_request(struct wp_h2c *c, struct wp_h2s *s, const struct wp_hbone_req *req)
+static inline void on_request(struct wp_hbconn *c, struct wp_hbstream *s,
+                              const struct wp_hbone_req *req)
 {
 	struct tstream *t = &sapp.st[sapp.n++];
 
@@ -74,45 +75,45 @@ static inline void on_request(struct wp_h2c *c, struct wp_h2s *s, const struct w
 	memset(t, 0, sizeof(*t));
 	t->s = s;
 	t->autoconsume = sapp.autoconsume;
-	wp_h2s_set_app(s, t);
+	wp_hbstream_set_app(s, t);
 	wp_sockaddr_format(&req->authority, t->authority, sizeof(t->authority));
 	copyh(t->baggage, sizeof(t->baggage), req->baggage);
 	copyh(t->forwarded, sizeof(t->forwarded), req->forwarded);
 	copyh(t->traceparent, sizeof(t->traceparent), req->traceparent);
 	if (sapp.answer)
-		assert_int_equal(wp_h2s_respond(s, sapp.answer), 0);
+		assert_int_equal(wp_hbstream_respond(s, sapp.answer), 0);
 }
 
-static inline void on_response(struct wp_h2s *s, int status)
+static inline void on_response(struct wp_hbstream *s, int status)
 {
-	struct tstream *t = wp_h2s_app(s);
+	struct tstream *t = wp_hbstream_app(s);
 	t->status = status;
 }
 
-static inline void on_data(struct wp_h2s *s, const uint8_t *d, size_t len)
+static inline void on_data(struct wp_hbstream *s, const uint8_t *d, size_t len)
 {
-	struct tstream *t = wp_h2s_app(s);
+	struct tstream *t = wp_hbstream_app(s);
 
 	rx_append(t, d, len);
 	if (t->autoconsume)
-		assert_int_equal(wp_h2s_consume(s, len), 0);
+		assert_int_equal(wp_hbstream_consume(s, len), 0);
 }
 
-static inline void on_eof(struct wp_h2s *s)
+static inline void on_eof(struct wp_hbstream *s)
 {
-	struct tstream *t = wp_h2s_app(s);
+	struct tstream *t = wp_hbstream_app(s);
 	t->eof = true;
 }
 
-static inline void on_writable(struct wp_h2s *s)
+static inline void on_writable(struct wp_hbstream *s)
 {
-	struct tstream *t = wp_h2s_app(s);
+	struct tstream *t = wp_hbstream_app(s);
 	t->writable = true;
 }
 
-static inline void on_close(struct wp_h2s *s, enum wp_hbone_close why, uint32_t err)
+static inline void on_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
 {
-	struct tstream *t = wp_h2s_app(s);
+	struct tstream *t = wp_hbstream_app(s);
 
 	assert_false(t->closed);
 	t->closed = true;
@@ -161,7 +162,7 @@ static inline int teardown(void **state)
 }
 
 /* Moves bytes both ways until quiet. */
-static inline void pump(struct wp_h2c *a, struct wp_h2c *b)
+static inline void pump(struct wp_hbconn *a, struct wp_hbconn *b)
 {
 	const uint8_t *p;
 	ssize_t n;
@@ -170,35 +171,35 @@ static inline void pump(struct wp_h2c *a, struct wp_h2c *b)
 
 	do {
 		moved = false;
-		while ((n = wp_h2c_peek(a, &p)) > 0) {
-			assert_int_equal(wp_h2c_input(b, p, (size_t)n, now), n);
-			wp_h2c_advance(a, (size_t)n);
+		while ((n = wp_hbconn_peek(a, &p)) > 0) {
+			assert_int_equal(wp_hbconn_input(b, p, (size_t)n, now), n);
+			wp_hbconn_advance(a, (size_t)n);
 			moved = true;
 		}
-		while ((n = wp_h2c_peek(b, &p)) > 0) {
-			assert_int_equal(wp_h2c_input(a, p, (size_t)n, now), n);
-			wp_h2c_advance(b, (size_t)n);
+		while ((n = wp_hbconn_peek(b, &p)) > 0) {
+			assert_int_equal(wp_hbconn_input(a, p, (size_t)n, now), n);
+			wp_hbconn_advance(b, (size_t)n);
 			moved = true;
 		}
 		assert_true(++guard < 10000);
 	} while (moved);
 }
 
-static inline struct wp_h2c *server(const struct wp_hbone_config *cfg)
+static inline struct wp_hbconn *server(const struct wp_hbone_config *cfg)
 {
-	struct wp_h2c *c = wp_h2c_new(true, cfg, mem, &ops, &sapp, sctr, now);
+	struct wp_hbconn *c = wp_hbconn_new(true, cfg, mem, &ops, &sapp, sctr, now);
 	assert_non_null(c);
 	return c;
 }
 
-static inline struct wp_h2c *client(const struct wp_hbone_config *cfg)
+static inline struct wp_hbconn *client(const struct wp_hbone_config *cfg)
 {
-	struct wp_h2c *c = wp_h2c_new(false, cfg, mem, &ops, &capp, cctr, now);
+	struct wp_hbconn *c = wp_hbconn_new(false, cfg, mem, &ops, &capp, cctr, now);
 	assert_non_null(c);
 	return c;
 }
 
-static inline struct tstream *copen(struct wp_h2c *c, const char *auth)
+static inline struct tstream *copen(struct wp_hbconn *c, const char *auth)
 {
 	struct wp_sockaddr sa;
 	struct tstream *t = &capp.st[capp.n++];
@@ -206,8 +207,8 @@ static inline struct tstream *copen(struct wp_h2c *c, const char *auth)
 	memset(t, 0, sizeof(*t));
 	t->autoconsume = capp.autoconsume;
 	assert_int_equal(wp_sockaddr_parse(auth, &sa), 0);
-	t->s = wp_h2c_open(c, &sa, "k=v", "for=\"10.0.0.9:4444\";host=reviews.default.svc",
-	                   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", t);
+	t->s = wp_hbconn_open(c, &sa, "k=v", "for=\"10.0.0.9:4444\";host=reviews.default.svc",
+	                      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", t);
 	assert_non_null(t->s);
 	return t;
 }
@@ -228,7 +229,7 @@ static inline void frame(uint8_t *b, size_t *off, uint32_t len, uint8_t type, ui
 
 /* Takes all of a server's output, walking its frames; returns the error
  * code of the GOAWAY in it, or -1. */
-static inline int64_t drain_goaway(struct wp_h2c *s)
+static inline int64_t drain_goaway(struct wp_hbconn *s)
 {
 	static uint8_t all[1 << 16];
 	size_t len = 0, off = 0;
@@ -236,11 +237,11 @@ static inline int64_t drain_goaway(struct wp_h2c *s)
 	ssize_t n;
 	int64_t code = -1;
 
-	while ((n = wp_h2c_peek(s, &p)) > 0) {
+	while ((n = wp_hbconn_peek(s, &p)) > 0) {
 		assert_true(len + (size_t)n <= sizeof(all));
 		memcpy(all + len, p, (size_t)n);
 		len += (size_t)n;
-		wp_h2c_advance(s, (size_t)n);
+		wp_hbconn_advance(s, (size_t)n);
 	}
 	while (off + 9 <= len) {
 		size_t flen = (size_t)all[off] << 16 | (size_t)all[off + 1] << 8 | all[off + 2];

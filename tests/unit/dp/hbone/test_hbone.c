@@ -1,6 +1,6 @@
 /*
- * Unit tests for dp/hbone: the server wp_h2c driven in memory by our own
- * client wp_h2c and by a plain nghttp2 client session (for what our client
+ * Unit tests for dp/hbone: the server wp_hbconn driven in memory by our own
+ * client wp_hbconn and by a plain nghttp2 client session (for what our client
  * would never send: GET, bad authorities, floods), plus hand-made frames
  * for the CONTINUATION bound. The server framer alone with hand-made frames
  * is in test_hbone_srv.c; the harness in hbone_harness.h.
@@ -9,7 +9,7 @@
 
 static void test_connect_200(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	struct tstream *ct;
 
 	(void)state;
@@ -23,15 +23,15 @@ static void test_connect_200(void **state)
 	                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
 	/* No answer until policy and upstream say so. */
 	assert_int_equal(ct->status, 0);
-	assert_int_equal(wp_h2s_respond(sapp.st[0].s, 200), 0);
-	assert_int_equal(wp_h2s_respond(sapp.st[0].s, 200), -EALREADY);
+	assert_int_equal(wp_hbstream_respond(sapp.st[0].s, 200), 0);
+	assert_int_equal(wp_hbstream_respond(sapp.st[0].s, 200), -EALREADY);
 	pump(s, c);
 	assert_int_equal(ct->status, 200);
 	/* 200 without END_STREAM: the tunnel is open both ways. */
 	assert_false(ct->eof);
 	assert_false(ct->closed);
-	assert_int_equal(wp_h2s_write(ct->s, (const uint8_t *)"ping", 4), 4);
-	assert_int_equal(wp_h2s_write(sapp.st[0].s, (const uint8_t *)"pong!", 5), 5);
+	assert_int_equal(wp_hbstream_write(ct->s, (const uint8_t *)"ping", 4), 4);
+	assert_int_equal(wp_hbstream_write(sapp.st[0].s, (const uint8_t *)"pong!", 5), 5);
 	pump(s, c);
 	assert_int_equal(sapp.st[0].rxlen, 4);
 	assert_memory_equal(sapp.st[0].rx, "ping", 4);
@@ -41,15 +41,15 @@ static void test_connect_200(void **state)
 	ct = copen(c, "[fd00::1]:443");
 	pump(s, c);
 	assert_string_equal(sapp.st[1].authority, "[fd00::1]:443");
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 	assert_true(sapp.st[0].closed);
 	assert_int_equal(sapp.st[0].why, WP_HBONE_CLOSE_ABORT);
 }
 
 static void test_refusals_by_app(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	static const int codes[] = {400, 401, 503};
 	static const enum wp_ctr ctrs[] = {WP_CTR_HBONE_RESP_400, WP_CTR_HBONE_RESP_401,
 	                                   WP_CTR_HBONE_RESP_503};
@@ -58,7 +58,7 @@ static void test_refusals_by_app(void **state)
 	for (int i = 0; i < 3; i++) {
 		struct tstream *ct = copen(c, "10.0.0.1:80");
 		pump(s, c);
-		assert_int_equal(wp_h2s_respond(sapp.st[i].s, codes[i]), 0);
+		assert_int_equal(wp_hbstream_respond(sapp.st[i].s, codes[i]), 0);
 		pump(s, c);
 		assert_int_equal(ct->status, codes[i]);
 		assert_true(ct->eof);
@@ -68,9 +68,9 @@ static void test_refusals_by_app(void **state)
 		assert_int_equal(sctr[ctrs[i]], 1);
 	}
 	assert_int_equal(cctr[WP_CTR_HBONE_UPSTREAM_REFUSED], 3);
-	assert_int_equal(wp_h2c_streams(s), 0);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	assert_int_equal(wp_hbconn_streams(s), 0);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 /* ---- a plain nghttp2 client for requests ours would never send ---- */
@@ -136,27 +136,27 @@ static void raw_new(struct raw *r)
 
 /* Sends what the raw client has queued to the server; returns the server's
  * input result. */
-static ssize_t raw_to_server(struct raw *r, struct wp_h2c *s)
+static ssize_t raw_to_server(struct raw *r, struct wp_hbconn *s)
 {
 	const uint8_t *p;
 	ssize_t n, rv = 0;
 
 	while ((n = nghttp2_session_mem_send(r->ss, &p)) > 0) {
-		rv = wp_h2c_input(s, p, (size_t)n, now);
+		rv = wp_hbconn_input(s, p, (size_t)n, now);
 		if (rv < 0)
 			return rv;
 	}
 	return rv;
 }
 
-static void server_to_raw(struct wp_h2c *s, struct raw *r)
+static void server_to_raw(struct wp_hbconn *s, struct raw *r)
 {
 	const uint8_t *p;
 	ssize_t n;
 
-	while ((n = wp_h2c_peek(s, &p)) > 0) {
+	while ((n = wp_hbconn_peek(s, &p)) > 0) {
 		assert_int_equal(nghttp2_session_mem_recv(r->ss, p, (size_t)n), n);
-		wp_h2c_advance(s, (size_t)n);
+		wp_hbconn_advance(s, (size_t)n);
 	}
 }
 
@@ -179,7 +179,7 @@ static int32_t raw_request(struct raw *r, const char *method, const char *author
 
 static void test_get_and_bad_authority_400(void **state)
 {
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct raw r;
 	int32_t id[5];
 	static const char *bad[] = {"reviews:9080", "10.0.0.1", "10.0.0.1:99999", "[::1:80"};
@@ -209,13 +209,13 @@ static void test_get_and_bad_authority_400(void **state)
 	assert_false(r.flags[id[0] / 2] & NGHTTP2_FLAG_END_STREAM);
 	assert_int_equal(r.rst[id[0] / 2], 0);
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 static void test_flow_control(void **state)
 {
 	struct wp_hbone_config cfg;
-	struct wp_h2c *s, *c;
+	struct wp_hbconn *s, *c;
 	struct tstream *ct, *sv;
 	size_t len = 1 << 20, sent = 0;
 	uint8_t *src = malloc(len);
@@ -236,7 +236,7 @@ static void test_flow_control(void **state)
 	assert_int_equal(ct->status, 200);
 	/* Write until the client's buffer is full and the window is closed. */
 	for (int i = 0; i < 50; i++) {
-		ssize_t n = wp_h2s_write(ct->s, src + sent, len - sent);
+		ssize_t n = wp_hbstream_write(ct->s, src + sent, len - sent);
 		assert_true(n >= 0);
 		sent += (size_t)n;
 		pump(s, c);
@@ -245,15 +245,15 @@ static void test_flow_control(void **state)
 	 * client in a bounded buffer. */
 	assert_true(sv->rxlen <= 65536);
 	assert_true(sv->rxlen >= 65535);
-	assert_true(wp_h2s_pending(ct->s) <= cfg.stream_sndbuf);
+	assert_true(wp_hbstream_pending(ct->s) <= cfg.stream_sndbuf);
 	assert_true(sent < len);
 	/* The upstream takes bytes: consume, and more flows. */
 	size_t got = sv->rxlen, consumed = 0;
 	int guard = 0;
 	while (sv->rxlen < len) {
-		assert_int_equal(wp_h2s_consume(sv->s, sv->rxlen - consumed), 0);
+		assert_int_equal(wp_hbstream_consume(sv->s, sv->rxlen - consumed), 0);
 		consumed = sv->rxlen;
-		ssize_t n = wp_h2s_write(ct->s, src + sent, len - sent);
+		ssize_t n = wp_hbstream_write(ct->s, src + sent, len - sent);
 		assert_true(n >= 0);
 		sent += (size_t)n;
 		pump(s, c);
@@ -271,24 +271,24 @@ static void test_flow_control(void **state)
 	guard = 0;
 	consumed = 0;
 	while (ct->rxlen < len) {
-		ssize_t n = wp_h2s_write(sv->s, src + sent, len - sent);
+		ssize_t n = wp_hbstream_write(sv->s, src + sent, len - sent);
 		assert_true(n >= 0);
 		sent += (size_t)n;
 		pump(s, c);
 		assert_true(ct->rxlen - consumed <= 65536);
-		assert_int_equal(wp_h2s_consume(ct->s, ct->rxlen - consumed), 0);
+		assert_int_equal(wp_hbstream_consume(ct->s, ct->rxlen - consumed), 0);
 		consumed = ct->rxlen;
 		assert_true(++guard < 10000);
 	}
 	assert_memory_equal(ct->rx, src, len);
 	free(src);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 static void test_half_close(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	struct tstream *ct, *sv;
 
 	(void)state;
@@ -297,19 +297,19 @@ static void test_half_close(void **state)
 	pump(s, c);
 	sv = &sapp.st[0];
 	/* Client: data then half-close. */
-	assert_int_equal(wp_h2s_write(ct->s, (const uint8_t *)"request", 7), 7);
-	assert_int_equal(wp_h2s_shutdown(ct->s), 0);
-	assert_int_equal(wp_h2s_write(ct->s, (const uint8_t *)"x", 1), -EPIPE);
+	assert_int_equal(wp_hbstream_write(ct->s, (const uint8_t *)"request", 7), 7);
+	assert_int_equal(wp_hbstream_shutdown(ct->s), 0);
+	assert_int_equal(wp_hbstream_write(ct->s, (const uint8_t *)"x", 1), -EPIPE);
 	pump(s, c);
 	assert_true(sv->eof);
 	assert_int_equal(sv->rxlen, 7);
 	assert_false(sv->closed);
 	/* The server still sends after the client's half-close. */
-	assert_int_equal(wp_h2s_write(sv->s, (const uint8_t *)"response", 8), 8);
+	assert_int_equal(wp_hbstream_write(sv->s, (const uint8_t *)"response", 8), 8);
 	pump(s, c);
 	assert_int_equal(ct->rxlen, 8);
 	assert_false(ct->eof);
-	assert_int_equal(wp_h2s_shutdown(sv->s), 0);
+	assert_int_equal(wp_hbstream_shutdown(sv->s), 0);
 	pump(s, c);
 	assert_true(ct->eof);
 	assert_true(ct->closed);
@@ -321,22 +321,22 @@ static void test_half_close(void **state)
 	ct = copen(c, "10.0.0.3:7000");
 	pump(s, c);
 	sv = &sapp.st[1];
-	assert_int_equal(wp_h2s_shutdown(sv->s), 0);
+	assert_int_equal(wp_hbstream_shutdown(sv->s), 0);
 	pump(s, c);
 	assert_true(ct->eof);
 	assert_int_equal(ct->rxlen, 0);
-	assert_int_equal(wp_h2s_write(ct->s, (const uint8_t *)"late", 4), 4);
-	assert_int_equal(wp_h2s_shutdown(ct->s), 0);
+	assert_int_equal(wp_hbstream_write(ct->s, (const uint8_t *)"late", 4), 4);
+	assert_int_equal(wp_hbstream_shutdown(ct->s), 0);
 	pump(s, c);
 	assert_int_equal(sv->rxlen, 4);
 	assert_true(sv->closed && ct->closed);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 static void test_rst_is_eof(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	struct tstream *a, *b;
 
 	(void)state;
@@ -344,8 +344,8 @@ static void test_rst_is_eof(void **state)
 	a = copen(c, "10.0.0.4:1");
 	b = copen(c, "10.0.0.4:2");
 	pump(s, c);
-	assert_int_equal(wp_h2s_reset(a->s, NGHTTP2_CANCEL), 0);
-	assert_int_equal(wp_h2s_reset(b->s, NGHTTP2_INTERNAL_ERROR), 0);
+	assert_int_equal(wp_hbstream_reset(a->s, NGHTTP2_CANCEL), 0);
+	assert_int_equal(wp_hbstream_reset(b->s, NGHTTP2_INTERNAL_ERROR), 0);
 	pump(s, c);
 	assert_true(sapp.st[0].closed);
 	assert_int_equal(sapp.st[0].why, WP_HBONE_CLOSE_EOF);
@@ -354,13 +354,13 @@ static void test_rst_is_eof(void **state)
 	assert_int_equal(sctr[WP_CTR_HBONE_PEER_RESET], 1);
 	assert_true(a->closed);
 	assert_int_equal(a->why, WP_HBONE_CLOSE_LOCAL);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 static void test_100_streams(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	struct wp_sockaddr sa;
 	struct raw r;
 
@@ -369,18 +369,18 @@ static void test_100_streams(void **state)
 	/* Our client stops at 100. */
 	for (int i = 0; i < 100; i++)
 		(void)copen(c, "10.0.0.5:80");
-	assert_false(wp_h2c_can_open(c));
+	assert_false(wp_hbconn_can_open(c));
 	assert_int_equal(wp_sockaddr_parse("10.0.0.5:80", &sa), 0);
 	errno = 0;
-	assert_null(wp_h2c_open(c, &sa, NULL, NULL, NULL, NULL));
+	assert_null(wp_hbconn_open(c, &sa, NULL, NULL, NULL, NULL));
 	assert_int_equal(errno, EAGAIN);
 	assert_int_equal(cctr[WP_CTR_HBONE_OPEN_LIMIT], 1);
 	pump(s, c);
-	assert_int_equal(wp_h2c_streams(s), 100);
+	assert_int_equal(wp_hbconn_streams(s), 100);
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(capp.st[i].status, 200);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 
 	/* A client that ignores the limit: the 101st is refused. */
 	memset(&sapp, 0, sizeof(sapp));
@@ -397,46 +397,46 @@ static void test_100_streams(void **state)
 	assert_int_equal(r.status[(id - 2) / 2], 200);
 	assert_int_equal(sctr[WP_CTR_HBONE_STREAM_REFUSED], 1);
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 static void test_ping(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 
 	(void)state;
 	pump(s, c);
 	/* Silence for 10 s: a PING goes out and is answered. */
 	now += 9999;
-	assert_int_equal(wp_h2c_tick(s, now), 0);
+	assert_int_equal(wp_hbconn_tick(s, now), 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_PING_SENT], 0);
 	now += 1;
-	assert_int_equal(wp_h2c_tick(s, now), 0);
+	assert_int_equal(wp_hbconn_tick(s, now), 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_PING_SENT], 1);
 	pump(s, c);
 	now += 5000;
-	assert_int_equal(wp_h2c_tick(s, now), 0);
+	assert_int_equal(wp_hbconn_tick(s, now), 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_PING_SENT], 1);
 	/* Next PING is not answered (the peer went silent). */
 	now += 5000;
-	assert_int_equal(wp_h2c_tick(s, now), 0);
+	assert_int_equal(wp_hbconn_tick(s, now), 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_PING_SENT], 2);
 	now += 19999;
-	assert_int_equal(wp_h2c_tick(s, now), 0);
+	assert_int_equal(wp_hbconn_tick(s, now), 0);
 	now += 1;
-	assert_int_equal(wp_h2c_tick(s, now), -ETIMEDOUT);
+	assert_int_equal(wp_hbconn_tick(s, now), -ETIMEDOUT);
 	assert_int_equal(sctr[WP_CTR_HBONE_PING_TIMEOUT], 1);
 	/* The GOAWAY goes out, then the connection is done. */
-	assert_false(wp_h2c_done(s));
+	assert_false(wp_hbconn_done(s));
 	assert_int_equal(drain_goaway(s), NGHTTP2_NO_ERROR);
-	assert_true(wp_h2c_done(s));
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	assert_true(wp_hbconn_done(s));
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 static void test_goaway_drain(void **state)
 {
-	struct wp_h2c *s = server(NULL), *c = client(NULL);
+	struct wp_hbconn *s = server(NULL), *c = client(NULL);
 	struct tstream *t[3];
 	struct wp_sockaddr sa;
 
@@ -445,42 +445,42 @@ static void test_goaway_drain(void **state)
 	for (int i = 0; i < 3; i++)
 		t[i] = copen(c, "10.0.0.6:80");
 	pump(s, c);
-	assert_int_equal(wp_h2c_drain(s), 0);
+	assert_int_equal(wp_hbconn_drain(s), 0);
 	pump(s, c);
 	assert_int_equal(cctr[WP_CTR_HBONE_GOAWAY_RECEIVED], 1);
-	assert_false(wp_h2c_can_open(c));
+	assert_false(wp_hbconn_can_open(c));
 	assert_int_equal(wp_sockaddr_parse("10.0.0.6:80", &sa), 0);
-	assert_null(wp_h2c_open(c, &sa, NULL, NULL, NULL, NULL));
+	assert_null(wp_hbconn_open(c, &sa, NULL, NULL, NULL, NULL));
 	assert_int_equal(errno, ECONNRESET);
-	assert_false(wp_h2c_done(s));
+	assert_false(wp_hbconn_done(s));
 	/* Open streams finish their transfer. */
 	for (int i = 0; i < 3; i++) {
 		static uint8_t blob[200000];
 		size_t off = 0;
 		memset(blob, 'a' + i, sizeof(blob));
 		while (off < sizeof(blob)) {
-			ssize_t n = wp_h2s_write(sapp.st[i].s, blob + off, sizeof(blob) - off);
+			ssize_t n = wp_hbstream_write(sapp.st[i].s, blob + off, sizeof(blob) - off);
 			assert_true(n >= 0);
 			off += (size_t)n;
 			pump(s, c);
 		}
-		assert_int_equal(wp_h2s_shutdown(sapp.st[i].s), 0);
-		assert_int_equal(wp_h2s_write(t[i]->s, (const uint8_t *)"bye", 3), 3);
-		assert_int_equal(wp_h2s_shutdown(t[i]->s), 0);
+		assert_int_equal(wp_hbstream_shutdown(sapp.st[i].s), 0);
+		assert_int_equal(wp_hbstream_write(t[i]->s, (const uint8_t *)"bye", 3), 3);
+		assert_int_equal(wp_hbstream_shutdown(t[i]->s), 0);
 		pump(s, c);
 		assert_int_equal(t[i]->rxlen, sizeof(blob));
 		assert_true(t[i]->closed);
 		assert_int_equal(t[i]->why, WP_HBONE_CLOSE_DONE);
 	}
-	assert_int_equal(wp_h2c_streams(s), 0);
-	assert_true(wp_h2c_done(s));
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	assert_int_equal(wp_hbconn_streams(s), 0);
+	assert_true(wp_hbconn_done(s));
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 }
 
 static void test_rapid_reset(void **state)
 {
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct raw r;
 	ssize_t rv = 0;
 	int i;
@@ -509,10 +509,10 @@ static void test_rapid_reset(void **state)
 	server_to_raw(s, &r);
 	assert_true(r.goaway);
 	assert_int_equal(r.goaway_err, NGHTTP2_ENHANCE_YOUR_CALM);
-	assert_true(wp_h2c_done(s));
+	assert_true(wp_hbconn_done(s));
 	/* Spread over time the same RSTs are fine. */
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 	sapp.n = 0;
 	s = server(NULL);
 	raw_new(&r);
@@ -527,12 +527,12 @@ static void test_rapid_reset(void **state)
 	}
 	assert_int_equal(sctr[WP_CTR_HBONE_RAPID_RESET], 1);
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 static void test_header_list_bound(void **state)
 {
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct raw r;
 	static char big[20000];
 	nghttp2_nv nv[3];
@@ -553,12 +553,12 @@ static void test_header_list_bound(void **state)
 	assert_int_not_equal(r.rst[id / 2], 0);
 	assert_int_equal(sapp.n, 0);
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 static void continuation_flood(const struct wp_hbone_config *cfg)
 {
-	struct wp_h2c *s = server(cfg);
+	struct wp_hbconn *s = server(cfg);
 	uint8_t b[4096];
 	size_t off = 0;
 	/* HPACK: literal header without indexing, new name "x", value "y". */
@@ -575,12 +575,12 @@ static void continuation_flood(const struct wp_hbone_config *cfg)
 		memcpy(b + off, lit, sizeof(lit));
 		off += sizeof(lit);
 	}
-	assert_true(wp_h2c_input(s, b, off, now) < 0);
+	assert_true(wp_hbconn_input(s, b, off, now) < 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_CONTINUATION_FLOOD], 1);
 	/* A GOAWAY is queued for the peer. */
 	assert_int_equal(drain_goaway(s), NGHTTP2_ENHANCE_YOUR_CALM);
-	assert_true(wp_h2c_done(s));
-	wp_h2c_free(s);
+	assert_true(wp_hbconn_done(s));
+	wp_hbconn_free(s);
 }
 
 static void test_continuation_bound(void **state)
@@ -598,26 +598,26 @@ static void test_continuation_bound(void **state)
 
 static void test_garbage_preface(void **state)
 {
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	static const uint8_t junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
 	(void)state;
-	assert_true(wp_h2c_input(s, junk, sizeof(junk) - 1, now) < 0);
+	assert_true(wp_hbconn_input(s, junk, sizeof(junk) - 1, now) < 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_PROTOCOL_ERROR], 1);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 static void test_memory_budget(void **state)
 {
 	struct wp_h2mem *small = wp_h2mem_new(0, 64 * 1024 + 16);
-	struct wp_h2c *a[4];
+	struct wp_hbconn *a[4];
 	int made = 0;
 	struct wp_h2mem_stats st;
 
 	(void)state;
 	/* Classes are carved in slabs: a tiny budget admits one slab. */
 	for (int i = 0; i < 4; i++) {
-		a[i] = wp_h2c_new(true, NULL, small, &ops, &sapp, sctr, now);
+		a[i] = wp_hbconn_new(true, NULL, small, &ops, &sapp, sctr, now);
 		if (a[i] != NULL)
 			made++;
 	}
@@ -626,7 +626,7 @@ static void test_memory_budget(void **state)
 	assert_true(st.fails > 0);
 	assert_true(sctr[WP_CTR_HBONE_NOMEM] > 0);
 	for (int i = 0; i < 4; i++)
-		wp_h2c_free(a[i]);
+		wp_hbconn_free(a[i]);
 	wp_h2mem_stats(small, &st);
 	assert_int_equal(st.live_bytes, 0);
 	wp_h2mem_destroy(small);
@@ -637,11 +637,11 @@ static void test_memory_budget(void **state)
 static void test_idle_memory(void **state)
 {
 	struct wp_h2mem *sm = wp_h2mem_new(0, 0);
-	struct wp_h2c *s, *c = client(NULL);
+	struct wp_hbconn *s, *c = client(NULL);
 	struct wp_h2mem_stats cold, st;
 
 	(void)state;
-	s = wp_h2c_new(true, NULL, sm, &ops, &sapp, sctr, now);
+	s = wp_hbconn_new(true, NULL, sm, &ops, &sapp, sctr, now);
 	pump(s, c);
 	wp_h2mem_stats(sm, &cold);
 	print_message("idle HBONE server connection: %zu bytes requested in %zu blocks, "
@@ -660,13 +660,13 @@ static void test_idle_memory(void **state)
 	struct tstream *t = copen(c, "10.0.0.9:80");
 	pump(s, c);
 	assert_int_equal(sapp.n, 1);
-	assert_int_equal(wp_h2s_write(t->s, (const uint8_t *)"ping", 4), 4);
-	assert_int_equal(wp_h2s_write(sapp.st[0].s, (const uint8_t *)"pong", 4), 4);
+	assert_int_equal(wp_hbstream_write(t->s, (const uint8_t *)"ping", 4), 4);
+	assert_int_equal(wp_hbstream_write(sapp.st[0].s, (const uint8_t *)"pong", 4), 4);
 	pump(s, c);
 	assert_int_equal(sapp.st[0].rxlen, 4);
 	assert_int_equal(t->rxlen, 4);
-	assert_int_equal(wp_h2s_shutdown(t->s), 0);
-	assert_int_equal(wp_h2s_shutdown(sapp.st[0].s), 0);
+	assert_int_equal(wp_hbstream_shutdown(t->s), 0);
+	assert_int_equal(wp_hbstream_shutdown(sapp.st[0].s), 0);
 	pump(s, c);
 	assert_true(sapp.st[0].closed);
 	wp_h2mem_stats(sm, &st);
@@ -676,8 +676,8 @@ static void test_idle_memory(void **state)
 	 * 0, no closed-stream retention); nghttp2 keeps one 32-byte queue
 	 * array once a stream had data. */
 	assert_true(st.held_bytes <= cold.held_bytes + 64);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 	wp_h2mem_stats(sm, &st);
 	assert_int_equal(st.live_bytes, 0);
 	assert_int_equal(st.live_blocks, 0);
@@ -688,7 +688,7 @@ static void test_idle_memory(void **state)
  * plain nghttp2) keeps opening tunnels; our client never indexes either. */
 static void test_header_table_size(void **state)
 {
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct raw r;
 	int32_t id;
 
@@ -711,7 +711,7 @@ static void test_header_table_size(void **state)
 	/* The raw client's decoder holds nothing from our responses. */
 	assert_int_equal(nghttp2_session_get_hd_inflate_dynamic_table_size(r.ss), 0);
 	nghttp2_session_del(r.ss);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 /* Size classes: exact for what an nghttp2 session keeps, and slabs that
@@ -763,8 +763,8 @@ static void test_allocator_classes(void **state)
 	 * client's own allocator) wastes no more than a header and rounding
 	 * per block either. */
 	struct wp_h2mem *cm = wp_h2mem_new(0, 0);
-	struct wp_h2c *s = server(NULL);
-	struct wp_h2c *c = wp_h2c_new(false, NULL, cm, &ops, &capp, cctr, now);
+	struct wp_hbconn *s = server(NULL);
+	struct wp_hbconn *c = wp_hbconn_new(false, NULL, cm, &ops, &capp, cctr, now);
 	struct wp_h2mem_stats st;
 
 	assert_non_null(c);
@@ -772,8 +772,8 @@ static void test_allocator_classes(void **state)
 	wp_h2mem_stats(cm, &st);
 	assert_true(st.live_bytes > 16 * 1024);
 	assert_true(st.held_bytes <= st.live_bytes + 31 * st.live_blocks);
-	wp_h2c_free(c);
-	wp_h2c_free(s);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
 	wp_h2mem_destroy(cm);
 }
 

@@ -16,7 +16,7 @@ struct ofr {
 };
 
 /* Takes all of a server's output as frames; returns how many. */
-static int out_frames(struct wp_h2c *s, struct ofr *f, int max)
+static int out_frames(struct wp_hbconn *s, struct ofr *f, int max)
 {
 	static uint8_t all[1 << 17];
 	size_t len = 0, off = 0;
@@ -24,11 +24,11 @@ static int out_frames(struct wp_h2c *s, struct ofr *f, int max)
 	ssize_t n;
 	int k = 0;
 
-	while ((n = wp_h2c_peek(s, &p)) > 0) {
+	while ((n = wp_hbconn_peek(s, &p)) > 0) {
 		assert_true(len + (size_t)n <= sizeof(all));
 		memcpy(all + len, p, (size_t)n);
 		len += (size_t)n;
-		wp_h2c_advance(s, (size_t)n);
+		wp_hbconn_advance(s, (size_t)n);
 	}
 	while (off + 9 <= len) {
 		uint32_t fl = (uint32_t)all[off] << 16 | (uint32_t)all[off + 1] << 8 | all[off + 2];
@@ -104,21 +104,21 @@ static void expect_conn_error(const uint8_t *b, size_t len, const struct wp_hbon
                               enum wp_ctr k, uint32_t code)
 {
 	for (int bytewise = 0; bytewise < 2; bytewise++) {
-		struct wp_h2c *s = server(cfg);
+		struct wp_hbconn *s = server(cfg);
 		ssize_t rv = 0;
 
 		memset(sctr, 0, sizeof(sctr));
 		if (bytewise) {
 			for (size_t i = 0; i < len && rv >= 0; i++)
-				rv = wp_h2c_input(s, b + i, 1, now);
+				rv = wp_hbconn_input(s, b + i, 1, now);
 		} else {
-			rv = wp_h2c_input(s, b, len, now);
+			rv = wp_hbconn_input(s, b, len, now);
 		}
 		assert_true(rv < 0);
 		assert_int_equal(sctr[k], 1);
 		assert_int_equal(drain_goaway(s), code);
-		assert_true(wp_h2c_done(s));
-		wp_h2c_free(s);
+		assert_true(wp_hbconn_done(s));
+		wp_hbconn_free(s);
 	}
 }
 
@@ -225,7 +225,7 @@ static void test_srv_frames_bytewise(void **state)
 {
 	uint8_t b[4096], blk[64], p[128];
 	size_t off, n, pn;
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct ofr f[32];
 	int k;
 	const struct ofr *h;
@@ -253,7 +253,7 @@ static void test_srv_frames_bytewise(void **state)
 	fr(b, &off, NGHTTP2_DATA, NGHTTP2_FLAG_PADDED, 1, p, pn);
 	fr(b, &off, NGHTTP2_DATA, NGHTTP2_FLAG_PADDED | NGHTTP2_FLAG_END_STREAM, 1, "\2\0\0", 3);
 	for (size_t i = 0; i < off; i++)
-		assert_int_equal(wp_h2c_input(s, b + i, 1, now), 1);
+		assert_int_equal(wp_hbconn_input(s, b + i, 1, now), 1);
 	assert_int_equal(sapp.n, 1);
 	assert_string_equal(sapp.st[0].authority, "[fd00::7]:8443");
 	assert_int_equal(sapp.st[0].rxlen, 5);
@@ -274,8 +274,8 @@ static void test_srv_frames_bytewise(void **state)
 	assert_int_equal(h->p[1], 0x88);
 	assert_int_equal(h->flags, NGHTTP2_FLAG_END_HEADERS);
 	/* The tunnel still sends after the peer's half-close. */
-	assert_int_equal(wp_h2s_write(sapp.st[0].s, (const uint8_t *)"bye", 3), 3);
-	assert_int_equal(wp_h2s_shutdown(sapp.st[0].s), 0);
+	assert_int_equal(wp_hbstream_write(sapp.st[0].s, (const uint8_t *)"bye", 3), 3);
+	assert_int_equal(wp_hbstream_shutdown(sapp.st[0].s), 0);
 	k = out_frames(s, f, 32);
 	assert_int_equal(k, 1);
 	assert_int_equal(f[0].type, NGHTTP2_DATA);
@@ -287,7 +287,7 @@ static void test_srv_frames_bytewise(void **state)
 	sapp.answer = 401;
 	off = 0;
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3, blk, n);
-	assert_true(wp_h2c_input(s, b, off, now) > 0);
+	assert_true(wp_hbconn_input(s, b, off, now) > 0);
 	k = out_frames(s, f, 32);
 	h = find_fr(f, k, NGHTTP2_HEADERS, 3);
 	assert_non_null(h);
@@ -298,8 +298,8 @@ static void test_srv_frames_bytewise(void **state)
 	                    5);
 	assert_int_equal(h->flags, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM);
 	assert_int_equal(sctr[WP_CTR_HBONE_RESP_401], 1);
-	assert_int_equal(wp_h2c_streams(s), 0);
-	wp_h2c_free(s);
+	assert_int_equal(wp_hbconn_streams(s), 0);
+	wp_hbconn_free(s);
 }
 
 /* Stream errors: the connection lives on. */
@@ -307,7 +307,7 @@ static void test_srv_stream_errors(void **state)
 {
 	uint8_t b[4096], blk[128];
 	size_t off, n;
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct ofr f[32];
 	int k;
 	const struct ofr *r;
@@ -325,7 +325,7 @@ static void test_srv_stream_errors(void **state)
 	fr(b, &off, NGHTTP2_WINDOW_UPDATE, 0, 1, wu0, 4);
 	fr(b, &off, NGHTTP2_WINDOW_UPDATE, 0, 3, wu_big, 4);
 	fr(b, &off, NGHTTP2_DATA, 0, 5, "late", 4);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	k = out_frames(s, f, 32);
 	r = find_fr(f, k, NGHTTP2_RST_STREAM, 1);
 	assert_non_null(r);
@@ -367,7 +367,7 @@ static void test_srv_stream_errors(void **state)
 		m += vl;
 		off = 0;
 		fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, (uint32_t)id, blk, m);
-		assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+		assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 		k = out_frames(s, f, 32);
 		r = find_fr(f, k, NGHTTP2_RST_STREAM, id);
 		assert_non_null(r);
@@ -377,7 +377,7 @@ static void test_srv_stream_errors(void **state)
 	/* A CONNECT without :authority. */
 	off = 0;
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, (uint32_t)id, blk, 9);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	assert_int_equal(sctr[WP_CTR_HBONE_MALFORMED_REQUEST], WP_ARRAY_SIZE(bad) + 1);
 	assert_int_equal(sapp.n, 3);
 	/* The connection still works. */
@@ -385,11 +385,11 @@ static void test_srv_stream_errors(void **state)
 	n = connect_block(blk, "10.0.0.1:80");
 	off = 0;
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, (uint32_t)id, blk, n);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	assert_int_equal(sapp.n, 4);
-	assert_int_equal(wp_h2c_streams(s), 1);
+	assert_int_equal(wp_hbconn_streams(s), 1);
 	(void)out_frames(s, f, 32);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 /* The peer's SETTINGS shape our DATA: INITIAL_WINDOW_SIZE (applied to
@@ -398,7 +398,7 @@ static void test_srv_peer_windows(void **state)
 {
 	uint8_t b[4096], blk[64], data[40000];
 	size_t off, n;
-	struct wp_h2c *s = server(NULL);
+	struct wp_hbconn *s = server(NULL);
 	struct ofr f[64];
 	int k;
 	uint32_t got = 0;
@@ -410,14 +410,14 @@ static void test_srv_peer_windows(void **state)
 	hello(b, &off);
 	n = connect_block(blk, "10.0.0.1:80");
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, n);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	(void)out_frames(s, f, 64);
 	/* The window drops to 1000 with the stream open. */
 	off = 0;
 	fr(b, &off, NGHTTP2_SETTINGS, 0, 0, iws, 6);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	memset(data, 'd', sizeof(data));
-	assert_int_equal(wp_h2s_write(sapp.st[0].s, data, sizeof(data)), sizeof(data));
+	assert_int_equal(wp_hbstream_write(sapp.st[0].s, data, sizeof(data)), sizeof(data));
 	k = out_frames(s, f, 64);
 	for (int i = 0; i < k; i++)
 		if (f[i].type == NGHTTP2_DATA)
@@ -427,7 +427,7 @@ static void test_srv_peer_windows(void **state)
 	/* A stream WINDOW_UPDATE: 10000 more, in frames of at most 16384. */
 	off = 0;
 	fr(b, &off, NGHTTP2_WINDOW_UPDATE, 0, 1, wu, 4);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	k = out_frames(s, f, 64);
 	assert_int_equal(k, 1);
 	assert_int_equal(f[0].len, 10000);
@@ -435,7 +435,7 @@ static void test_srv_peer_windows(void **state)
 	for (int i = 0; i < 8; i++) {
 		off = 0;
 		fr(b, &off, NGHTTP2_WINDOW_UPDATE, 0, 1, "\0\1\0\0", 4);
-		assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+		assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	}
 	k = out_frames(s, f, 64);
 	got = 0;
@@ -444,7 +444,7 @@ static void test_srv_peer_windows(void **state)
 		got += f[i].len;
 	}
 	assert_int_equal(got, sizeof(data) - 11000);
-	wp_h2c_free(s);
+	wp_hbconn_free(s);
 }
 
 /* Idle connections hold no output buffer, answered PINGs included; after
@@ -454,7 +454,7 @@ static void test_srv_idle_and_goaway(void **state)
 	uint8_t b[4096], blk[64], z[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 	size_t off, n;
 	struct wp_h2mem *sm = wp_h2mem_new(0, 0);
-	struct wp_h2c *s = wp_h2c_new(true, NULL, sm, &ops, &sapp, sctr, now);
+	struct wp_hbconn *s = wp_hbconn_new(true, NULL, sm, &ops, &sapp, sctr, now);
 	struct wp_h2mem_stats a, st;
 	struct ofr f[16];
 	int k;
@@ -464,12 +464,12 @@ static void test_srv_idle_and_goaway(void **state)
 	sapp.answer = 200;
 	hello(b, &off);
 	frame(b, &off, 0, NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	(void)out_frames(s, f, 16);
 	wp_h2mem_stats(sm, &a);
 	off = 0;
 	fr(b, &off, NGHTTP2_PING, 0, 0, z, 8);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	k = out_frames(s, f, 16);
 	assert_int_equal(k, 1);
 	assert_int_equal(f[0].type, NGHTTP2_PING);
@@ -484,8 +484,8 @@ static void test_srv_idle_and_goaway(void **state)
 	n = 1 + connect_block(blk + 1, "10.0.0.1:80");
 	off = 0;
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 3, blk, n);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
-	assert_int_equal(wp_h2c_drain(s), 0);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_drain(s), 0);
 	assert_int_equal(sctr[WP_CTR_HBONE_GOAWAY_SENT], 1);
 	k = out_frames(s, f, 16);
 	g = find_fr(f, k, NGHTTP2_GOAWAY, 0);
@@ -495,19 +495,19 @@ static void test_srv_idle_and_goaway(void **state)
 	off = 0;
 	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 5, blk, n);
 	fr(b, &off, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 5, "x", 1);
-	assert_int_equal(wp_h2c_input(s, b, off, now), (ssize_t)off);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
 	assert_int_equal(sapp.n, 1);
 	assert_int_equal(out_frames(s, f, 16), 0);
-	assert_false(wp_h2c_done(s));
+	assert_false(wp_hbconn_done(s));
 	/* The last stream ends: done. */
-	assert_int_equal(wp_h2s_reset(sapp.st[0].s, NGHTTP2_CANCEL), 0);
+	assert_int_equal(wp_hbstream_reset(sapp.st[0].s, NGHTTP2_CANCEL), 0);
 	assert_false(sapp.st[0].closed); /* not from inside the call */
 	k = out_frames(s, f, 16);
 	assert_non_null(find_fr(f, k, NGHTTP2_RST_STREAM, 3));
 	assert_true(sapp.st[0].closed);
 	assert_int_equal(sapp.st[0].why, WP_HBONE_CLOSE_LOCAL);
-	assert_true(wp_h2c_done(s));
-	wp_h2c_free(s);
+	assert_true(wp_hbconn_done(s));
+	wp_hbconn_free(s);
 	wp_h2mem_stats(sm, &st);
 	assert_int_equal(st.live_blocks, 0);
 	wp_h2mem_destroy(sm);

@@ -8,7 +8,7 @@
  *
  * The client's nghttp2 session runs with NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE
  * so the peer's window opens only as fast as our upstream takes bytes
- * (wp_h2s_consume). Tunnel bytes for the peer sit in one bounded buffer
+ * (wp_hbstream_consume). Tunnel bytes for the peer sit in one bounded buffer
  * per stream, read by a data provider that defers when it is empty.
  */
 #include <errno.h>
@@ -37,9 +37,9 @@ void wp_hbone_config_default(struct wp_hbone_config *cfg)
 
 /* ---- shared: streams ---- */
 
-struct wp_h2s *wp_hbone_stream_new(struct wp_h2c *c)
+struct wp_hbstream *wp_hbone_stream_new(struct wp_hbconn *c)
 {
-	struct wp_h2s *s = wp_h2mem_calloc(c->mem, 1, sizeof(*s));
+	struct wp_hbstream *s = wp_h2mem_calloc(c->mem, 1, sizeof(*s));
 
 	if (s == NULL) {
 		h2_ctr(c, WP_CTR_HBONE_NOMEM);
@@ -56,9 +56,9 @@ struct wp_h2s *wp_hbone_stream_new(struct wp_h2c *c)
 	return s;
 }
 
-void wp_hbone_stream_free(struct wp_h2s *s)
+void wp_hbone_stream_free(struct wp_hbstream *s)
 {
-	struct wp_h2c *c = s->c;
+	struct wp_hbconn *c = s->c;
 
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -80,9 +80,9 @@ void wp_hbone_stream_free(struct wp_h2s *s)
 	wp_h2mem_release(c->mem, s);
 }
 
-void wp_hbone_stream_closed(struct wp_h2s *s, uint32_t err)
+void wp_hbone_stream_closed(struct wp_hbstream *s, uint32_t err)
 {
-	struct wp_h2c *c = s->c;
+	struct wp_hbconn *c = s->c;
 	enum wp_hbone_close why;
 
 	if (s->local_close)
@@ -99,7 +99,7 @@ void wp_hbone_stream_closed(struct wp_h2s *s, uint32_t err)
 	wp_hbone_stream_free(s);
 }
 
-size_t wp_hbone_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len)
+size_t wp_hbone_sbuf_take(struct wp_hbstream *s, uint8_t *buf, size_t len)
 {
 	size_t n = WP_MIN(len, (size_t)s->slen);
 
@@ -121,9 +121,9 @@ size_t wp_hbone_sbuf_take(struct wp_h2s *s, uint8_t *buf, size_t len)
 	return n;
 }
 
-bool wp_hbone_notify_writable(struct wp_h2c *c)
+bool wp_hbone_notify_writable(struct wp_hbconn *c)
 {
-	struct wp_h2s *s, *next;
+	struct wp_hbstream *s, *next;
 	bool any = false;
 
 	for (s = c->streams; s != NULL; s = next) {
@@ -139,7 +139,7 @@ bool wp_hbone_notify_writable(struct wp_h2c *c)
 	return any;
 }
 
-bool wp_hbone_rst_over_limit(struct wp_h2c *c)
+bool wp_hbone_rst_over_limit(struct wp_hbconn *c)
 {
 	if (c->now - c->rst_window >= 1000) {
 		c->rst_window = c->now;
@@ -152,7 +152,7 @@ bool wp_hbone_rst_over_limit(struct wp_h2c *c)
 	return false;
 }
 
-bool wp_hbone_cont_over_limit(struct wp_h2c *c)
+bool wp_hbone_cont_over_limit(struct wp_hbconn *c)
 {
 	if (++c->conts > c->cfg.max_continuations) {
 		h2_ctr(c, WP_CTR_HBONE_CONTINUATION_FLOOD);
@@ -161,7 +161,7 @@ bool wp_hbone_cont_over_limit(struct wp_h2c *c)
 	return false;
 }
 
-void wp_hbone_count_response(struct wp_h2s *s, int status)
+void wp_hbone_count_response(struct wp_hbstream *s, int status)
 {
 	if (s->known)
 		h2_ctr(s->c, status == 400   ? WP_CTR_HBONE_RESP_400
@@ -176,7 +176,7 @@ void wp_hbone_count_response(struct wp_h2s *s, int status)
 static ssize_t read_cb(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                        nghttp2_data_source *src, void *ud)
 {
-	struct wp_h2s *s = src->ptr;
+	struct wp_hbstream *s = src->ptr;
 	size_t n = wp_hbone_sbuf_take(s, buf, len);
 
 	(void)ss;
@@ -193,7 +193,7 @@ static ssize_t read_cb(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t len
 	return (ssize_t)n;
 }
 
-static void resume(struct wp_h2s *s)
+static void resume(struct wp_hbstream *s)
 {
 	if (s->u.cli.deferred && s->u.cli.has_prd) {
 		s->u.cli.deferred = 0;
@@ -203,7 +203,7 @@ static void resume(struct wp_h2s *s)
 
 static int on_begin_frame(nghttp2_session *ss, const nghttp2_frame_hd *hd, void *ud)
 {
-	struct wp_h2c *c = ud;
+	struct wp_hbconn *c = ud;
 
 	if (hd->type == NGHTTP2_HEADERS) {
 		c->conts = 0;
@@ -218,8 +218,8 @@ static int on_begin_frame(nghttp2_session *ss, const nghttp2_frame_hd *hd, void 
 static int on_header(nghttp2_session *ss, const nghttp2_frame *f, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
-	struct wp_h2c *c = ud;
-	struct wp_h2s *s = nghttp2_session_get_stream_user_data(ss, f->hd.stream_id);
+	struct wp_hbconn *c = ud;
+	struct wp_hbstream *s = nghttp2_session_get_stream_user_data(ss, f->hd.stream_id);
 	nghttp2_vec n = nghttp2_rcbuf_get_buf(name), v = nghttp2_rcbuf_get_buf(value);
 
 	(void)flags;
@@ -239,8 +239,8 @@ static int on_header(nghttp2_session *ss, const nghttp2_frame *f, nghttp2_rcbuf 
 
 static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 {
-	struct wp_h2c *c = ud;
-	struct wp_h2s *s =
+	struct wp_hbconn *c = ud;
+	struct wp_hbstream *s =
 	        f->hd.stream_id ? nghttp2_session_get_stream_user_data(ss, f->hd.stream_id) : NULL;
 
 	switch (f->hd.type) {
@@ -295,8 +295,8 @@ static int on_frame_recv(nghttp2_session *ss, const nghttp2_frame *f, void *ud)
 static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *ud)
 {
-	struct wp_h2c *c = ud;
-	struct wp_h2s *s = nghttp2_session_get_stream_user_data(ss, id);
+	struct wp_hbconn *c = ud;
+	struct wp_hbstream *s = nghttp2_session_get_stream_user_data(ss, id);
 
 	(void)flags;
 	if (s == NULL || !s->known || c->ops->on_data == NULL) {
@@ -311,7 +311,7 @@ static int on_data_chunk(nghttp2_session *ss, uint8_t flags, int32_t id, const u
 
 static int on_stream_close(nghttp2_session *ss, int32_t id, uint32_t err, void *ud)
 {
-	struct wp_h2s *s = nghttp2_session_get_stream_user_data(ss, id);
+	struct wp_hbstream *s = nghttp2_session_get_stream_user_data(ss, id);
 
 	(void)ud;
 	if (s == NULL)
@@ -348,7 +348,7 @@ static void cbs_init(void)
 	nghttp2_option_set_peer_max_concurrent_streams(opt_client, 100);
 }
 
-static int cli_init(struct wp_h2c *c)
+static int cli_init(struct wp_hbconn *c)
 {
 	const nghttp2_settings_entry iv[] = {
 	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -371,7 +371,7 @@ static int cli_init(struct wp_h2c *c)
 	return 0;
 }
 
-static ssize_t cli_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
+static ssize_t cli_input(struct wp_hbconn *c, const uint8_t *buf, size_t len)
 {
 	ssize_t n = nghttp2_session_mem_recv(c->u.cli.ss, buf, len);
 
@@ -391,7 +391,7 @@ static ssize_t cli_input(struct wp_h2c *c, const uint8_t *buf, size_t len)
 	return -EPROTO;
 }
 
-static ssize_t cli_peek(struct wp_h2c *c, const uint8_t **p)
+static ssize_t cli_peek(struct wp_hbconn *c, const uint8_t **p)
 {
 	struct h2cli *k = &c->u.cli;
 	ssize_t n;
@@ -423,11 +423,11 @@ static ssize_t cli_peek(struct wp_h2c *c, const uint8_t **p)
 
 /* ---- connections ---- */
 
-struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, struct wp_h2mem *mem,
-                          const struct wp_hbone_ops *ops, void *app, uint64_t *ctrs,
-                          uint64_t now_ms)
+struct wp_hbconn *wp_hbconn_new(bool is_server, const struct wp_hbone_config *cfg,
+                                struct wp_h2mem *mem, const struct wp_hbone_ops *ops, void *app,
+                                uint64_t *ctrs, uint64_t now_ms)
 {
-	struct wp_h2c *c = wp_h2mem_calloc(mem, 1, sizeof(*c));
+	struct wp_hbconn *c = wp_h2mem_calloc(mem, 1, sizeof(*c));
 
 	if (c == NULL) {
 		if (ctrs != NULL)
@@ -452,12 +452,12 @@ struct wp_h2c *wp_h2c_new(bool is_server, const struct wp_hbone_config *cfg, str
 	return c;
 }
 
-void wp_h2c_free(struct wp_h2c *c)
+void wp_hbconn_free(struct wp_hbconn *c)
 {
 	if (c == NULL)
 		return;
 	while (c->streams != NULL) {
-		struct wp_h2s *s = c->streams;
+		struct wp_hbstream *s = c->streams;
 		if (!c->server)
 			(void)nghttp2_session_set_stream_user_data(c->u.cli.ss, s->id, NULL);
 		if (s->known && c->ops->on_close != NULL)
@@ -471,12 +471,12 @@ void wp_h2c_free(struct wp_h2c *c)
 	wp_h2mem_release(c->mem, c);
 }
 
-void *wp_h2c_app(const struct wp_h2c *c)
+void *wp_hbconn_app(const struct wp_hbconn *c)
 {
 	return c->app;
 }
 
-ssize_t wp_h2c_input(struct wp_h2c *c, const uint8_t *buf, size_t len, uint64_t now_ms)
+ssize_t wp_hbconn_input(struct wp_hbconn *c, const uint8_t *buf, size_t len, uint64_t now_ms)
 {
 	if (c->failed)
 		return -EPROTO;
@@ -485,12 +485,12 @@ ssize_t wp_h2c_input(struct wp_h2c *c, const uint8_t *buf, size_t len, uint64_t 
 	return c->server ? wp_hbone_srv_input(c, buf, len) : cli_input(c, buf, len);
 }
 
-ssize_t wp_h2c_peek(struct wp_h2c *c, const uint8_t **p)
+ssize_t wp_hbconn_peek(struct wp_hbconn *c, const uint8_t **p)
 {
 	return c->server ? wp_hbone_srv_peek(c, p) : cli_peek(c, p);
 }
 
-void wp_h2c_advance(struct wp_h2c *c, size_t n)
+void wp_hbconn_advance(struct wp_hbconn *c, size_t n)
 {
 	if (c->server) {
 		wp_hbone_srv_advance(c, n);
@@ -501,7 +501,7 @@ void wp_h2c_advance(struct wp_h2c *c, size_t n)
 	c->u.cli.outlen -= n;
 }
 
-int wp_h2c_tick(struct wp_h2c *c, uint64_t now_ms)
+int wp_hbconn_tick(struct wp_hbconn *c, uint64_t now_ms)
 {
 	c->now = now_ms;
 	if (c->failed)
@@ -526,7 +526,7 @@ int wp_h2c_tick(struct wp_h2c *c, uint64_t now_ms)
 	return 0;
 }
 
-int wp_h2c_drain(struct wp_h2c *c)
+int wp_hbconn_drain(struct wp_hbconn *c)
 {
 	int rv;
 
@@ -543,7 +543,7 @@ int wp_h2c_drain(struct wp_h2c *c)
 	return rv;
 }
 
-bool wp_h2c_done(const struct wp_h2c *c)
+bool wp_hbconn_done(const struct wp_hbconn *c)
 {
 	if (c->server)
 		return wp_hbone_srv_done(c);
@@ -552,12 +552,12 @@ bool wp_h2c_done(const struct wp_h2c *c)
 	return c->failed || !nghttp2_session_want_read(c->u.cli.ss);
 }
 
-uint32_t wp_h2c_streams(const struct wp_h2c *c)
+uint32_t wp_hbconn_streams(const struct wp_hbconn *c)
 {
 	return c->nstreams;
 }
 
-bool wp_h2c_can_open(const struct wp_h2c *c)
+bool wp_hbconn_can_open(const struct wp_hbconn *c)
 {
 	uint32_t peer_max;
 
@@ -569,18 +569,18 @@ bool wp_h2c_can_open(const struct wp_h2c *c)
 	       nghttp2_session_get_next_stream_id(c->u.cli.ss) <= INT32_MAX;
 }
 
-struct wp_h2s *wp_h2c_open(struct wp_h2c *c, const struct wp_sockaddr *authority,
-                           const char *baggage, const char *forwarded, const char *traceparent,
-                           void *app)
+struct wp_hbstream *wp_hbconn_open(struct wp_hbconn *c, const struct wp_sockaddr *authority,
+                                   const char *baggage, const char *forwarded,
+                                   const char *traceparent, void *app)
 {
 	char auth[WP_ADDR_STRLEN];
 	nghttp2_nv nva[5];
 	size_t n = 0;
 	nghttp2_data_provider prd;
-	struct wp_h2s *s;
+	struct wp_hbstream *s;
 	int32_t id;
 
-	if (!wp_h2c_can_open(c)) {
+	if (!wp_hbconn_can_open(c)) {
 		h2_ctr(c, WP_CTR_HBONE_OPEN_LIMIT);
 		errno = c->goaway_rx || c->failed ? ECONNRESET : EAGAIN;
 		return NULL;
@@ -617,7 +617,7 @@ struct wp_h2s *wp_h2c_open(struct wp_h2c *c, const struct wp_sockaddr *authority
 
 /* ---- streams: the application's side ---- */
 
-int wp_h2s_respond(struct wp_h2s *s, int status)
+int wp_hbstream_respond(struct wp_hbstream *s, int status)
 {
 	if (s->responded || !s->c->server)
 		return -EALREADY;
@@ -626,7 +626,7 @@ int wp_h2s_respond(struct wp_h2s *s, int status)
 	return wp_hbone_srv_respond(s, status);
 }
 
-ssize_t wp_h2s_write(struct wp_h2s *s, const uint8_t *data, size_t len)
+ssize_t wp_hbstream_write(struct wp_hbstream *s, const uint8_t *data, size_t len)
 {
 	uint32_t cap = s->c->cfg.stream_sndbuf;
 	size_t n;
@@ -662,7 +662,7 @@ ssize_t wp_h2s_write(struct wp_h2s *s, const uint8_t *data, size_t len)
 	return (ssize_t)n;
 }
 
-int wp_h2s_shutdown(struct wp_h2s *s)
+int wp_hbstream_shutdown(struct wp_hbstream *s)
 {
 	if (s->shut_out)
 		return 0;
@@ -672,7 +672,7 @@ int wp_h2s_shutdown(struct wp_h2s *s)
 	return 0;
 }
 
-int wp_h2s_consume(struct wp_h2s *s, size_t n)
+int wp_hbstream_consume(struct wp_hbstream *s, size_t n)
 {
 	n = WP_MIN(n, s->unconsumed);
 	if (n == 0)
@@ -683,7 +683,7 @@ int wp_h2s_consume(struct wp_h2s *s, size_t n)
 	return nghttp2_session_consume(s->c->u.cli.ss, s->id, n) == 0 ? 0 : -EINVAL;
 }
 
-int wp_h2s_reset(struct wp_h2s *s, uint32_t h2_error)
+int wp_hbstream_reset(struct wp_hbstream *s, uint32_t h2_error)
 {
 	if (s->c->server)
 		return wp_hbone_srv_reset(s, h2_error);
@@ -693,32 +693,32 @@ int wp_h2s_reset(struct wp_h2s *s, uint32_t h2_error)
 	               : -ENOMEM;
 }
 
-void wp_h2s_set_app(struct wp_h2s *s, void *app)
+void wp_hbstream_set_app(struct wp_hbstream *s, void *app)
 {
 	s->app = app;
 }
 
-void *wp_h2s_app(const struct wp_h2s *s)
+void *wp_hbstream_app(const struct wp_hbstream *s)
 {
 	return s->app;
 }
 
-struct wp_h2c *wp_h2s_conn(const struct wp_h2s *s)
+struct wp_hbconn *wp_hbstream_conn(const struct wp_hbstream *s)
 {
 	return s->c;
 }
 
-int32_t wp_h2s_id(const struct wp_h2s *s)
+int32_t wp_hbstream_id(const struct wp_hbstream *s)
 {
 	return s->id;
 }
 
-const struct wp_hbone_req *wp_h2s_request(const struct wp_h2s *s)
+const struct wp_hbone_req *wp_hbstream_request(const struct wp_hbstream *s)
 {
 	return s->c->server ? &s->req : NULL;
 }
 
-size_t wp_h2s_pending(const struct wp_h2s *s)
+size_t wp_hbstream_pending(const struct wp_hbstream *s)
 {
 	return s->slen;
 }
