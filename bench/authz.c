@@ -1,6 +1,6 @@
 /*
  * Microbenchmark of authorization decisions: TSC cycles and ns per decision
- * of the compiled engine (cp/resolve/authz_compile.c + dp/l7/authz.c) with
+ * of the compiled engine (cp/resolve/authz_compile.c + lib/authz.c) with
  * 10, 1,000 and 10,000 rules attached to one waypoint, against the
  * reference evaluator (tests/unit/dp/l7/authz_ref.c), a linear walk of the
  * same policies, on the same requests in the same run. The rules are a mix

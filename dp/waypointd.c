@@ -29,7 +29,6 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
-#include "cp/kube/kube_source.h"
 #include "dp/diag_client.h"
 #include "dp/obs/prom.h"
 #include "dp/obs/telemetry.h"
@@ -41,6 +40,7 @@
 #include "wp/cp.h"
 #include "wp/sdnotify.h"
 #include "wp/snapshot.h"
+#include "wp/source.h"
 
 #define MAX_SETS 64
 

@@ -93,14 +93,8 @@ struct wp_kube_source_config {
 /* Creates the source (threads start in start()). NULL on error. */
 struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg);
 
-/* The source waypointd runs: credentials and settings from the config's
- * `kubernetes` group, the served set from its `cluster` group (the status
- * writer follows it). NULL with the reason in err. (cp/kube/kube_conf.c) */
-struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen);
-
-/* Counters summed over the source's clients (KUBE_* rows of enum wp_ctr);
- * out must hold WP_CTR_MAX entries. Safe from the control-plane thread. */
-void wp_kube_source_counters(struct wp_source *src, uint64_t *out);
+/* wp_kube_source_from_config() and wp_kube_source_counters(), what
+ * waypointd calls, are declared in wp/source.h. */
 
 /* Number of status writes that succeeded (for tests and metrics). */
 uint64_t wp_kube_source_status_writes(struct wp_source *src);

@@ -1,7 +1,7 @@
 /*
  * Authorization compilation (control plane): the AuthorizationPolicies that
  * attach to one target behind one waypoint -> one immutable
- * struct wp_authz_table (wp/authz.h) that dp/l7/authz.c evaluates.
+ * struct wp_authz_table (wp/authz.h) that lib/authz.c evaluates.
  *
  * Attachment (Istio waypoints, security.istio.io/v1): targetRefs to the
  * waypoint's Gateway (all its traffic), to its GatewayClass for a policy in

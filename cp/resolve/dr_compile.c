@@ -2,7 +2,7 @@
  * Clusters and DestinationRules (route_compile_int.h): a cluster is one
  * (service, port, subset) a route reaches, with its ready endpoints (from
  * the resolver's lookup callback; a subset's filtered by its labels) and a
- * wp_lb_table (dp/l7/lb.h) built with the load-balancing policy of the
+ * wp_lb_table (wp/lb.h) built with the load-balancing policy of the
  * best DestinationRule for the service's host: exact host before wildcard,
  * then the oldest, then namespace/name. trafficPolicy.loadBalancer (simple
  * or consistentHash with ringHash or maglev), its portLevelSettings for the

@@ -1,5 +1,5 @@
 /*
- * Route compilation (see route_compile.h and dp/l7/route.h), its driver.
+ * Route compilation (see route_compile.h and wp/route.h), its driver.
  *
  * One pass per attached HTTPRoute rule (httproute_compile.c): its matches,
  * filters, backendRefs, timeouts and retry are parsed from the spec node

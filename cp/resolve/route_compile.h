@@ -1,7 +1,7 @@
 /*
  * Route compilation (control plane): HTTPRoutes attached to a Service and
  * the DestinationRules of the services they reach -> one immutable
- * struct wp_route_table (dp/l7/route.h) per captured service port.
+ * struct wp_route_table (wp/route.h) per captured service port.
  *
  * The compiler reads the spec node trees the model kept (struct wp_obj.spec)
  * and rejects malformed parts one by one, the way the model rejects
@@ -19,8 +19,8 @@
 
 #include <stdint.h>
 
-#include "dp/l7/route.h"
 #include "wp/model_types.h"
+#include "wp/route.h"
 #include "wp/snapshot_types.h"
 
 /* A service port's endpoints as the lookup callback reports them. */

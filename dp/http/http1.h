@@ -36,6 +36,7 @@
 #include <llhttp.h>
 
 #include "wp/common.h"
+#include "wp/http_hdr.h"
 
 /* Limits applied to one message head (request line / status line, headers,
  * trailers). Exceeding one on a request is a 431 decision. */
@@ -47,39 +48,6 @@ struct wp_http1_limits {
 
 /* Envoy-like defaults: 8 KiB line, 60 KiB headers, 100 headers. */
 extern const struct wp_http1_limits wp_http1_default_limits;
-
-/* Well-known header names, recognised once at parse time (names are stored
- * lower-cased, so comparisons elsewhere are plain memcmp). */
-enum wp_http_hdr_id {
-	WP_HDR_OTHER = 0,
-	WP_HDR_CONNECTION,
-	WP_HDR_CONTENT_LENGTH,
-	WP_HDR_COOKIE,
-	WP_HDR_EXPECT,
-	WP_HDR_HOST,
-	WP_HDR_KEEP_ALIVE,
-	WP_HDR_PROXY_CONNECTION,
-	WP_HDR_TE,
-	WP_HDR_TRAILER,
-	WP_HDR_TRANSFER_ENCODING,
-	WP_HDR_UPGRADE,
-	WP_HDR_X_REQUEST_ID,
-};
-
-/* wp_http_hdr.flags */
-#define WP_HDR_F_HOP 0x1 /* hop-by-hop: never forwarded as is */
-
-/* One header line. name/value point into the parser's arena (or, for hook
- * headers, into memory the caller owns); names of parsed headers are
- * lower-case. Values exclude surrounding whitespace. */
-struct wp_http_hdr {
-	const char *name;
-	const char *value;
-	uint32_t value_len;
-	uint16_t name_len;
-	uint8_t id;    /* enum wp_http_hdr_id */
-	uint8_t flags; /* WP_HDR_F_* */
-};
 
 /* wp_http1_msg.flags */
 #define WP_HTTP1_F_KEEP_ALIVE      0x001 /* connection may carry another message */
@@ -206,19 +174,6 @@ void wp_http1_parse_eof(struct wp_http1_parser *p, struct wp_http1_ev *ev);
 /* First header named <name> (lower-case, <len> bytes) in <msg>, or NULL. */
 const struct wp_http_hdr *wp_http1_find(const struct wp_http1_msg *msg, const char *name,
                                         size_t len);
-
-/* Header hooks applied while serialising (HTTPRoute RequestHeaderModifier /
- * ResponseHeaderModifier): headers named in <remove> or <set> are dropped
- * from the message, then <set> and <add> are appended. Names lower-case.
- * The arrays are the caller's. */
-struct wp_http_hdr_mods {
-	const struct wp_http_hdr *set;
-	const struct wp_http_hdr *add;
-	const struct wp_http_hdr *remove; /* only name/name_len used */
-	uint16_t n_set;
-	uint16_t n_add;
-	uint16_t n_remove;
-};
 
 /* An owned copy of a struct wp_http_hdr_mods: a proxy keeps the rule's
  * ResponseHeaderModifier here, since the route table (in an RCU snapshot)

@@ -27,9 +27,9 @@
 
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/pipeline.h"
-#include "dp/l7/lb.h"
 #include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
+#include "wp/lb.h"
 #include "wp/snapshot_types.h"
 
 const struct wp_h1p_cfg wp_h1p_default_cfg = {

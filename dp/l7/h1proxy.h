@@ -8,7 +8,7 @@
  *        smuggling shapes refused
  *     -> normalize the path and authorize (dp/l7/pipeline.h): 400 for a
  *        path Envoy refuses, 403 "RBAC: access denied" (connection kept)
- *     -> route (dp/l7/route.h): 404 no rule, 3xx redirect, 500 no backend
+ *     -> route (wp/route.h): 404 no rule, 3xx redirect, 500 no backend
  *     -> load balancer pick -> endpoint (503 if none)
  *     -> an upstream connection to that endpoint from the per-core pool
  *        (idle keep-alive connections reused, else the host is asked to
@@ -65,9 +65,28 @@
 #include <stdint.h>
 
 #include "dp/http/http1.h"
-#include "dp/l7/route.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
+#include "wp/route.h"
+
+/* Fills <r> (what the route matcher reads) from a parsed HTTP/1.1 request
+ * head. Here rather than beside the matcher: the tables (wp/route.h, lib/)
+ * know header lines, not this codec. */
+static inline void wp_route_req_init_http1(struct wp_route_req *r, const struct wp_http1_msg *msg,
+                                           const struct wp_addr *src)
+{
+	uint32_t pl = 0;
+
+	while (pl < msg->target_len && msg->target[pl] != '?' && msg->target[pl] != '#')
+		pl++;
+	r->target = msg->target;
+	r->target_len = msg->target_len;
+	r->path_len = pl;
+	r->method = msg->method;
+	r->hdrs = msg->hdrs;
+	r->n_hdrs = msg->n_hdrs;
+	r->src = src;
+}
 
 struct wp_h1p_core;
 struct wp_h1p_sess;

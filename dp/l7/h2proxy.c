@@ -34,9 +34,9 @@
 
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/pipeline.h"
-#include "dp/l7/lb.h"
 #include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
+#include "wp/lb.h"
 #include "wp/snapshot_types.h"
 
 const struct wp_h2p_cfg wp_h2p_default_cfg = {

@@ -6,7 +6,7 @@
  *
  *   downstream bytes (the client's side of one HBONE tunnel)
  *     -> nghttp2 server session; each request stream:
- *     -> route (dp/l7/route.h on :path, :authority as host, :method,
+ *     -> route (wp/route.h on :path, :authority as host, :method,
  *        headers, query): 404 no rule, 3xx redirect, 500 no backend;
  *        gRPC requests (content-type application/grpc*) get a trailers-only
  *        answer instead (:status 200, grpc-status 12/14/..., grpc-message)
@@ -95,9 +95,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include "dp/http/http1.h"
-#include "dp/l7/route.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
+#include "wp/route.h"
 
 struct wp_pipe_conn;
 struct wp_h2p_core;

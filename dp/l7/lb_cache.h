@@ -1,7 +1,7 @@
 /*
  * The per-core load-balancer state of the clusters in use, shared by the
  * HTTP/1.1 and h2c proxies (h1proxy.c, h2proxy.c): for each cluster's
- * table (dp/l7/lb.h) a struct wp_lb_core -- the round-robin cursor, the
+ * table (wp/lb.h) a struct wp_lb_core -- the round-robin cursor, the
  * PRNG and, for LEAST_REQUEST, the requests in flight per endpoint --
  * cached by table pointer in a small direct-mapped array. A new table at a
  * slot (a snapshot replaced the cluster) starts from fresh counts.
@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "dp/l7/lb.h"
+#include "wp/lb.h"
 
 struct wp_lb_cache;
 

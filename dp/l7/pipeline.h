@@ -12,7 +12,7 @@
  *   - authorize: Istio AuthorizationPolicy (wp/authz.h) on the request,
  *     with the peer identity and addresses of its HBONE CONNECT; an opaque
  *     TCP tunnel is decided once, at CONNECT.
- * Route and balance are dp/l7/route.h and lb.h, called by the proxies.
+ * Route and balance are wp/route.h and lb.h, called by the proxies.
  *
  * A struct wp_pipe_conn is what the pipeline knows of one downstream
  * connection (one CONNECT stream): the tunnel fills it when it accepts the
@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #include "dp/http/path_norm.h"
-#include "dp/l7/route.h"
+#include "wp/route.h"
 #include "wp/addr_types.h"
 #include "wp/authz.h"
 #include "wp/common.h"

@@ -34,8 +34,8 @@
 
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/h2proxy.h"
-#include "dp/l7/route.h"
 #include "wp/addr_types.h"
+#include "wp/route.h"
 
 struct tunnel;
 

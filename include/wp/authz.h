@@ -19,7 +19,7 @@
  *   - each rule is indexed under one or a few "anchor" terms it cannot
  *     match without, so only the rules some anchor fired for are evaluated
  *     (plus the few that have no positive condition at all).
- * The data plane (dp/l7/authz.c) calls wp_authz_eval() with a per-core
+ * The data plane (lib/authz.c) calls wp_authz_eval() with a per-core
  * struct wp_authz_scratch; nothing allocates there.
  *
  * Decision (Istio's order): a matching CUSTOM rule denies (no external
@@ -273,7 +273,7 @@ struct wp_authz_table {
 	uint32_t n_dbs;
 };
 
-/* ---- evaluation (dp/l7/authz.c) ------------------------------------------ */
+/* ---- evaluation (lib/authz.c) ------------------------------------------ */
 
 /* Per-core state of one decision. Zero it, reserve it for every table the
  * core may see (control plane, when a snapshot is built), then use it from

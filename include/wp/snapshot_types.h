@@ -52,7 +52,7 @@ struct wp_snap_svc_port {
 	uint8_t proto;    /* enum wp_app_proto */
 	uint32_t n_endpoints;
 	const struct wp_snap_endpoint *endpoints;
-	/* Compiled L7 policy (dp/l7/route.h): HTTPRoutes attached to this
+	/* Compiled L7 policy (wp/route.h): HTTPRoutes attached to this
 	 * port, their backends and DestinationRule load balancing; with no
 	 * route, one default rule to this service. Owned by the block; NULL
 	 * only if it could not be built (out of memory). */

@@ -9,13 +9,15 @@
  * race.
  *
  * Implementations: the manifest directory (wp_source_manifest_dir_create,
- * cp/source/manifest_dir.c) and, later, the Kubernetes list/watch
- * (cp/kube/).
+ * cp/source/manifest_dir.c) and the Kubernetes list/watch (cp/kube/: what
+ * waypointd needs of it is declared at the end of this file, the rest in
+ * cp/kube/kube_source.h).
  */
 #ifndef WP_SOURCE_H
 #define WP_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wp/common.h"
 #include "wp/model_types.h"
@@ -115,5 +117,17 @@ static inline void wp_source_destroy(struct wp_source *src)
 	if (src)
 		src->ops->destroy(src);
 }
+
+struct wp_config;
+
+/* The Kubernetes list/watch source waypointd runs: credentials and settings
+ * from the config's `kubernetes` group, the served set from its `cluster`
+ * group (the status writer follows it). NULL with the reason in err.
+ * (cp/kube/kube_conf.c) */
+struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen);
+
+/* Counters summed over that source's clients (KUBE_* rows of enum wp_ctr);
+ * out must hold WP_CTR_MAX entries. Safe from the control-plane thread. */
+void wp_kube_source_counters(struct wp_source *src, uint64_t *out);
 
 #endif /* WP_SOURCE_H */

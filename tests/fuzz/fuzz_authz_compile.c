@@ -5,7 +5,7 @@
  * (cp/resolve/authz_compile.c) for one target behind one waypoint, and a
  * few requests derived from the values the policies contain (wildcards
  * stripped, so that they hit) plus fixed ones are decided by the engine
- * (dp/l7/authz.c) and by the reference evaluator
+ * (lib/authz.c) and by the reference evaluator
  * (tests/unit/dp/l7/authz_ref.c), HTTP and TCP. Any disagreement aborts
  * with both decisions. Seeds: corpus/authz.
  *   ./build-fuzz/tests/fuzz/fuzz_authz_compile -max_len=4096 tests/fuzz/corpus/authz

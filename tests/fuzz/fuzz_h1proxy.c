@@ -29,8 +29,8 @@
 #include <llhttp.h>
 
 #include "dp/l7/h1proxy.h"
-#include "dp/l7/route.h"
 #include "wp/counters.h"
+#include "wp/route.h"
 
 #include "proxy_fixture.h"
 

@@ -37,8 +37,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include "dp/l7/h2proxy.h"
-#include "dp/l7/route.h"
 #include "wp/counters.h"
+#include "wp/route.h"
 
 #include "proxy_fixture.h"
 

@@ -1,6 +1,6 @@
 /*
  * libFuzzer driver for route compilation (cp/resolve/route_compile.c) and
- * the matcher that runs the result (dp/l7/route.c). The input is manifest
+ * the matcher that runs the result (lib/route.c). The input is manifest
  * text; its HTTPRoutes and DestinationRules are compiled into one route
  * table for each Service their parentRefs name (at most four, plus
  * default/reviews:9080), against a fixed fake endpoint lookup: Services whose

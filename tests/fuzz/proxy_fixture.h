@@ -25,7 +25,7 @@
 
 #include <llhttp.h>
 
-#include "dp/l7/route.h"
+#include "wp/route.h"
 
 #define assert_non_null(x)                                                                         \
 	do {                                                                                       \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12, acceptance 3: opaque TCP tunnels pick their endpoint through the
 # DestinationRule load balancer of their service port (dp/tunnel/tunnel.c
-# l4_pick(), dp/l7/lb.c), as the L7 proxies do.
+# l4_pick(), lib/lb.c), as the L7 proxies do.
 #   - one TCP service port (name `tcp`) per policy, all over the same three
 #     pods, whose backends (tests/integration/tcp_lb.py serve) send their own
 #     name on every connection and hold it until the client closes;

@@ -2,7 +2,7 @@
  * AuthorizationPolicy semantics on a waypoint, case by case, mostly after
  * the examples of Istio's "Authorization Policy" reference and its tasks:
  * parsing (cp/model/authz_parse.c), attachment and compilation
- * (cp/resolve/authz_compile.c) and decisions (dp/l7/authz.c), with paths
+ * (cp/resolve/authz_compile.c) and decisions (lib/authz.c), with paths
  * normalized as the data path will (dp/http/path_norm.c); and the tables in
  * snapshots (cp/resolve/snap_build.c) and the config dump.
  */

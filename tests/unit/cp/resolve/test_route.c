@@ -13,13 +13,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <llhttp.h>
 
 #include "cp/resolve/route_compile.h"
-#include "dp/l7/route.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/resolve.h"
+#include "wp/route.h"
 #include "wp/snapshot.h"
 #include "wp/source.h"
 

@@ -28,8 +28,8 @@
 
 #include "dp/hbone/mem.h"
 #include "dp/l7/h2proxy.h"
-#include "dp/l7/route.h"
 #include "wp/counters.h"
+#include "wp/route.h"
 
 #include "route_fixture.h"
 

@@ -10,8 +10,8 @@
 #define WP_TESTS_L7_ROUTE_FIXTURE_H
 
 #include "cp/resolve/route_compile.h"
-#include "dp/l7/route.h"
 #include "wp/model.h"
+#include "wp/route.h"
 #include "wp/snapshot_types.h"
 
 struct fx_svc {

@@ -1,6 +1,6 @@
 /*
  * The compiled authorization engine (cp/resolve/authz_compile.c +
- * dp/l7/authz.c) against the reference evaluator (authz_ref.c) on random
+ * lib/authz.c) against the reference evaluator (authz_ref.c) on random
  * (policy set, request) pairs: every field and its negation, every value
  * form (exact, prefix*, *suffix, *), every when key, every action, every
  * target kind, selector / dry-run / misplaced policies, invalid policies,

@@ -20,9 +20,9 @@
 #include <cmocka.h>
 
 #include "dp/l7/h1proxy.h"
-#include "dp/l7/route.h"
 #include "wp/counters.h"
 #include "wp/model.h"
+#include "wp/route.h"
 #include "wp/snapshot_types.h"
 
 #include "authz_fixture.h"

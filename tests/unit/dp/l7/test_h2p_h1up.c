@@ -28,9 +28,9 @@
 #include "dp/hbone/mem.h"
 #include "dp/http/http1.h"
 #include "dp/l7/h2proxy.h"
-#include "dp/l7/route.h"
 #include "wp/counters.h"
 #include "wp/model.h"
+#include "wp/route.h"
 #include "wp/snapshot_types.h"
 
 #include "h2c_fixture.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for dp/l7/lb.c and lb_key.c: smooth weighted round robin exact
+ * Unit tests for lib/lb.c and lb_key.c: smooth weighted round robin exact
  * over a cycle, weighted random 80/20 within 3% over 10,000 picks, power of
  * two choices preferring the less loaded endpoint, ring hash and maglev
  * stickiness and disruption when one of ten endpoints leaves, and the
@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/lb.h"
 #include "dp/l7/lb_cache.h"
 #include "wp/counters.h"
+#include "wp/lb.h"
 
 static uint64_t ctr[WP_CTR_MAX];
 

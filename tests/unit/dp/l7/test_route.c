@@ -1,5 +1,5 @@
 /*
- * Route compilation and matching (cp/resolve/route_compile.c, dp/l7/route.c)
+ * Route compilation and matching (cp/resolve/route_compile.c, lib/route.c)
  * against manifests parsed by the model, with a fake endpoint lookup: every
  * match type and filter, Gateway API precedence, the weighted split, mirrors,
  * timeouts and retry, DestinationRule load balancing and subsets, malformed
@@ -17,9 +17,10 @@
 #include <cmocka.h>
 
 #include "cp/resolve/route_compile.h"
-#include "dp/l7/route.h"
+#include "dp/l7/h1proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
+#include "wp/route.h"
 #include "wp/snapshot_types.h"
 
 /* ---- fixture: services and their endpoints ------------------------------------- */

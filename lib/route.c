@@ -1,5 +1,5 @@
 /*
- * Route matching on the data plane (see route.h): walks the precedence-
+ * Route matching on the data plane (see wp/route.h): walks the precedence-
  * sorted match list of a compiled table and stops at the first hit, then
  * draws the weighted backend and the sampled mirrors with the core's PRNG.
  * Regexes are evaluated lazily: the first match that needs a regex on a
@@ -14,25 +14,9 @@
 
 #include <hs.h>
 
-#include "dp/l7/route.h"
 #include "wp/counters.h"
 #include "wp/rand.h"
-
-void wp_route_req_init_http1(struct wp_route_req *r, const struct wp_http1_msg *msg,
-                             const struct wp_addr *src)
-{
-	uint32_t pl = 0;
-
-	while (pl < msg->target_len && msg->target[pl] != '?' && msg->target[pl] != '#')
-		pl++;
-	r->target = msg->target;
-	r->target_len = msg->target_len;
-	r->path_len = pl;
-	r->method = msg->method;
-	r->hdrs = msg->hdrs;
-	r->n_hdrs = msg->n_hdrs;
-	r->src = src;
-}
+#include "wp/route.h"
 
 void wp_route_core_init(struct wp_route_core *c, uint64_t seed, uint64_t *ctr)
 {

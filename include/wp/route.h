@@ -25,25 +25,29 @@
  * the default cluster: the destination service itself.
  *
  * Data plane (per request, no allocation, no locks):
- *   wp_route_req_init_http1()  describe the request head
+ *   struct wp_route_req        describe the request head (from HTTP/1.1:
+ *                              wp_route_req_init_http1() in dp/l7/h1proxy.h)
  *   wp_route_select()          choose match, rule, backend cluster, mirrors
  *   wp_route_cluster_hash()    consistent-hash key for wp_lb_pick()
  *   wp_route_rewrite_target()  URLRewrite path -> new request-target
  *   wp_route_write_redirect()  RequestRedirect -> full response head
  * and rule->req_mods / rule->resp_mods go straight to the http1 writers.
+ * The matcher and the table's destructor are in lib/route.c (with the
+ * control plane's builder, cp/resolve/route_compile.c, they are the whole
+ * table: the data plane links lib/, never cp/).
  */
-#ifndef WP_DP_L7_ROUTE_H
-#define WP_DP_L7_ROUTE_H
+#ifndef WP_ROUTE_H
+#define WP_ROUTE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/lb.h"
 #include "wp/addr_types.h"
 #include "wp/arena.h"
 #include "wp/common.h"
+#include "wp/http_hdr.h"
+#include "wp/lb.h"
 
 struct wp_snap_endpoint;
 struct hs_database;
@@ -233,10 +237,6 @@ struct wp_route_req {
 	const struct wp_addr *src;      /* source address (consistent hash), may be NULL */
 };
 
-/* Fills <r> from a parsed HTTP/1.1 request head. */
-void wp_route_req_init_http1(struct wp_route_req *r, const struct wp_http1_msg *msg,
-                             const struct wp_addr *src);
-
 /* Per-core matcher state, owned by the worker. */
 struct wp_route_core {
 	uint64_t rng;               /* xorshift64*, never 0 */
@@ -303,4 +303,4 @@ int wp_route_write_redirect(const struct wp_route_decision *d, const struct wp_r
 /* Frees a table built by wp_route_table_build() (NULL is fine). */
 void wp_route_table_free(struct wp_route_table *t);
 
-#endif /* WP_DP_L7_ROUTE_H */
+#endif /* WP_ROUTE_H */

@@ -14,8 +14,8 @@
  * O(1) for round robin and maglev, O(log n) for weighted random, least
  * request (two weighted draws) and the ring.
  */
-#ifndef WP_DP_L7_LB_H
-#define WP_DP_L7_LB_H
+#ifndef WP_LB_H
+#define WP_LB_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -130,4 +130,4 @@ int wp_lb_key_cookie(const char *cookie, size_t len, const char *name, size_t nl
 int wp_lb_key_query(const char *target, size_t len, const char *name, size_t nlen, const char **val,
                     size_t *vlen);
 
-#endif /* WP_DP_L7_LB_H */
+#endif /* WP_LB_H */

@@ -1,5 +1,5 @@
 /*
- * Consistent-hash keys for dp/l7/lb.c: the 64-bit hash used for keys and for
+ * Consistent-hash keys for lb.c: the 64-bit hash used for keys and for
  * endpoint identities, and the extraction of a cookie or query parameter
  * value from request bytes (the header-value and source-IP keys need no
  * extraction). All functions are pure and allocation-free.
@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/l7/lb.h"
 #include "wp/hash.h"
+#include "wp/lb.h"
 
 /* FNV-1a over the bytes, then a 64-bit avalanche finaliser so that keys
  * differing in one byte land far apart on the ring and in the table. */

@@ -1,5 +1,5 @@
 /*
- * Load-balancing tables and picks (see lb.h).
+ * Load-balancing tables and picks (see wp/lb.h).
  *
  * Everything costly happens in wp_lb_table_build(), on the control plane:
  *   ROUND_ROBIN  one cycle of nginx's smooth weighted round robin is
@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/l7/lb.h"
 #include "wp/counters.h"
+#include "wp/lb.h"
 #include "wp/rand.h"
 
 static inline uint32_t weight_of(const struct wp_lb_endpoint *e)
