@@ -45,6 +45,8 @@ void wp_snapshot_free(struct wp_snapshot *s)
 {
 	if (!s)
 		return;
+	for (uint32_t i = 0; i < s->n_gateways; i++)
+		wp_authz_table_free((struct wp_authz_table *)s->gateways[i].authz);
 	for (uint32_t i = 0; i < s->n_services; i++)
 		wp_resolver_svc_block_put(s->services[i]);
 	for (uint32_t i = 0; i < s->n_workloads; i++)
@@ -328,9 +330,10 @@ struct objvec {
 
 /* Compiles the AuthorizationPolicies that attach to block b (a Service
  * behind waypoint b->gw) into b->authz (cp/resolve/authz_compile.h). */
-static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
+static int authz_for(struct wp_resolver *r, uint32_t gw_idx, uint8_t dest_kind, const char *ns,
+                     const char *name, const struct wp_authz_table **out)
 {
-	const struct wp_obj *gw = b->gw < r->n_served ? r->served_gw[b->gw]->gw : NULL;
+	const struct wp_obj *gw = gw_idx < r->n_served ? r->served_gw[gw_idx]->gw : NULL;
 	struct objvec pol = {0};
 	struct wp_authz_compile_in in = {
 	        .gw_ns = gw ? gw->meta.ns : NULL,
@@ -340,15 +343,15 @@ static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
 	        .trust_domain = r->cfg_td,
 	        .n_aliases = r->cfg.n_aliases,
 	        .aliases = (const char *const *)r->cfg_aliases,
-	        .dest_kind = WP_AUTHZ_DEST_SERVICE,
-	        .dest_ns = b->ns,
-	        .dest_name = b->name,
+	        .dest_kind = dest_kind,
+	        .dest_ns = ns,
+	        .dest_name = name,
 	        .cache = &r->authz_dbs,
 	};
 
 	/* No policy at all: no table, which reads as "nothing applies" (and
-	 * spares a compile per Service in a cluster without policies). */
-	b->authz = NULL;
+	 * spares a compile per target in a cluster without policies). */
+	*out = NULL;
 	if (r->objs[WP_KIND_AUTHORIZATIONPOLICY].n == 0)
 		return 0;
 	pol.v = malloc(sizeof(*pol.v) * (r->objs[WP_KIND_AUTHORIZATIONPOLICY].n + 1));
@@ -360,9 +363,16 @@ static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
 	}
 	in.policies = pol.v;
 	in.n_policies = pol.n;
-	b->authz = wp_authz_compile(&in);
+	*out = wp_authz_compile(&in);
 	free(pol.v);
-	return b->authz ? 0 : -ENOMEM;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Compiles the AuthorizationPolicies that attach to block b (a Service
+ * behind waypoint b->gw) into b->authz (cp/resolve/authz_compile.h). */
+static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
+{
+	return authz_for(r, b->gw, WP_AUTHZ_DEST_SERVICE, b->ns, b->name, &b->authz);
 }
 
 /* Compiles the route table of every port of block b (Service n). */
@@ -623,6 +633,14 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 		gws[i].name = wp_arena_strdup(&s->arena, g->meta.name);
 		gws[i].class_name = wp_arena_strdup(&s->arena, g->u.gw.class_name);
 		gws[i].waypoint_for = wp_arena_strdup(&s->arena, r->served_gw[i]->waypoint_for);
+		/* what applies to a CONNECT addressed to one of its workloads */
+		if (authz_for(r, i, WP_AUTHZ_DEST_NONE, NULL, NULL, &gws[i].authz) != 0) {
+			for (uint32_t k = 0; k < i; k++)
+				wp_authz_table_free((struct wp_authz_table *)gws[k].authz);
+			wp_arena_free(&s->arena);
+			free(s);
+			return NULL;
+		}
 	}
 	s->gateways = gws;
 	s->n_gateways = r->n_served;

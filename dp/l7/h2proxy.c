@@ -1190,7 +1190,7 @@ static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, s
 	if (!t || t->body_off > WP_PIPE_DENIED_BODY_LEN)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = WP_MIN(len, WP_PIPE_DENIED_BODY_LEN - t->body_off);
-	memcpy(buf, WP_PIPE_DENIED_BODY + t->body_off, n);
+	memcpy(buf, &WP_PIPE_DENIED_BODY[t->body_off], n);
 	t->body_off = (uint8_t)(t->body_off + n);
 	if (t->body_off == WP_PIPE_DENIED_BODY_LEN)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;

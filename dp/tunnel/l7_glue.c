@@ -334,7 +334,7 @@ static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc
  * true, or returns false (counted) when the worker has no proxy session
  * free: the caller then serves the tunnel at L4. */
 static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
-                     const struct wp_snap_dest *d)
+                     const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
@@ -342,7 +342,7 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	int n;
 
 	if (l7h2_proto(p))
-		return l7h2_start(s, hs, req, d);
+		return l7h2_start(s, hs, req, snap, d);
 	t = tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
@@ -353,7 +353,7 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
-	pipe_conn_fill(&t->pc, tw, s, req, d);
+	pipe_conn_fill(&t->pc, tw, s, req, snap, d);
 	t->pc.authority = t->l7.auth;
 	t->pc.authority_len = (uint32_t)n;
 	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, l7_client(t, s, req), t->l7.auth,

@@ -46,7 +46,7 @@ static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req);
 static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
                            const struct sess *s, const struct wp_hbone_req *req,
-                           const struct wp_snap_dest *d);
+                           const struct wp_snapshot *snap, const struct wp_snap_dest *d);
 
 /* ---- struct wp_h2p_ops ------------------------------------------------------------------- */
 
@@ -216,7 +216,7 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 
 /* l7_start() for an HTTP/2 port; as l7_start(): false = serve it at L4. */
 static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
-                       const struct wp_snap_dest *d)
+                       const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
@@ -233,7 +233,7 @@ static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_h
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
-	pipe_conn_fill(&t->pc, tw, s, req, d);
+	pipe_conn_fill(&t->pc, tw, s, req, snap, d);
 	t->pc.authority = t->l7.auth;
 	t->pc.authority_len = (uint32_t)n;
 	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, l7_client(t, s, req), t->l7.auth,

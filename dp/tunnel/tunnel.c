@@ -1236,10 +1236,11 @@ static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
 /* What the request pipeline knows of the CONNECT <req> on <s> to <d>
  * (dp/l7/pipeline.h): the peer's workload identity (its certificate's
  * SPIFFE ID), its address, the original client's (Forwarded for=), the
- * target, and the destination's AuthorizationPolicies in this snapshot. */
+ * target, and the destination's AuthorizationPolicies in snapshot <snap>
+ * (a Service's, or for a workload address its waypoint's). */
 static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
                            const struct sess *s, const struct wp_hbone_req *req,
-                           const struct wp_snap_dest *d)
+                           const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	const char *id = wp_tls_conn_peer_id(s->tls);
 	struct wp_tcp_conn_info ci;
@@ -1259,7 +1260,11 @@ static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
 		pc->remote = pc->peer;
 	pc->dst = req->authority.addr;
 	pc->dst_port = req->authority.port;
-	wp_pipe_conn_set_authz(pc, d->kind == WP_DEST_SERVICE ? d->svc->authz : NULL);
+	if (d->kind == WP_DEST_SERVICE)
+		wp_pipe_conn_set_authz(pc, d->svc->authz);
+	else /* a workload: the policies of the whole waypoint */
+		wp_pipe_conn_set_authz(pc, d->gw < snap->n_gateways ? snap->gateways[d->gw].authz
+		                                                    : NULL);
 }
 
 static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struct wp_hbone_req *req)
@@ -1295,12 +1300,12 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 		const struct wp_snap_endpoint *ep;
 
-		if (l7_wants(tw, p) && l7_start(s, hs, req, d))
+		if (l7_wants(tw, p) && l7_start(s, hs, req, snap, d))
 			return;
 		/* opaque TCP: authorized once, now (Istio's rules for HTTP-only
 		 * fields on TCP); a port whose protocol is sniffed may still turn
 		 * out to be HTTP, decided request by request */
-		pipe_conn_fill(&pc, tw, s, req, d);
+		pipe_conn_fill(&pc, tw, s, req, snap, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
 			if (!l7_sniffs(tw, p)) {
 				(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
@@ -1335,7 +1340,7 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		}
 		target = req->authority;
 		ambient = wl->ambient;
-		pipe_conn_fill(&pc, tw, s, req, d);
+		pipe_conn_fill(&pc, tw, s, req, snap, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
 			(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
 			return;

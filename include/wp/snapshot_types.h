@@ -98,6 +98,10 @@ struct wp_snap_gateway {
 	const char *name;
 	const char *class_name;
 	const char *waypoint_for; /* service | workload | all | none | other */
+	/* AuthorizationPolicies of the whole waypoint (targetRefs to this
+	 * Gateway or its GatewayClass), compiled for CONNECTs addressed to a
+	 * workload; owned by the snapshot, NULL when the cluster has none. */
+	const struct wp_authz_table *authz;
 	uint32_t n_services;
 	uint32_t n_workloads;
 };

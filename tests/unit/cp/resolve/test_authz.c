@@ -489,7 +489,10 @@ static void test_snapshot_tables(void **state)
 	                                                                "[\"/admin\"]}}]}]\n";
 	struct wp_served served = {.class_name = "istio-waypoint"};
 	struct wp_resolver *r = wp_resolver_create(&served);
-	struct wp_snapshot *s1, *s2;
+	static const char gwdeny[] = HDR("a", "gw-deny", "DENY", TO_GW) "  rules: [{to: "
+	                                                                "[{operation: {paths: "
+	                                                                "[\"/x\"]}}]}]\n";
+	struct wp_snapshot *s1, *s2, *s3;
 	struct wp_sockaddr sa;
 	const struct wp_snap_dest *d;
 	const struct wp_authz_table *t;
@@ -512,6 +515,11 @@ static void test_snapshot_tables(void **state)
 	assert_string_equal(t->policies[0].attach, "Service");
 	assert_int_equal(t->n_ignored, 1);
 	assert_string_equal(t->ignored[0].name, "sel");
+	/* the waypoint's own table (CONNECTs to a workload) does not hold a
+	 * Service's policy */
+	assert_int_equal(s1->n_gateways, 1);
+	assert_non_null(s1->gateways[0].authz);
+	assert_int_equal(s1->gateways[0].authz->n_policies, 0);
 	j = wp_snapshot_json(s1);
 	text = json_dumps(j, JSON_COMPACT);
 	assert_non_null(strstr(text, "\"authorization\":{\"enforced\":true,\"policies\":[{"
@@ -529,6 +537,16 @@ static void test_snapshot_tables(void **state)
 	assert_non_null(d);
 	assert_int_equal(d->svc->authz->n_policies, 0);
 	assert_string_equal(t->policies[0].name, "no-admin");
+	/* a policy on the Gateway: in the waypoint's table and the Service's */
+	assert_true(wp_source_deliver_text(wp_resolver_sink(r), "g.yaml", gwdeny, strlen(gwdeny)) >
+	            0);
+	s3 = wp_resolver_build(r);
+	assert_non_null(s3);
+	assert_int_equal(s3->gateways[0].authz->n_policies, 1);
+	assert_string_equal(s3->gateways[0].authz->policies[0].attach, "Gateway");
+	d = wp_snapshot_lookup(s3, &sa);
+	assert_int_equal(d->svc->authz->n_policies, 1);
+	wp_snapshot_free(s3);
 	wp_snapshot_free(s1);
 	wp_snapshot_free(s2);
 	wp_resolver_destroy(r);
