@@ -7,7 +7,7 @@
  *
  * The stages that are policy live here, once, for the three paths:
  *   - normalize: the request path as Envoy normalizes it by default
- *     (dp/http/path_norm.h): what routes, what authorization matches and
+ *     (wp/path_norm.h): what routes, what authorization matches and
  *     what goes upstream; a path Envoy refuses is a 400;
  *   - authorize: Istio AuthorizationPolicy (wp/authz.h) on the request,
  *     with the peer identity and addresses of its HBONE CONNECT; an opaque
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp/http/path_norm.h"
+#include "wp/path_norm.h"
 #include "wp/route.h"
 #include "wp/addr_types.h"
 #include "wp/authz.h"

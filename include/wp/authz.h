@@ -82,7 +82,7 @@ struct wp_authz_req {
 	uint32_t host_len;
 	const char *method;
 	uint32_t method_len;
-	const char *path; /* normalized (dp/http/path_norm.h), without the query */
+	const char *path; /* normalized (wp/path_norm.h), without the query */
 	uint32_t path_len;
 	const char *sni;
 	uint32_t sni_len;

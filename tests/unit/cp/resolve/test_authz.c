@@ -3,7 +3,7 @@
  * the examples of Istio's "Authorization Policy" reference and its tasks:
  * parsing (cp/model/authz_parse.c), attachment and compilation
  * (cp/resolve/authz_compile.c) and decisions (lib/authz.c), with paths
- * normalized as the data path will (dp/http/path_norm.c); and the tables in
+ * normalized as the data path will (lib/path_norm.c); and the tables in
  * snapshots (cp/resolve/snap_build.c) and the config dump.
  */
 #include <setjmp.h>
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "cp/resolve/authz_compile.h"
-#include "dp/http/path_norm.h"
+#include "wp/path_norm.h"
 #include "wp/addr.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"

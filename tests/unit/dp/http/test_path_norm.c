@@ -1,5 +1,5 @@
 /*
- * Path normalization (dp/http/path_norm.c): Envoy's normalize_path as Istio
+ * Path normalization (lib/path_norm.c): Envoy's normalize_path as Istio
  * configures it by default (pathNormalization BASE): dot segments, encoded
  * dots, backslashes, unreserved escapes decoded, %2F / %5C and "//" kept,
  * raw characters escaped, nested escapes, NUL refused, query kept, fragment
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "dp/http/path_norm.h"
+#include "wp/path_norm.h"
 
 static void expect(const char *in, const char *want, size_t want_path_len)
 {

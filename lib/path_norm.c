@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/http/path_norm.h"
+#include "wp/path_norm.h"
 
 enum {
 	PASS = 0,  /* copied as is, kept escaped when it came escaped */

@@ -20,8 +20,8 @@
  * ("#...") is dropped, as Envoy does. The normalized path is what
  * authorization matches and what must be sent upstream.
  */
-#ifndef WP_DP_HTTP_PATH_NORM_H
-#define WP_DP_HTTP_PATH_NORM_H
+#ifndef WP_PATH_NORM_H
+#define WP_PATH_NORM_H
 
 #include <stddef.h>
 
@@ -37,4 +37,4 @@
 int wp_path_norm(const char *in, size_t len, char *out, size_t cap, size_t *out_len,
                  size_t *path_len);
 
-#endif /* WP_DP_HTTP_PATH_NORM_H */
+#endif /* WP_PATH_NORM_H */
