@@ -6,11 +6,13 @@
  * exposition the data path renders. Also the route tables of the admin and
  * metrics listeners.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp/resolve/authz_check.h"
 #include "cp/thread/cp_int.h"
 #include "wp/model.h"
 
@@ -178,6 +180,42 @@ static void h_enrollment(void *ctx, const struct wp_httpd_req *req, struct wp_ht
 	reply_json(rep, dump_enrollment(ctx, wants_store(req->query)));
 }
 
+/* GET /authz/check?from=..&to=..[&method=..&path=..&header=K%3DV&host=..
+ * &source_ip=..&remote_ip=..&tcp=1]: the decision of the published snapshot
+ * for that request (cp/resolve/authz_check.h), or {"error": why} with 400
+ * (bad parameters), 404 (not a captured Service and port, no snapshot yet)
+ * or 503 (out of memory). */
+static void h_authz_check(void *ctx, const struct wp_httpd_req *req, struct wp_httpd_reply *rep)
+{
+	struct wp_cp *cp = ctx;
+	struct wp_authz_check_in in;
+	json_t *ans = NULL;
+	char err[512];
+	int rc = wp_authz_check_parse_query(req->query, &in, err, sizeof(err));
+
+	if (!rc) {
+		rc = wp_authz_check_run(wp_snapshot_slot_current(cp->slot), &cp->authz_sc, &in,
+		                        &ans, err, sizeof(err));
+		wp_authz_check_fini(&in);
+	}
+	if (!rc) {
+		json_object_set_new(ans, "view", json_string("snapshot"));
+		reply_json(rep, json_dumps(ans, JSON_INDENT(2)));
+		json_decref(ans);
+		return;
+	}
+	cp->ctr[WP_CTR_ADMIN_AUTHZ_CHECK_REFUSED]++;
+	rep->status = rc == -EINVAL ? 400 : rc == -ENOENT ? 404 : 503;
+	ans = json_pack("{s:s}", "error", err);
+	rep->body = ans ? json_dumps(ans, JSON_INDENT(2)) : NULL;
+	json_decref(ans);
+	if (!rep->body) {
+		rep->status = 503;
+		rep->ctype = "text/plain";
+		rep->body = strdup("out of memory\n");
+	}
+}
+
 static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct wp_httpd_reply *rep)
 {
 	struct wp_cp *cp = ctx;
@@ -230,11 +268,9 @@ static void h_prometheus(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
 }
 
 const struct wp_httpd_route wp_cp_admin_routes[] = {
-        {"/config_dump", h_config_dump},
-        {"/enrollment", h_enrollment},
-        {"/healthz/ready", h_ready},
-        {"/stats/prometheus", h_prometheus},
-        {NULL, NULL},
+        {"/config_dump", h_config_dump},     {"/authz/check", h_authz_check},
+        {"/enrollment", h_enrollment},       {"/healthz/ready", h_ready},
+        {"/stats/prometheus", h_prometheus}, {NULL, NULL},
 };
 
 const struct wp_httpd_route wp_cp_metrics_routes[] = {

@@ -63,6 +63,7 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 		gws[i] = cfg->cluster.gateways[i];
 	kc.served_gateways = gws;
 	kc.n_served_gateways = cfg->cluster.n_gateways;
+	kc.root_namespace = cfg->cluster.root_namespace;
 	src = wp_kube_source_create(&kc); /* copies what it keeps */
 	if (!src)
 		snprintf(err, errlen, "kubernetes: cannot create the source (out of memory?)");

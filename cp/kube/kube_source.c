@@ -128,8 +128,16 @@ static void key_of(char *buf, size_t len, json_t *obj)
 	snprintf(buf, len, "%s/%s", ns ? ns : "", meta_str(obj, "name"));
 }
 
+/* The kinds the status writer follows. */
+static bool status_kind(int res)
+{
+	return res == WP_KUBE_RES_GATEWAY || res == WP_KUBE_RES_GATEWAYCLASS ||
+	       res == WP_KUBE_RES_AUTHORIZATIONPOLICY;
+}
+
 /* Queues an upsert of obj (kind/apiVersion are added when missing, as in
- * list items) and hands Gateways and GatewayClasses to the status writer. */
+ * list items) and hands Gateways, GatewayClasses and AuthorizationPolicies
+ * to the status writer. */
 static int queue_upsert(struct kind_state *ks, json_t *obj)
 {
 	const struct wp_kube_resource *r = &wp_kube_resources[ks->res];
@@ -158,8 +166,7 @@ static int queue_upsert(struct kind_state *ks, json_t *obj)
 		return -ENOMEM;
 	}
 	it->len = strlen(it->text);
-	if (ks->src->status &&
-	    (ks->res == WP_KUBE_RES_GATEWAY || ks->res == WP_KUBE_RES_GATEWAYCLASS))
+	if (ks->src->status && status_kind(ks->res))
 		wp_kube_status_update(ks->src->status, ks->res, obj);
 	enqueue(ks->src, it);
 	return 0;
@@ -178,8 +185,7 @@ static void queue_delete(struct kind_state *ks, const char *key)
 	it->res = ks->res;
 	it->ns = slash == key ? NULL : strndup(key, (size_t)(slash - key));
 	it->name = strdup(slash + 1);
-	if (ks->src->status &&
-	    (ks->res == WP_KUBE_RES_GATEWAY || ks->res == WP_KUBE_RES_GATEWAYCLASS))
+	if (ks->src->status && status_kind(ks->res))
 		wp_kube_status_forget(ks->src->status, ks->res, it->ns, it->name);
 	enqueue(ks->src, it);
 }
@@ -616,12 +622,22 @@ static void ks_destroy(struct wp_source *src)
 	free(s);
 }
 
+/* The published snapshot's enrollment, for the status writer. */
+static void ks_published(struct wp_source *src, json_t *rows)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	if (s->status)
+		wp_kube_status_services(s->status, rows);
+}
+
 static const struct wp_source_ops kube_source_ops = {
         .name = "kubernetes",
         .start = ks_start,
         .fd = ks_fd,
         .poll = ks_poll,
         .state = ks_state,
+        .published = ks_published,
         .destroy = ks_destroy,
 };
 

@@ -36,6 +36,16 @@
  * status and replaces only its own condition types (PUT /status with the object's resourceVersion,
  * retried on conflict), so conditions others wrote stay. It also marks its own GatewayClasses
  * Accepted.
+ *
+ * AuthorizationPolicies bound to those Gateways (a Gateway targetRef, its
+ * own GatewayClass from the root namespace, or a Service the published
+ * snapshot binds to one of them: the control plane hands the source each
+ * published snapshot's enrollment through ops->published) get the
+ * WaypointAccepted condition istiod writes for its waypoints: True,
+ * Accepted, "bound to NS/NAME", observedGeneration; False, TargetNotFound
+ * once the Gateway is deleted (authz_status.c has the rules). Policies
+ * that target only istiod's Gateways (or Services bound to them) or
+ * ServiceEntries are left to istiod.
  */
 #ifndef WP_CP_KUBE_SOURCE_H
 #define WP_CP_KUBE_SOURCE_H
@@ -88,6 +98,9 @@ struct wp_kube_source_config {
 	const char *served_class;
 	const char *const *served_gateways;
 	unsigned n_served_gateways;
+	/* Istio's root namespace (cluster.root_namespace), where a policy may
+	 * target a GatewayClass; NULL = "istio-system". */
+	const char *root_namespace;
 };
 
 /* Creates the source (threads start in start()). NULL on error. */

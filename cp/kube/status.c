@@ -1,10 +1,12 @@
 /*
- * Gateway and GatewayClass status for the Gateways this appliance owns
- * (see kube_source.h). One thread with its own API client: it keeps the
- * latest copy of every Gateway and GatewayClass the watches saw, a set of
- * dirty keys, and writes status by read-modify-write through the /status
- * subresource with the object's resourceVersion (409 → read again), so
- * conditions other controllers own are never lost.
+ * Gateway and GatewayClass status for the Gateways this appliance owns, and
+ * the WaypointAccepted condition of the AuthorizationPolicies bound to them
+ * (see kube_source.h; the condition is decided in authz_status.c). One
+ * thread with its own API client: it keeps the latest copy of every
+ * Gateway and GatewayClass the watches saw (and each policy's metadata and
+ * targetRefs), a set of dirty keys, and writes status by read-modify-write
+ * through the /status subresource with the object's resourceVersion (409 →
+ * read again), so conditions other controllers own are never lost.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +34,11 @@ struct wp_kube_status {
 	json_t *classes;       /* name -> GatewayClass */
 	json_t *dirty_gw;      /* "ns/name" -> true */
 	json_t *dirty_classes; /* name -> true */
+	json_t *policies;      /* "ns/name" -> AuthorizationPolicy (metadata, targetRefs) */
+	json_t *dirty_ap;      /* "ns/name" -> true */
+	json_t *ours_ap;       /* "ns/name" -> true: we wrote its WaypointAccepted */
+	json_t *services;      /* wp_kube_authz_view.services; NULL before the first */
+	char *root_ns;
 	struct wp_kube_backoff bo;
 	uint64_t writes;
 	unsigned inflight; /* keys of the batch being written */
@@ -328,6 +335,105 @@ static int write_one(struct wp_kube_status *st, int res, const char *ns, const c
 	return -EAGAIN;
 }
 
+/* The view a policy's condition is decided from (under lock). */
+static struct wp_kube_authz_view ap_view(struct wp_kube_status *st, const char *key)
+{
+	return (struct wp_kube_authz_view){
+	        .pol = &st->pol,
+	        .root_ns = st->root_ns,
+	        .gateways = st->gateways,
+	        .classes = st->classes,
+	        .services = st->services,
+	        .was_ours = json_object_get(st->ours_ap, key) != NULL,
+	};
+}
+
+/* Writes policy ns/name's WaypointAccepted when it is owed and differs.
+ * 0 (done or nothing to do), -EAGAIN to retry later. */
+static int write_ap(struct wp_kube_status *st, const char *key, const char *ns, const char *name)
+{
+	const struct wp_kube_resource *r = &wp_kube_resources[WP_KUBE_RES_AUTHORIZATIONPOLICY];
+	struct wp_kube_authz_view v;
+	struct wp_kube_resp resp;
+	char path[600], spath[620], now[40];
+	json_t *obj, *want, *cached;
+	char *body;
+	int ret;
+
+	/* nothing owed on the cached copy: no read at all */
+	pthread_mutex_lock(&st->lock);
+	v = ap_view(st, key);
+	cached = json_object_get(st->policies, key);
+	want = cached ? wp_kube_authz_condition(&v, cached) : NULL;
+	if (!want)
+		json_object_del(st->ours_ap, key);
+	pthread_mutex_unlock(&st->lock);
+	if (!want)
+		return 0;
+	json_decref(want);
+	if (wp_kube_path(path, sizeof(path), r, ns, name, NULL) < 0 ||
+	    wp_kube_path(spath, sizeof(spath), r, ns, name, "status") < 0)
+		return 0;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (wp_kube_get(st->k, path, &resp) != 0) {
+			wp_kube_resp_clear(&resp);
+			return -EAGAIN;
+		}
+		if (resp.status == 404) {
+			wp_kube_resp_clear(&resp);
+			return 0;
+		}
+		if (resp.status != 200 || !json_is_object(resp.json)) {
+			wp_kube_resp_clear(&resp);
+			return -EAGAIN;
+		}
+		obj = json_incref(resp.json);
+		wp_kube_resp_clear(&resp);
+		now_rfc3339(now, sizeof(now));
+		pthread_mutex_lock(&st->lock);
+		v = ap_view(st, key);
+		want = wp_kube_authz_status_desired(&v, obj, now);
+		pthread_mutex_unlock(&st->lock);
+		if (!want || json_equal(want, json_object_get(obj, "status"))) {
+			pthread_mutex_lock(&st->lock);
+			if (want)
+				json_object_set_new(st->ours_ap, key, json_true());
+			pthread_mutex_unlock(&st->lock);
+			json_decref(want);
+			json_decref(obj);
+			return 0;
+		}
+		json_object_set_new(obj, "status", want);
+		body = json_dumps(obj, JSON_COMPACT);
+		json_decref(obj);
+		if (!body)
+			return -EAGAIN;
+		ret = wp_kube_request(st->k, "PUT", spath, "application/json", body, strlen(body),
+		                      &resp);
+		free(body);
+		if (ret == 0 && resp.status == 200) {
+			wp_kube_resp_clear(&resp);
+			pthread_mutex_lock(&st->lock);
+			json_object_set_new(st->ours_ap, key, json_true());
+			pthread_mutex_unlock(&st->lock);
+			__atomic_add_fetch(&st->writes, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		wp_ctr_inc(wp_kube_counters(st->k), WP_CTR_KUBE_STATUS_WRITE_FAILED);
+		if (ret == 0 && (resp.status == 409 || resp.status == 404)) {
+			bool gone = resp.status == 404;
+
+			wp_kube_resp_clear(&resp);
+			if (gone)
+				return 0;
+			continue; /* someone else wrote: read again */
+		}
+		wp_kube_resp_clear(&resp);
+		return -EAGAIN;
+	}
+	return -EAGAIN;
+}
+
 static void *status_thread(void *arg)
 {
 	struct wp_kube_status *st = arg;
@@ -335,12 +441,13 @@ static void *status_thread(void *arg)
 
 	pthread_mutex_lock(&st->lock);
 	while (!st->stop) {
-		json_t *gws, *gcs, *v;
+		json_t *gws, *gcs, *aps, *v;
 		const char *key;
 		bool failed = false;
 
 		if (delay > 0 ||
-		    (!json_object_size(st->dirty_gw) && !json_object_size(st->dirty_classes))) {
+		    (!json_object_size(st->dirty_gw) && !json_object_size(st->dirty_classes) &&
+		     !json_object_size(st->dirty_ap))) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			if (delay > 0) {
@@ -359,9 +466,12 @@ static void *status_thread(void *arg)
 		}
 		gws = st->dirty_gw;
 		gcs = st->dirty_classes;
+		aps = st->dirty_ap;
 		st->dirty_gw = json_object();
 		st->dirty_classes = json_object();
-		st->inflight = (unsigned)(json_object_size(gws) + json_object_size(gcs));
+		st->dirty_ap = json_object();
+		st->inflight = (unsigned)(json_object_size(gws) + json_object_size(gcs) +
+		                          json_object_size(aps));
 		pthread_mutex_unlock(&st->lock);
 
 		json_object_foreach(gcs, key, v)
@@ -386,8 +496,24 @@ static void *status_thread(void *arg)
 			}
 			free(ns);
 		}
+		/* policies after the Gateways: their conditions follow them */
+		json_object_foreach(aps, key, v)
+		{
+			char *ns = strdup(key), *slash = ns ? strchr(ns, '/') : NULL;
+
+			if (slash)
+				*slash = '\0';
+			if (!slash || write_ap(st, key, ns, slash + 1) != 0) {
+				failed = true;
+				pthread_mutex_lock(&st->lock);
+				json_object_set_new(st->dirty_ap, key, json_true());
+				pthread_mutex_unlock(&st->lock);
+			}
+			free(ns);
+		}
 		json_decref(gws);
 		json_decref(gcs);
+		json_decref(aps);
 		pthread_mutex_lock(&st->lock);
 		st->inflight = 0;
 		if (failed)
@@ -409,6 +535,40 @@ static bool maybe_ours(struct wp_kube_status *st, json_t *gw)
 	return wp_kube_status_owns(&st->pol, gw, ctrl);
 }
 
+/* Marks dirty the policies whose condition may follow a change of the
+ * Gateway ns/name (or, ns and name NULL, of any Gateway or class). Under
+ * lock. */
+static void dirty_policies(struct wp_kube_status *st, const char *kind, const char *ns,
+                           const char *name)
+{
+	const char *k;
+	json_t *ap;
+
+	json_object_foreach(st->policies, k, ap)
+	{
+		if (name ? wp_kube_authz_refers(ap, kind, ns, name) : wp_kube_authz_refers_any(ap))
+			json_object_set_new(st->dirty_ap, k, json_true());
+	}
+}
+
+/* What the writer keeps of a policy: its metadata's name, namespace and
+ * generation, and its targetRefs. */
+static json_t *trim_policy(json_t *ap)
+{
+	json_t *meta = json_object_get(ap, "metadata"), *spec = json_object_get(ap, "spec");
+	json_t *m = json_object(), *s = json_object();
+
+	json_object_set(m, "namespace", json_object_get(meta, "namespace"));
+	json_object_set(m, "name", json_object_get(meta, "name"));
+	if (json_object_get(meta, "generation"))
+		json_object_set(m, "generation", json_object_get(meta, "generation"));
+	if (json_object_get(spec, "targetRefs"))
+		json_object_set(s, "targetRefs", json_object_get(spec, "targetRefs"));
+	if (json_object_get(spec, "targetRef"))
+		json_object_set(s, "targetRef", json_object_get(spec, "targetRef"));
+	return json_pack("{s:o, s:o}", "metadata", m, "spec", s);
+}
+
 void wp_kube_status_update(struct wp_kube_status *st, int res, json_t *obj)
 {
 	json_t *meta = json_object_get(obj, "metadata");
@@ -418,7 +578,19 @@ void wp_kube_status_update(struct wp_kube_status *st, int res, json_t *obj)
 	if (!name)
 		return;
 	pthread_mutex_lock(&st->lock);
-	if (res == WP_KUBE_RES_GATEWAYCLASS) {
+	if (res == WP_KUBE_RES_AUTHORIZATIONPOLICY) {
+		struct wp_kube_authz_view v;
+		json_t *ap = trim_policy(obj), *c;
+
+		snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
+		v = ap_view(st, key);
+		c = ap ? wp_kube_authz_condition(&v, ap) : NULL;
+		if (c || v.was_ours)
+			json_object_set_new(st->dirty_ap, key, json_true());
+		json_decref(c);
+		if (ap)
+			json_object_set_new(st->policies, key, ap);
+	} else if (res == WP_KUBE_RES_GATEWAYCLASS) {
 		const char *ctrl = jstr(json_object_get(obj, "spec"), "controllerName");
 		json_t *gw;
 		const char *k;
@@ -433,12 +605,47 @@ void wp_kube_status_update(struct wp_kube_status *st, int res, json_t *obj)
 			if (cls && !strcmp(cls, name) && maybe_ours(st, gw))
 				json_object_set_new(st->dirty_gw, k, json_true());
 		}
+		dirty_policies(st, NULL, NULL, NULL);
 	} else {
 		snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
 		json_object_set_new(st->gateways, key, json_deep_copy(obj));
 		if (maybe_ours(st, obj))
 			json_object_set_new(st->dirty_gw, key, json_true());
+		dirty_policies(st, "Gateway", ns ? ns : "", name);
 	}
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+void wp_kube_status_services(struct wp_kube_status *st, json_t *rows)
+{
+	json_t *m = json_object(), *r, *ap;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(rows, i, r)
+	{
+		const char *kind = jstr(r, "kind"), *ns = jstr(r, "namespace"),
+		           *name = jstr(r, "name");
+		char key[600];
+
+		if (!kind || strcmp(kind, "Service") || !ns || !name)
+			continue;
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		json_object_set_new(m, key,
+		                    json_pack("{s:O, s:O}", "waypoint",
+		                              json_object_get(r, "waypoint"), "served",
+		                              json_object_get(r, "served")));
+	}
+	pthread_mutex_lock(&st->lock);
+	/* the policies on a Service whose binding changed */
+	json_object_foreach(st->policies, k, ap)
+	{
+		if (wp_kube_authz_services_changed(ap, st->services, m))
+			json_object_set_new(st->dirty_ap, k, json_true());
+	}
+	json_decref(st->services);
+	st->services = m;
 	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
@@ -448,13 +655,23 @@ void wp_kube_status_forget(struct wp_kube_status *st, int res, const char *ns, c
 	char key[600];
 
 	pthread_mutex_lock(&st->lock);
-	if (res == WP_KUBE_RES_GATEWAYCLASS) {
+	if (res == WP_KUBE_RES_AUTHORIZATIONPOLICY) {
+		snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
+		json_object_del(st->policies, key);
+		json_object_del(st->dirty_ap, key);
+		json_object_del(st->ours_ap, key);
+	} else if (res == WP_KUBE_RES_GATEWAYCLASS) {
 		json_object_del(st->classes, name);
+		/* the policies bound to it are no longer */
+		dirty_policies(st, "GatewayClass", NULL, name);
 	} else {
 		snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
 		json_object_del(st->gateways, key);
 		json_object_del(st->dirty_gw, key);
+		/* the policies bound to it are no longer */
+		dirty_policies(st, "Gateway", ns ? ns : "", name);
 	}
+	pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -504,11 +721,17 @@ struct wp_kube_status *wp_kube_status_create(const struct wp_kube_source_config 
 	st->classes = json_object();
 	st->dirty_gw = json_object();
 	st->dirty_classes = json_object();
+	st->policies = json_object();
+	st->dirty_ap = json_object();
+	st->ours_ap = json_object();
+	st->root_ns = strdup(cfg->root_namespace && cfg->root_namespace[0] ? cfg->root_namespace
+	                                                                   : "istio-system");
 	wp_kube_backoff_init(&st->bo, cfg->backoff_base > 0 ? cfg->backoff_base : 0.8,
 	                     cfg->backoff_max > 0 ? cfg->backoff_max : 30, (uint64_t)time(NULL));
 	if (st->k)
 		wp_kube_set_limits(st->k, cfg->max_event_bytes, cfg->max_list_bytes);
-	if (!st->k || !st->controller_name || !st->service_name || !st->cluster_domain) {
+	if (!st->k || !st->controller_name || !st->service_name || !st->cluster_domain ||
+	    !st->root_ns || !st->policies || !st->dirty_ap || !st->ours_ap) {
 		wp_kube_status_destroy(st);
 		return NULL;
 	}
@@ -538,6 +761,11 @@ void wp_kube_status_destroy(struct wp_kube_status *st)
 	json_decref(st->classes);
 	json_decref(st->dirty_gw);
 	json_decref(st->dirty_classes);
+	json_decref(st->policies);
+	json_decref(st->dirty_ap);
+	json_decref(st->ours_ap);
+	json_decref(st->services);
+	free(st->root_ns);
 	for (unsigned i = 0; st->ips && i < st->pol.n_ips; i++)
 		free(st->ips[i]);
 	free(st->ips);
@@ -573,7 +801,8 @@ unsigned wp_kube_status_pending(struct wp_kube_status *st)
 
 	pthread_mutex_lock(&st->lock);
 	n = st->inflight +
-	    (unsigned)(json_object_size(st->dirty_gw) + json_object_size(st->dirty_classes));
+	    (unsigned)(json_object_size(st->dirty_gw) + json_object_size(st->dirty_classes) +
+	               json_object_size(st->dirty_ap));
 	pthread_mutex_unlock(&st->lock);
 	return n;
 }

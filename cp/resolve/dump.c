@@ -2,6 +2,8 @@
  * JSON renderings of a snapshot and of the enrollment view (wp/cp_json.h).
  * Control plane only; the admin server and wpctl print these.
  */
+#include <string.h>
+
 #include "wp/addr.h"
 #include "wp/authz.h"
 #include "wp/cp_json.h"
@@ -19,22 +21,36 @@ const char *wp_app_proto_name(enum wp_app_proto p)
 }
 
 /* The AuthorizationPolicies compiled for a service: applied (with how they
- * attach), ignored (with why) and unreadable (file:line). */
+ * attach, their compiled rules and, for one that could not be read, its
+ * errors), ignored (selector-based, without targetRefs, dry-run, ...: with
+ * why) and every error (file:line). */
 static json_t *authz_json(const struct wp_authz_table *t)
 {
 	static const char *const act[] = {"ALLOW", "DENY", "AUDIT", "CUSTOM"};
 	json_t *o = json_object(), *pol = json_array(), *ign = json_array(), *errs = json_array();
+	char head[320];
 
 	json_object_set_new(o, "enforced", json_true()); /* by the request pipeline */
 	for (uint32_t i = 0; i < t->n_policies; i++) {
 		const struct wp_authz_pinfo *p = &t->policies[i];
-		json_t *po = json_object();
+		json_t *po = json_object(), *perrs = json_array();
+		/* the errors of this policy, beside it (the table's list below
+		 * has them all) */
+		size_t hl = (size_t)snprintf(head, sizeof(head),
+		                             "AuthorizationPolicy %s/%s:", p->ns, p->name);
 
 		json_object_set_new(po, "namespace", json_string(p->ns));
 		json_object_set_new(po, "name", json_string(p->name));
 		json_object_set_new(po, "action", json_string(act[p->action & 3]));
 		json_object_set_new(po, "targetRef", json_string(p->attach));
 		json_object_set_new(po, "compiledRules", json_integer(p->n_rules));
+		for (uint32_t k = 0; k < t->n_errors; k++)
+			if (hl < sizeof(head) && strstr(t->errors[k], head))
+				json_array_append_new(perrs, json_string(t->errors[k]));
+		if (json_array_size(perrs))
+			json_object_set_new(po, "errors", perrs);
+		else
+			json_decref(perrs);
 		json_array_append_new(pol, po);
 	}
 	for (uint32_t i = 0; i < t->n_ignored; i++) {
@@ -50,6 +66,10 @@ static json_t *authz_json(const struct wp_authz_table *t)
 	json_object_set_new(o, "policies", pol);
 	json_object_set_new(o, "ignored", ign);
 	json_object_set_new(o, "errors", errs);
+	/* whether an ALLOW applies (then a request must match one of its
+	 * rules) and whether the table could not be built (all denied) */
+	json_object_set_new(o, "hasAllow", json_boolean(t->has_allow));
+	json_object_set_new(o, "broken", json_boolean(t->broken));
 	return o;
 }
 

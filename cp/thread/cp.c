@@ -131,6 +131,9 @@ static void rebuild(struct wp_cp *cp)
 	if (cp->pub_rows)
 		json_decref(cp->pub_rows);
 	cp->pub_rows = wp_enrollment_json(cp->res, true);
+	for (unsigned i = 0; cp->pub_rows && i < cp->n_src; i++)
+		if (cp->src[i]->ops->published)
+			cp->src[i]->ops->published(cp->src[i], cp->pub_rows);
 	if (!cp->published)
 		fprintf(stderr,
 		        "waypointd: first snapshot (version %llu) published after %llu ms\n",
@@ -419,6 +422,7 @@ void wp_cp_destroy(struct wp_cp *cp)
 		wp_source_destroy(cp->src[i]);
 	if (cp->pub_rows)
 		json_decref(cp->pub_rows);
+	wp_authz_scratch_fini(&cp->authz_sc);
 	wp_snapshot_slot_destroy(cp->slot);
 	wp_resolver_destroy(cp->res);
 	wp_httpd_destroy(cp->httpd);

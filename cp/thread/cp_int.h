@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cp/admin/httpd.h"
+#include "wp/authz.h"
 #include "wp/counters.h"
 #include "wp/cp.h"
 #include "wp/cp_json.h"
@@ -50,6 +51,9 @@ struct wp_cp {
 	void *extra_ctx;
 	uint64_t pub[WP_CTR_MAX]; /* ctr + extra, republished every turn for other threads */
 	json_t *pub_rows;         /* enrollment rows of the published snapshot (rebuild) */
+	/* /authz/check's scratch: this thread's own, grown to the table it
+	 * decides with (the workers' are theirs) */
+	struct wp_authz_scratch authz_sc;
 };
 
 static inline bool all_synced(const struct wp_cp *cp)

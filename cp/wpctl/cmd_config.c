@@ -21,7 +21,7 @@
 
 int wp_wpctl_admin_get(const char *hostport, const char *path, char **body)
 {
-	char host[256], req[512];
+	char host[256], *req = NULL;
 	const char *colon = strrchr(hostport, ':');
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	struct timeval tv = {.tv_sec = 10};
@@ -47,8 +47,14 @@ int wp_wpctl_admin_get(const char *hostport, const char *path, char **body)
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-	             path, hostport);
+	/* sized to the path: /authz/check carries a whole request in its query */
+	n = asprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+	             hostport);
+	if (n < 0) {
+		req = NULL;
+		fprintf(stderr, "wpctl: out of memory\n");
+		goto out;
+	}
 	if (write(fd, req, (size_t)n) != n) {
 		fprintf(stderr, "wpctl: write to %s failed\n", hostport);
 		goto out;
@@ -81,6 +87,7 @@ int wp_wpctl_admin_get(const char *hostport, const char *path, char **body)
 	}
 	*body = strdup(sep + 4);
 out:
+	free(req);
 	free(buf);
 	if (fd >= 0)
 		close(fd);

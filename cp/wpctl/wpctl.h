@@ -65,6 +65,10 @@ int wp_wpctl_enrollment(int argc, char **argv);
  * reads it (cmd_analyze.c). */
 int wp_wpctl_analyze(int argc, char **argv);
 
+/* `authz check`: the AuthorizationPolicy decision for one request, offline
+ * with --dir or from the admin endpoint (cmd_authz.c). */
+int wp_wpctl_authz(int argc, char **argv);
+
 /* GET http://HOSTPORT/PATH. Returns the HTTP status (body in *body, the
  * caller frees it) or <0 after printing why (cmd_config.c). */
 int wp_wpctl_admin_get(const char *hostport, const char *path, char **body);

@@ -51,6 +51,7 @@ struct wp_source_sink {
 };
 
 struct wp_source;
+struct json_t;
 
 /* How far a source is from its origin right now (wp_source_ops.state). */
 #define WP_SOURCE_MAX_LAGGING 16
@@ -79,6 +80,13 @@ struct wp_source_ops {
 	/* Optional (NULL: the source is current once it synced, and writes
 	 * nothing back). Fills *st; control-plane thread. */
 	void (*state)(struct wp_source *src, struct wp_source_state *st);
+	/* Optional: a snapshot was published; rows are its enrollment
+	 * (wp_enrollment_json with details: every Service and Pod with its
+	 * waypoint and whether this appliance serves it), borrowed for the
+	 * call. For sources that write status depending on it (the Kubernetes
+	 * status writer: WaypointAccepted of Service-targeted policies).
+	 * Control-plane thread. */
+	void (*published)(struct wp_source *src, struct json_t *rows);
 	void (*destroy)(struct wp_source *src);
 };
 

@@ -12,7 +12,9 @@
  * yet, lagging: kinds not current); the probe exits on SIGTERM/SIGINT.
  * Options: --status (write Gateway status), --standalone, --ip ADDR (repeat),
  * --service NAME, --limit N, --watch-timeout S, --backoff BASE,MAX,
- * --max-event BYTES, --max-list BYTES.
+ * --max-event BYTES, --max-list BYTES, --resolve CLASS (also feed a resolver
+ * serving Gateways of CLASS and, as the control plane does, hand the
+ * source each snapshot's enrollment once synced; prints "PUBLISHED <n>").
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,9 +25,13 @@
 
 #include "cp/kube/kube_source.h"
 #include "wp/counters.h"
+#include "wp/cp_json.h"
 #include "wp/model.h"
+#include "wp/resolve.h"
+#include "wp/snapshot.h"
 
 static volatile sig_atomic_t quit, dump;
+static bool synced;
 
 static void on_sig(int sig)
 {
@@ -43,15 +49,16 @@ static int sink_upsert(void *ctx, struct wp_obj *obj)
 	printf("UPSERT %s %s/%s rv=%s use-waypoint=%s\n", wp_kind_name(obj->kind), obj->meta.ns,
 	       obj->meta.name, obj->meta.resource_version ? obj->meta.resource_version : "-",
 	       l ? l : "-");
+	if (ctx)
+		return wp_resolver_upsert(ctx, obj); /* takes obj */
 	wp_obj_free(obj);
 	return 0;
 }
 
 static int sink_remove(void *ctx, enum wp_kind kind, const char *ns, const char *name)
 {
-	(void)ctx;
 	printf("DELETE %s %s/%s\n", wp_kind_name(kind), ns ? ns : "", name);
-	return 0;
+	return ctx ? wp_resolver_remove(ctx, kind, ns, name) : 0;
 }
 
 static void sink_error(void *ctx, const char *origin, const char *msg)
@@ -68,6 +75,7 @@ static void sink_clear(void *ctx, const char *origin)
 static void sink_synced(void *ctx, const char *name)
 {
 	(void)ctx;
+	synced = true;
 	printf("SYNCED %s\n", name);
 }
 
@@ -101,8 +109,26 @@ static void print_counters(struct wp_source *src)
 	       st.n_lagging);
 }
 
+/* What the control plane does at a publication: the snapshot's
+ * enrollment to the source. */
+static void publish(struct wp_source *src, struct wp_resolver *r)
+{
+	struct wp_snapshot *snap = wp_resolver_build(r);
+	json_t *rows;
+
+	if (!snap)
+		return;
+	rows = wp_enrollment_json(r, true);
+	if (rows)
+		src->ops->published(src, rows);
+	printf("PUBLISHED %llu\n", (unsigned long long)snap->version);
+	json_decref(rows);
+	wp_snapshot_free(snap);
+}
+
 int main(int argc, char **argv)
 {
+	struct wp_resolver *res = NULL;
 	struct wp_kube_source_config cfg = {0};
 	const char *ips[8];
 	struct wp_source_sink sink = {.ops = &ops};
@@ -132,6 +158,13 @@ int main(int argc, char **argv)
 			char *end;
 			cfg.backoff_base = strtod(argv[++i], &end);
 			cfg.backoff_max = *end == ',' ? strtod(end + 1, NULL) : 0;
+		} else if (!strcmp(argv[i], "--resolve") && i + 1 < argc) {
+			struct wp_served served = {.class_name = argv[++i]};
+
+			res = wp_resolver_create(&served);
+			if (!res)
+				return 1;
+			sink.ctx = res;
 		} else {
 			fprintf(stderr, "kube_source_probe: unknown argument %s\n", argv[i]);
 			return 2;
@@ -162,6 +195,8 @@ int main(int argc, char **argv)
 		if (poll(&p, 1, 100) < 0 && errno != EINTR)
 			break;
 		src->ops->poll(src);
+		if (res && synced && wp_resolver_dirty(res))
+			publish(src, res);
 		if (dump) {
 			dump = 0;
 			print_counters(src);
@@ -169,5 +204,6 @@ int main(int argc, char **argv)
 	}
 	print_counters(src);
 	wp_source_destroy(src);
+	wp_resolver_destroy(res);
 	return 0;
 }

@@ -55,7 +55,7 @@ def main():
     res = {r for rule in rb["rules"] for r in rule["resources"]}
     for r in ("namespaces", "services", "pods", "endpointslices", "gateways", "gatewayclasses", "httproutes",
               "authorizationpolicies", "destinationrules", "serviceentries", "gateways/status",
-              "gatewayclasses/status"):
+              "gatewayclasses/status", "authorizationpolicies/status"):
         assert r in res, r
 
     with open(os.path.join(D, "waypointd.service")) as f:

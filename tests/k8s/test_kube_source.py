@@ -5,7 +5,8 @@ initial paged sync and no publication before it, label changes within a
 second, watch reliability (410 mid-stream, API server restart, 429/500, a
 rotated token, a cleanly ended watch), every kind back at once after a late
 or long-gone API server (issue 21), bounded watch lines and LIST pages
-(issue 19) and the Gateway status writer."""
+(issue 19) and the Gateway status writer, with the WaypointAccepted
+condition of AuthorizationPolicies bound to the appliance's Gateways."""
 
 import os
 import signal
@@ -418,6 +419,112 @@ def test_gateway_status_standalone_and_manual_deployment():
             r = wpctl(api, "waypoint", "list")
             assert r.stdout.split("\n")[1].split() == ["manual", "default", "none", "False"], r.stdout
             assert r.stdout.split("\n")[2].split() == ["waypoint", "default", "none", "True"], r.stdout
+
+
+APS = "/apis/security.istio.io/v1/namespaces/default/authorizationpolicies"
+
+
+def ap_status(api, name):
+    code, ap = api.api("GET", APS + "/" + name)
+    return ap.get("status", {}) if code == 200 else None
+
+
+def policy(name, refs):
+    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"targetRefs": refs, "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}}
+
+
+def test_authorization_policy_waypoint_accepted():
+    """As istiod writes it for its waypoints: True, Accepted, "bound to
+    NS/NAME", observedGeneration (a string, as istiod's protobuf JSON) for a
+    policy bound to our Gateway; False, TargetNotFound once the Gateway is
+    deleted; nothing on policies that are istiod's (its Gateway, a Service)."""
+    gw_ref = {"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "waypoint"}
+    with FakeAPI() as api:
+        seed(api)
+        kubectl(api, "apply", "-f", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "../../deploy/gatewayclass.yaml"))
+        with Probe(api, "--status") as p:
+            p.wait("SYNCED")
+            # a policy that arrives before its Gateway is bound once the Gateway is there
+            api.create(policy("deny-admin", [gw_ref]))
+            api.create(policy("istio-only", [dict(gw_ref, name="istio-one")]))
+            api.create(policy("svc-only", [{"kind": "Service", "group": "", "name": "reviews"}]))
+            assert wpctl(api, "waypoint", "apply", "-n", "default", "--class", "waypointd",
+                         "--wait").returncode == 0
+            assert wpctl(api, "waypoint", "apply", "-n", "default", "--name", "istio-one").returncode == 0
+            wait_for(lambda: cond(ap_status(api, "deny-admin"), "WaypointAccepted"), 5, what="WaypointAccepted")
+            c = cond(ap_status(api, "deny-admin"), "WaypointAccepted")
+            assert {k: v for k, v in c.items() if k != "lastTransitionTime"} == {
+                "type": "WaypointAccepted", "status": "True", "reason": "Accepted",
+                "message": "bound to default/waypoint", "observedGeneration": "1"}, c
+            assert c["lastTransitionTime"].endswith("Z"), c
+            # istiod's conditions on the same policy stay
+            code, ap = api.api("GET", APS + "/deny-admin")
+            ap["status"]["conditions"].insert(0, {"type": "ZtunnelAccepted", "status": "False",
+                                                  "reason": "UnsupportedValue", "message": "x"})
+            assert api.api("PUT", APS + "/deny-admin/status", ap)[0] == 200
+            # a spec change: the new generation is observed
+            api.api("PATCH", APS + "/deny-admin", {"spec": {"action": "AUDIT"}},
+                    ctype="application/merge-patch+json")
+            wait_for(lambda: (cond(ap_status(api, "deny-admin"), "WaypointAccepted") or {}).get(
+                "observedGeneration") == "2", 5, what="observedGeneration 2")
+            assert cond(ap_status(api, "deny-admin"), "ZtunnelAccepted")["reason"] == "UnsupportedValue"
+            writer_idle(p)
+            assert ap_status(api, "istio-only") == {} and ap_status(api, "svc-only") == {}
+            # the Gateway goes: False, TargetNotFound
+            assert api.api("DELETE", GWS + "/waypoint")[0] == 200
+            wait_for(lambda: cond(ap_status(api, "deny-admin"), "WaypointAccepted")["status"] == "False", 5,
+                     what="WaypointAccepted False")
+            c = cond(ap_status(api, "deny-admin"), "WaypointAccepted")
+            assert (c["reason"], c["message"], c["observedGeneration"]) == ("TargetNotFound", "not bound", "2"), c
+            # and back
+            assert wpctl(api, "waypoint", "apply", "-n", "default", "--class", "waypointd").returncode == 0
+            wait_for(lambda: cond(ap_status(api, "deny-admin"), "WaypointAccepted")["status"] == "True", 5,
+                     what="WaypointAccepted True again")
+            writer_idle(p)
+            writes = p.counters()["status_writes"]
+            time.sleep(1.0)
+            assert p.counters()["status_writes"] == writes  # no write loop
+
+
+def test_service_policy_waypoint_accepted():
+    """A policy on a Service follows the published snapshot's enrollment (the
+    probe feeds a resolver and hands the source each snapshot, as the control
+    plane does): True while the Service is bound to our waypoint, then False,
+    AncestorNotBound when its label goes, TargetNotFound when it goes."""
+    svc = "/api/v1/namespaces/default/services/reviews"
+    with FakeAPI() as api:
+        seed(api)
+        kubectl(api, "apply", "-f", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "../../deploy/gatewayclass.yaml"))
+        with Probe(api, "--status", "--resolve", "waypointd") as p:
+            p.wait("SYNCED")
+            assert wpctl(api, "waypoint", "apply", "-n", "default", "--class", "waypointd",
+                         "--wait").returncode == 0
+            api.create(policy("reviews", [{"kind": "Service", "group": "", "name": "reviews"}]))
+            writer_idle(p)
+            assert ap_status(api, "reviews") == {}  # not bound to a waypoint yet
+            api.api("PATCH", svc, {"metadata": {"labels": {"istio.io/use-waypoint": "waypoint"}}},
+                    ctype="application/merge-patch+json")
+            wait_for(lambda: (cond(ap_status(api, "reviews"), "WaypointAccepted") or {}).get("status") == "True",
+                     5, what="WaypointAccepted True")
+            c = cond(ap_status(api, "reviews"), "WaypointAccepted")
+            assert (c["reason"], c["message"], c["observedGeneration"]) == (
+                "Accepted", "bound to default/waypoint", "1"), c
+            api.api("PATCH", svc, {"metadata": {"labels": {"istio.io/use-waypoint": None}}},
+                    ctype="application/merge-patch+json")
+            wait_for(lambda: cond(ap_status(api, "reviews"), "WaypointAccepted")["status"] == "False", 5,
+                     what="WaypointAccepted False")
+            c = cond(ap_status(api, "reviews"), "WaypointAccepted")
+            assert (c["reason"], c["message"]) == (
+                "AncestorNotBound", "Service default/reviews is not bound to a waypoint"), c
+            assert api.api("DELETE", svc)[0] == 200
+            wait_for(lambda: cond(ap_status(api, "reviews"), "WaypointAccepted")["reason"] == "TargetNotFound", 5,
+                     what="TargetNotFound")
+            assert cond(ap_status(api, "reviews"), "WaypointAccepted")["message"] == \
+                "Service default/reviews was not found"
 
 
 if __name__ == "__main__":
