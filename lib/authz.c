@@ -174,6 +174,20 @@ static void scan_field(struct run *r, const struct wp_authz_sfield *f, const cha
 		return;
 	for (uint32_t i = 0; i < f->n_present; i++)
 		set_term(r, f->present[i]);
+	if (f->exact) {
+		uint64_t h = wp_authz_exact_hash(v, len);
+
+		for (uint32_t k = (uint32_t)h & f->exact_mask; f->exact[k].s;
+		     k = (k + 1) & f->exact_mask) {
+			const struct wp_authz_exact *e = &f->exact[k];
+
+			if (e->hash == h && e->len == len && !memcmp(e->s, v, len)) {
+				for (uint32_t i = f->off[e->pat]; i < f->off[e->pat + 1]; i++)
+					set_term(r, f->terms[i]);
+				break;
+			}
+		}
+	}
 	if (f->db)
 		hs_scan((const hs_database_t *)f->db->hs, len ? v : "", len, 0,
 		        (hs_scratch_t *)r->s->hs, on_match, &c);
@@ -301,7 +315,8 @@ static void scan_all(struct run *r, const struct wp_authz_req *q)
 		case WP_AUTHZ_F_HOST:
 			if (q->is_http) {
 				scan_field(r, f, q->host, q->host_len, q->host != NULL);
-				if (q->host && wp_authz_host_len(q->host, q->host_len) != q->host_len)
+				if (q->host &&
+				    wp_authz_host_len(q->host, q->host_len) != q->host_len)
 					scan_field(r, f, q->host,
 					           wp_authz_host_len(q->host, q->host_len), true);
 			}

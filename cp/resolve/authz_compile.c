@@ -900,6 +900,80 @@ static void *dup_into(struct build *b, const struct vec *v)
 	return memcpy(p, v->p, v->n * v->sz);
 }
 
+/* Is p an exact, case-sensitive literal ("\\A<v>" checked to the end)? Those
+ * go into the field's hash index instead of its database. */
+static bool pat_exact(const struct bpat *p)
+{
+	return p->check == WP_AUTHZ_CHECK_END && !(p->flags & HS_FLAG_CASELESS) &&
+	       p->expr[0] == '\\' && p->expr[1] == 'A';
+}
+
+/* The bytes of an exact pattern's literal (lit()'s escapes undone) into
+ * out (at least strlen(expr) bytes); returns their number. */
+static uint32_t pat_bytes(const struct bpat *p, char *out)
+{
+	const char *e = p->expr + 2;
+	uint32_t n = 0;
+
+	while (*e) {
+		if (e[0] == '\\' && e[1] == 'x') {
+			unsigned v = 0;
+
+			for (int k = 2; k < 4; k++)
+				v = v * 16 + (unsigned)(e[k] <= '9' ? e[k] - '0' : e[k] - 'a' + 10);
+			out[n++] = (char)v;
+			e += 4;
+		} else {
+			out[n++] = *e++;
+		}
+	}
+	return n;
+}
+
+/* Builds field sf's hash index of its exact patterns. */
+static void exact_index(struct build *b, const struct bfield *f, struct wp_authz_sfield *sf)
+{
+	const struct bpat *p = f->pats.p;
+	struct wp_authz_exact *slots;
+	uint32_t n = 0, cap = 8;
+
+	for (size_t i = 0; i < f->pats.n; i++)
+		n += pat_exact(&p[i]);
+	if (!n)
+		return;
+	while (cap < n * 2)
+		cap *= 2;
+	slots = wp_arena_alloc(&b->t->arena, sizeof(*slots) * cap);
+	if (!slots) {
+		b->oom = true;
+		return;
+	}
+	memset(slots, 0, sizeof(*slots) * cap);
+	for (size_t i = 0; i < f->pats.n; i++) {
+		char *s;
+		uint32_t len, k;
+		uint64_t h;
+
+		if (!pat_exact(&p[i]))
+			continue;
+		s = wp_arena_alloc(&b->t->arena, strlen(p[i].expr) + 1);
+		if (!s) {
+			b->oom = true;
+			return;
+		}
+		len = pat_bytes(&p[i], s);
+		h = wp_authz_exact_hash(s, len);
+		for (k = (uint32_t)h & (cap - 1); slots[k].s; k = (k + 1) & (cap - 1))
+			;
+		slots[k] =
+		        (struct wp_authz_exact){.hash = h, .s = s, .len = len, .pat = (uint32_t)i};
+	}
+	sf->exact = slots;
+	sf->exact_mask = cap - 1;
+}
+
+/* The field's database of the patterns that are not exact (NULL when all
+ * are), shared through the cache with every table of the same set. */
 static struct wp_authz_db *db_get(struct build *b, struct bfield *f)
 {
 	struct wp_authz_compile_in const *in = b->in;
@@ -913,19 +987,32 @@ static struct wp_authz_db *db_get(struct build *b, struct bfield *f)
 	hs_database_t *db = NULL;
 	hs_compile_error_t *ce = NULL;
 
+	unsigned n = 0;
+
 	for (size_t i = 0; i < f->pats.n; i++)
-		blen += strlen(p[i].expr) + 1 + sizeof(unsigned);
+		if (!pat_exact(&p[i])) {
+			blen += strlen(p[i].expr) + 1 + 2 * sizeof(unsigned);
+			n++;
+		}
+	if (!n)
+		return NULL;
 	blob = malloc(blen + 1);
 	if (!blob) {
 		b->oom = true;
 		return NULL;
 	}
+	/* the set as compiled: expression, flags and id of each pattern */
 	for (size_t i = 0; i < f->pats.n; i++) {
 		size_t l = strlen(p[i].expr) + 1;
+		unsigned id = (unsigned)i;
 
+		if (pat_exact(&p[i]))
+			continue;
 		memcpy(blob + o, p[i].expr, l);
 		o += l;
 		memcpy(blob + o, &p[i].flags, sizeof(unsigned));
+		o += sizeof(unsigned);
+		memcpy(blob + o, &id, sizeof(unsigned));
 		o += sizeof(unsigned);
 	}
 	for (size_t i = 0; i < blen; i++) {
@@ -938,9 +1025,9 @@ static struct wp_authz_db *db_get(struct build *b, struct bfield *f)
 			free(blob);
 			return d;
 		}
-	exprs = malloc(sizeof(*exprs) * f->pats.n);
-	flags = malloc(sizeof(*flags) * f->pats.n);
-	ids = malloc(sizeof(*ids) * f->pats.n);
+	exprs = malloc(sizeof(*exprs) * n);
+	flags = malloc(sizeof(*flags) * n);
+	ids = malloc(sizeof(*ids) * n);
 	d = calloc(1, sizeof(*d));
 	if (!exprs || !flags || !ids || !d) {
 		b->oom = true;
@@ -948,13 +1035,15 @@ static struct wp_authz_db *db_get(struct build *b, struct bfield *f)
 		d = NULL;
 		goto out;
 	}
+	n = 0;
 	for (size_t i = 0; i < f->pats.n; i++) {
-		exprs[i] = p[i].expr;
-		flags[i] = p[i].flags;
-		ids[i] = (unsigned)i;
+		if (pat_exact(&p[i]))
+			continue;
+		exprs[n] = p[i].expr;
+		flags[n] = p[i].flags;
+		ids[n++] = (unsigned)i;
 	}
-	if (hs_compile_multi(exprs, flags, ids, (unsigned)f->pats.n, HS_MODE_BLOCK, NULL, &db,
-	                     &ce) != HS_SUCCESS) {
+	if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS) {
 		const char *m = wp_arena_sprintf(&b->t->arena,
 		                                 "authorization: Hyperscan refused a pattern set "
 		                                 "(%s): every request is denied",
@@ -1037,6 +1126,7 @@ static void freeze_fields(struct build *b)
 		sf[i].terms = terms;
 		sf[i].check = check;
 		sf[i].n_pats = (uint32_t)bf[i].pats.n;
+		exact_index(b, &bf[i], &sf[i]);
 		sf[i].db = db_get(b, &bf[i]);
 		if (sf[i].db)
 			t->dbs[t->n_dbs++] = sf[i].db;

@@ -36,6 +36,7 @@
 #include "wp/addr_types.h"
 #include "wp/arena.h"
 #include "wp/common.h"
+#include "wp/hash.h"
 #include "wp/model_types.h"
 
 struct hs_database;
@@ -150,6 +151,21 @@ enum wp_authz_check {
 	WP_AUTHZ_CHECK_SA,  /* ends at the end, or at a '/' followed by more */
 };
 
+/* An exact, case-sensitive value of a string field, kept out of its
+ * Hyperscan database: one hash probe finds it however many there are
+ * (a field's principals are mostly such values). */
+struct wp_authz_exact {
+	uint64_t hash; /* wp_authz_exact_hash(s, len) */
+	const char *s; /* NULL: empty slot */
+	uint32_t len;
+	uint32_t pat; /* the pattern it stands for */
+};
+
+static inline uint64_t wp_authz_exact_hash(const char *s, uint32_t len)
+{
+	return wp_hash_bytes(0x9e3779b97f4a7c15ULL ^ len, s, len);
+}
+
 /* A string field scanned with one database. Pattern p sets the terms
  * terms[off[p] .. off[p+1]) when its match passes check[p]; present[] are
  * set when the field is present (host, method, header: value "*") or
@@ -165,6 +181,10 @@ struct wp_authz_sfield {
 	const uint8_t *check; /* enum wp_authz_check */
 	uint32_t n_present;
 	const uint32_t *present;
+	/* its exact values (patterns not in db): exact_mask + 1 slots, a
+	 * power of two, or exact NULL */
+	const struct wp_authz_exact *exact;
+	uint32_t exact_mask;
 };
 
 /* Addresses as 128-bit keys (IPv4 in the low 32 bits, host order). */
