@@ -6,7 +6,7 @@ Listens on --bind ip:port, answers every HTTP/1.1 request with
 (keep-alive, Content-Length; request bodies by length or chunked), or for
 GET /big/<n> n bytes of "0123456789abcdef" repeated (GET /sleep/<ms>/...:
 the same answer after <ms> milliseconds), and logs
-one JSON line per request it received (method, path, version, headers) to stdout,
+one JSON line per request it received (method, path, target, version, headers) to stdout,
 so the test can check what reached the backend and what did not.
 """
 import argparse
@@ -46,10 +46,13 @@ def main():
             else:
                 n = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(n) if n else b""
+            # target: the request-target as it came (http.server reduces a
+            # leading "//" in self.path to "/")
             sys.stdout.write(json.dumps({"method": self.command, "path": self.path,
                                          "version": self.request_version,
                                          "headers": dict(self.headers.items()),
-                                         "body_len": len(body)}) + "\n")
+                                         "body_len": len(body),
+                                         "target": self.requestline.split(" ")[1]}) + "\n")
             sys.stdout.flush()
             if self.path.startswith("/sleep/"):
                 time.sleep(int(self.path.split("/")[2]) / 1000.0)

@@ -10,6 +10,7 @@
 #   productpage  spiffe://cluster.local/ns/default/sa/productpage
 #   reviews      spiffe://cluster.local/ns/default/sa/reviews
 #   foo-bar      spiffe://cluster.local/ns/foo/sa/bar
+#   sleep        spiffe://cluster.local/ns/other/sa/sleep
 #   alias        spiffe://alias.local/ns/default/sa/aliased   (trust-domain alias)
 #   dest         spiffe://cluster.local/ns/default/sa/dest    (an HBONE destination)
 #   evil         spiffe://evil.local/ns/default/sa/productpage (foreign trust domain)
@@ -89,6 +90,7 @@ cp waypoint-key.pem key.pem
 leaf ca productpage URI:spiffe://cluster.local/ns/default/sa/productpage
 leaf ca reviews URI:spiffe://cluster.local/ns/default/sa/reviews
 leaf ca foo-bar URI:spiffe://cluster.local/ns/foo/sa/bar
+leaf ca sleep URI:spiffe://cluster.local/ns/other/sa/sleep
 leaf ca alias URI:spiffe://alias.local/ns/default/sa/aliased
 leaf ca dest URI:spiffe://cluster.local/ns/default/sa/dest
 leaf ca evil URI:spiffe://evil.local/ns/default/sa/productpage
