@@ -445,6 +445,10 @@ cat >"$T/cases" <<CASES
 200 sleep       198.19.0.54:9080 GET /h                      # notValues: absent is not mallory
 200 sleep       198.19.0.54:9080 GET /h h=x-user:eve
 403 sleep       198.19.0.54:9080 GET /h h=x-user:mallory
+403 productpage 198.19.0.54:9080 GET /h h=x-user:alice h=x-user:alice   # fields joined: "alice,alice"
+200 productpage 198.19.0.54:9080 GET /h h=x-user:bob-1 h=x-user:eve     # "bob-1,eve": bob*
+200 productpage 198.19.0.54:9080 GET /h h=x-user:alice proto=h2c
+403 productpage 198.19.0.54:9080 GET /h h=x-user:eve proto=h2c
 # hosts: case-insensitive, exact or suffix, with or without the client's
 # port (as issue 13 specifies); a value with a port wants that port
 200 productpage 198.19.0.55:9080 GET /o host=az-hosts.example
@@ -458,6 +462,8 @@ cat >"$T/cases" <<CASES
 403 productpage 198.19.0.55:9080 GET /o host=az-hosts.example:9080.evil
 403 productpage 198.19.0.55:9080 GET /o host=wild.example
 403 productpage 198.19.0.55:9080 GET /o          # Host: 198.19.0.55:9080
+200 productpage 198.19.0.55:9080 GET /o host=AZ-Hosts.Example:9080 proto=h2c  # :authority
+403 productpage 198.19.0.55:9080 GET /o host=evil.example proto=h2c
 # ports: the service port of the CONNECT
 200 productpage 198.19.0.56:9080 GET /port
 403 productpage 198.19.0.56:9081 GET /port
@@ -490,6 +496,7 @@ tcp-ok productpage 198.19.0.66:7000 TCP -
 # unknown protocol: HTTP decided per request, anything else reset
 200 productpage 198.19.0.64:9080 GET /sniffed
 403 sleep       198.19.0.64:9080 GET /sniffed
+403 sleep       198.19.0.64:9080 GET /sniffed-h2 proto=h2c   # (h2c upstream: no 200 case, the backend is HTTP/1.1)
 tcp-ok productpage 198.19.0.65:7000 TCP -
 reset  sleep       198.19.0.65:7000 TCP -
 CASES
@@ -531,13 +538,16 @@ got="allowed_match +$(delta authz_allowed_match) denied_match +$(delta authz_den
 	fail "ALLOW+DENY+AUDIT counters: $got; $(authz_stats)"
 pass "ALLOW + DENY + AUDIT: /audited/a allowed for productpage and denied for sleep, both audited; /audited/deny denied by the DENY; counters $got"
 
-# 3. a policy added while a keep-alive HTTP/1.1 connection is open decides
-# that connection's next request (no policy on az-live before)
+# 3. a policy added while keep-alive connections are open (HTTP/1.1, h2c)
+# decides each connection's next request (no policy on az-live before)
 cat >"$T/live" <<CASES
 200 productpage 198.19.0.62:9080 GET /live/1 conn=live
+200 productpage 198.19.0.62:9080 GET /live/1 conn=live-h2 proto=h2c
 pause $T/go
 403 productpage 198.19.0.62:9080 GET /live/2 conn=live
 200 productpage 198.19.0.62:9080 GET /other conn=live
+403 productpage 198.19.0.62:9080 GET /live/2 conn=live-h2 proto=h2c
+200 productpage 198.19.0.62:9080 GET /other conn=live-h2 proto=h2c
 CASES
 authz "$T/live" >"$T/live.out" 2>&1 &
 LIVE=$!
@@ -565,4 +575,4 @@ done
 [ "$v1" -gt "$v0" ] || fail "snapshot version still $v0 5 s after the policy was written"
 touch "$T/go"
 wait $LIVE || fail "policy added under an open connection: $(cat "$T/live.out")"
-pass "DENY added while a keep-alive connection was open (snapshot $v0 -> $v1): its next request 403, the one after 200 on the same connection"
+pass "DENY added while keep-alive connections were open (snapshot $v0 -> $v1): on the HTTP/1.1 one and on the h2c one the next request 403, the one after 200 on the same connection"
