@@ -133,21 +133,34 @@ class Inner:
             self.flush()
 
     def request(self, headers, body):
+        """Sends the request, its body as flow control lets it, until the
+        response ended and the body is out or the stream was reset."""
         sid = self.h2.get_next_available_stream_id()
         self.resp[sid] = {"headers": None, "head_ended": False, "body": b"", "trailers": None,
                           "ended": False, "reset": None}
         self.h2.send_headers(sid, headers, end_stream=not body)
-        if body:
-            self.h2.send_data(sid, body, end_stream=True)
         self.flush()
         r = self.resp[sid]
-        c = self.tun.c
+        left = [body]
+
+        def send_some():
+            while left[0] and r["reset"] is None:
+                n = min(len(left[0]), self.h2.local_flow_control_window(sid),
+                        self.h2.max_outbound_frame_size)
+                if n <= 0:
+                    break
+                self.h2.send_data(sid, left[0][:n], end_stream=n == len(left[0]))
+                left[0] = left[0][n:]
+            self.flush()
 
         def done():
             self.pump()
-            return r["ended"] or r["reset"] is not None or self.tun.st.ended
-        if not c.run_until(done):
-            raise Failed("h2c stream: no complete answer (%r)" % r)
+            send_some()
+            return ((r["ended"] and not left[0]) or r["reset"] is not None or
+                    self.tun.st.ended)
+        if not self.tun.c.run_until(done):
+            raise Failed("h2c stream: no complete answer, %d body bytes unsent (%r)" %
+                         (len(left[0]), r))
         return r
 
 

@@ -432,6 +432,16 @@ cat >"$T/cases" <<CASES
 403 productpage 198.19.0.53:9080 GET /admin conn=ka pipe=/api/pipelined
 403 productpage 198.19.0.53:9080 POST /admin body=100 conn=ka pipe=/api/pipelined-2
 403 productpage 198.19.0.53:9080 POST /admin body=100 chunked=1 conn=ka pipe=/api/pipelined-3
+# bodies far past the stream and connection windows: discarded, the
+# connection goes on (HTTP/1.1 by content-length and chunked; on h2c the
+# dropped bodies must not use up the connection's flow-control window)
+403 productpage 198.19.0.53:9080 POST /admin body=1000000 conn=big
+200 productpage 198.19.0.53:9080 GET /api/after-big conn=big sees=/api/after-big
+403 productpage 198.19.0.53:9080 POST /admin body=1000000 chunked=1 conn=big
+200 productpage 198.19.0.53:9080 GET /api/after-big2 conn=big sees=/api/after-big2
+403 productpage 198.19.0.53:9080 POST /admin body=1000000 proto=h2c conn=bigh2
+403 productpage 198.19.0.53:9080 POST /admin body=1000000 proto=h2c conn=bigh2
+200 productpage 198.19.0.53:9080 POST /api/after-bigh2 body=200000 proto=h2c conn=bigh2
 # h2c: a denied stream ends, the connection serves the next one
 403 productpage 198.19.0.53:9080 POST /admin body=2000 proto=h2c conn=kh2
 200 productpage 198.19.0.53:9080 GET /api/h2-after proto=h2c conn=kh2 sees=/api/h2-after
