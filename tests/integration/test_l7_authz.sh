@@ -510,7 +510,7 @@ tcp-ok productpage 198.19.0.66:7000 TCP -
 tcp-ok productpage 198.19.0.65:7000 TCP -
 reset  sleep       198.19.0.65:7000 TCP -
 CASES
-out=$(authz "$T/cases" --records "$T/records.json") ||
+out=$(authz "$T/cases") ||
 	fail "authorization cases: $(grep -v '"ok": true' <<<"$out"); $(authz_stats)"
 summary=$(tail -1 <<<"$out")
 n=$(grep -c '"ok": true' <<<"$out")
@@ -541,7 +541,7 @@ cat >"$T/mixed" <<'CASES'
 200 productpage 198.19.0.59:9080 GET /plain
 403 sleep       198.19.0.59:9080 GET /plain
 CASES
-out=$(authz "$T/mixed" --records "$T/records-mixed.json") || fail "ALLOW+DENY+AUDIT: $out"
+out=$(authz "$T/mixed") || fail "ALLOW+DENY+AUDIT: $out"
 delta() { echo $(($(stat "$1") - ${before[$1]})); }
 got="allowed_match +$(delta authz_allowed_match) denied_match +$(delta authz_denied_match) denied_no_allow +$(delta authz_denied_no_allow) audited +$(delta authz_audited)"
 [ "$got" = "allowed_match +2 denied_match +1 denied_no_allow +2 audited +3" ] ||
