@@ -11,6 +11,8 @@ comment):
     EXPECT IDENTITY AUTHORITY METHOD TARGET [OPTION]...
     pause FILE
 
+(words split as by a POSIX shell, shlex; a '#' beginning a word starts a
+comment)
 IDENTITY is a certificate of DIR (tests/pki/mkpki.sh: productpage,
 reviews, foo-bar, sleep, ...): the client's mTLS identity, one HBONE
 connection per identity. AUTHORITY (VIP:PORT) is the CONNECT target; each
@@ -59,6 +61,7 @@ status 0 when every check passed. Run with /usr/bin/python3.
 import argparse
 import json
 import os
+import re
 import shlex
 import ssl
 import struct
@@ -457,7 +460,8 @@ def main():
     failed = 0
     total = 0
     with open(a.cases) as fh:
-        lines = [(i + 1, ln.split("#", 1)[0].strip()) for i, ln in enumerate(fh)]
+        # a comment starts at a '#' that begins a word (a target may hold one)
+        lines = [(i + 1, re.sub(r"(^|\s)#.*", "", ln).strip()) for i, ln in enumerate(fh)]
     for n, ln in lines:
         if not ln:
             continue

@@ -413,6 +413,13 @@ cat >"$T/cases" <<CASES
 403 productpage 198.19.0.53:9080 GET /admin/../admin
 403 productpage 198.19.0.53:9080 GET /%61dmin    # unreserved escapes are decoded
 403 productpage 198.19.0.53:9080 GET /admin?debug=1
+403 productpage 198.19.0.53:9080 GET '/x\..\admin'    # a backslash is a slash
+403 productpage 198.19.0.53:9080 GET /admin#frag       # the fragment is dropped
+403 productpage 198.19.0.53:9080 GET /x/%2e%2e/admin proto=h2c
+# absolute-form: the path is the URI's (as Envoy's codec takes it)
+403 productpage 198.19.0.53:9080 GET http://198.19.0.53:9080/admin
+403 productpage 198.19.0.53:9080 GET http://az-paths/x/../admin host=az-paths
+200 productpage 198.19.0.53:9080 GET http://az-paths/api/abs host=az-paths sees=/api/abs
 200 productpage 198.19.0.53:9080 GET //admin sees=//admin   # BASE keeps //: not /admin*
 200 productpage 198.19.0.53:9080 GET /ADMIN sees=/ADMIN     # paths are case-sensitive
 200 productpage 198.19.0.53:9080 GET /x/%2e%2e/api/y sees=/api/y   # normalized upstream
@@ -474,6 +481,9 @@ cat >"$T/cases" <<CASES
 403 productpage 198.19.0.55:9080 GET /o          # Host: 198.19.0.55:9080
 200 productpage 198.19.0.55:9080 GET /o host=AZ-Hosts.Example:9080 proto=h2c  # :authority
 403 productpage 198.19.0.55:9080 GET /o host=evil.example proto=h2c
+# absolute-form: the URI's authority, not the Host header (RFC 9112 3.2.2)
+200 productpage 198.19.0.55:9080 GET http://az-hosts.example/o host=evil.example
+403 productpage 198.19.0.55:9080 GET http://evil.example/o host=az-hosts.example
 # ports: the service port of the CONNECT
 200 productpage 198.19.0.56:9080 GET /port
 403 productpage 198.19.0.56:9081 GET /port
