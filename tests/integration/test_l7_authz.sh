@@ -11,7 +11,9 @@
 #     and AuthorizationPolicies bound by targetRefs to those Services, to
 #     the waypoint Gateway and to the GatewayClass (root namespace
 #     istio-system), plus ones that must not apply here (selector,
-#     namespace-wide, GatewayClass outside the root namespace);
+#     namespace-wide, dry-run, GatewayClass outside the root namespace),
+#     a CUSTOM one (no external authorizer: fails closed) and unreadable
+#     ones (fail closed);
 #   - tests/integration/authz_client.py runs the cases below: each checks
 #     the status and body (403 "RBAC: access denied", text/plain, the
 #     connection kept; gRPC: trailers-only grpc-status 7; TCP: CONNECT 401
@@ -91,6 +93,9 @@ YAML
 	svc az-sniff-tcp 198.19.0.65 raw 7000 echo
 	svc az-tcp 198.19.0.66 data 7000 echo '    appProtocol: tcp'
 	svc az-grpc 198.19.0.67 grpc 50051 grpc
+	svc az-custom 198.19.0.68 http 9080
+	svc az-invalid 198.19.0.69 http 9080
+	svc az-invalid-allow 198.19.0.70 http 9080
 	pod echo-1 echo 198.18.1.30
 	pod grpc-1 grpc 198.18.1.41
 } >"$MAN/30-authz-services.yaml"
@@ -130,6 +135,12 @@ rules:
 - from:
   - source:
       serviceAccounts: ["other/sleep"]
+- when:
+  - key: source.namespace
+    values: ["foo"]
+- when:
+  - key: source.principal
+    values: ["cluster.local/ns/default/sa/reviews"]
 YAML
 	{ target az-paths; cat <<'YAML'; } | pol az-paths-deny
 action: DENY
@@ -182,6 +193,13 @@ rules:
 - to:
   - operation:
       ports: ["9080"]
+- when:
+  - key: destination.ip
+    values: ["198.19.0.56"]
+  - key: destination.port
+    values: ["9081"]
+  - key: request.headers[x-dst]
+    values: ["1"]
 YAML
 	{ target az-ip; cat <<YAML; } | pol az-ip
 action: ALLOW
@@ -212,6 +230,13 @@ rules:
   - key: request.headers[x-ip-rule]
     values: ["2"]
 YAML
+	{ target az-ip2; cat <<'YAML'; } | pol az-ip2-deny
+action: DENY
+rules:
+- from:
+  - source:
+      remoteIpBlocks: ["2001:db8:66::/48"]
+YAML
 	{ target az-mixed; cat <<'YAML'; } | pol az-mixed-audit
 action: AUDIT
 rules:
@@ -235,9 +260,58 @@ rules:
 YAML
 	# ALLOW with no rules: allow nothing (Service az-a only)
 	target az-a | pol az-a-nothing
+	# CUSTOM with no external authorizer configured: fails closed
+	{ target az-custom; cat <<'YAML'; } | pol az-custom
+action: CUSTOM
+provider:
+  name: ext-authz
+rules:
+- to:
+  - operation:
+      paths: ["/ext*"]
+YAML
+	# unreadable policies fail closed: a DENY denies everything it targets,
+	# an ALLOW rule matches nothing (the other rules still do)
+	{ target az-invalid; cat <<'YAML'; } | pol az-invalid
+action: DENY
+rules:
+- from:
+  - source:
+      ipBlocks: ["not-an-address"]
+YAML
+	{ target az-invalid-allow; cat <<'YAML'; } | pol az-invalid-allow
+action: ALLOW
+rules:
+- from:
+  - source:
+      principals: ["cluster.local/ns/default/sa/productpage"]
+- to:
+  - operation:
+      paths: ["/a*b"]
+YAML
+	# dry-run: never enforced
+	cat <<'YAML'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: az-b-dry-run
+  namespace: default
+  annotations:
+    istio.io/dry-run: "true"
+spec:
+  targetRefs:
+  - kind: Service
+    group: ""
+    name: az-b
+  action: DENY
+  rules:
+  - {}
+YAML
 	# none of these applies to a waypoint: a selector (ztunnel / sidecar),
 	# no target (namespace-wide, ztunnel), a GatewayClass outside the root
-	# namespace, a Service of the same name in another namespace
+	# namespace, a Service of the same name in another namespace (and the
+	# dry-run one above)
 	pol az-b-selector <<'YAML'
 selector:
   matchLabels:
@@ -400,9 +474,11 @@ cat >"$T/cases" <<CASES
 200 reviews     198.19.0.51:9080 GET /n
 403 foo-bar     198.19.0.51:9080 GET /n          # no ALLOW matches
 403 sleep       198.19.0.51:9080 GET /n          # the DENY: not in default, foo
-# serviceAccounts NAMESPACE/NAME
+# serviceAccounts NAMESPACE/NAME; when source.namespace, source.principal
 200 sleep       198.19.0.52:9080 GET /s
 403 productpage 198.19.0.52:9080 GET /s
+200 foo-bar     198.19.0.52:9080 GET /s
+200 reviews     198.19.0.52:9080 GET /s
 # methods and paths: DENY /admin* whatever the spelling after normalization
 200 productpage 198.19.0.53:9080 GET /api/items sees=/api/items
 403 productpage 198.19.0.53:9080 GET /admin
@@ -484,9 +560,11 @@ cat >"$T/cases" <<CASES
 # absolute-form: the URI's authority, not the Host header (RFC 9112 3.2.2)
 200 productpage 198.19.0.55:9080 GET http://az-hosts.example/o host=evil.example
 403 productpage 198.19.0.55:9080 GET http://evil.example/o host=az-hosts.example
-# ports: the service port of the CONNECT
+# ports, destination.port: the service port of the CONNECT; destination.ip its VIP
 200 productpage 198.19.0.56:9080 GET /port
 403 productpage 198.19.0.56:9081 GET /port
+200 productpage 198.19.0.56:9081 GET /port h=x-dst:1
+403 productpage 198.19.0.56:9081 GET /port h=x-dst:2
 # when remote.ip (Forwarded for=) and source.ip (the HBONE peer)
 200 productpage 198.19.0.57:9080 GET /ip for=10.244.1.7
 403 productpage 198.19.0.57:9080 GET /ip for=10.244.1.66     # remoteIpBlocks DENY
@@ -494,12 +572,22 @@ cat >"$T/cases" <<CASES
 403 productpage 198.19.0.57:9080 GET /ip                     # for=10.244.0.9
 403 productpage 198.19.0.58:9080 GET /ip for=192.0.2.5       # source.ip is the peer, not for=
 200 productpage 198.19.0.58:9080 GET /ip h=x-ip-rule:2       # ipBlocks: the peer
+403 productpage 198.19.0.58:9080 GET /ip h=x-ip-rule:2 for=[2001:db8:66::1]   # remoteIpBlocks DENY, IPv6
+200 productpage 198.19.0.58:9080 GET /ip h=x-ip-rule:2 for=[2001:db8:67::1]
 # a Service's policy does not touch another Service; ignored policies
 403 productpage 198.19.0.60:9080 GET /a          # ALLOW with no rules: nothing allowed
 403 sleep       198.19.0.60:9080 GET /a
 200 productpage 198.19.0.61:9080 GET /b
 200 sleep       198.19.0.61:9080 GET /b
 200 sleep       198.19.0.61:9080 GET /ns-wide    # namespace-wide policy: ztunnel's
+# CUSTOM without an external authorizer denies what it matches
+403 productpage 198.19.0.68:9080 GET /ext/x
+200 productpage 198.19.0.68:9080 GET /other
+# fail closed: an unreadable DENY denies all, an unreadable ALLOW rule nothing
+403 productpage 198.19.0.69:9080 GET /i
+403 sleep       198.19.0.69:9080 GET /i
+200 productpage 198.19.0.70:9080 GET /a-b
+403 sleep       198.19.0.70:9080 GET /a-b
 # the waypoint Gateway and the GatewayClass (root namespace)
 403 productpage 198.19.0.61:9080 GET /b h=x-gw-deny:1
 200 productpage 198.19.0.63:9080 GET /b h=x-gw-deny:1        # another waypoint
@@ -524,10 +612,11 @@ out=$(authz "$T/cases") ||
 	fail "authorization cases: $(grep -v '"ok": true' <<<"$out"); $(authz_stats)"
 summary=$(tail -1 <<<"$out")
 n=$(grep -c '"ok": true' <<<"$out")
-for c in authz_allowed_match authz_denied_match authz_denied_no_allow authz_tcp_reset; do
+for c in authz_allowed_match authz_denied_match authz_denied_no_allow authz_denied_custom \
+	authz_denied_invalid authz_tcp_reset; do
 	[ "$(stat $c)" -ge 1 ] || fail "$c not counted: $(authz_stats)"
 done
-pass "$n authorization cases decided as Istio would (hosts: as issue 13 says) (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, ignored selector / namespace-wide policies, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
+pass "$n authorization cases decided as Istio would (hosts: as issue 13 says) (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, ignored selector / namespace-wide / dry-run policies, CUSTOM and unreadable policies failing closed, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
 
 # TCP: what reached the echo upstream is exactly what allowed tunnels sent
 kill -TERM "$ECHO_PID"
