@@ -22,9 +22,9 @@
 #     no enforcement every denied case would get its backend's 200;
 #   - AUDIT with ALLOW and DENY: the decision counters move exactly as the
 #     decisions say, authz_audited included;
-#   - a policy written into the watched manifest directory while a
-#     keep-alive HTTP/1.1 connection is open decides that connection's next
-#     request once the snapshot version moved, and the connection stays open.
+#   - a policy written into the watched manifest directory while keep-alive
+#     connections (HTTP/1.1, h2c) are open decides each one's next request
+#     once the snapshot version moved, and the connections stay open.
 . "$(dirname "$0")/lib.sh"
 l7_setup authz
 AUTHZ="$PY $ROOT/tests/integration/authz_client.py"
@@ -447,7 +447,7 @@ for _ in $(seq 100); do
 		2>/dev/null && break
 	sleep 0.1
 done
-# the snapshot is in (the policies with it: az-a answers 403)
+# the snapshot is in: a CONNECT to az-b is answered 200
 for _ in $(seq 100); do
 	in_ns $CLIENT --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.61:9080 \
 		--expect-status 200 --timeout 5 >/dev/null 2>&1 && break
