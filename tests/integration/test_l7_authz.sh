@@ -9,8 +9,9 @@
 #     l7_backend.py), a gRPC one (l7_h2_grpc.py), an opaque TCP one
 #     (appProtocol tcp) and two of unknown protocol on a TCP echo server,
 #     and AuthorizationPolicies bound by targetRefs to those Services, to
-#     the waypoint Gateway and to the GatewayClass (root namespace
-#     istio-system), plus ones that must not apply here (selector,
+#     the waypoint Gateway, to the reviews-v2 pod's workload waypoint (its
+#     pod address) and to the GatewayClass (root namespace istio-system),
+#     plus ones that must not apply here (selector,
 #     namespace-wide, dry-run, GatewayClass outside the root namespace),
 #     a CUSTOM one (no external authorizer: fails closed) and unreadable
 #     ones (fail closed);
@@ -343,8 +344,8 @@ rules:
 YAML
 	# the waypoint Gateway (every Service it serves) and the GatewayClass
 	# (every waypoint of the class), each for requests with its header (the
-	# port keeps them off the opaque tunnels: on TCP a DENY drops its
-	# HTTP-only conditions and applies with the rest)
+	# port and the principal keep them off the opaque tunnels: on TCP a
+	# DENY drops its HTTP-only conditions and applies with the rest)
 	pol gw-deny <<'YAML'
 targetRefs:
 - kind: Gateway
@@ -366,12 +367,28 @@ targetRefs:
   name: istio-waypoint
 action: DENY
 rules:
-- to:
+- from:
+  - source:
+      principals: ["cluster.local/ns/default/sa/reviews"]
+  to:
   - operation:
       ports: ["9080"]
   when:
   - key: request.headers[x-class-deny]
     values: ["1"]
+YAML
+	# the --for workload waypoint of the reviews-v2 pod: a CONNECT to the
+	# pod's address is decided by its waypoint's policies
+	pol wl-allow <<'YAML'
+targetRefs:
+- kind: Gateway
+  group: gateway.networking.k8s.io
+  name: reviews-v2-pod-waypoint
+action: ALLOW
+rules:
+- from:
+  - source:
+      principals: ["cluster.local/ns/default/sa/productpage"]
 YAML
 	{ target az-grpc; cat <<'YAML'; } | pol az-grpc
 action: ALLOW
@@ -426,10 +443,12 @@ YAML
 tb_up "$(tb_name)" --manifests "$MAN" --certs "$PKI" --set cluster.gateway_class=istio-waypoint
 [ "$WP_PEER_IP" = "$PEER" ] || fail "the testbed's kernel side is $WP_PEER_IP, the policies say $PEER"
 
-ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind 198.18.1.11:9080 \
-	--name details >"$T/details.log" 2>"$T/details.err" &
-PIDS+=($!)
-disown $!
+for b in details:198.18.1.11 reviews-v2:198.18.1.14; do
+	ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind "${b#*:}:9080" \
+		--name "${b%%:*}" >"$T/${b%%:*}.log" 2>"$T/${b%%:*}.err" &
+	PIDS+=($!)
+	disown $!
+done
 ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_h2_grpc.py" server \
 	--bind 198.18.1.41:50051 >"$T/grpc.log" 2>&1 &
 PIDS+=($!)
@@ -438,7 +457,7 @@ ip netns exec "$WP_NETNS" $TCPCHECK server 7000 >"$T/echo.log" 2>&1 &
 ECHO_PID=$!
 PIDS+=($!)
 disown $!
-for f in details grpc; do
+for f in details reviews-v2 grpc; do
 	for _ in $(seq 100); do grep -q listening "$T/$f.log" 2>/dev/null && break; sleep 0.1; done
 	grep -q listening "$T/$f.log" || fail "backend $f did not start: $(cat "$T/$f.log")"
 done
@@ -457,7 +476,8 @@ done
 authz() { # CASES-FILE [options]: the cases, with the checks against the backend log
 	local f=$1
 	shift
-	in_ns $AUTHZ --addr "$WP_IP:15008" --certs "$PKI" --backend-log "$T/details.log" "$@" "$f"
+	in_ns $AUTHZ --addr "$WP_IP:15008" --certs "$PKI" --backend-log "$T/details.log" \
+		--backend-log "$T/reviews-v2.log" "$@" "$f"
 }
 authz_stats() { "$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | awk '/^authz_/ && $2 != 0 {printf "%s=%s ", $1, $2}'; }
 
@@ -591,8 +611,12 @@ cat >"$T/cases" <<CASES
 # the waypoint Gateway and the GatewayClass (root namespace)
 403 productpage 198.19.0.61:9080 GET /b h=x-gw-deny:1
 200 productpage 198.19.0.63:9080 GET /b h=x-gw-deny:1        # another waypoint
-403 productpage 198.19.0.61:9080 GET /b h=x-class-deny:1
-403 productpage 198.19.0.63:9080 GET /b h=x-class-deny:1     # every waypoint of the class
+403 reviews     198.19.0.61:9080 GET /b h=x-class-deny:1
+403 reviews     198.19.0.63:9080 GET /b h=x-class-deny:1     # every waypoint of the class
+200 reviews     198.19.0.61:9080 GET /b
+# a workload address behind its own waypoint (L4): that waypoint's policies
+200 productpage 198.18.1.14:9080 GET /wl
+401 sleep       198.18.1.14:9080 TCP -
 # gRPC: trailers-only PERMISSION_DENIED
 grpc-0 productpage 198.19.0.67:50051 POST /test.Echo/Count proto=grpc
 grpc-7 sleep       198.19.0.67:50051 POST /test.Echo/Count proto=grpc
@@ -616,7 +640,7 @@ for c in authz_allowed_match authz_denied_match authz_denied_no_allow authz_deni
 	authz_denied_invalid authz_tcp_reset; do
 	[ "$(stat $c)" -ge 1 ] || fail "$c not counted: $(authz_stats)"
 done
-pass "$n authorization cases decided as Istio would (hosts: as issue 13 says) (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, ignored selector / namespace-wide / dry-run policies, CUSTOM and unreadable policies failing closed, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
+pass "$n authorization cases decided as Istio would (hosts: as issue 13 says) (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, a workload address by its waypoint, ignored selector / namespace-wide / dry-run policies, CUSTOM and unreadable policies failing closed, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
 
 # TCP: what reached the echo upstream is exactly what allowed tunnels sent
 kill -TERM "$ECHO_PID"
