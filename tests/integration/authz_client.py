@@ -5,14 +5,12 @@ AuthorizationPolicy integration test (tests/integration/test_l7_authz.sh).
     authz_client.py --addr WP:15008 --certs DIR [--backend-log FILE]...
                     [--records OUT] CASES
 
-Runs the cases of the file CASES in order, one line each ('#' starts a
-comment):
+Runs the cases of the file CASES in order, one line each (words split as
+a POSIX shell does; a '#' beginning a word starts a comment):
 
     EXPECT IDENTITY AUTHORITY METHOD TARGET [OPTION]...
     pause FILE
 
-(words split as by a POSIX shell, shlex; a '#' beginning a word starts a
-comment)
 IDENTITY is a certificate of DIR (tests/pki/mkpki.sh: productpage,
 reviews, foo-bar, sleep, ...): the client's mTLS identity, one HBONE
 connection per identity. AUTHORITY (VIP:PORT) is the CONNECT target; each
@@ -41,9 +39,9 @@ OPTIONS: host=H (Host / :authority; default AUTHORITY), h=NAME:VALUE
 default the client library's 10.244.0.9), body=N (N body bytes,
 content-length; with chunked=1 in two chunks), pipe=TARGET (HTTP/1.1: a
 GET of TARGET pipelined behind the request in the same write, to be
-answered 200 by the backend), proto=h1|h2c|grpc (default h1), conn=NAME (lines with the
-same NAME share one CONNECT stream: keep-alive; the stream must still be
-open after its last case), sees=TARGET.
+answered 200 by the backend), proto=h1|h2c|grpc (default h1), conn=NAME
+(lines with the same NAME share one CONNECT stream: keep-alive; the
+stream must still be open after its last case), sees=TARGET.
 
 `pause FILE` creates FILE.paused and waits (at most 60 s) for FILE to
 exist, keeping every connection serviced: the test changes policies while
