@@ -3,7 +3,7 @@
 AuthorizationPolicy integration test (tests/integration/test_l7_authz.sh).
 
     authz_client.py --addr WP:15008 --certs DIR [--backend-log FILE]...
-                    [--records OUT] CASES
+                    [--wpctl WPCTL --dir MANIFESTS] [--records OUT] CASES
 
 Runs the cases of the file CASES in order, one line each (words split as
 a POSIX shell does; a '#' beginning a word starts a comment):
@@ -41,7 +41,9 @@ content-length; with chunked=1 in two chunks), pipe=TARGET (HTTP/1.1: a
 GET of TARGET pipelined behind the request in the same write, to be
 answered 200 by the backend), proto=h1|h2c|grpc (default h1), conn=NAME
 (lines with the same NAME share one CONNECT stream: keep-alive; the
-stream must still be open after its last case), sees=TARGET.
+stream must still be open after its last case), sees=TARGET, audited=0|1
+(with --wpctl: whether an AUDIT policy must match), wpctl=no (a case
+wpctl authz check cannot be asked about; listed in the summary).
 
 `pause FILE` creates FILE.paused and waits (at most 60 s) for FILE to
 exist, keeping every connection serviced: the test changes policies while
@@ -50,10 +52,12 @@ connections are open.
 Every HTTP request carries a unique x-case header. With --backend-log
 (the JSON request logs of tests/integration/l7_backend.py), every allowed
 request must have reached a backend exactly once and no denied one at all.
---records writes one JSON object per case: the request as the data path
-saw it (principal, source and remote address, host, method, path,
-headers, tcp) and the decision observed (ALLOW / DENY), for comparing with
-`wpctl authz check`. Prints one JSON line per case and a summary; exit
+Each case is also a record: the request as the data path saw it
+(principal, source and remote address, host, method, path, headers, tcp)
+and the decision observed (ALLOW / DENY). With --wpctl, `wpctl authz
+check --dir MANIFESTS -o json` is asked about each record and must answer
+the same decision (issue 13 acceptance 4); --records writes the records,
+one JSON object a line. Prints one JSON line per case and a summary; exit
 status 0 when every check passed. Run with /usr/bin/python3.
 """
 import argparse
@@ -63,6 +67,7 @@ import re
 import shlex
 import ssl
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -233,7 +238,7 @@ class Runner:
         cid = "%s-%d" % (self.run, n)
         rec = {"line": n, "principal": t.c.principal, "authority": authority,
                "source_ip": t.c.sock.getsockname()[0],
-               "remote_ip": opts.get("for", DEFAULT_REMOTE)}
+               "remote_ip": opts.get("for", DEFAULT_REMOTE).strip("[]")}
         if method == "TCP":
             rec["tcp"] = True
             got = self.tcp_case(t, expect, cid)
@@ -241,16 +246,19 @@ class Runner:
             if t.status != 200:
                 raise Failed("CONNECT answered %s" % t.status)
             hdrs = [tuple(h.split(":", 1)) for h in opts.get("h", [])]
-            rec.update(method=method, path=target, host=opts.get("host", authority),
+            host = opts.get("host", authority)
+            rec.update(method=method, path=target, host=host,
                        headers=["%s=%s" % (k, v) for k, v in hdrs])
+            m = re.match(r"https?://([^/?#]*)(.*)", target)
+            if m:  # absolute-form: the URI's authority and path decide
+                rec.update(host=m.group(1), path=m.group(2) or "/")
             body = b"b" * int(opts.get("body", "0"))
             if proto == "h1":
-                got = self.h1_case(t, expect, method, target, rec["host"], hdrs, body, cid, opts)
+                got = self.h1_case(t, expect, method, target, host, hdrs, body, cid, opts)
             elif proto == "h2c":
-                got = self.h2c_case(t, expect, method, target, rec["host"], hdrs, body, cid,
-                                    opts)
+                got = self.h2c_case(t, expect, method, target, host, hdrs, body, cid, opts)
             elif proto == "grpc":
-                got = self.grpc_case(t, expect, target, rec["host"], hdrs)
+                got = self.grpc_case(t, expect, target, host, hdrs)
             else:
                 raise Failed("unknown proto " + proto)
             if proto != "grpc":
@@ -258,6 +266,10 @@ class Runner:
             if "sees" in opts:
                 self.sees[cid] = opts["sees"]
         rec["decision"] = "ALLOW" if expect in ("200", "grpc-0", "tcp-ok") else "DENY"
+        if "audited" in opts:
+            rec["audited"] = opts["audited"] == "1"
+        if opts.get("wpctl") == "no":
+            rec["no_wpctl"] = True
         self.records.append(rec)
         if not opts.get("conn"):
             t.close()
@@ -428,6 +440,37 @@ class Runner:
                 "wrong_target": wrong}
 
 
+def wpctl_check(a, records):
+    """`wpctl authz check --dir` on each record: its decision must be the
+    one observed (and its AUDIT mark, where the case gave one)."""
+    bad = []
+    for rec in records:
+        if rec.get("no_wpctl"):
+            continue
+        cmd = [a.wpctl, "authz", "check", "--dir", a.dir, "-o", "json",
+               "--from", rec["principal"], "--to", rec["authority"],
+               "--source-ip", rec["source_ip"], "--remote-ip", rec["remote_ip"]]
+        if rec.get("tcp"):
+            cmd.append("--tcp")
+        else:
+            cmd += ["--method", rec["method"], "--path", rec["path"], "--host", rec["host"]]
+            for h in rec["headers"]:
+                cmd += ["--header", h]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        try:
+            ans = json.loads(p.stdout)
+        except ValueError:
+            bad.append({"line": rec["line"], "wpctl": p.returncode, "stderr": p.stderr[-300:]})
+            continue
+        if ans.get("decision") != rec["decision"] or (
+                "audited" in rec and ans.get("audited") != rec["audited"]):
+            bad.append({"line": rec["line"], "observed": rec["decision"],
+                        "audited": rec.get("audited"), "wpctl": ans.get("decision"),
+                        "wpctl_audited": ans.get("audited"), "reason": ans.get("reason"),
+                        "policy": ans.get("policy")})
+    return bad
+
+
 def parse_line(ln):
     w = shlex.split(ln)
     if w[0] == "pause":
@@ -452,6 +495,8 @@ def main():
     ap.add_argument("--certs", required=True)
     ap.add_argument("--backend-log", action="append", default=[])
     ap.add_argument("--records")
+    ap.add_argument("--wpctl", help="wpctl binary: check each decision with wpctl authz check")
+    ap.add_argument("--dir", help="with --wpctl: the manifest directory")
     ap.add_argument("--timeout", type=float, default=10.0)
     a = ap.parse_args()
     r = Runner(a)
@@ -486,6 +531,14 @@ def main():
         chk = r.check_backends()
         summary["backends"] = chk
         if any(chk.values()):
+            failed += 1
+            summary["failed"] = failed
+    if a.wpctl:
+        bad = wpctl_check(a, r.records)
+        summary["wpctl_checked"] = sum(1 for x in r.records if not x.get("no_wpctl"))
+        summary["wpctl_not_asked"] = [x["line"] for x in r.records if x.get("no_wpctl")]
+        summary["wpctl_disagrees"] = bad
+        if bad:
             failed += 1
             summary["failed"] = failed
     if a.records:
