@@ -16,6 +16,7 @@
 
 #include "wp/path_norm.h"
 #include "wp/addr.h"
+#include "wp/snapshot.h"
 
 #define SPIFFE "spiffe://"
 
@@ -229,14 +230,25 @@ static const char *action_name(uint8_t a)
 	return a < WP_ARRAY_SIZE(n) && n[a] ? n[a] : "?";
 }
 
-static json_t *answer_json(const struct wp_snapshot *s, const struct wp_snap_service *v,
-                           uint16_t port, const struct wp_authz_req *q, const struct hdrs *h,
+/* The destination a check decides for: a Service port (its table), or a
+ * workload address (its waypoint's table, as the data path decides a
+ * CONNECT to a pod IP). */
+struct dest {
+	const struct wp_snap_service *svc;
+	const struct wp_snap_workload *wl;
+	const struct wp_authz_table *t;
+	uint32_t gw;
+};
+
+static json_t *answer_json(const struct wp_snapshot *s, const struct dest *dst, uint16_t port,
+                           const struct wp_authz_req *q, const struct hdrs *h,
                            const struct wp_authz_decision *d)
 {
-	const struct wp_authz_table *t = v->authz;
+	const struct wp_authz_table *t = dst->t;
+	const struct wp_snap_service *v = dst->svc;
 	json_t *o = json_object(), *req = json_object(), *hj = json_object(), *pols = json_array();
 	json_t *errs = json_array();
-	const struct wp_snap_gateway *g = &s->gateways[v->gw];
+	const struct wp_snap_gateway *g = &s->gateways[dst->gw];
 	json_t *pol = json_null();
 
 	json_object_set_new(o, "decision", json_string(d->allowed ? "ALLOW" : "DENY"));
@@ -254,10 +266,16 @@ static json_t *answer_json(const struct wp_snapshot *s, const struct wp_snap_ser
 		                "action", act, "rule", (int)d->rule);
 	}
 	json_object_set_new(o, "policy", pol);
-	json_object_set_new(o, "service",
-	                    json_pack("{s:s, s:s, s:s, s:s++, s:i}", "namespace", v->ns, "name",
-	                              v->name, "hostname", v->hostname, "waypoint", g->ns, "/",
-	                              g->name, "port", (int)port));
+	if (v)
+		json_object_set_new(o, "service",
+		                    json_pack("{s:s, s:s, s:s, s:s++, s:i}", "namespace", v->ns,
+		                              "name", v->name, "hostname", v->hostname, "waypoint",
+		                              g->ns, "/", g->name, "port", (int)port));
+	else
+		json_object_set_new(o, "workload",
+		                    json_pack("{s:s, s:s, s:s++, s:i}", "namespace", dst->wl->ns,
+		                              "name", dst->wl->name, "waypoint", g->ns, "/",
+		                              g->name, "port", (int)port));
 	for (uint32_t i = 0; t && i < t->n_policies; i++)
 		json_array_append_new(pols,
 		                      json_pack("{s:s, s:s, s:s, s:s}", "namespace",
@@ -298,6 +316,7 @@ int wp_authz_check_run(const struct wp_snapshot *s, struct wp_authz_scratch *sc,
 {
 	const struct wp_snap_service *v;
 	const struct wp_snap_svc_port *sp = NULL;
+	struct dest dst = {0};
 	const char *target = in->path ? in->path : "/";
 	struct wp_authz_req q = {0};
 	struct wp_authz_decision d;
@@ -315,17 +334,31 @@ int wp_authz_check_run(const struct wp_snapshot *s, struct wp_authz_scratch *sc,
 		return fail(err, errlen, -ENOENT, "no snapshot published yet");
 	split_to(in->to, &hl, &port);
 	v = find_service(s, in->to, hl);
-	if (!v)
-		return fail(err, errlen, -ENOENT,
-		            "%.*s is not a Service this appliance captures (not bound to a "
-		            "Gateway it serves, or unknown)",
-		            (int)hl, in->to);
-	for (uint32_t i = 0; i < v->n_ports; i++)
-		if (v->ports[i].port == port)
-			sp = &v->ports[i];
-	if (!sp)
-		return fail(err, errlen, -ENOENT, "Service %s/%s has no port %u", v->ns, v->name,
-		            port);
+	if (!v) {
+		struct wp_sockaddr sa = {.port = port};
+		const struct wp_snap_dest *d =
+		        vip_of(in->to, hl, &sa.addr) ? wp_snapshot_lookup(s, &sa) : NULL;
+
+		if (!d || d->kind != WP_DEST_WORKLOAD)
+			return fail(err, errlen, -ENOENT,
+			            "%.*s is neither a Service nor a workload address this "
+			            "appliance captures (not bound to a Gateway it serves, or "
+			            "unknown)",
+			            (int)hl, in->to);
+		dst.wl = d->wl;
+		dst.gw = d->gw;
+		dst.t = d->gw < s->n_gateways ? s->gateways[d->gw].authz : NULL;
+	} else {
+		for (uint32_t i = 0; i < v->n_ports; i++)
+			if (v->ports[i].port == port)
+				sp = &v->ports[i];
+		if (!sp)
+			return fail(err, errlen, -ENOENT, "Service %s/%s has no port %u", v->ns,
+			            v->name, port);
+		dst.svc = v;
+		dst.gw = v->gw;
+		dst.t = v->authz;
+	}
 
 	q.principal = principal_of(in->from);
 	q.principal_len = (uint32_t)strlen(q.principal);
@@ -335,7 +368,7 @@ int wp_authz_check_run(const struct wp_snapshot *s, struct wp_authz_scratch *sc,
 	if (in->remote_ip)
 		wp_addr_parse(in->remote_ip, &q.remote_ip);
 	/* the VIP asked for, else the Service's first */
-	if (!vip_of(in->to, hl, &q.dst_ip) && v->n_vips)
+	if (!vip_of(in->to, hl, &q.dst_ip) && v && v->n_vips)
 		q.dst_ip = v->vips[0];
 	q.dst_port = port;
 	q.is_http = !in->tcp;
@@ -382,10 +415,10 @@ int wp_authz_check_run(const struct wp_snapshot *s, struct wp_authz_scratch *sc,
 		q.header = header_of;
 		q.header_ctx = h;
 	}
-	if (v->authz && wp_authz_scratch_reserve(sc, v->authz))
+	if (dst.t && wp_authz_scratch_reserve(sc, dst.t))
 		goto out;
-	wp_authz_eval(v->authz, sc, &q, &d);
-	*out = answer_json(s, v, port, &q, h, &d);
+	wp_authz_eval(dst.t, sc, &q, &d);
+	*out = answer_json(s, &dst, port, &q, h, &d);
 	rc = *out ? 0 : -ENOMEM;
 out:
 	if (rc == -ENOMEM)
@@ -419,7 +452,10 @@ void wp_authz_check_print(FILE *f, json_t *a)
 		fprintf(f, "policy:    -\n");
 	}
 	fprintf(f, "audited:   %s\n", json_is_true(json_object_get(a, "audited")) ? "yes" : "no");
-	fprintf(f, "service:   %s/%s port %lld (waypoint %s), %zu polic%s applied\n",
+	if (!json_is_object(v))
+		v = json_object_get(a, "workload");
+	fprintf(f, "%s  %s/%s port %lld (waypoint %s), %zu polic%s applied\n",
+	        json_is_object(json_object_get(a, "service")) ? "service: " : "workload:",
 	        json_string_value(json_object_get(v, "namespace")),
 	        json_string_value(json_object_get(v, "name")),
 	        (long long)json_integer_value(json_object_get(v, "port")),

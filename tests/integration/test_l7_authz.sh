@@ -618,9 +618,8 @@ cat >"$T/cases" <<CASES
 403 reviews     198.19.0.63:9080 GET /b h=x-class-deny:1     # every waypoint of the class
 200 reviews     198.19.0.61:9080 GET /b
 # a workload address behind its own waypoint (L4): that waypoint's policies
-# (wpctl authz check answers for Services only)
-200 productpage 198.18.1.14:9080 GET /wl wpctl=no
-401 sleep       198.18.1.14:9080 TCP - wpctl=no
+200 productpage 198.18.1.14:9080 GET /wl
+401 sleep       198.18.1.14:9080 TCP -
 # gRPC: trailers-only PERMISSION_DENIED
 grpc-0 productpage 198.19.0.67:50051 POST /test.Echo/Count proto=grpc
 grpc-7 sleep       198.19.0.67:50051 POST /test.Echo/Count proto=grpc
@@ -644,7 +643,7 @@ for c in authz_allowed_match authz_denied_match authz_denied_no_allow authz_deni
 	authz_denied_invalid authz_tcp_reset; do
 	[ "$(stat $c)" -ge 1 ] || fail "$c not counted: $(authz_stats)"
 done
-pass "$n authorization cases decided as Istio would (hosts: as issue 13 says), wpctl authz check agreeing on every one but the two workload-address cases it cannot be asked about (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, a workload address by its waypoint, ignored selector / namespace-wide / dry-run policies, CUSTOM and unreadable policies failing closed, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
+pass "$n authorization cases decided as Istio would (hosts: as issue 13 says), wpctl authz check agreeing on every one (principals, namespaces, serviceAccounts, methods, normalized paths, headers, hosts, ports, source/remote ip, Gateway/GatewayClass/Service targets, a workload address by its waypoint, ignored selector / namespace-wide / dry-run policies, CUSTOM and unreadable policies failing closed, gRPC, opaque TCP, sniffed ports): $summary; $(authz_stats)"
 
 # TCP: what reached the echo upstream is exactly what allowed tunnels sent
 kill -TERM "$ECHO_PID"
