@@ -3,6 +3,7 @@
 
   bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
+                         [--authz-policies P]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests
 --certs, 1 worker) holds:
@@ -62,6 +63,13 @@ Ratios (per link):
   cpu_per_request_haproxy_multiplexed_over_waypointd shapes differ (M x K
       streams for HAProxy, N x 1 for waypointd), said in the key;
   added_p50/p99_haproxy_over_waypointd               half load.
+With --authz-policies P (issue 13): after the waypointd row, P
+AuthorizationPolicies on the service (a mix of ALLOW rules on principals,
+paths and methods, DENY rules on paths and a header, AUDIT rules; the
+client's identity allowed by one of them) are written into the manifest
+directory, and once the workers decide with them (authz_allowed_match moves)
+the same closed loop runs again: row waypointd_authz, and the ratio
+busy_cycles_per_request_authz_over_none (goal: at most 1.10).
 Prints a table per link, then one JSON line. Bounded (per link 7 runs of S
 seconds plus set-up); not a pass/fail test.
 """
@@ -129,6 +137,58 @@ backend be
 """
 
 
+def policies(n):
+    """n AuthorizationPolicies on service web: the bench client
+    (productpage) allowed by the first; the others a mix of what meshes
+    write, none of which matches the bench's requests but all of which the
+    engine has in its databases."""
+    docs = ["""apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-bench, namespace: bench}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/default/sa/productpage"]}}]
+    to: [{operation: {methods: ["GET", "POST"], paths: ["/bench", "/api/*"]}}]
+"""]
+    for i in range(1, n):
+        kind = i % 10
+        if kind < 6:
+            docs.append("""apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-%d, namespace: bench}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/ns%d/sa/sa%d"], namespaces: ["team%d"]}}]
+    to: [{operation: {methods: ["GET"], paths: ["/api/v%d/*", "*.json"]}}]
+""" % (i, i % 40, i, i % 25, i % 7))
+        elif kind < 9:
+            docs.append("""apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-%d, namespace: bench}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin/%d*"]}}]
+  - when: [{key: "request.headers[x-tenant]", values: ["blocked-%d"]}]
+""" % (i, i, i))
+        else:
+            docs.append("""apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit-%d, namespace: bench}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: AUDIT
+  rules:
+  - from: [{source: {principals: ["*/sa/audited-%d"]}}]
+""" % (i, i))
+    return "---\n".join(docs)
+
+
 def stop(procs):
     """Stops the peers started so far (SIGTERM, then SIGKILL after 5 s)."""
     for p in procs:
@@ -155,6 +215,8 @@ def main():
     ap.add_argument("--links", default="tap,memif", help="tap, memif or both (default tap,memif)")
     ap.add_argument("--mux-conns", type=int, default=16,
                     help="M: haproxy_multiplexed connections (default 16)")
+    ap.add_argument("--authz-policies", type=int, default=0,
+                    help="P: also run waypointd with P AuthorizationPolicies (default 0: not)")
     ap.add_argument("--mux-streams", type=int, default=16,
                     help="K: haproxy_multiplexed streams in flight per connection (default 16)")
     a = ap.parse_args()
@@ -289,6 +351,25 @@ def main():
         res["tsc_hz"] = tsc
         out = {}
         wr, out["waypointd"] = closed_wp(t, wip, wpid, tsc)
+        if a.authz_policies > 0:
+            with open(os.path.join(man, "policies.yaml.tmp"), "w") as f:
+                f.write(policies(a.authz_policies))
+            os.rename(os.path.join(man, "policies.yaml.tmp"), os.path.join(man, "policies.yaml"))
+            for _ in range(300):  # until the workers decide with them
+                before = t.totals().get("authz_allowed_match", 0)
+                hbone(wip, 1, 0.2, 0)
+                if t.totals().get("authz_allowed_match", 0) > before:
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError("the policies never reached the workers")
+            a0 = t.totals()
+            _, out["waypointd_authz"] = closed_wp(t, wip, wpid, tsc)
+            a1 = t.totals()
+            out["waypointd_authz"]["policies"] = a.authz_policies
+            out["waypointd_authz"]["authz_allowed_match"] = (
+                a1.get("authz_allowed_match", 0) - a0.get("authz_allowed_match", 0))
+            os.unlink(os.path.join(man, "policies.yaml"))
         hr, out["haproxy"] = closed_hp(hp.pid, tsc, a.conns, 1)
         _, out["haproxy_multiplexed"] = closed_hp(hp.pid, tsc, a.mux_conns, a.mux_streams)
         dr, _ = h1(a.conns, a.seconds, 0)
@@ -325,6 +406,14 @@ def main():
                 hw_, hh_ = half["waypointd"]["added_%s_us" % q], half["haproxy"]["added_%s_us" % q]
                 ratios["added_%s_haproxy_over_waypointd" % q] = (
                     round(hh_ / hw_, 2) if hw_ > 0 and hh_ > 0 else None)
+        if "waypointd_authz" in out:
+            b0 = out["waypointd"]["not_ratio"]["tsc_busy_cycles_per_request"]
+            b1 = out["waypointd_authz"]["not_ratio"]["tsc_busy_cycles_per_request"]
+            c1 = out["waypointd_authz"]["cpu_cycles_per_request"]
+            ratios["busy_cycles_per_request_authz_over_none"] = (
+                round(b1 / b0, 3) if b0 and b1 else None)
+            ratios["cpu_cycles_per_request_authz_over_none"] = (
+                round(c1 / w, 3) if w and c1 else None)
         out["ratios"] = ratios
         return out
 
@@ -333,7 +422,9 @@ def main():
               (link, res["pinning"], a.seconds))
         print("%-20s %-28s %9s %10s %12s %8s %8s" % ("row", "shape", "req/s", "cpu cyc/req",
                                                      "req/s/core", "p50 us", "p99 us"))
-        for row in ("waypointd", "haproxy", "haproxy_multiplexed", "direct"):
+        for row in ("waypointd", "waypointd_authz", "haproxy", "haproxy_multiplexed", "direct"):
+            if row not in out:
+                continue
             r = out[row]
             print("%-20s %-28s %9.0f %10s %12s %8.1f %8.1f" % (
                 row, r["shape"], r["rps_wall"], r.get("cpu_cycles_per_request", "-"),
@@ -346,6 +437,15 @@ def main():
                   nr["tsc_own_cycles_per_request"], nr["worker_user_cycles_per_request"],
                   nr["worker_system_cycles_per_request"], nr["packets_per_request"]))
         r = out["ratios"]
+        if "waypointd_authz" in out:
+            print("with %d AuthorizationPolicies: busy cycles/request %s vs %s without, ratio %s "
+                  "(goal <= 1.10); process cpu ratio %s; %d requests allowed by a rule" % (
+                      out["waypointd_authz"]["policies"],
+                      out["waypointd_authz"]["not_ratio"]["tsc_busy_cycles_per_request"],
+                      nr["tsc_busy_cycles_per_request"],
+                      r["busy_cycles_per_request_authz_over_none"],
+                      r["cpu_cycles_per_request_authz_over_none"],
+                      out["waypointd_authz"]["authz_allowed_match"]))
         print("ratio cpu/request haproxy / waypointd (same shape):          %s" %
               r["cpu_per_request_haproxy_over_waypointd"])
         print("ratio cpu/request haproxy_multiplexed / waypointd (shapes differ: %s): %s" % (

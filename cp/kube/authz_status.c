@@ -28,6 +28,12 @@
  *                         not bound to a waypoint"; absent:
  *                         "TargetNotFound", "Service NS/NAME was not found".
  *
+ * A policy bound here that cannot be used as written (a rule or the policy
+ * unreadable: the data path then fails closed on it) is reported False,
+ * reason "Invalid", with the first problem as the message: istiod's webhook
+ * refuses such objects, so it never has to; an appliance that enforces them
+ * fail-closed says so where the operator looks.
+ *
  * Only the targetRefs that concern this appliance are judged: a Gateway it
  * owns (the Gateway status writer's rule), its own GatewayClass, a Service
  * the published snapshot binds to such a Gateway (enrollment is the
@@ -38,9 +44,11 @@
  * Services bound to them), are istiod's to report.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp/kube/status.h"
+#include "wp/model.h"
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -174,6 +182,40 @@ static json_t *target_refs(json_t *ap, bool *owned)
 	return NULL;
 }
 
+/* The first problem that makes policy ap unusable as written (copied into
+ * out), or false when it reads whole. */
+static bool policy_problem(json_t *ap, char *out, size_t len)
+{
+	json_t *c = json_copy(ap); /* list items may come without their kind */
+	char *txt, err[256];
+	struct wp_obj *o;
+	const char *why = NULL;
+
+	if (!c)
+		return false;
+	json_object_set_new(c, "apiVersion", json_string("security.istio.io/v1"));
+	json_object_set_new(c, "kind", json_string("AuthorizationPolicy"));
+	txt = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	o = txt ? wp_model_parse_one(txt, strlen(txt), "status", err, sizeof(err)) : NULL;
+	free(txt);
+	if (!o)
+		return false;
+	if (o->kind == WP_KIND_AUTHORIZATIONPOLICY) {
+		why = o->u.authz.invalid;
+		for (uint32_t i = 0; !why && i < o->u.authz.n_rules; i++)
+			why = o->u.authz.rules[i].invalid;
+	}
+	if (why) {
+		/* "ORIGIN:LINE: " locates the text we serialized: not the operator's */
+		const char *p = strstr(why, ": ");
+
+		snprintf(out, len, "%s", p && !strncmp(why, "status:", 7) ? p + 2 : why);
+	}
+	wp_obj_free(o);
+	return why != NULL;
+}
+
 json_t *wp_kube_authz_condition(const struct wp_kube_authz_view *v, json_t *ap)
 {
 	struct binding b[16];
@@ -206,6 +248,10 @@ json_t *wp_kube_authz_condition(const struct wp_kube_authz_view *v, json_t *ap)
 				off += (size_t)snprintf(
 				        msg + off, sizeof(msg) - off, "%s%s",
 				        off ? ", " : "Invalid targetRefs: ", b[k].ancestor);
+	}
+	if (n_bound && policy_problem(ap, msg, sizeof(msg))) {
+		n_bound = 0;
+		reason = "Invalid";
 	}
 	c = json_pack("{s:s, s:s, s:s, s:s}", "type", "WaypointAccepted", "status",
 	              n_bound ? "True" : "False", "reason", reason, "observedGeneration", gens);

@@ -132,6 +132,39 @@ static void test_not_ours(void **state)
 	teardown_fx(&f);
 }
 
+/* A policy bound here that cannot be used as written (the data path fails
+ * closed on it) is reported False, Invalid, with the problem. */
+static void test_invalid_policy(void **state)
+{
+	struct fx f = setup_fx();
+	json_t *ap = policy("a", "p", 2, "[" GW("wp") "]"), *rules;
+
+	(void)state;
+	rules = json_loads("[{\"from\":[{\"source\":{\"ipBlocks\":[\"10.0.0.0/33\"]}}]}]", 0, NULL);
+	assert_non_null(rules);
+	json_object_set_new(json_object_get(ap, "spec"), "rules", rules);
+	{
+		json_t *c = wp_kube_authz_condition(&f.v, ap);
+		const char *m;
+
+		assert_non_null(c);
+		assert_string_equal(json_string_value(json_object_get(c, "status")), "False");
+		assert_string_equal(json_string_value(json_object_get(c, "reason")), "Invalid");
+		m = json_string_value(json_object_get(c, "message"));
+		assert_non_null(m);
+		assert_non_null(strstr(m, "10.0.0.0/33"));
+		assert_null(strstr(m, "status:"));
+		json_decref(c);
+	}
+	/* fixed: accepted again */
+	json_object_set_new(
+	        json_object_get(ap, "spec"), "rules",
+	        json_loads("[{\"from\":[{\"source\":{\"ipBlocks\":[\"10.0.0.0/8\"]}}]}]", 0, NULL));
+	expect(wp_kube_authz_condition(&f.v, ap), "True", "Accepted", "bound to a/wp", "2");
+	json_decref(ap);
+	teardown_fx(&f);
+}
+
 static void test_gateway_class(void **state)
 {
 	struct fx f = setup_fx();
@@ -284,6 +317,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_gateway_bound_and_gone),
 	        cmocka_unit_test(test_not_ours),
+	        cmocka_unit_test(test_invalid_policy),
 	        cmocka_unit_test(test_gateway_class),
 	        cmocka_unit_test(test_service),
 	        cmocka_unit_test(test_flattened),
