@@ -36,6 +36,7 @@
 #include "dp/tunnel/tunnel.h"
 #include "dp/worker.h"
 #include "wp/addr.h"
+#include "wp/accesslog.h"
 #include "wp/config.h"
 #include "wp/cp.h"
 #include "wp/sdnotify.h"
@@ -45,11 +46,16 @@
 #define MAX_SETS 64
 
 static volatile bool quit, stop, drain, hup;
+static struct wp_alog_writer *alog_writer; /* set before SIGUSR1 is handled */
 
 static void on_signal(int sig)
 {
 	if (sig == SIGHUP) {
 		hup = true;
+		return;
+	}
+	if (sig == SIGUSR1) { /* logrotate: the access log reopens its file */
+		wp_alog_writer_reopen(alog_writer);
 		return;
 	}
 	if (stop)
@@ -187,6 +193,7 @@ int main(int argc, char **argv)
 	static struct wp_worker *workers[WP_MAX_WORKERS]; /* telemetry reads it until exit */
 	struct wp_stats *stats[WP_MAX_WORKERS];
 	static struct wp_metrics_core *cells[WP_MAX_WORKERS]; /* the scrapes read them until exit */
+	static struct wp_alog_ring *alog_rings[WP_MAX_WORKERS]; /* access log: per worker */
 	struct wp_prom *prom = NULL;
 	bool check_only = false, ready = false;
 	char err[WP_CONFIG_ERRLEN];
@@ -242,7 +249,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL); /* before, it ended the process */
-	(void)wp_sdnotify_init();     /* before the EAL starts threads: it unsets variables */
+	sigaction(SIGUSR1, &sa, NULL);
+	(void)wp_sdnotify_init(); /* before the EAL starts threads: it unsets variables */
 
 	if (wp_port_eal_init(&cfg, argv[0], err, sizeof(err)) != 0) {
 		fprintf(stderr, "waypointd: %s\n", err);
@@ -313,11 +321,7 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		workers[id]->slot = wp_cp_slot(cp);
-		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
-			fprintf(stderr, "waypointd: cannot set up HBONE on worker %u\n", id);
-			id++;
-			goto out_workers;
-		}
+		/* the cells first: the tunnel worker's request pipeline records into them */
 		cells[id] = wp_metrics_core_create(cfg.metrics.max_series_per_core,
 		                                   workers[id]->stats.ctr);
 		if (cells[id] == NULL) {
@@ -327,9 +331,35 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		workers[id]->metrics = cells[id];
+		if (cfg.access_log.file[0]) {
+			alog_rings[id] = wp_alog_ring_create(cfg.access_log.ring_entries,
+			                                     workers[id]->stats.ctr);
+			if (alog_rings[id] == NULL) {
+				fprintf(stderr,
+				        "waypointd: cannot allocate worker %u's access-log ring\n",
+				        id);
+				id++;
+				goto out_workers;
+			}
+			workers[id]->alog = alog_rings[id];
+		}
+		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
+			fprintf(stderr, "waypointd: cannot set up HBONE on worker %u\n", id);
+			id++;
+			goto out_workers;
+		}
 		stats[id] = &workers[id]->stats;
 		lcores[id] = lcore;
 		id++;
+	}
+	if (cfg.access_log.file[0]) {
+		alog_writer = wp_alog_writer_start(alog_rings, cfg.workers, cfg.access_log.file,
+		                                   cfg.access_log.json);
+		if (alog_writer == NULL) {
+			fprintf(stderr, "waypointd: access_log.file %s: %s\n", cfg.access_log.file,
+			        strerror(errno));
+			goto out_workers;
+		}
 	}
 	wp_telemetry_set_cp(cp_counters, cp);
 	prom = wp_prom_create(stats, cells, cfg.workers, rte_get_tsc_hz());
@@ -397,9 +427,13 @@ out_workers:
 	rte_eal_mp_wait_lcore();
 	wp_cp_set_prometheus(cp, NULL, NULL); /* before what it reads goes */
 	wp_prom_destroy(prom);
+	for (unsigned w = 0; w < cfg.workers; w++)
+		wp_worker_destroy(workers[w]); /* (closing sessions may still log) */
+	wp_alog_writer_stop(alog_writer);      /* writes what the rings hold */
+	alog_writer = NULL;
 	for (unsigned w = 0; w < cfg.workers; w++) {
-		wp_worker_destroy(workers[w]);
 		wp_metrics_core_destroy(cells[w]);
+		wp_alog_ring_destroy(alog_rings[w]);
 	}
 	wp_steer_destroy(&steer);
 	if (hbone)

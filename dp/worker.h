@@ -63,7 +63,8 @@ struct wp_worker {
 	struct wp_diag_client *client;   /* an active-open test job, or NULL */
 	struct wp_tunnel_worker *tunnel; /* HBONE server and tunnels (dp/tunnel), or NULL */
 	struct wp_metrics_core
-	        *metrics; /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
+	        *metrics;          /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
+	struct wp_alog_ring *alog; /* access-log ring to the writer (main owns it), or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;

@@ -661,7 +661,8 @@ static void load_admin(struct loader *ld, struct wp_config *cfg)
 static void load_metrics(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
-	        "enabled", "address", "port", "envoy_port", "max_series_per_core", NULL};
+	        "enabled",    "address", "port", "envoy_port", "max_series_per_core",
+	        "cluster_id", NULL};
 	const config_setting_t *g = get_group(ld, "metrics");
 	struct wp_metrics_config *m = &cfg->metrics;
 
@@ -673,8 +674,28 @@ static void load_metrics(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "metrics.", "port", 0, 65535, m->port);
 	GET_UINT(ld, g, "metrics.", "envoy_port", 0, 65535, m->envoy_port);
 	GET_UINT(ld, g, "metrics.", "max_series_per_core", 1, 1u << 20, m->max_series_per_core);
+	get_string(ld, g, "metrics.", "cluster_id", m->cluster_id, sizeof(m->cluster_id));
 	if (!ld->failed && m->port && m->port == m->envoy_port)
 		fail(ld, member(g, "envoy_port"), "metrics.envoy_port", "the same as metrics.port");
+}
+
+static void load_access_log(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"file", "encoding", "ring_entries", NULL};
+	const config_setting_t *g = get_group(ld, "access_log");
+	struct wp_access_log_config *a = &cfg->access_log;
+	char enc[16] = "TEXT";
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "access_log.", known);
+	get_string(ld, g, "access_log.", "file", a->file, sizeof(a->file));
+	get_string(ld, g, "access_log.", "encoding", enc, sizeof(enc));
+	GET_UINT(ld, g, "access_log.", "ring_entries", 16, 1u << 20, a->ring_entries);
+	if (!strcmp(enc, "JSON"))
+		a->json = true;
+	else if (strcmp(enc, "TEXT") != 0 && !ld->failed)
+		fail(ld, member(g, "encoding"), "access_log.encoding", "TEXT or JSON, not %s", enc);
 }
 
 static void load_tls(struct loader *ld, struct wp_config *cfg)
@@ -821,6 +842,8 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->metrics.port = 15020;
 	cfg->metrics.envoy_port = 15090;
 	cfg->metrics.max_series_per_core = 2048;
+	strcpy(cfg->metrics.cluster_id, "Kubernetes"); /* Istio's default CLUSTER_ID */
+	cfg->access_log.ring_entries = 4096;
 	cfg->kubernetes.status = true;
 	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
 	strcpy(cfg->kubernetes.service_name, "waypointd");
@@ -854,9 +877,9 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers",    "eal",     "polling", "ports", "arp", "mbufs_per_worker",
-	        "fault",      "tcp",     "cluster", "admin", "tls", "hbone",
-	        "kubernetes", "metrics", NULL};
+	        "workers",    "eal",     "polling",    "ports", "arp", "mbufs_per_worker",
+	        "fault",      "tcp",     "cluster",    "admin", "tls", "hbone",
+	        "kubernetes", "metrics", "access_log", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -895,6 +918,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_cluster(&ld, cfg);
 	load_admin(&ld, cfg);
 	load_metrics(&ld, cfg);
+	load_access_log(&ld, cfg);
 	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);

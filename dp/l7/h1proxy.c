@@ -122,6 +122,14 @@ struct wp_h1p_sess {
 	/* mirrors still being fed this request */
 	struct wp_h1p_mirror *mir[WP_ROUTE_MAX_MIRRORS];
 	uint8_t n_mir;
+	/* the completion stage's record of the current exchange; response
+	 * bytes are what was queued to the client since rec_base */
+	struct wp_pipe_rec rec;
+	uint64_t down_total; /* bytes ever queued to the client (consumed + queued) */
+	uint64_t rec_base;
+	bool retried;   /* a connect-failure retry was made for this request */
+	bool reqid_gen; /* reqid was generated for this request (access log) */
+	char reqid[WP_HTTP1_REQID_LEN];
 	struct wp_http1_parser qp; /* requests */
 	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
 	void *rp_arena;
@@ -622,6 +630,8 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->last_ms = c->now_ms;
 	s->down.off = s->down.len = 0;
 	s->upb.off = s->upb.len = 0;
+	s->rec.active = false;
+	s->down_total = 0;
 	return s;
 }
 
@@ -654,10 +664,31 @@ static void sess_drop_up(struct wp_h1p_sess *s, enum up_end how)
 	s->upb.off = s->upb.len = 0;
 }
 
+/* The completion stage for the current exchange (once; no-op when none). */
+static void rec_finish(struct wp_h1p_sess *s, uint16_t flags)
+{
+	struct wp_pipe_log_view v;
+
+	if (!s->rec.active)
+		return;
+	s->rec.flags |= flags;
+	s->rec.resp_bytes = s->down_total + s->down.len - s->rec_base;
+	if (!wp_pipe_logs(s->conn)) {
+		wp_pipe_rec_end(s->conn, &s->rec, NULL);
+		return;
+	}
+	/* the access log's view of the request head (still in the parser's arena) */
+	wp_pipe_view_http1(&v, &s->req, s->authority, s->authority_len,
+	                   s->reqid_gen ? s->reqid : NULL);
+	wp_pipe_rec_end(s->conn, &s->rec, &v);
+}
+
 void wp_h1p_sess_close(struct wp_h1p_sess *s)
 {
 	struct wp_h1p_core *c = s->core;
 
+	/* still open: the client went away (or a tunnel ended) */
+	rec_finish(s, s->state == S_REQ && s->req_active && !s->resp_done ? WP_PIPE_F(DC) : 0);
 	sess_drop_up(s, UP_ABORT);
 	s->state = S_FREE;
 	s->next_free = c->free_sess;
@@ -665,23 +696,37 @@ void wp_h1p_sess_close(struct wp_h1p_sess *s)
 }
 
 /* Ends the session's use of the client connection: queue <status> (if no
- * response byte was sent yet and status != 0), stop reading, close after. */
-static void sess_fail(struct wp_h1p_sess *s, uint16_t status)
+ * response byte was sent yet and status != 0), stop reading, close after.
+ * The exchange is recorded with <flags>. */
+static void sess_fail_f(struct wp_h1p_sess *s, uint16_t status, uint16_t flags)
 {
 	if (status && !s->resp_started) {
 		int n = wp_http1_write_error(status, (char *)ob_tail(&s->down), ob_room(&s->down));
-		if (n > 0)
+		if (n > 0) {
 			s->down.len += (uint32_t)n;
+			s->rec.status = status;
+		}
 	}
 	sess_drop_up(s, UP_ABORT);
 	s->state = S_CLOSING;
+	rec_finish(s, flags);
+}
+
+static void sess_fail(struct wp_h1p_sess *s, uint16_t status)
+{
+	sess_fail_f(s, status, 0);
 }
 
 /* A local answer (404, 503, redirect ...) queued as the whole response. */
+static void sess_local_f(struct wp_h1p_sess *s, uint16_t status, uint16_t flags)
+{
+	sess_fail_f(s, status, flags);
+	s->resp_started = true;
+}
+
 static void sess_local(struct wp_h1p_sess *s, uint16_t status)
 {
-	sess_fail(s, status);
-	s->resp_started = true;
+	sess_local_f(s, status, 0);
 }
 
 /* wp_h1p_core_tick(): the request's deadlines, the client's idle time. */
@@ -697,7 +742,7 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 			return;
 		/* Envoy: 504 if nothing was sent yet, else the stream is cut */
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_TIMEOUT);
-		sess_fail(s, s->resp_started ? 0 : 504);
+		sess_fail_f(s, s->resp_started ? 0 : 504, WP_PIPE_F(UT));
 		s->resp_started = true;
 	} else if (!s->req_active && c->cfg.down_idle_timeout_ms &&
 	           now_ms - s->last_ms >= c->cfg.down_idle_timeout_ms) {
@@ -754,14 +799,17 @@ static bool sess_deny(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
 	                             ob_room(&s->down));
 
 	if (n <= 0 || !ka) {
-		if (n > 0)
+		if (n > 0) {
 			s->down.len += (uint32_t)n;
+			s->rec.status = WP_PIPE_DENIED_STATUS;
+		}
 		sess_local(s, n > 0 ? 0 : 500);
 		return false;
 	}
 	if (m->method == HTTP_HEAD) /* the head only */
 		n -= (int)WP_PIPE_DENIED_BODY_LEN;
 	s->down.len += (uint32_t)n;
+	s->rec.status = WP_PIPE_DENIED_STATUS; /* recorded when the request ends */
 	s->resp_started = s->resp_done = true;
 	s->discard = true;
 	return true;
@@ -800,7 +848,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			return sess_deny(s, m);
 	}
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
-		sess_local(s, 404);
+		sess_local_f(s, 404, WP_PIPE_F(NR));
 		return false;
 	}
 	if (d.status >= 300 && d.status < 400) {
@@ -808,6 +856,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		                            ob_room(&s->down));
 		if (n > 0) {
 			s->down.len += (uint32_t)n;
+			s->rec.status = d.status;
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REDIRECT);
 			sess_local(s, 0);
 		} else {
@@ -817,7 +866,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		return false;
 	}
 	if (!d.cluster) {
-		sess_local(s, d.status ? d.status : 500);
+		sess_local_f(s, d.status ? d.status : 500, WP_PIPE_F(NC));
 		return false;
 	}
 	has = wp_route_cluster_hash(d.cluster, &rq, &h);
@@ -828,12 +877,15 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	s->retries_left =
 	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
 	s->n_failed = 0;
+	s->retried = false;
 	for (;;) {
 		i = wp_lb_pick(d.cluster->lb, wp_lb_cache_core(c->lbc, d.cluster->lb), h, has);
 		if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
-			sess_local(s, 503);
+			wp_pipe_rec_dest(s->conn, &s->rec, d.cluster, NULL);
+			sess_local_f(s, 503, WP_PIPE_F(UH) | (s->retried ? WP_PIPE_F(URX) : 0));
 			return false;
 		}
+		wp_pipe_rec_dest(s->conn, &s->rec, d.cluster, &d.cluster->endpoints[i]);
 		s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, d.cluster->lb, i, &s->act);
@@ -841,10 +893,11 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		}
 		if (s->retries_left == 0 || (!c->free_up && !c->idle_head)) {
 			/* out of retries, or of connection objects */
-			sess_local(s, 503);
+			sess_local_f(s, 503, WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0));
 			return false;
 		}
 		s->retries_left--;
+		s->retried = true;
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY);
 	}
 	if (copy_rmods(s, &d.rule->resp_mods) != 0) {
@@ -884,6 +937,10 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		return false;
 	}
 	s->upb.len += (uint32_t)n;
+	if (reqid_new) { /* for the access log */
+		memcpy(s->reqid, reqid, sizeof(s->reqid));
+		s->reqid_gen = true;
+	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REQUEST);
 	s->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
 	s->try_timeout_ms = d.rule->backend_timeout_ms;
@@ -903,6 +960,7 @@ static void exchange_done(struct wp_h1p_sess *s)
 	bool reuse = (s->rp.msg.flags & WP_HTTP1_F_KEEP_ALIVE) && s->req_done && !s->req_upgrade;
 
 	sess_drop_up(s, reuse ? UP_REUSE : UP_CLOSE);
+	rec_finish(s, 0);
 	s->req_active = false;
 	s->discard = false;
 	s->has_rmods = false;
@@ -952,12 +1010,18 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 		}
 		n = wp_http1_parse(&s->qp, data + used, feed, &ev);
 		used += n;
+		if (ev.type != WP_HTTP1_EV_HEAD && s->rec.active)
+			s->rec.req_bytes += n; /* wire bytes, as Envoy's meter counts */
 		switch (ev.type) {
 		case WP_HTTP1_EV_NONE:
 			if (used == len)
 				return used;
 			break;
 		case WP_HTTP1_EV_HEAD:
+			wp_pipe_rec_begin(s->conn, &s->rec, false);
+			s->rec.req_bytes = n;
+			s->reqid_gen = false;
+			s->rec_base = s->down_total + s->down.len;
 			s->req = *ev.msg;
 			s->req_active = true;
 			s->req_done = s->resp_started = s->resp_done = false;
@@ -1017,7 +1081,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			s->req_upgrade = true;
 			break;
 		case WP_HTTP1_EV_ERROR:
-			sess_fail(s, ev.status);
+			sess_fail_f(s, ev.status, WP_PIPE_F(DPE));
 			return used;
 		}
 	}
@@ -1051,7 +1115,7 @@ void wp_h1p_down_eof(struct wp_h1p_sess *s)
 	if (!s->req_done) {
 		/* cut in the middle of a request */
 		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_DOWN_ABORT);
-		sess_fail(s, 0);
+		sess_fail_f(s, 0, WP_PIPE_F(DC));
 	}
 	/* else: the response still comes, then the connection closes */
 }
@@ -1064,6 +1128,7 @@ size_t wp_h1p_down_peek(const struct wp_h1p_sess *s, const uint8_t **p)
 
 void wp_h1p_down_consume(struct wp_h1p_sess *s, size_t n)
 {
+	s->down_total += n;
 	ob_consume(&s->down, n);
 }
 
@@ -1114,6 +1179,7 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		int i = -1;
 
 		s->retries_left--;
+		s->retried = true;
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY);
 		/* like Istio's previous_hosts predicate: re-pick (a few times)
 		 * to avoid the endpoints that already failed this request */
@@ -1125,6 +1191,7 @@ static bool retry_connect(struct wp_h1p_sess *s)
 			if (!tried(s, &cl->endpoints[i]))
 				break;
 		}
+		wp_pipe_rec_dest(s->conn, &s->rec, cl, &cl->endpoints[i]);
 		s->up = up_acquire(c, s, &cl->endpoints[i]);
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
@@ -1167,13 +1234,14 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	wp_ctr_inc(c->ctr, connecting ? WP_CTR_L7_H1P_CONNECT_FAILED : WP_CTR_L7_H1P_UP_RESET);
-	sess_fail(s, connecting ? 503 : 502);
+	sess_fail_f(s, connecting ? 503 : 502,
+	            connecting ? WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0) : WP_PIPE_F(UC));
 }
 
 static void resp_error(struct wp_h1p_sess *s, uint16_t status)
 {
 	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_BAD_RESPONSE);
-	sess_fail(s, status);
+	sess_fail_f(s, status, WP_PIPE_F(UPE));
 }
 
 static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
@@ -1227,6 +1295,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	}
 	s->down.len += (uint32_t)n;
 	s->resp_started = true;
+	s->rec.status = m->status;
 	s->framing = (uint8_t)f;
 	if (f == WP_HTTP1_FRAME_CLOSE)
 		s->close_after = true;
@@ -1333,6 +1402,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 				/* early response: stop the request here */
 				sess_drop_up(s, UP_ABORT);
 				s->state = S_CLOSING;
+				rec_finish(s, 0);
 			}
 			return used;
 		case WP_HTTP1_EV_UPGRADE:
@@ -1371,14 +1441,16 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 		s->resp_done = true;
 		s->close_after = true;
 		sess_drop_up(s, UP_ABORT);
-		if (s->req_done)
+		if (s->req_done) {
 			exchange_done(s);
-		else
+		} else {
 			s->state = S_CLOSING;
+			rec_finish(s, 0);
+		}
 		return;
 	}
 	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UP_RESET);
-	sess_fail(s, 502);
+	sess_fail_f(s, 502, WP_PIPE_F(UC));
 }
 
 size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p)

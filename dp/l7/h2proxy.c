@@ -129,6 +129,10 @@ struct wp_h2p_strm {
 	uint8_t n_mir;
 	struct wp_h2p_strm *feeder;
 	uint64_t mirror_deadline_ms;
+	/* the completion stage's record (a stream with a downstream only) */
+	struct wp_pipe_rec rec;
+	bool retried;   /* a retry was made for this request */
+	bool reqid_gen; /* reqid was generated (no x-request-id came) */
 };
 
 struct wp_h2p_sess {
@@ -762,6 +766,7 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
 		return;
 	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
+	t->rec.flags |= WP_PIPE_F(UT);
 	t->deadline_ms = t->try_deadline_ms = 0;
 	strm_cancel_up(t, NGHTTP2_CANCEL);
 	strm_local(t, 504, NULL, 0);
@@ -845,6 +850,8 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->mirror = false;
 	t->n_mir = 0;
 	t->feeder = NULL;
+	t->rec.active = false;
+	t->retried = t->reqid_gen = false;
 	t->sprev = NULL;
 	t->snext = s->strms;
 	if (s->strms)
@@ -1106,11 +1113,82 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR);
 }
 
+/* The grpc-status field of a response block, in [from, to): its value or -1. */
+static int grpc_status_in(const struct hblock *h, uint16_t from, uint16_t to)
+{
+	const nghttp2_nv *f = hb_find(h, from, to, "grpc-status");
+	int v = 0;
+
+	if (!f || f->valuelen == 0 || f->valuelen > 4)
+		return -1;
+	for (size_t i = 0; i < f->valuelen; i++) {
+		if (f->value[i] < '0' || f->value[i] > '9')
+			return -1;
+		v = v * 10 + (f->value[i] - '0');
+	}
+	return v;
+}
+
+/* The completion stage for <t>: its exchange is over (the downstream stream
+ * closed with <code>). grpc-status from the upstream's trailers, else its
+ * trailers-only head, unless a local answer set one. */
+static void strm_record(struct wp_h2p_strm *t, uint32_t code)
+{
+	struct wp_pipe_rec *r = &t->rec;
+
+	if (!r->active || !t->sess)
+		return;
+	if (r->is_grpc && r->grpc < 0 && t->head_sent && !t->local) {
+		int g = t->resp.has_trl ? grpc_status_in(&t->resp, t->resp.trl, t->resp.n) : -1;
+
+		/* (trl is 0 until trailers begin: the head is all of a
+		 * trailers-only response) */
+		r->grpc = (int16_t)(g >= 0 ? g
+		                           : grpc_status_in(&t->resp, 0,
+		                                            t->resp.trl ? t->resp.trl : t->resp.n));
+	}
+	/* the client reset a stream whose response was not complete */
+	if (code != NGHTTP2_NO_ERROR && !r->flags && !t->local && !(t->resp_eof && !t->rb.len))
+		r->flags |= WP_PIPE_F(DR);
+	if (!wp_pipe_logs(t->sess->conn)) {
+		wp_pipe_rec_end(t->sess->conn, r, NULL);
+		return;
+	}
+	{
+		/* the access log's view of the request's header block */
+		static const char *const names[] = {":method",         ":path",
+		                                    ":authority",      "user-agent",
+		                                    "x-forwarded-for", "x-request-id"};
+		const nghttp2_nv *f[WP_ARRAY_SIZE(names)];
+		struct wp_pipe_log_view v;
+
+		for (size_t i = 0; i < WP_ARRAY_SIZE(names); i++)
+			f[i] = hb_find(&t->req, 0, t->req.trl ? t->req.trl : t->req.n, names[i]);
+#define NV_VIEW(field, k)                                                                          \
+	v.field = f[k] ? (const char *)f[k]->value : NULL;                                         \
+	v.field##_len = f[k] ? (uint32_t)f[k]->valuelen : 0
+		NV_VIEW(method, 0);
+		NV_VIEW(path, 1);
+		NV_VIEW(authority, 2);
+		NV_VIEW(user_agent, 3);
+		NV_VIEW(xff, 4);
+		NV_VIEW(request_id, 5);
+#undef NV_VIEW
+		if (!v.request_id && t->reqid_gen) {
+			v.request_id = t->reqid;
+			v.request_id_len = WP_HTTP1_REQID_LEN;
+		}
+		v.proto = WP_ALOG_HTTP2;
+		wp_pipe_rec_end(t->sess->conn, r, &v);
+	}
+}
+
 /* The downstream side of <t> is over (stream closed or session gone). */
 static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 {
 	struct wp_h2p_sess *s = t->sess;
 
+	strm_record(t, code);
 	mirrors_abort(t); /* reset before its request ended */
 	if (code != NGHTTP2_NO_ERROR && !t->local && t->up)
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_DOWN_RESET);
@@ -1135,23 +1213,7 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 
 static uint32_t grpc_code(uint16_t status)
 {
-	switch (status) { /* Envoy's Grpc::Utility::httpToGrpcStatus */
-	case 400:
-		return 13; /* INTERNAL */
-	case 401:
-		return 16; /* UNAUTHENTICATED */
-	case 403:
-		return 7; /* PERMISSION_DENIED */
-	case 404:
-		return 12; /* UNIMPLEMENTED */
-	case 429:
-	case 502:
-	case 503:
-	case 504:
-		return 14; /* UNAVAILABLE */
-	default:
-		return 2; /* UNKNOWN */
-	}
+	return wp_pipe_http_to_grpc(status); /* Envoy's Grpc::Utility::httpToGrpcStatus */
 }
 
 static const char *local_text(uint16_t status)
@@ -1190,6 +1252,7 @@ static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, s
 	if (!t || t->body_off > WP_PIPE_DENIED_BODY_LEN)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = WP_MIN(len, WP_PIPE_DENIED_BODY_LEN - t->body_off);
+	t->rec.resp_bytes += n;
 	memcpy(buf, &WP_PIPE_DENIED_BODY[t->body_off], n);
 	t->body_off = (uint8_t)(t->body_off + n);
 	if (t->body_off == WP_PIPE_DENIED_BODY_LEN)
@@ -1223,7 +1286,9 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		return;
 	}
 	t->head_sent = true;
+	t->rec.status = t->grpc ? 200 : status; /* what goes on the wire */
 	if (t->grpc) {
+		t->rec.grpc = (int16_t)grpc_code(status);
 		snprintf(gs, sizeof(gs), "%u", grpc_code(status));
 		nv_set(&nv[n++], ":status", 7, "200", 3);
 		nv_set(&nv[n++], "content-type", 12, "application/grpc", 16);
@@ -1337,11 +1402,14 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 			               t->pick_has_hash);
 			if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
 				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ENDPOINT);
+				wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, NULL);
+				t->rec.flags |= WP_PIPE_F(UH);
 				return -ENOENT;
 			}
 			if (!tried(t, &cl->endpoints[i]))
 				break;
 		}
+		wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, &cl->endpoints[i]);
 		up = up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
 		if (up) {
 			if (strm_submit(t, up) != 0)
@@ -1351,9 +1419,12 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
 			return 0;
 		}
-		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE))
+		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE)) {
+			t->rec.flags |= WP_PIPE_F(UF) | (t->retried ? WP_PIPE_F(URX) : 0);
 			return -ECONNREFUSED;
+		}
 		t->retries_left--;
+		t->retried = true;
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_RETRY);
 		avoid = true;
 	}
@@ -1370,6 +1441,7 @@ static bool strm_retry(struct wp_h2p_strm *t, uint16_t why)
 	    t->pick_cluster >= s->routes->n_clusters)
 		return false;
 	t->retries_left--;
+	t->retried = true;
 	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_RETRY);
 	wp_lb_cache_end(t->core->lbc, &t->act);
 	return strm_dispatch(t, &s->routes->clusters[t->pick_cluster], true) == 0;
@@ -1490,6 +1562,7 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 		if (n >= cap)
 			return -ENOSPC;
 		wp_http_reqid_gen(&t->core->rng, t->reqid);
+		t->reqid_gen = true;
 		nv_set(&t->onv[n++], "x-request-id", 12, t->reqid, WP_HTTP1_REQID_LEN);
 	}
 	t->n_onv = n;
@@ -1518,6 +1591,8 @@ static void strm_route(struct wp_h2p_strm *t)
 
 	t->routed = true;
 	t->grpc = ct && ct->valuelen >= 16 && !memcmp(ct->value, "application/grpc", 16);
+	if (s->conn)
+		wp_pipe_rec_begin(s->conn, &t->rec, t->grpc);
 	if (h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
 		strm_local(t, 431, NULL, 0);
@@ -1525,6 +1600,7 @@ static void strm_route(struct wp_h2p_strm *t)
 	}
 	if (!m || !p || p->valuelen == 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_BAD_REQUEST);
+		t->rec.flags |= WP_PIPE_F(DPE);
 		strm_local(t, 400, NULL, 0);
 		return;
 	}
@@ -1584,6 +1660,7 @@ static void strm_route(struct wp_h2p_strm *t)
 	}
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ROUTE);
+		t->rec.flags |= WP_PIPE_F(NR);
 		strm_local(t, 404, NULL, 0);
 		return;
 	}
@@ -1601,11 +1678,13 @@ static void strm_route(struct wp_h2p_strm *t)
 		e = loc ? strstr(loc + 12, "\r\n") : NULL;
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_REDIRECT);
 		t->grpc = false; /* a redirect is an HTTP answer */
+		t->rec.is_grpc = false;
 		strm_local(t, d.status, loc ? loc + 12 : NULL, e ? (size_t)(e - loc - 12) : 0);
 		return;
 	}
 	if (!d.cluster) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_BACKEND);
+		t->rec.flags |= WP_PIPE_F(NC);
 		strm_local(t, d.status ? d.status : 500, NULL, 0);
 		return;
 	}
@@ -1764,6 +1843,8 @@ static int d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 	(void)flags;
 	if (t && t->n_mir > 0)
 		mirrors_tee(t, data, len);
+	if (t)
+		t->rec.req_bytes += len;
 	if (!t || t->local || (!t->up && t->routed)) {
 		/* nobody takes them: the window comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
@@ -1836,6 +1917,7 @@ static ssize_t down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
 	if (!t)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = ring_get(&t->rb, buf, len);
+	t->rec.resp_bytes += n;
 	if (n > 0 && t->up) {
 		/* HTTP/1.1: room in rb again, the held response bytes may come */
 		if (!t->up->h1)
@@ -1923,6 +2005,13 @@ static void resp_head(struct wp_h2p_strm *t, bool end)
 		}
 	}
 	t->head_sent = true;
+	{
+		const nghttp2_nv *st = hb_find(h, 0, h->n, ":status");
+
+		t->rec.status = 0;
+		for (size_t i = 0; st && i < st->valuelen && i < 3; i++)
+			t->rec.status = (uint16_t)(t->rec.status * 10 + (st->value[i] - '0'));
+	}
 	if (!ok || h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
 		t->head_sent = false;
@@ -2016,9 +2105,13 @@ static void strm_up_failed(struct wp_h2p_strm *t, uint32_t code, bool unprocesse
 
 	if (!t->sess)
 		return;
+	if (!t->local && !(t->rec.flags & (WP_PIPE_F(UF) | WP_PIPE_F(UC))))
+		t->rec.flags |= WP_PIPE_F(UR); /* its stream was reset (or ended short) */
 	if (!t->head_sent && !t->local) {
-		if (unprocessed && strm_retry(t, WP_ROUTE_RETRY_REFUSED_STREAM))
+		if (unprocessed && strm_retry(t, WP_ROUTE_RETRY_REFUSED_STREAM)) {
+			t->rec.flags &= (uint16_t)~WP_PIPE_F(UR); /* another try */
 			return;
+		}
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_RESET);
 		strm_local(t, 503, NULL, 0);
 		return;
@@ -2369,6 +2462,7 @@ static void h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t)
 static void h1_bad(struct wp_h2p_up *up, struct wp_h2p_strm *t)
 {
 	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE);
+	t->rec.flags |= WP_PIPE_F(UPE);
 	h1_detach(up, t, false);
 	if (t->sess) {
 		t->rb.head = t->rb.len = 0;
@@ -2624,6 +2718,8 @@ void wp_h2p_sess_close(struct wp_h2p_sess *s)
 		struct wp_h2p_strm *t = s->strms;
 
 		t->qb.len = 0; /* the session goes: nothing to give back */
+		if (!t->local && !(t->resp_eof && !t->rb.len))
+			t->rec.flags |= WP_PIPE_F(DC); /* cut with the connection */
 		strm_down_gone(t, NGHTTP2_CANCEL);
 	}
 	nghttp2_session_del(s->ng);
@@ -2752,6 +2848,10 @@ static void up_lost(struct wp_h2p_up *up)
 		    strm_retry(t, connecting ? WP_ROUTE_RETRY_CONNECT_FAILURE
 		                             : WP_ROUTE_RETRY_REFUSED_STREAM))
 			continue;
+		if (!(t->resp_eof && t->head_sent))
+			t->rec.flags |= connecting
+			                        ? WP_PIPE_F(UF) | (t->retried ? WP_PIPE_F(URX) : 0)
+			                        : WP_PIPE_F(UC);
 		if (t->resp_eof && t->head_sent && t->sess) {
 			(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
 			wake_sess(t->sess);

@@ -11,7 +11,7 @@
 
 void wp_pipe_core_init(struct wp_pipe_core *pc, uint64_t *ctr)
 {
-	memset(&pc->az, 0, sizeof(pc->az));
+	memset(pc, 0, sizeof(*pc)); /* no metrics until wp_pipe_core_set_metrics() */
 	pc->ctr = ctr;
 }
 

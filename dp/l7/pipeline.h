@@ -3,7 +3,7 @@
  * path carries it — an HTTP/1.1 proxy session (dp/l7/h1proxy.c), an h2c /
  * gRPC stream (dp/l7/h2proxy.c) or an opaque TCP tunnel (dp/tunnel):
  *
- *   normalize -> route -> authorize -> balance -> upstream
+ *   normalize -> route -> authorize -> balance -> upstream -> complete
  *
  * The stages that are policy live here, once, for the three paths:
  *   - normalize: the request path as Envoy normalizes it by default
@@ -12,6 +12,10 @@
  *   - authorize: Istio AuthorizationPolicy (wp/authz.h) on the request,
  *     with the peer identity and addresses of its HBONE CONNECT; an opaque
  *     TCP tunnel is decided once, at CONNECT.
+ *   - complete (pipeline_obs.c): Istio's standard metrics, recorded once
+ *     per HTTP exchange (istio_requests_total and its histograms) and per
+ *     opaque TCP tunnel (istio_tcp_*), from the request's record (struct
+ *     wp_pipe_rec) and the connection's label ids.
  * Route and balance are wp/route.h and lb.h, called by the proxies.
  *
  * A struct wp_pipe_conn is what the pipeline knows of one downstream
@@ -32,7 +36,14 @@
 #include "wp/route.h"
 #include "wp/addr_types.h"
 #include "wp/authz.h"
+#include "wp/accesslog.h"
 #include "wp/common.h"
+#include "wp/metrics.h"
+
+struct wp_http1_msg;
+struct wp_snap_endpoint;
+struct wp_snap_service;
+struct wp_snap_workload;
 
 /* What a denied HTTP request gets (Envoy's RBAC filter): 403 with this
  * text/plain body; a gRPC request: grpc-status 7 with it as the message. */
@@ -46,12 +57,90 @@
  * the request head limit is smaller). */
 #define WP_PIPE_TARGET_MAX 16384
 
+/* Response flags (Envoy's %RESPONSE_FLAGS% short names), one bit each, in
+ * the order Envoy writes them (joined with ","; "-" when none). An
+ * AuthorizationPolicy denial sets none: Envoy's RBAC filter answers 403
+ * without a flag. */
+#define WP_PIPE_FLAGS(X)                                                                           \
+	X(UH, "UH")   /* no healthy upstream: the cluster has no endpoint */                       \
+	X(UT, "UT")   /* upstream request timeout (HTTPRoute timeouts): 504 */                     \
+	X(UR, "UR")   /* upstream remote reset (its stream was reset) */                           \
+	X(UF, "UF")   /* upstream connection failure */                                            \
+	X(UC, "UC")   /* upstream connection termination */                                        \
+	X(NR, "NR")   /* no route: 404 */                                                          \
+	X(DC, "DC")   /* downstream connection termination */                                      \
+	X(URX, "URX") /* retries exhausted (here: connect-failure retries) */                      \
+	X(DPE, "DPE") /* downstream protocol error (malformed request) */                          \
+	X(UPE, "UPE") /* upstream protocol error (malformed response) */                           \
+	X(NC, "NC")   /* no cluster: the rule's backend does not exist (500) */                    \
+	X(DR, "DR")   /* downstream remote reset (an h2 stream reset by the client) */
+
+enum wp_pipe_flag_bit {
+#define WP_PIPE_FLAG_BIT(id, s) WP_PIPE_FB_##id,
+	WP_PIPE_FLAGS(WP_PIPE_FLAG_BIT)
+#undef WP_PIPE_FLAG_BIT
+	        WP_PIPE_FB_MAX
+};
+
+#define WP_PIPE_F(id) ((uint16_t)(1u << WP_PIPE_FB_##id))
+
+/* What the completion stage knows of one HTTP exchange, kept by the proxy
+ * in its session / stream (no allocation). Destination ids are taken when
+ * the endpoint is picked, while the snapshot's pointers are certainly
+ * valid; the record never holds a snapshot pointer. */
+struct wp_pipe_rec {
+	uint64_t start_us;
+	uint64_t req_bytes, resp_bytes; /* received from / sent to the client */
+	uint32_t svc[4];        /* destination_service, _name, _namespace, cluster name (has_svc) */
+	uint32_t ep[2];         /* destination_workload_namespace, destination_principal */
+	struct wp_addr up_addr; /* the endpoint picked (has_ep), for the access log */
+	uint16_t up_port;
+	uint16_t status; /* response_code; 0: no response */
+	uint16_t flags;  /* WP_PIPE_F() */
+	int16_t grpc;    /* grpc-status sent; -1: none seen */
+	bool is_grpc;    /* request_protocol grpc (content-type application/grpc*) */
+	bool active;     /* begun, not yet recorded */
+	bool has_svc, has_ep;
+};
+
+#define WP_PIPE_EP_CACHE  64 /* endpoint -> label ids, per core */
+#define WP_PIPE_SVC_CACHE 16 /* route cluster -> label ids, per core */
+#define WP_PIPE_MAX_CODE  1000
+
 /* A worker's pipeline state. */
 struct wp_pipe_core {
 	struct wp_authz_scratch az;
 	uint64_t *ctr; /* the worker's counters (wp/counters.h), not owned */
 	char norm[WP_PATH_NORM_MAX(WP_PIPE_TARGET_MAX)];
 	char hjoin[4096]; /* a header's fields joined with "," for a decision */
+	/* completion stage (pipeline_obs.c); NULL metrics: nothing recorded */
+	struct wp_metrics_core *metrics;
+	char td[256];         /* trust domain, for destination principals */
+	uint32_t id_cluster;  /* destination_cluster: this waypoint's cluster */
+	char domain[64];      /* cluster domain, for backend hostnames */
+	uint64_t now_us;      /* the host's loop clock (wp_pipe_core_clock) */
+	uint64_t gen;         /* snapshot generation the caches below hold */
+	uint32_t id_proto[3]; /* "http", "grpc", "tcp" */
+	uint32_t id_mtls, id_none, id_latest, id_dash;
+	uint32_t code_id[WP_PIPE_MAX_CODE]; /* response_code: id + 1, 0 = not interned */
+	uint32_t grpc_id[17];               /* grpc_response_status 0..16: id + 1 */
+	uint32_t flags_id[1u << WP_PIPE_FB_MAX];
+	struct {
+		const void *key;
+		uint64_t gen;
+		uint32_t id[4];
+	} ep_cache[WP_PIPE_EP_CACHE], svc_cache[WP_PIPE_SVC_CACHE];
+	/* the access log: this core's ring to the writer thread, NULL: off */
+	struct wp_alog_ring *alog;
+	int64_t wall_off_us; /* wall clock minus now_us */
+};
+
+/* What the access log takes from a request besides its record: slices of
+ * the proxy's request head, valid for the wp_pipe_rec_end() call. */
+struct wp_pipe_log_view {
+	const char *method, *path, *authority, *user_agent, *request_id, *xff;
+	uint32_t method_len, path_len, authority_len, user_agent_len, request_id_len, xff_len;
+	uint8_t proto; /* enum wp_alog_proto */
 };
 
 /* One downstream connection (an HBONE CONNECT stream). Host-owned. */
@@ -69,6 +158,20 @@ struct wp_pipe_conn {
 	uint16_t dst_port;     /* its port (destination.port, ports) */
 	const char *authority; /* the CONNECT authority, Host of requests without one */
 	uint32_t authority_len;
+	/* completion stage: the connection's labels (source side from its
+	 * identity and baggage, the CONNECT's destination), interned once
+	 * (wp_pipe_conn_labels); the opaque TCP series once opened */
+	struct wp_metrics_labels ml;
+	bool ml_ready;
+	bool tcp_open;
+	uint32_t tcp_series;
+	/* opaque TCP, for its access-log line: the endpoint and cluster (ids
+	 * of the core's strings), when it opened, bytes both ways */
+	bool tcp_has_up;
+	struct wp_addr tcp_up;
+	uint16_t tcp_up_port;
+	uint32_t tcp_cluster;
+	uint64_t tcp_start_us, tcp_sent, tcp_received;
 };
 
 void wp_pipe_core_init(struct wp_pipe_core *pc, uint64_t *ctr);
@@ -96,5 +199,100 @@ int wp_pipe_normalize(struct wp_pipe_core *pc, struct wp_route_req *r);
  */
 bool wp_pipe_authorize(const struct wp_pipe_conn *c, const struct wp_route_req *r,
                        const char *method, size_t method_len, struct wp_authz_decision *d);
+
+/* ---- the completion stage (pipeline_obs.c) ------------------------------------------------ */
+
+/* Records into <m> (the worker's Istio cells; NULL: nothing is recorded)
+ * with <trust_domain> for destination principals, <cluster_domain> for
+ * backend hostnames and <cluster_id> as destination_cluster (NULL or "":
+ * unknown). Interns the fixed values; call once at start. */
+void wp_pipe_core_set_metrics(struct wp_pipe_core *pc, struct wp_metrics_core *m,
+                              const char *trust_domain, const char *cluster_domain,
+                              const char *cluster_id);
+
+/* The host's clock for request durations (µs, monotonic; taken once per
+ * loop: a duration is as precise as a loop is short) and the generation of
+ * the snapshot it reads (a new one empties the label caches). */
+static inline void wp_pipe_core_clock(struct wp_pipe_core *pc, uint64_t now_us, uint64_t gen)
+{
+	pc->now_us = now_us;
+	pc->gen = gen;
+}
+
+/*
+ * Interns the connection's label set once, at CONNECT: the source side
+ * from its principal (source_principal spiffe://..., the namespace in it)
+ * and the CONNECT's `baggage` as ztunnel writes it (k8s.<kind>.name,
+ * k8s.namespace.name, k8s.cluster.name, service.name, service.version,
+ * app.name, app.version), the destination from <svc> (a Service) or <wl>
+ * (a workload address), connection_security_policy. No-op without cells.
+ */
+void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t baggage_len,
+                         const struct wp_snap_service *svc, const struct wp_snap_workload *wl);
+
+/* A request head arrived: starts its record (now, no bytes, no answer). */
+void wp_pipe_rec_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, bool is_grpc);
+
+/* The request goes to endpoint <ep> of backend <cl> (either may be NULL):
+ * the destination labels, from the per-core caches. */
+void wp_pipe_rec_dest(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+                      const struct wp_route_cluster *cl, const struct wp_snap_endpoint *ep);
+
+/* The exchange is over (answered, reset or abandoned): records it once
+ * (istio_requests_total and the three histograms; with the access log on,
+ * one line from <v> and the record) and ends the record. A record not
+ * begun, or a NULL <c>, records nothing. */
+void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+                     const struct wp_pipe_log_view *v);
+
+/* The access log's view of an HTTP/1.x request head <m> (its slices stay
+ * the parser's): Host, else <authority>; x-request-id, else <reqid> (the
+ * WP_HTTP1_REQID_LEN bytes the proxy generated; NULL: none). */
+void wp_pipe_view_http1(struct wp_pipe_log_view *v, const struct wp_http1_msg *m,
+                        const char *authority, size_t authority_len, const char *reqid);
+
+/* Turns the access log on for this core: <ring> (NULL: off), and the wall
+ * clock's offset from the loop clock (µs). */
+static inline void wp_pipe_core_set_alog(struct wp_pipe_core *pc, struct wp_alog_ring *ring,
+                                         int64_t wall_off_us)
+{
+	pc->alog = ring;
+	pc->wall_off_us = wall_off_us;
+}
+
+/* Whether the access log is on (the proxies build a view only then). */
+static inline bool wp_pipe_logs(const struct wp_pipe_conn *c)
+{
+	return c && c->core && c->core->alog;
+}
+
+/* Envoy's mapping of an HTTP status to a gRPC status, for a gRPC request
+ * answered without grpc-status (Grpc::Utility::httpToGrpcStatus). */
+uint32_t wp_pipe_http_to_grpc(uint16_t status);
+
+/* Opaque TCP: the tunnel goes to endpoint <ep> of <cl> (destination
+ * namespace and principal, and for the access log the endpoint and cluster
+ * name; a workload address has its labels from wp_pipe_conn_labels). Call
+ * while they are valid (the snapshot's). */
+void wp_pipe_tcp_dest(struct wp_pipe_conn *c, const struct wp_route_cluster *cl,
+                      const struct wp_snap_endpoint *ep);
+
+/* Opaque TCP: the tunnel carries bytes from now on: one connection opened
+ * in its series (istio_tcp_connections_opened_total). */
+void wp_pipe_tcp_open(struct wp_pipe_conn *c);
+
+/* Bytes sent to / received from the client of an opened tunnel. */
+static inline void wp_pipe_tcp_bytes(struct wp_pipe_conn *c, uint64_t sent, uint64_t received)
+{
+	if (!c->tcp_open)
+		return;
+	wp_metrics_tcp_add(c->core->metrics, c->tcp_series, 0, 0, sent, received);
+	c->tcp_sent += sent;
+	c->tcp_received += received;
+}
+
+/* The tunnel ended: one connection closed (and, with the access log on,
+ * its line: method, path and protocol "-", as Envoy logs TCP). Idempotent. */
+void wp_pipe_tcp_close(struct wp_pipe_conn *c);
 
 #endif /* WP_DP_L7_PIPELINE_H */

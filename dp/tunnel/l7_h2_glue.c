@@ -348,6 +348,7 @@ static void l7h2_sniff_done(struct tunnel *t, bool l7)
 		tw->g.queued_bytes -= wp_bq_len(&t->e[0].q);
 		wp_bq_clear(&t->e[0].q, tw->mem);
 	} else {
+		wp_pipe_tcp_open(&t->pc); /* stays opaque TCP: its bytes count from here */
 		end_flush(t, 0);
 	}
 }

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <nghttp2/nghttp2.h>
 #include <rte_malloc.h>
@@ -648,6 +649,7 @@ static void tun_free(struct tunnel *t)
 	wp_bq_clear(&t->e[1].q, tw->mem);
 	l7_unlist(t);
 	end_lb(t);
+	wp_pipe_tcp_close(&t->pc); /* an opaque tunnel: istio_tcp_connections_closed_total */
 	t->live = false;
 	tw->n_tunnels--;
 	tw->g.tunnels--;
@@ -690,6 +692,8 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 		return 0;
 	wp_ctr_add(t->tw->ctr, i == 1 ? WP_CTR_TUNNEL_BYTES_UP : WP_CTR_TUNNEL_BYTES_DOWN,
 	           (uint64_t)n);
+	/* opaque TCP: sent to the client (end 0), received from it (end 1) */
+	wp_pipe_tcp_bytes(&t->pc, i == 0 ? (uint64_t)n : 0, i == 1 ? (uint64_t)n : 0);
 	return (size_t)n;
 }
 
@@ -1265,6 +1269,9 @@ static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
 	else /* a workload: the policies of the whole waypoint */
 		wp_pipe_conn_set_authz(pc, d->gw < snap->n_gateways ? snap->gateways[d->gw].authz
 		                                                    : NULL);
+	wp_pipe_conn_labels(pc, req->baggage.base, req->baggage.len,
+	                    d->kind == WP_DEST_SERVICE ? d->svc : NULL,
+	                    d->kind == WP_DEST_SERVICE ? NULL : d->wl);
 }
 
 static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struct wp_hbone_req *req)
@@ -1326,6 +1333,7 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 			return;
 		}
 		ep = &cl->endpoints[ep_idx];
+		wp_pipe_tcp_dest(&pc, cl, ep);
 		target.addr = ep->addr;
 		target.port = ep->port;
 		ambient = ep->ambient;
@@ -1369,6 +1377,8 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		wp_lb_cache_begin(tw->lbc, cl->lb, ep_idx, &t->lb);
 	if (d->kind == WP_DEST_SERVICE)
 		l7_sniff_arm(t, req, d); /* unknown protocol: the first bytes may make it L7 */
+	if (!t->l7.sniff)
+		wp_pipe_tcp_open(&t->pc); /* opaque TCP from the start */
 	if (ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
 		rc = connect_hbone(t, s->wp, peer);
@@ -1512,6 +1522,14 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 			tw->snap_version = snap->version;
 			check_gateways(tw, snap);
 		}
+	}
+	wp_pipe_core_clock(&tw->pipe, now_us, tw->snap_version); /* request durations */
+	if (WP_UNLIKELY(tw->pipe.alog && !tw->pipe.wall_off_us)) {
+		struct timespec ts; /* the access log's start times: wall clock */
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		tw->pipe.wall_off_us =
+		        (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - (int64_t)now_us;
 	}
 	{
 		const struct wp_tls_ctx *cur = wp_tls_store_get(&tw->sh->tls);
@@ -1683,6 +1701,11 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	tw->sh = sh;
 	tw->ctr = w->stats.ctr;
 	wp_pipe_core_init(&tw->pipe, tw->ctr);
+	wp_pipe_core_set_metrics(&tw->pipe, w->metrics, sh->cfg->tls.trust_domain,
+	                         sh->cfg->cluster.cluster_domain, sh->cfg->metrics.cluster_id);
+	if (w->metrics)
+		wp_pipe_core_set_alog(&tw->pipe, w->alog,
+		                      0); /* the wall offset at the first poll */
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);

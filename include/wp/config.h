@@ -94,6 +94,15 @@ struct wp_metrics_config {
 	uint16_t port;                /* Istio's merged-metrics port, 15020; 0 = any free port */
 	uint16_t envoy_port;          /* Envoy's prometheus port, 15090; 0 = none */
 	unsigned max_series_per_core; /* Istio label sets per core (HTTP, and TCP), then overflow */
+	char cluster_id[64]; /* destination_cluster: Istio's CLUSTER_ID, "Kubernetes" by default */
+};
+
+/* The access log (wp/accesslog.h), as meshConfig.accessLogFile /
+ * accessLogEncoding turn it on for Istio's proxies. */
+struct wp_access_log_config {
+	char file[PATH_MAX];   /* "" = off; "/dev/stdout" = standard output */
+	bool json;             /* encoding = "JSON" (else "TEXT") */
+	unsigned ring_entries; /* per core, to the writer thread; lines beyond are dropped */
 };
 
 /* mTLS material for HBONE (dp/tls): PEM files, reloaded when they change. */
@@ -184,6 +193,7 @@ struct wp_config {
 	struct wp_cluster_config cluster;
 	struct wp_admin_config admin;
 	struct wp_metrics_config metrics;
+	struct wp_access_log_config access_log;
 	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;

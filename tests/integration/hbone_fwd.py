@@ -27,7 +27,7 @@ def serve(conn, a):
         c = HboneClient(host, int(port), os.path.join(a.certs, a.identity + ".pem"),
                         os.path.join(a.certs, a.identity + "-key.pem"),
                         os.path.join(a.certs, "ca.pem"), timeout=30)
-        sid = c.open(a.authority)
+        sid = c.open(a.authority, **({"baggage": a.baggage} if a.baggage is not None else {}))
         st = c.streams[sid]
         c.run_until(lambda: st.status is not None)
         if st.status != 200:
@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--certs", required=True)
     ap.add_argument("--identity", default="productpage")
     ap.add_argument("--authority", required=True)
+    ap.add_argument("--baggage", default=None, help="the CONNECT's baggage header")
     a = ap.parse_args()
     lh, lp = a.listen.rsplit(":", 1)
     ls = socket.socket()

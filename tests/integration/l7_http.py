@@ -5,7 +5,8 @@ Uses tests/hbone/client.py's HboneClient (python3-h2, ztunnel-like):
   l7_http.py get   --authority VIP:PORT --path /x [--n N]
       N keep-alive GETs on one CONNECT stream; prints a JSON object counting
       the first word of each response body (the backend's name) and the
-      statuses. With --pause-after K --pause-file F: after K requests it
+      statuses (and the request / response bytes, "bytes_sent" /
+      "bytes_received"; --baggage sets the CONNECT's baggage). With --pause-after K --pause-file F: after K requests it
       creates F.paused, waits for F, goes on on the same stream and reports
       the backends before and after separately.
   l7_http.py raw   --authority VIP:PORT --data 'python-escaped bytes'
@@ -51,10 +52,12 @@ def connect(a):
 def cmd_get(a):
     c = connect(a)
     counts, statuses = {}, {}
+    sent = received = 0
+    kw = {"baggage": a.baggage} if a.baggage is not None else {}
     if a.forwarded_for:
-        sid = c.open(a.authority, forwarded='for="%s"' % a.forwarded_for)
+        sid = c.open(a.authority, forwarded='for="%s"' % a.forwarded_for, **kw)
     else:
-        sid = c.open(a.authority)
+        sid = c.open(a.authority, **kw)
     if not c.run_until(lambda: c.streams[sid].status is not None):
         sys.exit("no CONNECT answer")
     if c.streams[sid].status != 200:
@@ -72,6 +75,7 @@ def cmd_get(a):
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n%s\r\n" %
                (a.path, a.host or a.authority, "".join(h + "\r\n" for h in a.header))).encode()
         c.send(sid, req)
+        sent += len(req)
         got = {}
 
         def done():
@@ -84,12 +88,14 @@ def cmd_get(a):
                      (i, bytes(st.rx[:200]), st.ended, st.reset))
         status, hdrs, body, used = got["r"]
         del st.rx[:used]
+        received += used
         statuses[status] = statuses.get(status, 0) + 1
         w = body.split(b" ")[0].decode() if body else ""
         counts[w] = counts.get(w, 0) + 1
     c.send(sid, b"", end=True)
     c.run_until(lambda: st.ended or st.reset is not None, timeout=5)
-    out = {"backends": counts, "statuses": statuses, "closed": st.ended}
+    out = {"backends": counts, "statuses": statuses, "closed": st.ended,
+           "bytes_sent": sent, "bytes_received": received}
     if a.pause_after:
         out = {"before": after, "after": counts, "statuses": statuses, "closed": st.ended}
     print(json.dumps(out))
@@ -124,6 +130,7 @@ def main():
                          "(touching PAUSE_FILE.paused first), then go on on the same stream")
     ap.add_argument("--pause-file", default="")
     ap.add_argument("--forwarded-for", default="")
+    ap.add_argument("--baggage", default=None, help="the CONNECT's baggage header")
     ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--wait", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=20.0)

@@ -11,8 +11,8 @@
  * both ways, local replies in HTTP and gRPC forms, connection-specific
  * headers refused, the header block limit (431), flow control stall and
  * resume, upstream connection loss and GOAWAY (refused streams retried),
- * idle expiry. The client side and the harness are in h2c_fixture.h
- * (shared with test_h2p_h1up.c).
+ * idle expiry, one Istio metrics record per stream. The client side and the harness are in
+ * h2c_fixture.h (shared with test_h2p_h1up.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -181,6 +181,8 @@ static ssize_t be_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 }
 
 /* The backend answers request <r>: 200, x-backend, body be_body. */
+static bool be_trailers_only; /* answer with one HEADERS: grpc-status 12 */
+
 static void be_respond(struct breq *r)
 {
 	char bk[16];
@@ -188,6 +190,7 @@ static void be_respond(struct breq *r)
 	        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
 	        {(uint8_t *)"x-backend", (uint8_t *)bk, 9, 0, 0},
 	        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+	        {(uint8_t *)"grpc-status", (uint8_t *)"12", 11, 2, 0},
 	};
 	nghttp2_data_provider prd = {.read_callback = be_read};
 
@@ -195,8 +198,9 @@ static void be_respond(struct breq *r)
 	nv[1].valuelen = strlen(bk);
 	r->responded = true;
 	r->resp_left = be_body;
-	assert_int_equal(nghttp2_submit_response(fups[r->fup].ng, r->sid, nv, 3,
-	                                         be_body || be_trailers ? &prd : NULL),
+	assert_int_equal(nghttp2_submit_response(
+	                         fups[r->fup].ng, r->sid, nv, be_trailers_only ? 4 : 3,
+	                         !be_trailers_only && (be_body || be_trailers) ? &prd : NULL),
 	                 0);
 }
 
@@ -266,7 +270,7 @@ static const struct wp_h2p_ops ops = {.up_open = f_open, .up_close = h2fx_up_clo
 static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 {
 	n_fup = fail_open = n_breq = 0;
-	be_hold = be_trailers = false;
+	be_hold = be_trailers = be_trailers_only = false;
 	be_body = 2;
 	be_max_streams = 100;
 	be_stall_net = 0;
@@ -1130,6 +1134,132 @@ static void test_authz_deny(void **state)
 	az_fx_fini(&f);
 }
 
+/* ---- the completion stage: Istio's metrics, one record per stream ------------------------- */
+
+static struct wp_metrics_core *mcells;
+
+static const char *mlab(const struct wp_metrics_labels *l, enum wp_metrics_label k)
+{
+	static char buf[4][WP_METRICS_MAX_VALUE + 1];
+	static int turn;
+	size_t len;
+	const char *v = wp_metrics_string(mcells, l->v[k], &len);
+	char *b = buf[turn++ & 3];
+
+	memcpy(b, v, len);
+	b[len] = '\0';
+	return b;
+}
+
+static uint64_t m_total(void)
+{
+	uint64_t t = 0;
+
+	for (unsigned i = 0; i < wp_metrics_n_http(mcells); i++)
+		t += wp_metrics_load(&wp_metrics_http_at(mcells, i)->requests);
+	return t;
+}
+
+/* The one series with these labels. */
+static const struct wp_metrics_http *m_find(const char *proto, const char *code, const char *grpc,
+                                            const char *flags)
+{
+	const struct wp_metrics_http *found = NULL;
+
+	for (unsigned i = 1; i < wp_metrics_n_http(mcells); i++) {
+		const struct wp_metrics_http *h = wp_metrics_http_at(mcells, i);
+
+		if (!strcmp(mlab(&h->labels, WP_ML_REQUEST_PROTOCOL), proto) &&
+		    !strcmp(mlab(&h->labels, WP_ML_RESPONSE_CODE), code) &&
+		    !strcmp(mlab(&h->labels, WP_ML_GRPC_RESPONSE_STATUS), grpc) &&
+		    !strcmp(mlab(&h->labels, WP_ML_RESPONSE_FLAGS), flags)) {
+			assert_null(found);
+			found = h;
+		}
+	}
+	assert_non_null(found);
+	return found;
+}
+
+/* Each stream is recorded once, when it closes: http 200 with its body
+ * bytes, gRPC with the status of the upstream's trailers, a trailers-only
+ * local answer (UNAVAILABLE, no healthy upstream), 404 no route, a stream
+ * the client reset before its answer, a connect failure. */
+static void test_metrics_per_stream(void **state)
+{
+	static const struct wp_snap_service svc = {.ns = "default",
+	                                           .name = "reviews",
+	                                           .hostname = "reviews.default.svc.cluster.local"};
+	static const char *bg = "k8s.deployment.name=ratings-v1,service.name=ratings";
+	const struct wp_metrics_http *h;
+	struct az_fx f;
+	int32_t a;
+
+	(void)state;
+	mk(NULL, std_rules);
+	mcells = wp_metrics_core_create(64, ctr);
+	assert_non_null(mcells);
+	az_fx_init(&f, NULL, "cluster.local/ns/ops/sa/ratings", ctr);
+	wp_pipe_core_set_metrics(&f.core, mcells, "cluster.local", "cluster.local", "Kubernetes");
+	wp_pipe_conn_labels(&f.conn, bg, strlen(bg), &svc, NULL);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+
+	req("POST", "/v1/a", false, "12345", NULL, 0);
+	pump();
+	assert_int_equal(m_total(), 1);
+	h = m_find("http", "200", "", "-");
+	assert_int_equal(wp_metrics_load(&h->req_bytes.sum), 5);
+	assert_int_equal(wp_metrics_load(&h->resp_bytes.sum), 2);
+	assert_string_equal(mlab(&h->labels, WP_ML_DESTINATION_SERVICE_NAME), "reviews-v1");
+	assert_string_equal(mlab(&h->labels, WP_ML_SOURCE_WORKLOAD), "ratings-v1");
+	assert_string_equal(mlab(&h->labels, WP_ML_SOURCE_WORKLOAD_NAMESPACE), "ops");
+
+	be_trailers = true;
+	req("POST", "/v1/pkg.Svc/Call", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	be_trailers = false;
+	assert_int_equal(m_total(), 2);
+	m_find("grpc", "200", "7", "-");
+	/* a trailers-only answer of the upstream: its grpc-status is in the head */
+	be_trailers_only = true;
+	req("POST", "/v1/pkg.Svc/Nope", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	be_trailers_only = false;
+	m_find("grpc", "200", "12", "-");
+
+	req("POST", "/none/pkg.S/M", true, "xxxxx", NULL, 0);
+	req("GET", "/zzz", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(m_total(), 5);
+	h = m_find("grpc", "200", "14", "UH");
+	assert_string_equal(mlab(&h->labels, WP_ML_DESTINATION_SERVICE_NAME), "empty");
+	m_find("http", "404", "", "NR");
+
+	be_hold = true;
+	a = req("GET", "/v1/held", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(m_total(), 5);
+	assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, a, NGHTTP2_CANCEL), 0);
+	pump();
+	be_hold = false;
+	assert_int_equal(m_total(), 6);
+	m_find("http", "0", "", "DR");
+
+	fail_open = 1;
+	req("GET", "/missing", false, NULL, NULL, 0);
+	req("GET", "/r/x", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(m_total(), 8);
+	m_find("http", "500", "", "NC");
+	m_find("http", "503", "", "UF,URX"); /* two endpoints: one retry */
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	wp_h2p_sess_close(sess);
+	sess = NULL;
+	assert_int_equal(m_total(), 8);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1155,6 +1285,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_mirror, teardown),
 	        cmocka_unit_test_teardown(test_mirror_overflow, teardown),
 	        cmocka_unit_test_teardown(test_mirror_client_reset, teardown),
+	        cmocka_unit_test_teardown(test_metrics_per_stream, teardown),
 	        cmocka_unit_test(test_preface),
 	        cmocka_unit_test_teardown(test_authz_deny, teardown),
 	};

@@ -1,0 +1,400 @@
+/*
+ * The access log (see wp/accesslog.h): per-core single-producer rings of
+ * fixed entries, Istio's default text format and its JSON encoding, and the
+ * writer thread that drains the rings into a file.
+ *
+ * Ring: head is written by the producer only, tail by the consumer only;
+ * each loads the other's with acquire and stores its own with release, so
+ * an entry is complete before the consumer sees it and free again before
+ * the producer reuses it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wp/accesslog.h"
+#include "wp/common.h"
+#include "wp/counters.h"
+
+struct wp_alog_ring {
+	uint32_t head WP_CACHE_ALIGNED; /* next entry the producer fills */
+	uint32_t tail WP_CACHE_ALIGNED; /* next entry the consumer reads */
+	uint32_t mask;
+	uint64_t *ctr;
+	struct wp_alog_entry *e;
+};
+
+struct wp_alog_ring *wp_alog_ring_create(unsigned entries, uint64_t *ctr)
+{
+	struct wp_alog_ring *r;
+	uint32_t n = 2;
+
+	while (n < entries && n < (1u << 20))
+		n <<= 1;
+	if (posix_memalign((void **)&r, WP_CACHE_LINE, sizeof(*r)) != 0)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->mask = n - 1;
+	r->ctr = ctr;
+	r->e = calloc(n, sizeof(*r->e));
+	if (!r->e) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void wp_alog_ring_destroy(struct wp_alog_ring *r)
+{
+	if (!r)
+		return;
+	free(r->e);
+	free(r);
+}
+
+struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r)
+{
+	uint32_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+
+	if (r->head - tail > r->mask) {
+		if (r->ctr)
+			wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+		return NULL;
+	}
+	return &r->e[r->head & r->mask];
+}
+
+void wp_alog_commit(struct wp_alog_ring *r)
+{
+	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+}
+
+/* ---- formatting --------------------------------------------------------------------------- */
+
+struct out {
+	char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->len + n > o->cap) {
+		o->full = true;
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->len)
+		o->full = true;
+	else
+		o->len += (size_t)n;
+}
+
+/* A value as Envoy writes it in text: "-" when absent; bytes outside
+ * printable ASCII and '"' escaped so one request stays one line. */
+static void text_val(struct out *o, const char *s, size_t n)
+{
+	if (n == 0) {
+		put(o, "-", 1);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			putf(o, "\\x%02x", c);
+		else
+			put(o, s + i, 1);
+	}
+}
+
+/* A JSON string value, or null when absent. */
+static void json_val(struct out *o, const char *s, size_t n)
+{
+	if (n == 0) {
+		put(o, "null", 4);
+		return;
+	}
+	put(o, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			put(o, "\\", 1);
+			put(o, s + i, 1);
+		} else if (c < 0x20 || c >= 0x7f) {
+			putf(o, "\\u%04x", c);
+		} else {
+			put(o, s + i, 1);
+		}
+	}
+	put(o, "\"", 1);
+}
+
+static size_t addr_str(const struct wp_addr *a, uint16_t port, bool with_port, char *buf,
+                       size_t cap)
+{
+	char ip[64];
+	int n;
+
+	if (a->family == WP_AF_INET)
+		inet_ntop(AF_INET, &a->v4, ip, sizeof(ip));
+	else if (a->family == WP_AF_INET6)
+		inet_ntop(AF_INET6, a->v6, ip, sizeof(ip));
+	else
+		return 0;
+	if (!with_port)
+		n = snprintf(buf, cap, "%s", ip);
+	else if (a->family == WP_AF_INET6)
+		n = snprintf(buf, cap, "[%s]:%u", ip, port);
+	else
+		n = snprintf(buf, cap, "%s:%u", ip, port);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static const char *const proto_names[] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", ""};
+
+size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_t cap)
+{
+	struct out o = {.p = buf, .cap = cap};
+	char when[40], up[80], local[80], remote[80], num[24];
+	size_t up_len = 0, local_len, remote_len, when_len;
+	const char *proto = e->proto < WP_ARRAY_SIZE(proto_names) ? proto_names[e->proto] : "";
+	time_t sec = (time_t)(e->start_us / 1000000);
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	when_len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	when_len += (size_t)snprintf(when + when_len, sizeof(when) - when_len, ".%03uZ",
+	                             (unsigned)(e->start_us / 1000 % 1000));
+	if (e->has_upstream)
+		up_len = addr_str(&e->upstream, e->upstream_port, true, up, sizeof(up));
+	local_len = addr_str(&e->local, e->local_port, true, local, sizeof(local));
+	remote_len = addr_str(&e->remote, 0, false, remote, sizeof(remote));
+	snprintf(num, sizeof(num), "%u", e->status);
+	if (!json) {
+		/* [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%
+		 * %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%
+		 * %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%"
+		 * %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
+		 * %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%"
+		 * "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%"
+		 * "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS%
+		 * %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
+		 * %REQUESTED_SERVER_NAME% %ROUTE_NAME% */
+		putf(&o, "[%s] \"", when);
+		text_val(&o, e->method, e->method_len);
+		put(&o, " ", 1);
+		text_val(&o, e->path, e->path_len);
+		put(&o, " ", 1);
+		text_val(&o, proto, strlen(proto));
+		putf(&o, "\" %s ", num);
+		text_val(&o, e->flags, e->flags_len);
+		putf(&o, " - - \"-\" %" PRIu64 " %" PRIu64 " %" PRIu64 " - \"", e->bytes_rx,
+		     e->bytes_tx, e->duration_us / 1000);
+		text_val(&o, e->xff, e->xff_len);
+		puts_(&o, "\" \"");
+		text_val(&o, e->user_agent, e->user_agent_len);
+		puts_(&o, "\" \"");
+		text_val(&o, e->request_id, e->request_id_len);
+		puts_(&o, "\" \"");
+		text_val(&o, e->authority, e->authority_len);
+		puts_(&o, "\" \"");
+		text_val(&o, up, up_len);
+		puts_(&o, "\" ");
+		text_val(&o, e->cluster, e->cluster_len);
+		puts_(&o, " - ");
+		text_val(&o, local, local_len);
+		put(&o, " ", 1);
+		text_val(&o, remote, remote_len);
+		puts_(&o, " - -\n");
+	} else {
+		/* Istio's EnvoyJSONLogFormatIstio keys; absent values are null */
+		puts_(&o, "{\"start_time\":");
+		json_val(&o, when, when_len);
+		puts_(&o, ",\"method\":");
+		json_val(&o, e->method, e->method_len);
+		puts_(&o, ",\"path\":");
+		json_val(&o, e->path, e->path_len);
+		puts_(&o, ",\"protocol\":");
+		json_val(&o, proto, strlen(proto));
+		putf(&o, ",\"response_code\":%u,\"response_flags\":", e->status);
+		json_val(&o, e->flags, e->flags_len);
+		putf(&o,
+		     ",\"response_code_details\":null,\"connection_termination_details\":null,"
+		     "\"upstream_transport_failure_reason\":null,\"bytes_received\":%" PRIu64
+		     ",\"bytes_sent\":%" PRIu64 ",\"duration\":%" PRIu64
+		     ",\"upstream_service_time\":null,\"x_forwarded_for\":",
+		     e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
+		json_val(&o, e->xff, e->xff_len);
+		puts_(&o, ",\"user_agent\":");
+		json_val(&o, e->user_agent, e->user_agent_len);
+		puts_(&o, ",\"request_id\":");
+		json_val(&o, e->request_id, e->request_id_len);
+		puts_(&o, ",\"authority\":");
+		json_val(&o, e->authority, e->authority_len);
+		puts_(&o, ",\"upstream_host\":");
+		json_val(&o, up, up_len);
+		puts_(&o, ",\"upstream_cluster\":");
+		json_val(&o, e->cluster, e->cluster_len);
+		puts_(&o, ",\"upstream_local_address\":null,\"downstream_local_address\":");
+		json_val(&o, local, local_len);
+		puts_(&o, ",\"downstream_remote_address\":");
+		json_val(&o, remote, remote_len);
+		puts_(&o, ",\"requested_server_name\":null,\"route_name\":null}\n");
+	}
+	return o.full ? 0 : o.len;
+}
+
+/* ---- the writer thread -------------------------------------------------------------------- */
+
+#define WBUF (256 * 1024)
+
+struct wp_alog_writer {
+	struct wp_alog_ring *const *rings;
+	unsigned n;
+	bool json;
+	char path[4096];
+	FILE *f;
+	pthread_t th;
+	volatile bool stop, reopen;
+	uint64_t lines;
+	char buf[WBUF];
+	size_t used;
+};
+
+static FILE *open_out(const char *path)
+{
+	if (path[0] == '\0' || !strcmp(path, "/dev/stdout"))
+		return stdout;
+	return fopen(path, "a");
+}
+
+static void flush_buf(struct wp_alog_writer *w)
+{
+	if (w->used && w->f) {
+		(void)fwrite(w->buf, 1, w->used, w->f);
+		(void)fflush(w->f);
+	}
+	w->used = 0;
+}
+
+/* Formats what the rings hold; returns the entries taken. */
+static unsigned drain(struct wp_alog_writer *w)
+{
+	unsigned taken = 0;
+
+	for (unsigned i = 0; i < w->n; i++) {
+		struct wp_alog_ring *r = w->rings[i];
+		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+
+		while (r->tail != head) {
+			size_t k;
+
+			if (WBUF - w->used < 4096)
+				flush_buf(w);
+			k = wp_alog_format(&r->e[r->tail & r->mask], w->json, w->buf + w->used,
+			                   WBUF - w->used);
+			w->used += k;
+			__atomic_store_n(&w->lines, w->lines + (k > 0), __ATOMIC_RELAXED);
+			__atomic_store_n(&r->tail, r->tail + 1, __ATOMIC_RELEASE);
+			taken++;
+		}
+	}
+	flush_buf(w);
+	return taken;
+}
+
+static void *writer_main(void *arg)
+{
+	struct wp_alog_writer *w = arg;
+	const struct timespec nap = {.tv_sec = 0, .tv_nsec = 2 * 1000 * 1000};
+
+	while (!w->stop) {
+		if (w->reopen) {
+			w->reopen = false;
+			if (w->f && w->f != stdout)
+				fclose(w->f);
+			w->f = open_out(w->path); /* NULL: lines are lost until the next reopen */
+		}
+		if (drain(w) == 0)
+			nanosleep(&nap, NULL);
+	}
+	drain(w);
+	return NULL;
+}
+
+struct wp_alog_writer *wp_alog_writer_start(struct wp_alog_ring *const *rings, unsigned n,
+                                            const char *path, bool json)
+{
+	struct wp_alog_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->rings = rings;
+	w->n = n;
+	w->json = json;
+	snprintf(w->path, sizeof(w->path), "%s", path ? path : "");
+	w->f = open_out(w->path);
+	if (!w->f) {
+		free(w);
+		return NULL;
+	}
+	if (pthread_create(&w->th, NULL, writer_main, w) != 0) {
+		if (w->f != stdout)
+			fclose(w->f);
+		free(w);
+		errno = EAGAIN;
+		return NULL;
+	}
+	return w;
+}
+
+void wp_alog_writer_reopen(struct wp_alog_writer *w)
+{
+	if (w)
+		w->reopen = true;
+}
+
+void wp_alog_writer_stop(struct wp_alog_writer *w)
+{
+	if (!w)
+		return;
+	w->stop = true;
+	pthread_join(w->th, NULL);
+	if (w->f && w->f != stdout)
+		fclose(w->f);
+	else if (w->f)
+		fflush(w->f);
+	free(w);
+}
+
+uint64_t wp_alog_writer_lines(const struct wp_alog_writer *w)
+{
+	return __atomic_load_n(&w->lines, __ATOMIC_RELAXED);
+}
