@@ -1,7 +1,8 @@
 /*
  * L7 in the tunnel (issue 6): the per-tunnel and per-worker state tunnel.c
- * keeps for HTTP/1.1 proxying. The glue itself is dp/tunnel/l7_glue.c,
- * which tunnel.c #includes so it shares tunnel.c's static functions.
+ * keeps for HTTP/1.1 proxying. The glue itself is dp/tunnel/l7_glue.c
+ * (with l7_h2_glue.c for HTTP/2), sharing the layer's types and functions
+ * through tunnel_int.h.
  *
  * A CONNECT to a service port whose protocol is HTTP (appProtocol or port
  * name prefix `http`) is answered 200 at once and becomes a downstream L7

@@ -1,16 +1,16 @@
 /*
- * L7 glue for tunnel.c (see dp/tunnel/l7.h): NOT a separate translation
- * unit. tunnel.c #includes it after its type definitions, so it uses
- * tunnel.c's statics (declared below, defined there) and tunnel.c calls the
- * l7_* hooks from a handful of places:
+ * L7 glue for tunnel.c (see dp/tunnel/l7.h): the HTTP/1.1 proxy's host
+ * adapter. It shares the tunnel layer's types and functions through
+ * tunnel_int.h, and tunnel.c calls its wp_tun_l7_* hooks from a handful of
+ * places:
  *
- *   end_write / end_shut   an END_L7 end takes bytes / EOF: the proxy's
+ *   wp_tun_end_write / wp_tun_end_shut   an END_L7 end takes bytes / EOF: the proxy's
  *                          wp_h1p_down_in / _up_in / _down_eof / _up_eof
- *   tun_respond            an upstream L7 tunnel connected
- *   tun_kill               an END_L7 end dies: session closed / upstream failed
+ *   wp_tun_respond            an upstream L7 tunnel connected
+ *   wp_tun_kill               an END_L7 end dies: session closed / upstream failed
  *   h2_writable/up_writable a real end can take more: pump
- *   srv_request            a CONNECT to an HTTP service port: l7_start()
- *   l7_input (first bytes) an h2c client on an HTTP/1.1 port: l7h2_on_http()
+ *   srv_request            a CONNECT to an HTTP service port: wp_tun_l7_start()
+ *   wp_tun_l7_input (first bytes) an h2c client on an HTTP/1.1 port: wp_tun_l7h2_on_http()
  *   wp_tunnel_poll / tick  the pump list; idle upstream expiry
  *
  * The proxy never touches a transport: every byte it queues is moved by
@@ -18,20 +18,15 @@
  * HTTP/2 callback), so closing a transport at the proxy's request is
  * deferred to it too.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
-static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len);
-static void end_shut(struct tunnel *t, int i);
-static void end_flush(struct tunnel *t, int i);
-static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw);
-static void tun_free(struct tunnel *t);
-static void tun_respond(struct tunnel *t, int status);
-static int connect_plain(struct tunnel *t, struct wp_worker_port *wp);
-static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id);
-static void unwait(struct tunnel *t);
-static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
-                          char *buf, size_t len);
+#include <nghttp2/nghttp2.h>
 
-static void l7_mark(struct tunnel *t)
+#include "dp/tunnel/tunnel_int.h"
+
+void wp_tun_l7_mark(struct tunnel *t)
 {
 	struct wp_tunnel_l7_worker *lw;
 
@@ -44,8 +39,8 @@ static void l7_mark(struct tunnel *t)
 	lw->pump = t;
 }
 
-/* tun_free(): off the pump list. */
-static void l7_unlist(struct tunnel *t)
+/* wp_tun_free(): off the pump list. */
+void wp_tun_l7_unlist(struct tunnel *t)
 {
 	struct tunnel **pp;
 
@@ -67,7 +62,7 @@ static struct tunnel *l7_down_of(const struct wp_h1p_up *up)
 
 /* The current route table of a downstream tunnel's destination (the
  * snapshot may have changed since the CONNECT). */
-static void l7_refresh_routes(struct tunnel *t)
+void wp_tun_l7_refresh_routes(struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
@@ -91,69 +86,69 @@ static void l7_refresh_routes(struct tunnel *t)
 		wp_h1p_sess_set_routes(t->l7.sess, rt);
 }
 
-/* end_write() on an END_L7 end. */
-static size_t l7_input(struct tunnel *t, const uint8_t *p, size_t len)
+/* wp_tun_end_write() on an END_L7 end. */
+size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 {
 	const uint8_t *q;
 	size_t n;
 
 	if (t->l7.h2sess != NULL || t->l7.h2up != NULL)
-		return l7h2_input(t, p, len);
+		return wp_tun_l7h2_input(t, p, len);
 	if (t->l7.sess != NULL) {
 		struct wp_h1p_up *up;
 
 		/* the tunnel's first bytes: h2c with prior knowledge? */
-		if (WP_UNLIKELY(t->l7.h2probe) && l7h2_on_http(t, p, len))
-			return l7h2_input(t, p, len);
-		l7_refresh_routes(t);
+		if (WP_UNLIKELY(t->l7.h2probe) && wp_tun_l7h2_on_http(t, p, len))
+			return wp_tun_l7h2_input(t, p, len);
+		wp_tun_l7_refresh_routes(t);
 		n = wp_h1p_down_in(t->l7.sess, p, len);
 		up = wp_h1p_sess_up(t->l7.sess);
 		if (up != NULL && wp_h1p_up_peek(up, &q) > 0)
-			l7_mark(up->io);
+			wp_tun_l7_mark(up->io);
 		if (wp_h1p_down_peek(t->l7.sess, &q) > 0 || wp_h1p_down_finished(t->l7.sess))
-			l7_mark(t);
+			wp_tun_l7_mark(t);
 		return n;
 	}
 	if (t->l7.up != NULL) {
 		struct tunnel *d = l7_down_of(t->l7.up);
 
 		n = wp_h1p_up_in(t->l7.up, p, len);
-		l7_mark(d);
+		wp_tun_l7_mark(d);
 		return n;
 	}
 	return len; /* the proxy let go: nowhere to go */
 }
 
-/* end_shut() on an END_L7 end: the real end's EOF, after its queued bytes. */
-static void l7_eof(struct tunnel *t)
+/* wp_tun_end_shut() on an END_L7 end: the real end's EOF, after its queued bytes. */
+void wp_tun_l7_eof(struct tunnel *t)
 {
-	if (l7h2_eof(t))
+	if (wp_tun_l7h2_eof(t))
 		return;
 	if (t->l7.sess != NULL) {
 		wp_h1p_down_eof(t->l7.sess);
-		l7_mark(t);
+		wp_tun_l7_mark(t);
 	} else if (t->l7.up != NULL) {
-		l7_mark(l7_down_of(t->l7.up));
+		wp_tun_l7_mark(l7_down_of(t->l7.up));
 		wp_h1p_up_eof(t->l7.up);
 	}
 }
 
-/* tun_respond() on an upstream L7 tunnel: its transport is connected. */
-static void l7_connected(struct tunnel *t)
+/* wp_tun_respond() on an upstream L7 tunnel: its transport is connected. */
+void wp_tun_l7_connected(struct tunnel *t)
 {
-	if (l7h2_connected(t))
+	if (wp_tun_l7h2_connected(t))
 		return;
 	t->responded = true;
 	ctr(t->tw, WP_CTR_TUNNEL_OPENED);
 	if (t->l7.up != NULL)
 		wp_h1p_up_connected(t->l7.up);
-	l7_mark(t);
+	wp_tun_l7_mark(t);
 }
 
-/* tun_kill() reached an END_L7 end. */
-static void l7_detach(struct tunnel *t)
+/* wp_tun_kill() reached an END_L7 end. */
+void wp_tun_l7_detach(struct tunnel *t)
 {
-	if (l7h2_detach(t))
+	if (wp_tun_l7h2_detach(t))
 		return;
 	if (t->l7.sess != NULL) {
 		struct wp_h1p_sess *s = t->l7.sess;
@@ -167,8 +162,8 @@ static void l7_detach(struct tunnel *t)
 
 		t->l7.up = NULL;
 		if (d != NULL && d->l7.sess != NULL)
-			l7_refresh_routes(d); /* a connect failure may be retried */
-		l7_mark(d);                   /* it has a 503/502 to send, closes, or retries */
+			wp_tun_l7_refresh_routes(d); /* a connect failure may be retried */
+		wp_tun_l7_mark(d); /* it has a 503/502 to send, closes, or retries */
 		wp_h1p_up_failed(up);
 	}
 }
@@ -177,13 +172,13 @@ static void l7_detach(struct tunnel *t)
 
 /*
  * An upstream L7 tunnel to <ep> (HTTP/1.1 or h2c proxy alike): end 0 is the
- * proxy's connection object, linked by the caller between l7_up_alloc()
- * and l7_up_connect(); end 1 a plaintext TCP connection or an originated
+ * proxy's connection object, linked by the caller between wp_tun_l7_up_alloc()
+ * and wp_tun_l7_up_connect(); end 1 a plaintext TCP connection or an originated
  * HBONE stream (by the endpoint's namespace), made through worker port
  * <wp> exactly as for L4 tunnels. A failed connect kills the tunnel
  * (unlinked first, so the proxy hears nothing) and returns -errno.
  */
-static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
+struct tunnel *wp_tun_l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
                                   int *rc)
 {
 	struct tunnel *t;
@@ -193,7 +188,7 @@ static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_s
 		*rc = -EAFNOSUPPORT;
 		return NULL;
 	}
-	t = tun_alloc(tw);
+	t = wp_tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		*rc = -ENOBUFS;
@@ -205,20 +200,20 @@ static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_s
 	return t;
 }
 
-static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
+int wp_tun_l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
                          struct wp_worker_port *wp)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	char peer[WP_TLS_ID_MAX];
 	int rc;
 
-	peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
+	wp_tun_peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
 	if (ep->ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = connect_hbone(t, wp, peer);
+		rc = wp_tun_connect_hbone(t, wp, peer);
 	} else {
 		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = connect_plain(t, wp);
+		rc = wp_tun_connect_plain(t, wp);
 	}
 	if (rc != 0) {
 		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
@@ -226,17 +221,17 @@ static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
 		t->l7.h2up = NULL;
 		t->e[0].gone = true;
 		t->e[1].gone = true;
-		tun_kill(t);
+		wp_tun_kill(t);
 	}
 	return rc;
 }
 
 /* The proxy let go of upstream tunnel <t>: abort its transport from the pump. */
-static void l7_up_let_go(struct tunnel *t)
+void wp_tun_l7_up_let_go(struct tunnel *t)
 {
 	t->e[0].gone = true;
 	t->l7.close = true;
-	l7_mark(t);
+	wp_tun_l7_mark(t);
 }
 
 static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
@@ -247,12 +242,12 @@ static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_end
 
 	if (d == NULL || d->e[0].sess == NULL)
 		return -EINVAL;
-	t = l7_up_alloc(tw, ep, &rc);
+	t = wp_tun_l7_up_alloc(tw, ep, &rc);
 	if (t == NULL)
 		return rc;
 	t->l7.up = up;
 	up->io = t;
-	rc = l7_up_connect(t, ep, d->e[0].sess->wp);
+	rc = wp_tun_l7_up_connect(t, ep, d->e[0].sess->wp);
 	if (rc != 0)
 		up->io = NULL;
 	return rc;
@@ -266,7 +261,7 @@ static void l7_up_close(void *host, struct wp_h1p_up *up)
 	if (t == NULL || t->l7.up != up)
 		return;
 	t->l7.up = NULL;
-	l7_up_let_go(t);
+	wp_tun_l7_up_let_go(t);
 }
 
 /* The proxy let go of an upstream with no exchange in flight (idle in the
@@ -286,14 +281,14 @@ static void l7_up_finish(void *host, struct wp_h1p_up *up)
 static void l7_up_ready(void *host, struct wp_h1p_up *up)
 {
 	(void)host;
-	l7_mark(up->io);
+	wp_tun_l7_mark(up->io);
 }
 
 /* A timer answered or ended a session. */
 static void l7_wake(void *host, struct wp_h1p_sess *s)
 {
 	(void)host;
-	l7_mark(wp_h1p_sess_app(s));
+	wp_tun_l7_mark(wp_h1p_sess_app(s));
 }
 
 static const struct wp_h1p_ops l7_ops = {
@@ -307,33 +302,33 @@ static const struct wp_h1p_ops l7_ops = {
 /* ---- downstream tunnels ------------------------------------------------------------------- */
 
 /* The client of a downstream tunnel, for hashing on the source IP
- * (req_source() in tunnel.c). */
-static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
+ * (wp_tun_req_source() in tunnel.c). */
+const struct wp_addr *wp_tun_l7_client(struct tunnel *t, const struct sess *s,
                                        const struct wp_hbone_req *req)
 {
-	t->l7.has_src = req_source(s, req, &t->l7.src);
+	t->l7.has_src = wp_tun_req_source(s, req, &t->l7.src);
 	return t->l7.has_src ? &t->l7.src : NULL;
 }
 
 /* srv_request(): is the protocol of this service port sniffed (its first
  * client bytes may make the tunnel L7)? */
-static bool l7_sniffs(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+bool wp_tun_l7_sniffs(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
 	return tw->l7.core != NULL && p->proto == WP_PROTO_UNKNOWN;
 }
 
 /* srv_request(): is this service port proxied at L7? */
-static bool l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+bool wp_tun_l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
-	if (l7h2_proto(p))
-		return l7h2_wants(tw, p);
+	if (wp_tun_l7h2_proto(p))
+		return wp_tun_l7h2_wants(tw, p);
 	return tw->l7.core != NULL && p->proto == WP_PROTO_HTTP;
 }
 
 /* srv_request(): a CONNECT to an HTTP service port. Answers it and returns
  * true, or returns false (counted) when the worker has no proxy session
  * free: the caller then serves the tunnel at L4. */
-static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
+bool wp_tun_l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                      const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
@@ -341,9 +336,9 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	struct tunnel *t;
 	int n;
 
-	if (l7h2_proto(p))
-		return l7h2_start(s, hs, req, snap, d);
-	t = tun_alloc(tw);
+	if (wp_tun_l7h2_proto(p))
+		return wp_tun_l7h2_start(s, hs, req, snap, d);
+	t = wp_tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		(void)wp_hbstream_respond(hs, 503);
@@ -353,13 +348,13 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
-	pipe_conn_fill(&t->pc, tw, s, req, snap, d);
+	wp_tun_pipe_conn_fill(&t->pc, tw, s, req, snap, d);
 	t->pc.authority = t->l7.auth;
 	t->pc.authority_len = (uint32_t)n;
-	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, l7_client(t, s, req), t->l7.auth,
-	                              (size_t)n);
+	t->l7.sess = wp_h1p_sess_open(tw->l7.core, p->routes, wp_tun_l7_client(t, s, req),
+	                              t->l7.auth, (size_t)n);
 	if (t->l7.sess == NULL) { /* l7_h1p_no_session counted */
-		tun_free(t);
+		wp_tun_free(t);
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
 		return false;
 	}
@@ -373,7 +368,7 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	t->e[0].sess = s;
 	t->e[1].kind = END_L7;
 	wp_hbstream_set_app(hs, t);
-	tun_respond(t, 200);
+	wp_tun_respond(t, 200);
 	return true;
 }
 
@@ -381,17 +376,17 @@ static bool l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 
 /* srv_request(): an L4 tunnel to a service port was set up; if the port's
  * protocol is unknown, its first client bytes may turn it into L7. */
-static void l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
+void wp_tun_l7_sniff_arm(struct tunnel *t, const struct wp_hbone_req *req,
                          const struct wp_snap_dest *d)
 {
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 	int n;
 
-	if (!l7_sniffs(t->tw, p))
+	if (!wp_tun_l7_sniffs(t->tw, p))
 		return;
 	t->l7.sniff = true;
 	t->l7.dest = req->authority;
-	(void)l7_client(t, t->e[0].sess, req);
+	(void)wp_tun_l7_client(t, t->e[0].sess, req);
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		t->l7.auth[0] = '\0';
@@ -423,25 +418,25 @@ static bool l7_looks_http(const uint8_t *d, size_t len)
  * whose first frame is shorter than "GET " stays L4, and a server-first
  * protocol whose client later sends a request line is not expected.
  */
-static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
+void wp_tun_l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	struct end *u = &t->e[1];
 	struct wp_h1p_sess *s;
 
 	t->l7.sniff = false;
-	if (l7h2_sniff(t, data, len))
+	if (wp_tun_l7h2_sniff(t, data, len))
 		return;
 	if (!l7_looks_http(data, len) || u->gone) {
 		ctr(tw, WP_CTR_L7_SNIFF_OPAQUE);
-		l7h2_sniff_done(t, false);
+		wp_tun_l7h2_sniff_done(t, false);
 		return;
 	}
 	s = wp_h1p_sess_open(tw->l7.core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
 	                     strlen(t->l7.auth));
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
-		l7h2_sniff_done(t, false);
+		wp_tun_l7h2_sniff_done(t, false);
 		return;
 	}
 	if (u->kind == END_TCP && u->c != NULL) {
@@ -452,14 +447,14 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	} else if (u->kind == END_H2 && u->s != NULL) {
 		wp_hbstream_set_app(u->s, NULL); /* its on_close finds no tunnel */
 		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
-		mark_dirty(u->sess);
+		wp_tun_mark_dirty(u->sess);
 	} else if (u->kind == END_H2) {
-		unwait(t);
+		wp_tun_unwait(t);
 	}
 	wp_bq_clear(&u->q, tw->mem);
 	memset(u, 0, sizeof(*u));
 	wp_bq_init(&u->q);
-	l7h2_sniff_done(t, true);
+	wp_tun_l7h2_sniff_done(t, true);
 	u->kind = END_L7;
 	t->l7.sess = s;
 	wp_h1p_sess_set_app(s, t);
@@ -467,7 +462,7 @@ static void l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	ctr(tw, WP_CTR_L7_SNIFF_HTTP);
 	ctr(tw, WP_CTR_L7_TUNNEL_HTTP);
 	if (!t->responded)
-		tun_respond(t, 200);
+		wp_tun_respond(t, 200);
 }
 
 /* The session is over: close it and end the inbound stream. */
@@ -479,10 +474,10 @@ static void l7_down_done(struct tunnel *t)
 	wp_h1p_sess_close(s);
 	t->e[1].gone = true;
 	t->e[1].eof_in = true;
-	end_flush(t, 1); /* drops what the client still had queued */
+	wp_tun_end_flush(t, 1); /* drops what the client still had queued */
 	if (!t->e[0].gone)
-		end_shut(t, 0);
-	tun_check_done(t);
+		wp_tun_end_shut(t, 0);
+	wp_tun_check_done(t);
 }
 
 static void l7_pump(struct tunnel *t)
@@ -491,7 +486,7 @@ static void l7_pump(struct tunnel *t)
 	size_t n, w;
 	bool moved = false;
 
-	if (l7h2_pump(t))
+	if (wp_tun_l7h2_pump(t))
 		return;
 	if (t->e[1].kind == END_L7) {
 		struct wp_h1p_sess *s = t->l7.sess;
@@ -504,7 +499,7 @@ static void l7_pump(struct tunnel *t)
 			return;
 		}
 		while ((n = wp_h1p_down_peek(s, &p)) > 0) {
-			w = end_write(t, 0, p, n);
+			w = wp_tun_end_write(t, 0, p, n);
 			if (w == 0)
 				break;
 			wp_h1p_down_consume(s, w);
@@ -512,17 +507,17 @@ static void l7_pump(struct tunnel *t)
 		}
 		/* client bytes the proxy could not take yet (pipelining, full
 		 * upstream buffer), and the client's EOF behind them */
-		end_flush(t, 1);
+		wp_tun_end_flush(t, 1);
 		if (t->l7.sess == NULL)
 			return;
 		/* room for the response again: the upstream's held bytes */
 		up = wp_h1p_sess_up(s);
 		if (up != NULL && (moved || wp_h1p_up_peek(up, &p) > 0))
-			l7_mark(up->io);
+			wp_tun_l7_mark(up->io);
 		if (wp_h1p_down_finished(s))
 			l7_down_done(t);
 		else if (wp_h1p_down_shut(s) && !t->e[0].shut)
-			end_shut(t, 0);
+			wp_tun_end_shut(t, 0);
 		return;
 	}
 	if (t->e[0].kind != END_L7)
@@ -540,27 +535,27 @@ static void l7_pump(struct tunnel *t)
 		}
 		t->l7.fin = false;
 		if (t->e[1].kind == END_H2 && t->e[1].s == NULL)
-			unwait(t);
-		tun_kill(t);
+			wp_tun_unwait(t);
+		wp_tun_kill(t);
 		return;
 	}
 	if (t->l7.up == NULL || !t->responded)
 		return;
 	while ((n = wp_h1p_up_peek(t->l7.up, &p)) > 0) {
-		w = end_write(t, 1, p, n);
+		w = wp_tun_end_write(t, 1, p, n);
 		if (w == 0)
 			break;
 		wp_h1p_up_consume(t->l7.up, w);
 		moved = true;
 	}
 	if (moved) /* room for the request again: the client's queued bytes */
-		l7_mark(l7_down_of(t->l7.up));
+		wp_tun_l7_mark(l7_down_of(t->l7.up));
 	if (t->l7.up != NULL && t->l7.up->shut_wr && wp_h1p_up_peek(t->l7.up, &p) == 0)
-		end_shut(t, 1);
-	end_flush(t, 0); /* upstream bytes the proxy could not take yet; TCP resume */
+		wp_tun_end_shut(t, 1);
+	wp_tun_end_flush(t, 0); /* upstream bytes the proxy could not take yet; TCP resume */
 }
 
-static void l7_pump_all(struct wp_tunnel_worker *tw)
+void wp_tun_l7_pump_all(struct wp_tunnel_worker *tw)
 {
 	for (int round = 0; round < 4 && tw->l7.pump != NULL; round++) {
 		struct tunnel *list = tw->l7.pump;
@@ -579,7 +574,7 @@ static void l7_pump_all(struct wp_tunnel_worker *tw)
 
 /* ---- worker ------------------------------------------------------------------------------- */
 
-static void l7_worker_init(struct wp_tunnel_worker *tw)
+void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 {
 	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
 	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
@@ -598,14 +593,14 @@ static void l7_worker_init(struct wp_tunnel_worker *tw)
 		        "waypointd: worker %u: no memory for the HTTP proxy: HTTP ports "
 		        "are forwarded at L4\n",
 		        tw->w->id);
-	l7h2_worker_init(tw);
+	wp_tun_l7h2_worker_init(tw);
 }
 
 /* start_drain(): idle upstreams closed, keep-alive client sessions end
  * (between requests: now; otherwise after their response). */
-static void l7_drain(struct wp_tunnel_worker *tw)
+void wp_tun_l7_drain(struct wp_tunnel_worker *tw)
 {
-	l7h2_drain(tw);
+	wp_tun_l7h2_drain(tw);
 	if (tw->l7.core == NULL)
 		return;
 	wp_h1p_core_drain(tw->l7.core); /* l7_up_close() on each idle upstream */
@@ -614,15 +609,15 @@ static void l7_drain(struct wp_tunnel_worker *tw)
 
 		if (t->live && !t->dead && t->l7.sess != NULL) {
 			wp_h1p_sess_drain(t->l7.sess);
-			l7_mark(t);
+			wp_tun_l7_mark(t);
 		}
 	}
 }
 
 /* Before the worker's sessions and tunnels are torn down. */
-static void l7_worker_stop(struct wp_tunnel_worker *tw)
+void wp_tun_l7_worker_stop(struct wp_tunnel_worker *tw)
 {
-	l7h2_worker_stop(tw);
+	wp_tun_l7h2_worker_stop(tw);
 	if (tw->l7.core == NULL)
 		return;
 	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
@@ -643,9 +638,9 @@ static void l7_worker_stop(struct wp_tunnel_worker *tw)
 		tw->tun_pool[i].l7.listed = false;
 }
 
-static void l7_worker_fini(struct wp_tunnel_worker *tw)
+void wp_tun_l7_worker_fini(struct wp_tunnel_worker *tw)
 {
-	l7h2_worker_fini(tw);
+	wp_tun_l7h2_worker_fini(tw);
 	wp_h1p_core_destroy(tw->l7.core);
 	tw->l7.core = NULL;
 	wp_route_core_fini(&tw->l7.rc);

@@ -1,21 +1,20 @@
 /*
  * h2c / gRPC glue for tunnel.c (see dp/tunnel/l7.h and dp/l7/h2proxy.h):
- * NOT a separate translation unit. tunnel.c #includes it right before
- * l7_glue.c, whose l7_* hooks hand over to the l7h2_* functions here when
- * a tunnel belongs to the h2 proxy:
+ * l7_glue.c's hooks hand over to the wp_tun_l7h2_* functions here when a
+ * tunnel belongs to the h2 proxy:
  *
- *   l7h2_wants / l7h2_start  a CONNECT to a service port whose protocol is
+ *   wp_tun_l7h2_wants / wp_tun_l7h2_start  a CONNECT to a service port whose protocol is
  *                            HTTP/2 (appProtocol http2, grpc, grpc-web,
  *                            kubernetes.io/h2c, or a name prefix http2 /
  *                            grpc): answered 200, end 1 a struct wp_h2p_sess
- *   l7h2_sniff               a port of unknown protocol whose first client
+ *   wp_tun_l7h2_sniff               a port of unknown protocol whose first client
  *                            bytes are the HTTP/2 connection preface
- *   l7h2_on_http             an HTTP/1.1 port (its h1proxy session just
+ *   wp_tun_l7h2_on_http             an HTTP/1.1 port (its h1proxy session just
  *                            opened) whose first client bytes are the
  *                            preface: an h2 session with HTTP/1.1 upstreams
- *   l7h2_input / _eof        bytes / EOF into a session or an upstream
- *   l7h2_connected / _detach an upstream connected / a tunnel end died
- *   l7h2_pump                moves the proxy's output (from the poll loop)
+ *   wp_tun_l7h2_input / _eof        bytes / EOF into a session or an upstream
+ *   wp_tun_l7h2_connected / _detach an upstream connected / a tunnel end died
+ *   wp_tun_l7h2_pump                moves the proxy's output (from the poll loop)
  *   l7h2_worker_* / _tick    per-worker core, idle upstream expiry, drain
  *
  * Every upstream h2c connection is an upstream L7 tunnel (end 0 the
@@ -23,30 +22,13 @@
  * stream, exactly as for HTTP/1.1), pooled by the proxy per worker and
  * endpoint and shared by the streams of every session of the worker.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
-static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len);
-static void end_shut(struct tunnel *t, int i);
-static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw);
-static void tun_free(struct tunnel *t);
-static void tun_respond(struct tunnel *t, int status);
-static int connect_plain(struct tunnel *t, struct wp_worker_port *wp);
-static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id);
-static void unwait(struct tunnel *t);
-static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
-                          char *buf, size_t len);
-static void l7_mark(struct tunnel *t);
-static void l7h2_sniff_done(struct tunnel *t, bool l7);
-static void l7_refresh_routes(struct tunnel *t);
-static struct tunnel *l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
-                                  int *rc);
-static int l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
-                         struct wp_worker_port *wp);
-static void l7_up_let_go(struct tunnel *t);
-static const struct wp_addr *l7_client(struct tunnel *t, const struct sess *s,
-                                       const struct wp_hbone_req *req);
-static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
-                           const struct sess *s, const struct wp_hbone_req *req,
-                           const struct wp_snapshot *snap, const struct wp_snap_dest *d);
+#include <nghttp2/nghttp2.h>
+
+#include "dp/tunnel/tunnel_int.h"
 
 /* ---- struct wp_h2p_ops ------------------------------------------------------------------- */
 
@@ -58,12 +40,12 @@ static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_e
 
 	if (tw->l7.h2wp == NULL)
 		return -EINVAL;
-	t = l7_up_alloc(tw, ep, &rc);
+	t = wp_tun_l7_up_alloc(tw, ep, &rc);
 	if (t == NULL)
 		return rc;
 	t->l7.h2up = up;
 	up->io = t;
-	rc = l7_up_connect(t, ep, tw->l7.h2wp);
+	rc = wp_tun_l7_up_connect(t, ep, tw->l7.h2wp);
 	if (rc != 0)
 		up->io = NULL;
 	return rc;
@@ -77,7 +59,7 @@ static void l7h2_up_close(void *host, struct wp_h2p_up *up)
 	if (t == NULL || t->l7.h2up != up)
 		return;
 	t->l7.h2up = NULL;
-	l7_up_let_go(t);
+	wp_tun_l7_up_let_go(t);
 }
 
 /* An idle HTTP/1.1 upstream let go: a FIN, not a reset (l7_up_finish()). */
@@ -93,13 +75,13 @@ static void l7h2_up_finish(void *host, struct wp_h2p_up *up)
 static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
 {
 	(void)host;
-	l7_mark(wp_h2p_sess_app(s));
+	wp_tun_l7_mark(wp_h2p_sess_app(s));
 }
 
 static void l7h2_wake_up(void *host, struct wp_h2p_up *up)
 {
 	(void)host;
-	l7_mark(up->io);
+	wp_tun_l7_mark(up->io);
 }
 
 static const struct wp_h2p_ops l7h2_ops = {
@@ -112,15 +94,15 @@ static const struct wp_h2p_ops l7h2_ops = {
 
 /* ---- tunnel ends ------------------------------------------------------------------------- */
 
-/* l7_input(): bytes for the h2 proxy. */
-static size_t l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
+/* wp_tun_l7_input(): bytes for the h2 proxy. */
+size_t wp_tun_l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
 {
 	if (t->l7.h2sess != NULL) {
 		if (t->e[0].sess != NULL)
 			t->tw->l7.h2wp = t->e[0].sess->wp; /* where upstreams are opened */
-		l7_refresh_routes(t);
+		wp_tun_l7_refresh_routes(t);
 		(void)wp_h2p_down_in(t->l7.h2sess, p, len);
-		l7_mark(t);
+		wp_tun_l7_mark(t);
 		return len;
 	}
 	if (t->l7.h2up != NULL) {
@@ -129,20 +111,20 @@ static size_t l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
 
 		/* may let go of it; an HTTP/1.1 upstream takes fewer bytes while
 		 * its client does not read (the rest waits in the tunnel, offered
-		 * again by end_flush() once the proxy wakes it) */
+		 * again by wp_tun_end_flush() once the proxy wakes it) */
 		n = wp_h2p_up_in(t->l7.h2up, p, len);
-		l7_mark(self);
+		wp_tun_l7_mark(self);
 		return n;
 	}
 	return len;
 }
 
-/* l7_eof(): true if it was an h2 end. */
-static bool l7h2_eof(struct tunnel *t)
+/* wp_tun_l7_eof(): true if it was an h2 end. */
+bool wp_tun_l7h2_eof(struct tunnel *t)
 {
 	if (t->l7.h2sess != NULL) {
 		wp_h2p_down_eof(t->l7.h2sess);
-		l7_mark(t);
+		wp_tun_l7_mark(t);
 		return true;
 	}
 	if (t->l7.h2up != NULL) {
@@ -152,20 +134,20 @@ static bool l7h2_eof(struct tunnel *t)
 	return false;
 }
 
-/* l7_connected(): true if it was an h2 upstream. */
-static bool l7h2_connected(struct tunnel *t)
+/* wp_tun_l7_connected(): true if it was an h2 upstream. */
+bool wp_tun_l7h2_connected(struct tunnel *t)
 {
 	if (t->l7.h2up == NULL)
 		return false;
 	t->responded = true;
 	ctr(t->tw, WP_CTR_TUNNEL_OPENED);
 	wp_h2p_up_connected(t->l7.h2up);
-	l7_mark(t);
+	wp_tun_l7_mark(t);
 	return true;
 }
 
-/* l7_detach(): true if it was an h2 end. */
-static bool l7h2_detach(struct tunnel *t)
+/* wp_tun_l7_detach(): true if it was an h2 end. */
+bool wp_tun_l7h2_detach(struct tunnel *t)
 {
 	if (t->l7.h2sess != NULL) {
 		struct wp_h2p_sess *s = t->l7.h2sess;
@@ -190,7 +172,7 @@ static bool l7h2_detach(struct tunnel *t)
 /* Istio's rules: appProtocol http2 / grpc / grpc-web / kubernetes.io/h2c,
  * or a port name prefixed http2 / grpc (the resolver maps grpc-web to
  * HTTP: it is looked at by name here). */
-static bool l7h2_proto(const struct wp_snap_svc_port *p)
+bool wp_tun_l7h2_proto(const struct wp_snap_svc_port *p)
 {
 	if (p->proto == WP_PROTO_HTTP2 || p->proto == WP_PROTO_GRPC)
 		return true;
@@ -198,9 +180,9 @@ static bool l7h2_proto(const struct wp_snap_svc_port *p)
 	       (p->name[8] == '\0' || p->name[8] == '-');
 }
 
-static bool l7h2_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
+bool wp_tun_l7h2_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
-	return tw->l7.h2core != NULL && l7h2_proto(p);
+	return tw->l7.h2core != NULL && wp_tun_l7h2_proto(p);
 }
 
 /* The tunnel's session from now on is <s>: end 1 is the h2 proxy. */
@@ -211,16 +193,16 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 	wp_h2p_sess_set_conn(s, &t->pc);
 	if (t->e[0].sess != NULL)
 		t->tw->l7.h2wp = t->e[0].sess->wp;
-	l7_mark(t); /* the server preface goes out */
+	wp_tun_l7_mark(t); /* the server preface goes out */
 }
 
-/* l7_start() for an HTTP/2 port; as l7_start(): false = serve it at L4. */
-static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
+/* wp_tun_l7_start() for an HTTP/2 port; as wp_tun_l7_start(): false = serve it at L4. */
+bool wp_tun_l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                        const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
-	struct tunnel *t = tun_alloc(tw);
+	struct tunnel *t = wp_tun_alloc(tw);
 	struct wp_h2p_sess *hsess;
 	int n;
 
@@ -233,13 +215,13 @@ static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_h
 	n = snprintf(t->l7.auth, sizeof(t->l7.auth), "%s:%u", d->svc->hostname, p->port);
 	if (n < 0 || (size_t)n >= sizeof(t->l7.auth))
 		n = 0;
-	pipe_conn_fill(&t->pc, tw, s, req, snap, d);
+	wp_tun_pipe_conn_fill(&t->pc, tw, s, req, snap, d);
 	t->pc.authority = t->l7.auth;
 	t->pc.authority_len = (uint32_t)n;
-	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, l7_client(t, s, req), t->l7.auth,
+	hsess = wp_h2p_sess_open(tw->l7.h2core, p->routes, wp_tun_l7_client(t, s, req), t->l7.auth,
 	                         (size_t)n, 0);
 	if (hsess == NULL) { /* l7_h2p_no_session counted */
-		tun_free(t);
+		wp_tun_free(t);
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
 		return false;
 	}
@@ -250,14 +232,14 @@ static bool l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_h
 	t->e[1].kind = END_L7;
 	wp_hbstream_set_app(hs, t);
 	l7h2_bind(t, hsess);
-	tun_respond(t, 200);
+	wp_tun_respond(t, 200);
 	return true;
 }
 
-/* l7_sniff(): the first client bytes of a tunnel of unknown protocol. If
+/* wp_tun_l7_sniff(): the first client bytes of a tunnel of unknown protocol. If
  * they are the HTTP/2 preface, end 1 becomes the h2 proxy (the L4
  * upstream, unused so far, is dropped) and true is returned. */
-static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
+bool wp_tun_l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	struct end *u = &t->e[1];
@@ -269,7 +251,7 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	                     strlen(t->l7.auth), 0);
 	if (s == NULL) {
 		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
-		l7h2_sniff_done(t, false);
+		wp_tun_l7h2_sniff_done(t, false);
 		return true; /* stays L4 */
 	}
 	if (u->kind == END_TCP && u->c != NULL) {
@@ -280,24 +262,24 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	} else if (u->kind == END_H2 && u->s != NULL) {
 		wp_hbstream_set_app(u->s, NULL);
 		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
-		mark_dirty(u->sess);
+		wp_tun_mark_dirty(u->sess);
 	} else if (u->kind == END_H2) {
-		unwait(t);
+		wp_tun_unwait(t);
 	}
 	wp_bq_clear(&u->q, tw->mem);
 	memset(u, 0, sizeof(*u));
 	wp_bq_init(&u->q);
-	l7h2_sniff_done(t, true);
+	wp_tun_l7h2_sniff_done(t, true);
 	u->kind = END_L7;
 	l7h2_bind(t, s);
 	ctr(tw, WP_CTR_L7_SNIFF_H2);
 	if (!t->responded)
-		tun_respond(t, 200);
+		wp_tun_respond(t, 200);
 	return true;
 }
 
 /*
- * l7_input(): the first client bytes of a tunnel to an HTTP/1.1 port (its
+ * wp_tun_l7_input(): the first client bytes of a tunnel to an HTTP/1.1 port (its
  * h1proxy session has parsed nothing yet). If they are the HTTP/2
  * preface (h2c with prior knowledge), the h1proxy session is closed and
  * end 1 becomes an h2 session whose requests go to HTTP/1.1 upstreams (the
@@ -305,7 +287,7 @@ static bool l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
  * Otherwise (or with no h2 session free: the h1proxy then answers the
  * preface 400, as before) false. Checked once per tunnel.
  */
-static bool l7h2_on_http(struct tunnel *t, const uint8_t *data, size_t len)
+bool wp_tun_l7h2_on_http(struct tunnel *t, const uint8_t *data, size_t len)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	struct wp_h2p_sess *s;
@@ -319,20 +301,20 @@ static bool l7h2_on_http(struct tunnel *t, const uint8_t *data, size_t len)
 		return false;
 	wp_h1p_sess_close(t->l7.sess);
 	t->l7.sess = NULL;
-	t->l7.routes_valid = false; /* l7h2_input() gives the new session its table */
+	t->l7.routes_valid = false; /* wp_tun_l7h2_input() gives the new session its table */
 	ctr(tw, WP_CTR_L7_TUNNEL_H2_ON_HTTP);
 	l7h2_bind(t, s);
 	return true;
 }
 
-/* end_write() towards the client of a tunnel whose first client bytes are
+/* wp_tun_end_write() towards the client of a tunnel whose first client bytes are
  * still awaited: an HTTP/2 server's preface (a SETTINGS frame on stream 0,
  * which an h2c upstream sends as soon as it accepts) must not reach the
  * client before the sniff, or a client whose tunnel then becomes the h2
  * proxy would see two server prefaces. Such bytes are held (queued, or
- * left in TCP) until l7h2_sniff_done(); any other upstream bytes (a
+ * left in TCP) until wp_tun_l7h2_sniff_done(); any other upstream bytes (a
  * server-first protocol's greeting) pass as before. */
-static bool l7h2_hold(const uint8_t *p, size_t len)
+bool wp_tun_l7h2_hold(const uint8_t *p, size_t len)
 {
 	return len >= 9 && p[3] == NGHTTP2_SETTINGS && (p[4] & NGHTTP2_FLAG_ACK) == 0 &&
 	       p[5] == 0 && p[6] == 0 && p[7] == 0 && p[8] == 0;
@@ -340,7 +322,7 @@ static bool l7h2_hold(const uint8_t *p, size_t len)
 
 /* The sniff decided: an L7 tunnel drops the held upstream bytes (its L4
  * upstream is gone), an L4 one gets them flushed to the client. */
-static void l7h2_sniff_done(struct tunnel *t, bool l7)
+void wp_tun_l7h2_sniff_done(struct tunnel *t, bool l7)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 
@@ -349,7 +331,7 @@ static void l7h2_sniff_done(struct tunnel *t, bool l7)
 		wp_bq_clear(&t->e[0].q, tw->mem);
 	} else {
 		wp_pipe_tcp_open(&t->pc); /* stays opaque TCP: its bytes count from here */
-		end_flush(t, 0);
+		wp_tun_end_flush(t, 0);
 	}
 }
 
@@ -362,14 +344,14 @@ static void l7h2_down_done(struct tunnel *t)
 	wp_h2p_sess_close(s);
 	t->e[1].gone = true;
 	t->e[1].eof_in = true;
-	end_flush(t, 1);
+	wp_tun_end_flush(t, 1);
 	if (!t->e[0].gone)
-		end_shut(t, 0);
-	tun_check_done(t);
+		wp_tun_end_shut(t, 0);
+	wp_tun_check_done(t);
 }
 
 /* l7_pump(): true if it was an h2 tunnel. */
-static bool l7h2_pump(struct tunnel *t)
+bool wp_tun_l7h2_pump(struct tunnel *t)
 {
 	const uint8_t *p;
 	size_t n, w;
@@ -382,12 +364,12 @@ static bool l7h2_pump(struct tunnel *t)
 			return true;
 		}
 		while ((n = wp_h2p_down_peek(s, &p)) > 0) {
-			w = end_write(t, 0, p, n);
+			w = wp_tun_end_write(t, 0, p, n);
 			if (w == 0)
 				break;
 			wp_h2p_down_consume(s, w);
 		}
-		end_flush(t, 1);
+		wp_tun_end_flush(t, 1);
 		if (t->l7.h2sess != NULL && wp_h2p_down_finished(s))
 			l7h2_down_done(t);
 		return true;
@@ -397,18 +379,18 @@ static bool l7h2_pump(struct tunnel *t)
 	if (!t->responded)
 		return true;
 	while (t->l7.h2up != NULL && (n = wp_h2p_up_peek(t->l7.h2up, &p)) > 0) {
-		w = end_write(t, 1, p, n);
+		w = wp_tun_end_write(t, 1, p, n);
 		if (w == 0)
 			break;
 		wp_h2p_up_consume(t->l7.h2up, w);
 	}
-	end_flush(t, 0);
+	wp_tun_end_flush(t, 0);
 	return true;
 }
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
-static void l7h2_worker_init(struct wp_tunnel_worker *tw)
+void wp_tun_l7h2_worker_init(struct wp_tunnel_worker *tw)
 {
 	struct wp_h2p_cfg cfg = wp_h2p_default_cfg;
 	uint32_t max_tun = tw->sh->cfg->hbone.max_tunnels;
@@ -429,14 +411,14 @@ static void l7h2_worker_init(struct wp_tunnel_worker *tw)
 		        tw->w->id);
 }
 
-static void l7h2_tick(struct wp_tunnel_worker *tw)
+void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw)
 {
 	if (tw->l7.h2core != NULL)
 		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
 }
 
-/* l7_drain(): idle upstreams closed, sessions GOAWAY. */
-static void l7h2_drain(struct wp_tunnel_worker *tw)
+/* wp_tun_l7_drain(): idle upstreams closed, sessions GOAWAY. */
+void wp_tun_l7h2_drain(struct wp_tunnel_worker *tw)
 {
 	if (tw->l7.h2core == NULL)
 		return;
@@ -446,13 +428,13 @@ static void l7h2_drain(struct wp_tunnel_worker *tw)
 
 		if (t->live && !t->dead && t->l7.h2sess != NULL) {
 			wp_h2p_sess_drain(t->l7.h2sess);
-			l7_mark(t);
+			wp_tun_l7_mark(t);
 		}
 	}
 }
 
-/* l7_worker_stop(): sessions closed, then every upstream. */
-static void l7h2_worker_stop(struct wp_tunnel_worker *tw)
+/* wp_tun_l7_worker_stop(): sessions closed, then every upstream. */
+void wp_tun_l7h2_worker_stop(struct wp_tunnel_worker *tw)
 {
 	if (tw->l7.h2core == NULL)
 		return;
@@ -471,7 +453,7 @@ static void l7h2_worker_stop(struct wp_tunnel_worker *tw)
 	tw->l7.h2core = NULL;
 }
 
-static void l7h2_worker_fini(struct wp_tunnel_worker *tw)
+void wp_tun_l7h2_worker_fini(struct wp_tunnel_worker *tw)
 {
 	wp_h2p_core_destroy(tw->l7.h2core);
 	tw->l7.h2core = NULL;

@@ -2,7 +2,7 @@
  * Tunnels (see tunnel.h). Two object kinds, both from fixed per-worker
  * pools sized at start:
  *
- *  struct sess    one HBONE connection: a user-space TCP connection, a TLS
+ *  struct sess    one HBONE connection (session.c): a user-space TCP connection, a TLS
  *                 connection over memory BIOs and an HTTP/2 session. Inbound
  *                 ones are servers (ztunnel -> us); originated ones are
  *                 clients (us -> podIP:15008), pooled by destination.
@@ -36,6 +36,7 @@
 #include <rte_malloc.h>
 #include <rte_telemetry.h>
 
+#include "dp/tunnel/tunnel_int.h"
 #include "dp/http/forwarded.h"
 #include "dp/l7/lb_cache.h"
 #include "dp/l7/pipeline.h"
@@ -47,141 +48,10 @@
 #include "wp/counters.h"
 #include "wp/snapshot.h"
 
-#define IOBUF           16384
-#define POOL_BUCKETS    1024 /* originated connections: hash of (dst ip, identity) */
-#define MAX_GW_PER_SESS 4
-#define TICK_MS         100
-#define IDLE_TRIM_MS    1000
-#define HBONE_PORT      15008
-
-enum sess_state {
-	SESS_FREE = 0,
-	SESS_CONNECTING, /* client: TCP SYN sent */
-	SESS_HANDSHAKE,  /* TLS handshake running */
-	SESS_READY,      /* HTTP/2 session up */
-	SESS_CLOSING,    /* flushing the last ciphertext (alert, GOAWAY) */
-	SESS_DEAD,       /* on the dead list */
-};
-
-struct tunnel;
-
-struct sess {
-	struct wp_tunnel_worker *tw;
-	struct wp_worker_port *wp;
-	struct wp_tcp_conn *tcp; /* NULL once TCP is gone */
-	struct wp_tls_conn *tls;
-	struct wp_hbconn *h2;
-	uint8_t state;
-	bool client;
-	bool dirty;       /* on the dirty list */
-	bool in_pump;     /* pump running: TCP callbacks only feed */
-	bool need_resume; /* TCP holds ciphertext that TLS refused */
-	bool drained;     /* GOAWAY sent */
-	bool tcp_eof;
-	bool hs_gated; /* server: holds a place in the handshake gate */
-	uint8_t n_gw;
-	uint64_t gw_hash[MAX_GW_PER_SESS]; /* server: Gateways it carried tunnels for */
-	uint64_t deadline_ms;              /* set-up must finish by then (0 = none) */
-	uint64_t last_active_ms;
-	/* client (originate) side */
-	uint32_t dst_ip; /* network order */
-	uint64_t id_hash;
-	uint32_t n_waiting;
-	struct tunnel *waiting; /* tunnels waiting for the HTTP/2 session */
-	struct sess *pnext;     /* pool bucket */
-	/* ciphertext TCP did not take (rare: the send pool was empty) */
-	uint8_t *obuf;
-	uint32_t ooff, olen;
-	bool on_dead;
-	struct sess *next, *prev; /* live list */
-	struct sess *dnext;       /* dirty list */
-	struct sess *xnext;       /* dead list */
-};
-
-enum end_kind {
-	END_NONE = 0,
-	END_H2,  /* an HTTP/2 stream (inbound, or originated) */
-	END_TCP, /* a plaintext TCP connection */
-	END_L7,  /* the HTTP proxy (dp/tunnel/l7.h) */
-};
-
-struct end {
-	uint8_t kind;
-	bool eof_in; /* the peer half-closed towards us */
-	bool shut;   /* we half-closed towards the peer */
-	bool gone;   /* the stream / connection no longer exists */
-	struct wp_hbstream *s;
-	struct wp_tcp_conn *c;
-	struct sess *sess; /* END_H2: its connection */
-	struct wp_bq q;    /* bytes waiting to be written to this end */
-};
-
-struct tunnel {
-	struct wp_tunnel_worker *tw;
-	struct end e[2]; /* 0: downstream (inbound stream), 1: upstream */
-	struct wp_sockaddr target;
-	bool live;
-	bool responded; /* the inbound CONNECT got its answer */
-	bool dead;
-	bool counted_done;
-	struct tunnel *wnext; /* waiting for an originated session */
-	struct tunnel *dnext; /* dead list */
-	struct wp_tunnel_l7_tun l7;
-	/* downstream tunnel: its identity and policy for the request pipeline
-	 * (dp/l7/pipeline.h); tcp_denied: authorization refused it as opaque
-	 * TCP, but its port's protocol is sniffed: only HTTP may pass (each
-	 * request then decided), anything else is reset */
-	struct wp_pipe_conn pc;
-	bool tcp_denied;
-	/* L4 tunnel to a service port: counted open on its endpoint (what
-	 * LEAST_REQUEST reads) from the pick until the tunnel is freed or its
-	 * upstream is dropped for the L7 proxy (end_lb()) */
-	struct wp_lb_active lb;
-};
-
-struct wp_tunnel_worker {
-	struct wp_worker *w;
-	struct wp_tunnel_shared *sh;
-	uint64_t *ctr;
-	struct wp_h2mem *mem;
-	struct sess *sess_pool;
-	struct sess *sess_free;
-	struct sess *live;
-	struct sess *dirty, *dead_sess;
-	uint32_t n_sess, n_tunnels;
-	struct tunnel *tun_pool;
-	struct tunnel *tun_free; /* via wnext */
-	struct tunnel *dead_tun;
-	struct sess *pool[POOL_BUCKETS];
-	struct wp_lb_cache *lbc;  /* L4 tunnels' per-core load-balancer state */
-	struct wp_pipe_core pipe; /* request pipeline: authorization scratch */
-	uint64_t now_ms, last_tick_ms;
-	uint64_t snap_version;
-	const struct wp_tls_ctx *seen_ctx;
-	uint64_t seen_reload_failures;
-	bool draining;
-	bool listening[WP_MAX_PORTS];
-	char td[256]; /* trust domain, for the expected upstream identity */
-	uint8_t io[IOBUF];
-	struct wp_tunnel_gauges g;
-	struct wp_tunnel_l7_worker l7;
-};
-
-static void mark_dirty(struct sess *s);
-static void sess_close(struct sess *s);
-static void tun_kill(struct tunnel *t);
-static void tun_check_done(struct tunnel *t);
-static void end_flush(struct tunnel *t, int i);
-
-static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
-{
-	wp_ctr_inc(tw->ctr, k);
-}
-
 /* The client of a tunnel, for hashing on the source IP: the `for=` of the
  * CONNECT's Forwarded header (ztunnel's original source), else the address
  * the HBONE connection comes from. False when neither is known. */
-static bool req_source(const struct sess *s, const struct wp_hbone_req *req, struct wp_addr *out)
+bool wp_tun_req_source(const struct sess *s, const struct wp_hbone_req *req, struct wp_addr *out)
 {
 	struct wp_tcp_conn_info ci;
 
@@ -202,9 +72,6 @@ static void end_lb(struct tunnel *t)
 	wp_lb_cache_end(t->tw->lbc, &t->lb);
 }
 
-#include "dp/tunnel/l7_h2_glue.c" /* h2c hooks (l7h2_*), called from l7_glue.c */
-#include "dp/tunnel/l7_glue.c"    /* L7 hooks (l7_*), part of this file */
-
 static uint64_t hash64(const void *p, size_t n, uint64_t h)
 {
 	const uint8_t *b = p;
@@ -222,407 +89,9 @@ static uint64_t gw_key(const struct wp_snap_gateway *g)
 	return hash64(g->name, strlen(g->name), h);
 }
 
-/* ---- sessions: pool -------------------------------------------------------- */
-
-static struct sess *sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_port *wp, bool client)
-{
-	struct sess *s = tw->sess_free;
-
-	if (s == NULL)
-		return NULL;
-	tw->sess_free = s->next;
-	memset(s, 0, sizeof(*s));
-	s->tw = tw;
-	s->wp = wp;
-	s->client = client;
-	s->last_active_ms = tw->now_ms;
-	s->deadline_ms = tw->now_ms + tw->sh->cfg->hbone.connect_timeout_ms;
-	s->tls = wp_tls_conn_new(wp_tls_store_get(&tw->sh->tls),
-	                         client ? WP_TLS_CLIENT : WP_TLS_SERVER, tw->ctr);
-	if (s->tls == NULL) {
-		s->next = tw->sess_free;
-		tw->sess_free = s;
-		ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
-		return NULL;
-	}
-	s->next = tw->live;
-	if (tw->live != NULL)
-		tw->live->prev = s;
-	tw->live = s;
-	tw->n_sess++;
-	if (client)
-		tw->g.sessions_out++;
-	else
-		tw->g.sessions_in++;
-	return s;
-}
-
-static void pool_unlink(struct sess *s)
-{
-	struct sess **pp = &s->tw->pool[s->id_hash % POOL_BUCKETS];
-
-	while (*pp != NULL && *pp != s)
-		pp = &(*pp)->pnext;
-	if (*pp == s)
-		*pp = s->pnext;
-	s->pnext = NULL;
-}
-
-/* The session's handshake is over (or it goes): its place in the handshake
- * gate is free for the next inbound connection. */
-static void hs_leave(struct sess *s)
-{
-	if (!s->hs_gated)
-		return;
-	s->hs_gated = false;
-	wp_hsgate_leave(&s->tw->g.hs);
-}
-
-/* Frees a dead session (poll only). */
-static void sess_free(struct sess *s)
-{
-	struct wp_tunnel_worker *tw = s->tw;
-
-	hs_leave(s);
-	if (s->client)
-		pool_unlink(s);
-	/* Streams end first: their tunnels learn the connection went away. */
-	if (s->h2 != NULL) {
-		struct wp_hbconn *h2 = s->h2;
-
-		wp_hbconn_free(h2);
-		s->h2 = NULL;
-	}
-	while (s->waiting != NULL) {
-		struct tunnel *t = s->waiting;
-
-		s->waiting = t->wnext;
-		t->wnext = NULL;
-		t->e[1].gone = true;
-		t->e[1].sess = NULL;
-		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
-		tun_kill(t);
-	}
-	if (s->tcp != NULL) {
-		struct wp_tcp_conn *c = s->tcp;
-
-		s->tcp = NULL;
-		wp_tcp_abort(c);
-	}
-	wp_tls_conn_free(s->tls);
-	wp_h2mem_release(tw->mem, s->obuf);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		tw->live = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	if (s->client)
-		tw->g.sessions_out--;
-	else
-		tw->g.sessions_in--;
-	tw->n_sess--;
-	s->state = SESS_FREE;
-	s->next = tw->sess_free;
-	tw->sess_free = s;
-}
-
-/* Ends a session: the poll frees it. Its TCP connection, if any, is aborted. */
-static void sess_kill(struct sess *s)
-{
-	if (s->state == SESS_DEAD || s->state == SESS_FREE)
-		return;
-	s->state = SESS_DEAD;
-	s->need_resume = false;
-	if (!s->on_dead) {
-		s->on_dead = true;
-		s->xnext = s->tw->dead_sess;
-		s->tw->dead_sess = s;
-	}
-}
-
-/* ---- sessions: bytes -------------------------------------------------------- */
-
-/* Ciphertext from TLS to TCP, as much as TCP takes. Returns true on progress. */
-static bool sess_flush_out(struct sess *s)
-{
-	struct wp_tunnel_worker *tw = s->tw;
-	bool progress = false;
-
-	if (s->tcp == NULL)
-		return false;
-	while (s->olen > 0) {
-		ssize_t n = wp_tcp_send(s->tcp, s->obuf + s->ooff, s->olen);
-
-		if (n <= 0)
-			return progress;
-		s->ooff += (uint32_t)n;
-		s->olen -= (uint32_t)n;
-		progress = true;
-	}
-	if (s->obuf != NULL) {
-		wp_h2mem_release(tw->mem, s->obuf);
-		s->obuf = NULL;
-		s->ooff = 0;
-	}
-	for (;;) {
-		size_t space = wp_tcp_send_space(s->tcp), pend = wp_tls_conn_pending(s->tls), n;
-		ssize_t sent;
-
-		if (pend == 0)
-			return progress;
-		if (space == 0) {
-			/* Full: a send that cannot take anything arms writable(). */
-			(void)wp_tcp_send(s->tcp, tw->io, 1);
-			return progress;
-		}
-		n = wp_tls_conn_take(s->tls, tw->io, WP_MIN(WP_MIN(space, pend), sizeof(tw->io)));
-		if (n == 0)
-			return progress;
-		progress = true;
-		sent = wp_tcp_send(s->tcp, tw->io, n);
-		if (sent < 0)
-			sent = 0;
-		if ((size_t)sent < n) {
-			/* Keep what TCP refused; it goes first next time. */
-			s->obuf = wp_h2mem_alloc(tw->mem, n - (size_t)sent);
-			if (s->obuf == NULL) {
-				ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
-				sess_kill(s);
-				return progress;
-			}
-			memcpy(s->obuf, tw->io + sent, n - (size_t)sent);
-			s->ooff = 0;
-			s->olen = (uint32_t)(n - (size_t)sent);
-			return progress;
-		}
-	}
-}
-
-static const struct wp_hbone_ops server_ops;
-static const struct wp_hbone_ops client_ops;
-static void client_ready(struct sess *s);
-
-/* Starts closing: what TLS still has (an alert, a GOAWAY) is sent, then FIN. */
-static void sess_close(struct sess *s)
-{
-	if (s->state >= SESS_CLOSING)
-		return;
-	s->state = SESS_CLOSING;
-	mark_dirty(s);
-}
-
-/*
- * TCP -> TLS -> HTTP/2 -> TLS -> TCP until nothing moves. Never called from
- * an HTTP/2 callback.
- */
-static void sess_pump(struct sess *s)
-{
-	struct wp_tunnel_worker *tw = s->tw;
-	uint8_t pt[IOBUF];
-	bool progress;
-	int guard = 0;
-
-	if (s->state == SESS_DEAD || s->state == SESS_FREE || s->in_pump)
-		return;
-	s->in_pump = true;
-	do {
-		ssize_t n;
-
-		progress = false;
-		if (s->state == SESS_HANDSHAKE) {
-			int r = wp_tls_conn_handshake(s->tls);
-
-			if (r < 0) {
-				ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_FAILED);
-				sess_close(s);
-			} else if (r == 1) {
-				s->h2 = wp_hbconn_new(!s->client, &tw->sh->h2, tw->mem,
-				                      s->client ? &client_ops : &server_ops, s,
-				                      tw->ctr, tw->now_ms);
-				if (s->h2 == NULL) {
-					ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
-					sess_close(s);
-				} else {
-					s->state = SESS_READY;
-					s->deadline_ms = 0;
-					hs_leave(s);
-					if (s->client)
-						client_ready(s);
-				}
-				progress = true;
-			}
-		}
-		if (s->state == SESS_READY) {
-			while ((n = wp_tls_conn_read(s->tls, pt, sizeof(pt))) > 0) {
-				progress = true;
-				if (wp_hbconn_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
-					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
-					sess_close(s);
-					break;
-				}
-			}
-			if (n < 0 && s->state == SESS_READY) {
-				/* close_notify, an unclean end, or a record error */
-				if (n == -EPROTO)
-					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
-				sess_close(s);
-			}
-		}
-		if (s->h2 != NULL && (s->state == SESS_READY || s->state == SESS_CLOSING)) {
-			const uint8_t *p;
-
-			while ((n = wp_hbconn_peek(s->h2, &p)) > 0) {
-				ssize_t w = wp_tls_conn_write(s->tls, p, (size_t)n);
-
-				if (w <= 0)
-					break;
-				wp_hbconn_advance(s->h2, (size_t)w);
-				progress = true;
-			}
-			if (n < 0 && s->state == SESS_READY)
-				sess_close(s);
-			if (s->state == SESS_READY && wp_hbconn_done(s->h2))
-				sess_close(s);
-		}
-		progress |= sess_flush_out(s);
-	} while (progress && ++guard < 64 && s->state != SESS_DEAD);
-	s->in_pump = false;
-	if (s->state == SESS_CLOSING && s->olen == 0 && wp_tls_conn_pending(s->tls) == 0) {
-		/* Everything went to TCP: FIN after it, and forget the connection. */
-		if (s->tcp != NULL) {
-			struct wp_tcp_conn *c = s->tcp;
-
-			s->tcp = NULL;
-			wp_tcp_close(c);
-		}
-		sess_kill(s);
-	}
-	if (progress && guard >= 64)
-		mark_dirty(s); /* more to do: next iteration */
-	s->last_active_ms = tw->now_ms;
-}
-
-static void mark_dirty(struct sess *s)
-{
-	if (s == NULL || s->dirty || s->state == SESS_DEAD || s->state == SESS_FREE)
-		return;
-	s->dirty = true;
-	s->dnext = s->tw->dirty;
-	s->tw->dirty = s;
-}
-
-/* ---- sessions: TCP callbacks ------------------------------------------------- */
-
-static size_t sess_tcp_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, size_t len)
-{
-	struct sess *s = arg;
-	size_t done = 0;
-
-	(void)c;
-	if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
-		return len; /* nobody will read them */
-	for (int round = 0; round < 8 && done < len; round++) {
-		ssize_t n = wp_tls_conn_feed(s->tls, data + done, len - done);
-
-		if (n < 0) {
-			sess_close(s);
-			return len;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-		if (s->in_pump)
-			break; /* the running pump reads them */
-		sess_pump(s);
-		if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
-			return len;
-	}
-	if (done < len) {
-		s->need_resume = true;
-		mark_dirty(s);
-	}
-	return done;
-}
-
-static void sess_tcp_eof(struct wp_tcp_conn *c, void *arg)
-{
-	struct sess *s = arg;
-
-	(void)c;
-	s->tcp_eof = true;
-	wp_tls_conn_feed_eof(s->tls);
-	if (s->state == SESS_CONNECTING || s->state == SESS_HANDSHAKE)
-		sess_close(s);
-	if (!s->in_pump)
-		sess_pump(s);
-	else
-		mark_dirty(s);
-}
-
-static void sess_tcp_writable(struct wp_tcp_conn *c, void *arg)
-{
-	(void)c;
-	mark_dirty(arg);
-}
-
-static void sess_tcp_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason why)
-{
-	struct sess *s = arg;
-
-	(void)c;
-	s->tcp = NULL;
-	if (s->state == SESS_CONNECTING)
-		ctr(s->tw, why == WP_TCP_CLOSE_TIMEOUT ? WP_CTR_TUNNEL_CONNECT_TIMEOUT
-		                                       : WP_CTR_TUNNEL_CONNECT_REFUSED);
-	sess_kill(s);
-}
-
-static void sess_tcp_connected(struct wp_tcp_conn *c, void *arg)
-{
-	struct sess *s = arg;
-
-	(void)c;
-	s->state = SESS_HANDSHAKE;
-	sess_pump(s); /* ClientHello */
-}
-
-static const struct wp_tcp_callbacks sess_tcp_cbs = {
-        .connected = sess_tcp_connected,
-        .data = sess_tcp_data,
-        .eof = sess_tcp_eof,
-        .writable = sess_tcp_writable,
-        .closed = sess_tcp_closed,
-};
-
-static int on_accept(struct wp_tcp_conn *c, void *arg)
-{
-	struct wp_worker_port *wp = arg;
-	struct wp_tunnel_worker *tw = wp->w->tunnel;
-	struct sess *s;
-
-	if (tw->draining)
-		return -ECONNREFUSED;
-	/* Before sess_alloc: a refused connection costs no TLS state. */
-	if (!wp_hsgate_enter(&tw->g.hs, tw->ctr))
-		return -ECONNREFUSED;
-	s = sess_alloc(tw, wp, false);
-	if (s == NULL) {
-		wp_hsgate_leave(&tw->g.hs);
-		ctr(tw, WP_CTR_TUNNEL_SESSION_LIMIT);
-		return -ENOBUFS;
-	}
-	ctr(tw, WP_CTR_TUNNEL_SESSION_ACCEPTED);
-	s->hs_gated = true;
-	s->tcp = c;
-	s->state = SESS_HANDSHAKE;
-	wp_tcp_conn_set_callbacks(c, &sess_tcp_cbs, s);
-	return 0;
-}
-
 /* ---- tunnels: pool ------------------------------------------------------------- */
 
-static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw)
+struct tunnel *wp_tun_alloc(struct wp_tunnel_worker *tw)
 {
 	struct tunnel *t = tw->tun_free;
 
@@ -639,7 +108,7 @@ static struct tunnel *tun_alloc(struct wp_tunnel_worker *tw)
 	return t;
 }
 
-static void tun_free(struct tunnel *t)
+void wp_tun_free(struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 
@@ -647,7 +116,7 @@ static void tun_free(struct tunnel *t)
 	tw->g.queued_bytes -= wp_bq_len(&t->e[0].q) + wp_bq_len(&t->e[1].q);
 	wp_bq_clear(&t->e[0].q, tw->mem);
 	wp_bq_clear(&t->e[1].q, tw->mem);
-	l7_unlist(t);
+	wp_tun_l7_unlist(t);
 	end_lb(t);
 	wp_pipe_tcp_close(&t->pc); /* an opaque tunnel: istio_tcp_connections_closed_total */
 	t->live = false;
@@ -669,24 +138,24 @@ static void tun_bury(struct tunnel *t)
 /* ---- tunnels: ends ---------------------------------------------------------------- */
 
 /* Writes to end i; returns the bytes it took. */
-static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
+size_t wp_tun_end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 {
 	struct end *e = &t->e[i];
 	ssize_t n = 0;
 
 	if (e->gone || e->shut || len == 0)
 		return 0;
-	if (i == 0 && t->l7.sniff && (t->tcp_denied || l7h2_hold(p, len)))
+	if (i == 0 && t->l7.sniff && (t->tcp_denied || wp_tun_l7h2_hold(p, len)))
 		return 0; /* an h2 server's preface waits for the sniff (l7_h2_glue.c);
 		           * so does all of a denied tunnel's upstream */
 	if (e->kind == END_H2 && e->s != NULL) {
 		n = wp_hbstream_write(e->s, p, len);
 		if (n > 0)
-			mark_dirty(e->sess);
+			wp_tun_mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
 		n = wp_tcp_send(e->c, p, len);
 	} else if (e->kind == END_L7) {
-		n = (ssize_t)l7_input(t, p, len);
+		n = (ssize_t)wp_tun_l7_input(t, p, len);
 	}
 	if (n <= 0)
 		return 0;
@@ -698,7 +167,7 @@ static size_t end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 }
 
 /* Half-closes end i (FIN or END_STREAM after what is queued). */
-static void end_shut(struct tunnel *t, int i)
+void wp_tun_end_shut(struct tunnel *t, int i)
 {
 	struct end *e = &t->e[i];
 
@@ -707,11 +176,11 @@ static void end_shut(struct tunnel *t, int i)
 	e->shut = true;
 	if (e->kind == END_H2 && e->s != NULL) {
 		(void)wp_hbstream_shutdown(e->s);
-		mark_dirty(e->sess);
+		wp_tun_mark_dirty(e->sess);
 	} else if (e->kind == END_TCP && e->c != NULL) {
 		(void)wp_tcp_shutdown(e->c);
 	} else if (e->kind == END_L7) {
-		l7_eof(t);
+		wp_tun_l7_eof(t);
 	}
 }
 
@@ -722,7 +191,7 @@ static void end_consume(struct tunnel *t, int i, size_t n)
 
 	if (e->kind == END_H2 && e->s != NULL && n > 0) {
 		(void)wp_hbstream_consume(e->s, n);
-		mark_dirty(e->sess);
+		wp_tun_mark_dirty(e->sess);
 	}
 }
 
@@ -731,7 +200,7 @@ static void end_consume(struct tunnel *t, int i, size_t n)
  * half-closes it once the source ended and nothing is left; a TCP source is
  * offered its held bytes again.
  */
-static void end_flush(struct tunnel *t, int i)
+void wp_tun_end_flush(struct tunnel *t, int i)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	struct end *e = &t->e[i], *src = &t->e[1 - i];
@@ -749,7 +218,7 @@ static void end_flush(struct tunnel *t, int i)
 			wp_bq_clear(&e->q, tw->mem);
 			break;
 		}
-		w = end_write(t, i, p, n);
+		w = wp_tun_end_write(t, i, p, n);
 		if (w == 0)
 			break;
 		wp_bq_pop(&e->q, tw->mem, w);
@@ -761,7 +230,7 @@ static void end_flush(struct tunnel *t, int i)
 	if (src->kind == END_TCP && src->c != NULL && !src->eof_in)
 		wp_tcp_recv_resume(src->c);
 	if (src->eof_in && !e->shut)
-		end_shut(t, i);
+		wp_tun_end_shut(t, i);
 }
 
 /* Bytes arrived from end i (an HTTP/2 stream): pass them to the other end. */
@@ -772,14 +241,14 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 	size_t w = 0;
 
 	if (i == 0 && t->l7.sniff) {
-		l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
+		wp_tun_l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
 		if (t->e[1].kind == END_L7) {
 			end_lb(t); /* the L4 upstream was dropped */
 		} else if (t->tcp_denied) {
 			/* not HTTP: the CONNECT-time denial stands */
 			ctr(tw, WP_CTR_AUTHZ_TCP_RESET);
 			end_consume(t, i, len);
-			tun_kill(t);
+			wp_tun_kill(t);
 			return;
 		}
 	}
@@ -788,13 +257,13 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 		return;
 	}
 	if (wp_bq_len(&t->e[j].q) == 0 && t->responded)
-		w = end_write(t, j, data, len);
+		w = wp_tun_end_write(t, j, data, len);
 	if (w > 0)
 		end_consume(t, i, w);
 	if (w < len) {
 		if (wp_bq_push(&t->e[j].q, tw->mem, data + w, len - w) != 0) {
 			ctr(tw, WP_CTR_TUNNEL_BUF_NOMEM);
-			tun_kill(t);
+			wp_tun_kill(t);
 			return;
 		}
 		tw->g.queued_bytes += len - w;
@@ -804,25 +273,25 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 /* ---- tunnels: lifecycle ------------------------------------------------------- */
 
 /* The inbound CONNECT's answer; non-200 ends the stream. */
-static void tun_respond(struct tunnel *t, int status)
+void wp_tun_respond(struct tunnel *t, int status)
 {
 	struct end *d = &t->e[0];
 
 	if (d->kind == END_L7) { /* an L7 upstream connected */
 		if (!t->responded && status == 200)
-			l7_connected(t);
+			wp_tun_l7_connected(t);
 		return;
 	}
 	if (t->responded || d->s == NULL)
 		return;
 	t->responded = true;
 	(void)wp_hbstream_respond(d->s, status);
-	mark_dirty(d->sess);
+	wp_tun_mark_dirty(d->sess);
 	if (status == 200) {
 		ctr(t->tw, WP_CTR_TUNNEL_OPENED);
 		/* Bytes that came with or right after the CONNECT. */
-		end_flush(t, 1);
-		end_flush(t, 0);
+		wp_tun_end_flush(t, 1);
+		wp_tun_end_flush(t, 0);
 	}
 }
 
@@ -830,7 +299,7 @@ static void tun_respond(struct tunnel *t, int status)
  * Abnormal end: answers 503 if the CONNECT is still unanswered, otherwise
  * resets what is left of either end.
  */
-static void tun_kill(struct tunnel *t)
+void wp_tun_kill(struct tunnel *t)
 {
 	for (int i = 0; i < 2; i++) {
 		struct end *e = &t->e[i];
@@ -838,12 +307,12 @@ static void tun_kill(struct tunnel *t)
 		if (e->gone)
 			continue;
 		if (i == 0 && !t->responded && e->s != NULL) {
-			tun_respond(t, 503);
+			wp_tun_respond(t, 503);
 			continue; /* its on_close follows */
 		}
 		if (e->kind == END_H2 && e->s != NULL) {
 			(void)wp_hbstream_reset(e->s, NGHTTP2_CONNECT_ERROR);
-			mark_dirty(e->sess);
+			wp_tun_mark_dirty(e->sess);
 		} else if (e->kind == END_TCP && e->c != NULL) {
 			struct wp_tcp_conn *c = e->c;
 
@@ -852,16 +321,16 @@ static void tun_kill(struct tunnel *t)
 			wp_tcp_abort(c);
 		} else if (e->kind == END_L7) {
 			e->gone = true;
-			l7_detach(t);
+			wp_tun_l7_detach(t);
 		} else if (e->kind == END_NONE || (e->kind == END_H2 && e->s == NULL)) {
 			e->gone = true;
 		}
 	}
-	tun_check_done(t);
+	wp_tun_check_done(t);
 }
 
 /* Frees the tunnel once both ends are gone. */
-static void tun_check_done(struct tunnel *t)
+void wp_tun_check_done(struct tunnel *t)
 {
 	struct end *u = &t->e[1];
 
@@ -888,7 +357,7 @@ static void tun_check_done(struct tunnel *t)
 		ctr(t->tw, WP_CTR_TUNNEL_DOWNSTREAM_RESET);
 		wp_hbstream_set_app(u->s, NULL);
 		(void)wp_hbstream_reset(u->s, NGHTTP2_CANCEL);
-		mark_dirty(u->sess);
+		wp_tun_mark_dirty(u->sess);
 		u->s = NULL;
 		u->gone = true;
 	}
@@ -911,18 +380,18 @@ static void end_gone(struct tunnel *t, int i, bool normal)
 	e->c = NULL;
 	if (t->dead)
 		return;
-	l7_mark(t);
+	wp_tun_l7_mark(t);
 	if (normal && t->responded) {
 		e->eof_in = true;
-		end_flush(t, 1 - i); /* shuts the other end once its queue is out */
+		wp_tun_end_flush(t, 1 - i); /* shuts the other end once its queue is out */
 	} else if (!o->gone) {
 		if (t->responded)
 			ctr(t->tw,
 			    i == 0 ? WP_CTR_TUNNEL_DOWNSTREAM_RESET : WP_CTR_TUNNEL_UPSTREAM_RESET);
-		tun_kill(t);
+		wp_tun_kill(t);
 		return;
 	}
-	tun_check_done(t);
+	wp_tun_check_done(t);
 }
 
 /* ---- upstream: plaintext TCP ------------------------------------------------------ */
@@ -932,7 +401,7 @@ static void up_connected(struct wp_tcp_conn *c, void *arg)
 	struct tunnel *t = arg;
 
 	(void)c;
-	tun_respond(t, 200);
+	wp_tun_respond(t, 200);
 }
 
 static size_t up_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, size_t len)
@@ -941,8 +410,8 @@ static size_t up_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, siz
 
 	(void)c;
 	if (t->e[0].gone)
-		return len; /* nowhere to go: tun_check_done closes it */
-	return end_write(t, 0, data, len);
+		return len; /* nowhere to go: wp_tun_check_done closes it */
+	return wp_tun_end_write(t, 0, data, len);
 }
 
 static void up_eof(struct wp_tcp_conn *c, void *arg)
@@ -951,16 +420,16 @@ static void up_eof(struct wp_tcp_conn *c, void *arg)
 
 	(void)c;
 	t->e[1].eof_in = true;
-	end_shut(t, 0);
-	tun_check_done(t);
+	wp_tun_end_shut(t, 0);
+	wp_tun_check_done(t);
 }
 
 static void up_writable(struct wp_tcp_conn *c, void *arg)
 {
 	(void)c;
-	end_flush(arg, 1);
-	l7_mark(arg);
-	tun_check_done(arg);
+	wp_tun_end_flush(arg, 1);
+	wp_tun_l7_mark(arg);
+	wp_tun_check_done(arg);
 }
 
 static void up_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason why)
@@ -973,7 +442,7 @@ static void up_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason
 		ctr(t->tw, why == WP_TCP_CLOSE_TIMEOUT ? WP_CTR_TUNNEL_CONNECT_TIMEOUT
 		                                       : WP_CTR_TUNNEL_CONNECT_REFUSED);
 		t->e[1].gone = true;
-		tun_kill(t);
+		wp_tun_kill(t);
 		return;
 	}
 	end_gone(t, 1, why == WP_TCP_CLOSE_NORMAL);
@@ -987,7 +456,7 @@ static const struct wp_tcp_callbacks up_tcp_cbs = {
         .closed = up_closed,
 };
 
-static int connect_plain(struct tunnel *t, struct wp_worker_port *wp)
+int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp)
 {
 	uint16_t port;
 	int rc;
@@ -1012,7 +481,7 @@ static void open_stream(struct sess *s, struct tunnel *t)
 
 	if ((rq == NULL && t->e[0].kind != END_L7) || t->e[0].gone) {
 		t->e[1].gone = true;
-		tun_kill(t);
+		wp_tun_kill(t);
 		return;
 	}
 	us = wp_hbconn_open(s->h2, &t->target, rq ? rq->baggage.base : NULL,
@@ -1020,16 +489,16 @@ static void open_stream(struct sess *s, struct tunnel *t)
 	if (us == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
 		t->e[1].gone = true;
-		tun_kill(t);
+		wp_tun_kill(t);
 		return;
 	}
 	t->e[1].s = us;
 	t->e[1].sess = s;
-	mark_dirty(s);
+	wp_tun_mark_dirty(s);
 }
 
 /* The originated session's HTTP/2 is up: open the waiting tunnels' streams. */
-static void client_ready(struct sess *s)
+void wp_tun_client_ready(struct sess *s)
 {
 	while (s->waiting != NULL) {
 		struct tunnel *t = s->waiting;
@@ -1051,7 +520,7 @@ static bool sess_usable(const struct sess *s, uint32_t dst_ip, uint64_t id_hash,
 	       wp_hbconn_streams(s->h2) < max;
 }
 
-static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id)
+int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	uint32_t max = tw->sh->cfg->hbone.pool_streams;
@@ -1069,20 +538,20 @@ static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char
 	} else {
 		if (wp_worker_pick_port(wp, t->target.addr.v4, HBONE_PORT, &port) != 0)
 			return -EADDRNOTAVAIL;
-		s = sess_alloc(tw, wp, true);
+		s = wp_tun_sess_alloc(tw, wp, true);
 		if (s == NULL)
 			return -ENOBUFS;
 		s->dst_ip = t->target.addr.v4;
 		s->id_hash = id_hash;
 		if (peer_id[0] != '\0' && wp_tls_conn_set_expected_peer(s->tls, peer_id) != 0) {
-			sess_kill(s);
+			wp_tun_sess_kill(s);
 			return -EINVAL;
 		}
 		s->state = SESS_CONNECTING;
-		if (wp_tcp_connect(wp->tcp, s->dst_ip, HBONE_PORT, port, &sess_tcp_cbs, s,
+		if (wp_tcp_connect(wp->tcp, s->dst_ip, HBONE_PORT, port, &wp_tun_sess_tcp_cbs, s,
 		                   &s->tcp) != 0) {
 			s->tcp = NULL;
-			sess_kill(s);
+			wp_tun_sess_kill(s);
 			return -ENOBUFS;
 		}
 		s->pnext = *bucket;
@@ -1101,7 +570,7 @@ static int connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char
 }
 
 /* Removes t from its originated session's waiting list (the CONNECT went away). */
-static void unwait(struct tunnel *t)
+void wp_tun_unwait(struct tunnel *t)
 {
 	struct sess *s = t->e[1].sess;
 	struct tunnel **pp;
@@ -1146,8 +615,8 @@ static void h2_eof(struct wp_hbstream *s)
 		return;
 	i = end_of(t, s);
 	t->e[i].eof_in = true;
-	end_flush(t, 1 - i);
-	tun_check_done(t);
+	wp_tun_end_flush(t, 1 - i);
+	wp_tun_check_done(t);
 }
 
 static void h2_writable(struct wp_hbstream *s)
@@ -1158,9 +627,9 @@ static void h2_writable(struct wp_hbstream *s)
 	if (t == NULL || t->dead)
 		return;
 	i = end_of(t, s);
-	end_flush(t, i);
-	l7_mark(t);
-	tun_check_done(t);
+	wp_tun_end_flush(t, i);
+	wp_tun_l7_mark(t);
+	wp_tun_check_done(t);
 }
 
 static void h2_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t err)
@@ -1174,13 +643,13 @@ static void h2_close(struct wp_hbstream *s, enum wp_hbone_close why, uint32_t er
 	wp_hbstream_set_app(s, NULL);
 	i = end_of(t, s);
 	if (i == 0)
-		unwait(t);
+		wp_tun_unwait(t);
 	if (i == 1 && !t->responded) {
 		/* The destination refused the CONNECT or the session died first. */
 		ctr(t->tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
 		t->e[1].gone = true;
 		t->e[1].s = NULL;
-		tun_kill(t);
+		wp_tun_kill(t);
 		return;
 	}
 	end_gone(t, i, why == WP_HBONE_CLOSE_DONE || why == WP_HBONE_CLOSE_EOF);
@@ -1200,7 +669,7 @@ static void note_gateway(struct sess *s, const struct wp_snap_gateway *g)
 }
 
 /* Builds spiffe://<td>/ns/<ns>/sa/<sa> into buf ("" when the account is unknown). */
-static void peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
+void wp_tun_peer_identity(const struct wp_tunnel_worker *tw, const char *ns, const char *sa,
                           char *buf, size_t len)
 {
 	buf[0] = '\0';
@@ -1228,7 +697,7 @@ static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
 	bool has = false;
 	int i;
 
-	if (cl->hash_key == WP_ROUTE_HASH_SOURCE_IP && req_source(s, req, &src) &&
+	if (cl->hash_key == WP_ROUTE_HASH_SOURCE_IP && wp_tun_req_source(s, req, &src) &&
 	    src.family != WP_AF_NONE) {
 		h = wp_lb_hash_addr(&src);
 		has = true;
@@ -1242,7 +711,7 @@ static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
  * SPIFFE ID), its address, the original client's (Forwarded for=), the
  * target, and the destination's AuthorizationPolicies in snapshot <snap>
  * (a Service's, or for a workload address its waypoint's). */
-static void pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
+void wp_tun_pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
                            const struct sess *s, const struct wp_hbone_req *req,
                            const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
@@ -1307,14 +776,14 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
 		const struct wp_snap_endpoint *ep;
 
-		if (l7_wants(tw, p) && l7_start(s, hs, req, snap, d))
+		if (wp_tun_l7_wants(tw, p) && wp_tun_l7_start(s, hs, req, snap, d))
 			return;
 		/* opaque TCP: authorized once, now (Istio's rules for HTTP-only
 		 * fields on TCP); a port whose protocol is sniffed may still turn
 		 * out to be HTTP, decided request by request */
-		pipe_conn_fill(&pc, tw, s, req, snap, d);
+		wp_tun_pipe_conn_fill(&pc, tw, s, req, snap, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
-			if (!l7_sniffs(tw, p)) {
+			if (!wp_tun_l7_sniffs(tw, p)) {
 				(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
 				return;
 			}
@@ -1337,7 +806,7 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		target.addr = ep->addr;
 		target.port = ep->port;
 		ambient = ep->ambient;
-		peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
+		wp_tun_peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
 	} else {
 		const struct wp_snap_workload *wl = d->wl;
 
@@ -1348,19 +817,19 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		}
 		target = req->authority;
 		ambient = wl->ambient;
-		pipe_conn_fill(&pc, tw, s, req, snap, d);
+		wp_tun_pipe_conn_fill(&pc, tw, s, req, snap, d);
 		if (!wp_pipe_authorize(&pc, NULL, NULL, 0, &az)) {
 			(void)wp_hbstream_respond(hs, WP_PIPE_DENIED_CONNECT);
 			return;
 		}
-		peer_identity(tw, wl->ns, wl->service_account, peer, sizeof(peer));
+		wp_tun_peer_identity(tw, wl->ns, wl->service_account, peer, sizeof(peer));
 	}
 	if (target.addr.family != WP_AF_INET) {
 		ctr(tw, WP_CTR_TUNNEL_FAMILY_UNSUPPORTED);
 		(void)wp_hbstream_respond(hs, 503);
 		return;
 	}
-	t = tun_alloc(tw);
+	t = wp_tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		(void)wp_hbstream_respond(hs, 503);
@@ -1376,24 +845,25 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 	if (cl != NULL)
 		wp_lb_cache_begin(tw->lbc, cl->lb, ep_idx, &t->lb);
 	if (d->kind == WP_DEST_SERVICE)
-		l7_sniff_arm(t, req, d); /* unknown protocol: the first bytes may make it L7 */
+		wp_tun_l7_sniff_arm(t, req,
+		                    d); /* unknown protocol: the first bytes may make it L7 */
 	if (!t->l7.sniff)
 		wp_pipe_tcp_open(&t->pc); /* opaque TCP from the start */
 	if (ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = connect_hbone(t, s->wp, peer);
+		rc = wp_tun_connect_hbone(t, s->wp, peer);
 	} else {
 		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = connect_plain(t, s->wp);
+		rc = wp_tun_connect_plain(t, s->wp);
 	}
 	if (rc != 0) {
 		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
 		t->e[1].gone = true;
-		tun_kill(t);
+		wp_tun_kill(t);
 	}
 }
 
-static const struct wp_hbone_ops server_ops = {
+const struct wp_hbone_ops wp_tun_server_ops = {
         .on_request = srv_request,
         .on_data = h2_data,
         .on_eof = h2_eof,
@@ -1409,10 +879,10 @@ static void cli_response(struct wp_hbstream *s, int status)
 
 	if (t == NULL || t->dead || status != 200)
 		return; /* non-200: on_close follows and answers 503 */
-	tun_respond(t, 200);
+	wp_tun_respond(t, 200);
 }
 
-static const struct wp_hbone_ops client_ops = {
+const struct wp_hbone_ops wp_tun_client_ops = {
         .on_response = cli_response,
         .on_data = h2_data,
         .on_eof = h2_eof,
@@ -1437,7 +907,7 @@ static void check_gateways(struct wp_tunnel_worker *tw, const struct wp_snapshot
 				s->drained = true;
 				(void)wp_hbconn_drain(s->h2);
 				ctr(tw, WP_CTR_TUNNEL_DRAIN_GATEWAY_GONE);
-				mark_dirty(s);
+				wp_tun_mark_dirty(s);
 				break;
 			}
 		}
@@ -1447,7 +917,7 @@ static void check_gateways(struct wp_tunnel_worker *tw, const struct wp_snapshot
 static void start_drain(struct wp_tunnel_worker *tw)
 {
 	tw->draining = true;
-	l7_drain(tw);
+	wp_tun_l7_drain(tw);
 	for (unsigned i = 0; i < tw->w->n_ports; i++)
 		if (tw->listening[i]) {
 			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);
@@ -1461,9 +931,9 @@ static void start_drain(struct wp_tunnel_worker *tw)
 			(void)wp_hbconn_drain(s->h2);
 			if (!s->client)
 				ctr(tw, WP_CTR_TUNNEL_DRAIN_SHUTDOWN);
-			mark_dirty(s);
+			wp_tun_mark_dirty(s);
 		} else if (!s->client) {
-			sess_close(s);
+			wp_tun_sess_close(s);
 		}
 	}
 }
@@ -1477,25 +947,25 @@ static void tick(struct wp_tunnel_worker *tw)
 			continue;
 		if (s->deadline_ms != 0 && tw->now_ms >= s->deadline_ms) {
 			ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_TIMEOUT);
-			sess_kill(s);
+			wp_tun_sess_kill(s);
 			continue;
 		}
 		if (wp_tls_conn_pending(s->tls) > 0 || s->olen > 0)
-			mark_dirty(s); /* TCP refused (send pool empty): try again */
+			wp_tun_mark_dirty(s); /* TCP refused (send pool empty): try again */
 		if (s->h2 != NULL) {
 			const uint8_t *p;
 
 			if (wp_hbconn_tick(s->h2, tw->now_ms) < 0)
-				sess_close(s);
+				wp_tun_sess_close(s);
 			else if (wp_hbconn_peek(s->h2, &p) > 0)
-				mark_dirty(s); /* a PING is due */
+				wp_tun_mark_dirty(s); /* a PING is due */
 		}
 		if (tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS)
 			wp_tls_conn_trim(s->tls);
 	}
 	if (tw->l7.core != NULL)
 		wp_h1p_core_tick(tw->l7.core, tw->now_ms);
-	l7h2_tick(tw);
+	wp_tun_l7h2_tick(tw);
 	wp_h2mem_stats(tw->mem, &ms);
 	__atomic_store_n(&tw->g.h2_live, ms.held_bytes, __ATOMIC_RELAXED);
 	__atomic_store_n(&tw->g.h2_slab, ms.slab_bytes, __ATOMIC_RELAXED);
@@ -1558,7 +1028,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	for (int round = 0; round < 8 && (tw->dirty != NULL || tw->l7.pump != NULL); round++) {
 		struct sess *list;
 
-		l7_pump_all(tw);
+		wp_tun_l7_pump_all(tw);
 		list = tw->dirty;
 		tw->dirty = NULL;
 		while (list != NULL) {
@@ -1569,7 +1039,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 			if (s->state == SESS_DEAD)
 				continue; /* on the dead list */
 			work++;
-			sess_pump(s);
+			wp_tun_sess_pump(s);
 			if (s->need_resume && s->tcp != NULL && s->state != SESS_DEAD) {
 				s->need_resume = false;
 				wp_tcp_recv_resume(s->tcp);
@@ -1588,7 +1058,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 				later = s;
 				continue;
 			}
-			sess_free(s); /* may kill more sessions: they join dead_sess */
+			wp_tun_sess_free(s); /* may kill more sessions: they join dead_sess */
 			work++;
 		}
 		tw->dead_sess = later;
@@ -1597,7 +1067,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 		struct tunnel *t = tw->dead_tun;
 
 		tw->dead_tun = t->dnext;
-		tun_free(t);
+		wp_tun_free(t);
 		work++;
 	}
 	return work;
@@ -1726,9 +1196,9 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	if (tw->lbc == NULL)
 		goto fail;
 	w->tunnel = tw;
-	l7_worker_init(tw);
+	wp_tun_l7_worker_init(tw);
 	for (unsigned i = 0; i < w->n_ports; i++) {
-		if (wp_tcp_listen(w->ports[i].tcp, hc->port, on_accept, &w->ports[i]) != 0)
+		if (wp_tcp_listen(w->ports[i].tcp, hc->port, wp_tun_on_accept, &w->ports[i]) != 0)
 			goto fail;
 		tw->listening[i] = true;
 	}
@@ -1743,14 +1213,14 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
 {
 	if (tw == NULL)
 		return;
-	l7_worker_stop(tw);
+	wp_tun_l7_worker_stop(tw);
 	for (struct sess *s = tw->live; s != NULL; s = s->next) {
 		s->state = SESS_DEAD;
 		s->dirty = false;
 		s->on_dead = true;
 	}
 	while (tw->live != NULL)
-		sess_free(tw->live); /* aborts TCP, frees HTTP/2: tunnels are reset */
+		wp_tun_sess_free(tw->live); /* aborts TCP, frees HTTP/2: tunnels are reset */
 	tw->dirty = tw->dead_sess = NULL;
 	/* Plaintext tunnels whose downstream is gone already. */
 	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
@@ -1765,14 +1235,14 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
 			wp_tcp_abort(c);
 		}
 		if (!t->dead)
-			tun_free(t);
+			wp_tun_free(t);
 	}
 	while (tw->dead_tun != NULL) {
 		struct tunnel *t = tw->dead_tun;
 
 		tw->dead_tun = t->dnext;
 		if (t->live)
-			tun_free(t);
+			wp_tun_free(t);
 	}
 	for (unsigned i = 0; i < tw->w->n_ports; i++)
 		if (tw->listening[i]) {
@@ -1787,7 +1257,7 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 		return;
 	if (tw->live != NULL || tw->listening[0])
 		wp_tunnel_worker_stop(tw);
-	l7_worker_fini(tw);
+	wp_tun_l7_worker_fini(tw);
 	wp_lb_cache_free(tw->lbc);
 	wp_pipe_core_fini(&tw->pipe);
 	rte_free(tw->sess_pool);

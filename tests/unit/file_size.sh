@@ -15,7 +15,6 @@ MAX_LINES=1500
 # add nothing here.
 ALLOW=(
 	dp/l7/h2proxy.c
-	dp/tunnel/tunnel.c
 )
 
 cd "$ROOT"

@@ -1,0 +1,410 @@
+/*
+ * HBONE sessions (see tunnel.c): one per HBONE connection, a user-space TCP
+ * connection, a TLS connection over memory BIOs and an HTTP/2 session;
+ * their pool (originated ones by destination and identity), the byte pump
+ * TCP -> TLS -> HTTP/2 and back, and the TCP callbacks. The CONNECT
+ * streams they carry are tunnel.c's.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_malloc.h>
+
+#include "dp/tunnel/tunnel_int.h"
+#include "wp/addr.h"
+
+/* ---- sessions: pool -------------------------------------------------------- */
+
+struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_port *wp, bool client)
+{
+	struct sess *s = tw->sess_free;
+
+	if (s == NULL)
+		return NULL;
+	tw->sess_free = s->next;
+	memset(s, 0, sizeof(*s));
+	s->tw = tw;
+	s->wp = wp;
+	s->client = client;
+	s->last_active_ms = tw->now_ms;
+	s->deadline_ms = tw->now_ms + tw->sh->cfg->hbone.connect_timeout_ms;
+	s->tls = wp_tls_conn_new(wp_tls_store_get(&tw->sh->tls),
+	                         client ? WP_TLS_CLIENT : WP_TLS_SERVER, tw->ctr);
+	if (s->tls == NULL) {
+		s->next = tw->sess_free;
+		tw->sess_free = s;
+		ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+		return NULL;
+	}
+	s->next = tw->live;
+	if (tw->live != NULL)
+		tw->live->prev = s;
+	tw->live = s;
+	tw->n_sess++;
+	if (client)
+		tw->g.sessions_out++;
+	else
+		tw->g.sessions_in++;
+	return s;
+}
+
+static void pool_unlink(struct sess *s)
+{
+	struct sess **pp = &s->tw->pool[s->id_hash % POOL_BUCKETS];
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->pnext;
+	if (*pp == s)
+		*pp = s->pnext;
+	s->pnext = NULL;
+}
+
+/* The session's handshake is over (or it goes): its place in the handshake
+ * gate is free for the next inbound connection. */
+static void hs_leave(struct sess *s)
+{
+	if (!s->hs_gated)
+		return;
+	s->hs_gated = false;
+	wp_hsgate_leave(&s->tw->g.hs);
+}
+
+/* Frees a dead session (poll only). */
+void wp_tun_sess_free(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+
+	hs_leave(s);
+	if (s->client)
+		pool_unlink(s);
+	/* Streams end first: their tunnels learn the connection went away. */
+	if (s->h2 != NULL) {
+		struct wp_hbconn *h2 = s->h2;
+
+		wp_hbconn_free(h2);
+		s->h2 = NULL;
+	}
+	while (s->waiting != NULL) {
+		struct tunnel *t = s->waiting;
+
+		s->waiting = t->wnext;
+		t->wnext = NULL;
+		t->e[1].gone = true;
+		t->e[1].sess = NULL;
+		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_FAILED);
+		wp_tun_kill(t);
+	}
+	if (s->tcp != NULL) {
+		struct wp_tcp_conn *c = s->tcp;
+
+		s->tcp = NULL;
+		wp_tcp_abort(c);
+	}
+	wp_tls_conn_free(s->tls);
+	wp_h2mem_release(tw->mem, s->obuf);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		tw->live = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	if (s->client)
+		tw->g.sessions_out--;
+	else
+		tw->g.sessions_in--;
+	tw->n_sess--;
+	s->state = SESS_FREE;
+	s->next = tw->sess_free;
+	tw->sess_free = s;
+}
+
+/* Ends a session: the poll frees it. Its TCP connection, if any, is aborted. */
+void wp_tun_sess_kill(struct sess *s)
+{
+	if (s->state == SESS_DEAD || s->state == SESS_FREE)
+		return;
+	s->state = SESS_DEAD;
+	s->need_resume = false;
+	if (!s->on_dead) {
+		s->on_dead = true;
+		s->xnext = s->tw->dead_sess;
+		s->tw->dead_sess = s;
+	}
+}
+
+/* ---- sessions: bytes -------------------------------------------------------- */
+
+/* Ciphertext from TLS to TCP, as much as TCP takes. Returns true on progress. */
+static bool sess_flush_out(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	bool progress = false;
+
+	if (s->tcp == NULL)
+		return false;
+	while (s->olen > 0) {
+		ssize_t n = wp_tcp_send(s->tcp, s->obuf + s->ooff, s->olen);
+
+		if (n <= 0)
+			return progress;
+		s->ooff += (uint32_t)n;
+		s->olen -= (uint32_t)n;
+		progress = true;
+	}
+	if (s->obuf != NULL) {
+		wp_h2mem_release(tw->mem, s->obuf);
+		s->obuf = NULL;
+		s->ooff = 0;
+	}
+	for (;;) {
+		size_t space = wp_tcp_send_space(s->tcp), pend = wp_tls_conn_pending(s->tls), n;
+		ssize_t sent;
+
+		if (pend == 0)
+			return progress;
+		if (space == 0) {
+			/* Full: a send that cannot take anything arms writable(). */
+			(void)wp_tcp_send(s->tcp, tw->io, 1);
+			return progress;
+		}
+		n = wp_tls_conn_take(s->tls, tw->io, WP_MIN(WP_MIN(space, pend), sizeof(tw->io)));
+		if (n == 0)
+			return progress;
+		progress = true;
+		sent = wp_tcp_send(s->tcp, tw->io, n);
+		if (sent < 0)
+			sent = 0;
+		if ((size_t)sent < n) {
+			/* Keep what TCP refused; it goes first next time. */
+			s->obuf = wp_h2mem_alloc(tw->mem, n - (size_t)sent);
+			if (s->obuf == NULL) {
+				ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+				wp_tun_sess_kill(s);
+				return progress;
+			}
+			memcpy(s->obuf, tw->io + sent, n - (size_t)sent);
+			s->ooff = 0;
+			s->olen = (uint32_t)(n - (size_t)sent);
+			return progress;
+		}
+	}
+}
+
+/* Starts closing: what TLS still has (an alert, a GOAWAY) is sent, then FIN. */
+void wp_tun_sess_close(struct sess *s)
+{
+	if (s->state >= SESS_CLOSING)
+		return;
+	s->state = SESS_CLOSING;
+	wp_tun_mark_dirty(s);
+}
+
+/*
+ * TCP -> TLS -> HTTP/2 -> TLS -> TCP until nothing moves. Never called from
+ * an HTTP/2 callback.
+ */
+void wp_tun_sess_pump(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	uint8_t pt[IOBUF];
+	bool progress;
+	int guard = 0;
+
+	if (s->state == SESS_DEAD || s->state == SESS_FREE || s->in_pump)
+		return;
+	s->in_pump = true;
+	do {
+		ssize_t n;
+
+		progress = false;
+		if (s->state == SESS_HANDSHAKE) {
+			int r = wp_tls_conn_handshake(s->tls);
+
+			if (r < 0) {
+				ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_FAILED);
+				wp_tun_sess_close(s);
+			} else if (r == 1) {
+				s->h2 = wp_hbconn_new(!s->client, &tw->sh->h2, tw->mem,
+				                      s->client ? &wp_tun_client_ops
+				                                : &wp_tun_server_ops,
+				                      s, tw->ctr, tw->now_ms);
+				if (s->h2 == NULL) {
+					ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
+					wp_tun_sess_close(s);
+				} else {
+					s->state = SESS_READY;
+					s->deadline_ms = 0;
+					hs_leave(s);
+					if (s->client)
+						wp_tun_client_ready(s);
+				}
+				progress = true;
+			}
+		}
+		if (s->state == SESS_READY) {
+			while ((n = wp_tls_conn_read(s->tls, pt, sizeof(pt))) > 0) {
+				progress = true;
+				if (wp_hbconn_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
+					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
+					wp_tun_sess_close(s);
+					break;
+				}
+			}
+			if (n < 0 && s->state == SESS_READY) {
+				/* close_notify, an unclean end, or a record error */
+				if (n == -EPROTO)
+					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
+				wp_tun_sess_close(s);
+			}
+		}
+		if (s->h2 != NULL && (s->state == SESS_READY || s->state == SESS_CLOSING)) {
+			const uint8_t *p;
+
+			while ((n = wp_hbconn_peek(s->h2, &p)) > 0) {
+				ssize_t w = wp_tls_conn_write(s->tls, p, (size_t)n);
+
+				if (w <= 0)
+					break;
+				wp_hbconn_advance(s->h2, (size_t)w);
+				progress = true;
+			}
+			if (n < 0 && s->state == SESS_READY)
+				wp_tun_sess_close(s);
+			if (s->state == SESS_READY && wp_hbconn_done(s->h2))
+				wp_tun_sess_close(s);
+		}
+		progress |= sess_flush_out(s);
+	} while (progress && ++guard < 64 && s->state != SESS_DEAD);
+	s->in_pump = false;
+	if (s->state == SESS_CLOSING && s->olen == 0 && wp_tls_conn_pending(s->tls) == 0) {
+		/* Everything went to TCP: FIN after it, and forget the connection. */
+		if (s->tcp != NULL) {
+			struct wp_tcp_conn *c = s->tcp;
+
+			s->tcp = NULL;
+			wp_tcp_close(c);
+		}
+		wp_tun_sess_kill(s);
+	}
+	if (progress && guard >= 64)
+		wp_tun_mark_dirty(s); /* more to do: next iteration */
+	s->last_active_ms = tw->now_ms;
+}
+
+void wp_tun_mark_dirty(struct sess *s)
+{
+	if (s == NULL || s->dirty || s->state == SESS_DEAD || s->state == SESS_FREE)
+		return;
+	s->dirty = true;
+	s->dnext = s->tw->dirty;
+	s->tw->dirty = s;
+}
+
+/* ---- sessions: TCP callbacks ------------------------------------------------- */
+
+static size_t sess_tcp_data(struct wp_tcp_conn *c, void *arg, const uint8_t *data, size_t len)
+{
+	struct sess *s = arg;
+	size_t done = 0;
+
+	(void)c;
+	if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
+		return len; /* nobody will read them */
+	for (int round = 0; round < 8 && done < len; round++) {
+		ssize_t n = wp_tls_conn_feed(s->tls, data + done, len - done);
+
+		if (n < 0) {
+			wp_tun_sess_close(s);
+			return len;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+		if (s->in_pump)
+			break; /* the running pump reads them */
+		wp_tun_sess_pump(s);
+		if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
+			return len;
+	}
+	if (done < len) {
+		s->need_resume = true;
+		wp_tun_mark_dirty(s);
+	}
+	return done;
+}
+
+static void sess_tcp_eof(struct wp_tcp_conn *c, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->tcp_eof = true;
+	wp_tls_conn_feed_eof(s->tls);
+	if (s->state == SESS_CONNECTING || s->state == SESS_HANDSHAKE)
+		wp_tun_sess_close(s);
+	if (!s->in_pump)
+		wp_tun_sess_pump(s);
+	else
+		wp_tun_mark_dirty(s);
+}
+
+static void sess_tcp_writable(struct wp_tcp_conn *c, void *arg)
+{
+	(void)c;
+	wp_tun_mark_dirty(arg);
+}
+
+static void sess_tcp_closed(struct wp_tcp_conn *c, void *arg, enum wp_tcp_close_reason why)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->tcp = NULL;
+	if (s->state == SESS_CONNECTING)
+		ctr(s->tw, why == WP_TCP_CLOSE_TIMEOUT ? WP_CTR_TUNNEL_CONNECT_TIMEOUT
+		                                       : WP_CTR_TUNNEL_CONNECT_REFUSED);
+	wp_tun_sess_kill(s);
+}
+
+static void sess_tcp_connected(struct wp_tcp_conn *c, void *arg)
+{
+	struct sess *s = arg;
+
+	(void)c;
+	s->state = SESS_HANDSHAKE;
+	wp_tun_sess_pump(s); /* ClientHello */
+}
+
+const struct wp_tcp_callbacks wp_tun_sess_tcp_cbs = {
+        .connected = sess_tcp_connected,
+        .data = sess_tcp_data,
+        .eof = sess_tcp_eof,
+        .writable = sess_tcp_writable,
+        .closed = sess_tcp_closed,
+};
+
+int wp_tun_on_accept(struct wp_tcp_conn *c, void *arg)
+{
+	struct wp_worker_port *wp = arg;
+	struct wp_tunnel_worker *tw = wp->w->tunnel;
+	struct sess *s;
+
+	if (tw->draining)
+		return -ECONNREFUSED;
+	/* Before wp_tun_sess_alloc: a refused connection costs no TLS state. */
+	if (!wp_hsgate_enter(&tw->g.hs, tw->ctr))
+		return -ECONNREFUSED;
+	s = wp_tun_sess_alloc(tw, wp, false);
+	if (s == NULL) {
+		wp_hsgate_leave(&tw->g.hs);
+		ctr(tw, WP_CTR_TUNNEL_SESSION_LIMIT);
+		return -ENOBUFS;
+	}
+	ctr(tw, WP_CTR_TUNNEL_SESSION_ACCEPTED);
+	s->hs_gated = true;
+	s->tcp = c;
+	s->state = SESS_HANDSHAKE;
+	wp_tcp_conn_set_callbacks(c, &wp_tun_sess_tcp_cbs, s);
+	return 0;
+}
