@@ -234,7 +234,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (wp_config_load(path, sets, n_sets, &cfg, err, sizeof(err)) != 0) {
+	/* Start-up would refuse what the checks refuse, later and less
+	 * precisely: they run before anything starts, and for --check-config. */
+	if (wp_config_load(path, sets, n_sets, &cfg, err, sizeof(err)) != 0 ||
+	    wp_config_check_files(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "waypointd: %s\n", err);
 		return 1;
 	}

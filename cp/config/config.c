@@ -5,7 +5,9 @@
  * the parsed tree (so an override is type-checked exactly like the file);
  * then a schema walk copies every known key into the struct, checking type
  * and range and refusing unknown keys. Errors carry "FILE:LINE: key 'k'" so
- * the operator knows where to look; overrides report "--set k=v".
+ * the operator knows where to look; a value an override put there (or a
+ * key it added) is reported as "--set k=v: key 'k'" instead, since the file
+ * is not where it must be fixed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,18 +22,45 @@
 #include "wp/addr.h"
 #include "wp/config.h"
 
+/* Settings an override created or assigned, each with its argument, so an
+ * error about one names the --set and not the file's line. */
+#define MAX_SET_NODES 256
+
+struct set_node {
+	const config_setting_t *s;
+	const char *assignment;
+};
+
 struct loader {
 	config_t lc;
 	const char *path;
 	char *err;
 	size_t errlen;
 	int failed;
+	unsigned n_set_nodes;
+	struct set_node set_nodes[MAX_SET_NODES];
 };
+
+/* The --set argument that last wrote <s>, or NULL. */
+static const char *set_by(const struct loader *ld, const config_setting_t *s)
+{
+	for (unsigned i = ld->n_set_nodes; s != NULL && i-- > 0;)
+		if (ld->set_nodes[i].s == s)
+			return ld->set_nodes[i].assignment;
+	return NULL;
+}
+
+static void note_set(struct loader *ld, const config_setting_t *s, const char *assignment)
+{
+	if (ld->n_set_nodes < MAX_SET_NODES)
+		ld->set_nodes[ld->n_set_nodes++] = (struct set_node){s, assignment};
+}
 
 static void fail(struct loader *ld, const config_setting_t *s, const char *key, const char *fmt,
                  ...)
 {
 	char msg[256];
+	const char *set;
 	va_list ap;
 
 	if (ld->failed)
@@ -40,11 +69,12 @@ static void fail(struct loader *ld, const config_setting_t *s, const char *key, 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (s != NULL && config_setting_source_line(s) > 0)
+	set = set_by(ld, s);
+	if (set != NULL)
+		snprintf(ld->err, ld->errlen, "--set %s: key '%s': %s", set, key, msg);
+	else if (s != NULL && config_setting_source_line(s) > 0)
 		snprintf(ld->err, ld->errlen, "%s:%u: key '%s': %s", ld->path,
 		         config_setting_source_line(s), key, msg);
-	else if (s != NULL)
-		snprintf(ld->err, ld->errlen, "--set: key '%s': %s", key, msg); /* made by --set */
 	else
 		snprintf(ld->err, ld->errlen, "%s: key '%s': %s", ld->path, key, msg);
 }
@@ -88,7 +118,9 @@ static int infer_type(const char *v)
 	return CONFIG_TYPE_STRING;
 }
 
-static int set_value(config_setting_t *s, const char *v)
+/* Gives <s> the text <v> in the type it has; NULL, or what is wrong with v
+ * for that type. */
+static const char *set_value(config_setting_t *s, const char *v)
 {
 	char *end;
 
@@ -99,40 +131,46 @@ static int set_value(config_setting_t *s, const char *v)
 
 		errno = 0;
 		n = strtoll(v, &end, 0);
-		if (*v == '\0' || *end != '\0' || errno == ERANGE)
-			return -1;
+		if (*v == '\0' || *end != '\0')
+			return "expected an integer";
+		if (errno == ERANGE)
+			return "integer out of range";
 		if (config_setting_type(s) == CONFIG_TYPE_INT) {
 			/* refuse what does not fit an int, rather than take it
 			 * modulo 2^32 (workers=4294967298 is not 2 workers) */
 			if (n < INT_MIN || n > INT_MAX)
-				return -1;
-			return config_setting_set_int(s, (int)n) == CONFIG_TRUE ? 0 : -1;
+				return "integer out of range";
+			(void)config_setting_set_int(s, (int)n);
+		} else {
+			(void)config_setting_set_int64(s, n);
 		}
-		return config_setting_set_int64(s, n) == CONFIG_TRUE ? 0 : -1;
+		return NULL;
 	}
 	case CONFIG_TYPE_FLOAT: {
 		double d = strtod(v, &end);
+
 		if (*v == '\0' || *end != '\0')
-			return -1;
-		return config_setting_set_float(s, d) == CONFIG_TRUE ? 0 : -1;
+			return "expected a number";
+		(void)config_setting_set_float(s, d);
+		return NULL;
 	}
 	case CONFIG_TYPE_BOOL:
-		if (!strcmp(v, "true"))
-			return config_setting_set_bool(s, 1) == CONFIG_TRUE ? 0 : -1;
-		if (!strcmp(v, "false"))
-			return config_setting_set_bool(s, 0) == CONFIG_TRUE ? 0 : -1;
-		return -1;
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			return "expected true or false";
+		(void)config_setting_set_bool(s, !strcmp(v, "true"));
+		return NULL;
 	case CONFIG_TYPE_STRING:
-		return config_setting_set_string(s, v) == CONFIG_TRUE ? 0 : -1;
+		return config_setting_set_string(s, v) == CONFIG_TRUE ? NULL : "out of memory";
 	default:
-		return -1;
+		return "a group or list, not a single value";
 	}
 }
 
 static int apply_set(struct loader *ld, const char *assignment)
 {
-	char buf[512], *eq, *path, *val, *seg, *save = NULL, *next;
+	char buf[512], key[512], *eq, *path, *val, *seg, *save = NULL, *next;
 	config_setting_t *s = config_root_setting(&ld->lc);
+	const char *why;
 
 	if (strlen(assignment) >= sizeof(buf))
 		goto bad;
@@ -143,6 +181,7 @@ static int apply_set(struct loader *ld, const char *assignment)
 	*eq = '\0';
 	path = buf;
 	val = eq + 1;
+	strcpy(key, path);
 
 	for (seg = strtok_r(path, ".", &save); seg != NULL; seg = next) {
 		config_setting_t *child;
@@ -158,9 +197,11 @@ static int apply_set(struct loader *ld, const char *assignment)
 				return -EINVAL;
 			}
 			child = config_setting_get_member(s, seg);
-			if (child == NULL)
+			if (child == NULL) {
 				child = config_setting_add(
 				        s, seg, next ? CONFIG_TYPE_GROUP : infer_type(val));
+				note_set(ld, child, assignment); /* the file never had it */
+			}
 		}
 		if (child == NULL) {
 			snprintf(ld->err, ld->errlen, "--set %s: no element '%s' there", assignment,
@@ -169,11 +210,12 @@ static int apply_set(struct loader *ld, const char *assignment)
 		}
 		s = child;
 	}
-	if (set_value(s, val) != 0) {
-		snprintf(ld->err, ld->errlen, "--set %s: value '%s' does not fit the key's type",
-		         assignment, val);
+	why = set_value(s, val);
+	if (why != NULL) {
+		snprintf(ld->err, ld->errlen, "--set %s: key '%s': %s", assignment, key, why);
 		return -EINVAL;
 	}
+	note_set(ld, s, assignment);
 	return 0;
 bad:
 	snprintf(ld->err, ld->errlen, "--set '%s': expected path=value", assignment);
@@ -337,6 +379,65 @@ static const config_setting_t *get_group(struct loader *ld, const char *name)
 	return s;
 }
 
+/* Whether eal.args holds <opt>: "--opt", or "--opt=..." when <opt> ends in
+ * '=' (also "--opt" then, for options with an optional value). */
+static bool eal_arg(const struct wp_config *cfg, const char *opt)
+{
+	size_t n = strlen(opt);
+
+	for (unsigned i = 0; i < cfg->eal_nargs; i++) {
+		const char *a = cfg->eal_args[i];
+
+		if (opt[n - 1] == '='
+		            ? !strncmp(a, opt, n) || (!strncmp(a, opt, n - 1) && !a[n - 1])
+		            : !strcmp(a, opt))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The EAL memory options DPDK (22.11, at rte_eal_init) refuses together,
+ * refused here with the keys that ask for them, so that --check-config
+ * catches them. waypointd always passes -m eal.memory_mb, --in-memory for
+ * eal.in_memory and --no-huge for eal.no_huge (or when the free hugepages
+ * are too few, dp/port: not known here); eal.args adds the rest. --no-huge
+ * with --in-memory is accepted (it is what the fallback runs).
+ */
+static void check_eal_memory(struct loader *ld, const config_setting_t *g,
+                             const struct wp_config *cfg)
+{
+	bool in_memory = cfg->eal_in_memory || eal_arg(cfg, "--in-memory");
+	bool no_huge = cfg->eal_no_huge || eal_arg(cfg, "--no-huge");
+	bool legacy = eal_arg(cfg, "--legacy-mem");
+	bool unlink = eal_arg(cfg, "--huge-unlink") || eal_arg(cfg, "--huge-unlink=always");
+	const char *why = NULL;
+
+	if (eal_arg(cfg, "--socket-mem="))
+		why = "--socket-mem: DPDK refuses it with -m, which waypointd passes "
+		      "(eal.memory_mb)";
+	else if (legacy && in_memory)
+		why = "--legacy-mem: DPDK refuses it with --in-memory (eal.in_memory = true)";
+	else if (no_huge && eal_arg(cfg, "--huge-worker-stack="))
+		why = "--huge-worker-stack: DPDK refuses it with --no-huge (eal.no_huge = true)";
+	else if (no_huge && unlink && !in_memory)
+		why = "--huge-unlink: DPDK refuses it with --no-huge (eal.no_huge = true) "
+		      "unless eal.in_memory = true";
+	else if (in_memory && eal_arg(cfg, "--huge-unlink=never"))
+		why = "--huge-unlink=never: DPDK refuses it with --in-memory (eal.in_memory = "
+		      "true)";
+	else if (eal_arg(cfg, "--match-allocations") && (no_huge || legacy))
+		why = "--match-allocations: DPDK refuses it with --no-huge (eal.no_huge = true) "
+		      "and with --legacy-mem";
+	else if (eal_arg(cfg, "--single-file-segments") && unlink && !in_memory)
+		why = "--single-file-segments: DPDK refuses it with --huge-unlink unless "
+		      "eal.in_memory = true";
+	else if (eal_arg(cfg, "--socket-limit=") && legacy)
+		why = "--socket-limit: DPDK refuses it with --legacy-mem";
+	if (why != NULL)
+		fail(ld, member(g, "args"), "eal.args", "%s", why);
+}
+
 static void load_eal(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"lcores",  "file_prefix", "memory_mb", "in_memory",
@@ -380,6 +481,7 @@ static void load_eal(struct loader *ld, struct wp_config *cfg)
 	if (strchr(cfg->eal_file_prefix, '/') || cfg->eal_file_prefix[0] == '\0')
 		fail(ld, member(g, "file_prefix"), "eal.file_prefix",
 		     "must be a non-empty name without '/'");
+	check_eal_memory(ld, g, cfg);
 }
 
 static void load_polling(struct loader *ld, struct wp_config *cfg)
@@ -432,6 +534,27 @@ static void get_cksum_offload(struct loader *ld, const config_setting_t *g, cons
 	}
 }
 
+/* The gateway is the next hop off the subnet: it must be on the subnet (the
+ * port resolves it with ARP), and not the port's own address. */
+static void check_gateway(struct loader *ld, const config_setting_t *g, const char *prefix,
+                          const struct wp_port_config *p)
+{
+	uint32_t mask = htonl(~0u << (32 - p->prefix)); /* prefix is 1..32 */
+	struct wp_addr net = wp_addr_v4(p->ip.v4 & mask);
+	char key[48], gw[WP_ADDR_STRLEN], ip[WP_ADDR_STRLEN];
+
+	if (ld->failed || p->gateway.family != WP_AF_INET)
+		return;
+	snprintf(key, sizeof(key), "%sgateway", prefix);
+	wp_addr_format(&p->gateway, gw, sizeof(gw));
+	wp_addr_format(&net, ip, sizeof(ip));
+	if ((p->gateway.v4 ^ p->ip.v4) & mask)
+		fail(ld, member(g, "gateway"), key, "%s is outside the port's subnet %s/%u", gw, ip,
+		     p->prefix);
+	else if (p->gateway.v4 == p->ip.v4)
+		fail(ld, member(g, "gateway"), key, "%s is the port's own address", gw);
+}
+
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
@@ -482,6 +605,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		GET_UINT(ld, g, prefix, "tx_desc", 64, 32768, p->tx_desc);
 		get_bool(ld, g, prefix, "diag", &p->diag);
 		get_cksum_offload(ld, g, prefix, &p->cksum_offload);
+		check_gateway(ld, g, prefix, p);
 	}
 }
 

@@ -207,4 +207,15 @@ struct wp_config {
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen);
 
+/*
+ * Checks what a loaded *cfg names outside itself as start-up uses it: the
+ * manifest directory (cluster.manifest_dir, when set) opens; with
+ * kubernetes.enabled, the kubeconfig (or in-cluster credentials) loads;
+ * with hbone.enabled, tls.cert, tls.key and tls.ca read as PEM and the key
+ * matches the certificate. Returns 0, or -EINVAL/-ENOMEM with "FILE: key
+ * 'k' (PATH): problem" in err (cp/config/check.c; waypointd --check-config
+ * and start-up).
+ */
+int wp_config_check_files(const struct wp_config *cfg, char *err, size_t errlen);
+
 #endif /* WP_CONFIG_H */

@@ -60,10 +60,11 @@ grep -qx /etc/waypointd/waypoint.conf "$WORK/control/conffiles" ||
 # The installed binary: its default configuration, and the shipped one.
 grep -q "default /etc/waypointd/waypoint.conf" <<<"$("$R/usr/sbin/waypointd" --help)" ||
 	fail "the installed waypointd does not default to /etc/waypointd/waypoint.conf"
-"$R/usr/sbin/waypointd" -c "$R/etc/waypointd/waypoint.conf" --check-config ||
-	fail "the shipped configuration does not pass --check-config"
 dir=$(sed -n 's/^ *manifest_dir = "\([^"]*\)".*/\1/p' "$R/etc/waypointd/waypoint.conf")
 [ "$dir" = /usr/share/waypointd/cluster ] || fail "the shipped manifest_dir is '$dir'"
+# --check-config opens the manifest directory: the scratch root's
+"$R/usr/sbin/waypointd" -c "$R/etc/waypointd/waypoint.conf" --set cluster.manifest_dir="$R$dir" \
+	--check-config || fail "the shipped configuration does not pass --check-config"
 grep -Eq '^ *enabled = false;' <(sed -n '/^hbone = {/,/^};/p' "$R/etc/waypointd/waypoint.conf") ||
 	fail "the shipped configuration turns HBONE on without certificates"
 "$R/usr/bin/wpctl" enrollment --dir "$R$dir" --gateway default/waypoint >"$WORK/enroll.txt" ||

@@ -191,21 +191,109 @@ static void test_errors_name_file_line_key(void **state)
 	         NULL,
 	         {":1:", "ports.[0].speed", "unknown key"}},
 	        {"\nworkers = = 2;\n", NULL, {":4:", "syntax error", NULL}},
-	        {"", "workers=abc", {"--set", "key 'workers'", "integer"}},
-	        {"workers = 2;\n", "workers=abc", {"--set workers=abc", "type", NULL}},
+	        {"", "workers=abc", {"--set workers=abc: key 'workers'", "integer"}},
+	        {"workers = 2;\n",
+	         "workers=abc",
+	         {"--set workers=abc: key 'workers': expected an integer"}},
 	        /* found by fuzz_config: not modulo 2^32, not clamped to 2^63-1 */
 	        {"workers = 2;\n",
 	         "workers=4294967298",
-	         {"--set workers=4294967298", "type", NULL}},
-	        {"", "fault.seed=99999999999999999999", {"--set fault.seed=", "type", NULL}},
+	         {"--set workers=4294967298: key 'workers': integer out of range"}},
+	        {"",
+	         "fault.seed=99999999999999999999",
+	         {"--set fault.seed=99999999999999999999: key 'fault.seed'", "out of range"}},
 	        {"", "ports.[4].ip=1.1.1.1", {"--set", "no element", NULL}},
 	        {"", "noequals", {"--set", "path=value", NULL}},
 	        {"", "ports.[0].mtu=100", {"ports.[0].mtu", "out of range", NULL}},
+	        /* the gateway is the next hop off the port's subnet */
+	        {"ports = ( { device = \"x\"; ip = \"10.0.0.2\"; prefix = 24;\n"
+	         "            gateway = \"10.0.1.1\"; } );\n",
+	         NULL,
+	         {":2: key 'ports.[0].gateway'",
+	          "10.0.1.1 is outside the port's subnet 10.0.0.0/24"}},
+	        {"ports = ( { device = \"x\"; ip = \"10.0.0.2\"; gateway = \"10.0.0.2\"; } );\n",
+	         NULL,
+	         {":1: key 'ports.[0].gateway'", "the port's own address"}},
+	        /* EAL memory options DPDK refuses together */
+	        {"eal = { args = [ \"--legacy-mem\" ]; };\n",
+	         NULL,
+	         {":3: key 'eal.args'", "--legacy-mem", "--in-memory"}},
+	        {"eal = { args = [ \"--socket-mem\", \"512\" ]; };\n",
+	         NULL,
+	         {":3: key 'eal.args'", "--socket-mem", "-m"}},
+	        {"eal = { in_memory = false; no_huge = true; args = [ \"--huge-unlink\" ]; };\n",
+	         NULL,
+	         {":3: key 'eal.args'", "--huge-unlink", "--no-huge"}},
+	        {"eal = { no_huge = true; args = [ \"--match-allocations\" ]; };\n",
+	         NULL,
+	         {":3: key 'eal.args'", "--match-allocations", NULL}},
+	        {"eal = { args = [ \"--huge-unlink=never\" ]; };\n",
+	         NULL,
+	         {":3: key 'eal.args'", "--huge-unlink=never", "--in-memory"}},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_bad(&cases[i]);
+}
+
+/* A value an override gave (or a key it added) is its argument's fault, not
+ * the file's: the error names the --set, even where the file has the key. */
+static void test_set_errors_name_the_argument(void **state)
+{
+	static const struct bad cases[] = {
+	        {"tcp = { rcv_buf = 65536; };\n",
+	         "tcp.rcv_buf=abc",
+	         {"--set tcp.rcv_buf=abc: key 'tcp.rcv_buf': expected an integer"}},
+	        {"", "tcp.rcv_buf=abc", {"--set tcp.rcv_buf=abc: key 'tcp.rcv_buf'", "integer"}},
+	        {"", "ports.[0].prefix=0", {"--set ports.[0].prefix=0: key 'ports.[0].prefix'"}},
+	        {"fault = { rx_drop = 0.5; };\n",
+	         "fault.rx_drop=2",
+	         {"--set fault.rx_drop=2: key 'fault.rx_drop'", "fraction"}},
+	        {"eal = { in_memory = false; };\n",
+	         "eal.in_memory=yes",
+	         {"--set eal.in_memory=yes: key 'eal.in_memory': expected true or false"}},
+	        {"", "ports.[0].gateway=10.2.0.1", {"--set ports.[0].gateway=10.2.0.1", "outside"}},
+	        {"", "colour=red", {"--set colour=red: key 'colour': unknown key"}},
+	        {"", "polling.speed=3", {"--set polling.speed=3: key 'polling.speed'", "unknown"}},
+	};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+	const char *other[] = {"workers=2"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_bad(&cases[i]);
+	/* a mistake in the file stays the file's when an override touched
+	 * another key */
+	assert_int_equal(wp_config_load(write_conf("ports = ( { device = \"x\"; ip = \"1.1.1.1\";"
+	                                           " mtu = 1; } );\n"),
+	                                other, 1, &cfg, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, ":1: key 'ports.[0].mtu'"));
+	unlink(path);
+}
+
+/* What DPDK accepts passes: --no-huge with --in-memory is what the hugepage
+ * fallback runs; --huge-unlink without hugepages is fine in memory. */
+static void test_eal_memory_accepted(void **state)
+{
+	static const char *const ok[] = {
+	        "eal = { no_huge = true; in_memory = true; };\n",
+	        "eal = { no_huge = false; in_memory = false; args = [ \"--legacy-mem\" ]; };\n",
+	        "eal = { no_huge = true; args = [ \"--huge-unlink\" ]; };\n",
+	        "eal = { args = [ \"--match-allocations\" ]; };\n",
+	};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", text[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", base, ok[i]);
+		if (wp_config_load(write_conf(text), NULL, 0, &cfg, err, sizeof(err)) != 0)
+			fail_msg("%s: %s", ok[i], err);
+		unlink(path);
+	}
 }
 
 static void test_missing_file(void **state)
@@ -250,6 +338,8 @@ int main(void)
 	        cmocka_unit_test(test_set_overrides),
 	        cmocka_unit_test(test_polling_sleeps),
 	        cmocka_unit_test(test_errors_name_file_line_key),
+	        cmocka_unit_test(test_set_errors_name_the_argument),
+	        cmocka_unit_test(test_eal_memory_accepted),
 	        cmocka_unit_test(test_missing_file),
 	        cmocka_unit_test(test_addr_parse),
 	};
