@@ -12,6 +12,9 @@
  * STOPPING=1 when SIGTERM starts the drain. SIGHUP (ExecReload) reloads
  * what can change while running and logs what needs a restart: see
  * on_reload().
+ *
+ * Its log lines, and DPDK's (dpdk_log_stream()), go through wp/log.h: with
+ * syslog priorities when stdout or stderr is the journal.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +31,7 @@
 #include <rte_eal.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 
 #include "dp/diag_client.h"
 #include "dp/obs/prom.h"
@@ -39,6 +43,7 @@
 #include "wp/accesslog.h"
 #include "wp/config.h"
 #include "wp/cp.h"
+#include "wp/log.h"
 #include "wp/sdnotify.h"
 #include "wp/snapshot.h"
 #include "wp/source.h"
@@ -108,7 +113,7 @@ static void on_reload(const struct wp_config *cfg, const char *const *sets, unsi
 	size_t off = 0;
 
 	if (wp_config_load(cfg->path, sets, n_sets, &now, err, sizeof(err)) != 0) {
-		fprintf(stderr, "waypointd: SIGHUP: %s; the running configuration stays\n", err);
+		wp_log(WP_LOG_ERR, "waypointd: SIGHUP: %s; the running configuration stays\n", err);
 	} else {
 		for (size_t i = 0; i < WP_ARRAY_SIZE(groups) && off < sizeof(changed); i++) {
 			size_t to =
@@ -120,16 +125,48 @@ static void on_reload(const struct wp_config *cfg, const char *const *sets, unsi
 				                        "%s%s", off ? ", " : "", groups[i].name);
 		}
 		if (off)
-			printf("waypointd: SIGHUP: %s changed (%s): restart to apply it\n",
-			       cfg->path, changed);
+			wp_log_out(WP_LOG_NOTICE,
+			           "waypointd: SIGHUP: %s changed (%s): restart to apply it\n",
+			           cfg->path, changed);
 		else
-			printf("waypointd: SIGHUP: %s unchanged\n", cfg->path);
+			wp_log_out(WP_LOG_INFO, "waypointd: SIGHUP: %s unchanged\n", cfg->path);
 	}
 	if (tunnels != NULL && cfg->tls.reload_ms == 0)
-		printf("waypointd: SIGHUP: tls.reload_ms = 0: the TLS files are not re-read\n");
+		wp_log_out(WP_LOG_NOTICE,
+		           "waypointd: SIGHUP: tls.reload_ms = 0: the TLS files are not re-read\n");
 	else if (tunnels != NULL)
 		tunnels->next_check_ms = 0; /* the next tick checks the files */
-	fflush(stdout);
+}
+
+/* DPDK's log, one message per write (rte_vlog flushes after each), to
+ * stderr with the message's level: RTE_LOG_EMERG (1) .. RTE_LOG_DEBUG (8)
+ * are syslog's 0 .. 7 plus one; the three above ERR count as errors, and
+ * text written outside rte_log (dumps: no current level) as info. The
+ * cookie remembers whether the last message ended its line (a few are
+ * printed in pieces). */
+static ssize_t dpdk_log_write(void *cookie, const char *buf, size_t len)
+{
+	bool *open_line = cookie;
+	uint32_t lvl = rte_log_cur_msg_loglevel();
+	enum wp_log_level level =
+	        lvl >= RTE_LOG_EMERG && lvl <= RTE_LOG_DEBUG ? (int)lvl - 1 : WP_LOG_INFO;
+
+	if (len == 0)
+		return 0;
+	wp_log_text(stderr, level < WP_LOG_ERR ? WP_LOG_ERR : level, buf, len, *open_line);
+	*open_line = buf[len - 1] != '\n';
+	return (ssize_t)len;
+}
+
+/* Before rte_eal_init, so that the EAL's own start-up messages take this
+ * path too; on failure DPDK keeps its default (stdout). */
+static void dpdk_log_stream(void)
+{
+	static bool open_line;
+	FILE *f = fopencookie(&open_line, "w", (cookie_io_functions_t){.write = dpdk_log_write});
+
+	if (f == NULL || rte_openlog_stream(f) != 0)
+		wp_log(WP_LOG_WARNING, "waypointd: warning: DPDK's log keeps its own stream\n");
 }
 
 static uint64_t mono_ms(void)
@@ -203,6 +240,7 @@ int main(int argc, char **argv)
 	/* OpenSSL's allocations are counted per thread (tunnel memory gauges):
 	 * this must come before anything allocates through OpenSSL. */
 	(void)wp_tls_mem_accounting_enable();
+	wp_log_init();
 	while ((opt = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -210,7 +248,8 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			if (n_sets == MAX_SETS) {
-				fprintf(stderr, "waypointd: at most %d --set options\n", MAX_SETS);
+				wp_log(WP_LOG_ERR, "waypointd: at most %d --set options\n",
+				       MAX_SETS);
 				return 2;
 			}
 			sets[n_sets++] = optarg;
@@ -230,7 +269,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "waypointd: unexpected argument '%s'\n", argv[optind]);
+		wp_log(WP_LOG_ERR, "waypointd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
@@ -238,7 +277,7 @@ int main(int argc, char **argv)
 	 * precisely: they run before anything starts, and for --check-config. */
 	if (wp_config_load(path, sets, n_sets, &cfg, err, sizeof(err)) != 0 ||
 	    wp_config_check_files(&cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "waypointd: %s\n", err);
+		wp_log(WP_LOG_ERR, "waypointd: %s\n", err);
 		return 1;
 	}
 	if (check_only) {
@@ -254,13 +293,14 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL); /* before, it ended the process */
 	sigaction(SIGUSR1, &sa, NULL);
 	(void)wp_sdnotify_init(); /* before the EAL starts threads: it unsets variables */
+	dpdk_log_stream();
 
 	if (wp_port_eal_init(&cfg, argv[0], err, sizeof(err)) != 0) {
-		fprintf(stderr, "waypointd: %s\n", err);
+		wp_log(WP_LOG_ERR, "waypointd: %s\n", err);
 		return 1;
 	}
 	if (wp_ports_start(&cfg, &ports, err, sizeof(err)) != 0) {
-		fprintf(stderr, "waypointd: %s\n", err);
+		wp_log(WP_LOG_ERR, "waypointd: %s\n", err);
 		goto out_ports;
 	}
 	memset(&cpc, 0, sizeof(cpc));
@@ -295,14 +335,14 @@ int main(int argc, char **argv)
 		struct wp_source *ks = wp_kube_source_from_config(&cfg, err, sizeof(err));
 
 		if (ks == NULL || wp_cp_add_source(cp, ks) != 0) {
-			fprintf(stderr, "waypointd: %s\n", ks ? "too many sources" : err);
+			wp_log(WP_LOG_ERR, "waypointd: %s\n", ks ? "too many sources" : err);
 			wp_source_destroy(ks);
 			goto out_cp;
 		}
 		wp_cp_set_extra_counters(cp, kube_counters, ks);
 	}
 	if (cp == NULL || wp_cp_start(cp) != 0) {
-		fprintf(stderr, "waypointd: the control plane did not start (see above)\n");
+		wp_log(WP_LOG_ERR, "waypointd: the control plane did not start (see above)\n");
 		goto out_cp;
 	}
 	if (cfg.hbone.enabled) {
@@ -311,7 +351,7 @@ int main(int argc, char **argv)
 		hbone = true;
 	}
 	if (wp_steer_create(&steer, cfg.workers) != 0) {
-		fprintf(stderr, "waypointd: cannot create the steering rings\n");
+		wp_log(WP_LOG_ERR, "waypointd: cannot create the steering rings\n");
 		goto out_cp;
 	}
 	RTE_LCORE_FOREACH_WORKER(lcore)
@@ -320,7 +360,7 @@ int main(int argc, char **argv)
 			break;
 		workers[id] = wp_worker_create(id, lcore, &cfg, &ports, &steer, &quit);
 		if (workers[id] == NULL) {
-			fprintf(stderr, "waypointd: cannot allocate worker %u\n", id);
+			wp_log(WP_LOG_ERR, "waypointd: cannot allocate worker %u\n", id);
 			goto out_workers;
 		}
 		workers[id]->slot = wp_cp_slot(cp);
@@ -328,8 +368,8 @@ int main(int argc, char **argv)
 		cells[id] = wp_metrics_core_create(cfg.metrics.max_series_per_core,
 		                                   workers[id]->stats.ctr);
 		if (cells[id] == NULL) {
-			fprintf(stderr, "waypointd: cannot allocate worker %u's metric cells\n",
-			        id);
+			wp_log(WP_LOG_ERR, "waypointd: cannot allocate worker %u's metric cells\n",
+			       id);
 			id++;
 			goto out_workers;
 		}
@@ -338,16 +378,16 @@ int main(int argc, char **argv)
 			alog_rings[id] = wp_alog_ring_create(cfg.access_log.ring_entries,
 			                                     workers[id]->stats.ctr);
 			if (alog_rings[id] == NULL) {
-				fprintf(stderr,
-				        "waypointd: cannot allocate worker %u's access-log ring\n",
-				        id);
+				wp_log(WP_LOG_ERR,
+				       "waypointd: cannot allocate worker %u's access-log ring\n",
+				       id);
 				id++;
 				goto out_workers;
 			}
 			workers[id]->alog = alog_rings[id];
 		}
 		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
-			fprintf(stderr, "waypointd: cannot set up HBONE on worker %u\n", id);
+			wp_log(WP_LOG_ERR, "waypointd: cannot set up HBONE on worker %u\n", id);
 			id++;
 			goto out_workers;
 		}
@@ -359,21 +399,22 @@ int main(int argc, char **argv)
 		alog_writer = wp_alog_writer_start(alog_rings, cfg.workers, cfg.access_log.file,
 		                                   cfg.access_log.json);
 		if (alog_writer == NULL) {
-			fprintf(stderr, "waypointd: access_log.file %s: %s\n", cfg.access_log.file,
-			        strerror(errno));
+			wp_log(WP_LOG_ERR, "waypointd: access_log.file %s: %s\n",
+			       cfg.access_log.file, strerror(errno));
 			goto out_workers;
 		}
 	}
 	wp_telemetry_set_cp(cp_counters, cp);
 	prom = wp_prom_create(stats, cells, cfg.workers, rte_get_tsc_hz());
 	if (prom == NULL)
-		fprintf(stderr, "waypointd: warning: no memory for /stats/prometheus (503)\n");
+		wp_log(WP_LOG_WARNING,
+		       "waypointd: warning: no memory for /stats/prometheus (503)\n");
 	else
 		wp_cp_set_prometheus(cp, prometheus, prom);
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
 	    wp_diag_client_register(workers, cfg.workers) != 0 ||
 	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0))
-		fprintf(stderr, "waypointd: warning: telemetry commands not registered\n");
+		wp_log(WP_LOG_WARNING, "waypointd: warning: telemetry commands not registered\n");
 	for (unsigned w = 0; w < cfg.workers; w++)
 		rte_eal_remote_launch(wp_worker_main, workers[w], lcores[w]);
 	for (unsigned i = 0; i < ports.n; i++) {
@@ -381,17 +422,17 @@ int main(int argc, char **argv)
 
 		const struct wp_port *p = &ports.port[i];
 
-		printf("waypointd %s: port %s (%s, TCP checksums: %s) %s/%u, %u workers, %s "
-		       "polling\n",
-		       WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
-		       p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
-		       : p->tx_tcp_cksum                  ? "device on transmit"
-		       : p->rx_tcp_cksum                  ? "device on receive"
-		                                          : "software",
-		       wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
-		       cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
+		wp_log_out(WP_LOG_INFO,
+		           "waypointd %s: port %s (%s, TCP checksums: %s) %s/%u, %u workers, %s "
+		           "polling\n",
+		           WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
+		           p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
+		           : p->tx_tcp_cksum                  ? "device on transmit"
+		           : p->rx_tcp_cksum                  ? "device on receive"
+		                                              : "software",
+		           wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
+		           cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
 	}
-	fflush(stdout);
 
 	if (wp_snapshot_get(wp_cp_slot(cp)) == NULL)
 		(void)wp_sdnotify_send("STATUS=ports up, waiting for the first snapshot");
@@ -419,9 +460,9 @@ int main(int argc, char **argv)
 			for (unsigned w = 0; w < cfg.workers; w++)
 				active += wp_tunnel_worker_active(workers[w]->tunnel);
 		} while (active > 0 && !quit && mono_ms() < until);
-		printf("waypointd: drained%s (%llu connections and tunnels left)\n",
-		       active ? " until the timeout" : "", (unsigned long long)active);
-		fflush(stdout);
+		wp_log_out(WP_LOG_INFO,
+		           "waypointd: drained%s (%llu connections and tunnels left)\n",
+		           active ? " until the timeout" : "", (unsigned long long)active);
 	}
 	rc = 0;
 

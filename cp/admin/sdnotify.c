@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "wp/log.h"
 #include "wp/sdnotify.h"
 
 static struct {
@@ -59,8 +60,8 @@ static uint64_t parse_watchdog(const char *usec, const char *pid)
 	errno = 0;
 	v = strtoull(usec, &end, 10);
 	if (errno || *end || v == 0) {
-		fprintf(stderr, "waypointd: ignoring WATCHDOG_USEC=%s (not a positive number)\n",
-		        usec);
+		wp_log(WP_LOG_WARNING,
+		       "waypointd: ignoring WATCHDOG_USEC=%s (not a positive number)\n", usec);
 		return 0;
 	}
 	return v;
@@ -84,8 +85,8 @@ int wp_sdnotify_init(void)
 				rc = -errno;
 		}
 		if (rc)
-			fprintf(stderr, "waypointd: NOTIFY_SOCKET=%s: %s; no notifications\n", s,
-			        strerror(-rc));
+			wp_log(WP_LOG_ERR, "waypointd: NOTIFY_SOCKET=%s: %s; no notifications\n", s,
+			       strerror(-rc));
 		else
 			sd.watchdog_usec =
 			        parse_watchdog(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"));
@@ -118,8 +119,8 @@ int wp_sdnotify_send(const char *state)
 	/* The service manager gone or its socket full: say so once, not at
 	 * every watchdog ping. */
 	if (!__atomic_exchange_n(&sd.failing, true, __ATOMIC_RELAXED))
-		fprintf(stderr, "waypointd: cannot notify the service manager (%s): %s\n",
-		        strerror((int)-w), state);
+		wp_log(WP_LOG_WARNING, "waypointd: cannot notify the service manager (%s): %s\n",
+		       strerror((int)-w), state);
 	return (int)w;
 }
 

@@ -19,6 +19,7 @@
 
 #include "cp/kube/kube.h"
 #include "wp/counters.h"
+#include "wp/log.h"
 
 const struct wp_kube_resource wp_kube_resources[WP_KUBE_RES_COUNT] = {
         [WP_KUBE_RES_NAMESPACE] = {"", "v1", "Namespace", "namespaces", false},
@@ -180,7 +181,7 @@ struct wp_kube *wp_kube_new(const struct wp_kube_config *cfg)
 	if (k->cfg.token)
 		k->token = strdup(k->cfg.token);
 	else if (token_refresh(k, true) != 0 && !k->cfg.cert_file && !k->cfg.cert_data)
-		fprintf(stderr, "kube: cannot read token file %s\n", k->cfg.token_file);
+		wp_log(WP_LOG_ERR, "kube: cannot read token file %s\n", k->cfg.token_file);
 	return k;
 }
 
@@ -552,7 +553,7 @@ int wp_kube_list(struct wp_kube *k, const char *path, const char *label_selector
 		if (ret) {
 			/* The source has no answer to show: say why here. */
 			if (k->cred_failed)
-				fprintf(stderr, "kube: %s\n", resp.error);
+				wp_log(WP_LOG_WARNING, "kube: %s\n", resp.error);
 			wp_kube_resp_clear(&resp);
 			break;
 		}
@@ -722,7 +723,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		esc = NULL;
 		ret = cred_ensure(k, false, cerr, sizeof(cerr));
 		if (ret) {
-			fprintf(stderr, "kube: %s\n", cerr);
+			wp_log(WP_LOG_WARNING, "kube: %s\n", cerr);
 			free(url);
 			return -EIO;
 		}
@@ -753,7 +754,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		    attempt == 0) {
 			token_refresh(k, true);
 			if (cred_ensure(k, true, cerr, sizeof(cerr)) != 0) {
-				fprintf(stderr, "kube: %s\n", cerr);
+				wp_log(WP_LOG_WARNING, "kube: %s\n", cerr);
 				break;
 			}
 			w.status = 0;

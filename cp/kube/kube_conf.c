@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cp/kube/kube_source.h"
+#include "wp/log.h"
 
 struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen)
 {
@@ -68,9 +69,9 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	if (!src)
 		snprintf(err, errlen, "kubernetes: cannot create the source (out of memory?)");
 	else
-		fprintf(stderr, "waypointd: kubernetes source: %s, %s, status %s%s\n",
-		        kc.kube.server, kc.namespace ? kc.namespace : "all namespaces",
-		        k->status ? "on" : "off", k->standalone ? " (standalone)" : "");
+		wp_log(WP_LOG_INFO, "waypointd: kubernetes source: %s, %s, status %s%s\n",
+		       kc.kube.server, kc.namespace ? kc.namespace : "all namespaces",
+		       k->status ? "on" : "off", k->standalone ? " (standalone)" : "");
 	wp_kube_config_clear(&kc.kube);
 	return src;
 }

@@ -24,6 +24,7 @@
 #include "cp/kube/kube_source.h"
 #include "cp/kube/status.h"
 #include "wp/counters.h"
+#include "wp/log.h"
 #include "wp/model.h"
 
 enum item_type { ITEM_UPSERT, ITEM_DELETE, ITEM_LISTED };
@@ -269,9 +270,9 @@ static void server_back_locked(struct kube_source *s, const char *who)
 	if (!s->unreachable && !s->failing)
 		return;
 	if (s->unreachable) {
-		fprintf(stderr,
-		        "kube: API server answering again (%s): retrying every waiting kind now\n",
-		        who);
+		wp_log(WP_LOG_NOTICE,
+		       "kube: API server answering again (%s): retrying every waiting kind now\n",
+		       who);
 		s->reconnects++;
 	}
 	s->unreachable = s->failing = false;
@@ -419,10 +420,10 @@ static void *kind_thread(void *arg)
 			if (ret == -ECANCELED || s->stop)
 				break;
 			if (ret == -EMSGSIZE)
-				fprintf(stderr,
-				        "kube: LIST of %s: a page longer than %zu bytes "
-				        "(kubernetes.max_list_bytes); relisting after a backoff\n",
-				        kind, s->cfg.max_list_bytes);
+				wp_log(WP_LOG_WARNING,
+				       "kube: LIST of %s: a page longer than %zu bytes "
+				       "(kubernetes.max_list_bytes); relisting after a backoff\n",
+				       kind, s->cfg.max_list_bytes);
 			if (ret) {
 				if (back_off(ks, ret, ra, first))
 					break;
@@ -453,10 +454,10 @@ static void *kind_thread(void *arg)
 		if (ret == -EMSGSIZE) {
 			/* The stream cannot go on past the line we refused: what
 			 * it carried comes back with the list. */
-			fprintf(stderr,
-			        "kube: watch of %s: an event longer than %zu bytes "
-			        "(kubernetes.max_event_bytes) dropped; relisting\n",
-			        kind, s->cfg.max_event_bytes);
+			wp_log(WP_LOG_WARNING,
+			       "kube: watch of %s: an event longer than %zu bytes "
+			       "(kubernetes.max_event_bytes) dropped; relisting\n",
+			       kind, s->cfg.max_event_bytes);
 			need_list = true;
 			continue;
 		}

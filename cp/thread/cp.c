@@ -23,6 +23,7 @@
 
 #include "cp_int.h"
 #include "wp/model.h"
+#include "wp/log.h"
 #include "wp/sdnotify.h"
 
 static uint64_t now_ms(void)
@@ -60,7 +61,7 @@ static void w_error(void *ctx, const char *origin, const char *msg)
 	const struct wp_source_sink *s = inner(ctx);
 
 	wp_ctr_inc(cp->ctr, WP_CTR_CP_MANIFEST_REJECTED);
-	fprintf(stderr, "waypointd: config rejected (last good version kept): %s\n", msg);
+	wp_log(WP_LOG_WARNING, "waypointd: config rejected (last good version kept): %s\n", msg);
 	s->ops->error(s->ctx, origin, msg);
 }
 
@@ -82,8 +83,8 @@ static void w_synced(void *ctx, const char *name)
 			continue;
 		cp->synced[i] = true;
 		cp->n_synced++;
-		fprintf(stderr, "waypointd: source %s: first full sync done after %llu ms\n", name,
-		        (unsigned long long)(now_ms() - cp->start_ms));
+		wp_log(WP_LOG_INFO, "waypointd: source %s: first full sync done after %llu ms\n",
+		       name, (unsigned long long)(now_ms() - cp->start_ms));
 		break;
 	}
 	s->ops->synced(s->ctx, name);
@@ -117,7 +118,7 @@ static void rebuild(struct wp_cp *cp)
 
 	if (!s) {
 		wp_ctr_inc(cp->ctr, WP_CTR_CP_BUILD_FAILED);
-		fprintf(stderr, "waypointd: snapshot build failed; keeping the last good one\n");
+		wp_log(WP_LOG_ERR, "waypointd: snapshot build failed; keeping the last good one\n");
 		return;
 	}
 	if (wp_snapshot_publish(cp->slot, s)) {
@@ -135,10 +136,10 @@ static void rebuild(struct wp_cp *cp)
 		if (cp->src[i]->ops->published)
 			cp->src[i]->ops->published(cp->src[i], cp->pub_rows);
 	if (!cp->published)
-		fprintf(stderr,
-		        "waypointd: first snapshot (version %llu) published after %llu ms\n",
-		        (unsigned long long)s->version,
-		        (unsigned long long)(now_ms() - cp->start_ms));
+		wp_log(WP_LOG_INFO,
+		       "waypointd: first snapshot (version %llu) published after %llu ms\n",
+		       (unsigned long long)s->version,
+		       (unsigned long long)(now_ms() - cp->start_ms));
 	cp->published = true;
 	wp_ctr_inc(cp->ctr, WP_CTR_CP_SNAPSHOT_PUBLISHED);
 }
@@ -255,7 +256,7 @@ static int listen_on(struct wp_cp *cp, const char *what, const struct wp_addr *a
 	int rc = wp_httpd_listen(cp->httpd, addr, port, routes, cp, bound);
 
 	if (rc < 0)
-		fprintf(stderr, "waypointd: %s port %u: %s\n", what, port, strerror(-rc));
+		wp_log(WP_LOG_ERR, "waypointd: %s port %u: %s\n", what, port, strerror(-rc));
 	return rc;
 }
 
@@ -274,7 +275,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 	cp->res = wp_resolver_create(&cfg->served);
 	cp->slot = wp_snapshot_slot_create(cfg->n_workers);
 	if (!cp->res || !cp->slot) {
-		fprintf(stderr, "waypointd: control plane: out of memory\n");
+		wp_log(WP_LOG_ERR, "waypointd: control plane: out of memory\n");
 		goto fail;
 	}
 	if (!cfg->admin_disabled || cfg->metrics_enabled) {
@@ -290,7 +291,7 @@ struct wp_cp *wp_cp_create(const struct wp_cp_config *cfg)
 
 		cp->httpd = wp_httpd_create(&hc);
 		if (!cp->httpd) {
-			fprintf(stderr, "waypointd: admin endpoint: out of memory\n");
+			wp_log(WP_LOG_ERR, "waypointd: admin endpoint: out of memory\n");
 			goto fail;
 		}
 	}
@@ -352,8 +353,8 @@ int wp_cp_start(struct wp_cp *cp)
 		rc = cp->src[i]->ops->start(cp->src[i], &cp->sink);
 		if (rc) {
 			wp_ctr_inc(cp->ctr, WP_CTR_CP_SOURCE_ERROR);
-			fprintf(stderr, "waypointd: source %s: %s\n", cp->src[i]->ops->name,
-			        strerror(-rc));
+			wp_log(WP_LOG_ERR, "waypointd: source %s: %s\n", cp->src[i]->ops->name,
+			       strerror(-rc));
 			return rc;
 		}
 	}
@@ -370,10 +371,10 @@ int wp_cp_start(struct wp_cp *cp)
 	deadline = cp->start_ms + cp->sync_wait_ms;
 	if (!all_synced(cp)) {
 		unsynced_names(cp, names, sizeof(names));
-		fprintf(stderr,
-		        "waypointd: waiting up to %u ms for the first full sync of: %s "
-		        "(no snapshot is published before it)\n",
-		        cp->sync_wait_ms, names);
+		wp_log(WP_LOG_INFO,
+		       "waypointd: waiting up to %u ms for the first full sync of: %s "
+		       "(no snapshot is published before it)\n",
+		       cp->sync_wait_ms, names);
 	}
 	while (!all_synced(cp) && now_ms() < deadline) {
 		uint64_t left = deadline - now_ms();
@@ -387,11 +388,11 @@ int wp_cp_start(struct wp_cp *cp)
 			return -ENOMEM;
 	} else {
 		unsynced_names(cp, names, sizeof(names));
-		fprintf(stderr,
-		        "waypointd: no first full sync of %s after %u ms; starting without a "
-		        "snapshot: nothing is captured and /healthz/ready answers 503 until it "
-		        "completes\n",
-		        names, cp->sync_wait_ms);
+		wp_log(WP_LOG_WARNING,
+		       "waypointd: no first full sync of %s after %u ms; starting without a "
+		       "snapshot: nothing is captured and /healthz/ready answers 503 until it "
+		       "completes\n",
+		       names, cp->sync_wait_ms);
 	}
 	rc = pthread_create(&cp->thread, NULL, run, cp);
 	if (rc)

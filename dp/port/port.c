@@ -21,6 +21,7 @@
 
 #include "port.h"
 #include "wp/common.h"
+#include "wp/log.h"
 
 #define MAX_ARGS 64
 
@@ -145,11 +146,11 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	if (cfg->eal_in_memory)
 		ARG("--in-memory");
 	if (!no_huge && free_hugepages_2m() < need) {
-		fprintf(stderr,
-		        "waypointd: warning: %lu free 2 MiB hugepages, %lu needed for "
-		        "eal.memory_mb=%u; falling back to --no-huge (slower, not for "
-		        "production). Reserve them with: echo %lu > /proc/sys/vm/nr_hugepages\n",
-		        free_hugepages_2m(), need, cfg->eal_memory_mb, need + 64);
+		wp_log(WP_LOG_WARNING,
+		       "waypointd: warning: %lu free 2 MiB hugepages, %lu needed for "
+		       "eal.memory_mb=%u; falling back to --no-huge (slower, not for "
+		       "production). Reserve them with: echo %lu > /proc/sys/vm/nr_hugepages\n",
+		       free_hugepages_2m(), need, cfg->eal_memory_mb, need + 64);
 		no_huge = true;
 	}
 	if (no_huge)

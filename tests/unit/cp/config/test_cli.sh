@@ -99,4 +99,31 @@ check "mismatched key" 1 "$C 'tls.key' \($P/reviews-key.pem\): does not match th
 check "no roots" 1 "$C 'tls.ca' \($P/none.pem\): cannot read" "${T[@]}" --set tls.ca="$P/none.pem"
 check "roots not PEM" 1 "$C 'tls.ca' \($tmp/eal.conf\): no PEM root certificate" "${T[@]}" --set tls.ca="$tmp/eal.conf"
 check "roots not set" 1 "key 'tls.ca': not set \(hbone.enabled = true needs it\)" "${T[@]}" --set tls.ca=
+
+# Log levels for the journal: with $JOURNAL_STREAM naming the stream stderr
+# is, each line carries its syslog priority (<3> error), DPDK's own lines
+# too (an EAL option it refuses: the EAL fails while parsing, before it
+# touches anything); without it, or when stderr is another file, none.
+printf 'ports = ( { device = "net_tap0"; ip = "198.18.0.2"; } );\neal = { args = [ "--no-such-eal-option" ]; };\ncluster = { manifest_dir = ""; };\nadmin = { enabled = false; };\nmetrics = { enabled = false; };\n' >"$tmp/badeal.conf"
+journal() { # STREAM-ID CMD...: CMD's stderr, with $JOURNAL_STREAM=STREAM-ID
+	local id=$1
+	shift
+	: >"$tmp/stderr"
+	[ "$id" != self ] || id=$(stat -c '%d:%i' "$tmp/stderr")
+	JOURNAL_STREAM=$id timeout 30 "$@" >/dev/null 2>>"$tmp/stderr" || true
+	out=$(cat "$tmp/stderr")
+}
+journal self "$WP" -c "$ROOT/conf/waypoint.conf" --set tcp.rcv_buf=abc --check-config
+grep -qx "<3>waypointd: --set tcp.rcv_buf=abc: key 'tcp.rcv_buf': expected an integer" <<<"$out" ||
+	{ echo "journal: unexpected: $out"; exit 1; }
+journal self "$WP" -c "$tmp/badeal.conf"
+grep -qx "<3>EAL: Invalid 'command line' arguments." <<<"$out" || { echo "journal, DPDK: unexpected: $out"; exit 1; }
+grep -qx "<3>waypointd: EAL initialisation failed: Invalid argument" <<<"$out" ||
+	{ echo "journal, EAL: unexpected: $out"; exit 1; }
+for id in "" "1:2"; do
+	journal "$id" "$WP" -c "$tmp/badeal.conf"
+	grep -qx "EAL: Invalid 'command line' arguments." <<<"$out" &&
+		grep -qx "waypointd: EAL initialisation failed: Invalid argument" <<<"$out" &&
+		! grep -q '^<[0-9]>' <<<"$out" || { echo "not the journal ($id): unexpected: $out"; exit 1; }
+done
 echo "waypointd command line: ok"
