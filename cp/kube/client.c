@@ -38,6 +38,8 @@ const struct wp_kube_resource wp_kube_resources[WP_KUBE_RES_COUNT] = {
                                          "destinationrules", true},
         [WP_KUBE_RES_SERVICEENTRY] = {"networking.istio.io", "v1", "ServiceEntry", "serviceentries",
                                       true},
+        [WP_KUBE_RES_VIRTUALSERVICE] = {"networking.istio.io", "v1", "VirtualService",
+                                        "virtualservices", true},
 };
 
 struct wp_kube {

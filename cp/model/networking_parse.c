@@ -1,8 +1,10 @@
 /*
  * networking.istio.io kinds (parse_int.h): ServiceEntry (hosts, addresses,
- * resolution, location, ports). A DestinationRule's host is read in
- * parse.c; the rest of it by the route compiler from the spec tree the
- * object keeps (cp/resolve/route_compile.c).
+ * resolution, location, ports) and VirtualService (hosts, gateways, and the
+ * shape of its http rules). A DestinationRule's host is read in parse.c;
+ * the rest of it, and a VirtualService's rules, by the route compiler from
+ * the spec tree the object keeps (cp/resolve/route_compile.c,
+ * cp/resolve/vs_compile.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -57,5 +59,33 @@ void wp_model_read_serviceentry(struct pctx *p, const struct wp_ynode *spec)
 		}
 		se->ports = sp;
 		se->n_ports = i;
+	}
+}
+
+void wp_model_read_virtualservice(struct pctx *p, const struct wp_ynode *spec)
+{
+	struct wp_k8s_virtualservice *vs = &p->o->u.vs;
+	const struct wp_ynode *http;
+	char f[64];
+	uint32_t i = 0;
+
+	if (!spec) {
+		wp_model_fail(p, NULL, "spec", "required field missing");
+		return;
+	}
+	wp_model_get_strlist(p, spec, "hosts", "spec.hosts", &vs->n_hosts, &vs->hosts);
+	if (!p->failed && !vs->n_hosts) {
+		wp_model_fail(p, spec, "spec.hosts", "at least one host is required");
+		return;
+	}
+	wp_model_get_strlist(p, spec, "gateways", "spec.gateways", &vs->n_gateways, &vs->gateways);
+	/* the rules themselves are compiled per service port, where a bad rule
+	 * is left out alone; only a shape that cannot be rules fails here */
+	http = wp_model_get_typed(p, spec, "http", WP_YNODE_SEQ, "spec.http");
+	for (const struct wp_ynode *c = http ? http->child : NULL; c && !p->failed;
+	     c = c->next, i++) {
+		snprintf(f, sizeof(f), "spec.http[%u]", i);
+		if (c->type != WP_YNODE_MAP)
+			wp_model_fail(p, c, f, "expected a mapping");
 	}
 }

@@ -386,6 +386,7 @@ static const struct {
         {"AuthorizationPolicy", "security.istio.io", WP_KIND_AUTHORIZATIONPOLICY},
         {"DestinationRule", "networking.istio.io", WP_KIND_DESTINATIONRULE},
         {"ServiceEntry", "networking.istio.io", WP_KIND_SERVICEENTRY},
+        {"VirtualService", "networking.istio.io", WP_KIND_VIRTUALSERVICE},
 };
 
 const char *wp_kind_name(enum wp_kind kind)
@@ -538,14 +539,17 @@ struct wp_obj *wp_model_extract(struct pctx *p, const struct wp_ynode *root, con
 	case WP_KIND_SERVICEENTRY:
 		wp_model_read_serviceentry(p, spec);
 		break;
+	case WP_KIND_VIRTUALSERVICE:
+		wp_model_read_virtualservice(p, spec);
+		break;
 	default:
 		break;
 	}
 	if (p->failed)
 		return NULL;
-	if (spec &&
-	    (k == WP_KIND_GATEWAY || k == WP_KIND_HTTPROUTE || k == WP_KIND_AUTHORIZATIONPOLICY ||
-	     k == WP_KIND_DESTINATIONRULE || k == WP_KIND_SERVICEENTRY)) {
+	if (spec && (k == WP_KIND_GATEWAY || k == WP_KIND_HTTPROUTE ||
+	             k == WP_KIND_AUTHORIZATIONPOLICY || k == WP_KIND_DESTINATIONRULE ||
+	             k == WP_KIND_SERVICEENTRY || k == WP_KIND_VIRTUALSERVICE)) {
 		o->spec = wp_ynode_copy(&o->arena, spec);
 		if (!o->spec) {
 			wp_model_fail(p, spec, "spec", "out of memory");

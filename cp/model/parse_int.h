@@ -78,6 +78,7 @@ void wp_model_read_gateway(struct pctx *p, const struct wp_ynode *spec,
                            const struct wp_ynode *status);
 void wp_model_read_httproute(struct pctx *p, const struct wp_ynode *spec);
 void wp_model_read_serviceentry(struct pctx *p, const struct wp_ynode *spec);
+void wp_model_read_virtualservice(struct pctx *p, const struct wp_ynode *spec);
 void wp_model_read_authz(struct pctx *p, const struct wp_ynode *spec);
 
 #pragma GCC visibility pop

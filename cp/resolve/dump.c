@@ -8,6 +8,7 @@
 #include "wp/authz.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"
+#include "wp/route.h"
 
 const char *wp_app_proto_name(enum wp_app_proto p)
 {
@@ -70,6 +71,57 @@ static json_t *authz_json(const struct wp_authz_table *t)
 	 * rules) and whether the table could not be built (all denied) */
 	json_object_set_new(o, "hasAllow", json_boolean(t->has_allow));
 	json_object_set_new(o, "broken", json_boolean(t->broken));
+	return o;
+}
+
+/* A port's route table: where its rules come from, each rule (with its
+ * source object, matches and backends) in the order the matcher tries
+ * them, the VirtualServices set aside by an HTTPRoute, the VirtualService
+ * fields compiled without effect, and every error (file:line). */
+static json_t *routes_json(const struct wp_route_table *t)
+{
+	static const char *const src[] = {"none", "HTTPRoute", "VirtualService"};
+	json_t *o = json_object(), *rules = json_array(), *errs = json_array();
+
+	json_object_set_new(o, "source", json_string(src[t->source % 3]));
+	for (uint32_t i = 0; i + 1 < t->n_rules; i++) {
+		const struct wp_route_rule *r = &t->rules[i];
+		json_t *ro = json_object(), *be = json_array(), *mi = json_array();
+
+		json_object_set_new(
+		        ro, "kind",
+		        json_string(r->flags & WP_ROUTE_F_VS ? "VirtualService" : "HTTPRoute"));
+		json_object_set_new(ro, "namespace", json_string(r->route_ns));
+		json_object_set_new(ro, "name", json_string(r->route_name));
+		json_object_set_new(ro, "index", json_integer(r->index));
+		for (uint32_t k = 0; k < t->n_matches; k++)
+			if (t->matches[k].rule == i)
+				json_array_append_new(mi, json_integer(k));
+		json_object_set_new(ro, "matches", mi);
+		for (uint16_t k = 0; k < r->n_backends; k++) {
+			const struct wp_route_backend *b = &r->backends[k];
+
+			json_array_append_new(be, json_pack("{s:s, s:i}", "cluster",
+			                                    b->cluster < t->n_clusters
+			                                            ? t->clusters[b->cluster].name
+			                                            : "(unresolved: 500)",
+			                                    "weight", (int)b->weight));
+		}
+		json_object_set_new(ro, "backends", be);
+		if (r->flags & WP_ROUTE_F_REDIRECT)
+			json_object_set_new(ro, "redirect", json_integer(r->redirect.status));
+		json_object_set_new(ro, "mirrors", json_integer(r->n_mirrors));
+		json_object_set_new(ro, "timeoutMs", json_integer(r->request_timeout_ms));
+		json_object_set_new(ro, "perTryTimeoutMs", json_integer(r->backend_timeout_ms));
+		json_object_set_new(ro, "retryAttempts", json_integer(r->retry.attempts));
+		json_array_append_new(rules, ro);
+	}
+	for (uint32_t i = 0; i < t->n_errors; i++)
+		json_array_append_new(errs, json_string(t->errors[i]));
+	json_object_set_new(o, "rules", rules);
+	json_object_set_new(o, "virtualServiceConflicts", json_integer(t->n_vs_conflicts));
+	json_object_set_new(o, "virtualServiceNotApplied", json_integer(t->n_vs_not_applied));
+	json_object_set_new(o, "errors", errs);
 	return o;
 }
 
@@ -144,6 +196,8 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 				json_array_append_new(eps, eo);
 			}
 			json_object_set_new(po, "endpoints", eps);
+			if (p->routes)
+				json_object_set_new(po, "routes", routes_json(p->routes));
 			json_array_append_new(ports, po);
 		}
 		json_object_set_new(so, "vips", vips);

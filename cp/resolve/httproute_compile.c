@@ -54,11 +54,9 @@ static bool re_check(const char *pattern, char *why, size_t len)
 	return ok;
 }
 
-/* Queues a regex of the rule being parsed; false (and an error) if
- * Hyperscan refuses it. */
-static bool re_add(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *at,
-                   const char *field, uint8_t kind, const char *name, const char *pattern,
-                   uint32_t *id_out, uint16_t *field_out)
+bool wp_route_re_add(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *at,
+                     const char *field, uint8_t kind, const char *name, const char *pattern,
+                     uint32_t *id_out, uint16_t *field_out)
 {
 	char why[256];
 
@@ -156,7 +154,7 @@ bool wp_route_build_regex(struct cctx *c)
 
 /* ---- matches --------------------------------------------------------------- */
 
-static bool method_of(const char *s, uint8_t *out)
+bool wp_route_method(const char *s, uint8_t *out)
 {
 	static const struct {
 		const char *n;
@@ -226,9 +224,9 @@ static bool parse_kvs(struct cctx *c, const struct wp_obj *o, const struct wp_yn
 			kv[n].type = WP_ROUTE_STR_EXACT;
 		} else if (!strcmp(type, "RegularExpression")) {
 			kv[n].type = WP_ROUTE_STR_REGEX;
-			if (!re_add(c, o, wp_ynode_get(e, "value"), f,
-			            header ? WP_ROUTE_FIELD_HEADER : WP_ROUTE_FIELD_QUERY,
-			            kv[n].name, kv[n].value, &kv[n].re, &kv[n].field))
+			if (!wp_route_re_add(c, o, wp_ynode_get(e, "value"), f,
+			                     header ? WP_ROUTE_FIELD_HEADER : WP_ROUTE_FIELD_QUERY,
+			                     kv[n].name, kv[n].value, &kv[n].re, &kv[n].field))
 				return false;
 		} else {
 			wp_route_cerr(c, o, wp_ynode_get(e, "type"), f,
@@ -292,8 +290,9 @@ static bool parse_match(struct cctx *c, const struct wp_obj *o, const struct wp_
 			m->path_type = WP_ROUTE_PATH_REGEX;
 			m->path = astrdup(c, value);
 			m->path_len = (uint32_t)strlen(value);
-			if (!re_add(c, o, wp_ynode_get(path, "value"), f, WP_ROUTE_FIELD_PATH, NULL,
-			            m->path, &m->path_re, &m->path_field))
+			if (!wp_route_re_add(c, o, wp_ynode_get(path, "value"), f,
+			                     WP_ROUTE_FIELD_PATH, NULL, m->path, &m->path_re,
+			                     &m->path_field))
 				return false;
 		} else {
 			wp_route_cerr(c, o, wp_ynode_get(path, "type"), f,
@@ -307,7 +306,7 @@ static bool parse_match(struct cctx *c, const struct wp_obj *o, const struct wp_
 		}
 	}
 	if (method) {
-		if (!method_of(method, &m->method)) {
+		if (!wp_route_method(method, &m->method)) {
 			fieldf(f, sizeof(f), "%s.method", field);
 			wp_route_cerr(c, o, wp_ynode_get(mn, "method"), f, "unknown method %s",
 			              method);
@@ -832,10 +831,12 @@ void wp_route_parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp
 		r.backends = be;
 		r.n_backends = (uint16_t)i;
 	}
-	if (c->oom)
-		return;
-	/* commit */
-	if (!GROW(c, c->rules, c->n_rules, c->cap_rules))
+	wp_route_commit_rule(c, &r);
+}
+
+void wp_route_commit_rule(struct cctx *c, const struct wp_route_rule *r)
+{
+	if (c->oom || !GROW(c, c->rules, c->n_rules, c->cap_rules))
 		return;
 	for (uint32_t i = 0; i < c->n_pend; i++) {
 		if (!GROW(c, c->re, c->n_re, c->cap_re))
@@ -848,5 +849,5 @@ void wp_route_parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp
 		c->mpend[i].m->rule = c->n_rules;
 		c->m[c->n_m++] = c->mpend[i];
 	}
-	c->rules[c->n_rules++] = r;
+	c->rules[c->n_rules++] = *r;
 }

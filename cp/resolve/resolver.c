@@ -190,8 +190,8 @@ static void mark_eps_service(struct wp_resolver *r, struct rns *b, const struct 
 		mark_block(r, wp_container_of(e, struct rnode, h));
 }
 
-/* Route tables of captured services: all of them (an HTTPRoute or a
- * DestinationRule changed), or those that reach other services (some
+/* Route tables of captured services: all of them (an HTTPRoute, a
+ * VirtualService or a DestinationRule changed), or those that reach other services (some
  * service's endpoints may have changed). */
 static void mark_l7(struct wp_resolver *r, bool all)
 {
@@ -210,7 +210,7 @@ static void on_change(struct wp_resolver *r, struct rnode *n, const struct wp_ob
 	    k == WP_KIND_NAMESPACE)
 		mark_l7(r, false);
 	else if (k == WP_KIND_HTTPROUTE || k == WP_KIND_DESTINATIONRULE ||
-	         k == WP_KIND_AUTHORIZATIONPOLICY)
+	         k == WP_KIND_AUTHORIZATIONPOLICY || k == WP_KIND_VIRTUALSERVICE)
 		mark_l7(r, true);
 	switch (k) {
 	case WP_KIND_NAMESPACE: {
@@ -437,6 +437,14 @@ unsigned wp_resolver_errors(const struct wp_resolver *r, const char *const **msg
 	w->err_view = v;
 	*msgs = v;
 	return r->n_errs;
+}
+
+void wp_resolver_take_vs_warnings(struct wp_resolver *r, uint64_t *conflicts, uint64_t *not_applied)
+{
+	*conflicts = r->vs_conflicts;
+	*not_applied = r->vs_not_applied;
+	r->vs_conflicts = 0;
+	r->vs_not_applied = 0;
 }
 
 size_t wp_resolver_count(const struct wp_resolver *r, enum wp_kind kind)

@@ -107,6 +107,9 @@ struct wp_resolver {
 	struct errent *errs;
 	unsigned n_errs, cap_errs;
 	const char **err_view;
+	/* VirtualService warnings of the route tables compiled since the last
+	 * wp_resolver_take_vs_warnings() (struct wp_route_table n_vs_*) */
+	uint64_t vs_conflicts, vs_not_applied;
 };
 
 #pragma GCC visibility push(hidden)

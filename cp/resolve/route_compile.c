@@ -1,7 +1,9 @@
 /*
  * Route compilation (see route_compile.h and wp/route.h), its driver.
  *
- * One pass per attached HTTPRoute rule (httproute_compile.c): its matches,
+ * One pass per attached HTTPRoute rule (httproute_compile.c), or, when no
+ * HTTPRoute binds the port, per VirtualService http rule (vs_compile.c,
+ * whose matches keep their order): its matches,
  * filters, backendRefs, timeouts and retry are parsed from the spec node
  * tree into arena memory; regexes are test-compiled with Hyperscan one by
  * one so that a pattern Hyperscan refuses rejects only its rule. An
@@ -198,10 +200,55 @@ static void cctx_free(struct cctx *c)
 	free(c->f);
 }
 
+/* Oldest first (creation time, then namespace/name): the order Istio uses
+ * to join the VirtualServices of one host. */
+static int vs_cmp(const void *pa, const void *pb)
+{
+	const struct wp_obj *a = *(const struct wp_obj *const *)pa,
+	                    *b = *(const struct wp_obj *const *)pb;
+	int64_t ta = a->meta.created ? a->meta.created : INT64_MAX;
+	int64_t tb = b->meta.created ? b->meta.created : INT64_MAX;
+	int d;
+
+	if (ta != tb)
+		return ta < tb ? -1 : 1;
+	d = strcmp(a->meta.ns, b->meta.ns);
+	return d ? d : strcmp(a->meta.name, b->meta.name);
+}
+
+/* The VirtualServices binding the Service: set aside (reported, counted)
+ * when HTTPRoute <hr> binds this port, else compiled in order. */
+static void compile_vs(struct cctx *c, const struct wp_obj *hr)
+{
+	const struct wp_route_compile_in *in = c->in;
+	const struct wp_obj **v = malloc(sizeof(*v) * in->n_vs);
+
+	if (!v) {
+		c->oom = true;
+		return;
+	}
+	memcpy(v, in->vs, sizeof(*v) * in->n_vs);
+	qsort(v, in->n_vs, sizeof(*v), vs_cmp);
+	for (uint32_t i = 0; i < in->n_vs && !c->oom; i++) {
+		if (hr) {
+			wp_route_cerr(c, v[i], NULL, "spec.hosts",
+			              "not applied to Service %s/%s port %u: HTTPRoute %s/%s binds "
+			              "it and wins",
+			              in->ns, in->name, in->port, hr->meta.ns, hr->meta.name);
+			c->t->n_vs_conflicts++;
+			continue;
+		}
+		c->t->source = WP_ROUTE_SRC_VIRTUALSERVICE;
+		wp_route_vs_compile(c, v[i]);
+	}
+	free(v);
+}
+
 struct wp_route_table *wp_route_table_build(const struct wp_route_compile_in *in)
 {
 	struct cctx c = {.in = in};
 	struct wp_route_table *t;
+	const struct wp_obj *hr = NULL; /* an HTTPRoute binding the port */
 	const char *why = NULL;
 	uint32_t dflt;
 
@@ -226,6 +273,9 @@ struct wp_route_table *wp_route_table_build(const struct wp_route_compile_in *in
 
 		if (!attaches_port(o, in))
 			continue;
+		if (!hr)
+			hr = o;
+		t->source = WP_ROUTE_SRC_HTTPROUTE;
 		if (!rules) {
 			/* Gateway API defaults rules to one catch-all rule to the parent;
 			 * without backendRefs that rule answers 500 */
@@ -241,12 +291,16 @@ struct wp_route_table *wp_route_table_build(const struct wp_route_compile_in *in
 		for (const struct wp_ynode *rn = rules->child; rn && !c.oom; rn = rn->next, ri++)
 			wp_route_parse_rule(&c, o, rn, ri);
 	}
+	if (in->n_vs && !c.oom)
+		compile_vs(&c, hr);
 	if (c.oom)
 		goto fail;
 	if (!wp_route_build_regex(&c)) {
 		if (c.oom)
 			goto fail;
-		wp_route_cerr(&c, in->n_routes ? in->routes[0] : NULL, NULL, "spec.rules",
+		wp_route_cerr(&c,
+		              t->source == WP_ROUTE_SRC_VIRTUALSERVICE ? in->vs[0] : in->routes[0],
+		              NULL, "spec.rules",
 		              "more than %d regular expressions on one service; routes with "
 		              "regexes dropped",
 		              WP_ROUTE_MAX_REGEX);
@@ -271,7 +325,7 @@ struct wp_route_table *wp_route_table_build(const struct wp_route_compile_in *in
 		d->total_weight = 1;
 		wp_route_retry_default(&d->retry);
 	}
-	if (c.n_m)
+	if (c.n_m && t->source == WP_ROUTE_SRC_HTTPROUTE)
 		qsort(c.m, c.n_m, sizeof(*c.m), tm_cmp);
 	{
 		struct wp_route_match *m = aalloc(&c, sizeof(*m) * (c.n_m + 1));

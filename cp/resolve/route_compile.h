@@ -1,6 +1,7 @@
 /*
- * Route compilation (control plane): HTTPRoutes attached to a Service and
- * the DestinationRules of the services they reach -> one immutable
+ * Route compilation (control plane): HTTPRoutes attached to a Service (or,
+ * when none binds a port, the VirtualServices naming it) and the
+ * DestinationRules of the services they reach -> one immutable
  * struct wp_route_table (wp/route.h) per captured service port.
  *
  * The compiler reads the spec node trees the model kept (struct wp_obj.spec)
@@ -49,12 +50,22 @@ struct wp_route_compile_in {
 	const struct wp_obj *const *routes; /* service port (or all ports) are used */
 	uint32_t n_drs;
 	const struct wp_obj *const *drs; /* every DestinationRule */
+	uint32_t n_vs;                   /* VirtualServices binding the Service */
+	const struct wp_obj *const *vs;  /* (wp_route_vs_binds); used when no
+	                                  * HTTPRoute binds the port */
 	wp_route_lookup_cb lookup;
 	void *ctx;
 };
 
 /* True when <route> has a parentRef to Service ns/name (any port). */
 bool wp_route_attaches(const struct wp_obj *route, const char *ns, const char *name);
+
+/* True when VirtualService <vs> applies to Service ns/name in the mesh: a
+ * host names it ("name" in the VirtualService's namespace, "name.ns",
+ * "name.ns.svc" or "name.ns.svc.<domain>"; domain NULL: cluster.local) and
+ * spec.gateways is empty or holds "mesh". */
+bool wp_route_vs_binds(const struct wp_obj *vs, const char *ns, const char *name,
+                       const char *domain);
 
 /*
  * Builds the table. Returns it (free with wp_route_table_free()) or NULL with

@@ -5,6 +5,8 @@
  *                       assembly of the table (wp_route_table_build)
  *   httproute_compile.c HTTPRoute rules: matches, regexes, filters,
  *                       backendRefs, timeouts and retry
+ *   vs_compile.c        VirtualService http rules, in order, into the same
+ *                       rules and matches
  *   dr_compile.c        clusters: the best DestinationRule for a host, its
  *                       load balancing and subsets, and each cluster's
  *                       endpoints and wp_lb_table
@@ -207,6 +209,19 @@ void wp_route_cerr(struct cctx *c, const struct wp_obj *o, const struct wp_ynode
  * (matches, regexes) when it is valid. */
 void wp_route_parse_rule(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *rn,
                          uint32_t ri);
+/* httproute_compile.c: commits rule r with the matches (c->mpend) and
+ * regexes (c->pend) parsed for it. */
+void wp_route_commit_rule(struct cctx *c, const struct wp_route_rule *r);
+/* httproute_compile.c: queues a regex of the rule being parsed; false (and
+ * an error naming <field> at <at>) if Hyperscan refuses it. */
+bool wp_route_re_add(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *at,
+                     const char *field, uint8_t kind, const char *name, const char *pattern,
+                     uint32_t *id_out, uint16_t *field_out);
+/* httproute_compile.c: an HTTP method name (upper case) as enum llhttp_method. */
+bool wp_route_method(const char *s, uint8_t *out);
+/* vs_compile.c: compiles the http rules of VirtualService o that apply on
+ * the table's port, in order (no precedence sort: first match wins). */
+void wp_route_vs_compile(struct cctx *c, const struct wp_obj *o);
 /* httproute_compile.c: Envoy's default retry policy (a rule without one). */
 void wp_route_retry_default(struct wp_route_retry *rt);
 /* httproute_compile.c: compiles the committed regexes into one Hyperscan

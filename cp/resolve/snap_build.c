@@ -378,15 +378,24 @@ static int build_authz(struct wp_resolver *r, struct wp_snap_service *b)
 /* Compiles the route table of every port of block b (Service n). */
 static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_service *b)
 {
-	struct objvec routes = {0}, drs = {0};
-	size_t nr = r->objs[WP_KIND_HTTPROUTE].n, nd = r->objs[WP_KIND_DESTINATIONRULE].n;
+	struct objvec routes = {0}, drs = {0}, vss = {0};
+	size_t nr = r->objs[WP_KIND_HTTPROUTE].n, nd = r->objs[WP_KIND_DESTINATIONRULE].n,
+	       nv = r->objs[WP_KIND_VIRTUALSERVICE].n;
 	int rc = 0;
 
 	routes.v = malloc(sizeof(*routes.v) * (nr + 1));
 	drs.v = malloc(sizeof(*drs.v) * (nd + 1));
-	if (!routes.v || !drs.v) {
+	vss.v = malloc(sizeof(*vss.v) * (nv + 1));
+	if (!routes.v || !drs.v || !vss.v) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	hmap_foreach(&r->objs[WP_KIND_VIRTUALSERVICE], e)
+	{
+		const struct wp_obj *o = wp_container_of(e, struct rnode, h)->obj;
+
+		if (wp_route_vs_binds(o, b->ns, b->name, r->cfg_domain))
+			vss.v[vss.n++] = o;
 	}
 	hmap_foreach(&r->objs[WP_KIND_HTTPROUTE], e)
 	{
@@ -412,6 +421,8 @@ static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_servi
 		        .routes = routes.v,
 		        .n_drs = drs.n,
 		        .drs = drs.v,
+		        .n_vs = vss.n,
+		        .vs = vss.v,
 		        .lookup = l7_lookup,
 		        .ctx = r,
 		};
@@ -422,6 +433,8 @@ static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_servi
 			break;
 		}
 		p->routes = t;
+		r->vs_conflicts += t->n_vs_conflicts;
+		r->vs_not_applied += t->n_vs_not_applied;
 		for (uint32_t c = 0; c < t->n_clusters; c++)
 			if (strcmp(t->clusters[c].svc_ns, b->ns) ||
 			    strcmp(t->clusters[c].svc_name, b->name))
@@ -439,6 +452,7 @@ static int build_l7(struct wp_resolver *r, struct rnode *n, struct wp_snap_servi
 out:
 	free(routes.v);
 	free(drs.v);
+	free(vss.v);
 	return rc;
 }
 

@@ -115,7 +115,12 @@ static const struct wp_source_sink_ops wrap_ops = {
 static void rebuild(struct wp_cp *cp)
 {
 	struct wp_snapshot *s = wp_resolver_build(cp->res);
+	uint64_t vs_conflicts, vs_not_applied;
 
+	/* counted once per table compiled, whether or not it is published */
+	wp_resolver_take_vs_warnings(cp->res, &vs_conflicts, &vs_not_applied);
+	wp_ctr_add(cp->ctr, WP_CTR_CP_VS_CONFLICT, vs_conflicts);
+	wp_ctr_add(cp->ctr, WP_CTR_CP_VS_NOT_APPLIED, vs_not_applied);
 	if (!s) {
 		wp_ctr_inc(cp->ctr, WP_CTR_CP_BUILD_FAILED);
 		wp_log(WP_LOG_ERR, "waypointd: snapshot build failed; keeping the last good one\n");

@@ -72,6 +72,7 @@ static const struct {
         {WP_KIND_AUTHORIZATIONPOLICY, "security.istio.io", {"v1", "v1beta1"}},
         {WP_KIND_DESTINATIONRULE, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
         {WP_KIND_SERVICEENTRY, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
+        {WP_KIND_VIRTUALSERVICE, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
 };
 
 static void add(struct analysis *a, enum level lv, const char *file, unsigned line, const char *fmt,

@@ -31,6 +31,7 @@ enum wp_kind {
 	WP_KIND_AUTHORIZATIONPOLICY,
 	WP_KIND_DESTINATIONRULE,
 	WP_KIND_SERVICEENTRY,
+	WP_KIND_VIRTUALSERVICE,
 	WP_KIND_MAX
 };
 
@@ -347,6 +348,15 @@ struct wp_k8s_serviceentry {
 	const char *location;   /* MESH_EXTERNAL (default), MESH_INTERNAL */
 };
 
+/* A VirtualService: the hosts it binds, typed; its http rules are compiled
+ * from the spec tree (cp/resolve/vs_compile.c). */
+struct wp_k8s_virtualservice {
+	uint32_t n_hosts;
+	const char *const *hosts;
+	uint32_t n_gateways; /* spec.gateways ("mesh" or none: applies to the mesh) */
+	const char *const *gateways;
+};
+
 /* ---- the object ---------------------------------------------------------- */
 
 struct wp_obj {
@@ -355,7 +365,7 @@ struct wp_obj {
 	const char *origin; /* file name or source tag ("k8s") */
 	uint32_t line;      /* line of the document start in origin */
 	/* spec (and status) as a node tree; kept for Gateway, HTTPRoute,
-	 * AuthorizationPolicy, DestinationRule and ServiceEntry, NULL for
+	 * AuthorizationPolicy, DestinationRule, ServiceEntry and VirtualService, NULL for
 	 * the other kinds (their typed form is all we use). */
 	const struct wp_ynode *spec;
 	union {
@@ -369,6 +379,7 @@ struct wp_obj {
 		struct wp_k8s_authz authz;
 		struct wp_k8s_destrule dr;
 		struct wp_k8s_serviceentry se;
+		struct wp_k8s_virtualservice vs;
 	} u;
 	struct wp_arena arena; /* owns everything above */
 };

@@ -92,6 +92,13 @@ const char *wp_enroll_reason_name(enum wp_enroll_reason reason);
  * in origin order. Valid until the next event. */
 unsigned wp_resolver_errors(const struct wp_resolver *r, const char *const **msgs);
 
+/* The VirtualServices set aside on a port an HTTPRoute binds, and the
+ * VirtualService fields compiled without effect (fault, retryOn), in the
+ * route tables compiled since the last call (each recompilation of a
+ * table counts again); resets both. */
+void wp_resolver_take_vs_warnings(struct wp_resolver *r, uint64_t *conflicts,
+                                  uint64_t *not_applied);
+
 /* Object counts per kind, for statistics. */
 size_t wp_resolver_count(const struct wp_resolver *r, enum wp_kind kind);
 

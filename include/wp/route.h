@@ -1,6 +1,7 @@
 /*
  * Compiled L7 routing policy for one captured service port: the HTTPRoutes
- * whose parentRefs name the Service (Gateway API mesh semantics) and the
+ * whose parentRefs name the Service (Gateway API mesh semantics), or else
+ * the Istio VirtualServices whose hosts name it, and the
  * DestinationRules of every service the routes send to, compiled by the
  * control plane (cp/resolve/route_compile.c) into an immutable
  * struct wp_route_table that hangs off the snapshot's service port
@@ -145,11 +146,12 @@ struct wp_route_retry {
 #define WP_ROUTE_F_REWRITE  0x1 /* URLRewrite present (host is in req_mods.set) */
 #define WP_ROUTE_F_REDIRECT 0x2 /* RequestRedirect: answer, never forward */
 #define WP_ROUTE_F_DEFAULT  0x4 /* the synthesised rule "to the service itself" */
+#define WP_ROUTE_F_VS       0x8 /* from a VirtualService http rule (route_* names it) */
 
 struct wp_route_rule {
-	const char *route_ns; /* the HTTPRoute ("" for the default rule) */
+	const char *route_ns; /* the HTTPRoute or VirtualService ("" for the default rule) */
 	const char *route_name;
-	uint32_t index; /* rule index within the HTTPRoute */
+	uint32_t index; /* rule index within the HTTPRoute (rules) or VirtualService (http) */
 	uint32_t flags; /* WP_ROUTE_F_* */
 	/* RequestHeaderModifier (+ URLRewrite hostname as a `set host`), and
 	 * ResponseHeaderModifier: hand straight to the http1 writers. */
@@ -204,8 +206,16 @@ struct wp_route_field {
 	struct hs_database *db; /* every regex on this field, ids = regex ids */
 };
 
+/* What a table's rules come from. */
+enum wp_route_source {
+	WP_ROUTE_SRC_NONE = 0,       /* only the default rule */
+	WP_ROUTE_SRC_HTTPROUTE,      /* matches in Gateway API precedence */
+	WP_ROUTE_SRC_VIRTUALSERVICE, /* matches in the VirtualServices' order */
+};
+
 /* The compiled table. Immutable once built; owned by its service block. */
 struct wp_route_table {
+	uint8_t source; /* enum wp_route_source */
 	uint32_t n_matches;
 	uint32_t n_rules; /* rules[n_rules - 1] is the default rule */
 	uint32_t n_clusters;
@@ -218,6 +228,12 @@ struct wp_route_table {
 	const struct wp_route_field *fields;
 	uint32_t n_errors; /* parts rejected while compiling ("ORIGIN:LINE: ...") */
 	const char *const *errors;
+	/* VirtualServices binding this port set aside because an HTTPRoute binds
+	 * it too (HTTPRoute wins), and VirtualService fields compiled without
+	 * effect (fault injection, retryOn conditions the table cannot hold);
+	 * each is also in errors. */
+	uint32_t n_vs_conflicts;
+	uint32_t n_vs_not_applied;
 	struct wp_arena arena; /* owns everything above except dbs and lb tables */
 };
 

@@ -470,6 +470,12 @@ static void digest_spec_kind(struct buf *b, const struct wp_obj *o)
 	case WP_KIND_DESTINATIONRULE:
 		kstr(b, "host", o->u.dr.host);
 		break;
+	case WP_KIND_VIRTUALSERVICE:
+		for (uint32_t i = 0; i < o->u.vs.n_hosts; i++)
+			kstr(b, "host", o->u.vs.hosts[i]);
+		for (uint32_t i = 0; i < o->u.vs.n_gateways; i++)
+			kstr(b, "gateway", o->u.vs.gateways[i]);
+		break;
 	case WP_KIND_SERVICEENTRY:
 		for (uint32_t i = 0; i < o->u.se.n_hosts; i++)
 			kstr(b, "host", o->u.se.hosts[i]);
@@ -561,6 +567,7 @@ static void check_obj(const struct run *r, const struct wp_obj *o)
 	        [WP_KIND_AUTHORIZATIONPOLICY] = true,
 	        [WP_KIND_DESTINATIONRULE] = true,
 	        [WP_KIND_SERVICEENTRY] = true,
+	        [WP_KIND_VIRTUALSERVICE] = true,
 	};
 
 	if (o->kind <= WP_KIND_NONE || o->kind >= WP_KIND_MAX || !o->meta.name ||

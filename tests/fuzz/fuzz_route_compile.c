@@ -1,9 +1,10 @@
 /*
  * libFuzzer driver for route compilation (cp/resolve/route_compile.c) and
  * the matcher that runs the result (lib/route.c). The input is manifest
- * text; its HTTPRoutes and DestinationRules are compiled into one route
- * table for each Service their parentRefs name (at most four, plus
- * default/reviews:9080), against a fixed fake endpoint lookup: Services whose
+ * text; its HTTPRoutes, VirtualServices and DestinationRules are compiled
+ * into one route table for each Service the routes' parentRefs name (at
+ * most four, plus default/reviews:9080; the VirtualServices whose hosts
+ * name that Service go with it), against a fixed fake endpoint lookup: Services whose
  * name starts with "gone" do not exist, ports other than 80, 8080, 9080 do
  * not exist, the rest have 0-3 endpoints labelled version v1/v2/v3.
  * Checks, beyond memory safety, WP_ASSERT and leaks:
@@ -15,7 +16,8 @@
  *     the documented "unresolved" value, total weights add up, mirror shares
  *     and retry codes are bounded, every cluster has a balancer;
  *   - matches are in Gateway API precedence (exact, then prefix longest
- *     first, then regex);
+ *     first, then regex) in an HTTPRoute table, in rule order in a
+ *     VirtualService one; VirtualServices set aside only beside an HTTPRoute;
  *   - every exact or prefix match without regexes is reachable: a request
  *     built from it (its path, method, exact headers and query) selects that
  *     match or one before it, and the decision points into the table;
@@ -41,10 +43,11 @@
 #define MAX_TABLES 5
 
 struct objs {
-	uint32_t n_routes, n_drs, n_all;
+	uint32_t n_routes, n_drs, n_vs, n_all;
 	const struct wp_obj *routes[MAX_OBJS];
 	const struct wp_obj *drs[MAX_OBJS];
-	struct wp_obj *all[2 * MAX_OBJS];
+	const struct wp_obj *vs[MAX_OBJS];
+	struct wp_obj *all[3 * MAX_OBJS];
 };
 
 static int on_obj(void *ctx, struct wp_obj *o)
@@ -55,6 +58,8 @@ static int on_obj(void *ctx, struct wp_obj *o)
 		x->routes[x->n_routes++] = o;
 	else if (o->kind == WP_KIND_DESTINATIONRULE && x->n_drs < MAX_OBJS)
 		x->drs[x->n_drs++] = o;
+	else if (o->kind == WP_KIND_VIRTUALSERVICE && x->n_vs < MAX_OBJS)
+		x->vs[x->n_vs++] = o;
 	else {
 		wp_obj_free(o);
 		return 0;
@@ -186,7 +191,8 @@ static void check_table(const struct wp_route_table *t)
 		if (t->clusters[i].lb == NULL || t->clusters[i].name == NULL ||
 		    t->clusters[i].n_endpoints > 3)
 			abort();
-	if (t->n_regex > WP_ROUTE_MAX_REGEX)
+	if (t->n_regex > WP_ROUTE_MAX_REGEX || t->source > WP_ROUTE_SRC_VIRTUALSERVICE ||
+	    (t->n_vs_conflicts && t->source != WP_ROUTE_SRC_HTTPROUTE))
 		abort();
 	for (uint16_t i = 0; i < t->n_fields; i++)
 		if (t->fields[i].db == NULL)
@@ -199,7 +205,10 @@ static void check_table(const struct wp_route_table *t)
 
 		if (m->rule >= t->n_rules - 1 || m->path_type > WP_ROUTE_PATH_REGEX)
 			abort();
-		if (i > 0) {
+		if (i > 0 && t->source == WP_ROUTE_SRC_VIRTUALSERVICE) {
+			if (t->matches[i - 1].rule > m->rule)
+				abort();
+		} else if (i > 0) {
 			const struct wp_route_match *p = &t->matches[i - 1];
 
 			if (rank[p->path_type] < rank[m->path_type] ||
@@ -366,13 +375,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				add_target(ins, &n_ins, p->ns, p->name, p->port ? p->port : 9080);
 		}
 	for (unsigned i = 0; i < n_ins; i++) {
+		const struct wp_obj *vs[MAX_OBJS];
 		struct wp_route_core core;
 		struct wp_route_table *t;
+		uint32_t n_vs = 0;
 
+		for (uint32_t k = 0; k < x.n_vs; k++)
+			if (wp_route_vs_binds(x.vs[k], ins[i].ns, ins[i].name, NULL))
+				vs[n_vs++] = x.vs[k];
 		ins[i].n_routes = x.n_routes;
 		ins[i].routes = x.routes;
 		ins[i].n_drs = x.n_drs;
 		ins[i].drs = x.drs;
+		ins[i].n_vs = n_vs;
+		ins[i].vs = vs;
 		ins[i].lookup = lookup;
 		t = wp_route_table_build(&ins[i]);
 		if (t == NULL)

@@ -9,7 +9,7 @@ It speaks enough of the real protocol that Debian's kubectl and our C client
   validation skips unknown kinds);
 * namespaced and cluster-wide collection paths for Namespace, Service, Pod,
   EndpointSlice, Gateway, GatewayClass, HTTPRoute, AuthorizationPolicy,
-  DestinationRule, ServiceEntry;
+  DestinationRule, ServiceEntry, VirtualService;
 * GET, POST, PUT, DELETE; PATCH with JSON merge patch, strategic merge patch
   (maps merge, lists replace, $-directives dropped: enough for labels),
   server-side apply (application/apply-patch+yaml, JSON or YAML bodies, a
@@ -63,6 +63,7 @@ KINDS = [
     ("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies", True, ["ap"], True),
     ("networking.istio.io", "v1", "DestinationRule", "destinationrules", True, ["dr"], True),
     ("networking.istio.io", "v1", "ServiceEntry", "serviceentries", True, ["se"], True),
+    ("networking.istio.io", "v1", "VirtualService", "virtualservices", True, ["vs"], True),
 ]
 
 
