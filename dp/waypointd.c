@@ -7,6 +7,10 @@
  * connection, then up to hbone.drain_timeout_ms for open tunnels to finish
  * (a second signal cuts it short).
  *
+ * With ca.enabled the certificate comes from istiod's CA (wp/ca.h): the
+ * client thread starts before the data path and main waits for its first
+ * certificate before loading the TLS files.
+ *
  * Under systemd (Type=notify, wp/sdnotify.h) it says READY=1 once the ports
  * are up, the workers run and the first snapshot is published, and
  * STOPPING=1 when SIGTERM starts the drain. SIGHUP (ExecReload) reloads
@@ -41,6 +45,7 @@
 #include "dp/worker.h"
 #include "wp/addr.h"
 #include "wp/accesslog.h"
+#include "wp/ca.h"
 #include "wp/config.h"
 #include "wp/cp.h"
 #include "wp/log.h"
@@ -92,6 +97,7 @@ static const struct {
         GROUP("kubernetes", kubernetes),
         GROUP("tls", tls),
         GROUP("hbone", hbone),
+        GROUP("ca", ca),
 };
 #undef GROUP
 
@@ -185,9 +191,23 @@ static void cp_counters(void *cp, uint64_t *out)
 
 /* The Kubernetes source's counters, for the control plane to publish
  * (called on the control-plane thread, which owns the source). */
-static void kube_counters(void *ks, uint64_t *out)
+/* The control plane's extra counters: the Kubernetes source's (which
+ * fills every row) plus the CA client's (added). */
+struct extra_counters {
+	struct wp_source *kube;
+	struct wp_ca *ca;
+};
+
+static void extra_counters(void *arg, uint64_t *out)
 {
-	wp_kube_source_counters(ks, out);
+	struct extra_counters *x = arg;
+
+	if (x->kube != NULL)
+		wp_kube_source_counters(x->kube, out);
+	else
+		memset(out, 0, sizeof(uint64_t) * WP_CTR_MAX);
+	if (x->ca != NULL)
+		wp_ca_counters(x->ca, out);
 }
 
 /* /stats/prometheus, rendered on the control-plane thread. */
@@ -219,6 +239,7 @@ int main(int argc, char **argv)
 	static struct wp_ports ports;
 	static struct wp_steer steer;
 	static struct wp_tunnel_shared tunnels;
+	static struct extra_counters extra;
 	bool hbone = false;
 	const char *gateways[WP_MAX_SERVED_GATEWAYS];
 	const char *td_aliases[WP_MAX_TD_ALIASES];
@@ -339,11 +360,29 @@ int main(int argc, char **argv)
 			wp_source_destroy(ks);
 			goto out_cp;
 		}
-		wp_cp_set_extra_counters(cp, kube_counters, ks);
+		extra.kube = ks;
 	}
+	if (cp != NULL && cfg.ca.enabled) {
+		/* Before the control plane starts: /certs and the counters see it. */
+		extra.ca = wp_ca_start(&cfg);
+		if (extra.ca == NULL)
+			goto out_cp;
+	}
+	wp_ca_certs_register(extra.ca, cfg.tls.cert[0] ? cfg.tls.cert : NULL);
+	if (cp != NULL)
+		wp_cp_set_extra_counters(cp, extra_counters, &extra);
 	if (cp == NULL || wp_cp_start(cp) != 0) {
 		wp_log(WP_LOG_ERR, "waypointd: the control plane did not start (see above)\n");
 		goto out_cp;
+	}
+	if (extra.ca != NULL) {
+		/* The data path loads tls.cert once at start: it needs the first
+		 * certificate (the CA thread retries with backoff and logs why). */
+		(void)wp_sdnotify_send("STATUS=waiting for the first certificate from the CA");
+		while (!stop && !wp_ca_ready(extra.ca))
+			usleep(20000);
+		if (stop)
+			goto out_cp;
 	}
 	if (cfg.hbone.enabled) {
 		if (wp_tunnel_shared_init(&tunnels, &cfg, &drain) != 0)
@@ -485,6 +524,7 @@ out_workers:
 out_cp:
 	wp_telemetry_set_cp(NULL, NULL); /* before the counters it reads go */
 	wp_cp_destroy(cp);
+	wp_ca_stop(extra.ca); /* after the control plane: /certs and its counters read it */
 out_ports:
 	wp_ports_stop(&ports);
 	rte_eal_cleanup();

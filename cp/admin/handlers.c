@@ -14,6 +14,7 @@
 
 #include "cp/resolve/authz_check.h"
 #include "cp/thread/cp_int.h"
+#include "wp/ca.h"
 #include "wp/model.h"
 
 static const struct {
@@ -216,6 +217,14 @@ static void h_authz_check(void *ctx, const struct wp_httpd_req *req, struct wp_h
 	}
 }
 
+/* /certs: the data path's certificate, and with istiod its renewal state
+ * (wp/ca.h). */
+static void h_certs(void *ctx WP_UNUSED, const struct wp_httpd_req *req WP_UNUSED,
+                    struct wp_httpd_reply *rep)
+{
+	reply_json(rep, wp_ca_certs_json());
+}
+
 static void h_ready(void *ctx, const struct wp_httpd_req *req WP_UNUSED, struct wp_httpd_reply *rep)
 {
 	struct wp_cp *cp = ctx;
@@ -268,9 +277,13 @@ static void h_prometheus(void *ctx, const struct wp_httpd_req *req WP_UNUSED,
 }
 
 const struct wp_httpd_route wp_cp_admin_routes[] = {
-        {"/config_dump", h_config_dump},     {"/authz/check", h_authz_check},
-        {"/enrollment", h_enrollment},       {"/healthz/ready", h_ready},
-        {"/stats/prometheus", h_prometheus}, {NULL, NULL},
+        {"/config_dump", h_config_dump},
+        {"/authz/check", h_authz_check},
+        {"/enrollment", h_enrollment},
+        {"/healthz/ready", h_ready},
+        {"/stats/prometheus", h_prometheus},
+        {"/certs", h_certs},
+        {NULL, NULL},
 };
 
 const struct wp_httpd_route wp_cp_metrics_routes[] = {

@@ -65,8 +65,8 @@ static int readable(const struct wp_config *cfg, const char *key, const char *fi
 	FILE *f;
 
 	if (file[0] == '\0') {
-		snprintf(err, errlen, "%s: key '%s': not set (hbone.enabled = true needs it)",
-		         cfg->path, key);
+		snprintf(err, errlen, "%s: key '%s': not set (%s needs it)", cfg->path, key,
+		         cfg->ca.enabled ? "ca.enabled = true" : "hbone.enabled = true");
 		return -EINVAL;
 	}
 	f = fopen(file, "r");
@@ -158,7 +158,15 @@ int wp_config_check_files(const struct wp_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->kubernetes.enabled && (rc = check_kubernetes(cfg, err, errlen)) != 0)
 		return rc;
-	if (cfg->hbone.enabled && (rc = check_tls(cfg, err, errlen)) != 0)
+	if (cfg->ca.enabled) {
+		/* the certificate comes from istiod: what the CA client reads */
+		if ((rc = readable(cfg, "ca.root_cert", cfg->ca.root_cert, err, errlen)) != 0)
+			return rc;
+		if (cfg->ca.token_file[0] &&
+		    (rc = readable(cfg, "ca.token_file", cfg->ca.token_file, err, errlen)) != 0)
+			return rc;
+	} else if (cfg->hbone.enabled && (rc = check_tls(cfg, err, errlen)) != 0) {
 		return rc;
+	}
 	return 0;
 }

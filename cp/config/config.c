@@ -906,6 +906,54 @@ static void load_hbone(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "hbone.", "header_table_size", 0, 65536, h->header_table_size);
 }
 
+static void load_ca(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {
+	        "enabled",    "address",         "server_name",     "root_cert",  "token_file",
+	        "cluster_id", "namespace",       "service_account", "lifetime_s", "dir",
+	        "timeout_ms", "backoff_base_ms", "backoff_max_ms",  NULL};
+	const config_setting_t *g = get_group(ld, "ca");
+	struct wp_ca_config *c = &cfg->ca;
+
+	if (g != NULL) {
+		check_known(ld, g, "ca.", known);
+		get_bool(ld, g, "ca.", "enabled", &c->enabled);
+		get_string(ld, g, "ca.", "address", c->address, sizeof(c->address));
+		get_string(ld, g, "ca.", "server_name", c->server_name, sizeof(c->server_name));
+		get_string(ld, g, "ca.", "root_cert", c->root_cert, sizeof(c->root_cert));
+		get_string(ld, g, "ca.", "token_file", c->token_file, sizeof(c->token_file));
+		get_string(ld, g, "ca.", "cluster_id", c->cluster_id, sizeof(c->cluster_id));
+		get_string(ld, g, "ca.", "namespace", c->namespace, sizeof(c->namespace));
+		get_string(ld, g, "ca.", "service_account", c->service_account,
+		           sizeof(c->service_account));
+		GET_UINT(ld, g, "ca.", "lifetime_s", 10, 365 * 86400, c->lifetime_s);
+		get_string(ld, g, "ca.", "dir", c->dir, sizeof(c->dir));
+		GET_UINT(ld, g, "ca.", "timeout_ms", 100, 600000, c->timeout_ms);
+		GET_UINT(ld, g, "ca.", "backoff_base_ms", 10, 3600000, c->backoff_base_ms);
+		GET_UINT(ld, g, "ca.", "backoff_max_ms", 10, 3600000, c->backoff_max_ms);
+	}
+	if (ld->failed || !c->enabled)
+		return;
+	if (c->namespace[0] == '\0' || c->service_account[0] == '\0')
+		fail(ld, member(g, "namespace"), "ca.namespace",
+		     "ca.namespace and ca.service_account name our identity: both are needed");
+	else if (strchr(c->address, ':') == NULL)
+		fail(ld, member(g, "address"), "ca.address", "expected HOST:PORT");
+	else if (c->root_cert[0] == '\0' || c->dir[0] == '\0' || c->server_name[0] == '\0')
+		fail(ld, g, "ca", "root_cert, dir and server_name must not be empty");
+	else if (strlen(c->dir) + sizeof("/identity.pem") > sizeof(cfg->tls.cert))
+		fail(ld, member(g, "dir"), "ca.dir", "too long");
+	if (ld->failed)
+		return;
+	/* The data path loads key and chain from one file the CA thread
+	 * replaces whole: a reload never pairs a new chain with an old key.
+	 * The roots are the mesh root the CA signs with. The files named in
+	 * tls.cert, tls.key and tls.ca (the shipped defaults) are not used. */
+	snprintf(cfg->tls.cert, sizeof(cfg->tls.cert), "%s/identity.pem", c->dir);
+	strcpy(cfg->tls.key, cfg->tls.cert);
+	strcpy(cfg->tls.ca, c->root_cert);
+}
+
 static void load_fault(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"rx_drop", "rx_dup",     "rx_reorder", "tx_drop",
@@ -995,6 +1043,16 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->hbone.connect_timeout_ms = 5000;
 	cfg->hbone.drain_timeout_ms = 10000;
 	cfg->hbone.memory_mb = 512;
+	strcpy(cfg->ca.address, "istiod.istio-system.svc:15012");
+	strcpy(cfg->ca.server_name, "istiod.istio-system.svc");
+	strcpy(cfg->ca.root_cert, "/var/run/secrets/istio/root-cert.pem");
+	strcpy(cfg->ca.token_file, "/var/run/secrets/tokens/istio-token");
+	strcpy(cfg->ca.cluster_id, "Kubernetes");
+	cfg->ca.lifetime_s = 86400;
+	strcpy(cfg->ca.dir, "/run/waypointd/identity");
+	cfg->ca.timeout_ms = 10000;
+	cfg->ca.backoff_base_ms = 1000;
+	cfg->ca.backoff_max_ms = 60000;
 }
 
 int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
@@ -1003,7 +1061,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	static const char *const known[] = {
 	        "workers",    "eal",     "polling",    "ports", "arp", "mbufs_per_worker",
 	        "fault",      "tcp",     "cluster",    "admin", "tls", "hbone",
-	        "kubernetes", "metrics", "access_log", NULL};
+	        "kubernetes", "metrics", "access_log", "ca",    NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -1046,6 +1104,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);
+	load_ca(&ld, cfg); /* after tls: it fills tls.cert, tls.key, tls.ca */
 	rc = ld.failed ? -EINVAL : 0;
 out:
 	config_destroy(&ld.lc);

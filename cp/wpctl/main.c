@@ -18,6 +18,8 @@ static const struct command commands[] = {
         {"analyze", wp_wpctl_analyze, "check a manifest directory as waypointd reads it"},
         {"authz", wp_wpctl_authz,
          "the AuthorizationPolicy decision for one request (offline or running)"},
+        {"cert", wp_wpctl_cert,
+         "the HBONE certificate: source (file or istiod), identity, expiry, renewal"},
         {"config", wp_wpctl_config,
          "print the running snapshot (config dump) from the admin endpoint"},
         {"enrollment", wp_wpctl_enrollment, "every Service and Pod with its waypoint and why"},

@@ -54,6 +54,10 @@ json_t *wp_wpctl_tel_collect(struct wp_wpctl_tel *t);
  * (cmd_waypoint.c; errors printed as istioctl does, "Error: ..."). */
 int wp_wpctl_waypoint(int argc, char **argv);
 
+/* `cert`: the HBONE certificate from the admin endpoint's /certs
+ * (cmd_cert.c). */
+int wp_wpctl_cert(int argc, char **argv);
+
 /* `config dump`: the running snapshot as JSON (cmd_config.c). */
 int wp_wpctl_config(int argc, char **argv);
 

@@ -199,6 +199,7 @@ static const enum wp_ctr cp_rows[] = {
 #define WP_CTR(name, kind, desc) WP_CTR_##name,
 #include "wp/counters/cp.def"
 #include "wp/counters/kube.def"
+#include "wp/counters/ca.def"
 #undef WP_CTR
 };
 

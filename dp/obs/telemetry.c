@@ -224,8 +224,8 @@ static int cmd_stats(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
 
 static int cmd_cp(const char *cmd WP_UNUSED, const char *params WP_UNUSED, struct rte_tel_data *d)
 {
-	/* the name prefixes of the control plane's rows (cp.def, kube.def) */
-	static const char *const groups[] = {"cp", "admin", "kube", NULL};
+	/* the name prefixes of the control plane's rows (cp.def, kube.def, ca.def) */
+	static const char *const groups[] = {"cp", "admin", "kube", "ca", NULL};
 	struct wp_stats s; /* only ctr is used */
 
 	cp_counters(s.ctr);

@@ -162,6 +162,28 @@ struct wp_kubernetes_config {
 	unsigned max_list_bytes;  /* longest LIST page (else retry) */
 };
 
+/*
+ * The mesh identity from istiod's CA (cp/ca, wp/ca.h). When enabled, the
+ * certificate and key are issued and renewed: the loader points tls.cert
+ * and tls.key at <dir>/identity.pem and tls.ca at root_cert (whatever the
+ * file said for them).
+ */
+struct wp_ca_config {
+	bool enabled;
+	char address[256];         /* istiod's CA, HOST:PORT */
+	char server_name[256];     /* the name istiod's certificate must carry */
+	char root_cert[PATH_MAX];  /* the mesh root (istio-ca-root-cert), re-read per call */
+	char token_file[PATH_MAX]; /* service-account token, audience istio-ca; "" = none */
+	char cluster_id[64];       /* the ClusterID header */
+	char namespace[64];        /* our identity: spiffe://<tls.trust_domain>/ns/<>/sa/<> */
+	char service_account[256];
+	unsigned lifetime_s;      /* requested validity_duration */
+	char dir[PATH_MAX];       /* private directory for identity.pem */
+	unsigned timeout_ms;      /* one call */
+	unsigned backoff_base_ms; /* first retry after a failure, doubling ... */
+	unsigned backoff_max_ms;  /* ... up to this */
+};
+
 struct wp_config {
 	char path[PATH_MAX]; /* the file it came from */
 
@@ -197,6 +219,7 @@ struct wp_config {
 	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;
+	struct wp_ca_config ca;
 };
 
 /*

@@ -13,6 +13,7 @@
  *                       the running snapshot has them (JSON)
  *   GET /healthz/ready  200 once a snapshot is published, else 503
  *   GET /stats/prometheus  the Prometheus exposition (wp_cp_set_prometheus)
+ *   GET /certs          the HBONE certificate and its renewal state (wp/ca.h)
  *
  * and the same /stats/prometheus (and /metrics) on the metrics listeners
  * (metrics.port, Istio's merged-metrics port 15020, and metrics.envoy_port,

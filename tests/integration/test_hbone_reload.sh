@@ -8,7 +8,7 @@
 #     tunnels are still open, and they all finish verified (SHA-256), with
 #     no tunnel reset;
 #   - new handshakes present the new certificate (fingerprint and serial as
-#     the python client sees them), and a client certificate of the new CA,
+#     the python client sees them; wpctl cert shows it, source file), and a client certificate of the new CA,
 #     refused before, is now accepted; the old CA's clients still are;
 #   - a half-written key file is refused: tls_reload_failed counts each
 #     attempt (once, not per worker), the log says so once, new handshakes
@@ -77,6 +77,11 @@ out=$(probe "$HB_PKI" "$HB_PKI/ca.pem") || fail "old-CA client after the reload:
 [ "$(field "$out" fingerprint)" = "$new_fp" ] || fail "new handshake does not present the new certificate ($new_fp): $out"
 [ "$(field "$out" serial | sed 's/^0*//')" = "$new_serial" ] || fail "serial is not $new_serial: $out"
 pass "new handshakes present the new certificate (serial $new_serial): $out"
+# wpctl cert (admin /certs) reads the file the data path loads: source file, the new serial.
+out=$(in_ns "$WPCTL" cert -o json) || fail "wpctl cert: $out"
+[ "$(field "$out" source)" = file ] || fail "wpctl cert source: $out"
+[ "$(field "$out" serial | sed 's/^0*//')" = "$new_serial" ] || fail "wpctl cert serial: $out"
+[ "$(field "$out" identity)" = spiffe://cluster.local/ns/default/sa/waypoint ] || fail "wpctl cert identity: $out"
 out=$(probe "$PKI2" "$HB_PKI/ca.pem") || fail "new-CA client refused after the roots changed: $out"
 pass "a client of the new CA is accepted once the roots reloaded"
 

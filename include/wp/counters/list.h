@@ -12,6 +12,7 @@
 #include "wp/counters/authz.def"
 #include "wp/counters/h2proxy.def"
 #include "wp/counters/kube.def"
+#include "wp/counters/ca.def"
 #include "wp/counters/hbone.def"
 #include "wp/counters/cp.def"
 #include "wp/counters/worker.def"

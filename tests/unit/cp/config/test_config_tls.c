@@ -3,7 +3,9 @@
  * dp/tunnel reads: defaults (TLS 1.3 only, tickets on, 1 s reload; HBONE
  * off on 15008 with ztunnel's windows), every key read, --set on groups the
  * file lacks (what tests/testbed does), range edges accepted, and refused
- * values named as FILE:LINE: key 'group.key'.
+ * values named as FILE:LINE: key 'group.key'. The `ca` group (cp/ca):
+ * defaults, and with it enabled the tls files pointing at its identity
+ * file and root.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -250,13 +252,52 @@ static void test_refused(void **state)
 	bad("", "hbone.bogus=1", 0, "hbone.bogus", "unknown key");
 }
 
+static void test_ca(void **state)
+{
+	static const char *const on[] = {"ca.enabled=true", "ca.namespace=ns1",
+	                                 "ca.service_account=wp", "ca.dir=/run/x"};
+	static const char *const no_sa[] = {"ca.enabled=true", "ca.namespace=ns1"};
+	static const char *const bad_addr[] = {"ca.enabled=true", "ca.namespace=ns1",
+	                                       "ca.service_account=wp", "ca.address=istiod"};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(load("tls = { cert = \"/c.pem\"; key = \"/k.pem\"; ca = \"/r.pem\"; };\n",
+	                      NULL, 0, &cfg, err),
+	                 0);
+	assert_false(cfg.ca.enabled);
+	assert_string_equal(cfg.ca.address, "istiod.istio-system.svc:15012");
+	assert_string_equal(cfg.ca.server_name, "istiod.istio-system.svc");
+	assert_string_equal(cfg.ca.root_cert, "/var/run/secrets/istio/root-cert.pem");
+	assert_string_equal(cfg.ca.token_file, "/var/run/secrets/tokens/istio-token");
+	assert_string_equal(cfg.ca.cluster_id, "Kubernetes");
+	assert_int_equal(cfg.ca.lifetime_s, 86400);
+	assert_int_equal(cfg.ca.backoff_base_ms, 1000);
+	assert_int_equal(cfg.ca.backoff_max_ms, 60000);
+	assert_string_equal(cfg.tls.cert, "/c.pem"); /* off: the files */
+	/* on: the tls files are the CA's, whatever the file said */
+	assert_int_equal(load("tls = { cert = \"/c.pem\"; key = \"/k.pem\"; ca = \"/r.pem\"; };\n",
+	                      on, 4, &cfg, err),
+	                 0);
+	assert_string_equal(cfg.tls.cert, "/run/x/identity.pem");
+	assert_string_equal(cfg.tls.key, "/run/x/identity.pem");
+	assert_string_equal(cfg.tls.ca, "/var/run/secrets/istio/root-cert.pem");
+	assert_int_equal(load("", no_sa, 2, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "ca.namespace"));
+	assert_int_equal(load("", bad_addr, 4, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "'ca.address': expected HOST:PORT"));
+	assert_int_equal(load("ca = { lifetime_s = 5; };\n", NULL, 0, &cfg, err), -EINVAL);
+	assert_non_null(strstr(err, "ca.lifetime_s"));
+	assert_int_equal(load("ca = { nope = 1; };\n", NULL, 0, &cfg, err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),
-	        cmocka_unit_test(test_every_key),
-	        cmocka_unit_test(test_set),
-	        cmocka_unit_test(test_refused),
+	        cmocka_unit_test(test_defaults), cmocka_unit_test(test_every_key),
+	        cmocka_unit_test(test_set),      cmocka_unit_test(test_refused),
+	        cmocka_unit_test(test_ca),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
