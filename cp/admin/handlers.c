@@ -133,6 +133,18 @@ static char *dump_config(struct wp_cp *cp, bool store)
 		if (cp->src[i]->ops->state) {
 			cp->src[i]->ops->state(cp->src[i], &st);
 			json_object_set_new(so, "pending_writes", json_integer(st.pending_writes));
+			if (st.has_lease)
+				json_object_set_new(
+				        so, "lease",
+				        json_pack("{s:s, s:s, s:s, s:s?, s:b, s:f, s:f, s:I}",
+				                  "name", st.lease.name, "namespace",
+				                  st.lease.namespace, "identity", st.lease.identity,
+				                  "holder",
+				                  st.lease.holder[0] ? st.lease.holder : NULL,
+				                  "leading", st.lease.leading, "age_s",
+				                  st.lease.age_s, "since_renew_s",
+				                  st.lease.since_renew_s, "transitions",
+				                  (json_int_t)st.lease.transitions));
 		}
 		json_array_append_new(srcs, so);
 	}

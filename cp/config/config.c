@@ -695,13 +695,31 @@ static void load_cluster(struct loader *ld, struct wp_config *cfg)
 
 static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {
-	        "enabled",         "kubeconfig",     "context",
-	        "namespace",       "status",         "standalone",
-	        "controller_name", "service_name",   "service_namespace",
-	        "addresses",       "page_limit",     "watch_timeout_s",
-	        "backoff_base_ms", "backoff_max_ms", "sync_wait_ms",
-	        "max_event_bytes", "max_list_bytes", NULL};
+	static const char *const known[] = {"enabled",
+	                                    "kubeconfig",
+	                                    "context",
+	                                    "namespace",
+	                                    "status",
+	                                    "standalone",
+	                                    "controller_name",
+	                                    "service_name",
+	                                    "service_namespace",
+	                                    "addresses",
+	                                    "page_limit",
+	                                    "watch_timeout_s",
+	                                    "backoff_base_ms",
+	                                    "backoff_max_ms",
+	                                    "sync_wait_ms",
+	                                    "max_event_bytes",
+	                                    "max_list_bytes",
+	                                    "leader_election",
+	                                    "lease_name",
+	                                    "lease_namespace",
+	                                    "identity",
+	                                    "lease_duration_ms",
+	                                    "renew_deadline_ms",
+	                                    "retry_period_ms",
+	                                    NULL};
 	const config_setting_t *g = get_group(ld, "kubernetes"), *list;
 	struct wp_kubernetes_config *k = &cfg->kubernetes;
 
@@ -726,6 +744,22 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "kubernetes.", "sync_wait_ms", 1, 3600000, k->sync_wait_ms);
 	GET_UINT(ld, g, "kubernetes.", "max_event_bytes", 4096, 1u << 30, k->max_event_bytes);
 	GET_UINT(ld, g, "kubernetes.", "max_list_bytes", 4096, 0xffffffffu, k->max_list_bytes);
+	get_bool(ld, g, "kubernetes.", "leader_election", &k->leader_election);
+	get_string(ld, g, "kubernetes.", "lease_name", k->lease_name, sizeof(k->lease_name));
+	get_string(ld, g, "kubernetes.", "lease_namespace", k->lease_namespace,
+	           sizeof(k->lease_namespace));
+	get_string(ld, g, "kubernetes.", "identity", k->identity, sizeof(k->identity));
+	GET_UINT(ld, g, "kubernetes.", "lease_duration_ms", 1000, 3600000, k->lease_duration_ms);
+	GET_UINT(ld, g, "kubernetes.", "renew_deadline_ms", 500, 3600000, k->renew_deadline_ms);
+	GET_UINT(ld, g, "kubernetes.", "retry_period_ms", 100, 600000, k->retry_period_ms);
+	/* client-go's rules: the holder must give up before others may take
+	 * over, and must try more than once before it gives up */
+	if (!ld->failed && k->renew_deadline_ms >= k->lease_duration_ms)
+		fail(ld, member(g, "renew_deadline_ms"), "kubernetes.renew_deadline_ms",
+		     "must be shorter than lease_duration_ms (%u)", k->lease_duration_ms);
+	if (!ld->failed && k->retry_period_ms >= k->renew_deadline_ms)
+		fail(ld, member(g, "retry_period_ms"), "kubernetes.retry_period_ms",
+		     "must be shorter than renew_deadline_ms (%u)", k->renew_deadline_ms);
 	if (!ld->failed && k->controller_name[0] == '\0')
 		fail(ld, member(g, "controller_name"), "kubernetes.controller_name",
 		     "must not be empty");
@@ -1020,6 +1054,10 @@ static void set_defaults(struct wp_config *cfg)
 	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
 	strcpy(cfg->kubernetes.service_name, "waypointd");
 	cfg->kubernetes.page_limit = 500;
+	cfg->kubernetes.leader_election = true;
+	cfg->kubernetes.lease_duration_ms = 15000;
+	cfg->kubernetes.renew_deadline_ms = 10000;
+	cfg->kubernetes.retry_period_ms = 2000;
 	cfg->kubernetes.watch_timeout_s = 300;
 	cfg->kubernetes.backoff_base_ms = 800;
 	cfg->kubernetes.backoff_max_ms = 30000;

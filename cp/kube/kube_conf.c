@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cp/kube/kube_source.h"
 #include "wp/log.h"
@@ -18,7 +19,7 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	const char *gws[WP_MAX_SERVED_GATEWAYS], *ips[WP_MAX_STATUS_ADDRS];
 	struct wp_kube_source_config kc;
 	struct wp_source *src;
-	char why[256] = "";
+	char why[256] = "", lease[160], host[128];
 	int rc;
 
 	memset(&kc, 0, sizeof(kc));
@@ -65,13 +66,39 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	kc.served_gateways = gws;
 	kc.n_served_gateways = cfg->cluster.n_gateways;
 	kc.root_namespace = cfg->cluster.root_namespace;
+	if (k->leader_election) {
+		/* one Lease per served set: per GatewayClass, else per Service */
+		if (k->lease_name[0])
+			snprintf(lease, sizeof(lease), "%s", k->lease_name);
+		else
+			snprintf(lease, sizeof(lease), "waypointd-%s",
+			         cfg->cluster.gateway_class[0] ? cfg->cluster.gateway_class
+			                                       : k->service_name);
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "waypointd");
+		host[sizeof(host) - 1] = '\0';
+		kc.lease_name = lease;
+		kc.lease_namespace = k->lease_namespace[0]     ? k->lease_namespace
+		                     : k->service_namespace[0] ? k->service_namespace
+		                     : kc.kube.namespace       ? kc.kube.namespace
+		                                               : "default";
+		kc.identity = k->identity[0] ? k->identity : host;
+		kc.lease_duration = k->lease_duration_ms / 1000.0;
+		kc.renew_deadline = k->renew_deadline_ms / 1000.0;
+		kc.retry_period = k->retry_period_ms / 1000.0;
+	}
 	src = wp_kube_source_create(&kc); /* copies what it keeps */
 	if (!src)
 		snprintf(err, errlen, "kubernetes: cannot create the source (out of memory?)");
-	else
+	else {
 		wp_log(WP_LOG_INFO, "waypointd: kubernetes source: %s, %s, status %s%s\n",
 		       kc.kube.server, kc.namespace ? kc.namespace : "all namespaces",
 		       k->status ? "on" : "off", k->standalone ? " (standalone)" : "");
+		if (k->status && kc.lease_name)
+			wp_log(WP_LOG_INFO,
+			       "waypointd: status written only while holding Lease %s/%s (as %s)\n",
+			       kc.lease_namespace, kc.lease_name, kc.identity);
+	}
 	wp_kube_config_clear(&kc.kube);
 	return src;
 }

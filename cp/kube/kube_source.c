@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cp/kube/kube_source.h"
+#include "cp/kube/lease.h"
 #include "cp/kube/status.h"
 #include "wp/counters.h"
 #include "wp/log.h"
@@ -583,8 +584,23 @@ static void ks_state(struct wp_source *src, struct wp_source_state *st)
 		st->why[st->n_lagging++] = phase_names[s->kinds[i].phase];
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (s->status)
+	if (s->status) {
+		struct wp_kube_lease_info li;
+
 		st->pending_writes = wp_kube_status_pending(s->status);
+		st->has_lease = wp_kube_status_lease(s->status, &li);
+		if (st->has_lease) {
+			snprintf(st->lease.name, sizeof(st->lease.name), "%s", li.name);
+			snprintf(st->lease.namespace, sizeof(st->lease.namespace), "%s",
+			         li.namespace);
+			snprintf(st->lease.identity, sizeof(st->lease.identity), "%s", li.identity);
+			snprintf(st->lease.holder, sizeof(st->lease.holder), "%s", li.holder);
+			st->lease.leading = li.leading;
+			st->lease.age_s = li.age;
+			st->lease.since_renew_s = li.since_renew;
+			st->lease.transitions = (long long)li.transitions;
+		}
+	}
 }
 
 static void ks_destroy(struct wp_source *src)
@@ -717,6 +733,13 @@ void wp_kube_source_counters(struct wp_source *src, uint64_t *out)
 	pthread_mutex_lock(&s->lock);
 	out[WP_CTR_KUBE_RECONNECTED] += s->reconnects;
 	pthread_mutex_unlock(&s->lock);
+}
+
+bool wp_kube_source_lease(struct wp_source *src, struct wp_kube_lease_info *out)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	return s->status && wp_kube_status_lease(s->status, out);
 }
 
 uint64_t wp_kube_source_status_writes(struct wp_source *src)

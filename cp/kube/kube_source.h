@@ -101,6 +101,15 @@ struct wp_kube_source_config {
 	/* Istio's root namespace (cluster.root_namespace), where a policy may
 	 * target a GatewayClass; NULL = "istio-system". */
 	const char *root_namespace;
+	/* Leader election (lease.h): with lease_name set, status is written
+	 * only while this appliance holds coordination.k8s.io/v1 Lease
+	 * lease_namespace/lease_name as identity; times in seconds (0 means
+	 * client-go's 15, 10 and 2). lease_name NULL: no election, this
+	 * appliance writes (one appliance per waypoint). */
+	const char *lease_name;
+	const char *lease_namespace;
+	const char *identity;
+	double lease_duration, renew_deadline, retry_period;
 };
 
 /* Creates the source (threads start in start()). NULL on error. */
@@ -111,5 +120,9 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 
 /* Number of status writes that succeeded (for tests and metrics). */
 uint64_t wp_kube_source_status_writes(struct wp_source *src);
+
+struct wp_kube_lease_info;
+/* The status writer's Lease (see lease.h); false when there is none. */
+bool wp_kube_source_lease(struct wp_source *src, struct wp_kube_lease_info *out);
 
 #endif /* WP_CP_KUBE_SOURCE_H */

@@ -7,6 +7,14 @@
  * targetRefs), a set of dirty keys, and writes status by read-modify-write
  * through the /status subresource with the object's resourceVersion (409 →
  * read again), so conditions other controllers own are never lost.
+ *
+ * With leader election (lease.h) several appliances serving one waypoint
+ * each run this writer, and only the one holding the Lease writes: every
+ * PUT is preceded by wp_kube_lease_leading(), which turns false as soon as
+ * the renew deadline passes, even while the lease thread hangs on a
+ * partitioned API server. A follower keeps its dirty sets and cached
+ * objects; on becoming leader it marks everything dirty and writes what
+ * differs (the previous leader may have died mid-batch).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cp/kube/lease.h"
 #include "cp/kube/status.h"
 #include "wp/counters.h"
 
@@ -41,8 +50,18 @@ struct wp_kube_status {
 	char *root_ns;
 	struct wp_kube_backoff bo;
 	uint64_t writes;
-	unsigned inflight; /* keys of the batch being written */
+	unsigned inflight;           /* keys of the batch being written */
+	struct wp_kube_lease *lease; /* NULL: no election, always write */
 };
+
+/* Whether status may be written now (counts the refusals). */
+static bool may_write(struct wp_kube_status *st)
+{
+	if (!st->lease || wp_kube_lease_leading(st->lease, wp_kube_lease_now()))
+		return true;
+	wp_ctr_inc(wp_kube_counters(st->k), WP_CTR_KUBE_STATUS_NOT_LEADER);
+	return false;
+}
 
 /* --- policy ------------------------------------------------------------- */
 
@@ -257,7 +276,8 @@ static void now_rfc3339(char *buf, size_t len)
 }
 
 /* Reads the object, and writes the desired status when it differs. Returns
- * 0 (done or nothing to do), -EAGAIN to retry later. */
+ * 0 (done or nothing to do), -EAGAIN to retry later, -EPERM when this
+ * appliance does not lead (kept for when it does). */
 static int write_one(struct wp_kube_status *st, int res, const char *ns, const char *name)
 {
 	const struct wp_kube_resource *r = &wp_kube_resources[res];
@@ -309,6 +329,11 @@ static int write_one(struct wp_kube_status *st, int res, const char *ns, const c
 			json_decref(obj);
 			return 0;
 		}
+		if (!may_write(st)) {
+			json_decref(want);
+			json_decref(obj);
+			return -EPERM;
+		}
 		json_object_set_new(obj, "status", want);
 		body = json_dumps(obj, JSON_COMPACT);
 		json_decref(obj);
@@ -349,7 +374,7 @@ static struct wp_kube_authz_view ap_view(struct wp_kube_status *st, const char *
 }
 
 /* Writes policy ns/name's WaypointAccepted when it is owed and differs.
- * 0 (done or nothing to do), -EAGAIN to retry later. */
+ * 0 (done or nothing to do), -EAGAIN to retry later, -EPERM not leading. */
 static int write_ap(struct wp_kube_status *st, const char *key, const char *ns, const char *name)
 {
 	const struct wp_kube_resource *r = &wp_kube_resources[WP_KUBE_RES_AUTHORIZATIONPOLICY];
@@ -403,6 +428,11 @@ static int write_ap(struct wp_kube_status *st, const char *key, const char *ns, 
 			json_decref(obj);
 			return 0;
 		}
+		if (!may_write(st)) {
+			json_decref(want);
+			json_decref(obj);
+			return -EPERM;
+		}
 		json_object_set_new(obj, "status", want);
 		body = json_dumps(obj, JSON_COMPACT);
 		json_decref(obj);
@@ -445,6 +475,9 @@ static void *status_thread(void *arg)
 		const char *key;
 		bool failed = false;
 
+		/* a follower waits for leadership (lease_changed wakes it) */
+		if (st->lease && !wp_kube_lease_leading(st->lease, wp_kube_lease_now()))
+			delay = delay > 1 ? delay : 1;
 		if (delay > 0 ||
 		    (!json_object_size(st->dirty_gw) && !json_object_size(st->dirty_classes) &&
 		     !json_object_size(st->dirty_ap))) {
@@ -476,8 +509,10 @@ static void *status_thread(void *arg)
 
 		json_object_foreach(gcs, key, v)
 		{
-			if (write_one(st, WP_KUBE_RES_GATEWAYCLASS, NULL, key) != 0) {
-				failed = true;
+			int r = write_one(st, WP_KUBE_RES_GATEWAYCLASS, NULL, key);
+
+			if (r != 0) {
+				failed |= r != -EPERM;
 				pthread_mutex_lock(&st->lock);
 				json_object_set_new(st->dirty_classes, key, json_true());
 				pthread_mutex_unlock(&st->lock);
@@ -488,8 +523,10 @@ static void *status_thread(void *arg)
 			char *ns = strdup(key), *slash = strchr(ns, '/');
 
 			*slash = 0;
-			if (write_one(st, WP_KUBE_RES_GATEWAY, ns, slash + 1) != 0) {
-				failed = true;
+			int r = write_one(st, WP_KUBE_RES_GATEWAY, ns, slash + 1);
+
+			if (r != 0) {
+				failed |= r != -EPERM;
 				pthread_mutex_lock(&st->lock);
 				json_object_set_new(st->dirty_gw, key, json_true());
 				pthread_mutex_unlock(&st->lock);
@@ -503,8 +540,10 @@ static void *status_thread(void *arg)
 
 			if (slash)
 				*slash = '\0';
-			if (!slash || write_ap(st, key, ns, slash + 1) != 0) {
-				failed = true;
+			int r = slash ? write_ap(st, key, ns, slash + 1) : -EAGAIN;
+
+			if (r != 0) {
+				failed |= r != -EPERM;
 				pthread_mutex_lock(&st->lock);
 				json_object_set_new(st->dirty_ap, key, json_true());
 				pthread_mutex_unlock(&st->lock);
@@ -567,6 +606,33 @@ static json_t *trim_policy(json_t *ap)
 	if (json_object_get(spec, "targetRef"))
 		json_object_set(s, "targetRef", json_object_get(spec, "targetRef"));
 	return json_pack("{s:o, s:o}", "metadata", m, "spec", s);
+}
+
+/* The lease thread: on becoming leader everything owned is rewritten
+ * where it differs (reads first, so nothing is written twice). */
+static void lease_changed(void *arg, bool leading)
+{
+	struct wp_kube_status *st = arg;
+	const char *k;
+	json_t *o;
+
+	if (!leading)
+		return;
+	pthread_mutex_lock(&st->lock);
+	json_object_foreach(st->classes, k, o)
+	{
+		const char *ctrl = jstr(json_object_get(o, "spec"), "controllerName");
+		if (ctrl && !strcmp(ctrl, st->pol.controller_name))
+			json_object_set_new(st->dirty_classes, k, json_true());
+	}
+	json_object_foreach(st->gateways, k, o)
+	{
+		if (maybe_ours(st, o))
+			json_object_set_new(st->dirty_gw, k, json_true());
+	}
+	dirty_policies(st, NULL, NULL, NULL);
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
 }
 
 void wp_kube_status_update(struct wp_kube_status *st, int res, json_t *obj)
@@ -730,6 +796,32 @@ struct wp_kube_status *wp_kube_status_create(const struct wp_kube_source_config 
 	                     cfg->backoff_max > 0 ? cfg->backoff_max : 30, (uint64_t)time(NULL));
 	if (st->k)
 		wp_kube_set_limits(st->k, cfg->max_event_bytes, cfg->max_list_bytes);
+	if (cfg->lease_name && cfg->lease_name[0]) {
+		struct wp_kube_lease_config lc = {
+		        .name = cfg->lease_name,
+		        .namespace = cfg->lease_namespace && cfg->lease_namespace[0]
+		                             ? cfg->lease_namespace
+		                             : "default",
+		        .identity = cfg->identity,
+		        .duration = cfg->lease_duration > 0 ? cfg->lease_duration : 15,
+		        .renew_deadline = cfg->renew_deadline > 0 ? cfg->renew_deadline : 10,
+		        .retry = cfg->retry_period > 0 ? cfg->retry_period : 2,
+		};
+		struct wp_kube *lk = wp_kube_new(&cfg->kube);
+
+		/* an attempt must end within the retry period, so that a hung
+		 * request does not hide a lost Lease (leading() is time-based
+		 * anyway) */
+		if (lk)
+			wp_kube_set_timeout(lk, lc.retry > 1 ? (long)lc.retry : 1);
+		st->lease = lk ? wp_kube_lease_create(&lc, lk) : NULL;
+		if (!st->lease) {
+			wp_kube_free(lk);
+			wp_kube_status_destroy(st);
+			return NULL;
+		}
+		wp_kube_lease_set_change_cb(st->lease, lease_changed, st);
+	}
 	if (!st->k || !st->controller_name || !st->service_name || !st->cluster_domain ||
 	    !st->root_ns || !st->policies || !st->dirty_ap || !st->ours_ap) {
 		wp_kube_status_destroy(st);
@@ -740,6 +832,8 @@ struct wp_kube_status *wp_kube_status_create(const struct wp_kube_source_config 
 
 int wp_kube_status_start(struct wp_kube_status *st)
 {
+	if (st->lease && wp_kube_lease_start(st->lease) != 0)
+		return -EAGAIN;
 	if (pthread_create(&st->thread, NULL, status_thread, st) != 0)
 		return -EAGAIN;
 	st->started = true;
@@ -756,6 +850,8 @@ void wp_kube_status_destroy(struct wp_kube_status *st)
 	pthread_mutex_unlock(&st->lock);
 	if (st->started)
 		pthread_join(st->thread, NULL);
+	/* after the writer: the Lease is given up once nothing writes */
+	wp_kube_lease_destroy(st->lease);
 	wp_kube_free(st->k);
 	json_decref(st->gateways);
 	json_decref(st->classes);
@@ -793,6 +889,16 @@ void wp_kube_status_counters(struct wp_kube_status *st, uint64_t *out)
 
 	for (int j = 0; j < WP_CTR_MAX; j++)
 		out[j] += __atomic_load_n(&c[j], __ATOMIC_RELAXED);
+	if (st->lease)
+		wp_kube_lease_counters(st->lease, out);
+}
+
+bool wp_kube_status_lease(struct wp_kube_status *st, struct wp_kube_lease_info *out)
+{
+	if (!st->lease)
+		return false;
+	wp_kube_lease_info(st->lease, wp_kube_lease_now(), out);
+	return true;
 }
 
 unsigned wp_kube_status_pending(struct wp_kube_status *st)

@@ -43,6 +43,9 @@ uint64_t wp_kube_status_writes(struct wp_kube_status *st);
 unsigned wp_kube_status_pending(struct wp_kube_status *st);
 /* Adds the writer's counters to out[WP_CTR_MAX]. */
 void wp_kube_status_counters(struct wp_kube_status *st, uint64_t *out);
+struct wp_kube_lease_info;
+/* Fills out from the writer's Lease; false without leader election. */
+bool wp_kube_status_lease(struct wp_kube_status *st, struct wp_kube_lease_info *out);
 
 /* Policy, exposed for unit tests. */
 struct wp_kube_status_policy {

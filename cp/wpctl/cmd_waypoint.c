@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "cp/kube/kube.h"
+#include "cp/kube/lease.h"
 #include "wpctl.h"
 
 #define ISTIO_WAYPOINT_CLASS     "istio-waypoint"
@@ -846,6 +847,52 @@ out:
 	return 0;
 }
 
+/* The appliances' leader-election Leases (cp/kube/lease.c): which one
+ * writes the status shown above, and how fresh its Lease is. Printed only
+ * when there are some; an API server that refuses the list (RBAC) leaves
+ * the status table alone. */
+static void print_leases(struct session *s)
+{
+	static const char path[] =
+	        "/apis/coordination.k8s.io/v1/leases?labelSelector=" WP_KUBE_LEASE_LABEL_KEY
+	        "%3D" WP_KUBE_LEASE_LABEL_VALUE;
+	struct wp_kube_resp r;
+	struct table t = {0};
+	json_t *items, *l;
+	size_t i;
+
+	if (wp_kube_get(s->k, path, &r) != 0 || r.status != 200 ||
+	    !json_array_size(items = json_object_get(r.json, "items"))) {
+		wp_kube_resp_clear(&r);
+		return;
+	}
+	table_add(&t, 5, "LEASE", "HOLDER", "RENEWED", "TRANSITIONS", "DURATION");
+	json_array_foreach(items, i, l)
+	{
+		json_t *spec = json_object_get(l, "spec");
+		const char *h = json_string_value(json_object_get(spec, "holderIdentity"));
+		const char *rt = json_string_value(json_object_get(spec, "renewTime"));
+		char name[256], ago[32], tr[24], dur[24];
+		time_t when;
+
+		snprintf(name, sizeof(name), "%s/%s", meta_str(l, "namespace"),
+		         meta_str(l, "name"));
+		if (rt && wp_kube_rfc3339_parse(rt, &when) == 0)
+			snprintf(ago, sizeof(ago), "%llds ago", (long long)(time(NULL) - when));
+		else
+			snprintf(ago, sizeof(ago), "never");
+		snprintf(tr, sizeof(tr), "%lld",
+		         (long long)json_integer_value(json_object_get(spec, "leaseTransitions")));
+		snprintf(dur, sizeof(dur), "%llds",
+		         (long long)json_integer_value(
+		                 json_object_get(spec, "leaseDurationSeconds")));
+		table_add(&t, 5, name, h && h[0] ? h : "<none>", ago, tr, dur);
+	}
+	printf("\n");
+	table_print(&t);
+	wp_kube_resp_clear(&r);
+}
+
 static int cmd_status(const struct opts *o)
 {
 	struct session s = {0};
@@ -926,6 +973,7 @@ static int cmd_status(const struct opts *o)
 		}
 	}
 	table_print(&t);
+	print_leases(&s);
 out:
 	json_decref(gws);
 	session_close(&s);

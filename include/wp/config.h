@@ -160,6 +160,17 @@ struct wp_kubernetes_config {
 	unsigned sync_wait_ms;    /* start-up wait for the first full sync */
 	unsigned max_event_bytes; /* longest watch event line (else relist) */
 	unsigned max_list_bytes;  /* longest LIST page (else retry) */
+	/* Leader election among the appliances of one waypoint (cp/kube/lease.c):
+	 * only the holder of Lease lease_namespace/lease_name writes status. */
+	bool leader_election;
+	char lease_name[128];       /* "" = waypointd-<cluster.gateway_class>, else
+	                             * waypointd-<service_name> */
+	char lease_namespace[64];   /* "" = service_namespace, else the kubeconfig's or
+	                             * pod's namespace, else "default" */
+	char identity[128];         /* holderIdentity; "" = the host name */
+	unsigned lease_duration_ms; /* client-go defaults: 15000, */
+	unsigned renew_deadline_ms; /* 10000, */
+	unsigned retry_period_ms;   /* 2000 */
 };
 
 /*

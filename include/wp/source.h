@@ -64,6 +64,18 @@ struct wp_source_state {
 	const char *why[WP_SOURCE_MAX_LAGGING];
 	/* Writes back to the origin (Gateway status) decided but not done. */
 	unsigned pending_writes;
+	/* Who may write back, when several appliances elect one (the
+	 * Kubernetes source's Lease); has_lease false: no election. */
+	bool has_lease;
+	struct {
+		char name[128], namespace[64];
+		char identity[128];   /* this appliance */
+		char holder[128];     /* the holder last seen ("" = none or unknown) */
+		bool leading;         /* this appliance writes now */
+		double age_s;         /* since the record last changed (-1: never read) */
+		double since_renew_s; /* since our last renewal (-1: never) */
+		long long transitions;
+	} lease;
 };
 
 struct wp_source_ops {

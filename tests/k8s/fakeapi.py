@@ -22,7 +22,10 @@ It speaks enough of the real protocol that Debian's kubectl and our C client
   timeoutSeconds) with BOOKMARK events, and 410 Expired as an in-stream
   ERROR event once the resourceVersion is compacted;
 * bearer-token auth (401 otherwise), or a client certificate signed by
-  --client-ca;
+  --client-ca; more named tokens (POST /_fake/clients) tell clients apart
+  in the request log, and one client can be cut off (POST /_fake/block);
+* Lease (coordination.k8s.io/v1) objects, with the same 409 on a stale
+  resourceVersion as every kind;
 * fault injection through POST /_fake/<op> (no auth needed): see
   Control.handle below.
 
@@ -64,6 +67,7 @@ KINDS = [
     ("networking.istio.io", "v1", "DestinationRule", "destinationrules", True, ["dr"], True),
     ("networking.istio.io", "v1", "ServiceEntry", "serviceentries", True, ["se"], True),
     ("networking.istio.io", "v1", "VirtualService", "virtualservices", True, ["vs"], True),
+    ("coordination.k8s.io", "v1", "Lease", "leases", True, [], False),
 ]
 
 
@@ -319,8 +323,14 @@ class Control:
         self.fail_match = ""
         self.fail_retry_after = None
         self.down_until = 0.0
-        self.requests = []  # (method, path, wall-clock ns when it arrived) log
+        self.requests = []  # (method, path, wall-clock ns when it arrived, who, blocked) log
         self.bookmark_interval = 1.0
+        self.clients = {}  # bearer token -> client name
+        self.blocked = {}  # client name -> (path substring, seconds to hang)
+
+    def who(self, auth):
+        with self.lock:
+            return self.clients.get(auth[len("Bearer "):]) if auth.startswith("Bearer ") else None
 
     def take_fault(self, path):
         with self.lock:
@@ -385,7 +395,7 @@ class Handler(BaseHTTPRequestHandler):
         if ctl.token is None:
             return True
         auth = self.headers.get("Authorization", "")
-        return auth == "Bearer " + ctl.token
+        return auth == "Bearer " + ctl.token or ctl.who(auth) is not None
 
     def do_GET(self):
         self.dispatch("GET")
@@ -409,8 +419,18 @@ class Handler(BaseHTTPRequestHandler):
         ctl = self.server.ctl
         if path.startswith("/_fake/"):
             return self.control(path[len("/_fake/"):], method)
+        who = ctl.who(self.headers.get("Authorization", ""))
         with ctl.lock:
-            ctl.requests.append((method, self.path, time.time_ns()))
+            block = ctl.blocked.get(who)
+            blocked = block is not None and block[0] in self.path
+            ctl.requests.append((method, self.path, time.time_ns(), who, blocked))
+        if blocked:
+            # A partition between this client and the server: no answer,
+            # then the connection drops.
+            self.read_body()
+            time.sleep(block[1])
+            self.close_connection = True
+            return
         if not self.authorized():
             self.read_body()
             return self.send_status(401, "Unauthorized", "Unauthorized")
@@ -940,7 +960,22 @@ class Handler(BaseHTTPRequestHandler):
                 reqs = list(ctl.requests)
                 if arg.get("clear"):
                     ctl.requests.clear()
-            return self.send_json(200, {"requests": [{"method": m, "path": p, "t_ns": t} for m, p, t in reqs]})
+            return self.send_json(200, {"requests": [{"method": m, "path": p, "t_ns": t, "who": w, "blocked": b}
+                                                     for m, p, t, w, b in reqs]})
+        elif op == "clients":
+            # {"tokens": {"name": "token", ...}}: more accepted bearer tokens,
+            # each logged under its name in the request log.
+            with ctl.lock:
+                ctl.clients.update({t: n for n, t in arg.get("tokens", {}).items()})
+        elif op == "block":
+            # {"who": name, "match": "path substring", "seconds": S}: that
+            # client's matching requests get no answer (S seconds, then the
+            # connection drops); {"who": name, "off": true} lifts it.
+            with ctl.lock:
+                if arg.get("off"):
+                    ctl.blocked.pop(arg.get("who"), None)
+                else:
+                    ctl.blocked[arg.get("who")] = (arg.get("match", ""), float(arg.get("seconds", 5)))
         elif op == "state":
             with st.lock:
                 return self.send_json(200, {"resourceVersion": str(st.rv), "minResourceVersion": str(st.min_rv),

@@ -14,7 +14,10 @@
  * --service NAME, --limit N, --watch-timeout S, --backoff BASE,MAX,
  * --max-event BYTES, --max-list BYTES, --resolve CLASS (also feed a resolver
  * serving Gateways of CLASS and, as the control plane does, hand the
- * source each snapshot's enrollment once synced; prints "PUBLISHED <n>").
+ * source each snapshot's enrollment once synced; prints "PUBLISHED <n>"),
+ * --lease NAME --identity ID [--lease-ns NS] (write status only while
+ * holding Lease NS/NAME, client-go timings; COUNTERS then also says
+ * leading=0|1 holder=ID).
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 
 #include "cp/kube/kube_source.h"
+#include "cp/kube/lease.h"
 #include "wp/counters.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"
@@ -104,9 +108,16 @@ static void print_counters(struct wp_source *src)
 		if (!strncmp(ctr_names[i], "KUBE_", 5))
 			printf(" %s=%llu", ctr_names[i], (unsigned long long)c[i]);
 	src->ops->state(src, &st);
-	printf(" status_writes=%llu status_pending=%u lagging=%u\n",
+	printf(" status_writes=%llu status_pending=%u lagging=%u",
 	       (unsigned long long)wp_kube_source_status_writes(src), st.pending_writes,
 	       st.n_lagging);
+	{
+		struct wp_kube_lease_info li;
+
+		if (wp_kube_source_lease(src, &li))
+			printf(" leading=%d holder=%s", li.leading, li.holder[0] ? li.holder : "-");
+	}
+	printf("\n");
 }
 
 /* What the control plane does at a publication: the snapshot's
@@ -144,6 +155,12 @@ int main(int argc, char **argv)
 			cfg.standalone = true;
 		else if (!strcmp(argv[i], "--ip") && i + 1 < argc && cfg.n_ips < 8)
 			ips[cfg.n_ips++] = argv[++i];
+		else if (!strcmp(argv[i], "--lease") && i + 1 < argc)
+			cfg.lease_name = argv[++i];
+		else if (!strcmp(argv[i], "--lease-ns") && i + 1 < argc)
+			cfg.lease_namespace = argv[++i];
+		else if (!strcmp(argv[i], "--identity") && i + 1 < argc)
+			cfg.identity = argv[++i];
 		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
 			cfg.service_name = argv[++i];
 		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)

@@ -23,6 +23,7 @@ Run: WP_BUILD_DIR=build /usr/bin/python3 tests/k8s/test_appliance.py
 
 import json
 import os
+import socket
 import sys
 import time
 
@@ -165,8 +166,10 @@ def phase_first_sync(wp):
     assert wp.admin("/healthz/ready")[0] == 503
     assert all(v == 0 for v in wp.snapshot()["version"]), wp.snapshot()
     dump = wp.admin_json("/config_dump")
+    lease = dump["sources"][0].pop("lease")  # leader election, on by default (phase_seed)
     assert dump["synced"] is False and dump["sources"] == [
         {"name": "kubernetes", "synced": False, "pending_writes": 0}], dump["sources"]
+    assert (lease["namespace"], lease["identity"]) == ("default", socket.gethostname()), lease
     # what the workers run is nothing; the half-listed store only on request
     view = json.loads(wp.wpctl("enrollment", "-o", "json").stdout)
     assert view["view"] == "none" and view["rows"] == [] and view["lagging"] == only_pods, view
@@ -194,6 +197,10 @@ def phase_seed(wp):
         conds = gc.get("status", {}).get("conditions", [])
         return any(c["type"] == "Accepted" and c["status"] == "True" for c in conds)
     wait_for(class_accepted, 5, what="GatewayClass waypointd Accepted")
+    # it wrote that as the holder of its Lease, and says so
+    lease = json.loads(wp.wpctl("config", "dump").stdout)["sources"][0]["lease"]
+    assert lease["leading"] is True and lease["holder"] == lease["identity"] == socket.gethostname(), lease
+    assert 0 <= lease["since_renew_s"] <= 2.5 and lease["transitions"] == 0, lease
 
     step("wpctl waypoint generate --for service -n default prints the seed's Gateway")
     ok(wpctl(api, "waypoint", "generate", "--for", "service", "-n", "default"), SEED_GATEWAY)

@@ -57,6 +57,14 @@ def main():
               "authorizationpolicies", "destinationrules", "serviceentries", "virtualservices", "gateways/status",
               "gatewayclasses/status", "authorizationpolicies/status"):
         assert r in res, r
+    # leader election: the Lease in the controller's namespace
+    role = docs("rbac.yaml")["Role"]
+    assert role["metadata"]["namespace"] == "waypointd-system"
+    assert {"resources": ["leases"], "verbs": ["get", "create", "update"],
+            "apiGroups": ["coordination.k8s.io"]} in role["rules"], role
+    rbind = docs("rbac.yaml")["RoleBinding"]
+    assert rbind["roleRef"]["name"] == role["metadata"]["name"]
+    assert rbind["subjects"] == docs("rbac.yaml")["ClusterRoleBinding"]["subjects"]
 
     with open(os.path.join(D, "waypointd.service")) as f:
         unit = f.read()

@@ -54,6 +54,13 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.kubernetes.sync_wait_ms, 10000);
 	assert_int_equal(cfg.kubernetes.max_event_bytes, 4u << 20);
 	assert_int_equal(cfg.kubernetes.max_list_bytes, 64u << 20);
+	/* leader election on, client-go's timings */
+	assert_true(cfg.kubernetes.leader_election);
+	assert_string_equal(cfg.kubernetes.lease_name, "");
+	assert_string_equal(cfg.kubernetes.identity, "");
+	assert_int_equal(cfg.kubernetes.lease_duration_ms, 15000);
+	assert_int_equal(cfg.kubernetes.renew_deadline_ms, 10000);
+	assert_int_equal(cfg.kubernetes.retry_period_ms, 2000);
 	/* the shipped file keeps it off: the embedded default is the manifest dir */
 	assert_int_equal(wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", NULL, 0, &cfg, err,
 	                                sizeof(err)),
@@ -85,6 +92,13 @@ static void test_every_key(void **state)
 	                                           "  sync_wait_ms = 1500;\n"
 	                                           "  max_event_bytes = 65536;\n"
 	                                           "  max_list_bytes = 1048576;\n"
+	                                           "  leader_election = false;\n"
+	                                           "  lease_name = \"wp-lease\";\n"
+	                                           "  lease_namespace = \"wp-system\";\n"
+	                                           "  identity = \"node-1\";\n"
+	                                           "  lease_duration_ms = 6000;\n"
+	                                           "  renew_deadline_ms = 4000;\n"
+	                                           "  retry_period_ms = 1000;\n"
 	                                           "};\n"),
 	                                NULL, 0, &cfg, err, sizeof(err)),
 	                 0);
@@ -107,6 +121,13 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.kubernetes.sync_wait_ms, 1500);
 	assert_int_equal(cfg.kubernetes.max_event_bytes, 65536);
 	assert_int_equal(cfg.kubernetes.max_list_bytes, 1048576);
+	assert_false(cfg.kubernetes.leader_election);
+	assert_string_equal(cfg.kubernetes.lease_name, "wp-lease");
+	assert_string_equal(cfg.kubernetes.lease_namespace, "wp-system");
+	assert_string_equal(cfg.kubernetes.identity, "node-1");
+	assert_int_equal(cfg.kubernetes.lease_duration_ms, 6000);
+	assert_int_equal(cfg.kubernetes.renew_deadline_ms, 4000);
+	assert_int_equal(cfg.kubernetes.retry_period_ms, 1000);
 }
 
 /* What tests/testbed does: --set on keys of a group the file lacks. */
@@ -157,6 +178,10 @@ static void test_refused(void **state)
 	bad("kubernetes = { max_event_bytes = 1048576; max_list_bytes = 65536; };\n", NULL,
 	    "kubernetes.max_list_bytes", "smaller than max_event_bytes");
 	bad("", "kubernetes.enabled=yes", "kubernetes.enabled", "true or false");
+	bad("kubernetes = { renew_deadline_ms = 15000; };\n", NULL, "kubernetes.renew_deadline_ms",
+	    "shorter than lease_duration_ms");
+	bad("kubernetes = { retry_period_ms = 10000; };\n", NULL, "kubernetes.retry_period_ms",
+	    "shorter than renew_deadline_ms");
 }
 
 int main(void)
