@@ -363,7 +363,7 @@ static bool parse_hdr_mod(struct cctx *c, const struct wp_obj *o, const struct w
 	const struct wp_ynode *set = nget(hm, "set"), *add = nget(hm, "add"),
 	                      *rm = nget(hm, "remove");
 	uint32_t ns = set && set->type == WP_YNODE_SEQ ? set->n : 0;
-	struct wp_http_hdr *sv, *av = NULL, *rv = NULL;
+	struct wp_http_hdr *sv, *av = NULL;
 	char f[200];
 
 	if (hm && hm->type != WP_YNODE_MAP) {
@@ -428,31 +428,41 @@ static bool parse_hdr_mod(struct cctx *c, const struct wp_obj *o, const struct w
 		sv[mods->n_set].value_len = (uint32_t)strlen(host);
 		mods->n_set++;
 	}
-	if (rm) {
-		uint32_t i = 0;
+	if (rm && !wp_route_hdr_remove(c, o, rm, field, mods))
+		return false;
+	return !c->oom;
+}
 
-		fieldf(f, sizeof(f), "%s.remove", field);
-		if (rm->type != WP_YNODE_SEQ) {
-			wp_route_cerr(c, o, rm, f, "expected a list");
-			return false;
-		}
-		rv = aalloc(c, sizeof(*rv) * (rm->n + 1));
-		if (!rv)
-			return false;
-		for (const struct wp_ynode *e = rm->child; e; e = e->next, i++) {
-			const char *name = scalar(e);
+/* A header modifier's `remove` list (HTTPRoute filters, VirtualService
+ * headers): lower-cased names into mods->remove; false (with an error naming
+ * <field>.remove) when it is not a list of header names. */
+bool wp_route_hdr_remove(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *rm,
+                         const char *field, struct wp_http_hdr_mods *mods)
+{
+	struct wp_http_hdr *rv;
+	char f[200];
+	uint32_t i = 0;
 
-			if (!name || !is_token(name)) {
-				wp_route_cerr(c, o, e, f, "[%u]: a valid header name is required",
-				              i);
-				return false;
-			}
-			rv[mods->n_remove].name = lower_dup(c, name);
-			rv[mods->n_remove].name_len = (uint16_t)strlen(name);
-			mods->n_remove++;
-		}
-		mods->remove = rv;
+	fieldf(f, sizeof(f), "%s.remove", field);
+	if (rm->type != WP_YNODE_SEQ) {
+		wp_route_cerr(c, o, rm, f, "expected a list");
+		return false;
 	}
+	rv = aalloc(c, sizeof(*rv) * (rm->n + 1));
+	if (!rv)
+		return false;
+	for (const struct wp_ynode *e = rm->child; e; e = e->next, i++) {
+		const char *name = scalar(e);
+
+		if (!name || !is_token(name)) {
+			wp_route_cerr(c, o, e, f, "[%u]: a valid header name is required", i);
+			return false;
+		}
+		rv[i].name = lower_dup(c, name);
+		rv[i].name_len = (uint16_t)strlen(name);
+	}
+	mods->remove = rv;
+	mods->n_remove = (uint16_t)i;
 	return !c->oom;
 }
 

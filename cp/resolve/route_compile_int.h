@@ -217,6 +217,9 @@ void wp_route_commit_rule(struct cctx *c, const struct wp_route_rule *r);
 bool wp_route_re_add(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *at,
                      const char *field, uint8_t kind, const char *name, const char *pattern,
                      uint32_t *id_out, uint16_t *field_out);
+/* httproute_compile.c: a header modifier's `remove` list into mods. */
+bool wp_route_hdr_remove(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *rm,
+                         const char *field, struct wp_http_hdr_mods *mods);
 /* httproute_compile.c: an HTTP method name (upper case) as enum llhttp_method. */
 bool wp_route_method(const char *s, uint8_t *out);
 /* vs_compile.c: compiles the http rules of VirtualService o that apply on

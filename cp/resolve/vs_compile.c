@@ -458,32 +458,8 @@ static bool hdr_ops(struct cctx *c, const struct wp_obj *o, const struct wp_ynod
 			mods->n_set = n;
 		}
 	}
-	if (rm) {
-		struct wp_http_hdr *v;
-		uint32_t i = 0;
-
-		fieldf(f, sizeof(f), "%s.remove", field);
-		if (rm->type != WP_YNODE_SEQ) {
-			wp_route_cerr(c, o, rm, f, "expected a list");
-			return false;
-		}
-		v = aalloc(c, sizeof(*v) * (rm->n + 1));
-		if (!v)
-			return false;
-		for (const struct wp_ynode *e = rm->child; e; e = e->next, i++) {
-			const char *name = scalar(e);
-
-			if (!name || !is_token(name)) {
-				wp_route_cerr(c, o, e, f, "[%u]: a valid header name is required",
-				              i);
-				return false;
-			}
-			v[i].name = lower_dup(c, name);
-			v[i].name_len = (uint16_t)strlen(name);
-		}
-		mods->remove = v;
-		mods->n_remove = (uint16_t)i;
-	}
+	if (rm && !wp_route_hdr_remove(c, o, rm, field, mods))
+		return false;
 	return !c->oom;
 }
 
