@@ -27,17 +27,7 @@
  * parser only as far as the stream's rb has room, so wp_h2p_up_in() takes
  * fewer bytes while the client does not read.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "dp/l7/h2proxy.h"
-#include "dp/l7/pipeline.h"
-#include "dp/l7/lb_cache.h"
-#include "wp/counters.h"
-#include "wp/lb.h"
-#include "wp/snapshot_types.h"
+#include "dp/l7/h2proxy_int.h"
 
 const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .max_sessions = 64,
@@ -57,277 +47,19 @@ const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .mirror_timeout_ms = 30000,
 };
 
-#define OUT_EXTRA   24 /* fields a forwarded block may gain (mods, x-request-id) */
-#define RETRY_AVOID 4
-#define RETRY_PICKS 5
-
-/* A byte ring. */
-struct ring {
-	uint8_t *p;
-	uint32_t cap, head, len;
-};
-
-/* One header block (then its trailers) as received: fields point into b. */
-struct hblock {
-	nghttp2_nv *nv;
-	char *b;
-	uint32_t used, cap;
-	uint16_t n, max;
-	uint16_t trl; /* first trailer field (== n until trailers came) */
-	bool has_trl; /* trailers complete */
-	bool over;    /* a limit was hit in the current block */
-};
-
-struct wp_h2p_strm {
-	struct wp_h2p_core *core;
-	struct wp_h2p_strm *next_free;
-	struct wp_h2p_sess *sess;
-	int32_t down_sid;
-	struct wp_h2p_strm *sprev, *snext;
-	struct wp_h2p_up *up;
-	int32_t up_sid;
-	struct wp_h2p_strm *uprev, *unext;
-	struct hblock req, resp;
-	nghttp2_nv *onv; /* the request block sent upstream */
-	uint16_t n_onv;
-	struct ring qb, rb; /* request body (down -> up), response body (up -> down) */
-	bool in_use;
-	bool grpc;
-	bool req_eof;   /* the client ended its side (END_STREAM seen) */
-	bool resp_eof;  /* the upstream ended its side */
-	bool head_sent; /* a response head (upstream's or local) was submitted downstream */
-	bool local;     /* answered locally: request bytes are dropped */
-	bool routed;
-	uint8_t body_off; /* a local answer's body: bytes submitted */
-	bool mirror;      /* a request copy: no downstream, its response discarded */
-	uint64_t up_sent; /* request body bytes taken by the upstream session */
-	/* HTTPRoute timeouts (0 = none): the stream's, its current try's */
-	uint64_t deadline_ms, try_deadline_ms;
-	uint32_t try_timeout_ms;
-	/* retries: the cluster picked (index, valid while the session's table
-	 * is still pick_table) and its hash key */
-	const struct wp_route_table *pick_table;
-	uint32_t pick_cluster;
-	uint64_t pick_hash;
-	bool pick_has_hash;
-	uint16_t retries_left;
-	uint16_t retry_on;
-	uint8_t n_failed;
-	struct {
-		struct wp_addr addr;
-		uint16_t port;
-	} failed[RETRY_AVOID];
-	struct wp_lb_active act; /* the pick counted in flight (LEAST_REQUEST) */
-	/* ResponseHeaderModifier of the rule, copied (the table may go away) */
-	struct wp_http_mods_copy rmods;
-	bool has_rmods;
-	char reqid[WP_HTTP1_REQID_LEN];
-	/* request mirrors: a real stream's copies still being fed (mir), and
-	 * for a copy the real stream feeding it (feeder, NULL once its request
-	 * ended). A copy lives at most mirror_deadline_ms. */
-	struct wp_h2p_strm *mir[WP_ROUTE_MAX_MIRRORS];
-	uint8_t n_mir;
-	struct wp_h2p_strm *feeder;
-	uint64_t mirror_deadline_ms;
-	/* the completion stage's record (a stream with a downstream only) */
-	struct wp_pipe_rec rec;
-	bool retried;   /* a retry was made for this request */
-	bool reqid_gen; /* reqid was generated (no x-request-id came) */
-};
-
-struct wp_h2p_sess {
-	struct wp_h2p_core *core;
-	struct wp_h2p_sess *next_free;
-	nghttp2_session *ng;
-	bool h1up; /* WP_H2P_SESS_H1_UPSTREAM */
-	const struct wp_route_table *routes;
-	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
-	const struct wp_addr *src;
-	const char *authority;
-	size_t authority_len;
-	struct wp_h2p_strm *strms;
-	uint32_t n_strms;
-	bool in_use;
-	bool fatal;             /* protocol error: finish once the output is out */
-	bool down_eof;          /* the client half-closed */
-	uint64_t rst_window_ms; /* rapid-reset accounting: this second's start */
-	uint32_t rst_count;     /* and the client's resets in it */
-	uint64_t last_ms;       /* the client's last bytes, or its last stream's end */
-	void *app;
-	const uint8_t *out;
-	size_t out_len;
-};
-
-/* The HTTP/1.1 side of an upstream object (used when up->h1). */
-enum { H1_FRAME_NONE, H1_FRAME_LENGTH, H1_FRAME_CHUNKED };
-
-struct h1up {
-	struct wp_http1_parser p;
-	void *arena;
-	size_t arena_size;
-	char *ob; /* output: request head, then body slices framed */
-	uint32_t ob_cap;
-	struct wp_h2p_strm *cur; /* the stream in flight (== up->strms) */
-	uint8_t framing;         /* H1_FRAME_* of the current request */
-	bool req_done;           /* the whole request is in ob (or was sent) */
-	bool wrote;              /* the host took bytes of the current request */
-	bool interim;            /* a 1xx response is being skipped */
-	bool head_in;            /* a response head of the current request was parsed */
-	uint8_t method;          /* enum llhttp_method of the current request */
-};
-
-#define H1_OB_BODY 16384 /* body bytes framed per refill */
-
-struct wp_h2p_core {
-	struct wp_h2p_cfg cfg;
-	const struct wp_h2p_ops *ops;
-	void *host;
-	struct wp_route_core *rc;
-	nghttp2_mem *mem;
-	uint64_t *ctr;
-	uint64_t now_ms;
-	bool draining;
-	struct wp_http_reqid_rng rng;
-	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
-	struct wp_http1_limits h1lim;
-	struct wp_lb_cache *lbc;
-	nghttp2_session_callbacks *cb_down, *cb_up;
-	nghttp2_option *opt_down, *opt_up;
-	struct wp_h2p_sess *sessions, *free_sess;
-	struct wp_h2p_up *ups, *free_up, *used_up;
-	struct wp_h2p_up **reap;  /* upstreams to close at the end of the call */
-	struct wp_h2p_up *cur_up; /* in nghttp2 calls of this one: never destroyed */
-	uint32_t n_reap, n_ups;
-	struct wp_h2p_strm *strms, *free_strm;
-	uint32_t n_strms;
-	uint8_t *mem_blk;
-	nghttp2_nv *tnv; /* transient: blocks being submitted */
-	uint32_t tnv_cap;
-	struct wp_http_hdr *rh; /* transient: the request as the router sees it */
-	char tmp[8192];         /* transient: redirect / rewritten path */
-	char tmp2[8192];
-};
-
-/* ---- rings and header blocks ------------------------------------------------------------ */
-
-static uint32_t ring_room(const struct ring *r)
-{
-	return r->cap - r->len;
-}
-
-static void ring_put(struct ring *r, const uint8_t *d, size_t n)
-{
-	uint32_t tail = (r->head + r->len) % r->cap;
-	size_t k = WP_MIN(n, (size_t)(r->cap - tail));
-
-	memcpy(r->p + tail, d, k);
-	memcpy(r->p, d + k, n - k);
-	r->len += (uint32_t)n;
-}
-
-static size_t ring_get(struct ring *r, uint8_t *d, size_t n)
-{
-	size_t k;
-
-	n = WP_MIN(n, (size_t)r->len);
-	k = WP_MIN(n, (size_t)(r->cap - r->head));
-	memcpy(d, r->p + r->head, k);
-	memcpy(d + k, r->p, n - k);
-	r->head = (uint32_t)((r->head + n) % r->cap);
-	r->len -= (uint32_t)n;
-	if (r->len == 0)
-		r->head = 0;
-	return n;
-}
-
-static void hb_reset(struct hblock *h)
-{
-	h->used = 0;
-	h->n = h->trl = 0;
-	h->has_trl = h->over = false;
-}
-
-static char *hb_copy(struct hblock *h, const void *p, size_t n)
-{
-	char *d;
-
-	if (h->cap - h->used < n) {
-		h->over = true;
-		return NULL;
-	}
-	d = h->b + h->used;
-	memcpy(d, p, n);
-	h->used += (uint32_t)n;
-	return d;
-}
-
-static void hb_add(struct hblock *h, const uint8_t *name, size_t nlen, const uint8_t *val,
-                   size_t vlen)
-{
-	nghttp2_nv *nv;
-	char *n, *v;
-
-	if (h->over)
-		return;
-	if (h->n >= h->max) {
-		h->over = true;
-		return;
-	}
-	n = hb_copy(h, name, nlen);
-	v = n ? hb_copy(h, val, vlen) : NULL;
-	if (!v)
-		return;
-	nv = &h->nv[h->n++];
-	nv->name = (uint8_t *)n;
-	nv->namelen = nlen;
-	nv->value = (uint8_t *)v;
-	nv->valuelen = vlen;
-	nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
-static const nghttp2_nv *hb_find(const struct hblock *h, uint16_t from, uint16_t to,
-                                 const char *name)
-{
-	size_t l = strlen(name);
-
-	for (uint16_t i = from; i < to; i++)
-		if (h->nv[i].namelen == l && !memcmp(h->nv[i].name, name, l))
-			return &h->nv[i];
-	return NULL;
-}
-
-static bool name_in(const uint8_t *n, size_t l, const struct wp_http_hdr *a, uint16_t k)
-{
-	for (uint16_t i = 0; i < k; i++)
-		if (a[i].name_len == l && !strncasecmp((const char *)n, a[i].name, l))
-			return true;
-	return false;
-}
-
-static void nv_set(nghttp2_nv *nv, const char *n, size_t nl, const char *v, size_t vl)
-{
-	nv->name = (uint8_t *)(uintptr_t)n;
-	nv->namelen = nl;
-	nv->value = (uint8_t *)(uintptr_t)v;
-	nv->valuelen = vl;
-	nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
 /* ---- core ------------------------------------------------------------------------------- */
 
-static void wake_sess(struct wp_h2p_sess *s)
+void wp_h2p_wake_sess(struct wp_h2p_sess *s)
 {
 	if (s && s->core->ops->wake_sess)
 		s->core->ops->wake_sess(s->core->host, s);
 }
 
-static void wake_up(struct wp_h2p_up *up)
+void wp_h2p_wake_up(struct wp_h2p_up *up)
 {
 	if (up && up->core->ops->wake_up)
 		up->core->ops->wake_up(up->core->host, up);
 }
-
-static int setup_callbacks(struct wp_h2p_core *c);
 
 /* Every upstream object's HTTP/1.1 parser arena and output buffer, in one
  * block (c->h1ups[0].arena). */
@@ -396,7 +128,7 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->h1lim.max_headers = cfg->max_headers;
 	c->h1ups = calloc(cfg->max_upstreams, sizeof(*c->h1ups));
 	if (!c->sessions || !c->ups || !c->reap || !c->strms || !c->mem_blk || !c->lbc || !c->tnv ||
-	    !c->rh || !c->h1ups || h1_alloc(c) != 0 || setup_callbacks(c) != 0) {
+	    !c->rh || !c->h1ups || h1_alloc(c) != 0 || wp_h2p_setup_callbacks(c) != 0) {
 		wp_h2p_core_destroy(c);
 		errno = ENOMEM;
 		return NULL;
@@ -441,9 +173,6 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	return c;
 }
 
-static void up_destroy(struct wp_h2p_up *up, bool host_close);
-static void mirror_free(struct wp_h2p_strm *m, bool cancel);
-
 void wp_h2p_core_destroy(struct wp_h2p_core *c)
 {
 	if (!c)
@@ -451,9 +180,9 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c)
 	if (c->ups) {
 		for (uint32_t i = 0; c->strms && i < c->cfg.max_streams; i++)
 			if (c->strms[i].in_use && c->strms[i].mirror)
-				mirror_free(&c->strms[i], false);
+				wp_h2p_mirror_free(&c->strms[i], false);
 		while (c->used_up)
-			up_destroy(c->used_up, true);
+			wp_h2p_up_destroy(c->used_up, true);
 	}
 	if (c->cb_down)
 		nghttp2_session_callbacks_del(c->cb_down);
@@ -485,337 +214,6 @@ uint32_t wp_h2p_core_upstreams(const struct wp_h2p_core *c)
 uint32_t wp_h2p_core_streams(const struct wp_h2p_core *c)
 {
 	return c->n_strms;
-}
-
-/* ---- upstream pool ---------------------------------------------------------------------- */
-
-static bool same_ep(const struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
-{
-	return up->port == ep->port && up->ambient == ep->ambient &&
-	       up->addr.family == ep->addr.family &&
-	       (ep->addr.family == WP_AF_INET ? up->addr.v4 == ep->addr.v4
-	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
-}
-
-static struct h1up *h1s(const struct wp_h2p_up *up)
-{
-	return &up->core->h1ups[up - up->core->ups];
-}
-
-static uint32_t up_limit(const struct wp_h2p_up *up)
-{
-	uint32_t peer;
-
-	if (up->h1)
-		return 1; /* one request at a time */
-	peer = nghttp2_session_get_remote_settings(up->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-
-	return WP_MIN(peer, up->core->cfg.max_up_streams);
-}
-
-static void used_unlink(struct wp_h2p_core *c, struct wp_h2p_up *up)
-{
-	if (up->prev)
-		up->prev->next = up->next;
-	else
-		c->used_up = up->next;
-	if (up->next)
-		up->next->prev = up->prev;
-	up->prev = up->next = NULL;
-}
-
-/* Frees <up> (its streams were detached); the host closes the transport
- * when <host_close>. Never from inside one of its nghttp2 callbacks. */
-static void up_destroy(struct wp_h2p_up *up, bool host_close)
-{
-	struct wp_h2p_core *c = up->core;
-
-	WP_ASSERT(up->strms == NULL);
-	if (host_close)
-		c->ops->up_close(c->host, up);
-	if (up->ng)
-		nghttp2_session_del(up->ng);
-	used_unlink(c, up);
-	c->n_ups--;
-	for (uint32_t i = 0; i < c->n_reap; i++)
-		if (c->reap[i] == up)
-			c->reap[i] = NULL;
-	memset(up, 0, sizeof(*up));
-	up->core = c;
-	up->next = c->free_up;
-	c->free_up = up;
-}
-
-/* Closes <up>, which has no stream: an HTTP/1.1 connection with nothing in
- * flight (idle and healthy) gracefully when the host can, the backend must
- * not read a reset; anything else is aborted. */
-static void up_retire(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-
-	if (up->h1 && up->state == WP_H2P_UP_READY && !h1s(up)->cur && up->out_len == 0 &&
-	    c->ops->up_finish) {
-		c->ops->up_finish(c->host, up);
-		up_destroy(up, false);
-		return;
-	}
-	up_destroy(up, true);
-}
-
-static void up_reap_later(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-
-	if (up->reap)
-		return;
-	up->reap = true;
-	c->reap[c->n_reap++] = up; /* at most one entry per upstream object */
-}
-
-/* End of a public call: close the upstreams that asked for it and have no
- * stream left (a failed one's streams were already moved or answered). */
-static void core_reap(struct wp_h2p_core *c)
-{
-	uint32_t keep = 0;
-
-	for (uint32_t i = 0; i < c->n_reap; i++) {
-		struct wp_h2p_up *up = c->reap[i];
-
-		if (!up)
-			continue;
-		if (up->strms) {
-			c->reap[keep++] = up;
-			continue;
-		}
-		c->reap[i] = NULL;
-		up->reap = false;
-		up_retire(up);
-	}
-	c->n_reap = keep;
-}
-
-static int32_t idle_count(struct wp_h2p_core *c, const struct wp_h2p_up *up)
-{
-	int32_t n = 0;
-
-	for (struct wp_h2p_up *u = c->used_up; u; u = u->next)
-		if (u != up && u->n_strms == 0 && u->state == WP_H2P_UP_READY && !u->reap &&
-		    u->h1 == up->h1 && u->port == up->port && u->addr.v4 == up->addr.v4 &&
-		    !memcmp(u->addr.v6, up->addr.v6, 16))
-			n++;
-	return n;
-}
-
-/* <up> has no stream left: keep it idle, or close it. */
-static void up_went_idle(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-
-	up->idle_since_ms = c->now_ms;
-	if (up->state == WP_H2P_UP_CLOSED || c->draining ||
-	    idle_count(c, up) >=
-	            (int32_t)(up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep)) {
-		if (up->state != WP_H2P_UP_CLOSED)
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_OVER_LIMIT);
-		up_reap_later(up);
-	}
-}
-
-static void up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t)
-{
-	t->up = up;
-	t->uprev = NULL;
-	t->unext = up->strms;
-	if (up->strms)
-		up->strms->uprev = t;
-	up->strms = t;
-	up->n_strms++;
-}
-
-static void up_unlink_strm(struct wp_h2p_strm *t)
-{
-	struct wp_h2p_up *up = t->up;
-
-	if (!up)
-		return;
-	if (t->uprev)
-		t->uprev->unext = t->unext;
-	else
-		up->strms = t->unext;
-	if (t->unext)
-		t->unext->uprev = t->uprev;
-	t->uprev = t->unext = NULL;
-	t->up = NULL;
-	t->up_sid = 0;
-	if (--up->n_strms == 0)
-		up_went_idle(up);
-}
-
-static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
-{
-	nghttp2_settings_entry iv[] = {
-	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-	        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->cfg.window},
-	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
-	         c->cfg.max_header_bytes + 32u * c->cfg.max_headers},
-	};
-	uint64_t cw = (uint64_t)c->cfg.window * c->cfg.max_up_streams;
-
-	if (nghttp2_session_client_new3(&up->ng, c->cb_up, up, c->opt_up, c->mem) != 0) {
-		up->ng = NULL;
-		return -ENOMEM;
-	}
-	if (nghttp2_submit_settings(up->ng, NGHTTP2_FLAG_NONE, iv, WP_ARRAY_SIZE(iv)) != 0 ||
-	    nghttp2_session_set_local_window_size(up->ng, NGHTTP2_FLAG_NONE, 0,
-	                                          (int32_t)WP_MIN(cw, (uint64_t)INT32_MAX)) != 0)
-		return -ENOMEM;
-	return 0;
-}
-
-/* An upstream connection for <ep> with room for one more stream: a shared
- * one (connected ones first), else a new one; HTTP/1.1 ones when <h1> (an
- * idle kept-alive one, else a new one). NULL (counted) if none. */
-static struct wp_h2p_up *up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
-                                    bool h1)
-{
-	struct wp_h2p_up *up, *best = NULL;
-
-	for (up = c->used_up; up; up = up->next) {
-		if (up->reap || up->state == WP_H2P_UP_CLOSED || up->h1 != h1 || !same_ep(up, ep) ||
-		    up->n_strms >= up_limit(up) || (h1 && h1s(up)->cur))
-			continue;
-		if (!best || (best->state != WP_H2P_UP_READY && up->state == WP_H2P_UP_READY) ||
-		    (best->state == up->state && up->n_strms > best->n_strms))
-			best = up;
-	}
-	if (best) {
-		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
-		return best;
-	}
-	if (!c->free_up) {
-		/* evict an idle connection (of any endpoint) for the new one */
-		for (up = c->used_up; up; up = up->next)
-			if (up->n_strms == 0 && !up->reap && up != c->cur_up)
-				break;
-		if (up) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EVICTED);
-			up_retire(up);
-		}
-	}
-	up = c->free_up;
-	if (!up) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_UPSTREAM);
-		return NULL;
-	}
-	c->free_up = up->next;
-	up->next = c->used_up;
-	up->prev = NULL;
-	if (c->used_up)
-		c->used_up->prev = up;
-	c->used_up = up;
-	c->n_ups++;
-	up->addr = ep->addr;
-	up->port = ep->port;
-	up->ambient = ep->ambient;
-	up->state = WP_H2P_UP_CONNECTING;
-	up->idle_since_ms = c->now_ms;
-	up->h1 = h1;
-	if (h1) {
-		struct h1up *h = h1s(up);
-
-		h->cur = NULL;
-		h->req_done = h->wrote = h->interim = h->head_in = false;
-		if (wp_http1_parser_init(&h->p, HTTP_RESPONSE, &c->h1lim, h->arena, h->arena_size,
-		                         c->ctr) != 0) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
-			up_destroy(up, false);
-			return NULL;
-		}
-	} else if (up_new_session(c, up) != 0) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
-		up_destroy(up, false);
-		return NULL;
-	}
-	if (c->ops->up_open(c->host, up, ep) != 0) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_CONNECT_FAILED);
-		up_destroy(up, false);
-		return NULL;
-	}
-	wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_CONN : WP_CTR_L7_H2P_UP_NEW);
-	return up;
-}
-
-static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len);
-static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code);
-
-static void mirror_free(struct wp_h2p_strm *m, bool cancel);
-
-/* HTTPRoute timeouts.request / backendRequest: a stream whose response has
- * not ended in time gets 504 (gRPC: UNAVAILABLE) when no response head went
- * out yet, else is reset; its upstream stream is cancelled. A request
- * mirror is reset once it is older than mirror_timeout_ms. */
-static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
-{
-	if (t->in_use && t->mirror && t->mirror_deadline_ms && now_ms >= t->mirror_deadline_ms) {
-		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-		mirror_free(t, true);
-		return;
-	}
-	if (!t->in_use || !t->routed || t->local || t->resp_eof ||
-	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
-	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
-		return;
-	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
-	t->rec.flags |= WP_PIPE_F(UT);
-	t->deadline_ms = t->try_deadline_ms = 0;
-	strm_cancel_up(t, NGHTTP2_CANCEL);
-	strm_local(t, 504, NULL, 0);
-}
-
-unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
-{
-	unsigned n = 0;
-	struct wp_h2p_up *up, *nx;
-
-	c->now_ms = now_ms;
-	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
-		strm_timers(&c->strms[i], now_ms);
-	for (uint32_t i = 0; i < c->cfg.max_sessions; i++) {
-		struct wp_h2p_sess *s = &c->sessions[i];
-
-		if (s->in_use && !s->fatal && s->n_strms == 0 && c->cfg.down_idle_timeout_ms &&
-		    now_ms - s->last_ms >= c->cfg.down_idle_timeout_ms) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_DOWN_IDLE_TIMEOUT);
-			(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
-			s->fatal = true;
-			wake_sess(s);
-		}
-	}
-	for (up = c->used_up; up; up = nx) {
-		nx = up->next;
-		if (up->n_strms == 0 && !up->reap && up->state != WP_H2P_UP_CONNECTING &&
-		    now_ms - up->idle_since_ms >= c->cfg.idle_timeout_ms) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EXPIRED);
-			up_reap_later(up);
-			n++;
-		}
-	}
-	core_reap(c);
-	return n;
-}
-
-void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms)
-{
-	c->now_ms = now_ms;
-}
-
-void wp_h2p_core_drain(struct wp_h2p_core *c)
-{
-	c->draining = true;
-	for (struct wp_h2p_up *up = c->used_up; up; up = up->next)
-		if (up->n_strms == 0)
-			up_reap_later(up);
-	core_reap(c);
 }
 
 /* ---- streams ---------------------------------------------------------------------------- */
@@ -862,7 +260,7 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	return t;
 }
 
-static void strm_free(struct wp_h2p_strm *t)
+void wp_h2p_strm_free(struct wp_h2p_strm *t)
 {
 	struct wp_h2p_core *c = t->core;
 
@@ -882,7 +280,7 @@ static struct wp_h2p_strm *down_strm(struct wp_h2p_sess *s, int32_t sid)
 	return t && t->in_use && t->sess == s && t->down_sid == sid ? t : NULL;
 }
 
-static struct wp_h2p_strm *up_strm(struct wp_h2p_up *up, int32_t sid)
+struct wp_h2p_strm *wp_h2p_up_strm(struct wp_h2p_up *up, int32_t sid)
 {
 	struct wp_h2p_strm *t = nghttp2_session_get_stream_user_data(up->ng, sid);
 
@@ -891,14 +289,14 @@ static struct wp_h2p_strm *up_strm(struct wp_h2p_up *up, int32_t sid)
 
 /* Gives the source session back the window of ring bytes that will never
  * be forwarded. */
-static void qb_discard(struct wp_h2p_strm *t)
+void wp_h2p_qb_discard(struct wp_h2p_strm *t)
 {
 	if (t->qb.len && t->sess) {
 		(void)nghttp2_session_consume_connection(t->sess->ng, t->qb.len);
 		(void)nghttp2_session_consume_stream(t->sess->ng, t->down_sid, t->qb.len);
 	}
 	t->qb.head = t->qb.len = 0;
-	wake_sess(t->sess);
+	wp_h2p_wake_sess(t->sess);
 }
 
 static void rb_discard(struct wp_h2p_strm *t)
@@ -906,13 +304,11 @@ static void rb_discard(struct wp_h2p_strm *t)
 	if (t->rb.len && t->up && t->up->ng)
 		(void)nghttp2_session_consume_connection(t->up->ng, t->rb.len);
 	t->rb.head = t->rb.len = 0;
-	wake_up(t->up);
+	wp_h2p_wake_up(t->up);
 }
 
-static void h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t);
-
 /* Lets go of the upstream stream (cancelled when still open). */
-static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
+void wp_h2p_strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 {
 	struct wp_h2p_up *up = t->up;
 
@@ -920,7 +316,7 @@ static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 		return;
 	rb_discard(t);
 	if (up->h1) {
-		h1_abort(up, t);
+		wp_h2p_h1_abort(up, t);
 		return;
 	}
 	if (t->up_sid > 0 && up->ng) {
@@ -928,8 +324,8 @@ static void strm_cancel_up(struct wp_h2p_strm *t, uint32_t code)
 		(void)nghttp2_submit_rst_stream(up->ng, NGHTTP2_FLAG_NONE, t->up_sid, code);
 		(void)nghttp2_session_set_stream_user_data(up->ng, t->up_sid, NULL);
 	}
-	wake_up(up);
-	up_unlink_strm(t);
+	wp_h2p_wake_up(up);
+	wp_h2p_up_unlink_strm(t);
 }
 
 static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);
@@ -938,7 +334,7 @@ static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);
 
 /* A copy <m> is over: off its upstream (reset with CANCEL when still open,
  * if <cancel>), off its feeder, back to the pool. */
-static void mirror_free(struct wp_h2p_strm *m, bool cancel)
+void wp_h2p_mirror_free(struct wp_h2p_strm *m, bool cancel)
 {
 	struct wp_h2p_strm *f = m->feeder;
 
@@ -951,12 +347,12 @@ static void mirror_free(struct wp_h2p_strm *m, bool cancel)
 		m->feeder = NULL;
 	}
 	if (cancel)
-		strm_cancel_up(m, NGHTTP2_CANCEL);
+		wp_h2p_strm_cancel_up(m, NGHTTP2_CANCEL);
 	else
-		up_unlink_strm(m);
+		wp_h2p_up_unlink_strm(m);
 	m->mirror = false;
 	m->qb.head = m->qb.len = 0;
-	strm_free(m);
+	wp_h2p_strm_free(m);
 }
 
 /* The copies <t> still feeds are cut short: abandoned (counted). */
@@ -964,7 +360,7 @@ static void mirrors_abort(struct wp_h2p_strm *t)
 {
 	while (t->n_mir > 0) {
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-		mirror_free(t->mir[t->n_mir - 1], true);
+		wp_h2p_mirror_free(t->mir[t->n_mir - 1], true);
 	}
 }
 
@@ -984,12 +380,12 @@ static void mirrors_finish(struct wp_h2p_strm *t)
 		m->req.has_trl = t->req.has_trl;
 		if (m->req.over) { /* its trailers do not fit: the copy would be short */
 			wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-			mirror_free(m, true);
+			wp_h2p_mirror_free(m, true);
 			continue;
 		}
 		if (m->up && m->up_sid > 0) {
 			(void)nghttp2_session_resume_data(m->up->ng, m->up_sid);
-			wake_up(m->up);
+			wp_h2p_wake_up(m->up);
 		}
 	}
 }
@@ -1003,13 +399,13 @@ static void mirrors_tee(struct wp_h2p_strm *t, const uint8_t *d, size_t len)
 
 		if (ring_room(&m->qb) < len) {
 			wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_OVERFLOW);
-			mirror_free(m, true);
+			wp_h2p_mirror_free(m, true);
 			continue;
 		}
 		ring_put(&m->qb, d, len);
 		if (m->up && m->up_sid > 0) {
 			(void)nghttp2_session_resume_data(m->up->ng, m->up_sid);
-			wake_up(m->up);
+			wp_h2p_wake_up(m->up);
 		}
 	}
 }
@@ -1092,17 +488,17 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		}
 		if (!v) {
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
-			mirror_free(m, false);
+			wp_h2p_mirror_free(m, false);
 			return;
 		}
 		nv_set(&m->onv[k], nm, f->namelen, v, vl);
 	}
 	m->n_onv = t->n_onv; /* trailers are added after the block's bytes */
 	m->req_eof = t->req_eof;
-	up = up_acquire(c, &cl->endpoints[i], false);
+	up = wp_h2p_up_acquire(c, &cl->endpoints[i], false);
 	if (!up || strm_submit(m, up) != 0) { /* counted */
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
-		mirror_free(m, false);
+		wp_h2p_mirror_free(m, false);
 		return;
 	}
 	wp_lb_cache_begin(c->lbc, cl->lb, i, &m->act);
@@ -1193,7 +589,7 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 	if (code != NGHTTP2_NO_ERROR && !t->local && t->up)
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_DOWN_RESET);
 	if (t->up)
-		strm_cancel_up(t, NGHTTP2_CANCEL);
+		wp_h2p_strm_cancel_up(t, NGHTTP2_CANCEL);
 	if (s) {
 		if (t->sprev)
 			t->sprev->snext = t->snext;
@@ -1206,7 +602,7 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 	}
 	t->sprev = t->snext = NULL;
 	t->sess = NULL;
-	strm_free(t);
+	wp_h2p_strm_free(t);
 }
 
 /* ---- local answers ---------------------------------------------------------------------- */
@@ -1263,7 +659,7 @@ static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, s
 /* Answers the downstream stream of <t> with <status> (a gRPC request: a
  * trailers-only response) unless a response head was sent already (then
  * the stream is reset). Request bytes from here on are dropped. */
-static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len)
+void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len)
 {
 	struct wp_h2p_sess *s = t->sess;
 	struct wp_h2p_core *c = t->core;
@@ -1276,13 +672,13 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 
 	t->local = true;
 	mirrors_abort(t);
-	qb_discard(t);
+	wp_h2p_qb_discard(t);
 	if (!s)
 		return;
 	if (t->head_sent) {
 		(void)nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, t->down_sid,
 		                                NGHTTP2_INTERNAL_ERROR);
-		wake_sess(s);
+		wp_h2p_wake_sess(s);
 		return;
 	}
 	t->head_sent = true;
@@ -1313,11 +709,11 @@ static void strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 			nv_set(&nv[n++], "content-length", 14, "0", 1);
 		}
 	}
-	/* the rest of the request is not wanted: d_frame_send() resets the
+	/* the rest of the request is not wanted: wp_h2p_d_frame_send() resets the
 	 * stream (NO_ERROR) once this response is out */
 	if (nghttp2_submit_response(s->ng, t->down_sid, nv, n, has_body ? &body : NULL) != 0)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
-	wake_sess(s);
+	wp_h2p_wake_sess(s);
 }
 
 /* ---- forwarding the request ------------------------------------------------------------- */
@@ -1326,7 +722,7 @@ static ssize_t up_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
                        nghttp2_data_source *src, void *ud)
 {
 	struct wp_h2p_up *up = ud;
-	struct wp_h2p_strm *t = up_strm(up, sid);
+	struct wp_h2p_strm *t = wp_h2p_up_strm(up, sid);
 	size_t n;
 
 	(void)src;
@@ -1337,7 +733,7 @@ static ssize_t up_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 		t->up_sent += n;
 		if (t->sess) {
 			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
-			wake_sess(t->sess);
+			wp_h2p_wake_sess(t->sess);
 		}
 	}
 	if (t->qb.len == 0 && t->req_eof) {
@@ -1354,8 +750,6 @@ static ssize_t up_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 	return (ssize_t)n;
 }
 
-static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);
-
 /* Submits the request of <t> on <up>. 0 or -errno. */
 static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 {
@@ -1363,7 +757,7 @@ static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 	int32_t sid;
 
 	if (up->h1)
-		return h1_submit(t, up);
+		return wp_h2p_h1_submit(t, up);
 	sid = nghttp2_submit_request(up->ng, NULL, t->onv, t->n_onv,
 	                             t->req_eof && t->qb.len == 0 && !t->req.has_trl ? NULL : &prd,
 	                             t);
@@ -1372,8 +766,8 @@ static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 		return -ENOMEM;
 	}
 	t->up_sid = sid;
-	up_link_strm(up, t);
-	wake_up(up);
+	wp_h2p_up_link_strm(up, t);
+	wp_h2p_wake_up(up);
 	return 0;
 }
 
@@ -1410,7 +804,7 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 				break;
 		}
 		wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, &cl->endpoints[i]);
-		up = up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
+		up = wp_h2p_up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
 		if (up) {
 			if (strm_submit(t, up) != 0)
 				return -ENOMEM;
@@ -1432,7 +826,7 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 
 /* Another try for a stream whose upstream failed before anything of it
  * was processed. True when it was submitted elsewhere. */
-static bool strm_retry(struct wp_h2p_strm *t, uint16_t why)
+bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why)
 {
 	struct wp_h2p_sess *s = t->sess;
 
@@ -1458,7 +852,7 @@ static int copy_rmods(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *m)
 	return 0;
 }
 
-static uint8_t method_id(const uint8_t *m, size_t l)
+uint8_t wp_h2p_method_id(const uint8_t *m, size_t l)
 {
 	static const struct {
 		const char *s;
@@ -1595,18 +989,18 @@ static void strm_route(struct wp_h2p_strm *t)
 		wp_pipe_rec_begin(s->conn, &t->rec, t->grpc);
 	if (h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-		strm_local(t, 431, NULL, 0);
+		wp_h2p_strm_local(t, 431, NULL, 0);
 		return;
 	}
 	if (!m || !p || p->valuelen == 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_BAD_REQUEST);
 		t->rec.flags |= WP_PIPE_F(DPE);
-		strm_local(t, 400, NULL, 0);
+		wp_h2p_strm_local(t, 400, NULL, 0);
 		return;
 	}
 	if (!s->routes) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_TABLE);
-		strm_local(t, 500, NULL, 0);
+		wp_h2p_strm_local(t, 500, NULL, 0);
 		return;
 	}
 	/* the request as the router sees it: :authority is the host */
@@ -1641,12 +1035,12 @@ static void strm_route(struct wp_h2p_strm *t)
 	while (rq.path_len < rq.target_len && rq.target[rq.path_len] != '?' &&
 	       rq.target[rq.path_len] != '#')
 		rq.path_len++;
-	rq.method = method_id(m->value, m->valuelen);
+	rq.method = wp_h2p_method_id(m->value, m->valuelen);
 	rq.hdrs = c->rh;
 	rq.n_hdrs = nh;
 	rq.src = s->src;
 	if (s->conn && wp_pipe_normalize(s->conn->core, &rq) != 0) {
-		strm_local(t, 400, NULL, 0);
+		wp_h2p_strm_local(t, 400, NULL, 0);
 		return;
 	}
 	/* authorization before any answer of the router, as in Envoy */
@@ -1654,14 +1048,14 @@ static void strm_route(struct wp_h2p_strm *t)
 		struct wp_authz_decision az;
 
 		if (!wp_pipe_authorize(s->conn, &rq, (const char *)m->value, m->valuelen, &az)) {
-			strm_local(t, WP_PIPE_DENIED_STATUS, NULL, 0);
+			wp_h2p_strm_local(t, WP_PIPE_DENIED_STATUS, NULL, 0);
 			return;
 		}
 	}
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ROUTE);
 		t->rec.flags |= WP_PIPE_F(NR);
-		strm_local(t, 404, NULL, 0);
+		wp_h2p_strm_local(t, 404, NULL, 0);
 		return;
 	}
 	if (d.status >= 300 && d.status < 400) {
@@ -1670,7 +1064,7 @@ static void strm_route(struct wp_h2p_strm *t)
 		n = wp_route_write_redirect(&d, &rq, true, c->tmp, sizeof(c->tmp) - 1);
 		if (n < 12) {
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-			strm_local(t, 500, NULL, 0);
+			wp_h2p_strm_local(t, 500, NULL, 0);
 			return;
 		}
 		c->tmp[n] = '\0';
@@ -1679,13 +1073,14 @@ static void strm_route(struct wp_h2p_strm *t)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_REDIRECT);
 		t->grpc = false; /* a redirect is an HTTP answer */
 		t->rec.is_grpc = false;
-		strm_local(t, d.status, loc ? loc + 12 : NULL, e ? (size_t)(e - loc - 12) : 0);
+		wp_h2p_strm_local(t, d.status, loc ? loc + 12 : NULL,
+		                  e ? (size_t)(e - loc - 12) : 0);
 		return;
 	}
 	if (!d.cluster) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_BACKEND);
 		t->rec.flags |= WP_PIPE_F(NC);
-		strm_local(t, d.status ? d.status : 500, NULL, 0);
+		wp_h2p_strm_local(t, d.status ? d.status : 500, NULL, 0);
 		return;
 	}
 	t->pick_has_hash = wp_route_cluster_hash(d.cluster, &rq, &hash);
@@ -1710,14 +1105,14 @@ static void strm_route(struct wp_h2p_strm *t)
 	if (n < 0 || !path || copy_rmods(t, &d.rule->resp_mods) != 0 ||
 	    build_onv(t, &d.rule->req_mods, path, path_len) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-		strm_local(t, 431, NULL, 0);
+		wp_h2p_strm_local(t, 431, NULL, 0);
 		return;
 	}
 	n = strm_dispatch(t, d.cluster, false);
 	if (n != 0) {
 		if (n == -ECONNREFUSED)
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_CONNECT_FAILED);
-		strm_local(t, 503, NULL, 0);
+		wp_h2p_strm_local(t, 503, NULL, 0);
 		return;
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_REQUEST);
@@ -1731,7 +1126,7 @@ static void strm_route(struct wp_h2p_strm *t)
 
 /* ---- downstream callbacks --------------------------------------------------------------- */
 
-static int d_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+int wp_h2p_d_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct wp_h2p_sess *s = ud;
 	struct wp_h2p_strm *t;
@@ -1757,7 +1152,7 @@ static int d_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud
 	return 0;
 }
 
-static int d_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+int wp_h2p_d_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct wp_h2p_strm *t = down_strm(ud, f->hd.stream_id);
@@ -1769,7 +1164,7 @@ static int d_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *
 	return 0;
 }
 
-static int d_invalid_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+int wp_h2p_d_invalid_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                             size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct wp_h2p_sess *s = ud;
@@ -1785,7 +1180,7 @@ static int d_invalid_header(nghttp2_session *ng, const nghttp2_frame *f, const u
 	return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset the stream */
 }
 
-static int d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+int wp_h2p_d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct wp_h2p_sess *s = ud;
 	struct wp_h2p_strm *t;
@@ -1829,12 +1224,12 @@ static int d_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 	if (t->up && end) {
 		if (!t->up->h1)
 			(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
-		wake_up(t->up);
+		wp_h2p_wake_up(t->up);
 	}
 	return 0;
 }
 
-static int d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
+int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
                   void *ud)
 {
 	struct wp_h2p_sess *s = ud;
@@ -1861,14 +1256,14 @@ static int d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 	if (t->up) {
 		if (!t->up->h1)
 			(void)nghttp2_session_resume_data(t->up->ng, t->up_sid);
-		wake_up(t->up);
+		wp_h2p_wake_up(t->up);
 	}
 	return 0;
 }
 
 /* A local answer went out while the client still sends: stop it (RFC 9113
  * 8.1: a complete response, then RST_STREAM NO_ERROR). */
-static int d_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+int wp_h2p_d_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
 	struct wp_h2p_strm *t;
 
@@ -1884,7 +1279,7 @@ static int d_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 
 /* nghttp2 refused a frame; a header it refuses (connection-specific
  * fields, bad pseudo-headers) resets the stream. */
-static int d_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
+int wp_h2p_d_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
 {
 	struct wp_h2p_sess *s = ud;
 
@@ -1896,7 +1291,7 @@ static int d_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err,
 	return 0;
 }
 
-static int d_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
+int wp_h2p_d_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
 {
 	struct wp_h2p_strm *t = down_strm(ud, sid);
 
@@ -1907,7 +1302,7 @@ static int d_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void 
 	return 0;
 }
 
-static ssize_t down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
+ssize_t wp_h2p_down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct wp_h2p_strm *t = down_strm(ud, sid);
@@ -1922,7 +1317,7 @@ static ssize_t down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
 		/* HTTP/1.1: room in rb again, the held response bytes may come */
 		if (!t->up->h1)
 			(void)nghttp2_session_consume(t->up->ng, t->up_sid, n);
-		wake_up(t->up);
+		wp_h2p_wake_up(t->up);
 	}
 	if (t->rb.len == 0 && t->resp_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -1933,703 +1328,6 @@ static ssize_t down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
 		return (ssize_t)n;
 	}
 	return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
-}
-
-/* ---- upstream callbacks ----------------------------------------------------------------- */
-
-static int u_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-	struct wp_h2p_strm *t = up_strm(ud, f->hd.stream_id);
-
-	(void)ng;
-	if (!t || f->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	if (!t->head_sent) {
-		hb_reset(&t->resp);
-	} else {
-		t->resp.trl = t->resp.n;
-		t->resp.over = false;
-	}
-	return 0;
-}
-
-static int u_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
-                    const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
-{
-	struct wp_h2p_strm *t = up_strm(ud, f->hd.stream_id);
-
-	(void)ng;
-	(void)flags;
-	if (t && f->hd.type == NGHTTP2_HEADERS)
-		hb_add(&t->resp, name, nlen, value, vlen);
-	return 0;
-}
-
-/* The response head of <t> goes downstream (ResponseHeaderModifier). */
-static void resp_head(struct wp_h2p_strm *t, bool end)
-{
-	struct wp_h2p_core *c = t->core;
-	struct wp_h2p_sess *s = t->sess;
-	struct hblock *h = &t->resp;
-	const struct wp_http_hdr_mods *mods = t->has_rmods ? &t->rmods.mods : NULL;
-	nghttp2_data_provider prd = {.source = {.ptr = NULL}, .read_callback = down_read};
-	uint32_t n = 0;
-	bool ok = true;
-
-	for (uint16_t i = 0; i < h->n && ok; i++) {
-		const nghttp2_nv *f = &h->nv[i];
-
-		if (mods && f->name[0] != ':' &&
-		    (name_in(f->name, f->namelen, mods->remove, mods->n_remove) ||
-		     name_in(f->name, f->namelen, mods->set, mods->n_set)))
-			continue;
-		if (n >= c->tnv_cap)
-			ok = false;
-		else
-			c->tnv[n++] = *f;
-	}
-	for (int k = 0; mods && k < 2 && ok; k++) {
-		const struct wp_http_hdr *a = k ? mods->add : mods->set;
-		uint16_t na = k ? mods->n_add : mods->n_set;
-
-		for (uint16_t i = 0; i < na; i++) {
-			if (n >= c->tnv_cap) {
-				ok = false;
-				break;
-			}
-			/* the copied names are ours: lower-case them in place */
-			for (uint16_t j = 0; j < a[i].name_len; j++)
-				if (a[i].name[j] >= 'A' && a[i].name[j] <= 'Z')
-					((char *)a[i].name)[j] = (char)(a[i].name[j] - 'A' + 'a');
-			nv_set(&c->tnv[n++], a[i].name, a[i].name_len, a[i].value, a[i].value_len);
-		}
-	}
-	t->head_sent = true;
-	{
-		const nghttp2_nv *st = hb_find(h, 0, h->n, ":status");
-
-		t->rec.status = 0;
-		for (size_t i = 0; st && i < st->valuelen && i < 3; i++)
-			t->rec.status = (uint16_t)(t->rec.status * 10 + (st->value[i] - '0'));
-	}
-	if (!ok || h->over) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-		t->head_sent = false;
-		strm_local(t, 503, NULL, 0);
-		strm_cancel_up(t, NGHTTP2_CANCEL);
-		return;
-	}
-	if (nghttp2_submit_response(s->ng, t->down_sid, c->tnv, n, end ? NULL : &prd) != 0) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
-		(void)nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, t->down_sid,
-		                                NGHTTP2_INTERNAL_ERROR);
-	}
-	wake_sess(s);
-}
-
-static int u_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
-{
-	struct wp_h2p_up *up = ud;
-	struct wp_h2p_strm *t;
-	bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-
-	(void)ng;
-	if (f->hd.type == NGHTTP2_GOAWAY) {
-		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_GOAWAY);
-		up->state = WP_H2P_UP_CLOSED;
-		if (up->n_strms == 0)
-			up_reap_later(up);
-		return 0;
-	}
-	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
-		return 0;
-	t = up_strm(up, f->hd.stream_id);
-	if (!t || !t->sess)
-		return 0;
-	if (f->hd.type == NGHTTP2_HEADERS && !t->head_sent) {
-		const nghttp2_nv *st = hb_find(&t->resp, 0, t->resp.n, ":status");
-
-		if (st && st->valuelen == 3 && st->value[0] == '1') {
-			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_INTERIM_DROPPED);
-			return 0;
-		}
-		if (end)
-			t->resp_eof = true;
-		resp_head(t, end);
-		return 0;
-	}
-	if (f->hd.type == NGHTTP2_HEADERS) {
-		if (t->resp.over) {
-			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-			t->resp.n = t->resp.trl;
-		}
-		t->resp.has_trl = true;
-	}
-	if (end) {
-		t->resp_eof = true;
-		(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-		wake_sess(t->sess);
-	}
-	return 0;
-}
-
-static int u_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
-                  void *ud)
-{
-	struct wp_h2p_up *up = ud;
-	struct wp_h2p_strm *t = up_strm(up, sid);
-
-	(void)flags;
-	if (!t || !t->sess || !t->head_sent || t->local) {
-		(void)nghttp2_session_consume(ng, sid, len);
-		return 0;
-	}
-	if (ring_room(&t->rb) < len) {
-		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_BUF_OVERRUN);
-		(void)nghttp2_session_consume(ng, sid, len);
-		(void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, sid,
-		                                NGHTTP2_FLOW_CONTROL_ERROR);
-		return 0;
-	}
-	ring_put(&t->rb, data, len);
-	(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-	wake_sess(t->sess);
-	return 0;
-}
-
-/* The upstream stream of <t> is gone with <code> (not NO_ERROR, or no
- * complete response): retry, answer locally, or reset the client's. */
-static void strm_up_failed(struct wp_h2p_strm *t, uint32_t code, bool unprocessed)
-{
-	struct wp_h2p_core *c = t->core;
-
-	if (!t->sess)
-		return;
-	if (!t->local && !(t->rec.flags & (WP_PIPE_F(UF) | WP_PIPE_F(UC))))
-		t->rec.flags |= WP_PIPE_F(UR); /* its stream was reset (or ended short) */
-	if (!t->head_sent && !t->local) {
-		if (unprocessed && strm_retry(t, WP_ROUTE_RETRY_REFUSED_STREAM)) {
-			t->rec.flags &= (uint16_t)~WP_PIPE_F(UR); /* another try */
-			return;
-		}
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_RESET);
-		strm_local(t, 503, NULL, 0);
-		return;
-	}
-	if (t->local)
-		return;
-	wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_RESET);
-	(void)nghttp2_submit_rst_stream(t->sess->ng, NGHTTP2_FLAG_NONE, t->down_sid,
-	                                code != NGHTTP2_NO_ERROR ? code : NGHTTP2_INTERNAL_ERROR);
-	wake_sess(t->sess);
-}
-
-static int u_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void *ud)
-{
-	struct wp_h2p_up *up = ud;
-	struct wp_h2p_strm *t = up_strm(up, sid);
-	bool unprocessed = code == NGHTTP2_REFUSED_STREAM;
-
-	if (!t)
-		return 0;
-	if (t->mirror) { /* its response was thrown away */
-		if (t->feeder)
-			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-		mirror_free(t, false);
-		return 0;
-	}
-	if (unprocessed)
-		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_REFUSED);
-	/* what rb still holds will go downstream (or nowhere): give the
-	 * connection its window now, the stream's is gone with it */
-	if (t->rb.len > 0)
-		(void)nghttp2_session_consume_connection(ng, t->rb.len);
-	if (code != NGHTTP2_NO_ERROR || !t->resp_eof)
-		t->rb.head = t->rb.len = 0;
-	up_unlink_strm(t);
-	wp_lb_cache_end(t->core->lbc, &t->act);
-	if (code != NGHTTP2_NO_ERROR || !t->resp_eof) {
-		strm_up_failed(t, code, unprocessed);
-	} else if (t->sess) {
-		if (!t->req_eof)
-			qb_discard(t); /* the rest of the request is not forwarded */
-		(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-		wake_sess(t->sess);
-	}
-	if (!t->sess && !t->up)
-		strm_free(t);
-	return 0;
-}
-
-/* A request HEADERS nghttp2 gave up on (GOAWAY came first, or the session
- * is closing): the upstream never saw the stream. No stream was opened, so
- * there is no user data: find it on the connection's list. */
-static int u_not_send(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
-{
-	struct wp_h2p_up *up = ud;
-	struct wp_h2p_strm *t;
-
-	(void)ng;
-	(void)err;
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	for (t = up->strms; t && t->up_sid != f->hd.stream_id; t = t->unext)
-		;
-	if (!t)
-		return 0;
-	if (t->mirror) {
-		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-		mirror_free(t, false);
-		return 0;
-	}
-	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_REFUSED);
-	up_unlink_strm(t);
-	wp_lb_cache_end(t->core->lbc, &t->act);
-	strm_up_failed(t, NGHTTP2_REFUSED_STREAM, true);
-	return 0;
-}
-
-static int setup_callbacks(struct wp_h2p_core *c)
-{
-	nghttp2_session_callbacks *d, *u;
-
-	if (nghttp2_session_callbacks_new(&c->cb_down) ||
-	    nghttp2_session_callbacks_new(&c->cb_up) || nghttp2_option_new(&c->opt_down) ||
-	    nghttp2_option_new(&c->opt_up))
-		return -ENOMEM;
-	d = c->cb_down;
-	u = c->cb_up;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(d, d_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(d, d_header);
-	nghttp2_session_callbacks_set_on_invalid_header_callback(d, d_invalid_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(d, d_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(d, d_data);
-	nghttp2_session_callbacks_set_on_stream_close_callback(d, d_stream_close);
-	nghttp2_session_callbacks_set_on_frame_send_callback(d, d_frame_send);
-	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(d, d_invalid_frame);
-	nghttp2_session_callbacks_set_on_begin_headers_callback(u, u_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(u, u_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(u, u_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(u, u_data);
-	nghttp2_session_callbacks_set_on_stream_close_callback(u, u_stream_close);
-	nghttp2_session_callbacks_set_on_frame_not_send_callback(u, u_not_send);
-	nghttp2_option_set_no_auto_window_update(c->opt_down, 1);
-	nghttp2_option_set_no_auto_window_update(c->opt_up, 1);
-	nghttp2_option_set_peer_max_concurrent_streams(c->opt_up, c->cfg.max_up_streams);
-	nghttp2_option_set_max_send_header_block_length(c->opt_up, 65536);
-	return 0;
-}
-
-/* ---- HTTP/1.1 upstreams ----------------------------------------------------------------- */
-
-/* Fields never sent on an HTTP/1.1 request (hop-by-hop, or HTTP/2 only).
- *
- * No Upgrade / CONNECT ever reaches an HTTP/1.1 upstream, so no client bytes
- * can follow a request the backend might decline and parse as requests of
- * its own (unlike dp/l7/h1proxy.c, which holds them): Upgrade and
- * Connection are connection-specific fields nghttp2 refuses from the client
- * (and would be dropped here), a CONNECT has no :path (400 in strm_route(),
- * or refused by nghttp2 when it has one without :protocol, which we never
- * enable), every request body is framed by content-length or chunked, and a
- * 101 or CONNECT-style 2xx from the backend answers 502 (h1_head()).
- * test_h2p_h1up.c: test_no_upgrade. */
-static bool h1_hop(const uint8_t *n, size_t l)
-{
-	static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",
-	                                  "transfer-encoding", "upgrade",    "te",
-	                                  "http2-settings"};
-
-	for (size_t i = 0; i < WP_ARRAY_SIZE(hop); i++)
-		if (strlen(hop[i]) == l && !memcmp(hop[i], n, l))
-			return true;
-	return false;
-}
-
-struct obuf {
-	char *b;
-	size_t cap, n;
-	bool over;
-};
-
-static void ob_put(struct obuf *o, const void *p, size_t n)
-{
-	if (o->over || o->cap - o->n < n) {
-		o->over = true;
-		return;
-	}
-	memcpy(o->b + o->n, p, n);
-	o->n += n;
-}
-
-#define OB_LIT(o, s) ob_put(o, s, sizeof(s) - 1)
-
-/* Writes the request head of <t> (its upstream block t->onv) into the
- * output of the idle <up> and makes <t> its stream. 0, or -ENOSPC (counted)
- * when the head does not fit. */
-static int h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = t->core;
-	struct h1up *h = h1s(up);
-	const nghttp2_nv *m = NULL, *p = NULL, *au = NULL;
-	struct obuf o = {.b = h->ob, .cap = h->ob_cap};
-	bool has_cl = false, cookie = false;
-	uint8_t framing;
-
-	if (up->out_len > 0 && up->out != (const uint8_t *)h->ob) /* the last request's tail */
-		memmove(h->ob, up->out, up->out_len);
-	o.n = up->out_len;
-	for (uint16_t i = 0; i < t->n_onv; i++) {
-		const nghttp2_nv *f = &t->onv[i];
-
-		if (f->namelen == 7 && !memcmp(f->name, ":method", 7))
-			m = f;
-		else if (f->namelen == 5 && !memcmp(f->name, ":path", 5))
-			p = f;
-		else if (f->namelen == 10 && !memcmp(f->name, ":authority", 10))
-			au = f;
-	}
-	if (!m || !p)
-		return -EINVAL; /* build_onv() always writes both */
-	ob_put(&o, m->value, m->valuelen);
-	OB_LIT(&o, " ");
-	ob_put(&o, p->value, p->valuelen);
-	OB_LIT(&o, " HTTP/1.1\r\nhost: ");
-	if (au)
-		ob_put(&o, au->value, au->valuelen);
-	OB_LIT(&o, "\r\n");
-	for (uint16_t i = 0; i < t->n_onv; i++) {
-		const nghttp2_nv *f = &t->onv[i];
-
-		if ((f->namelen > 0 && f->name[0] == ':') || h1_hop(f->name, f->namelen))
-			continue;
-		if (f->namelen == 14 && !memcmp(f->name, "content-length", 14))
-			has_cl = true;
-		if (f->namelen == 6 && !memcmp(f->name, "cookie", 6)) {
-			cookie = true; /* written below, as one field */
-			continue;
-		}
-		ob_put(&o, f->name, f->namelen);
-		OB_LIT(&o, ": ");
-		ob_put(&o, f->value, f->valuelen);
-		OB_LIT(&o, "\r\n");
-	}
-	if (cookie) { /* RFC 9113 8.2.3: cookie fields joined with "; " */
-		bool first = true;
-
-		OB_LIT(&o, "cookie: ");
-		for (uint16_t i = 0; i < t->n_onv; i++) {
-			const nghttp2_nv *f = &t->onv[i];
-
-			if (f->namelen != 6 || memcmp(f->name, "cookie", 6))
-				continue;
-			if (!first)
-				OB_LIT(&o, "; ");
-			ob_put(&o, f->value, f->valuelen);
-			first = false;
-		}
-		OB_LIT(&o, "\r\n");
-	}
-	if (t->req_eof && t->qb.len == 0 && !(t->req.has_trl && t->req.n > t->req.trl)) {
-		framing = H1_FRAME_NONE;
-	} else if (has_cl) {
-		framing = H1_FRAME_LENGTH;
-	} else {
-		framing = H1_FRAME_CHUNKED;
-		OB_LIT(&o, "transfer-encoding: chunked\r\n");
-	}
-	OB_LIT(&o, "\r\n");
-	if (o.over) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_HEAD_TOO_BIG);
-		return -ENOSPC;
-	}
-	up->out = (const uint8_t *)h->ob;
-	up->out_len = o.n;
-	h->cur = t;
-	h->framing = framing;
-	h->req_done = framing == H1_FRAME_NONE;
-	h->wrote = h->interim = h->head_in = false;
-	h->method = method_id(m->value, m->valuelen);
-	if (h->method == 0xff)
-		h->method = HTTP_GET; /* framed like any method but HEAD / CONNECT */
-	wp_http1_parser_expect_response(&h->p, h->method);
-	t->up_sid = 1; /* linked */
-	up_link_strm(up, t);
-	wake_up(up);
-	return 0;
-}
-
-/* Refills the output of <up> (empty) with the next request body slice of
- * its stream, framed, or the end of the request. */
-static void h1_fill(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-	struct h1up *h = h1s(up);
-	struct wp_h2p_strm *t = h->cur;
-	size_t n, o = 0;
-	int k;
-
-	if (!t || h->req_done)
-		return;
-	n = WP_MIN((size_t)t->qb.len, (size_t)H1_OB_BODY);
-	if (n > 0) {
-		if (h->framing == H1_FRAME_CHUNKED) {
-			k = wp_http1_write_chunk_header(n, h->ob, 32);
-			if (k < 0)
-				return; /* cannot happen: 32 bytes hold any length */
-			o = (size_t)k;
-		}
-		o += ring_get(&t->qb, (uint8_t *)h->ob + o, n);
-		if (h->framing == H1_FRAME_CHUNKED) {
-			memcpy(h->ob + o, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
-			o += WP_HTTP1_CHUNK_END_LEN;
-		}
-		t->up_sent += n;
-		if (t->sess) {
-			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
-			wake_sess(t->sess);
-		}
-	} else if (t->req_eof) {
-		bool trl = t->req.has_trl && t->req.n > t->req.trl;
-
-		if (h->framing == H1_FRAME_CHUNKED) {
-			uint16_t nt = 0;
-
-			for (uint16_t i = t->req.trl; trl && i < t->req.n; i++) {
-				const nghttp2_nv *f = &t->req.nv[i];
-				struct wp_http_hdr *r = &c->rh[nt];
-
-				if (h1_hop(f->name, f->namelen))
-					continue;
-				memset(r, 0, sizeof(*r));
-				r->name = (const char *)f->name;
-				r->name_len = (uint16_t)f->namelen;
-				r->value = (const char *)f->value;
-				r->value_len = (uint32_t)f->valuelen;
-				nt++;
-			}
-			k = wp_http1_write_last_chunk(c->rh, nt, h->ob, h->ob_cap);
-			if (k < 0) { /* cannot happen: the block fits the buffer */
-				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_TRAILERS_DROPPED);
-				k = wp_http1_write_last_chunk(NULL, 0, h->ob, h->ob_cap);
-			}
-			o = (size_t)WP_MAX(k, 0);
-		} else if (trl) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_TRAILERS_DROPPED);
-		}
-		h->req_done = true;
-	}
-	up->out = (const uint8_t *)h->ob;
-	up->out_len = o;
-}
-
-/* <t> leaves <up> (its exchange is over or abandoned); the connection is
- * closed (after what it still has to write is dropped) unless <keep>. */
-static void h1_detach(struct wp_h2p_up *up, struct wp_h2p_strm *t, bool keep)
-{
-	struct h1up *h = h1s(up);
-
-	h->cur = NULL;
-	h->head_in = h->interim = false;
-	if (!keep) {
-		up->state = WP_H2P_UP_CLOSED; /* up_went_idle() closes it */
-		up->out_len = 0;
-	}
-	wp_lb_cache_end(t->core->lbc, &t->act);
-	up_unlink_strm(t);
-	wake_up(up);
-}
-
-/* strm_cancel_up() of a stream on an HTTP/1.1 upstream: the message cannot
- * be finished, so the connection is closed, unless nothing of the request
- * went out yet (then it stays for the next one). */
-static void h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t)
-{
-	struct h1up *h = h1s(up);
-	bool keep = false;
-
-	if (h->cur == t) {
-		keep = !h->wrote && !h->head_in && up->state != WP_H2P_UP_CLOSED;
-		if (keep)
-			up->out_len = 0; /* its head was not taken: forget it */
-		else
-			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_ABORT);
-	}
-	h1_detach(up, t, keep);
-}
-
-/* A malformed, short or upgrading response: 502 before a head went out,
- * else a reset (INTERNAL_ERROR); the connection is closed. */
-static void h1_bad(struct wp_h2p_up *up, struct wp_h2p_strm *t)
-{
-	wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_BAD_RESPONSE);
-	t->rec.flags |= WP_PIPE_F(UPE);
-	h1_detach(up, t, false);
-	if (t->sess) {
-		t->rb.head = t->rb.len = 0;
-		strm_local(t, 502, NULL, 0);
-	}
-}
-
-/* A response head for <t>. False when the exchange was abandoned. */
-static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp_http1_msg *msg)
-{
-	struct h1up *h = h1s(up);
-	char st[8];
-	bool end;
-	int n;
-
-	/* a 1xx has no content (RFC 9110 15.2), but llhttp reads one when the
-	 * head announces it (but 100, 102, 103): the bytes would go to the
-	 * real response, unbounded; such a response is malformed */
-	if (msg->status / 100 == 1 && msg->status != 101 &&
-	    ((msg->flags & WP_HTTP1_F_CHUNKED) ||
-	     ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length > 0))) {
-		h1_bad(up, t);
-		return false;
-	}
-	if (msg->status / 100 == 1 && msg->status != 101) {
-		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_INTERIM_DROPPED);
-		h->interim = true;
-		return true;
-	}
-	/* :status is three digits in HTTP/2 (RFC 9113 8.3.2); llhttp takes
-	 * "HTTP/1.1 20": a status it cannot carry is a malformed response */
-	if (msg->status == 101 || (msg->flags & WP_HTTP1_F_UPGRADE) || msg->status < 100 ||
-	    msg->status > 999) {
-		h1_bad(up, t);
-		return false;
-	}
-	h->head_in = true;
-	hb_reset(&t->resp);
-	n = snprintf(st, sizeof(st), "%u", msg->status);
-	hb_add(&t->resp, (const uint8_t *)":status", 7, (const uint8_t *)st, (size_t)n);
-	for (uint16_t i = 0; i < msg->n_hdrs; i++) {
-		const struct wp_http_hdr *f = &msg->hdrs[i];
-
-		/* a 204 has no content-length (RFC 9110 8.6): HTTP/2 clients
-		 * reject one, so a backend's is dropped */
-		if (!(f->flags & WP_HDR_F_HOP) &&
-		    !(msg->status == 204 && f->id == WP_HDR_CONTENT_LENGTH))
-			hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
-			       (const uint8_t *)f->value, f->value_len);
-	}
-	end = (msg->flags & WP_HTTP1_F_NO_BODY) ||
-	      ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length == 0);
-	if (end)
-		t->resp_eof = true;
-	resp_head(t, end); /* may abandon it (h1_abort) */
-	return h->cur == t;
-}
-
-/* The response of <t> is complete (trailers in <msg>). */
-static void h1_done(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp_http1_msg *msg)
-{
-	struct wp_h2p_core *c = up->core;
-	struct h1up *h = h1s(up);
-	bool keep =
-	        (msg->flags & WP_HTTP1_F_KEEP_ALIVE) && !(msg->flags & WP_HTTP1_F_BODY_UNTIL_EOF);
-	bool req_done = h->req_done;
-
-	if (h->interim) { /* the 1xx ended: the real response comes next */
-		h->interim = false;
-		wp_http1_parser_expect_response(&h->p, h->method);
-		return;
-	}
-	if (!t->resp_eof) {
-		t->resp.trl = t->resp.n;
-		t->resp.over = false;
-		for (uint16_t i = 0; i < msg->n_trailers; i++) {
-			const struct wp_http_hdr *f = &msg->trailers[i];
-
-			/* no framing field in trailers (RFC 9110 6.5.1): an HTTP/2
-			 * client would take a content-length there as the body's */
-			if (!(f->flags & WP_HDR_F_HOP) && f->id != WP_HDR_CONTENT_LENGTH)
-				hb_add(&t->resp, (const uint8_t *)f->name, f->name_len,
-				       (const uint8_t *)f->value, f->value_len);
-		}
-		if (t->resp.over) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
-			t->resp.n = t->resp.trl;
-		}
-		t->resp.has_trl = t->resp.n > t->resp.trl;
-		t->resp_eof = true;
-	}
-	if (!keep || !req_done) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_H1_CLOSE);
-		keep = false;
-	}
-	h1_detach(up, t, keep);
-	if (t->sess) {
-		if (!req_done)
-			qb_discard(t); /* the rest of the request is not forwarded */
-		(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-		wake_sess(t->sess);
-	}
-}
-
-/* Response bytes: fed to the parser as far as the stream's rb has room.
- * Returns how many were taken. */
-static size_t h1_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
-{
-	struct h1up *h = h1s(up);
-	size_t used = 0;
-
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
-	for (;;) {
-		struct wp_h2p_strm *t = h->cur;
-		struct wp_http1_ev ev;
-		size_t avail = len - used;
-
-		if (!t) {
-			if (avail > 0 && up->state != WP_H2P_UP_CLOSED) {
-				wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_H1_STRAY);
-				up->state = WP_H2P_UP_CLOSED;
-				up->out_len = 0;
-				up_reap_later(up);
-			}
-			return up->state == WP_H2P_UP_CLOSED ? len : used;
-		}
-		if (h->head_in)
-			avail = WP_MIN(avail, (size_t)ring_room(&t->rb));
-		used += wp_http1_parse(&h->p, data + used, avail, &ev);
-		switch (ev.type) {
-		case WP_HTTP1_EV_NONE:
-			return used;
-		case WP_HTTP1_EV_HEAD:
-			if (!h1_head(up, t, ev.msg))
-				return len;
-			break;
-		case WP_HTTP1_EV_BODY:
-			ring_put(&t->rb, ev.data, ev.len);
-			(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-			wake_sess(t->sess);
-			break;
-		case WP_HTTP1_EV_DONE:
-			h1_done(up, t, ev.msg);
-			break;
-		default: /* EV_ERROR, EV_UPGRADE */
-			h1_bad(up, t);
-			return len;
-		}
-	}
-}
-
-/* The upstream closed its side: a response read until EOF ends, a cut one
- * is bad; no response at all is left to up_lost() (503 or a retry). */
-static void h1_eof(struct wp_h2p_up *up)
-{
-	struct h1up *h = h1s(up);
-	struct wp_h2p_strm *t = h->cur;
-	struct wp_http1_ev ev;
-
-	if (!t)
-		return;
-	wp_http1_parse_eof(&h->p, &ev);
-	if (ev.type == WP_HTTP1_EV_DONE && !h->interim)
-		h1_done(up, t, ev.msg);
-	else if (ev.type != WP_HTTP1_EV_NONE || h->head_in)
-		h1_bad(up, t);
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
@@ -2728,7 +1426,7 @@ void wp_h2p_sess_close(struct wp_h2p_sess *s)
 	s->out_len = 0;
 	s->next_free = c->free_sess;
 	c->free_sess = s;
-	core_reap(c);
+	wp_h2p_core_reap(c);
 }
 
 void wp_h2p_sess_drain(struct wp_h2p_sess *s)
@@ -2738,7 +1436,7 @@ void wp_h2p_sess_drain(struct wp_h2p_sess *s)
 	(void)nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
 	                            nghttp2_session_get_last_proc_stream_id(s->ng),
 	                            NGHTTP2_NO_ERROR, NULL, 0);
-	wake_sess(s);
+	wp_h2p_wake_sess(s);
 }
 
 size_t wp_h2p_down_in(struct wp_h2p_sess *s, const uint8_t *data, size_t len)
@@ -2754,7 +1452,7 @@ size_t wp_h2p_down_in(struct wp_h2p_sess *s, const uint8_t *data, size_t len)
 		s->fatal = true;
 		(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
 	}
-	core_reap(s->core);
+	wp_h2p_core_reap(s->core);
 	return len;
 }
 
@@ -2774,7 +1472,7 @@ size_t wp_h2p_down_peek(struct wp_h2p_sess *s, const uint8_t **p)
 			n = 0;
 		}
 		s->out_len = (size_t)n;
-		core_reap(s->core);
+		wp_h2p_core_reap(s->core);
 	}
 	*p = s->out;
 	return s->out_len;
@@ -2796,176 +1494,4 @@ bool wp_h2p_down_finished(struct wp_h2p_sess *s)
 	if (nghttp2_session_want_write(s->ng))
 		return false;
 	return !nghttp2_session_want_read(s->ng) || (s->down_eof && s->n_strms == 0);
-}
-
-/* ---- upstream transport events ---------------------------------------------------------- */
-
-void wp_h2p_up_connected(struct wp_h2p_up *up)
-{
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
-	wake_up(up);
-}
-
-/* The transport of <up> is gone: move or answer its streams. */
-static void up_lost(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-	bool connecting = up->state == WP_H2P_UP_CONNECTING;
-
-	if (up->strms && !connecting)
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_LOST);
-	if (connecting)
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_CONNECT_FAILED);
-	up->state = WP_H2P_UP_CLOSED;
-	while (up->strms) {
-		struct wp_h2p_strm *t = up->strms;
-		/* never opened on the wire: the upstream cannot have seen it */
-		bool unprocessed =
-		        connecting ||
-		        (up->h1 ? !h1s(up)->wrote
-		                : nghttp2_session_find_stream(up->ng, t->up_sid) == NULL);
-
-		if (t->mirror) {
-			if (t->feeder || !t->resp_eof)
-				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
-			mirror_free(t, false);
-			continue;
-		}
-
-		if (connecting && t->n_failed < RETRY_AVOID) {
-			t->failed[t->n_failed].addr = up->addr;
-			t->failed[t->n_failed].port = up->port;
-			t->n_failed++;
-		}
-		if (up->h1)
-			h1s(up)->cur = NULL;
-		up_unlink_strm(t);
-		wp_lb_cache_end(t->core->lbc, &t->act);
-		if (!(t->resp_eof && t->head_sent))
-			t->rb.head = t->rb.len = 0;
-		if (t->sess && unprocessed &&
-		    strm_retry(t, connecting ? WP_ROUTE_RETRY_CONNECT_FAILURE
-		                             : WP_ROUTE_RETRY_REFUSED_STREAM))
-			continue;
-		if (!(t->resp_eof && t->head_sent))
-			t->rec.flags |= connecting
-			                        ? WP_PIPE_F(UF) | (t->retried ? WP_PIPE_F(URX) : 0)
-			                        : WP_PIPE_F(UC);
-		if (t->resp_eof && t->head_sent && t->sess) {
-			(void)nghttp2_session_resume_data(t->sess->ng, t->down_sid);
-			wake_sess(t->sess);
-			continue; /* complete already: the response drains */
-		}
-		strm_up_failed(t, NGHTTP2_INTERNAL_ERROR, false);
-	}
-}
-
-void wp_h2p_up_failed(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-
-	up_lost(up);
-	up->io = NULL;
-	up_destroy(up, false);
-	core_reap(c);
-}
-
-void wp_h2p_up_eof(struct wp_h2p_up *up)
-{
-	struct wp_h2p_core *c = up->core;
-
-	if (up->h1)
-		h1_eof(up); /* a response read until EOF is complete now */
-	up_lost(up);
-	up_destroy(up, true);
-	core_reap(c);
-}
-
-size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
-{
-	struct wp_h2p_core *c = up->core;
-	ssize_t n;
-
-	if (up->h1) {
-		size_t k;
-
-		if (up->state == WP_H2P_UP_FREE)
-			return len;
-		c->cur_up = up;
-		k = h1_in(up, data, len);
-		c->cur_up = NULL;
-		core_reap(c);
-		return k;
-	}
-	if (!up->ng)
-		return len;
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
-	c->cur_up = up;
-	n = nghttp2_session_mem_recv(up->ng, data, len);
-	c->cur_up = NULL;
-	if (n < 0) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_UP_PROTOCOL);
-		up_lost(up);
-		up_reap_later(up);
-	} else if (!nghttp2_session_want_read(up->ng) && !nghttp2_session_want_write(up->ng)) {
-		up_lost(up);
-		up_reap_later(up);
-	}
-	core_reap(c);
-	return len;
-}
-
-size_t wp_h2p_up_peek(struct wp_h2p_up *up, const uint8_t **p)
-{
-	*p = NULL;
-	if (up->h1) {
-		if (up->state == WP_H2P_UP_FREE || up->state == WP_H2P_UP_CONNECTING)
-			return 0;
-		if (up->out_len == 0)
-			h1_fill(up);
-		*p = up->out;
-		return up->out_len;
-	}
-	if (!up->ng || up->state == WP_H2P_UP_CONNECTING)
-		return 0;
-	if (up->out_len == 0) {
-		ssize_t n;
-
-		up->core->cur_up = up;
-		n = nghttp2_session_mem_send(up->ng, &up->out);
-		up->core->cur_up = NULL;
-		if (n < 0) {
-			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_PROTOCOL);
-			up_lost(up);
-			up_reap_later(up);
-			n = 0;
-		}
-		up->out_len = (size_t)n;
-		core_reap(up->core);
-		/* core_reap may have freed <up>: its ng is NULL then */
-		if (!up->ng)
-			return 0;
-	}
-	*p = up->out;
-	return up->out_len;
-}
-
-void wp_h2p_up_consume(struct wp_h2p_up *up, size_t n)
-{
-	WP_ASSERT(n <= up->out_len);
-	up->out += n;
-	up->out_len -= n;
-	if (up->h1 && n > 0)
-		h1s(up)->wrote = true;
-}
-
-bool wp_h2p_is_preface(const uint8_t *data, size_t len)
-{
-	static const char pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-	if (len < 4)
-		return false;
-	return !memcmp(data, pre, WP_MIN(len, sizeof(pre) - 1));
 }
