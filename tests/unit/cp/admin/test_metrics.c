@@ -3,8 +3,8 @@
  * cp/thread/cp.c): 503 until the data path hands over its renderer, then
  * its text with the exposition's content type on the metrics port
  * (/stats/prometheus and /metrics) and on the admin port, the control
- * plane's counters passed in; nothing else on the metrics port; scrapes answered in the same turn of
- * the loop share one rendering; 503 again once the renderer is taken away.
+ * plane's counters passed in; nothing else on the metrics port; scrapes answered in the same turn
+ * of the loop share one rendering; 503 again once the renderer is taken away.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
