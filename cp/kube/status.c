@@ -278,6 +278,30 @@ static void now_rfc3339(char *buf, size_t len)
 /* Reads the object, and writes the desired status when it differs. Returns
  * 0 (done or nothing to do), -EAGAIN to retry later, -EPERM when this
  * appliance does not lead (kept for when it does). */
+/* GETs the object at path for a read-modify-write: 1 with *obj (a
+ * reference), 0 when it is gone (404: nothing to write), -EAGAIN on a
+ * failure to retry later. */
+static int get_fresh(struct wp_kube_status *st, const char *path, json_t **obj)
+{
+	struct wp_kube_resp resp = {0};
+
+	if (wp_kube_get(st->k, path, &resp) != 0) {
+		wp_kube_resp_clear(&resp);
+		return -EAGAIN;
+	}
+	if (resp.status == 404) {
+		wp_kube_resp_clear(&resp);
+		return 0;
+	}
+	if (resp.status != 200 || !json_is_object(resp.json)) {
+		wp_kube_resp_clear(&resp);
+		return -EAGAIN;
+	}
+	*obj = json_incref(resp.json);
+	wp_kube_resp_clear(&resp);
+	return 1;
+}
+
 static int write_one(struct wp_kube_status *st, int res, const char *ns, const char *name)
 {
 	const struct wp_kube_resource *r = &wp_kube_resources[res];
@@ -291,20 +315,9 @@ static int write_one(struct wp_kube_status *st, int res, const char *ns, const c
 		if (wp_kube_path(path, sizeof(path), r, ns, name, NULL) < 0 ||
 		    wp_kube_path(spath, sizeof(spath), r, ns, name, "status") < 0)
 			return 0;
-		if (wp_kube_get(st->k, path, &resp) != 0) {
-			wp_kube_resp_clear(&resp);
-			return -EAGAIN;
-		}
-		if (resp.status == 404) {
-			wp_kube_resp_clear(&resp);
-			return 0;
-		}
-		if (resp.status != 200 || !json_is_object(resp.json)) {
-			wp_kube_resp_clear(&resp);
-			return -EAGAIN;
-		}
-		obj = json_incref(resp.json);
-		wp_kube_resp_clear(&resp);
+		ret = get_fresh(st, path, &obj);
+		if (ret <= 0)
+			return ret;
 		if (res == WP_KUBE_RES_GATEWAY) {
 			/* Ownership is re-checked on the fresh copy. */
 			const char *cls = jstr(json_object_get(obj, "spec"), "gatewayClassName");
@@ -400,20 +413,9 @@ static int write_ap(struct wp_kube_status *st, const char *key, const char *ns, 
 	    wp_kube_path(spath, sizeof(spath), r, ns, name, "status") < 0)
 		return 0;
 	for (int attempt = 0; attempt < 5; attempt++) {
-		if (wp_kube_get(st->k, path, &resp) != 0) {
-			wp_kube_resp_clear(&resp);
-			return -EAGAIN;
-		}
-		if (resp.status == 404) {
-			wp_kube_resp_clear(&resp);
-			return 0;
-		}
-		if (resp.status != 200 || !json_is_object(resp.json)) {
-			wp_kube_resp_clear(&resp);
-			return -EAGAIN;
-		}
-		obj = json_incref(resp.json);
-		wp_kube_resp_clear(&resp);
+		ret = get_fresh(st, path, &obj);
+		if (ret <= 0)
+			return ret;
 		now_rfc3339(now, sizeof(now));
 		pthread_mutex_lock(&st->lock);
 		v = ap_view(st, key);
