@@ -647,6 +647,7 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 		gws[i].name = wp_arena_strdup(&s->arena, g->meta.name);
 		gws[i].class_name = wp_arena_strdup(&s->arena, g->u.gw.class_name);
 		gws[i].waypoint_for = wp_arena_strdup(&s->arena, r->served_gw[i]->waypoint_for);
+		gws[i].telemetry.sampling_ppm = -1; /* no Telemetry resource: the configuration */
 		/* what applies to a CONNECT addressed to one of its workloads */
 		if (authz_for(r, i, WP_AUTHZ_DEST_NONE, NULL, NULL, &gws[i].authz) != 0) {
 			for (uint32_t k = 0; k < i; k++)

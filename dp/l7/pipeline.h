@@ -39,6 +39,7 @@
 #include "wp/accesslog.h"
 #include "wp/common.h"
 #include "wp/metrics.h"
+#include "wp/snapshot_types.h"
 
 struct wp_http1_msg;
 struct wp_snap_endpoint;
@@ -158,6 +159,9 @@ struct wp_pipe_conn {
 	uint16_t dst_port;     /* its port (destination.port, ports) */
 	const char *authority; /* the CONNECT authority, Host of requests without one */
 	uint32_t authority_len;
+	/* the Telemetry resources in force for the destination's waypoint
+	 * (a copy of the snapshot's, refreshed with the policy table) */
+	struct wp_snap_telemetry tel;
 	/* completion stage: the connection's labels (source side from its
 	 * identity and baggage, the CONNECT's destination), interned once
 	 * (wp_pipe_conn_labels); the opaque TCP series once opened */

@@ -80,6 +80,8 @@ void wp_tun_l7_refresh_routes(struct tunnel *t)
 		(void)wp_route_core_reserve(&tw->l7.rc, rt);
 	wp_pipe_conn_set_authz(&t->pc,
 	                       d != NULL && d->kind == WP_DEST_SERVICE ? d->svc->authz : NULL);
+	if (snap != NULL)
+		wp_tun_pipe_conn_tel(&t->pc, snap, d);
 	if (t->l7.h2sess != NULL)
 		wp_h2p_sess_set_routes(t->l7.h2sess, rt);
 	else

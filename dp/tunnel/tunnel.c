@@ -711,6 +711,14 @@ static int l4_pick(struct wp_tunnel_worker *tw, const struct sess *s,
  * SPIFFE ID), its address, the original client's (Forwarded for=), the
  * target, and the destination's AuthorizationPolicies in snapshot <snap>
  * (a Service's, or for a workload address its waypoint's). */
+void wp_tun_pipe_conn_tel(struct wp_pipe_conn *pc, const struct wp_snapshot *snap,
+                          const struct wp_snap_dest *d)
+{
+	static const struct wp_snap_telemetry none = {.sampling_ppm = -1};
+
+	pc->tel = d != NULL && d->gw < snap->n_gateways ? snap->gateways[d->gw].telemetry : none;
+}
+
 void wp_tun_pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
                            const struct sess *s, const struct wp_hbone_req *req,
                            const struct wp_snapshot *snap, const struct wp_snap_dest *d)
@@ -738,6 +746,7 @@ void wp_tun_pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
 	else /* a workload: the policies of the whole waypoint */
 		wp_pipe_conn_set_authz(pc, d->gw < snap->n_gateways ? snap->gateways[d->gw].authz
 		                                                    : NULL);
+	wp_tun_pipe_conn_tel(pc, snap, d);
 	wp_pipe_conn_labels(pc, req->baggage.base, req->baggage.len,
 	                    d->kind == WP_DEST_SERVICE ? d->svc : NULL,
 	                    d->kind == WP_DEST_SERVICE ? NULL : d->wl);

@@ -208,6 +208,9 @@ void wp_tun_pipe_conn_fill(struct wp_pipe_conn *pc, struct wp_tunnel_worker *tw,
                            const struct sess *s, const struct wp_hbone_req *req,
                            const struct wp_snapshot *snap,
                            const struct wp_snap_dest *d); /* tunnel.c */
+/* Copies the Telemetry settings of <d>'s waypoint (none without one). */
+void wp_tun_pipe_conn_tel(struct wp_pipe_conn *pc, const struct wp_snapshot *snap,
+                          const struct wp_snap_dest *d); /* tunnel.c */
 bool wp_tun_req_source(const struct sess *s, const struct wp_hbone_req *req,
                        struct wp_addr *out);              /* tunnel.c */
 struct tunnel *wp_tun_alloc(struct wp_tunnel_worker *tw); /* tunnel.c */

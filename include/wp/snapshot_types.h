@@ -93,6 +93,22 @@ struct wp_snap_workload {
 	struct wp_arena arena;
 };
 
+/* What the Telemetry resources (telemetry.istio.io) in force for one
+ * waypoint Gateway ask of it, the most specific winning (the root
+ * namespace's, then the Gateway namespace's, then those whose targetRefs
+ * name the Gateway). UNSET leaves the appliance's configuration in force. */
+enum wp_tel_switch {
+	WP_TEL_UNSET = 0,
+	WP_TEL_OFF,
+	WP_TEL_ON,
+};
+
+struct wp_snap_telemetry {
+	uint8_t access_log; /* enum wp_tel_switch: accessLogging */
+	uint8_t tracing;    /* enum wp_tel_switch: tracing (a provider, or disableSpanReporting) */
+	int32_t sampling_ppm; /* tracing randomSamplingPercentage in millionths; -1: unset */
+};
+
 struct wp_snap_gateway {
 	const char *ns;
 	const char *name;
@@ -102,6 +118,7 @@ struct wp_snap_gateway {
 	 * Gateway or its GatewayClass), compiled for CONNECTs addressed to a
 	 * workload; owned by the snapshot, NULL when the cluster has none. */
 	const struct wp_authz_table *authz;
+	struct wp_snap_telemetry telemetry;
 	uint32_t n_services;
 	uint32_t n_workloads;
 };
