@@ -106,15 +106,121 @@ void wp_model_read_service(struct pctx *p, const struct wp_ynode *spec)
 	wp_model_get_labels(p, spec, "selector", "spec.selector", &s->selector);
 }
 
+/* A scalar's value, or NULL. */
+static const char *scalar(const struct wp_ynode *n)
+{
+	return n && n->type == WP_YNODE_SCALAR && !wp_ynode_is_null(n) ? n->value : NULL;
+}
+
+/* <name> without the suffix "-<suffix>", in the parse arena; NULL when
+ * <name> does not end so. */
+static const char *trim_suffix(struct pctx *p, const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+	char buf[256];
+
+	if (!k || n <= k + 1 || n - k - 1 >= sizeof(buf) || name[n - k - 1] != '-' ||
+	    strcmp(name + n - k, suffix))
+		return NULL;
+	memcpy(buf, name, n - k - 1);
+	buf[n - k - 1] = '\0';
+	return wp_model_pstr(p, buf);
+}
+
+/* A CronJob's Job is named <cronjob>-<8 to 10 digits>: the CronJob's name. */
+static const char *cronjob_name(struct pctx *p, const char *job)
+{
+	const char *dash = strrchr(job, '-');
+	size_t digits = dash ? strlen(dash + 1) : 0;
+
+	if (!dash || dash == job || digits < 8 || digits > 10 ||
+	    strspn(dash + 1, "0123456789") != digits)
+		return NULL;
+	return trim_suffix(p, job, dash + 1);
+}
+
+/*
+ * The workload a Pod belongs to, as istiod names it for telemetry: the
+ * service.istio.io/workload-name label; else, for a Pod whose name was
+ * generated, its controller (a ReplicaSet carrying the pod-template-hash as
+ * suffix: the Deployment; the same for an Argo Rollout's
+ * rollouts-pod-template-hash; a ReplicationController of an OpenShift
+ * DeploymentConfig: its deploymentconfig label; a Job named
+ * <cronjob>-<timestamp>: the CronJob; any other controller: its name);
+ * else the Pod's own name.
+ */
+static const char *pod_workload(struct pctx *p, const struct wp_ynode *meta)
+{
+	const struct wp_labels *l = &p->o->meta.labels;
+	const struct wp_ynode *refs = wp_ynode_get(meta, "ownerReferences");
+	const char *v = wp_labels_get(l, "service.istio.io/workload-name");
+	const char *kind = NULL, *name = NULL;
+
+	if (v)
+		return v;
+	if (!scalar(wp_ynode_get(meta, "generateName")) || !refs || refs->type != WP_YNODE_SEQ)
+		return p->o->meta.name;
+	for (const struct wp_ynode *r = refs->child; r; r = r->next) {
+		const char *c = scalar(wp_ynode_get(r, "controller"));
+
+		if (c && !strcmp(c, "true")) {
+			kind = scalar(wp_ynode_get(r, "kind"));
+			name = scalar(wp_ynode_get(r, "name"));
+			break;
+		}
+	}
+	if (!kind || !name || !name[0])
+		return p->o->meta.name;
+	if (!strcmp(kind, "ReplicaSet")) {
+		const char *hash = wp_labels_get(l, "pod-template-hash");
+		const char *rhash = wp_labels_get(l, "rollouts-pod-template-hash");
+
+		if (hash && (v = trim_suffix(p, name, hash)))
+			return v;
+		if (rhash && (v = trim_suffix(p, name, rhash)))
+			return v;
+	} else if (!strcmp(kind, "ReplicationController")) {
+		v = wp_labels_get(l, "deploymentconfig");
+		if (v && v[0])
+			return v;
+	} else if (!strcmp(kind, "Job")) {
+		if ((v = cronjob_name(p, name)))
+			return v;
+	}
+	return wp_model_pstr(p, name);
+}
+
+/* The first of the labels <keys> present, else <fallback>. */
+static const char *first_label(const struct wp_labels *l, const char *const keys[3],
+                               const char *fallback)
+{
+	for (int i = 0; i < 3; i++) {
+		const char *v = wp_labels_get(l, keys[i]);
+
+		if (v)
+			return v;
+	}
+	return fallback;
+}
+
 void wp_model_read_pod(struct pctx *p, const struct wp_ynode *spec, const struct wp_ynode *status,
                        const struct wp_ynode *meta)
 {
+	static const char *const canon_name[3] = {"service.istio.io/canonical-name",
+	                                          "app.kubernetes.io/name", "app"};
+	static const char *const canon_rev[3] = {"service.istio.io/canonical-revision",
+	                                         "app.kubernetes.io/version", "version"};
 	struct wp_k8s_pod *pod = &p->o->u.pod;
 	const struct wp_ynode *cs, *ips, *conds;
 	char f[128];
 	uint32_t n = 0, i;
 
 	pod->ready = true;
+	pod->workload = pod_workload(p, meta);
+	pod->canonical_name = first_label(&p->o->meta.labels, canon_name, pod->workload);
+	pod->canonical_revision = first_label(&p->o->meta.labels, canon_rev, "latest");
+	if (!pod->workload)
+		return; /* out of memory: p failed */
 	if (spec) {
 		pod->service_account = wp_model_get_str(p, spec, "serviceAccountName",
 		                                        "spec.serviceAccountName", false);

@@ -192,6 +192,11 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 				json_object_set_new(eo, "serviceAccount",
 				                    str_or_null(e->service_account));
 				json_object_set_new(eo, "node", str_or_null(e->node));
+				json_object_set_new(eo, "workload", str_or_null(e->workload));
+				json_object_set_new(eo, "canonicalService",
+				                    str_or_null(e->canonical_name));
+				json_object_set_new(eo, "canonicalRevision",
+				                    str_or_null(e->canonical_revision));
 				json_object_set_new(eo, "ambient", json_boolean(e->ambient));
 				json_array_append_new(eps, eo);
 			}
@@ -219,6 +224,9 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 		                    json_string(w->via_namespace ? "namespace" : "self"));
 		json_object_set_new(wo, "serviceAccount", str_or_null(w->service_account));
 		json_object_set_new(wo, "node", str_or_null(w->node));
+		json_object_set_new(wo, "workload", str_or_null(w->workload));
+		json_object_set_new(wo, "canonicalService", str_or_null(w->canonical_name));
+		json_object_set_new(wo, "canonicalRevision", str_or_null(w->canonical_revision));
 		json_object_set_new(wo, "ready", json_boolean(w->ready));
 		json_object_set_new(wo, "ambient", json_boolean(w->ambient));
 		for (uint32_t j = 0; j < w->n_addrs; j++)

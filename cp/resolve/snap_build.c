@@ -197,6 +197,14 @@ static bool in_ambient(const struct rns *ns, const struct wp_obj *pod)
 	return nm != NULL && strcmp(nm, "ambient") == 0;
 }
 
+/* An endpoint's Pod telemetry metadata, copied into the block's arena. */
+static void copy_meta(struct wp_arena *a, struct wp_snap_endpoint *ep)
+{
+	ep->workload = wp_arena_strdup(a, ep->workload);
+	ep->canonical_name = wp_arena_strdup(a, ep->canonical_name);
+	ep->canonical_revision = wp_arena_strdup(a, ep->canonical_revision);
+}
+
 /* Fills ep (or just counts when ep is NULL); returns the count. */
 static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_svc_port *sp,
                        struct wp_snap_endpoint *ep, struct wp_arena *a, bool *from_eps,
@@ -240,6 +248,13 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 				             : pod && pod->u.pod.node_name
 				                     ? wp_arena_strdup(a, pod->u.pod.node_name)
 				                     : NULL;
+				if (pod) {
+					ep[c].workload = wp_arena_strdup(a, pod->u.pod.workload);
+					ep[c].canonical_name =
+					        wp_arena_strdup(a, pod->u.pod.canonical_name);
+					ep[c].canonical_revision =
+					        wp_arena_strdup(a, pod->u.pod.canonical_revision);
+				}
 				ep[c].ambient = in_ambient(n->ns, pod);
 				if (labels)
 					labels[c] = pod ? &pod->meta.labels : NULL;
@@ -265,6 +280,9 @@ static uint32_t gather(struct wp_resolver *r, struct rnode *n, const struct wp_s
 			ep[c].name = p->obj->meta.name;
 			ep[c].service_account = pod->service_account;
 			ep[c].node = pod->node_name;
+			ep[c].workload = pod->workload;
+			ep[c].canonical_name = pod->canonical_name;
+			ep[c].canonical_revision = pod->canonical_revision;
 			ep[c].ambient = in_ambient(n->ns, p->obj);
 			if (labels)
 				labels[c] = &p->obj->meta.labels;
@@ -314,6 +332,7 @@ static int l7_lookup(void *ctx, const char *ns, const char *name, uint16_t port,
 			ep[j].name = wp_arena_strdup(a, ep[j].name);
 			ep[j].service_account = wp_arena_strdup(a, ep[j].service_account);
 			ep[j].node = wp_arena_strdup(a, ep[j].node);
+			copy_meta(a, &ep[j]);
 		}
 	}
 	out->port_name = sp->name;
@@ -498,6 +517,7 @@ static struct wp_snap_service *build_svc(struct wp_resolver *r, struct rnode *n,
 			ep[j].name = wp_arena_strdup(a, ep[j].name);
 			ep[j].service_account = wp_arena_strdup(a, ep[j].service_account);
 			ep[j].node = wp_arena_strdup(a, ep[j].node);
+			copy_meta(a, &ep[j]);
 		}
 		for (uint32_t j = 0; j < cnt && fe; j++)
 			ep[j].ns = b->ns;
@@ -537,6 +557,9 @@ static struct wp_snap_workload *build_wl(struct rnode *n, uint32_t gw)
 	b->name = wp_arena_strdup(a, o->meta.name);
 	b->service_account = wp_arena_strdup(a, p->service_account);
 	b->node = wp_arena_strdup(a, p->node_name);
+	b->workload = wp_arena_strdup(a, p->workload);
+	b->canonical_name = wp_arena_strdup(a, p->canonical_name);
+	b->canonical_revision = wp_arena_strdup(a, p->canonical_revision);
 	b->ready = p->ready;
 	b->ambient = in_ambient(n->ns, o);
 	addrs = wp_arena_alloc(a, sizeof(*addrs) * (p->n_ips + 1));

@@ -85,6 +85,10 @@ enum wp_pipe_flag_bit {
 
 #define WP_PIPE_F(id) ((uint16_t)(1u << WP_PIPE_FB_##id))
 
+/* The destination labels an endpoint gives: workload namespace, principal,
+ * workload, app, version, canonical service and revision. */
+#define WP_PIPE_EP_IDS 7
+
 /* What the completion stage knows of one HTTP exchange, kept by the proxy
  * in its session / stream (no allocation). Destination ids are taken when
  * the endpoint is picked, while the snapshot's pointers are certainly
@@ -92,9 +96,9 @@ enum wp_pipe_flag_bit {
 struct wp_pipe_rec {
 	uint64_t start_us;
 	uint64_t req_bytes, resp_bytes; /* received from / sent to the client */
-	uint32_t svc[4];        /* destination_service, _name, _namespace, cluster name (has_svc) */
-	uint32_t ep[2];         /* destination_workload_namespace, destination_principal */
-	struct wp_addr up_addr; /* the endpoint picked (has_ep), for the access log */
+	uint32_t svc[4]; /* destination_service, _name, _namespace, cluster name (has_svc) */
+	uint32_t ep[WP_PIPE_EP_IDS]; /* the endpoint's labels (pipeline_obs.c dest_ids) */
+	struct wp_addr up_addr;      /* the endpoint picked (has_ep), for the access log */
 	uint16_t up_port;
 	uint16_t status; /* response_code; 0: no response */
 	uint16_t flags;  /* WP_PIPE_F() */
@@ -129,7 +133,7 @@ struct wp_pipe_core {
 	struct {
 		const void *key;
 		uint64_t gen;
-		uint32_t id[4];
+		uint32_t id[WP_PIPE_EP_IDS];
 	} ep_cache[WP_PIPE_EP_CACHE], svc_cache[WP_PIPE_SVC_CACHE];
 	/* the access log: this core's ring to the writer thread, NULL: off */
 	struct wp_alog_ring *alog;

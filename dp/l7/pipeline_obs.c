@@ -17,11 +17,14 @@
  *     Istio's waypoint test data shows for ztunnel's baggage);
  *   - destination_service / _name / _namespace: the backend Service of the
  *     route (its hostname), the CONNECT's Service for local answers;
- *     destination_workload_namespace and destination_principal
- *     (spiffe://<td>/ns/<ns>/sa/<sa>) from the endpoint picked. The
- *     snapshot carries no pod labels nor owner: destination_workload,
- *     _app, _version, _canonical_service and _canonical_revision are
- *     "unknown", as Istio writes them for an endpoint without metadata;
+ *     the other destination labels from the endpoint picked (for a
+ *     CONNECT to a pod, the workload): destination_workload_namespace,
+ *     destination_principal (spiffe://<td>/ns/<ns>/sa/<sa>) and, from its
+ *     Pod, destination_workload (the Deployment, CronJob, ... as istiod
+ *     names it), destination_canonical_service / _revision and
+ *     destination_app / _version, which Istio's waypoint fills with the
+ *     canonical service and revision (its workload discovery does so);
+ *     "unknown" for an endpoint no Pod backs, as Istio writes them;
  *     destination_cluster is the waypoint's cluster (metrics.cluster_id,
  *     Istio's CLUSTER_ID), source_cluster the baggage's;
  *   - request_protocol http / grpc / tcp; response_code ("0": no
@@ -185,6 +188,36 @@ static uint32_t dest_principal(struct wp_pipe_core *pc, const char *ns, const ch
 	return intern(pc, id, (size_t)n);
 }
 
+/* The labels of the endpoint or workload addressed (enum wp_metrics_label
+ * order of dest_labels below): as Istio's waypoint reads them from
+ * workload discovery, app and version are the canonical service and
+ * revision. An endpoint no Pod backs has only its namespace. */
+static const uint8_t dest_labels[WP_PIPE_EP_IDS] = {
+        WP_ML_DESTINATION_WORKLOAD_NAMESPACE,
+        WP_ML_DESTINATION_PRINCIPAL,
+        WP_ML_DESTINATION_WORKLOAD,
+        WP_ML_DESTINATION_APP,
+        WP_ML_DESTINATION_VERSION,
+        WP_ML_DESTINATION_CANONICAL_SERVICE,
+        WP_ML_DESTINATION_CANONICAL_REVISION,
+};
+
+static void dest_ids(struct wp_pipe_core *pc, const char *ns, const char *sa, const char *wl,
+                     const char *canon, const char *rev, uint32_t id[WP_PIPE_EP_IDS])
+{
+	id[0] = intern_z(pc, ns);
+	id[1] = dest_principal(pc, ns, sa);
+	id[2] = intern_z(pc, wl);
+	id[3] = id[5] = intern_z(pc, canon);
+	id[4] = id[6] = intern_z(pc, rev);
+}
+
+static void set_dest(uint32_t *v, const uint32_t id[WP_PIPE_EP_IDS])
+{
+	for (int i = 0; i < WP_PIPE_EP_IDS; i++)
+		v[dest_labels[i]] = id[i];
+}
+
 void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t baggage_len,
                          const struct wp_snap_service *svc, const struct wp_snap_workload *wl)
 {
@@ -233,8 +266,11 @@ void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t bag
 		v[WP_ML_DESTINATION_SERVICE_NAME] = intern_z(pc, svc->name);
 		v[WP_ML_DESTINATION_SERVICE_NAMESPACE] = intern_z(pc, svc->ns);
 	} else if (wl) {
-		v[WP_ML_DESTINATION_WORKLOAD_NAMESPACE] = intern_z(pc, wl->ns);
-		v[WP_ML_DESTINATION_PRINCIPAL] = dest_principal(pc, wl->ns, wl->service_account);
+		uint32_t id[WP_PIPE_EP_IDS];
+
+		dest_ids(pc, wl->ns, wl->service_account, wl->workload, wl->canonical_name,
+		         wl->canonical_revision, id);
+		set_dest(v, id);
 	}
 	v[WP_ML_DESTINATION_CLUSTER] = pc->id_cluster; /* the waypoint's own, as Istio's */
 	v[WP_ML_CONNECTION_SECURITY_POLICY] = c->principal ? pc->id_mtls : pc->id_none;
@@ -314,11 +350,10 @@ void wp_pipe_rec_dest(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 		if (pc->ep_cache[i].key != ep || pc->ep_cache[i].gen != pc->gen) {
 			pc->ep_cache[i].key = ep;
 			pc->ep_cache[i].gen = pc->gen;
-			pc->ep_cache[i].id[0] = intern_z(pc, ep->ns);
-			pc->ep_cache[i].id[1] = dest_principal(pc, ep->ns, ep->service_account);
+			dest_ids(pc, ep->ns, ep->service_account, ep->workload, ep->canonical_name,
+			         ep->canonical_revision, pc->ep_cache[i].id);
 		}
-		r->ep[0] = pc->ep_cache[i].id[0];
-		r->ep[1] = pc->ep_cache[i].id[1];
+		memcpy(r->ep, pc->ep_cache[i].id, sizeof(r->ep));
 		r->up_addr = ep->addr;
 		r->up_port = ep->port;
 		r->has_ep = true;
@@ -501,10 +536,8 @@ void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 		l.v[WP_ML_DESTINATION_SERVICE_NAME] = r->svc[1];
 		l.v[WP_ML_DESTINATION_SERVICE_NAMESPACE] = r->svc[2];
 	}
-	if (r->has_ep) {
-		l.v[WP_ML_DESTINATION_WORKLOAD_NAMESPACE] = r->ep[0];
-		l.v[WP_ML_DESTINATION_PRINCIPAL] = r->ep[1];
-	}
+	if (r->has_ep)
+		set_dest(l.v, r->ep);
 	l.v[WP_ML_REQUEST_PROTOCOL] = pc->id_proto[r->is_grpc ? 1 : 0];
 	l.v[WP_ML_RESPONSE_CODE] = code_label(pc, r->status);
 	l.v[WP_ML_GRPC_RESPONSE_STATUS] = grpc_label(pc, r);
@@ -521,11 +554,13 @@ void wp_pipe_tcp_dest(struct wp_pipe_conn *c, const struct wp_route_cluster *cl,
                       const struct wp_snap_endpoint *ep)
 {
 	struct wp_pipe_core *pc = c->core;
+	uint32_t id[WP_PIPE_EP_IDS];
 
 	if (!c->ml_ready || !ep)
 		return;
-	c->ml.v[WP_ML_DESTINATION_WORKLOAD_NAMESPACE] = intern_z(pc, ep->ns);
-	c->ml.v[WP_ML_DESTINATION_PRINCIPAL] = dest_principal(pc, ep->ns, ep->service_account);
+	dest_ids(pc, ep->ns, ep->service_account, ep->workload, ep->canonical_name,
+	         ep->canonical_revision, id);
+	set_dest(c->ml.v, id);
 	c->tcp_has_up = true;
 	c->tcp_up = ep->addr;
 	c->tcp_up_port = ep->port;

@@ -136,7 +136,17 @@ struct wp_k8s_pod {
 	const char *service_account; /* "default" when unset */
 	const char *node_name;       /* may be NULL */
 	const char *phase;           /* status.phase, may be NULL */
-	bool ready;                  /* status condition Ready=True (true when no conditions) */
+	/* Istio's workload metadata for telemetry (as istiod derives it):
+	 * the workload (service.istio.io/workload-name, else the Deployment,
+	 * CronJob, ... that controls the Pod, else the Pod), its canonical
+	 * service (service.istio.io/canonical-name, app.kubernetes.io/name,
+	 * app, else the workload) and canonical revision
+	 * (service.istio.io/canonical-revision, app.kubernetes.io/version,
+	 * version, else "latest"). Never NULL. */
+	const char *workload;
+	const char *canonical_name;
+	const char *canonical_revision;
+	bool ready; /* status condition Ready=True (true when no conditions) */
 	bool host_network;
 	bool terminating; /* metadata.deletionTimestamp set */
 	uint32_t n_ips;

@@ -43,6 +43,9 @@ struct wp_snap_endpoint {
 	const char *name;            /* the Pod's name, or NULL when unknown */
 	const char *service_account; /* for the upstream identity check; may be NULL */
 	const char *node;            /* may be NULL */
+	/* the Pod's telemetry metadata (wp_k8s_pod): workload, canonical
+	 * service and revision; NULL when no Pod backs the endpoint */
+	const char *workload, *canonical_name, *canonical_revision;
 	bool ambient; /* in the mesh (istio.io/dataplane-mode=ambient): reach it by HBONE */
 };
 
@@ -85,6 +88,7 @@ struct wp_snap_workload {
 	const char *name;
 	const char *service_account;
 	const char *node;
+	const char *workload, *canonical_name, *canonical_revision; /* as wp_k8s_pod */
 	bool ready;
 	bool via_namespace;
 	bool ambient; /* in the mesh: reach it by HBONE, else plaintext */

@@ -120,17 +120,31 @@ spec:
   - name: tcp-echo
     port: 7000
 YAML
-for pod in "grpc-1 grpc 198.18.1.41 grpc" "echo-1 echo 198.18.1.30 echo"; do
-	read -r name app ip sa <<<"$pod"
+# Pods as their controllers make them, for the destination workload labels
+# (istiod's rules): grpc-v2-6c9f7d8b5-x2k4q belongs to the Deployment
+# grpc-v2 through its ReplicaSet, canonical service and revision from app /
+# version; echo-28871040-q8f2z to the CronJob echo-sync through a Job named
+# with its schedule time, its canonical name from the Istio label and no
+# revision label ("latest").
+for pod in "grpc-v2-6c9f7d8b5-x2k4q grpc 198.18.1.41 grpc ReplicaSet grpc-v2-6c9f7d8b5" \
+	"echo-sync-28871040-q8f2z echo 198.18.1.30 echo Job echo-sync-28871040"; do
+	read -r name app ip sa okind oname <<<"$pod"
 	cat >>"$MAN/30-metrics.yaml" <<YAML
 ---
 apiVersion: v1
 kind: Pod
 metadata:
   name: $name
+  generateName: ${oname}-
   namespace: default
+  ownerReferences:
+  - apiVersion: apps/v1
+    kind: $okind
+    name: $oname
+    controller: true
   labels:
     app: $app
+$(if [ "$app" = grpc ]; then printf '    version: v2\n    pod-template-hash: 6c9f7d8b5\n'; else printf '    service.istio.io/canonical-name: echo-svc\n'; fi)
 spec:
   nodeName: node-1
   serviceAccountName: $sa
@@ -289,9 +303,9 @@ DETAILS = dict(destination_service="details.default.svc.cluster.local",
                destination_service_name="details", destination_service_namespace="default",
                destination_workload_namespace="default",
                destination_principal="spiffe://cluster.local/ns/default/sa/bookinfo-details",
-               destination_workload="unknown", destination_app="unknown",
-               destination_version="unknown", destination_canonical_service="unknown",
-               destination_canonical_revision="unknown", destination_cluster="Kubernetes")
+               destination_workload="details-v1", destination_app="details",
+               destination_version="v1", destination_canonical_service="details",
+               destination_canonical_revision="v1", destination_cluster="Kubernetes")
 COMMON = dict(reporter="waypoint", connection_security_policy="mutual_tls")
 reqs = pick("istio_requests_total")
 total = sum(v for _, v in reqs)
@@ -322,7 +336,8 @@ OK = dict(request_protocol="http", response_code="200", grpc_response_status="",
 http(PP, 3, pp, **OK, **DETAILS)
 http(BAR, 2, bar, **OK, **DETAILS)
 http(PP, 1, nf, request_protocol="http", response_code="404", response_flags="NR",
-     destination_service_name="shop", destination_principal="unknown")
+     destination_service_name="shop", destination_principal="unknown",
+     destination_workload="unknown", destination_canonical_service="unknown")
 http(PP, 1, un, request_protocol="http", response_code="503", response_flags="UH",
      destination_service_name="empty", destination_principal="unknown")
 d = http(PP, 1, to, request_protocol="http", response_code="504", response_flags="UT",
@@ -331,14 +346,19 @@ d = http(PP, 1, to, request_protocol="http", response_code="504", response_flags
 if not 300 <= d < 1500:  # the route's 300 ms, give or take the timer tick; not the backend's 1.5 s
     sys.exit(f"504 took {d} ms")
 G = dict(request_protocol="grpc", destination_service_name="grpc",
-         destination_principal="spiffe://cluster.local/ns/default/sa/grpc")
+         destination_principal="spiffe://cluster.local/ns/default/sa/grpc",
+         destination_workload="grpc-v2", destination_app="grpc", destination_version="v2",
+         destination_canonical_service="grpc", destination_canonical_revision="v2")
 http(PP, 1, None, response_code="200", grpc_response_status="0", response_flags="-", **G)
 http(PP, 1, None, response_code="200", grpc_response_status="9", response_flags="-", **G)
 http(BAR, 1, None, request_protocol="grpc", response_code="200", grpc_response_status="14",
      response_flags="UH", destination_service_name="grpc-none")
 # opaque TCP
 T = dict(request_protocol="tcp", destination_service_name="echo",
-         destination_principal="spiffe://cluster.local/ns/default/sa/echo", response_flags="-")
+         destination_principal="spiffe://cluster.local/ns/default/sa/echo", response_flags="-",
+         destination_workload="echo-sync", destination_app="echo-svc",
+         destination_version="latest", destination_canonical_service="echo-svc",
+         destination_canonical_revision="latest")
 for name, want in (("istio_tcp_connections_opened_total", 1), ("istio_tcp_connections_closed_total", 1),
                    ("istio_tcp_sent_bytes_total", 3000), ("istio_tcp_received_bytes_total", 3000)):
     got = pick(name)
@@ -350,7 +370,7 @@ for name, want in (("istio_tcp_connections_opened_total", 1), ("istio_tcp_connec
         sys.exit(f"{name} has HTTP labels: {l}")
 print(f"{len(samples)} istio_* samples as expected")
 PY
-pass "Istio metrics: HTTP/1.1 200 x3/x2 from two identities (source labels from SPIFFE ID and baggage), 404 NR, 503 UH, 504 UT, gRPC 0 / 9 / 14 UH, opaque TCP 3000 bytes both ways; counts, _count, byte _sums exact; promtool clean but the base-unit note"
+pass "Istio metrics: HTTP/1.1 200 x3/x2 from two identities (source labels from SPIFFE ID and baggage), destination workload, app, version and canonical labels from each Pod and its controller, 404 NR, 503 UH, 504 UT, gRPC 0 / 9 / 14 UH, opaque TCP 3000 bytes both ways; counts, _count, byte _sums exact; promtool clean but the base-unit note"
 
 # 5. 10 clients at once while scraping: no stall, no count lost
 for i in $(seq 10); do

@@ -149,6 +149,77 @@ static void test_parse_json_and_list(void **state)
 	got_free(&g);
 }
 
+/* A Pod's telemetry metadata follows istiod's rules: the workload from the
+ * workload-name label, else the controller of a Pod whose name was
+ * generated (Deployment through its ReplicaSet's pod-template-hash, Argo
+ * Rollout, DeploymentConfig, CronJob through its Job's timestamp, any other
+ * controller by name), else the Pod; canonical service and revision from
+ * Istio's, then Kubernetes', then the plain labels, else the workload and
+ * "latest". */
+static void test_pod_workload(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *meta; /* inside metadata: after the name */
+		const char *workload, *canon, *rev;
+	} cases[] = {
+	        /* no generateName: the Pod itself, even with an owner */
+	        {"labels: {app: a}\n  ownerReferences: [{kind: ReplicaSet, name: rs-1, "
+	         "controller: true}]",
+	         "p-x", "a", "latest"},
+	        {"generateName: web-v1-5f7d9c-\n  labels: {pod-template-hash: 5f7d9c, version: "
+	         "v1}\n  ownerReferences: [{kind: ReplicaSet, name: web-v1-5f7d9c, controller: "
+	         "true}]",
+	         "web-v1", "web-v1", "v1"},
+	        /* a hash that is not the ReplicaSet's suffix: the ReplicaSet */
+	        {"generateName: rs-\n  labels: {pod-template-hash: zzz}\n  ownerReferences: "
+	         "[{kind: ReplicaSet, name: rs-abc, controller: true}]",
+	         "rs-abc", "rs-abc", "latest"},
+	        {"generateName: r-\n  labels: {rollouts-pod-template-hash: 77d}\n  "
+	         "ownerReferences: [{kind: ReplicaSet, name: canary-77d, controller: true}]",
+	         "canary", "canary", "latest"},
+	        {"generateName: dc-\n  labels: {deploymentconfig: shop}\n  ownerReferences: "
+	         "[{kind: ReplicationController, name: shop-3, controller: true}]",
+	         "shop", "shop", "latest"},
+	        {"generateName: j-\n  ownerReferences: [{kind: Job, name: nightly-28871040, "
+	         "controller: true}]",
+	         "nightly", "nightly", "latest"},
+	        /* seven digits is not a CronJob's timestamp */
+	        {"generateName: j-\n  ownerReferences: [{kind: Job, name: once-2887104, "
+	         "controller: true}]",
+	         "once-2887104", "once-2887104", "latest"},
+	        {"generateName: s-\n  ownerReferences: [{kind: StatefulSet, name: db, controller: "
+	         "true}]",
+	         "db", "db", "latest"},
+	        /* an owner that is not the controller does not count */
+	        {"generateName: s-\n  ownerReferences: [{kind: StatefulSet, name: db}]", "p-x",
+	         "p-x", "latest"},
+	        {"generateName: s-\n  labels: {service.istio.io/workload-name: named, "
+	         "app.kubernetes.io/name: k8s-name, app: plain, app.kubernetes.io/version: "
+	         "\"2.1\", version: v9}\n  ownerReferences: [{kind: StatefulSet, name: db, "
+	         "controller: true}]",
+	         "named", "k8s-name", "2.1"},
+	        {"labels: {service.istio.io/canonical-name: istio-name, app: plain, "
+	         "service.istio.io/canonical-revision: r7, version: v9}",
+	         "p-x", "istio-name", "r7"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char y[1024], err[256];
+		struct wp_obj *o;
+
+		snprintf(y, sizeof(y), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p-x\n  %s\n",
+		         cases[i].meta);
+		o = wp_model_parse_one(y, strlen(y), "pod.yaml", err, sizeof(err));
+		if (!o)
+			fail_msg("case %zu: %s", i, err);
+		assert_string_equal(o->u.pod.workload, cases[i].workload);
+		assert_string_equal(o->u.pod.canonical_name, cases[i].canon);
+		assert_string_equal(o->u.pod.canonical_revision, cases[i].rev);
+		wp_obj_free(o);
+	}
+}
+
 /* Each malformed document is rejected with FILE:LINE: ... FIELD: problem,
  * and the good documents around it still load. */
 static void test_malformed(void **state)
@@ -381,6 +452,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_parse_service_pod),
 	        cmocka_unit_test(test_parse_json_and_list),
+	        cmocka_unit_test(test_pod_workload),
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_selector_match),
 	        cmocka_unit_test(test_parse_docs_sees_skipped_kinds),
