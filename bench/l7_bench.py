@@ -3,7 +3,7 @@
 
   bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
-                         [--authz-policies P]
+                         [--authz-policies P] [--telemetry]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests
 --certs, 1 worker) holds:
@@ -70,6 +70,13 @@ client's identity allowed by one of them) are written into the manifest
 directory, and once the workers decide with them (authz_allowed_match moves)
 the same closed loop runs again: row waypointd_authz, and the ratio
 busy_cycles_per_request_authz_over_none (goal: at most 1.10).
+With --telemetry (issue 14): after the rows above, per link, waypointd
+alone in fresh testbeds (same pinning, same load), four closed loops in
+turn: telemetry off (metrics.enabled false, no access log), on (Istio
+metrics recorded and an access-log line per request written to a file),
+off, on; rows waypointd_telemetry_off / _on (the mean of the two runs of
+each) and the ratio busy_cycles_per_request_telemetry_on_over_off (goal: at
+most 1.05), with the access-log lines counted against the requests.
 Prints a table per link, then one JSON line. Bounded (per link 7 runs of S
 seconds plus set-up); not a pass/fail test.
 """
@@ -217,6 +224,8 @@ def main():
                     help="M: haproxy_multiplexed connections (default 16)")
     ap.add_argument("--authz-policies", type=int, default=0,
                     help="P: also run waypointd with P AuthorizationPolicies (default 0: not)")
+    ap.add_argument("--telemetry", action="store_true",
+                    help="also run waypointd with Istio metrics and the access log off and on")
     ap.add_argument("--mux-streams", type=int, default=16,
                     help="K: haproxy_multiplexed streams in flight per connection (default 16)")
     a = ap.parse_args()
@@ -269,9 +278,11 @@ def main():
     def h1(conns, secs, rate):
         return ns_run(*pin, load, "h1", POD, "9080", str(conns), str(secs), str(rate))
 
-    def testbed_up(link):
+    def testbed_up(link, sets=()):
         sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
         extra = ["--set", "eal.lcores=0@0,1@%d" % proxy_cpu] if ncpu > 1 else []
+        for kv in sets:
+            extra += ["--set", kv]
         if link == "memif":
             extra += ["--link", "memif", "--wire-cpu", "0"]
         out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
@@ -417,6 +428,51 @@ def main():
         out["ratios"] = ratios
         return out
 
+    def run_telemetry(link, procs):
+        """--telemetry: off / on / off / on, each in a fresh testbed."""
+        logf = os.path.join(tmp, "access.log")
+        runs = {"off": [], "on": []}
+        for mode in ("off", "on", "off", "on"):
+            sets = (["metrics.enabled=false"] if mode == "off" else
+                    ["metrics.enabled=true", "access_log.file=" + logf])
+            if os.path.exists(logf):
+                os.unlink(logf)
+            prefix, wip, wpid = testbed_up(link, sets)
+            be = subprocess.Popen(["ip", "netns", "exec", NS, *pin, load, "serve", "9080"],
+                                  stdout=subprocess.PIPE, text=True)
+            procs.append(be)
+            be.stdout.readline()
+            wait_vip(wip)
+            t = Telemetry(prefix)
+            tsc = t.query("/wp/info")["tsc_hz"]
+            lines0 = sum(1 for _ in open(logf)) if os.path.exists(logf) else 0
+            _, r = closed_wp(t, wip, wpid, tsc)
+            time.sleep(1.5)  # the writer thread drains the rings
+            lines1 = sum(1 for _ in open(logf)) if os.path.exists(logf) else 0
+            r["access_log_lines"] = lines1 - lines0
+            t.close()
+            stop(procs)
+            sh(os.path.join(ROOT, "tests/testbed"), "down", NS)
+            runs[mode].append(r)
+        out = {}
+        for mode, rs in runs.items():
+            busy = [x["not_ratio"]["tsc_busy_cycles_per_request"] for x in rs]
+            cpu = [x["cpu_cycles_per_request"] for x in rs]
+            out["waypointd_telemetry_" + mode] = {
+                "runs": len(rs), "requests": sum(x["requests"] for x in rs),
+                "rps_wall": round(sum(x["rps_wall"] for x in rs) / len(rs)),
+                "tsc_busy_cycles_per_request": round(sum(busy) / len(busy)),
+                "tsc_busy_cycles_per_request_each": busy,
+                "cpu_cycles_per_request": round(sum(cpu) / len(cpu)),
+                "access_log_lines": sum(x["access_log_lines"] for x in rs),
+                "packets_per_request": rs[0]["not_ratio"]["packets_per_request"]}
+        off, on = out["waypointd_telemetry_off"], out["waypointd_telemetry_on"]
+        out["busy_cycles_per_request_telemetry_on_over_off"] = round(
+            on["tsc_busy_cycles_per_request"] / off["tsc_busy_cycles_per_request"], 3)
+        out["cpu_cycles_per_request_telemetry_on_over_off"] = round(
+            on["cpu_cycles_per_request"] / off["cpu_cycles_per_request"], 3)
+        return out
+
     def show(link, out):
         print("\n== link %s: %s; %g s per row; cpu = process user+system CPU x TSC Hz ==" %
               (link, res["pinning"], a.seconds))
@@ -451,6 +507,17 @@ def main():
         print("ratio cpu/request haproxy_multiplexed / waypointd (shapes differ: %s): %s" % (
             r["shapes_of_the_multiplexed_ratio"],
             r["cpu_per_request_haproxy_multiplexed_over_waypointd"]))
+        if "telemetry" in out:
+            tm = out["telemetry"]
+            off, on = tm["waypointd_telemetry_off"], tm["waypointd_telemetry_on"]
+            print("telemetry (2 runs each, alternating): busy cycles/request off %s %s, on (Istio "
+                  "metrics + access log to a file) %s %s; ratio on/off %s (goal <= 1.05); process "
+                  "cpu ratio %s; %d access-log lines for %d requests" % (
+                      off["tsc_busy_cycles_per_request"], off["tsc_busy_cycles_per_request_each"],
+                      on["tsc_busy_cycles_per_request"], on["tsc_busy_cycles_per_request_each"],
+                      tm["busy_cycles_per_request_telemetry_on_over_off"],
+                      tm["cpu_cycles_per_request_telemetry_on_over_off"],
+                      on["access_log_lines"], on["requests"]))
         h = out["half_load"]
         if "waypointd" in h:
             print("half load %d req/s: added over direct p50/p99 us: waypointd %s/%s, haproxy "
@@ -464,6 +531,8 @@ def main():
     try:
         for link in links:
             res["links"][link] = run_link(link, procs)
+            if a.telemetry:
+                res["links"][link]["telemetry"] = run_telemetry(link, procs)
     finally:
         stop(procs)
         subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", NS], capture_output=True)

@@ -118,8 +118,11 @@ struct wp_pipe_core {
 	uint64_t *ctr; /* the worker's counters (wp/counters.h), not owned */
 	char norm[WP_PATH_NORM_MAX(WP_PIPE_TARGET_MAX)];
 	char hjoin[4096]; /* a header's fields joined with "," for a decision */
-	/* completion stage (pipeline_obs.c); NULL metrics: nothing recorded */
+	/* completion stage (pipeline_obs.c); NULL metrics: nothing recorded
+	 * nor logged. record: Istio's metrics are recorded (metrics.enabled);
+	 * without, the cells only intern the access log's strings. */
 	struct wp_metrics_core *metrics;
+	bool record;
 	char td[256];         /* trust domain, for destination principals */
 	uint32_t id_cluster;  /* destination_cluster: this waypoint's cluster */
 	char domain[64];      /* cluster domain, for backend hostnames */
@@ -213,7 +216,9 @@ bool wp_pipe_authorize(const struct wp_pipe_conn *c, const struct wp_route_req *
 /* Records into <m> (the worker's Istio cells; NULL: nothing is recorded)
  * with <trust_domain> for destination principals, <cluster_domain> for
  * backend hostnames and <cluster_id> as destination_cluster (NULL or "":
- * unknown). Interns the fixed values; call once at start. */
+ * unknown). Interns the fixed values; call once at start. Sets pc->record;
+ * a host that serves no metrics (metrics.enabled false) clears it, and
+ * then a request costs nothing here unless the access log is on. */
 void wp_pipe_core_set_metrics(struct wp_pipe_core *pc, struct wp_metrics_core *m,
                               const char *trust_domain, const char *cluster_domain,
                               const char *cluster_id);
@@ -294,7 +299,8 @@ static inline void wp_pipe_tcp_bytes(struct wp_pipe_conn *c, uint64_t sent, uint
 {
 	if (!c->tcp_open)
 		return;
-	wp_metrics_tcp_add(c->core->metrics, c->tcp_series, 0, 0, sent, received);
+	if (c->core->record)
+		wp_metrics_tcp_add(c->core->metrics, c->tcp_series, 0, 0, sent, received);
 	c->tcp_sent += sent;
 	c->tcp_received += received;
 }

@@ -70,6 +70,7 @@ void wp_pipe_core_set_metrics(struct wp_pipe_core *pc, struct wp_metrics_core *m
                               const char *cluster_id)
 {
 	pc->metrics = m;
+	pc->record = m != NULL;
 	snprintf(pc->td, sizeof(pc->td), "%s", trust_domain ? trust_domain : "cluster.local");
 	snprintf(pc->domain, sizeof(pc->domain), "%s",
 	         cluster_domain ? cluster_domain : "cluster.local");
@@ -282,7 +283,7 @@ void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t bag
 
 void wp_pipe_rec_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, bool is_grpc)
 {
-	r->active = c && c->ml_ready;
+	r->active = c && c->ml_ready && (c->core->record || c->core->alog);
 	r->start_us = c && c->core ? c->core->now_us : 0;
 	r->req_bytes = r->resp_bytes = 0;
 	r->status = 0;
@@ -543,7 +544,8 @@ void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 	l.v[WP_ML_GRPC_RESPONSE_STATUS] = grpc_label(pc, r);
 	l.v[WP_ML_RESPONSE_FLAGS] = flags_label(pc, r->flags);
 	dur = pc->now_us > r->start_us ? pc->now_us - r->start_us : 0;
-	wp_metrics_http_record(pc->metrics, &l, dur, r->req_bytes, r->resp_bytes);
+	if (pc->record)
+		wp_metrics_http_record(pc->metrics, &l, dur, r->req_bytes, r->resp_bytes);
 	if (pc->alog && v)
 		log_line(c, r, v, l.v[WP_ML_RESPONSE_FLAGS], dur);
 }
@@ -576,10 +578,12 @@ void wp_pipe_tcp_open(struct wp_pipe_conn *c)
 		return;
 	l = c->ml;
 	l.v[WP_ML_REQUEST_PROTOCOL] = pc->id_proto[2];
-	c->tcp_series = wp_metrics_tcp_series(pc->metrics, &l);
 	c->tcp_open = true;
 	c->tcp_start_us = pc->now_us;
 	c->tcp_sent = c->tcp_received = 0;
+	if (!pc->record)
+		return;
+	c->tcp_series = wp_metrics_tcp_series(pc->metrics, &l);
 	wp_metrics_tcp_add(pc->metrics, c->tcp_series, 1, 0, 0, 0);
 }
 
@@ -593,7 +597,8 @@ void wp_pipe_tcp_close(struct wp_pipe_conn *c)
 	if (!c->tcp_open)
 		return;
 	c->tcp_open = false;
-	wp_metrics_tcp_add(pc->metrics, c->tcp_series, 0, 1, 0, 0);
+	if (pc->record)
+		wp_metrics_tcp_add(pc->metrics, c->tcp_series, 0, 1, 0, 0);
 	if (!pc->alog || !(e = wp_alog_reserve(pc->alog)))
 		return;
 	memset(e, 0, offsetof(struct wp_alog_entry, method_len));

@@ -1182,6 +1182,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	wp_pipe_core_init(&tw->pipe, tw->ctr);
 	wp_pipe_core_set_metrics(&tw->pipe, w->metrics, sh->cfg->tls.trust_domain,
 	                         sh->cfg->cluster.cluster_domain, sh->cfg->metrics.cluster_id);
+	tw->pipe.record = w->metrics && sh->cfg->metrics.enabled;
 	if (w->metrics)
 		wp_pipe_core_set_alog(&tw->pipe, w->alog,
 		                      0); /* the wall offset at the first poll */

@@ -4,7 +4,9 @@
  * (Istio's rules, "unknown" / "latest" where Istio writes them), the
  * destination from the route cluster and endpoint (and the per-core caches
  * across snapshot generations), response codes, gRPC statuses, Envoy's
- * response flags, one record per exchange, and opaque TCP series.
+ * response flags, one record per exchange, opaque TCP series, the
+ * destination workload labels from an endpoint's Pod, and nothing recorded
+ * with metrics off.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -320,6 +322,77 @@ static void test_tcp(void **state)
 	assert_int_equal(wp_metrics_n_http(cells), 1); /* no HTTP series */
 }
 
+/* An endpoint a Pod backs gives the destination workload and canonical
+ * labels, app / version being the canonical values; one without a Pod
+ * leaves them unknown. A CONNECT to a workload takes them at once. */
+static void test_dest_pod_labels(void **state)
+{
+	struct wp_pipe_conn c, w;
+	struct wp_snap_endpoint ep = {.ns = "default",
+	                              .service_account = "bookinfo-reviews",
+	                              .workload = "reviews-v2",
+	                              .canonical_name = "reviews",
+	                              .canonical_revision = "v2"};
+	struct wp_snap_endpoint bare = {.ns = "default"};
+	struct wp_snap_workload wl = {.ns = "shop",
+	                              .service_account = "cart",
+	                              .workload = "cart",
+	                              .canonical_name = "cart-svc",
+	                              .canonical_revision = "latest"};
+	struct wp_route_cluster cl = {.svc_ns = "default", .svc_name = "reviews"};
+	const struct wp_metrics_labels *l;
+
+	(void)state;
+	conn_init(&c, NULL, NULL, &reviews);
+	exchange(&c, false, 200, -1, 0, 10, &cl, &ep);
+	l = &last_http()->labels;
+	assert_string_equal(lab(l, WP_ML_DESTINATION_WORKLOAD), "reviews-v2");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_WORKLOAD_NAMESPACE), "default");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_CANONICAL_SERVICE), "reviews");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_APP), "reviews");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_CANONICAL_REVISION), "v2");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_VERSION), "v2");
+	exchange(&c, false, 200, -1, 0, 10, &cl, &bare);
+	l = &last_http()->labels;
+	assert_string_equal(lab(l, WP_ML_DESTINATION_WORKLOAD), "unknown");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_APP), "unknown");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_CANONICAL_REVISION), "unknown");
+	assert_string_equal(lab(l, WP_ML_DESTINATION_WORKLOAD_NAMESPACE), "default");
+
+	memset(&w, 0, sizeof(w));
+	w.core = &core;
+	wp_pipe_conn_labels(&w, NULL, 0, NULL, &wl);
+	assert_string_equal(lab(&w.ml, WP_ML_DESTINATION_WORKLOAD), "cart");
+	assert_string_equal(lab(&w.ml, WP_ML_DESTINATION_APP), "cart-svc");
+	assert_string_equal(lab(&w.ml, WP_ML_DESTINATION_VERSION), "latest");
+	assert_string_equal(lab(&w.ml, WP_ML_DESTINATION_PRINCIPAL),
+	                    "spiffe://cluster.local/ns/shop/sa/cart");
+}
+
+/* metrics.enabled false: the host clears record; nothing is recorded for
+ * HTTP exchanges nor opaque TCP, and (no access log) a request is not
+ * even begun. */
+static void test_record_off(void **state)
+{
+	struct wp_pipe_conn c;
+	struct wp_pipe_rec r;
+	struct wp_snap_endpoint ep = {.ns = "db", .service_account = "mysql"};
+
+	(void)state;
+	core.record = false;
+	conn_init(&c, "cluster.local/ns/default/sa/a", baggage, &reviews);
+	wp_pipe_rec_begin(&c, &r, false);
+	assert_false(r.active);
+	exchange(&c, false, 200, -1, 0, 10, NULL, &ep);
+	wp_pipe_tcp_dest(&c, NULL, &ep);
+	wp_pipe_tcp_open(&c);
+	wp_pipe_tcp_bytes(&c, 10, 3);
+	wp_pipe_tcp_close(&c);
+	assert_int_equal(total_requests(), 0);
+	assert_int_equal(wp_metrics_n_tcp(cells), 1);  /* the overflow series only */
+	assert_int_equal(wp_metrics_n_http(cells), 1); /* likewise */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +402,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_codes_grpc_and_flags, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_dest_cache_generations, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_dest_pod_labels, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_record_off, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
