@@ -18,7 +18,7 @@
  * without buffering, we do not resume as a client); anything else is
  * unexpected_message. We write records of at most 16 KiB of plaintext,
  * without padding, and a KeyUpdate of our own once a key protected
- * rekey_after records (AES-GCM's safety margin, §5.5). Every error queues
+ * wp_tls_rec_rekey_after records (AES-GCM's safety margin, §5.5). Every error queues
  * the alert RFC 8446 asks for (unless we already sent close_notify), fails
  * the connection and increments a TLS_REC_* counter.
  *
@@ -37,16 +37,8 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
-#include "dp/tls/record.h"
+#include "dp/tls/record_int.h"
 #include "wp/counters.h"
-
-#define REC_HDR      5
-#define REC_TAG      16
-#define REC_IV       12
-#define REC_MAX_PT   16384                   /* 2^14 */
-#define REC_MAX_CT   (REC_MAX_PT + 256)      /* 2^14 + 256 */
-#define REC_MAX      (REC_HDR + REC_MAX_CT)  /* one whole record on the wire */
-#define REC_OVERHEAD (REC_HDR + 1 + REC_TAG) /* what we add per record */
 
 enum {
 	CT_ALERT = 21,
@@ -70,24 +62,7 @@ enum {
 	AL_USER_CANCELED = 90,
 };
 
-enum rec_state {
-	R_OPEN,
-	R_CLOSED, /* close_notify received: reads return -EPIPE */
-	R_RESET,  /* EOF from TCP without close_notify: -ECONNRESET */
-	R_FAILED, /* -EPROTO */
-};
-
-/* Records one key protects before we send a KeyUpdate of our own; the
- * tests lower it. 2^24 stays within AES-GCM's limit of 2^24.5 (§5.5). */
-static uint64_t rekey_after = (uint64_t)1 << 24;
-
-struct suite {
-	uint16_t id;
-	uint8_t key_len;
-	uint8_t hash_len;
-	const char *cipher; /* EVP name */
-	const char *digest;
-};
+uint64_t wp_tls_rec_rekey_after = (uint64_t)1 << 24;
 
 static const struct suite suites[] = {
         {0x1301, 16, 32, "AES-128-GCM", "SHA256"},
@@ -106,37 +81,6 @@ static void fetch_algs(void)
 		ciphers[i] = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
 	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
-
-struct dir {
-	EVP_CIPHER_CTX *aead;
-	uint64_t seq;
-	uint8_t iv[REC_IV];
-	uint8_t secret[WP_TLS_REC_SECRET_MAX];
-};
-
-struct wp_tls_rec {
-	const struct suite *suite;
-	const EVP_CIPHER *cipher;
-	uint64_t *ctrs;
-	struct dir rd, wr;
-	uint8_t *in;     /* OPENSSL_malloc'ed, NULL while idle */
-	uint32_t in_cap; /* bytes allocated */
-	uint32_t in_off; /* first byte not yet decrypted */
-	uint32_t in_len; /* bytes held */
-	uint32_t pt_off; /* plaintext of the current record not yet read */
-	uint32_t pt_len;
-	uint8_t *out; /* OPENSSL_malloc'ed, NULL while idle */
-	uint32_t out_cap, out_off, out_len;
-	uint32_t cap;
-	uint32_t hs_left;  /* body bytes of the handshake message being read */
-	uint8_t hs_hdr[4]; /* its header, hs_have bytes of it so far */
-	uint8_t hs_have;
-	uint8_t state; /* enum rec_state */
-	uint8_t fail;  /* enum wp_tls_fail */
-	bool client;
-	bool eof_fed;
-	bool shut_sent;
-};
 
 static inline void rec_ctr(struct wp_tls_rec *r, enum wp_ctr c)
 {
@@ -223,7 +167,7 @@ out:
 
 /* secret = HKDF-Expand-Label(secret, "traffic upd", "", Hash.length),
  * then new keys (§7.2). The old secret does not survive. */
-static int update_dir(struct wp_tls_rec *r, struct dir *d, bool enc)
+int wp_tls_rec_update_dir(struct wp_tls_rec *r, struct dir *d, bool enc)
 {
 	uint8_t next[WP_TLS_REC_SECRET_MAX];
 	int err = expand_label(r->suite, d->secret, "traffic upd", next, r->suite->hash_len);
@@ -251,7 +195,7 @@ static uint32_t round_up(size_t n)
 }
 
 /* Room for `more` bytes at the end of the output. */
-static int out_room(struct wp_tls_rec *r, size_t more)
+int wp_tls_rec_out_room(struct wp_tls_rec *r, size_t more)
 {
 	uint8_t *n;
 	uint32_t want;
@@ -307,7 +251,7 @@ static int in_room(struct wp_tls_rec *r, size_t more)
 
 /* Appends one record of content type `type` protected with the sending
  * key. The caller made room (len + REC_OVERHEAD). */
-static int seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t len)
+int wp_tls_rec_seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t len)
 {
 	struct dir *d = &r->wr;
 	uint8_t *h = r->out + r->out_len, iv[REC_IV];
@@ -355,8 +299,9 @@ static ssize_t fatal(struct wp_tls_rec *r, uint8_t alert)
 {
 	uint8_t a[2] = {2, alert};
 
-	if (r->state == R_OPEN && !r->shut_sent && out_room(r, sizeof(a) + REC_OVERHEAD) == 0 &&
-	    seal(r, CT_ALERT, a, sizeof(a)) == 0)
+	if (r->state == R_OPEN && !r->shut_sent &&
+	    wp_tls_rec_out_room(r, sizeof(a) + REC_OVERHEAD) == 0 &&
+	    wp_tls_rec_seal(r, CT_ALERT, a, sizeof(a)) == 0)
 		r->shut_sent = true; /* nothing may follow a fatal alert */
 	rec_failed(r, WP_TLS_FAIL_OTHER);
 	return -EPROTO;
@@ -370,13 +315,13 @@ int wp_tls_rec_key_update(struct wp_tls_rec *r, bool request_peer)
 		return -EPROTO;
 	if (r->shut_sent)
 		return -EPIPE;
-	if (out_room(r, sizeof(m) + REC_OVERHEAD) != 0)
+	if (wp_tls_rec_out_room(r, sizeof(m) + REC_OVERHEAD) != 0)
 		return -ENOMEM;
-	if (seal(r, CT_HANDSHAKE, m, sizeof(m)) != 0) {
+	if (wp_tls_rec_seal(r, CT_HANDSHAKE, m, sizeof(m)) != 0) {
 		rec_failed(r, WP_TLS_FAIL_OTHER); /* counted by seal */
 		return -EPROTO;
 	}
-	if (update_dir(r, &r->wr, true) != 0) {
+	if (wp_tls_rec_update_dir(r, &r->wr, true) != 0) {
 		ERR_clear_error();
 		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
 		rec_failed(r, WP_TLS_FAIL_OTHER);
@@ -400,14 +345,14 @@ ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len)
 	len = WP_MIN(len, r->cap - pend);
 	nrec = (len + REC_MAX_PT - 1) / REC_MAX_PT;
 	/* The records and possibly one KeyUpdate. */
-	if (out_room(r, len + nrec * REC_OVERHEAD + 5 + REC_OVERHEAD) != 0)
+	if (wp_tls_rec_out_room(r, len + nrec * REC_OVERHEAD + 5 + REC_OVERHEAD) != 0)
 		return 0; /* counted; the bytes stay with the caller */
 	while (done < len) {
 		size_t n = WP_MIN(len - done, (size_t)REC_MAX_PT);
 
-		if (r->wr.seq >= rekey_after && wp_tls_rec_key_update(r, false) != 0)
+		if (r->wr.seq >= wp_tls_rec_rekey_after && wp_tls_rec_key_update(r, false) != 0)
 			break;
-		if (seal(r, CT_APP, p + done, n) != 0) {
+		if (wp_tls_rec_seal(r, CT_APP, p + done, n) != 0) {
 			rec_failed(r, WP_TLS_FAIL_OTHER);
 			break;
 		}
@@ -426,10 +371,10 @@ int wp_tls_rec_shutdown(struct wp_tls_rec *r)
 		return -EPROTO;
 	if (r->shut_sent)
 		return 0;
-	if (out_room(r, sizeof(a) + REC_OVERHEAD) != 0)
+	if (wp_tls_rec_out_room(r, sizeof(a) + REC_OVERHEAD) != 0)
 		return -ENOMEM;
 	r->shut_sent = true;
-	if (seal(r, CT_ALERT, a, sizeof(a)) != 0) {
+	if (wp_tls_rec_seal(r, CT_ALERT, a, sizeof(a)) != 0) {
 		rec_failed(r, WP_TLS_FAIL_OTHER);
 		return -EPROTO;
 	}
@@ -534,7 +479,7 @@ static ssize_t handshake(struct wp_tls_rec *r, const uint8_t *p, size_t n)
 			rec_ctr(r, WP_CTR_TLS_REC_BAD_KEY_UPDATE);
 			return fatal(r, AL_ILLEGAL_PARAMETER);
 		}
-		if (update_dir(r, &r->rd, false) != 0) {
+		if (wp_tls_rec_update_dir(r, &r->rd, false) != 0) {
 			ERR_clear_error();
 			rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
 			return fatal(r, AL_INTERNAL_ERROR);
@@ -742,7 +687,7 @@ int wp_tls_rec_preload(struct wp_tls_rec *r, const void *in, size_t in_len, cons
 		r->in_len += (uint32_t)in_len;
 	}
 	if (out_len > 0) {
-		if (out_room(r, out_len) != 0)
+		if (wp_tls_rec_out_room(r, out_len) != 0)
 			return -ENOMEM;
 		memcpy(r->out + r->out_len, out, out_len);
 		r->out_len += (uint32_t)out_len;

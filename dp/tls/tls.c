@@ -43,8 +43,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "dp/tls/record.h"
-#include "dp/tls/tls.h"
+#include "dp/tls/tls_int.h"
 #include "wp/counters.h"
 
 #define CIPHERS13 "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
@@ -52,61 +51,6 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"                             \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
 #define DEFAULT_BIO_CAP (64 * 1024)
-
-enum { F_CERT, F_KEY, F_CA, F_MAX };
-
-struct file_stamp {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-};
-
-struct wp_tls_ctx {
-	atomic_int refs;
-	SSL_CTX *server;
-	SSL_CTX *client;
-	struct wp_tls_config cfg; /* strings below, owned */
-	char *strs[F_MAX + 1 + WP_TLS_MAX_ALIASES];
-	struct file_stamp stamp[F_MAX];
-	size_t bio_cap;
-};
-
-enum conn_state {
-	ST_HANDSHAKE,
-	ST_ESTABLISHED,
-	ST_EOF, /* close_notify received */
-	ST_FAILED,
-};
-
-/* What the keylog and message callbacks learn during a handshake, until
- * the switch to record.c (then cleansed and freed). */
-struct hs_keys {
-	uint8_t csecret[WP_TLS_REC_SECRET_MAX]; /* CLIENT_TRAFFIC_SECRET_0 */
-	uint8_t ssecret[WP_TLS_REC_SECRET_MAX]; /* SERVER_TRAFFIC_SECRET_0 */
-	uint8_t clen, slen;                     /* 0 until seen */
-	uint32_t crecs, srecs;                  /* records written (client: c, server: s) or
-	                                         * read since the secret's keylog call */
-};
-
-struct wp_tls_conn {
-	SSL *ssl;               /* NULL once record.c took over */
-	struct wp_tls_rec *rec; /* after the switch, else NULL */
-	struct hs_keys *keys;   /* OPENSSL_malloc'ed during the handshake */
-	BIO *rbio;              /* owned by ssl; NULL while trimmed */
-	BIO *wbio;              /* owned by ssl; NULL while trimmed */
-	struct wp_tls_ctx *ctx; /* one reference */
-	uint64_t *ctrs;
-	char *peer_id;  /* OPENSSL_malloc'ed */
-	char *expected; /* client: expected server identity, or NULL */
-	uint16_t td_len, ns_off, ns_len, sa_off, sa_len;
-	uint8_t role;
-	uint8_t state;
-	uint8_t fail; /* enum wp_tls_fail */
-	uint8_t shut_sent;
-	uint8_t eof_fed; /* wp_tls_conn_feed_eof was called */
-	uint8_t resumed; /* copied at the switch */
-};
 
 static const char *const fail_names[] = {
         [WP_TLS_FAIL_NONE] = "none",
@@ -199,7 +143,7 @@ static bool td_allowed(const struct wp_tls_ctx *t, const char *td, size_t len)
 }
 
 /* Extracts and checks the leaf's SPIFFE ID; on success stores it in c. */
-static enum wp_tls_fail check_identity(struct wp_tls_conn *c, X509 *leaf)
+enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf)
 {
 	GENERAL_NAMES *gens;
 	const char *uri = NULL, *td, *ns, *sa;
@@ -272,7 +216,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	}
 	if (X509_STORE_CTX_get_error_depth(xs) != 0)
 		return 1;
-	f = check_identity(c, X509_STORE_CTX_get_current_cert(xs));
+	f = wp_tls_check_identity(c, X509_STORE_CTX_get_current_cert(xs));
 	if (f != WP_TLS_FAIL_NONE) {
 		c->fail = f;
 		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -794,7 +738,7 @@ static enum wp_tls_fail post_handshake(struct wp_tls_conn *c)
 	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
 		return WP_TLS_FAIL_BAD_CHAIN;
 	if (c->peer_id == NULL)
-		return check_identity(c, SSL_get0_peer_certificate(c->ssl));
+		return wp_tls_check_identity(c, SSL_get0_peer_certificate(c->ssl));
 	return WP_TLS_FAIL_NONE;
 }
 

@@ -1,7 +1,7 @@
 /*
  * libFuzzer driver for the SPIFFE identity checks of dp/tls/tls.c: the ID
  * parser (wp_tls_spiffe_parse), the peer certificate's subjectAltName check
- * (check_identity, reached by including tls.c) and the client's expected
+ * (wp_tls_check_identity, from dp/tls/tls_int.h) and the client's expected
  * peer (wp_tls_conn_set_expected_peer). Each is compared with a reference
  * written here from the rules alone, so a wrong accept or reject is a
  * finding, not only a crash:
@@ -22,7 +22,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/tls/tls.c"
+#include <errno.h>
+
+#include <openssl/x509v3.h>
+
+#include "dp/tls/tls_int.h"
 
 #define TD    "cluster.local"
 #define ALIAS "td.example"
@@ -91,7 +95,7 @@ static bool slice_is(const char *p, size_t len, const char *s)
 	return strlen(s) == len && memcmp(p, s, len) == 0;
 }
 
-/* What check_identity must answer for the SAN OpenSSL decodes from <leaf>. */
+/* What wp_tls_check_identity must answer for the SAN OpenSSL decodes from <leaf>. */
 static enum wp_tls_fail ref_identity(X509 *leaf, const char *expected)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
@@ -236,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	want = ref_identity(leaf, c.expected);
-	got = check_identity(&c, leaf);
+	got = wp_tls_check_identity(&c, leaf);
 	if (got != want)
 		abort();
 	c.state = ST_ESTABLISHED;

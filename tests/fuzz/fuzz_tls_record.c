@@ -22,7 +22,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/tls/record.c"
+#include "dp/tls/record_int.h"
+#include "wp/common.h"
+#include "wp/counters.h"
 
 static uint64_t ctrs[WP_CTR_MAX];
 
@@ -92,8 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:
 			len = WP_MIN(len, size - i);
-			if (c->state == R_OPEN && out_room(c, len + REC_OVERHEAD) == 0)
-				(void)seal(c, t, data + i, len);
+			if (c->state == R_OPEN && wp_tls_rec_out_room(c, len + REC_OVERHEAD) == 0)
+				(void)wp_tls_rec_seal(c, t, data + i, len);
 			i += len;
 			break;
 		case 2:

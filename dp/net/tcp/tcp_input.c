@@ -682,7 +682,7 @@ static bool tw_input(struct wp_tcp_stack *st, struct tw_entry *e, const struct s
 
 /* ---- Entry points ---- */
 
-static void parse_opts(const uint8_t *o, unsigned n, struct seg *s)
+void wp_tcp_parse_opts(const uint8_t *o, unsigned n, struct seg *s)
 {
 	unsigned i = 0;
 	bool syn = s->flags & TH_SYN;
@@ -769,7 +769,7 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 		ctr_inc(st, WP_CTR_TCP_BAD_FLAGS);
 		return -EINVAL;
 	}
-	parse_opts(p + 20, doff - 20, &s);
+	wp_tcp_parse_opts(p + 20, doff - 20, &s);
 
 	struct wp_addr la = {.family = WP_AF_INET, .v4 = dst_ip};
 	struct wp_addr ra = {.family = WP_AF_INET, .v4 = src_ip};

@@ -310,6 +310,8 @@ void wp_tcp_syn_options(struct wp_tcp_conn *c, const struct seg *s);
 void wp_tcp_on_established(struct wp_tcp_conn *c);
 /* A parsed segment for <c>: the state machine. */
 void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s);
+/* Fills s's option fields from the n option bytes at o (tcp_input.c). */
+void wp_tcp_parse_opts(const uint8_t *o, unsigned n, struct seg *s);
 /* Offers buffered in-order bytes to the app, then EOF once everything is read. */
 void wp_tcp_deliver(struct wp_tcp_conn *c);
 

@@ -4,6 +4,7 @@
  * figures together (the sequence counter), never a torn mix.
  */
 #include <pthread.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,9 @@
 
 #include <cmocka.h>
 
-#include "dp/obs/snapview.c"
+#include "dp/obs/snapview.h"
+#include "wp/config.h"
+#include "wp/snapshot_types.h"
 
 static void test_records_changes_only(void **state)
 {

@@ -9,8 +9,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "dp/tls/record.c"
-#include "dp/tls/tls.c"
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "dp/tls/record_int.h"
+#include "dp/tls/tls_int.h"
+#include "wp/counters.h"
 
 static char pki[256];
 static uint64_t sctr[WP_CTR_MAX], cctr[WP_CTR_MAX];
@@ -942,9 +948,9 @@ static void rec_against_openssl(const char *suite, uint16_t id, bool ours_server
 	conn_to_peer(c, &p, 40000, 17);
 	peer_to_conn(&p, c, 40000, 19);
 	assert_int_equal(ctr[WP_CTR_TLS_REC_KEY_UPDATE_RX], 3);
-	rekey_after = 4;
+	wp_tls_rec_rekey_after = 4;
 	conn_to_peer(c, &p, 200000, 21);
-	rekey_after = (uint64_t)1 << 24;
+	wp_tls_rec_rekey_after = (uint64_t)1 << 24;
 	assert_true(ctr[WP_CTR_TLS_REC_KEY_UPDATE_TX] >= 2 + 200000 / 16384 / 4);
 	peer_to_conn(&p, c, 40000, 23);
 
@@ -1073,8 +1079,8 @@ static void test_rec_bad_mac(void **state)
  * when type is 0) on a's sending key. */
 static void craft(struct wp_tls_conn *a, uint8_t type, const void *pt, size_t len)
 {
-	assert_int_equal(out_room(a->rec, len + REC_OVERHEAD), 0);
-	assert_int_equal(seal(a->rec, type, pt, len), 0);
+	assert_int_equal(wp_tls_rec_out_room(a->rec, len + REC_OVERHEAD), 0);
+	assert_int_equal(wp_tls_rec_seal(a->rec, type, pt, len), 0);
 }
 
 static void move(struct wp_tls_conn *a, struct wp_tls_conn *b)
@@ -1135,7 +1141,7 @@ static void test_rec_crafted(void **state)
 	craft(p.s, 22, nst + 5, 5);
 	craft(p.s, 22, "\x18\x00\x00", 3);
 	craft(p.s, 22, "\x01\x00", 2);
-	assert_int_equal(update_dir(p.s->rec, &p.s->rec->wr, true), 0);
+	assert_int_equal(wp_tls_rec_update_dir(p.s->rec, &p.s->rec->wr, true), 0);
 	craft(p.s, 0, "def\x17\0\0", 6);
 	move(p.s, p.c);
 	assert_int_equal(wp_tls_conn_read(p.c, x, sizeof(x)), 6);
@@ -1181,7 +1187,7 @@ static void test_rec_crafted(void **state)
 	expect_fatal(&p, p.c, p.s, sctr, WP_CTR_TLS_REC_UNEXPECTED);
 	/* A record from another epoch (the sender rekeyed, silently). */
 	ready_pair(&p);
-	assert_int_equal(update_dir(p.c->rec, &p.c->rec->wr, true), 0);
+	assert_int_equal(wp_tls_rec_update_dir(p.c->rec, &p.c->rec->wr, true), 0);
 	craft(p.c, 23, "x", 1);
 	expect_fatal(&p, p.c, p.s, sctr, WP_CTR_TLS_REC_BAD_MAC);
 	/* A plaintext alert record after the handshake. */

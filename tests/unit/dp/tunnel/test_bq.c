@@ -3,6 +3,7 @@
  * boundaries, partial pops, all-or-nothing pushes when the allocator's
  * budget refuses, and no memory held once empty.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,9 @@
 
 #include <cmocka.h>
 
-#include "dp/tunnel/bq.c"
+#include "dp/tunnel/bq.h"
+#include "dp/hbone/mem.h"
+#include "wp/common.h"
 
 static uint8_t pat(size_t i)
 {

@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "dp/tunnel/hsgate.c"
+#include "dp/tunnel/hsgate.h"
+#include "wp/counters.h"
 
 static uint64_t ctr[WP_CTR_MAX];
 

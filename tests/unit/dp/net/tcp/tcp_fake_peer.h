@@ -3,15 +3,15 @@
  * test_tcp_recovery.c): a fake peer builds segments (with its own checksum
  * code) and feeds them to wp_tcp_input(); the I/O ops capture what the
  * stack sends, and app callbacks record what the stack reports.
- * tcp_input.c is included to reach its option parser; the rest of the
- * internal state is in tcp_int.h, and the other pieces are linked from the
- * library. Each test executable includes this once; its functions are
+ * The stack's internal state and its option parser are in tcp_int.h; the
+ * pieces are linked from the library. Each test executable includes this once; its functions are
  * static inline, so a file that does not call one gets no unused-function
  * warning.
  */
 #ifndef WP_TESTS_UNIT_DP_NET_TCP_TCP_FAKE_PEER_H
 #define WP_TESTS_UNIT_DP_NET_TCP_TCP_FAKE_PEER_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +19,7 @@
 
 #include <arpa/inet.h>
 
-#include "dp/net/tcp/tcp_input.c"
+#include "dp/net/tcp/tcp_int.h"
 
 #define MAXCAP 1024
 
@@ -173,7 +173,7 @@ static inline void peer(uint8_t flags, const void *data, uint16_t len)
 		struct seg s = {0};
 		const struct cap *c = &caps[ncap - 1];
 		s.flags = c->b[13];
-		parse_opts(c->b + 20, (c->b[12] >> 4) * 4 - 20, &s);
+		wp_tcp_parse_opts(c->b + 20, (c->b[12] >> 4) * 4 - 20, &s);
 		p.tsecr = s.tsval;
 	}
 	inject(&p);
@@ -195,7 +195,7 @@ static inline struct seg out(int i)
 	s.flags = c->b[13];
 	s.wnd = rd16(c->b + 14);
 	unsigned doff = (c->b[12] >> 4) * 4u;
-	parse_opts(c->b + 20, doff - 20, &s);
+	wp_tcp_parse_opts(c->b + 20, doff - 20, &s);
 	s.data = c->b + doff;
 	s.len = c->len - doff;
 	return s;

@@ -1,0 +1,81 @@
+/*
+ * The mTLS module's internals (tls.c), shared with its white-box tests and
+ * fuzzers only: the context and connection objects, and the SPIFFE
+ * identity check the verify callback runs. Not part of the module's
+ * interface (tls.h).
+ */
+#ifndef WP_DP_TLS_TLS_INT_H
+#define WP_DP_TLS_TLS_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "dp/tls/record.h"
+#include "dp/tls/tls.h"
+
+enum { F_CERT, F_KEY, F_CA, F_MAX };
+
+struct file_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct wp_tls_ctx {
+	atomic_int refs;
+	SSL_CTX *server;
+	SSL_CTX *client;
+	struct wp_tls_config cfg; /* strings below, owned */
+	char *strs[F_MAX + 1 + WP_TLS_MAX_ALIASES];
+	struct file_stamp stamp[F_MAX];
+	size_t bio_cap;
+};
+
+enum conn_state {
+	ST_HANDSHAKE,
+	ST_ESTABLISHED,
+	ST_EOF, /* close_notify received */
+	ST_FAILED,
+};
+
+/* What the keylog and message callbacks learn during a handshake, until
+ * the switch to record.c (then cleansed and freed). */
+struct hs_keys {
+	uint8_t csecret[WP_TLS_REC_SECRET_MAX]; /* CLIENT_TRAFFIC_SECRET_0 */
+	uint8_t ssecret[WP_TLS_REC_SECRET_MAX]; /* SERVER_TRAFFIC_SECRET_0 */
+	uint8_t clen, slen;                     /* 0 until seen */
+	uint32_t crecs, srecs;                  /* records written (client: c, server: s) or
+	                                         * read since the secret's keylog call */
+};
+
+struct wp_tls_conn {
+	SSL *ssl;               /* NULL once record.c took over */
+	struct wp_tls_rec *rec; /* after the switch, else NULL */
+	struct hs_keys *keys;   /* OPENSSL_malloc'ed during the handshake */
+	BIO *rbio;              /* owned by ssl; NULL while trimmed */
+	BIO *wbio;              /* owned by ssl; NULL while trimmed */
+	struct wp_tls_ctx *ctx; /* one reference */
+	uint64_t *ctrs;
+	char *peer_id;  /* OPENSSL_malloc'ed */
+	char *expected; /* client: expected server identity, or NULL */
+	uint16_t td_len, ns_off, ns_len, sa_off, sa_len;
+	uint8_t role;
+	uint8_t state;
+	uint8_t fail; /* enum wp_tls_fail */
+	uint8_t shut_sent;
+	uint8_t eof_fed; /* wp_tls_conn_feed_eof was called */
+	uint8_t resumed; /* copied at the switch */
+};
+
+/* Checks the SPIFFE identity of <leaf> for connection <c> (trust domain,
+ * the expected peer of a client) and records it as c's peer identity.
+ * Returns WP_TLS_FAIL_NONE or why the peer is refused. */
+enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf);
+
+#endif /* WP_DP_TLS_TLS_INT_H */
