@@ -12,6 +12,9 @@
 #     its duration that timeout); istio_requests_total,
 #     _duration_ _count, istio_request_bytes _sum = the request bytes sent,
 #     istio_response_bytes _sum = the response bytes received;
+#   - plain h2c (curl --http2-prior-knowledge through
+#     tests/integration/hbone_fwd.py, a third workload in the baggage) to
+#     the HTTP/1.1 details backend: 200 x2, and a 404 NR;
 #   - gRPC over h2c (tests/integration/l7_h2_grpc.py through
 #     tests/integration/hbone_fwd.py): OK (grpc_response_status 0), a
 #     FAILED_PRECONDITION stream (9), UNAVAILABLE from the waypoint for a
@@ -29,6 +32,7 @@ command -v promtool >/dev/null || fail "promtool missing (Debian package prometh
 l7_setup metrics-istio
 GRPC="$PY $ROOT/tests/integration/l7_h2_grpc.py"
 BG_PP="k8s.cluster.name=east,k8s.namespace.name=default,k8s.deployment.name=productpage-v1,service.name=productpage,service.version=v1"
+BG_H2="k8s.namespace.name=default,k8s.deployment.name=reviews-v2,service.name=reviews,service.version=v2"
 BG_BAR="k8s.namespace.name=foo,k8s.deployment.name=bar-v2,service.name=bar,service.version=v2"
 cat >"$MAN/30-metrics.yaml" <<'YAML'
 apiVersion: v1
@@ -198,7 +202,9 @@ fwd() { # port authority baggage identity
 }
 fwd 15102 198.19.0.41:50051 "$BG_PP" productpage
 fwd 15103 198.19.0.42:50051 "$BG_BAR" foo-bar
-for f in details grpc echo fwd-15102 fwd-15103; do
+fwd 15104 198.19.0.11:9080 "$BG_H2" productpage
+fwd 15105 198.19.0.32:9080 "$BG_H2" productpage
+for f in details grpc echo fwd-15102 fwd-15103 fwd-15104 fwd-15105; do
 	for _ in $(seq 100); do grep -q listening "$T/$f.log" 2>/dev/null && break; sleep 0.1; done
 	grep -q listening "$T/$f.log" || fail "$f did not start: $(cat "$T/$f.log" "$T/$f.err" 2>/dev/null)"
 done
@@ -231,6 +237,16 @@ grep -q '"statuses": {"503": 1}' "$T/503.json" || fail "empty: $(cat "$T/503.jso
 l7 get --authority 198.19.0.32:9080 --host shop:9080 --path /sleep/1500 --n 1 \
 	--baggage "$BG_PP" >"$T/504.json" || fail "shop /sleep: $(cat "$T/504.json")"
 grep -q '"statuses": {"504": 1}' "$T/504.json" || fail "shop /sleep: $(cat "$T/504.json")"
+
+# 1b. plain h2c (prior knowledge) to an HTTP/1.1 backend: 200 x2, 404 NR
+for i in 1 2; do
+	code=$(in_ns curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
+		--max-time 10 http://127.0.0.1:15104/details) || fail "h2c details: $code"
+	[ "$code" = "200 2" ] || fail "h2c details: $code"
+done
+code=$(in_ns curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code} %{http_version}' \
+	--max-time 10 http://127.0.0.1:15105/nope) || fail "h2c shop: $code"
+[ "$code" = "404 2" ] || fail "h2c shop /nope: $code"
 
 # 2. gRPC over h2c: OK, FAILED_PRECONDITION, UNAVAILABLE (no endpoints)
 out=$(in_ns timeout 60 $GRPC count --target 127.0.0.1:15102 --k 5) || fail "gRPC count: $out $(l7_stats)"
@@ -309,8 +325,8 @@ DETAILS = dict(destination_service="details.default.svc.cluster.local",
 COMMON = dict(reporter="waypoint", connection_security_policy="mutual_tls")
 reqs = pick("istio_requests_total")
 total = sum(v for _, v in reqs)
-if total != 3 + 2 + 1 + 1 + 1 + 3:
-    sys.exit(f"istio_requests_total sums to {total}, expected 11: {reqs}")
+if total != 3 + 2 + 1 + 1 + 1 + 3 + 3:
+    sys.exit(f"istio_requests_total sums to {total}, expected 14: {reqs}")
 
 def http(ident, n, out, **want):
     l, v = one("istio_requests_total", **want, **ident)
@@ -335,6 +351,11 @@ def http(ident, n, out, **want):
 OK = dict(request_protocol="http", response_code="200", grpc_response_status="", response_flags="-")
 http(PP, 3, pp, **OK, **DETAILS)
 http(BAR, 2, bar, **OK, **DETAILS)
+H2 = dict(PP, source_workload="reviews-v2", source_app="reviews", source_version="v2",
+          source_canonical_service="reviews", source_canonical_revision="v2", source_cluster="unknown")
+http(H2, 2, None, **OK, **DETAILS)
+http(H2, 1, None, request_protocol="http", response_code="404", response_flags="NR",
+     destination_service_name="shop", destination_principal="unknown")
 http(PP, 1, nf, request_protocol="http", response_code="404", response_flags="NR",
      destination_service_name="shop", destination_principal="unknown",
      destination_workload="unknown", destination_canonical_service="unknown")
@@ -370,7 +391,7 @@ for name, want in (("istio_tcp_connections_opened_total", 1), ("istio_tcp_connec
         sys.exit(f"{name} has HTTP labels: {l}")
 print(f"{len(samples)} istio_* samples as expected")
 PY
-pass "Istio metrics: HTTP/1.1 200 x3/x2 from two identities (source labels from SPIFFE ID and baggage), destination workload, app, version and canonical labels from each Pod and its controller, 404 NR, 503 UH, 504 UT, gRPC 0 / 9 / 14 UH, opaque TCP 3000 bytes both ways; counts, _count, byte _sums exact; promtool clean but the base-unit note"
+pass "Istio metrics: HTTP/1.1 200 x3/x2 from two identities, h2c 200 x2 / 404 NR (source labels from SPIFFE ID and baggage), destination workload, app, version and canonical labels from each Pod and its controller, 404 NR, 503 UH, 504 UT, gRPC 0 / 9 / 14 UH, opaque TCP 3000 bytes both ways; counts, _count, byte _sums exact; promtool clean but the base-unit note"
 
 # 5. 10 clients at once while scraping: no stall, no count lost
 for i in $(seq 10); do
