@@ -28,8 +28,10 @@ namespace of the appliance that registered it and connects there.
 
 Needs root (network namespaces, DPDK TAP, hugepages). Lease timings are
 client-go's (15 s / 10 s / 2 s); membership renews every second with a 4 s
-TTL; adaptive polling sleeps up to 1 ms so that three appliances share 2
-cores.
+TTL; adaptive polling sleeps up to 1 ms (polling.sleep_us = 1000) so that
+three appliances share 2 cores: idle, each then uses about 2.6 % of a core
+(utime + stime over 10 s, all threads), against about 13 % with the shipped
+100 us. A run takes about 100 s.
 Run: WP_BUILD_DIR=build /usr/bin/python3 tests/k8s/test_members.py
 """
 
