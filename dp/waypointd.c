@@ -494,9 +494,10 @@ int main(int argc, char **argv)
 			(void)wp_tunnel_shared_tick(&tunnels, workers, cfg.workers, mono_ms());
 	}
 	(void)wp_sdnotify_send("STOPPING=1\nSTATUS=draining");
-	if (extra.kube && cfg.kubernetes.membership) {
+	if (extra.kube && cfg.kubernetes.membership && ready) {
 		/* Out of the Service's endpoints first, then give the ztunnels
-		 * the grace period to stop choosing us, then GOAWAY. */
+		 * the grace period to stop choosing us, then GOAWAY (never
+		 * ready: never registered, nothing to wait for). */
 		uint64_t until;
 		bool gone = wp_kube_source_deregister(extra.kube, 5.0);
 
