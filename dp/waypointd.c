@@ -5,7 +5,10 @@
  * workers, close the ports (a TAP interface disappears with its port) and
  * exit 0. With HBONE on, SIGTERM first drains: GOAWAY on every inbound
  * connection, then up to hbone.drain_timeout_ms for open tunnels to finish
- * (a second signal cuts it short).
+ * (a second signal cuts it short). With kubernetes.membership the
+ * appliance is an endpoint of the waypoint's Service once it is ready, and
+ * SIGTERM deregisters it before anything else, then waits
+ * kubernetes.deregister_grace_ms for the ztunnels to stop choosing it.
  *
  * With ca.enabled the certificate comes from istiod's CA (wp/ca.h): the
  * client thread starts before the data path and main waits for its first
@@ -480,6 +483,8 @@ int main(int argc, char **argv)
 		if (!ready && wp_snapshot_get(wp_cp_slot(cp)) != NULL) {
 			ready = true;
 			(void)wp_sdnotify_send("READY=1\nSTATUS=ports up, snapshot published");
+			if (extra.kube) /* an endpoint of the waypoint Service from now */
+				wp_kube_source_set_ready(extra.kube, true);
 		}
 		if (hup) {
 			hup = false;
@@ -489,6 +494,21 @@ int main(int argc, char **argv)
 			(void)wp_tunnel_shared_tick(&tunnels, workers, cfg.workers, mono_ms());
 	}
 	(void)wp_sdnotify_send("STOPPING=1\nSTATUS=draining");
+	if (extra.kube && cfg.kubernetes.membership && ready) {
+		/* Out of the Service's endpoints first, then give the ztunnels
+		 * the grace period to stop choosing us, then GOAWAY (never
+		 * ready: never registered, nothing to wait for). */
+		uint64_t until;
+		bool gone = wp_kube_source_deregister(extra.kube, 5.0);
+
+		wp_log_out(WP_LOG_INFO, "waypointd: %s; %u ms before the drain\n",
+		           gone ? "deregistered from the waypoint Service"
+		                : "deregistration not confirmed (the API server did not answer)",
+		           cfg.kubernetes.deregister_grace_ms);
+		until = mono_ms() + cfg.kubernetes.deregister_grace_ms;
+		while (!quit && mono_ms() < until)
+			usleep(20000);
+	}
 	if (hbone) {
 		uint64_t until = mono_ms() + cfg.hbone.drain_timeout_ms, active = 0;
 

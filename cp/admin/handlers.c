@@ -145,6 +145,20 @@ static char *dump_config(struct wp_cp *cp, bool store)
 				                  st.lease.age_s, "since_renew_s",
 				                  st.lease.since_renew_s, "transitions",
 				                  (json_int_t)st.lease.transitions));
+			if (st.has_members) {
+				json_t *ms = json_array();
+
+				for (unsigned m = 0; m < st.n_members; m++)
+					json_array_append_new(
+					        ms, json_pack("{s:s, s:s, s:s, s:f}", "name",
+					                      st.members[m].name, "identity",
+					                      st.members[m].identity, "address",
+					                      st.members[m].address, "age_s",
+					                      st.members[m].age_s));
+				json_object_set_new(so, "membership",
+				                    json_pack("{s:b, s:o}", "registered",
+				                              st.registered, "members", ms));
+			}
 		}
 		json_array_append_new(srcs, so);
 	}

@@ -719,6 +719,12 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 	                                    "lease_duration_ms",
 	                                    "renew_deadline_ms",
 	                                    "retry_period_ms",
+	                                    "membership",
+	                                    "member_address",
+	                                    "member_service_account",
+	                                    "member_renew_ms",
+	                                    "member_ttl_ms",
+	                                    "deregister_grace_ms",
 	                                    NULL};
 	const config_setting_t *g = get_group(ld, "kubernetes"), *list;
 	struct wp_kubernetes_config *k = &cfg->kubernetes;
@@ -752,6 +758,25 @@ static void load_kubernetes(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "kubernetes.", "lease_duration_ms", 1000, 3600000, k->lease_duration_ms);
 	GET_UINT(ld, g, "kubernetes.", "renew_deadline_ms", 500, 3600000, k->renew_deadline_ms);
 	GET_UINT(ld, g, "kubernetes.", "retry_period_ms", 100, 600000, k->retry_period_ms);
+	get_bool(ld, g, "kubernetes.", "membership", &k->membership);
+	get_string(ld, g, "kubernetes.", "member_address", k->member_address,
+	           sizeof(k->member_address));
+	get_string(ld, g, "kubernetes.", "member_service_account", k->member_service_account,
+	           sizeof(k->member_service_account));
+	GET_UINT(ld, g, "kubernetes.", "member_renew_ms", 100, 600000, k->member_renew_ms);
+	GET_UINT(ld, g, "kubernetes.", "member_ttl_ms", 200, 3600000, k->member_ttl_ms);
+	GET_UINT(ld, g, "kubernetes.", "deregister_grace_ms", 0, 600000, k->deregister_grace_ms);
+	if (!ld->failed && k->member_address[0]) {
+		struct wp_addr a;
+
+		if (wp_addr_parse(k->member_address, &a) != 0)
+			fail(ld, member(g, "member_address"), "kubernetes.member_address",
+			     "'%s' is not an IP address", k->member_address);
+	}
+	/* a live member renews at least twice within the TTL */
+	if (!ld->failed && k->member_ttl_ms < 2 * k->member_renew_ms)
+		fail(ld, member(g, "member_ttl_ms"), "kubernetes.member_ttl_ms",
+		     "must be at least twice member_renew_ms (%u)", k->member_renew_ms);
 	/* client-go's rules: the holder must give up before others may take
 	 * over, and must try more than once before it gives up */
 	if (!ld->failed && k->renew_deadline_ms >= k->lease_duration_ms)
@@ -1058,6 +1083,9 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->kubernetes.lease_duration_ms = 15000;
 	cfg->kubernetes.renew_deadline_ms = 10000;
 	cfg->kubernetes.retry_period_ms = 2000;
+	cfg->kubernetes.member_renew_ms = 5000;
+	cfg->kubernetes.member_ttl_ms = 15000;
+	cfg->kubernetes.deregister_grace_ms = 5000;
 	cfg->kubernetes.watch_timeout_s = 300;
 	cfg->kubernetes.backoff_base_ms = 800;
 	cfg->kubernetes.backoff_max_ms = 30000;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cp/kube/kube_source.h"
+#include "wp/addr.h"
 #include "wp/log.h"
 
 struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *err, size_t errlen)
@@ -19,7 +20,7 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	const char *gws[WP_MAX_SERVED_GATEWAYS], *ips[WP_MAX_STATUS_ADDRS];
 	struct wp_kube_source_config kc;
 	struct wp_source *src;
-	char why[256] = "", lease[160], host[128];
+	char why[256] = "", lease[160], host[128], addr[64];
 	int rc;
 
 	memset(&kc, 0, sizeof(kc));
@@ -66,6 +67,10 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 	kc.served_gateways = gws;
 	kc.n_served_gateways = cfg->cluster.n_gateways;
 	kc.root_namespace = cfg->cluster.root_namespace;
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "waypointd");
+	host[sizeof(host) - 1] = '\0';
+	kc.identity = k->identity[0] ? k->identity : host;
 	if (k->leader_election) {
 		/* one Lease per served set: per GatewayClass, else per Service */
 		if (k->lease_name[0])
@@ -74,18 +79,37 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 			snprintf(lease, sizeof(lease), "waypointd-%s",
 			         cfg->cluster.gateway_class[0] ? cfg->cluster.gateway_class
 			                                       : k->service_name);
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "waypointd");
-		host[sizeof(host) - 1] = '\0';
 		kc.lease_name = lease;
 		kc.lease_namespace = k->lease_namespace[0]     ? k->lease_namespace
 		                     : k->service_namespace[0] ? k->service_namespace
 		                     : kc.kube.namespace       ? kc.kube.namespace
 		                                               : "default";
-		kc.identity = k->identity[0] ? k->identity : host;
 		kc.lease_duration = k->lease_duration_ms / 1000.0;
 		kc.renew_deadline = k->renew_deadline_ms / 1000.0;
 		kc.retry_period = k->retry_period_ms / 1000.0;
+	}
+	if (k->membership) {
+		/* the entry lives with the Service it joins */
+		if (k->member_address[0])
+			snprintf(addr, sizeof(addr), "%s", k->member_address);
+		else if (cfg->n_ports > 0)
+			wp_addr_format(&cfg->ports[0].ip, addr, sizeof(addr));
+		else
+			addr[0] = '\0';
+		if (!addr[0]) {
+			snprintf(err, errlen,
+			         "kubernetes.membership: no address to advertise (set "
+			         "kubernetes.member_address or ports.[0].ip)");
+			wp_kube_config_clear(&kc.kube);
+			return NULL;
+		}
+		kc.member_address = addr;
+		kc.member_namespace = k->service_namespace[0] ? k->service_namespace
+		                      : kc.kube.namespace     ? kc.kube.namespace
+		                                              : "default";
+		kc.member_service_account = k->member_service_account;
+		kc.member_renew = k->member_renew_ms / 1000.0;
+		kc.member_ttl = k->member_ttl_ms / 1000.0;
 	}
 	src = wp_kube_source_create(&kc); /* copies what it keeps */
 	if (!src)
@@ -98,6 +122,11 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 			wp_log(WP_LOG_INFO,
 			       "waypointd: status written only while holding Lease %s/%s (as %s)\n",
 			       kc.lease_namespace, kc.lease_name, kc.identity);
+		if (kc.member_address)
+			wp_log(WP_LOG_INFO,
+			       "waypointd: member of Service %s/%s as %s (%s) while ready\n",
+			       kc.member_namespace, k->service_name, kc.identity,
+			       kc.member_address);
 	}
 	wp_kube_config_clear(&kc.kube);
 	return src;

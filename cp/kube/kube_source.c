@@ -23,6 +23,7 @@
 
 #include "cp/kube/kube_source.h"
 #include "cp/kube/lease.h"
+#include "cp/kube/member.h"
 #include "cp/kube/status.h"
 #include "wp/counters.h"
 #include "wp/log.h"
@@ -82,6 +83,7 @@ struct kube_source {
 	unsigned listed; /* kinds whose first list was delivered */
 	bool synced;
 	struct wp_kube_status *status;
+	struct wp_kube_member *member; /* NULL: no membership */
 	/* The server's health as the kinds saw it (under lock). */
 	bool unreachable;  /* a request got no answer: the probe runs */
 	bool failing;      /* a request got 5xx/429 */
@@ -495,6 +497,8 @@ static int ks_start(struct wp_source *src, const struct wp_source_sink *sink)
 	src->sink = sink;
 	if (s->status && wp_kube_status_start(s->status) != 0)
 		return -EAGAIN;
+	if (s->member && wp_kube_member_start(s->member) != 0)
+		return -EAGAIN;
 	if (pthread_create(&s->probe_thread, NULL, probe_thread, s) != 0)
 		return -EAGAIN;
 	s->probe_started = true;
@@ -601,6 +605,23 @@ static void ks_state(struct wp_source *src, struct wp_source_state *st)
 			st->lease.transitions = (long long)li.transitions;
 		}
 	}
+	if (s->member) {
+		struct wp_kube_member_info mi;
+
+		wp_kube_member_info(s->member, wp_kube_lease_now(), &mi);
+		st->has_members = true;
+		st->registered = mi.registered;
+		for (unsigned i = 0; i < mi.n && i < WP_SOURCE_MAX_MEMBERS; i++) {
+			snprintf(st->members[i].name, sizeof(st->members[i].name), "%s",
+			         mi.m[i].name);
+			snprintf(st->members[i].identity, sizeof(st->members[i].identity), "%s",
+			         mi.m[i].identity);
+			snprintf(st->members[i].address, sizeof(st->members[i].address), "%s",
+			         mi.m[i].address);
+			st->members[i].age_s = mi.m[i].age;
+			st->n_members = i + 1;
+		}
+	}
 }
 
 static void ks_destroy(struct wp_source *src)
@@ -624,6 +645,8 @@ static void ks_destroy(struct wp_source *src)
 	if (s->probe_started)
 		pthread_join(s->probe_thread, NULL);
 	wp_kube_free(s->probe);
+	/* before the status writer: it reads the writer's Lease */
+	wp_kube_member_destroy(s->member);
 	if (s->status)
 		wp_kube_status_destroy(s->status);
 	while ((it = s->head)) {
@@ -712,6 +735,29 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 		if (!s->status)
 			goto fail;
 	}
+	if (cfg->member_address && cfg->member_address[0]) {
+		struct wp_kube_member_config mc = {
+		        .service = cfg->service_name ? cfg->service_name : "waypointd",
+		        .namespace = cfg->member_namespace,
+		        .identity = cfg->identity,
+		        .address = cfg->member_address,
+		        .service_account = cfg->member_service_account,
+		        .renew = cfg->member_renew > 0 ? cfg->member_renew : 5,
+		        .ttl = cfg->member_ttl > 0 ? cfg->member_ttl : 15,
+		};
+		struct wp_kube *mk = wp_kube_new(&cfg->kube);
+
+		if (mk) /* a hung request must not outlast a renewal period */
+			wp_kube_set_timeout(mk, mc.renew < 1 ? 1 : (long)mc.renew);
+		s->member = mk ? wp_kube_member_create(
+		                         &mc, mk,
+		                         s->status ? wp_kube_status_lease_handle(s->status) : NULL)
+		               : NULL;
+		if (!s->member) {
+			wp_kube_free(mk);
+			goto fail;
+		}
+	}
 	return &s->base;
 fail:
 	ks_destroy(&s->base);
@@ -730,6 +776,8 @@ void wp_kube_source_counters(struct wp_source *src, uint64_t *out)
 	}
 	if (s->status)
 		wp_kube_status_counters(s->status, out);
+	if (s->member)
+		wp_kube_member_counters(s->member, out);
 	pthread_mutex_lock(&s->lock);
 	out[WP_CTR_KUBE_RECONNECTED] += s->reconnects;
 	pthread_mutex_unlock(&s->lock);
@@ -747,4 +795,32 @@ uint64_t wp_kube_source_status_writes(struct wp_source *src)
 	struct kube_source *s = (struct kube_source *)src;
 
 	return s->status ? wp_kube_status_writes(s->status) : 0;
+}
+
+bool wp_kube_source_members(struct wp_source *src, struct wp_kube_member_info *out)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	if (!s->member)
+		return false;
+	wp_kube_member_info(s->member, wp_kube_lease_now(), out);
+	return true;
+}
+
+void wp_kube_source_set_ready(struct wp_source *src, bool ready)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	if (s->member)
+		wp_kube_member_set_ready(s->member, ready);
+}
+
+bool wp_kube_source_deregister(struct wp_source *src, double timeout)
+{
+	struct kube_source *s = (struct kube_source *)src;
+
+	if (!s->member)
+		return false;
+	wp_kube_member_set_ready(s->member, false);
+	return wp_kube_member_wait_deregistered(s->member, timeout);
 }

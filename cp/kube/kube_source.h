@@ -110,6 +110,15 @@ struct wp_kube_source_config {
 	const char *lease_namespace;
 	const char *identity;
 	double lease_duration, renew_deadline, retry_period;
+	/* Membership (member.h): with member_address set, this appliance keeps
+	 * a WorkloadEntry for itself (as identity, selected by service_name)
+	 * in member_namespace while waypointd says it is ready; renewed every
+	 * member_renew seconds; the Lease holder deletes others' entries
+	 * unchanged for member_ttl. NULL: no membership. */
+	const char *member_address;
+	const char *member_namespace;
+	const char *member_service_account; /* NULL or "" = service_name */
+	double member_renew, member_ttl;
 };
 
 /* Creates the source (threads start in start()). NULL on error. */
@@ -124,5 +133,8 @@ uint64_t wp_kube_source_status_writes(struct wp_source *src);
 struct wp_kube_lease_info;
 /* The status writer's Lease (see lease.h); false when there is none. */
 bool wp_kube_source_lease(struct wp_source *src, struct wp_kube_lease_info *out);
+struct wp_kube_member_info;
+/* The members as last listed (member.h); false without membership. */
+bool wp_kube_source_members(struct wp_source *src, struct wp_kube_member_info *out);
 
 #endif /* WP_CP_KUBE_SOURCE_H */

@@ -914,3 +914,8 @@ unsigned wp_kube_status_pending(struct wp_kube_status *st)
 	pthread_mutex_unlock(&st->lock);
 	return n;
 }
+
+struct wp_kube_lease *wp_kube_status_lease_handle(struct wp_kube_status *st)
+{
+	return st->lease;
+}

@@ -46,6 +46,10 @@ void wp_kube_status_counters(struct wp_kube_status *st, uint64_t *out);
 struct wp_kube_lease_info;
 /* Fills out from the writer's Lease; false without leader election. */
 bool wp_kube_status_lease(struct wp_kube_status *st, struct wp_kube_lease_info *out);
+/* The writer's Lease itself (NULL without leader election), for the
+ * membership's clean-up, which only the leader does; valid until
+ * wp_kube_status_destroy. */
+struct wp_kube_lease *wp_kube_status_lease_handle(struct wp_kube_status *st);
 
 /* Policy, exposed for unit tests. */
 struct wp_kube_status_policy {

@@ -32,6 +32,7 @@
 
 #include "cp/kube/kube.h"
 #include "cp/kube/lease.h"
+#include "cp/kube/member.h"
 #include "wpctl.h"
 
 #define ISTIO_WAYPOINT_CLASS     "istio-waypoint"
@@ -893,6 +894,56 @@ static void print_leases(struct session *s)
 	wp_kube_resp_clear(&r);
 }
 
+/* The appliances registered as endpoints of the waypoint Services
+ * (cp/kube/member.c: one WorkloadEntry each, labelled managed-by
+ * waypointd): which appliance, its address and when it last renewed its
+ * entry (the renew annotation against wpctl's clock). Printed only when
+ * there are some; a refused list leaves the table alone. */
+static void print_members(struct session *s)
+{
+	static const char path[] = "/apis/networking.istio.io/v1/"
+	                           "workloadentries?labelSelector=" WP_KUBE_LEASE_LABEL_KEY
+	                           "%3D" WP_KUBE_LEASE_LABEL_VALUE;
+	struct wp_kube_resp r;
+	struct table t = {0};
+	json_t *items, *e;
+	size_t i;
+
+	if (wp_kube_get(s->k, path, &r) != 0 || r.status != 200 ||
+	    !json_array_size(items = json_object_get(r.json, "items"))) {
+		wp_kube_resp_clear(&r);
+		return;
+	}
+	table_add(&t, 5, "MEMBER", "ENTRY", "SERVICE", "ADDRESS", "RENEWED");
+	json_array_foreach(items, i, e)
+	{
+		json_t *md = json_object_get(e, "metadata");
+		const char *id = json_string_value(
+		        json_object_get(json_object_get(md, "labels"), WP_KUBE_MEMBER_ID_KEY));
+		const char *svc = json_string_value(
+		        json_object_get(json_object_get(md, "labels"), WP_KUBE_MEMBER_SELECT_KEY));
+		const char *rt = json_string_value(json_object_get(
+		        json_object_get(md, "annotations"), WP_KUBE_MEMBER_RENEW_KEY));
+		const char *addr =
+		        json_string_value(json_object_get(json_object_get(e, "spec"), "address"));
+		char name[256], service[256], ago[32];
+		time_t when;
+
+		snprintf(name, sizeof(name), "%s/%s", meta_str(e, "namespace"),
+		         meta_str(e, "name"));
+		snprintf(service, sizeof(service), "%s/%s", meta_str(e, "namespace"),
+		         svc ? svc : "?");
+		if (rt && wp_kube_rfc3339_parse(rt, &when) == 0)
+			snprintf(ago, sizeof(ago), "%llds ago", (long long)(time(NULL) - when));
+		else
+			snprintf(ago, sizeof(ago), "never");
+		table_add(&t, 5, id ? id : "?", name, service, addr ? addr : "?", ago);
+	}
+	printf("\n");
+	table_print(&t);
+	wp_kube_resp_clear(&r);
+}
+
 static int cmd_status(const struct opts *o)
 {
 	struct session s = {0};
@@ -974,6 +1025,7 @@ static int cmd_status(const struct opts *o)
 	}
 	table_print(&t);
 	print_leases(&s);
+	print_members(&s);
 out:
 	json_decref(gws);
 	session_close(&s);

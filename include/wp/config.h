@@ -171,6 +171,16 @@ struct wp_kubernetes_config {
 	unsigned lease_duration_ms; /* client-go defaults: 15000, */
 	unsigned renew_deadline_ms; /* 10000, */
 	unsigned retry_period_ms;   /* 2000 */
+	/* Membership (cp/kube/member.c): this appliance keeps a WorkloadEntry
+	 * for itself, selected by the Service service_name, while it is ready;
+	 * the Lease holder deletes entries not renewed for member_ttl_ms. */
+	bool membership;
+	char member_address[64];         /* "" = ports.[0].ip */
+	char member_service_account[64]; /* "" = service_name */
+	unsigned member_renew_ms;        /* 5000 */
+	unsigned member_ttl_ms;          /* 15000 (> member_renew_ms) */
+	unsigned deregister_grace_ms;    /* SIGTERM: deregistered, wait this long
+	                                  * before the GOAWAY drain (5000) */
 };
 
 /*

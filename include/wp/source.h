@@ -16,6 +16,7 @@
 #ifndef WP_SOURCE_H
 #define WP_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,7 @@ struct json_t;
 
 /* How far a source is from its origin right now (wp_source_ops.state). */
 #define WP_SOURCE_MAX_LAGGING 16
+#define WP_SOURCE_MAX_MEMBERS 32
 struct wp_source_state {
 	/* Kinds whose objects in the sink may be missing or stale: not listed
 	 * yet ("listing"), relisting ("relisting"), or cut off from the origin
@@ -76,6 +78,16 @@ struct wp_source_state {
 		double since_renew_s; /* since our last renewal (-1: never) */
 		long long transitions;
 	} lease;
+	/* The appliances registered as endpoints of the waypoint's Service
+	 * (the Kubernetes source's membership, one WorkloadEntry each, as last
+	 * listed); has_members false: this appliance does not register. */
+	bool has_members;
+	bool registered; /* this appliance's entry exists */
+	unsigned n_members;
+	struct {
+		char name[128], identity[128], address[64];
+		double age_s; /* since the entry last changed (renewed) */
+	} members[WP_SOURCE_MAX_MEMBERS];
 };
 
 struct wp_source_ops {
@@ -149,5 +161,13 @@ struct wp_source *wp_kube_source_from_config(const struct wp_config *cfg, char *
 /* Counters summed over that source's clients (KUBE_* rows of enum wp_ctr);
  * out must hold WP_CTR_MAX entries. Safe from the control-plane thread. */
 void wp_kube_source_counters(struct wp_source *src, uint64_t *out);
+
+/* Membership (kubernetes.membership): ready registers this appliance as an
+ * endpoint of the waypoint's Service and keeps it registered; not ready
+ * deregisters it. No-op without membership. Any thread. */
+void wp_kube_source_set_ready(struct wp_source *src, bool ready);
+/* Deregisters and waits up to timeout seconds for it to be done. false
+ * when it is not (or there is no membership). */
+bool wp_kube_source_deregister(struct wp_source *src, double timeout);
 
 #endif /* WP_SOURCE_H */

@@ -11,7 +11,8 @@ line on stdout.
       an echo upstream and checks that the SHA-256 of what came back equals
       what was sent, followed by END_STREAM. --rate paces the sender (the
       drain test keeps tunnels open while waypointd shuts down). Reports
-      whether a GOAWAY arrived (--expect-goaway makes it a check).
+      whether a GOAWAY arrived (--expect-goaway makes it a check) and
+      when it was first seen (goaway_wall_ns, wall clock, ~10 ms).
   hbone_load.py handshake --addr IP:PORT --certs DIR --identity NAME|none
       expects the TLS handshake (or the first read after it, TLS 1.3) to
       fail: NAME's certificate, or none at all.
@@ -98,6 +99,7 @@ def cmd_echo(a):
         src[s] = Source(i, a.bytes)
     deadline = start + a.timeout
     t0 = time.monotonic()
+    goaway_ns = None
     while True:
         now = time.monotonic()
         allowed = None
@@ -115,6 +117,8 @@ def cmd_echo(a):
             if q.off >= q.n:
                 st.end_after = True
         c.poll(0.01 if a.rate else 0.05)
+        if goaway_ns is None and c.goaway is not None:
+            goaway_ns = time.time_ns()
         done = all(c.streams[s].ended or c.streams[s].reset is not None for s in sids)
         if done or c.closed or now > deadline:
             break
@@ -130,6 +134,7 @@ def cmd_echo(a):
            "mismatch": mism[:10], "seconds": round(elapsed, 2),
            "mbit_s_both_ways": round(total * 8 / elapsed / 1e6, 1) if elapsed else 0,
            "goaway": c.goaway is not None,
+           "goaway_wall_ns": goaway_ns,
            "sha256_first": src[sids[0]].sha.hexdigest()}
     print(json.dumps(rep))
     c.close()

@@ -25,7 +25,8 @@ It speaks enough of the real protocol that Debian's kubectl and our C client
   --client-ca; more named tokens (POST /_fake/clients) tell clients apart
   in the request log, and one client can be cut off (POST /_fake/block);
 * Lease (coordination.k8s.io/v1) objects, with the same 409 on a stale
-  resourceVersion as every kind;
+  resourceVersion as every kind; WorkloadEntry (networking.istio.io/v1);
+  DELETE honours DeleteOptions' preconditions.resourceVersion (409);
 * fault injection through POST /_fake/<op> (no auth needed): see
   Control.handle below.
 
@@ -67,6 +68,7 @@ KINDS = [
     ("networking.istio.io", "v1", "DestinationRule", "destinationrules", True, ["dr"], True),
     ("networking.istio.io", "v1", "ServiceEntry", "serviceentries", True, ["se"], True),
     ("networking.istio.io", "v1", "VirtualService", "virtualservices", True, ["vs"], True),
+    ("networking.istio.io", "v1", "WorkloadEntry", "workloadentries", True, ["we"], True),
     ("coordination.k8s.io", "v1", "Lease", "leases", True, [], False),
 ]
 
@@ -541,8 +543,13 @@ class Handler(BaseHTTPRequestHandler):
         if method == "PATCH":
             return self.patch(kind, ns, name, sub, q)
         if method == "DELETE":
-            self.read_body()
-            return self.delete(kind, ns, name)
+            body = self.read_body()
+            try:
+                opts = json.loads(body) if body else {}
+            except ValueError:
+                return self.send_status(400, "BadRequest", "DeleteOptions: not JSON")
+            want = ((opts or {}).get("preconditions") or {}).get("resourceVersion")
+            return self.delete(kind, ns, name, want)
         return self.send_status(405, "MethodNotAllowed", "method not allowed")
 
     # -- CRUD ---------------------------------------------------------------
@@ -776,13 +783,19 @@ class Handler(BaseHTTPRequestHandler):
             new = self.store_update(kind, ns, name, new, old, sub)
             return self.send_json(200, self.decorate(kind, new))
 
-    def delete(self, kind, ns, name):
+    def delete(self, kind, ns, name, want_rv=None):
         st = self.server.store
         with st.lock:
             k = self.key(kind, ns, name)
-            old = st.objects.pop(k, None)
+            old = st.objects.get(k)
             if old is None:
                 return self.not_found(kind, name)
+            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+                return self.send_status(
+                    409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the ResourceVersion '
+                    "in the precondition (%s) does not match the ResourceVersion in record (%s)"
+                    % (kind.plural, name, want_rv, old["metadata"]["resourceVersion"]))
+            del st.objects[k]
             for ak in [a for a in st.applied if a[0] == k]:
                 del st.applied[ak]
             gone = copy.deepcopy(old)

@@ -2,7 +2,10 @@
 """deploy/ stays consistent with what waypointd writes and reads: the
 appliance's Service (or ServiceEntry) has port 15008, is opted out of
 waypoints, is named by the Hostname the status writer puts into
-status.addresses, and selects the WorkloadEntry carrying the identity; the
+status.addresses, and selects the WorkloadEntries carrying the identity
+(the ones the appliances make with membership, whose labels member.c
+defines, and the hand-made one of appliance-static.yaml), with a Role
+letting the appliances keep theirs; the
 GatewayClass has the controllerName the source recognises; the systemd unit
 runs the binary with --check-config first. Suite 'unit' (no network)."""
 
@@ -36,13 +39,25 @@ def main():
     host = "%s.default.svc.cluster.local" % svc_name  # what status.c writes for namespace default
 
     a = docs("appliance.yaml")
-    svc, we, sa = a["Service"], a["WorkloadEntry"], a["ServiceAccount"]
+    svc, sa = a["Service"], a["ServiceAccount"]
+    we = docs("appliance-static.yaml")["WorkloadEntry"]
     assert svc["metadata"]["name"] == svc_name and svc["metadata"]["namespace"] == "default"
     assert svc["metadata"]["labels"]["istio.io/use-waypoint"] == "none"
     assert [p["port"] for p in svc["spec"]["ports"]] == [15008]
     assert all(we["spec"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
     assert we["spec"]["serviceAccount"] == sa["metadata"]["name"]
     assert we["metadata"]["namespace"] == svc["metadata"]["namespace"] == sa["metadata"]["namespace"]
+    # membership: the entries member.c makes carry <select key>=<service_name>
+    # and, by default, the Service's name as serviceAccount
+    sel_key = source_default("WP_KUBE_MEMBER_SELECT_KEY", "cp/kube/member.h")
+    assert svc["spec"]["selector"] == {sel_key: svc_name}, svc["spec"]["selector"]
+    assert sa["metadata"]["name"] == svc_name
+    mrole, mbind = a["Role"], a["RoleBinding"]
+    assert mrole["metadata"]["namespace"] == svc["metadata"]["namespace"]
+    assert {"apiGroups": ["networking.istio.io"], "resources": ["workloadentries"],
+            "verbs": ["get", "list", "create", "update", "delete"]} in mrole["rules"], mrole
+    assert mbind["roleRef"]["name"] == mrole["metadata"]["name"]
+    assert mbind["subjects"] == docs("rbac.yaml")["ClusterRoleBinding"]["subjects"]
 
     b = docs("appliance-serviceentry.yaml")
     se, we2 = b["ServiceEntry"], b["WorkloadEntry"]

@@ -61,6 +61,13 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.kubernetes.lease_duration_ms, 15000);
 	assert_int_equal(cfg.kubernetes.renew_deadline_ms, 10000);
 	assert_int_equal(cfg.kubernetes.retry_period_ms, 2000);
+	/* membership off; when on, renewed every 5 s, dead after 15 s */
+	assert_false(cfg.kubernetes.membership);
+	assert_string_equal(cfg.kubernetes.member_address, "");
+	assert_string_equal(cfg.kubernetes.member_service_account, "");
+	assert_int_equal(cfg.kubernetes.member_renew_ms, 5000);
+	assert_int_equal(cfg.kubernetes.member_ttl_ms, 15000);
+	assert_int_equal(cfg.kubernetes.deregister_grace_ms, 5000);
 	/* the shipped file keeps it off: the embedded default is the manifest dir */
 	assert_int_equal(wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", NULL, 0, &cfg, err,
 	                                sizeof(err)),
@@ -99,6 +106,12 @@ static void test_every_key(void **state)
 	                                           "  lease_duration_ms = 6000;\n"
 	                                           "  renew_deadline_ms = 4000;\n"
 	                                           "  retry_period_ms = 1000;\n"
+	                                           "  membership = true;\n"
+	                                           "  member_address = \"10.1.0.7\";\n"
+	                                           "  member_service_account = \"wp-sa\";\n"
+	                                           "  member_renew_ms = 1000;\n"
+	                                           "  member_ttl_ms = 3000;\n"
+	                                           "  deregister_grace_ms = 250;\n"
 	                                           "};\n"),
 	                                NULL, 0, &cfg, err, sizeof(err)),
 	                 0);
@@ -128,6 +141,12 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.kubernetes.lease_duration_ms, 6000);
 	assert_int_equal(cfg.kubernetes.renew_deadline_ms, 4000);
 	assert_int_equal(cfg.kubernetes.retry_period_ms, 1000);
+	assert_true(cfg.kubernetes.membership);
+	assert_string_equal(cfg.kubernetes.member_address, "10.1.0.7");
+	assert_string_equal(cfg.kubernetes.member_service_account, "wp-sa");
+	assert_int_equal(cfg.kubernetes.member_renew_ms, 1000);
+	assert_int_equal(cfg.kubernetes.member_ttl_ms, 3000);
+	assert_int_equal(cfg.kubernetes.deregister_grace_ms, 250);
 }
 
 /* What tests/testbed does: --set on keys of a group the file lacks. */
@@ -182,6 +201,10 @@ static void test_refused(void **state)
 	    "shorter than lease_duration_ms");
 	bad("kubernetes = { retry_period_ms = 10000; };\n", NULL, "kubernetes.retry_period_ms",
 	    "shorter than renew_deadline_ms");
+	bad("kubernetes = { member_address = \"node-1\"; };\n", NULL, "kubernetes.member_address",
+	    "not an IP address");
+	bad("kubernetes = { member_renew_ms = 5000; member_ttl_ms = 9000; };\n", NULL,
+	    "kubernetes.member_ttl_ms", "at least twice member_renew_ms");
 }
 
 int main(void)
