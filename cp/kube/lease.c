@@ -5,10 +5,13 @@
  * holderIdentity, leaseDurationSeconds, acquireTime and renewTime in
  * MicroTime (RFC 3339, microseconds), leaseTransitions counted on each
  * takeover. Expiry is judged on the candidate's own monotonic clock from
- * the moment it last saw the record change, never by comparing its clock
- * with the holder's renewTime, so clock skew between appliances does not
- * matter. Writes carry the resourceVersion read: of two candidates racing
- * for an expired Lease one gets 409 and stays a follower.
+ * the moment it saw the record change, dated back by at most one retry
+ * period (how late polling can see a renewal) when the holder's renewTime
+ * says so; so a takeover comes within the lease duration of the last
+ * renewal, and clock skew between appliances cannot bring it before the
+ * old holder's renew deadline. A follower tries again at the expiry itself. Writes carry the
+ * resourceVersion read: of two candidates racing for an expired Lease one
+ * gets 409 and stays a follower.
  *
  * One thread per lease with its own API client; the state is under a lock
  * so that the status writer can ask wp_kube_lease_leading() at any time.
@@ -92,13 +95,45 @@ static bool set_leading(struct wp_kube_lease *l, bool leading)
 	return true;
 }
 
-/* Remembers the record read; its observed time moves only when it changed. */
-static void observe(struct wp_kube_lease *l, json_t *spec, const char *rv, double now)
+/* A MicroTime (RFC 3339 with fraction) as Unix seconds; -1 when absent
+ * or malformed. */
+static double micro_time_parse(const char *s)
+{
+	const char *dot;
+	time_t t;
+
+	if (!s || wp_kube_rfc3339_parse(s, &t) != 0)
+		return -1;
+	dot = strchr(s, '.');
+	return (double)t + (dot ? strtod(dot, NULL) : 0);
+}
+
+/*
+ * Remembers the record read; its observed time moves only when it changed.
+ * A change is seen up to one retry period after it was made (we poll), so
+ * another holder's renewal is dated back by what its renewTime says it
+ * lags our wall clock, by no more than that period nor half the margin
+ * between the lease duration and the renew deadline: a takeover then
+ * comes at most the lease duration after the holder's last renewal, and
+ * whatever the clocks say, after the holder stopped writing (its renew
+ * deadline).
+ */
+static void observe(struct wp_kube_lease *l, json_t *spec, const char *rv, double now, double wall)
 {
 	if (!l->observed || !json_equal(l->observed, spec)) {
+		const char *h = json_string_value(json_object_get(spec, "holderIdentity"));
+		double renew =
+		        micro_time_parse(json_string_value(json_object_get(spec, "renewTime")));
+		double cap = (l->cfg.duration - l->cfg.renew_deadline) / 2;
+		double lag = renew > 0 && wall > renew ? wall - renew : 0;
+
+		if (cap > l->cfg.retry)
+			cap = l->cfg.retry;
+		if (!h || !strcmp(h, l->identity) || cap < 0)
+			lag = 0;
 		json_decref(l->observed);
 		l->observed = json_deep_copy(spec);
-		l->observed_at = now;
+		l->observed_at = now - (lag < cap ? lag : cap);
 	}
 	free(l->observed_rv);
 	l->observed_rv = rv ? strdup(rv) : NULL;
@@ -113,7 +148,8 @@ static json_t *record(const struct wp_kube_lease *l, const char *acquire, const 
 }
 
 /* One attempt without the step-down rule. true: we hold the Lease now. */
-static bool try_acquire_or_renew(struct wp_kube_lease *l, double now, const char *wall)
+static bool try_acquire_or_renew(struct wp_kube_lease *l, double now, const char *wall,
+                                 double wall_s)
 {
 	struct wp_kube_resp resp = {0};
 	json_t *obj, *spec, *want;
@@ -142,7 +178,7 @@ static bool try_acquire_or_renew(struct wp_kube_lease *l, double now, const char
 			observe(l, json_object_get(resp.json, "spec"),
 			        json_string_value(json_object_get(
 			                json_object_get(resp.json, "metadata"), "resourceVersion")),
-			        now);
+			        now, wall_s);
 			pthread_mutex_unlock(&l->lock);
 			ok = true;
 		} else {
@@ -174,7 +210,7 @@ static bool try_acquire_or_renew(struct wp_kube_lease *l, double now, const char
 	observe(l, spec,
 	        json_string_value(
 	                json_object_get(json_object_get(obj, "metadata"), "resourceVersion")),
-	        now);
+	        now, wall_s);
 	if (holder && holder[0] && !ours && now < l->observed_at + dur) {
 		/* a live holder: not ours to take */
 		pthread_mutex_unlock(&l->lock);
@@ -204,7 +240,7 @@ static bool try_acquire_or_renew(struct wp_kube_lease *l, double now, const char
 		observe(l, json_object_get(resp.json, "spec"),
 		        json_string_value(json_object_get(json_object_get(resp.json, "metadata"),
 		                                          "resourceVersion")),
-		        now);
+		        now, wall_s);
 		pthread_mutex_unlock(&l->lock);
 		ok = true;
 	} else {
@@ -221,7 +257,7 @@ bool wp_kube_lease_step(struct wp_kube_lease *l, double now, const struct timesp
 	bool ok, changed, leading;
 
 	wp_kube_micro_time(wall, ts, sizeof(ts));
-	ok = try_acquire_or_renew(l, now, ts);
+	ok = try_acquire_or_renew(l, now, ts, (double)wall->tv_sec + (double)wall->tv_nsec / 1e9);
 	pthread_mutex_lock(&l->lock);
 	if (ok) {
 		l->last_renew = now;
@@ -271,6 +307,22 @@ void wp_kube_lease_info(struct wp_kube_lease *l, double now, struct wp_kube_leas
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* Seconds until the next attempt (under lock): the retry period, or less
+ * when another holder's lease expires sooner, so that a takeover comes at
+ * the expiry rather than up to a retry period after it. */
+static double next_delay(const struct wp_kube_lease *l, double now)
+{
+	const char *h = json_string_value(json_object_get(l->observed, "holderIdentity"));
+	double dur =
+	        (double)json_integer_value(json_object_get(l->observed, "leaseDurationSeconds"));
+	double left;
+
+	if (l->leading || !h || !h[0] || !strcmp(h, l->identity))
+		return l->cfg.retry;
+	left = l->observed_at + (dur > 0 ? dur : l->cfg.duration) - now;
+	return left > 0 && left < l->cfg.retry ? left + 0.001 : l->cfg.retry;
+}
+
 static void *lease_thread(void *arg)
 {
 	struct wp_kube_lease *l = arg;
@@ -278,7 +330,7 @@ static void *lease_thread(void *arg)
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop) {
 		struct timespec wall, until;
-		double delay = l->cfg.retry;
+		double delay;
 
 		pthread_mutex_unlock(&l->lock);
 		clock_gettime(CLOCK_REALTIME, &wall);
@@ -286,6 +338,7 @@ static void *lease_thread(void *arg)
 		pthread_mutex_lock(&l->lock);
 		if (l->stop)
 			break;
+		delay = next_delay(l, wp_kube_lease_now());
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += (time_t)delay;
 		until.tv_nsec += (long)((delay - (double)(time_t)delay) * 1e9);

@@ -92,13 +92,14 @@ def test_one_writer_kill_and_restart():
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait()
             bump(api, 10)
-            # b takes over once it has seen no renewal for leaseDurationSeconds:
-            # at most DURATION after the kill plus one retry period to see the
-            # last renewal and one to notice the expiry
+            # b takes over leaseDurationSeconds after a's last renewal (b
+            # dates what it saw back by a's renewTime, at most a retry period,
+            # and tries again at the expiry itself): within DURATION of the
+            # kill, plus the status PUT
             wait_for(lambda: status_puts(api, "b"), DURATION + 2 * RETRY + 2, interval=0.2, what="b writes")
             took = status_puts(api, "b")[0] / 1e9 - t_kill
             print("takeover after SIGKILL: %.1f s" % took)
-            assert took <= DURATION + 2 * RETRY, took
+            assert took <= DURATION + 1, took  # the lease duration, and the status PUT
             wait_for(lambda: programmed(api) == generation(api), 5, what="b programs the new generation")
             ls = lease(api)["spec"]
             assert (ls["holderIdentity"], ls["leaseTransitions"]) == ("b", 1), ls
@@ -177,7 +178,7 @@ def test_partitioned_leader_steps_down():
             first_b = status_puts(api, "b", t_block)
             assert first_b, "b never took over"
             print("b took over %.1f s after a's last renewal" % (first_b[0] / 1e9 - t_renew))
-            assert first_b[0] / 1e9 - t_renew >= DEADLINE
+            assert DEADLINE <= first_b[0] / 1e9 - t_renew <= DURATION + 1
             wait_for(lambda: programmed(api) == generation(api), 5, what="b programs the last generation")
             c = a.counters()
             # it lost the Lease once and holds back what it would have written

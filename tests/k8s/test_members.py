@@ -12,7 +12,7 @@ fake's request log (the audit) names the writer of every request.
      Service); an HBONE load spread over those endpoints round-robin, as a
      ztunnel would, is served by all three with every byte checked;
   2. exactly one writes Gateway status; SIGKILL it: another writes within
-     lease + 2 retry periods; the killed one's entry is removed by the new
+     the lease duration (and the status PUT); the killed one's entry is removed by the new
      leader once it has not been renewed for the TTL; restarted, the old one
      registers again and writes no status while it does not hold the Lease;
   3. SIGTERM one appliance under load: its entry is deleted before its
@@ -435,7 +435,7 @@ def phase_one_writer_and_kill(t):
     first = min(x for o in others for x in t.status_puts(o, int(t_kill * 1e9)))
     took = first / 1e9 - t_kill
     print("    takeover after SIGKILL: %.1f s" % took)
-    assert took <= DURATION + 2 * RETRY, took
+    assert took <= DURATION + 1, took  # the lease duration, and the status PUT
     new = t.holder()
     assert new in others, new
     wait_for(lambda: t.programmed()[1] == t.programmed()[0], 5, what="new leader programs")
@@ -486,6 +486,9 @@ def phase_scale_in(t):
         if who != victim.name:
             assert not rep["goaway"], (who, rep)
     wait_for(lambda: not victim.alive(), 15, what="the drained one exits")
+    # the testbed's wrapper writes the exit status just after the process ends
+    wait_for(lambda: os.path.exists(victim.rc_file) and open(victim.rc_file).read().strip(), 5,
+             what="its exit status")
     with open(victim.rc_file) as f:
         assert f.read().strip() == "0"
     step("SIGTERM under load: entry deleted, GOAWAY %.1f s later, 12 tunnels verified, others untouched"
@@ -531,7 +534,7 @@ def phase_partition(t):
     assert new, "nobody took over"
     new = new.pop()
     first = min(t.status_puts(new, t_block)) / 1e9
-    assert first - t_renew >= DEADLINE, first - t_renew
+    assert DEADLINE <= first - t_renew <= DURATION + 1, first - t_renew
     print("    %s took over %.1f s after the old leader's last renewal" % (new, first - t_renew))
     t.api.control("block", who=leader.name, off=True)
     t_heal = time.time_ns()

@@ -171,7 +171,8 @@ static void test_create_and_renew(void **state)
 }
 
 /* A follower never takes a Lease that is being renewed, and takes it
- * leaseDurationSeconds after it last saw it change, counting a transition. */
+ * leaseDurationSeconds after the holder's last renewal (seen a second late
+ * here, dated back by its renewTime), counting a transition. */
 static void test_follower_takeover(void **state)
 {
 	struct fake f = {0};
@@ -189,12 +190,13 @@ static void test_follower_takeover(void **state)
 	assert_false(in.leading);
 	assert_string_equal(in.holder, "a");
 	/* a dies after its renewal at 60; b saw that at 61 */
-	for (t = 63; t < 61 + 15; t += 2)
+	for (t = 63; t < 60 + 15; t += 2)
 		assert_false(step(b, t));
-	assert_true(step(b, 61 + 15));
+	assert_false(step(b, 74.9));
+	assert_true(step(b, 75));
 	assert_string_equal(spec_str(&f, "holderIdentity"), "b");
 	assert_int_equal(spec_int(&f, "leaseTransitions"), 1);
-	assert_string_equal(spec_str(&f, "acquireTime"), "2027-01-15T08:01:16.000000Z");
+	assert_string_equal(spec_str(&f, "acquireTime"), "2027-01-15T08:01:15.000000Z");
 	/* a comes back: b holds it now */
 	assert_false(step(a, 77));
 	assert_false(wp_kube_lease_leading(a, 1077));
@@ -219,6 +221,29 @@ static void test_skewed_holder_keeps_lease(void **state)
 		assert_true(wp_kube_lease_step(a, 1000 + 2 * i, &old));
 		assert_false(step(b, 2 * i + 1));
 	}
+	wp_kube_lease_destroy(a);
+	wp_kube_lease_destroy(b);
+	json_decref(f.obj);
+}
+
+/* A holder whose renewTime is far behind the follower's clock gets at
+ * most one retry period of credit (2 s; half of duration - renew deadline
+ * would be 2.5): after its last renewal the follower waits the lease
+ * duration minus that from when it saw it, after the holder's renew
+ * deadline. */
+static void test_takeover_skew_bound(void **state)
+{
+	struct fake f = {0};
+	struct wp_kube_lease *a = cand(&f, "a"), *b = cand(&f, "b");
+	struct timespec old = {.tv_sec = 1000000000};
+
+	(void)state;
+	assert_true(wp_kube_lease_step(a, 1000, &old));
+	assert_false(step(b, 1)); /* seen at 1, renewTime decades back */
+	assert_false(step(b, 1 + 15 - 2 - 0.1));
+	assert_true(wp_kube_lease_leading(a, 1000 + 9.9)); /* its deadline is 10 */
+	assert_false(wp_kube_lease_leading(a, 1000 + 10));
+	assert_true(step(b, 1 + 15 - 2));
 	wp_kube_lease_destroy(a);
 	wp_kube_lease_destroy(b);
 	json_decref(f.obj);
@@ -335,6 +360,7 @@ int main(void)
 	        cmocka_unit_test(test_create_and_renew),
 	        cmocka_unit_test(test_follower_takeover),
 	        cmocka_unit_test(test_skewed_holder_keeps_lease),
+	        cmocka_unit_test(test_takeover_skew_bound),
 	        cmocka_unit_test(test_conflict),
 	        cmocka_unit_test(test_step_down_on_partition),
 	        cmocka_unit_test(test_bad_config),
