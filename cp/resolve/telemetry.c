@@ -446,7 +446,14 @@ int wp_resolver_telemetry(struct wp_resolver *r, struct wp_arena *a, struct wp_s
 	for (uint32_t i = 0; i < n_gws && !c.oom; i++)
 		resolve_gw(&c, tv, (uint32_t)k, r->cfg_root ? r->cfg_root : "istio-system",
 		           r->served_gw[i]->gw, &gws[i].telemetry, &gws[i].telemetry_info);
-	*not_applied = c.n_notes;
+	/* a part shows under every Gateway it concerns: count it once */
+	for (uint32_t i = 0; i < c.n_notes; i++) {
+		bool dup = false;
+
+		for (uint32_t j = 0; j < i && !dup; j++)
+			dup = !strcmp(c.notes[i], c.notes[j]);
+		*not_applied += !dup;
+	}
 	free(c.notes);
 	free(c.ign);
 	free(tv);
