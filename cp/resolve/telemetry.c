@@ -321,8 +321,13 @@ static void resolve_gw(struct tctx *c, const struct wp_obj *const *tv, uint32_t 
 				     "(Istio uses one per namespace)");
 			continue;
 		}
-		if (!in_ns)
+		if (!in_ns) {
+			ignore(c, o,
+			       "selector / targetRefs in the root namespace: they attach to its "
+			       "own "
+			       "workloads and Gateways only");
 			continue;
+		}
 		if (!o->u.tel.n_target_refs) {
 			ignore(c, o,
 			       "selector: chooses workload pods; a waypoint is chosen by "

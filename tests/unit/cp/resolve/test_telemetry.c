@@ -157,6 +157,17 @@ static void test_selector_ignored(void **state)
 	assert_int_equal(f.g->telemetry_info->n_applied, 0);
 	assert_int_equal(f.g->telemetry_info->n_ignored, 1);
 	assert_string_equal(f.g->telemetry_info->ignored[0].name, "by-label");
+	/* nor does a targeted Telemetry of the root namespace to a Gateway of
+	 * another namespace (Istio reads those of the proxy's namespace) */
+	load(&f, "root.yaml",
+	     TEL("root-targeted", "istio-system",
+	         "v1") "  targetRefs:\n  - {group: gateway.networking.k8s.io, kind: Gateway, name: "
+	               "wp,"
+	               " namespace: bookinfo}\n"
+	               "  accessLogging:\n  - providers: [{name: envoy}]\n");
+	build(&f);
+	assert_int_equal(f.g->telemetry.access_log, WP_TEL_UNSET);
+	assert_int_equal(f.g->telemetry_info->n_ignored, 2);
 	teardown(&f);
 }
 
