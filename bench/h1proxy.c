@@ -282,10 +282,12 @@ int main(int argc, char **argv)
 
 			c = run_proxy(s0, k, &u, &d);
 			best[0] = c < best[0] ? c : best[0];
-			wp_pipe_core_set_alog(&pc, NULL, 0);
+			/* the ring is there (a Telemetry could turn the log on),
+			 * the configuration leaves it off */
+			wp_pipe_core_set_alog(&pc, ring, false, 0);
 			c = run_proxy(sm, k, &u, &d);
 			best[1] = c < best[1] ? c : best[1];
-			wp_pipe_core_set_alog(&pc, ring, 1);
+			wp_pipe_core_set_alog(&pc, ring, true, 1);
 			c = run_proxy(sm, k, &u, &d);
 			best[2] = c < best[2] ? c : best[2];
 		}

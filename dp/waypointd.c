@@ -416,18 +416,17 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		workers[id]->metrics = cells[id];
-		if (cfg.access_log.file[0]) {
-			alog_rings[id] = wp_alog_ring_create(cfg.access_log.ring_entries,
-			                                     workers[id]->stats.ctr);
-			if (alog_rings[id] == NULL) {
-				wp_log(WP_LOG_ERR,
-				       "waypointd: cannot allocate worker %u's access-log ring\n",
-				       id);
-				id++;
-				goto out_workers;
-			}
-			workers[id]->alog = alog_rings[id];
+		/* the access-log ring exists even when access_log.file is unset:
+		 * a Telemetry resource can turn the log on for a waypoint */
+		alog_rings[id] =
+		        wp_alog_ring_create(cfg.access_log.ring_entries, workers[id]->stats.ctr);
+		if (alog_rings[id] == NULL) {
+			wp_log(WP_LOG_ERR,
+			       "waypointd: cannot allocate worker %u's access-log ring\n", id);
+			id++;
+			goto out_workers;
 		}
+		workers[id]->alog = alog_rings[id];
 		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
 			wp_log(WP_LOG_ERR, "waypointd: cannot set up HBONE on worker %u\n", id);
 			id++;
@@ -437,14 +436,14 @@ int main(int argc, char **argv)
 		lcores[id] = lcore;
 		id++;
 	}
-	if (cfg.access_log.file[0]) {
-		alog_writer = wp_alog_writer_start(alog_rings, cfg.workers, cfg.access_log.file,
-		                                   cfg.access_log.json);
-		if (alog_writer == NULL) {
-			wp_log(WP_LOG_ERR, "waypointd: access_log.file %s: %s\n",
-			       cfg.access_log.file, strerror(errno));
-			goto out_workers;
-		}
+	/* without access_log.file, lines a Telemetry asks for go to stdout, as
+	 * Istio's built-in envoy provider writes them */
+	alog_writer = wp_alog_writer_start(alog_rings, cfg.workers, cfg.access_log.file,
+	                                   cfg.access_log.json);
+	if (alog_writer == NULL) {
+		wp_log(WP_LOG_ERR, "waypointd: access_log.file %s: %s\n",
+		       cfg.access_log.file[0] ? cfg.access_log.file : "(stdout)", strerror(errno));
+		goto out_workers;
 	}
 	wp_telemetry_set_cp(cp_counters, cp);
 	prom = wp_prom_create(stats, cells, cfg.workers, rte_get_tsc_hz());

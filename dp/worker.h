@@ -64,7 +64,7 @@ struct wp_worker {
 	struct wp_tunnel_worker *tunnel; /* HBONE server and tunnels (dp/tunnel), or NULL */
 	struct wp_metrics_core
 	        *metrics;          /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
-	struct wp_alog_ring *alog; /* access-log ring to the writer (main owns it), or NULL */
+	struct wp_alog_ring *alog; /* access-log ring to the writer (main owns it) */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;

@@ -40,6 +40,9 @@ const struct wp_kube_resource wp_kube_resources[WP_KUBE_RES_COUNT] = {
                                       true},
         [WP_KUBE_RES_VIRTUALSERVICE] = {"networking.istio.io", "v1", "VirtualService",
                                         "virtualservices", true},
+        /* Istio serves telemetry.istio.io/v1 from 1.22, v1alpha1 before */
+        [WP_KUBE_RES_TELEMETRY] = {"telemetry.istio.io", "v1", "Telemetry", "telemetries", true,
+                                   "v1alpha1"},
 };
 
 struct wp_kube {
@@ -522,6 +525,8 @@ static int status_to_errno(long status)
 		return -EAGAIN;
 	if (status == 401 || status == 403)
 		return -EACCES;
+	if (status == 404)
+		return -ENOENT; /* the resource type is not served */
 	return -EPROTO;
 }
 

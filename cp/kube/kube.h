@@ -140,6 +140,10 @@ struct wp_kube_resource {
 	const char *kind;
 	const char *plural;
 	bool namespaced;
+	/* the version to read when the API server does not serve version
+	 * (404: an older CRD), or NULL; when it serves neither, the kind is
+	 * taken as listed and empty, and asked for again after a backoff */
+	const char *alt_version;
 };
 
 /* The resources the waypoint reads (index by enum wp_kind of wp/model_types.h:
@@ -156,6 +160,7 @@ enum {
 	WP_KUBE_RES_DESTINATIONRULE,
 	WP_KUBE_RES_SERVICEENTRY,
 	WP_KUBE_RES_VIRTUALSERVICE,
+	WP_KUBE_RES_TELEMETRY,
 	WP_KUBE_RES_COUNT
 };
 extern const struct wp_kube_resource wp_kube_resources[WP_KUBE_RES_COUNT];

@@ -32,13 +32,12 @@
 enum item_type { ITEM_UPSERT, ITEM_DELETE, ITEM_LISTED };
 
 /* Where a kind stands with the API server; everything but WATCHING means
- * its objects in the sink may be missing or stale (wp_source_state). */
-enum phase { PH_LISTING, PH_WATCHING, PH_RELISTING, PH_RETRYING };
+ * its objects in the sink may be missing or stale (wp_source_state), but
+ * ABSENT: an optional kind's CRD is not installed (nothing to be stale). */
+enum phase { PH_LISTING, PH_WATCHING, PH_RELISTING, PH_RETRYING, PH_ABSENT };
 static const char *const phase_names[] = {
-        [PH_LISTING] = "listing",
-        [PH_WATCHING] = "watching",
-        [PH_RELISTING] = "relisting",
-        [PH_RETRYING] = "retrying",
+        [PH_LISTING] = "listing",   [PH_WATCHING] = "watching", [PH_RELISTING] = "relisting",
+        [PH_RETRYING] = "retrying", [PH_ABSENT] = "not served",
 };
 
 /* One queued event for the control-plane thread. */
@@ -60,6 +59,8 @@ struct kind_state {
 	bool started;
 	struct wp_kube *k;
 	char path[512];
+	const char *version; /* the version path reads (the resource's, or its alt_version) */
+	bool tried_alt;      /* the other version was asked for after a 404 */
 	char rv[64];
 	json_t *known;   /* "ns/name" -> resourceVersion string, this thread only */
 	json_t *listing; /* the keys of a list in progress */
@@ -154,7 +155,7 @@ static int queue_upsert(struct kind_state *ks, json_t *obj)
 	if (!json_object_get(obj, "kind"))
 		json_object_set_new(obj, "kind", json_string(r->kind));
 	if (!json_object_get(obj, "apiVersion")) {
-		snprintf(av, sizeof(av), "%s%s%s", r->group, r->group[0] ? "/" : "", r->version);
+		snprintf(av, sizeof(av), "%s%s%s", r->group, r->group[0] ? "/" : "", ks->version);
 		json_object_set_new(obj, "apiVersion", json_string(av));
 	}
 	it = calloc(1, sizeof(*it));
@@ -361,7 +362,8 @@ static bool back_off(struct kind_state *ks, int err, long retry_after, bool firs
 		wakeable = false;
 	}
 	pthread_mutex_lock(&s->lock);
-	ks->phase = first ? PH_LISTING : PH_RETRYING;
+	if (ks->phase != PH_ABSENT)
+		ks->phase = first ? PH_LISTING : PH_RETRYING;
 	if (err == -EIO && !s->unreachable) {
 		s->unreachable = true;
 		pthread_cond_broadcast(&s->cond); /* starts the probe */
@@ -405,6 +407,43 @@ static int relist(struct kind_state *ks, long *retry_after)
 	return 0;
 }
 
+/* Points ks at the other version of a resource with an alt_version. */
+static int switch_version(struct kind_state *ks)
+{
+	struct wp_kube_resource r = wp_kube_resources[ks->res];
+
+	r.version = ks->version == r.version ? r.alt_version : r.version;
+	ks->version = r.version;
+	ks->rv[0] = '\0';
+	return wp_kube_path(ks->path, sizeof(ks->path), &r,
+	                    r.namespaced ? ks->src->namespace : NULL, NULL, NULL);
+}
+
+/* An optional kind the API server serves in neither version (its CRD is
+ * not installed): listed and empty for the first sync, "not served" in the
+ * views (not lagging), asked for again after a backoff. True when
+ * stopping. */
+static bool kind_absent(struct kind_state *ks, bool *first)
+{
+	if (*first) {
+		struct item *it = calloc(1, sizeof(*it));
+
+		wp_log(WP_LOG_WARNING,
+		       "kube: %s.%s is served neither as %s nor as %s (CRD not installed?); "
+		       "asking again after a backoff\n",
+		       wp_kube_resources[ks->res].plural, wp_kube_resources[ks->res].group,
+		       wp_kube_resources[ks->res].version, wp_kube_resources[ks->res].alt_version);
+		if (it) {
+			it->type = ITEM_LISTED;
+			it->res = ks->res;
+			enqueue(ks->src, it);
+		}
+		*first = false;
+	}
+	set_phase(ks, PH_ABSENT);
+	return back_off(ks, -ENOENT, -1, false);
+}
+
 static void *kind_thread(void *arg)
 {
 	struct kind_state *ks = arg;
@@ -422,6 +461,21 @@ static void *kind_thread(void *arg)
 			ret = relist(ks, &ra);
 			if (ret == -ECANCELED || s->stop)
 				break;
+			if (ret == -ENOENT && wp_kube_resources[ks->res].alt_version) {
+				/* this version is not served: the other one at once,
+				 * then (neither) after a backoff */
+				if (switch_version(ks) < 0)
+					break;
+				if (!ks->tried_alt) {
+					ks->tried_alt = true;
+					continue;
+				}
+				ks->tried_alt = false;
+				if (kind_absent(ks, &first))
+					break;
+				continue;
+			}
+			ks->tried_alt = false;
 			if (ret == -EMSGSIZE)
 				wp_log(WP_LOG_WARNING,
 				       "kube: LIST of %s: a page longer than %zu bytes "
@@ -461,6 +515,11 @@ static void *kind_thread(void *arg)
 			       "kube: watch of %s: an event longer than %zu bytes "
 			       "(kubernetes.max_event_bytes) dropped; relisting\n",
 			       kind, s->cfg.max_event_bytes);
+			need_list = true;
+			continue;
+		}
+		if (ret == -ENOENT && wp_kube_resources[ks->res].alt_version) {
+			/* the CRD went away or changed versions: list again */
 			need_list = true;
 			continue;
 		}
@@ -582,7 +641,7 @@ static void ks_state(struct wp_source *src, struct wp_source_state *st)
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < WP_KUBE_RES_COUNT && st->n_lagging < WP_SOURCE_MAX_LAGGING; i++) {
-		if (s->kinds[i].phase == PH_WATCHING)
+		if (s->kinds[i].phase == PH_WATCHING || s->kinds[i].phase == PH_ABSENT)
 			continue;
 		st->lagging[st->n_lagging] = wp_kube_resources[i].kind;
 		st->why[st->n_lagging++] = phase_names[s->kinds[i].phase];
@@ -718,6 +777,7 @@ struct wp_source *wp_kube_source_create(const struct wp_kube_source_config *cfg)
 
 		ks->src = s;
 		ks->res = i;
+		ks->version = r->version;
 		ks->k = wp_kube_new(&cfg->kube);
 		ks->known = json_object();
 		if (!ks->k || !ks->known)

@@ -4,7 +4,8 @@
  * fields the appliance uses and copies them into the object's own arena.
  * Here: the error context and the field readers every kind uses, the
  * kinds table, metadata, and the dispatch to the per-API-group readers
- * (core_parse.c, gateway_parse.c, networking_parse.c, authz_parse.c); and
+ * (core_parse.c, gateway_parse.c, networking_parse.c, authz_parse.c,
+ * telemetry_parse.c); and
  * the label and selector matching of wp/model.h.
  */
 #include <errno.h>
@@ -387,6 +388,7 @@ static const struct {
         {"DestinationRule", "networking.istio.io", WP_KIND_DESTINATIONRULE},
         {"ServiceEntry", "networking.istio.io", WP_KIND_SERVICEENTRY},
         {"VirtualService", "networking.istio.io", WP_KIND_VIRTUALSERVICE},
+        {"Telemetry", "telemetry.istio.io", WP_KIND_TELEMETRY},
 };
 
 const char *wp_kind_name(enum wp_kind kind)
@@ -541,6 +543,9 @@ struct wp_obj *wp_model_extract(struct pctx *p, const struct wp_ynode *root, con
 		break;
 	case WP_KIND_VIRTUALSERVICE:
 		wp_model_read_virtualservice(p, spec);
+		break;
+	case WP_KIND_TELEMETRY:
+		wp_model_read_telemetry(p, spec);
 		break;
 	default:
 		break;

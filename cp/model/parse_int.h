@@ -11,6 +11,7 @@
  *   gateway_parse.c    gateway.networking.k8s.io (Gateway, HTTPRoute)
  *   networking_parse.c networking.istio.io (ServiceEntry)
  *   authz_parse.c      security.istio.io (AuthorizationPolicy)
+ *   telemetry_parse.c  telemetry.istio.io (Telemetry)
  *
  * A reader records the first problem in the context (wp_model_fail), which
  * rejects the object with "ORIGIN:LINE: Kind NS/NAME: FIELD: problem"; later
@@ -80,6 +81,7 @@ void wp_model_read_httproute(struct pctx *p, const struct wp_ynode *spec);
 void wp_model_read_serviceentry(struct pctx *p, const struct wp_ynode *spec);
 void wp_model_read_virtualservice(struct pctx *p, const struct wp_ynode *spec);
 void wp_model_read_authz(struct pctx *p, const struct wp_ynode *spec);
+void wp_model_read_telemetry(struct pctx *p, const struct wp_ynode *spec);
 
 #pragma GCC visibility pop
 

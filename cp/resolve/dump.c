@@ -137,6 +137,44 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+static json_t *tel_refs_json(const struct wp_snap_tel_ref *v, uint32_t n, const char *what)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "namespace", v[i].ns, "name",
+		                                   v[i].name, what, v[i].why));
+	return a;
+}
+
+/* A Gateway's Telemetry settings: what the workers apply ("on", "off", or
+ * "config": no Telemetry decides, waypointd's configuration does), the
+ * Telemetries that produced them (least specific first), those in scope
+ * that do not attach to it, and the parts not applied (file:line). */
+static json_t *telemetry_json(const struct wp_snap_gateway *g)
+{
+	static const char *const sw[] = {"config", "off", "on"};
+	const struct wp_snap_tel_info *in = g->telemetry_info;
+	json_t *o = json_object(), *na = json_array();
+
+	json_object_set_new(o, "accessLog", json_string(sw[g->telemetry.access_log % 3]));
+	json_object_set_new(o, "tracing", json_string(sw[g->telemetry.tracing % 3]));
+	json_object_set_new(o, "randomSamplingPercentage",
+	                    g->telemetry.sampling_ppm < 0
+	                            ? json_null()
+	                            : json_real(g->telemetry.sampling_ppm / 10000.0));
+	json_object_set_new(o, "tracingProvider", str_or_null(in ? in->tracing_provider : NULL));
+	json_object_set_new(
+	        o, "applied",
+	        tel_refs_json(in ? in->applied : NULL, in ? in->n_applied : 0, "level"));
+	json_object_set_new(o, "ignored",
+	                    tel_refs_json(in ? in->ignored : NULL, in ? in->n_ignored : 0, "why"));
+	for (uint32_t i = 0; in && i < in->n_not_applied; i++)
+		json_array_append_new(na, json_string(in->not_applied[i]));
+	json_object_set_new(o, "notApplied", na);
+	return o;
+}
+
 json_t *wp_snapshot_json(const struct wp_snapshot *s)
 {
 	json_t *o, *gws, *svcs, *wls, *errs;
@@ -153,11 +191,14 @@ json_t *wp_snapshot_json(const struct wp_snapshot *s)
 	for (uint32_t i = 0; i < s->n_gateways; i++) {
 		const struct wp_snap_gateway *g = &s->gateways[i];
 
-		json_array_append_new(gws, json_pack("{s:s, s:s, s:s?, s:s, s:i, s:i}", "namespace",
-		                                     g->ns, "name", g->name, "gatewayClassName",
-		                                     g->class_name, "waypointFor", g->waypoint_for,
-		                                     "services", (int)g->n_services, "workloads",
-		                                     (int)g->n_workloads));
+		json_t *go = json_pack("{s:s, s:s, s:s?, s:s, s:i, s:i}", "namespace", g->ns,
+		                       "name", g->name, "gatewayClassName", g->class_name,
+		                       "waypointFor", g->waypoint_for, "services",
+		                       (int)g->n_services, "workloads", (int)g->n_workloads);
+
+		if (go)
+			json_object_set_new(go, "telemetry", telemetry_json(g));
+		json_array_append_new(gws, go);
 	}
 	for (uint32_t i = 0; i < s->n_services; i++) {
 		const struct wp_snap_service *v = s->services[i];

@@ -263,6 +263,10 @@ static void on_change(struct wp_resolver *r, struct rnode *n, const struct wp_ob
 	case WP_KIND_GATEWAY:
 	case WP_KIND_GATEWAYCLASS:
 		r->full = true;
+		r->tel_dirty = true;
+		break;
+	case WP_KIND_TELEMETRY:
+		r->tel_dirty = true;
 		break;
 	default:
 		break;
@@ -447,6 +451,14 @@ void wp_resolver_take_vs_warnings(struct wp_resolver *r, uint64_t *conflicts, ui
 	r->vs_not_applied = 0;
 }
 
+uint64_t wp_resolver_take_tel_not_applied(struct wp_resolver *r)
+{
+	uint64_t n = r->tel_not_applied;
+
+	r->tel_not_applied = 0;
+	return n;
+}
+
 size_t wp_resolver_count(const struct wp_resolver *r, enum wp_kind kind)
 {
 	return kind > WP_KIND_NONE && kind < WP_KIND_MAX ? r->objs[kind].n : 0;
@@ -467,6 +479,7 @@ struct wp_resolver *wp_resolver_create(const struct wp_served *served)
 	r->sink.ctx = r;
 	r->full = true;
 	r->changed = true;
+	r->tel_dirty = true;
 	for (int k = 1; k < WP_KIND_MAX; k++)
 		if (hmap_init(&r->objs[k], 64))
 			goto fail;

@@ -10,6 +10,7 @@
  *   snap_build.c the snapshot: per-Service and per-Pod blocks (endpoints,
  *                L7 route tables, authorization tables) and the
  *                destination table assembled from them
+ *   telemetry.c  the Telemetry resources in force for each served Gateway
  *
  * Nothing outside cp/resolve includes this file. Functions one piece
  * defines and another calls are named wp_resolver_<what>, with hidden
@@ -110,6 +111,10 @@ struct wp_resolver {
 	/* VirtualService warnings of the route tables compiled since the last
 	 * wp_resolver_take_vs_warnings() (struct wp_route_table n_vs_*) */
 	uint64_t vs_conflicts, vs_not_applied;
+	/* Telemetry parts not applied, counted when the Telemetries or the
+	 * Gateways changed (tel_dirty) since the last build */
+	bool tel_dirty;
+	uint64_t tel_not_applied;
 };
 
 #pragma GCC visibility push(hidden)
@@ -136,6 +141,11 @@ bool wp_resolver_enroll(struct wp_resolver *r, struct rnode *n);
 int wp_resolver_rebuild_block(struct wp_resolver *r, struct rnode *n);
 /* Drops n's block and takes n out of the captured set. */
 void wp_resolver_drop_block(struct wp_resolver *r, struct rnode *n);
+/* telemetry.c: fills gws[i].telemetry and .telemetry_info (allocated
+ * from a, the snapshot's arena) for the n_gws served Gateways; *not_applied
+ * gets the number of parts reported as not applied. 0 or -ENOMEM. */
+int wp_resolver_telemetry(struct wp_resolver *r, struct wp_arena *a, struct wp_snap_gateway *gws,
+                          uint32_t n_gws, uint64_t *not_applied);
 /* Release a reference to a block; the last one frees it. NULL is a no-op. */
 void wp_resolver_svc_block_put(struct wp_snap_service *b);
 void wp_resolver_wl_block_put(struct wp_snap_workload *b);

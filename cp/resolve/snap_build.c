@@ -670,7 +670,6 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 		gws[i].name = wp_arena_strdup(&s->arena, g->meta.name);
 		gws[i].class_name = wp_arena_strdup(&s->arena, g->u.gw.class_name);
 		gws[i].waypoint_for = wp_arena_strdup(&s->arena, r->served_gw[i]->waypoint_for);
-		gws[i].telemetry.sampling_ppm = -1; /* no Telemetry resource: the configuration */
 		/* what applies to a CONNECT addressed to one of its workloads */
 		if (authz_for(r, i, WP_AUTHZ_DEST_NONE, NULL, NULL, &gws[i].authz) != 0) {
 			for (uint32_t k = 0; k < i; k++)
@@ -679,6 +678,20 @@ struct wp_snapshot *wp_resolver_build(struct wp_resolver *r)
 			free(s);
 			return NULL;
 		}
+	}
+	{
+		uint64_t na;
+
+		if (wp_resolver_telemetry(r, &s->arena, gws, r->n_served, &na) != 0) {
+			for (uint32_t k = 0; k < r->n_served; k++)
+				wp_authz_table_free((struct wp_authz_table *)gws[k].authz);
+			wp_arena_free(&s->arena);
+			free(s);
+			return NULL;
+		}
+		if (r->tel_dirty)
+			r->tel_not_applied += na;
+		r->tel_dirty = false;
 	}
 	s->gateways = gws;
 	s->n_gateways = r->n_served;

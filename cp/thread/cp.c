@@ -121,6 +121,8 @@ static void rebuild(struct wp_cp *cp)
 	wp_resolver_take_vs_warnings(cp->res, &vs_conflicts, &vs_not_applied);
 	wp_ctr_add(cp->ctr, WP_CTR_CP_VS_CONFLICT, vs_conflicts);
 	wp_ctr_add(cp->ctr, WP_CTR_CP_VS_NOT_APPLIED, vs_not_applied);
+	wp_ctr_add(cp->ctr, WP_CTR_CP_TELEMETRY_NOT_APPLIED,
+	           wp_resolver_take_tel_not_applied(cp->res));
 	if (!s) {
 		wp_ctr_inc(cp->ctr, WP_CTR_CP_BUILD_FAILED);
 		wp_log(WP_LOG_ERR, "waypointd: snapshot build failed; keeping the last good one\n");

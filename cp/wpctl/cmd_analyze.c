@@ -73,6 +73,7 @@ static const struct {
         {WP_KIND_DESTINATIONRULE, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
         {WP_KIND_SERVICEENTRY, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
         {WP_KIND_VIRTUALSERVICE, "networking.istio.io", {"v1", "v1beta1", "v1alpha3"}},
+        {WP_KIND_TELEMETRY, "telemetry.istio.io", {"v1", "v1alpha1"}},
 };
 
 static void add(struct analysis *a, enum level lv, const char *file, unsigned line, const char *fmt,

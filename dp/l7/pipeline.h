@@ -138,8 +138,11 @@ struct wp_pipe_core {
 		uint64_t gen;
 		uint32_t id[WP_PIPE_EP_IDS];
 	} ep_cache[WP_PIPE_EP_CACHE], svc_cache[WP_PIPE_SVC_CACHE];
-	/* the access log: this core's ring to the writer thread, NULL: off */
+	/* the access log: this core's ring to the writer thread, NULL: off;
+	 * whether a connection logs, by its Telemetry's access_log (enum
+	 * wp_tel_switch; UNSET: the configuration's access_log.file) */
 	struct wp_alog_ring *alog;
+	bool alog_on[4];
 	int64_t wall_off_us; /* wall clock minus now_us */
 };
 
@@ -264,19 +267,27 @@ void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 void wp_pipe_view_http1(struct wp_pipe_log_view *v, const struct wp_http1_msg *m,
                         const char *authority, size_t authority_len, const char *reqid);
 
-/* Turns the access log on for this core: <ring> (NULL: off), and the wall
- * clock's offset from the loop clock (µs). */
+/* Gives this core its access-log ring <ring> (NULL: no access log at
+ * all), whether the configuration turns the log on (<by_config>: the
+ * connections no Telemetry decides for), and the wall clock's offset from
+ * the loop clock (µs). */
 static inline void wp_pipe_core_set_alog(struct wp_pipe_core *pc, struct wp_alog_ring *ring,
-                                         int64_t wall_off_us)
+                                         bool by_config, int64_t wall_off_us)
 {
 	pc->alog = ring;
+	pc->alog_on[WP_TEL_UNSET] = ring && by_config;
+	pc->alog_on[WP_TEL_OFF] = false;
+	pc->alog_on[WP_TEL_ON] = ring != NULL;
+	pc->alog_on[3] = false;
 	pc->wall_off_us = wall_off_us;
 }
 
-/* Whether the access log is on (the proxies build a view only then). */
+/* Whether connection <c> logs: its waypoint's Telemetry turns the access
+ * log on, or leaves it to the configuration that does (the proxies build
+ * a view only then). One load and one branch on the request path. */
 static inline bool wp_pipe_logs(const struct wp_pipe_conn *c)
 {
-	return c && c->core && c->core->alog;
+	return c && c->core && c->core->alog_on[c->tel.access_log & 3];
 }
 
 /* Envoy's mapping of an HTTP status to a gRPC status, for a gRPC request

@@ -283,7 +283,7 @@ void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t bag
 
 void wp_pipe_rec_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, bool is_grpc)
 {
-	r->active = c && c->ml_ready && (c->core->record || c->core->alog);
+	r->active = c && c->ml_ready && (c->core->record || wp_pipe_logs(c));
 	r->start_us = c && c->core ? c->core->now_us : 0;
 	r->req_bytes = r->resp_bytes = 0;
 	r->status = 0;
@@ -566,7 +566,7 @@ void wp_pipe_tcp_dest(struct wp_pipe_conn *c, const struct wp_route_cluster *cl,
 	c->tcp_has_up = true;
 	c->tcp_up = ep->addr;
 	c->tcp_up_port = ep->port;
-	c->tcp_cluster = cl && pc->alog ? intern_z(pc, cl->name) : WP_METRICS_UNKNOWN;
+	c->tcp_cluster = cl && wp_pipe_logs(c) ? intern_z(pc, cl->name) : WP_METRICS_UNKNOWN;
 }
 
 void wp_pipe_tcp_open(struct wp_pipe_conn *c)
@@ -599,7 +599,7 @@ void wp_pipe_tcp_close(struct wp_pipe_conn *c)
 	c->tcp_open = false;
 	if (pc->record)
 		wp_metrics_tcp_add(pc->metrics, c->tcp_series, 0, 1, 0, 0);
-	if (!pc->alog || !(e = wp_alog_reserve(pc->alog)))
+	if (!wp_pipe_logs(c) || !(e = wp_alog_reserve(pc->alog)))
 		return;
 	memset(e, 0, offsetof(struct wp_alog_entry, method_len));
 	e->start_us = (uint64_t)((int64_t)c->tcp_start_us + pc->wall_off_us);

@@ -1184,7 +1184,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	                         sh->cfg->cluster.cluster_domain, sh->cfg->metrics.cluster_id);
 	tw->pipe.record = w->metrics && sh->cfg->metrics.enabled;
 	if (w->metrics)
-		wp_pipe_core_set_alog(&tw->pipe, w->alog,
+		wp_pipe_core_set_alog(&tw->pipe, w->alog, sh->cfg->access_log.file[0] != '\0',
 		                      0); /* the wall offset at the first poll */
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);

@@ -1,7 +1,8 @@
 /*
  * The Kubernetes resource model: the objects the control plane reads
  * (Namespace, Service, Pod, EndpointSlice, Gateway, GatewayClass, HTTPRoute,
- * AuthorizationPolicy, DestinationRule, ServiceEntry) as plain C structs.
+ * AuthorizationPolicy, DestinationRule, ServiceEntry, VirtualService,
+ * Telemetry) as plain C structs.
  * Only the fields the appliance uses are typed and validated; kinds whose
  * spec is compiled by later stages (routes, policy) also keep the generic
  * node tree of their spec (struct wp_ynode) so nothing has to be re-parsed.
@@ -32,6 +33,7 @@ enum wp_kind {
 	WP_KIND_DESTINATIONRULE,
 	WP_KIND_SERVICEENTRY,
 	WP_KIND_VIRTUALSERVICE,
+	WP_KIND_TELEMETRY,
 	WP_KIND_MAX
 };
 
@@ -367,6 +369,54 @@ struct wp_k8s_virtualservice {
 	const char *const *gateways;
 };
 
+/* ---- telemetry.istio.io (v1, v1alpha1) ------------------------------------ */
+
+/* match.mode of an accessLogging or tracing entry; absent means both. */
+enum wp_tel_mode {
+	WP_TEL_MODE_CLIENT_AND_SERVER = 0,
+	WP_TEL_MODE_CLIENT,
+	WP_TEL_MODE_SERVER,
+};
+
+/* One spec.accessLogging entry. */
+struct wp_tel_log {
+	uint32_t line;
+	uint32_t n_providers;
+	const char *const *providers; /* providers[].name, in order */
+	const uint32_t *provider_lines;
+	uint8_t mode;       /* enum wp_tel_mode */
+	bool disabled;      /* disabled: true */
+	const char *filter; /* filter.expression (CEL), or NULL */
+	uint32_t filter_line;
+};
+
+/* One spec.tracing entry. A field left out inherits (-1 / NULL). */
+struct wp_tel_trace {
+	uint32_t line;
+	uint32_t n_providers;
+	const char *const *providers;
+	uint8_t mode;                  /* enum wp_tel_mode */
+	int8_t disable_span_reporting; /* -1 absent, 0, 1 */
+	int32_t sampling_ppm;          /* randomSamplingPercentage in millionths; -1 absent */
+	const char *unsupported;       /* a field read but without effect here, or NULL */
+	uint32_t unsupported_line;
+};
+
+/* A Telemetry: where it attaches and its accessLogging and tracing
+ * entries; spec.metrics is only located (overrides have no effect here). */
+struct wp_k8s_telemetry {
+	bool has_selector; /* spec.selector with matchLabels: workload pods only */
+	uint32_t selector_line;
+	uint32_t n_target_refs;
+	const struct wp_target_ref *target_refs;
+	const uint32_t *target_ref_lines;
+	uint32_t n_logs;
+	const struct wp_tel_log *logs;
+	uint32_t n_traces;
+	const struct wp_tel_trace *traces;
+	uint32_t metrics_line; /* spec.metrics present and not empty: its line; 0 absent */
+};
+
 /* ---- the object ---------------------------------------------------------- */
 
 struct wp_obj {
@@ -390,6 +440,7 @@ struct wp_obj {
 		struct wp_k8s_destrule dr;
 		struct wp_k8s_serviceentry se;
 		struct wp_k8s_virtualservice vs;
+		struct wp_k8s_telemetry tel;
 	} u;
 	struct wp_arena arena; /* owns everything above */
 };

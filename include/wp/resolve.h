@@ -99,6 +99,11 @@ unsigned wp_resolver_errors(const struct wp_resolver *r, const char *const **msg
 void wp_resolver_take_vs_warnings(struct wp_resolver *r, uint64_t *conflicts,
                                   uint64_t *not_applied);
 
+/* The Telemetry parts reported as not applied (wp_snap_tel_info) by the
+ * builds since the last call, counted once per change of the Telemetries
+ * or Gateways; resets the count. */
+uint64_t wp_resolver_take_tel_not_applied(struct wp_resolver *r);
+
 /* Object counts per kind, for statistics. */
 size_t wp_resolver_count(const struct wp_resolver *r, enum wp_kind kind);
 

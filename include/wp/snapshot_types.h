@@ -113,6 +113,24 @@ struct wp_snap_telemetry {
 	int32_t sampling_ppm; /* tracing randomSamplingPercentage in millionths; -1: unset */
 };
 
+/* Where a Gateway's Telemetry settings come from, for the views
+ * (cp/resolve/telemetry.c fills it, dump.c shows it); the workers never
+ * read it. Everything lives in the snapshot's arena. */
+struct wp_snap_tel_ref {
+	const char *ns, *name;
+	const char *why; /* level (root namespace, namespace, targetRefs), or why ignored */
+};
+
+struct wp_snap_tel_info {
+	uint32_t n_applied;
+	const struct wp_snap_tel_ref *applied; /* least specific first */
+	uint32_t n_ignored;
+	const struct wp_snap_tel_ref *ignored; /* do not attach to this waypoint */
+	const char *tracing_provider;          /* the provider tracing names, or NULL */
+	uint32_t n_not_applied;
+	const char *const *not_applied; /* "ORIGIN:LINE: Telemetry NS/NAME: FIELD: ..." */
+};
+
 struct wp_snap_gateway {
 	const char *ns;
 	const char *name;
@@ -123,6 +141,7 @@ struct wp_snap_gateway {
 	 * workload; owned by the snapshot, NULL when the cluster has none. */
 	const struct wp_authz_table *authz;
 	struct wp_snap_telemetry telemetry;
+	const struct wp_snap_tel_info *telemetry_info; /* NULL: no Telemetry in scope */
 	uint32_t n_services;
 	uint32_t n_workloads;
 };

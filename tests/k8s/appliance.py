@@ -40,9 +40,10 @@ def _setns(path):
 
 class Appliance:
     """waypointd in a testbed, reading the API server at 127.0.0.1:API_PORT
-    of its namespace. sets: extra --set options."""
+    of its namespace. sets: extra --set options; args: other testbed
+    options (--certs DIR for HBONE)."""
 
-    def __init__(self, name, sets=(), workers=1):
+    def __init__(self, name, sets=(), workers=1, args=()):
         self.build = os.environ.get("WP_BUILD_DIR") or os.path.join(ROOT, "build")
         self.wpctl_bin = os.path.join(self.build, "cp/wpctl/wpctl")
         self.dir = tempfile.mkdtemp(prefix="wp-appliance-")
@@ -61,12 +62,13 @@ class Appliance:
         self.orig_ns = os.open("/proc/self/ns/net", os.O_RDONLY)
         self.api = None
         env = dict(os.environ, WP_BIN=os.path.join(self.build, "dp/waypointd"))
-        args = [os.path.join(ROOT, "tests/testbed"), "up", "--name", name, "--workers", str(workers),
-                "--set", "kubernetes.enabled=true",
-                "--set", "kubernetes.kubeconfig=" + self.kubeconfig]
+        tb = [os.path.join(ROOT, "tests/testbed"), "up", "--name", name, "--workers", str(workers),
+              "--set", "kubernetes.enabled=true",
+              "--set", "kubernetes.kubeconfig=" + self.kubeconfig]
         for s in sets:
-            args += ["--set", s]
-        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+            tb += ["--set", s]
+        tb += list(args)
+        r = subprocess.run(tb, env=env, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError("testbed up failed: %s%s" % (r.stdout, r.stderr))
         self.vars = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
@@ -76,10 +78,10 @@ class Appliance:
         _setns("/run/netns/" + name)
 
     # --- the API server -------------------------------------------------------
-    def start_api(self, load=(), fail=None):
+    def start_api(self, load=(), fail=None, serve=()):
         os.makedirs(os.path.join(self.dir, "api"), exist_ok=True)
         self.api = FakeAPI(token=self.token, workdir=os.path.join(self.dir, "api"), port=API_PORT,
-                           load=load, fail=fail, pki=self.pki)
+                           load=load, fail=fail, pki=self.pki, serve=serve)
         return self.api
 
     # --- what the appliance shows ------------------------------------------

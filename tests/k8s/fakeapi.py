@@ -9,7 +9,8 @@ It speaks enough of the real protocol that Debian's kubectl and our C client
   validation skips unknown kinds);
 * namespaced and cluster-wide collection paths for Namespace, Service, Pod,
   EndpointSlice, Gateway, GatewayClass, HTTPRoute, AuthorizationPolicy,
-  DestinationRule, ServiceEntry, VirtualService;
+  DestinationRule, ServiceEntry, VirtualService, Telemetry (--serve: another
+  version or none);
 * GET, POST, PUT, DELETE; PATCH with JSON merge patch, strategic merge patch
   (maps merge, lists replace, $-directives dropped: enough for labels),
   server-side apply (application/apply-patch+yaml, JSON or YAML bodies, a
@@ -69,6 +70,7 @@ KINDS = [
     ("networking.istio.io", "v1", "ServiceEntry", "serviceentries", True, ["se"], True),
     ("networking.istio.io", "v1", "VirtualService", "virtualservices", True, ["vs"], True),
     ("networking.istio.io", "v1", "WorkloadEntry", "workloadentries", True, ["we"], True),
+    ("telemetry.istio.io", "v1", "Telemetry", "telemetries", True, ["telemetry"], True),
     ("coordination.k8s.io", "v1", "Lease", "leases", True, [], False),
 ]
 
@@ -340,6 +342,20 @@ class Control:
                 self.fail_count -= 1
                 return self.fail_code, self.fail_retry_after
         return None, None
+
+
+def serve_version(spec):
+    """--serve GROUP/PLURAL=VERSION: serve that kind in VERSION instead
+    (an older CRD), or not at all with VERSION none."""
+    gp, _, ver = spec.partition("=")
+    group, _, plural = gp.rpartition("/")
+    for k in [k for k in KIND_LIST if k.group == group and k.plural == plural]:
+        del BY_PATH[(k.group, k.version, k.plural)]
+        if ver == "none":
+            KIND_LIST.remove(k)
+        else:
+            k.version = ver
+            BY_PATH[(k.group, k.version, k.plural)] = k
 
 
 def kind_for_object(obj):
@@ -1083,8 +1099,12 @@ def main():
                     help="YAML file of objects to create at start (may repeat)")
     ap.add_argument("--fail", help="a fault armed at start, as the JSON body of POST /_fake/fail "
                     "(e.g. '{\"count\": 1000, \"code\": 500, \"match\": \"/pods\"}')")
+    ap.add_argument("--serve", action="append", default=[],
+                    help="GROUP/PLURAL=VERSION: serve a kind in another version (none: not at all)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
+    for spec in a.serve:
+        serve_version(spec)
     ctx = None
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

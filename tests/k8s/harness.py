@@ -53,7 +53,7 @@ class FakeAPI:
     """A fakeapi.py process. tls=False gives plain HTTP."""
 
     def __init__(self, tls=True, token="secret-token", bookmark_interval=1.0, load=(), workdir=None,
-                 port=0, fail=None, pki=None):
+                 port=0, fail=None, pki=None, serve=()):
         self.dir = workdir or tempfile.mkdtemp(prefix="fakeapi-")
         self.token = token
         self.tls = tls
@@ -69,6 +69,8 @@ class FakeAPI:
                      "--client-ca", self.pki["ca.crt"]]
         for f in load:
             args += ["--load", f]
+        for s in serve:
+            args += ["--serve", s]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(os.path.join(self.dir, "fakeapi.log"), "w"),
                                      text=True)
         line = self.proc.stdout.readline()

@@ -69,7 +69,7 @@ def main():
     rb = docs("rbac.yaml")["ClusterRole"]
     res = {r for rule in rb["rules"] for r in rule["resources"]}
     for r in ("namespaces", "services", "pods", "endpointslices", "gateways", "gatewayclasses", "httproutes",
-              "authorizationpolicies", "destinationrules", "serviceentries", "virtualservices", "gateways/status",
+              "authorizationpolicies", "destinationrules", "serviceentries", "virtualservices", "telemetries", "gateways/status",
               "gatewayclasses/status", "authorizationpolicies/status"):
         assert r in res, r
     # leader election: the Lease in the controller's namespace

@@ -128,6 +128,31 @@ def test_initial_sync_is_paged_and_gates_publication():
             assert c["KUBE_HTTP_RETRYABLE"] >= 4, c
 
 
+def test_telemetry_crd_absent_or_v1alpha1():
+    """telemetries.telemetry.istio.io is optional: served as v1alpha1 only
+    (Istio before 1.22), the source reads that version; served in neither,
+    the first sync still completes, the kind is not lagging, and it is asked
+    for again after a backoff."""
+    with FakeAPI(serve=["telemetry.istio.io/telemetries=v1alpha1"]) as api:
+        seed(api)
+        api.api("POST", "/apis/telemetry.istio.io/v1alpha1/namespaces/default/telemetries",
+                {"apiVersion": "telemetry.istio.io/v1alpha1", "kind": "Telemetry",
+                 "metadata": {"name": "mesh", "namespace": "default"}, "spec": {}})
+        with Probe(api) as p:
+            p.wait("SYNCED", timeout=10)
+            assert any(l.startswith("UPSERT Telemetry default/mesh ") for l in p.all()), p.all()
+    with FakeAPI(serve=["telemetry.istio.io/telemetries=none"]) as api:
+        seed(api)
+        with Probe(api) as p:
+            p.wait("SYNCED", timeout=10)
+            assert p.counters()["lagging"] == 0, p.counters()
+            n = lambda: sum("/telemetry.istio.io/" in r["path"]
+                            for r in api.control("requests")["requests"])
+            before = n()
+            wait_for(lambda: n() > before, 5, what="telemetries asked for again")
+            assert "served neither as v1 nor as v1alpha1" in probe_log(api), probe_log(api)
+
+
 def test_label_change_within_a_second():
     with FakeAPI() as api:
         seed(api)
