@@ -454,12 +454,53 @@ static bool send_all(const struct wp_trace_exporter *x, int fd, const char *p, s
 	return true;
 }
 
+/* Reads the collector's answer whole (we asked it to close: up to its end,
+ * or its content-length), so the socket closes cleanly; true when its
+ * head came with a 2xx status. */
+static bool read_status(const struct wp_trace_exporter *x, int fd, uint64_t deadline)
+{
+	char buf[2048], scratch[2048];
+	size_t got = 0, total = 0, want = SIZE_MAX;
+	int status = 0;
+	bool head = false;
+
+	while (total < want && wait_fd(x, fd, POLLIN, deadline)) {
+		size_t room = head ? sizeof(scratch) : sizeof(buf) - 1 - got;
+		ssize_t k;
+		const char *end, *cl;
+
+		if (room == 0)
+			return false; /* a head over 2 KB: not a collector's */
+		k = recv(fd, head ? scratch : buf + got, room, 0);
+		if (k == 0)
+			break; /* closed: the answer is complete */
+		if (k < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (k < 0)
+			return false;
+		total += (size_t)k;
+		if (head)
+			continue;
+		got += (size_t)k;
+		buf[got] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		head = true;
+		if (sscanf(buf, "HTTP/1.%*1[01] %3d", &status) != 1)
+			return false;
+		cl = strcasestr(buf, "\r\ncontent-length:");
+		if (cl && cl < end)
+			want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
+	}
+	return head && status >= 200 && status < 300;
+}
+
 /* POSTs <body>; true on a 2xx answer. */
 static bool post(struct wp_trace_exporter *x, const char *body, size_t len, uint64_t deadline)
 {
-	char head[768], resp[64];
-	size_t got = 0;
-	int fd = dial(x, deadline), hl, status = 0;
+	char head[768];
+	int fd = dial(x, deadline), hl;
 	bool ok = false;
 
 	if (fd < 0)
@@ -472,18 +513,7 @@ static bool post(struct wp_trace_exporter *x, const char *body, size_t len, uint
 	        x->cfg.path, x->cfg.collector, len);
 	if (hl > 0 && (size_t)hl < sizeof(head) && send_all(x, fd, head, (size_t)hl, deadline) &&
 	    send_all(x, fd, body, len, deadline)) {
-		/* the status line is all we read: "HTTP/1.1 200 ..." */
-		while (got < 12 && wait_fd(x, fd, POLLIN, deadline)) {
-			ssize_t k = recv(fd, resp + got, sizeof(resp) - got, 0);
-
-			if (k <= 0 && !(k < 0 && (errno == EAGAIN || errno == EINTR)))
-				break;
-			if (k > 0)
-				got += (size_t)k;
-		}
-		if (got >= 12 && !memcmp(resp, "HTTP/1.", 7) && resp[8] == ' ' &&
-		    sscanf(resp + 9, "%3d", &status) == 1)
-			ok = status >= 200 && status < 300;
+		ok = read_status(x, fd, deadline);
 	}
 	close(fd);
 	return ok;

@@ -202,6 +202,7 @@ print("%s %s%%: %d spans for %d requests, parents and tags as sent, headers as e
 PY
 		fail "$proto sampling $sampling: $(cat "$T/checked") $(tail -5 "$clog")"
 	cat "$T/checked"
+	! grep -q Traceback "$clog" || fail "collector: $(cat "$clog")" # (e.g. a connection reset)
 	local exported=$((sampling == 100 ? 8 : 4))
 	[ "$(stat trace_span_exported)" = $exported ] || fail "trace_span_exported $(stat trace_span_exported), expected $exported"
 	[ "$(stat trace_header_invalid)" = 1 ] || fail "trace_header_invalid $(stat trace_header_invalid)"
