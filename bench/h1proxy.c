@@ -12,27 +12,37 @@
  * The proxy loop also runs, interleaved in the same run, with the request
  * pipeline's completion stage on (Istio metrics recorded per request, from a
  * connection with an identity and baggage) and with metrics plus the access
- * log (lines to a writer thread writing to /dev/null): the extra cycles per
- * request are what the completion stage costs.
+ * log (lines to a writer thread writing to /dev/null), and with metrics plus
+ * tracing at 0 % (a new trace id and traceparent upstream, no span) and
+ * 100 % (also one span per request to the exporter thread, which POSTs its
+ * batches to a sink on loopback): the extra cycles per request are what the
+ * completion stage costs.
  *
  *   ./build/bench/h1proxy [iterations]     (default 1,000,000)
  *
  * Prints the figures, then the same as one JSON line.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #include "cp/resolve/route_compile.h"
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/pipeline.h"
 #include "wp/accesslog.h"
+#include "wp/config.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/snapshot_types.h"
+#include "wp/tracing.h"
 
 static uint64_t ctr[WP_CTR_MAX];
 
@@ -191,6 +201,36 @@ static double run_proxy(struct wp_h1p_sess *s, long iters, uint64_t *bytes_up, u
 	return (double)(__rdtsc() - c0) / iters;
 }
 
+/* The span exporter's collector: reads each POST whole (head, then
+ * content-length bytes) and answers 200; ends with the listening socket. */
+static void *sink_main(void *arg)
+{
+	int ls = *(int *)arg, fd;
+	static char buf[1 << 16];
+
+	while ((fd = accept(ls, NULL, NULL)) >= 0) {
+		size_t got = 0, want = 0;
+		ssize_t k;
+
+		while ((k = recv(fd, buf + (got < 4096 ? got : 4096), 4096, 0)) > 0) {
+			got += (size_t)k;
+			if (!want && got >= 4) {
+				char *end = memmem(buf, got < 8192 ? got : 8192, "\r\n\r\n", 4);
+				char *cl = memmem(buf, got < 8192 ? got : 8192,
+				                  "content-length: ", 16);
+
+				if (end && cl)
+					want = (size_t)(end + 4 - buf) + strtoul(cl + 16, NULL, 10);
+			}
+			if (want && got >= want)
+				break;
+		}
+		(void)send(fd, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 38, MSG_NOSIGNAL);
+		close(fd);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	long iters = argc > 1 ? atol(argv[1]) : 1000000;
@@ -256,17 +296,40 @@ int main(int argc, char **argv)
 		        ring ? wp_alog_writer_start(&ring, 1, "/dev/null", false) : NULL;
 		struct wp_h1p_sess *sm = wp_h1p_sess_open(core, t, NULL, "reviews:9080", 12);
 		struct wp_h1p_sess *s0 = wp_h1p_sess_open(core, t, NULL, "reviews:9080", 12);
-		double best[3] = {1e30, 1e30, 1e30};
+		double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
+		struct wp_tracing_config tc = {.protocol = WP_TRACE_OTLP,
+		                               .path = "/v1/traces",
+		                               .service_name = "waypoint",
+		                               .ring_entries = 65536,
+		                               .batch_spans = 256,
+		                               .flush_ms = 100,
+		                               .timeout_ms = 2000};
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t sl = sizeof(sa);
+		int ls = socket(AF_INET, SOCK_STREAM, 0);
+		struct wp_trace_exporter *x = NULL;
+		pthread_t sink;
 		long k = iters / 5 > 0 ? iters / 5 : 1;
 		uint64_t u = 0, d = 0;
 
 		if (!cells || !w || !sm || !s0)
 			die("completion stage");
+		if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 16) ||
+		    getsockname(ls, (struct sockaddr *)&sa, &sl) ||
+		    pthread_create(&sink, NULL, sink_main, &ls))
+			die("span sink");
+		snprintf(tc.collector, sizeof(tc.collector), "127.0.0.1:%u", ntohs(sa.sin_port));
+		x = wp_trace_exporter_start(&tc, &(struct wp_trace_resource){.service_name = ""},
+		                            1);
+		if (!x)
+			die("span exporter");
 		wp_pipe_core_init(&pc, ctr);
 		wp_pipe_core_set_metrics(&pc, cells, "cluster.local", "cluster.local",
 		                         "Kubernetes");
 		wp_pipe_core_clock(&pc, 1000000, 1);
 		conn.core = &pc;
+		conn.tel.sampling_ppm = -1; /* no Telemetry resource: the rates set below */
 		conn.principal = "cluster.local/ns/default/sa/productpage";
 		conn.principal_len = (uint32_t)strlen(conn.principal);
 		wp_pipe_conn_labels(&conn, bg, sizeof(bg) - 1, &svc, NULL);
@@ -290,6 +353,16 @@ int main(int argc, char **argv)
 			wp_pipe_core_set_alog(&pc, ring, true, 1);
 			c = run_proxy(sm, k, &u, &d);
 			best[2] = c < best[2] ? c : best[2];
+			wp_pipe_core_set_alog(&pc, ring, false, 0);
+			wp_pipe_core_set_trace(&pc, wp_trace_exporter_ring(x, 0), 0, WP_TRACE_OTLP,
+			                       1);
+			c = run_proxy(sm, k, &u, &d);
+			best[3] = c < best[3] ? c : best[3];
+			wp_pipe_core_set_trace(&pc, wp_trace_exporter_ring(x, 0), 1000000,
+			                       WP_TRACE_OTLP, 1);
+			c = run_proxy(sm, k, &u, &d);
+			best[4] = c < best[4] ? c : best[4];
+			wp_pipe_core_set_trace(&pc, NULL, 0, WP_TRACE_OTLP, 1);
 		}
 		printf("h1proxy: completion stage, %ld exchanges x 5 rounds each, least cycles per "
 		       "request: off %.0f, metrics %.0f (%+.1f %%), metrics + access log %.0f "
@@ -303,6 +376,26 @@ int main(int argc, char **argv)
 		       "%llu}\n",
 		       k, best[0], best[1], best[2],
 		       (unsigned long long)ctr[WP_CTR_ACCESS_LOG_DROPPED]);
+		{
+			wp_trace_exporter_stop(x); /* sends what is left */
+			printf("h1proxy: with tracing, least cycles per request: sampling 0 %% "
+			       "%.0f "
+			       "(%+.1f %% over metrics), sampling 100 %% %.0f (%+.1f %%); spans "
+			       "dropped "
+			       "(ring full): %llu\n",
+			       best[3], 100 * (best[3] - best[1]) / best[1], best[4],
+			       100 * (best[4] - best[1]) / best[1],
+			       (unsigned long long)ctr[WP_CTR_TRACE_SPAN_DROPPED]);
+			printf("{\"bench\": \"h1proxy_tracing\", \"iterations\": %ld, "
+			       "\"metrics_cycles\": %.0f, \"trace0_cycles\": %.0f, "
+			       "\"trace100_cycles\": "
+			       "%.0f, \"spans_dropped\": %llu}\n",
+			       k, best[1], best[3], best[4],
+			       (unsigned long long)ctr[WP_CTR_TRACE_SPAN_DROPPED]);
+			shutdown(ls, SHUT_RDWR);
+			close(ls);
+			pthread_join(sink, NULL);
+		}
 		wp_h1p_sess_close(sm);
 		wp_h1p_sess_close(s0);
 		wp_pipe_core_fini(&pc0);

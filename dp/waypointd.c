@@ -55,6 +55,7 @@
 #include "wp/sdnotify.h"
 #include "wp/snapshot.h"
 #include "wp/source.h"
+#include "wp/tracing.h"
 
 #define MAX_SETS 64
 
@@ -199,6 +200,7 @@ static void cp_counters(void *cp, uint64_t *out)
 struct extra_counters {
 	struct wp_source *kube;
 	struct wp_ca *ca;
+	struct wp_trace_exporter *trace; /* the span exporter's TRACE_* counters */
 };
 
 static void extra_counters(void *arg, uint64_t *out)
@@ -211,6 +213,7 @@ static void extra_counters(void *arg, uint64_t *out)
 		memset(out, 0, sizeof(uint64_t) * WP_CTR_MAX);
 	if (x->ca != NULL)
 		wp_ca_counters(x->ca, out);
+	wp_trace_exporter_counters(x->trace, out);
 }
 
 /* /stats/prometheus, rendered on the control-plane thread. */
@@ -372,6 +375,17 @@ int main(int argc, char **argv)
 			goto out_cp;
 	}
 	wp_ca_certs_register(extra.ca, cfg.tls.cert[0] ? cfg.tls.cert : NULL);
+	if (cp != NULL && cfg.tracing.collector[0]) {
+		/* before the control plane starts: its counters read the exporter */
+		const struct wp_trace_resource res = {.cluster_id = cfg.metrics.cluster_id};
+
+		extra.trace = wp_trace_exporter_start(&cfg.tracing, &res, cfg.workers);
+		if (extra.trace == NULL) {
+			wp_log(WP_LOG_ERR, "waypointd: cannot start the span exporter: %s\n",
+			       strerror(errno));
+			goto out_cp;
+		}
+	}
 	if (cp != NULL)
 		wp_cp_set_extra_counters(cp, extra_counters, &extra);
 	if (cp == NULL || wp_cp_start(cp) != 0) {
@@ -427,6 +441,7 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 		workers[id]->alog = alog_rings[id];
+		workers[id]->trace = wp_trace_exporter_ring(extra.trace, id); /* NULL: off */
 		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
 			wp_log(WP_LOG_ERR, "waypointd: cannot set up HBONE on worker %u\n", id);
 			id++;
@@ -543,6 +558,7 @@ out_workers:
 out_cp:
 	wp_telemetry_set_cp(NULL, NULL); /* before the counters it reads go */
 	wp_cp_destroy(cp);
+	wp_trace_exporter_stop(extra.trace); /* after the workers and the counters' reader */
 	wp_ca_stop(extra.ca); /* after the control plane: /certs and its counters read it */
 out_ports:
 	wp_ports_stop(&ports);

@@ -65,6 +65,8 @@ struct wp_worker {
 	struct wp_metrics_core
 	        *metrics;          /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
 	struct wp_alog_ring *alog; /* access-log ring to the writer (main owns it) */
+	struct wp_span_ring
+	        *trace; /* span ring to the exporter (main's exporter owns it), or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
 } WP_CACHE_ALIGNED;

@@ -881,6 +881,84 @@ static void load_access_log(struct loader *ld, struct wp_config *cfg)
 		fail(ld, member(g, "encoding"), "access_log.encoding", "TEXT or JSON, not %s", enc);
 }
 
+/* "host:port", "[v6]:port": true when it has that shape, a port 1..65535. */
+static bool host_port(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == v)
+		return false;
+	if (v[0] == '[' ? colon[-1] != ']' : memchr(v, ':', (size_t)(colon - v)) != NULL)
+		return false; /* an IPv6 address goes in brackets */
+	if (colon[1] < '0' || colon[1] > '9')
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+static void load_tracing(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {
+	        "collector",    "protocol",           "path",     "sampling",   "service_name",
+	        "namespace",    "canonical_revision", "mesh_id",  "node_id",    "zone",
+	        "ring_entries", "batch_spans",        "flush_ms", "timeout_ms", NULL};
+	const config_setting_t *g = get_group(ld, "tracing"), *s;
+	struct wp_tracing_config *t = &cfg->tracing;
+	char proto[16] = "otlp";
+	double pct = -1;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "tracing.", known);
+	get_string(ld, g, "tracing.", "collector", t->collector, sizeof(t->collector));
+	get_string(ld, g, "tracing.", "protocol", proto, sizeof(proto));
+	get_string(ld, g, "tracing.", "path", t->path, sizeof(t->path));
+	get_string(ld, g, "tracing.", "service_name", t->service_name, sizeof(t->service_name));
+	get_string(ld, g, "tracing.", "namespace", t->ns, sizeof(t->ns));
+	get_string(ld, g, "tracing.", "canonical_revision", t->canonical_revision,
+	           sizeof(t->canonical_revision));
+	get_string(ld, g, "tracing.", "mesh_id", t->mesh_id, sizeof(t->mesh_id));
+	get_string(ld, g, "tracing.", "node_id", t->node_id, sizeof(t->node_id));
+	get_string(ld, g, "tracing.", "zone", t->zone, sizeof(t->zone));
+	GET_UINT(ld, g, "tracing.", "ring_entries", 16, 1u << 20, t->ring_entries);
+	GET_UINT(ld, g, "tracing.", "batch_spans", 1, 4096, t->batch_spans);
+	GET_UINT(ld, g, "tracing.", "flush_ms", 10, 60000, t->flush_ms);
+	GET_UINT(ld, g, "tracing.", "timeout_ms", 100, 60000, t->timeout_ms);
+	s = member(g, "sampling");
+	if (s != NULL && !ld->failed) {
+		if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+			pct = config_setting_get_float(s);
+		else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+		         config_setting_type(s) == CONFIG_TYPE_INT64)
+			pct = (double)config_setting_get_int64(s);
+		if (!(pct >= 0.0 && pct <= 100.0))
+			fail(ld, s, "tracing.sampling", "expected a percentage in [0, 100]");
+		else
+			t->sampling_ppm = (uint32_t)(pct * 10000.0 + 0.5);
+	}
+	if (ld->failed)
+		return;
+	if (!strcmp(proto, "zipkin"))
+		t->protocol = WP_TRACE_ZIPKIN;
+	else if (!strcmp(proto, "otlp"))
+		t->protocol = WP_TRACE_OTLP;
+	else
+		fail(ld, member(g, "protocol"), "tracing.protocol", "otlp or zipkin, not %s",
+		     proto);
+	if (t->collector[0] && !host_port(t->collector))
+		fail(ld, member(g, "collector"), "tracing.collector",
+		     "expected host:port (or [IPv6]:port), not %s", t->collector);
+	if (t->path[0] && t->path[0] != '/')
+		fail(ld, member(g, "path"), "tracing.path", "must start with /, not %s", t->path);
+	for (const char *c = t->path; *c && !ld->failed; c++)
+		if (*c <= ' ' || *c >= 0x7f)
+			fail(ld, member(g, "path"), "tracing.path", "has a space or control byte");
+	if (!t->path[0])
+		strcpy(t->path, t->protocol == WP_TRACE_ZIPKIN ? "/api/v2/spans" : "/v1/traces");
+}
+
 static void load_tls(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {"cert",
@@ -1075,6 +1153,14 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->metrics.max_series_per_core = 2048;
 	strcpy(cfg->metrics.cluster_id, "Kubernetes"); /* Istio's default CLUSTER_ID */
 	cfg->access_log.ring_entries = 4096;
+	cfg->tracing.sampling_ppm = 10000; /* Istio's default: 1% */
+	strcpy(cfg->tracing.service_name, "waypoint");
+	strcpy(cfg->tracing.canonical_revision, "latest");
+	strcpy(cfg->tracing.mesh_id, "cluster.local");
+	cfg->tracing.ring_entries = 4096;
+	cfg->tracing.batch_spans = 256;
+	cfg->tracing.flush_ms = 1000;
+	cfg->tracing.timeout_ms = 2000;
 	cfg->kubernetes.status = true;
 	strcpy(cfg->kubernetes.controller_name, "waypointd.io/controller");
 	strcpy(cfg->kubernetes.service_name, "waypointd");
@@ -1125,9 +1211,9 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers",    "eal",     "polling",    "ports", "arp", "mbufs_per_worker",
-	        "fault",      "tcp",     "cluster",    "admin", "tls", "hbone",
-	        "kubernetes", "metrics", "access_log", "ca",    NULL};
+	        "workers",    "eal",     "polling",    "ports", "arp",     "mbufs_per_worker",
+	        "fault",      "tcp",     "cluster",    "admin", "tls",     "hbone",
+	        "kubernetes", "metrics", "access_log", "ca",    "tracing", NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -1167,6 +1253,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_admin(&ld, cfg);
 	load_metrics(&ld, cfg);
 	load_access_log(&ld, cfg);
+	load_tracing(&ld, cfg);
 	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);

@@ -206,10 +206,13 @@ void wp_http_reqid_gen(struct wp_http_reqid_rng *r, char out[36]);
 /* Options for wp_http1_write_request_head(). */
 struct wp_http1_req_opts {
 	const struct wp_http_hdr_mods *mods; /* may be NULL */
-	struct wp_http_reqid_rng *rng;       /* NULL: never add x-request-id */
-	char *reqid_out;                     /* if non-NULL: receives the generated id (36 bytes) */
-	bool *reqid_generated;               /* if non-NULL: set to whether one was generated */
-	uint64_t *ctr;                       /* per-core counters, may be NULL */
+	/* the trace headers of the waypoint's span (dp/http/tracectx.h),
+	 * applied after <mods>: its set replaces, its remove drops; NULL */
+	const struct wp_http_hdr_mods *trace;
+	struct wp_http_reqid_rng *rng; /* NULL: never add x-request-id */
+	char *reqid_out;               /* if non-NULL: receives the generated id (36 bytes) */
+	bool *reqid_generated;         /* if non-NULL: set to whether one was generated */
+	uint64_t *ctr;                 /* per-core counters, may be NULL */
 	/* written as host: when the request has no Host (HTTP/1.0 clients) */
 	const char *authority;
 	size_t authority_len;

@@ -89,10 +89,11 @@ static void put_shadow_host(struct out *o, const char *v, size_t len)
 }
 
 /* Writes the end-to-end headers of <m> (hop-by-hop and hook-removed ones
- * dropped), then the hook's set and add headers. <shadow>: the host header
+ * dropped), then the trace headers, the hook's set and add headers. <shadow>: the host header
  * is written with the mirror suffix. */
 static void put_headers(struct out *o, const struct wp_http1_msg *m,
-                        const struct wp_http_hdr_mods *mods, bool shadow)
+                        const struct wp_http_hdr_mods *mods, const struct wp_http_hdr_mods *trace,
+                        bool shadow)
 {
 	for (uint16_t i = 0; i < m->n_hdrs; i++) {
 		const struct wp_http_hdr *h = &m->hdrs[i];
@@ -101,11 +102,17 @@ static void put_headers(struct out *o, const struct wp_http1_msg *m,
 		if (mods && (name_in(mods->remove, mods->n_remove, h) ||
 		             name_in(mods->set, mods->n_set, h)))
 			continue;
+		if (trace && (name_in(trace->remove, trace->n_remove, h) ||
+		              name_in(trace->set, trace->n_set, h)))
+			continue;
 		if (shadow && h->id == WP_HDR_HOST)
 			put_shadow_host(o, h->value, h->value_len);
 		else
 			put_hdr(o, h->name, h->name_len, h->value, h->value_len);
 	}
+	for (uint16_t i = 0; trace && i < trace->n_set; i++)
+		put_hdr(o, trace->set[i].name, trace->set[i].name_len, trace->set[i].value,
+		        trace->set[i].value_len);
 	if (!mods)
 		return;
 	for (uint16_t i = 0; i < mods->n_set; i++)
@@ -208,7 +215,7 @@ int wp_http1_write_request_head(const struct wp_http1_msg *req,
 		else
 			put_hdr(&o, "host", 4, opts->authority, opts->authority_len);
 	}
-	put_headers(&o, req, mods, opts && opts->shadow);
+	put_headers(&o, req, mods, opts ? opts->trace : NULL, opts && opts->shadow);
 	if (!has_id && opts && opts->reqid) {
 		put_hdr(&o, "x-request-id", 12, opts->reqid, WP_HTTP1_REQID_LEN);
 	} else if (!has_id && opts && opts->rng) {
@@ -266,7 +273,7 @@ int wp_http1_write_response_head(const struct wp_http1_msg *resp, const struct w
 		put(&o, r, strlen(r));
 	}
 	PUT_LIT(&o, "\r\n");
-	put_headers(&o, resp, mods, false);
+	put_headers(&o, resp, mods, NULL, false);
 	if (f == WP_HTTP1_FRAME_CHUNKED)
 		PUT_LIT(&o, "transfer-encoding: chunked\r\n");
 	if (resp->status == 101) {

@@ -673,7 +673,7 @@ static void rec_finish(struct wp_h1p_sess *s, uint16_t flags)
 		return;
 	s->rec.flags |= flags;
 	s->rec.resp_bytes = s->down_total + s->down.len - s->rec_base;
-	if (!wp_pipe_logs(s->conn)) {
+	if (!wp_pipe_wants_view(s->conn, &s->rec)) {
 		wp_pipe_rec_end(s->conn, &s->rec, NULL);
 		return;
 	}
@@ -822,6 +822,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	struct wp_route_decision d;
 	struct wp_http1_msg out;
 	struct wp_http1_req_opts o = {.rng = &c->rng, .ctr = c->ctr};
+	struct wp_tc_out tco;
 	char reqid[WP_HTTP1_REQID_LEN];
 	bool reqid_new = false;
 	uint64_t h = 0;
@@ -925,6 +926,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		out.target_len = (uint32_t)n;
 	}
 	o.mods = &d.rule->req_mods;
+	o.trace = wp_pipe_trace_headers(&s->rec, &tco);
 	o.authority = s->authority;
 	o.authority_len = s->authority_len;
 	o.reqid_out = reqid;
@@ -1023,6 +1025,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			s->reqid_gen = false;
 			s->rec_base = s->down_total + s->down.len;
 			s->req = *ev.msg;
+			wp_pipe_trace_http1(s->conn, &s->rec, ev.msg);
 			s->req_active = true;
 			s->req_done = s->resp_started = s->resp_done = false;
 			s->req_chunked = (ev.msg->flags & WP_HTTP1_F_CHUNKED) != 0;

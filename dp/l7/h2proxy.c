@@ -546,7 +546,7 @@ static void strm_record(struct wp_h2p_strm *t, uint32_t code)
 	/* the client reset a stream whose response was not complete */
 	if (code != NGHTTP2_NO_ERROR && !r->flags && !t->local && !(t->resp_eof && !t->rb.len))
 		r->flags |= WP_PIPE_F(DR);
-	if (!wp_pipe_logs(t->sess->conn)) {
+	if (!wp_pipe_wants_view(t->sess->conn, r)) {
 		wp_pipe_rec_end(t->sess->conn, r, NULL);
 		return;
 	}
@@ -884,6 +884,8 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 	const char *auth = au ? (const char *)au->value : NULL;
 	size_t auth_len = au ? au->valuelen : 0;
 	bool has_id = false;
+	struct wp_tc_out tco;
+	const struct wp_http_hdr_mods *tm = wp_pipe_trace_headers(&t->rec, &tco);
 
 	if (!au) {
 		const nghttp2_nv *host = hb_find(h, 0, h->n, "host");
@@ -915,9 +917,8 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 		if (f->namelen > 0 && f->name[0] == ':')
 			continue;
 		if (f->namelen == 4 && !memcmp(f->name, "host", 4))
-			continue; /* carried as :authority */
-		if (mods && (name_in(f->name, f->namelen, mods->remove, mods->n_remove) ||
-		             name_in(f->name, f->namelen, mods->set, mods->n_set)))
+			continue;                           /* carried as :authority */
+		if (mods_drop(f, mods) || mods_drop(f, tm)) /* (tm: our span's trace headers) */
 			continue;
 		if (n >= cap)
 			return -ENOSPC;
@@ -925,9 +926,10 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 			has_id = true;
 		t->onv[n++] = *f;
 	}
-	for (int k = 0; mods && k < 2; k++) {
-		const struct wp_http_hdr *a = k ? mods->add : mods->set;
-		uint16_t na = k ? mods->n_add : mods->n_set;
+	for (int k = 0; k < 3; k++) { /* the rule's set and add, then the trace headers */
+		const struct wp_http_hdr_mods *mm = k < 2 ? mods : tm;
+		const struct wp_http_hdr *a = mm ? (k == 1 ? mm->add : mm->set) : NULL;
+		uint16_t na = mm ? (k == 1 ? mm->n_add : mm->n_set) : 0;
 
 		for (uint16_t i = 0; i < na; i++) {
 			char *nm, *v;
@@ -985,8 +987,8 @@ static void strm_route(struct wp_h2p_strm *t)
 
 	t->routed = true;
 	t->grpc = ct && ct->valuelen >= 16 && !memcmp(ct->value, "application/grpc", 16);
-	if (s->conn)
-		wp_pipe_rec_begin(s->conn, &t->rec, t->grpc);
+	wp_pipe_rec_begin(s->conn, &t->rec, t->grpc); /* (no conn: not recorded, not traced) */
+	wp_pipe_trace_h2(s->conn, &t->rec, h->nv, h->n);
 	if (h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
 		wp_h2p_strm_local(t, 431, NULL, 0);

@@ -267,6 +267,13 @@ static inline bool name_in(const uint8_t *n, size_t l, const struct wp_http_hdr 
 	return false;
 }
 
+/* Whether header hooks <m> (NULL: none) drop field <f> (removed or set). */
+static inline bool mods_drop(const nghttp2_nv *f, const struct wp_http_hdr_mods *m)
+{
+	return m && (name_in(f->name, f->namelen, m->remove, m->n_remove) ||
+	             name_in(f->name, f->namelen, m->set, m->n_set));
+}
+
 static inline void nv_set(nghttp2_nv *nv, const char *n, size_t nl, const char *v, size_t vl)
 {
 	nv->name = (uint8_t *)(uintptr_t)n;

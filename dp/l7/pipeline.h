@@ -15,7 +15,9 @@
  *   - complete (pipeline_obs.c): Istio's standard metrics, recorded once
  *     per HTTP exchange (istio_requests_total and its histograms) and per
  *     opaque TCP tunnel (istio_tcp_*), from the request's record (struct
- *     wp_pipe_rec) and the connection's label ids.
+ *     wp_pipe_rec) and the connection's label ids; with tracing on, the
+ *     request's span (pipeline_trace.c), whose sampling was decided and
+ *     whose trace headers were written when the head arrived.
  * Route and balance are wp/route.h and lb.h, called by the proxies.
  *
  * A struct wp_pipe_conn is what the pipeline knows of one downstream
@@ -32,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nghttp2/nghttp2.h>
+
 #include "wp/path_norm.h"
 #include "wp/route.h"
 #include "wp/addr_types.h"
@@ -40,6 +44,8 @@
 #include "wp/common.h"
 #include "wp/metrics.h"
 #include "wp/snapshot_types.h"
+#include "wp/tracing.h"
+#include "dp/http/tracectx.h"
 
 struct wp_http1_msg;
 struct wp_snap_endpoint;
@@ -89,6 +95,17 @@ enum wp_pipe_flag_bit {
  * workload, app, version, canonical service and revision. */
 #define WP_PIPE_EP_IDS 7
 
+/* A request's tracing state (pipeline_trace.c), decided with its head. */
+struct wp_pipe_trace {
+	uint8_t trace_id[16], span_id[8], parent_id[8];
+	bool span;       /* sampled: a span is made when the exchange ends */
+	bool headers;    /* the upstream request gets trace headers */
+	bool sampled;    /* the decision the headers carry */
+	bool has_parent; /* a trace context came: parent_id is its span */
+	bool b3_64;      /* B3 headers keep a 64-bit trace id */
+	uint8_t formats; /* WP_TC_* written upstream */
+};
+
 /* What the completion stage knows of one HTTP exchange, kept by the proxy
  * in its session / stream (no allocation). Destination ids are taken when
  * the endpoint is picked, while the snapshot's pointers are certainly
@@ -106,6 +123,7 @@ struct wp_pipe_rec {
 	bool is_grpc;    /* request_protocol grpc (content-type application/grpc*) */
 	bool active;     /* begun, not yet recorded */
 	bool has_svc, has_ep;
+	struct wp_pipe_trace tr;
 };
 
 #define WP_PIPE_EP_CACHE  64 /* endpoint -> label ids, per core */
@@ -144,6 +162,12 @@ struct wp_pipe_core {
 	struct wp_alog_ring *alog;
 	bool alog_on[4];
 	int64_t wall_off_us; /* wall clock minus now_us */
+	/* tracing: this core's span ring (NULL: off), the configured sampling
+	 * (ppm), the format a new trace is propagated in, the id generator */
+	struct wp_span_ring *trace;
+	uint32_t trace_ppm;
+	uint8_t trace_fmt;
+	uint64_t trace_rng;
 };
 
 /* What the access log takes from a request besides its record: slices of
@@ -289,6 +313,68 @@ static inline bool wp_pipe_logs(const struct wp_pipe_conn *c)
 {
 	return c && c->core && c->core->alog_on[c->tel.access_log & 3];
 }
+
+/* ---- tracing (pipeline_trace.c) ------------------------------------------------------------ */
+
+/* Turns tracing on for this core: spans into <ring> (NULL: off), <ppm>
+ * the configured sampling, <protocol> (enum wp_trace_protocol) choosing
+ * the headers of a new trace (OTLP: traceparent; Zipkin: x-b3-*, as
+ * Envoy's tracers write them), <seed> for trace and span ids. */
+void wp_pipe_core_set_trace(struct wp_pipe_core *pc, struct wp_span_ring *ring, uint32_t ppm,
+                            uint8_t protocol, uint64_t seed);
+
+/* Whether requests of <c> are traced: a ring, and no Telemetry resource
+ * turning tracing off (one turning it on needs the configured collector). */
+static inline bool wp_pipe_traces(const struct wp_pipe_conn *c)
+{
+	return c && c->core && c->core->trace && c->tel.tracing != WP_TEL_OFF;
+}
+
+/*
+ * Decides a begun request's tracing from the context it carried (<in>,
+ * offered its headers; finished here, malformed headers counted): a
+ * sampled flag that came wins, else the Telemetry resource's sampling,
+ * else the configuration's. Sampled: a span in the incoming trace (or a
+ * new one), headers upstream naming it as parent. Not sampled and no
+ * context: a new trace id propagated with the decision "not sampled", as
+ * Envoy does; not sampled with a context: headers untouched.
+ */
+void wp_pipe_trace_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+                         struct wp_tracectx *in);
+
+/* wp_pipe_trace_begin() from an HTTP/1.x request head. No-op when <c> is
+ * not traced. */
+void wp_pipe_trace_http1(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+                         const struct wp_http1_msg *m);
+
+/* The same from an h2 request header block (<n> fields of <nv>). */
+void wp_pipe_trace_h2(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, const nghttp2_nv *nv,
+                      size_t n);
+
+/* The trace headers of the upstream request, written into <o>, as header
+ * hooks (set / remove); NULL when it gets none. */
+static inline const struct wp_http_hdr_mods *wp_pipe_trace_headers(const struct wp_pipe_rec *r,
+                                                                   struct wp_tc_out *o)
+{
+	const struct wp_pipe_trace *t = &r->tr;
+
+	if (!t->headers)
+		return NULL;
+	return wp_tc_render(t->formats, t->trace_id, t->span_id,
+	                    t->has_parent ? t->parent_id : NULL, t->b3_64, t->sampled, o);
+}
+
+/* Whether the completion stage needs a view of the request head (the
+ * access log, or a span). */
+static inline bool wp_pipe_wants_view(const struct wp_pipe_conn *c, const struct wp_pipe_rec *r)
+{
+	return wp_pipe_logs(c) || r->tr.span;
+}
+
+/* The span of a completed request into the core's ring (full: dropped,
+ * counted). Called by wp_pipe_rec_end(). */
+void wp_pipe_trace_span(const struct wp_pipe_conn *c, const struct wp_pipe_rec *r,
+                        const struct wp_pipe_log_view *v, uint32_t flags_id, uint64_t dur_us);
 
 /* Envoy's mapping of an HTTP status to a gRPC status, for a gRPC request
  * answered without grpc-status (Grpc::Utility::httpToGrpcStatus). */

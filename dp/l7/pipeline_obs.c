@@ -291,6 +291,7 @@ void wp_pipe_rec_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, bool
 	r->grpc = -1;
 	r->is_grpc = is_grpc;
 	r->has_svc = r->has_ep = false;
+	r->tr.span = r->tr.headers = false;
 }
 
 /* The slot of <key> in a cache of <n> (a power of two) entries. */
@@ -548,6 +549,8 @@ void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 		wp_metrics_http_record(pc->metrics, &l, dur, r->req_bytes, r->resp_bytes);
 	if (pc->alog && v)
 		log_line(c, r, v, l.v[WP_ML_RESPONSE_FLAGS], dur);
+	if (r->tr.span)
+		wp_pipe_trace_span(c, r, v, l.v[WP_ML_RESPONSE_FLAGS], dur);
 }
 
 /* ---- opaque TCP ----------------------------------------------------------------------- */

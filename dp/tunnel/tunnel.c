@@ -1003,8 +1003,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 		}
 	}
 	wp_pipe_core_clock(&tw->pipe, now_us, tw->snap_version); /* request durations */
-	if (WP_UNLIKELY(tw->pipe.alog && !tw->pipe.wall_off_us)) {
-		struct timespec ts; /* the access log's start times: wall clock */
+	if (WP_UNLIKELY((tw->pipe.alog || tw->pipe.trace) && !tw->pipe.wall_off_us)) {
+		struct timespec ts; /* access-log and span start times: wall clock */
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		tw->pipe.wall_off_us =
@@ -1186,6 +1186,10 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	if (w->metrics)
 		wp_pipe_core_set_alog(&tw->pipe, w->alog, sh->cfg->access_log.file[0] != '\0',
 		                      0); /* the wall offset at the first poll */
+	if (w->metrics)
+		wp_pipe_core_set_trace(&tw->pipe, w->trace, sh->cfg->tracing.sampling_ppm,
+		                       sh->cfg->tracing.protocol,
+		                       rte_rdtsc() ^ ((uint64_t)w->id << 32) ^ (uintptr_t)tw);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);

@@ -105,6 +105,30 @@ struct wp_access_log_config {
 	unsigned ring_entries; /* per core, to the writer thread; lines beyond are dropped */
 };
 
+/* Tracing (wp/tracing.h): spans of sampled requests exported to a
+ * collector, as a Telemetry resource's tracing provider turns it on for
+ * Istio's proxies. Off while collector is "". */
+enum wp_trace_protocol {
+	WP_TRACE_OTLP = 0, /* OTLP/HTTP JSON, POST /v1/traces */
+	WP_TRACE_ZIPKIN,   /* Zipkin v2 JSON, POST /api/v2/spans */
+};
+struct wp_tracing_config {
+	char collector[256];         /* "host:port" (a name, IPv4, or [IPv6]); "" = off */
+	uint8_t protocol;            /* enum wp_trace_protocol */
+	char path[256];              /* the collector's path; "" = the protocol's */
+	uint32_t sampling_ppm;       /* randomSamplingPercentage, in millionths (1% = 10000) */
+	char service_name[128];      /* service.name / localEndpoint.serviceName */
+	char ns[64];                 /* istio.namespace: the waypoint's namespace */
+	char canonical_revision[64]; /* istio.canonical_revision */
+	char mesh_id[128];           /* istio.mesh_id */
+	char node_id[256];           /* node_id tag ("" as Envoy without one) */
+	char zone[64];               /* zone tag */
+	unsigned ring_entries;       /* spans in flight per core; beyond: dropped */
+	unsigned batch_spans;        /* spans per POST at most */
+	unsigned flush_ms;           /* a batch waits at most this long */
+	unsigned timeout_ms;         /* connect + send + answer of one POST */
+};
+
 /* mTLS material for HBONE (dp/tls): PEM files, reloaded when they change. */
 #define WP_MAX_TD_ALIASES 8
 struct wp_tls_files_config {
@@ -237,6 +261,7 @@ struct wp_config {
 	struct wp_admin_config admin;
 	struct wp_metrics_config metrics;
 	struct wp_access_log_config access_log;
+	struct wp_tracing_config tracing;
 	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;

@@ -18,3 +18,4 @@
 #include "wp/counters/worker.def"
 #include "wp/counters/tunnel.def"
 #include "wp/counters/metrics.def"
+#include "wp/counters/tracing.def"

@@ -276,6 +276,58 @@ static void test_set_errors_name_the_argument(void **state)
 
 /* What DPDK accepts passes: --no-huge with --in-memory is what the hugepage
  * fallback runs; --huge-unlink without hugepages is fine in memory. */
+/* tracing: defaults, values, the protocol's path, and refusals naming the key */
+static void test_tracing(void **state)
+{
+	static const char *const bad[][2] = {
+	        {"tracing = { protocol = \"jaeger\"; };\n", "tracing.protocol"},
+	        {"tracing = { sampling = 100.5; };\n", "tracing.sampling"},
+	        {"tracing = { sampling = \"all\"; };\n", "tracing.sampling"},
+	        {"tracing = { collector = \"collector\"; };\n", "tracing.collector"},
+	        {"tracing = { collector = \"c:+80\"; };\n", "tracing.collector"},
+	        {"tracing = { collector = \"c:65536\"; };\n", "tracing.collector"},
+	        {"tracing = { collector = \"::1:80\"; };\n", "tracing.collector"},
+	        {"tracing = { path = \"v1/traces\"; };\n", "tracing.path"},
+	        {"tracing = { path = \"/v1 /traces\"; };\n", "tracing.path"},
+	        {"tracing = { batch_spans = 0; };\n", "tracing.batch_spans"},
+	        {"tracing = { flush_ms = 1; };\n", "tracing.flush_ms"},
+	        {"tracing = { colector = \"a:1\"; };\n", "tracing.colector"},
+	};
+	struct wp_config cfg;
+	char err[WP_CONFIG_ERRLEN] = "", text[512];
+
+	(void)state;
+	assert_int_equal(wp_config_load(write_conf(base), NULL, 0, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.tracing.collector, ""); /* off */
+	assert_int_equal(cfg.tracing.sampling_ppm, 10000);
+	snprintf(text, sizeof(text),
+	         "%stracing = { collector = \"[fd00::1]:9411\"; protocol = "
+	         "\"zipkin\"; sampling = 0.25; namespace = \"istio-system\"; };\n",
+	         base);
+	assert_int_equal(wp_config_load(write_conf(text), NULL, 0, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.tracing.collector, "[fd00::1]:9411");
+	assert_int_equal(cfg.tracing.protocol, WP_TRACE_ZIPKIN);
+	assert_string_equal(cfg.tracing.path, "/api/v2/spans");
+	assert_int_equal(cfg.tracing.sampling_ppm, 2500);
+	assert_string_equal(cfg.tracing.ns, "istio-system");
+	snprintf(text, sizeof(text),
+	         "%stracing = { collector = \"otel.obs:4318\"; sampling = 100; "
+	         "};\n",
+	         base);
+	assert_int_equal(wp_config_load(write_conf(text), NULL, 0, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.tracing.protocol, WP_TRACE_OTLP);
+	assert_string_equal(cfg.tracing.path, "/v1/traces");
+	assert_int_equal(cfg.tracing.sampling_ppm, 1000000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", base, bad[i][0]);
+		if (wp_config_load(write_conf(text), NULL, 0, &cfg, err, sizeof(err)) != -EINVAL)
+			fail_msg("accepted: %s", bad[i][0]);
+		if (!strstr(err, ":3:") || !strstr(err, bad[i][1]))
+			fail_msg("%s: %s", bad[i][0], err);
+	}
+	unlink(path);
+}
+
 static void test_eal_memory_accepted(void **state)
 {
 	static const char *const ok[] = {
@@ -339,6 +391,7 @@ int main(void)
 	        cmocka_unit_test(test_polling_sleeps),
 	        cmocka_unit_test(test_errors_name_file_line_key),
 	        cmocka_unit_test(test_set_errors_name_the_argument),
+	        cmocka_unit_test(test_tracing),
 	        cmocka_unit_test(test_eal_memory_accepted),
 	        cmocka_unit_test(test_missing_file),
 	        cmocka_unit_test(test_addr_parse),
