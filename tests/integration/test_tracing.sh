@@ -2,8 +2,10 @@
 # Issue 14, acceptance 3: tracing. A collector started here
 # (tests/integration/trace_collector.py, on the waypoint's loopback)
 # receives the spans; the details backend logs the headers it received.
-# Three fresh waypoints: OTLP/HTTP JSON with tracing.sampling 100, the same
-# with sampling 0, and Zipkin v2 JSON with sampling 100. Each gets HTTP/1.1
+# Four fresh waypoints: OTLP/HTTP JSON with tracing.sampling 100, the same
+# with sampling 0, Zipkin v2 JSON with sampling 100, and OTLP with
+# tracing.sampling 100 overridden by a Telemetry resource targeting the
+# waypoint with randomSamplingPercentage 0 (spans as with sampling 0). Each gets HTTP/1.1
 # and h2c requests (tests/integration/trace_client.py) carrying:
 #   a traceparent (sampled, with a tracestate), B3 multi-header (sampled),
 #   b3 single-header (sampled), none, a traceparent not sampled, an
@@ -32,13 +34,31 @@
 l7_setup trace
 COLLECTOR=127.0.0.1:14318
 
-# run PROTOCOL SAMPLING
+# run PROTOCOL SAMPLING [CONFIG_SAMPLING]: with CONFIG_SAMPLING, the
+# configuration says that and a Telemetry resource targeting the waypoint
+# says SAMPLING (randomSamplingPercentage), which must win
 run() {
-	local proto=$1 sampling=$2 name clog=$T/collector-$1-$2.log blog=$T/details-$1-$2.log
-	name="$(tb_name | cut -c1-20)-$proto-$sampling"
+	local proto=$1 sampling=$2 cfg=${3:-$2} name clog=$T/collector-$1-$2-${3:-c}.log blog=$T/details-$1-$2-${3:-c}.log
+	name="$(tb_name | cut -c1-20)-$proto-$sampling${3:+t}"
+	rm -f "$MAN/90-telemetry.yaml"
+	if [ "$cfg" != "$sampling" ]; then
+		cat >"$MAN/90-telemetry.yaml" <<YAML
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata:
+  name: waypoint-tracing
+  namespace: default
+spec:
+  targetRefs:
+  - {group: gateway.networking.k8s.io, kind: Gateway, name: waypoint}
+  tracing:
+  - providers: [{name: otel-tracing}]
+    randomSamplingPercentage: $sampling
+YAML
+	fi
 	tb_up "$name" --manifests "$MAN" --certs "$PKI" --set cluster.gateway_class=istio-waypoint \
 		--set "tracing.collector=$COLLECTOR" --set "tracing.protocol=$proto" \
-		--set "tracing.sampling=$sampling" --set tracing.flush_ms=100 \
+		--set "tracing.sampling=$cfg" --set tracing.flush_ms=100 \
 		--set tracing.service_name=waypoint-test --set tracing.namespace=default
 	ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind 198.18.1.11:9080 \
 		--name details --version v1 >"$blog" 2>&1 &
@@ -208,6 +228,7 @@ PY
 	[ "$(stat trace_header_invalid)" = 1 ] || fail "trace_header_invalid $(stat trace_header_invalid)"
 	[ "$(stat trace_span_dropped)" = 0 ] && [ "$(stat trace_batch_failed)" = 0 ] ||
 		fail "dropped $(stat trace_span_dropped), failed batches $(stat trace_batch_failed)"
+	[ "$cfg" = "$sampling" ] || pass "a Telemetry resource's randomSamplingPercentage $sampling overrode tracing.sampling $cfg"
 	pass "tracing $proto, sampling $sampling%: one span per sampled request (HTTP/1.1 and h2c) with the incoming trace as parent and Istio's tags; none for the unsampled; the backend saw the trace with the span as parent"
 	if [ "$proto" = otlp ] && [ "$sampling" = 100 ]; then
 		kill "$cpid"
@@ -228,3 +249,4 @@ PY
 run otlp 100
 run otlp 0
 run zipkin 100
+run otlp 0 100
