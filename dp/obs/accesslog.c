@@ -8,16 +8,15 @@
  * an entry is complete before the consumer sees it and free again before
  * the producer reuses it.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "dp/obs/text.h"
 #include "wp/accesslog.h"
 #include "wp/common.h"
 #include "wp/counters.h"
@@ -77,111 +76,38 @@ void wp_alog_commit(struct wp_alog_ring *r)
 
 /* ---- formatting --------------------------------------------------------------------------- */
 
-struct out {
-	char *p;
-	size_t len, cap;
-	bool full;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-	if (o->len + n > o->cap) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-static void puts_(struct out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
-
-static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->len)
-		o->full = true;
-	else
-		o->len += (size_t)n;
-}
-
 /* A value as Envoy writes it in text: "-" when absent; bytes outside
  * printable ASCII and '"' escaped so one request stays one line. */
-static void text_val(struct out *o, const char *s, size_t n)
+static void text_val(struct wp_text *o, const char *s, size_t n)
 {
 	if (n == 0) {
-		put(o, "-", 1);
+		wp_text_put(o, "-", 1);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-			putf(o, "\\x%02x", c);
+			wp_text_printf(o, "\\x%02x", c);
 		else
-			put(o, s + i, 1);
+			wp_text_put(o, s + i, 1);
 	}
 }
 
 /* A JSON string value, or null when absent. */
-static void json_val(struct out *o, const char *s, size_t n)
+static void json_val(struct wp_text *o, const char *s, size_t n)
 {
-	if (n == 0) {
-		put(o, "null", 4);
-		return;
-	}
-	put(o, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\') {
-			put(o, "\\", 1);
-			put(o, s + i, 1);
-		} else if (c < 0x20 || c >= 0x7f) {
-			putf(o, "\\u%04x", c);
-		} else {
-			put(o, s + i, 1);
-		}
-	}
-	put(o, "\"", 1);
-}
-
-static size_t addr_str(const struct wp_addr *a, uint16_t port, bool with_port, char *buf,
-                       size_t cap)
-{
-	char ip[64];
-	int n;
-
-	if (a->family == WP_AF_INET)
-		inet_ntop(AF_INET, &a->v4, ip, sizeof(ip));
-	else if (a->family == WP_AF_INET6)
-		inet_ntop(AF_INET6, a->v6, ip, sizeof(ip));
+	if (n == 0)
+		wp_text_put(o, "null", 4);
 	else
-		return 0;
-	if (!with_port)
-		n = snprintf(buf, cap, "%s", ip);
-	else if (a->family == WP_AF_INET6)
-		n = snprintf(buf, cap, "[%s]:%u", ip, port);
-	else
-		n = snprintf(buf, cap, "%s:%u", ip, port);
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+		wp_text_json_str(o, s, n);
 }
 
 static const char *const proto_names[] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", ""};
 
 size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_t cap)
 {
-	struct out o = {.p = buf, .cap = cap};
+	struct wp_text o = {.p = buf, .cap = cap};
 	char when[40], up[80], local[80], remote[80], num[24];
 	size_t up_len = 0, local_len, remote_len, when_len;
 	const char *proto = e->proto < WP_ARRAY_SIZE(proto_names) ? proto_names[e->proto] : "";
@@ -193,9 +119,9 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 	when_len += (size_t)snprintf(when + when_len, sizeof(when) - when_len, ".%03uZ",
 	                             (unsigned)(e->start_us / 1000 % 1000));
 	if (e->has_upstream)
-		up_len = addr_str(&e->upstream, e->upstream_port, true, up, sizeof(up));
-	local_len = addr_str(&e->local, e->local_port, true, local, sizeof(local));
-	remote_len = addr_str(&e->remote, 0, false, remote, sizeof(remote));
+		up_len = wp_text_addr(&e->upstream, e->upstream_port, true, up, sizeof(up));
+	local_len = wp_text_addr(&e->local, e->local_port, true, local, sizeof(local));
+	remote_len = wp_text_addr(&e->remote, 0, false, remote, sizeof(remote));
 	snprintf(num, sizeof(num), "%u", e->status);
 	if (!json) {
 		/* [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%
@@ -207,66 +133,67 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		 * "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS%
 		 * %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
 		 * %REQUESTED_SERVER_NAME% %ROUTE_NAME% */
-		putf(&o, "[%s] \"", when);
+		wp_text_printf(&o, "[%s] \"", when);
 		text_val(&o, e->method, e->method_len);
-		put(&o, " ", 1);
+		wp_text_put(&o, " ", 1);
 		text_val(&o, e->path, e->path_len);
-		put(&o, " ", 1);
+		wp_text_put(&o, " ", 1);
 		text_val(&o, proto, strlen(proto));
-		putf(&o, "\" %s ", num);
+		wp_text_printf(&o, "\" %s ", num);
 		text_val(&o, e->flags, e->flags_len);
-		putf(&o, " - - \"-\" %" PRIu64 " %" PRIu64 " %" PRIu64 " - \"", e->bytes_rx,
-		     e->bytes_tx, e->duration_us / 1000);
+		wp_text_printf(&o, " - - \"-\" %" PRIu64 " %" PRIu64 " %" PRIu64 " - \"",
+		               e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
 		text_val(&o, e->xff, e->xff_len);
-		puts_(&o, "\" \"");
+		wp_text_puts(&o, "\" \"");
 		text_val(&o, e->user_agent, e->user_agent_len);
-		puts_(&o, "\" \"");
+		wp_text_puts(&o, "\" \"");
 		text_val(&o, e->request_id, e->request_id_len);
-		puts_(&o, "\" \"");
+		wp_text_puts(&o, "\" \"");
 		text_val(&o, e->authority, e->authority_len);
-		puts_(&o, "\" \"");
+		wp_text_puts(&o, "\" \"");
 		text_val(&o, up, up_len);
-		puts_(&o, "\" ");
+		wp_text_puts(&o, "\" ");
 		text_val(&o, e->cluster, e->cluster_len);
-		puts_(&o, " - ");
+		wp_text_puts(&o, " - ");
 		text_val(&o, local, local_len);
-		put(&o, " ", 1);
+		wp_text_put(&o, " ", 1);
 		text_val(&o, remote, remote_len);
-		puts_(&o, " - -\n");
+		wp_text_puts(&o, " - -\n");
 	} else {
 		/* Istio's EnvoyJSONLogFormatIstio keys; absent values are null */
-		puts_(&o, "{\"start_time\":");
+		wp_text_puts(&o, "{\"start_time\":");
 		json_val(&o, when, when_len);
-		puts_(&o, ",\"method\":");
+		wp_text_puts(&o, ",\"method\":");
 		json_val(&o, e->method, e->method_len);
-		puts_(&o, ",\"path\":");
+		wp_text_puts(&o, ",\"path\":");
 		json_val(&o, e->path, e->path_len);
-		puts_(&o, ",\"protocol\":");
+		wp_text_puts(&o, ",\"protocol\":");
 		json_val(&o, proto, strlen(proto));
-		putf(&o, ",\"response_code\":%u,\"response_flags\":", e->status);
+		wp_text_printf(&o, ",\"response_code\":%u,\"response_flags\":", e->status);
 		json_val(&o, e->flags, e->flags_len);
-		putf(&o,
-		     ",\"response_code_details\":null,\"connection_termination_details\":null,"
-		     "\"upstream_transport_failure_reason\":null,\"bytes_received\":%" PRIu64
-		     ",\"bytes_sent\":%" PRIu64 ",\"duration\":%" PRIu64
-		     ",\"upstream_service_time\":null,\"x_forwarded_for\":",
-		     e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
+		wp_text_printf(
+		        &o,
+		        ",\"response_code_details\":null,\"connection_termination_details\":null,"
+		        "\"upstream_transport_failure_reason\":null,\"bytes_received\":%" PRIu64
+		        ",\"bytes_sent\":%" PRIu64 ",\"duration\":%" PRIu64
+		        ",\"upstream_service_time\":null,\"x_forwarded_for\":",
+		        e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
 		json_val(&o, e->xff, e->xff_len);
-		puts_(&o, ",\"user_agent\":");
+		wp_text_puts(&o, ",\"user_agent\":");
 		json_val(&o, e->user_agent, e->user_agent_len);
-		puts_(&o, ",\"request_id\":");
+		wp_text_puts(&o, ",\"request_id\":");
 		json_val(&o, e->request_id, e->request_id_len);
-		puts_(&o, ",\"authority\":");
+		wp_text_puts(&o, ",\"authority\":");
 		json_val(&o, e->authority, e->authority_len);
-		puts_(&o, ",\"upstream_host\":");
+		wp_text_puts(&o, ",\"upstream_host\":");
 		json_val(&o, up, up_len);
-		puts_(&o, ",\"upstream_cluster\":");
+		wp_text_puts(&o, ",\"upstream_cluster\":");
 		json_val(&o, e->cluster, e->cluster_len);
-		puts_(&o, ",\"upstream_local_address\":null,\"downstream_local_address\":");
+		wp_text_puts(&o, ",\"upstream_local_address\":null,\"downstream_local_address\":");
 		json_val(&o, local, local_len);
-		puts_(&o, ",\"downstream_remote_address\":");
+		wp_text_puts(&o, ",\"downstream_remote_address\":");
 		json_val(&o, remote, remote_len);
-		puts_(&o, ",\"requested_server_name\":null,\"route_name\":null}\n");
+		wp_text_puts(&o, ",\"requested_server_name\":null,\"route_name\":null}\n");
 	}
 	return o.full ? 0 : o.len;
 }

@@ -24,7 +24,6 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp/obs/text.h"
 #include "wp/common.h"
 #include "wp/config.h"
 #include "wp/counters.h"
@@ -87,74 +87,17 @@ void wp_span_commit(struct wp_span_ring *r)
 
 /* ---- encoding ----------------------------------------------------------------------------- */
 
-struct out {
-	char *p;
-	size_t len, cap;
-	bool full;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-	if (o->full || o->len + n > o->cap) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-static void puts_(struct out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
-
-static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->len)
-		o->full = true;
-	else
-		o->len += (size_t)n;
-}
-
-/* A JSON string (quoted); bytes outside printable ASCII escaped. */
-static void jstr(struct out *o, const char *s, size_t n)
-{
-	put(o, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\') {
-			put(o, "\\", 1);
-			put(o, s + i, 1);
-		} else if (c < 0x20 || c >= 0x7f) {
-			putf(o, "\\u%04x", c);
-		} else {
-			put(o, s + i, 1);
-		}
-	}
-	put(o, "\"", 1);
-}
-
-static void jhex(struct out *o, const uint8_t *b, size_t n)
+static void jhex(struct wp_text *o, const uint8_t *b, size_t n)
 {
 	static const char hx[16] = "0123456789abcdef";
 
-	put(o, "\"", 1);
+	wp_text_put(o, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		char two[2] = {hx[b[i] >> 4], hx[b[i] & 15]};
 
-		put(o, two, 2);
+		wp_text_put(o, two, 2);
 	}
-	put(o, "\"", 1);
+	wp_text_put(o, "\"", 1);
 }
 
 size_t wp_trace_span_name(const struct wp_span_entry *e, char *buf, size_t cap)
@@ -165,27 +108,6 @@ size_t wp_trace_span_name(const struct wp_span_entry *e, char *buf, size_t cap)
 		n = snprintf(buf, cap, "%.*s:%u/*", (int)e->host_len, e->host, e->port);
 	else
 		n = snprintf(buf, cap, "%.*s/*", (int)e->authority_len, e->authority);
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-static size_t addr_str(const struct wp_addr *a, uint16_t port, bool with_port, char *buf,
-                       size_t cap)
-{
-	char ip[64];
-	int n;
-
-	if (a->family == WP_AF_INET)
-		inet_ntop(AF_INET, &a->v4, ip, sizeof(ip));
-	else if (a->family == WP_AF_INET6)
-		inet_ntop(AF_INET6, a->v6, ip, sizeof(ip));
-	else
-		return 0;
-	if (!with_port)
-		n = snprintf(buf, cap, "%s", ip);
-	else if (a->family == WP_AF_INET6)
-		n = snprintf(buf, cap, "[%s]:%u", ip, port);
-	else
-		n = snprintf(buf, cap, "%s:%u", ip, port);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -234,7 +156,7 @@ static void span_tags(const struct wp_span_entry *e, const struct wp_trace_resou
 	tag(t, "user_agent", e->user_agent_len ? e->user_agent : "-",
 	    e->user_agent_len ? e->user_agent_len : 1);
 	tag_z(t, "http.protocol", proto_names[e->proto < 3 ? e->proto : 3]);
-	tag(t, "peer.address", t->peer, addr_str(&e->peer, 0, false, t->peer, sizeof(t->peer)));
+	tag(t, "peer.address", t->peer, wp_text_addr(&e->peer, 0, false, t->peer, sizeof(t->peer)));
 	snprintf(t->rx, sizeof(t->rx), "%" PRIu64, e->bytes_rx);
 	snprintf(t->tx, sizeof(t->tx), "%" PRIu64, e->bytes_tx);
 	tag_z(t, "request_size", t->rx);
@@ -246,7 +168,7 @@ static void span_tags(const struct wp_span_entry *e, const struct wp_trace_resou
 	}
 	if (e->has_upstream)
 		tag(t, "upstream_address", t->up,
-		    addr_str(&e->upstream, e->upstream_port, true, t->up, sizeof(t->up)));
+		    wp_text_addr(&e->upstream, e->upstream_port, true, t->up, sizeof(t->up)));
 	snprintf(t->code, sizeof(t->code), "%u", e->status);
 	tag_z(t, "http.status_code", t->code);
 	if (e->is_grpc && e->grpc >= 0) {
@@ -271,91 +193,93 @@ static bool span_error(const struct wp_span_entry *e)
 size_t wp_trace_encode_otlp(const struct wp_span_entry *const *s, unsigned n,
                             const struct wp_trace_resource *res, char *buf, size_t cap)
 {
-	struct out o = {.p = buf, .cap = cap};
+	struct wp_text o = {.p = buf, .cap = cap};
 	struct tags t;
 	char name[512];
 
-	puts_(&o, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
-	          "\"value\":{\"stringValue\":");
-	jstr(&o, res->service_name, strlen(res->service_name));
-	puts_(&o,
-	      "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"waypointd\",\"version\":\"" WP_VERSION
-	      "\"},\"spans\":[");
+	wp_text_puts(&o,
+	             "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+	             "\"value\":{\"stringValue\":");
+	wp_text_json_str(&o, res->service_name, strlen(res->service_name));
+	wp_text_puts(
+	        &o,
+	        "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"waypointd\",\"version\":\"" WP_VERSION
+	        "\"},\"spans\":[");
 	for (unsigned i = 0; i < n && !o.full; i++) {
 		const struct wp_span_entry *e = s[i];
 		size_t nl = wp_trace_span_name(e, name, sizeof(name));
 
-		put(&o, i ? ",{" : "{", i ? 2 : 1);
-		puts_(&o, "\"traceId\":");
+		wp_text_put(&o, i ? ",{" : "{", i ? 2 : 1);
+		wp_text_puts(&o, "\"traceId\":");
 		jhex(&o, e->trace_id, 16);
-		puts_(&o, ",\"spanId\":");
+		wp_text_puts(&o, ",\"spanId\":");
 		jhex(&o, e->span_id, 8);
 		if (e->has_parent) {
-			puts_(&o, ",\"parentSpanId\":");
+			wp_text_puts(&o, ",\"parentSpanId\":");
 			jhex(&o, e->parent_id, 8);
 		}
-		puts_(&o, ",\"name\":");
-		jstr(&o, name, nl);
+		wp_text_puts(&o, ",\"name\":");
+		wp_text_json_str(&o, name, nl);
 		/* SPAN_KIND_SERVER; times as decimal strings (64-bit in JSON) */
-		putf(&o,
-		     ",\"kind\":2,\"startTimeUnixNano\":\"%" PRIu64
-		     "\",\"endTimeUnixNano\":\"%" PRIu64 "\",\"attributes\":[",
-		     e->start_us * 1000, (e->start_us + e->duration_us) * 1000);
+		wp_text_printf(&o,
+		               ",\"kind\":2,\"startTimeUnixNano\":\"%" PRIu64
+		               "\",\"endTimeUnixNano\":\"%" PRIu64 "\",\"attributes\":[",
+		               e->start_us * 1000, (e->start_us + e->duration_us) * 1000);
 		span_tags(e, res, &t);
 		for (unsigned k = 0; k < t.n; k++) {
-			puts_(&o, k ? ",{\"key\":" : "{\"key\":");
-			jstr(&o, t.k[k], strlen(t.k[k]));
-			puts_(&o, ",\"value\":{\"stringValue\":");
-			jstr(&o, t.v[k], t.len[k]);
-			puts_(&o, "}}");
+			wp_text_puts(&o, k ? ",{\"key\":" : "{\"key\":");
+			wp_text_json_str(&o, t.k[k], strlen(t.k[k]));
+			wp_text_puts(&o, ",\"value\":{\"stringValue\":");
+			wp_text_json_str(&o, t.v[k], t.len[k]);
+			wp_text_puts(&o, "}}");
 		}
 		/* STATUS_CODE_ERROR with the error tag, as Envoy's OTel span */
-		puts_(&o, span_error(e) ? "],\"status\":{\"code\":2}}" : "],\"status\":{}}");
+		wp_text_puts(&o, span_error(e) ? "],\"status\":{\"code\":2}}" : "],\"status\":{}}");
 	}
-	puts_(&o, "]}]}]}");
+	wp_text_puts(&o, "]}]}]}");
 	return o.full ? 0 : o.len;
 }
 
 size_t wp_trace_encode_zipkin(const struct wp_span_entry *const *s, unsigned n,
                               const struct wp_trace_resource *res, char *buf, size_t cap)
 {
-	struct out o = {.p = buf, .cap = cap};
+	struct wp_text o = {.p = buf, .cap = cap};
 	struct tags t;
 	char name[512];
 
-	put(&o, "[", 1);
+	wp_text_put(&o, "[", 1);
 	for (unsigned i = 0; i < n && !o.full; i++) {
 		const struct wp_span_entry *e = s[i];
 		size_t nl = wp_trace_span_name(e, name, sizeof(name));
 
-		put(&o, i ? ",{" : "{", i ? 2 : 1);
-		puts_(&o, "\"traceId\":");
+		wp_text_put(&o, i ? ",{" : "{", i ? 2 : 1);
+		wp_text_puts(&o, "\"traceId\":");
 		jhex(&o, e->trace_id, 16);
-		puts_(&o, ",\"id\":");
+		wp_text_puts(&o, ",\"id\":");
 		jhex(&o, e->span_id, 8);
 		if (e->has_parent) {
-			puts_(&o, ",\"parentId\":");
+			wp_text_puts(&o, ",\"parentId\":");
 			jhex(&o, e->parent_id, 8);
 		}
-		puts_(&o, ",\"kind\":\"SERVER\",\"name\":");
-		jstr(&o, name, nl);
+		wp_text_puts(&o, ",\"kind\":\"SERVER\",\"name\":");
+		wp_text_json_str(&o, name, nl);
 		/* Zipkin wants a duration of at least 1 µs */
-		putf(&o, ",\"timestamp\":%" PRIu64 ",\"duration\":%" PRIu64, e->start_us,
-		     e->duration_us ? e->duration_us : 1);
-		puts_(&o, ",\"localEndpoint\":{\"serviceName\":");
-		jstr(&o, res->service_name, strlen(res->service_name));
-		puts_(&o, "},\"tags\":{");
+		wp_text_printf(&o, ",\"timestamp\":%" PRIu64 ",\"duration\":%" PRIu64, e->start_us,
+		               e->duration_us ? e->duration_us : 1);
+		wp_text_puts(&o, ",\"localEndpoint\":{\"serviceName\":");
+		wp_text_json_str(&o, res->service_name, strlen(res->service_name));
+		wp_text_puts(&o, "},\"tags\":{");
 		span_tags(e, res, &t);
 		for (unsigned k = 0; k < t.n; k++) {
 			if (k)
-				put(&o, ",", 1);
-			jstr(&o, t.k[k], strlen(t.k[k]));
-			put(&o, ":", 1);
-			jstr(&o, t.v[k], t.len[k]);
+				wp_text_put(&o, ",", 1);
+			wp_text_json_str(&o, t.k[k], strlen(t.k[k]));
+			wp_text_put(&o, ":", 1);
+			wp_text_json_str(&o, t.v[k], t.len[k]);
 		}
-		puts_(&o, "}}");
+		wp_text_puts(&o, "}}");
 	}
-	put(&o, "]", 1);
+	wp_text_put(&o, "]", 1);
 	return o.full ? 0 : o.len;
 }
 
