@@ -16,36 +16,29 @@
 #include <string.h>
 #include <time.h>
 
+#include "dp/obs/spsc.h"
 #include "dp/obs/text.h"
 #include "wp/accesslog.h"
 #include "wp/common.h"
 #include "wp/counters.h"
 
 struct wp_alog_ring {
-	uint32_t head WP_CACHE_ALIGNED; /* next entry the producer fills */
-	uint32_t tail WP_CACHE_ALIGNED; /* next entry the consumer reads */
-	uint32_t mask;
+	struct wp_spsc *q;
 	uint64_t *ctr;
-	struct wp_alog_entry *e;
 };
 
 struct wp_alog_ring *wp_alog_ring_create(unsigned entries, uint64_t *ctr)
 {
-	struct wp_alog_ring *r;
-	uint32_t n = 2;
+	struct wp_alog_ring *r = calloc(1, sizeof(*r));
 
-	while (n < entries && n < (1u << 20))
-		n <<= 1;
-	if (posix_memalign((void **)&r, WP_CACHE_LINE, sizeof(*r)) != 0)
+	if (!r)
 		return NULL;
-	memset(r, 0, sizeof(*r));
-	r->mask = n - 1;
-	r->ctr = ctr;
-	r->e = calloc(n, sizeof(*r->e));
-	if (!r->e) {
+	r->q = wp_spsc_create(entries, sizeof(struct wp_alog_entry));
+	if (!r->q) {
 		free(r);
 		return NULL;
 	}
+	r->ctr = ctr;
 	return r;
 }
 
@@ -53,25 +46,22 @@ void wp_alog_ring_destroy(struct wp_alog_ring *r)
 {
 	if (!r)
 		return;
-	free(r->e);
+	wp_spsc_destroy(r->q);
 	free(r);
 }
 
 struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r)
 {
-	uint32_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+	struct wp_alog_entry *e = wp_spsc_reserve(r->q);
 
-	if (r->head - tail > r->mask) {
-		if (r->ctr)
-			wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
-		return NULL;
-	}
-	return &r->e[r->head & r->mask];
+	if (!e && r->ctr)
+		wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+	return e;
 }
 
 void wp_alog_commit(struct wp_alog_ring *r)
 {
-	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+	wp_spsc_commit(r->q);
 }
 
 /* ---- formatting --------------------------------------------------------------------------- */
@@ -238,18 +228,17 @@ static unsigned drain(struct wp_alog_writer *w)
 
 	for (unsigned i = 0; i < w->n; i++) {
 		struct wp_alog_ring *r = w->rings[i];
-		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+		const struct wp_alog_entry *e;
 
-		while (r->tail != head) {
+		while ((e = wp_spsc_peek(r->q)) != NULL) {
 			size_t k;
 
 			if (WBUF - w->used < 4096)
 				flush_buf(w);
-			k = wp_alog_format(&r->e[r->tail & r->mask], w->json, w->buf + w->used,
-			                   WBUF - w->used);
+			k = wp_alog_format(e, w->json, w->buf + w->used, WBUF - w->used);
 			w->used += k;
 			__atomic_store_n(&w->lines, w->lines + (k > 0), __ATOMIC_RELAXED);
-			__atomic_store_n(&r->tail, r->tail + 1, __ATOMIC_RELEASE);
+			wp_spsc_pop(r->q);
 			taken++;
 		}
 	}

@@ -31,58 +31,32 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp/obs/spsc.h"
 #include "dp/obs/text.h"
 #include "wp/common.h"
 #include "wp/config.h"
 #include "wp/counters.h"
 #include "wp/tracing.h"
 
-struct wp_span_ring {
-	uint32_t head WP_CACHE_ALIGNED;
-	uint32_t tail WP_CACHE_ALIGNED;
-	uint32_t mask;
-	struct wp_span_entry *e;
-};
-
+/* A span ring is a wp_spsc of span entries; its users only see the name. */
 struct wp_span_ring *wp_span_ring_create(unsigned entries)
 {
-	struct wp_span_ring *r;
-	uint32_t n = 2;
-
-	while (n < entries && n < (1u << 20))
-		n <<= 1;
-	if (posix_memalign((void **)&r, WP_CACHE_LINE, sizeof(*r)) != 0)
-		return NULL;
-	memset(r, 0, sizeof(*r));
-	r->mask = n - 1;
-	r->e = calloc(n, sizeof(*r->e));
-	if (!r->e) {
-		free(r);
-		return NULL;
-	}
-	return r;
+	return (struct wp_span_ring *)wp_spsc_create(entries, sizeof(struct wp_span_entry));
 }
 
 void wp_span_ring_destroy(struct wp_span_ring *r)
 {
-	if (!r)
-		return;
-	free(r->e);
-	free(r);
+	wp_spsc_destroy((struct wp_spsc *)r);
 }
 
 struct wp_span_entry *wp_span_reserve(struct wp_span_ring *r)
 {
-	uint32_t tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-
-	if (r->head - tail > r->mask)
-		return NULL;
-	return &r->e[r->head & r->mask];
+	return wp_spsc_reserve((struct wp_spsc *)r);
 }
 
 void wp_span_commit(struct wp_span_ring *r)
 {
-	__atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+	wp_spsc_commit((struct wp_spsc *)r);
 }
 
 /* ---- encoding ----------------------------------------------------------------------------- */
@@ -473,14 +447,14 @@ static unsigned drain(struct wp_trace_exporter *x)
 	unsigned taken = 0;
 
 	for (unsigned i = 0; i < x->n && x->nb < x->cfg.batch_spans; i++) {
-		struct wp_span_ring *r = x->rings[i];
-		uint32_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+		struct wp_spsc *q = (struct wp_spsc *)x->rings[i];
+		const struct wp_span_entry *e;
 
-		while (r->tail != head && x->nb < x->cfg.batch_spans) {
+		while (x->nb < x->cfg.batch_spans && (e = wp_spsc_peek(q)) != NULL) {
 			if (x->nb == 0)
 				x->first_ms = mono_ms();
-			x->batch[x->nb++] = r->e[r->tail & r->mask];
-			__atomic_store_n(&r->tail, r->tail + 1, __ATOMIC_RELEASE);
+			x->batch[x->nb++] = *e;
+			wp_spsc_pop(q);
 			taken++;
 		}
 	}
