@@ -302,6 +302,7 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 		c->rcv_mss = WP_MIN(s->len, (uint32_t)st->cfg.mss);
 	ring_write(c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off, s->data, s->len);
 	if (off == 0) {
+		c->last_data_us = st->now_us;
 		c->rlen += s->len;
 		c->rcv_nxt += s->len;
 		c->rcv_unacked += s->len;
@@ -310,8 +311,13 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 			c->ack_now = true; /* a hole filled: tell the sender at once */
 		} else if (c->rcv_unacked >= 2 * c->rcv_mss) {
 			c->ack_now = true;
-		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss) {
+		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss && !c->pingpong) {
 			c->ack_now = true; /* end of a message: no delayed-ACK stall */
+		} else if (s->flags & TH_PSH && s->len < c->rcv_mss) {
+			/* pingpong: our answer carries the ACK; an app that waits
+			 * for the rest of a message asks for it (wp_tcp_quickack) */
+			c->ack_pending = true;
+			ctr_inc(st, WP_CTR_TCP_ACK_HELD);
 		} else {
 			c->ack_pending = true;
 		}
