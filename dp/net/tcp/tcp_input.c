@@ -303,6 +303,7 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 	ring_write(c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off, s->data, s->len);
 	if (off == 0) {
 		c->last_data_us = st->now_us;
+		c->rcv_since_send += s->len;
 		c->rlen += s->len;
 		c->rcv_nxt += s->len;
 		c->rcv_unacked += s->len;
@@ -322,6 +323,7 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 			c->ack_pending = true;
 		}
 	} else {
+		c->pingpong = false; /* loss or reordering: ACK every segment at once */
 		if (reasm_insert(c, s->seq, s->seq + s->len) < 0) {
 			ctr_inc(st, WP_CTR_TCP_REASM_OVERFLOW);
 			s->flags &= (uint8_t)~TH_FIN;
@@ -539,6 +541,9 @@ void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 	bool syn = s->flags & TH_SYN;
 	if (SEQ_LT(s->seq, c->rcv_nxt)) {
 		uint32_t d = c->rcv_nxt - s->seq;
+
+		if (s->len)
+			c->pingpong = false; /* a retransmission: the sender is recovering */
 		if (s->flags & TH_SYN) {
 			s->flags &= (uint8_t)~TH_SYN;
 			s->seq++;

@@ -127,7 +127,8 @@ struct wp_tcp_conn {
 	 * it, so the ACK of a short pushed segment waits for our answer
 	 * (pingpong, Linux's interactive mode; left when the timer fires) */
 	bool delack_app, pingpong;
-	uint64_t last_data_us; /* when in-order data last arrived */
+	uint64_t last_data_us;   /* when in-order data last arrived */
+	uint32_t rcv_since_send; /* in-order bytes received since we last sent data */
 	bool rack_valid, rescue_done, tlp_out;
 	uint32_t offered; /* bytes handed to the data callback right now */
 

@@ -855,6 +855,49 @@ static void test_delack_pingpong(void **state)
 	assert_int_equal(out(-1).len, 0);
 }
 
+/* Bulk data or loss keeps ACKs immediate on an opted-in connection:
+ * answering after more than four segments' worth of data does not make it
+ * interactive, and an out-of-order segment (or a retransmission) makes it
+ * leave the interactive mode. */
+static void test_delack_bulk_and_loss(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	static uint8_t seg[1000];
+	unsigned n0;
+
+	setup_cfg(&cfg);
+	cfg.mss = 1000;
+	start(&cfg);
+	open_passive(false);
+	wp_tcp_set_delack(F.conn, true);
+	for (int i = 0; i < 5; i++)
+		peer(TH_ACK, seg, 1000);
+	answer("ok");
+	n0 = ncap;
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 1); /* not interactive: at once */
+	/* a request/response exchange makes it interactive */
+	answer("200");
+	n0 = ncap;
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0); /* held */
+	answer("200");
+	n0 = ncap;
+	/* a segment out of order: ACKed at once (SACK), and so is what
+	 * follows once the hole is filled */
+	F.pseq += 3;
+	peer(TH_ACK | TH_PSH, "ABC", 3);
+	assert_int_equal(ncap, n0 + 1);
+	F.pseq -= 6;
+	peer(TH_ACK, "XYZ", 3);
+	F.pseq += 3;
+	assert_int_equal(ncap, n0 + 2);
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 3);
+	assert_int_equal(out(-1).len, 0);
+}
+
 static void test_bad_segments(void **state)
 {
 	(void)state;
@@ -1095,6 +1138,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_time_wait_bound, teardown),
 	        cmocka_unit_test_teardown(test_delayed_ack, teardown),
 	        cmocka_unit_test_teardown(test_delack_pingpong, teardown),
+	        cmocka_unit_test_teardown(test_delack_bulk_and_loss, teardown),
 	        cmocka_unit_test_teardown(test_bad_segments, teardown),
 	        cmocka_unit_test_teardown(test_checksum_offload, teardown),
 	        cmocka_unit_test_teardown(test_accept_queue, teardown),
