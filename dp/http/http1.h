@@ -139,6 +139,12 @@ struct wp_http1_parser {
 	size_t body_len;
 };
 
+/* Inside a message: part of it was parsed, the rest has not come. */
+static inline bool wp_http1_mid_message(const struct wp_http1_parser *p)
+{
+	return p->phase == WP_HTTP1_PH_HEAD || p->phase == WP_HTTP1_PH_BODY;
+}
+
 /* Bytes of arena memory a parser needs for <lim>. */
 size_t wp_http1_arena_size(const struct wp_http1_limits *lim);
 

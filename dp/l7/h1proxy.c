@@ -1123,6 +1123,16 @@ void wp_h1p_down_eof(struct wp_h1p_sess *s)
 	/* else: the response still comes, then the connection closes */
 }
 
+bool wp_h1p_down_partial(const struct wp_h1p_sess *s)
+{
+	return wp_http1_mid_message(&s->qp);
+}
+
+bool wp_h1p_up_partial(const struct wp_h1p_up *up)
+{
+	return up->sess != NULL && up->sess->up == up && wp_http1_mid_message(&up->sess->rp);
+}
+
 size_t wp_h1p_down_peek(const struct wp_h1p_sess *s, const uint8_t **p)
 {
 	*p = s->down.p + s->down.off;

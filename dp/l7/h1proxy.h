@@ -234,6 +234,12 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len);
 /* The client half-closed (FIN / END_STREAM). */
 void wp_h1p_down_eof(struct wp_h1p_sess *s);
 
+/* The session read part of a request and waits for the rest. */
+bool wp_h1p_down_partial(const struct wp_h1p_sess *s);
+
+/* The upstream read part of a response and waits for the rest. */
+bool wp_h1p_up_partial(const struct wp_h1p_up *up);
+
 /* Bytes waiting to go to the client: sets *p, returns the length. */
 size_t wp_h1p_down_peek(const struct wp_h1p_sess *s, const uint8_t **p);
 

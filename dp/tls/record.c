@@ -386,6 +386,11 @@ size_t wp_tls_rec_pending(const struct wp_tls_rec *r)
 	return r->out_len - r->out_off;
 }
 
+size_t wp_tls_rec_partial(const struct wp_tls_rec *r)
+{
+	return r->in_len - r->in_off;
+}
+
 size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len)
 {
 	size_t n = WP_MIN(len, (size_t)(r->out_len - r->out_off));

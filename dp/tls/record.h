@@ -62,6 +62,10 @@ void wp_tls_rec_feed_eof(struct wp_tls_rec *r);
 ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len);
 ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len);
 size_t wp_tls_rec_pending(const struct wp_tls_rec *r);
+
+/* Received bytes not yet decrypted: after reading until nothing is left,
+ * the start of a record whose rest has not arrived. */
+size_t wp_tls_rec_partial(const struct wp_tls_rec *r);
 size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len);
 int wp_tls_rec_shutdown(struct wp_tls_rec *r);
 /* Sends a KeyUpdate (update_requested as asked) and switches our sending

@@ -985,6 +985,13 @@ size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
 	return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
 }
 
+bool wp_tls_conn_partial(const struct wp_tls_conn *c)
+{
+	if (c->rec != NULL)
+		return wp_tls_rec_partial(c->rec) > 0;
+	return c->rbio != NULL && BIO_ctrl_pending(c->rbio) > 0;
+}
+
 size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
 {
 	int n;

@@ -160,6 +160,11 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len);
 
 /* Ciphertext waiting to be sent to TCP. */
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c);
+
+/* Once the connection's plaintext has been read until nothing was left:
+ * whether it holds part of a record whose rest has not arrived (the peer
+ * may be waiting for an ACK to send it). */
+bool wp_tls_conn_partial(const struct wp_tls_conn *c);
 /* Copies up to len bytes of ciphertext to buf and removes them. Returns the
  * byte count (0 when nothing is waiting). */
 size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len);

@@ -88,6 +88,17 @@ void wp_tun_l7_refresh_routes(struct tunnel *t)
 		wp_h1p_sess_set_routes(t->l7.sess, rt);
 }
 
+/* The proxy took everything and waits for the rest of a message: the
+ * transport of end <e> ACKs what came now, in case its peer holds the rest
+ * back until it sees the ACK (Nagle; see wp_tcp_set_delack). */
+static void l7_quickack(const struct end *e)
+{
+	if (e->kind == END_TCP && e->c != NULL)
+		wp_tcp_quickack(e->c);
+	else if (e->kind == END_H2 && e->sess != NULL && e->sess->tcp != NULL)
+		wp_tcp_quickack(e->sess->tcp);
+}
+
 /* wp_tun_end_write() on an END_L7 end. */
 size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 {
@@ -104,6 +115,8 @@ size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 			return wp_tun_l7h2_input(t, p, len);
 		wp_tun_l7_refresh_routes(t);
 		n = wp_h1p_down_in(t->l7.sess, p, len);
+		if (n == len && wp_h1p_down_partial(t->l7.sess))
+			l7_quickack(&t->e[0]);
 		up = wp_h1p_sess_up(t->l7.sess);
 		if (up != NULL && wp_h1p_up_peek(up, &q) > 0)
 			wp_tun_l7_mark(up->io);
@@ -115,6 +128,8 @@ size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 		struct tunnel *d = l7_down_of(t->l7.up);
 
 		n = wp_h1p_up_in(t->l7.up, p, len);
+		if (n == len && wp_h1p_up_partial(t->l7.up))
+			l7_quickack(&t->e[1]);
 		wp_tun_l7_mark(d);
 		return n;
 	}
@@ -252,6 +267,9 @@ static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_end
 	rc = wp_tun_l7_up_connect(t, ep, d->e[0].sess->wp);
 	if (rc != 0)
 		up->io = NULL;
+	else if (t->e[1].kind == END_TCP && t->e[1].c != NULL)
+		wp_tcp_set_delack(t->e[1].c, true); /* the response carries no ACK: the
+		                                     * next request does (l7_quickack) */
 	return rc;
 }
 

@@ -236,6 +236,10 @@ void wp_tun_sess_pump(struct sess *s)
 					s->state = SESS_READY;
 					s->deadline_ms = 0;
 					hs_leave(s);
+					/* request/response over HTTP/2: answers carry
+					 * the ACKs (a partial record asks at once) */
+					if (s->tcp != NULL)
+						wp_tcp_set_delack(s->tcp, true);
 					if (s->client)
 						wp_tun_client_ready(s);
 				}
@@ -308,7 +312,6 @@ static size_t sess_tcp_data(struct wp_tcp_conn *c, void *arg, const uint8_t *dat
 	struct sess *s = arg;
 	size_t done = 0;
 
-	(void)c;
 	if (s->state == SESS_DEAD || s->state == SESS_CLOSING)
 		return len; /* nobody will read them */
 	for (int round = 0; round < 8 && done < len; round++) {
@@ -330,6 +333,10 @@ static size_t sess_tcp_data(struct wp_tcp_conn *c, void *arg, const uint8_t *dat
 	if (done < len) {
 		s->need_resume = true;
 		wp_tun_mark_dirty(s);
+	} else if (s->state == SESS_READY && !s->in_pump && wp_tls_conn_partial(s->tls)) {
+		/* all read but the start of a record: its sender may wait for
+		 * our ACK to send the rest (Nagle) */
+		wp_tcp_quickack(c);
 	}
 	return done;
 }

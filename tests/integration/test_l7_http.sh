@@ -483,10 +483,18 @@ ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/l7_backend.py" --bind 198
 PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$T/details2.log" 2>/dev/null && break; sleep 0.1; done
 JP=()
+# each client pauses half way until all four got there: four tunnels at once
 for k in 1 2 3 4; do
-	l7 get --authority 198.19.0.11:9080 --host details:9080 --path /x --n 300 >"$T/par$k.out" 2>&1 &
+	l7 get --authority 198.19.0.11:9080 --host details:9080 --path /x --n 300 \
+		--pause-after 150 --pause-file "$T/go$k" >"$T/par$k.out" 2>&1 &
 	JP+=($!)
 done
+for _ in $(seq 600); do
+	[ -e "$T/go1.paused" ] && [ -e "$T/go2.paused" ] && [ -e "$T/go3.paused" ] &&
+		[ -e "$T/go4.paused" ] && break
+	sleep 0.1
+done
+touch "$T/go1" "$T/go2" "$T/go3" "$T/go4"
 for p in "${JP[@]}"; do wait "$p" || fail "parallel client: $(cat "$T"/par*.out)"; done
 for k in 1 2 3 4; do
 	grep -q '"statuses": {"200": 300}' "$T/par$k.out" || fail "client $k: $(cat "$T/par$k.out")"

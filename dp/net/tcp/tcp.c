@@ -62,6 +62,26 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
 	return n;
 }
 
+void wp_tcp_set_delack(struct wp_tcp_conn *c, bool on)
+{
+	c->delack_app = on;
+	if (!on)
+		c->pingpong = false;
+}
+
+void wp_tcp_quickack(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+
+	if (c->dead || !c->ack_pending || c->ack_now)
+		return;
+	ctr_inc(st, WP_CTR_TCP_QUICKACK);
+	c->ack_now = true;
+	enter(st, 0);
+	wp_tcp_output(c);
+	leave(st);
+}
+
 size_t wp_tcp_send_space(const struct wp_tcp_conn *c)
 {
 	if (c->fin_queued || c->app_closed)

@@ -246,6 +246,22 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len);
 /* Bytes the app can still queue right now. */
 size_t wp_tcp_send_space(const struct wp_tcp_conn *c);
 
+/*
+ * Delayed ACKs for request/response traffic (off by default). With <on>,
+ * once the connection answers data within delack_us of receiving it, the
+ * ACK of a short pushed segment is not sent at once: the answer carries it,
+ * or the delayed-ACK timer sends it (and the connection ACKs at once again
+ * until it next answers in time). A keep-alive exchange then costs no pure
+ * ACK. The app must call wp_tcp_quickack() whenever it consumed what came
+ * and waits for the rest of a unit (a TLS record, an HTTP message): a peer
+ * whose Nagle holds that rest back until it sees an ACK would otherwise
+ * stall until the timer.
+ */
+void wp_tcp_set_delack(struct wp_tcp_conn *c, bool on);
+
+/* Sends a held ACK now (see wp_tcp_set_delack); nothing when none is held. */
+void wp_tcp_quickack(struct wp_tcp_conn *c);
+
 /* Offers buffered received bytes to the data callback again (backpressure end). */
 void wp_tcp_recv_resume(struct wp_tcp_conn *c);
 

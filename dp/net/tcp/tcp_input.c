@@ -302,6 +302,8 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 		c->rcv_mss = WP_MIN(s->len, (uint32_t)st->cfg.mss);
 	ring_write(c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off, s->data, s->len);
 	if (off == 0) {
+		c->last_data_us = st->now_us;
+		c->rcv_since_send += s->len;
 		c->rlen += s->len;
 		c->rcv_nxt += s->len;
 		c->rcv_unacked += s->len;
@@ -310,12 +312,18 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 			c->ack_now = true; /* a hole filled: tell the sender at once */
 		} else if (c->rcv_unacked >= 2 * c->rcv_mss) {
 			c->ack_now = true;
-		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss) {
+		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss && !c->pingpong) {
 			c->ack_now = true; /* end of a message: no delayed-ACK stall */
+		} else if (s->flags & TH_PSH && s->len < c->rcv_mss) {
+			/* pingpong: our answer carries the ACK; an app that waits
+			 * for the rest of a message asks for it (wp_tcp_quickack) */
+			c->ack_pending = true;
+			ctr_inc(st, WP_CTR_TCP_ACK_HELD);
 		} else {
 			c->ack_pending = true;
 		}
 	} else {
+		c->pingpong = false; /* loss or reordering: ACK every segment at once */
 		if (reasm_insert(c, s->seq, s->seq + s->len) < 0) {
 			ctr_inc(st, WP_CTR_TCP_REASM_OVERFLOW);
 			s->flags &= (uint8_t)~TH_FIN;
@@ -533,6 +541,9 @@ void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 	bool syn = s->flags & TH_SYN;
 	if (SEQ_LT(s->seq, c->rcv_nxt)) {
 		uint32_t d = c->rcv_nxt - s->seq;
+
+		if (s->len)
+			c->pingpong = false; /* a retransmission: the sender is recovering */
 		if (s->flags & TH_SYN) {
 			s->flags &= (uint8_t)~TH_SYN;
 			s->seq++;

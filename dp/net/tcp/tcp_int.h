@@ -122,6 +122,13 @@ struct wp_tcp_conn {
 	bool fin_rcvd, eof_delivered, fin_queued, want_writable;
 	bool ws_ok, ts_ok, sack_ok, in_recovery, rtt_active, rtt_valid, syn_rexmit;
 	bool ack_now, ack_pending, ooo_fin;
+	/* delayed ACKs for request/response (wp_tcp_set_delack): the app
+	 * opted in (delack_app); we answered data within delack_us of receiving
+	 * it, so the ACK of a short pushed segment waits for our answer
+	 * (pingpong, Linux's interactive mode; left when the timer fires) */
+	bool delack_app, pingpong;
+	uint64_t last_data_us;   /* when in-order data last arrived */
+	uint32_t rcv_since_send; /* in-order bytes received since we last sent data */
 	bool rack_valid, rescue_done, tlp_out;
 	uint32_t offered; /* bytes handed to the data callback right now */
 

@@ -204,6 +204,17 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 	t.optlen = build_opts(c, t.opt, c->mss > len ? WP_MIN(c->mss - len, 40u) : 0);
 	wp_tcp_tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
 	ack_sent(c);
+	/* answering a small amount of data soon after it came: request /
+	 * response (Linux enters its interactive mode the same way, within the
+	 * ACK timeout); not a sender of bulk data, whose short segments end
+	 * bursts a window-limited sender waits to have acknowledged */
+	if (len && !retrans) {
+		if (c->delack_app && c->last_data_us &&
+		    st->now_us - c->last_data_us < st->cfg.delack_us &&
+		    c->rcv_since_send <= 4 * c->rcv_mss)
+			c->pingpong = true;
+		c->rcv_since_send = 0;
+	}
 	if (retrans) {
 		ctr_inc(st, WP_CTR_TCP_RETRANSMIT);
 		c->rtt_active = false; /* Karn */

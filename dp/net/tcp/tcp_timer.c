@@ -218,6 +218,7 @@ static void delack_expired(struct wp_tcp_conn *c)
 {
 	if (c->ack_pending && synchronized(c)) {
 		ctr_inc(c->st, WP_CTR_TCP_DELAYED_ACK);
+		c->pingpong = false; /* no answer came in time: ACK at once again */
 		send_ack(c);
 	}
 }

@@ -775,6 +775,129 @@ static void test_delayed_ack(void **state)
 	assert_int_equal(ncap, n0 + 3);
 }
 
+/* Request/response with wp_tcp_set_delack: a short pushed request is ACKed
+ * at once until the connection has answered one in time; from then on the
+ * answer carries the ACK (no pure ACK per exchange). The timer still
+ * sends a held ACK, and then the connection ACKs at once again;
+ * wp_tcp_quickack() sends a held ACK at once. Without the opt-in nothing
+ * is held. */
+/* The app answers <s>; the peer's next segment acknowledges it. */
+static void answer(const char *s)
+{
+	assert_int_equal(wp_tcp_send(F.conn, s, strlen(s)), (ssize_t)strlen(s));
+	F.pack = out(-1).seq + out(-1).len;
+}
+
+static void test_delack_pingpong(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.mss = 1000;
+	start(&cfg);
+	open_passive(false);
+	unsigned n0 = ncap;
+
+	/* not opted in: a short pushed request is ACKed at once, every time */
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(out(-1).len, 0);
+	answer("200");
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 3);
+	assert_int_equal(out(-1).len, 0);
+	answer("200");
+	n0 = ncap;
+
+	wp_tcp_set_delack(F.conn, true);
+	/* the first exchange after the opt-in: ACK at once, then the answer
+	 * within the ACK timeout makes the connection interactive */
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 1);
+	advance(2000);
+	answer("200");
+	assert_int_equal(ncap, n0 + 2);
+	/* now three exchanges: one segment each way, no pure ACK (the
+	 * peer's segments are not captured: one more capture each) */
+	for (int i = 0; i < 3; i++) {
+		peer(TH_ACK | TH_PSH, "GET", 3);
+		assert_int_equal(ncap, n0 + 2 + i); /* held */
+		advance(1000);
+		answer("200");
+		assert_int_equal(ncap, n0 + 3 + i);
+		assert_int_equal(out(-1).len, 3);
+		assert_int_equal(out(-1).ack, F.pseq); /* it carries the ACK */
+	}
+	assert_int_equal(F.ctr[WP_CTR_TCP_ACK_HELD], 3);
+	n0 = ncap;
+	/* the app waits for the rest of a message: the held ACK goes now */
+	peer(TH_ACK | TH_PSH, "PO", 2);
+	assert_int_equal(ncap, n0);
+	wp_tcp_quickack(F.conn);
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(out(-1).ack, F.pseq);
+	wp_tcp_quickack(F.conn); /* nothing held: nothing sent */
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_QUICKACK], 1);
+	peer(TH_ACK | TH_PSH, "ST", 2);
+	advance(1000);
+	answer("201");
+	n0 = ncap;
+	/* no answer in time: the timer ACKs and the connection leaves the
+	 * interactive mode, so the next short request is ACKed at once */
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0);
+	advance(cfg.delack_us + 2000);
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_DELAYED_ACK], 1);
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 2);
+	assert_int_equal(out(-1).len, 0);
+}
+
+/* Bulk data or loss keeps ACKs immediate on an opted-in connection:
+ * answering after more than four segments' worth of data does not make it
+ * interactive, and an out-of-order segment (or a retransmission) makes it
+ * leave the interactive mode. */
+static void test_delack_bulk_and_loss(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	static uint8_t seg[1000];
+	unsigned n0;
+
+	setup_cfg(&cfg);
+	cfg.mss = 1000;
+	start(&cfg);
+	open_passive(false);
+	wp_tcp_set_delack(F.conn, true);
+	for (int i = 0; i < 5; i++)
+		peer(TH_ACK, seg, 1000);
+	answer("ok");
+	n0 = ncap;
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 1); /* not interactive: at once */
+	/* a request/response exchange makes it interactive */
+	answer("200");
+	n0 = ncap;
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0); /* held */
+	answer("200");
+	n0 = ncap;
+	/* a segment out of order: ACKed at once (SACK), and so is what
+	 * follows once the hole is filled */
+	F.pseq += 3;
+	peer(TH_ACK | TH_PSH, "ABC", 3);
+	assert_int_equal(ncap, n0 + 1);
+	F.pseq -= 6;
+	peer(TH_ACK, "XYZ", 3);
+	F.pseq += 3;
+	assert_int_equal(ncap, n0 + 2);
+	peer(TH_ACK | TH_PSH, "GET", 3);
+	assert_int_equal(ncap, n0 + 3);
+	assert_int_equal(out(-1).len, 0);
+}
+
 static void test_bad_segments(void **state)
 {
 	(void)state;
@@ -1014,6 +1137,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_half_close, teardown),
 	        cmocka_unit_test_teardown(test_time_wait_bound, teardown),
 	        cmocka_unit_test_teardown(test_delayed_ack, teardown),
+	        cmocka_unit_test_teardown(test_delack_pingpong, teardown),
+	        cmocka_unit_test_teardown(test_delack_bulk_and_loss, teardown),
 	        cmocka_unit_test_teardown(test_bad_segments, teardown),
 	        cmocka_unit_test_teardown(test_checksum_offload, teardown),
 	        cmocka_unit_test_teardown(test_accept_queue, teardown),
