@@ -127,6 +127,12 @@ static inline struct wp_uppool_ent *wp_uppool_oldest(const struct wp_uppool *p)
 	return p->idle_head;
 }
 
+/* Neither a free entry nor an idle one to evict: no new connection. */
+static inline bool wp_uppool_exhausted(const struct wp_uppool *p)
+{
+	return !p->free && !p->idle_head;
+}
+
 /* Shutting down: nothing is kept idle from now on; the caller closes what
  * wp_uppool_oldest() gives until it gives nothing. */
 static inline void wp_uppool_drain(struct wp_uppool *p)
