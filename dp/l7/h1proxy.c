@@ -189,6 +189,11 @@ static void ob_consume(struct obuf *b, size_t n)
 
 /* ---- core --------------------------------------------------------------------------------- */
 
+static void pool_retire(struct wp_uppool_ent *e);
+
+/* One request at a time per connection: no limit callback. */
+static const struct wp_uppool_ops pool_ops = {.retire = pool_retire};
+
 struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
                                        void *host, struct wp_route_core *rc, uint64_t seed,
                                        uint64_t *ctr)
@@ -257,7 +262,7 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	for (uint32_t i = 0; i < cfg->max_upstreams; i++)
 		c->ups[i].core = c;
 	wp_uppool_init(&c->pool, &c->ups[0].pe, sizeof(c->ups[0]), cfg->max_upstreams,
-	               cfg->idle_timeout_ms, NULL);
+	               cfg->idle_timeout_ms, &pool_ops);
 	return c;
 }
 
@@ -296,6 +301,14 @@ static void up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up)
 	up_destroy(c, up, false);
 }
 
+/* The pool evicts, expires or drains an idle connection. */
+static void pool_retire(struct wp_uppool_ent *e)
+{
+	struct wp_h1p_up *up = up_of(e);
+
+	up_retire(up->core, up);
+}
+
 void wp_h1p_core_destroy(struct wp_h1p_core *c)
 {
 	if (!c)
@@ -317,15 +330,11 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
 
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 {
-	struct wp_uppool_ent *e;
-	unsigned n = 0;
+	unsigned n;
 
 	c->now_ms = now_ms;
-	while ((e = wp_uppool_expired(&c->pool, now_ms)) != NULL) {
-		up_retire(c, up_of(e));
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED);
-		n++;
-	}
+	n = wp_uppool_expire(&c->pool, now_ms);
+	wp_ctr_add(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED, n);
 	for (uint32_t i = 0; i < c->cfg.max_mirrors; i++) {
 		struct wp_h1p_mirror *m = &c->mirrors[i];
 
@@ -347,12 +356,8 @@ void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
 {
-	struct wp_uppool_ent *e;
-
 	c->draining = true;
 	wp_uppool_drain(&c->pool);
-	while ((e = wp_uppool_oldest(&c->pool)) != NULL)
-		up_retire(c, up_of(e));
 }
 
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
@@ -371,14 +376,11 @@ uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c)
 static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
                                      struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep)
 {
-	struct wp_uppool_ent *e = wp_uppool_victim(&c->pool, NULL);
-	struct wp_h1p_up *up;
+	bool evicted;
+	struct wp_h1p_up *up = up_of(wp_uppool_open(&c->pool, ep, 0, c->now_ms, NULL, &evicted));
 
-	if (e) {
-		up_retire(c, up_of(e));
+	if (evicted)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
-	}
-	up = up_of(wp_uppool_open(&c->pool, ep, 0, c->now_ms));
 	if (!up) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_UPSTREAM);
 		return NULL;

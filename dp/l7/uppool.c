@@ -11,14 +11,14 @@
 #include "wp/lb.h"
 
 void wp_uppool_init(struct wp_uppool *p, struct wp_uppool_ent *first, size_t stride, uint32_t n,
-                    uint32_t idle_timeout_ms, wp_uppool_limit_cb limit)
+                    uint32_t idle_timeout_ms, const struct wp_uppool_ops *ops)
 {
 	memset(p, 0, sizeof(*p));
 	p->base = (uint8_t *)first;
 	p->stride = stride;
 	p->n = n;
 	p->idle_timeout_ms = idle_timeout_ms;
-	p->limit = limit;
+	p->ops = ops;
 	for (uint32_t i = n; i-- > 0;) {
 		struct wp_uppool_ent *e = wp_uppool_at(p, i);
 
@@ -90,7 +90,7 @@ static struct wp_uppool_ent *best_shared(const struct wp_uppool *p,
 	struct wp_uppool_ent *best = NULL;
 
 	for (struct wp_uppool_ent *e = p->busy; e; e = e->next) {
-		if (e->kind != kind || !wp_uppool_same_ep(e, ep) || e->active >= p->limit(e))
+		if (e->kind != kind || !wp_uppool_same_ep(e, ep) || e->active >= p->ops->limit(e))
 			continue;
 		if (!best || (!best->ready && e->ready) ||
 		    (best->ready == e->ready && e->active > best->active))
@@ -102,13 +102,13 @@ static struct wp_uppool_ent *best_shared(const struct wp_uppool *p,
 struct wp_uppool_ent *wp_uppool_get(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
                                     uint8_t kind)
 {
-	struct wp_uppool_ent *shared = p->limit ? best_shared(p, ep, kind) : NULL;
+	struct wp_uppool_ent *shared = p->ops->limit ? best_shared(p, ep, kind) : NULL;
 
 	if (shared && shared->ready)
 		return shared;
 	for (struct wp_uppool_ent *e = p->idle_tail; e; e = e->prev) {
 		if (e->kind != kind || !wp_uppool_same_ep(e, ep) ||
-		    (p->limit && e->active >= p->limit(e)))
+		    (p->ops->limit && e->active >= p->ops->limit(e)))
 			continue;
 		list_unlink(&p->idle_head, &p->idle_tail, e);
 		p->n_idle--;
@@ -118,21 +118,23 @@ struct wp_uppool_ent *wp_uppool_get(struct wp_uppool *p, const struct wp_snap_en
 	return shared;
 }
 
-struct wp_uppool_ent *wp_uppool_victim(const struct wp_uppool *p, const struct wp_uppool_ent *skip)
-{
-	if (p->free)
-		return NULL;
-	for (struct wp_uppool_ent *e = p->idle_head; e; e = e->next)
-		if (e != skip)
-			return e;
-	return NULL;
-}
-
 struct wp_uppool_ent *wp_uppool_open(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
-                                     uint8_t kind, uint64_t now_ms)
+                                     uint8_t kind, uint64_t now_ms,
+                                     const struct wp_uppool_ent *skip, bool *evicted)
 {
-	struct wp_uppool_ent *e = p->free;
+	struct wp_uppool_ent *e;
 
+	*evicted = false;
+	if (!p->free) {
+		e = p->idle_head;
+		if (e && e == skip)
+			e = e->next;
+		if (!e)
+			return NULL;
+		p->ops->retire(e); /* frees it */
+		*evicted = true;
+	}
+	e = p->free;
 	if (!e)
 		return NULL;
 	p->free = e->next;
@@ -172,11 +174,22 @@ bool wp_uppool_idle(struct wp_uppool *p, struct wp_uppool_ent *e, uint32_t max_i
 	return true;
 }
 
-struct wp_uppool_ent *wp_uppool_expired(const struct wp_uppool *p, uint64_t now_ms)
+unsigned wp_uppool_expire(struct wp_uppool *p, uint64_t now_ms)
 {
-	struct wp_uppool_ent *e = p->idle_head;
+	unsigned n = 0;
 
-	return e && now_ms - e->idle_since_ms >= p->idle_timeout_ms ? e : NULL;
+	while (p->idle_head && now_ms - p->idle_head->idle_since_ms >= p->idle_timeout_ms) {
+		p->ops->retire(p->idle_head);
+		n++;
+	}
+	return n;
+}
+
+void wp_uppool_drain(struct wp_uppool *p)
+{
+	p->draining = true;
+	while (p->idle_head)
+		p->ops->retire(p->idle_head);
 }
 
 void wp_uppool_free(struct wp_uppool *p, struct wp_uppool_ent *e)

@@ -11,8 +11,9 @@
  * that array (the first entry and the stride between two), so the pool
  * allocates nothing and hands back entries the owner turns into its own
  * object (container_of). Closing a connection stays the owner's: the pool
- * says which entry to close (wp_uppool_victim(), wp_uppool_expired(),
- * wp_uppool_oldest(), a false wp_uppool_idle()), the owner closes its
+ * calls ops->retire for an idle one it evicts (no entry free for a new
+ * connection), expires or drains; after a false wp_uppool_idle() or on
+ * any error the owner closes it itself. Either way the owner closes its
  * transport and gives the entry back with wp_uppool_free().
  *
  * An entry is FREE (free list), BUSY (handed out; in the busy list) or IDLE
@@ -22,9 +23,9 @@
  * HTTP/1.1 connections in one pool). Connections carrying one request at a
  * time (limit == NULL) are only ever taken from the idle list; multiplexed
  * ones (h2c) are shared while busy: the owner counts its users in
- * e->active and <limit> says how many the entry may carry now (0: no more,
- * e.g. after GOAWAY), so a busy entry with spare capacity is handed out
- * again, connected ones first, then the fullest (fewer connections).
+ * e->active and ops->limit says how many the entry may carry now (0: no
+ * more, e.g. after GOAWAY), so a busy entry with spare capacity is handed
+ * out again, connected ones first, then the fullest (fewer connections).
  *
  * Connect-failure retries: struct wp_uppool_tried remembers the endpoints
  * that failed one request, wp_uppool_pick() re-picks from the cluster's
@@ -64,15 +65,23 @@ struct wp_uppool_ent {
 	uint64_t idle_since_ms;
 };
 
-/* How many users <e> may carry now (multiplexed connections). */
-typedef uint32_t (*wp_uppool_limit_cb)(const struct wp_uppool_ent *e);
+/* What the owner does for the pool. */
+struct wp_uppool_ops {
+	/* Multiplexed connections: how many users <e> may carry now (0: none
+	 * more). NULL: one user at a time, a busy entry is never shared. */
+	uint32_t (*limit)(const struct wp_uppool_ent *e);
+	/* Close idle <e> (gracefully where the protocol allows: nothing is in
+	 * flight) and wp_uppool_free() it before returning. Never re-enters
+	 * the pool otherwise. */
+	void (*retire)(struct wp_uppool_ent *e);
+};
 
 struct wp_uppool {
 	uint8_t *base; /* entry i is at base + i * stride */
 	size_t stride;
 	uint32_t n;
 	uint32_t idle_timeout_ms;
-	wp_uppool_limit_cb limit; /* NULL: one user at a time, never shared */
+	const struct wp_uppool_ops *ops;
 	struct wp_uppool_ent *free, *busy;
 	struct wp_uppool_ent *idle_head, *idle_tail; /* LRU at the head, MRU at the tail */
 	uint32_t n_busy, n_idle;
@@ -81,9 +90,10 @@ struct wp_uppool {
 
 /* Sets up <p> over the owner's <n> entries, the first at <first> and each
  * <stride> bytes after the previous (inside the owner's objects); all free.
- * Idle entries expire after <idle_timeout_ms>. */
+ * Idle entries expire after <idle_timeout_ms>. <ops> (retire required)
+ * outlives the pool. */
 void wp_uppool_init(struct wp_uppool *p, struct wp_uppool_ent *first, size_t stride, uint32_t n,
-                    uint32_t idle_timeout_ms, wp_uppool_limit_cb limit);
+                    uint32_t idle_timeout_ms, const struct wp_uppool_ops *ops);
 
 /* Entry <i> (0 .. n-1), whatever its state: for tearing a core down. */
 static inline struct wp_uppool_ent *wp_uppool_at(const struct wp_uppool *p, uint32_t i)
@@ -100,15 +110,14 @@ bool wp_uppool_same_ep(const struct wp_uppool_ent *e, const struct wp_snap_endpo
 struct wp_uppool_ent *wp_uppool_get(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
                                     uint8_t kind);
 
-/* When no entry is free: the least recently used idle one (never <skip>)
- * for the caller to close and free before wp_uppool_open(). NULL when one
- * is free, or none can be taken. */
-struct wp_uppool_ent *wp_uppool_victim(const struct wp_uppool *p, const struct wp_uppool_ent *skip);
-
 /* A free entry for a new connection of <kind> to <ep>, BUSY, not ready,
- * no users, stamped <now_ms>. NULL when none is free. */
+ * no users, stamped <now_ms>. When none is free, the least recently used
+ * idle one (of any endpoint; never <skip>, e.g. the connection whose
+ * callback this is) is retired first and *evicted set. NULL when none can
+ * be had (every entry busy). */
 struct wp_uppool_ent *wp_uppool_open(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
-                                     uint8_t kind, uint64_t now_ms);
+                                     uint8_t kind, uint64_t now_ms,
+                                     const struct wp_uppool_ent *skip, bool *evicted);
 
 /* Busy <e> has no user left and is healthy: kept idle (true), or not
  * (false: draining, or the endpoint has <max_idle> idle ones of its kind
@@ -116,16 +125,9 @@ struct wp_uppool_ent *wp_uppool_open(struct wp_uppool *p, const struct wp_snap_e
 bool wp_uppool_idle(struct wp_uppool *p, struct wp_uppool_ent *e, uint32_t max_idle,
                     uint64_t now_ms);
 
-/* The least recently idled entry when it has been idle for the idle
- * timeout at <now_ms> (the caller closes and frees it, then asks again);
- * NULL when none. */
-struct wp_uppool_ent *wp_uppool_expired(const struct wp_uppool *p, uint64_t now_ms);
-
-/* The least recently idled entry (NULL: none idle). */
-static inline struct wp_uppool_ent *wp_uppool_oldest(const struct wp_uppool *p)
-{
-	return p->idle_head;
-}
+/* Retires the entries idle for the idle timeout at <now_ms>; returns how
+ * many. */
+unsigned wp_uppool_expire(struct wp_uppool *p, uint64_t now_ms);
 
 /* Neither a free entry nor an idle one to evict: no new connection. */
 static inline bool wp_uppool_exhausted(const struct wp_uppool *p)
@@ -133,12 +135,9 @@ static inline bool wp_uppool_exhausted(const struct wp_uppool *p)
 	return !p->free && !p->idle_head;
 }
 
-/* Shutting down: nothing is kept idle from now on; the caller closes what
- * wp_uppool_oldest() gives until it gives nothing. */
-static inline void wp_uppool_drain(struct wp_uppool *p)
-{
-	p->draining = true;
-}
+/* Shutting down: every idle entry is retired and nothing is kept idle
+ * from now on. */
+void wp_uppool_drain(struct wp_uppool *p);
 
 /* <e> (busy or idle) is closed: back on the free list. */
 void wp_uppool_free(struct wp_uppool *p, struct wp_uppool_ent *e);

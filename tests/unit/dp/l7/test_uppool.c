@@ -29,6 +29,8 @@ struct own {
 };
 
 static struct own objs[8];
+static struct wp_uppool *cur;     /* the pool under test */
+static int retired[8], n_retired; /* what ops->retire closed, in order */
 
 static struct own *own_of(struct wp_uppool_ent *e)
 {
@@ -40,12 +42,34 @@ static uint32_t lim_cb(const struct wp_uppool_ent *e)
 	return own_of((struct wp_uppool_ent *)(uintptr_t)e)->lim;
 }
 
-static void pool_init(struct wp_uppool *p, uint32_t n, wp_uppool_limit_cb cb)
+static void retire_cb(struct wp_uppool_ent *e)
+{
+	assert_int_equal(e->state, WP_UPPOOL_IDLE);
+	retired[n_retired++] = own_of(e)->tag;
+	wp_uppool_free(cur, e);
+}
+
+static const struct wp_uppool_ops one_ops = {.retire = retire_cb};
+static const struct wp_uppool_ops shared_ops = {.limit = lim_cb, .retire = retire_cb};
+
+static void pool_init(struct wp_uppool *p, uint32_t n, const struct wp_uppool_ops *ops)
 {
 	memset(objs, 0, sizeof(objs));
 	for (int i = 0; i < 8; i++)
 		objs[i].tag = i;
-	wp_uppool_init(p, &objs[0].pe, sizeof(objs[0]), n, 1000, cb);
+	n_retired = 0;
+	cur = p;
+	wp_uppool_init(p, &objs[0].pe, sizeof(objs[0]), n, 1000, ops);
+}
+
+static struct wp_uppool_ent *open1(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
+                                   uint8_t kind, uint64_t now)
+{
+	bool ev;
+	struct wp_uppool_ent *e = wp_uppool_open(p, ep, kind, now, NULL, &ev);
+
+	assert_false(ev);
+	return e;
 }
 
 static struct wp_snap_endpoint ep4(uint32_t host, uint16_t port, bool ambient)
@@ -64,11 +88,11 @@ static void test_reuse_most_recent(void **state)
 	struct wp_snap_endpoint a = ep4(1, 80, false), b = ep4(2, 80, false);
 	struct wp_uppool_ent *e1, *e2, *e3;
 
-	pool_init(&p, 4, NULL);
+	pool_init(&p, 4, &one_ops);
 	assert_null(wp_uppool_get(&p, &a, 0)); /* nothing yet: open one */
-	e1 = wp_uppool_open(&p, &a, 0, 10);
-	e2 = wp_uppool_open(&p, &a, 0, 10);
-	e3 = wp_uppool_open(&p, &b, 0, 10);
+	e1 = open1(&p, &a, 0, 10);
+	e2 = open1(&p, &a, 0, 10);
+	e3 = open1(&p, &b, 0, 10);
 	assert_non_null(e1);
 	assert_non_null(e3);
 	assert_int_equal(e1->state, WP_UPPOOL_BUSY);
@@ -93,7 +117,7 @@ static void test_reuse_most_recent(void **state)
 	wp_uppool_free(&p, e1);
 	assert_int_equal(e1->state, WP_UPPOOL_FREE);
 	assert_int_equal(p.n_busy, 1);
-	assert_ptr_equal(wp_uppool_open(&p, &b, 0, 50), e1);
+	assert_ptr_equal(open1(&p, &b, 0, 50), e1);
 	assert_ptr_equal(own_of(e1), &objs[0]);
 }
 
@@ -107,8 +131,8 @@ static void test_endpoint_matching(void **state)
 
 	v6.addr.family = WP_AF_INET6;
 	memcpy(v6.addr.v6, &a.addr.v4, 4); /* same first bytes, other family */
-	pool_init(&p, 4, NULL);
-	e = wp_uppool_open(&p, &a, 0, 0);
+	pool_init(&p, 4, &one_ops);
+	e = open1(&p, &a, 0, 0);
 	assert_true(wp_uppool_same_ep(e, &a));
 	assert_false(wp_uppool_same_ep(e, &a_hbone));
 	assert_false(wp_uppool_same_ep(e, &a_port));
@@ -128,11 +152,11 @@ static void test_idle_limit_per_endpoint(void **state)
 	struct wp_snap_endpoint a = ep4(1, 80, false), b = ep4(2, 80, false);
 	struct wp_uppool_ent *e[5];
 
-	pool_init(&p, 5, NULL);
+	pool_init(&p, 5, &one_ops);
 	for (int i = 0; i < 3; i++)
-		e[i] = wp_uppool_open(&p, &a, 0, 0);
-	e[3] = wp_uppool_open(&p, &b, 0, 0);
-	e[4] = wp_uppool_open(&p, &a, 1, 0);
+		e[i] = open1(&p, &a, 0, 0);
+	e[3] = open1(&p, &b, 0, 0);
+	e[4] = open1(&p, &a, 1, 0);
 	assert_true(wp_uppool_idle(&p, e[0], 2, 0));
 	assert_true(wp_uppool_idle(&p, e[1], 2, 0));
 	/* a third one to <a> is over the limit: the caller closes it */
@@ -144,7 +168,7 @@ static void test_idle_limit_per_endpoint(void **state)
 	assert_int_equal(p.n_idle, 4);
 	/* a limit of 0 keeps nothing */
 	wp_uppool_free(&p, e[2]);
-	e[2] = wp_uppool_open(&p, &b, 0, 0);
+	e[2] = open1(&p, &b, 0, 0);
 	assert_false(wp_uppool_idle(&p, e[2], 0, 0));
 }
 
@@ -153,26 +177,38 @@ static void test_lru_eviction(void **state)
 	(void)state;
 	struct wp_uppool p;
 	struct wp_snap_endpoint a = ep4(1, 80, false), b = ep4(2, 80, false);
-	struct wp_uppool_ent *e[3], *v;
+	struct wp_uppool_ent *e[3], *n;
+	bool ev;
 
-	pool_init(&p, 3, NULL);
-	for (int i = 0; i < 3; i++) {
-		assert_null(wp_uppool_victim(&p, NULL)); /* one is free */
-		e[i] = wp_uppool_open(&p, i == 1 ? &b : &a, 0, 0);
-	}
-	assert_null(wp_uppool_open(&p, &a, 0, 0));
-	assert_null(wp_uppool_victim(&p, NULL)); /* all busy: nothing to evict */
+	pool_init(&p, 3, &one_ops);
+	for (int i = 0; i < 3; i++)
+		e[i] = open1(&p, i == 1 ? &b : &a, 0, 0); /* one is free: no eviction */
+	/* all busy: nothing to evict */
+	assert_null(wp_uppool_open(&p, &a, 0, 0, NULL, &ev));
+	assert_false(ev);
+	assert_int_equal(n_retired, 0);
 	assert_true(wp_uppool_idle(&p, e[1], 4, 5));
 	assert_true(wp_uppool_idle(&p, e[0], 4, 6));
-	/* the least recently idled one, whatever its endpoint */
-	v = wp_uppool_victim(&p, NULL);
-	assert_ptr_equal(v, e[1]);
-	/* never the one the caller is inside of */
-	assert_ptr_equal(wp_uppool_victim(&p, e[1]), e[0]);
-	wp_uppool_free(&p, v);
+	assert_true(wp_uppool_idle(&p, e[2], 4, 7));
+	/* never the one the caller is inside of (the least recent here) */
+	n = wp_uppool_open(&p, &a, 0, 8, e[1], &ev);
+	assert_true(ev);
+	assert_int_equal(n_retired, 1);
+	assert_int_equal(retired[0], 0); /* e[0], the next least recent */
+	assert_ptr_equal(n, e[0]);
+	/* else the least recently idled one, whatever its endpoint */
+	n = wp_uppool_open(&p, &a, 0, 9, NULL, &ev);
+	assert_true(ev);
+	assert_int_equal(n_retired, 2);
+	assert_int_equal(retired[1], 1);
+	assert_ptr_equal(n, e[1]);
+	assert_int_equal(n->state, WP_UPPOOL_BUSY);
+	assert_true(wp_uppool_same_ep(n, &a));
 	assert_int_equal(p.n_idle, 1);
-	assert_ptr_equal(wp_uppool_open(&p, &a, 0, 7), e[1]);
-	assert_ptr_equal(wp_uppool_oldest(&p), e[0]);
+	assert_int_equal(p.n_busy, 2);
+	/* only <skip> is idle: nothing to evict */
+	assert_null(wp_uppool_open(&p, &a, 0, 9, e[2], &ev));
+	assert_false(ev);
 }
 
 static void test_idle_timeout(void **state)
@@ -182,20 +218,23 @@ static void test_idle_timeout(void **state)
 	struct wp_snap_endpoint a = ep4(1, 80, false);
 	struct wp_uppool_ent *e1, *e2;
 
-	pool_init(&p, 4, NULL); /* 1000 ms */
-	e1 = wp_uppool_open(&p, &a, 0, 0);
-	e2 = wp_uppool_open(&p, &a, 0, 0);
+	pool_init(&p, 4, &one_ops); /* 1000 ms */
+	e1 = open1(&p, &a, 0, 0);
+	e2 = open1(&p, &a, 0, 0);
 	assert_true(wp_uppool_idle(&p, e1, 4, 100));
 	assert_true(wp_uppool_idle(&p, e2, 4, 600));
-	assert_null(wp_uppool_expired(&p, 1099));
-	assert_ptr_equal(wp_uppool_expired(&p, 1100), e1);
-	wp_uppool_free(&p, e1);
-	assert_null(wp_uppool_expired(&p, 1599));
+	assert_int_equal(wp_uppool_expire(&p, 1099), 0);
+	assert_int_equal(wp_uppool_expire(&p, 1100), 1);
+	assert_int_equal(retired[0], 0);
+	assert_int_equal(e1->state, WP_UPPOOL_FREE);
+	assert_int_equal(wp_uppool_expire(&p, 1599), 0);
 	/* reused before its time: stamped anew when idled again */
 	assert_ptr_equal(wp_uppool_get(&p, &a, 0), e2);
 	assert_true(wp_uppool_idle(&p, e2, 4, 1500));
-	assert_null(wp_uppool_expired(&p, 2000));
-	assert_ptr_equal(wp_uppool_expired(&p, 2500), e2);
+	assert_int_equal(wp_uppool_expire(&p, 2000), 0);
+	assert_int_equal(wp_uppool_expire(&p, 2500), 1);
+	assert_int_equal(retired[1], 1);
+	assert_int_equal(p.n_idle, 0);
 }
 
 static void test_drain(void **state)
@@ -203,21 +242,16 @@ static void test_drain(void **state)
 	(void)state;
 	struct wp_uppool p;
 	struct wp_snap_endpoint a = ep4(1, 80, false);
-	struct wp_uppool_ent *e1, *e2, *e3, *o;
-	int closed = 0;
+	struct wp_uppool_ent *e1, *e2, *e3;
 
-	pool_init(&p, 4, NULL);
-	e1 = wp_uppool_open(&p, &a, 0, 0);
-	e2 = wp_uppool_open(&p, &a, 0, 0);
-	e3 = wp_uppool_open(&p, &a, 0, 0);
+	pool_init(&p, 4, &one_ops);
+	e1 = open1(&p, &a, 0, 0);
+	e2 = open1(&p, &a, 0, 0);
+	e3 = open1(&p, &a, 0, 0);
 	assert_true(wp_uppool_idle(&p, e1, 4, 0));
 	assert_true(wp_uppool_idle(&p, e2, 4, 0));
 	wp_uppool_drain(&p);
-	while ((o = wp_uppool_oldest(&p)) != NULL) {
-		wp_uppool_free(&p, o);
-		closed++;
-	}
-	assert_int_equal(closed, 2);
+	assert_int_equal(n_retired, 2);
 	assert_int_equal(p.n_idle, 0);
 	/* nothing is kept idle any more */
 	assert_false(wp_uppool_idle(&p, e3, 4, 0));
@@ -231,15 +265,15 @@ static void test_shared_capacity(void **state)
 	struct wp_snap_endpoint a = ep4(1, 80, false);
 	struct wp_uppool_ent *e1, *e2, *e3;
 
-	pool_init(&p, 4, lim_cb);
-	e1 = wp_uppool_open(&p, &a, 0, 0);
+	pool_init(&p, 4, &shared_ops);
+	e1 = open1(&p, &a, 0, 0);
 	own_of(e1)->lim = 2;
 	e1->active = 1;
 	/* connecting, with room: shared */
 	assert_ptr_equal(wp_uppool_get(&p, &a, 0), e1);
 	e1->active = 2;
 	assert_null(wp_uppool_get(&p, &a, 0)); /* full */
-	e2 = wp_uppool_open(&p, &a, 0, 0);
+	e2 = open1(&p, &a, 0, 0);
 	own_of(e2)->lim = 100;
 	e2->active = 1;
 	e1->active = 1;
@@ -256,7 +290,7 @@ static void test_shared_capacity(void **state)
 	own_of(e1)->lim = 0;
 	assert_null(wp_uppool_get(&p, &a, 0));
 	/* a connected idle one goes before a connecting shared one */
-	e3 = wp_uppool_open(&p, &a, 0, 0);
+	e3 = open1(&p, &a, 0, 0);
 	own_of(e3)->lim = 100;
 	e3->ready = true;
 	assert_true(wp_uppool_idle(&p, e3, 4, 0));
@@ -286,7 +320,7 @@ static void test_tried_pick(void **state)
 	struct wp_uppool_ent *e;
 	int hit[3] = {0};
 
-	pool_init(&p, 4, NULL);
+	pool_init(&p, 4, &one_ops);
 	for (uint32_t i = 0; i < 3; i++) {
 		se[i] = ep4(i + 1, 8080, false);
 		le[i] = (struct wp_lb_endpoint){.addr = se[i].addr, .port = 8080, .weight = 1};
@@ -301,16 +335,16 @@ static void test_tried_pick(void **state)
 	assert_int_equal(hit[1], 2);
 	assert_int_equal(hit[2], 2);
 	/* two endpoints failed: every retry lands on the third */
-	e = wp_uppool_open(&p, &se[0], 0, 0);
+	e = open1(&p, &se[0], 0, 0);
 	wp_uppool_tried_add(&t, e);
 	wp_uppool_free(&p, e);
-	e = wp_uppool_open(&p, &se[1], 0, 0);
+	e = open1(&p, &se[1], 0, 0);
 	wp_uppool_tried_add(&t, e);
 	assert_int_equal(t.n, 2);
 	for (int k = 0; k < 10; k++)
 		assert_int_equal(wp_uppool_pick(&cl, lbc, 0, false, &t), 2);
 	/* all failed: a pick anyway (the last of the re-picks) */
-	wp_uppool_tried_add(&t, wp_uppool_open(&p, &se[2], 0, 0));
+	wp_uppool_tried_add(&t, open1(&p, &se[2], 0, 0));
 	assert_in_range(wp_uppool_pick(&cl, lbc, 0, false, &t), 0, 2);
 	/* the set is bounded */
 	for (int k = 0; k < 3; k++)
