@@ -1,9 +1,9 @@
 /*
  * HTTP/1.1 proxy session (see h1proxy.h): one client connection's request
  * loop driven by the http1 codec, the route table and the per-core
- * upstream pool. Everything a core needs is allocated in
- * wp_h1p_core_create(); sessions and upstream objects recycle through free
- * lists.
+ * upstream pool (uppool.h, one request per connection at a time).
+ * Everything a core needs is allocated in wp_h1p_core_create(); sessions
+ * recycle through a free list, upstream objects through the pool.
  *
  * Session state: the request parser runs while a request is being read
  * (REQ); once the request is complete the session waits for its response
@@ -143,9 +143,8 @@ struct wp_h1p_core {
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;
 	struct wp_h1p_up *ups; /* max_upstreams, their entries in <pool> */
-	struct wp_uppool pool;
-	bool draining; /* no more pooling; responses close their connection */
-	uint8_t *mem;  /* arenas and buffers of every session */
+	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
+	uint8_t *mem;          /* arenas and buffers of every session */
 	struct wp_h1p_mirror *mirrors, *free_mir;
 	uint8_t *mir_mem; /* their buffers */
 	char tgt[8192];   /* rewritten request-target, transient */
@@ -356,8 +355,7 @@ void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
 {
-	c->draining = true;
-	wp_uppool_drain(&c->pool);
+	wp_uppool_drain(&c->pool); /* and responses close their connection */
 }
 
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
@@ -1214,7 +1212,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_DISCARDED);
 		s->close_after = true;
 	}
-	if (s->core->draining)
+	if (s->core->pool.draining)
 		s->close_after = true; /* shutting down: this is the connection's last response */
 	ka = !s->close_after;
 	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods.mods : NULL, &f,
