@@ -28,20 +28,12 @@ void wp_uppool_init(struct wp_uppool *p, struct wp_uppool_ent *first, size_t str
 	}
 }
 
-bool wp_uppool_same_ep(const struct wp_uppool_ent *e, const struct wp_snap_endpoint *ep)
-{
-	return e->port == ep->port && e->ambient == ep->ambient &&
-	       e->addr.family == ep->addr.family &&
-	       (ep->addr.family == WP_AF_INET ? e->addr.v4 == ep->addr.v4
-	                                      : !memcmp(e->addr.v6, ep->addr.v6, 16));
-}
-
+/* The same endpoint and kind (as wp_uppool_same_ep(), cheapest first). */
 static bool same_key(const struct wp_uppool_ent *a, const struct wp_uppool_ent *b)
 {
-	return a->kind == b->kind && a->port == b->port && a->ambient == b->ambient &&
-	       a->addr.family == b->addr.family &&
-	       (a->addr.family == WP_AF_INET ? a->addr.v4 == b->addr.v4
-	                                     : !memcmp(a->addr.v6, b->addr.v6, 16));
+	return a->addr.v4 == b->addr.v4 && a->port == b->port && a->kind == b->kind &&
+	       a->ambient == b->ambient && a->addr.family == b->addr.family &&
+	       (a->addr.family == WP_AF_INET || !memcmp(a->addr.v6, b->addr.v6, 16));
 }
 
 /* Doubly linked list helpers: the busy list (head only) and the idle LRU. */
@@ -90,7 +82,7 @@ static struct wp_uppool_ent *best_shared(const struct wp_uppool *p,
 	struct wp_uppool_ent *best = NULL;
 
 	for (struct wp_uppool_ent *e = p->busy; e; e = e->next) {
-		if (e->kind != kind || !wp_uppool_same_ep(e, ep) || e->active >= p->ops->limit(e))
+		if (!wp_uppool_same_ep(e, ep) || e->kind != kind || e->active >= p->ops->limit(e))
 			continue;
 		if (!best || (!best->ready && e->ready) ||
 		    (best->ready == e->ready && e->active > best->active))
@@ -102,13 +94,14 @@ static struct wp_uppool_ent *best_shared(const struct wp_uppool *p,
 struct wp_uppool_ent *wp_uppool_get(struct wp_uppool *p, const struct wp_snap_endpoint *ep,
                                     uint8_t kind)
 {
-	struct wp_uppool_ent *shared = p->ops->limit ? best_shared(p, ep, kind) : NULL;
+	uint32_t (*limit)(const struct wp_uppool_ent *) = p->ops->limit;
+	struct wp_uppool_ent *shared = limit ? best_shared(p, ep, kind) : NULL;
 
 	if (shared && shared->ready)
 		return shared;
 	for (struct wp_uppool_ent *e = p->idle_tail; e; e = e->prev) {
-		if (e->kind != kind || !wp_uppool_same_ep(e, ep) ||
-		    (p->ops->limit && e->active >= p->ops->limit(e)))
+		if (!wp_uppool_same_ep(e, ep) || e->kind != kind ||
+		    (limit && e->active >= limit(e)))
 			continue;
 		list_unlink(&p->idle_head, &p->idle_tail, e);
 		p->n_idle--;

@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dp/l7/lb_cache.h"
 #include "wp/addr_types.h"
@@ -101,8 +102,15 @@ static inline struct wp_uppool_ent *wp_uppool_at(const struct wp_uppool *p, uint
 	return (struct wp_uppool_ent *)(void *)(p->base + (size_t)i * p->stride);
 }
 
-/* Whether <e> is a connection to <ep>. */
-bool wp_uppool_same_ep(const struct wp_uppool_ent *e, const struct wp_snap_endpoint *ep);
+/* Whether <e> is a connection to <ep>. The first four address bytes (v4
+ * overlays v6) tell most endpoints apart: compared first. */
+static inline bool wp_uppool_same_ep(const struct wp_uppool_ent *e,
+                                     const struct wp_snap_endpoint *ep)
+{
+	return e->addr.v4 == ep->addr.v4 && e->port == ep->port && e->ambient == ep->ambient &&
+	       e->addr.family == ep->addr.family &&
+	       (ep->addr.family == WP_AF_INET || !memcmp(e->addr.v6, ep->addr.v6, 16));
+}
 
 /* A connection of <kind> to <ep> to use now, BUSY: a busy shared one with
  * room (a connected one first, then the one with most users) or, before a
