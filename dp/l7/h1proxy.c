@@ -1,9 +1,9 @@
 /*
  * HTTP/1.1 proxy session (see h1proxy.h): one client connection's request
  * loop driven by the http1 codec, the route table and the per-core
- * upstream pool. Everything a core needs is allocated in
- * wp_h1p_core_create(); sessions and upstream objects recycle through free
- * lists.
+ * upstream pool (uppool.h, one request per connection at a time).
+ * Everything a core needs is allocated in wp_h1p_core_create(); sessions
+ * recycle through a free list, upstream objects through the pool.
  *
  * Session state: the request parser runs while a request is being read
  * (REQ); once the request is complete the session waits for its response
@@ -28,6 +28,7 @@
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/pipeline.h"
 #include "dp/l7/lb_cache.h"
+#include "dp/l7/uppool.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"
@@ -56,9 +57,6 @@ enum sess_state {
 	S_TUNNEL,  /* raw passthrough */
 	S_CLOSING, /* no more input; close once the queued bytes went out */
 };
-
-#define RETRY_AVOID 4 /* failed endpoints a retry avoids (Istio: previous_hosts) */
-#define RETRY_PICKS 5 /* picks per retry to find one not tried (Envoy's default) */
 
 /* A request copy in flight: its own upstream connection and buffer. Fed by
  * its session while the request is read, then on its own until the
@@ -105,11 +103,7 @@ struct wp_h1p_sess {
 	uint16_t retries_left;
 	/* the pick counted in flight (LEAST_REQUEST) */
 	struct wp_lb_active act;
-	uint8_t n_failed; /* endpoints that refused this request (avoided on retry) */
-	struct {
-		struct wp_addr addr;
-		uint16_t port;
-	} failed[RETRY_AVOID];
+	struct wp_uppool_tried failed; /* endpoints that refused this request (avoided on retry) */
 	/* the response header modifiers of the current rule, copied: the
 	 * route table may go away with its snapshot before the response */
 	struct wp_http_mods_copy rmods;
@@ -148,12 +142,9 @@ struct wp_h1p_core {
 	struct wp_lb_cache *lbc;
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;
-	struct wp_h1p_up *ups;
-	struct wp_h1p_up *free_up;               /* singly linked via next */
-	struct wp_h1p_up *idle_head, *idle_tail; /* LRU at the head, MRU at the tail */
-	uint32_t n_idle, n_busy;
-	bool draining; /* no more pooling; responses close their connection */
-	uint8_t *mem;  /* arenas and buffers of every session */
+	struct wp_h1p_up *ups; /* max_upstreams, their entries in <pool> */
+	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
+	uint8_t *mem;          /* arenas and buffers of every session */
 	struct wp_h1p_mirror *mirrors, *free_mir;
 	uint8_t *mir_mem; /* their buffers */
 	char tgt[8192];   /* rewritten request-target, transient */
@@ -196,6 +187,11 @@ static void ob_consume(struct obuf *b, size_t n)
 }
 
 /* ---- core --------------------------------------------------------------------------------- */
+
+static void pool_retire(struct wp_uppool_ent *e);
+
+/* One request at a time per connection: no limit callback. */
+static const struct wp_uppool_ops pool_ops = {.retire = pool_retire};
 
 struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
                                        void *host, struct wp_route_core *rc, uint64_t seed,
@@ -262,43 +258,30 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 		s->next_free = c->free_sess;
 		c->free_sess = s;
 	}
-	for (uint32_t i = cfg->max_upstreams; i-- > 0;) {
+	for (uint32_t i = 0; i < cfg->max_upstreams; i++)
 		c->ups[i].core = c;
-		c->ups[i].next = c->free_up;
-		c->free_up = &c->ups[i];
-	}
+	wp_uppool_init(&c->pool, &c->ups[0].pe, sizeof(c->ups[0]), cfg->max_upstreams,
+	               cfg->idle_timeout_ms, &pool_ops);
 	return c;
 }
 
-static void idle_unlink(struct wp_h1p_core *c, struct wp_h1p_up *up)
+static struct wp_h1p_up *up_of(struct wp_uppool_ent *e)
 {
-	if (up->prev)
-		up->prev->next = up->next;
-	else
-		c->idle_head = up->next;
-	if (up->next)
-		up->next->prev = up->prev;
-	else
-		c->idle_tail = up->prev;
-	up->prev = up->next = NULL;
-	c->n_idle--;
+	return e ? (struct wp_h1p_up *)(void *)((char *)e - offsetof(struct wp_h1p_up, pe)) : NULL;
 }
 
 static void up_free(struct wp_h1p_core *c, struct wp_h1p_up *up)
 {
-	memset(up, 0, sizeof(*up));
-	up->core = c;
-	up->next = c->free_up;
-	c->free_up = up;
+	wp_uppool_free(&c->pool, &up->pe);
+	up->io = NULL;
+	up->sess = up->origin = NULL;
+	up->mirror = NULL;
+	up->reused = up->shut_wr = false;
 }
 
 /* Closes an idle or bound upstream (the host closes its transport). */
 static void up_destroy(struct wp_h1p_core *c, struct wp_h1p_up *up, bool host_close)
 {
-	if (up->state == WP_H1P_UP_IDLE)
-		idle_unlink(c, up);
-	else if (up->state != WP_H1P_UP_FREE)
-		c->n_busy--;
 	if (host_close)
 		c->ops->up_close(c->host, up);
 	up_free(c, up);
@@ -317,12 +300,20 @@ static void up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up)
 	up_destroy(c, up, false);
 }
 
+/* The pool evicts, expires or drains an idle connection. */
+static void pool_retire(struct wp_uppool_ent *e)
+{
+	struct wp_h1p_up *up = up_of(e);
+
+	up_retire(up->core, up);
+}
+
 void wp_h1p_core_destroy(struct wp_h1p_core *c)
 {
 	if (!c)
 		return;
 	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++)
-		if (c->ups[i].state != WP_H1P_UP_FREE)
+		if (c->ups[i].pe.state != WP_UPPOOL_FREE)
 			up_destroy(c, &c->ups[i], true);
 	free(c->sessions);
 	free(c->ups);
@@ -338,14 +329,11 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
 
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 {
-	unsigned n = 0;
+	unsigned n;
 
 	c->now_ms = now_ms;
-	while (c->idle_head && now_ms - c->idle_head->idle_since_ms >= c->cfg.idle_timeout_ms) {
-		up_retire(c, c->idle_head);
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED);
-		n++;
-	}
+	n = wp_uppool_expire(&c->pool, now_ms);
+	wp_ctr_add(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED, n);
 	for (uint32_t i = 0; i < c->cfg.max_mirrors; i++) {
 		struct wp_h1p_mirror *m = &c->mirrors[i];
 
@@ -367,27 +355,17 @@ void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
 {
-	c->draining = true;
-	while (c->idle_head)
-		up_retire(c, c->idle_head);
+	wp_uppool_drain(&c->pool); /* and responses close their connection */
 }
 
 uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
 {
-	return c->n_idle;
+	return c->pool.n_idle;
 }
 
 uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c)
 {
-	return c->n_busy;
-}
-
-static bool same_ep(const struct wp_h1p_up *up, const struct wp_snap_endpoint *ep)
-{
-	return up->port == ep->port && up->ambient == ep->ambient &&
-	       up->addr.family == ep->addr.family &&
-	       (ep->addr.family == WP_AF_INET ? up->addr.v4 == ep->addr.v4
-	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
+	return c->pool.n_busy;
 }
 
 /* A new connection to <ep> for session <s>'s request, or for its mirror <m>
@@ -396,29 +374,19 @@ static bool same_ep(const struct wp_h1p_up *up, const struct wp_snap_endpoint *e
 static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
                                      struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep)
 {
-	struct wp_h1p_up *up;
+	bool evicted;
+	struct wp_h1p_up *up = up_of(wp_uppool_open(&c->pool, ep, 0, c->now_ms, NULL, &evicted));
 
-	if (!c->free_up && c->idle_head) {
-		up_retire(c, c->idle_head);
+	if (evicted)
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
-	}
-	up = c->free_up;
 	if (!up) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_UPSTREAM);
 		return NULL;
 	}
-	c->free_up = up->next;
-	up->next = NULL;
-	up->addr = ep->addr;
-	up->port = ep->port;
-	up->ambient = ep->ambient;
-	up->state = WP_H1P_UP_CONNECTING;
 	up->sess = m ? NULL : s;
 	up->origin = s;
 	up->mirror = m;
-	c->n_busy++;
 	if (c->ops->up_open(c->host, up, ep) != 0) {
-		c->n_busy--;
 		up_free(c, up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_CONNECT_FAILED);
 		return NULL;
@@ -432,51 +400,30 @@ static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *
 static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s,
                                     const struct wp_snap_endpoint *ep)
 {
-	struct wp_h1p_up *up;
+	struct wp_h1p_up *up = up_of(wp_uppool_get(&c->pool, ep, 0));
 
-	for (up = c->idle_tail; up; up = up->prev) {
-		if (same_ep(up, ep)) {
-			idle_unlink(c, up);
-			up->state = WP_H1P_UP_BUSY;
-			up->reused = true;
-			up->sess = s;
-			up->origin = s;
-			c->n_busy++;
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
-			return up;
-		}
+	if (up) {
+		up->reused = true;
+		up->sess = s;
+		up->origin = s;
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
+		return up;
 	}
 	return up_open_new(c, s, NULL, ep);
 }
 
 /* The exchange on <up> ended cleanly: keep it idle, or close it when the
- * endpoint already has enough idle connections. */
+ * endpoint already has enough idle connections (or it never connected). */
 static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
 {
-	uint32_t same = 0;
-
-	for (struct wp_h1p_up *u = c->idle_head; u; u = u->next)
-		if (u->port == up->port && u->addr.v4 == up->addr.v4 &&
-		    !memcmp(u->addr.v6, up->addr.v6, 16))
-			same++;
-	if (same >= c->cfg.max_idle_per_ep || up->state != WP_H1P_UP_BUSY || c->draining) {
+	if (!up->pe.ready ||
+	    !wp_uppool_idle(&c->pool, &up->pe, c->cfg.max_idle_per_ep, c->now_ms)) {
 		up_retire(c, up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_OVER_LIMIT);
 		return;
 	}
-	c->n_busy--;
 	up->sess = NULL;
 	up->reused = false;
-	up->state = WP_H1P_UP_IDLE;
-	up->idle_since_ms = c->now_ms;
-	up->next = NULL;
-	up->prev = c->idle_tail;
-	if (c->idle_tail)
-		c->idle_tail->next = up;
-	else
-		c->idle_head = up;
-	c->idle_tail = up;
-	c->n_idle++;
 }
 
 /* ---- request mirrors ---------------------------------------------------------------------- */
@@ -877,7 +824,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	s->pick_has_hash = has;
 	s->retries_left =
 	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
-	s->n_failed = 0;
+	s->failed.n = 0;
 	s->retried = false;
 	for (;;) {
 		i = wp_lb_pick(d.cluster->lb, wp_lb_cache_core(c->lbc, d.cluster->lb), h, has);
@@ -892,7 +839,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			wp_lb_cache_begin(c->lbc, d.cluster->lb, i, &s->act);
 			break;
 		}
-		if (s->retries_left == 0 || (!c->free_up && !c->idle_head)) {
+		if (s->retries_left == 0 || wp_uppool_exhausted(&c->pool)) {
 			/* out of retries, or of connection objects */
 			sess_local_f(s, 503, WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0));
 			return false;
@@ -1162,18 +1109,7 @@ struct wp_h1p_up *wp_h1p_sess_up(const struct wp_h1p_sess *s)
 
 void wp_h1p_up_connected(struct wp_h1p_up *up)
 {
-	if (up->state == WP_H1P_UP_CONNECTING)
-		up->state = WP_H1P_UP_BUSY;
-}
-
-static bool tried(const struct wp_h1p_sess *s, const struct wp_snap_endpoint *ep)
-{
-	for (uint8_t k = 0; k < s->n_failed; k++)
-		if (s->failed[k].port == ep->port && s->failed[k].addr.family == ep->addr.family &&
-		    !memcmp(s->failed[k].addr.v6, ep->addr.v6,
-		            ep->addr.family == WP_AF_INET ? 4 : 16))
-			return true;
-	return false;
+	up->pe.ready = true;
 }
 
 /* The upstream of <s> failed to connect: nothing was sent on it, so the
@@ -1189,21 +1125,16 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		return false;
 	cl = &s->routes->clusters[s->pick_cluster];
 	while (s->retries_left > 0) {
-		int i = -1;
+		int i;
 
 		s->retries_left--;
 		s->retried = true;
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY);
 		/* like Istio's previous_hosts predicate: re-pick (a few times)
 		 * to avoid the endpoints that already failed this request */
-		for (int k = 0; k < RETRY_PICKS; k++) {
-			i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), s->pick_hash,
-			               s->pick_has_hash);
-			if (i < 0 || (uint32_t)i >= cl->n_endpoints)
-				return false;
-			if (!tried(s, &cl->endpoints[i]))
-				break;
-		}
+		i = wp_uppool_pick(cl, c->lbc, s->pick_hash, s->pick_has_hash, &s->failed);
+		if (i < 0)
+			return false;
 		wp_pipe_rec_dest(s->conn, &s->rec, cl, &cl->endpoints[i]);
 		s->up = up_acquire(c, s, &cl->endpoints[i]);
 		if (s->up) {
@@ -1220,7 +1151,7 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 {
 	struct wp_h1p_core *c = up->core;
 	struct wp_h1p_sess *s = up->sess;
-	bool connecting = up->state == WP_H1P_UP_CONNECTING;
+	bool connecting = !up->pe.ready;
 
 	if (up->mirror) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_FAILED);
@@ -1233,11 +1164,8 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 	}
 	s->up = NULL;
 	wp_lb_cache_end(s->core->lbc, &s->act);
-	if (connecting && s->n_failed < RETRY_AVOID) {
-		s->failed[s->n_failed].addr = up->addr;
-		s->failed[s->n_failed].port = up->port;
-		s->n_failed++;
-	}
+	if (connecting)
+		wp_uppool_tried_add(&s->failed, &up->pe);
 	up_destroy(c, up, false);
 	if (connecting && retry_connect(s))
 		return;
@@ -1297,7 +1225,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UPGRADE_DISCARDED);
 		s->close_after = true;
 	}
-	if (s->core->draining)
+	if (s->core->pool.draining)
 		s->close_after = true; /* shutting down: this is the connection's last response */
 	ka = !s->close_after;
 	n = wp_http1_write_response_head(m, &s->req, ka, s->has_rmods ? &s->rmods.mods : NULL, &f,
@@ -1331,7 +1259,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 	size_t used = 0;
 
 	if (up->mirror) {
-		up->state = WP_H1P_UP_BUSY;
+		up->pe.ready = true;
 		return len; /* a mirror's response is thrown away */
 	}
 	if (!s) {
@@ -1340,7 +1268,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 		up_destroy(up->core, up, true);
 		return len;
 	}
-	up->state = up->state == WP_H1P_UP_CONNECTING ? WP_H1P_UP_BUSY : up->state;
+	up->pe.ready = true;
 	for (;;) {
 		struct wp_http1_ev ev;
 		uint32_t room = ob_room(&s->down);

@@ -65,6 +65,7 @@
 #include <stdint.h>
 
 #include "dp/http/http1.h"
+#include "dp/l7/uppool.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
 #include "wp/route.h"
@@ -135,30 +136,18 @@ struct wp_h1p_cfg {
  * 64 mirrors of at most 30 s; clients idle for 1 h (Istio's default) closed. */
 extern const struct wp_h1p_cfg wp_h1p_default_cfg;
 
-/* wp_h1p_up.state */
-enum wp_h1p_up_state {
-	WP_H1P_UP_FREE = 0,
-	WP_H1P_UP_CONNECTING, /* opened, bound to a session, not connected yet */
-	WP_H1P_UP_BUSY,       /* connected, bound to a session */
-	WP_H1P_UP_IDLE,       /* connected, in the keep-alive pool */
-};
-
 /* One upstream connection (the host's transport behind up->io). Owned by
- * the core's pool; bound to at most one session at a time. */
+ * the core's pool (dp/l7/uppool.h: pe holds its endpoint, whether it is
+ * busy or idle, connected or not); bound to at most one session at a time. */
 struct wp_h1p_up {
+	struct wp_uppool_ent pe;
 	void *io; /* the host's; set in ops->up_open */
 	struct wp_h1p_core *core;
-	struct wp_h1p_sess *sess;      /* while CONNECTING / BUSY (NULL for a mirror) */
-	struct wp_h1p_sess *origin;    /* the session whose request opened it (for up_open) */
-	struct wp_h1p_mirror *mirror;  /* set: this connection carries a request copy */
-	struct wp_h1p_up *prev, *next; /* free list / idle list (LRU at the head) */
-	struct wp_addr addr;
-	uint16_t port;
-	bool ambient;
-	uint8_t state; /* enum wp_h1p_up_state */
-	bool reused;   /* taken from the idle pool for the current request */
-	bool shut_wr;  /* passthrough: the client half-closed, send FIN after the bytes */
-	uint64_t idle_since_ms;
+	struct wp_h1p_sess *sess;     /* while busy (NULL for a mirror) */
+	struct wp_h1p_sess *origin;   /* the session whose request opened it (for up_open) */
+	struct wp_h1p_mirror *mirror; /* set: this connection carries a request copy */
+	bool reused;                  /* taken from the idle pool for the current request */
+	bool shut_wr; /* passthrough: the client half-closed, send FIN after the bytes */
 };
 
 /*

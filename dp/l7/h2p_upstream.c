@@ -1,19 +1,17 @@
 /*
- * The h2c / gRPC proxy's upstream side (see h2proxy.h): the per-core pool
- * of upstream connections (h2c, multiplexed; or HTTP/1.1, one request at a
- * time), picking and opening them, their nghttp2 callbacks, the HTTP/1.1
- * client codec, and the host's transport events.
+ * The h2c / gRPC proxy's upstream side (see h2proxy.h): its upstream
+ * connections (h2c, multiplexed; or HTTP/1.1, one request at a time) kept
+ * in the core's pool (uppool.h: the stream count is the entry's users,
+ * their capacity comes from up_capacity()), opening them, their nghttp2
+ * callbacks, the HTTP/1.1 client codec, and the host's transport events.
  */
 #include "dp/l7/h2proxy_int.h"
 
 /* ---- upstream pool ---------------------------------------------------------------------- */
 
-static bool same_ep(const struct wp_h2p_up *up, const struct wp_snap_endpoint *ep)
+static struct wp_h2p_up *up_of(struct wp_uppool_ent *e)
 {
-	return up->port == ep->port && up->ambient == ep->ambient &&
-	       up->addr.family == ep->addr.family &&
-	       (ep->addr.family == WP_AF_INET ? up->addr.v4 == ep->addr.v4
-	                                      : !memcmp(up->addr.v6, ep->addr.v6, 16));
+	return e ? (struct wp_h2p_up *)(void *)((char *)e - offsetof(struct wp_h2p_up, pe)) : NULL;
 }
 
 static struct h1up *h1s(const struct wp_h2p_up *up)
@@ -32,15 +30,21 @@ static uint32_t up_limit(const struct wp_h2p_up *up)
 	return WP_MIN(peer, up->core->cfg.max_up_streams);
 }
 
-static void used_unlink(struct wp_h2p_core *c, struct wp_h2p_up *up)
+static uint32_t up_capacity(const struct wp_uppool_ent *e)
 {
-	if (up->prev)
-		up->prev->next = up->next;
-	else
-		c->used_up = up->next;
-	if (up->next)
-		up->next->prev = up->prev;
-	up->prev = up->next = NULL;
+	const struct wp_h2p_up *up = up_of((struct wp_uppool_ent *)(uintptr_t)e);
+
+	if (up->reap || up->state == WP_H2P_UP_CLOSED || (up->h1 && h1s(up)->cur))
+		return 0;
+	return up_limit(up);
+}
+
+static void up_set_ready(struct wp_h2p_up *up)
+{
+	if (up->state != WP_H2P_UP_CONNECTING)
+		return;
+	up->state = WP_H2P_UP_READY;
+	up->pe.ready = true;
 }
 
 /* Frees <up> (its streams were detached); the host closes the transport
@@ -54,15 +58,16 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 		c->ops->up_close(c->host, up);
 	if (up->ng)
 		nghttp2_session_del(up->ng);
-	used_unlink(c, up);
-	c->n_ups--;
 	for (uint32_t i = 0; i < c->n_reap; i++)
 		if (c->reap[i] == up)
 			c->reap[i] = NULL;
-	memset(up, 0, sizeof(*up));
-	up->core = c;
-	up->next = c->free_up;
-	c->free_up = up;
+	wp_uppool_free(&c->pool, &up->pe);
+	up->io = NULL;
+	up->ng = NULL;
+	up->state = WP_H2P_UP_FREE;
+	up->reap = up->h1 = false;
+	up->out = NULL;
+	up->out_len = 0;
 }
 
 /* Closes <up>, which has no stream: an HTTP/1.1 connection with nothing in
@@ -80,6 +85,14 @@ static void up_retire(struct wp_h2p_up *up)
 	}
 	wp_h2p_up_destroy(up, true);
 }
+
+static void pool_retire(struct wp_uppool_ent *e)
+{
+	up_retire(up_of(e));
+}
+
+/* Shared while they have room (h2c streams; HTTP/1.1 one at a time). */
+const struct wp_uppool_ops wp_h2p_pool_ops = {.limit = up_capacity, .retire = pool_retire};
 
 static void up_reap_later(struct wp_h2p_up *up)
 {
@@ -113,31 +126,18 @@ void wp_h2p_core_reap(struct wp_h2p_core *c)
 	c->n_reap = keep;
 }
 
-static int32_t idle_count(struct wp_h2p_core *c, const struct wp_h2p_up *up)
-{
-	int32_t n = 0;
-
-	for (struct wp_h2p_up *u = c->used_up; u; u = u->next)
-		if (u != up && u->n_strms == 0 && u->state == WP_H2P_UP_READY && !u->reap &&
-		    u->h1 == up->h1 && u->port == up->port && u->addr.v4 == up->addr.v4 &&
-		    !memcmp(u->addr.v6, up->addr.v6, 16))
-			n++;
-	return n;
-}
-
-/* <up> has no stream left: keep it idle, or close it. */
-static void up_went_idle(struct wp_h2p_up *up)
+/* <up> has no stream left: keep it idle in the pool, or close it. */
+void wp_h2p_up_went_idle(struct wp_h2p_up *up)
 {
 	struct wp_h2p_core *c = up->core;
+	uint32_t max = up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep;
 
-	up->idle_since_ms = c->now_ms;
-	if (up->state == WP_H2P_UP_CLOSED || c->draining ||
-	    idle_count(c, up) >=
-	            (int32_t)(up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep)) {
-		if (up->state != WP_H2P_UP_CLOSED)
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_OVER_LIMIT);
-		up_reap_later(up);
-	}
+	if (up->state != WP_H2P_UP_CLOSED && !up->reap &&
+	    wp_uppool_idle(&c->pool, &up->pe, max, c->now_ms))
+		return;
+	if (up->state != WP_H2P_UP_CLOSED)
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_OVER_LIMIT);
+	up_reap_later(up);
 }
 
 void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t)
@@ -148,7 +148,7 @@ void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t)
 	if (up->strms)
 		up->strms->uprev = t;
 	up->strms = t;
-	up->n_strms++;
+	up->pe.active++;
 }
 
 void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t)
@@ -166,8 +166,8 @@ void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t)
 	t->uprev = t->unext = NULL;
 	t->up = NULL;
 	t->up_sid = 0;
-	if (--up->n_strms == 0)
-		up_went_idle(up);
+	if (--up->pe.active == 0)
+		wp_h2p_up_went_idle(up);
 }
 
 static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
@@ -192,52 +192,31 @@ static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
 }
 
 /* An upstream connection for <ep> with room for one more stream: a shared
- * one (connected ones first), else a new one; HTTP/1.1 ones when <h1> (an
- * idle kept-alive one, else a new one). NULL (counted) if none. */
+ * or idle one from the pool (connected ones first), else a new one;
+ * HTTP/1.1 ones when <h1> (an idle kept-alive one, else a new one). NULL
+ * (counted) if none. */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
                                     bool h1)
 {
-	struct wp_h2p_up *up, *best = NULL;
+	struct wp_uppool_ent *e = wp_uppool_get(&c->pool, ep, h1);
+	struct wp_h2p_up *up;
+	bool evicted;
 
-	for (up = c->used_up; up; up = up->next) {
-		if (up->reap || up->state == WP_H2P_UP_CLOSED || up->h1 != h1 || !same_ep(up, ep) ||
-		    up->n_strms >= up_limit(up) || (h1 && h1s(up)->cur))
-			continue;
-		if (!best || (best->state != WP_H2P_UP_READY && up->state == WP_H2P_UP_READY) ||
-		    (best->state == up->state && up->n_strms > best->n_strms))
-			best = up;
-	}
-	if (best) {
+	if (e) {
 		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
-		return best;
+		return up_of(e);
 	}
-	if (!c->free_up) {
-		/* evict an idle connection (of any endpoint) for the new one */
-		for (up = c->used_up; up; up = up->next)
-			if (up->n_strms == 0 && !up->reap && up != c->cur_up)
-				break;
-		if (up) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EVICTED);
-			up_retire(up);
-		}
-	}
-	up = c->free_up;
+	/* an idle connection may be evicted for it, never the one whose
+	 * callback this is */
+	up = up_of(wp_uppool_open(&c->pool, ep, h1, c->now_ms, c->cur_up ? &c->cur_up->pe : NULL,
+	                          &evicted));
+	if (evicted)
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EVICTED);
 	if (!up) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_UPSTREAM);
 		return NULL;
 	}
-	c->free_up = up->next;
-	up->next = c->used_up;
-	up->prev = NULL;
-	if (c->used_up)
-		c->used_up->prev = up;
-	c->used_up = up;
-	c->n_ups++;
-	up->addr = ep->addr;
-	up->port = ep->port;
-	up->ambient = ep->ambient;
 	up->state = WP_H2P_UP_CONNECTING;
-	up->idle_since_ms = c->now_ms;
 	up->h1 = h1;
 	if (h1) {
 		struct h1up *h = h1s(up);
@@ -288,8 +267,7 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 
 unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 {
-	unsigned n = 0;
-	struct wp_h2p_up *up, *nx;
+	unsigned n;
 
 	c->now_ms = now_ms;
 	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
@@ -305,15 +283,8 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 			wp_h2p_wake_sess(s);
 		}
 	}
-	for (up = c->used_up; up; up = nx) {
-		nx = up->next;
-		if (up->n_strms == 0 && !up->reap && up->state != WP_H2P_UP_CONNECTING &&
-		    now_ms - up->idle_since_ms >= c->cfg.idle_timeout_ms) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_IDLE_EXPIRED);
-			up_reap_later(up);
-			n++;
-		}
-	}
+	n = wp_uppool_expire(&c->pool, now_ms);
+	wp_ctr_add(c->ctr, WP_CTR_L7_H2P_IDLE_EXPIRED, n);
 	wp_h2p_core_reap(c);
 	return n;
 }
@@ -325,10 +296,7 @@ void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms)
 
 void wp_h2p_core_drain(struct wp_h2p_core *c)
 {
-	c->draining = true;
-	for (struct wp_h2p_up *up = c->used_up; up; up = up->next)
-		if (up->n_strms == 0)
-			up_reap_later(up);
+	wp_uppool_drain(&c->pool);
 	wp_h2p_core_reap(c);
 }
 
@@ -434,7 +402,7 @@ static int u_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_UP_GOAWAY);
 		up->state = WP_H2P_UP_CLOSED;
-		if (up->n_strms == 0)
+		if (up->pe.active == 0)
 			up_reap_later(up);
 		return 0;
 	}
@@ -971,8 +939,7 @@ static size_t h1_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 	struct h1up *h = h1s(up);
 	size_t used = 0;
 
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
+	up_set_ready(up);
 	for (;;) {
 		struct wp_h2p_strm *t = h->cur;
 		struct wp_http1_ev ev;
@@ -1033,8 +1000,7 @@ static void h1_eof(struct wp_h2p_up *up)
 
 void wp_h2p_up_connected(struct wp_h2p_up *up)
 {
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
+	up_set_ready(up);
 	wp_h2p_wake_up(up);
 }
 
@@ -1064,11 +1030,8 @@ static void up_lost(struct wp_h2p_up *up)
 			continue;
 		}
 
-		if (connecting && t->n_failed < RETRY_AVOID) {
-			t->failed[t->n_failed].addr = up->addr;
-			t->failed[t->n_failed].port = up->port;
-			t->n_failed++;
-		}
+		if (connecting)
+			wp_uppool_tried_add(&t->failed, &up->pe);
 		if (up->h1)
 			h1s(up)->cur = NULL;
 		wp_h2p_up_unlink_strm(t);
@@ -1131,8 +1094,7 @@ size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 	}
 	if (!up->ng)
 		return len;
-	if (up->state == WP_H2P_UP_CONNECTING)
-		up->state = WP_H2P_UP_READY;
+	up_set_ready(up);
 	c->cur_up = up;
 	n = nghttp2_session_mem_recv(up->ng, data, len);
 	c->cur_up = NULL;

@@ -165,11 +165,10 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 		c->sessions[i].next_free = c->free_sess;
 		c->free_sess = &c->sessions[i];
 	}
-	for (uint32_t i = cfg->max_upstreams; i-- > 0;) {
+	for (uint32_t i = 0; i < cfg->max_upstreams; i++)
 		c->ups[i].core = c;
-		c->ups[i].next = c->free_up;
-		c->free_up = &c->ups[i];
-	}
+	wp_uppool_init(&c->pool, &c->ups[0].pe, sizeof(c->ups[0]), cfg->max_upstreams,
+	               cfg->idle_timeout_ms, &wp_h2p_pool_ops);
 	return c;
 }
 
@@ -181,8 +180,9 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c)
 		for (uint32_t i = 0; c->strms && i < c->cfg.max_streams; i++)
 			if (c->strms[i].in_use && c->strms[i].mirror)
 				wp_h2p_mirror_free(&c->strms[i], false);
-		while (c->used_up)
-			wp_h2p_up_destroy(c->used_up, true);
+		for (uint32_t i = 0; i < c->cfg.max_upstreams; i++)
+			if (c->ups[i].pe.state != WP_UPPOOL_FREE)
+				wp_h2p_up_destroy(&c->ups[i], true);
 	}
 	if (c->cb_down)
 		nghttp2_session_callbacks_del(c->cb_down);
@@ -208,7 +208,7 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c)
 
 uint32_t wp_h2p_core_upstreams(const struct wp_h2p_core *c)
 {
-	return c->n_ups;
+	return c->pool.n_busy + c->pool.n_idle;
 }
 
 uint32_t wp_h2p_core_streams(const struct wp_h2p_core *c)
@@ -242,7 +242,7 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->pick_table = NULL;
 	t->retries_left = 0;
 	t->retry_on = 0;
-	t->n_failed = 0;
+	t->failed.n = 0;
 	t->act.t = NULL;
 	t->has_rmods = false;
 	t->mirror = false;
@@ -451,7 +451,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	m->up_sent = 0;
 	m->pick_table = NULL;
 	m->retries_left = m->retry_on = 0;
-	m->n_failed = 0;
+	m->failed.n = 0;
 	m->act.t = NULL;
 	m->has_rmods = false;
 	m->n_mir = 0;
@@ -497,6 +497,8 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	m->req_eof = t->req_eof;
 	up = wp_h2p_up_acquire(c, &cl->endpoints[i], false);
 	if (!up || strm_submit(m, up) != 0) { /* counted */
+		if (up && up->pe.active == 0) /* nothing else on it */
+			wp_h2p_up_went_idle(up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_MIRROR_DROPPED);
 		wp_h2p_mirror_free(m, false);
 		return;
@@ -771,16 +773,6 @@ static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 	return 0;
 }
 
-static bool tried(const struct wp_h2p_strm *t, const struct wp_snap_endpoint *ep)
-{
-	for (uint8_t k = 0; k < t->n_failed; k++)
-		if (t->failed[k].port == ep->port && t->failed[k].addr.family == ep->addr.family &&
-		    !memcmp(t->failed[k].addr.v6, ep->addr.v6,
-		            ep->addr.family == WP_AF_INET ? 4 : 16))
-			return true;
-	return false;
-}
-
 /* Picks an endpoint of the stream's cluster (avoiding failed ones when
  * <avoid>) and submits the request there. 0, or -errno (nothing sent). */
 static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *cl, bool avoid)
@@ -789,25 +781,24 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 
 	for (;;) {
 		struct wp_h2p_up *up;
-		int i = -1;
+		/* a retry re-picks to avoid the endpoints that already failed */
+		int i = wp_uppool_pick(cl, c->lbc, t->pick_hash, t->pick_has_hash,
+		                       avoid ? &t->failed : NULL);
 
-		for (int k = 0; k < (avoid ? RETRY_PICKS : 1); k++) {
-			i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), t->pick_hash,
-			               t->pick_has_hash);
-			if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
-				wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ENDPOINT);
-				wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, NULL);
-				t->rec.flags |= WP_PIPE_F(UH);
-				return -ENOENT;
-			}
-			if (!tried(t, &cl->endpoints[i]))
-				break;
+		if (i < 0) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NO_ENDPOINT);
+			wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, NULL);
+			t->rec.flags |= WP_PIPE_F(UH);
+			return -ENOENT;
 		}
 		wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, &cl->endpoints[i]);
 		up = wp_h2p_up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
 		if (up) {
-			if (strm_submit(t, up) != 0)
+			if (strm_submit(t, up) != 0) {
+				if (up->pe.active == 0) /* nothing else on it */
+					wp_h2p_up_went_idle(up);
 				return -ENOMEM;
+			}
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &t->act);
 			if (t->try_timeout_ms) /* per try */
 				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;

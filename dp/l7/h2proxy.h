@@ -95,6 +95,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "dp/http/http1.h"
+#include "dp/l7/uppool.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
 #include "wp/route.h"
@@ -167,19 +168,16 @@ enum wp_h2p_up_state {
 /* One upstream h2c connection (the host's transport behind up->io). Owned
  * by the core's pool; carries the streams of any session of the core. */
 struct wp_h2p_up {
+	/* the pool's part (dp/l7/uppool.h): endpoint, busy / idle, connected,
+	 * and pe.active, the streams it carries; pe.kind is h1 */
+	struct wp_uppool_ent pe;
 	void *io; /* the host's; set in ops->up_open */
 	struct wp_h2p_core *core;
 	nghttp2_session *ng;
-	struct wp_h2p_up *prev, *next; /* in-use list or free list */
-	struct wp_h2p_strm *strms;     /* streams it carries */
-	struct wp_addr addr;
-	uint16_t port;
-	bool ambient;
-	uint8_t state; /* enum wp_h2p_up_state */
-	bool reap;     /* close once out of nghttp2 (deferred) */
-	bool h1;       /* an HTTP/1.1 connection (ng is NULL; see WP_H2P_SESS_H1_UPSTREAM) */
-	uint32_t n_strms;
-	uint64_t idle_since_ms;
+	struct wp_h2p_strm *strms; /* streams it carries */
+	uint8_t state;             /* enum wp_h2p_up_state */
+	bool reap;                 /* close once out of nghttp2 (deferred) */
+	bool h1;            /* an HTTP/1.1 connection (ng is NULL; see WP_H2P_SESS_H1_UPSTREAM) */
 	const uint8_t *out; /* pending output (nghttp2_session_mem_send, or the HTTP/1.1 writer) */
 	size_t out_len;
 };

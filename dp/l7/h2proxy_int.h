@@ -16,13 +16,12 @@
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/pipeline.h"
 #include "dp/l7/lb_cache.h"
+#include "dp/l7/uppool.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"
 
-#define OUT_EXTRA   24 /* fields a forwarded block may gain (mods, x-request-id) */
-#define RETRY_AVOID 4
-#define RETRY_PICKS 5
+#define OUT_EXTRA 24 /* fields a forwarded block may gain (mods, x-request-id) */
 
 /* A byte ring. */
 struct ring {
@@ -75,12 +74,8 @@ struct wp_h2p_strm {
 	bool pick_has_hash;
 	uint16_t retries_left;
 	uint16_t retry_on;
-	uint8_t n_failed;
-	struct {
-		struct wp_addr addr;
-		uint16_t port;
-	} failed[RETRY_AVOID];
-	struct wp_lb_active act; /* the pick counted in flight (LEAST_REQUEST) */
+	struct wp_uppool_tried failed; /* endpoints that failed to connect (avoided) */
+	struct wp_lb_active act;       /* the pick counted in flight (LEAST_REQUEST) */
 	/* ResponseHeaderModifier of the rule, copied (the table may go away) */
 	struct wp_http_mods_copy rmods;
 	bool has_rmods;
@@ -149,7 +144,6 @@ struct wp_h2p_core {
 	nghttp2_mem *mem;
 	uint64_t *ctr;
 	uint64_t now_ms;
-	bool draining;
 	struct wp_http_reqid_rng rng;
 	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
 	struct wp_http1_limits h1lim;
@@ -157,10 +151,12 @@ struct wp_h2p_core {
 	nghttp2_session_callbacks *cb_down, *cb_up;
 	nghttp2_option *opt_down, *opt_up;
 	struct wp_h2p_sess *sessions, *free_sess;
-	struct wp_h2p_up *ups, *free_up, *used_up;
+	struct wp_h2p_up *ups;    /* max_upstreams, their entries in <pool> */
+	struct wp_uppool pool;    /* h2c (kind 0) and HTTP/1.1 (kind 1) upstreams; pool.draining:
+	                             shutting down */
 	struct wp_h2p_up **reap;  /* upstreams to close at the end of the call */
 	struct wp_h2p_up *cur_up; /* in nghttp2 calls of this one: never destroyed */
-	uint32_t n_reap, n_ups;
+	uint32_t n_reap;
 	struct wp_h2p_strm *strms, *free_strm;
 	uint32_t n_strms;
 	uint8_t *mem_blk;
@@ -284,7 +280,8 @@ static inline void nv_set(nghttp2_nv *nv, const char *n, size_t nl, const char *
 }
 
 /* Shared between h2proxy.c and h2p_upstream.c (defined in the file named). */
-void wp_h2p_core_reap(struct wp_h2p_core *c); /* h2p_upstream.c */
+extern const struct wp_uppool_ops wp_h2p_pool_ops; /* h2p_upstream.c */
+void wp_h2p_core_reap(struct wp_h2p_core *c);      /* h2p_upstream.c */
 int wp_h2p_d_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud); /* h2proxy.c */
 int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
                   void *ud);                                                    /* h2proxy.c */
@@ -318,6 +315,7 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close);         /* h2p_up
 void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t); /* h2p_upstream.c */
 struct wp_h2p_strm *wp_h2p_up_strm(struct wp_h2p_up *up, int32_t sid); /* h2proxy.c */
 void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t);                     /* h2p_upstream.c */
+void wp_h2p_up_went_idle(struct wp_h2p_up *up);                        /* h2p_upstream.c */
 void wp_h2p_wake_sess(struct wp_h2p_sess *s);                          /* h2proxy.c */
 void wp_h2p_wake_up(struct wp_h2p_up *up);                             /* h2proxy.c */
 

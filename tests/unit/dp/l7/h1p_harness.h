@@ -207,7 +207,7 @@ static char *take_up(struct wp_h1p_up *up)
 
 static inline uint32_t ep_host(const struct wp_h1p_up *up)
 {
-	return __builtin_bswap32(up->addr.v4) & 0xffff;
+	return __builtin_bswap32(up->pe.addr.v4) & 0xffff;
 }
 
 #endif /* WP_TESTS_L7_H1P_HARNESS_H */

@@ -27,7 +27,7 @@ static void test_keepalive_and_reuse(void **state)
 	assert_non_null(up);
 	assert_int_equal(n_open, 1);
 	assert_int_equal(ep_host(up) >> 8, 2); /* reviews-v1 */
-	assert_int_equal(up->port, 9081);
+	assert_int_equal(up->pe.port, 9081);
 	wp_h1p_up_connected(up);
 	u = take_up(up);
 	assert_non_null(strstr(u, "GET /v1/a HTTP/1.1\r\nhost: reviews:9080\r\n"));
@@ -435,7 +435,7 @@ static void test_upstream_failures(void **state)
 
 		up = wp_h1p_sess_up(s);
 		assert_non_null(up);
-		assert_int_equal(up->state, WP_H1P_UP_CONNECTING);
+		assert_false(up->pe.ready); /* still connecting */
 		assert_true(wp_h1p_up_peek(up, &p) > 20);
 		assert_true(memcmp(p, "GET /v1 HTTP/1.1\r\n", 18) == 0);
 		assert_int_equal(wp_h1p_down_peek(s, &p), 0);
@@ -494,12 +494,12 @@ static void test_upstream_failures(void **state)
 		s = sess_open();
 		down_all(s, "GET /r HTTP/1.1\r\nHost: r\r\n\r\n");
 		up = wp_h1p_sess_up(s);
-		first = up->addr.v4;
+		first = up->pe.addr.v4;
 		wp_h1p_up_failed(up);
 		n_close++;
 		up = wp_h1p_sess_up(s);
 		assert_non_null(up);
-		assert_int_not_equal(up->addr.v4, first);
+		assert_int_not_equal(up->pe.addr.v4, first);
 		wp_h1p_sess_close(s);
 	}
 	assert_int_equal(ctr[WP_CTR_L7_H1P_UP_RESET], 1);
