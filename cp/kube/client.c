@@ -17,7 +17,7 @@
 
 #include <curl/curl.h>
 
-#include "cp/kube/kube.h"
+#include "cp/kube/client_int.h"
 #include "wp/counters.h"
 #include "wp/log.h"
 
@@ -43,22 +43,6 @@ const struct wp_kube_resource wp_kube_resources[WP_KUBE_RES_COUNT] = {
         /* Istio serves telemetry.istio.io/v1 from 1.22, v1alpha1 before */
         [WP_KUBE_RES_TELEMETRY] = {"telemetry.istio.io", "v1", "Telemetry", "telemetries", true,
                                    "v1alpha1"},
-};
-
-struct wp_kube {
-	struct wp_kube_config cfg;
-	CURL *curl;
-	long timeout;
-	char *token;              /* current bearer token (cfg.token, the file or the plugin) */
-	struct wp_kube_cred cred; /* the exec plugin's credential (cfg.exec) */
-	bool cred_failed;         /* the last attempt to get it failed */
-	struct timespec token_mtime;
-	ino_t token_ino;
-	off_t token_size;
-	size_t max_event, max_body; /* 0 = unbounded (wp_kube_set_limits) */
-	wp_kube_answer_cb answer_cb;
-	void *answer_arg;
-	uint64_t ctr[WP_CTR_MAX];
 };
 
 uint64_t *wp_kube_counters(struct wp_kube *k)
@@ -239,15 +223,7 @@ const char *wp_kube_resp_message(const struct wp_kube_resp *resp)
 	return resp->body ? resp->body : "";
 }
 
-/* A growing byte buffer; max (0 = none) bounds len, and over records that
- * something was refused for it. */
-struct buf {
-	char *p;
-	size_t len, cap, max;
-	bool over;
-};
-
-static int buf_add(struct buf *b, const char *p, size_t n)
+static int buf_add(struct wp_kube_buf *b, const char *p, size_t n)
 {
 	if (b->max && n > b->max - b->len) {
 		b->over = true;
@@ -273,7 +249,7 @@ static int buf_add(struct buf *b, const char *p, size_t n)
 
 static size_t body_cb(char *p, size_t sz, size_t nm, void *arg)
 {
-	struct buf *b = arg;
+	struct wp_kube_buf *b = arg;
 
 	if (buf_add(b, p, sz * nm) != 0)
 		return 0;
@@ -412,7 +388,7 @@ static int request_once(struct wp_kube *k, const char *method, const char *path,
                         struct wp_kube_resp *resp)
 {
 	struct curl_slist *hdrs = NULL;
-	struct buf b = {.max = k->max_body};
+	struct wp_kube_buf b = {.max = k->max_body};
 	struct hdr_ctx h = {.k = k, .retry_after = -1};
 	CURLcode rc;
 	int ret;
@@ -651,19 +627,9 @@ bad:
 	return -EBADMSG;
 }
 
-struct watch_ctx {
-	struct wp_kube *k;
-	struct buf line;
-	wp_kube_event_cb cb;
-	void *arg;
-	int cb_ret;
-	const volatile int *stop;
-	long status;
-};
-
-static size_t watch_body_cb(char *p, size_t sz, size_t nm, void *arg)
+size_t wp_kube_watch_body(char *p, size_t sz, size_t nm, void *arg)
 {
-	struct watch_ctx *w = arg;
+	struct wp_kube_watch *w = arg;
 	size_t n = sz * nm, i, start = 0;
 
 	if (w->status == 0)
@@ -701,7 +667,7 @@ static size_t watch_body_cb(char *p, size_t sz, size_t nm, void *arg)
 
 static int watch_progress_cb(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
-	struct watch_ctx *w = arg;
+	struct wp_kube_watch *w = arg;
 
 	(void)a, (void)b, (void)c, (void)d;
 	return (w->stop && *w->stop) ? 1 : 0;
@@ -710,7 +676,8 @@ static int watch_progress_cb(void *arg, curl_off_t a, curl_off_t b, curl_off_t c
 int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned timeout_s,
                   wp_kube_event_cb cb, void *arg, const volatile int *stop, long *retry_after)
 {
-	struct watch_ctx w = {.k = k, .cb = cb, .arg = arg, .stop = stop, .line.max = k->max_event};
+	struct wp_kube_watch w = {
+	        .k = k, .cb = cb, .arg = arg, .stop = stop, .line.max = k->max_event};
 	struct curl_slist *hdrs = NULL;
 	struct hdr_ctx h = {.k = k, .retry_after = -1};
 	char *url, *esc = NULL, cerr[1024];
@@ -745,7 +712,7 @@ int wp_kube_watch(struct wp_kube *k, const char *path, const char *rv, unsigned 
 		curl_easy_setopt(k->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(k->curl, CURLOPT_LOW_SPEED_TIME, 300L);
 		curl_easy_setopt(k->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, watch_body_cb);
+		curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, wp_kube_watch_body);
 		curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &w);
 		curl_easy_setopt(k->curl, CURLOPT_HEADERFUNCTION, header_cb);
 		curl_easy_setopt(k->curl, CURLOPT_HEADERDATA, &h);

@@ -1,9 +1,9 @@
 /*
  * libFuzzer driver for the Kubernetes watch stream (cp/kube/client.c): the
- * bytes of a chunked WATCH body as curl hands them to watch_body_cb, which
+ * bytes of a chunked WATCH body as curl hands them to wp_kube_watch_body, which
  * cuts lines (bounded by max_event) and decodes each with
- * wp_kube_event_parse. client.c is included so the static line cutter runs
- * as it does under curl, without a server. The first input byte picks the
+ * wp_kube_event_parse, driven as curl drives it (client_int.h), without
+ * a server. The first input byte picks the
  * line bound and how the rest is cut into writes; each write lives in its
  * own heap buffer, freed once consumed, so ASan catches a pointer kept into
  * curl's buffer. Checks beyond memory safety:
@@ -20,14 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../cp/kube/client.c"
+#include "cp/kube/client_int.h"
 
 struct run {
 	uint64_t digest;
 	unsigned events;
 	bool over;
 	size_t max;
-	const struct watch_ctx *w;
+	const struct wp_kube_watch *w;
 };
 
 static void mix(uint64_t *d, const void *p, size_t n)
@@ -66,12 +66,12 @@ static int on_event(void *arg, const struct wp_kube_event *ev)
 	return 0;
 }
 
-/* Feeds body through watch_body_cb in writes of the sizes cut() gives
+/* Feeds body through wp_kube_watch_body in writes of the sizes cut() gives
  * (0: one write), as curl would: it stops at the first write not taken. */
 static void feed(struct run *r, const uint8_t *body, size_t len, uint32_t cut_seed)
 {
 	struct wp_kube k;
-	struct watch_ctx w;
+	struct wp_kube_watch w;
 	size_t off = 0;
 
 	memset(&k, 0, sizeof(k));
@@ -97,7 +97,7 @@ static void feed(struct run *r, const uint8_t *body, size_t len, uint32_t cut_se
 		if (!chunk)
 			abort();
 		memcpy(chunk, body + off, n);
-		size_t took = watch_body_cb(chunk, 1, n, &w);
+		size_t took = wp_kube_watch_body(chunk, 1, n, &w);
 		free(chunk);
 		if (w.line.len > r->max)
 			abort();
