@@ -115,7 +115,7 @@ size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 			return wp_tun_l7h2_input(t, p, len);
 		wp_tun_l7_refresh_routes(t);
 		n = wp_h1p_down_in(t->l7.sess, p, len);
-		if (n == len && wp_h1p_down_partial(t->l7.sess))
+		if (n == len && t->l7.sess != NULL && wp_h1p_down_partial(t->l7.sess))
 			l7_quickack(&t->e[0]);
 		up = wp_h1p_sess_up(t->l7.sess);
 		if (up != NULL && wp_h1p_up_peek(up, &q) > 0)
@@ -128,7 +128,8 @@ size_t wp_tun_l7_input(struct tunnel *t, const uint8_t *p, size_t len)
 		struct tunnel *d = l7_down_of(t->l7.up);
 
 		n = wp_h1p_up_in(t->l7.up, p, len);
-		if (n == len && wp_h1p_up_partial(t->l7.up))
+		/* the exchange may have ended the upstream (t->l7.up cleared) */
+		if (n == len && t->l7.up != NULL && wp_h1p_up_partial(t->l7.up))
 			l7_quickack(&t->e[1]);
 		wp_tun_l7_mark(d);
 		return n;
