@@ -2,15 +2,26 @@
 """HBONE benchmark: waypointd against nghttpx on the same loads, same run.
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
-                            (defaults 2000, 256 MiB, 10000)
+                       [--idle-peer M] [--idle-hold S] [--workers 1|2]
+                       [--phases idle,handshakes,tunnel]
+                       (defaults 2000, 256 MiB, 10000, 15000, 25 s, 1, all)
 
-Inside a testbed namespace (tests/testbed --manifests --certs, 1 worker);
-the peer is nghttpx (Debian nghttp2-proxy; --verify-client, the same
-certificates, one worker process) on the namespace's loopback.
+Inside a testbed namespace (tests/testbed --manifests --certs, --workers
+waypointd workers sized for N connections); the peer is nghttpx (Debian
+nghttp2-proxy; --verify-client, the same certificates, one worker process)
+on the namespace's loopback.
 
   1. Memory per idle HBONE connection, N idle connections (mTLS + HTTP/2
-     preface and SETTINGS, then nothing), measured first, on fresh processes,
-     so that memory freed by earlier phases does not hide growth.
+     preface and SETTINGS, then nothing but keepalive PINGs answered),
+     opened by bench/hbone_idle from one source address per 20,000
+     connections, measured first, on fresh processes, so that memory freed
+     by earlier phases does not hide growth. N is at most 100,000; nghttpx
+     gets M = min(M, N) connections (its one worker process cannot hold
+     more descriptors than the open-files hard limit; the ratio says so
+     when M < N). Also per side: the set-up rate (connections established
+     per second) and the keepalive budget over the hold of S seconds (PINGs
+     received per connection, min / mean / max, the longest time without
+     one, connections closed during the hold).
      The headline, bytes_each, counts every part of an idle connection on
      our side, in four terms that do not overlap:
        rss_growth    waypointd's resident memory growth over N (/proc VmRSS):
@@ -57,8 +68,10 @@ Prints a summary, then one JSON line. Bounded; not a pass/fail test.
 """
 
 import argparse
+import ipaddress
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -95,17 +108,42 @@ status:
 """
 
 
-def testbed_up(pki, man, build, conns):
+def per_worker(conns, workers):
+    """Per-worker capacity for conns connections in all: waypointd steers
+    connections to its workers by a hash of the 4-tuple, so each gets about
+    its share, with a margin for the hash's unevenness."""
+    return conns if workers == 1 else conns // workers + conns // 16 + 512
+
+
+def testbed_up(pki, man, build, conns, workers):
     """waypointd with capacity for conns HBONE connections; (prefix, ip, pid)."""
     sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
+    pw = per_worker(conns, workers)
     out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
+             "--workers", str(workers),
              "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint",
-             "--set", "tcp.max_conns=%d" % (conns + 1024), "--set", "tcp.buffers=%d" % conns,
+             "--set", "tcp.max_conns=%d" % (pw + 1024), "--set", "tcp.buffers=%d" % min(pw, 16384),
              "--set", "tcp.accept_backlog=4096", "--set", "tcp.syn_backlog=4096",
-             "--set", "hbone.max_sessions=%d" % conns, "--set", "mbufs_per_worker=65535",
+             "--set", "hbone.max_sessions=%d" % pw, "--set", "mbufs_per_worker=32767",
+             "--set", "eal.memory_mb=512",
              env=dict(os.environ, WP_BIN=os.path.join(build, "dp/waypointd")))
     tb = dict(line.split("=", 1) for line in out.split())
     return tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
+
+
+# Source addresses for the idle connections: one address has about 28k
+# ephemeral ports towards one server port, so one per CONNS_PER_SOURCE.
+CONNS_PER_SOURCE = 20000
+WP_SRC = "198.18.0.100"   # added to the namespace's end of the TAP link
+PEER_SRC = "127.0.0.100"  # on the namespace's lo (all of 127/8 is local)
+
+
+def sources(n):
+    return (n + CONNS_PER_SOURCE - 1) // CONNS_PER_SOURCE
+
+
+def ip_plus(ip, k):
+    return str(ipaddress.ip_address(ip) + k)
 
 
 def footprint(prefix, pid):
@@ -122,6 +160,41 @@ def footprint(prefix, pid):
 # 16-byte record per 256 bytes); used for the accounted breakdown only.
 TCP_RCV_BUF = 65536
 TCP_SND_BUF = 65536 + 256 * 16
+# hbone.ping_interval_ms of conf/waypoint.conf (not overridden here): a
+# keepalive PING after this long without anything received.
+PING_INTERVAL_MS = 10000
+
+
+def print_idle(i, a):
+    wi, gi = i["waypointd"], i["nghttpx"]
+    print("idle connections: bytes per connection, every part on each side")
+    print("  waypointd  %8d at %d = RSS growth %d + HTTP/2 from start-up slabs %d + DPDK heap "
+          "growth %d + pools reserved at start %d (per connection of capacity); goal %d" % (
+              wi["bytes_each"], a.idle, wi["rss_growth_each"], wi["h2_prealloc_each"],
+              wi["heap_growth_each"], wi["reserved_each"], wi["goal_bytes"]))
+    print("  nghttpx    %8d at %d = RSS growth of its worker" % (
+        gi["rss_growth_each"], a.idle_peer))
+    print("  ratio nghttpx / waypointd: %s%s" % (
+        i["ratio_nghttpx_over_waypointd"],
+        " (%s)" % i["ratio_note"] if i["ratio_note"] else ""))
+    ac = wi["accounted"]
+    print("  not summed (waypointd's own accounting): HTTP/2 held %d, slabs carved %d; OpenSSL "
+          "live %d; TCP buffers %d; their sum (held + OpenSSL + TCP, the old headline) %d" % (
+              ac["h2_held_bytes_each"], ac["h2_slab_bytes_each"], ac["tls_live_bytes_each"],
+              ac["tcp_buffer_bytes_each"], ac["accounted_bytes_each"]))
+    for name, side in (("waypointd", wi), ("nghttpx", gi)):
+        st, pb = side["setup"], side["ping_budget"]
+        print("  %-9s set-up: %d established, %d failed %s in %.1f s: %.0f connections/s "
+              "(%d in set-up at once)" % (name, st["established"], st["failed"],
+                                          st["fail_reasons"] or "", st["setup_s"],
+                                          st["rate_per_s"], st["in_flight"]))
+        print("  %-9s held %.0f s: %d alive at the end, closed %s; PINGs per connection min %d "
+              "mean %.2f max %d, %d without one, longest gap %d ms" % (
+                  name, pb["hold_s"], pb["alive_at_end"], pb["closed_during_hold"] or "none",
+                  pb["pings_per_conn_min"], pb["pings_per_conn_mean"], pb["pings_per_conn_max"],
+                  pb["conns_without_ping"], pb["longest_gap_ms"]))
+    print("  waypointd keepalive: a PING after %d ms without anything received" %
+          wi["ping_interval_ms"])
 
 
 def main():
@@ -131,13 +204,32 @@ def main():
     ap.add_argument("--handshakes", type=int, default=2000, help="per proxy (default 2000)")
     ap.add_argument("--bytes", type=int, default=256 << 20,
                     help="tunnel bytes each way (default 256 MiB)")
-    ap.add_argument("--idle", type=int, default=10000, help="idle connections (default 10000)")
+    ap.add_argument("--idle", type=int, default=10000,
+                    help="idle connections (default 10000, at most 100000)")
+    ap.add_argument("--idle-peer", type=int, default=15000,
+                    help="idle connections for nghttpx, at most --idle and under the open "
+                         "files hard limit (one process; default 15000)")
+    ap.add_argument("--idle-hold", type=float, default=25.0,
+                    help="seconds the idle connections are held (default 25: two keepalive "
+                         "PING intervals and the measurement)")
+    ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
+                    help="waypointd workers (default 1)")
+    ap.add_argument("--phases", default="idle,handshakes,tunnel",
+                    help="comma-separated subset of idle,handshakes,tunnel (default all)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hbone_bench: run as root")
     if not shutil.which("nghttpx"):
         sys.exit("hbone_bench: nghttpx missing (apt-get install nghttp2-proxy)")
     a.idle = max(100, min(a.idle, 100000))
+    # nghttpx's worker is one process: its descriptors are capped by the
+    # hard limit, which a container without CAP_SYS_RESOURCE cannot raise
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    a.idle_peer = max(100, min(a.idle_peer, a.idle, nofile - 2048))
+    phases = set(a.phases.split(","))
+    if not phases or phases - {"idle", "handshakes", "tunnel"}:
+        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel")
+    idle_gen = os.path.join(a.build, "bench/hbone_idle")
     wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
     hs = os.path.join(a.build, "bench/hbone_hs")
     tmp = tempfile.mkdtemp(prefix="wp-hbone-bench.")
@@ -150,11 +242,17 @@ def main():
     res = {"bench": "hbone_bench"}
     try:
         # The pools sized at start, per connection of capacity: two starts.
-        prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024)
-        f0 = footprint(prefix, wp_pid)
-        prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024)
-        f1 = footprint(prefix, wp_pid)
-        reserved_each = (f1 - f0) / a.idle
+        reserved_each = 0
+        if "idle" in phases:
+            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers)
+            f0 = footprint(prefix, wp_pid)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers)
+            f1 = footprint(prefix, wp_pid)
+            reserved_each = (f1 - f0) / a.idle
+            for k in range(sources(a.idle)):  # the client's source addresses, beside 198.18.0.1
+                ns("ip", "addr", "add", "%s/32" % ip_plus(WP_SRC, k), "dev", "wp0")
+        else:
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers)
 
         procs.append(subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                        os.path.join(ROOT, "tests/integration/tcpcheck.py"),
@@ -164,7 +262,8 @@ def main():
                                "--verify-client", "--verify-client-cacert=" + pki + "/ca.pem",
                                "--tls-min-proto-version=TLSv1.3", "--no-ocsp",
                                "--frontend-http2-max-concurrent-streams=100",
-                               "--worker-frontend-connections=%d" % (a.idle + 1024),
+                               "--worker-frontend-connections=%d" % (a.idle_peer + 1024),
+                               "--rlimit-nofile=%d" % min(nofile, a.idle_peer + 2048),
                                "--errorlog-file=" + tmp + "/nghttpx.log",
                                "--accesslog-file=/dev/null",
                                pki + "/key.pem", pki + "/cert.pem"],
@@ -181,137 +280,164 @@ def main():
         cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
 
         # 1. idle connections, first, on fresh processes
-        def idle(addr, port, pid_for_rss):
+        def idle(addr, port, src, count, pid_for_rss):
             rss0 = proc_rss(pid_for_rss)
             heap0 = t.heap_alloc_bytes() if pid_for_rss == wp_pid else 0
-            p = subprocess.Popen(["ip", "netns", "exec", NS, PY,
-                                  os.path.join(ROOT, "tests/integration/hbone_load.py"), "idle",
-                                  "--addr", "%s:%s" % (addr, port), "--certs", pki,
-                                  "--conns", str(a.idle), "--hold", "600", "--timeout", "30"],
+            p = subprocess.Popen(["ip", "netns", "exec", NS, idle_gen, "--addr",
+                                  "%s:%s" % (addr, port), "--cert", cert[0], "--key", cert[1],
+                                  "--ca", cert[2], "--conns", str(count), "--src", src,
+                                  "--nsrc", str(sources(count)), "--hold", str(a.idle_hold),
+                                  "--timeout", "30"],
                                  stdout=subprocess.PIPE, text=True)
-            line = json.loads(p.stdout.readline())
-            time.sleep(2.5)  # idle: buffers trimmed after 1 s
-            snap = {"established": line["established"], "setup_s": line["setup_seconds"]}
-            snap["rss_growth"] = proc_rss(pid_for_rss) - rss0
-            if pid_for_rss == wp_pid:
-                snap["heap_growth"] = t.heap_alloc_bytes() - heap0
-                snap["tel"] = t.query("/wp/tunnels")
-                snap["stats"] = stats(wpctl, prefix)
-            p.terminate()
-            p.wait()
+            try:
+                snap = json.loads(p.stdout.readline())
+                time.sleep(2.5)  # idle: buffers trimmed after 1 s
+                snap["rss_growth"] = proc_rss(pid_for_rss) - rss0
+                if pid_for_rss == wp_pid:
+                    snap["heap_growth"] = t.heap_alloc_bytes() - heap0
+                    snap["tel"] = t.query("/wp/tunnels")
+                    snap["stats"] = stats(wpctl, prefix)
+                snap["hold"] = json.loads(p.stdout.readline())  # after --idle-hold s
+                p.wait(timeout=60)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
             return snap
 
-        base = t.query("/wp/tunnels")
-        base_st = stats(wpctl, prefix)
-        w = idle(wip, 15008, wp_pid)
-        n = max(w["established"], 1)
-        tl = w["tel"]
+        def ping_budget(snap):
+            h = snap["hold"]
+            return {"hold_s": h["hold_s"], "alive_at_end": h["alive"],
+                    "closed_during_hold": h["closed_during_hold"],
+                    "pings_per_conn_min": h["pings"]["min"],
+                    "pings_per_conn_mean": h["pings"]["mean"],
+                    "pings_per_conn_max": h["pings"]["max"],
+                    "conns_without_ping": h["pings"]["conns_without"],
+                    "longest_gap_ms": h["pings"]["max_gap_ms"]}
 
-        def each(key):
-            return (tl.get(key, 0) - base.get(key, 0)) / n
-        tcpb = ((total(w["stats"], "tcp_rcv_bufs") - total(base_st, "tcp_rcv_bufs")) * TCP_RCV_BUF +
-                (total(w["stats"], "tcp_snd_bufs") - total(base_st, "tcp_snd_bufs")) * TCP_SND_BUF)
-        accounted = each("h2_held_bytes") + each("tls_live_bytes") + tcpb / n
-        rss_each, heap_each = w["rss_growth"] / n, w["heap_growth"] / n
-        pre_each = max(0.0, each("h2_held_bytes") - each("h2_slab_bytes"))
-        wp_each = rss_each + pre_each + heap_each + reserved_each
-        time.sleep(3)
-        g = idle("127.0.0.1", 15443, ng_pid)
-        ng_each = g["rss_growth"] / max(g["established"], 1)
-        res["idle"] = {
-            "connections": a.idle,
-            "waypointd": {"established": w["established"],
-                          "bytes_each": round(wp_each),
-                          "rss_growth_each": round(rss_each),
-                          "h2_prealloc_each": round(pre_each),
-                          "heap_growth_each": round(heap_each),
-                          "reserved_each": round(reserved_each),
-                          "accounted": {
-                              "accounted_bytes_each": round(accounted),
-                              "h2_held_bytes_each": round(each("h2_held_bytes")),
-                              "h2_slab_bytes_each": round(each("h2_slab_bytes")),
-                              "tls_live_bytes_each": round(each("tls_live_bytes")),
-                              "tcp_buffer_bytes_each": round(tcpb / n)},
-                          "goal_bytes": 16384},
-            "nghttpx": {"established": g["established"], "rss_growth_each": round(ng_each)},
-            "ratio_nghttpx_over_waypointd": round(ng_each / wp_each, 2) if wp_each > 0 else None,
-        }
+        def setup(snap):
+            return {"established": snap["established"], "failed": snap["failed"],
+                    "fail_reasons": snap["fail_reasons"], "setup_s": snap["setup_s"],
+                    "rate_per_s": snap["rate_per_s"], "in_flight": snap["parallel"]}
+
+        if "idle" in phases:
+            base = t.query("/wp/tunnels")
+            base_st = stats(wpctl, prefix)
+            ping_ms = PING_INTERVAL_MS
+            w = idle(wip, 15008, WP_SRC, a.idle, wp_pid)
+            n = max(w["established"], 1)
+            tl = w["tel"]
+
+            def each(key):
+                return (tl.get(key, 0) - base.get(key, 0)) / n
+            tcpb = ((total(w["stats"], "tcp_rcv_bufs") - total(base_st, "tcp_rcv_bufs")) *
+                    TCP_RCV_BUF +
+                    (total(w["stats"], "tcp_snd_bufs") - total(base_st, "tcp_snd_bufs")) *
+                    TCP_SND_BUF)
+            accounted = each("h2_held_bytes") + each("tls_live_bytes") + tcpb / n
+            rss_each, heap_each = w["rss_growth"] / n, w["heap_growth"] / n
+            pre_each = max(0.0, each("h2_held_bytes") - each("h2_slab_bytes"))
+            wp_each = rss_each + pre_each + heap_each + reserved_each
+            time.sleep(3)
+            g = idle("127.0.0.1", 15443, PEER_SRC, a.idle_peer, ng_pid)
+            ng_each = g["rss_growth"] / max(g["established"], 1)
+            res["idle"] = {
+                "connections": a.idle,
+                "waypointd": {"established": w["established"],
+                              "bytes_each": round(wp_each),
+                              "rss_growth_each": round(rss_each),
+                              "h2_prealloc_each": round(pre_each),
+                              "heap_growth_each": round(heap_each),
+                              "reserved_each": round(reserved_each),
+                              "accounted": {
+                                  "accounted_bytes_each": round(accounted),
+                                  "h2_held_bytes_each": round(each("h2_held_bytes")),
+                                  "h2_slab_bytes_each": round(each("h2_slab_bytes")),
+                                  "tls_live_bytes_each": round(each("tls_live_bytes")),
+                                  "tcp_buffer_bytes_each": round(tcpb / n)},
+                              "goal_bytes": 8192,
+                              "setup": setup(w),
+                              "ping_interval_ms": ping_ms,
+                              "ping_budget": ping_budget(w)},
+                "nghttpx": {"connections": a.idle_peer, "established": g["established"],
+                            "rss_growth_each": round(ng_each), "setup": setup(g),
+                            "ping_budget": ping_budget(g)},
+                "ratio_nghttpx_over_waypointd":
+                    round(ng_each / wp_each, 2) if wp_each > 0 else None,
+                "ratio_note": None if a.idle_peer == a.idle else
+                    "nghttpx measured at %d connections, waypointd at %d" % (
+                        a.idle_peer, a.idle),
+            }
 
         # 2. handshakes: process CPU for both
-        ns(hs, wip, "15008", *cert, "50", "1")  # warm-up (ARP, caches)
-        b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
-        r = json.loads(ns(hs, wip, "15008", *cert, str(a.handshakes), "2"))
-        b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
-        ns(hs, "127.0.0.1", "15443", *cert, "50", "1")
-        c0 = proc_cpu_s(ng_pid)
-        rn = json.loads(ns(hs, "127.0.0.1", "15443", *cert, str(a.handshakes), "2"))
-        c1 = proc_cpu_s(ng_pid)
-        wn, gn = max(r["handshakes"], 1), max(rn["handshakes"], 1)
-        wcpu, gcpu = (p1 - p0) / wn, (c1 - c0) / gn
-        res["handshakes"] = {
-            "waypointd": {"count": r["handshakes"], "failed": r["failed"],
-                          "wall_per_s": round(r["handshakes"] / r["seconds"]),
-                          "cpu_cycles_each": round(wcpu * tsc),
-                          "per_core_per_s": round(1 / wcpu) if wcpu else None,
-                          "not_ratio_tsc_busy_cycles_each": round((b1 - b0) / wn)},
-            "nghttpx": {"count": rn["handshakes"], "failed": rn["failed"],
-                        "wall_per_s": round(rn["handshakes"] / rn["seconds"]),
-                        "cpu_cycles_each": round(gcpu * tsc),
-                        "per_core_per_s": round(1 / gcpu) if gcpu else None},
-            "ratio_cpu_each_nghttpx_over_waypointd": round(gcpu / wcpu, 2) if wcpu else None,
-        }
+        if "handshakes" in phases:
+            ns(hs, wip, "15008", *cert, "50", "1")  # warm-up (ARP, caches)
+            b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
+            r = json.loads(ns(hs, wip, "15008", *cert, str(a.handshakes), "2"))
+            b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
+            ns(hs, "127.0.0.1", "15443", *cert, "50", "1")
+            c0 = proc_cpu_s(ng_pid)
+            rn = json.loads(ns(hs, "127.0.0.1", "15443", *cert, str(a.handshakes), "2"))
+            c1 = proc_cpu_s(ng_pid)
+            wn, gn = max(r["handshakes"], 1), max(rn["handshakes"], 1)
+            wcpu, gcpu = (p1 - p0) / wn, (c1 - c0) / gn
+            res["handshakes"] = {
+                "waypointd": {"count": r["handshakes"], "failed": r["failed"],
+                              "wall_per_s": round(r["handshakes"] / r["seconds"]),
+                              "cpu_cycles_each": round(wcpu * tsc),
+                              "per_core_per_s": round(1 / wcpu) if wcpu else None,
+                              "not_ratio_tsc_busy_cycles_each": round((b1 - b0) / wn)},
+                "nghttpx": {"count": rn["handshakes"], "failed": rn["failed"],
+                            "wall_per_s": round(rn["handshakes"] / rn["seconds"]),
+                            "cpu_cycles_each": round(gcpu * tsc),
+                            "per_core_per_s": round(1 / gcpu) if gcpu else None},
+                "ratio_cpu_each_nghttpx_over_waypointd": round(gcpu / wcpu, 2) if wcpu else None,
+            }
 
         # 3. throughput (no peer)
-        b0 = t.totals()
-        r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"), "echo",
-                          "--addr", wip + ":15008", "--certs", pki, "--authority",
-                          "198.19.0.10:7000", "--tunnels", "1", "--bytes", str(a.bytes),
-                          "--timeout", "600"))
-        b1 = t.totals()
+        if "tunnel" in phases:
+            b0 = t.totals()
+            r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"), "echo",
+                              "--addr", wip + ":15008", "--certs", pki, "--authority",
+                              "198.19.0.10:7000", "--tunnels", "1", "--bytes", str(a.bytes),
+                              "--timeout", "600"))
+            b1 = t.totals()
+            fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
+                   b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
+            busy = b1["busy_cycles"] - b0["busy_cycles"]
+            io = b1["io_cycles"] - b0["io_cycles"]
+            cpb = busy / fwd if fwd else 0
+            res["tunnel"] = {"bytes_each_way": a.bytes, "ok": r["ok"] == 1, "peer": None,
+                             "client_gbit_s_both_ways": round(r["mbit_s_both_ways"] / 1000, 3),
+                             "tsc_busy_cycles_per_byte": round(cpb, 2),
+                             "tsc_busy_cycles_per_byte_without_pmd_io":
+                                 round((busy - io) / fwd, 2) if fwd else None,
+                             "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
         t.close()
-        fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
-               b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
-        busy = b1["busy_cycles"] - b0["busy_cycles"]
-        io = b1["io_cycles"] - b0["io_cycles"]
-        cpb = busy / fwd if fwd else 0
-        res["tunnel"] = {"bytes_each_way": a.bytes, "ok": r["ok"] == 1, "peer": None,
-                         "client_gbit_s_both_ways": round(r["mbit_s_both_ways"] / 1000, 3),
-                         "tsc_busy_cycles_per_byte": round(cpb, 2),
-                         "tsc_busy_cycles_per_byte_without_pmd_io":
-                             round((busy - io) / fwd, 2) if fwd else None,
-                         "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
     finally:
         for p in procs:
             p.terminate()
         subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", NS], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    i, h, u = res["idle"], res["handshakes"], res["tunnel"]
-    wi = i["waypointd"]
     print("hbone_bench: tsc_hz %d" % res["tsc_hz"])
-    print("idle connections (%d): bytes per connection, every part on each side" % a.idle)
-    print("  waypointd  %8d = RSS growth %d + HTTP/2 from start-up slabs %d + DPDK heap growth "
-          "%d + pools reserved at start %d (per connection of capacity)" % (
-              wi["bytes_each"], wi["rss_growth_each"], wi["h2_prealloc_each"],
-              wi["heap_growth_each"], wi["reserved_each"]))
-    print("  nghttpx    %8d = RSS growth of its worker" % i["nghttpx"]["rss_growth_each"])
-    print("  ratio nghttpx / waypointd: %s" % i["ratio_nghttpx_over_waypointd"])
-    ac = wi["accounted"]
-    print("  not summed (waypointd's own accounting): HTTP/2 held %d, slabs carved %d; OpenSSL live %d;"
-          " TCP buffers %d; their sum (held + OpenSSL + TCP, the old headline) %d" % (
-              ac["h2_held_bytes_each"], ac["h2_slab_bytes_each"], ac["tls_live_bytes_each"],
-              ac["tcp_buffer_bytes_each"], ac["accounted_bytes_each"]))
-    print("handshakes (%d each, process CPU at the TSC rate):" % a.handshakes)
-    print("  waypointd %d cycles each (%s per core per s); nghttpx %d cycles each (%s per core per "
-          "s); ratio nghttpx / waypointd %s" % (
-              h["waypointd"]["cpu_cycles_each"], h["waypointd"]["per_core_per_s"],
-              h["nghttpx"]["cpu_cycles_each"], h["nghttpx"]["per_core_per_s"],
-              h["ratio_cpu_each_nghttpx_over_waypointd"]))
-    print("  not a ratio: waypointd TSC busy cycles per handshake %d" %
-          h["waypointd"]["not_ratio_tsc_busy_cycles_each"])
-    print("tunnel (no peer): %s Gbit/s at the client, %s TSC busy cycles per byte (%s without "
-          "the PMD's I/O), %s Gbit/s per core" % (
-              u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
-              u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"]))
+    if "idle" in res:
+        print_idle(res["idle"], a)
+    if "handshakes" in res:
+        h = res["handshakes"]
+        print("handshakes (%d each, process CPU at the TSC rate):" % a.handshakes)
+        print("  waypointd %d cycles each (%s per core per s); nghttpx %d cycles each (%s per "
+              "core per s); ratio nghttpx / waypointd %s" % (
+                  h["waypointd"]["cpu_cycles_each"], h["waypointd"]["per_core_per_s"],
+                  h["nghttpx"]["cpu_cycles_each"], h["nghttpx"]["per_core_per_s"],
+                  h["ratio_cpu_each_nghttpx_over_waypointd"]))
+        print("  not a ratio: waypointd TSC busy cycles per handshake %d" %
+              h["waypointd"]["not_ratio_tsc_busy_cycles_each"])
+    if "tunnel" in res:
+        u = res["tunnel"]
+        print("tunnel (no peer): %s Gbit/s at the client, %s TSC busy cycles per byte (%s "
+              "without the PMD's I/O), %s Gbit/s per core" % (
+                  u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
+                  u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"]))
     print(json.dumps(res))
 
 

@@ -16,16 +16,12 @@ line on stdout.
   hbone_load.py handshake --addr IP:PORT --certs DIR --identity NAME|none
       expects the TLS handshake (or the first read after it, TLS 1.3) to
       fail: NAME's certificate, or none at all.
-  hbone_load.py idle --addr IP:PORT --certs DIR --conns N --hold S
-      opens N HBONE connections (TLS + SETTINGS + PING answered), keeps them
-      idle S seconds, then closes them (benchmarks).
 """
 
 import argparse
 import hashlib
 import json
 import os
-import signal
 import ssl
 import sys
 import time
@@ -157,37 +153,11 @@ def cmd_handshake(a):
     return 1
 
 
-def cmd_idle(a):
-    import resource
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    host, port = a.addr.rsplit(":", 1)
-    cert, key = paths(a.certs, "productpage")
-    ctx = tls_context(cert, key, os.path.join(a.certs, "ca.pem"))
-    conns, start = [], time.monotonic()
-    for _ in range(a.conns):
-        c = HboneClient(host, int(port), None, None, None, timeout=a.timeout, tls_ctx=ctx)
-        conns.append(c)
-    # (select() cannot watch fds past 1024: no PING round trip here; the TLS
-    # handshake and our preface + SETTINGS went out in the constructor.)
-    time.sleep(1.0)
-    ok = sum(1 for c in conns if not c.closed)
-    print(json.dumps({"conns": a.conns, "established": ok,
-                      "setup_seconds": round(time.monotonic() - start, 2)}), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    end = time.monotonic() + a.hold
-    while time.monotonic() < end:
-        time.sleep(0.2)
-    for c in conns:
-        c.close()
-    return 0 if ok == a.conns else 1
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("echo", "handshake", "idle"):
+    for name in ("echo", "handshake"):
         p = sub.add_parser(name)
         p.add_argument("--addr", required=True)
         p.add_argument("--certs", required=True)
@@ -198,13 +168,10 @@ def main():
             p.add_argument("--bytes", type=int, default=1 << 20)
             p.add_argument("--rate", type=int, default=0)
             p.add_argument("--expect-goaway", action="store_true")
-        elif name == "handshake":
-            p.add_argument("--identity", required=True)
         else:
-            p.add_argument("--conns", type=int, default=100)
-            p.add_argument("--hold", type=float, default=10.0)
+            p.add_argument("--identity", required=True)
     a = ap.parse_args()
-    return {"echo": cmd_echo, "handshake": cmd_handshake, "idle": cmd_idle}[a.cmd](a)
+    return {"echo": cmd_echo, "handshake": cmd_handshake}[a.cmd](a)
 
 
 if __name__ == "__main__":
