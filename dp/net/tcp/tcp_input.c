@@ -312,11 +312,16 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 			c->ack_now = true; /* a hole filled: tell the sender at once */
 		} else if (c->rcv_unacked >= 2 * c->rcv_mss) {
 			c->ack_now = true;
-		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss && !c->pingpong) {
-			c->ack_now = true; /* end of a message: no delayed-ACK stall */
+		} else if ((s->flags & TH_PSH) && s->len < c->rcv_mss &&
+		           (!c->pingpong || c->slen != 0)) {
+			/* end of a message: no delayed-ACK stall; nor while we
+			 * still send (a peer answering our stream with small
+			 * segments, Nagle on, waits for this ACK to send more) */
+			c->ack_now = true;
 		} else if (s->flags & TH_PSH && s->len < c->rcv_mss) {
-			/* pingpong: our answer carries the ACK; an app that waits
-			 * for the rest of a message asks for it (wp_tcp_quickack) */
+			/* pingpong, all we sent acknowledged: our answer carries
+			 * the ACK; an app that waits for the rest of a message
+			 * asks for it (wp_tcp_quickack) */
 			c->ack_pending = true;
 			ctr_inc(st, WP_CTR_TCP_ACK_HELD);
 		} else {

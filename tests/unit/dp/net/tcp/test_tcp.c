@@ -857,8 +857,9 @@ static void test_delack_pingpong(void **state)
 
 /* Bulk data or loss keeps ACKs immediate on an opted-in connection:
  * answering after more than four segments' worth of data does not make it
- * interactive, and an out-of-order segment (or a retransmission) makes it
- * leave the interactive mode. */
+ * interactive, a short segment that comes while our own data is still
+ * unacknowledged is ACKed at once, and an out-of-order segment (or a
+ * retransmission) makes it leave the interactive mode. */
 static void test_delack_bulk_and_loss(void **state)
 {
 	(void)state;
@@ -882,6 +883,15 @@ static void test_delack_bulk_and_loss(void **state)
 	n0 = ncap;
 	peer(TH_ACK | TH_PSH, "GET", 3);
 	assert_int_equal(ncap, n0); /* held */
+	answer("200");
+	/* while data of ours is unacknowledged (we stream, the peer answers
+	 * with small segments), a short segment is ACKed at once */
+	assert_int_equal(wp_tcp_send(F.conn, "stream", 6), 6);
+	n0 = ncap;
+	peer(TH_ACK | TH_PSH, "WU", 2); /* acknowledges "200", not "stream" */
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(out(-1).len, 0);
+	F.pack += 6;
 	answer("200");
 	n0 = ncap;
 	/* a segment out of order: ACKed at once (SACK), and so is what
