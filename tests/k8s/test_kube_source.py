@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakeapi import KINDS  # noqa: E402
 
 # what the source lists and watches: every kind the fake server serves but
-# the Lease, which leader election reads and writes by name
-WATCHED = [k for k in KINDS if k[2] != "Lease"]
+# the Lease, which leader election reads and writes by name, and the
+# WorkloadEntry, which membership writes
+WATCHED = [k for k in KINDS if k[2] not in ("Lease", "WorkloadEntry")]
 from harness import FakeAPI, Failures, kubectl, wait_for, wpctl  # noqa: E402
 
 PROBE = os.environ.get("KUBE_SOURCE_PROBE") or os.path.join(os.environ.get("WP_BUILD_DIR", ""),
