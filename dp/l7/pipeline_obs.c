@@ -283,7 +283,8 @@ void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t bag
 
 void wp_pipe_rec_begin(const struct wp_pipe_conn *c, struct wp_pipe_rec *r, bool is_grpc)
 {
-	r->active = c && c->ml_ready && (c->core->record || wp_pipe_logs(c));
+	/* kept when something uses it: metrics, the access log or a span */
+	r->active = c && c->ml_ready && (c->core->record || wp_pipe_logs(c) || wp_pipe_traces(c));
 	r->start_us = c && c->core ? c->core->now_us : 0;
 	r->req_bytes = r->resp_bytes = 0;
 	r->status = 0;

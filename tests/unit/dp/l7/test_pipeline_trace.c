@@ -289,6 +289,33 @@ static void test_span(void **state)
 	assert_int_equal(ctr[WP_CTR_TRACE_SPAN_DROPPED], 1);
 }
 
+/* metrics.enabled false and no access log: a sampled request still gets
+ * its span (the record is kept for it), and nothing is recorded. */
+static void test_span_without_metrics(void **state)
+{
+	struct wp_pipe_conn c;
+	struct wp_pipe_rec r;
+	struct wp_span_entry *e;
+
+	(void)state;
+	core.record = false;
+	conn_init(&c);
+	begin(&c, &r, (const char *[]){"traceparent", "00-" TID "-" SID "-01", NULL});
+	assert_true(r.active);
+	assert_true(r.tr.span);
+	wp_pipe_rec_end(&c, &r, NULL);
+	assert_int_equal(ctr[WP_CTR_TRACE_SPAN_DROPPED], 0);
+	e = wp_span_reserve(ring);
+	assert_non_null(e);
+	e--; /* the committed span is just before the next free entry */
+	assert_string_equal(hex(e->trace_id, 16), TID);
+	assert_int_equal(wp_metrics_n_http(cells), 1); /* the overflow series only */
+	/* tracing off as well: the record is not kept */
+	wp_pipe_core_set_trace(&core, NULL, 0, WP_TRACE_OTLP, 42);
+	begin(&c, &r, NULL);
+	assert_false(r.active);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +324,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_telemetry, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_span, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_span_without_metrics, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
