@@ -394,8 +394,12 @@ def phase_register_and_serve(t):
     assert set(reps) == {m.name for m in t.members}, reps
     step("24 tunnels x 256 KiB both ways, 8 per endpoint, all bytes verified (SHA-256): %s" % (
         {w: r[1]["seconds"] for w, r in reps.items()}))
+    # an appliance sees the members through its watch, which may trail the API server
+    want = sorted(m.name for m in t.members)
+    wait_for(lambda: sorted(x["identity"] for x in t.members[0].config_dump()["membership"]["members"])
+             == want, 10, interval=0.2, what="config dump lists the three members")
     d = t.members[0].config_dump()
-    assert sorted(x["identity"] for x in d["membership"]["members"]) == sorted(m.name for m in t.members), d
+    assert sorted(x["identity"] for x in d["membership"]["members"]) == want, d
     assert d["lease"]["holder"] in t.by_name and d["lease"]["age_s"] >= 0, d
     r = subprocess.run([os.path.join(BUILD, "cp/wpctl/wpctl"), "waypoint", "status", "-n", NS,
                         "--class", "waypointd"], capture_output=True, text=True, timeout=60,
