@@ -7,7 +7,7 @@ Sends TCP SYNs with spoofed source addresses from 198.19.0.0/16 (RFC 2544
 benchmark space, routed by the appliance through its gateway, the
 namespace's kernel, which does not forward: every SYN-ACK ends there) and
 random source ports, as fast as one Python thread can, for at most SECONDS
-(capped at 45) and at most MAX_PACKETS (default 5,000,000), or until
+(capped at 150) and at most MAX_PACKETS (default 30,000,000), or until
 SIGTERM (the test stops it once its checks under the flood are done). Prints
 "synflood: N packets in S s (R pps)". Needs CAP_NET_RAW; never leaves the
 namespace it runs in (the destination must be on-link there).
@@ -53,8 +53,8 @@ def build(dst, dport, rnd):
 def main():
     if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
-    dst_s, dport, secs = sys.argv[1], int(sys.argv[2]), min(float(sys.argv[3]), 45.0)
-    limit = int(sys.argv[4]) if len(sys.argv) == 5 else 5_000_000
+    dst_s, dport, secs = sys.argv[1], int(sys.argv[2]), min(float(sys.argv[3]), 150.0)
+    limit = int(sys.argv[4]) if len(sys.argv) == 5 else 30_000_000
     dst = socket.inet_aton(dst_s)
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
