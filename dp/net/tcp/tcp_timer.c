@@ -91,7 +91,18 @@ static void rto_expired(struct wp_tcp_conn *c)
 	}
 	if (c->snd_una == c->snd_max || !can_send_state(c))
 		return;
-	if (++c->retries > st->cfg.max_retries) {
+	/*
+	 * A peer that answers with a zero window is alive, its buffer full:
+	 * the retransmission is a window probe and does not count towards
+	 * max_retries (Linux does the same), until the peer has been silent
+	 * for twice rto_max (a live peer answers each probe, and the probes
+	 * are at most rto_max apart).
+	 */
+	bool probe =
+	        c->snd_wnd == 0 && st->now_us - c->last_rcv_us < 2 * (uint64_t)st->cfg.rto_max_us;
+	if (probe)
+		ctr_inc(st, WP_CTR_TCP_RTO_ZERO_WINDOW);
+	else if (++c->retries > st->cfg.max_retries) {
 		ctr_inc(st, WP_CTR_TCP_CONN_TIMEOUT);
 		send_rst_conn(c);
 		terminate(c, WP_TCP_CLOSE_TIMEOUT);

@@ -63,6 +63,57 @@ static void test_rto_backoff(void **state)
 	assert_int_equal(c->tdl[T_RTO], 0);
 }
 
+/*
+ * A receiver that keeps answering with a zero window while our data is
+ * unacknowledged (its buffer full: Linux drops the segment and ACKs with
+ * window 0) is alive: the retransmissions are window probes and do not
+ * count towards max_retries, as in Linux. Only once the peer has been
+ * silent for twice rto_max (the probes back off up to rto_max) does the
+ * connection time out.
+ */
+static void test_rto_zero_window_peer_alive(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.max_retries = 3;
+	cfg.rto_max_us = 2000000;
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	assert_int_equal(wp_tcp_send(c, "data", 4), 4);
+	struct seg d = out(-1);
+	F.pwnd = 0;
+	peer(TH_ACK, NULL, 0); /* nothing acknowledged, window closed */
+	assert_int_equal(c->snd_wnd, 0);
+	/* ten expiries, each answered at once: still open, still probing */
+	for (int i = 0; i < 10; i++) {
+		unsigned n = ncap;
+		while (ncap == n)
+			advance(1000);
+		assert_int_equal(out(-1).seq, d.seq);
+		peer(TH_ACK, NULL, 0);
+	}
+	assert_int_equal(F.closed, 0);
+	assert_true(F.ctr[WP_CTR_TCP_RTO_TIMEOUT] >= 10);
+	assert_int_equal(F.ctr[WP_CTR_TCP_CONN_TIMEOUT], 0);
+	/* the window opens: the data goes through and the backoff ends */
+	F.pwnd = 65535;
+	F.pack += 4;
+	peer(TH_ACK, NULL, 0);
+	assert_int_equal(c->snd_una, c->snd_max);
+	assert_int_equal(c->backoff, 0);
+
+	/* a peer that falls silent with its window closed times out */
+	assert_int_equal(wp_tcp_send(c, "more", 4), 4);
+	F.pwnd = 0;
+	peer(TH_ACK, NULL, 0);
+	advance(30 * cfg.rto_max_us);
+	assert_int_equal(F.closed, 1);
+	assert_int_equal(F.why, WP_TCP_CLOSE_TIMEOUT);
+	assert_int_equal(F.ctr[WP_CTR_TCP_CONN_TIMEOUT], 1);
+}
+
 static void test_fast_retransmit(void **state)
 {
 	(void)state;
@@ -435,6 +486,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_rto_backoff, teardown),
+	        cmocka_unit_test_teardown(test_rto_zero_window_peer_alive, teardown),
 	        cmocka_unit_test_teardown(test_fast_retransmit, teardown),
 	        cmocka_unit_test_teardown(test_fast_retransmit_newreno, teardown),
 	        cmocka_unit_test_teardown(test_recovery_on_data_acks, teardown),
