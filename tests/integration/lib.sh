@@ -31,6 +31,12 @@ fail() {
 	echo "FAIL: $*" >&2
 	[ -n "${WP_LOG:-}" ] && [ -f "$WP_LOG" ] && { echo "--- waypointd log:" >&2; tail -20 "$WP_LOG" >&2; }
 	if [ -n "${WP_PREFIX:-}" ]; then
+		# the failure-shaped ones first, on a short line of their own (a CI
+		# excerpt may cut the long dump)
+		echo "--- waypointd timeouts, resets, aborts, drops (non-zero totals):" >&2
+		"$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null |
+			awk '$NF != 0 && $1 ~ /timeout|reset|abort|nomem|drop|zero_window|refused|fail/ { printf "%s=%s ", $1, $NF }' >&2
+		echo >&2
 		echo "--- waypointd counters (non-zero):" >&2
 		"$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | awk '$NF != 0' | tr '\n' ' ' >&2
 		echo >&2
