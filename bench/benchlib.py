@@ -108,6 +108,30 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid):
+    """User + system CPU seconds of a process and of its live descendants
+    (a server that forks helpers, as h2o does, works in all of them)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        kids.setdefault(ppid, []).append(int(d))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += proc_cpu_s(p)
+        except OSError:
+            continue
+        todo.extend(kids.get(p, []))
+    return total
+
+
 def thread_cpu_s(pid, comm_prefix):
     """(user, system) CPU seconds summed over the threads of <pid> whose
     name starts with <comm_prefix> (DPDK names its worker lcores

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""L7 benchmark (issue 6): waypointd against HAProxy on the same load, same run.
+"""L7 benchmark (issue 6): waypointd against HAProxy and h2o on the same load, same run.
 
   bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
-                         [--authz-policies P] [--telemetry]
+                         [--authz-policies P] [--telemetry] [--json FILE]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests
 --certs, 1 worker) holds:
@@ -16,6 +16,13 @@ Per link (tap, memif), one testbed namespace (tests/testbed --manifests
             TLS 1.3 with client-certificate verification (same CA and
             identities), ALPN h2, one thread; HTTP/1.1 to the same backend
             with connection reuse (http-reuse always).
+  h2o       the second peer (Debian h2o) on loopback :15444: TLS 1.3, ALPN
+            h2, one thread; HTTP/1.1 to the same backend with keep-alive
+            (proxy.reverse.url, proxy.timeout.keepalive). Debian 12's h2o
+            (2.2.5) cannot ask for client certificates, so its TLS has no
+            client authentication (the output says so): slightly less work
+            than the other two do. Its CPU is counted over its process and
+            the helper process it forks.
 Pinning, the same for both proxies in every run: the proxy under test alone
 on the last CPU (waypointd: its worker lcore; its main lcore -- control
 plane -- on CPU 0; HAProxy: taskset), the load generator, the backend and
@@ -39,6 +46,7 @@ carries 1024 bytes). Shapes:
                         HTTP/1.1 requests behind, same bytes;
   haproxy_multiplexed   HAProxy at its cheaper shape: M connections x K
                         concurrent streams each (default 16 x 16);
+  h2o, h2o_multiplexed  h2o in the same two shapes;
   direct                N plain keep-alive HTTP/1.1 connections to the
                         backend (the baseline for the added latency).
 
@@ -55,14 +63,16 @@ Figures per link:
      worker was preempted; io_cycles: inside the PMD's burst calls -- on TAP
      the system calls; own = busy - io) per request, and the worker
      thread's user/system CPU per request.
-  2. half load: waypointd, haproxy (same shape) and direct paced at the same
-     rate, half the lower of the two same-shape closed-loop rates; p50/p99
+  2. half load: waypointd, haproxy, h2o (same shape) and direct paced at the
+     same rate, half the lowest of the same-shape closed-loop rates; p50/p99
      latency and the added latency over direct.
-Ratios (per link):
-  cpu_per_request_haproxy_over_waypointd             same shape, same pinning;
-  cpu_per_request_haproxy_multiplexed_over_waypointd shapes differ (M x K
-      streams for HAProxy, N x 1 for waypointd), said in the key;
-  added_p50/p99_haproxy_over_waypointd               half load.
+Ratios (per link, PEER haproxy or h2o):
+  cpu_per_request_PEER_over_waypointd             same shape, same pinning;
+  cpu_per_request_PEER_multiplexed_over_waypointd shapes differ (M x K
+      streams for the peer, N x 1 for waypointd), said in the key;
+  added_p50/p99_PEER_over_waypointd               half load.
+--json FILE also writes the JSON line to FILE (bench/plot_l7.py draws the
+peers side by side from it as a PNG).
 With --authz-policies P (issue 13): after the waypointd row, P
 AuthorizationPolicies on the service (a mix of ALLOW rules on principals,
 paths and methods, DENY rules on paths and a header, AUDIT rules; the
@@ -77,7 +87,7 @@ metrics recorded and an access-log line per request written to a file),
 off, on; rows waypointd_telemetry_off / _on (the mean of the two runs of
 each) and the ratio busy_cycles_per_request_telemetry_on_over_off (goal: at
 most 1.05), with the access-log lines counted against the requests.
-Prints a table per link, then one JSON line. Bounded (per link 7 runs of S
+Prints a table per link, then one JSON line. Bounded (per link 10 runs of S
 seconds plus set-up); not a pass/fail test.
 """
 
@@ -90,7 +100,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import ROOT, WAYPOINT_MANIFEST_HEAD, Telemetry, proc_cpu_s, sh, thread_cpu_s
+from benchlib import (ROOT, WAYPOINT_MANIFEST_HEAD, Telemetry, proc_cpu_s, sh, thread_cpu_s,
+                      tree_cpu_s)
 
 NS = "wpbench-l7"
 VIP = "198.19.0.10"
@@ -142,6 +153,31 @@ backend be
     http-reuse always
     server s1 {pod}:9080
 """
+
+H2O_PORT = 15444
+H2O_CFG = """num-threads: 1
+user: nobody
+listen:
+  host: 127.0.0.1
+  port: {port}
+  ssl:
+    certificate-file: {pki}/cert.pem
+    key-file: {pki}/key.pem
+    minimum-version: TLSv1.3
+    ocsp-update-interval: 0
+proxy.timeout.keepalive: 60000
+http2-idle-timeout: 60
+access-log: /dev/null
+hosts:
+  default:
+    paths:
+      /:
+        proxy.reverse.url: http://{pod}:9080/
+"""
+H2O_NOTE = ("h2o %s cannot request client certificates: its TLS 1.3 runs without client "
+            "authentication (waypointd and HAProxy verify the client's certificate)")
+
+PEERS = ("haproxy", "h2o")
 
 
 def policies(n):
@@ -226,13 +262,15 @@ def main():
                     help="P: also run waypointd with P AuthorizationPolicies (default 0: not)")
     ap.add_argument("--telemetry", action="store_true",
                     help="also run waypointd with Istio metrics and the access log off and on")
+    ap.add_argument("--json", help="also write the JSON result to this file")
     ap.add_argument("--mux-streams", type=int, default=16,
                     help="K: haproxy_multiplexed streams in flight per connection (default 16)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("l7_bench: run as root")
-    if not shutil.which("haproxy"):
-        sys.exit("l7_bench: haproxy missing (apt-get install haproxy)")
+    for peer in PEERS:
+        if not shutil.which(peer):
+            sys.exit("l7_bench: %s missing (apt-get install %s)" % (peer, peer))
     a.conns = max(1, min(a.conns, 256))
     a.mux_conns = max(1, min(a.mux_conns, 256))
     a.mux_streams = max(1, min(a.mux_streams, 100))
@@ -252,6 +290,10 @@ def main():
         f.write(MANIFEST)
     with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
         f.write(HAPROXY_CFG.format(pki=pki, pod=POD))
+    with open(os.path.join(tmp, "h2o.conf"), "w") as f:
+        f.write(H2O_CFG.format(port=H2O_PORT, pki=pki, pod=POD))
+    h2o_version = subprocess.run(["h2o", "--version"], capture_output=True,
+                                 text=True).stdout.split("\n")[0].replace("h2o version ", "")
     env = dict(os.environ, WP_BIN=os.path.join(a.build, "dp/waypointd"))
     ncpu = os.cpu_count() or 1
     proxy_cpu = ncpu - 1
@@ -263,6 +305,10 @@ def main():
                        "lcore and (memif link) the wire on CPU 0" % proxy_cpu)
                       if ncpu > 1 else "none",
            "cpu_measure": "process user+system CPU time (/proc/PID/stat) x TSC Hz / requests",
+           "peers": {"haproxy": subprocess.run(["haproxy", "-v"], capture_output=True,
+                                               text=True).stdout.split("\n")[0],
+                     "h2o": "h2o " + h2o_version},
+           "peer_notes": [H2O_NOTE % h2o_version],
            "links": {}}
     cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
     auth = "%s:9080" % VIP
@@ -271,8 +317,8 @@ def main():
         return ns_run(*pin, load, "hbone", wip, "15008", str(conns), str(secs), str(rate),
                       *cert, auth)
 
-    def h2(conns, secs, rate, streams=1):
-        return ns_run(*pin, load, "h2", "127.0.0.1", "15443", str(conns), str(secs), str(rate),
+    def h2(conns, secs, rate, streams=1, port=15443):
+        return ns_run(*pin, load, "h2", "127.0.0.1", str(port), str(conns), str(secs), str(rate),
                       *cert, auth, str(streams))
 
     def h1(conns, secs, rate):
@@ -330,10 +376,11 @@ def main():
                         "packets_per_request": round(pkts / n, 2) if n else None,
                         "io_cycles_per_packet": round(io / pkts) if pkts else None}}
 
-    def closed_hp(hp_pid, tsc, conns, streams):
-        c0 = proc_cpu_s(hp_pid)
-        hr, _ = h2(conns, a.seconds, 0, streams)
-        c1 = proc_cpu_s(hp_pid)
+    def closed_hp(hp_pid, tsc, conns, streams, port=15443):
+        """A peer at saturation (its process and any it forked)."""
+        c0 = tree_cpu_s(hp_pid)
+        hr, _ = h2(conns, a.seconds, 0, streams, port)
+        c1 = tree_cpu_s(hp_pid)
         n = hr["requests"]
         return hr, {"shape": "%d connections x %d stream%s" % (conns, streams,
                                                               "s" if streams > 1 else ""),
@@ -352,11 +399,23 @@ def main():
                                os.path.join(tmp, "haproxy.cfg")],
                               stdout=subprocess.DEVNULL, stderr=open(tmp + "/haproxy.log", "w"))
         procs.append(hp)
+        ho = subprocess.Popen(["ip", "netns", "exec", NS, *pin_proxy, "h2o", "-c",
+                               os.path.join(tmp, "h2o.conf")],
+                              stdout=subprocess.DEVNULL, stderr=open(tmp + "/h2o.err", "w"))
+        procs.append(ho)
         wait_vip(wip)
         r, rc = h2(1, 0.3, 0)
         if rc != 0 or r["requests"] == 0:
             raise RuntimeError("HAProxy does not answer: %s %s" %
                                (r, open(tmp + "/haproxy.log").read()))
+        for _ in range(50):  # h2o takes a moment to listen
+            r, rc = h2(1, 0.3, 0, 1, H2O_PORT)
+            if rc == 0 and r["requests"] > 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("h2o does not answer: %s %s" %
+                               (r, open(tmp + "/h2o.err").read()[-1000:]))
         t = Telemetry(prefix)
         tsc = t.query("/wp/info")["tsc_hz"]
         res["tsc_hz"] = tsc
@@ -383,18 +442,21 @@ def main():
             os.unlink(os.path.join(man, "policies.yaml"))
         hr, out["haproxy"] = closed_hp(hp.pid, tsc, a.conns, 1)
         _, out["haproxy_multiplexed"] = closed_hp(hp.pid, tsc, a.mux_conns, a.mux_streams)
+        orr, out["h2o"] = closed_hp(ho.pid, tsc, a.conns, 1, H2O_PORT)
+        _, out["h2o_multiplexed"] = closed_hp(ho.pid, tsc, a.mux_conns, a.mux_streams, H2O_PORT)
         dr, _ = h1(a.conns, a.seconds, 0)
         out["direct"] = {"shape": "%d connections x 1 request" % a.conns,
                          "requests": dr["requests"], "rps_wall": dr["rps"],
                          "closed_loop_p50_us": dr["p50_us"], "closed_loop_p99_us": dr["p99_us"]}
-        rate = round(min(wr["rps"], hr["rps"]) / 2)
+        rate = round(min(wr["rps"], hr["rps"], orr["rps"]) / 2)
         half = {"rate": rate}
         if rate > 0:
             hw, _ = hbone(wip, a.conns, a.seconds, rate)
             hh, _ = h2(a.conns, a.seconds, rate)
+            ho_, _ = h2(a.conns, a.seconds, rate, 1, H2O_PORT)
             hd, _ = h1(a.conns, a.seconds, rate)
             half["direct"] = {"rps": hd["rps"], "p50_us": hd["p50_us"], "p99_us": hd["p99_us"]}
-            for name, r in (("waypointd", hw), ("haproxy", hh)):
+            for name, r in (("waypointd", hw), ("haproxy", hh), ("h2o", ho_)):
                 half[name] = {"rps": r["rps"], "failed": r["failed"], "p50_us": r["p50_us"],
                               "p99_us": r["p99_us"],
                               "added_p50_us": round(r["p50_us"] - hd["p50_us"], 1),
@@ -405,18 +467,18 @@ def main():
         sh(os.path.join(ROOT, "tests/testbed"), "down", NS)
         ratios = {}
         w = out["waypointd"]["cpu_cycles_per_request"]
-        for key, row in (("cpu_per_request_haproxy_over_waypointd", "haproxy"),
-                         ("cpu_per_request_haproxy_multiplexed_over_waypointd",
-                          "haproxy_multiplexed")):
-            h = out[row]["cpu_cycles_per_request"]
-            ratios[key] = round(h / w, 2) if w and h else None
-        ratios["shapes_of_the_multiplexed_ratio"] = "haproxy %s; waypointd %s" % (
+        for peer in PEERS:
+            for row in (peer, peer + "_multiplexed"):
+                h = out[row]["cpu_cycles_per_request"]
+                ratios["cpu_per_request_%s_over_waypointd" % row] = (
+                    round(h / w, 2) if w and h else None)
+            if "waypointd" in half:
+                for q in ("p50", "p99"):
+                    hw_, hh_ = half["waypointd"]["added_%s_us" % q], half[peer]["added_%s_us" % q]
+                    ratios["added_%s_%s_over_waypointd" % (q, peer)] = (
+                        round(hh_ / hw_, 2) if hw_ > 0 and hh_ > 0 else None)
+        ratios["shapes_of_the_multiplexed_ratio"] = "peers %s; waypointd %s" % (
             out["haproxy_multiplexed"]["shape"], out["waypointd"]["shape"])
-        if "waypointd" in half:
-            for q in ("p50", "p99"):
-                hw_, hh_ = half["waypointd"]["added_%s_us" % q], half["haproxy"]["added_%s_us" % q]
-                ratios["added_%s_haproxy_over_waypointd" % q] = (
-                    round(hh_ / hw_, 2) if hw_ > 0 and hh_ > 0 else None)
         if "waypointd_authz" in out:
             b0 = out["waypointd"]["not_ratio"]["tsc_busy_cycles_per_request"]
             b1 = out["waypointd_authz"]["not_ratio"]["tsc_busy_cycles_per_request"]
@@ -478,7 +540,8 @@ def main():
               (link, res["pinning"], a.seconds))
         print("%-20s %-28s %9s %10s %12s %8s %8s" % ("row", "shape", "req/s", "cpu cyc/req",
                                                      "req/s/core", "p50 us", "p99 us"))
-        for row in ("waypointd", "waypointd_authz", "haproxy", "haproxy_multiplexed", "direct"):
+        for row in ("waypointd", "waypointd_authz", "haproxy", "haproxy_multiplexed", "h2o",
+                    "h2o_multiplexed", "direct"):
             if row not in out:
                 continue
             r = out[row]
@@ -502,11 +565,12 @@ def main():
                       r["busy_cycles_per_request_authz_over_none"],
                       r["cpu_cycles_per_request_authz_over_none"],
                       out["waypointd_authz"]["authz_allowed_match"]))
-        print("ratio cpu/request haproxy / waypointd (same shape):          %s" %
-              r["cpu_per_request_haproxy_over_waypointd"])
-        print("ratio cpu/request haproxy_multiplexed / waypointd (shapes differ: %s): %s" % (
-            r["shapes_of_the_multiplexed_ratio"],
-            r["cpu_per_request_haproxy_multiplexed_over_waypointd"]))
+        for peer in PEERS:
+            print("ratio cpu/request %s / waypointd (same shape):          %s" %
+                  (peer, r["cpu_per_request_%s_over_waypointd" % peer]))
+            print("ratio cpu/request %s_multiplexed / waypointd (shapes differ: %s): %s" % (
+                peer, r["shapes_of_the_multiplexed_ratio"],
+                r["cpu_per_request_%s_multiplexed_over_waypointd" % peer]))
         if "telemetry" in out:
             tm = out["telemetry"]
             off, on = tm["waypointd_telemetry_off"], tm["waypointd_telemetry_on"]
@@ -520,12 +584,14 @@ def main():
                       on["access_log_lines"], on["requests"]))
         h = out["half_load"]
         if "waypointd" in h:
-            print("half load %d req/s: added over direct p50/p99 us: waypointd %s/%s, haproxy "
-                  "%s/%s; ratio haproxy/waypointd p50 %s, p99 %s" % (
-                      h["rate"], h["waypointd"]["added_p50_us"], h["waypointd"]["added_p99_us"],
-                      h["haproxy"]["added_p50_us"], h["haproxy"]["added_p99_us"],
-                      r.get("added_p50_haproxy_over_waypointd"),
-                      r.get("added_p99_haproxy_over_waypointd")))
+            for peer in PEERS:
+                print("half load %d req/s: added over direct p50/p99 us: waypointd %s/%s, %s "
+                      "%s/%s; ratio %s/waypointd p50 %s, p99 %s" % (
+                          h["rate"], h["waypointd"]["added_p50_us"],
+                          h["waypointd"]["added_p99_us"], peer, h[peer]["added_p50_us"],
+                          h[peer]["added_p99_us"], peer,
+                          r.get("added_p50_%s_over_waypointd" % peer),
+                          r.get("added_p99_%s_over_waypointd" % peer)))
 
     procs = []
     try:
@@ -539,7 +605,12 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     for link in links:
         show(link, res["links"][link])
+    for note in res["peer_notes"]:
+        print("note: " + note)
     print(json.dumps(res))
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(json.dumps(res) + "\n")
 
 
 if __name__ == "__main__":
