@@ -968,6 +968,7 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	                                    "trust_domain_aliases",
 	                                    "allow_tls12",
 	                                    "session_tickets",
+	                                    "ticket_key_rotation_s",
 	                                    "reload_ms",
 	                                    NULL};
 	const config_setting_t *g = get_group(ld, "tls"), *list;
@@ -982,6 +983,7 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	get_string(ld, g, "tls.", "trust_domain", t->trust_domain, sizeof(t->trust_domain));
 	get_bool(ld, g, "tls.", "allow_tls12", &t->allow_tls12);
 	get_bool(ld, g, "tls.", "session_tickets", &t->session_tickets);
+	GET_UINT(ld, g, "tls.", "ticket_key_rotation_s", 60, 86400, t->ticket_key_rotation_s);
 	GET_UINT(ld, g, "tls.", "reload_ms", 0, 3600000, t->reload_ms);
 	if (!ld->failed && t->trust_domain[0] == '\0')
 		fail(ld, member(g, "trust_domain"), "tls.trust_domain", "must not be empty");
@@ -1180,6 +1182,7 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->kubernetes.max_list_bytes = 64u << 20;
 	strcpy(cfg->tls.trust_domain, "cluster.local");
 	cfg->tls.session_tickets = true;
+	cfg->tls.ticket_key_rotation_s = 3600;
 	cfg->tls.reload_ms = 1000;
 	cfg->hbone.enabled = false;
 	cfg->hbone.port = 15008;

@@ -43,6 +43,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "dp/tls/ticket.h"
 #include "dp/tls/tls_int.h"
 #include "wp/counters.h"
 
@@ -424,11 +425,15 @@ static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
 			goto fail;
 		/* Stateless tickets only: no server-side session cache to grow. */
 		SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-		if (t->cfg.no_session_tickets) {
+		if (t->tickets == NULL) {
 			SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
 			SSL_CTX_set_num_tickets(s, 0);
 		} else {
 			SSL_CTX_set_num_tickets(s, 1);
+			if (wp_tls_tickets_attach(t->tickets, s) != 0) {
+				*err = -ENOMEM;
+				goto fail;
+			}
 		}
 	} else {
 		if (SSL_CTX_set_alpn_protos(s, alpn, sizeof(alpn) - 1) != 0)
@@ -451,7 +456,10 @@ static char *dupstr(struct wp_tls_ctx *t, int i, const char *s)
 	return t->strs[i];
 }
 
-struct wp_tls_ctx *wp_tls_ctx_new(const struct wp_tls_config *cfg, int *errp)
+/* A context for cfg; a reload passes the ticket keys of the context it
+ * replaces, so the tickets clients hold stay good. */
+static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_tls_tickets *keys,
+                                    int *errp)
 {
 	struct wp_tls_ctx *t;
 	int err = -EINVAL;
@@ -475,6 +483,13 @@ struct wp_tls_ctx *wp_tls_ctx_new(const struct wp_tls_config *cfg, int *errp)
 		if ((t->cfg.aliases[i] = dupstr(t, 4 + i, cfg->aliases[i])) == NULL)
 			goto fail1;
 	t->bio_cap = cfg->bio_cap ? cfg->bio_cap : DEFAULT_BIO_CAP;
+	if (!cfg->no_session_tickets) {
+		if (keys != NULL)
+			wp_tls_tickets_ref(keys);
+		else if ((keys = wp_tls_tickets_new(cfg->ticket_period_s)) == NULL)
+			goto fail1;
+		t->tickets = keys;
+	}
 	/* Stamp first: a file replaced while we read it shows up next time. */
 	if ((err = stamp_file(t->cfg.cert_file, &t->stamp[F_CERT])) ||
 	    (err = stamp_file(t->cfg.key_file, &t->stamp[F_KEY])) ||
@@ -495,6 +510,11 @@ fail0:
 	return NULL;
 }
 
+struct wp_tls_ctx *wp_tls_ctx_new(const struct wp_tls_config *cfg, int *errp)
+{
+	return ctx_build(cfg, NULL, errp);
+}
+
 void wp_tls_ctx_ref(struct wp_tls_ctx *t)
 {
 	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -506,6 +526,7 @@ void wp_tls_ctx_unref(struct wp_tls_ctx *t)
 		return;
 	SSL_CTX_free(t->server);
 	SSL_CTX_free(t->client);
+	wp_tls_tickets_unref(t->tickets);
 	for (size_t i = 0; i < WP_ARRAY_SIZE(t->strs); i++)
 		free(t->strs[i]);
 	free(t);
@@ -553,7 +574,7 @@ int wp_tls_store_reload(struct wp_tls_store *st, bool force, struct wp_tls_ctx *
 	*old = NULL;
 	if (!force && !wp_tls_ctx_files_changed(cur))
 		return 0;
-	n = wp_tls_ctx_new(&cur->cfg, &err);
+	n = ctx_build(&cur->cfg, cur->tickets, &err);
 	if (n == NULL) {
 		ctr_inc(ctrs, WP_CTR_TLS_RELOAD_FAILED);
 		return err;

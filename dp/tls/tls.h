@@ -42,6 +42,7 @@ struct wp_tls_config {
 	const char *aliases[WP_TLS_MAX_ALIASES]; /* NULL-terminated if shorter */
 	bool allow_tls12;                        /* default false: TLS 1.3 only */
 	bool no_session_tickets;                 /* default false: server issues tickets */
+	uint32_t ticket_period_s; /* ticket key rotation (dp/tls/ticket.h); 0 = 3600 */
 	/* Ciphertext a conn buffers in each direction before it pushes back
 	 * (feed accepts less, write accepts nothing). 0 = 64 KiB. */
 	size_t bio_cap;

@@ -32,6 +32,8 @@ struct wp_tls_ctx {
 	SSL_CTX *server;
 	SSL_CTX *client;
 	struct wp_tls_config cfg; /* strings below, owned */
+	struct wp_tls_tickets
+	        *tickets; /* server ticket keys (NULL: no tickets); shared with reloads */
 	char *strs[F_MAX + 1 + WP_TLS_MAX_ALIASES];
 	struct file_stamp stamp[F_MAX];
 	size_t bio_cap;

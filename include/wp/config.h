@@ -138,9 +138,10 @@ struct wp_tls_files_config {
 	char trust_domain[256];
 	unsigned n_aliases;
 	char aliases[WP_MAX_TD_ALIASES][256];
-	bool allow_tls12;     /* default false: TLS 1.3 only */
-	bool session_tickets; /* server side; default true */
-	unsigned reload_ms;   /* how often the files are checked; 0 = never */
+	bool allow_tls12;               /* default false: TLS 1.3 only */
+	bool session_tickets;           /* server side; default true */
+	unsigned ticket_key_rotation_s; /* ticket keys: a new one each period; default 3600 */
+	unsigned reload_ms;             /* how often the files are checked; 0 = never */
 };
 
 /* The HBONE server (port 15008), originate pools and L4 tunnels (dp/tunnel). */

@@ -11,10 +11,12 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 
 #include "dp/tls/record_int.h"
+#include "dp/tls/ticket.h"
 #include "dp/tls/tls_int.h"
 #include "wp/counters.h"
 
@@ -771,6 +773,111 @@ static void test_reload(void **state)
 	assert_int_equal(system(a), 0);
 }
 
+/* ---- session tickets: rotation, reload, another key set ---- */
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+/*
+ * One connection from an OpenSSL client to a server connection on <t>,
+ * offering *sess (NULL: none). Returns whether it resumed; *sess becomes
+ * the newest resumable session the client holds after it.
+ */
+static bool connect_with(struct wp_tls_ctx *t, struct peer *pc, SSL_SESSION **sess)
+{
+	unsigned char x[64];
+	struct wp_tls_conn *s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
+	SSL_SESSION *n;
+	bool resumed;
+
+	peer_ssl(pc, false);
+	if (*sess != NULL)
+		assert_int_equal(SSL_set_session(pc->ssl, *sess), 1);
+	peer_pump(s, pc);
+	resumed = wp_tls_conn_resumed(s);
+	assert_int_equal(resumed, SSL_session_reused(pc->ssl) == 1);
+	assert_int_equal(peer_recv(pc, x, sizeof(x)), 0); /* absorbs the ticket */
+	n = SSL_get1_session(pc->ssl);
+	if (n != NULL && SSL_SESSION_is_resumable(n)) {
+		SSL_SESSION_free(*sess);
+		*sess = n;
+	} else {
+		SSL_SESSION_free(n);
+	}
+	assert_string_equal(wp_tls_conn_peer_id(s),
+	                    "spiffe://cluster.local/ns/default/sa/productpage");
+	assert_true(SSL_shutdown(pc->ssl) >= 0);
+	SSL_free(pc->ssl);
+	pc->ssl = NULL;
+	wp_tls_conn_free(s);
+	return resumed;
+}
+
+static void test_ticket_rotation(void **state)
+{
+	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL), *other, *old = NULL;
+	struct wp_tls_store st;
+	SSL_SESSION *sess = NULL, *epoch0 = NULL;
+	struct peer pc;
+
+	(void)state;
+	reset_ctrs();
+	peer_new(&pc, false, "productpage", NULL);
+	SSL_free(pc.ssl);
+	/* the start of the current hour: the key set's own epoch */
+	fake_now = (uint64_t)time(NULL) / 3600 * 3600;
+	wp_tls_tickets_set_clock(t->tickets, fake_clock);
+
+	assert_false(connect_with(t, &pc, &sess)); /* full, a ticket issued */
+	assert_non_null(sess);
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ISSUED], 1);
+	assert_true(connect_with(t, &pc, &sess)); /* same epoch */
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ACCEPTED], 1);
+	assert_int_equal(SSL_SESSION_up_ref(sess), 1);
+	epoch0 = sess;
+
+	/* next period: the old key still opens it, and a new ticket replaces it */
+	fake_now += 3600;
+	assert_true(connect_with(t, &pc, &sess));
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_RENEWED], 1);
+	assert_ptr_not_equal(sess, epoch0);
+
+	/* two periods on, the first ticket's key is gone; the renewed one works */
+	fake_now += 3600;
+	{
+		SSL_SESSION *stale = epoch0;
+
+		assert_int_equal(SSL_SESSION_up_ref(stale), 1);
+		assert_false(connect_with(t, &pc, &stale)); /* full handshake */
+		SSL_SESSION_free(stale);
+	}
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_REFUSED], 1);
+	assert_true(connect_with(t, &pc, &sess));
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_RENEWED], 2);
+
+	/* a certificate reload keeps the keys: tickets stay good */
+	atomic_store(&st.cur, t);
+	assert_int_equal(wp_tls_store_reload(&st, true, &old, sctr), 1);
+	assert_ptr_equal(old, t);
+	assert_ptr_equal(wp_tls_store_get(&st)->tickets, t->tickets);
+	assert_true(connect_with(wp_tls_store_get(&st), &pc, &sess));
+
+	/* another process's (or appliance's) keys refuse it by name */
+	other = mkctx("waypoint", false, NULL);
+	assert_false(connect_with(other, &pc, &sess));
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_REFUSED], 2);
+
+	SSL_SESSION_free(sess);
+	SSL_SESSION_free(epoch0);
+	SSL_CTX_free(pc.ctx);
+	wp_tls_ctx_unref(other);
+	wp_tls_ctx_unref(old);
+	wp_tls_store_fini(&st);
+}
+
 /* Bytes OpenSSL holds for one idle server connection after the handshake
  * (tickets sent, buffers released and the BIOs trimmed). */
 static void test_idle_memory(void **state)
@@ -1242,6 +1349,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_feed_backpressure),
 	        cmocka_unit_test(test_unclean_eof),
 	        cmocka_unit_test(test_reload),
+	        cmocka_unit_test(test_ticket_rotation),
 	        cmocka_unit_test(test_idle_memory),
 	        cmocka_unit_test(test_trim),
 	        cmocka_unit_test(test_rec_server_aes256),

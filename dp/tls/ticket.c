@@ -1,0 +1,229 @@
+/*
+ * TLS 1.3 session ticket keys (see ticket.h): a ratchet of epoch keys,
+ * behind OpenSSL's ticket key callback.
+ *
+ * A ticket's key name (16 bytes) is "wptk", the key set's random id (so a
+ * ticket from another process or appliance is refused by name, without a
+ * MAC check) and the epoch, big-endian. From the ratchet state of epoch E
+ * come that epoch's AES-256 and HMAC-SHA256 keys (HMAC of the state with a
+ * label each) and the state of E + 1 (HMAC with a third label); the keys of
+ * E and E - 1 are kept, everything older is erased.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "dp/tls/ticket.h"
+#include "dp/tls/tls_int.h"
+#include "wp/counters.h"
+
+#define KEY_LEN       32
+#define NAME_MAGIC    "wptk"
+#define DEFAULT_S     3600u
+#define MAX_RATCHET   4096u /* epochs stepped at once; a bigger clock jump re-seeds */
+#define TICKET_IV_LEN 16    /* AES-CBC */
+
+struct epoch_keys {
+	uint64_t epoch;
+	bool valid;
+	uint8_t aes[KEY_LEN], mac[KEY_LEN];
+};
+
+struct wp_tls_tickets {
+	atomic_int refs;
+	pthread_mutex_t mu;
+	uint32_t period_s;
+	uint64_t (*now_s)(void);
+	uint8_t id[4];
+	uint64_t epoch;         /* of state */
+	uint8_t state[KEY_LEN]; /* the ratchet at epoch */
+	struct epoch_keys cur, prev;
+};
+
+static int ex_idx = -1;
+static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
+
+static void ex_init(void)
+{
+	ex_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static uint64_t wall_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static bool hmac_label(const uint8_t key[KEY_LEN], const char *label, uint8_t out[KEY_LEN])
+{
+	unsigned int n = KEY_LEN;
+
+	return HMAC(EVP_sha256(), key, KEY_LEN, (const unsigned char *)label, strlen(label), out,
+	            &n) != NULL &&
+	       n == KEY_LEN;
+}
+
+static bool derive(const uint8_t state[KEY_LEN], uint64_t epoch, struct epoch_keys *k)
+{
+	k->epoch = epoch;
+	k->valid = hmac_label(state, "waypointd ticket aes", k->aes) &&
+	           hmac_label(state, "waypointd ticket mac", k->mac);
+	return k->valid;
+}
+
+static bool seed(struct wp_tls_tickets *k, uint64_t epoch)
+{
+	OPENSSL_cleanse(&k->prev, sizeof(k->prev));
+	k->epoch = epoch;
+	return RAND_bytes(k->state, KEY_LEN) == 1 && derive(k->state, epoch, &k->cur);
+}
+
+/* Moves the ratchet to epoch e (never back); false on a crypto failure. */
+static bool advance(struct wp_tls_tickets *k, uint64_t e)
+{
+	if (e <= k->epoch)
+		return k->cur.valid;
+	if (e - k->epoch > MAX_RATCHET)
+		return seed(k, e); /* nothing issued that long ago is still valid */
+	while (k->epoch < e) {
+		uint8_t next[KEY_LEN];
+
+		if (!hmac_label(k->state, "waypointd ticket ratchet", next))
+			return false;
+		memcpy(k->state, next, KEY_LEN);
+		OPENSSL_cleanse(next, sizeof(next));
+		k->epoch++;
+		k->prev = k->cur;
+		if (!derive(k->state, k->epoch, &k->cur))
+			return false;
+	}
+	if (k->prev.epoch + 1 != k->cur.epoch)
+		OPENSSL_cleanse(&k->prev, sizeof(k->prev));
+	return true;
+}
+
+struct wp_tls_tickets *wp_tls_tickets_new(uint32_t period_s)
+{
+	struct wp_tls_tickets *k = calloc(1, sizeof(*k));
+
+	if (k == NULL)
+		return NULL;
+	atomic_init(&k->refs, 1);
+	k->period_s = period_s ? period_s : DEFAULT_S;
+	k->now_s = wall_s;
+	if (pthread_mutex_init(&k->mu, NULL) != 0) {
+		free(k);
+		return NULL;
+	}
+	if (RAND_bytes(k->id, sizeof(k->id)) != 1 || !seed(k, k->now_s() / k->period_s)) {
+		wp_tls_tickets_unref(k);
+		return NULL;
+	}
+	return k;
+}
+
+void wp_tls_tickets_ref(struct wp_tls_tickets *k)
+{
+	atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+}
+
+void wp_tls_tickets_unref(struct wp_tls_tickets *k)
+{
+	if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_destroy(&k->mu);
+	OPENSSL_cleanse(k, sizeof(*k));
+	free(k);
+}
+
+void wp_tls_tickets_set_clock(struct wp_tls_tickets *k, uint64_t (*now_s)(void))
+{
+	pthread_mutex_lock(&k->mu);
+	k->now_s = now_s ? now_s : wall_s;
+	pthread_mutex_unlock(&k->mu);
+}
+
+static void count(SSL *s, enum wp_ctr id)
+{
+	struct wp_tls_conn *c = SSL_get_app_data(s);
+
+	if (c != NULL && c->ctrs != NULL)
+		wp_ctr_inc(c->ctrs, id);
+}
+
+static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+	struct wp_tls_tickets *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ex_idx);
+	struct epoch_keys use = {0};
+	OSSL_PARAM params[3];
+	int rc = 1;
+
+	if (k == NULL)
+		return -1;
+	pthread_mutex_lock(&k->mu);
+	if (!advance(k, k->now_s() / k->period_s)) {
+		pthread_mutex_unlock(&k->mu);
+		return -1;
+	}
+	if (enc) {
+		use = k->cur;
+		memcpy(name, NAME_MAGIC, 4);
+		memcpy(name + 4, k->id, 4);
+		for (int i = 0; i < 8; i++)
+			name[8 + i] = (unsigned char)(use.epoch >> (56 - 8 * i));
+	} else if (memcmp(name, NAME_MAGIC, 4) == 0 && memcmp(name + 4, k->id, 4) == 0) {
+		uint64_t e = 0;
+
+		for (int i = 0; i < 8; i++)
+			e = e << 8 | name[8 + i];
+		if (e == k->cur.epoch) {
+			use = k->cur;
+		} else if (k->prev.valid && e == k->prev.epoch) {
+			use = k->prev;
+			rc = 2; /* good, but issue a ticket under the current key */
+		}
+	}
+	pthread_mutex_unlock(&k->mu);
+	if (!use.valid) {
+		count(s, WP_CTR_TLS_TICKET_REFUSED);
+		return 0; /* unknown or expired key: a full handshake */
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, use.mac, KEY_LEN);
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (enc) {
+		if (RAND_bytes(iv, TICKET_IV_LEN) != 1 ||
+		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, use.aes, iv) != 1)
+			rc = -1;
+	} else if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, use.aes, iv) != 1) {
+		rc = -1;
+	}
+	if (rc > 0 && EVP_MAC_CTX_set_params(hctx, params) != 1)
+		rc = -1;
+	OPENSSL_cleanse(&use, sizeof(use));
+	if (rc > 0)
+		count(s, enc       ? WP_CTR_TLS_TICKET_ISSUED
+		         : rc == 2 ? WP_CTR_TLS_TICKET_RENEWED
+		                   : WP_CTR_TLS_TICKET_ACCEPTED);
+	return rc;
+}
+
+int wp_tls_tickets_attach(struct wp_tls_tickets *k, SSL_CTX *ctx)
+{
+	pthread_once(&ex_once, ex_init);
+	if (ex_idx < 0 || SSL_CTX_set_ex_data(ctx, ex_idx, k) != 1)
+		return -ENOMEM;
+	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1)
+		return -ENOMEM;
+	/* the lifetime hint: a ticket is good for at least one period */
+	SSL_CTX_set_timeout(ctx, (long)k->period_s);
+	return 0;
+}
