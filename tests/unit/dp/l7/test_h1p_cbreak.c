@@ -125,6 +125,7 @@ static void test_wait_gone_and_new_table(void **state)
 {
 	struct wp_h1p_sess *s1, *s2, *s3;
 	struct wp_route_table *old;
+	struct wp_obj *old_dr;
 	struct wp_h1p_up *up;
 
 	(void)state;
@@ -141,7 +142,8 @@ static void test_wait_gone_and_new_table(void **state)
 	wp_h1p_sess_close(s2); /* gone while waiting */
 	/* a new table (a snapshot change): same DestinationRule */
 	old = tab;
-	fx_objs.n = 0; /* the old table's objects stay alive with it */
+	old_dr = fx_objs.v[0];
+	fx_objs.n = 0; /* the old table's DestinationRule stays alive with it */
 	tab = build_dr("    connectionPool:\n      tcp: {maxConnections: 1}\n"
 	               "      http: {http1MaxPendingRequests: 1}\n");
 	wp_h1p_sess_set_routes(s3, tab);
@@ -159,6 +161,7 @@ static void test_wait_gone_and_new_table(void **state)
 	wp_h1p_sess_close(s1);
 	wp_h1p_sess_close(s3);
 	wp_route_table_free(old);
+	wp_obj_free(old_dr);
 }
 
 /* http2MaxRequests: requests in flight, whatever the connections. */
