@@ -26,7 +26,8 @@ static uint32_t up_limit(const struct wp_h2p_up *up)
 	if (up->h1)
 		return 1; /* one request at a time */
 	peer = nghttp2_session_get_remote_settings(up->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-
+	if (up->max_streams) /* DestinationRule maxConcurrentStreams */
+		peer = WP_MIN(peer, up->max_streams);
 	return WP_MIN(peer, up->core->cfg.max_up_streams);
 }
 
@@ -62,6 +63,9 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 		if (c->reap[i] == up)
 			c->reap[i] = NULL;
 	wp_uppool_free(&c->pool, &up->pe);
+	wp_cb_conn_close(up->cb);
+	up->cb = NULL;
+	up->max_streams = 0;
 	up->io = NULL;
 	up->ng = NULL;
 	up->state = WP_H2P_UP_FREE;
@@ -196,15 +200,33 @@ static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
  * HTTP/1.1 ones when <h1> (an idle kept-alive one, else a new one). NULL
  * (counted) if none. */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
-                                    bool h1)
+                                    bool h1, struct wp_h2p_strm *t,
+                                    const struct wp_route_cluster *cl, bool *full)
 {
-	struct wp_uppool_ent *e = wp_uppool_get(&c->pool, ep, h1);
+	struct wp_cb_clu *k = t ? wp_cb_get(&c->cb, cl) : NULL;
+	struct wp_uppool_ent *e;
 	struct wp_h2p_up *up;
 	bool evicted;
 
+	*full = false;
+	/* http2MaxRequests: once per request (not again on its retries) */
+	if (k && !t->cbk && !(*full = !wp_cb_req_begin(&c->cb, k, cl)))
+		t->cbk = k;
+	e = *full ? NULL : wp_uppool_get(&c->pool, ep, h1);
 	if (e) {
 		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
 		return up_of(e);
+	}
+	/* maxConnections: no stream waits for a connection here (h1proxy's
+	 * requests do): refused at once */
+	if (!*full && !wp_cb_conn_room(&c->cb, k, cl)) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_UPSTREAM_OVERFLOW);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_CB_PENDING_OVERFLOW);
+		*full = true;
+	}
+	if (*full) {
+		t->rec.flags |= WP_PIPE_F(UO);
+		return NULL;
 	}
 	/* an idle connection may be evicted for it, never the one whose
 	 * callback this is */
@@ -240,6 +262,12 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		return NULL;
 	}
 	wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_CONN : WP_CTR_L7_H2P_UP_NEW);
+	if (t) {
+		up->cb = k;
+		wp_cb_conn_open(k);
+		up->max_streams = cl->pool.max_streams;
+		up->pe.idle_ms = cl->pool.idle_timeout_ms;
+	}
 	return up;
 }
 
@@ -1152,6 +1180,23 @@ void wp_h2p_up_consume(struct wp_h2p_up *up, size_t n)
 	up->out_len -= n;
 	if (up->h1 && n > 0)
 		h1s(up)->wrote = true;
+}
+
+uint8_t wp_h2p_method_id(const uint8_t *m, size_t l)
+{
+	static const struct {
+		const char *s;
+		uint8_t id;
+	} t[] = {
+	        {"GET", HTTP_GET},         {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
+	        {"HEAD", HTTP_HEAD},       {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH},
+	        {"OPTIONS", HTTP_OPTIONS}, {"TRACE", HTTP_TRACE},   {"CONNECT", HTTP_CONNECT},
+	};
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(t); i++)
+		if (strlen(t[i].s) == l && !memcmp(t[i].s, m, l))
+			return t[i].id;
+	return 0xff; /* matches no method condition */
 }
 
 bool wp_h2p_is_preface(const uint8_t *data, size_t len)

@@ -319,6 +319,27 @@ static void test_share(void **state)
 		wp_h1p_sess_close(s[i]);
 }
 
+/* Without a DestinationRule (Istio's defaults): nothing is limited, no
+ * cluster takes a slot, 200 requests at once all go out. */
+static void test_no_limits(void **state)
+{
+	static struct wp_h1p_sess *s[200];
+	struct wp_h1p_cfg cfg = wp_h1p_default_cfg;
+
+	(void)state;
+	cfg.max_sessions = 200;
+	mk_core(&cfg, std_rules);
+	for (int i = 0; i < 200; i++) {
+		s[i] = sess_open();
+		down_all(s[i], "GET /r HTTP/1.1\r\nHost: reviews\r\n\r\n");
+		assert_non_null(wp_h1p_sess_up(s[i]));
+	}
+	assert_int_equal(n_open, 200);
+	assert_int_equal(ctr[WP_CTR_L7_UPSTREAM_OVERFLOW] + ctr[WP_CTR_L7_CB_PENDING], 0);
+	for (int i = 0; i < 200; i++)
+		wp_h1p_sess_close(s[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +351,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_idle_timeout, teardown),
 	        cmocka_unit_test_teardown(test_max_retries, teardown),
 	        cmocka_unit_test_teardown(test_share, teardown),
+	        cmocka_unit_test_teardown(test_no_limits, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
