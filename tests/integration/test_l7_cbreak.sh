@@ -15,7 +15,8 @@
 # (its address is blackholed in the namespace), with connectTimeout 300ms:
 # a request fails with 503 UF,URX after the first try and Istio's 2
 # connect-failure retries time out (about 0.9 s, not the TCP stack's SYN
-# retries), each timeout counted in l7_cb_connect_timeout.
+# retries), each timeout counted in l7_cb_connect_timeout. The config dump
+# lists both Services' compiled connection pools.
 . "$(dirname "$0")/lib.sh"
 l7_setup cbreak
 CB="$PY $ROOT/tests/integration/cbreak_client.py"
@@ -126,6 +127,19 @@ for _ in $(seq 100); do
 		--expect-status 200 --timeout 5 >/dev/null 2>&1 && break
 	sleep 0.2
 done
+# the compiled limits in the config dump (only what differs from Istio's defaults)
+pools=$(in_ns $PY -c '
+import json, urllib.request
+d = json.load(urllib.request.urlopen("http://127.0.0.1:15000/config_dump", timeout=5))
+for s in d["snapshot"]["services"]:
+    if s["namespace"] == "default" and s["name"] in ("slow", "hole"):
+        for p in s["ports"]:
+            for c in p["routes"]["connectionPools"]:
+                print(json.dumps(c, sort_keys=True))') || fail "config dump unreadable"
+want='{"cluster": "outbound|9080||hole.default.svc.cluster.local", "connectTimeoutMs": 300}
+{"cluster": "outbound|9080||slow.default.svc.cluster.local", "http1MaxPendingRequests": 1, "maxConnections": 1}'
+[ "$(echo "$pools" | sort)" = "$want" ] || fail "config dump connectionPools: $pools"
+pass "config dump lists the compiled connection pools of slow and hole"
 before=$(grep -c '"GET' "$T/slow.log" || true)
 
 out=$(in_ns $CB --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.50:9080 \
