@@ -66,6 +66,7 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 	wp_cb_conn_close(up->cb);
 	up->cb = NULL;
 	up->max_streams = 0;
+	up->connect_deadline_ms = 0;
 	up->io = NULL;
 	up->ng = NULL;
 	up->state = WP_H2P_UP_FREE;
@@ -267,6 +268,8 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		wp_cb_conn_open(k);
 		up->max_streams = cl->pool.max_streams;
 		up->pe.idle_ms = cl->pool.idle_timeout_ms;
+		if (cl->pool.connect_timeout_ms)
+			up->connect_deadline_ms = c->now_ms + cl->pool.connect_timeout_ms;
 	}
 	return up;
 }
@@ -309,6 +312,18 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 			(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
 			s->fatal = true;
 			wp_h2p_wake_sess(s);
+		}
+	}
+	/* connectTimeout: a connection not up in time fails as a connect
+	 * failure (its streams retried elsewhere within their budget) */
+	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++) {
+		struct wp_h2p_up *up = &c->ups[i];
+
+		if (up->state == WP_H2P_UP_CONNECTING && up->connect_deadline_ms &&
+		    now_ms >= up->connect_deadline_ms) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_CB_CONNECT_TIMEOUT);
+			c->ops->up_close(c->host, up);
+			wp_h2p_up_failed(up);
 		}
 	}
 	n = wp_uppool_expire(&c->pool, now_ms);

@@ -184,9 +184,11 @@ struct wp_h2p_up {
 	const uint8_t *out; /* pending output (nghttp2_session_mem_send, or the HTTP/1.1 writer) */
 	size_t out_len;
 	/* circuit breaking (dp/l7/cbreak.h): the cluster slot it counts in
-	 * (NULL: none); maxConcurrentStreams (0: the upstream's and the cap) */
+	 * (NULL: none); maxConcurrentStreams (0: the upstream's and the cap);
+	 * the connectTimeout deadline while connecting (0: none) */
 	struct wp_cb_clu *cb;
 	uint32_t max_streams;
+	uint64_t connect_deadline_ms;
 };
 
 /*

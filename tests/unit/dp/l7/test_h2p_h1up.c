@@ -819,6 +819,33 @@ static void test_connection_pool(void **state)
 	assert_int_equal(n_fb, 2);
 }
 
+/* connectTimeout: a connection not up in time fails like a refused one
+ * (the stream is retried on the other endpoint; after the retries, 503). */
+static void test_connect_timeout(void **state)
+{
+	(void)state;
+	fx_dr_tp = "    connectionPool: {tcp: {connectTimeout: 250ms}}\n";
+	mk();
+	hold_connect = true;
+	wp_h2p_core_tick(core, 1000);
+	req("GET", "/r/a", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	wp_h2p_core_tick(core, 1200);
+	assert_false(fbs[0].c.closed);
+	wp_h2p_core_tick(core, 1250);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 1);
+	assert_true(fbs[0].c.closed);
+	assert_int_equal(n_fb, 2); /* the retry, on the other endpoint */
+	wp_h2p_core_tick(core, 1500);
+	pump();
+	wp_h2p_core_tick(core, 1750);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 3);
+	assert_int_equal(cresps[0].status, 503);
+}
+
 static void test_connect_failure_retry(void **state)
 {
 	(void)state;
@@ -885,6 +912,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_head, teardown),
 	        cmocka_unit_test_teardown(test_idle_closed_by_upstream, teardown),
 	        cmocka_unit_test_teardown(test_connection_pool, teardown),
+	        cmocka_unit_test_teardown(test_connect_timeout, teardown),
 	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
 	        cmocka_unit_test_teardown(test_timeout, teardown),
 	};
