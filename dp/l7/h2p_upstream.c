@@ -35,7 +35,8 @@ static uint32_t up_capacity(const struct wp_uppool_ent *e)
 {
 	const struct wp_h2p_up *up = up_of((struct wp_uppool_ent *)(uintptr_t)e);
 
-	if (up->reap || up->state == WP_H2P_UP_CLOSED || (up->h1 && h1s(up)->cur))
+	if (up->reap || up->state == WP_H2P_UP_CLOSED || (up->h1 && h1s(up)->cur) ||
+	    (up->max_req && up->n_req >= up->max_req)) /* maxRequestsPerConnection */
 		return 0;
 	return up_limit(up);
 }
@@ -65,7 +66,7 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 	wp_uppool_free(&c->pool, &up->pe);
 	wp_cb_conn_close(up->cb);
 	up->cb = NULL;
-	up->max_streams = 0;
+	up->max_streams = up->n_req = up->max_req = 0;
 	up->connect_deadline_ms = 0;
 	up->io = NULL;
 	up->ng = NULL;
@@ -137,6 +138,11 @@ void wp_h2p_up_went_idle(struct wp_h2p_up *up)
 	struct wp_h2p_core *c = up->core;
 	uint32_t max = up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep;
 
+	if (up->max_req && up->n_req >= up->max_req && up->state != WP_H2P_UP_CLOSED) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_CB_MAX_REQUESTS_CLOSE);
+		up_reap_later(up); /* maxRequestsPerConnection carried */
+		return;
+	}
 	if (up->state != WP_H2P_UP_CLOSED && !up->reap &&
 	    wp_uppool_idle(&c->pool, &up->pe, max, c->now_ms))
 		return;
@@ -154,6 +160,7 @@ void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t)
 		up->strms->uprev = t;
 	up->strms = t;
 	up->pe.active++;
+	up->n_req++;
 }
 
 void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t)
@@ -267,6 +274,7 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		up->cb = k;
 		wp_cb_conn_open(k);
 		up->max_streams = cl->pool.max_streams;
+		up->max_req = cl->pool.max_req_per_conn;
 		up->pe.idle_ms = cl->pool.idle_timeout_ms;
 		if (cl->pool.connect_timeout_ms)
 			up->connect_deadline_ms = c->now_ms + cl->pool.connect_timeout_ms;

@@ -268,7 +268,10 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t)
 	WP_ASSERT(t->sess == NULL && t->up == NULL);
 	wp_lb_cache_end(t->core->lbc, &t->act);
 	wp_cb_req_end(t->cbk);
+	if (t->cb_retry)
+		wp_cb_retry_end(t->cbk);
 	t->cbk = NULL;
+	t->cb_retry = false;
 	t->in_use = false;
 	t->down_sid = t->up_sid = 0;
 	t->next_free = c->free_strm;
@@ -818,7 +821,8 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
 			return 0;
 		}
-		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE)) {
+		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE) ||
+		    !wp_h2p_cb_retry(t, cl)) {
 			t->rec.flags |= WP_PIPE_F(UF) | (t->retried ? WP_PIPE_F(URX) : 0);
 			return -ECONNREFUSED;
 		}
@@ -837,7 +841,8 @@ bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why)
 
 	if (!s || t->local || t->head_sent || t->up_sent > 0 || !(t->retry_on & why) ||
 	    t->retries_left == 0 || !s->routes || s->routes != t->pick_table ||
-	    t->pick_cluster >= s->routes->n_clusters)
+	    t->pick_cluster >= s->routes->n_clusters ||
+	    !wp_h2p_cb_retry(t, &s->routes->clusters[t->pick_cluster]))
 		return false;
 	t->retries_left--;
 	t->retried = true;

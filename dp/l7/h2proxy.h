@@ -185,9 +185,10 @@ struct wp_h2p_up {
 	size_t out_len;
 	/* circuit breaking (dp/l7/cbreak.h): the cluster slot it counts in
 	 * (NULL: none); maxConcurrentStreams (0: the upstream's and the cap);
-	 * the connectTimeout deadline while connecting (0: none) */
+	 * the connectTimeout deadline while connecting (0: none); streams
+	 * carried against maxRequestsPerConnection (max_req 0: no limit) */
 	struct wp_cb_clu *cb;
-	uint32_t max_streams;
+	uint32_t max_streams, n_req, max_req;
 	uint64_t connect_deadline_ms;
 };
 

@@ -44,6 +44,7 @@ struct hblock {
 struct wp_h2p_strm {
 	struct wp_h2p_core *core;
 	struct wp_cb_clu *cbk; /* the cluster slot the request counts in (cbreak.h) */
+	bool cb_retry;         /* it holds one of the cluster's maxRetries places */
 	struct wp_h2p_strm *next_free;
 	struct wp_h2p_sess *sess;
 	int32_t down_sid;
@@ -312,6 +313,15 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t);                                  /
 void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc,
                        size_t loc_len);                      /* h2proxy.c */
 bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why); /* h2proxy.c */
+/* A retry of <t> to <cl> within the cluster's maxRetries (a request holds
+ * its place until it is freed). */
+static inline bool wp_h2p_cb_retry(struct wp_h2p_strm *t, const struct wp_route_cluster *cl)
+{
+	if (!t->cb_retry)
+		t->cb_retry = wp_cb_retry_begin(&t->core->cb, t->cbk, cl);
+	return t->cb_retry;
+}
+
 /* h2p_upstream.c: a connection to <ep>; for a request <t> to <cl>, within
  * the cluster's limits (*full: refused by one, t->rec has UO) */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,

@@ -785,7 +785,8 @@ static void test_idle_closed_by_upstream(void **state)
 /* DestinationRule connection pool on the h2c proxy (dp/l7/cbreak.h):
  * http2MaxRequests 1 refuses a second request in flight with Envoy's
  * overflow answer (503, x-envoy-overloaded); maxConnections 1 refuses a
- * request that would need a second connection (no stream waits here). */
+ * request that would need a second connection (no stream waits here);
+ * maxRequestsPerConnection 1 closes each connection after its request. */
 static void test_connection_pool(void **state)
 {
 	(void)state;
@@ -817,6 +818,22 @@ static void test_connection_pool(void **state)
 	req("GET", "/other", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 2);
+	teardown(NULL);
+
+	/* maxRequestsPerConnection 1: one request per connection, then closed */
+	fx_dr_tp = "    connectionPool: {http: {maxRequestsPerConnection: 1}}\n";
+	mk();
+	req("GET", "/r/a", NULL, NULL);
+	pump();
+	req("GET", "/r/b", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(n_fb, 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 0);
+	assert_int_equal(ctr[WP_CTR_L7_CB_MAX_REQUESTS_CLOSE], 2);
+	assert_true(fbs[0].c.closed);
+	assert_true(fbs[1].c.closed);
 }
 
 /* connectTimeout: a connection not up in time fails like a refused one
