@@ -20,6 +20,14 @@
  * the host offers them again; any other final answer goes to the client with
  * `connection: close` and the session closes after it, so they are dropped
  * with the client connection (l7_h1p_upgrade_held / _discarded).
+ *
+ * Circuit breaking (cbreak.h): a request whose cluster is at its share of
+ * maxConnections waits with no upstream (its head and body so far in upb,
+ * the client held back by upb's room) in the cluster's queue; when one of
+ * the cluster's connections goes idle or closes, cb_kick() starts the
+ * waiting requests in order (the host refreshes their route table first,
+ * ops->refresh, and is woken to pump them). Beyond the queue, or beyond
+ * http2MaxRequests, the request gets Envoy's overflow answer (sess_overflow).
  */
 #include <errno.h>
 #include <stdlib.h>
