@@ -11,6 +11,8 @@
 #     cores holds ceil(limit / N) of each limit);
 #   - l7_upstream_overflow counts the refused ones, the access log has one
 #     line with UO for each, the backend saw only the ones that succeeded;
+#   - the same 20 on 4 HBONE connections (spread over both workers): still
+#     2..4 succeed;
 # and connectTimeout: the Service "hole", whose one pod drops every packet
 # (its address is blackholed in the namespace), with connectTimeout 300ms:
 # a request fails with 503 UF,URX after the first try and Istio's 2
@@ -180,6 +182,32 @@ done
 uo_lines=$(grep -c ' 503 UO ' "$ALOG" || true)
 [ "$uo_lines" = "$n_uo" ] || fail "access log: $uo_lines lines with 503 UO, expected $n_uo: $(tail -3 "$ALOG")"
 pass "wpctl stats l7_upstream_overflow=$got, access log $uo_lines lines '503 UO', backend saw $seen"
+
+# the bound across cores: 4 HBONE connections of 5 tunnels each, spread
+# over the 2 workers by their flows; each core holds at most 1 connection
+# and 1 waiting request: at most 2 x (1 + 1) = 4 succeed, at least 2
+before=$(grep -c '"GET' "$T/slow.log" || true)
+uo_before=$(stat l7_upstream_overflow)
+for k in 1 2 3 4; do
+	in_ns $CB --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.50:9080 \
+		--path /sleep/2000/ --n 5 --timeout 30 >"$T/multi-$k.json" 2>&1 &
+	PIDS+=($!)
+	mpids+=($!)
+done
+for p in "${mpids[@]}"; do wait "$p" || fail "client: $(cat "$T"/multi-*.json)"; done
+cat "$T"/multi-*.json | $PY -c '
+import json, sys
+r = [x for ln in sys.stdin if ln.strip() for x in json.loads(ln)["results"]]
+ok = sum(1 for x in r if x["status"] == 200)
+uo = [x for x in r if x["status"] == 503 and x["overloaded"]]
+if ok + len(uo) != 20 or not 2 <= ok <= 4:
+    sys.exit("%d succeeded, %d overflowed of 20, expected 2..4 to succeed: %s" % (ok, len(uo), r))
+print(ok, len(uo))' >"$T/res" || fail "4 connections: $(cat "$T/res")"
+read -r m_ok m_uo <"$T/res"
+seen=$(($(grep -c '"GET' "$T/slow.log") - before))
+[ "$seen" = "$m_ok" ] || fail "the backend saw $seen requests, $m_ok succeeded"
+[ "$(($(stat l7_upstream_overflow) - uo_before))" = "$m_uo" ] || fail "l7_upstream_overflow did not count $m_uo"
+pass "20 requests on 4 HBONE connections over 2 workers: $m_ok succeeded (bound 2..4), $m_uo refused"
 
 # connectTimeout against the blackholed pod: 3 tries of 300 ms
 out=$(in_ns $CB --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.51:9080 \
