@@ -8,6 +8,9 @@
  * or consistentHash with ringHash or maglev), its portLevelSettings for the
  * port and each subset's own trafficPolicy apply in that order; a bad field
  * is reported and leaves the previous value (LEAST_REQUEST by default).
+ * trafficPolicy.connectionPool follows the same order into the cluster's
+ * wp_route_cpool (Istio's defaults: no limits); fields with no effect
+ * here (tcpKeepalive, tcp.idleTimeout, ...) are reported as such.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -225,6 +228,157 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	}
 }
 
+/* ---- connectionPool -------------------------------------------------------- */
+
+/* A count of connectionPool (int32 in Istio's API): 0 leaves the default,
+ * as istiod does; false when it is not a count. */
+static bool cpool_count(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                        const char *field, const char *key, bool zero_is_value, uint32_t *out)
+{
+	const char *v = sget(n, key);
+	uint32_t x;
+
+	if (!v)
+		return true;
+	if (!parse_u32(v, INT32_MAX, &x)) {
+		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
+		              "%s must be a count 0..2147483647, got %s", key, v);
+		return false;
+	}
+	if (x || zero_is_value)
+		*out = x;
+	return true;
+}
+
+static void cpool_duration(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                           const char *field, const char *key, uint32_t *out)
+{
+	const char *v = sget(n, key);
+	uint32_t ms;
+
+	if (!v)
+		return;
+	if (wp_route_parse_duration(v, &ms) || ms == 0)
+		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
+		              "%s must be a duration of at least 1ms (1h/1m/1s/1ms), got %s", key,
+		              v);
+	else
+		*out = ms;
+}
+
+/* Keys of a connectionPool part outside <known> are reported. */
+static void cpool_unknown(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                          const char *field, const char *const *known)
+{
+	for (const struct wp_ynode *k = n->child; k; k = k->next) {
+		const char *const *p = known;
+
+		while (*p && strcmp(*p, k->key))
+			p++;
+		if (!*p)
+			wp_route_cerr(c, dr, k, field, "%s is not supported", k->key);
+	}
+}
+
+/* A connectionPool node onto *cp; a bad field is reported and leaves the
+ * previous value. tcp.tcpKeepalive and tcp.idleTimeout (opaque TCP) are
+ * read but have no effect here, and say so. */
+static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                        const char *field, struct wp_route_cpool *cp)
+{
+	static const char *const tcp_keys[] = {"maxConnections",        "connectTimeout",
+	                                       "tcpKeepalive",          "idleTimeout",
+	                                       "maxConnectionDuration", NULL};
+	static const char *const http_keys[] = {"http1MaxPendingRequests",
+	                                        "http2MaxRequests",
+	                                        "maxRequestsPerConnection",
+	                                        "maxRetries",
+	                                        "idleTimeout",
+	                                        "maxConcurrentStreams",
+	                                        "h2UpgradePolicy",
+	                                        "useClientProtocol",
+	                                        NULL};
+	const struct wp_ynode *tcp = nget(n, "tcp"), *http = nget(n, "http");
+	char f[200];
+
+	if (!n)
+		return;
+	if (n->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, n, field, "expected a mapping");
+		return;
+	}
+	fieldf(f, sizeof(f), "%s.tcp", field);
+	if (tcp && tcp->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, tcp, f, "expected a mapping");
+	} else if (tcp) {
+		cpool_unknown(c, dr, tcp, f, tcp_keys);
+		cpool_count(c, dr, tcp, f, "maxConnections", false, &cp->max_connections);
+		cpool_duration(c, dr, tcp, f, "connectTimeout", &cp->connect_timeout_ms);
+		if (nget(tcp, "tcpKeepalive"))
+			wp_route_cerr(c, dr, wp_ynode_get(tcp, "tcpKeepalive"), f,
+			              "tcpKeepalive is not applied (upstream TCP keepalive is not "
+			              "set per connection)");
+		if (nget(tcp, "idleTimeout"))
+			wp_route_cerr(c, dr, wp_ynode_get(tcp, "idleTimeout"), f,
+			              "idleTimeout is not applied (opaque TCP tunnels have no idle "
+			              "timeout; http.idleTimeout is)");
+		if (nget(tcp, "maxConnectionDuration"))
+			wp_route_cerr(c, dr, wp_ynode_get(tcp, "maxConnectionDuration"), f,
+			              "maxConnectionDuration is not applied");
+	}
+	fieldf(f, sizeof(f), "%s.http", field);
+	if (http && http->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, http, f, "expected a mapping");
+	} else if (http) {
+		cpool_unknown(c, dr, http, f, http_keys);
+		cpool_count(c, dr, http, f, "http1MaxPendingRequests", false, &cp->max_pending);
+		cpool_count(c, dr, http, f, "http2MaxRequests", false, &cp->max_requests);
+		cpool_count(c, dr, http, f, "maxRequestsPerConnection", true,
+		            &cp->max_req_per_conn);
+		cpool_count(c, dr, http, f, "maxRetries", false, &cp->max_retries);
+		cpool_count(c, dr, http, f, "maxConcurrentStreams", false, &cp->max_streams);
+		cpool_duration(c, dr, http, f, "idleTimeout", &cp->idle_timeout_ms);
+		if (sget(http, "h2UpgradePolicy") || sget(http, "useClientProtocol"))
+			wp_route_cerr(c, dr, http, f,
+			              "h2UpgradePolicy and useClientProtocol are not applied (the "
+			              "upstream speaks the port's protocol)");
+	}
+}
+
+/* trafficPolicy.connectionPool, then portLevelSettings[] for <port>, onto
+ * *cp (the order loadBalancer follows in tp_parse). */
+static void tp_cpool(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
+                     const char *field, uint16_t port, struct wp_route_cpool *cp)
+{
+	const struct wp_ynode *pls;
+	char f[200];
+	uint32_t i = 0;
+
+	if (!tp || tp->type != WP_YNODE_MAP)
+		return; /* tp_parse reports it */
+	fieldf(f, sizeof(f), "%s.connectionPool", field);
+	cpool_parse(c, dr, nget(tp, "connectionPool"), f, cp);
+	pls = nget(tp, "portLevelSettings");
+	if (!pls || pls->type != WP_YNODE_SEQ)
+		return;
+	for (const struct wp_ynode *e = pls->child; e; e = e->next, i++) {
+		const char *num = sget(nget(e, "port"), "number");
+		uint32_t p;
+
+		if (num && parse_u32(num, 65535, &p) && p == port) {
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].connectionPool", field, i);
+			cpool_parse(c, dr, nget(e, "connectionPool"), f, cp);
+		}
+	}
+}
+
+static const struct wp_route_cpool cpool_default = {
+        .max_connections = WP_ROUTE_CPOOL_UNLIMITED,
+        .max_pending = WP_ROUTE_CPOOL_UNLIMITED,
+        .max_requests = WP_ROUTE_CPOOL_UNLIMITED,
+        .max_retries = WP_ROUTE_CPOOL_UNLIMITED,
+};
+
 static bool labels_match(const struct wp_ynode *sel, const struct wp_labels *l)
 {
 	if (!sel)
@@ -331,6 +485,7 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 	const struct wp_obj *dr;
 	const struct wp_ynode *subsets;
 	struct lbspec base = {.policy = WP_LB_LEAST_REQUEST};
+	struct wp_route_cpool base_cp = cpool_default;
 	const char *fqdn;
 	uint32_t idx;
 	int rc;
@@ -357,11 +512,15 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 		return NO_CLUSTER;
 	}
 	dr = dr_for(c, fqdn);
-	if (dr && dr->spec)
+	if (dr && dr->spec) {
 		tp_parse(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port, &base);
+		tp_cpool(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port,
+		         &base_cp);
+	}
 	idx = cluster_add(c, ns, name, port, NULL, &se, NULL, &base, fqdn);
 	if (idx == NO_CLUSTER)
 		return idx;
+	c->cl[idx].pool = base_cp;
 	subsets = dr && dr->spec ? nget(dr->spec, "subsets") : NULL;
 	if (subsets && subsets->type == WP_YNODE_SEQ) {
 		uint32_t i = 0;
@@ -371,6 +530,8 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 			const char *sn = sget(s, "name");
 			const struct wp_ynode *labels = nget(s, "labels");
 			struct lbspec lb = base;
+			struct wp_route_cpool cp = base_cp;
+			uint32_t k;
 
 			fieldf(f, sizeof(f), "spec.subsets[%u]", i);
 			if (s->type != WP_YNODE_MAP || !sn || !*sn) {
@@ -387,9 +548,11 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 			}
 			fieldf(f, sizeof(f), "spec.subsets[%u].trafficPolicy", i);
 			tp_parse(c, dr, nget(s, "trafficPolicy"), f, port, &lb);
-			if (cluster_add(c, ns, name, port, sn, &se, labels, &lb, fqdn) ==
-			    NO_CLUSTER)
+			tp_cpool(c, dr, nget(s, "trafficPolicy"), f, port, &cp);
+			k = cluster_add(c, ns, name, port, sn, &se, labels, &lb, fqdn);
+			if (k == NO_CLUSTER)
 				return NO_CLUSTER;
+			c->cl[k].pool = cp;
 		}
 	} else if (subsets) {
 		wp_route_cerr(c, dr, subsets, "spec.subsets", "expected a list");

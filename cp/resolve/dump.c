@@ -74,10 +74,47 @@ static json_t *authz_json(const struct wp_authz_table *t)
 	return o;
 }
 
+/* The DestinationRule connection pools of <t>'s clusters that set
+ * anything (limits 2^32-1 and times 0 are Istio's defaults: left out). */
+static json_t *cpools_json(const struct wp_route_table *t)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < t->n_clusters; i++) {
+		const struct wp_route_cpool *p = &t->clusters[i].pool;
+		json_t *o = json_object();
+		const struct {
+			const char *k;
+			uint32_t v, dflt;
+		} f[] = {
+		        {"maxConnections", p->max_connections, WP_ROUTE_CPOOL_UNLIMITED},
+		        {"http1MaxPendingRequests", p->max_pending, WP_ROUTE_CPOOL_UNLIMITED},
+		        {"http2MaxRequests", p->max_requests, WP_ROUTE_CPOOL_UNLIMITED},
+		        {"maxRetries", p->max_retries, WP_ROUTE_CPOOL_UNLIMITED},
+		        {"maxRequestsPerConnection", p->max_req_per_conn, 0},
+		        {"maxConcurrentStreams", p->max_streams, 0},
+		        {"connectTimeoutMs", p->connect_timeout_ms, 0},
+		        {"idleTimeoutMs", p->idle_timeout_ms, 0},
+		};
+
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+			if (f[k].v != f[k].dflt)
+				json_object_set_new(o, f[k].k, json_integer(f[k].v));
+		if (json_object_size(o) == 0) {
+			json_decref(o);
+			continue;
+		}
+		json_object_set_new(o, "cluster", json_string(t->clusters[i].name));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 /* A port's route table: where its rules come from, each rule (with its
  * source object, matches and backends) in the order the matcher tries
  * them, the VirtualServices set aside by an HTTPRoute, the VirtualService
- * fields compiled without effect, and every error (file:line). */
+ * fields compiled without effect, the clusters' connection pools, and
+ * every error (file:line). */
 static json_t *routes_json(const struct wp_route_table *t)
 {
 	static const char *const src[] = {"none", "HTTPRoute", "VirtualService"};
@@ -121,6 +158,7 @@ static json_t *routes_json(const struct wp_route_table *t)
 	json_object_set_new(o, "rules", rules);
 	json_object_set_new(o, "virtualServiceConflicts", json_integer(t->n_vs_conflicts));
 	json_object_set_new(o, "virtualServiceNotApplied", json_integer(t->n_vs_not_applied));
+	json_object_set_new(o, "connectionPools", cpools_json(t));
 	json_object_set_new(o, "errors", errs);
 	return o;
 }

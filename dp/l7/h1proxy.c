@@ -20,15 +20,20 @@
  * the host offers them again; any other final answer goes to the client with
  * `connection: close` and the session closes after it, so they are dropped
  * with the client connection (l7_h1p_upgrade_held / _discarded).
+ *
+ * Circuit breaking (cbreak.h): a request whose cluster is at its share of
+ * maxConnections waits with no upstream (its head and body so far in upb,
+ * the client held back by upb's room) in the cluster's queue; when one of
+ * the cluster's connections goes idle or closes, cb_kick() starts the
+ * waiting requests in order (the host refreshes their route table first,
+ * ops->refresh, and is woken to pump them). Beyond the queue, or beyond
+ * http2MaxRequests, the request gets Envoy's overflow answer (sess_overflow).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/l7/h1proxy.h"
-#include "dp/l7/pipeline.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/uppool.h"
+#include "dp/l7/h1proxy_int.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"
@@ -43,111 +48,6 @@ const struct wp_h1p_cfg wp_h1p_default_cfg = {
         .max_mirrors = 64,
         .mirror_timeout_ms = 30000,
         .down_idle_timeout_ms = 3600 * 1000,
-};
-
-/* A fixed-size output buffer: bytes at p[off, off + len). */
-struct obuf {
-	uint8_t *p;
-	uint32_t off, len, cap;
-};
-
-enum sess_state {
-	S_FREE = 0,
-	S_REQ,     /* reading a request (head or body) */
-	S_TUNNEL,  /* raw passthrough */
-	S_CLOSING, /* no more input; close once the queued bytes went out */
-};
-
-/* A request copy in flight: its own upstream connection and buffer. Fed by
- * its session while the request is read, then on its own until the
- * upstream closes (or the mirror timeout). */
-struct wp_h1p_mirror {
-	struct wp_h1p_mirror *next_free;
-	struct wp_h1p_up *up;
-	struct wp_h1p_sess *feeder; /* while the request is being copied */
-	uint64_t started_ms;
-	struct obuf out;
-};
-
-struct wp_h1p_sess {
-	struct wp_h1p_core *core;
-	struct wp_h1p_sess *next_free;
-	const struct wp_route_table *routes;
-	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
-	const struct wp_addr *src;
-	const char *authority;
-	size_t authority_len;
-	uint8_t state;
-	/* the request being served */
-	bool req_active;   /* a head was parsed, its response is not complete */
-	bool req_done;     /* the request message is complete (all queued upstream) */
-	bool req_chunked;  /* re-chunk the body upstream */
-	bool req_upgrade;  /* the request asked for Upgrade / CONNECT */
-	bool hold_head;    /* chunked request: nothing goes upstream before a valid chunk line */
-	bool resp_started; /* response bytes went to the client */
-	bool resp_done;
-	bool close_after;        /* close the client connection after this response */
-	bool down_eof;           /* the client half-closed */
-	bool down_shut;          /* passthrough: half-close the client after the bytes */
-	bool upg_held;           /* client bytes came behind an Upgrade / CONNECT request */
-	bool discard;            /* answered locally, connection kept: drop the request body */
-	uint8_t framing;         /* enum wp_http1_framing of the response */
-	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
-	void *app;
-	/* connect-failure retries: the cluster picked (by index, valid while
-	 * the session's table is still <pick_table>) and its hash key */
-	const struct wp_route_table *pick_table;
-	uint32_t pick_cluster;
-	uint64_t pick_hash;
-	bool pick_has_hash;
-	uint16_t retries_left;
-	/* the pick counted in flight (LEAST_REQUEST) */
-	struct wp_lb_active act;
-	struct wp_uppool_tried failed; /* endpoints that refused this request (avoided on retry) */
-	/* the response header modifiers of the current rule, copied: the
-	 * route table may go away with its snapshot before the response */
-	struct wp_http_mods_copy rmods;
-	bool has_rmods;
-	struct wp_h1p_up *up;
-	/* timeouts (0 = none): the request's, its current try's; the last
-	 * client activity (idle timeout between requests) */
-	uint64_t deadline_ms, try_deadline_ms, last_ms;
-	uint32_t try_timeout_ms;
-	/* mirrors still being fed this request */
-	struct wp_h1p_mirror *mir[WP_ROUTE_MAX_MIRRORS];
-	uint8_t n_mir;
-	/* the completion stage's record of the current exchange; response
-	 * bytes are what was queued to the client since rec_base */
-	struct wp_pipe_rec rec;
-	uint64_t down_total; /* bytes ever queued to the client (consumed + queued) */
-	uint64_t rec_base;
-	bool retried;   /* a connect-failure retry was made for this request */
-	bool reqid_gen; /* reqid was generated for this request (access log) */
-	char reqid[WP_HTTP1_REQID_LEN];
-	struct wp_http1_parser qp; /* requests */
-	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
-	void *rp_arena;
-	size_t arena_size;
-	struct obuf down, upb;
-};
-
-struct wp_h1p_core {
-	struct wp_h1p_cfg cfg;
-	const struct wp_h1p_ops *ops;
-	void *host;
-	struct wp_route_core *rc;
-	uint64_t *ctr;
-	uint64_t now_ms;
-	struct wp_http_reqid_rng rng;
-	struct wp_lb_cache *lbc;
-	struct wp_h1p_sess *sessions;
-	struct wp_h1p_sess *free_sess;
-	struct wp_h1p_up *ups; /* max_upstreams, their entries in <pool> */
-	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
-	uint8_t *mem;          /* arenas and buffers of every session */
-	struct wp_h1p_mirror *mirrors, *free_mir;
-	uint8_t *mir_mem; /* their buffers */
-	char tgt[8192];   /* rewritten request-target, transient */
 };
 
 /* ---- buffers ------------------------------------------------------------------------------ */
@@ -187,11 +87,6 @@ static void ob_consume(struct obuf *b, size_t n)
 }
 
 /* ---- core --------------------------------------------------------------------------------- */
-
-static void pool_retire(struct wp_uppool_ent *e);
-
-/* One request at a time per connection: no limit callback. */
-static const struct wp_uppool_ops pool_ops = {.retire = pool_retire};
 
 struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
                                        void *host, struct wp_route_core *rc, uint64_t seed,
@@ -261,51 +156,9 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	for (uint32_t i = 0; i < cfg->max_upstreams; i++)
 		c->ups[i].core = c;
 	wp_uppool_init(&c->pool, &c->ups[0].pe, sizeof(c->ups[0]), cfg->max_upstreams,
-	               cfg->idle_timeout_ms, &pool_ops);
+	               cfg->idle_timeout_ms, &wp_h1p_pool_ops);
+	wp_cb_core_init(&c->cb, cfg->n_workers, ctr);
 	return c;
-}
-
-static struct wp_h1p_up *up_of(struct wp_uppool_ent *e)
-{
-	return e ? (struct wp_h1p_up *)(void *)((char *)e - offsetof(struct wp_h1p_up, pe)) : NULL;
-}
-
-static void up_free(struct wp_h1p_core *c, struct wp_h1p_up *up)
-{
-	wp_uppool_free(&c->pool, &up->pe);
-	up->io = NULL;
-	up->sess = up->origin = NULL;
-	up->mirror = NULL;
-	up->reused = up->shut_wr = false;
-}
-
-/* Closes an idle or bound upstream (the host closes its transport). */
-static void up_destroy(struct wp_h1p_core *c, struct wp_h1p_up *up, bool host_close)
-{
-	if (host_close)
-		c->ops->up_close(c->host, up);
-	up_free(c, up);
-}
-
-/* Closes an upstream with no exchange in flight (idle, or its last one
- * ended cleanly): gracefully (FIN) when the host can, the backend must not
- * read it as a failure. */
-static void up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up)
-{
-	if (!c->ops->up_finish) {
-		up_destroy(c, up, true);
-		return;
-	}
-	c->ops->up_finish(c->host, up);
-	up_destroy(c, up, false);
-}
-
-/* The pool evicts, expires or drains an idle connection. */
-static void pool_retire(struct wp_uppool_ent *e)
-{
-	struct wp_h1p_up *up = up_of(e);
-
-	up_retire(up->core, up);
 }
 
 void wp_h1p_core_destroy(struct wp_h1p_core *c)
@@ -314,7 +167,7 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 		return;
 	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++)
 		if (c->ups[i].pe.state != WP_UPPOOL_FREE)
-			up_destroy(c, &c->ups[i], true);
+			wp_h1p_up_destroy(c, &c->ups[i], true);
 	free(c->sessions);
 	free(c->ups);
 	free(c->mem);
@@ -326,6 +179,7 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 
 static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close);
 static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
+static void cb_kick(struct wp_h1p_core *c);
 
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 {
@@ -334,6 +188,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 	c->now_ms = now_ms;
 	n = wp_uppool_expire(&c->pool, now_ms);
 	wp_ctr_add(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED, n);
+	wp_h1p_connect_timeouts(c, now_ms);
 	for (uint32_t i = 0; i < c->cfg.max_mirrors; i++) {
 		struct wp_h1p_mirror *m = &c->mirrors[i];
 
@@ -345,6 +200,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 	for (uint32_t i = 0; i < c->cfg.max_sessions; i++)
 		if (c->sessions[i].state != S_FREE)
 			sess_timers(&c->sessions[i], now_ms);
+	cb_kick(c);
 	return n;
 }
 
@@ -368,64 +224,6 @@ uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c)
 	return c->pool.n_busy;
 }
 
-/* A new connection to <ep> for session <s>'s request, or for its mirror <m>
- * (then bound to no session). Evicts the least recently used idle
- * connection when no object is free. NULL (counted) when none can be had. */
-static struct wp_h1p_up *up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
-                                     struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep)
-{
-	bool evicted;
-	struct wp_h1p_up *up = up_of(wp_uppool_open(&c->pool, ep, 0, c->now_ms, NULL, &evicted));
-
-	if (evicted)
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_EVICTED);
-	if (!up) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_NO_UPSTREAM);
-		return NULL;
-	}
-	up->sess = m ? NULL : s;
-	up->origin = s;
-	up->mirror = m;
-	if (c->ops->up_open(c->host, up, ep) != 0) {
-		up_free(c, up);
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_CONNECT_FAILED);
-		return NULL;
-	}
-	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_NEW);
-	return up;
-}
-
-/* An upstream for <ep>: the most recently idled matching one, else a new
- * one. NULL (counted) when none can be had. */
-static struct wp_h1p_up *up_acquire(struct wp_h1p_core *c, struct wp_h1p_sess *s,
-                                    const struct wp_snap_endpoint *ep)
-{
-	struct wp_h1p_up *up = up_of(wp_uppool_get(&c->pool, ep, 0));
-
-	if (up) {
-		up->reused = true;
-		up->sess = s;
-		up->origin = s;
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_UP_REUSED);
-		return up;
-	}
-	return up_open_new(c, s, NULL, ep);
-}
-
-/* The exchange on <up> ended cleanly: keep it idle, or close it when the
- * endpoint already has enough idle connections (or it never connected). */
-static void up_release(struct wp_h1p_core *c, struct wp_h1p_up *up)
-{
-	if (!up->pe.ready ||
-	    !wp_uppool_idle(&c->pool, &up->pe, c->cfg.max_idle_per_ep, c->now_ms)) {
-		up_retire(c, up);
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_IDLE_OVER_LIMIT);
-		return;
-	}
-	up->sess = NULL;
-	up->reused = false;
-}
-
 /* ---- request mirrors ---------------------------------------------------------------------- */
 
 /* Ends mirror <m>: its connection is closed (the host told, unless it
@@ -444,7 +242,7 @@ static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host
 	}
 	if (up) {
 		up->mirror = NULL;
-		up_destroy(c, up, host_close);
+		wp_h1p_up_destroy(c, up, host_close);
 	}
 	m->up = NULL;
 	m->feeder = NULL;
@@ -525,7 +323,7 @@ static void mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *c
 	m->next_free = NULL;
 	m->out.off = 0;
 	m->out.len = (uint32_t)n;
-	m->up = up_open_new(c, s, m, &cl->endpoints[i]);
+	m->up = wp_h1p_up_open_new(c, s, m, &cl->endpoints[i]);
 	if (!m->up) { /* counted */
 		m->out.len = 0;
 		m->next_free = c->free_mir;
@@ -598,17 +396,26 @@ static void sess_drop_up(struct wp_h1p_sess *s, enum up_end how)
 	wp_lb_cache_end(s->core->lbc, &s->act);
 	mirrors_abort(s);
 	s->deadline_ms = s->try_deadline_ms = 0;
-	if (!up)
-		return;
-	s->up = NULL;
-	up->sess = NULL;
-	if (how == UP_REUSE && s->upb.len == 0)
-		up_release(s->core, up);
-	else if (how == UP_CLOSE && s->upb.len == 0)
-		up_retire(s->core, up);
-	else
-		up_destroy(s->core, up, true);
-	s->upb.off = s->upb.len = 0;
+	wp_cb_unwait(&s->wait);
+	if (s->cbk) { /* the request ends */
+		wp_cb_req_end(s->cbk);
+		if (s->cb_retry)
+			wp_cb_retry_end(s->cbk);
+		s->cbk = NULL;
+	}
+	s->cb_retry = false;
+	if (up) {
+		s->up = NULL;
+		up->sess = NULL;
+		if (how == UP_REUSE && s->upb.len == 0)
+			wp_h1p_up_release(s->core, up);
+		else if (how == UP_CLOSE && s->upb.len == 0)
+			wp_h1p_up_retire(s->core, up);
+		else
+			wp_h1p_up_destroy(s->core, up, true);
+		s->upb.off = s->upb.len = 0;
+	}
+	cb_kick(s->core); /* a connection, or a place, may have been freed */
 }
 
 /* The completion stage for the current exchange (once; no-op when none). */
@@ -762,6 +569,102 @@ static bool sess_deny(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
 	return true;
 }
 
+/* A connection-pool limit refused the request: Envoy's overflow answer
+ * (503, x-envoy-overloaded, flag UO); the connection stays usable as after
+ * a denial (sess_deny). Returns whether the session reads on. */
+static bool sess_overflow(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
+{
+	bool ka = !s->close_after && !s->req_upgrade && !(m->flags & WP_HTTP1_F_EXPECT_CONTINUE);
+	int n = wp_cb_write_overflow(ka, (char *)ob_tail(&s->down), ob_room(&s->down));
+
+	s->rec.flags |= WP_PIPE_F(UO);
+	if (n <= 0 || !ka) {
+		if (n > 0) {
+			s->down.len += (uint32_t)n;
+			s->rec.status = 503;
+		}
+		sess_local(s, n > 0 ? 0 : 503);
+		return false;
+	}
+	if (m->method == HTTP_HEAD) /* the head only */
+		n -= WP_CB_OVERFLOW_BODY_LEN;
+	s->down.len += (uint32_t)n;
+	s->rec.status = 503;
+	s->resp_started = s->resp_done = true;
+	s->discard = true;
+	return true;
+}
+
+/* A retry of the request to <cl> within the cluster's maxRetries (the
+ * request holds one place until it ends). */
+static bool cb_retry(struct wp_h1p_sess *s, const struct wp_route_cluster *cl)
+{
+	if (s->cb_retry || !s->cbk)
+		return true;
+	s->cb_retry = wp_cb_retry_begin(&s->core->cb, s->cbk, cl);
+	return s->cb_retry;
+}
+
+/* The waiting request <s> takes a connection of its cluster: re-picked,
+ * an idle one reused or a new one opened. False when there is still no
+ * room (it stays first in line); true when it left the line (started, or
+ * answered 503 when the cluster or its endpoints went away). */
+static bool cb_start(struct wp_h1p_sess *s)
+{
+	struct wp_h1p_core *c = s->core;
+	const struct wp_route_cluster *cl = NULL;
+	bool full;
+	int i = -1;
+
+	if (c->ops->refresh)
+		c->ops->refresh(c->host, s);
+	for (uint32_t k = 0; s->routes && k < s->routes->n_clusters && !cl; k++)
+		if (s->routes == s->pick_table ? k == s->pick_cluster
+		                               : wp_cb_is(s->cbk, &s->routes->clusters[k]))
+			cl = &s->routes->clusters[k];
+	if (cl)
+		s->up = wp_h1p_up_take_freed(s, cl, &i);
+	if (cl && !s->up)
+		i = wp_uppool_pick(cl, c->lbc, s->pick_hash, s->pick_has_hash, NULL);
+	if (i >= 0 && !s->up) {
+		s->up = wp_h1p_up_get(s, cl, &cl->endpoints[i], &full);
+		if (!s->up && full)
+			return false;
+	}
+	wp_cb_unwait(&s->wait);
+	if (!s->up) {
+		sess_local_f(s, 503, i < 0 ? WP_PIPE_F(UH) : WP_PIPE_F(UF));
+	} else {
+		s->pick_table = s->routes;
+		s->pick_cluster = (uint32_t)(cl - s->routes->clusters);
+		wp_pipe_rec_dest(s->conn, &s->rec, cl, &cl->endpoints[i]);
+		wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
+		s->up->n_req++;
+	}
+	if (c->ops->wake)
+		c->ops->wake(c->host, s);
+	return true;
+}
+
+/* Connections were freed (closed, or idle) in clusters with waiting
+ * requests: start those, in order, while they get one. Not re-entered. */
+static void cb_kick(struct wp_h1p_core *c)
+{
+	if (!c->cb_kick || c->in_kick)
+		return;
+	c->in_kick = true;
+	c->cb_kick = false;
+	for (uint32_t k = 0; k < WP_CB_SLOTS; k++) {
+		struct wp_cb_clu *clu = &c->cb.slot[k];
+
+		while (clu->wait_head &&
+		       cb_start((struct wp_h1p_sess *)(void *)((char *)clu->wait_head -
+		                                               offsetof(struct wp_h1p_sess, wait))))
+			;
+	}
+	c->in_kick = false;
+}
+
 static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 {
 	struct wp_h1p_core *c = s->core;
@@ -826,7 +729,15 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
 	s->failed.n = 0;
 	s->retried = false;
+	s->cbk = wp_cb_get(&c->cb, d.cluster);
+	if (s->cbk && !wp_cb_req_begin(&c->cb, s->cbk, d.cluster)) {
+		s->cbk = NULL;
+		wp_pipe_rec_dest(s->conn, &s->rec, d.cluster, NULL);
+		return sess_overflow(s, m);
+	}
 	for (;;) {
+		bool full;
+
 		i = wp_lb_pick(d.cluster->lb, wp_lb_cache_core(c->lbc, d.cluster->lb), h, has);
 		if (i < 0 || (uint32_t)i >= d.cluster->n_endpoints) {
 			wp_pipe_rec_dest(s->conn, &s->rec, d.cluster, NULL);
@@ -834,12 +745,19 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			return false;
 		}
 		wp_pipe_rec_dest(s->conn, &s->rec, d.cluster, &d.cluster->endpoints[i]);
-		s->up = up_acquire(c, s, &d.cluster->endpoints[i]);
+		s->up = wp_h1p_up_get(s, d.cluster, &d.cluster->endpoints[i], &full);
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, d.cluster->lb, i, &s->act);
+			s->up->n_req++;
 			break;
 		}
-		if (s->retries_left == 0 || wp_uppool_exhausted(&c->pool)) {
+		if (full) { /* maxConnections: wait for one (http1MaxPendingRequests) */
+			if (!wp_cb_wait(&c->cb, s->cbk, d.cluster, &s->wait))
+				return sess_overflow(s, m);
+			break;
+		}
+		if (s->retries_left == 0 || wp_uppool_exhausted(&c->pool) ||
+		    !cb_retry(s, d.cluster)) {
 			/* out of retries, or of connection objects */
 			sess_local_f(s, 503, WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0));
 			return false;
@@ -908,6 +826,10 @@ static void exchange_done(struct wp_h1p_sess *s)
 {
 	bool reuse = (s->rp.msg.flags & WP_HTTP1_F_KEEP_ALIVE) && s->req_done && !s->req_upgrade;
 
+	if (reuse && s->up && s->up->max_req && s->up->n_req >= s->up->max_req) {
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_CB_MAX_REQUESTS_CLOSE);
+		reuse = false; /* maxRequestsPerConnection */
+	}
 	sess_drop_up(s, reuse ? UP_REUSE : UP_CLOSE);
 	rec_finish(s, 0);
 	s->req_active = false;
@@ -1124,7 +1046,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 	    s->routes != s->pick_table || s->pick_cluster >= s->routes->n_clusters)
 		return false;
 	cl = &s->routes->clusters[s->pick_cluster];
-	while (s->retries_left > 0) {
+	while (s->retries_left > 0 && cb_retry(s, cl)) {
+		bool full;
 		int i;
 
 		s->retries_left--;
@@ -1136,9 +1059,10 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		if (i < 0)
 			return false;
 		wp_pipe_rec_dest(s->conn, &s->rec, cl, &cl->endpoints[i]);
-		s->up = up_acquire(c, s, &cl->endpoints[i]);
+		s->up = wp_h1p_up_get(s, cl, &cl->endpoints[i], &full);
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
+			s->up->n_req++;
 			if (s->try_timeout_ms) /* per try */
 				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
 			return true;
@@ -1159,14 +1083,14 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	if (!s) {
-		up_destroy(c, up, false);
+		wp_h1p_up_destroy(c, up, false);
 		return;
 	}
 	s->up = NULL;
 	wp_lb_cache_end(s->core->lbc, &s->act);
 	if (connecting)
 		wp_uppool_tried_add(&s->failed, &up->pe);
-	up_destroy(c, up, false);
+	wp_h1p_up_destroy(c, up, false);
 	if (connecting && retry_connect(s))
 		return;
 	s->upb.off = s->upb.len = 0;
@@ -1265,7 +1189,7 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 	if (!s) {
 		/* an idle connection spoke: it cannot be reused */
 		wp_ctr_inc(up->core->ctr, WP_CTR_L7_H1P_IDLE_UNSOLICITED);
-		up_destroy(up->core, up, true);
+		wp_h1p_up_destroy(up->core, up, true);
 		return len;
 	}
 	up->pe.ready = true;
@@ -1367,7 +1291,7 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 		return;
 	}
 	if (!s) {
-		up_destroy(up->core, up, true);
+		wp_h1p_up_destroy(up->core, up, true);
 		return;
 	}
 	if (s->state == S_TUNNEL) {

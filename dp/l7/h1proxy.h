@@ -118,6 +118,10 @@ struct wp_h1p_ops {
 	 * gracefully (FIN), the backend must not see a reset. Never calls into
 	 * the proxy. Without it, up_close. */
 	void (*up_finish)(void *host, struct wp_h1p_up *up);
+	/* Optional. Bring <s>'s route table up to date (wp_h1p_sess_set_routes)
+	 * before the proxy reads it outside a call about <s>: a request that
+	 * waited for a connection (circuit breaking) is started. */
+	void (*refresh)(void *host, struct wp_h1p_sess *s);
 };
 
 struct wp_h1p_cfg {
@@ -130,11 +134,14 @@ struct wp_h1p_cfg {
 	uint32_t max_mirrors;          /* request copies in flight per core (buf_size each) */
 	uint32_t mirror_timeout_ms;    /* a mirror connection is closed after this */
 	uint32_t down_idle_timeout_ms; /* client connection idle between requests; 0 = never */
+	uint32_t n_workers;            /* cores sharing each connection-pool limit (cbreak.h) */
 };
 
 /* 64 KiB buffers, 256 sessions, 512 upstreams, 16 idle per endpoint, 60 s;
  * 64 mirrors of at most 30 s; clients idle for 1 h (Istio's default) closed. */
 extern const struct wp_h1p_cfg wp_h1p_default_cfg;
+
+struct wp_cb_clu;
 
 /* One upstream connection (the host's transport behind up->io). Owned by
  * the core's pool (dp/l7/uppool.h: pe holds its endpoint, whether it is
@@ -148,6 +155,12 @@ struct wp_h1p_up {
 	struct wp_h1p_mirror *mirror; /* set: this connection carries a request copy */
 	bool reused;                  /* taken from the idle pool for the current request */
 	bool shut_wr; /* passthrough: the client half-closed, send FIN after the bytes */
+	/* circuit breaking (dp/l7/cbreak.h): the cluster slot it counts in
+	 * (NULL: none), requests sent on it against maxRequestsPerConnection
+	 * (0: no limit), the connectTimeout deadline while connecting (0: none) */
+	struct wp_cb_clu *cb;
+	uint32_t n_req, max_req;
+	uint64_t connect_deadline_ms;
 };
 
 /*

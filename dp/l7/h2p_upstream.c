@@ -26,7 +26,8 @@ static uint32_t up_limit(const struct wp_h2p_up *up)
 	if (up->h1)
 		return 1; /* one request at a time */
 	peer = nghttp2_session_get_remote_settings(up->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-
+	if (up->max_streams) /* DestinationRule maxConcurrentStreams */
+		peer = WP_MIN(peer, up->max_streams);
 	return WP_MIN(peer, up->core->cfg.max_up_streams);
 }
 
@@ -34,7 +35,8 @@ static uint32_t up_capacity(const struct wp_uppool_ent *e)
 {
 	const struct wp_h2p_up *up = up_of((struct wp_uppool_ent *)(uintptr_t)e);
 
-	if (up->reap || up->state == WP_H2P_UP_CLOSED || (up->h1 && h1s(up)->cur))
+	if (up->reap || up->state == WP_H2P_UP_CLOSED || (up->h1 && h1s(up)->cur) ||
+	    (up->max_req && up->n_req >= up->max_req)) /* maxRequestsPerConnection */
 		return 0;
 	return up_limit(up);
 }
@@ -62,6 +64,10 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 		if (c->reap[i] == up)
 			c->reap[i] = NULL;
 	wp_uppool_free(&c->pool, &up->pe);
+	wp_cb_conn_close(up->cb);
+	up->cb = NULL;
+	up->max_streams = up->n_req = up->max_req = 0;
+	up->connect_deadline_ms = 0;
 	up->io = NULL;
 	up->ng = NULL;
 	up->state = WP_H2P_UP_FREE;
@@ -132,6 +138,11 @@ void wp_h2p_up_went_idle(struct wp_h2p_up *up)
 	struct wp_h2p_core *c = up->core;
 	uint32_t max = up->h1 ? c->cfg.max_idle_h1_per_ep : c->cfg.max_idle_per_ep;
 
+	if (up->max_req && up->n_req >= up->max_req && up->state != WP_H2P_UP_CLOSED) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_CB_MAX_REQUESTS_CLOSE);
+		up_reap_later(up); /* maxRequestsPerConnection carried */
+		return;
+	}
 	if (up->state != WP_H2P_UP_CLOSED && !up->reap &&
 	    wp_uppool_idle(&c->pool, &up->pe, max, c->now_ms))
 		return;
@@ -149,6 +160,7 @@ void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t)
 		up->strms->uprev = t;
 	up->strms = t;
 	up->pe.active++;
+	up->n_req++;
 }
 
 void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t)
@@ -196,15 +208,33 @@ static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
  * HTTP/1.1 ones when <h1> (an idle kept-alive one, else a new one). NULL
  * (counted) if none. */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
-                                    bool h1)
+                                    bool h1, struct wp_h2p_strm *t,
+                                    const struct wp_route_cluster *cl, bool *full)
 {
-	struct wp_uppool_ent *e = wp_uppool_get(&c->pool, ep, h1);
+	struct wp_cb_clu *k = t ? wp_cb_get(&c->cb, cl) : NULL;
+	struct wp_uppool_ent *e;
 	struct wp_h2p_up *up;
 	bool evicted;
 
+	*full = false;
+	/* http2MaxRequests: once per request (not again on its retries) */
+	if (k && !t->cbk && !(*full = !wp_cb_req_begin(&c->cb, k, cl)))
+		t->cbk = k;
+	e = *full ? NULL : wp_uppool_get(&c->pool, ep, h1);
 	if (e) {
 		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
 		return up_of(e);
+	}
+	/* maxConnections: no stream waits for a connection here (h1proxy's
+	 * requests do): refused at once */
+	if (!*full && !wp_cb_conn_room(&c->cb, k, cl)) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_UPSTREAM_OVERFLOW);
+		wp_ctr_inc(c->ctr, WP_CTR_L7_CB_PENDING_OVERFLOW);
+		*full = true;
+	}
+	if (*full) {
+		t->rec.flags |= WP_PIPE_F(UO);
+		return NULL;
 	}
 	/* an idle connection may be evicted for it, never the one whose
 	 * callback this is */
@@ -240,6 +270,15 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		return NULL;
 	}
 	wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_CONN : WP_CTR_L7_H2P_UP_NEW);
+	if (t) {
+		up->cb = k;
+		wp_cb_conn_open(k);
+		up->max_streams = cl->pool.max_streams;
+		up->max_req = cl->pool.max_req_per_conn;
+		up->pe.idle_ms = cl->pool.idle_timeout_ms;
+		if (cl->pool.connect_timeout_ms)
+			up->connect_deadline_ms = c->now_ms + cl->pool.connect_timeout_ms;
+	}
 	return up;
 }
 
@@ -281,6 +320,18 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 			(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
 			s->fatal = true;
 			wp_h2p_wake_sess(s);
+		}
+	}
+	/* connectTimeout: a connection not up in time fails as a connect
+	 * failure (its streams retried elsewhere within their budget) */
+	for (uint32_t i = 0; i < c->cfg.max_upstreams; i++) {
+		struct wp_h2p_up *up = &c->ups[i];
+
+		if (up->state == WP_H2P_UP_CONNECTING && up->connect_deadline_ms &&
+		    now_ms >= up->connect_deadline_ms) {
+			wp_ctr_inc(c->ctr, WP_CTR_L7_CB_CONNECT_TIMEOUT);
+			c->ops->up_close(c->host, up);
+			wp_h2p_up_failed(up);
 		}
 	}
 	n = wp_uppool_expire(&c->pool, now_ms);
@@ -1152,6 +1203,23 @@ void wp_h2p_up_consume(struct wp_h2p_up *up, size_t n)
 	up->out_len -= n;
 	if (up->h1 && n > 0)
 		h1s(up)->wrote = true;
+}
+
+uint8_t wp_h2p_method_id(const uint8_t *m, size_t l)
+{
+	static const struct {
+		const char *s;
+		uint8_t id;
+	} t[] = {
+	        {"GET", HTTP_GET},         {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
+	        {"HEAD", HTTP_HEAD},       {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH},
+	        {"OPTIONS", HTTP_OPTIONS}, {"TRACE", HTTP_TRACE},   {"CONNECT", HTTP_CONNECT},
+	};
+
+	for (size_t i = 0; i < WP_ARRAY_SIZE(t); i++)
+		if (strlen(t[i].s) == l && !memcmp(t[i].s, m, l))
+			return t[i].id;
+	return 0xff; /* matches no method condition */
 }
 
 bool wp_h2p_is_preface(const uint8_t *data, size_t len)

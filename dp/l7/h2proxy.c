@@ -169,6 +169,7 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 		c->ups[i].core = c;
 	wp_uppool_init(&c->pool, &c->ups[0].pe, sizeof(c->ups[0]), cfg->max_upstreams,
 	               cfg->idle_timeout_ms, &wp_h2p_pool_ops);
+	wp_cb_core_init(&c->cb, cfg->n_workers, ctr);
 	return c;
 }
 
@@ -266,6 +267,11 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t)
 
 	WP_ASSERT(t->sess == NULL && t->up == NULL);
 	wp_lb_cache_end(t->core->lbc, &t->act);
+	wp_cb_req_end(t->cbk);
+	if (t->cb_retry)
+		wp_cb_retry_end(t->cbk);
+	t->cbk = NULL;
+	t->cb_retry = false;
 	t->in_use = false;
 	t->down_sid = t->up_sid = 0;
 	t->next_free = c->free_strm;
@@ -421,7 +427,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	struct wp_h2p_strm *m = c->free_strm;
 	struct wp_h2p_up *up;
 	uint64_t h = 0;
-	bool has;
+	bool has, full;
 	int i;
 
 	if (!m || t->n_mir >= WP_ROUTE_MAX_MIRRORS) {
@@ -495,7 +501,7 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	}
 	m->n_onv = t->n_onv; /* trailers are added after the block's bytes */
 	m->req_eof = t->req_eof;
-	up = wp_h2p_up_acquire(c, &cl->endpoints[i], false);
+	up = wp_h2p_up_acquire(c, &cl->endpoints[i], false, NULL, cl, &full);
 	if (!up || strm_submit(m, up) != 0) { /* counted */
 		if (up && up->pe.active == 0) /* nothing else on it */
 			wp_h2p_up_went_idle(up);
@@ -638,22 +644,25 @@ static const char *local_text(uint16_t status)
 	}
 }
 
-/* The body of a local answer that has one (403 "RBAC: access denied"). */
+/* The body of a local answer that has one (403 "RBAC: access denied", a
+ * connection-pool overflow's). */
 static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
                                uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct wp_h2p_strm *t = down_strm(ud, sid);
-	size_t n;
+	bool uo = t && (t->rec.flags & WP_PIPE_F(UO));
+	const char *b = uo ? wp_cb_overflow_body : WP_PIPE_DENIED_BODY;
+	size_t n, bl = uo ? WP_CB_OVERFLOW_BODY_LEN : WP_PIPE_DENIED_BODY_LEN;
 
 	(void)ng;
 	(void)src;
-	if (!t || t->body_off > WP_PIPE_DENIED_BODY_LEN)
+	if (!t || t->body_off > bl)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	n = WP_MIN(len, WP_PIPE_DENIED_BODY_LEN - t->body_off);
+	n = WP_MIN(len, bl - t->body_off);
 	t->rec.resp_bytes += n;
-	memcpy(buf, &WP_PIPE_DENIED_BODY[t->body_off], n);
+	memcpy(buf, &b[t->body_off], n);
 	t->body_off = (uint8_t)(t->body_off + n);
-	if (t->body_off == WP_PIPE_DENIED_BODY_LEN)
+	if (t->body_off == bl)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
 }
@@ -666,9 +675,10 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 	struct wp_h2p_sess *s = t->sess;
 	struct wp_h2p_core *c = t->core;
 	char st[8], gs[8];
-	nghttp2_nv nv[5];
+	nghttp2_nv nv[6];
 	size_t n = 0;
-	const char *txt = local_text(status);
+	bool uo = (t->rec.flags & WP_PIPE_F(UO)) != 0; /* Envoy's overflow answer */
+	const char *txt = uo ? wp_cb_overflow_body : local_text(status);
 	nghttp2_data_provider body = {.read_callback = local_body_read};
 	bool has_body = false;
 
@@ -698,14 +708,17 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		nv_set(&nv[n++], ":status", 7, st, strlen(st));
 		if (loc)
 			nv_set(&nv[n++], "location", 8, loc, loc_len);
-		has_body = status == WP_PIPE_DENIED_STATUS;
+		has_body = status == WP_PIPE_DENIED_STATUS || uo;
 		if (has_body) {
 			static const char cl[] = {'0' + WP_PIPE_DENIED_BODY_LEN / 10,
 			                          '0' + WP_PIPE_DENIED_BODY_LEN % 10};
 
 			_Static_assert(WP_PIPE_DENIED_BODY_LEN < 100, "two digits");
 			nv_set(&nv[n++], "content-type", 12, "text/plain", 10);
-			nv_set(&nv[n++], "content-length", 14, cl, sizeof(cl));
+			_Static_assert(WP_CB_OVERFLOW_BODY_LEN == 81, "its content-length");
+			nv_set(&nv[n++], "content-length", 14, uo ? "81" : cl, 2);
+			if (uo)
+				nv_set(&nv[n++], "x-envoy-overloaded", 18, "true", 4);
 			t->body_off = 0;
 		} else {
 			nv_set(&nv[n++], "content-length", 14, "0", 1);
@@ -781,6 +794,7 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 
 	for (;;) {
 		struct wp_h2p_up *up;
+		bool full;
 		/* a retry re-picks to avoid the endpoints that already failed */
 		int i = wp_uppool_pick(cl, c->lbc, t->pick_hash, t->pick_has_hash,
 		                       avoid ? &t->failed : NULL);
@@ -792,7 +806,10 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 			return -ENOENT;
 		}
 		wp_pipe_rec_dest(t->sess ? t->sess->conn : NULL, &t->rec, cl, &cl->endpoints[i]);
-		up = wp_h2p_up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up);
+		up = wp_h2p_up_acquire(c, &cl->endpoints[i], t->sess && t->sess->h1up, t, cl,
+		                       &full);
+		if (full) /* a connection-pool limit: 503 UO */
+			return -EBUSY;
 		if (up) {
 			if (strm_submit(t, up) != 0) {
 				if (up->pe.active == 0) /* nothing else on it */
@@ -804,7 +821,8 @@ static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
 			return 0;
 		}
-		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE)) {
+		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE) ||
+		    !wp_h2p_cb_retry(t, cl)) {
 			t->rec.flags |= WP_PIPE_F(UF) | (t->retried ? WP_PIPE_F(URX) : 0);
 			return -ECONNREFUSED;
 		}
@@ -823,7 +841,8 @@ bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why)
 
 	if (!s || t->local || t->head_sent || t->up_sent > 0 || !(t->retry_on & why) ||
 	    t->retries_left == 0 || !s->routes || s->routes != t->pick_table ||
-	    t->pick_cluster >= s->routes->n_clusters)
+	    t->pick_cluster >= s->routes->n_clusters ||
+	    !wp_h2p_cb_retry(t, &s->routes->clusters[t->pick_cluster]))
 		return false;
 	t->retries_left--;
 	t->retried = true;
@@ -841,23 +860,6 @@ static int copy_rmods(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *m)
 		return -ENOSPC;
 	t->has_rmods = true;
 	return 0;
-}
-
-uint8_t wp_h2p_method_id(const uint8_t *m, size_t l)
-{
-	static const struct {
-		const char *s;
-		uint8_t id;
-	} t[] = {
-	        {"GET", HTTP_GET},         {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
-	        {"HEAD", HTTP_HEAD},       {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH},
-	        {"OPTIONS", HTTP_OPTIONS}, {"TRACE", HTTP_TRACE},   {"CONNECT", HTTP_CONNECT},
-	};
-
-	for (size_t i = 0; i < WP_ARRAY_SIZE(t); i++)
-		if (strlen(t[i].s) == l && !memcmp(t[i].s, m, l))
-			return t[i].id;
-	return 0xff; /* matches no method condition */
 }
 
 /* The upstream request block of <t>: pseudo-headers first (:authority

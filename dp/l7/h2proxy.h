@@ -138,6 +138,7 @@ struct wp_h2p_cfg {
 	uint32_t max_header_bytes;   /* name + value bytes of one header block (431) */
 	uint16_t max_headers;        /* fields of one header block (431) */
 	uint32_t idle_timeout_ms;    /* upstreams without streams closed after this */
+	uint32_t n_workers;          /* cores sharing each connection-pool limit (cbreak.h) */
 	uint16_t max_idle_per_ep;    /* upstreams without streams kept per endpoint */
 	uint16_t max_idle_h1_per_ep; /* the same for HTTP/1.1 upstreams (one stream each) */
 	/* client RST_STREAMs of proxied streams per second before the session
@@ -165,6 +166,8 @@ enum wp_h2p_up_state {
 	WP_H2P_UP_CLOSED,     /* GOAWAY / error: no new streams, waiting for its streams */
 };
 
+struct wp_cb_clu;
+
 /* One upstream h2c connection (the host's transport behind up->io). Owned
  * by the core's pool; carries the streams of any session of the core. */
 struct wp_h2p_up {
@@ -180,6 +183,13 @@ struct wp_h2p_up {
 	bool h1;            /* an HTTP/1.1 connection (ng is NULL; see WP_H2P_SESS_H1_UPSTREAM) */
 	const uint8_t *out; /* pending output (nghttp2_session_mem_send, or the HTTP/1.1 writer) */
 	size_t out_len;
+	/* circuit breaking (dp/l7/cbreak.h): the cluster slot it counts in
+	 * (NULL: none); maxConcurrentStreams (0: the upstream's and the cap);
+	 * the connectTimeout deadline while connecting (0: none); streams
+	 * carried against maxRequestsPerConnection (max_req 0: no limit) */
+	struct wp_cb_clu *cb;
+	uint32_t max_streams, n_req, max_req;
+	uint64_t connect_deadline_ms;
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp/l7/cbreak.h"
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/pipeline.h"
 #include "dp/l7/lb_cache.h"
@@ -42,6 +43,8 @@ struct hblock {
 
 struct wp_h2p_strm {
 	struct wp_h2p_core *core;
+	struct wp_cb_clu *cbk; /* the cluster slot the request counts in (cbreak.h) */
+	bool cb_retry;         /* it holds one of the cluster's maxRetries places */
 	struct wp_h2p_strm *next_free;
 	struct wp_h2p_sess *sess;
 	int32_t down_sid;
@@ -138,6 +141,7 @@ struct h1up {
 
 struct wp_h2p_core {
 	struct wp_h2p_cfg cfg;
+	struct wp_cb_core cb; /* circuit breaking: this core's counts per cluster */
 	const struct wp_h2p_ops *ops;
 	void *host;
 	struct wp_route_core *rc;
@@ -300,7 +304,7 @@ ssize_t wp_h2p_down_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t 
                          uint32_t *flags, nghttp2_data_source *src, void *ud); /* h2proxy.c */
 void wp_h2p_h1_abort(struct wp_h2p_up *up, struct wp_h2p_strm *t);             /* h2p_upstream.c */
 int wp_h2p_h1_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up);             /* h2p_upstream.c */
-uint8_t wp_h2p_method_id(const uint8_t *m, size_t l);                          /* h2proxy.c */
+uint8_t wp_h2p_method_id(const uint8_t *m, size_t l);                          /* h2p_upstream.c */
 void wp_h2p_mirror_free(struct wp_h2p_strm *m, bool cancel);                   /* h2proxy.c */
 void wp_h2p_qb_discard(struct wp_h2p_strm *t);                                 /* h2proxy.c */
 int wp_h2p_setup_callbacks(struct wp_h2p_core *c);                             /* h2p_upstream.c */
@@ -309,8 +313,20 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t);                                  /
 void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc,
                        size_t loc_len);                      /* h2proxy.c */
 bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why); /* h2proxy.c */
+/* A retry of <t> to <cl> within the cluster's maxRetries (a request holds
+ * its place until it is freed). */
+static inline bool wp_h2p_cb_retry(struct wp_h2p_strm *t, const struct wp_route_cluster *cl)
+{
+	if (!t->cb_retry)
+		t->cb_retry = wp_cb_retry_begin(&t->core->cb, t->cbk, cl);
+	return t->cb_retry;
+}
+
+/* h2p_upstream.c: a connection to <ep>; for a request <t> to <cl>, within
+ * the cluster's limits (*full: refused by one, t->rec has UO) */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
-                                    bool h1);                          /* h2p_upstream.c */
+                                    bool h1, struct wp_h2p_strm *t,
+                                    const struct wp_route_cluster *cl, bool *full);
 void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close);         /* h2p_upstream.c */
 void wp_h2p_up_link_strm(struct wp_h2p_up *up, struct wp_h2p_strm *t); /* h2p_upstream.c */
 struct wp_h2p_strm *wp_h2p_up_strm(struct wp_h2p_up *up, int32_t sid); /* h2proxy.c */

@@ -74,6 +74,7 @@ struct wp_snap_workload;
 	X(UR, "UR")   /* upstream remote reset (its stream was reset) */                           \
 	X(UF, "UF")   /* upstream connection failure */                                            \
 	X(UC, "UC")   /* upstream connection termination */                                        \
+	X(UO, "UO")   /* upstream overflow: a connection-pool limit (503, dp/l7/cbreak.h) */       \
 	X(NR, "NR")   /* no route: 404 */                                                          \
 	X(DC, "DC")   /* downstream connection termination */                                      \
 	X(URX, "URX") /* retries exhausted (here: connect-failure retries) */                      \

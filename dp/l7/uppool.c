@@ -137,6 +137,7 @@ struct wp_uppool_ent *wp_uppool_open(struct wp_uppool *p, const struct wp_snap_e
 	e->kind = kind;
 	e->ready = false;
 	e->active = 0;
+	e->idle_ms = 0;
 	e->idle_since_ms = now_ms;
 	busy_push(p, e);
 	return e;
@@ -171,11 +172,42 @@ unsigned wp_uppool_expire(struct wp_uppool *p, uint64_t now_ms)
 {
 	unsigned n = 0;
 
-	while (p->idle_head && now_ms - p->idle_head->idle_since_ms >= p->idle_timeout_ms) {
-		p->ops->retire(p->idle_head);
-		n++;
+	/* the whole list: an entry with its own timeout may expire before
+	 * older ones (one walk per tick, not per request) */
+	for (struct wp_uppool_ent *e = p->idle_head, *next; e; e = next) {
+		next = e->next;
+		if (now_ms - e->idle_since_ms >= (e->idle_ms ? e->idle_ms : p->idle_timeout_ms)) {
+			p->ops->retire(e);
+			n++;
+		}
 	}
 	return n;
+}
+
+struct wp_uppool_ent *wp_uppool_take_if(struct wp_uppool *p,
+                                        bool (*pred)(const struct wp_uppool_ent *, void *),
+                                        void *arg)
+{
+	for (struct wp_uppool_ent *e = p->idle_tail; e; e = e->prev) {
+		if (!pred(e, arg))
+			continue;
+		list_unlink(&p->idle_head, &p->idle_tail, e);
+		p->n_idle--;
+		busy_push(p, e);
+		return e;
+	}
+	return NULL;
+}
+
+bool wp_uppool_retire_if(struct wp_uppool *p, bool (*pred)(const struct wp_uppool_ent *, void *),
+                         void *arg)
+{
+	for (struct wp_uppool_ent *e = p->idle_head; e; e = e->next)
+		if (pred(e, arg)) {
+			p->ops->retire(e);
+			return true;
+		}
+	return false;
 }
 
 void wp_uppool_drain(struct wp_uppool *p)

@@ -59,10 +59,11 @@ struct wp_uppool_ent {
 	struct wp_addr addr;               /* the endpoint: address, port, HBONE or not */
 	uint16_t port;
 	bool ambient;
-	uint8_t kind;    /* the owner's kind of connection (matched too) */
-	uint8_t state;   /* enum wp_uppool_state */
-	bool ready;      /* connected (the owner sets it): preferred when sharing */
-	uint32_t active; /* users (streams) on it, kept by the owner of a shared one */
+	uint8_t kind;     /* the owner's kind of connection (matched too) */
+	uint8_t state;    /* enum wp_uppool_state */
+	bool ready;       /* connected (the owner sets it): preferred when sharing */
+	uint32_t active;  /* users (streams) on it, kept by the owner of a shared one */
+	uint32_t idle_ms; /* its idle timeout (DestinationRule idleTimeout); 0: the pool's */
 	uint64_t idle_since_ms;
 };
 
@@ -133,9 +134,21 @@ struct wp_uppool_ent *wp_uppool_open(struct wp_uppool *p, const struct wp_snap_e
 bool wp_uppool_idle(struct wp_uppool *p, struct wp_uppool_ent *e, uint32_t max_idle,
                     uint64_t now_ms);
 
-/* Retires the entries idle for the idle timeout at <now_ms>; returns how
- * many. */
+/* Retires the entries idle for their idle timeout (idle_ms, else the
+ * pool's) at <now_ms>; returns how many. */
 unsigned wp_uppool_expire(struct wp_uppool *p, uint64_t now_ms);
+
+/* The most recently idled entry for which <pred>(e, arg) holds, BUSY (as
+ * from wp_uppool_get()); NULL when there is none. */
+struct wp_uppool_ent *wp_uppool_take_if(struct wp_uppool *p,
+                                        bool (*pred)(const struct wp_uppool_ent *, void *),
+                                        void *arg);
+
+/* Retires the least recently used idle entry for which <pred>(e, arg) holds
+ * (e.g. one counted against a cluster at its connection limit, to make room
+ * for a connection to another of its endpoints). False when there is none. */
+bool wp_uppool_retire_if(struct wp_uppool *p, bool (*pred)(const struct wp_uppool_ent *, void *),
+                         void *arg);
 
 /* Neither a free entry nor an idle one to evict: no new connection. */
 static inline bool wp_uppool_exhausted(const struct wp_uppool *p)

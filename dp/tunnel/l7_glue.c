@@ -312,12 +312,20 @@ static void l7_wake(void *host, struct wp_h1p_sess *s)
 	wp_tun_l7_mark(wp_h1p_sess_app(s));
 }
 
+/* A request that waited for a connection starts: its table first. */
+static void l7_refresh(void *host, struct wp_h1p_sess *s)
+{
+	(void)host;
+	wp_tun_l7_refresh_routes(wp_h1p_sess_app(s));
+}
+
 static const struct wp_h1p_ops l7_ops = {
         .up_open = l7_up_open,
         .up_close = l7_up_close,
         .up_ready = l7_up_ready,
         .wake = l7_wake,
         .up_finish = l7_up_finish,
+        .refresh = l7_refresh,
 };
 
 /* ---- downstream tunnels ------------------------------------------------------------------- */
@@ -607,6 +615,7 @@ void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 	cfg.buf_size = 16384;
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(256u, max_tun / 4));
 	cfg.max_upstreams = WP_MAX(1u, WP_MIN(512u, max_tun / 4));
+	cfg.n_workers = tw->w->n_workers;
 	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
 	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
 	if (tw->l7.core == NULL)

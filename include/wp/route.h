@@ -177,6 +177,23 @@ enum wp_route_hash_key {
 	WP_ROUTE_HASH_QUERY,
 };
 
+/* DestinationRule trafficPolicy.connectionPool of a cluster (Envoy's circuit
+ * breakers and connection pool settings), Istio's defaults where a field is
+ * absent. Limits are for the whole appliance; dp/l7/cbreak.h says how the
+ * workers share them. */
+#define WP_ROUTE_CPOOL_UNLIMITED UINT32_MAX /* 2^32-1: Istio's default limits */
+
+struct wp_route_cpool {
+	uint32_t max_connections;    /* tcp.maxConnections */
+	uint32_t max_pending;        /* http.http1MaxPendingRequests */
+	uint32_t max_requests;       /* http.http2MaxRequests (requests in flight) */
+	uint32_t max_retries;        /* http.maxRetries (retries in flight) */
+	uint32_t max_req_per_conn;   /* http.maxRequestsPerConnection, 0: unlimited */
+	uint32_t max_streams;        /* http.maxConcurrentStreams per h2 connection, 0: default */
+	uint32_t connect_timeout_ms; /* tcp.connectTimeout, 0: the proxy's (Istio: 10 s) */
+	uint32_t idle_timeout_ms;    /* http.idleTimeout, else tcp.idleTimeout; 0: the pool's */
+};
+
 /* One (service, port, subset): its endpoints and their balancer. */
 struct wp_route_cluster {
 	const char *name;   /* "outbound|PORT|SUBSET|HOST" as Istio names clusters */
@@ -190,6 +207,7 @@ struct wp_route_cluster {
 	uint32_t n_endpoints;
 	const struct wp_snap_endpoint *endpoints; /* lb->eps[i] is endpoints[i] */
 	struct wp_lb_table *lb;                   /* never NULL (may have no endpoints) */
+	struct wp_route_cpool pool;               /* connection pool limits and timeouts */
 };
 
 /* A request field that has regexes: the path, or one header / query name. */

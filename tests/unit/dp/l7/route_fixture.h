@@ -23,6 +23,9 @@ struct fx_svc {
 static const struct fx_svc *fx_svcs;
 static size_t fx_n_svcs;
 static const char *fx_port_name = "http";
+/* The trafficPolicy of a DestinationRule for <svc> the next fx_build()
+ * adds (NULL: none). */
+static const char *fx_dr_tp;
 
 static int fx_lookup(void *ctx, const char *ns, const char *name, uint16_t port, struct wp_arena *a,
                      struct wp_route_svc_eps *out)
@@ -90,18 +93,29 @@ static void fx_free_objs(void)
 static struct wp_route_table *fx_build(const char *svc, const char *rules)
 {
 	static char y[8192];
-	const struct wp_obj *routes[32];
+	const struct wp_obj *routes[32], *drs[1];
 	struct wp_route_compile_in in = {
 	        .ns = "default",
 	        .name = svc,
 	        .port = 9080,
 	        .port_name = fx_port_name,
 	        .routes = routes,
+	        .drs = drs,
 	        .lookup = fx_lookup,
 	};
 	struct wp_route_table *t;
 
 	fx_free_objs();
+	if (fx_dr_tp) {
+		snprintf(
+		        y, sizeof(y),
+		        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n"
+		        "  name: dr\n  namespace: default\nspec:\n  host: %s\n  trafficPolicy:\n%s",
+		        svc, fx_dr_tp);
+		assert_int_equal(
+		        wp_model_parse(y, strlen(y), "dr.yaml", fx_obj_cb, fx_err_cb, NULL), 0);
+		drs[in.n_drs++] = fx_objs.v[0];
+	}
 	if (rules) {
 		snprintf(
 		        y, sizeof(y),
@@ -111,7 +125,7 @@ static struct wp_route_table *fx_build(const char *svc, const char *rules)
 		        svc, rules);
 		assert_int_equal(wp_model_parse(y, strlen(y), "r.yaml", fx_obj_cb, fx_err_cb, NULL),
 		                 0);
-		for (unsigned i = 0; i < fx_objs.n; i++)
+		for (unsigned i = in.n_drs; i < fx_objs.n; i++)
 			routes[in.n_routes++] = fx_objs.v[i];
 	}
 	t = wp_route_table_build(&in);

@@ -12,7 +12,8 @@
  * response (502), an upstream close mid-body (RST_STREAM), a client reset
  * mid-request (the upstream connection closed), flow control with a client
  * that does not read (the upstream is no longer read), header modifiers,
- * and mirrors skipped. The client side and the harness are in
+ * mirrors skipped, and DestinationRule connection-pool limits (Envoy's
+ * 503 overflow answer). The client side and the harness are in
  * h2c_fixture.h (shared with test_h2proxy.c).
  */
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <cmocka.h>
 
 #include "dp/hbone/mem.h"
+#include "dp/l7/cbreak.h"
 #include "dp/http/http1.h"
 #include "dp/l7/h2proxy.h"
 #include "wp/counters.h"
@@ -310,6 +312,7 @@ static void mk(void)
 static int teardown(void **state)
 {
 	(void)state;
+	fx_dr_tp = NULL;
 	h2fx_close();
 	for (int i = 0; i < n_fb; i++)
 		free(fbs[i].arena);
@@ -779,6 +782,87 @@ static void test_idle_closed_by_upstream(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 0);
 }
 
+/* DestinationRule connection pool on the h2c proxy (dp/l7/cbreak.h):
+ * http2MaxRequests 1 refuses a second request in flight with Envoy's
+ * overflow answer (503, x-envoy-overloaded); maxConnections 1 refuses a
+ * request that would need a second connection (no stream waits here);
+ * maxRequestsPerConnection 1 closes each connection after its request. */
+static void test_connection_pool(void **state)
+{
+	(void)state;
+	fx_dr_tp = "    connectionPool: {http: {http2MaxRequests: 1}}\n";
+	mk();
+	be_mode = BE_HOLD;
+	req("GET", "/r/a", NULL, NULL);
+	pump();
+	assert_int_equal(n_brq, 1);
+	req("GET", "/r/b", NULL, NULL);
+	pump();
+	assert_int_equal(n_brq, 1); /* never reached a backend */
+	assert_int_equal(cresps[1].status, 503);
+	assert_memory_equal(cresps[1].text, wp_cb_overflow_body, sizeof(cresps[1].text) - 1);
+	assert_int_equal(ctr[WP_CTR_L7_CB_RQ_OVERFLOW], 1);
+	assert_int_equal(ctr[WP_CTR_L7_UPSTREAM_OVERFLOW], 1);
+	teardown(NULL);
+
+	fx_dr_tp = "    connectionPool: {tcp: {maxConnections: 1}}\n";
+	mk();
+	be_mode = BE_HOLD;
+	req("GET", "/r/a", NULL, NULL);
+	req("GET", "/r/b", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	assert_int_equal(cresps[1].status, 503);
+	assert_int_equal(ctr[WP_CTR_L7_CB_PENDING_OVERFLOW], 1);
+	/* a request not under the DestinationRule's limits is not refused */
+	req("GET", "/other", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 2);
+	teardown(NULL);
+
+	/* maxRequestsPerConnection 1: one request per connection, then closed */
+	fx_dr_tp = "    connectionPool: {http: {maxRequestsPerConnection: 1}}\n";
+	mk();
+	req("GET", "/r/a", NULL, NULL);
+	pump();
+	req("GET", "/r/b", NULL, NULL);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(n_fb, 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 0);
+	assert_int_equal(ctr[WP_CTR_L7_CB_MAX_REQUESTS_CLOSE], 2);
+	assert_true(fbs[0].c.closed);
+	assert_true(fbs[1].c.closed);
+}
+
+/* connectTimeout: a connection not up in time fails like a refused one
+ * (the stream is retried on the other endpoint; after the retries, 503). */
+static void test_connect_timeout(void **state)
+{
+	(void)state;
+	fx_dr_tp = "    connectionPool: {tcp: {connectTimeout: 250ms}}\n";
+	mk();
+	hold_connect = true;
+	wp_h2p_core_tick(core, 1000);
+	req("GET", "/r/a", NULL, NULL);
+	pump();
+	assert_int_equal(n_fb, 1);
+	wp_h2p_core_tick(core, 1200);
+	assert_false(fbs[0].c.closed);
+	wp_h2p_core_tick(core, 1250);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 1);
+	assert_true(fbs[0].c.closed);
+	assert_int_equal(n_fb, 2); /* the retry, on the other endpoint */
+	wp_h2p_core_tick(core, 1500);
+	pump();
+	wp_h2p_core_tick(core, 1750);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 3);
+	assert_int_equal(cresps[0].status, 503);
+}
+
 static void test_connect_failure_retry(void **state)
 {
 	(void)state;
@@ -844,6 +928,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_mods_and_mirror, teardown),
 	        cmocka_unit_test_teardown(test_head, teardown),
 	        cmocka_unit_test_teardown(test_idle_closed_by_upstream, teardown),
+	        cmocka_unit_test_teardown(test_connection_pool, teardown),
+	        cmocka_unit_test_teardown(test_connect_timeout, teardown),
 	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
 	        cmocka_unit_test_teardown(test_timeout, teardown),
 	};

@@ -3,6 +3,7 @@
  * proxies use, on its own: reuse of the most recently idled connection,
  * endpoint matching (address, family, port, HBONE, kind), the per-endpoint
  * idle limit, LRU eviction when every entry is taken, the idle timeout,
+ * per-entry idle timeouts, take / retire by predicate (circuit breaking),
  * drain, shared (h2c-style) entries with a capacity, and the retry picks
  * that avoid endpoints that already failed.
  */
@@ -237,6 +238,60 @@ static void test_idle_timeout(void **state)
 	assert_int_equal(p.n_idle, 0);
 }
 
+/* An entry with its own idle timeout (DestinationRule idleTimeout) expires
+ * on it, before older entries on the pool's. */
+static void test_idle_timeout_per_entry(void **state)
+{
+	(void)state;
+	struct wp_uppool p;
+	struct wp_snap_endpoint a = ep4(1, 80, false);
+	struct wp_uppool_ent *e1, *e2;
+
+	pool_init(&p, 4, &one_ops); /* 1000 ms */
+	e1 = open1(&p, &a, 0, 0);
+	e2 = open1(&p, &a, 0, 0);
+	assert_int_equal(e2->idle_ms, 0); /* the pool's unless the owner says */
+	e2->idle_ms = 200;
+	assert_true(wp_uppool_idle(&p, e1, 4, 100));
+	assert_true(wp_uppool_idle(&p, e2, 4, 300));
+	assert_int_equal(wp_uppool_expire(&p, 499), 0);
+	assert_int_equal(wp_uppool_expire(&p, 500), 1);
+	assert_int_equal(retired[0], 1);
+	assert_int_equal(e1->state, WP_UPPOOL_IDLE);
+	assert_int_equal(wp_uppool_expire(&p, 1100), 1);
+	assert_int_equal(retired[1], 0);
+}
+
+static bool tag_odd(const struct wp_uppool_ent *e, void *arg)
+{
+	(void)arg;
+	return own_of((struct wp_uppool_ent *)(uintptr_t)e)->tag % 2 == 1;
+}
+
+/* take_if hands out the most recently idled entry the predicate accepts;
+ * retire_if closes the least recently idled one. */
+static void test_take_retire_if(void **state)
+{
+	(void)state;
+	struct wp_uppool p;
+	struct wp_snap_endpoint a = ep4(1, 80, false), b = ep4(2, 80, false);
+	struct wp_uppool_ent *e[4];
+
+	pool_init(&p, 4, &one_ops);
+	for (int i = 0; i < 4; i++)
+		e[i] = open1(&p, i % 2 ? &b : &a, 0, 0);
+	for (int i = 0; i < 4; i++)
+		assert_true(wp_uppool_idle(&p, e[i], 4, (uint64_t)i));
+	assert_ptr_equal(wp_uppool_take_if(&p, tag_odd, NULL), e[3]);
+	assert_int_equal(e[3]->state, WP_UPPOOL_BUSY);
+	assert_true(wp_uppool_retire_if(&p, tag_odd, NULL));
+	assert_int_equal(retired[0], 1);
+	assert_null(wp_uppool_take_if(&p, tag_odd, NULL));
+	assert_false(wp_uppool_retire_if(&p, tag_odd, NULL));
+	assert_int_equal(p.n_idle, 2);
+	assert_int_equal(p.n_busy, 1);
+}
+
 static void test_drain(void **state)
 {
 	(void)state;
@@ -367,6 +422,8 @@ int main(void)
 	        cmocka_unit_test(test_idle_limit_per_endpoint),
 	        cmocka_unit_test(test_lru_eviction),
 	        cmocka_unit_test(test_idle_timeout),
+	        cmocka_unit_test(test_idle_timeout_per_entry),
+	        cmocka_unit_test(test_take_retire_if),
 	        cmocka_unit_test(test_drain),
 	        cmocka_unit_test(test_shared_capacity),
 	        cmocka_unit_test(test_tried_pick),

@@ -1,0 +1,164 @@
+/*
+ * The HTTP/1.1 proxy's private header (dp/l7/h1proxy.h is the API): the
+ * core, session and mirror types, and the upstream functions h1proxy.c
+ * (sessions, requests, responses, mirrors) and h1p_upstream.c (the
+ * upstream connections in the core's pool, their connection-pool limits
+ * and connect timeouts) share. Nothing outside dp/l7 includes it.
+ */
+#ifndef WP_DP_L7_H1PROXY_INT_H
+#define WP_DP_L7_H1PROXY_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dp/l7/cbreak.h"
+#include "dp/l7/h1proxy.h"
+#include "dp/l7/lb_cache.h"
+#include "dp/l7/pipeline.h"
+#include "dp/l7/uppool.h"
+
+/* A fixed-size output buffer: bytes at p[off, off + len). */
+struct obuf {
+	uint8_t *p;
+	uint32_t off, len, cap;
+};
+
+enum sess_state {
+	S_FREE = 0,
+	S_REQ,     /* reading a request (head or body) */
+	S_TUNNEL,  /* raw passthrough */
+	S_CLOSING, /* no more input; close once the queued bytes went out */
+};
+
+/* A request copy in flight: its own upstream connection and buffer. Fed by
+ * its session while the request is read, then on its own until the
+ * upstream closes (or the mirror timeout). */
+struct wp_h1p_mirror {
+	struct wp_h1p_mirror *next_free;
+	struct wp_h1p_up *up;
+	struct wp_h1p_sess *feeder; /* while the request is being copied */
+	uint64_t started_ms;
+	struct obuf out;
+};
+
+struct wp_h1p_sess {
+	struct wp_h1p_core *core;
+	struct wp_h1p_sess *next_free;
+	const struct wp_route_table *routes;
+	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
+	const struct wp_addr *src;
+	const char *authority;
+	size_t authority_len;
+	uint8_t state;
+	/* the request being served */
+	bool req_active;   /* a head was parsed, its response is not complete */
+	bool req_done;     /* the request message is complete (all queued upstream) */
+	bool req_chunked;  /* re-chunk the body upstream */
+	bool req_upgrade;  /* the request asked for Upgrade / CONNECT */
+	bool hold_head;    /* chunked request: nothing goes upstream before a valid chunk line */
+	bool resp_started; /* response bytes went to the client */
+	bool resp_done;
+	bool close_after;        /* close the client connection after this response */
+	bool down_eof;           /* the client half-closed */
+	bool down_shut;          /* passthrough: half-close the client after the bytes */
+	bool upg_held;           /* client bytes came behind an Upgrade / CONNECT request */
+	bool discard;            /* answered locally, connection kept: drop the request body */
+	uint8_t framing;         /* enum wp_http1_framing of the response */
+	struct wp_http1_msg req; /* shallow copy of the head (points into qp's arena) */
+	void *app;
+	/* connect-failure retries: the cluster picked (by index, valid while
+	 * the session's table is still <pick_table>) and its hash key */
+	const struct wp_route_table *pick_table;
+	uint32_t pick_cluster;
+	uint64_t pick_hash;
+	bool pick_has_hash;
+	uint16_t retries_left;
+	/* the pick counted in flight (LEAST_REQUEST) */
+	struct wp_lb_active act;
+	struct wp_uppool_tried failed; /* endpoints that refused this request (avoided on retry) */
+	/* the response header modifiers of the current rule, copied: the
+	 * route table may go away with its snapshot before the response */
+	struct wp_http_mods_copy rmods;
+	bool has_rmods;
+	struct wp_h1p_up *up;
+	/* timeouts (0 = none): the request's, its current try's; the last
+	 * client activity (idle timeout between requests) */
+	uint64_t deadline_ms, try_deadline_ms, last_ms;
+	uint32_t try_timeout_ms;
+	/* mirrors still being fed this request */
+	struct wp_h1p_mirror *mir[WP_ROUTE_MAX_MIRRORS];
+	uint8_t n_mir;
+	/* the completion stage's record of the current exchange; response
+	 * bytes are what was queued to the client since rec_base */
+	struct wp_pipe_rec rec;
+	uint64_t down_total; /* bytes ever queued to the client (consumed + queued) */
+	uint64_t rec_base;
+	bool retried; /* a connect-failure retry was made for this request */
+	/* circuit breaking: the cluster slot this request counts in (NULL:
+	 * none), whether it holds a retry there, its place while it waits for
+	 * a connection (s->up NULL, the head and body so far in upb) */
+	struct wp_cb_clu *cbk;
+	bool cb_retry;
+	struct wp_cb_wait wait;
+	bool reqid_gen; /* reqid was generated for this request (access log) */
+	char reqid[WP_HTTP1_REQID_LEN];
+	struct wp_http1_parser qp; /* requests */
+	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
+	void *rp_arena;
+	size_t arena_size;
+	struct obuf down, upb;
+};
+
+struct wp_h1p_core {
+	struct wp_h1p_cfg cfg;
+	const struct wp_h1p_ops *ops;
+	void *host;
+	struct wp_route_core *rc;
+	uint64_t *ctr;
+	uint64_t now_ms;
+	struct wp_http_reqid_rng rng;
+	struct wp_lb_cache *lbc;
+	struct wp_h1p_sess *sessions;
+	struct wp_h1p_sess *free_sess;
+	struct wp_h1p_up *ups; /* max_upstreams, their entries in <pool> */
+	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
+	uint8_t *mem;          /* arenas and buffers of every session */
+	struct wp_h1p_mirror *mirrors, *free_mir;
+	uint8_t *mir_mem;      /* their buffers */
+	char tgt[8192];        /* rewritten request-target, transient */
+	struct wp_cb_core cb;  /* circuit breaking: this core's counts per cluster */
+	bool cb_kick, in_kick; /* a connection of a cluster with waiters was freed */
+};
+
+static inline struct wp_h1p_up *h1up_of(struct wp_uppool_ent *e)
+{
+	return e ? (struct wp_h1p_up *)(void *)((char *)e - offsetof(struct wp_h1p_up, pe)) : NULL;
+}
+
+#pragma GCC visibility push(hidden)
+
+/* h1p_upstream.c: the pool's callbacks (retire: up_finish, else up_close). */
+extern const struct wp_uppool_ops wp_h1p_pool_ops;
+/* <up> is closed: its pool entry and cluster place are given back. */
+void wp_h1p_up_free(struct wp_h1p_core *c, struct wp_h1p_up *up);
+/* Closes an idle or bound upstream (the host closes its transport). */
+void wp_h1p_up_destroy(struct wp_h1p_core *c, struct wp_h1p_up *up, bool host_close);
+/* Closes an upstream with no exchange in flight (FIN when the host can). */
+void wp_h1p_up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up);
+/* connectTimeout: upstreams still connecting at their deadline fail. */
+void wp_h1p_connect_timeouts(struct wp_h1p_core *c, uint64_t now_ms);
+/* A new connection to <ep> for <s>'s request or its mirror <m>. */
+struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
+                                     struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep);
+/* An upstream to <ep> of <cl> for <s> within the cluster's limits. */
+struct wp_h1p_up *wp_h1p_up_get(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
+                                const struct wp_snap_endpoint *ep, bool *full);
+/* A waiting request of <cl> takes an idle connection its cluster freed. */
+struct wp_h1p_up *wp_h1p_up_take_freed(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
+                                       int *i);
+/* The exchange on <up> ended cleanly: idle it, or close it. */
+void wp_h1p_up_release(struct wp_h1p_core *c, struct wp_h1p_up *up);
+
+#pragma GCC visibility pop
+
+#endif /* WP_DP_L7_H1PROXY_INT_H */
