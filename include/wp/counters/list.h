@@ -9,6 +9,7 @@
 #include "wp/counters/tls.def"
 #include "wp/counters/http.def"
 #include "wp/counters/l7.def"
+#include "wp/counters/outlier.def"
 #include "wp/counters/authz.def"
 #include "wp/counters/h2proxy.def"
 #include "wp/counters/kube.def"
