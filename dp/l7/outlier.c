@@ -249,7 +249,10 @@ static int cmd_outliers(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
                         struct rte_tel_data *d)
 {
 	static struct wp_outlier_row rows[TEL_ROWS];
-	uint64_t now_ms = rte_rdtsc() / (rte_get_tsc_hz() / 1000), active[4] = {0}, total = 0;
+	/* the workers' clock exactly (wp_worker_now_us() / 1000): another
+	 * rounding of the TSC rate would drift from it over the uptime */
+	uint64_t now_ms = rte_rdtsc() / (rte_get_tsc_hz() / 1000000) / 1000;
+	uint64_t active[4] = {0}, total = 0;
 	uint32_t n = tel_table ? wp_outlier_rows(tel_table, now_ms, rows, TEL_ROWS) : 0;
 	struct rte_tel_data *ep = rte_tel_data_alloc(), *cl = rte_tel_data_alloc(),
 	                    *why = rte_tel_data_alloc(), *ej = rte_tel_data_alloc(),

@@ -12,7 +12,12 @@
 #   2. it comes back after its ejection time, still fails, and is ejected
 #      again for twice as long (ejections in a row 2, seconds left > 5);
 #   3. all three answer 503: never more than one endpoint ejected (34% of
-#      3), the refusals counted (l7_od_eject_overflow).
+#      3), the refusals counted (l7_od_eject_overflow);
+#   4. the same over h2c (the h2 proxy with HTTP/1.1 upstreams; h2load
+#      through a local HBONE forwarder) on reviews-h2, a Service over the
+#      same pods with the same DestinationRule settings (its own cluster,
+#      so its own ejections): v3 failing again is ejected by h2 traffic
+#      alone, then at least 99% of 2,000 requests succeed.
 . "$(dirname "$0")/lib.sh"
 l7_setup l7outlier
 cat >"$MAN/30-outlier.yaml" <<'YAML'
@@ -23,6 +28,33 @@ metadata:
   namespace: default
 spec:
   host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 3
+      interval: 1s
+      baseEjectionTime: 5s
+      maxEjectionPercent: 34
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-h2
+  namespace: default
+spec:
+  clusterIP: 198.19.0.24
+  selector:
+    app: reviews
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews-h2-outliers
+  namespace: default
+spec:
+  host: reviews-h2
   trafficPolicy:
     outlierDetection:
       consecutive5xxErrors: 3
@@ -149,3 +181,34 @@ done
 [ "$max" = 1 ] || fail "maxEjectionPercent 34: $max endpoints ejected at once"
 [ "$(stat l7_od_eject_overflow)" -ge 1 ] || fail "no ejection refused (l7_od_eject_overflow)"
 pass "all failing: at most 1 of 3 ejected; $(stat l7_od_eject_overflow) ejections refused by maxEjectionPercent"
+
+# 4. h2c: v1 and v2 healthy again, v3 failing; reviews-h2 is its own cluster
+echo 200 >"$T/reviews-v1.status"
+echo 200 >"$T/reviews-v2.status"
+ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/hbone_fwd.py" --listen 127.0.0.1:15001 \
+	--addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.24:9080 >"$T/fwd.log" 2>&1 &
+PIDS+=($!)
+disown $!
+for _ in $(seq 100); do grep -q listening "$T/fwd.log" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$T/fwd.log" || fail "hbone_fwd.py did not start: $(cat "$T/fwd.log")"
+h2_row() {
+	"$WPCTL" outliers --json --prefix "$WP_PREFIX" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(1 for i, e in enumerate(d["endpoint"]) if e.startswith("198.18.1.15:")
+          and d["cluster"][i] == "outbound|9080||reviews-h2.default.svc.cluster.local"
+          and d["seconds_left"][i] > 0))'
+}
+req0=$(stat l7_h2p_request)
+for _ in $(seq 20); do
+	in_ns timeout 30 h2load -n 20 -c 1 http://127.0.0.1:15001/h2 >/dev/null 2>&1 || true
+	[ "$(h2_row)" = 1 ] && break
+done
+[ "$(h2_row)" = 1 ] || fail "h2c: v3 not ejected from reviews-h2 ($(stat l7_h2p_request) h2 requests)"
+[ "$(stat l7_h2p_request)" -gt "$req0" ] || fail "h2c: the h2 proxy served nothing"
+sleep 1 # the first interval
+out=$(in_ns timeout 120 h2load -n 2000 -c 2 -m 4 http://127.0.0.1:15001/h2 2>&1) || fail "h2load: $out"
+grep -q 'Application protocol: h2c' <<<"$out" || fail "h2load did not speak h2c: $out"
+ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
+[ -n "$ok" ] && [ "$ok" -ge 1980 ] || fail "h2c: ${ok:-?} of 2000 requests 2xx: $out"
+pass "h2c: v3 ejected by h2 traffic alone, then $ok of 2000 requests 2xx"
