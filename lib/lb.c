@@ -224,6 +224,9 @@ out:
 	return rc;
 }
 
+/* Numbers the tables built (wp_lb_table.serial); any thread may build. */
+static uint64_t build_serial;
+
 struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
                                       const struct wp_lb_endpoint *eps, uint32_t n)
 {
@@ -244,6 +247,7 @@ struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
 	if (!t)
 		goto nomem;
 	t->policy = params->policy;
+	t->serial = __atomic_add_fetch(&build_serial, 1, __ATOMIC_RELAXED);
 	t->n_ep = n;
 	t->od = params->od;
 	if (n == 0)

@@ -15,17 +15,23 @@
 /* Consecutive errors of one endpoint on this core. */
 struct od_cnt {
 	uint16_t c5xx, gw, local;
+	uint8_t pend; /* enum wp_outlier_reason of a threshold reached, not yet reported */
 };
 
 struct lb_slot {
 	const struct wp_lb_table *t;
+	uint64_t serial; /* t->serial: a new table at a freed one's address is another */
 	struct wp_lb_core c;
 	uint32_t *active;   /* LB_ACTIVE_MAX counters */
 	struct od_cnt *cnt; /* LB_ACTIVE_MAX */
 	uint64_t od_gen;    /* table generation the bitmap was read at */
-	uint64_t od_key;    /* cluster it was read for */
 	uint64_t od_expiry; /* earliest end of a marked ejection (ms) */
 	uint32_t od_n;      /* endpoints marked */
+	uint32_t od_pend;   /* endpoints with cnt[i].pend set */
+	/* the table's thresholds, copied while it was known live: a result may
+	 * come after its snapshot (and the table) was freed */
+	bool od_on, od_split;
+	uint16_t thr_5xx, thr_gw, thr_local;
 	uint64_t ej[LB_ACTIVE_MAX / 64];
 };
 
@@ -93,7 +99,11 @@ static void od_refresh(struct wp_lb_cache *c, struct lb_slot *sl, const struct w
 			expiry = until;
 	}
 	sl->od_gen = g;
-	sl->od_key = t->od.cluster_key;
+	sl->od_on = true;
+	sl->od_split = t->od.split_local;
+	sl->thr_5xx = t->od.consec_5xx;
+	sl->thr_gw = t->od.consec_gw;
+	sl->thr_local = t->od.consec_local;
 	sl->od_n = n;
 	sl->od_expiry = expiry;
 	sl->c.ejected = n ? sl->ej : NULL;
@@ -105,12 +115,29 @@ static void od_refresh(struct wp_lb_cache *c, struct lb_slot *sl, const struct w
 	}
 }
 
+/* Reports the thresholds reached on <t> (live: a pick holds it) to the
+ * shared table: the ejections happen here, not in wp_lb_cache_result(). */
+static void od_report(struct wp_lb_cache *c, struct lb_slot *sl, const struct wp_lb_table *t)
+{
+	for (uint32_t i = 0; i < t->n_ep && sl->od_pend; i++) {
+		struct od_cnt *k = &sl->cnt[i];
+
+		if (!k->pend)
+			continue;
+		(void)wp_outlier_eject(c->od, t, i, (enum wp_outlier_reason)k->pend, c->now_ms,
+		                       c->ctr);
+		k->pend = 0;
+		sl->od_pend--;
+	}
+}
+
 struct wp_lb_core *wp_lb_cache_core(struct wp_lb_cache *c, const struct wp_lb_table *t)
 {
 	struct lb_slot *sl = slot_of(c, t);
 
-	if (sl->t != t) {
+	if (sl->t != t || sl->serial != t->serial) {
 		sl->t = t;
+		sl->serial = t->serial;
 		c->seed = c->seed * 6364136223846793005ULL + 1442695040888963407ULL;
 		memset(sl->active, 0, LB_ACTIVE_MAX * sizeof(uint32_t));
 		memset(sl->cnt, 0, LB_ACTIVE_MAX * sizeof(*sl->cnt));
@@ -118,15 +145,16 @@ struct wp_lb_core *wp_lb_cache_core(struct wp_lb_cache *c, const struct wp_lb_ta
 		                t->n_ep <= LB_ACTIVE_MAX ? sl->active : NULL, c->ctr);
 		sl->od_gen = UINT64_MAX; /* read the ejections on first use */
 		sl->od_n = 0;
-	} else if (sl->c.rr_pos >= t->rr_len) {
-		/* another table now lives at this address */
-		sl->c.rr_pos = 0;
+		sl->od_pend = 0;
+		sl->od_on = false;
 	}
 	if (c->od && t->od.enabled && t->n_ep <= LB_ACTIVE_MAX) {
-		uint64_t g = wp_outlier_gen(c->od);
+		uint64_t g;
 
-		if (g != sl->od_gen || sl->od_key != t->od.cluster_key ||
-		    (sl->od_n && c->now_ms >= sl->od_expiry))
+		if (sl->od_pend)
+			od_report(c, sl, t);
+		g = wp_outlier_gen(c->od);
+		if (g != sl->od_gen || (sl->od_n && c->now_ms >= sl->od_expiry))
 			od_refresh(c, sl, t, g);
 	}
 	return &sl->c;
@@ -141,6 +169,7 @@ void wp_lb_cache_begin(struct wp_lb_cache *c, const struct wp_lb_table *t, int i
 	if (lc->active && i >= 0 && (uint32_t)i < LB_ACTIVE_MAX) {
 		lc->active[i]++;
 		a->t = t;
+		a->serial = t->serial;
 		a->ep = (uint32_t)i;
 	}
 }
@@ -154,7 +183,7 @@ void wp_lb_cache_end(struct wp_lb_cache *c, struct wp_lb_active *a)
 	sl = slot_of(c, a->t);
 	/* the slot may have been taken by another table since: then its
 	 * counts were reset and this request is not in them */
-	if (sl->t == a->t && sl->c.active && sl->active[a->ep] > 0)
+	if (sl->t == a->t && sl->serial == a->serial && sl->c.active && sl->active[a->ep] > 0)
 		sl->active[a->ep]--;
 	a->t = NULL;
 }
@@ -173,29 +202,37 @@ static bool od_bump(uint16_t *k, uint16_t thr)
 	return true;
 }
 
+/* A threshold of endpoint <k> was reached: reported on the next pick. */
+static void od_pend(struct lb_slot *sl, struct od_cnt *k, enum wp_outlier_reason why)
+{
+	if (k->pend)
+		return;
+	k->pend = (uint8_t)why;
+	sl->od_pend++;
+}
+
+/* Never dereferences a->t: its snapshot may be gone by now (tables are
+ * only read under a pick, wp_lb_cache_core()); the slot's copy of the
+ * thresholds is used, and what reaches one waits for the next pick. */
 void wp_lb_cache_result(struct wp_lb_cache *c, const struct wp_lb_active *a, int res)
 {
-	const struct wp_lb_table *t = a->t;
-	const struct wp_lb_outlier *od;
 	struct lb_slot *sl;
 	struct od_cnt *k;
 
-	if (!t || !c->od || !t->od.enabled)
+	if (!a->t || !c->od)
 		return;
-	sl = slot_of(c, t);
-	if (sl->t != t)
-		return; /* the slot moved on: its counts are another table's */
-	od = &t->od;
+	sl = slot_of(c, a->t);
+	if (sl->t != a->t || sl->serial != a->serial || !sl->od_on)
+		return; /* the slot moved on, or no outlier detection */
 	k = &sl->cnt[a->ep];
 	if (res == WP_LB_RES_CONNECTED) {
 		k->local = 0;
 		return;
 	}
 	if (res == WP_LB_RES_LOCAL_FAIL) {
-		if (od->split_local) {
-			if (od_bump(&k->local, od->consec_local))
-				(void)wp_outlier_eject(c->od, t, a->ep, WP_OUTLIER_LOCAL, c->now_ms,
-				                       c->ctr);
+		if (sl->od_split) {
+			if (od_bump(&k->local, sl->thr_local))
+				od_pend(sl, k, WP_OUTLIER_LOCAL);
 			return;
 		}
 		res = 503; /* not split: a local-origin failure counts as a gateway error */
@@ -206,12 +243,11 @@ void wp_lb_cache_result(struct wp_lb_cache *c, const struct wp_lb_active *a, int
 		return;
 	}
 	if (res >= 502 && res <= 504) {
-		if (od_bump(&k->gw, od->consec_gw))
-			(void)wp_outlier_eject(c->od, t, a->ep, WP_OUTLIER_GATEWAY, c->now_ms,
-			                       c->ctr);
+		if (od_bump(&k->gw, sl->thr_gw))
+			od_pend(sl, k, WP_OUTLIER_GATEWAY);
 	} else {
 		k->gw = 0;
 	}
-	if (od_bump(&k->c5xx, od->consec_5xx))
-		(void)wp_outlier_eject(c->od, t, a->ep, WP_OUTLIER_5XX, c->now_ms, c->ctr);
+	if (od_bump(&k->c5xx, sl->thr_5xx))
+		od_pend(sl, k, WP_OUTLIER_5XX);
 }

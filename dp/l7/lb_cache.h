@@ -10,7 +10,8 @@
  * Outlier detection (dp/l7/outlier.h) lives here on the worker's side:
  * each slot counts consecutive 5xx, gateway and local-origin errors per
  * endpoint on this core (wp_lb_cache_result()), reports a count that
- * reaches its threshold to the shared table, and keeps the bitmap of
+ * reaches its threshold to the shared table on the next pick from that
+ * cluster (while the table is live), and keeps the bitmap of
  * ejected endpoints that wp_lb_pick() skips, re-read from the table when
  * its generation moves or an ejection runs out. A cluster whose healthy
  * share falls below minHealthPercent, or whose endpoints are all ejected,
@@ -28,7 +29,8 @@ struct wp_outlier;
 
 /* A request counted active on one endpoint (see wp_lb_cache_begin()). */
 struct wp_lb_active {
-	const struct wp_lb_table *t; /* NULL: nothing counted */
+	const struct wp_lb_table *t; /* NULL: nothing counted; never dereferenced */
+	uint64_t serial;             /* t->serial: t may be freed, its address reused */
 	uint32_t ep;
 };
 

@@ -86,6 +86,8 @@ struct wp_lb_ring_entry {
 /* A built table: read-only once published, shared by all cores. */
 struct wp_lb_table {
 	enum wp_lb_policy policy;
+	uint64_t serial; /* unique in the process: tells a table from an earlier one
+	                  * freed at the same address (per-core caches key on it) */
 	uint32_t n_ep;
 	struct wp_lb_endpoint *eps; /* copy of the endpoints, table order */
 	uint64_t *cum;              /* prefix sums of weights (RANDOM, LEAST_REQUEST, fallback) */

@@ -281,7 +281,8 @@ static struct wp_lb_table *od_table(uint32_t n, uint16_t c5xx, uint8_t max_pct, 
 	return t;
 }
 
-/* <n> results <res> for endpoint <i> of <t> on core <c>. */
+/* <n> results <res> for endpoint <i> of <t> on core <c>, then a pick's
+ * look at <t> (where a threshold reached is reported). */
 static void results(struct wp_lb_cache *c, const struct wp_lb_table *t, int i, int res, int n)
 {
 	struct wp_lb_active a;
@@ -291,6 +292,7 @@ static void results(struct wp_lb_cache *c, const struct wp_lb_table *t, int i, i
 		wp_lb_cache_result(c, &a, res);
 		wp_lb_cache_end(c, &a);
 	}
+	(void)wp_lb_cache_core(c, t);
 }
 
 /* How often each endpoint is picked in 300 picks. */
@@ -445,7 +447,11 @@ static void test_gateway_and_local(void **state)
 	results(c, t, 1, WP_LB_RES_LOCAL_FAIL, 3);
 	assert_int_equal(ctr[WP_CTR_L7_OD_EJECT_GATEWAY], 2);
 
-	/* split: their own threshold (5); a connection that comes up starts over */
+	/* split: their own threshold (5); a connection that comes up starts over
+	 * (a new snapshot's table of the same cluster, the counts start over) */
+	wp_lb_table_free(t);
+	t = od_table(4, 0, 100, "outbound|80||c.default.svc.cluster.local");
+	t->od.consec_gw = 3;
 	t->od.split_local = true;
 	results(c, t, 2, WP_LB_RES_LOCAL_FAIL, 4);
 	results(c, t, 2, WP_LB_RES_CONNECTED, 1);
@@ -464,6 +470,30 @@ static void test_gateway_and_local(void **state)
 		wp_lb_cache_free(off);
 	}
 	assert_int_equal(wp_outlier_until(o, t, 3), 0);
+	wp_lb_table_free(t);
+	wp_lb_cache_free(c);
+	wp_outlier_free(o);
+}
+
+/* A response that comes after its snapshot's table was freed reads
+ * nothing of it (valgrind / ASan would see it) and ejects nothing. */
+static void test_result_after_table_freed(void **state)
+{
+	struct wp_outlier *o = wp_outlier_new(64);
+	struct wp_lb_cache *c = wp_lb_cache_new(1, ctr);
+	struct wp_lb_table *t = od_table(3, 1, 100, "outbound|80||d.default.svc.cluster.local");
+	struct wp_lb_active a;
+
+	(void)state;
+	memset(ctr, 0, sizeof(ctr));
+	wp_lb_cache_set_outlier(c, o);
+	wp_lb_cache_begin(c, t, 1, &a);
+	wp_lb_table_free(t); /* the snapshot moved on under the request */
+	wp_lb_cache_result(c, &a, 503);
+	wp_lb_cache_end(c, &a);
+	t = od_table(3, 1, 100, "outbound|80||d.default.svc.cluster.local");
+	(void)wp_lb_cache_core(c, t);
+	assert_int_equal(ctr[WP_CTR_L7_OD_EJECT_5XX], 0);
 	wp_lb_table_free(t);
 	wp_lb_cache_free(c);
 	wp_outlier_free(o);
@@ -500,6 +530,7 @@ int main(void)
 	        cmocka_unit_test(test_eject_return_again),
 	        cmocka_unit_test(test_max_percent_and_panic),
 	        cmocka_unit_test(test_gateway_and_local),
+	        cmocka_unit_test(test_result_after_table_freed),
 	        cmocka_unit_test(test_table_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
