@@ -17,7 +17,11 @@
 #      through a local HBONE forwarder) on reviews-h2, a Service over the
 #      same pods with the same DestinationRule settings (its own cluster,
 #      so its own ejections): v3 failing again is ejected by h2 traffic
-#      alone, then at least 99% of 2,000 requests succeed.
+#      alone, then at least 99% of 2,000 requests succeed;
+#   5. local-origin failures: v3's backend stopped (connections refused,
+#      each retried on another pod: the client sees 200s), on reviews-lo
+#      (the same pods, splitExternalLocalOriginErrors with
+#      consecutiveLocalOriginFailures 2): v3 ejected for "local-origin".
 . "$(dirname "$0")/lib.sh"
 l7_setup l7outlier
 cat >"$MAN/30-outlier.yaml" <<'YAML'
@@ -47,6 +51,34 @@ spec:
   ports:
   - name: http
     port: 9080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews-lo
+  namespace: default
+spec:
+  clusterIP: 198.19.0.25
+  selector:
+    app: reviews
+  ports:
+  - name: http
+    port: 9080
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews-lo-outliers
+  namespace: default
+spec:
+  host: reviews-lo
+  trafficPolicy:
+    outlierDetection:
+      splitExternalLocalOriginErrors: true
+      consecutiveLocalOriginFailures: 2
+      interval: 1s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 34
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -211,3 +243,27 @@ grep -q 'Application protocol: h2c' <<<"$out" || fail "h2load did not speak h2c:
 ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' <<<"$out")
 [ -n "$ok" ] && [ "$ok" -ge 1980 ] || fail "h2c: ${ok:-?} of 2000 requests 2xx: $out"
 pass "h2c: v3 ejected by h2 traffic alone, then $ok of 2000 requests 2xx"
+
+# 5. local-origin: v3's backend gone, its connections refused
+kill "${PIDS[2]}" 2>/dev/null || true
+wait "${PIDS[2]}" 2>/dev/null || true
+lo_row() {
+	"$WPCTL" outliers --json --prefix "$WP_PREFIX" | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+for i, e in enumerate(d["endpoint"]):
+    if e.startswith("198.18.1.15:") and d["seconds_left"][i] > 0 \
+            and d["cluster"][i] == "outbound|9080||reviews-lo.default.svc.cluster.local":
+        print(d["reason"][i])
+        break
+else:
+    print("none")'
+}
+for _ in $(seq 20); do
+	o=$(in_ns $L7 get --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.25:9080 \
+		--host reviews-lo:9080 --path /lo --n 10) || fail "client: $o"
+	[ "$(lo_row)" != none ] && break
+done
+[ "$(lo_row)" = local-origin ] || fail "reviews-lo: v3 not ejected for local-origin failures: $(lo_row); $("$WPCTL" outliers --prefix "$WP_PREFIX")"
+[ "$(stat l7_od_eject_local)" -ge 1 ] || fail "l7_od_eject_local not counted"
+pass "connections refused: v3 ejected from reviews-lo for local-origin failures ($(stat l7_h1p_retry) connect retries)"
