@@ -41,6 +41,7 @@
 #include <rte_log.h>
 
 #include "dp/diag_client.h"
+#include "dp/l7/outlier.h"
 #include "dp/obs/prom.h"
 #include "dp/obs/telemetry.h"
 #include "dp/port/port.h"
@@ -469,7 +470,8 @@ int main(int argc, char **argv)
 		wp_cp_set_prometheus(cp, prometheus, prom);
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
 	    wp_diag_client_register(workers, cfg.workers) != 0 ||
-	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0))
+	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0) ||
+	    (hbone && wp_outlier_telemetry_register(tunnels.outlier) != 0))
 		wp_log(WP_LOG_WARNING, "waypointd: warning: telemetry commands not registered\n");
 	for (unsigned w = 0; w < cfg.workers; w++)
 		rte_eal_remote_launch(wp_worker_main, workers[w], lcores[w]);

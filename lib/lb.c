@@ -19,7 +19,10 @@
  *                array read.
  * Endpoint identities depend only on (address, port), never on the index,
  * so removing an endpoint moves only its own keys on the ring and about
- * 1/n of the keys in the maglev table.
+ * 1/n of the keys in the maglev table. Outlier detection does not rebuild:
+ * a pick that lands on an endpoint the caller's core marked ejected takes
+ * the policy's next choice (pick_other()), so on the ring and in the maglev
+ * table only the ejected endpoint's keys move, and back when it returns.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -221,6 +224,9 @@ out:
 	return rc;
 }
 
+/* Numbers the tables built (wp_lb_table.serial); any thread may build. */
+static uint64_t build_serial;
+
 struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
                                       const struct wp_lb_endpoint *eps, uint32_t n)
 {
@@ -241,7 +247,9 @@ struct wp_lb_table *wp_lb_table_build(const struct wp_lb_params *params,
 	if (!t)
 		goto nomem;
 	t->policy = params->policy;
+	t->serial = __atomic_add_fetch(&build_serial, 1, __ATOMIC_RELAXED);
 	t->n_ep = n;
+	t->od = params->od;
 	if (n == 0)
 		return t;
 	t->eps = malloc(n * sizeof(*eps));
@@ -304,6 +312,7 @@ void wp_lb_core_init(struct wp_lb_core *c, const struct wp_lb_table *t, uint64_t
 	c->rr_pos = t->rr_len ? (uint32_t)rng_below(c, t->rr_len) : 0;
 	c->active = active;
 	c->ctr = ctr;
+	c->ejected = NULL;
 }
 
 /* Weighted draw: first endpoint whose prefix sum exceeds r. */
@@ -336,9 +345,9 @@ static uint32_t pick_p2c(const struct wp_lb_table *t, struct wp_lb_core *c)
 	return lb < la ? b : a;
 }
 
-static uint32_t pick_ring(const struct wp_lb_table *t, uint64_t h)
+/* First ring entry with hash >= h, wrapping to the start. */
+static uint32_t ring_pos(const struct wp_lb_table *t, uint64_t h)
 {
-	/* first entry with hash >= h, wrapping to the start */
 	uint32_t lo = 0, hi = t->ring_len;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -347,36 +356,109 @@ static uint32_t pick_ring(const struct wp_lb_table *t, uint64_t h)
 		else
 			hi = mid;
 	}
-	return t->ring[lo == t->ring_len ? 0 : lo].ep;
+	return lo == t->ring_len ? 0 : lo;
 }
 
-int wp_lb_pick(const struct wp_lb_table *t, struct wp_lb_core *c, uint64_t hash, bool has_hash)
+static inline bool is_ejected(const struct wp_lb_core *c, uint32_t i)
 {
-	if (WP_UNLIKELY(t->n_ep == 0)) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_LB_NO_ENDPOINT);
-		return -ENOENT;
+	return (c->ejected[i >> 6] >> (i & 63)) & 1;
+}
+
+/* The pick <i> is ejected: the replacement by the policy's own order (see
+ * wp_lb_pick()). The owner never marks every endpoint, so each walk finds
+ * one; the bounds only guard against a bitmap that changed under us. */
+static uint32_t pick_other(const struct wp_lb_table *t, struct wp_lb_core *c, uint32_t i,
+                           uint64_t hash, bool hashed)
+{
+	switch (t->policy) {
+	case WP_LB_ROUND_ROBIN:
+		for (uint32_t k = 0; k < t->rr_len; k++) {
+			uint32_t j = t->rr_seq[c->rr_pos];
+			if (++c->rr_pos == t->rr_len)
+				c->rr_pos = 0;
+			if (!is_ejected(c, j))
+				return j;
+		}
+		return i;
+	case WP_LB_RING_HASH:
+		if (hashed) {
+			uint32_t p = ring_pos(t, hash);
+			for (uint32_t k = 1; k < t->ring_len; k++) {
+				uint32_t j = t->ring[(p + k) % t->ring_len].ep;
+				if (!is_ejected(c, j))
+					return j;
+			}
+			return i;
+		}
+		break;
+	case WP_LB_MAGLEV:
+		if (hashed) {
+			uint64_t p = hash % t->maglev_len;
+			for (uint32_t k = 1; k < t->maglev_len; k++) {
+				uint32_t j = t->maglev[(p + k) % t->maglev_len];
+				if (!is_ejected(c, j))
+					return j;
+			}
+			return i;
+		}
+		break;
+	default:
+		break;
 	}
+	/* weighted draws: a few more, then the next endpoint in table order */
+	for (int k = 0; k < 4; k++) {
+		uint32_t j = pick_weighted(t, c);
+		if (!is_ejected(c, j))
+			return j;
+	}
+	for (uint32_t k = 1; k < t->n_ep; k++) {
+		uint32_t j = (i + k) % t->n_ep;
+		if (!is_ejected(c, j))
+			return j;
+	}
+	return i;
+}
+
+static uint32_t pick_one(const struct wp_lb_table *t, struct wp_lb_core *c, uint64_t hash,
+                         bool has_hash)
+{
 	switch (t->policy) {
 	case WP_LB_ROUND_ROBIN: {
 		uint32_t i = t->rr_seq[c->rr_pos];
 		if (++c->rr_pos == t->rr_len)
 			c->rr_pos = 0;
-		return (int)i;
+		return i;
 	}
 	case WP_LB_LEAST_REQUEST:
-		return (int)pick_p2c(t, c);
+		return pick_p2c(t, c);
 	case WP_LB_RING_HASH:
 		if (WP_LIKELY(has_hash))
-			return (int)pick_ring(t, hash);
+			return t->ring[ring_pos(t, hash)].ep;
 		break;
 	case WP_LB_MAGLEV:
 		if (WP_LIKELY(has_hash))
-			return (int)t->maglev[hash % t->maglev_len];
+			return t->maglev[hash % t->maglev_len];
 		break;
 	case WP_LB_RANDOM:
 	default:
-		return (int)pick_weighted(t, c);
+		return pick_weighted(t, c);
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_LB_HASH_KEY_MISSING);
-	return (int)pick_weighted(t, c);
+	return pick_weighted(t, c);
+}
+
+int wp_lb_pick(const struct wp_lb_table *t, struct wp_lb_core *c, uint64_t hash, bool has_hash)
+{
+	uint32_t i;
+
+	if (WP_UNLIKELY(t->n_ep == 0)) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_LB_NO_ENDPOINT);
+		return -ENOENT;
+	}
+	i = pick_one(t, c, hash, has_hash);
+	if (WP_UNLIKELY(c->ejected != NULL) && is_ejected(c, i)) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_OD_SKIPPED);
+		i = pick_other(t, c, i, hash, has_hash);
+	}
+	return (int)i;
 }

@@ -11,6 +11,9 @@
  * trafficPolicy.connectionPool follows the same order into the cluster's
  * wp_route_cpool (Istio's defaults: no limits); fields with no effect
  * here (tcpKeepalive, tcp.idleTimeout, ...) are reported as such.
+ * trafficPolicy.outlierDetection goes the same way (od_parse): each level
+ * that has one replaces the one before as a whole, unset fields taking
+ * Istio's defaults; the data plane acts on it (dp/l7/outlier.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -198,6 +201,101 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	}
 }
 
+/* An outlierDetection count: 0..65535 (0 turns that detection off). */
+static bool od_count(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
+                     const char *field, const char *key, uint16_t *out)
+{
+	const char *v = sget(odn, key);
+	uint32_t n;
+
+	if (!v)
+		return true;
+	if (!parse_u32(v, 65535, &n)) {
+		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field, "%s must be 0..65535, got %s",
+		              key, v);
+		return false;
+	}
+	*out = (uint16_t)n;
+	return true;
+}
+
+static bool od_percent(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
+                       const char *field, const char *key, uint8_t *out)
+{
+	const char *v = sget(odn, key);
+	uint32_t n;
+
+	if (!v)
+		return true;
+	if (!parse_u32(v, 100, &n)) {
+		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field, "%s must be 0..100, got %s",
+		              key, v);
+		return false;
+	}
+	*out = (uint8_t)n;
+	return true;
+}
+
+static bool od_duration(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
+                        const char *field, const char *key, uint32_t *out)
+{
+	const char *v = sget(odn, key);
+
+	if (!v)
+		return true;
+	if (wp_route_parse_duration(v, out) || *out == 0) {
+		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field,
+		              "%s must be a positive duration (1s, 500ms, 5m), got %s", key, v);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * An outlierDetection node onto *od, with Istio's defaults for the fields
+ * it leaves out: consecutive5xxErrors 5, consecutiveGatewayErrors 0 (off),
+ * consecutiveLocalOriginFailures 5 (counted apart only with
+ * splitExternalLocalOriginErrors), interval 10s, baseEjectionTime 30s,
+ * maxEjectionPercent 10, minHealthPercent 0. A bad field is reported and
+ * leaves *od as it was.
+ */
+static void od_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
+                     const char *field, struct wp_lb_outlier *od)
+{
+	struct wp_lb_outlier n = {
+	        .enabled = true,
+	        .consec_5xx = 5,
+	        .consec_local = 5,
+	        .interval_ms = 10000,
+	        .base_ms = 30000,
+	        .max_eject_pct = 10,
+	};
+	const char *split = sget(odn, "splitExternalLocalOriginErrors");
+
+	if (!odn)
+		return;
+	if (odn->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, odn, field, "expected a mapping");
+		return;
+	}
+	if (split && strcmp(split, "true") && strcmp(split, "false")) {
+		wp_route_cerr(c, dr, wp_ynode_get(odn, "splitExternalLocalOriginErrors"), field,
+		              "splitExternalLocalOriginErrors must be true or false, got %s",
+		              split);
+		return;
+	}
+	n.split_local = split && !strcmp(split, "true");
+	if (!od_count(c, dr, odn, field, "consecutive5xxErrors", &n.consec_5xx) ||
+	    !od_count(c, dr, odn, field, "consecutiveGatewayErrors", &n.consec_gw) ||
+	    !od_count(c, dr, odn, field, "consecutiveLocalOriginFailures", &n.consec_local) ||
+	    !od_duration(c, dr, odn, field, "interval", &n.interval_ms) ||
+	    !od_duration(c, dr, odn, field, "baseEjectionTime", &n.base_ms) ||
+	    !od_percent(c, dr, odn, field, "maxEjectionPercent", &n.max_eject_pct) ||
+	    !od_percent(c, dr, odn, field, "minHealthPercent", &n.min_health_pct))
+		return;
+	*od = n;
+}
+
 /* trafficPolicy (with portLevelSettings for <port>) onto *lb. */
 static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
                      const char *field, uint16_t port, struct lbspec *lb)
@@ -214,6 +312,8 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	}
 	fieldf(f, sizeof(f), "%s.loadBalancer", field);
 	lb_parse(c, dr, nget(tp, "loadBalancer"), f, lb);
+	fieldf(f, sizeof(f), "%s.outlierDetection", field);
+	od_parse(c, dr, nget(tp, "outlierDetection"), f, &lb->od);
 	pls = nget(tp, "portLevelSettings");
 	if (!pls || pls->type != WP_YNODE_SEQ)
 		return;
@@ -224,6 +324,8 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		if (num && parse_u32(num, 65535, &p) && p == port) {
 			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
 			lb_parse(c, dr, nget(e, "loadBalancer"), f, lb);
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].outlierDetection", field, i);
+			od_parse(c, dr, nget(e, "outlierDetection"), f, &lb->od);
 		}
 	}
 }
@@ -439,6 +541,20 @@ static uint32_t cluster_add(struct cctx *c, const char *ns, const char *name, ui
 	prm.policy = lb->policy;
 	prm.ring_min_size = lb->ring_min;
 	prm.maglev_size = lb->maglev;
+	prm.od = lb->od;
+	if (prm.od.enabled) {
+		/* the ejection table's identity of this cluster: its full name */
+		char full[512];
+		int fl = snprintf(full, sizeof(full), "outbound|%u|%s|%s", port,
+		                  subset ? subset : "", fqdn);
+
+		prm.od.cluster_key =
+		        wp_lb_hash(full, fl < (int)sizeof(full) ? (size_t)fl : sizeof(full) - 1);
+		size_t cn = strnlen(full, sizeof(prm.od.cluster) - 1); /* views: truncated */
+
+		memcpy(prm.od.cluster, full, cn);
+		prm.od.cluster[cn] = '\0';
+	}
 	k = &c->cl[c->n_cl];
 	memset(k, 0, sizeof(*k));
 	k->lb = wp_lb_table_build(&prm, lbe, n);

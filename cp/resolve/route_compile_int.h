@@ -74,6 +74,7 @@ struct lbspec {
 	const char *hash_name;
 	uint32_t ring_min;
 	uint32_t maglev;
+	struct wp_lb_outlier od; /* trafficPolicy.outlierDetection */
 };
 
 struct cctx {

@@ -23,6 +23,8 @@ static const struct command commands[] = {
         {"config", wp_wpctl_config,
          "print the running snapshot (config dump) from the admin endpoint"},
         {"enrollment", wp_wpctl_enrollment, "every Service and Pod with its waypoint and why"},
+        {"outliers", wp_wpctl_outliers,
+         "endpoints ejected by DestinationRule outlier detection, and why"},
         {"stats", wp_wpctl_stats, "per-core data-plane statistics (DPDK telemetry)"},
         {"top", wp_wpctl_top, "live per-core rates: packets, Gbit/s, requests, tunnels, busy"},
         {"waypoint", wp_wpctl_waypoint, "generate, apply, delete, list waypoints (as istioctl)"},

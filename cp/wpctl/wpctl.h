@@ -16,6 +16,10 @@
 /* Per-core data-plane statistics from the DPDK telemetry socket. */
 int wp_wpctl_stats(int argc, char **argv);
 
+/* `outliers`: the endpoints outlier detection ejected (/wp/outliers over
+ * DPDK telemetry; cmd_outliers.c). */
+int wp_wpctl_outliers(int argc, char **argv);
+
 /* `top`: a live per-core view of rates (cmd_top.c). */
 int wp_wpctl_top(int argc, char **argv);
 

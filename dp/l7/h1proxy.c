@@ -115,6 +115,8 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
 	c->lbc = wp_lb_cache_new(seed, ctr);
+	if (c->lbc)
+		wp_lb_cache_set_outlier(c->lbc, cfg->outlier);
 	if (cfg->max_mirrors > 0) {
 		c->mirrors = calloc(cfg->max_mirrors, sizeof(*c->mirrors));
 		c->mir_mem = malloc((size_t)cfg->max_mirrors * cfg->buf_size);
@@ -186,6 +188,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 	unsigned n;
 
 	c->now_ms = now_ms;
+	wp_lb_cache_clock(c->lbc, now_ms);
 	n = wp_uppool_expire(&c->pool, now_ms);
 	wp_ctr_add(c->ctr, WP_CTR_L7_H1P_IDLE_EXPIRED, n);
 	wp_h1p_connect_timeouts(c, now_ms);
@@ -207,6 +210,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
 {
 	c->now_ms = now_ms;
+	wp_lb_cache_clock(c->lbc, now_ms); /* ejection times */
 }
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
@@ -496,6 +500,8 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 			return;
 		/* Envoy: 504 if nothing was sent yet, else the stream is cut */
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_TIMEOUT);
+		if (!s->resp_started)
+			wp_lb_cache_result(c->lbc, &s->act, WP_LB_RES_LOCAL_FAIL);
 		sess_fail_f(s, s->resp_started ? 0 : 504, WP_PIPE_F(UT));
 		s->resp_started = true;
 	} else if (!s->req_active && c->cfg.down_idle_timeout_ms &&
@@ -1032,6 +1038,8 @@ struct wp_h1p_up *wp_h1p_sess_up(const struct wp_h1p_sess *s)
 void wp_h1p_up_connected(struct wp_h1p_up *up)
 {
 	up->pe.ready = true;
+	if (up->sess && !up->mirror)
+		wp_lb_cache_result(up->core->lbc, &up->sess->act, WP_LB_RES_CONNECTED);
 }
 
 /* The upstream of <s> failed to connect: nothing was sent on it, so the
@@ -1087,6 +1095,8 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 		return;
 	}
 	s->up = NULL;
+	if (!s->resp_started) /* refused, reset or closed before the answer */
+		wp_lb_cache_result(c->lbc, &s->act, WP_LB_RES_LOCAL_FAIL);
 	wp_lb_cache_end(s->core->lbc, &s->act);
 	if (connecting)
 		wp_uppool_tried_add(&s->failed, &up->pe);
@@ -1128,6 +1138,7 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		s->framing = WP_HTTP1_FRAME_NONE;
 		return;
 	}
+	wp_lb_cache_result(s->core->lbc, &s->act, m->status); /* outlier detection */
 	if (m->status == 101 && !s->req_upgrade) {
 		/* a switch nobody asked for (RFC 9110 15.2.2): the client's next
 		 * bytes would go to the backend raw, outside any request */

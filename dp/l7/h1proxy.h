@@ -92,6 +92,7 @@ static inline void wp_route_req_init_http1(struct wp_route_req *r, const struct 
 struct wp_h1p_core;
 struct wp_h1p_sess;
 struct wp_h1p_up;
+struct wp_outlier;
 struct wp_h1p_mirror;
 struct wp_pipe_conn;
 
@@ -135,6 +136,7 @@ struct wp_h1p_cfg {
 	uint32_t mirror_timeout_ms;    /* a mirror connection is closed after this */
 	uint32_t down_idle_timeout_ms; /* client connection idle between requests; 0 = never */
 	uint32_t n_workers;            /* cores sharing each connection-pool limit (cbreak.h) */
+	struct wp_outlier *outlier;    /* shared ejection table (dp/l7/outlier.h); NULL: off */
 };
 
 /* 64 KiB buffers, 256 sessions, 512 upstreams, 16 idle per endpoint, 60 s;

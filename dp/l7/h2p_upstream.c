@@ -298,6 +298,8 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
 		return;
 	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
+	if (!t->head_sent) /* outlier detection: a local-origin failure */
+		wp_lb_cache_result(t->core->lbc, &t->act, WP_LB_RES_LOCAL_FAIL);
 	t->rec.flags |= WP_PIPE_F(UT);
 	t->deadline_ms = t->try_deadline_ms = 0;
 	wp_h2p_strm_cancel_up(t, NGHTTP2_CANCEL);
@@ -309,6 +311,7 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 	unsigned n;
 
 	c->now_ms = now_ms;
+	wp_lb_cache_clock(c->lbc, now_ms);
 	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
 		strm_timers(&c->strms[i], now_ms);
 	for (uint32_t i = 0; i < c->cfg.max_sessions; i++) {
@@ -343,6 +346,7 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms)
 {
 	c->now_ms = now_ms;
+	wp_lb_cache_clock(c->lbc, now_ms); /* ejection times */
 }
 
 void wp_h2p_core_drain(struct wp_h2p_core *c)
@@ -427,6 +431,7 @@ static void resp_head(struct wp_h2p_strm *t, bool end)
 		t->rec.status = 0;
 		for (size_t i = 0; st && i < st->valuelen && i < 3; i++)
 			t->rec.status = (uint16_t)(t->rec.status * 10 + (st->value[i] - '0'));
+		wp_lb_cache_result(c->lbc, &t->act, t->rec.status); /* outlier detection */
 	}
 	if (!ok || h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
@@ -563,6 +568,8 @@ static int u_stream_close(nghttp2_session *ng, int32_t sid, uint32_t code, void 
 	if (code != NGHTTP2_NO_ERROR || !t->resp_eof)
 		t->rb.head = t->rb.len = 0;
 	wp_h2p_up_unlink_strm(t);
+	if ((code != NGHTTP2_NO_ERROR || !t->resp_eof) && !t->head_sent)
+		wp_lb_cache_result(t->core->lbc, &t->act, WP_LB_RES_LOCAL_FAIL);
 	wp_lb_cache_end(t->core->lbc, &t->act);
 	if (code != NGHTTP2_NO_ERROR || !t->resp_eof) {
 		strm_up_failed(t, code, unprocessed);
@@ -1051,6 +1058,8 @@ static void h1_eof(struct wp_h2p_up *up)
 
 void wp_h2p_up_connected(struct wp_h2p_up *up)
 {
+	for (struct wp_h2p_strm *t = up->strms; t; t = t->unext)
+		wp_lb_cache_result(up->core->lbc, &t->act, WP_LB_RES_CONNECTED);
 	up_set_ready(up);
 	wp_h2p_wake_up(up);
 }
@@ -1086,6 +1095,8 @@ static void up_lost(struct wp_h2p_up *up)
 		if (up->h1)
 			h1s(up)->cur = NULL;
 		wp_h2p_up_unlink_strm(t);
+		if (!t->head_sent) /* refused or reset before the answer */
+			wp_lb_cache_result(c->lbc, &t->act, WP_LB_RES_LOCAL_FAIL);
 		wp_lb_cache_end(t->core->lbc, &t->act);
 		if (!(t->resp_eof && t->head_sent))
 			t->rb.head = t->rb.len = 0;

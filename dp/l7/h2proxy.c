@@ -121,6 +121,8 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->strms = calloc(cfg->max_streams, sizeof(*c->strms));
 	c->mem_blk = aligned_alloc(64, per * cfg->max_streams);
 	c->lbc = wp_lb_cache_new(seed, ctr);
+	if (c->lbc)
+		wp_lb_cache_set_outlier(c->lbc, cfg->outlier);
 	c->tnv = calloc(c->tnv_cap, sizeof(*c->tnv));
 	c->rh = calloc(nvs + 1, sizeof(*c->rh));
 	c->h1lim.max_line = 8192;

@@ -104,6 +104,7 @@ struct wp_pipe_conn;
 struct wp_h2p_core;
 struct wp_h2p_sess;
 struct wp_h2p_up;
+struct wp_outlier;
 struct wp_h2p_strm;
 struct wp_snap_endpoint;
 
@@ -149,6 +150,7 @@ struct wp_h2p_cfg {
 	uint32_t down_idle_timeout_ms;
 	/* a request mirror stream is reset after this (0 = never) */
 	uint32_t mirror_timeout_ms;
+	struct wp_outlier *outlier; /* shared ejection table (dp/l7/outlier.h); NULL: off */
 };
 
 /* 64 sessions, 64 upstreams, 256 streams, 100 per connection both ways,

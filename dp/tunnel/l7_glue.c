@@ -616,6 +616,7 @@ void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(256u, max_tun / 4));
 	cfg.max_upstreams = WP_MAX(1u, WP_MIN(512u, max_tun / 4));
 	cfg.n_workers = tw->w->n_workers;
+	cfg.outlier = tw->sh->outlier;
 	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
 	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
 	if (tw->l7.core == NULL)

@@ -403,6 +403,7 @@ void wp_tun_l7h2_worker_init(struct wp_tunnel_worker *tw)
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
 	cfg.max_upstreams = WP_MAX(1u, WP_MIN(128u, max_tun / 8));
 	cfg.n_workers = tw->w->n_workers;
+	cfg.outlier = tw->sh->outlier;
 	tw->l7.h2core = wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc,
 	                                   wp_h2mem_nghttp2(tw->mem), tw->w->id + 7, tw->ctr);
 	if (tw->l7.h2core == NULL)

@@ -39,6 +39,7 @@
 #include "dp/tunnel/tunnel_int.h"
 #include "dp/http/forwarded.h"
 #include "dp/l7/lb_cache.h"
+#include "dp/l7/outlier.h"
 #include "dp/l7/pipeline.h"
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
@@ -988,6 +989,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	if (tw == NULL)
 		return 0;
 	tw->now_ms = now_us / 1000;
+	wp_lb_cache_clock(tw->lbc, tw->now_ms);
 	if (tw->l7.core != NULL)
 		wp_h1p_core_clock(tw->l7.core, tw->now_ms); /* request deadlines */
 	if (tw->l7.h2core != NULL)
@@ -1084,6 +1086,10 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 
 /* ---- set-up -------------------------------------------------------------------------- */
 
+/* Endpoints outlier detection can have ejected at once, over the process's
+ * life (an entry is kept per endpoint ever ejected; 4096 cost ~0.7 MiB). */
+#define WP_TUNNEL_OUTLIER_ENTRIES 4096
+
 int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *cfg,
                           volatile const bool *drain)
 {
@@ -1117,6 +1123,11 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 	sh->h2.ping_interval_ms = cfg->hbone.ping_interval_ms;
 	sh->h2.ping_timeout_ms = cfg->hbone.ping_timeout_ms;
 	sh->h2.header_table_size = cfg->hbone.header_table_size;
+	sh->outlier = wp_outlier_new(WP_TUNNEL_OUTLIER_ENTRIES);
+	if (sh->outlier == NULL) {
+		fprintf(stderr, "waypointd: no memory for the outlier-detection table\n");
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1208,6 +1219,8 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 	}
 	/* seeded per worker: round-robin cursors start apart */
 	tw->lbc = wp_lb_cache_new(0x2545f4914f6cdd1dull * (w->id + 1), tw->ctr);
+	if (tw->lbc != NULL)
+		wp_lb_cache_set_outlier(tw->lbc, tw->sh->outlier);
 	if (tw->lbc == NULL)
 		goto fail;
 	w->tunnel = tw;

@@ -45,6 +45,8 @@ struct wp_tunnel_shared {
 	struct wp_tls_store tls;
 	struct wp_hbone_config h2;
 	volatile const bool *drain; /* set by the main thread on SIGTERM */
+	struct wp_outlier *outlier; /* outlier ejections, every worker's (dp/l7/outlier.h); lives
+	                             * until exit: the telemetry thread reads it */
 	/* TLS reload, main thread only */
 	uint64_t next_check_ms;
 	uint64_t reload_failures; /* failed reloads; workers count them (tls_reload_failed) */

@@ -40,15 +40,36 @@ struct wp_lb_endpoint {
 	uint32_t weight; /* 0 is treated as 1 */
 };
 
+/*
+ * DestinationRule trafficPolicy.outlierDetection of one cluster, in Istio's
+ * terms (compiled by cp/resolve/dr_compile.c with Istio's defaults). The
+ * table only carries it: dp/l7/outlier.c and dp/l7/lb_cache.c act on it,
+ * and wp_lb_pick() skips what they mark ejected (wp_lb_core.ejected).
+ */
+struct wp_lb_outlier {
+	bool enabled;           /* outlierDetection present */
+	bool split_local;       /* splitExternalLocalOriginErrors */
+	uint8_t max_eject_pct;  /* maxEjectionPercent (default 10) */
+	uint8_t min_health_pct; /* minHealthPercent (default 0: ejections always apply) */
+	uint16_t consec_5xx;    /* consecutive5xxErrors (default 5; 0 off) */
+	uint16_t consec_gw;     /* consecutiveGatewayErrors (default 0: off) */
+	uint16_t consec_local;  /* consecutiveLocalOriginFailures (default 5; split only) */
+	uint32_t interval_ms;   /* interval (default 10s) */
+	uint32_t base_ms;       /* baseEjectionTime (default 30s) */
+	uint64_t cluster_key;   /* hash of the cluster's name: stable across snapshots */
+	char cluster[120];      /* the cluster's name for views (truncated) */
+};
+
 /* Build parameters; zero fields take the defaults below. */
 struct wp_lb_params {
 	enum wp_lb_policy policy;
-	uint32_t ring_min_size; /* RING_HASH: minimum entries (default 1024; the ring
-	                         * may get up to twice as many) */
-	uint32_t ring_max_size; /* RING_HASH: maximum entries (default 8M) */
-	uint32_t maglev_size;   /* MAGLEV: table size, prime > endpoints (default 65537) */
-	uint32_t rr_max_len;    /* ROUND_ROBIN: longest precomputed cycle, > endpoints
-	                         * (default 65536); longer cycles are scaled down */
+	uint32_t ring_min_size;  /* RING_HASH: minimum entries (default 1024; the ring
+	                          * may get up to twice as many) */
+	uint32_t ring_max_size;  /* RING_HASH: maximum entries (default 8M) */
+	uint32_t maglev_size;    /* MAGLEV: table size, prime > endpoints (default 65537) */
+	uint32_t rr_max_len;     /* ROUND_ROBIN: longest precomputed cycle, > endpoints
+	                          * (default 65536); longer cycles are scaled down */
+	struct wp_lb_outlier od; /* copied into the table */
 };
 
 #define WP_LB_RING_MIN_DEFAULT    1024u
@@ -65,6 +86,8 @@ struct wp_lb_ring_entry {
 /* A built table: read-only once published, shared by all cores. */
 struct wp_lb_table {
 	enum wp_lb_policy policy;
+	uint64_t serial; /* unique in the process: tells a table from an earlier one
+	                  * freed at the same address (per-core caches key on it) */
 	uint32_t n_ep;
 	struct wp_lb_endpoint *eps; /* copy of the endpoints, table order */
 	uint64_t *cum;              /* prefix sums of weights (RANDOM, LEAST_REQUEST, fallback) */
@@ -75,6 +98,7 @@ struct wp_lb_table {
 	uint32_t ring_len;
 	uint16_t *maglev; /* MAGLEV: maglev_len slots of endpoint indexes */
 	uint32_t maglev_len;
+	struct wp_lb_outlier od; /* outlier detection (od.enabled false: none) */
 };
 
 /* Per-core, per-table state, owned by the worker. */
@@ -83,6 +107,10 @@ struct wp_lb_core {
 	uint32_t rr_pos;  /* cursor into rr_seq */
 	uint32_t *active; /* active requests per endpoint on this core (n_ep), may be NULL */
 	uint64_t *ctr;    /* per-core counters (wp/counters.h) */
+	/* endpoints outlier detection ejected, one bit each (n_ep bits), or
+	 * NULL: none to skip. Set by the owner (dp/l7/lb_cache.c), never with
+	 * every endpoint marked. */
+	const uint64_t *ejected;
 };
 
 /* Builds the table for <n> endpoints (copied). Returns NULL with errno set:
@@ -108,8 +136,11 @@ void wp_lb_core_init(struct wp_lb_core *c, const struct wp_lb_table *t, uint64_t
 
 /* Picks an endpoint. <hash> is used only by RING_HASH and MAGLEV and only if
  * <has_hash>; without a key they fall back to a weighted random pick
- * (counted). Returns the endpoint index in t->eps, or -ENOENT (counted) if
- * the table is empty. The caller increments/decrements c->active[i] around
+ * (counted). An endpoint marked in c->ejected is skipped: round robin steps
+ * on, random and least request draw again (then take the next endpoint),
+ * the ring and maglev walk to the next entry, so only the ejected
+ * endpoint's keys move. Returns the endpoint index in t->eps, or -ENOENT
+ * (counted) if the table is empty. The caller increments/decrements c->active[i] around
  * the request (LEAST_REQUEST reads them). */
 int wp_lb_pick(const struct wp_lb_table *t, struct wp_lb_core *c, uint64_t hash, bool has_hash);
 

@@ -5,7 +5,9 @@ Listens on --bind ip:port, answers every HTTP/1.1 request with
 "<name> <version> <method> <path> <body length> <body sha256>\n"
 (keep-alive, Content-Length; request bodies by length or chunked), or for
 GET /big/<n> n bytes of "0123456789abcdef" repeated (GET /sleep/<ms>/...:
-the same answer after <ms> milliseconds), and logs
+the same answer after <ms> milliseconds; with --status-file, the status
+that file holds when it exists, so a test can make a backend fail and
+recover), and logs
 one JSON line per request it received (method, path, target, version, headers) to stdout,
 so the test can check what reached the backend and what did not.
 """
@@ -23,6 +25,8 @@ def main():
     ap.add_argument("--bind", required=True, help="ip:port")
     ap.add_argument("--name", required=True)
     ap.add_argument("--version", default="v1")
+    ap.add_argument("--status-file", default="",
+                    help="answer with the HTTP status this file holds (read per request)")
     a = ap.parse_args()
     host, port = a.bind.rsplit(":", 1)
 
@@ -62,7 +66,13 @@ def main():
             else:
                 out = ("%s %s %s %s %d %s\n" % (a.name, a.version, self.command, self.path, len(body),
                                                  hashlib.sha256(body).hexdigest())).encode()
-            self.send_response(200)
+            status = 200
+            try:
+                with open(a.status_file) as f:
+                    status = int(f.read().strip() or 200)
+            except (OSError, ValueError):
+                pass
+            self.send_response(status)
             self.send_header("content-type", "text/plain")
             self.send_header("content-length", str(len(out)))
             self.send_header("x-backend", a.name)

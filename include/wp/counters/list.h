@@ -10,6 +10,7 @@
 #include "wp/counters/http.def"
 #include "wp/counters/l7.def"
 #include "wp/counters/cbreak.def"
+#include "wp/counters/outlier.def"
 #include "wp/counters/authz.def"
 #include "wp/counters/h2proxy.def"
 #include "wp/counters/kube.def"

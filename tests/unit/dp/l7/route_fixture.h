@@ -90,7 +90,7 @@ static void fx_free_objs(void)
 }
 
 /* The table of <svc>:9080 with an HTTPRoute of <rules> (NULL: no route). */
-static struct wp_route_table *fx_build(const char *svc, const char *rules)
+WP_UNUSED static struct wp_route_table *fx_build(const char *svc, const char *rules)
 {
 	static char y[8192];
 	const struct wp_obj *routes[32], *drs[1];
