@@ -201,53 +201,40 @@ static void lb_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	}
 }
 
-/* An outlierDetection count: 0..65535 (0 turns that detection off). */
-static bool od_count(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
-                     const char *field, const char *key, uint16_t *out)
+/* Field <key> of node n, when present, an integer 0..max into *out; false
+ * (reported) when it is not. */
+static bool field_uint(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                       const char *field, const char *key, uint32_t max, uint32_t *out)
 {
-	const char *v = sget(odn, key);
-	uint32_t n;
+	const char *v = sget(n, key);
+	uint32_t x;
 
 	if (!v)
 		return true;
-	if (!parse_u32(v, 65535, &n)) {
-		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field, "%s must be 0..65535, got %s",
-		              key, v);
+	if (!parse_u32(v, max, &x)) {
+		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
+		              "%s must be an integer 0..%u, got %s", key, max, v);
 		return false;
 	}
-	*out = (uint16_t)n;
+	*out = x;
 	return true;
 }
 
-static bool od_percent(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
-                       const char *field, const char *key, uint8_t *out)
+/* Field <key> of node n, when present, a positive duration into *out (ms). */
+static bool field_duration(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                           const char *field, const char *key, uint32_t *out)
 {
-	const char *v = sget(odn, key);
-	uint32_t n;
+	const char *v = sget(n, key);
+	uint32_t ms;
 
 	if (!v)
 		return true;
-	if (!parse_u32(v, 100, &n)) {
-		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field, "%s must be 0..100, got %s",
-		              key, v);
+	if (wp_route_parse_duration(v, &ms) || ms == 0) {
+		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
+		              "%s must be a positive duration (1h, 1m, 1s, 500ms), got %s", key, v);
 		return false;
 	}
-	*out = (uint8_t)n;
-	return true;
-}
-
-static bool od_duration(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *odn,
-                        const char *field, const char *key, uint32_t *out)
-{
-	const char *v = sget(odn, key);
-
-	if (!v)
-		return true;
-	if (wp_route_parse_duration(v, out) || *out == 0) {
-		wp_route_cerr(c, dr, wp_ynode_get(odn, key), field,
-		              "%s must be a positive duration (1s, 500ms, 5m), got %s", key, v);
-		return false;
-	}
+	*out = ms;
 	return true;
 }
 
@@ -271,6 +258,8 @@ static void od_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	        .max_eject_pct = 10,
 	};
 	const char *split = sget(odn, "splitExternalLocalOriginErrors");
+	uint32_t c5xx = n.consec_5xx, cgw = n.consec_gw, clocal = n.consec_local;
+	uint32_t max_pct = n.max_eject_pct, min_pct = n.min_health_pct;
 
 	if (!odn)
 		return;
@@ -285,14 +274,19 @@ static void od_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		return;
 	}
 	n.split_local = split && !strcmp(split, "true");
-	if (!od_count(c, dr, odn, field, "consecutive5xxErrors", &n.consec_5xx) ||
-	    !od_count(c, dr, odn, field, "consecutiveGatewayErrors", &n.consec_gw) ||
-	    !od_count(c, dr, odn, field, "consecutiveLocalOriginFailures", &n.consec_local) ||
-	    !od_duration(c, dr, odn, field, "interval", &n.interval_ms) ||
-	    !od_duration(c, dr, odn, field, "baseEjectionTime", &n.base_ms) ||
-	    !od_percent(c, dr, odn, field, "maxEjectionPercent", &n.max_eject_pct) ||
-	    !od_percent(c, dr, odn, field, "minHealthPercent", &n.min_health_pct))
+	if (!field_uint(c, dr, odn, field, "consecutive5xxErrors", 65535, &c5xx) ||
+	    !field_uint(c, dr, odn, field, "consecutiveGatewayErrors", 65535, &cgw) ||
+	    !field_uint(c, dr, odn, field, "consecutiveLocalOriginFailures", 65535, &clocal) ||
+	    !field_duration(c, dr, odn, field, "interval", &n.interval_ms) ||
+	    !field_duration(c, dr, odn, field, "baseEjectionTime", &n.base_ms) ||
+	    !field_uint(c, dr, odn, field, "maxEjectionPercent", 100, &max_pct) ||
+	    !field_uint(c, dr, odn, field, "minHealthPercent", 100, &min_pct))
 		return;
+	n.consec_5xx = (uint16_t)c5xx;
+	n.consec_gw = (uint16_t)cgw;
+	n.consec_local = (uint16_t)clocal;
+	n.max_eject_pct = (uint8_t)max_pct;
+	n.min_health_pct = (uint8_t)min_pct;
 	*od = n;
 }
 
@@ -334,38 +328,14 @@ static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 
 /* A count of connectionPool (int32 in Istio's API): 0 leaves the default,
  * as istiod does; false when it is not a count. */
-static bool cpool_count(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+/* A connectionPool count; 0 keeps the default unless it is a value. */
+static void cpool_count(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
                         const char *field, const char *key, bool zero_is_value, uint32_t *out)
 {
-	const char *v = sget(n, key);
-	uint32_t x;
+	uint32_t x = 0;
 
-	if (!v)
-		return true;
-	if (!parse_u32(v, INT32_MAX, &x)) {
-		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
-		              "%s must be a count 0..2147483647, got %s", key, v);
-		return false;
-	}
-	if (x || zero_is_value)
+	if (sget(n, key) && field_uint(c, dr, n, field, key, INT32_MAX, &x) && (x || zero_is_value))
 		*out = x;
-	return true;
-}
-
-static void cpool_duration(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
-                           const char *field, const char *key, uint32_t *out)
-{
-	const char *v = sget(n, key);
-	uint32_t ms;
-
-	if (!v)
-		return;
-	if (wp_route_parse_duration(v, &ms) || ms == 0)
-		wp_route_cerr(c, dr, wp_ynode_get(n, key), field,
-		              "%s must be a duration of at least 1ms (1h/1m/1s/1ms), got %s", key,
-		              v);
-	else
-		*out = ms;
 }
 
 /* Keys of a connectionPool part outside <known> are reported. */
@@ -415,7 +385,7 @@ static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp
 	} else if (tcp) {
 		cpool_unknown(c, dr, tcp, f, tcp_keys);
 		cpool_count(c, dr, tcp, f, "maxConnections", false, &cp->max_connections);
-		cpool_duration(c, dr, tcp, f, "connectTimeout", &cp->connect_timeout_ms);
+		(void)field_duration(c, dr, tcp, f, "connectTimeout", &cp->connect_timeout_ms);
 		if (nget(tcp, "tcpKeepalive"))
 			wp_route_cerr(c, dr, wp_ynode_get(tcp, "tcpKeepalive"), f,
 			              "tcpKeepalive is not applied (upstream TCP keepalive is not "
@@ -439,7 +409,7 @@ static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp
 		            &cp->max_req_per_conn);
 		cpool_count(c, dr, http, f, "maxRetries", false, &cp->max_retries);
 		cpool_count(c, dr, http, f, "maxConcurrentStreams", false, &cp->max_streams);
-		cpool_duration(c, dr, http, f, "idleTimeout", &cp->idle_timeout_ms);
+		(void)field_duration(c, dr, http, f, "idleTimeout", &cp->idle_timeout_ms);
 		if (sget(http, "h2UpgradePolicy") || sget(http, "useClientProtocol"))
 			wp_route_cerr(c, dr, http, f,
 			              "h2UpgradePolicy and useClientProtocol are not applied (the "

@@ -243,10 +243,10 @@ static void test_bad_values(void **state)
 	(void)state;
 	assert_true(has_error(t, "dr.yaml:11: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.tcp: maxConnections must be "
-	                         "a count 0..2147483647, got -1"));
+	                         "an integer 0..2147483647, got -1"));
 	assert_true(has_error(t, "dr.yaml:12: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.tcp: connectTimeout must be a "
-	                         "duration"));
+	                         "positive duration"));
 	assert_true(has_error(t, "dr.yaml:13: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.tcp: tcpKeepalive is not "
 	                         "applied"));
@@ -255,10 +255,10 @@ static void test_bad_values(void **state)
 	                         "applied"));
 	assert_true(has_error(t, "dr.yaml:17: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.http: http2MaxRequests must "
-	                         "be a count"));
+	                         "be an integer"));
 	assert_true(has_error(t, "dr.yaml:19: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.http: idleTimeout must be a "
-	                         "duration of at least 1ms"));
+	                         "positive duration"));
 	assert_true(has_error(t, "dr.yaml:21: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.http: retryBudget is not "
 	                         "supported"));

@@ -166,11 +166,11 @@ static void test_compile(void **state)
 	static const struct {
 		const char *od, *what;
 	} bad[] = {
-	        {"{consecutive5xxErrors: -1}", "consecutive5xxErrors must be 0..65535"},
+	        {"{consecutive5xxErrors: -1}", "consecutive5xxErrors must be an integer 0..65535"},
 	        {"{consecutiveGatewayErrors: 70000}", "consecutiveGatewayErrors must be"},
 	        {"{consecutiveLocalOriginFailures: x}", "consecutiveLocalOriginFailures must"},
-	        {"{maxEjectionPercent: 101}", "maxEjectionPercent must be 0..100"},
-	        {"{minHealthPercent: 200}", "minHealthPercent must be 0..100"},
+	        {"{maxEjectionPercent: 101}", "maxEjectionPercent must be an integer 0..100"},
+	        {"{minHealthPercent: 200}", "minHealthPercent must be an integer 0..100"},
 	        {"{interval: 10}", "interval must be a positive duration"},
 	        {"{baseEjectionTime: 0s}", "baseEjectionTime must be a positive duration"},
 	        {"{splitExternalLocalOriginErrors: maybe}", "must be true or false"},
