@@ -2,9 +2,10 @@
 """HBONE benchmark: waypointd against nghttpx on the same loads, same run.
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
-                       [--idle-peer M] [--idle-hold S] [--workers 1|2]
-                       [--phases idle,handshakes,tunnel]
-                       (defaults 2000, 256 MiB, 10000, 15000, 25 s, 1, all)
+                       [--idle-peer M] [--idle-hold S] [--idle-rate R]
+                       [--workers 1|2] [--phases idle,handshakes,tunnel]
+                       (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
+                       all)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
 waypointd workers sized for N connections); the peer is nghttpx (Debian
@@ -160,6 +161,21 @@ def footprint(prefix, pid):
 # 16-byte record per 256 bytes); used for the accounted breakdown only.
 TCP_RCV_BUF = 65536
 TCP_SND_BUF = 65536 + 256 * 16
+# The TAP link's queue towards waypointd (wp0's txqueuelen) stands for a
+# NIC's RX ring: the kernel's default of 1,000 packets is far below the
+# thousands of descriptors a NIC has, and while the worker is busy with a
+# burst of handshakes the keepalive traffic of 100,000 connections (some
+# 30,000 packets a second) overflows it; the drops turn into TCP
+# retransmissions with backoff and PING timeouts. Set for the idle phase;
+# its drops are reported (tap_drops).
+TAP_QUEUE = 16384
+
+
+def tap_drops():
+    """Packets the kernel dropped on wp0 towards waypointd (its queue full)."""
+    return int(ns("cat", "/sys/class/net/wp0/statistics/tx_dropped"))
+
+
 # hbone.ping_interval_ms of conf/waypoint.conf (not overridden here): a
 # keepalive PING after this long without anything received.
 PING_INTERVAL_MS = 10000
@@ -185,9 +201,11 @@ def print_idle(i, a):
     for name, side in (("waypointd", wi), ("nghttpx", gi)):
         st, pb = side["setup"], side["ping_budget"]
         print("  %-9s set-up: %d established, %d failed %s in %.1f s: %.0f connections/s "
-              "(%d in set-up at once)" % (name, st["established"], st["failed"],
-                                          st["fail_reasons"] or "", st["setup_s"],
-                                          st["rate_per_s"], st["in_flight"]))
+              "(%d in set-up at once%s)" % (name, st["established"], st["failed"],
+                                            st["fail_reasons"] or "", st["setup_s"],
+                                            st["rate_per_s"], st["in_flight"],
+                                            ", paced at %d/s" % st["rate_cap_per_s"]
+                                            if st["rate_cap_per_s"] else ""))
         print("  %-9s held %.0f s: %d alive at the end, closed %s; PINGs per connection min %d "
               "mean %.2f max %d, %d without one, longest gap %d ms" % (
                   name, pb["hold_s"], pb["alive_at_end"], pb["closed_during_hold"] or "none",
@@ -195,6 +213,9 @@ def print_idle(i, a):
                   pb["conns_without_ping"], pb["longest_gap_ms"]))
     print("  waypointd keepalive: a PING after %d ms without anything received" %
           wi["ping_interval_ms"])
+    print("  waypointd link: TAP queue %d packets, %d dropped on it (set-up and hold); "
+          "counters over both: %s" % (wi["tap_queue"], wi["tap_drops"],
+                                      " ".join("%s %d" % kv for kv in wi["counters"].items())))
 
 
 def main():
@@ -209,6 +230,9 @@ def main():
     ap.add_argument("--idle-peer", type=int, default=15000,
                     help="idle connections for nghttpx, at most --idle and under the open "
                          "files hard limit (one process; default 15000)")
+    ap.add_argument("--idle-rate", type=int, default=0,
+                    help="idle set-up paced: at most R * t connections started by t s "
+                         "(default 0: only the 128 in set-up at once limit it)")
     ap.add_argument("--idle-hold", type=float, default=25.0,
                     help="seconds the idle connections are held (default 25: two keepalive "
                          "PING intervals and the measurement)")
@@ -251,6 +275,7 @@ def main():
             reserved_each = (f1 - f0) / a.idle
             for k in range(sources(a.idle)):  # the client's source addresses, beside 198.18.0.1
                 ns("ip", "addr", "add", "%s/32" % ip_plus(WP_SRC, k), "dev", "wp0")
+            ns("ip", "link", "set", "wp0", "txqueuelen", str(TAP_QUEUE))
         else:
             prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers)
 
@@ -287,6 +312,7 @@ def main():
                                   "%s:%s" % (addr, port), "--cert", cert[0], "--key", cert[1],
                                   "--ca", cert[2], "--conns", str(count), "--src", src,
                                   "--nsrc", str(sources(count)), "--hold", str(a.idle_hold),
+                                  "--rate", str(a.idle_rate),
                                   "--timeout", "30"],
                                  stdout=subprocess.PIPE, text=True)
             try:
@@ -318,13 +344,17 @@ def main():
         def setup(snap):
             return {"established": snap["established"], "failed": snap["failed"],
                     "fail_reasons": snap["fail_reasons"], "setup_s": snap["setup_s"],
-                    "rate_per_s": snap["rate_per_s"], "in_flight": snap["parallel"]}
+                    "rate_per_s": snap["rate_per_s"], "in_flight": snap["parallel"],
+                    "rate_cap_per_s": snap["rate_cap"] or None}
 
         if "idle" in phases:
             base = t.query("/wp/tunnels")
             base_st = stats(wpctl, prefix)
             ping_ms = PING_INTERVAL_MS
+            drops0 = tap_drops()
             w = idle(wip, 15008, WP_SRC, a.idle, wp_pid)
+            drops1 = tap_drops()
+            end_st = stats(wpctl, prefix)
             n = max(w["established"], 1)
             tl = w["tel"]
 
@@ -358,7 +388,12 @@ def main():
                               "goal_bytes": 8192,
                               "setup": setup(w),
                               "ping_interval_ms": ping_ms,
-                              "ping_budget": ping_budget(w)},
+                              "ping_budget": ping_budget(w),
+                              "tap_queue": TAP_QUEUE,
+                              "tap_drops": drops1 - drops0,
+                              "counters": {k: total(end_st, k) - total(base_st, k) for k in (
+                                  "hbone_ping_sent", "hbone_ping_timeout", "tcp_rto_timeout",
+                                  "tunnel_handshake_timeout", "drops")}},
                 "nghttpx": {"connections": a.idle_peer, "established": g["established"],
                             "rss_growth_each": round(ng_each), "setup": setup(g),
                             "ping_budget": ping_budget(g)},

@@ -4,7 +4,8 @@
  * a ztunnel does -- TCP, TLS 1.3 with a client certificate, ALPN h2, the
  * HTTP/2 preface and SETTINGS, and with --connect one CONNECT stream to
  * AUTHORITY so that each connection carries a tunnel -- with at most
- * --parallel of them in set-up at once (default 128), from --nsrc
+ * --parallel of them in set-up at once (default 128) and, with --rate, at
+ * most R * t started by t seconds (all processes together), from --nsrc
  * consecutive source addresses starting at --src (one address has only
  * ~28k ephemeral ports towards one server port). Then it holds them idle
  * for --hold seconds, answering each keepalive PING with its ACK, and
@@ -12,7 +13,7 @@
  *
  *   hbone_idle --addr IP:PORT --cert C --key K --ca CA --conns N
  *              [--src IP --nsrc K] [--connect HOST:PORT] [--parallel P]
- *              [--hold S] [--timeout S] [--per-proc M]
+ *              [--rate R] [--hold S] [--timeout S] [--per-proc M]
  *
  * A process's descriptors are capped by its hard RLIMIT_NOFILE, which a
  * container without CAP_SYS_RESOURCE cannot raise, so the connections are
@@ -96,6 +97,7 @@ static struct {
 	long n, first, next, inflight, established, fails[R_COUNT], closed[R_COUNT];
 	long writes_blocked, acks;
 	int ep, parallel, nsrc, holding, go_fd;
+	long rate; /* connections started per second in this process (0: no pacing) */
 	uint32_t timeout_ms, hold_start;
 	struct sockaddr_in dst, src;
 	SSL_CTX *ctx;
@@ -465,7 +467,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: hbone_idle --addr IP:PORT --cert C --key K --ca CA --conns N\n"
 	                "  [--src IP --nsrc K] [--connect HOST:PORT] [--parallel P] [--hold S]"
-	                " [--timeout S] [--per-proc M]\n");
+	                " [--rate R] [--timeout S] [--per-proc M]\n");
 	exit(2);
 }
 
@@ -503,11 +505,13 @@ static int run(int out_fd, uint32_t hold_ms)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &g.start);
 
-	/* set-up: keep P connections in flight until all N were tried */
+	/* set-up: keep P connections in flight until all N were tried, and
+	 * with a rate, no more started by t than rate * t (plus one) */
 	while (g.next < g.n || g.inflight > 0) {
-		while (g.next < g.n && g.inflight < g.parallel)
+		while (g.next < g.n && g.inflight < g.parallel &&
+		       (g.rate == 0 || g.next * 1000 < (long)now_ms() * g.rate + 1000))
 			start_one();
-		loop_once(100, &go);
+		loop_once(g.rate ? 10 : 100, &go);
 		if (now_ms() - last_sweep >= 1000) {
 			last_sweep = now_ms();
 			sweep();
@@ -623,15 +627,16 @@ static int gather(int fd, int procs, struct report *sum)
 int main(int argc, char **argv)
 {
 	static const unsigned char alpn[] = "\x02h2";
-	static const struct option opts[] = {
-	        {"addr", 1, 0, 'a'}, {"cert", 1, 0, 'c'},    {"key", 1, 0, 'k'},
-	        {"ca", 1, 0, 'A'},   {"conns", 1, 0, 'n'},   {"src", 1, 0, 's'},
-	        {"nsrc", 1, 0, 'S'}, {"connect", 1, 0, 'C'}, {"parallel", 1, 0, 'p'},
-	        {"hold", 1, 0, 'h'}, {"timeout", 1, 0, 't'}, {"per-proc", 1, 0, 'P'},
-	        {0, 0, 0, 0}};
+	static const struct option opts[] = {{"addr", 1, 0, 'a'},     {"cert", 1, 0, 'c'},
+	                                     {"key", 1, 0, 'k'},      {"ca", 1, 0, 'A'},
+	                                     {"conns", 1, 0, 'n'},    {"src", 1, 0, 's'},
+	                                     {"nsrc", 1, 0, 'S'},     {"connect", 1, 0, 'C'},
+	                                     {"parallel", 1, 0, 'p'}, {"hold", 1, 0, 'h'},
+	                                     {"timeout", 1, 0, 't'},  {"per-proc", 1, 0, 'P'},
+	                                     {"rate", 1, 0, 'r'},     {0, 0, 0, 0}};
 	const char *addr = NULL, *cert = NULL, *key = NULL, *ca = NULL, *connect_to = NULL;
 	double hold = 30, timeout = 30;
-	long total, per_proc = 16000, failed = 0, parallel;
+	long total, per_proc = 16000, failed = 0, parallel, rate = 0;
 	int procs, up[2], go[2], o;
 	struct report sum;
 	struct rlimit rl;
@@ -680,12 +685,15 @@ int main(int argc, char **argv)
 		case 'P':
 			per_proc = atol(optarg);
 			break;
+		case 'r':
+			rate = atol(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
 	if (addr == NULL || cert == NULL || key == NULL || ca == NULL || g.n <= 0 ||
-	    g.n > 1000000 || g.nsrc <= 0 || g.parallel <= 0 || per_proc <= 0 ||
+	    g.n > 1000000 || g.nsrc <= 0 || g.parallel <= 0 || per_proc <= 0 || rate < 0 ||
 	    parse_addr(addr, &g.dst) != 0 || (connect_to != NULL && strlen(connect_to) > 100) ||
 	    hold < 0 || hold > 3600)
 		usage();
@@ -742,6 +750,9 @@ int main(int argc, char **argv)
 			g.parallel = (int)(parallel * (k + 1) / procs - parallel * k / procs);
 			if (g.parallel < 1)
 				g.parallel = 1;
+			g.rate = rate * (k + 1) / procs - rate * k / procs;
+			if (rate > 0 && g.rate < 1)
+				g.rate = 1;
 			_exit(run(up[1], (uint32_t)(hold * 1000)));
 		}
 	}
@@ -755,8 +766,8 @@ int main(int argc, char **argv)
 	       failed);
 	print_reasons("fail_reasons", sum.fails);
 	printf(", \"tunnels\": %s, \"sources\": %d, \"processes\": %d, \"parallel\": %d, "
-	       "\"setup_s\": %.3f, \"rate_per_s\": %.1f}\n",
-	       g.tunnel ? "true" : "false", g.nsrc, procs, g.parallel, sum.setup_ms / 1000.0,
+	       "\"rate_cap\": %ld, \"setup_s\": %.3f, \"rate_per_s\": %.1f}\n",
+	       g.tunnel ? "true" : "false", g.nsrc, procs, g.parallel, rate, sum.setup_ms / 1000.0,
 	       sum.setup_ms ? sum.established * 1000.0 / sum.setup_ms : 0.0);
 	fflush(stdout);
 	/* every process is idle now: start the hold in all of them at once */

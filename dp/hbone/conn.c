@@ -526,6 +526,15 @@ int wp_hbconn_tick(struct wp_hbconn *c, uint64_t now_ms)
 	return 0;
 }
 
+uint64_t wp_hbconn_next_ms(const struct wp_hbconn *c)
+{
+	if (c->failed)
+		return UINT64_MAX;
+	if (c->ping_out)
+		return c->ping_sent + c->cfg.ping_timeout_ms;
+	return c->last_rx + c->cfg.ping_interval_ms;
+}
+
 int wp_hbconn_drain(struct wp_hbconn *c)
 {
 	int rv;

@@ -137,10 +137,18 @@ ssize_t wp_hbconn_input(struct wp_hbconn *c, const uint8_t *buf, size_t len, uin
 ssize_t wp_hbconn_peek(struct wp_hbconn *c, const uint8_t **p);
 void wp_hbconn_advance(struct wp_hbconn *c, size_t n);
 /*
- * Timers: PING keepalive and its timeout. Call at least once a second.
- * Returns 0, or -ETIMEDOUT when the peer stopped answering (close it).
+ * Timers: PING keepalive and its timeout. Call when wp_hbconn_next_ms()
+ * comes (earlier calls do nothing). Returns 0, or -ETIMEDOUT when the peer
+ * stopped answering (close it).
  */
 int wp_hbconn_tick(struct wp_hbconn *c, uint64_t now_ms);
+/*
+ * When wp_hbconn_tick next has work (ms, the clock passed to it and to
+ * input): the PING ACK's deadline while a PING is out, else the end of the
+ * PING interval after the last bytes received; UINT64_MAX once failed.
+ * Input and tick move it (either way: an ACK ends the PING's wait).
+ */
+uint64_t wp_hbconn_next_ms(const struct wp_hbconn *c);
 /* Graceful drain: GOAWAY (NO_ERROR) now; open streams run to their end,
  * new ones are refused. */
 int wp_hbconn_drain(struct wp_hbconn *c);

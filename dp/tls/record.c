@@ -7,7 +7,8 @@
  * key schedule, the 12-byte IV, the 64-bit record sequence number and the
  * traffic secret (the next one is derived from it on KeyUpdate, RFC 8446
  * §7.2); the input and output buffers exist only while bytes are in
- * flight (wp_tls_rec_trim frees them when idle).
+ * flight (wp_tls_rec_trim gives them back when idle: page-sized ones to
+ * a per-thread cache, buf_put).
  *
  * Records (§5): the outer header is always (application_data, 0x0303,
  * length); the AEAD nonce is the IV xor the sequence number, the AAD the
@@ -194,12 +195,94 @@ static uint32_t round_up(size_t n)
 	return (uint32_t)((n + 4095) & ~(size_t)4095);
 }
 
+/*
+ * Idle connections give their buffers back (wp_tls_rec_trim) and take new
+ * ones for each keepalive PING some seconds later: at 100,000 idle
+ * connections that is 20,000 4 KiB allocations a second from a heap
+ * fragmented by the connections' own state, where malloc showed in the
+ * profile. Buffers of the smallest size (one page: a PING record and
+ * most requests fit) go to a small cache per thread instead, and come back
+ * from it. The cache holds at most BUF_CACHE; the rest are freed. A thread
+ * that ends frees its cache (pthread key destructor).
+ */
+#define BUF_SMALL 4096u
+#define BUF_CACHE 256
+
+struct buf_cache {
+	uint8_t *b[BUF_CACHE];
+	unsigned n;
+	bool keyed; /* the destructor will run at thread exit */
+};
+
+static __thread struct buf_cache bufs;
+static pthread_key_t bufs_key;
+static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
+static bool bufs_key_ok;
+
+static void bufs_drop(void *arg)
+{
+	struct buf_cache *c = arg;
+
+	while (c->n > 0)
+		OPENSSL_free(c->b[--c->n]);
+}
+
+static void bufs_key_init(void)
+{
+	bufs_key_ok = pthread_key_create(&bufs_key, bufs_drop) == 0;
+}
+
+/* Gives back a buffer of cap bytes (NULL: nothing). <secret>: it held
+ * plaintext, cleansed first. */
+static void buf_put(uint8_t *p, uint32_t cap, bool secret)
+{
+	if (p == NULL)
+		return;
+	if (secret)
+		OPENSSL_cleanse(p, cap);
+	if (cap == BUF_SMALL && bufs.n < BUF_CACHE) {
+		if (!bufs.keyed) {
+			pthread_once(&bufs_once, bufs_key_init);
+			if (!bufs_key_ok || pthread_setspecific(bufs_key, &bufs) != 0) {
+				OPENSSL_free(p);
+				return;
+			}
+			bufs.keyed = true;
+		}
+		bufs.b[bufs.n++] = p;
+		return;
+	}
+	OPENSSL_free(p);
+}
+
+/* Grows <*p> of <*cap> bytes to <want> (a multiple of BUF_SMALL). */
+static int buf_grow(struct wp_tls_rec *r, uint8_t **p, uint32_t *cap, uint32_t want)
+{
+	uint8_t *n;
+
+	if (*p == NULL && want == BUF_SMALL && bufs.n > 0) {
+		*p = bufs.b[--bufs.n];
+		*cap = want;
+		return 0;
+	}
+	n = OPENSSL_realloc(*p, want);
+	if (n == NULL) {
+		rec_ctr(r, WP_CTR_TLS_NOMEM);
+		return -ENOMEM;
+	}
+	*p = n;
+	*cap = want;
+	return 0;
+}
+
+unsigned wp_tls_rec_cached(void)
+{
+	return bufs.n;
+}
+
 /* Room for `more` bytes at the end of the output. */
 int wp_tls_rec_out_room(struct wp_tls_rec *r, size_t more)
 {
-	uint8_t *n;
-	uint32_t want;
-
 	if (r->out_off > 0 && r->out_len + more > r->out_cap) {
 		memmove(r->out, r->out + r->out_off, r->out_len - r->out_off);
 		r->out_len -= r->out_off;
@@ -207,23 +290,13 @@ int wp_tls_rec_out_room(struct wp_tls_rec *r, size_t more)
 	}
 	if (r->out_len + more <= r->out_cap)
 		return 0;
-	want = round_up(r->out_len + more);
-	n = OPENSSL_realloc(r->out, want);
-	if (n == NULL) {
-		rec_ctr(r, WP_CTR_TLS_NOMEM);
-		return -ENOMEM;
-	}
-	r->out = n;
-	r->out_cap = want;
-	return 0;
+	return buf_grow(r, &r->out, &r->out_cap, round_up(r->out_len + more));
 }
 
 /* Room for `more` bytes at the end of the input, keeping unread plaintext. */
 static int in_room(struct wp_tls_rec *r, size_t more)
 {
 	uint32_t start = r->pt_len > 0 ? r->pt_off : r->in_off;
-	uint8_t *n;
-	uint32_t want;
 
 	if (start > 0 && r->in_len + more > r->in_cap) {
 		memmove(r->in, r->in + start, r->in_len - start);
@@ -236,15 +309,7 @@ static int in_room(struct wp_tls_rec *r, size_t more)
 	}
 	if (r->in_len + more <= r->in_cap)
 		return 0;
-	want = round_up(r->in_len + more);
-	n = OPENSSL_realloc(r->in, want);
-	if (n == NULL) {
-		rec_ctr(r, WP_CTR_TLS_NOMEM);
-		return -ENOMEM;
-	}
-	r->in = n;
-	r->in_cap = want;
-	return 0;
+	return buf_grow(r, &r->in, &r->in_cap, round_up(r->in_len + more));
 }
 
 /* ---- writing records ---- */
@@ -704,9 +769,9 @@ void wp_tls_rec_trim(struct wp_tls_rec *r)
 {
 	if (r->in_len != r->in_off || r->pt_len != 0 || r->out_len != r->out_off)
 		return;
-	/* The input may hold decrypted plaintext already read: cleanse. */
-	OPENSSL_clear_free(r->in, r->in_cap);
-	OPENSSL_free(r->out);
+	/* The input may hold decrypted plaintext already read: cleansed. */
+	buf_put(r->in, r->in_cap, true);
+	buf_put(r->out, r->out_cap, false);
 	r->in = r->out = NULL;
 	r->in_cap = r->in_off = r->in_len = r->pt_off = 0;
 	r->out_cap = r->out_off = r->out_len = 0;

@@ -75,6 +75,10 @@ struct wp_tls_rec {
  * section 5.5). */
 extern uint64_t wp_tls_rec_rekey_after;
 
+/* Page-sized record buffers the calling thread holds for reuse (given
+ * back by wp_tls_rec_trim, at most 256). */
+unsigned wp_tls_rec_cached(void);
+
 /* Makes room in the output for <need> more bytes: 0, or -ENOMEM (failed). */
 int wp_tls_rec_out_room(struct wp_tls_rec *r, size_t need);
 

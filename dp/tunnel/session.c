@@ -41,6 +41,7 @@ struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_por
 	if (tw->live != NULL)
 		tw->live->prev = s;
 	tw->live = s;
+	wp_tun_sess_timer(s); /* the set-up deadline */
 	tw->n_sess++;
 	if (client)
 		tw->g.sessions_out++;
@@ -101,6 +102,7 @@ void wp_tun_sess_free(struct sess *s)
 		s->tcp = NULL;
 		wp_tcp_abort(c);
 	}
+	wp_twheel_disarm(&s->timer);
 	wp_tls_conn_free(s->tls);
 	wp_h2mem_release(tw->mem, s->obuf);
 	if (s->prev != NULL)
@@ -294,6 +296,39 @@ void wp_tun_sess_pump(struct sess *s)
 	if (progress && guard >= 64)
 		wp_tun_mark_dirty(s); /* more to do: next iteration */
 	s->last_active_ms = tw->now_ms;
+	s->trimmed = false;
+	wp_tun_sess_timer(s);
+}
+
+/*
+ * Arms the session's timer at the first of its deadlines; tunnel.c's
+ * tick() runs it then. Every change that can bring one nearer goes through
+ * the pump (bytes in or out, a PING ACK, a close) or through the timer
+ * itself (a PING sent), and both end here. Deadlines that only move later
+ * while the timer waits (the PING interval as bytes arrive) are found
+ * when it fires and re-armed, so an idle session costs nothing until then.
+ */
+void wp_tun_sess_timer(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+	uint64_t at = UINT64_MAX;
+
+	if (s->state == SESS_DEAD || s->state == SESS_FREE) {
+		wp_twheel_disarm(&s->timer);
+		return;
+	}
+	if (s->deadline_ms != 0)
+		at = s->deadline_ms;
+	if (s->h2 != NULL)
+		at = WP_MIN(at, wp_hbconn_next_ms(s->h2));
+	if (!s->trimmed)
+		at = WP_MIN(at, s->last_active_ms + IDLE_TRIM_MS);
+	if (s->olen > 0 || wp_tls_conn_pending(s->tls) > 0)
+		at = WP_MIN(at, tw->now_ms + TICK_MS); /* TCP refused (send pool empty): retry */
+	if (at == UINT64_MAX)
+		wp_twheel_disarm(&s->timer);
+	else
+		wp_twheel_arm(&tw->wheel, &s->timer, at);
 }
 
 void wp_tun_mark_dirty(struct sess *s)

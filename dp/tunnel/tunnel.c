@@ -948,31 +948,42 @@ static void start_drain(struct wp_tunnel_worker *tw)
 	}
 }
 
+/* A session's deadline came (wp_tun_sess_timer): what is due is done and
+ * the timer armed at the next one. */
+static void sess_expire(struct wp_tunnel_worker *tw, struct sess *s)
+{
+	if (s->state == SESS_DEAD)
+		return; /* the poll frees it */
+	if (s->deadline_ms != 0 && tw->now_ms >= s->deadline_ms) {
+		ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_TIMEOUT);
+		wp_tun_sess_kill(s);
+		return;
+	}
+	if (wp_tls_conn_pending(s->tls) > 0 || s->olen > 0)
+		wp_tun_mark_dirty(s); /* TCP refused (send pool empty): try again */
+	if (s->h2 != NULL) {
+		const uint8_t *p;
+
+		if (wp_hbconn_tick(s->h2, tw->now_ms) < 0)
+			wp_tun_sess_close(s);
+		else if (wp_hbconn_peek(s->h2, &p) > 0)
+			wp_tun_mark_dirty(s); /* a PING is due */
+	}
+	if (!s->trimmed && tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS) {
+		wp_tls_conn_trim(s->tls);
+		s->trimmed = true;
+	}
+	wp_tun_sess_timer(s);
+}
+
 static void tick(struct wp_tunnel_worker *tw)
 {
 	struct wp_h2mem_stats ms;
+	struct wp_twheel_node *n;
 
-	for (struct sess *s = tw->live; s != NULL; s = s->next) {
-		if (s->state == SESS_DEAD)
-			continue;
-		if (s->deadline_ms != 0 && tw->now_ms >= s->deadline_ms) {
-			ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_TIMEOUT);
-			wp_tun_sess_kill(s);
-			continue;
-		}
-		if (wp_tls_conn_pending(s->tls) > 0 || s->olen > 0)
-			wp_tun_mark_dirty(s); /* TCP refused (send pool empty): try again */
-		if (s->h2 != NULL) {
-			const uint8_t *p;
-
-			if (wp_hbconn_tick(s->h2, tw->now_ms) < 0)
-				wp_tun_sess_close(s);
-			else if (wp_hbconn_peek(s->h2, &p) > 0)
-				wp_tun_mark_dirty(s); /* a PING is due */
-		}
-		if (tw->now_ms - s->last_active_ms >= IDLE_TRIM_MS)
-			wp_tls_conn_trim(s->tls);
-	}
+	/* Only the sessions whose deadline came: no walk over the idle ones. */
+	while ((n = wp_twheel_pop(&tw->wheel, tw->now_ms)) != NULL)
+		sess_expire(tw, wp_container_of(n, struct sess, timer));
 	if (tw->l7.core != NULL)
 		wp_h1p_core_tick(tw->l7.core, tw->now_ms);
 	wp_tun_l7h2_tick(tw);
@@ -1203,6 +1214,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 		                       sh->cfg->tracing.protocol,
 		                       rte_rdtsc() ^ ((uint64_t)w->id << 32) ^ (uintptr_t)tw);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
+	wp_twheel_init(&tw->wheel, TICK_MS, 0); /* catches up to the clock at the first tick */
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
 	tw->sess_pool = rte_zmalloc("wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);

@@ -16,6 +16,7 @@
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
+#include "dp/tunnel/twheel.h"
 #include "dp/worker.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
@@ -23,7 +24,7 @@
 #define IOBUF           16384
 #define POOL_BUCKETS    1024 /* originated connections: hash of (dst ip, identity) */
 #define MAX_GW_PER_SESS 4
-#define TICK_MS         100
+#define TICK_MS         100 /* the timer wheel's tick, and the poll's other periodic work */
 #define IDLE_TRIM_MS    1000
 #define HBONE_PORT      15008
 
@@ -56,6 +57,8 @@ struct sess {
 	uint64_t gw_hash[MAX_GW_PER_SESS]; /* server: Gateways it carried tunnels for */
 	uint64_t deadline_ms;              /* set-up must finish by then (0 = none) */
 	uint64_t last_active_ms;
+	bool trimmed;                /* TLS buffers released since last active */
+	struct wp_twheel_node timer; /* in tw->wheel at its next deadline (wp_tun_sess_timer) */
 	/* client (originate) side */
 	uint32_t dst_ip; /* network order */
 	uint64_t id_hash;
@@ -129,6 +132,7 @@ struct wp_tunnel_worker {
 	struct wp_lb_cache *lbc;  /* L4 tunnels' per-core load-balancer state */
 	struct wp_pipe_core pipe; /* request pipeline: authorization scratch */
 	uint64_t now_ms, last_tick_ms;
+	struct wp_twheel wheel; /* sessions by their next deadline */
 	uint64_t snap_version;
 	const struct wp_tls_ctx *seen_ctx;
 	uint64_t seen_reload_failures;
@@ -227,6 +231,7 @@ void wp_tun_sess_close(struct sess *s);      /* session.c */
 void wp_tun_sess_free(struct sess *s);       /* session.c */
 void wp_tun_sess_kill(struct sess *s);       /* session.c */
 void wp_tun_sess_pump(struct sess *s);       /* session.c */
+void wp_tun_sess_timer(struct sess *s);      /* session.c */
 /* HTTP/2 callbacks of inbound (server) and originated (client) sessions
  * (tunnel.c), TCP callbacks of a session's connection (session.c) */
 extern const struct wp_hbone_ops wp_tun_server_ops;
