@@ -1,12 +1,9 @@
 /*
  * The access log (see wp/accesslog.h): per-core single-producer rings of
- * fixed entries, Istio's default text format and its JSON encoding, and the
- * writer thread that drains the rings into a file.
- *
- * Ring: head is written by the producer only, tail by the consumer only;
- * each loads the other's with acquire and stores its own with release, so
- * an entry is complete before the consumer sees it and free again before
- * the producer reuses it.
+ * compact variable-size entries (dp/obs/spsc.h's byte ring: an entry is
+ * complete before the consumer sees it and free again before the producer
+ * reuses its bytes), Istio's default text format and its JSON encoding,
+ * and the writer thread that drains the rings into a file.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,7 +20,7 @@
 #include "wp/counters.h"
 
 struct wp_alog_ring {
-	struct wp_spsc *q;
+	struct wp_spsc_var *q;
 	uint64_t *ctr;
 };
 
@@ -33,7 +30,7 @@ struct wp_alog_ring *wp_alog_ring_create(unsigned entries, uint64_t *ctr)
 
 	if (!r)
 		return NULL;
-	r->q = wp_spsc_create(entries, sizeof(struct wp_alog_entry));
+	r->q = wp_spsc_var_create((size_t)entries * WP_ALOG_RING_LINE);
 	if (!r->q) {
 		free(r);
 		return NULL;
@@ -46,22 +43,27 @@ void wp_alog_ring_destroy(struct wp_alog_ring *r)
 {
 	if (!r)
 		return;
-	wp_spsc_destroy(r->q);
+	wp_spsc_var_destroy(r->q);
 	free(r);
 }
 
-struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r)
+struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r,
+                                      const struct wp_alog_text t[WP_ALOG_NTEXT])
 {
-	struct wp_alog_entry *e = wp_spsc_reserve(r->q);
+	struct wp_alog_entry *e = wp_spsc_var_reserve(r->q, wp_alog_entry_size(t));
 
-	if (!e && r->ctr)
-		wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+	if (!e) {
+		if (r->ctr)
+			wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+		return NULL;
+	}
+	wp_alog_entry_text(e, t);
 	return e;
 }
 
 void wp_alog_commit(struct wp_alog_ring *r)
 {
-	wp_spsc_commit(r->q);
+	wp_spsc_var_commit(r->q);
 }
 
 /* ---- formatting --------------------------------------------------------------------------- */
@@ -102,7 +104,14 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 	size_t up_len = 0, local_len, remote_len, when_len;
 	const char *proto = e->proto < WP_ARRAY_SIZE(proto_names) ? proto_names[e->proto] : "";
 	time_t sec = (time_t)(e->start_us / 1000000);
+	const char *t[WP_ALOG_NTEXT], *p = (const char *)(e + 1);
+	const uint16_t *tl = e->len;
 	struct tm tm;
+
+	for (unsigned i = 0; i < WP_ALOG_NTEXT; i++) {
+		t[i] = p;
+		p += tl[i];
+	}
 
 	gmtime_r(&sec, &tm);
 	when_len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -124,26 +133,26 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		 * %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
 		 * %REQUESTED_SERVER_NAME% %ROUTE_NAME% */
 		wp_text_printf(&o, "[%s] \"", when);
-		text_val(&o, e->method, e->method_len);
+		text_val(&o, t[WP_ALOG_METHOD], tl[WP_ALOG_METHOD]);
 		wp_text_put(&o, " ", 1);
-		text_val(&o, e->path, e->path_len);
+		text_val(&o, t[WP_ALOG_PATH], tl[WP_ALOG_PATH]);
 		wp_text_put(&o, " ", 1);
 		text_val(&o, proto, strlen(proto));
 		wp_text_printf(&o, "\" %s ", num);
-		text_val(&o, e->flags, e->flags_len);
+		text_val(&o, t[WP_ALOG_FLAGS], tl[WP_ALOG_FLAGS]);
 		wp_text_printf(&o, " - - \"-\" %" PRIu64 " %" PRIu64 " %" PRIu64 " - \"",
 		               e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
-		text_val(&o, e->xff, e->xff_len);
+		text_val(&o, t[WP_ALOG_XFF], tl[WP_ALOG_XFF]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->user_agent, e->user_agent_len);
+		text_val(&o, t[WP_ALOG_USER_AGENT], tl[WP_ALOG_USER_AGENT]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->request_id, e->request_id_len);
+		text_val(&o, t[WP_ALOG_REQUEST_ID], tl[WP_ALOG_REQUEST_ID]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->authority, e->authority_len);
+		text_val(&o, t[WP_ALOG_AUTHORITY], tl[WP_ALOG_AUTHORITY]);
 		wp_text_puts(&o, "\" \"");
 		text_val(&o, up, up_len);
 		wp_text_puts(&o, "\" ");
-		text_val(&o, e->cluster, e->cluster_len);
+		text_val(&o, t[WP_ALOG_CLUSTER], tl[WP_ALOG_CLUSTER]);
 		wp_text_puts(&o, " - ");
 		text_val(&o, local, local_len);
 		wp_text_put(&o, " ", 1);
@@ -154,13 +163,13 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		wp_text_puts(&o, "{\"start_time\":");
 		json_val(&o, when, when_len);
 		wp_text_puts(&o, ",\"method\":");
-		json_val(&o, e->method, e->method_len);
+		json_val(&o, t[WP_ALOG_METHOD], tl[WP_ALOG_METHOD]);
 		wp_text_puts(&o, ",\"path\":");
-		json_val(&o, e->path, e->path_len);
+		json_val(&o, t[WP_ALOG_PATH], tl[WP_ALOG_PATH]);
 		wp_text_puts(&o, ",\"protocol\":");
 		json_val(&o, proto, strlen(proto));
 		wp_text_printf(&o, ",\"response_code\":%u,\"response_flags\":", e->status);
-		json_val(&o, e->flags, e->flags_len);
+		json_val(&o, t[WP_ALOG_FLAGS], tl[WP_ALOG_FLAGS]);
 		wp_text_printf(
 		        &o,
 		        ",\"response_code_details\":null,\"connection_termination_details\":null,"
@@ -168,17 +177,17 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		        ",\"bytes_sent\":%" PRIu64 ",\"duration\":%" PRIu64
 		        ",\"upstream_service_time\":null,\"x_forwarded_for\":",
 		        e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
-		json_val(&o, e->xff, e->xff_len);
+		json_val(&o, t[WP_ALOG_XFF], tl[WP_ALOG_XFF]);
 		wp_text_puts(&o, ",\"user_agent\":");
-		json_val(&o, e->user_agent, e->user_agent_len);
+		json_val(&o, t[WP_ALOG_USER_AGENT], tl[WP_ALOG_USER_AGENT]);
 		wp_text_puts(&o, ",\"request_id\":");
-		json_val(&o, e->request_id, e->request_id_len);
+		json_val(&o, t[WP_ALOG_REQUEST_ID], tl[WP_ALOG_REQUEST_ID]);
 		wp_text_puts(&o, ",\"authority\":");
-		json_val(&o, e->authority, e->authority_len);
+		json_val(&o, t[WP_ALOG_AUTHORITY], tl[WP_ALOG_AUTHORITY]);
 		wp_text_puts(&o, ",\"upstream_host\":");
 		json_val(&o, up, up_len);
 		wp_text_puts(&o, ",\"upstream_cluster\":");
-		json_val(&o, e->cluster, e->cluster_len);
+		json_val(&o, t[WP_ALOG_CLUSTER], tl[WP_ALOG_CLUSTER]);
 		wp_text_puts(&o, ",\"upstream_local_address\":null,\"downstream_local_address\":");
 		json_val(&o, local, local_len);
 		wp_text_puts(&o, ",\"downstream_remote_address\":");
@@ -230,7 +239,7 @@ static unsigned drain(struct wp_alog_writer *w)
 		struct wp_alog_ring *r = w->rings[i];
 		const struct wp_alog_entry *e;
 
-		while ((e = wp_spsc_peek(r->q)) != NULL) {
+		while ((e = wp_spsc_var_peek(r->q, NULL)) != NULL) {
 			size_t k;
 
 			if (WBUF - w->used < 4096)
@@ -238,7 +247,7 @@ static unsigned drain(struct wp_alog_writer *w)
 			k = wp_alog_format(e, w->json, w->buf + w->used, WBUF - w->used);
 			w->used += k;
 			__atomic_store_n(&w->lines, w->lines + (k > 0), __ATOMIC_RELAXED);
-			wp_spsc_pop(r->q);
+			wp_spsc_var_pop(r->q);
 			taken++;
 		}
 	}
