@@ -170,6 +170,56 @@ static void test_text_and_json(void **state)
 	}
 }
 
+/* Control bytes, bytes beyond ASCII, '"' and '\' escaped (text: \xNN;
+ * JSON: \" \\ and \u00NN); the date and the addresses follow each entry
+ * (the writer remembers the last of each: a new second, a new address, an
+ * IPv6 one, and back). */
+static void test_escapes_and_memos(void **state)
+{
+	union entry_buf eb;
+	struct wp_alog_text t[WP_ALOG_NTEXT];
+	struct wp_alog_entry *e;
+	char buf[4096];
+	size_t n;
+
+	(void)state;
+	fill_text(t);
+	t[WP_ALOG_USER_AGENT] = (struct wp_alog_text){"a\x01\xff\\\"z\t", 7};
+	e = fill_with(&eb, t);
+	n = wp_alog_format(e, false, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, " \"a\\x01\\xff\\x5c\\x22z\\x09\" "));
+	n = wp_alog_format(e, true, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, ",\"user_agent\":\"a\\u0001\\u00ff\\\\\\\"z\\u0009\","));
+	/* 61.5 s later, from another client, to an IPv6 target */
+	e->start_us += 61500000;
+	e->remote.v4 = htonl(0x0af40063);
+	e->local.family = WP_AF_INET6;
+	memset(e->local.v6, 0, sizeof(e->local.v6));
+	e->local.v6[0] = 0xfd;
+	e->local.v6[15] = 0x0b;
+	n = wp_alog_format(e, false, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_memory_equal(buf, "[2020-11-25T21:27:19.909Z] ", 27);
+	assert_non_null(strstr(buf, " - [fd00::b]:9080 10.244.0.99 - -\n"));
+	n = wp_alog_format(e, true, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\"start_time\":\"2020-11-25T21:27:19.909Z\""));
+	assert_non_null(strstr(buf, "\"downstream_local_address\":\"[fd00::b]:9080\","
+	                            "\"downstream_remote_address\":\"10.244.0.99\""));
+	/* the same bytes on another port; then the first entry again */
+	e->local_port = 15008;
+	n = wp_alog_format(e, false, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, " - [fd00::b]:15008 10.244.0.99 - -\n"));
+	e = fill(&eb);
+	n = wp_alog_format(e, false, buf, sizeof(buf));
+	buf[n] = '\0';
+	assert_memory_equal(buf, "[2020-11-25T21:26:18.409Z] ", 27);
+	assert_non_null(strstr(buf, " - 198.19.0.11:9080 10.244.0.9 - -\n"));
+}
+
 static unsigned lines_in(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -294,6 +344,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_text_and_json),
+	        cmocka_unit_test(test_escapes_and_memos),
 	        cmocka_unit_test(test_ring_bound),
 	        cmocka_unit_test(test_writer),
 	};
