@@ -19,6 +19,11 @@
 #include "wp/common.h"
 #include "wp/counters.h"
 
+/* The bytes of the next entry prefetched for writing at each commit: a
+ * typical entry's (its lines were last read by the writer thread, on
+ * another core; the next request finds them here). */
+#define WP_ALOG_PREFETCH 256
+
 struct wp_alog_ring {
 	struct wp_spsc_var *q;
 	uint64_t *ctr;
@@ -64,6 +69,7 @@ struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r,
 void wp_alog_commit(struct wp_alog_ring *r)
 {
 	wp_spsc_var_commit(r->q);
+	wp_spsc_var_prefetch(r->q, WP_ALOG_PREFETCH);
 }
 
 /* ---- formatting --------------------------------------------------------------------------- */

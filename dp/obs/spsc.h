@@ -128,6 +128,18 @@ static inline void wp_spsc_var_commit(struct wp_spsc_var *q)
 	__atomic_store_n(&q->head, q->head + q->pend, __ATOMIC_RELEASE);
 }
 
+/* Producer: asks for the <bytes> after the last record to be brought
+ * into this core's cache for writing, so that the next record's stores do
+ * not wait for the lines the consumer read last (a hint: nothing else
+ * changes). */
+static inline void wp_spsc_var_prefetch(const struct wp_spsc_var *q, size_t bytes)
+{
+	uint64_t pos = q->head & (q->size - 1);
+
+	for (size_t i = 0; i < bytes && pos + i < q->size; i += WP_CACHE_LINE)
+		__builtin_prefetch(q->b + pos + i, 1, 3);
+}
+
 /* Consumer: the oldest committed record (and its length into *len, when
  * len is not NULL), or NULL when none. */
 static inline void *wp_spsc_var_peek(struct wp_spsc_var *q, size_t *len)
