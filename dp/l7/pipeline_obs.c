@@ -483,42 +483,41 @@ void wp_pipe_view_http1(struct wp_pipe_log_view *v, const struct wp_http1_msg *m
 	v->proto = m->http_minor == 0 ? WP_ALOG_HTTP10 : WP_ALOG_HTTP11;
 }
 
-/* The access-log line of a recorded request (the ring full: dropped, counted). */
+/* The access-log line of a recorded request (the ring full: dropped,
+ * counted): the raw numbers and copies of the text fields, the writer
+ * formats. */
 static void log_line(const struct wp_pipe_conn *c, const struct wp_pipe_rec *r,
                      const struct wp_pipe_log_view *v, uint32_t flags_id, uint64_t dur)
 {
 	struct wp_pipe_core *pc = c->core;
-	struct wp_alog_entry *e = wp_alog_reserve(pc->alog);
-	const char *s;
-	size_t n;
+	struct wp_alog_text t[WP_ALOG_NTEXT] = {
+	        [WP_ALOG_METHOD] = {v->method, v->method_len},
+	        [WP_ALOG_PATH] = {v->path, v->path_len},
+	        [WP_ALOG_AUTHORITY] = {v->authority, v->authority_len},
+	        [WP_ALOG_USER_AGENT] = {v->user_agent, v->user_agent_len},
+	        [WP_ALOG_REQUEST_ID] = {v->request_id, v->request_id_len},
+	        [WP_ALOG_XFF] = {v->xff, v->xff_len},
+	};
+	struct wp_alog_entry *e;
 
-	if (!e)
+	t[WP_ALOG_FLAGS].s = wp_metrics_string(pc->metrics, flags_id, &t[WP_ALOG_FLAGS].len);
+	if (r->has_svc && r->svc[3] != WP_METRICS_UNKNOWN)
+		t[WP_ALOG_CLUSTER].s =
+		        wp_metrics_string(pc->metrics, r->svc[3], &t[WP_ALOG_CLUSTER].len);
+	if (!(e = wp_alog_reserve(pc->alog, t)))
 		return;
 	e->start_us = (uint64_t)((int64_t)r->start_us + pc->wall_off_us);
 	e->duration_us = dur;
 	e->bytes_rx = r->req_bytes;
 	e->bytes_tx = r->resp_bytes;
+	e->upstream = r->up_addr;
+	e->local = c->dst;
+	e->remote = c->remote;
+	e->upstream_port = r->up_port;
+	e->local_port = c->dst_port;
 	e->status = r->status;
 	e->proto = v->proto;
 	e->has_upstream = r->has_ep;
-	e->upstream = r->up_addr;
-	e->upstream_port = r->up_port;
-	e->local = c->dst;
-	e->local_port = c->dst_port;
-	e->remote = c->remote;
-	WP_ALOG_SET(e, method, v->method, v->method_len);
-	WP_ALOG_SET(e, path, v->path, v->path_len);
-	WP_ALOG_SET(e, authority, v->authority, v->authority_len);
-	WP_ALOG_SET(e, user_agent, v->user_agent, v->user_agent_len);
-	WP_ALOG_SET(e, request_id, v->request_id, v->request_id_len);
-	WP_ALOG_SET(e, xff, v->xff, v->xff_len);
-	s = wp_metrics_string(pc->metrics, flags_id, &n);
-	WP_ALOG_SET(e, flags, s, n);
-	e->cluster_len = 0;
-	if (r->has_svc && r->svc[3] != WP_METRICS_UNKNOWN) {
-		s = wp_metrics_string(pc->metrics, r->svc[3], &n);
-		WP_ALOG_SET(e, cluster, s, n);
-	}
 	wp_alog_commit(pc->alog);
 }
 
@@ -594,36 +593,32 @@ void wp_pipe_tcp_open(struct wp_pipe_conn *c)
 void wp_pipe_tcp_close(struct wp_pipe_conn *c)
 {
 	struct wp_pipe_core *pc = c->core;
+	struct wp_alog_text t[WP_ALOG_NTEXT] = {[WP_ALOG_FLAGS] = {"-", 1}};
 	struct wp_alog_entry *e;
-	const char *s;
-	size_t n;
 
 	if (!c->tcp_open)
 		return;
 	c->tcp_open = false;
 	if (pc->record)
 		wp_metrics_tcp_add(pc->metrics, c->tcp_series, 0, 1, 0, 0);
-	if (!wp_pipe_logs(c) || !(e = wp_alog_reserve(pc->alog)))
+	if (!wp_pipe_logs(c))
 		return;
-	memset(e, 0, offsetof(struct wp_alog_entry, method_len));
+	if (c->tcp_has_up && c->tcp_cluster != WP_METRICS_UNKNOWN)
+		t[WP_ALOG_CLUSTER].s =
+		        wp_metrics_string(pc->metrics, c->tcp_cluster, &t[WP_ALOG_CLUSTER].len);
+	if (!(e = wp_alog_reserve(pc->alog, t)))
+		return;
 	e->start_us = (uint64_t)((int64_t)c->tcp_start_us + pc->wall_off_us);
 	e->duration_us = pc->now_us > c->tcp_start_us ? pc->now_us - c->tcp_start_us : 0;
 	e->bytes_rx = c->tcp_received;
 	e->bytes_tx = c->tcp_sent;
+	e->upstream = c->tcp_up;
+	e->local = c->dst;
+	e->remote = c->remote;
+	e->upstream_port = c->tcp_up_port;
+	e->local_port = c->dst_port;
+	e->status = 0;
 	e->proto = WP_ALOG_TCP;
 	e->has_upstream = c->tcp_has_up;
-	e->upstream = c->tcp_up;
-	e->upstream_port = c->tcp_up_port;
-	e->local = c->dst;
-	e->local_port = c->dst_port;
-	e->remote = c->remote;
-	e->method_len = e->path_len = e->authority_len = e->user_agent_len = 0;
-	e->request_id_len = e->xff_len = 0;
-	WP_ALOG_SET(e, flags, "-", 1);
-	e->cluster_len = 0;
-	if (c->tcp_has_up && c->tcp_cluster != WP_METRICS_UNKNOWN) {
-		s = wp_metrics_string(pc->metrics, c->tcp_cluster, &n);
-		WP_ALOG_SET(e, cluster, s, n);
-	}
 	wp_alog_commit(pc->alog);
 }

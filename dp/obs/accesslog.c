@@ -1,12 +1,9 @@
 /*
  * The access log (see wp/accesslog.h): per-core single-producer rings of
- * fixed entries, Istio's default text format and its JSON encoding, and the
- * writer thread that drains the rings into a file.
- *
- * Ring: head is written by the producer only, tail by the consumer only;
- * each loads the other's with acquire and stores its own with release, so
- * an entry is complete before the consumer sees it and free again before
- * the producer reuses it.
+ * compact variable-size entries (dp/obs/spsc.h's byte ring: an entry is
+ * complete before the consumer sees it and free again before the producer
+ * reuses its bytes), Istio's default text format and its JSON encoding,
+ * and the writer thread that drains the rings into a file.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,8 +19,13 @@
 #include "wp/common.h"
 #include "wp/counters.h"
 
+/* The bytes of the next entry prefetched for writing at each commit: a
+ * typical entry's (its lines were last read by the writer thread, on
+ * another core; the next request finds them here). */
+#define WP_ALOG_PREFETCH 256
+
 struct wp_alog_ring {
-	struct wp_spsc *q;
+	struct wp_spsc_var *q;
 	uint64_t *ctr;
 };
 
@@ -33,7 +35,7 @@ struct wp_alog_ring *wp_alog_ring_create(unsigned entries, uint64_t *ctr)
 
 	if (!r)
 		return NULL;
-	r->q = wp_spsc_create(entries, sizeof(struct wp_alog_entry));
+	r->q = wp_spsc_var_create((size_t)entries * WP_ALOG_RING_LINE);
 	if (!r->q) {
 		free(r);
 		return NULL;
@@ -46,25 +48,53 @@ void wp_alog_ring_destroy(struct wp_alog_ring *r)
 {
 	if (!r)
 		return;
-	wp_spsc_destroy(r->q);
+	wp_spsc_var_destroy(r->q);
 	free(r);
 }
 
-struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r)
+struct wp_alog_entry *wp_alog_reserve(struct wp_alog_ring *r,
+                                      const struct wp_alog_text t[WP_ALOG_NTEXT])
 {
-	struct wp_alog_entry *e = wp_spsc_reserve(r->q);
+	struct wp_alog_entry *e = wp_spsc_var_reserve(r->q, wp_alog_entry_size(t));
 
-	if (!e && r->ctr)
-		wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+	if (!e) {
+		if (r->ctr)
+			wp_ctr_inc(r->ctr, WP_CTR_ACCESS_LOG_DROPPED);
+		return NULL;
+	}
+	wp_alog_entry_text(e, t);
 	return e;
 }
 
 void wp_alog_commit(struct wp_alog_ring *r)
 {
-	wp_spsc_commit(r->q);
+	wp_spsc_var_commit(r->q);
+	wp_spsc_var_prefetch(r->q, WP_ALOG_PREFETCH);
 }
 
 /* ---- formatting --------------------------------------------------------------------------- */
+
+/* The writer formats every line the workers send, so it goes by runs of
+ * bytes (no printf), and remembers the last second's date and the last
+ * text of each address (a core's lines share them). */
+
+static const char hex[] = "0123456789abcdef";
+
+/* The bytes at the start of s[0..n) that go out as they are: printable
+ * ASCII but '"' and '\' (in text and in JSON alike). */
+static size_t plain_run(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			break;
+		i++;
+	}
+	return i;
+}
 
 /* A value as Envoy writes it in text: "-" when absent; bytes outside
  * printable ASCII and '"' escaped so one request stays one line. */
@@ -74,23 +104,117 @@ static void text_val(struct wp_text *o, const char *s, size_t n)
 		wp_text_put(o, "-", 1);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (;;) {
+		size_t k = plain_run(s, n);
+		unsigned char c;
 
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-			wp_text_printf(o, "\\x%02x", c);
-		else
-			wp_text_put(o, s + i, 1);
+		wp_text_put(o, s, k);
+		if (k == n)
+			return;
+		c = (unsigned char)s[k];
+		wp_text_put(o, (const char[4]){'\\', 'x', hex[c >> 4], hex[c & 15]}, 4);
+		s += k + 1;
+		n -= k + 1;
 	}
 }
 
-/* A JSON string value, or null when absent. */
+/* A JSON string value, or null when absent (the escapes of
+ * wp_text_json_str()). */
 static void json_val(struct wp_text *o, const char *s, size_t n)
 {
-	if (n == 0)
+	if (n == 0) {
 		wp_text_put(o, "null", 4);
-	else
-		wp_text_json_str(o, s, n);
+		return;
+	}
+	wp_text_put(o, "\"", 1);
+	for (;;) {
+		size_t k = plain_run(s, n);
+		unsigned char c;
+
+		wp_text_put(o, s, k);
+		if (k == n)
+			break;
+		c = (unsigned char)s[k];
+		if (c == '"' || c == '\\')
+			wp_text_put(o, (const char[2]){'\\', (char)c}, 2);
+		else
+			wp_text_put(o,
+			            (const char[6]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]},
+			            6);
+		s += k + 1;
+		n -= k + 1;
+	}
+	wp_text_put(o, "\"", 1);
+}
+
+/* <v> in decimal. */
+static void put_u64(struct wp_text *o, uint64_t v)
+{
+	char d[20];
+	size_t i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	wp_text_put(o, d + i, sizeof(d) - i);
+}
+
+/* START_TIME as Envoy prints it, 2020-11-25T21:26:18.409Z, into w[40];
+ * returns its length. */
+static size_t when_text(uint64_t start_us, char *w)
+{
+	static __thread time_t last = -1;
+	static __thread char day[32]; /* last's date and time to the second */
+	static __thread size_t day_len;
+	time_t sec = (time_t)(start_us / 1000000);
+	unsigned ms = (unsigned)(start_us / 1000 % 1000);
+
+	if (sec != last) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		day_len = strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = sec;
+	}
+	memcpy(w, day, day_len);
+	w[day_len] = '.';
+	w[day_len + 1] = (char)('0' + ms / 100);
+	w[day_len + 2] = (char)('0' + ms / 10 % 10);
+	w[day_len + 3] = (char)('0' + ms % 10);
+	w[day_len + 4] = 'Z';
+	return day_len + 5;
+}
+
+/* The addresses of a line: upstream host, downstream local, remote. */
+enum { ADDR_UP, ADDR_LOCAL, ADDR_REMOTE, ADDR_N };
+
+/* The text of address <a> (":port" when with_port), for the role <role>
+ * whose last text it remembers; returns its length, 0 for no family. */
+static size_t addr_text(unsigned role, const struct wp_addr *a, uint16_t port, bool with_port,
+                        const char **out)
+{
+	static __thread struct {
+		struct wp_addr a;
+		uint16_t port;
+		size_t len;
+		char s[64];
+	} memo[ADDR_N]; /* zero: no family, "" */
+	struct wp_addr *m = &memo[role].a;
+	bool same =
+	        a->family == m->family && port == memo[role].port &&
+	        (a->family == WP_AF_INET6 ? !memcmp(a->v6, m->v6, sizeof(a->v6)) : a->v4 == m->v4);
+
+	if (!same) {
+		memo[role].len =
+		        wp_text_addr(a, port, with_port, memo[role].s, sizeof(memo[role].s));
+		memset(m, 0, sizeof(*m));
+		m->family = a->family;
+		memcpy(m->v6, a->v6, sizeof(a->v6));
+		memo[role].port = port;
+	}
+	*out = memo[role].s;
+	return memo[role].len;
 }
 
 static const char *const proto_names[] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", ""};
@@ -98,21 +222,21 @@ static const char *const proto_names[] = {"HTTP/1.0", "HTTP/1.1", "HTTP/2", ""};
 size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_t cap)
 {
 	struct wp_text o = {.p = buf, .cap = cap};
-	char when[40], up[80], local[80], remote[80], num[24];
-	size_t up_len = 0, local_len, remote_len, when_len;
+	char when[40];
+	const char *up = NULL, *local, *remote;
+	size_t up_len = 0, local_len, remote_len, when_len = when_text(e->start_us, when);
 	const char *proto = e->proto < WP_ARRAY_SIZE(proto_names) ? proto_names[e->proto] : "";
-	time_t sec = (time_t)(e->start_us / 1000000);
-	struct tm tm;
+	const char *t[WP_ALOG_NTEXT], *p = (const char *)(e + 1);
+	const uint16_t *tl = e->len;
 
-	gmtime_r(&sec, &tm);
-	when_len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	when_len += (size_t)snprintf(when + when_len, sizeof(when) - when_len, ".%03uZ",
-	                             (unsigned)(e->start_us / 1000 % 1000));
+	for (unsigned i = 0; i < WP_ALOG_NTEXT; i++) {
+		t[i] = p;
+		p += tl[i];
+	}
 	if (e->has_upstream)
-		up_len = wp_text_addr(&e->upstream, e->upstream_port, true, up, sizeof(up));
-	local_len = wp_text_addr(&e->local, e->local_port, true, local, sizeof(local));
-	remote_len = wp_text_addr(&e->remote, 0, false, remote, sizeof(remote));
-	snprintf(num, sizeof(num), "%u", e->status);
+		up_len = addr_text(ADDR_UP, &e->upstream, e->upstream_port, true, &up);
+	local_len = addr_text(ADDR_LOCAL, &e->local, e->local_port, true, &local);
+	remote_len = addr_text(ADDR_REMOTE, &e->remote, 0, false, &remote);
 	if (!json) {
 		/* [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%
 		 * %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%
@@ -123,27 +247,36 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		 * "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS%
 		 * %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
 		 * %REQUESTED_SERVER_NAME% %ROUTE_NAME% */
-		wp_text_printf(&o, "[%s] \"", when);
-		text_val(&o, e->method, e->method_len);
+		wp_text_put(&o, "[", 1);
+		wp_text_put(&o, when, when_len);
+		wp_text_puts(&o, "] \"");
+		text_val(&o, t[WP_ALOG_METHOD], tl[WP_ALOG_METHOD]);
 		wp_text_put(&o, " ", 1);
-		text_val(&o, e->path, e->path_len);
+		text_val(&o, t[WP_ALOG_PATH], tl[WP_ALOG_PATH]);
 		wp_text_put(&o, " ", 1);
 		text_val(&o, proto, strlen(proto));
-		wp_text_printf(&o, "\" %s ", num);
-		text_val(&o, e->flags, e->flags_len);
-		wp_text_printf(&o, " - - \"-\" %" PRIu64 " %" PRIu64 " %" PRIu64 " - \"",
-		               e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
-		text_val(&o, e->xff, e->xff_len);
+		wp_text_puts(&o, "\" ");
+		put_u64(&o, e->status);
+		wp_text_put(&o, " ", 1);
+		text_val(&o, t[WP_ALOG_FLAGS], tl[WP_ALOG_FLAGS]);
+		wp_text_puts(&o, " - - \"-\" ");
+		put_u64(&o, e->bytes_rx);
+		wp_text_put(&o, " ", 1);
+		put_u64(&o, e->bytes_tx);
+		wp_text_put(&o, " ", 1);
+		put_u64(&o, e->duration_us / 1000);
+		wp_text_puts(&o, " - \"");
+		text_val(&o, t[WP_ALOG_XFF], tl[WP_ALOG_XFF]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->user_agent, e->user_agent_len);
+		text_val(&o, t[WP_ALOG_USER_AGENT], tl[WP_ALOG_USER_AGENT]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->request_id, e->request_id_len);
+		text_val(&o, t[WP_ALOG_REQUEST_ID], tl[WP_ALOG_REQUEST_ID]);
 		wp_text_puts(&o, "\" \"");
-		text_val(&o, e->authority, e->authority_len);
+		text_val(&o, t[WP_ALOG_AUTHORITY], tl[WP_ALOG_AUTHORITY]);
 		wp_text_puts(&o, "\" \"");
 		text_val(&o, up, up_len);
 		wp_text_puts(&o, "\" ");
-		text_val(&o, e->cluster, e->cluster_len);
+		text_val(&o, t[WP_ALOG_CLUSTER], tl[WP_ALOG_CLUSTER]);
 		wp_text_puts(&o, " - ");
 		text_val(&o, local, local_len);
 		wp_text_put(&o, " ", 1);
@@ -154,31 +287,35 @@ size_t wp_alog_format(const struct wp_alog_entry *e, bool json, char *buf, size_
 		wp_text_puts(&o, "{\"start_time\":");
 		json_val(&o, when, when_len);
 		wp_text_puts(&o, ",\"method\":");
-		json_val(&o, e->method, e->method_len);
+		json_val(&o, t[WP_ALOG_METHOD], tl[WP_ALOG_METHOD]);
 		wp_text_puts(&o, ",\"path\":");
-		json_val(&o, e->path, e->path_len);
+		json_val(&o, t[WP_ALOG_PATH], tl[WP_ALOG_PATH]);
 		wp_text_puts(&o, ",\"protocol\":");
 		json_val(&o, proto, strlen(proto));
-		wp_text_printf(&o, ",\"response_code\":%u,\"response_flags\":", e->status);
-		json_val(&o, e->flags, e->flags_len);
-		wp_text_printf(
-		        &o,
-		        ",\"response_code_details\":null,\"connection_termination_details\":null,"
-		        "\"upstream_transport_failure_reason\":null,\"bytes_received\":%" PRIu64
-		        ",\"bytes_sent\":%" PRIu64 ",\"duration\":%" PRIu64
-		        ",\"upstream_service_time\":null,\"x_forwarded_for\":",
-		        e->bytes_rx, e->bytes_tx, e->duration_us / 1000);
-		json_val(&o, e->xff, e->xff_len);
+		wp_text_puts(&o, ",\"response_code\":");
+		put_u64(&o, e->status);
+		wp_text_puts(&o, ",\"response_flags\":");
+		json_val(&o, t[WP_ALOG_FLAGS], tl[WP_ALOG_FLAGS]);
+		wp_text_puts(&o,
+		             ",\"response_code_details\":null,\"connection_termination_details\":"
+		             "null,\"upstream_transport_failure_reason\":null,\"bytes_received\":");
+		put_u64(&o, e->bytes_rx);
+		wp_text_puts(&o, ",\"bytes_sent\":");
+		put_u64(&o, e->bytes_tx);
+		wp_text_puts(&o, ",\"duration\":");
+		put_u64(&o, e->duration_us / 1000);
+		wp_text_puts(&o, ",\"upstream_service_time\":null,\"x_forwarded_for\":");
+		json_val(&o, t[WP_ALOG_XFF], tl[WP_ALOG_XFF]);
 		wp_text_puts(&o, ",\"user_agent\":");
-		json_val(&o, e->user_agent, e->user_agent_len);
+		json_val(&o, t[WP_ALOG_USER_AGENT], tl[WP_ALOG_USER_AGENT]);
 		wp_text_puts(&o, ",\"request_id\":");
-		json_val(&o, e->request_id, e->request_id_len);
+		json_val(&o, t[WP_ALOG_REQUEST_ID], tl[WP_ALOG_REQUEST_ID]);
 		wp_text_puts(&o, ",\"authority\":");
-		json_val(&o, e->authority, e->authority_len);
+		json_val(&o, t[WP_ALOG_AUTHORITY], tl[WP_ALOG_AUTHORITY]);
 		wp_text_puts(&o, ",\"upstream_host\":");
 		json_val(&o, up, up_len);
 		wp_text_puts(&o, ",\"upstream_cluster\":");
-		json_val(&o, e->cluster, e->cluster_len);
+		json_val(&o, t[WP_ALOG_CLUSTER], tl[WP_ALOG_CLUSTER]);
 		wp_text_puts(&o, ",\"upstream_local_address\":null,\"downstream_local_address\":");
 		json_val(&o, local, local_len);
 		wp_text_puts(&o, ",\"downstream_remote_address\":");
@@ -230,7 +367,7 @@ static unsigned drain(struct wp_alog_writer *w)
 		struct wp_alog_ring *r = w->rings[i];
 		const struct wp_alog_entry *e;
 
-		while ((e = wp_spsc_peek(r->q)) != NULL) {
+		while ((e = wp_spsc_var_peek(r->q, NULL)) != NULL) {
 			size_t k;
 
 			if (WBUF - w->used < 4096)
@@ -238,7 +375,7 @@ static unsigned drain(struct wp_alog_writer *w)
 			k = wp_alog_format(e, w->json, w->buf + w->used, WBUF - w->used);
 			w->used += k;
 			__atomic_store_n(&w->lines, w->lines + (k > 0), __ATOMIC_RELAXED);
-			wp_spsc_pop(r->q);
+			wp_spsc_var_pop(r->q);
 			taken++;
 		}
 	}

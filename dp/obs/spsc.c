@@ -1,4 +1,4 @@
-/* The worker-to-thread ring (see spsc.h). */
+/* The worker-to-thread rings (see spsc.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,5 +29,32 @@ void wp_spsc_destroy(struct wp_spsc *q)
 	if (!q)
 		return;
 	free(q->e);
+	free(q);
+}
+
+struct wp_spsc_var *wp_spsc_var_create(size_t bytes)
+{
+	struct wp_spsc_var *q;
+	size_t n = 64;
+
+	while (n < bytes && n < ((size_t)1 << 30))
+		n <<= 1;
+	if (posix_memalign((void **)&q, WP_CACHE_LINE, sizeof(*q)))
+		return NULL;
+	memset(q, 0, sizeof(*q));
+	q->size = n;
+	if (posix_memalign((void **)&q->b, WP_CACHE_LINE, n)) {
+		free(q);
+		return NULL;
+	}
+	memset(q->b, 0, n);
+	return q;
+}
+
+void wp_spsc_var_destroy(struct wp_spsc_var *q)
+{
+	if (!q)
+		return;
+	free(q->b);
 	free(q);
 }

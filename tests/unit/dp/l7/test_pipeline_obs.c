@@ -5,14 +5,19 @@
  * destination from the route cluster and endpoint (and the per-core caches
  * across snapshot generations), response codes, gRPC statuses, Envoy's
  * response flags, one record per exchange, opaque TCP series, the
- * destination workload labels from an endpoint's Pod, and nothing recorded
- * with metrics off.
+ * destination workload labels from an endpoint's Pod, nothing recorded
+ * with metrics off, and the access-log lines of an exchange, a local
+ * answer and an opaque TCP connection in text and JSON.
  */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -393,6 +398,153 @@ static void test_record_off(void **state)
 	assert_int_equal(wp_metrics_n_http(cells), 1); /* likewise */
 }
 
+/* The access-log lines the completion stage writes (through the core's
+ * ring and the writer thread into a file), for an HTTP/1.1 exchange to an
+ * endpoint, a local h2 answer and an opaque TCP connection, in Istio's
+ * text format and in JSON: every field from the record, the request's
+ * view, the connection and the snapshot's cluster name. */
+static void log_three(bool json, char *out, size_t cap)
+{
+	uint64_t lctr[WP_CTR_MAX] = {0};
+	struct wp_alog_ring *ring = wp_alog_ring_create(64, lctr);
+	char path[] = "/tmp/wp-pobs-XXXXXX";
+	int fd = mkstemp(path);
+	struct wp_alog_writer *w;
+	struct wp_pipe_conn c;
+	struct wp_pipe_rec r;
+	struct wp_snap_endpoint ep = {.ns = "default", .service_account = "reviews", .port = 9080};
+	struct wp_route_cluster cl = {.name = "outbound|9080|v2|reviews.default.svc.cluster.local",
+	                              .svc_ns = "default",
+	                              .svc_name = "reviews"};
+	struct wp_pipe_log_view v = {.method = "POST",
+	                             .method_len = 4,
+	                             .path = "/reviews/0?q=\"1\"",
+	                             .path_len = 16,
+	                             .authority = "reviews:9080",
+	                             .authority_len = 12,
+	                             .user_agent = "curl/8.5",
+	                             .user_agent_len = 8,
+	                             .request_id = "4e43168a-01e6-907c-ba17-2f72fad816a8",
+	                             .request_id_len = 36,
+	                             .xff = "10.1.2.3",
+	                             .xff_len = 8,
+	                             .proto = WP_ALOG_HTTP11};
+	FILE *f;
+	size_t n;
+
+	assert_non_null(ring);
+	assert_true(fd >= 0);
+	close(fd);
+	w = wp_alog_writer_start(&ring, 1, path, json);
+	assert_non_null(w);
+	ep.addr.family = WP_AF_INET;
+	ep.addr.v4 = htonl(0x0a00020b); /* 10.0.2.11 */
+	/* 1,000,000 µs on the loop clock is 2020-11-25T21:26:18.409Z */
+	wp_pipe_core_set_alog(&core, ring, true, 1606339578409000ll - 1000000);
+	conn_init(&c, "cluster.local/ns/default/sa/productpage", baggage, &reviews);
+	c.dst.family = WP_AF_INET;
+	c.dst.v4 = htonl(0xc613000b); /* 198.19.0.11 */
+	c.dst_port = 9080;
+	c.remote.family = WP_AF_INET;
+	c.remote.v4 = htonl(0x0af40009); /* 10.244.0.9 */
+	wp_pipe_core_clock(&core, 1000000, core.gen);
+	wp_pipe_rec_begin(&c, &r, false);
+	wp_pipe_rec_dest(&c, &r, &cl, &ep);
+	r.status = 200;
+	r.req_bytes = 1024;
+	r.resp_bytes = 2048;
+	wp_pipe_core_clock(&core, 1012345, core.gen);
+	wp_pipe_rec_end(&c, &r, &v);
+	/* no route: answered here, over h2, without user agent nor xff */
+	wp_pipe_rec_begin(&c, &r, false);
+	r.status = 404;
+	r.flags = WP_PIPE_F(NR);
+	v.proto = WP_ALOG_HTTP2;
+	v.method = "GET";
+	v.method_len = 3;
+	v.user_agent = v.xff = NULL;
+	v.user_agent_len = v.xff_len = 0;
+	wp_pipe_core_clock(&core, 1012845, core.gen);
+	wp_pipe_rec_end(&c, &r, &v);
+	/* opaque TCP, 2 s */
+	wp_pipe_tcp_dest(&c, &cl, &ep);
+	wp_pipe_tcp_open(&c);
+	wp_pipe_tcp_bytes(&c, 2999, 3000);
+	wp_pipe_core_clock(&core, 3012845, core.gen);
+	wp_pipe_tcp_close(&c);
+	wp_alog_writer_stop(w);
+	wp_pipe_core_set_alog(&core, NULL, false, 0);
+	wp_alog_ring_destroy(ring);
+	assert_int_equal(lctr[WP_CTR_ACCESS_LOG_DROPPED], 0);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	unlink(path);
+}
+
+static void test_access_log_lines(void **state)
+{
+	static char buf[8192];
+
+	(void)state;
+	log_three(false, buf, sizeof(buf));
+	assert_string_equal(
+	        buf,
+	        "[2020-11-25T21:26:18.409Z] \"POST /reviews/0?q=\\x221\\x22 HTTP/1.1\" 200 - - - "
+	        "\"-\" 1024 2048 12 - \"10.1.2.3\" \"curl/8.5\" "
+	        "\"4e43168a-01e6-907c-ba17-2f72fad816a8\" \"reviews:9080\" \"10.0.2.11:9080\" "
+	        "outbound|9080|v2|reviews.default.svc.cluster.local - 198.19.0.11:9080 10.244.0.9 "
+	        "- -\n"
+	        "[2020-11-25T21:26:18.421Z] \"GET /reviews/0?q=\\x221\\x22 HTTP/2\" 404 NR - - "
+	        "\"-\" 0 0 0 - \"-\" \"-\" \"4e43168a-01e6-907c-ba17-2f72fad816a8\" "
+	        "\"reviews:9080\" \"-\" - - 198.19.0.11:9080 10.244.0.9 - -\n"
+	        "[2020-11-25T21:26:18.421Z] \"- - -\" 0 - - - \"-\" 3000 2999 2000 - \"-\" \"-\" "
+	        "\"-\" \"-\" \"10.0.2.11:9080\" outbound|9080|v2|reviews.default.svc.cluster.local "
+	        "- 198.19.0.11:9080 10.244.0.9 - -\n");
+	log_three(true, buf, sizeof(buf));
+	assert_string_equal(
+	        buf, "{\"start_time\":\"2020-11-25T21:26:18.409Z\",\"method\":\"POST\",\"path\":"
+	             "\"/reviews/0?q=\\\"1\\\"\",\"protocol\":\"HTTP/1.1\",\"response_code\":200,"
+	             "\"response_flags\":\"-\",\"response_code_details\":null,"
+	             "\"connection_termination_details\":null,"
+	             "\"upstream_transport_failure_reason\":null,\"bytes_received\":1024,"
+	             "\"bytes_sent\":2048,\"duration\":12,\"upstream_service_time\":null,"
+	             "\"x_forwarded_for\":\"10.1.2.3\",\"user_agent\":\"curl/8.5\","
+	             "\"request_id\":\"4e43168a-01e6-907c-ba17-2f72fad816a8\","
+	             "\"authority\":\"reviews:9080\",\"upstream_host\":\"10.0.2.11:9080\","
+	             "\"upstream_cluster\":\"outbound|9080|v2|reviews.default.svc.cluster.local\","
+	             "\"upstream_local_address\":null,\"downstream_local_address\":"
+	             "\"198.19.0.11:9080\",\"downstream_remote_address\":\"10.244.0.9\","
+	             "\"requested_server_name\":null,\"route_name\":null}\n"
+	             "{\"start_time\":\"2020-11-25T21:26:18.421Z\",\"method\":\"GET\",\"path\":"
+	             "\"/reviews/0?q=\\\"1\\\"\",\"protocol\":\"HTTP/2\",\"response_code\":404,"
+	             "\"response_flags\":\"NR\",\"response_code_details\":null,"
+	             "\"connection_termination_details\":null,"
+	             "\"upstream_transport_failure_reason\":null,\"bytes_received\":0,"
+	             "\"bytes_sent\":0,\"duration\":0,\"upstream_service_time\":null,"
+	             "\"x_forwarded_for\":null,\"user_agent\":null,"
+	             "\"request_id\":\"4e43168a-01e6-907c-ba17-2f72fad816a8\","
+	             "\"authority\":\"reviews:9080\",\"upstream_host\":null,"
+	             "\"upstream_cluster\":null,"
+	             "\"upstream_local_address\":null,\"downstream_local_address\":"
+	             "\"198.19.0.11:9080\",\"downstream_remote_address\":\"10.244.0.9\","
+	             "\"requested_server_name\":null,\"route_name\":null}\n"
+	             "{\"start_time\":\"2020-11-25T21:26:18.421Z\",\"method\":null,\"path\":null,"
+	             "\"protocol\":null,\"response_code\":0,"
+	             "\"response_flags\":\"-\",\"response_code_details\":null,"
+	             "\"connection_termination_details\":null,"
+	             "\"upstream_transport_failure_reason\":null,\"bytes_received\":3000,"
+	             "\"bytes_sent\":2999,\"duration\":2000,\"upstream_service_time\":null,"
+	             "\"x_forwarded_for\":null,\"user_agent\":null,\"request_id\":null,"
+	             "\"authority\":null,\"upstream_host\":\"10.0.2.11:9080\","
+	             "\"upstream_cluster\":\"outbound|9080|v2|reviews.default.svc.cluster.local\","
+	             "\"upstream_local_address\":null,\"downstream_local_address\":"
+	             "\"198.19.0.11:9080\",\"downstream_remote_address\":\"10.244.0.9\","
+	             "\"requested_server_name\":null,\"route_name\":null}\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +556,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_dest_pod_labels, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_record_off, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_access_log_lines, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
