@@ -164,6 +164,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	struct wp_tls_tickets *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ex_idx);
 	struct epoch_keys use = {0};
 	OSSL_PARAM params[3];
+	bool renewed = false;
 	int rc = 1;
 
 	if (k == NULL)
@@ -184,11 +185,16 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 
 		for (int i = 0; i < 8; i++)
 			e = e << 8 | name[8 + i];
+		/* 2: good, and a fresh ticket follows (under the current key):
+		 * a TLS 1.3 client uses a ticket once (RFC 8446 4.6.1, rustls
+		 * does), and OpenSSL sends none after a resumption unless asked */
 		if (e == k->cur.epoch) {
 			use = k->cur;
+			rc = 2;
 		} else if (k->prev.valid && e == k->prev.epoch) {
 			use = k->prev;
-			rc = 2; /* good, but issue a ticket under the current key */
+			rc = 2;
+			renewed = true;
 		}
 	}
 	pthread_mutex_unlock(&k->mu);
@@ -211,7 +217,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	OPENSSL_cleanse(&use, sizeof(use));
 	if (rc > 0)
 		count(s, enc       ? WP_CTR_TLS_TICKET_ISSUED
-		         : rc == 2 ? WP_CTR_TLS_TICKET_RENEWED
+		         : renewed ? WP_CTR_TLS_TICKET_RENEWED
 		                   : WP_CTR_TLS_TICKET_ACCEPTED);
 	return rc;
 }

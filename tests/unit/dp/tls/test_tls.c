@@ -836,6 +836,10 @@ static void test_ticket_rotation(void **state)
 	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ISSUED], 1);
 	assert_true(connect_with(t, &pc, &sess)); /* same epoch */
 	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ACCEPTED], 1);
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ISSUED], 2); /* a fresh one for each resumption */
+	/* the client uses each ticket once: the fresh one resumes again */
+	assert_true(connect_with(t, &pc, &sess));
+	assert_int_equal(sctr[WP_CTR_TLS_TICKET_ACCEPTED], 2);
 	assert_int_equal(SSL_SESSION_up_ref(sess), 1);
 	epoch0 = sess;
 
