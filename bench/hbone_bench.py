@@ -57,7 +57,9 @@ on the namespace's loopback.
      at the start is reused without growing RSS; on a fresh process that
      is little against N connections, but it is not counted.
   2. mTLS handshakes: bench/hbone_hs (TLS 1.3, client certificate, ALPN h2,
-     HTTP/2 preface + SETTINGS, full handshakes, 2 threads) against both.
+     HTTP/2 preface + SETTINGS, 2 processes) against both: full handshakes,
+     then resumed ones (each process offers the newest session ticket it
+     was given: PSK with (EC)DHE; the count resumed is printed with each).
      Like quantities: process CPU (user+system, /proc/PID/stat) per
      handshake for both, at the TSC rate; waypointd's TSC busy cycles per
      handshake printed apart (not a ratio).
@@ -404,30 +406,32 @@ def main():
                         a.idle_peer, a.idle),
             }
 
-        # 2. handshakes: process CPU for both
+        # 2. handshakes, full then resumed: process CPU for both
+        def hs_run(addr, port, pid, mode):
+            """mode () full handshakes, ("resume",) resumed ones (each of
+            the 2 generator processes offers the newest ticket it got)."""
+            ns(hs, addr, port, *cert, "50", "1", *mode)  # warm-up (ARP, caches)
+            b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(pid)
+            r = json.loads(ns(hs, addr, port, *cert, str(a.handshakes), "2", *mode))
+            b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(pid)
+            n = max(r["handshakes"], 1)
+            cpu = (p1 - p0) / n
+            return {"count": r["handshakes"], "resumed": r["resumed"], "failed": r["failed"],
+                    "wall_per_s": round(r["handshakes"] / r["seconds"]),
+                    "cpu_cycles_each": round(cpu * tsc),
+                    "per_core_per_s": round(1 / cpu) if cpu else None,
+                    "_cpu": cpu, "_busy": (b1 - b0) / n}
+
         if "handshakes" in phases:
-            ns(hs, wip, "15008", *cert, "50", "1")  # warm-up (ARP, caches)
-            b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
-            r = json.loads(ns(hs, wip, "15008", *cert, str(a.handshakes), "2"))
-            b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(wp_pid)
-            ns(hs, "127.0.0.1", "15443", *cert, "50", "1")
-            c0 = proc_cpu_s(ng_pid)
-            rn = json.loads(ns(hs, "127.0.0.1", "15443", *cert, str(a.handshakes), "2"))
-            c1 = proc_cpu_s(ng_pid)
-            wn, gn = max(r["handshakes"], 1), max(rn["handshakes"], 1)
-            wcpu, gcpu = (p1 - p0) / wn, (c1 - c0) / gn
-            res["handshakes"] = {
-                "waypointd": {"count": r["handshakes"], "failed": r["failed"],
-                              "wall_per_s": round(r["handshakes"] / r["seconds"]),
-                              "cpu_cycles_each": round(wcpu * tsc),
-                              "per_core_per_s": round(1 / wcpu) if wcpu else None,
-                              "not_ratio_tsc_busy_cycles_each": round((b1 - b0) / wn)},
-                "nghttpx": {"count": rn["handshakes"], "failed": rn["failed"],
-                            "wall_per_s": round(rn["handshakes"] / rn["seconds"]),
-                            "cpu_cycles_each": round(gcpu * tsc),
-                            "per_core_per_s": round(1 / gcpu) if gcpu else None},
-                "ratio_cpu_each_nghttpx_over_waypointd": round(gcpu / wcpu, 2) if wcpu else None,
-            }
+            for kind, mode in (("handshakes", ()), ("resumed_handshakes", ("resume",))):
+                w = hs_run(wip, "15008", wp_pid, mode)
+                g = hs_run("127.0.0.1", "15443", ng_pid, mode)
+                w["not_ratio_tsc_busy_cycles_each"] = round(w["_busy"])
+                res[kind] = {"waypointd": w, "nghttpx": g,
+                             "ratio_cpu_each_nghttpx_over_waypointd":
+                                 round(g["_cpu"] / w["_cpu"], 2) if w["_cpu"] else None}
+                for x in (w, g):
+                    del x["_cpu"], x["_busy"]
 
         # 3. throughput (no peer)
         if "tunnel" in phases:
@@ -457,13 +461,17 @@ def main():
     print("hbone_bench: tsc_hz %d" % res["tsc_hz"])
     if "idle" in res:
         print_idle(res["idle"], a)
-    if "handshakes" in res:
-        h = res["handshakes"]
-        print("handshakes (%d each, process CPU at the TSC rate):" % a.handshakes)
-        print("  waypointd %d cycles each (%s per core per s); nghttpx %d cycles each (%s per "
-              "core per s); ratio nghttpx / waypointd %s" % (
+    for kind in ("handshakes", "resumed_handshakes"):
+        if kind not in res:
+            continue
+        h = res[kind]
+        print("%s (%d each, process CPU at the TSC rate):" % (kind.replace("_", " "),
+                                                              a.handshakes))
+        print("  waypointd %d cycles each (%s per core per s, %d resumed); nghttpx %d cycles "
+              "each (%s per core per s, %d resumed); ratio nghttpx / waypointd %s" % (
                   h["waypointd"]["cpu_cycles_each"], h["waypointd"]["per_core_per_s"],
-                  h["nghttpx"]["cpu_cycles_each"], h["nghttpx"]["per_core_per_s"],
+                  h["waypointd"]["resumed"], h["nghttpx"]["cpu_cycles_each"],
+                  h["nghttpx"]["per_core_per_s"], h["nghttpx"]["resumed"],
                   h["ratio_cpu_each_nghttpx_over_waypointd"]))
         print("  not a ratio: waypointd TSC busy cycles per handshake %d" %
               h["waypointd"]["not_ratio_tsc_busy_cycles_each"])

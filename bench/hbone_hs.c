@@ -3,18 +3,23 @@
  * (kernel sockets, OpenSSL; not a data path). Each connection does what a
  * ztunnel does before its first CONNECT: TCP connect, TLS 1.3 with a client
  * certificate, ALPN h2, no SNI, the HTTP/2 preface and SETTINGS, and waits
- * for the server's SETTINGS; then it closes. Full handshakes only (no
- * session resumption), so the server pays ECDHE + certificate signature and
- * chain verification every time.
+ * for the server's SETTINGS; then it closes. By default full handshakes
+ * only (no session resumption), so the server pays ECDHE + certificate
+ * signature and chain verification every time. With "resume", each process
+ * keeps the newest session ticket the server gave it and offers it on its
+ * next connection (TLS 1.3 PSK with (EC)DHE, as rustls clients such as
+ * ztunnel do): after its first, full, handshake every one can resume.
  *
- *   hbone_hs IP PORT CERT KEY CA COUNT [PROCS]
+ *   hbone_hs IP PORT CERT KEY CA COUNT [PROCS [resume]]
  *
  * PROCS processes (default 1) each run COUNT/PROCS connections back to back.
- * Prints one JSON line: {"handshakes": n, "failed": f, "seconds": s}.
+ * Prints one JSON line: {"handshakes": n, "resumed": r, "failed": f,
+ * "seconds": s}.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +39,10 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One connection; 0 when the server's HTTP/2 SETTINGS arrived. */
-static int one(SSL_CTX *ctx, const struct sockaddr_in *sin)
+/* One connection; 0 when the server's HTTP/2 SETTINGS arrived. With
+ * <sess>: offers *sess (when set) and leaves there the newest resumable
+ * session; *resumed counts the resumptions. */
+static int one(SSL_CTX *ctx, const struct sockaddr_in *sin, SSL_SESSION **sess, long *resumed)
 {
 	static const unsigned char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	                                       "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
@@ -53,6 +60,8 @@ static int one(SSL_CTX *ctx, const struct sockaddr_in *sin)
 	if (ssl == NULL)
 		goto out;
 	SSL_set_fd(ssl, fd);
+	if (sess != NULL && *sess != NULL && SSL_set_session(ssl, *sess) != 1)
+		goto out;
 	if (SSL_connect(ssl) != 1)
 		goto out;
 	if (SSL_write(ssl, preface, sizeof(preface) - 1) <= 0)
@@ -69,12 +78,25 @@ static int one(SSL_CTX *ctx, const struct sockaddr_in *sin)
 
 			if (buf[3] == 4 && !(buf[4] & 1)) {
 				rc = 0;
-				goto out;
+				goto got;
 			}
 			if (have < 9 + len)
 				break;
 			memmove(buf, buf + 9 + len, have - 9 - len);
 			have -= 9 + len;
+		}
+	}
+got:
+	if (sess != NULL) {
+		/* the ticket came before the SETTINGS (it follows the Finished) */
+		SSL_SESSION *n = SSL_get1_session(ssl);
+
+		*resumed += SSL_session_reused(ssl) == 1;
+		if (n != NULL && SSL_SESSION_is_resumable(n)) {
+			SSL_SESSION_free(*sess);
+			*sess = n;
+		} else {
+			SSL_SESSION_free(n);
 		}
 	}
 out:
@@ -91,17 +113,25 @@ int main(int argc, char **argv)
 	static const unsigned char alpn[] = "\x02h2";
 	struct sockaddr_in sin;
 	SSL_CTX *ctx;
-	long count, procs = 1, ok = 0, failed = 0;
+	long count, procs = 1, ok = 0, failed = 0, resumed = 0;
+	bool resume = false;
 	double t0;
 	int pipefd[2];
 
 	if (argc < 7) {
-		fprintf(stderr, "usage: hbone_hs IP PORT CERT KEY CA COUNT [PROCS]\n");
+		fprintf(stderr, "usage: hbone_hs IP PORT CERT KEY CA COUNT [PROCS [resume]]\n");
 		return 2;
 	}
 	count = atol(argv[6]);
 	if (argc > 7)
 		procs = atol(argv[7]);
+	if (argc > 8) {
+		if (strcmp(argv[8], "resume") != 0) {
+			fprintf(stderr, "hbone_hs: the 8th argument is \"resume\" or nothing\n");
+			return 2;
+		}
+		resume = true;
+	}
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)atoi(argv[2]));
@@ -110,8 +140,14 @@ int main(int argc, char **argv)
 	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (resume) {
+		/* sessions are kept by hand (one()), not in OpenSSL's cache */
+		SSL_CTX_set_session_cache_mode(ctx,
+		                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, argv[3]) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, argv[4], SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_load_verify_locations(ctx, argv[5], NULL) != 1) {
@@ -124,32 +160,35 @@ int main(int argc, char **argv)
 	t0 = now_s();
 	for (long p = 0; p < procs; p++) {
 		if (fork() == 0) {
-			long mine = count / procs + (p < count % procs), good = 0, bad = 0;
+			long mine = count / procs + (p < count % procs), good = 0, bad = 0, res = 0;
+			SSL_SESSION *sess = NULL;
 
 			for (long i = 0; i < mine; i++) {
-				if (one(ctx, &sin) == 0)
+				if (one(ctx, &sin, resume ? &sess : NULL, &res) == 0)
 					good++;
 				else
 					bad++;
 			}
-			dprintf(pipefd[1], "%ld %ld\n", good, bad);
+			SSL_SESSION_free(sess);
+			dprintf(pipefd[1], "%ld %ld %ld\n", good, bad, res);
 			_exit(0);
 		}
 	}
 	close(pipefd[1]);
 	{
 		FILE *f = fdopen(pipefd[0], "r");
-		long g, b;
+		long g, b, r;
 
-		while (f != NULL && fscanf(f, "%ld %ld", &g, &b) == 2) {
+		while (f != NULL && fscanf(f, "%ld %ld %ld", &g, &b, &r) == 3) {
 			ok += g;
 			failed += b;
+			resumed += r;
 		}
 	}
 	while (wait(NULL) > 0)
 		;
-	printf("{\"handshakes\": %ld, \"failed\": %ld, \"seconds\": %.3f}\n", ok, failed,
-	       now_s() - t0);
+	printf("{\"handshakes\": %ld, \"resumed\": %ld, \"failed\": %ld, \"seconds\": %.3f}\n", ok,
+	       resumed, failed, now_s() - t0);
 	SSL_CTX_free(ctx);
 	return failed ? 1 : 0;
 }
