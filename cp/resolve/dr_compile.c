@@ -290,40 +290,6 @@ static void od_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 	*od = n;
 }
 
-/* trafficPolicy (with portLevelSettings for <port>) onto *lb. */
-static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
-                     const char *field, uint16_t port, struct lbspec *lb)
-{
-	const struct wp_ynode *pls;
-	char f[200];
-	uint32_t i = 0;
-
-	if (!tp)
-		return;
-	if (tp->type != WP_YNODE_MAP) {
-		wp_route_cerr(c, dr, tp, field, "expected a mapping");
-		return;
-	}
-	fieldf(f, sizeof(f), "%s.loadBalancer", field);
-	lb_parse(c, dr, nget(tp, "loadBalancer"), f, lb);
-	fieldf(f, sizeof(f), "%s.outlierDetection", field);
-	od_parse(c, dr, nget(tp, "outlierDetection"), f, &lb->od);
-	pls = nget(tp, "portLevelSettings");
-	if (!pls || pls->type != WP_YNODE_SEQ)
-		return;
-	for (const struct wp_ynode *e = pls->child; e; e = e->next, i++) {
-		const char *num = sget(nget(e, "port"), "number");
-		uint32_t p;
-
-		if (num && parse_u32(num, 65535, &p) && p == port) {
-			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
-			lb_parse(c, dr, nget(e, "loadBalancer"), f, lb);
-			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].outlierDetection", field, i);
-			od_parse(c, dr, nget(e, "outlierDetection"), f, &lb->od);
-		}
-	}
-}
-
 /* ---- connectionPool -------------------------------------------------------- */
 
 /* A count of connectionPool (int32 in Istio's API): 0 leaves the default,
@@ -417,17 +383,25 @@ static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp
 	}
 }
 
-/* trafficPolicy.connectionPool, then portLevelSettings[] for <port>, onto
- * *cp (the order loadBalancer follows in tp_parse). */
-static void tp_cpool(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
-                     const char *field, uint16_t port, struct wp_route_cpool *cp)
+/* trafficPolicy, then its portLevelSettings[] for <port>: loadBalancer and
+ * outlierDetection onto *lb, connectionPool onto *cp. */
+static void tp_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *tp,
+                     const char *field, uint16_t port, struct lbspec *lb, struct wp_route_cpool *cp)
 {
 	const struct wp_ynode *pls;
 	char f[200];
 	uint32_t i = 0;
 
-	if (!tp || tp->type != WP_YNODE_MAP)
-		return; /* tp_parse reports it */
+	if (!tp)
+		return;
+	if (tp->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, tp, field, "expected a mapping");
+		return;
+	}
+	fieldf(f, sizeof(f), "%s.loadBalancer", field);
+	lb_parse(c, dr, nget(tp, "loadBalancer"), f, lb);
+	fieldf(f, sizeof(f), "%s.outlierDetection", field);
+	od_parse(c, dr, nget(tp, "outlierDetection"), f, &lb->od);
 	fieldf(f, sizeof(f), "%s.connectionPool", field);
 	cpool_parse(c, dr, nget(tp, "connectionPool"), f, cp);
 	pls = nget(tp, "portLevelSettings");
@@ -438,6 +412,10 @@ static void tp_cpool(struct cctx *c, const struct wp_obj *dr, const struct wp_yn
 		uint32_t p;
 
 		if (num && parse_u32(num, 65535, &p) && p == port) {
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].loadBalancer", field, i);
+			lb_parse(c, dr, nget(e, "loadBalancer"), f, lb);
+			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].outlierDetection", field, i);
+			od_parse(c, dr, nget(e, "outlierDetection"), f, &lb->od);
 			fieldf(f, sizeof(f), "%s.portLevelSettings[%u].connectionPool", field, i);
 			cpool_parse(c, dr, nget(e, "connectionPool"), f, cp);
 		}
@@ -599,8 +577,7 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 	}
 	dr = dr_for(c, fqdn);
 	if (dr && dr->spec) {
-		tp_parse(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port, &base);
-		tp_cpool(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port,
+		tp_parse(c, dr, nget(dr->spec, "trafficPolicy"), "spec.trafficPolicy", port, &base,
 		         &base_cp);
 	}
 	idx = cluster_add(c, ns, name, port, NULL, &se, NULL, &base, fqdn);
@@ -633,8 +610,7 @@ uint32_t wp_route_cluster_get(struct cctx *c, const char *ns, const char *name, 
 				continue;
 			}
 			fieldf(f, sizeof(f), "spec.subsets[%u].trafficPolicy", i);
-			tp_parse(c, dr, nget(s, "trafficPolicy"), f, port, &lb);
-			tp_cpool(c, dr, nget(s, "trafficPolicy"), f, port, &cp);
+			tp_parse(c, dr, nget(s, "trafficPolicy"), f, port, &lb, &cp);
 			k = cluster_add(c, ns, name, port, sn, &se, labels, &lb, fqdn);
 			if (k == NO_CLUSTER)
 				return NO_CLUSTER;
