@@ -41,7 +41,6 @@ struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_por
 	if (tw->live != NULL)
 		tw->live->prev = s;
 	tw->live = s;
-	wp_tun_sess_timer(s); /* the set-up deadline */
 	tw->n_sess++;
 	if (client)
 		tw->g.sessions_out++;
@@ -448,5 +447,6 @@ int wp_tun_on_accept(struct wp_tcp_conn *c, void *arg)
 	s->tcp = c;
 	s->state = SESS_HANDSHAKE;
 	wp_tcp_conn_set_callbacks(c, &wp_tun_sess_tcp_cbs, s);
+	wp_tun_sess_timer(s); /* the set-up deadline, even if the client never sends a byte */
 	return 0;
 }

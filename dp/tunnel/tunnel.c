@@ -555,6 +555,7 @@ int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char
 			wp_tun_sess_kill(s);
 			return -ENOBUFS;
 		}
+		wp_tun_sess_timer(s); /* the set-up deadline */
 		s->pnext = *bucket;
 		*bucket = s;
 		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_CONN);
