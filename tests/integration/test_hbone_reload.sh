@@ -94,6 +94,9 @@ pass "8 tunnels open across the reload finished verified, none reset: $(cat "$HB
 # the empty file the truncation leaves, a second broken state logged apart.
 reloaded=$(ctr tunnel_tls_reloaded)
 base_failed=$(ctr tls_reload_failed)
+# (the rotation above may have been caught between two of its renames and
+# logged once already: only the lines from here on count)
+base_logged=$(grep -c "tls reload failed" "$WP_LOG" || true)
 head -c 60 "$PKI2/key.pem" >"$HB_PKI/key.pem.part"
 mv "$HB_PKI/key.pem.part" "$HB_PKI/key.pem"
 sleep 1.2
@@ -101,7 +104,8 @@ failed=$(($(ctr tls_reload_failed) - base_failed))
 [ "$failed" -ge 2 ] || fail "tls_reload_failed moved by $failed after 1.2 s of a broken key (retries every 200 ms)"
 [ "$failed" -le 8 ] || fail "tls_reload_failed moved by $failed in 1.2 s: more than one per attempt"
 [ "$(ctr tunnel_tls_reloaded)" = "$reloaded" ] || fail "a broken key was 'reloaded'"
-[ "$(grep -c "tls reload failed" "$WP_LOG")" = 1 ] || fail "the failure is not logged exactly once: $(grep "tls reload failed" "$WP_LOG" | head -3)"
+[ "$(grep -c "tls reload failed" "$WP_LOG")" = $((base_logged + 1)) ] ||
+	fail "the failure is not logged exactly once: $(grep "tls reload failed" "$WP_LOG" | head -3) (before it: $base_logged)"
 out=$(probe "$HB_PKI" "$HB_PKI/ca.pem") || fail "handshake with a broken key file on disk: $out"
 [ "$(field "$out" fingerprint)" = "$new_fp" ] || fail "not the last good certificate: $out"
 kill -0 "$WP_PID" || fail "waypointd died"
