@@ -3,7 +3,8 @@
 
   bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
-                         [--authz-policies P] [--telemetry] [--json FILE]
+                         [--authz-policies P] [--telemetry] [--resilience]
+                         [--json FILE]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests
 --certs, 1 worker) holds:
@@ -80,6 +81,12 @@ client's identity allowed by one of them) are written into the manifest
 directory, and once the workers decide with them (authz_allowed_match moves)
 the same closed loop runs again: row waypointd_authz, and the ratio
 busy_cycles_per_request_authz_over_none (goal: at most 1.10).
+With --resilience (issue 15): after the waypointd row, a DestinationRule
+on the service with connection-pool limits (high enough never to refuse
+the bench's 16 requests in flight) and outlier detection is written into
+the manifest directory, and once the config dump lists its limits the same
+closed loop runs again: row waypointd_resilience, and the ratio
+busy_cycles_per_request_resilience_over_none (goal: at most 1.03).
 With --telemetry (issue 14): after the rows above, per link, waypointd
 alone in fresh testbeds (same pinning, same load), four closed loops in
 turn: telemetry off (metrics.enabled false, no access log), on (Istio
@@ -152,6 +159,30 @@ frontend fe
 backend be
     http-reuse always
     server s1 {pod}:9080
+"""
+
+RESILIENCE_DR = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web-resilience, namespace: bench}
+spec:
+  host: web.bench.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1024, connectTimeout: 2s}
+      http: {http1MaxPendingRequests: 1024, http2MaxRequests: 1024, maxRetries: 16}
+    outlierDetection:
+      consecutive5xxErrors: 5
+      consecutiveGatewayErrors: 3
+      interval: 5s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 50
+"""
+
+# Prints the connection pools the running snapshot holds for service web.
+POOLS_PY = """import json, urllib.request
+d = json.load(urllib.request.urlopen("http://127.0.0.1:15000/config_dump", timeout=5))
+print(json.dumps([c for s in d["snapshot"]["services"] if s["name"] == "web"
+                  for p in s["ports"] for c in p["routes"].get("connectionPools", [])]))
 """
 
 H2O_PORT = 15444
@@ -262,6 +293,9 @@ def main():
                     help="P: also run waypointd with P AuthorizationPolicies (default 0: not)")
     ap.add_argument("--telemetry", action="store_true",
                     help="also run waypointd with Istio metrics and the access log off and on")
+    ap.add_argument("--resilience", action="store_true",
+                    help="also run waypointd with a DestinationRule's connection-pool limits and "
+                         "outlier detection on the service")
     ap.add_argument("--json", help="also write the JSON result to this file")
     ap.add_argument("--mux-streams", type=int, default=16,
                     help="K: haproxy_multiplexed streams in flight per connection (default 16)")
@@ -440,6 +474,24 @@ def main():
             out["waypointd_authz"]["authz_allowed_match"] = (
                 a1.get("authz_allowed_match", 0) - a0.get("authz_allowed_match", 0))
             os.unlink(os.path.join(man, "policies.yaml"))
+        if a.resilience:
+            with open(os.path.join(man, "resilience.yaml.tmp"), "w") as f:
+                f.write(RESILIENCE_DR)
+            os.rename(os.path.join(man, "resilience.yaml.tmp"),
+                      os.path.join(man, "resilience.yaml"))
+            for _ in range(100):  # until the snapshot holds the limits
+                p = subprocess.run(["ip", "netns", "exec", NS, "/usr/bin/python3", "-c",
+                                    POOLS_PY], capture_output=True, text=True)
+                if p.returncode == 0 and json.loads(p.stdout or "[]"):
+                    break
+                time.sleep(0.2)
+            else:
+                raise RuntimeError("the DestinationRule never reached the snapshot: %s" %
+                                   (p.stdout + p.stderr)[-500:])
+            hbone(wip, 1, 0.3, 0)  # the workers pick the new snapshot up
+            _, out["waypointd_resilience"] = closed_wp(t, wip, wpid, tsc)
+            out["waypointd_resilience"]["connection_pools"] = json.loads(p.stdout)
+            os.unlink(os.path.join(man, "resilience.yaml"))
         hr, out["haproxy"] = closed_hp(hp.pid, tsc, a.conns, 1)
         _, out["haproxy_multiplexed"] = closed_hp(hp.pid, tsc, a.mux_conns, a.mux_streams)
         orr, out["h2o"] = closed_hp(ho.pid, tsc, a.conns, 1, H2O_PORT)
@@ -487,6 +539,11 @@ def main():
                 round(b1 / b0, 3) if b0 and b1 else None)
             ratios["cpu_cycles_per_request_authz_over_none"] = (
                 round(c1 / w, 3) if w and c1 else None)
+        if "waypointd_resilience" in out:
+            b0 = out["waypointd"]["not_ratio"]["tsc_busy_cycles_per_request"]
+            b1 = out["waypointd_resilience"]["not_ratio"]["tsc_busy_cycles_per_request"]
+            ratios["busy_cycles_per_request_resilience_over_none"] = (
+                round(b1 / b0, 3) if b0 and b1 else None)
         out["ratios"] = ratios
         return out
 
@@ -540,8 +597,8 @@ def main():
               (link, res["pinning"], a.seconds))
         print("%-20s %-28s %9s %10s %12s %8s %8s" % ("row", "shape", "req/s", "cpu cyc/req",
                                                      "req/s/core", "p50 us", "p99 us"))
-        for row in ("waypointd", "waypointd_authz", "haproxy", "haproxy_multiplexed", "h2o",
-                    "h2o_multiplexed", "direct"):
+        for row in ("waypointd", "waypointd_authz", "waypointd_resilience", "haproxy",
+                    "haproxy_multiplexed", "h2o", "h2o_multiplexed", "direct"):
             if row not in out:
                 continue
             r = out[row]
@@ -565,6 +622,12 @@ def main():
                       r["busy_cycles_per_request_authz_over_none"],
                       r["cpu_cycles_per_request_authz_over_none"],
                       out["waypointd_authz"]["authz_allowed_match"]))
+        if "waypointd_resilience" in out:
+            print("with connection-pool limits and outlier detection: busy cycles/request %s "
+                  "vs %s without, ratio %s (goal <= 1.03)" % (
+                      out["waypointd_resilience"]["not_ratio"]["tsc_busy_cycles_per_request"],
+                      nr["tsc_busy_cycles_per_request"],
+                      r["busy_cycles_per_request_resilience_over_none"]))
         for peer in PEERS:
             print("ratio cpu/request %s / waypointd (same shape):          %s" %
                   (peer, r["cpu_per_request_%s_over_waypointd" % peer]))
