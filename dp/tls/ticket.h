@@ -7,8 +7,8 @@
  * time / period has its own AES-256-CBC and HMAC-SHA256 keys, a ticket
  * names its epoch, and a ticket from E - 1 is still accepted while older
  * ones are refused, so a ticket lives between one and two periods. Every
- * resumption gets a fresh ticket (TLS 1.3 clients use each ticket once). The epoch keys come from a ratchet (key(E + 1) =
- * HMAC(key(E), ...)) whose old states are erased as it advances: what a
+ * resumption gets a fresh ticket (TLS 1.3 clients use each ticket once). The epoch keys come from a
+ * ratchet (key(E + 1) = HMAC(key(E), ...)) whose old states are erased as it advances: what a
  * process holds at any time cannot decrypt tickets older than the previous
  * epoch (forward secrecy for resumed sessions). A mutex guards the ratchet;
  * it is taken once per ticket issued or checked, on the handshake path,
