@@ -531,7 +531,7 @@ void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *
 	s->routes = routes;
 }
 
-void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, const struct wp_pipe_conn *conn)
+void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, struct wp_pipe_conn *conn)
 {
 	s->conn = conn;
 }

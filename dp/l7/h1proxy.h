@@ -221,7 +221,7 @@ void wp_h1p_sess_set_routes(struct wp_h1p_sess *s, const struct wp_route_table *
  * host-owned, outliving the session: each request is normalized and
  * authorized with it (denied: 403, the connection kept). NULL (after open):
  * no authorization, paths forwarded as sent. */
-void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, const struct wp_pipe_conn *conn);
+void wp_h1p_sess_set_conn(struct wp_h1p_sess *s, struct wp_pipe_conn *conn);
 
 /* The host's pointer for the session (NULL after open). */
 void wp_h1p_sess_set_app(struct wp_h1p_sess *s, void *app);

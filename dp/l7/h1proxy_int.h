@@ -45,7 +45,7 @@ struct wp_h1p_sess {
 	struct wp_h1p_core *core;
 	struct wp_h1p_sess *next_free;
 	const struct wp_route_table *routes;
-	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
+	struct wp_pipe_conn *conn; /* identity, policy, series cache (NULL: none) */
 	const struct wp_addr *src;
 	const char *authority;
 	size_t authority_len;

@@ -244,7 +244,7 @@ void wp_h2p_sess_set_routes(struct wp_h2p_sess *s, const struct wp_route_table *
 
 /* As wp_h1p_sess_set_conn(): requests are normalized and authorized with
  * it (denied: 403 "RBAC: access denied", gRPC: grpc-status 7). */
-void wp_h2p_sess_set_conn(struct wp_h2p_sess *s, const struct wp_pipe_conn *conn);
+void wp_h2p_sess_set_conn(struct wp_h2p_sess *s, struct wp_pipe_conn *conn);
 
 void wp_h2p_sess_set_app(struct wp_h2p_sess *s, void *app);
 void *wp_h2p_sess_app(const struct wp_h2p_sess *s);

@@ -102,7 +102,7 @@ struct wp_h2p_sess {
 	nghttp2_session *ng;
 	bool h1up; /* WP_H2P_SESS_H1_UPSTREAM */
 	const struct wp_route_table *routes;
-	const struct wp_pipe_conn *conn; /* identity and policy (NULL: none) */
+	struct wp_pipe_conn *conn; /* identity, policy, series cache (NULL: none) */
 	const struct wp_addr *src;
 	const char *authority;
 	size_t authority_len;

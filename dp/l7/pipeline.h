@@ -95,6 +95,9 @@ enum wp_pipe_flag_bit {
 /* The destination labels an endpoint gives: workload namespace, principal,
  * workload, app, version, canonical service and revision. */
 #define WP_PIPE_EP_IDS 7
+/* the labels a request sets over its connection's: the service (3), the
+ * endpoint (WP_PIPE_EP_IDS), protocol, code, gRPC status and flags */
+#define WP_PIPE_SERIES_KEY (3 + WP_PIPE_EP_IDS + 4)
 
 /* A request's tracing state (pipeline_trace.c), decided with its head. */
 struct wp_pipe_trace {
@@ -202,6 +205,13 @@ struct wp_pipe_conn {
 	 * (wp_pipe_conn_labels); the opaque TCP series once opened */
 	struct wp_metrics_labels ml;
 	bool ml_ready;
+	/* the HTTP series of this connection's last recorded request and the
+	 * per-request labels that chose it (pipeline_obs.c series_key): the
+	 * next request with the same ones skips building, hashing and
+	 * looking up its label set */
+	bool last_valid;
+	uint32_t last_series;
+	uint32_t last_key[WP_PIPE_SERIES_KEY];
 	bool tcp_open;
 	uint32_t tcp_series;
 	/* opaque TCP, for its access-log line: the endpoint and cluster (ids
@@ -283,7 +293,7 @@ void wp_pipe_rec_dest(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
  * (istio_requests_total and the three histograms; with the access log on,
  * one line from <v> and the record) and ends the record. A record not
  * begun, or a NULL <c>, records nothing. */
-void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+void wp_pipe_rec_end(struct wp_pipe_conn *c, struct wp_pipe_rec *r,
                      const struct wp_pipe_log_view *v);
 
 /* The access log's view of an HTTP/1.x request head <m> (its slices stay

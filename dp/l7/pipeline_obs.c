@@ -43,7 +43,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "dp/http/http1.h"
 #include "dp/l7/pipeline.h"
@@ -230,6 +229,7 @@ void wp_pipe_conn_labels(struct wp_pipe_conn *c, const char *baggage, size_t bag
 	uint32_t *v = l->v;
 
 	c->ml_ready = false;
+	c->last_valid = false;
 	if (!pc || !pc->metrics)
 		return;
 	memset(l, 0, sizeof(*l)); /* every label "unknown" */
@@ -447,39 +447,44 @@ static uint32_t flags_label(struct wp_pipe_core *pc, uint16_t flags)
 	return pc->flags_id[flags] - 1;
 }
 
-/* The first field named <name> of <m>, or NULL. */
-static const struct wp_http_hdr *msg_hdr(const struct wp_http1_msg *m, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (uint16_t i = 0; i < m->n_hdrs; i++)
-		if (m->hdrs[i].name_len == len && !strncasecmp(m->hdrs[i].name, name, len))
-			return &m->hdrs[i];
-	return NULL;
-}
+/* The name of h is <lit> (parsed names are lower-case). */
+#define HDR_IS(h, lit)                                                                             \
+	((h)->name_len == sizeof(lit) - 1 && !memcmp((h)->name, lit, sizeof(lit) - 1))
 
 void wp_pipe_view_http1(struct wp_pipe_log_view *v, const struct wp_http1_msg *m,
                         const char *authority, size_t authority_len, const char *reqid)
 {
-	static const char *const names[] = {"host", "user-agent", "x-forwarded-for",
-	                                    "x-request-id"};
-	const struct wp_http_hdr *h[WP_ARRAY_SIZE(names)];
+	const struct wp_http_hdr *host = NULL, *ua = NULL, *xff = NULL, *rid = NULL;
 
-	for (size_t i = 0; i < WP_ARRAY_SIZE(names); i++)
-		h[i] = msg_hdr(m, names[i]);
+	/* one pass, the first of each name (the parser has named Host and
+	 * x-request-id already) */
+	for (uint16_t i = 0; i < m->n_hdrs; i++) {
+		const struct wp_http_hdr *h = &m->hdrs[i];
+
+		if (h->id == WP_HDR_HOST)
+			host = host ? host : h;
+		else if (h->id == WP_HDR_X_REQUEST_ID)
+			rid = rid ? rid : h;
+		else if (h->id != WP_HDR_OTHER)
+			continue;
+		else if (!ua && HDR_IS(h, "user-agent"))
+			ua = h;
+		else if (!xff && HDR_IS(h, "x-forwarded-for"))
+			xff = h;
+	}
 	memset(v, 0, sizeof(*v));
 	v->method = llhttp_method_name((llhttp_method_t)m->method);
 	v->method_len = (uint32_t)strlen(v->method);
 	v->path = m->target;
 	v->path_len = m->target_len;
-	v->authority = h[0] ? h[0]->value : authority;
-	v->authority_len = h[0] ? h[0]->value_len : (uint32_t)authority_len;
-	v->user_agent = h[1] ? h[1]->value : NULL;
-	v->user_agent_len = h[1] ? h[1]->value_len : 0;
-	v->xff = h[2] ? h[2]->value : NULL;
-	v->xff_len = h[2] ? h[2]->value_len : 0;
-	v->request_id = h[3] ? h[3]->value : reqid;
-	v->request_id_len = h[3] ? h[3]->value_len : reqid ? WP_HTTP1_REQID_LEN : 0;
+	v->authority = host ? host->value : authority;
+	v->authority_len = host ? host->value_len : (uint32_t)authority_len;
+	v->user_agent = ua ? ua->value : NULL;
+	v->user_agent_len = ua ? ua->value_len : 0;
+	v->xff = xff ? xff->value : NULL;
+	v->xff_len = xff ? xff->value_len : 0;
+	v->request_id = rid ? rid->value : reqid;
+	v->request_id_len = rid ? rid->value_len : reqid ? WP_HTTP1_REQID_LEN : 0;
 	v->proto = m->http_minor == 0 ? WP_ALOG_HTTP10 : WP_ALOG_HTTP11;
 }
 
@@ -521,17 +526,29 @@ static void log_line(const struct wp_pipe_conn *c, const struct wp_pipe_rec *r,
 	wp_alog_commit(pc->alog);
 }
 
-void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
-                     const struct wp_pipe_log_view *v)
+/* The HTTP series of a request: the connection's last one when the labels
+ * the request sets are the same (most requests of a connection go to the
+ * same service and end the same way), else the looked-up one. */
+static uint32_t http_series(struct wp_pipe_conn *c, const struct wp_pipe_rec *r, uint32_t flags_id)
 {
-	struct wp_pipe_core *pc;
+	struct wp_pipe_core *pc = c->core;
 	struct wp_metrics_labels l;
-	uint64_t dur;
+	uint32_t k[WP_PIPE_SERIES_KEY] = {0};
 
-	if (!r->active || !c)
-		return;
-	r->active = false;
-	pc = c->core;
+	if (r->has_svc)
+		memcpy(k, r->svc, 3 * sizeof(k[0]));
+	else
+		k[0] = k[1] = k[2] = UINT32_MAX; /* no id is: the connection's own */
+	if (r->has_ep)
+		memcpy(k + 3, r->ep, sizeof(r->ep));
+	else
+		k[3] = UINT32_MAX;
+	k[3 + WP_PIPE_EP_IDS] = pc->id_proto[r->is_grpc ? 1 : 0];
+	k[4 + WP_PIPE_EP_IDS] = code_label(pc, r->status);
+	k[5 + WP_PIPE_EP_IDS] = grpc_label(pc, r);
+	k[6 + WP_PIPE_EP_IDS] = flags_id;
+	if (c->last_valid && !memcmp(k, c->last_key, sizeof(k)))
+		return c->last_series;
 	l = c->ml;
 	if (r->has_svc) {
 		l.v[WP_ML_DESTINATION_SERVICE] = r->svc[0];
@@ -540,17 +557,36 @@ void wp_pipe_rec_end(const struct wp_pipe_conn *c, struct wp_pipe_rec *r,
 	}
 	if (r->has_ep)
 		set_dest(l.v, r->ep);
-	l.v[WP_ML_REQUEST_PROTOCOL] = pc->id_proto[r->is_grpc ? 1 : 0];
-	l.v[WP_ML_RESPONSE_CODE] = code_label(pc, r->status);
-	l.v[WP_ML_GRPC_RESPONSE_STATUS] = grpc_label(pc, r);
-	l.v[WP_ML_RESPONSE_FLAGS] = flags_label(pc, r->flags);
+	l.v[WP_ML_REQUEST_PROTOCOL] = k[3 + WP_PIPE_EP_IDS];
+	l.v[WP_ML_RESPONSE_CODE] = k[4 + WP_PIPE_EP_IDS];
+	l.v[WP_ML_GRPC_RESPONSE_STATUS] = k[5 + WP_PIPE_EP_IDS];
+	l.v[WP_ML_RESPONSE_FLAGS] = flags_id;
+	memcpy(c->last_key, k, sizeof(k));
+	c->last_series = wp_metrics_http_series(pc->metrics, &l);
+	c->last_valid = true;
+	return c->last_series;
+}
+
+void wp_pipe_rec_end(struct wp_pipe_conn *c, struct wp_pipe_rec *r,
+                     const struct wp_pipe_log_view *v)
+{
+	struct wp_pipe_core *pc;
+	uint32_t flags_id;
+	uint64_t dur;
+
+	if (!r->active || !c)
+		return;
+	r->active = false;
+	pc = c->core;
+	flags_id = flags_label(pc, r->flags);
 	dur = pc->now_us > r->start_us ? pc->now_us - r->start_us : 0;
 	if (pc->record)
-		wp_metrics_http_record(pc->metrics, &l, dur, r->req_bytes, r->resp_bytes);
+		wp_metrics_http_add(pc->metrics, http_series(c, r, flags_id), dur, r->req_bytes,
+		                    r->resp_bytes);
 	if (pc->alog && v)
-		log_line(c, r, v, l.v[WP_ML_RESPONSE_FLAGS], dur);
+		log_line(c, r, v, flags_id, dur);
 	if (r->tr.span)
-		wp_pipe_trace_span(c, r, v, l.v[WP_ML_RESPONSE_FLAGS], dur);
+		wp_pipe_trace_span(c, r, v, flags_id, dur);
 }
 
 /* ---- opaque TCP ----------------------------------------------------------------------- */

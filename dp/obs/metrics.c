@@ -217,16 +217,26 @@ static void observe(struct wp_metrics_hist *h, const uint64_t *bounds, uint64_t 
 	bump(&h->sum, v);
 }
 
-void wp_metrics_http_record(struct wp_metrics_core *m, const struct wp_metrics_labels *l,
-                            uint64_t duration_us, uint64_t req_bytes, uint64_t resp_bytes)
+uint32_t wp_metrics_http_series(struct wp_metrics_core *m, const struct wp_metrics_labels *l)
 {
-	uint32_t i = lookup(m, m->http_idx, m->http, sizeof(*m->http), &m->n_http, l);
-	struct wp_metrics_http *c = &m->http[i];
+	return lookup(m, m->http_idx, m->http, sizeof(*m->http), &m->n_http, l);
+}
+
+void wp_metrics_http_add(struct wp_metrics_core *m, uint32_t series, uint64_t duration_us,
+                         uint64_t req_bytes, uint64_t resp_bytes)
+{
+	struct wp_metrics_http *c = &m->http[series < m->n_http ? series : 0];
 
 	bump(&c->requests, 1);
 	observe(&c->duration, dur_bounds_us, duration_us);
 	observe(&c->req_bytes, byte_bounds, req_bytes);
 	observe(&c->resp_bytes, byte_bounds, resp_bytes);
+}
+
+void wp_metrics_http_record(struct wp_metrics_core *m, const struct wp_metrics_labels *l,
+                            uint64_t duration_us, uint64_t req_bytes, uint64_t resp_bytes)
+{
+	wp_metrics_http_add(m, wp_metrics_http_series(m, l), duration_us, req_bytes, resp_bytes);
 }
 
 uint32_t wp_metrics_tcp_series(struct wp_metrics_core *m, const struct wp_metrics_labels *l)

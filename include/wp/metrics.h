@@ -130,7 +130,13 @@ void wp_metrics_core_destroy(struct wp_metrics_core *m);
 uint32_t wp_metrics_intern(struct wp_metrics_core *m, const char *s, size_t len);
 
 /* Records one finished HTTP request (owner only): duration in
- * microseconds, bytes received from and sent to the downstream. */
+ * microseconds, bytes received from and sent to the downstream. The same
+ * in two steps: the HTTP series of l, created on first use (a handle valid
+ * for the core's life, 0 the overflow series), then one request added to
+ * it; a caller whose requests often share labels keeps the handle. */
+uint32_t wp_metrics_http_series(struct wp_metrics_core *m, const struct wp_metrics_labels *l);
+void wp_metrics_http_add(struct wp_metrics_core *m, uint32_t series, uint64_t duration_us,
+                         uint64_t req_bytes, uint64_t resp_bytes);
 void wp_metrics_http_record(struct wp_metrics_core *m, const struct wp_metrics_labels *l,
                             uint64_t duration_us, uint64_t req_bytes, uint64_t resp_bytes);
 

@@ -102,8 +102,8 @@ static uint64_t total_requests(void)
 
 /* One exchange: begun at 1 s, answered <status> with <flags>, ended <dur>
  * µs later, to endpoint <ep> of <cl> (either may be NULL). */
-static void exchange(const struct wp_pipe_conn *c, bool grpc, uint16_t status, int16_t gs,
-                     uint16_t flags, uint64_t dur, const struct wp_route_cluster *cl,
+static void exchange(struct wp_pipe_conn *c, bool grpc, uint16_t status, int16_t gs, uint16_t flags,
+                     uint64_t dur, const struct wp_route_cluster *cl,
                      const struct wp_snap_endpoint *ep)
 {
 	struct wp_pipe_rec r;
@@ -263,6 +263,54 @@ static void test_codes_grpc_and_flags(void **state)
 	assert_int_equal(wp_pipe_http_to_grpc(404), 12);
 	assert_int_equal(wp_pipe_http_to_grpc(403), 7);
 	assert_int_equal(wp_pipe_http_to_grpc(500), 2);
+}
+
+/* A connection keeps the series of its last request: a request that ends
+ * the same way reuses it, one that differs in any label it sets does not,
+ * and new connection labels (wp_pipe_conn_labels again) drop it. */
+static void test_series_cache(void **state)
+{
+	struct wp_pipe_conn c;
+	struct wp_snap_endpoint e1 = {.ns = "default", .service_account = "sa1"},
+	                        e2 = {.ns = "default", .service_account = "sa2"};
+	struct wp_route_cluster cl = {.svc_ns = "default", .svc_name = "ratings"};
+	const struct wp_metrics_http *a, *b;
+
+	(void)state;
+	conn_init(&c, "cluster.local/ns/default/sa/a", baggage, &reviews);
+	exchange(&c, false, 200, -1, 0, 10, &cl, &e1);
+	a = last_http();
+	exchange(&c, false, 200, -1, 0, 10, &cl, &e1);
+	assert_ptr_equal(last_http(), a);
+	assert_int_equal(wp_metrics_load(&a->requests), 2);
+	/* another endpoint, then back */
+	exchange(&c, false, 200, -1, 0, 10, &cl, &e2);
+	b = last_http();
+	assert_ptr_not_equal(b, a);
+	assert_string_equal(lab(&b->labels, WP_ML_DESTINATION_PRINCIPAL),
+	                    "spiffe://cluster.local/ns/default/sa/sa2");
+	exchange(&c, false, 200, -1, 0, 10, &cl, &e1);
+	assert_int_equal(wp_metrics_load(&a->requests), 3);
+	/* no endpoint (a local answer), other code, other flags, gRPC */
+	exchange(&c, false, 200, -1, 0, 10, &cl, NULL);
+	assert_string_equal(lab(&last_http()->labels, WP_ML_DESTINATION_PRINCIPAL), "unknown");
+	exchange(&c, false, 503, -1, 0, 10, &cl, &e1);
+	assert_string_equal(lab(&last_http()->labels, WP_ML_RESPONSE_CODE), "503");
+	exchange(&c, false, 503, -1, WP_PIPE_F(UO), 10, &cl, &e1);
+	assert_string_equal(lab(&last_http()->labels, WP_ML_RESPONSE_FLAGS), "UO");
+	exchange(&c, true, 503, -1, WP_PIPE_F(UO), 10, &cl, &e1);
+	assert_string_equal(lab(&last_http()->labels, WP_ML_REQUEST_PROTOCOL), "grpc");
+	assert_int_equal(wp_metrics_load(&a->requests), 3);
+	/* the connection labelled again (another identity): a new series */
+	c.principal = "cluster.local/ns/default/sa/b";
+	c.principal_len = (uint32_t)strlen(c.principal);
+	wp_pipe_conn_labels(&c, baggage, strlen(baggage), &reviews, NULL);
+	exchange(&c, false, 200, -1, 0, 10, &cl, &e1);
+	assert_ptr_not_equal(last_http(), a);
+	assert_string_equal(lab(&last_http()->labels, WP_ML_SOURCE_PRINCIPAL),
+	                    "spiffe://cluster.local/ns/default/sa/b");
+	assert_int_equal(wp_metrics_load(&a->requests), 3);
+	assert_int_equal(total_requests(), 9);
 }
 
 /* The destination caches hold ids for one snapshot generation: an endpoint
@@ -552,6 +600,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_labels_unknown, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_codes_grpc_and_flags, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_series_cache, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_dest_cache_generations, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_dest_pod_labels, setup, teardown),
