@@ -286,6 +286,11 @@ void wp_tun_respond(struct tunnel *t, int status)
 	if (t->responded || d->s == NULL)
 		return;
 	t->responded = true;
+	/* outlier detection learns how the connection to the endpoint went:
+	 * up, or refused / timed out / reset before it was (the only answers
+	 * an opaque tunnel has; a no-op without a pick or the policy) */
+	wp_lb_cache_result(t->tw->lbc, &t->lb,
+	                   status == 200 ? WP_LB_RES_CONNECTED : WP_LB_RES_LOCAL_FAIL);
 	(void)wp_hbstream_respond(d->s, status);
 	wp_tun_mark_dirty(d->sess);
 	if (status == 200) {

@@ -21,6 +21,10 @@
               and the sources together reach more than one;
       spread  --n short tunnels one after the other; every endpoint gets at
               least --min-each (--exact: exactly n / endpoints each).
+      outlier one endpoint of the service refuses connections: short
+              tunnels until --fails CONNECTs were refused (503), then a
+              pause of --wait s (outlier detection's interval), then --n
+              short tunnels that must all reach a working endpoint.
 """
 
 import argparse
@@ -154,6 +158,30 @@ def spread(t, a):
     return ok, {"per_endpoint": got}
 
 
+def outlier(t, a):
+    fails, reached, tries = 0, {}, 0
+    while fails < a.fails and tries < 10 * a.fails:
+        tries += 1
+        try:
+            name = t.short()
+            reached[name] = reached.get(name, 0) + 1
+        except RuntimeError:
+            fails += 1
+    if fails < a.fails:
+        return False, {"error": "the refusing endpoint was not reached", "reached": reached}
+    time.sleep(a.wait)
+    after, refused = {}, 0
+    for _ in range(a.n):
+        try:
+            name = t.short()
+            after[name] = after.get(name, 0) + 1
+        except RuntimeError:
+            refused += 1
+    ok = refused == 0 and sum(after.values()) == a.n
+    return ok, {"before": {"refused": fails, "reached": reached},
+                "after_interval": {"refused": refused, "reached": after}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -161,7 +189,7 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--bind", action="append", required=True)
     s.add_argument("--max-time", type=float, default=600.0)
-    for name in ("least", "hash", "spread"):
+    for name in ("least", "hash", "spread", "outlier"):
         p = sub.add_parser(name)
         p.add_argument("--addr", required=True)
         p.add_argument("--certs", required=True)
@@ -173,13 +201,16 @@ def main():
         p.add_argument("--sources", type=int, default=12)
         p.add_argument("--min-each", type=int, default=1)
         p.add_argument("--exact", action="store_true")
+        p.add_argument("--fails", type=int, default=2)
+        p.add_argument("--wait", type=float, default=2.5)
     a = ap.parse_args()
     if a.cmd == "serve":
         serve(a.bind, time.monotonic() + a.max_time)
         return 0
     t = Tunnels(a)
     try:
-        ok, report = {"least": least, "hash": hash_, "spread": spread}[a.cmd](t, a)
+        ok, report = {"least": least, "hash": hash_, "spread": spread,
+                      "outlier": outlier}[a.cmd](t, a)
     except RuntimeError as e:
         ok, report = False, {"error": str(e)}
     print(json.dumps(report, sort_keys=True))

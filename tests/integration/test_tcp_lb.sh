@@ -14,6 +14,12 @@
 #     picks fall back to random (counted l7_lb_hash_key_missing);
 #   - ROUND_ROBIN: exactly even; RANDOM, and no DestinationRule (Istio's default,
 #     LEAST_REQUEST): every endpoint gets its share.
+# Issue 15: outlier detection hears from opaque tunnels too. One of three
+# endpoints refuses connections (a pod IP nothing listens on: RST); with
+# consecutive5xxErrors 2 (a refused connect counts as a gateway error when
+# local-origin errors are not split, Istio's default) it is ejected at the
+# next interval, after which every tunnel reaches a working endpoint, and
+# `wpctl outliers` names it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 DRV="/usr/bin/python3 $ROOT/tests/integration/tcp_lb.py"
@@ -47,15 +53,35 @@ YAML
 	dr hh hh '{consistentHash: {httpHeaderName: x-user}}'
 	dr rr rr '{simple: ROUND_ROBIN}'
 	dr rd rd '{simple: RANDOM}'
+	for i in 1 2 3; do hb_pod plain tod-$i 198.18.1.5$i tod tod; done
+	hb_svc plain od 198.19.0.48 7100 7100 tod
+	cat <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: od
+  namespace: plain
+spec:
+  host: od.plain.svc.cluster.local
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 2
+      interval: 1s
+      baseEjectionTime: 120s
+      maxEjectionPercent: 34
+YAML
 } >"$HB_MAN/30-tcplb.yaml"
 
 hb_up "$(tb_name)"
 in_ns $DRV serve --bind 198.18.1.41:7100=tlb-1 --bind 198.18.1.42:7100=tlb-2 \
-	--bind 198.18.1.43:7100=tlb-3 --max-time 600 >"$HB_TMP/backends.out" 2>&1 &
+	--bind 198.18.1.43:7100=tlb-3 --bind 198.18.1.51:7100=tod-1 \
+	--bind 198.18.1.52:7100=tod-2 --max-time 600 >"$HB_TMP/backends.out" 2>&1 &
 HB_PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$HB_TMP/backends.out" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$HB_TMP/backends.out" || fail "backends did not start: $(cat "$HB_TMP/backends.out")"
-for vip in 198.19.0.41 198.19.0.42 198.19.0.43 198.19.0.44 198.19.0.45 198.19.0.46 198.19.0.47; do
+for vip in 198.19.0.41 198.19.0.42 198.19.0.43 198.19.0.44 198.19.0.45 198.19.0.46 198.19.0.47 \
+	198.19.0.48; do
 	hb_wait_captured $vip:7100
 done
 drv() { in_ns $DRV "$1" --addr "$WP_IP:15008" --certs "$HB_PKI" --authority "$2" "${@:3}"; }
@@ -84,6 +110,17 @@ pass "RANDOM: every endpoint gets its share: $out"
 # idle endpoints: the least-request pick is a uniform draw; 30 +- 4.5 each
 out=$(drv spread 198.19.0.46:7100 --n 90 --min-each 15) || fail "no DestinationRule: $out"
 pass "no DestinationRule (LEAST_REQUEST): every endpoint gets its share: $out"
+
+# (d) outlier detection: tod-3 (198.18.1.53) refuses
+out=$(drv outlier 198.19.0.48:7100 --endpoints tod-1,tod-2,tod-3 --fails 2 --n 30) ||
+	fail "outlier detection on TCP: $out"
+row=$("$WPCTL" outliers --json --prefix "$WP_PREFIX" | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(" ".join("%s=%s" % (e, d["reason"][i]) for i, e in enumerate(d["endpoint"])))')
+case " $row " in *" 198.18.1.53:7100=5xx "* | *" 198.18.1.53:7100=gateway "*) ;;
+*) fail "wpctl outliers does not list the refusing endpoint ejected: $row" ;; esac
+pass "outlier detection on TCP: the refusing endpoint is ejected, every tunnel after the interval reaches a working one: $out; outliers: $row"
 
 [ "$(ctr tunnel_no_endpoint)" = 0 ] || fail "tunnel_no_endpoint: $(ctr tunnel_no_endpoint)"
 [ "$(ctr tunnel_upstream_reset)" = 0 ] || fail "upstream resets: $(ctr tunnel_upstream_reset)"
