@@ -9,8 +9,8 @@
  * port and each subset's own trafficPolicy apply in that order; a bad field
  * is reported and leaves the previous value (LEAST_REQUEST by default).
  * trafficPolicy.connectionPool follows the same order into the cluster's
- * wp_route_cpool (Istio's defaults: no limits); fields with no effect
- * here (tcpKeepalive, tcp.idleTimeout, ...) are reported as such.
+ * wp_route_cpool (Istio's defaults: no limits, opaque TCP idle for 1 h);
+ * fields with no effect here (tcpKeepalive, ...) are reported as such.
  * trafficPolicy.outlierDetection goes the same way (od_parse): each level
  * that has one replaces the one before as a whole, unset fields taking
  * Istio's defaults; the data plane acts on it (dp/l7/outlier.h).
@@ -319,8 +319,7 @@ static void cpool_unknown(struct cctx *c, const struct wp_obj *dr, const struct 
 }
 
 /* A connectionPool node onto *cp; a bad field is reported and leaves the
- * previous value. tcp.tcpKeepalive and tcp.idleTimeout (opaque TCP) are
- * read but have no effect here, and say so. */
+ * previous value. tcp.tcpKeepalive is read but has no effect, and says so. */
 static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
                         const char *field, struct wp_route_cpool *cp)
 {
@@ -356,10 +355,12 @@ static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp
 			wp_route_cerr(c, dr, wp_ynode_get(tcp, "tcpKeepalive"), f,
 			              "tcpKeepalive is not applied (upstream TCP keepalive is not "
 			              "set per connection)");
-		if (nget(tcp, "idleTimeout"))
+		if (sget(tcp, "idleTimeout") &&
+		    wp_route_parse_duration(sget(tcp, "idleTimeout"), &cp->tcp_idle_timeout_ms))
 			wp_route_cerr(c, dr, wp_ynode_get(tcp, "idleTimeout"), f,
-			              "idleTimeout is not applied (opaque TCP tunnels have no idle "
-			              "timeout; http.idleTimeout is)");
+			              "idleTimeout must be a duration (1h, 1m, 1s, 500ms; 0s: "
+			              "none), got %s",
+			              sget(tcp, "idleTimeout"));
 		if (nget(tcp, "maxConnectionDuration"))
 			wp_route_cerr(c, dr, wp_ynode_get(tcp, "maxConnectionDuration"), f,
 			              "maxConnectionDuration is not applied");
@@ -427,6 +428,7 @@ static const struct wp_route_cpool cpool_default = {
         .max_pending = WP_ROUTE_CPOOL_UNLIMITED,
         .max_requests = WP_ROUTE_CPOOL_UNLIMITED,
         .max_retries = WP_ROUTE_CPOOL_UNLIMITED,
+        .tcp_idle_timeout_ms = WP_ROUTE_TCP_IDLE_DEFAULT_MS,
 };
 
 static bool labels_match(const struct wp_ynode *sel, const struct wp_labels *l)

@@ -95,6 +95,7 @@ static json_t *cpools_json(const struct wp_route_table *t)
 		        {"maxConcurrentStreams", p->max_streams, 0},
 		        {"connectTimeoutMs", p->connect_timeout_ms, 0},
 		        {"idleTimeoutMs", p->idle_timeout_ms, 0},
+		        {"tcpIdleTimeoutMs", p->tcp_idle_timeout_ms, WP_ROUTE_TCP_IDLE_DEFAULT_MS},
 		};
 
 		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)

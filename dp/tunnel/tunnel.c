@@ -118,6 +118,7 @@ void wp_tun_free(struct tunnel *t)
 	wp_bq_clear(&t->e[0].q, tw->mem);
 	wp_bq_clear(&t->e[1].q, tw->mem);
 	wp_tun_l7_unlist(t);
+	wp_twheel_disarm(&t->idle);
 	end_lb(t);
 	wp_pipe_tcp_close(&t->pc); /* an opaque tunnel: istio_tcp_connections_closed_total */
 	t->live = false;
@@ -160,6 +161,7 @@ size_t wp_tun_end_write(struct tunnel *t, int i, const uint8_t *p, size_t len)
 	}
 	if (n <= 0)
 		return 0;
+	t->active_ms = t->tw->now_ms;
 	wp_ctr_add(t->tw->ctr, i == 1 ? WP_CTR_TUNNEL_BYTES_UP : WP_CTR_TUNNEL_BYTES_DOWN,
 	           (uint64_t)n);
 	/* opaque TCP: sent to the client (end 0), received from it (end 1) */
@@ -295,6 +297,10 @@ void wp_tun_respond(struct tunnel *t, int status)
 	wp_tun_mark_dirty(d->sess);
 	if (status == 200) {
 		ctr(t->tw, WP_CTR_TUNNEL_OPENED);
+		if (t->idle_ms) {
+			t->active_ms = t->tw->now_ms;
+			wp_twheel_arm(&t->tw->idle_wheel, &t->idle, t->active_ms + t->idle_ms);
+		}
 		/* Bytes that came with or right after the CONNECT. */
 		wp_tun_end_flush(t, 1);
 		wp_tun_end_flush(t, 0);
@@ -853,6 +859,7 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 	}
 	t->target = target;
 	t->pc = pc;
+	t->idle_ms = cl ? cl->pool.tcp_idle_timeout_ms : WP_ROUTE_TCP_IDLE_DEFAULT_MS;
 	t->tcp_denied = tcp_denied;
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;
@@ -982,6 +989,22 @@ static void sess_expire(struct wp_tunnel_worker *tw, struct sess *s)
 	wp_tun_sess_timer(s);
 }
 
+/* A tunnel's idle deadline came: closed if no byte passed since (both
+ * ends reset, as Envoy's TCP proxy closes both connections), else armed
+ * again at the new deadline. A tunnel the L7 proxy took over (its sniffed
+ * bytes were HTTP) is the proxy's to time out. */
+static void tun_idle_expire(struct wp_tunnel_worker *tw, struct tunnel *t)
+{
+	if (!t->live || t->dead || t->e[1].kind == END_L7)
+		return;
+	if (tw->now_ms - t->active_ms < t->idle_ms) {
+		wp_twheel_arm(&tw->idle_wheel, &t->idle, t->active_ms + t->idle_ms);
+		return;
+	}
+	ctr(tw, WP_CTR_TUNNEL_IDLE_TIMEOUT);
+	wp_tun_kill(t);
+}
+
 static void tick(struct wp_tunnel_worker *tw)
 {
 	struct wp_h2mem_stats ms;
@@ -990,6 +1013,8 @@ static void tick(struct wp_tunnel_worker *tw)
 	/* Only the sessions whose deadline came: no walk over the idle ones. */
 	while ((n = wp_twheel_pop(&tw->wheel, tw->now_ms)) != NULL)
 		sess_expire(tw, wp_container_of(n, struct sess, timer));
+	while ((n = wp_twheel_pop(&tw->idle_wheel, tw->now_ms)) != NULL)
+		tun_idle_expire(tw, wp_container_of(n, struct tunnel, idle));
 	if (tw->l7.core != NULL)
 		wp_h1p_core_tick(tw->l7.core, tw->now_ms);
 	wp_tun_l7h2_tick(tw);
@@ -1221,6 +1246,7 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 		                       rte_rdtsc() ^ ((uint64_t)w->id << 32) ^ (uintptr_t)tw);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	wp_twheel_init(&tw->wheel, TICK_MS, 0); /* catches up to the clock at the first tick */
+	wp_twheel_init(&tw->idle_wheel, TICK_MS, 0);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
 	tw->sess_pool = rte_zmalloc("wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);

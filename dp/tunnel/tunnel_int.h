@@ -113,6 +113,12 @@ struct tunnel {
 	 * LEAST_REQUEST reads) from the pick until the tunnel is freed or its
 	 * upstream is dropped for the L7 proxy (end_lb()) */
 	struct wp_lb_active lb;
+	/* opaque TCP idle timeout (DestinationRule tcp.idleTimeout, Istio's 1 h
+	 * by default; 0: none): armed in tw->idle_wheel once the CONNECT is
+	 * answered, closed when no byte passed either way for idle_ms */
+	struct wp_twheel_node idle;
+	uint32_t idle_ms;
+	uint64_t active_ms; /* when a byte last passed */
 };
 
 struct wp_tunnel_worker {
@@ -132,7 +138,8 @@ struct wp_tunnel_worker {
 	struct wp_lb_cache *lbc;  /* L4 tunnels' per-core load-balancer state */
 	struct wp_pipe_core pipe; /* request pipeline: authorization scratch */
 	uint64_t now_ms, last_tick_ms;
-	struct wp_twheel wheel; /* sessions by their next deadline */
+	struct wp_twheel wheel;      /* sessions by their next deadline */
+	struct wp_twheel idle_wheel; /* opaque tunnels by their idle deadline */
 	uint64_t snap_version;
 	const struct wp_tls_ctx *seen_ctx;
 	uint64_t seen_reload_failures;

@@ -25,6 +25,10 @@
               tunnels until --fails CONNECTs were refused (503), then a
               pause of --wait s (outlier detection's interval), then --n
               short tunnels that must all reach a working endpoint.
+      idle    two tunnels: one silent, one sending a byte every --every s;
+              after --hold s the silent one must have been closed by the
+              waypoint no sooner than --idle s after it opened, and the
+              busy one must still be open (then closed cleanly).
 """
 
 import argparse
@@ -182,6 +186,28 @@ def outlier(t, a):
                 "after_interval": {"refused": refused, "reached": after}}
 
 
+def idle(t, a):
+    quiet, _ = t.open()
+    busy, _ = t.open()
+    t0 = time.monotonic()
+    qs, bs = t.c.streams[quiet], t.c.streams[busy]
+    closed_at = None
+    while time.monotonic() - t0 < a.hold:
+        t.c.send(busy, b"x")
+        t.c.run_until(lambda: bs.ended or bs.reset is not None, timeout=a.every)
+        if closed_at is None and (qs.ended or qs.reset is not None):
+            closed_at = time.monotonic() - t0
+        if bs.ended or bs.reset is not None:
+            break
+    busy_open = not bs.ended and bs.reset is None
+    rep = {"quiet_closed_after_s": None if closed_at is None else round(closed_at, 2),
+           "quiet_reset": qs.reset, "busy_open_after_s": a.hold if busy_open else None}
+    ok = busy_open and closed_at is not None and a.idle - 0.2 <= closed_at <= a.idle + 1.5
+    if busy_open:
+        t.close(busy)
+    return ok, rep
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -189,7 +215,7 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--bind", action="append", required=True)
     s.add_argument("--max-time", type=float, default=600.0)
-    for name in ("least", "hash", "spread", "outlier"):
+    for name in ("least", "hash", "spread", "outlier", "idle"):
         p = sub.add_parser(name)
         p.add_argument("--addr", required=True)
         p.add_argument("--certs", required=True)
@@ -203,6 +229,9 @@ def main():
         p.add_argument("--exact", action="store_true")
         p.add_argument("--fails", type=int, default=2)
         p.add_argument("--wait", type=float, default=2.5)
+        p.add_argument("--idle", type=float, default=2.0)
+        p.add_argument("--every", type=float, default=0.5)
+        p.add_argument("--hold", type=float, default=4.5)
     a = ap.parse_args()
     if a.cmd == "serve":
         serve(a.bind, time.monotonic() + a.max_time)
@@ -210,7 +239,7 @@ def main():
     t = Tunnels(a)
     try:
         ok, report = {"least": least, "hash": hash_, "spread": spread,
-                      "outlier": outlier}[a.cmd](t, a)
+                      "outlier": outlier, "idle": idle}[a.cmd](t, a)
     except RuntimeError as e:
         ok, report = False, {"error": str(e)}
     print(json.dumps(report, sort_keys=True))

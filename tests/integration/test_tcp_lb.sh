@@ -20,6 +20,8 @@
 # local-origin errors are not split, Istio's default) it is ejected at the
 # next interval, after which every tunnel reaches a working endpoint, and
 # `wpctl outliers` names it.
+# DestinationRule tcp.idleTimeout: a tunnel with no byte either way for it
+# is closed (tunnel_idle_timeout); one with traffic is not.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 DRV="/usr/bin/python3 $ROOT/tests/integration/tcp_lb.py"
@@ -55,6 +57,7 @@ YAML
 	dr rd rd '{simple: RANDOM}'
 	for i in 1 2 3; do hb_pod plain tod-$i 198.18.1.5$i tod tod; done
 	hb_svc plain od 198.19.0.48 7100 7100 tod
+	hb_svc plain idl 198.19.0.49 7100 7100 tlb
 	cat <<YAML
 ---
 apiVersion: networking.istio.io/v1
@@ -70,6 +73,18 @@ spec:
       interval: 1s
       baseEjectionTime: 120s
       maxEjectionPercent: 34
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: idl
+  namespace: plain
+spec:
+  host: idl.plain.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        idleTimeout: 2s
 YAML
 } >"$HB_MAN/30-tcplb.yaml"
 
@@ -81,7 +96,7 @@ HB_PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$HB_TMP/backends.out" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$HB_TMP/backends.out" || fail "backends did not start: $(cat "$HB_TMP/backends.out")"
 for vip in 198.19.0.41 198.19.0.42 198.19.0.43 198.19.0.44 198.19.0.45 198.19.0.46 198.19.0.47 \
-	198.19.0.48; do
+	198.19.0.48 198.19.0.49; do
 	hb_wait_captured $vip:7100
 done
 drv() { in_ns $DRV "$1" --addr "$WP_IP:15008" --certs "$HB_PKI" --authority "$2" "${@:3}"; }
@@ -121,6 +136,14 @@ print(" ".join("%s=%s" % (e, d["reason"][i]) for i, e in enumerate(d["endpoint"]
 case " $row " in *" 198.18.1.53:7100=5xx "* | *" 198.18.1.53:7100=gateway "*) ;;
 *) fail "wpctl outliers does not list the refusing endpoint ejected: $row" ;; esac
 pass "outlier detection on TCP: the refusing endpoint is ejected, every tunnel after the interval reaches a working one: $out; outliers: $row"
+
+# (e) tcp.idleTimeout 2s: a silent tunnel is closed after 2 s, a tunnel
+# with a byte every 0.5 s stays open
+before=$(ctr tunnel_idle_timeout)
+out=$(drv idle 198.19.0.49:7100 --idle 2 --every 0.5 --hold 4.5) || fail "tcp.idleTimeout: $out"
+[ $(($(ctr tunnel_idle_timeout) - before)) = 1 ] ||
+	fail "tunnel_idle_timeout: $before -> $(ctr tunnel_idle_timeout)"
+pass "DestinationRule tcp.idleTimeout 2s: the silent tunnel closed, the busy one open: $out"
 
 [ "$(ctr tunnel_no_endpoint)" = 0 ] || fail "tunnel_no_endpoint: $(ctr tunnel_no_endpoint)"
 [ "$(ctr tunnel_upstream_reset)" = 0 ] || fail "upstream resets: $(ctr tunnel_upstream_reset)"

@@ -146,19 +146,20 @@ static void test_defaults(void **state)
 	assert_int_equal(p->max_streams, 0);
 	assert_int_equal(p->connect_timeout_ms, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
+	assert_int_equal(p->tcp_idle_timeout_ms, 3600000); /* Istio's 1 h */
 	wp_route_table_free(t);
 	objs_free();
 }
 
 static void test_all_fields(void **state)
 {
-	struct wp_route_table *t =
-	        build(9080, "  trafficPolicy:\n    connectionPool:\n"
-	                    "      tcp: {maxConnections: 7, connectTimeout: 250ms}\n"
-	                    "      http:\n        http1MaxPendingRequests: 3\n"
-	                    "        http2MaxRequests: 40\n        maxRequestsPerConnection: 1\n"
-	                    "        maxRetries: 5\n        idleTimeout: 1m30s\n"
-	                    "        maxConcurrentStreams: 9\n");
+	struct wp_route_table *t = build(
+	        9080, "  trafficPolicy:\n    connectionPool:\n"
+	              "      tcp: {maxConnections: 7, connectTimeout: 250ms, idleTimeout: 0s}\n"
+	              "      http:\n        http1MaxPendingRequests: 3\n"
+	              "        http2MaxRequests: 40\n        maxRequestsPerConnection: 1\n"
+	              "        maxRetries: 5\n        idleTimeout: 1m30s\n"
+	              "        maxConcurrentStreams: 9\n");
 	const struct wp_route_cpool *p = &cluster(t, NULL)->pool;
 
 	(void)state;
@@ -170,6 +171,7 @@ static void test_all_fields(void **state)
 	assert_int_equal(p->max_req_per_conn, 1);
 	assert_int_equal(p->max_retries, 5);
 	assert_int_equal(p->idle_timeout_ms, 90000);
+	assert_int_equal(p->tcp_idle_timeout_ms, 0); /* 0s: never */
 	assert_int_equal(p->max_streams, 9);
 	wp_route_table_free(t);
 	objs_free();
@@ -180,9 +182,9 @@ static void test_all_fields(void **state)
 static void test_order(void **state)
 {
 	static const char tail[] =
-	        "  trafficPolicy:\n"                                           /* 8 */
-	        "    connectionPool:\n"                                        /* 9 */
-	        "      tcp: {maxConnections: 10, connectTimeout: 1s}\n"        /* 10 */
+	        "  trafficPolicy:\n"    /* 8 */
+	        "    connectionPool:\n" /* 9 */
+	        "      tcp: {maxConnections: 10, connectTimeout: 1s, idleTimeout: 5m}\n"
 	        "      http: {http1MaxPendingRequests: 100}\n"                 /* 11 */
 	        "    portLevelSettings:\n"                                     /* 12 */
 	        "    - port: {number: 9090}\n"                                 /* 13 */
@@ -204,6 +206,7 @@ static void test_order(void **state)
 	assert_int_equal(cluster(t, "v1")->pool.max_pending, 1);
 	assert_int_equal(cluster(t, "v1")->pool.connect_timeout_ms, 1000);
 	assert_int_equal(cluster(t, "v2")->pool.max_pending, 100);
+	assert_int_equal(cluster(t, "v2")->pool.tcp_idle_timeout_ms, 300000);
 	wp_route_table_free(t);
 
 	t = build(9090, tail);
@@ -230,7 +233,7 @@ static void test_bad_values(void **state)
 	              "        maxConnections: -1\n"                                    /* 11 */
 	              "        connectTimeout: soon\n"                                  /* 12 */
 	              "        tcpKeepalive: {time: 7200s, interval: 75s, probes: 9}\n" /* 13 */
-	              "        idleTimeout: 1h\n"                                       /* 14 */
+	              "        idleTimeout: later\n"                                    /* 14 */
 	              "      http:\n"                                                   /* 15 */
 	              "        http1MaxPendingRequests: 0\n"                            /* 16 */
 	              "        http2MaxRequests: many\n"                                /* 17 */
@@ -251,8 +254,8 @@ static void test_bad_values(void **state)
 	                         "spec.trafficPolicy.connectionPool.tcp: tcpKeepalive is not "
 	                         "applied"));
 	assert_true(has_error(t, "dr.yaml:14: DestinationRule default/dr: "
-	                         "spec.trafficPolicy.connectionPool.tcp: idleTimeout is not "
-	                         "applied"));
+	                         "spec.trafficPolicy.connectionPool.tcp: idleTimeout must be a "
+	                         "duration (1h, 1m, 1s, 500ms; 0s: none), got later"));
 	assert_true(has_error(t, "dr.yaml:17: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.http: http2MaxRequests must "
 	                         "be an integer"));
@@ -269,6 +272,7 @@ static void test_bad_values(void **state)
 	assert_int_equal(p->max_requests, WP_ROUTE_CPOOL_UNLIMITED);
 	assert_int_equal(p->max_req_per_conn, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
+	assert_int_equal(p->tcp_idle_timeout_ms, WP_ROUTE_TCP_IDLE_DEFAULT_MS);
 	assert_int_equal(p->max_retries, 4);
 	wp_route_table_free(t);
 	objs_free();
