@@ -256,7 +256,7 @@ static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_por
 	tc.snd_buf = cfg->tcp.snd_buf;
 	tc.rcv_buf_count = cfg->tcp.buffers;
 	tc.snd_buf_count = cfg->tcp.buffers;
-	tc.keepalive_idle_us = cfg->tcp.keepalive_s * 1000000u;
+	tc.keepalive_idle_ms = cfg->tcp.keepalive_s * 1000u;
 	tc.mss = (uint16_t)(pc->mtu - 40);
 	tc.tx_cksum_offload = wp->port->tx_tcp_cksum;
 	st = wp_tcp_stack_create(&tc, &ops, w->stats.ctr);

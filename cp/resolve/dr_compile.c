@@ -9,8 +9,8 @@
  * port and each subset's own trafficPolicy apply in that order; a bad field
  * is reported and leaves the previous value (LEAST_REQUEST by default).
  * trafficPolicy.connectionPool follows the same order into the cluster's
- * wp_route_cpool (Istio's defaults: no limits, opaque TCP idle for 1 h);
- * fields with no effect here (tcpKeepalive, ...) are reported as such.
+ * wp_route_cpool (Istio's defaults: no limits, opaque TCP idle for 1 h, no
+ * keepalive); fields with no effect here are reported as such.
  * trafficPolicy.outlierDetection goes the same way (od_parse): each level
  * that has one replaces the one before as a whole, unset fields taking
  * Istio's defaults; the data plane acts on it (dp/l7/outlier.h).
@@ -318,8 +318,37 @@ static void cpool_unknown(struct cctx *c, const struct wp_obj *dr, const struct 
 	}
 }
 
+/* tcp.tcpKeepalive onto *cp: on, with the Linux defaults (7200 s, 75 s, 9
+ * probes) for the fields it leaves out; a bad field is reported and
+ * leaves the previous setting whole. */
+static void keepalive_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
+                            const char *field, struct wp_route_cpool *cp)
+{
+	static const char *const keys[] = {"time", "interval", "probes", NULL};
+	uint32_t time_ms = WP_ROUTE_KEEP_TIME_DEFAULT_MS, intvl_ms = WP_ROUTE_KEEP_INTVL_DEFAULT_MS;
+	uint32_t probes = WP_ROUTE_KEEP_PROBES_DEFAULT;
+	char f[200];
+
+	if (!n)
+		return;
+	fieldf(f, sizeof(f), "%s.tcpKeepalive", field);
+	if (n->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, dr, n, f, "expected a mapping");
+		return;
+	}
+	cpool_unknown(c, dr, n, f, keys);
+	if (!field_duration(c, dr, n, f, "time", &time_ms) ||
+	    !field_duration(c, dr, n, f, "interval", &intvl_ms))
+		return;
+	if (sget(n, "probes") && !field_uint(c, dr, n, f, "probes", 255, &probes))
+		return;
+	cp->keep_time_ms = time_ms;
+	cp->keep_intvl_ms = intvl_ms;
+	cp->keep_probes = (uint8_t)(probes ? probes : WP_ROUTE_KEEP_PROBES_DEFAULT);
+}
+
 /* A connectionPool node onto *cp; a bad field is reported and leaves the
- * previous value. tcp.tcpKeepalive is read but has no effect, and says so. */
+ * previous value. */
 static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp_ynode *n,
                         const char *field, struct wp_route_cpool *cp)
 {
@@ -351,10 +380,7 @@ static void cpool_parse(struct cctx *c, const struct wp_obj *dr, const struct wp
 		cpool_unknown(c, dr, tcp, f, tcp_keys);
 		cpool_count(c, dr, tcp, f, "maxConnections", false, &cp->max_connections);
 		(void)field_duration(c, dr, tcp, f, "connectTimeout", &cp->connect_timeout_ms);
-		if (nget(tcp, "tcpKeepalive"))
-			wp_route_cerr(c, dr, wp_ynode_get(tcp, "tcpKeepalive"), f,
-			              "tcpKeepalive is not applied (upstream TCP keepalive is not "
-			              "set per connection)");
+		keepalive_parse(c, dr, nget(tcp, "tcpKeepalive"), f, cp);
 		if (sget(tcp, "idleTimeout") &&
 		    wp_route_parse_duration(sget(tcp, "idleTimeout"), &cp->tcp_idle_timeout_ms))
 			wp_route_cerr(c, dr, wp_ynode_get(tcp, "idleTimeout"), f,

@@ -183,16 +183,24 @@ enum wp_route_hash_key {
  * workers share them. */
 #define WP_ROUTE_CPOOL_UNLIMITED     UINT32_MAX /* 2^32-1: Istio's default limits */
 #define WP_ROUTE_TCP_IDLE_DEFAULT_MS 3600000u   /* tcp.idleTimeout absent: 1 h, as Istio */
+/* tcp.tcpKeepalive's fields left out: the Linux defaults Envoy's sockets get */
+#define WP_ROUTE_KEEP_TIME_DEFAULT_MS  7200000u
+#define WP_ROUTE_KEEP_INTVL_DEFAULT_MS 75000u
+#define WP_ROUTE_KEEP_PROBES_DEFAULT   9u
 
 struct wp_route_cpool {
-	uint32_t max_connections;     /* tcp.maxConnections */
-	uint32_t max_pending;         /* http.http1MaxPendingRequests */
-	uint32_t max_requests;        /* http.http2MaxRequests (requests in flight) */
-	uint32_t max_retries;         /* http.maxRetries (retries in flight) */
-	uint32_t max_req_per_conn;    /* http.maxRequestsPerConnection, 0: unlimited */
-	uint32_t max_streams;         /* http.maxConcurrentStreams per h2 connection, 0: default */
-	uint32_t connect_timeout_ms;  /* tcp.connectTimeout, 0: the proxy's (Istio: 10 s) */
-	uint32_t idle_timeout_ms;     /* http.idleTimeout; 0: the pool's */
+	uint32_t max_connections;    /* tcp.maxConnections */
+	uint32_t max_pending;        /* http.http1MaxPendingRequests */
+	uint32_t max_requests;       /* http.http2MaxRequests (requests in flight) */
+	uint32_t max_retries;        /* http.maxRetries (retries in flight) */
+	uint32_t max_req_per_conn;   /* http.maxRequestsPerConnection, 0: unlimited */
+	uint32_t max_streams;        /* http.maxConcurrentStreams per h2 connection, 0: default */
+	uint32_t connect_timeout_ms; /* tcp.connectTimeout, 0: the proxy's (Istio: 10 s) */
+	uint32_t idle_timeout_ms;    /* http.idleTimeout; 0: the pool's */
+	/* tcp.tcpKeepalive on the cluster's upstream connections: idle time
+	 * before the first probe (0: no keepalive), between probes, probes */
+	uint32_t keep_time_ms, keep_intvl_ms;
+	uint8_t keep_probes;
 	uint32_t tcp_idle_timeout_ms; /* tcp.idleTimeout: an opaque TCP tunnel with no byte
 	                               * either way for it is closed; 0: never */
 };

@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.rcv_buf = 4096;
 	cfg.snd_buf = 4096;
 	cfg.max_ooo_ranges = 4;
-	cfg.keepalive_idle_us = 2000000;
+	cfg.keepalive_idle_ms = 2000;
 	cfg.seed = 1;
 	struct wp_tcp_stack *st = wp_tcp_stack_create(&cfg, &ops, ctr);
 	if (!st)

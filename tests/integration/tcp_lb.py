@@ -29,6 +29,8 @@
               after --hold s the silent one must have been closed by the
               waypoint no sooner than --idle s after it opened, and the
               busy one must still be open (then closed cleanly).
+      hold    one silent tunnel that must still be open after --hold s
+              (then closed cleanly).
 """
 
 import argparse
@@ -208,6 +210,16 @@ def idle(t, a):
     return ok, rep
 
 
+def hold(t, a):
+    sid, name = t.open()
+    st = t.c.streams[sid]
+    t.c.run_until(lambda: st.ended or st.reset is not None, timeout=a.hold)
+    ok = not st.ended and st.reset is None
+    if ok:
+        t.close(sid)
+    return ok, {"endpoint": name, "open_after_s": a.hold if ok else None, "reset": st.reset}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -215,7 +227,7 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--bind", action="append", required=True)
     s.add_argument("--max-time", type=float, default=600.0)
-    for name in ("least", "hash", "spread", "outlier", "idle"):
+    for name in ("least", "hash", "spread", "outlier", "idle", "hold"):
         p = sub.add_parser(name)
         p.add_argument("--addr", required=True)
         p.add_argument("--certs", required=True)
@@ -239,7 +251,7 @@ def main():
     t = Tunnels(a)
     try:
         ok, report = {"least": least, "hash": hash_, "spread": spread,
-                      "outlier": outlier, "idle": idle}[a.cmd](t, a)
+                      "outlier": outlier, "idle": idle, "hold": hold}[a.cmd](t, a)
     except RuntimeError as e:
         ok, report = False, {"error": str(e)}
     print(json.dumps(report, sort_keys=True))

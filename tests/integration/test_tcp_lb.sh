@@ -21,7 +21,8 @@
 # next interval, after which every tunnel reaches a working endpoint, and
 # `wpctl outliers` names it.
 # DestinationRule tcp.idleTimeout: a tunnel with no byte either way for it
-# is closed (tunnel_idle_timeout); one with traffic is not.
+# is closed (tunnel_idle_timeout); one with traffic is not. tcp.tcpKeepalive:
+# the upstream connection of an idle tunnel is probed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 DRV="/usr/bin/python3 $ROOT/tests/integration/tcp_lb.py"
@@ -58,6 +59,7 @@ YAML
 	for i in 1 2 3; do hb_pod plain tod-$i 198.18.1.5$i tod tod; done
 	hb_svc plain od 198.19.0.48 7100 7100 tod
 	hb_svc plain idl 198.19.0.49 7100 7100 tlb
+	hb_svc plain ka 198.19.0.50 7100 7100 tlb
 	cat <<YAML
 ---
 apiVersion: networking.istio.io/v1
@@ -85,6 +87,18 @@ spec:
     connectionPool:
       tcp:
         idleTimeout: 2s
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ka
+  namespace: plain
+spec:
+  host: ka.plain.svc.cluster.local
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        tcpKeepalive: {time: 1s, interval: 1s, probes: 3}
 YAML
 } >"$HB_MAN/30-tcplb.yaml"
 
@@ -96,7 +110,7 @@ HB_PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$HB_TMP/backends.out" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$HB_TMP/backends.out" || fail "backends did not start: $(cat "$HB_TMP/backends.out")"
 for vip in 198.19.0.41 198.19.0.42 198.19.0.43 198.19.0.44 198.19.0.45 198.19.0.46 198.19.0.47 \
-	198.19.0.48 198.19.0.49; do
+	198.19.0.48 198.19.0.49 198.19.0.50; do
 	hb_wait_captured $vip:7100
 done
 drv() { in_ns $DRV "$1" --addr "$WP_IP:15008" --certs "$HB_PKI" --authority "$2" "${@:3}"; }
@@ -144,6 +158,16 @@ out=$(drv idle 198.19.0.49:7100 --idle 2 --every 0.5 --hold 4.5) || fail "tcp.id
 [ $(($(ctr tunnel_idle_timeout) - before)) = 1 ] ||
 	fail "tunnel_idle_timeout: $before -> $(ctr tunnel_idle_timeout)"
 pass "DestinationRule tcp.idleTimeout 2s: the silent tunnel closed, the busy one open: $out"
+
+# (f) tcp.tcpKeepalive time 1s: the silent tunnel's upstream connection is
+# probed (the backend's kernel answers, so it stays open); the services
+# without it sent no probe all along
+[ "$(ctr tcp_keepalive_probe)" = 0 ] || fail "keepalive probes before: $(ctr tcp_keepalive_probe)"
+out=$(drv hold 198.19.0.50:7100 --hold 3.5) || fail "tcp.tcpKeepalive: $out"
+probes=$(ctr tcp_keepalive_probe)
+[ "$probes" -ge 2 ] && [ "$(ctr tcp_keepalive_timeout)" = 0 ] ||
+	fail "tcp.tcpKeepalive: $probes probes, $(ctr tcp_keepalive_timeout) timeouts"
+pass "DestinationRule tcp.tcpKeepalive 1s: $probes probes answered on the idle upstream, tunnel open: $out"
 
 [ "$(ctr tunnel_no_endpoint)" = 0 ] || fail "tunnel_no_endpoint: $(ctr tunnel_no_endpoint)"
 [ "$(ctr tunnel_upstream_reset)" = 0 ] || fail "upstream resets: $(ctr tunnel_upstream_reset)"

@@ -69,6 +69,22 @@ void wp_tcp_set_delack(struct wp_tcp_conn *c, bool on)
 		c->pingpong = false;
 }
 
+void wp_tcp_set_keepalive(struct wp_tcp_conn *c, uint32_t idle_ms, uint32_t intvl_ms,
+                          uint8_t probes)
+{
+	c->keep_idle_ms = idle_ms;
+	c->keep_intvl_ms = intvl_ms;
+	c->keep_max = probes;
+	c->keep_probes = 0;
+	/* T_KEEP is FIN_WAIT_2's limit in the other states: left alone there */
+	if (c->state != WP_TCP_ESTABLISHED && c->state != WP_TCP_CLOSE_WAIT)
+		return;
+	if (idle_ms)
+		wp_tcp_set_timer(c, T_KEEP, c->last_rcv_us + (uint64_t)idle_ms * 1000);
+	else
+		stop_timer(c, T_KEEP);
+}
+
 void wp_tcp_quickack(struct wp_tcp_conn *c)
 {
 	struct wp_tcp_stack *st = c->st;
@@ -272,8 +288,8 @@ void wp_tcp_config_default(struct wp_tcp_config *cfg)
 	cfg->delack_us = 40000;
 	cfg->time_wait_us = 2000000;
 	cfg->fin_wait2_us = 30000000;
-	cfg->keepalive_idle_us = 0;
-	cfg->keepalive_intvl_us = 15000000;
+	cfg->keepalive_idle_ms = 0;
+	cfg->keepalive_intvl_ms = 15000;
 	cfg->challenge_ack_per_sec = 1000;
 	cfg->eph_port_lo = 32768;
 	cfg->eph_port_hi = 60999;

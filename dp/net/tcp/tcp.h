@@ -87,8 +87,8 @@ struct wp_tcp_config {
 	uint32_t delack_us;             /* delayed ACK (<= 40 ms) */
 	uint32_t time_wait_us;          /* TIME_WAIT duration (short: proxy) */
 	uint32_t fin_wait2_us;          /* FIN_WAIT_2 limit once the app closed */
-	uint32_t keepalive_idle_us;     /* 0: keepalive off */
-	uint32_t keepalive_intvl_us;    /* between probes */
+	uint32_t keepalive_idle_ms;     /* 0: keepalive off (each connection's default) */
+	uint32_t keepalive_intvl_ms;    /* between probes */
 	uint32_t challenge_ack_per_sec; /* RFC 5961 challenge ACK rate limit */
 	uint16_t eph_port_lo, eph_port_hi; /* ephemeral range for active opens */
 	bool window_scaling, timestamps, sack;
@@ -258,6 +258,16 @@ size_t wp_tcp_send_space(const struct wp_tcp_conn *c);
  * stall until the timer.
  */
 void wp_tcp_set_delack(struct wp_tcp_conn *c, bool on);
+
+/*
+ * This connection's keepalive, over the stack's: after <idle_ms> without a
+ * segment from the peer (0: keepalive off), a probe every <intvl_ms>; the
+ * connection is reset (closed WP_TCP_CLOSE_TIMEOUT) when <probes> in a
+ * row go unanswered. Takes effect at once on an open connection, from
+ * the peer's last segment; on one still connecting, once it is open.
+ */
+void wp_tcp_set_keepalive(struct wp_tcp_conn *c, uint32_t idle_ms, uint32_t intvl_ms,
+                          uint8_t probes);
 
 /* Sends a held ACK now (see wp_tcp_set_delack); nothing when none is held. */
 void wp_tcp_quickack(struct wp_tcp_conn *c);

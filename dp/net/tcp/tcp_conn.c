@@ -138,6 +138,9 @@ struct wp_tcp_conn *wp_tcp_conn_alloc(struct wp_tcp_stack *st)
 	c->mss = MSS_DEFAULT;
 	c->rcv_mss = MSS_DEFAULT;
 	c->ssthresh = UINT32_MAX / 2;
+	c->keep_idle_ms = st->cfg.keepalive_idle_ms;
+	c->keep_intvl_ms = st->cfg.keepalive_intvl_ms;
+	c->keep_max = st->cfg.keepalive_probes;
 	return c;
 }
 

@@ -44,8 +44,8 @@ void wp_tcp_on_established(struct wp_tcp_conn *c)
 	c->syn_rexmit = false;
 	stop_timer(c, T_RTO);
 	set_state(c, c->fin_queued ? WP_TCP_FIN_WAIT_1 : WP_TCP_ESTABLISHED);
-	if (c->st->cfg.keepalive_idle_us)
-		wp_tcp_set_timer(c, T_KEEP, c->st->now_us + c->st->cfg.keepalive_idle_us);
+	if (c->keep_idle_ms)
+		wp_tcp_set_timer(c, T_KEEP, c->st->now_us + (uint64_t)c->keep_idle_ms * 1000);
 }
 
 static void challenge_ack(struct wp_tcp_conn *c)

@@ -140,6 +140,10 @@ struct wp_tcp_conn {
 	uint16_t mss;     /* peer's MSS clamped to ours (payload + options) */
 	uint16_t dupacks; /* non-SACK peers only (NewReno) */
 	uint8_t snd_wscale, rcv_wscale, retries, backoff, persist_backoff, keep_probes;
+	/* keepalive (the stack's, or wp_tcp_set_keepalive()): idle time before
+	 * the first probe (0: off), between probes, unanswered probes allowed */
+	uint8_t keep_max;
+	uint32_t keep_idle_ms, keep_intvl_ms;
 	/* scoreboard: ring of segments in flight (NULL without a send buffer) */
 	struct txrec *rec;
 	uint32_t rec_head, rec_n;

@@ -206,14 +206,13 @@ static void keep_expired(struct wp_tcp_conn *c)
 		wp_tcp_conn_release(c);
 		return;
 	}
-	if (!st->cfg.keepalive_idle_us ||
-	    (c->state != WP_TCP_ESTABLISHED && c->state != WP_TCP_CLOSE_WAIT))
+	if (!c->keep_idle_ms || (c->state != WP_TCP_ESTABLISHED && c->state != WP_TCP_CLOSE_WAIT))
 		return;
-	if (!c->keep_probes && st->now_us - c->last_rcv_us < st->cfg.keepalive_idle_us) {
-		wp_tcp_set_timer(c, T_KEEP, c->last_rcv_us + st->cfg.keepalive_idle_us);
+	if (!c->keep_probes && st->now_us - c->last_rcv_us < (uint64_t)c->keep_idle_ms * 1000) {
+		wp_tcp_set_timer(c, T_KEEP, c->last_rcv_us + (uint64_t)c->keep_idle_ms * 1000);
 		return;
 	}
-	if (c->keep_probes >= st->cfg.keepalive_probes) {
+	if (c->keep_probes >= c->keep_max) {
 		ctr_inc(st, WP_CTR_TCP_KEEPALIVE_TIMEOUT);
 		send_rst_conn(c);
 		terminate(c, WP_TCP_CLOSE_TIMEOUT);
@@ -222,7 +221,7 @@ static void keep_expired(struct wp_tcp_conn *c)
 	ctr_inc(st, WP_CTR_TCP_KEEPALIVE_PROBE);
 	send_probe(c);
 	c->keep_probes++;
-	wp_tcp_set_timer(c, T_KEEP, st->now_us + st->cfg.keepalive_intvl_us);
+	wp_tcp_set_timer(c, T_KEEP, st->now_us + (uint64_t)c->keep_intvl_ms * 1000);
 }
 
 static void delack_expired(struct wp_tcp_conn *c)

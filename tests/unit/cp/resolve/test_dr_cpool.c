@@ -147,6 +147,7 @@ static void test_defaults(void **state)
 	assert_int_equal(p->connect_timeout_ms, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
 	assert_int_equal(p->tcp_idle_timeout_ms, 3600000); /* Istio's 1 h */
+	assert_int_equal(p->keep_time_ms, 0);              /* no keepalive */
 	wp_route_table_free(t);
 	objs_free();
 }
@@ -155,7 +156,8 @@ static void test_all_fields(void **state)
 {
 	struct wp_route_table *t = build(
 	        9080, "  trafficPolicy:\n    connectionPool:\n"
-	              "      tcp: {maxConnections: 7, connectTimeout: 250ms, idleTimeout: 0s}\n"
+	              "      tcp: {maxConnections: 7, connectTimeout: 250ms, idleTimeout: 0s,\n"
+	              "            tcpKeepalive: {time: 30s, probes: 4}}\n"
 	              "      http:\n        http1MaxPendingRequests: 3\n"
 	              "        http2MaxRequests: 40\n        maxRequestsPerConnection: 1\n"
 	              "        maxRetries: 5\n        idleTimeout: 1m30s\n"
@@ -172,6 +174,9 @@ static void test_all_fields(void **state)
 	assert_int_equal(p->max_retries, 5);
 	assert_int_equal(p->idle_timeout_ms, 90000);
 	assert_int_equal(p->tcp_idle_timeout_ms, 0); /* 0s: never */
+	assert_int_equal(p->keep_time_ms, 30000);
+	assert_int_equal(p->keep_intvl_ms, 75000); /* left out: Linux's */
+	assert_int_equal(p->keep_probes, 4);
 	assert_int_equal(p->max_streams, 9);
 	wp_route_table_free(t);
 	objs_free();
@@ -227,20 +232,20 @@ static void test_order(void **state)
 static void test_bad_values(void **state)
 {
 	struct wp_route_table *t = build(
-	        9080, "  trafficPolicy:\n"                                              /* 8 */
-	              "    connectionPool:\n"                                           /* 9 */
-	              "      tcp:\n"                                                    /* 10 */
-	              "        maxConnections: -1\n"                                    /* 11 */
-	              "        connectTimeout: soon\n"                                  /* 12 */
-	              "        tcpKeepalive: {time: 7200s, interval: 75s, probes: 9}\n" /* 13 */
-	              "        idleTimeout: later\n"                                    /* 14 */
-	              "      http:\n"                                                   /* 15 */
-	              "        http1MaxPendingRequests: 0\n"                            /* 16 */
-	              "        http2MaxRequests: many\n"                                /* 17 */
-	              "        maxRequestsPerConnection: 0\n"                           /* 18 */
-	              "        idleTimeout: 0s\n"                                       /* 19 */
-	              "        maxRetries: 4\n"                                         /* 20 */
-	              "        retryBudget: 3\n");                                      /* 21 */
+	        9080, "  trafficPolicy:\n"                                             /* 8 */
+	              "    connectionPool:\n"                                          /* 9 */
+	              "      tcp:\n"                                                   /* 10 */
+	              "        maxConnections: -1\n"                                   /* 11 */
+	              "        connectTimeout: soon\n"                                 /* 12 */
+	              "        tcpKeepalive: {time: 60s, interval: soon, probes: 3}\n" /* 13 */
+	              "        idleTimeout: later\n"                                   /* 14 */
+	              "      http:\n"                                                  /* 15 */
+	              "        http1MaxPendingRequests: 0\n"                           /* 16 */
+	              "        http2MaxRequests: many\n"                               /* 17 */
+	              "        maxRequestsPerConnection: 0\n"                          /* 18 */
+	              "        idleTimeout: 0s\n"                                      /* 19 */
+	              "        maxRetries: 4\n"                                        /* 20 */
+	              "        retryBudget: 3\n");                                     /* 21 */
 	const struct wp_route_cpool *p = &cluster(t, NULL)->pool;
 
 	(void)state;
@@ -251,8 +256,8 @@ static void test_bad_values(void **state)
 	                         "spec.trafficPolicy.connectionPool.tcp: connectTimeout must be a "
 	                         "positive duration"));
 	assert_true(has_error(t, "dr.yaml:13: DestinationRule default/dr: "
-	                         "spec.trafficPolicy.connectionPool.tcp: tcpKeepalive is not "
-	                         "applied"));
+	                         "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive: interval "
+	                         "must be a positive duration"));
 	assert_true(has_error(t, "dr.yaml:14: DestinationRule default/dr: "
 	                         "spec.trafficPolicy.connectionPool.tcp: idleTimeout must be a "
 	                         "duration (1h, 1m, 1s, 500ms; 0s: none), got later"));
@@ -273,6 +278,7 @@ static void test_bad_values(void **state)
 	assert_int_equal(p->max_req_per_conn, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
 	assert_int_equal(p->tcp_idle_timeout_ms, WP_ROUTE_TCP_IDLE_DEFAULT_MS);
+	assert_int_equal(p->keep_time_ms, 0); /* the bad tcpKeepalive is left out whole */
 	assert_int_equal(p->max_retries, 4);
 	wp_route_table_free(t);
 	objs_free();

@@ -1031,8 +1031,8 @@ static void test_keepalive(void **state)
 	(void)state;
 	struct wp_tcp_config cfg;
 	setup_cfg(&cfg);
-	cfg.keepalive_idle_us = 100000;
-	cfg.keepalive_intvl_us = 50000;
+	cfg.keepalive_idle_ms = 100;
+	cfg.keepalive_intvl_ms = 50;
 	cfg.keepalive_probes = 2;
 	start(&cfg);
 	open_passive(false);
@@ -1048,6 +1048,42 @@ static void test_keepalive(void **state)
 	advance(110000); /* two probes unanswered */
 	assert_int_equal(F.closed, 1);
 	assert_int_equal(F.why, WP_TCP_CLOSE_TIMEOUT);
+	assert_int_equal(F.ctr[WP_CTR_TCP_KEEPALIVE_TIMEOUT], 1);
+	assert_no_blocks();
+}
+
+/* Keepalive set on one connection (the stack's is off): probes after its
+ * idle time, an answered probe makes it idle again, unanswered probes
+ * reset it; turned off, nothing is sent. */
+static void test_keepalive_per_conn(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	unsigned n0 = ncap;
+	advance(500000);
+	assert_int_equal(ncap, n0); /* the stack's keepalive is off */
+	wp_tcp_set_keepalive(F.conn, 100, 50, 2);
+	advance(1000); /* idle for 500 ms already: probed at once */
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(out(-1).seq, F.conn->snd_una - 1);
+	peer(TH_ACK, NULL, 0);
+	advance(60000);
+	assert_int_equal(ncap, n0 + 1);
+	advance(45000);
+	assert_int_equal(ncap, n0 + 2);
+	wp_tcp_set_keepalive(F.conn, 0, 0, 0); /* off: no more probes, no reset */
+	advance(1000000);
+	assert_int_equal(ncap, n0 + 2);
+	assert_int_equal(F.closed, 0);
+	wp_tcp_set_keepalive(F.conn, 100, 50, 2);
+	advance(110000 + 1000); /* probe, probe, then the reset */
+	advance(60000);
+	assert_int_equal(F.closed, 1);
+	assert_int_equal(F.why, WP_TCP_CLOSE_TIMEOUT);
+	assert_int_equal(F.ctr[WP_CTR_TCP_KEEPALIVE_PROBE], 4);
 	assert_int_equal(F.ctr[WP_CTR_TCP_KEEPALIVE_TIMEOUT], 1);
 	assert_no_blocks();
 }
@@ -1153,6 +1189,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_checksum_offload, teardown),
 	        cmocka_unit_test_teardown(test_accept_queue, teardown),
 	        cmocka_unit_test_teardown(test_keepalive, teardown),
+	        cmocka_unit_test_teardown(test_keepalive_per_conn, teardown),
 	        cmocka_unit_test_teardown(test_pick_port_and_isn, teardown),
 	        cmocka_unit_test_teardown(test_tx_alloc_failure, teardown),
 	        cmocka_unit_test_teardown(test_close_with_unread_and_abort, teardown),
