@@ -1045,6 +1045,22 @@ static void load_hbone(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "hbone.", "header_table_size", 0, 65536, h->header_table_size);
 }
 
+static void load_l7(struct loader *ld, struct wp_config *cfg)
+{
+	static const char *const known[] = {"max_sessions", "max_upstreams", "h2_max_sessions",
+	                                    "h2_max_upstreams", NULL};
+	const config_setting_t *g = get_group(ld, "l7");
+	struct wp_l7_config *l = &cfg->l7;
+
+	if (g == NULL)
+		return;
+	check_known(ld, g, "l7.", known);
+	GET_UINT(ld, g, "l7.", "max_sessions", 1, 1u << 20, l->max_sessions);
+	GET_UINT(ld, g, "l7.", "max_upstreams", 1, 1u << 20, l->max_upstreams);
+	GET_UINT(ld, g, "l7.", "h2_max_sessions", 1, 1u << 20, l->h2_max_sessions);
+	GET_UINT(ld, g, "l7.", "h2_max_upstreams", 1, 1u << 20, l->h2_max_upstreams);
+}
+
 static void load_ca(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
@@ -1198,6 +1214,10 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->hbone.connect_timeout_ms = 5000;
 	cfg->hbone.drain_timeout_ms = 10000;
 	cfg->hbone.memory_mb = 512;
+	cfg->l7.max_sessions = 256;
+	cfg->l7.max_upstreams = 512;
+	cfg->l7.h2_max_sessions = 64;
+	cfg->l7.h2_max_upstreams = 128;
 	strcpy(cfg->ca.address, "istiod.istio-system.svc:15012");
 	strcpy(cfg->ca.server_name, "istiod.istio-system.svc");
 	strcpy(cfg->ca.root_cert, "/var/run/secrets/istio/root-cert.pem");
@@ -1214,9 +1234,9 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
                    struct wp_config *cfg, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-	        "workers",    "eal",     "polling",    "ports", "arp",     "mbufs_per_worker",
-	        "fault",      "tcp",     "cluster",    "admin", "tls",     "hbone",
-	        "kubernetes", "metrics", "access_log", "ca",    "tracing", NULL};
+	        "workers",    "eal",     "polling", "ports", "arp",   "mbufs_per_worker", "fault",
+	        "tcp",        "cluster", "admin",   "tls",   "hbone", "kubernetes",       "metrics",
+	        "access_log", "ca",      "tracing", "l7",    NULL};
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
 	int rc = 0;
 
@@ -1260,6 +1280,7 @@ int wp_config_load(const char *path, const char *const *sets, unsigned n_sets,
 	load_kubernetes(&ld, cfg);
 	load_tls(&ld, cfg);
 	load_hbone(&ld, cfg);
+	load_l7(&ld, cfg);
 	load_ca(&ld, cfg); /* after tls: it fills tls.cert, tls.key, tls.ca */
 	rc = ld.failed ? -EINVAL : 0;
 out:

@@ -51,6 +51,7 @@ struct wp_tunnel_l7_tun {
 	bool close;               /* upstream: the proxy let go of it, close the transport */
 	bool fin;                 /* ... with nothing in flight: FIN a plain TCP one */
 	bool sniff; /* L4 tunnel to a port of unknown protocol: the first client bytes decide */
+	bool no_session; /* ... they were HTTP but no proxy session was free: reset */
 	/* downstream tunnel to an HTTP/1.1 port, no client bytes yet: an HTTP/2
 	 * preface turns it into an h2c session with HTTP/1.1 upstreams */
 	bool h2probe;

@@ -351,12 +351,20 @@ bool wp_tun_l7_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc
 {
 	if (wp_tun_l7h2_proto(p))
 		return wp_tun_l7h2_wants(tw, p);
-	return tw->l7.core != NULL && p->proto == WP_PROTO_HTTP;
+	return p->proto == WP_PROTO_HTTP;
 }
 
-/* srv_request(): a CONNECT to an HTTP service port. Answers it and returns
- * true, or returns false (counted) when the worker has no proxy session
- * free: the caller then serves the tunnel at L4. */
+/* A CONNECT to an HTTP service port that no proxy session can take (the
+ * worker's are all in use, or it has no proxy): refused, never forwarded
+ * at L4, where the port's HTTP routes and policies would not apply. */
+void wp_tun_l7_refuse(struct wp_tunnel_worker *tw, struct wp_hbstream *hs)
+{
+	ctr(tw, WP_CTR_L7_TUNNEL_NO_SESSION);
+	(void)wp_hbstream_respond(hs, 503);
+}
+
+/* srv_request(): a CONNECT to an HTTP service port. Answers it (200 and
+ * proxied, or 503) and returns true. */
 bool wp_tun_l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                      const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
@@ -367,6 +375,10 @@ bool wp_tun_l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 
 	if (wp_tun_l7h2_proto(p))
 		return wp_tun_l7h2_start(s, hs, req, snap, d);
+	if (tw->l7.core == NULL) {
+		wp_tun_l7_refuse(tw, hs);
+		return true;
+	}
 	t = wp_tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
@@ -384,8 +396,8 @@ bool wp_tun_l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbo
 	                              t->l7.auth, (size_t)n);
 	if (t->l7.sess == NULL) { /* l7_h1p_no_session counted */
 		wp_tun_free(t);
-		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
-		return false;
+		wp_tun_l7_refuse(tw, hs);
+		return true;
 	}
 	wp_h1p_sess_set_app(t->l7.sess, t);
 	wp_h1p_sess_set_conn(t->l7.sess, &t->pc);
@@ -440,7 +452,8 @@ static bool l7_looks_http(const uint8_t *d, size_t len)
 
 /*
  * from_h2(): the first bytes from the client of a sniffing tunnel. Not an
- * HTTP/1.x request line (or no proxy session free): the tunnel stays L4.
+ * HTTP/1.x request line: the tunnel stays L4 (one with no proxy session
+ * free is marked no_session and reset by the caller).
  * Otherwise the L4 upstream (connected or not, nothing written to it yet)
  * is dropped and end 1 becomes the proxy; the caller then hands it the
  * bytes. The decision is taken on the first DATA frame alone, so a client
@@ -464,7 +477,8 @@ void wp_tun_l7_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	s = wp_h1p_sess_open(tw->l7.core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
 	                     strlen(t->l7.auth));
 	if (s == NULL) {
-		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		ctr(tw, WP_CTR_L7_TUNNEL_NO_SESSION);
+		t->l7.no_session = true; /* from_h2() resets it */
 		wp_tun_l7h2_sniff_done(t, false);
 		return;
 	}
@@ -611,18 +625,18 @@ void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 	/* Sessions and upstreams are tunnels too; leave half the pool to L4.
 	 * A session holds two parser arenas (~73 KiB each at the default
 	 * limits) and two 16 KiB buffers: 256 sessions are ~45 MiB per
-	 * worker. Beyond them, HTTP ports are served at L4 (counted). */
+	 * worker. Beyond them, CONNECTs to HTTP ports are refused (503). */
 	cfg.buf_size = 16384;
-	cfg.max_sessions = WP_MAX(1u, WP_MIN(256u, max_tun / 4));
-	cfg.max_upstreams = WP_MAX(1u, WP_MIN(512u, max_tun / 4));
+	cfg.max_sessions = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.max_sessions, max_tun / 4));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.max_upstreams, max_tun / 4));
 	cfg.n_workers = tw->w->n_workers;
 	cfg.outlier = tw->sh->outlier;
 	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
 	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
 	if (tw->l7.core == NULL)
 		fprintf(stderr,
-		        "waypointd: worker %u: no memory for the HTTP proxy: HTTP ports "
-		        "are forwarded at L4\n",
+		        "waypointd: worker %u: no memory for the HTTP proxy: CONNECTs to "
+		        "HTTP ports are refused (503)\n",
 		        tw->w->id);
 	wp_tun_l7h2_worker_init(tw);
 }

@@ -182,7 +182,8 @@ bool wp_tun_l7h2_proto(const struct wp_snap_svc_port *p)
 
 bool wp_tun_l7h2_wants(const struct wp_tunnel_worker *tw, const struct wp_snap_svc_port *p)
 {
-	return tw->l7.h2core != NULL && wp_tun_l7h2_proto(p);
+	(void)tw;
+	return wp_tun_l7h2_proto(p);
 }
 
 /* The tunnel's session from now on is <s>: end 1 is the h2 proxy. */
@@ -196,16 +197,21 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 	wp_tun_l7_mark(t); /* the server preface goes out */
 }
 
-/* wp_tun_l7_start() for an HTTP/2 port; as wp_tun_l7_start(): false = serve it at L4. */
+/* wp_tun_l7_start() for an HTTP/2 port: 200 and proxied, or 503. */
 bool wp_tun_l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                        const struct wp_snapshot *snap, const struct wp_snap_dest *d)
 {
 	struct wp_tunnel_worker *tw = s->tw;
 	const struct wp_snap_svc_port *p = &d->svc->ports[d->port_idx];
-	struct tunnel *t = wp_tun_alloc(tw);
+	struct tunnel *t;
 	struct wp_h2p_sess *hsess;
 	int n;
 
+	if (tw->l7.h2core == NULL) {
+		wp_tun_l7_refuse(tw, hs);
+		return true;
+	}
+	t = wp_tun_alloc(tw);
 	if (t == NULL) {
 		ctr(tw, WP_CTR_TUNNEL_LIMIT);
 		(void)wp_hbstream_respond(hs, 503);
@@ -222,8 +228,8 @@ bool wp_tun_l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_h
 	                         (size_t)n, 0);
 	if (hsess == NULL) { /* l7_h2p_no_session counted */
 		wp_tun_free(t);
-		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
-		return false;
+		wp_tun_l7_refuse(tw, hs);
+		return true;
 	}
 	t->target = req->authority;
 	t->e[0].kind = END_H2;
@@ -250,9 +256,10 @@ bool wp_tun_l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len)
 	s = wp_h2p_sess_open(tw->l7.h2core, NULL, t->l7.has_src ? &t->l7.src : NULL, t->l7.auth,
 	                     strlen(t->l7.auth), 0);
 	if (s == NULL) {
-		ctr(tw, WP_CTR_L7_TUNNEL_L4_FALLBACK);
+		ctr(tw, WP_CTR_L7_TUNNEL_NO_SESSION);
+		t->l7.no_session = true; /* from_h2() resets it */
 		wp_tun_l7h2_sniff_done(t, false);
-		return true; /* stays L4 */
+		return true;
 	}
 	if (u->kind == END_TCP && u->c != NULL) {
 		struct wp_tcp_conn *c = u->c;
@@ -400,16 +407,16 @@ void wp_tun_l7h2_worker_init(struct wp_tunnel_worker *tw)
 	 * An HTTP/1.1 upstream (h2c clients on HTTP/1.1 ports) carries one
 	 * stream at a time, so there are more upstreams than h2c alone needs;
 	 * each has a parser arena and an output buffer (~80 KiB, ~10 MiB). */
-	cfg.max_sessions = WP_MAX(1u, WP_MIN(64u, max_tun / 8));
-	cfg.max_upstreams = WP_MAX(1u, WP_MIN(128u, max_tun / 8));
+	cfg.max_sessions = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.h2_max_sessions, max_tun / 8));
+	cfg.max_upstreams = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.h2_max_upstreams, max_tun / 8));
 	cfg.n_workers = tw->w->n_workers;
 	cfg.outlier = tw->sh->outlier;
 	tw->l7.h2core = wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc,
 	                                   wp_h2mem_nghttp2(tw->mem), tw->w->id + 7, tw->ctr);
 	if (tw->l7.h2core == NULL)
 		fprintf(stderr,
-		        "waypointd: worker %u: no memory for the h2c proxy: HTTP/2 ports "
-		        "are forwarded at L4\n",
+		        "waypointd: worker %u: no memory for the h2c proxy: CONNECTs to "
+		        "HTTP/2 ports are refused (503)\n",
 		        tw->w->id);
 }
 

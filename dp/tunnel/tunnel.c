@@ -247,9 +247,11 @@ static void from_h2(struct tunnel *t, int i, const uint8_t *data, size_t len)
 		wp_tun_l7_sniff(t, data, len); /* may turn end 1 into the HTTP proxy */
 		if (t->e[1].kind == END_L7) {
 			end_lb(t); /* the L4 upstream was dropped */
-		} else if (t->tcp_denied) {
-			/* not HTTP: the CONNECT-time denial stands */
-			ctr(tw, WP_CTR_AUTHZ_TCP_RESET);
+		} else if (t->tcp_denied || t->l7.no_session) {
+			/* not HTTP: the CONNECT-time denial stands; HTTP that no
+			 * proxy session can take (counted): never served at L4 */
+			if (!t->l7.no_session)
+				ctr(tw, WP_CTR_AUTHZ_TCP_RESET);
 			end_consume(t, i, len);
 			wp_tun_kill(t);
 			return;

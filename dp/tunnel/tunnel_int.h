@@ -189,6 +189,7 @@ bool wp_tun_l7_sniffs(const struct wp_tunnel_worker *tw,
 bool wp_tun_l7_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                      const struct wp_snapshot *snap, const struct wp_snap_dest *d); /* l7_glue.c */
 void wp_tun_l7_unlist(struct tunnel *t);                                            /* l7_glue.c */
+void wp_tun_l7_refuse(struct wp_tunnel_worker *tw, struct wp_hbstream *hs);         /* l7_glue.c */
 struct tunnel *wp_tun_l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
                                   int *rc); /* l7_glue.c */
 int wp_tun_l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,

@@ -163,6 +163,19 @@ struct wp_hbone_listen_config {
 	unsigned header_table_size;  /* HPACK table the peer may use towards us (0: none) */
 };
 
+/* The L7 proxies' per-worker pools (dp/l7): sessions are the client
+ * tunnels of HTTP service ports, upstreams their pooled connections. Each
+ * is capped at a quarter (HTTP/1.1) or an eighth (h2c) of
+ * hbone.max_tunnels, since sessions and upstreams are tunnels too. A
+ * CONNECT to an HTTP port that finds no session free is refused (503),
+ * never served at L4 (its routes and policies would not apply). */
+struct wp_l7_config {
+	unsigned max_sessions;     /* HTTP/1.1 client tunnels (~180 KiB each) */
+	unsigned max_upstreams;    /* HTTP/1.1 upstream connections */
+	unsigned h2_max_sessions;  /* h2c / gRPC client tunnels */
+	unsigned h2_max_upstreams; /* the h2c proxy's upstream connections */
+};
+
 /* The Kubernetes list/watch source and Gateway status writer (cp/kube). */
 #define WP_MAX_STATUS_ADDRS 8
 struct wp_kubernetes_config {
@@ -266,6 +279,7 @@ struct wp_config {
 	struct wp_kubernetes_config kubernetes;
 	struct wp_tls_files_config tls;
 	struct wp_hbone_listen_config hbone;
+	struct wp_l7_config l7;
 	struct wp_ca_config ca;
 };
 

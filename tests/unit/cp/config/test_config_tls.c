@@ -77,6 +77,10 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.hbone.drain_timeout_ms, 10000);
 	assert_int_equal(cfg.hbone.memory_mb, 512);
 	assert_int_equal(cfg.hbone.header_table_size, 0);
+	assert_int_equal(cfg.l7.max_sessions, 256);
+	assert_int_equal(cfg.l7.max_upstreams, 512);
+	assert_int_equal(cfg.l7.h2_max_sessions, 64);
+	assert_int_equal(cfg.l7.h2_max_upstreams, 128);
 }
 
 static void test_every_key(void **state)
@@ -111,6 +115,12 @@ static void test_every_key(void **state)
 	                      "  drain_timeout_ms = 0;\n"
 	                      "  memory_mb = 1;\n"
 	                      "  header_table_size = 4096;\n"
+	                      "};\n"
+	                      "l7 = {\n"
+	                      "  max_sessions = 3000;\n"
+	                      "  max_upstreams = 1;\n"
+	                      "  h2_max_sessions = 7;\n"
+	                      "  h2_max_upstreams = 1048576;\n"
 	                      "};\n",
 	                      NULL, 0, &cfg, err),
 	                 0);
@@ -138,6 +148,10 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.hbone.connect_timeout_ms, 10);
 	assert_int_equal(cfg.hbone.drain_timeout_ms, 0);
 	assert_int_equal(cfg.hbone.memory_mb, 1);
+	assert_int_equal(cfg.l7.max_sessions, 3000);
+	assert_int_equal(cfg.l7.max_upstreams, 1);
+	assert_int_equal(cfg.l7.h2_max_sessions, 7);
+	assert_int_equal(cfg.l7.h2_max_upstreams, 1048576);
 	assert_int_equal(cfg.hbone.header_table_size, 4096);
 }
 
@@ -243,6 +257,10 @@ static void test_refused(void **state)
 	bad("hbone = {\n  memory_mb = 1.5;\n};\n", NULL, 3, "hbone.memory_mb", "");
 	bad("hbone = {\n  header_table_size = 65537;\n};\n", NULL, 3, "hbone.header_table_size",
 	    "out of range");
+	bad("l7 = {\n  max_sessions = 0;\n};\n", NULL, 3, "l7.max_sessions", "out of range");
+	bad("l7 = {\n  h2_max_upstreams = 1048577;\n};\n", NULL, 3, "l7.h2_max_upstreams",
+	    "out of range");
+	bad("l7 = {\n  sessions = 5;\n};\n", NULL, 3, "l7.sessions", "");
 	/* the first error wins: line 3 before line 4 */
 	bad("hbone = {\n  port = 0;\n  max_streams = 0;\n};\n", NULL, 3, "hbone.port",
 	    "out of range");
