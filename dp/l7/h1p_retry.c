@@ -51,7 +51,8 @@ bool wp_h1p_retry_head(struct wp_h1p_sess *s)
 	return true;
 }
 
-/* The held head gets the next attempt number (its digits may grow). */
+/* The head in upb (at its start: held, or nothing sent yet) gets attempt
+ * number <n> (its digits may grow). */
 static bool set_attempt(struct wp_h1p_sess *s, uint16_t n)
 {
 	char d[8];
@@ -66,6 +67,14 @@ static bool set_attempt(struct wp_h1p_sess *s, uint16_t n)
 		s->acnt_len = (uint8_t)k;
 	}
 	memcpy(s->upb.p + s->acnt_off, d, (size_t)k);
+	return true;
+}
+
+bool wp_h1p_retry_next_attempt(struct wp_h1p_sess *s)
+{
+	if (!set_attempt(s, (uint16_t)(s->attempt + 1)))
+		return false;
+	s->attempt++;
 	return true;
 }
 
@@ -163,13 +172,12 @@ uint16_t wp_h1p_retry_fire(struct wp_h1p_sess *s)
 	}
 	wp_pipe_rec_dest(s->conn, &s->rec, cl, &cl->endpoints[i]);
 	s->up = wp_h1p_up_get(s, cl, &cl->endpoints[i], &full);
-	if (!s->up || !set_attempt(s, (uint16_t)(s->attempt + 1)) ||
+	if (!s->up || !wp_h1p_retry_next_attempt(s) ||
 	    wp_http1_parser_init(&s->rp, HTTP_RESPONSE, &c->cfg.lim, s->rp_arena, s->arena_size,
 	                         c->ctr)) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_RETRY_LOST);
 		return full ? WP_PIPE_F(UO) : WP_PIPE_F(UF);
 	}
-	s->attempt++;
 	wp_http1_parser_expect_response(&s->rp, s->req.method);
 	wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
 	s->up->n_req++;

@@ -1106,7 +1106,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
 			s->up->n_req++;
-			s->upb_sent = 0;       /* nothing went out on the failed one */
+			s->upb_sent = 0; /* nothing went out on the failed one */
+			(void)wp_h1p_retry_next_attempt(s);
 			if (s->try_timeout_ms) /* per try */
 				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
 			return true;
@@ -1307,10 +1308,10 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 			break;
 		case WP_HTTP1_EV_HEAD:
 			resp_head(s, ev.msg);
-			if (s->up != up) /* discarded for a retry: the connection is gone */
-				return len;
 			if (s->state != S_REQ)
 				return used;
+			if (s->up != up) /* discarded for a retry: the connection is gone */
+				return len;
 			break;
 		case WP_HTTP1_EV_BODY:
 			if (s->framing == WP_HTTP1_FRAME_CHUNKED) {

@@ -184,6 +184,9 @@ enum wp_h1p_retry_verdict {
 void wp_h1p_retry_begin(struct wp_h1p_sess *s, const struct wp_route_retry *p);
 /* Adds x-envoy-attempt-count: 1 to the head just written in upb. */
 bool wp_h1p_retry_head(struct wp_h1p_sess *s);
+/* The head in upb gets the next x-envoy-attempt-count (false: no room, or
+ * bytes of it were consumed already). */
+bool wp_h1p_retry_next_attempt(struct wp_h1p_sess *s);
 /* The hold ends (the response head went out): the sent bytes are dropped. */
 void wp_h1p_retry_release(struct wp_h1p_sess *s);
 /* The request outgrew upb: it streams, without retries (counted). */

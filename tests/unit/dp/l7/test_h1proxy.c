@@ -485,7 +485,8 @@ static void test_upstream_failures(void **state)
 		char *u = take_up(up);
 
 		assert_true(strncmp(u, "POST /v1 HTTP/1.1\r\n", 18) == 0);
-		assert_non_null(strstr(u, "\r\n\r\nabc"));
+		/* the second try: its attempt count */
+		assert_non_null(strstr(u, "\r\nx-envoy-attempt-count: 2\r\n\r\nabc"));
 	}
 	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_string_equal(take_down(s), "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
