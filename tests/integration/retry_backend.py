@@ -12,6 +12,10 @@ x-req header; its path says how its first K tries fail:
                        style head, no body)
 Later tries (and K = 0) answer 200 with the body
 "<name> <try> <x-envoy-attempt-count> <body length> <body sha256>\\n".
+With --grpc-bind ip:port it also serves gRPC (python3-grpcio, raw bytes):
+the unary /test.Retry/Flaky fails the first x-fail (metadata) tries of
+each x-req with the status x-code (a trailers-only answer; x-code SLOW:
+the answer only after 1.5 s), then answers the same text as above.
 Every try is logged to stdout as one JSON line: id, try (1, 2, ... per
 id), attempt (the x-envoy-attempt-count it carried, "" when none), path,
 body_len, sha, bind. Run with /usr/bin/python3.
@@ -28,10 +32,47 @@ import threading
 import time
 
 
+def serve_grpc(a, tries, lock):
+    from concurrent import futures
+
+    import grpc
+
+    def flaky(req, context):
+        md = dict(context.invocation_metadata())
+        rid = md.get("x-req", "")
+        with lock:
+            tries[rid] = k = tries.get(rid, 0) + 1
+        att = md.get("x-envoy-attempt-count", "")
+        sha = hashlib.sha256(req).hexdigest()
+        sys.stdout.write(json.dumps({"id": rid, "try": k, "attempt": att, "path": "grpc",
+                                     "body_len": len(req), "sha": sha,
+                                     "bind": a.grpc_bind}) + "\n")
+        sys.stdout.flush()
+        if k <= int(md.get("x-fail", "0")) and md.get("x-code") == "SLOW":
+            time.sleep(1.5)
+        elif k <= int(md.get("x-fail", "0")):
+            context.abort(getattr(grpc.StatusCode, md.get("x-code", "UNAVAILABLE")), "try again")
+        return ("%s %d %s %d %s\n" % (a.name, k, att, len(req), sha)).encode()
+
+    class Handler(grpc.GenericRpcHandler):
+        def service(self, hcd):
+            if hcd.method == "/test.Retry/Flaky":
+                return grpc.unary_unary_rpc_method_handler(flaky)
+            return None
+
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    srv.add_generic_rpc_handlers((Handler(),))
+    if srv.add_insecure_port(a.grpc_bind) == 0:
+        sys.exit("cannot bind " + a.grpc_bind)
+    srv.start()
+    return srv
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bind", action="append", required=True, help="ip:port (repeatable)")
     ap.add_argument("--name", default="retry")
+    ap.add_argument("--grpc-bind", default="", help="ip:port of a gRPC server")
     a = ap.parse_args()
     tries = {}
     lock = threading.Lock()
@@ -93,6 +134,8 @@ def main():
         host, port = b.rsplit(":", 1)
         srv = S((host, int(port)), H)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
+    # (the server stops when freed: main's local keeps it)
+    grpc_srv = serve_grpc(a, tries, lock) if a.grpc_bind else None  # noqa: F841
     sys.stdout.write(json.dumps({"listening": a.bind}) + "\n")
     sys.stdout.flush()
     threading.Event().wait()

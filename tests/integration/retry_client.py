@@ -7,6 +7,10 @@ failure the waypoint answers may close its client connection):
 sends each request with header x-req: ID and a body of BODYLEN bytes
 (a deterministic pattern, content-length) and prints one JSON line per
 request: id, status, body (text), sha (of the body sent), grpc_status.
+With --grpc HOST:PORT (a local forwarder into the tunnel, hbone_fwd.py)
+each request is a unary gRPC call /test.Retry/Flaky instead, its PATH
+"/K/CODE": metadata x-fail K, x-code CODE (retry_backend.py); status is
+then the gRPC status code's name.
 Run with /usr/bin/python3.
 """
 import argparse
@@ -49,6 +53,20 @@ def h1_request(c, a, rid, method, path, body):
             "grpc_status": hdrs.get("grpc-status")}
 
 
+def grpc_request(a, rid, path, body):
+    import grpc
+
+    _, k, code = path.split("/")
+    with grpc.insecure_channel(a.grpc) as ch:
+        call = ch.unary_unary("/test.Retry/Flaky")
+        try:
+            out = call(body, timeout=a.timeout,
+                       metadata=(("x-req", rid), ("x-fail", k), ("x-code", code)))
+            return {"status": "OK", "body": out.decode("latin-1"), "grpc_status": "0"}
+        except grpc.RpcError as e:
+            return {"status": e.code().name, "body": e.details() or "", "grpc_status": None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--addr", required=True)
@@ -56,8 +74,18 @@ def main():
     ap.add_argument("--authority", required=True)
     ap.add_argument("--host", required=True)
     ap.add_argument("--req", action="append", required=True, help="ID:METHOD:PATH:BODYLEN")
+    ap.add_argument("--grpc", default="", help="HOST:PORT: gRPC calls through a forwarder")
     ap.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()
+    if a.grpc:
+        for r in a.req:
+            rid, _, path, n = r.split(":")
+            body = body_of(rid, int(n))
+            out = grpc_request(a, rid, path, body)
+            out.update({"id": rid, "sha": hashlib.sha256(body).hexdigest()})
+            print(json.dumps(out))
+            sys.stdout.flush()
+        return
     host, port = a.addr.rsplit(":", 1)
     c = HboneClient(host, int(port), os.path.join(a.certs, "productpage.pem"),
                     os.path.join(a.certs, "productpage-key.pem"),

@@ -23,8 +23,13 @@
 # running out answer the last failure with URX (access log,
 # istio_requests_total), the default policy does not retry a reset, a
 # per-try timeout is retried and the last one answers 504 UT,URX; refused
-# connections are retried on the other pod. (The h2c proxy retries connect
-# failures and refused streams only: tests/integration/test_l7_outlier.sh.)
+# connections are retried on the other pod. Then gRPC over h2c (r-grpc, a
+# grpc port, through a local HBONE forwarder): a first try answering
+# grpc-status 14 (unavailable, trailers-only) is retried by the default
+# policy with its request message replayed; always 14 -> the 3rd try's
+# UNAVAILABLE with URX; INTERNAL (13) is not retried by default; and on
+# r-gvs (the same pod, a VirtualService retryOn unavailable,reset with
+# perTryTimeout 400ms) a slow first try is retried.
 . "$(dirname "$0")/lib.sh"
 l7_setup l7retry
 RC="$PY $ROOT/tests/integration/retry_client.py"
@@ -72,6 +77,9 @@ YAML
 	svc r-hr 198.19.0.61 retry1
 	svc r-vs 198.19.0.62 retry1
 	svc r-ref 198.19.0.63 retry2
+	svc r-grpc 198.19.0.64 retry3 | sed 's/- name: http$/- name: grpc/; s/port: 9080/port: 50051/'
+	svc r-gvs 198.19.0.65 retry3 | sed 's/- name: http$/- name: grpc/; s/port: 9080/port: 50051/'
+	pod retry-3 198.18.1.64 retry3
 	pod retry-1 198.18.1.60 retry1
 	pod retry-2a 198.18.1.61 retry2
 	pod retry-2b 198.18.1.62 retry2
@@ -101,6 +109,18 @@ spec:
   - retries: {attempts: 2, perTryTimeout: 400ms, retryOn: "reset,503"}
     route:
     - destination: {host: r-vs.default.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: r-gvs
+  namespace: default
+spec:
+  hosts: [r-gvs.default.svc.cluster.local]
+  http:
+  - retries: {attempts: 2, perTryTimeout: 400ms, retryOn: "unavailable,reset"}
+    route:
+    - destination: {host: r-gvs.default.svc.cluster.local}
 YAML
 } >"$MAN/30-retry.yaml"
 
@@ -109,7 +129,8 @@ tb_up "$(tb_name)" --manifests "$MAN" --certs "$PKI" \
 	--set cluster.gateway_class=istio-waypoint --set "access_log.file=$ALOG"
 # (ip netns exec directly, not in_ns: $! must be the backend itself)
 ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/retry_backend.py" \
-	--bind 198.18.1.60:9080 --bind 198.18.1.61:9080 >"$T/be.log" 2>"$T/be.err" &
+	--bind 198.18.1.60:9080 --bind 198.18.1.61:9080 --grpc-bind 198.18.1.64:50051 \
+	>"$T/be.log" 2>"$T/be.err" &
 PIDS+=($!)
 disown $!
 for _ in $(seq 50); do grep -q listening "$T/be.log" 2>/dev/null && break; sleep 0.1; done
@@ -135,22 +156,23 @@ req() {
 check() {
 	$PY - "$T/res" "$T/be.log" "$1" "$2" "$3" <<'PY' || fail "request $1: $(cat "$T/res.why")"
 import json, sys
-res, log, rid, status, tries = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+res, log, rid, status, tries = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 out = open(res.replace("res", "res.why"), "w")
 r = [json.loads(l) for l in open(res) if l.strip()]
 r = [x for x in r if x["id"] == rid][0]
+r["status"] = str(r["status"])
 seen = [json.loads(l) for l in open(log) if l.startswith('{"id"')]
 seen = [x for x in seen if x["id"] == rid]
 why = None
 if r["status"] != status:
-    why = "status %s, expected %d (%s)" % (r["status"], status, r)
+    why = "status %s, expected %s (%s)" % (r["status"], status, r)
 elif len(seen) != tries:
     why = "%d tries seen, expected %d: %s" % (len(seen), tries, seen)
 elif [x["attempt"] for x in seen] != [str(i + 1) for i in range(tries)]:
     why = "x-envoy-attempt-count %s" % [x["attempt"] for x in seen]
 elif any(x["sha"] != r["sha"] for x in seen):
     why = "a try carried another body: %s, sent %s" % ([x["sha"] for x in seen], r["sha"])
-elif status == 200 and r["body"].split()[1:3] != [str(tries), str(tries)]:
+elif status in ("200", "OK") and r["body"].split()[1:3] != [str(tries), str(tries)]:
     why = "answer %r not from try %d" % (r["body"], tries)
 if why:
     out.write(why)
@@ -219,6 +241,32 @@ n=$($PY -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.load
 # (these requests fail in no other way: every retry is a connect failure's)
 [ "$(stat l7_h1p_retry)" -gt "$r0" ] || fail "no connection was refused (l7_h1p_retry)"
 pass "one pod refusing connections: 20 of 20 answered 200 ($(($(stat l7_h1p_retry) - r0)) connect failures retried)"
+
+# 5. gRPC over h2c (r-grpc), the default policy
+for f in 15001:198.19.0.64 15002:198.19.0.65; do
+	ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/hbone_fwd.py" --listen "127.0.0.1:${f%%:*}" \
+		--addr "$WP_IP:15008" --certs "$PKI" --authority "${f#*:}:50051" >"$T/fwd-${f%%:*}.log" 2>&1 &
+	PIDS+=($!)
+	disown $!
+	for _ in $(seq 100); do grep -q listening "$T/fwd-${f%%:*}.log" 2>/dev/null && break; sleep 0.1; done
+	grep -q listening "$T/fwd-${f%%:*}.log" || fail "hbone_fwd.py did not start: $(cat "$T/fwd-${f%%:*}.log")"
+done
+in_ns $RC --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.64:50051 --host r-grpc \
+	--grpc 127.0.0.1:15001 --req g1:GRPC:/1/UNAVAILABLE:3000 --req g2:GRPC:/9/UNAVAILABLE:10 \
+	--req g3:GRPC:/1/INTERNAL:10 >"$T/res" 2>"$T/res.err" || fail "grpc client: $(cat "$T/res.err")"
+check g1 OK 2
+check g2 UNAVAILABLE 3
+check g3 INTERNAL 1
+[ "$(stat l7_h2p_retry_status)" -ge 3 ] || fail "l7_h2p_retry_status is $(stat l7_h2p_retry_status)"
+[ "$(stat l7_h2p_retry_exhausted)" -ge 1 ] || fail "l7_h2p_retry_exhausted not counted"
+alog 2 ' URX '
+pass "gRPC over h2c: grpc-status 14 on the first try invisible (3000-byte message replayed, attempt count 1, 2); always 14 -> UNAVAILABLE after 3 tries (URX); INTERNAL not retried"
+in_ns $RC --addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.65:50051 --host r-gvs \
+	--grpc 127.0.0.1:15002 --req g4:GRPC:/1/SLOW:500 >"$T/res" 2>"$T/res.err" ||
+	fail "grpc client: $(cat "$T/res.err")"
+check g4 OK 2
+[ "$(stat l7_h2p_retry_timeout)" -ge 1 ] || fail "l7_h2p_retry_timeout not counted"
+pass "gRPC over h2c, perTryTimeout 400ms: a slow first try retried, answered by the second"
 
 # tries never beyond 1 + attempts (4 for r-hr, 3 for the others)
 $PY - "$T/be.log" <<'PY' || fail "too many tries"
