@@ -1233,8 +1233,8 @@ int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 		mirrors_tee(t, data, len);
 	if (t)
 		t->rec.req_bytes += len;
-	if (!t || t->local || (!t->up && t->routed)) {
-		/* nobody takes them: the window comes back now */
+	if (!t || t->local || (!t->up && t->routed && !t->backoff_until)) {
+		/* nobody takes them (a retry's backoff will): the window comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
 		return 0;
 	}
