@@ -676,6 +676,10 @@ void wp_route_retry_default(struct wp_route_retry *rt)
 	rt->codes[0] = 503;
 }
 
+/* A rule's `retry` as istiod converts it: retryOn connect-failure,
+ * refused-stream, unavailable, cancelled plus the rule's codes (none: no
+ * status is retried), attempts (default 2; 0 disables retries), backoff as
+ * the base interval. */
 static bool parse_retry(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *rn,
                         const char *field, struct wp_route_retry *rt)
 {
@@ -689,6 +693,7 @@ static bool parse_retry(struct cctx *c, const struct wp_obj *o, const struct wp_
 		wp_route_cerr(c, o, rn, field, "expected a mapping");
 		return false;
 	}
+	rt->n_codes = 0;
 	if (att) {
 		if (!parse_u32(att, 1000, &v)) {
 			wp_route_cerr(c, o, rn, field, "attempts must be 0..1000, got %s", att);
@@ -707,7 +712,6 @@ static bool parse_retry(struct cctx *c, const struct wp_obj *o, const struct wp_
 			              WP_ROUTE_RETRY_MAX_CODES);
 			return false;
 		}
-		rt->n_codes = 0;
 		for (const struct wp_ynode *e = codes->child; e; e = e->next) {
 			if (!parse_u32(scalar(e), 599, &v) || v < 400) {
 				wp_route_cerr(c, o, e, field, "codes must be 400..599");
@@ -716,6 +720,8 @@ static bool parse_retry(struct cctx *c, const struct wp_obj *o, const struct wp_
 			rt->codes[rt->n_codes++] = (uint16_t)v;
 		}
 	}
+	if (rt->attempts == 0)
+		memset(rt, 0, sizeof(*rt));
 	return true;
 }
 

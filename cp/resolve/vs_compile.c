@@ -474,6 +474,13 @@ static bool retry_on(const char *s, size_t n, struct wp_route_retry *rt)
 	        {"refused-stream", WP_ROUTE_RETRY_REFUSED_STREAM},
 	        {"unavailable", WP_ROUTE_RETRY_UNAVAILABLE},
 	        {"cancelled", WP_ROUTE_RETRY_CANCELLED},
+	        {"5xx", WP_ROUTE_RETRY_5XX},
+	        {"gateway-error", WP_ROUTE_RETRY_GATEWAY_ERROR},
+	        {"reset", WP_ROUTE_RETRY_RESET},
+	        {"retriable-4xx", WP_ROUTE_RETRY_RETRIABLE_4XX},
+	        {"deadline-exceeded", WP_ROUTE_RETRY_DEADLINE},
+	        {"internal", WP_ROUTE_RETRY_INTERNAL},
+	        {"resource-exhausted", WP_ROUTE_RETRY_RES_EXHAUSTED},
 	};
 	char buf[8];
 	uint32_t code;

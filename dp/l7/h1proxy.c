@@ -111,6 +111,7 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->rc = rc;
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed);
+	wp_retry_rng_seed(&c->rrng, seed);
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
@@ -207,10 +208,17 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 	return n;
 }
 
+static void retry_fire(struct wp_h1p_sess *s);
+static bool retry_budget(struct wp_h1p_sess *s);
+
 void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
 {
 	c->now_ms = now_ms;
 	wp_lb_cache_clock(c->lbc, now_ms); /* ejection times */
+	/* retries whose backoff ended (a walk only while some wait) */
+	for (uint32_t i = 0; c->n_backoff && i < c->cfg.max_sessions; i++)
+		if (c->sessions[i].backoff_until && now_ms >= c->sessions[i].backoff_until)
+			retry_fire(&c->sessions[i]);
 }
 
 void wp_h1p_core_drain(struct wp_h1p_core *c)
@@ -399,6 +407,8 @@ static void sess_drop_up(struct wp_h1p_sess *s, enum up_end how)
 
 	wp_lb_cache_end(s->core->lbc, &s->act);
 	mirrors_abort(s);
+	wp_h1p_retry_unwait(s);
+	wp_h1p_retry_release(s);
 	s->deadline_ms = s->try_deadline_ms = 0;
 	wp_cb_unwait(&s->wait);
 	if (s->cbk) { /* the request ends */
@@ -429,7 +439,8 @@ static void rec_finish(struct wp_h1p_sess *s, uint16_t flags)
 
 	if (!s->rec.active)
 		return;
-	s->rec.flags |= flags;
+	s->rec.flags |= flags | s->retry_flags;
+	s->retry_flags = 0;
 	s->rec.resp_bytes = s->down_total + s->down.len - s->rec_base;
 	if (!wp_pipe_wants_view(s->conn, &s->rec)) {
 		wp_pipe_rec_end(s->conn, &s->rec, NULL);
@@ -498,10 +509,19 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 		if ((!s->deadline_ms || now_ms < s->deadline_ms) &&
 		    (!s->try_deadline_ms || now_ms < s->try_deadline_ms))
 			return;
-		/* Envoy: 504 if nothing was sent yet, else the stream is cut */
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_TIMEOUT);
 		if (!s->resp_started)
 			wp_lb_cache_result(c->lbc, &s->act, WP_LB_RES_LOCAL_FAIL);
+		/* the try's own deadline, within the request's: retried when
+		 * the policy retries timeouts and tries are left */
+		if (s->try_deadline_ms && now_ms >= s->try_deadline_ms && !s->resp_started &&
+		    (!s->deadline_ms || now_ms < s->deadline_ms) &&
+		    wp_h1p_retry_decide(s, WP_RETRY_EV_TIMEOUT, 0, -1) == WP_H1P_RETRY_YES &&
+		    retry_budget(s)) {
+			wp_h1p_retry_schedule(s, WP_CTR_L7_H1P_RETRY_TIMEOUT);
+			return;
+		}
+		/* Envoy: 504 if nothing was sent yet, else the stream is cut */
+		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_TIMEOUT);
 		sess_fail_f(s, s->resp_started ? 0 : 504, WP_PIPE_F(UT));
 		s->resp_started = true;
 	} else if (!s->req_active && c->cfg.down_idle_timeout_ms &&
@@ -609,6 +629,17 @@ static bool cb_retry(struct wp_h1p_sess *s, const struct wp_route_cluster *cl)
 		return true;
 	s->cb_retry = wp_cb_retry_begin(&s->core->cb, s->cbk, cl);
 	return s->cb_retry;
+}
+
+/* cb_retry() for the cluster the request was routed to (none when the
+ * snapshot moved on since). */
+static bool retry_budget(struct wp_h1p_sess *s)
+{
+	if (s->cb_retry || !s->cbk)
+		return true;
+	if (!s->routes || s->routes != s->pick_table || s->pick_cluster >= s->routes->n_clusters)
+		return false;
+	return cb_retry(s, &s->routes->clusters[s->pick_cluster]);
 }
 
 /* The waiting request <s> takes a connection of its cluster: re-picked,
@@ -731,10 +762,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	s->pick_cluster = (uint32_t)(d.cluster - s->routes->clusters);
 	s->pick_hash = h;
 	s->pick_has_hash = has;
-	s->retries_left =
-	        (d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE) ? d.rule->retry.attempts : 0;
-	s->failed.n = 0;
-	s->retried = false;
+	wp_h1p_retry_begin(s, &d.rule->retry);
 	s->cbk = wp_cb_get(&c->cb, d.cluster);
 	if (s->cbk && !wp_cb_req_begin(&c->cb, s->cbk, d.cluster)) {
 		s->cbk = NULL;
@@ -762,8 +790,8 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 				return sess_overflow(s, m);
 			break;
 		}
-		if (s->retries_left == 0 || wp_uppool_exhausted(&c->pool) ||
-		    !cb_retry(s, d.cluster)) {
+		if (s->retries_left == 0 || !wp_retry_on_event(&s->rpol, WP_RETRY_EV_CONNECT) ||
+		    wp_uppool_exhausted(&c->pool) || !cb_retry(s, d.cluster)) {
 			/* out of retries, or of connection objects */
 			sess_local_f(s, 503, WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0));
 			return false;
@@ -804,12 +832,13 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	o.reqid_generated = &reqid_new;
 	s->upb.off = s->upb.len = 0;
 	n = wp_http1_write_request_head(&out, &o, (char *)ob_tail(&s->upb), ob_room(&s->upb));
-	if (n < 0) {
+	if (n > 0)
+		s->upb.len += (uint32_t)n;
+	if (n < 0 || !wp_h1p_retry_head(s)) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_HEAD_TOO_BIG);
 		sess_local(s, 431);
 		return false;
 	}
-	s->upb.len += (uint32_t)n;
 	if (reqid_new) { /* for the access log */
 		memcpy(s->reqid, reqid, sizeof(s->reqid));
 		s->reqid_gen = true;
@@ -881,6 +910,11 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 		feed = len - used;
 		if (s->req_active) {
 			room = ob_room(&s->upb);
+			if (room <= CHUNK_ROOM + 1024 && s->hold && s->up) {
+				/* the request outgrows the replay buffer */
+				wp_h1p_retry_outgrown(s);
+				room = ob_room(&s->upb);
+			}
 			if (room <= CHUNK_ROOM + 1024)
 				return used; /* backpressure */
 			feed = WP_MIN(feed, room - CHUNK_ROOM - 1024);
@@ -1054,7 +1088,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 	    s->routes != s->pick_table || s->pick_cluster >= s->routes->n_clusters)
 		return false;
 	cl = &s->routes->clusters[s->pick_cluster];
-	while (s->retries_left > 0 && cb_retry(s, cl)) {
+	while (s->retries_left > 0 && wp_retry_on_event(&s->rpol, WP_RETRY_EV_CONNECT) &&
+	       cb_retry(s, cl)) {
 		bool full;
 		int i;
 
@@ -1071,6 +1106,8 @@ static bool retry_connect(struct wp_h1p_sess *s)
 		if (s->up) {
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
 			s->up->n_req++;
+			s->upb_sent = 0; /* nothing went out on the failed one */
+			(void)wp_h1p_retry_next_attempt(s);
 			if (s->try_timeout_ms) /* per try */
 				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
 			return true;
@@ -1100,6 +1137,15 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 	wp_lb_cache_end(s->core->lbc, &s->act);
 	if (connecting)
 		wp_uppool_tried_add(&s->failed, &up->pe);
+	if (!connecting && s->state == S_REQ && s->req_active && !s->resp_started &&
+	    wp_h1p_retry_decide(s, WP_RETRY_EV_RESET, 0, -1) == WP_H1P_RETRY_YES &&
+	    retry_budget(s)) {
+		/* reset before the response head: replayed after a backoff */
+		wp_uppool_tried_add(&s->failed, &up->pe);
+		wp_h1p_up_destroy(c, up, false);
+		wp_h1p_retry_schedule(s, WP_CTR_L7_H1P_RETRY_RESET);
+		return;
+	}
 	wp_h1p_up_destroy(c, up, false);
 	if (connecting && retry_connect(s))
 		return;
@@ -1111,6 +1157,17 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 	wp_ctr_inc(c->ctr, connecting ? WP_CTR_L7_H1P_CONNECT_FAILED : WP_CTR_L7_H1P_UP_RESET);
 	sess_fail_f(s, connecting ? 503 : 502,
 	            connecting ? WP_PIPE_F(UF) | (s->retried ? WP_PIPE_F(URX) : 0) : WP_PIPE_F(UC));
+}
+
+/* The backoff of <s>'s retry ended: the next try, or 503. */
+static void retry_fire(struct wp_h1p_sess *s)
+{
+	uint16_t f = wp_h1p_retry_fire(s);
+
+	if (f)
+		sess_local_f(s, 503, f);
+	if (s->core->ops->wake)
+		s->core->ops->wake(s->core->host, s);
 }
 
 static void resp_error(struct wp_h1p_sess *s, uint16_t status)
@@ -1139,6 +1196,20 @@ static void resp_head(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		return;
 	}
 	wp_lb_cache_result(s->core->lbc, &s->act, m->status); /* outlier detection */
+	if (s->rpol.attempts && !s->resp_started) {
+		const struct wp_http_hdr *g = (s->rpol.on & WP_RETRY_GRPC_BITS)
+		                                      ? wp_http1_find(m, "grpc-status", 11)
+		                                      : NULL;
+		int gs = g ? wp_retry_grpc_status(g->value, g->value_len) : -1;
+
+		if (wp_h1p_retry_decide(s, WP_RETRY_EV_RESET, m->status, gs) == WP_H1P_RETRY_YES &&
+		    retry_budget(s)) {
+			/* discarded: its connection is closed, its body unread */
+			wp_h1p_retry_schedule(s, WP_CTR_L7_H1P_RETRY_STATUS);
+			return;
+		}
+	}
+	wp_h1p_retry_release(s); /* this response goes to the client */
 	if (m->status == 101 && !s->req_upgrade) {
 		/* a switch nobody asked for (RFC 9110 15.2.2): the client's next
 		 * bytes would go to the backend raw, outside any request */
@@ -1239,6 +1310,8 @@ size_t wp_h1p_up_in(struct wp_h1p_up *up, const uint8_t *data, size_t len)
 			resp_head(s, ev.msg);
 			if (s->state != S_REQ)
 				return used;
+			if (s->up != up) /* discarded for a retry: the connection is gone */
+				return len;
 			break;
 		case WP_HTTP1_EV_BODY:
 			if (s->framing == WP_HTTP1_FRAME_CHUNKED) {
@@ -1325,6 +1398,14 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 		}
 		return;
 	}
+	if (!s->resp_started && s->up == up &&
+	    wp_h1p_retry_decide(s, WP_RETRY_EV_RESET, 0, -1) == WP_H1P_RETRY_YES &&
+	    retry_budget(s)) {
+		/* closed before the response head: replayed after a backoff */
+		wp_lb_cache_result(s->core->lbc, &s->act, WP_LB_RES_LOCAL_FAIL);
+		wp_h1p_retry_schedule(s, WP_CTR_L7_H1P_RETRY_RESET);
+		return;
+	}
 	wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_UP_RESET);
 	sess_fail_f(s, 502, WP_PIPE_F(UC));
 }
@@ -1346,14 +1427,17 @@ size_t wp_h1p_up_peek(const struct wp_h1p_up *up, const uint8_t **p)
 		*p = NULL;
 		return 0;
 	}
-	*p = s->upb.p + s->upb.off;
-	return s->upb.len;
+	/* held: the bytes this try has not taken yet (off is 0) */
+	*p = s->upb.p + s->upb.off + s->upb_sent;
+	return s->upb.len - s->upb_sent;
 }
 
 void wp_h1p_up_consume(struct wp_h1p_up *up, size_t n)
 {
 	if (up->mirror)
 		ob_consume(&up->mirror->out, n);
+	else if (up->sess && up->sess->hold)
+		up->sess->upb_sent += (uint32_t)n; /* kept for a replay */
 	else if (up->sess)
 		ob_consume(&up->sess->upb, n);
 }

@@ -15,7 +15,9 @@
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/lb_cache.h"
 #include "dp/l7/pipeline.h"
+#include "dp/l7/retry.h"
 #include "dp/l7/uppool.h"
+#include "wp/counters.h"
 
 /* A fixed-size output buffer: bytes at p[off, off + len). */
 struct obuf {
@@ -73,6 +75,18 @@ struct wp_h1p_sess {
 	uint64_t pick_hash;
 	bool pick_has_hash;
 	uint16_t retries_left;
+	/* retries (h1p_retry.c): the rule's policy, copied (the table may go
+	 * with its snapshot); hold: upb keeps the whole request for a replay,
+	 * upb_sent of it went to this try's upstream; this try's number and
+	 * where its x-envoy-attempt-count digits are in upb; the backoff's end
+	 * (0: not waiting); flags for the record (URX) */
+	struct wp_route_retry rpol;
+	bool hold;
+	uint8_t acnt_len;
+	uint16_t attempt;
+	uint16_t retry_flags;
+	uint32_t upb_sent, acnt_off;
+	uint64_t backoff_until;
 	/* the pick counted in flight (LEAST_REQUEST) */
 	struct wp_lb_active act;
 	struct wp_uppool_tried failed; /* endpoints that refused this request (avoided on retry) */
@@ -93,7 +107,7 @@ struct wp_h1p_sess {
 	struct wp_pipe_rec rec;
 	uint64_t down_total; /* bytes ever queued to the client (consumed + queued) */
 	uint64_t rec_base;
-	bool retried; /* a connect-failure retry was made for this request */
+	bool retried; /* a retry was made for this request */
 	/* circuit breaking: the cluster slot this request counts in (NULL:
 	 * none), whether it holds a retry there, its place while it waits for
 	 * a connection (s->up NULL, the head and body so far in upb) */
@@ -124,10 +138,12 @@ struct wp_h1p_core {
 	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
 	uint8_t *mem;          /* arenas and buffers of every session */
 	struct wp_h1p_mirror *mirrors, *free_mir;
-	uint8_t *mir_mem;      /* their buffers */
-	char tgt[8192];        /* rewritten request-target, transient */
-	struct wp_cb_core cb;  /* circuit breaking: this core's counts per cluster */
-	bool cb_kick, in_kick; /* a connection of a cluster with waiters was freed */
+	uint8_t *mir_mem;         /* their buffers */
+	char tgt[8192];           /* rewritten request-target, transient */
+	struct wp_cb_core cb;     /* circuit breaking: this core's counts per cluster */
+	bool cb_kick, in_kick;    /* a connection of a cluster with waiters was freed */
+	uint32_t n_backoff;       /* sessions waiting for a retry's backoff */
+	struct wp_retry_rng rrng; /* the backoffs' jitter */
 };
 
 static inline struct wp_h1p_up *h1up_of(struct wp_uppool_ent *e)
@@ -158,6 +174,34 @@ struct wp_h1p_up *wp_h1p_up_take_freed(struct wp_h1p_sess *s, const struct wp_ro
                                        int *i);
 /* The exchange on <up> ended cleanly: idle it, or close it. */
 void wp_h1p_up_release(struct wp_h1p_core *c, struct wp_h1p_up *up);
+
+/* h1p_retry.c: a request's retries (see there). */
+enum wp_h1p_retry_verdict {
+	WP_H1P_RETRY_NO = 0, /* answer the failure (URX noted in retry_flags if exhausted) */
+	WP_H1P_RETRY_YES,    /* retry: wp_h1p_retry_schedule() */
+};
+/* A routed request's policy: its tries, whether it is held. */
+void wp_h1p_retry_begin(struct wp_h1p_sess *s, const struct wp_route_retry *p);
+/* Adds x-envoy-attempt-count: 1 to the head just written in upb. */
+bool wp_h1p_retry_head(struct wp_h1p_sess *s);
+/* The head in upb gets the next x-envoy-attempt-count (false: no room, or
+ * bytes of it were consumed already). */
+bool wp_h1p_retry_next_attempt(struct wp_h1p_sess *s);
+/* The hold ends (the response head went out): the sent bytes are dropped. */
+void wp_h1p_retry_release(struct wp_h1p_sess *s);
+/* The request outgrew upb: it streams, without retries (counted). */
+void wp_h1p_retry_outgrown(struct wp_h1p_sess *s);
+/* Whether this try's failure (<status> != 0: a response head with gRPC
+ * status <grpc>; else the event <ev>) is retried now (counted when not). */
+enum wp_h1p_retry_verdict wp_h1p_retry_decide(struct wp_h1p_sess *s, enum wp_retry_ev ev,
+                                              uint16_t status, int grpc);
+/* Drops the try's upstream and starts the backoff (counted in <ctr>). */
+void wp_h1p_retry_schedule(struct wp_h1p_sess *s, enum wp_ctr ctr);
+/* The session leaves the backoff count (no-op when not waiting). */
+void wp_h1p_retry_unwait(struct wp_h1p_sess *s);
+/* The backoff ended: the next try starts (0), or the flags to answer 503
+ * with (its cluster, endpoints or a connection could not be had). */
+uint16_t wp_h1p_retry_fire(struct wp_h1p_sess *s);
 
 #pragma GCC visibility pop
 

@@ -297,9 +297,13 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
 		return;
-	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
 	if (!t->head_sent) /* outlier detection: a local-origin failure */
 		wp_lb_cache_result(t->core->lbc, &t->act, WP_LB_RES_LOCAL_FAIL);
+	if (t->try_deadline_ms && now_ms >= t->try_deadline_ms &&
+	    (!t->deadline_ms || now_ms < t->deadline_ms) &&
+	    wp_h2p_retry_fail(t, WP_RETRY_EV_TIMEOUT))
+		return; /* the per-try timeout: another try */
+	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_TIMEOUT);
 	t->rec.flags |= WP_PIPE_F(UT);
 	t->deadline_ms = t->try_deadline_ms = 0;
 	wp_h2p_strm_cancel_up(t, NGHTTP2_CANCEL);
@@ -347,6 +351,7 @@ void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms)
 {
 	c->now_ms = now_ms;
 	wp_lb_cache_clock(c->lbc, now_ms); /* ejection times */
+	wp_h2p_retry_clock(c, now_ms);     /* backoffs that ended */
 }
 
 void wp_h2p_core_drain(struct wp_h2p_core *c)
@@ -474,6 +479,9 @@ static int u_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 			wp_ctr_inc(up->core->ctr, WP_CTR_L7_H2P_INTERIM_DROPPED);
 			return 0;
 		}
+		if (wp_h2p_retry_head(t)) /* discarded: its stream cancelled */
+			return 0;
+		wp_h2p_retry_release(t); /* this head goes downstream */
 		if (end)
 			t->resp_eof = true;
 		resp_head(t, end);
@@ -529,7 +537,8 @@ static void strm_up_failed(struct wp_h2p_strm *t, uint32_t code, bool unprocesse
 	if (!t->local && !(t->rec.flags & (WP_PIPE_F(UF) | WP_PIPE_F(UC))))
 		t->rec.flags |= WP_PIPE_F(UR); /* its stream was reset (or ended short) */
 	if (!t->head_sent && !t->local) {
-		if (unprocessed && wp_h2p_strm_retry(t, WP_ROUTE_RETRY_REFUSED_STREAM)) {
+		if ((unprocessed && wp_h2p_strm_retry(t, WP_ROUTE_RETRY_REFUSED_STREAM)) ||
+		    wp_h2p_retry_fail(t, WP_RETRY_EV_RESET)) {
 			t->rec.flags &= (uint16_t)~WP_PIPE_F(UR); /* another try */
 			return;
 		}

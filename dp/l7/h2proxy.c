@@ -109,6 +109,7 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->mem = mem;
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed ^ 0x5bd1e995);
+	wp_retry_rng_seed(&c->rrng, seed);
 	nvs = (size_t)cfg->max_headers;
 	/* per stream: 2 rings, 2 header blocks (bytes + fields), the out fields */
 	per = 2 * (size_t)cfg->stream_buf + 2 * (size_t)cfg->max_header_bytes +
@@ -268,6 +269,7 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t)
 	struct wp_h2p_core *c = t->core;
 
 	WP_ASSERT(t->sess == NULL && t->up == NULL);
+	wp_h2p_retry_unwait(t);
 	wp_lb_cache_end(t->core->lbc, &t->act);
 	wp_cb_req_end(t->cbk);
 	if (t->cb_retry)
@@ -303,7 +305,8 @@ void wp_h2p_qb_discard(struct wp_h2p_strm *t)
 		(void)nghttp2_session_consume_connection(t->sess->ng, t->qb.len);
 		(void)nghttp2_session_consume_stream(t->sess->ng, t->down_sid, t->qb.len);
 	}
-	t->qb.head = t->qb.len = 0;
+	t->qb.head = t->qb.len = t->qsent = 0;
+	t->hold = false;
 	wp_h2p_wake_sess(t->sess);
 }
 
@@ -745,15 +748,9 @@ static ssize_t up_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 	(void)src;
 	if (!t)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	n = ring_get(&t->qb, buf, len);
-	if (n > 0) {
-		t->up_sent += n;
-		if (t->sess) {
-			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
-			wp_h2p_wake_sess(t->sess);
-		}
-	}
-	if (t->qb.len == 0 && t->req_eof) {
+	n = wp_h2p_qb_take(t, buf, len); /* (held bytes stay in qb) */
+	t->up_sent += n;
+	if (t->qb.len == t->qsent && t->req_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (t->req.has_trl && t->req.n > t->req.trl) {
 			if (nghttp2_submit_trailer(ng, sid, t->req.nv + t->req.trl,
@@ -790,7 +787,7 @@ static int strm_submit(struct wp_h2p_strm *t, struct wp_h2p_up *up)
 
 /* Picks an endpoint of the stream's cluster (avoiding failed ones when
  * <avoid>) and submits the request there. 0, or -errno (nothing sent). */
-static int strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *cl, bool avoid)
+int wp_h2p_strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *cl, bool avoid)
 {
 	struct wp_h2p_core *c = t->core;
 
@@ -850,7 +847,7 @@ bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why)
 	t->retried = true;
 	wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_RETRY);
 	wp_lb_cache_end(t->core->lbc, &t->act);
-	return strm_dispatch(t, &s->routes->clusters[t->pick_cluster], true) == 0;
+	return wp_h2p_strm_dispatch(t, &s->routes->clusters[t->pick_cluster], true) == 0;
 }
 
 static int copy_rmods(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *m)
@@ -1084,8 +1081,6 @@ static void strm_route(struct wp_h2p_strm *t)
 	t->pick_hash = hash;
 	t->pick_table = s->routes;
 	t->pick_cluster = (uint32_t)(d.cluster - s->routes->clusters);
-	t->retry_on = d.rule->retry.on;
-	t->retries_left = d.rule->retry.attempts;
 	t->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
 	t->try_timeout_ms = d.rule->backend_timeout_ms;
 	n = wp_route_rewrite_target(&d, &rq, c->tmp2, sizeof(c->tmp2));
@@ -1105,7 +1100,8 @@ static void strm_route(struct wp_h2p_strm *t)
 		wp_h2p_strm_local(t, 431, NULL, 0);
 		return;
 	}
-	n = strm_dispatch(t, d.cluster, false);
+	wp_h2p_retry_begin(t, &d.rule->retry); /* the block gains x-envoy-attempt-count */
+	n = wp_h2p_strm_dispatch(t, d.cluster, false);
 	if (n != 0) {
 		if (n == -ECONNREFUSED)
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_CONNECT_FAILED);
@@ -1237,8 +1233,8 @@ int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 		mirrors_tee(t, data, len);
 	if (t)
 		t->rec.req_bytes += len;
-	if (!t || t->local || (!t->up && t->routed)) {
-		/* nobody takes them: the window comes back now */
+	if (!t || t->local || (!t->up && t->routed && !t->backoff_until)) {
+		/* nobody takes them (a retry's backoff will): the window comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
 		return 0;
 	}

@@ -16,13 +16,14 @@
 #include "dp/l7/cbreak.h"
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/pipeline.h"
+#include "dp/l7/retry.h"
 #include "dp/l7/lb_cache.h"
 #include "dp/l7/uppool.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"
 
-#define OUT_EXTRA 24 /* fields a forwarded block may gain (mods, x-request-id) */
+#define OUT_EXTRA 25 /* fields a forwarded block may gain (mods, x-request-id, attempt count) */
 
 /* A byte ring. */
 struct ring {
@@ -77,6 +78,16 @@ struct wp_h2p_strm {
 	bool pick_has_hash;
 	uint16_t retries_left;
 	uint16_t retry_on;
+	/* retries beyond connect failures and refused streams (h2p_retry.c):
+	 * the rule's policy, copied; hold: qb keeps the request body for a
+	 * replay (qsent of it went to this try); this try's number, its
+	 * x-envoy-attempt-count digits (a field of onv); the backoff's end */
+	struct wp_route_retry rpol;
+	bool hold;
+	uint16_t attempt;
+	uint32_t qsent;
+	char acnt[8];
+	uint64_t backoff_until;
 	struct wp_uppool_tried failed; /* endpoints that failed to connect (avoided) */
 	struct wp_lb_active act;       /* the pick counted in flight (LEAST_REQUEST) */
 	/* ResponseHeaderModifier of the rule, copied (the table may go away) */
@@ -169,6 +180,8 @@ struct wp_h2p_core {
 	struct wp_http_hdr *rh; /* transient: the request as the router sees it */
 	char tmp[8192];         /* transient: redirect / rewritten path */
 	char tmp2[8192];
+	uint32_t n_backoff;       /* streams waiting for a retry's backoff */
+	struct wp_retry_rng rrng; /* the backoffs' jitter */
 };
 
 /* ---- rings and header blocks ------------------------------------------------------------ */
@@ -313,6 +326,24 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t);                                  /
 void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc,
                        size_t loc_len);                      /* h2proxy.c */
 bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why); /* h2proxy.c */
+/* Picks an endpoint of <cl> for <t> (avoiding its failed ones when
+ * <avoid>) and submits its request there: 0, or -errno (h2proxy.c). */
+int wp_h2p_strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *cl, bool avoid);
+/* h2p_retry.c: a routed stream's policy; its block gains the attempt count. */
+void wp_h2p_retry_begin(struct wp_h2p_strm *t, const struct wp_route_retry *p);
+/* Up to <len> request body bytes for the upstream (held ones kept). */
+size_t wp_h2p_qb_take(struct wp_h2p_strm *t, uint8_t *buf, size_t len);
+/* The hold ends: the sent bytes leave qb, the client's window reopens. */
+void wp_h2p_retry_release(struct wp_h2p_strm *t);
+/* The upstream response head of <t> (its :status, grpc-status) is
+ * retried: true when its upstream stream was cancelled for a new try. */
+bool wp_h2p_retry_head(struct wp_h2p_strm *t);
+/* Reset or lost before the head / per-try timeout: retried (true). */
+bool wp_h2p_retry_fail(struct wp_h2p_strm *t, enum wp_retry_ev ev);
+/* The stream leaves the backoff count (it ends; no-op when not waiting). */
+void wp_h2p_retry_unwait(struct wp_h2p_strm *t);
+/* Streams whose backoff ended try again (wp_h2p_core_clock()). */
+void wp_h2p_retry_clock(struct wp_h2p_core *c, uint64_t now_ms);
 /* A retry of <t> to <cl> within the cluster's maxRetries (a request holds
  * its place until it is freed). */
 static inline bool wp_h2p_cb_retry(struct wp_h2p_strm *t, const struct wp_route_cluster *cl)

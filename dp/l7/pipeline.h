@@ -77,7 +77,7 @@ struct wp_snap_workload;
 	X(UO, "UO")   /* upstream overflow: a connection-pool limit (503, dp/l7/cbreak.h) */       \
 	X(NR, "NR")   /* no route: 404 */                                                          \
 	X(DC, "DC")   /* downstream connection termination */                                      \
-	X(URX, "URX") /* retries exhausted (here: connect-failure retries) */                      \
+	X(URX, "URX") /* retries exhausted (the last try's failure answered, dp/l7/retry.h) */     \
 	X(DPE, "DPE") /* downstream protocol error (malformed request) */                          \
 	X(UPE, "UPE") /* upstream protocol error (malformed response) */                           \
 	X(NC, "NC")   /* no cluster: the rule's backend does not exist (500) */                    \

@@ -126,18 +126,29 @@ struct wp_route_redirect {
 	struct wp_route_path_mod path;
 };
 
-/* Retry policy (HTTPRoute rule `retry`, else Istio's default: 2 retries on
- * connect-failure, refused-stream, unavailable, cancelled and 503). */
+/* Retry policy (HTTPRoute rule `retry`, VirtualService `retries`, else
+ * Istio's default: 2 retries on connect-failure, refused-stream,
+ * unavailable, cancelled and 503). The bits are Envoy's retryOn conditions
+ * (dp/l7/retry.h decides with them); codes[] are the retriable status codes
+ * (Envoy's retriable-status-codes: in effect when the list is not empty, as
+ * istiod adds the condition whenever it moves codes into the list). */
 #define WP_ROUTE_RETRY_CONNECT_FAILURE 0x1
 #define WP_ROUTE_RETRY_REFUSED_STREAM  0x2
-#define WP_ROUTE_RETRY_UNAVAILABLE     0x4 /* gRPC status 14 */
-#define WP_ROUTE_RETRY_CANCELLED       0x8 /* gRPC status 1 */
+#define WP_ROUTE_RETRY_UNAVAILABLE     0x4   /* gRPC status 14 */
+#define WP_ROUTE_RETRY_CANCELLED       0x8   /* gRPC status 1 */
+#define WP_ROUTE_RETRY_5XX             0x10  /* any 5xx, a reset, a per-try timeout */
+#define WP_ROUTE_RETRY_GATEWAY_ERROR   0x20  /* 502/503/504, a reset, a per-try timeout */
+#define WP_ROUTE_RETRY_RESET           0x40  /* no response: reset, close, per-try timeout */
+#define WP_ROUTE_RETRY_RETRIABLE_4XX   0x80  /* 409 */
+#define WP_ROUTE_RETRY_DEADLINE        0x100 /* gRPC status 4 (deadline-exceeded) */
+#define WP_ROUTE_RETRY_INTERNAL        0x200 /* gRPC status 13 */
+#define WP_ROUTE_RETRY_RES_EXHAUSTED   0x400 /* gRPC status 8 (resource-exhausted) */
 #define WP_ROUTE_RETRY_MAX_CODES       8
 
 struct wp_route_retry {
-	uint16_t attempts; /* retries after the first try */
-	uint16_t on;       /* WP_ROUTE_RETRY_* */
-	uint32_t backoff_ms;
+	uint16_t attempts;   /* retries after the first try */
+	uint16_t on;         /* WP_ROUTE_RETRY_* */
+	uint32_t backoff_ms; /* base interval (0: Envoy's 25 ms) */
 	uint16_t n_codes;
 	uint16_t codes[WP_ROUTE_RETRY_MAX_CODES]; /* retriable HTTP statuses */
 };

@@ -271,7 +271,8 @@ static void test_rewrite_redirect_headers(void **state)
 	                  "      response: {set: {x-r: '3'}}\n"
 	                  "    timeout: 1.5s\n"
 	                  "    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: "
-	                  "'connect-failure,503,5xx'}\n"
+	                  "'connect-failure,503,5xx,reset,gateway-error,retriable-4xx,internal,"
+	                  "deadline-exceeded,resource-exhausted,envoy-ratelimited'}\n"
 	                  "    mirror: {host: ratings}\n    mirrorPercentage: {value: 50}\n"
 	                  "    route: [{destination: {host: reviews}}]\n"
 	                  "  - match: [{uri: {exact: /go}}]\n"
@@ -299,13 +300,18 @@ static void test_rewrite_redirect_headers(void **state)
 	assert_int_equal(r->request_timeout_ms, 1500);
 	assert_int_equal(r->backend_timeout_ms, 500);
 	assert_int_equal(r->retry.attempts, 3);
-	assert_int_equal(r->retry.on, WP_ROUTE_RETRY_CONNECT_FAILURE);
+	assert_int_equal(r->retry.on, WP_ROUTE_RETRY_CONNECT_FAILURE | WP_ROUTE_RETRY_5XX |
+	                                      WP_ROUTE_RETRY_RESET | WP_ROUTE_RETRY_GATEWAY_ERROR |
+	                                      WP_ROUTE_RETRY_RETRIABLE_4XX |
+	                                      WP_ROUTE_RETRY_INTERNAL | WP_ROUTE_RETRY_DEADLINE |
+	                                      WP_ROUTE_RETRY_RES_EXHAUSTED);
 	assert_int_equal(r->retry.n_codes, 1);
 	assert_int_equal(r->retry.codes[0], 503);
 	assert_int_equal(r->n_mirrors, 1);
 	assert_int_equal(r->mirrors[0].per_million, 500000);
-	/* 5xx has no place in the table: reported as not applied, counted */
-	assert_true(has_error(f.t, "retryOn 5xx is not applied"));
+	/* a condition the table has no place for: reported as not applied, counted */
+	assert_false(has_error(f.t, "retryOn 5xx is not applied"));
+	assert_true(has_error(f.t, "retryOn envoy-ratelimited is not applied"));
 	assert_int_equal(f.t->n_vs_not_applied, 1);
 	/* the prefix with a rewrite is segment-aware: said so */
 	assert_true(has_error(f.t, "matches at a path segment boundary only"));

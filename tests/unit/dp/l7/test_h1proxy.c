@@ -113,7 +113,8 @@ static void test_chunked_both_ways_bytewise(void **state)
 		if (up)
 			strcat(ub, take_up(up));
 	}
-	assert_non_null(strstr(ub, "transfer-encoding: chunked\r\n\r\n"));
+	assert_non_null(
+	        strstr(ub, "transfer-encoding: chunked\r\nx-envoy-attempt-count: 1\r\n\r\n"));
 	/* bytes re-framed chunk by chunk (one per body slice), same payload */
 	assert_non_null(strstr(ub, "\r\n0\r\nx-t: 1\r\n\r\n"));
 	{
@@ -182,7 +183,9 @@ static void test_upgrade_passthrough(void **state)
 	up = wp_h1p_sess_up(s);
 	wp_h1p_up_connected(up);
 	u = take_up(up);
-	assert_non_null(strstr(u, "connection: upgrade\r\nupgrade: websocket\r\n\r\n"));
+	assert_non_null(strstr(
+	        u,
+	        "connection: upgrade\r\nupgrade: websocket\r\nx-envoy-attempt-count: 1\r\n\r\n"));
 	assert_null(strstr(u, "hi"));
 	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)"\x81\x02hi", 4), 0);
 	assert_int_equal(ctr[WP_CTR_L7_H1P_UPGRADE_HELD], 1);
@@ -482,7 +485,8 @@ static void test_upstream_failures(void **state)
 		char *u = take_up(up);
 
 		assert_true(strncmp(u, "POST /v1 HTTP/1.1\r\n", 18) == 0);
-		assert_non_null(strstr(u, "\r\n\r\nabc"));
+		/* the second try: its attempt count */
+		assert_non_null(strstr(u, "\r\nx-envoy-attempt-count: 2\r\n\r\nabc"));
 	}
 	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	assert_string_equal(take_down(s), "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");

@@ -181,7 +181,8 @@ static ssize_t be_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 }
 
 /* The backend answers request <r>: 200, x-backend, body be_body. */
-static bool be_trailers_only; /* answer with one HEADERS: grpc-status 12 */
+static bool be_trailers_only; /* answer with one HEADERS: grpc-status be_grpc */
+static char be_grpc[3] = "12";
 
 static void be_respond(struct breq *r)
 {
@@ -190,7 +191,7 @@ static void be_respond(struct breq *r)
 	        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
 	        {(uint8_t *)"x-backend", (uint8_t *)bk, 9, 0, 0},
 	        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
-	        {(uint8_t *)"grpc-status", (uint8_t *)"12", 11, 2, 0},
+	        {(uint8_t *)"grpc-status", (uint8_t *)be_grpc, 11, 2, 0},
 	};
 	nghttp2_data_provider prd = {.read_callback = be_read};
 
@@ -271,6 +272,7 @@ static void mk(const struct wp_h2p_cfg *cfg, const char *rules)
 {
 	n_fup = fail_open = n_breq = 0;
 	be_hold = be_trailers = be_trailers_only = false;
+	memcpy(be_grpc, "12", 3);
 	be_body = 2;
 	be_max_streams = 100;
 	be_stall_net = 0;
@@ -731,6 +733,48 @@ static void test_goaway_retry(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_GOAWAY], 1);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_REFUSED], 1);
 	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
+}
+
+/* Istio's default policy retries a trailers-only grpc-status 14: the
+ * request message replayed after a backoff on the core's clock, the
+ * client seeing nothing of the failed tries; always 14: 1 + 2 tries, the
+ * last answer passed on. */
+static void test_grpc_unavailable_retry(void **state)
+{
+	uint64_t now = 1000;
+
+	(void)state;
+	mk(NULL, std_rules);
+	be_trailers_only = true;
+	memcpy(be_grpc, "14", 3);
+	req("POST", "/v1/svc.S/M", true, "message-bytes", NULL, 0);
+	wp_h2p_core_clock(core, now);
+	pump();
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(cresps[0].status, 0); /* nothing downstream yet */
+	for (int want = 2; want <= 3; want++) {
+		for (int i = 0; i < 260 && n_breq < want; i++) {
+			wp_h2p_core_clock(core, ++now);
+			pump();
+		}
+		assert_int_equal(n_breq, want);
+		assert_int_equal(breqs[want - 1].body, breqs[0].body); /* replayed */
+	}
+	assert_int_equal(breqs[0].body, 13);
+	assert_int_equal(cresps[0].status, 200);
+	assert_string_equal(cresps[0].grpc_status, "14");
+	assert_true(cresps[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY_STATUS], 2);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY_EXHAUSTED], 1);
+	/* the second call: 14 once, then the answer */
+	memcpy(be_grpc, "12", 3);
+	be_trailers_only = false;
+	n_breq = 0;
+	req("POST", "/v1/svc.S/M", true, "m", NULL, 0);
+	pump();
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY_STATUS], 2);
 }
 
 static void test_session_close_cancels(void **state)
@@ -1277,6 +1321,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_up_lost, teardown),
 	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
 	        cmocka_unit_test_teardown(test_goaway_retry, teardown),
+	        cmocka_unit_test_teardown(test_grpc_unavailable_retry, teardown),
 	        cmocka_unit_test_teardown(test_session_close_cancels, teardown),
 	        cmocka_unit_test_teardown(test_header_limit, teardown),
 	        cmocka_unit_test_teardown(test_rapid_reset, teardown),

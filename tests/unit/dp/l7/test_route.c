@@ -644,6 +644,12 @@ static void test_mirror_timeouts_retry(void **state)
 	                  "    filters:\n    - type: RequestMirror\n      requestMirror:\n"
 	                  "        backendRef: {name: mirror, port: 8080}\n        percent: 25\n"
 	                  "    timeouts: {request: 1m30s}\n"
+	                  "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+	                  "  - matches: [{path: {type: PathPrefix, value: /r2}}]\n"
+	                  "    retry: {backoff: 10ms}\n"
+	                  "    backendRefs: [{name: reviews-v1, port: 9080}]\n"
+	                  "  - matches: [{path: {type: PathPrefix, value: /r0}}]\n"
+	                  "    retry: {attempts: 0, codes: [503]}\n"
 	                  "    backendRefs: [{name: reviews-v1, port: 9080}]\n"));
 	struct wp_route_decision d;
 	struct treq q;
@@ -661,6 +667,23 @@ static void test_mirror_timeouts_retry(void **state)
 	assert_int_equal(d.rule->retry.n_codes, 2);
 	assert_int_equal(d.rule->retry.codes[1], 503);
 	assert_int_equal(d.rule->retry.backoff_ms, 100);
+	/* istiod's conversion: the codes replace the default 503 */
+	assert_int_equal(d.rule->retry.on,
+	                 WP_ROUTE_RETRY_CONNECT_FAILURE | WP_ROUTE_RETRY_REFUSED_STREAM |
+	                         WP_ROUTE_RETRY_UNAVAILABLE | WP_ROUTE_RETRY_CANCELLED);
+	/* a retry without codes retries no status; attempts default to 2 */
+	mkreq(&q, HTTP_GET, "/r2", NULL);
+	assert_int_equal(wp_route_select(t, &core, &q.r, &d), 0);
+	assert_int_equal(d.rule->retry.attempts, 2);
+	assert_int_equal(d.rule->retry.n_codes, 0);
+	assert_int_equal(d.rule->retry.backoff_ms, 10);
+	assert_true(d.rule->retry.on & WP_ROUTE_RETRY_CONNECT_FAILURE);
+	/* attempts 0: no retry at all */
+	mkreq(&q, HTTP_GET, "/r0", NULL);
+	assert_int_equal(wp_route_select(t, &core, &q.r, &d), 0);
+	assert_int_equal(d.rule->retry.attempts, 0);
+	assert_int_equal(d.rule->retry.on, 0);
+	assert_int_equal(d.rule->retry.n_codes, 0);
 	mkreq(&q, HTTP_GET, "/some", NULL);
 	for (int i = 0; i < 4000; i++) {
 		assert_int_equal(wp_route_select(t, &core, &q.r, &d), 0);
