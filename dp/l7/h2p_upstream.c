@@ -293,6 +293,11 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 		wp_h2p_mirror_free(t, true);
 		return;
 	}
+	if (t->in_use && t->fault_until_ms) { /* held by a fault delay (h2p_local.c) */
+		if (now_ms >= t->fault_until_ms)
+			wp_h2p_fault_resume(t);
+		return;
+	}
 	if (!t->in_use || !t->routed || t->local || t->resp_eof ||
 	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))

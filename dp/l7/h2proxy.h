@@ -126,6 +126,10 @@ struct wp_h2p_ops {
 	 * flight: drain, idle expiry or limit, eviction): close it gracefully
 	 * (FIN). Never calls into the proxy. Without it, up_close. */
 	void (*up_finish)(void *host, struct wp_h2p_up *up);
+	/* Optional. Bring <s>'s route table up to date (wp_h2p_sess_set_routes)
+	 * before the proxy reads it outside a call about <s>: a stream held by
+	 * a fault delay resumes from wp_h2p_core_tick(). */
+	void (*refresh)(void *host, struct wp_h2p_sess *s);
 };
 
 struct wp_h2p_cfg {

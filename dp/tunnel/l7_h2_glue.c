@@ -78,6 +78,13 @@ static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
 	wp_tun_l7_mark(wp_h2p_sess_app(s));
 }
 
+/* A stream held by a fault delay resumes: its table first. */
+static void l7h2_refresh(void *host, struct wp_h2p_sess *s)
+{
+	(void)host;
+	wp_tun_l7_refresh_routes(wp_h2p_sess_app(s));
+}
+
 static void l7h2_wake_up(void *host, struct wp_h2p_up *up)
 {
 	(void)host;
@@ -90,6 +97,7 @@ static const struct wp_h2p_ops l7h2_ops = {
         .wake_sess = l7h2_wake_sess,
         .wake_up = l7h2_wake_up,
         .up_finish = l7h2_up_finish,
+        .refresh = l7h2_refresh,
 };
 
 /* ---- tunnel ends ------------------------------------------------------------------------- */

@@ -1177,6 +1177,13 @@ static const struct wp_metrics_http *m_find(const char *proto, const char *code,
 			found = h;
 		}
 	}
+	for (unsigned i = 1; !found && i < wp_metrics_n_http(mcells); i++)
+		print_message(
+		        "no %s %s %s %s; have %s %s %s %s\n", proto, code, grpc, flags,
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_REQUEST_PROTOCOL),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_CODE),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_GRPC_RESPONSE_STATUS),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_FLAGS));
 	assert_non_null(found);
 	return found;
 }
@@ -1260,6 +1267,76 @@ static void test_metrics_per_stream(void **state)
 	wp_metrics_core_destroy(mcells);
 }
 
+/* Fault injection (dp/l7/fault.h) on h2c streams: an abort answers before
+ * load balancing (status and "fault filter abort"; gRPC: trailers-only with
+ * the grpcStatus code, or the HTTP status mapped), flag FI; a delay holds
+ * the stream on the core's timers, its body waiting, then forwards it
+ * (flag DI); a client that resets a held stream frees it (counted). */
+static void test_fault(void **state)
+{
+	struct wp_route_rule *r0;
+	struct az_fx f;
+	int32_t a, g, h, d, x;
+
+	(void)state;
+	mk(NULL, std_rules);
+	mcells = wp_metrics_core_create(64, ctr);
+	assert_non_null(mcells);
+	az_fx_init(&f, NULL, "cluster.local/ns/ops/sa/ratings", ctr);
+	wp_pipe_core_set_metrics(&f.core, mcells, "cluster.local", "cluster.local", "Kubernetes");
+	wp_pipe_conn_labels(&f.conn, NULL, 0, NULL, NULL);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+	r0 = (struct wp_route_rule *)(uintptr_t)&tab->rules[0]; /* /v1 */
+	r0->fault = (struct wp_route_fault){.abort = true, .abort_ppm = 1000000, .abort_grpc = 14};
+	a = req("GET", "/v1/a", false, NULL, NULL, 0);
+	g = req("POST", "/v1/pkg.S/M", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 0);
+	assert_int_equal(cresp_of(a)->status, 200);
+	assert_string_equal(cresp_of(a)->text, "fault filter abort");
+	assert_int_equal(cresp_of(g)->status, 200);
+	assert_string_equal(cresp_of(g)->grpc_status, "14");
+	assert_string_equal(cresp_of(g)->grpc_message, "fault filter abort");
+	assert_int_equal(cresp_of(g)->body, 0);
+	r0->fault.abort_status = 503;
+	h = req("GET", "/v1/b", false, NULL, NULL, 0);
+	g = req("POST", "/v1/pkg.S/M", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(h)->status, 503);
+	assert_string_equal(cresp_of(h)->text, "fault filter abort");
+	assert_string_equal(cresp_of(g)->grpc_status, "14"); /* 503 -> UNAVAILABLE */
+	assert_int_equal(n_fup, 0);
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_ABORT], 4);
+	m_find("grpc", "200", "14", "FI");
+	m_find("http", "503", "", "FI");
+
+	/* a delay: nothing upstream before its end, then forwarded whole */
+	r0->fault = (struct wp_route_fault){.delay = true, .delay_ppm = 1000000, .delay_ms = 300};
+	wp_h2p_core_tick(core, 10000);
+	d = req("POST", "/v1/slow", false, "12345", NULL, 0);
+	pump(); /* (one body at a time on the client) */
+	x = req("GET", "/v1/gone", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 0);
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_DELAY], 2);
+	assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, x, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_DELAY_ABANDONED], 1);
+	m_find("http", "0", "", "DI,DR");
+	wp_h2p_core_tick(core, 10299);
+	pump();
+	assert_int_equal(n_breq, 0);
+	wp_h2p_core_tick(core, 10300);
+	pump();
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(breqs[0].body, 5);
+	assert_int_equal(cresp_of(d)->status, 200);
+	m_find("http", "200", "", "DI");
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1288,6 +1365,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_metrics_per_stream, teardown),
 	        cmocka_unit_test(test_preface),
 	        cmocka_unit_test_teardown(test_authz_deny, teardown),
+	        cmocka_unit_test_teardown(test_fault, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
