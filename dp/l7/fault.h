@@ -43,6 +43,13 @@ static inline void wp_fault_seed(uint64_t *rng, uint64_t seed)
 	*rng = seed ^ 0x6a09e667f3bcc909ull;
 }
 
+/* Keeps in *due the earliest time a held request resumes (0: none). */
+static inline void wp_fault_due(uint64_t *due, uint64_t until)
+{
+	if (!*due || until < *due)
+		*due = until;
+}
+
 /* Draws request's plan from fault <f> (NULL or none configured: nothing).
  * Returns whether the request is delayed or aborted. */
 bool wp_fault_decide(uint64_t *rng, const struct wp_route_fault *f, struct wp_fault_plan *p);

@@ -202,11 +202,17 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 			mirror_end(c, m, true);
 		}
 	}
+	c->fault_due = 0; /* (sess_timers() keeps the held ones') */
 	for (uint32_t i = 0; i < c->cfg.max_sessions; i++)
 		if (c->sessions[i].state != S_FREE)
 			sess_timers(&c->sessions[i], now_ms);
 	cb_kick(c);
 	return n;
+}
+
+uint64_t wp_h1p_core_due(const struct wp_h1p_core *c)
+{
+	return c->fault_due;
 }
 
 void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms)
@@ -504,6 +510,8 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 	if (s->fault_until_ms) {
 		if (now_ms >= s->fault_until_ms)
 			fault_resume(s);
+		else
+			wp_fault_due(&c->fault_due, s->fault_until_ms);
 		return;
 	}
 	if (s->req_active && !s->resp_done) {
@@ -744,6 +752,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 			wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY);
 			s->rec.flags |= WP_PIPE_F(DI);
 			s->fault_until_ms = c->now_ms + s->fault.delay_ms;
+			wp_fault_due(&c->fault_due, s->fault_until_ms);
 			return true; /* held: wp_h1p_down_in() takes nothing more */
 		}
 	}

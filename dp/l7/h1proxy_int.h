@@ -126,6 +126,7 @@ struct wp_h1p_core {
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
 	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_due; /* the earliest held request's resumption (0: none) */
 	struct wp_lb_cache *lbc;
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;

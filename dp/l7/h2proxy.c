@@ -1006,6 +1006,11 @@ static void strm_route(struct wp_h2p_strm *t)
 	}
 }
 
+uint64_t wp_h2p_core_due(const struct wp_h2p_core *c)
+{
+	return c->fault_due;
+}
+
 /* strm_timers(): the fault delay of <t> is over: its abort, else the rest
  * of its routing on the session's current route table. */
 void wp_h2p_fault_resume(struct wp_h2p_strm *t)

@@ -217,6 +217,10 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c);
  * head, else a reset). Returns how many upstreams were closed. */
 unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms);
 
+/* The earliest time a stream held by a fault delay resumes (0: none): the
+ * host calls wp_h2p_core_tick() then too. */
+uint64_t wp_h2p_core_due(const struct wp_h2p_core *c);
+
 /* The core's clock (ms, monotonic) for deadlines and idle stamps; the host
  * sets it before feeding sessions. */
 void wp_h2p_core_clock(struct wp_h2p_core *c, uint64_t now_ms);

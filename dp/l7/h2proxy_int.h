@@ -156,6 +156,7 @@ struct wp_h2p_core {
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
 	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_due; /* the earliest held stream's resumption (0: none) */
 	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
 	struct wp_http1_limits h1lim;
 	struct wp_lb_cache *lbc;

@@ -427,6 +427,18 @@ void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw)
 		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
 }
 
+/* A fault delay (dp/l7/fault.h) ends on time, not at the next TICK_MS:
+ * a proxy's timers also run when its earliest held request is due. */
+void wp_tun_l7_fault_tick(struct wp_tunnel_worker *tw)
+{
+	uint64_t d;
+
+	if (tw->l7.core != NULL && (d = wp_h1p_core_due(tw->l7.core)) != 0 && tw->now_ms >= d)
+		(void)wp_h1p_core_tick(tw->l7.core, tw->now_ms);
+	if (tw->l7.h2core != NULL && (d = wp_h2p_core_due(tw->l7.h2core)) != 0 && tw->now_ms >= d)
+		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
+}
+
 /* wp_tun_l7_drain(): idle upstreams closed, sessions GOAWAY. */
 void wp_tun_l7h2_drain(struct wp_tunnel_worker *tw)
 {

@@ -394,11 +394,14 @@ static void test_fault_delay(void **state)
 	assert_int_equal(n, strlen(req)); /* the body waits with the host */
 	assert_int_equal(wp_h1p_down_in(s, (const uint8_t *)"hello", 5), 0);
 	assert_int_equal(ctr[WP_CTR_L7_FAULT_DELAY], 1);
+	assert_int_equal(wp_h1p_core_due(core), 1300); /* the host ticks then */
 	w = n_wake;
 	wp_h1p_core_tick(core, 1299);
 	assert_null(wp_h1p_sess_up(s));
 	assert_int_equal(n_open, 0);
+	assert_int_equal(wp_h1p_core_due(core), 1300);
 	wp_h1p_core_tick(core, 1300);
+	assert_int_equal(wp_h1p_core_due(core), 0);
 	assert_int_equal(n_wake, w + 1); /* the host pumps the session */
 	up = wp_h1p_sess_up(s);
 	assert_non_null(up);
