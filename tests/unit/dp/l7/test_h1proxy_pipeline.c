@@ -148,9 +148,10 @@ static const struct wp_metrics_http *m_find(const char *code, const char *flags)
 	}
 	if (!found)
 		for (unsigned i = 1; i < wp_metrics_n_http(mcells); i++)
-			print_message("no %s %s; have %s %s\n", code, flags,
-			              mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_CODE),
-			              mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_FLAGS));
+			print_message(
+			        "no %s %s; have %s %s\n", code, flags,
+			        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_CODE),
+			        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_FLAGS));
 	assert_non_null(found);
 	return found;
 }
@@ -480,6 +481,56 @@ static void test_fault_share(void **state)
 	wp_h1p_sess_close(s);
 }
 
+/* The local outcomes' response flags: UH (no endpoint to pick), UC (the
+ * upstream closed in the middle of its response: the client's stream is
+ * cut, recorded with the status that went out), DC (the client went away
+ * while its response was awaited). */
+static void test_flags_uh_uc_dc(void **state)
+{
+	struct az_fx f;
+	struct wp_h1p_sess *s;
+	struct wp_h1p_up *up;
+
+	(void)state;
+	mk_core(NULL, "  - matches: [{path: {type: PathPrefix, value: /none}}]\n"
+	              "    backendRefs: [{name: empty, port: 9080}]\n"
+	              "  - matches: [{path: {type: PathPrefix, value: /v1}}]\n"
+	              "    backendRefs: [{name: reviews-v1, port: 9080}]\n");
+	fault_metrics(&f);
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+	down_all(s, "GET /none HTTP/1.1\r\nHost: r\r\n\r\n");
+	assert_non_null(strstr(take_down(s), "HTTP/1.1 503 "));
+	assert_int_equal(n_open, 0);
+	wp_h1p_sess_close(s);
+	m_find("503", "UH");
+
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+	down_all(s, "GET /v1/a HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	up_all(up, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+	assert_non_null(strstr(take_down(s), "abc"));
+	wp_h1p_up_eof(up);
+	assert_true(wp_h1p_down_finished(s)); /* cut: the client sees the short body end */
+	wp_h1p_sess_close(s);
+	m_find("200", "UC");
+
+	s = sess_open();
+	wp_h1p_sess_set_conn(s, &f.conn);
+	down_all(s, "GET /v1/b HTTP/1.1\r\nHost: r\r\n\r\n");
+	up = wp_h1p_sess_up(s);
+	wp_h1p_up_connected(up);
+	take_up(up);
+	wp_h1p_sess_close(s); /* gone before any answer */
+	m_find("0", "DC");
+	assert_int_equal(m_total(), 3);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +540,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_fault_abort, teardown),
 	        cmocka_unit_test_teardown(test_fault_delay, teardown),
 	        cmocka_unit_test_teardown(test_fault_share, teardown),
+	        cmocka_unit_test_teardown(test_flags_uh_uc_dc, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
