@@ -1339,6 +1339,42 @@ static void test_fault(void **state)
 	wp_metrics_core_destroy(mcells);
 }
 
+/* The local outcomes' flags on h2c streams: UC (the upstream connection
+ * lost before the answer: 503, gRPC UNAVAILABLE), DC (the client
+ * connection gone while its streams waited for their answers). */
+static void test_flags_uc_dc(void **state)
+{
+	struct az_fx f;
+
+	(void)state;
+	mk(NULL, std_rules);
+	mcells = wp_metrics_core_create(64, ctr);
+	assert_non_null(mcells);
+	az_fx_init(&f, NULL, "cluster.local/ns/ops/sa/ratings", ctr);
+	wp_pipe_core_set_metrics(&f.core, mcells, "cluster.local", "cluster.local", "Kubernetes");
+	wp_pipe_conn_labels(&f.conn, NULL, 0, NULL, NULL);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+	be_hold = true;
+	req("GET", "/v1/a", false, NULL, NULL, 0);
+	req("GET", "/v1/b", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 2);
+	fups[0].c.failed = true;
+	wp_h2p_up_failed(fups[0].c.up);
+	pump();
+	m_find("http", "503", "", "UC");
+	m_find("grpc", "200", "14", "UC");
+	req("GET", "/v1/c", false, NULL, NULL, 0);
+	req("GET", "/v1/d", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 4);
+	wp_h2p_sess_close(sess);
+	sess = NULL;
+	assert_int_equal(wp_metrics_load(&m_find("http", "0", "", "DC")->requests), 2);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1368,6 +1404,7 @@ int main(void)
 	        cmocka_unit_test(test_preface),
 	        cmocka_unit_test_teardown(test_authz_deny, teardown),
 	        cmocka_unit_test_teardown(test_fault, teardown),
+	        cmocka_unit_test_teardown(test_flags_uc_dc, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
