@@ -754,9 +754,9 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 {
 	struct hblock *h = &t->req;
 	uint16_t cap = h->max + OUT_EXTRA, n = 0;
-	const nghttp2_nv *m = hb_find(h, 0, h->n, ":method");
-	const nghttp2_nv *sc = hb_find(h, 0, h->n, ":scheme");
-	const nghttp2_nv *au = hb_find(h, 0, h->n, ":authority");
+	const nghttp2_nv *m = hb_find(h, 0, hb_head_n(h), ":method");
+	const nghttp2_nv *sc = hb_find(h, 0, hb_head_n(h), ":scheme");
+	const nghttp2_nv *au = hb_find(h, 0, hb_head_n(h), ":authority");
 	const char *auth = au ? (const char *)au->value : NULL;
 	size_t auth_len = au ? au->valuelen : 0;
 	bool has_id = false;
@@ -764,7 +764,7 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 	const struct wp_http_hdr_mods *tm = wp_pipe_trace_headers(&t->rec, &tco);
 
 	if (!au) {
-		const nghttp2_nv *host = hb_find(h, 0, h->n, "host");
+		const nghttp2_nv *host = hb_find(h, 0, hb_head_n(h), "host");
 
 		if (host) {
 			auth = (const char *)host->value;
@@ -787,7 +787,7 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 	if (auth)
 		nv_set(&t->onv[n++], ":authority", 10, auth, auth_len);
 	nv_set(&t->onv[n++], ":path", 5, path, path_len);
-	for (uint16_t i = 0; i < h->n; i++) {
+	for (uint16_t i = 0; i < hb_head_n(h); i++) {
 		const nghttp2_nv *f = &h->nv[i];
 
 		if (f->namelen > 0 && f->name[0] == ':')
@@ -848,10 +848,10 @@ static void strm_route(struct wp_h2p_strm *t)
 	struct wp_h2p_sess *s = t->sess;
 	struct wp_h2p_core *c = t->core;
 	struct hblock *h = &t->req;
-	const nghttp2_nv *m = hb_find(h, 0, h->n, ":method");
-	const nghttp2_nv *p = hb_find(h, 0, h->n, ":path");
-	const nghttp2_nv *au = hb_find(h, 0, h->n, ":authority");
-	const nghttp2_nv *ct = hb_find(h, 0, h->n, "content-type");
+	const nghttp2_nv *m = hb_find(h, 0, hb_head_n(h), ":method");
+	const nghttp2_nv *p = hb_find(h, 0, hb_head_n(h), ":path");
+	const nghttp2_nv *au = hb_find(h, 0, hb_head_n(h), ":authority");
+	const nghttp2_nv *ct = hb_find(h, 0, hb_head_n(h), "content-type");
 	struct wp_route_req rq;
 	struct wp_route_decision d;
 	const char *path;
@@ -884,7 +884,7 @@ static void strm_route(struct wp_h2p_strm *t)
 		return;
 	}
 	/* the request as the router sees it: :authority is the host */
-	for (uint16_t i = 0; i < h->n && nh < h->max; i++) {
+	for (uint16_t i = 0; i < hb_head_n(h) && nh < h->max; i++) {
 		const nghttp2_nv *f = &h->nv[i];
 		struct wp_http_hdr *r;
 

@@ -256,6 +256,13 @@ static inline void hb_add(struct hblock *h, const uint8_t *name, size_t nlen, co
 	nv->flags = NGHTTP2_NV_FLAG_NONE;
 }
 
+/* The fields of the head of <h> (trailers, once they begin, follow them:
+ * a stream held by a fault delay is routed after they came). */
+static inline uint16_t hb_head_n(const struct hblock *h)
+{
+	return h->trl ? h->trl : h->n;
+}
+
 static inline const nghttp2_nv *hb_find(const struct hblock *h, uint16_t from, uint16_t to,
                                         const char *name)
 {

@@ -82,6 +82,7 @@ struct breq {
 	uint32_t reset_code;
 	size_t body;
 	char trailer[32]; /* value of x-trl */
+	bool trl_in_head; /* x-trl came in the request head */
 	bool responded;
 	size_t resp_left; /* body bytes still to send */
 };
@@ -149,8 +150,10 @@ static int be_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	else if (IS("x-request-id")) {
 		r->has_reqid = true;
 		cpy(r->reqid, sizeof(r->reqid), v, vl);
-	} else if (IS("x-trl"))
+	} else if (IS("x-trl")) {
 		cpy(r->trailer, sizeof(r->trailer), v, vl);
+		r->trl_in_head |= f->headers.cat == NGHTTP2_HCAT_REQUEST;
+	}
 #undef IS
 	return 0;
 }
@@ -1334,6 +1337,18 @@ static void test_fault(void **state)
 	assert_int_equal(breqs[0].body, 5);
 	assert_int_equal(cresp_of(d)->status, 200);
 	m_find("http", "200", "", "DI");
+	/* trailers that came during the delay follow the body, not the head */
+	g_trailer = "t1";
+	d = req("POST", "/v1/trl", false, "abc", NULL, 0);
+	pump();
+	g_trailer = NULL;
+	wp_h2p_core_tick(core, 11000);
+	pump();
+	assert_int_equal(n_breq, 2);
+	assert_string_equal(breqs[1].trailer, "t1");
+	assert_false(breqs[1].trl_in_head);
+	assert_int_equal(breqs[1].body, 3);
+	assert_int_equal(cresp_of(d)->status, 200);
 	assert_int_equal(wp_h2p_core_streams(core), 0);
 	az_fx_fini(&f);
 	wp_metrics_core_destroy(mcells);
