@@ -11,8 +11,9 @@
 #   - delay fixedDelay 300ms at 100 %: every answer takes 300 ms or more and
 #     is logged with DI; at 50 %: the slow ones within 4.5 standard
 #     deviations of half, the others fast;
-#   - gRPC abort grpcStatus UNAVAILABLE over h2c: the call fails UNAVAILABLE
-#     with "fault filter abort" from the waypoint, no upstream connection;
+#   - gRPC delay 200ms then abort grpcStatus UNAVAILABLE over h2c: the call
+#     fails UNAVAILABLE with "fault filter abort" from the waypoint after
+#     200 ms or more (DI,FI), no upstream connection;
 #   - a VirtualService edit that adds a fault, then one that removes it,
 #     each reaches the workers under an open keep-alive stream: its next
 #     requests follow the edit, none is lost, the stream is not closed.
@@ -61,7 +62,9 @@ metadata:
 spec:
   hosts: [grpc]
   http:
-  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}
+  - fault:
+      delay: {fixedDelay: 200ms, percentage: {value: 100}}
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}
     route: [{destination: {host: grpc}}]
 YAML
 # vs_file EDIT_FAULT: the details VirtualService, written whole and renamed
@@ -186,14 +189,18 @@ alog_count '"GET /half/x HTTP/1.1" 200 DI ' "$slow"
 alog_count '"GET /half/x HTTP/1.1" 200 - ' $((H - slow))
 pass "delay fixedDelay 300ms at 50 %: $slow of $H held 300 ms or more (bounds [$lo, $hi]) and flagged DI, $((H - slow)) not ($out)"
 
-# 3. gRPC abort with grpcStatus over h2c: trailers-only UNAVAILABLE from the
-# waypoint, nothing upstream
+# 3. gRPC delay then abort with grpcStatus over h2c: the stream held on the
+# h2 proxy's timers, then trailers-only UNAVAILABLE from the waypoint,
+# nothing upstream
+t0=$(date +%s%N)
 out=$(in_ns timeout 60 $GRPC unavailable --target 127.0.0.1:15102) ||
 	fail "gRPC abort: $out; $(fault_stats)"
+ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q '"details": "fault filter abort"' <<<"$out" || fail "gRPC abort not the fault's: $out"
+[ "$ms" -ge 200 ] || fail "gRPC call answered in $ms ms, before its 200 ms delay"
 [ "$(stat l7_h2p_up_new)" = 0 ] || fail "gRPC abort opened an upstream: $(fault_stats)"
-alog_count '"POST /test.Echo/Count HTTP/2" 200 FI ' 1
-pass "gRPC abort grpcStatus UNAVAILABLE over h2c: the call fails UNAVAILABLE \"fault filter abort\", no upstream connection, 200 FI in the access log ($out)"
+alog_count '"POST /test.Echo/Count HTTP/2" 200 DI,FI ' 1
+pass "gRPC delay 200ms + abort grpcStatus UNAVAILABLE over h2c: the call fails UNAVAILABLE \"fault filter abort\" after $ms ms, no upstream connection, 200 DI,FI in the access log ($out)"
 
 # 4. a fault added, then removed, under open keep-alive streams
 edit() { # FAULT WANT_DUMP BEFORE AFTER
