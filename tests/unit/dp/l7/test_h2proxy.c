@@ -1301,6 +1301,7 @@ static void test_fault(void **state)
 	assert_string_equal(cresp_of(g)->grpc_status, "14");
 	assert_string_equal(cresp_of(g)->grpc_message, "fault filter abort");
 	assert_int_equal(cresp_of(g)->body, 0);
+	assert_false(cresp_of(g)->trailers); /* trailers-only: one HEADERS with END_STREAM */
 	r0->fault.abort_status = 503;
 	h = req("GET", "/v1/b", false, NULL, NULL, 0);
 	g = req("POST", "/v1/pkg.S/M", true, "\0\0\0\0\0", NULL, 0);
