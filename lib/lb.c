@@ -313,6 +313,7 @@ void wp_lb_core_init(struct wp_lb_core *c, const struct wp_lb_table *t, uint64_t
 	c->active = active;
 	c->ctr = ctr;
 	c->ejected = NULL;
+	c->none_healthy = false;
 }
 
 /* Weighted draw: first endpoint whose prefix sum exceeds r. */
@@ -454,6 +455,10 @@ int wp_lb_pick(const struct wp_lb_table *t, struct wp_lb_core *c, uint64_t hash,
 	if (WP_UNLIKELY(t->n_ep == 0)) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_LB_NO_ENDPOINT);
 		return -ENOENT;
+	}
+	if (WP_UNLIKELY(c->none_healthy)) {
+		wp_ctr_inc(c->ctr, WP_CTR_L7_OD_NONE_HEALTHY);
+		return -EHOSTUNREACH;
 	}
 	i = pick_one(t, c, hash, has_hash);
 	if (WP_UNLIKELY(c->ejected != NULL) && is_ejected(c, i)) {

@@ -114,6 +114,25 @@ static json_t *cpools_json(const struct wp_route_table *t)
 	return a;
 }
 
+/* A rule's fault injection (wp_route_fault), shares in percent. */
+static json_t *fault_json(const struct wp_route_fault *f)
+{
+	json_t *o = json_object();
+
+	if (f->delay) {
+		json_object_set_new(o, "delayMs", json_integer(f->delay_ms));
+		json_object_set_new(o, "delayPercent", json_real(f->delay_ppm / 10000.0));
+	}
+	if (f->abort) {
+		if (f->abort_status)
+			json_object_set_new(o, "abortHttpStatus", json_integer(f->abort_status));
+		else
+			json_object_set_new(o, "abortGrpcStatus", json_integer(f->abort_grpc));
+		json_object_set_new(o, "abortPercent", json_real(f->abort_ppm / 10000.0));
+	}
+	return o;
+}
+
 /* A port's route table: where its rules come from, each rule (with its
  * source object, matches and backends) in the order the matcher tries
  * them, the VirtualServices set aside by an HTTPRoute, the VirtualService
@@ -155,6 +174,8 @@ static json_t *routes_json(const struct wp_route_table *t)
 		json_object_set_new(ro, "timeoutMs", json_integer(r->request_timeout_ms));
 		json_object_set_new(ro, "perTryTimeoutMs", json_integer(r->backend_timeout_ms));
 		json_object_set_new(ro, "retryAttempts", json_integer(r->retry.attempts));
+		if (r->fault.delay || r->fault.abort)
+			json_object_set_new(ro, "fault", fault_json(&r->fault));
 		json_array_append_new(rules, ro);
 	}
 	for (uint32_t i = 0; i < t->n_errors; i++)

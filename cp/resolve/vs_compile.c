@@ -17,10 +17,12 @@
  *   redirect   uri, authority, port, scheme, redirectCode;
  *   headers    request / response set, add, remove;
  *   timeout, retries (attempts, perTryTimeout, backoff, retryOn as far as
- *   wp_route_retry holds it), mirror + mirrorPercentage, mirrors.
+ *   wp_route_retry holds it), mirror + mirrorPercentage, mirrors;
+ *   fault      delay (fixedDelay, percentage or the deprecated percent) and
+ *              abort (httpStatus or grpcStatus, percentage).
  * Anything else in a rule or a match leaves the rule out with
- * "ORIGIN:LINE: VirtualService NS/NAME: FIELD: problem". Fault injection,
- * retry fields and retryOn conditions the table has no place for, and
+ * "ORIGIN:LINE: VirtualService NS/NAME: FIELD: problem". Retry fields and
+ * retryOn conditions the table has no place for, and
  * tcp/tls routes are compiled without effect, listed in the errors and
  * counted (table->n_vs_not_applied).
  */
@@ -772,6 +774,147 @@ static bool routes(struct cctx *c, const struct wp_obj *o, const struct wp_ynode
 	return !c->oom;
 }
 
+/* Istio's gRPC status names (grpc.SupportedGRPCStatus), by code. */
+static const char *const grpc_names[] = {
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+};
+
+/* A fault's share: percentage.value (a double 0..100) as istiod converts it
+ * (value * 10000 per million, truncated), else the deprecated integer
+ * `percent` where the API still has it (<dep>), else none at all: istiod
+ * then gives Envoy no percentage, which its fault filter reads as 0 %. */
+static bool fault_share(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *fn,
+                        const char *field, bool dep, uint32_t *ppm)
+{
+	const struct wp_ynode *pn = nget(fn, "percentage");
+	const char *pct = sget(pn, "value"), *old = dep ? sget(fn, "percent") : NULL;
+	uint32_t v;
+
+	*ppm = 0;
+	if (pn && pn->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, o, pn, field, "percentage: expected a mapping");
+		return false;
+	}
+	if (pct) {
+		char *end;
+		double d = strtod(pct, &end);
+
+		if (!*pct || *end || !(d >= 0.0 && d <= 100.0)) {
+			wp_route_cerr(c, o, pn, field, "percentage must be 0..100, got %s", pct);
+			return false;
+		}
+		*ppm = (uint32_t)(d * 10000.0);
+		return true;
+	}
+	if (old) {
+		if (!parse_u32(old, 100, &v)) {
+			wp_route_cerr(c, o, nget(fn, "percent"), field,
+			              "percent must be 0..100, got %s", old);
+			return false;
+		}
+		*ppm = v * 10000;
+	}
+	return true;
+}
+
+/* http[].fault (HTTPFaultInjection) as istiod's TranslateFault gives it to
+ * Envoy: delay.fixedDelay on delay.percentage of the requests (else the
+ * deprecated delay.percent), abort.httpStatus or abort.grpcStatus (a code
+ * name) on abort.percentage. A bad value leaves the rule out, as Istio's
+ * validation refuses the object. */
+static bool fault(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *fn,
+                  const char *field, struct wp_route_rule *r)
+{
+	static const char *const known[] = {"delay", "abort", NULL};
+	static const char *const dk[] = {"fixedDelay", "percentage", "percent", NULL};
+	static const char *const ak[] = {"httpStatus", "grpcStatus", "percentage", NULL};
+	const struct wp_ynode *dn = nget(fn, "delay"), *an = nget(fn, "abort");
+	struct wp_route_fault *f = &r->fault;
+	char g[200];
+
+	if (fn->type != WP_YNODE_MAP) {
+		wp_route_cerr(c, o, fn, field, "expected a mapping");
+		return false;
+	}
+	if (!keys_ok(c, o, fn, field, known))
+		return false;
+	if (!dn && !an) {
+		wp_route_cerr(c, o, fn, field, "a fault needs a delay, an abort or both");
+		return false;
+	}
+	if (dn) {
+		const char *fd = sget(dn, "fixedDelay");
+
+		fieldf(g, sizeof(g), "%s.delay", field);
+		if (dn->type != WP_YNODE_MAP) {
+			wp_route_cerr(c, o, dn, g, "expected a mapping");
+			return false;
+		}
+		if (!keys_ok(c, o, dn, g, dk) || !fault_share(c, o, dn, g, true, &f->delay_ppm))
+			return false;
+		f->delay = true;
+		if (!fd || vs_duration(fd, &f->delay_ms) || !f->delay_ms) {
+			wp_route_cerr(c, o, dn, g,
+			              "fixedDelay must be a duration of 1ms or more, got %s",
+			              fd ? fd : "none");
+			return false;
+		}
+	}
+	if (an) {
+		const char *hs = sget(an, "httpStatus"), *gs = sget(an, "grpcStatus");
+		uint32_t v = 0;
+
+		fieldf(g, sizeof(g), "%s.abort", field);
+		if (an->type != WP_YNODE_MAP) {
+			wp_route_cerr(c, o, an, g, "expected a mapping");
+			return false;
+		}
+		if (!keys_ok(c, o, an, g, ak) || !fault_share(c, o, an, g, false, &f->abort_ppm))
+			return false;
+		if (!hs == !gs) {
+			wp_route_cerr(c, o, an, g,
+			              "exactly one of httpStatus and grpcStatus is required");
+			return false;
+		}
+		if (hs && (!parse_u32(hs, 599, &v) || v < 200)) {
+			wp_route_cerr(c, o, an, g, "httpStatus must be 200..599, got %s", hs);
+			return false;
+		}
+		f->abort = true;
+		f->abort_status = (uint16_t)v;
+		if (gs) {
+			for (v = 0; v < WP_ARRAY_SIZE(grpc_names) && strcmp(gs, grpc_names[v]); v++)
+				;
+			if (v == WP_ARRAY_SIZE(grpc_names)) {
+				wp_route_cerr(
+				        c, o, an, g,
+				        "grpcStatus \"%s\" is not a gRPC status name (such as "
+				        "UNAVAILABLE)",
+				        gs);
+				return false;
+			}
+			f->abort_grpc = (uint8_t)v;
+		}
+	}
+	return true;
+}
+
 /* ---- rules -------------------------------------------------------------------- */
 
 static void vs_rule(struct cctx *c, const struct wp_obj *o, const struct wp_ynode *rn, uint32_t ri)
@@ -897,13 +1040,9 @@ static void vs_rule(struct cctx *c, const struct wp_obj *o, const struct wp_ynod
 	fieldf(f, sizeof(f), "spec.http[%u].route", ri);
 	if (rs && !routes(c, o, rs, f, &r))
 		return;
-	if (nget(rn, "fault")) {
-		fieldf(f, sizeof(f), "spec.http[%u].fault", ri);
-		wp_route_cerr(c, o, nget(rn, "fault"), f,
-		              "fault injection is not supported yet: the rule is compiled "
-		              "without it (no delay, no abort)");
-		c->t->n_vs_not_applied++;
-	}
+	fieldf(f, sizeof(f), "spec.http[%u].fault", ri);
+	if (nget(rn, "fault") && !fault(c, o, nget(rn, "fault"), f, &r))
+		return;
 	wp_route_commit_rule(c, &r);
 }
 

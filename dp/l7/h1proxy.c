@@ -112,6 +112,7 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed);
 	wp_retry_rng_seed(&c->rrng, seed);
+	wp_fault_seed(&c->fault_rng, seed);
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);
@@ -182,6 +183,7 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 
 static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close);
 static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
+static void fault_resume(struct wp_h1p_sess *s);
 static void cb_kick(struct wp_h1p_core *c);
 
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
@@ -201,11 +203,17 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 			mirror_end(c, m, true);
 		}
 	}
+	c->fault_due = 0; /* (sess_timers() keeps the held ones') */
 	for (uint32_t i = 0; i < c->cfg.max_sessions; i++)
 		if (c->sessions[i].state != S_FREE)
 			sess_timers(&c->sessions[i], now_ms);
 	cb_kick(c);
 	return n;
+}
+
+uint64_t wp_h1p_core_due(const struct wp_h1p_core *c)
+{
+	return c->fault_due;
 }
 
 static void retry_fire(struct wp_h1p_sess *s);
@@ -389,6 +397,7 @@ struct wp_h1p_sess *wp_h1p_sess_open(struct wp_h1p_core *c, const struct wp_rout
 	s->upb.off = s->upb.len = 0;
 	s->rec.active = false;
 	s->down_total = 0;
+	s->fault_until_ms = 0;
 	return s;
 }
 
@@ -456,6 +465,10 @@ void wp_h1p_sess_close(struct wp_h1p_sess *s)
 {
 	struct wp_h1p_core *c = s->core;
 
+	if (s->fault_until_ms) { /* held by a fault delay: nothing else holds it */
+		wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY_ABANDONED);
+		s->fault_until_ms = 0;
+	}
 	/* still open: the client went away (or a tunnel ended) */
 	rec_finish(s, s->state == S_REQ && s->req_active && !s->resp_done ? WP_PIPE_F(DC) : 0);
 	sess_drop_up(s, UP_ABORT);
@@ -505,6 +518,13 @@ static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms)
 
 	if (s->state != S_REQ)
 		return;
+	if (s->fault_until_ms) {
+		if (now_ms >= s->fault_until_ms)
+			fault_resume(s);
+		else
+			wp_fault_due(&c->fault_due, s->fault_until_ms);
+		return;
+	}
 	if (s->req_active && !s->resp_done) {
 		if ((!s->deadline_ms || now_ms < s->deadline_ms) &&
 		    (!s->try_deadline_ms || now_ms < s->try_deadline_ms))
@@ -566,33 +586,49 @@ void *wp_h1p_sess_app(const struct wp_h1p_sess *s)
 	return s->app;
 }
 
-/* Authorization denied the request: 403 "RBAC: access denied". The
+/* A local answer <status> with the text/plain <body> before anything went
+ * upstream (authorization's 403 "RBAC: access denied", a fault abort). The
  * connection stays usable (the request body is read and dropped) unless the
- * request was to end it anyway, asked for an Upgrade or waits for 100. Returns whether the
- * session reads on. */
-static bool sess_deny(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
+ * request was to end it anyway, asked for an Upgrade or waits for 100.
+ * Returns whether the session reads on. */
+static bool sess_answer(struct wp_h1p_sess *s, const struct wp_http1_msg *m, uint16_t status,
+                        const char *body, size_t body_len)
 {
 	/* a client waiting for 100-continue may not send the body at all */
 	bool ka = !s->close_after && !s->req_upgrade && !(m->flags & WP_HTTP1_F_EXPECT_CONTINUE);
-	int n = wp_http1_write_local(WP_PIPE_DENIED_STATUS, WP_PIPE_DENIED_BODY,
-	                             WP_PIPE_DENIED_BODY_LEN, ka, (char *)ob_tail(&s->down),
+	int n = wp_http1_write_local(status, body, body_len, ka, (char *)ob_tail(&s->down),
 	                             ob_room(&s->down));
 
 	if (n <= 0 || !ka) {
 		if (n > 0) {
 			s->down.len += (uint32_t)n;
-			s->rec.status = WP_PIPE_DENIED_STATUS;
+			s->rec.status = status;
 		}
 		sess_local(s, n > 0 ? 0 : 500);
 		return false;
 	}
 	if (m->method == HTTP_HEAD) /* the head only */
-		n -= (int)WP_PIPE_DENIED_BODY_LEN;
+		n -= (int)body_len;
 	s->down.len += (uint32_t)n;
-	s->rec.status = WP_PIPE_DENIED_STATUS; /* recorded when the request ends */
+	s->rec.status = status; /* recorded when the request ends */
 	s->resp_started = s->resp_done = true;
 	s->discard = true;
 	return true;
+}
+
+static bool sess_deny(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
+{
+	return sess_answer(s, m, WP_PIPE_DENIED_STATUS, WP_PIPE_DENIED_BODY,
+	                   WP_PIPE_DENIED_BODY_LEN);
+}
+
+/* A fault-injection abort (fault.h): the plan's status with Envoy's body,
+ * flag FI, answered as a denial is. */
+static bool sess_fault_abort(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
+{
+	wp_ctr_inc(s->core->ctr, WP_CTR_L7_FAULT_ABORT);
+	s->rec.flags |= WP_PIPE_F(FI);
+	return sess_answer(s, m, s->fault.status, WP_FAULT_ABORT_BODY, WP_FAULT_ABORT_BODY_LEN);
 }
 
 /* A connection-pool limit refused the request: Envoy's overflow answer
@@ -728,7 +764,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	}
 	/* authorization before any answer of the router (as Envoy's RBAC
 	 * filter runs before its router filter) */
-	if (s->conn) {
+	if (s->conn && !s->fault_done) { /* (not again after a fault delay) */
 		const char *mn = llhttp_method_name((llhttp_method_t)m->method);
 		struct wp_authz_decision az;
 
@@ -738,6 +774,18 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	if (wp_route_select(s->routes, c->rc, &rq, &d) != 0) {
 		sess_local_f(s, 404, WP_PIPE_F(NR));
 		return false;
+	}
+	if (!s->fault_done) { /* the fault stage, once per request */
+		s->fault_done = true;
+		if (wp_fault_decide(&c->fault_rng, &d.rule->fault, &s->fault)) {
+			if (!s->fault.delay_ms)
+				return sess_fault_abort(s, m);
+			wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY);
+			s->rec.flags |= WP_PIPE_F(DI);
+			s->fault_until_ms = c->now_ms + s->fault.delay_ms;
+			wp_fault_due(&c->fault_due, s->fault_until_ms);
+			return true; /* held: wp_h1p_down_in() takes nothing more */
+		}
 	}
 	if (d.status >= 300 && d.status < 400) {
 		n = wp_route_write_redirect(&d, &rq, false, (char *)ob_tail(&s->down),
@@ -856,6 +904,24 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	return true;
 }
 
+/* sess_timers(): the fault delay of the held request <s> is over: the
+ * abort it drew, else the rest of the pipeline on the session's current
+ * route table (the snapshot may have changed meanwhile); the parser's
+ * pending event (the end of a request without body) is taken, then the
+ * host offers the bytes it kept. */
+static void fault_resume(struct wp_h1p_sess *s)
+{
+	struct wp_h1p_core *c = s->core;
+
+	s->fault_until_ms = 0;
+	if (c->ops->refresh)
+		c->ops->refresh(c->host, s);
+	if (s->fault.abort ? sess_fault_abort(s, &s->req) : route_request(s, &s->req))
+		(void)wp_h1p_down_in(s, (const uint8_t *)"", 0); /* what the parser holds */
+	if (c->ops->wake)
+		c->ops->wake(c->host, s);
+}
+
 /* The response is complete and so is the request: next request, or close. */
 static void exchange_done(struct wp_h1p_sess *s)
 {
@@ -896,7 +962,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			}
 			return used;
 		}
-		if (s->state != S_REQ)
+		if (s->state != S_REQ || s->fault_until_ms) /* (held by a fault delay) */
 			return used;
 		if (s->req_active && s->req_done) {
 			/* pipelining, or raw bytes behind an Upgrade / CONNECT
@@ -934,6 +1000,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			s->reqid_gen = false;
 			s->rec_base = s->down_total + s->down.len;
 			s->req = *ev.msg;
+			s->fault_done = false;
 			wp_pipe_trace_http1(s->conn, &s->rec, ev.msg);
 			s->req_active = true;
 			s->req_done = s->resp_started = s->resp_done = false;
@@ -1023,6 +1090,10 @@ void wp_h1p_down_eof(struct wp_h1p_sess *s)
 	if (!s->req_active) {
 		s->state = S_CLOSING;
 		return;
+	}
+	if (s->fault_until_ms) { /* held by a fault delay */
+		wp_ctr_inc(s->core->ctr, WP_CTR_L7_FAULT_DELAY_ABANDONED);
+		s->fault_until_ms = 0;
 	}
 	if (!s->req_done) {
 		/* cut in the middle of a request */

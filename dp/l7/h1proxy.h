@@ -185,6 +185,11 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c);
  * for idleness. Call every few hundred ms at most. */
 unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms);
 
+/* The earliest time a request held by a fault delay resumes (0: none):
+ * the host calls wp_h1p_core_tick() then too, so a delay ends on time
+ * rather than at its next periodic tick. */
+uint64_t wp_h1p_core_due(const struct wp_h1p_core *c);
+
 /* The core's clock (ms, monotonic): what request deadlines and idle stamps
  * are taken from. The host sets it before feeding sessions. */
 void wp_h1p_core_clock(struct wp_h1p_core *c, uint64_t now_ms);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dp/l7/cbreak.h"
+#include "dp/l7/fault.h"
 #include "dp/l7/h1proxy.h"
 #include "dp/l7/lb_cache.h"
 #include "dp/l7/pipeline.h"
@@ -116,6 +117,13 @@ struct wp_h1p_sess {
 	struct wp_cb_wait wait;
 	bool reqid_gen; /* reqid was generated for this request (access log) */
 	char reqid[WP_HTTP1_REQID_LEN];
+	/* fault injection (fault.h): the request's plan, drawn once
+	 * (fault_done); while fault_until_ms is set the request is held (its
+	 * bytes after the head stay with the host) and sess_timers() resumes
+	 * it at that time */
+	bool fault_done;
+	struct wp_fault_plan fault;
+	uint64_t fault_until_ms;
 	struct wp_http1_parser qp; /* requests */
 	struct wp_http1_parser rp; /* responses (re-initialised per upstream) */
 	void *rp_arena;
@@ -131,6 +139,8 @@ struct wp_h1p_core {
 	uint64_t *ctr;
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
+	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_due; /* the earliest held request's resumption (0: none) */
 	struct wp_lb_cache *lbc;
 	struct wp_h1p_sess *sessions;
 	struct wp_h1p_sess *free_sess;

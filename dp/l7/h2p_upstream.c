@@ -293,6 +293,13 @@ static void strm_timers(struct wp_h2p_strm *t, uint64_t now_ms)
 		wp_h2p_mirror_free(t, true);
 		return;
 	}
+	if (t->in_use && t->fault_until_ms) { /* held by a fault delay (h2p_local.c) */
+		if (now_ms >= t->fault_until_ms)
+			wp_h2p_fault_resume(t);
+		else
+			wp_fault_due(&t->core->fault_due, t->fault_until_ms);
+		return;
+	}
 	if (!t->in_use || !t->routed || t->local || t->resp_eof ||
 	    ((!t->deadline_ms || now_ms < t->deadline_ms) &&
 	     (!t->try_deadline_ms || now_ms < t->try_deadline_ms)))
@@ -316,6 +323,7 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 
 	c->now_ms = now_ms;
 	wp_lb_cache_clock(c->lbc, now_ms);
+	c->fault_due = 0; /* (strm_timers() keeps the held ones') */
 	for (uint32_t i = 0; i < c->cfg.max_streams; i++)
 		strm_timers(&c->strms[i], now_ms);
 	for (uint32_t i = 0; i < c->cfg.max_sessions; i++) {

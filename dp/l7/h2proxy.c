@@ -110,6 +110,7 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed ^ 0x5bd1e995);
 	wp_retry_rng_seed(&c->rrng, seed);
+	wp_fault_seed(&c->fault_rng, seed);
 	nvs = (size_t)cfg->max_headers;
 	/* per stream: 2 rings, 2 header blocks (bytes + fields), the out fields */
 	per = 2 * (size_t)cfg->stream_buf + 2 * (size_t)cfg->max_header_bytes +
@@ -253,7 +254,8 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->n_mir = 0;
 	t->feeder = NULL;
 	t->rec.active = false;
-	t->retried = t->reqid_gen = false;
+	t->retried = t->reqid_gen = t->fault_done = false;
+	t->fault_until_ms = 0;
 	t->sprev = NULL;
 	t->snext = s->strms;
 	if (s->strms)
@@ -281,13 +283,6 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t)
 	t->next_free = c->free_strm;
 	c->free_strm = t;
 	c->n_strms--;
-}
-
-static struct wp_h2p_strm *down_strm(struct wp_h2p_sess *s, int32_t sid)
-{
-	struct wp_h2p_strm *t = nghttp2_session_get_stream_user_data(s->ng, sid);
-
-	return t && t->in_use && t->sess == s && t->down_sid == sid ? t : NULL;
 }
 
 struct wp_h2p_strm *wp_h2p_up_strm(struct wp_h2p_up *up, int32_t sid)
@@ -367,7 +362,7 @@ void wp_h2p_mirror_free(struct wp_h2p_strm *m, bool cancel)
 }
 
 /* The copies <t> still feeds are cut short: abandoned (counted). */
-static void mirrors_abort(struct wp_h2p_strm *t)
+void wp_h2p_mirrors_abort(struct wp_h2p_strm *t)
 {
 	while (t->n_mir > 0) {
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_MIRROR_ABANDONED);
@@ -556,8 +551,10 @@ static void strm_record(struct wp_h2p_strm *t, uint32_t code)
 		                           : grpc_status_in(&t->resp, 0,
 		                                            t->resp.trl ? t->resp.trl : t->resp.n));
 	}
-	/* the client reset a stream whose response was not complete */
-	if (code != NGHTTP2_NO_ERROR && !r->flags && !t->local && !(t->resp_eof && !t->rb.len))
+	/* the client reset a stream whose response was not complete (a
+	 * fault delay's DI stays beside it) */
+	if (code != NGHTTP2_NO_ERROR && !(r->flags & (uint16_t)~WP_PIPE_F(DI)) && !t->local &&
+	    !(t->resp_eof && !t->rb.len))
 		r->flags |= WP_PIPE_F(DR);
 	if (!wp_pipe_wants_view(t->sess->conn, r)) {
 		wp_pipe_rec_end(t->sess->conn, r, NULL);
@@ -597,8 +594,10 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 {
 	struct wp_h2p_sess *s = t->sess;
 
+	if (t->fault_until_ms) /* held by a fault delay: freed with the stream */
+		wp_ctr_inc(t->core->ctr, WP_CTR_L7_FAULT_DELAY_ABANDONED);
 	strm_record(t, code);
-	mirrors_abort(t); /* reset before its request ended */
+	wp_h2p_mirrors_abort(t); /* reset before its request ended */
 	if (code != NGHTTP2_NO_ERROR && !t->local && t->up)
 		wp_ctr_inc(t->core->ctr, WP_CTR_L7_H2P_DOWN_RESET);
 	if (t->up)
@@ -616,124 +615,6 @@ static void strm_down_gone(struct wp_h2p_strm *t, uint32_t code)
 	t->sprev = t->snext = NULL;
 	t->sess = NULL;
 	wp_h2p_strm_free(t);
-}
-
-/* ---- local answers ---------------------------------------------------------------------- */
-
-static uint32_t grpc_code(uint16_t status)
-{
-	return wp_pipe_http_to_grpc(status); /* Envoy's Grpc::Utility::httpToGrpcStatus */
-}
-
-static const char *local_text(uint16_t status)
-{
-	switch (status) {
-	case 400:
-		return "bad request";
-	case WP_PIPE_DENIED_STATUS:
-		return WP_PIPE_DENIED_BODY;
-	case 404:
-		return "no route";
-	case 431:
-		return "request header fields too large";
-	case 500:
-		return "no valid backend";
-	case 502:
-		return "upstream protocol error";
-	case 503:
-		return "no healthy upstream";
-	case 504:
-		return "upstream request timeout";
-	default:
-		return "local reply";
-	}
-}
-
-/* The body of a local answer that has one (403 "RBAC: access denied", a
- * connection-pool overflow's). */
-static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
-                               uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-	struct wp_h2p_strm *t = down_strm(ud, sid);
-	bool uo = t && (t->rec.flags & WP_PIPE_F(UO));
-	const char *b = uo ? wp_cb_overflow_body : WP_PIPE_DENIED_BODY;
-	size_t n, bl = uo ? WP_CB_OVERFLOW_BODY_LEN : WP_PIPE_DENIED_BODY_LEN;
-
-	(void)ng;
-	(void)src;
-	if (!t || t->body_off > bl)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	n = WP_MIN(len, bl - t->body_off);
-	t->rec.resp_bytes += n;
-	memcpy(buf, &b[t->body_off], n);
-	t->body_off = (uint8_t)(t->body_off + n);
-	if (t->body_off == bl)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
-}
-
-/* Answers the downstream stream of <t> with <status> (a gRPC request: a
- * trailers-only response) unless a response head was sent already (then
- * the stream is reset). Request bytes from here on are dropped. */
-void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, size_t loc_len)
-{
-	struct wp_h2p_sess *s = t->sess;
-	struct wp_h2p_core *c = t->core;
-	char st[8], gs[8];
-	nghttp2_nv nv[6];
-	size_t n = 0;
-	bool uo = (t->rec.flags & WP_PIPE_F(UO)) != 0; /* Envoy's overflow answer */
-	const char *txt = uo ? wp_cb_overflow_body : local_text(status);
-	nghttp2_data_provider body = {.read_callback = local_body_read};
-	bool has_body = false;
-
-	t->local = true;
-	mirrors_abort(t);
-	wp_h2p_qb_discard(t);
-	if (!s)
-		return;
-	if (t->head_sent) {
-		(void)nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, t->down_sid,
-		                                NGHTTP2_INTERNAL_ERROR);
-		wp_h2p_wake_sess(s);
-		return;
-	}
-	t->head_sent = true;
-	t->rec.status = t->grpc ? 200 : status; /* what goes on the wire */
-	if (t->grpc) {
-		t->rec.grpc = (int16_t)grpc_code(status);
-		snprintf(gs, sizeof(gs), "%u", grpc_code(status));
-		nv_set(&nv[n++], ":status", 7, "200", 3);
-		nv_set(&nv[n++], "content-type", 12, "application/grpc", 16);
-		nv_set(&nv[n++], "grpc-status", 11, gs, strlen(gs));
-		nv_set(&nv[n++], "grpc-message", 12, txt, strlen(txt));
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_LOCAL_GRPC);
-	} else {
-		snprintf(st, sizeof(st), "%u", status);
-		nv_set(&nv[n++], ":status", 7, st, strlen(st));
-		if (loc)
-			nv_set(&nv[n++], "location", 8, loc, loc_len);
-		has_body = status == WP_PIPE_DENIED_STATUS || uo;
-		if (has_body) {
-			static const char cl[] = {'0' + WP_PIPE_DENIED_BODY_LEN / 10,
-			                          '0' + WP_PIPE_DENIED_BODY_LEN % 10};
-
-			_Static_assert(WP_PIPE_DENIED_BODY_LEN < 100, "two digits");
-			nv_set(&nv[n++], "content-type", 12, "text/plain", 10);
-			_Static_assert(WP_CB_OVERFLOW_BODY_LEN == 81, "its content-length");
-			nv_set(&nv[n++], "content-length", 14, uo ? "81" : cl, 2);
-			if (uo)
-				nv_set(&nv[n++], "x-envoy-overloaded", 18, "true", 4);
-			t->body_off = 0;
-		} else {
-			nv_set(&nv[n++], "content-length", 14, "0", 1);
-		}
-	}
-	/* the rest of the request is not wanted: wp_h2p_d_frame_send() resets the
-	 * stream (NO_ERROR) once this response is out */
-	if (nghttp2_submit_response(s->ng, t->down_sid, nv, n, has_body ? &body : NULL) != 0)
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_NOMEM);
-	wp_h2p_wake_sess(s);
 }
 
 /* ---- forwarding the request ------------------------------------------------------------- */
@@ -870,9 +751,9 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 {
 	struct hblock *h = &t->req;
 	uint16_t cap = h->max + OUT_EXTRA, n = 0;
-	const nghttp2_nv *m = hb_find(h, 0, h->n, ":method");
-	const nghttp2_nv *sc = hb_find(h, 0, h->n, ":scheme");
-	const nghttp2_nv *au = hb_find(h, 0, h->n, ":authority");
+	const nghttp2_nv *m = hb_find(h, 0, hb_head_n(h), ":method");
+	const nghttp2_nv *sc = hb_find(h, 0, hb_head_n(h), ":scheme");
+	const nghttp2_nv *au = hb_find(h, 0, hb_head_n(h), ":authority");
 	const char *auth = au ? (const char *)au->value : NULL;
 	size_t auth_len = au ? au->valuelen : 0;
 	bool has_id = false;
@@ -880,7 +761,7 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 	const struct wp_http_hdr_mods *tm = wp_pipe_trace_headers(&t->rec, &tco);
 
 	if (!au) {
-		const nghttp2_nv *host = hb_find(h, 0, h->n, "host");
+		const nghttp2_nv *host = hb_find(h, 0, hb_head_n(h), "host");
 
 		if (host) {
 			auth = (const char *)host->value;
@@ -903,7 +784,7 @@ static int build_onv(struct wp_h2p_strm *t, const struct wp_http_hdr_mods *mods,
 	if (auth)
 		nv_set(&t->onv[n++], ":authority", 10, auth, auth_len);
 	nv_set(&t->onv[n++], ":path", 5, path, path_len);
-	for (uint16_t i = 0; i < h->n; i++) {
+	for (uint16_t i = 0; i < hb_head_n(h); i++) {
 		const nghttp2_nv *f = &h->nv[i];
 
 		if (f->namelen > 0 && f->name[0] == ':')
@@ -964,10 +845,10 @@ static void strm_route(struct wp_h2p_strm *t)
 	struct wp_h2p_sess *s = t->sess;
 	struct wp_h2p_core *c = t->core;
 	struct hblock *h = &t->req;
-	const nghttp2_nv *m = hb_find(h, 0, h->n, ":method");
-	const nghttp2_nv *p = hb_find(h, 0, h->n, ":path");
-	const nghttp2_nv *au = hb_find(h, 0, h->n, ":authority");
-	const nghttp2_nv *ct = hb_find(h, 0, h->n, "content-type");
+	const nghttp2_nv *m = hb_find(h, 0, hb_head_n(h), ":method");
+	const nghttp2_nv *p = hb_find(h, 0, hb_head_n(h), ":path");
+	const nghttp2_nv *au = hb_find(h, 0, hb_head_n(h), ":authority");
+	const nghttp2_nv *ct = hb_find(h, 0, hb_head_n(h), "content-type");
 	struct wp_route_req rq;
 	struct wp_route_decision d;
 	const char *path;
@@ -979,8 +860,10 @@ static void strm_route(struct wp_h2p_strm *t)
 
 	t->routed = true;
 	t->grpc = ct && ct->valuelen >= 16 && !memcmp(ct->value, "application/grpc", 16);
-	wp_pipe_rec_begin(s->conn, &t->rec, t->grpc); /* (no conn: not recorded, not traced) */
-	wp_pipe_trace_h2(s->conn, &t->rec, h->nv, h->n);
+	if (!t->fault_done) { /* (begun already when a fault delay resumes) */
+		wp_pipe_rec_begin(s->conn, &t->rec, t->grpc); /* (no conn: not recorded) */
+		wp_pipe_trace_h2(s->conn, &t->rec, h->nv, h->n);
+	}
 	if (h->over) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_HEADER_TOO_BIG);
 		wp_h2p_strm_local(t, 431, NULL, 0);
@@ -998,7 +881,7 @@ static void strm_route(struct wp_h2p_strm *t)
 		return;
 	}
 	/* the request as the router sees it: :authority is the host */
-	for (uint16_t i = 0; i < h->n && nh < h->max; i++) {
+	for (uint16_t i = 0; i < hb_head_n(h) && nh < h->max; i++) {
 		const nghttp2_nv *f = &h->nv[i];
 		struct wp_http_hdr *r;
 
@@ -1038,7 +921,7 @@ static void strm_route(struct wp_h2p_strm *t)
 		return;
 	}
 	/* authorization before any answer of the router, as in Envoy */
-	if (s->conn) {
+	if (s->conn && !t->fault_done) {
 		struct wp_authz_decision az;
 
 		if (!wp_pipe_authorize(s->conn, &rq, (const char *)m->value, m->valuelen, &az)) {
@@ -1052,6 +935,8 @@ static void strm_route(struct wp_h2p_strm *t)
 		wp_h2p_strm_local(t, 404, NULL, 0);
 		return;
 	}
+	if (wp_h2p_fault(t, d.rule)) /* held by a delay, or aborted */
+		return;
 	if (d.status >= 300 && d.status < 400) {
 		const char *loc, *e;
 
@@ -1115,6 +1000,26 @@ static void strm_route(struct wp_h2p_strm *t)
 		else
 			mirror_start(t, d.mirrors[k], &rq);
 	}
+}
+
+uint64_t wp_h2p_core_due(const struct wp_h2p_core *c)
+{
+	return c->fault_due;
+}
+
+/* strm_timers(): the fault delay of <t> is over: its abort, else the rest
+ * of its routing on the session's current route table. */
+void wp_h2p_fault_resume(struct wp_h2p_strm *t)
+{
+	struct wp_h2p_core *c = t->core;
+
+	t->fault_until_ms = 0;
+	if (c->ops->refresh)
+		c->ops->refresh(c->host, t->sess);
+	if (t->fault.abort)
+		wp_h2p_fault_abort(t);
+	else
+		strm_route(t);
 }
 
 /* ---- downstream callbacks --------------------------------------------------------------- */
@@ -1233,8 +1138,9 @@ int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 		mirrors_tee(t, data, len);
 	if (t)
 		t->rec.req_bytes += len;
-	if (!t || t->local || (!t->up && t->routed && !t->backoff_until)) {
-		/* nobody takes them (a retry's backoff will): the window comes back now */
+	if (!t || t->local || (!t->up && t->routed && !t->backoff_until && !t->fault_until_ms)) {
+		/* nobody takes them (a retry's backoff or a delay will): the window
+		 * comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
 		return 0;
 	}

@@ -126,6 +126,10 @@ struct wp_h2p_ops {
 	 * flight: drain, idle expiry or limit, eviction): close it gracefully
 	 * (FIN). Never calls into the proxy. Without it, up_close. */
 	void (*up_finish)(void *host, struct wp_h2p_up *up);
+	/* Optional. Bring <s>'s route table up to date (wp_h2p_sess_set_routes)
+	 * before the proxy reads it outside a call about <s>: a stream held by
+	 * a fault delay resumes from wp_h2p_core_tick(). */
+	void (*refresh)(void *host, struct wp_h2p_sess *s);
 };
 
 struct wp_h2p_cfg {
@@ -212,6 +216,10 @@ void wp_h2p_core_destroy(struct wp_h2p_core *c);
  * streams' HTTPRoute timeouts (504 / gRPC UNAVAILABLE before a response
  * head, else a reset). Returns how many upstreams were closed. */
 unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms);
+
+/* The earliest time a stream held by a fault delay resumes (0: none): the
+ * host calls wp_h2p_core_tick() then too. */
+uint64_t wp_h2p_core_due(const struct wp_h2p_core *c);
 
 /* The core's clock (ms, monotonic) for deadlines and idle stamps; the host
  * sets it before feeding sessions. */

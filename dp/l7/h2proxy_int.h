@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dp/l7/cbreak.h"
+#include "dp/l7/fault.h"
 #include "dp/l7/h2proxy.h"
 #include "dp/l7/pipeline.h"
 #include "dp/l7/retry.h"
@@ -105,6 +106,11 @@ struct wp_h2p_strm {
 	struct wp_pipe_rec rec;
 	bool retried;   /* a retry was made for this request */
 	bool reqid_gen; /* reqid was generated (no x-request-id came) */
+	/* fault injection (fault.h): the plan, drawn once (fault_done); held
+	 * until fault_until_ms (0: not held), its body in qb meanwhile */
+	bool fault_done;
+	struct wp_fault_plan fault;
+	uint64_t fault_until_ms;
 };
 
 struct wp_h2p_sess {
@@ -160,6 +166,8 @@ struct wp_h2p_core {
 	uint64_t *ctr;
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
+	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_due; /* the earliest held stream's resumption (0: none) */
 	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
 	struct wp_http1_limits h1lim;
 	struct wp_lb_cache *lbc;
@@ -261,6 +269,13 @@ static inline void hb_add(struct hblock *h, const uint8_t *name, size_t nlen, co
 	nv->flags = NGHTTP2_NV_FLAG_NONE;
 }
 
+/* The fields of the head of <h> (trailers, once they begin, follow them:
+ * a stream held by a fault delay is routed after they came). */
+static inline uint16_t hb_head_n(const struct hblock *h)
+{
+	return h->trl ? h->trl : h->n;
+}
+
 static inline const nghttp2_nv *hb_find(const struct hblock *h, uint16_t from, uint16_t to,
                                         const char *name)
 {
@@ -296,7 +311,16 @@ static inline void nv_set(nghttp2_nv *nv, const char *n, size_t nl, const char *
 	nv->flags = NGHTTP2_NV_FLAG_NONE;
 }
 
-/* Shared between h2proxy.c and h2p_upstream.c (defined in the file named). */
+/* The stream of session <s> whose downstream id is <sid>, or NULL. */
+static inline struct wp_h2p_strm *down_strm(struct wp_h2p_sess *s, int32_t sid)
+{
+	struct wp_h2p_strm *t = nghttp2_session_get_stream_user_data(s->ng, sid);
+
+	return t && t->in_use && t->sess == s && t->down_sid == sid ? t : NULL;
+}
+
+/* Shared between h2proxy.c, h2p_upstream.c and h2p_local.c (defined in the
+ * file named). */
 extern const struct wp_uppool_ops wp_h2p_pool_ops; /* h2p_upstream.c */
 void wp_h2p_core_reap(struct wp_h2p_core *c);      /* h2p_upstream.c */
 int wp_h2p_d_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud); /* h2proxy.c */
@@ -324,7 +348,14 @@ int wp_h2p_setup_callbacks(struct wp_h2p_core *c);                             /
 void wp_h2p_strm_cancel_up(struct wp_h2p_strm *t, uint32_t code);              /* h2proxy.c */
 void wp_h2p_strm_free(struct wp_h2p_strm *t);                                  /* h2proxy.c */
 void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc,
-                       size_t loc_len);                      /* h2proxy.c */
+                       size_t loc_len);           /* h2p_local.c */
+void wp_h2p_mirrors_abort(struct wp_h2p_strm *t); /* h2proxy.c */
+/* The fault stage (fault.h) for the routed stream <t> of <rule>, once per
+ * request: true when it took the stream (held by a delay: strm_timers()
+ * resumes it with wp_h2p_fault_resume(); or aborted). h2p_local.c */
+bool wp_h2p_fault(struct wp_h2p_strm *t, const struct wp_route_rule *rule);
+void wp_h2p_fault_abort(struct wp_h2p_strm *t);              /* h2p_local.c */
+void wp_h2p_fault_resume(struct wp_h2p_strm *t);             /* h2proxy.c */
 bool wp_h2p_strm_retry(struct wp_h2p_strm *t, uint16_t why); /* h2proxy.c */
 /* Picks an endpoint of <cl> for <t> (avoiding its failed ones when
  * <avoid>) and submits its request there: 0, or -errno (h2proxy.c). */

@@ -107,11 +107,16 @@ static void od_refresh(struct wp_lb_cache *c, struct lb_slot *sl, const struct w
 	sl->od_n = n;
 	sl->od_expiry = expiry;
 	sl->c.ejected = n ? sl->ej : NULL;
-	if (n && (n == t->n_ep ||
-	          (uint64_t)(t->n_ep - n) * 100 < (uint64_t)t->od.min_health_pct * t->n_ep)) {
+	sl->c.none_healthy = false;
+	if (n && (uint64_t)(t->n_ep - n) * 100 < (uint64_t)t->od.min_health_pct * t->n_ep) {
 		/* Envoy's panic threshold: balance over every endpoint */
 		wp_ctr_inc(c->ctr, WP_CTR_L7_OD_PANIC);
 		sl->c.ejected = NULL;
+	} else if (n == t->n_ep) {
+		/* all ejected, panic mode off (minHealthPercent 0): Envoy finds
+		 * no healthy host, the request gets 503 UH */
+		sl->c.ejected = NULL;
+		sl->c.none_healthy = true;
 	}
 }
 

@@ -3,7 +3,7 @@
  * path carries it — an HTTP/1.1 proxy session (dp/l7/h1proxy.c), an h2c /
  * gRPC stream (dp/l7/h2proxy.c) or an opaque TCP tunnel (dp/tunnel):
  *
- *   normalize -> route -> authorize -> balance -> upstream -> complete
+ *   normalize -> route -> authorize -> fault -> balance -> upstream -> complete
  *
  * The stages that are policy live here, once, for the three paths:
  *   - normalize: the request path as Envoy normalizes it by default
@@ -12,6 +12,8 @@
  *   - authorize: Istio AuthorizationPolicy (wp/authz.h) on the request,
  *     with the peer identity and addresses of its HBONE CONNECT; an opaque
  *     TCP tunnel is decided once, at CONNECT.
+ *   - fault (fault.h): VirtualService fault injection, a delay then an
+ *     abort drawn per request from the rule's shares;
  *   - complete (pipeline_obs.c): Istio's standard metrics, recorded once
  *     per HTTP exchange (istio_requests_total and its histograms) and per
  *     opaque TCP tunnel (istio_tcp_*), from the request's record (struct
@@ -76,6 +78,8 @@ struct wp_snap_workload;
 	X(UC, "UC")   /* upstream connection termination */                                        \
 	X(UO, "UO")   /* upstream overflow: a connection-pool limit (503, dp/l7/cbreak.h) */       \
 	X(NR, "NR")   /* no route: 404 */                                                          \
+	X(DI, "DI")   /* the request was delayed by fault injection (fault.h) */                   \
+	X(FI, "FI")   /* the request was aborted by fault injection (fault.h) */                   \
 	X(DC, "DC")   /* downstream connection termination */                                      \
 	X(URX, "URX") /* retries exhausted (the last try's failure answered, dp/l7/retry.h) */     \
 	X(DPE, "DPE") /* downstream protocol error (malformed request) */                          \

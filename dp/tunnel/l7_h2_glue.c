@@ -78,6 +78,13 @@ static void l7h2_wake_sess(void *host, struct wp_h2p_sess *s)
 	wp_tun_l7_mark(wp_h2p_sess_app(s));
 }
 
+/* A stream held by a fault delay resumes: its table first. */
+static void l7h2_refresh(void *host, struct wp_h2p_sess *s)
+{
+	(void)host;
+	wp_tun_l7_refresh_routes(wp_h2p_sess_app(s));
+}
+
 static void l7h2_wake_up(void *host, struct wp_h2p_up *up)
 {
 	(void)host;
@@ -90,6 +97,7 @@ static const struct wp_h2p_ops l7h2_ops = {
         .wake_sess = l7h2_wake_sess,
         .wake_up = l7h2_wake_up,
         .up_finish = l7h2_up_finish,
+        .refresh = l7h2_refresh,
 };
 
 /* ---- tunnel ends ------------------------------------------------------------------------- */
@@ -423,6 +431,18 @@ void wp_tun_l7h2_worker_init(struct wp_tunnel_worker *tw)
 void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw)
 {
 	if (tw->l7.h2core != NULL)
+		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
+}
+
+/* A fault delay (dp/l7/fault.h) ends on time, not at the next TICK_MS:
+ * a proxy's timers also run when its earliest held request is due. */
+void wp_tun_l7_fault_tick(struct wp_tunnel_worker *tw)
+{
+	uint64_t d;
+
+	if (tw->l7.core != NULL && (d = wp_h1p_core_due(tw->l7.core)) != 0 && tw->now_ms >= d)
+		(void)wp_h1p_core_tick(tw->l7.core, tw->now_ms);
+	if (tw->l7.h2core != NULL && (d = wp_h2p_core_due(tw->l7.h2core)) != 0 && tw->now_ms >= d)
 		(void)wp_h2p_core_tick(tw->l7.h2core, tw->now_ms);
 }
 

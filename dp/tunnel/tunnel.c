@@ -1090,6 +1090,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	if (tw->now_ms - tw->last_tick_ms >= TICK_MS) {
 		tw->last_tick_ms = tw->now_ms;
 		tick(tw);
+	} else {
+		wp_tun_l7_fault_tick(tw);
 	}
 	for (int round = 0; round < 8 && (tw->dirty != NULL || tw->l7.pump != NULL); round++) {
 		struct sess *list;

@@ -213,8 +213,9 @@ bool wp_tun_l7h2_sniff(struct tunnel *t, const uint8_t *data, size_t len);   /* 
 void wp_tun_l7h2_sniff_done(struct tunnel *t, bool l7);                      /* l7_h2_glue.c */
 bool wp_tun_l7h2_start(struct sess *s, struct wp_hbstream *hs, const struct wp_hbone_req *req,
                        const struct wp_snapshot *snap,
-                       const struct wp_snap_dest *d); /* l7_h2_glue.c */
-void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw);   /* l7_h2_glue.c */
+                       const struct wp_snap_dest *d);   /* l7_h2_glue.c */
+void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw);     /* l7_h2_glue.c */
+void wp_tun_l7_fault_tick(struct wp_tunnel_worker *tw); /* l7_h2_glue.c */
 bool wp_tun_l7h2_wants(const struct wp_tunnel_worker *tw,
                        const struct wp_snap_svc_port *p);  /* l7_h2_glue.c */
 void wp_tun_l7h2_worker_fini(struct wp_tunnel_worker *tw); /* l7_h2_glue.c */

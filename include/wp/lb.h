@@ -111,6 +111,10 @@ struct wp_lb_core {
 	 * NULL: none to skip. Set by the owner (dp/l7/lb_cache.c), never with
 	 * every endpoint marked. */
 	const uint64_t *ejected;
+	/* every endpoint is ejected and the panic threshold does not apply
+	 * (minHealthPercent 0, Istio's default: Envoy's panic mode off): every
+	 * pick fails, as Envoy finds no healthy host (503 UH). Set by the owner. */
+	bool none_healthy;
 };
 
 /* Builds the table for <n> endpoints (copied). Returns NULL with errno set:

@@ -153,6 +153,18 @@ struct wp_route_retry {
 	uint16_t codes[WP_ROUTE_RETRY_MAX_CODES]; /* retriable HTTP statuses */
 };
 
+/* VirtualService `fault` (HTTPFaultInjection) as istiod gives it to Envoy's
+ * fault filter: a fixed delay on one share of the requests, then an abort on
+ * another, drawn independently per request (dp/l7/fault.h). All zero: none. */
+struct wp_route_fault {
+	uint32_t delay_ms;     /* fixedDelay */
+	uint32_t delay_ppm;    /* share delayed, per million (0: never) */
+	uint32_t abort_ppm;    /* share aborted, per million (0: never) */
+	uint16_t abort_status; /* httpStatus 200..599; 0: a grpcStatus abort */
+	uint8_t abort_grpc;    /* grpcStatus as its code 0..16 (abort_status 0) */
+	bool delay, abort;     /* configured (even with a share of 0) */
+};
+
 /* wp_route_rule.flags */
 #define WP_ROUTE_F_REWRITE  0x1 /* URLRewrite present (host is in req_mods.set) */
 #define WP_ROUTE_F_REDIRECT 0x2 /* RequestRedirect: answer, never forward */
@@ -178,6 +190,7 @@ struct wp_route_rule {
 	uint32_t request_timeout_ms; /* 0 = none (Istio's default) */
 	uint32_t backend_timeout_ms; /* 0 = none */
 	struct wp_route_retry retry;
+	struct wp_route_fault fault;
 };
 
 enum wp_route_hash_key {

@@ -6,7 +6,9 @@ Uses tests/hbone/client.py's HboneClient (python3-h2, ztunnel-like):
       N keep-alive GETs on one CONNECT stream; prints a JSON object counting
       the first word of each response body (the backend's name) and the
       statuses (and the request / response bytes, "bytes_sent" /
-      "bytes_received"; --baggage sets the CONNECT's baggage). With --pause-after K --pause-file F: after K requests it
+      "bytes_received"; --baggage sets the CONNECT's baggage; each request's
+      time from sending to its complete answer, "min_ms" / "max_ms", and
+      with --slow-ms M "slow": how many took M ms or more). With --pause-after K --pause-file F: after K requests it
       creates F.paused, waits for F, goes on on the same stream and reports
       the backends before and after separately.
   l7_http.py raw   --authority VIP:PORT --data 'python-escaped bytes'
@@ -64,6 +66,7 @@ def cmd_get(a):
         sys.exit("CONNECT status %s" % c.streams[sid].status)
     st = c.streams[sid]
     after = {}
+    times = []
     for i in range(a.n):
         if a.pause_after and i == a.pause_after:
             # phase 2 (same stream, same connection): wait for the go file
@@ -74,6 +77,7 @@ def cmd_get(a):
             counts, after = {}, counts
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n%s\r\n" %
                (a.path, a.host or a.authority, "".join(h + "\r\n" for h in a.header))).encode()
+        t0 = time.monotonic()
         c.send(sid, req)
         sent += len(req)
         got = {}
@@ -86,6 +90,7 @@ def cmd_get(a):
         if not c.run_until(done) or "r" not in got:
             sys.exit("request %d: no response (rx=%r ended=%s reset=%s)" %
                      (i, bytes(st.rx[:200]), st.ended, st.reset))
+        times.append((time.monotonic() - t0) * 1000)
         status, hdrs, body, used = got["r"]
         del st.rx[:used]
         received += used
@@ -95,7 +100,11 @@ def cmd_get(a):
     c.send(sid, b"", end=True)
     c.run_until(lambda: st.ended or st.reset is not None, timeout=5)
     out = {"backends": counts, "statuses": statuses, "closed": st.ended,
-           "bytes_sent": sent, "bytes_received": received}
+           "bytes_sent": sent, "bytes_received": received,
+           "min_ms": round(min(times), 1) if times else None,
+           "max_ms": round(max(times), 1) if times else None}
+    if a.slow_ms:
+        out["slow"] = sum(1 for t in times if t >= a.slow_ms)
     if a.pause_after:
         out = {"before": after, "after": counts, "statuses": statuses, "closed": st.ended}
     print(json.dumps(out))
@@ -133,6 +142,8 @@ def main():
     ap.add_argument("--baggage", default=None, help="the CONNECT's baggage header")
     ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--wait", type=float, default=5.0)
+    ap.add_argument("--slow-ms", type=float, default=0.0,
+                    help="count the answers that took this long or longer")
     ap.add_argument("--timeout", type=float, default=20.0)
     a = ap.parse_args()
     {"get": cmd_get, "raw": cmd_raw}[a.mode](a)

@@ -108,3 +108,29 @@ l7_cleanup() {
 	tb_cleanup
 	rm -rf "$T"
 }
+# l7 MODE ARGS...: tests/integration/l7_http.py from the testbed's namespace
+# to the waypoint (after l7_setup and tb_up).
+l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
+
+# cfg_dump EXPR: a Python expression over d, the admin /config_dump object;
+# port(ns, name, port) is that Service port's object.
+cfg_dump() {
+	in_ns $PY -c '
+import json, sys, urllib.request
+d = json.load(urllib.request.urlopen("http://127.0.0.1:15000/config_dump", timeout=5))
+def port(ns, name, p):
+    for s in d["snapshot"]["services"]:
+        if s["namespace"] == ns and s["name"] == name:
+            return next(x for x in s["ports"] if x["port"] == p)
+print(eval(sys.argv[1]))' "$1"
+}
+
+# wait_cfg_dump EXPR WANT: up to 5 s for the published snapshot to show it.
+wait_cfg_dump() {
+	local v
+	for _ in $(seq 50); do
+		v=$(cfg_dump "$1" 2>/dev/null) && [ "$v" = "$2" ] && return 0
+		sleep 0.1
+	done
+	fail "config dump: $1 is $v, expected $2"
+}

@@ -13,8 +13,9 @@
 #     open keep-alive stream: the same stream's next requests follow it,
 #     none is lost and the stream is not closed;
 #   - an HTTPRoute on the same Service port wins: requests follow it, the
-#     conflict is in /config_dump (on the port and in CP_VS_CONFLICT), and
-#     a rule with fault injection is reported and counted (CP_VS_NOT_APPLIED).
+#     conflict is in /config_dump (on the port and in CP_VS_CONFLICT); a
+#     rule's fault injection is in /config_dump, and a tcp route is
+#     reported and counted (CP_VS_NOT_APPLIED).
 . "$(dirname "$0")/lib.sh"
 N=${L7_VS_N:-10000}
 l7_setup l7vs
@@ -162,8 +163,8 @@ grep -q '"statuses": {"200": 100}' <<<"$out" || fail "requests lost across the e
 grep -q '"closed": true' <<<"$out" || fail "stream not ended cleanly: $out"
 pass "VirtualService edited under an open keep-alive stream: 100/100 answered, the next 50 follow it ($out)"
 
-# 5. an HTTPRoute on the same port wins; the conflict and a fault are
-# reported and counted
+# 5. an HTTPRoute on the same port wins; the conflict and a tcp route are
+# reported and counted, a fault is compiled into its rule
 cat >"$T/hr.tmp" <<'YAML'
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -191,6 +192,8 @@ spec:
       abort: {httpStatus: 503, percentage: {value: 30}}
     route:
     - destination: {host: ratings}
+  tcp:
+  - route: [{destination: {host: ratings}}]
 YAML
 mv "$T/vs2.tmp" "$MAN/41-vs-fault.yaml"
 wait_dump "$ROUTES[\"source\"]" HTTPRoute
@@ -199,11 +202,13 @@ dump "$ROUTES[\"errors\"]" | grep -q "40-vs.yaml:1: VirtualService default/revie
 	fail "conflict not reported: $(dump "$ROUTES")"
 [ "$(dump 'd["counters"]["CP_VS_CONFLICT"]')" -ge 1 ] || fail "conflict not counted"
 wait_dump 'port("default", "ratings", 9080)["routes"]["virtualServiceNotApplied"]' 1
-dump 'port("default", "ratings", 9080)["routes"]["errors"]' | grep -q "41-vs-fault.yaml:10: VirtualService default/ratings-fault: spec.http\[0\].fault: fault injection is not supported yet" ||
-	fail "fault not reported: $(dump 'port("default", "ratings", 9080)["routes"]')"
-[ "$(dump 'd["counters"]["CP_VS_NOT_APPLIED"]')" -ge 1 ] || fail "fault not counted"
+dump 'port("default", "ratings", 9080)["routes"]["errors"]' | grep -q "41-vs-fault.yaml:14: VirtualService default/ratings-fault: spec: tcp and tls routes are not supported (not applied)" ||
+	fail "tcp route not reported: $(dump 'port("default", "ratings", 9080)["routes"]')"
+[ "$(dump 'd["counters"]["CP_VS_NOT_APPLIED"]')" -ge 1 ] || fail "tcp route not counted"
+[ "$(dump 'port("default", "ratings", 9080)["routes"]["rules"][0]["fault"]')" = "{'abortHttpStatus': 503, 'abortPercent': 30.0}" ] ||
+	fail "fault not in the dump: $(dump 'port("default", "ratings", 9080)["routes"]')"
 out=$(l7 get --authority 198.19.0.13:9080 --host reviews:9080 --path /hr --n 60 \
 	--header "end-user: jason") || fail "HTTPRoute: $out"
 grep -q '"statuses": {"200": 60}' <<<"$out" || fail "HTTPRoute: $out"
 grep -q '"reviews-v3"' <<<"$out" || fail "HTTPRoute (all reviews pods) not followed: $out"
-pass "HTTPRoute on the same port wins (reviews-v3 reached: $out); conflict and fault reported with file:line and counted (CP_VS_CONFLICT $(dump 'd["counters"]["CP_VS_CONFLICT"]'), CP_VS_NOT_APPLIED $(dump 'd["counters"]["CP_VS_NOT_APPLIED"]'))"
+pass "HTTPRoute on the same port wins (reviews-v3 reached: $out); conflict and tcp route reported with file:line and counted, fault in the dump (CP_VS_CONFLICT $(dump 'd["counters"]["CP_VS_CONFLICT"]'), CP_VS_NOT_APPLIED $(dump 'd["counters"]["CP_VS_NOT_APPLIED"]'))"

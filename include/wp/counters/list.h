@@ -12,6 +12,7 @@
 #include "wp/counters/cbreak.def"
 #include "wp/counters/outlier.def"
 #include "wp/counters/authz.def"
+#include "wp/counters/fault.def"
 #include "wp/counters/h2proxy.def"
 #include "wp/counters/kube.def"
 #include "wp/counters/ca.def"

@@ -3,8 +3,9 @@
  * through the resolver and route_compile.c): binding by host, subset
  * weights, header / uri matches, rule order, rewrite, redirect, headers,
  * timeouts and retries, mirrors, HTTPRoute conflicts (HTTPRoute wins, counted),
- * unsupported fields (rule left out, file:line) and fault injection
- * (compiled without it, reported and counted), and rebuilds on an edit.
+ * unsupported fields (rule left out, file:line), fault injection (delay
+ * and abort compiled into the rule; bad values leave it out with
+ * file:line), and rebuilds on an edit.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -372,12 +373,13 @@ static void test_conflict_with_httproute(void **state)
 	teardown(&f);
 }
 
-/* Unsupported match fields leave the rule out with file:line; fault
- * injection is reported and counted but the rule still routes. */
+/* Unsupported match fields leave the rule out with file:line; a fault is
+ * compiled into its rule (nothing reported, nothing counted). */
 static void test_unsupported_and_fault(void **state)
 {
 	struct fx f;
 	uint64_t conflicts, not_applied;
+	const struct wp_route_fault *ft;
 
 	(void)state;
 	setup(&f, VS_HEAD "  - match:\n    - sourceLabels: {app: productpage}\n"
@@ -395,14 +397,118 @@ static void test_unsupported_and_fault(void **state)
 	                           "spec.http[1].match[0].method: only an exact"));
 	assert_true(has_error(f.t, "vs.yaml:14: VirtualService bookinfo/reviews: spec.http[2]: "
 	                           "corsPolicy is not supported"));
-	assert_true(has_error(f.t, "vs.yaml:16: VirtualService bookinfo/reviews: "
-	                           "spec.http[3].fault: fault injection is not supported yet"));
+	assert_false(has_error(f.t, "spec.http[3]"));
+	assert_int_equal(f.t->n_errors, 3);
 	assert_int_equal(f.t->n_rules, 2); /* the fault rule and the default */
-	assert_int_equal(f.t->n_vs_not_applied, 1);
+	assert_int_equal(f.t->n_vs_not_applied, 0);
+	ft = &f.t->rules[0].fault;
+	assert_true(ft->abort);
+	assert_false(ft->delay);
+	assert_int_equal(ft->abort_status, 503);
+	assert_int_equal(ft->abort_ppm, 300000);
+	assert_false(f.t->rules[1].fault.abort || f.t->rules[1].fault.delay);
 	assert_string_equal(subset_for(f.t, "/", NULL, NULL), "v1");
 	wp_resolver_take_vs_warnings(f.r, &conflicts, &not_applied);
-	assert_int_equal(not_applied, 1);
+	assert_int_equal(not_applied, 0);
 	teardown(&f);
+}
+
+/* Fault values as istiod converts them: percentage per million (truncated),
+ * the deprecated integer percent of a delay, no percentage at all (0 %, as
+ * Envoy reads a missing one), a gRPC status name to its code. */
+static void test_fault_values(void **state)
+{
+	struct fx f;
+	const struct wp_route_fault *ft;
+
+	(void)state;
+	setup(&f,
+	      VS_HEAD "  - match: [{uri: {prefix: /a}}]\n"
+	              "    fault:\n      delay: {fixedDelay: 300ms, percentage: {value: 12.5}}\n"
+	              "      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 0.1}}\n"
+	              "    route: [{destination: {host: reviews, subset: v1}}]\n"
+	              "  - match: [{uri: {prefix: /b}}]\n"
+	              "    fault: {delay: {fixedDelay: 1.5s, percent: 40}}\n"
+	              "    route: [{destination: {host: reviews, subset: v1}}]\n"
+	              "  - match: [{uri: {prefix: /c}}]\n"
+	              "    fault: {abort: {httpStatus: 200}, delay: {fixedDelay: 2s}}\n"
+	              "    route: [{destination: {host: reviews, subset: v1}}]\n");
+	assert_int_equal(f.t->n_errors, 0);
+	assert_int_equal(f.t->n_rules, 4);
+	ft = &f.t->rules[0].fault;
+	assert_true(ft->delay && ft->abort);
+	assert_int_equal(ft->delay_ms, 300);
+	assert_int_equal(ft->delay_ppm, 125000);
+	assert_int_equal(ft->abort_status, 0);
+	assert_int_equal(ft->abort_grpc, 14);
+	assert_int_equal(ft->abort_ppm, 1000);
+	ft = &f.t->rules[1].fault;
+	assert_true(ft->delay && !ft->abort);
+	assert_int_equal(ft->delay_ms, 1500);
+	assert_int_equal(ft->delay_ppm, 400000);
+	ft = &f.t->rules[2].fault;
+	assert_true(ft->delay && ft->abort);
+	assert_int_equal(ft->delay_ppm, 0);
+	assert_int_equal(ft->abort_ppm, 0);
+	assert_int_equal(ft->abort_status, 200);
+	teardown(&f);
+}
+
+/* Bad fault values leave the rule out, each with its file:line. */
+static void test_fault_errors(void **state)
+{
+	static const struct {
+		const char *fault, *err;
+	} bad[] = {
+	        {"{abort: {httpStatus: 600, percentage: {value: 1}}}",
+	         "spec.http[0].fault.abort: httpStatus must be 200..599, got 600"},
+	        {"{abort: {httpStatus: 199}}",
+	         "spec.http[0].fault.abort: httpStatus must be 200..599, got 199"},
+	        {"{abort: {grpcStatus: UNAVAILABLES}}",
+	         "spec.http[0].fault.abort: grpcStatus \"UNAVAILABLES\" is not a gRPC status"},
+	        {"{abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}}",
+	         "spec.http[0].fault.abort: exactly one of httpStatus and grpcStatus"},
+	        {"{abort: {percentage: {value: 10}}}",
+	         "spec.http[0].fault.abort: exactly one of httpStatus and grpcStatus"},
+	        {"{abort: {httpStatus: 503, percentage: {value: -1}}}",
+	         "spec.http[0].fault.abort: percentage must be 0..100, got -1"},
+	        {"{delay: {fixedDelay: 1s, percentage: {value: 100.5}}}",
+	         "spec.http[0].fault.delay: percentage must be 0..100, got 100.5"},
+	        {"{delay: {fixedDelay: 1s, percentage: {value: ten}}}",
+	         "spec.http[0].fault.delay: percentage must be 0..100, got ten"},
+	        {"{delay: {fixedDelay: 1s, percent: 101}}",
+	         "spec.http[0].fault.delay: percent must be 0..100, got 101"},
+	        {"{delay: {fixedDelay: 5parsecs}}",
+	         "spec.http[0].fault.delay: fixedDelay must be a duration of 1ms or more, got "
+	         "5parsecs"},
+	        {"{delay: {fixedDelay: 0s}}",
+	         "spec.http[0].fault.delay: fixedDelay must be a duration of 1ms or more"},
+	        {"{delay: {percentage: {value: 5}}}",
+	         "spec.http[0].fault.delay: fixedDelay must be a duration of 1ms or more, got "
+	         "none"},
+	        {"{delay: {exponentialDelay: 1s}}",
+	         "spec.http[0].fault.delay: exponentialDelay is not supported"},
+	        {"{abort: {http2Error: 7}}",
+	         "spec.http[0].fault.abort: http2Error is not supported"},
+	        {"{}", "spec.http[0].fault: a fault needs a delay, an abort or both"},
+	};
+	struct fx f;
+	char y[512], e[256];
+
+	(void)state;
+	for (size_t i = 0; i < WP_ARRAY_SIZE(bad); i++) {
+		snprintf(y, sizeof(y),
+		         VS_HEAD "  - fault: %s\n"
+		                 "    route: [{destination: {host: reviews, subset: v1}}]\n",
+		         bad[i].fault);
+		setup(&f, y);
+		print_message("%s\n", bad[i].fault);
+		snprintf(e, sizeof(e), "vs.yaml:9: VirtualService bookinfo/reviews: %s",
+		         bad[i].err);
+		assert_true(has_error(f.t, e));
+		assert_int_equal(f.t->n_rules, 1); /* left out: the default only */
+		teardown(&f);
+	}
 }
 
 /* Binding: short name, name.ns and FQDN; another namespace needs the FQDN;
@@ -460,6 +566,8 @@ int main(void)
 	        cmocka_unit_test(test_rewrite_redirect_headers),
 	        cmocka_unit_test(test_conflict_with_httproute),
 	        cmocka_unit_test(test_unsupported_and_fault),
+	        cmocka_unit_test(test_fault_values),
+	        cmocka_unit_test(test_fault_errors),
 	        cmocka_unit_test(test_binding_and_edit),
 	};
 

@@ -27,8 +27,11 @@
 
 /* ---- route fixture ------------------------------------------------------------------------ */
 
-static const struct fx_svc fsvcs[] = {
-        {"reviews", 2, 1}, {"reviews-v1", 1, 2}, {"reviews-v2", 2, 3}, {"reviews-v3", 1, 4}};
+static const struct fx_svc fsvcs[] = {{"reviews", 2, 1},
+                                      {"reviews-v1", 1, 2},
+                                      {"reviews-v2", 2, 3},
+                                      {"reviews-v3", 1, 4},
+                                      {"empty", 0, 5}};
 
 /* An HTTPRoute on reviews:9080 with <rules>; NULL rules: no route at all. */
 static struct wp_route_table *build(const char *rules)

@@ -82,6 +82,7 @@ struct breq {
 	uint32_t reset_code;
 	size_t body;
 	char trailer[32]; /* value of x-trl */
+	bool trl_in_head; /* x-trl came in the request head */
 	bool responded;
 	size_t resp_left; /* body bytes still to send */
 };
@@ -149,8 +150,10 @@ static int be_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	else if (IS("x-request-id")) {
 		r->has_reqid = true;
 		cpy(r->reqid, sizeof(r->reqid), v, vl);
-	} else if (IS("x-trl"))
+	} else if (IS("x-trl")) {
 		cpy(r->trailer, sizeof(r->trailer), v, vl);
+		r->trl_in_head |= f->headers.cat == NGHTTP2_HCAT_REQUEST;
+	}
 #undef IS
 	return 0;
 }
@@ -1221,6 +1224,13 @@ static const struct wp_metrics_http *m_find(const char *proto, const char *code,
 			found = h;
 		}
 	}
+	for (unsigned i = 1; !found && i < wp_metrics_n_http(mcells); i++)
+		print_message(
+		        "no %s %s %s %s; have %s %s %s %s\n", proto, code, grpc, flags,
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_REQUEST_PROTOCOL),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_CODE),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_GRPC_RESPONSE_STATUS),
+		        mlab(&wp_metrics_http_at(mcells, i)->labels, WP_ML_RESPONSE_FLAGS));
 	assert_non_null(found);
 	return found;
 }
@@ -1304,6 +1314,127 @@ static void test_metrics_per_stream(void **state)
 	wp_metrics_core_destroy(mcells);
 }
 
+/* Fault injection (dp/l7/fault.h) on h2c streams: an abort answers before
+ * load balancing (status and "fault filter abort"; gRPC: trailers-only with
+ * the grpcStatus code, or the HTTP status mapped), flag FI; a delay holds
+ * the stream on the core's timers, its body waiting, then forwards it
+ * (flag DI); a client that resets a held stream frees it (counted). */
+static void test_fault(void **state)
+{
+	struct wp_route_rule *r0;
+	struct az_fx f;
+	int32_t a, g, h, d, x;
+
+	(void)state;
+	mk(NULL, std_rules);
+	mcells = wp_metrics_core_create(64, ctr);
+	assert_non_null(mcells);
+	az_fx_init(&f, NULL, "cluster.local/ns/ops/sa/ratings", ctr);
+	wp_pipe_core_set_metrics(&f.core, mcells, "cluster.local", "cluster.local", "Kubernetes");
+	wp_pipe_conn_labels(&f.conn, NULL, 0, NULL, NULL);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+	r0 = (struct wp_route_rule *)(uintptr_t)&tab->rules[0]; /* /v1 */
+	r0->fault = (struct wp_route_fault){.abort = true, .abort_ppm = 1000000, .abort_grpc = 14};
+	a = req("GET", "/v1/a", false, NULL, NULL, 0);
+	g = req("POST", "/v1/pkg.S/M", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	assert_int_equal(n_fup, 0);
+	assert_int_equal(cresp_of(a)->status, 200);
+	assert_string_equal(cresp_of(a)->text, "fault filter abort");
+	assert_int_equal(cresp_of(g)->status, 200);
+	assert_string_equal(cresp_of(g)->grpc_status, "14");
+	assert_string_equal(cresp_of(g)->grpc_message, "fault filter abort");
+	assert_int_equal(cresp_of(g)->body, 0);
+	assert_false(cresp_of(g)->trailers); /* trailers-only: one HEADERS with END_STREAM */
+	r0->fault.abort_status = 503;
+	h = req("GET", "/v1/b", false, NULL, NULL, 0);
+	g = req("POST", "/v1/pkg.S/M", true, "\0\0\0\0\0", NULL, 0);
+	pump();
+	assert_int_equal(cresp_of(h)->status, 503);
+	assert_string_equal(cresp_of(h)->text, "fault filter abort");
+	assert_string_equal(cresp_of(g)->grpc_status, "14"); /* 503 -> UNAVAILABLE */
+	assert_int_equal(n_fup, 0);
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_ABORT], 4);
+	m_find("grpc", "200", "14", "FI");
+	m_find("http", "503", "", "FI");
+
+	/* a delay: nothing upstream before its end, then forwarded whole */
+	r0->fault = (struct wp_route_fault){.delay = true, .delay_ppm = 1000000, .delay_ms = 300};
+	wp_h2p_core_tick(core, 10000);
+	d = req("POST", "/v1/slow", false, "12345", NULL, 0);
+	pump(); /* (one body at a time on the client) */
+	x = req("GET", "/v1/gone", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 0);
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_DELAY], 2);
+	assert_int_equal(nghttp2_submit_rst_stream(cl, NGHTTP2_FLAG_NONE, x, NGHTTP2_CANCEL), 0);
+	pump();
+	assert_int_equal(ctr[WP_CTR_L7_FAULT_DELAY_ABANDONED], 1);
+	m_find("http", "0", "", "DI,DR");
+	assert_int_equal(wp_h2p_core_due(core), 10300); /* the host ticks then */
+	wp_h2p_core_tick(core, 10299);
+	pump();
+	assert_int_equal(n_breq, 0);
+	assert_int_equal(wp_h2p_core_due(core), 10300);
+	wp_h2p_core_tick(core, 10300);
+	pump();
+	assert_int_equal(n_breq, 1);
+	assert_int_equal(breqs[0].body, 5);
+	assert_int_equal(cresp_of(d)->status, 200);
+	m_find("http", "200", "", "DI");
+	/* trailers that came during the delay follow the body, not the head */
+	g_trailer = "t1";
+	d = req("POST", "/v1/trl", false, "abc", NULL, 0);
+	pump();
+	g_trailer = NULL;
+	wp_h2p_core_tick(core, 11000);
+	pump();
+	assert_int_equal(n_breq, 2);
+	assert_string_equal(breqs[1].trailer, "t1");
+	assert_false(breqs[1].trl_in_head);
+	assert_int_equal(breqs[1].body, 3);
+	assert_int_equal(cresp_of(d)->status, 200);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
+/* The local outcomes' flags on h2c streams: UC (the upstream connection
+ * lost before the answer: 503, gRPC UNAVAILABLE), DC (the client
+ * connection gone while its streams waited for their answers). */
+static void test_flags_uc_dc(void **state)
+{
+	struct az_fx f;
+
+	(void)state;
+	mk(NULL, std_rules);
+	mcells = wp_metrics_core_create(64, ctr);
+	assert_non_null(mcells);
+	az_fx_init(&f, NULL, "cluster.local/ns/ops/sa/ratings", ctr);
+	wp_pipe_core_set_metrics(&f.core, mcells, "cluster.local", "cluster.local", "Kubernetes");
+	wp_pipe_conn_labels(&f.conn, NULL, 0, NULL, NULL);
+	wp_h2p_sess_set_conn(sess, &f.conn);
+	be_hold = true;
+	req("GET", "/v1/a", false, NULL, NULL, 0);
+	req("GET", "/v1/b", true, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 2);
+	fups[0].c.failed = true;
+	wp_h2p_up_failed(fups[0].c.up);
+	pump();
+	m_find("http", "503", "", "UC");
+	m_find("grpc", "200", "14", "UC");
+	req("GET", "/v1/c", false, NULL, NULL, 0);
+	req("GET", "/v1/d", false, NULL, NULL, 0);
+	pump();
+	assert_int_equal(n_breq, 4);
+	wp_h2p_sess_close(sess);
+	sess = NULL;
+	assert_int_equal(wp_metrics_load(&m_find("http", "0", "", "DC")->requests), 2);
+	az_fx_fini(&f);
+	wp_metrics_core_destroy(mcells);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1333,6 +1464,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_metrics_per_stream, teardown),
 	        cmocka_unit_test(test_preface),
 	        cmocka_unit_test_teardown(test_authz_deny, teardown),
+	        cmocka_unit_test_teardown(test_fault, teardown),
+	        cmocka_unit_test_teardown(test_flags_uc_dc, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -421,6 +421,48 @@ static void test_max_percent_and_panic(void **state)
 	wp_outlier_free(o);
 }
 
+/* Every endpoint ejected (maxEjectionPercent 100) with minHealthPercent 0,
+ * Istio's default: Envoy's panic mode is off, no host is healthy, every
+ * pick fails (503 UH, counted) until an ejection ends; with minHealthPercent
+ * 50 the same ejections are panic: every endpoint is used. */
+static void test_all_ejected(void **state)
+{
+	struct wp_outlier *o = wp_outlier_new(64);
+	struct wp_lb_cache *c = wp_lb_cache_new(1, ctr);
+	struct wp_lb_table *t = od_table(2, 1, 100, "outbound|80||e.default.svc.cluster.local");
+	int got[2];
+
+	(void)state;
+	memset(ctr, 0, sizeof(ctr));
+	wp_lb_cache_set_outlier(c, o);
+	wp_lb_cache_clock(c, 50);
+	results(c, t, 0, 500, 1);
+	results(c, t, 1, 500, 1);
+	assert_int_equal(ctr[WP_CTR_L7_OD_EJECT_5XX], 2);
+	for (int k = 0; k < 10; k++)
+		assert_int_equal(wp_lb_pick(t, wp_lb_cache_core(c, t), 0, false), -EHOSTUNREACH);
+	assert_int_equal(ctr[WP_CTR_L7_OD_NONE_HEALTHY], 10);
+	assert_int_equal(ctr[WP_CTR_L7_OD_PANIC], 0);
+	wp_lb_table_free(t);
+
+	t = od_table(2, 1, 100, "outbound|80||e.default.svc.cluster.local");
+	t->od.min_health_pct = 50;
+	picks(c, t, got);
+	assert_true(got[0] > 0 && got[1] > 0);
+	assert_true(ctr[WP_CTR_L7_OD_PANIC] > 0);
+	wp_lb_table_free(t);
+
+	/* back once the ejections end (base 5 s) */
+	t = od_table(2, 1, 100, "outbound|80||e.default.svc.cluster.local");
+	wp_lb_cache_clock(c, 50 + 5000);
+	picks(c, t, got);
+	assert_true(got[0] > 0 && got[1] > 0);
+	assert_int_equal(ctr[WP_CTR_L7_OD_NONE_HEALTHY], 10);
+	wp_lb_table_free(t);
+	wp_lb_cache_free(c);
+	wp_outlier_free(o);
+}
+
 /* Gateway errors are 502/503/504 only; a 500 starts their count over.
  * Local-origin failures count as 503 unless split, then on their own. */
 static void test_gateway_and_local(void **state)
@@ -529,6 +571,7 @@ int main(void)
 	        cmocka_unit_test(test_pick_skips),
 	        cmocka_unit_test(test_eject_return_again),
 	        cmocka_unit_test(test_max_percent_and_panic),
+	        cmocka_unit_test(test_all_ejected),
 	        cmocka_unit_test(test_gateway_and_local),
 	        cmocka_unit_test(test_result_after_table_freed),
 	        cmocka_unit_test(test_table_full),

@@ -3,7 +3,7 @@
  * normalization as the proxies apply it to a request, and authorization of
  * HTTP requests and opaque TCP streams over tables compiled from
  * AuthorizationPolicy YAML by the real compiler, with the decision
- * counters.
+ * counters; the fault stage's decision (dp/l7/fault.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "dp/l7/fault.h"
 #include "dp/l7/pipeline.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
@@ -239,13 +240,54 @@ static void test_no_policy(void **state)
 	az_fx_fini(&f);
 }
 
+/* The fault stage's plan: nothing without a fault or with shares of 0;
+ * always at 100 %; delay and abort drawn independently (25 % of requests
+ * both at 50 % each); a grpcStatus abort answers 200 with its code, an
+ * httpStatus one gives gRPC requests Envoy's mapping. */
+static void test_fault_decide(void **state)
+{
+	struct wp_route_fault f = {0};
+	struct wp_fault_plan p;
+	uint64_t rng;
+	int both = 0, delayed = 0;
+
+	(void)state;
+	wp_fault_seed(&rng, 1);
+	assert_false(wp_fault_decide(&rng, NULL, &p));
+	assert_false(wp_fault_decide(&rng, &f, &p));
+	f = (struct wp_route_fault){
+	        .delay = true, .delay_ms = 5, .abort = true, .abort_status = 503};
+	for (int i = 0; i < 1000; i++)
+		assert_false(wp_fault_decide(&rng, &f, &p)); /* no percentage: 0 % */
+	f.abort_ppm = 1000000;
+	assert_true(wp_fault_decide(&rng, &f, &p));
+	assert_true(p.abort && p.status == 503 && p.grpc == 14 && p.delay_ms == 0);
+	f = (struct wp_route_fault){.delay = true,
+	                            .delay_ms = 300,
+	                            .delay_ppm = 500000,
+	                            .abort = true,
+	                            .abort_ppm = 500000,
+	                            .abort_grpc = 4};
+	for (int i = 0; i < 10000; i++) {
+		if (!wp_fault_decide(&rng, &f, &p))
+			continue;
+		delayed += p.delay_ms == 300;
+		both += p.delay_ms == 300 && p.abort;
+		if (p.abort)
+			assert_true(p.status == 200 && p.grpc == 4);
+	}
+	/* 5,000 and 2,500 expected; 4.5 standard deviations (50 and 43) */
+	print_message("delayed %d, both %d of 10000\n", delayed, both);
+	assert_true(delayed > 5000 - 225 && delayed < 5000 + 225);
+	assert_true(both > 2500 - 195 && both < 2500 + 195);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_normalize),
-	        cmocka_unit_test(test_authorize_http),
-	        cmocka_unit_test(test_authorize_tcp),
-	        cmocka_unit_test(test_no_policy),
+	        cmocka_unit_test(test_normalize),     cmocka_unit_test(test_authorize_http),
+	        cmocka_unit_test(test_authorize_tcp), cmocka_unit_test(test_no_policy),
+	        cmocka_unit_test(test_fault_decide),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
