@@ -50,42 +50,6 @@ const struct wp_h1p_cfg wp_h1p_default_cfg = {
         .down_idle_timeout_ms = 3600 * 1000,
 };
 
-/* ---- buffers ------------------------------------------------------------------------------ */
-
-static uint32_t ob_room(struct obuf *b)
-{
-	if (b->len == 0)
-		b->off = 0;
-	if (b->off + b->len + (b->cap / 4) > b->cap && b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	return b->cap - b->off - b->len;
-}
-
-static uint8_t *ob_tail(struct obuf *b)
-{
-	return b->p + b->off + b->len;
-}
-
-static bool ob_put(struct obuf *b, const void *d, size_t n)
-{
-	if (ob_room(b) < n)
-		return false;
-	memcpy(ob_tail(b), d, n);
-	b->len += (uint32_t)n;
-	return true;
-}
-
-static void ob_consume(struct obuf *b, size_t n)
-{
-	WP_ASSERT(n <= b->len);
-	b->off += (uint32_t)n;
-	b->len -= (uint32_t)n;
-	if (b->len == 0)
-		b->off = 0;
-}
-
 /* ---- core --------------------------------------------------------------------------------- */
 
 struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struct wp_h1p_ops *ops,
@@ -181,7 +145,6 @@ void wp_h1p_core_destroy(struct wp_h1p_core *c)
 	free(c);
 }
 
-static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close);
 static void sess_timers(struct wp_h1p_sess *s, uint64_t now_ms);
 static void fault_resume(struct wp_h1p_sess *s);
 static void cb_kick(struct wp_h1p_core *c);
@@ -200,7 +163,7 @@ unsigned wp_h1p_core_tick(struct wp_h1p_core *c, uint64_t now_ms)
 
 		if (m->up && now_ms - m->started_ms >= c->cfg.mirror_timeout_ms) {
 			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_TIMEOUT);
-			mirror_end(c, m, true);
+			wp_h1p_mirror_end(c, m, true);
 		}
 	}
 	c->fault_due = 0; /* (sess_timers() keeps the held ones') */
@@ -242,119 +205,6 @@ uint32_t wp_h1p_core_idle(const struct wp_h1p_core *c)
 uint32_t wp_h1p_core_busy(const struct wp_h1p_core *c)
 {
 	return c->pool.n_busy;
-}
-
-/* ---- request mirrors ---------------------------------------------------------------------- */
-
-/* Ends mirror <m>: its connection is closed (the host told, unless it
- * already dropped the transport) and the object recycled. */
-static void mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close)
-{
-	struct wp_h1p_sess *s = m->feeder;
-	struct wp_h1p_up *up = m->up;
-
-	if (s) {
-		for (uint8_t k = 0; k < s->n_mir; k++)
-			if (s->mir[k] == m) {
-				s->mir[k] = s->mir[--s->n_mir];
-				break;
-			}
-	}
-	if (up) {
-		up->mirror = NULL;
-		wp_h1p_up_destroy(c, up, host_close);
-	}
-	m->up = NULL;
-	m->feeder = NULL;
-	m->out.off = m->out.len = 0;
-	m->next_free = c->free_mir;
-	c->free_mir = m;
-}
-
-/* The real exchange ended before the request was copied whole: the copies
- * still being fed are abandoned. */
-static void mirrors_abort(struct wp_h1p_sess *s)
-{
-	while (s->n_mir > 0) {
-		wp_ctr_inc(s->core->ctr, WP_CTR_L7_H1P_MIRROR_ABANDONED);
-		mirror_end(s->core, s->mir[s->n_mir - 1], true);
-	}
-}
-
-/* The request was copied whole: the mirrors go on alone. */
-static void mirrors_detach(struct wp_h1p_sess *s)
-{
-	for (uint8_t k = 0; k < s->n_mir; k++)
-		s->mir[k]->feeder = NULL;
-	s->n_mir = 0;
-}
-
-/* Copies the last <k> bytes queued for the real upstream to every mirror
- * being fed; a mirror without room is abandoned (it must never slow the
- * real request). */
-static void mirrors_tee(struct wp_h1p_sess *s, size_t k)
-{
-	struct wp_h1p_core *c = s->core;
-	const uint8_t *p = s->upb.p + s->upb.off + s->upb.len - k;
-
-	for (uint8_t i = s->n_mir; i-- > 0;) {
-		struct wp_h1p_mirror *m = s->mir[i];
-
-		if (!ob_put(&m->out, p, k)) {
-			wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_OVERFLOW);
-			mirror_end(c, m, true);
-			continue;
-		}
-		c->ops->up_ready(c->host, m->up);
-	}
-}
-
-/* Starts a copy of the request <out> (as routed; <o> are the options its
- * head was written with) to an endpoint of <cl>. Failures are counted and
- * the request goes on unmirrored. */
-static void mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
-                         const struct wp_http1_msg *out, const struct wp_http1_req_opts *o,
-                         uint64_t h, bool has)
-{
-	struct wp_h1p_core *c = s->core;
-	struct wp_http1_req_opts mo = *o;
-	struct wp_h1p_mirror *m = c->free_mir;
-	int i, n;
-
-	if (!c->ops->up_ready || !m || s->n_mir >= WP_ROUTE_MAX_MIRRORS) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
-		return;
-	}
-	i = wp_lb_pick(cl->lb, wp_lb_cache_core(c->lbc, cl->lb), h, has);
-	if (i < 0 || (uint32_t)i >= cl->n_endpoints) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
-		return;
-	}
-	mo.shadow = true;
-	mo.rng = NULL;
-	mo.reqid_out = NULL;
-	mo.reqid_generated = NULL;
-	n = wp_http1_write_request_head(out, &mo, (char *)m->out.p, m->out.cap);
-	if (n < 0) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_DROPPED);
-		return;
-	}
-	c->free_mir = m->next_free;
-	m->next_free = NULL;
-	m->out.off = 0;
-	m->out.len = (uint32_t)n;
-	m->up = wp_h1p_up_open_new(c, s, m, &cl->endpoints[i]);
-	if (!m->up) { /* counted */
-		m->out.len = 0;
-		m->next_free = c->free_mir;
-		c->free_mir = m;
-		return;
-	}
-	m->feeder = s;
-	m->started_ms = c->now_ms;
-	s->mir[s->n_mir++] = m;
-	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR);
-	c->ops->up_ready(c->host, m->up);
 }
 
 /* ---- sessions ----------------------------------------------------------------------------- */
@@ -415,7 +265,7 @@ static void sess_drop_up(struct wp_h1p_sess *s, enum up_end how)
 	struct wp_h1p_up *up = s->up;
 
 	wp_lb_cache_end(s->core->lbc, &s->act);
-	mirrors_abort(s);
+	wp_h1p_mirrors_abort(s);
 	wp_h1p_retry_unwait(s);
 	wp_h1p_retry_release(s);
 	s->deadline_ms = s->try_deadline_ms = 0;
@@ -899,7 +749,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 	if (d.n_mirrors > 0 && !(m->flags & WP_HTTP1_F_UPGRADE)) {
 		o.reqid = reqid_new ? reqid : NULL;
 		for (uint16_t k = 0; k < d.n_mirrors; k++)
-			mirror_start(s, d.mirrors[k], &out, &o, h, has);
+			wp_h1p_mirror_start(s, d.mirrors[k], &out, &o, h, has);
 	}
 	return true;
 }
@@ -1032,7 +882,7 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 			if (s->req_chunked)
 				ob_put(&s->upb, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
 			if (s->n_mir > 0)
-				mirrors_tee(s, s->upb.len - before);
+				wp_h1p_mirrors_tee(s, s->upb.len - before);
 			break;
 		}
 		case WP_HTTP1_EV_DONE:
@@ -1048,9 +898,9 @@ size_t wp_h1p_down_in(struct wp_h1p_sess *s, const uint8_t *data, size_t len)
 				}
 				s->upb.len += (uint32_t)k;
 				if (s->n_mir > 0)
-					mirrors_tee(s, (size_t)k);
+					wp_h1p_mirrors_tee(s, (size_t)k);
 			}
-			mirrors_detach(s);
+			wp_h1p_mirrors_detach(s);
 			s->req_done = true;
 			if (s->resp_done) /* the response came first */
 				exchange_done(s);
@@ -1195,7 +1045,7 @@ void wp_h1p_up_failed(struct wp_h1p_up *up)
 
 	if (up->mirror) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_MIRROR_FAILED);
-		mirror_end(c, up->mirror, false);
+		wp_h1p_mirror_end(c, up->mirror, false);
 		return;
 	}
 	if (!s) {
@@ -1442,7 +1292,7 @@ void wp_h1p_up_eof(struct wp_h1p_up *up)
 	struct wp_http1_ev ev;
 
 	if (up->mirror) { /* the mirror's response ended (connection: close) */
-		mirror_end(up->core, up->mirror, true);
+		wp_h1p_mirror_end(up->core, up->mirror, true);
 		return;
 	}
 	if (!s) {

@@ -26,6 +26,43 @@ struct obuf {
 	uint32_t off, len, cap;
 };
 
+/* A session's or upstream's byte buffer: bytes are added at the tail and
+ * consumed at the head; room is made by moving them down once the head has
+ * gone past a quarter of it. */
+static inline uint32_t ob_room(struct obuf *b)
+{
+	if (b->len == 0)
+		b->off = 0;
+	if (b->off + b->len + (b->cap / 4) > b->cap && b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return b->cap - b->off - b->len;
+}
+
+static inline uint8_t *ob_tail(struct obuf *b)
+{
+	return b->p + b->off + b->len;
+}
+
+static inline bool ob_put(struct obuf *b, const void *d, size_t n)
+{
+	if (ob_room(b) < n)
+		return false;
+	memcpy(ob_tail(b), d, n);
+	b->len += (uint32_t)n;
+	return true;
+}
+
+static inline void ob_consume(struct obuf *b, size_t n)
+{
+	WP_ASSERT(n <= b->len);
+	b->off += (uint32_t)n;
+	b->len -= (uint32_t)n;
+	if (b->len == 0)
+		b->off = 0;
+}
+
 enum sess_state {
 	S_FREE = 0,
 	S_REQ,     /* reading a request (head or body) */
@@ -176,6 +213,17 @@ void wp_h1p_connect_timeouts(struct wp_h1p_core *c, uint64_t now_ms);
 /* A new connection to <ep> for <s>'s request or its mirror <m>. */
 struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
                                      struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep);
+
+/* Request mirrors (h1p_mirror.c): a copy of the request, as routed, to an
+ * endpoint of a mirror cluster, fed from the session's upstream buffer and
+ * never slowing the real exchange. */
+void wp_h1p_mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
+                         const struct wp_http1_msg *out, const struct wp_http1_req_opts *o,
+                         uint64_t h, bool has);
+void wp_h1p_mirror_end(struct wp_h1p_core *c, struct wp_h1p_mirror *m, bool host_close);
+void wp_h1p_mirrors_abort(struct wp_h1p_sess *s);
+void wp_h1p_mirrors_detach(struct wp_h1p_sess *s);
+void wp_h1p_mirrors_tee(struct wp_h1p_sess *s, size_t k);
 /* An upstream to <ep> of <cl> for <s> within the cluster's limits. */
 struct wp_h1p_up *wp_h1p_up_get(struct wp_h1p_sess *s, const struct wp_route_cluster *cl,
                                 const struct wp_snap_endpoint *ep, bool *full);
