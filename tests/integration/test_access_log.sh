@@ -115,7 +115,6 @@ status:
     status: "True"
 YAML
 
-l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
 
 # run ENCODING: a waypoint logging in ENCODING, the mix, the lines checked
 run() {

@@ -217,7 +217,6 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 
-l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
 # the proxy's non-zero counters, for failure messages
 l7_stats() { "$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | grep -E '^(l7_|tunnel_|http1_)' | awk '$2 != 0 {printf "%s=%s ", $1, $2}'; }
 

@@ -49,7 +49,6 @@ disown $!
 for _ in $(seq 50); do grep -q listening "$BLOG" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$BLOG" || fail "backend did not start: $(cat "$T/backend.err")"
 
-l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
 for _ in $(seq 100); do
 	l7 get --authority 198.19.0.11:9080 --host details:9080 --path /ready --n 1 2>/dev/null |
 		grep -q '"200": 1' && break

@@ -82,32 +82,11 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 
-l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
-# dump EXPR: a Python expression over d, the admin /config_dump object
-dump() {
-	in_ns $PY -c '
-import json, sys, urllib.request
-d = json.load(urllib.request.urlopen("http://127.0.0.1:15000/config_dump", timeout=5))
-def port(ns, name, p):
-    for s in d["snapshot"]["services"]:
-        if s["namespace"] == ns and s["name"] == name:
-            return next(x for x in s["ports"] if x["port"] == p)
-print(eval(sys.argv[1]))' "$1"
-}
-# wait_dump EXPR WANT: up to 5 s for the published snapshot to show it
-wait_dump() {
-	local v
-	for _ in $(seq 50); do
-		v=$(dump "$1") && [ "$v" = "$2" ] && return 0
-		sleep 0.1
-	done
-	fail "config dump: $1 is $v, expected $2"
-}
 ROUTES='port("default", "reviews", 9080)["routes"]'
 
 # 1. the VirtualService's rules on the port, in order
-wait_dump "$ROUTES[\"source\"]" VirtualService
-out=$(dump "[(r[\"kind\"], r[\"name\"], r[\"index\"], [b[\"cluster\"] for b in r[\"backends\"]]) for r in $ROUTES[\"rules\"]]")
+wait_cfg_dump "$ROUTES[\"source\"]" VirtualService
+out=$(cfg_dump "[(r[\"kind\"], r[\"name\"], r[\"index\"], [b[\"cluster\"] for b in r[\"backends\"]]) for r in $ROUTES[\"rules\"]]")
 [ "$out" = "[('VirtualService', 'reviews', 0, ['outbound|9080|v2|reviews.default.svc.cluster.local']), ('VirtualService', 'reviews', 1, ['outbound|9080|v1|reviews.default.svc.cluster.local', 'outbound|9080|v2|reviews.default.svc.cluster.local'])]" ] ||
 	fail "config dump rules: $out"
 pass "config dump: reviews:9080 routed by VirtualService default/reviews, rules in order with subset clusters"
@@ -153,7 +132,7 @@ LIVE=$!
 for _ in $(seq 100); do [ -e "$T/go.paused" ] && break; sleep 0.1; done
 [ -e "$T/go.paused" ] || fail "live client did not pause: $(cat "$T/live.out")"
 vs_file 0 100
-wait_dump "[b[\"weight\"] for b in $ROUTES[\"rules\"][1][\"backends\"]]" "[0, 100]"
+wait_cfg_dump "[b[\"weight\"] for b in $ROUTES[\"rules\"][1][\"backends\"]]" "[0, 100]"
 touch "$T/go"
 wait $LIVE || fail "live client: $(cat "$T/live.out")"
 out=$(cat "$T/live.out")
@@ -196,19 +175,19 @@ spec:
   - route: [{destination: {host: ratings}}]
 YAML
 mv "$T/vs2.tmp" "$MAN/41-vs-fault.yaml"
-wait_dump "$ROUTES[\"source\"]" HTTPRoute
-[ "$(dump "$ROUTES[\"virtualServiceConflicts\"]")" = 1 ] || fail "conflict not on the port: $(dump "$ROUTES")"
-dump "$ROUTES[\"errors\"]" | grep -q "40-vs.yaml:1: VirtualService default/reviews: spec.hosts: not applied to Service default/reviews port 9080: HTTPRoute default/reviews binds it and wins" ||
-	fail "conflict not reported: $(dump "$ROUTES")"
-[ "$(dump 'd["counters"]["CP_VS_CONFLICT"]')" -ge 1 ] || fail "conflict not counted"
-wait_dump 'port("default", "ratings", 9080)["routes"]["virtualServiceNotApplied"]' 1
-dump 'port("default", "ratings", 9080)["routes"]["errors"]' | grep -q "41-vs-fault.yaml:14: VirtualService default/ratings-fault: spec: tcp and tls routes are not supported (not applied)" ||
-	fail "tcp route not reported: $(dump 'port("default", "ratings", 9080)["routes"]')"
-[ "$(dump 'd["counters"]["CP_VS_NOT_APPLIED"]')" -ge 1 ] || fail "tcp route not counted"
-[ "$(dump 'port("default", "ratings", 9080)["routes"]["rules"][0]["fault"]')" = "{'abortHttpStatus': 503, 'abortPercent': 30.0}" ] ||
-	fail "fault not in the dump: $(dump 'port("default", "ratings", 9080)["routes"]')"
+wait_cfg_dump "$ROUTES[\"source\"]" HTTPRoute
+[ "$(cfg_dump "$ROUTES[\"virtualServiceConflicts\"]")" = 1 ] || fail "conflict not on the port: $(cfg_dump "$ROUTES")"
+cfg_dump "$ROUTES[\"errors\"]" | grep -q "40-vs.yaml:1: VirtualService default/reviews: spec.hosts: not applied to Service default/reviews port 9080: HTTPRoute default/reviews binds it and wins" ||
+	fail "conflict not reported: $(cfg_dump "$ROUTES")"
+[ "$(cfg_dump 'd["counters"]["CP_VS_CONFLICT"]')" -ge 1 ] || fail "conflict not counted"
+wait_cfg_dump 'port("default", "ratings", 9080)["routes"]["virtualServiceNotApplied"]' 1
+cfg_dump 'port("default", "ratings", 9080)["routes"]["errors"]' | grep -q "41-vs-fault.yaml:14: VirtualService default/ratings-fault: spec: tcp and tls routes are not supported (not applied)" ||
+	fail "tcp route not reported: $(cfg_dump 'port("default", "ratings", 9080)["routes"]')"
+[ "$(cfg_dump 'd["counters"]["CP_VS_NOT_APPLIED"]')" -ge 1 ] || fail "tcp route not counted"
+[ "$(cfg_dump 'port("default", "ratings", 9080)["routes"]["rules"][0]["fault"]')" = "{'abortHttpStatus': 503, 'abortPercent': 30.0}" ] ||
+	fail "fault not in the dump: $(cfg_dump 'port("default", "ratings", 9080)["routes"]')"
 out=$(l7 get --authority 198.19.0.13:9080 --host reviews:9080 --path /hr --n 60 \
 	--header "end-user: jason") || fail "HTTPRoute: $out"
 grep -q '"statuses": {"200": 60}' <<<"$out" || fail "HTTPRoute: $out"
 grep -q '"reviews-v3"' <<<"$out" || fail "HTTPRoute (all reviews pods) not followed: $out"
-pass "HTTPRoute on the same port wins (reviews-v3 reached: $out); conflict and tcp route reported with file:line and counted, fault in the dump (CP_VS_CONFLICT $(dump 'd["counters"]["CP_VS_CONFLICT"]'), CP_VS_NOT_APPLIED $(dump 'd["counters"]["CP_VS_NOT_APPLIED"]'))"
+pass "HTTPRoute on the same port wins (reviews-v3 reached: $out); conflict and tcp route reported with file:line and counted, fault in the dump (CP_VS_CONFLICT $(cfg_dump 'd["counters"]["CP_VS_CONFLICT"]'), CP_VS_NOT_APPLIED $(cfg_dump 'd["counters"]["CP_VS_NOT_APPLIED"]'))"

@@ -215,7 +215,6 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 
-l7() { in_ns $L7 "$@" --addr "$WP_IP:15008" --certs "$PKI"; }
 l7_stats() { "$WPCTL" stats --prefix "$WP_PREFIX" 2>/dev/null | grep -E '^(l7_|tunnel_|metrics_)' | awk '$2 != 0 {printf "%s=%s ", $1, $2}'; }
 # the series before the mix (a CONNECT without requests records none)
 in_ns curl -s --max-time 5 -o "$T/m0" "http://127.0.0.1:15020/stats/prometheus" || fail "scrape"
