@@ -111,7 +111,7 @@ void wp_h1p_mirror_start(struct wp_h1p_sess *s, const struct wp_route_cluster *c
 	m->next_free = NULL;
 	m->out.off = 0;
 	m->out.len = (uint32_t)n;
-	m->up = wp_h1p_up_open_new(c, s, m, &cl->endpoints[i]);
+	m->up = wp_h1p_up_open_new(c, s, m, cl, &cl->endpoints[i]);
 	if (!m->up) { /* counted */
 		m->out.len = 0;
 		m->next_free = c->free_mir;

@@ -78,11 +78,13 @@ void wp_h1p_connect_timeouts(struct wp_h1p_core *c, uint64_t now_ms)
 	}
 }
 
-/* A new connection to <ep> for session <s>'s request, or for its mirror <m>
- * (then bound to no session). Evicts the least recently used idle
- * connection when no object is free. NULL (counted) when none can be had. */
+/* A new connection to <ep> of <cl> for session <s>'s request, or for its
+ * mirror <m> (then bound to no session). Evicts the least recently used
+ * idle connection when no object is free. NULL (counted) when none can be
+ * had. */
 struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
-                                     struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep)
+                                     struct wp_h1p_mirror *m, const struct wp_route_cluster *cl,
+                                     const struct wp_snap_endpoint *ep)
 {
 	bool evicted;
 	struct wp_h1p_up *up = h1up_of(wp_uppool_open(&c->pool, ep, 0, c->now_ms, NULL, &evicted));
@@ -96,6 +98,9 @@ struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *
 	up->sess = m ? NULL : s;
 	up->origin = s;
 	up->mirror = m;
+	up->keep_ms = cl->pool.keep_time_ms;
+	up->keep_intvl_ms = cl->pool.keep_intvl_ms;
+	up->keep_probes = cl->pool.keep_probes;
 	if (c->ops->up_open(c->host, up, ep) != 0) {
 		wp_h1p_up_free(c, up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_CONNECT_FAILED);
@@ -134,7 +139,7 @@ struct wp_h1p_up *wp_h1p_up_get(struct wp_h1p_sess *s, const struct wp_route_clu
 		*full = true;
 		return NULL;
 	}
-	up = wp_h1p_up_open_new(c, s, NULL, ep);
+	up = wp_h1p_up_open_new(c, s, NULL, cl, ep);
 	if (up) {
 		up->cb = s->cbk;
 		wp_cb_conn_open(up->cb);

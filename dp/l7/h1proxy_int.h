@@ -212,7 +212,8 @@ void wp_h1p_up_retire(struct wp_h1p_core *c, struct wp_h1p_up *up);
 void wp_h1p_connect_timeouts(struct wp_h1p_core *c, uint64_t now_ms);
 /* A new connection to <ep> for <s>'s request or its mirror <m>. */
 struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *s,
-                                     struct wp_h1p_mirror *m, const struct wp_snap_endpoint *ep);
+                                     struct wp_h1p_mirror *m, const struct wp_route_cluster *cl,
+                                     const struct wp_snap_endpoint *ep);
 
 /* Request mirrors (h1p_mirror.c): a copy of the request, as routed, to an
  * endpoint of a mirror cluster, fed from the session's upstream buffer and

@@ -470,13 +470,6 @@ static const struct wp_tcp_callbacks up_tcp_cbs = {
         .closed = up_closed,
 };
 
-void wp_tun_set_keepalive(struct tunnel *t, const struct wp_route_cpool *p)
-{
-	t->keep_ms = p->keep_time_ms;
-	t->keep_intvl_ms = p->keep_intvl_ms;
-	t->keep_probes = p->keep_probes;
-}
-
 int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp)
 {
 	uint16_t port;
@@ -871,8 +864,11 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 	t->target = target;
 	t->pc = pc;
 	t->idle_ms = cl ? cl->pool.tcp_idle_timeout_ms : WP_ROUTE_TCP_IDLE_DEFAULT_MS;
-	if (cl)
-		wp_tun_set_keepalive(t, &cl->pool);
+	if (cl) {
+		t->keep_ms = cl->pool.keep_time_ms;
+		t->keep_intvl_ms = cl->pool.keep_intvl_ms;
+		t->keep_probes = cl->pool.keep_probes;
+	}
 	t->tcp_denied = tcp_denied;
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;

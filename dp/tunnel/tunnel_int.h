@@ -119,8 +119,9 @@ struct tunnel {
 	struct wp_twheel_node idle;
 	uint32_t idle_ms;
 	uint64_t active_ms; /* when a byte last passed */
-	/* DestinationRule tcp.tcpKeepalive for a plaintext upstream connection
-	 * (keep_ms 0: none) */
+	/* DestinationRule tcp.tcpKeepalive for the plaintext upstream connection
+	 * wp_tun_connect_plain() opens (an opaque tunnel's, or an L7 proxy's
+	 * upstream); keep_ms 0: none */
 	uint32_t keep_ms, keep_intvl_ms;
 	uint8_t keep_probes;
 };
@@ -163,11 +164,8 @@ static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 /* Shared between tunnel.c, l7_glue.c and l7_h2_glue.c (defined in the
  * file named). */
 int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp,
-                         const char *peer_id);                         /* tunnel.c */
-int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp); /* tunnel.c */
-/* The cluster's tcp.tcpKeepalive for the plaintext upstream connection
- * wp_tun_connect_plain() opens next (tunnel.c). */
-void wp_tun_set_keepalive(struct tunnel *t, const struct wp_route_cpool *p);
+                         const char *peer_id);                                  /* tunnel.c */
+int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp);          /* tunnel.c */
 void wp_tun_end_flush(struct tunnel *t, int i);                                 /* tunnel.c */
 void wp_tun_end_shut(struct tunnel *t, int i);                                  /* tunnel.c */
 size_t wp_tun_end_write(struct tunnel *t, int i, const uint8_t *p, size_t len); /* tunnel.c */

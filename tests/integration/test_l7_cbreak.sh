@@ -65,6 +65,7 @@ spec:
     connectionPool:
       tcp:
         maxConnections: 1
+        tcpKeepalive: {time: 1s, interval: 1s}
       http:
         http1MaxPendingRequests: 1
 ---
@@ -139,7 +140,7 @@ for s in d["snapshot"]["services"]:
             for c in p["routes"]["connectionPools"]:
                 print(json.dumps(c, sort_keys=True))') || fail "config dump unreadable"
 want='{"cluster": "outbound|9080||hole.default.svc.cluster.local", "connectTimeoutMs": 300}
-{"cluster": "outbound|9080||slow.default.svc.cluster.local", "http1MaxPendingRequests": 1, "maxConnections": 1}'
+{"cluster": "outbound|9080||slow.default.svc.cluster.local", "http1MaxPendingRequests": 1, "maxConnections": 1, "tcpKeepaliveIntervalMs": 1000, "tcpKeepaliveProbes": 9, "tcpKeepaliveTimeMs": 1000}'
 [ "$(echo "$pools" | sort)" = "$want" ] || fail "config dump connectionPools: $pools"
 pass "config dump lists the compiled connection pools of slow and hole"
 before=$(grep -c '"GET' "$T/slow.log" || true)
@@ -182,6 +183,12 @@ done
 uo_lines=$(grep -c ' 503 UO ' "$ALOG" || true)
 [ "$uo_lines" = "$n_uo" ] || fail "access log: $uo_lines lines with 503 UO, expected $n_uo: $(tail -3 "$ALOG")"
 pass "wpctl stats l7_upstream_overflow=$got, access log $uo_lines lines '503 UO', backend saw $seen"
+# tcp.tcpKeepalive time 1s on slow's pooled upstream connection: each 2 s
+# answer leaves it silent long enough to be probed (the backend's kernel
+# answers: nothing is reset)
+[ "$(stat tcp_keepalive_probe)" -ge 1 ] && [ "$(stat tcp_keepalive_timeout)" = 0 ] ||
+	fail "tcpKeepalive on the L7 upstream: $(stat tcp_keepalive_probe) probes, $(stat tcp_keepalive_timeout) timeouts"
+pass "tcp.tcpKeepalive on the HTTP/1.1 proxy's upstream connection: $(stat tcp_keepalive_probe) probes answered"
 
 # the bound across cores: 4 HBONE connections of 5 tunnels each, spread
 # over the 2 workers by their flows; each core holds at most 1 connection
