@@ -88,14 +88,15 @@ the manifest directory, and once the config dump lists its limits the same
 closed loop runs again: row waypointd_resilience, and the ratio
 busy_cycles_per_request_resilience_over_none (goal: at most 1.03).
 With --telemetry (issue 14): after the rows above, per link, waypointd
-alone in fresh testbeds (same pinning, same load), four closed loops in
-turn: telemetry off (metrics.enabled false, no access log), on (Istio
-metrics recorded and an access-log line per request written to a file),
-off, on; rows waypointd_telemetry_off / _on (the mean of the two runs of
-each) and the ratio busy_cycles_per_request_telemetry_on_over_off (goal: at
+alone in fresh testbeds (same pinning, same load), --telemetry-runs
+(default 3) pairs of closed loops in turn: telemetry off (metrics.enabled
+false, no access log), then on (Istio metrics recorded and an access-log
+line per request written to a file); rows waypointd_telemetry_off / _on
+(the mean of the runs of each, each run listed) and the ratio busy_cycles_per_request_telemetry_on_over_off (goal: at
 most 1.05), with the access-log lines counted against the requests.
-Prints a table per link, then one JSON line. Bounded (per link 10 runs of S
-seconds plus set-up); not a pass/fail test.
+Prints a table per link, then one JSON line. Bounded (per link a fixed
+number of runs of S seconds, each stopping by itself, plus set-up); not a
+pass/fail test.
 """
 
 import argparse
@@ -293,6 +294,8 @@ def main():
                     help="P: also run waypointd with P AuthorizationPolicies (default 0: not)")
     ap.add_argument("--telemetry", action="store_true",
                     help="also run waypointd with Istio metrics and the access log off and on")
+    ap.add_argument("--telemetry-runs", type=int, default=3, metavar="N",
+                    help="--telemetry: off/on pairs, alternating (default 3)")
     ap.add_argument("--resilience", action="store_true",
                     help="also run waypointd with a DestinationRule's connection-pool limits and "
                          "outlier detection on the service")
@@ -551,7 +554,7 @@ def main():
         """--telemetry: off / on / off / on, each in a fresh testbed."""
         logf = os.path.join(tmp, "access.log")
         runs = {"off": [], "on": []}
-        for mode in ("off", "on", "off", "on"):
+        for mode in ("off", "on") * max(1, a.telemetry_runs):
             sets = (["metrics.enabled=false"] if mode == "off" else
                     ["metrics.enabled=true", "access_log.file=" + logf])
             if os.path.exists(logf):
@@ -637,10 +640,10 @@ def main():
         if "telemetry" in out:
             tm = out["telemetry"]
             off, on = tm["waypointd_telemetry_off"], tm["waypointd_telemetry_on"]
-            print("telemetry (2 runs each, alternating): busy cycles/request off %s %s, on (Istio "
+            print("telemetry (%d runs each, alternating): busy cycles/request off %s %s, on (Istio "
                   "metrics + access log to a file) %s %s; ratio on/off %s (goal <= 1.05); process "
                   "cpu ratio %s; %d access-log lines for %d requests" % (
-                      off["tsc_busy_cycles_per_request"], off["tsc_busy_cycles_per_request_each"],
+                      off["runs"], off["tsc_busy_cycles_per_request"], off["tsc_busy_cycles_per_request_each"],
                       on["tsc_busy_cycles_per_request"], on["tsc_busy_cycles_per_request_each"],
                       tm["busy_cycles_per_request_telemetry_on_over_off"],
                       tm["cpu_cycles_per_request_telemetry_on_over_off"],
