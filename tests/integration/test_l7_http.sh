@@ -496,14 +496,20 @@ for _ in $(seq 600); do
 	[ "$np" = 2 ] && [ "$nr" = 2 ] && break
 	sleep 0.1
 done
+# while both sessions are held: a tunnel to the sniffed port "web" whose
+# first bytes are HTTP is reset, not spliced at L4
+sniff=$(l7 get --authority 198.19.0.30:9080 --host web:9080 --path /sniffed --n 1 2>&1) &&
+	fail "sniffed HTTP with no session free was served: $sniff"
 touch "$T/hold1" "$T/hold2" "$T/hold3" "$T/hold4"
 for p in "${JP[@]}"; do wait "$p" || true; done
 [ "$np" = 2 ] && [ "$nr" = 2 ] || fail "4 tunnels, 2 sessions: $np held, $nr refused: $(cat "$T"/par*.out)"
+grep -q "reset" <<<"$sniff" || fail "sniffed HTTP with no session free: $sniff"
 [ "$({ grep -l '"statuses": {"200": 300}' "$T"/par*.out || true; } | wc -l)" = 2 ] ||
 	fail "the two served tunnels: $(cat "$T"/par*.out)"
-[ "$(stat l7_tunnel_no_session)" = 2 ] && [ "$(stat l7_tunnel_http)" = 2 ] ||
+[ "$(stat l7_tunnel_no_session)" = 3 ] && [ "$(stat l7_tunnel_http)" = 2 ] &&
+	[ "$(stat l7_sniff_http)" = 0 ] ||
 	fail "counters: $(l7_stats)"
 out=$(l7 get --authority 198.19.0.11:9080 --host details:9080 --path /x --n 5) ||
 	fail "a tunnel after the others ended: $out"
 echo "$out" | grep -q '"statuses": {"200": 5}' || fail "a tunnel after the others ended: $out"
-pass "4 HTTP tunnels at once with l7.max_sessions=2: 2 proxied (600/600 answered), 2 refused 503 (l7_tunnel_no_session 2), none at L4; the next one served"
+pass "4 HTTP tunnels at once with l7.max_sessions=2: 2 proxied (600/600 answered), 2 refused 503, a sniffed HTTP tunnel reset (l7_tunnel_no_session 3), none at L4; the next one served"
