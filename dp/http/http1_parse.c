@@ -297,6 +297,33 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 	return 0;
 }
 
+/* A field value has no control character but HTAB (RFC 9110 5.5: obs-text
+ * 0x80-0xff passes). Eight bytes at a time: a word with no byte below 0x20
+ * and none equal to 0x7f is fine as a whole (the classic "has a byte less
+ * than n" and "has a zero byte" tests, exact as booleans); a word that
+ * fails them, a tab in it say, is looked at byte by byte. */
+static bool value_ok(const uint8_t *v, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, del;
+
+		memcpy(&x, v + i, 8);
+		del = x ^ (0x7f * ones);
+		if (!(((x - 0x20 * ones) & ~x & highs) | ((del - ones) & ~del & highs)))
+			continue;
+		for (size_t k = i; k < i + 8; k++)
+			if ((v[k] < 0x20 && v[k] != '\t') || v[k] == 0x7f)
+				return false;
+	}
+	for (; i < n; i++)
+		if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static int on_header_value_complete(llhttp_t *ll)
 {
 	struct wp_http1_parser *p = P(ll);
@@ -307,11 +334,8 @@ static int on_header_value_complete(llhttp_t *ll)
 	while (h->value_len > 0 &&
 	       (h->value[h->value_len - 1] == ' ' || h->value[h->value_len - 1] == '\t'))
 		h->value_len--;
-	for (uint32_t i = 0; i < h->value_len; i++) {
-		uint8_t c = (uint8_t)h->value[i];
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return fail(p, bad_status(p), WP_CTR_HTTP1_HEADER_VALUE_INVALID);
-	}
+	if (!value_ok((const uint8_t *)h->value, h->value_len))
+		return fail(p, bad_status(p), WP_CTR_HTTP1_HEADER_VALUE_INVALID);
 	if (p->trailers)
 		p->msg.n_trailers++;
 	else
@@ -650,10 +674,19 @@ static bool check_crlf(struct wp_http1_parser *p, const uint8_t *s, const uint8_
 {
 	uint8_t prev = p->crlf_prev;
 
-	for (; s < e; s++) {
-		if ((prev == '\r') != (*s == '\n'))
+	if (s < e) {
+		/* each LF after a CR (the one before s: prev), each CR before an
+		 * LF (the last byte's: the next feed's first); memchr leaps over
+		 * the bytes between line ends */
+		for (const uint8_t *q = s; (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+			if ((q > s ? q[-1] : prev) != '\r')
+				return false;
+		if (prev == '\r' && s[0] != '\n')
 			return false;
-		prev = *s;
+		for (const uint8_t *q = s; (q = memchr(q, '\r', (size_t)(e - q))) != NULL; q++)
+			if (q + 1 < e && q[1] != '\n')
+				return false;
+		prev = e[-1];
 	}
 	if (body && prev == '\r')
 		return false;
