@@ -128,6 +128,13 @@ bool wp_hbone_notify_writable(struct wp_hbconn *c)
 
 	for (s = c->streams; s != NULL; s = next) {
 		next = s->next;
+		/* a stream whose last write found no memory is told once
+		 * the allocator could give it its buffer (memory other
+		 * streams released): without this nothing would wake it */
+		if (s->mem_wait && wp_h2mem_can_alloc(c->mem, c->cfg.stream_sndbuf)) {
+			s->mem_wait = 0;
+			s->notify = 1;
+		}
 		if (s->notify) {
 			s->notify = 0;
 			if (s->known && c->ops->on_writable != NULL) {
@@ -654,8 +661,10 @@ ssize_t wp_hbstream_write(struct wp_hbstream *s, const uint8_t *data, size_t len
 		if (s->sbuf == NULL) {
 			h2_ctr(s->c, WP_CTR_HBONE_NOMEM);
 			s->want_writable = 1;
+			s->mem_wait = 1; /* wp_hbone_notify_writable() retries it */
 			return 0;
 		}
+		s->mem_wait = 0;
 		s->shead = 0;
 	}
 	if (s->shead + s->slen + n > cap) {

@@ -51,6 +51,7 @@ struct wp_hbstream {
 	uint8_t shut_out : 1; /* wp_hbstream_shutdown called */
 	uint8_t want_writable : 1;
 	uint8_t notify : 1;      /* on_writable due */
+	uint8_t mem_wait : 1;    /* a write found no memory for the send buffer */
 	uint8_t local_close : 1; /* we reset it or answered non-200 */
 	uint8_t peer_rst : 1;
 	uint32_t hdr_bytes;

@@ -149,6 +149,21 @@ fail:
 	return NULL;
 }
 
+bool wp_h2mem_can_alloc(const struct wp_h2mem *m, size_t n)
+{
+	size_t total = n + sizeof(struct hdr);
+	unsigned c;
+
+	if (n > UINT32_MAX)
+		return false;
+	if (total > MAX_BLOCK)
+		return !m->budget || m->st.slab_bytes + total <= m->budget;
+	c = cls_of(m, total);
+	return m->free[c] != NULL || !m->budget ||
+	       m->st.slab_bytes + sizeof(struct slab) + cls_per_slab(m, c) * cls_bytes(m, c) <=
+	               m->budget;
+}
+
 void wp_h2mem_release(struct wp_h2mem *m, void *p)
 {
 	struct hdr *h;

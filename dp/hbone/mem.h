@@ -13,6 +13,7 @@
 #ifndef WP_DP_HBONE_MEM_H
 #define WP_DP_HBONE_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,9 @@ void wp_h2mem_destroy(struct wp_h2mem *m);
 void *wp_h2mem_alloc(struct wp_h2mem *m, size_t n);
 void *wp_h2mem_calloc(struct wp_h2mem *m, size_t nmemb, size_t size);
 void *wp_h2mem_realloc(struct wp_h2mem *m, void *p, size_t n);
+/* Whether wp_h2mem_alloc(m, n) would succeed now (a free block of its
+ * class, or room in the budget for a slab or a large block). */
+bool wp_h2mem_can_alloc(const struct wp_h2mem *m, size_t n);
 /* Returns a block (NULL is a no-op). */
 void wp_h2mem_release(struct wp_h2mem *m, void *p);
 

@@ -632,6 +632,48 @@ static void test_memory_budget(void **state)
 	wp_h2mem_destroy(small);
 }
 
+/* A write that finds no memory for the stream's send buffer takes nothing;
+ * once memory is released the stream is told it may write (on_writable at
+ * the next output), and the bytes then go through. */
+static void test_write_waits_for_memory(void **state)
+{
+	struct wp_h2mem *sm = wp_h2mem_new(0, 1u << 20);
+	struct wp_hbconn *s, *c = client(NULL);
+	struct wp_h2mem_stats st;
+	struct tstream *ct, *t;
+	void *hog;
+
+	(void)state;
+	s = wp_hbconn_new(true, NULL, sm, &ops, &sapp, sctr, now);
+	assert_non_null(s);
+	ct = copen(c, "10.1.2.3:9080");
+	pump(s, c);
+	t = &sapp.st[0];
+	assert_int_equal(wp_hbstream_respond(t->s, 200), 0);
+	pump(s, c);
+	assert_int_equal(ct->status, 200);
+	/* the rest of the budget taken: no room for a 64 KiB send buffer */
+	wp_h2mem_stats(sm, &st);
+	hog = wp_h2mem_alloc(sm, (1u << 20) - st.slab_bytes - 64);
+	assert_non_null(hog);
+	assert_false(wp_h2mem_can_alloc(sm, 65536));
+	t->writable = false;
+	assert_int_equal(wp_hbstream_write(t->s, (const uint8_t *)"pong", 4), 0);
+	assert_true(sctr[WP_CTR_HBONE_NOMEM] > 0);
+	pump(s, c);
+	assert_false(t->writable); /* still no memory: not told */
+	wp_h2mem_release(sm, hog);
+	pump(s, c);
+	assert_true(t->writable);
+	assert_int_equal(wp_hbstream_write(t->s, (const uint8_t *)"pong", 4), 4);
+	pump(s, c);
+	assert_int_equal(ct->rxlen, 4);
+	assert_memory_equal(ct->rx, "pong", 4);
+	wp_hbconn_free(c);
+	wp_hbconn_free(s);
+	wp_h2mem_destroy(sm);
+}
+
 /* Bytes an idle server connection holds after the SETTINGS exchange, and
  * again after a tunnel came and went (nothing of it may stay). */
 static void test_idle_memory(void **state)
@@ -794,6 +836,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_continuation_bound, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_garbage_preface, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_write_waits_for_memory, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_idle_memory, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_header_table_size, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_allocator_classes, setup, teardown),
