@@ -632,7 +632,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 				return sess_fault_abort(s, m);
 			wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY);
 			s->rec.flags |= WP_PIPE_F(DI);
-			s->fault_until_ms = c->now_ms + s->fault.delay_ms;
+			s->fault_until_ms = wp_fault_until(c->now_ms, s->fault.delay_ms);
 			wp_fault_due(&c->fault_due, s->fault_until_ms);
 			return true; /* held: wp_h1p_down_in() takes nothing more */
 		}
