@@ -805,19 +805,40 @@ static void test_connection_pool(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_UPSTREAM_OVERFLOW], 1);
 	teardown(NULL);
 
-	fx_dr_tp = "    connectionPool: {tcp: {maxConnections: 1}}\n";
+	/* maxConnections 1, http1MaxPendingRequests 1: the second stream waits
+	 * for the connection (one request at a time), the third is refused at
+	 * once; the waiting one goes out on the same connection when the first
+	 * response ends */
+	fx_dr_tp = "    connectionPool:\n      tcp: {maxConnections: 1}\n"
+	           "      http: {http1MaxPendingRequests: 1}\n";
 	mk();
 	be_mode = BE_HOLD;
 	req("GET", "/r/a", NULL, NULL);
 	req("GET", "/r/b", NULL, NULL);
+	req("GET", "/r/c", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 1);
-	assert_int_equal(cresps[1].status, 503);
+	assert_int_equal(n_brq, 1);
+	assert_int_equal(cresps[1].status, 0); /* waiting */
+	assert_int_equal(cresps[2].status, 503);
+	assert_memory_equal(cresps[2].text, wp_cb_overflow_body, sizeof(cresps[2].text) - 1);
+	assert_int_equal(ctr[WP_CTR_L7_CB_PENDING], 1);
 	assert_int_equal(ctr[WP_CTR_L7_CB_PENDING_OVERFLOW], 1);
 	/* a request not under the DestinationRule's limits is not refused */
 	req("GET", "/other", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 2);
+	be_mode = BE_OK;
+	be_answer(&fbs[0]);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(n_brq, 3);
+	assert_string_equal(brqs[2].target, "/r/b");
+	assert_int_equal(brqs[2].fb, 0); /* the kept-alive connection */
+	be_answer(&fbs[0]);
+	pump();
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 1);
 	teardown(NULL);
 
 	/* maxRequestsPerConnection 1: one request per connection, then closed */
