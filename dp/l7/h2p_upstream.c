@@ -834,7 +834,8 @@ static void h1_fill(struct wp_h2p_up *up)
 
 	if (!t || h->req_done)
 		return;
-	n = WP_MIN((size_t)t->qb.len, (size_t)H1_OB_BODY);
+	/* (a held body's sent bytes stay in qb for a replay: h2p_retry.c) */
+	n = WP_MIN((size_t)(t->qb.len - (t->hold ? t->qsent : 0)), (size_t)H1_OB_BODY);
 	if (n > 0) {
 		if (h->framing == H1_FRAME_CHUNKED) {
 			k = wp_http1_write_chunk_header(n, h->ob, 32);
@@ -842,16 +843,13 @@ static void h1_fill(struct wp_h2p_up *up)
 				return; /* cannot happen: 32 bytes hold any length */
 			o = (size_t)k;
 		}
-		o += ring_get(&t->qb, (uint8_t *)h->ob + o, n);
+		n = wp_h2p_qb_take(t, (uint8_t *)h->ob + o, n); /* (gives the client its window) */
+		o += n;
 		if (h->framing == H1_FRAME_CHUNKED) {
 			memcpy(h->ob + o, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
 			o += WP_HTTP1_CHUNK_END_LEN;
 		}
 		t->up_sent += n;
-		if (t->sess) {
-			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
-			wp_h2p_wake_sess(t->sess);
-		}
 	} else if (t->req_eof) {
 		bool trl = t->req.has_trl && t->req.n > t->req.trl;
 
@@ -979,6 +977,9 @@ static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 	}
 	end = (msg->flags & WP_HTTP1_F_NO_BODY) ||
 	      ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length == 0);
+	if (wp_h2p_retry_head(t)) /* retried: the exchange was abandoned (closed) */
+		return false;
+	wp_h2p_retry_release(t); /* this head goes downstream */
 	if (end)
 		t->resp_eof = true;
 	resp_head(t, end); /* may abandon it (wp_h2p_h1_abort) */
