@@ -1378,6 +1378,7 @@ size_t wp_h2p_down_peek(struct wp_h2p_sess *s, const uint8_t **p)
 		}
 		s->out_len = (size_t)n;
 		wp_h2p_core_reap(s->core);
+		wp_h2p_pend_kick(s->core); /* (streams that ended may have made room) */
 	}
 	*p = s->out;
 	return s->out_len;
