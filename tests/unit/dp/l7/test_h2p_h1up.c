@@ -14,8 +14,9 @@
  * that does not read (the upstream is no longer read), header modifiers,
  * mirrors skipped, DestinationRule connection-pool limits (a stream
  * waiting for the connection, Envoy's 503 overflow answer beyond the
- * line), and a retried 503 (the held body replayed on a new connection). The client side and the harness are in
- * h2c_fixture.h (shared with test_h2proxy.c).
+ * line), and a retried 503 (the held body replayed on a new connection).
+ * The client side and the harness are in h2c_fixture.h (shared with
+ * test_h2proxy.c).
  */
 #include <errno.h>
 #include <setjmp.h>
