@@ -88,6 +88,7 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 	uint32_t g = fi ? t->fault.grpc : grpc_code(status);
 
 	t->local = true;
+	wp_h2p_pend_leave(t);
 	wp_h2p_mirrors_abort(t);
 	wp_h2p_qb_discard(t);
 	if (!s)

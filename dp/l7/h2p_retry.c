@@ -14,7 +14,11 @@
  * the request block goes out again with the next x-envoy-attempt-count,
  * to a pick that avoids the endpoints that failed it, and the held body
  * from its first byte. Streams on HTTP/1.1 upstreams (h2c clients on
- * `http` ports) are not held: they keep connect-failure retries only.
+ * `http` ports) are held the same way: the HTTP/1.1 client codec
+ * (h2p_upstream.c) takes the body through wp_h2p_qb_take() and decides on
+ * the response head before it goes downstream; a retried try's connection
+ * is closed (the message cannot be finished), the replay writes the head
+ * and the held body again on another connection.
  */
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +39,7 @@ void wp_h2p_retry_begin(struct wp_h2p_strm *t, const struct wp_route_retry *p)
 	t->retry_on = p->on;
 	if (p->on & ANY_RESET)
 		t->retry_on |= WP_ROUTE_RETRY_CONNECT_FAILURE | WP_ROUTE_RETRY_REFUSED_STREAM;
-	t->hold = wp_retry_needs_hold(p) && !(t->sess && t->sess->h1up);
+	t->hold = wp_retry_needs_hold(p);
 	t->qsent = 0;
 	t->attempt = 1;
 	t->backoff_until = 0;

@@ -65,6 +65,7 @@ void wp_h2p_up_destroy(struct wp_h2p_up *up, bool host_close)
 			c->reap[i] = NULL;
 	wp_uppool_free(&c->pool, &up->pe);
 	wp_cb_conn_close(up->cb);
+	c->pend_kick = true; /* a connection slot freed */
 	up->cb = NULL;
 	up->max_streams = up->n_req = up->max_req = 0;
 	up->connect_deadline_ms = 0;
@@ -178,6 +179,7 @@ void wp_h2p_up_unlink_strm(struct wp_h2p_strm *t)
 	t->uprev = t->unext = NULL;
 	t->up = NULL;
 	t->up_sid = 0;
+	up->core->pend_kick = true; /* room for one more stream on <up> */
 	if (--up->pe.active == 0)
 		wp_h2p_up_went_idle(up);
 }
@@ -203,6 +205,16 @@ static int up_new_session(struct wp_h2p_core *c, struct wp_h2p_up *up)
 	return 0;
 }
 
+/* Whether pooled <e> counts against cluster slot <arg>: an idle one to
+ * another endpoint is closed to make room for the stream's (never the one
+ * whose callback this is). */
+static bool counted_in(const struct wp_uppool_ent *e, void *arg)
+{
+	const struct wp_h2p_up *up = up_of((struct wp_uppool_ent *)(uintptr_t)e);
+
+	return up->cb == arg && up != up->core->cur_up;
+}
+
 /* An upstream connection for <ep> with room for one more stream: a shared
  * or idle one from the pool (connected ones first), else a new one;
  * HTTP/1.1 ones when <h1> (an idle kept-alive one, else a new one). NULL
@@ -220,22 +232,30 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 	/* http2MaxRequests: once per request (not again on its retries) */
 	if (k && !t->cbk && !(*full = !wp_cb_req_begin(&c->cb, k, cl)))
 		t->cbk = k;
-	e = *full ? NULL : wp_uppool_get(&c->pool, ep, h1);
+	/* first come, first served: behind the streams already waiting */
+	e = *full || (k && k->wait_head && !t->wait.clu) ? NULL : wp_uppool_get(&c->pool, ep, h1);
 	if (e) {
+		if (t)
+			wp_h2p_pend_leave(t);
 		wp_ctr_inc(c->ctr, h1 ? WP_CTR_L7_H2P_UP_H1_REUSE : WP_CTR_L7_H2P_UP_SHARED);
 		return up_of(e);
 	}
-	/* maxConnections: no stream waits for a connection here (h1proxy's
-	 * requests do): refused at once */
-	if (!*full && !wp_cb_conn_room(&c->cb, k, cl)) {
-		wp_ctr_inc(c->ctr, WP_CTR_L7_UPSTREAM_OVERFLOW);
-		wp_ctr_inc(c->ctr, WP_CTR_L7_CB_PENDING_OVERFLOW);
+	/* maxConnections: the stream waits for a connection (h2p_pending.c;
+	 * one already in line keeps its place), or http1MaxPendingRequests
+	 * refuses it at once (counted) */
+	if (!*full &&
+	    ((k && k->wait_head && !t->wait.clu) ||
+	     (!wp_cb_conn_room(&c->cb, k, cl) && !wp_uppool_retire_if(&c->pool, counted_in, k)))) {
+		if (t->wait.clu || wp_h2p_pend_join(t, k, cl))
+			return NULL;
 		*full = true;
 	}
 	if (*full) {
 		t->rec.flags |= WP_PIPE_F(UO);
 		return NULL;
 	}
+	if (t)
+		wp_h2p_pend_leave(t);
 	/* an idle connection may be evicted for it, never the one whose
 	 * callback this is */
 	up = up_of(wp_uppool_open(&c->pool, ep, h1, c->now_ms, c->cur_up ? &c->cur_up->pe : NULL,
@@ -355,6 +375,7 @@ unsigned wp_h2p_core_tick(struct wp_h2p_core *c, uint64_t now_ms)
 	n = wp_uppool_expire(&c->pool, now_ms);
 	wp_ctr_add(c->ctr, WP_CTR_L7_H2P_IDLE_EXPIRED, n);
 	wp_h2p_core_reap(c);
+	wp_h2p_pend_kick(c);
 	return n;
 }
 
@@ -813,7 +834,8 @@ static void h1_fill(struct wp_h2p_up *up)
 
 	if (!t || h->req_done)
 		return;
-	n = WP_MIN((size_t)t->qb.len, (size_t)H1_OB_BODY);
+	/* (a held body's sent bytes stay in qb for a replay: h2p_retry.c) */
+	n = WP_MIN((size_t)(t->qb.len - (t->hold ? t->qsent : 0)), (size_t)H1_OB_BODY);
 	if (n > 0) {
 		if (h->framing == H1_FRAME_CHUNKED) {
 			k = wp_http1_write_chunk_header(n, h->ob, 32);
@@ -821,16 +843,13 @@ static void h1_fill(struct wp_h2p_up *up)
 				return; /* cannot happen: 32 bytes hold any length */
 			o = (size_t)k;
 		}
-		o += ring_get(&t->qb, (uint8_t *)h->ob + o, n);
+		n = wp_h2p_qb_take(t, (uint8_t *)h->ob + o, n); /* (gives the client its window) */
+		o += n;
 		if (h->framing == H1_FRAME_CHUNKED) {
 			memcpy(h->ob + o, WP_HTTP1_CHUNK_END, WP_HTTP1_CHUNK_END_LEN);
 			o += WP_HTTP1_CHUNK_END_LEN;
 		}
 		t->up_sent += n;
-		if (t->sess) {
-			(void)nghttp2_session_consume(t->sess->ng, t->down_sid, n);
-			wp_h2p_wake_sess(t->sess);
-		}
 	} else if (t->req_eof) {
 		bool trl = t->req.has_trl && t->req.n > t->req.trl;
 
@@ -958,6 +977,9 @@ static bool h1_head(struct wp_h2p_up *up, struct wp_h2p_strm *t, const struct wp
 	}
 	end = (msg->flags & WP_HTTP1_F_NO_BODY) ||
 	      ((msg->flags & WP_HTTP1_F_CONTENT_LENGTH) && msg->content_length == 0);
+	if (wp_h2p_retry_head(t)) /* retried: the exchange was abandoned (closed) */
+		return false;
+	wp_h2p_retry_release(t); /* this head goes downstream */
 	if (end)
 		t->resp_eof = true;
 	resp_head(t, end); /* may abandon it (wp_h2p_h1_abort) */
@@ -1145,6 +1167,7 @@ void wp_h2p_up_failed(struct wp_h2p_up *up)
 	up->io = NULL;
 	wp_h2p_up_destroy(up, false);
 	wp_h2p_core_reap(c);
+	wp_h2p_pend_kick(c);
 }
 
 void wp_h2p_up_eof(struct wp_h2p_up *up)
@@ -1156,6 +1179,7 @@ void wp_h2p_up_eof(struct wp_h2p_up *up)
 	up_lost(up);
 	wp_h2p_up_destroy(up, true);
 	wp_h2p_core_reap(c);
+	wp_h2p_pend_kick(c);
 }
 
 size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
@@ -1172,6 +1196,7 @@ size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 		k = h1_in(up, data, len);
 		c->cur_up = NULL;
 		wp_h2p_core_reap(c);
+		wp_h2p_pend_kick(c);
 		return k;
 	}
 	if (!up->ng)
@@ -1189,6 +1214,7 @@ size_t wp_h2p_up_in(struct wp_h2p_up *up, const uint8_t *data, size_t len)
 		up_reap_later(up);
 	}
 	wp_h2p_core_reap(c);
+	wp_h2p_pend_kick(c);
 	return len;
 }
 

@@ -272,6 +272,7 @@ void wp_h2p_strm_free(struct wp_h2p_strm *t)
 
 	WP_ASSERT(t->sess == NULL && t->up == NULL);
 	wp_h2p_retry_unwait(t);
+	wp_h2p_pend_leave(t);
 	wp_lb_cache_end(t->core->lbc, &t->act);
 	wp_cb_req_end(t->cbk);
 	if (t->cb_retry)
@@ -690,6 +691,8 @@ int wp_h2p_strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 		                       &full);
 		if (full) /* a connection-pool limit: 503 UO */
 			return -EBUSY;
+		if (!up && t->wait.clu) /* waits for a connection (h2p_pending.c) */
+			return 0;
 		if (up) {
 			if (strm_submit(t, up) != 0) {
 				if (up->pe.active == 0) /* nothing else on it */
@@ -1138,8 +1141,9 @@ int wp_h2p_d_data(nghttp2_session *ng, uint8_t flags, int32_t sid, const uint8_t
 		mirrors_tee(t, data, len);
 	if (t)
 		t->rec.req_bytes += len;
-	if (!t || t->local || (!t->up && t->routed && !t->backoff_until && !t->fault_until_ms)) {
-		/* nobody takes them (a retry's backoff or a delay will): the window
+	if (!t || t->local ||
+	    (!t->up && t->routed && !t->backoff_until && !t->fault_until_ms && !t->wait.clu)) {
+		/* nobody takes them (a retry's backoff, a delay or a wait will): the window
 		 * comes back now */
 		(void)nghttp2_session_consume(ng, sid, len);
 		return 0;
@@ -1326,6 +1330,7 @@ void wp_h2p_sess_close(struct wp_h2p_sess *s)
 	s->next_free = c->free_sess;
 	c->free_sess = s;
 	wp_h2p_core_reap(c);
+	wp_h2p_pend_kick(c);
 }
 
 void wp_h2p_sess_drain(struct wp_h2p_sess *s)
@@ -1352,6 +1357,7 @@ size_t wp_h2p_down_in(struct wp_h2p_sess *s, const uint8_t *data, size_t len)
 		(void)nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
 	}
 	wp_h2p_core_reap(s->core);
+	wp_h2p_pend_kick(s->core);
 	return len;
 }
 
@@ -1372,6 +1378,7 @@ size_t wp_h2p_down_peek(struct wp_h2p_sess *s, const uint8_t **p)
 		}
 		s->out_len = (size_t)n;
 		wp_h2p_core_reap(s->core);
+		wp_h2p_pend_kick(s->core); /* (streams that ended may have made room) */
 	}
 	*p = s->out;
 	return s->out_len;

@@ -45,8 +45,9 @@ struct hblock {
 
 struct wp_h2p_strm {
 	struct wp_h2p_core *core;
-	struct wp_cb_clu *cbk; /* the cluster slot the request counts in (cbreak.h) */
-	bool cb_retry;         /* it holds one of the cluster's maxRetries places */
+	struct wp_cb_clu *cbk;  /* the cluster slot the request counts in (cbreak.h) */
+	bool cb_retry;          /* it holds one of the cluster's maxRetries places */
+	struct wp_cb_wait wait; /* waiting for a connection of its cluster (h2p_pending.c) */
 	struct wp_h2p_strm *next_free;
 	struct wp_h2p_sess *sess;
 	int32_t down_sid;
@@ -189,6 +190,9 @@ struct wp_h2p_core {
 	char tmp[8192];         /* transient: redirect / rewritten path */
 	char tmp2[8192];
 	uint32_t n_backoff;       /* streams waiting for a retry's backoff */
+	uint32_t n_pend;          /* streams waiting for a connection (h2p_pending.c) */
+	bool pend_kick;           /* a connection or stream slot may have freed for them */
+	bool in_kick;             /* wp_h2p_pend_kick() runs */
 	struct wp_retry_rng rrng; /* the backoffs' jitter */
 };
 
@@ -384,8 +388,20 @@ static inline bool wp_h2p_cb_retry(struct wp_h2p_strm *t, const struct wp_route_
 	return t->cb_retry;
 }
 
+/* h2p_pending.c: <t> waits for a connection of its cluster behind the
+ * others (true), or the pending limit is reached (false: overflow,
+ * counted); it leaves the line (no-op when not in it). */
+bool wp_h2p_pend_join(struct wp_h2p_strm *t, struct wp_cb_clu *k,
+                      const struct wp_route_cluster *cl);
+void wp_h2p_pend_leave(struct wp_h2p_strm *t);
+/* End of a public call: when a connection closed or a stream ended since
+ * the last one, the waiting streams get a connection, first come first
+ * served, while there is one for them. */
+void wp_h2p_pend_kick(struct wp_h2p_core *c);
+
 /* h2p_upstream.c: a connection to <ep>; for a request <t> to <cl>, within
- * the cluster's limits (*full: refused by one, t->rec has UO) */
+ * the cluster's limits (*full: refused by one, t->rec has UO). NULL with
+ * t->wait.clu set: <t> waits for one (maxConnections reached). */
 struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_endpoint *ep,
                                     bool h1, struct wp_h2p_strm *t,
                                     const struct wp_route_cluster *cl, bool *full);

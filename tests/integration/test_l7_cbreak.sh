@@ -13,6 +13,10 @@
 #     line with UO for each, the backend saw only the ones that succeeded;
 #   - the same 20 on 4 HBONE connections (spread over both workers): still
 #     2..4 succeed;
+#   - h2c / gRPC (the Service "gslow", a grpc port, the same limits plus
+#     maxConcurrentStreams 1): 8 calls at once on one h2 session: 2 succeed
+#     one after the other (one stream waited for the connection), the rest
+#     UNAVAILABLE with the overflow message at once, counted and logged UO;
 # and connectTimeout: the Service "hole", whose one pod drops every packet
 # (its address is blackholed in the namespace), with connectTimeout 300ms:
 # a request fails with 503 UF,URX after the first try and Istio's 2
@@ -111,6 +115,52 @@ spec:
     connectionPool:
       tcp:
         connectTimeout: 300ms
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: gslow
+  namespace: default
+spec:
+  clusterIP: 198.19.0.52
+  selector:
+    app: gslow
+  ports:
+  - name: grpc
+    port: 50051
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: gslow-1
+  namespace: default
+  labels:
+    app: gslow
+spec:
+  nodeName: node-1
+status:
+  phase: Running
+  podIP: 198.18.1.52
+  podIPs:
+  - ip: 198.18.1.52
+  conditions:
+  - type: Ready
+    status: "True"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: gslow
+  namespace: default
+spec:
+  host: gslow
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxConcurrentStreams: 1
 YAML
 
 ALOG=$T/access.log
@@ -122,6 +172,12 @@ PIDS+=($!)
 disown $!
 for _ in $(seq 50); do grep -q listening "$T/slow.log" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$T/slow.log" || fail "backend did not start: $(cat "$T/slow.err")"
+ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/retry_backend.py" --name gslow \
+	--bind 198.18.1.52:9080 --grpc-bind 198.18.1.52:50051 >"$T/gslow.log" 2>"$T/gslow.err" &
+PIDS+=($!)
+disown $!
+for _ in $(seq 50); do grep -q listening "$T/gslow.log" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$T/gslow.log" || fail "gRPC backend did not start: $(cat "$T/gslow.err")"
 # the hole: its address no longer local, every packet to it dropped
 in_ns ip addr del 198.18.1.51/32 dev lo
 in_ns ip route add blackhole 198.18.1.51/32
@@ -231,3 +287,75 @@ print(x["elapsed"])' >"$T/res" || fail "connect timeout: $(cat "$T/res")"
 for _ in $(seq 30); do grep -q ' 503 UF,URX ' "$ALOG" && break; sleep 0.1; done
 grep -q ' 503 UF,URX ' "$ALOG" || fail "access log: no 503 UF,URX line: $(tail -2 "$ALOG")"
 pass "connectTimeout 300ms, blackholed pod: 503 UF,URX after $(cat "$T/res")s (3 tries), l7_cb_connect_timeout=3"
+
+# h2c / gRPC (gslow, a grpc port; maxConnections 1, http1MaxPendingRequests
+# 1, maxConcurrentStreams 1: one stream per connection): 8 unary calls at
+# once on one gRPC channel, so one HBONE tunnel and one h2 session on one
+# worker (a local forwarder into the tunnel, hbone_fwd.py). Each call's
+# first try takes 1.5 s at the backend (x-code SLOW). One goes out, one
+# waits for the connection's stream and goes out after it, the others get
+# UNAVAILABLE with the overflow message at once: 2 succeed (bound 2..4 on 2
+# cores), one after the other.
+ip netns exec "$WP_NETNS" $PY "$ROOT/tests/integration/hbone_fwd.py" --listen 127.0.0.1:15003 \
+	--addr "$WP_IP:15008" --certs "$PKI" --authority 198.19.0.52:50051 >"$T/fwd.log" 2>&1 &
+PIDS+=($!)
+disown $!
+for _ in $(seq 100); do grep -q listening "$T/fwd.log" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$T/fwd.log" || fail "hbone_fwd.py did not start: $(cat "$T/fwd.log")"
+uo_before=$(stat l7_upstream_overflow)
+pend_before=$(stat l7_cb_pending)
+alog_before=$(grep -c ' UO ' "$ALOG" || true)
+in_ns $PY - 127.0.0.1:15003 8 >"$T/res" 2>"$T/res.err" <<'PY' || fail "gRPC calls: $(cat "$T/res.err")"
+import sys, threading, time
+import grpc
+target, n = sys.argv[1], int(sys.argv[2])
+body = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+with grpc.insecure_channel(target) as ch:
+    grpc.channel_ready_future(ch).result(timeout=10)
+    call = ch.unary_unary("/test.Retry/Flaky")
+    res, lock, t0 = [], threading.Lock(), time.monotonic()
+    def done(f):
+        el = time.monotonic() - t0
+        try:
+            f.result()
+            r = ("OK", "", el)
+        except grpc.RpcError as e:
+            r = (e.code().name, e.details() or "", el)
+        with lock:
+            res.append(r)
+    fs = [call.future(b"x", timeout=20,
+                      metadata=(("x-req", "g%d" % i), ("x-fail", "1"), ("x-code", "SLOW")))
+          for i in range(n)]
+    for f in fs:
+        f.add_done_callback(done)
+    for f in fs:
+        try:
+            f.result()
+        except grpc.RpcError:
+            pass
+    time.sleep(0.1)
+ok = sorted(r[2] for r in res if r[0] == "OK")
+uo = [r for r in res if r[0] == "UNAVAILABLE" and r[1] == body]
+if len(res) != n or len(ok) + len(uo) != n:
+    sys.exit("not OK or UNAVAILABLE with the overflow message: %s" % res)
+if not 2 <= len(ok) <= 4:
+    sys.exit("%d succeeded, expected 2..4: %s" % (len(ok), res))
+if max(r[2] for r in uo) > 1.0:
+    sys.exit("an overflow answered late: %s" % res)
+if ok[0] < 1.4 or ok[-1] < 2.9:
+    sys.exit("the successes did not go one after the other: %s" % res)
+print(len(ok), len(uo), round(max(r[2] for r in uo), 3), round(ok[-1], 3))
+PY
+read -r g_ok g_uo g_worst g_slowest <"$T/res"
+got=$(($(stat l7_upstream_overflow) - uo_before))
+[ "$got" = "$g_uo" ] || fail "l7_upstream_overflow counted $got, expected $g_uo"
+[ "$(($(stat l7_cb_pending) - pend_before))" -ge 1 ] || fail "no stream waited (l7_cb_pending)"
+for _ in $(seq 30); do
+	[ "$(($(grep -c ' UO ' "$ALOG" || true) - alog_before))" = "$g_uo" ] && break
+	sleep 0.1
+done
+[ "$(($(grep -c ' UO ' "$ALOG" || true) - alog_before))" = "$g_uo" ] ||
+	fail "access log: not $g_uo more lines with UO: $(tail -3 "$ALOG")"
+seen=$(grep -c '"id": "g' "$T/gslow.log" || true)
+[ "$seen" = "$g_ok" ] || fail "the gRPC backend saw $seen calls, $g_ok succeeded"
+pass "8 concurrent gRPC calls on one h2c session, maxConnections 1 + http1MaxPendingRequests 1 + maxConcurrentStreams 1: $g_ok succeeded (the waiting one after ${g_slowest}s), $g_uo UNAVAILABLE with the overflow message within ${g_worst}s; l7_upstream_overflow +$got, l7_cb_pending +$(($(stat l7_cb_pending) - pend_before))"

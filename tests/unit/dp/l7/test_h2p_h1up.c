@@ -12,9 +12,11 @@
  * response (502), an upstream close mid-body (RST_STREAM), a client reset
  * mid-request (the upstream connection closed), flow control with a client
  * that does not read (the upstream is no longer read), header modifiers,
- * mirrors skipped, and DestinationRule connection-pool limits (Envoy's
- * 503 overflow answer). The client side and the harness are in
- * h2c_fixture.h (shared with test_h2proxy.c).
+ * mirrors skipped, DestinationRule connection-pool limits (a stream
+ * waiting for the connection, Envoy's 503 overflow answer beyond the
+ * line), and a retried 503 (the held body replayed on a new connection).
+ * The client side and the harness are in h2c_fixture.h (shared with
+ * test_h2proxy.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -73,6 +75,7 @@ enum be_mode {
 	BE_CONTINUE,  /* 100 Continue, then BE_OK */
 	BE_HEAD,      /* 200, content-length 10, no body (a HEAD answer) */
 	BE_SWITCH,    /* 101 Switching Protocols, then raw bytes */
+	BE_503_ONCE,  /* 503 (kept alive), then BE_OK */
 };
 
 struct fb {
@@ -166,6 +169,10 @@ static void be_answer(struct fb *f)
 		break;
 	case BE_HOLD:
 		f->out_len = f->out_off = 0;
+		break;
+	case BE_503_ONCE:
+		be_out(f, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy");
+		be_mode = BE_OK;
 		break;
 	case BE_HEAD:
 		be_out(f, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
@@ -805,19 +812,40 @@ static void test_connection_pool(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_UPSTREAM_OVERFLOW], 1);
 	teardown(NULL);
 
-	fx_dr_tp = "    connectionPool: {tcp: {maxConnections: 1}}\n";
+	/* maxConnections 1, http1MaxPendingRequests 1: the second stream waits
+	 * for the connection (one request at a time), the third is refused at
+	 * once; the waiting one goes out on the same connection when the first
+	 * response ends */
+	fx_dr_tp = "    connectionPool:\n      tcp: {maxConnections: 1}\n"
+	           "      http: {http1MaxPendingRequests: 1}\n";
 	mk();
 	be_mode = BE_HOLD;
 	req("GET", "/r/a", NULL, NULL);
 	req("GET", "/r/b", NULL, NULL);
+	req("GET", "/r/c", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 1);
-	assert_int_equal(cresps[1].status, 503);
+	assert_int_equal(n_brq, 1);
+	assert_int_equal(cresps[1].status, 0); /* waiting */
+	assert_int_equal(cresps[2].status, 503);
+	assert_memory_equal(cresps[2].text, wp_cb_overflow_body, sizeof(cresps[2].text) - 1);
+	assert_int_equal(ctr[WP_CTR_L7_CB_PENDING], 1);
 	assert_int_equal(ctr[WP_CTR_L7_CB_PENDING_OVERFLOW], 1);
 	/* a request not under the DestinationRule's limits is not refused */
 	req("GET", "/other", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 2);
+	be_mode = BE_OK;
+	be_answer(&fbs[0]);
+	pump();
+	assert_int_equal(cresps[0].status, 200);
+	assert_int_equal(n_brq, 3);
+	assert_string_equal(brqs[2].target, "/r/b");
+	assert_int_equal(brqs[2].fb, 0); /* the kept-alive connection */
+	be_answer(&fbs[0]);
+	pump();
+	assert_int_equal(cresps[1].status, 200);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_UP_H1_REUSE], 1);
 	teardown(NULL);
 
 	/* maxRequestsPerConnection 1: one request per connection, then closed */
@@ -885,6 +913,33 @@ static void test_connect_failure_retry(void **state)
 	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY], 1);
 }
 
+/* The rule's whole retry policy applies on HTTP/1.1 upstreams too (here
+ * Istio's default: a 503 is retried): the request body is held, the
+ * retried try's connection is closed, the second try carries the same
+ * head and body, and only its answer reaches the client. */
+static void test_status_retry(void **state)
+{
+	(void)state;
+	mk();
+	be_mode = BE_503_ONCE;
+	req("POST", "/r/a", "data", "4");
+	pump();
+	wp_h2p_core_clock(core, 1000); /* the backoff (at most 50 ms) ends */
+	pump();
+	assert_int_equal(n_brq, 2);
+	assert_string_equal(brqs[0].body, "data");
+	assert_string_equal(brqs[1].body, "data");
+	assert_true(brqs[1].has_cl);
+	assert_string_equal(brqs[1].target, "/r/a");
+	assert_int_equal(cresps[0].status, 200);
+	assert_string_equal(cresps[0].text, "ok");
+	assert_true(cresps[0].closed);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY_STATUS], 1);
+	assert_int_equal(ctr[WP_CTR_L7_H2P_RETRY_NOT_HELD], 0);
+	assert_true(fbs[brqs[0].fb].c.closed);
+	assert_int_equal(wp_h2p_core_streams(core), 0);
+}
+
 /* timeouts.request: 504, and the connection (request written, no
  * response) is closed */
 static void test_timeout(void **state)
@@ -931,6 +986,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_connection_pool, teardown),
 	        cmocka_unit_test_teardown(test_connect_timeout, teardown),
 	        cmocka_unit_test_teardown(test_connect_failure_retry, teardown),
+	        cmocka_unit_test_teardown(test_status_retry, teardown),
 	        cmocka_unit_test_teardown(test_timeout, teardown),
 	};
 
