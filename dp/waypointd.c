@@ -265,8 +265,9 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int opt, rc = 1;
 
-	/* OpenSSL's allocations are counted per thread (tunnel memory gauges):
-	 * this must come before anything allocates through OpenSSL. */
+	/* OpenSSL's allocations are counted per thread (tunnel memory gauges)
+	 * and its freed blocks cached per thread (dp/tls/mem.c): this must
+	 * come before anything allocates through OpenSSL. */
 	(void)wp_tls_mem_accounting_enable();
 	wp_log_init();
 	while ((opt = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {

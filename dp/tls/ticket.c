@@ -50,10 +50,14 @@ struct wp_tls_tickets {
 
 static int ex_idx = -1;
 static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
+/* Fetched once per process: EVP_aes_256_cbc() would make OpenSSL 3 look
+ * the cipher up in its provider store on every ticket sealed or opened. */
+static EVP_CIPHER *aes_cbc;
 
 static void ex_init(void)
 {
 	ex_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	aes_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
 }
 
 static uint64_t wall_s(void)
@@ -207,9 +211,9 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	params[2] = OSSL_PARAM_construct_end();
 	if (enc) {
 		if (RAND_bytes(iv, TICKET_IV_LEN) != 1 ||
-		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, use.aes, iv) != 1)
+		    EVP_EncryptInit_ex(cctx, aes_cbc, NULL, use.aes, iv) != 1)
 			rc = -1;
-	} else if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, use.aes, iv) != 1) {
+	} else if (EVP_DecryptInit_ex(cctx, aes_cbc, NULL, use.aes, iv) != 1) {
 		rc = -1;
 	}
 	if (rc > 0 && EVP_MAC_CTX_set_params(hctx, params) != 1)
@@ -225,7 +229,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 int wp_tls_tickets_attach(struct wp_tls_tickets *k, SSL_CTX *ctx)
 {
 	pthread_once(&ex_once, ex_init);
-	if (ex_idx < 0 || SSL_CTX_set_ex_data(ctx, ex_idx, k) != 1)
+	if (ex_idx < 0 || aes_cbc == NULL || SSL_CTX_set_ex_data(ctx, ex_idx, k) != 1)
 		return -ENOMEM;
 	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb) != 1)
 		return -ENOMEM;

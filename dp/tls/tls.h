@@ -203,11 +203,15 @@ int wp_tls_spiffe_parse(const char *id, size_t len, const char **td, size_t *td_
                         const char **ns, size_t *ns_len, const char **sa, size_t *sa_len);
 
 /*
- * Memory accounting for OpenSSL (CRYPTO_set_mem_functions). Must be called
- * before OpenSSL allocates anything (first thing in main). Afterwards
- * wp_tls_mem_live() returns the bytes currently allocated by OpenSSL from
- * the calling thread's point of view (allocations minus frees made on this
- * thread). Returns 0 or -EBUSY if OpenSSL already allocated.
+ * OpenSSL's allocator (CRYPTO_set_mem_functions, dp/tls/mem.c): memory
+ * accounting, and a per-thread cache of the blocks OpenSSL frees, by size
+ * class, so that the thousands of short-lived allocations of a handshake
+ * are mostly served without malloc (at most 2 MiB held per thread, given
+ * back when the thread exits). Must be called before OpenSSL allocates
+ * anything (first thing in main). Afterwards wp_tls_mem_live() returns the
+ * bytes currently allocated by OpenSSL from the calling thread's point of
+ * view (allocations minus frees made on this thread; cached blocks are not
+ * live). Returns 0 or -EBUSY if OpenSSL already allocated.
  */
 int wp_tls_mem_accounting_enable(void);
 int64_t wp_tls_mem_live(void);
