@@ -563,7 +563,9 @@ static uint32_t http_series(struct wp_pipe_conn *c, const struct wp_pipe_rec *r,
 	l.v[WP_ML_RESPONSE_FLAGS] = flags_id;
 	memcpy(c->last_key, k, sizeof(k));
 	c->last_series = wp_metrics_http_series(pc->metrics, &l);
-	c->last_valid = true;
+	/* the overflow series is not kept: each request that lands there
+	 * goes through the lookup, which counts it */
+	c->last_valid = c->last_series != 0;
 	return c->last_series;
 }
 
