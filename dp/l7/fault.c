@@ -5,22 +5,13 @@
  */
 #include "dp/l7/fault.h"
 #include "dp/l7/pipeline.h"
-
-/* splitmix64: one 64-bit draw from the core's state. */
-static uint64_t draw(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
+#include "wp/rand.h"
 
 static bool hit(uint64_t *rng, uint32_t ppm)
 {
 	if (ppm == 0)
 		return false;
-	return ppm >= 1000000 || draw(rng) % 1000000 < ppm;
+	return ppm >= 1000000 || wp_rand_below(rng, 1000000) < ppm;
 }
 
 bool wp_fault_decide(uint64_t *rng, const struct wp_route_fault *f, struct wp_fault_plan *p)

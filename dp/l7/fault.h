@@ -16,7 +16,7 @@
  * Here is the decision, shared by both proxies (h1proxy.c holds a request
  * on its session's timers, h2p_fault.c a stream on the core's); the proxies
  * act on the plan and count (l7_fault_*). Nothing allocates; the draws come
- * from a per-core generator the proxy keeps.
+ * from a per-core generator the proxy keeps (wp/rand.h).
  */
 #ifndef WP_DP_L7_FAULT_H
 #define WP_DP_L7_FAULT_H
@@ -36,12 +36,6 @@ struct wp_fault_plan {
 	uint16_t status;   /* the abort's HTTP status (200 for a grpcStatus abort) */
 	uint8_t grpc;      /* its grpc-status for a gRPC request */
 };
-
-/* Seeds a core's draw generator. */
-static inline void wp_fault_seed(uint64_t *rng, uint64_t seed)
-{
-	*rng = seed ^ 0x6a09e667f3bcc909ull;
-}
 
 /* When a request delayed <delay_ms> from <now_ms> resumes: a millisecond
  * later than the sum, since the worker's clock counts whole milliseconds

@@ -37,6 +37,7 @@
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"
+#include "wp/rand.h"
 
 const struct wp_h1p_cfg wp_h1p_default_cfg = {
         .lim = {.max_line = 8192, .max_header_bytes = 60 * 1024, .max_headers = 100},
@@ -75,8 +76,8 @@ struct wp_h1p_core *wp_h1p_core_create(const struct wp_h1p_cfg *cfg, const struc
 	c->rc = rc;
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed);
-	wp_retry_rng_seed(&c->rrng, seed);
-	wp_fault_seed(&c->fault_rng, seed);
+	wp_rand_seed(&c->rrng, seed);
+	wp_rand_seed(&c->fault_rng, seed ^ 0x6a09e667f3bcc909ull);
 	c->sessions = calloc(cfg->max_sessions, sizeof(*c->sessions));
 	c->ups = calloc(cfg->max_upstreams, sizeof(*c->ups));
 	c->mem = aligned_alloc(64, per * cfg->max_sessions);

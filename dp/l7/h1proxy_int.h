@@ -176,7 +176,7 @@ struct wp_h1p_core {
 	uint64_t *ctr;
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
-	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_rng; /* fault injection draws (wp/rand.h) */
 	uint64_t fault_due; /* the earliest held request's resumption (0: none) */
 	struct wp_lb_cache *lbc;
 	struct wp_h1p_sess *sessions;
@@ -185,12 +185,12 @@ struct wp_h1p_core {
 	struct wp_uppool pool; /* pool.draining: shutting down, responses close their connection */
 	uint8_t *mem;          /* arenas and buffers of every session */
 	struct wp_h1p_mirror *mirrors, *free_mir;
-	uint8_t *mir_mem;         /* their buffers */
-	char tgt[8192];           /* rewritten request-target, transient */
-	struct wp_cb_core cb;     /* circuit breaking: this core's counts per cluster */
-	bool cb_kick, in_kick;    /* a connection of a cluster with waiters was freed */
-	uint32_t n_backoff;       /* sessions waiting for a retry's backoff */
-	struct wp_retry_rng rrng; /* the backoffs' jitter */
+	uint8_t *mir_mem;      /* their buffers */
+	char tgt[8192];        /* rewritten request-target, transient */
+	struct wp_cb_core cb;  /* circuit breaking: this core's counts per cluster */
+	bool cb_kick, in_kick; /* a connection of a cluster with waiters was freed */
+	uint32_t n_backoff;    /* sessions waiting for a retry's backoff */
+	uint64_t rrng;         /* the backoffs' jitter (wp/rand.h) */
 };
 
 static inline struct wp_h1p_up *h1up_of(struct wp_uppool_ent *e)

@@ -28,6 +28,7 @@
  * fewer bytes while the client does not read.
  */
 #include "dp/l7/h2proxy_int.h"
+#include "wp/rand.h"
 
 const struct wp_h2p_cfg wp_h2p_default_cfg = {
         .max_sessions = 64,
@@ -109,8 +110,8 @@ struct wp_h2p_core *wp_h2p_core_create(const struct wp_h2p_cfg *cfg, const struc
 	c->mem = mem;
 	c->ctr = ctr;
 	wp_http_reqid_seed(&c->rng, seed ^ 0x5bd1e995);
-	wp_retry_rng_seed(&c->rrng, seed);
-	wp_fault_seed(&c->fault_rng, seed);
+	wp_rand_seed(&c->rrng, seed);
+	wp_rand_seed(&c->fault_rng, seed ^ 0x6a09e667f3bcc909ull);
 	nvs = (size_t)cfg->max_headers;
 	/* per stream: 2 rings, 2 header blocks (bytes + fields), the out fields */
 	per = 2 * (size_t)cfg->stream_buf + 2 * (size_t)cfg->max_header_bytes +

@@ -167,7 +167,7 @@ struct wp_h2p_core {
 	uint64_t *ctr;
 	uint64_t now_ms;
 	struct wp_http_reqid_rng rng;
-	uint64_t fault_rng; /* fault injection draws (fault.h) */
+	uint64_t fault_rng; /* fault injection draws (wp/rand.h) */
 	uint64_t fault_due; /* the earliest held stream's resumption (0: none) */
 	struct h1up *h1ups; /* per upstream object (same index): the HTTP/1.1 codec */
 	struct wp_http1_limits h1lim;
@@ -189,11 +189,11 @@ struct wp_h2p_core {
 	struct wp_http_hdr *rh; /* transient: the request as the router sees it */
 	char tmp[8192];         /* transient: redirect / rewritten path */
 	char tmp2[8192];
-	uint32_t n_backoff;       /* streams waiting for a retry's backoff */
-	uint32_t n_pend;          /* streams waiting for a connection (h2p_pending.c) */
-	bool pend_kick;           /* a connection or stream slot may have freed for them */
-	bool in_kick;             /* wp_h2p_pend_kick() runs */
-	struct wp_retry_rng rrng; /* the backoffs' jitter */
+	uint32_t n_backoff; /* streams waiting for a retry's backoff */
+	uint32_t n_pend;    /* streams waiting for a connection (h2p_pending.c) */
+	bool pend_kick;     /* a connection or stream slot may have freed for them */
+	bool in_kick;       /* wp_h2p_pend_kick() runs */
+	uint64_t rrng;      /* the backoffs' jitter (wp/rand.h) */
 };
 
 /* ---- rings and header blocks ------------------------------------------------------------ */

@@ -8,30 +8,9 @@
  * the gRPC conditions on a trailers-only head's grpc-status.
  */
 #include "dp/l7/retry.h"
+#include "wp/rand.h"
 
 #define ANY_RESET (WP_ROUTE_RETRY_RESET | WP_ROUTE_RETRY_5XX | WP_ROUTE_RETRY_GATEWAY_ERROR)
-
-void wp_retry_rng_seed(struct wp_retry_rng *r, uint64_t seed)
-{
-	/* splitmix64 of the seed: never 0, the one state xorshift cannot leave */
-	uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	z ^= z >> 31;
-	r->s = z ? z : 1;
-}
-
-static uint64_t rng_next(struct wp_retry_rng *r)
-{
-	uint64_t x = r->s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	r->s = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
 
 bool wp_retry_on_event(const struct wp_route_retry *p, enum wp_retry_ev ev)
 {
@@ -79,7 +58,7 @@ bool wp_retry_needs_hold(const struct wp_route_retry *p)
 	return p->attempts > 0 && ((p->on & ~WP_ROUTE_RETRY_CONNECT_FAILURE) || p->n_codes > 0);
 }
 
-uint32_t wp_retry_backoff_ms(const struct wp_route_retry *p, uint32_t n, struct wp_retry_rng *r)
+uint32_t wp_retry_backoff_ms(const struct wp_route_retry *p, uint32_t n, uint64_t *rng)
 {
 	uint64_t base = p->backoff_ms ? p->backoff_ms : WP_RETRY_BACKOFF_BASE_MS;
 	uint64_t cap = base * WP_RETRY_BACKOFF_MAX_MUL, win;
@@ -89,7 +68,7 @@ uint32_t wp_retry_backoff_ms(const struct wp_route_retry *p, uint32_t n, struct 
 	win = n >= 8 ? cap : ((1ull << n) - 1) * base; /* 2^8 - 1 > 10: capped anyway */
 	if (win > cap)
 		win = cap;
-	return (uint32_t)(rng_next(r) % win);
+	return (uint32_t)wp_rand_below(rng, win);
 }
 
 int wp_retry_grpc_status(const char *v, uint32_t len)

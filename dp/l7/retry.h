@@ -33,14 +33,6 @@ enum wp_retry_ev {
 #define WP_RETRY_BACKOFF_BASE_MS 25u
 #define WP_RETRY_BACKOFF_MAX_MUL 10u
 
-/* A per-core PRNG for the jitter (xorshift64*: statistical quality is
- * all a jitter needs). */
-struct wp_retry_rng {
-	uint64_t s;
-};
-
-void wp_retry_rng_seed(struct wp_retry_rng *r, uint64_t seed);
-
 /* Whether <ev> is retried under <p> (ignoring the tries left). */
 bool wp_retry_on_event(const struct wp_route_retry *p, enum wp_retry_ev ev);
 
@@ -56,8 +48,9 @@ bool wp_retry_needs_hold(const struct wp_route_retry *p);
 
 /* The wait before retry number <n> (1 for the first retry): a uniform draw
  * in [0, (2^n - 1) * base), capped at 10 * base (Envoy's jittered
- * exponential backoff; base = the policy's backoff, else 25 ms). */
-uint32_t wp_retry_backoff_ms(const struct wp_route_retry *p, uint32_t n, struct wp_retry_rng *r);
+ * exponential backoff; base = the policy's backoff, else 25 ms), from the
+ * core's generator <rng> (wp/rand.h). */
+uint32_t wp_retry_backoff_ms(const struct wp_route_retry *p, uint32_t n, uint64_t *rng);
 
 /* The gRPC status in a response head's "grpc-status" value, -1 when the
  * value is absent or not a number of 0..99. */

@@ -9,6 +9,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A state from any 64-bit seed (splitmix64 of it; never 0, the one state
+ * xorshift cannot leave): cores seeded with their ids draw apart. */
+static inline void wp_rand_seed(uint64_t *state, uint64_t seed)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	*state = z ? z : 1;
+}
+
 /* Advances *state (which must not be 0) and returns 64 random bits. */
 static inline uint64_t wp_rand_next(uint64_t *state)
 {

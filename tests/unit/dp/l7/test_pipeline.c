@@ -21,6 +21,7 @@
 #include "wp/counters.h"
 
 #include "authz_fixture.h"
+#include "wp/rand.h"
 
 static uint64_t ctr[WP_CTR_MAX];
 
@@ -252,7 +253,7 @@ static void test_fault_decide(void **state)
 	int both = 0, delayed = 0;
 
 	(void)state;
-	wp_fault_seed(&rng, 1);
+	wp_rand_seed(&rng, 1);
 	assert_false(wp_fault_decide(&rng, NULL, &p));
 	assert_false(wp_fault_decide(&rng, &f, &p));
 	f = (struct wp_route_fault){

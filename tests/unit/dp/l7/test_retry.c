@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "dp/l7/retry.h"
+#include "wp/rand.h"
 
 /* Istio's default policy, as cp/resolve/httproute_compile.c builds it. */
 static const struct wp_route_retry istio_default = {
@@ -112,11 +113,11 @@ static void test_grpc_status(void **state)
 static void test_backoff(void **state)
 {
 	struct wp_route_retry p = {.attempts = 5};
-	struct wp_retry_rng r;
+	uint64_t r;
 	uint32_t lo, hi;
 
 	(void)state;
-	wp_retry_rng_seed(&r, 42);
+	wp_rand_seed(&r, 42);
 	for (uint32_t n = 1; n <= 12; n++) {
 		uint64_t win = n >= 8 ? 250 : ((1ull << n) - 1) * 25;
 
