@@ -220,6 +220,30 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
 	return 0;
 }
 
+/*
+ * The largest MTU the device takes, as ethdev computes it: its own max_mtu,
+ * and its largest frame less the L2 overhead (Ethernet header and CRC, or
+ * what the device says its overhead is). net_tap in DPDK 22.11 takes no
+ * frame over 1522 bytes; memif and most NICs take jumbo frames.
+ */
+static int check_mtu(const struct wp_port_config *pc, unsigned idx,
+                     const struct rte_eth_dev_info *info, const char *name, char *err,
+                     size_t errlen)
+{
+	uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN, max = info->max_mtu;
+
+	if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu)
+		overhead = info->max_rx_pktlen - info->max_mtu;
+	if (info->max_rx_pktlen > overhead)
+		max = WP_MIN(max, info->max_rx_pktlen - overhead);
+	if (pc->mtu > max) {
+		snprintf(err, errlen, "ports.[%u].mtu %u: %s takes at most %u", idx, pc->mtu, name,
+		         max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports, char *err,
                       size_t errlen)
 {
@@ -266,6 +290,10 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		         RTE_ETH_RSS_IPV4);
 		p->rss = true;
 	}
+	rc = check_mtu(pc, idx, &info, p->name, err, errlen);
+	if (rc != 0)
+		return rc;
+	conf.rxmode.mtu = pc->mtu;
 	rc = cksum_offloads(pc, idx, &info, p, &conf, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -332,20 +360,40 @@ fail:
 	return rc;
 }
 
+/*
+ * One mbuf holds one frame (the RX and TX paths want contiguous frames): the
+ * default 2 KiB data room up to an MTU of ~2,000, then room for the largest
+ * port's frames (9000 -> 9,216 bytes), as OVS-DPDK sizes its pools by MTU.
+ */
+static uint16_t buf_size_for(const struct wp_config *cfg)
+{
+	uint32_t room = RTE_MBUF_DEFAULT_DATAROOM;
+
+	for (unsigned i = 0; i < cfg->n_ports; i++) {
+		/* Ethernet header, one VLAN tag, CRC; in 1 KiB steps */
+		uint32_t frame = cfg->ports[i].mtu + RTE_ETHER_HDR_LEN + 4 + RTE_ETHER_CRC_LEN;
+
+		room = WP_MAX(room, (frame + 1023) & ~1023u);
+	}
+	return (uint16_t)(RTE_PKTMBUF_HEADROOM + room);
+}
+
 int wp_ports_start(const struct wp_config *cfg, struct wp_ports *ports, char *err, size_t errlen)
 {
+	uint16_t buf_size = buf_size_for(cfg);
+
 	memset(ports, 0, sizeof(*ports));
 	for (unsigned w = 0; w < cfg->workers; w++) {
 		char name[RTE_MEMPOOL_NAMESIZE];
 
 		snprintf(name, sizeof(name), "wp_mbuf_%u", w);
-		ports->pool[w] =
-		        rte_pktmbuf_pool_create(name, cfg->mbufs_per_worker, 256, 0,
-		                                RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		ports->pool[w] = rte_pktmbuf_pool_create(name, cfg->mbufs_per_worker, 256, 0,
+		                                         buf_size, (int)rte_socket_id());
 		if (ports->pool[w] == NULL) {
 			snprintf(err, errlen,
-			         "cannot create %u mbufs for worker %u: %s (raise eal.memory_mb)",
-			         cfg->mbufs_per_worker, w, rte_strerror(rte_errno));
+			         "cannot create %u mbufs of %u bytes for worker %u: %s (raise "
+			         "eal.memory_mb, or lower mbufs_per_worker)",
+			         cfg->mbufs_per_worker, buf_size, w, rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
 	}
