@@ -3,7 +3,7 @@
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
-                       [--workers 1|2] [--phases idle,handshakes,tunnel]
+                       [--workers 1|2] [--link tap|memif] [--phases idle,handshakes,tunnel]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
                        all)
 
@@ -118,12 +118,13 @@ def per_worker(conns, workers):
     return conns if workers == 1 else conns // workers + conns // 16 + 512
 
 
-def testbed_up(pki, man, build, conns, workers):
-    """waypointd with capacity for conns HBONE connections; (prefix, ip, pid)."""
+def testbed_up(pki, man, build, conns, workers, link):
+    """waypointd with capacity for conns HBONE connections on the TAP or the
+    memif link (tests/testbed --link); (prefix, ip, pid)."""
     sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
     pw = per_worker(conns, workers)
     out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
-             "--workers", str(workers),
+             "--workers", str(workers), "--link", link,
              "--certs", pki, "--set", "cluster.gateway_class=istio-waypoint",
              "--set", "tcp.max_conns=%d" % (pw + 1024), "--set", "tcp.buffers=%d" % min(pw, 16384),
              "--set", "tcp.accept_backlog=4096", "--set", "tcp.syn_backlog=4096",
@@ -240,6 +241,9 @@ def main():
                          "PING intervals and the measurement)")
     ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
                     help="waypointd workers (default 1)")
+    ap.add_argument("--link", default="tap", choices=("tap", "memif"),
+                    help="waypointd's port: the TAP (default) or memif, the NIC stand-in "
+                         "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire)")
     ap.add_argument("--phases", default="idle,handshakes,tunnel",
                     help="comma-separated subset of idle,handshakes,tunnel (default all)")
     a = ap.parse_args()
@@ -270,16 +274,16 @@ def main():
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0
         if "idle" in phases:
-            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers)
+            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link)
             f0 = footprint(prefix, wp_pid)
-            prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers, a.link)
             f1 = footprint(prefix, wp_pid)
             reserved_each = (f1 - f0) / a.idle
             for k in range(sources(a.idle)):  # the client's source addresses, beside 198.18.0.1
                 ns("ip", "addr", "add", "%s/32" % ip_plus(WP_SRC, k), "dev", "wp0")
             ns("ip", "link", "set", "wp0", "txqueuelen", str(TAP_QUEUE))
         else:
-            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link)
 
         procs.append(subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                        os.path.join(ROOT, "tests/integration/tcpcheck.py"),
