@@ -439,7 +439,7 @@ static int setup(void **state)
 	struct wp_tcp_config tc;
 	struct wp_tls_config cc = {0};
 	char sets[4][600], cert[512], key[512], ca[512], err[WP_CONFIG_ERRLEN];
-	const char *setp[5];
+	const char *setp[6];
 	int e = 0;
 
 	(void)state;
@@ -456,7 +456,8 @@ static int setup(void **state)
 	for (int i = 0; i < 4; i++)
 		setp[i] = sets[i];
 	setp[4] = "hbone.max_tunnels=64";
-	if (wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", setp, 5, &H.cfg, err,
+	setp[5] = "hbone.max_sessions=16";
+	if (wp_config_load(WP_SOURCE_ROOT "/conf/waypoint.conf", setp, 6, &H.cfg, err,
 	                   sizeof(err)) != 0)
 		fail_msg("config: %s", err);
 	assert_int_equal(wp_tunnel_shared_init(&H.sh, &H.cfg, &H.drain), 0);
@@ -464,6 +465,8 @@ static int setup(void **state)
 	assert_int_equal(inet_pton(AF_INET, W_IP, &H.w_ip), 1);
 	assert_int_equal(inet_pton(AF_INET, P_IP, &H.p_ip), 1);
 	wp_tcp_config_default(&tc);
+	tc.max_conns = 64; /* the pools are allocated up front: keep them small */
+	tc.time_wait_max = 64;
 	tc.local_ip = H.w_ip;
 	H.w = wp_tcp_stack_create(&tc, &ops, H.wctr);
 	tc.local_ip = H.p_ip;
