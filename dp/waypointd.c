@@ -188,6 +188,12 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* /wp/tunnels (dp/obs/telemetry.h) reads each worker's tunnel gauges. */
+static void tunnels_add(const void *tw, struct wp_telemetry_tunnels *sum)
+{
+	wp_tunnel_worker_gauges_add(tw, sum);
+}
+
 /* The control plane's counters for telemetry (called on its thread). */
 static void cp_counters(void *cp, uint64_t *out)
 {
@@ -256,6 +262,7 @@ int main(int argc, char **argv)
 	const char *sets[MAX_SETS];
 	unsigned n_sets = 0, lcores[WP_MAX_WORKERS], id = 0, lcore;
 	static struct wp_worker *workers[WP_MAX_WORKERS]; /* telemetry reads it until exit */
+	static const void *tunnel_w[WP_MAX_WORKERS];      /* each worker's tunnels: telemetry too */
 	struct wp_stats *stats[WP_MAX_WORKERS];
 	static struct wp_metrics_core *cells[WP_MAX_WORKERS]; /* the scrapes read them until exit */
 	static struct wp_alog_ring *alog_rings[WP_MAX_WORKERS]; /* access log: per worker */
@@ -444,10 +451,19 @@ int main(int argc, char **argv)
 		}
 		workers[id]->alog = alog_rings[id];
 		workers[id]->trace = wp_trace_exporter_ring(extra.trace, id); /* NULL: off */
-		if (hbone && wp_tunnel_worker_create(workers[id], &tunnels) == NULL) {
-			wp_log(WP_LOG_ERR, "waypointd: cannot set up HBONE on worker %u\n", id);
-			id++;
-			goto out_workers;
+		if (hbone) {
+			struct wp_tunnel_worker *tw =
+			        wp_tunnel_worker_create(wp_worker_io(workers[id]), &tunnels);
+
+			if (tw == NULL ||
+			    wp_worker_add_app(workers[id], &wp_tunnel_app_ops, tw) != 0) {
+				wp_tunnel_worker_destroy(tw);
+				wp_log(WP_LOG_ERR, "waypointd: cannot set up HBONE on worker %u\n",
+				       id);
+				id++;
+				goto out_workers;
+			}
+			tunnel_w[id] = tw;
 		}
 		stats[id] = &workers[id]->stats;
 		lcores[id] = lcore;
@@ -471,7 +487,7 @@ int main(int argc, char **argv)
 		wp_cp_set_prometheus(cp, prometheus, prom);
 	if (wp_telemetry_register(stats, lcores, cfg.workers, rte_get_tsc_hz()) != 0 ||
 	    wp_diag_client_register(workers, cfg.workers) != 0 ||
-	    (hbone && wp_tunnel_telemetry_register(workers, cfg.workers) != 0) ||
+	    (hbone && wp_telemetry_tunnels_register(tunnel_w, cfg.workers, tunnels_add) != 0) ||
 	    (hbone && wp_outlier_telemetry_register(tunnels.outlier) != 0))
 		wp_log(WP_LOG_WARNING, "waypointd: warning: telemetry commands not registered\n");
 	for (unsigned w = 0; w < cfg.workers; w++)
@@ -508,7 +524,7 @@ int main(int argc, char **argv)
 			on_reload(&cfg, sets, n_sets, hbone ? &tunnels : NULL);
 		}
 		if (hbone)
-			(void)wp_tunnel_shared_tick(&tunnels, workers, cfg.workers, mono_ms());
+			(void)wp_tunnel_shared_tick(&tunnels, stats, cfg.workers, mono_ms());
 	}
 	(void)wp_sdnotify_send("STOPPING=1\nSTATUS=draining");
 	if (extra.kube && cfg.kubernetes.membership && ready) {
@@ -534,7 +550,7 @@ int main(int argc, char **argv)
 			usleep(20000);
 			active = 0;
 			for (unsigned w = 0; w < cfg.workers; w++)
-				active += wp_tunnel_worker_active(workers[w]->tunnel);
+				active += wp_tunnel_worker_active(tunnel_w[w]);
 		} while (active > 0 && !quit && mono_ms() < until);
 		wp_log_out(WP_LOG_INFO,
 		           "waypointd: drained%s (%llu connections and tunnels left)\n",

@@ -31,7 +31,6 @@
 
 #include "diag_client.h"
 #include "dp/net/tcp/tcp_diag.h"
-#include "dp/tunnel/tunnel.h"
 #include "dp/obs/snapview.h"
 #include "worker.h"
 #include "wp/common.h"
@@ -236,6 +235,51 @@ int wp_worker_pick_port(struct wp_worker_port *wp, uint32_t dst_ip, uint16_t dst
 	return wp_tcp_pick_port(wp->tcp, dst_ip, dst_port, port_is_ours, &pred, port);
 }
 
+/* ---- the applications' I/O interface (dp/app.h) -------------------------- */
+
+static int app_pick_port(const struct wp_app_port *p, uint32_t dst_ip, uint16_t dst_port,
+                         uint16_t *port)
+{
+	return wp_worker_pick_port(p->owner, dst_ip, dst_port, port);
+}
+
+static uint64_t app_now_us(void *ctx)
+{
+	return wp_worker_now_us(ctx);
+}
+
+/* On the NUMA node of the worker's lcore, where the application runs. */
+static void *app_zalloc(void *ctx, const char *name, size_t size, unsigned align)
+{
+	const struct wp_worker *w = ctx;
+
+	return rte_zmalloc_socket(name, size, align, (int)rte_lcore_to_socket_id(w->lcore));
+}
+
+static void app_free(void *ctx WP_UNUSED, void *p)
+{
+	rte_free(p);
+}
+
+const struct wp_app_io *wp_worker_io(struct wp_worker *w)
+{
+	w->io.slot = w->slot;
+	w->io.metrics = w->metrics;
+	w->io.alog = w->alog;
+	w->io.trace = w->trace;
+	return &w->io;
+}
+
+int wp_worker_add_app(struct wp_worker *w, const struct wp_app_ops *ops, void *app)
+{
+	if (w->n_apps == WP_MAX_APPS)
+		return -ENOSPC;
+	w->apps[w->n_apps].ops = ops;
+	w->apps[w->n_apps].app = app;
+	w->n_apps++;
+	return 0;
+}
+
 /* ---- set-up -------------------------------------------------------------- */
 
 static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_port *wp,
@@ -288,6 +332,15 @@ struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_
 	w->steer = steer;
 	w->tsc_hz = rte_get_tsc_hz();
 	w->n_ports = ports->n;
+	w->io.worker_id = id;
+	w->io.n_workers = cfg->workers;
+	w->io.n_ports = ports->n;
+	w->io.pick_port = app_pick_port;
+	w->io.now_us = app_now_us;
+	w->io.zalloc = app_zalloc;
+	w->io.free_fn = app_free;
+	w->io.ctx = w;
+	w->io.ctr = w->stats.ctr;
 	for (unsigned i = 0; i < ports->n; i++) {
 		struct wp_worker_port *wp = &w->ports[i];
 		const struct wp_port_config *pc = &cfg->ports[i];
@@ -310,6 +363,8 @@ struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_
 		wp->tcp = create_tcp(w, wp, cfg, pc);
 		if (wp->tcp == NULL)
 			goto fail;
+		w->io.ports[i].tcp = wp->tcp;
+		w->io.ports[i].owner = wp;
 		wp_fault_init(&wp->fault_rx, cfg->fault.rx_drop, cfg->fault.rx_dup,
 		              cfg->fault.rx_reorder, cfg->fault.seed, id * 64 + i * 2,
 		              WP_CTR_FAULT_RX_DROP, WP_CTR_FAULT_RX_DUP, WP_CTR_FAULT_RX_REORDER);
@@ -327,8 +382,10 @@ void wp_worker_destroy(struct wp_worker *w)
 {
 	if (w == NULL)
 		return;
-	wp_tunnel_worker_destroy(w->tunnel); /* closes its connections: before the stacks go */
-	w->tunnel = NULL;
+	while (w->n_apps > 0) { /* closes their connections: before the stacks go */
+		w->n_apps--;
+		w->apps[w->n_apps].ops->destroy(w->apps[w->n_apps].app);
+	}
 	for (unsigned i = 0; i < w->n_ports; i++) {
 		wp_tcp_diag_destroy(w->ports[i].diag); /* unlistens: before the stack goes */
 		if (w->ports[i].tcp != NULL)
@@ -535,7 +592,7 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 	return n + k;
 }
 
-/* Copies the TCP stacks' and the tunnels' occupancy into the stats that telemetry reads. */
+/* Copies the TCP stacks' and the applications' occupancy into the stats that telemetry reads. */
 static void publish_gauges(struct wp_worker *w)
 {
 	uint64_t conns = 0, est = 0, tw = 0, rb = 0, sb = 0;
@@ -555,12 +612,18 @@ static void publish_gauges(struct wp_worker *w)
 	__atomic_store_n(&w->stats.tcp_time_wait, tw, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->stats.tcp_rcv_bufs, rb, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->stats.tcp_snd_bufs, sb, __ATOMIC_RELAXED);
-	if (w->tunnel) {
-		const struct wp_tunnel_gauges *t = wp_tunnel_worker_gauges(w->tunnel);
+	if (w->n_apps > 0) {
+		struct wp_app_gauges sum = {0, 0};
 
-		__atomic_store_n(&w->stats.hbone_conns, t->sessions_in + t->sessions_out,
-		                 __ATOMIC_RELAXED);
-		__atomic_store_n(&w->stats.tunnels, t->tunnels, __ATOMIC_RELAXED);
+		for (unsigned i = 0; i < w->n_apps; i++) {
+			struct wp_app_gauges g = {0, 0};
+
+			w->apps[i].ops->gauges(w->apps[i].app, &g);
+			sum.conns += g.conns;
+			sum.tunnels += g.tunnels;
+		}
+		__atomic_store_n(&w->stats.hbone_conns, sum.conns, __ATOMIC_RELAXED);
+		__atomic_store_n(&w->stats.tunnels, sum.tunnels, __ATOMIC_RELAXED);
 	}
 }
 
@@ -590,7 +653,8 @@ int wp_worker_main(void *arg)
 			work += poll_port(w, &w->ports[i], now);
 		work += poll_steer(w, now);
 		work += wp_diag_client_poll(w, now);
-		work += wp_tunnel_poll(w->tunnel, now);
+		for (unsigned i = 0; i < w->n_apps; i++)
+			work += w->apps[i].ops->poll(w->apps[i].app, now);
 		for (unsigned i = 0; i < w->n_ports; i++)
 			wp_tcp_timers(w->ports[i].tcp, now);
 		if (now - last_expire >= 1000) {
@@ -626,7 +690,8 @@ int wp_worker_main(void *arg)
 		}
 	}
 	wp_diag_client_stop(w);
-	wp_tunnel_worker_stop(w->tunnel);
+	for (unsigned i = 0; i < w->n_apps; i++)
+		w->apps[i].ops->stop(w->apps[i].app);
 	if (w->slot != NULL)
 		wp_snapshot_slot_unregister(w->slot, w->id);
 	for (unsigned i = 0; i < w->n_ports; i++) {

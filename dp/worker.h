@@ -13,6 +13,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "dp/app.h"
 #include "dp/net/net.h"
 #include "dp/net/tcp/tcp.h"
 #include "dp/port/fault.h"
@@ -21,7 +22,8 @@
 #include "wp/metrics.h"
 #include "wp/stats_types.h"
 
-#define WP_BURST 32
+#define WP_BURST    32
+#define WP_MAX_APPS 2 /* applications a worker runs (wp_worker_add_app) */
 
 struct wp_worker;
 
@@ -59,9 +61,8 @@ struct wp_worker {
 	volatile const bool *quit;
 	uint64_t tsc_hz;
 	const struct wp_steer *steer;
-	struct wp_snapshot_slot *slot;   /* the control plane's snapshots (RCU reader) */
-	struct wp_diag_client *client;   /* an active-open test job, or NULL */
-	struct wp_tunnel_worker *tunnel; /* HBONE server and tunnels (dp/tunnel), or NULL */
+	struct wp_snapshot_slot *slot; /* the control plane's snapshots (RCU reader) */
+	struct wp_diag_client *client; /* an active-open test job, or NULL */
 	struct wp_metrics_core
 	        *metrics;          /* Istio metric cells (wp/metrics.h; main owns it), or NULL */
 	struct wp_alog_ring *alog; /* access-log ring to the writer (main owns it) */
@@ -69,6 +70,12 @@ struct wp_worker {
 	        *trace; /* span ring to the exporter (main's exporter owns it), or NULL */
 	unsigned n_ports;
 	struct wp_worker_port ports[WP_MAX_PORTS];
+	struct wp_app_io io; /* what applications see of this worker (wp_worker_io) */
+	unsigned n_apps;
+	struct {
+		const struct wp_app_ops *ops;
+		void *app;
+	} apps[WP_MAX_APPS]; /* polled in order each iteration, destroyed in reverse */
 } WP_CACHE_ALIGNED;
 
 /* Creates the n x n steering rings (start-up). 0 or -ENOMEM. */
@@ -104,6 +111,20 @@ int wp_worker_pick_port(struct wp_worker_port *wp, uint32_t dst_ip, uint16_t dst
 
 /* The worker's clock in microseconds (TSC based, monotonic). */
 uint64_t wp_worker_now_us(const struct wp_worker *w);
+
+/*
+ * The I/O interface an application of worker <w> is created with
+ * (dp/app.h), with the slot, metric cells and rings set on <w> so far
+ * (start-up, main thread). It lives as long as the worker.
+ */
+const struct wp_app_io *wp_worker_io(struct wp_worker *w);
+
+/*
+ * Makes the worker poll, stop and destroy <app> with <ops> (start-up,
+ * before the lcore runs). The worker owns <app> from then on: it is
+ * destroyed with the worker. 0, or -ENOSPC past WP_MAX_APPS.
+ */
+int wp_worker_add_app(struct wp_worker *w, const struct wp_app_ops *ops, void *app) WP_MUST_CHECK;
 
 /* The lcore entry point: polls until *quit, then frees what it holds. */
 int wp_worker_main(void *worker);

@@ -255,3 +255,47 @@ int wp_telemetry_register(struct wp_stats *const *stats, const unsigned *lcores,
 		return -EEXIST;
 	return 0;
 }
+
+/* ---- /wp/tunnels ---------------------------------------------------------------------------- */
+
+static struct {
+	const void *const *apps;
+	unsigned n;
+	wp_telemetry_tunnels_cb add;
+} tun_reg;
+
+static int cmd_tunnels(const char *cmd WP_UNUSED, const char *params WP_UNUSED,
+                       struct rte_tel_data *d)
+{
+	struct wp_telemetry_tunnels s;
+
+	memset(&s, 0, sizeof(s));
+	for (unsigned i = 0; i < tun_reg.n; i++)
+		if (tun_reg.apps[i] != NULL)
+			tun_reg.add(tun_reg.apps[i], &s);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "sessions_in", s.sessions_in);
+	rte_tel_data_add_dict_u64(d, "sessions_out", s.sessions_out);
+	rte_tel_data_add_dict_u64(d, "tunnels", s.tunnels);
+	rte_tel_data_add_dict_u64(d, "queued_bytes", s.queued_bytes);
+	rte_tel_data_add_dict_u64(d, "h2_held_bytes", s.h2_held_bytes);
+	rte_tel_data_add_dict_u64(d, "h2_slab_bytes", s.h2_slab_bytes);
+	rte_tel_data_add_dict_u64(d, "tls_live_bytes",
+	                          s.tls_live_bytes > 0 ? (uint64_t)s.tls_live_bytes : 0);
+	/* hbone.max_handshakes is per worker: the peak is the highest one. */
+	rte_tel_data_add_dict_u64(d, "handshakes", s.handshakes);
+	rte_tel_data_add_dict_u64(d, "handshakes_peak", s.handshakes_peak);
+	return 0;
+}
+
+int wp_telemetry_tunnels_register(const void *const *apps, unsigned n, wp_telemetry_tunnels_cb add)
+{
+	tun_reg.apps = apps;
+	tun_reg.n = n;
+	tun_reg.add = add;
+	return rte_telemetry_register_cmd("/wp/tunnels", cmd_tunnels,
+	                                  "HBONE connections, tunnels and their memory, summed "
+	                                  "over workers") == 0
+	               ? 0
+	               : -EEXIST;
+}

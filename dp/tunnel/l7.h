@@ -39,6 +39,7 @@
 #include "wp/route.h"
 
 struct tunnel;
+struct wp_tun_port;
 
 #define WP_TUNNEL_L7_AUTH_MAX 128
 
@@ -69,9 +70,9 @@ struct wp_tunnel_l7_tun {
 struct wp_tunnel_l7_worker {
 	struct wp_h1p_core *core; /* NULL: L7 disabled (could not allocate) */
 	struct wp_route_core rc;
-	struct tunnel *pump;         /* tunnels whose proxy side has work */
-	struct wp_h2p_core *h2core;  /* h2c / gRPC proxy; NULL: HTTP/2 ports stay L4 */
-	struct wp_worker_port *h2wp; /* the port h2c upstreams are opened on */
+	struct tunnel *pump;        /* tunnels whose proxy side has work */
+	struct wp_h2p_core *h2core; /* h2c / gRPC proxy; NULL: HTTP/2 ports stay L4 */
+	struct wp_tun_port *h2port; /* the port h2c upstreams are opened on */
 };
 
 #endif /* WP_DP_TUNNEL_L7_H */

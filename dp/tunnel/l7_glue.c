@@ -65,7 +65,8 @@ static struct tunnel *l7_down_of(const struct wp_h1p_up *up)
 void wp_tun_l7_refresh_routes(struct tunnel *t)
 {
 	struct wp_tunnel_worker *tw = t->tw;
-	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
+	const struct wp_snapshot *snap =
+	        tw->worker->slot != NULL ? wp_snapshot_get(tw->worker->slot) : NULL;
 	const struct wp_snap_dest *d;
 	const struct wp_route_table *rt = NULL;
 
@@ -193,7 +194,7 @@ void wp_tun_l7_detach(struct tunnel *t)
  * proxy's connection object, linked by the caller between wp_tun_l7_up_alloc()
  * and wp_tun_l7_up_connect(); end 1 a plaintext TCP connection or an originated
  * HBONE stream (by the endpoint's namespace), made through worker port
- * <wp> exactly as for L4 tunnels. A failed connect kills the tunnel
+ * <port> exactly as for L4 tunnels. A failed connect kills the tunnel
  * (unlinked first, so the proxy hears nothing) and returns -errno.
  */
 struct tunnel *wp_tun_l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
@@ -219,7 +220,7 @@ struct tunnel *wp_tun_l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_s
 }
 
 int wp_tun_l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
-                         struct wp_worker_port *wp)
+                         struct wp_tun_port *port)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	char peer[WP_TLS_ID_MAX];
@@ -228,10 +229,10 @@ int wp_tun_l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
 	wp_tun_peer_identity(tw, ep->ns, ep->service_account, peer, sizeof(peer));
 	if (ep->ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = wp_tun_connect_hbone(t, wp, peer);
+		rc = wp_tun_connect_hbone(t, port, peer);
 	} else {
 		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = wp_tun_connect_plain(t, wp);
+		rc = wp_tun_connect_plain(t, port);
 	}
 	if (rc != 0) {
 		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
@@ -268,7 +269,7 @@ static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_end
 	t->keep_ms = up->keep_ms;
 	t->keep_intvl_ms = up->keep_intvl_ms;
 	t->keep_probes = up->keep_probes;
-	rc = wp_tun_l7_up_connect(t, ep, d->e[0].sess->wp);
+	rc = wp_tun_l7_up_connect(t, ep, d->e[0].sess->port);
 	if (rc != 0)
 		up->io = NULL;
 	else if (t->e[1].kind == END_TCP && t->e[1].c != NULL)
@@ -632,15 +633,16 @@ void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 	cfg.buf_size = 16384;
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.max_sessions, max_tun / 4));
 	cfg.max_upstreams = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.max_upstreams, max_tun / 4));
-	cfg.n_workers = tw->w->n_workers;
+	cfg.n_workers = tw->worker->n_workers;
 	cfg.outlier = tw->sh->outlier;
-	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->w->id, tw->ctr);
-	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->w->id + 1, tw->ctr);
+	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->worker->worker_id, tw->ctr);
+	tw->l7.core =
+	        wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->worker->worker_id + 1, tw->ctr);
 	if (tw->l7.core == NULL)
 		fprintf(stderr,
 		        "waypointd: worker %u: no memory for the HTTP proxy: CONNECTs to "
 		        "HTTP ports are refused (503)\n",
-		        tw->w->id);
+		        tw->worker->worker_id);
 	wp_tun_l7h2_worker_init(tw);
 }
 

@@ -38,7 +38,7 @@ static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_e
 	struct tunnel *t;
 	int rc;
 
-	if (tw->l7.h2wp == NULL)
+	if (tw->l7.h2port == NULL)
 		return -EINVAL;
 	t = wp_tun_l7_up_alloc(tw, ep, &rc);
 	if (t == NULL)
@@ -48,7 +48,7 @@ static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_e
 	t->keep_ms = up->keep_ms;
 	t->keep_intvl_ms = up->keep_intvl_ms;
 	t->keep_probes = up->keep_probes;
-	rc = wp_tun_l7_up_connect(t, ep, tw->l7.h2wp);
+	rc = wp_tun_l7_up_connect(t, ep, tw->l7.h2port);
 	if (rc != 0)
 		up->io = NULL;
 	return rc;
@@ -110,7 +110,7 @@ size_t wp_tun_l7h2_input(struct tunnel *t, const uint8_t *p, size_t len)
 {
 	if (t->l7.h2sess != NULL) {
 		if (t->e[0].sess != NULL)
-			t->tw->l7.h2wp = t->e[0].sess->wp; /* where upstreams are opened */
+			t->tw->l7.h2port = t->e[0].sess->port; /* where upstreams are opened */
 		wp_tun_l7_refresh_routes(t);
 		(void)wp_h2p_down_in(t->l7.h2sess, p, len);
 		wp_tun_l7_mark(t);
@@ -204,7 +204,7 @@ static void l7h2_bind(struct tunnel *t, struct wp_h2p_sess *s)
 	wp_h2p_sess_set_app(s, t);
 	wp_h2p_sess_set_conn(s, &t->pc);
 	if (t->e[0].sess != NULL)
-		t->tw->l7.h2wp = t->e[0].sess->wp;
+		t->tw->l7.h2port = t->e[0].sess->port;
 	wp_tun_l7_mark(t); /* the server preface goes out */
 }
 
@@ -420,15 +420,16 @@ void wp_tun_l7h2_worker_init(struct wp_tunnel_worker *tw)
 	 * each has a parser arena and an output buffer (~80 KiB, ~10 MiB). */
 	cfg.max_sessions = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.h2_max_sessions, max_tun / 8));
 	cfg.max_upstreams = WP_MAX(1u, WP_MIN(tw->sh->cfg->l7.h2_max_upstreams, max_tun / 8));
-	cfg.n_workers = tw->w->n_workers;
+	cfg.n_workers = tw->worker->n_workers;
 	cfg.outlier = tw->sh->outlier;
-	tw->l7.h2core = wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc,
-	                                   wp_h2mem_nghttp2(tw->mem), tw->w->id + 7, tw->ctr);
+	tw->l7.h2core =
+	        wp_h2p_core_create(&cfg, &l7h2_ops, tw, &tw->l7.rc, wp_h2mem_nghttp2(tw->mem),
+	                           tw->worker->worker_id + 7, tw->ctr);
 	if (tw->l7.h2core == NULL)
 		fprintf(stderr,
 		        "waypointd: worker %u: no memory for the h2c proxy: CONNECTs to "
 		        "HTTP/2 ports are refused (503)\n",
-		        tw->w->id);
+		        tw->worker->worker_id);
 }
 
 void wp_tun_l7h2_tick(struct wp_tunnel_worker *tw)

@@ -9,14 +9,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <rte_malloc.h>
-
 #include "dp/tunnel/tunnel_int.h"
 #include "wp/addr.h"
 
 /* ---- sessions: pool -------------------------------------------------------- */
 
-struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_port *wp, bool client)
+struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_tun_port *port, bool client)
 {
 	struct sess *s = tw->sess_free;
 
@@ -25,7 +23,7 @@ struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_por
 	tw->sess_free = s->next;
 	memset(s, 0, sizeof(*s));
 	s->tw = tw;
-	s->wp = wp;
+	s->port = port;
 	s->client = client;
 	s->last_active_ms = tw->now_ms;
 	s->deadline_ms = tw->now_ms + tw->sh->cfg->hbone.connect_timeout_ms;
@@ -427,8 +425,8 @@ const struct wp_tcp_callbacks wp_tun_sess_tcp_cbs = {
 
 int wp_tun_on_accept(struct wp_tcp_conn *c, void *arg)
 {
-	struct wp_worker_port *wp = arg;
-	struct wp_tunnel_worker *tw = wp->w->tunnel;
+	struct wp_tun_port *port = arg;
+	struct wp_tunnel_worker *tw = port->tw;
 	struct sess *s;
 
 	if (tw->draining)
@@ -436,7 +434,7 @@ int wp_tun_on_accept(struct wp_tcp_conn *c, void *arg)
 	/* Before wp_tun_sess_alloc: a refused connection costs no TLS state. */
 	if (!wp_hsgate_enter(&tw->g.hs, tw->ctr))
 		return -ECONNREFUSED;
-	s = wp_tun_sess_alloc(tw, wp, false);
+	s = wp_tun_sess_alloc(tw, port, false);
 	if (s == NULL) {
 		wp_hsgate_leave(&tw->g.hs);
 		ctr(tw, WP_CTR_TUNNEL_SESSION_LIMIT);

@@ -33,8 +33,6 @@
 #include <time.h>
 
 #include <nghttp2/nghttp2.h>
-#include <rte_malloc.h>
-#include <rte_telemetry.h>
 
 #include "dp/tunnel/tunnel_int.h"
 #include "dp/http/forwarded.h"
@@ -44,7 +42,6 @@
 #include "dp/tunnel/bq.h"
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
-#include "dp/worker.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
@@ -470,15 +467,15 @@ static const struct wp_tcp_callbacks up_tcp_cbs = {
         .closed = up_closed,
 };
 
-int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp)
+int wp_tun_connect_plain(struct tunnel *t, struct wp_tun_port *tp)
 {
 	uint16_t port;
 	int rc;
 
 	t->e[1].kind = END_TCP;
-	if (wp_worker_pick_port(wp, t->target.addr.v4, t->target.port, &port) != 0)
+	if (t->tw->worker->pick_port(tp->io, t->target.addr.v4, t->target.port, &port) != 0)
 		return -EADDRNOTAVAIL;
-	rc = wp_tcp_connect(wp->tcp, t->target.addr.v4, t->target.port, port, &up_tcp_cbs, t,
+	rc = wp_tcp_connect(tp->io->tcp, t->target.addr.v4, t->target.port, port, &up_tcp_cbs, t,
 	                    &t->e[1].c);
 	if (rc != 0)
 		t->e[1].c = NULL;
@@ -536,7 +533,7 @@ static bool sess_usable(const struct sess *s, uint32_t dst_ip, uint64_t id_hash,
 	       wp_hbconn_streams(s->h2) < max;
 }
 
-int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char *peer_id)
+int wp_tun_connect_hbone(struct tunnel *t, struct wp_tun_port *tp, const char *peer_id)
 {
 	struct wp_tunnel_worker *tw = t->tw;
 	uint32_t max = tw->sh->cfg->hbone.pool_streams;
@@ -552,9 +549,9 @@ int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char
 	if (s != NULL) {
 		ctr(tw, WP_CTR_TUNNEL_ORIGINATE_REUSE);
 	} else {
-		if (wp_worker_pick_port(wp, t->target.addr.v4, HBONE_PORT, &port) != 0)
+		if (tw->worker->pick_port(tp->io, t->target.addr.v4, HBONE_PORT, &port) != 0)
 			return -EADDRNOTAVAIL;
-		s = wp_tun_sess_alloc(tw, wp, true);
+		s = wp_tun_sess_alloc(tw, tp, true);
 		if (s == NULL)
 			return -ENOBUFS;
 		s->dst_ip = t->target.addr.v4;
@@ -564,8 +561,8 @@ int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp, const char
 			return -EINVAL;
 		}
 		s->state = SESS_CONNECTING;
-		if (wp_tcp_connect(wp->tcp, s->dst_ip, HBONE_PORT, port, &wp_tun_sess_tcp_cbs, s,
-		                   &s->tcp) != 0) {
+		if (wp_tcp_connect(tp->io->tcp, s->dst_ip, HBONE_PORT, port, &wp_tun_sess_tcp_cbs,
+		                   s, &s->tcp) != 0) {
 			s->tcp = NULL;
 			wp_tun_sess_kill(s);
 			return -ENOBUFS;
@@ -773,7 +770,8 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 {
 	struct sess *s = wp_hbconn_app(c);
 	struct wp_tunnel_worker *tw = s->tw;
-	const struct wp_snapshot *snap = tw->w->slot != NULL ? wp_snapshot_get(tw->w->slot) : NULL;
+	const struct wp_snapshot *snap =
+	        tw->worker->slot != NULL ? wp_snapshot_get(tw->worker->slot) : NULL;
 	const struct wp_snap_dest *d;
 	const struct wp_route_cluster *cl = NULL; /* service: the cluster picked from */
 	int ep_idx = -1;
@@ -883,10 +881,10 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 		wp_pipe_tcp_open(&t->pc); /* opaque TCP from the start */
 	if (ambient) {
 		ctr(tw, WP_CTR_TUNNEL_HBONE);
-		rc = wp_tun_connect_hbone(t, s->wp, peer);
+		rc = wp_tun_connect_hbone(t, s->port, peer);
 	} else {
 		ctr(tw, WP_CTR_TUNNEL_PLAINTEXT);
-		rc = wp_tun_connect_plain(t, s->wp);
+		rc = wp_tun_connect_plain(t, s->port);
 	}
 	if (rc != 0) {
 		ctr(tw, WP_CTR_TUNNEL_CONNECT_FAILED);
@@ -950,9 +948,9 @@ static void start_drain(struct wp_tunnel_worker *tw)
 {
 	tw->draining = true;
 	wp_tun_l7_drain(tw);
-	for (unsigned i = 0; i < tw->w->n_ports; i++)
+	for (unsigned i = 0; i < tw->worker->n_ports; i++)
 		if (tw->listening[i]) {
-			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);
+			(void)wp_tcp_unlisten(tw->worker->ports[i].tcp, tw->sh->cfg->hbone.port);
 			tw->listening[i] = false;
 		}
 	for (struct sess *s = tw->live; s != NULL; s = s->next) {
@@ -1047,8 +1045,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 		wp_h2p_core_clock(tw->l7.h2core, tw->now_ms);
 	if (!tw->draining && *tw->sh->drain)
 		start_drain(tw);
-	if (tw->w->slot != NULL) {
-		const struct wp_snapshot *snap = wp_snapshot_get(tw->w->slot);
+	if (tw->worker->slot != NULL) {
+		const struct wp_snapshot *snap = wp_snapshot_get(tw->worker->slot);
 
 		if (snap != NULL && snap->version != tw->snap_version) {
 			tw->snap_version = snap->version;
@@ -1077,7 +1075,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 
 		/* No counters on the main thread: worker 0 counts each failed attempt. */
 		if (f != tw->seen_reload_failures) {
-			if (tw->w->id == 0)
+			if (tw->worker->worker_id == 0)
 				wp_ctr_add(tw->ctr, WP_CTR_TLS_RELOAD_FAILED,
 				           f - tw->seen_reload_failures);
 			tw->seen_reload_failures = f;
@@ -1184,7 +1182,7 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 	return 0;
 }
 
-int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *workers, unsigned n,
+int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_stats *const *stats, unsigned n,
                           uint64_t now_ms)
 {
 	struct wp_tls_ctx *old = NULL;
@@ -1195,7 +1193,7 @@ int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *
 
 		/* Every worker ended the iteration it was in when we swapped. */
 		for (unsigned i = 0; i < n && passed; i++)
-			passed = __atomic_load_n(&workers[i]->stats.loops, __ATOMIC_ACQUIRE) >
+			passed = __atomic_load_n(&stats[i]->loops, __ATOMIC_ACQUIRE) >
 			         sh->retired_loops[i];
 		if (!passed)
 			return 0;
@@ -1220,7 +1218,7 @@ int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *
 	if (rc == 0)
 		return 0;
 	for (unsigned i = 0; i < n; i++)
-		sh->retired_loops[i] = __atomic_load_n(&workers[i]->stats.loops, __ATOMIC_ACQUIRE);
+		sh->retired_loops[i] = __atomic_load_n(&stats[i]->loops, __ATOMIC_ACQUIRE);
 	sh->retired = old;
 	printf("waypointd: tls certificate, key and roots reloaded\n");
 	fflush(stdout);
@@ -1234,34 +1232,42 @@ void wp_tunnel_shared_fini(struct wp_tunnel_shared *sh)
 	wp_tls_store_fini(&sh->tls);
 }
 
-struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_tunnel_shared *sh)
+struct wp_tunnel_worker *wp_tunnel_worker_create(const struct wp_app_io *io,
+                                                 struct wp_tunnel_shared *sh)
 {
 	const struct wp_hbone_listen_config *hc = &sh->cfg->hbone;
-	struct wp_tunnel_worker *tw = rte_zmalloc("wp_tunnel", sizeof(*tw), WP_CACHE_LINE);
+	struct wp_tunnel_worker *tw = io->zalloc(io->ctx, "wp_tunnel", sizeof(*tw), WP_CACHE_LINE);
 
 	if (tw == NULL)
 		return NULL;
-	tw->w = w;
+	tw->worker = io;
 	tw->sh = sh;
-	tw->ctr = w->stats.ctr;
+	tw->ctr = io->ctr;
+	for (unsigned i = 0; i < io->n_ports; i++) {
+		tw->ports[i].tw = tw;
+		tw->ports[i].io = &io->ports[i];
+	}
 	wp_pipe_core_init(&tw->pipe, tw->ctr);
-	wp_pipe_core_set_metrics(&tw->pipe, w->metrics, sh->cfg->tls.trust_domain,
+	wp_pipe_core_set_metrics(&tw->pipe, io->metrics, sh->cfg->tls.trust_domain,
 	                         sh->cfg->cluster.cluster_domain, sh->cfg->metrics.cluster_id);
-	tw->pipe.record = w->metrics && sh->cfg->metrics.enabled;
-	if (w->metrics)
-		wp_pipe_core_set_alog(&tw->pipe, w->alog, sh->cfg->access_log.file[0] != '\0',
+	tw->pipe.record = io->metrics && sh->cfg->metrics.enabled;
+	if (io->metrics)
+		wp_pipe_core_set_alog(&tw->pipe, io->alog, sh->cfg->access_log.file[0] != '\0',
 		                      0); /* the wall offset at the first poll */
-	if (w->metrics)
-		wp_pipe_core_set_trace(&tw->pipe, w->trace, sh->cfg->tracing.sampling_ppm,
+	if (io->metrics)
+		wp_pipe_core_set_trace(&tw->pipe, io->trace, sh->cfg->tracing.sampling_ppm,
 		                       sh->cfg->tracing.protocol,
-		                       rte_rdtsc() ^ ((uint64_t)w->id << 32) ^ (uintptr_t)tw);
+		                       io->now_us(io->ctx) ^ ((uint64_t)io->worker_id << 32) ^
+		                               (uintptr_t)tw);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
 	wp_twheel_init(&tw->wheel, TICK_MS, 0); /* catches up to the clock at the first tick */
 	wp_twheel_init(&tw->idle_wheel, TICK_MS, 0);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
 	tw->mem = wp_h2mem_new(1u << 20, (size_t)hc->memory_mb << 20);
-	tw->sess_pool = rte_zmalloc("wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);
-	tw->tun_pool = rte_zmalloc("wp_tunnel_tun", sizeof(struct tunnel) * hc->max_tunnels, 0);
+	tw->sess_pool =
+	        io->zalloc(io->ctx, "wp_tunnel_sess", sizeof(struct sess) * hc->max_sessions, 0);
+	tw->tun_pool =
+	        io->zalloc(io->ctx, "wp_tunnel_tun", sizeof(struct tunnel) * hc->max_tunnels, 0);
 	if (tw->mem == NULL || tw->sess_pool == NULL || tw->tun_pool == NULL)
 		goto fail;
 	for (unsigned i = hc->max_sessions; i-- > 0;) {
@@ -1273,21 +1279,19 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_
 		tw->tun_free = &tw->tun_pool[i];
 	}
 	/* seeded per worker: round-robin cursors start apart */
-	tw->lbc = wp_lb_cache_new(0x2545f4914f6cdd1dull * (w->id + 1), tw->ctr);
+	tw->lbc = wp_lb_cache_new(0x2545f4914f6cdd1dull * (io->worker_id + 1), tw->ctr);
 	if (tw->lbc != NULL)
 		wp_lb_cache_set_outlier(tw->lbc, tw->sh->outlier);
 	if (tw->lbc == NULL)
 		goto fail;
-	w->tunnel = tw;
 	wp_tun_l7_worker_init(tw);
-	for (unsigned i = 0; i < w->n_ports; i++) {
-		if (wp_tcp_listen(w->ports[i].tcp, hc->port, wp_tun_on_accept, &w->ports[i]) != 0)
+	for (unsigned i = 0; i < io->n_ports; i++) {
+		if (wp_tcp_listen(io->ports[i].tcp, hc->port, wp_tun_on_accept, &tw->ports[i]) != 0)
 			goto fail;
 		tw->listening[i] = true;
 	}
 	return tw;
 fail:
-	w->tunnel = NULL;
 	wp_tunnel_worker_destroy(tw);
 	return NULL;
 }
@@ -1327,9 +1331,9 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
 		if (t->live)
 			wp_tun_free(t);
 	}
-	for (unsigned i = 0; i < tw->w->n_ports; i++)
+	for (unsigned i = 0; i < tw->worker->n_ports; i++)
 		if (tw->listening[i]) {
-			(void)wp_tcp_unlisten(tw->w->ports[i].tcp, tw->sh->cfg->hbone.port);
+			(void)wp_tcp_unlisten(tw->worker->ports[i].tcp, tw->sh->cfg->hbone.port);
 			tw->listening[i] = false;
 		}
 }
@@ -1343,11 +1347,11 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 	wp_tun_l7_worker_fini(tw);
 	wp_lb_cache_free(tw->lbc);
 	wp_pipe_core_fini(&tw->pipe);
-	rte_free(tw->sess_pool);
-	rte_free(tw->tun_pool);
+	tw->worker->free_fn(tw->worker->ctx, tw->sess_pool);
+	tw->worker->free_fn(tw->worker->ctx, tw->tun_pool);
 	if (tw->mem != NULL)
 		wp_h2mem_destroy(tw->mem);
-	rte_free(tw);
+	tw->worker->free_fn(tw->worker->ctx, tw);
 }
 
 const struct wp_tunnel_gauges *wp_tunnel_worker_gauges(const struct wp_tunnel_worker *tw)
@@ -1363,56 +1367,48 @@ uint64_t wp_tunnel_worker_active(const struct wp_tunnel_worker *tw)
 	       __atomic_load_n(&tw->g.tunnels, __ATOMIC_RELAXED);
 }
 
-/* ---- telemetry ---------------------------------------------------------------------------- */
-
-static struct {
-	struct wp_worker *const *workers;
-	unsigned n;
-} tel;
-
-static int cmd_tunnels(const char *cmd, const char *params, struct rte_tel_data *d)
+void wp_tunnel_worker_gauges_add(const struct wp_tunnel_worker *tw,
+                                 struct wp_telemetry_tunnels *sum)
 {
-	uint64_t in = 0, out = 0, tun = 0, q = 0, h2 = 0, slab = 0, hs = 0, hs_peak = 0;
-	int64_t tls = 0;
-
-	(void)cmd;
-	(void)params;
-	for (unsigned i = 0; i < tel.n; i++) {
-		const struct wp_tunnel_worker *tw = tel.workers[i]->tunnel;
-
-		if (tw == NULL)
-			continue;
-		in += __atomic_load_n(&tw->g.sessions_in, __ATOMIC_RELAXED);
-		out += __atomic_load_n(&tw->g.sessions_out, __ATOMIC_RELAXED);
-		tun += __atomic_load_n(&tw->g.tunnels, __ATOMIC_RELAXED);
-		q += __atomic_load_n(&tw->g.queued_bytes, __ATOMIC_RELAXED);
-		h2 += __atomic_load_n(&tw->g.h2_live, __ATOMIC_RELAXED);
-		slab += __atomic_load_n(&tw->g.h2_slab, __ATOMIC_RELAXED);
-		tls += __atomic_load_n(&tw->g.tls_live, __ATOMIC_RELAXED);
-		hs += wp_hsgate_busy(&tw->g.hs);
-		hs_peak = WP_MAX(hs_peak, (uint64_t)wp_hsgate_peak(&tw->g.hs));
-	}
-	rte_tel_data_start_dict(d);
-	rte_tel_data_add_dict_u64(d, "sessions_in", in);
-	rte_tel_data_add_dict_u64(d, "sessions_out", out);
-	rte_tel_data_add_dict_u64(d, "tunnels", tun);
-	rte_tel_data_add_dict_u64(d, "queued_bytes", q);
-	rte_tel_data_add_dict_u64(d, "h2_held_bytes", h2);
-	rte_tel_data_add_dict_u64(d, "h2_slab_bytes", slab);
-	rte_tel_data_add_dict_u64(d, "tls_live_bytes", tls > 0 ? (uint64_t)tls : 0);
-	/* hbone.max_handshakes is per worker: the peak is the highest one. */
-	rte_tel_data_add_dict_u64(d, "handshakes", hs);
-	rte_tel_data_add_dict_u64(d, "handshakes_peak", hs_peak);
-	return 0;
+	sum->sessions_in += __atomic_load_n(&tw->g.sessions_in, __ATOMIC_RELAXED);
+	sum->sessions_out += __atomic_load_n(&tw->g.sessions_out, __ATOMIC_RELAXED);
+	sum->tunnels += __atomic_load_n(&tw->g.tunnels, __ATOMIC_RELAXED);
+	sum->queued_bytes += __atomic_load_n(&tw->g.queued_bytes, __ATOMIC_RELAXED);
+	sum->h2_held_bytes += __atomic_load_n(&tw->g.h2_live, __ATOMIC_RELAXED);
+	sum->h2_slab_bytes += __atomic_load_n(&tw->g.h2_slab, __ATOMIC_RELAXED);
+	sum->tls_live_bytes += __atomic_load_n(&tw->g.tls_live, __ATOMIC_RELAXED);
+	sum->handshakes += wp_hsgate_busy(&tw->g.hs);
+	sum->handshakes_peak = WP_MAX(sum->handshakes_peak, (uint64_t)wp_hsgate_peak(&tw->g.hs));
 }
 
-int wp_tunnel_telemetry_register(struct wp_worker *const *workers, unsigned n)
+/* ---- the worker's hooks (dp/app.h) ------------------------------------------------------ */
+
+static unsigned app_poll(void *app, uint64_t now_us)
 {
-	tel.workers = workers;
-	tel.n = n;
-	return rte_telemetry_register_cmd("/wp/tunnels", cmd_tunnels,
-	                                  "HBONE connections, tunnels and their memory, summed "
-	                                  "over workers") == 0
-	               ? 0
-	               : -EEXIST;
+	return wp_tunnel_poll(app, now_us);
 }
+
+static void app_stop(void *app)
+{
+	wp_tunnel_worker_stop(app);
+}
+
+static void app_destroy(void *app)
+{
+	wp_tunnel_worker_destroy(app);
+}
+
+static void app_gauges(const void *app, struct wp_app_gauges *g)
+{
+	const struct wp_tunnel_worker *tw = app;
+
+	g->conns = tw->g.sessions_in + tw->g.sessions_out;
+	g->tunnels = tw->g.tunnels;
+}
+
+const struct wp_app_ops wp_tunnel_app_ops = {
+        .poll = app_poll,
+        .stop = app_stop,
+        .destroy = app_destroy,
+        .gauges = app_gauges,
+};

@@ -30,13 +30,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp/app.h"
 #include "dp/hbone/hbone.h"
+#include "dp/obs/telemetry.h"
 #include "dp/tls/tls.h"
 #include "dp/tunnel/hsgate.h"
 #include "wp/common.h"
 #include "wp/config.h"
+#include "wp/stats_types.h"
 
-struct wp_worker;
 struct wp_tunnel_worker;
 
 /* What every worker shares (read-only for workers but the RCU store). */
@@ -78,21 +80,28 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 /*
  * Main thread, periodically: reloads the certificate, key and roots when
  * their files changed (every tls.reload_ms), and frees a replaced context
- * once every worker finished the loop iteration it might have read it in.
- * Returns 1 when a new context was published, 0 otherwise, -errno when a
- * reload failed (the old context stays).
+ * once every worker finished the loop iteration it might have read it in
+ * (stats[i]->loops, one per worker, n of them). Returns 1 when a new
+ * context was published, 0 otherwise, -errno when a reload failed (the old
+ * context stays).
  */
-int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_worker *const *workers, unsigned n,
+int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_stats *const *stats, unsigned n,
                           uint64_t now_ms);
 
 /* After the workers stopped. */
 void wp_tunnel_shared_fini(struct wp_tunnel_shared *sh);
 
 /*
- * Creates worker <w>'s tunnel state and listens on hbone.port on each of its
- * ports (start-up, before the lcore runs). NULL on failure.
+ * Creates a worker's tunnel state over its I/O interface <io> (dp/app.h;
+ * it must outlive the tunnels) and listens on hbone.port on each of its
+ * ports (start-up, before the lcore runs). NULL on failure. The worker
+ * then runs it with wp_tunnel_app_ops (wp_worker_add_app).
  */
-struct wp_tunnel_worker *wp_tunnel_worker_create(struct wp_worker *w, struct wp_tunnel_shared *sh);
+struct wp_tunnel_worker *wp_tunnel_worker_create(const struct wp_app_io *io,
+                                                 struct wp_tunnel_shared *sh);
+
+/* wp_tunnel_poll, _stop, _destroy and the gauges, for the worker (app = the tunnel worker). */
+extern const struct wp_app_ops wp_tunnel_app_ops;
 
 /* Worker lcore, once per loop iteration. Returns work done (0 = idle). */
 unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us);
@@ -103,13 +112,14 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw);
 /* After the lcore returned (before the TCP stacks go). NULL is a no-op. */
 void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw);
 
-/* The gauges (any thread). */
+/* The gauges (the owning worker; other threads read them with atomics, as below). */
 const struct wp_tunnel_gauges *wp_tunnel_worker_gauges(const struct wp_tunnel_worker *tw);
+
+/* Adds <tw>'s gauges into <sum> (any thread; the handshake peak is a maximum). */
+void wp_tunnel_worker_gauges_add(const struct wp_tunnel_worker *tw,
+                                 struct wp_telemetry_tunnels *sum);
 
 /* Inbound connections + tunnels still open (any thread): the drain waits for 0. */
 uint64_t wp_tunnel_worker_active(const struct wp_tunnel_worker *tw);
-
-/* Registers /wp/tunnels (per-worker gauges). <workers> must outlive the process. */
-int wp_tunnel_telemetry_register(struct wp_worker *const *workers, unsigned n);
 
 #endif /* WP_DP_TUNNEL_H */

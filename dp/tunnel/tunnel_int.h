@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp/app.h"
 #include "dp/hbone/hbone.h"
 #include "dp/l7/lb_cache.h"
 #include "dp/l7/pipeline.h"
@@ -17,7 +18,7 @@
 #include "dp/tunnel/l7.h"
 #include "dp/tunnel/tunnel.h"
 #include "dp/tunnel/twheel.h"
-#include "dp/worker.h"
+#include "dp/net/tcp/tcp.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
 
@@ -39,9 +40,16 @@ enum sess_state {
 
 struct tunnel;
 
+/* One of the worker's ports (dp/app.h) as the tunnels use it: the accept
+ * callback's argument, and where a session's upstreams are opened. */
+struct wp_tun_port {
+	struct wp_tunnel_worker *tw;
+	const struct wp_app_port *io;
+};
+
 struct sess {
 	struct wp_tunnel_worker *tw;
-	struct wp_worker_port *wp;
+	struct wp_tun_port *port;
 	struct wp_tcp_conn *tcp; /* NULL once TCP is gone */
 	struct wp_tls_conn *tls;
 	struct wp_hbconn *h2;
@@ -127,7 +135,7 @@ struct tunnel {
 };
 
 struct wp_tunnel_worker {
-	struct wp_worker *w;
+	const struct wp_app_io *worker; /* the worker's I/O interface (dp/app.h) */
 	struct wp_tunnel_shared *sh;
 	uint64_t *ctr;
 	struct wp_h2mem *mem;
@@ -150,6 +158,7 @@ struct wp_tunnel_worker {
 	uint64_t seen_reload_failures;
 	bool draining;
 	bool listening[WP_MAX_PORTS];
+	struct wp_tun_port ports[WP_MAX_PORTS];
 	char td[256]; /* trust domain, for the expected upstream identity */
 	uint8_t io[IOBUF];
 	struct wp_tunnel_gauges g;
@@ -163,9 +172,9 @@ static inline void ctr(struct wp_tunnel_worker *tw, enum wp_ctr k)
 
 /* Shared between tunnel.c, l7_glue.c and l7_h2_glue.c (defined in the
  * file named). */
-int wp_tun_connect_hbone(struct tunnel *t, struct wp_worker_port *wp,
+int wp_tun_connect_hbone(struct tunnel *t, struct wp_tun_port *port,
                          const char *peer_id);                                  /* tunnel.c */
-int wp_tun_connect_plain(struct tunnel *t, struct wp_worker_port *wp);          /* tunnel.c */
+int wp_tun_connect_plain(struct tunnel *t, struct wp_tun_port *port);           /* tunnel.c */
 void wp_tun_end_flush(struct tunnel *t, int i);                                 /* tunnel.c */
 void wp_tun_end_shut(struct tunnel *t, int i);                                  /* tunnel.c */
 size_t wp_tun_end_write(struct tunnel *t, int i, const uint8_t *p, size_t len); /* tunnel.c */
@@ -191,8 +200,8 @@ void wp_tun_l7_refuse(struct wp_tunnel_worker *tw, struct wp_hbstream *hs);     
 struct tunnel *wp_tun_l7_up_alloc(struct wp_tunnel_worker *tw, const struct wp_snap_endpoint *ep,
                                   int *rc); /* l7_glue.c */
 int wp_tun_l7_up_connect(struct tunnel *t, const struct wp_snap_endpoint *ep,
-                         struct wp_worker_port *wp); /* l7_glue.c */
-void wp_tun_l7_up_let_go(struct tunnel *t);          /* l7_glue.c */
+                         struct wp_tun_port *port); /* l7_glue.c */
+void wp_tun_l7_up_let_go(struct tunnel *t);         /* l7_glue.c */
 bool wp_tun_l7_wants(const struct wp_tunnel_worker *tw,
                      const struct wp_snap_svc_port *p);                      /* l7_glue.c */
 void wp_tun_l7_worker_fini(struct wp_tunnel_worker *tw);                     /* l7_glue.c */
@@ -239,7 +248,7 @@ void wp_tun_respond(struct tunnel *t, int status);        /* tunnel.c */
 void wp_tun_unwait(struct tunnel *t);                     /* tunnel.c */
 void wp_tun_client_ready(struct sess *s);                 /* tunnel.c */
 int wp_tun_on_accept(struct wp_tcp_conn *c, void *arg);   /* session.c */
-struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_worker_port *wp,
+struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_tun_port *port,
                                bool client); /* session.c */
 void wp_tun_sess_close(struct sess *s);      /* session.c */
 void wp_tun_sess_free(struct sess *s);       /* session.c */
