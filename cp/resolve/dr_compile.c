@@ -342,9 +342,9 @@ static void keepalive_parse(struct cctx *c, const struct wp_obj *dr, const struc
 		return;
 	if (sget(n, "probes") && !field_uint(c, dr, n, f, "probes", 255, &probes))
 		return;
-	cp->keep_time_ms = time_ms;
-	cp->keep_intvl_ms = intvl_ms;
-	cp->keep_probes = (uint8_t)(probes ? probes : WP_ROUTE_KEEP_PROBES_DEFAULT);
+	cp->keepalive.time_ms = time_ms;
+	cp->keepalive.intvl_ms = intvl_ms;
+	cp->keepalive.probes = (uint8_t)(probes ? probes : WP_ROUTE_KEEP_PROBES_DEFAULT);
 }
 
 /* A connectionPool node onto *cp; a bad field is reported and leaves the

@@ -96,9 +96,10 @@ static json_t *cpools_json(const struct wp_route_table *t)
 		        {"connectTimeoutMs", p->connect_timeout_ms, 0},
 		        {"idleTimeoutMs", p->idle_timeout_ms, 0},
 		        {"tcpIdleTimeoutMs", p->tcp_idle_timeout_ms, WP_ROUTE_TCP_IDLE_DEFAULT_MS},
-		        {"tcpKeepaliveTimeMs", p->keep_time_ms, 0},
-		        {"tcpKeepaliveIntervalMs", p->keep_time_ms ? p->keep_intvl_ms : 0, 0},
-		        {"tcpKeepaliveProbes", p->keep_time_ms ? p->keep_probes : 0, 0},
+		        {"tcpKeepaliveTimeMs", p->keepalive.time_ms, 0},
+		        {"tcpKeepaliveIntervalMs", p->keepalive.time_ms ? p->keepalive.intvl_ms : 0,
+		         0},
+		        {"tcpKeepaliveProbes", p->keepalive.time_ms ? p->keepalive.probes : 0, 0},
 		};
 
 		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)

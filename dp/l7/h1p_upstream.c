@@ -98,9 +98,7 @@ struct wp_h1p_up *wp_h1p_up_open_new(struct wp_h1p_core *c, struct wp_h1p_sess *
 	up->sess = m ? NULL : s;
 	up->origin = s;
 	up->mirror = m;
-	up->keep_ms = cl->pool.keep_time_ms;
-	up->keep_intvl_ms = cl->pool.keep_intvl_ms;
-	up->keep_probes = cl->pool.keep_probes;
+	up->keepalive = cl->pool.keepalive;
 	if (c->ops->up_open(c->host, up, ep) != 0) {
 		wp_h1p_up_free(c, up);
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_CONNECT_FAILED);

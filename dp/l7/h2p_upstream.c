@@ -284,9 +284,7 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		wp_h2p_up_destroy(up, false);
 		return NULL;
 	}
-	up->keep_ms = cl ? cl->pool.keep_time_ms : 0;
-	up->keep_intvl_ms = cl ? cl->pool.keep_intvl_ms : 0;
-	up->keep_probes = cl ? cl->pool.keep_probes : 0;
+	up->keepalive = cl ? cl->pool.keepalive : (struct wp_route_keepalive){0};
 	if (c->ops->up_open(c->host, up, ep) != 0) {
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_CONNECT_FAILED);
 		wp_h2p_up_destroy(up, false);

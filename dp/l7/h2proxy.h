@@ -197,9 +197,8 @@ struct wp_h2p_up {
 	uint32_t max_streams, n_req, max_req;
 	uint64_t connect_deadline_ms;
 	/* the cluster's tcp.tcpKeepalive, for the host to set on the
-	 * connection it opens in ops->up_open (keep_ms 0: none) */
-	uint32_t keep_ms, keep_intvl_ms;
-	uint8_t keep_probes;
+	 * connection it opens in ops->up_open (time_ms 0: none) */
+	struct wp_route_keepalive keepalive;
 };
 
 /*

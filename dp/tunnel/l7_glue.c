@@ -266,9 +266,7 @@ static int l7_up_open(void *host, struct wp_h1p_up *up, const struct wp_snap_end
 		return rc;
 	t->l7.up = up;
 	up->io = t;
-	t->keep_ms = up->keep_ms;
-	t->keep_intvl_ms = up->keep_intvl_ms;
-	t->keep_probes = up->keep_probes;
+	t->keepalive = up->keepalive;
 	rc = wp_tun_l7_up_connect(t, ep, d->e[0].sess->port);
 	if (rc != 0)
 		up->io = NULL;

@@ -45,9 +45,7 @@ static int l7h2_up_open(void *host, struct wp_h2p_up *up, const struct wp_snap_e
 		return rc;
 	t->l7.h2up = up;
 	up->io = t;
-	t->keep_ms = up->keep_ms;
-	t->keep_intvl_ms = up->keep_intvl_ms;
-	t->keep_probes = up->keep_probes;
+	t->keepalive = up->keepalive;
 	rc = wp_tun_l7_up_connect(t, ep, tw->l7.h2port);
 	if (rc != 0)
 		up->io = NULL;

@@ -479,8 +479,9 @@ int wp_tun_connect_plain(struct tunnel *t, struct wp_tun_port *tp)
 	                    &t->e[1].c);
 	if (rc != 0)
 		t->e[1].c = NULL;
-	else if (t->keep_ms)
-		wp_tcp_set_keepalive(t->e[1].c, t->keep_ms, t->keep_intvl_ms, t->keep_probes);
+	else if (t->keepalive.time_ms)
+		wp_tcp_set_keepalive(t->e[1].c, t->keepalive.time_ms, t->keepalive.intvl_ms,
+		                     t->keepalive.probes);
 	return rc;
 }
 
@@ -862,11 +863,8 @@ static void srv_request(struct wp_hbconn *c, struct wp_hbstream *hs, const struc
 	t->target = target;
 	t->pc = pc;
 	t->idle_ms = cl ? cl->pool.tcp_idle_timeout_ms : WP_ROUTE_TCP_IDLE_DEFAULT_MS;
-	if (cl) {
-		t->keep_ms = cl->pool.keep_time_ms;
-		t->keep_intvl_ms = cl->pool.keep_intvl_ms;
-		t->keep_probes = cl->pool.keep_probes;
-	}
+	if (cl)
+		t->keepalive = cl->pool.keepalive;
 	t->tcp_denied = tcp_denied;
 	t->e[0].kind = END_H2;
 	t->e[0].s = hs;

@@ -129,9 +129,8 @@ struct tunnel {
 	uint64_t active_ms; /* when a byte last passed */
 	/* DestinationRule tcp.tcpKeepalive for the plaintext upstream connection
 	 * wp_tun_connect_plain() opens (an opaque tunnel's, or an L7 proxy's
-	 * upstream); keep_ms 0: none */
-	uint32_t keep_ms, keep_intvl_ms;
-	uint8_t keep_probes;
+	 * upstream); time_ms 0: none */
+	struct wp_route_keepalive keepalive;
 };
 
 struct wp_tunnel_worker {

@@ -212,6 +212,13 @@ enum wp_route_hash_key {
 #define WP_ROUTE_KEEP_INTVL_DEFAULT_MS 75000u
 #define WP_ROUTE_KEEP_PROBES_DEFAULT   9u
 
+/* tcp.tcpKeepalive on a cluster's upstream connections: idle time before
+ * the first probe (0: no keepalive), between probes, probes. */
+struct wp_route_keepalive {
+	uint32_t time_ms, intvl_ms;
+	uint8_t probes;
+};
+
 struct wp_route_cpool {
 	uint32_t max_connections;    /* tcp.maxConnections */
 	uint32_t max_pending;        /* http.http1MaxPendingRequests */
@@ -221,12 +228,9 @@ struct wp_route_cpool {
 	uint32_t max_streams;        /* http.maxConcurrentStreams per h2 connection, 0: default */
 	uint32_t connect_timeout_ms; /* tcp.connectTimeout, 0: the proxy's (Istio: 10 s) */
 	uint32_t idle_timeout_ms;    /* http.idleTimeout; 0: the pool's */
-	/* tcp.tcpKeepalive on the cluster's upstream connections: idle time
-	 * before the first probe (0: no keepalive), between probes, probes */
-	uint32_t keep_time_ms, keep_intvl_ms;
-	uint8_t keep_probes;
-	uint32_t tcp_idle_timeout_ms; /* tcp.idleTimeout: an opaque TCP tunnel with no byte
-	                               * either way for it is closed; 0: never */
+	struct wp_route_keepalive keepalive; /* tcp.tcpKeepalive */
+	uint32_t tcp_idle_timeout_ms;        /* tcp.idleTimeout: an opaque TCP tunnel with no byte
+	                                      * either way for it is closed; 0: never */
 };
 
 /* One (service, port, subset): its endpoints and their balancer. */

@@ -147,7 +147,7 @@ static void test_defaults(void **state)
 	assert_int_equal(p->connect_timeout_ms, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
 	assert_int_equal(p->tcp_idle_timeout_ms, 3600000); /* Istio's 1 h */
-	assert_int_equal(p->keep_time_ms, 0);              /* no keepalive */
+	assert_int_equal(p->keepalive.time_ms, 0);              /* no keepalive */
 	wp_route_table_free(t);
 	objs_free();
 }
@@ -174,9 +174,9 @@ static void test_all_fields(void **state)
 	assert_int_equal(p->max_retries, 5);
 	assert_int_equal(p->idle_timeout_ms, 90000);
 	assert_int_equal(p->tcp_idle_timeout_ms, 0); /* 0s: never */
-	assert_int_equal(p->keep_time_ms, 30000);
-	assert_int_equal(p->keep_intvl_ms, 75000); /* left out: Linux's */
-	assert_int_equal(p->keep_probes, 4);
+	assert_int_equal(p->keepalive.time_ms, 30000);
+	assert_int_equal(p->keepalive.intvl_ms, 75000); /* left out: Linux's */
+	assert_int_equal(p->keepalive.probes, 4);
 	assert_int_equal(p->max_streams, 9);
 	wp_route_table_free(t);
 	objs_free();
@@ -278,7 +278,7 @@ static void test_bad_values(void **state)
 	assert_int_equal(p->max_req_per_conn, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
 	assert_int_equal(p->tcp_idle_timeout_ms, WP_ROUTE_TCP_IDLE_DEFAULT_MS);
-	assert_int_equal(p->keep_time_ms, 0); /* the bad tcpKeepalive is left out whole */
+	assert_int_equal(p->keepalive.time_ms, 0); /* the bad tcpKeepalive is left out whole */
 	assert_int_equal(p->max_retries, 4);
 	wp_route_table_free(t);
 	objs_free();
