@@ -30,9 +30,9 @@
 #include <rte_mbuf.h>
 
 #include "diag_client.h"
-#include "dp/net/tcp/tcp_diag.h"
-#include "dp/tunnel/tunnel.h"
-#include "dp/obs/snapview.h"
+#include "tcp_diag.h"
+#include "tunnel.h"
+#include "snapview.h"
 #include "worker.h"
 #include "wp/common.h"
 #include "wp/snapshot.h"

@@ -13,10 +13,10 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "dp/net/net.h"
-#include "dp/net/tcp/tcp.h"
-#include "dp/port/fault.h"
-#include "dp/port/port.h"
+#include "net.h"
+#include "tcp.h"
+#include "port_fault.h"
+#include "port.h"
 #include "wp/config.h"
 #include "wp/metrics.h"
 #include "wp/stats_types.h"

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/resolve/authz_check.h"
-#include "cp/thread/cp_int.h"
+#include "authz_check.h"
+#include "cp_int.h"
 #include "wp/ca.h"
 #include "wp/model.h"
 

@@ -11,7 +11,7 @@
 
 #include <rte_malloc.h>
 
-#include "dp/tunnel/tunnel_int.h"
+#include "tunnel_int.h"
 #include "wp/addr.h"
 
 /* ---- sessions: pool -------------------------------------------------------- */

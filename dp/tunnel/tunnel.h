@@ -30,9 +30,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/hbone/hbone.h"
-#include "dp/tls/tls.h"
-#include "dp/tunnel/hsgate.h"
+#include "hbone.h"
+#include "tls.h"
+#include "hsgate.h"
 #include "wp/common.h"
 #include "wp/config.h"
 

@@ -10,14 +10,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/hbone/hbone.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/pipeline.h"
-#include "dp/tunnel/bq.h"
-#include "dp/tunnel/l7.h"
-#include "dp/tunnel/tunnel.h"
-#include "dp/tunnel/twheel.h"
-#include "dp/worker.h"
+#include "hbone.h"
+#include "lb_cache.h"
+#include "pipeline.h"
+#include "bq.h"
+#include "l7.h"
+#include "tunnel.h"
+#include "twheel.h"
+#include "worker.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
 
