@@ -22,7 +22,9 @@ static const struct {
 	const char *name;
 } cp_ctrs[] = {
 #define WP_CTR(name, kind, desc) {WP_CTR_##name, #name},
-#include "wp/counters/cp.def"
+#define WP_CTR_ONLY              WP_CTR_GROUP_CP
+#include "wp/counters/list.h"
+#undef WP_CTR_ONLY
 #undef WP_CTR
 };
 
