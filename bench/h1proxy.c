@@ -34,9 +34,9 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-#include "cp/resolve/route_compile.h"
-#include "dp/l7/h1proxy.h"
-#include "dp/l7/pipeline.h"
+#include "route_compile.h"
+#include "h1proxy.h"
+#include "pipeline.h"
 #include "wp/accesslog.h"
 #include "wp/config.h"
 #include "wp/counters.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <x86intrin.h>
 
-#include "dp/http/http1.h"
+#include "http1.h"
 #include "wp/counters.h"
 
 static char req[2048];

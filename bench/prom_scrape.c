@@ -27,7 +27,7 @@
 #include <time.h>
 #include <x86intrin.h>
 
-#include "dp/obs/prom.h"
+#include "prom.h"
 #include "wp/counters.h"
 #include "wp/metrics.h"
 

@@ -40,13 +40,13 @@
 #include <rte_lcore.h>
 #include <rte_log.h>
 
-#include "dp/diag_client.h"
-#include "dp/l7/outlier.h"
-#include "dp/obs/prom.h"
-#include "dp/obs/telemetry.h"
-#include "dp/port/port.h"
-#include "dp/tunnel/tunnel.h"
-#include "dp/worker.h"
+#include "diag_client.h"
+#include "outlier.h"
+#include "prom.h"
+#include "telemetry.h"
+#include "port.h"
+#include "tunnel.h"
+#include "worker.h"
 #include "wp/addr.h"
 #include "wp/accesslog.h"
 #include "wp/ca.h"

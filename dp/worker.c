@@ -30,8 +30,8 @@
 #include <rte_mbuf.h>
 
 #include "diag_client.h"
-#include "dp/net/tcp/tcp_diag.h"
-#include "dp/obs/snapview.h"
+#include "tcp_diag.h"
+#include "snapview.h"
 #include "worker.h"
 #include "wp/common.h"
 #include "wp/snapshot.h"
@@ -235,7 +235,7 @@ int wp_worker_pick_port(struct wp_worker_port *wp, uint32_t dst_ip, uint16_t dst
 	return wp_tcp_pick_port(wp->tcp, dst_ip, dst_port, port_is_ours, &pred, port);
 }
 
-/* ---- the applications' I/O interface (dp/app.h) -------------------------- */
+/* ---- the applications' I/O interface (dp/app/app.h) -------------------------- */
 
 static int app_pick_port(const struct wp_app_port *p, uint32_t dst_ip, uint16_t dst_port,
                          uint16_t *port)

@@ -13,11 +13,11 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "dp/app.h"
-#include "dp/net/net.h"
-#include "dp/net/tcp/tcp.h"
-#include "dp/port/fault.h"
-#include "dp/port/port.h"
+#include "app.h"
+#include "net.h"
+#include "tcp.h"
+#include "port_fault.h"
+#include "port.h"
 #include "wp/config.h"
 #include "wp/metrics.h"
 #include "wp/stats_types.h"
@@ -114,7 +114,7 @@ uint64_t wp_worker_now_us(const struct wp_worker *w);
 
 /*
  * The I/O interface an application of worker <w> is created with
- * (dp/app.h), with the slot, metric cells and rings set on <w> so far
+ * (dp/app/app.h), with the slot, metric cells and rings set on <w> so far
  * (start-up, main thread). It lives as long as the worker.
  */
 const struct wp_app_io *wp_worker_io(struct wp_worker *w);

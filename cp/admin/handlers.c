@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/resolve/authz_check.h"
-#include "cp/thread/cp_int.h"
+#include "authz_check.h"
+#include "cp_int.h"
 #include "wp/ca.h"
 #include "wp/model.h"
 
@@ -22,7 +22,9 @@ static const struct {
 	const char *name;
 } cp_ctrs[] = {
 #define WP_CTR(name, kind, desc) {WP_CTR_##name, #name},
-#include "wp/counters/cp.def"
+#define WP_CTR_ONLY              WP_CTR_GROUP_CP
+#include "wp/counters/list.h"
+#undef WP_CTR_ONLY
 #undef WP_CTR
 };
 

@@ -21,7 +21,7 @@
 
 #include <stdint.h>
 
-#include "cp/admin/httpd_req.h"
+#include "httpd_req.h"
 #include "wp/addr_types.h"
 
 /* What a handler answers. body is malloc'd (or NULL for none) and belongs

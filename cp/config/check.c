@@ -22,7 +22,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 #include "wp/config.h"
 
 static int say(char *err, size_t errlen, const struct wp_config *cfg, const char *key,

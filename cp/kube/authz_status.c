@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/status.h"
+#include "status.h"
 #include "wp/model.h"
 
 static const char *jstr(json_t *o, const char *k)

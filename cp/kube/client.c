@@ -17,7 +17,7 @@
 
 #include <curl/curl.h>
 
-#include "cp/kube/client_int.h"
+#include "client_int.h"
 #include "wp/counters.h"
 #include "wp/log.h"
 

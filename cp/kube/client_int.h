@@ -16,7 +16,7 @@
 
 #include <curl/curl.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 #include "wp/counters.h"
 
 struct wp_kube {

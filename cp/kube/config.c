@@ -26,7 +26,7 @@
 
 #include <yaml.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 
 void wp_kube_config_clear(struct wp_kube_config *cfg)
 {

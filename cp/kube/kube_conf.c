@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cp/kube/kube_source.h"
+#include "kube_source.h"
 #include "wp/addr.h"
 #include "wp/log.h"
 

@@ -21,10 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cp/kube/kube_source.h"
-#include "cp/kube/lease.h"
-#include "cp/kube/member.h"
-#include "cp/kube/status.h"
+#include "kube_source.h"
+#include "lease.h"
+#include "member.h"
+#include "status.h"
 #include "wp/counters.h"
 #include "wp/log.h"
 #include "wp/model.h"

@@ -52,7 +52,7 @@
 
 #include <stdbool.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 #include "wp/config.h"
 #include "wp/source.h"
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/lease.h"
+#include "lease.h"
 #include "wp/counters.h"
 #include "wp/log.h"
 

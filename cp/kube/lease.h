@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 
 /* The label a created Lease carries, so that `wpctl waypoint status` finds
  * the appliances' Leases whatever their names and namespaces. */

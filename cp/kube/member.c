@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/member.h"
+#include "member.h"
 #include "wp/counters.h"
 #include "wp/log.h"
 

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "cp/kube/kube.h"
-#include "cp/kube/lease.h"
+#include "kube.h"
+#include "lease.h"
 
 /* Labels every member's WorkloadEntry carries: the Service selects on
  * WP_KUBE_MEMBER_SELECT_KEY=<service>; the appliances find each other by

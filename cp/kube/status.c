@@ -23,8 +23,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cp/kube/lease.h"
-#include "cp/kube/status.h"
+#include "lease.h"
+#include "status.h"
 #include "wp/counters.h"
 
 #define ISTIO_WAYPOINT_CLASS "istio-waypoint"

@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "cp/kube/kube_source.h"
+#include "kube_source.h"
 
 struct wp_kube_status;
 

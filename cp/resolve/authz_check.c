@@ -5,7 +5,7 @@
  * answers in JSON; plus the query-string form the admin endpoint takes and
  * the text form wpctl prints. Control plane and wpctl only.
  */
-#include "cp/resolve/authz_check.h"
+#include "authz_check.h"
 
 #include <ctype.h>
 #include <errno.h>

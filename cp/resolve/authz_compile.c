@@ -29,7 +29,7 @@
 
 #include <hs.h>
 
-#include "cp/resolve/authz_compile.h"
+#include "authz_compile.h"
 #include "wp/hash.h"
 
 #define DEFAULT_ROOT_NS "istio-system"

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cp/admin/httpd.h"
+#include "httpd.h"
 #include "wp/authz.h"
 #include "wp/counters.h"
 #include "wp/cp.h"

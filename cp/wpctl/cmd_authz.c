@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/resolve/authz_check.h"
+#include "authz_check.h"
 #include "wp/config.h"
 #include "wp/resolve.h"
 #include "wp/snapshot.h"

@@ -30,9 +30,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "cp/kube/kube.h"
-#include "cp/kube/lease.h"
-#include "cp/kube/member.h"
+#include "kube.h"
+#include "lease.h"
+#include "member.h"
 #include "wpctl.h"
 
 #define ISTIO_WAYPOINT_CLASS     "istio-waypoint"

@@ -18,7 +18,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/hbone/h2int.h"
+#include "h2int.h"
 #include "wp/addr.h"
 
 void wp_hbone_config_default(struct wp_hbone_config *cfg)

@@ -14,7 +14,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/hbone/hbone.h"
+#include "hbone.h"
 #include "wp/counters.h"
 
 /* The request fields the server keeps (stream's hv buffer). */

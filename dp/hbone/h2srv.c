@@ -27,7 +27,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/hbone/h2int.h"
+#include "h2int.h"
 #include "wp/addr.h"
 
 #define PREFACE_LEN 24

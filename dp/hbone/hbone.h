@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "dp/hbone/mem.h"
+#include "mem.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
 

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/hbone/mem.h"
+#include "mem.h"
 #include "wp/common.h"
 
 /* Block sizes (header included), all multiples of 16, so rounding wastes

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dp/http/forwarded.h"
+#include "forwarded.h"
 #include "wp/addr.h"
 
 static size_t skip_ows(const char *v, size_t i, size_t len)

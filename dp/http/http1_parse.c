@@ -32,7 +32,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/http/http1.h"
+#include "http1.h"
 #include "wp/counters.h"
 
 const struct wp_http1_limits wp_http1_default_limits = {

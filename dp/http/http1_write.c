@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dp/http/http1.h"
+#include "http1.h"
 #include "wp/counters.h"
 #include "wp/http_reason.h"
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dp/http/tracectx.h"
+#include "tracectx.h"
 
 void wp_tc_init(struct wp_tracectx *t)
 {

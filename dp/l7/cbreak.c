@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/l7/cbreak.h"
+#include "cbreak.h"
 #include "wp/counters.h"
 #include "wp/hash.h"
 

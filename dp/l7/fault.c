@@ -3,8 +3,8 @@
  * against the rule's shares, per million as Envoy's runtime feature check
  * compares them (a draw modulo 1,000,000 below the numerator).
  */
-#include "dp/l7/fault.h"
-#include "dp/l7/pipeline.h"
+#include "fault.h"
+#include "pipeline.h"
 #include "wp/rand.h"
 
 static bool hit(uint64_t *rng, uint32_t ppm)

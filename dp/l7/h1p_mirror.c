@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "dp/l7/h1proxy_int.h"
+#include "h1proxy_int.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"
 

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/l7/h1proxy_int.h"
+#include "h1proxy_int.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"
 

@@ -8,7 +8,7 @@
  * stamped on the connection when it opens. Sessions (h1proxy.c) decide
  * what to do when none can be had: wait, retry or answer.
  */
-#include "dp/l7/h1proxy_int.h"
+#include "h1proxy_int.h"
 #include "wp/counters.h"
 
 void wp_h1p_up_free(struct wp_h1p_core *c, struct wp_h1p_up *up)

@@ -64,8 +64,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/uppool.h"
+#include "http1.h"
+#include "uppool.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
 #include "wp/route.h"

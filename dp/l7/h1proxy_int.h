@@ -11,13 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp/l7/cbreak.h"
-#include "dp/l7/fault.h"
-#include "dp/l7/h1proxy.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/pipeline.h"
-#include "dp/l7/retry.h"
-#include "dp/l7/uppool.h"
+#include "cbreak.h"
+#include "fault.h"
+#include "h1proxy.h"
+#include "lb_cache.h"
+#include "pipeline.h"
+#include "retry.h"
+#include "uppool.h"
 #include "wp/counters.h"
 
 /* A fixed-size output buffer: bytes at p[off, off + len). */

@@ -9,7 +9,7 @@
  * waits in its ring, the client's window closed) until strm_timers()
  * resumes it.
  */
-#include "dp/l7/h2proxy_int.h"
+#include "h2proxy_int.h"
 
 static uint32_t grpc_code(uint16_t status)
 {

@@ -13,7 +13,7 @@
  * locally (its request timeout, wp_h2p_strm_local()), or when it is freed
  * (the client reset it, its session closed: wp_h2p_strm_free()).
  */
-#include "dp/l7/h2proxy_int.h"
+#include "h2proxy_int.h"
 
 bool wp_h2p_pend_join(struct wp_h2p_strm *t, struct wp_cb_clu *k, const struct wp_route_cluster *cl)
 {

@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/l7/h2proxy_int.h"
+#include "h2proxy_int.h"
 #include "wp/counters.h"
 
 #define ANY_RESET (WP_ROUTE_RETRY_RESET | WP_ROUTE_RETRY_5XX | WP_ROUTE_RETRY_GATEWAY_ERROR)

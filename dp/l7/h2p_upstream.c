@@ -5,7 +5,7 @@
  * their capacity comes from up_capacity()), opening them, their nghttp2
  * callbacks, the HTTP/1.1 client codec, and the host's transport events.
  */
-#include "dp/l7/h2proxy_int.h"
+#include "h2proxy_int.h"
 
 /* ---- upstream pool ---------------------------------------------------------------------- */
 

@@ -27,7 +27,7 @@
  * parser only as far as the stream's rb has room, so wp_h2p_up_in() takes
  * fewer bytes while the client does not read.
  */
-#include "dp/l7/h2proxy_int.h"
+#include "h2proxy_int.h"
 #include "wp/rand.h"
 
 const struct wp_h2p_cfg wp_h2p_default_cfg = {

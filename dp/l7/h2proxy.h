@@ -94,8 +94,8 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/uppool.h"
+#include "http1.h"
+#include "uppool.h"
 #include "wp/addr_types.h"
 #include "wp/common.h"
 #include "wp/route.h"

@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/l7/cbreak.h"
-#include "dp/l7/fault.h"
-#include "dp/l7/h2proxy.h"
-#include "dp/l7/pipeline.h"
-#include "dp/l7/retry.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/uppool.h"
+#include "cbreak.h"
+#include "fault.h"
+#include "h2proxy.h"
+#include "pipeline.h"
+#include "retry.h"
+#include "lb_cache.h"
+#include "uppool.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 #include "wp/snapshot_types.h"

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/outlier.h"
+#include "lb_cache.h"
+#include "outlier.h"
 #include "wp/counters.h"
 
 #define LB_SLOTS      64

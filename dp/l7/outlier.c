@@ -13,7 +13,7 @@
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
 
-#include "dp/l7/outlier.h"
+#include "outlier.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 

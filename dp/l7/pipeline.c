@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/l7/pipeline.h"
+#include "pipeline.h"
 #include "wp/counters.h"
 
 void wp_pipe_core_init(struct wp_pipe_core *pc, uint64_t *ctr)

@@ -47,7 +47,7 @@
 #include "wp/metrics.h"
 #include "wp/snapshot_types.h"
 #include "wp/tracing.h"
-#include "dp/http/tracectx.h"
+#include "tracectx.h"
 
 struct wp_http1_msg;
 struct wp_snap_endpoint;

@@ -44,8 +44,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/pipeline.h"
+#include "http1.h"
+#include "pipeline.h"
 #include "wp/snapshot_types.h"
 
 static const char *const flag_names[WP_PIPE_FB_MAX] = {

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/pipeline.h"
+#include "http1.h"
+#include "pipeline.h"
 #include "wp/config.h"
 #include "wp/counters.h"
 #include "wp/rand.h"

@@ -7,7 +7,7 @@
  * gateway-error 502/503/504, retriable-4xx 409, the retriable codes, and
  * the gRPC conditions on a trailers-only head's grpc-status.
  */
-#include "dp/l7/retry.h"
+#include "retry.h"
 #include "wp/rand.h"
 
 #define ANY_RESET (WP_ROUTE_RETRY_RESET | WP_ROUTE_RETRY_5XX | WP_ROUTE_RETRY_GATEWAY_ERROR)

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "dp/l7/uppool.h"
+#include "uppool.h"
 #include "wp/lb.h"
 
 void wp_uppool_init(struct wp_uppool *p, struct wp_uppool_ent *first, size_t stride, uint32_t n,

@@ -42,7 +42,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/l7/lb_cache.h"
+#include "lb_cache.h"
 #include "wp/addr_types.h"
 #include "wp/route.h"
 #include "wp/snapshot_types.h"

@@ -13,7 +13,7 @@
  */
 #include <errno.h>
 
-#include "dp/net/net_bytes.h"
+#include "net_bytes.h"
 #include "wp/counters.h"
 
 /*

@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "dp/net/net_bytes.h"
+#include "net_bytes.h"
 #include "wp/counters.h"
 
 #define NIL              UINT32_MAX

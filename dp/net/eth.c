@@ -3,7 +3,7 @@
  * frame's length and addresses and hands ARP and IPv4 to their parsers
  * (arp.c, ipv4.c). Nothing past the Ethernet header is read here.
  */
-#include "dp/net/net_bytes.h"
+#include "net_bytes.h"
 #include "wp/counters.h"
 
 enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache *arp,

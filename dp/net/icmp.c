@@ -4,7 +4,7 @@
  * 3.2.2.6 only says record-route and timestamp options SHOULD be echoed, and
  * dropping them keeps the reply simple and never longer than the request.
  */
-#include "dp/net/net_bytes.h"
+#include "net_bytes.h"
 #include "wp/counters.h"
 
 enum wp_net_verdict wp_net_icmp_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t ihl,

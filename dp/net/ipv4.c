@@ -10,7 +10,7 @@
  */
 #include <errno.h>
 
-#include "dp/net/net_bytes.h"
+#include "net_bytes.h"
 #include "wp/counters.h"
 
 enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t len,

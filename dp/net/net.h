@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/net/cksum.h"
+#include "cksum.h"
 #include "wp/common.h"
 
 #define WP_ETH_HLEN         14

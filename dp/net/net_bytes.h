@@ -14,7 +14,7 @@
 
 #include <arpa/inet.h>
 
-#include "dp/net/net.h"
+#include "net.h"
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_ARP  0x0806

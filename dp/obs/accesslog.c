@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "dp/obs/spsc.h"
-#include "dp/obs/text.h"
+#include "spsc.h"
+#include "text.h"
 #include "wp/accesslog.h"
 #include "wp/common.h"
 #include "wp/counters.h"

@@ -197,9 +197,15 @@ static const struct stat_field {
  * without a core label. */
 static const enum wp_ctr cp_rows[] = {
 #define WP_CTR(name, kind, desc) WP_CTR_##name,
-#include "wp/counters/cp.def"
-#include "wp/counters/kube.def"
-#include "wp/counters/ca.def"
+#define WP_CTR_ONLY              WP_CTR_GROUP_CP
+#include "wp/counters/list.h"
+#undef WP_CTR_ONLY
+#define WP_CTR_ONLY WP_CTR_GROUP_KUBE
+#include "wp/counters/list.h"
+#undef WP_CTR_ONLY
+#define WP_CTR_ONLY WP_CTR_GROUP_CA
+#include "wp/counters/list.h"
+#undef WP_CTR_ONLY
 #undef WP_CTR
 };
 

@@ -12,7 +12,7 @@
 
 #include <rte_telemetry.h>
 
-#include "dp/obs/snapview.h"
+#include "snapview.h"
 #include "wp/common.h"
 #include "wp/config.h"
 

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/obs/spsc.h"
+#include "spsc.h"
 
 struct wp_spsc *wp_spsc_create(unsigned entries, size_t esz)
 {

@@ -14,7 +14,7 @@
 
 #include <rte_telemetry.h>
 
-#include "dp/obs/snapview.h"
+#include "snapview.h"
 #include "telemetry.h"
 #include "wp/common.h"
 

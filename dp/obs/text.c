@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/obs/text.h"
+#include "text.h"
 
 void wp_text_put(struct wp_text *o, const char *s, size_t n)
 {

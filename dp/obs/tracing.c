@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dp/obs/spsc.h"
-#include "dp/obs/text.h"
+#include "spsc.h"
+#include "text.h"
 #include "wp/common.h"
 #include "wp/config.h"
 #include "wp/counters.h"

@@ -1,12 +1,12 @@
 /*
- * Port-layer fault injection (see fault.h). One held-back slot gives real
+ * Port-layer fault injection (see port_fault.h). One held-back slot gives real
  * reordering: the held packet goes out right after the next packet that
  * passes, or after WP_FAULT_HOLD_POLLS polls when traffic stops, so a lone
  * packet is delayed, never lost.
  */
 #include <string.h>
 
-#include "fault.h"
+#include "port_fault.h"
 #include "wp/common.h"
 #include "wp/rand.h"
 

@@ -31,8 +31,8 @@
 
 #include <openssl/crypto.h>
 
-#include "dp/tls/mem_int.h"
-#include "dp/tls/tls.h"
+#include "mem_int.h"
+#include "tls.h"
 
 #define SMALL_STEP 16u
 #define SMALL_MAX  1024u

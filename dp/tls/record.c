@@ -38,7 +38,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
-#include "dp/tls/record_int.h"
+#include "record_int.h"
 #include "wp/counters.h"
 
 enum {

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "dp/tls/tls.h"
+#include "tls.h"
 
 /* The longest traffic secret (SHA-384). */
 #define WP_TLS_REC_SECRET_MAX 48

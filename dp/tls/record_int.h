@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-#include "dp/tls/record.h"
+#include "record.h"
 
 #define REC_HDR      5
 #define REC_TAG      16

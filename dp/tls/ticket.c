@@ -21,8 +21,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "dp/tls/ticket.h"
-#include "dp/tls/tls_int.h"
+#include "ticket.h"
+#include "tls_int.h"
 #include "wp/counters.h"
 
 #define KEY_LEN       32

@@ -43,8 +43,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "dp/tls/ticket.h"
-#include "dp/tls/tls_int.h"
+#include "ticket.h"
+#include "tls_int.h"
 #include "wp/counters.h"
 
 #define CIPHERS13 "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"

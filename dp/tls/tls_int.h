@@ -15,8 +15,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "dp/tls/record.h"
-#include "dp/tls/tls.h"
+#include "record.h"
+#include "tls.h"
 
 enum { F_CERT, F_KEY, F_CA, F_MAX };
 

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/tunnel/bq.h"
+#include "bq.h"
 #include "wp/common.h"
 
 struct wp_bq_chunk {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dp/hbone/mem.h"
+#include "mem.h"
 
 #define WP_BQ_CHUNK (16u * 1024u - 32u) /* payload per chunk: one allocator class */
 

@@ -3,7 +3,7 @@
  * from tunnel.c so that the admission rule is unit tested without DPDK
  * (tests/unit/dp/tunnel/test_hsgate.c).
  */
-#include "dp/tunnel/hsgate.h"
+#include "hsgate.h"
 #include "wp/counters.h"
 
 void wp_hsgate_init(struct wp_hsgate *g, uint32_t cap)

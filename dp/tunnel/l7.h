@@ -33,8 +33,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/l7/h1proxy.h"
-#include "dp/l7/h2proxy.h"
+#include "h1proxy.h"
+#include "h2proxy.h"
 #include "wp/addr_types.h"
 #include "wp/route.h"
 

@@ -24,7 +24,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/tunnel/tunnel_int.h"
+#include "tunnel_int.h"
 
 void wp_tun_l7_mark(struct tunnel *t)
 {

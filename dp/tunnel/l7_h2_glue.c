@@ -28,7 +28,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/tunnel/tunnel_int.h"
+#include "tunnel_int.h"
 
 /* ---- struct wp_h2p_ops ------------------------------------------------------------------- */
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dp/tunnel/tunnel_int.h"
+#include "tunnel_int.h"
 #include "wp/addr.h"
 
 /* ---- sessions: pool -------------------------------------------------------- */

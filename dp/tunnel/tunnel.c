@@ -34,14 +34,14 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/tunnel/tunnel_int.h"
-#include "dp/http/forwarded.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/outlier.h"
-#include "dp/l7/pipeline.h"
-#include "dp/tunnel/bq.h"
-#include "dp/tunnel/l7.h"
-#include "dp/tunnel/tunnel.h"
+#include "tunnel_int.h"
+#include "forwarded.h"
+#include "lb_cache.h"
+#include "outlier.h"
+#include "pipeline.h"
+#include "bq.h"
+#include "l7.h"
+#include "tunnel.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
@@ -1379,7 +1379,7 @@ void wp_tunnel_worker_gauges_add(const struct wp_tunnel_worker *tw,
 	sum->handshakes_peak = WP_MAX(sum->handshakes_peak, (uint64_t)wp_hsgate_peak(&tw->g.hs));
 }
 
-/* ---- the worker's hooks (dp/app.h) ------------------------------------------------------ */
+/* ---- the worker's hooks (dp/app/app.h) ------------------------------------------------------ */
 
 static unsigned app_poll(void *app, uint64_t now_us)
 {

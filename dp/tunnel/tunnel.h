@@ -30,11 +30,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/app.h"
-#include "dp/hbone/hbone.h"
-#include "dp/obs/telemetry.h"
-#include "dp/tls/tls.h"
-#include "dp/tunnel/hsgate.h"
+#include "app.h"
+#include "hbone.h"
+#include "telemetry.h"
+#include "tls.h"
+#include "hsgate.h"
 #include "wp/common.h"
 #include "wp/config.h"
 #include "wp/stats_types.h"
@@ -92,7 +92,7 @@ int wp_tunnel_shared_tick(struct wp_tunnel_shared *sh, struct wp_stats *const *s
 void wp_tunnel_shared_fini(struct wp_tunnel_shared *sh);
 
 /*
- * Creates a worker's tunnel state over its I/O interface <io> (dp/app.h;
+ * Creates a worker's tunnel state over its I/O interface <io> (dp/app/app.h;
  * it must outlive the tunnels) and listens on hbone.port on each of its
  * ports (start-up, before the lcore runs). NULL on failure. The worker
  * then runs it with wp_tunnel_app_ops (wp_worker_add_app).

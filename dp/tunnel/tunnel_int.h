@@ -10,15 +10,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dp/app.h"
-#include "dp/hbone/hbone.h"
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/pipeline.h"
-#include "dp/tunnel/bq.h"
-#include "dp/tunnel/l7.h"
-#include "dp/tunnel/tunnel.h"
-#include "dp/tunnel/twheel.h"
-#include "dp/net/tcp/tcp.h"
+#include "app.h"
+#include "hbone.h"
+#include "lb_cache.h"
+#include "pipeline.h"
+#include "bq.h"
+#include "l7.h"
+#include "tunnel.h"
+#include "twheel.h"
+#include "tcp.h"
 #include "wp/counters.h"
 #include "wp/snapshot.h"
 
@@ -40,7 +40,7 @@ enum sess_state {
 
 struct tunnel;
 
-/* One of the worker's ports (dp/app.h) as the tunnels use it: the accept
+/* One of the worker's ports (dp/app/app.h) as the tunnels use it: the accept
  * callback's argument, and where a session's upstreams are opened. */
 struct wp_tun_port {
 	struct wp_tunnel_worker *tw;
@@ -134,7 +134,7 @@ struct tunnel {
 };
 
 struct wp_tunnel_worker {
-	const struct wp_app_io *worker; /* the worker's I/O interface (dp/app.h) */
+	const struct wp_app_io *worker; /* the worker's I/O interface (dp/app/app.h) */
 	struct wp_tunnel_shared *sh;
 	uint64_t *ctr;
 	struct wp_h2mem *mem;

@@ -4,7 +4,7 @@
  */
 #include <stddef.h>
 
-#include "dp/tunnel/twheel.h"
+#include "twheel.h"
 
 static void head_init(struct wp_twheel_node *h)
 {

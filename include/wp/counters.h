@@ -3,12 +3,15 @@
  * increments a counter declared here, so per-core stats, DPDK telemetry,
  * wpctl and Prometheus all list the same names (the VPP *_error.def idea).
  *
- * Each module keeps its rows in include/wp/counters/<module>.def as
+ * Each module keeps its rows beside its code, in <module>_counters.def
+ * (dp/net/tcp/tcp_counters.def, cp/kube/kube_counters.def, ...), as
  *     WP_CTR(NAME, KIND, "what happened")
  * where KIND is DROP (a packet or request was discarded) or EVENT (a
  * notable occurrence that is not a loss). Add a row there (a new module's
- * .def file gets one #include line in include/wp/counters/list.h), then
- * increment with wp_ctr_inc(ctr, WP_CTR_NAME).
+ * file gets one line in wp_counter_defs, top meson.build, which orders the
+ * enum), then increment with wp_ctr_inc(ctr, WP_CTR_NAME). The build
+ * concatenates the files into wp/counters/list.h (build tree's include/;
+ * include/wp/counters/gen_list.py), one WP_CTR_GROUP_<MODULE> per file.
  */
 #ifndef WP_COUNTERS_H
 #define WP_COUNTERS_H

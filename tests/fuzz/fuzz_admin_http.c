@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/admin/httpd_req.h"
+#include "httpd_req.h"
 
 #define MAX_REQS 64
 

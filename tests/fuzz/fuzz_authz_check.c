@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/resolve/authz_check.h"
+#include "authz_check.h"
 #include "wp/resolve.h"
 #include "wp/snapshot.h"
 #include "wp/source.h"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/ca/ca_int.h"
+#include "ca_int.h"
 
 #define MAX 4
 

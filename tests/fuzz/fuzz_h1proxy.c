@@ -28,7 +28,7 @@
 
 #include <llhttp.h>
 
-#include "dp/l7/h1proxy.h"
+#include "h1proxy.h"
 #include "wp/counters.h"
 #include "wp/route.h"
 

@@ -36,7 +36,7 @@
 #include <llhttp.h>
 #include <nghttp2/nghttp2.h>
 
-#include "dp/l7/h2proxy.h"
+#include "h2proxy.h"
 #include "wp/counters.h"
 #include "wp/route.h"
 

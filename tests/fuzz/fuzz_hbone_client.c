@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/hbone/hbone.h"
+#include "hbone.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 

@@ -16,7 +16,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/hbone/hbone.h"
+#include "hbone.h"
 #include "wp/counters.h"
 
 static int opened, closed;

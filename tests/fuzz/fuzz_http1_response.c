@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/http/http1.h"
+#include "http1.h"
 #include "wp/counters.h"
 
 static uint64_t ctr[WP_CTR_MAX];

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/client_int.h"
+#include "client_int.h"
 
 struct run {
 	uint64_t digest;

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/kube.h"
+#include "kube.h"
 
 static void check_data(const char *p, size_t len)
 {

@@ -13,7 +13,7 @@
 
 #include <arpa/inet.h>
 
-#include "dp/net/net.h"
+#include "net.h"
 #include "wp/counters.h"
 
 static void free_pkt(void *pkt, void *arg)

@@ -32,7 +32,7 @@
 
 #include <arpa/inet.h>
 
-#include "cp/resolve/route_compile.h"
+#include "route_compile.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 #include "wp/model.h"

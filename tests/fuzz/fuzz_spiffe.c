@@ -26,7 +26,7 @@
 
 #include <openssl/x509v3.h>
 
-#include "dp/tls/tls_int.h"
+#include "tls_int.h"
 
 #define TD    "cluster.local"
 #define ALIAS "td.example"

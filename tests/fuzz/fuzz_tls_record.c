@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/tls/record_int.h"
+#include "record_int.h"
 #include "wp/common.h"
 #include "wp/counters.h"
 

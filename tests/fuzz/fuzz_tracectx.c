@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/http/tracectx.h"
+#include "tracectx.h"
 
 static const char *const names[] = {"traceparent",       "b3",           "x-b3-traceid",
                                     "x-b3-spanid",       "x-b3-sampled", "x-b3-flags",

@@ -36,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dp/hbone/hbone.h"
-#include "dp/tls/tls.h"
+#include "hbone.h"
+#include "tls.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 

@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cp/kube/kube_source.h"
-#include "cp/kube/lease.h"
+#include "kube_source.h"
+#include "lease.h"
 #include "wp/counters.h"
 #include "wp/cp_json.h"
 #include "wp/model.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 /* ---- Connection calls ---- */
 

@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 /* ---- Keyed hash (SipHash-2-4) ---- */
 

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/net/tcp/tcp_diag.h"
+#include "tcp_diag.h"
 
 #define SOURCE_MAX_DIGITS 15
 #define SOURCE_CHUNK      4096

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "dp/net/tcp/tcp.h"
+#include "tcp.h"
 
 struct wp_tcp_diag;
 

@@ -12,8 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/net/cksum.h"
-#include "dp/net/tcp/tcp_int.h"
+#include "cksum.h"
+#include "tcp_int.h"
 
 /* ---- RTT, the established state and challenge ACKs ---- */
 

@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "dp/net/tcp/tcp.h"
+#include "tcp.h"
 #include "wp/counters.h"
 
 #define NIL              UINT32_MAX

@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 /* ---- SYN cookies (RFC 4987) ---- */
 

@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "dp/net/cksum.h"
-#include "dp/net/tcp/tcp_int.h"
+#include "cksum.h"
+#include "tcp_int.h"
 
 /* ---- Building and sending a segment ---- */
 

@@ -12,7 +12,7 @@
  * use (rec_get, pipe_bytes, rec_mark_lost, retransmit_rec, arm_pto) are
  * inline in tcp_int.h.
  */
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 /* ---- The scoreboard on ACK arrival ---- */
 

@@ -9,7 +9,7 @@
  * is on the input side; what the loss timers mark lost is the scoreboard's
  * (tcp_recovery.c).
  */
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 /* ---- The wheel ---- */
 

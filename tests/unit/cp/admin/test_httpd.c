@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cp/admin/httpd.h"
+#include "httpd.h"
 #include "wp/counters.h"
 
 /* ---- parser ----------------------------------------------------------------- */

@@ -18,7 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "cp/ca/ca_int.h"
+#include "ca_int.h"
 
 #define ID "spiffe://cluster.local/ns/default/sa/waypoint"
 

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "cp/kube/status.h"
+#include "status.h"
 
 static const struct wp_kube_status_policy pol = {
         .controller_name = "waypointd.io/controller",

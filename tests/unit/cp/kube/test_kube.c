@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "cp/kube/kube.h"
-#include "cp/kube/status.h"
+#include "kube.h"
+#include "status.h"
 
 static const char kubeconfig[] = "apiVersion: v1\n"
                                  "kind: Config\n"

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "cp/kube/lease.h"
+#include "lease.h"
 #include "wp/counters.h"
 
 #define PATH "/apis/coordination.k8s.io/v1/namespaces/ns/leases/waypointd-x"

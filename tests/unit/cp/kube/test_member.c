@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "cp/kube/member.h"
+#include "member.h"
 #include "wp/counters.h"
 
 #define COLL "/apis/networking.istio.io/v1/namespaces/ns/workloadentries"

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "cp/resolve/authz_compile.h"
+#include "authz_compile.h"
 #include "wp/path_norm.h"
 #include "wp/addr.h"
 #include "wp/cp_json.h"

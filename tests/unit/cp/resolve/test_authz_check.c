@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "cp/resolve/authz_check.h"
+#include "authz_check.h"
 #include "wp/counters.h"
 #include "wp/cp.h"
 #include "wp/cp_json.h"

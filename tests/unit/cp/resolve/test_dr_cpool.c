@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "cp/resolve/route_compile.h"
+#include "route_compile.h"
 #include "wp/model.h"
 #include "wp/route.h"
 #include "wp/snapshot_types.h"

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <llhttp.h>
 
-#include "cp/resolve/route_compile.h"
+#include "route_compile.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 #include "wp/model.h"

@@ -21,7 +21,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/hbone/hbone.h"
+#include "hbone.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 

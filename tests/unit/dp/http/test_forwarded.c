@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dp/http/forwarded.h"
+#include "forwarded.h"
 #include "wp/addr.h"
 
 static int fwd(const char *v, char *out)

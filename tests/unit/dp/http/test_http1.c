@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "dp/http/http1.h"
+#include "http1.h"
 #include "wp/counters.h"
 
 struct fx {

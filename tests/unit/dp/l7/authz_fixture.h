@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cp/resolve/authz_compile.h"
-#include "dp/l7/pipeline.h"
+#include "authz_compile.h"
+#include "pipeline.h"
 #include "wp/addr.h"
 #include "wp/model.h"
 

@@ -10,7 +10,7 @@
 #ifndef WP_TESTS_AUTHZ_REF_H
 #define WP_TESTS_AUTHZ_REF_H
 
-#include "cp/resolve/authz_compile.h"
+#include "authz_compile.h"
 #include "wp/authz.h"
 
 struct authz_ref {

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/h1proxy.h"
+#include "h1proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/route.h"

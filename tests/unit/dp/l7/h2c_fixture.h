@@ -26,8 +26,8 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "dp/hbone/mem.h"
-#include "dp/l7/h2proxy.h"
+#include "mem.h"
+#include "h2proxy.h"
 #include "wp/counters.h"
 #include "wp/route.h"
 

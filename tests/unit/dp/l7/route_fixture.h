@@ -9,7 +9,7 @@
 #ifndef WP_TESTS_L7_ROUTE_FIXTURE_H
 #define WP_TESTS_L7_ROUTE_FIXTURE_H
 
-#include "cp/resolve/route_compile.h"
+#include "route_compile.h"
 #include "wp/model.h"
 #include "wp/route.h"
 #include "wp/snapshot_types.h"

@@ -10,7 +10,7 @@
  */
 #include "h1p_harness.h"
 
-#include "dp/l7/cbreak.h"
+#include "cbreak.h"
 
 static const char *const overflow =
         "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 81\r\n"

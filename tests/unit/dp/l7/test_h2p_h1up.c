@@ -28,10 +28,10 @@
 
 #include <cmocka.h>
 
-#include "dp/hbone/mem.h"
-#include "dp/l7/cbreak.h"
-#include "dp/http/http1.h"
-#include "dp/l7/h2proxy.h"
+#include "mem.h"
+#include "cbreak.h"
+#include "http1.h"
+#include "h2proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/route.h"

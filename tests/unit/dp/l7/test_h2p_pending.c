@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "dp/hbone/mem.h"
-#include "dp/l7/cbreak.h"
-#include "dp/l7/h2proxy.h"
+#include "mem.h"
+#include "cbreak.h"
+#include "h2proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/route.h"

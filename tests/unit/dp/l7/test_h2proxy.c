@@ -24,8 +24,8 @@
 
 #include <cmocka.h>
 
-#include "dp/hbone/mem.h"
-#include "dp/l7/h2proxy.h"
+#include "mem.h"
+#include "h2proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/route.h"

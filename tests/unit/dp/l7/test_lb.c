@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/lb_cache.h"
+#include "lb_cache.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 

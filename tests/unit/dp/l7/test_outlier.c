@@ -20,8 +20,8 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/outlier.h"
+#include "lb_cache.h"
+#include "outlier.h"
 #include "route_fixture.h"
 #include "wp/counters.h"
 #include "wp/lb.h"

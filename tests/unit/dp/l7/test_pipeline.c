@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/fault.h"
-#include "dp/l7/pipeline.h"
+#include "fault.h"
+#include "pipeline.h"
 #include "wp/addr.h"
 #include "wp/counters.h"
 

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/pipeline.h"
+#include "pipeline.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"
 

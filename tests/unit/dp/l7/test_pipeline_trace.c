@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "dp/http/http1.h"
-#include "dp/l7/pipeline.h"
+#include "http1.h"
+#include "pipeline.h"
 #include "wp/config.h"
 #include "wp/counters.h"
 #include "wp/snapshot_types.h"

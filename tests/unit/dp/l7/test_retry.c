@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "dp/l7/retry.h"
+#include "retry.h"
 #include "wp/rand.h"
 
 /* Istio's default policy, as cp/resolve/httproute_compile.c builds it. */

@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "cp/resolve/route_compile.h"
-#include "dp/l7/h1proxy.h"
+#include "route_compile.h"
+#include "h1proxy.h"
 #include "wp/counters.h"
 #include "wp/model.h"
 #include "wp/route.h"

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "dp/l7/lb_cache.h"
-#include "dp/l7/uppool.h"
+#include "lb_cache.h"
+#include "uppool.h"
 #include "wp/counters.h"
 #include "wp/lb.h"
 

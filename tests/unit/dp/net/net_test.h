@@ -19,7 +19,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
-#include "dp/net/net.h"
+#include "net.h"
 #include "wp/counters.h"
 
 #define IP4(a, b, c, d) htonl((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "dp/obs/prom.h"
+#include "prom.h"
 #include "wp/counters.h"
 #include "wp/metrics.h"
 

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "dp/obs/snapview.h"
+#include "snapview.h"
 #include "wp/config.h"
 #include "wp/snapshot_types.h"
 

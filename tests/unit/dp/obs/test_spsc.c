@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "dp/obs/spsc.h"
+#include "spsc.h"
 
 /* Record <seq> of <len> bytes: its sequence number, then bytes from it. */
 static void put(uint8_t *p, size_t len, uint32_t seq)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dp/port/fault.h"
+#include "port_fault.h"
 
 struct pool {
 	int live;   /* packets alive (allocated and not freed) */

@@ -15,9 +15,9 @@
 
 #include <openssl/err.h>
 
-#include "dp/tls/record_int.h"
-#include "dp/tls/ticket.h"
-#include "dp/tls/tls_int.h"
+#include "record_int.h"
+#include "ticket.h"
+#include "tls_int.h"
 #include "wp/counters.h"
 
 static char pki[256];

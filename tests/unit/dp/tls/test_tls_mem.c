@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "dp/tls/mem_int.h"
-#include "dp/tls/tls.h"
+#include "mem_int.h"
+#include "tls.h"
 
 #define A(n)    wp_tls_mem_alloc((n), __FILE__, __LINE__)
 #define F(p)    wp_tls_mem_free((p), __FILE__, __LINE__)

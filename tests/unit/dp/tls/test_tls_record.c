@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "dp/tls/record_int.h"
+#include "record_int.h"
 #include "wp/counters.h"
 
 static uint64_t ctrs[WP_CTR_MAX];

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "dp/tunnel/bq.h"
-#include "dp/hbone/mem.h"
+#include "bq.h"
+#include "mem.h"
 #include "wp/common.h"
 
 static uint8_t pat(size_t i)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dp/tunnel/hsgate.h"
+#include "hsgate.h"
 #include "wp/counters.h"
 
 static uint64_t ctr[WP_CTR_MAX];

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "dp/tunnel/twheel.h"
+#include "twheel.h"
 
 #define TICK 100
 

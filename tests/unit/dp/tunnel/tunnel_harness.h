@@ -30,12 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp/app.h"
-#include "dp/hbone/hbone.h"
-#include "dp/hbone/mem.h"
-#include "dp/net/tcp/tcp.h"
-#include "dp/tls/tls.h"
-#include "dp/tunnel/tunnel.h"
+#include "app.h"
+#include "hbone.h"
+#include "mem.h"
+#include "tcp.h"
+#include "tls.h"
+#include "tunnel.h"
 #include "wp/addr.h"
 #include "wp/config.h"
 #include "wp/counters.h"

@@ -19,7 +19,7 @@
 
 #include <arpa/inet.h>
 
-#include "dp/net/tcp/tcp_int.h"
+#include "tcp_int.h"
 
 #define MAXCAP 1024
 

@@ -14,8 +14,8 @@
 
 #include <arpa/inet.h>
 
-#include "dp/net/tcp/tcp.h"
-#include "dp/net/tcp/tcp_diag.h"
+#include "tcp.h"
+#include "tcp_diag.h"
 #include "wp/counters.h"
 
 /* ---- the simulated link ---- */

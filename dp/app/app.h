@@ -20,8 +20,8 @@
  * application runs without the EAL. Function pointers here are called per
  * connection or per loop iteration, never per packet or per byte.
  */
-#ifndef WP_DP_APP_H
-#define WP_DP_APP_H
+#ifndef WP_DP_APP_APP_H
+#define WP_DP_APP_APP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -83,4 +83,4 @@ struct wp_app_ops {
 	void (*gauges)(const void *app, struct wp_app_gauges *g);
 };
 
-#endif /* WP_DP_APP_H */
+#endif /* WP_DP_APP_APP_H */

@@ -5,8 +5,8 @@
  * are opaque handles, copied and freed through the ops the caller gives, so
  * unit tests run it on plain pointers and the worker on mbufs.
  */
-#ifndef WP_DP_FAULT_H
-#define WP_DP_FAULT_H
+#ifndef WP_DP_PORT_FAULT_H
+#define WP_DP_PORT_FAULT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,4 +47,4 @@ uint16_t wp_fault_filter(struct wp_fault *f, void **pkts, uint16_t n, void **out
 /* Frees a held-back packet (at shutdown). */
 void wp_fault_flush(struct wp_fault *f, const struct wp_fault_ops *ops);
 
-#endif /* WP_DP_FAULT_H */
+#endif /* WP_DP_PORT_FAULT_H */
