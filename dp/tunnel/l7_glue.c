@@ -634,8 +634,8 @@ void wp_tun_l7_worker_init(struct wp_tunnel_worker *tw)
 	cfg.n_workers = tw->worker->n_workers;
 	cfg.outlier = tw->sh->outlier;
 	wp_route_core_init(&tw->l7.rc, 0x9e3779b97f4a7c15ull ^ tw->worker->worker_id, tw->ctr);
-	tw->l7.core =
-	        wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->worker->worker_id + 1, tw->ctr);
+	tw->l7.core = wp_h1p_core_create(&cfg, &l7_ops, tw, &tw->l7.rc, tw->worker->worker_id + 1,
+	                                 tw->ctr);
 	if (tw->l7.core == NULL)
 		fprintf(stderr,
 		        "waypointd: worker %u: no memory for the HTTP proxy: CONNECTs to "

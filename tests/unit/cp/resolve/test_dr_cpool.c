@@ -147,7 +147,7 @@ static void test_defaults(void **state)
 	assert_int_equal(p->connect_timeout_ms, 0);
 	assert_int_equal(p->idle_timeout_ms, 0);
 	assert_int_equal(p->tcp_idle_timeout_ms, 3600000); /* Istio's 1 h */
-	assert_int_equal(p->keepalive.time_ms, 0);              /* no keepalive */
+	assert_int_equal(p->keepalive.time_ms, 0);         /* no keepalive */
 	wp_route_table_free(t);
 	objs_free();
 }
