@@ -33,6 +33,7 @@
 #include "app.h"
 #include "hbone.h"
 #include "mem.h"
+#include "outlier.h"
 #include "tcp.h"
 #include "tls.h"
 #include "tunnel.h"
@@ -534,6 +535,10 @@ static int teardown(void **state)
 	wp_snapshot_slot_destroy(H.slot);
 	wp_resolver_destroy(H.res);
 	wp_tunnel_shared_fini(&H.sh);
+	/* waypointd keeps the outlier table to the end of the process (DPDK
+	 * telemetry may read it at any time); a test frees it itself */
+	wp_outlier_free(H.sh.outlier);
+	H.sh.outlier = NULL;
 	free(L.q);
 	return 0;
 }
