@@ -15,6 +15,7 @@
 
 #include <openssl/err.h>
 
+#include "../../test_pki.h"
 #include "record_int.h"
 #include "ticket.h"
 #include "tls_int.h"
@@ -1341,7 +1342,6 @@ static void test_rec_crafted(void **state)
 
 int main(int argc, char **argv)
 {
-	char cmd[600];
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_spiffe_parse),
 	        cmocka_unit_test(test_handshake_ok),
@@ -1375,21 +1375,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot hook OpenSSL's allocator\n");
 		return 1;
 	}
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s path/to/mkpki.sh\n", argv[0]);
+	if (test_pki_make(argc, argv, "tls", pki, sizeof(pki)) != 0)
 		return 1;
-	}
-	snprintf(pki, sizeof(pki), "/tmp/wp-tls-pki.XXXXXX");
-	if (mkdtemp(pki) == NULL)
-		return 1;
-	snprintf(cmd, sizeof(cmd), "sh '%s' '%s' >/dev/null", argv[1], pki);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "mkpki failed\n");
-		return 1;
-	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
-	if (system(cmd) != 0)
-		rc = rc ? rc : 1;
-	return rc;
+	return test_pki_remove(pki, rc);
 }

@@ -17,6 +17,7 @@
  *                      tunnels and sessions back to 0 after each test.
  */
 #include "tunnel_harness.h"
+#include "../../test_pki.h"
 
 static const struct wp_tunnel_gauges *gauges(void)
 {
@@ -283,24 +284,10 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(test_dest_reset, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_client_reset, setup, teardown),
 	};
-	char cmd[1024];
 	int rc;
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s path/to/mkpki.sh\n", argv[0]);
+	if (test_pki_make(argc, argv, "tunnel", pki, sizeof(pki)) != 0)
 		return 1;
-	}
-	snprintf(pki, sizeof(pki), "/tmp/wp-tunnel-pki.XXXXXX");
-	if (mkdtemp(pki) == NULL)
-		return 1;
-	snprintf(cmd, sizeof(cmd), "sh '%s' '%s' >/dev/null", argv[1], pki);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "mkpki failed\n");
-		return 1;
-	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
-	if (system(cmd) != 0)
-		rc = rc ? rc : 1;
-	return rc;
+	return test_pki_remove(pki, rc);
 }
