@@ -329,12 +329,18 @@ void wp_h1p_sess_close(struct wp_h1p_sess *s)
 }
 
 /* Ends the session's use of the client connection: queue <status> (if no
- * response byte was sent yet and status != 0), stop reading, close after.
- * The exchange is recorded with <flags>. */
+ * response byte was sent yet and status != 0) with Envoy's text for the
+ * cause (wp_pipe_local_text(), as the h2c proxy answers) or, where Envoy
+ * has none, the status line's; stop reading, close after. The exchange is
+ * recorded with <flags>. */
 static void sess_fail_f(struct wp_h1p_sess *s, uint16_t status, uint16_t flags)
 {
 	if (status && !s->resp_started) {
-		int n = wp_http1_write_error(status, (char *)ob_tail(&s->down), ob_room(&s->down));
+		const char *txt = wp_pipe_local_text(status, flags);
+		char *o = (char *)ob_tail(&s->down);
+		int n = txt ? wp_http1_write_local(status, txt, strlen(txt), false, o,
+		                                   ob_room(&s->down))
+		            : wp_http1_write_error(status, o, ob_room(&s->down));
 		if (n > 0) {
 			s->down.len += (uint32_t)n;
 			s->rec.status = status;

@@ -16,13 +16,13 @@ static uint32_t grpc_code(uint16_t status)
 	return wp_pipe_http_to_grpc(status); /* Envoy's Grpc::Utility::httpToGrpcStatus */
 }
 
-static const char *local_text(uint16_t status)
+/* A gRPC answer's grpc-message where the cause has no text of Envoy's
+ * (wp_pipe_local_text() NULL or empty). */
+static const char *grpc_text(uint16_t status)
 {
 	switch (status) {
 	case 400:
 		return "bad request";
-	case WP_PIPE_DENIED_STATUS:
-		return WP_PIPE_DENIED_BODY;
 	case 404:
 		return "no route";
 	case 431:
@@ -40,13 +40,13 @@ static const char *local_text(uint16_t status)
 	}
 }
 
-/* The body of a local answer that has one: a connection-pool overflow's,
- * a fault abort's, else 403 "RBAC: access denied". */
+/* The body of a local answer over HTTP (its status is in t->rec.status):
+ * Envoy's text for the cause, "" where it has none. */
 static const char *local_body(const struct wp_h2p_strm *t)
 {
-	if (t->rec.flags & WP_PIPE_F(UO))
-		return wp_cb_overflow_body;
-	return t->rec.flags & WP_PIPE_F(FI) ? WP_FAULT_ABORT_BODY : WP_PIPE_DENIED_BODY;
+	const char *b = wp_pipe_local_text(t->rec.status, t->rec.flags);
+
+	return b ? b : "";
 }
 
 /* Serves local_body() as the answer's DATA. */
@@ -82,7 +82,7 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 	size_t n = 0;
 	bool uo = (t->rec.flags & WP_PIPE_F(UO)) != 0; /* Envoy's overflow answer */
 	bool fi = (t->rec.flags & WP_PIPE_F(FI)) != 0; /* a fault abort */
-	const char *txt = uo || fi ? local_body(t) : local_text(status);
+	const char *txt = wp_pipe_local_text(status, t->rec.flags);
 	nghttp2_data_provider body = {.read_callback = local_body_read};
 	bool has_body = false;
 	uint32_t g = fi ? t->fault.grpc : grpc_code(status);
@@ -107,6 +107,8 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		nv_set(&nv[n++], ":status", 7, "200", 3);
 		nv_set(&nv[n++], "content-type", 12, "application/grpc", 16);
 		nv_set(&nv[n++], "grpc-status", 11, gs, strlen(gs));
+		if (!txt || !*txt)
+			txt = grpc_text(status);
 		nv_set(&nv[n++], "grpc-message", 12, txt, strlen(txt));
 		wp_ctr_inc(c->ctr, WP_CTR_L7_H2P_LOCAL_GRPC);
 	} else {
@@ -114,7 +116,7 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		nv_set(&nv[n++], ":status", 7, st, strlen(st));
 		if (loc)
 			nv_set(&nv[n++], "location", 8, loc, loc_len);
-		has_body = status == WP_PIPE_DENIED_STATUS || uo || fi;
+		has_body = txt && *txt;
 		if (has_body) {
 			snprintf(cl, sizeof(cl), "%zu", strlen(txt));
 			nv_set(&nv[n++], "content-type", 12, "text/plain", 10);

@@ -1,11 +1,14 @@
 /*
  * The request pipeline's policy stages (see pipeline.h): path
  * normalization and authorization, shared by the HTTP/1.1 proxy, the h2c /
- * gRPC proxy and opaque TCP tunnels.
+ * gRPC proxy and opaque TCP tunnels; and the one table of the texts their
+ * local answers carry (wp_pipe_local_text()).
  */
 #include <errno.h>
 #include <string.h>
 
+#include "cbreak.h"
+#include "fault.h"
 #include "pipeline.h"
 #include "wp/counters.h"
 
@@ -181,4 +184,33 @@ bool wp_pipe_authorize(const struct wp_pipe_conn *c, const struct wp_route_req *
 	wp_authz_eval(c->authz, &c->core->az, &q, d);
 	count(c->core->ctr, d);
 	return d->allowed;
+}
+
+const char *wp_pipe_local_text(uint16_t status, uint16_t flags)
+{
+#define RESET_BEFORE_HEADERS "upstream connect error or disconnect/reset before headers. "
+#define RESET_REASON(r)                                                                            \
+	(flags & WP_PIPE_F(URX) ? RESET_BEFORE_HEADERS "retried and the latest reset reason: " r   \
+	                        : RESET_BEFORE_HEADERS "reset reason: " r)
+	if (flags & WP_PIPE_F(UO))
+		return wp_cb_overflow_body;
+	if (flags & WP_PIPE_F(FI))
+		return WP_FAULT_ABORT_BODY;
+	if (flags & WP_PIPE_F(UH))
+		return "no healthy upstream";
+	if (flags & WP_PIPE_F(UT))
+		return "upstream request timeout";
+	if (flags & WP_PIPE_F(UF))
+		return RESET_REASON("connection failure");
+	if (flags & WP_PIPE_F(UC))
+		return RESET_REASON("connection termination");
+	if (flags & WP_PIPE_F(UR))
+		return RESET_REASON("remote reset");
+	if (flags & WP_PIPE_F(NR))
+		return "";
+	if (status == WP_PIPE_DENIED_STATUS)
+		return WP_PIPE_DENIED_BODY;
+	return NULL;
+#undef RESET_REASON
+#undef RESET_BEFORE_HEADERS
 }

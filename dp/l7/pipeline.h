@@ -391,6 +391,20 @@ static inline bool wp_pipe_wants_view(const struct wp_pipe_conn *c, const struct
 void wp_pipe_trace_span(const struct wp_pipe_conn *c, const struct wp_pipe_rec *r,
                         const struct wp_pipe_log_view *v, uint32_t flags_id, uint64_t dur_us);
 
+/*
+ * The text of a local answer, one table for both proxies: what Envoy
+ * writes for the same cause (its body over HTTP, its grpc-message for a
+ * gRPC request), by the response flags first: "no healthy upstream" (UH),
+ * "upstream request timeout" (UT), "upstream connect error or
+ * disconnect/reset before headers. [retried and the latest ]reset reason:
+ * connection failure | connection termination | remote reset | overflow"
+ * (UF, UC, UR, UO; "retried ..." with URX), "fault filter abort" (FI), ""
+ * (NR: Envoy's 404 has no body), then "RBAC: access denied" for 403.
+ * NULL where Envoy has no text of its own for the cause (a malformed
+ * request, a header block too large): the proxy writes its own.
+ */
+const char *wp_pipe_local_text(uint16_t status, uint16_t flags);
+
 /* Envoy's mapping of an HTTP status to a gRPC status, for a gRPC request
  * answered without grpc-status (Grpc::Utility::httpToGrpcStatus). */
 uint32_t wp_pipe_http_to_grpc(uint16_t status);

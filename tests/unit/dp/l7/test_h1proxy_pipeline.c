@@ -493,6 +493,7 @@ static void test_flags_uh_uc_dc(void **state)
 	struct az_fx f;
 	struct wp_h1p_sess *s;
 	struct wp_h1p_up *up;
+	const char *d;
 
 	(void)state;
 	mk_core(NULL, "  - matches: [{path: {type: PathPrefix, value: /none}}]\n"
@@ -503,7 +504,11 @@ static void test_flags_uh_uc_dc(void **state)
 	s = sess_open();
 	wp_h1p_sess_set_conn(s, &f.conn);
 	down_all(s, "GET /none HTTP/1.1\r\nHost: r\r\n\r\n");
-	assert_non_null(strstr(take_down(s), "HTTP/1.1 503 "));
+	d = take_down(s);
+	assert_non_null(strstr(d, "HTTP/1.1 503 "));
+	/* Envoy's text, as the h2c proxy answers (wp_pipe_local_text) */
+	assert_non_null(strstr(d, "content-length: 19\r\n"));
+	assert_non_null(strstr(d, "\r\n\r\nno healthy upstream"));
 	assert_int_equal(n_open, 0);
 	wp_h1p_sess_close(s);
 	m_find("503", "UH");

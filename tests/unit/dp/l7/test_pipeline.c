@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "cbreak.h"
 #include "fault.h"
 #include "pipeline.h"
 #include "wp/addr.h"
@@ -283,12 +284,36 @@ static void test_fault_decide(void **state)
 	assert_true(both > 2500 - 195 && both < 2500 + 195);
 }
 
+/* The local answers' texts both proxies write (Envoy's for each cause). */
+static void test_local_text(void **state)
+{
+	static const char reset[] = "upstream connect error or disconnect/reset before headers. ";
+
+	(void)state;
+	assert_string_equal(wp_pipe_local_text(503, WP_PIPE_F(UH)), "no healthy upstream");
+	assert_string_equal(wp_pipe_local_text(504, WP_PIPE_F(UT)), "upstream request timeout");
+	assert_string_equal(wp_pipe_local_text(503, WP_PIPE_F(UF)),
+	                    "upstream connect error or disconnect/reset before headers. reset "
+	                    "reason: connection failure");
+	assert_string_equal(wp_pipe_local_text(503, WP_PIPE_F(UF) | WP_PIPE_F(URX)),
+	                    "upstream connect error or disconnect/reset before headers. retried "
+	                    "and the latest reset reason: connection failure");
+	assert_string_equal(wp_pipe_local_text(502, WP_PIPE_F(UC)) + sizeof(reset) - 1,
+	                    "reset reason: connection termination");
+	assert_string_equal(wp_pipe_local_text(503, WP_PIPE_F(UO)), wp_cb_overflow_body);
+	assert_string_equal(wp_pipe_local_text(503, WP_PIPE_F(FI)), "fault filter abort");
+	assert_string_equal(wp_pipe_local_text(404, WP_PIPE_F(NR)), ""); /* no body */
+	assert_string_equal(wp_pipe_local_text(403, 0), "RBAC: access denied");
+	assert_null(wp_pipe_local_text(400, WP_PIPE_F(DPE))); /* the proxy's own */
+	assert_null(wp_pipe_local_text(431, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_normalize),     cmocka_unit_test(test_authorize_http),
 	        cmocka_unit_test(test_authorize_tcp), cmocka_unit_test(test_no_policy),
-	        cmocka_unit_test(test_fault_decide),
+	        cmocka_unit_test(test_fault_decide),  cmocka_unit_test(test_local_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
