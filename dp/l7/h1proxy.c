@@ -341,6 +341,9 @@ static void sess_fail_f(struct wp_h1p_sess *s, uint16_t status, uint16_t flags)
 		int n = txt ? wp_http1_write_local(status, txt, strlen(txt), false, o,
 		                                   ob_room(&s->down))
 		            : wp_http1_write_error(status, o, ob_room(&s->down));
+
+		if (n > 0 && txt && s->req_active && s->req.method == HTTP_HEAD)
+			n -= (int)strlen(txt); /* the head only */
 		if (n > 0) {
 			s->down.len += (uint32_t)n;
 			s->rec.status = status;

@@ -40,21 +40,13 @@ static const char *grpc_text(uint16_t status)
 	}
 }
 
-/* The body of a local answer over HTTP (its status is in t->rec.status):
- * Envoy's text for the cause, "" where it has none. */
-static const char *local_body(const struct wp_h2p_strm *t)
-{
-	const char *b = wp_pipe_local_text(t->rec.status, t->rec.flags);
-
-	return b ? b : "";
-}
-
-/* Serves local_body() as the answer's DATA. */
+/* Serves the local answer's text (t->local_txt, fixed when the answer was
+ * submitted) as its DATA. */
 static ssize_t local_body_read(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
                                uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct wp_h2p_strm *t = down_strm(ud, sid);
-	const char *b = t ? local_body(t) : "";
+	const char *b = t && t->local_txt ? t->local_txt : "";
 	size_t n, bl = strlen(b);
 
 	(void)ng;
@@ -116,13 +108,14 @@ void wp_h2p_strm_local(struct wp_h2p_strm *t, uint16_t status, const char *loc, 
 		nv_set(&nv[n++], ":status", 7, st, strlen(st));
 		if (loc)
 			nv_set(&nv[n++], "location", 8, loc, loc_len);
-		has_body = txt && *txt;
-		if (has_body) {
+		if (txt && *txt) { /* a HEAD request gets the head only */
 			snprintf(cl, sizeof(cl), "%zu", strlen(txt));
 			nv_set(&nv[n++], "content-type", 12, "text/plain", 10);
 			nv_set(&nv[n++], "content-length", 14, cl, strlen(cl));
 			if (uo)
 				nv_set(&nv[n++], "x-envoy-overloaded", 18, "true", 4);
+			has_body = !t->head_req;
+			t->local_txt = txt;
 			t->body_off = 0;
 		} else {
 			nv_set(&nv[n++], "content-length", 14, "0", 1);

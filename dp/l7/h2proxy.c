@@ -244,6 +244,8 @@ static struct wp_h2p_strm *strm_alloc(struct wp_h2p_sess *s, int32_t sid)
 	t->rb.head = t->rb.len = 0;
 	t->n_onv = 0;
 	t->grpc = t->req_eof = t->resp_eof = t->head_sent = t->local = t->routed = false;
+	t->head_req = false;
+	t->local_txt = NULL;
 	t->up_sent = 0;
 	t->pick_table = NULL;
 	t->retries_left = 0;
@@ -917,6 +919,7 @@ static void strm_route(struct wp_h2p_strm *t)
 	       rq.target[rq.path_len] != '#')
 		rq.path_len++;
 	rq.method = wp_h2p_method_id(m->value, m->valuelen);
+	t->head_req = rq.method == HTTP_HEAD;
 	rq.hdrs = c->rh;
 	rq.n_hdrs = nh;
 	rq.src = s->src;

@@ -61,10 +61,12 @@ struct wp_h2p_strm {
 	struct ring qb, rb; /* request body (down -> up), response body (up -> down) */
 	bool in_use;
 	bool grpc;
-	bool req_eof;   /* the client ended its side (END_STREAM seen) */
-	bool resp_eof;  /* the upstream ended its side */
-	bool head_sent; /* a response head (upstream's or local) was submitted downstream */
-	bool local;     /* answered locally: request bytes are dropped */
+	bool req_eof;          /* the client ended its side (END_STREAM seen) */
+	bool resp_eof;         /* the upstream ended its side */
+	bool head_sent;        /* a response head (upstream's or local) was submitted downstream */
+	bool local;            /* answered locally: request bytes are dropped */
+	bool head_req;         /* a HEAD request: a local answer carries no body */
+	const char *local_txt; /* a local answer's body (static text), or NULL */
 	bool routed;
 	uint8_t body_off; /* a local answer's body: bytes submitted */
 	bool mirror;      /* a request copy: no downstream, its response discarded */
