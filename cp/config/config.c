@@ -1014,14 +1014,23 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 
 static void load_hbone(struct loader *ld, struct wp_config *cfg)
 {
-	static const char *const known[] = {"enabled",           "port",
-	                                    "max_streams",       "stream_window",
-	                                    "conn_window",       "ping_interval_ms",
-	                                    "ping_timeout_ms",   "max_sessions",
-	                                    "max_handshakes",    "max_tunnels",
-	                                    "pool_streams",      "connect_timeout_ms",
-	                                    "drain_timeout_ms",  "memory_mb",
-	                                    "header_table_size", NULL};
+	static const char *const known[] = {"enabled",
+	                                    "port",
+	                                    "max_streams",
+	                                    "stream_window",
+	                                    "conn_window",
+	                                    "ping_interval_ms",
+	                                    "ping_timeout_ms",
+	                                    "max_sessions",
+	                                    "max_handshakes",
+	                                    "max_tunnels",
+	                                    "pool_streams",
+	                                    "connect_timeout_ms",
+	                                    "drain_timeout_ms",
+	                                    "memory_mb",
+	                                    "header_table_size",
+	                                    "handshake_share",
+	                                    NULL};
 	const config_setting_t *g = get_group(ld, "hbone");
 	struct wp_hbone_listen_config *h = &cfg->hbone;
 
@@ -1037,6 +1046,7 @@ static void load_hbone(struct loader *ld, struct wp_config *cfg)
 	GET_UINT(ld, g, "hbone.", "ping_timeout_ms", 100, 3600000, h->ping_timeout_ms);
 	GET_UINT(ld, g, "hbone.", "max_sessions", 4, 1u << 22, h->max_sessions);
 	GET_UINT(ld, g, "hbone.", "max_handshakes", 1, 1u << 22, h->max_handshakes);
+	GET_UINT(ld, g, "hbone.", "handshake_share", 1, 100, h->handshake_share);
 	GET_UINT(ld, g, "hbone.", "max_tunnels", 4, 1u << 22, h->max_tunnels);
 	GET_UINT(ld, g, "hbone.", "pool_streams", 1, 1000, h->pool_streams);
 	GET_UINT(ld, g, "hbone.", "connect_timeout_ms", 10, 600000, h->connect_timeout_ms);
@@ -1209,6 +1219,7 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->hbone.ping_timeout_ms = 20000;
 	cfg->hbone.max_sessions = 16384;
 	cfg->hbone.max_handshakes = 1024;
+	cfg->hbone.handshake_share = 50;
 	cfg->hbone.max_tunnels = 65536;
 	cfg->hbone.pool_streams = 100;
 	cfg->hbone.connect_timeout_ms = 5000;

@@ -48,4 +48,42 @@ void wp_hsgate_leave(struct wp_hsgate *g);
 uint32_t wp_hsgate_busy(const struct wp_hsgate *g);
 uint32_t wp_hsgate_peak(const struct wp_hsgate *g);
 
+/*
+ * The handshake share (hbone.handshake_share): how much of a worker's time
+ * TLS handshakes may take while other work waits. One handshake step (the
+ * ClientHello's key exchange and signature, or the verification of the
+ * client's certificate) takes hundreds of microseconds and cannot be cut
+ * short; a storm of them run as their packets arrive would hold every
+ * established tunnel's packets for as long as the storm lasts.
+ *
+ * So each step taken is owed (debt, in microseconds), and the time the
+ * worker spends on anything else pays it back at share / (100 - share) per
+ * microsecond: a step may start only while the debt is under one slice
+ * (WP_HSSHARE_SLICE_US). An iteration of the worker's loop that had
+ * nothing else to do (under WP_HSSHARE_QUIET_US of other work since the
+ * one before) clears the debt, so handshakes alone still take the whole
+ * core. The tunnel layer marks each iteration (its poll), times each step
+ * and keeps the sessions whose step must wait in a FIFO for the next one.
+ */
+#define WP_HSSHARE_SLICE_US 100
+#define WP_HSSHARE_QUIET_US 20
+
+struct wp_hsshare {
+	uint32_t share;    /* percent of the worker's time, 1..100 (100: unbounded) */
+	uint64_t debt_us;  /* handshake time not yet paid back by other work */
+	uint64_t spent_us; /* in handshake steps since the last mark */
+	uint64_t mark_us;  /* the last iteration mark */
+};
+
+void wp_hsshare_init(struct wp_hsshare *s, uint32_t share_pct, uint64_t now_us);
+
+/* A new iteration of the worker's loop begins at now_us. */
+void wp_hsshare_iteration(struct wp_hsshare *s, uint64_t now_us);
+
+/* May a handshake step start now? */
+bool wp_hsshare_may_step(const struct wp_hsshare *s);
+
+/* A handshake step took us microseconds. */
+void wp_hsshare_charge(struct wp_hsshare *s, uint64_t us);
+
 #endif /* WP_DP_TUNNEL_HSGATE_H */

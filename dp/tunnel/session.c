@@ -199,6 +199,34 @@ void wp_tun_sess_close(struct sess *s)
 	wp_tun_mark_dirty(s);
 }
 
+/* Puts the session at the end of the handshake FIFO (at most once). */
+void wp_tun_hs_defer(struct sess *s)
+{
+	struct wp_tunnel_worker *tw = s->tw;
+
+	if (s->hs_queued)
+		return;
+	s->hs_queued = true;
+	s->hnext = NULL;
+	*tw->hs_wait_tail = s;
+	tw->hs_wait_tail = &s->hnext;
+}
+
+/*
+ * May the session's handshake take a step now? Not when handshakes have
+ * used their share of the worker's time (hsgate.h): the session keeps its
+ * TLS input and waits in the FIFO, which the next poll runs first.
+ */
+static bool hs_turn(struct sess *s)
+{
+	if (wp_hsshare_may_step(&s->tw->hs_share))
+		return true;
+	if (!s->hs_queued)
+		ctr(s->tw, WP_CTR_TUNNEL_HANDSHAKE_DEFERRED);
+	wp_tun_hs_defer(s);
+	return false;
+}
+
 /*
  * TCP -> TLS -> HTTP/2 -> TLS -> TCP until nothing moves. Never called from
  * an HTTP/2 callback.
@@ -217,9 +245,11 @@ void wp_tun_sess_pump(struct sess *s)
 		ssize_t n;
 
 		progress = false;
-		if (s->state == SESS_HANDSHAKE) {
+		if (s->state == SESS_HANDSHAKE && hs_turn(s)) {
+			uint64_t t0 = tw->worker->now_us(tw->worker->ctx);
 			int r = wp_tls_conn_handshake(s->tls);
 
+			wp_hsshare_charge(&tw->hs_share, tw->worker->now_us(tw->worker->ctx) - t0);
 			if (r < 0) {
 				ctr(tw, WP_CTR_TUNNEL_HANDSHAKE_FAILED);
 				wp_tun_sess_close(s);

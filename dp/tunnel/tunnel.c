@@ -1029,6 +1029,36 @@ static void tick(struct wp_tunnel_worker *tw)
 	__atomic_store_n(&tw->g.tls_live, wp_tls_mem_live(), __ATOMIC_RELAXED);
 }
 
+/*
+ * The sessions whose handshake step waited (hsgate.h's share), in their
+ * order, as far as the share allows; the others keep their place. Those
+ * that left the handshake meanwhile (closed, timed out) just leave the
+ * FIFO. Returns the number looked at: a waiting one keeps the worker
+ * awake.
+ */
+static unsigned run_waiting_handshakes(struct wp_tunnel_worker *tw)
+{
+	struct sess *list = tw->hs_wait;
+	unsigned n = 0;
+
+	tw->hs_wait = NULL;
+	tw->hs_wait_tail = &tw->hs_wait;
+	while (list != NULL) {
+		struct sess *s = list;
+
+		list = s->hnext;
+		s->hs_queued = false;
+		n++;
+		if (s->state != SESS_HANDSHAKE)
+			continue;
+		if (wp_hsshare_may_step(&tw->hs_share))
+			wp_tun_sess_pump(s);
+		else
+			wp_tun_hs_defer(s);
+	}
+	return n;
+}
+
 unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 {
 	unsigned work = 0;
@@ -1085,6 +1115,8 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 	} else {
 		wp_tun_l7_fault_tick(tw);
 	}
+	wp_hsshare_iteration(&tw->hs_share, now_us);
+	work += run_waiting_handshakes(tw);
 	for (int round = 0; round < 8 && (tw->dirty != NULL || tw->l7.pump != NULL); round++) {
 		struct sess *list;
 
@@ -1113,7 +1145,7 @@ unsigned wp_tunnel_poll(struct wp_tunnel_worker *tw, uint64_t now_us)
 			struct sess *s = tw->dead_sess;
 
 			tw->dead_sess = s->xnext;
-			if (s->dirty) { /* still on the dirty list: next time */
+			if (s->dirty || s->hs_queued) { /* still on a list: next time */
 				s->xnext = later;
 				later = s;
 				continue;
@@ -1258,6 +1290,8 @@ struct wp_tunnel_worker *wp_tunnel_worker_create(const struct wp_app_io *io,
 		                       io->now_us(io->ctx) ^ ((uint64_t)io->worker_id << 32) ^
 		                               (uintptr_t)tw);
 	wp_hsgate_init(&tw->g.hs, hc->max_handshakes);
+	wp_hsshare_init(&tw->hs_share, hc->handshake_share, io->now_us(io->ctx));
+	tw->hs_wait_tail = &tw->hs_wait;
 	wp_twheel_init(&tw->wheel, TICK_MS, 0); /* catches up to the clock at the first tick */
 	wp_twheel_init(&tw->idle_wheel, TICK_MS, 0);
 	snprintf(tw->td, sizeof(tw->td), "%s", sh->cfg->tls.trust_domain);
@@ -1302,11 +1336,13 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw)
 	for (struct sess *s = tw->live; s != NULL; s = s->next) {
 		s->state = SESS_DEAD;
 		s->dirty = false;
+		s->hs_queued = false;
 		s->on_dead = true;
 	}
 	while (tw->live != NULL)
 		wp_tun_sess_free(tw->live); /* aborts TCP, frees HTTP/2: tunnels are reset */
-	tw->dirty = tw->dead_sess = NULL;
+	tw->dirty = tw->dead_sess = tw->hs_wait = NULL;
+	tw->hs_wait_tail = &tw->hs_wait;
 	/* Plaintext tunnels whose downstream is gone already. */
 	for (unsigned i = 0; i < tw->sh->cfg->hbone.max_tunnels; i++) {
 		struct tunnel *t = &tw->tun_pool[i];

@@ -60,7 +60,8 @@ struct sess {
 	bool need_resume; /* TCP holds ciphertext that TLS refused */
 	bool drained;     /* GOAWAY sent */
 	bool tcp_eof;
-	bool hs_gated; /* server: holds a place in the handshake gate */
+	bool hs_gated;  /* server: holds a place in the handshake gate */
+	bool hs_queued; /* on tw->hs_wait: its handshake step waits its turn */
 	uint8_t n_gw;
 	uint64_t gw_hash[MAX_GW_PER_SESS]; /* server: Gateways it carried tunnels for */
 	uint64_t deadline_ms;              /* set-up must finish by then (0 = none) */
@@ -79,6 +80,7 @@ struct sess {
 	bool on_dead;
 	struct sess *next, *prev; /* live list */
 	struct sess *dnext;       /* dirty list */
+	struct sess *hnext;       /* tw->hs_wait */
 	struct sess *xnext;       /* dead list */
 };
 
@@ -142,6 +144,10 @@ struct wp_tunnel_worker {
 	struct sess *sess_free;
 	struct sess *live;
 	struct sess *dirty, *dead_sess;
+	/* sessions whose handshake step waits for the next iteration (FIFO,
+	 * via hnext; hsgate.h's share) */
+	struct sess *hs_wait, **hs_wait_tail;
+	struct wp_hsshare hs_share;
 	uint32_t n_sess, n_tunnels;
 	struct tunnel *tun_pool;
 	struct tunnel *tun_free; /* via wnext */
@@ -251,6 +257,7 @@ struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_tun_port *
                                bool client); /* session.c */
 void wp_tun_sess_close(struct sess *s);      /* session.c */
 void wp_tun_sess_free(struct sess *s);       /* session.c */
+void wp_tun_hs_defer(struct sess *s);        /* session.c */
 void wp_tun_sess_kill(struct sess *s);       /* session.c */
 void wp_tun_sess_pump(struct sess *s);       /* session.c */
 void wp_tun_sess_timer(struct sess *s);      /* session.c */

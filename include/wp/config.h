@@ -155,6 +155,7 @@ struct wp_hbone_listen_config {
 	unsigned ping_timeout_ms;
 	unsigned max_sessions;       /* HBONE connections (in + out) per worker */
 	unsigned max_handshakes;     /* inbound ones in TCP+TLS set-up per worker */
+	unsigned handshake_share;    /* % of a worker handshakes may take while other work waits */
 	unsigned max_tunnels;        /* tunnels per worker */
 	unsigned pool_streams;       /* streams per originated connection */
 	unsigned connect_timeout_ms; /* upstream TCP + TLS */

@@ -9,6 +9,10 @@
 #      hbone.connect_timeout_ms ends them the same client gets a tunnel;
 #   B  80 more, closed by the client after a second: 30 reset, and the
 #      places are free again as soon as the 50 close (no timeout needed);
+#   C  a storm of 1,000 full mTLS + HTTP/2 handshakes from two clients at
+#      once (build/bench/hbone_hs): with hbone.handshake_share = 50, steps
+#      wait for a later poll iteration (tunnel_handshake_deferred grows)
+#      and every handshake still completes;
 #   throughout, a tunnel opened before the floods carries a paced 10 MiB
 #   stream both ways, SHA-256 checked at the end.
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +22,8 @@ FLOOD="/usr/bin/python3 $ROOT/tests/integration/hbone_hsflood.py"
 CAP=50
 TIMEOUT_MS=15000
 
-hb_up "$(tb_name)" --set hbone.max_handshakes=$CAP --set hbone.connect_timeout_ms=$TIMEOUT_MS
+hb_up "$(tb_name)" --set hbone.max_handshakes=$CAP --set hbone.connect_timeout_ms=$TIMEOUT_MS \
+	--set hbone.handshake_share=50
 hb_echo_server
 hb_wait_captured 198.19.0.10:7000
 
@@ -101,6 +106,17 @@ out=$(in_ns $HB_CLIENT --addr "$WP_IP:15008" --certs "$HB_PKI" --authority 198.1
 to=$(($(ctr tunnel_handshake_timeout) - to0))
 [ $to = 0 ] || fail "flood B: $to handshakes timed out; the closes should have freed them"
 pass "flood B: 80 connections, $CAP held then closed, 30 reset; a real client tunnels at once: $out"
+
+# ---- C: a storm of real handshakes, paced by the share ----
+def0=$(ctr tunnel_handshake_deferred) fail0=$(ctr tunnel_handshake_failed)
+out=$(in_ns "$BUILD/bench/hbone_hs" "$WP_IP" 15008 "$HB_PKI/productpage.pem" \
+	"$HB_PKI/productpage-key.pem" "$HB_PKI/ca.pem" 1000 2) || fail "storm: $out"
+[ "$(json_field "$out" handshakes)" = 1000 ] && [ "$(json_field "$out" failed)" = 0 ] ||
+	fail "storm: not every handshake completed: $out"
+def=$(($(ctr tunnel_handshake_deferred) - def0)) hf=$(($(ctr tunnel_handshake_failed) - fail0))
+[ $def -gt 0 ] || fail "storm: no handshake step was deferred (tunnel_handshake_deferred)"
+[ $hf = 0 ] || fail "storm: tunnel_handshake_failed grew by $hf"
+pass "storm C: 1,000 handshakes from 2 clients all completed ($out), $def steps deferred to a later iteration"
 
 # ---- the steady tunnel ----
 floods_s=$((SECONDS - t_steady))
