@@ -118,7 +118,7 @@ def per_worker(conns, workers):
     return conns if workers == 1 else conns // workers + conns // 16 + 512
 
 
-def testbed_up(pki, man, build, conns, workers, link):
+def testbed_up(pki, man, build, conns, workers, link, extra=()):
     """waypointd with capacity for conns HBONE connections on the TAP or the
     memif link (tests/testbed --link); (prefix, ip, pid)."""
     sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
@@ -129,7 +129,7 @@ def testbed_up(pki, man, build, conns, workers, link):
              "--set", "tcp.max_conns=%d" % (pw + 1024), "--set", "tcp.buffers=%d" % min(pw, 16384),
              "--set", "tcp.accept_backlog=4096", "--set", "tcp.syn_backlog=4096",
              "--set", "hbone.max_sessions=%d" % pw, "--set", "mbufs_per_worker=32767",
-             "--set", "eal.memory_mb=512",
+             "--set", "eal.memory_mb=512", *extra,
              env=dict(os.environ, WP_BIN=os.path.join(build, "dp/waypointd")))
     tb = dict(line.split("=", 1) for line in out.split())
     return tb["WP_PREFIX"], tb["WP_IP"], int(tb["WP_PID"])
@@ -244,8 +244,15 @@ def main():
     ap.add_argument("--link", default="tap", choices=("tap", "memif"),
                     help="waypointd's port: the TAP (default) or memif, the NIC stand-in "
                          "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire)")
+    ap.add_argument("--storm", type=int, default=10000,
+                    help="full handshakes in the storm phase (default 10000)")
+    ap.add_argument("--storm-bytes", type=int, default=64 << 20,
+                    help="bytes each way of the tunnel streamed during the storm (default 64 MiB)")
+    ap.add_argument("--handshake-share", type=int, default=0,
+                    help="waypointd's hbone.handshake_share, 1..100 (default: its own, 50)")
     ap.add_argument("--phases", default="idle,handshakes,tunnel",
-                    help="comma-separated subset of idle,handshakes,tunnel (default all)")
+                    help="comma-separated subset of idle,handshakes,tunnel,storm (default "
+                         "idle,handshakes,tunnel)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hbone_bench: run as root")
@@ -257,8 +264,9 @@ def main():
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     a.idle_peer = max(100, min(a.idle_peer, a.idle, nofile - 2048))
     phases = set(a.phases.split(","))
-    if not phases or phases - {"idle", "handshakes", "tunnel"}:
-        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel")
+    if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
+        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
+    share = ("--set", "hbone.handshake_share=%d" % a.handshake_share) if a.handshake_share else ()
     idle_gen = os.path.join(a.build, "bench/hbone_idle")
     wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
     hs = os.path.join(a.build, "bench/hbone_hs")
@@ -274,16 +282,17 @@ def main():
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0
         if "idle" in phases:
-            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link)
+            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, share)
             f0 = footprint(prefix, wp_pid)
-            prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers, a.link)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers, a.link,
+                                             share)
             f1 = footprint(prefix, wp_pid)
             reserved_each = (f1 - f0) / a.idle
             for k in range(sources(a.idle)):  # the client's source addresses, beside 198.18.0.1
                 ns("ip", "addr", "add", "%s/32" % ip_plus(WP_SRC, k), "dev", "wp0")
             ns("ip", "link", "set", "wp0", "txqueuelen", str(TAP_QUEUE))
         else:
-            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, share)
 
         procs.append(subprocess.Popen(["ip", "netns", "exec", NS, PY,
                                        os.path.join(ROOT, "tests/integration/tcpcheck.py"),
@@ -456,6 +465,45 @@ def main():
                              "tsc_busy_cycles_per_byte_without_pmd_io":
                                  round((busy - io) / fwd, 2) if fwd else None,
                              "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
+        # 4. a handshake storm while one tunnel streams (no peer)
+        if "storm" in phases:
+            def tunnel_gbit():
+                r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
+                                  "echo", "--addr", wip + ":15008", "--certs", pki,
+                                  "--authority", "198.19.0.10:7000", "--tunnels", "1",
+                                  "--bytes", str(a.storm_bytes), "--timeout", "600"))
+                return r["mbit_s_both_ways"] / 1000, r["ok"] == 1
+
+            def storm_start():
+                return subprocess.Popen(["ip", "netns", "exec", NS, hs, wip, "15008", *cert,
+                                         str(a.storm), "2"], stdout=subprocess.PIPE, text=True)
+
+            def storm_end(p):
+                out, _ = p.communicate(timeout=1800)
+                r = json.loads(out)
+                return {"handshakes": r["handshakes"], "failed": r["failed"],
+                        "seconds": r["seconds"],
+                        "per_s": round(r["handshakes"] / r["seconds"]) if r["seconds"] else None}
+
+            alone_gbit, ok_alone = tunnel_gbit()
+            p = storm_start()
+            storm_alone = storm_end(p)
+            d0 = t.totals().get("tunnel_handshake_deferred", 0)
+            p = storm_start()
+            time.sleep(0.5)  # the storm under way before the tunnel starts
+            during_gbit, ok_during = tunnel_gbit()
+            outlasted = p.poll() is None
+            storm_during = storm_end(p)
+            deferred = t.totals().get("tunnel_handshake_deferred", 0) - d0
+            res["storm"] = {
+                "tunnel_bytes_each_way": a.storm_bytes, "storm_handshakes": a.storm,
+                "tunnel_gbit_s_alone": round(alone_gbit, 3),
+                "tunnel_gbit_s_during_storm": round(during_gbit, 3),
+                "ratio_during_over_alone": round(during_gbit / alone_gbit, 2) if alone_gbit else None,
+                "sha256_ok": ok_alone and ok_during,
+                "storm_outlasted_tunnel": outlasted,
+                "storm_alone": storm_alone, "storm_during_tunnel": storm_during,
+                "handshake_steps_deferred": deferred}
         t.close()
     finally:
         for p in procs:
@@ -485,6 +533,20 @@ def main():
               "without the PMD's I/O), %s Gbit/s per core" % (
                   u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
                   u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"]))
+    if "storm" in res:
+        u = res["storm"]
+        print("storm (no peer): one tunnel, %d bytes each way: %s Gbit/s alone, %s Gbit/s during a "
+              "storm of %d full handshakes (ratio %s; the storm %s the tunnel's run; SHA-256 %s)" % (
+                  u["tunnel_bytes_each_way"], u["tunnel_gbit_s_alone"],
+                  u["tunnel_gbit_s_during_storm"], u["storm_handshakes"],
+                  u["ratio_during_over_alone"],
+                  "outlasted" if u["storm_outlasted_tunnel"] else "ended before the end of",
+                  "equal" if u["sha256_ok"] else "MISMATCH"))
+        print("  handshakes: %s/s alone, %s/s beside the tunnel, failed %d + %d; steps deferred "
+              "by hbone.handshake_share: %d" % (
+                  u["storm_alone"]["per_s"], u["storm_during_tunnel"]["per_s"],
+                  u["storm_alone"]["failed"], u["storm_during_tunnel"]["failed"],
+                  u["handshake_steps_deferred"]))
     print(json.dumps(res))
 
 
