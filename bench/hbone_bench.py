@@ -4,8 +4,9 @@
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
                        [--workers 1|2] [--link tap|memif] [--phases idle,handshakes,tunnel]
+                       [--tunnel-client c|py]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
-                       all)
+                       tap, all, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
 waypointd workers sized for N connections); the peer is nghttpx (Debian
@@ -64,9 +65,12 @@ on the namespace's loopback.
      handshake for both, at the TSC rate; waypointd's TSC busy cycles per
      handshake printed apart (not a ratio).
   3. Tunnel throughput: one HBONE tunnel, BYTES to a plaintext echo backend
-     and back (tests/integration/hbone_load.py): Gbit/s as seen by the
-     client, waypointd's TSC busy cycles per forwarded byte and Gbit/s per
-     core. No peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
+     and back, by bench/l7_load bulk (C: the tunnel kept full, 16 KiB TLS
+     records, SHA-256 of both directions compared; --tunnel-client py: the
+     Python tests/integration/hbone_load.py, which cannot fill it): Gbit/s
+     as seen by the client, waypointd's TSC busy cycles per forwarded byte
+     and Gbit/s per core; ok only when every byte came back unchanged. No
+     peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
 Prints a summary, then one JSON line. Bounded; not a pass/fail test.
 """
 
@@ -253,6 +257,9 @@ def main():
     ap.add_argument("--phases", default="idle,handshakes,tunnel",
                     help="comma-separated subset of idle,handshakes,tunnel,storm (default "
                          "idle,handshakes,tunnel)")
+    ap.add_argument("--tunnel-client", default="c", choices=("c", "py"),
+                    help="the tunnel phase's client: bench/l7_load bulk (default) or "
+                         "tests/integration/hbone_load.py")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hbone_bench: run as root")
@@ -449,18 +456,32 @@ def main():
         # 3. throughput (no peer)
         if "tunnel" in phases:
             b0 = t.totals()
-            r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"), "echo",
-                              "--addr", wip + ":15008", "--certs", pki, "--authority",
-                              "198.19.0.10:7000", "--tunnels", "1", "--bytes", str(a.bytes),
-                              "--timeout", "600"))
+            if a.tunnel_client == "py":
+                r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
+                                  "echo", "--addr", wip + ":15008", "--certs", pki,
+                                  "--authority", "198.19.0.10:7000", "--tunnels", "1",
+                                  "--bytes", str(a.bytes), "--timeout", "600"))
+                ok, gbit = r["ok"] == 1, r["mbit_s_both_ways"] / 1000
+            else:
+                p = subprocess.run(["ip", "netns", "exec", NS,
+                                    os.path.join(a.build, "bench/l7_load"), "bulk", wip,
+                                    "15008", str(a.bytes), *cert, "198.19.0.10:7000", "600"],
+                                   capture_output=True, text=True)
+                if not p.stdout.strip():
+                    raise RuntimeError("l7_load bulk: exit %d, no report: %s" % (
+                        p.returncode, p.stderr.strip()))
+                r = json.loads(p.stdout.splitlines()[-1])
+                ok = p.returncode == 0 and r["ok"] == 1 and r["sha256_ok"] == 1
+                gbit = r["gbit_s_both_ways"]
             b1 = t.totals()
             fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
                    b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
             busy = b1["busy_cycles"] - b0["busy_cycles"]
             io = b1["io_cycles"] - b0["io_cycles"]
             cpb = busy / fwd if fwd else 0
-            res["tunnel"] = {"bytes_each_way": a.bytes, "ok": r["ok"] == 1, "peer": None,
-                             "client_gbit_s_both_ways": round(r["mbit_s_both_ways"] / 1000, 3),
+            res["tunnel"] = {"bytes_each_way": a.bytes, "ok": ok, "peer": None,
+                             "client": a.tunnel_client,
+                             "client_gbit_s_both_ways": round(gbit, 3),
                              "tsc_busy_cycles_per_byte": round(cpb, 2),
                              "tsc_busy_cycles_per_byte_without_pmd_io":
                                  round((busy - io) / fwd, 2) if fwd else None,
@@ -529,10 +550,11 @@ def main():
               h["waypointd"]["not_ratio_tsc_busy_cycles_each"])
     if "tunnel" in res:
         u = res["tunnel"]
-        print("tunnel (no peer): %s Gbit/s at the client, %s TSC busy cycles per byte (%s "
-              "without the PMD's I/O), %s Gbit/s per core" % (
-                  u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
-                  u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"]))
+        print("tunnel (no peer, client %s): %s Gbit/s at the client, %s TSC busy cycles per "
+              "byte (%s without the PMD's I/O), %s Gbit/s per core, %s" % (
+                  u["client"], u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
+                  u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"],
+                  "every byte back, SHA-256 equal" if u["ok"] else "FAILED"))
     if "storm" in res:
         u = res["storm"]
         print("storm (no peer): one tunnel, %d bytes each way: %s Gbit/s alone, %s Gbit/s during a "

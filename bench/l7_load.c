@@ -21,6 +21,19 @@
  *   l7_load serve PORT
  *       the backend: epoll, one thread, answers every HTTP/1.1 request
  *       (Content-Length bodies) with 200 and a 1024-byte body, keep-alive.
+ *   l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX]
+ *       one tunnel kept full, for bench/hbone_bench.py's tunnel phase: the
+ *       hbone connection and CONNECT, then BYTES of a pseudo-random
+ *       sequence sent to an echo backend while the echo is read back
+ *       (non-blocking, poll), END_STREAM after the last byte, done at the
+ *       echo's END_STREAM. SHA-256 of both directions compared. The windows
+ *       are 16 MiB; DATA frames of 16 KiB are gathered into 16 KiB TLS
+ *       records (a frame's 9-byte header would otherwise make a record of
+ *       its own), as a streaming TLS client such as ztunnel's writes them.
+ *       More than SECONDS_MAX (default 120) in all is a failure. Prints one
+ *       JSON line: bytes_each_way, bytes_back, seconds (from the CONNECT's
+ *       200 to the echo's END_STREAM), gbit_s_both_ways, sha256_ok, ok;
+ *       exit status 0 only when every byte came back unchanged.
  *
  * RATE 0 is closed loop (as fast as answers come); RATE > 0 paces the
  * requests at RATE per second in total (each thread RATE/CONNS on a fixed
@@ -32,7 +45,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +60,22 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #define BODY        1024
 #define MAX_SAMPLES (1 << 20)
 #define INBUF       (256 * 1024)
 
-enum mode { M_HBONE, M_H2, M_H1 };
+/* bulk: the sequence is this block, rotated by 7919 bytes more each MiB
+ * (tests/integration/hbone_load.py's shape); TLS plaintext gathered in OBUF
+ * and written RECORD at a time; both HTTP/2 windows WINDOW. */
+#define BULK_BLOCK  (1 << 20)
+#define BULK_OBUF   (256 * 1024)
+#define BULK_RECORD 16384
+#define BULK_WINDOW (1 << 24)
+
+enum mode { M_HBONE, M_H2, M_H1, M_BULK };
 
 static enum mode g_mode;
 static struct sockaddr_in g_sin;
@@ -62,6 +87,7 @@ static SSL_CTX *g_ctx;
 static unsigned char g_req[2048];
 static size_t g_req_len;
 static unsigned char g_body[BODY];
+static unsigned char *g_block; /* bulk: BULK_BLOCK bytes (owned) */
 
 static double now_s(void)
 {
@@ -106,7 +132,78 @@ struct gen {
 	float *lat_us; /* owned, MAX_SAMPLES / g_conns entries */
 	long nlat, cap;
 	struct h2req *reqs; /* STREAMS > 1: g_streams slots (owned) */
+	/* bulk: bytes to send, handed to nghttp2 (queued), written into obuf
+	 * (made) and echoed back (got); the hash of each direction (owned) */
+	uint64_t total, queued, made, got;
+	EVP_MD_CTX *sha_out, *sha_in;
+	/* bulk: TLS plaintext not yet taken by SSL_write, obuf[ohead..otail)
+	 * (owned; NULL until the CONNECT is answered: nghttp2 writes straight
+	 * to SSL before). ofull: a frame did not fit in the last send, so only
+	 * whole records go out; olast: the length of a write that wants to be
+	 * retried (OpenSSL wants at least as much again). */
+	unsigned char *obuf;
+	size_t ohead, otail, olast;
+	int ofull, want_out;
 };
+
+/* bulk: room for len more bytes at obuf's tail (compacted first when
+ * needed), or NULL when it is that full (ofull set). */
+static unsigned char *obuf_room(struct gen *g, size_t len)
+{
+	if (BULK_OBUF - g->otail < len && g->ohead > 0) {
+		/* OpenSSL may be holding a retry of obuf's head: it was told
+		 * the buffer may move (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) */
+		memmove(g->obuf, g->obuf + g->ohead, g->otail - g->ohead);
+		g->otail -= g->ohead;
+		g->ohead = 0;
+	}
+	if (BULK_OBUF - g->otail < len) {
+		g->ofull = 1;
+		return NULL;
+	}
+	return g->obuf + g->otail;
+}
+
+/* bulk: len bytes of the sequence from offset off. */
+static void bulk_pattern(uint64_t off, unsigned char *dst, size_t len)
+{
+	while (len > 0) {
+		size_t in = (size_t)(off % BULK_BLOCK);
+		size_t pos = (in + (size_t)(off / BULK_BLOCK * 7919 % BULK_BLOCK)) % BULK_BLOCK;
+		size_t n = len;
+
+		if (n > BULK_BLOCK - in)
+			n = BULK_BLOCK - in;
+		if (n > BULK_BLOCK - pos)
+			n = BULK_BLOCK - pos;
+		memcpy(dst, g_block + pos, n);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+}
+
+/* bulk: one whole DATA frame (read_cb said NO_COPY) into obuf, its payload
+ * made from the sequence there and hashed; would-block when it does not
+ * fit (nghttp2 offers the same frame again). */
+static int send_data_cb(nghttp2_session *s, nghttp2_frame *f, const uint8_t *hd, size_t len,
+                        nghttp2_data_source *src, void *u)
+{
+	struct gen *g = u;
+	unsigned char *p = obuf_room(g, 9 + len);
+
+	(void)s;
+	(void)f; /* never padded: no padding callback */
+	(void)src;
+	if (p == NULL)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	memcpy(p, hd, 9);
+	bulk_pattern(g->made, p + 9, len);
+	EVP_DigestUpdate(g->sha_out, p + 9, len);
+	g->made += len;
+	g->otail += 9 + len;
+	return 0;
+}
 
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u)
 {
@@ -115,6 +212,15 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 
 	(void)s;
 	(void)flags;
+	if (g->obuf != NULL) {
+		unsigned char *p = obuf_room(g, len);
+
+		if (p == NULL)
+			return NGHTTP2_ERR_WOULDBLOCK;
+		memcpy(p, data, len);
+		g->otail += len;
+		return (ssize_t)len;
+	}
 	n = SSL_write(g->ssl, data, (int)len);
 	return n > 0 ? n : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
@@ -129,6 +235,11 @@ static int chunk_cb(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_
 	(void)data;
 	if (r != NULL) {
 		r->got += len;
+		return 0;
+	}
+	if (sid == g->sid && g_mode == M_BULK) {
+		EVP_DigestUpdate(g->sha_in, data, len);
+		g->got += len;
 		return 0;
 	}
 	if (sid != g->sid || g->in_len + len > sizeof(g->in))
@@ -210,6 +321,17 @@ static ssize_t read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
 		return (ssize_t)n;
 	}
+	if (g_mode == M_BULK) {
+		if (g->obuf == NULL)
+			return NGHTTP2_ERR_DEFERRED; /* until the CONNECT is answered */
+		n = g->total - g->queued < len ? (size_t)(g->total - g->queued) : len;
+		g->queued += n;
+		if (g->queued == g->total)
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (n > 0)
+			*flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* send_data_cb writes it */
+		return (ssize_t)n;
+	}
 	if (g->out_len == 0) {
 		if (g_mode == M_H2) {
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -275,7 +397,8 @@ static int gen_connect(struct gen *g)
 	static const unsigned char alpn[] = "\x02h2";
 	int one = 1;
 	nghttp2_session_callbacks *cb;
-	nghttp2_settings_entry set[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+	nghttp2_settings_entry set[] = {
+	        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, g_mode == M_BULK ? BULK_WINDOW : 1 << 20}};
 
 	g->fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (g->fd < 0)
@@ -296,11 +419,12 @@ static int gen_connect(struct gen *g)
 	nghttp2_session_callbacks_set_on_header_callback(cb, header_cb);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, frame_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, close_cb);
+	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
 	nghttp2_session_client_new(&g->s, cb, g);
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_submit_settings(g->s, NGHTTP2_FLAG_NONE, set, 1);
 	nghttp2_session_set_local_window_size(g->s, NGHTTP2_FLAG_NONE, 0, 1 << 24);
-	if (g_mode == M_HBONE) {
+	if (g_mode == M_HBONE || g_mode == M_BULK) {
 		nghttp2_nv nv[] = {
 		        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
 		        {(uint8_t *)":authority", (uint8_t *)g_authority, 10, strlen(g_authority),
@@ -468,6 +592,155 @@ static void *gen_run(void *arg)
 	return NULL;
 }
 
+/* --- bulk: one tunnel kept full ------------------------------------- */
+
+/* Writes obuf's plaintext, one 16 KiB record per SSL_write (partial-write
+ * mode), until the socket is full or obuf empty; while ofull, a tail
+ * shorter than a record waits for the rest of its record. 0, or -1 on a
+ * TLS or socket error. */
+static int bulk_flush(struct gen *g)
+{
+	for (;;) {
+		size_t n = g->otail - g->ohead;
+		int w;
+
+		if (g->ofull)
+			n -= n % BULK_RECORD;
+		if (n < g->olast)
+			n = g->olast;
+		if (n == 0)
+			return 0;
+		w = SSL_write(g->ssl, g->obuf + g->ohead, (int)n);
+		if (w <= 0) {
+			int e = SSL_get_error(g->ssl, w);
+
+			if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+				return -1;
+			g->olast = n;
+			g->want_out |= e == SSL_ERROR_WANT_WRITE;
+			return 0;
+		}
+		g->olast = 0;
+		g->ohead += (size_t)w;
+		if (g->ohead == g->otail)
+			g->ohead = g->otail = 0;
+	}
+}
+
+/* Reads what the socket has (at most 16 records, so that writing gets its
+ * turn) into nghttp2. 0, or -1 on an error or the peer's close. */
+static int bulk_read(struct gen *g)
+{
+	unsigned char buf[BULK_RECORD];
+
+	for (int i = 0; i < 16; i++) {
+		int n = SSL_read(g->ssl, buf, sizeof(buf));
+
+		if (n <= 0) {
+			int e = SSL_get_error(g->ssl, n);
+
+			g->want_out |= e == SSL_ERROR_WANT_WRITE;
+			return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? 0 : -1;
+		}
+		if (nghttp2_session_mem_recv(g->s, buf, (size_t)n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Sends and reads until the echo's stream ends or t_end; 0 when it ended
+ * (the caller checks the bytes), -1 on an error or the time. Waits in poll
+ * only when nothing can move without the socket: obuf had room for what
+ * nghttp2 could send, or the socket is full, and OpenSSL holds no record
+ * already read. */
+static int bulk_run(struct gen *g, double t_end)
+{
+	struct pollfd pfd = {.fd = g->fd};
+
+	for (;;) {
+		g->ofull = 0;
+		g->want_out = 0;
+		if (bulk_read(g) != 0 || nghttp2_session_send(g->s) != 0 || bulk_flush(g) != 0)
+			return -1;
+		if (g->stream_done)
+			return 0;
+		if (now_s() > t_end)
+			return -1;
+		if ((g->ofull && !g->want_out) || SSL_has_pending(g->ssl))
+			continue;
+		pfd.events = POLLIN | (g->want_out ? POLLOUT : 0);
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static void bulk_timeout(int sig)
+{
+	static const char msg[] = "{\"ok\": 0, \"error\": \"set-up timed out\"}\n";
+
+	(void)sig;
+	_exit(write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0 ? 2 : 1);
+}
+
+/* l7_load bulk on g (zeroed, g_ctx and the address set): the exit status. */
+static int bulk(struct gen *g, uint64_t bytes, double seconds_max)
+{
+	unsigned char h_out[EVP_MAX_MD_SIZE], h_in[EVP_MAX_MD_SIZE];
+	uint64_t x = 0x9e3779b97f4a7c15ull; /* xorshift64 */
+	double t0, t_end = now_s() + seconds_max, secs;
+	int rc, sha_ok;
+
+	g_block = malloc(BULK_BLOCK);
+	g->obuf = NULL;
+	g->total = bytes;
+	g->sha_out = EVP_MD_CTX_new();
+	g->sha_in = EVP_MD_CTX_new();
+	if (g_block == NULL || g->sha_out == NULL || g->sha_in == NULL ||
+	    EVP_DigestInit_ex(g->sha_out, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestInit_ex(g->sha_in, EVP_sha256(), NULL) != 1)
+		return 1;
+	for (size_t i = 0; i < BULK_BLOCK; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(g_block + i, &x, 8);
+	}
+	/* the set-up blocks (gen_connect): the alarm bounds it */
+	signal(SIGALRM, bulk_timeout);
+	alarm((unsigned)seconds_max + 1);
+	if (gen_connect(g) != 0) {
+		ERR_print_errors_fp(stderr);
+		fprintf(stderr, "l7_load bulk: no tunnel (status %d)\n", g->status);
+		return 1;
+	}
+	alarm(0);
+	g->obuf = malloc(BULK_OBUF);
+	if (g->obuf == NULL || fcntl(g->fd, F_SETFL, fcntl(g->fd, F_GETFL) | O_NONBLOCK) != 0)
+		return 1;
+	SSL_set_mode(g->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* TCP_NODELAY stays on (gen_connect): off measured no different, the
+	 * kernel joins a record's last partial segment to the next record */
+	t0 = now_s();
+	/* the data source deferred while obuf was NULL (or was not asked yet:
+	 * then there is nothing to resume) */
+	nghttp2_session_resume_data(g->s, g->sid);
+	rc = bulk_run(g, t_end);
+	secs = now_s() - t0;
+	EVP_DigestFinal_ex(g->sha_out, h_out, NULL);
+	EVP_DigestFinal_ex(g->sha_in, h_in, NULL);
+	sha_ok = memcmp(h_out, h_in, 32) == 0;
+	rc = rc == 0 && sha_ok && g->made == bytes && g->got == bytes;
+	printf("{\"bytes_each_way\": %llu, \"bytes_back\": %llu, \"seconds\": %.3f, "
+	       "\"gbit_s_both_ways\": %.3f, \"sha256_ok\": %d, \"ok\": %d}\n",
+	       (unsigned long long)bytes, (unsigned long long)g->got, secs,
+	       secs > 0 ? (double)(g->made + g->got) * 8 / secs / 1e9 : 0.0, sha_ok, rc);
+	EVP_MD_CTX_free(g->sha_out);
+	EVP_MD_CTX_free(g->sha_in);
+	free(g->obuf);
+	free(g_block);
+	return rc ? 0 : 1;
+}
+
 static int cmp_f(const void *a, const void *b)
 {
 	float x = *(const float *)a, y = *(const float *)b;
@@ -575,6 +848,22 @@ static int serve(int port)
 	}
 }
 
+/* The client TLS context: TLS 1.3, this certificate, the server verified
+ * against ca. 0, or -1 (reported). */
+static int ctx_init(const char *cert, const char *key, const char *ca)
+{
+	g_ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(g_ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(g_ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(g_ctx, ca, NULL) != 1) {
+		ERR_print_errors_fp(stderr);
+		return -1;
+	}
+	SSL_CTX_set_verify(g_ctx, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct gen *gens;
@@ -584,15 +873,34 @@ int main(int argc, char **argv)
 
 	if (argc >= 3 && strcmp(argv[1], "serve") == 0)
 		return serve(atoi(argv[2]));
-	if (argc < 7) {
+	if (argc < 7 || (strcmp(argv[1], "bulk") == 0 && argc < 9)) {
 		fprintf(stderr, "usage: l7_load hbone|h2|h1 IP PORT CONNS SECONDS RATE "
-		                "[CERT KEY CA AUTHORITY [STREAMS]] | l7_load serve PORT\n");
+		                "[CERT KEY CA AUTHORITY [STREAMS]] | l7_load serve PORT | "
+		                "l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX]\n");
 		return 2;
 	}
-	g_mode = strcmp(argv[1], "hbone") == 0 ? M_HBONE : strcmp(argv[1], "h2") == 0 ? M_H2 : M_H1;
 	memset(&g_sin, 0, sizeof(g_sin));
 	g_sin.sin_family = AF_INET;
 	g_sin.sin_port = htons((uint16_t)atoi(argv[3]));
+	if (strcmp(argv[1], "bulk") == 0) {
+		static struct gen bg;
+		char *end;
+		unsigned long long bytes = strtoull(argv[4], &end, 10);
+		double smax = argc > 9 ? atof(argv[9]) : 120;
+
+		g_mode = M_BULK;
+		g_authority = argv[8];
+		bg.fd = -1;
+		if (*end != '\0' || smax <= 0 || inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
+			return 2;
+		if (ctx_init(argv[5], argv[6], argv[7]) != 0)
+			return 1;
+		/* records read ahead: fewer reads of the socket per record */
+		SSL_CTX_set_read_ahead(g_ctx, 1);
+		SSL_CTX_set_default_read_buffer_len(g_ctx, 4 * BULK_RECORD);
+		return bulk(&bg, bytes, smax);
+	}
+	g_mode = strcmp(argv[1], "hbone") == 0 ? M_HBONE : strcmp(argv[1], "h2") == 0 ? M_H2 : M_H1;
 	g_conns = atol(argv[4]);
 	g_seconds = atof(argv[5]);
 	g_rate = atof(argv[6]);
@@ -608,15 +916,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "l7_load: STREAMS 1..100, and > 1 only in closed loop\n");
 			return 2;
 		}
-		g_ctx = SSL_CTX_new(TLS_client_method());
-		SSL_CTX_set_min_proto_version(g_ctx, TLS1_3_VERSION);
-		if (SSL_CTX_use_certificate_chain_file(g_ctx, argv[7]) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(g_ctx, argv[8], SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_load_verify_locations(g_ctx, argv[9], NULL) != 1) {
-			ERR_print_errors_fp(stderr);
+		if (ctx_init(argv[7], argv[8], argv[9]) != 0)
 			return 1;
-		}
-		SSL_CTX_set_verify(g_ctx, SSL_VERIFY_PEER, NULL);
 	}
 	memset(g_body, 'q', sizeof(g_body));
 	g_req_len = (size_t)snprintf((char *)g_req, sizeof(g_req),

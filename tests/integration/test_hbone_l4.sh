@@ -3,6 +3,8 @@
 #   - 100 concurrent tunnels over ONE HBONE connection, 1 MiB each to a
 #     plaintext echo backend and back, SHA-256 verified per tunnel;
 #   - 256 MiB through one tunnel, SHA-256 of what came back = what was sent;
+#     then 64 MiB by the C client that keeps one tunnel full
+#     (build/bench/l7_load bulk: 16 KiB TLS records, 16 MiB windows);
 #   - upstream by HBONE originate (ambient namespace -> tests/hbone/dest.py
 #     on podIP:15008, server identity checked) and by plaintext (the echo
 #     pod in a non-ambient namespace), each verified and counted.
@@ -29,6 +31,11 @@ pass "100 tunnels x 1 MiB over one HBONE connection, plaintext upstream (loss $l
 out=$(in_ns $LOAD echo --addr "$WP_IP:15008" --certs "$HB_PKI" --authority 198.19.0.10:7000 \
 	--tunnels 1 --bytes 268435456 --timeout 600) || fail "256 MiB: $out"
 pass "256 MiB through one tunnel, SHA-256 matches (loss $loss): $out"
+
+out=$(in_ns "$BUILD/bench/l7_load" bulk "$WP_IP" 15008 67108864 "$HB_PKI/productpage.pem" \
+	"$HB_PKI/productpage-key.pem" "$HB_PKI/ca.pem" 198.19.0.10:7000 300) || fail "bulk 64 MiB: $out"
+case $out in *'"sha256_ok": 1, "ok": 1'*) ;; *) fail "bulk 64 MiB: $out" ;; esac
+pass "64 MiB through one full tunnel (l7_load bulk), SHA-256 matches (loss $loss): $out"
 
 out=$(in_ns $LOAD echo --addr "$WP_IP:15008" --certs "$HB_PKI" --authority 198.19.0.20:7000 \
 	--tunnels 20 --bytes 1048576 --timeout 300) || fail "HBONE originate: $out"
