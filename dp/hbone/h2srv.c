@@ -35,9 +35,13 @@
 #define WIN_MAX     2147483647
 /* The output buffer: small for control frames, one DATA frame at most
  * when data flows, and control frames beyond that up to a bound (a peer
- * that makes us queue more without reading is flooding). */
+ * that makes us queue more without reading is flooding). A DATA frame
+ * and what is queued before it make at most one TLS record's plaintext
+ * (16384): the session hands each peek to TLS, which seals it as one
+ * whole record; a 16384-byte payload would leave a 9-byte record behind
+ * every frame. */
 #define OUT_SMALL   256
-#define DATA_TARGET (MAX_FRAME + 9)
+#define DATA_TARGET MAX_FRAME
 #define OUT_MAX     (65536 - 16)
 #define OUT_FLOOD   (OUT_MAX - 64)
 

@@ -447,6 +447,47 @@ static void test_srv_peer_windows(void **state)
 	wp_hbconn_free(s);
 }
 
+/* A tunnel's bytes leave in DATA frames that, with their header, fill one
+ * TLS record's plaintext (16384 bytes) and come one per peek, which the
+ * session seals as one record each: with 16384-byte payloads every frame's
+ * last 9 bytes made a record of their own. */
+static void test_srv_data_fills_records(void **state)
+{
+	uint8_t b[4096], blk[64], data[40000];
+	size_t off, n;
+	struct wp_hbconn *s = server(NULL);
+	struct ofr f[8];
+	const uint8_t *p;
+	ssize_t k;
+	uint32_t got = 0, peeks = 0;
+
+	(void)state;
+	sapp.answer = 200;
+	hello(b, &off);
+	n = connect_block(blk, "10.0.0.1:80");
+	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, n);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
+	(void)out_frames(s, f, 8); /* SETTINGS, its ACK, the 200 */
+	memset(data, 'd', sizeof(data));
+	assert_int_equal(wp_hbstream_write(sapp.st[0].s, data, sizeof(data)), sizeof(data));
+	while ((k = wp_hbconn_peek(s, &p)) > 0) {
+		uint32_t fl = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+
+		assert_int_equal(p[3], NGHTTP2_DATA);
+		assert_int_equal(9 + fl, (uint32_t)k); /* one frame per peek */
+		assert_true(k <= 16384);
+		/* whole records while the stream has a record's worth */
+		if (sizeof(data) - got >= 16384 - 9)
+			assert_int_equal(k, 16384);
+		got += fl;
+		peeks++;
+		wp_hbconn_advance(s, (size_t)k);
+	}
+	assert_int_equal(got, sizeof(data));
+	assert_int_equal(peeks, 3); /* 16375 + 16375 + 7250 */
+	wp_hbconn_free(s);
+}
+
 /* Idle connections hold no output buffer, answered PINGs included; after
  * a drain, new streams are ignored (the peer sees the last stream id). */
 static void test_srv_idle_and_goaway(void **state)
@@ -520,6 +561,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_srv_frames_bytewise, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_srv_stream_errors, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_srv_peer_windows, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_srv_data_fills_records, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_srv_idle_and_goaway, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
