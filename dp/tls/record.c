@@ -456,16 +456,33 @@ size_t wp_tls_rec_partial(const struct wp_tls_rec *r)
 	return r->in_len - r->in_off;
 }
 
-size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len)
+size_t wp_tls_rec_peek(const struct wp_tls_rec *r, const uint8_t **p)
 {
-	size_t n = WP_MIN(len, (size_t)(r->out_len - r->out_off));
-
-	if (n == 0)
+	if (r->out_len == r->out_off) {
+		*p = NULL; /* r->out may be NULL (trimmed): no offset from it */
 		return 0;
-	memcpy(buf, r->out + r->out_off, n);
+	}
+	*p = r->out + r->out_off;
+	return r->out_len - r->out_off;
+}
+
+void wp_tls_rec_advance(struct wp_tls_rec *r, size_t n)
+{
+	WP_ASSERT(n <= r->out_len - r->out_off);
 	r->out_off += (uint32_t)n;
 	if (r->out_off == r->out_len)
 		r->out_off = r->out_len = 0;
+}
+
+size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len)
+{
+	const uint8_t *p;
+	size_t n = WP_MIN(len, wp_tls_rec_peek(r, &p));
+
+	if (n == 0)
+		return 0;
+	memcpy(buf, p, n);
+	wp_tls_rec_advance(r, n);
 	return n;
 }
 

@@ -67,6 +67,9 @@ size_t wp_tls_rec_pending(const struct wp_tls_rec *r);
  * the start of a record whose rest has not arrived. */
 size_t wp_tls_rec_partial(const struct wp_tls_rec *r);
 size_t wp_tls_rec_take(struct wp_tls_rec *r, void *buf, size_t len);
+/* As wp_tls_conn_peek / _advance. */
+size_t wp_tls_rec_peek(const struct wp_tls_rec *r, const uint8_t **p);
+void wp_tls_rec_advance(struct wp_tls_rec *r, size_t n);
 int wp_tls_rec_shutdown(struct wp_tls_rec *r);
 /* Sends a KeyUpdate (update_requested as asked) and switches our sending
  * key. 0, -EPIPE after shutdown, -EPROTO on failure. */

@@ -1025,6 +1025,39 @@ size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
+size_t wp_tls_conn_peek(struct wp_tls_conn *c, const uint8_t **p)
+{
+	char *d = NULL;
+	long n;
+
+	if (c->rec != NULL)
+		return wp_tls_rec_peek(c->rec, p);
+	if (c->wbio == NULL)
+		return 0;
+	n = BIO_get_mem_data(c->wbio, &d);
+	*p = (const uint8_t *)d;
+	return n > 0 ? (size_t)n : 0;
+}
+
+void wp_tls_conn_advance(struct wp_tls_conn *c, size_t n)
+{
+	uint8_t sink[256];
+
+	if (c->rec != NULL) {
+		wp_tls_rec_advance(c->rec, n);
+		return;
+	}
+	/* A memory BIO cannot skip: read the bytes away (handshake flights
+	 * only, a few KB; after it the record layer has the output) */
+	while (n > 0 && c->wbio != NULL) {
+		int k = BIO_read(c->wbio, sink, (int)WP_MIN(n, sizeof(sink)));
+
+		if (k <= 0)
+			break;
+		n -= (size_t)k;
+	}
+}
+
 int wp_tls_conn_shutdown(struct wp_tls_conn *c)
 {
 	if (c->state == ST_HANDSHAKE || c->state == ST_FAILED)

@@ -11,8 +11,9 @@
  * A struct wp_tls_conn is one TLS connection as a byte transformer: the
  * worker feeds it ciphertext from TCP (wp_tls_conn_feed), pulls plaintext
  * (wp_tls_conn_read), pushes plaintext (wp_tls_conn_write) and after every
- * call takes whatever ciphertext became ready (wp_tls_conn_take) and hands
- * it to TCP. Nothing here touches a socket, a packet or a clock.
+ * call hands whatever ciphertext became ready to TCP, in place
+ * (wp_tls_conn_peek / _advance) or copied out (wp_tls_conn_take). Nothing
+ * here touches a socket, a packet or a clock.
  *
  * Reload: the control plane keeps a struct wp_tls_store and calls
  * wp_tls_store_reload() periodically; when a file's mtime/inode/size changed
@@ -169,6 +170,13 @@ bool wp_tls_conn_partial(const struct wp_tls_conn *c);
 /* Copies up to len bytes of ciphertext to buf and removes them. Returns the
  * byte count (0 when nothing is waiting). */
 size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len);
+
+/* The ciphertext waiting, in place, so that TCP copies it once: its length
+ * (0: none), *p pointing at it; the bytes stay the connection's, valid
+ * until the next call on c. wp_tls_conn_advance removes the first n of
+ * them (n at most what peek returned). */
+size_t wp_tls_conn_peek(struct wp_tls_conn *c, const uint8_t **p);
+void wp_tls_conn_advance(struct wp_tls_conn *c, size_t n);
 
 /* Queues close_notify (take the output). 0 or -EPROTO. */
 int wp_tls_conn_shutdown(struct wp_tls_conn *c);

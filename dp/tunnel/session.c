@@ -101,7 +101,6 @@ void wp_tun_sess_free(struct sess *s)
 	}
 	wp_twheel_disarm(&s->timer);
 	wp_tls_conn_free(s->tls);
-	wp_h2mem_release(tw->mem, s->obuf);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -134,59 +133,31 @@ void wp_tun_sess_kill(struct sess *s)
 
 /* ---- sessions: bytes -------------------------------------------------------- */
 
-/* Ciphertext from TLS to TCP, as much as TCP takes. Returns true on progress. */
+/*
+ * Ciphertext from TLS to TCP, as much as TCP takes, straight from TLS's
+ * output buffer into TCP's send ring (one copy). What TCP does not take
+ * stays with TLS: a full send buffer arms writable() (a send that takes
+ * less than offered does), an empty send pool is retried by the timer
+ * (wp_tun_sess_timer). Returns true on progress.
+ */
 static bool sess_flush_out(struct sess *s)
 {
-	struct wp_tunnel_worker *tw = s->tw;
 	bool progress = false;
 
 	if (s->tcp == NULL)
 		return false;
-	while (s->olen > 0) {
-		ssize_t n = wp_tcp_send(s->tcp, s->obuf + s->ooff, s->olen);
-
-		if (n <= 0)
-			return progress;
-		s->ooff += (uint32_t)n;
-		s->olen -= (uint32_t)n;
-		progress = true;
-	}
-	if (s->obuf != NULL) {
-		wp_h2mem_release(tw->mem, s->obuf);
-		s->obuf = NULL;
-		s->ooff = 0;
-	}
 	for (;;) {
-		size_t space = wp_tcp_send_space(s->tcp), pend = wp_tls_conn_pending(s->tls), n;
+		const uint8_t *p;
+		size_t n = wp_tls_conn_peek(s->tls, &p);
 		ssize_t sent;
 
-		if (pend == 0)
-			return progress;
-		if (space == 0) {
-			/* Full: a send that cannot take anything arms writable(). */
-			(void)wp_tcp_send(s->tcp, tw->io, 1);
-			return progress;
-		}
-		n = wp_tls_conn_take(s->tls, tw->io, WP_MIN(WP_MIN(space, pend), sizeof(tw->io)));
 		if (n == 0)
 			return progress;
-		progress = true;
-		sent = wp_tcp_send(s->tcp, tw->io, n);
-		if (sent < 0)
-			sent = 0;
-		if ((size_t)sent < n) {
-			/* Keep what TCP refused; it goes first next time. */
-			s->obuf = wp_h2mem_alloc(tw->mem, n - (size_t)sent);
-			if (s->obuf == NULL) {
-				ctr(tw, WP_CTR_TUNNEL_SESSION_NOMEM);
-				wp_tun_sess_kill(s);
-				return progress;
-			}
-			memcpy(s->obuf, tw->io + sent, n - (size_t)sent);
-			s->ooff = 0;
-			s->olen = (uint32_t)(n - (size_t)sent);
+		sent = wp_tcp_send(s->tcp, p, n);
+		if (sent <= 0)
 			return progress;
-		}
+		wp_tls_conn_advance(s->tls, (size_t)sent);
+		progress = true;
 	}
 }
 
@@ -310,7 +281,7 @@ void wp_tun_sess_pump(struct sess *s)
 		progress |= sess_flush_out(s);
 	} while (progress && ++guard < 64 && s->state != SESS_DEAD);
 	s->in_pump = false;
-	if (s->state == SESS_CLOSING && s->olen == 0 && wp_tls_conn_pending(s->tls) == 0) {
+	if (s->state == SESS_CLOSING && wp_tls_conn_pending(s->tls) == 0) {
 		/* Everything went to TCP: FIN after it, and forget the connection. */
 		if (s->tcp != NULL) {
 			struct wp_tcp_conn *c = s->tcp;
@@ -350,7 +321,7 @@ void wp_tun_sess_timer(struct sess *s)
 		at = WP_MIN(at, wp_hbconn_next_ms(s->h2));
 	if (!s->trimmed)
 		at = WP_MIN(at, s->last_active_ms + IDLE_TRIM_MS);
-	if (s->olen > 0 || wp_tls_conn_pending(s->tls) > 0)
+	if (wp_tls_conn_pending(s->tls) > 0)
 		at = WP_MIN(at, tw->now_ms + TICK_MS); /* TCP refused (send pool empty): retry */
 	if (at == UINT64_MAX)
 		wp_twheel_disarm(&s->timer);

@@ -977,7 +977,7 @@ static void sess_expire(struct wp_tunnel_worker *tw, struct sess *s)
 		wp_tun_sess_kill(s);
 		return;
 	}
-	if (wp_tls_conn_pending(s->tls) > 0 || s->olen > 0)
+	if (wp_tls_conn_pending(s->tls) > 0)
 		wp_tun_mark_dirty(s); /* TCP refused (send pool empty): try again */
 	if (s->h2 != NULL) {
 		const uint8_t *p;

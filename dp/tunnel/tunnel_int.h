@@ -74,9 +74,6 @@ struct sess {
 	uint32_t n_waiting;
 	struct tunnel *waiting; /* tunnels waiting for the HTTP/2 session */
 	struct sess *pnext;     /* pool bucket */
-	/* ciphertext TCP did not take (rare: the send pool was empty) */
-	uint8_t *obuf;
-	uint32_t ooff, olen;
 	bool on_dead;
 	struct sess *next, *prev; /* live list */
 	struct sess *dnext;       /* dirty list */
@@ -165,7 +162,6 @@ struct wp_tunnel_worker {
 	bool listening[WP_MAX_PORTS];
 	struct wp_tun_port ports[WP_MAX_PORTS];
 	char td[256]; /* trust domain, for the expected upstream identity */
-	uint8_t io[IOBUF];
 	struct wp_tunnel_gauges g;
 	struct wp_tunnel_l7_worker l7;
 };
