@@ -258,8 +258,8 @@ def main():
                     help="comma-separated subset of idle,handshakes,tunnel,storm (default "
                          "idle,handshakes,tunnel)")
     ap.add_argument("--tunnel-client", default="c", choices=("c", "py"),
-                    help="the tunnel phase's client: bench/l7_load bulk (default) or "
-                         "tests/integration/hbone_load.py")
+                    help="the tunnel and storm phases' client: bench/l7_load bulk (default) "
+                         "or tests/integration/hbone_load.py")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("hbone_bench: run as root")
@@ -453,26 +453,29 @@ def main():
                 for x in (w, g):
                     del x["_cpu"], x["_busy"]
 
-        # 3. throughput (no peer)
-        if "tunnel" in phases:
-            b0 = t.totals()
+        def tunnel_echo(nbytes):
+            """One tunnel, nbytes each way to the echo backend and back, by
+            the --tunnel-client: (Gbit/s both ways at the client, ok: every
+            byte back with the SHA-256 of what was sent)."""
             if a.tunnel_client == "py":
                 r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
                                   "echo", "--addr", wip + ":15008", "--certs", pki,
                                   "--authority", "198.19.0.10:7000", "--tunnels", "1",
-                                  "--bytes", str(a.bytes), "--timeout", "600"))
-                ok, gbit = r["ok"] == 1, r["mbit_s_both_ways"] / 1000
-            else:
-                p = subprocess.run(["ip", "netns", "exec", NS,
-                                    os.path.join(a.build, "bench/l7_load"), "bulk", wip,
-                                    "15008", str(a.bytes), *cert, "198.19.0.10:7000", "600"],
-                                   capture_output=True, text=True)
-                if not p.stdout.strip():
-                    raise RuntimeError("l7_load bulk: exit %d, no report: %s" % (
-                        p.returncode, p.stderr.strip()))
-                r = json.loads(p.stdout.splitlines()[-1])
-                ok = p.returncode == 0 and r["ok"] == 1 and r["sha256_ok"] == 1
-                gbit = r["gbit_s_both_ways"]
+                                  "--bytes", str(nbytes), "--timeout", "600"))
+                return r["mbit_s_both_ways"] / 1000, r["ok"] == 1
+            p = subprocess.run(["ip", "netns", "exec", NS, os.path.join(a.build, "bench/l7_load"),
+                                "bulk", wip, "15008", str(nbytes), *cert, "198.19.0.10:7000",
+                                "600"], capture_output=True, text=True)
+            if not p.stdout.strip():
+                raise RuntimeError("l7_load bulk: exit %d, no report: %s" % (
+                    p.returncode, p.stderr.strip()))
+            r = json.loads(p.stdout.splitlines()[-1])
+            return r["gbit_s_both_ways"], p.returncode == 0 and r["ok"] == 1 and r["sha256_ok"] == 1
+
+        # 3. throughput (no peer)
+        if "tunnel" in phases:
+            b0 = t.totals()
+            gbit, ok = tunnel_echo(a.bytes)
             b1 = t.totals()
             fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
                    b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
@@ -488,13 +491,6 @@ def main():
                              "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
         # 4. a handshake storm while one tunnel streams (no peer)
         if "storm" in phases:
-            def tunnel_gbit():
-                r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
-                                  "echo", "--addr", wip + ":15008", "--certs", pki,
-                                  "--authority", "198.19.0.10:7000", "--tunnels", "1",
-                                  "--bytes", str(a.storm_bytes), "--timeout", "600"))
-                return r["mbit_s_both_ways"] / 1000, r["ok"] == 1
-
             def storm_start():
                 return subprocess.Popen(["ip", "netns", "exec", NS, hs, wip, "15008", *cert,
                                          str(a.storm), "2"], stdout=subprocess.PIPE, text=True)
@@ -506,13 +502,13 @@ def main():
                         "seconds": r["seconds"],
                         "per_s": round(r["handshakes"] / r["seconds"]) if r["seconds"] else None}
 
-            alone_gbit, ok_alone = tunnel_gbit()
+            alone_gbit, ok_alone = tunnel_echo(a.storm_bytes)
             p = storm_start()
             storm_alone = storm_end(p)
             d0 = t.totals().get("tunnel_handshake_deferred", 0)
             p = storm_start()
             time.sleep(0.5)  # the storm under way before the tunnel starts
-            during_gbit, ok_during = tunnel_gbit()
+            during_gbit, ok_during = tunnel_echo(a.storm_bytes)
             outlasted = p.poll() is None
             storm_during = storm_end(p)
             deferred = t.totals().get("tunnel_handshake_deferred", 0) - d0
