@@ -32,7 +32,8 @@
  *       its own), as a streaming TLS client such as ztunnel's writes them.
  *       More than SECONDS_MAX (default 120) in all is a failure. Prints one
  *       JSON line: bytes_each_way, bytes_back, seconds (from the CONNECT's
- *       200 to the echo's END_STREAM), gbit_s_both_ways, sha256_ok, ok;
+ *       200 to the echo's END_STREAM), gbit_s_both_ways, sha256_ok, ok (or,
+ *       without a tunnel, ok 0 and the error with the CONNECT's status);
  *       exit status 0 only when every byte came back unchanged.
  *
  * RATE 0 is closed loop (as fast as answers come); RATE > 0 paces the
@@ -710,7 +711,7 @@ static int bulk(struct gen *g, uint64_t bytes, double seconds_max)
 	alarm((unsigned)seconds_max + 1);
 	if (gen_connect(g) != 0) {
 		ERR_print_errors_fp(stderr);
-		fprintf(stderr, "l7_load bulk: no tunnel (status %d)\n", g->status);
+		printf("{\"ok\": 0, \"error\": \"no tunnel\", \"status\": %d}\n", g->status);
 		return 1;
 	}
 	alarm(0);
