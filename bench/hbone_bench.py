@@ -301,9 +301,11 @@ def main():
         else:
             prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, share)
 
-        procs.append(subprocess.Popen(["ip", "netns", "exec", NS, PY,
-                                       os.path.join(ROOT, "tests/integration/tcpcheck.py"),
-                                       "server", "7000"], stdout=subprocess.DEVNULL))
+        # the echo backend on 7000: bench/tcp_peer (C, one epoll thread), so that
+        # the tunnel phase's client, not an interpreter behind it, sets the pace
+        procs.append(subprocess.Popen(["ip", "netns", "exec", NS,
+                                       os.path.join(a.build, "bench/tcp_peer"), "6993"],
+                                      stdout=subprocess.DEVNULL))
         ng = subprocess.Popen(["ip", "netns", "exec", NS, "nghttpx", "--workers=1",
                                "--frontend=127.0.0.1,15443", "--backend=127.0.0.1,7000",
                                "--verify-client", "--verify-client-cacert=" + pki + "/ca.pem",
