@@ -3,10 +3,13 @@
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
-                       [--workers 1|2] [--link tap|memif] [--phases idle,handshakes,tunnel]
+                       [--workers 1|2] [--link tap|memif]
+                       [--phases idle,handshakes,tunnel,storm] [--storm N]
+                       [--storm-bytes B] [--handshake-share P]
                        [--tunnel-client c|py]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
-                       tap, all, c)
+                       tap, idle,handshakes,tunnel, 10000, 64 MiB, waypointd's
+                       own, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
 waypointd workers sized for N connections); the peer is nghttpx (Debian
@@ -71,6 +74,10 @@ on the namespace's loopback.
      as seen by the client, waypointd's TSC busy cycles per forwarded byte
      and Gbit/s per core; ok only when every byte came back unchanged. No
      peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
+  4. (--phases storm, not in the default) a handshake storm beside an open
+     tunnel: the tunnel's Gbit/s alone and during --storm full handshakes
+     (hbone_hs, 2 processes), handshakes per second alone and beside it,
+     steps deferred by hbone.handshake_share (--handshake-share sets it).
 Prints a summary, then one JSON line. Bounded; not a pass/fail test.
 """
 
