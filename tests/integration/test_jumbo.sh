@@ -7,9 +7,13 @@
 # each way through the echo service with SHA-256 equal, 100 connections
 # echo 256 KiB each, and the appliance's mean received frame is above
 # 1,514 bytes, which no frame at MTU 1500 can be: the segments really are
-# ~9 KB, each in one mbuf (the pools are sized by the largest MTU). And a
-# TAP port asked for 9000 refuses to start, naming the key and the limit.
+# ~9 KB, each in one mbuf (the pools are sized by the largest MTU). Then
+# one HBONE tunnel (mTLS + HTTP/2 CONNECT, bench/l7_load bulk, 16 KiB TLS
+# records) carries 64 MiB each way to an echo pod behind the veth, SHA-256
+# equal, in jumbo frames both ways. And a TAP port asked for 9000 refuses
+# to start, naming the key and the limit.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hbone_common.sh"
 
 NS=$(tb_name)
 WP_PREFIX=wp-$NS
@@ -26,7 +30,7 @@ cleanup() {
 	ip netns del "$NS" 2>/dev/null || true
 	rm -f "$WP_LOG"
 }
-trap cleanup EXIT
+trap 'cleanup; hb_cleanup' EXIT
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -53,7 +57,10 @@ ip -n "$NS" addr add 198.18.0.1/24 dev wpj1
 	--set 'ports.[0].device=net_pcap0,iface=wpj0' \
 	--set 'ports.[0].ip=198.18.0.2' --set 'ports.[0].prefix=24' \
 	--set 'ports.[0].gateway=198.18.0.1' --set 'ports.[0].mtu=9000' \
-	--set 'ports.[0].diag=true' </dev/null >"$WP_LOG" 2>&1) &
+	--set 'ports.[0].diag=true' --set hbone.enabled=true \
+	--set "tls.cert=$HB_PKI/cert.pem" --set "tls.key=$HB_PKI/key.pem" \
+	--set "tls.ca=$HB_PKI/ca.pem" --set "cluster.manifest_dir=$HB_MAN" \
+	--set cluster.gateway_class=istio-waypoint </dev/null >"$WP_LOG" 2>&1) &
 PID=$!
 for _ in $(seq 100); do
 	ip netns exec "$NS" ping -c 1 -W 0.2 198.18.0.2 >/dev/null 2>&1 && break
@@ -76,3 +83,20 @@ mean=$((rx_b / rx_p))
 [ "$mean" -gt 1514 ] ||
 	fail "the mean received frame is $mean bytes ($rx_b / $rx_p): no jumbo frames"
 pass "waypointd received $rx_p frames, mean $mean bytes (above 1,514: jumbo frames)"
+
+# ---- one HBONE tunnel over the jumbo link ----------------------------------
+# The echo pod 198.18.1.10 is Linux behind the veth (waypointd's gateway).
+ip -n "$NS" addr add 198.18.1.10/32 dev lo
+WP_NETNS=$NS WP_IP=198.18.0.2
+hb_echo_server
+hb_wait_captured 198.19.0.10:7000
+rx_p0=$(stat rx_packets) rx_b0=$(stat rx_bytes) tx_p0=$(stat tx_packets) tx_b0=$(stat tx_bytes)
+out=$(timeout 150 ip netns exec "$NS" "$BUILD/bench/l7_load" bulk 198.18.0.2 15008 $((64 << 20)) \
+	"$HB_PKI/productpage.pem" "$HB_PKI/productpage-key.pem" "$HB_PKI/ca.pem" 198.19.0.10:7000 120) ||
+	fail "64 MiB through one HBONE tunnel at MTU 9000: $out"
+grep -q '"sha256_ok": 1' <<<"$out" || fail "HBONE tunnel at MTU 9000: SHA-256 differs: $out"
+rx_p=$(($(stat rx_packets) - rx_p0)) rx_b=$(($(stat rx_bytes) - rx_b0))
+tx_p=$(($(stat tx_packets) - tx_p0)) tx_b=$(($(stat tx_bytes) - tx_b0))
+[ $((rx_b / rx_p)) -gt 1514 ] && [ $((tx_b / tx_p)) -gt 1514 ] ||
+	fail "HBONE tunnel: mean frame received $((rx_b / rx_p)), sent $((tx_b / tx_p)) bytes: no jumbo frames"
+pass "one HBONE tunnel, 64 MiB each way at MTU 9000, SHA-256 equal ($out); frames received $rx_p mean $((rx_b / rx_p)) bytes, sent $tx_p mean $((tx_b / tx_p)) bytes"
