@@ -269,14 +269,16 @@ int wp_http1_write_last_chunk(const struct wp_http_hdr *trailers, uint16_t n, ch
                               size_t cap) WP_MUST_CHECK;
 
 /* A local answer: <status> with a text/plain <body>; keep_alive false adds
- * "connection: close". Returns the length, or -ENOSPC / -EINVAL. */
+ * "connection: close". <head_only> (the answer to a HEAD request): the
+ * head alone, its content-length still the body's. Returns the length, or
+ * -ENOSPC / -EINVAL. */
 int wp_http1_write_local(uint16_t status, const char *body, size_t body_len, bool keep_alive,
-                         char *buf, size_t cap) WP_MUST_CHECK;
+                         bool head_only, char *buf, size_t cap) WP_MUST_CHECK;
 
 /* A minimal response for <status> (400, 408, 413, 414, 417, 431, 500, 502,
- * 503, 504, 505 ...) with a short text body and `connection: close`.
- * Returns bytes written or -ENOSPC. */
-int wp_http1_write_error(uint16_t status, char *buf, size_t cap) WP_MUST_CHECK;
+ * 503, 504, 505 ...) with a short text body and `connection: close`
+ * (<head_only> as above). Returns bytes written or -ENOSPC. */
+int wp_http1_write_error(uint16_t status, bool head_only, char *buf, size_t cap) WP_MUST_CHECK;
 
 /* "HTTP/1.1 100 Continue\r\n\r\n" into <buf>; returns its length or -ENOSPC. */
 int wp_http1_write_continue(char *buf, size_t cap) WP_MUST_CHECK;

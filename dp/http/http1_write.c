@@ -324,7 +324,7 @@ int wp_http1_write_last_chunk(const struct wp_http_hdr *trailers, uint16_t n, ch
 }
 
 int wp_http1_write_local(uint16_t status, const char *body, size_t body_len, bool keep_alive,
-                         char *buf, size_t cap)
+                         bool head_only, char *buf, size_t cap)
 {
 	struct out o = {.buf = buf, .cap = cap};
 	const char *r = wp_http_reason(status);
@@ -341,11 +341,12 @@ int wp_http1_write_local(uint16_t status, const char *body, size_t body_len, boo
 		PUT_LIT(&o, "\r\n\r\n");
 	else
 		PUT_LIT(&o, "\r\nconnection: close\r\n\r\n");
-	put(&o, body, body_len);
+	if (!head_only)
+		put(&o, body, body_len);
 	return finish(&o);
 }
 
-int wp_http1_write_error(uint16_t status, char *buf, size_t cap)
+int wp_http1_write_error(uint16_t status, bool head_only, char *buf, size_t cap)
 {
 	const char *r = wp_http_reason(status);
 	char body[64];
@@ -353,7 +354,7 @@ int wp_http1_write_error(uint16_t status, char *buf, size_t cap)
 
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EINVAL;
-	return wp_http1_write_local(status, body, (size_t)n, false, buf, cap);
+	return wp_http1_write_local(status, body, (size_t)n, false, head_only, buf, cap);
 }
 
 int wp_http1_write_continue(char *buf, size_t cap)

@@ -146,13 +146,13 @@ void wp_cb_retry_end(struct wp_cb_clu *k)
 		k->retries--;
 }
 
-int wp_cb_write_overflow(bool keep_alive, char *buf, size_t cap)
+int wp_cb_write_overflow(bool keep_alive, bool head_only, char *buf, size_t cap)
 {
 	int n = snprintf(buf, cap,
 	                 "HTTP/1.1 503 Service Unavailable\r\ncontent-length: %u\r\n"
 	                 "content-type: text/plain\r\nx-envoy-overloaded: true\r\n%s\r\n%s",
 	                 WP_CB_OVERFLOW_BODY_LEN, keep_alive ? "" : "connection: close\r\n",
-	                 wp_cb_overflow_body);
+	                 head_only ? "" : wp_cb_overflow_body);
 
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;

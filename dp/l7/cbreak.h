@@ -130,8 +130,9 @@ bool wp_cb_retry_begin(struct wp_cb_core *c, struct wp_cb_clu *k,
 void wp_cb_retry_end(struct wp_cb_clu *k);
 
 /* Envoy's answer to an overflow, as a whole HTTP/1.1 response: 503,
- * `x-envoy-overloaded: true`, text/plain body. Bytes written or -ENOSPC. */
-int wp_cb_write_overflow(bool keep_alive, char *buf, size_t cap);
+ * `x-envoy-overloaded: true`, text/plain body (not with <head_only>, the
+ * answer to a HEAD request). Bytes written or -ENOSPC. */
+int wp_cb_write_overflow(bool keep_alive, bool head_only, char *buf, size_t cap);
 
 /* Its body, for the h2 proxy's own writer. */
 extern const char wp_cb_overflow_body[];

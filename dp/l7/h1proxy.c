@@ -338,12 +338,11 @@ static void sess_fail_f(struct wp_h1p_sess *s, uint16_t status, uint16_t flags)
 	if (status && !s->resp_started) {
 		const char *txt = wp_pipe_local_text(status, flags);
 		char *o = (char *)ob_tail(&s->down);
-		int n = txt ? wp_http1_write_local(status, txt, strlen(txt), false, o,
+		bool head = s->req_active && s->req.method == HTTP_HEAD;
+		int n = txt ? wp_http1_write_local(status, txt, strlen(txt), false, head, o,
 		                                   ob_room(&s->down))
-		            : wp_http1_write_error(status, o, ob_room(&s->down));
+		            : wp_http1_write_error(status, head, o, ob_room(&s->down));
 
-		if (n > 0 && txt && s->req_active && s->req.method == HTTP_HEAD)
-			n -= (int)strlen(txt); /* the head only */
 		if (n > 0) {
 			s->down.len += (uint32_t)n;
 			s->rec.status = status;
@@ -456,8 +455,8 @@ static bool sess_answer(struct wp_h1p_sess *s, const struct wp_http1_msg *m, uin
 {
 	/* a client waiting for 100-continue may not send the body at all */
 	bool ka = !s->close_after && !s->req_upgrade && !(m->flags & WP_HTTP1_F_EXPECT_CONTINUE);
-	int n = wp_http1_write_local(status, body, body_len, ka, (char *)ob_tail(&s->down),
-	                             ob_room(&s->down));
+	int n = wp_http1_write_local(status, body, body_len, ka, m->method == HTTP_HEAD,
+	                             (char *)ob_tail(&s->down), ob_room(&s->down));
 
 	if (n <= 0 || !ka) {
 		if (n > 0) {
@@ -467,8 +466,6 @@ static bool sess_answer(struct wp_h1p_sess *s, const struct wp_http1_msg *m, uin
 		sess_local(s, n > 0 ? 0 : 500);
 		return false;
 	}
-	if (m->method == HTTP_HEAD) /* the head only */
-		n -= (int)body_len;
 	s->down.len += (uint32_t)n;
 	s->rec.status = status; /* recorded when the request ends */
 	s->resp_started = s->resp_done = true;
@@ -497,7 +494,8 @@ static bool sess_fault_abort(struct wp_h1p_sess *s, const struct wp_http1_msg *m
 static bool sess_overflow(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
 {
 	bool ka = !s->close_after && !s->req_upgrade && !(m->flags & WP_HTTP1_F_EXPECT_CONTINUE);
-	int n = wp_cb_write_overflow(ka, (char *)ob_tail(&s->down), ob_room(&s->down));
+	int n = wp_cb_write_overflow(ka, m->method == HTTP_HEAD, (char *)ob_tail(&s->down),
+	                             ob_room(&s->down));
 
 	s->rec.flags |= WP_PIPE_F(UO);
 	if (n <= 0 || !ka) {
@@ -508,8 +506,6 @@ static bool sess_overflow(struct wp_h1p_sess *s, const struct wp_http1_msg *m)
 		sess_local(s, n > 0 ? 0 : 503);
 		return false;
 	}
-	if (m->method == HTTP_HEAD) /* the head only */
-		n -= WP_CB_OVERFLOW_BODY_LEN;
 	s->down.len += (uint32_t)n;
 	s->rec.status = 503;
 	s->resp_started = s->resp_done = true;

@@ -1262,7 +1262,7 @@ static void test_chunk_helpers_and_errors(void **state)
 	/* error responses parse as complete responses that close */
 	static const uint16_t codes[] = {400, 431, 502, 503, 504, 599};
 	for (size_t i = 0; i < WP_ARRAY_SIZE(codes); i++) {
-		n = wp_http1_write_error(codes[i], buf, sizeof(buf));
+		n = wp_http1_write_error(codes[i], false, buf, sizeof(buf));
 		assert_true(n > 0);
 		x = fx_new(HTTP_RESPONSE, NULL);
 		wp_http1_parser_expect_response(&x->p, HTTP_GET);
@@ -1275,12 +1275,29 @@ static void test_chunk_helpers_and_errors(void **state)
 		assert_false(x->p.msg.flags & WP_HTTP1_F_KEEP_ALIVE);
 		fx_free(x);
 		for (int cap = 0; cap < n; cap++)
-			assert_int_equal(wp_http1_write_error(codes[i], buf, (size_t)cap), -ENOSPC);
+			assert_int_equal(wp_http1_write_error(codes[i], false, buf, (size_t)cap),
+			                 -ENOSPC);
 	}
-	n = wp_http1_write_error(431, buf, sizeof(buf));
+	n = wp_http1_write_error(431, false, buf, sizeof(buf));
 	buf[n] = 0;
 	assert_non_null(strstr(buf, "HTTP/1.1 431 Request Header Fields Too Large\r\n"));
 	assert_non_null(strstr(buf, "connection: close\r\n"));
+	/* the answer to a HEAD request: the head alone, the body's length kept,
+	 * a complete response to a parser that sent HEAD */
+	n = wp_http1_write_local(503, "no healthy upstream", 19, true, true, buf, sizeof(buf));
+	assert_true(n > 4);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "content-length: 19\r\n"));
+	assert_memory_equal(buf + n - 4, "\r\n\r\n", 4);
+	x = fx_new(HTTP_RESPONSE, NULL);
+	wp_http1_parser_expect_response(&x->p, HTTP_HEAD);
+	feed_all(x, buf, (size_t)n, r);
+	assert_int_equal(r->errors, 0);
+	assert_int_equal(r->dones, 1);
+	fx_free(x);
+	n = wp_http1_write_error(502, true, buf, sizeof(buf));
+	assert_true(n > 4);
+	assert_memory_equal(buf + n - 4, "\r\n\r\n", 4);
 	free(r);
 }
 
