@@ -1388,11 +1388,6 @@ void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw)
 	tw->worker->free_fn(tw->worker->ctx, tw);
 }
 
-const struct wp_tunnel_gauges *wp_tunnel_worker_gauges(const struct wp_tunnel_worker *tw)
-{
-	return &tw->g;
-}
-
 uint64_t wp_tunnel_worker_active(const struct wp_tunnel_worker *tw)
 {
 	if (tw == NULL)

@@ -112,9 +112,6 @@ void wp_tunnel_worker_stop(struct wp_tunnel_worker *tw);
 /* After the lcore returned (before the TCP stacks go). NULL is a no-op. */
 void wp_tunnel_worker_destroy(struct wp_tunnel_worker *tw);
 
-/* The gauges (the owning worker; other threads read them with atomics, as below). */
-const struct wp_tunnel_gauges *wp_tunnel_worker_gauges(const struct wp_tunnel_worker *tw);
-
 /* Adds <tw>'s gauges into <sum> (any thread; the handshake peak is a maximum). */
 void wp_tunnel_worker_gauges_add(const struct wp_tunnel_worker *tw,
                                  struct wp_telemetry_tunnels *sum);

@@ -19,9 +19,14 @@
 #include "tunnel_harness.h"
 #include "../../test_pki.h"
 
-static const struct wp_tunnel_gauges *gauges(void)
+/* The worker's gauges as telemetry reads them (read again at each call). */
+static const struct wp_telemetry_tunnels *gauges(void)
 {
-	return wp_tunnel_worker_gauges(H.tw);
+	static struct wp_telemetry_tunnels sum;
+
+	memset(&sum, 0, sizeof(sum));
+	wp_tunnel_worker_gauges_add(H.tw, &sum);
+	return &sum;
 }
 
 static bool no_tunnels(void)
