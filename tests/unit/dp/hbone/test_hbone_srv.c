@@ -392,12 +392,28 @@ static void test_srv_stream_errors(void **state)
 	wp_hbconn_free(s);
 }
 
+/* The client's preface and a CONNECT to 10.0.0.1:80 on stream 1, answered
+ * 200; what the server wrote so far (SETTINGS, its ACK, the 200) is read. */
+static void open_stream(struct wp_hbconn *s)
+{
+	uint8_t b[4096], blk[64];
+	struct ofr f[16];
+	size_t off, n;
+
+	sapp.answer = 200;
+	hello(b, &off);
+	n = connect_block(blk, "10.0.0.1:80");
+	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, n);
+	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
+	(void)out_frames(s, f, 16);
+}
+
 /* The peer's SETTINGS shape our DATA: INITIAL_WINDOW_SIZE (applied to
  * open streams too) and the connection window. */
 static void test_srv_peer_windows(void **state)
 {
-	uint8_t b[4096], blk[64], data[40000];
-	size_t off, n;
+	uint8_t b[4096], data[40000];
+	size_t off;
 	struct wp_hbconn *s = server(NULL);
 	struct ofr f[64];
 	int k;
@@ -406,12 +422,7 @@ static void test_srv_peer_windows(void **state)
 	static const uint8_t wu[4] = {0, 0, 0x27, 0x10}; /* 10000 */
 
 	(void)state;
-	sapp.answer = 200;
-	hello(b, &off);
-	n = connect_block(blk, "10.0.0.1:80");
-	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, n);
-	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
-	(void)out_frames(s, f, 64);
+	open_stream(s);
 	/* The window drops to 1000 with the stream open. */
 	off = 0;
 	fr(b, &off, NGHTTP2_SETTINGS, 0, 0, iws, 6);
@@ -453,21 +464,14 @@ static void test_srv_peer_windows(void **state)
  * last 9 bytes made a record of their own. */
 static void test_srv_data_fills_records(void **state)
 {
-	uint8_t b[4096], blk[64], data[40000];
-	size_t off, n;
+	uint8_t data[40000];
 	struct wp_hbconn *s = server(NULL);
-	struct ofr f[8];
 	const uint8_t *p;
 	ssize_t k;
 	uint32_t got = 0, peeks = 0;
 
 	(void)state;
-	sapp.answer = 200;
-	hello(b, &off);
-	n = connect_block(blk, "10.0.0.1:80");
-	fr(b, &off, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1, blk, n);
-	assert_int_equal(wp_hbconn_input(s, b, off, now), (ssize_t)off);
-	(void)out_frames(s, f, 8); /* SETTINGS, its ACK, the 200 */
+	open_stream(s);
 	memset(data, 'd', sizeof(data));
 	assert_int_equal(wp_hbstream_write(sapp.st[0].s, data, sizeof(data)), sizeof(data));
 	while ((k = wp_hbconn_peek(s, &p)) > 0) {
