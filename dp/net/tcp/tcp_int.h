@@ -46,6 +46,10 @@
 #define PAWS_IDLE_US     (24ull * 24 * 3600 * 1000000) /* RFC 7323 5.5: 24 days */
 #define COOKIE_PERIOD_US (64ull * 1000000)
 #define ONE_SEC_US       1000000ull
+/* Window probes to a peer that answers them back off to at most this: it
+ * is alive and its buffer full, so a probe costs one small exchange, while
+ * a lost window update would otherwise stall the flow for up to rto_max. */
+#define PROBE_MAX_US 1000000ull
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02

@@ -142,7 +142,10 @@ static void rto_expired(struct wp_tcp_conn *c)
 	if (!unsacked && c->fin_queued && SEQ_GT(c->snd_max, c->fin_seq))
 		wp_tcp_send_data(c, c->fin_seq, 0, true); /* only the FIN is missing */
 	wp_tcp_output(c);
-	wp_tcp_arm_rto(c);
+	if (probe) /* a live peer with its window closed: see PROBE_MAX_US */
+		wp_tcp_set_timer(c, T_RTO, st->now_us + WP_MIN((uint64_t)cur_rto(c), PROBE_MAX_US));
+	else
+		wp_tcp_arm_rto(c);
 }
 
 /* RACK reordering window over: the segments it held back are lost now. */
@@ -195,7 +198,10 @@ static void persist_expired(struct wp_tcp_conn *c)
 	if (c->persist_backoff < 20)
 		c->persist_backoff++;
 	uint64_t iv = (uint64_t)c->rto_us << c->persist_backoff;
-	wp_tcp_set_timer(c, T_PERSIST, st->now_us + WP_MIN(iv, (uint64_t)st->cfg.rto_max_us));
+	iv = WP_MIN(iv, (uint64_t)st->cfg.rto_max_us);
+	if (st->now_us - c->last_rcv_us < 2 * (uint64_t)st->cfg.rto_max_us)
+		iv = WP_MIN(iv, PROBE_MAX_US); /* it answers: see PROBE_MAX_US */
+	wp_tcp_set_timer(c, T_PERSIST, st->now_us + iv);
 }
 
 static void keep_expired(struct wp_tcp_conn *c)

@@ -69,7 +69,9 @@ static void test_rto_backoff(void **state)
  * window 0) is alive: the retransmissions are window probes and do not
  * count towards max_retries, as in Linux. Only once the peer has been
  * silent for twice rto_max (the probes back off up to rto_max) does the
- * connection time out.
+ * connection time out. While it answers, the probes back off to a second
+ * at most (PROBE_MAX_US): a window update lost on the way stalls the flow
+ * no longer than that.
  */
 static void test_rto_zero_window_peer_alive(void **state)
 {
@@ -86,14 +88,22 @@ static void test_rto_zero_window_peer_alive(void **state)
 	F.pwnd = 0;
 	peer(TH_ACK, NULL, 0); /* nothing acknowledged, window closed */
 	assert_int_equal(c->snd_wnd, 0);
-	/* ten expiries, each answered at once: still open, still probing */
+	/* ten expiries, each answered at once: still open, still probing,
+	 * backing off from the RTO to a second and no further */
+	uint64_t t = F.now, gap[10];
 	for (int i = 0; i < 10; i++) {
 		unsigned n = ncap;
 		while (ncap == n)
 			advance(1000);
+		gap[i] = F.now - t;
+		t = F.now;
 		assert_int_equal(out(-1).seq, d.seq);
 		peer(TH_ACK, NULL, 0);
 	}
+	assert_true(gap[1] > gap[0]);
+	for (int i = 0; i < 10; i++)
+		assert_true(gap[i] <= 1000000 + 2000);
+	assert_true(gap[9] >= 1000000 - 2000);
 	assert_int_equal(F.closed, 0);
 	assert_true(F.ctr[WP_CTR_TCP_RTO_TIMEOUT] >= 10);
 	assert_int_equal(F.ctr[WP_CTR_TCP_CONN_TIMEOUT], 0);
