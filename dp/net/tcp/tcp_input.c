@@ -73,10 +73,19 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 	bool wnd_changed = false;
 	uint32_t new_wnd = (uint32_t)s->wnd << c->snd_wscale;
 
-	if (SEQ_LT(c->snd_wl1, s->seq) || (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, s->ack))) {
+	/*
+	 * The window is taken from a newer segment (RFC 9293 3.10.7.4) and,
+	 * as Linux does, from any segment that acknowledges new data: the
+	 * window is relative to the ACK it came with, so keeping the old one
+	 * while snd_una moves would slide the right edge past what the peer
+	 * offered (an old retransmission carrying a new ACK and window 0).
+	 */
+	if (SEQ_GT(s->ack, c->snd_una) || SEQ_LT(c->snd_wl1, s->seq) ||
+	    (c->snd_wl1 == s->seq && SEQ_LEQ(c->snd_wl2, s->ack))) {
 		wnd_changed = new_wnd != c->snd_wnd;
 		c->snd_wnd = new_wnd;
-		c->snd_wl1 = s->seq;
+		if (SEQ_GT(s->seq, c->snd_wl1))
+			c->snd_wl1 = s->seq;
 		c->snd_wl2 = s->ack;
 		if (new_wnd > c->max_snd_wnd)
 			c->max_snd_wnd = new_wnd;

@@ -604,10 +604,24 @@ static inline bool can_send_state(const struct wp_tcp_conn *c)
 	}
 }
 
+/*
+ * The sequence number of an ACK or RST: snd_max, unless data went out past
+ * the peer's right edge (a window it shrank, or a probe into a closed one);
+ * then the edge. A receiver whose window is zero accepts an empty segment
+ * only at rcv_nxt and drops the others with the ACK they carry (RFC 9293
+ * 3.10.7.4; Linux 6.18 drops even our probe while its queue is full), so
+ * ACKs sent from snd_max would never be read and both ends would wait.
+ */
+static inline uint32_t ctl_seq(const struct wp_tcp_conn *c)
+{
+	uint32_t edge = c->snd_una + c->snd_wnd;
+	return can_send_state(c) && SEQ_GT(c->snd_max, edge) ? edge : c->snd_max;
+}
+
 static inline void send_ack(struct wp_tcp_conn *c)
 {
 	ctr_inc(c->st, WP_CTR_TCP_ACK_ONLY);
-	wp_tcp_send_ctl(c, c->snd_max, 0);
+	wp_tcp_send_ctl(c, ctl_seq(c), 0);
 }
 
 /* Keepalive / zero-window probe: an old sequence number draws an ACK. */
@@ -618,7 +632,7 @@ static inline void send_probe(struct wp_tcp_conn *c)
 
 static inline void send_rst_conn(struct wp_tcp_conn *c)
 {
-	wp_tcp_send_ctl(c, c->snd_max, TH_RST);
+	wp_tcp_send_ctl(c, ctl_seq(c), TH_RST);
 }
 
 /* ---- Sender scoreboard and loss recovery ---- */

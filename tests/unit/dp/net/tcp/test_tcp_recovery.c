@@ -4,8 +4,9 @@
  * tcp_fake_peer.h): RTO backoff, fast retransmit with and without SACK
  * (NewReno), and the SACK scoreboard, RACK-TLP and PRR: recovery on ACKs
  * that carry data, the reordering window, lost retransmissions, tail loss
- * probes, rescue retransmissions, limited transmit, and an RTO followed by
- * SACK repair.
+ * probes, rescue retransmissions, limited transmit, an RTO followed by
+ * SACK repair, and the peer's window edge (taken with every new ACK; our
+ * ACKs never past it).
  */
 #include "tcp_fake_peer.h"
 
@@ -492,6 +493,82 @@ static void test_rto_then_sack_repair(void **state)
 	assert_int_equal(F.conn->sacked_out + F.conn->lost_out, 0);
 }
 
+/*
+ * The window comes with the ACK: a retransmission from the peer (an old
+ * sequence number) that acknowledges our data and closes the window must
+ * close it here too, or snd_una + the old window would let data out past
+ * the edge the peer offered. This is what hbone_loss met against Linux
+ * 6.18 (its receive queue full): 1,024 bytes went out into a zero window.
+ */
+static void test_window_from_acking_retransmission(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	uint32_t una = c->snd_una;
+	F.pwnd = 1; /* 128 bytes at window scale 7 */
+	peer(TH_ACK, NULL, 0);
+	static uint8_t buf[1000];
+	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(c->snd_nxt, una + 128);
+	/* a segment of the peer's is lost; the next one (newer sequence)
+	 * arrives out of order, then the lost one is retransmitted with an
+	 * ACK of everything we sent and the window closed */
+	uint32_t p0 = F.pseq;
+	F.pseq += 10;
+	peer(TH_ACK, "0123456789", 10);
+	F.pseq = p0;
+	F.pack = una + 128;
+	F.pwnd = 0;
+	unsigned n = ncap;
+	peer(TH_ACK, "abcdefghij", 10);
+	assert_int_equal(c->snd_una, una + 128);
+	assert_int_equal(c->snd_wnd, 0);
+	assert_int_equal(c->snd_nxt, una + 128); /* nothing past the edge */
+	for (unsigned i = n; i < ncap; i++)
+		assert_int_equal(out((int)i).len, 0);
+	assert_int_not_equal(c->tdl[T_PERSIST], 0);
+}
+
+/*
+ * Our data past the peer's right edge (it shrank its window to zero after
+ * we sent): an ACK from snd_max would lie outside its window, and a
+ * receiver with a zero window drops such a segment with the ACK in it. The
+ * ACK goes out at the edge, where the peer reads it.
+ */
+static void test_ack_at_edge_when_window_shrank(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	uint32_t una = c->snd_una;
+	F.pwnd = 1;
+	peer(TH_ACK, NULL, 0);
+	static uint8_t buf[1000];
+	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(c->snd_max, una + 128);
+	/* the peer takes back its window without acknowledging anything and
+	 * sends data: our ACK of it carries the edge, not snd_max */
+	F.pwnd = 0;
+	peer(TH_ACK, "0123456789", 10);
+	advance(cfg.delack_us + 1000); /* the ACK may be delayed */
+	struct seg a = out(-1);
+	assert_int_equal(a.len, 0);
+	assert_int_equal(a.ack, F.pseq);
+	assert_int_equal(a.seq, una);
+	/* a RST from here is at the edge too: the peer resets on it */
+	wp_tcp_abort(c);
+	struct seg r = out(-1);
+	assert_true(r.flags & TH_RST);
+	assert_int_equal(r.seq, una);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +583,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_rescue_retransmission, teardown),
 	        cmocka_unit_test_teardown(test_limited_transmit_newreno, teardown),
 	        cmocka_unit_test_teardown(test_rto_then_sack_repair, teardown),
+	        cmocka_unit_test_teardown(test_window_from_acking_retransmission, teardown),
+	        cmocka_unit_test_teardown(test_ack_at_edge_when_window_shrank, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
