@@ -493,6 +493,22 @@ static void test_rto_then_sack_repair(void **state)
 	assert_int_equal(F.conn->sacked_out + F.conn->lost_out, 0);
 }
 
+/* An open connection whose peer offers 128 bytes (window 1 at scale 7) while
+ * 1,000 are queued: the first 128 go out. Returns snd_una before them. */
+static uint32_t open_small_window(struct wp_tcp_config *cfg)
+{
+	setup_cfg(cfg);
+	start(cfg);
+	open_passive(false);
+	uint32_t una = F.conn->snd_una;
+	F.pwnd = 1;
+	peer(TH_ACK, NULL, 0);
+	static uint8_t buf[1000];
+	assert_int_equal(wp_tcp_send(F.conn, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(F.conn->snd_max, una + 128);
+	return una;
+}
+
 /*
  * The window comes with the ACK: a retransmission from the peer (an old
  * sequence number) that acknowledges our data and closes the window must
@@ -504,16 +520,8 @@ static void test_window_from_acking_retransmission(void **state)
 {
 	(void)state;
 	struct wp_tcp_config cfg;
-	setup_cfg(&cfg);
-	start(&cfg);
-	open_passive(false);
+	uint32_t una = open_small_window(&cfg);
 	struct wp_tcp_conn *c = F.conn;
-	uint32_t una = c->snd_una;
-	F.pwnd = 1; /* 128 bytes at window scale 7 */
-	peer(TH_ACK, NULL, 0);
-	static uint8_t buf[1000];
-	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
-	assert_int_equal(c->snd_nxt, una + 128);
 	/* a segment of the peer's is lost; the next one (newer sequence)
 	 * arrives out of order, then the lost one is retransmitted with an
 	 * ACK of everything we sent and the window closed */
@@ -543,16 +551,8 @@ static void test_ack_at_edge_when_window_shrank(void **state)
 {
 	(void)state;
 	struct wp_tcp_config cfg;
-	setup_cfg(&cfg);
-	start(&cfg);
-	open_passive(false);
+	uint32_t una = open_small_window(&cfg);
 	struct wp_tcp_conn *c = F.conn;
-	uint32_t una = c->snd_una;
-	F.pwnd = 1;
-	peer(TH_ACK, NULL, 0);
-	static uint8_t buf[1000];
-	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
-	assert_int_equal(c->snd_max, una + 128);
 	/* the peer takes back its window without acknowledging anything and
 	 * sends data: our ACK of it carries the edge, not snd_max */
 	F.pwnd = 0;
