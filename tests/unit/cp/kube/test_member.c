@@ -8,6 +8,7 @@
  * the member stays), and the member table the admin API shows.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,7 +191,11 @@ static struct wp_kube_member *member(struct fake *f, const char *id, const char 
 }
 
 /* The member's clock: the lease's monotonic clock plus t (the lease reads
- * the real one), so "leading" holds throughout. */
+ * the real one), so "leading" holds throughout. Whole seconds: t0 + 15 -
+ * t0 is exactly 15 then, while a t0 with a fraction just below a power of
+ * two (1,011.5 s after boot, in one CI run) loses its last bit in t0 + 15,
+ * the difference comes out a hair under 15, and the expiry at the TTL
+ * (>=) waits for the next step. */
 static double t0;
 
 static void step(struct wp_kube_member *m, double t)
@@ -212,7 +217,7 @@ static void fake_init(struct fake *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->objs = json_object();
-	t0 = wp_kube_lease_now();
+	t0 = floor(wp_kube_lease_now());
 }
 
 static void fake_fini(struct fake *f)
