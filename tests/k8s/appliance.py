@@ -13,6 +13,7 @@ it; close() goes back and tears the testbed down. Needs root.
 import ctypes
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -165,6 +166,7 @@ class Appliance:
         _setns_fd(self.orig_ns)
         subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", self.name], capture_output=True, timeout=60)
         os.close(self.orig_ns)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _setns_fd(fd):

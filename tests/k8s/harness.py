@@ -54,6 +54,7 @@ class FakeAPI:
 
     def __init__(self, tls=True, token="secret-token", bookmark_interval=1.0, load=(), workdir=None,
                  port=0, fail=None, pki=None, serve=()):
+        self.own_dir = workdir is None  # removed by stop()
         self.dir = workdir or tempfile.mkdtemp(prefix="fakeapi-")
         self.token = token
         self.tls = tls
@@ -144,6 +145,8 @@ class FakeAPI:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self

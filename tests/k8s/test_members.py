@@ -38,6 +38,7 @@ Run: WP_BUILD_DIR=build /usr/bin/python3 tests/k8s/test_members.py
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -300,6 +301,7 @@ class Test:
         self.api.stop()
         setns_fd(self.orig)
         subprocess.run(["ip", "netns", "del", self.api_ns], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- what the API server shows -------------------------------------
     def entries(self):
