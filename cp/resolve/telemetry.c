@@ -98,6 +98,25 @@ static void ignore(struct tctx *c, const struct wp_obj *o, const char *why)
 	c->ign[c->n_ign++] = (struct wp_snap_tel_ref){o->meta.ns, o->meta.name, why};
 }
 
+/*
+ * Copies the names of refs into the snapshot's arena. The Telemetry objects
+ * belong to the resolver, which frees one as soon as it is deleted or
+ * replaced, while the published snapshot stays readable (/config_dump,
+ * wpctl) until the next build is published; the reasons are literals.
+ */
+static int copy_refs(struct tctx *c, struct wp_snap_tel_ref *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		v[i].ns = wp_arena_strdup(c->a, v[i].ns);
+		v[i].name = wp_arena_strdup(c->a, v[i].name);
+		if (!v[i].ns || !v[i].name) {
+			c->oom = true;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static int by_age(const void *pa, const void *pb)
 {
 	const struct wp_obj *a = *(const struct wp_obj *const *)pa;
@@ -396,6 +415,8 @@ static void resolve_gw(struct tctx *c, const struct wp_obj *const *tv, uint32_t 
 		}
 		for (uint32_t k = 0; k < n_lv; k++)
 			ap[k] = (struct wp_snap_tel_ref){lv[k]->meta.ns, lv[k]->meta.name, lwhy[k]};
+		if (copy_refs(c, ap, n_lv) != 0)
+			return;
 		info->applied = ap;
 		info->n_applied = n_lv;
 	}
@@ -407,6 +428,8 @@ static void resolve_gw(struct tctx *c, const struct wp_obj *const *tv, uint32_t 
 			return;
 		}
 		memcpy(ig, c->ign + ign0, sizeof(*ig) * (c->n_ign - ign0));
+		if (copy_refs(c, ig, c->n_ign - ign0) != 0)
+			return;
 		info->ignored = ig;
 		info->n_ignored = c->n_ign - ign0;
 	}
@@ -421,7 +444,11 @@ static void resolve_gw(struct tctx *c, const struct wp_obj *const *tv, uint32_t 
 		info->not_applied = nv;
 		info->n_not_applied = c->n_notes - notes0;
 	}
-	info->tracing_provider = tprov;
+	info->tracing_provider = tprov ? wp_arena_strdup(c->a, tprov) : NULL;
+	if (tprov && !info->tracing_provider) {
+		c->oom = true;
+		return;
+	}
 	*info_out = info;
 }
 
