@@ -20,8 +20,10 @@
 struct wp_port {
 	uint16_t port_id;
 	uint8_t mac[6];
-	bool rss;                        /* the device spreads flows by RSS itself */
-	uint8_t rss_key[WP_RSS_KEY_LEN]; /* key the device (or our software map) hashes with */
+	bool rss; /* the device spreads flows by RSS itself */
+	/* key the device (or our software map) hashes with; rte_softrss()
+	 * reads it as 32-bit words */
+	_Alignas(uint32_t) uint8_t rss_key[WP_RSS_KEY_LEN];
 	uint16_t reta_size;
 	uint16_t reta[512]; /* hash -> queue (== worker id) */
 	bool tx_tcp_cksum;  /* the device fills in TCP checksums (pseudo-header sum given) */
