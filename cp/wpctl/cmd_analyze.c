@@ -651,7 +651,8 @@ int wp_wpctl_analyze(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	qsort(a.msgs, a.n_msgs, sizeof(*a.msgs), msg_cmp);
+	if (a.n_msgs) /* NULL when there is none: qsort() must not see it */
+		qsort(a.msgs, a.n_msgs, sizeof(*a.msgs), msg_cmp);
 	for (unsigned i = 0; i < a.n_msgs; i++)
 		if (a.msgs[i].level > worst)
 			worst = a.msgs[i].level;
