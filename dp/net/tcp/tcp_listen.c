@@ -58,6 +58,26 @@ static int cookie_check(const struct wp_tcp_stack *st, const struct wp_addr *la,
 }
 
 /*
+ * A segment with data or FIN that failed the cookie check but acknowledges
+ * what could be a cookie of the current or the previous period (its time
+ * bits match). Such a segment is likely a later one of a cookie handshake
+ * whose first segment (the one with the peer's ISN + 1) is late: lost, or
+ * behind it in another core's steering ring (a multi-queue TAP moves a flow
+ * to the queue it last saw the flow's replies on). It is dropped without a
+ * RST, so the peer retransmits it once the first segment has rebuilt the
+ * connection; a RST would kill a good connection. 30 of 32 random
+ * acknowledgment numbers (a stale connection's) still get their RST at once.
+ */
+static bool cookie_ahead(const struct wp_tcp_stack *st, const struct seg *s)
+{
+	uint32_t now_t = (uint32_t)(st->now_us / COOKIE_PERIOD_US), t = (s->ack - 1) >> 27;
+
+	if (s->len == 0 && !(s->flags & TH_FIN))
+		return false;
+	return t == (now_t & 31) || (now_t > 0 && t == ((now_t - 1) & 31));
+}
+
+/*
  * Stateless SYN-ACK. Window scale and SACK-permitted ride in the low six bits
  * of our timestamp (echoed back in TSecr); without timestamps they are not
  * offered.
@@ -243,6 +263,10 @@ void wp_tcp_listen_input(struct wp_tcp_stack *st, struct listener *l, const stru
 		    st->now_us - l->cookie_us < 2 * COOKIE_PERIOD_US) {
 			if (cookie_accept(st, l, la, ra, s))
 				return;
+			if (cookie_ahead(st, s)) {
+				ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_AHEAD);
+				return;
+			}
 			ctr_inc(st, WP_CTR_TCP_SYNCOOKIE_FAILED);
 		} else {
 			ctr_inc(st, WP_CTR_TCP_LISTEN_BAD_SEG);

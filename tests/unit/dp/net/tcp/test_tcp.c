@@ -477,7 +477,9 @@ static void test_syncookies(void **state)
 	inject(&bad);
 	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_FAILED], 2);
 
-	/* The right ACK, with data, completes the connection. */
+	/* A data segment ahead of the first one (reordered across cores, or
+	 * the first lost): its ACK carries a current cookie's time bits, so it
+	 * is dropped without a RST and without state. */
 	struct pkt good = {.sport = 2222,
 	                   .seq = 5001,
 	                   .ack = ck.seq + 1,
@@ -488,6 +490,24 @@ static void test_syncookies(void **state)
 	                   .tsecr = ck.tsval,
 	                   .data = "hi",
 	                   .len = 2};
+	struct pkt ahead = good;
+	unsigned caps_before = ncap;
+	ahead.seq = 5003;
+	ahead.data = "yo";
+	inject(&ahead);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_AHEAD], 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_FAILED], 2);
+	assert_int_equal(ncap, caps_before);
+	assert_int_equal(F.accepted, 0);
+	/* The same with an acknowledgment number from another period: RST. */
+	ahead.ack = (ck.seq + 1) ^ (8u << 27);
+	inject(&ahead);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_AHEAD], 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_FAILED], 3);
+	assert_int_equal(out(-1).flags, TH_RST);
+	ahead.ack = ck.seq + 1;
+
+	/* The right ACK, with data, completes the connection. */
 	inject(&good);
 	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_OK], 1);
 	assert_int_equal(F.accepted, 1);
@@ -496,6 +516,11 @@ static void test_syncookies(void **state)
 	assert_int_equal(F.conn->mss, 1460);
 	assert_int_equal(F.conn->rcv_wscale, F.st->rcv_wscale);
 	assert_int_equal(out(-1).ack, 5003);
+	/* The dropped segment, retransmitted, is now in order. */
+	ahead.tsval = 101;
+	inject(&ahead);
+	assert_int_equal(F.rxlen, 4);
+	assert_memory_equal(F.rx, "hiyo", 4);
 
 	/* A cookie older than two periods fails. */
 	struct pkt s3 = {.sport = 3333, .seq = 7000, .flags = TH_SYN, .wnd = 1000};
@@ -508,7 +533,7 @@ static void test_syncookies(void **state)
 	struct pkt s4 = {.sport = 4444, .seq = 1, .flags = TH_SYN, .wnd = 1000};
 	inject(&s4); /* keep the listener in cookie mode */
 	inject(&late);
-	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_FAILED], 3);
+	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_FAILED], 4);
 	assert_int_equal(F.ctr[WP_CTR_TCP_SYNCOOKIE_OK], 1);
 }
 
