@@ -232,6 +232,29 @@ def print_idle(i, a):
                                       " ".join("%s %d" % kv for kv in wi["counters"].items())))
 
 
+def crypto_limit():
+    """What the crypto of one server-side full mTLS 1.3 handshake costs
+    here, by `openssl speed` (machine-readable): one X25519 key agreement,
+    one ECDSA P-256 signature, two ECDSA P-256 verifications (the client's
+    certificate and its CertificateVerify). Returns the rates and the
+    handshakes per second per core that crypto alone allows."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "-mr", "ecdhx25519",
+                          "ecdsap256"], capture_output=True, text=True, check=True).stdout
+    sign = verify = x25519 = None
+    for line in out.splitlines():
+        f = line.split(":")
+        if f[0] == "+F4" and f[2] == "256":
+            sign, verify = float(f[3]), float(f[4])
+        elif f[0] == "+F5" and f[2] == "253":
+            x25519 = float(f[3])
+    if not (sign and verify and x25519):
+        raise SystemExit("hbone_bench: cannot read `openssl speed -mr` output")
+    each = 1 / x25519 + 1 / sign + 2 / verify
+    return {"x25519_per_s": round(x25519), "p256_sign_per_s": round(sign),
+            "p256_verify_per_s": round(verify), "us_each": round(each * 1e6, 1),
+            "handshakes_per_s": round(1 / each)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -464,6 +487,11 @@ def main():
                                  round(g["_cpu"] / w["_cpu"], 2) if w["_cpu"] else None}
                 for x in (w, g):
                     del x["_cpu"], x["_busy"]
+            res["handshakes"]["crypto_limit"] = crypto_limit()
+            lim = res["handshakes"]["crypto_limit"]["handshakes_per_s"]
+            per_core = res["handshakes"]["waypointd"]["per_core_per_s"]
+            res["handshakes"]["waypointd_share_of_crypto_limit"] = (
+                round(per_core / lim, 3) if lim and per_core else None)
 
         def tunnel_echo(nbytes):
             """One tunnel, nbytes each way to the echo backend and back, by
@@ -564,6 +592,15 @@ def main():
                   h["ratio_cpu_each_nghttpx_over_waypointd"]))
         print("  not a ratio: waypointd TSC busy cycles per handshake %d" %
               h["waypointd"]["not_ratio_tsc_busy_cycles_each"])
+        if "crypto_limit" in h:
+            c = h["crypto_limit"]
+            print("  crypto limit (openssl speed, this run): X25519 %d/s, P-256 sign %d/s, "
+                  "verify %d/s: %s us of crypto a server handshake, %d per core per s; "
+                  "waypointd at %s of it" % (
+                      c["x25519_per_s"], c["p256_sign_per_s"], c["p256_verify_per_s"],
+                      c["us_each"], c["handshakes_per_s"],
+                      "%.0f%%" % (100 * h["waypointd_share_of_crypto_limit"])
+                      if h["waypointd_share_of_crypto_limit"] else "?"))
     if "tunnel" in res:
         u = res["tunnel"]
         print("tunnel (no peer, client %s): %s Gbit/s at the client, %s TSC busy cycles per "

@@ -13,16 +13,36 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "ca_int.h"
 
+/*
+ * A P-256 key, asked for by curve NID through EVP_PKEY_CTX_set_ec_paramgen_
+ * curve_nid, which works whether OpenSSL serves EC keys from its provider
+ * or, once the data path's TLS contexts exist, from its built-in EC code
+ * (dp/tls/eckey.c routes EC keys there; EVP_EC_gen's group-name parameter
+ * is then not understood and it fails).
+ */
 EVP_PKEY *wp_ca_key_new(void)
 {
-	return EVP_EC_gen("P-256");
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+	EVP_PKEY *key = NULL;
+
+	if (pc == NULL || EVP_PKEY_keygen_init(pc) <= 0 ||
+	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(pc, NID_X9_62_prime256v1) <= 0 ||
+	    EVP_PKEY_keygen(pc, &key) <= 0) {
+		EVP_PKEY_free(key);
+		key = NULL;
+		ERR_clear_error();
+	}
+	EVP_PKEY_CTX_free(pc);
+	return key;
 }
 
 static char *bio_string(BIO *b, size_t *len)

@@ -416,6 +416,7 @@ static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
 	SSL_CTX_set_verify(s, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
 	                   verify_cb);
 	SSL_CTX_set_verify_depth(s, 4);
+	SSL_CTX_set_cert_verify_callback(s, wp_tls_chain_verify, NULL);
 	SSL_CTX_set_keylog_callback(s, keylog_cb);
 	SSL_CTX_set_msg_callback(s, msg_cb);
 	if (server) {
@@ -456,6 +457,8 @@ static char *dupstr(struct wp_tls_ctx *t, int i, const char *s)
 	return t->strs[i];
 }
 
+static atomic_uint_fast64_t next_ctx_id;
+
 /* A context for cfg; a reload passes the ticket keys of the context it
  * replaces, so the tickets clients hold stay good. */
 static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_tls_tickets *keys,
@@ -472,6 +475,7 @@ static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_t
 	if (t == NULL)
 		goto fail0;
 	atomic_init(&t->refs, 1);
+	t->id = atomic_fetch_add(&next_ctx_id, 1) + 1;
 	t->cfg = *cfg;
 	t->cfg.cert_file = dupstr(t, 0, cfg->cert_file);
 	t->cfg.key_file = dupstr(t, 1, cfg->key_file);
@@ -490,6 +494,8 @@ static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_t
 			goto fail1;
 		t->tickets = keys;
 	}
+	/* Before any certificate is parsed, ours included. */
+	(void)wp_tls_ec_decode_install();
 	/* Stamp first: a file replaced while we read it shows up next time. */
 	if ((err = stamp_file(t->cfg.cert_file, &t->stamp[F_CERT])) ||
 	    (err = stamp_file(t->cfg.key_file, &t->stamp[F_KEY])) ||

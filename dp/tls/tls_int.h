@@ -29,6 +29,7 @@ struct file_stamp {
 
 struct wp_tls_ctx {
 	atomic_int refs;
+	uint64_t id; /* unique in the process: names its trust store (chain_memo.c) */
 	SSL_CTX *server;
 	SSL_CTX *client;
 	struct wp_tls_config cfg; /* strings below, owned */
@@ -79,5 +80,16 @@ struct wp_tls_conn {
  * the expected peer of a client) and records it as c's peer identity.
  * Returns WP_TLS_FAIL_NONE or why the peer is refused. */
 enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf);
+
+/* OpenSSL's certificate verification callback (SSL_CTX_set_cert_verify_
+ * callback): a chain verified before against the same context, still
+ * inside its validity, is not verified again; the identity check always
+ * runs (chain_memo.c). */
+int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg);
+
+/* Routes the decoding of EC public keys in certificates to OpenSSL's
+ * built-in EC code instead of a provider decoder built per certificate
+ * (eckey.c). Once per process; true if in place (else only slower). */
+bool wp_tls_ec_decode_install(void);
 
 #endif /* WP_DP_TLS_TLS_INT_H */

@@ -17,6 +17,8 @@
 #   expired      spiffe://cluster.local/ns/default/sa/expired (valid 2020-01-01..02)
 #   rogue        spiffe://cluster.local/ns/default/sa/rogue   (signed by another CA)
 #   nospiffe     no URI SAN at all (DNS SAN only)
+#   forged       productpage's certificate and key, one bit of the CA's
+#                signature flipped (a forged or corrupted certificate)
 # OUTDIR/rogue-ca.pem           the CA that signed "rogue" (not trusted)
 set -eu
 
@@ -97,4 +99,10 @@ leaf ca evil URI:spiffe://evil.local/ns/default/sa/productpage
 leaf ca expired URI:spiffe://cluster.local/ns/default/sa/expired 20200101000000Z 20200102000000Z
 leaf rogue-ca rogue URI:spiffe://cluster.local/ns/default/sa/rogue
 leaf ca nospiffe DNS:nospiffe.example
+# The signature's last byte is the end of its s integer: flipping a bit
+# there keeps the DER well formed and breaks only the signature.
+openssl x509 -in productpage.pem -outform DER -out "$work/forged.der"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 1; open(sys.argv[1], "wb").write(b)' "$work/forged.der"
+openssl x509 -inform DER -in "$work/forged.der" -out forged.pem
+cp productpage-key.pem forged-key.pem
 chmod 0600 ./*-key.pem key.pem

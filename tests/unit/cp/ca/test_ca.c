@@ -3,6 +3,10 @@
  * and gRPC define them, the response decoder on good, odd (unknown fields)
  * and broken input, the CSR's contents, and every way wp_ca_chain_check
  * refuses an issued chain (certificates made here with OpenSSL).
+ *
+ * Built twice: cp_ca_eckey runs the same tests with dp/tls's EC key
+ * routing in place (dp/tls/eckey.c), as in waypointd once its TLS
+ * contexts exist, where the CA client keeps renewing.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -19,6 +23,9 @@
 #include <openssl/x509v3.h>
 
 #include "ca_int.h"
+#ifdef WP_TEST_EC_ENGINE
+#include "tls_int.h"
+#endif
 
 #define ID "spiffe://cluster.local/ns/default/sa/waypoint"
 
@@ -360,5 +367,11 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_chain_refused, pki_setup, pki_teardown),
 	};
 
+#ifdef WP_TEST_EC_ENGINE
+	if (!wp_tls_ec_decode_install()) {
+		fprintf(stderr, "dp/tls's EC key routing could not be installed\n");
+		return 1;
+	}
+#endif
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

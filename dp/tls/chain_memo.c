@@ -1,0 +1,159 @@
+/*
+ * Memo of peer certificate chains already verified (see tls_int.h).
+ *
+ * After its key decoding (eckey.c), the largest part of a server's full
+ * mTLS handshake is verifying the client's chain: X509_verify_cert builds
+ * the path to our roots and checks each signature (an ECDSA verification,
+ * ~30% of the handshake's instructions). A waypoint sees the same few
+ * certificates over and over: each ztunnel presents one per workload
+ * identity on its node, for hours, and a node's ztunnel reconnects all of
+ * its tunnels at once after an upgrade.
+ *
+ * OpenSSL's certificate verification callback (SSL_CTX_set_cert_verify_
+ * callback) replaces X509_verify_cert: when the certificates the peer sent
+ * (DER, in order, hashed with SHA-256) were verified before against the
+ * same trust store (the same wp_tls_ctx: a reload makes a new one), and
+ * the time is inside every certificate's validity in that verified chain,
+ * the chain is not verified again. Anything else is verified by OpenSSL,
+ * and only a success is remembered. The identity check (SPIFFE ID, trust
+ * domain, the expected peer) is per connection and always runs. Revocation
+ * is not in play: like Istio, we load no CRLs.
+ *
+ * The memo is per thread (the workers share the SSL_CTX): 256 entries,
+ * direct-mapped by the digest, 14 KiB per worker, no lock.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "tls_int.h"
+#include "wp/counters.h"
+
+#define MEMO_SLOTS 256
+
+struct memo_slot {
+	uint8_t digest[32];
+	uint64_t ctx_id; /* 0: empty */
+	int64_t not_before, not_after;
+};
+
+static __thread struct memo_slot memo[MEMO_SLOTS];
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
+/* SHA-256 over the DER of every certificate the peer sent, in order. */
+static int chain_digest(X509_STORE_CTX *xs, uint8_t d[32])
+{
+	STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	EVP_MD_CTX *h;
+	unsigned int len = 0;
+	int ok, n = sent != NULL ? sk_X509_num(sent) : 0;
+
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256 == NULL || (h = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex2(h, sha256, NULL);
+	/* OpenSSL passes the leaf as the first of the untrusted certificates;
+	 * hash it on its own when it is not. */
+	for (int i = n > 0 && sk_X509_value(sent, 0) == leaf ? 0 : -1; ok && i < n; i++) {
+		unsigned char *der = NULL;
+		int dlen = i2d_X509(i < 0 ? leaf : sk_X509_value(sent, i), &der);
+
+		ok = dlen > 0 && EVP_DigestUpdate(h, der, (size_t)dlen);
+		OPENSSL_free(der);
+	}
+	ok = ok && EVP_DigestFinal_ex(h, d, &len) && len == 32;
+	EVP_MD_CTX_free(h);
+	return ok ? 0 : -1;
+}
+
+static bool asn1_seconds(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return false;
+	*out = (int64_t)timegm(&tm);
+	return true;
+}
+
+/* Remembers a chain OpenSSL just verified, with the time span in which
+ * every certificate of it (our root included) is valid. */
+static void remember(struct memo_slot *m, const uint8_t d[32], uint64_t ctx_id, X509_STORE_CTX *xs)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
+	int64_t nb = INT64_MIN, na = INT64_MAX, t;
+
+	if (chain == NULL || sk_X509_num(chain) == 0)
+		return;
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (!asn1_seconds(X509_get0_notBefore(x), &t))
+			return;
+		nb = t > nb ? t : nb;
+		if (!asn1_seconds(X509_get0_notAfter(x), &t))
+			return;
+		na = t < na ? t : na;
+	}
+	memcpy(m->digest, d, 32);
+	m->ctx_id = ctx_id;
+	m->not_before = nb;
+	m->not_after = na;
+}
+
+/* The time OpenSSL verifies at: now, unless the context's parameters
+ * fix one (X509_V_FLAG_USE_CHECK_TIME). */
+static int64_t check_time(X509_STORE_CTX *xs)
+{
+	const X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(xs);
+
+	if (vp != NULL && (X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME))
+		return (int64_t)X509_VERIFY_PARAM_get_time(vp);
+	return (int64_t)time(NULL);
+}
+
+int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct wp_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	struct memo_slot *m;
+	uint8_t d[32];
+	int64_t now;
+	int ok;
+
+	(void)arg;
+	if (c == NULL || leaf == NULL || chain_digest(xs, d) != 0)
+		return X509_verify_cert(xs);
+	m = &memo[d[0]];
+	now = check_time(xs);
+	if (m->ctx_id == c->ctx->id && memcmp(m->digest, d, sizeof(d)) == 0 &&
+	    now >= m->not_before && now <= m->not_after) {
+		enum wp_tls_fail f = wp_tls_check_identity(c, leaf);
+
+		if (f != WP_TLS_FAIL_NONE) {
+			c->fail = (uint8_t)f;
+			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+			return 0;
+		}
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
+		if (c->ctrs != NULL)
+			wp_ctr_inc(c->ctrs, WP_CTR_TLS_CHAIN_MEMO_HIT);
+		return 1;
+	}
+	ok = X509_verify_cert(xs);
+	if (ok == 1)
+		remember(m, d, c->ctx->id, xs);
+	return ok;
+}

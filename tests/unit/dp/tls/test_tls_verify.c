@@ -1,0 +1,217 @@
+/*
+ * Unit tests for dp/tls's checks of the peer: the refusals (trust domain,
+ * expiry, an untrusted or forged chain, no SPIFFE ID, the wrong server),
+ * trust-domain aliases, the EC key decoding of eckey.c and the memo of
+ * verified chains (chain_memo.c). The PKI is made at test time by
+ * tests/pki/mkpki.sh (argv[1]) in a temporary directory.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED /* ENGINE_* in test_ec_decode_engine */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/engine.h>
+#include <openssl/evp.h>
+
+#include "../../test_pki.h"
+#include "tls_pair.h"
+
+static void test_foreign_trust_domain(void **state)
+{
+	(void)state;
+	expect_refusal("evil", WP_TLS_FAIL_FOREIGN_TD, WP_CTR_TLS_HS_FOREIGN_TRUST_DOMAIN);
+}
+
+static void test_expired(void **state)
+{
+	(void)state;
+	expect_refusal("expired", WP_TLS_FAIL_EXPIRED, WP_CTR_TLS_HS_EXPIRED);
+}
+
+static void test_untrusted_chain(void **state)
+{
+	(void)state;
+	expect_refusal("rogue", WP_TLS_FAIL_BAD_CHAIN, WP_CTR_TLS_HS_BAD_CHAIN);
+}
+
+/* A certificate whose CA signature does not verify (one bit flipped): the
+ * check runs on keys decoded by OpenSSL's built-in EC code (eckey.c). */
+static void test_forged_signature(void **state)
+{
+	(void)state;
+	expect_refusal("forged", WP_TLS_FAIL_BAD_CHAIN, WP_CTR_TLS_HS_BAD_CHAIN);
+}
+
+/* EC keys in certificates are decoded by OpenSSL's built-in EC code, not
+ * by a provider decoder built for each certificate (eckey.c). */
+static void test_ec_decode_engine(void **state)
+{
+	ENGINE *e;
+
+	(void)state;
+	assert_true(wp_tls_ec_decode_install());
+	e = ENGINE_get_pkey_meth_engine(EVP_PKEY_EC);
+	assert_non_null(e);
+	assert_string_equal(ENGINE_get_id(e), "waypointd-ec-decode");
+	ENGINE_finish(e);
+}
+
+/* New connections on the same pair of contexts: the first handshake's
+ * chains are remembered, later ones are not verified again, each side. */
+static void renew(struct pair *p)
+{
+	wp_tls_conn_free(p->s);
+	wp_tls_conn_free(p->c);
+	reset_ctrs();
+	p->s = wp_tls_conn_new(p->sctx, WP_TLS_SERVER, sctr);
+	p->c = wp_tls_conn_new(p->cctx, WP_TLS_CLIENT, cctr);
+	assert_non_null(p->s);
+	assert_non_null(p->c);
+}
+
+static void test_chain_memo(void **state)
+{
+	struct pair p;
+	struct wp_tls_ctx *other;
+	X509_VERIFY_PARAM *vp;
+
+	(void)state;
+	pair_new(&p, "waypoint", "productpage", false, false);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.s) && wp_tls_conn_established(p.c));
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	assert_int_equal(cctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+
+	renew(&p);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.s) && wp_tls_conn_established(p.c));
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 1);
+	assert_int_equal(cctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 1);
+	assert_string_equal(wp_tls_conn_peer_id(p.s),
+	                    "spiffe://cluster.local/ns/default/sa/productpage");
+	assert_string_equal(wp_tls_conn_peer_id(p.c),
+	                    "spiffe://cluster.local/ns/default/sa/waypoint");
+
+	/* The identity check still runs on a remembered chain. */
+	renew(&p);
+	assert_int_equal(wp_tls_conn_set_expected_peer(p.c, "spiffe://cluster.local/ns/x/sa/y"), 0);
+	pump(p.s, p.c);
+	assert_int_equal(wp_tls_conn_fail_reason(p.c), WP_TLS_FAIL_WRONG_PEER);
+	assert_int_equal(cctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	assert_int_equal(cctr[WP_CTR_TLS_HS_WRONG_PEER], 1);
+
+	/* Another context (a reload: the same files) verifies again. */
+	other = mkctx("waypoint", false, "alias.local");
+	wp_tls_conn_free(p.s);
+	wp_tls_conn_free(p.c);
+	reset_ctrs();
+	p.s = wp_tls_conn_new(other, WP_TLS_SERVER, sctr);
+	p.c = wp_tls_conn_new(p.cctx, WP_TLS_CLIENT, cctr);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.s));
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	wp_tls_ctx_unref(other);
+
+	/* Past the end of the client certificate's validity (the server
+	 * verifies at a fixed time a year and a day ahead): not remembered
+	 * any more, and OpenSSL refuses it. */
+	vp = SSL_CTX_get0_param(p.sctx->server);
+	X509_VERIFY_PARAM_set_time(vp, time(NULL) + 366 * 86400);
+	renew(&p); /* an SSL copies its context's parameters */
+	assert_int_equal(server_refuses(&p), WP_TLS_FAIL_EXPIRED);
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	pair_free(&p);
+}
+
+/* With the EC routing in place (eckey.c), an ECDHE key share on P-256
+ * (not X25519) still works both ways. */
+static void test_p256_key_share(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_new(&p, "waypoint", "productpage", false, false);
+	assert_int_equal(SSL_CTX_set1_groups_list(p.cctx->client, "P-256"), 1);
+	renew(&p); /* an SSL copies its context's groups */
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.s) && wp_tls_conn_established(p.c));
+	pair_free(&p);
+}
+
+static void test_no_spiffe_id(void **state)
+{
+	(void)state;
+	expect_refusal("nospiffe", WP_TLS_FAIL_NO_SPIFFE_ID, WP_CTR_TLS_HS_NO_SPIFFE_ID);
+}
+
+static void test_alias_accepted(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	pair_new(&p, "waypoint", "alias", false, false);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.s));
+	assert_string_equal(wp_tls_conn_peer_id(p.s), "spiffe://alias.local/ns/default/sa/aliased");
+	pair_free(&p);
+}
+
+static void test_client_checks_server(void **state)
+{
+	struct pair p;
+
+	(void)state;
+	/* A server from a foreign trust domain. */
+	pair_new(&p, "evil", "waypoint", false, false);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_failed(p.c));
+	assert_int_equal(wp_tls_conn_fail_reason(p.c), WP_TLS_FAIL_FOREIGN_TD);
+	assert_int_equal(cctr[WP_CTR_TLS_HS_FOREIGN_TRUST_DOMAIN], 1);
+	assert_false(wp_tls_conn_established(p.s));
+	pair_free(&p);
+	/* The expected identity. */
+	pair_new(&p, "dest", "waypoint", false, false);
+	assert_int_equal(
+	        wp_tls_conn_set_expected_peer(p.c, "spiffe://cluster.local/ns/default/sa/dest"), 0);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.c));
+	assert_true(wp_tls_conn_established(p.s));
+	pair_free(&p);
+	/* Not the expected identity. */
+	pair_new(&p, "dest", "waypoint", false, false);
+	assert_int_equal(wp_tls_conn_set_expected_peer(p.c, "spiffe://cluster.local/ns/x/sa/y"), 0);
+	assert_int_equal(wp_tls_conn_set_expected_peer(p.s, "spiffe://cluster.local/ns/x/sa/y"),
+	                 -EINVAL);
+	pump(p.s, p.c);
+	assert_int_equal(wp_tls_conn_fail_reason(p.c), WP_TLS_FAIL_WRONG_PEER);
+	assert_int_equal(cctr[WP_CTR_TLS_HS_WRONG_PEER], 1);
+	pair_free(&p);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_foreign_trust_domain),
+	        cmocka_unit_test(test_expired),
+	        cmocka_unit_test(test_untrusted_chain),
+	        cmocka_unit_test(test_forged_signature),
+	        cmocka_unit_test(test_ec_decode_engine),
+	        cmocka_unit_test(test_chain_memo),
+	        cmocka_unit_test(test_p256_key_share),
+	        cmocka_unit_test(test_no_spiffe_id),
+	        cmocka_unit_test(test_alias_accepted),
+	        cmocka_unit_test(test_client_checks_server),
+	};
+	int rc;
+
+	if (test_pki_make(argc, argv, "tls-verify", pki, sizeof(pki)) != 0)
+		return 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	return test_pki_remove(pki, rc);
+}
