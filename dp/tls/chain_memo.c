@@ -12,15 +12,16 @@
  * OpenSSL's certificate verification callback (SSL_CTX_set_cert_verify_
  * callback) replaces X509_verify_cert: when the certificates the peer sent
  * (DER, in order, hashed with SHA-256) were verified before against the
- * same trust store (the same wp_tls_ctx: a reload makes a new one), and
- * the time is inside every certificate's validity in that verified chain,
+ * same trust store (the same wp_tls_ctx: a reload makes a new one) in the
+ * same role (a client's certificate and a server's are checked for
+ * different purposes), and the time is inside every certificate's validity in that verified chain,
  * the chain is not verified again. Anything else is verified by OpenSSL,
  * and only a success is remembered. The identity check (SPIFFE ID, trust
  * domain, the expected peer) is per connection and always runs. Revocation
  * is not in play: like Istio, we load no CRLs.
  *
  * The memo is per thread (the workers share the SSL_CTX): 256 entries,
- * direct-mapped by the digest, 14 KiB per worker, no lock.
+ * direct-mapped by the digest, 16 KiB per worker, no lock.
  */
 #include <pthread.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct memo_slot {
 	uint8_t digest[32];
 	uint64_t ctx_id; /* 0: empty */
 	int64_t not_before, not_after;
+	uint8_t role; /* enum wp_tls_role: the purpose checked (client or server certificate) */
 };
 
 static __thread struct memo_slot memo[MEMO_SLOTS];
@@ -89,7 +91,8 @@ static bool asn1_seconds(const ASN1_TIME *t, int64_t *out)
 
 /* Remembers a chain OpenSSL just verified, with the time span in which
  * every certificate of it (our root included) is valid. */
-static void remember(struct memo_slot *m, const uint8_t d[32], uint64_t ctx_id, X509_STORE_CTX *xs)
+static void remember(struct memo_slot *m, const uint8_t d[32], const struct wp_tls_conn *c,
+                     X509_STORE_CTX *xs)
 {
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
 	int64_t nb = INT64_MIN, na = INT64_MAX, t;
@@ -107,7 +110,8 @@ static void remember(struct memo_slot *m, const uint8_t d[32], uint64_t ctx_id, 
 		na = t < na ? t : na;
 	}
 	memcpy(m->digest, d, 32);
-	m->ctx_id = ctx_id;
+	m->ctx_id = c->ctx->id;
+	m->role = c->role;
 	m->not_before = nb;
 	m->not_after = na;
 }
@@ -138,7 +142,7 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 		return X509_verify_cert(xs);
 	m = &memo[d[0]];
 	now = check_time(xs);
-	if (m->ctx_id == c->ctx->id && memcmp(m->digest, d, sizeof(d)) == 0 &&
+	if (m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, sizeof(d)) == 0 &&
 	    now >= m->not_before && now <= m->not_after) {
 		enum wp_tls_fail f = wp_tls_check_identity(c, leaf);
 
@@ -154,6 +158,6 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	}
 	ok = X509_verify_cert(xs);
 	if (ok == 1)
-		remember(m, d, c->ctx->id, xs);
+		remember(m, d, c, xs);
 	return ok;
 }

@@ -118,6 +118,31 @@ static void test_chain_memo(void **state)
 	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
 	wp_tls_ctx_unref(other);
 
+	/* The same context in the other role: waypointd as a client, to a
+	 * server presenting the certificate its server side remembered as a
+	 * client's. A certificate is checked for another purpose there, so it
+	 * is verified again. */
+	other = mkctx("productpage", false, NULL);
+	wp_tls_conn_free(p.s);
+	wp_tls_conn_free(p.c);
+	reset_ctrs();
+	p.s = wp_tls_conn_new(other, WP_TLS_SERVER, cctr);
+	p.c = wp_tls_conn_new(p.sctx, WP_TLS_CLIENT, sctr);
+	pump(p.s, p.c);
+	assert_true(wp_tls_conn_established(p.c));
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	wp_tls_conn_free(p.s);
+	wp_tls_conn_free(p.c);
+	p.s = p.c = NULL;
+	wp_tls_ctx_unref(other);
+	/* One slot per digest: the client role's entry replaced the server's. */
+	renew(&p);
+	pump(p.s, p.c);
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	renew(&p);
+	pump(p.s, p.c);
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 1);
+
 	/* Past the end of the client certificate's validity (the server
 	 * verifies at a fixed time a year and a day ahead): not remembered
 	 * any more, and OpenSSL refuses it. */
