@@ -14,11 +14,11 @@
  * (DER, in order, hashed with SHA-256) were verified before against the
  * same trust store (the same wp_tls_ctx: a reload makes a new one) in the
  * same role (a client's certificate and a server's are checked for
- * different purposes), and the time is inside every certificate's validity in that verified chain,
- * the chain is not verified again. Anything else is verified by OpenSSL,
- * and only a success is remembered. The identity check (SPIFFE ID, trust
- * domain, the expected peer) is per connection and always runs. Revocation
- * is not in play: like Istio, we load no CRLs.
+ * different purposes), and the time is inside every certificate's validity
+ * in that verified chain, the chain is not verified again. Anything else
+ * is verified by OpenSSL, and only a success is remembered. The identity
+ * check (SPIFFE ID, trust domain, the expected peer) is per connection and
+ * always runs. Revocation is not in play: like Istio, we load no CRLs.
  *
  * The memo is per thread (the workers share the SSL_CTX): 256 entries,
  * direct-mapped by the digest, 16 KiB per worker, no lock.
@@ -32,7 +32,6 @@
 #include <openssl/x509.h>
 
 #include "tls_int.h"
-#include "wp/counters.h"
 
 #define MEMO_SLOTS 256
 
@@ -52,25 +51,28 @@ static void sha256_fetch(void)
 	sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 }
 
-/* SHA-256 over the DER of every certificate the peer sent, in order. */
-static int chain_digest(X509_STORE_CTX *xs, uint8_t d[32])
+/* SHA-256 over the DER of the leaf and of the other certificates the peer
+ * sent, in order (OpenSSL passes the leaf first among them). */
+static int chain_digest(X509_STORE_CTX *xs, X509 *leaf, uint8_t d[32])
 {
 	STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
-	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
-	EVP_MD_CTX *h;
+	int n = sent != NULL ? sk_X509_num(sent) : 0;
 	unsigned int len = 0;
-	int ok, n = sent != NULL ? sk_X509_num(sent) : 0;
+	EVP_MD_CTX *h;
+	int ok;
 
 	pthread_once(&sha256_once, sha256_fetch);
 	if (sha256 == NULL || (h = EVP_MD_CTX_new()) == NULL)
 		return -1;
 	ok = EVP_DigestInit_ex2(h, sha256, NULL);
-	/* OpenSSL passes the leaf as the first of the untrusted certificates;
-	 * hash it on its own when it is not. */
-	for (int i = n > 0 && sk_X509_value(sent, 0) == leaf ? 0 : -1; ok && i < n; i++) {
+	for (int i = -1; ok && i < n; i++) {
+		X509 *x = i < 0 ? leaf : sk_X509_value(sent, i);
 		unsigned char *der = NULL;
-		int dlen = i2d_X509(i < 0 ? leaf : sk_X509_value(sent, i), &der);
+		int dlen;
 
+		if (i >= 0 && x == leaf)
+			continue;
+		dlen = i2d_X509(x, &der);
 		ok = dlen > 0 && EVP_DigestUpdate(h, der, (size_t)dlen);
 		OPENSSL_free(der);
 	}
@@ -138,22 +140,16 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	int ok;
 
 	(void)arg;
-	if (c == NULL || leaf == NULL || chain_digest(xs, d) != 0)
+	if (c == NULL || leaf == NULL || chain_digest(xs, leaf, d) != 0)
 		return X509_verify_cert(xs);
 	m = &memo[d[0]];
 	now = check_time(xs);
 	if (m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, sizeof(d)) == 0 &&
 	    now >= m->not_before && now <= m->not_after) {
-		enum wp_tls_fail f = wp_tls_check_identity(c, leaf);
-
-		if (f != WP_TLS_FAIL_NONE) {
-			c->fail = (uint8_t)f;
-			X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+		if (!wp_tls_identity_verdict(c, xs, leaf))
 			return 0;
-		}
 		X509_STORE_CTX_set_error(xs, X509_V_OK);
-		if (c->ctrs != NULL)
-			wp_ctr_inc(c->ctrs, WP_CTR_TLS_CHAIN_MEMO_HIT);
+		ctr_inc(c->ctrs, WP_CTR_TLS_CHAIN_MEMO_HIT);
 		return 1;
 	}
 	ok = X509_verify_cert(xs);

@@ -88,12 +88,6 @@ static const enum wp_ctr fail_ctr[] = {
         [WP_TLS_FAIL_OTHER] = WP_CTR_TLS_HS_OTHER,
 };
 
-static inline void ctr_inc(uint64_t *ctrs, enum wp_ctr c)
-{
-	if (ctrs != NULL)
-		wp_ctr_inc(ctrs, c);
-}
-
 /* ---- SPIFFE identities ---- */
 
 int wp_tls_spiffe_parse(const char *id, size_t len, const char **td, size_t *td_len,
@@ -196,13 +190,23 @@ out:
 	return f;
 }
 
+int wp_tls_identity_verdict(struct wp_tls_conn *c, X509_STORE_CTX *xs, X509 *leaf)
+{
+	enum wp_tls_fail f = wp_tls_check_identity(c, leaf);
+
+	if (f == WP_TLS_FAIL_NONE)
+		return 1;
+	c->fail = (uint8_t)f;
+	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+	return 0;
+}
+
 /* ---- callbacks ---- */
 
 static int verify_cb(int ok, X509_STORE_CTX *xs)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct wp_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
-	enum wp_tls_fail f;
 
 	if (c == NULL)
 		return 0;
@@ -217,13 +221,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	}
 	if (X509_STORE_CTX_get_error_depth(xs) != 0)
 		return 1;
-	f = wp_tls_check_identity(c, X509_STORE_CTX_get_current_cert(xs));
-	if (f != WP_TLS_FAIL_NONE) {
-		c->fail = f;
-		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-		return 0;
-	}
-	return 1;
+	return wp_tls_identity_verdict(c, xs, X509_STORE_CTX_get_current_cert(xs));
 }
 
 /* Server: refuse a ClientHello that carries no ALPN extension at all (the

@@ -17,6 +17,7 @@
 
 #include "record.h"
 #include "tls.h"
+#include "wp/counters.h"
 
 enum { F_CERT, F_KEY, F_CA, F_MAX };
 
@@ -80,6 +81,17 @@ struct wp_tls_conn {
  * the expected peer of a client) and records it as c's peer identity.
  * Returns WP_TLS_FAIL_NONE or why the peer is refused. */
 enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf);
+
+/* The same check as a verification step: 1 if <leaf> is acceptable for
+ * <c>; else records why in c and marks <xs> failed by the application,
+ * and returns 0. */
+int wp_tls_identity_verdict(struct wp_tls_conn *c, X509_STORE_CTX *xs, X509 *leaf);
+
+static inline void ctr_inc(uint64_t *ctrs, enum wp_ctr c)
+{
+	if (ctrs != NULL)
+		wp_ctr_inc(ctrs, c);
+}
 
 /* OpenSSL's certificate verification callback (SSL_CTX_set_cert_verify_
  * callback): a chain verified before against the same context, still
