@@ -103,7 +103,7 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 {
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
 	void *out[2 * WP_BURST + 1];
-	uint16_t n, sent;
+	uint16_t n, ok, sent;
 	uint64_t t0;
 
 	n = wp_fault_filter(&wp->fault_tx, (void **)wp->tx, wp->n_tx, out, WP_ARRAY_SIZE(out), &ops,
@@ -114,7 +114,11 @@ static void tx_flush(struct wp_worker *w, struct wp_worker_port *wp)
 	for (uint16_t i = 0; i < n; i++)
 		w->stats.tx_bytes += rte_pktmbuf_pkt_len((struct rte_mbuf *)out[i]);
 	t0 = rte_rdtsc();
-	sent = rte_eth_tx_burst(wp->port->port_id, (uint16_t)w->id, (struct rte_mbuf **)out, n);
+	ok = n;
+	if (wp->port->tso) /* the device's own header fix-ups for its offloads */
+		ok = rte_eth_tx_prepare(wp->port->port_id, (uint16_t)w->id, (struct rte_mbuf **)out,
+		                        n);
+	sent = rte_eth_tx_burst(wp->port->port_id, (uint16_t)w->id, (struct rte_mbuf **)out, ok);
 	w->stats.io_cycles += rte_rdtsc() - t0;
 	w->stats.tx_pkts += sent;
 	for (uint16_t i = sent; i < n; i++) {
@@ -177,13 +181,21 @@ void wp_worker_send_ipv4(struct wp_worker_port *wp, struct rte_mbuf *m, uint32_t
 		send_arp_request(w, wp, next_hop);
 }
 
-/* wp_tcp_io_ops: room for one TCP segment behind the Ethernet + IPv4 headers. */
+/*
+ * wp_tcp_io_ops: room for one TCP segment behind the Ethernet + IPv4
+ * headers; a segment larger than the port's mbufs hold is one for the
+ * device to cut (TSO) and comes from the worker's TSO pool.
+ */
 static uint8_t *tcp_tx_alloc(void *arg, uint16_t len, void **handle)
 {
 	struct wp_worker_port *wp = arg;
-	struct rte_mbuf *m = rte_pktmbuf_alloc(wp->w->pool);
+	struct rte_mempool *mp = wp->w->pool;
+	struct rte_mbuf *m;
 	char *p;
 
+	if (WP_NET_HDR_ROOM + len + RTE_PKTMBUF_HEADROOM > rte_pktmbuf_data_room_size(mp))
+		mp = wp->w->tso_pool;
+	m = mp != NULL ? rte_pktmbuf_alloc(mp) : NULL;
 	if (m == NULL)
 		return NULL;
 	p = rte_pktmbuf_append(m, (uint16_t)(WP_NET_HDR_ROOM + len));
@@ -196,12 +208,20 @@ static uint8_t *tcp_tx_alloc(void *arg, uint16_t len, void **handle)
 }
 
 static void tcp_tx_send(void *arg, void *handle, uint32_t src_ip WP_UNUSED, uint32_t dst_ip,
-                        uint16_t len)
+                        uint16_t len, uint16_t tso_segsz)
 {
 	struct wp_worker_port *wp = arg;
 	struct rte_mbuf *m = handle;
 
-	if (wp->port->tx_tcp_cksum) { /* the stack left the pseudo-header sum */
+	if (tso_segsz) { /* the device cuts it and sums every piece */
+		const uint8_t *tcp = rte_pktmbuf_mtod_offset(m, uint8_t *, WP_NET_HDR_ROOM);
+
+		m->l2_len = WP_ETH_HLEN;
+		m->l3_len = WP_IPV4_HLEN;
+		m->l4_len = (uint64_t)(tcp[12] >> 4) * 4u;
+		m->tso_segsz = tso_segsz;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG;
+	} else if (wp->port->tx_tcp_cksum) { /* the stack left the pseudo-header sum */
 		m->l2_len = WP_ETH_HLEN;
 		m->l3_len = WP_IPV4_HLEN;
 		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
@@ -303,6 +323,10 @@ static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_por
 	tc.keepalive_idle_ms = cfg->tcp.keepalive_s * 1000u;
 	tc.mss = (uint16_t)(pc->mtu - 40);
 	tc.tx_cksum_offload = wp->port->tx_tcp_cksum;
+	if (wp->port->tso && w->tso_pool != NULL) {
+		tc.tso_max = WP_TSO_MAX_FRAME - WP_NET_HDR_ROOM - 60;
+		tc.tso_mss = (uint16_t)(tc.mss - wp->port->tso_frame_hdr);
+	}
 	st = wp_tcp_stack_create(&tc, &ops, w->stats.ctr);
 	if (st != NULL && pc->diag) {
 		wp->diag = wp_tcp_diag_listen(st, WP_DIAG_ECHO_PORT, WP_DIAG_DISCARD_PORT,
@@ -328,6 +352,7 @@ struct wp_worker *wp_worker_create(unsigned id, unsigned lcore, const struct wp_
 	w->n_workers = cfg->workers;
 	w->cfg = cfg;
 	w->pool = ports->pool[id];
+	w->tso_pool = ports->tso_pool[id];
 	w->quit = quit;
 	w->steer = steer;
 	w->tsc_hz = rte_get_tsc_hz();

@@ -58,6 +58,7 @@ struct wp_worker {
 	unsigned n_workers;
 	const struct wp_config *cfg;
 	struct rte_mempool *pool;
+	struct rte_mempool *tso_pool; /* 64 KiB mbufs for TSO segments; NULL without TSO */
 	volatile const bool *quit;
 	uint64_t tsc_hz;
 	const struct wp_steer *steer;

@@ -515,22 +515,22 @@ static void load_polling(struct loader *ld, struct wp_config *cfg)
 		     cfg->poll_first_sleep_us, cfg->poll_sleep_us);
 }
 
-static void get_cksum_offload(struct loader *ld, const config_setting_t *g, const char *prefix,
-                              enum wp_cksum_offload *out)
+/* An offload setting: "auto" (the default), "on" or "off". */
+static void get_offload(struct loader *ld, const config_setting_t *g, const char *prefix,
+                        const char *name, enum wp_offload *out)
 {
 	char v[16] = "", key[48];
 
-	get_string(ld, g, prefix, "checksum_offload", v, sizeof(v));
+	get_string(ld, g, prefix, name, v, sizeof(v));
 	if (v[0] == '\0' || !strcmp(v, "auto"))
-		*out = WP_CKSUM_OFFLOAD_AUTO;
+		*out = WP_OFFLOAD_AUTO;
 	else if (!strcmp(v, "on"))
-		*out = WP_CKSUM_OFFLOAD_ON;
+		*out = WP_OFFLOAD_ON;
 	else if (!strcmp(v, "off"))
-		*out = WP_CKSUM_OFFLOAD_OFF;
+		*out = WP_OFFLOAD_OFF;
 	else {
-		snprintf(key, sizeof(key), "%schecksum_offload", prefix);
-		fail(ld, member(g, "checksum_offload"), key,
-		     "'%s' is not \"auto\", \"on\" or \"off\"", v);
+		snprintf(key, sizeof(key), "%s%s", prefix, name);
+		fail(ld, member(g, name), key, "'%s' is not \"auto\", \"on\" or \"off\"", v);
 	}
 }
 
@@ -558,8 +558,8 @@ static void check_gateway(struct loader *ld, const config_setting_t *g, const ch
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
-	        "device",  "ip",      "prefix", "gateway",          "mtu",
-	        "rx_desc", "tx_desc", "diag",   "checksum_offload", NULL};
+	        "device",  "ip",   "prefix",           "gateway", "mtu", "rx_desc",
+	        "tx_desc", "diag", "checksum_offload", "tso",     NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -604,7 +604,8 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		GET_UINT(ld, g, prefix, "rx_desc", 64, 32768, p->rx_desc);
 		GET_UINT(ld, g, prefix, "tx_desc", 64, 32768, p->tx_desc);
 		get_bool(ld, g, prefix, "diag", &p->diag);
-		get_cksum_offload(ld, g, prefix, &p->cksum_offload);
+		get_offload(ld, g, prefix, "checksum_offload", &p->cksum_offload);
+		get_offload(ld, g, prefix, "tso", &p->tso);
 		check_gateway(ld, g, prefix, p);
 	}
 }

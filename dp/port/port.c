@@ -201,12 +201,12 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
                           const struct rte_eth_dev_info *info, struct wp_port *p,
                           struct rte_eth_conf *conf, char *err, size_t errlen)
 {
-	bool want = pc->cksum_offload == WP_CKSUM_OFFLOAD_ON ||
-	            (pc->cksum_offload == WP_CKSUM_OFFLOAD_AUTO && is_pci_address(pc->device));
+	bool want = pc->cksum_offload == WP_OFFLOAD_ON ||
+	            (pc->cksum_offload == WP_OFFLOAD_AUTO && is_pci_address(pc->device));
 
 	p->tx_tcp_cksum = want && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
 	p->rx_tcp_cksum = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
-	if (pc->cksum_offload == WP_CKSUM_OFFLOAD_ON && !p->tx_tcp_cksum && !p->rx_tcp_cksum) {
+	if (pc->cksum_offload == WP_OFFLOAD_ON && !p->tx_tcp_cksum && !p->rx_tcp_cksum) {
 		snprintf(err, errlen,
 		         "ports.[%u].checksum_offload is \"on\" but %s offers no TCP checksum "
 		         "offload (use \"auto\" or \"off\")",
@@ -217,6 +217,39 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
 		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	if (p->rx_tcp_cksum)
 		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+	return 0;
+}
+
+/*
+ * TCP segmentation offload (ports.[N].tso): the stack hands the device one
+ * segment of up to 64 KiB with a template header, and the device cuts it
+ * into pieces of tso_segsz payload, each with its own IPv4 and TCP checksum
+ * (so TSO takes the TCP and IPv4 checksum offloads with it). "auto" trusts
+ * only NICs and VFs, as for checksums: net_tap offers TSO but cuts in
+ * software (rte_gso) and sums every piece itself. net_tap also compares
+ * each piece's frame, Ethernet header included, with the MTU, so pieces
+ * for it are 14 bytes shorter (tso_frame_hdr).
+ */
+static int tso_offload(const struct wp_port_config *pc, unsigned idx,
+                       const struct rte_eth_dev_info *info, struct wp_port *p,
+                       struct rte_eth_conf *conf, char *err, size_t errlen)
+{
+	const uint64_t need = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
+	                      RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+	bool want = pc->tso == WP_OFFLOAD_ON ||
+	            (pc->tso == WP_OFFLOAD_AUTO && is_pci_address(pc->device));
+
+	p->tso = want && (info->tx_offload_capa & need) == need;
+	if (pc->tso == WP_OFFLOAD_ON && !p->tso) {
+		snprintf(err, errlen,
+		         "ports.[%u].tso is \"on\" but %s offers no TCP segmentation offload "
+		         "(with TCP and IPv4 checksums on transmit; use \"auto\" or \"off\")",
+		         idx, p->name);
+		return -ENOTSUP;
+	}
+	if (p->tso)
+		conf->txmode.offloads |= need;
+	p->tso_frame_hdr = strcmp(info->driver_name, "net_tap") == 0 ? RTE_ETHER_HDR_LEN : 0;
 	return 0;
 }
 
@@ -295,6 +328,8 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		return rc;
 	conf.rxmode.mtu = pc->mtu;
 	rc = cksum_offloads(pc, idx, &info, p, &conf, err, errlen);
+	if (rc == 0)
+		rc = tso_offload(pc, idx, &info, p, &conf, err, errlen);
 	if (rc != 0)
 		return rc;
 	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
@@ -378,6 +413,26 @@ static uint16_t buf_size_for(const struct wp_config *cfg)
 	return (uint16_t)(RTE_PKTMBUF_HEADROOM + room);
 }
 
+/* A pool of 64 KiB mbufs per worker for the segments a TSO device cuts. */
+static int tso_pools(const struct wp_config *cfg, struct wp_ports *ports, char *err, size_t errlen)
+{
+	for (unsigned w = 0; w < cfg->workers; w++) {
+		char name[RTE_MEMPOOL_NAMESIZE];
+
+		snprintf(name, sizeof(name), "wp_tso_%u", w);
+		ports->tso_pool[w] = rte_pktmbuf_pool_create(name, WP_TSO_POOL_MBUFS, 16, 0,
+		                                             UINT16_MAX, (int)rte_socket_id());
+		if (ports->tso_pool[w] == NULL) {
+			snprintf(err, errlen,
+			         "cannot create %u TSO mbufs of 64 KiB for worker %u: %s (raise "
+			         "eal.memory_mb, or set ports.[N].tso = \"off\")",
+			         WP_TSO_POOL_MBUFS, w, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int wp_ports_start(const struct wp_config *cfg, struct wp_ports *ports, char *err, size_t errlen)
 {
 	uint16_t buf_size = buf_size_for(cfg);
@@ -402,6 +457,9 @@ int wp_ports_start(const struct wp_config *cfg, struct wp_ports *ports, char *er
 		if (rc != 0)
 			return rc;
 	}
+	for (unsigned i = 0; i < cfg->n_ports; i++)
+		if (ports->port[i].tso)
+			return tso_pools(cfg, ports, err, errlen);
 	return 0;
 }
 
@@ -415,6 +473,8 @@ void wp_ports_stop(struct wp_ports *ports)
 	for (unsigned w = 0; w < WP_MAX_WORKERS; w++) {
 		rte_mempool_free(ports->pool[w]);
 		ports->pool[w] = NULL;
+		rte_mempool_free(ports->tso_pool[w]);
+		ports->tso_pool[w] = NULL;
 	}
 }
 

@@ -25,16 +25,24 @@ struct wp_port {
 	 * reads it as 32-bit words */
 	_Alignas(uint32_t) uint8_t rss_key[WP_RSS_KEY_LEN];
 	uint16_t reta_size;
-	uint16_t reta[512]; /* hash -> queue (== worker id) */
-	bool tx_tcp_cksum;  /* the device fills in TCP checksums (pseudo-header sum given) */
-	bool rx_tcp_cksum;  /* the device verifies TCP checksums and flags the mbuf */
+	uint16_t reta[512];     /* hash -> queue (== worker id) */
+	bool tx_tcp_cksum;      /* the device fills in TCP checksums (pseudo-header sum given) */
+	bool rx_tcp_cksum;      /* the device verifies TCP checksums and flags the mbuf */
+	bool tso;               /* the device cuts TCP segments of up to WP_TSO_MAX_FRAME bytes */
+	uint16_t tso_frame_hdr; /* counted against the MTU per piece by the device (net_tap: 14) */
 	char name[64];
 };
+
+/* The largest frame handed to a device with TSO: one mbuf of the TSO pool. */
+#define WP_TSO_MAX_FRAME (UINT16_MAX - RTE_PKTMBUF_HEADROOM)
+/* mbufs in each worker's TSO pool (64 KiB each) when any port has TSO */
+#define WP_TSO_POOL_MBUFS 127
 
 struct wp_ports {
 	unsigned n;
 	struct wp_port port[WP_MAX_PORTS];
-	struct rte_mempool *pool[WP_MAX_WORKERS]; /* per worker */
+	struct rte_mempool *pool[WP_MAX_WORKERS];     /* per worker */
+	struct rte_mempool *tso_pool[WP_MAX_WORKERS]; /* per worker, when a port has TSO */
 };
 
 /*

@@ -23,11 +23,14 @@ enum wp_poll_mode {
 	WP_POLL_ADAPTIVE,
 };
 
-/* ports.[N].checksum_offload: who computes and verifies TCP checksums. */
-enum wp_cksum_offload {
-	WP_CKSUM_OFFLOAD_AUTO = 0, /* the device, when it is a NIC / VF that can */
-	WP_CKSUM_OFFLOAD_ON,       /* the device (its driver), or fail to start */
-	WP_CKSUM_OFFLOAD_OFF,      /* waypointd */
+/*
+ * ports.[N].checksum_offload and ports.[N].tso: who computes and verifies
+ * TCP checksums, who cuts large TCP segments to the MSS.
+ */
+enum wp_offload {
+	WP_OFFLOAD_AUTO = 0, /* the device, when it is a NIC / VF that can */
+	WP_OFFLOAD_ON,       /* the device (its driver), or fail to start */
+	WP_OFFLOAD_OFF,      /* waypointd */
 };
 
 struct wp_port_config {
@@ -39,7 +42,8 @@ struct wp_port_config {
 	uint16_t rx_desc;
 	uint16_t tx_desc;
 	bool diag; /* TCP echo (7), discard (9) and source (19) services */
-	enum wp_cksum_offload cksum_offload;
+	enum wp_offload cksum_offload;
+	enum wp_offload tso; /* TCP segmentation offload */
 };
 
 /* The per-worker TCP stack's limits (dp/net/tcp); per worker and port. */

@@ -15,6 +15,9 @@ non-zero with a reason when a check fails.
                                     received to stdout when SIGTERM arrives
   pattern-sha K BYTES               SHA-256 of waypointd's diagnostic client
                                     pattern for connection K
+  source HOST PORT BYTES            asks the source service for BYTES and
+                                    checks every byte of its pattern
+                                    (byte i is i % 251) and the close after
 """
 import errno
 import hashlib
@@ -263,6 +266,26 @@ def pattern_sha(k, nbytes):
     print(h.hexdigest())
 
 
+def source(host, port, nbytes):
+    chunk = 1 << 18
+    pat = bytes(i % 251 for i in range(chunk + 251))  # any receive at any offset
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(DEADLINE)
+    s.sendall(b"%d\r\n" % nbytes)
+    got = 0
+    while True:
+        b = s.recv(chunk)
+        if not b:
+            break
+        off = got % 251
+        if b != pat[off:off + len(b)]:
+            die(f"source: wrong byte in {got}..{got + len(b)}")
+        got += len(b)
+    if got != nbytes:
+        die(f"source: {got} bytes before the close, not {nbytes}")
+    print(f"source: {got} bytes, every one as expected")
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -276,6 +299,8 @@ def main():
         short(a[1], int(a[2]), int(a[3]))
     elif mode == "server":
         server(int(a[1]))
+    elif mode == "source":
+        source(a[1], int(a[2]), int(a[3]))
     elif mode == "pattern-sha":
         pattern_sha(int(a[1]), int(a[2]))
     else:

@@ -95,6 +95,11 @@ struct wp_tcp_config {
 	/* the device fills in checksums: segments leave with the pseudo-header
 	 * sum in the field (wp_tcp_phdr_sum()), not the checksum */
 	bool tx_cksum_offload;
+	/* TCP segmentation offload: new data goes out in segments of up to
+	 * tso_max payload bytes (0: off) that the device cuts into segments
+	 * of at most tso_mss bytes of options and payload each (<= mss) */
+	uint32_t tso_max;
+	uint16_t tso_mss;
 	uint64_t seed; /* 0: secret from getrandom(); else derived (tests) */
 };
 
@@ -103,11 +108,15 @@ struct wp_tcp_config {
  * (or NULL: the stack counts TCP_TX_ALLOC_FAIL and relies on retransmission)
  * and an opaque handle; the stack fills all <len> bytes and hands the handle
  * to tx_send(), which then owns it (prepends IPv4/Ethernet and transmits).
- * Addresses are IPv4, network order.
+ * With tso_max set, <len> may exceed the MSS: tx_send() then gets the payload
+ * per wire segment in <tso_segsz> (0 for an ordinary segment), and the
+ * checksum field holds the pseudo-header sum without the length, for the
+ * device to finish per segment. Addresses are IPv4, network order.
  */
 struct wp_tcp_io_ops {
 	uint8_t *(*tx_alloc)(void *arg, uint16_t len, void **handle);
-	void (*tx_send)(void *arg, void *handle, uint32_t src_ip, uint32_t dst_ip, uint16_t len);
+	void (*tx_send)(void *arg, void *handle, uint32_t src_ip, uint32_t dst_ip, uint16_t len,
+	                uint16_t tso_segsz);
 	void *arg;
 };
 

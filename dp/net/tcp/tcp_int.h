@@ -249,6 +249,7 @@ struct txinfo {
 	uint8_t optlen;
 	const uint8_t *ring;
 	uint32_t ring_size, ring_pos, len;
+	uint16_t tso_segsz; /* payload per wire segment when the device cuts it; else 0 */
 };
 
 /* ---- Functions one piece defines and the others call ---- */

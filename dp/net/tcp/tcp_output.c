@@ -40,13 +40,16 @@ int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 	if (t->len)
 		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
 	{
-		uint16_t ck = st->cfg.tx_cksum_offload
+		uint16_t ck = t->tso_segsz ? wp_tcp_phdr_sum(src->v4, dst->v4, 0)
+		              : st->cfg.tx_cksum_offload
 		                      ? wp_tcp_phdr_sum(src->v4, dst->v4, total)
 		                      : wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
 
 		memcpy(p + 16, &ck, sizeof(ck));
 	}
-	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total);
+	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total, t->tso_segsz);
+	if (t->tso_segsz)
+		ctr_inc(st, WP_CTR_TCP_TSO_SENT);
 	if (t->flags & TH_RST)
 		ctr_inc(st, WP_CTR_TCP_RST_SENT);
 	return 0;
@@ -180,6 +183,32 @@ void wp_tcp_send_synack(struct wp_tcp_conn *c)
 
 /* ---- Data and the send path ---- */
 
+/* Payload of each wire segment that the device cuts from a larger one. */
+static uint32_t tso_seg_payload(const struct wp_tcp_conn *c)
+{
+	uint32_t o = opts_len(c), m = WP_MIN((uint32_t)c->mss, (uint32_t)c->st->cfg.tso_mss);
+	return m > o + 8 ? m - o : 8;
+}
+
+/*
+ * New data for one segment the device cuts (TSO): as many wire segments as
+ * the congestion window would let go one by one (each while the pipe is
+ * below cwnd), the peer's window, the data, the scoreboard and tso_max
+ * allow; at least one. A last piece shorter than the others is allowed.
+ */
+static uint32_t tso_len(const struct wp_tcp_conn *c, uint32_t avail, uint32_t rw_room)
+{
+	const struct wp_tcp_stack *st = c->st;
+	uint32_t seg = tso_seg_payload(c), pipe = pipe_bytes(c);
+	uint32_t n = (c->cwnd - pipe + c->mss - 1) / c->mss;
+	uint32_t len;
+
+	n = WP_MIN(n, st->rec_cap - c->rec_n);
+	n = WP_MIN(n, st->cfg.tso_max / seg);
+	len = WP_MIN(WP_MIN(avail, rw_room), n * seg);
+	return len > seg ? len : WP_MIN(WP_MIN(avail, rw_room), seg_payload_max(c));
+}
+
 /*
  * Sends [seq, seq+len) from the send buffer (FIN too when it ends at the
  * FIN). New data (seq == snd_nxt) gets a scoreboard record; a retransmission
@@ -189,6 +218,10 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 {
 	struct wp_tcp_stack *st = c->st;
 	uint32_t data_end = c->sbuf_seq + c->slen;
+	/* new data longer than one segment holds: the device cuts it (TSO) */
+	bool cut = !retrans && st->cfg.tso_max && len > seg_payload_max(c);
+	uint32_t limit = cut ? WP_MIN(c->mss, (uint32_t)st->cfg.tso_mss) : c->mss;
+	uint32_t seg = cut ? tso_seg_payload(c) : len;
 	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = TH_ACK, .len = len};
 	bool fin = c->fin_queued && seq + len == c->fin_seq;
 	if (fin)
@@ -201,8 +234,16 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 		t.ring_pos = c->shead + (seq - c->sbuf_seq);
 	}
 	t.wnd = rcv_wnd_advertise(c);
-	t.optlen = build_opts(c, t.opt, c->mss > len ? WP_MIN(c->mss - len, 40u) : 0);
-	wp_tcp_tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t);
+	/* a segment the device cuts repeats its options in every piece, which
+	 * must stay within the piece limit: no SACK blocks beyond what an
+	 * ordinary full segment carries */
+	t.optlen = build_opts(c, t.opt, limit > seg ? WP_MIN(limit - seg, 40u) : 0);
+	if (cut)
+		t.tso_segsz = (uint16_t)seg;
+	if (wp_tcp_tx(st, &c->laddr, &c->raddr, c->lport, c->rport, &t) != 0 && t.tso_segsz) {
+		wp_tcp_send_data(c, seq, seg, retrans); /* no room for it: one wire segment */
+		return;
+	}
 	ack_sent(c);
 	/* answering a small amount of data soon after it came: request /
 	 * response (Linux enters its interactive mode the same way, within the
@@ -226,10 +267,12 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 	if (c->in_recovery)
 		c->prr_out += len ? len : 1;
 	if (seq == c->snd_nxt) {
-		if (len && c->rec && c->rec_n < st->rec_cap) {
+		/* one record per wire segment, so that SACK and retransmission
+		 * work on what the peer saw */
+		for (uint32_t off = 0; off < len && c->rec && c->rec_n < st->rec_cap; off += seg) {
 			struct txrec *r = &c->rec[(c->rec_head + c->rec_n) & (st->rec_cap - 1)];
-			r->seq = seq;
-			r->end = seq + len;
+			r->seq = seq + off;
+			r->end = seq + WP_MIN(off + seg, len);
 			r->xmit_us = (uint32_t)st->now_us;
 			r->flags = 0;
 			c->rec_n++;
@@ -274,6 +317,8 @@ void wp_tcp_output(struct wp_tcp_conn *c)
 			uint32_t avail = SEQ_LT(c->snd_nxt, data_end) ? data_end - c->snd_nxt : 0;
 			uint32_t len = WP_MIN(WP_MIN(avail, mss), rw_room);
 			bool rec_full = c->rec_n >= st->rec_cap;
+			if (st->cfg.tso_max && len == mss && room && !rec_full && !c->in_recovery)
+				len = tso_len(c, avail, rw_room);
 			if (len && room && !rec_full) {
 				wp_tcp_send_data(c, c->snd_nxt, len, false);
 				continue;

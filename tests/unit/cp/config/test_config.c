@@ -58,7 +58,8 @@ static void test_values_and_defaults(void **state)
 	assert_int_equal(wp_config_load(write_conf(base), NULL, 0, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.workers, 1);
 	assert_string_equal(cfg.ports[0].device, "net_tap0,iface=wp0");
-	assert_int_equal(cfg.ports[0].cksum_offload, WP_CKSUM_OFFLOAD_AUTO);
+	assert_int_equal(cfg.ports[0].cksum_offload, WP_OFFLOAD_AUTO);
+	assert_int_equal(cfg.ports[0].tso, WP_OFFLOAD_AUTO);
 	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.2");
 	assert_int_equal(cfg.ports[0].prefix, 16);
 	assert_int_equal(cfg.ports[0].mtu, 1500);
@@ -84,13 +85,15 @@ static void test_set_overrides(void **state)
 	                      "polling.mode=busy",
 	                      "eal.in_memory=false",
 	                      "eal.file_prefix=other",
-	                      "ports.[0].checksum_offload=off"};
+	                      "ports.[0].checksum_offload=off",
+	                      "ports.[0].tso=on"};
 	struct wp_config cfg;
 	char err[WP_CONFIG_ERRLEN] = "", ip[WP_ADDR_STRLEN];
 
 	(void)state;
-	assert_int_equal(wp_config_load(write_conf(base), sets, 8, &cfg, err, sizeof(err)), 0);
-	assert_int_equal(cfg.ports[0].cksum_offload, WP_CKSUM_OFFLOAD_OFF);
+	assert_int_equal(wp_config_load(write_conf(base), sets, 9, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.ports[0].cksum_offload, WP_OFFLOAD_OFF);
+	assert_int_equal(cfg.ports[0].tso, WP_OFFLOAD_ON);
 	assert_int_equal(cfg.workers, 3);
 	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.9");
 	assert_int_equal(cfg.ports[0].mtu, 9000);
@@ -187,6 +190,9 @@ static void test_errors_name_file_line_key(void **state)
 	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; checksum_offload = \"yes\"; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].checksum_offload", "'yes' is not \"auto\", \"on\" or \"off\""}},
+	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; tso = true; } );\n",
+	         NULL,
+	         {":1:", "ports.[0].tso", "expected a string"}},
 	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; speed = 1; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].speed", "unknown key"}},

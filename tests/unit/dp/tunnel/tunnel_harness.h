@@ -72,11 +72,13 @@ static uint8_t *link_alloc(void *arg, uint16_t len, void **h)
 	return L.tx;
 }
 
-static void link_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len)
+static void link_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len,
+                      uint16_t tso_segsz)
 {
 	struct seg *s = &L.q[L.tail % NSEG];
 
 	(void)arg;
+	assert_int_equal(tso_segsz, 0); /* TSO is off here */
 	(void)h;
 	assert_true(L.tail - L.head < NSEG);
 	s->src = src;

@@ -24,34 +24,40 @@
 #define MAXCAP 1024
 
 struct cap {
-	uint8_t b[2048];
-	uint16_t len;
+	uint8_t b[2048]; /* the first 2 KiB (a TSO segment's whole is in tso_last) */
+	uint16_t len, full_len, tso_segsz;
 	uint32_t src, dst;
 };
 
 static struct cap caps[MAXCAP];
 static unsigned ncap;
 static uint8_t scratch[70000];
+static uint8_t tso_last[70000]; /* the last segment sent with tso_segsz, whole */
 static bool fail_alloc;
+static uint16_t fail_alloc_over; /* nonzero: no room for segments longer than this */
 
 static inline uint8_t *t_alloc(void *arg, uint16_t len, void **h)
 {
 	(void)arg;
-	(void)len;
-	if (fail_alloc)
+	if (fail_alloc || (fail_alloc_over && len > fail_alloc_over))
 		return NULL;
 	*h = scratch;
 	return scratch;
 }
 
-static inline void t_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len)
+static inline void t_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len,
+                          uint16_t tso_segsz)
 {
 	(void)arg;
 	assert_ptr_equal(h, scratch);
 	assert_true(ncap < MAXCAP);
 	struct cap *c = &caps[ncap++];
 	c->len = WP_MIN(len, (uint16_t)sizeof(c->b));
+	c->full_len = len;
+	c->tso_segsz = tso_segsz;
 	memcpy(c->b, scratch, c->len);
+	if (tso_segsz)
+		memcpy(tso_last, scratch, len);
 	c->src = src;
 	c->dst = dst;
 }
@@ -292,6 +298,7 @@ static inline void start(const struct wp_tcp_config *cfg)
 	memset(&F, 0, sizeof(F));
 	ncap = 0;
 	fail_alloc = false;
+	fail_alloc_over = 0;
 	F.now = 5000000;
 	F.consume_max = SIZE_MAX;
 	F.pwnd = 65535;

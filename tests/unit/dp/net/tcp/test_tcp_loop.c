@@ -112,9 +112,10 @@ static void schedule(uint32_t i, uint64_t extra)
 	heap_push(i);
 }
 
-static void l_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len)
+static void l_send(void *arg, void *h, uint32_t src, uint32_t dst, uint16_t len, uint16_t tso_segsz)
 {
 	(void)arg;
+	assert_int_equal(tso_segsz, 0); /* TSO is off here */
 	struct pkt *p = h;
 	uint32_t i = (uint32_t)(p - L.pool);
 	p->src = src;

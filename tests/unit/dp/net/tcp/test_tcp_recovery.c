@@ -5,9 +5,11 @@
  * (NewReno), and the SACK scoreboard, RACK-TLP and PRR: recovery on ACKs
  * that carry data, the reordering window, lost retransmissions, tail loss
  * probes, rescue retransmissions, limited transmit, an RTO followed by
- * SACK repair, and the peer's window edge (taken with every new ACK; our
- * ACKs never past it).
+ * SACK repair, the peer's window edge (taken with every new ACK; our
+ * ACKs never past it), and segmentation offload (TSO: one segment of
+ * several MSS for the device to cut, one scoreboard record per piece).
  */
+#include "cksum.h"
 #include "tcp_fake_peer.h"
 
 /* ---- RTO and fast retransmit ---- */
@@ -569,6 +571,182 @@ static void test_ack_at_edge_when_window_shrank(void **state)
 	assert_int_equal(r.seq, una);
 }
 
+/* ---- TSO ---- */
+
+/*
+ * With TSO new data leaves as one segment for the device to cut: as many
+ * pieces as the congestion window allows (10 at the start), the piece size
+ * in tso_segsz, the pseudo-header sum without the length in the checksum
+ * field, PSH only with the last byte queued. The scoreboard keeps a record
+ * per piece, so a lost piece is retransmitted alone as an ordinary segment;
+ * after recovery new data goes out cut again, in pieces of tso_mss when the
+ * device needs them smaller than the MSS; with no room for a large segment
+ * the data goes out as ordinary segments.
+ */
+static void test_tso(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.tso_max = 65000;
+	cfg.tso_mss = 1460;
+	cfg.snd_buf = 1 << 20;
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	static uint8_t buf[200000];
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7 + (i >> 9));
+	unsigned n0 = ncap;
+	assert_int_equal(wp_tcp_send(c, buf, 20000), 20000);
+	assert_int_equal(ncap, n0 + 1);
+	struct cap *k = &caps[n0];
+	assert_int_equal(k->tso_segsz, 1460);
+	assert_int_equal(k->full_len, 20 + 10 * 1460);
+	assert_int_equal(F.ctr[WP_CTR_TCP_TSO_SENT], 1);
+	uint16_t ck;
+	memcpy(&ck, tso_last + 16, 2);
+	assert_int_equal(ck, wp_tcp_phdr_sum(k->src, k->dst, 0));
+	assert_int_equal(tso_last[13], TH_ACK); /* no PSH: more data is queued */
+	uint32_t base = rd32(tso_last + 4);
+	assert_memory_equal(tso_last + 20, buf, 10 * 1460);
+	assert_int_equal(c->rec_n, 10);
+	for (unsigned i = 0; i < 10; i++) {
+		assert_int_equal(rec_get(c, i)->seq, base + i * 1460);
+		assert_int_equal(rec_get(c, i)->end, base + (i + 1) * 1460);
+	}
+
+	/* piece 0 lost: SACKs of 1..3 make it lost; it goes out alone */
+	struct pkt p = {.seq = F.pseq, .ack = base, .flags = TH_ACK, .wnd = 65535, .nsack = 1};
+	for (uint32_t j = 1; j <= 3; j++) {
+		p.sack[0][0] = base + 1460;
+		p.sack[0][1] = base + (j + 1) * 1460;
+		inject(&p);
+	}
+	assert_true(c->in_recovery);
+	bool resent = false;
+	for (unsigned i = n0 + 1; i < ncap; i++) {
+		assert_int_equal(caps[i].tso_segsz, 0); /* nothing cut during recovery */
+		struct seg r = out((int)i);
+		if (r.seq == base) {
+			assert_int_equal(r.len, 1460);
+			assert_memory_equal(r.data, buf, 1460);
+			resent = true;
+		}
+	}
+	assert_true(resent);
+
+	/* the ACK that ends recovery lets the rest go, cut again; PSH on the
+	 * piece with the last byte queued */
+	uint32_t tso0 = (uint32_t)F.ctr[WP_CTR_TCP_TSO_SENT];
+	unsigned n1 = ncap;
+	p.nsack = 0;
+	p.ack = c->snd_max;
+	inject(&p);
+	assert_false(c->in_recovery);
+	for (int round = 0; round < 8 && c->snd_nxt != base + 20000; round++) {
+		p.ack = c->snd_max;
+		inject(&p);
+	}
+	assert_int_equal(c->snd_nxt, base + 20000);
+	assert_true(F.ctr[WP_CTR_TCP_TSO_SENT] > tso0);
+	unsigned last_tso = 0;
+	for (unsigned i = n1; i < ncap; i++) {
+		const uint8_t *b = caps[i].tso_segsz ? tso_last : caps[i].b;
+		uint32_t seq = rd32(caps[i].b + 4), len = caps[i].full_len - 20u;
+		if (caps[i].tso_segsz)
+			last_tso = i;
+		if (caps[i].tso_segsz && i != ncap - 1)
+			continue; /* tso_last holds only the newest whole */
+		assert_memory_equal(b + 20, buf + (seq - base), len);
+	}
+	assert_true(last_tso >= n1);
+	assert_int_equal(caps[ncap - 1].b[13], TH_ACK | TH_PSH);
+	p.ack = c->snd_max;
+	inject(&p);
+
+	/* pieces of tso_mss for a device that needs them shorter; with data
+	 * from the peer out of order, the SACK block every piece repeats
+	 * makes them shorter still */
+	F.st->cfg.tso_mss = 1446;
+	c->cwnd = 40 * 1460;
+	struct pkt gap = {.seq = F.pseq + 100, .ack = c->snd_max, .flags = TH_ACK, .wnd = 65535};
+	gap.data = buf;
+	gap.len = 10;
+	inject(&gap);
+	assert_int_equal(c->nooo, 1);
+	uint32_t seg = 1446 - opts_len(c); /* the SACK block repeated in every piece */
+	assert_int_equal(seg, 1434);
+	n1 = ncap;
+	assert_int_equal(wp_tcp_send(c, buf + 20000, 30000), 30000);
+	assert_int_equal(caps[n1].tso_segsz, seg);
+	assert_int_equal((tso_last[12] >> 4) * 4 - 20 + seg, 1446);
+	uint32_t first = rd32(tso_last + 4);
+	assert_int_equal(ncap, n1 + 1);
+	assert_int_equal(caps[n1].full_len - (tso_last[12] >> 4) * 4, 30000);
+	assert_memory_equal(tso_last + (tso_last[12] >> 4) * 4, buf + 20000, 30000);
+	assert_int_equal(c->rec_n, 21); /* 20 pieces of 1434, one of 1320 */
+	for (uint32_t i = 0; i < 21; i++) {
+		assert_int_equal(rec_get(c, i)->seq, first + i * seg);
+		assert_int_equal(rec_get(c, i)->end - rec_get(c, i)->seq, i < 20 ? seg : 1320);
+	}
+	p.ack = c->snd_max;
+	inject(&p);
+
+	/* no room for a large segment: ordinary ones, counted */
+	fail_alloc_over = 2000;
+	n1 = ncap;
+	tso0 = (uint32_t)F.ctr[WP_CTR_TCP_TSO_SENT];
+	uint64_t fails = F.ctr[WP_CTR_TCP_TX_ALLOC_FAIL];
+	uint32_t from = c->snd_nxt - first + 20000;
+	assert_int_equal(wp_tcp_send(c, buf + 50000, 10000), 10000);
+	assert_true(ncap > n1 + 1);
+	assert_int_equal(F.ctr[WP_CTR_TCP_TSO_SENT], tso0);
+	assert_true(F.ctr[WP_CTR_TCP_TX_ALLOC_FAIL] > fails);
+	for (unsigned i = n1; i < ncap; i++) {
+		struct seg r = out((int)i);
+		assert_int_equal(caps[i].tso_segsz, 0);
+		assert_true(r.len <= 1460);
+		assert_memory_equal(r.data, buf + from + (r.seq - rd32(caps[n1].b + 4)), r.len);
+	}
+}
+
+/*
+ * With timestamps a segment carries 1448 bytes: 1460 queued leave as one
+ * segment for the device to cut (1448 + 12), never as one ordinary segment
+ * of 1460 that would be 12 bytes over the MSS; likewise every piece and
+ * every ordinary segment stays within the MSS, options included.
+ */
+static void test_tso_within_mss(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.tso_max = 65000;
+	cfg.tso_mss = 1460;
+	start(&cfg);
+	open_passive(true);
+	struct wp_tcp_conn *c = F.conn;
+	static uint8_t buf[1460];
+	memset(buf, 0x5a, sizeof(buf));
+	unsigned n0 = ncap;
+	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(ncap, n0 + 1);
+	assert_int_equal(caps[n0].tso_segsz, 1448);
+	assert_int_equal(tso_last[12] >> 4, 8); /* timestamps */
+	assert_int_equal(caps[n0].full_len, 32 + 1460);
+	assert_int_equal(c->rec_n, 2);
+	assert_int_equal(rec_get(c, 0)->end - rec_get(c, 0)->seq, 1448);
+	assert_int_equal(rec_get(c, 1)->end - rec_get(c, 1)->seq, 12);
+	/* lost: each piece goes again on its own, within the MSS */
+	advance(3000000);
+	assert_true(ncap > n0 + 1);
+	for (unsigned i = n0 + 1; i < ncap; i++) {
+		assert_int_equal(caps[i].tso_segsz, 0);
+		assert_true(caps[i].full_len <= 20 + 1460);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +763,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_rto_then_sack_repair, teardown),
 	        cmocka_unit_test_teardown(test_window_from_acking_retransmission, teardown),
 	        cmocka_unit_test_teardown(test_ack_at_edge_when_window_shrank, teardown),
+	        cmocka_unit_test_teardown(test_tso, teardown),
+	        cmocka_unit_test_teardown(test_tso_within_mss, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
