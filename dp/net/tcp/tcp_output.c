@@ -183,6 +183,9 @@ void wp_tcp_send_synack(struct wp_tcp_conn *c)
 
 /* ---- Data and the send path ---- */
 
+/* Pieces in one segment for the device to cut: DPDK's software GSO (net_tap) cuts at most 64. */
+#define TSO_MAX_PIECES 64u
+
 /* Payload of each wire segment that the device cuts from a larger one. */
 static uint32_t tso_seg_payload(const struct wp_tcp_conn *c)
 {
@@ -205,6 +208,7 @@ static uint32_t tso_len(const struct wp_tcp_conn *c, uint32_t avail, uint32_t rw
 
 	n = WP_MIN(n, st->rec_cap - c->rec_n);
 	n = WP_MIN(n, st->cfg.tso_max / seg);
+	n = WP_MIN(n, TSO_MAX_PIECES);
 	len = WP_MIN(WP_MIN(avail, rw_room), n * seg);
 	return len > seg ? len : WP_MIN(WP_MIN(avail, rw_room), seg_payload_max(c));
 }
