@@ -3,10 +3,10 @@
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
-                       [--workers 1|2] [--link tap|memif]
+                       [--workers 1|2] [--link tap|memif|memif-zc]
                        [--phases idle,handshakes,tunnel,storm] [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
-                       [--tunnel-client c|py]
+                       [--tunnel-client c|py] [--set KEY=VALUE ...]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
                        tap, idle,handshakes,tunnel, 10000, 64 MiB, waypointd's
                        own, c)
@@ -275,9 +275,10 @@ def main():
                          "PING intervals and the measurement)")
     ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
                     help="waypointd workers (default 1)")
-    ap.add_argument("--link", default="tap", choices=("tap", "memif"),
+    ap.add_argument("--link", default="tap", choices=("tap", "memif", "memif-zc"),
                     help="waypointd's port: the TAP (default) or memif, the NIC stand-in "
-                         "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire)")
+                         "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire); "
+                         "memif-zc: its zero-copy mode, no copy on waypointd's core")
     ap.add_argument("--storm", type=int, default=10000,
                     help="full handshakes in the storm phase (default 10000)")
     ap.add_argument("--storm-bytes", type=int, default=64 << 20,
@@ -285,6 +286,9 @@ def main():
     ap.add_argument("--storm-nice", action="store_true",
                     help="run the storm's clients at nice 19 (a 2-CPU machine: they do not "
                          "take the tunnel client's CPU)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a waypointd setting for every phase, as tests/testbed --set "
+                         "(e.g. ports.[0].tso=on); repeatable")
     ap.add_argument("--handshake-share", type=int, default=0,
                     help="waypointd's hbone.handshake_share, 1..100 (default: its own, 50)")
     ap.add_argument("--phases", default="idle,handshakes,tunnel",
@@ -307,6 +311,10 @@ def main():
     if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
         sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
     share = ("--set", "hbone.handshake_share=%d" % a.handshake_share) if a.handshake_share else ()
+    for kv in a.set:
+        if "=" not in kv:
+            sys.exit("hbone_bench: --set %s: KEY=VALUE" % kv)
+        share += ("--set", kv)
     idle_gen = os.path.join(a.build, "bench/hbone_idle")
     wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
     hs = os.path.join(a.build, "bench/hbone_hs")
@@ -318,6 +326,8 @@ def main():
         f.write(MANIFEST)
     procs = []
     res = {"bench": "hbone_bench"}
+    if a.set:
+        res["waypointd_settings"] = a.set
     try:
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0

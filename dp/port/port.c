@@ -72,6 +72,25 @@ static unsigned long free_hugepages_2m(void)
 	return n;
 }
 
+/*
+ * A memif port in zero-copy mode (device "net_memif...,zero-copy=yes": its
+ * rings point into waypointd's own mbufs, as a NIC's descriptors do, instead
+ * of the driver copying every packet) shares the EAL's memory with its peer
+ * file by file, which DPDK allows only with --single-file-segments: added
+ * unless eal.args already holds it.
+ */
+static bool memif_zero_copy(const struct wp_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->eal_nargs; i++)
+		if (strcmp(cfg->eal_args[i], "--single-file-segments") == 0)
+			return false;
+	for (unsigned i = 0; i < cfg->n_ports; i++)
+		if (strncmp(cfg->ports[i].device, "net_memif", 9) == 0 &&
+		    strstr(cfg->ports[i].device, "zero-copy=yes") != NULL)
+			return true;
+	return false;
+}
+
 /* "0,1,3" of the CPUs this process may run on. */
 static void allowed_cpus(char *buf, size_t len)
 {
@@ -169,6 +188,8 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	}
 	if (!any_pci)
 		ARG("--no-pci");
+	if (memif_zero_copy(cfg))
+		ARG("--single-file-segments");
 	for (unsigned i = 0; i < cfg->eal_nargs && argc < MAX_ARGS - 1; i++)
 		ARG("%s", cfg->eal_args[i]);
 #undef ARG
