@@ -209,6 +209,12 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	return 0;
 }
 
+/* An offload setting: "on", or "auto" on a NIC or VF (the PCI devices). */
+static bool offload_wanted(enum wp_offload mode, const char *device)
+{
+	return mode == WP_OFFLOAD_ON || (mode == WP_OFFLOAD_AUTO && is_pci_address(device));
+}
+
 /*
  * TCP checksum offload (ports.[N].checksum_offload): on transmit the
  * device fills in the checksum over the pseudo-header sum the stack leaves
@@ -222,8 +228,7 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
                           const struct rte_eth_dev_info *info, struct wp_port *p,
                           struct rte_eth_conf *conf, char *err, size_t errlen)
 {
-	bool want = pc->cksum_offload == WP_OFFLOAD_ON ||
-	            (pc->cksum_offload == WP_OFFLOAD_AUTO && is_pci_address(pc->device));
+	bool want = offload_wanted(pc->cksum_offload, pc->device);
 
 	p->tx_tcp_cksum = want && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
 	p->rx_tcp_cksum = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
@@ -257,8 +262,7 @@ static int tso_offload(const struct wp_port_config *pc, unsigned idx,
 {
 	const uint64_t need = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
 	                      RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
-	bool want = pc->tso == WP_OFFLOAD_ON ||
-	            (pc->tso == WP_OFFLOAD_AUTO && is_pci_address(pc->device));
+	bool want = offload_wanted(pc->tso, pc->device);
 
 	p->tso = want && (info->tx_offload_capa & need) == need;
 	if (pc->tso == WP_OFFLOAD_ON && !p->tso) {
