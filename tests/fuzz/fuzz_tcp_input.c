@@ -5,8 +5,10 @@
  * machine), advance the clock and run timers, or act as the app on the most
  * recent connection (send, shutdown, close, abort, resume). Every segment is
  * copied into a heap buffer of its exact length so ASan catches over-reads.
- * One stack per input (deterministic); after the script the clock runs far
- * ahead and every control block, buffer and TIME_WAIT entry must be gone.
+ * One stack per input (deterministic; odd-sized inputs with segmentation
+ * offload); every segment sent must fit the MSS, or be one for the device
+ * to cut into pieces that do; after the script the clock runs far ahead and
+ * every control block, buffer and TIME_WAIT entry must be gone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,13 +31,25 @@ static uint8_t *f_alloc(void *arg, uint16_t len, void **h)
 	return txbuf;
 }
 
-static void f_send(void *arg, void *h, uint32_t s, uint32_t d, uint16_t len)
+static uint16_t mss_now, tso_mss_now; /* the stack's, this input */
+
+/* Every segment sent: a TCP header at least; options and payload within the
+ * MSS; one for the device to cut (TSO) longer than a piece, its pieces
+ * with their options within tso_mss. */
+static void f_send(void *arg, void *h, uint32_t s, uint32_t d, uint16_t len, uint16_t tso_segsz)
 {
+	unsigned doff = (unsigned)(txbuf[12] >> 4) * 4u;
+
 	(void)arg;
 	(void)h;
 	(void)s;
 	(void)d;
-	if (len < 20)
+	if (len < 20 || doff < 20 || doff > len)
+		abort();
+	if (tso_segsz == 0 && len - 20u > mss_now)
+		abort();
+	if (tso_segsz &&
+	    (tso_mss_now == 0 || len - doff <= tso_segsz || tso_segsz + (doff - 20u) > tso_mss_now))
 		abort();
 }
 
@@ -97,6 +111,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.max_ooo_ranges = 4;
 	cfg.keepalive_idle_ms = 2000;
 	cfg.seed = 1;
+	if (size & 1) { /* odd-sized inputs run with segmentation offload */
+		cfg.tso_max = 8000;
+		cfg.tso_mss = (uint16_t)(cfg.mss - 14);
+	}
+	mss_now = cfg.mss;
+	tso_mss_now = cfg.tso_mss;
 	struct wp_tcp_stack *st = wp_tcp_stack_create(&cfg, &ops, ctr);
 	if (!st)
 		abort();
