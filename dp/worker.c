@@ -193,9 +193,10 @@ static uint8_t *tcp_tx_alloc(void *arg, uint16_t len, void **handle)
 	struct rte_mbuf *m;
 	char *p;
 
-	if (WP_NET_HDR_ROOM + len + RTE_PKTMBUF_HEADROOM > rte_pktmbuf_data_room_size(mp))
+	if (wp->w->tso_pool != NULL &&
+	    WP_NET_HDR_ROOM + len + RTE_PKTMBUF_HEADROOM > rte_pktmbuf_data_room_size(mp))
 		mp = wp->w->tso_pool;
-	m = mp != NULL ? rte_pktmbuf_alloc(mp) : NULL;
+	m = rte_pktmbuf_alloc(mp);
 	if (m == NULL)
 		return NULL;
 	p = rte_pktmbuf_append(m, (uint16_t)(WP_NET_HDR_ROOM + len));

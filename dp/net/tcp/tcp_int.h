@@ -546,10 +546,16 @@ static inline uint8_t opts_len(const struct wp_tcp_conn *c)
 	return (uint8_t)((c->ts_ok ? 12 : 0) + (nb ? 4 + 8 * nb : 0));
 }
 
-static inline uint32_t seg_payload_max(const struct wp_tcp_conn *c)
+/* Payload that fits in <limit> bytes of options and payload (at least 8). */
+static inline uint32_t payload_within(const struct wp_tcp_conn *c, uint32_t limit)
 {
 	uint32_t o = opts_len(c);
-	return c->mss > o + 8 ? c->mss - o : 8;
+	return limit > o + 8 ? limit - o : 8;
+}
+
+static inline uint32_t seg_payload_max(const struct wp_tcp_conn *c)
+{
+	return payload_within(c, c->mss);
 }
 
 /* Free receive space, as the window may claim it. */

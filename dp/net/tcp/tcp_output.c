@@ -186,31 +186,29 @@ void wp_tcp_send_synack(struct wp_tcp_conn *c)
 /* Pieces in one segment for the device to cut: DPDK's software GSO (net_tap) cuts at most 64. */
 #define TSO_MAX_PIECES 64u
 
-/* Payload of each wire segment that the device cuts from a larger one. */
-static uint32_t tso_seg_payload(const struct wp_tcp_conn *c)
+/* The most options and payload in each piece the device cuts from a larger segment. */
+static uint32_t tso_piece_limit(const struct wp_tcp_conn *c)
 {
-	uint32_t o = opts_len(c), m = WP_MIN((uint32_t)c->mss, (uint32_t)c->st->cfg.tso_mss);
-	return m > o + 8 ? m - o : 8;
+	return WP_MIN((uint32_t)c->mss, (uint32_t)c->st->cfg.tso_mss);
 }
 
 /*
- * New data for one segment the device cuts (TSO): as many wire segments as
- * the congestion window would let go one by one (each while the pipe is
- * below cwnd), the peer's window, the data, the scoreboard and tso_max
- * allow; at least one. A last piece shorter than the others is allowed.
+ * New data for one segment the device cuts (TSO): as many pieces as the
+ * congestion window would let go one by one (each while the pipe is below
+ * cwnd), the peer's window, the data, the scoreboard and tso_max allow. A
+ * last piece shorter than the others is allowed. The caller sends an
+ * ordinary segment instead when this is no longer than one.
  */
 static uint32_t tso_len(const struct wp_tcp_conn *c, uint32_t avail, uint32_t rw_room)
 {
 	const struct wp_tcp_stack *st = c->st;
-	uint32_t seg = tso_seg_payload(c), pipe = pipe_bytes(c);
-	uint32_t n = (c->cwnd - pipe + c->mss - 1) / c->mss;
-	uint32_t len;
+	uint32_t seg = payload_within(c, tso_piece_limit(c));
+	uint32_t n = (c->cwnd - pipe_bytes(c) + c->mss - 1) / c->mss;
 
 	n = WP_MIN(n, st->rec_cap - c->rec_n);
 	n = WP_MIN(n, st->cfg.tso_max / seg);
 	n = WP_MIN(n, TSO_MAX_PIECES);
-	len = WP_MIN(WP_MIN(avail, rw_room), n * seg);
-	return len > seg ? len : WP_MIN(WP_MIN(avail, rw_room), seg_payload_max(c));
+	return WP_MIN(WP_MIN(avail, rw_room), n * seg);
 }
 
 /*
@@ -224,8 +222,8 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 	uint32_t data_end = c->sbuf_seq + c->slen;
 	/* new data longer than one segment holds: the device cuts it (TSO) */
 	bool cut = !retrans && st->cfg.tso_max && len > seg_payload_max(c);
-	uint32_t limit = cut ? WP_MIN(c->mss, (uint32_t)st->cfg.tso_mss) : c->mss;
-	uint32_t seg = cut ? tso_seg_payload(c) : len;
+	uint32_t limit = cut ? tso_piece_limit(c) : c->mss;
+	uint32_t seg = cut ? payload_within(c, limit) : len;
 	struct txinfo t = {.seq = seq, .ack = c->rcv_nxt, .flags = TH_ACK, .len = len};
 	bool fin = c->fin_queued && seq + len == c->fin_seq;
 	if (fin)
@@ -239,8 +237,7 @@ void wp_tcp_send_data(struct wp_tcp_conn *c, uint32_t seq, uint32_t len, bool re
 	}
 	t.wnd = rcv_wnd_advertise(c);
 	/* a segment the device cuts repeats its options in every piece, which
-	 * must stay within the piece limit: no SACK blocks beyond what an
-	 * ordinary full segment carries */
+	 * must stay within the piece limit with them */
 	t.optlen = build_opts(c, t.opt, limit > seg ? WP_MIN(limit - seg, 40u) : 0);
 	if (cut)
 		t.tso_segsz = (uint16_t)seg;
@@ -322,7 +319,7 @@ void wp_tcp_output(struct wp_tcp_conn *c)
 			uint32_t len = WP_MIN(WP_MIN(avail, mss), rw_room);
 			bool rec_full = c->rec_n >= st->rec_cap;
 			if (st->cfg.tso_max && len == mss && room && !rec_full && !c->in_recovery)
-				len = tso_len(c, avail, rw_room);
+				len = WP_MAX(len, tso_len(c, avail, rw_room));
 			if (len && room && !rec_full) {
 				wp_tcp_send_data(c, c->snd_nxt, len, false);
 				continue;
