@@ -6,10 +6,11 @@
                        [--workers 1|2] [--link tap|memif|memif-zc]
                        [--phases idle,handshakes,tunnel,storm] [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
+                       [--storm-procs K] [--storm-pace F]
                        [--tunnel-client c|py] [--set KEY=VALUE ...]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
                        tap, idle,handshakes,tunnel, 10000, 64 MiB, waypointd's
-                       own, c)
+                       own, 4, 0.8, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
 waypointd workers sized for N connections); the peer is nghttpx (Debian
@@ -76,8 +77,11 @@ on the namespace's loopback.
      peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
   4. (--phases storm, not in the default) a handshake storm beside an open
      tunnel: the tunnel's Gbit/s alone and during --storm full handshakes
-     (hbone_hs, 2 processes), handshakes per second alone and beside it,
-     steps deferred by hbone.handshake_share (--handshake-share sets it).
+     (hbone_hs, K processes), handshakes per second alone and beside it,
+     steps deferred by hbone.handshake_share (--handshake-share sets it),
+     the worker's busy share of TSC cycles beside the storm. The tunnel is
+     kept full first, then (F > 0) paced at F times its rate alone: a
+     steady stream, alone and in a second storm.
 Prints a summary, then one JSON line. Bounded; not a pass/fail test.
 """
 
@@ -286,6 +290,12 @@ def main():
     ap.add_argument("--storm-nice", action="store_true",
                     help="run the storm's clients at nice 19 (a 2-CPU machine: they do not "
                          "take the tunnel client's CPU)")
+    ap.add_argument("--storm-pace", type=float, default=0.8,
+                    help="the storm phase also runs the tunnel paced at this fraction of "
+                         "its rate alone, 0 < F < 1 (default 0.8; 0: no paced runs)")
+    ap.add_argument("--storm-procs", type=int, default=4,
+                    help="the storm's client processes, each one handshake at a time "
+                         "(default 4)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a waypointd setting for every phase, as tests/testbed --set "
                          "(e.g. ports.[0].tso=on); repeatable")
@@ -503,11 +513,14 @@ def main():
             res["handshakes"]["waypointd_share_of_crypto_limit"] = (
                 round(per_core / lim, 3) if lim and per_core else None)
 
-        def tunnel_echo(nbytes):
+        def tunnel_echo(nbytes, mbit=0.0):
             """One tunnel, nbytes each way to the echo backend and back, by
             the --tunnel-client: (Gbit/s both ways at the client, ok: every
-            byte back with the SHA-256 of what was sent)."""
+            byte back with the SHA-256 of what was sent). mbit > 0 paces the
+            sending at mbit Mbit/s (l7_load only)."""
             if a.tunnel_client == "py":
+                if mbit:
+                    raise RuntimeError("a paced tunnel needs --tunnel-client c")
                 r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
                                   "echo", "--addr", wip + ":15008", "--certs", pki,
                                   "--authority", "198.19.0.10:7000", "--tunnels", "1",
@@ -515,7 +528,7 @@ def main():
                 return r["mbit_s_both_ways"] / 1000, r["ok"] == 1
             p = subprocess.run(["ip", "netns", "exec", NS, os.path.join(a.build, "bench/l7_load"),
                                 "bulk", wip, "15008", str(nbytes), *cert, "198.19.0.10:7000",
-                                "600"], capture_output=True, text=True)
+                                "600", "%.1f" % mbit], capture_output=True, text=True)
             if not p.stdout.strip():
                 raise RuntimeError("l7_load bulk: exit %d, no report: %s" % (
                     p.returncode, p.stderr.strip()))
@@ -549,7 +562,7 @@ def main():
                 # needs, and the figure would be theirs, not waypointd's
                 nice = ("nice", "-n", "19") if a.storm_nice else ()
                 return subprocess.Popen(["ip", "netns", "exec", NS, *nice, hs, wip, "15008",
-                                         *cert, str(a.storm), "2"],
+                                         *cert, str(a.storm), str(a.storm_procs)],
                                         stdout=subprocess.PIPE, text=True)
 
             def storm_end(p):
@@ -559,26 +572,57 @@ def main():
                         "seconds": r["seconds"],
                         "per_s": round(r["handshakes"] / r["seconds"]) if r["seconds"] else None}
 
+            def beside_storm(mbit):
+                """The tunnel (paced at mbit when > 0) during a storm: its
+                Gbit/s, ok, whether the storm outlasted it, the storm's
+                figures, the steps deferred, and the worker's share of busy
+                TSC cycles over the tunnel's run."""
+                d0 = t.totals().get("tunnel_handshake_deferred", 0)
+                p = storm_start()
+                time.sleep(0.5)  # the storm under way before the tunnel starts
+                b0, w0 = t.totals()["busy_cycles"], time.monotonic()
+                gbit, ok = tunnel_echo(a.storm_bytes, mbit)
+                b1, w1 = t.totals()["busy_cycles"], time.monotonic()
+                outlasted = p.poll() is None
+                storm = storm_end(p)
+                return {"tunnel_gbit_s": round(gbit, 3), "ok": ok,
+                        "storm_outlasted_tunnel": outlasted, "storm": storm,
+                        "handshake_steps_deferred":
+                            t.totals().get("tunnel_handshake_deferred", 0) - d0,
+                        "worker_busy_share": round((b1 - b0) / (tsc * (w1 - w0) * a.workers), 2)}
+
             alone_gbit, ok_alone = tunnel_echo(a.storm_bytes)
-            p = storm_start()
-            storm_alone = storm_end(p)
-            d0 = t.totals().get("tunnel_handshake_deferred", 0)
-            p = storm_start()
-            time.sleep(0.5)  # the storm under way before the tunnel starts
-            during_gbit, ok_during = tunnel_echo(a.storm_bytes)
-            outlasted = p.poll() is None
-            storm_during = storm_end(p)
-            deferred = t.totals().get("tunnel_handshake_deferred", 0) - d0
+            storm_alone = storm_end(storm_start())
+            full = beside_storm(0)
             res["storm"] = {
                 "tunnel_bytes_each_way": a.storm_bytes, "storm_handshakes": a.storm,
-                "storm_clients_nice": a.storm_nice,
+                "storm_clients_nice": a.storm_nice, "storm_procs": a.storm_procs,
                 "tunnel_gbit_s_alone": round(alone_gbit, 3),
-                "tunnel_gbit_s_during_storm": round(during_gbit, 3),
-                "ratio_during_over_alone": round(during_gbit / alone_gbit, 2) if alone_gbit else None,
-                "sha256_ok": ok_alone and ok_during,
-                "storm_outlasted_tunnel": outlasted,
-                "storm_alone": storm_alone, "storm_during_tunnel": storm_during,
-                "handshake_steps_deferred": deferred}
+                "tunnel_gbit_s_during_storm": full["tunnel_gbit_s"],
+                "ratio_during_over_alone":
+                    round(full["tunnel_gbit_s"] / alone_gbit, 2) if alone_gbit else None,
+                "sha256_ok": ok_alone and full["ok"],
+                "storm_outlasted_tunnel": full["storm_outlasted_tunnel"],
+                "storm_alone": storm_alone, "storm_during_tunnel": full["storm"],
+                "handshake_steps_deferred": full["handshake_steps_deferred"],
+                "worker_busy_share_during": full["worker_busy_share"]}
+            if 0 < a.storm_pace < 1 and alone_gbit:
+                # a tunnel carrying a steady stream: what it is offered
+                # (each way) against what it carried, alone and in a storm
+                mbit = alone_gbit * 1000 / 2 * a.storm_pace
+                paced_alone, ok_pa = tunnel_echo(a.storm_bytes, mbit)
+                paced = beside_storm(mbit)
+                res["storm"]["paced"] = {
+                    "offered_mbit_s_each_way": round(mbit, 1),
+                    "tunnel_gbit_s_alone": round(paced_alone, 3),
+                    "tunnel_gbit_s_during_storm": paced["tunnel_gbit_s"],
+                    "ratio_during_over_alone":
+                        round(paced["tunnel_gbit_s"] / paced_alone, 2) if paced_alone else None,
+                    "sha256_ok": ok_pa and paced["ok"],
+                    "storm_outlasted_tunnel": paced["storm_outlasted_tunnel"],
+                    "storm_during_tunnel": paced["storm"],
+                    "handshake_steps_deferred": paced["handshake_steps_deferred"],
+                    "worker_busy_share_during": paced["worker_busy_share"]}
         t.close()
     finally:
         for p in procs:
@@ -632,6 +676,19 @@ def main():
                   u["storm_alone"]["per_s"], u["storm_during_tunnel"]["per_s"],
                   u["storm_alone"]["failed"], u["storm_during_tunnel"]["failed"],
                   u["handshake_steps_deferred"]))
+        print("  the worker's busy share of TSC cycles over the tunnel's run in the storm: %s" %
+              u["worker_busy_share_during"])
+        if "paced" in u:
+            v = u["paced"]
+            print("  paced at %s Mbit/s each way: %s Gbit/s alone, %s Gbit/s during a storm "
+                  "(ratio %s; the storm %s the tunnel's run; SHA-256 %s); handshakes %s/s "
+                  "beside it, failed %d, steps deferred %d, worker busy share %s" % (
+                      v["offered_mbit_s_each_way"], v["tunnel_gbit_s_alone"],
+                      v["tunnel_gbit_s_during_storm"], v["ratio_during_over_alone"],
+                      "outlasted" if v["storm_outlasted_tunnel"] else "ended before the end of",
+                      "equal" if v["sha256_ok"] else "MISMATCH",
+                      v["storm_during_tunnel"]["per_s"], v["storm_during_tunnel"]["failed"],
+                      v["handshake_steps_deferred"], v["worker_busy_share_during"]))
     print(json.dumps(res))
 
 

@@ -21,7 +21,7 @@
  *   l7_load serve PORT
  *       the backend: epoll, one thread, answers every HTTP/1.1 request
  *       (Content-Length bodies) with 200 and a 1024-byte body, keep-alive.
- *   l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX]
+ *   l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX [MBIT_S]]
  *       one tunnel kept full, for bench/hbone_bench.py's tunnel phase: the
  *       hbone connection and CONNECT, then BYTES of a pseudo-random
  *       sequence sent to an echo backend while the echo is read back
@@ -30,7 +30,11 @@
  *       are 16 MiB; DATA frames of 16 KiB are gathered into 16 KiB TLS
  *       records (a frame's 9-byte header would otherwise make a record of
  *       its own), as a streaming TLS client such as ztunnel's writes them.
- *       More than SECONDS_MAX (default 120) in all is a failure. Prints one
+ *       More than SECONDS_MAX (default 120) in all is a failure. With
+ *       MBIT_S > 0 the sending is paced at MBIT_S megabits of payload per
+ *       second (a tunnel carrying a steady stream rather than one kept
+ *       full: the DATA source is deferred while it is ahead of the rate).
+ *       Prints one
  *       JSON line: bytes_each_way, bytes_back, seconds (from the CONNECT's
  *       200 to the echo's END_STREAM), gbit_s_both_ways, sha256_ok, ok (or,
  *       without a tunnel, ok 0 and the error with the CONNECT's status);
@@ -89,6 +93,8 @@ static unsigned char g_req[2048];
 static size_t g_req_len;
 static unsigned char g_body[BODY];
 static unsigned char *g_block; /* bulk: BULK_BLOCK bytes (owned) */
+static double g_bulk_rate;     /* bulk: payload bytes per second, 0 unpaced */
+static double g_bulk_t0;       /* bulk: when the CONNECT was answered */
 
 static double now_s(void)
 {
@@ -145,6 +151,7 @@ struct gen {
 	unsigned char *obuf;
 	size_t ohead, otail, olast;
 	int ofull, want_out;
+	int paced_wait; /* bulk: the source deferred, ahead of g_bulk_rate */
 };
 
 /* bulk: room for len more bytes at obuf's tail (compacted first when
@@ -325,6 +332,14 @@ static ssize_t read_cb(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len
 	if (g_mode == M_BULK) {
 		if (g->obuf == NULL)
 			return NGHTTP2_ERR_DEFERRED; /* until the CONNECT is answered */
+		if (g_bulk_rate > 0) {
+			double due = g_bulk_rate * (now_s() - g_bulk_t0) - (double)g->queued;
+
+			if (due < (double)len && g->queued + len < g->total) {
+				g->paced_wait = 1; /* bulk_run resumes it when due */
+				return NGHTTP2_ERR_DEFERRED;
+			}
+		}
 		n = g->total - g->queued < len ? (size_t)(g->total - g->queued) : len;
 		g->queued += n;
 		if (g->queued == g->total)
@@ -661,6 +676,11 @@ static int bulk_run(struct gen *g, double t_end)
 	for (;;) {
 		g->ofull = 0;
 		g->want_out = 0;
+		if (g->paced_wait &&
+		    g_bulk_rate * (now_s() - g_bulk_t0) - (double)g->queued >= BULK_RECORD) {
+			g->paced_wait = 0;
+			nghttp2_session_resume_data(g->s, g->sid);
+		}
 		if (bulk_read(g) != 0 || nghttp2_session_send(g->s) != 0 || bulk_flush(g) != 0)
 			return -1;
 		if (g->stream_done)
@@ -670,7 +690,7 @@ static int bulk_run(struct gen *g, double t_end)
 		if ((g->ofull && !g->want_out) || SSL_has_pending(g->ssl))
 			continue;
 		pfd.events = POLLIN | (g->want_out ? POLLOUT : 0);
-		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, g->paced_wait ? 1 : 100) < 0 && errno != EINTR)
 			return -1;
 	}
 }
@@ -721,7 +741,7 @@ static int bulk(struct gen *g, uint64_t bytes, double seconds_max)
 	SSL_set_mode(g->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* TCP_NODELAY stays on (gen_connect): off measured no different, the
 	 * kernel joins a record's last partial segment to the next record */
-	t0 = now_s();
+	t0 = g_bulk_t0 = now_s();
 	/* the data source deferred while obuf was NULL (or was not asked yet:
 	 * then there is nothing to resume) */
 	nghttp2_session_resume_data(g->s, g->sid);
@@ -877,7 +897,8 @@ int main(int argc, char **argv)
 	if (argc < 7 || (strcmp(argv[1], "bulk") == 0 && argc < 9)) {
 		fprintf(stderr, "usage: l7_load hbone|h2|h1 IP PORT CONNS SECONDS RATE "
 		                "[CERT KEY CA AUTHORITY [STREAMS]] | l7_load serve PORT | "
-		                "l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX]\n");
+		                "l7_load bulk IP PORT BYTES CERT KEY CA AUTHORITY [SECONDS_MAX "
+		                "[MBIT_S]]\n");
 		return 2;
 	}
 	memset(&g_sin, 0, sizeof(g_sin));
@@ -888,11 +909,13 @@ int main(int argc, char **argv)
 		char *end;
 		unsigned long long bytes = strtoull(argv[4], &end, 10);
 		double smax = argc > 9 ? atof(argv[9]) : 120;
+		double mbit = argc > 10 ? atof(argv[10]) : 0;
 
 		g_mode = M_BULK;
 		g_authority = argv[8];
 		bg.fd = -1;
-		if (*end != '\0' || smax <= 0 || inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
+		g_bulk_rate = mbit * 1e6 / 8;
+		if (*end != '\0' || smax <= 0 || mbit < 0 || inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
 			return 2;
 		if (ctx_init(argv[5], argv[6], argv[7]) != 0)
 			return 1;
