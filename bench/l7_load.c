@@ -915,7 +915,8 @@ int main(int argc, char **argv)
 		g_authority = argv[8];
 		bg.fd = -1;
 		g_bulk_rate = mbit * 1e6 / 8;
-		if (*end != '\0' || smax <= 0 || mbit < 0 || inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
+		if (*end != '\0' || smax <= 0 || mbit < 0 ||
+		    inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
 			return 2;
 		if (ctx_init(argv[5], argv[6], argv[7]) != 0)
 			return 1;

@@ -44,7 +44,7 @@ WP_UNUSED static struct wp_iface test_iface(void)
 /* RFC 1071 the slow way: big-endian 16-bit integers, carries folded at the end. */
 WP_UNUSED static uint16_t ref_cksum(const uint8_t *p, size_t len)
 {
-	uint32_t sum = 0;
+	uint64_t sum = 0;
 	for (size_t i = 0; i < len; i += 2) {
 		uint32_t w = (uint32_t)p[i] << 8;
 		if (i + 1 < len)
