@@ -36,7 +36,14 @@ pass "300 short connections during the SYN flood (the flood still running when t
 # the appliance's side: a block waits in LAST_ACK when the flood made the
 # port drop the client's last ACK, and its FIN retransmits back off (200,
 # 400, 800, 1600, 3200 ms), so allow 8 s for those to be acknowledged; the
-# bound itself stays exact.
+# bound itself stays exact. ESTABLISHED blocks are not embryos and are not
+# counted: they are bounded by tcp.max_conns, not the backlog, and one can
+# appear here without a client behind it. A segment of a connection that
+# has closed, retransmitted before the appliance acknowledged it and read
+# from a queue the flood keeps full after the close, still carries a valid
+# cookie acknowledgment, so it opens a connection, as a late segment does
+# with Linux's SYN cookies; no client answers it, and it closes when its
+# retransmissions give up or the client's kernel resets it.
 for _ in $(seq 30); do
 	[ -z "$(in_ns ss -Htn state connected dst "$WP_IP" | grep -v '^TIME-WAIT')" ] && break
 	sleep 0.1
@@ -44,13 +51,14 @@ done
 [ -z "$(in_ns ss -Htn state connected dst "$WP_IP" | grep -v '^TIME-WAIT')" ] ||
 	fail "the test's own connections still open 3 s after the clients ended: $(in_ns ss -Htn state connected dst "$WP_IP" | head -5)"
 for _ in $(seq 80); do
-	blocks=$(($(stat tcp_conns) - $(stat tcp_time_wait)))
+	est=$(stat tcp_established)
+	blocks=$(($(stat tcp_conns) - $(stat tcp_time_wait) - est))
 	[ "$blocks" -le 2048 ] && break
 	sleep 0.1
 done
 kill -0 "$flood" 2>/dev/null || fail "the flood ended before the control blocks were read"
-[ "$blocks" -le 2048 ] || fail "$blocks control blocks (besides TIME_WAIT; $(stat tcp_established) established) during the flood, bound 2048 (2 workers x syn_backlog 1024)"
-pass "$blocks control blocks (besides TIME_WAIT) during the flood, within 2 x syn_backlog (1024)"
+[ "$blocks" -le 2048 ] || fail "$blocks control blocks (besides TIME_WAIT and $est ESTABLISHED) during the flood, bound 2048 (2 workers x syn_backlog 1024)"
+pass "$blocks control blocks (besides TIME_WAIT and $est ESTABLISHED) during the flood, within 2 x syn_backlog (1024)"
 
 kill -TERM "$flood"
 wait "$flood" || fail "flood sender failed: $(cat "$WP_LOG.flood")"
