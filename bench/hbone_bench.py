@@ -318,6 +318,11 @@ def main():
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     a.idle_peer = max(100, min(a.idle_peer, a.idle, nofile - 2048))
     phases = set(a.phases.split(","))
+    if not 0 <= a.storm_pace < 1:
+        sys.exit("hbone_bench: --storm-pace: 0 (no paced runs) or a fraction under 1, not %s"
+                 % a.storm_pace)
+    if a.storm_procs < 1:
+        sys.exit("hbone_bench: --storm-procs: at least 1, not %d" % a.storm_procs)
     if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
         sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
     share = ("--set", "hbone.handshake_share=%d" % a.handshake_share) if a.handshake_share else ()
