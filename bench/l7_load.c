@@ -916,8 +916,11 @@ int main(int argc, char **argv)
 		bg.fd = -1;
 		g_bulk_rate = mbit * 1e6 / 8;
 		if (*end != '\0' || smax <= 0 || mbit < 0 ||
-		    inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1)
+		    inet_pton(AF_INET, argv[2], &g_sin.sin_addr) != 1) {
+			fprintf(stderr, "l7_load bulk: IP an IPv4 address, BYTES a count, "
+			                "SECONDS_MAX > 0, MBIT_S >= 0\n");
 			return 2;
+		}
 		if (ctx_init(argv[5], argv[6], argv[7]) != 0)
 			return 1;
 		/* records read ahead: fewer reads of the socket per record */
