@@ -34,11 +34,11 @@
  *       MBIT_S > 0 the sending is paced at MBIT_S megabits of payload per
  *       second (a tunnel carrying a steady stream rather than one kept
  *       full: the DATA source is deferred while it is ahead of the rate).
- *       Prints one
- *       JSON line: bytes_each_way, bytes_back, seconds (from the CONNECT's
- *       200 to the echo's END_STREAM), gbit_s_both_ways, sha256_ok, ok (or,
- *       without a tunnel, ok 0 and the error with the CONNECT's status);
- *       exit status 0 only when every byte came back unchanged.
+ *       Prints one JSON line: bytes_each_way, bytes_back, seconds (from
+ *       the CONNECT's 200 to the echo's END_STREAM), gbit_s_both_ways,
+ *       sha256_ok, ok (or, without a tunnel, ok 0 and the error with the
+ *       CONNECT's status); exit status 0 only when every byte came back
+ *       unchanged.
  *
  * RATE 0 is closed loop (as fast as answers come); RATE > 0 paces the
  * requests at RATE per second in total (each thread RATE/CONNS on a fixed
