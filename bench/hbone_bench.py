@@ -577,57 +577,42 @@ def main():
                         "seconds": r["seconds"],
                         "per_s": round(r["handshakes"] / r["seconds"]) if r["seconds"] else None}
 
-            def beside_storm(mbit):
-                """The tunnel (paced at mbit when > 0) during a storm: its
-                Gbit/s, ok, whether the storm outlasted it, the storm's
-                figures, the steps deferred, and the worker's share of busy
-                TSC cycles over the tunnel's run."""
+            def alone_then_storm(mbit):
+                """The tunnel (paced at mbit when > 0) alone, then during a
+                storm: both rates and their ratio, SHA-256, whether the storm
+                outlasted it, the storm's figures, the steps deferred, and
+                the worker's share of busy TSC cycles over the tunnel's run
+                in the storm."""
+                alone, ok_alone = tunnel_echo(a.storm_bytes, mbit)
                 d0 = t.totals().get("tunnel_handshake_deferred", 0)
                 p = storm_start()
                 time.sleep(0.5)  # the storm under way before the tunnel starts
                 b0, w0 = t.totals()["busy_cycles"], time.monotonic()
-                gbit, ok = tunnel_echo(a.storm_bytes, mbit)
+                during, ok = tunnel_echo(a.storm_bytes, mbit)
                 b1, w1 = t.totals()["busy_cycles"], time.monotonic()
                 outlasted = p.poll() is None
                 storm = storm_end(p)
-                return {"tunnel_gbit_s": round(gbit, 3), "ok": ok,
-                        "storm_outlasted_tunnel": outlasted, "storm": storm,
+                return {"tunnel_gbit_s_alone": round(alone, 3),
+                        "tunnel_gbit_s_during_storm": round(during, 3),
+                        "ratio_during_over_alone": round(during / alone, 2) if alone else None,
+                        "sha256_ok": ok_alone and ok,
+                        "storm_outlasted_tunnel": outlasted, "storm_during_tunnel": storm,
                         "handshake_steps_deferred":
                             t.totals().get("tunnel_handshake_deferred", 0) - d0,
-                        "worker_busy_share": round((b1 - b0) / (tsc * (w1 - w0) * a.workers), 2)}
+                        "worker_busy_share_during":
+                            round((b1 - b0) / (tsc * (w1 - w0) * a.workers), 2)}
 
-            alone_gbit, ok_alone = tunnel_echo(a.storm_bytes)
-            storm_alone = storm_end(storm_start())
-            full = beside_storm(0)
-            res["storm"] = {
-                "tunnel_bytes_each_way": a.storm_bytes, "storm_handshakes": a.storm,
-                "storm_clients_nice": a.storm_nice, "storm_procs": a.storm_procs,
-                "tunnel_gbit_s_alone": round(alone_gbit, 3),
-                "tunnel_gbit_s_during_storm": full["tunnel_gbit_s"],
-                "ratio_during_over_alone":
-                    round(full["tunnel_gbit_s"] / alone_gbit, 2) if alone_gbit else None,
-                "sha256_ok": ok_alone and full["ok"],
-                "storm_outlasted_tunnel": full["storm_outlasted_tunnel"],
-                "storm_alone": storm_alone, "storm_during_tunnel": full["storm"],
-                "handshake_steps_deferred": full["handshake_steps_deferred"],
-                "worker_busy_share_during": full["worker_busy_share"]}
+            res["storm"] = {"tunnel_bytes_each_way": a.storm_bytes, "storm_handshakes": a.storm,
+                            "storm_clients_nice": a.storm_nice, "storm_procs": a.storm_procs,
+                            "storm_alone": storm_end(storm_start())}
+            res["storm"].update(alone_then_storm(0))
+            alone_gbit = res["storm"]["tunnel_gbit_s_alone"]
             if 0 < a.storm_pace < 1 and alone_gbit:
                 # a tunnel carrying a steady stream: what it is offered
                 # (each way) against what it carried, alone and in a storm
                 mbit = alone_gbit * 1000 / 2 * a.storm_pace
-                paced_alone, ok_pa = tunnel_echo(a.storm_bytes, mbit)
-                paced = beside_storm(mbit)
-                res["storm"]["paced"] = {
-                    "offered_mbit_s_each_way": round(mbit, 1),
-                    "tunnel_gbit_s_alone": round(paced_alone, 3),
-                    "tunnel_gbit_s_during_storm": paced["tunnel_gbit_s"],
-                    "ratio_during_over_alone":
-                        round(paced["tunnel_gbit_s"] / paced_alone, 2) if paced_alone else None,
-                    "sha256_ok": ok_pa and paced["ok"],
-                    "storm_outlasted_tunnel": paced["storm_outlasted_tunnel"],
-                    "storm_during_tunnel": paced["storm"],
-                    "handshake_steps_deferred": paced["handshake_steps_deferred"],
-                    "worker_busy_share_during": paced["worker_busy_share"]}
+                res["storm"]["paced"] = {"offered_mbit_s_each_way": round(mbit, 1),
+                                         **alone_then_storm(mbit)}
         t.close()
     finally:
         for p in procs:
