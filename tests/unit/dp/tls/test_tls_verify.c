@@ -1,9 +1,10 @@
 /*
  * Unit tests for dp/tls's checks of the peer: the refusals (trust domain,
  * expiry, an untrusted or forged chain, no SPIFFE ID, the wrong server),
- * trust-domain aliases, the EC key decoding of eckey.c and the memo of
- * verified chains (chain_memo.c). The PKI is made at test time by
- * tests/pki/mkpki.sh (argv[1]) in a temporary directory.
+ * trust-domain aliases, the EC key decoding of eckey.c, the memo of
+ * verified chains (chain_memo.c) and the chain we send (built once). The
+ * PKI is made at test time by tests/pki/mkpki.sh (argv[1]) in a
+ * temporary directory.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* ENGINE_* in test_ec_decode_engine */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include <openssl/engine.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "../../test_pki.h"
 #include "tls_pair.h"
@@ -219,6 +221,109 @@ static void test_client_checks_server(void **state)
 	pair_free(&p);
 }
 
+/* What the client was sent (leaf first), caught on its way to the
+ * client's chain check: OpenSSL drops it after the handshake (and so do we). */
+static X509 *sent[4];
+static int nsent;
+
+static int record_sent(X509_STORE_CTX *xs, void *arg)
+{
+	STACK_OF(X509) *sk = X509_STORE_CTX_get0_untrusted(xs);
+
+	nsent = sk != NULL ? sk_X509_num(sk) : 0;
+	for (int i = 0; i < nsent && i < 4; i++) {
+		X509_free(sent[i]);
+		sent[i] = X509_dup(sk_X509_value(sk, i));
+	}
+	return wp_tls_chain_verify(xs, arg);
+}
+
+/* A pair whose client records what the server sends. */
+static void pair_recording(struct pair *p, const char *server_who)
+{
+	pair_new(p, server_who, "productpage", false, false);
+	SSL_CTX_set_cert_verify_callback(p->cctx->client, record_sent, NULL);
+	nsent = 0;
+	pump(p->s, p->c);
+}
+
+static X509 *read_pem(const char *name)
+{
+	char f[512];
+	X509 *x;
+	FILE *fp;
+
+	path(f, sizeof(f), name);
+	fp = fopen(f, "r");
+	assert_non_null(fp);
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(x);
+	return x;
+}
+
+/* pki/<out> := pki/<a> followed by pki/<b> (if not NULL). */
+static void write_concat(const char *out, const char *a, const char *b)
+{
+	char cmd[1600];
+
+	if (b != NULL)
+		snprintf(cmd, sizeof(cmd), "cat '%s/%s' '%s/%s' > '%s/%s'", pki, a, pki, b, pki,
+		         out);
+	else
+		snprintf(cmd, sizeof(cmd), "cat '%s/%s' > '%s/%s'", pki, a, pki, out);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_own_chain(void **state)
+{
+	STACK_OF(X509) *built = NULL;
+	X509 *root = read_pem("ca.pem"), *rogue = read_pem("rogue-ca.pem");
+	X509 *leaf = read_pem("waypoint.pem");
+	struct pair p;
+
+	(void)state;
+	/* cert.pem holds the leaf alone: the chain up to our root is built
+	 * with the context, and the server sends leaf and root. */
+	pair_recording(&p, "waypoint");
+	assert_int_equal(SSL_CTX_get0_chain_certs(p.sctx->server, &built), 1);
+	assert_non_null(built);
+	assert_int_equal(sk_X509_num(built), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(built, 0), root), 0);
+	assert_true(wp_tls_conn_established(p.s));
+	assert_true(wp_tls_conn_established(p.c));
+	assert_int_equal(nsent, 2);
+	assert_int_equal(X509_cmp(sent[0], leaf), 0);
+	assert_int_equal(X509_cmp(sent[1], root), 0);
+	pair_free(&p);
+
+	/* cert.pem carries a chain: it is sent as written, nothing added. */
+	write_concat("chained.pem", "waypoint.pem", "rogue-ca.pem");
+	write_concat("chained-key.pem", "waypoint-key.pem", NULL);
+	pair_recording(&p, "chained");
+	assert_true(wp_tls_conn_established(p.c));
+	assert_int_equal(nsent, 2);
+	assert_int_equal(X509_cmp(sent[0], leaf), 0);
+	assert_int_equal(X509_cmp(sent[1], rogue), 0);
+	pair_free(&p);
+
+	/* A leaf our roots do not verify: sent alone, and refused. */
+	pair_recording(&p, "rogue");
+	assert_int_equal(SSL_CTX_get0_chain_certs(p.sctx->server, &built), 1);
+	assert_int_equal(sk_X509_num(built), 0);
+	assert_int_equal(nsent, 1);
+	assert_true(wp_tls_conn_failed(p.c));
+	assert_int_equal(wp_tls_conn_fail_reason(p.c), WP_TLS_FAIL_BAD_CHAIN);
+	pair_free(&p);
+	for (int i = 0; i < 4; i++) {
+		X509_free(sent[i]);
+		sent[i] = NULL;
+	}
+	X509_free(root);
+	X509_free(rogue);
+	X509_free(leaf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +337,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_no_spiffe_id),
 	        cmocka_unit_test(test_alias_accepted),
 	        cmocka_unit_test(test_client_checks_server),
+	        cmocka_unit_test(test_own_chain),
 	};
 	int rc;
 
