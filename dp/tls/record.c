@@ -298,6 +298,10 @@ static int in_room(struct wp_tls_rec *r, size_t more)
 {
 	uint32_t start = r->pt_len > 0 ? r->pt_off : r->in_off;
 
+	/* No moving while the application reads the plaintext in place:
+	 * what does not fit waits in TCP for the next feed. */
+	if (r->viewing && r->pt_len > 0 && r->in_len + more > r->in_cap)
+		return -EAGAIN;
 	if (start > 0 && r->in_len + more > r->in_cap) {
 		memmove(r->in, r->in + start, r->in_len - start);
 		r->in_len -= start;
@@ -701,38 +705,60 @@ static ssize_t state_ret(const struct wp_tls_rec *r)
 	}
 }
 
-ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len)
+/* Decrypts records until plaintext is ready (or none can be); its length. */
+static size_t plain_ready(struct wp_tls_rec *r)
 {
-	uint8_t *dst = buf;
-	size_t got = 0;
+	while (r->pt_len == 0 && r->state == R_OPEN && next_record(r) > 0)
+		;
+	return r->pt_len;
+}
 
-	while (got < len) {
-		ssize_t rc;
-
-		if (r->pt_len > 0) {
-			size_t n = WP_MIN(len - got, (size_t)r->pt_len);
-
-			memcpy(dst + got, r->in + r->pt_off, n);
-			r->pt_off += (uint32_t)n;
-			r->pt_len -= (uint32_t)n;
-			got += n;
-			continue;
-		}
-		if (r->state != R_OPEN)
-			break;
-		rc = next_record(r);
-		if (rc <= 0)
-			break;
-	}
-	if (r->pt_len == 0 && r->in_off == r->in_len)
+/* Nothing read: what read and view answer then. */
+static ssize_t no_plain(struct wp_tls_rec *r)
+{
+	if (r->pt_len > 0)
+		return 0; /* a read of 0 bytes */
+	if (r->in_off == r->in_len)
 		r->in_off = r->in_len = r->pt_off = 0;
-	if (got > 0)
-		return (ssize_t)got;
 	if (r->state == R_OPEN && r->eof_fed) {
 		/* Nothing whole is left and nothing more will come. */
 		r->state = R_RESET;
 	}
 	return state_ret(r);
+}
+
+ssize_t wp_tls_rec_view(struct wp_tls_rec *r, const uint8_t **p)
+{
+	if (plain_ready(r) == 0)
+		return no_plain(r);
+	*p = r->in + r->pt_off;
+	r->viewing = true;
+	return (ssize_t)r->pt_len;
+}
+
+void wp_tls_rec_consume(struct wp_tls_rec *r, size_t n)
+{
+	r->viewing = false;
+	n = WP_MIN(n, (size_t)r->pt_len);
+	r->pt_off += (uint32_t)n;
+	r->pt_len -= (uint32_t)n;
+	if (r->pt_len == 0 && r->in_off == r->in_len)
+		r->in_off = r->in_len = r->pt_off = 0;
+}
+
+ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len)
+{
+	uint8_t *dst = buf;
+	size_t got = 0;
+
+	while (got < len && plain_ready(r) > 0) {
+		size_t n = WP_MIN(len - got, (size_t)r->pt_len);
+
+		memcpy(dst + got, r->in + r->pt_off, n);
+		wp_tls_rec_consume(r, n);
+		got += n;
+	}
+	return got > 0 ? (ssize_t)got : no_plain(r);
 }
 
 /* ---- life cycle ---- */

@@ -61,6 +61,11 @@ ssize_t wp_tls_rec_feed(struct wp_tls_rec *r, const void *buf, size_t len);
 void wp_tls_rec_feed_eof(struct wp_tls_rec *r);
 ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len);
 ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len);
+/* As wp_tls_conn_read_view / _read_done: the plaintext in place (in our
+ * input buffer, good until the next call on r), then how much of it was
+ * used. */
+ssize_t wp_tls_rec_view(struct wp_tls_rec *r, const uint8_t **p);
+void wp_tls_rec_consume(struct wp_tls_rec *r, size_t n);
 size_t wp_tls_rec_pending(const struct wp_tls_rec *r);
 
 /* Received bytes not yet decrypted: after reading until nothing is left,

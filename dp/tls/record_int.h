@@ -68,6 +68,7 @@ struct wp_tls_rec {
 	bool client;
 	bool eof_fed;
 	bool shut_sent;
+	bool viewing; /* a view of the plaintext is out: the input stays put */
 };
 
 /* Records one key protects before we send a KeyUpdate of our own; the

@@ -910,10 +910,9 @@ ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
 	return n > 0 ? n : -ENOMEM;
 }
 
-static ssize_t rec_read(struct wp_tls_conn *c, void *buf, size_t len)
+/* The record layer's answer to a read: a negative one changes our state. */
+static ssize_t rec_ret(struct wp_tls_conn *c, ssize_t n)
 {
-	ssize_t n = wp_tls_rec_read(c->rec, buf, len);
-
 	switch (n) {
 	case -EPIPE:
 		c->state = ST_EOF;
@@ -931,25 +930,15 @@ static ssize_t rec_read(struct wp_tls_conn *c, void *buf, size_t len)
 	return n;
 }
 
-ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
+/* OpenSSL's SSL_read (or SSL_peek), answered as wp_tls_conn_read. */
+static ssize_t ssl_read(struct wp_tls_conn *c, void *buf, size_t len, bool peek)
 {
-	int r, n;
+	int n, len_i = (int)WP_MIN(len, (size_t)INT_MAX);
 
-	if (c->state == ST_HANDSHAKE) {
-		r = wp_tls_conn_handshake(c);
-		if (r <= 0)
-			return r;
-	}
-	if (c->state == ST_FAILED)
-		return -EPROTO;
-	if (c->state == ST_EOF)
-		return -EPIPE;
-	if (c->rec != NULL)
-		return rec_read(c, buf, len);
 	if (bios(c) != 0)
 		return WP_AGAIN;
 	ERR_clear_error();
-	n = SSL_read(c->ssl, buf, (int)WP_MIN(len, (size_t)INT_MAX));
+	n = peek ? SSL_peek(c->ssl, buf, len_i) : SSL_read(c->ssl, buf, len_i);
 	if (n > 0)
 		return n;
 	switch (SSL_get_error(c->ssl, n)) {
@@ -972,6 +961,65 @@ ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
 		ERR_clear_error();
 		return -EPROTO;
 	}
+}
+
+/* What a read answers before any plaintext: 1 to go on. */
+static ssize_t read_state(struct wp_tls_conn *c)
+{
+	int r;
+
+	if (c->state == ST_HANDSHAKE) {
+		r = wp_tls_conn_handshake(c);
+		if (r <= 0)
+			return r;
+	}
+	if (c->state == ST_FAILED)
+		return -EPROTO;
+	if (c->state == ST_EOF)
+		return -EPIPE;
+	return 1;
+}
+
+ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
+{
+	ssize_t r = read_state(c);
+
+	if (r <= 0)
+		return r;
+	if (c->rec != NULL)
+		return rec_ret(c, wp_tls_rec_read(c->rec, buf, len));
+	return ssl_read(c, buf, len, false);
+}
+
+ssize_t wp_tls_conn_read_view(struct wp_tls_conn *c, const uint8_t **p, void *scratch, size_t len)
+{
+	ssize_t r = read_state(c);
+
+	if (r <= 0)
+		return r;
+	if (c->rec != NULL)
+		return rec_ret(c, wp_tls_rec_view(c->rec, p));
+	*p = scratch;
+	return ssl_read(c, scratch, len, true);
+}
+
+void wp_tls_conn_read_done(struct wp_tls_conn *c, size_t n)
+{
+	uint8_t sink[4096];
+
+	if (c->rec != NULL) {
+		wp_tls_rec_consume(c->rec, n);
+		return;
+	}
+	/* OpenSSL's record layer: the bytes peeked are read now, once more */
+	while (n > 0 && c->state == ST_ESTABLISHED) {
+		ssize_t k = ssl_read(c, sink, WP_MIN(n, sizeof(sink)), false);
+
+		if (k <= 0)
+			break;
+		n -= (size_t)k;
+	}
+	OPENSSL_cleanse(sink, sizeof(sink));
 }
 
 /* TCP saw FIN: what is buffered can still be read, then reads end. */

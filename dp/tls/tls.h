@@ -154,6 +154,17 @@ int wp_tls_conn_handshake(struct wp_tls_conn *c);
 ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len);
 
 /*
+ * The same plaintext without the copy: answers as wp_tls_conn_read, and
+ * when >0, *p points at that many bytes, in place in our record layer's
+ * input (good until the next call on c). A connection still on OpenSSL's
+ * record layer (TLS 1.2) peeks into scratch (len bytes) instead. Then
+ * wp_tls_conn_read_done says how many of them were used (at most what the
+ * view returned); the rest is offered again by the next view or read.
+ */
+ssize_t wp_tls_conn_read_view(struct wp_tls_conn *c, const uint8_t **p, void *scratch, size_t len);
+void wp_tls_conn_read_done(struct wp_tls_conn *c, size_t n);
+
+/*
  * Plaintext in: returns the bytes accepted (encrypted into the output),
  * 0 when the handshake is not done or bio_cap ciphertext is waiting to be
  * taken (backpressure), -EPROTO/-EPIPE on failure or after shutdown.

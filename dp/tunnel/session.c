@@ -247,13 +247,17 @@ void wp_tun_sess_pump(struct sess *s)
 			}
 		}
 		if (s->state == SESS_READY) {
-			while ((n = wp_tls_conn_read(s->tls, pt, sizeof(pt))) > 0) {
+			const uint8_t *v;
+
+			/* the plaintext in place: HTTP/2 takes all of it */
+			while ((n = wp_tls_conn_read_view(s->tls, &v, pt, sizeof(pt))) > 0) {
 				progress = true;
-				if (wp_hbconn_input(s->h2, pt, (size_t)n, tw->now_ms) < 0) {
+				if (wp_hbconn_input(s->h2, v, (size_t)n, tw->now_ms) < 0) {
 					ctr(tw, WP_CTR_TUNNEL_SESSION_ERROR);
 					wp_tun_sess_close(s);
 					break;
 				}
+				wp_tls_conn_read_done(s->tls, (size_t)n);
 			}
 			if (n < 0 && s->state == SESS_READY) {
 				/* close_notify, an unclean end, or a record error */

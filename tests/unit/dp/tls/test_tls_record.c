@@ -102,11 +102,71 @@ static void test_trim_reuses_buffers(void **state)
 	}
 }
 
+/* The plaintext in place (wp_tls_rec_view / _consume): record by record,
+ * partly consumed and offered again, mixed with copying reads, and not
+ * moved by a feed while the view is out (that feed waits in TCP). */
+static void test_view(void **state)
+{
+	struct wp_tls_rec *c = rec(true), *s = rec(false);
+	static uint8_t wire[1 << 17], big[1 << 16];
+	const uint8_t *v, *v2;
+	uint8_t buf[64];
+	ssize_t k;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(wp_tls_rec_view(s, &v), 0);
+	assert_int_equal(wp_tls_rec_write(c, "first", 5), 5);
+	assert_int_equal(wp_tls_rec_write(c, "second", 6), 6);
+	n = wp_tls_rec_take(c, wire, sizeof(wire));
+	assert_int_equal(wp_tls_rec_feed(s, wire, n), (ssize_t)n);
+	assert_int_equal(wp_tls_rec_view(s, &v), 5);
+	assert_memory_equal(v, "first", 5);
+	wp_tls_rec_consume(s, 2); /* "fi" used */
+	assert_int_equal(wp_tls_rec_view(s, &v), 3);
+	assert_memory_equal(v, "rst", 3);
+	wp_tls_rec_consume(s, 3);
+	assert_int_equal(wp_tls_rec_read(s, buf, 3), 3); /* a copy, from the next record */
+	assert_memory_equal(buf, "sec", 3);
+	assert_int_equal(wp_tls_rec_view(s, &v), 3);
+	assert_memory_equal(v, "ond", 3);
+	wp_tls_rec_consume(s, 3);
+	assert_int_equal(wp_tls_rec_view(s, &v), 0);
+
+	/* A record in the view, then more ciphertext than the input holds
+	 * without moving: refused until the view is consumed. */
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(wp_tls_rec_write(c, "held", 4), 4);
+	n = wp_tls_rec_take(c, wire, sizeof(wire));
+	assert_int_equal(wp_tls_rec_feed(s, wire, n), (ssize_t)n);
+	assert_int_equal(wp_tls_rec_view(s, &v), 4);
+	assert_true(wp_tls_rec_write(c, big, 40000) > 0);
+	n = wp_tls_rec_take(c, wire, sizeof(wire));
+	assert_true(n > 40000);
+	assert_int_equal(wp_tls_rec_feed(s, wire, n), 0);
+	assert_memory_equal(v, "held", 4);
+	assert_int_equal(wp_tls_rec_view(s, &v2), 4);
+	assert_ptr_equal(v2, v);
+	wp_tls_rec_consume(s, 4);
+	assert_int_equal(wp_tls_rec_feed(s, wire, n), (ssize_t)n);
+	n = 0;
+	while ((k = wp_tls_rec_view(s, &v)) > 0) {
+		for (ssize_t i = 0; i < k; i++)
+			assert_int_equal(v[i], 'x');
+		n += (size_t)k;
+		wp_tls_rec_consume(s, (size_t)k);
+	}
+	assert_true(n >= 40000);
+	wp_tls_rec_free(c);
+	wp_tls_rec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_read_without_buffers),
 	        cmocka_unit_test(test_trim_reuses_buffers),
+	        cmocka_unit_test(test_view),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
