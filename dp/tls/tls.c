@@ -963,21 +963,27 @@ static ssize_t ssl_read(struct wp_tls_conn *c, void *buf, size_t len, bool peek)
 	}
 }
 
-/* What a read answers before any plaintext: 1 to go on. */
-static ssize_t read_state(struct wp_tls_conn *c)
+/* Before a read or a write: the handshake done (1), not yet (0), or the
+ * connection failed (-EPROTO). */
+static ssize_t usable(struct wp_tls_conn *c)
 {
-	int r;
-
 	if (c->state == ST_HANDSHAKE) {
-		r = wp_tls_conn_handshake(c);
+		int r = wp_tls_conn_handshake(c);
+
 		if (r <= 0)
 			return r;
 	}
-	if (c->state == ST_FAILED)
-		return -EPROTO;
-	if (c->state == ST_EOF)
-		return -EPIPE;
-	return 1;
+	return c->state == ST_FAILED ? -EPROTO : 1;
+}
+
+/* What a read answers before any plaintext: 1 to go on. */
+static ssize_t read_state(struct wp_tls_conn *c)
+{
+	ssize_t r = usable(c);
+
+	if (r <= 0)
+		return r;
+	return c->state == ST_EOF ? -EPIPE : 1;
 }
 
 ssize_t wp_tls_conn_read(struct wp_tls_conn *c, void *buf, size_t len)
@@ -1034,16 +1040,12 @@ void wp_tls_conn_feed_eof(struct wp_tls_conn *c)
 
 ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 {
+	ssize_t u = usable(c);
 	size_t pend;
 	int r;
 
-	if (c->state == ST_HANDSHAKE) {
-		r = wp_tls_conn_handshake(c);
-		if (r <= 0)
-			return r;
-	}
-	if (c->state == ST_FAILED)
-		return -EPROTO;
+	if (u <= 0)
+		return u;
 	if (c->shut_sent)
 		return -EPIPE;
 	if (c->rec != NULL) {
