@@ -281,7 +281,6 @@ done
 lint=$(promtool check metrics <"$T/m" 2>&1 | grep -v 'istio_request_duration_milliseconds.*base unit' || true)
 [ -z "$lint" ] || fail "promtool: $lint"
 $PY - "$T/m" "$T/pp.json" "$T/bar.json" "$T/404.json" "$T/503.json" "$T/504.json" <<'PY' ||
-	fail "series: see above"
 import json, re, sys
 text = open(sys.argv[1]).read()
 pp, bar, nf, un, to = (json.load(open(f)) for f in sys.argv[2:7])
@@ -390,6 +389,7 @@ for name, want in (("istio_tcp_connections_opened_total", 1), ("istio_tcp_connec
         sys.exit(f"{name} has HTTP labels: {l}")
 print(f"{len(samples)} istio_* samples as expected")
 PY
+	fail "series: see above"
 pass "Istio metrics: HTTP/1.1 200 x3/x2 from two identities, h2c 200 x2 / 404 NR (source labels from SPIFFE ID and baggage), destination workload, app, version and canonical labels from each Pod and its controller, 404 NR, 503 UH, 504 UT, gRPC 0 / 9 / 14 UH, opaque TCP 3000 bytes both ways; counts, _count, byte _sums exact; promtool clean but the base-unit note"
 
 # 5. 10 clients at once while scraping: no stall, no count lost
