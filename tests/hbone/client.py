@@ -113,6 +113,7 @@ class HboneClient:
         self.remote_settings_seen = False
         self.pings_acked = 0
         self._out = bytearray()
+        self._rx = bytearray()  # the start of a frame not whole yet
         self._flush()
 
     # ---- requests ----
@@ -230,6 +231,26 @@ class HboneClient:
         elif isinstance(ev, h2.events.PingAckReceived):
             self.pings_acked += 1
 
+    def _receive(self, data):
+        """Hands python-h2 one whole frame at a time, each one's events
+        handled before the next: a GOAWAY reopens the state machine (see
+        _handle) before the DATA of the streams it lets finish, which may
+        arrive in the same read."""
+        self._rx += data
+        while len(self._rx) >= 9:
+            end = 9 + int.from_bytes(self._rx[:3], "big")
+            if len(self._rx) < end:
+                break
+            frame = bytes(self._rx[:end])
+            del self._rx[:end]
+            try:
+                events = self.h2.receive_data(frame)
+            except Exception:
+                self.closed = True
+                raise
+            for ev in events:
+                self._handle(ev)
+
     def poll(self, wait):
         """One round: read what arrived, handle it, send what is ready."""
         want_w = bool(self._out)
@@ -246,13 +267,7 @@ class HboneClient:
                 if not data:
                     self.closed = True
                     break
-                try:
-                    events = self.h2.receive_data(data)
-                except Exception:
-                    self.closed = True
-                    raise
-                for ev in events:
-                    self._handle(ev)
+                self._receive(data)
         self._pump_sends()
         self._flush()
 
