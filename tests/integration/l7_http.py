@@ -69,12 +69,18 @@ def cmd_get(a):
     times = []
     for i in range(a.n):
         if a.pause_after and i == a.pause_after:
-            # phase 2 (same stream, same connection): wait for the go file
+            # phase 2 (same stream, same connection): wait for the go file;
+            # if the waypoint ends the tunnel meanwhile (a drain closes idle
+            # sessions), stop, as an HTTP client does at EOF on an idle
+            # keep-alive connection
             open(a.pause_file + ".paused", "w").close()
             deadline = time.monotonic() + 60
-            while not os.path.exists(a.pause_file) and time.monotonic() < deadline:
+            while (not os.path.exists(a.pause_file) and time.monotonic() < deadline
+                   and not st.ended and st.reset is None):
                 c.poll(0.1)
             counts, after = {}, counts
+            if st.ended or st.reset is not None:
+                break
         req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: l7_http\r\n%s\r\n" %
                (a.path, a.host or a.authority, "".join(h + "\r\n" for h in a.header))).encode()
         t0 = time.monotonic()
@@ -97,7 +103,8 @@ def cmd_get(a):
         statuses[status] = statuses.get(status, 0) + 1
         w = body.split(b" ")[0].decode() if body else ""
         counts[w] = counts.get(w, 0) + 1
-    c.send(sid, b"", end=True)
+    if st.reset is None:
+        c.send(sid, b"", end=True)
     c.run_until(lambda: st.ended or st.reset is not None, timeout=5)
     out = {"backends": counts, "statuses": statuses, "closed": st.ended,
            "bytes_sent": sent, "bytes_received": received,
