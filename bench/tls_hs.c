@@ -40,17 +40,20 @@
 
 #define WARMUP 5
 
-static char pki[512];
 static uint64_t ctrs[WP_CTR_MAX];
 
-static const char *pki_file(const char *name)
-{
-	static char buf[4][640];
-	static int i;
+/* The PKI's files this bench uses, made once from PKI_DIR. */
+static struct {
+	char cert[640], key[640], ca[640], client_cert[640], client_key[640];
+} pki;
 
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", pki, name);
-	return buf[i];
+static void pki_paths(const char *dir)
+{
+	snprintf(pki.cert, sizeof(pki.cert), "%s/cert.pem", dir);
+	snprintf(pki.key, sizeof(pki.key), "%s/key.pem", dir);
+	snprintf(pki.ca, sizeof(pki.ca), "%s/ca.pem", dir);
+	snprintf(pki.client_cert, sizeof(pki.client_cert), "%s/productpage.pem", dir);
+	snprintf(pki.client_key, sizeof(pki.client_key), "%s/productpage-key.pem", dir);
 }
 
 static void die(const char *what)
@@ -199,9 +202,9 @@ static SSL_CTX *stock_ctx(void)
 	SSL_CTX *s = SSL_CTX_new(TLS_server_method());
 
 	if (s == NULL || !SSL_CTX_set_min_proto_version(s, TLS1_3_VERSION) ||
-	    SSL_CTX_use_certificate_chain_file(s, pki_file("cert.pem")) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(s, pki_file("key.pem"), SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_load_verify_locations(s, pki_file("ca.pem"), NULL) != 1)
+	    SSL_CTX_use_certificate_chain_file(s, pki.cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(s, pki.key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(s, pki.ca, NULL) != 1)
 		die("stock server context");
 	SSL_CTX_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_alpn_select_cb(s, alpn_h2, NULL);
@@ -219,9 +222,9 @@ static struct wp_tls_ctx *wp_ctx(void)
 	struct wp_tls_ctx *t;
 	int err = 0;
 
-	cfg.cert_file = pki_file("cert.pem");
-	cfg.key_file = pki_file("key.pem");
-	cfg.ca_file = pki_file("ca.pem");
+	cfg.cert_file = pki.cert;
+	cfg.key_file = pki.key;
+	cfg.ca_file = pki.ca;
 	cfg.trust_domain = "cluster.local";
 	t = wp_tls_ctx_new(&cfg, &err);
 	if (t == NULL)
@@ -234,10 +237,9 @@ static SSL_CTX *client_ctx(void)
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
 
 	if (c == NULL || !SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) ||
-	    SSL_CTX_use_certificate_chain_file(c, pki_file("productpage.pem")) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(c, pki_file("productpage-key.pem"), SSL_FILETYPE_PEM) !=
-	            1 ||
-	    SSL_CTX_load_verify_locations(c, pki_file("ca.pem"), NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(c, pki.client_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(c, pki.client_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(c, pki.ca, NULL) != 1 ||
 	    SSL_CTX_set_alpn_protos(c, (const unsigned char *)"\x02h2", 3) != 0)
 		die("client context");
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
@@ -381,7 +383,7 @@ int main(int argc, char **argv)
 	}
 	if (wp_tls_mem_accounting_enable() != 0)
 		die("OpenSSL allocated before main");
-	snprintf(pki, sizeof(pki), "%s", argv[1]);
+	pki_paths(argv[1]);
 	n = argc > 2 ? atoi(argv[2]) : 500;
 	if (n < 1 || n > 1000000) {
 		fprintf(stderr, "tls_hs: N must be 1..1000000, not \"%s\"\n", argv[2]);
