@@ -74,6 +74,20 @@ static bool process_ack(struct wp_tcp_conn *c, const struct seg *s)
 	uint32_t new_wnd = (uint32_t)s->wnd << c->snd_wscale;
 
 	/*
+	 * An ACK below SND.UNA (one overtaken by a later one, or the ACK in a
+	 * retransmitted segment of the peer's) says nothing new; its window is
+	 * older than the one we have (RFC 9293 3.10.7.4 updates the window only
+	 * when SND.UNA =< SEG.ACK). Taken, it would pull snd_una back behind
+	 * the bytes and scoreboard records the newer ACK already released, and
+	 * an RTO would then find nothing to resend: the flow stalls until the
+	 * peer sends again.
+	 */
+	if (SEQ_LT(s->ack, c->snd_una)) {
+		ctr_inc(st, WP_CTR_TCP_ACK_OLD);
+		return true;
+	}
+
+	/*
 	 * The window is taken from a newer segment (RFC 9293 3.10.7.4) and,
 	 * as Linux does, from any segment that acknowledges new data: the
 	 * window is relative to the ACK it came with, so keeping the old one

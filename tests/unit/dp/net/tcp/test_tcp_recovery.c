@@ -6,8 +6,9 @@
  * that carry data, the reordering window, lost retransmissions, tail loss
  * probes, rescue retransmissions, limited transmit, an RTO followed by
  * SACK repair, the peer's window edge (taken with every new ACK; our
- * ACKs never past it), and segmentation offload (TSO: one segment of
- * several MSS for the device to cut, one scoreboard record per piece).
+ * ACKs never past it), ACKs overtaken by later ones (ignored), and
+ * segmentation offload (TSO: one segment of several MSS for the device to
+ * cut, one scoreboard record per piece).
  */
 #include "cksum.h"
 #include "tcp_fake_peer.h"
@@ -544,6 +545,51 @@ static void test_window_from_acking_retransmission(void **state)
 }
 
 /*
+ * An ACK overtaken by a later one (reordered on the way) arrives below
+ * snd_una: it is ignored, window included. Taken, it pulled snd_una back
+ * behind bytes and records the later ACK had released, and when the
+ * peer's last ACK was then lost the RTO found nothing it could resend
+ * (the pipe counted the phantom bytes): the flow stalled until the
+ * connection timed out (seen under 1% loss and reordering).
+ */
+static void test_old_ack_overtaken(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.mss = 1000;
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	uint32_t una = F.pack;
+	static uint8_t buf[4000];
+	assert_int_equal(wp_tcp_send(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	assert_int_equal(c->snd_max, una + 4000);
+	F.pack = una + 3000;
+	peer(TH_ACK, NULL, 0);
+	assert_int_equal(c->snd_una, una + 3000);
+	uint32_t wnd = c->snd_wnd;
+	/* the ACK of the first segment, overtaken, with an older window */
+	F.pack = una + 1000;
+	F.pwnd = 1000;
+	peer(TH_ACK, NULL, 0);
+	assert_int_equal(c->snd_una, una + 3000);
+	assert_int_equal(c->snd_wnd, wnd);
+	assert_int_equal(F.ctr[WP_CTR_TCP_ACK_OLD], 1);
+	/* the ACK of the last segment is lost: the RTO resends it */
+	unsigned n = ncap;
+	advance(c->rto_us + 2000);
+	assert_true(ncap > n);
+	assert_int_equal(out(-1).seq, una + 3000);
+	assert_int_equal(out(-1).len, 1000);
+	F.pack = una + 4000;
+	F.pwnd = 65535;
+	peer(TH_ACK, NULL, 0);
+	assert_int_equal(c->snd_una, c->snd_max);
+	assert_int_equal(c->rec_n, 0);
+}
+
+/*
  * Our data past the peer's right edge (it shrank its window to zero after
  * we sent): an ACK from snd_max would lie outside its window, and a
  * receiver with a zero window drops such a segment with the ACK in it. The
@@ -763,6 +809,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_rto_then_sack_repair, teardown),
 	        cmocka_unit_test_teardown(test_window_from_acking_retransmission, teardown),
 	        cmocka_unit_test_teardown(test_ack_at_edge_when_window_shrank, teardown),
+	        cmocka_unit_test_teardown(test_old_ack_overtaken, teardown),
 	        cmocka_unit_test_teardown(test_tso, teardown),
 	        cmocka_unit_test_teardown(test_tso_within_mss, teardown),
 	};
