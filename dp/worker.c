@@ -324,6 +324,7 @@ static struct wp_tcp_stack *create_tcp(struct wp_worker *w, struct wp_worker_por
 	tc.keepalive_idle_ms = cfg->tcp.keepalive_s * 1000u;
 	tc.mss = (uint16_t)(pc->mtu - 40);
 	tc.tx_cksum_offload = wp->port->tx_tcp_cksum;
+	tc.rx_coalesce = pc->gro;
 	if (wp->port->tso && w->tso_pool != NULL) {
 		tc.tso_max = WP_TSO_MAX_FRAME - WP_NET_HDR_ROOM - 60;
 		tc.tso_mss = (uint16_t)(tc.mss - wp->port->tso_frame_hdr);
@@ -678,6 +679,8 @@ int wp_worker_main(void *arg)
 		for (unsigned i = 0; i < w->n_ports; i++)
 			work += poll_port(w, &w->ports[i], now);
 		work += poll_steer(w, now);
+		for (unsigned i = 0; i < w->n_ports; i++)
+			wp_tcp_rx_flush(w->ports[i].tcp, now);
 		work += wp_diag_client_poll(w, now);
 		for (unsigned i = 0; i < w->n_apps; i++)
 			work += w->apps[i].ops->poll(w->apps[i].app, now);

@@ -559,7 +559,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
 	        "device",  "ip",   "prefix",           "gateway", "mtu", "rx_desc",
-	        "tx_desc", "diag", "checksum_offload", "tso",     NULL};
+	        "tx_desc", "diag", "checksum_offload", "tso",     "gro", NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -591,6 +591,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		p->rx_desc = 1024;
 		p->tx_desc = 1024;
 		p->prefix = 24;
+		p->gro = true;
 		check_known(ld, g, prefix, known);
 		get_string(ld, g, prefix, "device", p->device, sizeof(p->device));
 		if (!ld->failed && p->device[0] == '\0')
@@ -606,6 +607,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		get_bool(ld, g, prefix, "diag", &p->diag);
 		get_offload(ld, g, prefix, "checksum_offload", &p->cksum_offload);
 		get_offload(ld, g, prefix, "tso", &p->tso);
+		get_bool(ld, g, prefix, "gro", &p->gro);
 		check_gateway(ld, g, prefix, p);
 	}
 }

@@ -44,6 +44,7 @@ struct wp_port_config {
 	bool diag; /* TCP echo (7), discard (9) and source (19) services */
 	enum wp_offload cksum_offload;
 	enum wp_offload tso; /* TCP segmentation offload */
+	bool gro;            /* receive coalescing: one delivery and ACK per flow per burst */
 };
 
 /* The per-worker TCP stack's limits (dp/net/tcp); per worker and port. */

@@ -6,9 +6,11 @@
  * recent connection (send, shutdown, close, abort, resume). Every segment is
  * copied into a heap buffer of its exact length so ASan catches over-reads.
  * One stack per input (deterministic; odd-sized inputs with segmentation
- * offload); every segment sent must fit the MSS, or be one for the device
- * to cut into pieces that do; after the script the clock runs far ahead and
- * every control block, buffer and TIME_WAIT entry must be gone.
+ * offload, sizes 2 and 3 mod 4 with receive coalescing, the segments
+ * between two clock steps being one burst); every segment sent must fit
+ * the MSS, or be one for the device to cut into pieces that do; after the
+ * script the clock runs far ahead and every control block, buffer and
+ * TIME_WAIT entry must be gone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -115,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.tso_max = 8000;
 		cfg.tso_mss = (uint16_t)(cfg.mss - 14);
 	}
+	cfg.rx_coalesce = (size & 2) != 0;
 	mss_now = cfg.mss;
 	tso_mss_now = cfg.tso_mss;
 	struct wp_tcp_stack *st = wp_tcp_stack_create(&cfg, &ops, ctr);
@@ -155,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 2:
+			wp_tcp_rx_flush(st, now); /* the burst ends before the clock moves */
 			now += (uint64_t)(len ? arg[0] : 1) * 7919;
 			wp_tcp_timers(st, now);
 			break;
@@ -186,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	/* Everything must drain: close what the app holds, then let time pass. */
+	wp_tcp_rx_flush(st, now);
 	if (cur)
 		wp_tcp_abort(cur);
 	cur = NULL;

@@ -15,6 +15,9 @@ non-zero with a reason when a check fails.
                                     received to stdout when SIGTERM arrives
   pattern-sha K BYTES               SHA-256 of waypointd's diagnostic client
                                     pattern for connection K
+  sink HOST PORT BYTES              sends BYTES to a discard service, then
+                                    its FIN; the service's FIN must follow
+                                    (it comes once every byte was read)
   source HOST PORT BYTES            asks the source service for BYTES and
                                     checks every byte of its pattern
                                     (byte i is i % 251) and the close after
@@ -286,6 +289,19 @@ def source(host, port, nbytes):
     print(f"source: {got} bytes, every one as expected")
 
 
+def sink(host, port, nbytes):
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(DEADLINE)
+    buf = os.urandom(1 << 16)
+    left = nbytes
+    while left:
+        left -= s.send(buf[:min(left, len(buf))])
+    s.shutdown(socket.SHUT_WR)
+    if s.recv(1):
+        die("sink: the discard service sent data")
+    print(f"sink: {nbytes} bytes sent, the service's FIN after them")
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -299,6 +315,8 @@ def main():
         short(a[1], int(a[2]), int(a[3]))
     elif mode == "server":
         server(int(a[1]))
+    elif mode == "sink":
+        sink(a[1], int(a[2]), int(a[3]))
     elif mode == "source":
         source(a[1], int(a[2]), int(a[3]))
     elif mode == "pattern-sha":

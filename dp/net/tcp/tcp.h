@@ -100,6 +100,11 @@ struct wp_tcp_config {
 	 * of at most tso_mss bytes of options and payload each (<= mss) */
 	uint32_t tso_max;
 	uint16_t tso_mss;
+	/* receive coalescing (GRO): wp_tcp_input() only files a connection's
+	 * segments; its app sees the data, and the peer gets its ACK, once per
+	 * receive burst, at wp_tcp_rx_flush() (which the caller must then make
+	 * after each burst, before wp_tcp_timers()) */
+	bool rx_coalesce;
 	uint64_t seed; /* 0: secret from getrandom(); else derived (tests) */
 };
 
@@ -156,6 +161,14 @@ int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 /* wp_tcp_input() for a segment whose checksum the device verified. */
 int wp_tcp_input_verified(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
                           const uint8_t *seg, uint16_t seg_len, uint64_t now_us);
+
+/*
+ * With rx_coalesce: hands each connection that received segments since the
+ * last call its in-order data (one callback for the burst), then sends what
+ * they made due (one ACK for the burst, new data the ACKs allowed).
+ * Returns how many connections it served.
+ */
+unsigned wp_tcp_rx_flush(struct wp_tcp_stack *st, uint64_t now_us);
 
 /* Runs expired timers. Call once per loop iteration with a monotonic clock. */
 void wp_tcp_timers(struct wp_tcp_stack *st, uint64_t now_us);

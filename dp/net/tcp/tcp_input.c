@@ -480,11 +480,66 @@ static void syn_sent_input(struct wp_tcp_conn *c, struct seg *s)
 	wp_tcp_arm_rto(c);
 }
 
+/* ---- Receive coalescing (rx_coalesce) ---- */
+
+/* What a segment's input ends with: data up to the app, then due segments out. */
+static void rx_serve(struct wp_tcp_conn *c)
+{
+	c->rx_filed = false;
+	wp_tcp_deliver(c);
+	if (c->dead)
+		return;
+	wp_tcp_output(c);
+	wp_tcp_maybe_finish(c);
+}
+
+/* Files <c> until wp_tcp_rx_flush(); false when the queue is full (serve now). */
+static bool rx_file(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	if (c->rx_filed) {
+		ctr_inc(st, WP_CTR_TCP_RX_COALESCED);
+		return true;
+	}
+	if (st->rxq_n == RXQ_MAX)
+		return false;
+	st->rxq[st->rxq_n++] = c->idx;
+	c->rx_filed = true;
+	return true;
+}
+
+unsigned wp_tcp_rx_flush(struct wp_tcp_stack *st, uint64_t now_us)
+{
+	unsigned served = 0;
+	if (!st->rxq_n)
+		return 0;
+	enter(st, now_us);
+	for (uint32_t i = 0; i < st->rxq_n; i++) {
+		struct wp_tcp_conn *c = &st->conns[st->rxq[i]];
+		/* released since (dead, or recycled: zeroed) or served already */
+		if (!c->rx_filed || c->dead)
+			continue;
+		rx_serve(c);
+		served++;
+	}
+	st->rxq_n = 0;
+	leave(st);
+	return served;
+}
+
 void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 {
 	struct wp_tcp_stack *st = c->st;
 	c->last_rcv_us = st->now_us;
 	c->keep_probes = 0;
+
+	/* A segment that changes the state finds the filed data already read
+	 * (the ACK still waits for the segment's own output, or the flush). */
+	if (c->rx_filed && (s->flags & (TH_SYN | TH_FIN | TH_RST))) {
+		wp_tcp_deliver(c);
+		if (c->dead)
+			return;
+	}
 
 	if (c->state == WP_TCP_SYN_SENT) {
 		syn_sent_input(c, s);
@@ -674,12 +729,10 @@ void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 		}
 		if (c->dead)
 			return;
-	}
-	wp_tcp_deliver(c);
-	if (c->dead)
+	} else if (st->cfg.rx_coalesce && !(s->flags & TH_FIN) && rx_file(c)) {
 		return;
-	wp_tcp_output(c);
-	wp_tcp_maybe_finish(c);
+	}
+	rx_serve(c);
 }
 
 /* ---- TIME_WAIT ---- */

@@ -38,6 +38,7 @@
 #define NIL              UINT32_MAX
 #define TICK_US          1000u
 #define WHEEL_SLOTS      4096u
+#define RXQ_MAX          64u /* connections one receive burst can file (more: served at once) */
 #define WHEEL_MASK       (WHEEL_SLOTS - 1)
 #define DUPTHRESH        3
 #define PTO_MIN_US       10000u /* tail-loss probe floor (Linux: 2 jiffies) */
@@ -123,6 +124,7 @@ struct wp_tcp_conn {
 	uint8_t listener; /* listener index + 1 for passive opens */
 	bool used, dead, passive, app_owned, app_closed, closed_notified;
 	bool in_synq, in_acceptq, in_wheel, delivering;
+	bool rx_filed; /* in rxq: delivery and output wait for wp_tcp_rx_flush() */
 	bool fin_rcvd, eof_delivered, fin_queued, want_writable;
 	bool ws_ok, ts_ok, sack_ok, in_recovery, rtt_active, rtt_valid, syn_rexmit;
 	bool ack_now, ack_pending, ooo_fin;
@@ -238,6 +240,9 @@ struct wp_tcp_stack {
 	uint64_t chack_start;
 	uint32_t chack_n;
 	uint32_t eph_cursor;
+
+	uint32_t rxq[RXQ_MAX]; /* rx_coalesce: connections filed since the last flush */
+	uint32_t rxq_n;
 };
 
 /* An outgoing segment, as the output functions hand it to the transmit step. */

@@ -83,6 +83,7 @@ static struct {
 	uint32_t pseq, pack, pts;
 	bool use_ts;
 	uint16_t pwnd;
+	uint16_t pport; /* the peer's port (0: PPORT) */
 } F;
 
 static inline uint16_t ref_cksum(uint32_t src, uint32_t dst, const uint8_t *p, size_t len)
@@ -143,7 +144,7 @@ static inline int inject(const struct pkt *p)
 			n += 8;
 		}
 	}
-	wr16(b, p->sport ? p->sport : PPORT);
+	wr16(b, p->sport ? p->sport : F.pport ? F.pport : PPORT);
 	wr16(b + 2, p->dport ? p->dport : SPORT);
 	wr32(b + 4, p->seq);
 	wr32(b + 8, p->ack);

@@ -192,6 +192,9 @@ static bool run(bool (*done)(void), void (*pump)(void), uint64_t max_us)
 			wp_tcp_input(to->st, p->src, p->dst, p->data, p->len, L.now);
 			L.free[L.nfree++] = i;
 		}
+		/* what arrived at one instant is one receive burst (rx_coalesce) */
+		wp_tcp_rx_flush(L.n[0].st, L.now);
+		wp_tcp_rx_flush(L.n[1].st, L.now);
 		wp_tcp_timers(L.n[0].st, L.now);
 		wp_tcp_timers(L.n[1].st, L.now);
 		if (pump)
@@ -409,6 +412,20 @@ static void test_loopback_lossy_sack(void **state)
 	base_cfg(&cfg);
 	bulk_run(7, 20000, 10000, 20000, &cfg, 3u << 20);
 	bulk_run(8, 50000, 20000, 50000, &cfg, 1u << 20);
+}
+
+/* Receive coalescing: segments that arrive together are read and ACKed once. */
+static void test_loopback_coalesced(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	base_cfg(&cfg);
+	cfg.rx_coalesce = true;
+	bulk_run(3, 0, 0, 0, &cfg, 4u << 20);
+	assert_true(L.n[1].ctr[WP_CTR_TCP_RX_COALESCED] > 0);
+	bulk_run(9, 20000, 10000, 20000, &cfg, 3u << 20);
+	cfg.sack = false;
+	bulk_run(10, 20000, 10000, 20000, &cfg, 1u << 20);
 }
 
 static void test_loopback_lossy_newreno(void **state)
@@ -721,6 +738,7 @@ int main(void)
 	        cmocka_unit_test(test_loopback_clean),
 	        cmocka_unit_test(test_loopback_lossy_sack),
 	        cmocka_unit_test(test_loopback_lossy_newreno),
+	        cmocka_unit_test(test_loopback_coalesced),
 	        cmocka_unit_test(test_100k_short_connections),
 	        cmocka_unit_test(test_diag_services),
 	};
