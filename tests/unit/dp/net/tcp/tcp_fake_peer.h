@@ -351,4 +351,14 @@ static inline void open_passive(bool ts)
 	assert_int_equal(F.conn->state, WP_TCP_ESTABLISHED);
 }
 
+/* A stack of setup_cfg() with <mss>, and an established passive connection. */
+static inline void open_with_mss(uint16_t mss)
+{
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	cfg.mss = mss;
+	start(&cfg);
+	open_passive(false);
+}
+
 #endif

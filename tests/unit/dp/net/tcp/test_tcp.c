@@ -771,11 +771,7 @@ static void test_time_wait_bound(void **state)
 static void test_delayed_ack(void **state)
 {
 	(void)state;
-	struct wp_tcp_config cfg;
-	setup_cfg(&cfg);
-	cfg.mss = 1000;
-	start(&cfg);
-	open_passive(false);
+	open_with_mss(1000);
 	static uint8_t seg[1000];
 	unsigned n0 = ncap;
 	peer(TH_ACK, seg, 1000);
@@ -816,11 +812,7 @@ static void answer(const char *s)
 static void test_delack_pingpong(void **state)
 {
 	(void)state;
-	struct wp_tcp_config cfg;
-	setup_cfg(&cfg);
-	cfg.mss = 1000;
-	start(&cfg);
-	open_passive(false);
+	open_with_mss(1000);
 	unsigned n0 = ncap;
 
 	/* not opted in: a short pushed request is ACKed at once, every time */
@@ -872,7 +864,7 @@ static void test_delack_pingpong(void **state)
 	 * interactive mode, so the next short request is ACKed at once */
 	peer(TH_ACK | TH_PSH, "GET", 3);
 	assert_int_equal(ncap, n0);
-	advance(cfg.delack_us + 2000);
+	advance(F.st->cfg.delack_us + 2000);
 	assert_int_equal(ncap, n0 + 1);
 	assert_int_equal(F.ctr[WP_CTR_TCP_DELAYED_ACK], 1);
 	peer(TH_ACK | TH_PSH, "GET", 3);

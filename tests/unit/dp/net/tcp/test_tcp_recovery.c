@@ -555,11 +555,7 @@ static void test_window_from_acking_retransmission(void **state)
 static void test_old_ack_overtaken(void **state)
 {
 	(void)state;
-	struct wp_tcp_config cfg;
-	setup_cfg(&cfg);
-	cfg.mss = 1000;
-	start(&cfg);
-	open_passive(false);
+	open_with_mss(1000);
 	struct wp_tcp_conn *c = F.conn;
 	uint32_t una = F.pack;
 	static uint8_t buf[4000];
