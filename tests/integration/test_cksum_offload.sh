@@ -10,7 +10,7 @@
 
 tb_up "$(tb_name)" --workers 1 --set 'ports.[0].checksum_offload=on'
 
-grep -q "TCP checksums: device)" "$WP_LOG" || fail "offload not in use: $(grep port "$WP_LOG")"
+grep -q "TCP checksums: device," "$WP_LOG" || fail "offload not in use: $(grep port "$WP_LOG")"
 pass "the TAP driver computes and verifies TCP checksums"
 
 in_ns $TCPCHECK echo-many "$WP_IP" 7 200 65536 || fail "200 x 64 KiB echo"
