@@ -38,8 +38,8 @@
 #define NIL              UINT32_MAX
 #define TICK_US          1000u
 #define WHEEL_SLOTS      4096u
-#define RXQ_MAX          64u /* connections one receive burst can file (more: served at once) */
 #define WHEEL_MASK       (WHEEL_SLOTS - 1)
+#define RXQ_MAX          64u /* connections one receive burst can file (more: served at once) */
 #define DUPTHRESH        3
 #define PTO_MIN_US       10000u /* tail-loss probe floor (Linux: 2 jiffies) */
 #define MSS_DEFAULT      536
