@@ -569,6 +569,20 @@ static struct wp_worker_port *port_of(struct wp_worker *w, uint16_t port_id)
 	return NULL;
 }
 
+/*
+ * Every cache line of a received frame, asked for while the frame before
+ * it is handled: the stack reads all of it (the TCP checksum, then the copy
+ * into the receive buffer), and on a memif, a NIC or a steering ring its
+ * bytes were last written by another core or by the device.
+ */
+static inline void prefetch_frame(const struct rte_mbuf *m)
+{
+	const char *d = rte_pktmbuf_mtod(m, const char *);
+
+	for (uint32_t off = 0; off < rte_pktmbuf_data_len(m); off += RTE_CACHE_LINE_SIZE)
+		rte_prefetch0(d + off);
+}
+
 /* Segments other workers received for flows we own. */
 static unsigned poll_steer(struct wp_worker *w, uint64_t now)
 {
@@ -585,6 +599,8 @@ static unsigned poll_steer(struct wp_worker *w, uint64_t now)
 		for (unsigned i = 0; i < n; i++) {
 			struct wp_worker_port *wp = port_of(w, burst[i]->port);
 
+			if (i + 1 < n)
+				prefetch_frame(burst[i + 1]);
 			wp_ctr_inc(w->stats.ctr, WP_CTR_STEER_IN);
 			if (wp == NULL) {
 				rte_pktmbuf_free(burst[i]);
@@ -613,7 +629,7 @@ static unsigned poll_port(struct wp_worker *w, struct wp_worker_port *wp, uint64
 	                    w->stats.ctr);
 	for (uint16_t i = 0; i < k; i++) {
 		if (i + 1 < k)
-			rte_prefetch0(rte_pktmbuf_mtod((struct rte_mbuf *)in[i + 1], void *));
+			prefetch_frame(in[i + 1]);
 		rx_one(w, wp, in[i], now, false);
 	}
 	return n + k;
