@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -64,6 +65,9 @@ enum {
 };
 
 uint64_t wp_tls_rec_rekey_after = (uint64_t)1 << 24;
+
+_Static_assert(REC_OVERHEAD == WP_TLS_REC_OVERHEAD && REC_MAX_PT == WP_TLS_REC_MAX_PLAIN,
+               "tls.h's record sizes are the record layer's");
 
 static const struct suite suites[] = {
         {0x1301, 16, 32, "AES-128-GCM", "SHA256"},
@@ -318,12 +322,67 @@ static int in_room(struct wp_tls_rec *r, size_t more)
 
 /* ---- writing records ---- */
 
-/* Appends one record of content type `type` protected with the sending
- * key. The caller made room (len + REC_OVERHEAD). */
-int wp_tls_rec_seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t len)
+/* Where a record is sealed: up to two pieces of memory (a ring's free
+ * space wraps once), written in order; pos bytes written so far. */
+struct sink {
+	uint8_t *p[2];
+	size_t n[2];
+	size_t pos;
+};
+
+/* The next contiguous stretch of the sink, at most want bytes long. */
+static uint8_t *sink_at(const struct sink *o, size_t want, size_t *got)
+{
+	size_t off = o->pos;
+
+	if (off < o->n[0]) {
+		*got = WP_MIN(want, o->n[0] - off);
+		return o->p[0] + off;
+	}
+	off -= o->n[0];
+	*got = WP_MIN(want, o->n[1] - off);
+	return o->p[1] + off;
+}
+
+static void sink_put(struct sink *o, const uint8_t *src, size_t len)
+{
+	while (len > 0) {
+		size_t n;
+		uint8_t *d = sink_at(o, len, &n);
+
+		memcpy(d, src, n);
+		o->pos += n;
+		src += n;
+		len -= n;
+	}
+}
+
+/* Encrypts len bytes of src into the sink (AES-GCM and ChaCha20-Poly1305
+ * turn each input byte into one output byte, so a piece boundary may fall
+ * anywhere). */
+static bool sink_encrypt(struct sink *o, EVP_CIPHER_CTX *aead, const uint8_t *src, size_t len)
+{
+	while (len > 0) {
+		size_t n;
+		uint8_t *d = sink_at(o, len, &n);
+		int w;
+
+		if (EVP_EncryptUpdate(aead, d, &w, src, (int)n) != 1 || (size_t)w != n)
+			return false;
+		o->pos += n;
+		src += n;
+		len -= n;
+	}
+	return true;
+}
+
+/* Seals one record of content type `type` on the sending key into the
+ * sink, which has room for len + REC_OVERHEAD bytes. 0 or -EPROTO. */
+static int seal_into(struct wp_tls_rec *r, uint8_t type, const uint8_t *data, size_t len,
+                     struct sink *o)
 {
 	struct dir *d = &r->wr;
-	uint8_t *h = r->out + r->out_len, iv[REC_IV];
+	uint8_t h[REC_HDR], iv[REC_IV], tag[REC_TAG];
 	size_t ct = len + 1 + REC_TAG;
 	int n;
 
@@ -337,21 +396,32 @@ int wp_tls_rec_seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t
 	h[3] = (uint8_t)(ct >> 8);
 	h[4] = (uint8_t)ct;
 	nonce(d, iv);
+	sink_put(o, h, REC_HDR);
 	if (EVP_EncryptInit_ex(d->aead, NULL, NULL, NULL, iv) != 1 ||
 	    EVP_EncryptUpdate(d->aead, NULL, &n, h, REC_HDR) != 1 ||
-	    (len > 0 && EVP_EncryptUpdate(d->aead, h + REC_HDR, &n, data, (int)len) != 1) ||
-	    EVP_EncryptUpdate(d->aead, h + REC_HDR + len, &n, &type, 1) != 1 ||
-	    EVP_EncryptFinal_ex(d->aead, h + REC_HDR + len + 1, &n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, h + REC_HDR + len + 1) !=
-	            1) {
+	    !sink_encrypt(o, d->aead, data, len) || !sink_encrypt(o, d->aead, &type, 1) ||
+	    EVP_EncryptFinal_ex(d->aead, tag, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, tag) != 1) {
 		ERR_clear_error();
 		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
 		return -EPROTO;
 	}
+	sink_put(o, tag, REC_TAG);
 	OPENSSL_cleanse(iv, sizeof(iv));
 	d->seq++;
-	r->out_len += (uint32_t)(REC_HDR + ct);
 	return 0;
+}
+
+/* Appends one record of content type `type` protected with the sending
+ * key. The caller made room (len + REC_OVERHEAD). */
+int wp_tls_rec_seal(struct wp_tls_rec *r, uint8_t type, const void *data, size_t len)
+{
+	struct sink o = {{r->out + r->out_len, NULL}, {len + REC_OVERHEAD, 0}, 0};
+	int rc = seal_into(r, type, data, len, &o);
+
+	if (rc == 0)
+		r->out_len += (uint32_t)(len + REC_OVERHEAD);
+	return rc;
 }
 
 static void rec_failed(struct wp_tls_rec *r, enum wp_tls_fail f)
@@ -427,6 +497,47 @@ ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len)
 		}
 		done += n;
 	}
+	if (done == 0 && r->state == R_FAILED)
+		return -EPROTO;
+	return (ssize_t)done;
+}
+
+ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
+                              const struct iovec out[2], size_t *used)
+{
+	struct sink o = {{out[0].iov_base, out[1].iov_base}, {out[0].iov_len, out[1].iov_len}, 0};
+	const uint8_t *p = buf;
+	size_t done = 0, whole = 0; /* sink bytes of whole records */
+
+	*used = 0;
+	if (r->state == R_FAILED)
+		return -EPROTO;
+	if (r->shut_sent)
+		return -EPIPE;
+	/* Behind what is buffered, or a KeyUpdate due: the buffered path. */
+	if (r->out_len != r->out_off || r->wr.seq >= wp_tls_rec_rekey_after)
+		return 0;
+	while (done < len) {
+		size_t n = WP_MIN(len - done, (size_t)REC_MAX_PT);
+
+		size_t room = o.n[0] + o.n[1] - o.pos;
+
+		if (room < n + REC_OVERHEAD) {
+			/* a shorter record fills the room, if it is worth one */
+			if (room < WP_TLS_REC_MIN_DIRECT + REC_OVERHEAD)
+				break;
+			n = room - REC_OVERHEAD;
+		}
+		if (r->wr.seq >= wp_tls_rec_rekey_after)
+			break;
+		if (seal_into(r, CT_APP, p + done, n, &o) != 0) {
+			rec_failed(r, WP_TLS_FAIL_OTHER);
+			break;
+		}
+		done += n;
+		whole = o.pos;
+	}
+	*used = whole;
 	if (done == 0 && r->state == R_FAILED)
 		return -EPROTO;
 	return (ssize_t)done;

@@ -1076,6 +1076,24 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 	}
 }
 
+ssize_t wp_tls_conn_write_into(struct wp_tls_conn *c, const void *buf, size_t len,
+                               const struct iovec out[2], size_t *used)
+{
+	ssize_t u = usable(c), n;
+
+	*used = 0;
+	if (u <= 0)
+		return u;
+	if (c->shut_sent)
+		return -EPIPE;
+	if (c->rec == NULL)
+		return 0;
+	n = wp_tls_rec_write_into(c->rec, buf, len, out, used);
+	if (n == -EPROTO)
+		set_failed(c, wp_tls_rec_fail(c->rec));
+	return n;
+}
+
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
 {
 	if (c->rec != NULL)

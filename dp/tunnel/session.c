@@ -161,6 +161,41 @@ static bool sess_flush_out(struct sess *s)
 	}
 }
 
+/*
+ * Plaintext from HTTP/2 sealed by TLS straight into TCP's send ring: the
+ * ciphertext is written once, where TCP sends it from, and TLS buffers
+ * none. What TLS already holds goes to TCP first (the order of the
+ * bytes). Returns the plaintext taken; -EAGAIN when TCP has no room for a
+ * record (its writable() is armed: the session is pumped again when
+ * acknowledgements free some); 0 to go the buffered way
+ * (wp_tls_conn_write, then sess_flush_out: TLS 1.2, a KeyUpdate due); or
+ * an error of the write.
+ */
+static ssize_t sess_seal_direct(struct sess *s, const uint8_t *p, size_t n)
+{
+	size_t want = WP_MIN(n, (size_t)WP_TLS_REC_MAX_PLAIN) + WP_TLS_REC_OVERHEAD;
+	struct iovec v[2];
+	size_t used = 0;
+	ssize_t room, w;
+
+	if (s->tcp == NULL)
+		return 0;
+	if (wp_tls_conn_pending(s->tls) != 0) {
+		(void)sess_flush_out(s);
+		if (wp_tls_conn_pending(s->tls) != 0)
+			return -EAGAIN;
+	}
+	room = wp_tcp_send_reserve(s->tcp, want, v);
+	if (room < 0)
+		return 0; /* TCP takes nothing now (pool empty, closing): TLS holds it */
+	w = wp_tls_conn_write_into(s->tls, p, n, v, &used);
+	wp_tcp_send_commit(s->tcp, used);
+	if (w == 0 && (size_t)room < want &&
+	    (size_t)room < WP_TLS_REC_MIN_DIRECT + WP_TLS_REC_OVERHEAD)
+		return -EAGAIN;
+	return w;
+}
+
 /* Starts closing: what TLS still has (an alert, a GOAWAY) is sent, then FIN. */
 void wp_tun_sess_close(struct sess *s)
 {
@@ -270,7 +305,12 @@ void wp_tun_sess_pump(struct sess *s)
 			const uint8_t *p;
 
 			while ((n = wp_hbconn_peek(s->h2, &p)) > 0) {
-				ssize_t w = wp_tls_conn_write(s->tls, p, (size_t)n);
+				ssize_t w = sess_seal_direct(s, p, (size_t)n);
+
+				if (w == -EAGAIN)
+					break; /* TCP is full */
+				if (w == 0)
+					w = wp_tls_conn_write(s->tls, p, (size_t)n);
 
 				if (w <= 0)
 					break;

@@ -21,9 +21,9 @@ void wp_tcp_conn_set_callbacks(struct wp_tcp_conn *c, const struct wp_tcp_callba
 	c->arg = arg;
 }
 
-ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
+/* May the app queue bytes on c now? 0, or the error wp_tcp_send returns. */
+static int send_state(const struct wp_tcp_conn *c)
 {
-	struct wp_tcp_stack *st = c->st;
 	if (c->dead || c->app_closed || c->closed_notified)
 		return -EBADF;
 	if (c->fin_queued)
@@ -37,8 +37,17 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
 	default:
 		return -ENOTCONN;
 	}
-	if (!len)
-		return 0;
+	return 0;
+}
+
+/* send_state(), and the send buffer taken from the pool on first use. */
+static int send_ready(struct wp_tcp_conn *c)
+{
+	struct wp_tcp_stack *st = c->st;
+	int rc = send_state(c);
+
+	if (rc < 0)
+		return rc;
 	if (!c->sbuf) {
 		c->sbuf = pool_get(&st->spool);
 		if (!c->sbuf) {
@@ -50,16 +59,72 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
 		c->rec_head = c->rec_n = 0;
 		c->sacked_out = c->lost_out = 0;
 	}
-	uint32_t space = st->cfg.snd_buf - c->slen;
-	uint32_t n = (uint32_t)WP_MIN(len, (size_t)space);
-	ring_write(c->sbuf, st->cfg.snd_buf, c->shead + c->slen, data, n);
+	return 0;
+}
+
+/* n more bytes are queued at the end of the send buffer: send them. */
+static void queued(struct wp_tcp_conn *c, uint32_t n)
+{
+	struct wp_tcp_stack *st = c->st;
+
 	c->slen += n;
-	if (n < len)
-		c->want_writable = true;
 	enter(st, 0);
 	wp_tcp_output(c);
 	leave(st);
+}
+
+ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len)
+{
+	struct wp_tcp_stack *st = c->st;
+	int rc = len ? send_ready(c) : send_state(c);
+
+	if (rc < 0 || !len)
+		return rc;
+	uint32_t space = st->cfg.snd_buf - c->slen;
+	uint32_t n = (uint32_t)WP_MIN(len, (size_t)space);
+	ring_write(c->sbuf, st->cfg.snd_buf, c->shead + c->slen, data, n);
+	if (n < len)
+		c->want_writable = true;
+	queued(c, n);
 	return n;
+}
+
+ssize_t wp_tcp_send_reserve(struct wp_tcp_conn *c, size_t want, struct iovec v[2])
+{
+	struct wp_tcp_stack *st = c->st;
+	uint32_t size = st->cfg.snd_buf, space, pos, first;
+	int rc = send_ready(c);
+
+	v[0].iov_len = v[1].iov_len = 0;
+	v[0].iov_base = v[1].iov_base = NULL;
+	if (rc < 0)
+		return rc;
+	space = size - c->slen;
+	if (space < want)
+		c->want_writable = true;
+	pos = (c->shead + c->slen) % size;
+	first = WP_MIN(space, size - pos);
+	v[0].iov_base = c->sbuf + pos;
+	v[0].iov_len = first;
+	v[1].iov_base = c->sbuf;
+	v[1].iov_len = space - first;
+	return space;
+}
+
+void wp_tcp_send_commit(struct wp_tcp_conn *c, size_t n)
+{
+	struct wp_tcp_stack *st = c->st;
+
+	WP_ASSERT(n <= st->cfg.snd_buf - c->slen);
+	if (n) {
+		queued(c, (uint32_t)n);
+	} else if (c->sbuf && !c->slen && !c->rec_n) {
+		/* reserved and not used: back to the pool, as when acked */
+		pool_put(&st->spool, c->sbuf);
+		c->sbuf = NULL;
+		c->rec = NULL;
+		c->shead = 0;
+	}
 }
 
 void wp_tcp_set_delack(struct wp_tcp_conn *c, bool on)

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "wp/addr_types.h"
 #include "wp/common.h"
@@ -267,6 +268,18 @@ ssize_t wp_tcp_send(struct wp_tcp_conn *c, const void *data, size_t len);
 
 /* Bytes the app can still queue right now. */
 size_t wp_tcp_send_space(const struct wp_tcp_conn *c);
+
+/*
+ * Zero-copy queueing, for a layer that can write its bytes where they go
+ * (TLS sealing records): the send buffer's free space as up to two pieces
+ * (v[0] then v[1]; it wraps once), and its total size, or the errors of
+ * wp_tcp_send. Nothing is queued until wp_tcp_send_commit(c, n) queues
+ * the first n bytes written there (n <= the size; 0 when nothing was
+ * written; no other call on c in between). A free space smaller than
+ * <want> arms writable(), as a send that takes less than offered does.
+ */
+ssize_t wp_tcp_send_reserve(struct wp_tcp_conn *c, size_t want, struct iovec v[2]);
+void wp_tcp_send_commit(struct wp_tcp_conn *c, size_t n);
 
 /*
  * Delayed ACKs for request/response traffic (off by default). With <on>,

@@ -4,6 +4,7 @@
  * covered by test_tls.c; this file holds what the record layer must do
  * with no OpenSSL connection around it.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,12 +162,109 @@ static void test_view(void **state)
 	wp_tls_rec_free(s);
 }
 
+/* Feeds n bytes of ciphertext to s and reads all the plaintext out. */
+static size_t drain(struct wp_tls_rec *s, const uint8_t *ct, size_t n, uint8_t *pt, size_t cap)
+{
+	size_t got = 0;
+	ssize_t k;
+
+	assert_int_equal(wp_tls_rec_feed(s, ct, n), (ssize_t)n);
+	while ((k = wp_tls_rec_read(s, pt + got, cap - got)) > 0)
+		got += (size_t)k;
+	assert_int_equal(k, 0);
+	return got;
+}
+
+/* Records sealed straight into a two-piece sink (wp_tls_rec_write_into,
+ * the free space of TCP's send ring): a piece boundary anywhere in the
+ * header, the ciphertext, the content type or the tag; the last record
+ * cut to the room, not below a floor; nothing while sealed records wait
+ * in the output or a KeyUpdate is due (the buffered path keeps the order
+ * and sends it); interleaved with the buffered path, the peer reads one
+ * stream. */
+static void test_write_into(void **state)
+{
+	struct wp_tls_rec *c = rec(true), *s = rec(false);
+	static uint8_t msg[40000], sink[1 << 17], pt[1 << 16];
+	const uint64_t rekey = wp_tls_rec_rekey_after;
+	struct iovec v[2];
+	size_t used, n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 13 + 1);
+	/* 40 bytes make a 62-byte record: every split point. */
+	for (size_t k = 0; k <= 62; k++) {
+		uint8_t a[62], b[62], joined[62];
+
+		v[0] = (struct iovec){a, k};
+		v[1] = (struct iovec){b, sizeof(b)};
+		assert_int_equal(wp_tls_rec_write_into(c, msg, 40, v, &used), 40);
+		assert_int_equal(used, 62);
+		memcpy(joined, a, k);
+		memcpy(joined + k, b, 62 - k);
+		assert_int_equal(drain(s, joined, 62, pt, sizeof(pt)), 40);
+		assert_memory_equal(pt, msg, 40);
+	}
+
+	/* Room for two whole 16 KiB records and 5,000 bytes: the third is
+	 * cut to fill it. */
+	v[0] = (struct iovec){sink, 20000};
+	v[1] = (struct iovec){sink + 20000, 2 * (16384 + 22) - 20000 + 5000};
+	assert_int_equal(wp_tls_rec_write_into(c, msg, sizeof(msg), v, &used), 32768 + 4978);
+	assert_int_equal(used, 2 * (16384 + 22) + 5000);
+	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 32768 + 4978);
+	assert_memory_equal(pt, msg, 32768 + 4978);
+	/* Not below WP_TLS_REC_MIN_DIRECT of plaintext, unless that is all. */
+	v[0] = (struct iovec){sink, 1024 + 21};
+	v[1] = (struct iovec){sink + 1024 + 21, 0};
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, &used), 0);
+	assert_int_equal(used, 0);
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 1000, v, &used), 1000);
+	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 1000);
+	v[0].iov_len = 1024 + 22;
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, &used), 1024);
+	assert_int_equal(used, 1024 + 22);
+	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 1024);
+	assert_memory_equal(pt, msg, 1024);
+
+	/* Behind the buffered output: nothing, until it was taken. */
+	assert_int_equal(wp_tls_rec_write(c, "first", 5), 5);
+	v[0] = (struct iovec){sink + 1000, sizeof(sink) - 1000};
+	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, &used), 0);
+	n = wp_tls_rec_take(c, sink, 1000);
+	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, &used), 6);
+	memmove(sink + n, sink + 1000, used);
+	assert_int_equal(drain(s, sink, n + used, pt, sizeof(pt)), 11);
+	assert_memory_equal(pt, "firstsecond", 11);
+
+	/* A KeyUpdate due: the buffered write sends it first. */
+	uint64_t updates = ctrs[WP_CTR_TLS_REC_KEY_UPDATE_RX];
+	wp_tls_rec_rekey_after = c->wr.seq;
+	assert_int_equal(wp_tls_rec_write_into(c, "third", 5, v, &used), 0);
+	assert_int_equal(wp_tls_rec_write(c, "third", 5), 5);
+	wp_tls_rec_rekey_after = rekey;
+	n = wp_tls_rec_take(c, sink, 1000);
+	v[0] = (struct iovec){sink + n, 3};
+	v[1] = (struct iovec){sink + n + 3, 100};
+	assert_int_equal(wp_tls_rec_write_into(c, "fourth", 6, v, &used), 6);
+	assert_int_equal(drain(s, sink, n + used, pt, sizeof(pt)), 11);
+	assert_memory_equal(pt, "thirdfourth", 11);
+	assert_int_equal(ctrs[WP_CTR_TLS_REC_KEY_UPDATE_RX], updates + 1);
+
+	assert_int_equal(wp_tls_rec_shutdown(c), 0);
+	assert_int_equal(wp_tls_rec_write_into(c, "late", 4, v, &used), -EPIPE);
+	wp_tls_rec_free(c);
+	wp_tls_rec_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_read_without_buffers),
 	        cmocka_unit_test(test_trim_reuses_buffers),
 	        cmocka_unit_test(test_view),
+	        cmocka_unit_test(test_write_into),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -726,6 +726,80 @@ static void test_half_close(void **state)
 	assert_int_equal(g.time_wait, 0);
 }
 
+/* Acknowledges what was sent, up to iss + upto, copying the data of every
+ * segment captured so far into stream[seq - iss]. */
+static void ack_upto(uint32_t iss, uint32_t upto, uint8_t *stream)
+{
+	for (int guard = 0; guard < 200 && F.conn->snd_una != iss + upto; guard++) {
+		for (unsigned i = 0; i < ncap; i++) {
+			struct seg s = out((int)i);
+
+			if (s.len > 0 && s.seq - iss + s.len <= upto)
+				memcpy(stream + (s.seq - iss), s.data, s.len);
+		}
+		F.pack = SEQ_LT(F.conn->snd_nxt, iss + upto) ? F.conn->snd_nxt : iss + upto;
+		peer(TH_ACK, NULL, 0);
+	}
+	assert_int_equal(F.conn->snd_una, iss + upto);
+}
+
+/* Zero-copy queueing (wp_tcp_send_reserve / _commit), as TLS seals
+ * records into the send ring: the free space in two pieces once the ring
+ * wraps, the bytes written there sent in order after those queued
+ * before, writable() when the space was short, and a reservation left
+ * unused gives the buffer back to the pool. */
+static void test_send_reserve(void **state)
+{
+	static uint8_t pat[68000], got[68000];
+	struct wp_tcp_gauges g;
+	struct wp_tcp_config cfg;
+	struct iovec v[2];
+
+	(void)state;
+	setup_cfg(&cfg); /* a 65,536-byte send ring */
+	start(&cfg);
+	open_passive(false);
+	struct wp_tcp_conn *c = F.conn;
+	uint32_t iss = F.pack;
+	unsigned n0 = ncap;
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 7 + (i >> 9));
+
+	assert_int_equal(wp_tcp_send_reserve(c, 100, v), 65536);
+	assert_int_equal(v[0].iov_len, 65536);
+	assert_int_equal(v[1].iov_len, 0);
+	wp_tcp_send_commit(c, 0);
+	wp_tcp_stack_gauges(F.st, &g);
+	assert_int_equal(g.snd_bufs, 0);
+	assert_int_equal(ncap, n0); /* nothing was sent */
+
+	/* 60,000 bytes queued, 50,000 of them acknowledged: 10,000 at ring
+	 * offset 50,000, the free space from 60,000 to the end and on from 0. */
+	assert_int_equal(wp_tcp_send(c, pat, 60000), 60000);
+	ack_upto(iss, 50000, got);
+	assert_int_equal(wp_tcp_send_reserve(c, 8000, v), 55536);
+	assert_int_equal(v[0].iov_len, 5536);
+	assert_int_equal(v[1].iov_len, 50000);
+	assert_ptr_equal((uint8_t *)v[1].iov_base + 60000, v[0].iov_base);
+	memcpy(v[0].iov_base, pat + 60000, 5536);
+	memcpy(v[1].iov_base, pat + 65536, 2464);
+	wp_tcp_send_commit(c, 8000);
+	assert_int_equal(F.writable, 0);
+
+	/* Asking for more than is free arms writable(); nothing is queued. */
+	assert_int_equal(wp_tcp_send_reserve(c, 60000, v), 65536 - 18000);
+	wp_tcp_send_commit(c, 0);
+	ack_upto(iss, 68000, got);
+	assert_memory_equal(got, pat, sizeof(pat));
+	assert_true(F.writable >= 1);
+	wp_tcp_stack_gauges(F.st, &g);
+	assert_int_equal(g.snd_bufs, 0);
+
+	assert_int_equal(wp_tcp_shutdown(c), 0);
+	assert_int_equal(wp_tcp_send_reserve(c, 1, v), -EPIPE);
+	assert_int_equal(v[0].iov_len + v[1].iov_len, 0);
+}
+
 static void test_time_wait_bound(void **state)
 {
 	(void)state;
@@ -1198,6 +1272,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_reassembly, teardown),
 	        cmocka_unit_test_teardown(test_zero_window_and_persist, teardown),
 	        cmocka_unit_test_teardown(test_half_close, teardown),
+	        cmocka_unit_test_teardown(test_send_reserve, teardown),
 	        cmocka_unit_test_teardown(test_time_wait_bound, teardown),
 	        cmocka_unit_test_teardown(test_delayed_ack, teardown),
 	        cmocka_unit_test_teardown(test_delack_pingpong, teardown),
