@@ -503,7 +503,7 @@ ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len)
 }
 
 ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
-                              const struct iovec out[2], size_t *used)
+                              const struct iovec out[2], size_t min_cut, size_t *used)
 {
 	struct sink o = {{out[0].iov_base, out[1].iov_base}, {out[0].iov_len, out[1].iov_len}, 0};
 	const uint8_t *p = buf;
@@ -524,7 +524,7 @@ ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
 
 		if (room < n + REC_OVERHEAD) {
 			/* a shorter record fills the room, if it is worth one */
-			if (room < WP_TLS_REC_MIN_DIRECT + REC_OVERHEAD)
+			if (room < min_cut + REC_OVERHEAD)
 				break;
 			n = room - REC_OVERHEAD;
 		}

@@ -64,7 +64,7 @@ ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len);
 ssize_t wp_tls_rec_write(struct wp_tls_rec *r, const void *buf, size_t len);
 /* As wp_tls_conn_write_into. */
 ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
-                              const struct iovec out[2], size_t *used);
+                              const struct iovec out[2], size_t min_cut, size_t *used);
 /* As wp_tls_conn_read_view / _read_done: the plaintext in place (in our
  * input buffer, good until the next call on r), then how much of it was
  * used. */

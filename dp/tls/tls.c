@@ -1077,7 +1077,7 @@ ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len)
 }
 
 ssize_t wp_tls_conn_write_into(struct wp_tls_conn *c, const void *buf, size_t len,
-                               const struct iovec out[2], size_t *used)
+                               const struct iovec out[2], size_t min_cut, size_t *used)
 {
 	ssize_t u = usable(c), n;
 
@@ -1088,7 +1088,7 @@ ssize_t wp_tls_conn_write_into(struct wp_tls_conn *c, const void *buf, size_t le
 		return -EPIPE;
 	if (c->rec == NULL)
 		return 0;
-	n = wp_tls_rec_write_into(c->rec, buf, len, out, used);
+	n = wp_tls_rec_write_into(c->rec, buf, len, out, min_cut, used);
 	if (n == -EPROTO)
 		set_failed(c, wp_tls_rec_fail(c->rec));
 	return n;

@@ -173,26 +173,25 @@ void wp_tls_conn_read_done(struct wp_tls_conn *c, size_t n);
 ssize_t wp_tls_conn_write(struct wp_tls_conn *c, const void *buf, size_t len);
 
 /* What each record we write adds to its plaintext (header, content type,
- * AEAD tag), the most plaintext one record carries, and the least
- * wp_tls_conn_write_into puts in a record cut short to fit its room. */
-#define WP_TLS_REC_OVERHEAD   22
-#define WP_TLS_REC_MAX_PLAIN  16384
-#define WP_TLS_REC_MIN_DIRECT 1024
+ * AEAD tag), and the most plaintext one record carries. */
+#define WP_TLS_REC_OVERHEAD  22
+#define WP_TLS_REC_MAX_PLAIN 16384
 
 /*
  * As wp_tls_conn_write, but the records go straight into <out> (two pieces,
  * filled in order: the free space of a ring that wraps), so that the
  * ciphertext is not copied again on its way to TCP. Records carry up to
  * WP_TLS_REC_MAX_PLAIN; the last one is cut to the room left when that
- * holds at least WP_TLS_REC_MIN_DIRECT. *used is the ciphertext written.
- * Returns the plaintext bytes taken; 0 (nothing written) when there is no
- * room for that, or when this connection cannot do it now: still on
- * OpenSSL (TLS 1.2), ciphertext already waiting (wp_tls_conn_pending), a
- * KeyUpdate due. Then wp_tls_conn_write is the way. -EPROTO / -EPIPE as
- * it.
+ * holds at least <min_cut> bytes of plaintext (each record costs OpenSSL
+ * ~800 cycles besides its bytes: not too small). *used is the ciphertext
+ * written. Returns the plaintext bytes taken; 0 (nothing written) when
+ * there is no room for that, or when this connection cannot do it now:
+ * still on OpenSSL (TLS 1.2), ciphertext already waiting
+ * (wp_tls_conn_pending), a KeyUpdate due. Then wp_tls_conn_write is the
+ * way. -EPROTO / -EPIPE as it.
  */
 ssize_t wp_tls_conn_write_into(struct wp_tls_conn *c, const void *buf, size_t len,
-                               const struct iovec out[2], size_t *used);
+                               const struct iovec out[2], size_t min_cut, size_t *used);
 
 /* Ciphertext waiting to be sent to TCP. */
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c);

@@ -161,6 +161,12 @@ static bool sess_flush_out(struct sess *s)
 	}
 }
 
+/* The shortest record sess_seal_direct cuts to fit TCP's free space: a
+ * record costs OpenSSL ~800 cycles besides its bytes (about 0.2 a byte at
+ * 4 KiB, 0.05 at 16 KiB). A quarter of the send ring when that is less,
+ * so that an emptied ring always has room for one. */
+#define SEAL_CUT_MIN 4096
+
 /*
  * Plaintext from HTTP/2 sealed by TLS straight into TCP's send ring: the
  * ciphertext is written once, where TCP sends it from, and TLS buffers
@@ -174,6 +180,7 @@ static bool sess_flush_out(struct sess *s)
 static ssize_t sess_seal_direct(struct sess *s, const uint8_t *p, size_t n)
 {
 	size_t want = WP_MIN(n, (size_t)WP_TLS_REC_MAX_PLAIN) + WP_TLS_REC_OVERHEAD;
+	size_t min_cut = WP_MIN((size_t)SEAL_CUT_MIN, (size_t)s->tw->sh->cfg->tcp.snd_buf / 4);
 	struct iovec v[2];
 	size_t used = 0;
 	ssize_t room, w;
@@ -188,10 +195,9 @@ static ssize_t sess_seal_direct(struct sess *s, const uint8_t *p, size_t n)
 	room = wp_tcp_send_reserve(s->tcp, want, v);
 	if (room < 0)
 		return 0; /* TCP takes nothing now (pool empty, closing): TLS holds it */
-	w = wp_tls_conn_write_into(s->tls, p, n, v, &used);
+	w = wp_tls_conn_write_into(s->tls, p, n, v, min_cut, &used);
 	wp_tcp_send_commit(s->tcp, used);
-	if (w == 0 && (size_t)room < want &&
-	    (size_t)room < WP_TLS_REC_MIN_DIRECT + WP_TLS_REC_OVERHEAD)
+	if (w == 0 && (size_t)room < want && (size_t)room < min_cut + WP_TLS_REC_OVERHEAD)
 		return -EAGAIN;
 	return w;
 }

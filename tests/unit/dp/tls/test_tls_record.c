@@ -199,7 +199,7 @@ static void test_write_into(void **state)
 
 		v[0] = (struct iovec){a, k};
 		v[1] = (struct iovec){b, sizeof(b)};
-		assert_int_equal(wp_tls_rec_write_into(c, msg, 40, v, &used), 40);
+		assert_int_equal(wp_tls_rec_write_into(c, msg, 40, v, 1024, &used), 40);
 		assert_int_equal(used, 62);
 		memcpy(joined, a, k);
 		memcpy(joined + k, b, 62 - k);
@@ -211,19 +211,19 @@ static void test_write_into(void **state)
 	 * cut to fill it. */
 	v[0] = (struct iovec){sink, 20000};
 	v[1] = (struct iovec){sink + 20000, 2 * (16384 + 22) - 20000 + 5000};
-	assert_int_equal(wp_tls_rec_write_into(c, msg, sizeof(msg), v, &used), 32768 + 4978);
+	assert_int_equal(wp_tls_rec_write_into(c, msg, sizeof(msg), v, 1024, &used), 32768 + 4978);
 	assert_int_equal(used, 2 * (16384 + 22) + 5000);
 	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 32768 + 4978);
 	assert_memory_equal(pt, msg, 32768 + 4978);
-	/* Not below WP_TLS_REC_MIN_DIRECT of plaintext, unless that is all. */
+	/* Not cut below min_cut of plaintext (a shorter whole record is fine). */
 	v[0] = (struct iovec){sink, 1024 + 21};
 	v[1] = (struct iovec){sink + 1024 + 21, 0};
-	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, &used), 0);
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, 1024, &used), 0);
 	assert_int_equal(used, 0);
-	assert_int_equal(wp_tls_rec_write_into(c, msg, 1000, v, &used), 1000);
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 1000, v, 1024, &used), 1000);
 	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 1000);
 	v[0].iov_len = 1024 + 22;
-	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, &used), 1024);
+	assert_int_equal(wp_tls_rec_write_into(c, msg, 2000, v, 1024, &used), 1024);
 	assert_int_equal(used, 1024 + 22);
 	assert_int_equal(drain(s, sink, used, pt, sizeof(pt)), 1024);
 	assert_memory_equal(pt, msg, 1024);
@@ -231,9 +231,9 @@ static void test_write_into(void **state)
 	/* Behind the buffered output: nothing, until it was taken. */
 	assert_int_equal(wp_tls_rec_write(c, "first", 5), 5);
 	v[0] = (struct iovec){sink + 1000, sizeof(sink) - 1000};
-	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, &used), 0);
+	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, 1024, &used), 0);
 	n = wp_tls_rec_take(c, sink, 1000);
-	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, &used), 6);
+	assert_int_equal(wp_tls_rec_write_into(c, "second", 6, v, 1024, &used), 6);
 	memmove(sink + n, sink + 1000, used);
 	assert_int_equal(drain(s, sink, n + used, pt, sizeof(pt)), 11);
 	assert_memory_equal(pt, "firstsecond", 11);
@@ -241,19 +241,19 @@ static void test_write_into(void **state)
 	/* A KeyUpdate due: the buffered write sends it first. */
 	uint64_t updates = ctrs[WP_CTR_TLS_REC_KEY_UPDATE_RX];
 	wp_tls_rec_rekey_after = c->wr.seq;
-	assert_int_equal(wp_tls_rec_write_into(c, "third", 5, v, &used), 0);
+	assert_int_equal(wp_tls_rec_write_into(c, "third", 5, v, 1024, &used), 0);
 	assert_int_equal(wp_tls_rec_write(c, "third", 5), 5);
 	wp_tls_rec_rekey_after = rekey;
 	n = wp_tls_rec_take(c, sink, 1000);
 	v[0] = (struct iovec){sink + n, 3};
 	v[1] = (struct iovec){sink + n + 3, 100};
-	assert_int_equal(wp_tls_rec_write_into(c, "fourth", 6, v, &used), 6);
+	assert_int_equal(wp_tls_rec_write_into(c, "fourth", 6, v, 1024, &used), 6);
 	assert_int_equal(drain(s, sink, n + used, pt, sizeof(pt)), 11);
 	assert_memory_equal(pt, "thirdfourth", 11);
 	assert_int_equal(ctrs[WP_CTR_TLS_REC_KEY_UPDATE_RX], updates + 1);
 
 	assert_int_equal(wp_tls_rec_shutdown(c), 0);
-	assert_int_equal(wp_tls_rec_write_into(c, "late", 4, v, &used), -EPIPE);
+	assert_int_equal(wp_tls_rec_write_into(c, "late", 4, v, 1024, &used), -EPIPE);
 	wp_tls_rec_free(c);
 	wp_tls_rec_free(s);
 }
