@@ -6,7 +6,11 @@
  * padding, alerts, split handshake messages, KeyUpdate) as well as
  * corrupted and arbitrary bytes:
  *
- *   op % 8 == 0  client writes <len> application bytes
+ *   op % 8 == 0  client writes <len> application bytes; when the third
+ *                byte of the op is odd, sealed straight into a two-piece
+ *                sink first (wp_tls_rec_write_into: the first piece's size
+ *                and the floor of a cut record from <t>), the rest
+ *                written as usual, as the tunnel session does
  *   op % 8 == 1  client seals one record of content type <t> with <len>
  *                bytes of payload (anything: handshake messages, alerts,
  *                zero padding, an empty or oversize inner plaintext)
@@ -24,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "record_int.h"
 #include "wp/common.h"
@@ -31,6 +36,25 @@
 
 static uint64_t ctrs[WP_CTR_MAX];
 static volatile uint8_t sink; /* what drain() touched */
+
+/* Client application bytes, as op 0 describes. */
+static void client_write(struct wp_tls_rec *c, struct wp_tls_rec *s, const uint8_t *p, size_t len,
+                         uint8_t t, bool direct)
+{
+	static uint8_t a[1 << 15], b[1 << 16];
+	struct iovec v[2] = {{a, ((size_t)t * 131u) % sizeof(a)}, {b, sizeof(b)}};
+	size_t used = 0;
+	ssize_t w = 0;
+
+	if (direct) {
+		w = wp_tls_rec_write_into(c, p, len, v, 1 + (size_t)t * 64u, &used);
+		(void)wp_tls_rec_feed(s, a, WP_MIN(used, v[0].iov_len));
+		if (used > v[0].iov_len)
+			(void)wp_tls_rec_feed(s, b, used - v[0].iov_len);
+	}
+	if (w >= 0 && (size_t)w < len)
+		(void)wp_tls_rec_write(c, p + w, len - (size_t)w);
+}
 
 static void move(struct wp_tls_rec *from, struct wp_tls_rec *to, int flip_at)
 {
@@ -105,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op % 8) {
 		case 0:
 			len = WP_MIN(len, size - i);
-			(void)wp_tls_rec_write(c, data + i, len);
+			client_write(c, s, data + i, len, t, (data[i - 1] & 1) != 0);
 			i += len;
 			break;
 		case 1:
