@@ -155,6 +155,18 @@ hb_echo_server() {
 	sleep 0.3
 }
 
+# hb_bulk BYTES SECONDS: BYTES each way through one full tunnel to the echo
+# Service 198.19.0.10:7000 (build/bench/l7_load bulk, at most SECONDS);
+# prints the client's JSON line, and fails the test unless every byte came
+# back with the SHA-256 it was sent with.
+hb_bulk() {
+	local out
+	out=$(in_ns "$BUILD/bench/l7_load" bulk "$WP_IP" 15008 "$1" "$HB_PKI/productpage.pem" \
+		"$HB_PKI/productpage-key.pem" "$HB_PKI/ca.pem" 198.19.0.10:7000 "$2") || fail "bulk $1 bytes: $out"
+	case $out in *'"sha256_ok": 1, "ok": 1'*) ;; *) fail "bulk $1 bytes: $out" ;; esac
+	echo "$out"
+}
+
 # hb_dest: the HBONE destination (dest.py, identity "dest") on 198.18.1.20:15008.
 hb_dest() {
 	in_ns $HB_DEST --listen 198.18.1.20:15008 --certs "$HB_PKI" --echo >"$HB_TMP/dest.out" 2>&1 &
