@@ -26,7 +26,9 @@
  * Buffers: the input holds [plaintext of the current record][ciphertext
  * not yet decrypted]; records are decrypted in place. It accepts cap bytes
  * unread (at least one whole record) and grows on demand, never beyond
- * cap plus one record. The output holds whole records until taken.
+ * cap plus one record. The output holds whole records until taken;
+ * wp_tls_rec_write_into seals them into the caller's memory instead (TCP's
+ * send ring, in up to two pieces), when the output is empty.
  */
 #include <errno.h>
 #include <pthread.h>

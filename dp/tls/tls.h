@@ -12,8 +12,10 @@
  * worker feeds it ciphertext from TCP (wp_tls_conn_feed), pulls plaintext
  * (wp_tls_conn_read), pushes plaintext (wp_tls_conn_write) and after every
  * call hands whatever ciphertext became ready to TCP, in place
- * (wp_tls_conn_peek / _advance) or copied out (wp_tls_conn_take). Nothing
- * here touches a socket, a packet or a clock.
+ * (wp_tls_conn_peek / _advance) or copied out (wp_tls_conn_take); or it
+ * seals the plaintext straight into memory TCP gives it
+ * (wp_tls_conn_write_into). Nothing here touches a socket, a packet or a
+ * clock.
  *
  * Reload: the control plane keeps a struct wp_tls_store and calls
  * wp_tls_store_reload() periodically; when a file's mtime/inode/size changed
