@@ -521,7 +521,6 @@ ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
 		return 0;
 	while (done < len) {
 		size_t n = WP_MIN(len - done, (size_t)REC_MAX_PT);
-
 		size_t room = o.n[0] + o.n[1] - o.pos;
 
 		if (room < n + REC_OVERHEAD) {
