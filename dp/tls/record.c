@@ -516,8 +516,9 @@ ssize_t wp_tls_rec_write_into(struct wp_tls_rec *r, const void *buf, size_t len,
 		return -EPROTO;
 	if (r->shut_sent)
 		return -EPIPE;
-	/* Behind what is buffered, or a KeyUpdate due: the buffered path. */
-	if (r->out_len != r->out_off || r->wr.seq >= wp_tls_rec_rekey_after)
+	/* Behind what is buffered (and before a KeyUpdate due, in the loop):
+	 * the buffered path. */
+	if (r->out_len != r->out_off)
 		return 0;
 	while (done < len) {
 		size_t n = WP_MIN(len - done, (size_t)REC_MAX_PT);

@@ -189,8 +189,6 @@ static ssize_t sess_seal_direct(struct sess *s, const uint8_t *p, size_t n)
 		return 0;
 	if (wp_tls_conn_pending(s->tls) != 0) {
 		(void)sess_flush_out(s);
-		if (s->tcp == NULL)
-			return 0;
 		if (wp_tls_conn_pending(s->tls) != 0)
 			return -EAGAIN;
 	}
