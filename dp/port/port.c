@@ -73,21 +73,26 @@ static unsigned long free_hugepages_2m(void)
 }
 
 /*
- * A memif port in zero-copy mode (device "net_memif...,zero-copy=yes": its
- * rings point into waypointd's own mbufs, as a NIC's descriptors do, instead
- * of the driver copying every packet) shares the EAL's memory with its peer
- * file by file, which DPDK allows only with --single-file-segments: added
- * unless eal.args already holds it.
+ * Ports whose peer maps the EAL's memory: a memif port in zero-copy mode
+ * (device "net_memif...,zero-copy=yes": its rings point into waypointd's own
+ * mbufs, as a NIC's descriptors do, instead of the driver copying every
+ * packet) and a virtio_user port (its vhost-user backend reads and writes
+ * the guest's buffers, as a hypervisor does). They share that memory file by
+ * file, which DPDK allows only with --single-file-segments (vhost-user takes
+ * at most 8 regions): added unless eal.args already holds it.
  */
-static bool memif_zero_copy(const struct wp_config *cfg)
+static bool shares_memory(const struct wp_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->eal_nargs; i++)
 		if (strcmp(cfg->eal_args[i], "--single-file-segments") == 0)
 			return false;
-	for (unsigned i = 0; i < cfg->n_ports; i++)
-		if (strncmp(cfg->ports[i].device, "net_memif", 9) == 0 &&
-		    strstr(cfg->ports[i].device, "zero-copy=yes") != NULL)
+	for (unsigned i = 0; i < cfg->n_ports; i++) {
+		const char *d = cfg->ports[i].device;
+
+		if ((strncmp(d, "net_memif", 9) == 0 && strstr(d, "zero-copy=yes") != NULL) ||
+		    strncmp(d, "virtio_user", 11) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -188,7 +193,7 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	}
 	if (!any_pci)
 		ARG("--no-pci");
-	if (memif_zero_copy(cfg))
+	if (shares_memory(cfg))
 		ARG("--single-file-segments");
 	for (unsigned i = 0; i < cfg->eal_nargs && argc < MAX_ARGS - 1; i++)
 		ARG("%s", cfg->eal_args[i]);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# waypointd on the NIC of a virtual machine (tests/testbed --link virtio):
+# a virtio_user port whose vhost-user host side dpdk-testpmd joins to the
+# kernel's TAP. The port needs the EAL's --single-file-segments (the host
+# maps waypointd's memory in at most 8 regions), which waypointd adds for
+# it. ARP and ping resolve through it, 64 MiB pass each way through the TCP
+# echo service, then 64 MiB each way through one HBONE tunnel (mTLS +
+# HTTP/2 CONNECT) to an echo pod, every byte back with the SHA-256 it was
+# sent with, and the worker's own counters show the traffic crossed its
+# virtio port.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/hbone_common.sh"
+
+hb_up "$(tb_name)" --workers 1 --link virtio
+grep -q "port virtio_user0" "$WP_LOG" || fail "waypointd is not on the virtio port: $(head -5 "$WP_LOG")"
+out=$(in_ns ping -c 20 -i 0.01 -W 1 "$WP_IP") || true
+got=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+[ "$got" = 20 ] || fail "ping through the virtio wire: expected 20 replies, got '$got'"
+pass "ping -c 20 through dpdk-testpmd's vhost-user host and virtio_user: 20 replies"
+
+rx0=$(stat rx_packets)
+in_ns $TCPCHECK bulk "$WP_IP" 7 $((64 << 20)) || fail "64 MiB echo"
+pass "64 MiB each way through the echo service, SHA-256 equal"
+
+hb_echo_server
+hb_wait_captured 198.19.0.10:7000
+out=$(hb_bulk $((64 << 20)) 120) || exit 1
+pass "64 MiB each way through one HBONE tunnel, SHA-256 equal: $out"
+rx1=$(stat rx_packets)
+[ $((rx1 - rx0)) -gt 80000 ] || fail "the worker counted only $((rx1 - rx0)) packets received"
+pass "the worker received $((rx1 - rx0)) packets on its virtio port"
