@@ -3,7 +3,7 @@
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
-                       [--workers 1|2] [--link tap|memif|memif-zc]
+                       [--workers 1|2] [--link tap|memif|memif-zc|virtio]
                        [--phases idle,handshakes,tunnel,storm] [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
                        [--storm-procs K] [--storm-pace F]
@@ -134,8 +134,8 @@ def per_worker(conns, workers):
 
 
 def testbed_up(pki, man, build, conns, workers, link, extra=()):
-    """waypointd with capacity for conns HBONE connections on the TAP or the
-    memif link (tests/testbed --link); (prefix, ip, pid)."""
+    """waypointd with capacity for conns HBONE connections on the TAP, memif or
+    virtio link (tests/testbed --link); (prefix, ip, pid)."""
     sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
     pw = per_worker(conns, workers)
     out = sh(os.path.join(ROOT, "tests/testbed"), "up", "--name", NS, "--manifests", man,
@@ -279,10 +279,12 @@ def main():
                          "PING intervals and the measurement)")
     ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
                     help="waypointd workers (default 1)")
-    ap.add_argument("--link", default="tap", choices=("tap", "memif", "memif-zc"),
+    ap.add_argument("--link", default="tap", choices=("tap", "memif", "memif-zc", "virtio"),
                     help="waypointd's port: the TAP (default) or memif, the NIC stand-in "
                          "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire); "
-                         "memif-zc: its zero-copy mode, no copy on waypointd's core")
+                         "memif-zc: its zero-copy mode, no copy on waypointd's core; "
+                         "virtio: a virtual machine's NIC, virtio_user with the wire as its "
+                         "vhost-user host")
     ap.add_argument("--storm", type=int, default=10000,
                     help="full handshakes in the storm phase (default 10000)")
     ap.add_argument("--storm-bytes", type=int, default=64 << 20,
