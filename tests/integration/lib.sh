@@ -27,6 +27,15 @@ tb_up() {
 
 in_ns() { ip netns exec "$WP_NETNS" "$@"; }
 
+# ping_all COUNT WHAT: COUNT pings of the appliance 10 ms apart; fails the
+# test (naming WHAT) unless every one is answered.
+ping_all() {
+	local out got
+	out=$(in_ns ping -c "$1" -i 0.01 -W 1 "$WP_IP") || true
+	got=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+	[ "$got" = "$1" ] || fail "ping $2: expected $1 replies, got '$got': $out"
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	[ -n "${WP_LOG:-}" ] && [ -f "$WP_LOG" ] && { echo "--- waypointd log:" >&2; tail -20 "$WP_LOG" >&2; }

@@ -11,9 +11,7 @@
 tb_up "$(tb_name)" --workers 1 --link memif
 
 grep -q "port net_memif0" "$WP_LOG" || fail "waypointd is not on the memif port: $(head -5 "$WP_LOG")"
-out=$(in_ns ping -c 50 -i 0.01 -W 1 "$WP_IP") || true
-got=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
-[ "$got" = 50 ] || fail "ping through the memif wire: expected 50 replies, got '$got'"
+ping_all 50 "through the memif wire"
 pass "ping -c 50 through dpdk-testpmd and memif: 50 replies"
 
 rx0=$(stat rx_packets)

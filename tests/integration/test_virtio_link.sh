@@ -13,9 +13,7 @@
 
 hb_up "$(tb_name)" --workers 1 --link virtio
 grep -q "port virtio_user0" "$WP_LOG" || fail "waypointd is not on the virtio port: $(head -5 "$WP_LOG")"
-out=$(in_ns ping -c 20 -i 0.01 -W 1 "$WP_IP") || true
-got=$(echo "$out" | sed -n 's/.* \([0-9]*\) received.*/\1/p')
-[ "$got" = 20 ] || fail "ping through the virtio wire: expected 20 replies, got '$got'"
+ping_all 20 "through the virtio wire"
 pass "ping -c 20 through dpdk-testpmd's vhost-user host and virtio_user: 20 replies"
 
 rx0=$(stat rx_packets)
