@@ -453,6 +453,21 @@ static inline uint16_t get_be16_raw(const uint8_t *p)
 }
 
 /*
+ * Whether the device vouches for the segment's bytes: its checksum checked
+ * good, or (RX_L4_CKSUM_NONE) the data known intact while the checksum
+ * field is not filled in. A virtio NIC reports the latter for a packet its
+ * host marks as needing a checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM, as from
+ * another guest or the host on the same machine): the field then holds only
+ * the pseudo-header's sum, and checking it would drop every such segment.
+ */
+static inline bool l4_verified(const struct rte_mbuf *m)
+{
+	uint64_t f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	return f == RTE_MBUF_F_RX_L4_CKSUM_GOOD || f == RTE_MBUF_F_RX_L4_CKSUM_NONE;
+}
+
+/*
  * A TCP segment in <m> (offsets in rx). Hands it to the owning worker's ring
  * when the flow is not ours; otherwise to our stack. Consumes <m>.
  */
@@ -474,7 +489,7 @@ static void tcp_rx(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		}
 		return;
 	}
-	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+	if (l4_verified(m))
 		(void)wp_tcp_input_verified(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
 	else /* not verified, or flagged bad: the stack checks (and counts) */
 		(void)wp_tcp_input(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
