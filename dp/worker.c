@@ -26,6 +26,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ip.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
@@ -467,6 +468,63 @@ static inline bool l4_verified(const struct rte_mbuf *m)
 	return f == RTE_MBUF_F_RX_L4_CKSUM_GOOD || f == RTE_MBUF_F_RX_L4_CKSUM_NONE;
 }
 
+/* Buffers of one chained frame the stack takes as pieces (LRO: 64 KiB in
+ * 2 KiB mbufs is 33). */
+#define WP_RX_MAX_PIECES 64
+
+/* The TCP checksum of a segment in an mbuf chain, pseudo-header included. */
+static bool chain_cksum_ok(const struct rte_mbuf *m, const struct wp_net_rx *rx)
+{
+	const struct rte_ipv4_hdr *ip =
+	        rte_pktmbuf_mtod_offset(m, const struct rte_ipv4_hdr *, rx->l3_off);
+	uint16_t raw;
+	uint32_t sum;
+
+	if (rte_raw_cksum_mbuf(m, rx->l4_off, rx->l4_len, &raw) != 0)
+		return false;
+	sum = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
+/*
+ * A TCP segment in an mbuf chain (a device's LRO, or a frame larger than one
+ * mbuf): the first buffer holds the headers and the first payload bytes,
+ * the others the rest, handed to the stack as pieces without a copy. The
+ * checksum is checked over the chain unless the device vouched for it.
+ */
+static void tcp_rx_chain(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m,
+                         const struct wp_net_rx *rx, uint64_t now)
+{
+	const uint8_t *seg = rte_pktmbuf_mtod_offset(m, const uint8_t *, rx->l4_off);
+	uint32_t head = rte_pktmbuf_data_len(m) - rx->l4_off;
+	uint32_t left = rx->l4_len > head ? rx->l4_len - head : 0;
+	struct wp_tcp_piece more[WP_RX_MAX_PIECES];
+	unsigned n = 0;
+
+	if (head < 20 || (uint32_t)(seg[12] >> 4) * 4 > head) {
+		wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR); /* TCP header not in the first */
+		return;
+	}
+	if (!l4_verified(m) && !chain_cksum_ok(m, rx)) {
+		wp_ctr_inc(w->stats.ctr, WP_CTR_TCP_BAD_CHECKSUM);
+		return;
+	}
+	for (const struct rte_mbuf *s = m->next; s != NULL && left > 0; s = s->next) {
+		uint32_t k = RTE_MIN((uint32_t)rte_pktmbuf_data_len(s), left);
+
+		if (n == WP_RX_MAX_PIECES) {
+			wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR);
+			return;
+		}
+		more[n++] =
+		        (struct wp_tcp_piece){.p = rte_pktmbuf_mtod(s, const uint8_t *), .len = k};
+		left -= k;
+	}
+	(void)wp_tcp_input_pieces(wp->tcp, rx->src_ip, rx->dst_ip, seg,
+	                          (uint16_t)RTE_MIN(head, (uint32_t)rx->l4_len), more, n, now);
+}
+
 /*
  * A TCP segment in <m> (offsets in rx). Hands it to the owning worker's ring
  * when the flow is not ours; otherwise to our stack. Consumes <m>.
@@ -489,7 +547,9 @@ static void tcp_rx(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		}
 		return;
 	}
-	if (l4_verified(m))
+	if (!rte_pktmbuf_is_contiguous(m))
+		tcp_rx_chain(w, wp, m, rx, now);
+	else if (l4_verified(m))
 		(void)wp_tcp_input_verified(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
 	else /* not verified, or flagged bad: the stack checks (and counts) */
 		(void)wp_tcp_input(wp->tcp, rx->src_ip, rx->dst_ip, seg, rx->l4_len, now);
@@ -539,15 +599,14 @@ static void rx_one(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 		w->stats.rx_pkts++;
 		w->stats.rx_bytes += rte_pktmbuf_pkt_len(m);
 	}
-	if (!rte_pktmbuf_is_contiguous(m) && rte_pktmbuf_linearize(m) != 0) {
-		wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR);
-		rte_pktmbuf_free(m);
-		return;
-	}
+	/* a chain the first buffer can hold is joined; a longer one (LRO)
+	 * stays one, for TCP to take as pieces */
+	if (!rte_pktmbuf_is_contiguous(m))
+		(void)rte_pktmbuf_linearize(m);
 	if (!steered && w->n_workers > 1 && is_arp(m))
 		share_arp(w, m);
 	v = wp_net_input(&wp->ifc, wp->arp, now, rte_pktmbuf_mtod(m, uint8_t *),
-	                 rte_pktmbuf_data_len(m), &rx, w->stats.ctr);
+	                 rte_pktmbuf_data_len(m), rte_pktmbuf_pkt_len(m), &rx, w->stats.ctr);
 	switch (v) {
 	case WP_NET_REPLY:
 		if (steered) { /* a shared ARP request: the receiving worker answered it */

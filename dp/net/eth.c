@@ -7,11 +7,11 @@
 #include "wp/counters.h"
 
 enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache *arp,
-                                 uint64_t now_us, uint8_t *frame, uint16_t len,
+                                 uint64_t now_us, uint8_t *frame, uint16_t head, uint32_t len,
                                  struct wp_net_rx *rx, uint64_t *ctr)
 {
 	rx->learned = false;
-	if (WP_UNLIKELY(len < WP_ETH_HLEN)) {
+	if (WP_UNLIKELY(head < WP_ETH_HLEN)) {
 		wp_ctr_inc(ctr, WP_CTR_ETH_TRUNCATED);
 		return WP_NET_DROP;
 	}
@@ -27,9 +27,13 @@ enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache
 	}
 	switch (ld16be(frame + ETH_TYPE)) {
 	case ETHERTYPE_IPV4:
-		return wp_net_ipv4_input(ifc, frame, len, rx, ctr);
+		return wp_net_ipv4_input(ifc, frame, head, len, rx, ctr);
 	case ETHERTYPE_ARP:
-		return wp_net_arp_input(ifc, arp, now_us, frame, len, rx, ctr);
+		if (WP_UNLIKELY(head != len)) {
+			wp_ctr_inc(ctr, WP_CTR_ETH_NONLINEAR);
+			return WP_NET_DROP;
+		}
+		return wp_net_arp_input(ifc, arp, now_us, frame, head, rx, ctr);
 	default:
 		wp_ctr_inc(ctr, WP_CTR_ETH_UNKNOWN_TYPE);
 		return WP_NET_DROP;

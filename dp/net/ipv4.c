@@ -7,19 +7,22 @@
  *
  * Ethernet may pad short frames, so the IPv4 total length, not the frame
  * length, bounds the packet; a total length beyond the frame is a truncation.
+ * A frame may go on past the bytes in its first buffer (wp_net_input): the
+ * IPv4 header must lie in them, and an ICMP message whole.
  */
 #include <errno.h>
 
 #include "net_bytes.h"
 #include "wp/counters.h"
 
-enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t len,
-                                      struct wp_net_rx *rx, uint64_t *ctr)
+enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t head,
+                                      uint32_t len, struct wp_net_rx *rx, uint64_t *ctr)
 {
-	uint16_t avail = len - WP_ETH_HLEN;
+	uint32_t avail = len - WP_ETH_HLEN;                /* the whole packet */
+	uint16_t in_head = (uint16_t)(head - WP_ETH_HLEN); /* what can be read */
 	const uint8_t *ip = frame + WP_ETH_HLEN;
 
-	if (WP_UNLIKELY(avail < WP_IPV4_HLEN)) {
+	if (WP_UNLIKELY(in_head < WP_IPV4_HLEN)) {
 		wp_ctr_inc(ctr, WP_CTR_IPV4_TRUNCATED);
 		return WP_NET_DROP;
 	}
@@ -28,7 +31,7 @@ enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame
 		return WP_NET_DROP;
 	}
 	uint16_t ihl = (uint16_t)((ip[IPH_VIHL] & 0x0f) * 4);
-	if (WP_UNLIKELY(ihl < WP_IPV4_HLEN || ihl > avail)) {
+	if (WP_UNLIKELY(ihl < WP_IPV4_HLEN || ihl > in_head)) {
 		wp_ctr_inc(ctr, WP_CTR_IPV4_BAD_IHL);
 		return WP_NET_DROP;
 	}
@@ -73,6 +76,10 @@ enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame
 		rx->dst_ip = dst;
 		return WP_NET_TCP;
 	case WP_IPPROTO_ICMP:
+		if (WP_UNLIKELY(tot_len > in_head)) {
+			wp_ctr_inc(ctr, WP_CTR_ETH_NONLINEAR);
+			return WP_NET_DROP;
+		}
 		return wp_net_icmp_input(ifc, frame, ihl, tot_len, rx, ctr);
 	default:
 		wp_ctr_inc(ctr, WP_CTR_IPV4_UNKNOWN_PROTO);

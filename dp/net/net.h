@@ -122,15 +122,20 @@ void wp_arp_cache_expire(struct wp_arp_cache *c, uint64_t now_us, uint64_t *ctr)
 /* ---- receive ------------------------------------------------------------ */
 
 /*
- * Parses one frame of <len> bytes. May rewrite the frame in place (replies);
- * never reads beyond len. Learns ARP senders into <arp> (RFC 826 merge: a
+ * Parses one frame of <len> bytes, of which the first <head> are at <frame>
+ * (head == len for a frame in one buffer). Only a TCP segment may go on past
+ * head, in further buffers the caller holds (an mbuf chain from LRO or a
+ * jumbo frame): its Ethernet and IPv4 headers must lie within head (the
+ * caller checks that the TCP header does); anything else not in one buffer
+ * is dropped (ETH_NONLINEAR). May rewrite the frame in place (replies);
+ * never reads beyond head. Learns ARP senders into <arp> (RFC 826 merge: a
  * sender on our subnet is refreshed if cached, added if the packet targets
  * us). A WP_NET_REPLY to an ARP request may also have learned the sender
  * (rx->learned): release its queue after sending the reply. Echo replies
  * carry no IP options. Every WP_NET_DROP increments exactly one counter.
  */
 enum wp_net_verdict wp_net_input(const struct wp_iface *ifc, struct wp_arp_cache *arp,
-                                 uint64_t now_us, uint8_t *frame, uint16_t len,
+                                 uint64_t now_us, uint8_t *frame, uint16_t head, uint32_t len,
                                  struct wp_net_rx *rx, uint64_t *ctr);
 
 /* ---- transmit ----------------------------------------------------------- */

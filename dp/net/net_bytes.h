@@ -143,8 +143,8 @@ static inline bool ip_is_bad_peer(const struct wp_iface *ifc, uint32_t ip_n)
 enum wp_net_verdict wp_net_arp_input(const struct wp_iface *ifc, struct wp_arp_cache *arp,
                                      uint64_t now_us, uint8_t *frame, uint16_t len,
                                      struct wp_net_rx *rx, uint64_t *ctr);
-enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t len,
-                                      struct wp_net_rx *rx, uint64_t *ctr);
+enum wp_net_verdict wp_net_ipv4_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t head,
+                                      uint32_t len, struct wp_net_rx *rx, uint64_t *ctr);
 enum wp_net_verdict wp_net_icmp_input(const struct wp_iface *ifc, uint8_t *frame, uint16_t ihl,
                                       uint16_t tot_len, struct wp_net_rx *rx, uint64_t *ctr);
 

@@ -5,7 +5,10 @@
  * it checks the verdict contract: replies and TCP offsets stay inside the
  * frame, a drop moves exactly one counter, and what is learned can be looked
  * up. The neighbour cache persists across inputs (small, so it fills and
- * reclaims); packets queued for learned neighbours are released.
+ * reclaims); packets queued for learned neighbours are released. A frame of
+ * more than 54 bytes then goes in again as a chained one: only its first
+ * bytes (how many taken from its last byte) in the buffer, the length the
+ * whole; nothing may be read past those bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,11 +49,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	now_us += 50000;
 
+	if (size > 54) {
+		size_t head = 54 + data[size - 1] % (size - 54);
+		uint64_t c2[WP_CTR_MAX] = {0};
+		uint64_t n2 = 0;
+		uint8_t *f2 = malloc(head);
+
+		if (!f2)
+			abort();
+		memcpy(f2, data, head);
+		enum wp_net_verdict v2 = wp_net_input(&ifc, arp, now_us, f2, (uint16_t)head,
+		                                      (uint32_t)size, &rx, c2);
+		for (int i = 0; i < WP_CTR_MAX; i++)
+			n2 += c2[i];
+		if ((v2 == WP_NET_DROP && n2 != 1) || (v2 == WP_NET_REPLY && rx.reply_len > head) ||
+		    (v2 == WP_NET_TCP &&
+		     (rx.l4_off > head || (size_t)rx.l4_off + rx.l4_len > size)))
+			abort();
+		if (rx.learned && v2 != WP_NET_DROP) {
+			void *pk[8];
+			unsigned n = wp_arp_cache_take_pending(arp, rx.learned_ip, pk, 8);
+			for (unsigned i = 0; i < n; i++)
+				free(pk[i]);
+		}
+		free(f2);
+	}
+
 	uint8_t *frame = malloc(size);
 	if (size && !frame)
 		abort();
 	memcpy(frame, data, size);
-	enum wp_net_verdict v = wp_net_input(&ifc, arp, now_us, frame, (uint16_t)size, &rx, ctr);
+	enum wp_net_verdict v =
+	        wp_net_input(&ifc, arp, now_us, frame, (uint16_t)size, (uint32_t)size, &rx, ctr);
 
 	uint64_t total = 0;
 	for (int i = 0; i < WP_CTR_MAX; i++)

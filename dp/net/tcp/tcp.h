@@ -163,6 +163,23 @@ int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 int wp_tcp_input_verified(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
                           const uint8_t *seg, uint16_t seg_len, uint64_t now_us);
 
+/* A run of payload bytes in a segment that spans several buffers. */
+struct wp_tcp_piece {
+	const uint8_t *p;
+	uint32_t len;
+};
+
+/*
+ * wp_tcp_input_verified() for a segment held in several buffers, as a
+ * device's LRO or a jumbo frame hands it over in an mbuf chain: <seg_len>
+ * bytes at <seg> (the TCP header and options whole, then the first payload
+ * bytes), then the rest of the payload in <more>[0..nmore). Its checksum
+ * must have been verified, by the device or the caller.
+ */
+int wp_tcp_input_pieces(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
+                        const uint8_t *seg, uint16_t seg_len, const struct wp_tcp_piece *more,
+                        unsigned nmore, uint64_t now_us);
+
 /*
  * With rx_coalesce: hands each connection that received segments since the
  * last call its in-order data (one callback for the burst), then sends what

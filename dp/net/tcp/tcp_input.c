@@ -294,6 +294,31 @@ static void fin_input(struct wp_tcp_conn *c)
 }
 
 /* Places trimmed payload (s->seq >= rcv_nxt) into the receive ring. */
+/* Copies the segment's payload (s->len bytes from s->skip on, across its
+ * pieces) into <ring> at <pos>. */
+static void seg_to_ring(const struct seg *s, uint8_t *ring, uint32_t size, uint32_t pos)
+{
+	const uint8_t *p = s->data;
+	uint32_t n = s->head, skip = s->skip, left = s->len;
+
+	for (unsigned i = 0;; i++) {
+		if (skip < n) {
+			uint32_t k = WP_MIN(n - skip, left);
+
+			ring_write(ring, size, pos, p + skip, k);
+			pos += k;
+			left -= k;
+			skip = 0;
+		} else {
+			skip -= n;
+		}
+		if (left == 0 || i == s->nmore)
+			return;
+		p = s->more[i].p;
+		n = s->more[i].len;
+	}
+}
+
 static void data_input(struct wp_tcp_conn *c, struct seg *s)
 {
 	struct wp_tcp_stack *st = c->st;
@@ -323,7 +348,7 @@ static void data_input(struct wp_tcp_conn *c, struct seg *s)
 	}
 	if (s->len > c->rcv_mss)
 		c->rcv_mss = WP_MIN(s->len, (uint32_t)st->cfg.mss);
-	ring_write(c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off, s->data, s->len);
+	seg_to_ring(s, c->rbuf, st->cfg.rcv_buf, c->rhead + c->rlen + off);
 	if (off == 0) {
 		c->last_data_us = st->now_us;
 		c->rcv_since_send += s->len;
@@ -636,7 +661,7 @@ void wp_tcp_conn_input(struct wp_tcp_conn *c, struct seg *s)
 			s->flags &= (uint8_t)~TH_FIN;
 			d = s->len;
 		}
-		s->data += d;
+		s->skip += d;
 		s->len -= d;
 		s->seq += d;
 	}
@@ -833,7 +858,7 @@ void wp_tcp_parse_opts(const uint8_t *o, unsigned n, struct seg *s)
 }
 
 static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, const uint8_t *p,
-                 uint16_t len, bool verified)
+                 uint16_t len, bool verified, const struct wp_tcp_piece *more, unsigned nmore)
 {
 	if (len < 20) {
 		ctr_inc(st, WP_CTR_TCP_TRUNCATED);
@@ -856,7 +881,11 @@ static int input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
 	s.flags = p[13] & 0x3f;
 	s.wnd = rd16(p + 14);
 	s.data = p + doff;
-	s.len = len - doff;
+	s.len = s.head = len - doff;
+	s.more = more;
+	s.nmore = nmore;
+	for (unsigned i = 0; i < nmore; i++)
+		s.len += more[i].len;
 	if (((s.flags & TH_SYN) && (s.flags & (TH_FIN | TH_RST))) || !s.sport || !s.dport) {
 		ctr_inc(st, WP_CTR_TCP_BAD_FLAGS);
 		return -EINVAL;
@@ -891,7 +920,7 @@ int wp_tcp_input(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip, cons
                  uint16_t seg_len, uint64_t now_us)
 {
 	enter(st, now_us);
-	int rc = input(st, src_ip, dst_ip, seg, seg_len, false);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len, false, NULL, 0);
 	leave(st);
 	return rc;
 }
@@ -900,7 +929,17 @@ int wp_tcp_input_verified(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst
                           const uint8_t *seg, uint16_t seg_len, uint64_t now_us)
 {
 	enter(st, now_us);
-	int rc = input(st, src_ip, dst_ip, seg, seg_len, true);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len, true, NULL, 0);
+	leave(st);
+	return rc;
+}
+
+int wp_tcp_input_pieces(struct wp_tcp_stack *st, uint32_t src_ip, uint32_t dst_ip,
+                        const uint8_t *seg, uint16_t seg_len, const struct wp_tcp_piece *more,
+                        unsigned nmore, uint64_t now_us)
+{
+	enter(st, now_us);
+	int rc = input(st, src_ip, dst_ip, seg, seg_len, true, more, nmore);
 	leave(st);
 	return rc;
 }

@@ -100,8 +100,12 @@ struct seg {
 	uint16_t sport, dport, wnd;
 	uint32_t seq, ack;
 	uint8_t flags;
+	/* payload: len bytes from <skip> on, of <head> bytes at <data> and
+	 * then the pieces <more>[0..nmore) */
 	const uint8_t *data;
-	uint32_t len;
+	uint32_t len, head, skip;
+	const struct wp_tcp_piece *more;
+	unsigned nmore;
 	bool has_mss, has_ws, has_sackok, has_ts;
 	uint16_t mss;
 	uint8_t ws, nsack;

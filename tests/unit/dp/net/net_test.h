@@ -197,7 +197,7 @@ WP_UNUSED static enum wp_net_verdict run_input(const struct wp_iface *ifc, struc
 		assert_non_null(copy);
 	memcpy(copy, frame, len);
 	memset(rx, 0xa5, sizeof(*rx));
-	enum wp_net_verdict v = wp_net_input(ifc, arp, now, copy, len, rx, ctr);
+	enum wp_net_verdict v = wp_net_input(ifc, arp, now, copy, len, len, rx, ctr);
 	memcpy(frame, copy, len);
 	free(copy);
 	return v;

@@ -1,6 +1,7 @@
 /*
  * Unit tests for dp/net/ipv4.c: receive validation (each drop asserts its
- * counter), TCP hand-off offsets, next hop and the prepended header.
+ * counter), TCP hand-off offsets (frames in one buffer or chained), next hop
+ * and the prepended header.
  */
 #include "net_test.h"
 
@@ -302,6 +303,50 @@ static void test_prepend(void **state)
 	assert_int_equal(ref_cksum(buf + 14, 20), 0);
 }
 
+/* wp_net_input on a frame of <len> bytes of which only the first <head> are
+ * in the (exact-size heap) buffer, as the first mbuf of a chain. */
+static enum wp_net_verdict input_chained(struct fx *x, uint16_t head, uint32_t len)
+{
+	uint8_t *copy = malloc(head);
+
+	assert_non_null(copy);
+	memcpy(copy, x->f, head);
+	memset(x->ctr, 0, sizeof(x->ctr));
+	enum wp_net_verdict v = wp_net_input(&x->ifc, x->arp, 0, copy, head, len, &x->rx, x->ctr);
+	free(copy);
+	return v;
+}
+
+/*
+ * A frame longer than its first buffer (an LRO segment in an mbuf chain):
+ * TCP is handed back with the IPv4 total length, whatever the first buffer
+ * holds, as long as the IPv4 header is in it; anything else, or a total
+ * length beyond the frame, is dropped.
+ */
+static void test_chained_frames(void **state)
+{
+	struct fx *x = *state;
+
+	build_tcp(x->f, 20, IP4(198, 18, 0, 1), 100);
+	put16(iph(x) + 2, 20 + 20 + 60000); /* the whole segment: 60,000 bytes of payload */
+	fix_ip_cksum(iph(x));
+	assert_int_equal(input_chained(x, 64, 14 + 40 + 60000), WP_NET_TCP);
+	assert_int_equal(ctr_total(x->ctr), 0);
+	assert_int_equal(x->rx.l4_off, 34);
+	assert_int_equal(x->rx.l4_len, 60020);
+	assert_int_equal(input_chained(x, 64, 14 + 40 + 59999), WP_NET_DROP);
+	assert_only_ctr(x->ctr, WP_CTR_IPV4_TRUNCATED);
+	assert_int_equal(input_chained(x, 30, 14 + 40 + 60000), WP_NET_DROP); /* IP header cut */
+	assert_only_ctr(x->ctr, WP_CTR_IPV4_TRUNCATED);
+
+	uint16_t len = build_echo(x->f, 20, IP4(198, 18, 0, 1), 100);
+	assert_int_equal(input_chained(x, 60, len), WP_NET_DROP);
+	assert_only_ctr(x->ctr, WP_CTR_ETH_NONLINEAR);
+	len = build_arp(x->f, OUR_MAC, 1, PEER_MAC, IP4(198, 18, 0, 1), OUR_MAC, x->ifc.ip);
+	assert_int_equal(input_chained(x, 30, len), WP_NET_DROP);
+	assert_only_ctr(x->ctr, WP_CTR_ETH_NONLINEAR);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -320,6 +365,7 @@ int main(void)
 	        T(test_not_for_us),
 	        T(test_bad_source),
 	        T(test_unknown_proto),
+	        T(test_chained_frames),
 	        T(test_next_hop),
 	        T(test_prepend),
 	};

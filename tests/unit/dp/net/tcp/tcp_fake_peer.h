@@ -119,7 +119,38 @@ struct pkt {
 	uint32_t sack[3][2];
 	bool bad_cksum;
 	bool verified; /* as a device that checked the checksum hands it over */
+	/* with ncut > 0: the payload handed over in ncut + 1 buffers, cut at
+	 * these offsets (ascending, the first within the 2 KiB header buffer),
+	 * as a device's LRO does (wp_tcp_input_pieces; verified) */
+	unsigned ncut;
+	uint16_t cut[4];
 };
+
+/* wp_tcp_input_pieces for <hdr_len> bytes of header in <b> and p's payload
+ * cut at p->cut: the header buffer takes the payload up to the first cut,
+ * each further piece is its own heap copy of exactly its size. */
+static inline int inject_pieces(const struct pkt *p, uint8_t *b, uint8_t hdr_len)
+{
+	struct wp_tcp_piece more[4];
+	const uint8_t *d = p->data;
+	int rc;
+
+	assert_true(p->ncut <= 4 && p->cut[0] <= 2048 - hdr_len);
+	memcpy(b + hdr_len, d, p->cut[0]);
+	for (unsigned i = 0; i < p->ncut; i++) {
+		uint16_t end = i + 1 < p->ncut ? p->cut[i + 1] : p->len;
+		uint8_t *c = malloc(end - p->cut[i] ? end - p->cut[i] : 1);
+
+		assert_non_null(c);
+		memcpy(c, d + p->cut[i], end - p->cut[i]);
+		more[i] = (struct wp_tcp_piece){.p = c, .len = (uint32_t)(end - p->cut[i])};
+	}
+	rc = wp_tcp_input_pieces(F.st, PEER_IP, US_IP, b, (uint16_t)(hdr_len + p->cut[0]), more,
+	                         p->ncut, F.now);
+	for (unsigned i = 0; i < p->ncut; i++)
+		free((void *)(uintptr_t)more[i].p);
+	return rc;
+}
 
 static inline int inject(const struct pkt *p)
 {
@@ -153,6 +184,8 @@ static inline int inject(const struct pkt *p)
 	wr16(b + 14, p->wnd);
 	wr16(b + 16, 0);
 	wr16(b + 18, 0);
+	if (p->ncut)
+		return inject_pieces(p, b, n);
 	if (p->len)
 		memcpy(b + n, p->data, p->len);
 	uint16_t ck = ref_cksum(PEER_IP, US_IP, b, n + p->len);

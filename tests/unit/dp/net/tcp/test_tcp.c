@@ -609,6 +609,54 @@ static void test_reassembly(void **state)
 #undef SEND
 }
 
+/*
+ * Segments in several buffers (wp_tcp_input_pieces, as LRO hands them
+ * over): in order, a retransmission whose already-received front spans
+ * two pieces, an empty piece, and an out-of-order one held until the gap
+ * closes; the app gets every byte once, in order.
+ */
+static void test_pieces(void **state)
+{
+	(void)state;
+	struct wp_tcp_config cfg;
+	setup_cfg(&cfg);
+	start(&cfg);
+	open_passive(true);
+	static uint8_t msg[6000];
+	for (unsigned i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + i / 251);
+	uint32_t b = F.pseq;
+	struct pkt p = {.ack = F.pack, .flags = TH_ACK, .wnd = 65535, .ts = true};
+
+	p.seq = b, p.data = msg, p.len = 3000, p.tsval = ++F.pts;
+	p.ncut = 2, p.cut[0] = 5, p.cut[1] = 1700;
+	assert_int_equal(inject(&p), 0);
+	assert_int_equal(F.rxlen, 3000);
+	assert_memory_equal(F.rx, msg, 3000);
+
+	/* [2000, 4000): its first 1,000 bytes (piece 0: 100, piece 1: 899,
+	 * one of piece 2) were received; an empty piece in between */
+	p.seq = b + 2000, p.data = msg + 2000, p.len = 2000, p.tsval = ++F.pts;
+	p.ncut = 3, p.cut[0] = 100, p.cut[1] = 999, p.cut[2] = 999;
+	assert_int_equal(inject(&p), 0);
+	assert_int_equal(F.rxlen, 4000);
+	assert_memory_equal(F.rx, msg, 4000);
+
+	/* [5000, 6000) ahead of a gap, then [4000, 5000) */
+	p.seq = b + 5000, p.data = msg + 5000, p.len = 1000, p.tsval = ++F.pts;
+	p.ncut = 1, p.cut[0] = 300;
+	assert_int_equal(inject(&p), 0);
+	assert_int_equal(F.rxlen, 4000);
+	assert_int_equal(out(-1).ack, b + 4000);
+	p.seq = b + 4000, p.data = msg + 4000, p.len = 1000, p.tsval = ++F.pts;
+	p.ncut = 2, p.cut[0] = 0, p.cut[1] = 512;
+	assert_int_equal(inject(&p), 0);
+	assert_int_equal(F.rxlen, 6000);
+	assert_memory_equal(F.rx, msg, 6000);
+	assert_int_equal(out(-1).ack, b + 6000);
+	assert_int_equal(F.ctr[WP_CTR_TCP_BAD_CHECKSUM], 0);
+}
+
 static void test_zero_window_and_persist(void **state)
 {
 	(void)state;
@@ -1270,6 +1318,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_paws, teardown),
 	        cmocka_unit_test_teardown(test_syncookies, teardown),
 	        cmocka_unit_test_teardown(test_reassembly, teardown),
+	        cmocka_unit_test_teardown(test_pieces, teardown),
 	        cmocka_unit_test_teardown(test_zero_window_and_persist, teardown),
 	        cmocka_unit_test_teardown(test_half_close, teardown),
 	        cmocka_unit_test_teardown(test_send_reserve, teardown),
