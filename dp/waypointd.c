@@ -499,14 +499,14 @@ int main(int argc, char **argv)
 
 		wp_log_out(WP_LOG_INFO,
 		           "waypointd %s: port %s (%s, TCP segmentation: %s, TCP checksums: %s, "
-		           "receive coalescing: %s) %s/%u, %u workers, %s polling\n",
+		           "receive coalescing: %s, LRO: %s) %s/%u, %u workers, %s polling\n",
 		           WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
 		           p->tso ? "device (TSO)" : "software",
 		           p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
 		           : p->tx_tcp_cksum                  ? "device on transmit"
 		           : p->rx_tcp_cksum                  ? "device on receive"
 		                                              : "software",
-		           cfg.ports[i].gro ? "on" : "off",
+		           cfg.ports[i].gro ? "on" : "off", p->lro ? "device" : "off",
 		           wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
 		           cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
 	}

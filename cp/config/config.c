@@ -558,8 +558,8 @@ static void check_gateway(struct loader *ld, const config_setting_t *g, const ch
 static void load_ports(struct loader *ld, struct wp_config *cfg)
 {
 	static const char *const known[] = {
-	        "device",  "ip",   "prefix",           "gateway", "mtu", "rx_desc",
-	        "tx_desc", "diag", "checksum_offload", "tso",     "gro", NULL};
+	        "device",           "ip",  "prefix", "gateway", "mtu", "rx_desc", "tx_desc", "diag",
+	        "checksum_offload", "tso", "lro",    "gro",     NULL};
 	const config_setting_t *list = config_lookup(&ld->lc, "ports");
 	int n;
 
@@ -607,6 +607,7 @@ static void load_ports(struct loader *ld, struct wp_config *cfg)
 		get_bool(ld, g, prefix, "diag", &p->diag);
 		get_offload(ld, g, prefix, "checksum_offload", &p->cksum_offload);
 		get_offload(ld, g, prefix, "tso", &p->tso);
+		get_offload(ld, g, prefix, "lro", &p->lro);
 		get_bool(ld, g, prefix, "gro", &p->gro);
 		check_gateway(ld, g, prefix, p);
 	}

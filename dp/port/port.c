@@ -284,6 +284,41 @@ static int tso_offload(const struct wp_port_config *pc, unsigned idx,
 }
 
 /*
+ * Large receive offload (ports.[N].lro): the device joins a connection's
+ * segments into one of up to 64 KiB, in an mbuf chain (with scattered
+ * receive where the driver lists it) that the worker hands to TCP as pieces
+ * (wp_tcp_input_pieces). The largest joined packet is the device's own
+ * limit, at most 65,535 bytes; a driver that lists no limit (virtio) takes
+ * none from us, and ethdev then asks that it be left at the frame size.
+ * On a virtio NIC it tells the host it may pass large segments (the
+ * guest's TSO4/TSO6 features).
+ */
+static int lro_offload(const struct wp_port_config *pc, unsigned idx,
+                       const struct rte_eth_dev_info *info, struct wp_port *p,
+                       struct rte_eth_conf *conf, char *err, size_t errlen)
+{
+	bool want = offload_wanted(pc->lro, pc->device);
+
+	p->lro = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_LRO);
+	if (pc->lro == WP_OFFLOAD_ON && !p->lro) {
+		snprintf(err, errlen,
+		         "ports.[%u].lro is \"on\" but %s offers no large receive offload "
+		         "(use \"auto\" or \"off\")",
+		         idx, p->name);
+		return -ENOTSUP;
+	}
+	if (!p->lro)
+		return 0;
+	conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_LRO;
+	if (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
+		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+	if (info->max_lro_pkt_size != 0) /* else the driver takes no limit (ethdev: the MTU's) */
+		conf->rxmode.max_lro_pkt_size =
+		        RTE_MIN(info->max_lro_pkt_size, (uint32_t)UINT16_MAX);
+	return 0;
+}
+
+/*
  * The largest MTU the device takes, as ethdev computes it: its own max_mtu,
  * and its largest frame less the L2 overhead (Ethernet header and CRC, or
  * what the device says its overhead is). net_tap in DPDK 22.11 takes no
@@ -360,6 +395,8 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 	rc = cksum_offloads(pc, idx, &info, p, &conf, err, errlen);
 	if (rc == 0)
 		rc = tso_offload(pc, idx, &info, p, &conf, err, errlen);
+	if (rc == 0)
+		rc = lro_offload(pc, idx, &info, p, &conf, err, errlen);
 	if (rc != 0)
 		return rc;
 	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);

@@ -30,6 +30,7 @@ struct wp_port {
 	bool rx_tcp_cksum;      /* the device verifies TCP checksums and flags the mbuf */
 	bool tso;               /* the device cuts TCP segments of up to WP_TSO_MAX_FRAME bytes */
 	uint16_t tso_frame_hdr; /* counted against the MTU per piece by the device (net_tap: 14) */
+	bool lro;               /* the device joins received TCP segments (mbuf chains) */
 	char name[64];
 };
 

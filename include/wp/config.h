@@ -24,8 +24,9 @@ enum wp_poll_mode {
 };
 
 /*
- * ports.[N].checksum_offload and ports.[N].tso: who computes and verifies
- * TCP checksums, who cuts large TCP segments to the MSS.
+ * ports.[N].checksum_offload, ports.[N].tso and ports.[N].lro: who computes
+ * and verifies TCP checksums, who cuts large TCP segments to the MSS, who
+ * joins received ones.
  */
 enum wp_offload {
 	WP_OFFLOAD_AUTO = 0, /* the device, when it is a NIC / VF that can */
@@ -44,6 +45,7 @@ struct wp_port_config {
 	bool diag; /* TCP echo (7), discard (9) and source (19) services */
 	enum wp_offload cksum_offload;
 	enum wp_offload tso; /* TCP segmentation offload */
+	enum wp_offload lro; /* the device joins received TCP segments */
 	bool gro;            /* receive coalescing: one delivery and ACK per flow per burst */
 };
 

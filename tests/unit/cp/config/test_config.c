@@ -60,6 +60,7 @@ static void test_values_and_defaults(void **state)
 	assert_string_equal(cfg.ports[0].device, "net_tap0,iface=wp0");
 	assert_int_equal(cfg.ports[0].cksum_offload, WP_OFFLOAD_AUTO);
 	assert_int_equal(cfg.ports[0].tso, WP_OFFLOAD_AUTO);
+	assert_int_equal(cfg.ports[0].lro, WP_OFFLOAD_AUTO);
 	assert_true(cfg.ports[0].gro);
 	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.2");
 	assert_int_equal(cfg.ports[0].prefix, 16);
@@ -88,15 +89,17 @@ static void test_set_overrides(void **state)
 	                      "eal.file_prefix=other",
 	                      "ports.[0].checksum_offload=off",
 	                      "ports.[0].tso=on",
+	                      "ports.[0].lro=off",
 	                      "ports.[0].gro=false"};
 	struct wp_config cfg;
 	char err[WP_CONFIG_ERRLEN] = "", ip[WP_ADDR_STRLEN];
 
 	(void)state;
-	assert_int_equal(wp_config_load(write_conf(base), sets, 10, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(wp_config_load(write_conf(base), sets, 11, &cfg, err, sizeof(err)), 0);
 	assert_int_equal(cfg.ports[0].cksum_offload, WP_OFFLOAD_OFF);
 	assert_false(cfg.ports[0].gro);
 	assert_int_equal(cfg.ports[0].tso, WP_OFFLOAD_ON);
+	assert_int_equal(cfg.ports[0].lro, WP_OFFLOAD_OFF);
 	assert_int_equal(cfg.workers, 3);
 	assert_string_equal(wp_addr_format(&cfg.ports[0].ip, ip, sizeof(ip)), "10.1.0.9");
 	assert_int_equal(cfg.ports[0].mtu, 9000);
@@ -196,6 +199,9 @@ static void test_errors_name_file_line_key(void **state)
 	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; tso = true; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].tso", "expected a string"}},
+	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; lro = \"always\"; } );\n",
+	         NULL,
+	         {":1:", "ports.[0].lro", "'always' is not \"auto\", \"on\" or \"off\""}},
 	        {"ports = ( { device = \"x\"; ip = \"1.1.1.1\"; speed = 1; } );\n",
 	         NULL,
 	         {":1:", "ports.[0].speed", "unknown key"}},
