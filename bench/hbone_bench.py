@@ -3,7 +3,8 @@
 
   bench/hbone_bench.py [--build DIR] [--handshakes N] [--bytes N] [--idle N]
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
-                       [--workers 1|2] [--link tap|memif|memif-zc|virtio]
+                       [--workers 1|2]
+                       [--link tap|memif|memif-zc|virtio|virtio-offload]
                        [--phases idle,handshakes,tunnel,storm] [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
                        [--storm-procs K] [--storm-pace F]
@@ -279,12 +280,15 @@ def main():
                          "PING intervals and the measurement)")
     ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
                     help="waypointd workers (default 1)")
-    ap.add_argument("--link", default="tap", choices=("tap", "memif", "memif-zc", "virtio"),
+    ap.add_argument("--link", default="tap", choices=("tap", "memif", "memif-zc", "virtio",
+                                                       "virtio-offload"),
                     help="waypointd's port: the TAP (default) or memif, the NIC stand-in "
                          "(tests/testbed --link memif: dpdk-testpmd on CPU 0 is the wire); "
                          "memif-zc: its zero-copy mode, no copy on waypointd's core; "
                          "virtio: a virtual machine's NIC, virtio_user with the wire as its "
-                         "vhost-user host")
+                         "vhost-user host; virtio-offload: that host offering checksum, LRO "
+                         "and TSO offloads (tests/testbed; waypointd takes them with --set "
+                         "'ports.[0].checksum_offload=on' and so on)")
     ap.add_argument("--storm", type=int, default=10000,
                     help="full handshakes in the storm phase (default 10000)")
     ap.add_argument("--storm-bytes", type=int, default=64 << 20,

@@ -222,7 +222,9 @@ static void tcp_tx_send(void *arg, void *handle, uint32_t src_ip WP_UNUSED, uint
 		m->l3_len = WP_IPV4_HLEN;
 		m->l4_len = (uint64_t)(tcp[12] >> 4) * 4u;
 		m->tso_segsz = tso_segsz;
-		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG;
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_SEG;
+		if (wp->port->tso_ip_cksum)
+			m->ol_flags |= RTE_MBUF_F_TX_IP_CKSUM;
 	} else if (wp->port->tx_tcp_cksum) { /* the stack left the pseudo-header sum */
 		m->l2_len = WP_ETH_HLEN;
 		m->l3_len = WP_IPV4_HLEN;

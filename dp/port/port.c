@@ -255,7 +255,10 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
  * TCP segmentation offload (ports.[N].tso): the stack hands the device one
  * segment of up to 64 KiB with a template header, and the device cuts it
  * into pieces of tso_segsz payload, each with its own IPv4 and TCP checksum
- * (so TSO takes the TCP and IPv4 checksum offloads with it). "auto" trusts
+ * (so TSO takes the TCP checksum offload with it, and the IPv4 one where the
+ * device lists it: a virtio NIC does not, its host sums each piece's IPv4
+ * header whatever the guest asks, and the stack's own sum of the template
+ * header stays in the frame). "auto" trusts
  * only NICs and VFs, as for checksums: net_tap offers TSO but cuts in
  * software (rte_gso) and sums every piece itself. net_tap also compares
  * each piece's frame, Ethernet header included, with the MTU, so pieces
@@ -265,20 +268,22 @@ static int tso_offload(const struct wp_port_config *pc, unsigned idx,
                        const struct rte_eth_dev_info *info, struct wp_port *p,
                        struct rte_eth_conf *conf, char *err, size_t errlen)
 {
-	const uint64_t need = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
-	                      RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+	const uint64_t need = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	bool want = offload_wanted(pc->tso, pc->device);
 
 	p->tso = want && (info->tx_offload_capa & need) == need;
 	if (pc->tso == WP_OFFLOAD_ON && !p->tso) {
 		snprintf(err, errlen,
 		         "ports.[%u].tso is \"on\" but %s offers no TCP segmentation offload "
-		         "(with TCP and IPv4 checksums on transmit; use \"auto\" or \"off\")",
+		         "(with TCP checksums on transmit; use \"auto\" or \"off\")",
 		         idx, p->name);
 		return -ENOTSUP;
 	}
+	p->tso_ip_cksum = p->tso && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
 	if (p->tso)
 		conf->txmode.offloads |= need;
+	if (p->tso_ip_cksum)
+		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
 	p->tso_frame_hdr = strcmp(info->driver_name, "net_tap") == 0 ? RTE_ETHER_HDR_LEN : 0;
 	return 0;
 }

@@ -29,6 +29,7 @@ struct wp_port {
 	bool tx_tcp_cksum;      /* the device fills in TCP checksums (pseudo-header sum given) */
 	bool rx_tcp_cksum;      /* the device verifies TCP checksums and flags the mbuf */
 	bool tso;               /* the device cuts TCP segments of up to WP_TSO_MAX_FRAME bytes */
+	bool tso_ip_cksum;      /* ... and is asked to sum each piece's IPv4 header */
 	uint16_t tso_frame_hdr; /* counted against the MTU per piece by the device (net_tap: 14) */
 	bool lro;               /* the device joins received TCP segments (mbuf chains) */
 	char name[64];
