@@ -489,11 +489,22 @@ static bool chain_cksum_ok(const struct rte_mbuf *m, const struct wp_net_rx *rx)
 	return sum == 0xffff;
 }
 
+/* Whether the first buffer of a chain holds the whole TCP header. */
+static bool tcp_header_in_first(const struct rte_mbuf *m, const struct wp_net_rx *rx)
+{
+	uint32_t head = rte_pktmbuf_data_len(m) - rx->l4_off; /* dp/net: l4_off within it */
+
+	return head >= 20 &&
+	       (uint32_t)(rte_pktmbuf_mtod_offset(m, const uint8_t *, rx->l4_off)[12] >> 4) * 4 <=
+	               head;
+}
+
 /*
  * A TCP segment in an mbuf chain (a device's LRO, or a frame larger than one
- * mbuf): the first buffer holds the headers and the first payload bytes,
- * the others the rest, handed to the stack as pieces without a copy. The
- * checksum is checked over the chain unless the device vouched for it.
+ * mbuf): the first buffer holds the headers (tcp_header_in_first) and the
+ * first payload bytes, the others the rest, handed to the stack as pieces
+ * without a copy. The checksum is checked over the chain unless the device
+ * vouched for it.
  */
 static void tcp_rx_chain(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mbuf *m,
                          const struct wp_net_rx *rx, uint64_t now)
@@ -504,10 +515,6 @@ static void tcp_rx_chain(struct wp_worker *w, struct wp_worker_port *wp, struct 
 	struct wp_tcp_piece more[WP_RX_MAX_PIECES];
 	unsigned n = 0;
 
-	if (head < 20 || (uint32_t)(seg[12] >> 4) * 4 > head) {
-		wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR); /* TCP header not in the first */
-		return;
-	}
 	if (!l4_verified(m) && !chain_cksum_ok(m, rx)) {
 		wp_ctr_inc(w->stats.ctr, WP_CTR_TCP_BAD_CHECKSUM);
 		return;
@@ -537,6 +544,11 @@ static void tcp_rx(struct wp_worker *w, struct wp_worker_port *wp, struct rte_mb
 	const uint8_t *seg = rte_pktmbuf_mtod_offset(m, const uint8_t *, rx->l4_off);
 	unsigned owner = w->id;
 
+	if (!rte_pktmbuf_is_contiguous(m) && !tcp_header_in_first(m, rx)) {
+		wp_ctr_inc(w->stats.ctr, WP_CTR_ETH_NONLINEAR);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (!steered && w->n_workers > 1 && rx->l4_len >= 4)
 		owner = wp_port_flow_owner(wp->port, rx->src_ip, rx->dst_ip, get_be16_raw(seg),
 		                           get_be16_raw(seg + 2), w->n_workers);
