@@ -214,10 +214,24 @@ int wp_port_eal_init(const struct wp_config *cfg, const char *argv0, char *err, 
 	return 0;
 }
 
-/* An offload setting: "on", or "auto" on a NIC or VF (the PCI devices). */
-static bool offload_wanted(enum wp_offload mode, const char *device)
+/*
+ * Whether to use an offload (ports.[idx].<key>) the device <offered> or not:
+ * "on", or "auto" on a NIC or VF (the PCI devices). "on" for a device that
+ * does not offer it is an error naming the key and the device.
+ */
+static int offload_use(enum wp_offload mode, const char *device, bool offered, unsigned idx,
+                       const char *key, const char *name, const char *what, bool *use, char *err,
+                       size_t errlen)
 {
-	return mode == WP_OFFLOAD_ON || (mode == WP_OFFLOAD_AUTO && is_pci_address(device));
+	*use = offered &&
+	       (mode == WP_OFFLOAD_ON || (mode == WP_OFFLOAD_AUTO && is_pci_address(device)));
+	if (mode == WP_OFFLOAD_ON && !offered) {
+		snprintf(err, errlen,
+		         "ports.[%u].%s is \"on\" but %s offers no %s (use \"auto\" or \"off\")",
+		         idx, key, name, what);
+		return -ENOTSUP;
+	}
+	return 0;
 }
 
 /*
@@ -233,17 +247,16 @@ static int cksum_offloads(const struct wp_port_config *pc, unsigned idx,
                           const struct rte_eth_dev_info *info, struct wp_port *p,
                           struct rte_eth_conf *conf, char *err, size_t errlen)
 {
-	bool want = offload_wanted(pc->cksum_offload, pc->device);
+	bool tx = info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+	bool rx = info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+	bool use;
+	int rc = offload_use(pc->cksum_offload, pc->device, tx || rx, idx, "checksum_offload",
+	                     p->name, "TCP checksum offload", &use, err, errlen);
 
-	p->tx_tcp_cksum = want && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
-	p->rx_tcp_cksum = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
-	if (pc->cksum_offload == WP_OFFLOAD_ON && !p->tx_tcp_cksum && !p->rx_tcp_cksum) {
-		snprintf(err, errlen,
-		         "ports.[%u].checksum_offload is \"on\" but %s offers no TCP checksum "
-		         "offload (use \"auto\" or \"off\")",
-		         idx, p->name);
-		return -ENOTSUP;
-	}
+	if (rc != 0)
+		return rc;
+	p->tx_tcp_cksum = use && tx;
+	p->rx_tcp_cksum = use && rx;
 	if (p->tx_tcp_cksum)
 		conf->txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
 	if (p->rx_tcp_cksum)
@@ -269,16 +282,12 @@ static int tso_offload(const struct wp_port_config *pc, unsigned idx,
                        struct rte_eth_conf *conf, char *err, size_t errlen)
 {
 	const uint64_t need = RTE_ETH_TX_OFFLOAD_TCP_TSO | RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
-	bool want = offload_wanted(pc->tso, pc->device);
+	int rc = offload_use(
+	        pc->tso, pc->device, (info->tx_offload_capa & need) == need, idx, "tso", p->name,
+	        "TCP segmentation offload with TCP checksums on transmit", &p->tso, err, errlen);
 
-	p->tso = want && (info->tx_offload_capa & need) == need;
-	if (pc->tso == WP_OFFLOAD_ON && !p->tso) {
-		snprintf(err, errlen,
-		         "ports.[%u].tso is \"on\" but %s offers no TCP segmentation offload "
-		         "(with TCP checksums on transmit; use \"auto\" or \"off\")",
-		         idx, p->name);
-		return -ENOTSUP;
-	}
+	if (rc != 0)
+		return rc;
 	p->tso_ip_cksum = p->tso && (info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
 	if (p->tso)
 		conf->txmode.offloads |= need;
@@ -302,18 +311,12 @@ static int lro_offload(const struct wp_port_config *pc, unsigned idx,
                        const struct rte_eth_dev_info *info, struct wp_port *p,
                        struct rte_eth_conf *conf, char *err, size_t errlen)
 {
-	bool want = offload_wanted(pc->lro, pc->device);
+	int rc =
+	        offload_use(pc->lro, pc->device, info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_LRO,
+	                    idx, "lro", p->name, "large receive offload", &p->lro, err, errlen);
 
-	p->lro = want && (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_LRO);
-	if (pc->lro == WP_OFFLOAD_ON && !p->lro) {
-		snprintf(err, errlen,
-		         "ports.[%u].lro is \"on\" but %s offers no large receive offload "
-		         "(use \"auto\" or \"off\")",
-		         idx, p->name);
-		return -ENOTSUP;
-	}
-	if (!p->lro)
-		return 0;
+	if (rc != 0 || !p->lro)
+		return rc;
 	conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_LRO;
 	if (info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)
 		conf->rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;

@@ -20,7 +20,8 @@
 # several segments arrive as mbuf chains that TCP reads in place, the
 # device cuts waypointd's large segments: 64 MiB each way through the echo
 # service and through a tunnel, SHA-256 equal, the mean received frame
-# above 3,000 bytes (no frame at MTU 1500 is), none dropped.
+# above 3,000 bytes (no frame at MTU 1500 is), none dropped. And lro = "on"
+# on a device without LRO (net_null) stops the start, naming the key.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hbone_common.sh"
 
@@ -80,3 +81,11 @@ by=$(stat rx_bytes)
 [ $((by / pk)) -gt 3000 ] || fail "mean received frame $((by / pk)) bytes: nothing was joined"
 [ "$(stat tcp_tso_sent)" -gt 100 ] || fail "tcp_tso_sent $(stat tcp_tso_sent)"
 pass "LRO and TSO: 64 MiB echoed and 64 MiB through a tunnel in $pk frames of $((by / pk)) bytes on average, $(stat tcp_tso_sent) segments cut by the device: $out"
+"$TESTBED" down "$WP_NETNS"
+
+out=$(cd "$ROOT" && "$WP_BIN" -c conf/waypoint.conf --set 'ports.[0].device=net_null0' \
+	--set 'ports.[0].lro=on' --set eal.file_prefix="wp-lro-null-$$" --set eal.memory_mb=64 2>&1) &&
+	fail "waypointd started with lro = on on net_null"
+echo "$out" | grep -q 'ports.\[0\].lro is "on" but net_null0 offers no large receive offload' ||
+	fail "no clear refusal: $out"
+pass "a device without LRO: ports.[0].lro = \"on\" refused by name"
