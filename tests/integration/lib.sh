@@ -27,6 +27,16 @@ tb_up() {
 
 in_ns() { ip netns exec "$WP_NETNS" "$@"; }
 
+# refused_on_null KEY MESSAGE: waypointd on a net_null port (which offers no
+# offload) with KEY = "on" must not start, and must say MESSAGE.
+refused_on_null() {
+	local out
+	out=$(cd "$ROOT" && "$WP_BIN" -c conf/waypoint.conf --set 'ports.[0].device=net_null0' \
+		--set "ports.[0].$1=on" --set eal.file_prefix="wp-null-$1-$$" --set eal.memory_mb=64 2>&1) &&
+		fail "waypointd started with $1 = on on net_null"
+	grep -qF "$2" <<<"$out" || fail "no clear refusal of $1 = on: $out"
+}
+
 # ping_all COUNT WHAT: COUNT pings of the appliance 10 ms apart; fails the
 # test (naming WHAT) unless every one is answered.
 ping_all() {

@@ -39,9 +39,5 @@ in_ns $TCPCHECK source "$WP_IP" 19 $((64 << 20)) || fail "64 MiB from the source
 pass "64 MiB under 1% loss and 1% reordering, every byte checked ($(($(stat tcp_retransmit) - re0)) retransmissions)"
 "$TESTBED" down "$WP_NETNS"
 
-out=$(cd "$ROOT" && "$WP_BIN" -c conf/waypoint.conf --set 'ports.[0].device=net_null0' \
-	--set 'ports.[0].tso=on' --set eal.file_prefix="wp-tso-null-$$" --set eal.memory_mb=64 2>&1) &&
-	fail "waypointd started with tso = on on net_null"
-echo "$out" | grep -q 'ports.\[0\].tso is "on" but net_null0 offers no TCP segmentation offload' ||
-	fail "no clear refusal: $out"
+refused_on_null tso 'ports.[0].tso is "on" but net_null0 offers no TCP segmentation offload'
 pass "a device without TSO: ports.[0].tso = \"on\" refused by name"

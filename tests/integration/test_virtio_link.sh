@@ -83,9 +83,5 @@ by=$(stat rx_bytes)
 pass "LRO and TSO: 64 MiB echoed and 64 MiB through a tunnel in $pk frames of $((by / pk)) bytes on average, $(stat tcp_tso_sent) segments cut by the device: $out"
 "$TESTBED" down "$WP_NETNS"
 
-out=$(cd "$ROOT" && "$WP_BIN" -c conf/waypoint.conf --set 'ports.[0].device=net_null0' \
-	--set 'ports.[0].lro=on' --set eal.file_prefix="wp-lro-null-$$" --set eal.memory_mb=64 2>&1) &&
-	fail "waypointd started with lro = on on net_null"
-echo "$out" | grep -q 'ports.\[0\].lro is "on" but net_null0 offers no large receive offload' ||
-	fail "no clear refusal: $out"
+refused_on_null lro 'ports.[0].lro is "on" but net_null0 offers no large receive offload'
 pass "a device without LRO: ports.[0].lro = \"on\" refused by name"
