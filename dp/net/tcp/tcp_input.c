@@ -293,7 +293,6 @@ static void fin_input(struct wp_tcp_conn *c)
 	stop_timer(c, T_KEEP);
 }
 
-/* Places trimmed payload (s->seq >= rcv_nxt) into the receive ring. */
 /* Copies the segment's payload (s->len bytes from s->skip on, across its
  * pieces) into <ring> at <pos>. */
 static void seg_to_ring(const struct seg *s, uint8_t *ring, uint32_t size, uint32_t pos)
@@ -319,6 +318,7 @@ static void seg_to_ring(const struct seg *s, uint8_t *ring, uint32_t size, uint3
 	}
 }
 
+/* Places trimmed payload (s->seq >= rcv_nxt) into the receive ring. */
 static void data_input(struct wp_tcp_conn *c, struct seg *s)
 {
 	struct wp_tcp_stack *st = c->st;
