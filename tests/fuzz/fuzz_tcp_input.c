@@ -3,13 +3,15 @@
  * records <op:1><len:2 BE><bytes:len>. Ops feed a segment as-is or with its
  * checksum fixed (so the fuzzer gets past verification into the state
  * machine; with the op's top bit set, in three buffers, as LRO hands a
- * segment over: wp_tcp_input_pieces), advance the clock and run timers, or act as the app on the
- * most recent connection (send, shutdown, close, abort, resume). Every segment is copied into a
- * heap buffer of its exact length so ASan catches over-reads. One stack per input (deterministic;
- * odd-sized inputs with segmentation offload, sizes 2 and 3 mod 4 with receive coalescing, the
- * segments between two clock steps being one burst); every segment sent must fit the MSS, or be one
- * for the device to cut into pieces that do; after the script the clock runs far ahead and every
- * control block, buffer and TIME_WAIT entry must be gone.
+ * segment over: wp_tcp_input_pieces), advance the clock and run timers, or
+ * act as the app on the most recent connection (send, shutdown, close,
+ * abort, resume). Every segment is copied into a heap buffer of its exact
+ * length so ASan catches over-reads. One stack per input (deterministic;
+ * odd-sized inputs with segmentation offload, sizes 2 and 3 mod 4 with
+ * receive coalescing, the segments between two clock steps being one
+ * burst); every segment sent must fit the MSS, or be one for the device to
+ * cut into pieces that do; after the script the clock runs far ahead and
+ * every control block, buffer and TIME_WAIT entry must be gone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "wp/counters.h"
 
 static uint8_t txbuf[70000];
+static struct wp_tcp_conn *cur;
 
 /* The checksummed segment <seg> (header of <doff> bytes) as an LRO chain
  * hands it over (wp_tcp_input_pieces): the header and a third of the
@@ -29,21 +32,20 @@ static uint8_t txbuf[70000];
 static void input_pieces(struct wp_tcp_stack *st, uint32_t peer, uint32_t us, const uint8_t *seg,
                          uint16_t len, unsigned doff, uint64_t now)
 {
-	uint32_t pay = len - doff, a = pay / 3, b = pay - pay / 3 - a;
+	uint32_t pay = len - doff, a = pay / 3, b = pay / 3, c = pay - a - b;
 	struct wp_tcp_piece more[2];
-	uint8_t *p1 = malloc(b ? b : 1), *p2 = malloc(pay - a - b ? pay - a - b : 1);
+	uint8_t *p1 = malloc(b ? b : 1), *p2 = malloc(c ? c : 1);
 
 	if (!p1 || !p2)
 		abort();
 	memcpy(p1, seg + doff + a, b);
-	memcpy(p2, seg + doff + a + b, pay - a - b);
+	memcpy(p2, seg + doff + a + b, c);
 	more[0] = (struct wp_tcp_piece){.p = p1, .len = b};
-	more[1] = (struct wp_tcp_piece){.p = p2, .len = pay - a - b};
+	more[1] = (struct wp_tcp_piece){.p = p2, .len = c};
 	wp_tcp_input_pieces(st, peer, us, seg, (uint16_t)(doff + a), more, 2, now);
 	free(p1);
 	free(p2);
 }
-static struct wp_tcp_conn *cur;
 
 static uint8_t *f_alloc(void *arg, uint16_t len, void **h)
 {
