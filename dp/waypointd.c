@@ -496,19 +496,21 @@ int main(int argc, char **argv)
 		char ip[WP_ADDR_STRLEN];
 
 		const struct wp_port *p = &ports.port[i];
+		const char *cksum = p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
+		                    : p->tx_tcp_cksum                  ? "device on transmit"
+		                    : p->rx_tcp_cksum                  ? "device on receive"
+		                                                       : "software";
 
-		wp_log_out(WP_LOG_INFO,
-		           "waypointd %s: port %s (%s, TCP segmentation: %s, TCP checksums: %s, "
-		           "receive coalescing: %s, LRO: %s) %s/%u, %u workers, %s polling\n",
-		           WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
-		           p->tso ? "device (TSO)" : "software",
-		           p->tx_tcp_cksum && p->rx_tcp_cksum ? "device"
-		           : p->tx_tcp_cksum                  ? "device on transmit"
-		           : p->rx_tcp_cksum                  ? "device on receive"
-		                                              : "software",
-		           cfg.ports[i].gro ? "on" : "off", p->lro ? "device" : "off",
-		           wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
-		           cfg.workers, cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
+		wp_log_out(
+		        WP_LOG_INFO,
+		        "waypointd %s: port %s (%s, TCP segmentation: %s, TCP checksums: %s, "
+		        "receive coalescing: %s, LRO: %s) %s/%u MTU %u, %u workers, %s polling\n",
+		        WP_VERSION, p->name, p->rss ? "RSS" : "software steering",
+		        p->tso ? "device (TSO)" : "software", cksum,
+		        cfg.ports[i].gro ? "on" : "off", p->lro ? "device" : "off",
+		        wp_addr_format(&cfg.ports[i].ip, ip, sizeof(ip)), cfg.ports[i].prefix,
+		        cfg.ports[i].mtu, cfg.workers,
+		        cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
 	}
 
 	if (wp_snapshot_get(wp_cp_slot(cp)) == NULL)

@@ -72,6 +72,25 @@ static unsigned long free_hugepages_2m(void)
 	return n;
 }
 
+/* The value of devarg KEY in a device string ("name,key=value,..."), or NULL. */
+static const char *devarg(const char *device, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = strchr(device, ','); p != NULL; p = strchr(p + 1, ','))
+		if (strncmp(p + 1, key, n) == 0 && p[1 + n] == '=')
+			return p + 2 + n;
+	return NULL;
+}
+
+static bool devarg_is(const char *device, const char *key, const char *value)
+{
+	const char *v = devarg(device, key);
+	size_t n = strlen(value);
+
+	return v != NULL && strncmp(v, value, n) == 0 && (v[n] == ',' || v[n] == '\0');
+}
+
 /*
  * Ports whose peer maps the EAL's memory: a memif port in zero-copy mode
  * (device "net_memif...,zero-copy=yes": its rings point into waypointd's own
@@ -89,7 +108,7 @@ static bool shares_memory(const struct wp_config *cfg)
 	for (unsigned i = 0; i < cfg->n_ports; i++) {
 		const char *d = cfg->ports[i].device;
 
-		if ((strncmp(d, "net_memif", 9) == 0 && strstr(d, "zero-copy=yes") != NULL) ||
+		if ((strncmp(d, "net_memif", 9) == 0 && devarg_is(d, "zero-copy", "yes")) ||
 		    strncmp(d, "virtio_user", 11) == 0)
 			return true;
 	}
@@ -330,24 +349,49 @@ static int lro_offload(const struct wp_port_config *pc, unsigned idx,
  * The largest MTU the device takes, as ethdev computes it: its own max_mtu,
  * and its largest frame less the L2 overhead (Ethernet header and CRC, or
  * what the device says its overhead is). net_tap in DPDK 22.11 takes no
- * frame over 1522 bytes; memif and most NICs take jumbo frames.
+ * frame over 1522 bytes; most NICs take jumbo frames.
+ *
+ * memif is the exception. Its driver reports 1518 bytes (RTE_ETHER_MAX_LEN),
+ * which ethdev enforces, yet the memif protocol carries longer frames, and a
+ * frame that fits one memif buffer passes the driver whole. One that does
+ * not is spread over a chain of buffers, which DPDK 22.11's copy mode
+ * corrupts (it leaves a stale "next" flag on a buffer it reuses; fixed in
+ * 26.03). So waypointd takes an MTU over 1500 on memif when each frame fits
+ * one buffer: as the client (whose buffers both ends use), in zero-copy
+ * mode (a buffer is one of waypointd's mbufs, sized for the MTU) or with
+ * bsize at least the frame. ethdev is then configured at what it accepts
+ * and the stack uses the configured MTU. Returns the MTU to give ethdev, or
+ * a negative errno with err set.
  */
-static int check_mtu(const struct wp_port_config *pc, unsigned idx,
-                     const struct rte_eth_dev_info *info, const char *name, char *err,
-                     size_t errlen)
+static int device_mtu(const struct wp_port_config *pc, unsigned idx,
+                      const struct rte_eth_dev_info *info, const char *name, char *err,
+                      size_t errlen)
 {
 	uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN, max = info->max_mtu;
+	uint32_t frame = pc->mtu + RTE_ETHER_HDR_LEN;
+	const char *bsize = devarg(pc->device, "bsize");
 
 	if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu)
 		overhead = info->max_rx_pktlen - info->max_mtu;
 	if (info->max_rx_pktlen > overhead)
 		max = WP_MIN(max, info->max_rx_pktlen - overhead);
-	if (pc->mtu > max) {
+	if (pc->mtu <= max)
+		return pc->mtu;
+	if (strncmp(name, "net_memif", 9) != 0) {
 		snprintf(err, errlen, "ports.[%u].mtu %u: %s takes at most %u", idx, pc->mtu, name,
 		         max);
 		return -EINVAL;
 	}
-	return 0;
+	if (devarg_is(pc->device, "role", "client") &&
+	    (devarg_is(pc->device, "zero-copy", "yes") ||
+	     (bsize != NULL && strtoul(bsize, NULL, 10) >= frame)))
+		return (int)max;
+	snprintf(err, errlen,
+	         "ports.[%u].mtu %u: %s takes frames over %u bytes only whole in one memif "
+	         "buffer: role=client with zero-copy=yes, or with bsize=%u or more (DPDK 22.11's "
+	         "memif corrupts frames spread over buffers)",
+	         idx, pc->mtu, name, max + RTE_ETHER_HDR_LEN, frame);
+	return -EINVAL;
 }
 
 static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports *ports, char *err,
@@ -359,7 +403,7 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 	struct rte_eth_conf conf;
 	struct rte_ether_addr mac;
 	uint16_t nq = (uint16_t)cfg->workers, rxd = pc->rx_desc, txd = pc->tx_desc;
-	int rc;
+	int rc, mtu;
 
 	device_name(pc->device, p->name, sizeof(p->name));
 	if (rte_eth_dev_get_port_by_name(p->name, &p->port_id) != 0) {
@@ -396,10 +440,10 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		         RTE_ETH_RSS_IPV4);
 		p->rss = true;
 	}
-	rc = check_mtu(pc, idx, &info, p->name, err, errlen);
-	if (rc != 0)
-		return rc;
-	conf.rxmode.mtu = pc->mtu;
+	mtu = device_mtu(pc, idx, &info, p->name, err, errlen);
+	if (mtu < 0)
+		return mtu;
+	conf.rxmode.mtu = (uint32_t)mtu;
 	rc = cksum_offloads(pc, idx, &info, p, &conf, err, errlen);
 	if (rc == 0)
 		rc = tso_offload(pc, idx, &info, p, &conf, err, errlen);
@@ -433,7 +477,7 @@ static int start_port(const struct wp_config *cfg, unsigned idx, struct wp_ports
 		if (rc != 0)
 			goto fail;
 	}
-	rc = rte_eth_dev_set_mtu(p->port_id, pc->mtu);
+	rc = rte_eth_dev_set_mtu(p->port_id, (uint16_t)mtu);
 	if (rc != 0 && rc != -ENOTSUP)
 		goto fail;
 	rc = rte_eth_dev_start(p->port_id);
