@@ -289,6 +289,10 @@ def main():
                          "vhost-user host; virtio-offload: that host offering checksum, LRO "
                          "and TSO offloads (tests/testbed; waypointd takes them with --set "
                          "'ports.[0].checksum_offload=on' and so on)")
+    ap.add_argument("--mtu", type=int, default=1500,
+                    help="MTU of waypointd's port and of the kernel side (default 1500; above "
+                         "1500 with --link memif or memif-zc, jumbo frames through the wire: "
+                         "tests/testbed --mtu)")
     ap.add_argument("--storm", type=int, default=10000,
                     help="full handshakes in the storm phase (default 10000)")
     ap.add_argument("--storm-bytes", type=int, default=64 << 20,
@@ -332,6 +336,8 @@ def main():
     if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
         sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
     share = ("--set", "hbone.handshake_share=%d" % a.handshake_share) if a.handshake_share else ()
+    if a.mtu != 1500:
+        share += ("--mtu", str(a.mtu))
     for kv in a.set:
         if "=" not in kv:
             sys.exit("hbone_bench: --set %s: KEY=VALUE" % kv)
@@ -349,6 +355,7 @@ def main():
     res = {"bench": "hbone_bench"}
     if a.set:
         res["waypointd_settings"] = a.set
+    res["link"], res["mtu"] = a.link, a.mtu
     try:
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0
@@ -557,6 +564,9 @@ def main():
                    b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
             busy = b1["busy_cycles"] - b0["busy_cycles"]
             io = b1["io_cycles"] - b0["io_cycles"]
+            frames = {d: round((b1[d + "_bytes"] - b0[d + "_bytes"]) /
+                               max(1, b1[d + "_packets"] - b0[d + "_packets"]))
+                      for d in ("rx", "tx")}
             cpb = busy / fwd if fwd else 0
             res["tunnel"] = {"bytes_each_way": a.bytes, "ok": ok, "peer": None,
                              "client": a.tunnel_client,
@@ -564,7 +574,8 @@ def main():
                              "tsc_busy_cycles_per_byte": round(cpb, 2),
                              "tsc_busy_cycles_per_byte_without_pmd_io":
                                  round((busy - io) / fwd, 2) if fwd else None,
-                             "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None}
+                             "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None,
+                             "mean_frame_bytes": frames}
         # 4. a handshake storm while one tunnel streams (no peer)
         if "storm" in phases:
             def storm_start():
@@ -653,10 +664,12 @@ def main():
                       if h["waypointd_share_of_crypto_limit"] else "?"))
     if "tunnel" in res:
         u = res["tunnel"]
-        print("tunnel (no peer, client %s): %s Gbit/s at the client, %s TSC busy cycles per "
-              "byte (%s without the PMD's I/O), %s Gbit/s per core, %s" % (
-                  u["client"], u["client_gbit_s_both_ways"], u["tsc_busy_cycles_per_byte"],
-                  u["tsc_busy_cycles_per_byte_without_pmd_io"], u["gbit_s_per_core"],
+        print("tunnel (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
+              "busy cycles per byte (%s without the PMD's I/O), %s Gbit/s per core, mean frame "
+              "%d bytes received and %d sent, %s" % (
+                  u["client"], res["link"], res["mtu"], u["client_gbit_s_both_ways"],
+                  u["tsc_busy_cycles_per_byte"], u["tsc_busy_cycles_per_byte_without_pmd_io"],
+                  u["gbit_s_per_core"], u["mean_frame_bytes"]["rx"], u["mean_frame_bytes"]["tx"],
                   "every byte back, SHA-256 equal" if u["ok"] else "FAILED"))
     if "storm" in res:
         u = res["storm"]
