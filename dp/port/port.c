@@ -515,7 +515,8 @@ fail:
 }
 
 /*
- * One mbuf holds one frame (the RX and TX paths want contiguous frames): the
+ * One mbuf holds one frame (every frame is sent from one mbuf, and a frame
+ * received in one buffer takes the short path; chains are for LRO): the
  * default 2 KiB data room up to an MTU of ~2,000, then room for the largest
  * port's frames (9000 -> 9,216 bytes), as OVS-DPDK sizes its pools by MTU.
  */
