@@ -291,7 +291,7 @@ def main():
                          "'ports.[0].checksum_offload=on' and so on)")
     ap.add_argument("--mtu", type=int, default=1500,
                     help="MTU of waypointd's port and of the kernel side (default 1500; above "
-                         "1500 with --link memif or memif-zc, jumbo frames through the wire: "
+                         "1500 with --link memif, memif-zc or virtio, jumbo frames through the wire: "
                          "tests/testbed --mtu)")
     ap.add_argument("--storm", type=int, default=10000,
                     help="full handshakes in the storm phase (default 10000)")
