@@ -5,13 +5,13 @@
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
                        [--workers 1|2]
                        [--link tap|memif|memif-zc|virtio|virtio-offload]
-                       [--phases idle,handshakes,tunnel,storm] [--storm N]
+                       [--mtu N] [--phases idle,handshakes,tunnel,storm] [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
                        [--storm-procs K] [--storm-pace F]
                        [--tunnel-client c|py] [--set KEY=VALUE ...]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
-                       tap, idle,handshakes,tunnel, 10000, 64 MiB, waypointd's
-                       own, 4, 0.8, c)
+                       tap, 1500, idle,handshakes,tunnel, 10000, 64 MiB,
+                       waypointd's own, 4, 0.8, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
 waypointd workers sized for N connections); the peer is nghttpx (Debian
@@ -335,13 +335,15 @@ def main():
         sys.exit("hbone_bench: --storm-procs: at least 1, not %d" % a.storm_procs)
     if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
         sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
-    share = ("--set", "hbone.handshake_share=%d" % a.handshake_share) if a.handshake_share else ()
+    # what every phase's testbed gets besides its sizing
+    tb_args = (("--set", "hbone.handshake_share=%d" % a.handshake_share)
+               if a.handshake_share else ())
     if a.mtu != 1500:
-        share += ("--mtu", str(a.mtu))
+        tb_args += ("--mtu", str(a.mtu))
     for kv in a.set:
         if "=" not in kv:
             sys.exit("hbone_bench: --set %s: KEY=VALUE" % kv)
-        share += ("--set", kv)
+        tb_args += ("--set", kv)
     idle_gen = os.path.join(a.build, "bench/hbone_idle")
     wpctl = os.path.join(a.build, "cp/wpctl/wpctl")
     hs = os.path.join(a.build, "bench/hbone_hs")
@@ -360,17 +362,17 @@ def main():
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0
         if "idle" in phases:
-            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, share)
+            prefix, _, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, tb_args)
             f0 = footprint(prefix, wp_pid)
             prefix, wip, wp_pid = testbed_up(pki, man, a.build, a.idle + 1024, a.workers, a.link,
-                                             share)
+                                             tb_args)
             f1 = footprint(prefix, wp_pid)
             reserved_each = (f1 - f0) / a.idle
             for k in range(sources(a.idle)):  # the client's source addresses, beside 198.18.0.1
                 ns("ip", "addr", "add", "%s/32" % ip_plus(WP_SRC, k), "dev", "wp0")
             ns("ip", "link", "set", "wp0", "txqueuelen", str(TAP_QUEUE))
         else:
-            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, share)
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, a.workers, a.link, tb_args)
 
         # the echo backend on 7000: bench/tcp_peer (C, one epoll thread), so that
         # the tunnel phase's client, not an interpreter behind it, sets the pace
