@@ -358,12 +358,18 @@ def test_clean_watch_end_rewatches_from_last_version():
         with Probe(api, "--watch-timeout", "1") as p:
             p.wait("SYNCED")
             api.control("requests", clear=True)
-            time.sleep(2.5)
+
+            def pod_watches():
+                return [r["path"] for r in api.control("requests")["requests"]
+                        if r["path"].startswith("/api/v1/pods?watch=1")]
+            # each watch ends after 1 s: two more begin within about 2 s of
+            # the clear, wherever in its second the watch then open was
+            wait_for(lambda: len(pod_watches()) >= 2, 10, interval=0.1, what="two pod watches")
             m = p.mark()
             add_pod(api, "w")
             p.wait("UPSERT Pod default/w", after=m)
             reqs = [r["path"] for r in api.control("requests")["requests"]]
-            watches = [r for r in reqs if r.startswith("/api/v1/pods?watch=1")]
+            watches = pod_watches()
             assert len(watches) >= 2 and all("resourceVersion=" in w for w in watches), watches
             assert not any(r.startswith("/api/v1/pods?limit") for r in reqs), reqs
             c = p.counters()
