@@ -35,12 +35,11 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 
+#include "kdf.h"
 #include "record_int.h"
 #include "wp/counters.h"
 
@@ -72,21 +71,19 @@ _Static_assert(REC_OVERHEAD == WP_TLS_REC_OVERHEAD && REC_MAX_PT == WP_TLS_REC_M
                "tls.h's record sizes are the record layer's");
 
 static const struct suite suites[] = {
-        {0x1301, 16, 32, "AES-128-GCM", "SHA256"},
-        {0x1302, 32, 48, "AES-256-GCM", "SHA384"},
-        {0x1303, 32, 32, "ChaCha20-Poly1305", "SHA256"},
+        {0x1301, 16, 32, "AES-128-GCM"},
+        {0x1302, 32, 48, "AES-256-GCM"},
+        {0x1303, 32, 32, "ChaCha20-Poly1305"},
 };
 
 /* Fetched once per process, shared read-only by all cores. */
 static EVP_CIPHER *ciphers[WP_ARRAY_SIZE(suites)];
-static EVP_KDF *hkdf;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
 static void fetch_algs(void)
 {
 	for (size_t i = 0; i < WP_ARRAY_SIZE(suites); i++)
 		ciphers[i] = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
-	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 }
 
 static inline void rec_ctr(struct wp_tls_rec *r, enum wp_ctr c)
@@ -113,7 +110,7 @@ bool wp_tls_rec_suite_ok(uint16_t id, size_t secret_len)
 	if (s == NULL || s->hash_len != secret_len)
 		return false;
 	pthread_once(&fetch_once, fetch_algs);
-	return ciphers[i] != NULL && hkdf != NULL;
+	return ciphers[i] != NULL;
 }
 
 /* ---- key schedule ---- */
@@ -122,33 +119,8 @@ bool wp_tls_rec_suite_ok(uint16_t id, size_t secret_len)
 static int expand_label(const struct suite *s, const uint8_t *secret, const char *label,
                         uint8_t *out, size_t out_len)
 {
-	uint8_t info[2 + 1 + 6 + 16 + 1];
-	size_t llen = strlen(label), n = 0;
-	OSSL_PARAM params[5], *p = params;
-	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok;
-	EVP_KDF_CTX *k;
-
-	if (llen > 16)
-		return -EINVAL;
-	info[n++] = (uint8_t)(out_len >> 8);
-	info[n++] = (uint8_t)out_len;
-	info[n++] = (uint8_t)(6 + llen);
-	memcpy(info + n, "tls13 ", 6);
-	n += 6;
-	memcpy(info + n, label, llen);
-	n += llen;
-	info[n++] = 0; /* empty context */
-	k = EVP_KDF_CTX_new(hkdf);
-	if (k == NULL)
-		return -ENOMEM;
-	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)s->digest, 0);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, s->hash_len);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
-	*p = OSSL_PARAM_construct_end();
-	ok = EVP_KDF_derive(k, out, out_len, params);
-	EVP_KDF_CTX_free(k);
-	return ok == 1 ? 0 : -EPROTO;
+	return wp_tls_expand_label(wp_tls_hash_alg_of(s->hash_len), secret, label, NULL, 0, out,
+	                           out_len);
 }
 
 /* (Re)keys one direction from d->secret; the sequence number restarts. */

@@ -36,7 +36,6 @@ struct suite {
 	uint8_t key_len;
 	uint8_t hash_len;
 	const char *cipher; /* EVP name */
-	const char *digest;
 };
 
 struct dir {
