@@ -972,6 +972,7 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	                                    "trust_domain_aliases",
 	                                    "allow_tls12",
 	                                    "session_tickets",
+	                                    "openssl_handshake",
 	                                    "ticket_key_rotation_s",
 	                                    "reload_ms",
 	                                    NULL};
@@ -987,6 +988,7 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	get_string(ld, g, "tls.", "trust_domain", t->trust_domain, sizeof(t->trust_domain));
 	get_bool(ld, g, "tls.", "allow_tls12", &t->allow_tls12);
 	get_bool(ld, g, "tls.", "session_tickets", &t->session_tickets);
+	get_bool(ld, g, "tls.", "openssl_handshake", &t->openssl_handshake);
 	GET_UINT(ld, g, "tls.", "ticket_key_rotation_s", 60, 86400, t->ticket_key_rotation_s);
 	GET_UINT(ld, g, "tls.", "reload_ms", 0, 3600000, t->reload_ms);
 	if (!ld->failed && t->trust_domain[0] == '\0')

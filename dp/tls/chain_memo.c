@@ -20,8 +20,15 @@
  * check (SPIFFE ID, trust domain, the expected peer) is per connection and
  * always runs. Revocation is not in play: like Istio, we load no CRLs.
  *
+ * Our own server handshake (hs13.c) uses the same memo without OpenSSL's
+ * callback: it digests the certificates as they came in the Certificate
+ * message, and a slot it fills also keeps the leaf's public key and the
+ * SPIFFE ID read from it, so that a chain seen before is not even parsed
+ * (wp_tls_memo_find / _keep).
+ *
  * The memo is per thread (the workers share the SSL_CTX): 256 entries,
- * direct-mapped by the digest, 16 KiB per worker, no lock.
+ * direct-mapped by the digest, 24 KiB per worker plus the keys kept, no
+ * lock; a thread's keys are freed when it exits.
  */
 #include <pthread.h>
 #include <string.h>
@@ -39,10 +46,16 @@ struct memo_slot {
 	uint8_t digest[32];
 	uint64_t ctx_id; /* 0: empty */
 	int64_t not_before, not_after;
-	uint8_t role; /* enum wp_tls_role: the purpose checked (client or server certificate) */
+	uint8_t role;  /* enum wp_tls_role: the purpose checked (client or server certificate) */
+	EVP_PKEY *key; /* hs13.c's slots: the leaf's key, and its SPIFFE ID */
+	char *uri;
 };
 
 static __thread struct memo_slot memo[MEMO_SLOTS];
+static __thread bool memo_owned; /* the thread's exit frees its keys */
+static pthread_key_t memo_key;
+static pthread_once_t memo_key_once = PTHREAD_ONCE_INIT;
+static bool memo_key_ok;
 static EVP_MD *sha256;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
@@ -91,16 +104,37 @@ static bool asn1_seconds(const ASN1_TIME *t, int64_t *out)
 	return true;
 }
 
+static void slot_clear(struct memo_slot *m)
+{
+	EVP_PKEY_free(m->key);
+	OPENSSL_free(m->uri);
+	memset(m, 0, sizeof(*m));
+}
+
+static void memo_drop(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MEMO_SLOTS; i++)
+		slot_clear(&memo[i]);
+}
+
+static void memo_key_init(void)
+{
+	memo_key_ok = pthread_key_create(&memo_key, memo_drop) == 0;
+}
+
 /* Remembers a chain OpenSSL just verified, with the time span in which
- * every certificate of it (our root included) is valid. */
+ * every certificate of it (our root included) is valid; key and uri (hs13.c)
+ * may be NULL. */
 static void remember(struct memo_slot *m, const uint8_t d[32], const struct wp_tls_conn *c,
-                     X509_STORE_CTX *xs)
+                     X509_STORE_CTX *xs, EVP_PKEY *key, const char *uri)
 {
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
 	int64_t nb = INT64_MIN, na = INT64_MAX, t;
 
 	if (chain == NULL || sk_X509_num(chain) == 0)
 		return;
+	slot_clear(m);
 	for (int i = 0; i < sk_X509_num(chain); i++) {
 		X509 *x = sk_X509_value(chain, i);
 
@@ -116,17 +150,58 @@ static void remember(struct memo_slot *m, const uint8_t d[32], const struct wp_t
 	m->role = c->role;
 	m->not_before = nb;
 	m->not_after = na;
+	if (key == NULL || uri == NULL)
+		return;
+	if (!memo_owned) {
+		pthread_once(&memo_key_once, memo_key_init);
+		if (!memo_key_ok || pthread_setspecific(memo_key, memo) != 0)
+			return;
+		memo_owned = true;
+	}
+	m->uri = OPENSSL_strdup(uri);
+	if (m->uri != NULL && EVP_PKEY_up_ref(key) == 1)
+		m->key = key;
+	else
+		slot_clear(m);
 }
 
-/* The time OpenSSL verifies at: now, unless the context's parameters
- * fix one (X509_V_FLAG_USE_CHECK_TIME). */
-static int64_t check_time(X509_STORE_CTX *xs)
+/* The time OpenSSL verifies at: now, unless the parameters fix one
+ * (X509_V_FLAG_USE_CHECK_TIME). */
+static int64_t check_time(const X509_VERIFY_PARAM *vp)
 {
-	const X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(xs);
-
 	if (vp != NULL && (X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_USE_CHECK_TIME))
 		return (int64_t)X509_VERIFY_PARAM_get_time(vp);
 	return (int64_t)time(NULL);
+}
+
+/* The slot of digest d if it holds a chain verified for c's context and
+ * role that is valid at now; else NULL. */
+static struct memo_slot *lookup(const struct wp_tls_conn *c, const uint8_t d[32], int64_t now)
+{
+	struct memo_slot *m = &memo[d[0]];
+
+	if (m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, 32) == 0 &&
+	    now >= m->not_before && now <= m->not_after)
+		return m;
+	return NULL;
+}
+
+EVP_PKEY *wp_tls_memo_find(const struct wp_tls_conn *c, const uint8_t d[32], const char **uri)
+{
+	SSL_CTX *s = c->role == WP_TLS_SERVER ? c->ctx->server : c->ctx->client;
+	struct memo_slot *m = lookup(c, d, check_time(SSL_CTX_get0_param(s)));
+
+	if (m == NULL || m->key == NULL || EVP_PKEY_up_ref(m->key) != 1)
+		return NULL;
+	*uri = m->uri;
+	ctr_inc(c->ctrs, WP_CTR_TLS_CHAIN_MEMO_HIT);
+	return m->key;
+}
+
+void wp_tls_memo_keep(const struct wp_tls_conn *c, const uint8_t d[32], X509_STORE_CTX *xs,
+                      EVP_PKEY *key, const char *uri)
+{
+	remember(&memo[d[0]], d, c, xs, key, uri);
 }
 
 int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
@@ -134,7 +209,6 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct wp_tls_conn *c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
 	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
-	struct memo_slot *m;
 	uint8_t d[32];
 	int64_t now;
 	int ok;
@@ -142,10 +216,8 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	(void)arg;
 	if (c == NULL || leaf == NULL || chain_digest(xs, leaf, d) != 0)
 		return X509_verify_cert(xs);
-	m = &memo[d[0]];
-	now = check_time(xs);
-	if (m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, sizeof(d)) == 0 &&
-	    now >= m->not_before && now <= m->not_after) {
+	now = check_time(X509_STORE_CTX_get0_param(xs));
+	if (lookup(c, d, now) != NULL) {
 		if (!wp_tls_identity_verdict(c, xs, leaf))
 			return 0;
 		X509_STORE_CTX_set_error(xs, X509_V_OK);
@@ -154,6 +226,6 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	}
 	ok = X509_verify_cert(xs);
 	if (ok == 1)
-		remember(m, d, c, xs);
+		remember(&memo[d[0]], d, c, xs, NULL, NULL);
 	return ok;
 }

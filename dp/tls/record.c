@@ -44,6 +44,7 @@
 #include "wp/counters.h"
 
 enum {
+	CT_CCS = 20,
 	CT_ALERT = 21,
 	CT_HANDSHAKE = 22,
 	CT_APP = 23,
@@ -679,6 +680,29 @@ unexpected:
 	return fatal(r, AL_UNEXPECTED_MESSAGE);
 }
 
+/* During the handshake, a record in the clear (header h, body clen bytes,
+ * avail bytes held): a change_cipher_spec of the middlebox compatibility
+ * mode is skipped (RFC 8446 section 5), a peer's alert fails the
+ * connection, anything else is unexpected. */
+static ssize_t plain_in_handshake(struct wp_tls_rec *r, const uint8_t *h, size_t clen, size_t avail)
+{
+	if (h[0] == CT_CCS && clen == 1) {
+		if (avail < REC_HDR + 1)
+			return 0;
+		if (h[REC_HDR] == 1) {
+			r->in_off += REC_HDR + 1;
+			return 1;
+		}
+	} else if (h[0] == CT_ALERT && clen == 2) {
+		if (avail < REC_HDR + 2)
+			return 0;
+		rec_failed(r, WP_TLS_FAIL_PEER_ALERT);
+		return -EPROTO;
+	}
+	rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+	return fatal(r, AL_UNEXPECTED_MESSAGE);
+}
+
 /* Opens the next whole record. 1: a record was processed (plaintext may be
  * waiting), 0: more bytes needed, <0: end or failure (state set). */
 static ssize_t next_record(struct wp_tls_rec *r)
@@ -692,12 +716,14 @@ static ssize_t next_record(struct wp_tls_rec *r)
 	if (avail < REC_HDR)
 		return 0;
 	h = r->in + r->in_off;
+	clen = (size_t)h[3] << 8 | h[4];
+	if (h[0] != CT_APP && r->handshaking)
+		return plain_in_handshake(r, h, clen, avail);
 	if (h[0] != CT_APP) {
 		/* Plaintext records (alert, change_cipher_spec) are over. */
 		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
 		return fatal(r, AL_UNEXPECTED_MESSAGE);
 	}
-	clen = (size_t)h[3] << 8 | h[4];
 	if (h[1] != 3 || h[2] != 3) {
 		rec_ctr(r, WP_CTR_TLS_REC_BAD_HEADER);
 		return fatal(r, AL_DECODE_ERROR);
@@ -749,6 +775,17 @@ static ssize_t next_record(struct wp_tls_rec *r)
 	if ((r->hs_have > 0 && type != CT_HANDSHAKE) || (type != CT_APP && n == 0)) {
 		rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
 		return fatal(r, AL_UNEXPECTED_MESSAGE);
+	}
+	if (r->handshaking && type != CT_ALERT) {
+		/* The handshake reads its messages as plaintext; nothing else
+		 * may come before the client's Finished (no early data). */
+		if (type != CT_HANDSHAKE) {
+			rec_ctr(r, WP_CTR_TLS_REC_UNEXPECTED);
+			return fatal(r, AL_UNEXPECTED_MESSAGE);
+		}
+		r->pt_off = (uint32_t)(p - r->in);
+		r->pt_len = (uint32_t)n;
+		return 1;
 	}
 	switch (type) {
 	case CT_APP:
@@ -872,7 +909,35 @@ struct wp_tls_rec *wp_tls_rec_new(const struct wp_tls_rec_params *p)
 	}
 	r->wr.seq = p->wseq;
 	r->rd.seq = p->rseq;
+	r->handshaking = p->handshake;
 	return r;
+}
+
+int wp_tls_rec_set_secret(struct wp_tls_rec *r, bool write, const uint8_t *secret)
+{
+	struct dir *d = write ? &r->wr : &r->rd;
+
+	memcpy(d->secret, secret, r->suite->hash_len);
+	if (install(r, d, write) != 0) {
+		ERR_clear_error();
+		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
+		return (int)fatal(r, AL_INTERNAL_ERROR);
+	}
+	return 0;
+}
+
+int wp_tls_rec_handshake_done(struct wp_tls_rec *r, const uint8_t *rsecret)
+{
+	int err = wp_tls_rec_set_secret(r, false, rsecret);
+
+	if (err == 0)
+		r->handshaking = false;
+	return err;
+}
+
+int wp_tls_rec_abort(struct wp_tls_rec *r, uint8_t alert)
+{
+	return (int)fatal(r, alert);
 }
 
 int wp_tls_rec_preload(struct wp_tls_rec *r, const void *in, size_t in_len, const void *out,

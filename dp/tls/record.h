@@ -35,6 +35,9 @@ struct wp_tls_rec_params {
 	uint64_t wseq, rseq;    /* records already protected/unprotected */
 	size_t cap;             /* ciphertext buffered each way before backpressure */
 	uint64_t *ctrs;         /* per-core counters, outlive the record layer */
+	bool handshake;         /* the secrets are handshake traffic secrets: reads
+	                         * return handshake messages (hs13.c) until
+	                         * wp_tls_rec_handshake_done */
 };
 
 /* True when wp_tls_rec_new supports this suite (and the suite's secret

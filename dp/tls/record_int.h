@@ -67,7 +67,8 @@ struct wp_tls_rec {
 	bool client;
 	bool eof_fed;
 	bool shut_sent;
-	bool viewing; /* a view of the plaintext is out: the input stays put */
+	bool viewing;     /* a view of the plaintext is out: the input stays put */
+	bool handshaking; /* hs13.c's handshake: plaintext is handshake messages */
 };
 
 /* Records one key protects before we send a KeyUpdate of our own; the
@@ -91,5 +92,20 @@ int wp_tls_rec_seal(struct wp_tls_rec *r, uint8_t type, const void *pt, size_t l
 /* Moves direction <d> of <r> to its next traffic secret (KeyUpdate,
  * RFC 8446 section 7.2), <enc> when it is the sending one. 0 or an error. */
 int wp_tls_rec_update_dir(struct wp_tls_rec *r, struct dir *d, bool enc);
+
+/* The handshake (hs13.c) moves one direction to its next traffic secret
+ * (the sequence number restarts): the server's sending side right after
+ * its Finished (RFC 8446 A.2), so that what follows, alerts included, is
+ * under the application key. 0, or -EPROTO (failed, alert queued). */
+int wp_tls_rec_set_secret(struct wp_tls_rec *r, bool write, const uint8_t *secret);
+
+/* The client's Finished verified: the receiving side moves to the
+ * application secret rsecret and reads return application data again.
+ * 0, or -EPROTO. */
+int wp_tls_rec_handshake_done(struct wp_tls_rec *r, const uint8_t *rsecret);
+
+/* Sends the fatal alert <alert> (on the current sending key, unless we
+ * closed already) and fails the record layer. Returns -EPROTO. */
+int wp_tls_rec_abort(struct wp_tls_rec *r, uint8_t alert);
 
 #endif /* WP_DP_TLS_RECORD_INT_H */

@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "kdf.h"
 #include "ticket.h"
 #include "tls_int.h"
 #include "wp/counters.h"
@@ -154,12 +155,51 @@ void wp_tls_tickets_set_clock(struct wp_tls_tickets *k, uint64_t (*now_s)(void))
 	pthread_mutex_unlock(&k->mu);
 }
 
-static void count(SSL *s, enum wp_ctr id)
+/* The keys to seal a ticket with (enc: the current epoch's; fills name),
+ * or to open the ticket called <name> with; false when there are none
+ * (a key of another process, or of an epoch gone). */
+static bool keys_for(struct wp_tls_tickets *k, bool enc, uint8_t name[16], struct epoch_keys *use,
+                     bool *renewed)
+{
+	*renewed = false;
+	pthread_mutex_lock(&k->mu);
+	if (!advance(k, k->now_s() / k->period_s)) {
+		pthread_mutex_unlock(&k->mu);
+		return false;
+	}
+	if (enc) {
+		*use = k->cur;
+		memcpy(name, NAME_MAGIC, 4);
+		memcpy(name + 4, k->id, 4);
+		for (int i = 0; i < 8; i++)
+			name[8 + i] = (uint8_t)(use->epoch >> (56 - 8 * i));
+	} else if (memcmp(name, NAME_MAGIC, 4) == 0 && memcmp(name + 4, k->id, 4) == 0) {
+		uint64_t e = 0;
+
+		for (int i = 0; i < 8; i++)
+			e = e << 8 | name[8 + i];
+		if (e == k->cur.epoch) {
+			*use = k->cur;
+		} else if (k->prev.valid && e == k->prev.epoch) {
+			*use = k->prev;
+			*renewed = true;
+		}
+	}
+	pthread_mutex_unlock(&k->mu);
+	return use->valid;
+}
+
+static void count(uint64_t *ctrs, enum wp_ctr id)
+{
+	if (ctrs != NULL)
+		wp_ctr_inc(ctrs, id);
+}
+
+static uint64_t *ssl_ctrs(SSL *s)
 {
 	struct wp_tls_conn *c = SSL_get_app_data(s);
 
-	if (c != NULL && c->ctrs != NULL)
-		wp_ctr_inc(c->ctrs, id);
+	return c != NULL ? c->ctrs : NULL;
 }
 
 static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -168,44 +208,20 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	struct wp_tls_tickets *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ex_idx);
 	struct epoch_keys use = {0};
 	OSSL_PARAM params[3];
-	bool renewed = false;
-	int rc = 1;
+	bool renewed;
+	int rc;
 
 	if (k == NULL)
 		return -1;
-	pthread_mutex_lock(&k->mu);
-	if (!advance(k, k->now_s() / k->period_s)) {
-		pthread_mutex_unlock(&k->mu);
-		return -1;
-	}
-	if (enc) {
-		use = k->cur;
-		memcpy(name, NAME_MAGIC, 4);
-		memcpy(name + 4, k->id, 4);
-		for (int i = 0; i < 8; i++)
-			name[8 + i] = (unsigned char)(use.epoch >> (56 - 8 * i));
-	} else if (memcmp(name, NAME_MAGIC, 4) == 0 && memcmp(name + 4, k->id, 4) == 0) {
-		uint64_t e = 0;
-
-		for (int i = 0; i < 8; i++)
-			e = e << 8 | name[8 + i];
-		/* 2: good, and a fresh ticket follows (under the current key):
-		 * a TLS 1.3 client uses a ticket once (RFC 8446 4.6.1, rustls
-		 * does), and OpenSSL sends none after a resumption unless asked */
-		if (e == k->cur.epoch) {
-			use = k->cur;
-			rc = 2;
-		} else if (k->prev.valid && e == k->prev.epoch) {
-			use = k->prev;
-			rc = 2;
-			renewed = true;
-		}
-	}
-	pthread_mutex_unlock(&k->mu);
-	if (!use.valid) {
-		count(s, WP_CTR_TLS_TICKET_REFUSED);
+	if (!keys_for(k, enc != 0, name, &use, &renewed)) {
+		count(ssl_ctrs(s), WP_CTR_TLS_TICKET_REFUSED);
 		return 0; /* unknown or expired key: a full handshake */
 	}
+	/* 2 on decryption: good, and a fresh ticket follows (under the
+	 * current key): a TLS 1.3 client uses a ticket once (RFC 8446
+	 * 4.6.1, rustls does), and OpenSSL sends none after a resumption
+	 * unless asked */
+	rc = enc ? 1 : 2;
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, use.mac, KEY_LEN);
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
@@ -220,10 +236,99 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 		rc = -1;
 	OPENSSL_cleanse(&use, sizeof(use));
 	if (rc > 0)
-		count(s, enc       ? WP_CTR_TLS_TICKET_ISSUED
-		         : renewed ? WP_CTR_TLS_TICKET_RENEWED
-		                   : WP_CTR_TLS_TICKET_ACCEPTED);
+		count(ssl_ctrs(s), enc       ? WP_CTR_TLS_TICKET_ISSUED
+		                   : renewed ? WP_CTR_TLS_TICKET_RENEWED
+		                             : WP_CTR_TLS_TICKET_ACCEPTED);
 	return rc;
+}
+
+/* AES-256-CBC of len bytes (a multiple of the block) from in to out. */
+static bool cbc(const struct epoch_keys *use, const uint8_t *iv, const uint8_t *in, size_t len,
+                uint8_t *out, bool enc)
+{
+	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	int n = 0;
+	bool ok = x != NULL &&
+	          EVP_CipherInit_ex(x, aes_cbc, NULL, use->aes, iv, enc ? 1 : 0) == 1 &&
+	          EVP_CIPHER_CTX_set_padding(x, 0) == 1 &&
+	          EVP_CipherUpdate(x, out, &n, in, (int)len) == 1 && (size_t)n == len;
+
+	EVP_CIPHER_CTX_free(x);
+	return ok;
+}
+
+int wp_tls_tickets_seal(struct wp_tls_tickets *k, const uint8_t *pt, size_t len, uint8_t *out,
+                        size_t *out_len, uint64_t *ctrs)
+{
+	struct epoch_keys use = {0};
+	size_t padded = (len / 16 + 1) * 16, n = 16 + TICKET_IV_LEN;
+	uint8_t *body = out + n;
+	bool renewed, ok;
+
+	pthread_once(&ex_once, ex_init);
+	if (aes_cbc == NULL || len > WP_TLS_TICKET_PLAIN_MAX ||
+	    !keys_for(k, true, out, &use, &renewed))
+		return -1;
+	/* PKCS#7 padding, as OpenSSL's tickets */
+	memcpy(body, pt, len);
+	memset(body + len, (int)(padded - len), padded - len);
+	ok = RAND_bytes(out + 16, TICKET_IV_LEN) == 1 &&
+	     cbc(&use, out + 16, body, padded, body, true);
+	if (ok) {
+		n += padded;
+		wp_tls_hmac(WP_TLS_SHA256, use.mac, KEY_LEN, out, n, out + n);
+		*out_len = n + 32;
+		count(ctrs, WP_CTR_TLS_TICKET_ISSUED);
+	}
+	OPENSSL_cleanse(&use, sizeof(use));
+	return ok ? 0 : -1;
+}
+
+ssize_t wp_tls_tickets_open(struct wp_tls_tickets *k, const uint8_t *t, size_t len, uint8_t *out,
+                            uint64_t *ctrs)
+{
+	struct epoch_keys use = {0};
+	uint8_t name[16], mac[32];
+	size_t body = len - 16 - TICKET_IV_LEN - 32;
+	bool renewed;
+	ssize_t n = -1;
+
+	pthread_once(&ex_once, ex_init);
+	if (aes_cbc == NULL || len < 16 + TICKET_IV_LEN + 16 + 32 || body % 16 != 0)
+		return -1;
+	memcpy(name, t, 16);
+	if (!keys_for(k, false, name, &use, &renewed)) {
+		count(ctrs, WP_CTR_TLS_TICKET_REFUSED);
+		return -1;
+	}
+	wp_tls_hmac(WP_TLS_SHA256, use.mac, KEY_LEN, t, len - 32, mac);
+	if (CRYPTO_memcmp(mac, t + len - 32, 32) == 0 &&
+	    cbc(&use, t + 16, t + 16 + TICKET_IV_LEN, body, out, false)) {
+		uint8_t pad = out[body - 1];
+
+		if (pad >= 1 && pad <= 16) {
+			n = (ssize_t)(body - pad);
+			count(ctrs,
+			      renewed ? WP_CTR_TLS_TICKET_RENEWED : WP_CTR_TLS_TICKET_ACCEPTED);
+		}
+	}
+	OPENSSL_cleanse(&use, sizeof(use));
+	return n;
+}
+
+uint32_t wp_tls_tickets_lifetime(const struct wp_tls_tickets *k)
+{
+	return k->period_s;
+}
+
+uint64_t wp_tls_tickets_now(struct wp_tls_tickets *k)
+{
+	uint64_t t;
+
+	pthread_mutex_lock(&k->mu);
+	t = k->now_s();
+	pthread_mutex_unlock(&k->mu);
+	return t;
 }
 
 int wp_tls_tickets_attach(struct wp_tls_tickets *k, SSL_CTX *ctx)

@@ -18,6 +18,7 @@
 #define WP_DP_TLS_TICKET_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
@@ -33,6 +34,25 @@ void wp_tls_tickets_unref(struct wp_tls_tickets *k); /* NULL is a no-op */
  * hint; k must outlive ctx (wp_tls_ctx holds the reference). 0 or
  * -ENOMEM. */
 int wp_tls_tickets_attach(struct wp_tls_tickets *k, SSL_CTX *ctx);
+
+/*
+ * The tickets of our own handshake (hs13.c), under the same epoch keys and
+ * in OpenSSL's layout (key name, IV, AES-256-CBC, HMAC-SHA256), around a
+ * plaintext of ours. seal: out holds len + WP_TLS_TICKET_OVERHEAD bytes;
+ * 0 and *out_len, or -1. open: the plaintext's length (out holds len
+ * bytes), or -1 when the ticket is not ours, its epoch is gone or it was
+ * altered. Both count as the callback does (ctrs may be NULL).
+ */
+#define WP_TLS_TICKET_PLAIN_MAX 512
+#define WP_TLS_TICKET_OVERHEAD  (16 + 16 + 16 + 32)
+int wp_tls_tickets_seal(struct wp_tls_tickets *k, const uint8_t *pt, size_t len, uint8_t *out,
+                        size_t *out_len, uint64_t *ctrs);
+ssize_t wp_tls_tickets_open(struct wp_tls_tickets *k, const uint8_t *t, size_t len, uint8_t *out,
+                            uint64_t *ctrs);
+/* How long a ticket is good for: one period (seconds). */
+uint32_t wp_tls_tickets_lifetime(const struct wp_tls_tickets *k);
+/* The clock the epochs follow, in seconds. */
+uint64_t wp_tls_tickets_now(struct wp_tls_tickets *k);
 
 /* For tests: the clock the epochs follow (NULL: time()). */
 void wp_tls_tickets_set_clock(struct wp_tls_tickets *k, uint64_t (*now_s)(void));

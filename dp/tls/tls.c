@@ -1,10 +1,12 @@
 /*
- * mTLS over memory BIOs (see tls.h). One SSL per connection during the
- * handshake, two shared SSL_CTXs per wp_tls_ctx. The SPIFFE identity of
- * the peer is checked in the verify callback at depth 0, after OpenSSL
- * accepted the chain, so a foreign trust domain fails the handshake with
- * an alert; resumed sessions (no verify callback) are checked again when
- * the handshake completes.
+ * mTLS over memory BIOs (see tls.h). An inbound connection starts on our
+ * own TLS 1.3 server handshake (hs13.c), which ends on our record layer;
+ * a hello it does not take, and every outbound connection, get an SSL
+ * for the handshake (two shared SSL_CTXs per wp_tls_ctx), as described
+ * below. The SPIFFE identity of the peer is checked in the verify callback
+ * at depth 0, after OpenSSL accepted the chain, so a foreign trust domain
+ * fails the handshake with an alert; resumed sessions (no verify
+ * callback) are checked again when the handshake completes.
  *
  * Once a TLS 1.3 handshake completed, the connection moves to our own
  * record layer (record.c) and the SSL object is freed: an idle connection
@@ -137,14 +139,38 @@ static bool td_allowed(const struct wp_tls_ctx *t, const char *td, size_t len)
 	return false;
 }
 
+enum wp_tls_fail wp_tls_check_uri(struct wp_tls_conn *c, const char *uri, size_t ulen)
+{
+	const char *td, *ns, *sa;
+	size_t td_len, ns_len, sa_len;
+
+	if (ulen >= WP_TLS_ID_MAX ||
+	    wp_tls_spiffe_parse(uri, ulen, &td, &td_len, &ns, &ns_len, &sa, &sa_len) != 0)
+		return WP_TLS_FAIL_NO_SPIFFE_ID;
+	if (!td_allowed(c->ctx, td, td_len))
+		return WP_TLS_FAIL_FOREIGN_TD;
+	if (c->expected != NULL && (strlen(c->expected) != ulen || memcmp(c->expected, uri, ulen)))
+		return WP_TLS_FAIL_WRONG_PEER;
+	OPENSSL_free(c->peer_id);
+	c->peer_id = OPENSSL_strndup(uri, ulen);
+	if (c->peer_id == NULL)
+		return WP_TLS_FAIL_OTHER;
+	c->td_len = (uint16_t)td_len;
+	c->ns_off = (uint16_t)(ns - uri);
+	c->ns_len = (uint16_t)ns_len;
+	c->sa_off = (uint16_t)(sa - uri);
+	c->sa_len = (uint16_t)sa_len;
+	return WP_TLS_FAIL_NONE;
+}
+
 /* Extracts and checks the leaf's SPIFFE ID; on success stores it in c. */
 enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf)
 {
 	GENERAL_NAMES *gens;
-	const char *uri = NULL, *td, *ns, *sa;
-	size_t ulen = 0, td_len, ns_len, sa_len;
+	const char *uri = NULL;
+	size_t ulen = 0;
 	int nuri = 0;
-	enum wp_tls_fail f = WP_TLS_FAIL_NONE;
+	enum wp_tls_fail f;
 
 	if (leaf == NULL)
 		return WP_TLS_FAIL_NO_PEER_CERT;
@@ -160,32 +186,7 @@ enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf)
 		ulen = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
 	}
 	/* A SPIFFE SVID carries exactly one URI SAN. */
-	if (nuri != 1 || ulen >= WP_TLS_ID_MAX ||
-	    wp_tls_spiffe_parse(uri, ulen, &td, &td_len, &ns, &ns_len, &sa, &sa_len) != 0) {
-		f = WP_TLS_FAIL_NO_SPIFFE_ID;
-		goto out;
-	}
-	if (!td_allowed(c->ctx, td, td_len)) {
-		f = WP_TLS_FAIL_FOREIGN_TD;
-		goto out;
-	}
-	if (c->expected != NULL &&
-	    (strlen(c->expected) != ulen || memcmp(c->expected, uri, ulen))) {
-		f = WP_TLS_FAIL_WRONG_PEER;
-		goto out;
-	}
-	OPENSSL_free(c->peer_id);
-	c->peer_id = OPENSSL_strndup(uri, ulen);
-	if (c->peer_id == NULL) {
-		f = WP_TLS_FAIL_OTHER;
-		goto out;
-	}
-	c->td_len = (uint16_t)td_len;
-	c->ns_off = (uint16_t)(ns - uri);
-	c->ns_len = (uint16_t)ns_len;
-	c->sa_off = (uint16_t)(sa - uri);
-	c->sa_len = (uint16_t)sa_len;
-out:
+	f = nuri != 1 ? WP_TLS_FAIL_NO_SPIFFE_ID : wp_tls_check_uri(c, uri, ulen);
 	GENERAL_NAMES_free(gens);
 	return f;
 }
@@ -528,6 +529,8 @@ static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_t
 	t->client = build_ssl_ctx(t, false, &err);
 	if (t->client == NULL)
 		goto fail1;
+	if (!cfg->openssl_handshake && (err = wp_tls_hs13_ctx_init(t)) != 0)
+		goto fail1;
 	return t;
 fail1:
 	wp_tls_ctx_unref(t);
@@ -551,6 +554,7 @@ void wp_tls_ctx_unref(struct wp_tls_ctx *t)
 {
 	if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	wp_tls_hs13_ctx_fini(t);
 	SSL_CTX_free(t->server);
 	SSL_CTX_free(t->client);
 	wp_tls_tickets_unref(t->tickets);
@@ -645,36 +649,66 @@ static int bios(struct wp_tls_conn *c)
 	return 0;
 }
 
+/* Gives c its SSL object for the handshake. 0 or -ENOMEM. */
+static int ssl_start(struct wp_tls_conn *c)
+{
+	bool server = c->role == WP_TLS_SERVER;
+
+	c->ssl = SSL_new(server ? c->ctx->server : c->ctx->client);
+	if (c->ssl == NULL || bios(c) != 0) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	SSL_set_app_data(c->ssl, c);
+	if (server)
+		SSL_set_accept_state(c->ssl);
+	else
+		SSL_set_connect_state(c->ssl); /* no SNI, like ztunnel */
+	return 0;
+}
+
 struct wp_tls_conn *wp_tls_conn_new(struct wp_tls_ctx *t, enum wp_tls_role role, uint64_t *ctrs)
 {
 	struct wp_tls_conn *c = OPENSSL_zalloc(sizeof(*c));
 
 	if (c == NULL)
 		return NULL;
-	c->ssl = SSL_new(role == WP_TLS_SERVER ? t->server : t->client);
-	if (c->ssl == NULL || bios(c) != 0) {
-		SSL_free(c->ssl);
-		OPENSSL_free(c);
-		ERR_clear_error();
-		return NULL;
-	}
-	wp_tls_ctx_ref(t);
 	c->ctx = t;
 	c->ctrs = ctrs;
 	c->role = (uint8_t)role;
 	c->state = ST_HANDSHAKE;
-	SSL_set_app_data(c->ssl, c);
-	if (role == WP_TLS_SERVER)
-		SSL_set_accept_state(c->ssl);
-	else
-		SSL_set_connect_state(c->ssl); /* no SNI, like ztunnel */
+	if (role == WP_TLS_SERVER && t->own.msg != NULL)
+		c->hs = wp_tls_hs13_new();
+	if (c->hs == NULL && ssl_start(c) != 0) {
+		OPENSSL_free(c);
+		return NULL;
+	}
+	wp_tls_ctx_ref(t);
 	return c;
+}
+
+/* Our handshake left this ClientHello to OpenSSL: an SSL object gets
+ * every byte received so far. 0 or -ENOMEM. */
+static int hand_to_openssl(struct wp_tls_conn *c)
+{
+	const uint8_t *p;
+	size_t n = wp_tls_hs13_received(c->hs, &p);
+
+	if (ssl_start(c) != 0 || (n > 0 && BIO_write(c->rbio, p, (int)n) != (int)n))
+		return -ENOMEM;
+	wp_tls_hs13_free(c->hs);
+	c->hs = NULL;
+	ctr_inc(c->ctrs, WP_CTR_TLS_HS_TO_OPENSSL);
+	return 0;
 }
 
 void wp_tls_conn_free(struct wp_tls_conn *c)
 {
 	if (c == NULL)
 		return;
+	wp_tls_hs13_free(c->hs);
 	SSL_free(c->ssl);
 	wp_tls_rec_free(c->rec);
 	keys_free(c);
@@ -857,6 +891,29 @@ int wp_tls_conn_handshake(struct wp_tls_conn *c)
 		return 1;
 	if (c->state == ST_FAILED)
 		return -EPROTO;
+	if (c->hs != NULL) {
+		r = wp_tls_hs13_step(c);
+		if (r == 1) {
+			c->state = ST_ESTABLISHED;
+			ctr_inc(c->ctrs, c->resumed ? WP_CTR_TLS_HS_RESUMED : WP_CTR_TLS_HS_DONE);
+			ctr_inc(c->ctrs, WP_CTR_TLS_HS_OWN);
+			wp_tls_hs13_free(c->hs);
+			c->hs = NULL;
+			return 1;
+		}
+		if (r == -EPROTO) {
+			set_failed(c, c->fail != WP_TLS_FAIL_NONE ? (enum wp_tls_fail)c->fail
+			                                          : WP_TLS_FAIL_OTHER);
+			return -EPROTO;
+		}
+		if (r != WP_TLS_HS13_OPENSSL)
+			return 0;
+		if (hand_to_openssl(c) != 0) {
+			ctr_inc(c->ctrs, WP_CTR_TLS_NOMEM);
+			set_failed(c, WP_TLS_FAIL_OTHER);
+			return -EPROTO;
+		}
+	}
 	if (bios(c) != 0)
 		return 0; /* counted; nothing can move until memory is back */
 	ERR_clear_error();
@@ -900,6 +957,8 @@ ssize_t wp_tls_conn_feed(struct wp_tls_conn *c, const void *buf, size_t len)
 		return 0;
 	if (c->rec != NULL)
 		return wp_tls_rec_feed(c->rec, buf, len);
+	if (c->hs != NULL)
+		return wp_tls_hs13_feed(c, buf, len);
 	if (bios(c) != 0)
 		return 0; /* stays in TCP; counted */
 	pend = BIO_ctrl_pending(c->rbio);
@@ -1032,6 +1091,8 @@ void wp_tls_conn_read_done(struct wp_tls_conn *c, size_t n)
 void wp_tls_conn_feed_eof(struct wp_tls_conn *c)
 {
 	c->eof_fed = 1;
+	if (c->hs != NULL)
+		wp_tls_hs13_feed_eof(c->hs);
 	if (c->rec != NULL)
 		wp_tls_rec_feed_eof(c->rec);
 	if (c->rbio != NULL)
@@ -1096,8 +1157,12 @@ ssize_t wp_tls_conn_write_into(struct wp_tls_conn *c, const void *buf, size_t le
 
 size_t wp_tls_conn_pending(const struct wp_tls_conn *c)
 {
+	const uint8_t *p;
+
 	if (c->rec != NULL)
 		return wp_tls_rec_pending(c->rec);
+	if (c->hs != NULL)
+		return wp_tls_hs13_peek(c->hs, &p);
 	return c->wbio != NULL ? BIO_ctrl_pending(c->wbio) : 0;
 }
 
@@ -1114,6 +1179,14 @@ size_t wp_tls_conn_take(struct wp_tls_conn *c, void *buf, size_t len)
 
 	if (c->rec != NULL)
 		return wp_tls_rec_take(c->rec, buf, len);
+	if (c->hs != NULL) {
+		const uint8_t *p;
+		size_t k = WP_MIN(len, wp_tls_hs13_peek(c->hs, &p));
+
+		memcpy(buf, p, k);
+		wp_tls_hs13_advance(c->hs, k);
+		return k;
+	}
 	if (c->wbio == NULL)
 		return 0;
 	n = BIO_read(c->wbio, buf, (int)WP_MIN(len, (size_t)INT_MAX));
@@ -1127,6 +1200,8 @@ size_t wp_tls_conn_peek(struct wp_tls_conn *c, const uint8_t **p)
 
 	if (c->rec != NULL)
 		return wp_tls_rec_peek(c->rec, p);
+	if (c->hs != NULL)
+		return wp_tls_hs13_peek(c->hs, p);
 	if (c->wbio == NULL)
 		return 0;
 	n = BIO_get_mem_data(c->wbio, &d);
@@ -1140,6 +1215,10 @@ void wp_tls_conn_advance(struct wp_tls_conn *c, size_t n)
 
 	if (c->rec != NULL) {
 		wp_tls_rec_advance(c->rec, n);
+		return;
+	}
+	if (c->hs != NULL) {
+		wp_tls_hs13_advance(c->hs, n);
 		return;
 	}
 	/* A memory BIO cannot skip: read the bytes away (handshake flights

@@ -17,6 +17,10 @@
  * (wp_tls_conn_write_into). Nothing here touches a socket, a packet or a
  * clock.
  *
+ * Inbound handshakes run on our own TLS 1.3 server code (hs13.c) unless
+ * the hello is one it leaves to OpenSSL (or cfg.openssl_handshake is set);
+ * the calls are the same either way.
+ *
  * Reload: the control plane keeps a struct wp_tls_store and calls
  * wp_tls_store_reload() periodically; when a file's mtime/inode/size changed
  * a fresh wp_tls_ctx is built and published by pointer swap. Connections
@@ -47,6 +51,7 @@ struct wp_tls_config {
 	bool allow_tls12;                        /* default false: TLS 1.3 only */
 	bool no_session_tickets;                 /* default false: server issues tickets */
 	uint32_t ticket_period_s; /* ticket key rotation (dp/tls/ticket.h); 0 = 3600 */
+	bool openssl_handshake;   /* server: OpenSSL runs every handshake, not dp/tls/hs13.c */
 	/* Ciphertext a conn buffers in each direction before it pushes back
 	 * (feed accepts less, write accepts nothing). 0 = 64 KiB. */
 	size_t bio_cap;

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "hs13.h"
 #include "record.h"
 #include "tls.h"
 #include "wp/counters.h"
@@ -39,6 +40,7 @@ struct wp_tls_ctx {
 	char *strs[F_MAX + 1 + WP_TLS_MAX_ALIASES];
 	struct file_stamp stamp[F_MAX];
 	size_t bio_cap;
+	struct wp_tls_hs13_cert own; /* for our own server handshake (hs13.c) */
 };
 
 enum conn_state {
@@ -59,7 +61,8 @@ struct hs_keys {
 };
 
 struct wp_tls_conn {
-	SSL *ssl;               /* NULL once record.c took over */
+	struct wp_tls_hs13 *hs; /* server: our handshake, until done or handed to OpenSSL */
+	SSL *ssl;               /* NULL once record.c took over, and during our handshake */
 	struct wp_tls_rec *rec; /* after the switch, else NULL */
 	struct hs_keys *keys;   /* OPENSSL_malloc'ed during the handshake */
 	BIO *rbio;              /* owned by ssl; NULL while trimmed */
@@ -82,6 +85,9 @@ struct wp_tls_conn {
  * Returns WP_TLS_FAIL_NONE or why the peer is refused. */
 enum wp_tls_fail wp_tls_check_identity(struct wp_tls_conn *c, X509 *leaf);
 
+/* The same for a SPIFFE ID already read from a certificate (uri, ulen). */
+enum wp_tls_fail wp_tls_check_uri(struct wp_tls_conn *c, const char *uri, size_t ulen);
+
 /* The same check as a verification step: 1 if <leaf> is acceptable for
  * <c>; else records why in c and marks <xs> failed by the application,
  * and returns 0. */
@@ -98,6 +104,15 @@ static inline void ctr_inc(uint64_t *ctrs, enum wp_ctr c)
  * inside its validity, is not verified again; the identity check always
  * runs (chain_memo.c). */
 int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg);
+
+/* The memo for our own handshake (hs13.c), keyed by d, the SHA-256 of the
+ * DER certificates as the peer sent them. find: the leaf key (a new
+ * reference) and SPIFFE ID of a chain verified before for c's context and
+ * role, valid at the time the context verifies at; NULL if none (counted as a memo hit when found).
+ * keep: remembers the chain just verified in xs, its leaf key and ID. */
+EVP_PKEY *wp_tls_memo_find(const struct wp_tls_conn *c, const uint8_t d[32], const char **uri);
+void wp_tls_memo_keep(const struct wp_tls_conn *c, const uint8_t d[32], X509_STORE_CTX *xs,
+                      EVP_PKEY *key, const char *uri);
 
 /* Routes the decoding of EC public keys in certificates to OpenSSL's
  * built-in EC code instead of a provider decoder built per certificate

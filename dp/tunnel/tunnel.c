@@ -1189,6 +1189,7 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 		tc.aliases[i] = cfg->tls.aliases[i];
 	tc.allow_tls12 = cfg->tls.allow_tls12;
 	tc.no_session_tickets = !cfg->tls.session_tickets;
+	tc.openssl_handshake = cfg->tls.openssl_handshake;
 	tc.ticket_period_s = cfg->tls.ticket_key_rotation_s;
 	rc = wp_tls_store_init(&sh->tls, &tc);
 	if (rc != 0) {

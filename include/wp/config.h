@@ -147,6 +147,7 @@ struct wp_tls_files_config {
 	char aliases[WP_MAX_TD_ALIASES][256];
 	bool allow_tls12;               /* default false: TLS 1.3 only */
 	bool session_tickets;           /* server side; default true */
+	bool openssl_handshake;         /* inbound: OpenSSL runs every handshake; default false */
 	unsigned ticket_key_rotation_s; /* ticket keys: a new one each period; default 3600 */
 	unsigned reload_ms;             /* how often the files are checked; 0 = never */
 };

@@ -61,6 +61,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.tls.n_aliases, 0);
 	assert_false(cfg.tls.allow_tls12);
 	assert_true(cfg.tls.session_tickets);
+	assert_false(cfg.tls.openssl_handshake);
 	assert_int_equal(cfg.tls.reload_ms, 1000);
 	assert_false(cfg.hbone.enabled);
 	assert_int_equal(cfg.hbone.port, 15008);
@@ -97,6 +98,7 @@ static void test_every_key(void **state)
 	                      "  trust_domain_aliases = [\"old.example\", \"cluster.local\"];\n"
 	                      "  allow_tls12 = true;\n"
 	                      "  session_tickets = false;\n"
+	                      "  openssl_handshake = true;\n"
 	                      "  reload_ms = 0;\n"
 	                      "};\n"
 	                      "hbone = {\n"
@@ -133,6 +135,7 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg.tls.aliases[1], "cluster.local");
 	assert_true(cfg.tls.allow_tls12);
 	assert_false(cfg.tls.session_tickets);
+	assert_true(cfg.tls.openssl_handshake);
 	assert_int_equal(cfg.tls.reload_ms, 0);
 	assert_true(cfg.hbone.enabled);
 	assert_int_equal(cfg.hbone.port, 15009);

@@ -18,6 +18,7 @@
 
 #include "../../test_pki.h"
 #include "tls_pair.h"
+#include "tls_peer.h"
 #include "record_int.h"
 #include "ticket.h"
 #include "tls_int.h"
@@ -91,141 +92,6 @@ static void transfer(struct wp_tls_conn *a, struct wp_tls_conn *b, size_t len)
 	assert_memory_equal(src, dst, len);
 	free(src);
 	free(dst);
-}
-
-/* ---- a real OpenSSL peer over memory BIOs ---- */
-
-struct peer {
-	SSL_CTX *ctx;
-	SSL *ssl; /* owns both BIOs */
-	BIO *r, *w;
-};
-
-static const unsigned char h2_alpn[] = "\x02h2";
-
-static int peer_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                        const unsigned char *in, unsigned int inlen, void *arg)
-{
-	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, h2_alpn, 3, in, inlen) ==
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_OK;
-	return SSL_TLSEXT_ERR_ALERT_FATAL;
-}
-
-/* A fresh SSL on the peer's context. */
-static void peer_ssl(struct peer *p, bool server)
-{
-	p->ssl = SSL_new(p->ctx);
-	p->r = BIO_new(BIO_s_mem());
-	p->w = BIO_new(BIO_s_mem());
-	assert_true(p->ssl != NULL && p->r != NULL && p->w != NULL);
-	BIO_set_mem_eof_return(p->r, -1);
-	BIO_set_mem_eof_return(p->w, -1);
-	SSL_set_bio(p->ssl, p->r, p->w);
-	if (server)
-		SSL_set_accept_state(p->ssl);
-	else
-		SSL_set_connect_state(p->ssl);
-}
-
-/* An OpenSSL server or client with <who>'s certificate; suites NULL: the
- * OpenSSL default (all three TLS 1.3 suites). */
-static void peer_new(struct peer *p, bool server, const char *who, const char *suites)
-{
-	char cert[512], key[512], ca[512], n[64];
-
-	p->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-	assert_non_null(p->ctx);
-	assert_int_equal(SSL_CTX_set_min_proto_version(p->ctx, TLS1_3_VERSION), 1);
-	snprintf(n, sizeof(n), "%s.pem", who);
-	path(cert, sizeof(cert), n);
-	snprintf(n, sizeof(n), "%s-key.pem", who);
-	path(key, sizeof(key), n);
-	path(ca, sizeof(ca), "ca.pem");
-	assert_int_equal(SSL_CTX_use_certificate_chain_file(p->ctx, cert), 1);
-	assert_int_equal(SSL_CTX_use_PrivateKey_file(p->ctx, key, SSL_FILETYPE_PEM), 1);
-	assert_int_equal(SSL_CTX_load_verify_locations(p->ctx, ca, NULL), 1);
-	SSL_CTX_set_verify(p->ctx, SSL_VERIFY_PEER, NULL);
-	if (suites != NULL)
-		assert_int_equal(SSL_CTX_set_ciphersuites(p->ctx, suites), 1);
-	if (server) {
-		SSL_CTX_set_alpn_select_cb(p->ctx, peer_alpn_cb, NULL);
-		SSL_CTX_set_num_tickets(p->ctx, 2);
-	} else {
-		assert_int_equal(SSL_CTX_set_alpn_protos(p->ctx, h2_alpn, 3), 0);
-	}
-	peer_ssl(p, server);
-}
-
-static void peer_free(struct peer *p)
-{
-	SSL_free(p->ssl);
-	SSL_CTX_free(p->ctx);
-}
-
-/* Everything our connection produced, to the peer. */
-static void to_peer(struct wp_tls_conn *c, struct peer *p)
-{
-	unsigned char buf[16384];
-	size_t n;
-
-	while ((n = wp_tls_conn_take(c, buf, sizeof(buf))) > 0)
-		assert_int_equal(BIO_write(p->r, buf, (int)n), (int)n);
-}
-
-/* Handshake between our connection and the peer. */
-static void peer_pump(struct wp_tls_conn *c, struct peer *p)
-{
-	unsigned char buf[16384];
-	int n;
-
-	for (int i = 0; i < 10; i++) {
-		if (!wp_tls_conn_established(c))
-			(void)wp_tls_conn_handshake(c);
-		to_peer(c, p);
-		ERR_clear_error();
-		if (!SSL_is_init_finished(p->ssl))
-			(void)SSL_do_handshake(p->ssl);
-		while ((n = BIO_read(p->w, buf, sizeof(buf))) > 0)
-			assert_int_equal(wp_tls_conn_feed(c, buf, (size_t)n), n);
-	}
-	assert_true(wp_tls_conn_established(c));
-	assert_true(SSL_is_init_finished(p->ssl));
-}
-
-/* The peer reads what is there: bytes read, -1 after close_notify, -2 on
- * an error (its reason in *reason). */
-static int peer_recv_ex(struct peer *p, unsigned char *buf, size_t len, int *reason)
-{
-	size_t got = 0;
-
-	ERR_clear_error();
-	while (got < len) {
-		int n = SSL_read(p->ssl, buf + got, (int)WP_MIN(len - got, (size_t)INT_MAX));
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		switch (SSL_get_error(p->ssl, n)) {
-		case SSL_ERROR_WANT_READ:
-			return (int)got;
-		case SSL_ERROR_ZERO_RETURN:
-			return got > 0 ? (int)got : -1;
-		default:
-			if (reason != NULL)
-				*reason = ERR_GET_REASON(ERR_peek_error());
-			ERR_clear_error();
-			return got > 0 ? (int)got : -2;
-		}
-	}
-	return (int)got;
-}
-
-static int peer_recv(struct peer *p, unsigned char *buf, size_t len)
-{
-	return peer_recv_ex(p, buf, len, NULL);
 }
 
 static void pattern(unsigned char *b, size_t len, unsigned seed)
@@ -397,7 +263,10 @@ static void test_handshake_ok(void **state)
 	assert_null(p.s->ssl);
 	assert_null(p.c->ssl);
 	assert_null(p.s->keys);
-	assert_int_equal(sctr[WP_CTR_TLS_REC_SWITCHED], 1);
+	/* The server's handshake was our own (hs13.c), on our record layer
+	 * from its ServerHello on; the client's was OpenSSL's. */
+	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 1);
+	assert_int_equal(sctr[WP_CTR_TLS_REC_SWITCHED], 0);
 	assert_int_equal(cctr[WP_CTR_TLS_REC_SWITCHED], 1);
 	assert_int_equal(p.s->rec->suite->id, 0x1302); /* TLS_AES_256_GCM_SHA384 */
 	assert_int_equal(p.s->rec->wr.seq, 1);         /* the ticket */
@@ -874,7 +743,7 @@ static void test_trim(void **state)
 	assert_true(n > 0);
 	assert_int_equal(wp_tls_conn_feed(p.s, buf, n), (ssize_t)n);
 	wp_tls_conn_trim(p.s);
-	assert_non_null(p.s->rbio);
+	assert_non_null(p.s->hs);
 	pump(p.s, p.c);
 	assert_true(wp_tls_conn_established(p.s));
 	assert_true(wp_tls_conn_established(p.c));
@@ -924,9 +793,10 @@ static void test_trim(void **state)
 /* One cipher suite, one role of ours: data both ways in odd slices,
  * KeyUpdates from the peer (with and without update_requested) and ours,
  * close_notify both ways. */
-static void rec_against_openssl(const char *suite, uint16_t id, bool ours_server)
+static void rec_against_openssl(const char *suite, uint16_t id, bool ours_server, bool openssl_hs)
 {
-	struct wp_tls_ctx *t = mkctx(ours_server ? "waypoint" : "productpage", false, NULL);
+	struct wp_tls_ctx *t =
+	        mkctx_hs(ours_server ? "waypoint" : "productpage", false, NULL, openssl_hs);
 	uint64_t *ctr = ours_server ? sctr : cctr;
 	struct wp_tls_conn *c;
 	struct peer p;
@@ -935,15 +805,19 @@ static void rec_against_openssl(const char *suite, uint16_t id, bool ours_server
 	reset_ctrs();
 	c = wp_tls_conn_new(t, ours_server ? WP_TLS_SERVER : WP_TLS_CLIENT, ctr);
 	assert_non_null(c);
-	/* Our contexts offer the two AES-GCM suites; the test widens this
-	 * connection to the one under test. */
-	assert_int_equal(SSL_set_ciphersuites(c->ssl, suite), 1);
-	peer_new(&p, !ours_server, ours_server ? "productpage" : "waypoint", NULL);
+	/* Our contexts offer the two AES-GCM suites; on OpenSSL the test
+	 * widens this connection to the one under test, against our own
+	 * handshake the client offers that one alone. */
+	if (c->ssl != NULL)
+		assert_int_equal(SSL_set_ciphersuites(c->ssl, suite), 1);
+	peer_new(&p, !ours_server, ours_server ? "productpage" : "waypoint",
+	         c->ssl != NULL ? NULL : suite);
 	peer_pump(c, &p);
 	assert_null(c->ssl);
 	assert_non_null(c->rec);
 	assert_int_equal(c->rec->suite->id, id);
-	assert_int_equal(ctr[WP_CTR_TLS_REC_SWITCHED], 1);
+	assert_int_equal(
+	        ctr[ours_server && !openssl_hs ? WP_CTR_TLS_HS_OWN : WP_CTR_TLS_REC_SWITCHED], 1);
 	assert_int_equal(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(p.ssl)), id);
 	assert_int_equal(wp_tls_conn_version(c), TLS1_3_VERSION);
 	assert_string_equal(wp_tls_conn_peer_id(c),
@@ -1014,37 +888,37 @@ static void rec_against_openssl(const char *suite, uint16_t id, bool ours_server
 static void test_rec_server_aes256(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_AES_256_GCM_SHA384", 0x1302, true);
+	rec_against_openssl("TLS_AES_256_GCM_SHA384", 0x1302, true, false);
 }
 
 static void test_rec_server_aes128(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_AES_128_GCM_SHA256", 0x1301, true);
+	rec_against_openssl("TLS_AES_128_GCM_SHA256", 0x1301, true, false);
 }
 
 static void test_rec_server_chacha(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_CHACHA20_POLY1305_SHA256", 0x1303, true);
+	rec_against_openssl("TLS_CHACHA20_POLY1305_SHA256", 0x1303, true, true);
 }
 
 static void test_rec_client_aes256(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_AES_256_GCM_SHA384", 0x1302, false);
+	rec_against_openssl("TLS_AES_256_GCM_SHA384", 0x1302, false, false);
 }
 
 static void test_rec_client_aes128(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_AES_128_GCM_SHA256", 0x1301, false);
+	rec_against_openssl("TLS_AES_128_GCM_SHA256", 0x1301, false, false);
 }
 
 static void test_rec_client_chacha(void **state)
 {
 	(void)state;
-	rec_against_openssl("TLS_CHACHA20_POLY1305_SHA256", 0x1303, false);
+	rec_against_openssl("TLS_CHACHA20_POLY1305_SHA256", 0x1303, false, false);
 }
 
 /* A corrupted record from the peer: bad_record_mac both ways, counted. */
