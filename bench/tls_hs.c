@@ -1,12 +1,17 @@
 /*
  * The server's side of an mTLS 1.3 handshake, in one process and without
  * a network: dp/tls's server (a wp_tls_conn on the waypoint's context:
- * the EC key ENGINE, the memo of verified chains, our chain built once,
- * the ticket keys) against a stock OpenSSL server with the same files
- * and the same checks (client certificate required, ALPN h2, TLS 1.3,
- * one stateless ticket), measured in the same run.
+ * our own handshake, dp/tls/hs13.c, the memo of verified chains, the
+ * ticket keys), the same with tls.openssl_handshake (OpenSSL's libssl
+ * runs the handshake, with the EC key ENGINE and our chain built once)
+ * and a stock OpenSSL server with the same files and the same checks
+ * (client certificate required, ALPN h2, TLS 1.3, one stateless ticket),
+ * measured in the same run, beside the crypto floor: what the handshake's
+ * public-key operations cost on their own in this process (an X25519 key
+ * pair and agreement; for a full handshake also our ECDSA signature and
+ * the verification of the client's).
  *
- *   tests/pki/mkpki.sh DIR && build/bench/tls_hs DIR [N [both|stock|wp]]
+ *   tests/pki/mkpki.sh DIR && build/bench/tls_hs DIR [N [all|stock|libssl|wp]]
  *
  * The client is a plain OpenSSL client with productpage's certificate,
  * over memory BIOs. For each server, N full handshakes (default 500),
@@ -19,8 +24,9 @@
  * (dp/tls/mem.c), as waypointd does: it has to be in place before
  * OpenSSL's first allocation, so it cannot be one server's alone.
  *
- * Prints microseconds of server CPU per handshake for both servers and
- * the ratio stock / dp/tls for each kind, then one JSON line. The
+ * Prints microseconds of server CPU per handshake for each server, the
+ * ratio stock / dp/tls for each kind and dp/tls's share of the crypto
+ * floor (floor / dp/tls), then one JSON line. The
  * server's calls are the functions named srv_*, so callgrind counts the
  * server's instructions alone:
  *
@@ -33,6 +39,9 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "tls.h"
@@ -179,6 +188,9 @@ static bool stock_resumed(void *c)
 
 static const struct server wp_server = {"dp/tls",    srv_wp_new,     srv_wp_feed, srv_wp_step,
                                         srv_wp_take, wp_established, wp_resumed,  srv_wp_free};
+static const struct server libssl_server = {"dp/tls libssl", srv_wp_new,  srv_wp_feed,
+                                            srv_wp_step,     srv_wp_take, wp_established,
+                                            wp_resumed,      srv_wp_free};
 static const struct server stock_server = {"stock OpenSSL", srv_stock_new,  srv_stock_feed,
                                            srv_stock_step,  srv_stock_take, stock_established,
                                            stock_resumed,   srv_stock_free};
@@ -216,7 +228,7 @@ static SSL_CTX *stock_ctx(void)
 	return s;
 }
 
-static struct wp_tls_ctx *wp_ctx(void)
+static struct wp_tls_ctx *wp_ctx(bool openssl_hs)
 {
 	struct wp_tls_config cfg = {0};
 	struct wp_tls_ctx *t;
@@ -226,6 +238,7 @@ static struct wp_tls_ctx *wp_ctx(void)
 	cfg.key_file = pki.key;
 	cfg.ca_file = pki.ca;
 	cfg.trust_domain = "cluster.local";
+	cfg.openssl_handshake = openssl_hs;
 	t = wp_tls_ctx_new(&cfg, &err);
 	if (t == NULL)
 		die("dp/tls context");
@@ -332,6 +345,105 @@ struct result {
 	int resumed; /* of the counted resumption attempts */
 };
 
+/* ---- the crypto floor ---- */
+
+static EVP_PKEY *read_key(const char *file, bool private)
+{
+	FILE *f = fopen(file, "r");
+	EVP_PKEY *k = NULL;
+	X509 *x = NULL;
+
+	if (f == NULL)
+		die(file);
+	if (private) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	} else if ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		k = X509_get_pubkey(x);
+		X509_free(x);
+	}
+	fclose(f);
+	if (k == NULL)
+		die(file);
+	return k;
+}
+
+/* CPU microseconds of each public-key operation of a server's handshake,
+ * through EVP as a TLS library calls them, n times each: an X25519 key
+ * pair, an X25519 agreement, our ECDSA P-256 signature over SHA-256, the
+ * verification of the client's. */
+static void crypto_floor(int n, double us[4])
+{
+	EVP_PKEY *ours = read_key(pki.key, true), *theirs = read_key(pki.client_cert, false);
+	EVP_PKEY *client = read_key(pki.client_key, true), *peer = NULL, *k = NULL;
+	unsigned char priv[32], pub[32], shared[32], tbs[130], sig[80];
+	size_t len = 32, siglen = sizeof(sig);
+	EVP_PKEY_CTX *px;
+	EVP_MD_CTX *m;
+	double t;
+
+	memset(tbs, 0x20, sizeof(tbs));
+	if (RAND_bytes(priv, 32) != 1 ||
+	    (peer = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32)) == NULL ||
+	    EVP_PKEY_get_raw_public_key(peer, pub, &len) != 1)
+		die("X25519 peer");
+	EVP_PKEY_free(peer);
+	peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, 32);
+	/* the client's signature, for the verifications */
+	m = EVP_MD_CTX_new();
+	if (m == NULL || EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, client) != 1 ||
+	    EVP_DigestSign(m, sig, &siglen, tbs, sizeof(tbs)) != 1)
+		die("client signature");
+	EVP_MD_CTX_free(m);
+	t = thread_cpu_s();
+	for (int i = 0; i < n; i++) {
+		len = 32;
+		if (RAND_priv_bytes(priv, 32) != 1 ||
+		    (k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32)) == NULL ||
+		    EVP_PKEY_get_raw_public_key(k, pub, &len) != 1)
+			die("X25519 key pair");
+		EVP_PKEY_free(k);
+	}
+	us[0] = (thread_cpu_s() - t) / n * 1e6;
+	k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
+	t = thread_cpu_s();
+	for (int i = 0; i < n; i++) {
+		len = 32;
+		px = EVP_PKEY_CTX_new(k, NULL);
+		if (px == NULL || EVP_PKEY_derive_init(px) != 1 ||
+		    EVP_PKEY_derive_set_peer(px, peer) != 1 ||
+		    EVP_PKEY_derive(px, shared, &len) != 1)
+			die("X25519 agreement");
+		EVP_PKEY_CTX_free(px);
+	}
+	us[1] = (thread_cpu_s() - t) / n * 1e6;
+	t = thread_cpu_s();
+	for (int i = 0; i < n; i++) {
+		unsigned char s2[80];
+		size_t l2 = sizeof(s2);
+
+		m = EVP_MD_CTX_new();
+		if (m == NULL || EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, ours) != 1 ||
+		    EVP_DigestSign(m, s2, &l2, tbs, sizeof(tbs)) != 1)
+			die("ECDSA signature");
+		EVP_MD_CTX_free(m);
+	}
+	us[2] = (thread_cpu_s() - t) / n * 1e6;
+	t = thread_cpu_s();
+	for (int i = 0; i < n; i++) {
+		m = EVP_MD_CTX_new();
+		if (m == NULL || EVP_DigestVerifyInit(m, NULL, EVP_sha256(), NULL, theirs) != 1 ||
+		    EVP_DigestVerify(m, sig, siglen, tbs, sizeof(tbs)) != 1)
+			die("ECDSA verification");
+		EVP_MD_CTX_free(m);
+	}
+	us[3] = (thread_cpu_s() - t) / n * 1e6;
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(peer);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(theirs);
+	EVP_PKEY_free(client);
+}
+
 static void run(const struct server *sv, void *sctx, SSL_CTX *cctx, int n, struct result *r)
 {
 	SSL_SESSION *sess = NULL;
@@ -370,14 +482,17 @@ static void run(const struct server *sv, void *sctx, SSL_CTX *cctx, int n, struc
 
 int main(int argc, char **argv)
 {
-	const char *mode = argc > 3 ? argv[3] : "both";
-	bool stock = strcmp(mode, "wp") != 0, wp = strcmp(mode, "stock") != 0;
-	struct result rs = {0}, rw = {0};
+	const char *mode = argc > 3 ? argv[3] : "all";
+	bool all = strcmp(mode, "all") == 0;
+	bool stock = all || strcmp(mode, "stock") == 0, wp = all || strcmp(mode, "wp") == 0;
+	bool libssl = all || strcmp(mode, "libssl") == 0;
+	struct result rs = {0}, rl = {0}, rw = {0};
+	double fl[4], floor_full, floor_res;
 	SSL_CTX *cctx;
 	int n;
 
-	if (argc < 2 || (strcmp(mode, "both") && strcmp(mode, "stock") && strcmp(mode, "wp"))) {
-		fprintf(stderr, "usage: tls_hs PKI_DIR [N [both|stock|wp]]  (PKI_DIR from "
+	if (argc < 2 || !(stock || wp || libssl)) {
+		fprintf(stderr, "usage: tls_hs PKI_DIR [N [all|stock|libssl|wp]]  (PKI_DIR from "
 		                "tests/pki/mkpki.sh)\n");
 		return 2;
 	}
@@ -397,22 +512,47 @@ int main(int argc, char **argv)
 		run(&stock_server, s, cctx, n, &rs);
 		SSL_CTX_free(s);
 	}
+	if (libssl) {
+		struct wp_tls_ctx *t = wp_ctx(true);
+
+		run(&libssl_server, t, cctx, n, &rl);
+		wp_tls_ctx_unref(t);
+	}
 	if (wp) {
-		struct wp_tls_ctx *t = wp_ctx();
+		struct wp_tls_ctx *t = wp_ctx(false);
 
 		run(&wp_server, t, cctx, n, &rw);
 		wp_tls_ctx_unref(t);
 	}
-	if (stock && wp) {
+	crypto_floor(n, fl);
+	floor_res = fl[0] + fl[1];
+	floor_full = floor_res + fl[2] + fl[3];
+	printf("  crypto floor  full %8.1f us, resumed %8.1f us (X25519 key pair %.1f, "
+	       "agreement %.1f; ECDSA P-256 sign %.1f, verify %.1f)\n",
+	       floor_full, floor_res, fl[0], fl[1], fl[2], fl[3]);
+	if (wp)
+		printf("  dp/tls at %.0f%% of the floor for a full handshake, %.0f%% for a resumed "
+		       "one (%.0f resumed per second of CPU)\n",
+		       100 * floor_full / rw.full_us, 100 * floor_res / rw.resumed_us,
+		       1e6 / rw.resumed_us);
+	if (stock && wp)
 		printf("  ratio stock / dp/tls: full %.2f, resumed %.2f\n", rs.full_us / rw.full_us,
 		       rs.resumed_us / rw.resumed_us);
+	if (all)
 		printf("{\"bench\": \"tls_hs\", \"n\": %d, \"stock\": {\"full_us\": %.1f, "
-		       "\"resumed_us\": %.1f, \"resumed\": %d}, \"dp_tls\": {\"full_us\": %.1f, "
-		       "\"resumed_us\": %.1f, \"resumed\": %d}, \"ratio_full\": %.2f, "
-		       "\"ratio_resumed\": %.2f}\n",
-		       n, rs.full_us, rs.resumed_us, rs.resumed, rw.full_us, rw.resumed_us,
-		       rw.resumed, rs.full_us / rw.full_us, rs.resumed_us / rw.resumed_us);
-	}
+		       "\"resumed_us\": %.1f, \"resumed\": %d}, \"dp_tls_libssl\": {\"full_us\": "
+		       "%.1f, \"resumed_us\": %.1f, \"resumed\": %d}, \"dp_tls\": {\"full_us\": "
+		       "%.1f, "
+		       "\"resumed_us\": %.1f, \"resumed\": %d}, \"floor\": {\"full_us\": %.1f, "
+		       "\"resumed_us\": %.1f, \"x25519_keypair_us\": %.1f, \"x25519_agree_us\": "
+		       "%.1f, \"ecdsa_sign_us\": %.1f, \"ecdsa_verify_us\": %.1f}, \"ratio_full\": "
+		       "%.2f, \"ratio_resumed\": %.2f, \"floor_share_full\": %.2f, "
+		       "\"floor_share_resumed\": %.2f}\n",
+		       n, rs.full_us, rs.resumed_us, rs.resumed, rl.full_us, rl.resumed_us,
+		       rl.resumed, rw.full_us, rw.resumed_us, rw.resumed, floor_full, floor_res,
+		       fl[0], fl[1], fl[2], fl[3], rs.full_us / rw.full_us,
+		       rs.resumed_us / rw.resumed_us, floor_full / rw.full_us,
+		       floor_res / rw.resumed_us);
 	SSL_CTX_free(cctx);
 	return 0;
 }
