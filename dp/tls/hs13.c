@@ -125,9 +125,9 @@ struct wp_tls_hs13 {
 	uint32_t in_len, in_cap;
 	uint8_t *msg; /* the message being read: header and body */
 	uint32_t msg_len, msg_cap;
-	struct wp_tls_hash th; /* the transcript */
-	EVP_PKEY *peer_key;    /* P_CV: the client's leaf key */
-	uint8_t master[WP_TLS_HASH_MAX];
+	struct wp_tls_hash th;          /* the transcript */
+	EVP_PKEY *peer_key;             /* P_CV: the client's leaf key */
+	struct wp_tls_hmac_key master;  /* the master secret, as an HMAC key */
 	uint8_t c_fin[WP_TLS_HASH_MAX]; /* the client's finished_key */
 	uint8_t c_app[WP_TLS_HASH_MAX];
 };
@@ -940,34 +940,41 @@ static bool seal_flight(struct wp_tls_rec *rec, const uint8_t *p, size_t len)
 }
 
 /* The key schedule up to the handshake secrets (RFC 8446 7.1): fills
- * c_hs / s_hs and h->master, from the PSK (or zeros) and the shared
- * secret, over the transcript up to ServerHello. */
-static void schedule(struct wp_tls_hs13 *h, const uint8_t *psk, const uint8_t *shared,
+ * c_hs / s_hs and h->master, from the early secret (NULL: the one without
+ * a PSK) and the shared secret, over the transcript up to ServerHello. */
+static void schedule(struct wp_tls_hs13 *h, const uint8_t *early, const uint8_t *shared,
                      uint8_t *c_hs, uint8_t *s_hs)
 {
 	static const uint8_t zeros[WP_TLS_HASH_MAX];
 	uint8_t empty[WP_TLS_HASH_MAX], th[WP_TLS_HASH_MAX], s[WP_TLS_HASH_MAX], d[WP_TLS_HASH_MAX];
 	struct wp_tls_hash e;
+	struct wp_tls_hmac_key k;
 	size_t hl = h->hl;
 
 	wp_tls_hash_init(&e, h->alg);
 	wp_tls_hash_peek(&e, empty);
 	wp_tls_hash_peek(&h->th, th);
-	wp_tls_hkdf_extract(h->alg, NULL, 0, psk != NULL ? psk : zeros, hl, s); /* early */
-	(void)wp_tls_expand_label(h->alg, s, "derived", empty, hl, d, hl);
+	if (early == NULL) {
+		wp_tls_hkdf_extract(h->alg, NULL, 0, zeros, hl, s);
+		early = s;
+	}
+	(void)wp_tls_expand_label(h->alg, early, "derived", empty, hl, d, hl);
 	wp_tls_hkdf_extract(h->alg, d, hl, shared, 32, s); /* handshake */
-	(void)wp_tls_expand_label(h->alg, s, "c hs traffic", th, hl, c_hs, hl);
-	(void)wp_tls_expand_label(h->alg, s, "s hs traffic", th, hl, s_hs, hl);
-	(void)wp_tls_expand_label(h->alg, s, "derived", empty, hl, d, hl);
-	wp_tls_hkdf_extract(h->alg, d, hl, zeros, hl, h->master);
+	wp_tls_hmac_key_init(&k, h->alg, s, hl);
+	(void)wp_tls_expand_label_with(&k, "c hs traffic", th, hl, c_hs, hl);
+	(void)wp_tls_expand_label_with(&k, "s hs traffic", th, hl, s_hs, hl);
+	(void)wp_tls_expand_label_with(&k, "derived", empty, hl, d, hl);
+	wp_tls_hkdf_extract(h->alg, d, hl, zeros, hl, s);
+	wp_tls_hmac_key_init(&h->master, h->alg, s, hl);
 	OPENSSL_cleanse(s, sizeof(s));
 	OPENSSL_cleanse(d, sizeof(d));
+	OPENSSL_cleanse(&k, sizeof(k));
 }
 
 /* Writes our whole answer: ServerHello (and a change_cipher_spec when the
  * client is in middlebox compatibility mode) in the clear, the rest on the
  * handshake key. The record layer is created here. */
-static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *psk,
+static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *early,
                   const uint8_t *leftover, size_t leftover_len)
 {
 	static const uint8_t ccs[] = {20, 3, 3, 0, 1, 1};
@@ -997,7 +1004,7 @@ static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *
 	sh[4] = (uint8_t)(w.n - 5);
 	if (ch->sid.n > 0)
 		wr_bytes(&w, ccs, sizeof(ccs));
-	schedule(h, psk, shared, c_hs, s_hs);
+	schedule(h, early, shared, c_hs, s_hs);
 	rp.suite = h->suite;
 	rp.wsecret = s_hs;
 	rp.rsecret = c_hs;
@@ -1038,8 +1045,8 @@ static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *
 	/* the application secrets hash the transcript up to our Finished,
 	 * after which we send on ours (alerts included: RFC 8446 A.2) */
 	wp_tls_hash_peek(&h->th, th);
-	(void)wp_tls_expand_label(h->alg, h->master, "c ap traffic", th, h->hl, h->c_app, h->hl);
-	(void)wp_tls_expand_label(h->alg, h->master, "s ap traffic", th, h->hl, s_hs, h->hl);
+	(void)wp_tls_expand_label_with(&h->master, "c ap traffic", th, h->hl, h->c_app, h->hl);
+	(void)wp_tls_expand_label_with(&h->master, "s ap traffic", th, h->hl, s_hs, h->hl);
 	(void)wp_tls_expand_label(h->alg, c_hs, "finished", NULL, 0, h->c_fin, h->hl);
 	if (wp_tls_rec_set_secret(c->rec, true, s_hs) != 0) {
 		h->phase = P_FAILED;
@@ -1099,7 +1106,7 @@ static int hello(struct wp_tls_conn *c)
 			return WP_TLS_HS13_OPENSSL;
 		set_suite(h, s);
 	}
-	rc = answer(c, &ch, ticket ? t.psk : NULL, h->in + rest, h->in_len - rest);
+	rc = answer(c, &ch, ticket ? early : NULL, h->in + rest, h->in_len - rest);
 	OPENSSL_cleanse(plain, sizeof(plain));
 	OPENSSL_cleanse(&t, sizeof(t));
 	OPENSSL_cleanse(early, sizeof(early));
@@ -1334,7 +1341,7 @@ static void new_session_ticket(struct wp_tls_conn *c)
 		return;
 	now = wp_tls_tickets_now(k);
 	wp_tls_hash_peek(&h->th, th);
-	(void)wp_tls_expand_label(h->alg, h->master, "res master", th, h->hl, res, h->hl);
+	(void)wp_tls_expand_label_with(&h->master, "res master", th, h->hl, res, h->hl);
 	(void)wp_tls_expand_label(h->alg, res, "resumption", nonce, sizeof(nonce), psk, h->hl);
 	wr_bytes(&p, TICKET_MAG, 4);
 	wr_u(&p, h->suite, 2);
@@ -1380,7 +1387,7 @@ static int established(struct wp_tls_conn *c)
 		return -EPROTO;
 	}
 	new_session_ticket(c);
-	OPENSSL_cleanse(h->master, sizeof(h->master));
+	OPENSSL_cleanse(&h->master, sizeof(h->master));
 	h->phase = P_DONE;
 	c->resumed = h->resumed;
 	return 1;

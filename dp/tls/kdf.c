@@ -63,36 +63,53 @@ void wp_tls_hash_peek(const struct wp_tls_hash *h, uint8_t *out)
 	OPENSSL_cleanse(&t, sizeof(t));
 }
 
+void wp_tls_hmac_key_init(struct wp_tls_hmac_key *k, enum wp_tls_hash_alg alg, const uint8_t *key,
+                          size_t key_len)
+{
+	size_t bl = block_len(alg);
+	uint8_t pad[BLOCK_MAX], kb[BLOCK_MAX] = {0};
+
+	if (key_len > bl) {
+		wp_tls_hash_init(&k->in, alg);
+		wp_tls_hash_update(&k->in, key, key_len);
+		hash_final(&k->in, kb);
+	} else {
+		memcpy(kb, key, key_len);
+	}
+	for (size_t i = 0; i < bl; i++)
+		pad[i] = kb[i] ^ 0x36;
+	wp_tls_hash_init(&k->in, alg);
+	wp_tls_hash_update(&k->in, pad, bl);
+	for (size_t i = 0; i < bl; i++)
+		pad[i] = kb[i] ^ 0x5c;
+	wp_tls_hash_init(&k->out, alg);
+	wp_tls_hash_update(&k->out, pad, bl);
+	OPENSSL_cleanse(kb, sizeof(kb));
+	OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+void wp_tls_hmac_with(const struct wp_tls_hmac_key *k, const void *data, size_t len, uint8_t *out)
+{
+	struct wp_tls_hash h = k->in;
+	uint8_t inner[WP_TLS_HASH_MAX];
+
+	wp_tls_hash_update(&h, data, len);
+	hash_final(&h, inner);
+	h = k->out;
+	wp_tls_hash_update(&h, inner, wp_tls_hash_len(h.alg));
+	hash_final(&h, out);
+	OPENSSL_cleanse(inner, sizeof(inner));
+	OPENSSL_cleanse(&h, sizeof(h));
+}
+
 void wp_tls_hmac(enum wp_tls_hash_alg alg, const uint8_t *key, size_t key_len, const void *data,
                  size_t len, uint8_t *out)
 {
-	size_t bl = block_len(alg), hl = wp_tls_hash_len(alg);
-	uint8_t pad[BLOCK_MAX], k[BLOCK_MAX] = {0}, inner[WP_TLS_HASH_MAX];
-	struct wp_tls_hash h;
+	struct wp_tls_hmac_key k;
 
-	if (key_len > bl) {
-		wp_tls_hash_init(&h, alg);
-		wp_tls_hash_update(&h, key, key_len);
-		hash_final(&h, k);
-	} else {
-		memcpy(k, key, key_len);
-	}
-	for (size_t i = 0; i < bl; i++)
-		pad[i] = k[i] ^ 0x36;
-	wp_tls_hash_init(&h, alg);
-	wp_tls_hash_update(&h, pad, bl);
-	wp_tls_hash_update(&h, data, len);
-	hash_final(&h, inner);
-	for (size_t i = 0; i < bl; i++)
-		pad[i] = k[i] ^ 0x5c;
-	wp_tls_hash_init(&h, alg);
-	wp_tls_hash_update(&h, pad, bl);
-	wp_tls_hash_update(&h, inner, hl);
-	hash_final(&h, out);
-	OPENSSL_cleanse(k, sizeof(k));
-	OPENSSL_cleanse(pad, sizeof(pad));
-	OPENSSL_cleanse(inner, sizeof(inner));
-	OPENSSL_cleanse(&h, sizeof(h));
+	wp_tls_hmac_key_init(&k, alg, key, key_len);
+	wp_tls_hmac_with(&k, data, len, out);
+	OPENSSL_cleanse(&k, sizeof(k));
 }
 
 void wp_tls_hkdf_extract(enum wp_tls_hash_alg alg, const uint8_t *salt, size_t salt_len,
@@ -110,7 +127,20 @@ void wp_tls_hkdf_extract(enum wp_tls_hash_alg alg, const uint8_t *salt, size_t s
 int wp_tls_expand_label(enum wp_tls_hash_alg alg, const uint8_t *secret, const char *label,
                         const uint8_t *context, size_t context_len, uint8_t *out, size_t out_len)
 {
-	size_t hl = wp_tls_hash_len(alg), llen = strlen(label), n = 0, done = 0;
+	struct wp_tls_hmac_key k;
+	int rc;
+
+	wp_tls_hmac_key_init(&k, alg, secret, wp_tls_hash_len(alg));
+	rc = wp_tls_expand_label_with(&k, label, context, context_len, out, out_len);
+	OPENSSL_cleanse(&k, sizeof(k));
+	return rc;
+}
+
+int wp_tls_expand_label_with(const struct wp_tls_hmac_key *k, const char *label,
+                             const uint8_t *context, size_t context_len, uint8_t *out,
+                             size_t out_len)
+{
+	size_t hl = wp_tls_hash_len(k->in.alg), llen = strlen(label), n = 0, done = 0;
 	uint8_t info[2 + 1 + 6 + 12 + 1 + WP_TLS_HASH_MAX + 1], t[WP_TLS_HASH_MAX];
 	uint8_t msg[WP_TLS_HASH_MAX + sizeof(info)];
 
@@ -138,7 +168,7 @@ int wp_tls_expand_label(enum wp_tls_hash_alg alg, const uint8_t *secret, const c
 		memcpy(msg + m, info, n);
 		m += n;
 		msg[m++] = i;
-		wp_tls_hmac(alg, secret, hl, msg, m, t);
+		wp_tls_hmac_with(k, msg, m, t);
 		take = out_len - done < hl ? out_len - done : hl;
 		memcpy(out + done, t, take);
 		done += take;

@@ -42,6 +42,22 @@ void wp_tls_hash_update(struct wp_tls_hash *h, const void *p, size_t n);
 /* The digest of what was hashed so far; h stays usable (it is copied). */
 void wp_tls_hash_peek(const struct wp_tls_hash *h, uint8_t *out);
 
+/* An HMAC key whose two padded blocks are already hashed: every HMAC
+ * under it (several derivations from one secret) then costs two
+ * compression rounds fewer. */
+struct wp_tls_hmac_key {
+	struct wp_tls_hash in, out;
+};
+
+void wp_tls_hmac_key_init(struct wp_tls_hmac_key *k, enum wp_tls_hash_alg alg, const uint8_t *key,
+                          size_t key_len);
+/* HMAC under k of data into out (the hash length). */
+void wp_tls_hmac_with(const struct wp_tls_hmac_key *k, const void *data, size_t len, uint8_t *out);
+/* HKDF-Expand-Label with the secret already made an HMAC key (below). */
+int wp_tls_expand_label_with(const struct wp_tls_hmac_key *k, const char *label,
+                             const uint8_t *context, size_t context_len, uint8_t *out,
+                             size_t out_len);
+
 /* HMAC-<alg>(key, data) into out (the hash length). */
 void wp_tls_hmac(enum wp_tls_hash_alg alg, const uint8_t *key, size_t key_len, const void *data,
                  size_t len, uint8_t *out);

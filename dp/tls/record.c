@@ -127,11 +127,14 @@ static int expand_label(const struct suite *s, const uint8_t *secret, const char
 /* (Re)keys one direction from d->secret; the sequence number restarts. */
 static int install(struct wp_tls_rec *r, struct dir *d, bool enc)
 {
+	struct wp_tls_hmac_key k;
 	uint8_t key[32];
 	int err;
 
-	if ((err = expand_label(r->suite, d->secret, "key", key, r->suite->key_len)) != 0 ||
-	    (err = expand_label(r->suite, d->secret, "iv", d->iv, REC_IV)) != 0)
+	wp_tls_hmac_key_init(&k, wp_tls_hash_alg_of(r->suite->hash_len), d->secret,
+	                     r->suite->hash_len);
+	if ((err = wp_tls_expand_label_with(&k, "key", NULL, 0, key, r->suite->key_len)) != 0 ||
+	    (err = wp_tls_expand_label_with(&k, "iv", NULL, 0, d->iv, REC_IV)) != 0)
 		goto out;
 	if (d->aead == NULL && (d->aead = EVP_CIPHER_CTX_new()) == NULL) {
 		err = -ENOMEM;
@@ -142,6 +145,7 @@ static int install(struct wp_tls_rec *r, struct dir *d, bool enc)
 	d->seq = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(&k, sizeof(k));
 	return err;
 }
 
