@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -179,17 +180,6 @@ static void build_cert_msg(X509 *x)
 	*p = 0;
 }
 
-static int unhex(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* NSS key log line: "<LABEL> <client random> <secret>", hex. */
 static void keylog(const SSL *ssl, const char *line)
 {
@@ -216,17 +206,9 @@ static void keylog(const SSL *ssl, const char *line)
 	p = strchr(strchr(line, ' ') + 1, ' ');
 	if (p == NULL)
 		abort();
-	n = strlen(++p);
-	if (n % 2 != 0 || n / 2 > WP_TLS_REC_SECRET_MAX)
+	if (OPENSSL_hexstr2buf_ex(dst, WP_TLS_REC_SECRET_MAX, &n, p + 1, '\0') != 1)
 		abort();
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = unhex(p[2 * i]), lo = unhex(p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			abort();
-		dst[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
+	*len = n;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

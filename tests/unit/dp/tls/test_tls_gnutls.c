@@ -463,53 +463,47 @@ static void test_resumption(void **state)
 	wp_tls_ctx_unref(t);
 }
 
-/* A P-256 key share only: hs13.c hands the hello to OpenSSL, which
- * completes the handshake. */
-static void test_p256_to_openssl(void **state)
+/* GnuTLS with priority PRIO + <prio> to a fresh server: established, the
+ * handshake ours (own) or OpenSSL's, on <cipher>; data both ways. */
+static void g_session(const char *prio, bool own, gnutls_cipher_algorithm_t cipher,
+                      gnutls_group_t group)
 {
 	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
 	struct wp_tls_conn *c;
 	struct gpeer p;
 
-	(void)state;
 	reset_ctrs();
 	c = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
 	assert_non_null(c);
-	gpeer_new(&p, ":-GROUP-ALL:+GROUP-SECP256R1", "productpage");
+	gpeer_new(&p, prio, "productpage");
 	g_established(c, &p);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 1);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 0);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], own ? 1 : 0);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], own ? 0 : 1);
 	assert_int_equal(sctr[WP_CTR_TLS_HS_DONE], 1);
-	assert_int_equal(gnutls_group_get(p.s), GNUTLS_GROUP_SECP256R1);
-	assert_int_equal(gnutls_cipher_get(p.s), GNUTLS_CIPHER_AES_256_GCM);
-	g_to_conn(&p, c, 100000, 23);
-	conn_to_g(c, &p, 100000, 29);
+	assert_int_equal(gnutls_group_get(p.s), group);
+	assert_int_equal(gnutls_cipher_get(p.s), cipher);
+	g_to_conn(&p, c, 200000, 23);
+	conn_to_g(c, &p, 200000, 29);
 	gpeer_free(&p);
 	wp_tls_conn_free(c);
 	wp_tls_ctx_unref(t);
 }
 
+/* A P-256 key share only: hs13.c hands the hello to OpenSSL, which
+ * completes the handshake. */
+static void test_p256_to_openssl(void **state)
+{
+	(void)state;
+	g_session(":-GROUP-ALL:+GROUP-SECP256R1", false, GNUTLS_CIPHER_AES_256_GCM,
+	          GNUTLS_GROUP_SECP256R1);
+}
+
 /* Only TLS_AES_128_GCM_SHA256 offered: our second suite. */
 static void test_aes128(void **state)
 {
-	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
-	struct wp_tls_conn *c;
-	struct gpeer p;
-
 	(void)state;
-	reset_ctrs();
-	c = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
-	assert_non_null(c);
-	gpeer_new(&p, ":-CIPHER-ALL:+AES-128-GCM", "productpage");
-	g_established(c, &p);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 1);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
-	assert_int_equal(gnutls_cipher_get(p.s), GNUTLS_CIPHER_AES_128_GCM);
-	g_to_conn(&p, c, 200000, 31);
-	conn_to_g(c, &p, 200000, 37);
-	gpeer_free(&p);
-	wp_tls_conn_free(c);
-	wp_tls_ctx_unref(t);
+	g_session(":-CIPHER-ALL:+AES-128-GCM", true, GNUTLS_CIPHER_AES_128_GCM,
+	          GNUTLS_GROUP_X25519);
 }
 
 /*
