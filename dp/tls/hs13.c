@@ -7,17 +7,19 @@
  * again through the session that every stateless ticket serializes and
  * re-reads, the traffic secrets formatted in hex for the key-log callback
  * that hands them to our record layer. None of that can be switched off
- * from outside libssl. This file runs the handshake that ztunnel, rustls,
- * Go and OpenSSL clients make towards a waypoint, with OpenSSL's libcrypto
- * for every cryptographic step (X25519, the signatures, X509_verify_cert,
- * AES for the record layer) and nothing of libssl.
+ * from outside libssl. This file runs the handshake a mesh client makes
+ * towards a waypoint (TLS 1.3, an X25519 key share, ALPN h2, a client
+ * certificate: what ztunnel sends), with OpenSSL's libcrypto for every
+ * cryptographic step (X25519, the signatures, X509_verify_cert, AES for
+ * the record layer) and nothing of libssl. It is tested against OpenSSL
+ * and GnuTLS clients.
  *
  * What it does: the full handshake with a client certificate required
  * (ServerHello, EncryptedExtensions with ALPN h2, CertificateRequest,
  * Certificate, CertificateVerify, Finished; then the client's Certificate,
  * CertificateVerify and Finished) and resumption with PSK-DHE from our
  * stateless tickets (ticket.c's keys and layout around a plaintext of
- * ours: suite, issue time, age_add, the PSK and the peer's SPIFFE ID).
+ * ours: suite, issue time, the PSK and the peer's SPIFFE ID).
  * The key share is X25519; the suites are TLS_AES_256_GCM_SHA384 and
  * TLS_AES_128_GCM_SHA256, in that order of preference (as tls.c gives
  * OpenSSL). The handshake records go through our record layer
@@ -408,6 +410,7 @@ static int fail(struct wp_tls_conn *c, enum wp_tls_fail f, uint8_t alert)
 {
 	struct wp_tls_hs13 *h = c->hs;
 
+	ERR_clear_error(); /* what libcrypto queued is not another call's error */
 	if (c->fail == WP_TLS_FAIL_NONE)
 		c->fail = (uint8_t)f;
 	if (c->rec != NULL) {
@@ -627,7 +630,6 @@ static void set_suite(struct wp_tls_hs13 *h, uint16_t suite)
 struct ticket {
 	uint16_t suite;
 	uint64_t issued;
-	uint32_t age_add;
 	uint8_t psk[WP_TLS_HASH_MAX];
 	uint8_t psk_len;
 	const uint8_t *id;
@@ -657,7 +659,6 @@ static bool open_ticket(struct wp_tls_conn *c, const struct hello *ch, uint8_t *
 	t->suite = (uint16_t)rd_u(&r, 2);
 	t->issued = (uint64_t)rd_u(&r, 4) << 32;
 	t->issued |= rd_u(&r, 4);
-	t->age_add = rd_u(&r, 4);
 	struct rd psk = rd_vec(&r, 1), pid = rd_vec(&r, 2);
 	if (!rd_done(&r) ||
 	    psk.n != wp_tls_hash_len(t->suite == 0x1302 ? WP_TLS_SHA384 : WP_TLS_SHA256))
@@ -1347,7 +1348,6 @@ static void new_session_ticket(struct wp_tls_conn *c)
 	wr_u(&p, h->suite, 2);
 	wr_u(&p, (uint32_t)(now >> 32), 4);
 	wr_u(&p, (uint32_t)now, 4);
-	wr_u(&p, age_add, 4);
 	wr_u(&p, h->hl, 1);
 	wr_bytes(&p, psk, h->hl);
 	wr_u(&p, (uint32_t)idl, 2);
