@@ -1329,7 +1329,7 @@ static void new_session_ticket(struct wp_tls_conn *c)
 {
 	struct wp_tls_hs13 *h = c->hs;
 	struct wp_tls_tickets *k = c->ctx->tickets;
-	static const uint8_t nonce[8];
+	static const uint8_t nonce[8]; /* one ticket per connection: unique on it */
 	uint8_t th[WP_TLS_HASH_MAX], res[WP_TLS_HASH_MAX], psk[WP_TLS_HASH_MAX];
 	uint8_t plain[WP_TLS_TICKET_PLAIN_MAX],
 	        msg[64 + WP_TLS_TICKET_PLAIN_MAX + WP_TLS_TICKET_OVERHEAD];
