@@ -289,12 +289,15 @@ ssize_t wp_tls_tickets_open(struct wp_tls_tickets *k, const uint8_t *t, size_t l
 {
 	struct epoch_keys use = {0};
 	uint8_t name[16], mac[32];
-	size_t body = len - 16 - TICKET_IV_LEN - 32;
+	size_t body;
 	bool renewed;
 	ssize_t n = -1;
 
 	pthread_once(&ex_once, ex_init);
-	if (aes_cbc == NULL || len < 16 + TICKET_IV_LEN + 16 + 32 || body % 16 != 0)
+	if (aes_cbc == NULL || len < 16 + TICKET_IV_LEN + 16 + 32)
+		return -1;
+	body = len - 16 - TICKET_IV_LEN - 32;
+	if (body % 16 != 0)
 		return -1;
 	memcpy(name, t, 16);
 	if (!keys_for(k, false, name, &use, &renewed)) {
