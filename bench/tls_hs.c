@@ -7,9 +7,10 @@
  * and a stock OpenSSL server with the same files and the same checks
  * (client certificate required, ALPN h2, TLS 1.3, one stateless ticket),
  * measured in the same run, beside the crypto floor: what the handshake's
- * public-key operations cost on their own in this process (an X25519 key
- * pair and agreement; for a full handshake also our ECDSA signature and
- * the verification of the client's).
+ * public-key operations cost on their own in this process through EVP (an
+ * X25519 key pair and agreement; for a full handshake also our ECDSA
+ * signature and the verification of the client's), and what dp/tls's own
+ * X25519 share costs (dp/tls/x25519.c, cheaper than OpenSSL's).
  *
  *   tests/pki/mkpki.sh DIR && build/bench/tls_hs DIR [N [all|stock|libssl|wp]]
  *
@@ -25,8 +26,8 @@
  * OpenSSL's first allocation, so it cannot be one server's alone.
  *
  * Prints microseconds of server CPU per handshake for each server, the
- * ratio stock / dp/tls for each kind and dp/tls's share of the crypto
- * floor (floor / dp/tls), then one JSON line. The
+ * ratio stock / dp/tls for each kind, the crypto floor over dp/tls's CPU
+ * and dp/tls's own public-key operations over it, then one JSON line. The
  * server's calls are the functions named srv_*, so callgrind counts the
  * server's instructions alone:
  *
@@ -46,6 +47,7 @@
 
 #include "tls.h"
 #include "wp/counters.h"
+#include "x25519.h"
 
 #define WARMUP 5
 
@@ -370,12 +372,14 @@ static EVP_PKEY *read_key(const char *file, bool private)
 /* CPU microseconds of each public-key operation of a server's handshake,
  * through EVP as a TLS library calls them, n times each: an X25519 key
  * pair, an X25519 agreement, our ECDSA P-256 signature over SHA-256, the
- * verification of the client's. */
-static void crypto_floor(int n, double us[4])
+ * verification of the client's; then, beside the floor, what dp/tls's own
+ * X25519 share costs (dp/tls/x25519.c: a pooled key pair and the
+ * agreement). */
+static void crypto_floor(int n, double us[5])
 {
 	EVP_PKEY *ours = read_key(pki.key, true), *theirs = read_key(pki.client_cert, false);
 	EVP_PKEY *client = read_key(pki.client_key, true), *peer = NULL, *k = NULL;
-	unsigned char priv[32], pub[32], shared[32], tbs[130], sig[80];
+	unsigned char priv[32], pub[32], share_pub[32], shared[32], tbs[130], sig[80];
 	size_t len = 32, siglen = sizeof(sig);
 	EVP_PKEY_CTX *px;
 	EVP_MD_CTX *m;
@@ -437,6 +441,11 @@ static void crypto_floor(int n, double us[4])
 		EVP_MD_CTX_free(m);
 	}
 	us[3] = (thread_cpu_s() - t) / n * 1e6;
+	t = thread_cpu_s();
+	for (int i = 0; i < n; i++)
+		if (!wp_tls_x25519_share(pub, share_pub, shared))
+			die("dp/tls's X25519 share");
+	us[4] = (thread_cpu_s() - t) / n * 1e6;
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(peer);
 	EVP_PKEY_free(ours);
@@ -487,7 +496,7 @@ int main(int argc, char **argv)
 	bool stock = all || strcmp(mode, "stock") == 0, wp = all || strcmp(mode, "wp") == 0;
 	bool libssl = all || strcmp(mode, "libssl") == 0;
 	struct result rs = {0}, rl = {0}, rw = {0};
-	double fl[4], floor_full, floor_res;
+	double fl[5], floor_full, floor_res;
 	SSL_CTX *cctx;
 	int n;
 
@@ -530,11 +539,16 @@ int main(int argc, char **argv)
 	printf("  crypto floor  full %8.1f us, resumed %8.1f us (X25519 key pair %.1f, "
 	       "agreement %.1f; ECDSA P-256 sign %.1f, verify %.1f)\n",
 	       floor_full, floor_res, fl[0], fl[1], fl[2], fl[3]);
+	printf("  dp/tls's X25519 share (x25519.c: pooled key pair + agreement) %.1f us, "
+	       "against the floor's %.1f\n",
+	       fl[4], floor_res);
 	if (wp)
 		printf("  dp/tls at %.0f%% of the floor for a full handshake, %.0f%% for a resumed "
-		       "one (%.0f resumed per second of CPU)\n",
+		       "one (%.0f resumed per second of CPU); its own public-key operations (its "
+		       "X25519 share, sign, verify) are %.0f%% and %.0f%% of its CPU\n",
 		       100 * floor_full / rw.full_us, 100 * floor_res / rw.resumed_us,
-		       1e6 / rw.resumed_us);
+		       1e6 / rw.resumed_us, 100 * (fl[4] + fl[2] + fl[3]) / rw.full_us,
+		       100 * fl[4] / rw.resumed_us);
 	if (stock && wp)
 		printf("  ratio stock / dp/tls: full %.2f, resumed %.2f\n", rs.full_us / rw.full_us,
 		       rs.resumed_us / rw.resumed_us);
@@ -545,12 +559,13 @@ int main(int argc, char **argv)
 		       "%.1f, "
 		       "\"resumed_us\": %.1f, \"resumed\": %d}, \"floor\": {\"full_us\": %.1f, "
 		       "\"resumed_us\": %.1f, \"x25519_keypair_us\": %.1f, \"x25519_agree_us\": "
-		       "%.1f, \"ecdsa_sign_us\": %.1f, \"ecdsa_verify_us\": %.1f}, \"ratio_full\": "
+		       "%.1f, \"ecdsa_sign_us\": %.1f, \"ecdsa_verify_us\": %.1f}, "
+		       "\"dp_tls_x25519_share_us\": %.1f, \"ratio_full\": "
 		       "%.2f, \"ratio_resumed\": %.2f, \"floor_share_full\": %.2f, "
 		       "\"floor_share_resumed\": %.2f}\n",
 		       n, rs.full_us, rs.resumed_us, rs.resumed, rl.full_us, rl.resumed_us,
 		       rl.resumed, rw.full_us, rw.resumed_us, rw.resumed, floor_full, floor_res,
-		       fl[0], fl[1], fl[2], fl[3], rs.full_us / rw.full_us,
+		       fl[0], fl[1], fl[2], fl[3], fl[4], rs.full_us / rw.full_us,
 		       rs.resumed_us / rw.resumed_us, floor_full / rw.full_us,
 		       floor_res / rw.resumed_us);
 	SSL_CTX_free(cctx);

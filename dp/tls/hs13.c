@@ -9,9 +9,10 @@
  * that hands them to our record layer. None of that can be switched off
  * from outside libssl. This file runs the handshake a mesh client makes
  * towards a waypoint (TLS 1.3, an X25519 key share, ALPN h2, a client
- * certificate: what ztunnel sends), with OpenSSL's libcrypto for every
- * cryptographic step (X25519, the signatures, X509_verify_cert, AES for
- * the record layer) and nothing of libssl. It is tested against OpenSSL
+ * certificate: what ztunnel sends), with OpenSSL's libcrypto for the
+ * cryptographic steps (the signatures, X509_verify_cert, AES for the
+ * record layer), libsodium for X25519 (x25519.c: our key pairs by
+ * fixed-base multiplication) and nothing of libssl. It is tested against OpenSSL
  * and GnuTLS clients.
  *
  * What it does: the full handshake with a client certificate required
@@ -61,6 +62,7 @@
 #include "record_int.h"
 #include "ticket.h"
 #include "tls_int.h"
+#include "x25519.h"
 
 #define CH_MAX     (16 * 1024) /* a longer ClientHello goes to OpenSSL */
 #define MSG_MAX    (64 * 1024) /* the longest message we read from the client */
@@ -698,30 +700,6 @@ static bool binder_ok(struct wp_tls_hs13 *h, const struct hello *ch, const uint8
 	return ok;
 }
 
-/* ---- X25519 ---- */
-
-/* Our key share: pub out, the shared secret into shared. */
-static bool x25519(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32])
-{
-	uint8_t priv[32];
-	EVP_PKEY *ours = NULL, *theirs = NULL;
-	EVP_PKEY_CTX *px = NULL;
-	size_t n = 32, sl = 32;
-	bool ok = RAND_priv_bytes(priv, sizeof(priv)) == 1 &&
-	          (ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32)) != NULL &&
-	          (theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32)) != NULL &&
-	          EVP_PKEY_get_raw_public_key(ours, pub, &n) == 1 && n == 32 &&
-	          (px = EVP_PKEY_CTX_new(ours, NULL)) != NULL && EVP_PKEY_derive_init(px) == 1 &&
-	          EVP_PKEY_derive_set_peer(px, theirs) == 1 &&
-	          EVP_PKEY_derive(px, shared, &sl) == 1 && sl == 32;
-
-	OPENSSL_cleanse(priv, sizeof(priv));
-	EVP_PKEY_CTX_free(px);
-	EVP_PKEY_free(ours);
-	EVP_PKEY_free(theirs);
-	return ok;
-}
-
 /* ---- signatures ---- */
 
 static const char *scheme_md(uint16_t s)
@@ -990,7 +968,7 @@ static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *
 
 	if (f.p == NULL)
 		return fail(c, WP_TLS_FAIL_OTHER, AL_INTERNAL_ERROR);
-	if (!x25519(ch->x25519, pub, shared)) {
+	if (!wp_tls_x25519_share(ch->x25519, pub, shared)) {
 		rc = fail(c, WP_TLS_FAIL_OTHER, AL_ILLEGAL_PARAMETER);
 		goto out;
 	}

@@ -1,0 +1,27 @@
+/*
+ * The X25519 key share of our own TLS 1.3 server handshake (hs13.c),
+ * dp/tls internal: a fresh key pair for every handshake and the agreement
+ * with the client's share.
+ *
+ * A server's ephemeral public key is a multiple of a fixed point, so it can
+ * be computed with precomputed tables on the curve's Edwards form
+ * (libsodium's fixed-base multiplication, about a third of the cost of the
+ * Montgomery ladder that OpenSSL uses for any point) and mapped to the
+ * X25519 coordinate, u = (1 + y) / (1 - y). Each thread makes its key pairs
+ * in batches, sharing one field inversion among the batch (Montgomery's
+ * trick), and hands each out once; the agreement is libsodium's ladder.
+ * See docs/design.md, "TLS handshakes".
+ */
+#ifndef WP_DP_TLS_X25519_H
+#define WP_DP_TLS_X25519_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Takes this thread's next unused key pair: our public share into pub and
+ * the secret agreed with the peer's share into shared. False if the peer's
+ * share is a low-order point (the secret would be all zeros) or a library
+ * call failed. The private key is wiped either way. */
+bool wp_tls_x25519_share(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32]);
+
+#endif
