@@ -8,7 +8,11 @@
  * first for polling.first_sleep_us and twice as long after each further
  * idle sleep up to polling.sleep_us, so that a core that just went quiet
  * answers the next packet within microseconds and an idle one costs
- * little; busy mode never sleeps.
+ * little; busy mode never sleeps. The first sleep is never shorter than
+ * the shortest one the platform gives, measured when the worker starts:
+ * under a hypervisor a sleep asked for 1 us can take tens of
+ * microseconds and cost about as much CPU in the wake-up, so shorter
+ * requests add wake-ups and answer no sooner.
  *
  * Flow ownership: wp_port_flow_owner() names the worker that owns a TCP
  * flow (the NIC's RSS result, or the same Toeplitz hash in software). A
@@ -35,9 +39,11 @@
 #include "snapview.h"
 #include "worker.h"
 #include "wp/common.h"
+#include "wp/log.h"
 #include "wp/snapshot.h"
 
 #define STEER_RING_SIZE 1024
+#define SLEEP_PROBES    15 /* sleeps timed at start: the median is the platform's shortest */
 
 /* The diagnostic services' well-known ports (RFC 862, RFC 863, chargen's). */
 #define WP_DIAG_ECHO_PORT    7
@@ -765,17 +771,71 @@ static void sleep_us(unsigned us)
 	nanosleep(&ts, NULL);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The microseconds a sleep asked for 1 us takes here (the timer slack is
+ * already 1 us): the median of SLEEP_PROBES, rounded up; *cpu_ns, the
+ * thread's CPU time per sleep, which is the wake-up's cost. */
+static unsigned shortest_sleep_us(uint64_t tsc_hz, uint64_t *cpu_ns)
+{
+	uint64_t t[SLEEP_PROBES], per_us = tsc_hz / 1000000, cpu0 = thread_cpu_ns();
+
+	for (unsigned i = 0; i < SLEEP_PROBES; i++) {
+		uint64_t t0 = rte_rdtsc();
+
+		sleep_us(1);
+		t[i] = rte_rdtsc() - t0;
+	}
+	*cpu_ns = (thread_cpu_ns() - cpu0) / SLEEP_PROBES;
+	qsort(t, SLEEP_PROBES, sizeof(t[0]), cmp_u64);
+	return (unsigned)((t[SLEEP_PROBES / 2] + per_us - 1) / per_us);
+}
+
+/* Adaptive polling's first sleep: polling.first_sleep_us, raised to the
+ * platform's shortest sleep, at most polling.sleep_us. */
+static unsigned first_nap_us(const struct wp_worker *w)
+{
+	uint64_t cpu_ns;
+	unsigned shortest = shortest_sleep_us(w->tsc_hz, &cpu_ns);
+	unsigned first = w->cfg->poll_first_sleep_us;
+
+	if (first < shortest)
+		first = RTE_MIN(shortest, w->cfg->poll_sleep_us);
+	wp_log(WP_LOG_INFO,
+	       "waypointd: worker %u: a 1 us sleep takes %u us here and %.1f us of CPU; adaptive "
+	       "polling's sleeps start at %u us (polling.first_sleep_us %u), up to %u\n",
+	       w->id, shortest, (double)cpu_ns / 1000, first, w->cfg->poll_first_sleep_us,
+	       w->cfg->poll_sleep_us);
+	return first;
+}
+
 int wp_worker_main(void *arg)
 {
 	struct wp_worker *w = arg;
 	struct wp_fault_ops ops = {copy_mbuf, free_mbuf, w};
-	unsigned empty = 0, nap_us = w->cfg->poll_first_sleep_us;
+	unsigned empty = 0, first_nap = 0, nap_us;
 	uint64_t last_expire = 0;
 
 	if (w->slot != NULL && wp_snapshot_slot_register(w->slot, w->id) != 0)
 		return -EINVAL;
 	/* sleeps as short as asked, not rounded up by the default 50 us slack */
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	if (w->cfg->poll_mode == WP_POLL_ADAPTIVE)
+		first_nap = first_nap_us(w);
+	nap_us = first_nap;
 	while (!*w->quit) {
 		uint64_t start = rte_rdtsc(), now = start / (w->tsc_hz / 1000000), end;
 		unsigned work = 0;
@@ -812,7 +872,7 @@ int wp_worker_main(void *arg)
 		if (work) {
 			w->stats.busy_cycles += end - start;
 			empty = 0;
-			nap_us = w->cfg->poll_first_sleep_us;
+			nap_us = first_nap;
 			continue;
 		}
 		w->stats.idle_cycles += end - start;

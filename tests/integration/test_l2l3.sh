@@ -9,6 +9,21 @@ tb_up "$(tb_name)" --workers 1
 ping_all 200 "on the TAP"
 pass "ping -c 200 -i 0.01: 200 replies"
 
+# Adaptive polling (the default) timed the platform's shortest sleep at
+# start and begins its sleeps there, never below polling.first_sleep_us,
+# never above polling.sleep_us.
+line=$(grep "adaptive polling's sleeps start at" "$WP_LOG") || fail "no polling line in the log"
+/usr/bin/python3 - "$line" <<'PY' || fail "the first sleep does not follow the measured one: $line"
+import re, sys
+m = re.search(r"a 1 us sleep takes (\d+) us here and ([\d.]+) us of CPU; adaptive polling's sleeps "
+              r"start at (\d+) us \(polling.first_sleep_us (\d+)\), up to (\d+)", sys.argv[1])
+shortest, cpu, first, cfg_first, cap = int(m[1]), float(m[2]), int(m[3]), int(m[4]), int(m[5])
+assert shortest >= 1 and cpu > 0, (shortest, cpu)
+assert first == min(max(cfg_first, shortest), cap), (first, shortest, cfg_first, cap)
+print(f"shortest sleep {shortest} us ({cpu} us of CPU), first sleep {first} us")
+PY
+pass "adaptive polling starts at the measured shortest sleep"
+
 in_ns ip neigh flush dev wp0
 out=$(in_ns arping -c 3 -w 5 -I wp0 "$WP_IP" 2>&1) || fail "arping: $out"
 grep -qi "reply\|bytes from" <<<"$out" || fail "arping saw no reply: $out"
