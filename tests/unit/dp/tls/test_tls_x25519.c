@@ -19,7 +19,7 @@
 
 #include "x25519.h"
 
-#define SHARES 100 /* more than three of x25519.c's batches */
+#define SHARES 100 /* a dozen of x25519.c's batches */
 
 /* One share against a fresh OpenSSL key pair; true when both sides agree.
  * Our public key is copied into pub. */
