@@ -12,8 +12,8 @@
  * certificate: what ztunnel sends), with OpenSSL's libcrypto for the
  * cryptographic steps (the signatures, X509_verify_cert, AES for the
  * record layer), libsodium for X25519 (x25519.c: our key pairs by
- * fixed-base multiplication) and nothing of libssl. It is tested against OpenSSL
- * and GnuTLS clients.
+ * fixed-base multiplication) and nothing of libssl. It is tested against
+ * OpenSSL and GnuTLS clients.
  *
  * What it does: the full handshake with a client certificate required
  * (ServerHello, EncryptedExtensions with ALPN h2, CertificateRequest,
