@@ -964,12 +964,14 @@ static int answer(struct wp_tls_conn *c, const struct hello *ch, const uint8_t *
 	size_t fl_cap = 256 + (h->resumed ? 0 : c->ctx->own.len + 1024);
 	struct wr f = {OPENSSL_malloc(fl_cap), 0, fl_cap, false};
 	struct wp_tls_rec_params rp = {0};
-	int rc = -EPROTO;
+	int rc = -EPROTO, share;
 
 	if (f.p == NULL)
 		return fail(c, WP_TLS_FAIL_OTHER, AL_INTERNAL_ERROR);
-	if (!wp_tls_x25519_share(ch->x25519, pub, shared)) {
-		rc = fail(c, WP_TLS_FAIL_OTHER, AL_ILLEGAL_PARAMETER);
+	share = wp_tls_x25519_share(ch->x25519, pub, shared);
+	if (share != 0) {
+		rc = fail(c, WP_TLS_FAIL_OTHER,
+		          share == -EINVAL ? AL_ILLEGAL_PARAMETER : AL_INTERNAL_ERROR);
 		goto out;
 	}
 	wp_tls_hash_init(&h->th, h->alg);

@@ -9,7 +9,9 @@
  * inversion leaks nothing; the secret scalars only ever meet libsodium's
  * constant-time code.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -121,18 +123,18 @@ static bool refill(struct pool *pl)
 	return ok;
 }
 
-bool wp_tls_x25519_share(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32])
+int wp_tls_x25519_share(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32])
 {
 	unsigned i;
-	bool ok;
+	int rc;
 
 	pthread_once(&lib_once, lib_init);
 	if (!lib_ok || (pool.left == 0 && !refill(&pool)))
-		return false;
+		return -EIO;
 	i = --pool.left;
 	memcpy(pub, pool.pub[i], 32);
 	/* -1 when the result is all zeros: a low-order peer share */
-	ok = crypto_scalarmult_curve25519(shared, pool.priv[i], peer) == 0;
+	rc = crypto_scalarmult_curve25519(shared, pool.priv[i], peer) == 0 ? 0 : -EINVAL;
 	OPENSSL_cleanse(pool.priv[i], 32);
-	return ok;
+	return rc;
 }

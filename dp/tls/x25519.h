@@ -16,13 +16,13 @@
 #ifndef WP_DP_TLS_X25519_H
 #define WP_DP_TLS_X25519_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 /* Takes this thread's next unused key pair: our public share into pub and
- * the secret agreed with the peer's share into shared. False if the peer's
- * share is a low-order point (the secret would be all zeros) or a library
- * call failed. The private key is wiped either way. */
-bool wp_tls_x25519_share(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32]);
+ * the secret agreed with the peer's share into shared. 0; -EINVAL if the
+ * peer's share is a low-order point (the secret would be all zeros: the
+ * peer's fault, illegal_parameter); -EIO if a library call failed (ours,
+ * internal_error). The private key is wiped either way. */
+int wp_tls_x25519_share(const uint8_t peer[32], uint8_t pub[32], uint8_t shared[32]);
 
 #endif

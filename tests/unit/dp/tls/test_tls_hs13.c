@@ -2,7 +2,8 @@
  * Unit tests for our own TLS 1.3 server handshake (dp/tls/hs13.c) against
  * OpenSSL clients: a ClientHello cut into records and bytes, what is
  * handed to OpenSSL instead (a P-256 key share, TLS 1.2, no ALPN, not TLS
- * at all), a PSK binder or a client flight altered on the way, tickets
+ * at all), a low-order X25519 share, a PSK binder or a client flight
+ * altered on the way, tickets
  * out of their time, and the switch that leaves every handshake to
  * OpenSSL. The PKI is made at test time by tests/pki/mkpki.sh (argv[1]).
  */
@@ -236,6 +237,44 @@ static void test_binder_refused(void **state)
 	wp_tls_ctx_unref(t);
 }
 
+/* A low-order X25519 share (u = 0) would make the shared secret zeros:
+ * illegal_parameter, in the clear (RFC 8446 7.4.2, RFC 7748 6.1). */
+static void test_low_order_share_refused(void **state)
+{
+	static const unsigned char x25519_share[] = {0x00, 0x1d, 0x00, 0x20};
+	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
+	struct wp_tls_conn *s;
+	struct peer pc;
+	unsigned char ch[4096], out[64], *at = NULL;
+	size_t n;
+	int reason = 0;
+
+	(void)state;
+	reset_ctrs();
+	peer_new(&pc, false, "productpage", NULL);
+	assert_true(SSL_do_handshake(pc.ssl) <= 0);
+	n = peer_out(&pc, ch, sizeof(ch));
+	assert_true(n > 100);
+	for (size_t i = 0; at == NULL && i + sizeof(x25519_share) + 32 <= n; i++)
+		if (memcmp(ch + i, x25519_share, sizeof(x25519_share)) == 0)
+			at = ch + i + sizeof(x25519_share);
+	assert_non_null(at);
+	memset(at, 0, 32);
+	s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
+	assert_int_equal(wp_tls_conn_feed(s, ch, n), (ssize_t)n);
+	assert_int_equal(wp_tls_conn_handshake(s), -EPROTO);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
+	n = wp_tls_conn_take(s, out, sizeof(out));
+	assert_int_equal(n, 7);
+	assert_memory_equal(out, "\x15\x03\x03\x00\x02\x02\x2f", 7);
+	assert_int_equal(BIO_write(pc.r, out, (int)n), (int)n);
+	assert_int_equal(peer_recv_ex(&pc, out, sizeof(out), &reason), -2);
+	assert_int_equal(reason, SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER);
+	wp_tls_conn_free(s);
+	peer_free(&pc);
+	wp_tls_ctx_unref(t);
+}
+
 /* One byte of the client's encrypted flight altered: bad_record_mac. */
 static void test_client_flight_altered(void **state)
 {
@@ -341,6 +380,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_hello_in_pieces),
 	        cmocka_unit_test(test_handed_to_openssl),
 	        cmocka_unit_test(test_binder_refused),
+	        cmocka_unit_test(test_low_order_share_refused),
 	        cmocka_unit_test(test_client_flight_altered),
 	        cmocka_unit_test(test_ticket_lifetime),
 	        cmocka_unit_test(test_openssl_handshake_switch),
