@@ -197,17 +197,42 @@ static void test_handed_to_openssl(void **state)
 	wp_tls_ctx_unref(t);
 }
 
+/* The client's hello, altered, fed to a fresh server on t: refused by us
+ * (not handed to OpenSSL) with a plaintext fatal alert, which the client
+ * reads as reason. */
+static void refused_in_clear(struct wp_tls_ctx *t, struct peer *pc, const unsigned char *ch,
+                             size_t len, unsigned char alert, int reason)
+{
+	struct wp_tls_conn *s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
+	const unsigned char want[7] = {21, 3, 3, 0, 2, 2, alert};
+	unsigned char out[64];
+	size_t n;
+	int got = 0;
+
+	assert_int_equal(wp_tls_conn_feed(s, ch, len), (ssize_t)len);
+	assert_int_equal(wp_tls_conn_handshake(s), -EPROTO);
+	assert_int_equal(wp_tls_conn_fail_reason(s), WP_TLS_FAIL_OTHER);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_OTHER], 1);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
+	n = wp_tls_conn_take(s, out, sizeof(out));
+	assert_int_equal(n, 7);
+	assert_memory_equal(out, want, 7);
+	assert_int_equal(wp_tls_conn_pending(s), 0);
+	assert_int_equal(BIO_write(pc->r, out, (int)n), (int)n);
+	assert_int_equal(peer_recv_ex(pc, out, sizeof(out), &got), -2);
+	assert_int_equal(got, reason);
+	wp_tls_conn_free(s);
+}
+
 /* A PSK binder that does not verify ends the handshake with
  * decrypt_error, in the clear (RFC 8446 4.2.11). */
 static void test_binder_refused(void **state)
 {
 	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
-	struct wp_tls_conn *s;
 	struct peer pc;
 	SSL_SESSION *sess;
-	unsigned char ch[4096], out[64];
+	unsigned char ch[4096];
 	size_t n;
-	int reason = 0;
 
 	(void)state;
 	reset_ctrs();
@@ -218,20 +243,7 @@ static void test_binder_refused(void **state)
 	n = peer_out(&pc, ch, sizeof(ch));
 	assert_true(n > 100);
 	ch[n - 1] ^= 1; /* the binder is the hello's last field */
-	s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
-	assert_int_equal(wp_tls_conn_feed(s, ch, n), (ssize_t)n);
-	assert_int_equal(wp_tls_conn_handshake(s), -EPROTO);
-	assert_int_equal(wp_tls_conn_fail_reason(s), WP_TLS_FAIL_OTHER);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_OTHER], 1);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
-	n = wp_tls_conn_take(s, out, sizeof(out));
-	assert_int_equal(n, 7);
-	assert_memory_equal(out, "\x15\x03\x03\x00\x02\x02\x33", 7);
-	assert_int_equal(wp_tls_conn_pending(s), 0);
-	assert_int_equal(BIO_write(pc.r, out, (int)n), (int)n);
-	assert_int_equal(peer_recv_ex(&pc, out, sizeof(out), &reason), -2);
-	assert_int_equal(reason, SSL_R_TLSV1_ALERT_DECRYPT_ERROR);
-	wp_tls_conn_free(s);
+	refused_in_clear(t, &pc, ch, n, 51, SSL_R_TLSV1_ALERT_DECRYPT_ERROR);
 	SSL_SESSION_free(sess);
 	peer_free(&pc);
 	wp_tls_ctx_unref(t);
@@ -243,11 +255,9 @@ static void test_low_order_share_refused(void **state)
 {
 	static const unsigned char x25519_share[] = {0x00, 0x1d, 0x00, 0x20};
 	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
-	struct wp_tls_conn *s;
 	struct peer pc;
-	unsigned char ch[4096], out[64], *at = NULL;
+	unsigned char ch[4096], *at = NULL;
 	size_t n;
-	int reason = 0;
 
 	(void)state;
 	reset_ctrs();
@@ -260,17 +270,7 @@ static void test_low_order_share_refused(void **state)
 			at = ch + i + sizeof(x25519_share);
 	assert_non_null(at);
 	memset(at, 0, 32);
-	s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
-	assert_int_equal(wp_tls_conn_feed(s, ch, n), (ssize_t)n);
-	assert_int_equal(wp_tls_conn_handshake(s), -EPROTO);
-	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
-	n = wp_tls_conn_take(s, out, sizeof(out));
-	assert_int_equal(n, 7);
-	assert_memory_equal(out, "\x15\x03\x03\x00\x02\x02\x2f", 7);
-	assert_int_equal(BIO_write(pc.r, out, (int)n), (int)n);
-	assert_int_equal(peer_recv_ex(&pc, out, sizeof(out), &reason), -2);
-	assert_int_equal(reason, SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER);
-	wp_tls_conn_free(s);
+	refused_in_clear(t, &pc, ch, n, 47, SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER);
 	peer_free(&pc);
 	wp_tls_ctx_unref(t);
 }
