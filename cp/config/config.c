@@ -21,6 +21,7 @@
 
 #include "wp/addr.h"
 #include "wp/config.h"
+#include "wp/tls_suites.h"
 
 /* Settings an override created or assigned, each with its argument, so an
  * error about one names the --set and not the file's line. */
@@ -973,11 +974,14 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	                                    "allow_tls12",
 	                                    "session_tickets",
 	                                    "openssl_handshake",
+	                                    "ciphersuites",
 	                                    "ticket_key_rotation_s",
 	                                    "reload_ms",
 	                                    NULL};
 	const config_setting_t *g = get_group(ld, "tls"), *list;
 	struct wp_tls_files_config *t = &cfg->tls;
+	char suites[128] = "", why[160];
+	int n;
 
 	if (g == NULL)
 		return;
@@ -989,6 +993,14 @@ static void load_tls(struct loader *ld, struct wp_config *cfg)
 	get_bool(ld, g, "tls.", "allow_tls12", &t->allow_tls12);
 	get_bool(ld, g, "tls.", "session_tickets", &t->session_tickets);
 	get_bool(ld, g, "tls.", "openssl_handshake", &t->openssl_handshake);
+	get_string(ld, g, "tls.", "ciphersuites", suites, sizeof(suites));
+	if (!ld->failed && member(g, "ciphersuites") != NULL) {
+		n = wp_tls13_suites_parse(suites, t->suites13, why, sizeof(why));
+		if (n < 0)
+			fail(ld, member(g, "ciphersuites"), "tls.ciphersuites", "%s", why);
+		else
+			t->n_suites13 = (unsigned)n;
+	}
 	GET_UINT(ld, g, "tls.", "ticket_key_rotation_s", 60, 86400, t->ticket_key_rotation_s);
 	GET_UINT(ld, g, "tls.", "reload_ms", 0, 3600000, t->reload_ms);
 	if (!ld->failed && t->trust_domain[0] == '\0')
@@ -1214,6 +1226,8 @@ static void set_defaults(struct wp_config *cfg)
 	cfg->kubernetes.max_list_bytes = 64u << 20;
 	strcpy(cfg->tls.trust_domain, "cluster.local");
 	cfg->tls.session_tickets = true;
+	cfg->tls.n_suites13 = (unsigned)wp_tls13_suites_parse(WP_TLS13_SUITES_DEFAULT,
+	                                                      cfg->tls.suites13, NULL, 0);
 	cfg->tls.ticket_key_rotation_s = 3600;
 	cfg->tls.reload_ms = 1000;
 	cfg->hbone.enabled = false;

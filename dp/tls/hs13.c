@@ -21,10 +21,11 @@
  * CertificateVerify and Finished) and resumption with PSK-DHE from our
  * stateless tickets (ticket.c's keys and layout around a plaintext of
  * ours: suite, issue time, the PSK and the peer's SPIFFE ID).
- * The key share is X25519; the suites are TLS_AES_256_GCM_SHA384 and
- * TLS_AES_128_GCM_SHA256, in that order of preference (as tls.c gives
- * OpenSSL). The handshake records go through our record layer
- * (record.c in handshake mode), which then carries the application data.
+ * The key share is X25519; the suites are those of tls.ciphersuites, in
+ * its order of preference (by default TLS_AES_128_GCM_SHA256 first, then
+ * TLS_AES_256_GCM_SHA384; tls.c gives OpenSSL the same list). The
+ * handshake records go through our record layer (record.c in handshake
+ * mode), which then carries the application data.
  *
  * What it leaves to OpenSSL: every ClientHello it does not take whole is
  * handed to an SSL object, byte for byte as received, before we answered
@@ -609,14 +610,13 @@ static int collect_hello(struct wp_tls_hs13 *h, size_t *rest)
 	return 0;
 }
 
-/* Our choice among the suites offered: the server's preference. */
-static uint16_t pick_suite(struct rd suites)
+/* Our choice among the suites offered: the server's preference, the
+ * configured order (tls.ciphersuites). */
+static uint16_t pick_suite(const struct wp_tls_config *cfg, struct rd suites)
 {
-	static const uint16_t ours[] = {0x1302, 0x1301};
-
-	for (size_t i = 0; i < WP_ARRAY_SIZE(ours); i++)
-		if (list_has_u16(suites, ours[i]))
-			return ours[i];
+	for (unsigned i = 0; i < cfg->n_suites13; i++)
+		if (list_has_u16(suites, cfg->suites13[i]))
+			return cfg->suites13[i];
 	return 0;
 }
 
@@ -1081,7 +1081,7 @@ static int hello(struct wp_tls_conn *c)
 		}
 		h->resumed = true;
 	} else {
-		uint16_t s = pick_suite(ch.suites);
+		uint16_t s = pick_suite(&c->ctx->cfg, ch.suites);
 
 		if (s == 0 || !list_has_u16(ch.sigalgs, c->ctx->own.scheme))
 			return WP_TLS_HS13_OPENSSL;

@@ -49,7 +49,6 @@
 #include "tls_int.h"
 #include "wp/counters.h"
 
-#define CIPHERS13 "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
 #define CIPHERS12                                                                                  \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"                             \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"
@@ -405,12 +404,25 @@ static bool build_own_chain(SSL_CTX *s)
 	                                           SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR) > 0;
 }
 
+/* cfg.suites13 as OpenSSL's -ciphersuites text, in order. */
+static void suites13_text(const struct wp_tls_config *cfg, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < cfg->n_suites13; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ":" : "",
+		                      wp_tls13_suite_name(cfg->suites13[i]));
+}
+
 static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
 {
 	static const unsigned char alpn[] = "\x02h2";
 	static const unsigned char sid_ctx[] = "waypointd-hbone";
 	SSL_CTX *s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	char suites[128];
 
+	suites13_text(&t->cfg, suites, sizeof(suites));
 	*err = -ENOMEM;
 	if (s == NULL)
 		return NULL;
@@ -418,7 +430,7 @@ static SSL_CTX *build_ssl_ctx(const struct wp_tls_ctx *t, bool server, int *err)
 	if (!SSL_CTX_set_min_proto_version(s,
 	                                   t->cfg.allow_tls12 ? TLS1_2_VERSION : TLS1_3_VERSION) ||
 	    !SSL_CTX_set_max_proto_version(s, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_ciphersuites(s, CIPHERS13) || !SSL_CTX_set_cipher_list(s, CIPHERS12))
+	    !SSL_CTX_set_ciphersuites(s, suites) || !SSL_CTX_set_cipher_list(s, CIPHERS12))
 		goto fail;
 	SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_read_ahead(s, 0);
@@ -490,8 +502,12 @@ static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_t
 	int err = -EINVAL;
 
 	if (cfg == NULL || cfg->cert_file == NULL || cfg->key_file == NULL ||
-	    cfg->ca_file == NULL || cfg->trust_domain == NULL || cfg->trust_domain[0] == '\0')
+	    cfg->ca_file == NULL || cfg->trust_domain == NULL || cfg->trust_domain[0] == '\0' ||
+	    cfg->n_suites13 > WP_TLS13_SUITES_MAX)
 		goto fail0;
+	for (unsigned i = 0; i < cfg->n_suites13; i++)
+		if (wp_tls13_suite_name(cfg->suites13[i]) == NULL)
+			goto fail0;
 	err = -ENOMEM;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
@@ -509,6 +525,9 @@ static struct wp_tls_ctx *ctx_build(const struct wp_tls_config *cfg, struct wp_t
 		if ((t->cfg.aliases[i] = dupstr(t, 4 + i, cfg->aliases[i])) == NULL)
 			goto fail1;
 	t->bio_cap = cfg->bio_cap ? cfg->bio_cap : DEFAULT_BIO_CAP;
+	if (cfg->n_suites13 == 0)
+		t->cfg.n_suites13 = (unsigned)wp_tls13_suites_parse(WP_TLS13_SUITES_DEFAULT,
+		                                                    t->cfg.suites13, NULL, 0);
 	if (!cfg->no_session_tickets) {
 		if (keys != NULL)
 			wp_tls_tickets_ref(keys);

@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 
 #include "wp/common.h"
+#include "wp/tls_suites.h"
 
 /* Longest SPIFFE ID we keep (spiffe://<td>/ns/<63>/sa/<253> fits). */
 #define WP_TLS_ID_MAX      384
@@ -52,6 +53,11 @@ struct wp_tls_config {
 	bool no_session_tickets;                 /* default false: server issues tickets */
 	uint32_t ticket_period_s; /* ticket key rotation (dp/tls/ticket.h); 0 = 3600 */
 	bool openssl_handshake;   /* server: OpenSSL runs every handshake, not dp/tls/hs13.c */
+	/* TLS 1.3 suites, preferred first: the server's choice and the
+	 * client's offer (wp/tls_suites.h). n_suites13 0: the default,
+	 * WP_TLS13_SUITES_DEFAULT. */
+	uint16_t suites13[WP_TLS13_SUITES_MAX];
+	unsigned n_suites13;
 	/* Ciphertext a conn buffers in each direction before it pushes back
 	 * (feed accepts less, write accepts nothing). 0 = 64 KiB. */
 	size_t bio_cap;

@@ -1190,6 +1190,8 @@ int wp_tunnel_shared_init(struct wp_tunnel_shared *sh, const struct wp_config *c
 	tc.allow_tls12 = cfg->tls.allow_tls12;
 	tc.no_session_tickets = !cfg->tls.session_tickets;
 	tc.openssl_handshake = cfg->tls.openssl_handshake;
+	memcpy(tc.suites13, cfg->tls.suites13, sizeof(tc.suites13));
+	tc.n_suites13 = cfg->tls.n_suites13;
 	tc.ticket_period_s = cfg->tls.ticket_key_rotation_s;
 	rc = wp_tls_store_init(&sh->tls, &tc);
 	if (rc != 0) {

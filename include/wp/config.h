@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "wp/addr_types.h"
+#include "wp/tls_suites.h"
 
 #define WP_MAX_PORTS     8
 #define WP_MAX_WORKERS   64
@@ -150,6 +151,10 @@ struct wp_tls_files_config {
 	bool openssl_handshake;         /* inbound: OpenSSL runs every handshake; default false */
 	unsigned ticket_key_rotation_s; /* ticket keys: a new one each period; default 3600 */
 	unsigned reload_ms;             /* how often the files are checked; 0 = never */
+	/* TLS 1.3 suites, preferred first (wp/tls_suites.h); default
+	 * WP_TLS13_SUITES_DEFAULT */
+	uint16_t suites13[WP_TLS13_SUITES_MAX];
+	unsigned n_suites13;
 };
 
 /* The HBONE server (port 15008), originate pools and L4 tunnels (dp/tunnel). */

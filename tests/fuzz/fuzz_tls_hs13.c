@@ -25,8 +25,8 @@
  *           certificate (its chain verifies, or is found in the memo)
  *   mode 3  as 2, with the client's real CertificateVerify after it
  *           (decrypted from the client's own flight)
- * Flags (modes 1-3): 0x04 the client offers TLS_AES_128_GCM_SHA256 only
- * (else the server picks TLS_AES_256_GCM_SHA384); 0x08 no middlebox
+ * Flags (modes 1-3): 0x04 the client offers TLS_AES_256_GCM_SHA384 only
+ * (else the server picks TLS_AES_128_GCM_SHA256); 0x08 no middlebox
  * compatibility mode; 0x10 the client's real Finished follows the stream;
  * 0x20 EOF before the last step (mode 0 always ends so); 0x40 the client
  * resumes with the ticket of a full handshake made first (the ticket, the
@@ -421,7 +421,7 @@ static void hello(struct client *cl, struct wp_tls_conn *c, uint8_t flags, SSL_S
 		abort();
 	SSL_set_bio(cl->ssl, rb, wb);
 	SSL_set_connect_state(cl->ssl);
-	if ((flags & 0x04) && !SSL_set_ciphersuites(cl->ssl, "TLS_AES_128_GCM_SHA256"))
+	if ((flags & 0x04) && !SSL_set_ciphersuites(cl->ssl, "TLS_AES_256_GCM_SHA384"))
 		abort();
 	if (flags & 0x08)
 		SSL_clear_options(cl->ssl, SSL_OP_ENABLE_MIDDLEBOX_COMPAT);

@@ -62,6 +62,10 @@ static void test_defaults(void **state)
 	assert_false(cfg.tls.allow_tls12);
 	assert_true(cfg.tls.session_tickets);
 	assert_false(cfg.tls.openssl_handshake);
+	/* AES-128-GCM first */
+	assert_int_equal(cfg.tls.n_suites13, 2);
+	assert_int_equal(cfg.tls.suites13[0], 0x1301);
+	assert_int_equal(cfg.tls.suites13[1], 0x1302);
 	assert_int_equal(cfg.tls.reload_ms, 1000);
 	assert_false(cfg.hbone.enabled);
 	assert_int_equal(cfg.hbone.port, 15008);
@@ -99,6 +103,8 @@ static void test_every_key(void **state)
 	                      "  allow_tls12 = true;\n"
 	                      "  session_tickets = false;\n"
 	                      "  openssl_handshake = true;\n"
+	                      "  ciphersuites = \"TLS_AES_256_GCM_SHA384:"
+	                      "TLS_AES_128_GCM_SHA256\";\n"
 	                      "  reload_ms = 0;\n"
 	                      "};\n"
 	                      "hbone = {\n"
@@ -136,6 +142,9 @@ static void test_every_key(void **state)
 	assert_true(cfg.tls.allow_tls12);
 	assert_false(cfg.tls.session_tickets);
 	assert_true(cfg.tls.openssl_handshake);
+	assert_int_equal(cfg.tls.n_suites13, 2);
+	assert_int_equal(cfg.tls.suites13[0], 0x1302);
+	assert_int_equal(cfg.tls.suites13[1], 0x1301);
 	assert_int_equal(cfg.tls.reload_ms, 0);
 	assert_true(cfg.hbone.enabled);
 	assert_int_equal(cfg.hbone.port, 15009);
@@ -184,6 +193,11 @@ static void test_set(void **state)
 	const char *one[] = {"hbone.port=16000"};
 	assert_int_equal(load("hbone = { port = 15010; };\n", one, 1, &cfg, err), 0);
 	assert_int_equal(cfg.hbone.port, 16000);
+	/* a suite list as hbone_bench.py passes it */
+	const char *suites[] = {"tls.ciphersuites=TLS_AES_256_GCM_SHA384"};
+	assert_int_equal(load("", suites, 1, &cfg, err), 0);
+	assert_int_equal(cfg.tls.n_suites13, 1);
+	assert_int_equal(cfg.tls.suites13[0], 0x1302);
 }
 
 /*
@@ -229,6 +243,17 @@ static void test_refused(void **state)
 		         i ? ", " : "", i);
 	strcat(many, "];\n};\n");
 	bad(many, NULL, 3, "tls.trust_domain_aliases", "at most");
+	bad("tls = {\n  ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\";\n};\n", NULL, 3,
+	    "tls.ciphersuites",
+	    "unknown TLS 1.3 suite 'TLS_CHACHA20_POLY1305_SHA256'; expected TLS_AES_128_GCM_SHA256 "
+	    "or TLS_AES_256_GCM_SHA384");
+	bad("tls = {\n  ciphersuites = \"TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA256\";\n};\n",
+	    NULL, 3, "tls.ciphersuites", "TLS_AES_128_GCM_SHA256 is listed twice");
+	bad("tls = {\n  ciphersuites = \"\";\n};\n", NULL, 3, "tls.ciphersuites", "an empty entry");
+	bad("tls = {\n  ciphersuites = \"TLS_AES_128_GCM_SHA256:\";\n};\n", NULL, 3,
+	    "tls.ciphersuites", "an empty entry");
+	bad("tls = {\n  ciphersuites = [\"TLS_AES_128_GCM_SHA256\"];\n};\n", NULL, 3,
+	    "tls.ciphersuites", "expected a string");
 	/* hbone */
 	bad("hbone = {\n  enable = true;\n};\n", NULL, 3, "hbone.enable", "unknown key");
 	bad("hbone = {\n  enabled = \"on\";\n};\n", NULL, 3, "hbone.enabled", "true or false");

@@ -268,7 +268,7 @@ static void test_handshake_ok(void **state)
 	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 1);
 	assert_int_equal(sctr[WP_CTR_TLS_REC_SWITCHED], 0);
 	assert_int_equal(cctr[WP_CTR_TLS_REC_SWITCHED], 1);
-	assert_int_equal(p.s->rec->suite->id, 0x1302); /* TLS_AES_256_GCM_SHA384 */
+	assert_int_equal(p.s->rec->suite->id, 0x1301); /* TLS_AES_128_GCM_SHA256 */
 	assert_int_equal(p.s->rec->wr.seq, 1);         /* the ticket */
 	assert_int_equal(p.c->rec->rd.seq, 1);
 
@@ -921,6 +921,88 @@ static void test_rec_client_chacha(void **state)
 	rec_against_openssl("TLS_CHACHA20_POLY1305_SHA256", 0x1303, false, false);
 }
 
+/*
+ * tls.ciphersuites: one handshake between a connection of ours (a context
+ * with the n suites <ours>, 0: the default list) and an OpenSSL peer
+ * offering or accepting <peer>; the suite both ends settled on, or 0 when
+ * the handshake failed (then ours failed with a reason and counted it).
+ */
+static uint16_t suite_settled(const uint16_t *ours, unsigned n, bool ours_server, bool openssl_hs,
+                              const char *peer)
+{
+	struct wp_tls_ctx *t = mkctx_suites(ours_server ? "waypoint" : "productpage", false, NULL,
+	                                    openssl_hs, ours, n);
+	struct wp_tls_conn *c;
+	unsigned char buf[16384];
+	uint16_t id = 0;
+	struct peer p;
+	int got;
+
+	reset_ctrs();
+	c = wp_tls_conn_new(t, ours_server ? WP_TLS_SERVER : WP_TLS_CLIENT,
+	                    ours_server ? sctr : cctr);
+	assert_non_null(c);
+	peer_new(&p, !ours_server, ours_server ? "productpage" : "waypoint", peer);
+	for (int i = 0; i < 10 && !wp_tls_conn_failed(c); i++) {
+		if (!wp_tls_conn_established(c))
+			(void)wp_tls_conn_handshake(c);
+		to_peer(c, &p);
+		ERR_clear_error();
+		if (!SSL_is_init_finished(p.ssl))
+			(void)SSL_do_handshake(p.ssl);
+		while ((got = BIO_read(p.w, buf, sizeof(buf))) > 0)
+			(void)wp_tls_conn_feed(c, buf, (size_t)got);
+	}
+	ERR_clear_error();
+	if (wp_tls_conn_established(c)) {
+		assert_true(SSL_is_init_finished(p.ssl));
+		id = c->rec->suite->id;
+		assert_int_equal(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(p.ssl)), id);
+	} else {
+		/* no suite in common: our server refuses, our client hears the
+		 * OpenSSL server's alert */
+		assert_true(wp_tls_conn_failed(c));
+		assert_false(SSL_is_init_finished(p.ssl));
+		assert_int_equal(wp_tls_conn_fail_reason(c),
+		                 ours_server ? WP_TLS_FAIL_OTHER : WP_TLS_FAIL_PEER_ALERT);
+		assert_int_equal(
+		        (ours_server ? sctr : cctr)[ours_server ? WP_CTR_TLS_HS_OTHER
+		                                                : WP_CTR_TLS_HS_PEER_ALERT],
+		        1);
+	}
+	wp_tls_conn_free(c);
+	peer_free(&p);
+	wp_tls_ctx_unref(t);
+	return id;
+}
+
+/* The server's preference decides, on our handshake and on OpenSSL's; our
+ * client offers in the configured order; a client offering none of the
+ * configured suites is refused. */
+static void test_suite_order(void **state)
+{
+	static const uint16_t aes256_first[] = {0x1302, 0x1301}, aes256[] = {0x1302};
+	static const char offer256[] = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
+	static const char offer128[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
+
+	(void)state;
+	for (int openssl_hs = 0; openssl_hs <= 1; openssl_hs++) {
+		/* the default: AES-128-GCM first, whatever the client prefers */
+		assert_int_equal(suite_settled(NULL, 0, true, openssl_hs, offer256), 0x1301);
+		assert_int_equal(suite_settled(NULL, 0, true, openssl_hs, NULL), 0x1301);
+		assert_int_equal(suite_settled(aes256_first, 2, true, openssl_hs, offer128),
+		                 0x1302);
+		assert_int_equal(suite_settled(aes256, 1, true, openssl_hs, offer256), 0x1302);
+		assert_int_equal(
+		        suite_settled(aes256, 1, true, openssl_hs, "TLS_AES_128_GCM_SHA256"), 0);
+		assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 0);
+	}
+	/* An OpenSSL server takes the client's first choice. */
+	assert_int_equal(suite_settled(NULL, 0, false, false, NULL), 0x1301);
+	assert_int_equal(suite_settled(aes256_first, 2, false, false, NULL), 0x1302);
+	assert_int_equal(suite_settled(aes256, 1, false, false, "TLS_AES_128_GCM_SHA256"), 0);
+}
+
 /* A corrupted record from the peer: bad_record_mac both ways, counted. */
 static void test_rec_bad_mac(void **state)
 {
@@ -1149,6 +1231,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_rec_client_aes256),
 	        cmocka_unit_test(test_rec_client_aes128),
 	        cmocka_unit_test(test_rec_client_chacha),
+	        cmocka_unit_test(test_suite_order),
 	        cmocka_unit_test(test_rec_bad_mac),
 	        cmocka_unit_test(test_rec_crafted),
 	};

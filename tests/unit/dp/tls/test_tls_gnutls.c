@@ -359,7 +359,7 @@ static void test_full_handshake(void **state)
 	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 1);
 	assert_int_equal(sctr[WP_CTR_TLS_HS_DONE], 1);
 	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
-	assert_int_equal(gnutls_cipher_get(p.s), GNUTLS_CIPHER_AES_256_GCM);
+	assert_int_equal(gnutls_cipher_get(p.s), GNUTLS_CIPHER_AES_128_GCM);
 	assert_int_equal(gnutls_group_get(p.s), GNUTLS_GROUP_X25519);
 
 	g_to_conn(&p, c, 300 * 1024, 3);
@@ -494,15 +494,15 @@ static void g_session(const char *prio, bool own, gnutls_cipher_algorithm_t ciph
 static void test_p256_to_openssl(void **state)
 {
 	(void)state;
-	g_session(":-GROUP-ALL:+GROUP-SECP256R1", false, GNUTLS_CIPHER_AES_256_GCM,
+	g_session(":-GROUP-ALL:+GROUP-SECP256R1", false, GNUTLS_CIPHER_AES_128_GCM,
 	          GNUTLS_GROUP_SECP256R1);
 }
 
-/* Only TLS_AES_128_GCM_SHA256 offered: our second suite. */
-static void test_aes128(void **state)
+/* Only TLS_AES_256_GCM_SHA384 offered: our second suite. */
+static void test_aes256(void **state)
 {
 	(void)state;
-	g_session(":-CIPHER-ALL:+AES-128-GCM", true, GNUTLS_CIPHER_AES_128_GCM,
+	g_session(":-CIPHER-ALL:+AES-256-GCM", true, GNUTLS_CIPHER_AES_256_GCM,
 	          GNUTLS_GROUP_X25519);
 }
 
@@ -606,7 +606,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_full_handshake),       cmocka_unit_test(test_resumption),
-	        cmocka_unit_test(test_p256_to_openssl),      cmocka_unit_test(test_aes128),
+	        cmocka_unit_test(test_p256_to_openssl),      cmocka_unit_test(test_aes256),
 	        cmocka_unit_test(test_no_client_cert),       cmocka_unit_test(test_untrusted_chain),
 	        cmocka_unit_test(test_foreign_trust_domain), cmocka_unit_test(test_expired),
 	        cmocka_unit_test(test_no_spiffe_id),

@@ -22,9 +22,10 @@ static inline void path(char *buf, size_t len, const char *name)
 }
 
 /* A context whose own certificate is <who> ("waypoint", "productpage"...);
- * openssl_hs: OpenSSL runs its server handshakes, not hs13.c. */
-static inline struct wp_tls_ctx *mkctx_hs(const char *who, bool tls12, const char *alias,
-                                          bool openssl_hs)
+ * openssl_hs: OpenSSL runs its server handshakes, not hs13.c; the n TLS 1.3
+ * suites (0: the default list). */
+static inline struct wp_tls_ctx *mkctx_suites(const char *who, bool tls12, const char *alias,
+                                              bool openssl_hs, const uint16_t *suites, unsigned n)
 {
 	char cert[512], key[512], ca[512], n1[64], n2[64];
 	struct wp_tls_config cfg = {0};
@@ -43,10 +44,19 @@ static inline struct wp_tls_ctx *mkctx_hs(const char *who, bool tls12, const cha
 	cfg.aliases[0] = alias;
 	cfg.allow_tls12 = tls12;
 	cfg.openssl_handshake = openssl_hs;
+	for (unsigned i = 0; i < n; i++)
+		cfg.suites13[i] = suites[i];
+	cfg.n_suites13 = n;
 	t = wp_tls_ctx_new(&cfg, &err);
 	assert_non_null(t);
 	assert_int_equal(err, 0);
 	return t;
+}
+
+static inline struct wp_tls_ctx *mkctx_hs(const char *who, bool tls12, const char *alias,
+                                          bool openssl_hs)
+{
+	return mkctx_suites(who, tls12, alias, openssl_hs, NULL, 0);
 }
 
 static inline struct wp_tls_ctx *mkctx(const char *who, bool tls12, const char *alias)
