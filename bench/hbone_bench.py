@@ -383,6 +383,8 @@ def main():
                                "--frontend=127.0.0.1,15443", "--backend=127.0.0.1,7000",
                                "--verify-client", "--verify-client-cacert=" + pki + "/ca.pem",
                                "--tls-min-proto-version=TLSv1.3", "--no-ocsp",
+                               # waypointd's default order (nghttpx's own default too)
+                               "--tls13-ciphers=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
                                "--frontend-http2-max-concurrent-streams=100",
                                "--worker-frontend-connections=%d" % (a.idle_peer + 1024),
                                "--rlimit-nofile=%d" % min(nofile, a.idle_peer + 2048),

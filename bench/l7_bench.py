@@ -24,6 +24,11 @@ Per link (tap, memif), one testbed namespace (tests/testbed --manifests
             client authentication (the output says so): slightly less work
             than the other two do. Its CPU is counted over its process and
             the helper process it forks.
+TLS suite: every row's TLS 1.3 runs TLS_AES_128_GCM_SHA256, waypointd's
+default choice: HAProxy is given waypointd's list (its own default would
+pick AES-256), and l7_load offers it in that order, which h2o 2.2 (no
+TLS 1.3 suite setting) follows. The table and the JSON give the suite each
+row negotiated, and a note says when they differ.
 Pinning, the same for both proxies in every run: the proxy under test alone
 on the last CPU (waypointd: its worker lcore; its main lcore -- control
 plane -- on CPU 0; HAProxy: taskset), the load generator, the backend and
@@ -155,7 +160,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend fe
-    bind 127.0.0.1:15443 ssl crt {pki}/haproxy.pem ca-file {pki}/ca.pem verify required alpn h2 ssl-min-ver TLSv1.3
+    bind 127.0.0.1:15443 ssl crt {pki}/haproxy.pem ca-file {pki}/ca.pem verify required alpn h2 ssl-min-ver TLSv1.3 ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
     default_backend be
 backend be
     http-reuse always
@@ -400,7 +405,7 @@ def main():
         pkts = d("rx_packets") + d("tx_packets")
         return wr, {"shape": "%d tunnels x 1 request" % a.conns,
                     "requests": n, "failed": wr["failed"], "l7_h1p_request": d("l7_h1p_request"),
-                    "rps_wall": wr["rps"],
+                    "rps_wall": wr["rps"], "tls_suite": wr["tls_suite"],
                     "closed_loop_p50_us": wr["p50_us"], "closed_loop_p99_us": wr["p99_us"],
                     "cpu_cycles_per_request": per_request(p1 - p0, n, tsc),
                     "rps_per_core_cpu": round(n / (p1 - p0)) if p1 > p0 else None,
@@ -422,6 +427,7 @@ def main():
         return hr, {"shape": "%d connections x %d stream%s" % (conns, streams,
                                                               "s" if streams > 1 else ""),
                     "requests": n, "failed": hr["failed"], "rps_wall": hr["rps"],
+                    "tls_suite": hr["tls_suite"],
                     "closed_loop_p50_us": hr["p50_us"], "closed_loop_p99_us": hr["p99_us"],
                     "cpu_cycles_per_request": per_request(c1 - c0, n, tsc),
                     "rps_per_core_cpu": round(n / (c1 - c0)) if c1 > c0 else None}
@@ -598,17 +604,23 @@ def main():
     def show(link, out):
         print("\n== link %s: %s; %g s per row; cpu = process user+system CPU x TSC Hz ==" %
               (link, res["pinning"], a.seconds))
-        print("%-20s %-28s %9s %10s %12s %8s %8s" % ("row", "shape", "req/s", "cpu cyc/req",
-                                                     "req/s/core", "p50 us", "p99 us"))
+        print("%-20s %-28s %9s %10s %12s %8s %8s  %s" % ("row", "shape", "req/s", "cpu cyc/req",
+                                                         "req/s/core", "p50 us", "p99 us",
+                                                         "TLS suite"))
         for row in ("waypointd", "waypointd_authz", "waypointd_resilience", "haproxy",
                     "haproxy_multiplexed", "h2o", "h2o_multiplexed", "direct"):
             if row not in out:
                 continue
             r = out[row]
-            print("%-20s %-28s %9.0f %10s %12s %8.1f %8.1f" % (
+            print("%-20s %-28s %9.0f %10s %12s %8.1f %8.1f  %s" % (
                 row, r["shape"], r["rps_wall"], r.get("cpu_cycles_per_request", "-"),
                 r.get("rps_per_core_cpu", "-"), r["closed_loop_p50_us"],
-                r["closed_loop_p99_us"]))
+                r["closed_loop_p99_us"], r.get("tls_suite", "-")))
+        suites = {out[row]["tls_suite"] for row in out
+                  if isinstance(out[row], dict) and out[row].get("tls_suite") not in (None, "none")}
+        if len(suites) > 1:
+            print("NOTE: the TLS suites differ between rows (%s): their CPU per request is not "
+                  "the same work" % ", ".join(sorted(suites)))
         nr = out["waypointd"]["not_ratio"]
         print("not ratios, waypointd per request: TSC busy %s = io %s + own %s cycles; worker "
               "thread user %s, system %s cycles; %s packets" % (

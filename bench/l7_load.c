@@ -68,6 +68,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "wp/tls_suites.h"
+
 #define BODY        1024
 #define MAX_SAMPLES (1 << 20)
 #define INBUF       (256 * 1024)
@@ -136,7 +138,8 @@ struct gen {
 	size_t in_len;
 	int status, stream_done, eof;
 	long ok, failed;
-	float *lat_us; /* owned, MAX_SAMPLES / g_conns entries */
+	const char *suite; /* the TLS 1.3 suite the server picked (static), or NULL */
+	float *lat_us;     /* owned, MAX_SAMPLES / g_conns entries */
 	long nlat, cap;
 	struct h2req *reqs; /* STREAMS > 1: g_streams slots (owned) */
 	/* bulk: bytes to send, handed to nghttp2 (queued), written into obuf
@@ -429,6 +432,7 @@ static int gen_connect(struct gen *g)
 	SSL_set_alpn_protos(g->ssl, alpn, sizeof(alpn) - 1);
 	if (SSL_connect(g->ssl) != 1)
 		return -1;
+	g->suite = SSL_CIPHER_get_name(SSL_get_current_cipher(g->ssl));
 	nghttp2_session_callbacks_new(&cb);
 	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, chunk_cb);
@@ -882,6 +886,13 @@ static int ctx_init(const char *cert, const char *key, const char *ca)
 		return -1;
 	}
 	SSL_CTX_set_verify(g_ctx, SSL_VERIFY_PEER, NULL);
+	/* waypointd's default order (tls.ciphersuites): a server that follows
+	 * the client's order (h2o 2.2 cannot be told one for TLS 1.3) then
+	 * picks the suite waypointd picks by its own preference */
+	if (SSL_CTX_set_ciphersuites(g_ctx, WP_TLS13_SUITES_DEFAULT) != 1) {
+		ERR_print_errors_fp(stderr);
+		return -1;
+	}
 	return 0;
 }
 
@@ -889,6 +900,7 @@ int main(int argc, char **argv)
 {
 	struct gen *gens;
 	long ok = 0, failed = 0, nlat = 0;
+	const char *suite = NULL;
 	float *all;
 	double t0, secs;
 
@@ -979,11 +991,15 @@ int main(int argc, char **argv)
 	for (long i = 0; i < g_conns; i++) {
 		memmove(all + nlat, gens[i].lat_us, sizeof(float) * (size_t)gens[i].nlat);
 		nlat += gens[i].nlat;
+		if (gens[i].suite != NULL)
+			suite = suite == NULL || strcmp(suite, gens[i].suite) == 0 ? gens[i].suite
+			                                                           : "mixed";
 	}
 	qsort(all, (size_t)nlat, sizeof(float), cmp_f);
 	printf("{\"requests\": %ld, \"failed\": %ld, \"seconds\": %.3f, \"rps\": %.0f, "
-	       "\"p50_us\": %.1f, \"p99_us\": %.1f, \"conns\": %ld, \"streams\": %ld}\n",
+	       "\"p50_us\": %.1f, \"p99_us\": %.1f, \"conns\": %ld, \"streams\": %ld, "
+	       "\"tls_suite\": \"%s\"}\n",
 	       ok, failed, secs, ok / secs, nlat ? all[nlat / 2] : 0.0,
-	       nlat ? all[(long)(nlat * 0.99)] : 0.0, g_conns, g_streams);
+	       nlat ? all[(long)(nlat * 0.99)] : 0.0, g_conns, g_streams, suite ? suite : "none");
 	return failed ? 1 : 0;
 }
