@@ -3,6 +3,8 @@
 #   foreign trust domain, expired certificate, no client certificate
 #     -> the TLS handshake fails (tls_hs_foreign_trust_domain, tls_hs_expired,
 #        tls_hs_no_peer_cert; tunnel_handshake_failed)
+#   no TLS 1.3 suite in common -> the handshake fails (tunnel_handshake_failed);
+#     the server's preference (tls.ciphersuites, AES-256 first here) picks the suite
 #   non-CONNECT -> 400 (hbone_not_connect)
 #   an authority this waypoint does not capture -> 400 (tunnel_not_captured)
 #   no endpoints -> 503 (tunnel_no_endpoint)
@@ -11,7 +13,8 @@
 . "$(dirname "$0")/hbone_common.sh"
 LOAD="/usr/bin/python3 $ROOT/tests/integration/hbone_load.py"
 
-hb_up "$(tb_name)"
+# AES-256-GCM preferred: the operator's order, not the default, decides below
+hb_up "$(tb_name)" --set tls.ciphersuites=TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256
 hb_echo_server
 hb_wait_captured 198.19.0.10:7000
 
@@ -32,6 +35,25 @@ for case in evil:tls_hs_foreign_trust_domain expired:tls_hs_expired none:tls_hs_
 	expect_delta tunnel_handshake_failed "$h"
 	pass "client certificate '$id': handshake fails, $c counted"
 done
+
+# tls.ciphersuites (AES-256-GCM first here): the server's preference decides
+# whatever the client prefers; a client offering none of the configured
+# suites is refused. (openssl s_client, productpage's certificate)
+suite() { # the TLS 1.3 suite waypointd settles on for the offer $1, or nothing
+	echo | in_ns timeout 10 openssl s_client -connect "$WP_IP:15008" -ciphersuites "$1" \
+		-cert "$HB_PKI/productpage.pem" -key "$HB_PKI/productpage-key.pem" \
+		-CAfile "$HB_PKI/ca.pem" -alpn h2 2>/dev/null | sed -n 's/^New, TLSv1.3, Cipher is //p' ||
+		true # s_client fails when the handshake does
+}
+got=$(suite TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384)
+[ "$got" = TLS_AES_256_GCM_SHA384 ] || fail "offer AES-128 first: got '$got'"
+got=$(suite TLS_AES_128_GCM_SHA256)
+[ "$got" = TLS_AES_128_GCM_SHA256 ] || fail "offer AES-128 alone: got '$got'"
+h=$(ctr tunnel_handshake_failed)
+got=$(suite TLS_CHACHA20_POLY1305_SHA256)
+[ -z "$got" ] || fail "offer ChaCha20 alone: got '$got'"
+expect_delta tunnel_handshake_failed "$h"
+pass "TLS 1.3 suite: AES-256-GCM by the configured preference, AES-128-GCM when alone offered, ChaCha20 refused"
 
 check() { # description counter expected-status client-args...
 	local what=$1 c=$2 st=$3 b out
