@@ -26,9 +26,15 @@
  * SPIFFE ID read from it, so that a chain seen before is not even parsed
  * (wp_tls_memo_find / _keep).
  *
- * The memo is per thread (the workers share the SSL_CTX): 256 entries,
- * direct-mapped by the digest, 24 KiB per worker plus the keys kept, no
- * lock; a thread's keys are freed when it exits.
+ * The memo is per thread (the workers share the SSL_CTX): 256 entries in
+ * 32 sets of 8, the set picked by the digest, the least recently used
+ * entry of a full set replaced; 20 KiB per worker plus the keys kept, no
+ * lock; a thread's keys are freed when it exits. Sets rather than one
+ * slot per digest: two chains in use that share a slot push each other out
+ * on every handshake, and with 20 chains in use the odds that some two
+ * share one of 256 slots are about even, while a set of 8 overflows only
+ * when 9 of them fall into it. One chain has an entry per context and
+ * role it was verified for.
  */
 #include <pthread.h>
 #include <string.h>
@@ -41,17 +47,21 @@
 #include "tls_int.h"
 
 #define MEMO_SLOTS 256
+#define MEMO_WAYS  8 /* entries per set */
+#define MEMO_SETS  (MEMO_SLOTS / MEMO_WAYS)
 
 struct memo_slot {
 	uint8_t digest[32];
 	uint64_t ctx_id; /* 0: empty */
 	int64_t not_before, not_after;
 	uint8_t role;  /* enum wp_tls_role: the purpose checked (client or server certificate) */
+	uint32_t used; /* memo_clock when last remembered or found */
 	EVP_PKEY *key; /* hs13.c's slots: the leaf's key, and its SPIFFE ID */
 	char *uri;
 };
 
 static __thread struct memo_slot memo[MEMO_SLOTS];
+static __thread uint32_t memo_clock;
 static __thread bool memo_owned; /* the thread's exit frees its keys */
 static pthread_key_t memo_key;
 static pthread_once_t memo_key_once = PTHREAD_ONCE_INIT;
@@ -148,6 +158,7 @@ static void remember(struct memo_slot *m, const uint8_t d[32], const struct wp_t
 	memcpy(m->digest, d, 32);
 	m->ctx_id = c->ctx->id;
 	m->role = c->role;
+	m->used = ++memo_clock;
 	m->not_before = nb;
 	m->not_after = na;
 	if (key == NULL || uri == NULL)
@@ -174,16 +185,50 @@ static int64_t check_time(const X509_VERIFY_PARAM *vp)
 	return (int64_t)time(NULL);
 }
 
-/* The slot of digest d if it holds a chain verified for c's context and
- * role that is valid at now; else NULL. */
+static struct memo_slot *set_of(const uint8_t d[32])
+{
+	return &memo[(d[0] % MEMO_SETS) * MEMO_WAYS];
+}
+
+static bool same_chain(const struct memo_slot *m, const struct wp_tls_conn *c, const uint8_t d[32])
+{
+	return m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, 32) == 0;
+}
+
+/* The entry of digest d if it holds a chain verified for c's context and
+ * role that is valid at now (marked as used); else NULL. */
 static struct memo_slot *lookup(const struct wp_tls_conn *c, const uint8_t d[32], int64_t now)
 {
-	struct memo_slot *m = &memo[d[0]];
+	struct memo_slot *set = set_of(d);
 
-	if (m->ctx_id == c->ctx->id && m->role == c->role && memcmp(m->digest, d, 32) == 0 &&
-	    now >= m->not_before && now <= m->not_after)
-		return m;
+	for (int i = 0; i < MEMO_WAYS; i++) {
+		struct memo_slot *m = &set[i];
+
+		if (same_chain(m, c, d) && now >= m->not_before && now <= m->not_after) {
+			m->used = ++memo_clock;
+			return m;
+		}
+	}
 	return NULL;
+}
+
+/* Where to remember digest d for c: its own entry if it has one (expired,
+ * or its key unkept), else an empty one of its set, else the set's least
+ * recently used. */
+static struct memo_slot *victim(const struct wp_tls_conn *c, const uint8_t d[32])
+{
+	struct memo_slot *set = set_of(d), *v = NULL;
+
+	for (int i = 0; i < MEMO_WAYS; i++) {
+		struct memo_slot *m = &set[i];
+
+		if (same_chain(m, c, d))
+			return m;
+		if (v == NULL ||
+		    (v->ctx_id != 0 && (m->ctx_id == 0 || (int32_t)(m->used - v->used) < 0)))
+			v = m;
+	}
+	return v;
 }
 
 EVP_PKEY *wp_tls_memo_find(const struct wp_tls_conn *c, const uint8_t d[32], const char **uri)
@@ -201,7 +246,7 @@ EVP_PKEY *wp_tls_memo_find(const struct wp_tls_conn *c, const uint8_t d[32], con
 void wp_tls_memo_keep(const struct wp_tls_conn *c, const uint8_t d[32], X509_STORE_CTX *xs,
                       EVP_PKEY *key, const char *uri)
 {
-	remember(&memo[d[0]], d, c, xs, key, uri);
+	remember(victim(c, d), d, c, xs, key, uri);
 }
 
 int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
@@ -226,6 +271,6 @@ int wp_tls_chain_verify(X509_STORE_CTX *xs, void *arg)
 	}
 	ok = X509_verify_cert(xs);
 	if (ok == 1)
-		remember(&memo[d[0]], d, c, xs, NULL, NULL);
+		remember(victim(c, d), d, c, xs, NULL, NULL);
 	return ok;
 }

@@ -2,9 +2,9 @@
  * Unit tests for dp/tls's checks of the peer: the refusals (trust domain,
  * expiry, an untrusted or forged chain, no SPIFFE ID, the wrong server),
  * trust-domain aliases, the EC key decoding of eckey.c, the memo of
- * verified chains (chain_memo.c) and the chain we send (built once). The
- * PKI is made at test time by tests/pki/mkpki.sh (argv[1]) in a
- * temporary directory.
+ * verified chains (chain_memo.c) and its sets, and the chain we send
+ * (built once). The PKI is made at test time by tests/pki/mkpki.sh
+ * (argv[1]) in a temporary directory.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* ENGINE_* in test_ec_decode_engine */
 #include <setjmp.h>
@@ -137,10 +137,8 @@ static void test_chain_memo(void **state)
 	wp_tls_conn_free(p.c);
 	p.s = p.c = NULL;
 	wp_tls_ctx_unref(other);
-	/* One slot per digest: the client role's entry replaced the server's. */
-	renew(&p);
-	pump(p.s, p.c);
-	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
+	/* The client role's entry sits beside the server's: the server still
+	 * remembers the chain. */
 	renew(&p);
 	pump(p.s, p.c);
 	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 1);
@@ -154,6 +152,83 @@ static void test_chain_memo(void **state)
 	assert_int_equal(server_refuses(&p), WP_TLS_FAIL_EXPIRED);
 	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 0);
 	pair_free(&p);
+}
+
+/* The memo's sets (chain_memo.c), with made-up digests that all fall into
+ * one set: eight chains fit, a ninth replaces the least recently used, and
+ * an entry serves only the context and the role it was verified for. */
+static void test_memo_sets(void **state)
+{
+	static const char *uri_pp = "spiffe://cluster.local/ns/default/sa/productpage";
+	struct wp_tls_ctx *ctx = mkctx("waypoint", false, NULL),
+	                  *other = mkctx("waypoint", false, NULL);
+	struct wp_tls_conn *s = wp_tls_conn_new(ctx, WP_TLS_SERVER, sctr);
+	struct wp_tls_conn *c = wp_tls_conn_new(ctx, WP_TLS_CLIENT, cctr);
+	struct wp_tls_conn *s2 = wp_tls_conn_new(other, WP_TLS_SERVER, sctr);
+	X509_STORE_CTX *xs = X509_STORE_CTX_new();
+	uint8_t d[10][32] = {{0}};
+	char file[512];
+	const char *uri;
+	EVP_PKEY *k;
+	X509 *leaf;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(c);
+	assert_non_null(s2);
+	path(file, sizeof(file), "productpage.pem");
+	f = fopen(file, "r");
+	assert_non_null(f);
+	leaf = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(leaf);
+	assert_non_null(xs);
+	assert_int_equal(X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx->server), leaf, NULL),
+	                 1);
+	assert_int_equal(X509_verify_cert(xs), 1);
+	for (int i = 0; i < 10; i++) {
+		d[i][0] = 0x5a; /* every digest in the same set, whatever its size */
+		d[i][31] = (uint8_t)i;
+	}
+	reset_ctrs();
+	for (int i = 0; i < 8; i++)
+		wp_tls_memo_keep(s, d[i], xs, X509_get0_pubkey(leaf), uri_pp);
+	for (int i = 7; i >= 0; i--) {
+		k = wp_tls_memo_find(s, d[i], &uri);
+		assert_non_null(k);
+		assert_string_equal(uri, uri_pp);
+		EVP_PKEY_free(k);
+	}
+	assert_int_equal(sctr[WP_CTR_TLS_CHAIN_MEMO_HIT], 8);
+	/* d[7] is now the least recently used: the ninth chain takes its place */
+	wp_tls_memo_keep(s, d[8], xs, X509_get0_pubkey(leaf), uri_pp);
+	assert_null(wp_tls_memo_find(s, d[7], &uri));
+	for (int i = 0; i <= 8; i++) {
+		if (i == 7)
+			continue;
+		k = wp_tls_memo_find(s, d[i], &uri);
+		assert_non_null(k);
+		EVP_PKEY_free(k);
+	}
+	/* keeping a chain again replaces its own entry, not another */
+	wp_tls_memo_keep(s, d[0], xs, X509_get0_pubkey(leaf), uri_pp);
+	for (int i = 0; i <= 8; i++) {
+		k = wp_tls_memo_find(s, d[i], &uri);
+		assert_true(i == 7 ? k == NULL : k != NULL);
+		EVP_PKEY_free(k);
+	}
+	/* another role or another context (a reload) does not see them */
+	assert_null(wp_tls_memo_find(c, d[0], &uri));
+	assert_null(wp_tls_memo_find(s2, d[0], &uri));
+	assert_null(wp_tls_memo_find(s, d[9], &uri));
+	X509_STORE_CTX_free(xs);
+	X509_free(leaf);
+	wp_tls_conn_free(s);
+	wp_tls_conn_free(c);
+	wp_tls_conn_free(s2);
+	wp_tls_ctx_unref(ctx);
+	wp_tls_ctx_unref(other);
 }
 
 /* With the EC routing in place (eckey.c), an ECDHE key share on P-256
@@ -333,6 +408,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_forged_signature),
 	        cmocka_unit_test(test_ec_decode_engine),
 	        cmocka_unit_test(test_chain_memo),
+	        cmocka_unit_test(test_memo_sets),
 	        cmocka_unit_test(test_p256_key_share),
 	        cmocka_unit_test(test_no_spiffe_id),
 	        cmocka_unit_test(test_alias_accepted),
