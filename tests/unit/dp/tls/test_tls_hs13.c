@@ -2,7 +2,8 @@
  * Unit tests for our own TLS 1.3 server handshake (dp/tls/hs13.c) against
  * OpenSSL clients: a ClientHello cut into records and bytes, what is
  * handed to OpenSSL instead (a P-256 key share, TLS 1.2, no ALPN, not TLS
- * at all), a low-order X25519 share, a PSK binder or a client flight
+ * at all), a post-quantum client's hello (refused without X25519, taken
+ * with it), a low-order X25519 share, a PSK binder or a client flight
  * altered on the way, tickets
  * out of their time, and the switch that leaves every handshake to
  * OpenSSL. The PKI is made at test time by tests/pki/mkpki.sh (argv[1]).
@@ -275,6 +276,114 @@ static void test_low_order_share_refused(void **state)
 	wp_tls_ctx_unref(t);
 }
 
+/* Appends n bytes, or a big-endian value of n bytes (p NULL). */
+static void put(unsigned char **w, const void *p, size_t n, uint32_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		(*w)[i] = p != NULL ? ((const unsigned char *)p)[i]
+		                    : (unsigned char)(v >> (8 * (n - 1 - i)));
+	*w += n;
+}
+
+/* A ClientHello record as a post-quantum client sends it: supported
+ * groups and key shares X25519MLKEM768 (0x11ec, a 1,216-byte share), then
+ * X25519 (the base point as its share) when with_x25519. Its length. */
+static size_t pq_hello(unsigned char *buf, bool with_x25519)
+{
+	static const unsigned char exts_tail[] = {
+	        0, 43, 0, 3, 2, 3, 4,                    /* supported_versions: 1.3 */
+	        0, 13, 0, 8, 0, 6, 4, 3,   8,   4, 4, 1, /* signature_algorithms */
+	        0, 16, 0, 5, 0, 3, 2, 'h', '2',          /* ALPN h2 */
+	        0, 45, 0, 2, 1, 1};                      /* psk_ke_modes: psk_dhe_ke */
+	unsigned char share[1216], x25519[32] = {9}, *w = buf + 9, *ext_len;
+	size_t shares = 2 + 2 + sizeof(share) + (with_x25519 ? 2 + 2 + 32 : 0);
+
+	memset(share, 0x5a, sizeof(share));
+	put(&w, NULL, 2, 0x0303);
+	memset(w, 7, 32); /* random */
+	w += 32;
+	put(&w, NULL, 1, 0); /* no session id */
+	put(&w, NULL, 2, 4);
+	put(&w, NULL, 4, 0x13011302); /* AES-128-GCM, AES-256-GCM */
+	put(&w, NULL, 2, 0x0100);     /* null compression */
+	ext_len = w;
+	w += 2;
+	put(&w, NULL, 2, 10); /* supported_groups */
+	put(&w, NULL, 2, with_x25519 ? 6 : 4);
+	put(&w, NULL, 2, with_x25519 ? 4 : 2);
+	put(&w, NULL, 2, 0x11ec);
+	if (with_x25519)
+		put(&w, NULL, 2, 0x001d);
+	put(&w, NULL, 2, 51); /* key_share */
+	put(&w, NULL, 2, (uint32_t)(2 + shares));
+	put(&w, NULL, 2, (uint32_t)shares);
+	put(&w, NULL, 2, 0x11ec);
+	put(&w, NULL, 2, sizeof(share));
+	put(&w, share, sizeof(share), 0);
+	if (with_x25519) {
+		put(&w, NULL, 2, 0x001d);
+		put(&w, NULL, 2, 32);
+		put(&w, x25519, 32, 0);
+	}
+	put(&w, exts_tail, sizeof(exts_tail), 0);
+	ext_len[0] = (unsigned char)((size_t)(w - ext_len - 2) >> 8);
+	ext_len[1] = (unsigned char)(w - ext_len - 2);
+	buf[0] = 22; /* handshake record, then the ClientHello's header */
+	buf[1] = 3;
+	buf[2] = 1;
+	buf[3] = (unsigned char)((size_t)(w - buf - 5) >> 8);
+	buf[4] = (unsigned char)(w - buf - 5);
+	buf[5] = 1;
+	buf[6] = 0;
+	buf[7] = (unsigned char)((size_t)(w - buf - 9) >> 8);
+	buf[8] = (unsigned char)(w - buf - 9);
+	return (size_t)(w - buf);
+}
+
+/* A post-quantum client (ztunnel with COMPLIANCE_POLICY=pqc) offers
+ * X25519MLKEM768 alone, which OpenSSL 3.0 lacks: the hello goes to
+ * OpenSSL, which refuses it with handshake_failure. Offered with an
+ * X25519 share after it (a client preferring the hybrid), our handshake
+ * skips the unknown share and answers on X25519. */
+static void test_pq_hello(void **state)
+{
+	static const unsigned char refusal[7] = {21, 3, 3, 0, 2, 2, 40};
+	static const unsigned char x25519_chosen[] = {0, 51, 0, 36, 0, 0x1d, 0, 32};
+	struct wp_tls_ctx *t = mkctx("waypoint", false, NULL);
+	unsigned char ch[2048], out[4096];
+	struct wp_tls_conn *s;
+	size_t n, len;
+	bool found = false;
+
+	(void)state;
+	reset_ctrs();
+	s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
+	len = pq_hello(ch, false);
+	assert_int_equal(wp_tls_conn_feed(s, ch, len), (ssize_t)len);
+	assert_true(wp_tls_conn_handshake(s) < 0);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 1);
+	assert_int_equal(sctr[WP_CTR_TLS_HS_OWN], 0);
+	n = wp_tls_conn_take(s, out, sizeof(out));
+	assert_int_equal(n, sizeof(refusal));
+	assert_memory_equal(out, refusal, sizeof(refusal));
+	wp_tls_conn_free(s);
+
+	reset_ctrs();
+	s = wp_tls_conn_new(t, WP_TLS_SERVER, sctr);
+	len = pq_hello(ch, true);
+	assert_int_equal(wp_tls_conn_feed(s, ch, len), (ssize_t)len);
+	assert_int_equal(wp_tls_conn_handshake(s), 0);
+	assert_non_null(s->hs); /* our handshake answered (counted as ours when done) */
+	assert_int_equal(sctr[WP_CTR_TLS_HS_TO_OPENSSL], 0);
+	n = wp_tls_conn_take(s, out, sizeof(out));
+	assert_true(n > 100 && out[0] == 22 && out[5] == 2); /* ServerHello */
+	for (size_t i = 0; !found && i + sizeof(x25519_chosen) <= n; i++)
+		found = memcmp(out + i, x25519_chosen, sizeof(x25519_chosen)) == 0;
+	assert_true(found);
+	wp_tls_conn_free(s);
+	wp_tls_ctx_unref(t);
+}
+
 /* One byte of the client's encrypted flight altered: bad_record_mac. */
 static void test_client_flight_altered(void **state)
 {
@@ -381,6 +490,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_handed_to_openssl),
 	        cmocka_unit_test(test_binder_refused),
 	        cmocka_unit_test(test_low_order_share_refused),
+	        cmocka_unit_test(test_pq_hello),
 	        cmocka_unit_test(test_client_flight_altered),
 	        cmocka_unit_test(test_ticket_lifetime),
 	        cmocka_unit_test(test_openssl_handshake_switch),
