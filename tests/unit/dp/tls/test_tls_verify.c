@@ -154,6 +154,21 @@ static void test_chain_memo(void **state)
 	pair_free(&p);
 }
 
+static X509 *read_pem(const char *name)
+{
+	char f[512];
+	X509 *x;
+	FILE *fp;
+
+	path(f, sizeof(f), name);
+	fp = fopen(f, "r");
+	assert_non_null(fp);
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(x);
+	return x;
+}
+
 /* The memo's sets (chain_memo.c), with made-up digests that all fall into
  * one set: eight chains fit, a ninth replaces the least recently used, and
  * an entry serves only the context and the role it was verified for. */
@@ -167,22 +182,14 @@ static void test_memo_sets(void **state)
 	struct wp_tls_conn *s2 = wp_tls_conn_new(other, WP_TLS_SERVER, sctr);
 	X509_STORE_CTX *xs = X509_STORE_CTX_new();
 	uint8_t d[10][32] = {{0}};
-	char file[512];
+	X509 *leaf = read_pem("productpage.pem");
 	const char *uri;
 	EVP_PKEY *k;
-	X509 *leaf;
-	FILE *f;
 
 	(void)state;
 	assert_non_null(s);
 	assert_non_null(c);
 	assert_non_null(s2);
-	path(file, sizeof(file), "productpage.pem");
-	f = fopen(file, "r");
-	assert_non_null(f);
-	leaf = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	assert_non_null(leaf);
 	assert_non_null(xs);
 	assert_int_equal(X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx->server), leaf, NULL),
 	                 1);
@@ -320,21 +327,6 @@ static void pair_recording(struct pair *p, const char *server_who)
 	SSL_CTX_set_cert_verify_callback(p->cctx->client, record_sent, NULL);
 	nsent = 0;
 	pump(p->s, p->c);
-}
-
-static X509 *read_pem(const char *name)
-{
-	char f[512];
-	X509 *x;
-	FILE *fp;
-
-	path(f, sizeof(f), name);
-	fp = fopen(f, "r");
-	assert_non_null(fp);
-	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
-	assert_non_null(x);
-	return x;
 }
 
 /* pki/<out> := pki/<a> followed by pki/<b> (if not NULL). */
