@@ -5,12 +5,13 @@
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
                        [--workers 1|2]
                        [--link tap|memif|memif-zc|virtio|virtio-offload]
-                       [--mtu N] [--phases idle,handshakes,tunnel,storm] [--storm N]
+                       [--mtu N] [--phases idle,handshakes,capacity,tunnel,storm]
+                       [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
                        [--storm-procs K] [--storm-pace F]
                        [--tunnel-client c|py] [--set KEY=VALUE ...]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
-                       tap, 1500, idle,handshakes,tunnel, 10000, 64 MiB,
+                       tap, 1500, idle,handshakes,capacity,tunnel, 10000, 64 MiB,
                        waypointd's own, 4, 0.8, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
@@ -76,7 +77,21 @@ on the namespace's loopback.
      as seen by the client, waypointd's TSC busy cycles per forwarded byte
      and Gbit/s per core; ok only when every byte came back unchanged. No
      peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
-  4. (--phases storm, not in the default) a handshake storm beside an open
+  4. (capacity; run last, in a testbed of its own) What one saturated
+     core can do: polling.mode=busy, the one worker alone on the last CPU,
+     hbone_hs (and, on the memif links, the wire) on CPU 0; the same full
+     and resumed handshakes. A worker that always has work never sleeps,
+     so adaptive polling at saturation costs what busy polling costs; at
+     the handshakes phase's load, which does not fill the worker, nearly
+     every packet is handled straight after a sleep and costs more for it
+     (cold caches, or time the host takes from the vCPU: bench/README.md,
+     "Idle polling's wake-ups"). Busy polling reproduces the saturated
+     case at a load this 2-CPU machine can offer. Reported: TSC busy
+     cycles per handshake, the handshakes per second per core they allow,
+     and (full) that rate's share of the crypto limit. Process CPU means
+     nothing here (a busy-polling core is always at 100%), so no peer
+     ratio: the handshakes phase gives it.
+  5. (--phases storm, not in the default) a handshake storm beside an open
      tunnel: the tunnel's Gbit/s alone and during --storm full handshakes
      (hbone_hs, K processes), handshakes per second alone and beside it,
      steps deferred by hbone.handshake_share (--handshake-share sets it),
@@ -311,9 +326,9 @@ def main():
                          "(e.g. ports.[0].tso=on); repeatable")
     ap.add_argument("--handshake-share", type=int, default=0,
                     help="waypointd's hbone.handshake_share, 1..100 (default: its own, 50)")
-    ap.add_argument("--phases", default="idle,handshakes,tunnel",
-                    help="comma-separated subset of idle,handshakes,tunnel,storm (default "
-                         "idle,handshakes,tunnel)")
+    ap.add_argument("--phases", default="idle,handshakes,capacity,tunnel",
+                    help="comma-separated subset of idle,handshakes,capacity,tunnel,storm "
+                         "(default idle,handshakes,capacity,tunnel)")
     ap.add_argument("--tunnel-client", default="c", choices=("c", "py"),
                     help="the tunnel and storm phases' client: bench/l7_load bulk (default) "
                          "or tests/integration/hbone_load.py")
@@ -333,8 +348,8 @@ def main():
                  % a.storm_pace)
     if a.storm_procs < 1:
         sys.exit("hbone_bench: --storm-procs: at least 1, not %d" % a.storm_procs)
-    if not phases or phases - {"idle", "handshakes", "tunnel", "storm"}:
-        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,tunnel,storm")
+    if not phases or phases - {"idle", "handshakes", "capacity", "tunnel", "storm"}:
+        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,capacity,tunnel,storm")
     # what every phase's testbed gets besides its sizing
     tb_args = (("--set", "hbone.handshake_share=%d" % a.handshake_share)
                if a.handshake_share else ())
@@ -504,12 +519,13 @@ def main():
             }
 
         # 2. handshakes, full then resumed: process CPU for both
-        def hs_run(addr, port, pid, mode):
+        def hs_run(addr, port, pid, mode, pin=()):
             """mode () full handshakes, ("resume",) resumed ones (each of
-            the 2 generator processes offers the newest ticket it got)."""
-            ns(hs, addr, port, *cert, "50", "1", *mode)  # warm-up (ARP, caches)
+            the 2 generator processes offers the newest ticket it got);
+            pin, a taskset prefix for the generator."""
+            ns(*pin, hs, addr, port, *cert, "50", "1", *mode)  # warm-up (ARP, caches)
             b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(pid)
-            r = json.loads(ns(hs, addr, port, *cert, str(a.handshakes), "2", *mode))
+            r = json.loads(ns(*pin, hs, addr, port, *cert, str(a.handshakes), "2", *mode))
             b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(pid)
             n = max(r["handshakes"], 1)
             cpu = (p1 - p0) / n
@@ -635,6 +651,30 @@ def main():
                 res["storm"]["paced"] = {"offered_mbit_s_each_way": round(mbit, 1),
                                          **alone_then_storm(mbit)}
         t.close()
+
+        # 4. a saturated core's handshakes: last, in a testbed of its own
+        if "capacity" in phases:
+            ncpu = os.cpu_count() or 1
+            pinned = ncpu > 1
+            cap_args = tb_args + ("--set", "polling.mode=busy")
+            if pinned:  # main lcore (control plane) on CPU 0, the worker alone on the last
+                cap_args += ("--set", "eal.lcores=0@0,1@%d" % (ncpu - 1))
+            prefix, wip, wp_pid = testbed_up(pki, man, a.build, 1024, 1, a.link, cap_args)
+            t = Telemetry(prefix)
+            cap = {"polling": "busy", "workers": 1, "pinned": pinned}
+            for kind, mode in (("full", ()), ("resumed", ("resume",))):
+                w = hs_run(wip, "15008", wp_pid, mode, ("taskset", "-c", "0") if pinned else ())
+                cap[kind] = {"count": w["count"], "resumed": w["resumed"], "failed": w["failed"],
+                             "tsc_busy_cycles_each": round(w["_busy"]),
+                             "per_core_per_s": round(tsc / w["_busy"]) if w["_busy"] else None}
+            lim = (res["handshakes"]["crypto_limit"] if "handshakes" in res
+                   else crypto_limit())
+            cap["crypto_limit_handshakes_per_s"] = lim["handshakes_per_s"]
+            cap["full_share_of_crypto_limit"] = (
+                round(cap["full"]["per_core_per_s"] / lim["handshakes_per_s"], 3)
+                if cap["full"]["per_core_per_s"] else None)
+            res["capacity"] = cap
+            t.close()
     finally:
         for p in procs:
             p.terminate()
@@ -666,6 +706,20 @@ def main():
                       c["us_each"], c["handshakes_per_s"],
                       "%.0f%%" % (100 * h["waypointd_share_of_crypto_limit"])
                       if h["waypointd_share_of_crypto_limit"] else "?"))
+    if "capacity" in res:
+        c = res["capacity"]
+        print("capacity (a saturated core: polling.mode=busy, %s; TSC busy cycles per handshake):"
+              % ("the worker alone on the last CPU, the generator on CPU 0" if c["pinned"]
+                 else "one CPU, nothing pinned: the generator's preemption counts too"))
+        for kind in ("full", "resumed"):
+            k = c[kind]
+            print("  %s: %d cycles each, %s per core per s (%d handshakes, %d resumed, %d "
+                  "failed)%s" % (kind, k["tsc_busy_cycles_each"], k["per_core_per_s"],
+                                 k["count"], k["resumed"], k["failed"],
+                                 "; %.0f%% of the crypto limit (%d per core per s)" % (
+                                     100 * c["full_share_of_crypto_limit"],
+                                     c["crypto_limit_handshakes_per_s"])
+                                 if kind == "full" and c["full_share_of_crypto_limit"] else ""))
     if "tunnel" in res:
         u = res["tunnel"]
         print("tunnel (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
