@@ -101,6 +101,16 @@ def cpu_busy_jiffies():
     return sum(v[:8]) - v[3] - v[4]  # minus idle and iowait
 
 
+def cpu_steal_s(cpu):
+    """Seconds the hypervisor has taken from CPU <cpu> so far (/proc/stat
+    steal time; 0 on bare metal)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%d " % cpu):
+                return int(line.split()[8]) / os.sysconf("SC_CLK_TCK")
+    raise ValueError("no cpu%d in /proc/stat" % cpu)
+
+
 def proc_cpu_s(pid):
     """User + system CPU seconds of a process."""
     with open("/proc/%d/stat" % pid) as f:

@@ -88,7 +88,9 @@ on the namespace's loopback.
      "Idle polling's wake-ups"). Busy polling reproduces the saturated
      case at a load this 2-CPU machine can offer. Reported: TSC busy
      cycles per handshake, the handshakes per second per core they allow,
-     and (full) that rate's share of the crypto limit. Process CPU means
+     (full) that rate's share of the crypto limit, and the steal time on
+     the worker's CPU over each run (/proc/stat: what the hypervisor took,
+     which busy cycles, being wall time, would include). Process CPU means
      nothing here (a busy-polling core is always at 100%), so no peer
      ratio: the handshakes phase gives it.
   5. (--phases storm, not in the default) a handshake storm beside an open
@@ -112,8 +114,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import (ROOT, WAYPOINT_MANIFEST_HEAD, Telemetry, proc_cpu_s, proc_rss, sh, stats,
-                      total)
+from benchlib import (ROOT, WAYPOINT_MANIFEST_HEAD, Telemetry, cpu_steal_s, proc_cpu_s, proc_rss,
+                      sh, stats, total)
 
 NS = "wpbench-hbone"
 PY = "/usr/bin/python3"
@@ -519,13 +521,16 @@ def main():
             }
 
         # 2. handshakes, full then resumed: process CPU for both
-        def hs_run(addr, port, pid, mode, pin=()):
+        def hs_run(addr, port, pid, mode, pin=(), cpu=0):
             """mode () full handshakes, ("resume",) resumed ones (each of
             the 2 generator processes offers the newest ticket it got);
-            pin, a taskset prefix for the generator."""
+            pin, a taskset prefix for the generator; cpu, the CPU whose
+            steal time (the share of the run the host took) is measured."""
             ns(*pin, hs, addr, port, *cert, "50", "1", *mode)  # warm-up (ARP, caches)
             b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(pid)
+            s0, w0 = cpu_steal_s(cpu), time.monotonic()
             r = json.loads(ns(*pin, hs, addr, port, *cert, str(a.handshakes), "2", *mode))
+            s1, w1 = cpu_steal_s(cpu), time.monotonic()
             b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(pid)
             n = max(r["handshakes"], 1)
             cpu = (p1 - p0) / n
@@ -533,7 +538,8 @@ def main():
                     "wall_per_s": round(r["handshakes"] / r["seconds"]),
                     "cpu_cycles_each": round(cpu * tsc),
                     "per_core_per_s": round(1 / cpu) if cpu else None,
-                    "_cpu": cpu, "_busy": (b1 - b0) / n}
+                    "_cpu": cpu, "_busy": (b1 - b0) / n,
+                    "_steal": (s1 - s0) / (w1 - w0) if w1 > w0 else 0.0}
 
         if "handshakes" in phases:
             for kind, mode in (("handshakes", ()), ("resumed_handshakes", ("resume",))):
@@ -544,7 +550,7 @@ def main():
                              "ratio_cpu_each_nghttpx_over_waypointd":
                                  round(g["_cpu"] / w["_cpu"], 2) if w["_cpu"] else None}
                 for x in (w, g):
-                    del x["_cpu"], x["_busy"]
+                    del x["_cpu"], x["_busy"], x["_steal"]
             res["handshakes"]["crypto_limit"] = crypto_limit()
             lim = res["handshakes"]["crypto_limit"]["handshakes_per_s"]
             per_core = res["handshakes"]["waypointd"]["per_core_per_s"]
@@ -663,10 +669,14 @@ def main():
             t = Telemetry(prefix)
             cap = {"polling": "busy", "workers": 1, "pinned": pinned}
             for kind, mode in (("full", ()), ("resumed", ("resume",))):
-                w = hs_run(wip, "15008", wp_pid, mode, ("taskset", "-c", "0") if pinned else ())
+                w = hs_run(wip, "15008", wp_pid, mode, ("taskset", "-c", "0") if pinned else (),
+                           ncpu - 1)
+                # busy cycles are wall time: what the host took from the
+                # worker's CPU (steal time) would be in them
                 cap[kind] = {"count": w["count"], "resumed": w["resumed"], "failed": w["failed"],
                              "tsc_busy_cycles_each": round(w["_busy"]),
-                             "per_core_per_s": round(tsc / w["_busy"]) if w["_busy"] else None}
+                             "per_core_per_s": round(tsc / w["_busy"]) if w["_busy"] else None,
+                             "steal_share_worker_cpu": round(w["_steal"], 3)}
             lim = (res["handshakes"]["crypto_limit"] if "handshakes" in res
                    else crypto_limit())
             cap["crypto_limit_handshakes_per_s"] = lim["handshakes_per_s"]
@@ -720,6 +730,8 @@ def main():
                                      100 * c["full_share_of_crypto_limit"],
                                      c["crypto_limit_handshakes_per_s"])
                                  if kind == "full" and c["full_share_of_crypto_limit"] else ""))
+            print("    steal time on the worker's CPU meanwhile (counted in busy cycles): %.1f%% "
+                  "of the run" % (100 * k["steal_share_worker_cpu"]))
     if "tunnel" in res:
         u = res["tunnel"]
         print("tunnel (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "

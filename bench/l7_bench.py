@@ -4,7 +4,7 @@
   bench/l7_bench.py [--build DIR] [--conns N] [--seconds S]
                          [--links tap,memif] [--mux-conns M] [--mux-streams K]
                          [--authz-policies P] [--telemetry] [--resilience]
-                         [--json FILE]
+                         [--set KEY=VALUE ...] [--json FILE]
 
 Per link (tap, memif), one testbed namespace (tests/testbed --manifests
 --certs, 1 worker) holds:
@@ -99,6 +99,10 @@ false, no access log), then on (Istio metrics recorded and an access-log
 line per request written to a file); rows waypointd_telemetry_off / _on
 (the mean of the runs of each, each run listed) and the ratio busy_cycles_per_request_telemetry_on_over_off (goal: at
 most 1.05), with the access-log lines counted against the requests.
+--set KEY=VALUE (repeatable) passes a waypointd setting to every testbed
+of the run, as tests/testbed --set (e.g. polling.mode=busy: a saturated
+worker's terms, since a worker that always has work never sleeps); the
+JSON line lists them (waypointd_settings).
 Prints a table per link, then one JSON line. Bounded (per link a fixed
 number of runs of S seconds, each stopping by itself, plus set-up); not a
 pass/fail test.
@@ -304,6 +308,9 @@ def main():
     ap.add_argument("--resilience", action="store_true",
                     help="also run waypointd with a DestinationRule's connection-pool limits and "
                          "outlier detection on the service")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a waypointd setting for every testbed of the run, as tests/testbed "
+                         "--set (e.g. polling.mode=busy); repeatable")
     ap.add_argument("--json", help="also write the JSON result to this file")
     ap.add_argument("--mux-streams", type=int, default=16,
                     help="K: haproxy_multiplexed streams in flight per connection (default 16)")
@@ -320,6 +327,9 @@ def main():
     if not links or set(a.links.split(",")) - {"tap", "memif"}:
         sys.exit("l7_bench: --links: tap, memif or tap,memif")
     a.seconds = max(1.0, min(a.seconds, 120.0))
+    for kv in a.set:
+        if "=" not in kv:
+            sys.exit("l7_bench: --set %s: KEY=VALUE" % kv)
     load = os.path.join(a.build, "bench/l7_load")
     tmp = tempfile.mkdtemp(prefix="wp-l7-bench.")
     pki, man = os.path.join(tmp, "pki"), os.path.join(tmp, "man")
@@ -352,6 +362,13 @@ def main():
                      "h2o": "h2o " + h2o_version},
            "peer_notes": [H2O_NOTE % h2o_version],
            "links": {}}
+    if a.set:
+        res["waypointd_settings"] = a.set
+    if "polling.mode=busy" in a.set:
+        res["peer_notes"].append("polling.mode=busy: waypointd's worker polls without sleeping, "
+                                 "so its process CPU is its whole core whatever the load and "
+                                 "the cpu/request ratios say nothing of its work; compare its "
+                                 "TSC busy cycles per request")
     cert = [pki + "/productpage.pem", pki + "/productpage-key.pem", pki + "/ca.pem"]
     auth = "%s:9080" % VIP
 
@@ -369,7 +386,7 @@ def main():
     def testbed_up(link, sets=()):
         sh(os.path.join(ROOT, "tests/testbed"), "down", NS)  # a leftover from an aborted run
         extra = ["--set", "eal.lcores=0@0,1@%d" % proxy_cpu] if ncpu > 1 else []
-        for kv in sets:
+        for kv in (*a.set, *sets):
             extra += ["--set", kv]
         if link == "memif":
             extra += ["--link", "memif", "--wire-cpu", "0"]
@@ -604,6 +621,8 @@ def main():
     def show(link, out):
         print("\n== link %s: %s; %g s per row; cpu = process user+system CPU x TSC Hz ==" %
               (link, res["pinning"], a.seconds))
+        if a.set:
+            print("waypointd settings (--set): %s" % " ".join(a.set))
         print("%-20s %-28s %9s %10s %12s %8s %8s  %s" % ("row", "shape", "req/s", "cpu cyc/req",
                                                          "req/s/core", "p50 us", "p99 us",
                                                          "TLS suite"))
