@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +62,7 @@
 #define MAX_SETS 64
 
 static volatile bool quit, stop, drain, hup;
+static char runtime_dir[PATH_MAX];         /* the EAL's, removed at exit once empty */
 static struct wp_alog_writer *alog_writer; /* set before SIGUSR1 is handled */
 
 static void on_signal(int sig)
@@ -178,6 +180,15 @@ static void dpdk_log_stream(void)
 
 	if (f == NULL || rte_openlog_stream(f) != 0)
 		wp_log(WP_LOG_WARNING, "waypointd: warning: DPDK's log keeps its own stream\n");
+}
+
+/* DPDK leaves its runtime directory (/var/run/dpdk/<eal.file_prefix>)
+ * behind; its telemetry removes the socket in it from an exit handler.
+ * Registered before the EAL starts, this one runs after that one. */
+static void remove_runtime_dir(void)
+{
+	if (runtime_dir[0] != '\0')
+		(void)rmdir(runtime_dir); /* fails, harmlessly, unless empty */
 }
 
 static uint64_t mono_ms(void)
@@ -331,10 +342,12 @@ int main(int argc, char **argv)
 	(void)wp_sdnotify_init(); /* before the EAL starts threads: it unsets variables */
 	dpdk_log_stream();
 
+	(void)atexit(remove_runtime_dir);
 	if (wp_port_eal_init(&cfg, argv[0], err, sizeof(err)) != 0) {
 		wp_log(WP_LOG_ERR, "waypointd: %s\n", err);
 		return 1;
 	}
+	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
 	if (wp_ports_start(&cfg, &ports, err, sizeof(err)) != 0) {
 		wp_log(WP_LOG_ERR, "waypointd: %s\n", err);
 		goto out_ports;

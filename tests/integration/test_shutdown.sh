@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Foundation acceptance 5: SIGTERM under a ping flood exits 0 within 2 s and
-# leaves nothing behind (no process, no TAP interface, no hugepage files).
+# leaves nothing behind (no process, no TAP interface, no hugepage files,
+# no DPDK runtime directory).
 . "$(dirname "$0")/lib.sh"
 
 tb_up "$(tb_name)" --workers 2
@@ -19,5 +20,5 @@ for _ in $(seq 20); do [ -s "$WP_RC_FILE" ] && break; sleep 0.05; done
 [ "$(cat "$WP_RC_FILE" 2>/dev/null)" = 0 ] || fail "exit status '$(cat "$WP_RC_FILE" 2>/dev/null)', expected 0"
 in_ns ip link show wp0 >/dev/null 2>&1 && fail "TAP interface wp0 still exists"
 ls /dev/hugepages 2>/dev/null | grep -q "$WP_PREFIX" && fail "hugepage files left"
-[ -z "$(ls /var/run/dpdk/"$WP_PREFIX" 2>/dev/null)" ] || fail "runtime files left: $(ls /var/run/dpdk/"$WP_PREFIX")"
+[ -e "/var/run/dpdk/$WP_PREFIX" ] && fail "runtime directory left: /var/run/dpdk/$WP_PREFIX ($(ls /var/run/dpdk/"$WP_PREFIX"))"
 pass "SIGTERM under flood: exited in $ms ms, nothing left"
