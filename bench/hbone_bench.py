@@ -521,16 +521,17 @@ def main():
             }
 
         # 2. handshakes, full then resumed: process CPU for both
-        def hs_run(addr, port, pid, mode, pin=(), cpu=0):
+        def hs_run(addr, port, pid, mode, pin=(), steal_cpu=0):
             """mode () full handshakes, ("resume",) resumed ones (each of
             the 2 generator processes offers the newest ticket it got);
-            pin, a taskset prefix for the generator; cpu, the CPU whose
-            steal time (the share of the run the host took) is measured."""
+            pin, a taskset prefix for the generator; steal_cpu, the CPU
+            whose steal time (the share of the run the host took) is
+            measured."""
             ns(*pin, hs, addr, port, *cert, "50", "1", *mode)  # warm-up (ARP, caches)
             b0, p0 = t.totals()["busy_cycles"], proc_cpu_s(pid)
-            s0, w0 = cpu_steal_s(cpu), time.monotonic()
+            s0, w0 = cpu_steal_s(steal_cpu), time.monotonic()
             r = json.loads(ns(*pin, hs, addr, port, *cert, str(a.handshakes), "2", *mode))
-            s1, w1 = cpu_steal_s(cpu), time.monotonic()
+            s1, w1 = cpu_steal_s(steal_cpu), time.monotonic()
             b1, p1 = t.totals()["busy_cycles"], proc_cpu_s(pid)
             n = max(r["handshakes"], 1)
             cpu = (p1 - p0) / n
