@@ -37,14 +37,6 @@ struct wp_fault_plan {
 	uint8_t grpc;      /* its grpc-status for a gRPC request */
 };
 
-/* When a request delayed <delay_ms> from <now_ms> resumes: a millisecond
- * later than the sum, since the worker's clock counts whole milliseconds
- * (a request that came in late in one is still held its full delay). */
-static inline uint64_t wp_fault_until(uint64_t now_ms, uint32_t delay_ms)
-{
-	return now_ms + delay_ms + 1;
-}
-
 /* Keeps in *due the earliest time a held request resumes (0: none). */
 static inline void wp_fault_due(uint64_t *due, uint64_t until)
 {

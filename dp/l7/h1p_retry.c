@@ -182,6 +182,6 @@ uint16_t wp_h1p_retry_fire(struct wp_h1p_sess *s)
 	wp_lb_cache_begin(c->lbc, cl->lb, i, &s->act);
 	s->up->n_req++;
 	if (s->try_timeout_ms)
-		s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
+		s->try_deadline_ms = wp_deadline_ms(c->now_ms, s->try_timeout_ms);
 	return 0;
 }

@@ -144,7 +144,8 @@ struct wp_h1p_up *wp_h1p_up_get(struct wp_h1p_sess *s, const struct wp_route_clu
 		up->max_req = cl->pool.max_req_per_conn;
 		up->pe.idle_ms = cl->pool.idle_timeout_ms;
 		if (cl->pool.connect_timeout_ms)
-			up->connect_deadline_ms = c->now_ms + cl->pool.connect_timeout_ms;
+			up->connect_deadline_ms =
+			        wp_deadline_ms(c->now_ms, cl->pool.connect_timeout_ms);
 	}
 	return up;
 }

@@ -638,7 +638,7 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 				return sess_fault_abort(s, m);
 			wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY);
 			s->rec.flags |= WP_PIPE_F(DI);
-			s->fault_until_ms = wp_fault_until(c->now_ms, s->fault.delay_ms);
+			s->fault_until_ms = wp_deadline_ms(c->now_ms, s->fault.delay_ms);
 			wp_fault_due(&c->fault_due, s->fault_until_ms);
 			return true; /* held: wp_h1p_down_in() takes nothing more */
 		}
@@ -748,9 +748,11 @@ static bool route_request(struct wp_h1p_sess *s, struct wp_http1_msg *m)
 		s->reqid_gen = true;
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_H1P_REQUEST);
-	s->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
+	s->deadline_ms = d.rule->request_timeout_ms
+	                         ? wp_deadline_ms(c->now_ms, d.rule->request_timeout_ms)
+	                         : 0;
 	s->try_timeout_ms = d.rule->backend_timeout_ms;
-	s->try_deadline_ms = s->try_timeout_ms ? c->now_ms + s->try_timeout_ms : 0;
+	s->try_deadline_ms = s->try_timeout_ms ? wp_deadline_ms(c->now_ms, s->try_timeout_ms) : 0;
 	/* mirrors: not for upgrades (the copy could not follow the switch) */
 	if (d.n_mirrors > 0 && !(m->flags & WP_HTTP1_F_UPGRADE)) {
 		o.reqid = reqid_new ? reqid : NULL;
@@ -1036,7 +1038,7 @@ static bool retry_connect(struct wp_h1p_sess *s)
 			s->upb_sent = 0; /* nothing went out on the failed one */
 			(void)wp_h1p_retry_next_attempt(s);
 			if (s->try_timeout_ms) /* per try */
-				s->try_deadline_ms = c->now_ms + s->try_timeout_ms;
+				s->try_deadline_ms = wp_deadline_ms(c->now_ms, s->try_timeout_ms);
 			return true;
 		}
 	}

@@ -152,7 +152,7 @@ bool wp_h2p_fault(struct wp_h2p_strm *t, const struct wp_route_rule *rule)
 	}
 	wp_ctr_inc(c->ctr, WP_CTR_L7_FAULT_DELAY);
 	t->rec.flags |= WP_PIPE_F(DI);
-	t->fault_until_ms = wp_fault_until(c->now_ms, t->fault.delay_ms);
+	t->fault_until_ms = wp_deadline_ms(c->now_ms, t->fault.delay_ms);
 	wp_fault_due(&c->fault_due, t->fault_until_ms);
 	return true;
 }

@@ -298,7 +298,8 @@ struct wp_h2p_up *wp_h2p_up_acquire(struct wp_h2p_core *c, const struct wp_snap_
 		up->max_req = cl->pool.max_req_per_conn;
 		up->pe.idle_ms = cl->pool.idle_timeout_ms;
 		if (cl->pool.connect_timeout_ms)
-			up->connect_deadline_ms = c->now_ms + cl->pool.connect_timeout_ms;
+			up->connect_deadline_ms =
+			        wp_deadline_ms(c->now_ms, cl->pool.connect_timeout_ms);
 	}
 	return up;
 }

@@ -467,7 +467,8 @@ static void mirror_start(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 	m->n_mir = 0;
 	m->feeder = NULL;
 	m->deadline_ms = m->try_deadline_ms = 0;
-	m->mirror_deadline_ms = c->cfg.mirror_timeout_ms ? c->now_ms + c->cfg.mirror_timeout_ms : 0;
+	m->mirror_deadline_ms =
+	        c->cfg.mirror_timeout_ms ? wp_deadline_ms(c->now_ms, c->cfg.mirror_timeout_ms) : 0;
 	c->n_strms++;
 	/* the block: its bytes copied into m->req, fields in m->onv */
 	for (uint16_t k = 0; k < t->n_onv; k++) {
@@ -704,7 +705,7 @@ int wp_h2p_strm_dispatch(struct wp_h2p_strm *t, const struct wp_route_cluster *c
 			}
 			wp_lb_cache_begin(c->lbc, cl->lb, i, &t->act);
 			if (t->try_timeout_ms) /* per try */
-				t->try_deadline_ms = c->now_ms + t->try_timeout_ms;
+				t->try_deadline_ms = wp_deadline_ms(c->now_ms, t->try_timeout_ms);
 			return 0;
 		}
 		if (t->retries_left == 0 || !(t->retry_on & WP_ROUTE_RETRY_CONNECT_FAILURE) ||
@@ -973,7 +974,9 @@ static void strm_route(struct wp_h2p_strm *t)
 	t->pick_hash = hash;
 	t->pick_table = s->routes;
 	t->pick_cluster = (uint32_t)(d.cluster - s->routes->clusters);
-	t->deadline_ms = d.rule->request_timeout_ms ? c->now_ms + d.rule->request_timeout_ms : 0;
+	t->deadline_ms = d.rule->request_timeout_ms
+	                         ? wp_deadline_ms(c->now_ms, d.rule->request_timeout_ms)
+	                         : 0;
 	t->try_timeout_ms = d.rule->backend_timeout_ms;
 	n = wp_route_rewrite_target(&d, &rq, c->tmp2, sizeof(c->tmp2));
 	path = (const char *)p->value;

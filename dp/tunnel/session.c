@@ -26,7 +26,7 @@ struct sess *wp_tun_sess_alloc(struct wp_tunnel_worker *tw, struct wp_tun_port *
 	s->port = port;
 	s->client = client;
 	s->last_active_ms = tw->now_ms;
-	s->deadline_ms = tw->now_ms + tw->sh->cfg->hbone.connect_timeout_ms;
+	s->deadline_ms = wp_deadline_ms(tw->now_ms, tw->sh->cfg->hbone.connect_timeout_ms);
 	s->tls = wp_tls_conn_new(wp_tls_store_get(&tw->sh->tls),
 	                         client ? WP_TLS_CLIENT : WP_TLS_SERVER, tw->ctr);
 	if (s->tls == NULL) {

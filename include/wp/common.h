@@ -26,6 +26,15 @@
 
 #define wp_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* A deadline <ms> after <now_ms> on a worker's clock, which counts whole
+ * milliseconds: one later than the sum, so that it never comes before <ms>
+ * have passed (something that starts late in one millisecond still gets its
+ * whole time). */
+static inline uint64_t wp_deadline_ms(uint64_t now_ms, uint64_t ms)
+{
+	return now_ms + ms + 1;
+}
+
 /* Returned by I/O-ish calls when there is nothing to do right now. */
 #define WP_AGAIN 0
 

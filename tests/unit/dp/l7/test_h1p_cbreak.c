@@ -231,15 +231,15 @@ static void test_connect_timeout(void **state)
 	s = sess_open();
 	down_all(s, get);
 	assert_int_equal(n_open, 1);
-	wp_h1p_core_tick(core, 1200);
-	assert_int_equal(n_close, 0);
 	wp_h1p_core_tick(core, 1250);
+	assert_int_equal(n_close, 0);
+	wp_h1p_core_tick(core, 1251);
 	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 1);
 	assert_int_equal(n_open, 2); /* the retry */
 	assert_true(fups[0].closed);
 	assert_true(fups[1].ep.addr.v4 != fups[0].ep.addr.v4);
-	wp_h1p_core_tick(core, 1500);
-	wp_h1p_core_tick(core, 1750);
+	wp_h1p_core_tick(core, 1502);
+	wp_h1p_core_tick(core, 1753);
 	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 3);
 	assert_non_null(strstr(take_down(s), "HTTP/1.1 503 "));
 	assert_true(wp_h1p_down_finished(s));

@@ -264,7 +264,7 @@ static void test_metrics_per_request(void **state)
 	wp_h1p_sess_set_conn(s, &f.conn);
 	down_all(s, req);
 	take_up(wp_h1p_sess_up(s));
-	wp_h1p_core_tick(core, 12000);
+	wp_h1p_core_tick(core, 12001);
 	take_down(s);
 	wp_h1p_sess_close(s);
 	assert_int_equal(m_total(), 6);

@@ -876,16 +876,16 @@ static void test_connect_timeout(void **state)
 	req("GET", "/r/a", NULL, NULL);
 	pump();
 	assert_int_equal(n_fb, 1);
-	wp_h2p_core_tick(core, 1200);
-	assert_false(fbs[0].c.closed);
 	wp_h2p_core_tick(core, 1250);
+	assert_false(fbs[0].c.closed);
+	wp_h2p_core_tick(core, 1251);
 	pump();
 	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 1);
 	assert_true(fbs[0].c.closed);
 	assert_int_equal(n_fb, 2); /* the retry, on the other endpoint */
-	wp_h2p_core_tick(core, 1500);
+	wp_h2p_core_tick(core, 1502);
 	pump();
-	wp_h2p_core_tick(core, 1750);
+	wp_h2p_core_tick(core, 1753);
 	pump();
 	assert_int_equal(ctr[WP_CTR_L7_CB_CONNECT_TIMEOUT], 3);
 	assert_int_equal(cresps[0].status, 503);
@@ -951,10 +951,10 @@ static void test_timeout(void **state)
 	req("GET", "/slow/a", NULL, NULL);
 	pump();
 	assert_int_equal(n_brq, 1);
-	wp_h2p_core_tick(core, 11999);
+	wp_h2p_core_tick(core, 12000);
 	pump();
 	assert_int_equal(cresps[0].status, 0);
-	wp_h2p_core_tick(core, 12000);
+	wp_h2p_core_tick(core, 12001);
 	pump();
 	assert_int_equal(cresps[0].status, 504);
 	assert_true(cresps[0].closed);

@@ -124,10 +124,10 @@ static void test_pending_timeout(void **state)
 	pump();
 	assert_int_equal(cresp_of(o)->status, 503);
 	assert_memory_equal(cresp_of(o)->text, wp_cb_overflow_body, sizeof(cresps[0].text) - 1);
-	wp_h2p_core_tick(core, 11999);
+	wp_h2p_core_tick(core, 12000);
 	pump();
 	assert_int_equal(cresp_of(w1)->status, 0);
-	wp_h2p_core_tick(core, 12000);
+	wp_h2p_core_tick(core, 12001);
 	pump();
 	assert_int_equal(cresp_of(w1)->status, 504);
 	assert_true(cresp_of(w1)->closed);
