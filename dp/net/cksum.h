@@ -62,6 +62,38 @@ static inline uint64_t wp_cksum_add_sse2(uint64_t sum, const uint8_t *p, uint32_
 	}
 	return sum;
 }
+
+/* Copies the 64-byte steps of <len> bytes from <src> to <dst> and adds them
+ * to <sum>; the caller copies and sums the rest (len % 64). Each word is
+ * split into its 16-bit halves by a mask and a shift (two lane sums, as in
+ * wp_cksum_add_sse2, each taking 4 halves of at most 0xffff a step). */
+static inline uint64_t wp_cksum_copy_sse2(uint64_t sum, uint8_t *dst, const uint8_t *src,
+                                          uint32_t len)
+{
+	const __m128i low = _mm_set1_epi32(0xffff);
+	uint32_t steps = len / 64;
+
+	while (steps > 0) {
+		uint32_t n = steps < WP_CKSUM_BLOCK_STEPS ? steps : WP_CKSUM_BLOCK_STEPS;
+		__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+		uint32_t lane[4];
+
+		steps -= n;
+		for (; n > 0; n--, src += 64, dst += 64) {
+			for (unsigned k = 0; k < 64; k += 16) {
+				__m128i v =
+				        _mm_loadu_si128((const __m128i *)(const void *)(src + k));
+
+				_mm_storeu_si128((__m128i *)(void *)(dst + k), v);
+				lo = _mm_add_epi32(lo, _mm_and_si128(v, low));
+				hi = _mm_add_epi32(hi, _mm_srli_epi32(v, 16));
+			}
+		}
+		_mm_storeu_si128((__m128i *)(void *)lane, _mm_add_epi32(lo, hi));
+		sum += (uint64_t)lane[0] + lane[1] + lane[2] + lane[3];
+	}
+	return sum;
+}
 #endif
 
 /* Adds <len> bytes at <p> to a 64-bit running sum (no fold). */
@@ -110,6 +142,26 @@ static inline uint64_t wp_cksum_add(uint64_t sum, const uint8_t *p, uint32_t len
 	return sum;
 }
 
+/* Copies <len> bytes from <src> to <dst> and adds them to <sum> like
+ * wp_cksum_add() (as if they start at an even offset of what is summed):
+ * one pass over the bytes where a copy and then a sum take two, the second
+ * often missing the cache the copy just filled elsewhere. */
+static inline uint64_t wp_cksum_copy(uint64_t sum, uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+#ifdef __SSE2__
+	if (len >= 64) {
+		uint32_t bulk = len & ~63u;
+
+		sum = wp_cksum_copy_sse2(sum, dst, src, len);
+		dst += bulk;
+		src += bulk;
+		len -= bulk;
+	}
+#endif
+	memcpy(dst, src, len);
+	return wp_cksum_add(sum, dst, len);
+}
+
 /* Folds a running sum to 16 bits and complements it. */
 static inline uint16_t wp_cksum_fold(uint64_t sum)
 {
@@ -119,6 +171,16 @@ static inline uint16_t wp_cksum_fold(uint64_t sum)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
+}
+
+/* What <sum>, the running sum of bytes that start at an odd offset of the
+ * whole, adds to the whole's sum: folded and byte-swapped (RFC 1071 2(B),
+ * byte order independence). */
+static inline uint64_t wp_cksum_odd(uint64_t sum)
+{
+	uint16_t f = (uint16_t)~wp_cksum_fold(sum);
+
+	return (uint16_t)((f << 8) | (f >> 8));
 }
 
 static inline uint16_t wp_inet_cksum(const void *data, uint32_t len)

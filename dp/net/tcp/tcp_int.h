@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cksum.h"
 #include "tcp.h"
 #include "wp/counters.h"
 
@@ -386,6 +387,21 @@ static inline void ring_read(const uint8_t *ring, uint32_t size, uint32_t pos, u
 	memcpy(dst, ring + pos, first);
 	if (len > first)
 		memcpy(dst + first, ring, len - first);
+}
+
+/* ring_read() that also returns the bytes' running checksum (dp/net/cksum.h),
+ * as summed at an even offset of the segment. */
+static inline uint64_t ring_read_cksum(const uint8_t *ring, uint32_t size, uint32_t pos,
+                                       uint8_t *dst, uint32_t len)
+{
+	pos %= size;
+	uint32_t first = WP_MIN(len, size - pos);
+	uint64_t sum = wp_cksum_copy(0, dst, ring + pos, first);
+	if (len > first) {
+		uint64_t rest = wp_cksum_copy(0, dst + first, ring, len - first);
+		sum += first & 1 ? wp_cksum_odd(rest) : rest;
+	}
+	return sum;
 }
 
 /* ---- Addresses and counters ---- */

@@ -37,14 +37,20 @@ int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 	wr16(p + 16, 0);
 	wr16(p + 18, 0);
 	memcpy(p + 20, t->opt, t->optlen);
-	if (t->len)
-		ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
-	{
-		uint16_t ck = t->tso_segsz ? wp_tcp_phdr_sum(src->v4, dst->v4, 0)
-		              : st->cfg.tx_cksum_offload
-		                      ? wp_tcp_phdr_sum(src->v4, dst->v4, total)
-		                      : wp_tcp_cksum(src->v4, dst->v4, p, (uint16_t)total);
+	if (t->tso_segsz || st->cfg.tx_cksum_offload) {
+		uint16_t ck = wp_tcp_phdr_sum(src->v4, dst->v4, t->tso_segsz ? 0 : total);
 
+		if (t->len)
+			ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
+		memcpy(p + 16, &ck, sizeof(ck));
+	} else {
+		/* summed as copied (the header's length is a multiple of 4) */
+		uint64_t sum = wp_cksum_add(wp_tcp_phdr_add(src->v4, dst->v4, total), p, hl);
+		uint16_t ck;
+
+		if (t->len)
+			sum += ring_read_cksum(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
+		ck = wp_cksum_fold(sum);
 		memcpy(p + 16, &ck, sizeof(ck));
 	}
 	st->ops.tx_send(st->ops.arg, h, src->v4, dst->v4, total, t->tso_segsz);

@@ -791,6 +791,34 @@ static void ack_upto(uint32_t iss, uint32_t upto, uint8_t *stream)
 	assert_int_equal(F.conn->snd_una, iss + upto);
 }
 
+/* Without checksum offload a segment is summed as its bytes are copied out
+ * of the send ring. One byte, then the ring filled behind it, that byte and
+ * three more acknowledged and four written in their place: the segment that
+ * wraps starts at an odd offset of the ring and ends past its start, so its
+ * first piece has an odd length and the second's sum must be byte-swapped
+ * to join it. The fake peer checks every segment's checksum; the stream
+ * arrives whole. */
+static void test_send_cksum_wrap(void **state)
+{
+	static uint8_t pat[65536 + 4], got[sizeof(pat)];
+	struct wp_tcp_config cfg;
+
+	(void)state;
+	setup_cfg(&cfg); /* a 65,536-byte send ring, no offloads */
+	start(&cfg);
+	open_passive(false);
+	uint32_t iss = F.pack;
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 13 + (i >> 8) + 1);
+	assert_int_equal(wp_tcp_send(F.conn, pat, 1), 1);
+	assert_int_equal(wp_tcp_send(F.conn, pat + 1, 65535), 65535);
+	assert_true(SEQ_LT(F.conn->snd_nxt, iss + 65536)); /* the end is not sent yet */
+	ack_upto(iss, 4, got);
+	assert_int_equal(wp_tcp_send(F.conn, pat + 65536, 4), 4);
+	ack_upto(iss, sizeof(pat), got);
+	assert_memory_equal(got, pat, sizeof(pat));
+}
+
 /* Zero-copy queueing (wp_tcp_send_reserve / _commit), as TLS seals
  * records into the send ring: the free space in two pieces once the ring
  * wraps, the bytes written there sent in order after those queued
@@ -1322,6 +1350,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_zero_window_and_persist, teardown),
 	        cmocka_unit_test_teardown(test_half_close, teardown),
 	        cmocka_unit_test_teardown(test_send_reserve, teardown),
+	        cmocka_unit_test_teardown(test_send_cksum_wrap, teardown),
 	        cmocka_unit_test_teardown(test_time_wait_bound, teardown),
 	        cmocka_unit_test_teardown(test_delayed_ack, teardown),
 	        cmocka_unit_test_teardown(test_delack_pingpong, teardown),
