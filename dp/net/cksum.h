@@ -159,7 +159,7 @@ static inline uint64_t wp_cksum_copy(uint64_t sum, uint8_t *dst, const uint8_t *
 	}
 #endif
 	memcpy(dst, src, len);
-	return wp_cksum_add(sum, dst, len);
+	return wp_cksum_add(sum, src, len); /* (not the bytes just stored) */
 }
 
 /* Folds a running sum to 16 bits and complements it. */

@@ -36,7 +36,10 @@ int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 	wr16(p + 14, t->wnd);
 	wr16(p + 16, 0);
 	wr16(p + 18, 0);
-	memcpy(p + 20, t->opt, t->optlen);
+	/* options come in 4-byte words: fixed-size copies, not a call or a
+	 * string instruction sized at run time */
+	for (unsigned i = 0; i < t->optlen; i += 4)
+		memcpy(p + 20 + i, t->opt + i, 4);
 	if (t->tso_segsz || st->cfg.tx_cksum_offload) {
 		uint16_t ck = wp_tcp_phdr_sum(src->v4, dst->v4, t->tso_segsz ? 0 : total);
 
@@ -44,8 +47,17 @@ int wp_tcp_tx(struct wp_tcp_stack *st, const struct wp_addr *src, const struct w
 			ring_read(t->ring, t->ring_size, t->ring_pos, p + hl, t->len);
 		memcpy(p + 16, &ck, sizeof(ck));
 	} else {
-		/* summed as copied (the header's length is a multiple of 4) */
-		uint64_t sum = wp_cksum_add(wp_tcp_phdr_add(src->v4, dst->v4, total), p, hl);
+		/* Summed from what is written, not read back: a wide load of
+		 * bytes just stored in small pieces waits for the stores. The
+		 * header's fixed words as numbers (big-endian words), then in
+		 * memory order like the rest; options and payload (both at
+		 * offsets that are multiples of 4) as they are copied. */
+		uint64_t be = (uint64_t)sport + dport + (t->seq >> 16) + (t->seq & 0xffff) +
+		              (t->ack >> 16) + (t->ack & 0xffff) + ((hl / 4u) << 12) + t->flags +
+		              t->wnd;
+		uint64_t sum = wp_tcp_phdr_add(src->v4, dst->v4, total) +
+		               htons((uint16_t)~wp_cksum_fold(be)) +
+		               wp_cksum_add(0, t->opt, t->optlen);
 		uint16_t ck;
 
 		if (t->len)
