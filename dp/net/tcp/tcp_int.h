@@ -107,6 +107,11 @@ struct seg {
 	uint32_t len, head, skip;
 	const struct wp_tcp_piece *more;
 	unsigned nmore;
+	/* the receive ring <placed> at <placed_pos> (mod its size) already
+	 * holds the payload, copied there as its checksum was verified; NULL:
+	 * nowhere */
+	const uint8_t *placed;
+	uint32_t placed_pos;
 	bool has_mss, has_ws, has_sackok, has_ts;
 	uint16_t mss;
 	uint8_t ws, nsack;
@@ -387,6 +392,21 @@ static inline void ring_read(const uint8_t *ring, uint32_t size, uint32_t pos, u
 	memcpy(dst, ring + pos, first);
 	if (len > first)
 		memcpy(dst + first, ring, len - first);
+}
+
+/* ring_write() that also returns the bytes' running checksum (dp/net/cksum.h),
+ * as summed at an even offset of the segment. */
+static inline uint64_t ring_write_cksum(uint8_t *ring, uint32_t size, uint32_t pos,
+                                        const uint8_t *src, uint32_t len)
+{
+	pos %= size;
+	uint32_t first = WP_MIN(len, size - pos);
+	uint64_t sum = wp_cksum_copy(0, ring + pos, src, first);
+	if (len > first) {
+		uint64_t rest = wp_cksum_copy(0, ring, src + first, len - first);
+		sum += first & 1 ? wp_cksum_odd(rest) : rest;
+	}
+	return sum;
 }
 
 /* ring_read() that also returns the bytes' running checksum (dp/net/cksum.h),

@@ -610,6 +610,62 @@ static void test_reassembly(void **state)
 }
 
 /*
+ * Payload that continues the in-order stream is copied into the receive
+ * ring as its checksum is verified. The app reads odd amounts and leaves
+ * the rest (the ring stays), segments have odd sizes, so pieces wrap the
+ * 16 KiB ring at odd offsets; before every seventh segment a corrupted
+ * copy (other bytes, bad checksum) is dropped and counted and its bytes
+ * never reach the app. In the end the app has every byte once, in order.
+ */
+static void test_rx_placed(void **state)
+{
+	static uint8_t stream[60000], junk[1500];
+	struct wp_tcp_config cfg;
+	uint32_t off = 0;
+	unsigned k = 0;
+
+	(void)state;
+	setup_cfg(&cfg); /* a 16,384-byte receive ring */
+	start(&cfg);
+	open_passive(false);
+	for (size_t i = 0; i < sizeof(stream); i++)
+		stream[i] = (uint8_t)(i * 7 + (i >> 8) + 3);
+	memset(junk, 0xee, sizeof(junk));
+	F.consume_max = 0;
+	for (unsigned guard = 0; off < sizeof(stream); guard++) {
+		uint16_t n = (uint16_t)WP_MIN(1001u + 2u * (k % 200), sizeof(stream) - off);
+
+		assert_true(guard < 1000);
+		if (rcv_wnd_accept(F.conn) < n) { /* the app reads some */
+			F.consume_max = 2999;
+			wp_tcp_recv_resume(F.conn);
+			F.consume_max = 0;
+			continue;
+		}
+		if (k % 7 == 3) {
+			struct pkt bad = {.seq = F.pseq,
+			                  .ack = F.pack,
+			                  .flags = TH_ACK,
+			                  .wnd = F.pwnd,
+			                  .data = junk,
+			                  .len = n,
+			                  .bad_cksum = true};
+			uint64_t drops = F.ctr[WP_CTR_TCP_BAD_CHECKSUM];
+
+			assert_int_equal(inject(&bad), -EINVAL);
+			assert_int_equal(F.ctr[WP_CTR_TCP_BAD_CHECKSUM], drops + 1);
+		}
+		peer(TH_ACK, stream + off, n);
+		off += n;
+		k++;
+	}
+	F.consume_max = SIZE_MAX;
+	wp_tcp_recv_resume(F.conn);
+	assert_int_equal(F.rxlen, sizeof(stream));
+	assert_memory_equal(F.rx, stream, sizeof(stream));
+}
+
+/*
  * Segments in several buffers (wp_tcp_input_pieces, as LRO hands them
  * over): in order, a retransmission whose already-received front spans
  * two pieces, an empty piece, and an out-of-order one held until the gap
@@ -1346,6 +1402,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_paws, teardown),
 	        cmocka_unit_test_teardown(test_syncookies, teardown),
 	        cmocka_unit_test_teardown(test_reassembly, teardown),
+	        cmocka_unit_test_teardown(test_rx_placed, teardown),
 	        cmocka_unit_test_teardown(test_pieces, teardown),
 	        cmocka_unit_test_teardown(test_zero_window_and_persist, teardown),
 	        cmocka_unit_test_teardown(test_half_close, teardown),
