@@ -6,8 +6,8 @@
  * validates it; ACK processing updates the send window, RTT (RFC 6298),
  * congestion window and scoreboard (through tcp_recovery.c); payload goes
  * into the receive ring, out-of-order ranges included (in-order payload
- * already while its checksum is verified), and is delivered to the app; then the output loop (tcp_output.c) sends what the segment made
- * possible.
+ * already while its checksum is verified), and is delivered to the app; then the output loop
+ * (tcp_output.c) sends what the segment made possible.
  */
 #include <errno.h>
 #include <string.h>
@@ -873,15 +873,15 @@ void wp_tcp_parse_opts(const uint8_t *o, unsigned n, struct seg *s)
 static bool verify(struct wp_tcp_stack *st, struct wp_tcp_conn *c, uint32_t src_ip, uint32_t dst_ip,
                    const uint8_t *p, uint16_t len, unsigned doff, struct seg *s)
 {
-	uint64_t sum = wp_tcp_phdr_add(src_ip, dst_ip, len);
 	uint32_t n = len - doff, size = st->cfg.rcv_buf;
 
 	if (c == NULL || n == 0 || c->state != WP_TCP_ESTABLISHED || c->nooo || c->rbuf == NULL ||
 	    rd32(p + 4) != c->rcv_nxt || n > size - c->rlen)
-		return wp_cksum_fold(wp_cksum_add(sum, p, len)) == 0;
+		return wp_tcp_cksum(src_ip, dst_ip, p, len) == 0;
 	s->placed_pos = (c->rhead + c->rlen) % size;
-	sum = wp_cksum_add(sum, p, doff) + /* (doff is a multiple of 4) */
-	      ring_write_cksum(c->rbuf, size, s->placed_pos, p + doff, n);
+	uint64_t sum = wp_cksum_add(wp_tcp_phdr_add(src_ip, dst_ip, len), p, doff) +
+	               /* (doff is a multiple of 4) */
+	               ring_write_cksum(c->rbuf, size, s->placed_pos, p + doff, n);
 	if (wp_cksum_fold(sum) != 0)
 		return false;
 	s->placed = c->rbuf;

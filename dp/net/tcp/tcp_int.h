@@ -394,34 +394,37 @@ static inline void ring_read(const uint8_t *ring, uint32_t size, uint32_t pos, u
 		memcpy(dst + first, ring, len - first);
 }
 
-/* ring_write() that also returns the bytes' running checksum (dp/net/cksum.h),
- * as summed at an even offset of the segment. */
+/* Copies two pieces as a ring's wrap cuts them (<n0> bytes from <s0> to
+ * <d0>, then <n1> from <s1> to <d1>) and returns their running checksum
+ * (dp/net/cksum.h) as summed at an even offset of the segment: after an
+ * odd first piece the second joins byte-swapped. */
+static inline uint64_t copy2_cksum(uint8_t *d0, const uint8_t *s0, uint32_t n0, uint8_t *d1,
+                                   const uint8_t *s1, uint32_t n1)
+{
+	uint64_t sum = wp_cksum_copy(0, d0, s0, n0);
+	if (n1) {
+		uint64_t rest = wp_cksum_copy(0, d1, s1, n1);
+		sum += n0 & 1 ? wp_cksum_odd(rest) : rest;
+	}
+	return sum;
+}
+
+/* ring_write() that also returns the bytes' running checksum. */
 static inline uint64_t ring_write_cksum(uint8_t *ring, uint32_t size, uint32_t pos,
                                         const uint8_t *src, uint32_t len)
 {
 	pos %= size;
 	uint32_t first = WP_MIN(len, size - pos);
-	uint64_t sum = wp_cksum_copy(0, ring + pos, src, first);
-	if (len > first) {
-		uint64_t rest = wp_cksum_copy(0, ring, src + first, len - first);
-		sum += first & 1 ? wp_cksum_odd(rest) : rest;
-	}
-	return sum;
+	return copy2_cksum(ring + pos, src, first, ring, src + first, len - first);
 }
 
-/* ring_read() that also returns the bytes' running checksum (dp/net/cksum.h),
- * as summed at an even offset of the segment. */
+/* ring_read() that also returns the bytes' running checksum. */
 static inline uint64_t ring_read_cksum(const uint8_t *ring, uint32_t size, uint32_t pos,
                                        uint8_t *dst, uint32_t len)
 {
 	pos %= size;
 	uint32_t first = WP_MIN(len, size - pos);
-	uint64_t sum = wp_cksum_copy(0, dst, ring + pos, first);
-	if (len > first) {
-		uint64_t rest = wp_cksum_copy(0, dst + first, ring, len - first);
-		sum += first & 1 ? wp_cksum_odd(rest) : rest;
-	}
-	return sum;
+	return copy2_cksum(dst, ring + pos, first, dst + first, ring, len - first);
 }
 
 /* ---- Addresses and counters ---- */
