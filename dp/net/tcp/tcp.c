@@ -433,6 +433,7 @@ struct wp_tcp_stack *wp_tcp_stack_create(const struct wp_tcp_config *cfg,
 	if (!st->conns || !st->hash)
 		goto fail;
 	st->hmask = hsize - 1;
+	st->last_found = NIL;
 	memset(st->hash, 0xff, sizeof(uint32_t) * hsize);
 	for (uint32_t i = 0; i < cfg->max_conns; i++) {
 		st->conns[i].idx = i;

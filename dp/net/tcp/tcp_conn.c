@@ -78,15 +78,27 @@ static uint32_t flow_hash(const struct wp_tcp_stack *st, const struct wp_addr *l
 	return (uint32_t)wp_tcp_siphash24(st->key, b, n);
 }
 
+static inline bool conn_is(const struct wp_tcp_conn *c, const struct wp_addr *la, uint16_t lp,
+                           const struct wp_addr *ra, uint16_t rp)
+{
+	return c->lport == lp && c->rport == rp && addr_eq(&c->raddr, ra) && addr_eq(&c->laddr, la);
+}
+
+/* The connection last found is tried first: a receive burst mostly
+ * brings one flow's segments, and the keyed hash is the dearest part of a
+ * lookup. hash_remove() forgets it. */
 struct wp_tcp_conn *wp_tcp_conn_lookup(struct wp_tcp_stack *st, const struct wp_addr *la,
                                        uint16_t lp, const struct wp_addr *ra, uint16_t rp)
 {
+	if (st->last_found != NIL && conn_is(&st->conns[st->last_found], la, lp, ra, rp))
+		return &st->conns[st->last_found];
 	uint32_t i = st->hash[flow_hash(st, la, lp, ra, rp) & st->hmask];
 	while (i != NIL) {
 		struct wp_tcp_conn *c = &st->conns[i];
-		if (c->lport == lp && c->rport == rp && addr_eq(&c->raddr, ra) &&
-		    addr_eq(&c->laddr, la))
+		if (conn_is(c, la, lp, ra, rp)) {
+			st->last_found = i;
 			return c;
+		}
 		i = c->hnext;
 	}
 	return NULL;
@@ -104,6 +116,8 @@ void wp_tcp_hash_insert(struct wp_tcp_conn *c)
 static void hash_remove(struct wp_tcp_conn *c)
 {
 	struct wp_tcp_stack *st = c->st;
+	if (st->last_found == c->idx)
+		st->last_found = NIL;
 	uint32_t *p =
 	        &st->hash[flow_hash(st, &c->laddr, c->lport, &c->raddr, c->rport) & st->hmask];
 	while (*p != NIL) {

@@ -233,6 +233,7 @@ struct wp_tcp_stack {
 	uint32_t conn_free, conn_used, dead_head;
 	uint32_t *hash;
 	uint32_t hmask;
+	uint32_t last_found; /* the connection wp_tcp_conn_lookup() found last (NIL: none) */
 	uint32_t by_state[WP_TCP_STATE_MAX];
 
 	struct bufpool rpool, spool;
