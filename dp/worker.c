@@ -871,6 +871,7 @@ int wp_worker_main(void *arg)
 		end = rte_rdtsc();
 		if (work) {
 			w->stats.busy_cycles += end - start;
+			w->stats.busy_loops++;
 			empty = 0;
 			nap_us = first_nap;
 			continue;

@@ -51,7 +51,7 @@ static void print_table(json_t *s, bool all)
 		             !strcmp(key, "tx_packets") || !strcmp(key, "tx_bytes") ||
 		             !strcmp(key, "busy_cycles") || !strcmp(key, "idle_cycles");
 
-		if (!strcmp(key, "workers") || !strcmp(key, "loops"))
+		if (!strcmp(key, "workers") || !strcmp(key, "loops") || !strcmp(key, "busy_loops"))
 			continue;
 		if (!fixed && !all && json_integer_value(val) == 0)
 			continue;

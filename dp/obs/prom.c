@@ -182,6 +182,8 @@ static const struct stat_field {
         F(io_cycles, "waypointd_io_cycles_total", "counter",
           "Part of the busy cycles spent in the driver's receive and transmit calls"),
         F(loops, "waypointd_loops_total", "counter", "Poll loop iterations"),
+        F(busy_loops, "waypointd_busy_loops_total", "counter",
+          "Poll loop iterations that did work (their cycles are the busy cycles)"),
         F(tcp_conns, "waypointd_tcp_conns", "gauge", "TCP control blocks in use"),
         F(tcp_established, "waypointd_tcp_established", "gauge", "TCP connections in ESTABLISHED"),
         F(tcp_time_wait, "waypointd_tcp_time_wait", "gauge", "Compact TIME_WAIT entries"),

@@ -69,6 +69,7 @@ static void sum(const unsigned *ids, unsigned n, struct wp_stats *out)
 		out->idle_cycles += load(&s->idle_cycles);
 		out->io_cycles += load(&s->io_cycles);
 		out->loops += load(&s->loops);
+		out->busy_loops += load(&s->busy_loops);
 		out->tcp_conns += load(&s->tcp_conns);
 		out->tcp_established += load(&s->tcp_established);
 		out->tcp_time_wait += load(&s->tcp_time_wait);
@@ -154,6 +155,7 @@ static void fill(struct rte_tel_data *d, const struct wp_stats *s)
 	rte_tel_data_add_dict_u64(d, "idle_cycles", s->idle_cycles);
 	rte_tel_data_add_dict_u64(d, "io_cycles", s->io_cycles);
 	rte_tel_data_add_dict_u64(d, "loops", s->loops);
+	rte_tel_data_add_dict_u64(d, "busy_loops", s->busy_loops);
 	rte_tel_data_add_dict_u64(d, "tcp_conns", s->tcp_conns);
 	rte_tel_data_add_dict_u64(d, "tcp_established", s->tcp_established);
 	rte_tel_data_add_dict_u64(d, "tcp_time_wait", s->tcp_time_wait);

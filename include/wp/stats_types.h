@@ -21,6 +21,7 @@ struct wp_stats {
 	uint64_t idle_cycles; /* TSC cycles in empty iterations and sleeps */
 	uint64_t io_cycles;   /* part of busy_cycles spent inside the PMD's rx/tx burst calls */
 	uint64_t loops;
+	uint64_t busy_loops; /* ... of which did work (their cycles are busy_cycles) */
 	/* TCP occupancy, refreshed by the worker every millisecond. */
 	uint64_t tcp_conns;       /* control blocks in use */
 	uint64_t tcp_established; /* ... of which ESTABLISHED */

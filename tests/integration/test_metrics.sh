@@ -102,6 +102,7 @@ dt = top["interval_s"]
 assert 1.9 <= dt <= 3.0, f"interval {dt}"
 rates = {"rx_pps": "rx_packets", "tx_pps": "tx_packets", "drops_per_s": "drops",
          "requests_per_s": "requests", "tunnels_opened_per_s": "tunnels_opened"}
+busy_total = 0
 for c in top["cores"]:
     d = c["delta"]
     for r, k in rates.items():
@@ -110,7 +111,12 @@ for c in top["cores"]:
     w0, w1 = b["workers"][c["core"]], a["workers"][c["core"]]
     for k in ("rx_packets", "tx_packets", "rx_bytes", "busy_cycles", "drops"):
         assert 0 <= d[k] <= w1[k] - w0[k], (c["core"], k, d[k], w0[k], w1[k])
+    # the iterations that did work are some of all
+    busy, loops = w1["busy_loops"] - w0["busy_loops"], w1["loops"] - w0["loops"]
+    assert 0 <= busy <= loops, (c["core"], busy, loops)
+    busy_total += busy
     assert 0 <= c["busy_pct"] <= 100, c
+assert busy_total > 0, "no iteration did work under the pings"
 t = top["total"]
 assert t["delta"]["rx_packets"] == sum(c["delta"]["rx_packets"] for c in top["cores"])
 # ping sends 100 requests/s; under load, at least half of them
