@@ -5,13 +5,14 @@
                        [--idle-peer M] [--idle-hold S] [--idle-rate R]
                        [--workers 1|2]
                        [--link tap|memif|memif-zc|virtio|virtio-offload]
-                       [--mtu N] [--phases idle,handshakes,capacity,tunnel,storm]
+                       [--mtu N]
+                       [--phases idle,handshakes,capacity,tunnel,tunnel-capacity,storm]
                        [--storm N]
                        [--storm-bytes B] [--handshake-share P] [--storm-nice]
                        [--storm-procs K] [--storm-pace F]
                        [--tunnel-client c|py] [--set KEY=VALUE ...]
                        (defaults 2000, 256 MiB, 10000, 15000, 25 s, unpaced, 1,
-                       tap, 1500, idle,handshakes,capacity,tunnel, 10000, 64 MiB,
+                       tap, 1500, all phases but storm, 10000, 64 MiB,
                        waypointd's own, 4, 0.8, c)
 
 Inside a testbed namespace (tests/testbed --manifests --certs, --workers
@@ -92,7 +93,12 @@ on the namespace's loopback.
      the worker's CPU over each run (/proc/stat: what the hypervisor took,
      which busy cycles, being wall time, would include). Process CPU means
      nothing here (a busy-polling core is always at 100%), so no peer
-     ratio: the handshakes phase gives it.
+     ratio: the handshakes phase gives it. tunnel-capacity: the same
+     saturated, pinned worker carries phase 3's tunnel (its client and the
+     echo backend on CPU 0): busy cycles per byte of a core that shares
+     its CPU with nothing, where phase 3's worker shares it with the
+     client and the scheduler (its busy cycles, being wall time, count
+     the client's turns on the CPU too).
   5. (--phases storm, not in the default) a handshake storm beside an open
      tunnel: the tunnel's Gbit/s alone and during --storm full handshakes
      (hbone_hs, K processes), handshakes per second alone and beside it,
@@ -277,6 +283,19 @@ def crypto_limit():
             "handshakes_per_s": round(1 / each)}
 
 
+
+def print_tunnel(head, u, res):
+    print("%s (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
+          "busy cycles per byte (%s without the PMD's I/O), %s Gbit/s per core, mean frame "
+          "%d bytes received and %d sent, %s packets per busy loop, %s%s" % (
+              head, u["client"], res["link"], res["mtu"], u["client_gbit_s_both_ways"],
+              u["tsc_busy_cycles_per_byte"], u["tsc_busy_cycles_per_byte_without_pmd_io"],
+              u["gbit_s_per_core"], u["mean_frame_bytes"]["rx"], u["mean_frame_bytes"]["tx"],
+              u["packets_per_busy_loop"],
+              "every byte back, SHA-256 equal" if u["ok"] else "FAILED",
+              "; steal time on the worker's CPU %.1f%% of the run" %
+              (100 * u["steal_share_worker_cpu"]) if "steal_share_worker_cpu" in u else ""))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -328,9 +347,9 @@ def main():
                          "(e.g. ports.[0].tso=on); repeatable")
     ap.add_argument("--handshake-share", type=int, default=0,
                     help="waypointd's hbone.handshake_share, 1..100 (default: its own, 50)")
-    ap.add_argument("--phases", default="idle,handshakes,capacity,tunnel",
-                    help="comma-separated subset of idle,handshakes,capacity,tunnel,storm "
-                         "(default idle,handshakes,capacity,tunnel)")
+    ap.add_argument("--phases", default="idle,handshakes,capacity,tunnel,tunnel-capacity",
+                    help="comma-separated subset of idle,handshakes,capacity,tunnel,"
+                         "tunnel-capacity,storm (default all but storm)")
     ap.add_argument("--tunnel-client", default="c", choices=("c", "py"),
                     help="the tunnel and storm phases' client: bench/l7_load bulk (default) "
                          "or tests/integration/hbone_load.py")
@@ -350,8 +369,10 @@ def main():
                  % a.storm_pace)
     if a.storm_procs < 1:
         sys.exit("hbone_bench: --storm-procs: at least 1, not %d" % a.storm_procs)
-    if not phases or phases - {"idle", "handshakes", "capacity", "tunnel", "storm"}:
-        sys.exit("hbone_bench: --phases: a subset of idle,handshakes,capacity,tunnel,storm")
+    if not phases or phases - {"idle", "handshakes", "capacity", "tunnel", "tunnel-capacity",
+                               "storm"}:
+        sys.exit("hbone_bench: --phases: a subset of "
+                 "idle,handshakes,capacity,tunnel,tunnel-capacity,storm")
     # what every phase's testbed gets besides its sizing
     tb_args = (("--set", "hbone.handshake_share=%d" % a.handshake_share)
                if a.handshake_share else ())
@@ -558,20 +579,22 @@ def main():
             res["handshakes"]["waypointd_share_of_crypto_limit"] = (
                 round(per_core / lim, 3) if lim and per_core else None)
 
-        def tunnel_echo(nbytes, mbit=0.0):
+        def tunnel_echo(nbytes, mbit=0.0, pin=()):
             """One tunnel, nbytes each way to the echo backend and back, by
             the --tunnel-client: (Gbit/s both ways at the client, ok: every
             byte back with the SHA-256 of what was sent). mbit > 0 paces the
-            sending at mbit Mbit/s (l7_load only)."""
+            sending at mbit Mbit/s (l7_load only); pin, a taskset prefix
+            for the client."""
             if a.tunnel_client == "py":
                 if mbit:
                     raise RuntimeError("a paced tunnel needs --tunnel-client c")
-                r = json.loads(ns(PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
+                r = json.loads(ns(*pin, PY, os.path.join(ROOT, "tests/integration/hbone_load.py"),
                                   "echo", "--addr", wip + ":15008", "--certs", pki,
                                   "--authority", "198.19.0.10:7000", "--tunnels", "1",
                                   "--bytes", str(nbytes), "--timeout", "600"))
                 return r["mbit_s_both_ways"] / 1000, r["ok"] == 1
-            p = subprocess.run(["ip", "netns", "exec", NS, os.path.join(a.build, "bench/l7_load"),
+            p = subprocess.run(["ip", "netns", "exec", NS, *pin,
+                                os.path.join(a.build, "bench/l7_load"),
                                 "bulk", wip, "15008", str(nbytes), *cert, "198.19.0.10:7000",
                                 "600", "%.1f" % mbit], capture_output=True, text=True)
             if not p.stdout.strip():
@@ -582,11 +605,14 @@ def main():
                 print("hbone_bench: l7_load bulk failed: %s" % json.dumps(r), file=sys.stderr)
             return r.get("gbit_s_both_ways", 0.0), p.returncode == 0 and r["sha256_ok"] == 1
 
-        # 3. throughput (no peer)
-        if "tunnel" in phases:
-            b0 = t.totals()
-            gbit, ok = tunnel_echo(a.bytes)
-            b1 = t.totals()
+        def tunnel_run(tel, pin=(), steal_cpu=None):
+            """One tunnel_echo() of --bytes measured by waypointd's counters
+            (tel): busy TSC cycles per forwarded byte, both directions'
+            payload; with steal_cpu, the share of the run the host took
+            from that CPU."""
+            b0, s0, w0 = tel.totals(), cpu_steal_s(steal_cpu or 0), time.monotonic()
+            gbit, ok = tunnel_echo(a.bytes, pin=pin)
+            b1, s1, w1 = tel.totals(), cpu_steal_s(steal_cpu or 0), time.monotonic()
             fwd = (b1["tunnel_bytes_up"] - b0["tunnel_bytes_up"] +
                    b1["tunnel_bytes_down"] - b0["tunnel_bytes_down"])
             busy = b1["busy_cycles"] - b0["busy_cycles"]
@@ -595,14 +621,26 @@ def main():
                                max(1, b1[d + "_packets"] - b0[d + "_packets"]))
                       for d in ("rx", "tx")}
             cpb = busy / fwd if fwd else 0
-            res["tunnel"] = {"bytes_each_way": a.bytes, "ok": ok, "peer": None,
-                             "client": a.tunnel_client,
-                             "client_gbit_s_both_ways": round(gbit, 3),
-                             "tsc_busy_cycles_per_byte": round(cpb, 2),
-                             "tsc_busy_cycles_per_byte_without_pmd_io":
-                                 round((busy - io) / fwd, 2) if fwd else None,
-                             "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None,
-                             "mean_frame_bytes": frames}
+            pkts = sum(b1[d + "_packets"] - b0[d + "_packets"] for d in ("rx", "tx"))
+            loops = b1["busy_loops"] - b0["busy_loops"]
+            r = {"bytes_each_way": a.bytes, "ok": ok, "peer": None,
+                 "client": a.tunnel_client,
+                 "client_gbit_s_both_ways": round(gbit, 3),
+                 "tsc_busy_cycles_per_byte": round(cpb, 2),
+                 "tsc_busy_cycles_per_byte_without_pmd_io":
+                     round((busy - io) / fwd, 2) if fwd else None,
+                 "gbit_s_per_core": round(tsc * 8 / cpb / 1e9, 2) if cpb else None,
+                 "mean_frame_bytes": frames,
+                 # how full the worker's iterations were: a light load's
+                 # few packets each carry the loop's fixed cost
+                 "packets_per_busy_loop": round(pkts / loops, 2) if loops else None}
+            if steal_cpu is not None:
+                r["steal_share_worker_cpu"] = round((s1 - s0) / (w1 - w0), 3) if w1 > w0 else 0.0
+            return r
+
+        # 3. throughput (no peer)
+        if "tunnel" in phases:
+            res["tunnel"] = tunnel_run(t)
         # 4. a handshake storm while one tunnel streams (no peer)
         if "storm" in phases:
             def storm_start():
@@ -659,10 +697,11 @@ def main():
                                          **alone_then_storm(mbit)}
         t.close()
 
-        # 4. a saturated core's handshakes: last, in a testbed of its own
-        if "capacity" in phases:
+        # 4. a saturated core's handshakes and tunnel: last, in a testbed of its own
+        if phases & {"capacity", "tunnel-capacity"}:
             ncpu = os.cpu_count() or 1
             pinned = ncpu > 1
+            pin = ("taskset", "-c", "0") if pinned else ()
             cap_args = tb_args + ("--set", "polling.mode=busy")
             if pinned:  # main lcore (control plane) on CPU 0, the worker alone on the last
                 cap_args += ("--set", "eal.lcores=0@0,1@%d" % (ncpu - 1))
@@ -670,20 +709,31 @@ def main():
             t = Telemetry(prefix)
             cap = {"polling": "busy", "workers": 1, "pinned": pinned}
             for kind, mode in (("full", ()), ("resumed", ("resume",))):
-                w = hs_run(wip, "15008", wp_pid, mode, ("taskset", "-c", "0") if pinned else (),
-                           ncpu - 1)
+                if "capacity" not in phases:
+                    break
+                w = hs_run(wip, "15008", wp_pid, mode, pin, ncpu - 1)
                 # busy cycles are wall time: what the host took from the
                 # worker's CPU (steal time) would be in them
                 cap[kind] = {"count": w["count"], "resumed": w["resumed"], "failed": w["failed"],
                              "tsc_busy_cycles_each": round(w["_busy"]),
                              "per_core_per_s": round(tsc / w["_busy"]) if w["_busy"] else None,
                              "steal_share_worker_cpu": round(w["_steal"], 3)}
-            lim = (res["handshakes"]["crypto_limit"] if "handshakes" in res
-                   else crypto_limit())
-            cap["crypto_limit_handshakes_per_s"] = lim["handshakes_per_s"]
-            cap["full_share_of_crypto_limit"] = (
-                round(cap["full"]["per_core_per_s"] / lim["handshakes_per_s"], 3)
-                if cap["full"]["per_core_per_s"] else None)
+            if "capacity" in phases:
+                lim = (res["handshakes"]["crypto_limit"] if "handshakes" in res
+                       else crypto_limit())
+                cap["crypto_limit_handshakes_per_s"] = lim["handshakes_per_s"]
+                cap["full_share_of_crypto_limit"] = (
+                    round(cap["full"]["per_core_per_s"] / lim["handshakes_per_s"], 3)
+                    if cap["full"]["per_core_per_s"] else None)
+            if "tunnel-capacity" in phases:
+                # the testbed's new namespace needs its own echo backend;
+                # the client shares CPU 0 with it and the control plane
+                echo = subprocess.Popen(["ip", "netns", "exec", NS, *pin,
+                                         os.path.join(a.build, "bench/tcp_peer"), "6993"],
+                                        stdout=subprocess.PIPE, text=True)
+                procs.append(echo)
+                echo.stdout.readline()  # {"ready": true}
+                cap["tunnel"] = tunnel_run(t, pin, ncpu - 1)
             res["capacity"] = cap
             t.close()
     finally:
@@ -719,12 +769,14 @@ def main():
                       if h["waypointd_share_of_crypto_limit"] else "?"))
     if "capacity" in res:
         c = res["capacity"]
-        print("capacity (a saturated core: polling.mode=busy, %s; TSC busy cycles per handshake):"
-              % ("the worker alone on the last CPU, the generator on CPU 0" if c["pinned"]
-                 else "one CPU, nothing pinned: the generator's preemption counts too"))
+        print("capacity (a saturated core: polling.mode=busy, %s):"
+              % ("the worker alone on the last CPU, the clients on CPU 0" if c["pinned"]
+                 else "one CPU, nothing pinned: the clients' preemption counts too"))
         for kind in ("full", "resumed"):
+            if kind not in c:
+                continue
             k = c[kind]
-            print("  %s: %d cycles each, %s per core per s (%d handshakes, %d resumed, %d "
+            print("  %s handshakes: %d TSC busy cycles each, %s per core per s (%d handshakes, %d resumed, %d "
                   "failed)%s" % (kind, k["tsc_busy_cycles_each"], k["per_core_per_s"],
                                  k["count"], k["resumed"], k["failed"],
                                  "; %.0f%% of the crypto limit (%d per core per s)" % (
@@ -733,15 +785,10 @@ def main():
                                  if kind == "full" and c["full_share_of_crypto_limit"] else ""))
             print("    steal time on the worker's CPU meanwhile (counted in busy cycles): %.1f%% "
                   "of the run" % (100 * k["steal_share_worker_cpu"]))
+        if "tunnel" in c:
+            print_tunnel("  tunnel", c["tunnel"], res)
     if "tunnel" in res:
-        u = res["tunnel"]
-        print("tunnel (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
-              "busy cycles per byte (%s without the PMD's I/O), %s Gbit/s per core, mean frame "
-              "%d bytes received and %d sent, %s" % (
-                  u["client"], res["link"], res["mtu"], u["client_gbit_s_both_ways"],
-                  u["tsc_busy_cycles_per_byte"], u["tsc_busy_cycles_per_byte_without_pmd_io"],
-                  u["gbit_s_per_core"], u["mean_frame_bytes"]["rx"], u["mean_frame_bytes"]["tx"],
-                  "every byte back, SHA-256 equal" if u["ok"] else "FAILED"))
+        print_tunnel("tunnel", res["tunnel"], res)
     if "storm" in res:
         u = res["storm"]
         print("storm (no peer): one tunnel, %d bytes each way: %s Gbit/s alone, %s Gbit/s during a "
