@@ -76,7 +76,9 @@ on the namespace's loopback.
      records, SHA-256 of both directions compared; --tunnel-client py: the
      Python tests/integration/hbone_load.py, which cannot fill it): Gbit/s
      as seen by the client, waypointd's TSC busy cycles per forwarded byte
-     and Gbit/s per core; ok only when every byte came back unchanged. No
+     and Gbit/s per core, packets per busy loop (the iterations that did
+     work: a light load's few packets each carry the loop's fixed cost);
+     ok only when every byte came back unchanged. No
      peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
   4. (capacity; run last, in a testbed of its own) What one saturated
      core can do: polling.mode=busy, the one worker alone on the last CPU,
@@ -283,7 +285,6 @@ def crypto_limit():
             "handshakes_per_s": round(1 / each)}
 
 
-
 def print_tunnel(head, u, res):
     print("%s (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
           "busy cycles per byte (%s without the PMD's I/O), %s Gbit/s per core, mean frame "
@@ -295,6 +296,7 @@ def print_tunnel(head, u, res):
               "every byte back, SHA-256 equal" if u["ok"] else "FAILED",
               "; steal time on the worker's CPU %.1f%% of the run" %
               (100 * u["steal_share_worker_cpu"]) if "steal_share_worker_cpu" in u else ""))
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
@@ -776,13 +778,14 @@ def main():
             if kind not in c:
                 continue
             k = c[kind]
-            print("  %s handshakes: %d TSC busy cycles each, %s per core per s (%d handshakes, %d resumed, %d "
-                  "failed)%s" % (kind, k["tsc_busy_cycles_each"], k["per_core_per_s"],
-                                 k["count"], k["resumed"], k["failed"],
-                                 "; %.0f%% of the crypto limit (%d per core per s)" % (
-                                     100 * c["full_share_of_crypto_limit"],
-                                     c["crypto_limit_handshakes_per_s"])
-                                 if kind == "full" and c["full_share_of_crypto_limit"] else ""))
+            print("  %s handshakes: %d TSC busy cycles each, %s per core per s (%d handshakes, "
+                  "%d resumed, %d failed)%s" % (
+                      kind, k["tsc_busy_cycles_each"], k["per_core_per_s"],
+                      k["count"], k["resumed"], k["failed"],
+                      "; %.0f%% of the crypto limit (%d per core per s)" % (
+                          100 * c["full_share_of_crypto_limit"],
+                          c["crypto_limit_handshakes_per_s"])
+                      if kind == "full" and c["full_share_of_crypto_limit"] else ""))
             print("    steal time on the worker's CPU meanwhile (counted in busy cycles): %.1f%% "
                   "of the run" % (100 * k["steal_share_worker_cpu"]))
         if "tunnel" in c:
