@@ -4,17 +4,18 @@
  * handshake), 16 KiB application records sealed by one and read by the
  * other, by copy (wp_tls_rec_read into a 16 KiB buffer, as the tunnel did)
  * and in place (wp_tls_rec_view / _consume, as the tunnel does), against
- * the same suite's bare AEAD decrypting a 16 KiB record with OpenSSL's EVP
- * interface in the same run (the floor: no framing, no buffers).
+ * the same suite's bare AEAD (dp/tls/aead.c) opening a 16 KiB record in
+ * the same run (the floor: no framing, no buffers); and that AEAD against
+ * OpenSSL's EVP doing the same (what the record layer ran before).
  *
  *   build/bench/tls_record [MIB [SUITE]]
  *
  * MIB per way (default 1024), SUITE 0x1301 (AES-128-GCM, default),
  * 0x1302 (AES-256-GCM) or 0x1303 (ChaCha20-Poly1305). Only the receiving
- * side is timed (feed, decrypt, read or view). The three ways take turns
+ * side is timed (feed, decrypt, read or view). The four ways take turns
  * in eight rounds of MIB/8 each; each one's best round counts. Prints TSC
- * cycles per byte of plaintext, the ratios of each way to the bare AEAD,
- * and one JSON line.
+ * cycles per byte of plaintext, the ratios of the record layer to the bare
+ * AEAD and of OpenSSL's EVP to it, and one JSON line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #include <openssl/evp.h>
 
+#include "aead.h"
 #include "record_int.h"
 #include "wp/counters.h"
 
@@ -35,13 +37,14 @@ static uint64_t ctrs[WP_CTR_MAX];
 struct suite_info {
 	uint16_t id;
 	const char *cipher;
+	enum wp_tls_aead_alg alg;
 	size_t key_len, secret_len;
 };
 
 static const struct suite_info suites[] = {
-        {0x1301, "AES-128-GCM", 16, 32},
-        {0x1302, "AES-256-GCM", 32, 48},
-        {0x1303, "ChaCha20-Poly1305", 32, 32},
+        {0x1301, "AES-128-GCM", WP_TLS_AES_128_GCM, 16, 32},
+        {0x1302, "AES-256-GCM", WP_TLS_AES_256_GCM, 32, 48},
+        {0x1303, "ChaCha20-Poly1305", WP_TLS_CHACHA20_POLY1305, 32, 32},
 };
 
 static void die(const char *what)
@@ -114,9 +117,40 @@ static double through_records(const struct suite_info *su, size_t bytes, bool in
 	return (double)cycles / (double)got;
 }
 
-/* The suite's AEAD alone: decrypt and authenticate one sealed 16 KiB
- * record again and again (nonce and tag of the one sealing). */
+/* The record layer's AEAD alone (aead.c): open one sealed 16 KiB record
+ * again and again, in place on a fresh copy (the copy is not timed). */
 static double bare_aead(const struct suite_info *su, size_t bytes)
+{
+	static uint8_t pt[REC_PT], ct[REC_PT], out[REC_PT];
+	uint8_t key[32] = {9}, iv[12] = {1}, aad[5] = {23, 3, 3, 0x40, 0x11}, tag[16];
+	struct wp_tls_aead enc = {0}, dec = {0};
+	struct wp_tls_aead_seal s;
+	uint64_t cycles = 0;
+	size_t done = 0;
+
+	if (wp_tls_aead_set_key(&enc, su->alg, key, true) != 0 ||
+	    wp_tls_aead_set_key(&dec, su->alg, key, false) != 0 ||
+	    wp_tls_aead_seal_begin(&s, &enc, iv, aad, sizeof(aad)) != 0 ||
+	    wp_tls_aead_seal_update(&s, ct, pt, sizeof(pt)) != 0 ||
+	    wp_tls_aead_seal_end(&s, tag) != 0)
+		die("sealing the record");
+	while (done < bytes) {
+		uint64_t t0;
+
+		memcpy(out, ct, sizeof(ct));
+		t0 = __rdtsc();
+		if (!wp_tls_aead_open(&dec, iv, aad, sizeof(aad), out, sizeof(out), tag))
+			die("the record did not authenticate");
+		cycles += __rdtsc() - t0;
+		done += sizeof(ct);
+	}
+	wp_tls_aead_clear(&enc);
+	wp_tls_aead_clear(&dec);
+	return (double)cycles / (double)done;
+}
+
+/* The same with OpenSSL's EVP interface (out of place). */
+static double bare_evp(const struct suite_info *su, size_t bytes)
 {
 	static uint8_t pt[REC_PT], ct[REC_PT], out[REC_PT];
 	uint8_t key[32] = {9}, iv[12] = {1}, aad[5] = {23, 3, 3, 0x40, 0x11}, tag[16];
@@ -162,7 +196,7 @@ int main(int argc, char **argv)
 	long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 1024;
 	unsigned long id = argc > 2 ? strtoul(argv[2], NULL, 0) : 0x1301;
 	const struct suite_info *su = NULL;
-	double aead, copy, view;
+	double aead, evp, copy, view;
 	size_t bytes;
 
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
@@ -176,19 +210,23 @@ int main(int argc, char **argv)
 	/* Eight rounds, the three ways in turn, each a best of eight: the
 	 * machine's speed drifts between runs more than the ways differ. */
 	bytes = ((size_t)mib << 20) / ROUNDS;
-	aead = copy = view = 1e9;
+	aead = evp = copy = view = 1e9;
 	for (int r = 0; r < ROUNDS; r++) {
 		aead = best(aead, bare_aead(su, bytes));
+		evp = best(evp, bare_evp(su, bytes));
 		copy = best(copy, through_records(su, bytes, false));
 		view = best(view, through_records(su, bytes, true));
 	}
-	printf("tls_record: %s, %ld MiB each, TSC cycles per plaintext byte received\n", su->cipher,
-	       mib);
-	printf("  bare AEAD %.3f; record layer by copy %.3f (%.2fx), in place %.3f (%.2fx)\n", aead,
-	       copy, copy / aead, view, view / aead);
-	printf("{\"bench\": \"tls_record\", \"suite\": \"%s\", \"mib\": %ld, \"aead_cpb\": %.3f, "
-	       "\"copy_cpb\": %.3f, \"view_cpb\": %.3f, \"ratio_copy_over_aead\": %.2f, "
+	printf("tls_record: %s on %s, %ld MiB each, TSC cycles per plaintext byte received\n",
+	       su->cipher, wp_tls_aead_impl(su->alg), mib);
+	printf("  bare AEAD %.3f (OpenSSL's EVP %.3f, %.2fx); record layer by copy %.3f (%.2fx), "
+	       "in place %.3f (%.2fx)\n",
+	       aead, evp, evp / aead, copy, copy / aead, view, view / aead);
+	printf("{\"bench\": \"tls_record\", \"suite\": \"%s\", \"aead\": \"%s\", \"mib\": %ld, "
+	       "\"aead_cpb\": %.3f, \"evp_cpb\": %.3f, \"copy_cpb\": %.3f, \"view_cpb\": %.3f, "
+	       "\"ratio_evp_over_aead\": %.2f, \"ratio_copy_over_aead\": %.2f, "
 	       "\"ratio_view_over_aead\": %.2f}\n",
-	       su->cipher, mib, aead, copy, view, copy / aead, view / aead);
+	       su->cipher, wp_tls_aead_impl(su->alg), mib, aead, evp, copy, view, evp / aead,
+	       copy / aead, view / aead);
 	return 0;
 }

@@ -525,6 +525,8 @@ int main(int argc, char **argv)
 		        cfg.ports[i].mtu, cfg.workers,
 		        cfg.poll_mode == WP_POLL_BUSY ? "busy" : "adaptive");
 	}
+	wp_log_out(WP_LOG_INFO, "waypointd: TLS records: AES-GCM on %s, ChaCha20-Poly1305 on %s\n",
+	           wp_tls_record_crypto(0x1301), wp_tls_record_crypto(0x1303));
 
 	if (wp_snapshot_get(wp_cp_slot(cp)) == NULL)
 		(void)wp_sdnotify_send("STATUS=ports up, waiting for the first snapshot");

@@ -3,10 +3,10 @@
  * in user space. tls.c lets OpenSSL run the handshake, then moves the
  * connection here and frees the SSL object (~18 KB per idle connection).
  *
- * What a connection keeps: per direction an EVP AEAD context holding the
- * key schedule, the 12-byte IV, the 64-bit record sequence number and the
- * traffic secret (the next one is derived from it on KeyUpdate, RFC 8446
- * §7.2); the input and output buffers exist only while bytes are in
+ * What a connection keeps: per direction an AEAD key (aead.c: AES-GCM on
+ * intel-ipsec-mb, ChaCha20-Poly1305 on EVP), the 12-byte IV, the 64-bit
+ * record sequence number and the traffic secret (the next one is derived
+ * from it on KeyUpdate, RFC 8446 §7.2); the input and output buffers exist only while bytes are in
  * flight (wp_tls_rec_trim gives them back when idle: page-sized ones to
  * a per-thread cache, buf_put).
  *
@@ -37,7 +37,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 
 #include "kdf.h"
 #include "record_int.h"
@@ -72,20 +71,10 @@ _Static_assert(REC_OVERHEAD == WP_TLS_REC_OVERHEAD && REC_MAX_PT == WP_TLS_REC_M
                "tls.h's record sizes are the record layer's");
 
 static const struct suite suites[] = {
-        {0x1301, 16, 32, "AES-128-GCM"},
-        {0x1302, 32, 48, "AES-256-GCM"},
-        {0x1303, 32, 32, "ChaCha20-Poly1305"},
+        {0x1301, 16, 32, WP_TLS_AES_128_GCM},
+        {0x1302, 32, 48, WP_TLS_AES_256_GCM},
+        {0x1303, 32, 32, WP_TLS_CHACHA20_POLY1305},
 };
-
-/* Fetched once per process, shared read-only by all cores. */
-static EVP_CIPHER *ciphers[WP_ARRAY_SIZE(suites)];
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-
-static void fetch_algs(void)
-{
-	for (size_t i = 0; i < WP_ARRAY_SIZE(suites); i++)
-		ciphers[i] = EVP_CIPHER_fetch(NULL, suites[i].cipher, NULL);
-}
 
 static inline void rec_ctr(struct wp_tls_rec *r, enum wp_ctr c)
 {
@@ -93,25 +82,26 @@ static inline void rec_ctr(struct wp_tls_rec *r, enum wp_ctr c)
 		wp_ctr_inc(r->ctrs, c);
 }
 
-static const struct suite *find_suite(uint16_t id, size_t *idx)
+static const struct suite *find_suite(uint16_t id)
 {
 	for (size_t i = 0; i < WP_ARRAY_SIZE(suites); i++)
-		if (suites[i].id == id) {
-			*idx = i;
+		if (suites[i].id == id)
 			return &suites[i];
-		}
 	return NULL;
 }
 
 bool wp_tls_rec_suite_ok(uint16_t id, size_t secret_len)
 {
-	size_t i = 0;
-	const struct suite *s = find_suite(id, &i);
+	const struct suite *s = find_suite(id);
 
-	if (s == NULL || s->hash_len != secret_len)
-		return false;
-	pthread_once(&fetch_once, fetch_algs);
-	return ciphers[i] != NULL;
+	return s != NULL && s->hash_len == secret_len && wp_tls_aead_available(s->alg);
+}
+
+const char *wp_tls_record_crypto(uint16_t suite)
+{
+	const struct suite *s = find_suite(suite);
+
+	return s != NULL ? wp_tls_aead_impl(s->alg) : "unavailable";
 }
 
 /* ---- key schedule ---- */
@@ -136,12 +126,7 @@ static int install(struct wp_tls_rec *r, struct dir *d, bool enc)
 	if ((err = wp_tls_expand_label_with(&k, "key", NULL, 0, key, r->suite->key_len)) != 0 ||
 	    (err = wp_tls_expand_label_with(&k, "iv", NULL, 0, d->iv, REC_IV)) != 0)
 		goto out;
-	if (d->aead == NULL && (d->aead = EVP_CIPHER_CTX_new()) == NULL) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (EVP_CipherInit_ex2(d->aead, r->cipher, key, NULL, enc ? 1 : 0, NULL) != 1)
-		err = -EPROTO;
+	err = wp_tls_aead_set_key(&d->aead, r->suite->alg, key, enc);
 	d->seq = 0;
 out:
 	OPENSSL_cleanse(key, sizeof(key));
@@ -339,14 +324,13 @@ static void sink_put(struct sink *o, const uint8_t *src, size_t len)
 /* Encrypts len bytes of src into the sink (AES-GCM and ChaCha20-Poly1305
  * turn each input byte into one output byte, so a piece boundary may fall
  * anywhere). */
-static bool sink_encrypt(struct sink *o, EVP_CIPHER_CTX *aead, const uint8_t *src, size_t len)
+static bool sink_encrypt(struct sink *o, struct wp_tls_aead_seal *s, const uint8_t *src, size_t len)
 {
 	while (len > 0) {
 		size_t n;
 		uint8_t *d = sink_at(o, len, &n);
-		int w;
 
-		if (EVP_EncryptUpdate(aead, d, &w, src, (int)n) != 1 || (size_t)w != n)
+		if (wp_tls_aead_seal_update(s, d, src, n) != 0)
 			return false;
 		o->pos += n;
 		src += n;
@@ -363,7 +347,7 @@ static int seal_into(struct wp_tls_rec *r, uint8_t type, const uint8_t *data, si
 	struct dir *d = &r->wr;
 	uint8_t h[REC_HDR], iv[REC_IV], tag[REC_TAG];
 	size_t ct = len + 1 + REC_TAG;
-	int n;
+	struct wp_tls_aead_seal s;
 
 	if (d->seq == UINT64_MAX) {
 		rec_ctr(r, WP_CTR_TLS_REC_SEQ_WRAP);
@@ -376,12 +360,9 @@ static int seal_into(struct wp_tls_rec *r, uint8_t type, const uint8_t *data, si
 	h[4] = (uint8_t)ct;
 	nonce(d, iv);
 	sink_put(o, h, REC_HDR);
-	if (EVP_EncryptInit_ex(d->aead, NULL, NULL, NULL, iv) != 1 ||
-	    EVP_EncryptUpdate(d->aead, NULL, &n, h, REC_HDR) != 1 ||
-	    !sink_encrypt(o, d->aead, data, len) || !sink_encrypt(o, d->aead, &type, 1) ||
-	    EVP_EncryptFinal_ex(d->aead, tag, &n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_GET_TAG, REC_TAG, tag) != 1) {
-		ERR_clear_error();
+	if (wp_tls_aead_seal_begin(&s, &d->aead, iv, h, REC_HDR) != 0 ||
+	    !sink_encrypt(o, &s, data, len) || !sink_encrypt(o, &s, &type, 1) ||
+	    wp_tls_aead_seal_end(&s, tag) != 0) {
 		rec_ctr(r, WP_CTR_TLS_REC_CRYPTO);
 		return -EPROTO;
 	}
@@ -714,7 +695,7 @@ static ssize_t next_record(struct wp_tls_rec *r)
 	struct dir *d = &r->rd;
 	uint8_t *h, *p, iv[REC_IV], type;
 	size_t avail = r->in_len - r->in_off, clen, n;
-	int outl, ok;
+	bool ok;
 
 	/* While idle the input is NULL (trimmed): no pointer into it yet. */
 	if (avail < REC_HDR)
@@ -749,14 +730,9 @@ static ssize_t next_record(struct wp_tls_rec *r)
 	p = h + REC_HDR;
 	n = clen - REC_TAG;
 	nonce(d, iv);
-	ok = EVP_DecryptInit_ex(d->aead, NULL, NULL, NULL, iv) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(d->aead, EVP_CTRL_AEAD_SET_TAG, REC_TAG, p + n) == 1 &&
-	     EVP_DecryptUpdate(d->aead, NULL, &outl, h, REC_HDR) == 1 &&
-	     EVP_DecryptUpdate(d->aead, p, &outl, p, (int)n) == 1 &&
-	     EVP_DecryptFinal_ex(d->aead, p + n, &outl) == 1;
+	ok = wp_tls_aead_open(&d->aead, iv, h, REC_HDR, p, n, p + n);
 	OPENSSL_cleanse(iv, sizeof(iv));
 	if (!ok) {
-		ERR_clear_error();
 		rec_ctr(r, WP_CTR_TLS_REC_BAD_MAC);
 		return fatal(r, AL_BAD_RECORD_MAC);
 	}
@@ -892,15 +868,13 @@ ssize_t wp_tls_rec_read(struct wp_tls_rec *r, void *buf, size_t len)
 struct wp_tls_rec *wp_tls_rec_new(const struct wp_tls_rec_params *p)
 {
 	struct wp_tls_rec *r;
-	size_t i = 0;
 
 	if (!wp_tls_rec_suite_ok(p->suite, p->secret_len))
 		return NULL;
 	r = OPENSSL_zalloc(sizeof(*r));
 	if (r == NULL)
 		return NULL;
-	r->suite = find_suite(p->suite, &i);
-	r->cipher = ciphers[i];
+	r->suite = find_suite(p->suite);
 	r->ctrs = p->ctrs;
 	r->client = p->client;
 	r->cap = (uint32_t)WP_MAX(p->cap, (size_t)REC_MAX);
@@ -978,8 +952,8 @@ void wp_tls_rec_free(struct wp_tls_rec *r)
 {
 	if (r == NULL)
 		return;
-	EVP_CIPHER_CTX_free(r->rd.aead);
-	EVP_CIPHER_CTX_free(r->wr.aead);
+	wp_tls_aead_clear(&r->rd.aead);
+	wp_tls_aead_clear(&r->wr.aead);
 	OPENSSL_clear_free(r->in, r->in_cap);
 	OPENSSL_free(r->out);
 	OPENSSL_clear_free(r, sizeof(*r));

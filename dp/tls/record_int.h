@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/evp.h>
-
+#include "aead.h"
 #include "record.h"
 
 #define REC_HDR      5
@@ -35,11 +34,11 @@ struct suite {
 	uint16_t id;
 	uint8_t key_len;
 	uint8_t hash_len;
-	const char *cipher; /* EVP name */
+	enum wp_tls_aead_alg alg;
 };
 
 struct dir {
-	EVP_CIPHER_CTX *aead;
+	struct wp_tls_aead aead;
 	uint64_t seq;
 	uint8_t iv[REC_IV];
 	uint8_t secret[WP_TLS_REC_SECRET_MAX];
@@ -47,7 +46,6 @@ struct dir {
 
 struct wp_tls_rec {
 	const struct suite *suite;
-	const EVP_CIPHER *cipher;
 	uint64_t *ctrs;
 	struct dir rd, wr;
 	uint8_t *in;     /* OPENSSL_malloc'ed, NULL while idle */

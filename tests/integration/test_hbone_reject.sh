@@ -54,6 +54,14 @@ got=$(suite TLS_CHACHA20_POLY1305_SHA256)
 [ -z "$got" ] || fail "offer ChaCha20 alone: got '$got'"
 expect_delta tunnel_handshake_failed "$h"
 pass "TLS 1.3 suite: AES-256-GCM by the configured preference, AES-128-GCM when alone offered, ChaCha20 refused"
+# The start-up log names what seals and opens each suite's records; a build
+# linked with intel-ipsec-mb runs AES-GCM on it (the tunnels below run
+# AES-256-GCM records through it).
+if ldd "$WP_BIN" | grep -q libIPSec_MB; then
+	grep -q "TLS records: AES-GCM on intel-ipsec-mb .*, ChaCha20-Poly1305 on OpenSSL" "$WP_LOG" ||
+		fail "record crypto not in the log: $(grep 'TLS records' "$WP_LOG")"
+	pass "the start-up log names intel-ipsec-mb for AES-GCM records, OpenSSL for ChaCha20-Poly1305"
+fi
 
 check() { # description counter expected-status client-args...
 	local what=$1 c=$2 st=$3 b out
