@@ -79,11 +79,7 @@ on the namespace's loopback.
      and Gbit/s per core, packets per busy loop (the iterations that did
      work: a light load's few packets each carry the loop's fixed cost);
      ok only when every byte came back unchanged. No
-     peer: nghttpx cannot splice CONNECT tunnels, so no ratio. With a
-     tunnel phase, a cache line's round trip between CPU 0 and the last
-     CPU (build/bench/c2c) is printed, measured before and after the
-     phases with no testbed up: every byte the wire writes on CPU 0 and
-     the worker reads pays it, and on a virtual machine the host sets it.
+     peer: nghttpx cannot splice CONNECT tunnels, so no ratio.
   4. (capacity; run last, in a testbed of its own) What one saturated
      core can do: polling.mode=busy, the one worker alone on the last CPU,
      hbone_hs (and, on the memif links, the wire) on CPU 0; the same full
@@ -289,17 +285,6 @@ def crypto_limit():
             "handshakes_per_s": round(1 / each)}
 
 
-def c2c_ns(build):
-    """A cache line's round trip between CPU 0 and the last CPU, in ns
-    (build/bench/c2c), or None on a one-CPU machine. Measured with no
-    testbed up: busy pollers on either CPU would be in it."""
-    if (os.cpu_count() or 1) < 2:
-        return None
-    p = subprocess.run([os.path.join(build, "bench/c2c")], capture_output=True, text=True,
-                       check=True, timeout=60)
-    return json.loads(p.stdout.splitlines()[-1])["round_trip_ns"]
-
-
 def print_tunnel(head, u, res):
     print("%s (no peer, client %s, %s link, MTU %d): %s Gbit/s at the client, %s TSC "
           "busy cycles per byte (%s without the PMD's I/O), %s Gbit/s per core, mean frame "
@@ -413,10 +398,6 @@ def main():
     if a.set:
         res["waypointd_settings"] = a.set
     res["link"], res["mtu"] = a.link, a.mtu
-    if phases & {"tunnel", "tunnel-capacity"}:
-        # a byte the wire writes on CPU 0 and the worker reads pays this;
-        # on a virtual machine the host decides it, and may change it
-        res["c2c_round_trip_ns"] = [c2c_ns(a.build)]
     try:
         # The pools sized at start, per connection of capacity: two starts.
         reserved_each = 0
@@ -762,14 +743,7 @@ def main():
             p.terminate()
         subprocess.run([os.path.join(ROOT, "tests/testbed"), "down", NS], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    if "c2c_round_trip_ns" in res:
-        res["c2c_round_trip_ns"].append(c2c_ns(a.build))
     print("hbone_bench: tsc_hz %d" % res["tsc_hz"])
-    if res.get("c2c_round_trip_ns", [None])[0] is not None:
-        print("a cache line's round trip between CPU 0 and CPU %d (build/bench/c2c), before and "
-              "after the phases: %s ns" % ((os.cpu_count() or 1) - 1,
-                                           " and ".join("%.0f" % x
-                                                        for x in res["c2c_round_trip_ns"])))
     if "idle" in res:
         print_idle(res["idle"], a)
     for kind in ("handshakes", "resumed_handshakes"):
