@@ -6,9 +6,9 @@
  * What a connection keeps: per direction an AEAD key (aead.c: AES-GCM on
  * intel-ipsec-mb, ChaCha20-Poly1305 on EVP), the 12-byte IV, the 64-bit
  * record sequence number and the traffic secret (the next one is derived
- * from it on KeyUpdate, RFC 8446 §7.2); the input and output buffers exist only while bytes are in
- * flight (wp_tls_rec_trim gives them back when idle: page-sized ones to
- * a per-thread cache, buf_put).
+ * from it on KeyUpdate, RFC 8446 §7.2); the input and output buffers
+ * exist only while bytes are in flight (wp_tls_rec_trim gives them back
+ * when idle: page-sized ones to a per-thread cache, buf_put).
  *
  * Records (§5): the outer header is always (application_data, 0x0303,
  * length); the AEAD nonce is the IV xor the sequence number, the AAD the
