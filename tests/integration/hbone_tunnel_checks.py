@@ -510,6 +510,11 @@ def cmd_ping(a):
     good.send(sg, b"x" * 5000, end=True)
     good.run_until(lambda: good_rec["end"] is not None, 5)
     checks["good_works"] = good_rec["rx"] == 6000 and good_rec["end"] == "eof"
+    # and ends cleanly: the backend closed after our EOF, so waypointd's
+    # END_STREAM comes back before we close the connection (closing first
+    # would reset a half-open tunnel, a third tunnel_downstream_reset)
+    good.run_until(lambda: good.streams[sg].ended, 5)
+    checks["good_ended"] = good.streams[sg].ended
     # the mute client finds the connection closed when it looks again
     mute.run_until(lambda: mute.closed, 5)
     checks["mute_conn_closed"] = mute.closed
