@@ -36,7 +36,6 @@ static const char *const evp_names[] = {
 
 /* Fetched once per process, shared read-only by all cores. */
 static EVP_CIPHER *evp_ciphers[NALG];
-static char evp_impl[64];
 
 #ifdef WP_HAVE_IPSEC_MB
 struct gcm_fns {
@@ -46,6 +45,9 @@ struct gcm_fns {
 	aes_gcm_enc_dec_finalize_t enc_final;
 	aes_gcm_enc_dec_t dec;
 };
+
+_Static_assert(WP_TLS_AES_128_GCM == 0 && WP_TLS_AES_256_GCM == 1,
+               "gcm_fns is indexed by the algorithm");
 
 static IMB_MGR *imb;
 static struct gcm_fns gcm_fns[2]; /* AES-128-GCM, AES-256-GCM */
@@ -102,7 +104,6 @@ static void start(void)
 		if (!on_gcm((enum wp_tls_aead_alg)i))
 			evp_ciphers[i] = EVP_CIPHER_fetch(NULL, evp_names[i], NULL);
 	ERR_clear_error();
-	snprintf(evp_impl, sizeof(evp_impl), "%s", OpenSSL_version(OPENSSL_VERSION));
 }
 
 bool wp_tls_aead_available(enum wp_tls_aead_alg alg)
@@ -121,18 +122,21 @@ const char *wp_tls_aead_impl(enum wp_tls_aead_alg alg)
 	if (on_gcm(alg))
 		return gcm_impl;
 #endif
-	return evp_impl;
+	return OpenSSL_version(OPENSSL_VERSION);
 }
 
 int wp_tls_aead_set_key(struct wp_tls_aead *a, enum wp_tls_aead_alg alg, const uint8_t *key,
                         bool enc)
 {
+	bool gcm;
+
 	if (!wp_tls_aead_available(alg))
 		return -EPROTO;
-	if (a->impl != NULL && (a->alg != alg || a->gcm != on_gcm(alg)))
+	gcm = on_gcm(alg);
+	if (a->impl != NULL && (a->alg != alg || a->gcm != gcm))
 		wp_tls_aead_clear(a);
 	a->alg = (uint8_t)alg;
-	a->gcm = on_gcm(alg);
+	a->gcm = gcm;
 #ifdef WP_HAVE_IPSEC_MB
 	if (a->gcm) {
 		if (a->impl == NULL && (a->impl = aligned_alloc(64, GCM_KEY_SIZE)) == NULL)

@@ -268,11 +268,11 @@ int wp_tls_spiffe_parse(const char *id, size_t len, const char **td, size_t *td_
  * live). Returns 0 or -EBUSY if OpenSSL already allocated.
  */
 int wp_tls_mem_accounting_enable(void);
+int64_t wp_tls_mem_live(void);
 
 /* What seals and opens the records of a TLS 1.3 suite (0x1301..0x1303) in
  * this process, for the start-up log: "intel-ipsec-mb 1.3.0 (AVX-512,
  * VAES)", "OpenSSL 3.0.19 ...", or "unavailable". */
 const char *wp_tls_record_crypto(uint16_t suite);
-int64_t wp_tls_mem_live(void);
 
 #endif /* WP_DP_TLS_H */
